@@ -1,0 +1,42 @@
+#ifndef BP_CONFIG_CONFIG_H
+#define BP_CONFIG_CONFIG_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "lib/err.h"
+
+/* The server's configuration: defaults, then blnkproxy.json (or --config FILE), then BLNKPROXY_*
+ * environment variables, then command-line flags (DESIGN §7). Runtime code reads only this
+ * immutable snapshot, never config text. */
+
+struct bp_config {
+    char *db;                     /* DSN; "db" / BLNKPROXY_DB / --db; default "./blnkproxy.db" */
+    char *listen_host;            /* "listen" / BLNKPROXY_LISTEN / --listen "HOST:PORT"; default 127.0.0.1:8080 */
+    int listen_port;              /* 0 = any free port (the chosen one is logged) */
+    int workers;                  /* "workers" / BLNKPROXY_WORKERS / --workers; default = online cores; 1..256 */
+    int64_t upstream_connect_timeout_ms; /* "upstream_connect_timeout" (duration or seconds number) default 5s */
+    int64_t upstream_timeout_ms;  /* "upstream_timeout" / --upstream-timeout SECONDS; default 30s */
+    size_t max_head_bytes;        /* "max_header_bytes": whole request head, default 32 KiB */
+    size_t max_headers;           /* "max_headers": default 100 */
+    size_t max_body_bytes;        /* "max_body_bytes": default 1 MiB per request body */
+    size_t max_upload_bytes;      /* "max_upload_bytes": multipart upload route, default 32 MiB */
+    size_t max_response_bytes;    /* "max_response_bytes": buffered Core response cap, default 64 MiB */
+    int64_t idle_timeout_ms;      /* "idle_timeout": keep-alive idle close, default 60s */
+    int64_t header_timeout_ms;    /* "header_timeout": time to send a complete head, default 10s */
+    int64_t shutdown_timeout_ms;  /* "shutdown_timeout": bound on draining at SIGTERM, default 10s */
+    int64_t reload_interval_ms;   /* "reload_interval": store change poll, default 500ms */
+    int log_level;                /* enum bp_log_level; "log_level" / BLNKPROXY_LOG_LEVEL / --log-level */
+};
+
+/* Builds the configuration for `serve`. argv holds only the serve flags (after "serve").
+ * Flags: --config FILE, --db DSN, --listen HOST:PORT, --workers N, --upstream-timeout SECONDS,
+ * --upstream-connect-timeout SECONDS, --log-level LEVEL, and --NAME VALUE for every JSON key
+ * (underscores as dashes). Environment: BLNKPROXY_<KEY uppercased>. A config file named by
+ * --config or BLNKPROXY_CONFIG must exist; ./blnkproxy.json is read when present.
+ * On error writes a message naming the source ("blnkproxy.json: workers: must be 1..256",
+ * "BLNKPROXY_WORKERS: ...", "--listen: ...") into err and returns BP_ERR_INVALID. */
+bp_err bp_config_load(int argc, char **argv, struct bp_config *out, char *err, size_t err_len);
+void bp_config_cleanup(struct bp_config *c);
+
+#endif

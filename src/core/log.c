@@ -1,0 +1,165 @@
+/* JSON-lines logger. Threads: any; each line is built in a stack buffer and written with one
+ * write(2), which the kernel keeps whole for pipes and files up to PIPE_BUF-ish sizes. */
+#include "core/log.h"
+
+#include <inttypes.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#define LINE_MAX_BYTES 4096
+
+static atomic_int current_level = BP_LOG_INFO;
+
+static const char *const level_names[] = {"debug", "info", "warn", "error"};
+
+void
+bp_log_set_level(enum bp_log_level lvl)
+{
+    atomic_store(&current_level, (int)lvl);
+}
+
+bool
+bp_log_enabled(enum bp_log_level lvl)
+{
+    return (int)lvl >= atomic_load_explicit(&current_level, memory_order_relaxed);
+}
+
+bool
+bp_log_level_parse(const char *text, enum bp_log_level *out)
+{
+    for (size_t i = 0; i < sizeof(level_names) / sizeof(level_names[0]); i++) {
+        if (strcmp(text, level_names[i]) == 0) {
+            *out = (enum bp_log_level)i;
+            return true;
+        }
+    }
+    return false;
+}
+
+size_t
+bp_json_escape(char *out, size_t cap, const char *s, size_t len)
+{
+    static const char hex[] = "0123456789abcdef";
+    size_t o = 0;
+
+    if (cap == 0) {
+        return 0;
+    }
+    for (size_t i = 0; i < len; i++) {
+        unsigned char c = (unsigned char)s[i];
+        char esc[7];
+        size_t n = 0;
+        if (c == '"' || c == '\\') {
+            esc[n++] = '\\';
+            esc[n++] = (char)c;
+        } else if (c < 0x20 || c == 0x7f) {
+            esc[n++] = '\\';
+            esc[n++] = 'u';
+            esc[n++] = '0';
+            esc[n++] = '0';
+            esc[n++] = hex[c >> 4];
+            esc[n++] = hex[c & 15];
+        } else {
+            esc[n++] = (char)c;
+        }
+        if (o + n >= cap) {
+            break;
+        }
+        memcpy(out + o, esc, n);
+        o += n;
+    }
+    out[o] = '\0';
+    return o;
+}
+
+struct line {
+    char buf[LINE_MAX_BYTES];
+    size_t len;
+};
+
+static void
+put(struct line *l, const char *s, size_t n)
+{
+    size_t room = sizeof(l->buf) - 2 - l->len; /* keep space for "}\n" */
+    if (n > room) {
+        n = room;
+    }
+    memcpy(l->buf + l->len, s, n);
+    l->len += n;
+}
+
+static void
+put_str(struct line *l, const char *s, size_t n)
+{
+    char tmp[LINE_MAX_BYTES];
+    size_t w;
+
+    if (s == NULL) {
+        put(l, "null", 4);
+        return;
+    }
+    w = bp_json_escape(tmp, sizeof(tmp), s, n);
+    put(l, "\"", 1);
+    put(l, tmp, w);
+    put(l, "\"", 1);
+}
+
+static void
+put_key(struct line *l, const char *k)
+{
+    put(l, ",", 1);
+    put_str(l, k, strlen(k));
+    put(l, ":", 1);
+}
+
+void
+bp_log_write(enum bp_log_level lvl, const char *msg, const struct bp_log_field *fields, size_t n)
+{
+    struct line l = {.len = 0};
+    char num[64];
+    struct timespec ts;
+    struct tm tm;
+    int w;
+
+    clock_gettime(CLOCK_REALTIME, &ts);
+    gmtime_r(&ts.tv_sec, &tm);
+    w = snprintf(num, sizeof(num), "{\"time\":\"%04d-%02d-%02dT%02d:%02d:%02d.%03ldZ\"",
+                 tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec,
+                 ts.tv_nsec / 1000000);
+    put(&l, num, (size_t)w);
+    put_key(&l, "level");
+    put_str(&l, level_names[lvl], strlen(level_names[lvl]));
+    put_key(&l, "msg");
+    put_str(&l, msg, strlen(msg));
+    for (size_t i = 0; i < n; i++) {
+        const struct bp_log_field *f = &fields[i];
+        put_key(&l, f->key);
+        switch (f->type) {
+        case BP_LOGF_STR:
+            put_str(&l, f->s, f->s ? strlen(f->s) : 0);
+            break;
+        case BP_LOGF_STRN:
+            put_str(&l, f->s, f->n);
+            break;
+        case BP_LOGF_INT:
+            w = snprintf(num, sizeof(num), "%" PRId64, f->i);
+            put(&l, num, (size_t)w);
+            break;
+        case BP_LOGF_BOOL:
+            put(&l, f->i ? "true" : "false", f->i ? 4 : 5);
+            break;
+        case BP_LOGF_DBL:
+            w = snprintf(num, sizeof(num), "%.3f", f->d);
+            put(&l, num, (size_t)w);
+            break;
+        }
+    }
+    l.buf[l.len++] = '}';
+    l.buf[l.len++] = '\n';
+    /* One write: partial writes to stderr are not retried, a log line is not worth blocking for. */
+    ssize_t ignored = write(STDERR_FILENO, l.buf, l.len);
+    (void)ignored;
+}

@@ -1,0 +1,38 @@
+#include "lib/err.h"
+
+#include <stddef.h>
+
+static const char *const names[BP_ERR__COUNT] = {
+    [BP_OK] = "ok",
+    [BP_ERR_NOMEM] = "nomem",
+    [BP_ERR_INVALID] = "invalid",
+    [BP_ERR_LIMIT] = "limit",
+    [BP_ERR_NOT_FOUND] = "not_found",
+    [BP_ERR_EXISTS] = "exists",
+    [BP_ERR_IO] = "io",
+    [BP_ERR_STORE] = "store",
+    [BP_ERR_AGAIN] = "again",
+    [BP_ERR_AUTH_MISSING] = "auth_missing",
+    [BP_ERR_AUTH_INVALID_KEY] = "auth_invalid_key",
+    [BP_ERR_AUTH_EXPIRED_KEY] = "auth_expired_key",
+    [BP_ERR_AUTH_INVALID_TOKEN] = "auth_invalid_token",
+    [BP_ERR_AUTH_SCOPE] = "auth_scope",
+    [BP_ERR_AUTH_INSTANCE] = "auth_instance",
+    [BP_ERR_MISSING_INSTANCE_ID] = "missing_instance_id",
+    [BP_ERR_MALFORMED] = "malformed",
+    [BP_ERR_UNKNOWN_INSTANCE] = "unknown_instance",
+    [BP_ERR_ROUTE_NOT_FOUND] = "route_not_found",
+    [BP_ERR_PAYLOAD_TOO_LARGE] = "payload_too_large",
+    [BP_ERR_UPSTREAM_UNREACHABLE] = "upstream_unreachable",
+    [BP_ERR_UPSTREAM_TIMEOUT] = "upstream_timeout",
+    [BP_ERR_UPSTREAM_TOO_LARGE] = "upstream_too_large",
+};
+
+const char *
+bp_err_str(bp_err rc)
+{
+    if ((unsigned)rc >= BP_ERR__COUNT || names[rc] == NULL) {
+        return "unknown";
+    }
+    return names[rc];
+}

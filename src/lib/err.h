@@ -1,0 +1,38 @@
+#ifndef BP_LIB_ERR_H
+#define BP_LIB_ERR_H
+
+/* The one error type of blnkproxy. BP_OK is 0; every other value names a failure that the
+ * code deciding its meaning maps to an outcome (http/errors.c maps the request ones to DESIGN §2). */
+typedef enum {
+    BP_OK = 0,
+    BP_ERR_NOMEM,
+    BP_ERR_INVALID,          /* bad argument or input for a non-HTTP caller (CLI, config) */
+    BP_ERR_LIMIT,            /* a declared maximum would be exceeded */
+    BP_ERR_NOT_FOUND,
+    BP_ERR_EXISTS,
+    BP_ERR_IO,
+    BP_ERR_STORE,
+    BP_ERR_AGAIN,            /* incomplete input: feed more bytes */
+
+    /* Request outcomes, DESIGN §2 error table. */
+    BP_ERR_AUTH_MISSING,
+    BP_ERR_AUTH_INVALID_KEY,
+    BP_ERR_AUTH_EXPIRED_KEY,
+    BP_ERR_AUTH_INVALID_TOKEN,
+    BP_ERR_AUTH_SCOPE,
+    BP_ERR_AUTH_INSTANCE,
+    BP_ERR_MISSING_INSTANCE_ID,
+    BP_ERR_MALFORMED,
+    BP_ERR_UNKNOWN_INSTANCE,
+    BP_ERR_ROUTE_NOT_FOUND,
+    BP_ERR_PAYLOAD_TOO_LARGE,
+    BP_ERR_UPSTREAM_UNREACHABLE,
+    BP_ERR_UPSTREAM_TIMEOUT,
+    BP_ERR_UPSTREAM_TOO_LARGE,
+    BP_ERR__COUNT
+} bp_err;
+
+/* A short stable name for logs ("not_found"). Never NULL. */
+const char *bp_err_str(bp_err rc);
+
+#endif

@@ -1,0 +1,102 @@
+#include "lib/rand.h"
+
+#include <stdint.h>
+#include <stdio.h>
+
+#include <openssl/rand.h>
+
+#include "lib/clock.h"
+
+bp_err
+bp_rand_bytes(void *out, size_t n)
+{
+    if (RAND_bytes(out, (int)n) != 1) {
+        return BP_ERR_IO;
+    }
+    return BP_OK;
+}
+
+void
+bp_hex_encode(const void *in, size_t n, char *out)
+{
+    static const char hex[] = "0123456789abcdef";
+    const unsigned char *p = in;
+    for (size_t i = 0; i < n; i++) {
+        out[2 * i] = hex[p[i] >> 4];
+        out[2 * i + 1] = hex[p[i] & 15];
+    }
+    out[2 * n] = '\0';
+}
+
+bp_err
+bp_rand_hex(char *out, size_t nbytes)
+{
+    unsigned char tmp[64];
+    bp_err rc;
+
+    if (nbytes > sizeof(tmp)) {
+        return BP_ERR_INVALID;
+    }
+    rc = bp_rand_bytes(tmp, nbytes);
+    if (rc != BP_OK) {
+        return rc;
+    }
+    bp_hex_encode(tmp, nbytes, out);
+    return BP_OK;
+}
+
+bp_err
+bp_ulid(char out[BP_ULID_LEN + 1])
+{
+    static const char b32[] = "0123456789ABCDEFGHJKMNPQRSTVWXYZ";
+    unsigned char bytes[16];
+    uint64_t ms = (uint64_t)bp_clock_wall_ms();
+    bp_err rc;
+
+    for (int i = 5; i >= 0; i--) {
+        bytes[i] = (unsigned char)(ms & 0xff);
+        ms >>= 8;
+    }
+    rc = bp_rand_bytes(bytes + 6, 10);
+    if (rc != BP_OK) {
+        return rc;
+    }
+    /* 128 bits as 26 base32 digits: the first digit carries the top 3 bits. */
+    for (int i = 25; i >= 0; i--) {
+        int bit = (25 - i) * 5; /* position from the least significant end */
+        unsigned v = 0;
+        for (int k = 0; k < 5; k++) {
+            int b = bit + k;
+            if (b < 128) {
+                int byte = 15 - b / 8;
+                v |= (unsigned)((bytes[byte] >> (b % 8)) & 1) << k;
+            }
+        }
+        out[i] = b32[v];
+    }
+    out[BP_ULID_LEN] = '\0';
+    return BP_OK;
+}
+
+bp_err
+bp_uuid7(char out[BP_UUID_LEN + 1])
+{
+    unsigned char b[16];
+    uint64_t ms = (uint64_t)bp_clock_wall_ms();
+    bp_err rc = bp_rand_bytes(b, sizeof(b));
+
+    if (rc != BP_OK) {
+        return rc;
+    }
+    for (int i = 5; i >= 0; i--) {
+        b[i] = (unsigned char)(ms & 0xff);
+        ms >>= 8;
+    }
+    b[6] = (unsigned char)((b[6] & 0x0f) | 0x70);
+    b[8] = (unsigned char)((b[8] & 0x3f) | 0x80);
+    snprintf(out, BP_UUID_LEN + 1,
+             "%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x", b[0], b[1],
+             b[2], b[3], b[4], b[5], b[6], b[7], b[8], b[9], b[10], b[11], b[12], b[13], b[14],
+             b[15]);
+    return BP_OK;
+}

@@ -1,0 +1,21 @@
+#ifndef BP_LIB_RAND_H
+#define BP_LIB_RAND_H
+
+#include <stddef.h>
+
+#include "lib/err.h"
+
+/* Bytes from the OS CSPRNG (OpenSSL RAND_bytes). Fails only if the CSPRNG does. */
+bp_err bp_rand_bytes(void *out, size_t n);
+/* Writes 2*nbytes lowercase hex digits of fresh random bytes and a NUL into out[2*nbytes+1]. */
+bp_err bp_rand_hex(char *out, size_t nbytes);
+/* A time-ordered 26-character ULID (Crockford base32, 48-bit ms time + 80 random bits). */
+#define BP_ULID_LEN 26
+bp_err bp_ulid(char out[BP_ULID_LEN + 1]);
+/* A UUIDv7 in its 36-character text form. */
+#define BP_UUID_LEN 36
+bp_err bp_uuid7(char out[BP_UUID_LEN + 1]);
+/* Lowercase hex encoding of n bytes into out[2n+1]. */
+void bp_hex_encode(const void *in, size_t n, char *out);
+
+#endif

@@ -1,0 +1,91 @@
+#include "lib/str.h"
+
+#include <string.h>
+
+static unsigned char
+lower(unsigned char c)
+{
+    return (c >= 'A' && c <= 'Z') ? (unsigned char)(c + 32) : c;
+}
+
+bool
+bp_str_ieq(const char *a, size_t alen, const char *b)
+{
+    size_t blen = strlen(b);
+    if (alen != blen) {
+        return false;
+    }
+    for (size_t i = 0; i < alen; i++) {
+        if (lower((unsigned char)a[i]) != lower((unsigned char)b[i])) {
+            return false;
+        }
+    }
+    return true;
+}
+
+bool
+bp_str_eq(const char *a, size_t alen, const char *b)
+{
+    return alen == strlen(b) && memcmp(a, b, alen) == 0;
+}
+
+bp_err
+bp_str_parse_u64(const char *s, size_t len, uint64_t max, uint64_t *out)
+{
+    uint64_t v = 0;
+
+    if (len == 0 || len > 20) {
+        return BP_ERR_INVALID;
+    }
+    for (size_t i = 0; i < len; i++) {
+        unsigned d;
+        if (s[i] < '0' || s[i] > '9') {
+            return BP_ERR_INVALID;
+        }
+        d = (unsigned)(s[i] - '0');
+        if (v > (max - d) / 10) {
+            return BP_ERR_INVALID;
+        }
+        v = v * 10 + d;
+    }
+    *out = v;
+    return BP_OK;
+}
+
+bp_err
+bp_str_parse_duration(const char *s, int64_t *out_seconds)
+{
+    size_t len = strlen(s);
+    uint64_t n;
+    uint64_t mult;
+
+    if (strcmp(s, "never") == 0) {
+        *out_seconds = -1;
+        return BP_OK;
+    }
+    if (len < 2) {
+        return BP_ERR_INVALID;
+    }
+    switch (s[len - 1]) {
+    case 's':
+        mult = 1;
+        break;
+    case 'm':
+        mult = 60;
+        break;
+    case 'h':
+        mult = 3600;
+        break;
+    case 'd':
+        mult = 86400;
+        break;
+    default:
+        return BP_ERR_INVALID;
+    }
+    /* At most about a century, so that adding it to "now" can never overflow. */
+    if (bp_str_parse_u64(s, len - 1, 36500ULL * 86400 / mult, &n) != BP_OK || n == 0) {
+        return BP_ERR_INVALID;
+    }
+    *out_seconds = (int64_t)(n * mult);
+    return BP_OK;
+}

@@ -1,0 +1,22 @@
+#ifndef BP_LIB_STR_H
+#define BP_LIB_STR_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "lib/err.h"
+
+/* Locale-free helpers for length-carrying text. */
+
+/* ASCII case-insensitive equality of a (alen bytes) and the C string b. */
+bool bp_str_ieq(const char *a, size_t alen, const char *b);
+bool bp_str_eq(const char *a, size_t alen, const char *b);
+/* Parses a non-empty string of decimal digits into *out; BP_ERR_INVALID on anything else or on
+ * overflow past max. */
+bp_err bp_str_parse_u64(const char *s, size_t len, uint64_t max, uint64_t *out);
+/* Parses a DESIGN §7 duration: "<n>s", "<n>m", "<n>h", "<n>d" or "never". On BP_OK *out_seconds
+ * holds the seconds, or -1 for "never". n must be positive. */
+bp_err bp_str_parse_duration(const char *s, int64_t *out_seconds);
+
+#endif

@@ -1,0 +1,26 @@
+#ifndef BP_REWRITE_REWRITE_H
+#define BP_REWRITE_REWRITE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "lib/buf.h"
+#include "lib/err.h"
+
+/* DESIGN §4 transaction defaults, applied by inserting bytes into the body as sent. */
+
+enum bp_txdefaults_kind { BP_TXDEFAULTS_SINGLE, BP_TXDEFAULTS_BULK };
+
+/* Applies the defaults to body[0..len). When the body is a valid JSON object (SINGLE) or a valid
+ * JSON object whose top-level "transactions" member is an array (BULK, each object element gets
+ * the defaults; non-object elements are left alone), writes the rewritten body to out (which
+ * must be empty; bounded by out->max) and sets *out_changed = true if anything was inserted.
+ * Otherwise (not an object, invalid JSON, nothing to add) sets *out_changed = false and leaves out
+ * empty: the caller forwards the original bytes. Returns BP_ERR_LIMIT if out->max is too small,
+ * BP_OK otherwise. Key detection follows Go encoding/json: escapes decoded, case-insensitive
+ * (with the Kelvin sign and long s folding), only top-level keys count, and a key present with
+ * any value (including null) counts. Every byte not inserted is kept. */
+bp_err bp_txdefaults_apply(enum bp_txdefaults_kind kind, const char *body, size_t len,
+                           struct bp_buf *out, bool *out_changed);
+
+#endif

@@ -1,0 +1,57 @@
+#ifndef BP_ROUTER_ROUTER_H
+#define BP_ROUTER_ROUTER_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "lib/buf.h"
+#include "lib/err.h"
+
+/* The DESIGN §3 route table as data, the strict path check, and instance_id extraction. */
+
+#define BP_SCOPE_READ 1u
+#define BP_SCOPE_WRITE 2u
+#define BP_SCOPE_ALL 0xffffu /* "*" */
+
+enum bp_rewrite { BP_REWRITE_NONE = 0, BP_REWRITE_TX_SINGLE, BP_REWRITE_TX_BULK };
+
+/* One row of the table. Strings are static. */
+struct bp_route {
+    const char *method;   /* "GET", "POST", ... ; a GET route also matches HEAD */
+    const char *pattern;  /* "/transactions/inflight/:id"; ":x" matches one non-empty segment */
+    unsigned scope;       /* BP_SCOPE_READ or BP_SCOPE_WRITE: what the caller needs */
+    const char *group;    /* "write", "read", "tokenization", "reconciliation", "core-read" */
+    const char *action;   /* audit action label, NULL for plain reads */
+    const char *category; /* "ledgers", "balances", "transactions", "identities", "reconciliation", "metadata" */
+    enum bp_rewrite rewrite;
+    bool large_body;      /* uses the upload body limit instead of the default (multipart upload) */
+};
+
+/* The built-in table, in DESIGN §3 order. */
+const struct bp_route *bp_routes_builtin(size_t *out_count);
+
+/* Strict check of a Core path (the part after "/proxy", starting with '/'): refuses with
+ * BP_ERR_MALFORMED "." or ".." segments, empty segments ("//", a trailing "/"), a percent-
+ * encoded '/', '\\', '.' or NUL (any case of hex digits), malformed percent-encoding, and any
+ * byte < 0x20, 0x7f, space or '\\'. Percent-encoding elsewhere is allowed and never decoded. */
+bp_err bp_path_check(const char *path, size_t len);
+
+/* Finds the route for method + path (already checked). HEAD matches GET routes. Literal
+ * segments win over ":x" captures when both could match ("/transactions/bulk" is not
+ * "/transactions/:id"). Returns NULL when no route matches. No allocation. */
+const struct bp_route *bp_route_match(const struct bp_route *table, size_t n, const char *method,
+                                      size_t method_len, const char *path, size_t path_len);
+
+/* Splits a raw query string (without '?', may be NULL/empty). Finds the parameter whose raw name
+ * is exactly "instance_id" and appends every other byte of the query, in order, to out_forward
+ * (removing the instance_id parameter and one adjoining '&'). Returns BP_OK with *out_id pointing
+ * into q; BP_ERR_MISSING_INSTANCE_ID when absent or empty; BP_ERR_MALFORMED when repeated.
+ * The value is not decoded. */
+bp_err bp_query_take_instance_id(const char *q, size_t len, const char **out_id, size_t *out_id_len,
+                                 struct bp_buf *out_forward);
+
+/* True when id is "instance_" followed by 26 Crockford base32 characters (0-9, A-Z without
+ * I L O U), as the CLI generates them. */
+bool bp_instance_id_is_valid(const char *id, size_t len);
+
+#endif

@@ -1,0 +1,78 @@
+#ifndef BP_UPSTREAM_UPSTREAM_H
+#define BP_UPSTREAM_UPSTREAM_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "lib/buf.h"
+#include "lib/err.h"
+
+/* The upstream client: one per loop thread, a libcurl multi handle driven by that thread's
+ * libevent base (socket and timer callbacks), keeping keep-alive connections to each Core.
+ * No redirects are followed, nothing is retried, TLS peers are verified.
+ *
+ * Threads: everything here runs on the owning loop thread. */
+
+struct event_base;
+struct bp_upstream;
+struct bp_upstream_xfer;
+
+struct bp_upstream_opts {
+    int64_t connect_timeout_ms;
+    int64_t total_timeout_ms;
+    size_t max_response_bytes; /* body cap; over it the transfer fails with BP_ERR_UPSTREAM_TOO_LARGE */
+    size_t max_connections_per_host; /* 0 = libcurl default */
+};
+
+/* One request to Core. The caller owns every pointer and keeps them alive until the callback has
+ * run or bp_upstream_cancel has returned. */
+struct bp_upstream_req {
+    const char *method;            /* "GET", "POST", ... */
+    const char *url;               /* full URL: base + path + ("?" + query) */
+    const char *const *headers;    /* "Name: value" lines, n_headers of them; sent as given */
+    size_t n_headers;
+    const char *body;              /* may be NULL when body_len is 0 */
+    size_t body_len;
+    const char *ca_file;           /* NULL: system CA store */
+};
+
+struct bp_upstream_header {
+    char *name;
+    char *value;
+};
+
+/* Core's answer. Owned by the transfer; valid only during the callback. Headers are those of
+ * the final response (after any 1xx), in order, with hop-by-hop ones (Connection and those it
+ * names, Keep-Alive, Transfer-Encoding, TE, Trailer, Upgrade, Proxy-*) and Content-Length
+ * removed: the body is complete and the caller frames it anew. */
+struct bp_upstream_resp {
+    int status;
+    struct bp_upstream_header *headers;
+    size_t n_headers;
+    struct bp_buf body;
+    int64_t upstream_us; /* time from send to complete response */
+};
+
+/* rc is BP_OK with resp set, or BP_ERR_UPSTREAM_UNREACHABLE (connect refused/failed, DNS,
+ * reset, TLS failure, malformed response) or BP_ERR_UPSTREAM_TIMEOUT (connect or total timeout)
+ * or BP_ERR_UPSTREAM_TOO_LARGE, with resp NULL. Runs exactly once per successful send, never
+ * from inside bp_upstream_send. */
+typedef void (*bp_upstream_cb)(void *arg, bp_err rc, const struct bp_upstream_resp *resp);
+
+bp_err bp_upstream_new(struct event_base *base, const struct bp_upstream_opts *opts,
+                       struct bp_upstream **out);
+/* Cancels every live transfer without running callbacks. */
+void bp_upstream_free(struct bp_upstream *u);
+/* Starts a transfer. On BP_OK *out_xfer (may be NULL) is a handle valid until the callback runs. */
+bp_err bp_upstream_send(struct bp_upstream *u, const struct bp_upstream_req *req, bp_upstream_cb cb,
+                        void *arg, struct bp_upstream_xfer **out_xfer);
+/* Abandons a transfer (the client went away): the callback will not run. */
+void bp_upstream_cancel(struct bp_upstream_xfer *x);
+/* Number of transfers in flight on this client. */
+size_t bp_upstream_inflight(const struct bp_upstream *u);
+
+/* Call once per process before any thread starts (curl_global_init). */
+bp_err bp_upstream_global_init(void);
+
+#endif

@@ -29,4 +29,20 @@ bp_err bp_scopes_parse(const char *text, unsigned *out_bits);
 /* Canonical text of scope bits ("*", "proxy:read", "proxy:read,proxy:write") into out. */
 void bp_scopes_format(unsigned bits, char *out, size_t cap);
 
+/* Authentication and authorisation on the request path (DESIGN §2, §5). */
+struct bp_tables;
+struct bp_cred;
+
+/* Resolves the Authorization header. n_headers is how many Authorization headers the request
+ * had (value/len is the first). Returns BP_OK with *out set, or BP_ERR_AUTH_MISSING (none),
+ * BP_ERR_AUTH_INVALID_KEY (not Bearer, malformed, unknown, revoked API key, or several headers),
+ * BP_ERR_AUTH_EXPIRED_KEY, BP_ERR_AUTH_INVALID_TOKEN (a "blnk_at_" token that is not valid).
+ * Records the use (last_used_at) on success. No allocation, no I/O. */
+bp_err bp_auth_authenticate(const struct bp_tables *t, const char *value, size_t len, size_t n_headers,
+                            int64_t now_s, const struct bp_cred **out);
+/* BP_OK when the credential's scopes cover needed (BP_SCOPE_* bits), else BP_ERR_AUTH_SCOPE. */
+bp_err bp_auth_check_scope(const struct bp_cred *c, unsigned needed);
+/* BP_OK when the credential may use the instance, else BP_ERR_AUTH_INSTANCE. */
+bp_err bp_auth_check_instance(const struct bp_cred *c, const char *id, size_t len);
+
 #endif

@@ -16,10 +16,13 @@ enum bp_txdefaults_kind { BP_TXDEFAULTS_SINGLE, BP_TXDEFAULTS_BULK };
  * the defaults; non-object elements are left alone), writes the rewritten body to out (which
  * must be empty; bounded by out->max) and sets *out_changed = true if anything was inserted.
  * Otherwise (not an object, invalid JSON, nothing to add) sets *out_changed = false and leaves out
- * empty: the caller forwards the original bytes. Returns BP_ERR_LIMIT if out->max is too small,
- * BP_OK otherwise. Key detection follows Go encoding/json: escapes decoded, case-insensitive
- * (with the Kelvin sign and long s folding), only top-level keys count, and a key present with
- * any value (including null) counts. Every byte not inserted is kept. */
+ * empty: the caller forwards the original bytes. Returns BP_ERR_LIMIT if out->max is too small
+ * (or the CSPRNG's error if a reference cannot be generated), leaving out empty and *out_changed
+ * unwritten; BP_OK otherwise. Generated references are "ref_" + a UUIDv7.
+ * Key detection follows Go encoding/json: escapes decoded, case-insensitive (with the Kelvin sign
+ * and long s folding), only top-level keys count, and a key present with any value (including
+ * null) counts. Insertions go right after each object's '{'; every byte of the body is kept, in
+ * order. */
 bp_err bp_txdefaults_apply(enum bp_txdefaults_kind kind, const char *body, size_t len,
                            struct bp_buf *out, bool *out_changed);
 

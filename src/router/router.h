@@ -22,7 +22,8 @@ struct bp_route {
     unsigned scope;       /* BP_SCOPE_READ or BP_SCOPE_WRITE: what the caller needs */
     const char *group;    /* "write", "read", "tokenization", "reconciliation", "core-read" */
     const char *action;   /* audit action label, NULL for plain reads */
-    const char *category; /* "ledgers", "balances", "transactions", "identities", "reconciliation", "metadata" */
+    const char *category; /* audit category: "ledgers", "balances", "transactions", "identities",
+                           * "reconciliation", "metadata", "search", "health" */
     enum bp_rewrite rewrite;
     bool large_body;      /* uses the upload body limit instead of the default (multipart upload) */
 };
@@ -31,14 +32,19 @@ struct bp_route {
 const struct bp_route *bp_routes_builtin(size_t *out_count);
 
 /* Strict check of a Core path (the part after "/proxy", starting with '/'): refuses with
- * BP_ERR_MALFORMED "." or ".." segments, empty segments ("//", a trailing "/"), a percent-
- * encoded '/', '\\', '.' or NUL (any case of hex digits), malformed percent-encoding, and any
- * byte < 0x20, 0x7f, space or '\\'. Percent-encoding elsewhere is allowed and never decoded. */
+ * BP_ERR_MALFORMED "." or ".." segments, empty segments ("//", a trailing "/", the bare "/"),
+ * a percent-encoded '/', '\\', '.' or NUL (any case of hex digits), a percent-encoded
+ * unreserved character (A-Z a-z 0-9 - _ ~: "%72eindex" is "reindex" to Core's router),
+ * malformed percent-encoding ("%", "%4", "%zz"), and any raw byte < 0x21 (controls, space),
+ * 0x7f, >= 0x80, '\\', '?' or '#'. Other percent-encoding is allowed and never decoded. */
 bp_err bp_path_check(const char *path, size_t len);
 
-/* Finds the route for method + path (already checked). HEAD matches GET routes. Literal
- * segments win over ":x" captures when both could match ("/transactions/bulk" is not
- * "/transactions/:id"). Returns NULL when no route matches. No allocation. */
+/* Finds the route for method + path (already checked). The method is compared exactly
+ * (case-sensitive); HEAD also matches GET routes. Literal segments win over ":x" captures when
+ * both could match ("/transactions/bulk" is not "/transactions/:id"). A capture never binds a
+ * Core resource name in the first segment ("/api-keys/metadata" is not "/:id/metadata") nor
+ * completes a Core admin path ("/search/reindex"); see route_match.c. Returns NULL when no
+ * route matches. No allocation. */
 const struct bp_route *bp_route_match(const struct bp_route *table, size_t n, const char *method,
                                       size_t method_len, const char *path, size_t path_len);
 

@@ -48,6 +48,9 @@ struct bp_key_rec {
  * Does not migrate. On failure writes a reason (never containing secrets) to err. */
 bp_err bp_store_open(const char *dsn, struct bp_store **out, char *err, size_t err_len);
 void bp_store_close(struct bp_store *s);
+/* The backend's message for the last failed call (never contains bound values, hence no
+ * secrets). Borrowed: valid until the next call on s. Never NULL. */
+const char *bp_store_last_error(struct bp_store *s);
 
 /* Applies pending forward-only migrations in one transaction each. *out_applied (may be NULL)
  * gets how many ran; *out_version (may be NULL) the schema version after. */

@@ -1,0 +1,27 @@
+#!/usr/bin/env bash
+# Installs the Debian packages blnkproxy needs to build and test. Idempotent and quiet when
+# everything is already there: apt runs only for what is missing.
+set -euo pipefail
+
+packages=(
+    build-essential cmake pkg-config
+    libevent-dev libcurl4-openssl-dev libjansson-dev libsqlite3-dev libssl-dev
+)
+if [ "${1:-}" = "--test" ]; then
+    packages+=(libcmocka-dev clang libclang-rt-14-dev sqlite3 ca-certificates)
+    command -v node >/dev/null 2>&1 || packages+=(nodejs npm)
+fi
+
+missing=()
+for p in "${packages[@]}"; do
+    if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed'; then
+        missing+=("$p")
+    fi
+done
+if [ ${#missing[@]} -gt 0 ]; then
+    echo "deps: installing ${missing[*]}"
+    SUDO=""
+    [ "$(id -u)" -eq 0 ] || SUDO="sudo"
+    $SUDO apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi

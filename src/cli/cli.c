@@ -1,0 +1,431 @@
+#include "cli/cli.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli/cli-int.h"
+#include "cli/out.h"
+#include "lib/alloc.h"
+#include "serve/serve.h"
+#include "store/store.h"
+
+/* argv handling shared by every command, and dispatch to the command families. Business rules
+ * live in cmd_*.c. */
+
+#define DEFAULT_DB "./blnkproxy.db"
+#define NAME_MAX_LEN 100
+
+static const char usage_top[] =
+    "usage: blnkproxy [--db DSN] [--json] <command> [options]\n"
+    "\n"
+    "Commands:\n"
+    "  serve      run the proxy (see `blnkproxy serve --help`)\n"
+    "  instance   manage Blnk Core instances\n"
+    "  key        manage API keys\n"
+    "  db         database maintenance\n"
+    "  help [COMMAND]\n"
+    "\n"
+    "Every command takes:\n"
+    "  --db DSN   the store: a SQLite file path (default $BLNKPROXY_DB, else ./blnkproxy.db)\n"
+    "  --json     print exactly one JSON object on stdout\n"
+    "\n"
+    "Exit codes: 0 ok, 1 failure, 2 usage or validation error, 3 unknown id.\n";
+
+static const char usage_instance[] =
+    "usage:\n"
+    "  blnkproxy instance add --name NAME --url URL\n"
+    "                         [--secret-key-file FILE | --secret-key-env VAR] [--ca-file FILE]\n"
+    "  blnkproxy instance list\n"
+    "  blnkproxy instance show ID\n"
+    "  blnkproxy instance update ID [--name NAME] [--url URL]\n"
+    "                         [--secret-key-file FILE | --secret-key-env VAR | --clear-secret-key]\n"
+    "                         [--ca-file FILE | --clear-ca-file] [--enable | --disable]\n"
+    "  blnkproxy instance enable ID\n"
+    "  blnkproxy instance disable ID\n"
+    "  blnkproxy instance remove ID\n"
+    "\n"
+    "URL: http:// or https://, a host, an optional :port and path; no query, fragment or\n"
+    "user info. The Core secret key (sent as X-Blnk-Key) is read from a file (its trailing\n"
+    "newline removed) or an environment variable, never from the command line. Use Core's\n"
+    "master key: Core re-encodes bodies sent with scoped keys.\n";
+
+static const char usage_key[] =
+    "usage:\n"
+    "  blnkproxy key create --name NAME --scopes S1,S2 [--expires-in 30d|never]\n"
+    "                       [--instances ID1,ID2]\n"
+    "  blnkproxy key list\n"
+    "  blnkproxy key show ID\n"
+    "  blnkproxy key revoke ID\n"
+    "  blnkproxy key expire ID --expires-in 7d|never\n"
+    "\n"
+    "Scopes: *, proxy:read, proxy:write. Durations: <n>s, <n>m, <n>h, <n>d or never.\n"
+    "The key is printed once, by `key create`; only its SHA-256 digest is stored.\n";
+
+static const char usage_db[] =
+    "usage:\n"
+    "  blnkproxy db migrate   apply pending schema migrations\n";
+
+void
+bp_cli__usage(const char *family, bool to_stderr)
+{
+    FILE *f = to_stderr ? stderr : stdout;
+
+    if (family == NULL) {
+        fputs(usage_top, f);
+    } else if (strcmp(family, "instance") == 0) {
+        fputs(usage_instance, f);
+    } else if (strcmp(family, "key") == 0) {
+        fputs(usage_key, f);
+    } else if (strcmp(family, "db") == 0) {
+        fputs(usage_db, f);
+    } else {
+        fputs(usage_top, f);
+    }
+}
+
+void
+bp_cli__error(const char *fmt, ...)
+{
+    va_list ap;
+
+    fflush(stdout);
+    fputs("blnkproxy: ", stderr);
+    va_start(ap, fmt);
+    vfprintf(stderr, fmt, ap);
+    va_end(ap);
+    fputc('\n', stderr);
+}
+
+bool
+bp_cli__name_is_valid(const char *name)
+{
+    size_t n = strlen(name);
+
+    if (n == 0 || n > NAME_MAX_LEN || name[0] == ' ' || name[n - 1] == ' ') {
+        return false;
+    }
+    for (size_t i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)name[i];
+        if (c < 0x20 || c > 0x7e) {
+            return false;
+        }
+    }
+    return true;
+}
+
+/* ---- argument parsing ---- */
+
+static struct bp_cli_flag *
+find_flag(struct bp_cli_flag *flags, size_t nflags, const char *name, size_t len)
+{
+    for (size_t i = 0; i < nflags; i++) {
+        if (strlen(flags[i].name) == len && strncmp(flags[i].name, name, len) == 0) {
+            return &flags[i];
+        }
+    }
+    return NULL;
+}
+
+static bool
+is_named(const char *arg, size_t len, const char *name)
+{
+    return strlen(name) == len && strncmp(arg, name, len) == 0;
+}
+
+/* Reports an unknown option by its name only: whatever follows '=' may be a secret. */
+static int
+unknown_option(const char *arg, size_t len)
+{
+    if (is_named(arg, len, "--secret-key")) {
+        bp_cli__error("there is no --secret-key option: secrets never go on the command line; "
+                      "use --secret-key-file FILE or --secret-key-env VAR");
+    } else {
+        bp_cli__error("unknown option %.*s", (int)(len > 40 ? 40 : len), arg);
+    }
+    return BP_CLI_EXIT_USAGE;
+}
+
+/* Takes the value of flag name (len bytes of arg) from "=value" or the next word. */
+static int
+take_value(int argc, char **argv, int *k, const char *eq, const char *name, size_t len,
+           const char **out)
+{
+    if (eq != NULL) {
+        *out = eq + 1;
+        return BP_CLI_EXIT_OK;
+    }
+    if (*k + 1 >= argc || strncmp(argv[*k + 1], "--", 2) == 0) {
+        bp_cli__error("%.*s needs a value", (int)len, name);
+        return BP_CLI_EXIT_USAGE;
+    }
+    *k += 1;
+    *out = argv[*k];
+    return BP_CLI_EXIT_OK;
+}
+
+static int
+parse_option(struct bp_cli_ctx *ctx, int argc, char **argv, int *k, struct bp_cli_flag *flags,
+             size_t nflags)
+{
+    const char *arg = argv[*k];
+    const char *eq = strchr(arg, '=');
+    size_t len = eq != NULL ? (size_t)(eq - arg) : strlen(arg);
+    struct bp_cli_flag *flag;
+
+    if (strncmp(arg, "--", 2) != 0) {
+        return unknown_option(arg, len);
+    }
+    if (is_named(arg, len, "--json")) {
+        if (eq != NULL) {
+            bp_cli__error("--json takes no value");
+            return BP_CLI_EXIT_USAGE;
+        }
+        ctx->json = true;
+        return BP_CLI_EXIT_OK;
+    }
+    if (is_named(arg, len, "--db")) {
+        return take_value(argc, argv, k, eq, arg, len, &ctx->db);
+    }
+    flag = find_flag(flags, nflags, arg, len);
+    if (flag == NULL) {
+        return unknown_option(arg, len);
+    }
+    if (flag->seen) {
+        bp_cli__error("%s given more than once", flag->name);
+        return BP_CLI_EXIT_USAGE;
+    }
+    flag->seen = true;
+    if (!flag->has_value) {
+        if (eq != NULL) {
+            bp_cli__error("%s takes no value", flag->name);
+            return BP_CLI_EXIT_USAGE;
+        }
+        return BP_CLI_EXIT_OK;
+    }
+    return take_value(argc, argv, k, eq, arg, len, &flag->value);
+}
+
+int
+bp_cli__parse(struct bp_cli_ctx *ctx, int argc, char **argv, struct bp_cli_flag *flags,
+              size_t nflags, size_t min_pos, size_t max_pos)
+{
+    ctx->npos = 0;
+    for (int k = 0; k < argc; k++) {
+        const char *arg = argv[k];
+        int rc;
+
+        if (strcmp(arg, "--help") == 0 || strcmp(arg, "-h") == 0) {
+            bp_cli__usage(ctx->family, false);
+            return BP_CLI_HELP_SHOWN;
+        }
+        if (arg[0] == '-' && arg[1] != '\0') {
+            rc = parse_option(ctx, argc, argv, &k, flags, nflags);
+            if (rc != BP_CLI_EXIT_OK) {
+                return rc;
+            }
+            continue;
+        }
+        /* Not echoed: a misplaced word may be a secret pasted in the wrong place. */
+        if (ctx->npos >= max_pos || ctx->npos >= BP_CLI_MAX_POS) {
+            bp_cli__error("too many arguments (see `blnkproxy help %s`)", ctx->family);
+            return BP_CLI_EXIT_USAGE;
+        }
+        ctx->pos[ctx->npos++] = arg;
+    }
+    if (ctx->npos < min_pos) {
+        bp_cli__error("missing ID argument (see `blnkproxy help %s`)", ctx->family);
+        return BP_CLI_EXIT_USAGE;
+    }
+    return BP_CLI_EXIT_OK;
+}
+
+/* ---- store helpers ---- */
+
+int
+bp_cli__open_store(const struct bp_cli_ctx *ctx, bool migrate, struct bp_store **out)
+{
+    const char *dsn = ctx->db;
+    char err[512];
+    bp_err rc;
+
+    if (dsn == NULL) {
+        dsn = getenv("BLNKPROXY_DB");
+        if (dsn == NULL || dsn[0] == '\0') {
+            dsn = DEFAULT_DB;
+        }
+    }
+    rc = bp_store_open(dsn, out, err, sizeof(err));
+    if (rc != BP_OK) {
+        bp_cli__error("%s", err);
+        return rc == BP_ERR_INVALID ? BP_CLI_EXIT_USAGE : BP_CLI_EXIT_FAIL;
+    }
+    if (!migrate) {
+        return BP_CLI_EXIT_OK;
+    }
+    rc = bp_store_migrate(*out, NULL, NULL);
+    if (rc != BP_OK) {
+        bp_cli__error("cannot migrate the database: %s", bp_store_last_error(*out));
+        bp_store_close(*out);
+        *out = NULL;
+        return BP_CLI_EXIT_FAIL;
+    }
+    return BP_CLI_EXIT_OK;
+}
+
+int
+bp_cli__store_fail(struct bp_store *s, bp_err rc, const char *what, const char *id)
+{
+    if (rc == BP_ERR_NOT_FOUND) {
+        bp_cli__error("unknown %s %s", what, id);
+        return BP_CLI_EXIT_NOT_FOUND;
+    }
+    if (rc == BP_ERR_EXISTS) {
+        bp_cli__error("%s already exists", what);
+        return BP_CLI_EXIT_USAGE;
+    }
+    bp_cli__error("store error (%s): %s", what, bp_store_last_error(s));
+    return BP_CLI_EXIT_FAIL;
+}
+
+/* ---- dispatch ---- */
+
+/* serve parses its own flags; a --db given before the word "serve" is handed on to it. */
+static int
+run_serve(const struct bp_cli_ctx *ctx, int argc, char **argv)
+{
+    char **args;
+    int n = 0;
+    int rc;
+
+    if (ctx->db == NULL) {
+        return bp_serve_main(argc, argv);
+    }
+    args = bp_calloc((size_t)argc + 3, sizeof(*args));
+    args[n++] = (char *)"--db";
+    args[n++] = (char *)ctx->db;
+    for (int i = 0; i < argc; i++) {
+        args[n++] = argv[i];
+    }
+    args[n] = NULL;
+    rc = bp_serve_main(n, args);
+    bp_free(args);
+    return rc;
+}
+
+static int
+run_family(struct bp_cli_ctx *ctx, const char *family, int argc, char **argv)
+{
+    int k = 0;
+
+    ctx->family = family;
+    /* Global options may also sit between the family and its verb. */
+    while (k < argc && (strncmp(argv[k], "--db", 4) == 0 || strcmp(argv[k], "--json") == 0)) {
+        int rc = parse_option(ctx, argc, argv, &k, NULL, 0);
+        if (rc != BP_CLI_EXIT_OK) {
+            return rc;
+        }
+        k++;
+    }
+    argc -= k;
+    argv += k;
+    if (argc == 0) {
+        bp_cli__error("%s: missing subcommand", family);
+        bp_cli__usage(family, true);
+        return BP_CLI_EXIT_USAGE;
+    }
+    if (strcmp(argv[0], "--help") == 0 || strcmp(argv[0], "-h") == 0 ||
+        strcmp(argv[0], "help") == 0) {
+        bp_cli__usage(family, false);
+        return BP_CLI_EXIT_OK;
+    }
+    if (strcmp(family, "instance") == 0) {
+        return bp_cli__cmd_instance(ctx, argc, argv);
+    }
+    if (strcmp(family, "key") == 0) {
+        return bp_cli__cmd_key(ctx, argc, argv);
+    }
+    return bp_cli__cmd_db(ctx, argc, argv);
+}
+
+static int
+run_help(int argc, char **argv)
+{
+    if (argc == 0) {
+        bp_cli__usage(NULL, false);
+        return BP_CLI_EXIT_OK;
+    }
+    if (strcmp(argv[0], "instance") == 0 || strcmp(argv[0], "key") == 0 ||
+        strcmp(argv[0], "db") == 0) {
+        bp_cli__usage(argv[0], false);
+        return BP_CLI_EXIT_OK;
+    }
+    if (strcmp(argv[0], "serve") == 0) {
+        char help[] = "--help";
+        char *args[] = {help, NULL};
+        return bp_serve_main(1, args);
+    }
+    bp_cli__error("unknown command %.40s", argv[0]);
+    return BP_CLI_EXIT_USAGE;
+}
+
+/* Global options before the command word. Returns the index of the command word, or -1 with
+ * *out_rc set when the process should exit. */
+static int
+parse_globals(struct bp_cli_ctx *ctx, int argc, char **argv, int *out_rc)
+{
+    int i = 1;
+
+    while (i < argc && argv[i][0] == '-') {
+        const char *arg = argv[i];
+        if (strcmp(arg, "--help") == 0 || strcmp(arg, "-h") == 0) {
+            bp_cli__usage(NULL, false);
+            *out_rc = BP_CLI_EXIT_OK;
+            return -1;
+        }
+        if (strcmp(arg, "--version") == 0) {
+            printf("blnkproxy %s\n", BP_VERSION);
+            *out_rc = BP_CLI_EXIT_OK;
+            return -1;
+        }
+        *out_rc = parse_option(ctx, argc, argv, &i, NULL, 0);
+        if (*out_rc != BP_CLI_EXIT_OK) {
+            return -1;
+        }
+        i++;
+    }
+    if (i >= argc) {
+        bp_cli__error("missing command");
+        bp_cli__usage(NULL, true);
+        *out_rc = BP_CLI_EXIT_USAGE;
+        return -1;
+    }
+    return i;
+}
+
+int
+bp_cli_main(int argc, char **argv)
+{
+    struct bp_cli_ctx ctx = {0};
+    int rc = BP_CLI_EXIT_OK;
+    int i = parse_globals(&ctx, argc, argv, &rc);
+    const char *cmd;
+
+    if (i < 0) {
+        return rc;
+    }
+    cmd = argv[i];
+    if (strcmp(cmd, "serve") == 0) {
+        return run_serve(&ctx, argc - i - 1, argv + i + 1);
+    }
+    bp_out_init();
+    if (strcmp(cmd, "help") == 0) {
+        return run_help(argc - i - 1, argv + i + 1);
+    }
+    if (strcmp(cmd, "instance") == 0 || strcmp(cmd, "key") == 0 || strcmp(cmd, "db") == 0) {
+        return run_family(&ctx, cmd, argc - i - 1, argv + i + 1);
+    }
+    bp_cli__error("unknown command %.40s (see `blnkproxy help`)", cmd);
+    return BP_CLI_EXIT_USAGE;
+}

@@ -1,0 +1,689 @@
+#include <errno.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/stat.h>
+
+#include "cli/cli-int.h"
+#include "cli/out.h"
+#include "lib/alloc.h"
+#include "lib/bug.h"
+#include "lib/clock.h"
+#include "lib/rand.h"
+#include "lib/secret.h"
+#include "lib/str.h"
+#include "store/store.h"
+
+/* `instance …`: the Blnk Core instances the proxy forwards to. The Core secret key is read from a
+ * file or an environment variable, never from argv, and is never printed (only has_secret_key). */
+
+#define URL_MAX_LEN 2048
+#define SECRET_MAX_LEN 4096
+
+/* Flags of `instance add` (the first UF_ADD_COUNT) and `instance update`, by table position. */
+enum {
+    UF_NAME,
+    UF_URL,
+    UF_SECRET_FILE,
+    UF_SECRET_ENV,
+    UF_CA_FILE,
+    UF_ADD_COUNT,
+    UF_CLEAR_SECRET = UF_ADD_COUNT,
+    UF_CLEAR_CA,
+    UF_ENABLE,
+    UF_DISABLE,
+    UF_COUNT
+};
+
+/* ---- validation ---- */
+
+static bool
+is_host_char(char c)
+{
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+           c == '-' || c == '.' || c == '_';
+}
+
+static bool
+is_ipv6_char(char c)
+{
+    return (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F') || (c >= '0' && c <= '9') ||
+           c == ':' || c == '.';
+}
+
+/* Checks host[:port] (len bytes); returns a reason or NULL. */
+static const char *
+check_authority(const char *a, size_t len)
+{
+    size_t i = 0;
+    uint64_t port;
+
+    if (memchr(a, '@', len) != NULL) {
+        return "user info (user@host) is not allowed";
+    }
+    if (len > 0 && a[0] == '[') {
+        for (i = 1; i < len && a[i] != ']'; i++) {
+            if (!is_ipv6_char(a[i])) {
+                return "bad IPv6 address";
+            }
+        }
+        if (i >= len || i == 1) {
+            return "bad IPv6 address";
+        }
+        i++;
+    } else {
+        while (i < len && a[i] != ':') {
+            if (!is_host_char(a[i])) {
+                return "bad character in host";
+            }
+            i++;
+        }
+        if (i == 0) {
+            return "missing host";
+        }
+    }
+    if (i == len) {
+        return NULL;
+    }
+    if (a[i] != ':') {
+        return "bad host";
+    }
+    i++;
+    if (bp_str_parse_u64(a + i, len - i, 65535, &port) != BP_OK || port == 0) {
+        return "port must be 1..65535";
+    }
+    return NULL;
+}
+
+/* Validates --url and returns its normalised form (lowercase scheme, no trailing '/'), or NULL
+ * after reporting why. The URL is not echoed: it is the operator's own input. */
+static char *
+normalise_url(const char *url)
+{
+    size_t len = strlen(url);
+    size_t scheme_len;
+    const char *auth;
+    const char *slash;
+    const char *why;
+    char *out;
+
+    if (len == 0 || len > URL_MAX_LEN) {
+        bp_cli__error("invalid --url: must be 1..%d characters", URL_MAX_LEN);
+        return NULL;
+    }
+    for (size_t i = 0; i < len; i++) {
+        unsigned char c = (unsigned char)url[i];
+        if (c <= 0x20 || c >= 0x7f) {
+            bp_cli__error("invalid --url: whitespace, control and non-ASCII characters are not allowed");
+            return NULL;
+        }
+        if (c == '?' || c == '#') {
+            bp_cli__error("invalid --url: a query or fragment is not allowed");
+            return NULL;
+        }
+    }
+    if (strncasecmp(url, "http://", 7) == 0) {
+        scheme_len = 7;
+    } else if (strncasecmp(url, "https://", 8) == 0) {
+        scheme_len = 8;
+    } else {
+        bp_cli__error("invalid --url: must start with http:// or https://");
+        return NULL;
+    }
+    auth = url + scheme_len;
+    slash = strchr(auth, '/');
+    why = check_authority(auth, slash != NULL ? (size_t)(slash - auth) : strlen(auth));
+    if (why != NULL) {
+        bp_cli__error("invalid --url: %s", why);
+        return NULL;
+    }
+    out = bp_strdup(url);
+    for (size_t i = 0; i < scheme_len - 3; i++) {
+        out[i] = (char)(out[i] >= 'A' && out[i] <= 'Z' ? out[i] + 32 : out[i]);
+    }
+    /* The base URL gets Core paths appended, which start with '/'. */
+    while (len > scheme_len && out[len - 1] == '/') {
+        out[--len] = '\0';
+    }
+    return out;
+}
+
+static bool
+secret_is_valid(const char *s, size_t len)
+{
+    /* It becomes an HTTP header value: visible ASCII only, so nothing can split the header. */
+    for (size_t i = 0; i < len; i++) {
+        if (s[i] < 0x21 || s[i] > 0x7e) {
+            return false;
+        }
+    }
+    return true;
+}
+
+/* Reads the Core secret from a file: its content without one trailing "\n" or "\r\n". */
+static int
+read_secret_file(const char *path, char **out, size_t *out_len)
+{
+    FILE *f = fopen(path, "rb");
+    char *buf;
+    size_t n;
+    bool too_big;
+
+    if (f == NULL) {
+        bp_cli__error("cannot read --secret-key-file %s: %s", path, strerror(errno));
+        return BP_CLI_EXIT_USAGE;
+    }
+    buf = bp_malloc(SECRET_MAX_LEN + 3);
+    n = fread(buf, 1, SECRET_MAX_LEN + 3, f);
+    too_big = n == SECRET_MAX_LEN + 3;
+    if (ferror(f)) {
+        bp_cli__error("cannot read --secret-key-file %s", path);
+        fclose(f);
+        bp_wipe(buf, SECRET_MAX_LEN + 3);
+        bp_free(buf);
+        return BP_CLI_EXIT_USAGE;
+    }
+    fclose(f);
+    if (!too_big && n > 0 && buf[n - 1] == '\n') {
+        n--;
+        if (n > 0 && buf[n - 1] == '\r') {
+            n--;
+        }
+    }
+    if (too_big || n > SECRET_MAX_LEN || n == 0 || !secret_is_valid(buf, n)) {
+        bp_cli__error("--secret-key-file %s: the secret must be 1..%d visible ASCII characters "
+                      "(one trailing newline is ignored)",
+                      path, SECRET_MAX_LEN);
+        bp_wipe(buf, SECRET_MAX_LEN + 3);
+        bp_free(buf);
+        return BP_CLI_EXIT_USAGE;
+    }
+    buf[n] = '\0';
+    *out = buf;
+    *out_len = n;
+    return BP_CLI_EXIT_OK;
+}
+
+static int
+read_secret_env(const char *var, char **out, size_t *out_len)
+{
+    const char *val = var[0] != '\0' ? getenv(var) : NULL;
+    size_t n;
+
+    if (val == NULL || val[0] == '\0') {
+        bp_cli__error("--secret-key-env: environment variable %.100s is unset or empty", var);
+        return BP_CLI_EXIT_USAGE;
+    }
+    n = strlen(val);
+    if (n > SECRET_MAX_LEN || !secret_is_valid(val, n)) {
+        bp_cli__error("--secret-key-env %.100s: the secret must be 1..%d visible ASCII characters",
+                      var, SECRET_MAX_LEN);
+        return BP_CLI_EXIT_USAGE;
+    }
+    *out = bp_memdup(val, n + 1);
+    *out_len = n;
+    return BP_CLI_EXIT_OK;
+}
+
+/* Resolves --ca-file to an absolute path of a readable regular file (serve may run elsewhere). */
+static int
+resolve_ca_file(const char *path, char **out)
+{
+    char resolved[PATH_MAX];
+    struct stat sb;
+    FILE *f;
+
+    if (path[0] == '\0' || realpath(path, resolved) == NULL) {
+        bp_cli__error("--ca-file %s: %s", path, path[0] == '\0' ? "empty path" : strerror(errno));
+        return BP_CLI_EXIT_USAGE;
+    }
+    if (stat(resolved, &sb) != 0 || !S_ISREG(sb.st_mode)) {
+        bp_cli__error("--ca-file %s: not a regular file", path);
+        return BP_CLI_EXIT_USAGE;
+    }
+    f = fopen(resolved, "rb");
+    if (f == NULL) {
+        bp_cli__error("--ca-file %s: %s", path, strerror(errno));
+        return BP_CLI_EXIT_USAGE;
+    }
+    fclose(f);
+    *out = bp_strdup(resolved);
+    return BP_CLI_EXIT_OK;
+}
+
+static int
+check_name(const char *name)
+{
+    if (!bp_cli__name_is_valid(name)) {
+        bp_cli__error("invalid --name: must be 1..100 printable ASCII characters without "
+                      "leading or trailing spaces");
+        return BP_CLI_EXIT_USAGE;
+    }
+    return BP_CLI_EXIT_OK;
+}
+
+/* Reads whichever of --secret-key-file / --secret-key-env was given (at most one). */
+static int
+read_secret(const struct bp_cli_flag *file, const struct bp_cli_flag *env, char **out,
+            size_t *out_len)
+{
+    if (file->seen && env->seen) {
+        bp_cli__error("use only one of --secret-key-file and --secret-key-env");
+        return BP_CLI_EXIT_USAGE;
+    }
+    if (file->seen) {
+        return read_secret_file(file->value, out, out_len);
+    }
+    if (env->seen) {
+        return read_secret_env(env->value, out, out_len);
+    }
+    return BP_CLI_EXIT_OK;
+}
+
+/* ---- output ---- */
+
+static struct bp_out_obj *
+instance_obj(const struct bp_instance_rec *rec)
+{
+    struct bp_out_obj *o = bp_out_obj_new();
+
+    bp_out_str(o, "id", rec->id);
+    bp_out_str(o, "name", rec->name);
+    bp_out_str(o, "url", rec->url);
+    bp_out_bool(o, "has_secret_key", rec->secret_key != NULL);
+    bp_out_str(o, "ca_file", rec->ca_file);
+    bp_out_bool(o, "enabled", rec->enabled);
+    bp_out_time(o, "created_at", rec->created_at);
+    bp_out_time(o, "updated_at", rec->updated_at);
+    return o;
+}
+
+static int
+print_instance(const struct bp_instance_rec *rec, bool json)
+{
+    struct bp_out_obj *o = instance_obj(rec);
+    int rc = bp_out_print_obj(o, json);
+    bp_out_obj_free(o);
+    return rc;
+}
+
+static int
+name_taken(struct bp_store *s, bp_err rc, const char *name)
+{
+    if (rc == BP_ERR_EXISTS) {
+        bp_cli__error("an instance named \"%s\" already exists", name);
+        return BP_CLI_EXIT_USAGE;
+    }
+    return bp_cli__store_fail(s, rc, "instance", "");
+}
+
+/* ---- commands ---- */
+
+static int
+instance_add(struct bp_cli_ctx *ctx, int argc, char **argv)
+{
+    struct bp_cli_flag flags[UF_ADD_COUNT] = {
+        [UF_NAME] = {.name = "--name", .has_value = true},
+        [UF_URL] = {.name = "--url", .has_value = true},
+        [UF_SECRET_FILE] = {.name = "--secret-key-file", .has_value = true},
+        [UF_SECRET_ENV] = {.name = "--secret-key-env", .has_value = true},
+        [UF_CA_FILE] = {.name = "--ca-file", .has_value = true},
+    };
+    struct bp_instance_rec rec = {0};
+    struct bp_store *s = NULL;
+    char ulid[BP_ULID_LEN + 1];
+    int rc;
+    bp_err err;
+
+    BP_CLI_PARSE_OR_RETURN(ctx, argc, argv, flags, BP_ARRAY_LEN(flags), 0, 0);
+    if (!flags[UF_NAME].seen || !flags[UF_URL].seen) {
+        bp_cli__error("instance add needs --name and --url");
+        return BP_CLI_EXIT_USAGE;
+    }
+    rc = check_name(flags[UF_NAME].value);
+    if (rc != BP_CLI_EXIT_OK) {
+        goto done;
+    }
+    rec.url = normalise_url(flags[UF_URL].value);
+    if (rec.url == NULL) {
+        rc = BP_CLI_EXIT_USAGE;
+        goto done;
+    }
+    rc = read_secret(&flags[UF_SECRET_FILE], &flags[UF_SECRET_ENV], &rec.secret_key,
+                     &rec.secret_key_len);
+    if (rc == BP_CLI_EXIT_OK && flags[UF_CA_FILE].seen) {
+        rc = resolve_ca_file(flags[UF_CA_FILE].value, &rec.ca_file);
+    }
+    if (rc != BP_CLI_EXIT_OK) {
+        goto done;
+    }
+    if (bp_ulid(ulid) != BP_OK) {
+        bp_cli__error("cannot generate an id");
+        rc = BP_CLI_EXIT_FAIL;
+        goto done;
+    }
+    rec.id = bp_malloc(strlen("instance_") + BP_ULID_LEN + 1);
+    snprintf(rec.id, strlen("instance_") + BP_ULID_LEN + 1, "instance_%s", ulid);
+    rec.name = bp_strdup(flags[UF_NAME].value);
+    rec.enabled = true;
+    rec.created_at = bp_clock_wall_s();
+    rec.updated_at = rec.created_at;
+
+    rc = bp_cli__open_store(ctx, true, &s);
+    if (rc != BP_CLI_EXIT_OK) {
+        goto done;
+    }
+    err = bp_store_instance_insert(s, &rec);
+    if (err != BP_OK) {
+        rc = name_taken(s, err, rec.name);
+        goto done;
+    }
+    rc = print_instance(&rec, ctx->json);
+
+done:
+    bp_store_close(s);
+    bp_instance_rec_cleanup(&rec);
+    return rc;
+}
+
+static int
+instance_list(struct bp_cli_ctx *ctx, int argc, char **argv)
+{
+    static const char *const columns[] = {"id", "name", "url", "enabled", "has_secret_key",
+                                          "created_at"};
+    struct bp_store *s = NULL;
+    struct bp_instance_rec *recs = NULL;
+    struct bp_out_obj **rows;
+    size_t n = 0;
+    int rc;
+    bp_err err;
+
+    BP_CLI_PARSE_OR_RETURN(ctx, argc, argv, NULL, 0, 0, 0);
+    rc = bp_cli__open_store(ctx, true, &s);
+    if (rc != BP_CLI_EXIT_OK) {
+        return rc;
+    }
+    err = bp_store_instance_list(s, &recs, &n);
+    if (err != BP_OK) {
+        rc = bp_cli__store_fail(s, err, "instances", "");
+        bp_store_close(s);
+        return rc;
+    }
+    bp_store_close(s);
+    rows = bp_calloc(n + 1, sizeof(*rows));
+    for (size_t i = 0; i < n; i++) {
+        rows[i] = instance_obj(&recs[i]);
+    }
+    rc = bp_out_print_list("instances", rows, n, columns, BP_ARRAY_LEN(columns), ctx->json);
+    for (size_t i = 0; i < n; i++) {
+        bp_out_obj_free(rows[i]);
+    }
+    bp_free(rows);
+    bp_instance_recs_free(recs, n);
+    return rc;
+}
+
+static int
+instance_show(struct bp_cli_ctx *ctx, int argc, char **argv)
+{
+    struct bp_store *s = NULL;
+    struct bp_instance_rec rec = {0};
+    int rc;
+    bp_err err;
+
+    BP_CLI_PARSE_OR_RETURN(ctx, argc, argv, NULL, 0, 1, 1);
+    rc = bp_cli__open_store(ctx, true, &s);
+    if (rc != BP_CLI_EXIT_OK) {
+        return rc;
+    }
+    err = bp_store_instance_get(s, ctx->pos[0], &rec);
+    if (err != BP_OK) {
+        rc = bp_cli__store_fail(s, err, "instance", ctx->pos[0]);
+    } else {
+        rc = print_instance(&rec, ctx->json);
+    }
+    bp_store_close(s);
+    bp_instance_rec_cleanup(&rec);
+    return rc;
+}
+
+/* The changes `instance update` asked for, validated before the store is touched. */
+struct instance_change {
+    const char *name;
+    char *url;
+    bool set_secret;
+    char *secret;
+    size_t secret_len;
+    bool set_ca;
+    char *ca_file;
+    int enabled; /* -1 unchanged, 0, 1 */
+};
+
+static void
+change_cleanup(struct instance_change *c)
+{
+    bp_free(c->url);
+    if (c->secret != NULL) {
+        bp_wipe(c->secret, c->secret_len);
+    }
+    bp_free(c->secret);
+    bp_free(c->ca_file);
+}
+
+static int
+parse_change(struct bp_cli_flag *flags, struct instance_change *c)
+{
+    int rc = BP_CLI_EXIT_OK;
+    bool any = false;
+
+    for (size_t i = 0; i < UF_COUNT; i++) {
+        any = any || flags[i].seen;
+    }
+    if (!any) {
+        bp_cli__error("instance update: nothing to change (see `blnkproxy help instance`)");
+        return BP_CLI_EXIT_USAGE;
+    }
+    if ((flags[UF_SECRET_FILE].seen || flags[UF_SECRET_ENV].seen) && flags[UF_CLEAR_SECRET].seen) {
+        bp_cli__error("--clear-secret-key cannot be combined with a new secret key");
+        return BP_CLI_EXIT_USAGE;
+    }
+    if (flags[UF_CA_FILE].seen && flags[UF_CLEAR_CA].seen) {
+        bp_cli__error("use only one of --ca-file and --clear-ca-file");
+        return BP_CLI_EXIT_USAGE;
+    }
+    if (flags[UF_ENABLE].seen && flags[UF_DISABLE].seen) {
+        bp_cli__error("use only one of --enable and --disable");
+        return BP_CLI_EXIT_USAGE;
+    }
+    if (flags[UF_NAME].seen) {
+        rc = check_name(flags[UF_NAME].value);
+        c->name = flags[UF_NAME].value;
+    }
+    if (rc == BP_CLI_EXIT_OK && flags[UF_URL].seen) {
+        c->url = normalise_url(flags[UF_URL].value);
+        rc = c->url == NULL ? BP_CLI_EXIT_USAGE : BP_CLI_EXIT_OK;
+    }
+    if (rc == BP_CLI_EXIT_OK) {
+        c->set_secret = flags[UF_SECRET_FILE].seen || flags[UF_SECRET_ENV].seen ||
+                        flags[UF_CLEAR_SECRET].seen;
+        rc = read_secret(&flags[UF_SECRET_FILE], &flags[UF_SECRET_ENV], &c->secret,
+                         &c->secret_len);
+    }
+    if (rc == BP_CLI_EXIT_OK && flags[UF_CA_FILE].seen) {
+        rc = resolve_ca_file(flags[UF_CA_FILE].value, &c->ca_file);
+    }
+    c->set_ca = flags[UF_CA_FILE].seen || flags[UF_CLEAR_CA].seen;
+    c->enabled = flags[UF_ENABLE].seen ? 1 : flags[UF_DISABLE].seen ? 0 : -1;
+    return rc;
+}
+
+static void
+apply_change(struct bp_instance_rec *rec, struct instance_change *c)
+{
+    if (c->name != NULL) {
+        bp_free(rec->name);
+        rec->name = bp_strdup(c->name);
+    }
+    if (c->url != NULL) {
+        bp_free(rec->url);
+        rec->url = c->url;
+        c->url = NULL;
+    }
+    if (c->set_secret) {
+        if (rec->secret_key != NULL) {
+            bp_wipe(rec->secret_key, rec->secret_key_len);
+        }
+        bp_free(rec->secret_key);
+        rec->secret_key = c->secret;
+        rec->secret_key_len = c->secret_len;
+        c->secret = NULL;
+    }
+    if (c->set_ca) {
+        bp_free(rec->ca_file);
+        rec->ca_file = c->ca_file;
+        c->ca_file = NULL;
+    }
+    if (c->enabled >= 0) {
+        rec->enabled = c->enabled == 1;
+    }
+    rec->updated_at = bp_clock_wall_s();
+}
+
+static int
+instance_update(struct bp_cli_ctx *ctx, int argc, char **argv)
+{
+    struct bp_cli_flag flags[UF_COUNT] = {
+        [UF_NAME] = {.name = "--name", .has_value = true},
+        [UF_URL] = {.name = "--url", .has_value = true},
+        [UF_SECRET_FILE] = {.name = "--secret-key-file", .has_value = true},
+        [UF_SECRET_ENV] = {.name = "--secret-key-env", .has_value = true},
+        [UF_CLEAR_SECRET] = {.name = "--clear-secret-key"},
+        [UF_CA_FILE] = {.name = "--ca-file", .has_value = true},
+        [UF_CLEAR_CA] = {.name = "--clear-ca-file"},
+        [UF_ENABLE] = {.name = "--enable"},
+        [UF_DISABLE] = {.name = "--disable"},
+    };
+    struct instance_change change = {.enabled = -1};
+    struct bp_instance_rec rec = {0};
+    struct bp_store *s = NULL;
+    int rc;
+    bp_err err;
+
+    BP_CLI_PARSE_OR_RETURN(ctx, argc, argv, flags, BP_ARRAY_LEN(flags), 1, 1);
+    rc = parse_change(flags, &change);
+    if (rc != BP_CLI_EXIT_OK) {
+        goto done;
+    }
+    rc = bp_cli__open_store(ctx, true, &s);
+    if (rc != BP_CLI_EXIT_OK) {
+        goto done;
+    }
+    err = bp_store_instance_get(s, ctx->pos[0], &rec);
+    if (err != BP_OK) {
+        rc = bp_cli__store_fail(s, err, "instance", ctx->pos[0]);
+        goto done;
+    }
+    apply_change(&rec, &change);
+    err = bp_store_instance_update(s, &rec);
+    if (err != BP_OK) {
+        rc = err == BP_ERR_NOT_FOUND ? bp_cli__store_fail(s, err, "instance", ctx->pos[0])
+                                     : name_taken(s, err, rec.name);
+        goto done;
+    }
+    rc = print_instance(&rec, ctx->json);
+
+done:
+    bp_store_close(s);
+    bp_instance_rec_cleanup(&rec);
+    change_cleanup(&change);
+    return rc;
+}
+
+static int
+instance_set_enabled(struct bp_cli_ctx *ctx, int argc, char **argv, bool enabled)
+{
+    struct bp_instance_rec rec = {0};
+    struct bp_store *s = NULL;
+    int rc;
+    bp_err err;
+
+    BP_CLI_PARSE_OR_RETURN(ctx, argc, argv, NULL, 0, 1, 1);
+    rc = bp_cli__open_store(ctx, true, &s);
+    if (rc != BP_CLI_EXIT_OK) {
+        return rc;
+    }
+    err = bp_store_instance_get(s, ctx->pos[0], &rec);
+    if (err == BP_OK && rec.enabled != enabled) {
+        rec.enabled = enabled;
+        rec.updated_at = bp_clock_wall_s();
+        err = bp_store_instance_update(s, &rec);
+    }
+    if (err != BP_OK) {
+        rc = bp_cli__store_fail(s, err, "instance", ctx->pos[0]);
+    } else {
+        rc = print_instance(&rec, ctx->json);
+    }
+    bp_store_close(s);
+    bp_instance_rec_cleanup(&rec);
+    return rc;
+}
+
+static int
+instance_remove(struct bp_cli_ctx *ctx, int argc, char **argv)
+{
+    struct bp_store *s = NULL;
+    struct bp_out_obj *o;
+    int rc;
+    bp_err err;
+
+    BP_CLI_PARSE_OR_RETURN(ctx, argc, argv, NULL, 0, 1, 1);
+    rc = bp_cli__open_store(ctx, true, &s);
+    if (rc != BP_CLI_EXIT_OK) {
+        return rc;
+    }
+    err = bp_store_instance_delete(s, ctx->pos[0]);
+    if (err != BP_OK) {
+        rc = bp_cli__store_fail(s, err, "instance", ctx->pos[0]);
+        bp_store_close(s);
+        return rc;
+    }
+    bp_store_close(s);
+    o = bp_out_obj_new();
+    bp_out_str(o, "id", ctx->pos[0]);
+    bp_out_bool(o, "removed", true);
+    rc = bp_out_print_obj(o, ctx->json);
+    bp_out_obj_free(o);
+    return rc;
+}
+
+int
+bp_cli__cmd_instance(struct bp_cli_ctx *ctx, int argc, char **argv)
+{
+    const char *verb = argv[0];
+
+    if (strcmp(verb, "add") == 0) {
+        return instance_add(ctx, argc - 1, argv + 1);
+    }
+    if (strcmp(verb, "list") == 0) {
+        return instance_list(ctx, argc - 1, argv + 1);
+    }
+    if (strcmp(verb, "show") == 0) {
+        return instance_show(ctx, argc - 1, argv + 1);
+    }
+    if (strcmp(verb, "update") == 0) {
+        return instance_update(ctx, argc - 1, argv + 1);
+    }
+    if (strcmp(verb, "enable") == 0) {
+        return instance_set_enabled(ctx, argc - 1, argv + 1, true);
+    }
+    if (strcmp(verb, "disable") == 0) {
+        return instance_set_enabled(ctx, argc - 1, argv + 1, false);
+    }
+    if (strcmp(verb, "remove") == 0) {
+        return instance_remove(ctx, argc - 1, argv + 1);
+    }
+    bp_cli__error("unknown instance command %.40s (see `blnkproxy help instance`)", verb);
+    return BP_CLI_EXIT_USAGE;
+}

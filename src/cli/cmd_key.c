@@ -1,0 +1,415 @@
+#include <stdio.h>
+#include <string.h>
+
+#include "auth/auth.h"
+#include "cli/cli-int.h"
+#include "cli/out.h"
+#include "lib/alloc.h"
+#include "lib/bug.h"
+#include "lib/clock.h"
+#include "lib/rand.h"
+#include "lib/secret.h"
+#include "lib/str.h"
+#include "store/store.h"
+
+/* `key …`: API keys (DESIGN §5). The key text exists only inside `key create`: it is printed
+ * once, then wiped; the store keeps its SHA-256 digest and a short prefix for listings. */
+
+#define SCOPES_TEXT_MAX 64
+#define INSTANCES_MAX 256
+
+static const char *
+key_status(const struct bp_key_rec *rec, int64_t now)
+{
+    if (rec->revoked) {
+        return "revoked";
+    }
+    if (rec->expires_at != 0 && rec->expires_at <= now) {
+        return "expired";
+    }
+    return "active";
+}
+
+/* key_text is non-NULL only for the creation output. */
+static struct bp_out_obj *
+key_obj(const struct bp_key_rec *rec, int64_t now, const char *key_text)
+{
+    struct bp_out_obj *o = bp_out_obj_new();
+
+    bp_out_str(o, "id", rec->id);
+    bp_out_str(o, "name", rec->name);
+    if (key_text != NULL) {
+        bp_out_str(o, "key", key_text);
+    }
+    bp_out_str(o, "prefix", rec->prefix);
+    bp_out_csv(o, "scopes", rec->scopes);
+    bp_out_csv(o, "instances", rec->instances);
+    bp_out_str(o, "status", key_status(rec, now));
+    bp_out_time(o, "created_at", rec->created_at);
+    bp_out_time(o, "expires_at", rec->expires_at);
+    bp_out_time(o, "last_used_at", rec->last_used_at);
+    return o;
+}
+
+static int
+print_key(const struct bp_key_rec *rec, bool json)
+{
+    struct bp_out_obj *o = key_obj(rec, bp_clock_wall_s(), NULL);
+    int rc = bp_out_print_obj(o, json);
+    bp_out_obj_free(o);
+    return rc;
+}
+
+/* ---- validation ---- */
+
+/* Parses --scopes into canonical text, naming the first unknown scope. */
+static int
+parse_scopes(const char *text, char out[SCOPES_TEXT_MAX])
+{
+    unsigned bits = 0;
+    const char *p = text;
+
+    for (;;) {
+        const char *end = strchr(p, ',');
+        size_t n = end != NULL ? (size_t)(end - p) : strlen(p);
+        char item[32];
+        unsigned one;
+
+        if (n == 0) {
+            bp_cli__error("invalid --scopes: empty scope (known: *, proxy:read, proxy:write)");
+            return BP_CLI_EXIT_USAGE;
+        }
+        if (n >= sizeof(item)) {
+            bp_cli__error("invalid --scopes: unknown scope \"%.*s...\" (known: *, proxy:read, "
+                          "proxy:write)",
+                          20, p);
+            return BP_CLI_EXIT_USAGE;
+        }
+        memcpy(item, p, n);
+        item[n] = '\0';
+        if (bp_scopes_parse(item, &one) != BP_OK) {
+            bp_cli__error("invalid --scopes: unknown scope \"%s\" (known: *, proxy:read, "
+                          "proxy:write)",
+                          item);
+            return BP_CLI_EXIT_USAGE;
+        }
+        bits |= one;
+        if (end == NULL) {
+            break;
+        }
+        p = end + 1;
+    }
+    bp_scopes_format(bits, out, SCOPES_TEXT_MAX);
+    return BP_CLI_EXIT_OK;
+}
+
+/* Parses --expires-in into an absolute expiry (0 = never). */
+static int
+parse_expiry(const char *text, int64_t now, int64_t *out)
+{
+    int64_t seconds;
+
+    if (bp_str_parse_duration(text, &seconds) != BP_OK) {
+        bp_cli__error("invalid --expires-in: use <n>s, <n>m, <n>h, <n>d or never");
+        return BP_CLI_EXIT_USAGE;
+    }
+    *out = seconds < 0 ? 0 : now + seconds;
+    return BP_CLI_EXIT_OK;
+}
+
+static bool
+id_char_ok(char c)
+{
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+           c == '_' || c == '-';
+}
+
+/* Splits --instances into ids (deduplicated) and checks each exists in the store. On success
+ * *out is the canonical comma-separated list. */
+static int
+parse_instances(struct bp_store *s, const char *text, char **out)
+{
+    const char *ids[INSTANCES_MAX];
+    size_t lens[INSTANCES_MAX];
+    size_t n = 0;
+    const char *p = text;
+    size_t total = 0;
+    char *list;
+    size_t off = 0;
+
+    for (;;) {
+        const char *end = strchr(p, ',');
+        size_t len = end != NULL ? (size_t)(end - p) : strlen(p);
+        bool dup = false;
+
+        if (len == 0 || len > 100) {
+            bp_cli__error("invalid --instances: expected comma-separated instance ids");
+            return BP_CLI_EXIT_USAGE;
+        }
+        for (size_t i = 0; i < len; i++) {
+            if (!id_char_ok(p[i])) {
+                bp_cli__error("invalid --instances: bad character in an instance id");
+                return BP_CLI_EXIT_USAGE;
+            }
+        }
+        for (size_t i = 0; i < n; i++) {
+            dup = dup || (lens[i] == len && memcmp(ids[i], p, len) == 0);
+        }
+        if (!dup) {
+            if (n == INSTANCES_MAX) {
+                bp_cli__error("invalid --instances: at most %d instances", INSTANCES_MAX);
+                return BP_CLI_EXIT_USAGE;
+            }
+            ids[n] = p;
+            lens[n] = len;
+            total += len + 1;
+            n++;
+        }
+        if (end == NULL) {
+            break;
+        }
+        p = end + 1;
+    }
+
+    list = bp_malloc(total);
+    for (size_t i = 0; i < n; i++) {
+        struct bp_instance_rec rec = {0};
+        bp_err err;
+
+        memcpy(list + off, ids[i], lens[i]);
+        list[off + lens[i]] = '\0';
+        err = bp_store_instance_get(s, list + off, &rec);
+        bp_instance_rec_cleanup(&rec);
+        if (err != BP_OK) {
+            int rc = bp_cli__store_fail(s, err, "instance", list + off);
+            bp_free(list);
+            return rc;
+        }
+        off += lens[i];
+        list[off++] = i + 1 < n ? ',' : '\0';
+    }
+    *out = list;
+    return BP_CLI_EXIT_OK;
+}
+
+/* ---- commands ---- */
+
+enum { CF_NAME, CF_SCOPES, CF_EXPIRES_IN, CF_INSTANCES, CF_COUNT };
+
+/* Generates the key, stores its digest and prints it once. */
+static int
+create_and_print(struct bp_store *s, struct bp_key_rec *rec, bool json)
+{
+    char key[BP_APIKEY_LEN + 1];
+    struct bp_out_obj *o;
+    bp_err err;
+    int rc;
+
+    if (bp_apikey_generate(key) != BP_OK) {
+        bp_cli__error("cannot generate a key: the system random source failed");
+        return BP_CLI_EXIT_FAIL;
+    }
+    bp_digest(key, BP_APIKEY_LEN, rec->digest);
+    rec->prefix = bp_strndup(key, BP_APIKEY_LIST_PREFIX_LEN);
+    err = bp_store_key_insert(s, rec);
+    if (err != BP_OK) {
+        bp_wipe(key, sizeof(key));
+        /* EXISTS here would be a ULID or digest collision: not the operator's doing. */
+        bp_cli__error("cannot store the key: %s", bp_store_last_error(s));
+        return BP_CLI_EXIT_FAIL;
+    }
+    o = key_obj(rec, rec->created_at, json ? key : NULL);
+    rc = bp_out_print_obj(o, json);
+    bp_out_obj_free(o);
+    bp_out_secret(json, "API key", key);
+    bp_wipe(key, sizeof(key));
+    return rc;
+}
+
+static int
+key_create(struct bp_cli_ctx *ctx, int argc, char **argv)
+{
+    struct bp_cli_flag flags[CF_COUNT] = {
+        [CF_NAME] = {.name = "--name", .has_value = true},
+        [CF_SCOPES] = {.name = "--scopes", .has_value = true},
+        [CF_EXPIRES_IN] = {.name = "--expires-in", .has_value = true},
+        [CF_INSTANCES] = {.name = "--instances", .has_value = true},
+    };
+    struct bp_key_rec rec = {0};
+    struct bp_store *s = NULL;
+    char scopes[SCOPES_TEXT_MAX];
+    char ulid[BP_ULID_LEN + 1];
+    int rc;
+
+    BP_CLI_PARSE_OR_RETURN(ctx, argc, argv, flags, CF_COUNT, 0, 0);
+    if (!flags[CF_NAME].seen || !flags[CF_SCOPES].seen) {
+        bp_cli__error("key create needs --name and --scopes");
+        return BP_CLI_EXIT_USAGE;
+    }
+    if (!bp_cli__name_is_valid(flags[CF_NAME].value)) {
+        bp_cli__error("invalid --name: must be 1..100 printable ASCII characters without "
+                      "leading or trailing spaces");
+        return BP_CLI_EXIT_USAGE;
+    }
+    rc = parse_scopes(flags[CF_SCOPES].value, scopes);
+    if (rc != BP_CLI_EXIT_OK) {
+        return rc;
+    }
+    rec.created_at = bp_clock_wall_s();
+    if (flags[CF_EXPIRES_IN].seen) {
+        rc = parse_expiry(flags[CF_EXPIRES_IN].value, rec.created_at, &rec.expires_at);
+        if (rc != BP_CLI_EXIT_OK) {
+            return rc;
+        }
+    }
+    if (bp_ulid(ulid) != BP_OK) {
+        bp_cli__error("cannot generate an id");
+        return BP_CLI_EXIT_FAIL;
+    }
+    rc = bp_cli__open_store(ctx, true, &s);
+    if (rc != BP_CLI_EXIT_OK) {
+        return rc;
+    }
+    if (flags[CF_INSTANCES].seen) {
+        rc = parse_instances(s, flags[CF_INSTANCES].value, &rec.instances);
+        if (rc != BP_CLI_EXIT_OK) {
+            goto done;
+        }
+    }
+    rec.id = bp_malloc(strlen("key_") + BP_ULID_LEN + 1);
+    snprintf(rec.id, strlen("key_") + BP_ULID_LEN + 1, "key_%s", ulid);
+    rec.name = bp_strdup(flags[CF_NAME].value);
+    rec.scopes = bp_strdup(scopes);
+    rc = create_and_print(s, &rec, ctx->json);
+
+done:
+    bp_store_close(s);
+    bp_key_rec_cleanup(&rec);
+    return rc;
+}
+
+static int
+key_list(struct bp_cli_ctx *ctx, int argc, char **argv)
+{
+    static const char *const columns[] = {"id",     "name",       "prefix",      "scopes",
+                                          "instances", "status", "expires_at", "last_used_at"};
+    struct bp_store *s = NULL;
+    struct bp_key_rec *recs = NULL;
+    struct bp_out_obj **rows;
+    int64_t now = bp_clock_wall_s();
+    size_t n = 0;
+    int rc;
+    bp_err err;
+
+    BP_CLI_PARSE_OR_RETURN(ctx, argc, argv, NULL, 0, 0, 0);
+    rc = bp_cli__open_store(ctx, true, &s);
+    if (rc != BP_CLI_EXIT_OK) {
+        return rc;
+    }
+    err = bp_store_key_list(s, &recs, &n);
+    if (err != BP_OK) {
+        rc = bp_cli__store_fail(s, err, "keys", "");
+        bp_store_close(s);
+        return rc;
+    }
+    bp_store_close(s);
+    rows = bp_calloc(n + 1, sizeof(*rows));
+    for (size_t i = 0; i < n; i++) {
+        rows[i] = key_obj(&recs[i], now, NULL);
+    }
+    rc = bp_out_print_list("keys", rows, n, columns, BP_ARRAY_LEN(columns), ctx->json);
+    for (size_t i = 0; i < n; i++) {
+        bp_out_obj_free(rows[i]);
+    }
+    bp_free(rows);
+    bp_key_recs_free(recs, n);
+    return rc;
+}
+
+/* show, revoke and expire: one ID, an optional change, then the key as it now stands. */
+enum key_op { KEY_SHOW, KEY_REVOKE, KEY_EXPIRE };
+
+static bp_err
+apply_op(struct bp_store *s, enum key_op op, const char *id, int64_t expires_at, bool json)
+{
+    struct bp_key_rec cur = {0};
+    bp_err err;
+
+    if (op == KEY_SHOW) {
+        return BP_OK;
+    }
+    if (op == KEY_EXPIRE) {
+        return bp_store_key_set_expiry(s, id, expires_at);
+    }
+    err = bp_store_key_get(s, id, &cur);
+    if (err == BP_OK && cur.revoked) {
+        bp_out_note(json, "Key was already revoked.");
+    } else if (err == BP_OK) {
+        err = bp_store_key_revoke(s, id, bp_clock_wall_s());
+    }
+    bp_key_rec_cleanup(&cur);
+    return err;
+}
+
+static int
+key_one(struct bp_cli_ctx *ctx, int argc, char **argv, enum key_op op)
+{
+    struct bp_cli_flag flags[] = {{.name = "--expires-in", .has_value = true}};
+    struct bp_key_rec rec = {0};
+    struct bp_store *s = NULL;
+    int64_t expires_at = 0;
+    int rc;
+    bp_err err;
+
+    BP_CLI_PARSE_OR_RETURN(ctx, argc, argv, flags, op == KEY_EXPIRE ? 1 : 0, 1, 1);
+    if (op == KEY_EXPIRE) {
+        if (!flags[0].seen) {
+            bp_cli__error("key expire needs --expires-in (e.g. 7d or never)");
+            return BP_CLI_EXIT_USAGE;
+        }
+        rc = parse_expiry(flags[0].value, bp_clock_wall_s(), &expires_at);
+        if (rc != BP_CLI_EXIT_OK) {
+            return rc;
+        }
+    }
+    rc = bp_cli__open_store(ctx, true, &s);
+    if (rc != BP_CLI_EXIT_OK) {
+        return rc;
+    }
+    err = apply_op(s, op, ctx->pos[0], expires_at, ctx->json);
+    if (err == BP_OK) {
+        err = bp_store_key_get(s, ctx->pos[0], &rec);
+    }
+    if (err != BP_OK) {
+        rc = bp_cli__store_fail(s, err, "key", ctx->pos[0]);
+    } else {
+        rc = print_key(&rec, ctx->json);
+    }
+    bp_store_close(s);
+    bp_key_rec_cleanup(&rec);
+    return rc;
+}
+
+int
+bp_cli__cmd_key(struct bp_cli_ctx *ctx, int argc, char **argv)
+{
+    const char *verb = argv[0];
+
+    if (strcmp(verb, "create") == 0) {
+        return key_create(ctx, argc - 1, argv + 1);
+    }
+    if (strcmp(verb, "list") == 0) {
+        return key_list(ctx, argc - 1, argv + 1);
+    }
+    if (strcmp(verb, "show") == 0) {
+        return key_one(ctx, argc - 1, argv + 1, KEY_SHOW);
+    }
+    if (strcmp(verb, "revoke") == 0) {
+        return key_one(ctx, argc - 1, argv + 1, KEY_REVOKE);
+    }
+    if (strcmp(verb, "expire") == 0) {
+        return key_one(ctx, argc - 1, argv + 1, KEY_EXPIRE);
+    }
+    bp_cli__error("unknown key command %.40s (see `blnkproxy help key`)", verb);
+    return BP_CLI_EXIT_USAGE;
+}

@@ -1,0 +1,389 @@
+/* The settings table: every configurable value of `serve` is one row naming its JSON key,
+ * environment variable, flag, type, bounds, default and field, plus the value parsers those types
+ * share. Sources and their precedence live in config.c; docs/CONFIG.md mirrors this table. */
+
+#include "config/settings-int.h"
+
+#include <arpa/inet.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "core/log.h"
+#include "lib/alloc.h"
+#include "lib/bug.h"
+#include "lib/str.h"
+
+#define KIB ((int64_t)1024)
+#define MIB (KIB * 1024)
+#define GIB (MIB * 1024)
+#define SEC ((int64_t)1000)
+#define MINUTE (SEC * 60)
+#define HOUR (MINUTE * 60)
+
+#define FIELD(f) offsetof(struct bp_config, f), sizeof(((struct bp_config *)0)->f)
+
+/* A string setting has no numeric bounds; this caps its length so a stray file cannot become a
+ * megabyte-long DSN. */
+#define STRING_MAX_LEN 4096
+
+const struct bp_setting bp_config__settings[] = {
+    {"db", "BLNKPROXY_DB", "--db", BP_SETTING_STRING, 1, STRING_MAX_LEN, "./blnkproxy.db", FIELD(db), 0,
+     "store DSN: a SQLite file path (or a PostgreSQL URL when built with it)"},
+    {"listen", "BLNKPROXY_LISTEN", "--listen", BP_SETTING_LISTEN, 0, 65535, "127.0.0.1:8080",
+     FIELD(listen_host), offsetof(struct bp_config, listen_port),
+     "address to serve on; port 0 picks a free port (logged at start)"},
+    {"workers", "BLNKPROXY_WORKERS", "--workers", BP_SETTING_INT, 1, 256, NULL, FIELD(workers), 0,
+     "loop threads; default is the number of online CPUs"},
+    {"upstream_connect_timeout", "BLNKPROXY_UPSTREAM_CONNECT_TIMEOUT", "--upstream-connect-timeout",
+     BP_SETTING_DURATION, 10, 300 * SEC, "5s", FIELD(upstream_connect_timeout_ms), 0,
+     "time allowed to connect to Core"},
+    {"upstream_timeout", "BLNKPROXY_UPSTREAM_TIMEOUT", "--upstream-timeout", BP_SETTING_DURATION, 10, HOUR,
+     "30s", FIELD(upstream_timeout_ms), 0,
+     "time allowed for a whole Core exchange; beyond it the client gets 504"},
+    {"max_header_bytes", "BLNKPROXY_MAX_HEADER_BYTES", "--max-header-bytes", BP_SETTING_SIZE, 256, MIB,
+     "32KiB", FIELD(max_head_bytes), 0, "largest request head (request line and headers)"},
+    {"max_headers", "BLNKPROXY_MAX_HEADERS", "--max-headers", BP_SETTING_INT, 1, 128, "100",
+     FIELD(max_headers), 0, "most header fields in one request"},
+    {"max_body_bytes", "BLNKPROXY_MAX_BODY_BYTES", "--max-body-bytes", BP_SETTING_SIZE, 1, GIB, "1MiB",
+     FIELD(max_body_bytes), 0, "largest request body; larger gets 413"},
+    {"max_upload_bytes", "BLNKPROXY_MAX_UPLOAD_BYTES", "--max-upload-bytes", BP_SETTING_SIZE, 1, GIB, "32MiB",
+     FIELD(max_upload_bytes), 0, "largest body on the multipart upload route"},
+    {"max_response_bytes", "BLNKPROXY_MAX_RESPONSE_BYTES", "--max-response-bytes", BP_SETTING_SIZE, 1, GIB,
+     "64MiB", FIELD(max_response_bytes), 0, "largest Core response the proxy buffers; larger gets 502"},
+    {"idle_timeout", "BLNKPROXY_IDLE_TIMEOUT", "--idle-timeout", BP_SETTING_DURATION, 10, HOUR, "60s",
+     FIELD(idle_timeout_ms), 0, "keep-alive connection idle time before it is closed"},
+    {"header_timeout", "BLNKPROXY_HEADER_TIMEOUT", "--header-timeout", BP_SETTING_DURATION, 10, 10 * MINUTE,
+     "10s", FIELD(header_timeout_ms), 0, "time a client has to send a complete request head"},
+    {"shutdown_timeout", "BLNKPROXY_SHUTDOWN_TIMEOUT", "--shutdown-timeout", BP_SETTING_DURATION, 0,
+     10 * MINUTE, "10s", FIELD(shutdown_timeout_ms), 0,
+     "longest wait for in-flight requests to drain after SIGTERM/SIGINT"},
+    {"reload_interval", "BLNKPROXY_RELOAD_INTERVAL", "--reload-interval", BP_SETTING_DURATION, 50, 10 * SEC,
+     "500ms", FIELD(reload_interval_ms), 0, "how often the store is polled for changes made by the CLI"},
+    {"log_level", "BLNKPROXY_LOG_LEVEL", "--log-level", BP_SETTING_LOG_LEVEL, 0, 0, "info", FIELD(log_level),
+     0, "least severe level written: debug, info, warn or error"},
+};
+
+const size_t bp_config__n_settings = BP_ARRAY_LEN(bp_config__settings);
+
+const struct bp_setting *
+bp_config__find_key(const char *key)
+{
+    for (size_t i = 0; i < bp_config__n_settings; i++) {
+        if (strcmp(bp_config__settings[i].key, key) == 0) {
+            return &bp_config__settings[i];
+        }
+    }
+    return NULL;
+}
+
+const struct bp_setting *
+bp_config__find_flag(const char *flag, size_t len)
+{
+    for (size_t i = 0; i < bp_config__n_settings; i++) {
+        if (bp_str_eq(flag, len, bp_config__settings[i].flag)) {
+            return &bp_config__settings[i];
+        }
+    }
+    return NULL;
+}
+
+/* Writes n in the largest unit that divides it exactly, so bounds read as they are written. */
+static void
+format_size(int64_t n, char *out, size_t cap)
+{
+    if (n > 0 && n % GIB == 0) {
+        snprintf(out, cap, "%" PRId64 "GiB", n / GIB);
+    } else if (n > 0 && n % MIB == 0) {
+        snprintf(out, cap, "%" PRId64 "MiB", n / MIB);
+    } else if (n > 0 && n % KIB == 0) {
+        snprintf(out, cap, "%" PRId64 "KiB", n / KIB);
+    } else {
+        snprintf(out, cap, "%" PRId64, n);
+    }
+}
+
+static void
+format_ms(int64_t ms, char *out, size_t cap)
+{
+    if (ms > 0 && ms % HOUR == 0) {
+        snprintf(out, cap, "%" PRId64 "h", ms / HOUR);
+    } else if (ms > 0 && ms % MINUTE == 0) {
+        snprintf(out, cap, "%" PRId64 "m", ms / MINUTE);
+    } else if (ms % SEC == 0) {
+        snprintf(out, cap, "%" PRId64 "s", ms / SEC);
+    } else {
+        snprintf(out, cap, "%" PRId64 "ms", ms);
+    }
+}
+
+void
+bp_config__describe(const struct bp_setting *s, char *why, size_t why_len)
+{
+    char lo[32];
+    char hi[32];
+
+    switch (s->type) {
+    case BP_SETTING_STRING:
+        snprintf(why, why_len, "must be a non-empty string of at most %" PRId64 " bytes", s->max);
+        break;
+    case BP_SETTING_INT:
+        snprintf(why, why_len, "must be an integer %" PRId64 "..%" PRId64, s->min, s->max);
+        break;
+    case BP_SETTING_SIZE:
+        format_size(s->min, lo, sizeof(lo));
+        format_size(s->max, hi, sizeof(hi));
+        snprintf(why, why_len,
+                 "must be a size %s..%s (a number of bytes, or with a k, KiB, MiB or GiB suffix)", lo, hi);
+        break;
+    case BP_SETTING_DURATION:
+        format_ms(s->min, lo, sizeof(lo));
+        format_ms(s->max, hi, sizeof(hi));
+        snprintf(why, why_len, "must be a duration %s..%s (like 500ms, 5s, 2m, 1h, or a number of seconds)",
+                 lo, hi);
+        break;
+    case BP_SETTING_LOG_LEVEL:
+        snprintf(why, why_len, "must be one of debug, info, warn, error");
+        break;
+    case BP_SETTING_LISTEN:
+        snprintf(why, why_len,
+                 "expected HOST:PORT with HOST an IPv4 address, [IPv6 address] or localhost "
+                 "and PORT 0..65535");
+        break;
+    }
+}
+
+bp_err
+bp_config__parse_size(const char *text, uint64_t *out_bytes)
+{
+    static const struct {
+        const char *suffix;
+        uint64_t mult;
+    } units[] = {
+        {"", 1},           {"B", 1},          {"k", 1024},         {"K", 1024},
+        {"KiB", 1024},     {"m", 1 << 20},    {"M", 1 << 20},      {"MiB", 1 << 20},
+        {"g", 1ULL << 30}, {"G", 1ULL << 30}, {"GiB", 1ULL << 30},
+    };
+    size_t digits = strspn(text, "0123456789");
+    const char *suffix = text + digits;
+    uint64_t n;
+
+    for (size_t i = 0; i < BP_ARRAY_LEN(units); i++) {
+        if (strcmp(suffix, units[i].suffix) != 0) {
+            continue;
+        }
+        if (bp_str_parse_u64(text, digits, UINT64_MAX / units[i].mult, &n) != BP_OK) {
+            return BP_ERR_INVALID;
+        }
+        *out_bytes = n * units[i].mult;
+        return BP_OK;
+    }
+    return BP_ERR_INVALID;
+}
+
+bp_err
+bp_config__parse_duration(const char *text, int64_t *out_ms)
+{
+    static const struct {
+        const char *suffix;
+        uint64_t ms;
+    } units[] = {{"", 1000}, {"ms", 1}, {"s", 1000}, {"m", 60000}, {"h", 3600000}, {"d", 86400000}};
+    size_t int_len = strspn(text, "0123456789");
+    const char *frac = NULL;
+    size_t frac_len = 0;
+    const char *suffix = text + int_len;
+    uint64_t whole;
+    uint64_t part = 0;
+    uint64_t scale = 1;
+
+    if (*suffix == '.') {
+        frac = suffix + 1;
+        frac_len = strspn(frac, "0123456789");
+        /* "5." and more than nanosecond precision are refused rather than guessed at. */
+        if (frac_len == 0 || frac_len > 9) {
+            return BP_ERR_INVALID;
+        }
+        suffix = frac + frac_len;
+    }
+    for (size_t i = 0; i < BP_ARRAY_LEN(units); i++) {
+        uint64_t mult = units[i].ms;
+        if (strcmp(suffix, units[i].suffix) != 0) {
+            continue;
+        }
+        if (bp_str_parse_u64(text, int_len, (uint64_t)INT64_MAX / mult - 1, &whole) != BP_OK) {
+            return BP_ERR_INVALID;
+        }
+        if (frac != NULL) {
+            if (bp_str_parse_u64(frac, frac_len, UINT64_MAX, &part) != BP_OK) {
+                return BP_ERR_INVALID;
+            }
+            for (size_t d = 0; d < frac_len; d++) {
+                scale *= 10;
+            }
+        }
+        /* part < 10^9 and mult < 10^8, so part * mult fits; round to the nearest ms. */
+        *out_ms = (int64_t)(whole * mult + (part * mult + scale / 2) / scale);
+        return BP_OK;
+    }
+    return BP_ERR_INVALID;
+}
+
+bp_err
+bp_config__parse_listen(const char *text, char **out_host, int *out_port)
+{
+    const char *colon = strrchr(text, ':');
+    const char *host;
+    size_t host_len;
+    char host_buf[INET6_ADDRSTRLEN + 1];
+    unsigned char addr[sizeof(struct in6_addr)];
+    uint64_t port;
+    bool v6;
+
+    if (colon == NULL || bp_str_parse_u64(colon + 1, strlen(colon + 1), 65535, &port) != BP_OK) {
+        return BP_ERR_INVALID;
+    }
+    host = text;
+    host_len = (size_t)(colon - text);
+    v6 = host_len >= 2 && host[0] == '[' && host[host_len - 1] == ']';
+    if (v6) {
+        host++;
+        host_len -= 2;
+    }
+    if (host_len == 0 || host_len >= sizeof(host_buf)) {
+        return BP_ERR_INVALID;
+    }
+    memcpy(host_buf, host, host_len);
+    host_buf[host_len] = '\0';
+    if (v6) {
+        if (inet_pton(AF_INET6, host_buf, addr) != 1) {
+            return BP_ERR_INVALID;
+        }
+    } else if (strcmp(host_buf, "localhost") != 0 && inet_pton(AF_INET, host_buf, addr) != 1) {
+        /* Also refuses a bare IPv6 address: "::1:80" is ambiguous without brackets. */
+        return BP_ERR_INVALID;
+    }
+    *out_host = bp_strndup(host_buf, host_len);
+    *out_port = (int)port;
+    return BP_OK;
+}
+
+static void *
+field(struct bp_config *c, size_t offset)
+{
+    return (char *)c + offset;
+}
+
+static void
+store_count(const struct bp_setting *s, struct bp_config *c, int64_t v)
+{
+    if (s->width == sizeof(int)) {
+        *(int *)field(c, s->offset) = (int)v;
+    } else {
+        BP_BUG_ON(s->width != sizeof(size_t));
+        *(size_t *)field(c, s->offset) = (size_t)v;
+    }
+}
+
+static void
+replace_string(struct bp_config *c, size_t offset, char *v)
+{
+    char **slot = field(c, offset);
+    bp_free(*slot);
+    *slot = v;
+}
+
+static bool
+in_bounds(const struct bp_setting *s, uint64_t v)
+{
+    return v >= (uint64_t)s->min && v <= (uint64_t)s->max;
+}
+
+bp_err
+bp_config__set_text(const struct bp_setting *s, const char *text, struct bp_config *c, char *why,
+                    size_t why_len)
+{
+    uint64_t u;
+    int64_t ms;
+    enum bp_log_level lvl;
+    char *host;
+    int port;
+    bool ok = false;
+
+    switch (s->type) {
+    case BP_SETTING_STRING:
+        ok = text[0] != '\0' && strlen(text) <= (size_t)s->max;
+        if (ok) {
+            replace_string(c, s->offset, bp_strdup(text));
+        }
+        break;
+    case BP_SETTING_INT:
+        ok = bp_str_parse_u64(text, strlen(text), (uint64_t)s->max, &u) == BP_OK && in_bounds(s, u);
+        if (ok) {
+            store_count(s, c, (int64_t)u);
+        }
+        break;
+    case BP_SETTING_SIZE:
+        BP_BUG_ON(s->width != sizeof(size_t));
+        ok = bp_config__parse_size(text, &u) == BP_OK && in_bounds(s, u);
+        if (ok) {
+            *(size_t *)field(c, s->offset) = (size_t)u;
+        }
+        break;
+    case BP_SETTING_DURATION:
+        BP_BUG_ON(s->width != sizeof(int64_t));
+        ok = bp_config__parse_duration(text, &ms) == BP_OK && in_bounds(s, (uint64_t)ms);
+        if (ok) {
+            *(int64_t *)field(c, s->offset) = ms;
+        }
+        break;
+    case BP_SETTING_LOG_LEVEL:
+        BP_BUG_ON(s->width != sizeof(int));
+        ok = bp_log_level_parse(text, &lvl);
+        if (ok) {
+            *(int *)field(c, s->offset) = (int)lvl;
+        }
+        break;
+    case BP_SETTING_LISTEN:
+        ok = bp_config__parse_listen(text, &host, &port) == BP_OK;
+        if (ok) {
+            replace_string(c, s->offset, host);
+            *(int *)field(c, s->aux_offset) = port;
+        }
+        break;
+    }
+    if (!ok) {
+        bp_config__describe(s, why, why_len);
+        return BP_ERR_INVALID;
+    }
+    return BP_OK;
+}
+
+static int
+online_cpus(void)
+{
+    long n = sysconf(_SC_NPROCESSORS_ONLN);
+    if (n < 1) {
+        return 1;
+    }
+    return n > 256 ? 256 : (int)n;
+}
+
+void
+bp_config__defaults(struct bp_config *c)
+{
+    char why[256];
+
+    memset(c, 0, sizeof(*c));
+    for (size_t i = 0; i < bp_config__n_settings; i++) {
+        const struct bp_setting *s = &bp_config__settings[i];
+        if (s->def == NULL) {
+            /* Only workers is computed; its row bounds match the clamp in online_cpus. */
+            BP_BUG_ON(s->offset != offsetof(struct bp_config, workers));
+            c->workers = online_cpus();
+            continue;
+        }
+        /* Defaults go through the same parser as user input, so a bad table row fails loudly. */
+        BP_BUG_ON(bp_config__set_text(s, s->def, c, why, sizeof(why)) != BP_OK);
+    }
+}

@@ -1,0 +1,81 @@
+/* The only mapping from bp_err to DESIGN §2: status, error_detail.code, message and the
+ * WWW-Authenticate header. Messages are fixed text: nothing from the request is echoed, so no
+ * secret or attacker-chosen byte can reach an error body. */
+#include <stdio.h>
+#include <string.h>
+
+#include "http/http-int.h"
+#include "lib/bug.h"
+
+struct error_row {
+    bp_err rc;
+    int status;
+    const char *code;
+    const char *message;
+    const char *www_authenticate;
+};
+
+#define INVALID_TOKEN_CHALLENGE "Bearer realm=\"blnkproxy\", error=\"invalid_token\""
+
+static const struct error_row rows[] = {
+    {BP_ERR_AUTH_MISSING, 401, "AUTH_MISSING_API_KEY", "API key is required", "Bearer realm=\"blnkproxy\""},
+    {BP_ERR_AUTH_INVALID_KEY, 401, "AUTH_INVALID_API_KEY", "Invalid API key", INVALID_TOKEN_CHALLENGE},
+    {BP_ERR_AUTH_EXPIRED_KEY, 401, "AUTH_EXPIRED_API_KEY", "API key has expired", INVALID_TOKEN_CHALLENGE},
+    {BP_ERR_AUTH_INVALID_TOKEN, 401, "AUTH_INVALID_BEARER_TOKEN", "Invalid or expired access token",
+     INVALID_TOKEN_CHALLENGE},
+    {BP_ERR_AUTH_SCOPE, 403, "AUTH_INSUFFICIENT_PERMISSIONS", "Credential lacks the scope this route needs",
+     NULL},
+    {BP_ERR_AUTH_INSTANCE, 403, "AUTH_INSUFFICIENT_PERMISSIONS", "Credential may not use this instance", NULL},
+    {BP_ERR_MISSING_INSTANCE_ID, 400, "GEN_MISSING_PARAMETER", "instance_id query parameter is required",
+     NULL},
+    {BP_ERR_MALFORMED, 400, "GEN_MALFORMED_REQUEST", "Malformed request", NULL},
+    {BP_ERR_UNKNOWN_INSTANCE, 404, "PROXY_UNKNOWN_INSTANCE", "Unknown or disabled instance", NULL},
+    {BP_ERR_ROUTE_NOT_FOUND, 404, "GEN_NOT_FOUND", "Route not found", NULL},
+    {BP_ERR_PAYLOAD_TOO_LARGE, 413, "GEN_PAYLOAD_TOO_LARGE", "Request body is too large", NULL},
+    {BP_ERR_UPSTREAM_UNREACHABLE, 502, "PROXY_BAD_GATEWAY", "Core instance is unreachable", NULL},
+    {BP_ERR_UPSTREAM_TIMEOUT, 504, "PROXY_GATEWAY_TIMEOUT", "Core instance did not answer in time", NULL},
+    {BP_ERR_UPSTREAM_TOO_LARGE, 502, "PROXY_BAD_GATEWAY", "Core response exceeds the configured limit", NULL},
+};
+
+static const struct error_row internal_row = {BP_ERR_IO, 500, "GEN_INTERNAL_ERROR", "Internal error", NULL};
+
+static const struct error_row *
+find_row(bp_err rc)
+{
+    for (size_t i = 0; i < BP_ARRAY_LEN(rows); i++) {
+        if (rows[i].rc == rc) {
+            return &rows[i];
+        }
+    }
+    return &internal_row;
+}
+
+int
+bp_http__error_status(bp_err rc)
+{
+    return find_row(rc)->status;
+}
+
+void
+bp_http__respond_error(struct bp_conn *c, bp_err rc, unsigned needed_scope)
+{
+    const struct error_row *row = find_row(rc);
+    char headers[256];
+    char body[512];
+    int n;
+
+    headers[0] = '\0';
+    if (rc == BP_ERR_AUTH_SCOPE) {
+        snprintf(headers, sizeof(headers),
+                 "WWW-Authenticate: Bearer error=\"insufficient_scope\", scope=\"%s\"\r\n",
+                 (needed_scope & BP_SCOPE_WRITE) ? "proxy:write" : "proxy:read");
+    } else if (row->www_authenticate != NULL) {
+        snprintf(headers, sizeof(headers), "WWW-Authenticate: %s\r\n", row->www_authenticate);
+    }
+    n = snprintf(body, sizeof(body), "{\"error\":\"%s\",\"error_detail\":{\"code\":\"%s\",\"message\":\"%s\"}}",
+                 row->message, row->code, row->message);
+    if (c->req != NULL) {
+        c->req->outcome = rc;
+    }
+    bp_http__respond(c, row->status, headers, "application/json", body, (size_t)n, false);
+}

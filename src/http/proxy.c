@@ -1,0 +1,209 @@
+/* The fixed phase order for /proxy/… (DESIGN §2):
+ *   credential (401) → path syntax (400) → route table (404) → scope (403) → instance_id (400)
+ *   → instance known and enabled (404) → credential allowed on the instance (403)
+ * all on the head alone, before any body byte is read; then body → transaction defaults (§4)
+ * → request to Core → Core's answer relayed unchanged. Every check is a call into the module
+ * that owns it; this file only sequences them. */
+#include <string.h>
+
+#include "auth/auth.h"
+#include "http/http-int.h"
+#include "lib/alloc.h"
+#include "lib/bug.h"
+#include "lib/clock.h"
+#include "lib/secret.h"
+#include "lib/str.h"
+#include "rewrite/rewrite.h"
+#include "tables/tables.h"
+#include "upstream/upstream.h"
+
+#define PROXY_PREFIX_LEN 6 /* "/proxy" */
+
+static bp_err
+check_head(struct bp_req *r)
+{
+    const struct bp_http_head *h = &r->head;
+    const struct bp_http_header *authz;
+    size_t n_authz = 0;
+    size_t n_routes = 0;
+    const struct bp_route *routes = bp_routes_builtin(&n_routes);
+    const char *id = NULL;
+    size_t id_len = 0;
+    bp_err rc;
+
+    authz = bp_http_head_find(h, "Authorization", &n_authz);
+    rc = bp_auth_authenticate(r->tables, authz ? authz->value : NULL, authz ? authz->value_len : 0, n_authz,
+                              bp_clock_wall_s(), &r->cred);
+    if (rc != BP_OK) {
+        return rc;
+    }
+    r->core_path = h->path + PROXY_PREFIX_LEN;
+    r->core_path_len = h->path_len - PROXY_PREFIX_LEN;
+    /* A '#' would start a fragment for curl and silently cut the URL we send to Core. */
+    if (memchr(h->target, '#', h->target_len) != NULL) {
+        return BP_ERR_MALFORMED;
+    }
+    rc = bp_path_check(r->core_path, r->core_path_len);
+    if (rc != BP_OK) {
+        return rc;
+    }
+    r->route = bp_route_match(routes, n_routes, h->method, h->method_len, r->core_path, r->core_path_len);
+    if (r->route == NULL) {
+        return BP_ERR_ROUTE_NOT_FOUND;
+    }
+    rc = bp_auth_check_scope(r->cred, r->route->scope);
+    if (rc != BP_OK) {
+        return rc;
+    }
+    rc = bp_query_take_instance_id(h->query, h->query_len, &id, &id_len, &r->fwd_query);
+    if (rc != BP_OK) {
+        return rc;
+    }
+    if (!bp_instance_id_is_valid(id, id_len)) {
+        return BP_ERR_MALFORMED;
+    }
+    r->instance = bp_tables_find_instance(r->tables, id, id_len);
+    if (r->instance == NULL || !r->instance->enabled) {
+        r->instance = NULL;
+        return BP_ERR_UNKNOWN_INSTANCE;
+    }
+    return bp_auth_check_instance(r->cred, id, id_len);
+}
+
+void
+bp_http__proxy_head(struct bp_conn *c)
+{
+    const struct bp_config *cfg = c->worker->server->cfg;
+    struct bp_req *r = c->req;
+    bp_err rc;
+
+    r->tables = bp_tables_acquire();
+    BP_BUG_ON(r->tables == NULL); /* serve publishes the tables before it accepts */
+    rc = check_head(r);
+    if (rc != BP_OK) {
+        bp_http__respond_error(c, rc, r->route ? r->route->scope : 0);
+        return;
+    }
+    BP_BUG_ON(r->cred == NULL || r->instance == NULL);
+    bp_http__conn_read_body(c, r->route->large_body ? cfg->max_upload_bytes : cfg->max_body_bytes);
+}
+
+static void
+relay_response(struct bp_conn *c, const struct bp_upstream_resp *resp)
+{
+    struct bp_req *r = c->req;
+    struct bp_buf hdrs;
+    bool no_length;
+
+    bp_buf_init(&hdrs, SIZE_MAX);
+    for (size_t i = 0; i < resp->n_headers; i++) {
+        bp_buf_append_str(&hdrs, resp->headers[i].name);
+        bp_buf_append(&hdrs, ": ", 2);
+        bp_buf_append_str(&hdrs, resp->headers[i].value);
+        bp_buf_append(&hdrs, "\r\n", 2);
+    }
+    r->upstream_status = resp->status;
+    r->upstream_us = resp->upstream_us;
+    /* No body and no length for answers that cannot have one (RFC 9110 §6.4.1). */
+    no_length = resp->status == 204 || resp->status == 304 || (resp->status >= 100 && resp->status < 200);
+    bp_http__respond(c, resp->status, hdrs.data ? hdrs.data : "", NULL, resp->body.data, resp->body.len,
+                     no_length);
+    bp_buf_cleanup(&hdrs);
+}
+
+static void
+upstream_done(void *arg, bp_err rc, const struct bp_upstream_resp *resp)
+{
+    struct bp_conn *c = arg;
+
+    BP_BUG_ON(c->closed || c->req == NULL || c->state != BP_CONN_WAITING_UPSTREAM);
+    c->req->xfer = NULL;
+    if (rc != BP_OK) {
+        bp_http__respond_error(c, rc, 0);
+        return;
+    }
+    relay_response(c, resp);
+}
+
+static bp_err
+apply_defaults(struct bp_req *r)
+{
+    struct bp_buf out;
+    bool changed = false;
+    bp_err rc;
+
+    if (r->route->rewrite == BP_REWRITE_NONE || r->body.len == 0) {
+        return BP_OK;
+    }
+    /* Room for the inserted keys of every element of a bulk body. */
+    bp_buf_init(&out, r->body.len * 2 + 4096);
+    rc = bp_txdefaults_apply(r->route->rewrite == BP_REWRITE_TX_BULK ? BP_TXDEFAULTS_BULK : BP_TXDEFAULTS_SINGLE,
+                             r->body.data, r->body.len, &out, &changed);
+    if (rc == BP_OK && changed) {
+        bp_buf_cleanup(&r->body);
+        r->body = out;
+        return BP_OK;
+    }
+    bp_buf_cleanup(&out);
+    return rc;
+}
+
+void
+bp_http__proxy_body_done(struct bp_conn *c)
+{
+    struct bp_req *r = c->req;
+    struct bp_buf url;
+    struct bp_buf hdr_store;
+    const char **lines = NULL;
+    size_t n_lines = 0;
+    struct bp_upstream_req up;
+    bp_err rc;
+
+    rc = apply_defaults(r);
+    if (rc != BP_OK) {
+        bp_http__respond_error(c, BP_ERR_PAYLOAD_TOO_LARGE, 0);
+        return;
+    }
+    bp_buf_init(&url, SIZE_MAX);
+    bp_buf_append_str(&url, r->instance->url);
+    bp_buf_append(&url, r->core_path, r->core_path_len);
+    if (r->fwd_query.len > 0) {
+        bp_buf_append(&url, "?", 1);
+        bp_buf_append(&url, r->fwd_query.data, r->fwd_query.len);
+    }
+    bp_buf_init(&hdr_store, SIZE_MAX);
+    rc = bp_http__upstream_headers(r, c->peer, &hdr_store, &lines, &n_lines);
+    if (rc == BP_OK) {
+        char method[16];
+        size_t mlen = r->head.method_len < sizeof(method) - 1 ? r->head.method_len : sizeof(method) - 1;
+        memcpy(method, r->head.method, mlen);
+        method[mlen] = '\0';
+        up = (struct bp_upstream_req){
+            .method = method,
+            .url = url.data,
+            .headers = lines,
+            .n_headers = n_lines,
+            .body = r->body.data,
+            .body_len = r->body.len,
+            .ca_file = r->instance->ca_file,
+        };
+        /* libcurl copies the method, URL and header lines while setting up the transfer. */
+        rc = bp_upstream_send(c->worker->upstream, &up, upstream_done, c, &r->xfer);
+    }
+    bp_free(lines);
+    bp_wipe(hdr_store.data, hdr_store.len); /* it held the instance's Core secret */
+    bp_buf_cleanup(&hdr_store);
+    bp_buf_cleanup(&url);
+    if (rc != BP_OK) {
+        bp_http__respond_error(c, BP_ERR_UPSTREAM_UNREACHABLE, 0);
+    }
+}
+
+void
+bp_http__proxy_abort(struct bp_req *r)
+{
+    if (r->xfer != NULL) {
+        bp_upstream_cancel(r->xfer);
+        r->xfer = NULL;
+    }
+}

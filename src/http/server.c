@@ -1,0 +1,285 @@
+/* Worker threads and listeners.
+ *
+ * Each worker owns an event base, a listening socket bound with SO_REUSEPORT to the shared port
+ * (the kernel spreads connections across them), its connections and its upstream client. The
+ * first socket is bound before the others so that port 0 resolves to one port for all.
+ *
+ * Stop: the main thread activates each worker's stop event (libevent is built with pthread
+ * locking, so event_active is safe across threads). The worker closes its listener and idle
+ * connections, lets busy ones finish with Connection: close, and leaves its loop when none are
+ * left or when the shutdown deadline passes. */
+#include <errno.h>
+#include <fcntl.h>
+#include <netdb.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <event2/thread.h>
+
+#include "core/log.h"
+#include "http/http-int.h"
+#include "lib/alloc.h"
+#include "upstream/upstream.h"
+
+static bp_err
+open_listener(const char *host, int port, int *out_fd, int *out_port)
+{
+    struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM, .ai_flags = AI_PASSIVE};
+    struct addrinfo *res = NULL;
+    char portstr[16];
+    int fd = -1;
+    int one = 1;
+    bp_err rc = BP_ERR_IO;
+
+    snprintf(portstr, sizeof(portstr), "%d", port);
+    if (getaddrinfo(host, portstr, &hints, &res) != 0 || res == NULL) {
+        BP_ERROR("cannot resolve listen address", BP_LSTR("host", host));
+        return BP_ERR_INVALID;
+    }
+    fd = socket(res->ai_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (fd < 0) {
+        goto done;
+    }
+    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+    setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one));
+    if (bind(fd, res->ai_addr, res->ai_addrlen) != 0 || listen(fd, 1024) != 0) {
+        BP_ERROR("cannot listen", BP_LSTR("host", host), BP_LINT("port", port), BP_LSTR("reason", strerror(errno)));
+        goto done;
+    }
+    {
+        struct sockaddr_storage ss;
+        socklen_t sl = sizeof(ss);
+        getsockname(fd, (struct sockaddr *)&ss, &sl);
+        *out_port = ss.ss_family == AF_INET6 ? ntohs(((struct sockaddr_in6 *)&ss)->sin6_port)
+                                             : ntohs(((struct sockaddr_in *)&ss)->sin_port);
+    }
+    *out_fd = fd;
+    fd = -1;
+    rc = BP_OK;
+done:
+    if (fd >= 0) {
+        close(fd);
+    }
+    freeaddrinfo(res);
+    return rc;
+}
+
+static void
+accept_cb(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa, int salen, void *arg)
+{
+    struct bp_worker *w = arg;
+    (void)l;
+    if (w->draining) {
+        close(fd);
+        return;
+    }
+    bp_http__conn_accept(w, fd, sa, salen);
+}
+
+void
+bp_http__drain_check(struct bp_worker *w)
+{
+    if (w->draining && w->n_conns == 0) {
+        event_base_loopexit(w->base, NULL);
+    }
+}
+
+static void
+deadline_cb(evutil_socket_t fd, short what, void *arg)
+{
+    struct bp_worker *w = arg;
+    (void)fd;
+    (void)what;
+    BP_WARN("shutdown deadline reached, closing connections", BP_LINT("worker", w->index),
+            BP_LINT("connections", w->n_conns));
+    while (w->conns != NULL) {
+        bp_http__conn_close(w->conns);
+    }
+    event_base_loopexit(w->base, NULL);
+}
+
+static void
+stop_cb(evutil_socket_t fd, short what, void *arg)
+{
+    struct bp_worker *w = arg;
+    const struct bp_config *cfg = w->server->cfg;
+    struct timeval tv = {cfg->shutdown_timeout_ms / 1000, (cfg->shutdown_timeout_ms % 1000) * 1000};
+    struct bp_conn *c = w->conns;
+    (void)fd;
+    (void)what;
+
+    w->draining = true;
+    if (w->listener != NULL) {
+        evconnlistener_free(w->listener);
+        w->listener = NULL;
+    }
+    while (c != NULL) {
+        struct bp_conn *next = c->next;
+        bool idle = c->state == BP_CONN_READING_HEAD && c->req == NULL &&
+                    evbuffer_get_length(bufferevent_get_input(c->bev)) == 0;
+        if (idle) {
+            bp_http__conn_close(c);
+        } else {
+            c->close_after_write = true;
+        }
+        c = next;
+    }
+    w->drain_deadline = evtimer_new(w->base, deadline_cb, w);
+    evtimer_add(w->drain_deadline, &tv);
+    bp_http__drain_check(w);
+}
+
+static void *
+worker_main(void *arg)
+{
+    struct bp_worker *w = arg;
+    event_base_dispatch(w->base);
+    return NULL;
+}
+
+static void
+worker_free(struct bp_worker *w)
+{
+    if (w == NULL) {
+        return;
+    }
+    while (w->conns != NULL) {
+        bp_http__conn_close(w->conns);
+    }
+    if (w->listener != NULL) {
+        evconnlistener_free(w->listener);
+    }
+    bp_upstream_free(w->upstream);
+    if (w->stop_ev != NULL) {
+        event_free(w->stop_ev);
+    }
+    if (w->drain_deadline != NULL) {
+        event_free(w->drain_deadline);
+    }
+    if (w->base != NULL) {
+        event_base_free(w->base);
+    }
+    bp_free(w);
+}
+
+static bp_err
+worker_new(struct bp_server *s, int index, int fd, struct bp_worker **out)
+{
+    const struct bp_config *cfg = s->cfg;
+    struct bp_worker *w = bp_calloc(1, sizeof(*w));
+    struct bp_upstream_opts uo = {
+        .connect_timeout_ms = cfg->upstream_connect_timeout_ms,
+        .total_timeout_ms = cfg->upstream_timeout_ms,
+        .max_response_bytes = cfg->max_response_bytes,
+    };
+    bp_err rc;
+
+    w->server = s;
+    w->index = index;
+    w->base = event_base_new();
+    if (w->base == NULL) {
+        worker_free(w);
+        close(fd);
+        return BP_ERR_IO;
+    }
+    w->listener = evconnlistener_new(w->base, accept_cb, w, LEV_OPT_CLOSE_ON_FREE | LEV_OPT_CLOSE_ON_EXEC, -1, fd);
+    if (w->listener == NULL) {
+        close(fd);
+        worker_free(w);
+        return BP_ERR_IO;
+    }
+    rc = bp_upstream_new(w->base, &uo, &w->upstream);
+    if (rc != BP_OK) {
+        worker_free(w);
+        return rc;
+    }
+    w->stop_ev = event_new(w->base, -1, 0, stop_cb, w);
+    *out = w;
+    return BP_OK;
+}
+
+bp_err
+bp_server_start(const struct bp_config *cfg, struct bp_server **out)
+{
+    struct bp_server *s = bp_calloc(1, sizeof(*s));
+    bp_err rc = BP_OK;
+    int started = 0;
+
+    evthread_use_pthreads();
+    s->cfg = cfg;
+    s->n_workers = cfg->workers;
+    s->workers = bp_calloc((size_t)cfg->workers, sizeof(*s->workers));
+    atomic_init(&s->ready, true);
+    for (int i = 0; i < cfg->workers; i++) {
+        int fd = -1;
+        int port = 0;
+        rc = open_listener(cfg->listen_host, i == 0 ? cfg->listen_port : s->port, &fd, &port);
+        if (rc != BP_OK) {
+            goto fail;
+        }
+        if (i == 0) {
+            s->port = port;
+        }
+        rc = worker_new(s, i, fd, &s->workers[i]);
+        if (rc != BP_OK) {
+            goto fail;
+        }
+    }
+    for (int i = 0; i < cfg->workers; i++) {
+        if (pthread_create(&s->workers[i]->thread, NULL, worker_main, s->workers[i]) != 0) {
+            rc = BP_ERR_IO;
+            goto fail;
+        }
+        started++;
+    }
+    *out = s;
+    return BP_OK;
+fail:
+    s->n_workers = started;
+    bp_server_stop(s);
+    for (int i = 0; i < cfg->workers; i++) {
+        worker_free(s->workers[i]);
+    }
+    bp_free(s->workers);
+    bp_free(s);
+    return rc;
+}
+
+int
+bp_server_port(const struct bp_server *s)
+{
+    return s->port;
+}
+
+void
+bp_server_set_ready(struct bp_server *s, bool ready)
+{
+    atomic_store(&s->ready, ready);
+}
+
+void
+bp_server_stop(struct bp_server *s)
+{
+    for (int i = 0; i < s->n_workers; i++) {
+        event_active(s->workers[i]->stop_ev, 0, 0);
+    }
+    for (int i = 0; i < s->n_workers; i++) {
+        pthread_join(s->workers[i]->thread, NULL);
+    }
+    s->n_workers = 0;
+}
+
+void
+bp_server_free(struct bp_server *s)
+{
+    if (s == NULL) {
+        return;
+    }
+    for (int i = 0; i < s->cfg->workers; i++) {
+        worker_free(s->workers[i]);
+    }
+    bp_free(s->workers);
+    bp_free(s);
+}

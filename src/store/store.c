@@ -1,0 +1,206 @@
+#include "store/store.h"
+
+#include <stdio.h>
+#include <string.h>
+
+#include "lib/alloc.h"
+#include "lib/bug.h"
+#include "lib/secret.h"
+#include "store/store-int.h"
+
+/* Picks the backend from the DSN and forwards every call through its ops table, so callers
+ * never learn which database they talk to. */
+
+static bool
+has_prefix(const char *s, const char *prefix)
+{
+    return strncmp(s, prefix, strlen(prefix)) == 0;
+}
+
+bp_err
+bp_store_open(const char *dsn, struct bp_store **out, char *err, size_t err_len)
+{
+    const char *path = dsn;
+
+    if (dsn == NULL || dsn[0] == '\0') {
+        snprintf(err, err_len, "empty database name");
+        return BP_ERR_INVALID;
+    }
+    /* The DSN may carry a password: never echo it back. */
+    if (has_prefix(dsn, "postgres://") || has_prefix(dsn, "postgresql://")) {
+        snprintf(err, err_len, "PostgreSQL store is not available in this build");
+        return BP_ERR_INVALID;
+    }
+    if (has_prefix(dsn, "sqlite:")) {
+        path = dsn + strlen("sqlite:");
+        if (has_prefix(path, "//")) {
+            path += 2;
+        }
+        if (path[0] == '\0') {
+            snprintf(err, err_len, "empty SQLite path");
+            return BP_ERR_INVALID;
+        }
+    }
+    return bp_store__sqlite_open(path, out, err, err_len);
+}
+
+void
+bp_store_close(struct bp_store *s)
+{
+    if (s == NULL) {
+        return;
+    }
+    s->ops->close(s);
+}
+
+const char *
+bp_store_last_error(struct bp_store *s)
+{
+    const char *msg = s->ops->last_error(s);
+    return msg != NULL && msg[0] != '\0' ? msg : "unknown store error";
+}
+
+bp_err
+bp_store_migrate(struct bp_store *s, int *out_applied, int *out_version)
+{
+    return s->ops->migrate(s, out_applied, out_version);
+}
+
+bp_err
+bp_store_ping(struct bp_store *s)
+{
+    return s->ops->ping(s);
+}
+
+bp_err
+bp_store_change_token(struct bp_store *s, int64_t *out)
+{
+    return s->ops->change_token(s, out);
+}
+
+bp_err
+bp_store_instance_insert(struct bp_store *s, const struct bp_instance_rec *rec)
+{
+    BP_BUG_ON(rec->id == NULL || rec->name == NULL || rec->url == NULL);
+    return s->ops->instance_insert(s, rec);
+}
+
+bp_err
+bp_store_instance_update(struct bp_store *s, const struct bp_instance_rec *rec)
+{
+    BP_BUG_ON(rec->id == NULL || rec->name == NULL || rec->url == NULL);
+    return s->ops->instance_update(s, rec);
+}
+
+bp_err
+bp_store_instance_get(struct bp_store *s, const char *id, struct bp_instance_rec *out)
+{
+    return s->ops->instance_get(s, id, out);
+}
+
+bp_err
+bp_store_instance_delete(struct bp_store *s, const char *id)
+{
+    return s->ops->instance_delete(s, id);
+}
+
+bp_err
+bp_store_instance_list(struct bp_store *s, struct bp_instance_rec **out, size_t *out_n)
+{
+    return s->ops->instance_list(s, out, out_n);
+}
+
+void
+bp_instance_rec_cleanup(struct bp_instance_rec *rec)
+{
+    if (rec == NULL) {
+        return;
+    }
+    if (rec->secret_key != NULL) {
+        bp_wipe(rec->secret_key, rec->secret_key_len);
+    }
+    bp_free(rec->id);
+    bp_free(rec->name);
+    bp_free(rec->url);
+    bp_free(rec->secret_key);
+    bp_free(rec->ca_file);
+    memset(rec, 0, sizeof(*rec));
+}
+
+void
+bp_instance_recs_free(struct bp_instance_rec *recs, size_t n)
+{
+    if (recs == NULL) {
+        return;
+    }
+    for (size_t i = 0; i < n; i++) {
+        bp_instance_rec_cleanup(&recs[i]);
+    }
+    bp_free(recs);
+}
+
+bp_err
+bp_store_key_insert(struct bp_store *s, const struct bp_key_rec *rec)
+{
+    BP_BUG_ON(rec->id == NULL || rec->name == NULL || rec->prefix == NULL || rec->scopes == NULL);
+    return s->ops->key_insert(s, rec);
+}
+
+bp_err
+bp_store_key_get(struct bp_store *s, const char *id, struct bp_key_rec *out)
+{
+    return s->ops->key_get(s, id, out);
+}
+
+bp_err
+bp_store_key_list(struct bp_store *s, struct bp_key_rec **out, size_t *out_n)
+{
+    return s->ops->key_list(s, out, out_n);
+}
+
+bp_err
+bp_store_key_revoke(struct bp_store *s, const char *id, int64_t now)
+{
+    return s->ops->key_revoke(s, id, now);
+}
+
+bp_err
+bp_store_key_set_expiry(struct bp_store *s, const char *id, int64_t expires_at)
+{
+    return s->ops->key_set_expiry(s, id, expires_at);
+}
+
+bp_err
+bp_store_key_touch(struct bp_store *s, const char *const *ids, const int64_t *at, size_t n)
+{
+    if (n == 0) {
+        return BP_OK;
+    }
+    return s->ops->key_touch(s, ids, at, n);
+}
+
+void
+bp_key_rec_cleanup(struct bp_key_rec *rec)
+{
+    if (rec == NULL) {
+        return;
+    }
+    bp_free(rec->id);
+    bp_free(rec->name);
+    bp_free(rec->prefix);
+    bp_free(rec->scopes);
+    bp_free(rec->instances);
+    memset(rec, 0, sizeof(*rec));
+}
+
+void
+bp_key_recs_free(struct bp_key_rec *recs, size_t n)
+{
+    if (recs == NULL) {
+        return;
+    }
+    for (size_t i = 0; i < n; i++) {
+        bp_key_rec_cleanup(&recs[i]);
+    }
+    bp_free(recs);
+}

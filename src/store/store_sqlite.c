@@ -1,0 +1,739 @@
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/types.h>
+#include <unistd.h>
+
+#include <sqlite3.h>
+
+#include "lib/alloc.h"
+#include "lib/bug.h"
+#include "lib/clock.h"
+#include "store/store-int.h"
+
+/* SQLite backend: one connection per struct bp_store, used by one thread at a time (so the
+ * connection is opened without SQLite's own mutex). Every value reaches SQL through a bound
+ * parameter; the only SQL text executed directly is our own constant migrations and pragmas. */
+
+#define BUSY_TIMEOUT_MS 5000
+
+struct sqlite_store {
+    struct bp_store base; /* first: bp_store pointers are sqlite_store pointers */
+    sqlite3 *db;
+    /* Change token state: the token moves whenever data_version (other connections' commits) or
+     * total_changes (this connection's writes) moves. */
+    int64_t seen_data_version;
+    int64_t seen_total_changes;
+    int64_t token;
+    char errmsg[256]; /* kept across the ROLLBACK that would reset sqlite3_errmsg */
+};
+
+static const struct bp_store_ops sqlite_ops;
+
+static struct sqlite_store *
+ss(struct bp_store *s)
+{
+    BP_DEBUG_ASSERT(s->ops == &sqlite_ops);
+    return (struct sqlite_store *)s;
+}
+
+static bp_err
+map_rc(struct sqlite_store *st, int rc)
+{
+    int ext;
+
+    if (rc == SQLITE_OK || rc == SQLITE_DONE || rc == SQLITE_ROW) {
+        return BP_OK;
+    }
+    ext = sqlite3_extended_errcode(st->db);
+    snprintf(st->errmsg, sizeof(st->errmsg), "%s", sqlite3_errmsg(st->db));
+    if (ext == SQLITE_CONSTRAINT_UNIQUE || ext == SQLITE_CONSTRAINT_PRIMARYKEY) {
+        return BP_ERR_EXISTS;
+    }
+    if (rc == SQLITE_NOMEM) {
+        return BP_ERR_NOMEM;
+    }
+    return BP_ERR_STORE;
+}
+
+static bp_err
+prepare(struct sqlite_store *st, const char *sql, sqlite3_stmt **out)
+{
+    int rc = sqlite3_prepare_v2(st->db, sql, -1, out, NULL);
+    if (rc != SQLITE_OK) {
+        *out = NULL;
+        return map_rc(st, rc);
+    }
+    return BP_OK;
+}
+
+static void
+bind_text(sqlite3_stmt *stmt, int i, const char *text)
+{
+    if (text == NULL) {
+        sqlite3_bind_null(stmt, i);
+    } else {
+        sqlite3_bind_text(stmt, i, text, -1, SQLITE_STATIC);
+    }
+}
+
+/* Runs a statement that returns no rows; *out_changes (may be NULL) gets the rows it changed. */
+static bp_err
+step_done(struct sqlite_store *st, sqlite3_stmt *stmt, int *out_changes)
+{
+    int rc = sqlite3_step(stmt);
+    bp_err err = rc == SQLITE_DONE ? BP_OK : map_rc(st, rc);
+
+    if (err == BP_OK && out_changes != NULL) {
+        *out_changes = sqlite3_changes(st->db);
+    }
+    return err;
+}
+
+static char *
+col_dup(sqlite3_stmt *stmt, int i)
+{
+    const unsigned char *text;
+
+    if (sqlite3_column_type(stmt, i) == SQLITE_NULL) {
+        return NULL;
+    }
+    text = sqlite3_column_text(stmt, i);
+    if (text == NULL) {
+        return NULL;
+    }
+    return bp_strndup((const char *)text, (size_t)sqlite3_column_bytes(stmt, i));
+}
+
+static bp_err
+exec(struct sqlite_store *st, const char *sql)
+{
+    return map_rc(st, sqlite3_exec(st->db, sql, NULL, NULL, NULL));
+}
+
+/* ---- open / close ---- */
+
+static bp_err
+configure(struct sqlite_store *st)
+{
+    static const char *const pragmas[] = {
+        "PRAGMA journal_mode=WAL",
+        "PRAGMA synchronous=NORMAL",
+        "PRAGMA foreign_keys=ON",
+    };
+    bp_err err = map_rc(st, sqlite3_busy_timeout(st->db, BUSY_TIMEOUT_MS));
+
+    for (size_t i = 0; err == BP_OK && i < BP_ARRAY_LEN(pragmas); i++) {
+        err = exec(st, pragmas[i]);
+    }
+    return err;
+}
+
+bp_err
+bp_store__sqlite_open(const char *path, struct bp_store **out, char *err, size_t err_len)
+{
+    struct sqlite_store *st = bp_calloc(1, sizeof(*st));
+    struct stat sb;
+    bool existed = stat(path, &sb) == 0;
+    mode_t old_mask;
+    bp_err rc;
+    int src;
+
+    st->base.ops = &sqlite_ops;
+    /* The file holds Core secret keys: create it, and its -wal/-shm companions, private. */
+    old_mask = umask(077);
+    src = sqlite3_open_v2(path, &st->db,
+                          SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, NULL);
+    if (src != SQLITE_OK) {
+        snprintf(err, err_len, "cannot open database %s: %s", path,
+                 st->db != NULL ? sqlite3_errmsg(st->db) : sqlite3_errstr(src));
+        umask(old_mask);
+        rc = BP_ERR_STORE;
+        goto fail;
+    }
+    rc = configure(st);
+    umask(old_mask);
+    if (rc != BP_OK) {
+        snprintf(err, err_len, "cannot open database %s: %s", path, sqlite3_errmsg(st->db));
+        goto fail;
+    }
+    if (!existed && chmod(path, 0600) != 0) {
+        snprintf(err, err_len, "cannot restrict permissions of %s: %s", path, strerror(errno));
+        rc = BP_ERR_IO;
+        goto fail;
+    }
+    *out = &st->base;
+    return BP_OK;
+
+fail:
+    sqlite3_close_v2(st->db);
+    bp_free(st);
+    return rc;
+}
+
+static void
+sq_close(struct bp_store *s)
+{
+    struct sqlite_store *st = ss(s);
+    sqlite3_close_v2(st->db);
+    bp_free(st);
+}
+
+static const char *
+sq_last_error(struct bp_store *s)
+{
+    return ss(s)->errmsg;
+}
+
+/* ---- migrations, ping, change token ---- */
+
+static bp_err
+current_version(struct sqlite_store *st, int *out)
+{
+    sqlite3_stmt *stmt = NULL;
+    bp_err err = prepare(st, "SELECT COALESCE(MAX(version), 0) FROM schema_migrations", &stmt);
+    int rc;
+
+    if (err != BP_OK) {
+        return err;
+    }
+    rc = sqlite3_step(stmt);
+    if (rc == SQLITE_ROW) {
+        *out = sqlite3_column_int(stmt, 0);
+    } else {
+        err = map_rc(st, rc);
+    }
+    sqlite3_finalize(stmt);
+    return err;
+}
+
+/* Applies migration number version (1-based) unless another process got there first; the
+ * IMMEDIATE transaction serialises concurrent migrators. */
+static bp_err
+apply_one(struct sqlite_store *st, int version, bool *out_applied)
+{
+    sqlite3_stmt *stmt = NULL;
+    int have = 0;
+    bp_err err = exec(st, "BEGIN IMMEDIATE");
+
+    if (err != BP_OK) {
+        return err;
+    }
+    *out_applied = false;
+    err = current_version(st, &have);
+    if (err != BP_OK || have >= version) {
+        goto done;
+    }
+    err = exec(st, bp_store__sqlite_migrations[version - 1]);
+    if (err != BP_OK) {
+        goto done;
+    }
+    err = prepare(st, "INSERT INTO schema_migrations (version, applied_at) VALUES (?, ?)", &stmt);
+    if (err != BP_OK) {
+        goto done;
+    }
+    sqlite3_bind_int(stmt, 1, version);
+    sqlite3_bind_int64(stmt, 2, bp_clock_wall_s());
+    err = step_done(st, stmt, NULL);
+    if (err == BP_OK) {
+        *out_applied = true;
+    }
+
+done:
+    sqlite3_finalize(stmt);
+    if (err == BP_OK) {
+        err = exec(st, "COMMIT");
+    }
+    if (err != BP_OK) {
+        sqlite3_exec(st->db, "ROLLBACK", NULL, NULL, NULL);
+    }
+    return err;
+}
+
+static bp_err
+sq_migrate(struct bp_store *s, int *out_applied, int *out_version)
+{
+    struct sqlite_store *st = ss(s);
+    int applied = 0;
+    int version = 0;
+    bp_err err = exec(st, "CREATE TABLE IF NOT EXISTS schema_migrations ("
+                          "  version    INTEGER PRIMARY KEY NOT NULL,"
+                          "  applied_at INTEGER NOT NULL)");
+
+    for (size_t v = 1; err == BP_OK && v <= bp_store__sqlite_migrations_len; v++) {
+        bool did = false;
+        err = apply_one(st, (int)v, &did);
+        applied += did ? 1 : 0;
+    }
+    if (err == BP_OK) {
+        err = current_version(st, &version);
+    }
+    if (err != BP_OK) {
+        return err;
+    }
+    if (out_applied != NULL) {
+        *out_applied = applied;
+    }
+    if (out_version != NULL) {
+        *out_version = version;
+    }
+    return BP_OK;
+}
+
+static bp_err
+sq_ping(struct bp_store *s)
+{
+    return exec(ss(s), "SELECT 1");
+}
+
+static bp_err
+sq_change_token(struct bp_store *s, int64_t *out)
+{
+    struct sqlite_store *st = ss(s);
+    sqlite3_stmt *stmt = NULL;
+    int64_t dv;
+    int64_t tc;
+    bp_err err = prepare(st, "PRAGMA data_version", &stmt);
+    int rc;
+
+    if (err != BP_OK) {
+        return err;
+    }
+    rc = sqlite3_step(stmt);
+    if (rc != SQLITE_ROW) {
+        err = map_rc(st, rc);
+        sqlite3_finalize(stmt);
+        return err;
+    }
+    dv = sqlite3_column_int64(stmt, 0);
+    sqlite3_finalize(stmt);
+    tc = sqlite3_total_changes64(st->db);
+    /* data_version is only promised to differ, not to grow, so fold both into our own counter. */
+    if (dv != st->seen_data_version || tc != st->seen_total_changes) {
+        st->seen_data_version = dv;
+        st->seen_total_changes = tc;
+        st->token++;
+    }
+    *out = st->token;
+    return BP_OK;
+}
+
+/* ---- instances ---- */
+
+#define INSTANCE_COLS "id, name, url, secret_key, ca_file, enabled, created_at, updated_at"
+
+static void
+read_instance(sqlite3_stmt *stmt, struct bp_instance_rec *out)
+{
+    memset(out, 0, sizeof(*out));
+    out->id = col_dup(stmt, 0);
+    out->name = col_dup(stmt, 1);
+    out->url = col_dup(stmt, 2);
+    if (sqlite3_column_type(stmt, 3) != SQLITE_NULL) {
+        const void *blob = sqlite3_column_blob(stmt, 3);
+        size_t n = (size_t)sqlite3_column_bytes(stmt, 3);
+        out->secret_key = bp_malloc(n + 1);
+        if (n > 0) {
+            memcpy(out->secret_key, blob, n);
+        }
+        out->secret_key[n] = '\0';
+        out->secret_key_len = n;
+    }
+    out->ca_file = col_dup(stmt, 4);
+    out->enabled = sqlite3_column_int(stmt, 5) != 0;
+    out->created_at = sqlite3_column_int64(stmt, 6);
+    out->updated_at = sqlite3_column_int64(stmt, 7);
+}
+
+static void
+bind_secret(sqlite3_stmt *stmt, int i, const struct bp_instance_rec *rec)
+{
+    if (rec->secret_key == NULL) {
+        sqlite3_bind_null(stmt, i);
+    } else {
+        sqlite3_bind_blob(stmt, i, rec->secret_key, (int)rec->secret_key_len, SQLITE_STATIC);
+    }
+}
+
+static bp_err
+sq_instance_insert(struct bp_store *s, const struct bp_instance_rec *rec)
+{
+    struct sqlite_store *st = ss(s);
+    sqlite3_stmt *stmt = NULL;
+    bp_err err = prepare(st, "INSERT INTO instances (" INSTANCE_COLS ") VALUES (?,?,?,?,?,?,?,?)",
+                         &stmt);
+
+    if (err != BP_OK) {
+        return err;
+    }
+    bind_text(stmt, 1, rec->id);
+    bind_text(stmt, 2, rec->name);
+    bind_text(stmt, 3, rec->url);
+    bind_secret(stmt, 4, rec);
+    bind_text(stmt, 5, rec->ca_file);
+    sqlite3_bind_int(stmt, 6, rec->enabled ? 1 : 0);
+    sqlite3_bind_int64(stmt, 7, rec->created_at);
+    sqlite3_bind_int64(stmt, 8, rec->updated_at);
+    err = step_done(st, stmt, NULL);
+    sqlite3_finalize(stmt);
+    return err;
+}
+
+static bp_err
+sq_instance_update(struct bp_store *s, const struct bp_instance_rec *rec)
+{
+    struct sqlite_store *st = ss(s);
+    sqlite3_stmt *stmt = NULL;
+    int changes = 0;
+    bp_err err = prepare(st,
+                         "UPDATE instances SET name = ?, url = ?, secret_key = ?, ca_file = ?,"
+                         " enabled = ?, created_at = ?, updated_at = ? WHERE id = ?",
+                         &stmt);
+
+    if (err != BP_OK) {
+        return err;
+    }
+    bind_text(stmt, 1, rec->name);
+    bind_text(stmt, 2, rec->url);
+    bind_secret(stmt, 3, rec);
+    bind_text(stmt, 4, rec->ca_file);
+    sqlite3_bind_int(stmt, 5, rec->enabled ? 1 : 0);
+    sqlite3_bind_int64(stmt, 6, rec->created_at);
+    sqlite3_bind_int64(stmt, 7, rec->updated_at);
+    bind_text(stmt, 8, rec->id);
+    err = step_done(st, stmt, &changes);
+    sqlite3_finalize(stmt);
+    if (err == BP_OK && changes == 0) {
+        err = BP_ERR_NOT_FOUND;
+    }
+    return err;
+}
+
+static bp_err
+sq_instance_get(struct bp_store *s, const char *id, struct bp_instance_rec *out)
+{
+    struct sqlite_store *st = ss(s);
+    sqlite3_stmt *stmt = NULL;
+    bp_err err = prepare(st, "SELECT " INSTANCE_COLS " FROM instances WHERE id = ?", &stmt);
+    int rc;
+
+    if (err != BP_OK) {
+        return err;
+    }
+    bind_text(stmt, 1, id);
+    rc = sqlite3_step(stmt);
+    if (rc == SQLITE_ROW) {
+        read_instance(stmt, out);
+    } else if (rc == SQLITE_DONE) {
+        err = BP_ERR_NOT_FOUND;
+    } else {
+        err = map_rc(st, rc);
+    }
+    sqlite3_finalize(stmt);
+    return err;
+}
+
+static bp_err
+sq_instance_delete(struct bp_store *s, const char *id)
+{
+    struct sqlite_store *st = ss(s);
+    sqlite3_stmt *stmt = NULL;
+    int changes = 0;
+    bp_err err = prepare(st, "DELETE FROM instances WHERE id = ?", &stmt);
+
+    if (err != BP_OK) {
+        return err;
+    }
+    bind_text(stmt, 1, id);
+    err = step_done(st, stmt, &changes);
+    sqlite3_finalize(stmt);
+    if (err == BP_OK && changes == 0) {
+        err = BP_ERR_NOT_FOUND;
+    }
+    return err;
+}
+
+/* Collects every row of stmt into a growing array of elem_size records filled by read. */
+static bp_err
+collect(struct sqlite_store *st, sqlite3_stmt *stmt, size_t elem_size,
+        void (*read)(sqlite3_stmt *, void *), void (*free_all)(void *, size_t), void **out,
+        size_t *out_n)
+{
+    char *arr = NULL;
+    size_t n = 0;
+    size_t cap = 0;
+    int rc;
+
+    while ((rc = sqlite3_step(stmt)) == SQLITE_ROW) {
+        if (n == cap) {
+            cap = cap == 0 ? 8 : cap * 2;
+            arr = bp_realloc(arr, cap * elem_size);
+        }
+        read(stmt, arr + n * elem_size);
+        n++;
+    }
+    if (rc != SQLITE_DONE) {
+        free_all(arr, n);
+        return map_rc(st, rc);
+    }
+    *out = arr;
+    *out_n = n;
+    return BP_OK;
+}
+
+static void
+read_instance_v(sqlite3_stmt *stmt, void *out)
+{
+    read_instance(stmt, out);
+}
+
+static void
+free_instances_v(void *recs, size_t n)
+{
+    bp_instance_recs_free(recs, n);
+}
+
+static bp_err
+sq_instance_list(struct bp_store *s, struct bp_instance_rec **out, size_t *out_n)
+{
+    struct sqlite_store *st = ss(s);
+    sqlite3_stmt *stmt = NULL;
+    void *recs = NULL;
+    bp_err err = prepare(st, "SELECT " INSTANCE_COLS " FROM instances ORDER BY created_at, id",
+                         &stmt);
+
+    if (err != BP_OK) {
+        return err;
+    }
+    err = collect(st, stmt, sizeof(struct bp_instance_rec), read_instance_v, free_instances_v,
+                  &recs, out_n);
+    sqlite3_finalize(stmt);
+    if (err == BP_OK) {
+        *out = recs;
+    }
+    return err;
+}
+
+/* ---- API keys ---- */
+
+#define KEY_COLS                                                                                   \
+    "id, name, prefix, digest, scopes, instances, created_at, expires_at, last_used_at, revoked,"  \
+    " revoked_at"
+
+static void
+read_key(sqlite3_stmt *stmt, struct bp_key_rec *out)
+{
+    const void *digest = sqlite3_column_blob(stmt, 3);
+
+    memset(out, 0, sizeof(*out));
+    out->id = col_dup(stmt, 0);
+    out->name = col_dup(stmt, 1);
+    out->prefix = col_dup(stmt, 2);
+    /* The schema's CHECK keeps this at 32 bytes; a short read leaves zeros, never a match. */
+    if (digest != NULL && sqlite3_column_bytes(stmt, 3) == (int)sizeof(out->digest)) {
+        memcpy(out->digest, digest, sizeof(out->digest));
+    }
+    out->scopes = col_dup(stmt, 4);
+    out->instances = col_dup(stmt, 5);
+    out->created_at = sqlite3_column_int64(stmt, 6);
+    out->expires_at = sqlite3_column_int64(stmt, 7);
+    out->last_used_at = sqlite3_column_int64(stmt, 8);
+    out->revoked = sqlite3_column_int(stmt, 9) != 0;
+    out->revoked_at = sqlite3_column_int64(stmt, 10);
+}
+
+static bp_err
+sq_key_insert(struct bp_store *s, const struct bp_key_rec *rec)
+{
+    struct sqlite_store *st = ss(s);
+    sqlite3_stmt *stmt = NULL;
+    bp_err err = prepare(st, "INSERT INTO api_keys (" KEY_COLS ") VALUES (?,?,?,?,?,?,?,?,?,?,?)",
+                         &stmt);
+
+    if (err != BP_OK) {
+        return err;
+    }
+    bind_text(stmt, 1, rec->id);
+    bind_text(stmt, 2, rec->name);
+    bind_text(stmt, 3, rec->prefix);
+    sqlite3_bind_blob(stmt, 4, rec->digest, (int)sizeof(rec->digest), SQLITE_STATIC);
+    bind_text(stmt, 5, rec->scopes);
+    bind_text(stmt, 6, rec->instances);
+    sqlite3_bind_int64(stmt, 7, rec->created_at);
+    sqlite3_bind_int64(stmt, 8, rec->expires_at);
+    sqlite3_bind_int64(stmt, 9, rec->last_used_at);
+    sqlite3_bind_int(stmt, 10, rec->revoked ? 1 : 0);
+    sqlite3_bind_int64(stmt, 11, rec->revoked_at);
+    err = step_done(st, stmt, NULL);
+    sqlite3_finalize(stmt);
+    return err;
+}
+
+static bp_err
+sq_key_get(struct bp_store *s, const char *id, struct bp_key_rec *out)
+{
+    struct sqlite_store *st = ss(s);
+    sqlite3_stmt *stmt = NULL;
+    bp_err err = prepare(st, "SELECT " KEY_COLS " FROM api_keys WHERE id = ?", &stmt);
+    int rc;
+
+    if (err != BP_OK) {
+        return err;
+    }
+    bind_text(stmt, 1, id);
+    rc = sqlite3_step(stmt);
+    if (rc == SQLITE_ROW) {
+        read_key(stmt, out);
+    } else if (rc == SQLITE_DONE) {
+        err = BP_ERR_NOT_FOUND;
+    } else {
+        err = map_rc(st, rc);
+    }
+    sqlite3_finalize(stmt);
+    return err;
+}
+
+static void
+read_key_v(sqlite3_stmt *stmt, void *out)
+{
+    read_key(stmt, out);
+}
+
+static void
+free_keys_v(void *recs, size_t n)
+{
+    bp_key_recs_free(recs, n);
+}
+
+static bp_err
+sq_key_list(struct bp_store *s, struct bp_key_rec **out, size_t *out_n)
+{
+    struct sqlite_store *st = ss(s);
+    sqlite3_stmt *stmt = NULL;
+    void *recs = NULL;
+    bp_err err = prepare(st, "SELECT " KEY_COLS " FROM api_keys ORDER BY created_at, id", &stmt);
+
+    if (err != BP_OK) {
+        return err;
+    }
+    err = collect(st, stmt, sizeof(struct bp_key_rec), read_key_v, free_keys_v, &recs, out_n);
+    sqlite3_finalize(stmt);
+    if (err == BP_OK) {
+        *out = recs;
+    }
+    return err;
+}
+
+static bp_err
+key_exists(struct sqlite_store *st, const char *id)
+{
+    sqlite3_stmt *stmt = NULL;
+    bp_err err = prepare(st, "SELECT 1 FROM api_keys WHERE id = ?", &stmt);
+    int rc;
+
+    if (err != BP_OK) {
+        return err;
+    }
+    bind_text(stmt, 1, id);
+    rc = sqlite3_step(stmt);
+    if (rc == SQLITE_DONE) {
+        err = BP_ERR_NOT_FOUND;
+    } else if (rc != SQLITE_ROW) {
+        err = map_rc(st, rc);
+    }
+    sqlite3_finalize(stmt);
+    return err;
+}
+
+static bp_err
+sq_key_revoke(struct bp_store *s, const char *id, int64_t now)
+{
+    struct sqlite_store *st = ss(s);
+    sqlite3_stmt *stmt = NULL;
+    int changes = 0;
+    /* The first revocation time is the one on record. */
+    bp_err err = prepare(st, "UPDATE api_keys SET revoked = 1, revoked_at = ? WHERE id = ? AND revoked = 0",
+                         &stmt);
+
+    if (err != BP_OK) {
+        return err;
+    }
+    sqlite3_bind_int64(stmt, 1, now);
+    bind_text(stmt, 2, id);
+    err = step_done(st, stmt, &changes);
+    sqlite3_finalize(stmt);
+    if (err == BP_OK && changes == 0) {
+        err = key_exists(st, id);
+    }
+    return err;
+}
+
+static bp_err
+sq_key_set_expiry(struct bp_store *s, const char *id, int64_t expires_at)
+{
+    struct sqlite_store *st = ss(s);
+    sqlite3_stmt *stmt = NULL;
+    int changes = 0;
+    bp_err err = prepare(st, "UPDATE api_keys SET expires_at = ? WHERE id = ?", &stmt);
+
+    if (err != BP_OK) {
+        return err;
+    }
+    sqlite3_bind_int64(stmt, 1, expires_at);
+    bind_text(stmt, 2, id);
+    err = step_done(st, stmt, &changes);
+    sqlite3_finalize(stmt);
+    if (err == BP_OK && changes == 0) {
+        err = BP_ERR_NOT_FOUND;
+    }
+    return err;
+}
+
+static bp_err
+sq_key_touch(struct bp_store *s, const char *const *ids, const int64_t *at, size_t n)
+{
+    struct sqlite_store *st = ss(s);
+    sqlite3_stmt *stmt = NULL;
+    bp_err err = exec(st, "BEGIN IMMEDIATE");
+
+    if (err != BP_OK) {
+        return err;
+    }
+    err = prepare(st, "UPDATE api_keys SET last_used_at = ?1 WHERE id = ?2 AND last_used_at < ?1",
+                  &stmt);
+    for (size_t i = 0; err == BP_OK && i < n; i++) {
+        sqlite3_reset(stmt);
+        sqlite3_bind_int64(stmt, 1, at[i]);
+        bind_text(stmt, 2, ids[i]);
+        err = step_done(st, stmt, NULL);
+    }
+    sqlite3_finalize(stmt);
+    if (err == BP_OK) {
+        err = exec(st, "COMMIT");
+    }
+    if (err != BP_OK) {
+        sqlite3_exec(st->db, "ROLLBACK", NULL, NULL, NULL);
+    }
+    return err;
+}
+
+static const struct bp_store_ops sqlite_ops = {
+    .name = "sqlite",
+    .close = sq_close,
+    .last_error = sq_last_error,
+    .migrate = sq_migrate,
+    .ping = sq_ping,
+    .change_token = sq_change_token,
+    .instance_insert = sq_instance_insert,
+    .instance_update = sq_instance_update,
+    .instance_get = sq_instance_get,
+    .instance_delete = sq_instance_delete,
+    .instance_list = sq_instance_list,
+    .key_insert = sq_key_insert,
+    .key_get = sq_key_get,
+    .key_list = sq_key_list,
+    .key_revoke = sq_key_revoke,
+    .key_set_expiry = sq_key_set_expiry,
+    .key_touch = sq_key_touch,
+};

@@ -1,0 +1,247 @@
+/* Shared credential and instance tables.
+ *
+ * Publication: `current` holds one reference owned by the publisher. Readers pin under a mutex
+ * (the load of the pointer and the increment must be one step, or a concurrent publish could
+ * free the snapshot between them); the mutex is uncontended except for the moment of a swap. A
+ * pin costs one lock and one atomic increment, which is noise next to an HTTP request. */
+#include "tables/tables.h"
+
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "lib/alloc.h"
+#include "lib/secret.h"
+#include "auth/auth.h"
+
+struct bp_tables {
+    atomic_int refs;
+    struct bp_cred *creds;
+    size_t n_creds;
+    uint32_t *cred_index; /* open addressing, value = index + 1, 0 = empty */
+    size_t index_cap;     /* power of two, >= 2 * n_creds */
+    struct bp_instance *insts; /* sorted by id */
+    size_t n_insts;
+};
+
+static pthread_mutex_t current_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct bp_tables *current;
+
+static void
+tables_free(struct bp_tables *t)
+{
+    if (t == NULL) {
+        return;
+    }
+    for (size_t i = 0; i < t->n_creds; i++) {
+        struct bp_cred *c = &t->creds[i];
+        bp_free(c->id);
+        for (size_t k = 0; k < c->n_instances; k++) {
+            bp_free(c->instances[k]);
+        }
+        bp_free(c->instances);
+    }
+    for (size_t i = 0; i < t->n_insts; i++) {
+        bp_free(t->insts[i].id);
+        bp_free(t->insts[i].url);
+        bp_free(t->insts[i].ca_file);
+        bp_secret_free(t->insts[i].secret);
+    }
+    bp_free(t->creds);
+    bp_free(t->cred_index);
+    bp_free(t->insts);
+    bp_free(t);
+}
+
+static uint64_t
+digest_hash(const unsigned char d[32])
+{
+    uint64_t h;
+    /* The digest is already uniformly random; its first 8 bytes are a fine hash. */
+    memcpy(&h, d, sizeof(h));
+    return h;
+}
+
+static void
+split_instances(const char *list, struct bp_cred *c)
+{
+    size_t n = 1;
+    const char *p = list;
+
+    for (const char *q = list; *q != '\0'; q++) {
+        if (*q == ',') {
+            n++;
+        }
+    }
+    c->instances = bp_calloc(n, sizeof(char *));
+    for (;;) {
+        const char *end = strchr(p, ',');
+        size_t len = end ? (size_t)(end - p) : strlen(p);
+        if (len > 0) {
+            c->instances[c->n_instances++] = bp_strndup(p, len);
+        }
+        if (end == NULL) {
+            break;
+        }
+        p = end + 1;
+    }
+}
+
+static int
+cmp_instance(const void *a, const void *b)
+{
+    const struct bp_instance *x = a;
+    const struct bp_instance *y = b;
+    return strcmp(x->id, y->id);
+}
+
+bp_err
+bp_tables_build(const struct bp_key_rec *keys, size_t n_keys, const struct bp_instance_rec *insts,
+                size_t n_insts, struct bp_tables **out)
+{
+    struct bp_tables *t = bp_calloc(1, sizeof(*t));
+
+    atomic_init(&t->refs, 1);
+    t->creds = bp_calloc(n_keys ? n_keys : 1, sizeof(*t->creds));
+    t->index_cap = 16;
+    while (t->index_cap < 2 * n_keys) {
+        t->index_cap *= 2;
+    }
+    t->cred_index = bp_calloc(t->index_cap, sizeof(uint32_t));
+    for (size_t i = 0; i < n_keys; i++) {
+        const struct bp_key_rec *k = &keys[i];
+        struct bp_cred *c = &t->creds[t->n_creds];
+        unsigned bits = 0;
+        size_t slot;
+
+        if (bp_scopes_parse(k->scopes, &bits) != BP_OK) {
+            continue; /* a row the CLI would never write; refuse it rather than guess */
+        }
+        c->id = bp_strdup(k->id);
+        memcpy(c->digest, k->digest, sizeof(c->digest));
+        c->scopes = bits;
+        c->expires_at = k->expires_at;
+        c->revoked = k->revoked;
+        atomic_init(&c->used_at, 0);
+        if (k->instances != NULL && k->instances[0] != '\0') {
+            split_instances(k->instances, c);
+        }
+        slot = (size_t)digest_hash(c->digest) & (t->index_cap - 1);
+        while (t->cred_index[slot] != 0) {
+            slot = (slot + 1) & (t->index_cap - 1);
+        }
+        t->cred_index[slot] = (uint32_t)(t->n_creds + 1);
+        t->n_creds++;
+    }
+    t->insts = bp_calloc(n_insts ? n_insts : 1, sizeof(*t->insts));
+    for (size_t i = 0; i < n_insts; i++) {
+        const struct bp_instance_rec *r = &insts[i];
+        struct bp_instance *e = &t->insts[t->n_insts++];
+        e->id = bp_strdup(r->id);
+        e->url = bp_strdup(r->url);
+        e->ca_file = r->ca_file ? bp_strdup(r->ca_file) : NULL;
+        e->secret = r->secret_key ? bp_secret_new(r->secret_key, r->secret_key_len) : NULL;
+        e->enabled = r->enabled;
+    }
+    qsort(t->insts, t->n_insts, sizeof(*t->insts), cmp_instance);
+    *out = t;
+    return BP_OK;
+}
+
+void
+bp_tables_publish(struct bp_tables *t)
+{
+    struct bp_tables *old;
+
+    pthread_mutex_lock(&current_lock);
+    old = current;
+    current = t;
+    pthread_mutex_unlock(&current_lock);
+    bp_tables_release(old);
+}
+
+struct bp_tables *
+bp_tables_acquire(void)
+{
+    struct bp_tables *t;
+
+    pthread_mutex_lock(&current_lock);
+    t = current;
+    if (t != NULL) {
+        atomic_fetch_add_explicit(&t->refs, 1, memory_order_relaxed);
+    }
+    pthread_mutex_unlock(&current_lock);
+    return t;
+}
+
+void
+bp_tables_release(struct bp_tables *t)
+{
+    if (t == NULL) {
+        return;
+    }
+    if (atomic_fetch_sub_explicit(&t->refs, 1, memory_order_acq_rel) == 1) {
+        tables_free(t);
+    }
+}
+
+void
+bp_tables_shutdown(void)
+{
+    bp_tables_publish(NULL);
+}
+
+const struct bp_cred *
+bp_tables_find_cred(const struct bp_tables *t, const unsigned char digest[32])
+{
+    size_t slot = (size_t)digest_hash(digest) & (t->index_cap - 1);
+
+    for (;;) {
+        uint32_t v = t->cred_index[slot];
+        if (v == 0) {
+            return NULL;
+        }
+        if (bp_ct_equal(t->creds[v - 1].digest, digest, 32)) {
+            return &t->creds[v - 1];
+        }
+        slot = (slot + 1) & (t->index_cap - 1);
+    }
+}
+
+const struct bp_instance *
+bp_tables_find_instance(const struct bp_tables *t, const char *id, size_t len)
+{
+    size_t lo = 0;
+    size_t hi = t->n_insts;
+
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        const char *m = t->insts[mid].id;
+        size_t mlen = strlen(m);
+        int c = memcmp(m, id, mlen < len ? mlen : len);
+        if (c == 0) {
+            c = (mlen > len) - (mlen < len);
+        }
+        if (c == 0) {
+            return &t->insts[mid];
+        }
+        if (c < 0) {
+            lo = mid + 1;
+        } else {
+            hi = mid;
+        }
+    }
+    return NULL;
+}
+
+size_t
+bp_tables_cred_count(const struct bp_tables *t)
+{
+    return t->n_creds;
+}
+
+struct bp_cred *
+bp_tables_cred_at(struct bp_tables *t, size_t i)
+{
+    return &t->creds[i];
+}

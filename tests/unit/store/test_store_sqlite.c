@@ -1,0 +1,382 @@
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <setjmp.h>
+#include <cmocka.h>
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "lib/alloc.h"
+#include "store/store.h"
+
+struct fixture {
+    char dir[64];
+    char path[128];
+    struct bp_store *s;
+};
+
+static int
+setup(void **state)
+{
+    struct fixture *f = bp_calloc(1, sizeof(*f));
+    char err[256];
+
+    snprintf(f->dir, sizeof(f->dir), "/tmp/bp_store_test_XXXXXX");
+    assert_non_null(mkdtemp(f->dir));
+    snprintf(f->path, sizeof(f->path), "%s/test.db", f->dir);
+    assert_int_equal(bp_store_open(f->path, &f->s, err, sizeof(err)), BP_OK);
+    assert_int_equal(bp_store_migrate(f->s, NULL, NULL), BP_OK);
+    *state = f;
+    return 0;
+}
+
+static int
+teardown(void **state)
+{
+    struct fixture *f = *state;
+    char p[160];
+
+    bp_store_close(f->s);
+    unlink(f->path);
+    snprintf(p, sizeof(p), "%s-wal", f->path);
+    unlink(p);
+    snprintf(p, sizeof(p), "%s-shm", f->path);
+    unlink(p);
+    rmdir(f->dir);
+    bp_free(f);
+    return 0;
+}
+
+static struct bp_instance_rec
+mk_instance(const char *id, const char *name, const char *secret)
+{
+    struct bp_instance_rec r = {
+        .id = (char *)id,
+        .name = (char *)name,
+        .url = (char *)"http://127.0.0.1:5001",
+        .secret_key = (char *)secret,
+        .secret_key_len = secret ? strlen(secret) : 0,
+        .ca_file = NULL,
+        .enabled = true,
+        .created_at = 1000,
+        .updated_at = 1000,
+    };
+    return r;
+}
+
+static struct bp_key_rec
+mk_key(const char *id, unsigned char fill, int64_t created_at)
+{
+    struct bp_key_rec k = {
+        .id = (char *)id,
+        .name = (char *)"ci",
+        .prefix = (char *)"blnk_0123abcd",
+        .scopes = (char *)"proxy:read",
+        .instances = NULL,
+        .created_at = created_at,
+    };
+    memset(k.digest, fill, sizeof(k.digest));
+    return k;
+}
+
+static void
+test_migrate_is_idempotent(void **state)
+{
+    struct fixture *f = *state;
+    int applied = -1;
+    int version = -1;
+
+    /* setup already migrated: a second run applies nothing and reports the same version. */
+    assert_int_equal(bp_store_migrate(f->s, &applied, &version), BP_OK);
+    assert_int_equal(applied, 0);
+    assert_true(version >= 1);
+}
+
+static void
+test_fresh_migrate_applies_all_and_file_is_private(void **state)
+{
+    char dir[] = "/tmp/bp_store_fresh_XXXXXX";
+    char path[96];
+    char err[256];
+    struct bp_store *s = NULL;
+    struct stat sb;
+    int applied = -1;
+    int version = -1;
+    char p[128];
+
+    assert_non_null(mkdtemp(dir));
+    snprintf(path, sizeof(path), "sqlite:%s/x.db", dir);
+    assert_int_equal(bp_store_open(path, &s, err, sizeof(err)), BP_OK);
+    assert_int_equal(bp_store_migrate(s, &applied, &version), BP_OK);
+    assert_true(applied >= 1);
+    assert_int_equal(applied, version);
+    assert_int_equal(bp_store_ping(s), BP_OK);
+    bp_store_close(s);
+
+    snprintf(p, sizeof(p), "%s/x.db", dir);
+    assert_int_equal(stat(p, &sb), 0);
+    assert_int_equal(sb.st_mode & 0777, 0600);
+
+    assert_int_equal(bp_store_open(path, &s, err, sizeof(err)), BP_OK);
+    assert_int_equal(bp_store_migrate(s, &applied, &version), BP_OK);
+    assert_int_equal(applied, 0);
+    bp_store_close(s);
+
+    unlink(p);
+    snprintf(p, sizeof(p), "%s/x.db-wal", dir);
+    unlink(p);
+    snprintf(p, sizeof(p), "%s/x.db-shm", dir);
+    unlink(p);
+    assert_int_equal(rmdir(dir), 0);
+}
+
+static void
+test_postgres_dsn_refused(void **state)
+{
+    struct bp_store *s = NULL;
+    char err[256] = "";
+
+    assert_int_equal(bp_store_open("postgres://u:hunter2@db/x", &s, err, sizeof(err)),
+                     BP_ERR_INVALID);
+    assert_null(strstr(err, "hunter2"));
+    assert_true(strlen(err) > 0);
+}
+
+static void
+test_instance_crud(void **state)
+{
+    struct fixture *f = *state;
+    struct bp_instance_rec a = mk_instance("instance_A", "prod", "sk\0x");
+    struct bp_instance_rec got = {0};
+    struct bp_instance_rec *list = NULL;
+    size_t n = 0;
+
+    a.secret_key_len = 4; /* an embedded NUL must survive: the secret is a blob */
+    assert_int_equal(bp_store_instance_insert(f->s, &a), BP_OK);
+    assert_int_equal(bp_store_instance_get(f->s, "instance_A", &got), BP_OK);
+    assert_string_equal(got.id, "instance_A");
+    assert_string_equal(got.name, "prod");
+    assert_string_equal(got.url, "http://127.0.0.1:5001");
+    assert_int_equal(got.secret_key_len, 4);
+    assert_memory_equal(got.secret_key, "sk\0x", 4);
+    assert_null(got.ca_file);
+    assert_true(got.enabled);
+    assert_int_equal(got.created_at, 1000);
+
+    /* Update writes every field, including clearing the secret. */
+    bp_free(got.url);
+    got.url = bp_strdup("https://core.example/api");
+    bp_free(got.secret_key);
+    got.secret_key = NULL;
+    got.secret_key_len = 0;
+    got.ca_file = bp_strdup("/etc/ssl/ca.pem");
+    got.enabled = false;
+    got.updated_at = 2000;
+    assert_int_equal(bp_store_instance_update(f->s, &got), BP_OK);
+    bp_instance_rec_cleanup(&got);
+    assert_null(got.id);
+
+    assert_int_equal(bp_store_instance_get(f->s, "instance_A", &got), BP_OK);
+    assert_string_equal(got.url, "https://core.example/api");
+    assert_null(got.secret_key);
+    assert_string_equal(got.ca_file, "/etc/ssl/ca.pem");
+    assert_false(got.enabled);
+    assert_int_equal(got.updated_at, 2000);
+    bp_instance_rec_cleanup(&got);
+
+    struct bp_instance_rec b = mk_instance("instance_B", "staging", NULL);
+    b.created_at = 500; /* earlier: listed first */
+    assert_int_equal(bp_store_instance_insert(f->s, &b), BP_OK);
+    assert_int_equal(bp_store_instance_list(f->s, &list, &n), BP_OK);
+    assert_int_equal(n, 2);
+    assert_string_equal(list[0].id, "instance_B");
+    assert_string_equal(list[1].id, "instance_A");
+    bp_instance_recs_free(list, n);
+
+    assert_int_equal(bp_store_instance_delete(f->s, "instance_A"), BP_OK);
+    assert_int_equal(bp_store_instance_get(f->s, "instance_A", &got), BP_ERR_NOT_FOUND);
+    assert_int_equal(bp_store_instance_list(f->s, &list, &n), BP_OK);
+    assert_int_equal(n, 1);
+    bp_instance_recs_free(list, n);
+}
+
+static void
+test_instance_constraints_and_not_found(void **state)
+{
+    struct fixture *f = *state;
+    struct bp_instance_rec a = mk_instance("instance_A", "prod", NULL);
+    struct bp_instance_rec same_name = mk_instance("instance_B", "prod", NULL);
+    struct bp_instance_rec same_id = mk_instance("instance_A", "other", NULL);
+    struct bp_instance_rec c = mk_instance("instance_C", "c", NULL);
+    struct bp_instance_rec ghost = mk_instance("instance_Z", "z", NULL);
+    struct bp_instance_rec got = {0};
+    struct bp_instance_rec *list = NULL;
+    size_t n = 0;
+
+    assert_int_equal(bp_store_instance_list(f->s, &list, &n), BP_OK);
+    assert_int_equal(n, 0);
+    bp_instance_recs_free(list, n);
+
+    assert_int_equal(bp_store_instance_insert(f->s, &a), BP_OK);
+    assert_int_equal(bp_store_instance_insert(f->s, &same_name), BP_ERR_EXISTS);
+    assert_int_equal(bp_store_instance_insert(f->s, &same_id), BP_ERR_EXISTS);
+    assert_string_not_equal(bp_store_last_error(f->s), "");
+
+    /* Renaming onto an existing name is refused too. */
+    assert_int_equal(bp_store_instance_insert(f->s, &c), BP_OK);
+    c.name = (char *)"prod";
+    assert_int_equal(bp_store_instance_update(f->s, &c), BP_ERR_EXISTS);
+
+    assert_int_equal(bp_store_instance_get(f->s, "instance_Z", &got), BP_ERR_NOT_FOUND);
+    assert_int_equal(bp_store_instance_update(f->s, &ghost), BP_ERR_NOT_FOUND);
+    assert_int_equal(bp_store_instance_delete(f->s, "instance_Z"), BP_ERR_NOT_FOUND);
+}
+
+static void
+test_key_crud(void **state)
+{
+    struct fixture *f = *state;
+    struct bp_key_rec k = mk_key("key_A", 0xaa, 100);
+    struct bp_key_rec k2 = mk_key("key_B", 0xbb, 50);
+    struct bp_key_rec got = {0};
+    struct bp_key_rec *list = NULL;
+    size_t n = 0;
+    unsigned char want[32];
+
+    k.instances = (char *)"instance_A,instance_B";
+    k.expires_at = 5000;
+    assert_int_equal(bp_store_key_insert(f->s, &k), BP_OK);
+    assert_int_equal(bp_store_key_insert(f->s, &k2), BP_OK);
+
+    assert_int_equal(bp_store_key_get(f->s, "key_A", &got), BP_OK);
+    memset(want, 0xaa, sizeof(want));
+    assert_memory_equal(got.digest, want, 32);
+    assert_string_equal(got.name, "ci");
+    assert_string_equal(got.prefix, "blnk_0123abcd");
+    assert_string_equal(got.scopes, "proxy:read");
+    assert_string_equal(got.instances, "instance_A,instance_B");
+    assert_int_equal(got.created_at, 100);
+    assert_int_equal(got.expires_at, 5000);
+    assert_int_equal(got.last_used_at, 0);
+    assert_false(got.revoked);
+    assert_int_equal(got.revoked_at, 0);
+    bp_key_rec_cleanup(&got);
+
+    assert_int_equal(bp_store_key_list(f->s, &list, &n), BP_OK);
+    assert_int_equal(n, 2);
+    assert_string_equal(list[0].id, "key_B");
+    assert_null(list[0].instances);
+    assert_string_equal(list[1].id, "key_A");
+    bp_key_recs_free(list, n);
+
+    assert_int_equal(bp_store_key_set_expiry(f->s, "key_A", 0), BP_OK);
+    assert_int_equal(bp_store_key_revoke(f->s, "key_A", 777), BP_OK);
+    /* Idempotent: a second revoke keeps the first time. */
+    assert_int_equal(bp_store_key_revoke(f->s, "key_A", 999), BP_OK);
+    assert_int_equal(bp_store_key_get(f->s, "key_A", &got), BP_OK);
+    assert_int_equal(got.expires_at, 0);
+    assert_true(got.revoked);
+    assert_int_equal(got.revoked_at, 777);
+    bp_key_rec_cleanup(&got);
+}
+
+static void
+test_key_constraints_and_not_found(void **state)
+{
+    struct fixture *f = *state;
+    struct bp_key_rec k = mk_key("key_A", 0x11, 1);
+    struct bp_key_rec same_digest = mk_key("key_B", 0x11, 1);
+    struct bp_key_rec same_id = mk_key("key_A", 0x22, 1);
+    struct bp_key_rec got = {0};
+
+    assert_int_equal(bp_store_key_insert(f->s, &k), BP_OK);
+    assert_int_equal(bp_store_key_insert(f->s, &same_digest), BP_ERR_EXISTS);
+    assert_int_equal(bp_store_key_insert(f->s, &same_id), BP_ERR_EXISTS);
+    assert_int_equal(bp_store_key_get(f->s, "key_nope", &got), BP_ERR_NOT_FOUND);
+    assert_int_equal(bp_store_key_revoke(f->s, "key_nope", 1), BP_ERR_NOT_FOUND);
+    assert_int_equal(bp_store_key_set_expiry(f->s, "key_nope", 1), BP_ERR_NOT_FOUND);
+}
+
+static void
+test_key_touch(void **state)
+{
+    struct fixture *f = *state;
+    struct bp_key_rec a = mk_key("key_A", 0x01, 1);
+    struct bp_key_rec b = mk_key("key_B", 0x02, 1);
+    struct bp_key_rec got = {0};
+    const char *ids[] = {"key_A", "key_B", "key_unknown"};
+    int64_t at[] = {500, 300, 900};
+    int64_t older[] = {100, 400};
+
+    assert_int_equal(bp_store_key_insert(f->s, &a), BP_OK);
+    assert_int_equal(bp_store_key_insert(f->s, &b), BP_OK);
+    assert_int_equal(bp_store_key_touch(f->s, ids, at, 3), BP_OK);
+    assert_int_equal(bp_store_key_touch(f->s, ids, at, 0), BP_OK);
+    /* max(): an older touch never moves last_used_at back. */
+    assert_int_equal(bp_store_key_touch(f->s, ids, older, 2), BP_OK);
+
+    assert_int_equal(bp_store_key_get(f->s, "key_A", &got), BP_OK);
+    assert_int_equal(got.last_used_at, 500);
+    bp_key_rec_cleanup(&got);
+    assert_int_equal(bp_store_key_get(f->s, "key_B", &got), BP_OK);
+    assert_int_equal(got.last_used_at, 400);
+    bp_key_rec_cleanup(&got);
+}
+
+static void
+test_change_token(void **state)
+{
+    struct fixture *f = *state;
+    struct bp_store *other = NULL;
+    char err[256];
+    int64_t t0;
+    int64_t t1;
+    int64_t t2;
+    int64_t t3;
+    struct bp_key_rec k = mk_key("key_A", 0x33, 1);
+
+    assert_int_equal(bp_store_change_token(f->s, &t0), BP_OK);
+    assert_int_equal(bp_store_change_token(f->s, &t1), BP_OK);
+    assert_true(t0 == t1); /* nothing happened */
+
+    /* A commit from another connection. */
+    assert_int_equal(bp_store_open(f->path, &other, err, sizeof(err)), BP_OK);
+    assert_int_equal(bp_store_key_insert(other, &k), BP_OK);
+    assert_int_equal(bp_store_change_token(f->s, &t2), BP_OK);
+    assert_true(t2 != t1);
+
+    /* A commit on this connection. */
+    assert_int_equal(bp_store_key_revoke(f->s, "key_A", 5), BP_OK);
+    assert_int_equal(bp_store_change_token(f->s, &t3), BP_OK);
+    assert_true(t3 != t2);
+
+    /* The other connection sees this one's commit. */
+    int64_t o1;
+    int64_t o2;
+    assert_int_equal(bp_store_change_token(other, &o1), BP_OK);
+    assert_int_equal(bp_store_key_set_expiry(f->s, "key_A", 42), BP_OK);
+    assert_int_equal(bp_store_change_token(other, &o2), BP_OK);
+    assert_true(o1 != o2);
+    bp_store_close(other);
+}
+
+int
+main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_migrate_is_idempotent, setup, teardown),
+        cmocka_unit_test(test_fresh_migrate_applies_all_and_file_is_private),
+        cmocka_unit_test(test_postgres_dsn_refused),
+        cmocka_unit_test_setup_teardown(test_instance_crud, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_instance_constraints_and_not_found, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_key_crud, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_key_constraints_and_not_found, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_key_touch, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_change_token, setup, teardown),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}

@@ -103,6 +103,11 @@ wait_http() {
     return 1
 }
 
+nginx_accepts() {
+    # "Active connections: 1 \n server accepts handled requests\n 12 12 40 ..." → 12
+    curl -s --max-time 2 "http://127.0.0.1:$nginx_port/nginx_status" | awk 'NR == 3 { print $1 }'
+}
+
 cpu_ticks() {
     # utime + stime of the whole process (all threads), in clock ticks: fields 14 and 15 of
     # /proc/PID/stat, counted after the ")" that ends the command name.
@@ -201,23 +206,26 @@ run_one() {
     # run_one SCENARIO CONNS TARGET URL [wrk args...]
     local scenario=$1 conns=$2 target=$3 url=$4
     shift 4
-    local out p0 p1 n0 n1 secs
+    local out p0 p1 n0 n1 a0 a1 secs
     run_no=$((run_no + 1))
     out="$tmp/wrk-$run_no-$target-$conns.txt"
     secs=${duration%s}
     # 1 s warm-up: connections opened, upstream pool filled, caches warm.
     timeout 30 "$wrk_bin" -t1 -c"$conns" -d1s "$@" "$url" >/dev/null 2>&1 || true
+    a0=$(nginx_accepts)
     p0=$(cpu_ticks "$proxy_pid")
     n0=$(cpu_ticks "$nginx_pid")
     timeout $((secs + 30)) "$wrk_bin" -t1 -c"$conns" -d"$duration" --latency "$@" "$url" >"$out" 2>&1 \
         || die "wrk failed: $(cat "$out")"
     p1=$(cpu_ticks "$proxy_pid")
     n1=$(cpu_ticks "$nginx_pid")
+    a1=$(nginx_accepts)
     kill -0 "$proxy_pid" 2>/dev/null || die "blnkproxy died during the run; log tail: $(tail -n 5 "$proxy_log")"
     # The access log grows by ~300 B per request; keep the disk footprint small between runs.
     : >"$proxy_log"
     awk -v scen="$scenario" -v conns="$conns" -v target="$target" \
-        -v pd=$((p1 - p0)) -v nd=$((n1 - n0)) -v hz="$clk_tck" '
+        -v pd=$((p1 - p0)) -v nd=$((n1 - n0)) -v hz="$clk_tck" -v secs="$secs" \
+        -v conns_opened=$((a1 - a0 - 1)) '
         /^ +50% / { p50 = $2 }
         /^ +99% / { p99 = $2 }
         / requests in / { reqs = $1 }
@@ -231,8 +239,8 @@ run_one() {
             if (reqs == "") { reqs = 0 }
             pcpu = (reqs > 0) ? pd * 1e6 / hz / reqs : 0
             ncpu = (reqs > 0) ? nd * 1e6 / hz / reqs : 0
-            printf "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%d\t%d\t%.1f\t%.1f\n", scen, conns, target, rps, p50, p99,
-                reqs, non2xx + 0, errs + 0, pcpu, ncpu
+            printf "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%d\t%d\t%.1f\t%.1f\t%.0f\t%d\n", scen, conns, target, rps,
+                p50, p99, reqs, non2xx + 0, errs + 0, pcpu, ncpu, pd * 100 / hz / secs, conns_opened
         }' "$out" >>"$results"
 }
 

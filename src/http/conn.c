@@ -116,6 +116,7 @@ refuse_malformed(struct bp_conn *c, int status)
     }
     c->state = BP_CONN_WRITING;
     c->close_after_write = true;
+    c->linger = true;
     bufferevent_disable(c->bev, EV_READ);
 }
 
@@ -215,6 +216,7 @@ bp_http__respond(struct bp_conn *c, int status, const char *extra_headers, const
     c->req = NULL;
     c->state = BP_CONN_WRITING;
     c->close_after_write = close;
+    c->linger = c->linger || body_unread;
     if (close) {
         bufferevent_disable(c->bev, EV_READ);
     }
@@ -403,11 +405,38 @@ process_input(struct bp_conn *c)
     }
 }
 
+#define LINGER_TOTAL_MS 5000
+#define LINGER_IDLE_MS 2000
+
+/* Closing a socket with unread input makes the kernel send a reset, which can destroy the
+ * response before the client reads it (a client still streaming a refused body would see
+ * ECONNRESET instead of its 413). So after such an answer we half-close, then read and discard
+ * — never buffer — what the client still sends, for a bounded time, before closing. */
+static void
+start_linger(struct bp_conn *c)
+{
+    struct timeval total = {LINGER_TOTAL_MS / 1000, (LINGER_TOTAL_MS % 1000) * 1000};
+    struct timeval idle = {LINGER_IDLE_MS / 1000, (LINGER_IDLE_MS % 1000) * 1000};
+    struct evbuffer *in = bufferevent_get_input(c->bev);
+
+    shutdown(bufferevent_getfd(c->bev), SHUT_WR);
+    c->state = BP_CONN_LINGERING;
+    evbuffer_drain(in, evbuffer_get_length(in));
+    bufferevent_set_timeouts(c->bev, &idle, NULL);
+    evtimer_add(c->head_deadline, &total);
+    bufferevent_enable(c->bev, EV_READ);
+}
+
 static void
 read_cb(struct bufferevent *bev, void *arg)
 {
     struct bp_conn *c = arg;
-    (void)bev;
+
+    if (c->state == BP_CONN_LINGERING) {
+        struct evbuffer *in = bufferevent_get_input(bev);
+        evbuffer_drain(in, evbuffer_get_length(in));
+        return;
+    }
     process_input(c);
 }
 
@@ -421,6 +450,10 @@ write_cb(struct bufferevent *bev, void *arg)
         return; /* e.g. a 100 Continue went out */
     }
     if (c->close_after_write) {
+        if (c->linger && !c->peer_eof) {
+            start_linger(c);
+            return;
+        }
         bp_http__conn_close(c);
         return;
     }
@@ -450,6 +483,7 @@ event_cb(struct bufferevent *bev, short what, void *arg)
         /* A client may half-close after sending its request: answer what was asked, then close. */
         if (c->state == BP_CONN_WAITING_UPSTREAM || c->state == BP_CONN_WRITING) {
             c->close_after_write = true;
+            c->peer_eof = true;
             return;
         }
     }
@@ -464,6 +498,8 @@ head_deadline_cb(evutil_socket_t fd, short what, void *arg)
     (void)what;
     if (c->state == BP_CONN_READING_HEAD) {
         refuse_malformed(c, 408);
+    } else if (c->state == BP_CONN_LINGERING) {
+        bp_http__conn_close(c);
     }
 }
 

@@ -56,6 +56,7 @@ enum bp_conn_state {
     BP_CONN_READING_BODY,
     BP_CONN_WAITING_UPSTREAM,
     BP_CONN_WRITING,            /* response queued; close or next request when flushed */
+    BP_CONN_LINGERING,          /* answered and half-closed; discarding an unread body */
 };
 
 struct bp_req {
@@ -91,6 +92,8 @@ struct bp_conn {
     struct bp_req *req;
     struct event *head_deadline;
     bool close_after_write;
+    bool peer_eof;              /* the client half-closed */
+    bool linger;                /* close via LINGERING: the client may still be sending a body */
     bool closed;
 };
 

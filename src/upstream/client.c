@@ -64,9 +64,10 @@ struct bp_upstream_xfer {
     bp_upstream_cb cb;
     void *arg;
 
-    /* Borrowed from the caller's bp_upstream_req, alive until the callback has run. */
-    const char *method;
-    const char *url;
+    /* Copies, for the failure log: the caller's strings may be gone once send returns. */
+    char *method;
+    char *url;
+    /* Borrowed from the caller, alive until the callback has run or the transfer is cancelled. */
     const char *body;
     size_t body_len;
     size_t body_off;
@@ -147,8 +148,8 @@ global_init_once(void)
 
     /* curl_global_init(CURL_GLOBAL_DEFAULT) with our allocator, so that curl's memory follows the
      * project's out-of-memory policy like every other library's. */
-    global_rc = curl_global_init_mem(CURL_GLOBAL_DEFAULT, curl_malloc_hook, curl_free_hook,
-                                     curl_realloc_hook, curl_strdup_hook, curl_calloc_hook);
+    global_rc = curl_global_init_mem(CURL_GLOBAL_DEFAULT, curl_malloc_hook, curl_free_hook, curl_realloc_hook,
+                                     curl_strdup_hook, curl_calloc_hook);
     if (global_rc != CURLE_OK) {
         return;
     }
@@ -197,6 +198,8 @@ xfer_free(struct bp_upstream_xfer *x)
     curl_slist_free_all(x->req_headers);
     x->req_headers = NULL;
     resp_headers_clear(x);
+    bp_free(x->method);
+    bp_free(x->url);
     bp_free(x->resp.headers);
     x->resp.headers = NULL;
     bp_buf_cleanup(&x->resp.body);
@@ -404,7 +407,12 @@ static bool
 is_hop_by_hop(const char *name)
 {
     static const char *const fixed[] = {
-        "Connection", "Keep-Alive", "Transfer-Encoding", "TE", "Trailer", "Upgrade",
+        "Connection",
+        "Keep-Alive",
+        "Transfer-Encoding",
+        "TE",
+        "Trailer",
+        "Upgrade",
         /* The body is complete; the caller frames it anew. */
         "Content-Length",
     };
@@ -515,9 +523,8 @@ log_failure(struct bp_upstream_xfer *x, bp_err rc, CURLcode code)
     if (h != NULL && curl_url_set(h, CURLUPART_URL, x->url, 0) == CURLUE_OK) {
         curl_url_get(h, CURLUPART_HOST, &host, 0);
     }
-    BP_WARN("upstream request failed", BP_LSTR("error", bp_err_str(rc)),
-            BP_LSTR("method", x->method), BP_LSTR("host", host), BP_LINT("curl_code", code),
-            BP_LSTR("curl_error", detail));
+    BP_WARN("upstream request failed", BP_LSTR("error", bp_err_str(rc)), BP_LSTR("method", x->method),
+            BP_LSTR("host", host), BP_LINT("curl_code", code), BP_LSTR("curl_error", detail));
     curl_free(host);
     curl_url_cleanup(h);
 }
@@ -639,20 +646,27 @@ on_timer_event(evutil_socket_t fd, short what, void *arg)
     socket_action(arg, CURL_SOCKET_TIMEOUT, 0);
 }
 
+static struct bp_upstream_xfer *
+first_early(const struct bp_upstream *u)
+{
+    for (struct bp_upstream_xfer *x = u->live; x != NULL; x = x->next) {
+        if (x->state == XFER_EARLY) {
+            return x;
+        }
+    }
+    return NULL;
+}
+
 static void
 on_early_event(evutil_socket_t fd, short what, void *arg)
 {
     struct bp_upstream *u = arg;
-    struct bp_upstream_xfer *x;
 
     dispatch_enter(u);
-    /* Re-scan from the head each time: a callback may cancel the next early transfer. */
-    for (;;) {
-        if (u->closing) {
-            break;
-        }
-        for (x = u->live; x != NULL && x->state != XFER_EARLY; x = x->next) {
-        }
+    /* Re-scan from the head each time: a callback may cancel the next early transfer. Early
+     * failures are rare (curl refused the options), so the scan costs nothing in practice. */
+    while (!u->closing) {
+        struct bp_upstream_xfer *x = first_early(u);
         if (x == NULL) {
             break;
         }
@@ -744,8 +758,7 @@ on_curl_timer(CURLM *multi, long timeout_ms, void *userp)
 /* ---- client lifecycle ----------------------------------------------------------------------- */
 
 bp_err
-bp_upstream_new(struct event_base *base, const struct bp_upstream_opts *opts,
-                struct bp_upstream **out)
+bp_upstream_new(struct event_base *base, const struct bp_upstream_opts *opts, struct bp_upstream **out)
 {
     struct bp_upstream *u = NULL;
     long maxconnects = BP_UPSTREAM_MIN_MAXCONNECTS;
@@ -754,6 +767,11 @@ bp_upstream_new(struct event_base *base, const struct bp_upstream_opts *opts,
     if (base == NULL || opts == NULL || out == NULL || opts->connect_timeout_ms < 0 ||
         opts->total_timeout_ms < 0) {
         return BP_ERR_INVALID;
+    }
+    /* Normally done by main before threads start; once-guarded, so this is only a safety net
+     * against curl_easy_init initialising curl implicitly (and thread-unsafely). */
+    if (bp_upstream_global_init() != BP_OK) {
+        return BP_ERR_IO;
     }
     u = bp_calloc(1, sizeof(*u));
     u->base = base;
@@ -764,8 +782,7 @@ bp_upstream_new(struct event_base *base, const struct bp_upstream_opts *opts,
     if (u->multi == NULL || u->timer_ev == NULL || u->early_ev == NULL) {
         goto done;
     }
-    if (opts->max_connections_per_host > 0 &&
-        (long)opts->max_connections_per_host * 2 > maxconnects) {
+    if (opts->max_connections_per_host > 0 && (long)opts->max_connections_per_host * 2 > maxconnects) {
         maxconnects = (long)opts->max_connections_per_host * 2;
     }
     rc = BP_ERR_IO;
@@ -777,8 +794,8 @@ bp_upstream_new(struct event_base *base, const struct bp_upstream_opts *opts,
         goto done;
     }
     if (opts->max_connections_per_host > 0 &&
-        curl_multi_setopt(u->multi, CURLMOPT_MAX_HOST_CONNECTIONS,
-                          (long)opts->max_connections_per_host) != CURLM_OK) {
+        curl_multi_setopt(u->multi, CURLMOPT_MAX_HOST_CONNECTIONS, (long)opts->max_connections_per_host) !=
+            CURLM_OK) {
         goto done;
     }
     *out = u;
@@ -1006,14 +1023,14 @@ configure_easy(struct bp_upstream_xfer *x, const struct bp_upstream_req *req)
     const struct bp_upstream_opts *o = &x->u->opts;
     CURL *e = x->easy;
     CURLcode c = CURLE_OK;
-    bool has_body = req->body_len > 0 || method_is(req->method, "POST") ||
-                    method_is(req->method, "PUT") || method_is(req->method, "PATCH");
+    bool has_body = req->body_len > 0 || method_is(req->method, "POST") || method_is(req->method, "PUT") ||
+                    method_is(req->method, "PATCH");
 
-#define SET(opt, val)                                                                              \
-    do {                                                                                           \
-        if (c == CURLE_OK) {                                                                       \
-            c = curl_easy_setopt(e, opt, val);                                                     \
-        }                                                                                          \
+#define SET(opt, val)                                                                                        \
+    do {                                                                                                     \
+        if (c == CURLE_OK) {                                                                                 \
+            c = curl_easy_setopt(e, opt, val);                                                               \
+        }                                                                                                    \
     } while (0)
 
     SET(CURLOPT_PRIVATE, (void *)x);
@@ -1059,8 +1076,8 @@ configure_easy(struct bp_upstream_xfer *x, const struct bp_upstream_req *req)
 }
 
 bp_err
-bp_upstream_send(struct bp_upstream *u, const struct bp_upstream_req *req, bp_upstream_cb cb,
-                 void *arg, struct bp_upstream_xfer **out_xfer)
+bp_upstream_send(struct bp_upstream *u, const struct bp_upstream_req *req, bp_upstream_cb cb, void *arg,
+                 struct bp_upstream_xfer **out_xfer)
 {
     struct bp_upstream_xfer *x;
     CURLcode c = CURLE_OK;
@@ -1075,8 +1092,8 @@ bp_upstream_send(struct bp_upstream *u, const struct bp_upstream_req *req, bp_up
     x->u = u;
     x->cb = cb;
     x->arg = arg;
-    x->method = req->method;
-    x->url = req->url;
+    x->method = bp_strdup(req->method);
+    x->url = bp_strdup(req->url);
     x->body = req->body;
     x->body_len = req->body_len;
     bp_buf_init(&x->resp.body, u->opts.max_response_bytes);

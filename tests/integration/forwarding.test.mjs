@@ -316,3 +316,142 @@ test('the proxy still serves normally after the refusals', async () => {
     assert.equal(res.status, 201, res.text);
     assert.equal(w.core.requests.length, 1);
 });
+
+test('a body of exactly the default limit (1 MiB) is forwarded intact', async () => {
+    const n = 1024 * 1024;
+    const body = hugeBody(n);
+    w.core.reset();
+    const res = await req(w.port, 'POST', w.p('/ledgers'), { headers: { ...bearer(K()), 'content-type': 'application/octet-stream' }, body, agent: false });
+    assert.equal(res.status, 201, res.text.slice(0, 200));
+    assert.equal(w.core.requests.length, 1);
+    assert.equal(sha256(w.core.requests[0].body), sha256(body));
+});
+
+// A client (like node's http or an SDK) that sends its body right after the head must still be
+// able to read the 413: the proxy has to close gracefully (answer, shut down its write side,
+// discard what keeps arriving for a moment) rather than reset the connection under unread data.
+test('a client streaming a body over the limit reads the 413 (not a reset)', async () => {
+    const outcomes = [];
+    for (let i = 0; i < 10; i++) {
+        const n = i % 2 ? 1024 * 1024 + 1 : 4 * 1024 * 1024;
+        w.core.reset();
+        try {
+            const res = await req(w.port, 'POST', w.p('/ledgers'), { headers: { ...bearer(K()), 'content-type': 'application/octet-stream' }, body: hugeBody(n), agent: false });
+            outcomes.push(res.status === 413 && res.json?.error_detail?.code === 'GEN_PAYLOAD_TOO_LARGE' ? 'ok' : `${res.status} ${res.text.slice(0, 100)}`);
+        } catch (e) {
+            outcomes.push(`client error ${e.code || e.message}`);
+        }
+        assert.equal(w.core.requests.length, 0);
+    }
+    assert.deepEqual(outcomes, Array(10).fill('ok'));
+});
+
+test('Expect: 100-continue with a good request gets 100 Continue, then the answer', async () => {
+    w.core.reset();
+    const body = '{"name":"expect"}';
+    const head = `POST ${w.p('/ledgers')} HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ${K()}\r\nContent-Type: application/json\r\n` +
+        `Content-Length: ${body.length}\r\nExpect: 100-continue\r\nConnection: close\r\n\r\n`;
+    // send only the head; the body goes once the proxy says 100 Continue
+    const net = await import('node:net');
+    const got = await new Promise((resolve) => {
+        const chunks = [];
+        let sentBody = false;
+        const s = net.connect({ host: '127.0.0.1', port: w.port }, () => s.write(head));
+        const t = setTimeout(() => s.destroy(), 4000);
+        s.on('data', (d) => {
+            chunks.push(d);
+            const text = Buffer.concat(chunks).toString('latin1');
+            if (!sentBody && text.startsWith('HTTP/1.1 100') && text.includes('\r\n\r\n')) {
+                sentBody = true;
+                s.write(body);
+            }
+        });
+        s.on('error', () => {});
+        s.on('close', () => {
+            clearTimeout(t);
+            resolve({ text: Buffer.concat(chunks).toString('latin1'), sentBody });
+        });
+    });
+    assert.ok(got.sentBody, `100 Continue first: ${JSON.stringify(got.text.slice(0, 120))}`);
+    const final = parseResponses(Buffer.from(got.text, 'latin1')).filter((x) => x.status >= 200);
+    assert.equal(final.length, 1);
+    assert.equal(final[0].status, 201);
+    assert.equal(w.core.requests[0].body.toString(), body);
+    assert.equal(w.core.requests[0].headers.expect, undefined, 'Expect is hop-by-hop for the proxy');
+});
+
+test('a 204 from Core passes through without a body', async () => {
+    w.core.setHandler({ status: 204, headers: { 'X-Core-Thing': 'none' }, body: '' });
+    try {
+        const r = await rawRequest(w.port, `DELETE ${w.p('/reconciliation/matching-rules/r9')} HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ${K()}\r\nConnection: close\r\n\r\n`, { timeoutMs: 5000 });
+        const [res] = parseResponses(r.data);
+        assert.equal(res.status, 204, r.text);
+        assert.equal(res.headers['x-core-thing'], 'none');
+        assert.ok(r.text.endsWith('\r\n\r\n'), `no body: ${JSON.stringify(r.text)}`);
+    } finally {
+        w.core.setHandler(null);
+    }
+});
+
+test('a Core response cut short is never passed off as complete', async () => {
+    w.core.setHandler((rec, rq, res) => {
+        res.writeHead(200, { 'Content-Type': 'application/json', 'Content-Length': '1000' });
+        res.write('{"partial":');
+        setTimeout(() => rq.socket.destroy(), 50);
+        return 'handled';
+    });
+    try {
+        const r = await rawRequest(w.port, `GET ${w.p('/ledgers/cut')} HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ${K()}\r\nConnection: close\r\n\r\n`, { timeoutMs: 5000 });
+        assert.ok(!r.timedOut, 'the proxy answers or closes');
+        const [res] = parseResponses(r.data);
+        if (res && res.status === 502) {
+            assert.equal(res.json?.error_detail?.code, 'PROXY_BAD_GATEWAY');
+        } else {
+            // already streaming: the client must see a truncated message and a closed connection
+            assert.ok(!res || !res.complete, `a truncated body must not look complete: ${JSON.stringify(r.text.slice(0, 200))}`);
+            assert.ok(r.closed);
+        }
+    } finally {
+        w.core.setHandler(null);
+    }
+    const ok = await req(w.port, 'GET', w.p('/ledgers'), { headers: bearer(K()), agent: false });
+    assert.equal(ok.status, 200);
+});
+
+test('Core closing idle keep-alive connections does not fail the next request', async () => {
+    const core2 = await startFakeCore({ keepAliveTimeoutMs: 150 });
+    try {
+        const inst = makeInstance(w.db, core2.url, { secret: 's2', name: 'short-keepalive' });
+        let res;
+        for (let i = 0; i < 25; i++) {
+            res = await req(w.port, 'POST', `/proxy/ledgers?instance_id=${inst.id}`, { headers: bearer(K()), body: '{"n":0}' });
+            if (res.status === 201) {
+                break;
+            }
+            await new Promise((r) => setTimeout(r, 100));
+        }
+        assert.equal(res.status, 201, res.text);
+        for (let i = 1; i <= 3; i++) {
+            await new Promise((r) => setTimeout(r, 400)); // Core has closed the pooled connection by now
+            core2.reset();
+            res = await req(w.port, 'POST', `/proxy/ledgers?instance_id=${inst.id}`, { headers: bearer(K()), body: `{"n":${i}}` });
+            assert.equal(res.status, 201, `request ${i} after Core closed the idle connection: ${res.text}`);
+            assert.equal(core2.requests.length, 1);
+        }
+    } finally {
+        await core2.close();
+    }
+});
+
+test('a client that goes away while Core is slow does not disturb the proxy', async () => {
+    w.core.setHandler({ delayMs: 500 });
+    try {
+        const r = await rawRequest(w.port, `GET ${w.p('/ledgers/gone')} HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ${K()}\r\n\r\n`, { timeoutMs: 100 });
+        assert.ok(r.timedOut);
+        await new Promise((res) => setTimeout(res, 700));
+    } finally {
+        w.core.setHandler(null);
+    }
+    const ok = await req(w.port, 'GET', w.p('/ledgers'), { headers: bearer(K()), agent: false });
+    assert.equal(ok.status, 200);
+});

@@ -232,3 +232,37 @@ test('leading empty lines before a request line are skipped', async () => {
     const [res] = splitResponses(r, 1);
     assert.equal(res.status, 200);
 });
+
+test('a request arriving a few bytes at a time is parsed like one write', async () => {
+    w.core.reset();
+    const body = '{"name":"slowly sent","meta_data":{"n":1}}';
+    const bytes =
+        `POST ${w.p('/ledgers')} HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ${w.keys.all.key}\r\n` +
+        `Content-Type: application/json\r\nContent-Length: ${body.length}\r\nConnection: close\r\n\r\n${body}`;
+    const r = await rawRequest(w.port, bytes, { timeoutMs: 8000, chunkSize: 3, chunkDelayMs: 1 });
+    const [res] = splitResponses(r, 1);
+    assert.equal(res.status, 201, r.text.slice(0, 300));
+    assert.equal(w.core.requests.length, 1);
+    assert.equal(w.core.requests[0].body.toString(), body);
+});
+
+test('a chunked body arriving a byte at a time', async () => {
+    w.core.reset();
+    const bytes =
+        `POST ${w.p('/ledgers')} HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ${w.keys.all.key}\r\n` +
+        'Content-Type: application/json\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n' +
+        '5\r\n{"a":\r\n3\r\n123\r\n1\r\n}\r\n0\r\n\r\n';
+    const r = await rawRequest(w.port, bytes, { timeoutMs: 8000, chunkSize: 1, chunkDelayMs: 0 });
+    const [res] = splitResponses(r, 1);
+    assert.equal(res.status, 201, r.text.slice(0, 300));
+    assert.equal(w.core.requests[0].body.toString(), '{"a":123}');
+});
+
+test('two Authorization headers are refused (assumption: 401 AUTH_INVALID_API_KEY)', async () => {
+    w.core.reset();
+    const a = `Authorization: Bearer ${w.keys.all.key}\r\n`;
+    const r = await rawRequest(w.port, `GET ${w.p('/ledgers')} HTTP/1.1\r\nHost: x\r\n${a}${a}Connection: close\r\n\r\n`, { timeoutMs: 4000 });
+    const [res] = parseResponses(r.data);
+    assert.ok(res && [400, 401].includes(res.status), r.text.slice(0, 200));
+    assert.equal(w.core.requests.length, 0);
+});

@@ -25,8 +25,8 @@
 //       one HTTP request over node:http (default: a shared keep-alive agent; agent: false
 //       for a fresh connection). → {status, headers (lowercase map as node gives it),
 //       rawHeaders [[k, v]...], body (Buffer), text, json (parsed or null), ms}
-//   rawRequest(port, bytes, {timeoutMs = 5000, until})
-//       writes raw bytes on a new TCP connection, collects the reply until the server closes,
+//   rawRequest(port, bytes, {timeoutMs = 5000, until, chunkSize = 0, chunkDelayMs = 1})
+//       writes raw bytes (in chunkSize pieces chunkDelayMs apart when chunkSize > 0) on a new TCP connection, collects the reply until the server closes,
 //       `until(buffer)` returns true, or the timeout. → {data, text (latin1), closed, timedOut,
 //       error, ms}
 //   parseResponses(buf, {headMethods})  → [{status, statusLine, rawHeaders, headers, body,
@@ -356,7 +356,7 @@ export function req(port, method, p, { headers = {}, body, agent: ag = agent, ti
     });
 }
 
-export function rawRequest(port, bytes, { timeoutMs = 5000, until } = {}) {
+export function rawRequest(port, bytes, { timeoutMs = 5000, until, chunkSize = 0, chunkDelayMs = 1 } = {}) {
     return new Promise((resolve) => {
         const chunks = [];
         const t0 = Date.now();
@@ -382,8 +382,16 @@ export function rawRequest(port, bytes, { timeoutMs = 5000, until } = {}) {
             });
         };
         const timer = setTimeout(() => finish('timeout'), timeoutMs);
-        sock.on('connect', () => {
-            sock.write(Buffer.isBuffer(bytes) ? bytes : Buffer.from(bytes, 'latin1'));
+        sock.on('connect', async () => {
+            const b = Buffer.isBuffer(bytes) ? bytes : Buffer.from(bytes, 'latin1');
+            if (!chunkSize) {
+                sock.write(b);
+                return;
+            }
+            for (let off = 0; off < b.length && !done; off += chunkSize) {
+                sock.write(b.subarray(off, off + chunkSize));
+                await sleep(chunkDelayMs);
+            }
         });
         sock.on('data', (d) => {
             chunks.push(d);

@@ -1,11 +1,12 @@
 /* End-to-end tests of the upstream client against a small HTTP/1.1 server that runs on the same
  * event_base (127.0.0.1, port 0). The server records every request byte-exact (request line,
  * header block, body) and which TCP connection carried it, and answers according to the path. */
+#include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
-#include <setjmp.h>
-#include <cmocka.h>
+
+#include <cmocka.h> /* needs the four above first */
 
 #include <arpa/inet.h>
 #include <fcntl.h>
@@ -87,8 +88,7 @@ srv_conn_free(struct srv_conn *c)
 }
 
 static void
-srv_respond(struct srv_conn *c, int status, const char *extra_headers, const char *body,
-            size_t body_len)
+srv_respond(struct srv_conn *c, int status, const char *extra_headers, const char *body, size_t body_len)
 {
     struct evbuffer *out = bufferevent_get_output(c->bev);
 
@@ -303,8 +303,7 @@ srv_on_event(struct bufferevent *bev, short what, void *arg)
 }
 
 static void
-srv_on_accept(struct evconnlistener *lis, evutil_socket_t fd, struct sockaddr *sa, int salen,
-              void *arg)
+srv_on_accept(struct evconnlistener *lis, evutil_socket_t fd, struct sockaddr *sa, int salen, void *arg)
 {
     struct srv *s = arg;
     struct srv_conn *c = calloc(1, sizeof(*c));
@@ -330,8 +329,7 @@ srv_start(struct srv *s, struct event_base *base)
     sin.sin_family = AF_INET;
     sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
     sin.sin_port = 0;
-    s->lis = evconnlistener_new_bind(base, srv_on_accept, s,
-                                     LEV_OPT_CLOSE_ON_FREE | LEV_OPT_REUSEABLE, 64,
+    s->lis = evconnlistener_new_bind(base, srv_on_accept, s, LEV_OPT_CLOSE_ON_FREE | LEV_OPT_REUSEABLE, 64,
                                      (struct sockaddr *)&sin, sizeof(sin));
     assert_non_null(s->lis);
     assert_int_equal(getsockname(evconnlistener_get_fd(s->lis), (struct sockaddr *)&sin, &len), 0);
@@ -462,8 +460,8 @@ url_for(struct ctx *c, const char *path)
 }
 
 static struct bp_upstream_xfer *
-send_req(struct ctx *c, const char *method, const char *path, const char *const *headers,
-         size_t n_headers, const char *body, size_t body_len, struct result *r)
+send_req(struct ctx *c, const char *method, const char *path, const char *const *headers, size_t n_headers,
+         const char *body, size_t body_len, struct result *r)
 {
     struct bp_upstream_req req = {
         .method = method,
@@ -486,8 +484,8 @@ send_req(struct ctx *c, const char *method, const char *path, const char *const 
 
 /* Sends one request and waits (bounded) for its callback. */
 static void
-roundtrip(struct ctx *c, const char *method, const char *path, const char *const *headers,
-          size_t n_headers, const char *body, size_t body_len, struct result *r)
+roundtrip(struct ctx *c, const char *method, const char *path, const char *const *headers, size_t n_headers,
+          const char *body, size_t body_len, struct result *r)
 {
     int target = c->completed + 1;
 
@@ -546,8 +544,7 @@ static void
 test_get_sends_exact_headers_and_nothing_else(void **state)
 {
     struct ctx *c = *state;
-    const char *hdrs[] = {"X-Blnk-Key: " SECRET, "X-Request-Id: req-1", "X-Empty:",
-                          "X-Spaced: a  b"};
+    const char *hdrs[] = {"X-Blnk-Key: " SECRET, "X-Request-Id: req-1", "X-Empty:", "X-Spaced: a  b"};
     struct result r = {0};
     char want[512];
 
@@ -582,11 +579,9 @@ test_caller_accept_and_user_agent_pass_once(void **state)
     roundtrip(c, "GET", "/bin", hdrs, 2, NULL, 0, &r);
     assert_int_equal(r.rc, BP_OK);
     assert_int_equal(head_count(c->srv.reqs[0].head, "Accept"), 1);
-    assert_string_equal(head_find(c->srv.reqs[0].head, "Accept", v, sizeof(v)),
-                        "application/json");
+    assert_string_equal(head_find(c->srv.reqs[0].head, "Accept", v, sizeof(v)), "application/json");
     assert_int_equal(head_count(c->srv.reqs[0].head, "User-Agent"), 1);
-    assert_string_equal(head_find(c->srv.reqs[0].head, "User-Agent", v, sizeof(v)),
-                        "blnk-sdk/1.0");
+    assert_string_equal(head_find(c->srv.reqs[0].head, "User-Agent", v, sizeof(v)), "blnk-sdk/1.0");
     result_cleanup(&r);
 }
 
@@ -842,8 +837,8 @@ test_refused_is_unreachable_and_secret_not_logged(void **state)
     struct ctx *c = *state;
     const char *hdrs[] = {"X-Blnk-Key: " SECRET, "Authorization: Bearer " SECRET};
     char url[64];
-    struct bp_upstream_req req = {.method = "POST", .url = url, .headers = hdrs, .n_headers = 2,
-                                  .body = "{}", .body_len = 2};
+    struct bp_upstream_req req = {
+        .method = "POST", .url = url, .headers = hdrs, .n_headers = 2, .body = "{}", .body_len = 2};
     struct result r = {.ctx = c};
     char logpath[] = "/tmp/bp_upstream_logXXXXXX";
     int logfd = mkstemp(logpath);
@@ -857,6 +852,8 @@ test_refused_is_unreachable_and_secret_not_logged(void **state)
     dup2(logfd, STDERR_FILENO);
     assert_int_equal(bp_upstream_send(c->u, &req, on_done, &r, NULL), BP_OK);
     assert_int_equal(r.calls, 0);
+    /* The client copied what it needs: the failure log must not read the caller's buffer. */
+    memset(url, 'Z', strlen(url));
     assert_true(wait_for(c, &c->completed, 1, 10000));
     fflush(stderr);
     dup2(saved, STDERR_FILENO);
@@ -875,6 +872,41 @@ test_refused_is_unreachable_and_secret_not_logged(void **state)
     assert_non_null(strstr(logtext, "127.0.0.1"));
     assert_null(strstr(logtext, SECRET));
     assert_null(strstr(logtext, "/echo"));
+}
+
+static void
+test_request_strings_may_die_after_send(void **state)
+{
+    struct ctx *c = *state;
+    char *method = strdup("PUT");
+    char *url = strdup(url_for(c, "/echo"));
+    char *h0 = strdup("X-Blnk-Key: " SECRET);
+    char *h1 = strdup("Content-Type: text/plain");
+    const char *hdrs[2] = {h0, h1};
+    char *ca = strdup("/nonexistent/ca.pem"); /* unused for http:// */
+    struct bp_upstream_req req = {.method = method,
+                                  .url = url,
+                                  .headers = hdrs,
+                                  .n_headers = 2,
+                                  .body = "kept",
+                                  .body_len = 4,
+                                  .ca_file = ca};
+    struct result r = {.ctx = c};
+
+    assert_int_equal(bp_upstream_send(c->u, &req, on_done, &r, NULL), BP_OK);
+    free(method);
+    free(url);
+    free(h0);
+    free(h1);
+    free(ca);
+    assert_true(wait_for(c, &c->completed, 1, 10000));
+    assert_int_equal(r.rc, BP_OK);
+    assert_string_equal(c->srv.reqs[0].method, "PUT");
+    assert_string_equal(c->srv.reqs[0].target, "/echo");
+    assert_int_equal(head_count(c->srv.reqs[0].head, "X-Blnk-Key"), 1);
+    assert_int_equal(head_count(c->srv.reqs[0].head, "Content-Type"), 1);
+    assert_memory_equal(r.body, "kept", 4);
+    result_cleanup(&r);
 }
 
 static void
@@ -1079,10 +1111,8 @@ test_invalid_requests_refused_synchronously(void **state)
     const char *smuggle[] = {"X-A: 1\r\nX-Blnk-Key: other"};
     const char *noname[] = {": v"};
     struct bp_upstream_req bad_method = {.method = "GET /x", .url = url_for(c, "/bin")};
-    struct bp_upstream_req bad_header = {.method = "GET", .url = c->url, .headers = smuggle,
-                                         .n_headers = 1};
-    struct bp_upstream_req empty_name = {.method = "GET", .url = c->url, .headers = noname,
-                                         .n_headers = 1};
+    struct bp_upstream_req bad_header = {.method = "GET", .url = c->url, .headers = smuggle, .n_headers = 1};
+    struct bp_upstream_req empty_name = {.method = "GET", .url = c->url, .headers = noname, .n_headers = 1};
     struct bp_upstream_req no_url = {.method = "GET"};
     struct result r = {.ctx = c};
     struct bp_upstream_xfer *x = NULL;
@@ -1102,10 +1132,8 @@ int
 main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test_setup_teardown(test_get_sends_exact_headers_and_nothing_else, setup,
-                                        teardown),
-        cmocka_unit_test_setup_teardown(test_caller_accept_and_user_agent_pass_once, setup,
-                                        teardown),
+        cmocka_unit_test_setup_teardown(test_get_sends_exact_headers_and_nothing_else, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_caller_accept_and_user_agent_pass_once, setup, teardown),
         cmocka_unit_test_setup_teardown(test_post_body_with_nul_is_exact, setup, teardown),
         cmocka_unit_test_setup_teardown(test_post_without_content_type_gets_none, setup, teardown),
         cmocka_unit_test_setup_teardown(test_methods_put_patch_delete, setup, teardown),
@@ -1117,8 +1145,8 @@ main(void)
         cmocka_unit_test_setup_teardown(test_content_encoding_passes_through, setup, teardown),
         cmocka_unit_test_setup_teardown(test_keepalive_reuses_one_connection, setup, teardown),
         cmocka_unit_test_setup_teardown(test_head_request, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_refused_is_unreachable_and_secret_not_logged, setup,
-                                        teardown),
+        cmocka_unit_test_setup_teardown(test_refused_is_unreachable_and_secret_not_logged, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_request_strings_may_die_after_send, setup, teardown),
         cmocka_unit_test_setup_teardown(test_stalled_server_times_out, setup, teardown),
         cmocka_unit_test_setup_teardown(test_response_over_cap_is_too_large, setup, teardown),
         cmocka_unit_test_setup_teardown(test_cancel_prevents_callback, setup, teardown),
@@ -1128,8 +1156,7 @@ main(void)
         cmocka_unit_test_setup_teardown(test_twenty_concurrent, setup, teardown),
         cmocka_unit_test_setup_teardown(test_sent_body_is_never_resent, setup, teardown),
         cmocka_unit_test_setup_teardown(test_curl_rejections_are_reported_later, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_invalid_requests_refused_synchronously, setup,
-                                        teardown),
+        cmocka_unit_test_setup_teardown(test_invalid_requests_refused_synchronously, setup, teardown),
     };
 
     return cmocka_run_group_tests(tests, group_setup, NULL);

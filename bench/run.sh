@@ -77,11 +77,16 @@ trap 'exit 143' TERM
 ulimit -n 65536 2>/dev/null || ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
 
 free_port() {
-    # A port nobody answers on right now (a race with other programs is possible but harmless:
-    # nginx would then fail to bind and we stop with its error log).
-    local p _
+    # A port below the kernel's ephemeral range (so no outgoing connection holds it) that no socket
+    # uses right now. A race with another program is still possible: start_nginx retries.
+    local low p _
+    low=$(awk '{ print $1 }' /proc/sys/net/ipv4/ip_local_port_range 2>/dev/null || echo 32768)
+    [ "$low" -gt 11000 ] || low=32768
     for _ in $(seq 1 200); do
-        p=$((20000 + RANDOM % 40000))
+        p=$((10000 + RANDOM % (low - 10000)))
+        if command -v ss >/dev/null; then
+            [ -z "$(ss -tanH "( sport = :$p )" 2>/dev/null)" ] || continue
+        fi
         if ! (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; then
             echo "$p"
             return 0
@@ -120,14 +125,23 @@ cpu_ticks() {
 }
 
 # --- fake Core: nginx ---------------------------------------------------------------------------
-nginx_port=$(free_port)
 mkdir -p "$tmp/nginx"
-sed -e "s#@TMPDIR@#$tmp/nginx#g" -e "s#@PORT@#$nginx_port#g" "$here/nginx.conf.template" \
-    >"$tmp/nginx/nginx.conf"
-"$nginx_bin" -p "$tmp/nginx" -e "$tmp/nginx/nginx-error.log" -c "$tmp/nginx/nginx.conf" \
-    >"$tmp/nginx/stdout.log" 2>&1 &
-nginx_pid=$!
-if ! wait_http "http://127.0.0.1:$nginx_port/ledgers" "$nginx_pid"; then
+nginx_port=""
+for _ in 1 2 3 4 5; do
+    nginx_port=$(free_port)
+    sed -e "s#@TMPDIR@#$tmp/nginx#g" -e "s#@PORT@#$nginx_port#g" "$here/nginx.conf.template" \
+        >"$tmp/nginx/nginx.conf"
+    "$nginx_bin" -p "$tmp/nginx" -e "$tmp/nginx/nginx-error.log" -c "$tmp/nginx/nginx.conf" \
+        >"$tmp/nginx/stdout.log" 2>&1 &
+    nginx_pid=$!
+    if wait_http "http://127.0.0.1:$nginx_port/ledgers" "$nginx_pid"; then
+        break
+    fi
+    stop_pid "$nginx_pid"
+    nginx_pid=""
+    grep -q 'Address already in use' "$tmp/nginx/stdout.log" "$tmp/nginx/nginx-error.log" 2>/dev/null || break
+done
+if [ -z "$nginx_pid" ]; then
     cat "$tmp/nginx/nginx-error.log" "$tmp/nginx/stdout.log" >&2 2>/dev/null || true
     die "nginx did not start"
 fi
@@ -268,22 +282,26 @@ awk -F'\t' '
         return n
     }
     BEGIN {
-        printf "%-19s %5s %-6s %10s %9s %9s %7s %7s %12s %12s\n", "scenario", "conns", "target", "req/s",
-            "p50 ms", "p99 ms", "errors", "ratio", "proxy us/req", "nginx us/req"
+        printf "%-18s %5s %-6s %8s %8s %8s %6s %6s %9s %6s %9s %9s\n", "scenario", "conns", "target", "req/s",
+            "p50 ms", "p99 ms", "errors", "ratio", "proxy", "proxy", "nginx", "nginx"
+        printf "%-18s %5s %-6s %8s %8s %8s %6s %6s %9s %6s %9s %9s\n", "", "", "", "",
+            "", "", "", "", "us/req", "cpu%", "us/req", "new conns"
     }
     {
         key = $1 SUBSEP $2
         err = $8 + $9
         if ($3 == "direct") {
             direct[key] = $4
-            printf "%-19s %5s %-6s %10.0f %9.3f %9.3f %7d %7s %12s %12.1f\n", $1, $2, $3, $4, ms($5), ms($6), err,
-                "-", "-", $11
+            printf "%-18s %5s %-6s %8.0f %8.3f %8.3f %6d %6s %9s %6s %9.1f %9d\n", $1, $2, $3, $4, ms($5), ms($6),
+                err, "-", "-", "-", $11, $13
         } else {
             ratio = (direct[key] > 0) ? sprintf("%.2f", $4 / direct[key]) : "-"
-            printf "%-19s %5s %-6s %10.0f %9.3f %9.3f %7d %7s %12.1f %12.1f\n", $1, $2, $3, $4, ms($5), ms($6), err,
-                ratio, $10, $11
+            printf "%-18s %5s %-6s %8.0f %8.3f %8.3f %6d %6s %9.1f %6d %9.1f %9d\n", $1, $2, $3, $4, ms($5), ms($6),
+                err, ratio, $10, $12, $11, $13
         }
     }' "$results"
 echo
-echo "ratio = proxy req/s / direct req/s; errors = non-2xx responses + socket errors;"
-echo "us/req = (utime+stime delta from /proc/PID/stat) / requests completed in the measured run."
+echo "ratio = proxy req/s / direct req/s.  errors = non-2xx responses + socket errors."
+echo "us/req = utime+stime (all threads, /proc/PID/stat) during the measured run / requests completed."
+echo "proxy cpu% = share of one core the proxy used.  new conns = TCP connections nginx accepted during"
+echo "the measured run (direct: wrk's own; proxy: what the proxy opened to its upstream)."

@@ -21,6 +21,15 @@
 #include "tables/tables.h"
 #include "upstream/upstream.h"
 
+static const char usage[] =
+    "usage: blnkproxy serve [--db DSN] [--config FILE] [--listen HOST:PORT] [--workers N]\n"
+    "                       [--upstream-timeout SECONDS] [--upstream-connect-timeout SECONDS]\n"
+    "                       [--log-level debug|info|warn|error] [--<setting> VALUE]...\n"
+    "\n"
+    "Every setting of blnkproxy.json can be given as a flag (underscores as dashes) or as a\n"
+    "BLNKPROXY_<SETTING> environment variable; flags win over the environment, which wins over\n"
+    "the file. See docs/CONFIG.md. Stops gracefully on SIGTERM or SIGINT.\n";
+
 static void
 fail(const char *msg)
 {
@@ -44,6 +53,12 @@ bp_serve_main(int argc, char **argv)
     int code = 1;
 
     memset(&cfg, 0, sizeof(cfg));
+    for (int i = 0; i < argc; i++) {
+        if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
+            fputs(usage, stdout);
+            return 0;
+        }
+    }
     if (bp_config_load(argc, argv, &cfg, err, sizeof(err)) != BP_OK) {
         fail(err);
         return 2;

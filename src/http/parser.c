@@ -443,26 +443,11 @@ enum chunk_state {
 /* At most 15 hex digits, so the size never overflows 64 bits. */
 #define CHUNK_SIZE_MAX_DIGITS 15
 
-static int
-hex_value(unsigned char c)
-{
-    if (c >= '0' && c <= '9') {
-        return c - '0';
-    }
-    if (c >= 'a' && c <= 'f') {
-        return c - 'a' + 10;
-    }
-    if (c >= 'A' && c <= 'F') {
-        return c - 'A' + 10;
-    }
-    return -1;
-}
-
 /* The size line: 1*HEXDIG [BWS ";" ext] CRLF. Returns the next state. */
 static enum chunk_state
 step_size_line(struct bp_http_chunked *st, unsigned char c, const struct bp_buf *body)
 {
-    int d = hex_value(c);
+    int d = bp_hex_digit_value(c);
 
     if (st->state != CS_SIZE_LF) {
         st->line_len++;

@@ -89,3 +89,18 @@ bp_str_parse_duration(const char *s, int64_t *out_seconds)
     *out_seconds = (int64_t)(n * mult);
     return BP_OK;
 }
+
+int
+bp_hex_digit_value(unsigned char c)
+{
+    if (c >= '0' && c <= '9') {
+        return c - '0';
+    }
+    if (c >= 'a' && c <= 'f') {
+        return c - 'a' + 10;
+    }
+    if (c >= 'A' && c <= 'F') {
+        return c - 'A' + 10;
+    }
+    return -1;
+}

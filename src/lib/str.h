@@ -19,4 +19,7 @@ bp_err bp_str_parse_u64(const char *s, size_t len, uint64_t max, uint64_t *out);
  * holds the seconds, or -1 for "never". n must be positive. */
 bp_err bp_str_parse_duration(const char *s, int64_t *out_seconds);
 
+/* The value of one hex digit (either case), or -1 for any other byte. */
+int bp_hex_digit_value(unsigned char c);
+
 #endif

@@ -22,6 +22,7 @@
 #include <string.h>
 
 #include "lib/bug.h"
+#include "lib/str.h"
 
 #define RUNE_ERROR 0xFFFDu
 
@@ -57,21 +58,6 @@ at_digit(const struct scan *s)
     return s->pos < s->end && s->p[s->pos] >= '0' && s->p[s->pos] <= '9';
 }
 
-static int
-hex_val(unsigned char c)
-{
-    if (c >= '0' && c <= '9') {
-        return c - '0';
-    }
-    if (c >= 'a' && c <= 'f') {
-        return c - 'a' + 10;
-    }
-    if (c >= 'A' && c <= 'F') {
-        return c - 'A' + 10;
-    }
-    return -1;
-}
-
 /* Parses exactly four hex digits at p[0..n); -1 if they are not there. */
 static int32_t
 hex4(const unsigned char *p, size_t n)
@@ -82,7 +68,7 @@ hex4(const unsigned char *p, size_t n)
         return -1;
     }
     for (size_t i = 0; i < 4; i++) {
-        int h = hex_val(p[i]);
+        int h = bp_hex_digit_value(p[i]);
         if (h < 0) {
             return -1;
         }

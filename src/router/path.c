@@ -1,4 +1,5 @@
 #include "router/router.h"
+#include "lib/str.h"
 
 /*
  * Strict Core-path check (DESIGN §3 "Path handling").
@@ -12,21 +13,6 @@
  *
  * Pure function of its input; no allocation; safe on any bytes.
  */
-
-static int
-hex_value(unsigned char c)
-{
-    if (c >= '0' && c <= '9') {
-        return c - '0';
-    }
-    if (c >= 'a' && c <= 'f') {
-        return c - 'a' + 10;
-    }
-    if (c >= 'A' && c <= 'F') {
-        return c - 'A' + 10;
-    }
-    return -1;
-}
 
 static bool
 is_unreserved(unsigned char c)
@@ -55,8 +41,8 @@ check_escape(const unsigned char *p, size_t n)
     if (n < 3) {
         return BP_ERR_MALFORMED;
     }
-    hi = hex_value(p[1]);
-    lo = hex_value(p[2]);
+    hi = bp_hex_digit_value(p[1]);
+    lo = bp_hex_digit_value(p[2]);
     if (hi < 0 || lo < 0) {
         return BP_ERR_MALFORMED;
     }

@@ -45,7 +45,7 @@
 #define BP_UPSTREAM_MAX_RESP_HEADERS 256
 #define BP_UPSTREAM_MAX_RESP_HEADER_BYTES (64 * 1024)
 #define BP_UPSTREAM_MAX_METHOD 32
-#define BP_UPSTREAM_MIN_MAXCONNECTS 32
+#define BP_UPSTREAM_MIN_MAXCONNECTS 1024
 
 enum xfer_state {
     XFER_RUNNING, /* easy handle is in the multi */

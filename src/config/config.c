@@ -122,6 +122,13 @@ bp_config__load_json_text(const char *text, size_t len, const char *source, stru
         char why[256];
         const char *vtext;
 
+        if (s == NULL && strcmp(key, "routes") == 0) {
+            rc = bp_config__load_routes(value, source, c, err, err_len);
+            if (rc != BP_OK) {
+                goto done;
+            }
+            continue;
+        }
         if (s == NULL) {
             fail(err, err_len, "%s: unknown key \"%s\"", source,
                  printable(key, strlen(key), keybuf, sizeof(keybuf)));
@@ -317,4 +324,5 @@ bp_config_cleanup(struct bp_config *c)
     c->db = NULL;
     bp_free(c->listen_host);
     c->listen_host = NULL;
+    bp_config__routes_cleanup(c);
 }

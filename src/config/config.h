@@ -1,6 +1,7 @@
 #ifndef BP_CONFIG_CONFIG_H
 #define BP_CONFIG_CONFIG_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -9,6 +10,16 @@
 /* The server's configuration: defaults, then blnkproxy.json (or --config FILE), then BLNKPROXY_*
  * environment variables, then command-line flags (DESIGN §7). Runtime code reads only this
  * immutable snapshot, never config text. */
+
+/* One operator-added route ("routes": {"add": [...]}), as text; the router validates it. */
+struct bp_config_route {
+    char *method;   /* "GET" */
+    char *path;     /* "/ledgers/:id/export" */
+    char *scope;    /* "proxy:read" or "proxy:write"; NULL = by method */
+    char *action;   /* audit action label, NULL for none */
+    char *category; /* NULL = "custom" */
+    bool large_body;
+};
 
 struct bp_config {
     char *db;                     /* DSN; "db" / BLNKPROXY_DB / --db; default "./blnkproxy.db" */
@@ -27,6 +38,12 @@ struct bp_config {
     int64_t shutdown_timeout_ms;  /* "shutdown_timeout": bound on draining at SIGTERM, default 10s */
     int64_t reload_interval_ms;   /* "reload_interval": store change poll, default 500ms */
     int log_level;                /* enum bp_log_level; "log_level" / BLNKPROXY_LOG_LEVEL / --log-level */
+    /* "routes" (config file only, DESIGN §3): built-in rows to drop ("METHOD /pattern") and rows
+     * to add. The router checks them when the table is built. */
+    char **routes_remove;
+    size_t n_routes_remove;
+    struct bp_config_route *routes_add;
+    size_t n_routes_add;
 };
 
 /* Builds the configuration for `serve`. argv holds only the serve flags (after "serve").

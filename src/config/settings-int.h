@@ -68,4 +68,11 @@ bp_err bp_config__parse_listen(const char *text, char **out_host, int *out_port)
 bp_err bp_config__parse_size(const char *text, uint64_t *out_bytes);
 bp_err bp_config__parse_duration(const char *text, int64_t *out_ms);
 
+/* Applies the "routes" object of a config file (routes.c): replaces any routes already in c.
+ * On error writes "<source>: key "routes": …" to err and leaves c's routes empty. */
+bp_err bp_config__load_routes(void *json_value, const char *source, struct bp_config *c, char *err,
+                              size_t err_len);
+/* Frees c's route lists. */
+void bp_config__routes_cleanup(struct bp_config *c);
+
 #endif

@@ -30,6 +30,8 @@ struct bp_worker;
 
 struct bp_server {
     const struct bp_config *cfg;
+    const struct bp_route *routes;
+    size_t n_routes;
     struct bp_worker **workers;
     int n_workers;
     int port;

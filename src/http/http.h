@@ -2,6 +2,7 @@
 #define BP_HTTP_HTTP_H
 
 #include <stdbool.h>
+#include <stddef.h>
 
 #include "lib/err.h"
 
@@ -10,11 +11,14 @@
  * This header is the whole interface `serve` uses. */
 
 struct bp_config;
+struct bp_route;
 struct bp_server;
 
 /* Binds the listeners (port 0 picks one free port shared by every worker) and starts the worker
- * threads. cfg must outlive the server. */
-bp_err bp_server_start(const struct bp_config *cfg, struct bp_server **out);
+ * threads. cfg and the route table (routes[0..n_routes), see bp_route_table_build) must outlive
+ * the server. */
+bp_err bp_server_start(const struct bp_config *cfg, const struct bp_route *routes, size_t n_routes,
+                       struct bp_server **out);
 /* The bound port. */
 int bp_server_port(const struct bp_server *s);
 /* Readiness as /readyz reports it: set by the watcher after each store poll. */

@@ -20,13 +20,11 @@
 #define PROXY_PREFIX_LEN 6 /* "/proxy" */
 
 static bp_err
-check_head(struct bp_req *r)
+check_head(const struct bp_server *srv, struct bp_req *r)
 {
     const struct bp_http_head *h = &r->head;
     const struct bp_http_header *authz;
     size_t n_authz = 0;
-    size_t n_routes = 0;
-    const struct bp_route *routes = bp_routes_builtin(&n_routes);
     const char *id = NULL;
     size_t id_len = 0;
     bp_err rc;
@@ -47,7 +45,7 @@ check_head(struct bp_req *r)
     if (rc != BP_OK) {
         return rc;
     }
-    r->route = bp_route_match(routes, n_routes, h->method, h->method_len, r->core_path, r->core_path_len);
+    r->route = bp_route_match(srv->routes, srv->n_routes, h->method, h->method_len, r->core_path, r->core_path_len);
     if (r->route == NULL) {
         return BP_ERR_ROUTE_NOT_FOUND;
     }
@@ -79,7 +77,7 @@ bp_http__proxy_head(struct bp_conn *c)
 
     r->tables = bp_tables_acquire();
     BP_BUG_ON(r->tables == NULL); /* serve publishes the tables before it accepts */
-    rc = check_head(r);
+    rc = check_head(c->worker->server, r);
     if (rc != BP_OK) {
         bp_http__respond_error(c, rc, r->route ? r->route->scope : 0);
         return;

@@ -201,7 +201,7 @@ worker_new(struct bp_server *s, int index, int fd, struct bp_worker **out)
 }
 
 bp_err
-bp_server_start(const struct bp_config *cfg, struct bp_server **out)
+bp_server_start(const struct bp_config *cfg, const struct bp_route *routes, size_t n_routes, struct bp_server **out)
 {
     struct bp_server *s = bp_calloc(1, sizeof(*s));
     bp_err rc = BP_OK;
@@ -209,6 +209,8 @@ bp_server_start(const struct bp_config *cfg, struct bp_server **out)
 
     evthread_use_pthreads();
     s->cfg = cfg;
+    s->routes = routes;
+    s->n_routes = n_routes;
     s->n_workers = cfg->workers;
     s->workers = bp_calloc((size_t)cfg->workers, sizeof(*s->workers));
     atomic_init(&s->ready, true);

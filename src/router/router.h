@@ -31,6 +31,25 @@ struct bp_route {
 /* The built-in table, in DESIGN §3 order. */
 const struct bp_route *bp_routes_builtin(size_t *out_count);
 
+/* An operator's change to the table (DESIGN §3), as text from the config file. */
+struct bp_route_spec {
+    const char *method;   /* an upper-case token: GET, POST, PUT, PATCH, DELETE, ... */
+    const char *pattern;  /* "/a/:x/b": literal or ":name" segments, each non-empty */
+    const char *scope;    /* "proxy:read", "proxy:write", or NULL for the method's default */
+    const char *action;   /* may be NULL */
+    const char *category; /* may be NULL: "custom" */
+    bool large_body;
+};
+
+/* Builds the table the server uses: the built-in rows minus those named in remove (each
+ * "METHOD /pattern", exactly as in the built-in table), then the added rows in order. Added rows
+ * borrow the spec strings, which must outlive the table. An added row may not duplicate a row
+ * still in the table; GET rows also serve HEAD; their group is "config". On error writes a
+ * reason naming the entry ("routes.add[1]: pattern: empty segment") to err and returns
+ * BP_ERR_INVALID. Free *out with bp_free. */
+bp_err bp_route_table_build(const char *const *remove, size_t n_remove, const struct bp_route_spec *add,
+                            size_t n_add, struct bp_route **out, size_t *out_n, char *err, size_t err_len);
+
 /* Strict check of a Core path (the part after "/proxy", starting with '/'): refuses with
  * BP_ERR_MALFORMED "." or ".." segments, empty segments ("//", a trailing "/", the bare "/"),
  * a percent-encoded '/', '\\', '.' or NUL (any case of hex digits), a percent-encoded

@@ -15,6 +15,7 @@
 #include "config/config.h"
 #include "core/log.h"
 #include "http/http.h"
+#include "lib/alloc.h"
 #include "router/router.h"
 #include "serve/watch.h"
 #include "store/store.h"
@@ -36,6 +37,28 @@ fail(const char *msg)
     fprintf(stderr, "blnkproxy: %s\n", msg);
 }
 
+/* The built-in route table adjusted by the config's "routes" (DESIGN §3). The rows borrow the
+ * config's strings, which live until serve returns. */
+static bp_err
+build_routes(const struct bp_config *cfg, struct bp_route **out, size_t *out_n, char *err, size_t err_len)
+{
+    struct bp_route_spec *specs = bp_calloc(cfg->n_routes_add ? cfg->n_routes_add : 1, sizeof(*specs));
+    char why[400];
+    bp_err rc;
+
+    for (size_t i = 0; i < cfg->n_routes_add; i++) {
+        const struct bp_config_route *r = &cfg->routes_add[i];
+        specs[i] = (struct bp_route_spec){r->method, r->path, r->scope, r->action, r->category, r->large_body};
+    }
+    rc = bp_route_table_build((const char *const *)cfg->routes_remove, cfg->n_routes_remove, specs,
+                              cfg->n_routes_add, out, out_n, why, sizeof(why));
+    if (rc != BP_OK) {
+        snprintf(err, err_len, "config \"routes\": %s", why);
+    }
+    bp_free(specs);
+    return rc;
+}
+
 int
 bp_serve_main(int argc, char **argv)
 {
@@ -49,6 +72,7 @@ bp_serve_main(int argc, char **argv)
     int version = 0;
     int64_t token = 0;
     int sig = 0;
+    struct bp_route *routes = NULL;
     size_t n_routes = 0;
     int code = 1;
 
@@ -71,6 +95,11 @@ bp_serve_main(int argc, char **argv)
     pthread_sigmask(SIG_BLOCK, &sigs, NULL);
     signal(SIGPIPE, SIG_IGN);
 
+    if (build_routes(&cfg, &routes, &n_routes, err, sizeof(err)) != BP_OK) {
+        fail(err);
+        code = 2;
+        goto done;
+    }
     if (bp_upstream_global_init() != BP_OK) {
         fail("cannot initialise the HTTP client library");
         goto done;
@@ -87,7 +116,7 @@ bp_serve_main(int argc, char **argv)
         fail("cannot load credentials and instances from the store");
         goto done;
     }
-    if (bp_server_start(&cfg, &server) != BP_OK) {
+    if (bp_server_start(&cfg, routes, n_routes, &server) != BP_OK) {
         fail("cannot start the server (see the log line above)");
         goto done;
     }
@@ -96,7 +125,6 @@ bp_serve_main(int argc, char **argv)
         goto done;
     }
     store = NULL; /* the watcher owns it now */
-    bp_routes_builtin(&n_routes);
     BP_INFO("listening", BP_LSTR("host", cfg.listen_host), BP_LINT("port", bp_server_port(server)),
             BP_LINT("workers", cfg.workers), BP_LSTR("version", BP_VERSION),
             BP_LSTR("store", "sqlite"), BP_LINT("schema_version", version), BP_LINT("migrations_applied", applied),
@@ -111,6 +139,7 @@ done:
     bp_server_free(server);
     bp_store_close(store);
     bp_tables_shutdown();
+    bp_free(routes);
     if (code == 0) {
         BP_INFO("stopped");
     }

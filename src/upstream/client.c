@@ -46,6 +46,11 @@
 #define BP_UPSTREAM_MAX_RESP_HEADER_BYTES (64 * 1024)
 #define BP_UPSTREAM_MAX_METHOD 32
 #define BP_UPSTREAM_MIN_MAXCONNECTS 1024
+/* Idle easy handles kept for reuse. A handle keeps curl's receive buffer (16 KiB) and, once it
+ * has uploaded, its upload buffer (64 KiB); creating and dropping those on every transfer made
+ * the loop thread's malloc arena grow and trim (page faults, madvise) on every request. Enough
+ * for the concurrency one worker sees; beyond it handles are created and freed as before. */
+#define BP_UPSTREAM_MAX_IDLE_EASY 256
 
 enum xfer_state {
     XFER_RUNNING, /* easy handle is in the multi */
@@ -99,6 +104,8 @@ struct bp_upstream {
     struct bp_upstream_xfer *live;      /* running and early transfers */
     struct bp_upstream_xfer *graveyard; /* cancelled during a dispatch, freed when it unwinds */
     struct sock *socks;
+    CURL *idle_easy[BP_UPSTREAM_MAX_IDLE_EASY]; /* reset to curl's defaults, stack order */
+    size_t n_idle_easy;
     size_t inflight;
     int dispatch_depth;
     bool closing;
@@ -174,6 +181,32 @@ bp_upstream_global_init(void)
 
 /* ---- transfer memory --------------------------------------------------------------------- */
 
+static CURL *
+easy_acquire(struct bp_upstream *u)
+{
+    if (u->n_idle_easy > 0) {
+        return u->idle_easy[--u->n_idle_easy];
+    }
+    return curl_easy_init();
+}
+
+/* Takes a handle that is not in the multi. curl_easy_reset returns every option to its default
+ * (method, body, read callback, CA file, header list, pointers into the old transfer), so
+ * nothing of one request reaches the next, while keeping the handle's buffers. */
+static void
+easy_release(struct bp_upstream *u, CURL *e)
+{
+    if (e == NULL) {
+        return;
+    }
+    if (u->closing || u->n_idle_easy == BP_UPSTREAM_MAX_IDLE_EASY) {
+        curl_easy_cleanup(e);
+        return;
+    }
+    curl_easy_reset(e);
+    u->idle_easy[u->n_idle_easy++] = e;
+}
+
 static void
 resp_headers_clear(struct bp_upstream_xfer *x)
 {
@@ -191,10 +224,9 @@ xfer_free(struct bp_upstream_xfer *x)
     if (x == NULL) {
         return;
     }
-    if (x->easy != NULL) {
-        curl_easy_cleanup(x->easy);
-        x->easy = NULL;
-    }
+    /* Before the header list goes: the handle still points at it until it is reset. */
+    easy_release(x->u, x->easy);
+    x->easy = NULL;
     curl_slist_free_all(x->req_headers);
     x->req_headers = NULL;
     resp_headers_clear(x);
@@ -820,6 +852,9 @@ destroy(struct bp_upstream *u)
         u->graveyard = x->next;
         xfer_free(x);
     }
+    while (u->n_idle_easy > 0) {
+        curl_easy_cleanup(u->idle_easy[--u->n_idle_easy]);
+    }
     /* curl closes its cached connections here and reports them through on_curl_socket, so the
      * events must still exist. */
     if (u->multi != NULL) {
@@ -1097,7 +1132,7 @@ bp_upstream_send(struct bp_upstream *u, const struct bp_upstream_req *req, bp_up
     x->body = req->body;
     x->body_len = req->body_len;
     bp_buf_init(&x->resp.body, u->opts.max_response_bytes);
-    x->easy = curl_easy_init();
+    x->easy = easy_acquire(u);
     if (x->easy == NULL) {
         c = CURLE_OUT_OF_MEMORY;
     } else if (!build_req_headers(req, &x->req_headers)) {

@@ -22,6 +22,7 @@ run: build
 	./build/blnkproxy serve
 
 test-main: test-deps
+	@scripts/checksrc
 	@cmake -S . -B build -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
 	@cmake --build build -j$(JOBS)
 	cd build && ctest --output-on-failure -j2

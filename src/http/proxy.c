@@ -102,8 +102,10 @@ relay_response(struct bp_conn *c, const struct bp_upstream_resp *resp)
     }
     r->upstream_status = resp->status;
     r->upstream_us = resp->upstream_us;
-    /* No body and no length for answers that cannot have one (RFC 9110 §6.4.1). */
-    no_length = resp->status == 204 || resp->status == 304 || (resp->status >= 100 && resp->status < 200);
+    /* No body and no length for answers that cannot have one (RFC 9110 §6.4.1). For HEAD, a
+     * Content-Length of 0 would misstate the size of the GET answer, so none is sent. */
+    no_length = resp->status == 204 || resp->status == 304 || (resp->status >= 100 && resp->status < 200) ||
+                bp_str_eq(r->head.method, r->head.method_len, "HEAD");
     bp_http__respond(c, resp->status, hdrs.data ? hdrs.data : "", NULL, resp->body.data, resp->body.len,
                      no_length);
     bp_buf_cleanup(&hdrs);

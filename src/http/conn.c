@@ -243,10 +243,12 @@ set_request_id(struct bp_req *r)
     }
 }
 
+/* "/proxy" itself and everything under "/proxy/" go through the proxy's check order, so even a
+ * bare "/proxy/" without a credential is a 401 first (DESIGN §2). */
 static bool
 is_proxy_path(const struct bp_http_head *h)
 {
-    return h->path_len > 7 && memcmp(h->path, "/proxy/", 7) == 0;
+    return bp_str_eq(h->path, h->path_len, "/proxy") || (h->path_len >= 7 && memcmp(h->path, "/proxy/", 7) == 0);
 }
 
 /* The head is complete at the front of the input buffer. */

@@ -10,6 +10,9 @@
 #include "lib/str.h"
 #include "tables/tables.h"
 
+/* Longest client-sent X-Forwarded-For chain kept in front of the peer address. */
+#define XFF_CHAIN_MAX 8192
+
 static const char *const never_forwarded[] = {
     "Authorization", "X-Blnk-Key", "Cookie", "Connection", "Keep-Alive", "TE", "Trailer",
     "Transfer-Encoding", "Upgrade", "Host", "Content-Length", "Expect", "X-Request-Id",
@@ -65,15 +68,36 @@ is_dropped(const struct bp_http_head *h, const struct bp_http_header *hd)
 static void
 add_line(struct bp_buf *st, const char *name, size_t name_len, const char *value, size_t value_len)
 {
-    /* curl drops a header given as "Name:" with no value; "Name;" sends it empty. */
+    /* The upstream client turns an empty value into curl's "Name;" spelling itself. */
     bp_buf_append(st, name, name_len);
-    if (value_len == 0) {
-        bp_buf_append(st, ";", 1);
-    } else {
-        bp_buf_append(st, ": ", 2);
-        bp_buf_append(st, value, value_len);
-    }
+    bp_buf_append(st, ": ", value_len > 0 ? 2 : 1);
+    bp_buf_append(st, value, value_len);
     bp_buf_append(st, "", 1);
+}
+
+/* The client's X-Forwarded-For chain, then the peer. The peer is what Core can trust, so it is
+ * always last; a client chain too long to keep is dropped rather than cut. */
+static void
+add_forwarded_for(struct bp_buf *st, const struct bp_http_head *h, const char *peer)
+{
+    struct bp_buf chain;
+    bool too_long = false;
+
+    bp_buf_init(&chain, XFF_CHAIN_MAX);
+    for (size_t i = 0; i < h->n_headers; i++) {
+        if (bp_str_ieq(h->headers[i].name, h->headers[i].name_len, "X-Forwarded-For") &&
+            h->headers[i].value_len > 0) {
+            too_long = too_long || bp_buf_append(&chain, h->headers[i].value, h->headers[i].value_len) != BP_OK ||
+                       bp_buf_append(&chain, ", ", 2) != BP_OK;
+        }
+    }
+    if (too_long) {
+        bp_buf_reset(&chain);
+    }
+    bp_buf_max_raise(&chain, chain.len + strlen(peer));
+    bp_buf_append_str(&chain, peer);
+    add_line(st, "X-Forwarded-For", 15, chain.data, chain.len);
+    bp_buf_cleanup(&chain);
 }
 
 bp_err
@@ -81,11 +105,8 @@ bp_http__upstream_headers(const struct bp_req *r, const char *peer, struct bp_bu
                           const char ***out_lines, size_t *out_n)
 {
     const struct bp_http_head *h = &r->head;
-    const struct bp_http_header *xff;
     size_t n = 0;
-    size_t count = 0;
     const char **lines;
-    struct bp_buf fwd;
 
     for (size_t i = 0; i < h->n_headers; i++) {
         if (!is_dropped(h, &h->headers[i])) {
@@ -93,24 +114,20 @@ bp_http__upstream_headers(const struct bp_req *r, const char *peer, struct bp_bu
                      h->headers[i].value_len);
         }
     }
+    add_line(st, "X-Request-Id", 12, r->request_id, strlen(r->request_id));
+    add_forwarded_for(st, h, peer);
+    add_line(st, "X-Forwarded-Proto", 17, "http", 4);
+    /* The secret goes last: nothing is appended after it, so the buffer never reallocates and
+     * leaves an unwiped copy behind (the caller wipes st). */
     if (r->instance->secret != NULL) {
         size_t len;
         const char *key = bp_secret_bytes(r->instance->secret, &len);
+        char *room;
+        if (bp_buf_reserve(st, 10 + 2 + len + 1, &room) != BP_OK) {
+            return BP_ERR_LIMIT;
+        }
         add_line(st, "X-Blnk-Key", 10, key, len);
     }
-    add_line(st, "X-Request-Id", 12, r->request_id, strlen(r->request_id));
-    bp_buf_init(&fwd, 16384);
-    xff = bp_http_head_find(h, "X-Forwarded-For", &count);
-    for (size_t i = 0; xff != NULL && i < h->n_headers; i++) {
-        if (bp_str_ieq(h->headers[i].name, h->headers[i].name_len, "X-Forwarded-For")) {
-            bp_buf_append(&fwd, h->headers[i].value, h->headers[i].value_len);
-            bp_buf_append(&fwd, ", ", 2);
-        }
-    }
-    bp_buf_append_str(&fwd, peer);
-    add_line(st, "X-Forwarded-For", 15, fwd.data, fwd.len);
-    bp_buf_cleanup(&fwd);
-    add_line(st, "X-Forwarded-Proto", 17, "http", 4);
     if (st->len == 0) {
         return BP_ERR_LIMIT;
     }

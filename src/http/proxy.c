@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "auth/auth.h"
+#include "core/log.h"
 #include "http/http-int.h"
 #include "lib/alloc.h"
 #include "lib/bug.h"
@@ -125,6 +126,16 @@ upstream_done(void *arg, bp_err rc, const struct bp_upstream_resp *resp)
     relay_response(c, resp);
 }
 
+static size_t
+count_byte(const char *p, size_t len, char byte)
+{
+    size_t n = 0;
+    for (size_t i = 0; i < len; i++) {
+        n += p[i] == byte;
+    }
+    return n;
+}
+
 static bp_err
 apply_defaults(struct bp_req *r)
 {
@@ -135,8 +146,9 @@ apply_defaults(struct bp_req *r)
     if (r->route->rewrite == BP_REWRITE_NONE || r->body.len == 0) {
         return BP_OK;
     }
-    /* Room for the inserted keys of every element of a bulk body. */
-    bp_buf_init(&out, r->body.len * 2 + 4096);
+    /* Room for the inserted keys of every object in the body: each '{' may open one, and one
+     * insertion is under 100 bytes ("precision":100,"reference":"ref_<uuid>",). */
+    bp_buf_init(&out, r->body.len + count_byte(r->body.data, r->body.len, '{') * 100 + 256);
     rc = bp_txdefaults_apply(r->route->rewrite == BP_REWRITE_TX_BULK ? BP_TXDEFAULTS_BULK : BP_TXDEFAULTS_SINGLE,
                              r->body.data, r->body.len, &out, &changed);
     if (rc == BP_OK && changed) {
@@ -161,7 +173,9 @@ bp_http__proxy_body_done(struct bp_conn *c)
 
     rc = apply_defaults(r);
     if (rc != BP_OK) {
-        bp_http__respond_error(c, BP_ERR_PAYLOAD_TOO_LARGE, 0);
+        /* The output is sized for every possible insertion, so this is the CSPRNG failing. */
+        BP_ERROR("transaction defaults failed", BP_LSTR("request_id", r->request_id), BP_LSTR("error", bp_err_str(rc)));
+        bp_http__respond_error(c, BP_ERR_IO, 0);
         return;
     }
     bp_buf_init(&url, SIZE_MAX);

@@ -31,6 +31,14 @@ bp_buf_reset(struct bp_buf *b)
     }
 }
 
+void
+bp_buf_max_raise(struct bp_buf *b, size_t max)
+{
+    if (max > b->max) {
+        b->max = max;
+    }
+}
+
 static bp_err
 grow(struct bp_buf *b, size_t n)
 {

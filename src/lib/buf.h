@@ -17,6 +17,8 @@ struct bp_buf {
 void bp_buf_init(struct bp_buf *b, size_t max);
 void bp_buf_cleanup(struct bp_buf *b);
 void bp_buf_reset(struct bp_buf *b);
+/* Raises the maximum to at least max (never lowers it). */
+void bp_buf_max_raise(struct bp_buf *b, size_t max);
 /* BP_ERR_LIMIT (buffer unchanged) when len + n would exceed max. */
 bp_err bp_buf_append(struct bp_buf *b, const void *p, size_t n);
 bp_err bp_buf_append_str(struct bp_buf *b, const char *s);

@@ -123,7 +123,8 @@ bp_tables_build(const struct bp_key_rec *keys, size_t n_keys, const struct bp_in
         c->expires_at = k->expires_at;
         c->revoked = k->revoked;
         atomic_init(&c->used_at, 0);
-        if (k->instances != NULL && k->instances[0] != '\0') {
+        /* An empty list restricts the key to no instance: a restriction never fails open. */
+        if (k->instances != NULL) {
             split_instances(k->instances, c);
         }
         slot = (size_t)digest_hash(c->digest) & (t->index_cap - 1);

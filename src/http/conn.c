@@ -267,6 +267,7 @@ start_request(struct bp_conn *c, const char *data, size_t consumed)
     rc = bp_http_parse_head(r->head_bytes, consumed, &lim, &r->head, &again);
     BP_BUG_ON(rc != BP_OK || again != consumed);
     evbuffer_drain(bufferevent_get_input(c->bev), consumed);
+    c->head_scanned = 0;
     evtimer_del(c->head_deadline);
     set_request_id(r);
 
@@ -354,6 +355,23 @@ read_body(struct bp_conn *c)
     return true;
 }
 
+/* True when in[from..to) holds an LF. */
+static bool
+has_new_line(struct evbuffer *in, size_t from, size_t to)
+{
+    struct evbuffer_ptr start;
+    struct evbuffer_ptr found;
+
+    if (from >= to) {
+        return false;
+    }
+    if (evbuffer_ptr_set(in, &start, from, EVBUFFER_PTR_SET) != 0) {
+        return false;
+    }
+    found = evbuffer_search_range(in, "\n", 1, &start, NULL);
+    return found.pos >= 0 && (size_t)found.pos < to;
+}
+
 static void
 process_input(struct bp_conn *c)
 {
@@ -378,6 +396,17 @@ process_input(struct bp_conn *c)
                 evtimer_add(c->head_deadline, &tv);
             }
             n = avail < cfg->max_head_bytes ? avail : cfg->max_head_bytes;
+            /* A head can only complete, or first break a rule, at a line end: parse again only
+             * when the bytes that arrived since the last look hold an LF, so a head trickled in
+             * byte by byte costs linear, not quadratic, work. */
+            if (!has_new_line(in, c->head_scanned, n)) {
+                c->head_scanned = n;
+                if (n >= cfg->max_head_bytes) {
+                    refuse_malformed(c, 431);
+                }
+                return;
+            }
+            c->head_scanned = n;
             data = (const char *)evbuffer_pullup(in, (ssize_t)n);
             rc = bp_http_parse_head(data, n, &lim, &c->req->head, &consumed);
             if (rc == BP_ERR_AGAIN) {

@@ -93,6 +93,7 @@ struct bp_conn {
     char peer[64];
     struct bp_req *req;
     struct event *head_deadline;
+    size_t head_scanned;        /* bytes of the pending head already searched for a line end */
     bool close_after_write;
     bool peer_eof;              /* the client half-closed */
     bool linger;                /* close via LINGERING: the client may still be sending a body */

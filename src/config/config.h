@@ -30,6 +30,7 @@ struct bp_config {
     int64_t upstream_timeout_ms;  /* "upstream_timeout" / --upstream-timeout SECONDS; default 30s */
     size_t max_head_bytes;        /* "max_header_bytes": whole request head, default 32 KiB */
     size_t max_headers;           /* "max_headers": default 100 */
+    int max_connections;          /* "max_connections": open client connections, all workers, default 10000 */
     size_t max_body_bytes;        /* "max_body_bytes": default 1 MiB per request body */
     size_t max_upload_bytes;      /* "max_upload_bytes": multipart upload route, default 32 MiB */
     size_t max_response_bytes;    /* "max_response_bytes": buffered Core response cap, default 64 MiB */

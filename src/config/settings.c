@@ -46,6 +46,8 @@ const struct bp_setting bp_config__settings[] = {
      "32KiB", FIELD(max_head_bytes), 0, "largest request head (request line and headers)"},
     {"max_headers", "BLNKPROXY_MAX_HEADERS", "--max-headers", BP_SETTING_INT, 1, 128, "100",
      FIELD(max_headers), 0, "most header fields in one request"},
+    {"max_connections", "BLNKPROXY_MAX_CONNECTIONS", "--max-connections", BP_SETTING_INT, 1, 1000000, "10000",
+     FIELD(max_connections), 0, "most open client connections; at the limit new ones wait in the backlog"},
     {"max_body_bytes", "BLNKPROXY_MAX_BODY_BYTES", "--max-body-bytes", BP_SETTING_SIZE, 1, GIB, "1MiB",
      FIELD(max_body_bytes), 0, "largest request body; larger gets 413"},
     {"max_upload_bytes", "BLNKPROXY_MAX_UPLOAD_BYTES", "--max-upload-bytes", BP_SETTING_SIZE, 1, GIB, "32MiB",

@@ -453,7 +453,7 @@ start_linger(struct bp_conn *c)
     shutdown(bufferevent_getfd(c->bev), SHUT_WR);
     c->state = BP_CONN_LINGERING;
     evbuffer_drain(in, evbuffer_get_length(in));
-    bufferevent_set_timeouts(c->bev, &idle, NULL);
+    bufferevent_set_timeouts(c->bev, &idle, &idle);
     evtimer_add(c->head_deadline, &total);
     bufferevent_enable(c->bev, EV_READ);
 }
@@ -501,6 +501,12 @@ event_cb(struct bufferevent *bev, short what, void *arg)
 {
     struct bp_conn *c = arg;
 
+    if ((what & BEV_EVENT_TIMEOUT) && (what & BEV_EVENT_WRITING)) {
+        /* The client stopped reading: it does not get to pin a buffered response forever. */
+        BP_INFO("client stopped reading; closing", BP_LSTR("peer", c->peer));
+        bp_http__conn_close(c);
+        return;
+    }
     if (what & BEV_EVENT_TIMEOUT) {
         if (c->state == BP_CONN_WAITING_UPSTREAM || c->state == BP_CONN_WRITING) {
             /* Idle reads while Core works are expected; the upstream timeout bounds this wait. */
@@ -558,7 +564,8 @@ bp_http__conn_accept(struct bp_worker *w, int fd, const struct sockaddr *sa, int
     bufferevent_setcb(c->bev, read_cb, write_cb, event_cb, c);
     /* Bounds what a client can queue while its previous request is still being served. */
     bufferevent_setwatermark(c->bev, EV_READ, 0, cfg->max_head_bytes + 65536);
-    bufferevent_set_timeouts(c->bev, &idle, NULL);
+    /* idle_timeout bounds both a silent client and one that stops reading our response. */
+    bufferevent_set_timeouts(c->bev, &idle, &idle);
     bufferevent_enable(c->bev, EV_READ | EV_WRITE);
     c->next = w->conns;
     if (w->conns != NULL) {

@@ -49,6 +49,9 @@ struct bp_worker {
     struct event *drain_deadline;
     pthread_t thread;
     bool draining;
+    bool accept_paused;         /* listener off: at max connections or after an accept error */
+    size_t max_conns;           /* this worker's share of max_connections */
+    struct event *accept_retry; /* re-enables the listener after an accept error */
     struct bp_conn *conns;      /* doubly linked list of live connections */
     size_t n_conns;
 };

@@ -66,6 +66,27 @@ done:
     return rc;
 }
 
+#define ACCEPT_RETRY_MS 100
+
+static void
+pause_accepting(struct bp_worker *w)
+{
+    if (!w->accept_paused && w->listener != NULL) {
+        evconnlistener_disable(w->listener);
+        w->accept_paused = true;
+    }
+}
+
+static void
+resume_accepting(struct bp_worker *w)
+{
+    if (w->accept_paused && w->listener != NULL && !w->draining && w->n_conns < w->max_conns &&
+        !evtimer_pending(w->accept_retry, NULL)) {
+        evconnlistener_enable(w->listener);
+        w->accept_paused = false;
+    }
+}
+
 static void
 accept_cb(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa, int salen, void *arg)
 {
@@ -76,6 +97,34 @@ accept_cb(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa, int
         return;
     }
     bp_http__conn_accept(w, fd, sa, salen);
+    /* At the limit, further clients wait in the kernel's backlog instead of costing memory here. */
+    if (w->n_conns >= w->max_conns) {
+        pause_accepting(w);
+    }
+}
+
+/* accept(2) failed, typically EMFILE: the listener would stay readable and spin, so it pauses
+ * for a moment; connections closing meanwhile free descriptors. */
+static void
+accept_error_cb(struct evconnlistener *l, void *arg)
+{
+    struct bp_worker *w = arg;
+    struct timeval tv = {0, ACCEPT_RETRY_MS * 1000};
+    int err = EVUTIL_SOCKET_ERROR();
+    (void)l;
+
+    BP_WARN("accept failed; pausing the listener", BP_LINT("worker", w->index),
+            BP_LSTR("reason", evutil_socket_error_to_string(err)), BP_LINT("connections", w->n_conns));
+    pause_accepting(w);
+    evtimer_add(w->accept_retry, &tv);
+}
+
+static void
+accept_retry_cb(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    resume_accepting(arg);
 }
 
 void
@@ -83,7 +132,9 @@ bp_http__drain_check(struct bp_worker *w)
 {
     if (w->draining && w->n_conns == 0) {
         event_base_loopexit(w->base, NULL);
+        return;
     }
+    resume_accepting(w);
 }
 
 static void
@@ -158,6 +209,9 @@ worker_free(struct bp_worker *w)
     if (w->drain_deadline != NULL) {
         event_free(w->drain_deadline);
     }
+    if (w->accept_retry != NULL) {
+        event_free(w->accept_retry);
+    }
     if (w->base != NULL) {
         event_base_free(w->base);
     }
@@ -195,9 +249,25 @@ worker_new(struct bp_server *s, int index, int fd, struct bp_worker **out)
         worker_free(w);
         return rc;
     }
+    evconnlistener_set_error_cb(w->listener, accept_error_cb);
+    w->accept_retry = evtimer_new(w->base, accept_retry_cb, w);
+    w->max_conns = (size_t)((cfg->max_connections + cfg->workers - 1) / cfg->workers);
     w->stop_ev = event_new(w->base, -1, 0, stop_cb, w);
     *out = w;
     return BP_OK;
+}
+
+/* libevent's own diagnostics become JSON log lines like everything else on stderr. */
+static void
+libevent_log_cb(int severity, const char *msg)
+{
+    if (severity >= EVENT_LOG_ERR) {
+        BP_ERROR("libevent", BP_LSTR("detail", msg));
+    } else if (severity == EVENT_LOG_WARN) {
+        BP_WARN("libevent", BP_LSTR("detail", msg));
+    } else {
+        BP_DEBUG("libevent", BP_LSTR("detail", msg));
+    }
 }
 
 bp_err
@@ -208,6 +278,7 @@ bp_server_start(const struct bp_config *cfg, const struct bp_route *routes, size
     int started = 0;
 
     evthread_use_pthreads();
+    event_set_log_callback(libevent_log_cb);
     s->cfg = cfg;
     s->routes = routes;
     s->n_routes = n_routes;

@@ -11,6 +11,7 @@
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/resource.h>
 
 #include "config/config.h"
 #include "core/log.h"
@@ -30,6 +31,19 @@ static const char usage[] =
     "Every setting of blnkproxy.json can be given as a flag (underscores as dashes) or as a\n"
     "BLNKPROXY_<SETTING> environment variable; flags win over the environment, which wins over\n"
     "the file. See docs/CONFIG.md. Stops gracefully on SIGTERM or SIGINT.\n";
+
+/* Each client connection and each kept-alive Core connection is a descriptor; the soft limit
+ * (often 1024) is raised to the hard one so max_connections is what limits, not EMFILE. */
+static void
+raise_fd_limit(void)
+{
+    struct rlimit rl;
+
+    if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+        rl.rlim_cur = rl.rlim_max;
+        setrlimit(RLIMIT_NOFILE, &rl);
+    }
+}
 
 static void
 fail(const char *msg)
@@ -100,6 +114,7 @@ bp_serve_main(int argc, char **argv)
         code = 2;
         goto done;
     }
+    raise_fd_limit();
     if (bp_upstream_global_init() != BP_OK) {
         fail("cannot initialise the HTTP client library");
         goto done;
@@ -128,7 +143,7 @@ bp_serve_main(int argc, char **argv)
     BP_INFO("listening", BP_LSTR("host", cfg.listen_host), BP_LINT("port", bp_server_port(server)),
             BP_LINT("workers", cfg.workers), BP_LSTR("version", BP_VERSION),
             BP_LSTR("store", "sqlite"), BP_LINT("schema_version", version), BP_LINT("migrations_applied", applied),
-            BP_LINT("routes", n_routes));
+            BP_LINT("routes", n_routes), BP_LINT("max_connections", cfg.max_connections));
 
     sigwait(&sigs, &sig);
     BP_INFO("shutting down", BP_LSTR("signal", sig == SIGTERM ? "SIGTERM" : "SIGINT"));

@@ -196,6 +196,7 @@ test_table_naming_rules(void **state)
         "upstream_timeout",
         "max_header_bytes",
         "max_headers",
+        "max_connections",
         "max_body_bytes",
         "max_upload_bytes",
         "max_response_bytes",

@@ -19,11 +19,13 @@
  * - Nothing is freed while it may be on the stack: while a dispatch (libevent callback of ours)
  *   is running, cancelled transfers go to a graveyard and bp_upstream_free only marks the client
  *   closing; the outermost dispatch releases both when it unwinds.
- * - Request bodies are given to curl through a read callback without a seek callback. curl
- *   silently re-sends a request whose reused connection died; with a read callback it must
- *   rewind, cannot, and fails with CURLE_SEND_FAIL_REWIND instead. So a body that reached the
- *   wire is never sent twice (DESIGN §8: never retry a request whose body was sent), while a
- *   bodiless request may still be retried on a fresh connection.
+ * - curl silently re-sends a request whose reused connection died. Every request but GET and
+ *   HEAD gets a pre-request callback (CURLOPT_PREREQFUNCTION, run before every send of the
+ *   request) that refuses the second attempt, so a write is sent at most once (DESIGN §8: never
+ *   retry a request whose body was sent; a bodiless POST /refund-transaction/:id is a write too),
+ *   while reads may still be retried on a fresh connection.
+ *   The body itself is POSTFIELDS (borrowed): curl writes a small one together with the header
+ *   block, one send() instead of two and no wait for the socket to become writable again.
  * - The request headers carry Core's secret (X-Blnk-Key): they are never logged. Failure logs
  *   name only the method, the host and curl's code and message. */
 #include "upstream/upstream.h"
@@ -46,11 +48,6 @@
 #define BP_UPSTREAM_MAX_RESP_HEADER_BYTES (64 * 1024)
 #define BP_UPSTREAM_MAX_METHOD 32
 #define BP_UPSTREAM_MIN_MAXCONNECTS 1024
-/* Idle easy handles kept for reuse. A handle keeps curl's receive buffer (16 KiB) and, once it
- * has uploaded, its upload buffer (64 KiB); creating and dropping those on every transfer made
- * the loop thread's malloc arena grow and trim (page faults, madvise) on every request. Enough
- * for the concurrency one worker sees; beyond it handles are created and freed as before. */
-#define BP_UPSTREAM_MAX_IDLE_EASY 256
 
 enum xfer_state {
     XFER_RUNNING, /* easy handle is in the multi */
@@ -72,10 +69,8 @@ struct bp_upstream_xfer {
     /* Copies, for the failure log: the caller's strings may be gone once send returns. */
     char *method;
     char *url;
-    /* Borrowed from the caller, alive until the callback has run or the transfer is cancelled. */
-    const char *body;
-    size_t body_len;
-    size_t body_off;
+    int n_attempts;      /* times curl was about to send a request with a body */
+    bool resend_refused; /* a second attempt was stopped */
 
     CURLcode early_code;
     bool too_large;
@@ -104,8 +99,6 @@ struct bp_upstream {
     struct bp_upstream_xfer *live;      /* running and early transfers */
     struct bp_upstream_xfer *graveyard; /* cancelled during a dispatch, freed when it unwinds */
     struct sock *socks;
-    CURL *idle_easy[BP_UPSTREAM_MAX_IDLE_EASY]; /* reset to curl's defaults, stack order */
-    size_t n_idle_easy;
     size_t inflight;
     int dispatch_depth;
     bool closing;
@@ -181,32 +174,6 @@ bp_upstream_global_init(void)
 
 /* ---- transfer memory --------------------------------------------------------------------- */
 
-static CURL *
-easy_acquire(struct bp_upstream *u)
-{
-    if (u->n_idle_easy > 0) {
-        return u->idle_easy[--u->n_idle_easy];
-    }
-    return curl_easy_init();
-}
-
-/* Takes a handle that is not in the multi. curl_easy_reset returns every option to its default
- * (method, body, read callback, CA file, header list, pointers into the old transfer), so
- * nothing of one request reaches the next, while keeping the handle's buffers. */
-static void
-easy_release(struct bp_upstream *u, CURL *e)
-{
-    if (e == NULL) {
-        return;
-    }
-    if (u->closing || u->n_idle_easy == BP_UPSTREAM_MAX_IDLE_EASY) {
-        curl_easy_cleanup(e);
-        return;
-    }
-    curl_easy_reset(e);
-    u->idle_easy[u->n_idle_easy++] = e;
-}
-
 static void
 resp_headers_clear(struct bp_upstream_xfer *x)
 {
@@ -224,9 +191,10 @@ xfer_free(struct bp_upstream_xfer *x)
     if (x == NULL) {
         return;
     }
-    /* Before the header list goes: the handle still points at it until it is reset. */
-    easy_release(x->u, x->easy);
-    x->easy = NULL;
+    if (x->easy != NULL) {
+        curl_easy_cleanup(x->easy);
+        x->easy = NULL;
+    }
     curl_slist_free_all(x->req_headers);
     x->req_headers = NULL;
     resp_headers_clear(x);
@@ -296,19 +264,20 @@ xfer_retire(struct bp_upstream_xfer *x)
 
 /* ---- curl per-transfer callbacks (store bytes only; never call user code) ------------------ */
 
-static size_t
-on_read(char *dst, size_t size, size_t nitems, void *userp)
+/* curl calls this each time it is about to send the request on a connection. A second call is
+ * curl retrying on a fresh connection after the first one died: the body may already have
+ * reached Core, so the transfer fails instead. */
+static int
+on_prereq(void *userp, char *conn_primary_ip, char *conn_local_ip, int conn_primary_port, int conn_local_port)
 {
     struct bp_upstream_xfer *x = userp;
-    size_t room = size * nitems;
-    size_t left = x->body_len - x->body_off;
-    size_t n = left < room ? left : room;
 
-    if (n > 0) {
-        memcpy(dst, x->body + x->body_off, n);
-        x->body_off += n;
+    x->n_attempts++;
+    if (x->n_attempts > 1) {
+        x->resend_refused = true;
+        return CURL_PREREQFUNC_ABORT;
     }
-    return n;
+    return CURL_PREREQFUNC_OK;
 }
 
 static size_t
@@ -546,7 +515,9 @@ log_failure(struct bp_upstream_xfer *x, bp_err rc, CURLcode code)
     char *host = NULL;
     const char *detail = x->errbuf[0] != '\0' ? x->errbuf : curl_easy_strerror(code);
 
-    if (x->headers_overflow) {
+    if (x->resend_refused) {
+        detail = "connection lost after the request was sent; not retried";
+    } else if (x->headers_overflow) {
         detail = "response headers over limit";
     } else if (x->too_large) {
         detail = "response body over limit";
@@ -852,9 +823,6 @@ destroy(struct bp_upstream *u)
         u->graveyard = x->next;
         xfer_free(x);
     }
-    while (u->n_idle_easy > 0) {
-        curl_easy_cleanup(u->idle_easy[--u->n_idle_easy]);
-    }
     /* curl closes its cached connections here and reports them through on_curl_socket, so the
      * events must still exist. */
     if (u->multi != NULL) {
@@ -1096,14 +1064,21 @@ configure_easy(struct bp_upstream_xfer *x, const struct bp_upstream_req *req)
     if (method_is(req->method, "HEAD")) {
         SET(CURLOPT_NOBODY, 1L);
     } else if (has_body) {
-        /* A read callback rather than POSTFIELDS: see the design block on retries. */
-        SET(CURLOPT_POST, 1L);
+        /* Borrowed, not copied. curl sends a body under 64 KiB in the same write as the headers,
+         * without allocating its 64 KiB upload buffer (which a read callback needs on every new
+         * handle). The pre-request callback stops curl from sending it twice: see the design
+         * block. */
         SET(CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)req->body_len);
-        SET(CURLOPT_READFUNCTION, on_read);
-        SET(CURLOPT_READDATA, (void *)x);
+        SET(CURLOPT_POSTFIELDS, req->body != NULL ? req->body : "");
         SET(CURLOPT_CUSTOMREQUEST, req->method);
     } else if (!method_is(req->method, "GET")) {
         SET(CURLOPT_CUSTOMREQUEST, req->method);
+    }
+    /* Every write is sent at most once, with or without a body: a bodiless refund or delete
+     * that reached Core must not run twice. Only GET and HEAD may be retried. */
+    if (!method_is(req->method, "GET") && !method_is(req->method, "HEAD")) {
+        SET(CURLOPT_PREREQFUNCTION, on_prereq);
+        SET(CURLOPT_PREREQDATA, (void *)x);
     }
     SET(CURLOPT_HTTPHEADER, x->req_headers);
 #undef SET
@@ -1129,10 +1104,8 @@ bp_upstream_send(struct bp_upstream *u, const struct bp_upstream_req *req, bp_up
     x->arg = arg;
     x->method = bp_strdup(req->method);
     x->url = bp_strdup(req->url);
-    x->body = req->body;
-    x->body_len = req->body_len;
     bp_buf_init(&x->resp.body, u->opts.max_response_bytes);
-    x->easy = easy_acquire(u);
+    x->easy = curl_easy_init();
     if (x->easy == NULL) {
         c = CURLE_OUT_OF_MEMORY;
     } else if (!build_req_headers(req, &x->req_headers)) {

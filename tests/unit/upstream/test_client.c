@@ -815,6 +815,94 @@ test_head_request(void **state)
     result_cleanup(&r2);
 }
 
+static bool
+method_has_test_body(const char *m)
+{
+    return strcmp(m, "POST") == 0 || strcmp(m, "PUT") == 0;
+}
+
+/* Whatever one request set (method, body, NOBODY, custom method, headers) must not reach the
+ * next on the same client and connection: each GET after another kind of request must look
+ * exactly like the first GET of a fresh client. (Guards any future reuse of curl handles.) */
+static void
+test_reused_handle_behaves_like_fresh(void **state)
+{
+    struct ctx *c = *state;
+    const char *secret_hdrs[] = {"X-Blnk-Key: " SECRET, "Content-Type: application/json", "Accept: text/x"};
+    const char *const kinds[][2] = {{"POST", "/echo"}, {"HEAD", "/head"}, {"DELETE", "/echo"}, {"PUT", "/echo"}};
+    char want_head[256];
+    int n_kinds = (int)(sizeof(kinds) / sizeof(kinds[0]));
+
+    snprintf(want_head, sizeof(want_head), "Host: 127.0.0.1:%d\r\n", c->srv.port);
+    for (int i = 0; i < n_kinds; i++) {
+        struct result first = {0};
+        struct result get = {0};
+        const struct srv_req *sr;
+        const char *body = method_has_test_body(kinds[i][0]) ? "{\"n\":1}" : NULL;
+
+        roundtrip(c, kinds[i][0], kinds[i][1], secret_hdrs, 3, body, body ? 7 : 0, &first);
+        assert_int_equal(first.rc, BP_OK);
+        roundtrip(c, "GET", "/bin", NULL, 0, NULL, 0, &get);
+        assert_int_equal(get.rc, BP_OK);
+        assert_int_equal(get.status, 200);
+        /* Not NOBODY from the HEAD: the body arrives. */
+        assert_int_equal(get.body_len, 5);
+        assert_memory_equal(get.body, "x\0y\0z", 5);
+        sr = &c->srv.reqs[c->srv.n_reqs - 1];
+        /* Not POST/PUT/DELETE, no body, no Content-Length, none of the previous headers. */
+        assert_string_equal(sr->method, "GET");
+        assert_string_equal(sr->target, "/bin");
+        assert_string_equal(sr->head, want_head);
+        assert_int_equal(sr->body_len, 0);
+        result_cleanup(&first);
+        result_cleanup(&get);
+    }
+    /* A GET with headers after all that sends exactly its own. */
+    {
+        const char *hdrs[] = {"X-Request-Id: req-9"};
+        struct result r = {0};
+        char want[256];
+
+        roundtrip(c, "GET", "/bin", hdrs, 1, NULL, 0, &r);
+        snprintf(want, sizeof(want), "Host: 127.0.0.1:%d\r\nX-Request-Id: req-9\r\n", c->srv.port);
+        assert_string_equal(c->srv.reqs[c->srv.n_reqs - 1].head, want);
+        result_cleanup(&r);
+    }
+    /* All on the one kept-alive connection. */
+    assert_int_equal(c->srv.n_conns, 1);
+}
+
+/* A request that failed (here: over the response cap) leaves nothing behind either. */
+static void
+test_reused_handle_after_failure(void **state)
+{
+    struct ctx *c = *state;
+    struct bp_upstream_opts o = default_opts;
+    struct bp_upstream *saved = c->u;
+    struct result big = {0};
+    struct result post = {0};
+    struct result get = {0};
+
+    o.max_response_bytes = 64;
+    assert_int_equal(bp_upstream_new(c->base, &o, &c->u), BP_OK);
+    roundtrip(c, "GET", "/big/100", NULL, 0, NULL, 0, &big);
+    assert_int_equal(big.rc, BP_ERR_UPSTREAM_TOO_LARGE);
+    roundtrip(c, "POST", "/echo", NULL, 0, "abc", 3, &post);
+    assert_int_equal(post.rc, BP_OK);
+    assert_int_equal(post.body_len, 3);
+    assert_memory_equal(post.body, "abc", 3);
+    roundtrip(c, "GET", "/big/40", NULL, 0, NULL, 0, &get);
+    assert_int_equal(get.rc, BP_OK);
+    assert_int_equal(get.body_len, 40);
+    assert_string_equal(c->srv.reqs[c->srv.n_reqs - 1].method, "GET");
+    assert_int_equal(head_count(c->srv.reqs[c->srv.n_reqs - 1].head, "Content-Length"), 0);
+    assert_int_equal(c->srv.reqs[c->srv.n_reqs - 1].body_len, 0);
+    bp_upstream_free(c->u);
+    c->u = saved;
+    result_cleanup(&post);
+    result_cleanup(&get);
+}
+
 static int
 free_port(void)
 {
@@ -1083,6 +1171,30 @@ test_sent_body_is_never_resent(void **state)
     result_cleanup(&first);
 }
 
+/* Review H1: a write without a body (POST /refund-transaction/:id, DELETE a matching rule) has
+ * no body for curl to rewind, so only an explicit guard stops curl from sending it a second time
+ * on a fresh connection when the kept-alive one drops after the request went out. */
+static void
+test_bodyless_write_is_never_resent(void **state)
+{
+    static const char *const methods[] = {"POST", "DELETE", "PUT", "PATCH"};
+    struct ctx *c = *state;
+
+    for (size_t i = 0; i < sizeof(methods) / sizeof(methods[0]); i++) {
+        struct result first = {0};
+        struct result second = {0};
+        int before = c->srv.n_reqs;
+
+        roundtrip(c, methods[i], "/close-second", NULL, 0, NULL, 0, &first);
+        assert_int_equal(first.rc, BP_OK);
+        roundtrip(c, methods[i], "/close-second", NULL, 0, NULL, 0, &second);
+        assert_int_equal(second.rc, BP_ERR_UPSTREAM_UNREACHABLE);
+        assert_false(wait_for(c, &c->srv.n_reqs, before + 3, 200));
+        assert_int_equal(c->srv.n_reqs, before + 2);
+        result_cleanup(&first);
+    }
+}
+
 static void
 test_curl_rejections_are_reported_later(void **state)
 {
@@ -1145,6 +1257,8 @@ main(void)
         cmocka_unit_test_setup_teardown(test_content_encoding_passes_through, setup, teardown),
         cmocka_unit_test_setup_teardown(test_keepalive_reuses_one_connection, setup, teardown),
         cmocka_unit_test_setup_teardown(test_head_request, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_reused_handle_behaves_like_fresh, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_reused_handle_after_failure, setup, teardown),
         cmocka_unit_test_setup_teardown(test_refused_is_unreachable_and_secret_not_logged, setup, teardown),
         cmocka_unit_test_setup_teardown(test_request_strings_may_die_after_send, setup, teardown),
         cmocka_unit_test_setup_teardown(test_stalled_server_times_out, setup, teardown),
@@ -1155,6 +1269,7 @@ main(void)
         cmocka_unit_test_setup_teardown(test_free_with_transfers_in_flight, setup, teardown),
         cmocka_unit_test_setup_teardown(test_twenty_concurrent, setup, teardown),
         cmocka_unit_test_setup_teardown(test_sent_body_is_never_resent, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_bodyless_write_is_never_resent, setup, teardown),
         cmocka_unit_test_setup_teardown(test_curl_rejections_are_reported_later, setup, teardown),
         cmocka_unit_test_setup_teardown(test_invalid_requests_refused_synchronously, setup, teardown),
     };

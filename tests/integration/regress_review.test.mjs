@@ -66,3 +66,19 @@ test('a bulk body of many small transactions gets its defaults, not a 413', asyn
         assert.match(t.reference, /^ref_/);
     }
 });
+
+test('a bodiless write whose Core connection drops is sent to Core once, never retried', async () => {
+    for (const [method, path] of [['POST', '/refund-transaction/txn_1'], ['DELETE', '/reconciliation/matching-rules/r1']]) {
+        w.core.setHandler(null);
+        // Warm a kept-alive connection to Core, so the write goes out on a reused one.
+        const warm = await req(w.port, 'GET', w.p('/ledgers'), { headers: bearer(w.keys.all.key) });
+        assert.equal(warm.status, 200);
+        w.core.reset();
+        w.core.setHandler({ destroy: true });
+        const res = await req(w.port, method, w.p(path), { headers: bearer(w.keys.all.key) });
+        assertError(res, 502, 'PROXY_BAD_GATEWAY');
+        await new Promise((r) => setTimeout(r, 300));
+        assert.equal(w.core.requests.length, 1, `${method} ${path} reached Core ${w.core.requests.length} times`);
+    }
+    w.core.setHandler(null);
+});

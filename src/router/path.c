@@ -48,8 +48,10 @@ check_escape(const unsigned char *p, size_t n)
     }
     decoded = (unsigned char)(hi * 16 + lo);
     /* An encoded '/', '\\', '.' or NUL would hide a separator, a dot segment or a C-string end
-     * from us; an encoded unreserved character is only an alias of itself (see the top). */
-    if (decoded == '/' || decoded == '\\' || decoded == 0 || is_unreserved(decoded)) {
+     * from us; an encoded control character is refused like a raw one (DESIGN §3), since Core
+     * decodes it into its path parameters; an encoded unreserved character is only an alias of
+     * itself (see the top). */
+    if (decoded == '/' || decoded == '\\' || decoded < 0x20 || decoded == 0x7f || is_unreserved(decoded)) {
         return BP_ERR_MALFORMED;
     }
     return BP_OK;

@@ -26,7 +26,7 @@
 static const char usage[] =
     "usage: blnkproxy serve [--db DSN] [--config FILE] [--listen HOST:PORT] [--workers N]\n"
     "                       [--upstream-timeout SECONDS] [--upstream-connect-timeout SECONDS]\n"
-    "                       [--log-level debug|info|warn|error] [--<setting> VALUE]...\n"
+    "                       [--log-level debug|info|warn|error] [--<setting> VALUE]... [--json]\n"
     "\n"
     "Every setting of blnkproxy.json can be given as a flag (underscores as dashes) or as a\n"
     "BLNKPROXY_<SETTING> environment variable; flags win over the environment, which wins over\n"
@@ -88,16 +88,28 @@ bp_serve_main(int argc, char **argv)
     int sig = 0;
     struct bp_route *routes = NULL;
     size_t n_routes = 0;
+    char **flags;
+    int n_flags = 0;
+    bp_err rc;
     int code = 1;
 
     memset(&cfg, 0, sizeof(cfg));
+    /* Every command takes --json (DESIGN §7); serve's output is JSON lines already, so the flag
+     * is accepted and changes nothing. */
+    flags = bp_calloc((size_t)argc + 1, sizeof(char *));
     for (int i = 0; i < argc; i++) {
         if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
             fputs(usage, stdout);
+            bp_free(flags);
             return 0;
         }
+        if (strcmp(argv[i], "--json") != 0) {
+            flags[n_flags++] = argv[i];
+        }
     }
-    if (bp_config_load(argc, argv, &cfg, err, sizeof(err)) != BP_OK) {
+    rc = bp_config_load(n_flags, flags, &cfg, err, sizeof(err));
+    bp_free(flags);
+    if (rc != BP_OK) {
         fail(err);
         return 2;
     }

@@ -82,3 +82,76 @@ test('a bodiless write whose Core connection drops is sent to Core once, never r
     }
     w.core.setHandler(null);
 });
+
+// From the acceptance audit of the first submission.
+
+test('serve accepts --json like every command (its output is JSON lines already)', async () => {
+    const { startProxy } = await import('./lib/harness.mjs');
+    const proxy = await startProxy({ args: ['--json'] });
+    try {
+        const res = await req(proxy.port, 'GET', '/healthz');
+        assert.equal(res.status, 200);
+    } finally {
+        await proxy.stop();
+    }
+});
+
+test('a Core answer over max_response_bytes is a 502, never a truncated 200', async () => {
+    const { setupWorld: world } = await import('./lib/harness.mjs');
+    const v = await world({ proxyArgs: ['--max-response-bytes', '65536'] });
+    try {
+        v.core.setHandler({ status: 200, hugeBytes: 65537 });
+        const res = await req(v.port, 'GET', v.p('/ledgers'), { headers: bearer(v.keys.all.key) });
+        assertError(res, 502, 'PROXY_BAD_GATEWAY');
+        v.core.setHandler({ status: 200, hugeBytes: 65536 });
+        const exact = await req(v.port, 'GET', v.p('/ledgers'), { headers: bearer(v.keys.all.key) });
+        assert.equal(exact.status, 200);
+        assert.equal(exact.body.length, 65536);
+    } finally {
+        await v.close();
+    }
+});
+
+test('refusals that are not about the credential carry no WWW-Authenticate', async () => {
+    const h = await import('./lib/harness.mjs');
+    const other = h.makeInstance(w.db, w.core.url, { name: 'other' });
+    const restricted = h.makeKey(w.db, { scopes: ['*'], instances: [other.id] });
+    // Ready when the running server knows the new key (it may use its own instance).
+    await h.waitFor(
+        async () => (await req(w.port, 'GET', `/proxy/ledgers?instance_id=${other.id}`, { headers: bearer(restricted.key) })).status === 200,
+        { timeoutMs: 2000, what: 'new key and instance loaded' },
+    );
+    const cases = [
+        [await req(w.port, 'GET', w.p('/api-keys'), { headers: bearer(w.keys.all.key) }), 404, 'GEN_NOT_FOUND'],
+        [await req(w.port, 'GET', '/proxy/ledgers?instance_id=instance_00000000000000000000000000', { headers: bearer(w.keys.all.key) }), 404, 'PROXY_UNKNOWN_INSTANCE'],
+        [await req(w.port, 'GET', w.p('/ledgers'), { headers: bearer(restricted.key) }), 403, 'AUTH_INSUFFICIENT_PERMISSIONS'],
+        [await req(w.port, 'GET', '/proxy/ledgers', { headers: bearer(w.keys.all.key) }), 400, 'GEN_MISSING_PARAMETER'],
+    ];
+    for (const [res, status, code] of cases) {
+        assertError(res, status, code);
+        assert.equal(res.headers['www-authenticate'], undefined, `${code} has no WWW-Authenticate`);
+    }
+});
+
+test('with the default reload interval a revoked key is refused within 2 s', async () => {
+    const h = await import('./lib/harness.mjs');
+    const { startFakeCore } = await import('./lib/fake_core.mjs');
+    const core = await startFakeCore();
+    const db = h.tmpDb();
+    const inst = h.makeInstance(db, core.url, { secret: 'default_interval_secret' });
+    const k = h.makeKey(db, { scopes: ['*'] });
+    const proxy = await h.startProxy({ db, reloadInterval: null });
+    try {
+        const path = `/proxy/ledgers?instance_id=${inst.id}`;
+        assert.equal((await req(proxy.port, 'GET', path, { headers: bearer(k.key) })).status, 200);
+        const revoke = h.cli(['key', 'revoke', k.id], { db });
+        assert.equal(revoke.code, 0, revoke.stderr);
+        await h.waitFor(
+            async () => (await req(proxy.port, 'GET', path, { headers: bearer(k.key) })).status === 401,
+            { timeoutMs: 2000, intervalMs: 100, what: 'revoked key refused at the default reload interval' },
+        );
+    } finally {
+        await proxy.stop();
+        await core.close();
+    }
+});

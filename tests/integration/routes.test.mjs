@@ -212,6 +212,10 @@ test('path tricks are 400 GEN_MALFORMED_REQUEST and never reach Core', async () 
         '/proxy/ledgers/%2e',
         '/proxy/ledgers%00',
         '/proxy/ledgers/ldg%001',
+        '/proxy/ledgers/a%01',
+        '/proxy/ledgers/a%0a',
+        '/proxy/ledgers/a%0D%0Ab',
+        '/proxy/ledgers/a%7f',
         '/proxy/ledgers/%zz',
         '/proxy/ledgers/ldg_1%',
     ];

@@ -79,6 +79,12 @@ test_refuses_tricks(void **state)
         P("/ledgers/%2E"),
         P("/ledgers/%2e"),
         P("/ledgers/x%00"),
+        /* Encoded control characters are refused like raw ones. */
+        P("/ledgers/a%01"),
+        P("/ledgers/a%0a"),
+        P("/ledgers/a%0D%0Ab"),
+        P("/ledgers/a%1F"),
+        P("/ledgers/a%7f"),
         /* Encoded unreserved characters are aliases Core's router would decode. */
         P("/search/%72eindex"),
         P("/search/%52EINDEX"),

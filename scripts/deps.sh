@@ -8,7 +8,7 @@ packages=(
     libevent-dev libcurl4-openssl-dev libjansson-dev libsqlite3-dev libssl-dev
 )
 if [ "${1:-}" = "--test" ]; then
-    packages+=(libcmocka-dev clang libclang-rt-14-dev sqlite3 ca-certificates)
+    packages+=(libcmocka-dev clang libclang-rt-14-dev sqlite3 openssl ca-certificates)
     command -v node >/dev/null 2>&1 || packages+=(nodejs npm)
 fi
 

@@ -410,12 +410,14 @@ sq_instance_update(struct bp_store *s, const struct bp_instance_rec *rec)
     return err;
 }
 
+/* Runs a "SELECT … WHERE id = ?" and fills out from its one row with read; BP_ERR_NOT_FOUND
+ * when there is none. */
 static bp_err
-sq_instance_get(struct bp_store *s, const char *id, struct bp_instance_rec *out)
+get_by_id(struct sqlite_store *st, const char *sql, const char *id, void (*read)(sqlite3_stmt *, void *),
+          void *out)
 {
-    struct sqlite_store *st = ss(s);
     sqlite3_stmt *stmt = NULL;
-    bp_err err = prepare(st, "SELECT " INSTANCE_COLS " FROM instances WHERE id = ?", &stmt);
+    bp_err err = prepare(st, sql, &stmt);
     int rc;
 
     if (err != BP_OK) {
@@ -424,7 +426,7 @@ sq_instance_get(struct bp_store *s, const char *id, struct bp_instance_rec *out)
     bind_text(stmt, 1, id);
     rc = sqlite3_step(stmt);
     if (rc == SQLITE_ROW) {
-        read_instance(stmt, out);
+        read(stmt, out);
     } else if (rc == SQLITE_DONE) {
         err = BP_ERR_NOT_FOUND;
     } else {
@@ -432,6 +434,18 @@ sq_instance_get(struct bp_store *s, const char *id, struct bp_instance_rec *out)
     }
     sqlite3_finalize(stmt);
     return err;
+}
+
+static void
+read_instance_v(sqlite3_stmt *stmt, void *out)
+{
+    read_instance(stmt, out);
+}
+
+static bp_err
+sq_instance_get(struct bp_store *s, const char *id, struct bp_instance_rec *out)
+{
+    return get_by_id(ss(s), "SELECT " INSTANCE_COLS " FROM instances WHERE id = ?", id, read_instance_v, out);
 }
 
 static bp_err
@@ -480,12 +494,6 @@ collect(struct sqlite_store *st, sqlite3_stmt *stmt, size_t elem_size,
     *out = arr;
     *out_n = n;
     return BP_OK;
-}
-
-static void
-read_instance_v(sqlite3_stmt *stmt, void *out)
-{
-    read_instance(stmt, out);
 }
 
 static void
@@ -570,34 +578,16 @@ sq_key_insert(struct bp_store *s, const struct bp_key_rec *rec)
     return err;
 }
 
-static bp_err
-sq_key_get(struct bp_store *s, const char *id, struct bp_key_rec *out)
-{
-    struct sqlite_store *st = ss(s);
-    sqlite3_stmt *stmt = NULL;
-    bp_err err = prepare(st, "SELECT " KEY_COLS " FROM api_keys WHERE id = ?", &stmt);
-    int rc;
-
-    if (err != BP_OK) {
-        return err;
-    }
-    bind_text(stmt, 1, id);
-    rc = sqlite3_step(stmt);
-    if (rc == SQLITE_ROW) {
-        read_key(stmt, out);
-    } else if (rc == SQLITE_DONE) {
-        err = BP_ERR_NOT_FOUND;
-    } else {
-        err = map_rc(st, rc);
-    }
-    sqlite3_finalize(stmt);
-    return err;
-}
-
 static void
 read_key_v(sqlite3_stmt *stmt, void *out)
 {
     read_key(stmt, out);
+}
+
+static bp_err
+sq_key_get(struct bp_store *s, const char *id, struct bp_key_rec *out)
+{
+    return get_by_id(ss(s), "SELECT " KEY_COLS " FROM api_keys WHERE id = ?", id, read_key_v, out);
 }
 
 static void

@@ -356,6 +356,20 @@ bind_secret(sqlite3_stmt *stmt, int i, const struct bp_instance_rec *rec)
     }
 }
 
+/* Runs a one-row UPDATE or DELETE and finalizes it: BP_ERR_NOT_FOUND when no row matched. */
+static bp_err
+finish_change(struct sqlite_store *st, sqlite3_stmt *stmt)
+{
+    int changes = 0;
+    bp_err err = step_done(st, stmt, &changes);
+
+    sqlite3_finalize(stmt);
+    if (err == BP_OK && changes == 0) {
+        err = BP_ERR_NOT_FOUND;
+    }
+    return err;
+}
+
 static bp_err
 sq_instance_insert(struct bp_store *s, const struct bp_instance_rec *rec)
 {
@@ -385,7 +399,6 @@ sq_instance_update(struct bp_store *s, const struct bp_instance_rec *rec)
 {
     struct sqlite_store *st = ss(s);
     sqlite3_stmt *stmt = NULL;
-    int changes = 0;
     bp_err err = prepare(st,
                          "UPDATE instances SET name = ?, url = ?, secret_key = ?, ca_file = ?,"
                          " enabled = ?, created_at = ?, updated_at = ? WHERE id = ?",
@@ -402,12 +415,7 @@ sq_instance_update(struct bp_store *s, const struct bp_instance_rec *rec)
     sqlite3_bind_int64(stmt, 6, rec->created_at);
     sqlite3_bind_int64(stmt, 7, rec->updated_at);
     bind_text(stmt, 8, rec->id);
-    err = step_done(st, stmt, &changes);
-    sqlite3_finalize(stmt);
-    if (err == BP_OK && changes == 0) {
-        err = BP_ERR_NOT_FOUND;
-    }
-    return err;
+    return finish_change(st, stmt);
 }
 
 /* Runs a "SELECT … WHERE id = ?" and fills out from its one row with read; BP_ERR_NOT_FOUND
@@ -453,19 +461,13 @@ sq_instance_delete(struct bp_store *s, const char *id)
 {
     struct sqlite_store *st = ss(s);
     sqlite3_stmt *stmt = NULL;
-    int changes = 0;
     bp_err err = prepare(st, "DELETE FROM instances WHERE id = ?", &stmt);
 
     if (err != BP_OK) {
         return err;
     }
     bind_text(stmt, 1, id);
-    err = step_done(st, stmt, &changes);
-    sqlite3_finalize(stmt);
-    if (err == BP_OK && changes == 0) {
-        err = BP_ERR_NOT_FOUND;
-    }
-    return err;
+    return finish_change(st, stmt);
 }
 
 /* Collects every row of stmt into a growing array of elem_size records filled by read. */
@@ -664,7 +666,6 @@ sq_key_set_expiry(struct bp_store *s, const char *id, int64_t expires_at)
 {
     struct sqlite_store *st = ss(s);
     sqlite3_stmt *stmt = NULL;
-    int changes = 0;
     bp_err err = prepare(st, "UPDATE api_keys SET expires_at = ? WHERE id = ?", &stmt);
 
     if (err != BP_OK) {
@@ -672,12 +673,7 @@ sq_key_set_expiry(struct bp_store *s, const char *id, int64_t expires_at)
     }
     sqlite3_bind_int64(stmt, 1, expires_at);
     bind_text(stmt, 2, id);
-    err = step_done(st, stmt, &changes);
-    sqlite3_finalize(stmt);
-    if (err == BP_OK && changes == 0) {
-        err = BP_ERR_NOT_FOUND;
-    }
-    return err;
+    return finish_change(st, stmt);
 }
 
 static bp_err

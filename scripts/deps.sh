@@ -5,10 +5,13 @@ set -euo pipefail
 
 packages=(
     build-essential cmake pkg-config
-    libevent-dev libcurl4-openssl-dev libjansson-dev libsqlite3-dev libssl-dev
+    libevent-dev libcurl4-openssl-dev libjansson-dev libsqlite3-dev libssl-dev libargon2-dev
 )
 if [ "${1:-}" = "--test" ]; then
     packages+=(libcmocka-dev clang libclang-rt-14-dev sqlite3 openssl ca-certificates)
+    # chromium drives the OAuth authorize page in a real browser; prometheus brings promtool,
+    # which checks /metrics with Prometheus's own parser.
+    packages+=(chromium prometheus)
     command -v node >/dev/null 2>&1 || packages+=(nodejs npm)
 fi
 

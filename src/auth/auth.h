@@ -33,13 +33,25 @@ void bp_scopes_format(unsigned bits, char *out, size_t cap);
 struct bp_tables;
 struct bp_cred;
 
+/* Why authentication failed, for metrics and the audit log. */
+enum bp_auth_failure {
+    BP_AUTH_FAIL_NONE = 0,
+    BP_AUTH_FAIL_MISSING,
+    BP_AUTH_FAIL_UNKNOWN,   /* not Bearer, malformed, unknown, several headers */
+    BP_AUTH_FAIL_EXPIRED,
+    BP_AUTH_FAIL_REVOKED,
+};
+
 /* Resolves the Authorization header. n_headers is how many Authorization headers the request
  * had (value/len is the first). Returns BP_OK with *out set, or BP_ERR_AUTH_MISSING (none),
  * BP_ERR_AUTH_INVALID_KEY (not Bearer, malformed, unknown, revoked API key, or several headers),
- * BP_ERR_AUTH_EXPIRED_KEY, BP_ERR_AUTH_INVALID_TOKEN (a "blnk_at_" token that is not valid).
+ * BP_ERR_AUTH_EXPIRED_KEY, BP_ERR_AUTH_INVALID_TOKEN (a "blnk_at_" access token that is
+ * malformed, unknown, expired or revoked — revoked tokens and tokens of revoked clients are not
+ * in the table at all). On failure *out is the credential that was found but refused (expired
+ * or revoked; for the audit log's actor) or NULL, and *why (may be NULL) says why.
  * Records the use (last_used_at) on success. No allocation, no I/O. */
 bp_err bp_auth_authenticate(const struct bp_tables *t, const char *value, size_t len, size_t n_headers,
-                            int64_t now_s, const struct bp_cred **out);
+                            int64_t now_s, const struct bp_cred **out, enum bp_auth_failure *why);
 /* BP_OK when the credential's scopes cover needed (BP_SCOPE_* bits), else BP_ERR_AUTH_SCOPE. */
 bp_err bp_auth_check_scope(const struct bp_cred *c, unsigned needed);
 /* BP_OK when the credential may use the instance, else BP_ERR_AUTH_INSTANCE. */

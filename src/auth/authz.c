@@ -20,7 +20,7 @@ has_prefix(const char *s, size_t len, const char *prefix)
 
 bp_err
 bp_auth_authenticate(const struct bp_tables *t, const char *value, size_t len, size_t n_headers,
-                     int64_t now_s, const struct bp_cred **out)
+                     int64_t now_s, const struct bp_cred **out, enum bp_auth_failure *why)
 {
     const struct bp_cred *c;
     unsigned char digest[BP_DIGEST_LEN];

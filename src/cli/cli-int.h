@@ -30,12 +30,18 @@ struct bp_cli_ctx {
     size_t npos;
 };
 
-/* One flag a command accepts. The parser fills value/seen. */
+#define BP_CLI_MAX_REPEAT 16
+
+/* One flag a command accepts. The parser fills value/seen (the last value given). A repeatable
+ * flag ("--redirect-uri A --redirect-uri B") also collects every value in values[0..n_values). */
 struct bp_cli_flag {
     const char *name; /* "--name" */
     bool has_value;
     const char *value;
     bool seen;
+    bool repeatable;
+    const char *values[BP_CLI_MAX_REPEAT];
+    size_t n_values;
 };
 
 /* Parses argv (the words after the command family and verb) into ctx and flags, accepting
@@ -70,8 +76,19 @@ bool bp_cli__name_is_valid(const char *name);
 int bp_cli__cmd_instance(struct bp_cli_ctx *ctx, int argc, char **argv);
 int bp_cli__cmd_key(struct bp_cli_ctx *ctx, int argc, char **argv);
 int bp_cli__cmd_db(struct bp_cli_ctx *ctx, int argc, char **argv);
+int bp_cli__cmd_client(struct bp_cli_ctx *ctx, int argc, char **argv);   /* cmd_client.c */
+int bp_cli__cmd_operator(struct bp_cli_ctx *ctx, int argc, char **argv); /* cmd_operator.c */
+int bp_cli__cmd_audit(struct bp_cli_ctx *ctx, int argc, char **argv);    /* cmd_audit.c */
 
-/* Usage text of a family ("instance", "key", "db") or of everything (NULL), to stdout or stderr. */
+/* Reads a secret given by a --X-file FILE flag (content without one trailing newline) or a
+ * --X-env VAR flag into an allocated NUL-terminated buffer (*out, *out_len; wipe and free it
+ * after use). Leaves *out untouched when neither flag was given; refuses both. header_safe:
+ * visible ASCII only (the secret becomes a header value); else anything but control characters.
+ * Returns an exit code (secret_input.c). */
+int bp_cli__read_secret(const struct bp_cli_flag *file, const struct bp_cli_flag *env, bool header_safe,
+                        char **out, size_t *out_len);
+
+/* Usage text of a family ("instance", "key", "client", "operator", "audit", "db") or of everything (NULL), to stdout or stderr. */
 void bp_cli__usage(const char *family, bool to_stderr);
 
 #endif

@@ -24,6 +24,9 @@ static const char usage_top[] =
     "  serve      run the proxy (see `blnkproxy serve --help`)\n"
     "  instance   manage Blnk Core instances\n"
     "  key        manage API keys\n"
+    "  client     manage OAuth clients (third-party apps)\n"
+    "  operator   manage the people who approve apps on the authorize page\n"
+    "  audit      read the audit log\n"
     "  db         database maintenance\n"
     "  help [COMMAND]\n"
     "\n"
@@ -63,9 +66,72 @@ static const char usage_key[] =
     "Scopes: *, proxy:read, proxy:write. Durations: <n>s, <n>m, <n>h, <n>d or never.\n"
     "The key is printed once, by `key create`; only its SHA-256 digest is stored.\n";
 
+static const char usage_client[] =
+    "usage:\n"
+    "  blnkproxy client create --name NAME --scopes S1,S2 [--redirect-uri URI]...\n"
+    "                          [--grant-types G1,G2] [--instances ID1,ID2] [--expires-in 30d|never]\n"
+    "  blnkproxy client list\n"
+    "  blnkproxy client show ID\n"
+    "  blnkproxy client revoke ID\n"
+    "  blnkproxy client expire ID --expires-in 7d|never\n"
+    "\n"
+    "Grant types: client_credentials, authorization_code, refresh_token. The default is\n"
+    "client_credentials, plus authorization_code,refresh_token when a --redirect-uri is given.\n"
+    "The client secret is printed once, by `client create`; only its SHA-256 digest is stored.\n"
+    "Revoking a client revokes every token it holds.\n";
+
+static const char usage_operator[] =
+    "usage:\n"
+    "  blnkproxy operator create --name NAME (--password-file FILE | --password-env VAR)\n"
+    "  blnkproxy operator list\n"
+    "  blnkproxy operator disable ID\n"
+    "  blnkproxy operator enable ID\n"
+    "  blnkproxy operator passwd ID (--password-file FILE | --password-env VAR)\n"
+    "\n"
+    "Operators sign in on /oauth/authorize to approve apps. Passwords are hashed with Argon2id;\n"
+    "they are read from a file or an environment variable, never from the command line.\n";
+
+static const char usage_audit[] =
+    "usage:\n"
+    "  blnkproxy audit list [--since T] [--until T] [--category C] [--instance ID]\n"
+    "                       [--credential ID] [--action A] [--status N|Nxx] [--limit N]\n"
+    "                       [--follow] [--json]\n"
+    "\n"
+    "T is RFC 3339 (2026-11-24T10:00:00Z) or relative to now (90s, 15m, 1h, 7d).\n"
+    "Categories: ledgers, balances, transactions, identities, reconciliation, metadata,\n"
+    "search, hooks, api_keys, admin. --json prints one JSON object per line. --follow keeps\n"
+    "printing new records until interrupted.\n";
+
 static const char usage_db[] =
     "usage:\n"
     "  blnkproxy db migrate   apply pending schema migrations\n";
+
+/* Command families: the word after `blnkproxy`, its usage text and its entry point. */
+struct family {
+    const char *name;
+    const char *usage;
+    int (*run)(struct bp_cli_ctx *ctx, int argc, char **argv);
+};
+
+static const struct family families[] = {
+    {"instance", usage_instance, bp_cli__cmd_instance},
+    {"key", usage_key, bp_cli__cmd_key},
+    {"client", usage_client, bp_cli__cmd_client},
+    {"operator", usage_operator, bp_cli__cmd_operator},
+    {"audit", usage_audit, bp_cli__cmd_audit},
+    {"db", usage_db, bp_cli__cmd_db},
+};
+
+static const struct family *
+find_family(const char *name)
+{
+    for (size_t i = 0; i < sizeof(families) / sizeof(families[0]); i++) {
+        if (strcmp(families[i].name, name) == 0) {
+            return &families[i];
+        }
+    }
+    return NULL;
+}
 
 void
 bp_cli__usage(const char *family, bool to_stderr)
@@ -74,14 +140,9 @@ bp_cli__usage(const char *family, bool to_stderr)
 
     if (family == NULL) {
         fputs(usage_top, f);
-    } else if (strcmp(family, "instance") == 0) {
-        fputs(usage_instance, f);
-    } else if (strcmp(family, "key") == 0) {
-        fputs(usage_key, f);
-    } else if (strcmp(family, "db") == 0) {
-        fputs(usage_db, f);
     } else {
-        fputs(usage_top, f);
+        const struct family *fam = find_family(family);
+        fputs(fam != NULL ? fam->usage : usage_top, f);
     }
 }
 
@@ -192,7 +253,7 @@ parse_option(struct bp_cli_ctx *ctx, int argc, char **argv, int *k, struct bp_cl
     if (flag == NULL) {
         return unknown_option(arg, len);
     }
-    if (flag->seen) {
+    if (flag->seen && !flag->repeatable) {
         bp_cli__error("%s given more than once", flag->name);
         return BP_CLI_EXIT_USAGE;
     }
@@ -203,6 +264,18 @@ parse_option(struct bp_cli_ctx *ctx, int argc, char **argv, int *k, struct bp_cl
             return BP_CLI_EXIT_USAGE;
         }
         return BP_CLI_EXIT_OK;
+    }
+    if (flag->repeatable) {
+        int rc;
+        if (flag->n_values >= BP_CLI_MAX_REPEAT) {
+            bp_cli__error("%s given more than %d times", flag->name, BP_CLI_MAX_REPEAT);
+            return BP_CLI_EXIT_USAGE;
+        }
+        rc = take_value(argc, argv, k, eq, arg, len, &flag->value);
+        if (rc == BP_CLI_EXIT_OK) {
+            flag->values[flag->n_values++] = flag->value;
+        }
+        return rc;
     }
     return take_value(argc, argv, k, eq, arg, len, &flag->value);
 }
@@ -315,8 +388,9 @@ run_serve(const struct bp_cli_ctx *ctx, int argc, char **argv)
 }
 
 static int
-run_family(struct bp_cli_ctx *ctx, const char *family, int argc, char **argv)
+run_family(struct bp_cli_ctx *ctx, const struct family *fam, int argc, char **argv)
 {
+    const char *family = fam->name;
     int k = 0;
 
     ctx->family = family;
@@ -340,13 +414,7 @@ run_family(struct bp_cli_ctx *ctx, const char *family, int argc, char **argv)
         bp_cli__usage(family, false);
         return BP_CLI_EXIT_OK;
     }
-    if (strcmp(family, "instance") == 0) {
-        return bp_cli__cmd_instance(ctx, argc, argv);
-    }
-    if (strcmp(family, "key") == 0) {
-        return bp_cli__cmd_key(ctx, argc, argv);
-    }
-    return bp_cli__cmd_db(ctx, argc, argv);
+    return fam->run(ctx, argc, argv);
 }
 
 static int
@@ -356,8 +424,7 @@ run_help(int argc, char **argv)
         bp_cli__usage(NULL, false);
         return BP_CLI_EXIT_OK;
     }
-    if (strcmp(argv[0], "instance") == 0 || strcmp(argv[0], "key") == 0 ||
-        strcmp(argv[0], "db") == 0) {
+    if (find_family(argv[0]) != NULL) {
         bp_cli__usage(argv[0], false);
         return BP_CLI_EXIT_OK;
     }
@@ -423,8 +490,8 @@ bp_cli_main(int argc, char **argv)
     if (strcmp(cmd, "help") == 0) {
         return run_help(argc - i - 1, argv + i + 1);
     }
-    if (strcmp(cmd, "instance") == 0 || strcmp(cmd, "key") == 0 || strcmp(cmd, "db") == 0) {
-        return run_family(&ctx, cmd, argc - i - 1, argv + i + 1);
+    if (find_family(cmd) != NULL) {
+        return run_family(&ctx, find_family(cmd), argc - i - 1, argv + i + 1);
     }
     bp_cli__error("unknown command %.40s (see `blnkproxy help`)", cmd);
     return BP_CLI_EXIT_USAGE;

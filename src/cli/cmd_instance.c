@@ -20,7 +20,6 @@
  * file or an environment variable, never from argv, and is never printed (only has_secret_key). */
 
 #define URL_MAX_LEN 2048
-#define SECRET_MAX_LEN 4096
 
 /* Flags of `instance add` (the first UF_ADD_COUNT) and `instance update`, by table position. */
 enum {
@@ -150,83 +149,6 @@ normalise_url(const char *url)
     return out;
 }
 
-static bool
-secret_is_valid(const char *s, size_t len)
-{
-    /* It becomes an HTTP header value: visible ASCII only, so nothing can split the header. */
-    for (size_t i = 0; i < len; i++) {
-        if (s[i] < 0x21 || s[i] > 0x7e) {
-            return false;
-        }
-    }
-    return true;
-}
-
-/* Reads the Core secret from a file: its content without one trailing "\n" or "\r\n". */
-static int
-read_secret_file(const char *path, char **out, size_t *out_len)
-{
-    FILE *f = fopen(path, "rb");
-    char *buf;
-    size_t n;
-    bool too_big;
-
-    if (f == NULL) {
-        bp_cli__error("cannot read --secret-key-file %s: %s", path, strerror(errno));
-        return BP_CLI_EXIT_USAGE;
-    }
-    buf = bp_malloc(SECRET_MAX_LEN + 3);
-    n = fread(buf, 1, SECRET_MAX_LEN + 3, f);
-    too_big = n == SECRET_MAX_LEN + 3;
-    if (ferror(f)) {
-        bp_cli__error("cannot read --secret-key-file %s", path);
-        fclose(f);
-        bp_wipe(buf, SECRET_MAX_LEN + 3);
-        bp_free(buf);
-        return BP_CLI_EXIT_USAGE;
-    }
-    fclose(f);
-    if (!too_big && n > 0 && buf[n - 1] == '\n') {
-        n--;
-        if (n > 0 && buf[n - 1] == '\r') {
-            n--;
-        }
-    }
-    if (too_big || n > SECRET_MAX_LEN || n == 0 || !secret_is_valid(buf, n)) {
-        bp_cli__error("--secret-key-file %s: the secret must be 1..%d visible ASCII characters "
-                      "(one trailing newline is ignored)",
-                      path, SECRET_MAX_LEN);
-        bp_wipe(buf, SECRET_MAX_LEN + 3);
-        bp_free(buf);
-        return BP_CLI_EXIT_USAGE;
-    }
-    buf[n] = '\0';
-    *out = buf;
-    *out_len = n;
-    return BP_CLI_EXIT_OK;
-}
-
-static int
-read_secret_env(const char *var, char **out, size_t *out_len)
-{
-    const char *val = var[0] != '\0' ? getenv(var) : NULL;
-    size_t n;
-
-    if (val == NULL || val[0] == '\0') {
-        bp_cli__error("--secret-key-env: environment variable %.100s is unset or empty", var);
-        return BP_CLI_EXIT_USAGE;
-    }
-    n = strlen(val);
-    if (n > SECRET_MAX_LEN || !secret_is_valid(val, n)) {
-        bp_cli__error("--secret-key-env %.100s: the secret must be 1..%d visible ASCII characters",
-                      var, SECRET_MAX_LEN);
-        return BP_CLI_EXIT_USAGE;
-    }
-    *out = bp_memdup(val, n + 1);
-    *out_len = n;
-    return BP_CLI_EXIT_OK;
-}
-
 /* Resolves --ca-file to an absolute path of a readable regular file (serve may run elsewhere). */
 static int
 resolve_ca_file(const char *path, char **out)
@@ -260,24 +182,6 @@ check_name(const char *name)
         bp_cli__error("invalid --name: must be 1..100 printable ASCII characters without "
                       "leading or trailing spaces");
         return BP_CLI_EXIT_USAGE;
-    }
-    return BP_CLI_EXIT_OK;
-}
-
-/* Reads whichever of --secret-key-file / --secret-key-env was given (at most one). */
-static int
-read_secret(const struct bp_cli_flag *file, const struct bp_cli_flag *env, char **out,
-            size_t *out_len)
-{
-    if (file->seen && env->seen) {
-        bp_cli__error("use only one of --secret-key-file and --secret-key-env");
-        return BP_CLI_EXIT_USAGE;
-    }
-    if (file->seen) {
-        return read_secret_file(file->value, out, out_len);
-    }
-    if (env->seen) {
-        return read_secret_env(env->value, out, out_len);
     }
     return BP_CLI_EXIT_OK;
 }
@@ -351,7 +255,7 @@ instance_add(struct bp_cli_ctx *ctx, int argc, char **argv)
         rc = BP_CLI_EXIT_USAGE;
         goto done;
     }
-    rc = read_secret(&flags[UF_SECRET_FILE], &flags[UF_SECRET_ENV], &rec.secret_key,
+    rc = bp_cli__read_secret(&flags[UF_SECRET_FILE], &flags[UF_SECRET_ENV], true, &rec.secret_key,
                      &rec.secret_key_len);
     if (rc == BP_CLI_EXIT_OK && flags[UF_CA_FILE].seen) {
         rc = resolve_ca_file(flags[UF_CA_FILE].value, &rec.ca_file);
@@ -508,7 +412,7 @@ parse_change(struct bp_cli_flag *flags, struct instance_change *c)
     if (rc == BP_CLI_EXIT_OK) {
         c->set_secret = flags[UF_SECRET_FILE].seen || flags[UF_SECRET_ENV].seen ||
                         flags[UF_CLEAR_SECRET].seen;
-        rc = read_secret(&flags[UF_SECRET_FILE], &flags[UF_SECRET_ENV], &c->secret,
+        rc = bp_cli__read_secret(&flags[UF_SECRET_FILE], &flags[UF_SECRET_ENV], true, &c->secret,
                          &c->secret_len);
     }
     if (rc == BP_CLI_EXIT_OK && flags[UF_CA_FILE].seen) {

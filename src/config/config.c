@@ -93,6 +93,78 @@ json_value_text(const struct bp_setting *s, json_t *v, char *buf, size_t cap, co
     return true;
 }
 
+/* Sections: objects whose members are settings named "<section>.<member>". */
+static bool
+is_section(const char *key)
+{
+    return strcmp(key, "oauth") == 0 || strcmp(key, "audit") == 0;
+}
+
+/* Applies the members of obj; section is NULL at the top level, else the object's key.
+ * jansson keeps insertion order, so the first bad key in the file is the one reported. */
+static bp_err
+apply_members(json_t *obj, const char *section, const char *source, struct bp_config *c, char *err,
+              size_t err_len)
+{
+    for (void *it = json_object_iter(obj); it != NULL; it = json_object_iter_next(obj, it)) {
+        const char *member = json_object_iter_key(it);
+        json_t *value = json_object_iter_value(it);
+        char key[128];
+        char keybuf[80];
+        char numbuf[64];
+        char why[256];
+        const struct bp_setting *s;
+        const char *vtext;
+        bp_err rc;
+
+        if (section == NULL && strcmp(member, "routes") == 0) {
+            rc = bp_config__load_routes(value, source, c, err, err_len);
+            if (rc != BP_OK) {
+                return rc;
+            }
+            continue;
+        }
+        if (section == NULL && is_section(member)) {
+            if (!json_is_object(value)) {
+                fail(err, err_len, "%s: key \"%s\": must be an object", source, member);
+                return BP_ERR_INVALID;
+            }
+            rc = apply_members(value, member, source, c, err, err_len);
+            if (rc != BP_OK) {
+                return rc;
+            }
+            continue;
+        }
+        if (section != NULL) {
+            int n = snprintf(key, sizeof(key), "%s.%s", section, member);
+            s = n > 0 && (size_t)n < sizeof(key) ? bp_config__find_key(key) : NULL;
+        } else {
+            /* A dotted name at the top level is not a spelling the file accepts. */
+            s = strchr(member, '.') == NULL ? bp_config__find_key(member) : NULL;
+        }
+        if (s == NULL) {
+            printable(member, strlen(member), keybuf, sizeof(keybuf));
+            if (section != NULL) {
+                fail(err, err_len, "%s: unknown key \"%s.%s\"", source, section, keybuf);
+            } else {
+                fail(err, err_len, "%s: unknown key \"%s\"", source, keybuf);
+            }
+            return BP_ERR_INVALID;
+        }
+        if (!json_value_text(s, value, numbuf, sizeof(numbuf), &vtext)) {
+            bp_config__describe(s, why, sizeof(why));
+            rc = BP_ERR_INVALID;
+        } else {
+            rc = bp_config__set_text(s, vtext, c, why, sizeof(why));
+        }
+        if (rc != BP_OK) {
+            fail(err, err_len, "%s: key \"%s\": %s", source, s->key, why);
+            return rc;
+        }
+    }
+    return BP_OK;
+}
+
 bp_err
 bp_config__load_json_text(const char *text, size_t len, const char *source, struct bp_config *c, char *err,
                           size_t err_len)
@@ -112,40 +184,7 @@ bp_config__load_json_text(const char *text, size_t len, const char *source, stru
         rc = BP_ERR_INVALID;
         goto done;
     }
-    /* jansson keeps insertion order, so the first bad key in the file is the one reported. */
-    for (void *it = json_object_iter(root); it != NULL; it = json_object_iter_next(root, it)) {
-        const char *key = json_object_iter_key(it);
-        json_t *value = json_object_iter_value(it);
-        const struct bp_setting *s = bp_config__find_key(key);
-        char keybuf[80];
-        char numbuf[64];
-        char why[256];
-        const char *vtext;
-
-        if (s == NULL && strcmp(key, "routes") == 0) {
-            rc = bp_config__load_routes(value, source, c, err, err_len);
-            if (rc != BP_OK) {
-                goto done;
-            }
-            continue;
-        }
-        if (s == NULL) {
-            fail(err, err_len, "%s: unknown key \"%s\"", source,
-                 printable(key, strlen(key), keybuf, sizeof(keybuf)));
-            rc = BP_ERR_INVALID;
-            goto done;
-        }
-        if (!json_value_text(s, value, numbuf, sizeof(numbuf), &vtext)) {
-            bp_config__describe(s, why, sizeof(why));
-            rc = BP_ERR_INVALID;
-        } else {
-            rc = bp_config__set_text(s, vtext, c, why, sizeof(why));
-        }
-        if (rc != BP_OK) {
-            fail(err, err_len, "%s: key \"%s\": %s", source, s->key, why);
-            goto done;
-        }
-    }
+    rc = apply_members(root, NULL, source, c, err, err_len);
 done:
     json_decref(root);
     return rc;
@@ -322,6 +361,10 @@ bp_config_cleanup(struct bp_config *c)
     }
     bp_free(c->db);
     c->db = NULL;
+    bp_free(c->oauth_issuer);
+    c->oauth_issuer = NULL;
+    bp_free(c->audit_spool);
+    c->audit_spool = NULL;
     bp_free(c->listen_host);
     c->listen_host = NULL;
     bp_config__routes_cleanup(c);

@@ -21,6 +21,10 @@ struct bp_config_route {
     bool large_body;
 };
 
+/* How the audit log records a class of requests (issue 4): committed before the response is
+ * released (sync), queued and committed soon after (async), or not recorded (off). */
+enum bp_audit_mode { BP_AUDIT_OFF = 0, BP_AUDIT_ASYNC, BP_AUDIT_SYNC };
+
 struct bp_config {
     char *db;                     /* DSN; "db" / BLNKPROXY_DB / --db; default "./blnkproxy.db" */
     char *listen_host;            /* "listen" / BLNKPROXY_LISTEN / --listen "HOST:PORT"; default 127.0.0.1:8080 */
@@ -39,6 +43,20 @@ struct bp_config {
     int64_t shutdown_timeout_ms;  /* "shutdown_timeout": bound on draining at SIGTERM, default 10s */
     int64_t reload_interval_ms;   /* "reload_interval": store change poll, default 500ms */
     int log_level;                /* enum bp_log_level; "log_level" / BLNKPROXY_LOG_LEVEL / --log-level */
+    /* "oauth": {...} in the file, BLNKPROXY_OAUTH_KEY, --oauth-key (DESIGN §6). */
+    int64_t oauth_access_token_ttl_ms;  /* "oauth.access_token_ttl", default 1h */
+    int64_t oauth_refresh_token_ttl_ms; /* "oauth.refresh_token_ttl", default 30d */
+    int64_t oauth_code_ttl_ms;          /* "oauth.code_ttl": authorization codes, default 10m */
+    int64_t oauth_session_ttl_ms;       /* "oauth.session_ttl": authorize-page sign-in, default 30m */
+    char *oauth_issuer;                 /* "oauth.issuer": public base URL; NULL = http://<listen> */
+    int oauth_threads;                  /* "oauth.threads": threads serving the OAuth endpoints, default 2 */
+    /* "audit": {...}, BLNKPROXY_AUDIT_KEY, --audit-key (issue 4). */
+    int audit_writes;                   /* enum bp_audit_mode, "audit.writes", default sync */
+    int audit_reads;                    /* enum bp_audit_mode, "audit.reads", default async */
+    int audit_queue_size;               /* "audit.queue_size": records waiting, default 65536 */
+    int audit_retention_days;           /* "audit.retention_days": 0 = keep forever, default 90 */
+    char *audit_spool;                  /* "audit.spool": file holding records while the store
+                                           fails; NULL = "<db path>.audit-spool" */
     /* "routes" (config file only, DESIGN §3): built-in rows to drop ("METHOD /pattern") and rows
      * to add. The router checks them when the table is built. */
     char **routes_remove;

@@ -17,11 +17,13 @@ enum bp_setting_type {
     BP_SETTING_DURATION,  /* "500ms", "5s", "2m", "1h" or plain seconds ("0.5"); stored as int64 ms */
     BP_SETTING_LOG_LEVEL, /* debug|info|warn|error, stored as int (enum bp_log_level) */
     BP_SETTING_LISTEN,    /* "HOST:PORT": host as char * at offset, port as int at aux_offset */
+    BP_SETTING_AUDIT_MODE, /* sync|async|off, stored as int (enum bp_audit_mode) */
+    BP_SETTING_OPT_STRING, /* like STRING, but its default is absent (NULL) */
 };
 
 /* One configurable value. min/max are in the stored unit (count, bytes, milliseconds). */
 struct bp_setting {
-    const char *key;  /* JSON key in blnkproxy.json */
+    const char *key;  /* JSON key in blnkproxy.json; "section.name" for a key inside an object */
     const char *env;  /* environment variable */
     const char *flag; /* command-line flag, with its leading dashes */
     enum bp_setting_type type;

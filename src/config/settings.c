@@ -65,6 +65,30 @@ const struct bp_setting bp_config__settings[] = {
      "500ms", FIELD(reload_interval_ms), 0, "how often the store is polled for changes made by the CLI"},
     {"log_level", "BLNKPROXY_LOG_LEVEL", "--log-level", BP_SETTING_LOG_LEVEL, 0, 0, "info", FIELD(log_level),
      0, "least severe level written: debug, info, warn or error"},
+    {"oauth.access_token_ttl", "BLNKPROXY_OAUTH_ACCESS_TOKEN_TTL", "--oauth-access-token-ttl",
+     BP_SETTING_DURATION, SEC, 30 * 24 * HOUR, "1h", FIELD(oauth_access_token_ttl_ms), 0,
+     "lifetime of an OAuth access token (blnk_at_)"},
+    {"oauth.refresh_token_ttl", "BLNKPROXY_OAUTH_REFRESH_TOKEN_TTL", "--oauth-refresh-token-ttl",
+     BP_SETTING_DURATION, SEC, 365 * 24 * HOUR, "30d", FIELD(oauth_refresh_token_ttl_ms), 0,
+     "lifetime of an OAuth refresh token (blnk_rt_); each refresh issues a new one"},
+    {"oauth.code_ttl", "BLNKPROXY_OAUTH_CODE_TTL", "--oauth-code-ttl", BP_SETTING_DURATION, SEC, 10 * MINUTE,
+     "10m", FIELD(oauth_code_ttl_ms), 0, "lifetime of an authorization code (single use)"},
+    {"oauth.session_ttl", "BLNKPROXY_OAUTH_SESSION_TTL", "--oauth-session-ttl", BP_SETTING_DURATION, MINUTE,
+     24 * HOUR, "30m", FIELD(oauth_session_ttl_ms), 0, "how long an operator stays signed in on the authorize page"},
+    {"oauth.issuer", "BLNKPROXY_OAUTH_ISSUER", "--oauth-issuer", BP_SETTING_OPT_STRING, 1, STRING_MAX_LEN, NULL,
+     FIELD(oauth_issuer), 0, "public base URL of the proxy (metadata, forms); default http://<listen>"},
+    {"oauth.threads", "BLNKPROXY_OAUTH_THREADS", "--oauth-threads", BP_SETTING_INT, 1, 64, "2",
+     FIELD(oauth_threads), 0, "threads that serve /oauth/* (password hashing and store writes)"},
+    {"audit.writes", "BLNKPROXY_AUDIT_WRITES", "--audit-writes", BP_SETTING_AUDIT_MODE, 0, 0, "sync",
+     FIELD(audit_writes), 0, "audit of write requests: sync (committed before the response), async or off"},
+    {"audit.reads", "BLNKPROXY_AUDIT_READS", "--audit-reads", BP_SETTING_AUDIT_MODE, 0, 0, "async",
+     FIELD(audit_reads), 0, "audit of reads and refused requests: sync, async or off"},
+    {"audit.queue_size", "BLNKPROXY_AUDIT_QUEUE_SIZE", "--audit-queue-size", BP_SETTING_INT, 16, 10000000,
+     "65536", FIELD(audit_queue_size), 0, "audit records waiting for the writer; when full, new requests get 503"},
+    {"audit.retention_days", "BLNKPROXY_AUDIT_RETENTION_DAYS", "--audit-retention-days", BP_SETTING_INT, 0,
+     36500, "90", FIELD(audit_retention_days), 0, "days audit records are kept; 0 keeps them forever"},
+    {"audit.spool", "BLNKPROXY_AUDIT_SPOOL", "--audit-spool", BP_SETTING_OPT_STRING, 1, STRING_MAX_LEN, NULL,
+     FIELD(audit_spool), 0, "file where audit records wait while the store fails; default <db>.audit-spool"},
 };
 
 const size_t bp_config__n_settings = BP_ARRAY_LEN(bp_config__settings);
@@ -128,6 +152,7 @@ bp_config__describe(const struct bp_setting *s, char *why, size_t why_len)
 
     switch (s->type) {
     case BP_SETTING_STRING:
+    case BP_SETTING_OPT_STRING:
         snprintf(why, why_len, "must be a non-empty string of at most %" PRId64 " bytes", s->max);
         break;
     case BP_SETTING_INT:
@@ -147,6 +172,9 @@ bp_config__describe(const struct bp_setting *s, char *why, size_t why_len)
         break;
     case BP_SETTING_LOG_LEVEL:
         snprintf(why, why_len, "must be one of debug, info, warn, error");
+        break;
+    case BP_SETTING_AUDIT_MODE:
+        snprintf(why, why_len, "must be one of sync, async, off");
         break;
     case BP_SETTING_LISTEN:
         snprintf(why, why_len,
@@ -314,6 +342,7 @@ bp_config__set_text(const struct bp_setting *s, const char *text, struct bp_conf
 
     switch (s->type) {
     case BP_SETTING_STRING:
+    case BP_SETTING_OPT_STRING:
         ok = text[0] != '\0' && strlen(text) <= (size_t)s->max;
         if (ok) {
             replace_string(c, s->offset, bp_strdup(text));
@@ -344,6 +373,19 @@ bp_config__set_text(const struct bp_setting *s, const char *text, struct bp_conf
         ok = bp_log_level_parse(text, &lvl);
         if (ok) {
             *(int *)field(c, s->offset) = (int)lvl;
+        }
+        break;
+    case BP_SETTING_AUDIT_MODE:
+        BP_BUG_ON(s->width != sizeof(int));
+        ok = true;
+        if (strcmp(text, "sync") == 0) {
+            *(int *)field(c, s->offset) = BP_AUDIT_SYNC;
+        } else if (strcmp(text, "async") == 0) {
+            *(int *)field(c, s->offset) = BP_AUDIT_ASYNC;
+        } else if (strcmp(text, "off") == 0) {
+            *(int *)field(c, s->offset) = BP_AUDIT_OFF;
+        } else {
+            ok = false;
         }
         break;
     case BP_SETTING_LISTEN:
@@ -379,6 +421,9 @@ bp_config__defaults(struct bp_config *c)
     memset(c, 0, sizeof(*c));
     for (size_t i = 0; i < bp_config__n_settings; i++) {
         const struct bp_setting *s = &bp_config__settings[i];
+        if (s->def == NULL && s->type == BP_SETTING_OPT_STRING) {
+            continue; /* absent: the module that reads it picks its default */
+        }
         if (s->def == NULL) {
             /* Only workers is computed; its row bounds match the clamp in online_cpus. */
             BP_BUG_ON(s->offset != offsetof(struct bp_config, workers));

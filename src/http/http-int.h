@@ -30,6 +30,7 @@ struct bp_worker;
 
 struct bp_server {
     const struct bp_config *cfg;
+    const struct bp_server_deps *deps;
     const struct bp_route *routes;
     size_t n_routes;
     struct bp_worker **workers;

@@ -32,7 +32,7 @@ check_head(const struct bp_server *srv, struct bp_req *r)
 
     authz = bp_http_head_find(h, "Authorization", &n_authz);
     rc = bp_auth_authenticate(r->tables, authz ? authz->value : NULL, authz ? authz->value_len : 0, n_authz,
-                              bp_clock_wall_s(), &r->cred);
+                              bp_clock_wall_s(), &r->cred, NULL);
     if (rc != BP_OK) {
         return rc;
     }

@@ -271,7 +271,8 @@ libevent_log_cb(int severity, const char *msg)
 }
 
 bp_err
-bp_server_start(const struct bp_config *cfg, const struct bp_route *routes, size_t n_routes, struct bp_server **out)
+bp_server_start(const struct bp_config *cfg, const struct bp_route *routes, size_t n_routes,
+                const struct bp_server_deps *deps, struct bp_server **out)
 {
     struct bp_server *s = bp_calloc(1, sizeof(*s));
     bp_err rc = BP_OK;
@@ -280,6 +281,7 @@ bp_server_start(const struct bp_config *cfg, const struct bp_route *routes, size
     evthread_use_pthreads();
     event_set_log_callback(libevent_log_cb);
     s->cfg = cfg;
+    s->deps = deps;
     s->routes = routes;
     s->n_routes = n_routes;
     s->n_workers = cfg->workers;

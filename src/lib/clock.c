@@ -28,6 +28,14 @@ bp_clock_wall_ms(void)
 }
 
 int64_t
+bp_clock_wall_us(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000 + atomic_load(&wall_offset_ms) * 1000;
+}
+
+int64_t
 bp_clock_wall_s(void)
 {
     return bp_clock_wall_ms() / 1000;

@@ -80,6 +80,7 @@ bp_serve_main(int argc, char **argv)
     struct bp_store *store = NULL;
     struct bp_server *server = NULL;
     struct bp_watch *watch = NULL;
+    struct bp_server_deps deps = {0};
     char err[512] = "";
     sigset_t sigs;
     int applied = 0;
@@ -143,7 +144,7 @@ bp_serve_main(int argc, char **argv)
         fail("cannot load credentials and instances from the store");
         goto done;
     }
-    if (bp_server_start(&cfg, routes, n_routes, &server) != BP_OK) {
+    if (bp_server_start(&cfg, routes, n_routes, &deps, &server) != BP_OK) {
         fail("cannot start the server (see the log line above)");
         goto done;
     }

@@ -49,7 +49,7 @@ load_tables(struct bp_store *store)
     if (rc != BP_OK) {
         goto done;
     }
-    rc = bp_tables_build(keys, n_keys, insts, n_insts, &t);
+    rc = bp_tables_build(keys, n_keys, NULL, 0, insts, n_insts, &t);
     if (rc != BP_OK) {
         goto done;
     }

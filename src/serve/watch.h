@@ -21,6 +21,10 @@ bp_err bp_watch_load_now(struct bp_store *store, int64_t *out_token);
  * token is the one bp_watch_load_now returned. */
 bp_err bp_watch_start(struct bp_store *store, struct bp_server *server, int64_t interval_ms, int64_t token,
                       struct bp_watch **out);
+/* Asks the watcher for an immediate reload and waits until a reload that began after this call
+ * has been published, or timeout_ms passed. Any thread (the OAuth threads call it after issuing
+ * a token). */
+void bp_watch_sync(struct bp_watch *w, int64_t timeout_ms);
 /* Stops the thread after a final last-used flush and closes the store. */
 void bp_watch_stop(struct bp_watch *w);
 

@@ -29,6 +29,47 @@ struct bp_store_ops {
     bp_err (*key_revoke)(struct bp_store *s, const char *id, int64_t now);
     bp_err (*key_set_expiry)(struct bp_store *s, const char *id, int64_t expires_at);
     bp_err (*key_touch)(struct bp_store *s, const char *const *ids, const int64_t *at, size_t n);
+
+    bp_err (*begin)(struct bp_store *s);
+    bp_err (*commit)(struct bp_store *s);
+    void (*rollback)(struct bp_store *s);
+
+    const struct bp_store_oauth_ops *oauth;
+    const struct bp_store_audit_ops *audit;
+};
+
+/* OAuth tables (store.h "OAuth"); one entry per bp_store_* function there. */
+struct bp_store_oauth_ops {
+    bp_err (*client_insert)(struct bp_store *s, const struct bp_client_rec *rec);
+    bp_err (*client_get)(struct bp_store *s, const char *id, struct bp_client_rec *out);
+    bp_err (*client_list)(struct bp_store *s, struct bp_client_rec **out, size_t *out_n);
+    bp_err (*client_revoke)(struct bp_store *s, const char *id, int64_t now);
+    bp_err (*client_set_expiry)(struct bp_store *s, const char *id, int64_t expires_at);
+    bp_err (*operator_insert)(struct bp_store *s, const struct bp_operator_rec *rec);
+    bp_err (*operator_get)(struct bp_store *s, const char *id, struct bp_operator_rec *out);
+    bp_err (*operator_get_by_name)(struct bp_store *s, const char *name, struct bp_operator_rec *out);
+    bp_err (*operator_list)(struct bp_store *s, struct bp_operator_rec **out, size_t *out_n);
+    bp_err (*operator_set_disabled)(struct bp_store *s, const char *id, bool disabled, int64_t now);
+    bp_err (*operator_set_password)(struct bp_store *s, const char *id, const char *hash, int64_t now);
+    bp_err (*token_insert)(struct bp_store *s, const struct bp_token_rec *rec);
+    bp_err (*token_get_by_digest)(struct bp_store *s, const unsigned char digest[32], struct bp_token_rec *out);
+    bp_err (*token_mark_used)(struct bp_store *s, const char *id, int64_t now);
+    bp_err (*token_revoke)(struct bp_store *s, const char *id, int64_t now);
+    bp_err (*token_revoke_family)(struct bp_store *s, const char *family_id, int64_t now, size_t *out_n);
+    bp_err (*token_list_live)(struct bp_store *s, int64_t now, struct bp_live_token **out, size_t *out_n);
+    bp_err (*purge)(struct bp_store *s, int64_t before);
+    bp_err (*code_insert)(struct bp_store *s, const struct bp_code_rec *rec);
+    bp_err (*code_take)(struct bp_store *s, const unsigned char digest[32], int64_t now, struct bp_code_rec *out);
+    bp_err (*session_insert)(struct bp_store *s, const struct bp_session_rec *rec);
+    bp_err (*session_get)(struct bp_store *s, const unsigned char digest[32], struct bp_session_rec *out);
+    bp_err (*session_delete)(struct bp_store *s, const unsigned char digest[32]);
+};
+
+/* Audit log (store.h "Audit log"). */
+struct bp_store_audit_ops {
+    bp_err (*insert)(struct bp_store *s, struct bp_audit_rec *recs, size_t n);
+    bp_err (*query)(struct bp_store *s, const struct bp_audit_query *q, struct bp_audit_rec **out, size_t *out_n);
+    bp_err (*purge)(struct bp_store *s, int64_t before_us, int64_t *out_deleted);
 };
 
 struct bp_store {

@@ -204,3 +204,21 @@ bp_key_recs_free(struct bp_key_rec *recs, size_t n)
     }
     bp_free(recs);
 }
+
+bp_err
+bp_store_begin(struct bp_store *s)
+{
+    return s->ops->begin(s);
+}
+
+bp_err
+bp_store_commit(struct bp_store *s)
+{
+    return s->ops->commit(s);
+}
+
+void
+bp_store_rollback(struct bp_store *s)
+{
+    s->ops->rollback(s);
+}

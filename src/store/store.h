@@ -88,4 +88,191 @@ bp_err bp_store_key_touch(struct bp_store *s, const char *const *ids, const int6
 void bp_key_rec_cleanup(struct bp_key_rec *rec);
 void bp_key_recs_free(struct bp_key_rec *recs, size_t n);
 
+/* ---- Transactions ----
+ * Groups several calls into one atomic unit (BEGIN IMMEDIATE … COMMIT). Not nestable. */
+bp_err bp_store_begin(struct bp_store *s);
+bp_err bp_store_commit(struct bp_store *s);
+void bp_store_rollback(struct bp_store *s);
+
+/* ---- OAuth (DESIGN §5, §6): clients, operators, tokens, codes, sign-in sessions ----
+ * Implemented in store_oauth.c (dispatch) and store_oauth_sqlite.c. Secrets are never stored:
+ * only SHA-256 digests of client secrets, tokens, codes, session ids and CSRF tokens, and
+ * Argon2id hashes of operator passwords. */
+
+/* An OAuth client (a third-party app). */
+struct bp_client_rec {
+    char *id;                  /* public client_id: "client_" + ULID */
+    char *name;
+    unsigned char secret_digest[32]; /* SHA-256 of the client secret */
+    char *scopes;              /* canonical scope list; bounds every token the client gets */
+    char **redirect_uris;      /* exact-match redirect URIs, may be empty */
+    size_t n_redirect_uris;
+    char *grant_types;         /* comma-separated: client_credentials,authorization_code,refresh_token */
+    char *instances;           /* comma-separated instance ids, NULL when unrestricted */
+    int64_t created_at;
+    int64_t expires_at;        /* 0 = never */
+    bool revoked;
+    int64_t revoked_at;
+};
+
+/* A person who approves apps on the authorize page. */
+struct bp_operator_rec {
+    char *id;                  /* "operator_" + ULID */
+    char *name;                /* sign-in name, unique */
+    char *password_hash;       /* Argon2id encoded string ($argon2id$v=19$…) */
+    bool disabled;
+    int64_t created_at;
+    int64_t updated_at;
+};
+
+enum bp_token_kind { BP_TOKEN_ACCESS = 1, BP_TOKEN_REFRESH = 2 };
+
+/* An issued access or refresh token. A family is every token descended from one grant (one
+ * authorization code, or one client_credentials request): reuse of a rotated refresh token, or a
+ * second use of a code, revokes the whole family. */
+struct bp_token_rec {
+    char *id;                  /* "token_" + ULID */
+    enum bp_token_kind kind;
+    unsigned char digest[32];  /* SHA-256 of the token text */
+    char *client_id;
+    char *family_id;           /* "family_" + ULID */
+    char *operator_id;         /* who approved (authorization_code), NULL for client_credentials */
+    char *scopes;              /* canonical, within the client's */
+    int64_t created_at;
+    int64_t expires_at;        /* 0 = never */
+    int64_t used_at;           /* refresh tokens: when exchanged (rotated); 0 = not yet */
+    bool revoked;
+    int64_t revoked_at;
+};
+
+/* A live access token as the request path needs it: joined with its client, whose revocation,
+ * expiry and instance restriction it inherits. */
+struct bp_live_token {
+    char *id;                  /* token id */
+    unsigned char digest[32];
+    char *client_id;
+    char *client_name;
+    char *scopes;              /* the token's scopes */
+    char *instances;           /* the client's restriction, NULL when unrestricted */
+    int64_t expires_at;        /* min(token expiry, client expiry); 0 = never */
+};
+
+/* An authorization code (single use, short-lived). */
+struct bp_code_rec {
+    unsigned char digest[32];
+    char *client_id;
+    char *operator_id;
+    char *redirect_uri;
+    char *scopes;
+    char *code_challenge;      /* PKCE S256 challenge (base64url, 43 chars) */
+    char *family_id;           /* the family the exchange will create */
+    int64_t created_at;
+    int64_t expires_at;
+    int64_t used_at;           /* 0 = not used */
+};
+
+/* A sign-in session on the authorize page (cookie → digest). */
+struct bp_session_rec {
+    unsigned char digest[32];       /* SHA-256 of the cookie value */
+    unsigned char csrf_digest[32];  /* SHA-256 of the form's CSRF token */
+    char *operator_id;              /* NULL until the operator signed in */
+    int64_t created_at;
+    int64_t expires_at;
+};
+
+bp_err bp_store_client_insert(struct bp_store *s, const struct bp_client_rec *rec);
+bp_err bp_store_client_get(struct bp_store *s, const char *id, struct bp_client_rec *out);
+bp_err bp_store_client_list(struct bp_store *s, struct bp_client_rec **out, size_t *out_n);
+/* Marks the client revoked and revokes all its tokens, in one transaction. */
+bp_err bp_store_client_revoke(struct bp_store *s, const char *id, int64_t now);
+bp_err bp_store_client_set_expiry(struct bp_store *s, const char *id, int64_t expires_at);
+void bp_client_rec_cleanup(struct bp_client_rec *rec);
+void bp_client_recs_free(struct bp_client_rec *recs, size_t n);
+
+/* insert: BP_ERR_EXISTS on a duplicate name. */
+bp_err bp_store_operator_insert(struct bp_store *s, const struct bp_operator_rec *rec);
+bp_err bp_store_operator_get(struct bp_store *s, const char *id, struct bp_operator_rec *out);
+bp_err bp_store_operator_get_by_name(struct bp_store *s, const char *name, struct bp_operator_rec *out);
+bp_err bp_store_operator_list(struct bp_store *s, struct bp_operator_rec **out, size_t *out_n);
+bp_err bp_store_operator_set_disabled(struct bp_store *s, const char *id, bool disabled, int64_t now);
+bp_err bp_store_operator_set_password(struct bp_store *s, const char *id, const char *password_hash, int64_t now);
+void bp_operator_rec_cleanup(struct bp_operator_rec *rec);
+void bp_operator_recs_free(struct bp_operator_rec *recs, size_t n);
+
+bp_err bp_store_token_insert(struct bp_store *s, const struct bp_token_rec *rec);
+/* BP_ERR_NOT_FOUND when no token has that digest. */
+bp_err bp_store_token_get_by_digest(struct bp_store *s, const unsigned char digest[32], struct bp_token_rec *out);
+/* Sets used_at only if it is still 0: BP_ERR_EXISTS when the token was already used (the caller
+ * then treats it as reuse), BP_ERR_NOT_FOUND for an unknown id. */
+bp_err bp_store_token_mark_used(struct bp_store *s, const char *id, int64_t now);
+bp_err bp_store_token_revoke(struct bp_store *s, const char *id, int64_t now);
+/* Revokes every token of the family; *out_n (may be NULL) gets how many were still active. */
+bp_err bp_store_token_revoke_family(struct bp_store *s, const char *family_id, int64_t now, size_t *out_n);
+/* Access tokens that are not revoked, not expired at now, of clients neither revoked nor expired. */
+bp_err bp_store_token_list_live(struct bp_store *s, int64_t now, struct bp_live_token **out, size_t *out_n);
+/* Deletes tokens, codes and sessions that expired before `before`. */
+bp_err bp_store_oauth_purge(struct bp_store *s, int64_t before);
+void bp_token_rec_cleanup(struct bp_token_rec *rec);
+void bp_live_tokens_free(struct bp_live_token *recs, size_t n);
+
+bp_err bp_store_code_insert(struct bp_store *s, const struct bp_code_rec *rec);
+/* Fetches the code by digest and marks it used, atomically. BP_ERR_NOT_FOUND when unknown;
+ * BP_ERR_EXISTS when it had already been used (out is still filled, so the caller can revoke
+ * the family issued with it). Expiry is the caller's check. */
+bp_err bp_store_code_take(struct bp_store *s, const unsigned char digest[32], int64_t now, struct bp_code_rec *out);
+void bp_code_rec_cleanup(struct bp_code_rec *rec);
+
+bp_err bp_store_session_insert(struct bp_store *s, const struct bp_session_rec *rec);
+bp_err bp_store_session_get(struct bp_store *s, const unsigned char digest[32], struct bp_session_rec *out);
+bp_err bp_store_session_delete(struct bp_store *s, const unsigned char digest[32]);
+void bp_session_rec_cleanup(struct bp_session_rec *rec);
+
+/* ---- Audit log (issue 4) ----
+ * Implemented in store_audit.c (dispatch) and store_audit_sqlite.c. A record never holds a
+ * secret, a request body or a query string. */
+
+struct bp_audit_rec {
+    int64_t seq;               /* assigned by the store on insert (ascending); 0 before */
+    int64_t time_us;           /* wall clock, microseconds since the epoch */
+    char *request_id;          /* NULL for administrative changes */
+    char *actor_type;          /* "api_key", "oauth_client", "cli", "anonymous" */
+    char *actor_id;            /* key id, client id, OS user name; NULL when anonymous */
+    char *actor_name;          /* key or client name; NULL when unknown */
+    char *instance_id;         /* NULL when none applies */
+    char *method;              /* HTTP method; NULL for administrative changes */
+    char *route;               /* route pattern ("/ledgers/:id"); NULL when no route matched */
+    char *path;                /* concrete Core path without the query; NULL for admin changes */
+    char *action;              /* "Transaction created", "Instance added", … */
+    char *category;            /* ledgers, balances, transactions, identities, reconciliation,
+                                  metadata, admin, … */
+    int core_status;           /* Core's status; 0 when the request did not reach Core */
+    int status;                /* the status the proxy answered; 0 for admin changes */
+    int64_t latency_us;
+    char *client_addr;         /* peer address; NULL for admin changes */
+    char *resource_id;         /* id Core returned for a creation, or the admin object's id */
+    char *error;               /* error_detail.code of a refusal, NULL otherwise */
+};
+
+struct bp_audit_query {
+    int64_t since_us;          /* 0 = no lower bound */
+    int64_t until_us;          /* 0 = no upper bound (exclusive) */
+    const char *category;      /* NULL = any */
+    const char *instance_id;
+    const char *credential;    /* matches actor_id */
+    const char *action;
+    int status;                /* exact status, or 1..5 for a class (2 = 2xx); 0 = any */
+    int64_t after_seq;         /* only records with seq > after_seq (for --follow); 0 = any */
+    size_t limit;              /* 0 = no limit */
+    bool ascending;            /* order by seq ascending (follow) instead of newest first */
+};
+
+/* Inserts n records in one transaction, assigning recs[i].seq. */
+bp_err bp_store_audit_insert(struct bp_store *s, struct bp_audit_rec *recs, size_t n);
+bp_err bp_store_audit_query(struct bp_store *s, const struct bp_audit_query *q, struct bp_audit_rec **out,
+                            size_t *out_n);
+/* Deletes records older than before_us; *out_deleted (may be NULL) gets how many. */
+bp_err bp_store_audit_purge(struct bp_store *s, int64_t before_us, int64_t *out_deleted);
+void bp_audit_rec_cleanup(struct bp_audit_rec *rec);
+void bp_audit_recs_free(struct bp_audit_rec *recs, size_t n);
+
 #endif

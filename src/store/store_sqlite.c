@@ -10,7 +10,7 @@
 #include "lib/alloc.h"
 #include "lib/bug.h"
 #include "lib/clock.h"
-#include "store/store-int.h"
+#include "store/sqlite-int.h"
 
 /* SQLite backend: one connection per struct bp_store, used by one thread at a time (so the
  * connection is opened without SQLite's own mutex). Every value reaches SQL through a bound
@@ -18,28 +18,17 @@
 
 #define BUSY_TIMEOUT_MS 5000
 
-struct sqlite_store {
-    struct bp_store base; /* first: bp_store pointers are sqlite_store pointers */
-    sqlite3 *db;
-    /* Change token state: the token moves whenever data_version (other connections' commits) or
-     * total_changes (this connection's writes) moves. */
-    int64_t seen_data_version;
-    int64_t seen_total_changes;
-    int64_t token;
-    char errmsg[256]; /* kept across the ROLLBACK that would reset sqlite3_errmsg */
-};
 
-static const struct bp_store_ops sqlite_ops;
 
-static struct sqlite_store *
-ss(struct bp_store *s)
+struct sqlite_store *
+bp_sq__of(struct bp_store *s)
 {
-    BP_DEBUG_ASSERT(s->ops == &sqlite_ops);
+    BP_DEBUG_ASSERT(s->ops == &bp_sq__ops);
     return (struct sqlite_store *)s;
 }
 
-static bp_err
-map_rc(struct sqlite_store *st, int rc)
+bp_err
+bp_sq__map_rc(struct sqlite_store *st, int rc)
 {
     int ext;
 
@@ -57,19 +46,19 @@ map_rc(struct sqlite_store *st, int rc)
     return BP_ERR_STORE;
 }
 
-static bp_err
-prepare(struct sqlite_store *st, const char *sql, sqlite3_stmt **out)
+bp_err
+bp_sq__prepare(struct sqlite_store *st, const char *sql, sqlite3_stmt **out)
 {
     int rc = sqlite3_prepare_v2(st->db, sql, -1, out, NULL);
     if (rc != SQLITE_OK) {
         *out = NULL;
-        return map_rc(st, rc);
+        return bp_sq__map_rc(st, rc);
     }
     return BP_OK;
 }
 
-static void
-bind_text(sqlite3_stmt *stmt, int i, const char *text)
+void
+bp_sq__bind_text(sqlite3_stmt *stmt, int i, const char *text)
 {
     if (text == NULL) {
         sqlite3_bind_null(stmt, i);
@@ -79,11 +68,11 @@ bind_text(sqlite3_stmt *stmt, int i, const char *text)
 }
 
 /* Runs a statement that returns no rows; *out_changes (may be NULL) gets the rows it changed. */
-static bp_err
-step_done(struct sqlite_store *st, sqlite3_stmt *stmt, int *out_changes)
+bp_err
+bp_sq__step_done(struct sqlite_store *st, sqlite3_stmt *stmt, int *out_changes)
 {
     int rc = sqlite3_step(stmt);
-    bp_err err = rc == SQLITE_DONE ? BP_OK : map_rc(st, rc);
+    bp_err err = rc == SQLITE_DONE ? BP_OK : bp_sq__map_rc(st, rc);
 
     if (err == BP_OK && out_changes != NULL) {
         *out_changes = sqlite3_changes(st->db);
@@ -91,8 +80,8 @@ step_done(struct sqlite_store *st, sqlite3_stmt *stmt, int *out_changes)
     return err;
 }
 
-static char *
-col_dup(sqlite3_stmt *stmt, int i)
+char *
+bp_sq__col_dup(sqlite3_stmt *stmt, int i)
 {
     const unsigned char *text;
 
@@ -106,10 +95,10 @@ col_dup(sqlite3_stmt *stmt, int i)
     return bp_strndup((const char *)text, (size_t)sqlite3_column_bytes(stmt, i));
 }
 
-static bp_err
-exec(struct sqlite_store *st, const char *sql)
+bp_err
+bp_sq__exec(struct sqlite_store *st, const char *sql)
 {
-    return map_rc(st, sqlite3_exec(st->db, sql, NULL, NULL, NULL));
+    return bp_sq__map_rc(st, sqlite3_exec(st->db, sql, NULL, NULL, NULL));
 }
 
 /* ---- open / close ---- */
@@ -122,10 +111,10 @@ configure(struct sqlite_store *st)
         "PRAGMA synchronous=NORMAL",
         "PRAGMA foreign_keys=ON",
     };
-    bp_err err = map_rc(st, sqlite3_busy_timeout(st->db, BUSY_TIMEOUT_MS));
+    bp_err err = bp_sq__map_rc(st, sqlite3_busy_timeout(st->db, BUSY_TIMEOUT_MS));
 
     for (size_t i = 0; err == BP_OK && i < BP_ARRAY_LEN(pragmas); i++) {
-        err = exec(st, pragmas[i]);
+        err = bp_sq__exec(st, pragmas[i]);
     }
     return err;
 }
@@ -140,7 +129,7 @@ bp_store__sqlite_open(const char *path, struct bp_store **out, char *err, size_t
     bp_err rc;
     int src;
 
-    st->base.ops = &sqlite_ops;
+    st->base.ops = &bp_sq__ops;
     /* The file holds Core secret keys: create it, and its -wal/-shm companions, private. */
     old_mask = umask(077);
     src = sqlite3_open_v2(path, &st->db,
@@ -175,7 +164,7 @@ fail:
 static void
 sq_close(struct bp_store *s)
 {
-    struct sqlite_store *st = ss(s);
+    struct sqlite_store *st = bp_sq__of(s);
     sqlite3_close_v2(st->db);
     bp_free(st);
 }
@@ -183,7 +172,7 @@ sq_close(struct bp_store *s)
 static const char *
 sq_last_error(struct bp_store *s)
 {
-    return ss(s)->errmsg;
+    return bp_sq__of(s)->errmsg;
 }
 
 /* ---- migrations, ping, change token ---- */
@@ -192,7 +181,7 @@ static bp_err
 current_version(struct sqlite_store *st, int *out)
 {
     sqlite3_stmt *stmt = NULL;
-    bp_err err = prepare(st, "SELECT COALESCE(MAX(version), 0) FROM schema_migrations", &stmt);
+    bp_err err = bp_sq__prepare(st, "SELECT COALESCE(MAX(version), 0) FROM schema_migrations", &stmt);
     int rc;
 
     if (err != BP_OK) {
@@ -202,7 +191,7 @@ current_version(struct sqlite_store *st, int *out)
     if (rc == SQLITE_ROW) {
         *out = sqlite3_column_int(stmt, 0);
     } else {
-        err = map_rc(st, rc);
+        err = bp_sq__map_rc(st, rc);
     }
     sqlite3_finalize(stmt);
     return err;
@@ -215,7 +204,7 @@ apply_one(struct sqlite_store *st, int version, bool *out_applied)
 {
     sqlite3_stmt *stmt = NULL;
     int have = 0;
-    bp_err err = exec(st, "BEGIN IMMEDIATE");
+    bp_err err = bp_sq__exec(st, "BEGIN IMMEDIATE");
 
     if (err != BP_OK) {
         return err;
@@ -225,17 +214,17 @@ apply_one(struct sqlite_store *st, int version, bool *out_applied)
     if (err != BP_OK || have >= version) {
         goto done;
     }
-    err = exec(st, bp_store__sqlite_migrations[version - 1]);
+    err = bp_sq__exec(st, bp_store__sqlite_migrations[version - 1]);
     if (err != BP_OK) {
         goto done;
     }
-    err = prepare(st, "INSERT INTO schema_migrations (version, applied_at) VALUES (?, ?)", &stmt);
+    err = bp_sq__prepare(st, "INSERT INTO schema_migrations (version, applied_at) VALUES (?, ?)", &stmt);
     if (err != BP_OK) {
         goto done;
     }
     sqlite3_bind_int(stmt, 1, version);
     sqlite3_bind_int64(stmt, 2, bp_clock_wall_s());
-    err = step_done(st, stmt, NULL);
+    err = bp_sq__step_done(st, stmt, NULL);
     if (err == BP_OK) {
         *out_applied = true;
     }
@@ -243,7 +232,7 @@ apply_one(struct sqlite_store *st, int version, bool *out_applied)
 done:
     sqlite3_finalize(stmt);
     if (err == BP_OK) {
-        err = exec(st, "COMMIT");
+        err = bp_sq__exec(st, "COMMIT");
     }
     if (err != BP_OK) {
         sqlite3_exec(st->db, "ROLLBACK", NULL, NULL, NULL);
@@ -254,10 +243,10 @@ done:
 static bp_err
 sq_migrate(struct bp_store *s, int *out_applied, int *out_version)
 {
-    struct sqlite_store *st = ss(s);
+    struct sqlite_store *st = bp_sq__of(s);
     int applied = 0;
     int version = 0;
-    bp_err err = exec(st, "CREATE TABLE IF NOT EXISTS schema_migrations ("
+    bp_err err = bp_sq__exec(st, "CREATE TABLE IF NOT EXISTS schema_migrations ("
                           "  version    INTEGER PRIMARY KEY NOT NULL,"
                           "  applied_at INTEGER NOT NULL)");
 
@@ -284,17 +273,17 @@ sq_migrate(struct bp_store *s, int *out_applied, int *out_version)
 static bp_err
 sq_ping(struct bp_store *s)
 {
-    return exec(ss(s), "SELECT 1");
+    return bp_sq__exec(bp_sq__of(s), "SELECT 1");
 }
 
 static bp_err
 sq_change_token(struct bp_store *s, int64_t *out)
 {
-    struct sqlite_store *st = ss(s);
+    struct sqlite_store *st = bp_sq__of(s);
     sqlite3_stmt *stmt = NULL;
     int64_t dv;
     int64_t tc;
-    bp_err err = prepare(st, "PRAGMA data_version", &stmt);
+    bp_err err = bp_sq__prepare(st, "PRAGMA data_version", &stmt);
     int rc;
 
     if (err != BP_OK) {
@@ -302,7 +291,7 @@ sq_change_token(struct bp_store *s, int64_t *out)
     }
     rc = sqlite3_step(stmt);
     if (rc != SQLITE_ROW) {
-        err = map_rc(st, rc);
+        err = bp_sq__map_rc(st, rc);
         sqlite3_finalize(stmt);
         return err;
     }
@@ -327,9 +316,9 @@ static void
 read_instance(sqlite3_stmt *stmt, struct bp_instance_rec *out)
 {
     memset(out, 0, sizeof(*out));
-    out->id = col_dup(stmt, 0);
-    out->name = col_dup(stmt, 1);
-    out->url = col_dup(stmt, 2);
+    out->id = bp_sq__col_dup(stmt, 0);
+    out->name = bp_sq__col_dup(stmt, 1);
+    out->url = bp_sq__col_dup(stmt, 2);
     if (sqlite3_column_type(stmt, 3) != SQLITE_NULL) {
         const void *blob = sqlite3_column_blob(stmt, 3);
         size_t n = (size_t)sqlite3_column_bytes(stmt, 3);
@@ -340,7 +329,7 @@ read_instance(sqlite3_stmt *stmt, struct bp_instance_rec *out)
         out->secret_key[n] = '\0';
         out->secret_key_len = n;
     }
-    out->ca_file = col_dup(stmt, 4);
+    out->ca_file = bp_sq__col_dup(stmt, 4);
     out->enabled = sqlite3_column_int(stmt, 5) != 0;
     out->created_at = sqlite3_column_int64(stmt, 6);
     out->updated_at = sqlite3_column_int64(stmt, 7);
@@ -357,11 +346,11 @@ bind_secret(sqlite3_stmt *stmt, int i, const struct bp_instance_rec *rec)
 }
 
 /* Runs a one-row UPDATE or DELETE and finalizes it: BP_ERR_NOT_FOUND when no row matched. */
-static bp_err
-finish_change(struct sqlite_store *st, sqlite3_stmt *stmt)
+bp_err
+bp_sq__finish_change(struct sqlite_store *st, sqlite3_stmt *stmt)
 {
     int changes = 0;
-    bp_err err = step_done(st, stmt, &changes);
+    bp_err err = bp_sq__step_done(st, stmt, &changes);
 
     sqlite3_finalize(stmt);
     if (err == BP_OK && changes == 0) {
@@ -373,23 +362,23 @@ finish_change(struct sqlite_store *st, sqlite3_stmt *stmt)
 static bp_err
 sq_instance_insert(struct bp_store *s, const struct bp_instance_rec *rec)
 {
-    struct sqlite_store *st = ss(s);
+    struct sqlite_store *st = bp_sq__of(s);
     sqlite3_stmt *stmt = NULL;
-    bp_err err = prepare(st, "INSERT INTO instances (" INSTANCE_COLS ") VALUES (?,?,?,?,?,?,?,?)",
+    bp_err err = bp_sq__prepare(st, "INSERT INTO instances (" INSTANCE_COLS ") VALUES (?,?,?,?,?,?,?,?)",
                          &stmt);
 
     if (err != BP_OK) {
         return err;
     }
-    bind_text(stmt, 1, rec->id);
-    bind_text(stmt, 2, rec->name);
-    bind_text(stmt, 3, rec->url);
+    bp_sq__bind_text(stmt, 1, rec->id);
+    bp_sq__bind_text(stmt, 2, rec->name);
+    bp_sq__bind_text(stmt, 3, rec->url);
     bind_secret(stmt, 4, rec);
-    bind_text(stmt, 5, rec->ca_file);
+    bp_sq__bind_text(stmt, 5, rec->ca_file);
     sqlite3_bind_int(stmt, 6, rec->enabled ? 1 : 0);
     sqlite3_bind_int64(stmt, 7, rec->created_at);
     sqlite3_bind_int64(stmt, 8, rec->updated_at);
-    err = step_done(st, stmt, NULL);
+    err = bp_sq__step_done(st, stmt, NULL);
     sqlite3_finalize(stmt);
     return err;
 }
@@ -397,9 +386,9 @@ sq_instance_insert(struct bp_store *s, const struct bp_instance_rec *rec)
 static bp_err
 sq_instance_update(struct bp_store *s, const struct bp_instance_rec *rec)
 {
-    struct sqlite_store *st = ss(s);
+    struct sqlite_store *st = bp_sq__of(s);
     sqlite3_stmt *stmt = NULL;
-    bp_err err = prepare(st,
+    bp_err err = bp_sq__prepare(st,
                          "UPDATE instances SET name = ?, url = ?, secret_key = ?, ca_file = ?,"
                          " enabled = ?, created_at = ?, updated_at = ? WHERE id = ?",
                          &stmt);
@@ -407,38 +396,38 @@ sq_instance_update(struct bp_store *s, const struct bp_instance_rec *rec)
     if (err != BP_OK) {
         return err;
     }
-    bind_text(stmt, 1, rec->name);
-    bind_text(stmt, 2, rec->url);
+    bp_sq__bind_text(stmt, 1, rec->name);
+    bp_sq__bind_text(stmt, 2, rec->url);
     bind_secret(stmt, 3, rec);
-    bind_text(stmt, 4, rec->ca_file);
+    bp_sq__bind_text(stmt, 4, rec->ca_file);
     sqlite3_bind_int(stmt, 5, rec->enabled ? 1 : 0);
     sqlite3_bind_int64(stmt, 6, rec->created_at);
     sqlite3_bind_int64(stmt, 7, rec->updated_at);
-    bind_text(stmt, 8, rec->id);
-    return finish_change(st, stmt);
+    bp_sq__bind_text(stmt, 8, rec->id);
+    return bp_sq__finish_change(st, stmt);
 }
 
 /* Runs a "SELECT … WHERE id = ?" and fills out from its one row with read; BP_ERR_NOT_FOUND
  * when there is none. */
-static bp_err
-get_by_id(struct sqlite_store *st, const char *sql, const char *id, void (*read)(sqlite3_stmt *, void *),
+bp_err
+bp_sq__get_by_id(struct sqlite_store *st, const char *sql, const char *id, void (*read)(sqlite3_stmt *, void *),
           void *out)
 {
     sqlite3_stmt *stmt = NULL;
-    bp_err err = prepare(st, sql, &stmt);
+    bp_err err = bp_sq__prepare(st, sql, &stmt);
     int rc;
 
     if (err != BP_OK) {
         return err;
     }
-    bind_text(stmt, 1, id);
+    bp_sq__bind_text(stmt, 1, id);
     rc = sqlite3_step(stmt);
     if (rc == SQLITE_ROW) {
         read(stmt, out);
     } else if (rc == SQLITE_DONE) {
         err = BP_ERR_NOT_FOUND;
     } else {
-        err = map_rc(st, rc);
+        err = bp_sq__map_rc(st, rc);
     }
     sqlite3_finalize(stmt);
     return err;
@@ -453,26 +442,26 @@ read_instance_v(sqlite3_stmt *stmt, void *out)
 static bp_err
 sq_instance_get(struct bp_store *s, const char *id, struct bp_instance_rec *out)
 {
-    return get_by_id(ss(s), "SELECT " INSTANCE_COLS " FROM instances WHERE id = ?", id, read_instance_v, out);
+    return bp_sq__get_by_id(bp_sq__of(s), "SELECT " INSTANCE_COLS " FROM instances WHERE id = ?", id, read_instance_v, out);
 }
 
 static bp_err
 sq_instance_delete(struct bp_store *s, const char *id)
 {
-    struct sqlite_store *st = ss(s);
+    struct sqlite_store *st = bp_sq__of(s);
     sqlite3_stmt *stmt = NULL;
-    bp_err err = prepare(st, "DELETE FROM instances WHERE id = ?", &stmt);
+    bp_err err = bp_sq__prepare(st, "DELETE FROM instances WHERE id = ?", &stmt);
 
     if (err != BP_OK) {
         return err;
     }
-    bind_text(stmt, 1, id);
-    return finish_change(st, stmt);
+    bp_sq__bind_text(stmt, 1, id);
+    return bp_sq__finish_change(st, stmt);
 }
 
 /* Collects every row of stmt into a growing array of elem_size records filled by read. */
-static bp_err
-collect(struct sqlite_store *st, sqlite3_stmt *stmt, size_t elem_size,
+bp_err
+bp_sq__collect(struct sqlite_store *st, sqlite3_stmt *stmt, size_t elem_size,
         void (*read)(sqlite3_stmt *, void *), void (*free_all)(void *, size_t), void **out,
         size_t *out_n)
 {
@@ -491,7 +480,7 @@ collect(struct sqlite_store *st, sqlite3_stmt *stmt, size_t elem_size,
     }
     if (rc != SQLITE_DONE) {
         free_all(arr, n);
-        return map_rc(st, rc);
+        return bp_sq__map_rc(st, rc);
     }
     *out = arr;
     *out_n = n;
@@ -507,16 +496,16 @@ free_instances_v(void *recs, size_t n)
 static bp_err
 sq_instance_list(struct bp_store *s, struct bp_instance_rec **out, size_t *out_n)
 {
-    struct sqlite_store *st = ss(s);
+    struct sqlite_store *st = bp_sq__of(s);
     sqlite3_stmt *stmt = NULL;
     void *recs = NULL;
-    bp_err err = prepare(st, "SELECT " INSTANCE_COLS " FROM instances ORDER BY created_at, id",
+    bp_err err = bp_sq__prepare(st, "SELECT " INSTANCE_COLS " FROM instances ORDER BY created_at, id",
                          &stmt);
 
     if (err != BP_OK) {
         return err;
     }
-    err = collect(st, stmt, sizeof(struct bp_instance_rec), read_instance_v, free_instances_v,
+    err = bp_sq__collect(st, stmt, sizeof(struct bp_instance_rec), read_instance_v, free_instances_v,
                   &recs, out_n);
     sqlite3_finalize(stmt);
     if (err == BP_OK) {
@@ -537,15 +526,15 @@ read_key(sqlite3_stmt *stmt, struct bp_key_rec *out)
     const void *digest = sqlite3_column_blob(stmt, 3);
 
     memset(out, 0, sizeof(*out));
-    out->id = col_dup(stmt, 0);
-    out->name = col_dup(stmt, 1);
-    out->prefix = col_dup(stmt, 2);
+    out->id = bp_sq__col_dup(stmt, 0);
+    out->name = bp_sq__col_dup(stmt, 1);
+    out->prefix = bp_sq__col_dup(stmt, 2);
     /* The schema's CHECK keeps this at 32 bytes; a short read leaves zeros, never a match. */
     if (digest != NULL && sqlite3_column_bytes(stmt, 3) == (int)sizeof(out->digest)) {
         memcpy(out->digest, digest, sizeof(out->digest));
     }
-    out->scopes = col_dup(stmt, 4);
-    out->instances = col_dup(stmt, 5);
+    out->scopes = bp_sq__col_dup(stmt, 4);
+    out->instances = bp_sq__col_dup(stmt, 5);
     out->created_at = sqlite3_column_int64(stmt, 6);
     out->expires_at = sqlite3_column_int64(stmt, 7);
     out->last_used_at = sqlite3_column_int64(stmt, 8);
@@ -556,26 +545,26 @@ read_key(sqlite3_stmt *stmt, struct bp_key_rec *out)
 static bp_err
 sq_key_insert(struct bp_store *s, const struct bp_key_rec *rec)
 {
-    struct sqlite_store *st = ss(s);
+    struct sqlite_store *st = bp_sq__of(s);
     sqlite3_stmt *stmt = NULL;
-    bp_err err = prepare(st, "INSERT INTO api_keys (" KEY_COLS ") VALUES (?,?,?,?,?,?,?,?,?,?,?)",
+    bp_err err = bp_sq__prepare(st, "INSERT INTO api_keys (" KEY_COLS ") VALUES (?,?,?,?,?,?,?,?,?,?,?)",
                          &stmt);
 
     if (err != BP_OK) {
         return err;
     }
-    bind_text(stmt, 1, rec->id);
-    bind_text(stmt, 2, rec->name);
-    bind_text(stmt, 3, rec->prefix);
+    bp_sq__bind_text(stmt, 1, rec->id);
+    bp_sq__bind_text(stmt, 2, rec->name);
+    bp_sq__bind_text(stmt, 3, rec->prefix);
     sqlite3_bind_blob(stmt, 4, rec->digest, (int)sizeof(rec->digest), SQLITE_STATIC);
-    bind_text(stmt, 5, rec->scopes);
-    bind_text(stmt, 6, rec->instances);
+    bp_sq__bind_text(stmt, 5, rec->scopes);
+    bp_sq__bind_text(stmt, 6, rec->instances);
     sqlite3_bind_int64(stmt, 7, rec->created_at);
     sqlite3_bind_int64(stmt, 8, rec->expires_at);
     sqlite3_bind_int64(stmt, 9, rec->last_used_at);
     sqlite3_bind_int(stmt, 10, rec->revoked ? 1 : 0);
     sqlite3_bind_int64(stmt, 11, rec->revoked_at);
-    err = step_done(st, stmt, NULL);
+    err = bp_sq__step_done(st, stmt, NULL);
     sqlite3_finalize(stmt);
     return err;
 }
@@ -589,7 +578,7 @@ read_key_v(sqlite3_stmt *stmt, void *out)
 static bp_err
 sq_key_get(struct bp_store *s, const char *id, struct bp_key_rec *out)
 {
-    return get_by_id(ss(s), "SELECT " KEY_COLS " FROM api_keys WHERE id = ?", id, read_key_v, out);
+    return bp_sq__get_by_id(bp_sq__of(s), "SELECT " KEY_COLS " FROM api_keys WHERE id = ?", id, read_key_v, out);
 }
 
 static void
@@ -601,15 +590,15 @@ free_keys_v(void *recs, size_t n)
 static bp_err
 sq_key_list(struct bp_store *s, struct bp_key_rec **out, size_t *out_n)
 {
-    struct sqlite_store *st = ss(s);
+    struct sqlite_store *st = bp_sq__of(s);
     sqlite3_stmt *stmt = NULL;
     void *recs = NULL;
-    bp_err err = prepare(st, "SELECT " KEY_COLS " FROM api_keys ORDER BY created_at, id", &stmt);
+    bp_err err = bp_sq__prepare(st, "SELECT " KEY_COLS " FROM api_keys ORDER BY created_at, id", &stmt);
 
     if (err != BP_OK) {
         return err;
     }
-    err = collect(st, stmt, sizeof(struct bp_key_rec), read_key_v, free_keys_v, &recs, out_n);
+    err = bp_sq__collect(st, stmt, sizeof(struct bp_key_rec), read_key_v, free_keys_v, &recs, out_n);
     sqlite3_finalize(stmt);
     if (err == BP_OK) {
         *out = recs;
@@ -621,18 +610,18 @@ static bp_err
 key_exists(struct sqlite_store *st, const char *id)
 {
     sqlite3_stmt *stmt = NULL;
-    bp_err err = prepare(st, "SELECT 1 FROM api_keys WHERE id = ?", &stmt);
+    bp_err err = bp_sq__prepare(st, "SELECT 1 FROM api_keys WHERE id = ?", &stmt);
     int rc;
 
     if (err != BP_OK) {
         return err;
     }
-    bind_text(stmt, 1, id);
+    bp_sq__bind_text(stmt, 1, id);
     rc = sqlite3_step(stmt);
     if (rc == SQLITE_DONE) {
         err = BP_ERR_NOT_FOUND;
     } else if (rc != SQLITE_ROW) {
-        err = map_rc(st, rc);
+        err = bp_sq__map_rc(st, rc);
     }
     sqlite3_finalize(stmt);
     return err;
@@ -641,19 +630,19 @@ key_exists(struct sqlite_store *st, const char *id)
 static bp_err
 sq_key_revoke(struct bp_store *s, const char *id, int64_t now)
 {
-    struct sqlite_store *st = ss(s);
+    struct sqlite_store *st = bp_sq__of(s);
     sqlite3_stmt *stmt = NULL;
     int changes = 0;
     /* The first revocation time is the one on record. */
-    bp_err err = prepare(st, "UPDATE api_keys SET revoked = 1, revoked_at = ? WHERE id = ? AND revoked = 0",
+    bp_err err = bp_sq__prepare(st, "UPDATE api_keys SET revoked = 1, revoked_at = ? WHERE id = ? AND revoked = 0",
                          &stmt);
 
     if (err != BP_OK) {
         return err;
     }
     sqlite3_bind_int64(stmt, 1, now);
-    bind_text(stmt, 2, id);
-    err = step_done(st, stmt, &changes);
+    bp_sq__bind_text(stmt, 2, id);
+    err = bp_sq__step_done(st, stmt, &changes);
     sqlite3_finalize(stmt);
     if (err == BP_OK && changes == 0) {
         err = key_exists(st, id);
@@ -664,39 +653,39 @@ sq_key_revoke(struct bp_store *s, const char *id, int64_t now)
 static bp_err
 sq_key_set_expiry(struct bp_store *s, const char *id, int64_t expires_at)
 {
-    struct sqlite_store *st = ss(s);
+    struct sqlite_store *st = bp_sq__of(s);
     sqlite3_stmt *stmt = NULL;
-    bp_err err = prepare(st, "UPDATE api_keys SET expires_at = ? WHERE id = ?", &stmt);
+    bp_err err = bp_sq__prepare(st, "UPDATE api_keys SET expires_at = ? WHERE id = ?", &stmt);
 
     if (err != BP_OK) {
         return err;
     }
     sqlite3_bind_int64(stmt, 1, expires_at);
-    bind_text(stmt, 2, id);
-    return finish_change(st, stmt);
+    bp_sq__bind_text(stmt, 2, id);
+    return bp_sq__finish_change(st, stmt);
 }
 
 static bp_err
 sq_key_touch(struct bp_store *s, const char *const *ids, const int64_t *at, size_t n)
 {
-    struct sqlite_store *st = ss(s);
+    struct sqlite_store *st = bp_sq__of(s);
     sqlite3_stmt *stmt = NULL;
-    bp_err err = exec(st, "BEGIN IMMEDIATE");
+    bp_err err = bp_sq__exec(st, "BEGIN IMMEDIATE");
 
     if (err != BP_OK) {
         return err;
     }
-    err = prepare(st, "UPDATE api_keys SET last_used_at = ?1 WHERE id = ?2 AND last_used_at < ?1",
+    err = bp_sq__prepare(st, "UPDATE api_keys SET last_used_at = ?1 WHERE id = ?2 AND last_used_at < ?1",
                   &stmt);
     for (size_t i = 0; err == BP_OK && i < n; i++) {
         sqlite3_reset(stmt);
         sqlite3_bind_int64(stmt, 1, at[i]);
-        bind_text(stmt, 2, ids[i]);
-        err = step_done(st, stmt, NULL);
+        bp_sq__bind_text(stmt, 2, ids[i]);
+        err = bp_sq__step_done(st, stmt, NULL);
     }
     sqlite3_finalize(stmt);
     if (err == BP_OK) {
-        err = exec(st, "COMMIT");
+        err = bp_sq__exec(st, "COMMIT");
     }
     if (err != BP_OK) {
         sqlite3_exec(st->db, "ROLLBACK", NULL, NULL, NULL);
@@ -704,7 +693,25 @@ sq_key_touch(struct bp_store *s, const char *const *ids, const int64_t *at, size
     return err;
 }
 
-static const struct bp_store_ops sqlite_ops = {
+static bp_err
+sq_begin(struct bp_store *s)
+{
+    return bp_sq__exec(bp_sq__of(s), "BEGIN IMMEDIATE");
+}
+
+static bp_err
+sq_commit(struct bp_store *s)
+{
+    return bp_sq__exec(bp_sq__of(s), "COMMIT");
+}
+
+static void
+sq_rollback(struct bp_store *s)
+{
+    sqlite3_exec(bp_sq__of(s)->db, "ROLLBACK", NULL, NULL, NULL);
+}
+
+const struct bp_store_ops bp_sq__ops = {
     .name = "sqlite",
     .close = sq_close,
     .last_error = sq_last_error,
@@ -722,4 +729,9 @@ static const struct bp_store_ops sqlite_ops = {
     .key_revoke = sq_key_revoke,
     .key_set_expiry = sq_key_set_expiry,
     .key_touch = sq_key_touch,
+    .begin = sq_begin,
+    .commit = sq_commit,
+    .rollback = sq_rollback,
+    .oauth = &bp_sq__oauth_ops,
+    .audit = &bp_sq__audit_ops,
 };

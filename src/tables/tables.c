@@ -96,8 +96,8 @@ cmp_instance(const void *a, const void *b)
 }
 
 bp_err
-bp_tables_build(const struct bp_key_rec *keys, size_t n_keys, const struct bp_instance_rec *insts,
-                size_t n_insts, struct bp_tables **out)
+bp_tables_build(const struct bp_key_rec *keys, size_t n_keys, const struct bp_live_token *tokens,
+                size_t n_tokens, const struct bp_instance_rec *insts, size_t n_insts, struct bp_tables **out)
 {
     struct bp_tables *t = bp_calloc(1, sizeof(*t));
 

@@ -18,8 +18,13 @@
 
 struct bp_secret;
 
+enum bp_cred_kind { BP_CRED_API_KEY = 1, BP_CRED_ACCESS_TOKEN = 2 };
+
 struct bp_cred {
-    char *id;                  /* "key_…" */
+    enum bp_cred_kind kind;
+    char *id;                  /* "key_…" or "token_…" */
+    char *actor_id;            /* who acts, for the audit log: the key id, or the token's client id */
+    char *name;                /* the key's name, or the token's client name */
     unsigned char digest[32];  /* SHA-256 of the presented key */
     unsigned scopes;           /* BP_SCOPE_* bits */
     char **instances;          /* NULL when unrestricted */
@@ -39,9 +44,11 @@ struct bp_instance {
 
 struct bp_tables;
 
-/* Builds a snapshot from store records (copies everything it keeps). */
-bp_err bp_tables_build(const struct bp_key_rec *keys, size_t n_keys, const struct bp_instance_rec *insts,
-                       size_t n_insts, struct bp_tables **out);
+/* Builds a snapshot from store records (copies everything it keeps). tokens are the live OAuth
+ * access tokens (bp_store_token_list_live). */
+bp_err bp_tables_build(const struct bp_key_rec *keys, size_t n_keys, const struct bp_live_token *tokens,
+                       size_t n_tokens, const struct bp_instance_rec *insts, size_t n_insts,
+                       struct bp_tables **out);
 /* Makes t the current snapshot (takes ownership) and drops the publisher's reference to the old one. */
 void bp_tables_publish(struct bp_tables *t);
 /* Pins the current snapshot; NULL before the first publish. Release with bp_tables_release. */

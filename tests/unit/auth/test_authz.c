@@ -43,7 +43,7 @@ setup(void **state)
     recs[1].revoked = true;
     recs[2].expires_at = NOW;
     recs[3].instances = ""; /* restricted to no instance at all */
-    assert_int_equal(bp_tables_build(recs, 4, &inst, 1, &fx.t), BP_OK);
+    assert_int_equal(bp_tables_build(recs, 4, NULL, 0, &inst, 1, &fx.t), BP_OK);
     return 0;
 }
 
@@ -58,7 +58,7 @@ teardown(void **state)
 static bp_err
 authn(const char *header, size_t n_headers, const struct bp_cred **out)
 {
-    return bp_auth_authenticate(fx.t, header, header ? strlen(header) : 0, n_headers, NOW, out);
+    return bp_auth_authenticate(fx.t, header, header ? strlen(header) : 0, n_headers, NOW, out, NULL);
 }
 
 static void
@@ -94,7 +94,7 @@ test_outcomes_of_the_authorization_header(void **state)
     assert_int_equal(authn(h, 1, &c), BP_ERR_AUTH_INVALID_KEY);
     snprintf(h, sizeof(h), "Bearer %s", fx.keys[2]);
     assert_int_equal(authn(h, 1, &c), BP_ERR_AUTH_EXPIRED_KEY);
-    assert_int_equal(bp_auth_authenticate(fx.t, h, strlen(h), 1, NOW - 1, &c), BP_OK);
+    assert_int_equal(bp_auth_authenticate(fx.t, h, strlen(h), 1, NOW - 1, &c, NULL), BP_OK);
 }
 
 static void

@@ -205,6 +205,17 @@ test_table_naming_rules(void **state)
         "shutdown_timeout",
         "reload_interval",
         "log_level",
+        "oauth.access_token_ttl",
+        "oauth.refresh_token_ttl",
+        "oauth.code_ttl",
+        "oauth.session_ttl",
+        "oauth.issuer",
+        "oauth.threads",
+        "audit.writes",
+        "audit.reads",
+        "audit.queue_size",
+        "audit.retention_days",
+        "audit.spool",
     };
 
     assert_int_equal(bp_config__n_settings, sizeof(keys) / sizeof(keys[0]));
@@ -216,8 +227,9 @@ test_table_naming_rules(void **state)
 
         assert_non_null(s);
         for (size_t j = 0; j < k; j++) {
-            flag[2 + j] = keys[i][j] == '_' ? '-' : keys[i][j];
-            env[10 + j] = (char)toupper((unsigned char)keys[i][j]);
+            char ch = keys[i][j] == '.' ? '_' : keys[i][j];
+            flag[2 + j] = ch == '_' ? '-' : ch;
+            env[10 + j] = (char)toupper((unsigned char)ch);
         }
         assert_string_equal(s->flag, flag);
         assert_string_equal(s->env, env);
@@ -538,6 +550,46 @@ test_json_text_not_nul_terminated(void **state)
     bp_config_cleanup(&c);
 }
 
+/* "oauth" and "audit" are objects whose members are the dotted settings. */
+static void
+test_sections(void **state)
+{
+    struct bp_config c;
+    char err[256];
+    static const char good[] =
+        "{\"audit\":{\"reads\":\"off\",\"retention_days\":7},\"oauth\":{\"access_token_ttl\":\"2s\"}}";
+    static const char *const bad[] = {
+        "{\"audit\":{\"nope\":1}}",
+        "{\"audit\":3}",
+        "{\"audit.reads\":\"off\"}",
+        "{\"audit\":{\"reads\":\"sometimes\"}}",
+        "{\"oauth\":{\"audit\":{}}}",
+    };
+    static const char *const why[] = {
+        "unknown key \"audit.nope\"",
+        "must be an object",
+        "unknown key \"audit.reads\"",
+        "must be one of sync, async, off",
+        "unknown key \"oauth.audit\"",
+    };
+
+    bp_config__defaults(&c);
+    assert_int_equal(c.audit_reads, BP_AUDIT_ASYNC);
+    assert_int_equal(c.audit_writes, BP_AUDIT_SYNC);
+    assert_int_equal(c.oauth_access_token_ttl_ms, 3600 * 1000);
+    assert_null(c.oauth_issuer);
+    assert_int_equal(bp_config__load_json_text(good, strlen(good), "t", &c, err, sizeof(err)), BP_OK);
+    assert_int_equal(c.audit_reads, BP_AUDIT_OFF);
+    assert_int_equal(c.audit_retention_days, 7);
+    assert_int_equal(c.oauth_access_token_ttl_ms, 2000);
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        assert_int_equal(bp_config__load_json_text(bad[i], strlen(bad[i]), "t", &c, err, sizeof(err)),
+                         BP_ERR_INVALID);
+        assert_non_null(strstr(err, why[i]));
+    }
+    bp_config_cleanup(&c);
+}
+
 static void
 test_int_parsing(void **state)
 {
@@ -777,6 +829,7 @@ main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_defaults, setup, teardown),
         cmocka_unit_test_setup_teardown(test_table_naming_rules, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_sections, setup, teardown),
         cmocka_unit_test_setup_teardown(test_precedence_file_env_flag, setup, teardown),
         cmocka_unit_test_setup_teardown(test_repeated_flag_last_wins, setup, teardown),
         cmocka_unit_test_setup_teardown(test_flag_equals_form_for_every_setting, setup, teardown),

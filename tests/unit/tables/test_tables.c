@@ -52,7 +52,7 @@ test_lookups(void **state)
 
     (void)state;
     make_records();
-    assert_int_equal(bp_tables_build(keys, N_KEYS, insts, 3, &t), BP_OK);
+    assert_int_equal(bp_tables_build(keys, N_KEYS, NULL, 0, insts, 3, &t), BP_OK);
     assert_int_equal(bp_tables_cred_count(t), N_KEYS);
     for (int i = 0; i < N_KEYS; i++) {
         const struct bp_cred *c = bp_tables_find_cred(t, keys[i].digest);
@@ -113,7 +113,7 @@ test_publish_races_with_readers(void **state)
     }
     for (int round = 0; round < 2000; round++) {
         struct bp_tables *t = NULL;
-        assert_int_equal(bp_tables_build(keys, N_KEYS, insts, 3, &t), BP_OK);
+        assert_int_equal(bp_tables_build(keys, N_KEYS, NULL, 0, insts, 3, &t), BP_OK);
         bp_tables_publish(t);
     }
     atomic_store(&stop_readers, true);

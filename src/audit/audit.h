@@ -1,0 +1,51 @@
+#ifndef BP_AUDIT_AUDIT_H
+#define BP_AUDIT_AUDIT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "lib/err.h"
+
+/* The audit log (issue 4): one record per /proxy/ request and per administrative change.
+ *
+ * Requests: loop threads hand records to a bounded queue; one writer thread commits them in
+ * batches (group commit) on its own store connection. A record whose submitter asked to be told
+ * (sync mode) is reported durable only after its batch committed, or, while the store fails,
+ * after it was appended and fsynced to the spool file; spooled records are moved into the store
+ * when it answers again. Nothing is dropped silently: a record refused because the queue is full
+ * is counted and logged (the http module refuses such requests with 503 before forwarding).
+ *
+ * Administrative changes made by the CLI are written directly, in the CLI's own store
+ * connection (bp_audit_admin). */
+
+struct bp_config;
+struct bp_store;
+struct bp_audit_rec;
+struct bp_audit;
+
+/* Starts the writer thread with its own store connection on cfg->db (already migrated), replays
+ * any spool left by an earlier run, and starts the retention purge (cfg->audit_retention_days). */
+bp_err bp_audit_start(const struct bp_config *cfg, struct bp_audit **out);
+/* Queues rec, taking ownership of it and its strings (allocated with bp_malloc and friends) in
+ * every case. When done is not NULL it is called on the writer thread, exactly once, after the
+ * record is durable; it must only hand off (e.g. wake a loop thread). Returns BP_ERR_LIMIT when
+ * the queue is full (rec is freed and counted as shed; done is not called). */
+bp_err bp_audit_submit(struct bp_audit *a, struct bp_audit_rec *rec, void (*done)(void *arg), void *arg);
+/* True when the queue is at its limit: the http module answers 503 instead of forwarding. */
+bool bp_audit_full(const struct bp_audit *a);
+/* Records waiting in the queue (for /metrics). */
+size_t bp_audit_depth(const struct bp_audit *a);
+/* Commits everything queued (spooling it if the store fails), calls every pending done, stops
+ * the writer and closes its store. NULL is a no-op. */
+void bp_audit_stop(struct bp_audit *a);
+
+/* Writes one administrative record now, on an open store (the CLI's): actor is the OS user
+ * (actor_type "cli"), category "admin". action is a label like "Key created"; resource_id the
+ * object changed; instance_id may be NULL. */
+bp_err bp_audit_admin(struct bp_store *s, const char *action, const char *resource_id, const char *instance_id);
+
+/* Frees a heap record from bp_calloc and its strings. */
+void bp_audit_rec_free(struct bp_audit_rec *rec);
+
+#endif

@@ -1,0 +1,9 @@
+/* Scaffold: replaced by the client command implementation. */
+#include "cli/cli-int.h"
+
+int
+bp_cli__cmd_client(struct bp_cli_ctx *ctx, int argc, char **argv)
+{
+    bp_cli__error("client commands are not built yet");
+    return BP_CLI_EXIT_FAIL;
+}

@@ -1,0 +1,81 @@
+#ifndef BP_METRICS_METRICS_H
+#define BP_METRICS_METRICS_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "lib/err.h"
+
+/* Process metrics for GET /metrics in the Prometheus text exposition format (version 0.0.4).
+ *
+ * Hot-path calls are cheap and lock-free for the calling thread: every loop thread binds its
+ * own shard (bp_metrics_bind_thread) and only that thread writes it; rendering sums the shards.
+ * Labels: route group (the route's category), method, status class, instance id. Credential
+ * ids are never labels (unbounded cardinality; and ids of credentials are not for scrapers). */
+
+struct bp_buf;
+
+enum bp_metrics_auth_reason {
+    BP_METRICS_AUTH_MISSING = 0,
+    BP_METRICS_AUTH_UNKNOWN,   /* malformed or unknown credential */
+    BP_METRICS_AUTH_EXPIRED,
+    BP_METRICS_AUTH_REVOKED,
+    BP_METRICS_AUTH_SCOPE,
+    BP_METRICS_AUTH_INSTANCE,
+    BP_METRICS_AUTH__COUNT
+};
+
+enum bp_metrics_upstream_error {
+    BP_METRICS_UPSTREAM_CONNECT = 0, /* refused, unreachable, DNS */
+    BP_METRICS_UPSTREAM_TIMEOUT,
+    BP_METRICS_UPSTREAM_RESET,       /* connection reset or closed before a full answer */
+    BP_METRICS_UPSTREAM_TLS,
+    BP_METRICS_UPSTREAM_OTHER,       /* e.g. answer over max_response_bytes */
+    BP_METRICS_UPSTREAM__COUNT
+};
+
+enum bp_metrics_audit_event {
+    BP_METRICS_AUDIT_COMMITTED = 0, /* records committed to the store */
+    BP_METRICS_AUDIT_SPOOLED,       /* records written to the spool because the store failed */
+    BP_METRICS_AUDIT_STORE_ERROR,   /* failed commit attempts */
+    BP_METRICS_AUDIT_SHED,          /* records refused because the queue was full */
+    BP_METRICS_AUDIT__COUNT
+};
+
+/* One finished /proxy/ request. */
+struct bp_metrics_request {
+    const char *group;         /* route category ("transactions"), NULL when no route matched */
+    const char *method;        /* NUL-terminated; unknown methods are counted as "OTHER" */
+    int status;                /* the status sent to the client */
+    const char *instance;      /* instance id, NULL when none was resolved */
+    int64_t total_us;
+    int64_t upstream_us;       /* < 0 when the request was not sent to Core */
+};
+
+/* Sets up n_shards shards (one per loop thread) before any thread binds. */
+bp_err bp_metrics_init(int n_shards);
+/* Frees everything; no metrics call may run after it. */
+void bp_metrics_shutdown(void);
+/* Binds the calling thread to shard i (a loop thread, at start). Unbound threads write a shared
+ * shard under a lock. */
+void bp_metrics_bind_thread(int shard);
+
+void bp_metrics_request(const struct bp_metrics_request *m);
+void bp_metrics_auth_failure(enum bp_metrics_auth_reason reason);
+void bp_metrics_upstream_error(enum bp_metrics_upstream_error kind);
+/* Gauges moved by deltas: open client connections; open connections to Core. */
+void bp_metrics_client_conns_add(int delta);
+void bp_metrics_upstream_conns_add(int delta);
+/* The credential table just published: its size, and one more reload. */
+void bp_metrics_tables_published(size_t credentials, size_t instances);
+/* Audit: a committed batch (its size and commit latency), and counted events. */
+void bp_metrics_audit_commit(size_t records, int64_t commit_us);
+void bp_metrics_audit_event(enum bp_metrics_audit_event ev, size_t n);
+/* The audit queue depth is read when rendering, through this callback (NULL: not reported). */
+void bp_metrics_set_audit_depth_source(size_t (*depth)(const void *arg), const void *arg);
+
+/* Appends the whole exposition text to out. Any thread. */
+void bp_metrics_render(struct bp_buf *out);
+
+#endif

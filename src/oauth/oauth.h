@@ -1,0 +1,94 @@
+#ifndef BP_OAUTH_OAUTH_H
+#define BP_OAUTH_OAUTH_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "lib/err.h"
+
+/* OAuth 2.0 (DESIGN §5, §6; RFC 6749, 7636, 7009, 7662, 8414): the token, authorize, revoke and
+ * introspect endpoints, operator passwords, and the pieces they are made of.
+ *
+ * Threads: endpoint requests are answered by bp_oauth_handle on the http module's OAuth threads
+ * (never on a loop thread: it hashes passwords and writes the store). A struct bp_oauth is used
+ * by one thread at a time and owns one store connection. */
+
+struct bp_config;
+
+#define BP_ACCESS_TOKEN_PREFIX "blnk_at_"
+#define BP_REFRESH_TOKEN_PREFIX "blnk_rt_"
+#define BP_CLIENT_SECRET_PREFIX "blnk_cs_"
+#define BP_OAUTH_TOKEN_HEX_LEN 64
+/* "blnk_at_" + 64 lowercase hex (32 CSPRNG bytes); the same shape for refresh tokens and client
+ * secrets with their prefixes. */
+#define BP_OAUTH_TOKEN_LEN (8 + BP_OAUTH_TOKEN_HEX_LEN)
+
+/* ---- Operator passwords (Argon2id) ---- */
+
+/* Hashes a password with Argon2id and a fresh random salt into an allocated encoded string
+ * ("$argon2id$v=19$m=…,t=…,p=…$salt$hash"). BP_ERR_INVALID for an empty or over-long password. */
+bp_err bp_password_hash(const char *password, size_t len, char **out_encoded);
+/* BP_OK when password matches encoded, BP_ERR_INVALID when not (or encoded is malformed).
+ * Takes the same time whether or not the operator exists when given a dummy hash. */
+bp_err bp_password_verify(const char *encoded, const char *password, size_t len);
+
+/* ---- Token text ---- */
+
+/* Writes prefix + 64 lowercase hex from 32 CSPRNG bytes, NUL-terminated, into out
+ * (BP_OAUTH_TOKEN_LEN + 1 bytes). prefix is one of the three above. */
+bp_err bp_oauth_token_generate(const char *prefix, char out[BP_OAUTH_TOKEN_LEN + 1]);
+/* True when text is exactly prefix + 64 lowercase hex. */
+bool bp_oauth_token_is_well_formed(const char *prefix, const char *text, size_t len);
+
+/* ---- Endpoints ---- */
+
+struct bp_oauth;
+
+/* One HTTP request to an OAuth endpoint, as the http module parsed it. Borrowed: valid for the
+ * duration of bp_oauth_handle. Header values are NULL when absent; n_* counts repeats. */
+struct bp_oauth_request {
+    const char *method;
+    size_t method_len;
+    const char *path;          /* "/oauth/token", "/.well-known/oauth-authorization-server", … */
+    size_t path_len;
+    const char *query;         /* without '?', NULL when none */
+    size_t query_len;
+    const char *authorization;
+    size_t authorization_len;
+    size_t n_authorization;
+    const char *content_type;
+    size_t content_type_len;
+    const char *cookie;
+    size_t cookie_len;
+    const char *body;
+    size_t body_len;
+    const char *peer;          /* client address, for sign-in throttling */
+    bool tls;                  /* the client connection is TLS (sets Secure on cookies) */
+};
+
+/* The answer. Everything is allocated by bp_oauth_handle and freed by bp_oauth_response_cleanup. */
+struct bp_oauth_response {
+    int status;
+    char *headers;             /* extra header lines, each "Name: value\r\n"; NULL when none */
+    const char *content_type;  /* static string, NULL when no body */
+    char *body;
+    size_t body_len;
+    bool tokens_issued;        /* a new access token exists: the request path must know it
+                                  before the client does (see bp_server_hooks.tables_sync) */
+};
+
+/* True for the paths bp_oauth_handle answers: "/oauth/…" and
+ * "/.well-known/oauth-authorization-server". */
+bool bp_oauth_owns_path(const char *path, size_t len);
+
+/* Opens the endpoint state for one thread: its own store connection on cfg->db (already
+ * migrated by serve). cfg must outlive it. */
+bp_err bp_oauth_open(const struct bp_config *cfg, struct bp_oauth **out);
+void bp_oauth_close(struct bp_oauth *o);
+/* Answers one request. Never fails: store trouble becomes a 500/503 answer in the endpoint's
+ * error shape. Never logs a secret, code, token or password. */
+void bp_oauth_handle(struct bp_oauth *o, const struct bp_oauth_request *req, struct bp_oauth_response *out);
+void bp_oauth_response_cleanup(struct bp_oauth_response *r);
+
+#endif

@@ -1,0 +1,53 @@
+#ifndef BP_STORE_SQLITE_INT_H
+#define BP_STORE_SQLITE_INT_H
+
+/* Shared between the SQLite backend's files only (store_sqlite.c: connection, migrations,
+ * instances and keys; store_oauth_sqlite.c; store_audit_sqlite.c). Every value reaches SQL
+ * through a bound parameter. */
+
+#include <stdint.h>
+
+#include <sqlite3.h>
+
+#include "store/store-int.h"
+
+struct sqlite_store {
+    struct bp_store base; /* first: bp_store pointers are sqlite_store pointers */
+    sqlite3 *db;
+    /* Change token state: the token moves whenever data_version (other connections' commits) or
+     * total_changes (this connection's writes) moves. */
+    int64_t seen_data_version;
+    int64_t seen_total_changes;
+    int64_t token;
+    char errmsg[256]; /* kept across the ROLLBACK that would reset sqlite3_errmsg */
+};
+
+extern const struct bp_store_ops bp_sq__ops;
+extern const struct bp_store_oauth_ops bp_sq__oauth_ops; /* store_oauth_sqlite.c */
+extern const struct bp_store_audit_ops bp_sq__audit_ops; /* store_audit_sqlite.c */
+
+struct sqlite_store *bp_sq__of(struct bp_store *s);
+/* Maps a SQLite result code to bp_err, keeping the message for bp_store_last_error:
+ * UNIQUE/PRIMARY KEY → BP_ERR_EXISTS, NOMEM → BP_ERR_NOMEM, other failures → BP_ERR_STORE. */
+bp_err bp_sq__map_rc(struct sqlite_store *st, int rc);
+bp_err bp_sq__prepare(struct sqlite_store *st, const char *sql, sqlite3_stmt **out);
+/* Binds text, or NULL when text is NULL. The text must outlive the statement's step. */
+void bp_sq__bind_text(sqlite3_stmt *stmt, int i, const char *text);
+/* Runs a statement that returns no rows; *out_changes (may be NULL) gets the rows it changed. */
+bp_err bp_sq__step_done(struct sqlite_store *st, sqlite3_stmt *stmt, int *out_changes);
+/* Allocated copy of a text column, NULL for SQL NULL. */
+char *bp_sq__col_dup(sqlite3_stmt *stmt, int i);
+/* Runs constant SQL text (ours, never built from input). */
+bp_err bp_sq__exec(struct sqlite_store *st, const char *sql);
+/* Runs a one-row UPDATE or DELETE and finalizes it: BP_ERR_NOT_FOUND when no row matched. */
+bp_err bp_sq__finish_change(struct sqlite_store *st, sqlite3_stmt *stmt);
+/* Runs a "SELECT … WHERE id = ?" and fills out from its one row with read; BP_ERR_NOT_FOUND
+ * when there is none. */
+bp_err bp_sq__get_by_id(struct sqlite_store *st, const char *sql, const char *id,
+                        void (*read)(sqlite3_stmt *, void *), void *out);
+/* Collects every row of stmt into a growing array of elem_size records filled by read. */
+bp_err bp_sq__collect(struct sqlite_store *st, sqlite3_stmt *stmt, size_t elem_size,
+                      void (*read)(sqlite3_stmt *, void *), void (*free_all)(void *, size_t), void **out,
+                      size_t *out_n);
+
+#endif

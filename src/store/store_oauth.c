@@ -1,0 +1,141 @@
+/* OAuth store calls, forwarded to the backend (store-int.h). Record cleanup lives with the
+ * backend-neutral helpers in store_oauth_recs.c. */
+#include "store/store-int.h"
+
+bp_err
+bp_store_client_insert(struct bp_store *s, const struct bp_client_rec *rec)
+{
+    return s->ops->oauth->client_insert(s, rec);
+}
+
+bp_err
+bp_store_client_get(struct bp_store *s, const char *id, struct bp_client_rec *out)
+{
+    return s->ops->oauth->client_get(s, id, out);
+}
+
+bp_err
+bp_store_client_list(struct bp_store *s, struct bp_client_rec **out, size_t *out_n)
+{
+    return s->ops->oauth->client_list(s, out, out_n);
+}
+
+bp_err
+bp_store_client_revoke(struct bp_store *s, const char *id, int64_t now)
+{
+    return s->ops->oauth->client_revoke(s, id, now);
+}
+
+bp_err
+bp_store_client_set_expiry(struct bp_store *s, const char *id, int64_t expires_at)
+{
+    return s->ops->oauth->client_set_expiry(s, id, expires_at);
+}
+
+bp_err
+bp_store_operator_insert(struct bp_store *s, const struct bp_operator_rec *rec)
+{
+    return s->ops->oauth->operator_insert(s, rec);
+}
+
+bp_err
+bp_store_operator_get(struct bp_store *s, const char *id, struct bp_operator_rec *out)
+{
+    return s->ops->oauth->operator_get(s, id, out);
+}
+
+bp_err
+bp_store_operator_get_by_name(struct bp_store *s, const char *name, struct bp_operator_rec *out)
+{
+    return s->ops->oauth->operator_get_by_name(s, name, out);
+}
+
+bp_err
+bp_store_operator_list(struct bp_store *s, struct bp_operator_rec **out, size_t *out_n)
+{
+    return s->ops->oauth->operator_list(s, out, out_n);
+}
+
+bp_err
+bp_store_operator_set_disabled(struct bp_store *s, const char *id, bool disabled, int64_t now)
+{
+    return s->ops->oauth->operator_set_disabled(s, id, disabled, now);
+}
+
+bp_err
+bp_store_operator_set_password(struct bp_store *s, const char *id, const char *hash, int64_t now)
+{
+    return s->ops->oauth->operator_set_password(s, id, hash, now);
+}
+
+bp_err
+bp_store_token_insert(struct bp_store *s, const struct bp_token_rec *rec)
+{
+    return s->ops->oauth->token_insert(s, rec);
+}
+
+bp_err
+bp_store_token_get_by_digest(struct bp_store *s, const unsigned char digest[32], struct bp_token_rec *out)
+{
+    return s->ops->oauth->token_get_by_digest(s, digest, out);
+}
+
+bp_err
+bp_store_token_mark_used(struct bp_store *s, const char *id, int64_t now)
+{
+    return s->ops->oauth->token_mark_used(s, id, now);
+}
+
+bp_err
+bp_store_token_revoke(struct bp_store *s, const char *id, int64_t now)
+{
+    return s->ops->oauth->token_revoke(s, id, now);
+}
+
+bp_err
+bp_store_token_revoke_family(struct bp_store *s, const char *family_id, int64_t now, size_t *out_n)
+{
+    return s->ops->oauth->token_revoke_family(s, family_id, now, out_n);
+}
+
+bp_err
+bp_store_token_list_live(struct bp_store *s, int64_t now, struct bp_live_token **out, size_t *out_n)
+{
+    return s->ops->oauth->token_list_live(s, now, out, out_n);
+}
+
+bp_err
+bp_store_oauth_purge(struct bp_store *s, int64_t before)
+{
+    return s->ops->oauth->purge(s, before);
+}
+
+bp_err
+bp_store_code_insert(struct bp_store *s, const struct bp_code_rec *rec)
+{
+    return s->ops->oauth->code_insert(s, rec);
+}
+
+bp_err
+bp_store_code_take(struct bp_store *s, const unsigned char digest[32], int64_t now, struct bp_code_rec *out)
+{
+    return s->ops->oauth->code_take(s, digest, now, out);
+}
+
+bp_err
+bp_store_session_insert(struct bp_store *s, const struct bp_session_rec *rec)
+{
+    return s->ops->oauth->session_insert(s, rec);
+}
+
+bp_err
+bp_store_session_get(struct bp_store *s, const unsigned char digest[32], struct bp_session_rec *out)
+{
+    return s->ops->oauth->session_get(s, digest, out);
+}
+
+bp_err
+bp_store_session_delete(struct bp_store *s, const unsigned char digest[32])
+{
+    return s->ops->oauth->session_delete(s, digest);
+}

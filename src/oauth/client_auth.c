@@ -1,0 +1,93 @@
+/* Client authentication for /oauth/token, /oauth/revoke and /oauth/introspect (RFC 6749 §2.3.1,
+ * §3.2.1): HTTP Basic or client_id + client_secret in the body, never both. Every failure to
+ * identify a usable client is the same 401 invalid_client answer, so the response does not tell
+ * an unknown client from a wrong secret or a revoked client. */
+#include <string.h>
+
+#include "auth/auth.h"
+#include "lib/alloc.h"
+#include "lib/clock.h"
+#include "lib/secret.h"
+#include "oauth/oauth-int.h"
+#include "store/store.h"
+
+static bp_err
+refuse(struct bp_oauth_response *resp, const char *description)
+{
+    bp_oauth__error(resp, 401, "invalid_client", description);
+    return BP_ERR_INVALID;
+}
+
+static bp_err
+bad_request(struct bp_oauth_response *resp, const char *description)
+{
+    bp_oauth__error(resp, 400, "invalid_request", description);
+    return BP_ERR_INVALID;
+}
+
+/* Looks the client up and checks its secret. The digest is computed before the lookup so that an
+ * unknown client id costs the same work as a wrong secret. */
+static bp_err
+check_client(struct bp_oauth *o, const char *id, const char *secret, struct bp_client_rec *out,
+             struct bp_oauth_response *resp)
+{
+    struct bp_client_rec c = {0};
+    unsigned char digest[BP_DIGEST_LEN];
+    size_t secret_len = strlen(secret);
+    bool well_formed = bp_oauth_token_is_well_formed(BP_CLIENT_SECRET_PREFIX, secret, secret_len);
+    bp_err rc;
+
+    bp_digest(secret, secret_len, digest);
+    rc = bp_store_client_get(o->store, id, &c);
+    if (rc == BP_ERR_NOT_FOUND) {
+        return refuse(resp, "client authentication failed");
+    }
+    if (rc != BP_OK) {
+        bp_oauth__error(resp, 503, "temporarily_unavailable", "the store did not answer");
+        return BP_ERR_INVALID;
+    }
+    if (!bp_ct_equal(digest, c.secret_digest, BP_DIGEST_LEN) || !well_formed ||
+        !bp_oauth__client_is_usable(&c, bp_clock_wall_s())) {
+        bp_client_rec_cleanup(&c);
+        return refuse(resp, "client authentication failed");
+    }
+    *out = c;
+    return BP_OK;
+}
+
+bp_err
+bp_oauth__client_authenticate(struct bp_oauth *o, const struct bp_oauth_request *req,
+                              const struct bp_oauth_form *form, struct bp_client_rec *out,
+                              struct bp_oauth_response *resp)
+{
+    const char *form_id = bp_oauth__form_get(form, "client_id");
+    const char *form_secret = bp_oauth__form_get(form, "client_secret");
+    char *id = NULL;
+    char *secret = NULL;
+    bp_err rc;
+
+    if (req->n_authorization > 1) {
+        return bad_request(resp, "more than one Authorization header");
+    }
+    if (req->authorization == NULL) {
+        if (form_id == NULL || form_secret == NULL) {
+            return refuse(resp, "client authentication required");
+        }
+        return check_client(o, form_id, form_secret, out, resp);
+    }
+    rc = bp_oauth__basic_parse(req->authorization, req->authorization_len, &id, &secret);
+    if (rc != BP_OK) {
+        return refuse(resp, "client authentication failed");
+    }
+    if (form_secret != NULL) {
+        rc = bad_request(resp, "more than one client authentication method");
+    } else if (form_id != NULL && strcmp(form_id, id) != 0) {
+        rc = bad_request(resp, "client_id differs from the authenticated client");
+    } else {
+        rc = check_client(o, id, secret, out, resp);
+    }
+    bp_wipe(secret, strlen(secret));
+    bp_free(secret);
+    bp_free(id);
+    return rc;
+}

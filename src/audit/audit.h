@@ -34,7 +34,14 @@ bp_err bp_audit_start(const struct bp_config *cfg, struct bp_audit **out);
 bp_err bp_audit_submit(struct bp_audit *a, struct bp_audit_rec *rec, void (*done)(void *arg), void *arg);
 /* True when the queue is at its limit: the http module answers 503 instead of forwarding. */
 bool bp_audit_full(const struct bp_audit *a);
-/* Records waiting in the queue (for /metrics). */
+/* Takes one place in the queue for a record that will be submitted later (a request about to be
+ * forwarded), so that record can never be refused. False when the queue is full: answer 503. */
+bool bp_audit_reserve(struct bp_audit *a);
+/* Queues rec into a place taken with bp_audit_reserve: never refused, otherwise like
+ * bp_audit_submit. */
+void bp_audit_submit_reserved(struct bp_audit *a, struct bp_audit_rec *rec, void (*done)(void *arg), void *arg);
+/* Records accepted and not yet durable: queued, plus the batch being committed (for /metrics and
+ * the limit, so a stuck commit cannot hide a growing backlog). */
 size_t bp_audit_depth(const struct bp_audit *a);
 /* Commits everything queued (spooling it if the store fails), calls every pending done, stops
  * the writer and closes its store. NULL is a no-op. */

@@ -1,0 +1,102 @@
+#ifndef BP_AUDIT_AUDIT_INT_H
+#define BP_AUDIT_AUDIT_INT_H
+
+/* Shared between the audit/ files only: the queue object (audit.c), the writer thread
+ * (writer.c), the spool file (spool.c), the retention purge (retention.c) and the warning
+ * rate limiter (ratelimit.c). */
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "audit/audit.h"
+
+struct bp_store;
+struct bp_audit_rec;
+
+/* Records the writer takes per transaction at most. */
+#define BP_AUDIT_BATCH_MAX 1024
+/* How often the writer tries a failed store again. */
+#define BP_AUDIT_RETRY_MS 1000
+
+/* At most one warning per interval; the others are counted and reported with the next one. */
+struct bp_audit_ratelimit {
+    _Atomic int64_t next_ms;
+    _Atomic uint64_t suppressed;
+};
+
+/* True when a warning may be logged now (any thread); *out_suppressed gets how many were held
+ * back since the last one. */
+bool bp_audit__ratelimit_allow(struct bp_audit_ratelimit *rl, int64_t interval_ms, uint64_t *out_suppressed);
+
+/* One queued record and whom to tell when it is durable. */
+struct bp_audit_item {
+    struct bp_audit_rec *rec;
+    void (*done)(void *arg);
+    void *arg;
+    struct bp_audit_item *next;
+};
+
+struct bp_audit_retention;
+
+struct bp_audit {
+    pthread_mutex_t mu;
+    pthread_cond_t wake;            /* the writer: records queued, or stop */
+    struct bp_audit_item *head;     /* FIFO, under mu */
+    struct bp_audit_item *tail;
+    _Atomic size_t depth;           /* items in the FIFO (written under mu, read anywhere) */
+    size_t queue_size;
+    bool stopping;                  /* under mu */
+    bool closed;                    /* under mu: the writer has exited; submit refuses */
+
+    pthread_t writer;
+    bool writer_started;
+
+    /* Writer thread only. */
+    struct bp_store *store;
+    char *spool_path;
+    bool spool_pending;             /* the spool holds records not yet in the store */
+    int64_t retry_at_ms;            /* monotonic: next attempt to import the spool */
+
+    struct bp_audit_retention *retention;
+
+    /* Counters the tests read (bp_audit__stats); written by the writer only. */
+    _Atomic uint64_t n_batches;
+    _Atomic uint64_t n_committed;
+    _Atomic uint64_t n_spooled;
+
+    struct bp_audit_ratelimit shed_warn;
+    struct bp_audit_ratelimit store_warn;
+};
+
+/* The writer thread's body (writer.c): takes batches until stopping and the queue is empty. */
+void *bp_audit__writer_main(void *arg);
+/* Imports the spool into the store if it holds records (writer.c; also used at start). Returns
+ * BP_OK when the spool is empty afterwards. */
+bp_err bp_audit__import_spool(struct bp_audit *a);
+
+/* Appends recs as JSON lines to the file at path (created 0600) and fsyncs it. */
+bp_err bp_audit__spool_append(const char *path, const struct bp_audit_rec *recs, size_t n);
+/* Reads every complete record of the spool at path into *out (free with bp_audit_recs_free).
+ * A missing file is an empty spool. Lines that do not parse (a torn last line after a crash)
+ * are skipped and counted in *out_skipped. */
+bp_err bp_audit__spool_read(const char *path, struct bp_audit_rec **out, size_t *out_n, size_t *out_skipped);
+/* Empties the spool at path (durably). */
+bp_err bp_audit__spool_clear(const char *path);
+
+/* Starts the purge thread (its own store connection on dsn) when retention_days > 0: at once,
+ * then hourly. *out stays NULL when there is nothing to purge. */
+bp_err bp_audit__retention_start(const char *dsn, int retention_days, struct bp_audit_retention **out);
+/* Stops and joins the purge thread (it finishes the chunk in progress). NULL is a no-op. */
+void bp_audit__retention_stop(struct bp_audit_retention *r);
+
+/* Records waiting in the FIFO, not yet taken by the writer (the tests' "writer is busy" signal;
+ * bp_audit_depth also counts the batch being made durable). */
+size_t bp_audit__waiting(const struct bp_audit *a);
+/* Test counters: batches committed, records committed, records spooled. */
+void bp_audit__stats(const struct bp_audit *a, uint64_t *out_batches, uint64_t *out_committed,
+                     uint64_t *out_spooled);
+
+#endif

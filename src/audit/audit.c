@@ -1,0 +1,240 @@
+/* The audit queue: loop threads hand records in, one writer thread (writer.c) takes them out in
+ * batches.
+ *
+ * Threads: bp_audit_submit, bp_audit_full and bp_audit_depth run on any thread; start and stop on
+ * the thread that wires the server. The FIFO and the stopping/closed flags live under mu; depth is
+ * also kept in an atomic so /metrics and the 503 check read it without the lock.
+ *
+ * Lifecycle: start opens the writer's store connection, imports a spool left by an earlier run,
+ * starts the retention thread and the writer. stop marks stopping, lets the writer drain the FIFO
+ * (every pending done is called), joins it and closes the store. A record submitted after the
+ * writer exited is refused like one over the limit: nothing waits forever for a done.
+ *
+ * Policy when full: submit refuses (BP_ERR_LIMIT), counts the record as shed and logs one
+ * rate-limited warning. The http module checks bp_audit_full before forwarding and answers 503,
+ * so a refused record is always one of a request that was not forwarded. */
+#include <stdio.h>
+#include <string.h>
+
+#include "audit/audit-int.h"
+#include "config/config.h"
+#include "core/log.h"
+#include "lib/alloc.h"
+#include "lib/bug.h"
+#include "metrics/metrics.h"
+#include "store/store.h"
+
+#define SHED_WARN_INTERVAL_MS 10000
+
+/* "<db path>.audit-spool" when the config names no spool file. */
+static char *
+spool_path_of(const struct bp_config *cfg)
+{
+    const char *db = cfg->db != NULL ? cfg->db : "./blnkproxy.db";
+    size_t n;
+    char *out;
+
+    if (cfg->audit_spool != NULL) {
+        return bp_strdup(cfg->audit_spool);
+    }
+    if (strncmp(db, "sqlite:", 7) == 0) {
+        db += 7;
+    } else if (strstr(db, "://") != NULL) {
+        /* A server DSN is no file name to put a suffix on. */
+        db = "./blnkproxy";
+    }
+    n = strlen(db) + sizeof(".audit-spool");
+    out = bp_malloc(n);
+    snprintf(out, n, "%s.audit-spool", db);
+    return out;
+}
+
+static size_t
+depth_source(const void *arg)
+{
+    return bp_audit_depth(arg);
+}
+
+static void
+audit_free(struct bp_audit *a)
+{
+    bp_store_close(a->store);
+    bp_free(a->spool_path);
+    pthread_cond_destroy(&a->wake);
+    pthread_mutex_destroy(&a->mu);
+    bp_free(a);
+}
+
+bp_err
+bp_audit_start(const struct bp_config *cfg, struct bp_audit **out)
+{
+    struct bp_audit *a = bp_calloc(1, sizeof(*a));
+    char err[256];
+    bp_err rc;
+
+    pthread_mutex_init(&a->mu, NULL);
+    pthread_cond_init(&a->wake, NULL);
+    a->queue_size = cfg->audit_queue_size > 0 ? (size_t)cfg->audit_queue_size : 65536;
+    a->spool_path = spool_path_of(cfg);
+    rc = bp_store_open(cfg->db != NULL ? cfg->db : "./blnkproxy.db", &a->store, err, sizeof(err));
+    if (rc != BP_OK) {
+        BP_ERROR("audit: cannot open the store", BP_LSTR("reason", err));
+        audit_free(a);
+        return rc;
+    }
+    /* A spool left by an earlier run goes in first, so records stay in order. A store that
+     * fails now is not fatal: the writer keeps retrying, as it would after a failure later. */
+    a->spool_pending = true;
+    (void)bp_audit__import_spool(a);
+    rc = bp_audit__retention_start(cfg->db != NULL ? cfg->db : "./blnkproxy.db", cfg->audit_retention_days,
+                                   &a->retention);
+    if (rc != BP_OK) {
+        audit_free(a);
+        return rc;
+    }
+    if (pthread_create(&a->writer, NULL, bp_audit__writer_main, a) != 0) {
+        BP_ERROR("audit: cannot start the writer thread");
+        bp_audit__retention_stop(a->retention);
+        audit_free(a);
+        return BP_ERR_IO;
+    }
+    a->writer_started = true;
+    bp_metrics_set_audit_depth_source(depth_source, a);
+    *out = a;
+    return BP_OK;
+}
+
+static void
+shed(struct bp_audit *a, struct bp_audit_rec *rec, bool closed)
+{
+    uint64_t suppressed = 0;
+
+    bp_audit_rec_free(rec);
+    bp_metrics_audit_event(BP_METRICS_AUDIT_SHED, 1);
+    if (bp_audit__ratelimit_allow(&a->shed_warn, SHED_WARN_INTERVAL_MS, &suppressed)) {
+        BP_WARN(closed ? "audit: record refused after stop" : "audit: queue full, record shed",
+                BP_LINT("queue_size", a->queue_size), BP_LINT("suppressed", suppressed));
+    }
+}
+
+/* Appends under a->mu. */
+static void
+enqueue(struct bp_audit *a, struct bp_audit_rec *rec, void (*done)(void *arg), void *arg)
+{
+    /* Allocated under the lock only because it is cheap; the FIFO link is what needs it. */
+    struct bp_audit_item *it = bp_malloc(sizeof(*it));
+
+    it->rec = rec;
+    it->done = done;
+    it->arg = arg;
+    it->next = NULL;
+    if (a->tail != NULL) {
+        a->tail->next = it;
+    } else {
+        a->head = it;
+    }
+    a->tail = it;
+    if (a->head == it) {
+        pthread_cond_signal(&a->wake);
+    }
+}
+
+bp_err
+bp_audit_submit(struct bp_audit *a, struct bp_audit_rec *rec, void (*done)(void *arg), void *arg)
+{
+    bool closed;
+
+    BP_BUG_ON(a == NULL || rec == NULL);
+    pthread_mutex_lock(&a->mu);
+    closed = a->closed;
+    if (closed || atomic_load(&a->depth) >= a->queue_size) {
+        pthread_mutex_unlock(&a->mu);
+        shed(a, rec, closed);
+        return BP_ERR_LIMIT;
+    }
+    /* The writer subtracts outside the lock once a batch is durable, hence an atomic add. */
+    atomic_fetch_add(&a->depth, 1);
+    enqueue(a, rec, done, arg);
+    pthread_mutex_unlock(&a->mu);
+    return BP_OK;
+}
+
+bool
+bp_audit_reserve(struct bp_audit *a)
+{
+    bool ok;
+
+    pthread_mutex_lock(&a->mu);
+    ok = !a->closed && atomic_load(&a->depth) < a->queue_size;
+    if (ok) {
+        atomic_fetch_add(&a->depth, 1);
+    }
+    pthread_mutex_unlock(&a->mu);
+    return ok;
+}
+
+void
+bp_audit_submit_reserved(struct bp_audit *a, struct bp_audit_rec *rec, void (*done)(void *arg), void *arg)
+{
+    BP_BUG_ON(a == NULL || rec == NULL);
+    pthread_mutex_lock(&a->mu);
+    /* The server stops (and so stops submitting) before the audit log closes. */
+    BP_BUG_ON(a->closed);
+    enqueue(a, rec, done, arg);
+    pthread_mutex_unlock(&a->mu);
+}
+
+bool
+bp_audit_full(const struct bp_audit *a)
+{
+    return atomic_load(&((struct bp_audit *)a)->depth) >= a->queue_size;
+}
+
+size_t
+bp_audit_depth(const struct bp_audit *a)
+{
+    return atomic_load(&((struct bp_audit *)a)->depth);
+}
+
+void
+bp_audit_stop(struct bp_audit *a)
+{
+    if (a == NULL) {
+        return;
+    }
+    bp_metrics_set_audit_depth_source(NULL, NULL);
+    pthread_mutex_lock(&a->mu);
+    a->stopping = true;
+    pthread_cond_signal(&a->wake);
+    pthread_mutex_unlock(&a->mu);
+    if (a->writer_started) {
+        pthread_join(a->writer, NULL);
+    }
+    bp_audit__retention_stop(a->retention);
+    BP_BUG_ON(a->head != NULL);
+    audit_free(a);
+}
+
+size_t
+bp_audit__waiting(const struct bp_audit *a)
+{
+    struct bp_audit *m = (struct bp_audit *)a;
+    size_t n = 0;
+
+    pthread_mutex_lock(&m->mu);
+    for (const struct bp_audit_item *it = m->head; it != NULL; it = it->next) {
+        n++;
+    }
+    pthread_mutex_unlock(&m->mu);
+    return n;
+}
+
+void
+bp_audit__stats(const struct bp_audit *a, uint64_t *out_batches, uint64_t *out_committed, uint64_t *out_spooled)
+{
+    struct bp_audit *m = (struct bp_audit *)a;
+
+    *out_batches = atomic_load(&m->n_batches);
+    *out_committed = atomic_load(&m->n_committed);
+    *out_spooled = atomic_load(&m->n_spooled);
+}

@@ -1,0 +1,248 @@
+/* The audit writer thread: group commit, then the done callbacks.
+ *
+ * Each turn takes everything queued (at most BP_AUDIT_BATCH_MAX) and inserts it in one
+ * transaction, so one commit (one fsync) covers as many records as arrived while the previous
+ * one ran. A record's done is called only after its batch is durable: committed, or appended to
+ * the spool file and fsynced while the store fails.
+ *
+ * Store failure: the batch goes to the spool, the failure is logged (rate-limited) and counted,
+ * and from then on batches go straight to the spool (keeping their order) until an import of the
+ * spool succeeds; the writer tries one every BP_AUDIT_RETRY_MS. If even the spool cannot be
+ * written, the batch is held and both are retried every second: its done callbacks wait, since
+ * reporting a record durable that is not would be silent loss. Only at stop, with neither the
+ * store nor the spool writable, are records given up — with an error line that counts them. */
+#include <time.h>
+
+#include "audit/audit-int.h"
+#include "core/log.h"
+#include "lib/alloc.h"
+#include "lib/clock.h"
+#include "metrics/metrics.h"
+#include "store/store.h"
+
+#define STORE_WARN_INTERVAL_MS 10000
+
+static void
+warn_store(struct bp_audit *a, const char *msg, size_t records)
+{
+    uint64_t suppressed = 0;
+
+    if (bp_audit__ratelimit_allow(&a->store_warn, STORE_WARN_INTERVAL_MS, &suppressed)) {
+        BP_WARN(msg, BP_LSTR("reason", bp_store_last_error(a->store)), BP_LINT("records", records),
+                BP_LINT("suppressed", suppressed));
+    }
+}
+
+bp_err
+bp_audit__import_spool(struct bp_audit *a)
+{
+    struct bp_audit_rec *recs = NULL;
+    size_t n = 0;
+    size_t skipped = 0;
+    int64_t t0;
+    bp_err rc;
+
+    rc = bp_audit__spool_read(a->spool_path, &recs, &n, &skipped);
+    if (rc != BP_OK) {
+        BP_ERROR("audit: cannot read the spool", BP_LSTR("path", a->spool_path),
+                 BP_LSTR("reason", bp_err_str(rc)));
+        goto retry;
+    }
+    if (skipped > 0) {
+        BP_WARN("audit: unreadable spool lines skipped", BP_LSTR("path", a->spool_path),
+                BP_LINT("lines", skipped));
+    }
+    t0 = bp_clock_mono_us();
+    rc = bp_store_audit_insert(a->store, recs, n);
+    if (rc != BP_OK) {
+        bp_metrics_audit_event(BP_METRICS_AUDIT_STORE_ERROR, 1);
+        warn_store(a, "audit: store still failing, records stay in the spool", n);
+        goto retry;
+    }
+    if (n > 0) {
+        bp_metrics_audit_commit(n, bp_clock_mono_us() - t0);
+        atomic_fetch_add(&a->n_committed, n);
+        atomic_fetch_add(&a->n_batches, 1);
+    }
+    /* A crash between the commit above and this truncation imports these records again on the
+     * next start: a duplicate is the lesser harm than a loss. */
+    rc = bp_audit__spool_clear(a->spool_path);
+    if (rc != BP_OK) {
+        BP_ERROR("audit: cannot empty the spool after importing it", BP_LSTR("path", a->spool_path));
+        goto retry;
+    }
+    if (n > 0) {
+        BP_INFO("audit: spooled records imported", BP_LINT("records", n));
+    }
+    a->spool_pending = false;
+    bp_audit_recs_free(recs, n);
+    return BP_OK;
+
+retry:
+    bp_audit_recs_free(recs, n);
+    a->spool_pending = true;
+    a->retry_at_ms = bp_clock_mono_ms() + BP_AUDIT_RETRY_MS;
+    return rc == BP_OK ? BP_ERR_STORE : rc;
+}
+
+static bool
+try_commit(struct bp_audit *a, struct bp_audit_rec *recs, size_t n)
+{
+    int64_t t0 = bp_clock_mono_us();
+
+    if (bp_store_audit_insert(a->store, recs, n) != BP_OK) {
+        bp_metrics_audit_event(BP_METRICS_AUDIT_STORE_ERROR, 1);
+        warn_store(a, "audit: store failed, records go to the spool", n);
+        a->spool_pending = true;
+        a->retry_at_ms = bp_clock_mono_ms() + BP_AUDIT_RETRY_MS;
+        return false;
+    }
+    /* Counts the records as committed too. */
+    bp_metrics_audit_commit(n, bp_clock_mono_us() - t0);
+    atomic_fetch_add(&a->n_committed, n);
+    atomic_fetch_add(&a->n_batches, 1);
+    return true;
+}
+
+static bool
+stopping(struct bp_audit *a)
+{
+    bool s;
+
+    pthread_mutex_lock(&a->mu);
+    s = a->stopping;
+    pthread_mutex_unlock(&a->mu);
+    return s;
+}
+
+/* Makes recs durable one way or the other; see the file comment for the order of attempts. */
+static void
+persist(struct bp_audit *a, struct bp_audit_rec *recs, size_t n)
+{
+    for (;;) {
+        if (!a->spool_pending && try_commit(a, recs, n)) {
+            return;
+        }
+        if (bp_audit__spool_append(a->spool_path, recs, n) == BP_OK) {
+            bp_metrics_audit_event(BP_METRICS_AUDIT_SPOOLED, n);
+            atomic_fetch_add(&a->n_spooled, n);
+            return;
+        }
+        if (stopping(a)) {
+            BP_ERROR("audit: records lost: neither the store nor the spool can be written",
+                     BP_LSTR("path", a->spool_path), BP_LINT("records", n));
+            return;
+        }
+        warn_store(a, "audit: cannot write the spool either; holding the batch", n);
+        nanosleep(&(struct timespec){.tv_sec = BP_AUDIT_RETRY_MS / 1000}, NULL);
+        /* The store may be back: let try_commit run again. Records already in the spool are
+         * imported first by the main loop, so order is only relaxed for this held batch. */
+        a->spool_pending = false;
+    }
+}
+
+static void
+commit_batch(struct bp_audit *a, struct bp_audit_item *items, size_t n)
+{
+    struct bp_audit_rec *recs = bp_malloc(n * sizeof(*recs));
+    struct bp_audit_item *it = items;
+
+    for (size_t i = 0; i < n; i++, it = it->next) {
+        recs[i] = *it->rec;
+    }
+    persist(a, recs, n);
+    /* recs[i] shares its strings with items' records: free them once, through recs. */
+    for (size_t i = 0; i < n; i++) {
+        bp_audit_rec_cleanup(&recs[i]);
+    }
+    bp_free(recs);
+    while (items != NULL) {
+        struct bp_audit_item *next = items->next;
+        if (items->done != NULL) {
+            items->done(items->arg);
+        }
+        bp_free(items->rec);
+        bp_free(items);
+        items = next;
+    }
+}
+
+/* Waits for work under a->mu; returns with it held. */
+static void
+wait_for_work(struct bp_audit *a)
+{
+    while (a->head == NULL && !a->stopping) {
+        if (a->spool_pending) {
+            int64_t wait_ms = a->retry_at_ms - bp_clock_mono_ms();
+            struct timespec ts;
+
+            if (wait_ms <= 0) {
+                return;
+            }
+            clock_gettime(CLOCK_REALTIME, &ts);
+            ts.tv_sec += wait_ms / 1000;
+            ts.tv_nsec += (wait_ms % 1000) * 1000000L;
+            if (ts.tv_nsec >= 1000000000L) {
+                ts.tv_sec++;
+                ts.tv_nsec -= 1000000000L;
+            }
+            pthread_cond_timedwait(&a->wake, &a->mu, &ts);
+            return;
+        }
+        pthread_cond_wait(&a->wake, &a->mu);
+    }
+}
+
+void *
+bp_audit__writer_main(void *arg)
+{
+    struct bp_audit *a = arg;
+
+    for (;;) {
+        struct bp_audit_item *batch;
+        struct bp_audit_item *last;
+        size_t n = 0;
+        bool done;
+
+        pthread_mutex_lock(&a->mu);
+        wait_for_work(a);
+        batch = a->head;
+        last = NULL;
+        for (struct bp_audit_item *it = batch; it != NULL && n < BP_AUDIT_BATCH_MAX; it = it->next) {
+            last = it;
+            n++;
+        }
+        if (last != NULL) {
+            a->head = last->next;
+            last->next = NULL;
+            if (a->head == NULL) {
+                a->tail = NULL;
+            }
+        }
+        /* Decided under the lock: once closed, submit refuses, so nothing can be left behind. */
+        done = a->stopping && a->head == NULL;
+        if (done) {
+            a->closed = true;
+        }
+        pthread_mutex_unlock(&a->mu);
+
+        if (a->spool_pending && bp_clock_mono_ms() >= a->retry_at_ms) {
+            bp_audit__import_spool(a);
+        }
+        if (n > 0) {
+            commit_batch(a, batch, n);
+            /* Only now: depth counts records accepted but not yet durable, so queue_size also
+             * bounds what waits while a commit is stuck (and the http side answers 503). */
+            atomic_fetch_sub(&a->depth, n);
+        }
+        if (done) {
+            break;
+        }
+    }
+    if (a->spool_pending) {
+        /* One last chance for the store to take the spool before the process exits; if it
+         * fails, the next start imports it. */
+        bp_audit__import_spool(a);
+    }
+    return NULL;
+}

@@ -27,13 +27,19 @@
  *   The body itself is POSTFIELDS (borrowed): curl writes a small one together with the header
  *   block, one send() instead of two and no wait for the socket to become writable again.
  * - The request headers carry Core's secret (X-Blnk-Key): they are never logged. Failure logs
- *   name only the method, the host and curl's code and message. */
+ *   name only the method, the host and curl's code and message.
+ * - Metrics: every failed transfer that reaches its callback is counted once by kind
+ *   (bp_metrics_upstream_error); cancelled ones are not. Sockets to Core are opened and closed
+ *   through our own socket callbacks, so blnkproxy_upstream_connections follows curl's
+ *   connection cache (kept-alive connections included) without asking curl for it. */
 #include "upstream/upstream.h"
 
 #include <pthread.h>
 #include <stdio.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 #include <curl/curl.h>
 #include <event2/event.h>
@@ -41,6 +47,7 @@
 #include "core/log.h"
 #include "lib/alloc.h"
 #include "lib/bug.h"
+#include "metrics/metrics.h"
 
 /* Response headers beyond these are a malformed answer, not something to relay. curl has its own
  * per-line limit; these bound what we keep. */
@@ -263,6 +270,27 @@ xfer_retire(struct bp_upstream_xfer *x)
 }
 
 /* ---- curl per-transfer callbacks (store bytes only; never call user code) ------------------ */
+
+/* curl keeps the close callback with the connection, which may outlive the transfer that opened
+ * it (keep-alive cache) and even the multi's last transfer (closed in curl_multi_cleanup): so
+ * neither callback takes a pointer to anything of ours. */
+static curl_socket_t
+on_open_socket(void *clientp, curlsocktype purpose, struct curl_sockaddr *addr)
+{
+    curl_socket_t fd = socket(addr->family, addr->socktype | SOCK_CLOEXEC, addr->protocol);
+
+    if (fd != CURL_SOCKET_BAD) {
+        bp_metrics_upstream_conns_add(1);
+    }
+    return fd;
+}
+
+static int
+on_close_socket(void *clientp, curl_socket_t fd)
+{
+    bp_metrics_upstream_conns_add(-1);
+    return close(fd);
+}
 
 /* curl calls this each time it is about to send the request on a connection. A second call is
  * curl retrying on a fresh connection after the first one died: the body may already have
@@ -532,6 +560,50 @@ log_failure(struct bp_upstream_xfer *x, bp_err rc, CURLcode code)
     curl_url_cleanup(h);
 }
 
+/* The metrics kind of a failed transfer. A refused resend means the kept-alive connection died
+ * under the request, which is a reset; going over our own limits is "other". */
+static enum bp_metrics_upstream_error
+classify_failure(const struct bp_upstream_xfer *x, CURLcode code)
+{
+    if (x->too_large || x->headers_overflow) {
+        return BP_METRICS_UPSTREAM_OTHER;
+    }
+    if (x->resend_refused) {
+        return BP_METRICS_UPSTREAM_RESET;
+    }
+    switch (code) {
+    case CURLE_COULDNT_CONNECT:
+    case CURLE_COULDNT_RESOLVE_HOST:
+    case CURLE_COULDNT_RESOLVE_PROXY:
+        return BP_METRICS_UPSTREAM_CONNECT;
+    case CURLE_OPERATION_TIMEDOUT:
+        return BP_METRICS_UPSTREAM_TIMEOUT;
+    case CURLE_RECV_ERROR:
+    case CURLE_SEND_ERROR:
+    case CURLE_GOT_NOTHING:
+    case CURLE_PARTIAL_FILE:
+        return BP_METRICS_UPSTREAM_RESET;
+    case CURLE_SSL_CONNECT_ERROR:
+    case CURLE_SSL_ENGINE_NOTFOUND:
+    case CURLE_SSL_ENGINE_SETFAILED:
+    case CURLE_SSL_CERTPROBLEM:
+    case CURLE_SSL_CIPHER:
+    case CURLE_PEER_FAILED_VERIFICATION:
+    case CURLE_SSL_ENGINE_INITFAILED:
+    case CURLE_SSL_CACERT_BADFILE:
+    case CURLE_SSL_SHUTDOWN_FAILED:
+    case CURLE_SSL_CRL_BADFILE:
+    case CURLE_SSL_ISSUER_ERROR:
+    case CURLE_SSL_PINNEDPUBKEYNOTMATCH:
+    case CURLE_SSL_INVALIDCERTSTATUS:
+    case CURLE_SSL_CLIENTCERT:
+    case CURLE_USE_SSL_FAILED:
+        return BP_METRICS_UPSTREAM_TLS;
+    default:
+        return BP_METRICS_UPSTREAM_OTHER;
+    }
+}
+
 /* Reports the end of a transfer to its owner and retires it. Called only from a dispatch. */
 static void
 finish(struct bp_upstream_xfer *x, CURLcode code)
@@ -552,6 +624,7 @@ finish(struct bp_upstream_xfer *x, CURLcode code)
         resp = &x->resp;
     } else {
         log_failure(x, rc, code);
+        bp_metrics_upstream_error(classify_failure(x, code));
     }
     if (x->state == XFER_RUNNING) {
         curl_multi_remove_handle(x->u->multi, x->easy);
@@ -1047,6 +1120,10 @@ configure_easy(struct bp_upstream_xfer *x, const struct bp_upstream_req *req)
     SET(CURLOPT_HTTP_VERSION, (long)CURL_HTTP_VERSION_1_1);
     SET(CURLOPT_PATH_AS_IS, 1L);
     SET(CURLOPT_TCP_NODELAY, 1L);
+    SET(CURLOPT_OPENSOCKETFUNCTION, on_open_socket);
+    SET(CURLOPT_OPENSOCKETDATA, NULL);
+    SET(CURLOPT_CLOSESOCKETFUNCTION, on_close_socket);
+    SET(CURLOPT_CLOSESOCKETDATA, NULL);
     SET(CURLOPT_CONNECTTIMEOUT_MS, (long)o->connect_timeout_ms);
     SET(CURLOPT_TIMEOUT_MS, (long)o->total_timeout_ms);
     SET(CURLOPT_SSL_VERIFYPEER, 1L);

@@ -1,0 +1,454 @@
+/* The Prometheus text exposition (format 0.0.4) of the process metrics.
+ *
+ * Runs on any thread while loop threads keep counting: it sums the shards with relaxed loads,
+ * so one scrape may see a request in one counter and not yet in another, which Prometheus
+ * tolerates; each histogram's _count is the sum of its own buckets, so the +Inf bucket and
+ * _count always agree. Label sets are merged across shards and sorted, so the text is stable.
+ * Every family gets one # HELP and one # TYPE line; the fixed-label series (auth reasons,
+ * upstream error kinds, audit outcomes) are always written, 0 when nothing happened. */
+#include "metrics/metrics.h"
+
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "lib/alloc.h"
+#include "lib/buf.h"
+#include "metrics/metrics-int.h"
+
+#define P "blnkproxy_"
+
+struct row {
+    const char *group;
+    const char *instance;
+    unsigned method;
+    unsigned cls;
+    uint64_t count;
+};
+
+struct hist_sum {
+    uint64_t buckets[BP_METRICS_N_BOUNDS + 1];
+    uint64_t sum_us;
+};
+
+struct group_row {
+    const char *name;
+    struct hist_sum req;
+    struct hist_sum up;
+};
+
+/* ---- text helpers ---------------------------------------------------------------------------- */
+
+/* A full buffer truncates the exposition; bp_buf keeps what fitted, and the caller sized it. */
+static void
+put(struct bp_buf *b, const char *s)
+{
+    (void)bp_buf_append_str(b, s);
+}
+
+__attribute__((format(printf, 2, 3))) static void
+putf(struct bp_buf *b, const char *fmt, ...)
+{
+    char tmp[256];
+    va_list ap;
+    int n;
+
+    va_start(ap, fmt);
+    n = vsnprintf(tmp, sizeof(tmp), fmt, ap);
+    va_end(ap);
+    if (n > 0) {
+        (void)bp_buf_append(b, tmp, (size_t)n < sizeof(tmp) ? (size_t)n : sizeof(tmp) - 1);
+    }
+}
+
+/* Label value escaping of the text format: backslash, double quote and line feed. */
+static void
+put_label(struct bp_buf *b, const char *v)
+{
+    const char *run = v;
+
+    for (const char *p = v; *p != '\0'; p++) {
+        const char *esc = NULL;
+        if (*p == '\\') {
+            esc = "\\\\";
+        } else if (*p == '"') {
+            esc = "\\\"";
+        } else if (*p == '\n') {
+            esc = "\\n";
+        }
+        if (esc != NULL) {
+            (void)bp_buf_append(b, run, (size_t)(p - run));
+            put(b, esc);
+            run = p + 1;
+        }
+    }
+    put(b, run);
+}
+
+static void
+family(struct bp_buf *b, const char *name, const char *type, const char *help)
+{
+    putf(b, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
+}
+
+/* Microseconds as decimal seconds, exactly (no floating point rounding). */
+static void
+put_seconds(struct bp_buf *b, uint64_t us)
+{
+    putf(b, "%" PRIu64 ".%06" PRIu64, us / 1000000, us % 1000000);
+}
+
+/* ---- reading shards --------------------------------------------------------------------------- */
+
+static uint64_t
+ld(_Atomic uint64_t *a)
+{
+    return atomic_load_explicit(a, memory_order_relaxed);
+}
+
+static void
+hist_add(struct hist_sum *out, struct bp_metrics__hist *h)
+{
+    for (size_t i = 0; i <= BP_METRICS_N_BOUNDS; i++) {
+        out->buckets[i] += ld(&h->buckets[i]);
+    }
+    out->sum_us += ld(&h->sum_us);
+}
+
+static int
+row_cmp(const void *a, const void *b)
+{
+    const struct row *x = a;
+    const struct row *y = b;
+    int c = strcmp(x->group, y->group);
+
+    if (c != 0) {
+        return c;
+    }
+    if (x->method != y->method) {
+        return x->method < y->method ? -1 : 1;
+    }
+    if (x->cls != y->cls) {
+        return x->cls < y->cls ? -1 : 1;
+    }
+    return strcmp(x->instance, y->instance);
+}
+
+/* Every request series of every shard, merged by label set and sorted. */
+static struct row *
+collect_rows(struct bp_metrics__state *m, size_t *out_n)
+{
+    size_t cap = 64;
+    size_t n = 0;
+    size_t merged = 0;
+    struct row *rows = bp_malloc(cap * sizeof(*rows));
+
+    for (int si = 0; m != NULL && si <= m->n_shards; si++) {
+        struct bp_metrics__shard *s = &m->shards[si];
+        for (size_t i = 0; i < BP_METRICS_SERIES_SLOTS + BP_METRICS_N_METHODS * BP_METRICS_N_CLASSES; i++) {
+            struct row r;
+            if (i < BP_METRICS_SERIES_SLOTS) {
+                struct bp_metrics__series *p = atomic_load_explicit(&s->series[i], memory_order_acquire);
+                if (p == NULL) {
+                    continue;
+                }
+                r = (struct row){p->group, p->instance, p->method, p->cls, ld(&p->count)};
+            } else {
+                size_t k = i - BP_METRICS_SERIES_SLOTS;
+                unsigned mi = (unsigned)(k / BP_METRICS_N_CLASSES);
+                unsigned ci = (unsigned)(k % BP_METRICS_N_CLASSES);
+                uint64_t c = ld(&s->overflow[mi][ci]);
+                if (c == 0) {
+                    continue;
+                }
+                r = (struct row){"other", "other", mi, ci, c};
+            }
+            if (n == cap) {
+                cap *= 2;
+                rows = bp_realloc(rows, cap * sizeof(*rows));
+            }
+            rows[n++] = r;
+        }
+    }
+    if (n > 0) {
+        qsort(rows, n, sizeof(*rows), row_cmp);
+    }
+    for (size_t i = 0; i < n; i++) {
+        if (merged > 0 && row_cmp(&rows[merged - 1], &rows[i]) == 0) {
+            rows[merged - 1].count += rows[i].count;
+        } else {
+            rows[merged++] = rows[i];
+        }
+    }
+    *out_n = merged;
+    return rows;
+}
+
+static int
+group_cmp(const void *a, const void *b)
+{
+    return strcmp(((const struct group_row *)a)->name, ((const struct group_row *)b)->name);
+}
+
+static struct group_row *
+group_row_get(struct group_row **rows, size_t *n, size_t *cap, const char *name)
+{
+    for (size_t i = 0; i < *n; i++) {
+        if (strcmp((*rows)[i].name, name) == 0) {
+            return &(*rows)[i];
+        }
+    }
+    if (*n == *cap) {
+        *cap = *cap ? *cap * 2 : 16;
+        *rows = bp_realloc(*rows, *cap * sizeof(**rows));
+    }
+    memset(&(*rows)[*n], 0, sizeof(**rows));
+    (*rows)[*n].name = name;
+    return &(*rows)[(*n)++];
+}
+
+static void
+group_collect_one(struct group_row **rows, size_t *n, size_t *cap, struct bp_metrics__group *g)
+{
+    struct group_row *r = group_row_get(rows, n, cap, g->name);
+
+    hist_add(&r->req, &g->req);
+    hist_add(&r->up, &g->up);
+}
+
+/* Histograms by group, merged across shards and sorted by name. Groups are few (route
+ * categories), so a linear merge is fine. */
+static struct group_row *
+collect_groups(struct bp_metrics__state *m, size_t *out_n)
+{
+    struct group_row *rows = NULL;
+    size_t n = 0;
+    size_t cap = 0;
+
+    for (int si = 0; m != NULL && si <= m->n_shards; si++) {
+        struct bp_metrics__shard *s = &m->shards[si];
+        struct bp_metrics__group *other = s->group_other;
+        uint64_t used = 0;
+        for (size_t i = 0; i < BP_METRICS_GROUP_SLOTS; i++) {
+            struct bp_metrics__group *g = atomic_load_explicit(&s->groups[i], memory_order_acquire);
+            if (g != NULL) {
+                group_collect_one(&rows, &n, &cap, g);
+            }
+        }
+        for (size_t i = 0; i <= BP_METRICS_N_BOUNDS; i++) {
+            used += ld(&other->req.buckets[i]);
+        }
+        if (used > 0) {
+            group_collect_one(&rows, &n, &cap, other);
+        }
+    }
+    if (n > 0) {
+        qsort(rows, n, sizeof(*rows), group_cmp);
+    }
+    *out_n = n;
+    return rows;
+}
+
+/* ---- writing families ------------------------------------------------------------------------- */
+
+/* One histogram's series; label is "" or `name="escaped",` text to put before le. */
+static void
+put_hist(struct bp_buf *b, const char *name, const char *label_name, const char *label_value,
+         const struct hist_sum *h)
+{
+    uint64_t cum = 0;
+
+    for (size_t i = 0; i <= BP_METRICS_N_BOUNDS; i++) {
+        cum += h->buckets[i];
+        putf(b, "%s_bucket{", name);
+        if (label_name != NULL) {
+            putf(b, "%s=\"", label_name);
+            put_label(b, label_value);
+            put(b, "\",");
+        }
+        putf(b, "le=\"%s\"} %" PRIu64 "\n", i < BP_METRICS_N_BOUNDS ? bp_metrics__bound_text[i] : "+Inf",
+             cum);
+    }
+    putf(b, "%s_sum", name);
+    if (label_name != NULL) {
+        putf(b, "{%s=\"", label_name);
+        put_label(b, label_value);
+        put(b, "\"}");
+    }
+    put(b, " ");
+    put_seconds(b, h->sum_us);
+    putf(b, "\n%s_count", name);
+    if (label_name != NULL) {
+        putf(b, "{%s=\"", label_name);
+        put_label(b, label_value);
+        put(b, "\"}");
+    }
+    putf(b, " %" PRIu64 "\n", cum);
+}
+
+static void
+render_requests(struct bp_buf *b, struct bp_metrics__state *m)
+{
+    size_t n = 0;
+    struct row *rows = collect_rows(m, &n);
+    size_t ng = 0;
+    struct group_row *groups = collect_groups(m, &ng);
+
+    family(b, P "requests_total", "counter",
+           "Finished requests by route group (the route category of a /proxy/ request, \"none\" when no "
+           "route matched), method, status class and instance.");
+    for (size_t i = 0; i < n; i++) {
+        put(b, P "requests_total{group=\"");
+        put_label(b, rows[i].group);
+        putf(b, "\",method=\"%s\",status_class=\"%s\",instance=\"", bp_metrics__methods[rows[i].method],
+             bp_metrics__classes[rows[i].cls]);
+        put_label(b, rows[i].instance);
+        putf(b, "\"} %" PRIu64 "\n", rows[i].count);
+    }
+    family(b, P "request_duration_seconds", "histogram",
+           "Time from a request's arrival to its response, by route group.");
+    for (size_t i = 0; i < ng; i++) {
+        put_hist(b, P "request_duration_seconds", "group", groups[i].name, &groups[i].req);
+    }
+    family(b, P "upstream_duration_seconds", "histogram",
+           "Time Core took to answer forwarded requests, by route group.");
+    for (size_t i = 0; i < ng; i++) {
+        uint64_t c = 0;
+        for (size_t k = 0; k <= BP_METRICS_N_BOUNDS; k++) {
+            c += groups[i].up.buckets[k];
+        }
+        /* A group that was never forwarded (every request refused) has no upstream series. */
+        if (c > 0) {
+            put_hist(b, P "upstream_duration_seconds", "group", groups[i].name, &groups[i].up);
+        }
+    }
+    bp_free(rows);
+    bp_free(groups);
+}
+
+struct fixed_sums {
+    uint64_t auth[BP_METRICS_AUTH__COUNT];
+    uint64_t upstream_err[BP_METRICS_UPSTREAM__COUNT];
+    uint64_t audit[BP_METRICS_AUDIT__COUNT];
+    struct hist_sum audit_commit;
+    int64_t client_conns;
+    int64_t upstream_conns;
+};
+
+static void
+sum_fixed(struct bp_metrics__state *m, struct fixed_sums *f)
+{
+    memset(f, 0, sizeof(*f));
+    for (int si = 0; m != NULL && si <= m->n_shards; si++) {
+        struct bp_metrics__shard *s = &m->shards[si];
+        for (size_t i = 0; i < BP_METRICS_AUTH__COUNT; i++) {
+            f->auth[i] += ld(&s->auth[i]);
+        }
+        for (size_t i = 0; i < BP_METRICS_UPSTREAM__COUNT; i++) {
+            f->upstream_err[i] += ld(&s->upstream_err[i]);
+        }
+        for (size_t i = 0; i < BP_METRICS_AUDIT__COUNT; i++) {
+            f->audit[i] += ld(&s->audit[i]);
+        }
+        hist_add(&f->audit_commit, &s->audit_commit);
+        f->client_conns += atomic_load_explicit(&s->client_conns, memory_order_relaxed);
+        f->upstream_conns += atomic_load_explicit(&s->upstream_conns, memory_order_relaxed);
+    }
+    /* Shards count deltas, so a read between an open on one thread and the matching close on
+     * another could dip below zero for an instant; a gauge of connections never does. */
+    if (f->client_conns < 0) {
+        f->client_conns = 0;
+    }
+    if (f->upstream_conns < 0) {
+        f->upstream_conns = 0;
+    }
+}
+
+static void
+render_fixed(struct bp_buf *b, const struct fixed_sums *f)
+{
+    static const char *const auth[BP_METRICS_AUTH__COUNT] = {"missing", "unknown", "expired",
+                                                             "revoked", "scope",   "instance"};
+    static const char *const up[BP_METRICS_UPSTREAM__COUNT] = {"connect", "timeout", "reset", "tls", "other"};
+
+    family(b, P "upstream_errors_total", "counter",
+           "Requests to Core that failed without an answer, by kind.");
+    for (size_t i = 0; i < BP_METRICS_UPSTREAM__COUNT; i++) {
+        putf(b, P "upstream_errors_total{kind=\"%s\"} %" PRIu64 "\n", up[i], f->upstream_err[i]);
+    }
+    family(b, P "auth_failures_total", "counter",
+           "Requests refused by authentication or authorisation, by reason.");
+    for (size_t i = 0; i < BP_METRICS_AUTH__COUNT; i++) {
+        putf(b, P "auth_failures_total{reason=\"%s\"} %" PRIu64 "\n", auth[i], f->auth[i]);
+    }
+    family(b, P "client_connections", "gauge", "Open client connections.");
+    putf(b, P "client_connections %" PRId64 "\n", f->client_conns);
+    family(b, P "upstream_connections", "gauge", "Open connections to Blnk Core instances.");
+    putf(b, P "upstream_connections %" PRId64 "\n", f->upstream_conns);
+}
+
+static void
+render_audit(struct bp_buf *b, const struct fixed_sums *f)
+{
+    size_t depth = 0;
+
+    if (bp_metrics__audit_depth(&depth)) {
+        family(b, P "audit_queue_depth", "gauge", "Audit records waiting to be committed.");
+        putf(b, P "audit_queue_depth %zu\n", depth);
+    }
+    family(b, P "audit_commit_duration_seconds", "histogram", "Time to commit one batch of audit records.");
+    put_hist(b, P "audit_commit_duration_seconds", NULL, NULL, &f->audit_commit);
+    family(b, P "audit_records_total", "counter",
+           "Audit records by outcome: committed to the store, spooled to disk while the store failed, "
+           "or shed because the queue was full.");
+    putf(b, P "audit_records_total{outcome=\"committed\"} %" PRIu64 "\n",
+         f->audit[BP_METRICS_AUDIT_COMMITTED]);
+    putf(b, P "audit_records_total{outcome=\"spooled\"} %" PRIu64 "\n", f->audit[BP_METRICS_AUDIT_SPOOLED]);
+    putf(b, P "audit_records_total{outcome=\"shed\"} %" PRIu64 "\n", f->audit[BP_METRICS_AUDIT_SHED]);
+    family(b, P "audit_store_errors_total", "counter",
+           "Failed attempts to commit audit records to the store.");
+    putf(b, P "audit_store_errors_total %" PRIu64 "\n", f->audit[BP_METRICS_AUDIT_STORE_ERROR]);
+}
+
+static void
+render_process(struct bp_buf *b, struct bp_metrics__state *m)
+{
+    family(b, P "build_info", "gauge", "Build information; the value is always 1.");
+    put(b, P "build_info{version=\"");
+    put_label(b, BP_VERSION);
+    put(b, "\"} 1\n");
+    if (m != NULL) {
+        family(b, "process_start_time_seconds", "gauge",
+               "Start time of the process since the Unix epoch in seconds.");
+        put(b, "process_start_time_seconds ");
+        put_seconds(b, m->start_wall_us > 0 ? (uint64_t)m->start_wall_us : 0);
+        put(b, "\n");
+    }
+}
+
+static void
+render_tables(struct bp_buf *b)
+{
+    family(b, P "credentials", "gauge", "Credentials (API keys and OAuth clients) in the published table.");
+    putf(b, P "credentials %" PRIu64 "\n", atomic_load(&bp_metrics__credentials));
+    family(b, P "instances", "gauge", "Blnk Core instances in the published table.");
+    putf(b, P "instances %" PRIu64 "\n", atomic_load(&bp_metrics__instances));
+    family(b, P "table_reloads_total", "counter", "Credential and instance tables published since start.");
+    putf(b, P "table_reloads_total %" PRIu64 "\n", atomic_load(&bp_metrics__reloads));
+}
+
+void
+bp_metrics_render(struct bp_buf *out)
+{
+    struct bp_metrics__state *m = atomic_load_explicit(&bp_metrics__g, memory_order_acquire);
+    struct fixed_sums f;
+
+    sum_fixed(m, &f);
+    render_process(out, m);
+    render_requests(out, m);
+    render_fixed(out, &f);
+    render_audit(out, &f);
+    render_tables(out);
+}

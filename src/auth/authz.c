@@ -5,11 +5,9 @@
 #include <string.h>
 
 #include "lib/str.h"
+#include "oauth/oauth.h"
 #include "router/router.h"
 #include "tables/tables.h"
-
-#define OAUTH_ACCESS_PREFIX "blnk_at_"
-#define OAUTH_REFRESH_PREFIX "blnk_rt_"
 
 static bool
 has_prefix(const char *s, size_t len, const char *prefix)
@@ -18,25 +16,105 @@ has_prefix(const char *s, size_t len, const char *prefix)
     return len >= n && memcmp(s, prefix, n) == 0;
 }
 
+/* prefix + exactly BP_OAUTH_TOKEN_HEX_LEN lowercase hex digits (the prefix is already checked). */
+static bool
+token_is_well_formed(const char *tok, size_t len)
+{
+    if (len != BP_OAUTH_TOKEN_LEN) {
+        return false;
+    }
+    for (size_t i = BP_OAUTH_TOKEN_LEN - BP_OAUTH_TOKEN_HEX_LEN; i < len; i++) {
+        char c = tok[i];
+        if (!((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f'))) {
+            return false;
+        }
+    }
+    return true;
+}
+
+static bp_err
+refuse(bp_err rc, enum bp_auth_failure reason, const struct bp_cred *c, const struct bp_cred **out,
+       enum bp_auth_failure *why)
+{
+    *out = c;
+    if (why != NULL) {
+        *why = reason;
+    }
+    return rc;
+}
+
+/* An OAuth access token: only BP_CRED_ACCESS_TOKEN entries match, and every refusal is the one
+ * code RFC 6750 §3.1 calls invalid_token. */
+static bp_err
+authenticate_token(const struct bp_tables *t, const char *tok, size_t len, int64_t now_s,
+                   const struct bp_cred **out, enum bp_auth_failure *why)
+{
+    unsigned char digest[BP_DIGEST_LEN];
+    const struct bp_cred *c;
+
+    if (!token_is_well_formed(tok, len)) {
+        return refuse(BP_ERR_AUTH_INVALID_TOKEN, BP_AUTH_FAIL_UNKNOWN, NULL, out, why);
+    }
+    bp_digest(tok, len, digest);
+    c = bp_tables_find_cred(t, digest);
+    if (c == NULL || c->kind != BP_CRED_ACCESS_TOKEN) {
+        return refuse(BP_ERR_AUTH_INVALID_TOKEN, BP_AUTH_FAIL_UNKNOWN, NULL, out, why);
+    }
+    if (c->revoked) {
+        return refuse(BP_ERR_AUTH_INVALID_TOKEN, BP_AUTH_FAIL_REVOKED, c, out, why);
+    }
+    /* The table is rebuilt on store changes, not on the clock: expiry is decided here. */
+    if (c->expires_at != 0 && now_s >= c->expires_at) {
+        return refuse(BP_ERR_AUTH_INVALID_TOKEN, BP_AUTH_FAIL_EXPIRED, c, out, why);
+    }
+    *out = c;
+    return BP_OK;
+}
+
+static bp_err
+authenticate_key(const struct bp_tables *t, const char *tok, size_t len, int64_t now_s, const struct bp_cred **out,
+                 enum bp_auth_failure *why)
+{
+    unsigned char digest[BP_DIGEST_LEN];
+    const struct bp_cred *c;
+
+    if (!bp_apikey_is_well_formed(tok, len)) {
+        return refuse(BP_ERR_AUTH_INVALID_KEY, BP_AUTH_FAIL_UNKNOWN, NULL, out, why);
+    }
+    bp_digest(tok, len, digest);
+    c = bp_tables_find_cred(t, digest);
+    if (c == NULL || c->kind != BP_CRED_API_KEY) {
+        return refuse(BP_ERR_AUTH_INVALID_KEY, BP_AUTH_FAIL_UNKNOWN, NULL, out, why);
+    }
+    if (c->revoked) {
+        return refuse(BP_ERR_AUTH_INVALID_KEY, BP_AUTH_FAIL_REVOKED, c, out, why);
+    }
+    if (c->expires_at != 0 && now_s >= c->expires_at) {
+        return refuse(BP_ERR_AUTH_EXPIRED_KEY, BP_AUTH_FAIL_EXPIRED, c, out, why);
+    }
+    *out = c;
+    return BP_OK;
+}
+
 bp_err
 bp_auth_authenticate(const struct bp_tables *t, const char *value, size_t len, size_t n_headers,
                      int64_t now_s, const struct bp_cred **out, enum bp_auth_failure *why)
 {
-    const struct bp_cred *c;
-    unsigned char digest[BP_DIGEST_LEN];
+    const struct bp_cred *c = NULL;
     const char *tok;
     size_t tok_len;
     size_t i = 0;
+    bp_err rc;
 
     if (n_headers == 0) {
-        return BP_ERR_AUTH_MISSING;
+        return refuse(BP_ERR_AUTH_MISSING, BP_AUTH_FAIL_MISSING, NULL, out, why);
     }
     if (n_headers > 1) {
-        return BP_ERR_AUTH_INVALID_KEY;
+        return refuse(BP_ERR_AUTH_INVALID_KEY, BP_AUTH_FAIL_UNKNOWN, NULL, out, why);
     }
     /* RFC 6750 §2.1: "Bearer" (case-insensitive scheme), one or more spaces, the token. */
     if (len < 7 || !bp_str_ieq(value, 6, "bearer") || value[6] != ' ') {
-        return BP_ERR_AUTH_INVALID_KEY;
+        return refuse(BP_ERR_AUTH_INVALID_KEY, BP_AUTH_FAIL_UNKNOWN, NULL, out, why);
     }
     i = 7;
     while (i < len && value[i] == ' ') {
@@ -45,27 +123,28 @@ bp_auth_authenticate(const struct bp_tables *t, const char *value, size_t len, s
     tok = value + i;
     tok_len = len - i;
     if (tok_len == 0) {
-        return BP_ERR_AUTH_MISSING;
+        return refuse(BP_ERR_AUTH_MISSING, BP_AUTH_FAIL_MISSING, NULL, out, why);
     }
-    if (has_prefix(tok, tok_len, OAUTH_ACCESS_PREFIX) || has_prefix(tok, tok_len, OAUTH_REFRESH_PREFIX)) {
-        /* OAuth tokens are issued by a later module; until then none is valid. */
-        return BP_ERR_AUTH_INVALID_TOKEN;
+    if (has_prefix(tok, tok_len, BP_REFRESH_TOKEN_PREFIX)) {
+        /* A refresh token is for /oauth/token only; it never authorises a request. */
+        return refuse(BP_ERR_AUTH_INVALID_TOKEN, BP_AUTH_FAIL_UNKNOWN, NULL, out, why);
     }
-    if (!bp_apikey_is_well_formed(tok, tok_len)) {
-        return BP_ERR_AUTH_INVALID_KEY;
+    if (has_prefix(tok, tok_len, BP_ACCESS_TOKEN_PREFIX)) {
+        rc = authenticate_token(t, tok, tok_len, now_s, &c, why);
+    } else {
+        rc = authenticate_key(t, tok, tok_len, now_s, &c, why);
     }
-    bp_digest(tok, tok_len, digest);
-    c = bp_tables_find_cred(t, digest);
-    if (c == NULL || c->revoked) {
-        return BP_ERR_AUTH_INVALID_KEY;
-    }
-    if (c->expires_at != 0 && now_s >= c->expires_at) {
-        return BP_ERR_AUTH_EXPIRED_KEY;
+    if (rc != BP_OK) {
+        *out = c;
+        return rc;
     }
     /* The tables are shared read-only; used_at is the one field meant to be written, relaxed,
      * and flushed to the store in batches by the watcher. */
     atomic_store_explicit(&((struct bp_cred *)c)->used_at, now_s, memory_order_relaxed);
     *out = c;
+    if (why != NULL) {
+        *why = BP_AUTH_FAIL_NONE;
+    }
     return BP_OK;
 }
 

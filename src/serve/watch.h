@@ -7,8 +7,9 @@
 
 /* The change watcher: one thread that polls the store for external commits (SQLite
  * PRAGMA data_version), rebuilds and publishes the credential and instance tables within the
- * reload interval (DESIGN §5: ≤ 2 s), flushes last-used stamps in batches, and reports store
- * readiness. It owns its own store connection; nothing else touches it. */
+ * reload interval (DESIGN §5: ≤ 2 s), flushes last-used stamps in batches, purges expired OAuth
+ * rows about once an hour, and reports store readiness. It owns its own store connection;
+ * nothing else touches it. */
 
 struct bp_store;
 struct bp_server;

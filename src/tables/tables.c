@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "lib/alloc.h"
+#include "lib/bug.h"
 #include "lib/secret.h"
 #include "auth/auth.h"
 
@@ -36,6 +37,8 @@ tables_free(struct bp_tables *t)
     for (size_t i = 0; i < t->n_creds; i++) {
         struct bp_cred *c = &t->creds[i];
         bp_free(c->id);
+        bp_free(c->actor_id);
+        bp_free(c->name);
         for (size_t k = 0; k < c->n_instances; k++) {
             bp_free(c->instances[k]);
         }
@@ -95,44 +98,91 @@ cmp_instance(const void *a, const void *b)
     return strcmp(x->id, y->id);
 }
 
+/* Fills the index slot for the credential just written at t->creds[t->n_creds]. */
+static void
+index_cred(struct bp_tables *t)
+{
+    size_t slot = (size_t)digest_hash(t->creds[t->n_creds].digest) & (t->index_cap - 1);
+
+    while (t->cred_index[slot] != 0) {
+        slot = (slot + 1) & (t->index_cap - 1);
+    }
+    t->cred_index[slot] = (uint32_t)(t->n_creds + 1);
+    t->n_creds++;
+}
+
+static void
+add_key(struct bp_tables *t, const struct bp_key_rec *k)
+{
+    struct bp_cred *c = &t->creds[t->n_creds];
+    unsigned bits = 0;
+
+    if (k->scopes == NULL || bp_scopes_parse(k->scopes, &bits) != BP_OK) {
+        return; /* a row the CLI would never write; refuse it rather than guess */
+    }
+    c->kind = BP_CRED_API_KEY;
+    c->id = bp_strdup(k->id);
+    c->actor_id = bp_strdup(k->id);
+    c->name = bp_strdup(k->name ? k->name : "");
+    memcpy(c->digest, k->digest, sizeof(c->digest));
+    c->scopes = bits;
+    c->expires_at = k->expires_at;
+    c->revoked = k->revoked;
+    atomic_init(&c->used_at, 0);
+    /* An empty list restricts the key to no instance: a restriction never fails open. */
+    if (k->instances != NULL) {
+        split_instances(k->instances, c);
+    }
+    index_cred(t);
+}
+
+static void
+add_token(struct bp_tables *t, const struct bp_live_token *tok)
+{
+    struct bp_cred *c = &t->creds[t->n_creds];
+    unsigned bits = 0;
+
+    if (tok->scopes == NULL || bp_scopes_parse(tok->scopes, &bits) != BP_OK) {
+        return;
+    }
+    c->kind = BP_CRED_ACCESS_TOKEN;
+    c->id = bp_strdup(tok->id);
+    c->actor_id = bp_strdup(tok->client_id);
+    c->name = bp_strdup(tok->client_name ? tok->client_name : "");
+    memcpy(c->digest, tok->digest, sizeof(c->digest));
+    c->scopes = bits;
+    c->expires_at = tok->expires_at;
+    /* Revoked tokens, and tokens of revoked clients, are not live: they never get here. */
+    c->revoked = false;
+    atomic_init(&c->used_at, 0);
+    /* The client's restriction binds its tokens, with the same never-fail-open rule as keys. */
+    if (tok->instances != NULL) {
+        split_instances(tok->instances, c);
+    }
+    index_cred(t);
+}
+
 bp_err
 bp_tables_build(const struct bp_key_rec *keys, size_t n_keys, const struct bp_live_token *tokens,
                 size_t n_tokens, const struct bp_instance_rec *insts, size_t n_insts, struct bp_tables **out)
 {
     struct bp_tables *t = bp_calloc(1, sizeof(*t));
+    size_t n_total = n_keys + n_tokens;
 
+    BP_BUG_ON(n_tokens > 0 && tokens == NULL);
+    BP_BUG_ON(n_total >= UINT32_MAX / 4);
     atomic_init(&t->refs, 1);
-    t->creds = bp_calloc(n_keys ? n_keys : 1, sizeof(*t->creds));
+    t->creds = bp_calloc(n_total ? n_total : 1, sizeof(*t->creds));
     t->index_cap = 16;
-    while (t->index_cap < 2 * n_keys) {
+    while (t->index_cap < 2 * n_total) {
         t->index_cap *= 2;
     }
     t->cred_index = bp_calloc(t->index_cap, sizeof(uint32_t));
     for (size_t i = 0; i < n_keys; i++) {
-        const struct bp_key_rec *k = &keys[i];
-        struct bp_cred *c = &t->creds[t->n_creds];
-        unsigned bits = 0;
-        size_t slot;
-
-        if (bp_scopes_parse(k->scopes, &bits) != BP_OK) {
-            continue; /* a row the CLI would never write; refuse it rather than guess */
-        }
-        c->id = bp_strdup(k->id);
-        memcpy(c->digest, k->digest, sizeof(c->digest));
-        c->scopes = bits;
-        c->expires_at = k->expires_at;
-        c->revoked = k->revoked;
-        atomic_init(&c->used_at, 0);
-        /* An empty list restricts the key to no instance: a restriction never fails open. */
-        if (k->instances != NULL) {
-            split_instances(k->instances, c);
-        }
-        slot = (size_t)digest_hash(c->digest) & (t->index_cap - 1);
-        while (t->cred_index[slot] != 0) {
-            slot = (slot + 1) & (t->index_cap - 1);
-        }
-        t->cred_index[slot] = (uint32_t)(t->n_creds + 1);
-        t->n_creds++;
+        add_key(t, &keys[i]);
+    }
+    for (size_t i = 0; i < n_tokens; i++) {
+        add_token(t, &tokens[i]);
     }
     t->insts = bp_calloc(n_insts ? n_insts : 1, sizeof(*t->insts));
     for (size_t i = 0; i < n_insts; i++) {

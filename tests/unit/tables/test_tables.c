@@ -16,9 +16,14 @@
 #include "tables/tables.h"
 
 #define N_KEYS 64
+#define N_TOKENS 40
 
 static struct bp_key_rec keys[N_KEYS];
 static char key_ids[N_KEYS][32];
+static struct bp_live_token tokens[N_TOKENS];
+static char token_ids[N_TOKENS][32];
+static char client_ids[N_TOKENS][32];
+static char client_names[N_TOKENS][32];
 static struct bp_instance_rec insts[3];
 
 static void
@@ -30,8 +35,24 @@ make_records(void)
     for (int i = 0; i < N_KEYS; i++) {
         snprintf(key_ids[i], sizeof(key_ids[i]), "key_%02d", i);
         keys[i].id = key_ids[i];
+        keys[i].name = key_ids[i] + 4;
         keys[i].scopes = "*";
         bp_digest(key_ids[i], strlen(key_ids[i]), keys[i].digest);
+    }
+    memset(tokens, 0, sizeof(tokens));
+    for (int i = 0; i < N_TOKENS; i++) {
+        snprintf(token_ids[i], sizeof(token_ids[i]), "token_%02d", i);
+        snprintf(client_ids[i], sizeof(client_ids[i]), "client_%02d", i % 5);
+        snprintf(client_names[i], sizeof(client_names[i]), "app %d", i % 5);
+        tokens[i].id = token_ids[i];
+        tokens[i].client_id = client_ids[i];
+        tokens[i].client_name = client_names[i];
+        tokens[i].scopes = (i % 2) ? "proxy:read" : "proxy:read,proxy:write";
+        tokens[i].instances = (i % 3 == 0) ? "instance_01J00000000000000000000000,instance_01J00000000000000000000001"
+                              : (i % 3 == 1) ? NULL
+                                             : "";
+        tokens[i].expires_at = 1800000000 + i;
+        bp_digest(token_ids[i], strlen(token_ids[i]), tokens[i].digest);
     }
     memset(insts, 0, sizeof(insts));
     for (int i = 0; i < 3; i++) {
@@ -57,7 +78,10 @@ test_lookups(void **state)
     for (int i = 0; i < N_KEYS; i++) {
         const struct bp_cred *c = bp_tables_find_cred(t, keys[i].digest);
         assert_non_null(c);
+        assert_int_equal(c->kind, BP_CRED_API_KEY);
         assert_string_equal(c->id, key_ids[i]);
+        assert_string_equal(c->actor_id, key_ids[i]);
+        assert_string_equal(c->name, key_ids[i] + 4);
         assert_null(c->instances);
     }
     assert_null(bp_tables_find_cred(t, unknown));
@@ -71,6 +95,88 @@ test_lookups(void **state)
                         "core-secret");
     assert_null(bp_tables_find_instance(t, "instance_01J0000000000000000000000", 34));
     assert_null(bp_tables_find_instance(t, "instance_01J000000000000000000000000", 36));
+    bp_tables_release(t);
+}
+
+static void
+test_tokens_share_the_index_with_keys(void **state)
+{
+    struct bp_tables *t = NULL;
+    unsigned rw = 0;
+    unsigned r = 0;
+
+    (void)state;
+    make_records();
+    assert_int_equal(bp_scopes_parse("proxy:read,proxy:write", &rw), BP_OK);
+    assert_int_equal(bp_scopes_parse("proxy:read", &r), BP_OK);
+    assert_int_equal(bp_tables_build(keys, N_KEYS, tokens, N_TOKENS, insts, 3, &t), BP_OK);
+    assert_int_equal(bp_tables_cred_count(t), N_KEYS + N_TOKENS);
+    for (int i = 0; i < N_KEYS; i++) {
+        const struct bp_cred *c = bp_tables_find_cred(t, keys[i].digest);
+        assert_non_null(c);
+        assert_int_equal(c->kind, BP_CRED_API_KEY);
+        assert_string_equal(c->id, key_ids[i]);
+    }
+    for (int i = 0; i < N_TOKENS; i++) {
+        const struct bp_cred *c = bp_tables_find_cred(t, tokens[i].digest);
+        assert_non_null(c);
+        assert_int_equal(c->kind, BP_CRED_ACCESS_TOKEN);
+        assert_string_equal(c->id, token_ids[i]);
+        assert_string_equal(c->actor_id, client_ids[i]);
+        assert_string_equal(c->name, client_names[i]);
+        assert_int_equal(c->scopes, (i % 2) ? r : rw);
+        assert_int_equal(c->expires_at, 1800000000 + i);
+        assert_false(c->revoked);
+        assert_int_equal(atomic_load(&c->used_at), 0);
+        if (i % 3 == 0) {
+            assert_non_null(c->instances);
+            assert_int_equal(c->n_instances, 2);
+            assert_string_equal(c->instances[1], "instance_01J00000000000000000000001");
+        } else if (i % 3 == 1) {
+            assert_null(c->instances);
+        } else {
+            /* The client is restricted to no instance: the restriction must not fail open. */
+            assert_non_null(c->instances);
+            assert_int_equal(c->n_instances, 0);
+        }
+    }
+    bp_tables_release(t);
+}
+
+static void
+test_rows_with_bad_scopes_are_left_out(void **state)
+{
+    struct bp_tables *t = NULL;
+
+    (void)state;
+    make_records();
+    keys[3].scopes = "proxy:admin";
+    tokens[5].scopes = "";
+    tokens[6].scopes = NULL;
+    assert_int_equal(bp_tables_build(keys, N_KEYS, tokens, N_TOKENS, insts, 3, &t), BP_OK);
+    assert_int_equal(bp_tables_cred_count(t), N_KEYS + N_TOKENS - 3);
+    assert_null(bp_tables_find_cred(t, keys[3].digest));
+    assert_null(bp_tables_find_cred(t, tokens[5].digest));
+    assert_null(bp_tables_find_cred(t, tokens[6].digest));
+    assert_non_null(bp_tables_find_cred(t, tokens[7].digest));
+    for (size_t i = 0; i < bp_tables_cred_count(t); i++) {
+        assert_non_null(bp_tables_cred_at(t, i)->id);
+    }
+    bp_tables_release(t);
+}
+
+static void
+test_tokens_only(void **state)
+{
+    struct bp_tables *t = NULL;
+
+    (void)state;
+    make_records();
+    assert_int_equal(bp_tables_build(NULL, 0, tokens, N_TOKENS, NULL, 0, &t), BP_OK);
+    assert_int_equal(bp_tables_cred_count(t), N_TOKENS);
+    assert_null(bp_tables_find_cred(t, keys[0].digest));
+    assert_non_null(bp_tables_find_cred(t, tokens[N_TOKENS - 1].digest));
+    assert_null(bp_tables_find_instance(t, insts[0].id, strlen(insts[0].id)));
     bp_tables_release(t);
 }
 
@@ -94,6 +200,14 @@ reader(void *arg)
             atomic_store_explicit(&((struct bp_cred *)c)->used_at, 1, memory_order_relaxed);
             (*lookups)++;
         }
+        for (int i = 0; i < N_TOKENS; i += 5) {
+            const struct bp_cred *c = bp_tables_find_cred(t, tokens[i].digest);
+            if (c == NULL || strcmp(c->actor_id, client_ids[i]) != 0) {
+                fprintf(stderr, "lookup of %s failed\n", token_ids[i]);
+                abort();
+            }
+            (*lookups)++;
+        }
         bp_tables_release(t);
     }
     return NULL;
@@ -113,7 +227,7 @@ test_publish_races_with_readers(void **state)
     }
     for (int round = 0; round < 2000; round++) {
         struct bp_tables *t = NULL;
-        assert_int_equal(bp_tables_build(keys, N_KEYS, NULL, 0, insts, 3, &t), BP_OK);
+        assert_int_equal(bp_tables_build(keys, N_KEYS, tokens, N_TOKENS, insts, 3, &t), BP_OK);
         bp_tables_publish(t);
     }
     atomic_store(&stop_readers, true);
@@ -130,6 +244,9 @@ main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_lookups),
+        cmocka_unit_test(test_tokens_share_the_index_with_keys),
+        cmocka_unit_test(test_rows_with_bad_scopes_are_left_out),
+        cmocka_unit_test(test_tokens_only),
         cmocka_unit_test(test_publish_races_with_readers),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -1,9 +1,687 @@
-/* Scaffold: replaced by the client command implementation. */
+#include <stdio.h>
+#include <string.h>
+
+#include "audit/audit.h"
+#include "auth/auth.h"
 #include "cli/cli-int.h"
+#include "cli/out.h"
+#include "lib/alloc.h"
+#include "lib/bug.h"
+#include "lib/clock.h"
+#include "lib/rand.h"
+#include "lib/secret.h"
+#include "lib/str.h"
+#include "oauth/oauth.h"
+#include "store/store.h"
+
+/* `client …`: OAuth clients (DESIGN §5, §6). The client secret exists only inside
+ * `client create`: it is printed once, then wiped; the store keeps its SHA-256 digest. Every
+ * change is written together with its admin audit record, in one transaction. */
+
+#define SCOPES_TEXT_MAX 64
+#define INSTANCES_MAX 256
+#define REDIRECT_URI_MAX 2000
+#define GRANT_TYPES_TEXT_MAX 64
+
+enum {
+    GRANT_CLIENT_CREDENTIALS = 1u << 0,
+    GRANT_AUTHORIZATION_CODE = 1u << 1,
+    GRANT_REFRESH_TOKEN = 1u << 2,
+};
+
+static const struct {
+    const char *name;
+    unsigned bit;
+} grant_names[] = {
+    /* Canonical order of the stored list. */
+    {"client_credentials", GRANT_CLIENT_CREDENTIALS},
+    {"authorization_code", GRANT_AUTHORIZATION_CODE},
+    {"refresh_token", GRANT_REFRESH_TOKEN},
+};
+
+static const char *
+client_status(const struct bp_client_rec *rec, int64_t now)
+{
+    if (rec->revoked) {
+        return "revoked";
+    }
+    if (rec->expires_at != 0 && rec->expires_at <= now) {
+        return "expired";
+    }
+    return "active";
+}
+
+/* Redirect URIs never contain a comma (validate_redirect_uri), so the comma-joined list turns
+ * back into exactly the registered URIs. */
+static char *
+join_uris(const struct bp_client_rec *rec)
+{
+    size_t total = 1;
+    size_t off = 0;
+    char *text;
+
+    for (size_t i = 0; i < rec->n_redirect_uris; i++) {
+        total += strlen(rec->redirect_uris[i]) + 1;
+    }
+    text = bp_malloc(total);
+    for (size_t i = 0; i < rec->n_redirect_uris; i++) {
+        size_t n = strlen(rec->redirect_uris[i]);
+        if (i > 0) {
+            text[off++] = ',';
+        }
+        memcpy(text + off, rec->redirect_uris[i], n);
+        off += n;
+    }
+    text[off] = '\0';
+    return text;
+}
+
+/* secret is non-NULL only for the creation output. */
+static struct bp_out_obj *
+client_obj(const struct bp_client_rec *rec, int64_t now, const char *secret)
+{
+    struct bp_out_obj *o = bp_out_obj_new();
+    char *uris = join_uris(rec);
+
+    bp_out_str(o, "client_id", rec->id);
+    if (secret != NULL) {
+        bp_out_str(o, "client_secret", secret);
+    }
+    bp_out_str(o, "name", rec->name);
+    bp_out_str(o, "scopes", rec->scopes);
+    bp_out_csv(o, "redirect_uris", uris);
+    bp_out_str(o, "grant_types", rec->grant_types);
+    bp_out_csv(o, "instances", rec->instances);
+    bp_out_time(o, "created_at", rec->created_at);
+    bp_out_time(o, "expires_at", rec->expires_at);
+    bp_out_str(o, "status", client_status(rec, now));
+    bp_free(uris);
+    return o;
+}
+
+/* ---- validation ---- */
+
+/* Parses --scopes into canonical text, naming the first unknown scope. */
+static int
+parse_scopes(const char *text, char out[SCOPES_TEXT_MAX])
+{
+    unsigned bits = 0;
+    const char *p = text;
+
+    for (;;) {
+        const char *end = strchr(p, ',');
+        size_t n = end != NULL ? (size_t)(end - p) : strlen(p);
+        char item[32];
+        unsigned one;
+
+        if (n == 0) {
+            bp_cli__error("invalid --scopes: empty scope (known: *, proxy:read, proxy:write)");
+            return BP_CLI_EXIT_USAGE;
+        }
+        if (n >= sizeof(item)) {
+            bp_cli__error("invalid --scopes: unknown scope \"%.*s...\" (known: *, proxy:read, proxy:write)",
+                          20, p);
+            return BP_CLI_EXIT_USAGE;
+        }
+        memcpy(item, p, n);
+        item[n] = '\0';
+        if (bp_scopes_parse(item, &one) != BP_OK) {
+            bp_cli__error("invalid --scopes: unknown scope \"%s\" (known: *, proxy:read, proxy:write)", item);
+            return BP_CLI_EXIT_USAGE;
+        }
+        bits |= one;
+        if (end == NULL) {
+            break;
+        }
+        p = end + 1;
+    }
+    bp_scopes_format(bits, out, SCOPES_TEXT_MAX);
+    return BP_CLI_EXIT_OK;
+}
+
+/* Parses --grant-types into GRANT_* bits. */
+static int
+parse_grant_types(const char *text, unsigned *out)
+{
+    unsigned bits = 0;
+    const char *p = text;
+
+    for (;;) {
+        const char *end = strchr(p, ',');
+        size_t n = end != NULL ? (size_t)(end - p) : strlen(p);
+        unsigned one = 0;
+
+        for (size_t i = 0; i < BP_ARRAY_LEN(grant_names); i++) {
+            if (strlen(grant_names[i].name) == n && strncmp(grant_names[i].name, p, n) == 0) {
+                one = grant_names[i].bit;
+            }
+        }
+        if (one == 0) {
+            bp_cli__error("invalid --grant-types: unknown grant type \"%.*s\" (known: client_credentials, "
+                          "authorization_code, refresh_token)",
+                          (int)(n > 40 ? 40 : n), p);
+            return BP_CLI_EXIT_USAGE;
+        }
+        bits |= one;
+        if (end == NULL) {
+            break;
+        }
+        p = end + 1;
+    }
+    *out = bits;
+    return BP_CLI_EXIT_OK;
+}
+
+static void
+format_grant_types(unsigned bits, char out[GRANT_TYPES_TEXT_MAX])
+{
+    size_t off = 0;
+
+    out[0] = '\0';
+    for (size_t i = 0; i < BP_ARRAY_LEN(grant_names); i++) {
+        if (bits & grant_names[i].bit) {
+            off += (size_t)snprintf(out + off, GRANT_TYPES_TEXT_MAX - off, "%s%s", off > 0 ? "," : "",
+                                    grant_names[i].name);
+        }
+    }
+}
+
+static bool
+is_alnum(char c)
+{
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9');
+}
+
+/* RFC 3986 characters allowed anywhere in a URI, less '#' (no fragment, RFC 6749 §3.1.2) and ','
+ * (the CLI prints the list comma-separated and people paste it back). */
+static bool
+uri_char_ok(char c)
+{
+    return is_alnum(c) || (c != '\0' && strchr("-._~:/?[]@!$&'()*+;=%", c) != NULL);
+}
+
+/* True for ":" followed by a port 1..65535, or the empty string. */
+static bool
+port_ok(const char *p, size_t n)
+{
+    uint64_t port;
+
+    if (n == 0) {
+        return true;
+    }
+    return p[0] == ':' && n >= 2 && n <= 6 && bp_str_parse_u64(p + 1, n - 1, 65535, &port) == BP_OK &&
+           port > 0;
+}
+
+/* Checks one --redirect-uri: an absolute https URI, or http for a loopback host only (RFC 8252
+ * §7.3, RFC 9700 §2.1), with no fragment and no userinfo. Returns NULL when valid, else why. */
+static const char *
+validate_redirect_uri(const char *uri)
+{
+    size_t len = strlen(uri);
+    bool https = strncmp(uri, "https://", 8) == 0;
+    const char *host;
+    size_t auth_len;
+    size_t host_len;
+
+    if (len == 0 || len > REDIRECT_URI_MAX) {
+        return "must be 1..2000 characters";
+    }
+    if (strchr(uri, '#') != NULL) {
+        return "must not have a fragment (#)";
+    }
+    for (size_t i = 0; i < len; i++) {
+        if (!uri_char_ok(uri[i])) {
+            return "has a character that is not allowed (spaces, commas, non-ASCII)";
+        }
+        if (uri[i] == '%' && (bp_hex_digit_value((unsigned char)uri[i + 1]) < 0 ||
+                              bp_hex_digit_value((unsigned char)uri[i + 2]) < 0)) {
+            return "has a bad percent-encoding";
+        }
+    }
+    if (!https && strncmp(uri, "http://", 7) != 0) {
+        return "must be an absolute https:// URI (http:// only for 127.0.0.1, [::1] or localhost)";
+    }
+    host = uri + (https ? 8 : 7);
+    auth_len = strcspn(host, "/?");
+    if (memchr(host, '@', auth_len) != NULL) {
+        return "must not carry a user name or password";
+    }
+    if (auth_len > 0 && host[0] == '[') {
+        const char *close = memchr(host, ']', auth_len);
+        host_len = close != NULL ? (size_t)(close - host) + 1 : 0;
+        for (size_t i = 1; host_len > 0 && i + 1 < host_len; i++) {
+            if (!(bp_hex_digit_value((unsigned char)host[i]) >= 0 || host[i] == ':' || host[i] == '.')) {
+                host_len = 0;
+            }
+        }
+    } else {
+        host_len = strcspn(host, ":/?");
+        for (size_t i = 0; i < host_len; i++) {
+            if (!(is_alnum(host[i]) || host[i] == '-' || host[i] == '.')) {
+                host_len = 0;
+            }
+        }
+    }
+    if (host_len == 0 || host_len > auth_len || !port_ok(host + host_len, auth_len - host_len)) {
+        return "has no valid host";
+    }
+    if (!https && !((host_len == 9 && strncmp(host, "127.0.0.1", 9) == 0) ||
+                    (host_len == 9 && strncmp(host, "localhost", 9) == 0) ||
+                    (host_len == 5 && strncmp(host, "[::1]", 5) == 0))) {
+        return "must use https:// (http:// is allowed only for 127.0.0.1, [::1] and localhost)";
+    }
+    return NULL;
+}
+
+/* Checks and deduplicates every --redirect-uri into out (borrowing the argv strings). */
+static int
+parse_redirect_uris(const struct bp_cli_flag *flag, const char **out, size_t *out_n)
+{
+    size_t n = 0;
+
+    for (size_t i = 0; i < flag->n_values; i++) {
+        const char *uri = flag->values[i];
+        const char *why = validate_redirect_uri(uri);
+        bool dup = false;
+
+        if (why != NULL) {
+            bp_cli__error("invalid --redirect-uri \"%.100s\": %s", uri, why);
+            return BP_CLI_EXIT_USAGE;
+        }
+        for (size_t k = 0; k < n; k++) {
+            dup = dup || strcmp(out[k], uri) == 0;
+        }
+        if (!dup) {
+            out[n++] = uri;
+        }
+    }
+    *out_n = n;
+    return BP_CLI_EXIT_OK;
+}
+
+/* Parses --expires-in into an absolute expiry (0 = never). */
+static int
+parse_expiry(const char *text, int64_t now, int64_t *out)
+{
+    int64_t seconds;
+
+    if (bp_str_parse_duration(text, &seconds) != BP_OK) {
+        bp_cli__error("invalid --expires-in: use <n>s, <n>m, <n>h, <n>d or never");
+        return BP_CLI_EXIT_USAGE;
+    }
+    *out = seconds < 0 ? 0 : now + seconds;
+    return BP_CLI_EXIT_OK;
+}
+
+static bool
+id_char_ok(char c)
+{
+    return is_alnum(c) || c == '_' || c == '-';
+}
+
+/* Splits --instances into ids (deduplicated) and checks each exists in the store. On success
+ * *out is the canonical comma-separated list. */
+static int
+parse_instances(struct bp_store *s, const char *text, char **out)
+{
+    char *list = bp_malloc(strlen(text) + 1);
+    size_t off = 0;
+    const char *p = text;
+    size_t n = 0;
+    int rc = BP_CLI_EXIT_OK;
+
+    for (;;) {
+        const char *end = strchr(p, ',');
+        size_t len = end != NULL ? (size_t)(end - p) : strlen(p);
+        struct bp_instance_rec rec = {0};
+        char *id = list + off;
+        bool dup = false;
+        bp_err err;
+
+        if (len == 0 || len > 100) {
+            bp_cli__error("invalid --instances: expected comma-separated instance ids");
+            rc = BP_CLI_EXIT_USAGE;
+            goto done;
+        }
+        for (size_t i = 0; i < len; i++) {
+            if (!id_char_ok(p[i])) {
+                bp_cli__error("invalid --instances: bad character in an instance id");
+                rc = BP_CLI_EXIT_USAGE;
+                goto done;
+            }
+        }
+        memcpy(id, p, len);
+        id[len] = '\0';
+        /* Earlier ids sit NUL-separated in list[0..off). */
+        for (const char *q = list; q < id && !dup; q += strlen(q) + 1) {
+            dup = strcmp(q, id) == 0;
+        }
+        if (!dup) {
+            if (n == INSTANCES_MAX) {
+                bp_cli__error("invalid --instances: at most %d instances", INSTANCES_MAX);
+                rc = BP_CLI_EXIT_USAGE;
+                goto done;
+            }
+            err = bp_store_instance_get(s, id, &rec);
+            bp_instance_rec_cleanup(&rec);
+            if (err != BP_OK) {
+                rc = bp_cli__store_fail(s, err, "instance", id);
+                goto done;
+            }
+            off += len + 1;
+            n++;
+        }
+        if (end == NULL) {
+            break;
+        }
+        p = end + 1;
+    }
+    for (size_t i = 0; i + 1 < off; i++) {
+        list[i] = list[i] == '\0' ? ',' : list[i];
+    }
+    *out = list;
+    list = NULL;
+
+done:
+    bp_free(list);
+    return rc;
+}
+
+/* ---- change + audit record, together ---- */
+
+/* Finishes a transaction opened with bp_store_begin around a change: writes the audit record
+ * and commits when the change succeeded, else rolls back. */
+static bp_err
+finish_audited(struct bp_store *s, bp_err change, const char *action, const char *id)
+{
+    if (change == BP_OK) {
+        change = bp_audit_admin(s, action, id, NULL);
+    }
+    if (change == BP_OK) {
+        change = bp_store_commit(s);
+    }
+    if (change != BP_OK) {
+        bp_store_rollback(s);
+    }
+    return change;
+}
+
+/* ---- commands ---- */
+
+enum { CF_NAME, CF_SCOPES, CF_REDIRECT_URI, CF_GRANT_TYPES, CF_INSTANCES, CF_EXPIRES_IN, CF_COUNT };
+
+/* Generates the secret, stores its digest with the audit record, and prints it once. */
+static int
+create_and_print(struct bp_store *s, struct bp_client_rec *rec, bool json)
+{
+    char secret[BP_OAUTH_TOKEN_LEN + 1];
+    struct bp_out_obj *o;
+    bp_err err;
+    int rc;
+
+    if (bp_oauth_token_generate(BP_CLIENT_SECRET_PREFIX, secret) != BP_OK) {
+        bp_cli__error("cannot generate a client secret: the system random source failed");
+        return BP_CLI_EXIT_FAIL;
+    }
+    bp_digest(secret, BP_OAUTH_TOKEN_LEN, rec->secret_digest);
+    err = bp_store_begin(s);
+    if (err == BP_OK) {
+        err = finish_audited(s, bp_store_client_insert(s, rec), "Client created", rec->id);
+    }
+    if (err != BP_OK) {
+        bp_wipe(secret, sizeof(secret));
+        /* EXISTS here would be a ULID or digest collision: not the operator's doing. */
+        bp_cli__error("cannot store the client: %s", bp_store_last_error(s));
+        return BP_CLI_EXIT_FAIL;
+    }
+    o = client_obj(rec, rec->created_at, json ? secret : NULL);
+    rc = bp_out_print_obj(o, json);
+    bp_out_obj_free(o);
+    bp_out_secret(json, "Client secret", secret);
+    bp_wipe(secret, sizeof(secret));
+    return rc;
+}
+
+/* The checks that need no store: fills rec's name, scopes, grant types and expiry, and uris
+ * (borrowed from argv) with the deduplicated redirect URIs. */
+static int
+check_create_flags(struct bp_cli_flag *flags, struct bp_client_rec *rec, const char **uris,
+                   size_t *out_n_uris)
+{
+    size_t n_uris = 0;
+    char scopes[SCOPES_TEXT_MAX];
+    char grants[GRANT_TYPES_TEXT_MAX];
+    unsigned grant_bits;
+    int rc;
+
+    if (!flags[CF_NAME].seen || !flags[CF_SCOPES].seen) {
+        bp_cli__error("client create needs --name and --scopes");
+        return BP_CLI_EXIT_USAGE;
+    }
+    if (!bp_cli__name_is_valid(flags[CF_NAME].value)) {
+        bp_cli__error("invalid --name: must be 1..100 printable ASCII characters without "
+                      "leading or trailing spaces");
+        return BP_CLI_EXIT_USAGE;
+    }
+    rc = parse_scopes(flags[CF_SCOPES].value, scopes);
+    if (rc == BP_CLI_EXIT_OK) {
+        rc = parse_redirect_uris(&flags[CF_REDIRECT_URI], uris, &n_uris);
+    }
+    if (rc != BP_CLI_EXIT_OK) {
+        return rc;
+    }
+    if (flags[CF_GRANT_TYPES].seen) {
+        rc = parse_grant_types(flags[CF_GRANT_TYPES].value, &grant_bits);
+        if (rc != BP_CLI_EXIT_OK) {
+            return rc;
+        }
+    } else {
+        grant_bits = GRANT_CLIENT_CREDENTIALS;
+        if (n_uris > 0) {
+            grant_bits |= GRANT_AUTHORIZATION_CODE | GRANT_REFRESH_TOKEN;
+        }
+    }
+    /* RFC 6749 §3.1.2.2: a code can only be sent back to a registered redirect URI. */
+    if ((grant_bits & GRANT_AUTHORIZATION_CODE) && n_uris == 0) {
+        bp_cli__error("grant type authorization_code needs at least one --redirect-uri");
+        return BP_CLI_EXIT_USAGE;
+    }
+    rec->created_at = bp_clock_wall_s();
+    if (flags[CF_EXPIRES_IN].seen) {
+        rc = parse_expiry(flags[CF_EXPIRES_IN].value, rec->created_at, &rec->expires_at);
+        if (rc != BP_CLI_EXIT_OK) {
+            return rc;
+        }
+    }
+    format_grant_types(grant_bits, grants);
+    rec->scopes = bp_strdup(scopes);
+    rec->grant_types = bp_strdup(grants);
+    rec->name = bp_strdup(flags[CF_NAME].value);
+    *out_n_uris = n_uris;
+    return BP_CLI_EXIT_OK;
+}
+
+static int
+client_create(struct bp_cli_ctx *ctx, int argc, char **argv)
+{
+    struct bp_cli_flag flags[CF_COUNT] = {
+        [CF_NAME] = {.name = "--name", .has_value = true},
+        [CF_SCOPES] = {.name = "--scopes", .has_value = true},
+        [CF_REDIRECT_URI] = {.name = "--redirect-uri", .has_value = true, .repeatable = true},
+        [CF_GRANT_TYPES] = {.name = "--grant-types", .has_value = true},
+        [CF_INSTANCES] = {.name = "--instances", .has_value = true},
+        [CF_EXPIRES_IN] = {.name = "--expires-in", .has_value = true},
+    };
+    const char *uris[BP_CLI_MAX_REPEAT];
+    size_t n_uris = 0;
+    struct bp_client_rec rec = {0};
+    struct bp_store *s = NULL;
+    char ulid[BP_ULID_LEN + 1];
+    int rc;
+
+    BP_CLI_PARSE_OR_RETURN(ctx, argc, argv, flags, CF_COUNT, 0, 0);
+    rc = check_create_flags(flags, &rec, uris, &n_uris);
+    if (rc != BP_CLI_EXIT_OK) {
+        goto done;
+    }
+    if (bp_ulid(ulid) != BP_OK) {
+        bp_cli__error("cannot generate an id");
+        rc = BP_CLI_EXIT_FAIL;
+        goto done;
+    }
+    rc = bp_cli__open_store(ctx, true, &s);
+    if (rc != BP_CLI_EXIT_OK) {
+        goto done;
+    }
+    if (flags[CF_INSTANCES].seen) {
+        rc = parse_instances(s, flags[CF_INSTANCES].value, &rec.instances);
+        if (rc != BP_CLI_EXIT_OK) {
+            goto done;
+        }
+    }
+    rec.id = bp_malloc(strlen("client_") + BP_ULID_LEN + 1);
+    snprintf(rec.id, strlen("client_") + BP_ULID_LEN + 1, "client_%s", ulid);
+    rec.redirect_uris = bp_calloc(n_uris + 1, sizeof(*rec.redirect_uris));
+    for (size_t i = 0; i < n_uris; i++) {
+        rec.redirect_uris[i] = bp_strdup(uris[i]);
+    }
+    rec.n_redirect_uris = n_uris;
+    rc = create_and_print(s, &rec, ctx->json);
+
+done:
+    bp_store_close(s);
+    bp_client_rec_cleanup(&rec);
+    return rc;
+}
+
+static int
+client_list(struct bp_cli_ctx *ctx, int argc, char **argv)
+{
+    static const char *const columns[] = {"client_id",   "name",   "scopes",
+                                          "grant_types", "status", "expires_at"};
+    struct bp_store *s = NULL;
+    struct bp_client_rec *recs = NULL;
+    struct bp_out_obj **rows;
+    int64_t now = bp_clock_wall_s();
+    size_t n = 0;
+    int rc;
+    bp_err err;
+
+    BP_CLI_PARSE_OR_RETURN(ctx, argc, argv, NULL, 0, 0, 0);
+    rc = bp_cli__open_store(ctx, true, &s);
+    if (rc != BP_CLI_EXIT_OK) {
+        return rc;
+    }
+    err = bp_store_client_list(s, &recs, &n);
+    if (err != BP_OK) {
+        rc = bp_cli__store_fail(s, err, "clients", "");
+        bp_store_close(s);
+        return rc;
+    }
+    bp_store_close(s);
+    rows = bp_calloc(n + 1, sizeof(*rows));
+    for (size_t i = 0; i < n; i++) {
+        rows[i] = client_obj(&recs[i], now, NULL);
+    }
+    rc = bp_out_print_list("clients", rows, n, columns, BP_ARRAY_LEN(columns), ctx->json);
+    for (size_t i = 0; i < n; i++) {
+        bp_out_obj_free(rows[i]);
+    }
+    bp_free(rows);
+    bp_client_recs_free(recs, n);
+    return rc;
+}
+
+/* show, revoke and expire: one ID, an optional change, then the client as it now stands. */
+enum client_op { CLIENT_SHOW, CLIENT_REVOKE, CLIENT_EXPIRE };
+
+static bp_err
+apply_op(struct bp_store *s, enum client_op op, const char *id, int64_t expires_at, bool json)
+{
+    struct bp_client_rec cur = {0};
+    bp_err err;
+
+    if (op == CLIENT_SHOW) {
+        return BP_OK;
+    }
+    err = bp_store_client_get(s, id, &cur);
+    if (err == BP_OK && op == CLIENT_REVOKE && cur.revoked) {
+        bp_out_note(json, "Client was already revoked.");
+    } else if (err == BP_OK) {
+        err = bp_store_begin(s);
+        if (err == BP_OK && op == CLIENT_REVOKE) {
+            err = finish_audited(s, bp_store_client_revoke(s, id, bp_clock_wall_s()), "Client revoked", id);
+        } else if (err == BP_OK) {
+            err =
+                finish_audited(s, bp_store_client_set_expiry(s, id, expires_at), "Client expiry changed", id);
+        }
+    }
+    bp_client_rec_cleanup(&cur);
+    return err;
+}
+
+static int
+client_one(struct bp_cli_ctx *ctx, int argc, char **argv, enum client_op op)
+{
+    struct bp_cli_flag flags[] = {{.name = "--expires-in", .has_value = true}};
+    struct bp_client_rec rec = {0};
+    struct bp_store *s = NULL;
+    int64_t expires_at = 0;
+    int rc;
+    bp_err err;
+
+    BP_CLI_PARSE_OR_RETURN(ctx, argc, argv, flags, op == CLIENT_EXPIRE ? 1 : 0, 1, 1);
+    if (op == CLIENT_EXPIRE) {
+        if (!flags[0].seen) {
+            bp_cli__error("client expire needs --expires-in (e.g. 7d or never)");
+            return BP_CLI_EXIT_USAGE;
+        }
+        rc = parse_expiry(flags[0].value, bp_clock_wall_s(), &expires_at);
+        if (rc != BP_CLI_EXIT_OK) {
+            return rc;
+        }
+    }
+    rc = bp_cli__open_store(ctx, true, &s);
+    if (rc != BP_CLI_EXIT_OK) {
+        return rc;
+    }
+    err = apply_op(s, op, ctx->pos[0], expires_at, ctx->json);
+    if (err == BP_OK) {
+        err = bp_store_client_get(s, ctx->pos[0], &rec);
+    }
+    if (err != BP_OK) {
+        rc = bp_cli__store_fail(s, err, "client", ctx->pos[0]);
+    } else {
+        struct bp_out_obj *o = client_obj(&rec, bp_clock_wall_s(), NULL);
+        rc = bp_out_print_obj(o, ctx->json);
+        bp_out_obj_free(o);
+    }
+    bp_store_close(s);
+    bp_client_rec_cleanup(&rec);
+    return rc;
+}
 
 int
 bp_cli__cmd_client(struct bp_cli_ctx *ctx, int argc, char **argv)
 {
-    bp_cli__error("client commands are not built yet");
-    return BP_CLI_EXIT_FAIL;
+    const char *verb = argv[0];
+
+    if (strcmp(verb, "create") == 0) {
+        return client_create(ctx, argc - 1, argv + 1);
+    }
+    if (strcmp(verb, "list") == 0) {
+        return client_list(ctx, argc - 1, argv + 1);
+    }
+    if (strcmp(verb, "show") == 0) {
+        return client_one(ctx, argc - 1, argv + 1, CLIENT_SHOW);
+    }
+    if (strcmp(verb, "revoke") == 0) {
+        return client_one(ctx, argc - 1, argv + 1, CLIENT_REVOKE);
+    }
+    if (strcmp(verb, "expire") == 0) {
+        return client_one(ctx, argc - 1, argv + 1, CLIENT_EXPIRE);
+    }
+    bp_cli__error("unknown client command %.40s (see `blnkproxy help client`)", verb);
+    return BP_CLI_EXIT_USAGE;
 }

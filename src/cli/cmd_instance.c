@@ -6,6 +6,7 @@
 #include <strings.h>
 #include <sys/stat.h>
 
+#include "audit/audit.h"
 #include "cli/cli-int.h"
 #include "cli/out.h"
 #include "lib/alloc.h"
@@ -225,6 +226,47 @@ name_taken(struct bp_store *s, bp_err rc, const char *name)
 
 /* ---- commands ---- */
 
+/* Runs change and its audit record (issue 4) in one transaction: both land, or neither. */
+static bp_err
+audited(struct bp_store *s, bp_err (*change)(struct bp_store *, const void *), const void *arg, const char *action,
+        const char *id)
+{
+    bp_err err = bp_store_begin(s);
+
+    if (err == BP_OK) {
+        err = change(s, arg);
+    }
+    if (err == BP_OK) {
+        err = bp_audit_admin(s, action, id, id);
+    }
+    if (err == BP_OK) {
+        err = bp_store_commit(s);
+    }
+    if (err != BP_OK) {
+        bp_store_rollback(s);
+    }
+    return err;
+}
+
+static bp_err
+do_insert(struct bp_store *s, const void *rec)
+{
+    return bp_store_instance_insert(s, rec);
+}
+
+static bp_err
+do_update(struct bp_store *s, const void *rec)
+{
+    return bp_store_instance_update(s, rec);
+}
+
+static bp_err
+do_delete(struct bp_store *s, const void *id)
+{
+    return bp_store_instance_delete(s, id);
+}
+
+
 static int
 instance_add(struct bp_cli_ctx *ctx, int argc, char **argv)
 {
@@ -279,7 +321,7 @@ instance_add(struct bp_cli_ctx *ctx, int argc, char **argv)
     if (rc != BP_CLI_EXIT_OK) {
         goto done;
     }
-    err = bp_store_instance_insert(s, &rec);
+    err = audited(s, do_insert, &rec, "Instance added", rec.id);
     if (err != BP_OK) {
         rc = name_taken(s, err, rec.name);
         goto done;
@@ -490,7 +532,7 @@ instance_update(struct bp_cli_ctx *ctx, int argc, char **argv)
         goto done;
     }
     apply_change(&rec, &change);
-    err = bp_store_instance_update(s, &rec);
+    err = audited(s, do_update, &rec, "Instance updated", rec.id);
     if (err != BP_OK) {
         rc = err == BP_ERR_NOT_FOUND ? bp_cli__store_fail(s, err, "instance", ctx->pos[0])
                                      : name_taken(s, err, rec.name);
@@ -522,7 +564,7 @@ instance_set_enabled(struct bp_cli_ctx *ctx, int argc, char **argv, bool enabled
     if (err == BP_OK && rec.enabled != enabled) {
         rec.enabled = enabled;
         rec.updated_at = bp_clock_wall_s();
-        err = bp_store_instance_update(s, &rec);
+        err = audited(s, do_update, &rec, enabled ? "Instance enabled" : "Instance disabled", rec.id);
     }
     if (err != BP_OK) {
         rc = bp_cli__store_fail(s, err, "instance", ctx->pos[0]);
@@ -547,7 +589,7 @@ instance_remove(struct bp_cli_ctx *ctx, int argc, char **argv)
     if (rc != BP_CLI_EXIT_OK) {
         return rc;
     }
-    err = bp_store_instance_delete(s, ctx->pos[0]);
+    err = audited(s, do_delete, ctx->pos[0], "Instance removed", ctx->pos[0]);
     if (err != BP_OK) {
         rc = bp_cli__store_fail(s, err, "instance", ctx->pos[0]);
         bp_store_close(s);

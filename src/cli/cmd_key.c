@@ -1,6 +1,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "audit/audit.h"
 #include "auth/auth.h"
 #include "cli/cli-int.h"
 #include "cli/out.h"
@@ -211,8 +212,19 @@ create_and_print(struct bp_store *s, struct bp_key_rec *rec, bool json)
     }
     bp_digest(key, BP_APIKEY_LEN, rec->digest);
     rec->prefix = bp_strndup(key, BP_APIKEY_LIST_PREFIX_LEN);
-    err = bp_store_key_insert(s, rec);
+    /* The key and its audit record (issue 4) land together or not at all. */
+    err = bp_store_begin(s);
+    if (err == BP_OK) {
+        err = bp_store_key_insert(s, rec);
+    }
+    if (err == BP_OK) {
+        err = bp_audit_admin(s, "Key created", rec->id, NULL);
+    }
+    if (err == BP_OK) {
+        err = bp_store_commit(s);
+    }
     if (err != BP_OK) {
+        bp_store_rollback(s);
         bp_wipe(key, sizeof(key));
         /* EXISTS here would be a ULID or digest collision: not the operator's doing. */
         bp_cli__error("cannot store the key: %s", bp_store_last_error(s));
@@ -329,6 +341,28 @@ key_list(struct bp_cli_ctx *ctx, int argc, char **argv)
 /* show, revoke and expire: one ID, an optional change, then the key as it now stands. */
 enum key_op { KEY_SHOW, KEY_REVOKE, KEY_EXPIRE };
 
+/* The change and its audit record (issue 4), in one transaction. */
+static bp_err
+change_key(struct bp_store *s, enum key_op op, const char *id, int64_t expires_at)
+{
+    bp_err err = bp_store_begin(s);
+
+    if (err == BP_OK) {
+        err = op == KEY_EXPIRE ? bp_store_key_set_expiry(s, id, expires_at)
+                               : bp_store_key_revoke(s, id, bp_clock_wall_s());
+    }
+    if (err == BP_OK) {
+        err = bp_audit_admin(s, op == KEY_EXPIRE ? "Key expiry changed" : "Key revoked", id, NULL);
+    }
+    if (err == BP_OK) {
+        err = bp_store_commit(s);
+    }
+    if (err != BP_OK) {
+        bp_store_rollback(s);
+    }
+    return err;
+}
+
 static bp_err
 apply_op(struct bp_store *s, enum key_op op, const char *id, int64_t expires_at, bool json)
 {
@@ -339,13 +373,13 @@ apply_op(struct bp_store *s, enum key_op op, const char *id, int64_t expires_at,
         return BP_OK;
     }
     if (op == KEY_EXPIRE) {
-        return bp_store_key_set_expiry(s, id, expires_at);
+        return change_key(s, op, id, expires_at);
     }
     err = bp_store_key_get(s, id, &cur);
     if (err == BP_OK && cur.revoked) {
         bp_out_note(json, "Key was already revoked.");
     } else if (err == BP_OK) {
-        err = bp_store_key_revoke(s, id, bp_clock_wall_s());
+        err = change_key(s, op, id, 0);
     }
     bp_key_rec_cleanup(&cur);
     return err;

@@ -1,9 +1,313 @@
-/* Scaffold: replaced by the operator command implementation. */
+#include <stdio.h>
+#include <string.h>
+
+#include "audit/audit.h"
 #include "cli/cli-int.h"
+#include "cli/out.h"
+#include "lib/alloc.h"
+#include "lib/bug.h"
+#include "lib/clock.h"
+#include "lib/rand.h"
+#include "lib/secret.h"
+#include "oauth/oauth.h"
+#include "store/store.h"
+
+/* `operator …`: the people who approve apps on /oauth/authorize (DESIGN §6). A password comes
+ * only from a file or an environment variable, is hashed with Argon2id at once and wiped; it is
+ * never printed, and the output never carries the hash either. Every change is written together
+ * with its admin audit record, in one transaction. */
+
+#define PASSWORD_MIN 8
+#define PASSWORD_MAX 1024
+
+static struct bp_out_obj *
+operator_obj(const struct bp_operator_rec *rec)
+{
+    struct bp_out_obj *o = bp_out_obj_new();
+
+    bp_out_str(o, "id", rec->id);
+    bp_out_str(o, "name", rec->name);
+    bp_out_str(o, "status", rec->disabled ? "disabled" : "active");
+    bp_out_time(o, "created_at", rec->created_at);
+    bp_out_time(o, "updated_at", rec->updated_at);
+    return o;
+}
+
+static int
+print_operator(const struct bp_operator_rec *rec, bool json)
+{
+    struct bp_out_obj *o = operator_obj(rec);
+    int rc = bp_out_print_obj(o, json);
+    bp_out_obj_free(o);
+    return rc;
+}
+
+/* Finishes a transaction opened with bp_store_begin around a change: writes the audit record
+ * and commits when the change succeeded, else rolls back. */
+static bp_err
+finish_audited(struct bp_store *s, bp_err change, const char *action, const char *id)
+{
+    if (change == BP_OK) {
+        change = bp_audit_admin(s, action, id, NULL);
+    }
+    if (change == BP_OK) {
+        change = bp_store_commit(s);
+    }
+    if (change != BP_OK) {
+        bp_store_rollback(s);
+    }
+    return change;
+}
+
+/* A password on the command line would stay in `ps` and the shell history: say so instead of
+ * "unknown option", without echoing what followed. */
+static int
+refuse_password_argv(int argc, char **argv)
+{
+    for (int i = 0; i < argc; i++) {
+        if (strcmp(argv[i], "--password") == 0 || strncmp(argv[i], "--password=", 11) == 0) {
+            bp_cli__error("there is no --password option: passwords never go on the command line; "
+                          "use --password-file FILE or --password-env VAR");
+            return BP_CLI_EXIT_USAGE;
+        }
+    }
+    return BP_CLI_EXIT_OK;
+}
+
+/* Reads the password named by the two flags and hashes it. *out_hash is allocated. */
+static int
+read_and_hash(const struct bp_cli_flag *file, const struct bp_cli_flag *env, const char *verb,
+              char **out_hash)
+{
+    char *pw = NULL;
+    size_t len = 0;
+    bp_err err;
+    int rc = bp_cli__read_secret(file, env, false, &pw, &len);
+
+    if (rc != BP_CLI_EXIT_OK) {
+        return rc;
+    }
+    if (pw == NULL) {
+        bp_cli__error("operator %s needs --password-file FILE or --password-env VAR", verb);
+        return BP_CLI_EXIT_USAGE;
+    }
+    if (len < PASSWORD_MIN || len > PASSWORD_MAX) {
+        bp_cli__error("the password must be %d..%d bytes", PASSWORD_MIN, PASSWORD_MAX);
+        rc = BP_CLI_EXIT_USAGE;
+        goto done;
+    }
+    err = bp_password_hash(pw, len, out_hash);
+    if (err != BP_OK) {
+        bp_cli__error("cannot hash the password (%s)", bp_err_str(err));
+        rc = BP_CLI_EXIT_FAIL;
+    }
+
+done:
+    bp_wipe(pw, len);
+    bp_free(pw);
+    return rc;
+}
+
+/* ---- commands ---- */
+
+enum { OF_NAME, OF_PASSWORD_FILE, OF_PASSWORD_ENV, OF_COUNT };
+
+static int
+operator_create(struct bp_cli_ctx *ctx, int argc, char **argv)
+{
+    struct bp_cli_flag flags[OF_COUNT] = {
+        [OF_NAME] = {.name = "--name", .has_value = true},
+        [OF_PASSWORD_FILE] = {.name = "--password-file", .has_value = true},
+        [OF_PASSWORD_ENV] = {.name = "--password-env", .has_value = true},
+    };
+    struct bp_operator_rec rec = {0};
+    struct bp_store *s = NULL;
+    char ulid[BP_ULID_LEN + 1];
+    bp_err err;
+    int rc = refuse_password_argv(argc, argv);
+
+    if (rc != BP_CLI_EXIT_OK) {
+        return rc;
+    }
+    BP_CLI_PARSE_OR_RETURN(ctx, argc, argv, flags, OF_COUNT, 0, 0);
+    if (!flags[OF_NAME].seen) {
+        bp_cli__error("operator create needs --name");
+        return BP_CLI_EXIT_USAGE;
+    }
+    if (!bp_cli__name_is_valid(flags[OF_NAME].value)) {
+        bp_cli__error("invalid --name: must be 1..100 printable ASCII characters without "
+                      "leading or trailing spaces");
+        return BP_CLI_EXIT_USAGE;
+    }
+    if (bp_ulid(ulid) != BP_OK) {
+        bp_cli__error("cannot generate an id");
+        return BP_CLI_EXIT_FAIL;
+    }
+    rc = read_and_hash(&flags[OF_PASSWORD_FILE], &flags[OF_PASSWORD_ENV], "create", &rec.password_hash);
+    if (rc != BP_CLI_EXIT_OK) {
+        goto done;
+    }
+    rc = bp_cli__open_store(ctx, true, &s);
+    if (rc != BP_CLI_EXIT_OK) {
+        goto done;
+    }
+    rec.id = bp_malloc(strlen("operator_") + BP_ULID_LEN + 1);
+    snprintf(rec.id, strlen("operator_") + BP_ULID_LEN + 1, "operator_%s", ulid);
+    rec.name = bp_strdup(flags[OF_NAME].value);
+    rec.created_at = bp_clock_wall_s();
+    rec.updated_at = rec.created_at;
+    err = bp_store_begin(s);
+    if (err == BP_OK) {
+        err = finish_audited(s, bp_store_operator_insert(s, &rec), "Operator created", rec.id);
+    }
+    if (err == BP_ERR_EXISTS) {
+        bp_cli__error("an operator named \"%s\" already exists", rec.name);
+        rc = BP_CLI_EXIT_USAGE;
+    } else if (err != BP_OK) {
+        rc = bp_cli__store_fail(s, err, "operator", rec.id);
+    } else {
+        rc = print_operator(&rec, ctx->json);
+    }
+
+done:
+    bp_store_close(s);
+    bp_operator_rec_cleanup(&rec);
+    return rc;
+}
+
+static int
+operator_list(struct bp_cli_ctx *ctx, int argc, char **argv)
+{
+    static const char *const columns[] = {"id", "name", "status", "created_at", "updated_at"};
+    struct bp_store *s = NULL;
+    struct bp_operator_rec *recs = NULL;
+    struct bp_out_obj **rows;
+    size_t n = 0;
+    int rc;
+    bp_err err;
+
+    BP_CLI_PARSE_OR_RETURN(ctx, argc, argv, NULL, 0, 0, 0);
+    rc = bp_cli__open_store(ctx, true, &s);
+    if (rc != BP_CLI_EXIT_OK) {
+        return rc;
+    }
+    err = bp_store_operator_list(s, &recs, &n);
+    if (err != BP_OK) {
+        rc = bp_cli__store_fail(s, err, "operators", "");
+        bp_store_close(s);
+        return rc;
+    }
+    bp_store_close(s);
+    rows = bp_calloc(n + 1, sizeof(*rows));
+    for (size_t i = 0; i < n; i++) {
+        rows[i] = operator_obj(&recs[i]);
+    }
+    rc = bp_out_print_list("operators", rows, n, columns, BP_ARRAY_LEN(columns), ctx->json);
+    for (size_t i = 0; i < n; i++) {
+        bp_out_obj_free(rows[i]);
+    }
+    bp_free(rows);
+    bp_operator_recs_free(recs, n);
+    return rc;
+}
+
+/* disable, enable and passwd: one ID, a change, then the operator as it now stands. */
+enum operator_op { OP_DISABLE, OP_ENABLE, OP_PASSWD };
+
+static bp_err
+apply_op(struct bp_store *s, enum operator_op op, const char *id, const char *hash, bool json)
+{
+    struct bp_operator_rec cur = {0};
+    int64_t now = bp_clock_wall_s();
+    bp_err err = bp_store_operator_get(s, id, &cur);
+
+    if (err != BP_OK) {
+        return err;
+    }
+    if (op != OP_PASSWD && cur.disabled == (op == OP_DISABLE)) {
+        bp_out_note(json,
+                    op == OP_DISABLE ? "Operator was already disabled." : "Operator was already enabled.");
+    } else {
+        err = bp_store_begin(s);
+        if (err == BP_OK && op == OP_PASSWD) {
+            err = finish_audited(s, bp_store_operator_set_password(s, id, hash, now),
+                                 "Operator password changed", id);
+        } else if (err == BP_OK) {
+            err = finish_audited(s, bp_store_operator_set_disabled(s, id, op == OP_DISABLE, now),
+                                 op == OP_DISABLE ? "Operator disabled" : "Operator enabled", id);
+        }
+    }
+    bp_operator_rec_cleanup(&cur);
+    return err;
+}
+
+static int
+operator_one(struct bp_cli_ctx *ctx, int argc, char **argv, enum operator_op op)
+{
+    struct bp_cli_flag flags[] = {
+        {.name = "--password-file", .has_value = true},
+        {.name = "--password-env", .has_value = true},
+    };
+    struct bp_operator_rec rec = {0};
+    struct bp_store *s = NULL;
+    char *hash = NULL;
+    bp_err err;
+    int rc = refuse_password_argv(argc, argv);
+
+    if (rc != BP_CLI_EXIT_OK) {
+        return rc;
+    }
+    BP_CLI_PARSE_OR_RETURN(ctx, argc, argv, flags, op == OP_PASSWD ? 2 : 0, 1, 1);
+    if (op == OP_PASSWD) {
+        rc = read_and_hash(&flags[0], &flags[1], "passwd", &hash);
+        if (rc != BP_CLI_EXIT_OK) {
+            return rc;
+        }
+    }
+    rc = bp_cli__open_store(ctx, true, &s);
+    if (rc != BP_CLI_EXIT_OK) {
+        goto done;
+    }
+    err = apply_op(s, op, ctx->pos[0], hash, ctx->json);
+    if (err == BP_OK) {
+        err = bp_store_operator_get(s, ctx->pos[0], &rec);
+    }
+    if (err != BP_OK) {
+        rc = bp_cli__store_fail(s, err, "operator", ctx->pos[0]);
+    } else {
+        rc = print_operator(&rec, ctx->json);
+    }
+
+done:
+    bp_store_close(s);
+    bp_operator_rec_cleanup(&rec);
+    if (hash != NULL) {
+        bp_wipe(hash, strlen(hash));
+        bp_free(hash);
+    }
+    return rc;
+}
 
 int
 bp_cli__cmd_operator(struct bp_cli_ctx *ctx, int argc, char **argv)
 {
-    bp_cli__error("operator commands are not built yet");
-    return BP_CLI_EXIT_FAIL;
+    const char *verb = argv[0];
+
+    if (strcmp(verb, "create") == 0) {
+        return operator_create(ctx, argc - 1, argv + 1);
+    }
+    if (strcmp(verb, "list") == 0) {
+        return operator_list(ctx, argc - 1, argv + 1);
+    }
+    if (strcmp(verb, "disable") == 0) {
+        return operator_one(ctx, argc - 1, argv + 1, OP_DISABLE);
+    }
+    if (strcmp(verb, "enable") == 0) {
+        return operator_one(ctx, argc - 1, argv + 1, OP_ENABLE);
+    }
+    if (strcmp(verb, "passwd") == 0) {
+        return operator_one(ctx, argc - 1, argv + 1, OP_PASSWD);
+    }
+    bp_cli__error("unknown operator command %.40s (see `blnkproxy help operator`)", verb);
+    return BP_CLI_EXIT_USAGE;
 }

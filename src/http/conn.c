@@ -9,6 +9,7 @@
  * Lifecycle: accept → READING_HEAD → (READING_BODY) → WAITING_UPSTREAM → WRITING → READING_HEAD …
  * A connection is freed only from its own bufferevent or timer callbacks, after which nothing
  * touches it; an in-flight upstream transfer is cancelled first, so its callback never runs. */
+#include <stddef.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <arpa/inet.h>
@@ -23,14 +24,67 @@
 #include "lib/bug.h"
 #include "lib/clock.h"
 #include "lib/str.h"
+#include "audit/audit.h"
+#include "metrics/metrics.h"
+#include "oauth/oauth.h"
 #include "tables/tables.h"
 
 static void process_input(struct bp_conn *c);
 
+/* The body is complete: on to whoever handles this kind of request. */
 static void
-req_free(struct bp_req *r)
+body_done(struct bp_conn *c)
+{
+    c->state = BP_CONN_WAITING_UPSTREAM;
+    if (c->req->kind == BP_REQ_OAUTH) {
+        bp_http__oauth_body_done(c);
+    } else {
+        bp_http__proxy_body_done(c);
+    }
+}
+
+/* A response waiting for its audit record (audit.writes = sync). The audit writer calls
+ * hold_durable on its thread; the release runs on the loop. If the connection closes first, the
+ * hold is detached (conn = NULL) and only frees itself when the record is durable. */
+struct bp_hold {
+    struct bp_http_task task;
+    struct bp_worker *worker;
+    struct bp_conn *conn;
+    struct evbuffer *response;
+};
+
+static void
+hold_release(struct bp_worker *w, struct bp_http_task *t)
+{
+    struct bp_hold *h = (struct bp_hold *)((char *)t - offsetof(struct bp_hold, task));
+    struct bp_conn *c = h->conn;
+    (void)w;
+
+    if (c != NULL) {
+        BP_BUG_ON(c->hold != h || c->state != BP_CONN_WAITING_AUDIT);
+        c->hold = NULL;
+        c->state = BP_CONN_WRITING;
+        bufferevent_write_buffer(c->bev, h->response);
+    }
+    evbuffer_free(h->response);
+    bp_free(h);
+}
+
+static void
+hold_durable(void *arg)
+{
+    struct bp_hold *h = arg;
+    bp_http__post(h->worker, &h->task);
+}
+
+void
+bp_http__req_free(struct bp_req *r)
 {
     if (r == NULL) {
+        return;
+    }
+    if (r->oauth_job != NULL) {
+        bp_http__oauth_orphan(r); /* the OAuth thread still reads r: its job frees it */
         return;
     }
     bp_http__proxy_abort(r);
@@ -78,8 +132,20 @@ bp_http__conn_close(struct bp_conn *c)
         return;
     }
     c->closed = true;
-    req_free(c->req);
+    /* A proxy request still in flight (the client left, or the shutdown deadline came) is still
+     * a call that may have reached Core: it gets its record. */
+    if (c->req != NULL && c->req->kind == BP_REQ_PROXY && !c->req->finished) {
+        c->req->status = 499;
+        c->req->outcome = BP_ERR_CLIENT_CLOSED;
+        bp_http__request_finished(c, c->req, NULL, 0, NULL, NULL);
+    }
+    bp_http__req_free(c->req);
     c->req = NULL;
+    if (c->hold != NULL) {
+        c->hold->conn = NULL;
+        c->hold = NULL;
+    }
+    bp_metrics_client_conns_add(-1);
     if (c->prev != NULL) {
         c->prev->next = c->next;
     } else {
@@ -108,8 +174,8 @@ refuse_malformed(struct bp_conn *c, int status)
     if (c->req != NULL) {
         c->req->status = status;
         c->req->outcome = BP_ERR_MALFORMED;
-        bp_http__request_finished(c, c->req);
-        req_free(c->req);
+        bp_http__request_finished(c, c->req, NULL, 0, NULL, NULL);
+        bp_http__req_free(c->req);
         c->req = NULL;
     } else {
         BP_INFO("access", BP_LSTR("peer", c->peer), BP_LINT("status", status), BP_LSTR("error", "malformed"));
@@ -177,8 +243,11 @@ bp_http__respond(struct bp_conn *c, int status, const char *extra_headers, const
 {
     struct bp_req *r = c->req;
     struct evbuffer *out = bufferevent_get_output(c->bev);
+    struct bp_hold *h = NULL;
     bool body_unread;
     bool close;
+    bool hold;
+    bool held;
 
     BP_BUG_ON(r == NULL);
     /* A request answered before its body was read leaves that body on the wire: the connection
@@ -186,6 +255,11 @@ bp_http__respond(struct bp_conn *c, int status, const char *extra_headers, const
     body_unread = r->head.framing != BP_HTTP_BODY_NONE && c->state == BP_CONN_READING_HEAD;
     body_unread = body_unread || c->state == BP_CONN_READING_BODY;
     close = c->close_after_write || !r->head.keep_alive || c->worker->draining || body_unread;
+    hold = bp_http__audit_sync(c, r);
+    if (hold) {
+        out = evbuffer_new();
+        BP_BUG_ON(out == NULL);
+    }
 
     evbuffer_add_printf(out, "HTTP/1.1 %d %s\r\n", status, reason_phrase(status));
     if (content_type != NULL) {
@@ -211,14 +285,31 @@ bp_http__respond(struct bp_conn *c, int status, const char *extra_headers, const
     }
     r->status = status;
     r->bytes_out = body_len;
-    bp_http__request_finished(c, r);
-    req_free(r);
+    if (hold) {
+        h = bp_calloc(1, sizeof(*h));
+        h->task.run = hold_release;
+        h->worker = c->worker;
+        h->response = out;
+    }
+    /* The writer may report the record durable before this returns; it only posts the hold to
+     * this loop, which runs it after we are done here. */
+    held = bp_http__request_finished(c, r, body, body_len, hold ? hold_durable : NULL, h);
+    bp_http__req_free(r);
     c->req = NULL;
     c->state = BP_CONN_WRITING;
     c->close_after_write = close;
     c->linger = c->linger || body_unread;
     if (close) {
         bufferevent_disable(c->bev, EV_READ);
+    }
+    if (held) {
+        h->conn = c;
+        c->hold = h;
+        c->state = BP_CONN_WAITING_AUDIT;
+    } else if (hold) {
+        bufferevent_write_buffer(c->bev, out);
+        evbuffer_free(out);
+        bp_free(h);
     }
 }
 
@@ -272,7 +363,12 @@ start_request(struct bp_conn *c, const char *data, size_t consumed)
     set_request_id(r);
 
     if (is_proxy_path(&r->head)) {
+        r->kind = BP_REQ_PROXY;
         bp_http__proxy_head(c);
+        return;
+    }
+    if (bp_oauth_owns_path(r->head.path, r->head.path_len)) {
+        bp_http__oauth_head(c);
         return;
     }
     if (bp_http__ops_route(c)) {
@@ -287,8 +383,7 @@ bp_http__conn_read_body(struct bp_conn *c, size_t limit)
     struct bp_req *r = c->req;
 
     if (r->head.framing == BP_HTTP_BODY_NONE) {
-        c->state = BP_CONN_WAITING_UPSTREAM;
-        bp_http__proxy_body_done(c);
+        body_done(c);
         return;
     }
     if (r->head.framing == BP_HTTP_BODY_LENGTH && r->head.content_length > limit) {
@@ -303,8 +398,7 @@ bp_http__conn_read_body(struct bp_conn *c, size_t limit)
         evbuffer_add(bufferevent_get_output(c->bev), "HTTP/1.1 100 Continue\r\n\r\n", 25);
     }
     if (r->head.framing == BP_HTTP_BODY_LENGTH && r->body_remaining == 0) {
-        c->state = BP_CONN_WAITING_UPSTREAM;
-        bp_http__proxy_body_done(c);
+        body_done(c);
     }
 }
 
@@ -350,8 +444,7 @@ read_body(struct bp_conn *c)
     if (r->body_remaining > 0) {
         return false;
     }
-    c->state = BP_CONN_WAITING_UPSTREAM;
-    bp_http__proxy_body_done(c);
+    body_done(c);
     return true;
 }
 
@@ -508,7 +601,8 @@ event_cb(struct bufferevent *bev, short what, void *arg)
         return;
     }
     if (what & BEV_EVENT_TIMEOUT) {
-        if (c->state == BP_CONN_WAITING_UPSTREAM || c->state == BP_CONN_WRITING) {
+        if (c->state == BP_CONN_WAITING_UPSTREAM || c->state == BP_CONN_WAITING_AUDIT ||
+            c->state == BP_CONN_WRITING) {
             /* Idle reads while Core works are expected; the upstream timeout bounds this wait. */
             bufferevent_enable(bev, EV_READ);
             return;
@@ -518,7 +612,8 @@ event_cb(struct bufferevent *bev, short what, void *arg)
     }
     if ((what & BEV_EVENT_EOF) && !(what & BEV_EVENT_ERROR)) {
         /* A client may half-close after sending its request: answer what was asked, then close. */
-        if (c->state == BP_CONN_WAITING_UPSTREAM || c->state == BP_CONN_WRITING) {
+        if (c->state == BP_CONN_WAITING_UPSTREAM || c->state == BP_CONN_WAITING_AUDIT ||
+            c->state == BP_CONN_WRITING) {
             c->close_after_write = true;
             c->peer_eof = true;
             return;
@@ -573,4 +668,5 @@ bp_http__conn_accept(struct bp_worker *w, int fd, const struct sockaddr *sa, int
     }
     w->conns = c;
     w->n_conns++;
+    bp_metrics_client_conns_add(1);
 }

@@ -35,6 +35,9 @@ static const struct error_row rows[] = {
     {BP_ERR_UPSTREAM_UNREACHABLE, 502, "PROXY_BAD_GATEWAY", "Core instance is unreachable", NULL},
     {BP_ERR_UPSTREAM_TIMEOUT, 504, "PROXY_GATEWAY_TIMEOUT", "Core instance did not answer in time", NULL},
     {BP_ERR_UPSTREAM_TOO_LARGE, 502, "PROXY_BAD_GATEWAY", "Core response exceeds the configured limit", NULL},
+    {BP_ERR_AUDIT_UNAVAILABLE, 503, "PROXY_AUDIT_UNAVAILABLE", "Audit log is saturated; retry shortly", NULL},
+    /* Never sent (the client is gone): the status nginx logs for it, for the audit log. */
+    {BP_ERR_CLIENT_CLOSED, 499, "PROXY_CLIENT_CLOSED_REQUEST", "Client closed the connection", NULL},
 };
 
 static const struct error_row internal_row = {BP_ERR_IO, 500, "GEN_INTERNAL_ERROR", "Internal error", NULL};
@@ -56,6 +59,12 @@ bp_http__error_status(bp_err rc)
     return find_row(rc)->status;
 }
 
+const char *
+bp_http__error_code(bp_err rc)
+{
+    return find_row(rc)->code;
+}
+
 void
 bp_http__respond_error(struct bp_conn *c, bp_err rc, unsigned needed_scope)
 {
@@ -71,6 +80,8 @@ bp_http__respond_error(struct bp_conn *c, bp_err rc, unsigned needed_scope)
                  (needed_scope & BP_SCOPE_WRITE) ? "proxy:write" : "proxy:read");
     } else if (row->www_authenticate != NULL) {
         snprintf(headers, sizeof(headers), "WWW-Authenticate: %s\r\n", row->www_authenticate);
+    } else if (rc == BP_ERR_AUDIT_UNAVAILABLE) {
+        snprintf(headers, sizeof(headers), "Retry-After: 1\r\n");
     }
     n = snprintf(body, sizeof(body), "{\"error\":\"%s\",\"error_detail\":{\"code\":\"%s\",\"message\":\"%s\"}}",
                  row->message, row->code, row->message);

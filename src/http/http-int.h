@@ -18,6 +18,7 @@
 #include "http/parser.h"
 #include "lib/buf.h"
 #include "lib/rand.h"
+#include "auth/auth.h"
 #include "router/router.h"
 
 struct bp_tables;
@@ -28,9 +29,22 @@ struct bp_upstream_xfer;
 struct bp_upstream_resp;
 struct bp_worker;
 
+/* Work handed back to a loop thread by another thread (an OAuth thread, the audit writer). The
+ * poster owns the storage (embedded in its object) until run is called on the loop thread;
+ * run then owns it. */
+struct bp_http_task {
+    void (*run)(struct bp_worker *w, struct bp_http_task *t);
+    struct bp_http_task *next;
+};
+
+struct bp_oauth_pool;
+
 struct bp_server {
     const struct bp_config *cfg;
     const struct bp_server_deps *deps;
+    struct bp_config oauth_cfg;  /* cfg with oauth_issuer filled in once the port is known */
+    char *oauth_issuer;          /* owned when the server derived it */
+    struct bp_oauth_pool *oauth_pool;
     const struct bp_route *routes;
     size_t n_routes;
     struct bp_worker **workers;
@@ -55,17 +69,29 @@ struct bp_worker {
     struct event *accept_retry; /* re-enables the listener after an accept error */
     struct bp_conn *conns;      /* doubly linked list of live connections */
     size_t n_conns;
+    /* Tasks posted from other threads (bp_http__post): a locked list and an event to wake the
+     * loop. */
+    pthread_mutex_t tasks_lock;
+    struct bp_http_task *tasks_head;
+    struct bp_http_task *tasks_tail;
+    struct event *tasks_ev;
 };
 
 enum bp_conn_state {
     BP_CONN_READING_HEAD,
     BP_CONN_READING_BODY,
-    BP_CONN_WAITING_UPSTREAM,
+    BP_CONN_WAITING_UPSTREAM,   /* also: waiting for an OAuth thread */
+    BP_CONN_WAITING_AUDIT,      /* response built, held until its audit record is durable */
     BP_CONN_WRITING,            /* response queued; close or next request when flushed */
     BP_CONN_LINGERING,          /* answered and half-closed; discarding an unread body */
 };
 
+enum bp_req_kind { BP_REQ_OTHER = 0, BP_REQ_PROXY, BP_REQ_OAUTH };
+
+struct bp_oauth_job;
+
 struct bp_req {
+    enum bp_req_kind kind;
     char *head_bytes;           /* owned copy of the request head; head points into it */
     struct bp_http_head head;
     char request_id[BP_UUID_LEN + 1 > 129 ? BP_UUID_LEN + 1 : 129];
@@ -86,7 +112,13 @@ struct bp_req {
     int64_t upstream_us;
     uint64_t bytes_out;
     bp_err outcome;
+    enum bp_auth_failure auth_failure;
+    struct bp_oauth_job *oauth_job; /* in flight on an OAuth thread; it reads this request */
+    bool audit_reserved;        /* holds a place in the audit queue (bp_http__audit_reserve) */
+    bool finished;              /* logged, counted and audited */
 };
+
+struct bp_hold;
 
 struct bp_conn {
     struct bp_worker *worker;
@@ -96,6 +128,7 @@ struct bp_conn {
     enum bp_conn_state state;
     char peer[64];
     struct bp_req *req;
+    struct bp_hold *hold;       /* WAITING_AUDIT: the response waiting for its record */
     struct event *head_deadline;
     size_t head_scanned;        /* bytes of the pending head already searched for a line end */
     bool close_after_write;
@@ -105,6 +138,8 @@ struct bp_conn {
 };
 
 /* conn.c */
+/* Frees a request (or hands it to its in-flight OAuth job, which frees it later). */
+void bp_http__req_free(struct bp_req *r);
 void bp_http__conn_accept(struct bp_worker *w, int fd, const struct sockaddr *sa, int salen);
 void bp_http__conn_close(struct bp_conn *c);
 /* Queues a complete response. status line, extra header lines ("Name: value\r\n" each, may be
@@ -120,6 +155,25 @@ void bp_http__drain_check(struct bp_worker *w);
 void bp_http__respond_error(struct bp_conn *c, bp_err rc, unsigned needed_scope);
 /* The status an error maps to (for logging). */
 int bp_http__error_status(bp_err rc);
+/* The error_detail.code an error maps to (for the audit log). */
+const char *bp_http__error_code(bp_err rc);
+
+/* tasks.c: cross-thread hand-off to a worker's loop. Any thread; t->run runs on w's loop. */
+void bp_http__post(struct bp_worker *w, struct bp_http_task *t);
+bp_err bp_http__tasks_init(struct bp_worker *w);
+/* After the loop stopped: runs what is still queued (objects whose connection is gone only
+ * free themselves) and frees the event. */
+void bp_http__tasks_fini(struct bp_worker *w);
+
+/* oauth_pool.c: the OAuth threads. */
+bp_err bp_http__oauth_pool_start(struct bp_server *s, struct bp_oauth_pool **out);
+/* Finishes queued jobs, joins the threads. NULL is a no-op. */
+void bp_http__oauth_pool_stop(struct bp_oauth_pool *p);
+/* The head of c->req is an OAuth path: read its body and hand it to an OAuth thread. */
+void bp_http__oauth_head(struct bp_conn *c);
+void bp_http__oauth_body_done(struct bp_conn *c);
+/* The connection is going away with a job in flight: the job takes r and frees it when done. */
+void bp_http__oauth_orphan(struct bp_req *r);
 
 /* proxy.c */
 void bp_http__proxy_head(struct bp_conn *c);     /* head parsed, target under /proxy/ */
@@ -134,8 +188,17 @@ bool bp_http__ops_route(struct bp_conn *c);      /* true when the request was an
 bp_err bp_http__upstream_headers(const struct bp_req *r, const char *peer, struct bp_buf *storage,
                                  const char ***out_lines, size_t *out_n);
 
-/* access.c: one JSON access-log line per finished request; the seam where the audit log will
- * receive each finished request. */
-void bp_http__request_finished(struct bp_conn *c, struct bp_req *r);
+/* access.c: a finished request: one JSON access-log line, its metrics and — for /proxy/ requests —
+ * its audit record (built from r and the response body resp/resp_len, which it only reads).
+ * done/arg (may be NULL): called on the audit writer's thread once the record is durable.
+ * Returns true when done will be called (the caller holds the response until then); false when
+ * the record was queued without it, not audited, or shed. */
+bool bp_http__request_finished(struct bp_conn *c, struct bp_req *r, const char *resp, size_t resp_len,
+                               void (*done)(void *arg), void *arg);
+/* True when r's response must wait until its audit record is durable (audit.writes / .reads). */
+bool bp_http__audit_sync(const struct bp_conn *c, const struct bp_req *r);
+/* Takes r's place in the audit queue before it is forwarded. False when the queue is full:
+ * answer 503 instead. True without reserving when r is not audited. */
+bool bp_http__audit_reserve(struct bp_conn *c, struct bp_req *r);
 
 #endif

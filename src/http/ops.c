@@ -1,10 +1,13 @@
-/* Operational endpoints (DESIGN §2): no credential, answered on the loop thread from memory.
+/* Operational endpoints (DESIGN §2): no credential, answered on the loop thread from memory
+ * (/metrics sums the per-thread counters; it never waits on another thread).
  * /readyz reports the watcher's last store check instead of querying the store here, because
  * loop threads never block on the store (STYLE §7). */
 #include <string.h>
 
 #include "http/http-int.h"
+#include "lib/buf.h"
 #include "lib/str.h"
+#include "metrics/metrics.h"
 
 bool
 bp_http__ops_route(struct bp_conn *c)
@@ -30,6 +33,15 @@ bp_http__ops_route(struct bp_conn *c)
             bp_http__respond(c, 503, "Cache-Control: no-store\r\n", "application/json", unready,
                              sizeof(unready) - 1, false);
         }
+        return true;
+    }
+    if (bp_str_eq(h->path, h->path_len, "/metrics")) {
+        struct bp_buf text;
+        bp_buf_init(&text, SIZE_MAX);
+        bp_metrics_render(&text);
+        bp_http__respond(c, 200, "Cache-Control: no-store\r\n", "text/plain; version=0.0.4; charset=utf-8",
+                         text.data, text.len, false);
+        bp_buf_cleanup(&text);
         return true;
     }
     return false;

@@ -32,7 +32,7 @@ check_head(const struct bp_server *srv, struct bp_req *r)
 
     authz = bp_http_head_find(h, "Authorization", &n_authz);
     rc = bp_auth_authenticate(r->tables, authz ? authz->value : NULL, authz ? authz->value_len : 0, n_authz,
-                              bp_clock_wall_s(), &r->cred, NULL);
+                              bp_clock_wall_s(), &r->cred, &r->auth_failure);
     if (rc != BP_OK) {
         return rc;
     }
@@ -84,6 +84,11 @@ bp_http__proxy_head(struct bp_conn *c)
         return;
     }
     BP_BUG_ON(r->cred == NULL || r->instance == NULL);
+    /* Forwarding a request whose record cannot be kept would break "every call attributable". */
+    if (!bp_http__audit_reserve(c, r)) {
+        bp_http__respond_error(c, BP_ERR_AUDIT_UNAVAILABLE, 0);
+        return;
+    }
     bp_http__conn_read_body(c, r->route->large_body ? cfg->max_upload_bytes : cfg->max_body_bytes);
 }
 

@@ -21,6 +21,7 @@
 #include "core/log.h"
 #include "http/http-int.h"
 #include "lib/alloc.h"
+#include "metrics/metrics.h"
 #include "upstream/upstream.h"
 
 static bp_err
@@ -186,6 +187,7 @@ static void *
 worker_main(void *arg)
 {
     struct bp_worker *w = arg;
+    bp_metrics_bind_thread(w->index);
     event_base_dispatch(w->base);
     return NULL;
 }
@@ -199,6 +201,7 @@ worker_free(struct bp_worker *w)
     while (w->conns != NULL) {
         bp_http__conn_close(w->conns);
     }
+    bp_http__tasks_fini(w);
     if (w->listener != NULL) {
         evconnlistener_free(w->listener);
     }
@@ -245,6 +248,9 @@ worker_new(struct bp_server *s, int index, int fd, struct bp_worker **out)
         return BP_ERR_IO;
     }
     rc = bp_upstream_new(w->base, &uo, &w->upstream);
+    if (rc == BP_OK) {
+        rc = bp_http__tasks_init(w);
+    }
     if (rc != BP_OK) {
         worker_free(w);
         return rc;
@@ -267,6 +273,23 @@ libevent_log_cb(int severity, const char *msg)
         BP_WARN("libevent", BP_LSTR("detail", msg));
     } else {
         BP_DEBUG("libevent", BP_LSTR("detail", msg));
+    }
+}
+
+/* The OAuth threads get the configuration with the issuer filled in: by default the address we
+ * actually listen on, which is only known once the port is bound. */
+static void
+set_oauth_issuer(struct bp_server *s)
+{
+    char buf[300];
+    bool v6 = strchr(s->cfg->listen_host, ':') != NULL;
+
+    s->oauth_cfg = *s->cfg;
+    s->oauth_cfg.listen_port = s->port;
+    if (s->cfg->oauth_issuer == NULL) {
+        snprintf(buf, sizeof(buf), v6 ? "http://[%s]:%d" : "http://%s:%d", s->cfg->listen_host, s->port);
+        s->oauth_issuer = bp_strdup(buf);
+        s->oauth_cfg.oauth_issuer = s->oauth_issuer;
     }
 }
 
@@ -302,6 +325,11 @@ bp_server_start(const struct bp_config *cfg, const struct bp_route *routes, size
             goto fail;
         }
     }
+    set_oauth_issuer(s);
+    rc = bp_http__oauth_pool_start(s, &s->oauth_pool);
+    if (rc != BP_OK) {
+        goto fail;
+    }
     for (int i = 0; i < cfg->workers; i++) {
         if (pthread_create(&s->workers[i]->thread, NULL, worker_main, s->workers[i]) != 0) {
             rc = BP_ERR_IO;
@@ -318,6 +346,7 @@ fail:
         worker_free(s->workers[i]);
     }
     bp_free(s->workers);
+    bp_free(s->oauth_issuer);
     bp_free(s);
     return rc;
 }
@@ -344,6 +373,10 @@ bp_server_stop(struct bp_server *s)
         pthread_join(s->workers[i]->thread, NULL);
     }
     s->n_workers = 0;
+    /* After the loops: a client still waiting for an OAuth answer keeps its loop draining, and
+     * answers that arrive after a loop stopped wait in its task list for bp_server_free. */
+    bp_http__oauth_pool_stop(s->oauth_pool);
+    s->oauth_pool = NULL;
 }
 
 void
@@ -356,5 +389,6 @@ bp_server_free(struct bp_server *s)
         worker_free(s->workers[i]);
     }
     bp_free(s->workers);
+    bp_free(s->oauth_issuer);
     bp_free(s);
 }

@@ -26,6 +26,8 @@ static const char *const names[BP_ERR__COUNT] = {
     [BP_ERR_UPSTREAM_UNREACHABLE] = "upstream_unreachable",
     [BP_ERR_UPSTREAM_TIMEOUT] = "upstream_timeout",
     [BP_ERR_UPSTREAM_TOO_LARGE] = "upstream_too_large",
+    [BP_ERR_AUDIT_UNAVAILABLE] = "audit_unavailable",
+    [BP_ERR_CLIENT_CLOSED] = "client_closed",
 };
 
 const char *

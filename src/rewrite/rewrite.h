@@ -7,7 +7,9 @@
 #include "lib/buf.h"
 #include "lib/err.h"
 
-/* DESIGN §4 transaction defaults, applied by inserting bytes into the body as sent. */
+/* The JSON bodies that pass through the proxy: DESIGN §4 transaction defaults, applied by
+ * inserting bytes into the body as sent, and reading (never changing) the id of what Core created,
+ * for the audit log. Nothing here re-serialises a body. */
 
 enum bp_txdefaults_kind { BP_TXDEFAULTS_SINGLE, BP_TXDEFAULTS_BULK };
 
@@ -25,5 +27,12 @@ enum bp_txdefaults_kind { BP_TXDEFAULTS_SINGLE, BP_TXDEFAULTS_BULK };
  * order. */
 bp_err bp_txdefaults_apply(enum bp_txdefaults_kind kind, const char *body, size_t len,
                            struct bp_buf *out, bool *out_changed);
+
+/* Finds, in a JSON object doc[0..len), the first top-level member named exactly one of keys[]
+ * (tried in order) whose value is a string without escapes or a number, and returns its bytes
+ * (without quotes) as doc[*out_off .. *out_off + *out_len). False when doc is not a valid JSON
+ * object or no such member exists. Reads only. */
+bool bp_json_find_id(const char *doc, size_t len, const char *const *keys, size_t n_keys, size_t *out_off,
+                     size_t *out_len);
 
 #endif

@@ -3,20 +3,23 @@
  * config → store (open, migrate) → tables (first load, published before any accept) → HTTP
  * workers → watcher thread. Signals are blocked in every thread and taken synchronously by the
  * main thread with sigwait, so no handler ever runs inside a worker's critical section. On
- * SIGTERM/SIGINT: stop accepting, let in-flight requests finish (bounded), stop the watcher after
- * a final last-used flush, exit 0. */
+ * SIGTERM/SIGINT: stop accepting, let in-flight requests finish (bounded), commit every queued
+ * audit record, stop the watcher after a final last-used flush, exit 0. */
 #include "serve/serve.h"
 
 #include <pthread.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/resource.h>
 
+#include "audit/audit.h"
 #include "config/config.h"
 #include "core/log.h"
 #include "http/http.h"
 #include "lib/alloc.h"
+#include "metrics/metrics.h"
 #include "router/router.h"
 #include "serve/watch.h"
 #include "store/store.h"
@@ -43,6 +46,32 @@ raise_fd_limit(void)
         rl.rlim_cur = rl.rlim_max;
         setrlimit(RLIMIT_NOFILE, &rl);
     }
+}
+
+/* The OAuth threads call this after issuing a token; the watcher exists only once the server
+ * runs, hence the indirection. */
+static _Atomic(struct bp_watch *) the_watch;
+
+static void
+sync_tables(void *arg)
+{
+    struct bp_watch *w = atomic_load(&the_watch);
+    (void)arg;
+    if (w != NULL) {
+        bp_watch_sync(w, 2000);
+    }
+}
+
+static size_t
+audit_depth(const void *arg)
+{
+    return bp_audit_depth(arg);
+}
+
+static const char *
+mode_name(int mode)
+{
+    return mode == BP_AUDIT_SYNC ? "sync" : mode == BP_AUDIT_ASYNC ? "async" : "off";
 }
 
 static void
@@ -80,7 +109,8 @@ bp_serve_main(int argc, char **argv)
     struct bp_store *store = NULL;
     struct bp_server *server = NULL;
     struct bp_watch *watch = NULL;
-    struct bp_server_deps deps = {0};
+    struct bp_server_deps deps = {.tables_sync = sync_tables};
+    struct bp_audit *audit = NULL;
     char err[512] = "";
     sigset_t sigs;
     int applied = 0;
@@ -132,6 +162,10 @@ bp_serve_main(int argc, char **argv)
         fail("cannot initialise the HTTP client library");
         goto done;
     }
+    if (bp_metrics_init(cfg.workers) != BP_OK) {
+        fail("cannot set up metrics");
+        goto done;
+    }
     if (bp_store_open(cfg.db, &store, err, sizeof(err)) != BP_OK) {
         fail(err);
         goto done;
@@ -144,6 +178,14 @@ bp_serve_main(int argc, char **argv)
         fail("cannot load credentials and instances from the store");
         goto done;
     }
+    if (cfg.audit_writes != BP_AUDIT_OFF || cfg.audit_reads != BP_AUDIT_OFF) {
+        if (bp_audit_start(&cfg, &audit) != BP_OK) {
+            fail("cannot start the audit log writer (see the log line above)");
+            goto done;
+        }
+        deps.audit = audit;
+        bp_metrics_set_audit_depth_source(audit_depth, audit);
+    }
     if (bp_server_start(&cfg, routes, n_routes, &deps, &server) != BP_OK) {
         fail("cannot start the server (see the log line above)");
         goto done;
@@ -153,21 +195,33 @@ bp_serve_main(int argc, char **argv)
         goto done;
     }
     store = NULL; /* the watcher owns it now */
+    atomic_store(&the_watch, watch);
     BP_INFO("listening", BP_LSTR("host", cfg.listen_host), BP_LINT("port", bp_server_port(server)),
             BP_LINT("workers", cfg.workers), BP_LSTR("version", BP_VERSION),
             BP_LSTR("store", "sqlite"), BP_LINT("schema_version", version), BP_LINT("migrations_applied", applied),
-            BP_LINT("routes", n_routes), BP_LINT("max_connections", cfg.max_connections));
+            BP_LINT("routes", n_routes), BP_LINT("max_connections", cfg.max_connections),
+            BP_LSTR("audit_writes", mode_name(cfg.audit_writes)), BP_LSTR("audit_reads", mode_name(cfg.audit_reads)),
+            BP_LINT("oauth_threads", cfg.oauth_threads));
 
     sigwait(&sigs, &sig);
     BP_INFO("shutting down", BP_LSTR("signal", sig == SIGTERM ? "SIGTERM" : "SIGINT"));
     bp_server_stop(server);
     code = 0;
 done:
-    bp_watch_stop(watch);
+    /* Order: no request is in flight once the server stopped; then every queued audit record is
+     * committed (its completions wait in the workers' task lists, freed with the server); the
+     * watcher goes last because the OAuth threads (stopped with the server) used it. */
+    if (server != NULL && code != 0) {
+        bp_server_stop(server);
+    }
+    bp_audit_stop(audit);
     bp_server_free(server);
+    atomic_store(&the_watch, NULL);
+    bp_watch_stop(watch);
     bp_store_close(store);
     bp_tables_shutdown();
     bp_free(routes);
+    bp_metrics_shutdown();
     if (code == 0) {
         BP_INFO("stopped");
     }

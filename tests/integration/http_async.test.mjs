@@ -1,0 +1,100 @@
+// Work that leaves the loop threads and comes back: OAuth requests answered on the OAuth threads,
+// and responses held until their audit record is durable. The server must survive clients that
+// vanish meanwhile, and must refuse (not forward unrecorded) when the audit queue is full.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import net from 'node:net';
+import { spawn } from 'node:child_process';
+
+import { setupWorld, req, bearer, cli, waitFor, sleep, assertError } from './lib/harness.mjs';
+
+function metricValue(text, line) {
+    const found = text.split('\n').find((l) => l.startsWith(`${line} `));
+    return found === undefined ? undefined : Number(found.slice(line.length + 1));
+}
+
+test('clients that vanish while an OAuth thread works leave the server healthy', async (t) => {
+    const w = await setupWorld();
+    t.after(() => w.close());
+    const body = 'grant_type=client_credentials&client_id=client_nope&client_secret=x';
+    const raw =
+        `POST /oauth/token HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/x-www-form-urlencoded\r\n` +
+        `Content-Length: ${body.length}\r\n\r\n${body}`;
+    // Each socket sends a whole request and is destroyed at once: the OAuth thread is still
+    // working on it when the connection goes away.
+    await Promise.all(
+        Array.from({ length: 100 }, () =>
+            new Promise((resolve) => {
+                const s = net.connect(w.port, '127.0.0.1', () => {
+                    s.write(raw, () => {
+                        s.destroy();
+                        resolve();
+                    });
+                });
+                s.on('error', resolve);
+            }),
+        ),
+    );
+    const ok = await req(w.port, 'POST', '/oauth/token', {
+        headers: { 'content-type': 'application/x-www-form-urlencoded' },
+        body,
+        agent: false,
+    });
+    assert.equal(ok.status, 401);
+    assert.equal(JSON.parse(ok.body).error, 'invalid_client');
+    const led = await req(w.port, 'GET', w.p('/ledgers'), { headers: bearer(w.keys.all.key), agent: false });
+    assert.equal(led.status, 200);
+    // Every vanished connection was accounted for: only the scraping one stays open.
+    await waitFor(
+        async () => {
+            const m = await req(w.port, 'GET', '/metrics', { agent: false });
+            return metricValue(m.text, 'blnkproxy_client_connections') === 1;
+        },
+        { timeoutMs: 5000, what: 'client connection gauge back to 1' },
+    );
+});
+
+test('a full audit queue refuses with 503 before forwarding, and every forwarded write is recorded', async (t) => {
+    const w = await setupWorld({ proxyArgs: ['--audit-queue-size', '16'] });
+    t.after(() => w.close());
+    // Another connection holds the write lock: the audit writer cannot commit, so records pile up
+    // in the queue (and are spooled once the busy timeout expires).
+    const locker = spawn('sqlite3', [w.db], { stdio: ['pipe', 'ignore', 'ignore'] });
+    t.after(() => locker.kill('SIGKILL'));
+    locker.stdin.write('BEGIN EXCLUSIVE;\nSELECT 1;\n');
+    await sleep(300);
+    const n = 60;
+    const results = await Promise.all(
+        Array.from({ length: n }, (_, i) =>
+            req(w.port, 'POST', w.p('/ledgers'), {
+                headers: { ...bearer(w.keys.all.key), 'content-type': 'application/json' },
+                body: JSON.stringify({ name: `l${i}` }),
+                agent: false,
+                timeoutMs: 30000,
+            }),
+        ),
+    );
+    locker.stdin.end('COMMIT;\n');
+    const refused = results.filter((r) => r.status === 503);
+    const created = results.filter((r) => r.status === 201);
+    assert.equal(refused.length + created.length, n, `statuses: ${results.map((r) => r.status)}`);
+    assert.ok(refused.length > 0, 'some requests were refused while the queue was full');
+    assert.ok(created.length >= 16, `at least a queue's worth was served (${created.length})`);
+    for (const r of refused) {
+        assertError(r, 503, 'PROXY_AUDIT_UNAVAILABLE');
+        assert.equal(r.headers['retry-after'], '1');
+    }
+    // Core saw exactly the served ones.
+    assert.equal(w.core.requests.filter((r) => r.method === 'POST').length, created.length);
+    // Every served write has its record once the store answers again.
+    const ids = new Set(created.map((r) => r.headers['x-request-id']));
+    await waitFor(
+        () => {
+            const out = cli(['audit', 'list', '--json', '--category', 'ledgers', '--limit', '1000'], { db: w.db, json: false });
+            const recs = out.stdout.split('\n').filter(Boolean).map((l) => JSON.parse(l));
+            const got = new Set(recs.filter((r) => r.status === 201).map((r) => r.request_id));
+            return [...ids].every((id) => got.has(id));
+        },
+        { timeoutMs: 15000, intervalMs: 500, what: 'records of all served writes' },
+    );
+});

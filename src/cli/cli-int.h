@@ -6,6 +6,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #include "lib/err.h"
 
@@ -87,6 +88,20 @@ int bp_cli__cmd_audit(struct bp_cli_ctx *ctx, int argc, char **argv);    /* cmd_
  * Returns an exit code (secret_input.c). */
 int bp_cli__read_secret(const struct bp_cli_flag *file, const struct bp_cli_flag *env, bool header_safe,
                         char **out, size_t *out_len);
+
+/* cred_args.c: flags shared by keys and OAuth clients. Each prints why and returns an exit code. */
+#define BP_CLI_SCOPES_MAX 64
+/* --scopes "a,b" → canonical text (bp_scopes_format), naming the first unknown scope. */
+int bp_cli__parse_scopes(const char *text, char out[BP_CLI_SCOPES_MAX]);
+/* --expires-in → absolute expiry in wall seconds (0 = never). */
+int bp_cli__parse_expiry(const char *text, int64_t now, int64_t *out);
+/* --instances "id1,id2" → allocated canonical list (deduplicated), each id checked in the store. */
+int bp_cli__parse_instances(struct bp_store *s, const char *text, char **out);
+/* Ends a transaction opened with bp_store_begin around a change: when change is BP_OK writes the
+ * audit record (bp_audit_admin) and commits, else (or if that fails) rolls back. Returns the
+ * first failure. */
+bp_err bp_cli__finish_audited(struct bp_store *s, bp_err change, const char *action, const char *id,
+                              const char *instance_id);
 
 /* Usage text of a family ("instance", "key", "client", "operator", "audit", "db") or of everything (NULL), to stdout or stderr. */
 void bp_cli__usage(const char *family, bool to_stderr);

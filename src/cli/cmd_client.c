@@ -18,8 +18,6 @@
  * `client create`: it is printed once, then wiped; the store keeps its SHA-256 digest. Every
  * change is written together with its admin audit record, in one transaction. */
 
-#define SCOPES_TEXT_MAX 64
-#define INSTANCES_MAX 256
 #define REDIRECT_URI_MAX 2000
 #define GRANT_TYPES_TEXT_MAX 64
 
@@ -100,44 +98,6 @@ client_obj(const struct bp_client_rec *rec, int64_t now, const char *secret)
 }
 
 /* ---- validation ---- */
-
-/* Parses --scopes into canonical text, naming the first unknown scope. */
-static int
-parse_scopes(const char *text, char out[SCOPES_TEXT_MAX])
-{
-    unsigned bits = 0;
-    const char *p = text;
-
-    for (;;) {
-        const char *end = strchr(p, ',');
-        size_t n = end != NULL ? (size_t)(end - p) : strlen(p);
-        char item[32];
-        unsigned one;
-
-        if (n == 0) {
-            bp_cli__error("invalid --scopes: empty scope (known: *, proxy:read, proxy:write)");
-            return BP_CLI_EXIT_USAGE;
-        }
-        if (n >= sizeof(item)) {
-            bp_cli__error("invalid --scopes: unknown scope \"%.*s...\" (known: *, proxy:read, proxy:write)",
-                          20, p);
-            return BP_CLI_EXIT_USAGE;
-        }
-        memcpy(item, p, n);
-        item[n] = '\0';
-        if (bp_scopes_parse(item, &one) != BP_OK) {
-            bp_cli__error("invalid --scopes: unknown scope \"%s\" (known: *, proxy:read, proxy:write)", item);
-            return BP_CLI_EXIT_USAGE;
-        }
-        bits |= one;
-        if (end == NULL) {
-            break;
-        }
-        p = end + 1;
-    }
-    bp_scopes_format(bits, out, SCOPES_TEXT_MAX);
-    return BP_CLI_EXIT_OK;
-}
 
 /* Parses --grant-types into GRANT_* bits. */
 static int
@@ -300,113 +260,6 @@ parse_redirect_uris(const struct bp_cli_flag *flag, const char **out, size_t *ou
     return BP_CLI_EXIT_OK;
 }
 
-/* Parses --expires-in into an absolute expiry (0 = never). */
-static int
-parse_expiry(const char *text, int64_t now, int64_t *out)
-{
-    int64_t seconds;
-
-    if (bp_str_parse_duration(text, &seconds) != BP_OK) {
-        bp_cli__error("invalid --expires-in: use <n>s, <n>m, <n>h, <n>d or never");
-        return BP_CLI_EXIT_USAGE;
-    }
-    *out = seconds < 0 ? 0 : now + seconds;
-    return BP_CLI_EXIT_OK;
-}
-
-static bool
-id_char_ok(char c)
-{
-    return is_alnum(c) || c == '_' || c == '-';
-}
-
-/* Splits --instances into ids (deduplicated) and checks each exists in the store. On success
- * *out is the canonical comma-separated list. */
-static int
-parse_instances(struct bp_store *s, const char *text, char **out)
-{
-    char *list = bp_malloc(strlen(text) + 1);
-    size_t off = 0;
-    const char *p = text;
-    size_t n = 0;
-    int rc = BP_CLI_EXIT_OK;
-
-    for (;;) {
-        const char *end = strchr(p, ',');
-        size_t len = end != NULL ? (size_t)(end - p) : strlen(p);
-        struct bp_instance_rec rec = {0};
-        char *id = list + off;
-        bool dup = false;
-        bp_err err;
-
-        if (len == 0 || len > 100) {
-            bp_cli__error("invalid --instances: expected comma-separated instance ids");
-            rc = BP_CLI_EXIT_USAGE;
-            goto done;
-        }
-        for (size_t i = 0; i < len; i++) {
-            if (!id_char_ok(p[i])) {
-                bp_cli__error("invalid --instances: bad character in an instance id");
-                rc = BP_CLI_EXIT_USAGE;
-                goto done;
-            }
-        }
-        memcpy(id, p, len);
-        id[len] = '\0';
-        /* Earlier ids sit NUL-separated in list[0..off). */
-        for (const char *q = list; q < id && !dup; q += strlen(q) + 1) {
-            dup = strcmp(q, id) == 0;
-        }
-        if (!dup) {
-            if (n == INSTANCES_MAX) {
-                bp_cli__error("invalid --instances: at most %d instances", INSTANCES_MAX);
-                rc = BP_CLI_EXIT_USAGE;
-                goto done;
-            }
-            err = bp_store_instance_get(s, id, &rec);
-            bp_instance_rec_cleanup(&rec);
-            if (err != BP_OK) {
-                rc = bp_cli__store_fail(s, err, "instance", id);
-                goto done;
-            }
-            off += len + 1;
-            n++;
-        }
-        if (end == NULL) {
-            break;
-        }
-        p = end + 1;
-    }
-    for (size_t i = 0; i + 1 < off; i++) {
-        list[i] = list[i] == '\0' ? ',' : list[i];
-    }
-    *out = list;
-    list = NULL;
-
-done:
-    bp_free(list);
-    return rc;
-}
-
-/* ---- change + audit record, together ---- */
-
-/* Finishes a transaction opened with bp_store_begin around a change: writes the audit record
- * and commits when the change succeeded, else rolls back. */
-static bp_err
-finish_audited(struct bp_store *s, bp_err change, const char *action, const char *id)
-{
-    if (change == BP_OK) {
-        change = bp_audit_admin(s, action, id, NULL);
-    }
-    if (change == BP_OK) {
-        change = bp_store_commit(s);
-    }
-    if (change != BP_OK) {
-        bp_store_rollback(s);
-    }
-    return change;
-}
-
 /* ---- commands ---- */
 
 enum { CF_NAME, CF_SCOPES, CF_REDIRECT_URI, CF_GRANT_TYPES, CF_INSTANCES, CF_EXPIRES_IN, CF_COUNT };
@@ -427,7 +280,7 @@ create_and_print(struct bp_store *s, struct bp_client_rec *rec, bool json)
     bp_digest(secret, BP_OAUTH_TOKEN_LEN, rec->secret_digest);
     err = bp_store_begin(s);
     if (err == BP_OK) {
-        err = finish_audited(s, bp_store_client_insert(s, rec), "Client created", rec->id);
+        err = bp_cli__finish_audited(s, bp_store_client_insert(s, rec), "Client created", rec->id, NULL);
     }
     if (err != BP_OK) {
         bp_wipe(secret, sizeof(secret));
@@ -450,7 +303,7 @@ check_create_flags(struct bp_cli_flag *flags, struct bp_client_rec *rec, const c
                    size_t *out_n_uris)
 {
     size_t n_uris = 0;
-    char scopes[SCOPES_TEXT_MAX];
+    char scopes[BP_CLI_SCOPES_MAX];
     char grants[GRANT_TYPES_TEXT_MAX];
     unsigned grant_bits;
     int rc;
@@ -464,7 +317,7 @@ check_create_flags(struct bp_cli_flag *flags, struct bp_client_rec *rec, const c
                       "leading or trailing spaces");
         return BP_CLI_EXIT_USAGE;
     }
-    rc = parse_scopes(flags[CF_SCOPES].value, scopes);
+    rc = bp_cli__parse_scopes(flags[CF_SCOPES].value, scopes);
     if (rc == BP_CLI_EXIT_OK) {
         rc = parse_redirect_uris(&flags[CF_REDIRECT_URI], uris, &n_uris);
     }
@@ -489,7 +342,7 @@ check_create_flags(struct bp_cli_flag *flags, struct bp_client_rec *rec, const c
     }
     rec->created_at = bp_clock_wall_s();
     if (flags[CF_EXPIRES_IN].seen) {
-        rc = parse_expiry(flags[CF_EXPIRES_IN].value, rec->created_at, &rec->expires_at);
+        rc = bp_cli__parse_expiry(flags[CF_EXPIRES_IN].value, rec->created_at, &rec->expires_at);
         if (rc != BP_CLI_EXIT_OK) {
             return rc;
         }
@@ -535,7 +388,7 @@ client_create(struct bp_cli_ctx *ctx, int argc, char **argv)
         goto done;
     }
     if (flags[CF_INSTANCES].seen) {
-        rc = parse_instances(s, flags[CF_INSTANCES].value, &rec.instances);
+        rc = bp_cli__parse_instances(s, flags[CF_INSTANCES].value, &rec.instances);
         if (rc != BP_CLI_EXIT_OK) {
             goto done;
         }
@@ -611,10 +464,11 @@ apply_op(struct bp_store *s, enum client_op op, const char *id, int64_t expires_
     } else if (err == BP_OK) {
         err = bp_store_begin(s);
         if (err == BP_OK && op == CLIENT_REVOKE) {
-            err = finish_audited(s, bp_store_client_revoke(s, id, bp_clock_wall_s()), "Client revoked", id);
+            err = bp_cli__finish_audited(s, bp_store_client_revoke(s, id, bp_clock_wall_s()),
+                                         "Client revoked", id, NULL);
         } else if (err == BP_OK) {
-            err =
-                finish_audited(s, bp_store_client_set_expiry(s, id, expires_at), "Client expiry changed", id);
+            err = bp_cli__finish_audited(s, bp_store_client_set_expiry(s, id, expires_at),
+                                         "Client expiry changed", id, NULL);
         }
     }
     bp_client_rec_cleanup(&cur);
@@ -637,7 +491,7 @@ client_one(struct bp_cli_ctx *ctx, int argc, char **argv, enum client_op op)
             bp_cli__error("client expire needs --expires-in (e.g. 7d or never)");
             return BP_CLI_EXIT_USAGE;
         }
-        rc = parse_expiry(flags[0].value, bp_clock_wall_s(), &expires_at);
+        rc = bp_cli__parse_expiry(flags[0].value, bp_clock_wall_s(), &expires_at);
         if (rc != BP_CLI_EXIT_OK) {
             return rc;
         }

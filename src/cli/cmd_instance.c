@@ -42,15 +42,14 @@ enum {
 static bool
 is_host_char(char c)
 {
-    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-           c == '-' || c == '.' || c == '_';
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '-' ||
+           c == '.' || c == '_';
 }
 
 static bool
 is_ipv6_char(char c)
 {
-    return (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F') || (c >= '0' && c <= '9') ||
-           c == ':' || c == '.';
+    return (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F') || (c >= '0' && c <= '9') || c == ':' || c == '.';
 }
 
 /* Checks host[:port] (len bytes); returns a reason or NULL. */
@@ -228,22 +227,13 @@ name_taken(struct bp_store *s, bp_err rc, const char *name)
 
 /* Runs change and its audit record (issue 4) in one transaction: both land, or neither. */
 static bp_err
-audited(struct bp_store *s, bp_err (*change)(struct bp_store *, const void *), const void *arg, const char *action,
-        const char *id)
+audited(struct bp_store *s, bp_err (*change)(struct bp_store *, const void *), const void *arg,
+        const char *action, const char *id)
 {
     bp_err err = bp_store_begin(s);
 
     if (err == BP_OK) {
-        err = change(s, arg);
-    }
-    if (err == BP_OK) {
-        err = bp_audit_admin(s, action, id, id);
-    }
-    if (err == BP_OK) {
-        err = bp_store_commit(s);
-    }
-    if (err != BP_OK) {
-        bp_store_rollback(s);
+        err = bp_cli__finish_audited(s, change(s, arg), action, id, id);
     }
     return err;
 }
@@ -265,7 +255,6 @@ do_delete(struct bp_store *s, const void *id)
 {
     return bp_store_instance_delete(s, id);
 }
-
 
 static int
 instance_add(struct bp_cli_ctx *ctx, int argc, char **argv)
@@ -298,7 +287,7 @@ instance_add(struct bp_cli_ctx *ctx, int argc, char **argv)
         goto done;
     }
     rc = bp_cli__read_secret(&flags[UF_SECRET_FILE], &flags[UF_SECRET_ENV], true, &rec.secret_key,
-                     &rec.secret_key_len);
+                             &rec.secret_key_len);
     if (rc == BP_CLI_EXIT_OK && flags[UF_CA_FILE].seen) {
         rc = resolve_ca_file(flags[UF_CA_FILE].value, &rec.ca_file);
     }
@@ -337,8 +326,7 @@ done:
 static int
 instance_list(struct bp_cli_ctx *ctx, int argc, char **argv)
 {
-    static const char *const columns[] = {"id", "name", "url", "enabled", "has_secret_key",
-                                          "created_at"};
+    static const char *const columns[] = {"id", "name", "url", "enabled", "has_secret_key", "created_at"};
     struct bp_store *s = NULL;
     struct bp_instance_rec *recs = NULL;
     struct bp_out_obj **rows;
@@ -452,10 +440,10 @@ parse_change(struct bp_cli_flag *flags, struct instance_change *c)
         rc = c->url == NULL ? BP_CLI_EXIT_USAGE : BP_CLI_EXIT_OK;
     }
     if (rc == BP_CLI_EXIT_OK) {
-        c->set_secret = flags[UF_SECRET_FILE].seen || flags[UF_SECRET_ENV].seen ||
-                        flags[UF_CLEAR_SECRET].seen;
+        c->set_secret =
+            flags[UF_SECRET_FILE].seen || flags[UF_SECRET_ENV].seen || flags[UF_CLEAR_SECRET].seen;
         rc = bp_cli__read_secret(&flags[UF_SECRET_FILE], &flags[UF_SECRET_ENV], true, &c->secret,
-                         &c->secret_len);
+                                 &c->secret_len);
     }
     if (rc == BP_CLI_EXIT_OK && flags[UF_CA_FILE].seen) {
         rc = resolve_ca_file(flags[UF_CA_FILE].value, &c->ca_file);

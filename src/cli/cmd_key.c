@@ -16,9 +16,6 @@
 /* `key …`: API keys (DESIGN §5). The key text exists only inside `key create`: it is printed
  * once, then wiped; the store keeps its SHA-256 digest and a short prefix for listings. */
 
-#define SCOPES_TEXT_MAX 64
-#define INSTANCES_MAX 256
-
 static const char *
 key_status(const struct bp_key_rec *rec, int64_t now)
 {
@@ -63,136 +60,6 @@ print_key(const struct bp_key_rec *rec, bool json)
 
 /* ---- validation ---- */
 
-/* Parses --scopes into canonical text, naming the first unknown scope. */
-static int
-parse_scopes(const char *text, char out[SCOPES_TEXT_MAX])
-{
-    unsigned bits = 0;
-    const char *p = text;
-
-    for (;;) {
-        const char *end = strchr(p, ',');
-        size_t n = end != NULL ? (size_t)(end - p) : strlen(p);
-        char item[32];
-        unsigned one;
-
-        if (n == 0) {
-            bp_cli__error("invalid --scopes: empty scope (known: *, proxy:read, proxy:write)");
-            return BP_CLI_EXIT_USAGE;
-        }
-        if (n >= sizeof(item)) {
-            bp_cli__error("invalid --scopes: unknown scope \"%.*s...\" (known: *, proxy:read, "
-                          "proxy:write)",
-                          20, p);
-            return BP_CLI_EXIT_USAGE;
-        }
-        memcpy(item, p, n);
-        item[n] = '\0';
-        if (bp_scopes_parse(item, &one) != BP_OK) {
-            bp_cli__error("invalid --scopes: unknown scope \"%s\" (known: *, proxy:read, "
-                          "proxy:write)",
-                          item);
-            return BP_CLI_EXIT_USAGE;
-        }
-        bits |= one;
-        if (end == NULL) {
-            break;
-        }
-        p = end + 1;
-    }
-    bp_scopes_format(bits, out, SCOPES_TEXT_MAX);
-    return BP_CLI_EXIT_OK;
-}
-
-/* Parses --expires-in into an absolute expiry (0 = never). */
-static int
-parse_expiry(const char *text, int64_t now, int64_t *out)
-{
-    int64_t seconds;
-
-    if (bp_str_parse_duration(text, &seconds) != BP_OK) {
-        bp_cli__error("invalid --expires-in: use <n>s, <n>m, <n>h, <n>d or never");
-        return BP_CLI_EXIT_USAGE;
-    }
-    *out = seconds < 0 ? 0 : now + seconds;
-    return BP_CLI_EXIT_OK;
-}
-
-static bool
-id_char_ok(char c)
-{
-    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-           c == '_' || c == '-';
-}
-
-/* Splits --instances into ids (deduplicated) and checks each exists in the store. On success
- * *out is the canonical comma-separated list. */
-static int
-parse_instances(struct bp_store *s, const char *text, char **out)
-{
-    const char *ids[INSTANCES_MAX];
-    size_t lens[INSTANCES_MAX];
-    size_t n = 0;
-    const char *p = text;
-    size_t total = 0;
-    char *list;
-    size_t off = 0;
-
-    for (;;) {
-        const char *end = strchr(p, ',');
-        size_t len = end != NULL ? (size_t)(end - p) : strlen(p);
-        bool dup = false;
-
-        if (len == 0 || len > 100) {
-            bp_cli__error("invalid --instances: expected comma-separated instance ids");
-            return BP_CLI_EXIT_USAGE;
-        }
-        for (size_t i = 0; i < len; i++) {
-            if (!id_char_ok(p[i])) {
-                bp_cli__error("invalid --instances: bad character in an instance id");
-                return BP_CLI_EXIT_USAGE;
-            }
-        }
-        for (size_t i = 0; i < n; i++) {
-            dup = dup || (lens[i] == len && memcmp(ids[i], p, len) == 0);
-        }
-        if (!dup) {
-            if (n == INSTANCES_MAX) {
-                bp_cli__error("invalid --instances: at most %d instances", INSTANCES_MAX);
-                return BP_CLI_EXIT_USAGE;
-            }
-            ids[n] = p;
-            lens[n] = len;
-            total += len + 1;
-            n++;
-        }
-        if (end == NULL) {
-            break;
-        }
-        p = end + 1;
-    }
-
-    list = bp_malloc(total);
-    for (size_t i = 0; i < n; i++) {
-        struct bp_instance_rec rec = {0};
-        bp_err err;
-
-        memcpy(list + off, ids[i], lens[i]);
-        list[off + lens[i]] = '\0';
-        err = bp_store_instance_get(s, list + off, &rec);
-        bp_instance_rec_cleanup(&rec);
-        if (err != BP_OK) {
-            int rc = bp_cli__store_fail(s, err, "instance", list + off);
-            bp_free(list);
-            return rc;
-        }
-        off += lens[i];
-        list[off++] = i + 1 < n ? ',' : '\0';
-    }
-    *out = list;
-    return BP_CLI_EXIT_OK;
-}
-
 /* ---- commands ---- */
 
 enum { CF_NAME, CF_SCOPES, CF_EXPIRES_IN, CF_INSTANCES, CF_COUNT };
@@ -215,16 +82,9 @@ create_and_print(struct bp_store *s, struct bp_key_rec *rec, bool json)
     /* The key and its audit record (issue 4) land together or not at all. */
     err = bp_store_begin(s);
     if (err == BP_OK) {
-        err = bp_store_key_insert(s, rec);
-    }
-    if (err == BP_OK) {
-        err = bp_audit_admin(s, "Key created", rec->id, NULL);
-    }
-    if (err == BP_OK) {
-        err = bp_store_commit(s);
+        err = bp_cli__finish_audited(s, bp_store_key_insert(s, rec), "Key created", rec->id, NULL);
     }
     if (err != BP_OK) {
-        bp_store_rollback(s);
         bp_wipe(key, sizeof(key));
         /* EXISTS here would be a ULID or digest collision: not the operator's doing. */
         bp_cli__error("cannot store the key: %s", bp_store_last_error(s));
@@ -249,7 +109,7 @@ key_create(struct bp_cli_ctx *ctx, int argc, char **argv)
     };
     struct bp_key_rec rec = {0};
     struct bp_store *s = NULL;
-    char scopes[SCOPES_TEXT_MAX];
+    char scopes[BP_CLI_SCOPES_MAX];
     char ulid[BP_ULID_LEN + 1];
     int rc;
 
@@ -263,13 +123,13 @@ key_create(struct bp_cli_ctx *ctx, int argc, char **argv)
                       "leading or trailing spaces");
         return BP_CLI_EXIT_USAGE;
     }
-    rc = parse_scopes(flags[CF_SCOPES].value, scopes);
+    rc = bp_cli__parse_scopes(flags[CF_SCOPES].value, scopes);
     if (rc != BP_CLI_EXIT_OK) {
         return rc;
     }
     rec.created_at = bp_clock_wall_s();
     if (flags[CF_EXPIRES_IN].seen) {
-        rc = parse_expiry(flags[CF_EXPIRES_IN].value, rec.created_at, &rec.expires_at);
+        rc = bp_cli__parse_expiry(flags[CF_EXPIRES_IN].value, rec.created_at, &rec.expires_at);
         if (rc != BP_CLI_EXIT_OK) {
             return rc;
         }
@@ -283,7 +143,7 @@ key_create(struct bp_cli_ctx *ctx, int argc, char **argv)
         return rc;
     }
     if (flags[CF_INSTANCES].seen) {
-        rc = parse_instances(s, flags[CF_INSTANCES].value, &rec.instances);
+        rc = bp_cli__parse_instances(s, flags[CF_INSTANCES].value, &rec.instances);
         if (rc != BP_CLI_EXIT_OK) {
             goto done;
         }
@@ -303,7 +163,7 @@ done:
 static int
 key_list(struct bp_cli_ctx *ctx, int argc, char **argv)
 {
-    static const char *const columns[] = {"id",     "name",       "prefix",      "scopes",
+    static const char *const columns[] = {"id",        "name",   "prefix",     "scopes",
                                           "instances", "status", "expires_at", "last_used_at"};
     struct bp_store *s = NULL;
     struct bp_key_rec *recs = NULL;
@@ -348,17 +208,10 @@ change_key(struct bp_store *s, enum key_op op, const char *id, int64_t expires_a
     bp_err err = bp_store_begin(s);
 
     if (err == BP_OK) {
-        err = op == KEY_EXPIRE ? bp_store_key_set_expiry(s, id, expires_at)
-                               : bp_store_key_revoke(s, id, bp_clock_wall_s());
-    }
-    if (err == BP_OK) {
-        err = bp_audit_admin(s, op == KEY_EXPIRE ? "Key expiry changed" : "Key revoked", id, NULL);
-    }
-    if (err == BP_OK) {
-        err = bp_store_commit(s);
-    }
-    if (err != BP_OK) {
-        bp_store_rollback(s);
+        err = bp_cli__finish_audited(s,
+                                     op == KEY_EXPIRE ? bp_store_key_set_expiry(s, id, expires_at)
+                                                      : bp_store_key_revoke(s, id, bp_clock_wall_s()),
+                                     op == KEY_EXPIRE ? "Key expiry changed" : "Key revoked", id, NULL);
     }
     return err;
 }
@@ -401,7 +254,7 @@ key_one(struct bp_cli_ctx *ctx, int argc, char **argv, enum key_op op)
             bp_cli__error("key expire needs --expires-in (e.g. 7d or never)");
             return BP_CLI_EXIT_USAGE;
         }
-        rc = parse_expiry(flags[0].value, bp_clock_wall_s(), &expires_at);
+        rc = bp_cli__parse_expiry(flags[0].value, bp_clock_wall_s(), &expires_at);
         if (rc != BP_CLI_EXIT_OK) {
             return rc;
         }

@@ -42,23 +42,6 @@ print_operator(const struct bp_operator_rec *rec, bool json)
     return rc;
 }
 
-/* Finishes a transaction opened with bp_store_begin around a change: writes the audit record
- * and commits when the change succeeded, else rolls back. */
-static bp_err
-finish_audited(struct bp_store *s, bp_err change, const char *action, const char *id)
-{
-    if (change == BP_OK) {
-        change = bp_audit_admin(s, action, id, NULL);
-    }
-    if (change == BP_OK) {
-        change = bp_store_commit(s);
-    }
-    if (change != BP_OK) {
-        bp_store_rollback(s);
-    }
-    return change;
-}
-
 /* A password on the command line would stay in `ps` and the shell history: say so instead of
  * "unknown option", without echoing what followed. */
 static int
@@ -158,7 +141,7 @@ operator_create(struct bp_cli_ctx *ctx, int argc, char **argv)
     rec.updated_at = rec.created_at;
     err = bp_store_begin(s);
     if (err == BP_OK) {
-        err = finish_audited(s, bp_store_operator_insert(s, &rec), "Operator created", rec.id);
+        err = bp_cli__finish_audited(s, bp_store_operator_insert(s, &rec), "Operator created", rec.id, NULL);
     }
     if (err == BP_ERR_EXISTS) {
         bp_cli__error("an operator named \"%s\" already exists", rec.name);
@@ -230,11 +213,12 @@ apply_op(struct bp_store *s, enum operator_op op, const char *id, const char *ha
     } else {
         err = bp_store_begin(s);
         if (err == BP_OK && op == OP_PASSWD) {
-            err = finish_audited(s, bp_store_operator_set_password(s, id, hash, now),
-                                 "Operator password changed", id);
+            err = bp_cli__finish_audited(s, bp_store_operator_set_password(s, id, hash, now),
+                                         "Operator password changed", id, NULL);
         } else if (err == BP_OK) {
-            err = finish_audited(s, bp_store_operator_set_disabled(s, id, op == OP_DISABLE, now),
-                                 op == OP_DISABLE ? "Operator disabled" : "Operator enabled", id);
+            err =
+                bp_cli__finish_audited(s, bp_store_operator_set_disabled(s, id, op == OP_DISABLE, now),
+                                       op == OP_DISABLE ? "Operator disabled" : "Operator enabled", id, NULL);
         }
     }
     bp_operator_rec_cleanup(&cur);

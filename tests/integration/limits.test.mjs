@@ -112,7 +112,11 @@ test('a client that stops reading a large response is disconnected after idle_ti
         });
         s.write(`GET ${w.p('/ledgers')} HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ${w.keys.all.key}\r\n\r\n`);
         s.pause();
-        await sleep(4000);
+        // The proxy buffers Core's whole answer before writing it: on a loaded machine that can
+        // take seconds, so the stalled-reader clock starts at the access line (written when the
+        // response is queued), not at the request.
+        await w.proxy.waitForLog((o) => o.msg === 'access' && o.route === '/ledgers', 20000);
+        await sleep(3500);
         s.resume();
         await Promise.race([closed, sleep(5000)]);
         assert.ok(s.destroyed || s.readableEnded, 'the proxy closed the connection');

@@ -63,6 +63,7 @@ struct bp_worker {
     struct event *stop_ev;      /* activated from the main thread to begin draining */
     struct event *drain_deadline;
     pthread_t thread;
+    bool thread_started;
     bool draining;
     bool accept_paused;         /* listener off: at max connections or after an accept error */
     size_t max_conns;           /* this worker's share of max_connections */

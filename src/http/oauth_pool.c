@@ -7,6 +7,7 @@
  * Ownership: the job reads the request (head and body) while the thread works. If the client
  * goes away meanwhile, the connection is freed but the request is not: the job takes it
  * (bp_http__oauth_orphan) and frees it once the thread is done. */
+#include <stdatomic.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <string.h>
@@ -20,6 +21,10 @@
 
 /* Form posts and page requests are small; a larger body is refused before it is read. */
 #define OAUTH_MAX_BODY (64 * 1024)
+/* Jobs waiting per OAuth thread before new requests are answered 503: closing a connection
+ * frees its place under max_connections, so without a bound a client could queue unlimited
+ * work (store writes, Argon2id hashes) by connecting, posting and leaving. */
+#define OAUTH_QUEUE_PER_THREAD 64
 
 struct bp_oauth_job {
     struct bp_http_task task;      /* the answer, posted back to the worker */
@@ -27,7 +32,7 @@ struct bp_oauth_job {
     struct bp_worker *worker;
     struct bp_conn *conn;          /* loop thread only: NULL once the connection went away */
     struct bp_req *req;            /* the request the thread reads */
-    bool orphaned;                 /* the job owns req */
+    atomic_bool orphaned;          /* the job owns req; the thread skips an orphan not yet begun */
     char peer[64];
     struct bp_oauth_request oreq;
     struct bp_oauth_response resp;
@@ -39,6 +44,8 @@ struct bp_oauth_pool {
     pthread_cond_t cond;
     struct bp_oauth_job *head;
     struct bp_oauth_job *tail;
+    size_t queued;
+    size_t max_queued;
     bool stopping;
     int n_threads;
     pthread_t *threads;
@@ -62,6 +69,7 @@ take_job(struct bp_oauth_pool *p)
             p->tail = NULL;
         }
         job->next = NULL;
+        p->queued--;
     }
     pthread_mutex_unlock(&p->lock);
     return job;
@@ -80,9 +88,12 @@ pool_main(void *arg)
     pthread_mutex_unlock(&p->lock);
     /* Queued jobs are finished even when stopping: their clients are still waiting. */
     while ((job = take_job(p)) != NULL) {
-        bp_oauth_handle(o, &job->oreq, &job->resp);
-        if (job->resp.tokens_issued && deps != NULL && deps->tables_sync != NULL) {
-            deps->tables_sync(deps->tables_sync_arg);
+        /* Nobody would read the answer of a client that already left: no token is issued for it. */
+        if (!atomic_load(&job->orphaned)) {
+            bp_oauth_handle(o, &job->oreq, &job->resp);
+            if (job->resp.tokens_issued && deps != NULL && deps->tables_sync != NULL) {
+                deps->tables_sync(deps->tables_sync_arg);
+            }
         }
         bp_http__post(job->worker, &job->task);
     }
@@ -97,6 +108,7 @@ bp_http__oauth_pool_start(struct bp_server *s, struct bp_oauth_pool **out)
     bp_err rc = BP_OK;
 
     p->server = s;
+    p->max_queued = (size_t)n * OAUTH_QUEUE_PER_THREAD;
     pthread_mutex_init(&p->lock, NULL);
     pthread_cond_init(&p->cond, NULL);
     p->threads = bp_calloc((size_t)n, sizeof(*p->threads));
@@ -169,7 +181,7 @@ job_done(struct bp_worker *w, struct bp_http_task *t)
     (void)w;
 
     job->req->oauth_job = NULL;
-    if (job->orphaned) {
+    if (atomic_load(&job->orphaned)) {
         bp_http__req_free(job->req);
     } else {
         BP_BUG_ON(c == NULL || c->req != job->req || c->state != BP_CONN_WAITING_UPSTREAM);
@@ -189,9 +201,20 @@ bp_http__oauth_body_done(struct bp_conn *c)
     const struct bp_http_header *hdr;
     size_t count = 0;
     const char *issuer = c->worker->server->oauth_cfg.oauth_issuer;
+    bool full;
 
     if (p == NULL) {
         bp_http__respond_error(c, BP_ERR_ROUTE_NOT_FOUND, 0);
+        return;
+    }
+    pthread_mutex_lock(&p->lock);
+    full = p->queued >= p->max_queued;
+    pthread_mutex_unlock(&p->lock);
+    if (full) {
+        static const char busy[] =
+            "{\"error\":\"temporarily_unavailable\",\"error_description\":\"too many OAuth requests in progress\"}";
+        bp_http__respond(c, 503, "Cache-Control: no-store\r\nRetry-After: 1\r\n", "application/json", busy,
+                         sizeof(busy) - 1, false);
         return;
     }
     job = bp_calloc(1, sizeof(*job));
@@ -239,6 +262,7 @@ bp_http__oauth_body_done(struct bp_conn *c)
         p->head = job;
     }
     p->tail = job;
+    p->queued++;
     pthread_cond_signal(&p->cond);
     pthread_mutex_unlock(&p->lock);
 }
@@ -249,5 +273,5 @@ bp_http__oauth_orphan(struct bp_req *r)
     struct bp_oauth_job *job = r->oauth_job;
 
     job->conn = NULL;
-    job->orphaned = true;
+    atomic_store(&job->orphaned, true);
 }

@@ -21,6 +21,7 @@
 #include "core/log.h"
 #include "http/http-int.h"
 #include "lib/alloc.h"
+#include "lib/bug.h"
 #include "metrics/metrics.h"
 #include "upstream/upstream.h"
 
@@ -198,6 +199,9 @@ worker_free(struct bp_worker *w)
     if (w == NULL) {
         return;
     }
+    /* A loop exits only without connections (or after closing them at the drain deadline), so
+     * none is left to submit an audit record after bp_audit_stop. */
+    BP_BUG_ON(w->thread_started && w->conns != NULL);
     while (w->conns != NULL) {
         bp_http__conn_close(w->conns);
     }
@@ -335,6 +339,7 @@ bp_server_start(const struct bp_config *cfg, const struct bp_route *routes, size
             rc = BP_ERR_IO;
             goto fail;
         }
+        s->workers[i]->thread_started = true;
         started++;
     }
     *out = s;

@@ -98,3 +98,39 @@ test('a full audit queue refuses with 503 before forwarding, and every forwarded
         { timeoutMs: 15000, intervalMs: 500, what: 'records of all served writes' },
     );
 });
+
+test('a burst beyond the OAuth queue gets 503 temporarily_unavailable, and the server stays healthy', async (t) => {
+    const w = await setupWorld({ proxyArgs: ['--oauth-threads', '1'] });
+    t.after(() => w.close());
+    const client = cli(['client', 'create', '--name', 'burst', '--scopes', 'proxy:read'], { db: w.db }).json;
+    assert.ok(client && client.client_id, 'client created');
+    const basic = 'Basic ' + Buffer.from(`${client.client_id}:${client.client_secret}`).toString('base64');
+    // One thread, each token issue waits for a table reload: 400 requests at once cannot all fit
+    // in the 64-job queue.
+    const results = await Promise.all(
+        Array.from({ length: 400 }, () =>
+            req(w.port, 'POST', '/oauth/token', {
+                headers: { authorization: basic, 'content-type': 'application/x-www-form-urlencoded' },
+                body: 'grant_type=client_credentials',
+                agent: false,
+                timeoutMs: 60000,
+            }),
+        ),
+    );
+    const busy = results.filter((r) => r.status === 503);
+    const ok = results.filter((r) => r.status === 200);
+    assert.equal(busy.length + ok.length, results.length, `statuses: ${[...new Set(results.map((r) => r.status))]}`);
+    assert.ok(busy.length > 0, 'some requests found the queue full');
+    assert.ok(ok.length >= 64, `at least a queue's worth was served (${ok.length})`);
+    for (const r of busy) {
+        assert.deepEqual(JSON.parse(r.text).error, 'temporarily_unavailable');
+        assert.equal(r.headers['retry-after'], '1');
+        assert.equal(r.headers['cache-control'], 'no-store');
+    }
+    const after = await req(w.port, 'POST', '/oauth/token', {
+        headers: { authorization: basic, 'content-type': 'application/x-www-form-urlencoded' },
+        body: 'grant_type=client_credentials',
+        agent: false,
+    });
+    assert.equal(after.status, 200);
+});

@@ -15,7 +15,9 @@
 /* `operator …`: the people who approve apps on /oauth/authorize (DESIGN §6). A password comes
  * only from a file or an environment variable, is hashed with Argon2id at once and wiped; it is
  * never printed, and the output never carries the hash either. Every change is written together
- * with its admin audit record, in one transaction. */
+ * with its admin audit record, in one transaction. Disabling an operator also revokes every
+ * token family they approved, their unused codes and their sessions; a password change signs
+ * them out everywhere. */
 
 #define PASSWORD_MIN 8
 #define PASSWORD_MAX 1024
@@ -213,12 +215,21 @@ apply_op(struct bp_store *s, enum operator_op op, const char *id, const char *ha
     } else {
         err = bp_store_begin(s);
         if (err == BP_OK && op == OP_PASSWD) {
-            err = bp_cli__finish_audited(s, bp_store_operator_set_password(s, id, hash, now),
-                                         "Operator password changed", id, NULL);
+            /* Whoever signed in with the old password is signed out. */
+            bp_err change = bp_store_operator_set_password(s, id, hash, now);
+            if (change == BP_OK) {
+                change = bp_store_session_delete_operator(s, id);
+            }
+            err = bp_cli__finish_audited(s, change, "Operator password changed", id, NULL);
         } else if (err == BP_OK) {
-            err =
-                bp_cli__finish_audited(s, bp_store_operator_set_disabled(s, id, op == OP_DISABLE, now),
-                                       op == OP_DISABLE ? "Operator disabled" : "Operator enabled", id, NULL);
+            /* Disabling withdraws what the operator approved, in the same transaction: their
+             * token families, unused codes and sign-in sessions. */
+            bp_err change = bp_store_operator_set_disabled(s, id, op == OP_DISABLE, now);
+            if (change == BP_OK && op == OP_DISABLE) {
+                change = bp_store_operator_revoke_grants(s, id, now);
+            }
+            err = bp_cli__finish_audited(s, change, op == OP_DISABLE ? "Operator disabled" : "Operator enabled", id,
+                                         NULL);
         }
     }
     bp_operator_rec_cleanup(&cur);

@@ -50,6 +50,8 @@ struct bp_config {
     int64_t oauth_session_ttl_ms;       /* "oauth.session_ttl": authorize-page sign-in, default 30m */
     char *oauth_issuer;                 /* "oauth.issuer": public base URL; NULL = http://<listen> */
     int oauth_threads;                  /* "oauth.threads": threads serving the OAuth endpoints, default 2 */
+    int oauth_max_tokens_per_client;    /* "oauth.max_tokens_per_client": live access tokens a client may
+                                           hold; issuing one more revokes its oldest. Default 100 */
     /* "audit": {...}, BLNKPROXY_AUDIT_KEY, --audit-key (issue 4). */
     int audit_writes;                   /* enum bp_audit_mode, "audit.writes", default sync */
     int audit_reads;                    /* enum bp_audit_mode, "audit.reads", default async */

@@ -70,37 +70,71 @@ compute_origin(const char *uri, char *out, size_t cap)
     out[n] = '\0';
 }
 
-/* 302 back to the client. params are name/value pairs (value NULL = skipped), then state. */
-static void
-redirect(struct bp_oauth_response *out, const struct authz *a, const char *const *params, size_t n)
+/* The redirect back to the client: redirect_uri plus params (name/value pairs, value NULL =
+ * skipped), then state. Allocated into *out; BP_ERR_LIMIT when it would exceed REDIRECT_MAX —
+ * never a truncated URI, which could drop the state or split an escape. */
+static bp_err
+build_location(const struct authz *a, const char *const *params, size_t n, char **out)
 {
     struct bp_buf b;
     bool first = strchr(a->p.redirect_uri, '?') == NULL;
-    size_t len;
+    bp_err rc;
 
+    *out = NULL;
     bp_buf_init(&b, REDIRECT_MAX);
-    bp_buf_append_str(&b, a->p.redirect_uri);
-    for (size_t i = 0; i + 1 < n; i += 2) {
+    rc = bp_buf_append_str(&b, a->p.redirect_uri);
+    for (size_t i = 0; rc == BP_OK && i + 1 < n; i += 2) {
         if (params[i + 1] == NULL) {
             continue;
         }
-        bp_buf_append_str(&b, first ? "?" : "&");
+        rc = bp_buf_append_str(&b, first ? "?" : "&");
         first = false;
-        bp_buf_append_str(&b, params[i]);
-        bp_buf_append_str(&b, "=");
-        bp_oauth__url_encode(&b, params[i + 1]);
+        rc = rc == BP_OK ? bp_buf_append_str(&b, params[i]) : rc;
+        rc = rc == BP_OK ? bp_buf_append_str(&b, "=") : rc;
+        rc = rc == BP_OK ? bp_oauth__url_encode(&b, params[i + 1]) : rc;
     }
-    if (a->p.state != NULL) {
-        bp_buf_append_str(&b, first ? "?state=" : "&state=");
-        bp_oauth__url_encode(&b, a->p.state);
+    if (rc == BP_OK && a->p.state != NULL) {
+        rc = bp_buf_append_str(&b, first ? "?state=" : "&state=");
+        rc = rc == BP_OK ? bp_oauth__url_encode(&b, a->p.state) : rc;
     }
+    if (rc != BP_OK) {
+        bp_wipe(b.data, b.len); /* it may hold a code */
+        bp_buf_cleanup(&b);
+        return rc;
+    }
+    *out = bp_buf_take(&b, NULL);
+    return BP_OK;
+}
+
+static void
+page_redirect_too_long(struct bp_oauth_response *out)
+{
+    bp_oauth__page_error(out, 400, "Invalid request",
+                         "The answer to the app would be too long. Start again from the app.");
+}
+
+/* 302 to a location built by build_location (consumed: wiped and freed). */
+static void
+send_location(struct bp_oauth_response *out, char *location)
+{
     out->status = 302;
-    bp_oauth__add_header(out, "Location", b.data);
+    bp_oauth__add_header(out, "Location", location);
     bp_oauth__add_header(out, "Cache-Control", "no-store");
     bp_oauth__add_header(out, "Referrer-Policy", "no-referrer");
-    len = b.len;
-    bp_wipe(b.data, len); /* it may hold a code */
-    bp_buf_cleanup(&b);
+    bp_wipe(location, strlen(location));
+    bp_free(location);
+}
+
+static void
+redirect(struct bp_oauth_response *out, const struct authz *a, const char *const *params, size_t n)
+{
+    char *location = NULL;
+
+    if (build_location(a, params, n, &location) != BP_OK) {
+        page_redirect_too_long(out);
+        return;
+    }
+    send_location(out, location);
 }
 
 static void
@@ -173,6 +207,11 @@ check_request(struct bp_oauth *o, struct authz *a, struct bp_oauth_response *out
     if (!check_client(o, a, out)) {
         return false;
     }
+    /* A page, not a redirect: every redirect echoes state, and this one cannot be echoed. */
+    if (a->p.state != NULL && strlen(a->p.state) > STATE_MAX) {
+        bp_oauth__page_error(out, 400, "Invalid request", "The request's state is too long.");
+        return false;
+    }
     if (a->p.response_type == NULL) {
         redirect_error(out, a, "invalid_request", "response_type is required");
         return false;
@@ -183,10 +222,6 @@ check_request(struct bp_oauth *o, struct authz *a, struct bp_oauth_response *out
     }
     if (!bp_oauth__list_has(a->client.grant_types, "authorization_code")) {
         redirect_error(out, a, "unauthorized_client", "the app may not use the authorization_code grant");
-        return false;
-    }
-    if (a->p.state != NULL && strlen(a->p.state) > STATE_MAX) {
-        redirect_error(out, a, "invalid_request", "state is too long");
         return false;
     }
     if (a->p.code_challenge == NULL ||
@@ -283,6 +318,7 @@ handle_get(struct bp_oauth *o, const struct bp_oauth_request *req, struct authz 
     struct bp_session_rec s = {0};
     struct bp_operator_rec op = {0};
     char sid[BP_OAUTH_SESSION_HEX + 1];
+    int64_t retry_after = 0;
 
     if (load_session(o, req, sid, &s)) {
         if (session_operator(o, &s, &op)) {
@@ -293,6 +329,18 @@ handle_get(struct bp_oauth *o, const struct bp_oauth_request *req, struct authz 
         }
         bp_session_rec_cleanup(&s);
         bp_wipe(sid, sizeof(sid));
+        return;
+    }
+    /* Every new session is a stored row until it expires: bound how fast one peer makes them
+     * (a browser that kept its cookie reuses its session above and is not counted). */
+    if (!bp_oauth__session_rate_take(req->peer, bp_clock_mono_ms(), &retry_after)) {
+        char value[24];
+        BP_WARN("oauth: authorize page throttled: too many new sessions", BP_LSTR("peer", req->peer));
+        bp_oauth__page_error(out, 429, "Too many requests",
+                             "Too many sign-in pages were opened from your address. Wait a few minutes and "
+                             "try again.");
+        snprintf(value, sizeof(value), "%lld", (long long)retry_after);
+        bp_oauth__add_header(out, "Retry-After", value);
         return;
     }
     if (bp_oauth__session_create(o, NULL, sid) != BP_OK) {
@@ -334,7 +382,9 @@ handle_login(struct bp_oauth *o, const struct bp_oauth_request *req, struct auth
         show_login(a, sid, 400, "Enter your name and password.", out);
         return;
     }
-    if (bp_oauth__throttle_blocked(name, req->peer, now_ms)) {
+    /* The attempt is counted before the (slow) verification, in the same locked step as the
+     * check: parallel attempts cannot slip past the limit. */
+    if (!bp_oauth__throttle_reserve(name, req->peer, now_ms)) {
         BP_WARN("oauth: sign-in throttled", BP_LSTR("peer", req->peer));
         bp_oauth__page_error(out, 429, "Too many sign-in attempts",
                              "Too many sign-in attempts. Wait a few minutes and try again.");
@@ -342,13 +392,12 @@ handle_login(struct bp_oauth *o, const struct bp_oauth_request *req, struct auth
         return;
     }
     if (!verify_operator(o, name, password, &op)) {
-        bp_oauth__throttle_fail(name, req->peer, now_ms);
         /* The name is not logged: people type passwords into it by mistake. */
         BP_WARN("oauth: sign-in failed", BP_LSTR("peer", req->peer));
         show_login(a, sid, 401, "Invalid name or password.", out);
         return;
     }
-    bp_oauth__throttle_success(name, now_ms);
+    bp_oauth__throttle_success(name, req->peer, now_ms);
     /* Rotate the session id at sign-in (session fixation). */
     bp_digest(sid, BP_OAUTH_SESSION_HEX, digest);
     bp_store_session_delete(o->store, digest);
@@ -372,6 +421,7 @@ approve(struct bp_oauth *o, struct authz *a, const struct bp_operator_rec *op, s
     char scopes[BP_OAUTH_SCOPE_TEXT_MAX];
     struct bp_code_rec rec = {0};
     int64_t now = bp_clock_wall_s();
+    char *location = NULL;
     bp_err rc;
 
     rc = bp_rand_hex(code, 32);
@@ -389,17 +439,26 @@ approve(struct bp_oauth *o, struct authz *a, const struct bp_operator_rec *op, s
         rec.family_id = family;
         rec.created_at = now;
         rec.expires_at = now + (o->cfg->oauth_code_ttl_ms + 999) / 1000;
+        /* The location first: a code is stored only when it can be delivered. */
+        const char *params[] = {"code", code};
+        if (build_location(a, params, 2, &location) != BP_OK) {
+            bp_wipe(code, sizeof(code));
+            page_redirect_too_long(out);
+            return;
+        }
         rc = bp_store_code_insert(o->store, &rec);
     }
+    bp_wipe(code, sizeof(code));
     if (rc != BP_OK) {
         BP_ERROR("oauth: could not store an authorization code", BP_LSTR("error", bp_store_last_error(o->store)));
         bp_oauth__page_error(out, 503, "Try again", "The service is temporarily unavailable.");
-        bp_wipe(code, sizeof(code));
+        if (location != NULL) {
+            bp_wipe(location, strlen(location));
+            bp_free(location);
+        }
         return;
     }
-    const char *params[] = {"code", code};
-    redirect(out, a, params, 2);
-    bp_wipe(code, sizeof(code));
+    send_location(out, location);
     BP_INFO("oauth: authorization code issued", BP_LSTR("client_id", a->client.id), BP_LSTR("operator_id", op->id),
             BP_LSTR("family_id", family));
 }

@@ -7,6 +7,7 @@
 
 #include "auth/auth.h"
 #include "config/config.h"
+#include "core/log.h"
 #include "lib/rand.h"
 #include "lib/secret.h"
 #include "oauth/oauth-int.h"
@@ -62,6 +63,24 @@ store_one(struct bp_oauth *o, enum bp_token_kind kind, const char *text, const s
     return bp_store_token_insert(o->store, &rec);
 }
 
+/* Every issued token makes the request path reload its credential table, so the number of live
+ * access tokens is bounded per client: the newest cfg->oauth_max_tokens_per_client stay, older
+ * ones are revoked (in the caller's transaction, with the insert). */
+static bp_err
+cap_live_tokens(struct bp_oauth *o, const struct bp_client_rec *c, int64_t now)
+{
+    int cap = o->cfg->oauth_max_tokens_per_client > 0 ? o->cfg->oauth_max_tokens_per_client
+                                                       : BP_OAUTH_DEFAULT_MAX_TOKENS_PER_CLIENT;
+    size_t n = 0;
+    bp_err rc = bp_store_token_revoke_oldest_access(o->store, c->id, (size_t)cap, now, &n);
+
+    if (rc == BP_OK && n > 0) {
+        BP_INFO("oauth: oldest access tokens revoked (per-client limit)", BP_LSTR("client_id", c->id),
+                BP_LINT("tokens_revoked", n), BP_LINT("limit", cap));
+    }
+    return rc;
+}
+
 bp_err
 bp_oauth__issue(struct bp_oauth *o, const struct bp_client_rec *c, const char *family_id,
                 const char *operator_id, unsigned scope_bits, bool with_refresh, int64_t now,
@@ -76,6 +95,9 @@ bp_oauth__issue(struct bp_oauth *o, const struct bp_client_rec *c, const char *f
     rc = bp_oauth_token_generate(BP_ACCESS_TOKEN_PREFIX, out->access);
     if (rc == BP_OK) {
         rc = store_one(o, BP_TOKEN_ACCESS, out->access, c, family_id, operator_id, scopes, now, at_exp);
+    }
+    if (rc == BP_OK) {
+        rc = cap_live_tokens(o, c, now);
     }
     if (rc == BP_OK && with_refresh) {
         rc = bp_oauth_token_generate(BP_REFRESH_TOKEN_PREFIX, out->refresh);

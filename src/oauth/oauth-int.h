@@ -166,17 +166,25 @@ bp_err bp_oauth__session_create(struct bp_oauth *o, const char *operator_id, cha
 /* The Set-Cookie value for a session id (allocated). */
 char *bp_oauth__session_cookie(const char *session_id, bool tls);
 
-/* ---- throttle.c: sign-in throttling, shared by every OAuth thread ---- */
+/* ---- throttle.c: authorize-page rate limits, shared by every OAuth thread ---- */
 
 #define BP_OAUTH_THROTTLE_MAX_FAILURES 5
 #define BP_OAUTH_THROTTLE_WINDOW_MS (15 * 60 * 1000)
+#define BP_OAUTH_SESSION_MAX_PER_PEER 30
+#define BP_OAUTH_SESSION_WINDOW_MS (10 * 60 * 1000)
 
-/* True when name or peer has BP_OAUTH_THROTTLE_MAX_FAILURES failures in the window. */
+/* True when name or peer has used up its BP_OAUTH_THROTTLE_MAX_FAILURES attempts in the window. */
 bool bp_oauth__throttle_blocked(const char *name, const char *peer, int64_t now_ms);
-/* Counts one failed sign-in for name and for peer. */
-void bp_oauth__throttle_fail(const char *name, const char *peer, int64_t now_ms);
-/* Forgets the failures of name (after a successful sign-in). */
-void bp_oauth__throttle_success(const char *name, int64_t now_ms);
+/* Checks and counts one sign-in attempt for name and for peer (either may be NULL), atomically,
+ * before the password is verified. False when either is blocked, or when no slot can be had
+ * because the table is full of blocking entries: refuse the sign-in then. */
+bool bp_oauth__throttle_reserve(const char *name, const char *peer, int64_t now_ms);
+/* After a successful sign-in: forgets the failures of name and gives peer's reservation back. */
+void bp_oauth__throttle_success(const char *name, const char *peer, int64_t now_ms);
+/* Counts the creation of one anonymous authorize-page session for peer. False (and the seconds
+ * to wait in *out_retry_after_s) when peer has created BP_OAUTH_SESSION_MAX_PER_PEER in the
+ * window, or the table is full of such peers. */
+bool bp_oauth__session_rate_take(const char *peer, int64_t now_ms, int64_t *out_retry_after_s);
 
 /* ---- issue.c: issuing access and refresh tokens ---- */
 
@@ -187,10 +195,14 @@ struct bp_oauth_issued {
     bool has_refresh;
 };
 
+/* Used when the configuration leaves oauth.max_tokens_per_client at 0 (a hand-built config). */
+#define BP_OAUTH_DEFAULT_MAX_TOKENS_PER_CLIENT 100
+
 /* Generates and stores an access token (and a refresh token when with_refresh) of family_id for
  * client c, with scope bits and operator_id (NULL for client_credentials). Expiry: the configured
- * lifetimes, never beyond the client's own expiry. The caller runs it inside a transaction when
- * it must be atomic with other writes. */
+ * lifetimes, never beyond the client's own expiry. Also revokes the client's oldest live access
+ * tokens beyond cfg->oauth_max_tokens_per_client. The caller runs it inside a transaction (the
+ * insert and the cap must land together). */
 bp_err bp_oauth__issue(struct bp_oauth *o, const struct bp_client_rec *c, const char *family_id,
                        const char *operator_id, unsigned scope_bits, bool with_refresh, int64_t now,
                        struct bp_oauth_issued *out);

@@ -2,9 +2,10 @@
  *
  * Families: every token descends from one grant (a code or a client_credentials request) and
  * carries that grant's family id. A second use of a code or of a rotated refresh token is taken
- * as theft, and the whole family is revoked. Refresh rotation (mark the old token used, insert the
- * new pair) is one store transaction, so two concurrent refreshes with the same token cannot both
- * succeed. */
+ * as theft, and the whole family is revoked. Refresh rotation (read and check the old token, mark
+ * it used, insert the new pair) is one store transaction, so two concurrent refreshes with the
+ * same token cannot both succeed, and a refresh cannot rotate a token whose family a concurrent
+ * reuse has just revoked. */
 #include <string.h>
 
 #include "auth/auth.h"
@@ -79,8 +80,17 @@ grant_client_credentials(struct bp_oauth *o, const struct bp_client_rec *c, cons
         return;
     }
     rc = bp_oauth__family_id(family);
+    /* A transaction so that the token and the revocation of the client's oldest ones (the
+     * per-client cap in bp_oauth__issue) land together. */
     if (rc == BP_OK) {
-        rc = bp_oauth__issue(o, c, family, NULL, bits, false, bp_clock_wall_s(), &t);
+        rc = bp_store_begin(o->store);
+        if (rc == BP_OK) {
+            rc = bp_oauth__issue(o, c, family, NULL, bits, false, bp_clock_wall_s(), &t);
+            rc = rc == BP_OK ? bp_store_commit(o->store) : rc;
+            if (rc != BP_OK) {
+                bp_store_rollback(o->store);
+            }
+        }
     }
     if (rc != BP_OK) {
         store_failed(o, out, "token_insert");
@@ -163,7 +173,25 @@ grant_authorization_code(struct bp_oauth *o, const struct bp_client_rec *c, cons
             why = "the code carries no usable scope";
         }
     }
-    rc = why == NULL ? bp_oauth__issue(o, c, code.family_id, code.operator_id, bits, true, now, &t) : BP_OK;
+    /* The operator may have been disabled after approving (disabling deletes unused codes, but
+     * an approval racing the disable can still store one). */
+    if (why == NULL) {
+        struct bp_operator_rec op = {0};
+        rc = bp_store_operator_get(o->store, code.operator_id, &op);
+        if (rc == BP_ERR_NOT_FOUND || (rc == BP_OK && op.disabled)) {
+            why = "the operator who approved the code is disabled";
+        } else if (rc != BP_OK) {
+            bp_store_rollback(o->store);
+            bp_code_rec_cleanup(&code);
+            store_failed(o, out, "operator_get");
+            return;
+        }
+        bp_operator_rec_cleanup(&op);
+    }
+    /* RFC 6749 §6: a refresh token only for a client allowed the refresh_token grant. */
+    rc = why == NULL ? bp_oauth__issue(o, c, code.family_id, code.operator_id, bits,
+                                       bp_oauth__list_has(c->grant_types, "refresh_token"), now, &t)
+                     : BP_OK;
     if (rc == BP_OK) {
         rc = bp_store_commit(o->store);
     }
@@ -186,7 +214,8 @@ grant_authorization_code(struct bp_oauth *o, const struct bp_client_rec *c, cons
 }
 
 /* Loads the presented refresh token; false (answer set) unless it belongs to c and can be used
- * or counts as reuse (old->used_at set; the caller revokes). */
+ * or counts as reuse (old->used_at set; the caller revokes). Runs inside the caller's
+ * transaction, so what it reads cannot change before the rotation. */
 static bool
 load_refresh(struct bp_oauth *o, const struct bp_client_rec *c, const char *text, int64_t now,
              struct bp_token_rec *old, struct bp_oauth_response *out)
@@ -194,10 +223,6 @@ load_refresh(struct bp_oauth *o, const struct bp_client_rec *c, const char *text
     unsigned char digest[BP_DIGEST_LEN];
     bp_err rc;
 
-    if (!bp_oauth_token_is_well_formed(BP_REFRESH_TOKEN_PREFIX, text, strlen(text))) {
-        bp_oauth__error(out, 400, "invalid_grant", "the refresh token is invalid");
-        return false;
-    }
     bp_digest(text, strlen(text), digest);
     rc = bp_store_token_get_by_digest(o->store, digest, old);
     if (rc == BP_ERR_NOT_FOUND) {
@@ -217,6 +242,21 @@ load_refresh(struct bp_oauth *o, const struct bp_client_rec *c, const char *text
     return true;
 }
 
+/* A rotated (or, racing, a just-revoked) refresh token was presented: revoke the family inside
+ * the open transaction, commit, and refuse. */
+static void
+refresh_reused(struct bp_oauth *o, const struct bp_token_rec *old, const struct bp_client_rec *c,
+               struct bp_oauth_response *out)
+{
+    revoke_family(o, old->family_id, c->id, "refresh token reused", out);
+    if (bp_store_commit(o->store) != BP_OK) {
+        bp_store_rollback(o->store);
+        BP_ERROR("oauth: could not commit a family revocation", BP_LSTR("family_id", old->family_id),
+                 BP_LSTR("error", bp_store_last_error(o->store)));
+    }
+    bp_oauth__error(out, 400, "invalid_grant", "the refresh token is invalid, expired or revoked");
+}
+
 static void
 grant_refresh_token(struct bp_oauth *o, const struct bp_client_rec *c, const struct bp_oauth_form *form,
                     struct bp_oauth_response *out)
@@ -234,33 +274,41 @@ grant_refresh_token(struct bp_oauth *o, const struct bp_client_rec *c, const str
         bp_oauth__error(out, 400, "invalid_request", "refresh_token is required");
         return;
     }
+    if (!bp_oauth_token_is_well_formed(BP_REFRESH_TOKEN_PREFIX, text, strlen(text))) {
+        bp_oauth__error(out, 400, "invalid_grant", "the refresh token is invalid");
+        return;
+    }
+    /* Read, check and rotate in one BEGIN IMMEDIATE transaction: a concurrent reuse that
+     * revokes the family is ordered wholly before (we then read it revoked) or wholly after (it
+     * then revokes what we issue), never between our read and our rotation. */
+    rc = bp_store_begin(o->store);
+    if (rc != BP_OK) {
+        store_failed(o, out, "begin");
+        return;
+    }
     if (!load_refresh(o, c, text, now, &old, out)) {
+        bp_store_rollback(o->store);
         return;
     }
     if (old.used_at != 0) {
-        revoke_family(o, old.family_id, c->id, "refresh token reused", out);
-        bp_oauth__error(out, 400, "invalid_grant", "the refresh token is invalid, expired or revoked");
+        refresh_reused(o, &old, c, out);
         goto done;
     }
     if (bp_oauth__scope_parse_stored(old.scopes, &granted) != BP_OK ||
         bp_oauth__scope_parse_stored(c->scopes, &client_bits) != BP_OK) {
+        bp_store_rollback(o->store);
         bp_oauth__error(out, 400, "invalid_grant", "the refresh token carries no usable scope");
         goto done;
     }
     if (!requested_scope(form, granted & client_bits, &bits, out)) {
-        goto done;
-    }
-    rc = bp_store_begin(o->store);
-    if (rc != BP_OK) {
-        store_failed(o, out, "begin");
-        goto done;
-    }
-    rc = bp_store_token_mark_used(o->store, old.id, now);
-    if (rc == BP_ERR_EXISTS) {
-        /* Another request rotated it first: this is the reuse case after all. */
         bp_store_rollback(o->store);
-        revoke_family(o, old.family_id, c->id, "refresh token reused", out);
-        bp_oauth__error(out, 400, "invalid_grant", "the refresh token is invalid, expired or revoked");
+        goto done;
+    }
+    /* The compare-and-set also refuses a revoked token; with the read in this transaction that
+     * cannot happen, but a changed row count is the only proof that we own the rotation. */
+    rc = bp_store_token_mark_used(o->store, old.id, now);
+    if (rc == BP_ERR_EXISTS || rc == BP_ERR_NOT_FOUND) {
+        refresh_reused(o, &old, c, out);
         goto done;
     }
     if (rc == BP_OK) {

@@ -63,6 +63,11 @@ struct bp_store_oauth_ops {
     bp_err (*session_insert)(struct bp_store *s, const struct bp_session_rec *rec);
     bp_err (*session_get)(struct bp_store *s, const unsigned char digest[32], struct bp_session_rec *out);
     bp_err (*session_delete)(struct bp_store *s, const unsigned char digest[32]);
+    /* Added after the first cut (security review): kept at the end. */
+    bp_err (*token_revoke_oldest_access)(struct bp_store *s, const char *client_id, size_t keep, int64_t now,
+                                         size_t *out_n);
+    bp_err (*operator_revoke_grants)(struct bp_store *s, const char *operator_id, int64_t now);
+    bp_err (*session_delete_operator)(struct bp_store *s, const char *operator_id);
 };
 
 /* Audit log (store.h "Audit log"). */

@@ -196,18 +196,28 @@ bp_err bp_store_operator_get_by_name(struct bp_store *s, const char *name, struc
 bp_err bp_store_operator_list(struct bp_store *s, struct bp_operator_rec **out, size_t *out_n);
 bp_err bp_store_operator_set_disabled(struct bp_store *s, const char *id, bool disabled, int64_t now);
 bp_err bp_store_operator_set_password(struct bp_store *s, const char *id, const char *password_hash, int64_t now);
+/* Withdraws everything the operator approved: revokes every token family whose tokens carry
+ * operator_id, deletes the operator's unused authorization codes and sign-in sessions. One
+ * transaction, or the caller's when one is open (disable it in the same one). */
+bp_err bp_store_operator_revoke_grants(struct bp_store *s, const char *operator_id, int64_t now);
 void bp_operator_rec_cleanup(struct bp_operator_rec *rec);
 void bp_operator_recs_free(struct bp_operator_rec *recs, size_t n);
 
 bp_err bp_store_token_insert(struct bp_store *s, const struct bp_token_rec *rec);
 /* BP_ERR_NOT_FOUND when no token has that digest. */
 bp_err bp_store_token_get_by_digest(struct bp_store *s, const unsigned char digest[32], struct bp_token_rec *out);
-/* Sets used_at only if it is still 0: BP_ERR_EXISTS when the token was already used (the caller
- * then treats it as reuse), BP_ERR_NOT_FOUND for an unknown id. */
+/* Sets used_at only if it is still 0 and the token is not revoked: BP_ERR_EXISTS when the token
+ * was already used or has been revoked (the caller then treats it as reuse), BP_ERR_NOT_FOUND for
+ * an unknown id. */
 bp_err bp_store_token_mark_used(struct bp_store *s, const char *id, int64_t now);
 bp_err bp_store_token_revoke(struct bp_store *s, const char *id, int64_t now);
 /* Revokes every token of the family; *out_n (may be NULL) gets how many were still active. */
 bp_err bp_store_token_revoke_family(struct bp_store *s, const char *family_id, int64_t now, size_t *out_n);
+/* Keeps the client's newest `keep` live access tokens (not revoked, not expired at now) and
+ * revokes the older ones; *out_n (may be NULL) gets how many were revoked. Runs inside the
+ * caller's transaction when one is open, so issuing and capping are one unit. */
+bp_err bp_store_token_revoke_oldest_access(struct bp_store *s, const char *client_id, size_t keep, int64_t now,
+                                           size_t *out_n);
 /* Access tokens that are not revoked, not expired at now, of clients neither revoked nor expired. */
 bp_err bp_store_token_list_live(struct bp_store *s, int64_t now, struct bp_live_token **out, size_t *out_n);
 /* Deletes tokens, codes and sessions that expired before `before`. */
@@ -225,6 +235,8 @@ void bp_code_rec_cleanup(struct bp_code_rec *rec);
 bp_err bp_store_session_insert(struct bp_store *s, const struct bp_session_rec *rec);
 bp_err bp_store_session_get(struct bp_store *s, const unsigned char digest[32], struct bp_session_rec *out);
 bp_err bp_store_session_delete(struct bp_store *s, const unsigned char digest[32]);
+/* Deletes every sign-in session of the operator (e.g. after a password change). */
+bp_err bp_store_session_delete_operator(struct bp_store *s, const char *operator_id);
 void bp_session_rec_cleanup(struct bp_session_rec *rec);
 
 /* ---- Audit log (issue 4) ----

@@ -139,3 +139,22 @@ bp_store_session_delete(struct bp_store *s, const unsigned char digest[32])
 {
     return s->ops->oauth->session_delete(s, digest);
 }
+
+bp_err
+bp_store_token_revoke_oldest_access(struct bp_store *s, const char *client_id, size_t keep, int64_t now,
+                                    size_t *out_n)
+{
+    return s->ops->oauth->token_revoke_oldest_access(s, client_id, keep, now, out_n);
+}
+
+bp_err
+bp_store_operator_revoke_grants(struct bp_store *s, const char *operator_id, int64_t now)
+{
+    return s->ops->oauth->operator_revoke_grants(s, operator_id, now);
+}
+
+bp_err
+bp_store_session_delete_operator(struct bp_store *s, const char *operator_id)
+{
+    return s->ops->oauth->session_delete_operator(s, operator_id);
+}

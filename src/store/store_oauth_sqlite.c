@@ -9,6 +9,7 @@
  * can group a rotation into one unit. The single-use rules (a refresh token rotated once, a code
  * exchanged once) are compare-and-set UPDATEs on used_at = 0: SQLite serialises writers, so of two
  * concurrent exchanges exactly one sees its UPDATE change a row. */
+#include <stdint.h>
 #include <string.h>
 
 #include <sqlite3.h>
@@ -458,6 +459,52 @@ sq_operator_set_password(struct bp_store *s, const char *id, const char *hash, i
     return bp_sq__finish_change(st, stmt);
 }
 
+/* Runs constant SQL with one text parameter (an id) and no result rows. */
+static bp_err
+exec_with_id(struct sqlite_store *st, const char *sql, const char *id, int64_t now)
+{
+    sqlite3_stmt *stmt = NULL;
+    bp_err err = bp_sq__prepare(st, sql, &stmt);
+
+    if (err != BP_OK) {
+        return err;
+    }
+    bp_sq__bind_text(stmt, 1, id);
+    if (sqlite3_bind_parameter_count(stmt) >= 2) {
+        sqlite3_bind_int64(stmt, 2, now);
+    }
+    err = bp_sq__step_done(st, stmt, NULL);
+    sqlite3_finalize(stmt);
+    return err;
+}
+
+static bp_err
+sq_operator_revoke_grants(struct bp_store *s, const char *id, int64_t now)
+{
+    /* Whole families: every token of a family carries the operator who approved its code.
+     * Used codes stay, so presenting one again is still recognised as reuse. */
+    static const char *const sql[] = {
+        "UPDATE oauth_tokens SET revoked = 1, revoked_at = ?2"
+        " WHERE revoked = 0 AND family_id IN (SELECT family_id FROM oauth_tokens WHERE operator_id = ?1)",
+        "DELETE FROM oauth_codes WHERE operator_id = ?1 AND used_at = 0",
+        "DELETE FROM oauth_sessions WHERE operator_id = ?1",
+    };
+    struct sqlite_store *st = bp_sq__of(s);
+    bool own = false;
+    bp_err err = tx_begin(st, &own);
+
+    for (size_t i = 0; err == BP_OK && i < sizeof(sql) / sizeof(sql[0]); i++) {
+        err = exec_with_id(st, sql[i], id, now);
+    }
+    return tx_end(st, own, err);
+}
+
+static bp_err
+sq_session_delete_operator(struct bp_store *s, const char *operator_id)
+{
+    return exec_with_id(bp_sq__of(s), "DELETE FROM oauth_sessions WHERE operator_id = ?1", operator_id, 0);
+}
+
 /* ---- tokens ---- */
 
 #define TOKEN_COLS                                                                                           \
@@ -536,8 +583,10 @@ sq_token_mark_used(struct bp_store *s, const char *id, int64_t now)
     struct sqlite_store *st = bp_sq__of(s);
     sqlite3_stmt *stmt = NULL;
     int changes = 0;
-    bp_err err =
-        bp_sq__prepare(st, "UPDATE oauth_tokens SET used_at = ? WHERE id = ? AND used_at = 0", &stmt);
+    /* revoked = 0 too: a refresh that read the token before a concurrent reuse revoked its
+     * family must not rotate it into a fresh, unrevoked pair. */
+    bp_err err = bp_sq__prepare(
+        st, "UPDATE oauth_tokens SET used_at = ? WHERE id = ? AND used_at = 0 AND revoked = 0", &stmt);
 
     if (err != BP_OK) {
         return err;
@@ -547,7 +596,7 @@ sq_token_mark_used(struct bp_store *s, const char *id, int64_t now)
     err = bp_sq__step_done(st, stmt, &changes);
     sqlite3_finalize(stmt);
     if (err == BP_OK && changes == 0) {
-        /* Lost the race, or an old token presented again: either way it is reuse. */
+        /* Lost the race, an old token presented again, or a revoked one: all count as reuse. */
         err = row_exists(st, "SELECT 1 FROM oauth_tokens WHERE id = ?", id);
         if (err == BP_OK) {
             err = BP_ERR_EXISTS;
@@ -594,6 +643,37 @@ sq_token_revoke_family(struct bp_store *s, const char *family_id, int64_t now, s
     }
     sqlite3_bind_int64(stmt, 1, now);
     bp_sq__bind_text(stmt, 2, family_id);
+    err = bp_sq__step_done(st, stmt, &changes);
+    sqlite3_finalize(stmt);
+    if (err == BP_OK && out_n != NULL) {
+        *out_n = (size_t)changes;
+    }
+    return err;
+}
+
+static bp_err
+sq_token_revoke_oldest_access(struct bp_store *s, const char *client_id, size_t keep, int64_t now, size_t *out_n)
+{
+    struct sqlite_store *st = bp_sq__of(s);
+    sqlite3_stmt *stmt = NULL;
+    int changes = 0;
+    /* rowid follows insertion order (ids are ULIDs, whose order within one millisecond is
+     * random), so "oldest" is exact even for tokens issued in the same second. */
+    bp_err err = bp_sq__prepare(st,
+                                "UPDATE oauth_tokens SET revoked = 1, revoked_at = ?1"
+                                " WHERE rowid IN (SELECT rowid FROM oauth_tokens"
+                                "                  WHERE client_id = ?2 AND kind = ?3 AND revoked = 0"
+                                "                    AND (expires_at = 0 OR expires_at > ?1)"
+                                "                  ORDER BY rowid DESC LIMIT -1 OFFSET ?4)",
+                                &stmt);
+
+    if (err != BP_OK) {
+        return err;
+    }
+    sqlite3_bind_int64(stmt, 1, now);
+    bp_sq__bind_text(stmt, 2, client_id);
+    sqlite3_bind_int(stmt, 3, BP_TOKEN_ACCESS);
+    sqlite3_bind_int64(stmt, 4, keep > INT64_MAX ? INT64_MAX : (int64_t)keep);
     err = bp_sq__step_done(st, stmt, &changes);
     sqlite3_finalize(stmt);
     if (err == BP_OK && out_n != NULL) {
@@ -846,11 +926,13 @@ const struct bp_store_oauth_ops bp_sq__oauth_ops = {
     .operator_list = sq_operator_list,
     .operator_set_disabled = sq_operator_set_disabled,
     .operator_set_password = sq_operator_set_password,
+    .operator_revoke_grants = sq_operator_revoke_grants,
     .token_insert = sq_token_insert,
     .token_get_by_digest = sq_token_get_by_digest,
     .token_mark_used = sq_token_mark_used,
     .token_revoke = sq_token_revoke,
     .token_revoke_family = sq_token_revoke_family,
+    .token_revoke_oldest_access = sq_token_revoke_oldest_access,
     .token_list_live = sq_token_list_live,
     .purge = sq_purge,
     .code_insert = sq_code_insert,
@@ -858,4 +940,5 @@ const struct bp_store_oauth_ops bp_sq__oauth_ops = {
     .session_insert = sq_session_insert,
     .session_get = sq_session_get,
     .session_delete = sq_session_delete,
+    .session_delete_operator = sq_session_delete_operator,
 };

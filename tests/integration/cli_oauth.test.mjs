@@ -8,7 +8,8 @@ import crypto from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 
-import { cli, cliHistory, tmpDir, tmpDb, randomHex } from './lib/harness.mjs';
+import { bearer, cli, cliHistory, req, setupWorld, tmpDir, tmpDb, randomHex, waitFor } from './lib/harness.mjs';
+import { authorizeCode, basic, createClient as createOAuthClient, createOperator, pkcePair, token } from './lib/oauth_flow.mjs';
 
 assert.ok(process.env.BLNKPROXY_BIN, 'set BLNKPROXY_BIN to the blnkproxy binary');
 
@@ -384,6 +385,89 @@ describe('operators', () => {
     fail(['operator', 'disable'], 2, /missing ID/, { db });
     fail(['operator', 'disable', a.id, '--password-file', pwFile(pw2)], 2, /unknown option --password-file/, { db });
     fail(['operator', 'frob'], 2, /unknown operator command/, { db });
+  });
+});
+
+describe('operator changes withdraw what the operator approved', () => {
+  const REDIRECT = 'http://127.0.0.1:9/callback';
+  let w;
+
+  after(async () => {
+    await w?.close();
+  });
+
+  test('disable revokes their token families and codes; passwd signs them out', async () => {
+    w = await setupWorld({ keys: {} });
+    const app = createOAuthClient(w.db, ['--name', 'web', '--scopes', 'proxy:read', '--redirect-uri', REDIRECT]);
+    clientSecrets.push(app.secret);
+    const alice = createOperator(w.db, 'alice');
+    const bob = createOperator(w.db, 'bob');
+    passwords.push(alice.password, bob.password);
+
+    // alice approves twice: one code is exchanged, the other is still waiting.
+    const a1 = await authorizeCode(w.port, { client: app, operator: alice, redirect: REDIRECT });
+    const pending = await authorizeCode(w.port, { client: app, operator: alice, redirect: REDIRECT });
+    const t = await token(w.port, app, { grant_type: 'authorization_code', code: a1.code, redirect_uri: REDIRECT,
+      code_verifier: a1.verifier });
+    assert.equal(t.status, 200, JSON.stringify(t.json));
+    const rotated = await token(w.port, app, { grant_type: 'refresh_token', refresh_token: t.json.refresh_token });
+    assert.equal(rotated.status, 200, JSON.stringify(rotated.json));
+    // bob's grant must survive alice's disabling.
+    const b1 = await authorizeCode(w.port, { client: app, operator: bob, redirect: REDIRECT });
+    const tb = await token(w.port, app, { grant_type: 'authorization_code', code: b1.code, redirect_uri: REDIRECT,
+      code_verifier: b1.verifier });
+    assert.equal(tb.status, 200);
+    const active = async (tok) => (await req(w.port, 'POST', '/oauth/introspect', {
+      headers: { 'content-type': 'application/x-www-form-urlencoded', ...basic(app) },
+      body: new URLSearchParams({ token: tok }).toString(),
+      agent: false,
+    })).json.active;
+    assert.equal(await active(rotated.json.access_token), true);
+    assert.equal(await active(t.json.access_token), true);
+
+    const sessionsBefore = Number(sql(w.db, `SELECT count(*) FROM oauth_sessions WHERE operator_id = '${alice.id}'`));
+    assert.ok(sessionsBefore >= 1);
+    ok(['operator', 'disable', alice.id], { db: w.db });
+    assert.equal(sql(w.db, `SELECT count(*) FROM oauth_sessions WHERE operator_id = '${alice.id}'`), '0');
+
+    // Every token of the family is dead: the rotated refresh token, both access tokens.
+    const again = await token(w.port, app, { grant_type: 'refresh_token', refresh_token: rotated.json.refresh_token });
+    assert.equal(again.status, 400);
+    assert.equal(again.json.error, 'invalid_grant');
+    assert.equal(await active(rotated.json.access_token), false);
+    assert.equal(await active(t.json.access_token), false);
+    assert.equal(await active(rotated.json.refresh_token), false);
+    // On /proxy too, once the server has reloaded (the CLI is another process).
+    await waitFor(async () => (await req(w.port, 'GET', w.p('/ledgers'),
+      { headers: bearer(rotated.json.access_token), agent: false })).status === 401,
+    { timeoutMs: 3000, what: 'revoked token refused on /proxy' });
+    // The code she approved but nobody exchanged yet is gone.
+    const late = await token(w.port, app, { grant_type: 'authorization_code', code: pending.code, redirect_uri: REDIRECT,
+      code_verifier: pending.verifier });
+    assert.equal(late.status, 400);
+    assert.equal(late.json.error, 'invalid_grant');
+    // bob's grant is untouched; enabling alice again brings nothing back.
+    assert.equal(await active(tb.json.access_token), true);
+    ok(['operator', 'enable', alice.id], { db: w.db });
+    assert.equal(await active(t.json.access_token), false);
+
+    // passwd: bob's signed-in session no longer shows the consent page.
+    const b2 = await authorizeCode(w.port, { client: app, operator: bob, redirect: REDIRECT });
+    const signedIn = b2.pages[1].headers['set-cookie'][0].split(';')[0];
+    const q = `?${new URLSearchParams({ response_type: 'code', client_id: app.id, redirect_uri: REDIRECT,
+      code_challenge: pkcePair().challenge, code_challenge_method: 'S256' })}`;
+    const consent = await req(w.port, 'GET', `/oauth/authorize${q}`, { headers: { cookie: signedIn }, agent: false });
+    assert.equal(consent.status, 200);
+    assert.match(consent.text, /value="approve"/);
+    const pw2 = newPassword();
+    ok(['operator', 'passwd', bob.id, '--password-env', 'BP_TEST_PW'], { db: w.db, env: { BP_TEST_PW: pw2 } });
+    assert.equal(sql(w.db, `SELECT count(*) FROM oauth_sessions WHERE operator_id = '${bob.id}'`), '0');
+    const page = await req(w.port, 'GET', `/oauth/authorize${q}`, { headers: { cookie: signedIn }, agent: false });
+    assert.equal(page.status, 200);
+    assert.doesNotMatch(page.text, /value="approve"/);
+    assert.match(page.text, /name="password"/);
+    // Tokens bob already handed out are not affected by a password change.
+    assert.equal(await active(tb.json.access_token), true);
   });
 });
 

@@ -567,6 +567,49 @@ function checkLogs(lines, where) {
     }
 }
 
+describe('per-client limit on live access tokens', () => {
+    test('--oauth-max-tokens-per-client 3: the 4th token revokes the 1st, at once on /proxy and in introspection', async () => {
+        const capped = clientCreate(['--name', 'capped', '--scopes', 'proxy:read']);
+        const p2 = await startProxy({ db: w.db, args: ['--oauth-max-tokens-per-client', '3'] });
+        try {
+            const t = [];
+            for (let i = 0; i < 4; i++) {
+                t.push(await clientCredentials(capped, {}, p2.port));
+            }
+            // The issuing server knows before the client does.
+            const first = await req(p2.port, 'GET', w.p('/ledgers'), { headers: bearer(t[0].access_token) });
+            assertError(first, 401, 'AUTH_INVALID_BEARER_TOKEN', { wwwAuthenticate: WWW_INVALID });
+            for (const tok of t.slice(1)) {
+                assert.equal((await req(p2.port, 'GET', w.p('/ledgers'), { headers: bearer(tok.access_token) })).status, 200);
+            }
+            assert.equal((await introspect(t[0].access_token, capped)).active, false);
+            for (const tok of t.slice(1)) {
+                assert.equal((await introspect(tok.access_token, capped)).active, true);
+            }
+            // The other server follows through the store.
+            await waitRefused(t[0].access_token, 'capped token refused by the first server');
+            checkLogs(p2.logs(), 'second server');
+        } finally {
+            await p2.stop();
+        }
+    });
+
+    test('authorization_code without the refresh_token grant issues no refresh token', async () => {
+        const noRefresh = clientCreate(['--name', 'no refresh', '--scopes', 'proxy:read', '--redirect-uri', REDIRECT,
+            '--grant-types', 'authorization_code']);
+        const verifier = oauth.generateRandomCodeVerifier();
+        const { location, state } = await authorize({ client: noRefresh.client, verifier });
+        const params = oauth.validateAuthResponse(as, noRefresh.client, location, state);
+        const res = await oauth.authorizationCodeGrantRequest(as, noRefresh.client, oauth.ClientSecretBasic(noRefresh.secret),
+            params, REDIRECT, verifier, lib);
+        const idx = res.recordIndex;
+        const tokens = await oauth.processAuthorizationCodeResponse(as, noRefresh.client, res);
+        remember(tokens.access_token, 'access token', idx);
+        assert.equal(tokens.refresh_token, undefined);
+        assert.equal((await introspect(tokens.access_token, noRefresh)).active, true);
+    });
+});
+
 describe('no secret leaks', () => {
     test('no secret in the server log or in any response but the issuing one', async () => {
         assert.ok(secrets.size > 10, 'the other tests collected secrets');

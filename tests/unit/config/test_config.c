@@ -211,6 +211,7 @@ test_table_naming_rules(void **state)
         "oauth.session_ttl",
         "oauth.issuer",
         "oauth.threads",
+        "oauth.max_tokens_per_client",
         "audit.writes",
         "audit.reads",
         "audit.queue_size",

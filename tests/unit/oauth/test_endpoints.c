@@ -7,6 +7,7 @@
 #include <setjmp.h>
 #include <cmocka.h>
 
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -83,6 +84,7 @@ setup(void **state)
     f->cfg.oauth_refresh_token_ttl_ms = 30LL * 86400 * 1000;
     f->cfg.oauth_code_ttl_ms = 600 * 1000;
     f->cfg.oauth_session_ttl_ms = 1800 * 1000;
+    f->cfg.oauth_max_tokens_per_client = 100;
 
     add_client(f, "client_A", "proxy:read,proxy:write", "client_credentials,authorization_code,refresh_token", true,
                f->secret_a);
@@ -101,6 +103,8 @@ setup(void **state)
 
     assert_int_equal(bp_oauth_open(&f->cfg, &f->o), BP_OK);
     snprintf(peer, sizeof(peer), "192.0.2.%d", ++n_setups);
+    /* alice's sign-in failures are process-wide too: each test starts with none. */
+    bp_oauth__throttle_success("alice", NULL, bp_clock_mono_ms());
     F = f;
     *state = f;
     return 0;
@@ -779,14 +783,15 @@ test_throttle(void **state)
     res_free(&x);
     /* The throttle directly: a fresh name is blocked after the maximum, until its window ends. */
     for (int i = 0; i < BP_OAUTH_THROTTLE_MAX_FAILURES; i++) {
-        bp_oauth__throttle_fail("throttle-victim", NULL, bp_clock_mono_ms());
+        assert_true(bp_oauth__throttle_reserve("throttle-victim", NULL, bp_clock_mono_ms()));
     }
+    assert_false(bp_oauth__throttle_reserve("throttle-victim", NULL, bp_clock_mono_ms()));
     assert_true(bp_oauth__throttle_blocked("throttle-victim", NULL, bp_clock_mono_ms()));
     assert_false(bp_oauth__throttle_blocked("throttle-victim", NULL, bp_clock_mono_ms() + BP_OAUTH_THROTTLE_WINDOW_MS));
     assert_false(bp_oauth__throttle_blocked("someone-else", "198.51.100.7", bp_clock_mono_ms()));
 
     /* Through the page: alice fails until blocked, then the right password gets 429. */
-    bp_oauth__throttle_success("alice", bp_clock_mono_ms());
+    bp_oauth__throttle_success("alice", NULL, bp_clock_mono_ms());
     int statuses_401 = 0;
     for (int i = 0; i < BP_OAUTH_THROTTLE_MAX_FAILURES; i++) {
         snprintf(body, sizeof(body), "%s&csrf=%s&action=login&name=alice&password=wrong-password", AUTHZ_F, csrf);
@@ -800,6 +805,350 @@ test_throttle(void **state)
     assert_int_equal(x.r.status, 429);
     assert_non_null(strstr(x.r.body, "Too many sign-in attempts"));
     res_free(&x);
+    bp_free(cookie);
+}
+
+/* ---- security review fixes ---- */
+
+static struct res
+client_credentials_a(void)
+{
+    struct res x = post_a("/oauth/token", "grant_type=client_credentials");
+
+    assert_int_equal(x.r.status, 200);
+    return x;
+}
+
+/* oauth.max_tokens_per_client: issuing the (cap+1)-th live access token revokes the oldest. */
+static void
+test_max_tokens_per_client(void **state)
+{
+    struct res t[4];
+    struct res other;
+    json_t *code_tokens;
+    char csrf[65];
+    char *cookie;
+    char *code;
+
+    F->cfg.oauth_max_tokens_per_client = 3;
+    other = call("POST", "/oauth/token", NULL, FORM, basic_for("client_B", F->secret_b), NULL,
+                 "grant_type=client_credentials");
+    assert_int_equal(other.r.status, 200);
+    for (int i = 0; i < 4; i++) {
+        t[i] = client_credentials_a();
+    }
+    assert_false(introspect_active(jstr(&t[0], "access_token")));
+    assert_true(introspect_active(jstr(&t[1], "access_token")));
+    assert_true(introspect_active(jstr(&t[2], "access_token")));
+    assert_true(introspect_active(jstr(&t[3], "access_token")));
+
+    /* Any grant counts: an authorization_code exchange pushes out the next oldest, and the
+     * refresh token it came with is not an access token (not counted, not revoked). */
+    cookie = sign_in(csrf);
+    code = approve_code(cookie, csrf);
+    code_tokens = exchange(code, VERIFIER, 200, NULL);
+    assert_false(introspect_active(jstr(&t[1], "access_token")));
+    assert_true(introspect_active(jstr(&t[2], "access_token")));
+    assert_true(introspect_active(js(code_tokens, "access_token")));
+    assert_true(introspect_active(js(code_tokens, "refresh_token")));
+
+    /* Another client's tokens are its own business. */
+    char body[256];
+    snprintf(body, sizeof(body), "token=%s", jstr(&other, "access_token"));
+    struct res x = call("POST", "/oauth/introspect", NULL, FORM, basic_for("client_B", F->secret_b), NULL, body);
+    assert_true(json_is_true(json_object_get(x.json, "active")));
+    res_free(&x);
+
+    json_decref(code_tokens);
+    bp_free(code);
+    bp_free(cookie);
+    for (int i = 0; i < 4; i++) {
+        res_free(&t[i]);
+    }
+    res_free(&other);
+}
+
+static char *
+family_of(const char *token)
+{
+    unsigned char d[BP_DIGEST_LEN];
+    struct bp_token_rec rec = {0};
+    char *family;
+
+    bp_digest(token, strlen(token), d);
+    assert_int_equal(bp_store_token_get_by_digest(F->s, d, &rec), BP_OK);
+    family = bp_strdup(rec.family_id);
+    bp_token_rec_cleanup(&rec);
+    return family;
+}
+
+static size_t
+live_token_count(void)
+{
+    struct bp_live_token *live = NULL;
+    size_t n = 0;
+
+    assert_int_equal(bp_store_token_list_live(F->s, bp_clock_wall_s(), &live, &n), BP_OK);
+    bp_live_tokens_free(live, n);
+    return n;
+}
+
+struct refresh_job {
+    char body[256];
+    struct bp_oauth_response r;
+};
+
+static void *
+refresh_thread(void *arg)
+{
+    struct refresh_job *job = arg;
+    struct bp_oauth_request req = {0};
+
+    req.method = "POST";
+    req.method_len = 4;
+    req.path = "/oauth/token";
+    req.path_len = strlen(req.path);
+    req.content_type = FORM;
+    req.content_type_len = strlen(FORM);
+    req.authorization = basic_for("client_A", F->secret_a);
+    req.authorization_len = strlen(req.authorization);
+    req.n_authorization = 1;
+    req.body = job->body;
+    req.body_len = strlen(job->body);
+    req.peer = peer;
+    bp_oauth_handle(F->o, &req, &job->r);
+    return NULL;
+}
+
+/* A refresh token whose family was revoked issues nothing, also when the revocation (a reuse of
+ * an older token, on another connection) commits while the refresh is in flight. */
+static void
+test_refresh_with_revoked_family(void **state)
+{
+    char csrf[65];
+    char *cookie = sign_in(csrf);
+    char *code = approve_code(cookie, csrf);
+    json_t *t1 = exchange(code, VERIFIER, 200, NULL);
+    char *family = family_of(js(t1, "refresh_token"));
+    struct refresh_job job = {0};
+    struct bp_store *other = NULL;
+    pthread_t th;
+    char err[256];
+    size_t live;
+    json_t *j;
+
+    /* Plain case: revoked before the request. */
+    assert_int_equal(bp_store_token_revoke_family(F->s, family, bp_clock_wall_s(), NULL), BP_OK);
+    live = live_token_count();
+    snprintf(job.body, sizeof(job.body), "grant_type=refresh_token&refresh_token=%s", js(t1, "refresh_token"));
+    struct res x = post_a("/oauth/token", job.body);
+    assert_error(&x, 400, "invalid_grant");
+    assert_int_equal(live_token_count(), live);
+    json_decref(t1);
+    bp_free(family);
+    bp_free(code);
+
+    /* In flight: another connection holds the write lock while the refresh starts, revokes the
+     * family, then commits. The refresh must see the revocation, not rotate past it. */
+    code = approve_code(cookie, csrf);
+    t1 = exchange(code, VERIFIER, 200, NULL);
+    family = family_of(js(t1, "refresh_token"));
+    snprintf(job.body, sizeof(job.body), "grant_type=refresh_token&refresh_token=%s", js(t1, "refresh_token"));
+    assert_int_equal(bp_store_open(F->path, &other, err, sizeof(err)), BP_OK);
+    assert_int_equal(bp_store_begin(other), BP_OK);
+    assert_int_equal(pthread_create(&th, NULL, refresh_thread, &job), 0);
+    usleep(300 * 1000); /* the refresh reaches its transaction and waits for the lock */
+    assert_int_equal(bp_store_token_revoke_family(other, family, bp_clock_wall_s(), NULL), BP_OK);
+    assert_int_equal(bp_store_commit(other), BP_OK);
+    assert_int_equal(pthread_join(th, NULL), 0);
+    assert_int_equal(job.r.status, 400);
+    j = json_loadb(job.r.body, job.r.body_len, 0, NULL);
+    assert_string_equal(json_string_value(json_object_get(j, "error")), "invalid_grant");
+    json_decref(j);
+    bp_oauth_response_cleanup(&job.r);
+    assert_false(introspect_active(js(t1, "access_token")));
+    assert_false(introspect_active(js(t1, "refresh_token")));
+    /* Nothing of the family is live. */
+    struct bp_live_token *l = NULL;
+    size_t n = 0;
+    assert_int_equal(bp_store_token_list_live(F->s, bp_clock_wall_s(), &l, &n), BP_OK);
+    for (size_t i = 0; i < n; i++) {
+        char *fam_i;
+        unsigned char d[BP_DIGEST_LEN];
+        struct bp_token_rec rec = {0};
+        memcpy(d, l[i].digest, sizeof(d));
+        assert_int_equal(bp_store_token_get_by_digest(F->s, d, &rec), BP_OK);
+        fam_i = rec.family_id;
+        assert_string_not_equal(fam_i, family);
+        bp_token_rec_cleanup(&rec);
+    }
+    bp_live_tokens_free(l, n);
+
+    bp_store_close(other);
+    json_decref(t1);
+    bp_free(family);
+    bp_free(code);
+    bp_free(cookie);
+}
+
+/* A client allowed authorization_code but not refresh_token gets no refresh token. */
+static void
+test_code_without_refresh_grant(void **state)
+{
+    char secret[BP_OAUTH_TOKEN_LEN + 1];
+    struct bp_code_rec rec = {0};
+    char code[65];
+    char body[512];
+    struct res x;
+
+    add_client(F, "client_D", "proxy:read", "authorization_code", true, secret);
+    assert_int_equal(bp_rand_hex(code, 32), BP_OK);
+    bp_digest(code, strlen(code), rec.digest);
+    rec.client_id = (char *)"client_D";
+    rec.operator_id = F->operator_id;
+    rec.redirect_uri = (char *)REDIRECT;
+    rec.scopes = (char *)"proxy:read";
+    rec.code_challenge = (char *)CHALLENGE;
+    rec.family_id = (char *)"family_D";
+    rec.created_at = bp_clock_wall_s();
+    rec.expires_at = rec.created_at + 600;
+    assert_int_equal(bp_store_code_insert(F->s, &rec), BP_OK);
+    snprintf(body, sizeof(body),
+             "grant_type=authorization_code&code=%s&redirect_uri=http%%3A%%2F%%2F127.0.0.1%%3A9999%%2Fcb"
+             "&code_verifier=" VERIFIER,
+             code);
+    x = call("POST", "/oauth/token", NULL, FORM, basic_for("client_D", secret), NULL, body);
+    assert_int_equal(x.r.status, 200);
+    assert_non_null(jstr(&x, "access_token"));
+    assert_null(json_object_get(x.json, "refresh_token"));
+    res_free(&x);
+}
+
+/* A code approved by an operator who has since been disabled is not exchanged. */
+static void
+test_code_of_disabled_operator(void **state)
+{
+    char csrf[65];
+    char *cookie = sign_in(csrf);
+    char *code = approve_code(cookie, csrf);
+    json_t *j;
+
+    assert_int_equal(bp_store_operator_set_disabled(F->s, F->operator_id, true, bp_clock_wall_s()), BP_OK);
+    j = exchange(code, VERIFIER, 400, "invalid_grant");
+    json_decref(j);
+    bp_free(code);
+    bp_free(cookie);
+}
+
+/* state over 1024 bytes: an error page, never a redirect carrying it. */
+static void
+test_state_too_long(void **state)
+{
+    char q[2048];
+    char long_state[1100];
+    struct res x;
+    char *loc;
+
+    memset(long_state, 'a', 1025);
+    long_state[1025] = '\0';
+    snprintf(q, sizeof(q), "%s&state=%s", "response_type=code&client_id=client_A&redirect_uri=http%3A%2F%2F127.0.0.1%3A9999%2Fcb"
+             "&code_challenge=" CHALLENGE "&code_challenge_method=S256", long_state);
+    x = call("GET", "/oauth/authorize", q, NULL, NULL, NULL, NULL);
+    assert_int_equal(x.r.status, 400);
+    assert_null(header_value(&x, "Location"));
+    assert_null(header_value(&x, "Set-Cookie"));
+    assert_string_equal(x.r.content_type, "text/html; charset=utf-8");
+    res_free(&x);
+    /* Also when another error would have been redirected (it would echo the state). */
+    snprintf(q, sizeof(q), "%s&state=%s", "response_type=token&client_id=client_A&redirect_uri=http%3A%2F%2F127.0.0.1%3A9999%2Fcb",
+             long_state);
+    x = call("GET", "/oauth/authorize", q, NULL, NULL, NULL, NULL);
+    assert_int_equal(x.r.status, 400);
+    assert_null(header_value(&x, "Location"));
+    res_free(&x);
+
+    /* 1024 bytes of state is fine and comes back whole. */
+    long_state[1024] = '\0';
+    snprintf(q, sizeof(q), "%s&state=%s", "response_type=token&client_id=client_A&redirect_uri=http%3A%2F%2F127.0.0.1%3A9999%2Fcb",
+             long_state);
+    x = call("GET", "/oauth/authorize", q, NULL, NULL, NULL, NULL);
+    assert_int_equal(x.r.status, 302);
+    loc = header_value(&x, "Location");
+    assert_non_null(strstr(loc, long_state));
+    bp_free(loc);
+    res_free(&x);
+}
+
+/* Anonymous sessions are created at most BP_OAUTH_SESSION_MAX_PER_PEER times per window per
+ * peer; a browser that sends its valid cookie reuses its session and is not counted. */
+static void
+test_anonymous_sessions_throttled(void **state)
+{
+    struct res x = call("GET", "/oauth/authorize", AUTHZ_Q, NULL, NULL, NULL, NULL);
+    char *cookie = session_cookie(&x);
+    char *retry;
+    char *again;
+
+    res_free(&x);
+    for (int i = 1; i < BP_OAUTH_SESSION_MAX_PER_PEER; i++) {
+        x = call("GET", "/oauth/authorize", AUTHZ_Q, NULL, NULL, NULL, NULL);
+        assert_int_equal(x.r.status, 200);
+        res_free(&x);
+    }
+    x = call("GET", "/oauth/authorize", AUTHZ_Q, NULL, NULL, NULL, NULL);
+    assert_int_equal(x.r.status, 429);
+    assert_null(header_value(&x, "Set-Cookie"));
+    retry = header_value(&x, "Retry-After");
+    assert_non_null(retry);
+    assert_in_range(strtol(retry, NULL, 10), 1, BP_OAUTH_SESSION_WINDOW_MS / 1000);
+    bp_free(retry);
+    res_free(&x);
+
+    /* The browser with its cookie still gets its page, in its own session. */
+    for (int i = 0; i < 3; i++) {
+        x = call("GET", "/oauth/authorize", AUTHZ_Q, NULL, NULL, cookie, NULL);
+        assert_int_equal(x.r.status, 200);
+        assert_non_null(strstr(x.r.body, "name=\"password\""));
+        again = header_value(&x, "Set-Cookie");
+        assert_null(again);
+        res_free(&x);
+    }
+    /* Another address is not affected. */
+    snprintf(peer, sizeof(peer), "192.0.2.%d", 200 + n_setups);
+    x = call("GET", "/oauth/authorize", AUTHZ_Q, NULL, NULL, NULL, NULL);
+    assert_int_equal(x.r.status, 200);
+    res_free(&x);
+    bp_free(cookie);
+}
+
+/* A sign-in in flight is counted before its password is checked: the right password on the
+ * last allowed attempt still works, and gives its reservation back. */
+static void
+test_throttle_reserves_attempts(void **state)
+{
+    struct res x = call("GET", "/oauth/authorize", AUTHZ_Q, NULL, NULL, NULL, NULL);
+    char *cookie = session_cookie(&x);
+    char csrf[65];
+    char body[1024];
+
+    csrf_of(&x, csrf);
+    res_free(&x);
+    bp_oauth__throttle_success("alice", NULL, bp_clock_mono_ms());
+    for (int i = 0; i < BP_OAUTH_THROTTLE_MAX_FAILURES - 1; i++) {
+        snprintf(body, sizeof(body), "%s&csrf=%s&action=login&name=alice&password=wrong-password", AUTHZ_F, csrf);
+        x = call("POST", "/oauth/authorize", NULL, FORM, NULL, cookie, body);
+        assert_int_equal(x.r.status, 401);
+        res_free(&x);
+    }
+    snprintf(body, sizeof(body), "%s&csrf=%s&action=login&name=alice&password=correct+horse+battery", AUTHZ_F, csrf);
+    x = call("POST", "/oauth/authorize", NULL, FORM, NULL, cookie, body);
+    assert_int_equal(x.r.status, 200);
+    res_free(&x);
+    /* alice's failures are forgotten; the peer's count is back to its failures (4 of 5). */
+    assert_false(bp_oauth__throttle_blocked("alice", NULL, bp_clock_mono_ms()));
+    assert_false(bp_oauth__throttle_blocked(NULL, peer, bp_clock_mono_ms()));
+    assert_true(bp_oauth__throttle_reserve("nobody", peer, bp_clock_mono_ms()));
+    assert_true(bp_oauth__throttle_blocked(NULL, peer, bp_clock_mono_ms()));
     bp_free(cookie);
 }
 
@@ -841,6 +1190,13 @@ main(void)
         cmocka_unit_test_setup_teardown(test_authorize_errors, setup, teardown),
         cmocka_unit_test_setup_teardown(test_csrf_and_wrong_password, setup, teardown),
         cmocka_unit_test_setup_teardown(test_throttle, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_max_tokens_per_client, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_refresh_with_revoked_family, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_code_without_refresh_grant, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_code_of_disabled_operator, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_state_too_long, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_anonymous_sessions_throttled, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_throttle_reserves_attempts, setup, teardown),
         cmocka_unit_test_setup_teardown(test_metadata_and_paths, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -409,6 +409,79 @@ test_token_mark_used_is_compare_and_set(void **state)
     bp_store_close(other);
 }
 
+/* A revoked token cannot be rotated: a refresh that read it before its family was revoked must
+ * lose the compare-and-set, like a second use. */
+static void
+test_token_mark_used_refuses_revoked(void **state)
+{
+    struct fixture *f = *state;
+    struct bp_store *other = open_second(f);
+    struct bp_token_rec got = {0};
+    unsigned char d[32];
+
+    insert_client(f->s, "client_A", 0x01, 0);
+    insert_token(f->s, "token_r1", BP_TOKEN_REFRESH, 0x43, "client_A", "family_1", 0);
+    insert_token(f->s, "token_r2", BP_TOKEN_REFRESH, 0x44, "client_A", "family_2", 0);
+
+    assert_int_equal(bp_store_token_revoke_family(other, "family_1", 500, NULL), BP_OK);
+    assert_int_equal(bp_store_token_mark_used(f->s, "token_r1", 600), BP_ERR_EXISTS);
+    memset(d, 0x43, sizeof(d));
+    assert_int_equal(bp_store_token_get_by_digest(f->s, d, &got), BP_OK);
+    assert_int_equal(got.used_at, 0);
+    assert_true(got.revoked);
+    bp_token_rec_cleanup(&got);
+
+    assert_int_equal(bp_store_token_revoke(f->s, "token_r2", 500), BP_OK);
+    assert_int_equal(bp_store_token_mark_used(f->s, "token_r2", 600), BP_ERR_EXISTS);
+    bp_store_close(other);
+}
+
+/* Keeps the newest `keep` live access tokens of one client; refresh tokens, expired and revoked
+ * tokens and other clients' tokens are neither counted nor touched. */
+static void
+test_token_revoke_oldest_access(void **state)
+{
+    struct fixture *f = *state;
+    size_t n = 99;
+
+    insert_client(f->s, "client_A", 0x01, 0);
+    insert_client(f->s, "client_B", 0x02, 0);
+    insert_token(f->s, "token_a1", BP_TOKEN_ACCESS, 0xa1, "client_A", "family_1", 0);
+    insert_token(f->s, "token_expired", BP_TOKEN_ACCESS, 0xa2, "client_A", "family_2", 500);
+    insert_token(f->s, "token_a3", BP_TOKEN_ACCESS, 0xa3, "client_A", "family_3", 5000);
+    insert_token(f->s, "token_rt", BP_TOKEN_REFRESH, 0xa4, "client_A", "family_3", 0);
+    insert_token(f->s, "token_b1", BP_TOKEN_ACCESS, 0xb1, "client_B", "family_4", 0);
+    /* Ids in reverse order on purpose: insertion order, not id order, decides "oldest". */
+    insert_token(f->s, "token_0a4", BP_TOKEN_ACCESS, 0xa5, "client_A", "family_5", 0);
+    insert_token(f->s, "token_0a5", BP_TOKEN_ACCESS, 0xa6, "client_A", "family_6", 0);
+    assert_int_equal(bp_store_token_revoke(f->s, "token_a3", 900), BP_OK);
+
+    /* Live for client_A at 1000: a1, 0a4, 0a5 (a3 revoked, token_expired expired). */
+    assert_int_equal(bp_store_token_revoke_oldest_access(f->s, "client_A", 3, 1000, &n), BP_OK);
+    assert_int_equal(n, 0);
+    assert_int_equal(bp_store_token_revoke_oldest_access(f->s, "client_A", 2, 1000, &n), BP_OK);
+    assert_int_equal(n, 1);
+    assert_true(token_revoked(f->s, 0xa1));
+    assert_false(token_revoked(f->s, 0xa2));
+    assert_false(token_revoked(f->s, 0xa4));
+    assert_false(token_revoked(f->s, 0xa5));
+    assert_false(token_revoked(f->s, 0xa6));
+    assert_false(token_revoked(f->s, 0xb1));
+
+    /* Inside the caller's transaction: a rollback undoes it. */
+    assert_int_equal(bp_store_begin(f->s), BP_OK);
+    assert_int_equal(bp_store_token_revoke_oldest_access(f->s, "client_A", 1, 1000, &n), BP_OK);
+    assert_int_equal(n, 1);
+    assert_true(token_revoked(f->s, 0xa5));
+    bp_store_rollback(f->s);
+    assert_false(token_revoked(f->s, 0xa5));
+
+    assert_int_equal(bp_store_token_revoke_oldest_access(f->s, "client_A", 1, 1000, NULL), BP_OK);
+    assert_true(token_revoked(f->s, 0xa5));
+    assert_false(token_revoked(f->s, 0xa6));
+    assert_false(token_revoked(f->s, 0xb1));
+}
+
 static void
 test_token_revoke_and_family(void **state)
 {
@@ -628,6 +701,111 @@ test_sessions(void **state)
     assert_int_equal(bp_store_session_get(f->s, sess.digest, &got), BP_ERR_NOT_FOUND);
 }
 
+static bool
+session_exists(struct bp_store *s, unsigned char fill)
+{
+    unsigned char d[32];
+    struct bp_session_rec got = {0};
+    bp_err rc;
+
+    memset(d, fill, sizeof(d));
+    rc = bp_store_session_get(s, d, &got);
+    bp_session_rec_cleanup(&got);
+    assert_true(rc == BP_OK || rc == BP_ERR_NOT_FOUND);
+    return rc == BP_OK;
+}
+
+static void
+insert_session(struct bp_store *s, unsigned char fill, const char *operator_id)
+{
+    struct bp_session_rec sess = {.operator_id = (char *)operator_id, .created_at = 10, .expires_at = 5000};
+
+    memset(sess.digest, fill, sizeof(sess.digest));
+    memset(sess.csrf_digest, fill, sizeof(sess.csrf_digest));
+    assert_int_equal(bp_store_session_insert(s, &sess), BP_OK);
+}
+
+static void
+insert_op_token(struct bp_store *s, const char *id, enum bp_token_kind kind, unsigned char fill, const char *family,
+                const char *operator_id)
+{
+    struct bp_token_rec t = mk_token(id, kind, fill, "client_A", family, 0);
+
+    t.operator_id = (char *)operator_id;
+    assert_int_equal(bp_store_token_insert(s, &t), BP_OK);
+}
+
+static void
+test_operator_revoke_grants(void **state)
+{
+    struct fixture *f = *state;
+    struct bp_code_rec c;
+    struct bp_code_rec got = {0};
+    unsigned char d[32];
+
+    insert_client(f->s, "client_A", 0x01, 0);
+    insert_op_token(f->s, "t1", BP_TOKEN_ACCESS, 0xc1, "family_X", "operator_1");
+    insert_op_token(f->s, "t2", BP_TOKEN_REFRESH, 0xc2, "family_X", "operator_1");
+    insert_op_token(f->s, "t3", BP_TOKEN_ACCESS, 0xc3, "family_Y", "operator_2");
+    insert_op_token(f->s, "t4", BP_TOKEN_ACCESS, 0xc4, "family_Z", NULL);
+    c = mk_code(0xc5, "client_A"); /* operator_1, unused */
+    assert_int_equal(bp_store_code_insert(f->s, &c), BP_OK);
+    c = mk_code(0xc6, "client_A"); /* operator_1, used */
+    assert_int_equal(bp_store_code_insert(f->s, &c), BP_OK);
+    memset(d, 0xc6, sizeof(d));
+    assert_int_equal(bp_store_code_take(f->s, d, 1100, &got), BP_OK);
+    bp_code_rec_cleanup(&got);
+    c = mk_code(0xc7, "client_A");
+    c.operator_id = (char *)"operator_2";
+    assert_int_equal(bp_store_code_insert(f->s, &c), BP_OK);
+    insert_session(f->s, 0xd1, "operator_1");
+    insert_session(f->s, 0xd2, "operator_2");
+    insert_session(f->s, 0xd3, NULL);
+
+    /* Inside the caller's transaction (the CLI disables in the same one): rollback undoes it. */
+    assert_int_equal(bp_store_begin(f->s), BP_OK);
+    assert_int_equal(bp_store_operator_revoke_grants(f->s, "operator_1", 2000), BP_OK);
+    assert_true(token_revoked(f->s, 0xc1));
+    bp_store_rollback(f->s);
+    assert_false(token_revoked(f->s, 0xc1));
+    assert_true(session_exists(f->s, 0xd1));
+
+    assert_int_equal(bp_store_operator_revoke_grants(f->s, "operator_1", 2000), BP_OK);
+    assert_true(token_revoked(f->s, 0xc1));
+    assert_true(token_revoked(f->s, 0xc2));
+    assert_false(token_revoked(f->s, 0xc3));
+    assert_false(token_revoked(f->s, 0xc4));
+    memset(d, 0xc5, sizeof(d));
+    assert_int_equal(bp_store_code_take(f->s, d, 2100, &got), BP_ERR_NOT_FOUND); /* deleted */
+    memset(d, 0xc6, sizeof(d));
+    assert_int_equal(bp_store_code_take(f->s, d, 2100, &got), BP_ERR_EXISTS); /* kept: reuse stays visible */
+    bp_code_rec_cleanup(&got);
+    memset(d, 0xc7, sizeof(d));
+    assert_int_equal(bp_store_code_take(f->s, d, 2100, &got), BP_OK);
+    bp_code_rec_cleanup(&got);
+    assert_false(session_exists(f->s, 0xd1));
+    assert_true(session_exists(f->s, 0xd2));
+    assert_true(session_exists(f->s, 0xd3));
+    assert_int_equal(bp_store_operator_revoke_grants(f->s, "operator_none", 2000), BP_OK);
+}
+
+static void
+test_session_delete_operator(void **state)
+{
+    struct fixture *f = *state;
+
+    insert_session(f->s, 0xe1, "operator_1");
+    insert_session(f->s, 0xe2, "operator_1");
+    insert_session(f->s, 0xe3, "operator_2");
+    insert_session(f->s, 0xe4, NULL);
+    assert_int_equal(bp_store_session_delete_operator(f->s, "operator_1"), BP_OK);
+    assert_false(session_exists(f->s, 0xe1));
+    assert_false(session_exists(f->s, 0xe2));
+    assert_true(session_exists(f->s, 0xe3));
+    assert_true(session_exists(f->s, 0xe4));
+    assert_int_equal(bp_store_session_delete_operator(f->s, "operator_none"), BP_OK);
+}
+
 /* ---- purge ---- */
 
 static void
@@ -690,10 +868,14 @@ main(void)
         cmocka_unit_test_setup_teardown(test_operators, setup, teardown),
         cmocka_unit_test_setup_teardown(test_token_roundtrip, setup, teardown),
         cmocka_unit_test_setup_teardown(test_token_mark_used_is_compare_and_set, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_token_mark_used_refuses_revoked, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_token_revoke_oldest_access, setup, teardown),
         cmocka_unit_test_setup_teardown(test_token_revoke_and_family, setup, teardown),
         cmocka_unit_test_setup_teardown(test_token_list_live, setup, teardown),
         cmocka_unit_test_setup_teardown(test_code_take_once, setup, teardown),
         cmocka_unit_test_setup_teardown(test_sessions, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_operator_revoke_grants, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_session_delete_operator, setup, teardown),
         cmocka_unit_test_setup_teardown(test_purge, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -81,7 +81,10 @@ function promtoolCheck(body) {
 const rq = (group, method, cls, instance) =>
     `blnkproxy_requests_total{group="${group}",method="${method}",status_class="${cls}",instance="${instance}"}`;
 
-test('/metrics after a known mix of requests: promtool-valid and exact counters', { skip: !fs.existsSync(PROMTOOL) && 'no promtool' }, async () => {
+// promtool comes from Debian's prometheus package (scripts/deps.sh --test): without it this
+// acceptance check must fail, not pass silently.
+test('/metrics after a known mix of requests: promtool-valid and exact counters', async () => {
+    assert.ok(fs.existsSync(PROMTOOL), `${PROMTOOL} is missing: install the prometheus package`);
     const port = proxy.port;
     const tx = { amount: 100, precision: 100, currency: 'USD', source: '@a', destination: '@b', reference: `ref_${randomHex(6)}` };
 

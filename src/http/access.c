@@ -179,7 +179,10 @@ count(const struct bp_req *r, int64_t total_us)
     size_t mlen = r->head.method_len < sizeof(method) - 1 ? r->head.method_len : sizeof(method) - 1;
     const char *group;
 
-    memcpy(method, r->head.method, mlen);
+    /* A request refused as malformed HTTP may have no parsed method at all. */
+    if (mlen > 0) {
+        memcpy(method, r->head.method, mlen);
+    }
     method[mlen] = '\0';
     switch (r->kind) {
     case BP_REQ_PROXY:

@@ -19,6 +19,7 @@
 #include "lib/clock.h"
 #include "store/sqlite-int.h"
 #include "store/store.h"
+#include "testdb.h"
 
 /* The audit queue and writer against a real SQLite file: done after commit and exactly once,
  * group commit, the queue limit, drain on stop, the spool while the store fails (a trigger that
@@ -26,8 +27,7 @@
  * connection (chk) checks the table and plays the failures. */
 
 struct fixture {
-    char dir[64];
-    char path[128];
+    struct bp_testdb db;
     char spool[160];
     struct bp_config cfg;
     struct bp_store *chk;
@@ -37,15 +37,12 @@ static int
 setup(void **state)
 {
     struct fixture *f = bp_calloc(1, sizeof(*f));
-    char err[256];
 
-    snprintf(f->dir, sizeof(f->dir), "/tmp/bp_audit_test_XXXXXX");
-    assert_non_null(mkdtemp(f->dir));
-    snprintf(f->path, sizeof(f->path), "%s/test.db", f->dir);
-    snprintf(f->spool, sizeof(f->spool), "%s/test.db.audit-spool", f->dir);
-    assert_int_equal(bp_store_open(f->path, &f->chk, err, sizeof(err)), BP_OK);
-    assert_int_equal(bp_store_migrate(f->chk, NULL, NULL), BP_OK);
-    f->cfg.db = f->path;
+    bp_testdb_init(&f->db, "audit_test");
+    /* The writer's default spool: cfg.audit_spool stays NULL. */
+    snprintf(f->spool, sizeof(f->spool), "%s.audit-spool", f->db.path);
+    f->chk = bp_testdb_open(&f->db);
+    f->cfg.db = f->db.path;
     f->cfg.audit_queue_size = 65536;
     *state = f;
     return 0;
@@ -55,16 +52,9 @@ static int
 teardown(void **state)
 {
     struct fixture *f = *state;
-    char p[200];
 
     bp_store_close(f->chk);
-    unlink(f->path);
-    unlink(f->spool);
-    snprintf(p, sizeof(p), "%s-wal", f->path);
-    unlink(p);
-    snprintf(p, sizeof(p), "%s-shm", f->path);
-    unlink(p);
-    rmdir(f->dir);
+    (void)bp_testdb_cleanup(&f->db);
     bp_free(f);
     return 0;
 }

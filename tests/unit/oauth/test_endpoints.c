@@ -23,6 +23,7 @@
 #include "oauth/oauth-int.h"
 #include "oauth/oauth.h"
 #include "store/store.h"
+#include "testdb.h"
 
 #define REDIRECT "http://127.0.0.1:9999/cb"
 #define VERIFIER "dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk"
@@ -30,8 +31,7 @@
 #define PASSWORD "correct horse battery"
 
 struct fx {
-    char dir[64];
-    char path[128];
+    struct bp_testdb db;
     struct bp_config cfg;
     struct bp_store *s;
     struct bp_oauth *o;
@@ -69,15 +69,11 @@ setup(void **state)
 {
     struct fx *f = bp_calloc(1, sizeof(*f));
     struct bp_operator_rec op = {0};
-    char err[256];
     char ulid[BP_ULID_LEN + 1];
 
-    snprintf(f->dir, sizeof(f->dir), "/tmp/bp_oauth_test_XXXXXX");
-    assert_non_null(mkdtemp(f->dir));
-    snprintf(f->path, sizeof(f->path), "%s/test.db", f->dir);
-    assert_int_equal(bp_store_open(f->path, &f->s, err, sizeof(err)), BP_OK);
-    assert_int_equal(bp_store_migrate(f->s, NULL, NULL), BP_OK);
-    f->cfg.db = f->path;
+    bp_testdb_init(&f->db, "oauth_test");
+    f->s = bp_testdb_open(&f->db);
+    f->cfg.db = f->db.path;
     f->cfg.listen_host = (char *)"127.0.0.1";
     f->cfg.listen_port = 8080;
     f->cfg.oauth_access_token_ttl_ms = 3600 * 1000;
@@ -114,16 +110,10 @@ static int
 teardown(void **state)
 {
     struct fx *f = *state;
-    char p[160];
 
     bp_oauth_close(f->o);
     bp_store_close(f->s);
-    unlink(f->path);
-    snprintf(p, sizeof(p), "%s-wal", f->path);
-    unlink(p);
-    snprintf(p, sizeof(p), "%s-shm", f->path);
-    unlink(p);
-    rmdir(f->dir);
+    (void)bp_testdb_cleanup(&f->db);
     bp_free(f);
     return 0;
 }
@@ -954,7 +944,7 @@ test_refresh_with_revoked_family(void **state)
     t1 = exchange(code, VERIFIER, 200, NULL);
     family = family_of(js(t1, "refresh_token"));
     snprintf(job.body, sizeof(job.body), "grant_type=refresh_token&refresh_token=%s", js(t1, "refresh_token"));
-    assert_int_equal(bp_store_open(F->path, &other, err, sizeof(err)), BP_OK);
+    assert_int_equal(bp_store_open(F->db.path, &other, err, sizeof(err)), BP_OK);
     assert_int_equal(bp_store_begin(other), BP_OK);
     assert_int_equal(pthread_create(&th, NULL, refresh_thread, &job), 0);
     usleep(300 * 1000); /* the refresh reaches its transaction and waits for the lock */

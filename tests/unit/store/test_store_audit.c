@@ -12,46 +12,15 @@
 #include "lib/alloc.h"
 #include "store/sqlite-int.h"
 #include "store/store.h"
+#include "testdb.h"
 
 /* The audit log on SQLite: insert assigns seq, every query filter, ordering, limit, follow
  * (after_seq ascending), purge, and that each filter is answered through an index. */
 
-struct fixture {
-    char dir[64];
-    char path[128];
-    struct bp_store *s;
-};
-
 static int
 setup(void **state)
 {
-    struct fixture *f = bp_calloc(1, sizeof(*f));
-    char err[256];
-
-    snprintf(f->dir, sizeof(f->dir), "/tmp/bp_store_audit_XXXXXX");
-    assert_non_null(mkdtemp(f->dir));
-    snprintf(f->path, sizeof(f->path), "%s/test.db", f->dir);
-    assert_int_equal(bp_store_open(f->path, &f->s, err, sizeof(err)), BP_OK);
-    assert_int_equal(bp_store_migrate(f->s, NULL, NULL), BP_OK);
-    *state = f;
-    return 0;
-}
-
-static int
-teardown(void **state)
-{
-    struct fixture *f = *state;
-    char p[160];
-
-    bp_store_close(f->s);
-    unlink(f->path);
-    snprintf(p, sizeof(p), "%s-wal", f->path);
-    unlink(p);
-    snprintf(p, sizeof(p), "%s-shm", f->path);
-    unlink(p);
-    rmdir(f->dir);
-    bp_free(f);
-    return 0;
+    return bp_testdb_store_setup(state, "store_audit");
 }
 
 static char *
@@ -131,7 +100,7 @@ expect_times(struct bp_store *s, const struct bp_audit_query *q, const int *want
 static void
 test_insert_round_trip(void **state)
 {
-    struct fixture *f = *state;
+    struct bp_testdb_store *f = *state;
     struct bp_audit_rec r = mk(5, "ledgers", "instance_A", "key_1", "Ledger created", 201);
     struct bp_audit_rec admin = {
         .time_us = 1700000000000001LL,
@@ -186,7 +155,7 @@ test_insert_round_trip(void **state)
 static void
 test_order_and_limit(void **state)
 {
-    struct fixture *f = *state;
+    struct bp_testdb_store *f = *state;
     struct bp_audit_query q = {0};
     const int newest[12] = {11, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1, 0};
     const int top3[3] = {11, 10, 9};
@@ -204,7 +173,7 @@ test_order_and_limit(void **state)
 static void
 test_filters(void **state)
 {
-    struct fixture *f = *state;
+    struct bp_testdb_store *f = *state;
     struct bp_audit_query q = {0};
 
     fill(f->s);
@@ -271,7 +240,7 @@ test_filters(void **state)
 static void
 test_after_seq(void **state)
 {
-    struct fixture *f = *state;
+    struct bp_testdb_store *f = *state;
     struct bp_audit_query q = {.ascending = true, .limit = 1};
     struct bp_audit_rec *recs = NULL;
     size_t n = 0;
@@ -293,7 +262,7 @@ test_after_seq(void **state)
 static void
 test_purge(void **state)
 {
-    struct fixture *f = *state;
+    struct bp_testdb_store *f = *state;
     struct bp_audit_query q = {0};
     const int want[] = {11, 10, 9, 8, 7, 6, 5};
     int64_t deleted = -1;
@@ -310,7 +279,7 @@ test_purge(void **state)
 static void
 test_purge_chunks(void **state)
 {
-    struct fixture *f = *state;
+    struct bp_testdb_store *f = *state;
     size_t total = 25000;
     struct bp_audit_rec *recs = bp_calloc(total, sizeof(*recs));
     struct bp_audit_query q = {0};
@@ -336,7 +305,7 @@ test_purge_chunks(void **state)
 static void
 test_insert_inside_caller_tx(void **state)
 {
-    struct fixture *f = *state;
+    struct bp_testdb_store *f = *state;
     struct bp_audit_rec r = mk(1, "admin", NULL, "alice", "Key created", 0);
     struct bp_audit_query q = {0};
     struct bp_audit_rec *out = NULL;
@@ -361,7 +330,7 @@ test_insert_inside_caller_tx(void **state)
 static void
 test_insert_failure_is_atomic(void **state)
 {
-    struct fixture *f = *state;
+    struct bp_testdb_store *f = *state;
     struct sqlite_store *st = bp_sq__of(f->s);
     struct bp_audit_rec recs[3] = {mk(1, "ledgers", NULL, "k", "a", 200), mk(2, "ledgers", NULL, "k", "a", 200),
                                    mk(3, "ledgers", NULL, "k", "a", 200)};
@@ -400,7 +369,7 @@ trace_cb(unsigned type, void *ctx, void *p, void *x)
 
 /* The plan of the statement the store ran for q, all detail lines joined. */
 static void
-plan_of(struct fixture *f, const struct bp_audit_query *q, char *out, size_t cap)
+plan_of(struct bp_testdb_store *f, const struct bp_audit_query *q, char *out, size_t cap)
 {
     struct sqlite_store *st = bp_sq__of(f->s);
     struct bp_audit_rec *recs = NULL;
@@ -426,7 +395,7 @@ plan_of(struct fixture *f, const struct bp_audit_query *q, char *out, size_t cap
 }
 
 static void
-expect_index(struct fixture *f, const struct bp_audit_query *q, const char *index)
+expect_index(struct bp_testdb_store *f, const struct bp_audit_query *q, const char *index)
 {
     char plan[1024];
 
@@ -439,7 +408,7 @@ expect_index(struct fixture *f, const struct bp_audit_query *q, const char *inde
 static void
 test_plans_use_indexes(void **state)
 {
-    struct fixture *f = *state;
+    struct bp_testdb_store *f = *state;
     struct bp_audit_query q;
     char plan[1024];
 
@@ -471,15 +440,15 @@ int
 main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test_setup_teardown(test_insert_round_trip, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_order_and_limit, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_filters, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_after_seq, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_purge, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_purge_chunks, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_insert_inside_caller_tx, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_insert_failure_is_atomic, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_plans_use_indexes, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_insert_round_trip, setup, bp_testdb_store_teardown),
+        cmocka_unit_test_setup_teardown(test_order_and_limit, setup, bp_testdb_store_teardown),
+        cmocka_unit_test_setup_teardown(test_filters, setup, bp_testdb_store_teardown),
+        cmocka_unit_test_setup_teardown(test_after_seq, setup, bp_testdb_store_teardown),
+        cmocka_unit_test_setup_teardown(test_purge, setup, bp_testdb_store_teardown),
+        cmocka_unit_test_setup_teardown(test_purge_chunks, setup, bp_testdb_store_teardown),
+        cmocka_unit_test_setup_teardown(test_insert_inside_caller_tx, setup, bp_testdb_store_teardown),
+        cmocka_unit_test_setup_teardown(test_insert_failure_is_atomic, setup, bp_testdb_store_teardown),
+        cmocka_unit_test_setup_teardown(test_plans_use_indexes, setup, bp_testdb_store_teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

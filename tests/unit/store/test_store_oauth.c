@@ -13,54 +13,23 @@
 
 #include "lib/alloc.h"
 #include "store/store.h"
+#include "testdb.h"
 
 /* The OAuth tables through the public store interface (SQLite backend). */
-
-struct fixture {
-    char dir[64];
-    char path[128];
-    struct bp_store *s;
-};
 
 static int
 setup(void **state)
 {
-    struct fixture *f = bp_calloc(1, sizeof(*f));
-    char err[256];
-
-    snprintf(f->dir, sizeof(f->dir), "/tmp/bp_oauth_store_XXXXXX");
-    assert_non_null(mkdtemp(f->dir));
-    snprintf(f->path, sizeof(f->path), "%s/test.db", f->dir);
-    assert_int_equal(bp_store_open(f->path, &f->s, err, sizeof(err)), BP_OK);
-    assert_int_equal(bp_store_migrate(f->s, NULL, NULL), BP_OK);
-    *state = f;
-    return 0;
-}
-
-static int
-teardown(void **state)
-{
-    struct fixture *f = *state;
-    char p[160];
-
-    bp_store_close(f->s);
-    unlink(f->path);
-    snprintf(p, sizeof(p), "%s-wal", f->path);
-    unlink(p);
-    snprintf(p, sizeof(p), "%s-shm", f->path);
-    unlink(p);
-    rmdir(f->dir);
-    bp_free(f);
-    return 0;
+    return bp_testdb_store_setup(state, "oauth_store");
 }
 
 static struct bp_store *
-open_second(struct fixture *f)
+open_second(struct bp_testdb_store *f)
 {
     struct bp_store *other = NULL;
     char err[256];
 
-    assert_int_equal(bp_store_open(f->path, &other, err, sizeof(err)), BP_OK);
+    assert_int_equal(bp_store_open(f->db.path, &other, err, sizeof(err)), BP_OK);
     return other;
 }
 
@@ -136,7 +105,7 @@ token_revoked(struct bp_store *s, unsigned char fill)
 static void
 test_client_roundtrip_and_list(void **state)
 {
-    struct fixture *f = *state;
+    struct bp_testdb_store *f = *state;
     struct bp_client_rec c = mk_client("client_A", "App A", 0x11, 5000);
     struct bp_client_rec got = {0};
     struct bp_client_rec *list = NULL;
@@ -189,7 +158,7 @@ test_client_roundtrip_and_list(void **state)
 static void
 test_client_constraints_and_not_found(void **state)
 {
-    struct fixture *f = *state;
+    struct bp_testdb_store *f = *state;
     struct bp_client_rec c = mk_client("client_A", "A", 0x11, 0);
     struct bp_client_rec got = {0};
     char *bad_uris[] = {(char *)"https://a/cb\nhttps://evil/cb"};
@@ -226,7 +195,7 @@ test_client_constraints_and_not_found(void **state)
 static void
 test_client_revoke_revokes_its_tokens(void **state)
 {
-    struct fixture *f = *state;
+    struct bp_testdb_store *f = *state;
     struct bp_client_rec got = {0};
 
     insert_client(f->s, "client_A", 0x01, 0);
@@ -258,7 +227,7 @@ test_client_revoke_revokes_its_tokens(void **state)
 static void
 test_client_revoke_joins_callers_transaction(void **state)
 {
-    struct fixture *f = *state;
+    struct bp_testdb_store *f = *state;
     struct bp_client_rec got = {0};
 
     insert_client(f->s, "client_A", 0x01, 0);
@@ -284,7 +253,7 @@ test_client_revoke_joins_callers_transaction(void **state)
 static void
 test_operators(void **state)
 {
-    struct fixture *f = *state;
+    struct bp_testdb_store *f = *state;
     struct bp_operator_rec op = {
         .id = (char *)"operator_1",
         .name = (char *)"alice",
@@ -346,7 +315,7 @@ test_operators(void **state)
 static void
 test_token_roundtrip(void **state)
 {
-    struct fixture *f = *state;
+    struct bp_testdb_store *f = *state;
     struct bp_token_rec t = mk_token("token_1", BP_TOKEN_REFRESH, 0x31, "client_A", "family_1", 4000);
     struct bp_token_rec got = {0};
     unsigned char d[32];
@@ -383,7 +352,7 @@ test_token_roundtrip(void **state)
 static void
 test_token_mark_used_is_compare_and_set(void **state)
 {
-    struct fixture *f = *state;
+    struct bp_testdb_store *f = *state;
     struct bp_store *other = open_second(f);
     struct bp_token_rec got = {0};
     unsigned char d[32];
@@ -414,7 +383,7 @@ test_token_mark_used_is_compare_and_set(void **state)
 static void
 test_token_mark_used_refuses_revoked(void **state)
 {
-    struct fixture *f = *state;
+    struct bp_testdb_store *f = *state;
     struct bp_store *other = open_second(f);
     struct bp_token_rec got = {0};
     unsigned char d[32];
@@ -441,7 +410,7 @@ test_token_mark_used_refuses_revoked(void **state)
 static void
 test_token_revoke_oldest_access(void **state)
 {
-    struct fixture *f = *state;
+    struct bp_testdb_store *f = *state;
     size_t n = 99;
 
     insert_client(f->s, "client_A", 0x01, 0);
@@ -485,7 +454,7 @@ test_token_revoke_oldest_access(void **state)
 static void
 test_token_revoke_and_family(void **state)
 {
-    struct fixture *f = *state;
+    struct bp_testdb_store *f = *state;
     size_t n = 99;
 
     insert_client(f->s, "client_A", 0x01, 0);
@@ -523,7 +492,7 @@ find_live(const struct bp_live_token *l, size_t n, const char *id)
 static void
 test_token_list_live(void **state)
 {
-    struct fixture *f = *state;
+    struct bp_testdb_store *f = *state;
     struct bp_live_token *live = NULL;
     size_t n = 0;
     const int64_t now = 2000;
@@ -615,7 +584,7 @@ mk_code(unsigned char fill, const char *client)
 static void
 test_code_take_once(void **state)
 {
-    struct fixture *f = *state;
+    struct bp_testdb_store *f = *state;
     struct bp_store *other = open_second(f);
     struct bp_code_rec c = mk_code(0x71, "client_A");
     struct bp_code_rec got = {0};
@@ -671,7 +640,7 @@ test_code_take_once(void **state)
 static void
 test_sessions(void **state)
 {
-    struct fixture *f = *state;
+    struct bp_testdb_store *f = *state;
     struct bp_session_rec sess = {.operator_id = NULL, .created_at = 10, .expires_at = 20};
     struct bp_session_rec got = {0};
     unsigned char csrf[32];
@@ -738,7 +707,7 @@ insert_op_token(struct bp_store *s, const char *id, enum bp_token_kind kind, uns
 static void
 test_operator_revoke_grants(void **state)
 {
-    struct fixture *f = *state;
+    struct bp_testdb_store *f = *state;
     struct bp_code_rec c;
     struct bp_code_rec got = {0};
     unsigned char d[32];
@@ -792,7 +761,7 @@ test_operator_revoke_grants(void **state)
 static void
 test_session_delete_operator(void **state)
 {
-    struct fixture *f = *state;
+    struct bp_testdb_store *f = *state;
 
     insert_session(f->s, 0xe1, "operator_1");
     insert_session(f->s, 0xe2, "operator_1");
@@ -811,7 +780,7 @@ test_session_delete_operator(void **state)
 static void
 test_purge(void **state)
 {
-    struct fixture *f = *state;
+    struct bp_testdb_store *f = *state;
     struct bp_code_rec c;
     struct bp_code_rec got = {0};
     struct bp_session_rec sess = {.created_at = 1, .expires_at = 100};
@@ -861,22 +830,27 @@ int
 main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test_setup_teardown(test_client_roundtrip_and_list, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_client_constraints_and_not_found, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_client_revoke_revokes_its_tokens, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_client_revoke_joins_callers_transaction, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_operators, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_token_roundtrip, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_token_mark_used_is_compare_and_set, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_token_mark_used_refuses_revoked, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_token_revoke_oldest_access, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_token_revoke_and_family, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_token_list_live, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_code_take_once, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_sessions, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_operator_revoke_grants, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_session_delete_operator, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_purge, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_client_roundtrip_and_list, setup, bp_testdb_store_teardown),
+        cmocka_unit_test_setup_teardown(test_client_constraints_and_not_found, setup,
+                                        bp_testdb_store_teardown),
+        cmocka_unit_test_setup_teardown(test_client_revoke_revokes_its_tokens, setup,
+                                        bp_testdb_store_teardown),
+        cmocka_unit_test_setup_teardown(test_client_revoke_joins_callers_transaction, setup,
+                                        bp_testdb_store_teardown),
+        cmocka_unit_test_setup_teardown(test_operators, setup, bp_testdb_store_teardown),
+        cmocka_unit_test_setup_teardown(test_token_roundtrip, setup, bp_testdb_store_teardown),
+        cmocka_unit_test_setup_teardown(test_token_mark_used_is_compare_and_set, setup,
+                                        bp_testdb_store_teardown),
+        cmocka_unit_test_setup_teardown(test_token_mark_used_refuses_revoked, setup,
+                                        bp_testdb_store_teardown),
+        cmocka_unit_test_setup_teardown(test_token_revoke_oldest_access, setup, bp_testdb_store_teardown),
+        cmocka_unit_test_setup_teardown(test_token_revoke_and_family, setup, bp_testdb_store_teardown),
+        cmocka_unit_test_setup_teardown(test_token_list_live, setup, bp_testdb_store_teardown),
+        cmocka_unit_test_setup_teardown(test_code_take_once, setup, bp_testdb_store_teardown),
+        cmocka_unit_test_setup_teardown(test_sessions, setup, bp_testdb_store_teardown),
+        cmocka_unit_test_setup_teardown(test_operator_revoke_grants, setup, bp_testdb_store_teardown),
+        cmocka_unit_test_setup_teardown(test_session_delete_operator, setup, bp_testdb_store_teardown),
+        cmocka_unit_test_setup_teardown(test_purge, setup, bp_testdb_store_teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -12,43 +12,12 @@
 
 #include "lib/alloc.h"
 #include "store/store.h"
-
-struct fixture {
-    char dir[64];
-    char path[128];
-    struct bp_store *s;
-};
+#include "testdb.h"
 
 static int
 setup(void **state)
 {
-    struct fixture *f = bp_calloc(1, sizeof(*f));
-    char err[256];
-
-    snprintf(f->dir, sizeof(f->dir), "/tmp/bp_store_test_XXXXXX");
-    assert_non_null(mkdtemp(f->dir));
-    snprintf(f->path, sizeof(f->path), "%s/test.db", f->dir);
-    assert_int_equal(bp_store_open(f->path, &f->s, err, sizeof(err)), BP_OK);
-    assert_int_equal(bp_store_migrate(f->s, NULL, NULL), BP_OK);
-    *state = f;
-    return 0;
-}
-
-static int
-teardown(void **state)
-{
-    struct fixture *f = *state;
-    char p[160];
-
-    bp_store_close(f->s);
-    unlink(f->path);
-    snprintf(p, sizeof(p), "%s-wal", f->path);
-    unlink(p);
-    snprintf(p, sizeof(p), "%s-shm", f->path);
-    unlink(p);
-    rmdir(f->dir);
-    bp_free(f);
-    return 0;
+    return bp_testdb_store_setup(state, "store_test");
 }
 
 static struct bp_instance_rec
@@ -86,7 +55,7 @@ mk_key(const char *id, unsigned char fill, int64_t created_at)
 static void
 test_migrate_is_idempotent(void **state)
 {
-    struct fixture *f = *state;
+    struct bp_testdb_store *f = *state;
     int applied = -1;
     int version = -1;
 
@@ -99,39 +68,32 @@ test_migrate_is_idempotent(void **state)
 static void
 test_fresh_migrate_applies_all_and_file_is_private(void **state)
 {
-    char dir[] = "/tmp/bp_store_fresh_XXXXXX";
-    char path[96];
+    struct bp_testdb db;
+    char dsn[160];
     char err[256];
     struct bp_store *s = NULL;
     struct stat sb;
     int applied = -1;
     int version = -1;
-    char p[128];
 
-    assert_non_null(mkdtemp(dir));
-    snprintf(path, sizeof(path), "sqlite:%s/x.db", dir);
-    assert_int_equal(bp_store_open(path, &s, err, sizeof(err)), BP_OK);
+    bp_testdb_init(&db, "store_fresh");
+    snprintf(dsn, sizeof(dsn), "sqlite:%s", db.path);
+    assert_int_equal(bp_store_open(dsn, &s, err, sizeof(err)), BP_OK);
     assert_int_equal(bp_store_migrate(s, &applied, &version), BP_OK);
     assert_true(applied >= 1);
     assert_int_equal(applied, version);
     assert_int_equal(bp_store_ping(s), BP_OK);
     bp_store_close(s);
 
-    snprintf(p, sizeof(p), "%s/x.db", dir);
-    assert_int_equal(stat(p, &sb), 0);
+    assert_int_equal(stat(db.path, &sb), 0);
     assert_int_equal(sb.st_mode & 0777, 0600);
 
-    assert_int_equal(bp_store_open(path, &s, err, sizeof(err)), BP_OK);
+    assert_int_equal(bp_store_open(dsn, &s, err, sizeof(err)), BP_OK);
     assert_int_equal(bp_store_migrate(s, &applied, &version), BP_OK);
     assert_int_equal(applied, 0);
     bp_store_close(s);
 
-    unlink(p);
-    snprintf(p, sizeof(p), "%s/x.db-wal", dir);
-    unlink(p);
-    snprintf(p, sizeof(p), "%s/x.db-shm", dir);
-    unlink(p);
-    assert_int_equal(rmdir(dir), 0);
+    assert_int_equal(bp_testdb_cleanup(&db), 0);
 }
 
 static void
@@ -149,7 +111,7 @@ test_postgres_dsn_refused(void **state)
 static void
 test_instance_crud(void **state)
 {
-    struct fixture *f = *state;
+    struct bp_testdb_store *f = *state;
     struct bp_instance_rec a = mk_instance("instance_A", "prod", "sk\0x");
     struct bp_instance_rec got = {0};
     struct bp_instance_rec *list = NULL;
@@ -207,7 +169,7 @@ test_instance_crud(void **state)
 static void
 test_instance_constraints_and_not_found(void **state)
 {
-    struct fixture *f = *state;
+    struct bp_testdb_store *f = *state;
     struct bp_instance_rec a = mk_instance("instance_A", "prod", NULL);
     struct bp_instance_rec same_name = mk_instance("instance_B", "prod", NULL);
     struct bp_instance_rec same_id = mk_instance("instance_A", "other", NULL);
@@ -239,7 +201,7 @@ test_instance_constraints_and_not_found(void **state)
 static void
 test_key_crud(void **state)
 {
-    struct fixture *f = *state;
+    struct bp_testdb_store *f = *state;
     struct bp_key_rec k = mk_key("key_A", 0xaa, 100);
     struct bp_key_rec k2 = mk_key("key_B", 0xbb, 50);
     struct bp_key_rec got = {0};
@@ -287,7 +249,7 @@ test_key_crud(void **state)
 static void
 test_key_constraints_and_not_found(void **state)
 {
-    struct fixture *f = *state;
+    struct bp_testdb_store *f = *state;
     struct bp_key_rec k = mk_key("key_A", 0x11, 1);
     struct bp_key_rec same_digest = mk_key("key_B", 0x11, 1);
     struct bp_key_rec same_id = mk_key("key_A", 0x22, 1);
@@ -304,7 +266,7 @@ test_key_constraints_and_not_found(void **state)
 static void
 test_key_touch(void **state)
 {
-    struct fixture *f = *state;
+    struct bp_testdb_store *f = *state;
     struct bp_key_rec a = mk_key("key_A", 0x01, 1);
     struct bp_key_rec b = mk_key("key_B", 0x02, 1);
     struct bp_key_rec got = {0};
@@ -330,7 +292,7 @@ test_key_touch(void **state)
 static void
 test_change_token(void **state)
 {
-    struct fixture *f = *state;
+    struct bp_testdb_store *f = *state;
     struct bp_store *other = NULL;
     char err[256];
     int64_t t0;
@@ -344,7 +306,7 @@ test_change_token(void **state)
     assert_true(t0 == t1); /* nothing happened */
 
     /* A commit from another connection. */
-    assert_int_equal(bp_store_open(f->path, &other, err, sizeof(err)), BP_OK);
+    assert_int_equal(bp_store_open(f->db.path, &other, err, sizeof(err)), BP_OK);
     assert_int_equal(bp_store_key_insert(other, &k), BP_OK);
     assert_int_equal(bp_store_change_token(f->s, &t2), BP_OK);
     assert_true(t2 != t1);
@@ -368,15 +330,16 @@ int
 main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test_setup_teardown(test_migrate_is_idempotent, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_migrate_is_idempotent, setup, bp_testdb_store_teardown),
         cmocka_unit_test(test_fresh_migrate_applies_all_and_file_is_private),
         cmocka_unit_test(test_postgres_dsn_refused),
-        cmocka_unit_test_setup_teardown(test_instance_crud, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_instance_constraints_and_not_found, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_key_crud, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_key_constraints_and_not_found, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_key_touch, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_change_token, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_instance_crud, setup, bp_testdb_store_teardown),
+        cmocka_unit_test_setup_teardown(test_instance_constraints_and_not_found, setup,
+                                        bp_testdb_store_teardown),
+        cmocka_unit_test_setup_teardown(test_key_crud, setup, bp_testdb_store_teardown),
+        cmocka_unit_test_setup_teardown(test_key_constraints_and_not_found, setup, bp_testdb_store_teardown),
+        cmocka_unit_test_setup_teardown(test_key_touch, setup, bp_testdb_store_teardown),
+        cmocka_unit_test_setup_teardown(test_change_token, setup, bp_testdb_store_teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -103,6 +103,63 @@ int bp_cli__parse_instances(struct bp_store *s, const char *text, char **out);
 bp_err bp_cli__finish_audited(struct bp_store *s, bp_err change, const char *action, const char *id,
                               const char *instance_id);
 
+/* ---- verbs.c: the verb shapes the families share ---- */
+
+struct bp_out_obj;
+
+/* One verb of a family: its word, the function that runs it and the op that function is handed
+ * (several verbs may share one function, told apart by op). */
+struct bp_cli_verb {
+    const char *name;
+    int (*run)(struct bp_cli_ctx *ctx, int argc, char **argv, int op);
+    int op;
+};
+
+/* Runs the verb argv[0] names with the words after it, or reports an unknown one (exit 2). */
+int bp_cli__dispatch(struct bp_cli_ctx *ctx, int argc, char **argv, const struct bp_cli_verb *verbs,
+                     size_t nverbs);
+
+/* A kind of record (instances, keys, clients, operators) as the shared verbs handle it. The
+ * callbacks take a struct bp_<kind>_rec behind the void pointers. */
+struct bp_cli_kind {
+    const char *noun;            /* "client": the store failure names it with the ID */
+    const char *plural;          /* "clients": the list's JSON key and store failure noun */
+    const char *const *columns;  /* the list's table columns (field keys) */
+    size_t ncolumns;
+    size_t rec_size;
+    bp_err (*get)(struct bp_store *s, const char *id, void *rec);
+    bp_err (*list)(struct bp_store *s, void **recs, size_t *n); /* *recs: an array of n records */
+    struct bp_out_obj *(*obj)(const void *rec, int64_t now);    /* the record as output, at now */
+    void (*cleanup)(void *rec);
+};
+
+/* `<family> list`: takes no arguments and prints every record (one row each). Returns an exit code. */
+int bp_cli__list(struct bp_cli_ctx *ctx, int argc, char **argv, const struct bp_cli_kind *kind);
+
+/* Runs on the open store before a one-ID verb prints its record; json is for bp_out_note. */
+typedef bp_err (*bp_cli_change_cb)(struct bp_store *s, const char *id, const void *arg, bool json);
+
+/* The end of a one-ID verb (ID in ctx->pos[0]): opens the store, applies change(s, ID, arg) unless
+ * change is NULL, then fetches and prints the record as it now stands. A failure of either is
+ * reported about the kind's noun and the ID (bp_cli__store_fail). Returns an exit code. */
+int bp_cli__one(const struct bp_cli_ctx *ctx, const struct bp_cli_kind *kind, bp_cli_change_cb change,
+                const void *arg);
+
+/* Parses the words of a one-ID verb of keys and clients. Only `expire` (expire set) takes
+ * --expires-in, and needs it: into *expires_at (absolute wall seconds, 0 = never; else left
+ * alone). Returns like bp_cli__parse. */
+int bp_cli__parse_id_expiry(struct bp_cli_ctx *ctx, int argc, char **argv, bool expire, int64_t *expires_at);
+
+/* The status of a credential (key or client): "revoked", "expired" at now, or "active". */
+const char *bp_cli__cred_status(bool revoked, int64_t expires_at, int64_t now);
+
+/* Reports an invalid --name (see bp_cli__name_is_valid): BP_CLI_EXIT_OK or BP_CLI_EXIT_USAGE. */
+int bp_cli__check_name(const char *name);
+
+/* A new record ID: prefix, '_' and a ULID (allocated). Reports a failing random source and returns
+ * NULL. */
+char *bp_cli__new_id(const char *prefix);
+
 /* Usage text of a family ("instance", "key", "client", "operator", "audit", "db") or of everything (NULL), to stdout or stderr. */
 void bp_cli__usage(const char *family, bool to_stderr);
 

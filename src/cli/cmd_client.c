@@ -8,7 +8,6 @@
 #include "lib/alloc.h"
 #include "lib/bug.h"
 #include "lib/clock.h"
-#include "lib/rand.h"
 #include "lib/secret.h"
 #include "lib/str.h"
 #include "oauth/oauth.h"
@@ -36,18 +35,6 @@ static const struct {
     {"authorization_code", GRANT_AUTHORIZATION_CODE},
     {"refresh_token", GRANT_REFRESH_TOKEN},
 };
-
-static const char *
-client_status(const struct bp_client_rec *rec, int64_t now)
-{
-    if (rec->revoked) {
-        return "revoked";
-    }
-    if (rec->expires_at != 0 && rec->expires_at <= now) {
-        return "expired";
-    }
-    return "active";
-}
 
 /* Redirect URIs never contain a comma (validate_redirect_uri), so the comma-joined list turns
  * back into exactly the registered URIs. */
@@ -92,10 +79,54 @@ client_obj(const struct bp_client_rec *rec, int64_t now, const char *secret)
     bp_out_csv(o, "instances", rec->instances);
     bp_out_time(o, "created_at", rec->created_at);
     bp_out_time(o, "expires_at", rec->expires_at);
-    bp_out_str(o, "status", client_status(rec, now));
+    bp_out_str(o, "status", bp_cli__cred_status(rec->revoked, rec->expires_at, now));
     bp_free(uris);
     return o;
 }
+
+/* ---- the record kind, for the shared verbs ---- */
+
+static bp_err
+kind_get(struct bp_store *s, const char *id, void *rec)
+{
+    return bp_store_client_get(s, id, rec);
+}
+
+static bp_err
+kind_list(struct bp_store *s, void **recs, size_t *n)
+{
+    struct bp_client_rec *r = NULL;
+    bp_err err = bp_store_client_list(s, &r, n);
+
+    *recs = r;
+    return err;
+}
+
+static struct bp_out_obj *
+kind_obj(const void *rec, int64_t now)
+{
+    return client_obj(rec, now, NULL);
+}
+
+static void
+kind_cleanup(void *rec)
+{
+    bp_client_rec_cleanup(rec);
+}
+
+static const char *const list_columns[] = {"client_id", "name", "scopes", "grant_types", "status", "expires_at"};
+
+static const struct bp_cli_kind client_kind = {
+    .noun = "client",
+    .plural = "clients",
+    .columns = list_columns,
+    .ncolumns = BP_ARRAY_LEN(list_columns),
+    .rec_size = sizeof(struct bp_client_rec),
+    .get = kind_get,
+    .list = kind_list,
+    .obj = kind_obj,
+    .cleanup = kind_cleanup,
+};
 
 /* ---- validation ---- */
 
@@ -312,12 +343,10 @@ check_create_flags(struct bp_cli_flag *flags, struct bp_client_rec *rec, const c
         bp_cli__error("client create needs --name and --scopes");
         return BP_CLI_EXIT_USAGE;
     }
-    if (!bp_cli__name_is_valid(flags[CF_NAME].value)) {
-        bp_cli__error("invalid --name: must be 1..100 printable ASCII characters without "
-                      "leading or trailing spaces");
-        return BP_CLI_EXIT_USAGE;
+    rc = bp_cli__check_name(flags[CF_NAME].value);
+    if (rc == BP_CLI_EXIT_OK) {
+        rc = bp_cli__parse_scopes(flags[CF_SCOPES].value, scopes);
     }
-    rc = bp_cli__parse_scopes(flags[CF_SCOPES].value, scopes);
     if (rc == BP_CLI_EXIT_OK) {
         rc = parse_redirect_uris(&flags[CF_REDIRECT_URI], uris, &n_uris);
     }
@@ -356,7 +385,7 @@ check_create_flags(struct bp_cli_flag *flags, struct bp_client_rec *rec, const c
 }
 
 static int
-client_create(struct bp_cli_ctx *ctx, int argc, char **argv)
+client_create(struct bp_cli_ctx *ctx, int argc, char **argv, int op)
 {
     struct bp_cli_flag flags[CF_COUNT] = {
         [CF_NAME] = {.name = "--name", .has_value = true},
@@ -370,7 +399,6 @@ client_create(struct bp_cli_ctx *ctx, int argc, char **argv)
     size_t n_uris = 0;
     struct bp_client_rec rec = {0};
     struct bp_store *s = NULL;
-    char ulid[BP_ULID_LEN + 1];
     int rc;
 
     BP_CLI_PARSE_OR_RETURN(ctx, argc, argv, flags, CF_COUNT, 0, 0);
@@ -378,8 +406,8 @@ client_create(struct bp_cli_ctx *ctx, int argc, char **argv)
     if (rc != BP_CLI_EXIT_OK) {
         goto done;
     }
-    if (bp_ulid(ulid) != BP_OK) {
-        bp_cli__error("cannot generate an id");
+    rec.id = bp_cli__new_id("client");
+    if (rec.id == NULL) {
         rc = BP_CLI_EXIT_FAIL;
         goto done;
     }
@@ -393,8 +421,6 @@ client_create(struct bp_cli_ctx *ctx, int argc, char **argv)
             goto done;
         }
     }
-    rec.id = bp_malloc(strlen("client_") + BP_ULID_LEN + 1);
-    snprintf(rec.id, strlen("client_") + BP_ULID_LEN + 1, "client_%s", ulid);
     rec.redirect_uris = bp_calloc(n_uris + 1, sizeof(*rec.redirect_uris));
     for (size_t i = 0; i < n_uris; i++) {
         rec.redirect_uris[i] = bp_strdup(uris[i]);
@@ -409,65 +435,35 @@ done:
 }
 
 static int
-client_list(struct bp_cli_ctx *ctx, int argc, char **argv)
+client_list(struct bp_cli_ctx *ctx, int argc, char **argv, int op)
 {
-    static const char *const columns[] = {"client_id",   "name",   "scopes",
-                                          "grant_types", "status", "expires_at"};
-    struct bp_store *s = NULL;
-    struct bp_client_rec *recs = NULL;
-    struct bp_out_obj **rows;
-    int64_t now = bp_clock_wall_s();
-    size_t n = 0;
-    int rc;
-    bp_err err;
-
-    BP_CLI_PARSE_OR_RETURN(ctx, argc, argv, NULL, 0, 0, 0);
-    rc = bp_cli__open_store(ctx, true, &s);
-    if (rc != BP_CLI_EXIT_OK) {
-        return rc;
-    }
-    err = bp_store_client_list(s, &recs, &n);
-    if (err != BP_OK) {
-        rc = bp_cli__store_fail(s, err, "clients", "");
-        bp_store_close(s);
-        return rc;
-    }
-    bp_store_close(s);
-    rows = bp_calloc(n + 1, sizeof(*rows));
-    for (size_t i = 0; i < n; i++) {
-        rows[i] = client_obj(&recs[i], now, NULL);
-    }
-    rc = bp_out_print_list("clients", rows, n, columns, BP_ARRAY_LEN(columns), ctx->json);
-    for (size_t i = 0; i < n; i++) {
-        bp_out_obj_free(rows[i]);
-    }
-    bp_free(rows);
-    bp_client_recs_free(recs, n);
-    return rc;
+    return bp_cli__list(ctx, argc, argv, &client_kind);
 }
 
 /* show, revoke and expire: one ID, an optional change, then the client as it now stands. */
 enum client_op { CLIENT_SHOW, CLIENT_REVOKE, CLIENT_EXPIRE };
 
-static bp_err
-apply_op(struct bp_store *s, enum client_op op, const char *id, int64_t expires_at, bool json)
-{
-    struct bp_client_rec cur = {0};
-    bp_err err;
+struct client_change {
+    int op; /* CLIENT_REVOKE or CLIENT_EXPIRE */
+    int64_t expires_at;
+};
 
-    if (op == CLIENT_SHOW) {
-        return BP_OK;
-    }
-    err = bp_store_client_get(s, id, &cur);
-    if (err == BP_OK && op == CLIENT_REVOKE && cur.revoked) {
+static bp_err
+apply_op(struct bp_store *s, const char *id, const void *arg, bool json)
+{
+    const struct client_change *change = arg;
+    struct bp_client_rec cur = {0};
+    bp_err err = bp_store_client_get(s, id, &cur);
+
+    if (err == BP_OK && change->op == CLIENT_REVOKE && cur.revoked) {
         bp_out_note(json, "Client was already revoked.");
     } else if (err == BP_OK) {
         err = bp_store_begin(s);
-        if (err == BP_OK && op == CLIENT_REVOKE) {
+        if (err == BP_OK && change->op == CLIENT_REVOKE) {
             err = bp_cli__finish_audited(s, bp_store_client_revoke(s, id, bp_clock_wall_s()),
                                          "Client revoked", id, NULL);
         } else if (err == BP_OK) {
-            err = bp_cli__finish_audited(s, bp_store_client_set_expiry(s, id, expires_at),
+            err = bp_cli__finish_audited(s, bp_store_client_set_expiry(s, id, change->expires_at),
                                          "Client expiry changed", id, NULL);
         }
     }
@@ -476,66 +472,27 @@ apply_op(struct bp_store *s, enum client_op op, const char *id, int64_t expires_
 }
 
 static int
-client_one(struct bp_cli_ctx *ctx, int argc, char **argv, enum client_op op)
+client_one(struct bp_cli_ctx *ctx, int argc, char **argv, int op)
 {
-    struct bp_cli_flag flags[] = {{.name = "--expires-in", .has_value = true}};
-    struct bp_client_rec rec = {0};
-    struct bp_store *s = NULL;
-    int64_t expires_at = 0;
-    int rc;
-    bp_err err;
+    struct client_change change = {.op = op};
+    int rc = bp_cli__parse_id_expiry(ctx, argc, argv, op == CLIENT_EXPIRE, &change.expires_at);
 
-    BP_CLI_PARSE_OR_RETURN(ctx, argc, argv, flags, op == CLIENT_EXPIRE ? 1 : 0, 1, 1);
-    if (op == CLIENT_EXPIRE) {
-        if (!flags[0].seen) {
-            bp_cli__error("client expire needs --expires-in (e.g. 7d or never)");
-            return BP_CLI_EXIT_USAGE;
-        }
-        rc = bp_cli__parse_expiry(flags[0].value, bp_clock_wall_s(), &expires_at);
-        if (rc != BP_CLI_EXIT_OK) {
-            return rc;
-        }
-    }
-    rc = bp_cli__open_store(ctx, true, &s);
     if (rc != BP_CLI_EXIT_OK) {
-        return rc;
+        return rc == BP_CLI_HELP_SHOWN ? BP_CLI_EXIT_OK : rc;
     }
-    err = apply_op(s, op, ctx->pos[0], expires_at, ctx->json);
-    if (err == BP_OK) {
-        err = bp_store_client_get(s, ctx->pos[0], &rec);
-    }
-    if (err != BP_OK) {
-        rc = bp_cli__store_fail(s, err, "client", ctx->pos[0]);
-    } else {
-        struct bp_out_obj *o = client_obj(&rec, bp_clock_wall_s(), NULL);
-        rc = bp_out_print_obj(o, ctx->json);
-        bp_out_obj_free(o);
-    }
-    bp_store_close(s);
-    bp_client_rec_cleanup(&rec);
-    return rc;
+    return bp_cli__one(ctx, &client_kind, op == CLIENT_SHOW ? NULL : apply_op, &change);
 }
 
 int
 bp_cli__cmd_client(struct bp_cli_ctx *ctx, int argc, char **argv)
 {
-    const char *verb = argv[0];
+    static const struct bp_cli_verb verbs[] = {
+        {"create", client_create, 0},
+        {"list", client_list, 0},
+        {"show", client_one, CLIENT_SHOW},
+        {"revoke", client_one, CLIENT_REVOKE},
+        {"expire", client_one, CLIENT_EXPIRE},
+    };
 
-    if (strcmp(verb, "create") == 0) {
-        return client_create(ctx, argc - 1, argv + 1);
-    }
-    if (strcmp(verb, "list") == 0) {
-        return client_list(ctx, argc - 1, argv + 1);
-    }
-    if (strcmp(verb, "show") == 0) {
-        return client_one(ctx, argc - 1, argv + 1, CLIENT_SHOW);
-    }
-    if (strcmp(verb, "revoke") == 0) {
-        return client_one(ctx, argc - 1, argv + 1, CLIENT_REVOKE);
-    }
-    if (strcmp(verb, "expire") == 0) {
-        return client_one(ctx, argc - 1, argv + 1, CLIENT_EXPIRE);
-    }
-    bp_cli__error("unknown client command %.40s (see `blnkproxy help client`)", verb);
-    return BP_CLI_EXIT_USAGE;
+    return bp_cli__dispatch(ctx, argc, argv, verbs, BP_ARRAY_LEN(verbs));
 }

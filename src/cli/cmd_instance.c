@@ -12,7 +12,6 @@
 #include "lib/alloc.h"
 #include "lib/bug.h"
 #include "lib/clock.h"
-#include "lib/rand.h"
 #include "lib/secret.h"
 #include "lib/str.h"
 #include "store/store.h"
@@ -175,17 +174,6 @@ resolve_ca_file(const char *path, char **out)
     return BP_CLI_EXIT_OK;
 }
 
-static int
-check_name(const char *name)
-{
-    if (!bp_cli__name_is_valid(name)) {
-        bp_cli__error("invalid --name: must be 1..100 printable ASCII characters without "
-                      "leading or trailing spaces");
-        return BP_CLI_EXIT_USAGE;
-    }
-    return BP_CLI_EXIT_OK;
-}
-
 /* ---- output ---- */
 
 static struct bp_out_obj *
@@ -203,6 +191,50 @@ instance_obj(const struct bp_instance_rec *rec)
     bp_out_time(o, "updated_at", rec->updated_at);
     return o;
 }
+
+/* ---- the record kind, for the shared verbs ---- */
+
+static bp_err
+kind_get(struct bp_store *s, const char *id, void *rec)
+{
+    return bp_store_instance_get(s, id, rec);
+}
+
+static bp_err
+kind_list(struct bp_store *s, void **recs, size_t *n)
+{
+    struct bp_instance_rec *r = NULL;
+    bp_err err = bp_store_instance_list(s, &r, n);
+
+    *recs = r;
+    return err;
+}
+
+static struct bp_out_obj *
+kind_obj(const void *rec, int64_t now)
+{
+    return instance_obj(rec);
+}
+
+static void
+kind_cleanup(void *rec)
+{
+    bp_instance_rec_cleanup(rec);
+}
+
+static const char *const list_columns[] = {"id", "name", "url", "enabled", "has_secret_key", "created_at"};
+
+static const struct bp_cli_kind instance_kind = {
+    .noun = "instance",
+    .plural = "instances",
+    .columns = list_columns,
+    .ncolumns = BP_ARRAY_LEN(list_columns),
+    .rec_size = sizeof(struct bp_instance_rec),
+    .get = kind_get,
+    .list = kind_list,
+    .obj = kind_obj,
+    .cleanup = kind_cleanup,
+};
 
 static int
 print_instance(const struct bp_instance_rec *rec, bool json)
@@ -257,7 +289,7 @@ do_delete(struct bp_store *s, const void *id)
 }
 
 static int
-instance_add(struct bp_cli_ctx *ctx, int argc, char **argv)
+instance_add(struct bp_cli_ctx *ctx, int argc, char **argv, int op)
 {
     struct bp_cli_flag flags[UF_ADD_COUNT] = {
         [UF_NAME] = {.name = "--name", .has_value = true},
@@ -268,7 +300,6 @@ instance_add(struct bp_cli_ctx *ctx, int argc, char **argv)
     };
     struct bp_instance_rec rec = {0};
     struct bp_store *s = NULL;
-    char ulid[BP_ULID_LEN + 1];
     int rc;
     bp_err err;
 
@@ -277,7 +308,7 @@ instance_add(struct bp_cli_ctx *ctx, int argc, char **argv)
         bp_cli__error("instance add needs --name and --url");
         return BP_CLI_EXIT_USAGE;
     }
-    rc = check_name(flags[UF_NAME].value);
+    rc = bp_cli__check_name(flags[UF_NAME].value);
     if (rc != BP_CLI_EXIT_OK) {
         goto done;
     }
@@ -294,13 +325,11 @@ instance_add(struct bp_cli_ctx *ctx, int argc, char **argv)
     if (rc != BP_CLI_EXIT_OK) {
         goto done;
     }
-    if (bp_ulid(ulid) != BP_OK) {
-        bp_cli__error("cannot generate an id");
+    rec.id = bp_cli__new_id("instance");
+    if (rec.id == NULL) {
         rc = BP_CLI_EXIT_FAIL;
         goto done;
     }
-    rec.id = bp_malloc(strlen("instance_") + BP_ULID_LEN + 1);
-    snprintf(rec.id, strlen("instance_") + BP_ULID_LEN + 1, "instance_%s", ulid);
     rec.name = bp_strdup(flags[UF_NAME].value);
     rec.enabled = true;
     rec.created_at = bp_clock_wall_s();
@@ -324,63 +353,16 @@ done:
 }
 
 static int
-instance_list(struct bp_cli_ctx *ctx, int argc, char **argv)
+instance_list(struct bp_cli_ctx *ctx, int argc, char **argv, int op)
 {
-    static const char *const columns[] = {"id", "name", "url", "enabled", "has_secret_key", "created_at"};
-    struct bp_store *s = NULL;
-    struct bp_instance_rec *recs = NULL;
-    struct bp_out_obj **rows;
-    size_t n = 0;
-    int rc;
-    bp_err err;
-
-    BP_CLI_PARSE_OR_RETURN(ctx, argc, argv, NULL, 0, 0, 0);
-    rc = bp_cli__open_store(ctx, true, &s);
-    if (rc != BP_CLI_EXIT_OK) {
-        return rc;
-    }
-    err = bp_store_instance_list(s, &recs, &n);
-    if (err != BP_OK) {
-        rc = bp_cli__store_fail(s, err, "instances", "");
-        bp_store_close(s);
-        return rc;
-    }
-    bp_store_close(s);
-    rows = bp_calloc(n + 1, sizeof(*rows));
-    for (size_t i = 0; i < n; i++) {
-        rows[i] = instance_obj(&recs[i]);
-    }
-    rc = bp_out_print_list("instances", rows, n, columns, BP_ARRAY_LEN(columns), ctx->json);
-    for (size_t i = 0; i < n; i++) {
-        bp_out_obj_free(rows[i]);
-    }
-    bp_free(rows);
-    bp_instance_recs_free(recs, n);
-    return rc;
+    return bp_cli__list(ctx, argc, argv, &instance_kind);
 }
 
 static int
-instance_show(struct bp_cli_ctx *ctx, int argc, char **argv)
+instance_show(struct bp_cli_ctx *ctx, int argc, char **argv, int op)
 {
-    struct bp_store *s = NULL;
-    struct bp_instance_rec rec = {0};
-    int rc;
-    bp_err err;
-
     BP_CLI_PARSE_OR_RETURN(ctx, argc, argv, NULL, 0, 1, 1);
-    rc = bp_cli__open_store(ctx, true, &s);
-    if (rc != BP_CLI_EXIT_OK) {
-        return rc;
-    }
-    err = bp_store_instance_get(s, ctx->pos[0], &rec);
-    if (err != BP_OK) {
-        rc = bp_cli__store_fail(s, err, "instance", ctx->pos[0]);
-    } else {
-        rc = print_instance(&rec, ctx->json);
-    }
-    bp_store_close(s);
-    bp_instance_rec_cleanup(&rec);
-    return rc;
+    return bp_cli__one(ctx, &instance_kind, NULL, NULL);
 }
 
 /* The changes `instance update` asked for, validated before the store is touched. */
@@ -432,7 +414,7 @@ parse_change(struct bp_cli_flag *flags, struct instance_change *c)
         return BP_CLI_EXIT_USAGE;
     }
     if (flags[UF_NAME].seen) {
-        rc = check_name(flags[UF_NAME].value);
+        rc = bp_cli__check_name(flags[UF_NAME].value);
         c->name = flags[UF_NAME].value;
     }
     if (rc == BP_CLI_EXIT_OK && flags[UF_URL].seen) {
@@ -486,7 +468,7 @@ apply_change(struct bp_instance_rec *rec, struct instance_change *c)
 }
 
 static int
-instance_update(struct bp_cli_ctx *ctx, int argc, char **argv)
+instance_update(struct bp_cli_ctx *ctx, int argc, char **argv, int op)
 {
     struct bp_cli_flag flags[UF_COUNT] = {
         [UF_NAME] = {.name = "--name", .has_value = true},
@@ -535,37 +517,34 @@ done:
     return rc;
 }
 
-static int
-instance_set_enabled(struct bp_cli_ctx *ctx, int argc, char **argv, bool enabled)
+/* enable and disable: a change only when the instance is not so already. */
+static bp_err
+set_enabled(struct bp_store *s, const char *id, const void *arg, bool json)
 {
+    bool enabled = *(const bool *)arg;
     struct bp_instance_rec rec = {0};
-    struct bp_store *s = NULL;
-    int rc;
-    bp_err err;
+    bp_err err = bp_store_instance_get(s, id, &rec);
 
-    BP_CLI_PARSE_OR_RETURN(ctx, argc, argv, NULL, 0, 1, 1);
-    rc = bp_cli__open_store(ctx, true, &s);
-    if (rc != BP_CLI_EXIT_OK) {
-        return rc;
-    }
-    err = bp_store_instance_get(s, ctx->pos[0], &rec);
     if (err == BP_OK && rec.enabled != enabled) {
         rec.enabled = enabled;
         rec.updated_at = bp_clock_wall_s();
         err = audited(s, do_update, &rec, enabled ? "Instance enabled" : "Instance disabled", rec.id);
     }
-    if (err != BP_OK) {
-        rc = bp_cli__store_fail(s, err, "instance", ctx->pos[0]);
-    } else {
-        rc = print_instance(&rec, ctx->json);
-    }
-    bp_store_close(s);
     bp_instance_rec_cleanup(&rec);
-    return rc;
+    return err;
 }
 
 static int
-instance_remove(struct bp_cli_ctx *ctx, int argc, char **argv)
+instance_set_enabled(struct bp_cli_ctx *ctx, int argc, char **argv, int op)
+{
+    bool enabled = op != 0;
+
+    BP_CLI_PARSE_OR_RETURN(ctx, argc, argv, NULL, 0, 1, 1);
+    return bp_cli__one(ctx, &instance_kind, set_enabled, &enabled);
+}
+
+static int
+instance_remove(struct bp_cli_ctx *ctx, int argc, char **argv, int op)
 {
     struct bp_store *s = NULL;
     struct bp_out_obj *o;
@@ -595,29 +574,15 @@ instance_remove(struct bp_cli_ctx *ctx, int argc, char **argv)
 int
 bp_cli__cmd_instance(struct bp_cli_ctx *ctx, int argc, char **argv)
 {
-    const char *verb = argv[0];
+    static const struct bp_cli_verb verbs[] = {
+        {"add", instance_add, 0},
+        {"list", instance_list, 0},
+        {"show", instance_show, 0},
+        {"update", instance_update, 0},
+        {"enable", instance_set_enabled, 1},
+        {"disable", instance_set_enabled, 0},
+        {"remove", instance_remove, 0},
+    };
 
-    if (strcmp(verb, "add") == 0) {
-        return instance_add(ctx, argc - 1, argv + 1);
-    }
-    if (strcmp(verb, "list") == 0) {
-        return instance_list(ctx, argc - 1, argv + 1);
-    }
-    if (strcmp(verb, "show") == 0) {
-        return instance_show(ctx, argc - 1, argv + 1);
-    }
-    if (strcmp(verb, "update") == 0) {
-        return instance_update(ctx, argc - 1, argv + 1);
-    }
-    if (strcmp(verb, "enable") == 0) {
-        return instance_set_enabled(ctx, argc - 1, argv + 1, true);
-    }
-    if (strcmp(verb, "disable") == 0) {
-        return instance_set_enabled(ctx, argc - 1, argv + 1, false);
-    }
-    if (strcmp(verb, "remove") == 0) {
-        return instance_remove(ctx, argc - 1, argv + 1);
-    }
-    bp_cli__error("unknown instance command %.40s (see `blnkproxy help instance`)", verb);
-    return BP_CLI_EXIT_USAGE;
+    return bp_cli__dispatch(ctx, argc, argv, verbs, BP_ARRAY_LEN(verbs));
 }

@@ -1,4 +1,3 @@
-#include <stdio.h>
 #include <string.h>
 
 #include "audit/audit.h"
@@ -7,7 +6,6 @@
 #include "lib/alloc.h"
 #include "lib/bug.h"
 #include "lib/clock.h"
-#include "lib/rand.h"
 #include "lib/secret.h"
 #include "oauth/oauth.h"
 #include "store/store.h"
@@ -34,6 +32,50 @@ operator_obj(const struct bp_operator_rec *rec)
     bp_out_time(o, "updated_at", rec->updated_at);
     return o;
 }
+
+/* ---- the record kind, for the shared verbs ---- */
+
+static bp_err
+kind_get(struct bp_store *s, const char *id, void *rec)
+{
+    return bp_store_operator_get(s, id, rec);
+}
+
+static bp_err
+kind_list(struct bp_store *s, void **recs, size_t *n)
+{
+    struct bp_operator_rec *r = NULL;
+    bp_err err = bp_store_operator_list(s, &r, n);
+
+    *recs = r;
+    return err;
+}
+
+static struct bp_out_obj *
+kind_obj(const void *rec, int64_t now)
+{
+    return operator_obj(rec);
+}
+
+static void
+kind_cleanup(void *rec)
+{
+    bp_operator_rec_cleanup(rec);
+}
+
+static const char *const list_columns[] = {"id", "name", "status", "created_at", "updated_at"};
+
+static const struct bp_cli_kind operator_kind = {
+    .noun = "operator",
+    .plural = "operators",
+    .columns = list_columns,
+    .ncolumns = BP_ARRAY_LEN(list_columns),
+    .rec_size = sizeof(struct bp_operator_rec),
+    .get = kind_get,
+    .list = kind_list,
+    .obj = kind_obj,
+    .cleanup = kind_cleanup,
+};
 
 static int
 print_operator(const struct bp_operator_rec *rec, bool json)
@@ -98,7 +140,7 @@ done:
 enum { OF_NAME, OF_PASSWORD_FILE, OF_PASSWORD_ENV, OF_COUNT };
 
 static int
-operator_create(struct bp_cli_ctx *ctx, int argc, char **argv)
+operator_create(struct bp_cli_ctx *ctx, int argc, char **argv, int op)
 {
     struct bp_cli_flag flags[OF_COUNT] = {
         [OF_NAME] = {.name = "--name", .has_value = true},
@@ -107,7 +149,6 @@ operator_create(struct bp_cli_ctx *ctx, int argc, char **argv)
     };
     struct bp_operator_rec rec = {0};
     struct bp_store *s = NULL;
-    char ulid[BP_ULID_LEN + 1];
     bp_err err;
     int rc = refuse_password_argv(argc, argv);
 
@@ -119,13 +160,12 @@ operator_create(struct bp_cli_ctx *ctx, int argc, char **argv)
         bp_cli__error("operator create needs --name");
         return BP_CLI_EXIT_USAGE;
     }
-    if (!bp_cli__name_is_valid(flags[OF_NAME].value)) {
-        bp_cli__error("invalid --name: must be 1..100 printable ASCII characters without "
-                      "leading or trailing spaces");
-        return BP_CLI_EXIT_USAGE;
+    rc = bp_cli__check_name(flags[OF_NAME].value);
+    if (rc != BP_CLI_EXIT_OK) {
+        return rc;
     }
-    if (bp_ulid(ulid) != BP_OK) {
-        bp_cli__error("cannot generate an id");
+    rec.id = bp_cli__new_id("operator");
+    if (rec.id == NULL) {
         return BP_CLI_EXIT_FAIL;
     }
     rc = read_and_hash(&flags[OF_PASSWORD_FILE], &flags[OF_PASSWORD_ENV], "create", &rec.password_hash);
@@ -136,8 +176,6 @@ operator_create(struct bp_cli_ctx *ctx, int argc, char **argv)
     if (rc != BP_CLI_EXIT_OK) {
         goto done;
     }
-    rec.id = bp_malloc(strlen("operator_") + BP_ULID_LEN + 1);
-    snprintf(rec.id, strlen("operator_") + BP_ULID_LEN + 1, "operator_%s", ulid);
     rec.name = bp_strdup(flags[OF_NAME].value);
     rec.created_at = bp_clock_wall_s();
     rec.updated_at = rec.created_at;
@@ -161,47 +199,25 @@ done:
 }
 
 static int
-operator_list(struct bp_cli_ctx *ctx, int argc, char **argv)
+operator_list(struct bp_cli_ctx *ctx, int argc, char **argv, int op)
 {
-    static const char *const columns[] = {"id", "name", "status", "created_at", "updated_at"};
-    struct bp_store *s = NULL;
-    struct bp_operator_rec *recs = NULL;
-    struct bp_out_obj **rows;
-    size_t n = 0;
-    int rc;
-    bp_err err;
-
-    BP_CLI_PARSE_OR_RETURN(ctx, argc, argv, NULL, 0, 0, 0);
-    rc = bp_cli__open_store(ctx, true, &s);
-    if (rc != BP_CLI_EXIT_OK) {
-        return rc;
-    }
-    err = bp_store_operator_list(s, &recs, &n);
-    if (err != BP_OK) {
-        rc = bp_cli__store_fail(s, err, "operators", "");
-        bp_store_close(s);
-        return rc;
-    }
-    bp_store_close(s);
-    rows = bp_calloc(n + 1, sizeof(*rows));
-    for (size_t i = 0; i < n; i++) {
-        rows[i] = operator_obj(&recs[i]);
-    }
-    rc = bp_out_print_list("operators", rows, n, columns, BP_ARRAY_LEN(columns), ctx->json);
-    for (size_t i = 0; i < n; i++) {
-        bp_out_obj_free(rows[i]);
-    }
-    bp_free(rows);
-    bp_operator_recs_free(recs, n);
-    return rc;
+    return bp_cli__list(ctx, argc, argv, &operator_kind);
 }
 
 /* disable, enable and passwd: one ID, a change, then the operator as it now stands. */
 enum operator_op { OP_DISABLE, OP_ENABLE, OP_PASSWD };
 
+struct operator_change {
+    int op;
+    const char *hash; /* OP_PASSWD: the new password's hash */
+};
+
 static bp_err
-apply_op(struct bp_store *s, enum operator_op op, const char *id, const char *hash, bool json)
+apply_op(struct bp_store *s, const char *id, const void *arg, bool json)
 {
+    const struct operator_change *req = arg;
+    int op = req->op;
+    const char *hash = req->hash;
     struct bp_operator_rec cur = {0};
     int64_t now = bp_clock_wall_s();
     bp_err err = bp_store_operator_get(s, id, &cur);
@@ -237,16 +253,14 @@ apply_op(struct bp_store *s, enum operator_op op, const char *id, const char *ha
 }
 
 static int
-operator_one(struct bp_cli_ctx *ctx, int argc, char **argv, enum operator_op op)
+operator_one(struct bp_cli_ctx *ctx, int argc, char **argv, int op)
 {
     struct bp_cli_flag flags[] = {
         {.name = "--password-file", .has_value = true},
         {.name = "--password-env", .has_value = true},
     };
-    struct bp_operator_rec rec = {0};
-    struct bp_store *s = NULL;
+    struct operator_change change = {.op = op};
     char *hash = NULL;
-    bp_err err;
     int rc = refuse_password_argv(argc, argv);
 
     if (rc != BP_CLI_EXIT_OK) {
@@ -259,23 +273,8 @@ operator_one(struct bp_cli_ctx *ctx, int argc, char **argv, enum operator_op op)
             return rc;
         }
     }
-    rc = bp_cli__open_store(ctx, true, &s);
-    if (rc != BP_CLI_EXIT_OK) {
-        goto done;
-    }
-    err = apply_op(s, op, ctx->pos[0], hash, ctx->json);
-    if (err == BP_OK) {
-        err = bp_store_operator_get(s, ctx->pos[0], &rec);
-    }
-    if (err != BP_OK) {
-        rc = bp_cli__store_fail(s, err, "operator", ctx->pos[0]);
-    } else {
-        rc = print_operator(&rec, ctx->json);
-    }
-
-done:
-    bp_store_close(s);
-    bp_operator_rec_cleanup(&rec);
+    change.hash = hash;
+    rc = bp_cli__one(ctx, &operator_kind, apply_op, &change);
     if (hash != NULL) {
         bp_wipe(hash, strlen(hash));
         bp_free(hash);
@@ -286,23 +285,13 @@ done:
 int
 bp_cli__cmd_operator(struct bp_cli_ctx *ctx, int argc, char **argv)
 {
-    const char *verb = argv[0];
+    static const struct bp_cli_verb verbs[] = {
+        {"create", operator_create, 0},
+        {"list", operator_list, 0},
+        {"disable", operator_one, OP_DISABLE},
+        {"enable", operator_one, OP_ENABLE},
+        {"passwd", operator_one, OP_PASSWD},
+    };
 
-    if (strcmp(verb, "create") == 0) {
-        return operator_create(ctx, argc - 1, argv + 1);
-    }
-    if (strcmp(verb, "list") == 0) {
-        return operator_list(ctx, argc - 1, argv + 1);
-    }
-    if (strcmp(verb, "disable") == 0) {
-        return operator_one(ctx, argc - 1, argv + 1, OP_DISABLE);
-    }
-    if (strcmp(verb, "enable") == 0) {
-        return operator_one(ctx, argc - 1, argv + 1, OP_ENABLE);
-    }
-    if (strcmp(verb, "passwd") == 0) {
-        return operator_one(ctx, argc - 1, argv + 1, OP_PASSWD);
-    }
-    bp_cli__error("unknown operator command %.40s (see `blnkproxy help operator`)", verb);
-    return BP_CLI_EXIT_USAGE;
+    return bp_cli__dispatch(ctx, argc, argv, verbs, BP_ARRAY_LEN(verbs));
 }

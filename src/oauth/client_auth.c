@@ -1,7 +1,8 @@
 /* Client authentication for /oauth/token, /oauth/revoke and /oauth/introspect (RFC 6749 §2.3.1,
  * §3.2.1): HTTP Basic or client_id + client_secret in the body, never both. Every failure to
  * identify a usable client is the same 401 invalid_client answer, so the response does not tell
- * an unknown client from a wrong secret or a revoked client. */
+ * an unknown client from a wrong secret or a revoked client. The three endpoints also share what
+ * comes before it: a form body, parsed once. */
 #include <string.h>
 
 #include "auth/auth.h"
@@ -89,5 +90,28 @@ bp_oauth__client_authenticate(struct bp_oauth *o, const struct bp_oauth_request 
     bp_wipe(secret, strlen(secret));
     bp_free(secret);
     bp_free(id);
+    return rc;
+}
+
+bp_err
+bp_oauth__client_request(struct bp_oauth *o, const struct bp_oauth_request *req, struct bp_oauth_form *form,
+                         struct bp_client_rec *client, struct bp_oauth_response *resp)
+{
+    bp_err rc;
+
+    if (!bp_oauth__is_form(req)) {
+        bp_oauth__error(resp, 400, "invalid_request", "Content-Type must be application/x-www-form-urlencoded");
+        return BP_ERR_INVALID;
+    }
+    rc = bp_oauth__form_parse(req->body, req->body_len, form);
+    if (rc != BP_OK) {
+        bp_oauth__error(resp, 400, "invalid_request",
+                        rc == BP_ERR_EXISTS ? "a parameter is repeated" : "the form body is malformed");
+        return BP_ERR_INVALID;
+    }
+    rc = bp_oauth__client_authenticate(o, req, form, client, resp);
+    if (rc != BP_OK) {
+        bp_oauth__form_cleanup(form);
+    }
     return rc;
 }

@@ -15,6 +15,7 @@
 struct bp_client_rec;
 struct bp_config;
 struct bp_store;
+struct bp_token_rec;
 
 /* One thread's endpoint state (handler.c). */
 struct bp_oauth {
@@ -116,6 +117,21 @@ bool bp_oauth__list_has(const char *list, const char *item);
 bp_err bp_oauth__client_authenticate(struct bp_oauth *o, const struct bp_oauth_request *req,
                                      const struct bp_oauth_form *form, struct bp_client_rec *out,
                                      struct bp_oauth_response *resp);
+/* What the three endpoints do first: checks the Content-Type, parses the body into *form and
+ * authenticates the client into *client. On BP_OK clean both up after use. Otherwise resp holds the
+ * error answer (400 invalid_request for a body that is not a well-formed form, then as above),
+ * form and client are left empty, and the function returns BP_ERR_INVALID. */
+bp_err bp_oauth__client_request(struct bp_oauth *o, const struct bp_oauth_request *req, struct bp_oauth_form *form,
+                                struct bp_client_rec *client, struct bp_oauth_response *resp);
+
+/* ---- token_param.c: the "token" parameter of revoke and introspect (RFC 7009 §2.1, RFC 7662 §2.1) ---- */
+
+/* Looks up the token whose text the form's "token" parameter carries. BP_OK: *out holds it (clean
+ * it up). BP_ERR_NOT_FOUND: no token has that text. Otherwise resp holds the error answer (400
+ * invalid_request without the parameter, 503 when the store fails) and the return is
+ * BP_ERR_INVALID. */
+bp_err bp_oauth__form_token(struct bp_oauth *o, const struct bp_oauth_form *form, struct bp_token_rec *out,
+                            struct bp_oauth_response *resp);
 
 /* ---- the endpoints (token.c, revoke.c, introspect.c, authorize.c, metadata.c) ---- */
 

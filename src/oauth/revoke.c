@@ -16,30 +16,15 @@ bp_oauth__revoke(struct bp_oauth *o, const struct bp_oauth_request *req, struct 
     struct bp_oauth_form form = {0};
     struct bp_client_rec c = {0};
     struct bp_token_rec t = {0};
-    unsigned char digest[BP_DIGEST_LEN];
-    const char *text;
     bp_err rc;
 
-    if (!bp_oauth__is_form(req)) {
-        bp_oauth__error(out, 400, "invalid_request", "Content-Type must be application/x-www-form-urlencoded");
+    if (bp_oauth__client_request(o, req, &form, &c, out) != BP_OK) {
         return;
     }
-    rc = bp_oauth__form_parse(req->body, req->body_len, &form);
-    if (rc != BP_OK) {
-        bp_oauth__error(out, 400, "invalid_request",
-                        rc == BP_ERR_EXISTS ? "a parameter is repeated" : "the form body is malformed");
-        return;
-    }
-    if (bp_oauth__client_authenticate(o, req, &form, &c, out) != BP_OK) {
+    rc = bp_oauth__form_token(o, &form, &t, out);
+    if (rc == BP_ERR_INVALID) {
         goto done;
     }
-    text = bp_oauth__form_get(&form, "token");
-    if (text == NULL) {
-        bp_oauth__error(out, 400, "invalid_request", "token is required");
-        goto done;
-    }
-    bp_digest(text, strlen(text), digest);
-    rc = bp_store_token_get_by_digest(o->store, digest, &t);
     if (rc == BP_OK && strcmp(t.client_id, c.id) == 0 && !t.revoked) {
         int64_t now = bp_clock_wall_s();
         if (t.kind == BP_TOKEN_REFRESH) {
@@ -56,9 +41,6 @@ bp_oauth__revoke(struct bp_oauth *o, const struct bp_oauth_request *req, struct 
                 BP_LSTR("kind", t.kind == BP_TOKEN_REFRESH ? "refresh" : "access"));
         /* The request path drops a revoked token at its next reload; wait for it like an issue. */
         out->tokens_issued = true;
-    } else if (rc != BP_OK && rc != BP_ERR_NOT_FOUND) {
-        bp_oauth__error(out, 503, "temporarily_unavailable", "the store did not answer");
-        goto done;
     }
     out->status = 200;
     bp_oauth__add_header(out, "Cache-Control", "no-store");

@@ -336,20 +336,9 @@ bp_oauth__token(struct bp_oauth *o, const struct bp_oauth_request *req, struct b
     struct bp_oauth_form form = {0};
     struct bp_client_rec c = {0};
     const char *grant;
-    bp_err rc;
 
-    if (!bp_oauth__is_form(req)) {
-        bp_oauth__error(out, 400, "invalid_request", "Content-Type must be application/x-www-form-urlencoded");
+    if (bp_oauth__client_request(o, req, &form, &c, out) != BP_OK) {
         return;
-    }
-    rc = bp_oauth__form_parse(req->body, req->body_len, &form);
-    if (rc != BP_OK) {
-        bp_oauth__error(out, 400, "invalid_request",
-                        rc == BP_ERR_EXISTS ? "a parameter is repeated" : "the form body is malformed");
-        return;
-    }
-    if (bp_oauth__client_authenticate(o, req, &form, &c, out) != BP_OK) {
-        goto done;
     }
     grant = bp_oauth__form_get(&form, "grant_type");
     if (grant == NULL) {
@@ -366,7 +355,6 @@ bp_oauth__token(struct bp_oauth *o, const struct bp_oauth_request *req, struct b
     } else {
         grant_refresh_token(o, &c, &form, out);
     }
-done:
     bp_client_rec_cleanup(&c);
     bp_oauth__form_cleanup(&form);
 }

@@ -484,8 +484,8 @@ sq_operator_revoke_grants(struct bp_store *s, const char *id, int64_t now)
     /* Whole families: every token of a family carries the operator who approved its code.
      * Used codes stay, so presenting one again is still recognised as reuse. */
     static const char *const sql[] = {
-        "UPDATE oauth_tokens SET revoked = 1, revoked_at = ?2"
-        " WHERE revoked = 0 AND family_id IN (SELECT family_id FROM oauth_tokens WHERE operator_id = ?1)",
+        ("UPDATE oauth_tokens SET revoked = 1, revoked_at = ?2"
+         " WHERE revoked = 0 AND family_id IN (SELECT family_id FROM oauth_tokens WHERE operator_id = ?1)"),
         "DELETE FROM oauth_codes WHERE operator_id = ?1 AND used_at = 0",
         "DELETE FROM oauth_sessions WHERE operator_id = ?1",
     };

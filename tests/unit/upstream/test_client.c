@@ -544,7 +544,7 @@ static void
 test_get_sends_exact_headers_and_nothing_else(void **state)
 {
     struct ctx *c = *state;
-    const char *hdrs[] = {"X-Blnk-Key: " SECRET, "X-Request-Id: req-1", "X-Empty:", "X-Spaced: a  b"};
+    const char *hdrs[] = {("X-Blnk-Key: " SECRET), "X-Request-Id: req-1", "X-Empty:", "X-Spaced: a  b"};
     struct result r = {0};
     char want[512];
 
@@ -828,7 +828,7 @@ static void
 test_reused_handle_behaves_like_fresh(void **state)
 {
     struct ctx *c = *state;
-    const char *secret_hdrs[] = {"X-Blnk-Key: " SECRET, "Content-Type: application/json", "Accept: text/x"};
+    const char *secret_hdrs[] = {("X-Blnk-Key: " SECRET), "Content-Type: application/json", "Accept: text/x"};
     const char *const kinds[][2] = {{"POST", "/echo"}, {"HEAD", "/head"}, {"DELETE", "/echo"}, {"PUT", "/echo"}};
     char want_head[256];
     int n_kinds = (int)(sizeof(kinds) / sizeof(kinds[0]));

@@ -162,6 +162,13 @@ export function bearer(key) {
     return { authorization: `Bearer ${key}` };
 }
 
+/** The part of a server's stderr worth reading after a bad exit: a sanitizer report from its
+ *  first line, else the last 20 lines. */
+function crashReport(lines) {
+    const at = lines.findIndex((l) => /ERROR: (Address|Leak|Thread)Sanitizer|runtime error:|"msg":"bug"/.test(l));
+    return (at >= 0 ? lines.slice(at, at + 120) : lines.slice(-20)).join('\n');
+}
+
 export async function startProxy({ db, env = {}, args = [], workers = 2, reloadInterval = '200ms', timeoutMs = 10000 } = {}) {
     db ??= tmpDb();
     const argv = ['serve', '--db', db, '--listen', '127.0.0.1:0', '--workers', String(workers)];
@@ -290,7 +297,7 @@ export async function startProxy({ db, env = {}, args = [], workers = 2, reloadI
                 assert.equal(
                     r.code,
                     expectCode,
-                    `blnkproxy exit ${JSON.stringify(r)} after ${signal}; log tail:\n${lines.slice(-20).join('\n')}`,
+                    `blnkproxy exit ${JSON.stringify(r)} after ${signal}; log:\n${crashReport(lines)}`,
                 );
             }
             return stopped;

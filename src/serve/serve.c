@@ -208,16 +208,17 @@ bp_serve_main(int argc, char **argv)
     bp_server_stop(server);
     code = 0;
 done:
-    /* Order: no request is in flight once the server stopped; then every queued audit record is
-     * committed (its completions wait in the workers' task lists, freed with the server); the
-     * watcher goes last because the OAuth threads (stopped with the server) used it. */
+    /* Order: no request is in flight and no OAuth thread runs once the server stopped; then every
+     * queued audit record is committed (its completions wait in the workers' task lists, freed
+     * with the server); the watcher stops before the server is freed, because it reports
+     * readiness into it. */
     if (server != NULL && code != 0) {
         bp_server_stop(server);
     }
     bp_audit_stop(audit);
-    bp_server_free(server);
     atomic_store(&the_watch, NULL);
     bp_watch_stop(watch);
+    bp_server_free(server);
     bp_store_close(store);
     bp_tables_shutdown();
     bp_free(routes);

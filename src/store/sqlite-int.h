@@ -41,8 +41,10 @@ char *bp_sq__col_dup(sqlite3_stmt *stmt, int i);
 bp_err bp_sq__exec(struct sqlite_store *st, const char *sql);
 /* Runs a one-row UPDATE or DELETE and finalizes it: BP_ERR_NOT_FOUND when no row matched. */
 bp_err bp_sq__finish_change(struct sqlite_store *st, sqlite3_stmt *stmt);
-/* Runs a "SELECT … WHERE id = ?" and fills out from its one row with read; BP_ERR_NOT_FOUND
- * when there is none. */
+/* Steps a prepared, bound single-row SELECT, fills out from its row with read, and finalizes it;
+ * BP_ERR_NOT_FOUND when there is no row. */
+bp_err bp_sq__get_one(struct sqlite_store *st, sqlite3_stmt *stmt, void (*read)(sqlite3_stmt *, void *), void *out);
+/* Runs a "SELECT … WHERE id = ?" through bp_sq__get_one. */
 bp_err bp_sq__get_by_id(struct sqlite_store *st, const char *sql, const char *id,
                         void (*read)(sqlite3_stmt *, void *), void *out);
 /* Collects every row of stmt into a growing array of elem_size records filled by read. */

@@ -99,22 +99,12 @@ get_by_digest(struct sqlite_store *st, const char *sql, const unsigned char dige
 {
     sqlite3_stmt *stmt = NULL;
     bp_err err = bp_sq__prepare(st, sql, &stmt);
-    int rc;
 
     if (err != BP_OK) {
         return err;
     }
     bind_digest(stmt, 1, digest);
-    rc = sqlite3_step(stmt);
-    if (rc == SQLITE_ROW) {
-        read(stmt, out);
-    } else if (rc == SQLITE_DONE) {
-        err = BP_ERR_NOT_FOUND;
-    } else {
-        err = bp_sq__map_rc(st, rc);
-    }
-    sqlite3_finalize(stmt);
-    return err;
+    return bp_sq__get_one(st, stmt, read, out);
 }
 
 /* Runs a prepared statement whose result is a list and finalizes it; *out_recs gets the array. */

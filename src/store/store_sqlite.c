@@ -407,21 +407,12 @@ sq_instance_update(struct bp_store *s, const struct bp_instance_rec *rec)
     return bp_sq__finish_change(st, stmt);
 }
 
-/* Runs a "SELECT … WHERE id = ?" and fills out from its one row with read; BP_ERR_NOT_FOUND
- * when there is none. */
 bp_err
-bp_sq__get_by_id(struct sqlite_store *st, const char *sql, const char *id, void (*read)(sqlite3_stmt *, void *),
-          void *out)
+bp_sq__get_one(struct sqlite_store *st, sqlite3_stmt *stmt, void (*read)(sqlite3_stmt *, void *), void *out)
 {
-    sqlite3_stmt *stmt = NULL;
-    bp_err err = bp_sq__prepare(st, sql, &stmt);
-    int rc;
+    int rc = sqlite3_step(stmt);
+    bp_err err = BP_OK;
 
-    if (err != BP_OK) {
-        return err;
-    }
-    bp_sq__bind_text(stmt, 1, id);
-    rc = sqlite3_step(stmt);
     if (rc == SQLITE_ROW) {
         read(stmt, out);
     } else if (rc == SQLITE_DONE) {
@@ -431,6 +422,20 @@ bp_sq__get_by_id(struct sqlite_store *st, const char *sql, const char *id, void 
     }
     sqlite3_finalize(stmt);
     return err;
+}
+
+bp_err
+bp_sq__get_by_id(struct sqlite_store *st, const char *sql, const char *id, void (*read)(sqlite3_stmt *, void *),
+                 void *out)
+{
+    sqlite3_stmt *stmt = NULL;
+    bp_err err = bp_sq__prepare(st, sql, &stmt);
+
+    if (err != BP_OK) {
+        return err;
+    }
+    bp_sq__bind_text(stmt, 1, id);
+    return bp_sq__get_one(st, stmt, read, out);
 }
 
 static void

@@ -31,7 +31,11 @@ stored_value(const struct bp_setting *s, const struct bp_config *c)
         return *(const int *)((const char *)c + s->aux_offset);
     case BP_SETTING_STRING:
         return (int64_t)strlen(*(char *const *)p);
+    case BP_SETTING_OPT_STRING:
+        /* absent is a valid value: the module reading it picks its default */
+        return *(char *const *)p == NULL ? s->min : (int64_t)strlen(*(char *const *)p);
     case BP_SETTING_LOG_LEVEL:
+    case BP_SETTING_AUDIT_MODE:
         return 0;
     }
     return 0;
@@ -55,6 +59,8 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         }
         BP_BUG_ON(c.listen_host == NULL || c.listen_host[0] == '\0');
         BP_BUG_ON(c.log_level < 0 || c.log_level > 3);
+        BP_BUG_ON(c.audit_reads < BP_AUDIT_OFF || c.audit_reads > BP_AUDIT_SYNC);
+        BP_BUG_ON(c.audit_writes < BP_AUDIT_OFF || c.audit_writes > BP_AUDIT_SYNC);
     } else {
         BP_BUG_ON(strncmp(err, "fuzz.json", 9) != 0);
     }

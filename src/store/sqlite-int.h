@@ -41,6 +41,8 @@ char *bp_sq__col_dup(sqlite3_stmt *stmt, int i);
 bp_err bp_sq__exec(struct sqlite_store *st, const char *sql);
 /* Runs a one-row UPDATE or DELETE and finalizes it: BP_ERR_NOT_FOUND when no row matched. */
 bp_err bp_sq__finish_change(struct sqlite_store *st, sqlite3_stmt *stmt);
+/* BP_OK when the constant `SELECT 1 FROM <table> WHERE id = ?` finds a row, else BP_ERR_NOT_FOUND. */
+bp_err bp_sq__row_exists(struct sqlite_store *st, const char *sql, const char *id);
 /* Steps a prepared, bound single-row SELECT, fills out from its row with read, and finalizes it;
  * BP_ERR_NOT_FOUND when there is no row. */
 bp_err bp_sq__get_one(struct sqlite_store *st, sqlite3_stmt *stmt, void (*read)(sqlite3_stmt *, void *), void *out);

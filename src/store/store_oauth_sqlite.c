@@ -69,29 +69,6 @@ bind_digest(sqlite3_stmt *stmt, int i, const unsigned char digest[DIGEST_LEN])
     sqlite3_bind_blob(stmt, i, digest, DIGEST_LEN, SQLITE_STATIC);
 }
 
-/* BP_OK when `SELECT 1 FROM <table> WHERE id = ?` finds the row, else BP_ERR_NOT_FOUND. sql is
- * one of our constants. */
-static bp_err
-row_exists(struct sqlite_store *st, const char *sql, const char *id)
-{
-    sqlite3_stmt *stmt = NULL;
-    bp_err err = bp_sq__prepare(st, sql, &stmt);
-    int rc;
-
-    if (err != BP_OK) {
-        return err;
-    }
-    bp_sq__bind_text(stmt, 1, id);
-    rc = sqlite3_step(stmt);
-    if (rc == SQLITE_DONE) {
-        err = BP_ERR_NOT_FOUND;
-    } else if (rc != SQLITE_ROW) {
-        err = bp_sq__map_rc(st, rc);
-    }
-    sqlite3_finalize(stmt);
-    return err;
-}
-
 /* Like bp_sq__get_by_id, keyed by a digest. */
 static bp_err
 get_by_digest(struct sqlite_store *st, const char *sql, const unsigned char digest[DIGEST_LEN],
@@ -308,7 +285,7 @@ sq_client_revoke(struct bp_store *s, const char *id, int64_t now)
     bp_sq__bind_text(stmt, 2, id);
     err = bp_sq__step_done(st, stmt, &changes);
     if (err == BP_OK && changes == 0) {
-        err = row_exists(st, "SELECT 1 FROM oauth_clients WHERE id = ?", id);
+        err = bp_sq__row_exists(st, "SELECT 1 FROM oauth_clients WHERE id = ?", id);
     }
     /* Also when the client was revoked before: a token issued in a race with that revocation
      * must not outlive it. */
@@ -587,7 +564,7 @@ sq_token_mark_used(struct bp_store *s, const char *id, int64_t now)
     sqlite3_finalize(stmt);
     if (err == BP_OK && changes == 0) {
         /* Lost the race, an old token presented again, or a revoked one: all count as reuse. */
-        err = row_exists(st, "SELECT 1 FROM oauth_tokens WHERE id = ?", id);
+        err = bp_sq__row_exists(st, "SELECT 1 FROM oauth_tokens WHERE id = ?", id);
         if (err == BP_OK) {
             err = BP_ERR_EXISTS;
         }
@@ -612,7 +589,7 @@ sq_token_revoke(struct bp_store *s, const char *id, int64_t now)
     err = bp_sq__step_done(st, stmt, &changes);
     sqlite3_finalize(stmt);
     if (err == BP_OK && changes == 0) {
-        err = row_exists(st, "SELECT 1 FROM oauth_tokens WHERE id = ?", id);
+        err = bp_sq__row_exists(st, "SELECT 1 FROM oauth_tokens WHERE id = ?", id);
     }
     return err;
 }

@@ -18,8 +18,6 @@
 
 #define BUSY_TIMEOUT_MS 5000
 
-
-
 struct sqlite_store *
 bp_sq__of(struct bp_store *s)
 {
@@ -132,8 +130,8 @@ bp_store__sqlite_open(const char *path, struct bp_store **out, char *err, size_t
     st->base.ops = &bp_sq__ops;
     /* The file holds Core secret keys: create it, and its -wal/-shm companions, private. */
     old_mask = umask(077);
-    src = sqlite3_open_v2(path, &st->db,
-                          SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, NULL);
+    src = sqlite3_open_v2(path, &st->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX,
+                          NULL);
     if (src != SQLITE_OK) {
         snprintf(err, err_len, "cannot open database %s: %s", path,
                  st->db != NULL ? sqlite3_errmsg(st->db) : sqlite3_errstr(src));
@@ -247,8 +245,8 @@ sq_migrate(struct bp_store *s, int *out_applied, int *out_version)
     int applied = 0;
     int version = 0;
     bp_err err = bp_sq__exec(st, "CREATE TABLE IF NOT EXISTS schema_migrations ("
-                          "  version    INTEGER PRIMARY KEY NOT NULL,"
-                          "  applied_at INTEGER NOT NULL)");
+                                 "  version    INTEGER PRIMARY KEY NOT NULL,"
+                                 "  applied_at INTEGER NOT NULL)");
 
     for (size_t v = 1; err == BP_OK && v <= bp_store__sqlite_migrations_len; v++) {
         bool did = false;
@@ -364,8 +362,8 @@ sq_instance_insert(struct bp_store *s, const struct bp_instance_rec *rec)
 {
     struct sqlite_store *st = bp_sq__of(s);
     sqlite3_stmt *stmt = NULL;
-    bp_err err = bp_sq__prepare(st, "INSERT INTO instances (" INSTANCE_COLS ") VALUES (?,?,?,?,?,?,?,?)",
-                         &stmt);
+    bp_err err =
+        bp_sq__prepare(st, "INSERT INTO instances (" INSTANCE_COLS ") VALUES (?,?,?,?,?,?,?,?)", &stmt);
 
     if (err != BP_OK) {
         return err;
@@ -389,9 +387,9 @@ sq_instance_update(struct bp_store *s, const struct bp_instance_rec *rec)
     struct sqlite_store *st = bp_sq__of(s);
     sqlite3_stmt *stmt = NULL;
     bp_err err = bp_sq__prepare(st,
-                         "UPDATE instances SET name = ?, url = ?, secret_key = ?, ca_file = ?,"
-                         " enabled = ?, created_at = ?, updated_at = ? WHERE id = ?",
-                         &stmt);
+                                "UPDATE instances SET name = ?, url = ?, secret_key = ?, ca_file = ?,"
+                                " enabled = ?, created_at = ?, updated_at = ? WHERE id = ?",
+                                &stmt);
 
     if (err != BP_OK) {
         return err;
@@ -405,6 +403,27 @@ sq_instance_update(struct bp_store *s, const struct bp_instance_rec *rec)
     sqlite3_bind_int64(stmt, 7, rec->updated_at);
     bp_sq__bind_text(stmt, 8, rec->id);
     return bp_sq__finish_change(st, stmt);
+}
+
+bp_err
+bp_sq__row_exists(struct sqlite_store *st, const char *sql, const char *id)
+{
+    sqlite3_stmt *stmt = NULL;
+    bp_err err = bp_sq__prepare(st, sql, &stmt);
+    int rc;
+
+    if (err != BP_OK) {
+        return err;
+    }
+    bp_sq__bind_text(stmt, 1, id);
+    rc = sqlite3_step(stmt);
+    if (rc == SQLITE_DONE) {
+        err = BP_ERR_NOT_FOUND;
+    } else if (rc != SQLITE_ROW) {
+        err = bp_sq__map_rc(st, rc);
+    }
+    sqlite3_finalize(stmt);
+    return err;
 }
 
 bp_err
@@ -425,8 +444,8 @@ bp_sq__get_one(struct sqlite_store *st, sqlite3_stmt *stmt, void (*read)(sqlite3
 }
 
 bp_err
-bp_sq__get_by_id(struct sqlite_store *st, const char *sql, const char *id, void (*read)(sqlite3_stmt *, void *),
-                 void *out)
+bp_sq__get_by_id(struct sqlite_store *st, const char *sql, const char *id,
+                 void (*read)(sqlite3_stmt *, void *), void *out)
 {
     sqlite3_stmt *stmt = NULL;
     bp_err err = bp_sq__prepare(st, sql, &stmt);
@@ -447,7 +466,8 @@ read_instance_v(sqlite3_stmt *stmt, void *out)
 static bp_err
 sq_instance_get(struct bp_store *s, const char *id, struct bp_instance_rec *out)
 {
-    return bp_sq__get_by_id(bp_sq__of(s), "SELECT " INSTANCE_COLS " FROM instances WHERE id = ?", id, read_instance_v, out);
+    return bp_sq__get_by_id(bp_sq__of(s), "SELECT " INSTANCE_COLS " FROM instances WHERE id = ?", id,
+                            read_instance_v, out);
 }
 
 static bp_err
@@ -467,8 +487,8 @@ sq_instance_delete(struct bp_store *s, const char *id)
 /* Collects every row of stmt into a growing array of elem_size records filled by read. */
 bp_err
 bp_sq__collect(struct sqlite_store *st, sqlite3_stmt *stmt, size_t elem_size,
-        void (*read)(sqlite3_stmt *, void *), void (*free_all)(void *, size_t), void **out,
-        size_t *out_n)
+               void (*read)(sqlite3_stmt *, void *), void (*free_all)(void *, size_t), void **out,
+               size_t *out_n)
 {
     char *arr = NULL;
     size_t n = 0;
@@ -504,14 +524,13 @@ sq_instance_list(struct bp_store *s, struct bp_instance_rec **out, size_t *out_n
     struct sqlite_store *st = bp_sq__of(s);
     sqlite3_stmt *stmt = NULL;
     void *recs = NULL;
-    bp_err err = bp_sq__prepare(st, "SELECT " INSTANCE_COLS " FROM instances ORDER BY created_at, id",
-                         &stmt);
+    bp_err err = bp_sq__prepare(st, "SELECT " INSTANCE_COLS " FROM instances ORDER BY created_at, id", &stmt);
 
     if (err != BP_OK) {
         return err;
     }
-    err = bp_sq__collect(st, stmt, sizeof(struct bp_instance_rec), read_instance_v, free_instances_v,
-                  &recs, out_n);
+    err = bp_sq__collect(st, stmt, sizeof(struct bp_instance_rec), read_instance_v, free_instances_v, &recs,
+                         out_n);
     sqlite3_finalize(stmt);
     if (err == BP_OK) {
         *out = recs;
@@ -521,8 +540,8 @@ sq_instance_list(struct bp_store *s, struct bp_instance_rec **out, size_t *out_n
 
 /* ---- API keys ---- */
 
-#define KEY_COLS                                                                                   \
-    "id, name, prefix, digest, scopes, instances, created_at, expires_at, last_used_at, revoked,"  \
+#define KEY_COLS                                                                                             \
+    "id, name, prefix, digest, scopes, instances, created_at, expires_at, last_used_at, revoked,"            \
     " revoked_at"
 
 static void
@@ -552,8 +571,8 @@ sq_key_insert(struct bp_store *s, const struct bp_key_rec *rec)
 {
     struct sqlite_store *st = bp_sq__of(s);
     sqlite3_stmt *stmt = NULL;
-    bp_err err = bp_sq__prepare(st, "INSERT INTO api_keys (" KEY_COLS ") VALUES (?,?,?,?,?,?,?,?,?,?,?)",
-                         &stmt);
+    bp_err err =
+        bp_sq__prepare(st, "INSERT INTO api_keys (" KEY_COLS ") VALUES (?,?,?,?,?,?,?,?,?,?,?)", &stmt);
 
     if (err != BP_OK) {
         return err;
@@ -583,7 +602,8 @@ read_key_v(sqlite3_stmt *stmt, void *out)
 static bp_err
 sq_key_get(struct bp_store *s, const char *id, struct bp_key_rec *out)
 {
-    return bp_sq__get_by_id(bp_sq__of(s), "SELECT " KEY_COLS " FROM api_keys WHERE id = ?", id, read_key_v, out);
+    return bp_sq__get_by_id(bp_sq__of(s), "SELECT " KEY_COLS " FROM api_keys WHERE id = ?", id, read_key_v,
+                            out);
 }
 
 static void
@@ -612,35 +632,14 @@ sq_key_list(struct bp_store *s, struct bp_key_rec **out, size_t *out_n)
 }
 
 static bp_err
-key_exists(struct sqlite_store *st, const char *id)
-{
-    sqlite3_stmt *stmt = NULL;
-    bp_err err = bp_sq__prepare(st, "SELECT 1 FROM api_keys WHERE id = ?", &stmt);
-    int rc;
-
-    if (err != BP_OK) {
-        return err;
-    }
-    bp_sq__bind_text(stmt, 1, id);
-    rc = sqlite3_step(stmt);
-    if (rc == SQLITE_DONE) {
-        err = BP_ERR_NOT_FOUND;
-    } else if (rc != SQLITE_ROW) {
-        err = bp_sq__map_rc(st, rc);
-    }
-    sqlite3_finalize(stmt);
-    return err;
-}
-
-static bp_err
 sq_key_revoke(struct bp_store *s, const char *id, int64_t now)
 {
     struct sqlite_store *st = bp_sq__of(s);
     sqlite3_stmt *stmt = NULL;
     int changes = 0;
     /* The first revocation time is the one on record. */
-    bp_err err = bp_sq__prepare(st, "UPDATE api_keys SET revoked = 1, revoked_at = ? WHERE id = ? AND revoked = 0",
-                         &stmt);
+    bp_err err = bp_sq__prepare(
+        st, "UPDATE api_keys SET revoked = 1, revoked_at = ? WHERE id = ? AND revoked = 0", &stmt);
 
     if (err != BP_OK) {
         return err;
@@ -650,7 +649,7 @@ sq_key_revoke(struct bp_store *s, const char *id, int64_t now)
     err = bp_sq__step_done(st, stmt, &changes);
     sqlite3_finalize(stmt);
     if (err == BP_OK && changes == 0) {
-        err = key_exists(st, id);
+        err = bp_sq__row_exists(st, "SELECT 1 FROM api_keys WHERE id = ?", id);
     }
     return err;
 }
@@ -681,7 +680,7 @@ sq_key_touch(struct bp_store *s, const char *const *ids, const int64_t *at, size
         return err;
     }
     err = bp_sq__prepare(st, "UPDATE api_keys SET last_used_at = ?1 WHERE id = ?2 AND last_used_at < ?1",
-                  &stmt);
+                         &stmt);
     for (size_t i = 0; err == BP_OK && i < n; i++) {
         sqlite3_reset(stmt);
         sqlite3_bind_int64(stmt, 1, at[i]);

@@ -104,3 +104,59 @@ bp_hex_digit_value(unsigned char c)
     }
     return -1;
 }
+
+#define NEAREST_MAX_LEN 64
+
+/* Levenshtein distance with one rolling row; both words are at most NEAREST_MAX_LEN bytes. */
+static size_t
+edit_distance(const char *a, size_t alen, const char *b, size_t blen)
+{
+    size_t row[NEAREST_MAX_LEN + 1];
+
+    for (size_t j = 0; j <= blen; j++) {
+        row[j] = j;
+    }
+    for (size_t i = 1; i <= alen; i++) {
+        size_t diag = row[0];
+        row[0] = i;
+        for (size_t j = 1; j <= blen; j++) {
+            size_t up = row[j];
+            size_t best = diag + (a[i - 1] != b[j - 1]);
+            if (up + 1 < best) {
+                best = up + 1;
+            }
+            if (row[j - 1] + 1 < best) {
+                best = row[j - 1] + 1;
+            }
+            diag = up;
+            row[j] = best;
+        }
+    }
+    return row[blen];
+}
+
+const char *
+bp_str_nearest(const char *word, const char *const *candidates, size_t n)
+{
+    size_t wlen = strlen(word);
+    size_t limit = wlen / 3 > 2 ? wlen / 3 : 2;
+    const char *best = NULL;
+    size_t best_d = limit + 1;
+
+    if (wlen > NEAREST_MAX_LEN) {
+        return NULL;
+    }
+    for (size_t i = 0; i < n; i++) {
+        size_t clen = strlen(candidates[i]);
+        size_t d;
+        if (clen > NEAREST_MAX_LEN) {
+            continue;
+        }
+        d = edit_distance(word, wlen, candidates[i], clen);
+        if (d < best_d) {
+            best_d = d;
+            best = candidates[i];
+        }
+    }
+    return best;
+}

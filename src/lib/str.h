@@ -19,6 +19,11 @@ bp_err bp_str_parse_u64(const char *s, size_t len, uint64_t max, uint64_t *out);
  * holds the seconds, or -1 for "never". n must be positive. */
 bp_err bp_str_parse_duration(const char *s, int64_t *out_seconds);
 
+/* The candidate closest to word by edit distance (insertions, deletions, substitutions), for
+ * "did you mean" hints; NULL when none is within a third of the word's length (at least 2 edits)
+ * or there are no candidates. Case-sensitive. Words longer than 64 bytes get no hint. */
+const char *bp_str_nearest(const char *word, const char *const *candidates, size_t n);
+
 /* The value of one hex digit (either case), or -1 for any other byte. */
 int bp_hex_digit_value(unsigned char c);
 

@@ -26,6 +26,8 @@
 #include "config/settings-int.h"
 #include "core/log.h"
 #include "lib/alloc.h"
+#include "lib/bug.h"
+#include "lib/str.h"
 
 /* A config file is a few hundred bytes; anything near this is a mistake (wrong path). */
 #define CONFIG_FILE_MAX (1024 * 1024)
@@ -67,6 +69,14 @@ json_value_text(const struct bp_setting *s, json_t *v, char *buf, size_t cap, co
 {
     int n;
 
+    if (s->type == BP_SETTING_BOOL) {
+        /* A boolean is a JSON true or false, not the string "true". */
+        if (!json_is_boolean(v)) {
+            return false;
+        }
+        *out = json_is_true(v) ? "true" : "false";
+        return true;
+    }
     if (json_is_string(v)) {
         *out = json_string_value(v);
         return true;
@@ -222,6 +232,10 @@ load_file(const char *path, const char *who, struct bp_config *c, char *err, siz
         goto done;
     }
     rc = bp_config__load_json_text(text, len, source, c, err, err_len);
+    if (rc == BP_OK) {
+        bp_free(c->file);
+        c->file = bp_strdup(source);
+    }
 done:
     bp_free(text);
     fclose(f);
@@ -255,6 +269,37 @@ apply_env(struct bp_config *c, char *err, size_t err_len)
     return BP_OK;
 }
 
+/* Flags that serve takes besides the settings; candidates for the "did you mean" hint. */
+static const char *const other_flags[] = {"--config", "--check", "--json", "--help"};
+
+/* "unknown option --wrokers (did you mean --workers?)". Only the name is echoed: a value after
+ * '=' could be anything, a secret included. */
+static void
+unknown_flag(const char *arg, size_t name_len, char *err, size_t err_len)
+{
+    const char *candidates[BP_CONFIG_MAX_CHANGES + BP_ARRAY_LEN(other_flags)];
+    size_t n = 0;
+    char name[80];
+    char shown[80];
+    const char *near;
+
+    BP_BUG_ON(bp_config__n_settings > BP_CONFIG_MAX_CHANGES);
+    for (size_t i = 0; i < bp_config__n_settings; i++) {
+        candidates[n++] = bp_config__settings[i].flag;
+    }
+    for (size_t i = 0; i < BP_ARRAY_LEN(other_flags); i++) {
+        candidates[n++] = other_flags[i];
+    }
+    snprintf(name, sizeof(name), "%.*s", (int)(name_len < sizeof(name) ? name_len : sizeof(name) - 1), arg);
+    near = bp_str_nearest(name, candidates, n);
+    printable(arg, name_len, shown, sizeof(shown));
+    if (near != NULL) {
+        fail(err, err_len, "unknown option %s (did you mean %s?)", shown, near);
+    } else {
+        fail(err, err_len, "unknown option %s", shown);
+    }
+}
+
 /* Splits argv into (setting, value) pairs and the --config path without applying anything, so
  * that flags can be applied last while a misspelt flag is still reported before any file is
  * read. Values are borrowed from argv. */
@@ -282,13 +327,19 @@ scan_flags(int argc, char **argv, struct flag_value *out, size_t *out_n, const c
         if (!is_config) {
             s = bp_config__find_flag(arg, name_len);
             if (s == NULL) {
-                /* Only the name is echoed: a value after '=' could be anything. */
-                fail(err, err_len, "unknown flag %s", printable(arg, name_len, shown, sizeof(shown)));
+                unknown_flag(arg, name_len, err, err_len);
                 return BP_ERR_INVALID;
             }
         }
         if (eq != NULL) {
             value = eq + 1;
+        } else if (s != NULL && s->type == BP_SETTING_BOOL) {
+            /* "--reuse-port" alone is true; a following true/false is its value, anything else
+             * is the next argument. */
+            value = "true";
+            if (i + 1 < argc && (strcmp(argv[i + 1], "true") == 0 || strcmp(argv[i + 1], "false") == 0)) {
+                value = argv[++i];
+            }
         } else if (i + 1 < argc) {
             value = argv[++i];
         } else {
@@ -367,5 +418,7 @@ bp_config_cleanup(struct bp_config *c)
     c->audit_spool = NULL;
     bp_free(c->listen_host);
     c->listen_host = NULL;
+    bp_free(c->file);
+    c->file = NULL;
     bp_config__routes_cleanup(c);
 }

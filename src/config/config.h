@@ -59,22 +59,48 @@ struct bp_config {
     int audit_retention_days;           /* "audit.retention_days": 0 = keep forever, default 90 */
     char *audit_spool;                  /* "audit.spool": file holding records while the store
                                            fails; NULL = "<db path>.audit-spool" */
+    bool reuse_port;                    /* "reuse_port": start even when the listen address is
+                                           served already (hand-over to this process), default false */
     /* "routes" (config file only, DESIGN §3): built-in rows to drop ("METHOD /pattern") and rows
      * to add. The router checks them when the table is built. */
     char **routes_remove;
     size_t n_routes_remove;
     struct bp_config_route *routes_add;
     size_t n_routes_add;
+    /* Not a setting: the config file that was read ("blnkproxy.json", the --config or
+     * BLNKPROXY_CONFIG path), NULL when none was. */
+    char *file;
 };
 
-/* Builds the configuration for `serve`. argv holds only the serve flags (after "serve").
+/* One setting whose value differs between the running configuration and a reloaded one. */
+struct bp_config_change {
+    const char *key; /* its JSON key ("max_body_bytes", "audit.reads"), or "routes"; static */
+    bool applied;    /* false: the setting takes effect only at the next start */
+};
+
+/* Room for every setting and "routes". */
+#define BP_CONFIG_MAX_CHANGES 48
+
+/* Builds the configuration for `serve`. argv holds only the serve flags (after "serve", without
+ * the --check, --json and --help that serve handles itself).
  * Flags: --config FILE, --db DSN, --listen HOST:PORT, --workers N, --upstream-timeout SECONDS,
  * --upstream-connect-timeout SECONDS, --log-level LEVEL, and --NAME VALUE for every JSON key
- * (underscores as dashes). Environment: BLNKPROXY_<KEY uppercased>. A config file named by
- * --config or BLNKPROXY_CONFIG must exist; ./blnkproxy.json is read when present.
+ * (underscores as dashes); a boolean's flag alone means true (--reuse-port). Environment:
+ * BLNKPROXY_<KEY uppercased>. A config file named by --config or BLNKPROXY_CONFIG must exist;
+ * ./blnkproxy.json is read when present. Calling it again with the same argv re-reads the file
+ * with the same precedence (a reload).
  * On error writes a message naming the source ("blnkproxy.json: workers: must be 1..256",
- * "BLNKPROXY_WORKERS: ...", "--listen: ...") into err and returns BP_ERR_INVALID. */
+ * "BLNKPROXY_WORKERS: ...", "--listen: ...", "unknown option --wrokers (did you mean
+ * --workers?)") into err, leaves out untouched and returns BP_ERR_INVALID. */
 bp_err bp_config_load(int argc, char **argv, struct bp_config *out, char *err, size_t err_len);
 void bp_config_cleanup(struct bp_config *c);
+
+/* Prepares next, freshly loaded while running serves, to replace it (a reload): settings that
+ * apply live keep next's values; every other one (listen, workers, db, oauth.*, ...) gets
+ * running's value back, so that next describes what will actually run. Each setting whose value
+ * differed is written to out (room for BP_CONFIG_MAX_CHANGES), in the settings table's order
+ * and "routes" (live) last; returns how many. Only names are reported, never values. */
+size_t bp_config_reload_merge(const struct bp_config *running, struct bp_config *next,
+                              struct bp_config_change *out);
 
 #endif

@@ -181,3 +181,35 @@ done:
     }
     return rc;
 }
+
+static bool
+same_text(const char *a, const char *b)
+{
+    if (a == NULL || b == NULL) {
+        return a == b;
+    }
+    return strcmp(a, b) == 0;
+}
+
+bool
+bp_config__routes_equal(const struct bp_config *a, const struct bp_config *b)
+{
+    if (a->n_routes_remove != b->n_routes_remove || a->n_routes_add != b->n_routes_add) {
+        return false;
+    }
+    for (size_t i = 0; i < a->n_routes_remove; i++) {
+        if (strcmp(a->routes_remove[i], b->routes_remove[i]) != 0) {
+            return false;
+        }
+    }
+    for (size_t i = 0; i < a->n_routes_add; i++) {
+        const struct bp_config_route *x = &a->routes_add[i];
+        const struct bp_config_route *y = &b->routes_add[i];
+        if (!same_text(x->method, y->method) || !same_text(x->path, y->path) || !same_text(x->scope, y->scope) ||
+            !same_text(x->action, y->action) || !same_text(x->category, y->category) ||
+            x->large_body != y->large_body) {
+            return false;
+        }
+    }
+    return true;
+}

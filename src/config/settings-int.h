@@ -4,6 +4,7 @@
 /* Shared between config.c (sources and precedence), settings.c (the table and value parsers),
  * the unit tests and the fuzz target. Not part of the config module's interface. */
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -19,6 +20,7 @@ enum bp_setting_type {
     BP_SETTING_LISTEN,    /* "HOST:PORT": host as char * at offset, port as int at aux_offset */
     BP_SETTING_AUDIT_MODE, /* sync|async|off, stored as int (enum bp_audit_mode) */
     BP_SETTING_OPT_STRING, /* like STRING, but its default is absent (NULL) */
+    BP_SETTING_BOOL,       /* true|false, stored as bool; a bare flag (--reuse-port) means true */
 };
 
 /* One configurable value. min/max are in the stored unit (count, bytes, milliseconds). */
@@ -34,6 +36,7 @@ struct bp_setting {
     size_t width;    /* sizeof that field */
     size_t aux_offset;
     const char *meaning;
+    bool live; /* applied by a reload (SIGHUP) while serving; false: takes effect at the next start */
 };
 
 extern const struct bp_setting bp_config__settings[];
@@ -76,5 +79,7 @@ bp_err bp_config__load_routes(void *json_value, const char *source, struct bp_co
                               size_t err_len);
 /* Frees c's route lists. */
 void bp_config__routes_cleanup(struct bp_config *c);
+/* True when a and b hold the same "routes" (same rows, same order, same fields). */
+bool bp_config__routes_equal(const struct bp_config *a, const struct bp_config *b);
 
 #endif

@@ -22,6 +22,10 @@
 #define MINUTE (SEC * 60)
 #define HOUR (MINUTE * 60)
 
+/* Whether a reload (SIGHUP) applies the setting while serving. */
+#define LIVE true
+#define RESTART false
+
 #define FIELD(f) offsetof(struct bp_config, f), sizeof(((struct bp_config *)0)->f)
 
 /* A string setting has no numeric bounds; this caps its length so a stray file cannot become a
@@ -30,68 +34,79 @@
 
 const struct bp_setting bp_config__settings[] = {
     {"db", "BLNKPROXY_DB", "--db", BP_SETTING_STRING, 1, STRING_MAX_LEN, "./blnkproxy.db", FIELD(db), 0,
-     "store DSN: a SQLite file path (or a PostgreSQL URL when built with it)"},
+     "store DSN: a SQLite file path (or a PostgreSQL URL when built with it)", RESTART},
     {"listen", "BLNKPROXY_LISTEN", "--listen", BP_SETTING_LISTEN, 0, 65535, "127.0.0.1:8080",
      FIELD(listen_host), offsetof(struct bp_config, listen_port),
-     "address to serve on; port 0 picks a free port (logged at start)"},
+     "address to serve on; port 0 picks a free port (logged at start)", RESTART},
     {"workers", "BLNKPROXY_WORKERS", "--workers", BP_SETTING_INT, 1, 256, NULL, FIELD(workers), 0,
-     "loop threads; default is the number of online CPUs"},
+     "loop threads; default is the number of online CPUs", RESTART},
     {"upstream_connect_timeout", "BLNKPROXY_UPSTREAM_CONNECT_TIMEOUT", "--upstream-connect-timeout",
      BP_SETTING_DURATION, 10, 300 * SEC, "5s", FIELD(upstream_connect_timeout_ms), 0,
-     "time allowed to connect to Core"},
+     "time allowed to connect to Core", LIVE},
     {"upstream_timeout", "BLNKPROXY_UPSTREAM_TIMEOUT", "--upstream-timeout", BP_SETTING_DURATION, 10, HOUR,
      "30s", FIELD(upstream_timeout_ms), 0,
-     "time allowed for a whole Core exchange; beyond it the client gets 504"},
+     "time allowed for a whole Core exchange; beyond it the client gets 504", LIVE},
     {"max_header_bytes", "BLNKPROXY_MAX_HEADER_BYTES", "--max-header-bytes", BP_SETTING_SIZE, 256, MIB,
-     "32KiB", FIELD(max_head_bytes), 0, "largest request head (request line and headers)"},
+     "32KiB", FIELD(max_head_bytes), 0, "largest request head (request line and headers)", LIVE},
     {"max_headers", "BLNKPROXY_MAX_HEADERS", "--max-headers", BP_SETTING_INT, 1, 128, "100",
-     FIELD(max_headers), 0, "most header fields in one request"},
+     FIELD(max_headers), 0, "most header fields in one request", LIVE},
     {"max_connections", "BLNKPROXY_MAX_CONNECTIONS", "--max-connections", BP_SETTING_INT, 1, 1000000, "10000",
-     FIELD(max_connections), 0, "most open client connections; at the limit new ones wait in the backlog"},
+     FIELD(max_connections), 0, "most open client connections; at the limit new ones wait in the backlog",
+     LIVE},
     {"max_body_bytes", "BLNKPROXY_MAX_BODY_BYTES", "--max-body-bytes", BP_SETTING_SIZE, 1, GIB, "1MiB",
-     FIELD(max_body_bytes), 0, "largest request body; larger gets 413"},
+     FIELD(max_body_bytes), 0, "largest request body; larger gets 413", LIVE},
     {"max_upload_bytes", "BLNKPROXY_MAX_UPLOAD_BYTES", "--max-upload-bytes", BP_SETTING_SIZE, 1, GIB, "32MiB",
-     FIELD(max_upload_bytes), 0, "largest body on the multipart upload route"},
+     FIELD(max_upload_bytes), 0, "largest body on the multipart upload route", LIVE},
     {"max_response_bytes", "BLNKPROXY_MAX_RESPONSE_BYTES", "--max-response-bytes", BP_SETTING_SIZE, 1, GIB,
-     "64MiB", FIELD(max_response_bytes), 0, "largest Core response the proxy buffers; larger gets 502"},
+     "64MiB", FIELD(max_response_bytes), 0, "largest Core response the proxy buffers; larger gets 502", LIVE},
     {"idle_timeout", "BLNKPROXY_IDLE_TIMEOUT", "--idle-timeout", BP_SETTING_DURATION, 10, HOUR, "60s",
-     FIELD(idle_timeout_ms), 0, "keep-alive connection idle time before it is closed"},
+     FIELD(idle_timeout_ms), 0, "keep-alive connection idle time before it is closed", LIVE},
     {"header_timeout", "BLNKPROXY_HEADER_TIMEOUT", "--header-timeout", BP_SETTING_DURATION, 10, 10 * MINUTE,
-     "10s", FIELD(header_timeout_ms), 0, "time a client has to send a complete request head"},
+     "10s", FIELD(header_timeout_ms), 0, "time a client has to send a complete request head", LIVE},
     {"shutdown_timeout", "BLNKPROXY_SHUTDOWN_TIMEOUT", "--shutdown-timeout", BP_SETTING_DURATION, 0,
      10 * MINUTE, "10s", FIELD(shutdown_timeout_ms), 0,
-     "longest wait for in-flight requests to drain after SIGTERM/SIGINT"},
+     "longest wait for in-flight requests to drain after SIGTERM/SIGINT", LIVE},
     {"reload_interval", "BLNKPROXY_RELOAD_INTERVAL", "--reload-interval", BP_SETTING_DURATION, 50, 10 * SEC,
-     "500ms", FIELD(reload_interval_ms), 0, "how often the store is polled for changes made by the CLI"},
+     "500ms", FIELD(reload_interval_ms), 0, "how often the store is polled for changes made by the CLI",
+     RESTART},
     {"log_level", "BLNKPROXY_LOG_LEVEL", "--log-level", BP_SETTING_LOG_LEVEL, 0, 0, "info", FIELD(log_level),
-     0, "least severe level written: debug, info, warn or error"},
+     0, "least severe level written: debug, info, warn or error", LIVE},
     {"oauth.access_token_ttl", "BLNKPROXY_OAUTH_ACCESS_TOKEN_TTL", "--oauth-access-token-ttl",
      BP_SETTING_DURATION, SEC, 30 * 24 * HOUR, "1h", FIELD(oauth_access_token_ttl_ms), 0,
-     "lifetime of an OAuth access token (blnk_at_)"},
+     "lifetime of an OAuth access token (blnk_at_)", RESTART},
     {"oauth.refresh_token_ttl", "BLNKPROXY_OAUTH_REFRESH_TOKEN_TTL", "--oauth-refresh-token-ttl",
      BP_SETTING_DURATION, SEC, 365 * 24 * HOUR, "30d", FIELD(oauth_refresh_token_ttl_ms), 0,
-     "lifetime of an OAuth refresh token (blnk_rt_); each refresh issues a new one"},
+     "lifetime of an OAuth refresh token (blnk_rt_); each refresh issues a new one", RESTART},
     {"oauth.code_ttl", "BLNKPROXY_OAUTH_CODE_TTL", "--oauth-code-ttl", BP_SETTING_DURATION, SEC, 10 * MINUTE,
-     "10m", FIELD(oauth_code_ttl_ms), 0, "lifetime of an authorization code (single use)"},
+     "10m", FIELD(oauth_code_ttl_ms), 0, "lifetime of an authorization code (single use)", RESTART},
     {"oauth.session_ttl", "BLNKPROXY_OAUTH_SESSION_TTL", "--oauth-session-ttl", BP_SETTING_DURATION, MINUTE,
-     24 * HOUR, "30m", FIELD(oauth_session_ttl_ms), 0, "how long an operator stays signed in on the authorize page"},
+     24 * HOUR, "30m", FIELD(oauth_session_ttl_ms), 0,
+     "how long an operator stays signed in on the authorize page", RESTART},
     {"oauth.issuer", "BLNKPROXY_OAUTH_ISSUER", "--oauth-issuer", BP_SETTING_OPT_STRING, 1, STRING_MAX_LEN, NULL,
-     FIELD(oauth_issuer), 0, "public base URL of the proxy (metadata, forms); default http://<listen>"},
+     FIELD(oauth_issuer), 0, "public base URL of the proxy (metadata, forms); default http://<listen>",
+     RESTART},
     {"oauth.threads", "BLNKPROXY_OAUTH_THREADS", "--oauth-threads", BP_SETTING_INT, 1, 64, "2",
-     FIELD(oauth_threads), 0, "threads that serve /oauth/* (password hashing and store writes)"},
+     FIELD(oauth_threads), 0, "threads that serve /oauth/* (password hashing and store writes)", RESTART},
     {"oauth.max_tokens_per_client", "BLNKPROXY_OAUTH_MAX_TOKENS_PER_CLIENT", "--oauth-max-tokens-per-client",
      BP_SETTING_INT, 1, 100000, "100", FIELD(oauth_max_tokens_per_client), 0,
-     "live access tokens one client may hold; issuing another revokes its oldest"},
+     "live access tokens one client may hold; issuing another revokes its oldest", RESTART},
     {"audit.writes", "BLNKPROXY_AUDIT_WRITES", "--audit-writes", BP_SETTING_AUDIT_MODE, 0, 0, "sync",
-     FIELD(audit_writes), 0, "audit of write requests: sync (committed before the response), async or off"},
+     FIELD(audit_writes), 0, "audit of write requests: sync (committed before the response), async or off",
+     LIVE},
     {"audit.reads", "BLNKPROXY_AUDIT_READS", "--audit-reads", BP_SETTING_AUDIT_MODE, 0, 0, "async",
-     FIELD(audit_reads), 0, "audit of read requests (a refused request follows its kind): sync, async or off"},
+     FIELD(audit_reads), 0,
+     "audit of read requests (a refused request follows its kind): sync, async or off", LIVE},
     {"audit.queue_size", "BLNKPROXY_AUDIT_QUEUE_SIZE", "--audit-queue-size", BP_SETTING_INT, 16, 10000000,
-     "65536", FIELD(audit_queue_size), 0, "audit records waiting for the writer; when full, new requests get 503"},
+     "65536", FIELD(audit_queue_size), 0,
+     "audit records waiting for the writer; when full, new requests get 503", RESTART},
     {"audit.retention_days", "BLNKPROXY_AUDIT_RETENTION_DAYS", "--audit-retention-days", BP_SETTING_INT, 0,
-     36500, "90", FIELD(audit_retention_days), 0, "days audit records are kept; 0 keeps them forever"},
+     36500, "90", FIELD(audit_retention_days), 0, "days audit records are kept; 0 keeps them forever", RESTART},
     {"audit.spool", "BLNKPROXY_AUDIT_SPOOL", "--audit-spool", BP_SETTING_OPT_STRING, 1, STRING_MAX_LEN, NULL,
-     FIELD(audit_spool), 0, "file where audit records wait while the store fails; default <db>.audit-spool"},
+     FIELD(audit_spool), 0, "file where audit records wait while the store fails; default <db>.audit-spool",
+     RESTART},
+    {"reuse_port", "BLNKPROXY_REUSE_PORT", "--reuse-port", BP_SETTING_BOOL, 0, 1, "false", FIELD(reuse_port), 0,
+     "start even when the listen address is already served (hand-over: start the new process, then "
+     "SIGTERM the old one)", RESTART},
 };
 
 const size_t bp_config__n_settings = BP_ARRAY_LEN(bp_config__settings);
@@ -182,7 +197,10 @@ bp_config__describe(const struct bp_setting *s, char *why, size_t why_len)
     case BP_SETTING_LISTEN:
         snprintf(why, why_len,
                  "expected HOST:PORT with HOST an IPv4 address, [IPv6 address] or localhost "
-                 "and PORT 0..65535");
+                 "and PORT 0..65535; for every interface write :PORT (IPv4) or [::]:PORT (IPv4 and IPv6)");
+        break;
+    case BP_SETTING_BOOL:
+        snprintf(why, why_len, "must be true or false");
         break;
     }
 }
@@ -278,6 +296,13 @@ bp_config__parse_listen(const char *text, char **out_host, int *out_port)
     }
     host = text;
     host_len = (size_t)(colon - text);
+    /* Issue 8: ":8081" (Go) and "*:8081" (nginx) mean every interface; we say so as 0.0.0.0, the
+     * IPv4 wildcard, so the listening line shows what was bound. IPv6 as well is "[::]:8081". */
+    if (host_len == 0 || (host_len == 1 && host[0] == '*')) {
+        *out_host = bp_strdup("0.0.0.0");
+        *out_port = (int)port;
+        return BP_OK;
+    }
     v6 = host_len >= 2 && host[0] == '[' && host[host_len - 1] == ']';
     if (v6) {
         host++;
@@ -389,6 +414,13 @@ bp_config__set_text(const struct bp_setting *s, const char *text, struct bp_conf
             *(int *)field(c, s->offset) = BP_AUDIT_OFF;
         } else {
             ok = false;
+        }
+        break;
+    case BP_SETTING_BOOL:
+        BP_BUG_ON(s->width != sizeof(bool));
+        ok = strcmp(text, "true") == 0 || strcmp(text, "false") == 0;
+        if (ok) {
+            *(bool *)field(c, s->offset) = text[0] == 't';
         }
         break;
     case BP_SETTING_LISTEN:

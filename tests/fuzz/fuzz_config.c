@@ -3,6 +3,7 @@
  * (ASan/UBSan), it checks that an accepted document leaves every setting within its table
  * bounds and that a refused one always explains itself with the source name. */
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -34,6 +35,8 @@ stored_value(const struct bp_setting *s, const struct bp_config *c)
     case BP_SETTING_OPT_STRING:
         /* absent is a valid value: the module reading it picks its default */
         return *(char *const *)p == NULL ? s->min : (int64_t)strlen(*(char *const *)p);
+    case BP_SETTING_BOOL:
+        return *(const bool *)p ? 1 : 0;
     case BP_SETTING_LOG_LEVEL:
     case BP_SETTING_AUDIT_MODE:
         return 0;

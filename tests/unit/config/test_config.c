@@ -217,6 +217,7 @@ test_table_naming_rules(void **state)
         "audit.queue_size",
         "audit.retention_days",
         "audit.spool",
+        "reuse_port",
     };
 
     assert_int_equal(bp_config__n_settings, sizeof(keys) / sizeof(keys[0]));
@@ -419,7 +420,8 @@ test_error_messages_name_source(void **state)
 
     expect_fail_exact("--workers: must be an integer 1..256", "--workers", "x", NULL);
     expect_fail_exact("--listen: expected HOST:PORT with HOST an IPv4 address, [IPv6 address] or "
-                      "localhost and PORT 0..65535",
+                      "localhost and PORT 0..65535; for every interface write :PORT (IPv4) or "
+                      "[::]:PORT (IPv4 and IPv6)",
                       "--listen", "nohost", NULL);
     expect_fail_exact("--reload-interval: must be a duration 50ms..10s (like 500ms, 5s, 2m, 1h, "
                       "or a number of seconds)",
@@ -433,15 +435,24 @@ test_error_messages_name_source(void **state)
 static void
 test_unknown_flags_and_arguments(void **state)
 {
-    expect_fail_exact("unknown flag --wrokers", "--wrokers", "4", NULL);
-    /* The value after '=' is never echoed. */
-    expect_fail_exact("unknown flag --secret", "--secret=hunter2", NULL);
-    expect_fail_exact("unknown flag --upstream_timeout", "--upstream_timeout", "5", NULL);
-    expect_fail_exact("unknown flag -w", "-w", "4", NULL);
+    /* Issue 8: a misspelt flag gets the nearest real one as a hint. */
+    expect_fail_exact("unknown option --wrokers (did you mean --workers?)", "--wrokers", "4", NULL);
+    expect_fail_exact("unknown option --workres (did you mean --workers?)", "--workres", "4", NULL);
+    expect_fail_exact("unknown option --upstream_timeout (did you mean --upstream-timeout?)", "--upstream_timeout",
+                      "5", NULL);
+    expect_fail_exact("unknown option --max-body-byte (did you mean --max-body-bytes?)", "--max-body-byte=1k",
+                      NULL);
+    /* Flags serve handles itself are candidates too. */
+    expect_fail_exact("unknown option --chek (did you mean --check?)", "--chek", NULL);
+    expect_fail_exact("unknown option --confg (did you mean --config?)", "--confg", "x.json", NULL);
+    /* The value after '=' is never echoed; nothing near gets no hint. */
+    expect_fail_exact("unknown option --secret", "--secret=hunter2", NULL);
+    expect_fail_exact("unknown option -w", "-w", "4", NULL);
+    expect_fail_exact("unknown option --zzzzzzzzzzzz", "--zzzzzzzzzzzz", "4", NULL);
     expect_fail_exact("unexpected argument \"serve\"", "serve", NULL);
     expect_fail_exact("--workers: missing value", "--workers", NULL);
     /* An unknown flag is reported before a bad value is even looked at. */
-    expect_fail_exact("unknown flag --nope", "--workers", "0", "--nope", "1", NULL);
+    expect_fail_exact("unknown option --nope", "--workers", "0", "--nope", "1", NULL);
 }
 
 static void
@@ -764,6 +775,10 @@ test_listen_parsing(void **state)
         {"[::]:1", "::", 1},
         {"[2001:db8::1]:443", "2001:db8::1", 443},
         {"localhost:9000", "localhost", 9000},
+        /* Issue 8: ":8081" is every interface, as Go, nginx and Envoy users write it. */
+        {":8081", "0.0.0.0", 8081},
+        {"*:8081", "0.0.0.0", 8081},
+        {":0", "0.0.0.0", 0},
     };
     static const char *const bad[] = {
         "",
@@ -771,7 +786,10 @@ test_listen_parsing(void **state)
         "127.0.0.1:",
         "127.0.0.1:65536",
         "127.0.0.1:-1",
-        ":80",
+        ":",
+        "*:",
+        "8081",
+        "**:80",
         "example.com:80",
         "::1:80",
         "[::1]80",
@@ -815,6 +833,74 @@ test_listen_parsing(void **state)
     bp_config_cleanup(&c);
 }
 
+/* reuse_port: a boolean. The bare flag means true; a following true/false is its value. */
+static void
+test_bool_setting(void **state)
+{
+    struct bp_config c;
+    char err[256];
+    const char *yes = temp_file("{\"reuse_port\": true}");
+    const char *no = temp_file("{\"reuse_port\": false}");
+    const char *num = temp_file("{\"reuse_port\": 1}");
+    char msg[512];
+
+    assert_int_equal(load(&c, err, sizeof(err), NULL), BP_OK);
+    assert_false(c.reuse_port);
+    bp_config_cleanup(&c);
+    assert_int_equal(load(&c, err, sizeof(err), "--reuse-port", NULL), BP_OK);
+    assert_true(c.reuse_port);
+    bp_config_cleanup(&c);
+    assert_int_equal(load(&c, err, sizeof(err), "--reuse-port", "--workers", "2", NULL), BP_OK);
+    assert_true(c.reuse_port);
+    assert_int_equal(c.workers, 2);
+    bp_config_cleanup(&c);
+    assert_int_equal(load(&c, err, sizeof(err), "--config", yes, "--reuse-port", "false", NULL), BP_OK);
+    assert_false(c.reuse_port);
+    bp_config_cleanup(&c);
+    assert_int_equal(load(&c, err, sizeof(err), "--config", yes, "--reuse-port=false", NULL), BP_OK);
+    assert_false(c.reuse_port);
+    bp_config_cleanup(&c);
+    assert_int_equal(load(&c, err, sizeof(err), "--config", no, NULL), BP_OK);
+    assert_false(c.reuse_port);
+    bp_config_cleanup(&c);
+    assert_int_equal(load(&c, err, sizeof(err), "--config", yes, NULL), BP_OK);
+    assert_true(c.reuse_port);
+    bp_config_cleanup(&c);
+    setenv("BLNKPROXY_REUSE_PORT", "true", 1);
+    assert_int_equal(load(&c, err, sizeof(err), NULL), BP_OK);
+    assert_true(c.reuse_port);
+    bp_config_cleanup(&c);
+    setenv("BLNKPROXY_REUSE_PORT", "yes", 1);
+    expect_fail_exact("BLNKPROXY_REUSE_PORT: must be true or false", NULL);
+    unsetenv("BLNKPROXY_REUSE_PORT");
+    expect_fail_exact("--reuse-port: must be true or false", "--reuse-port=1", NULL);
+    snprintf(msg, sizeof(msg), "%s: key \"reuse_port\": must be true or false", num);
+    expect_fail_exact(msg, "--config", num, NULL);
+    /* "--reuse-port x" leaves x as an argument, which serve has none of. */
+    expect_fail_exact("unexpected argument \"x\"", "--reuse-port", "x", NULL);
+}
+
+/* Issue 8: the file actually read is reported (serve --check, reload log lines). */
+static void
+test_config_file_named(void **state)
+{
+    struct bp_config c;
+    char err[256];
+    const char *path = temp_file("{\"workers\": 2}");
+
+    assert_int_equal(load(&c, err, sizeof(err), NULL), BP_OK);
+    assert_null(c.file);
+    bp_config_cleanup(&c);
+    assert_int_equal(load(&c, err, sizeof(err), "--config", path, NULL), BP_OK);
+    assert_string_equal(c.file, path);
+    bp_config_cleanup(&c);
+    assert_null(c.file);
+    write_cwd_file("blnkproxy.json", "{}");
+    assert_int_equal(load(&c, err, sizeof(err), NULL), BP_OK);
+    assert_string_equal(c.file, "blnkproxy.json");
+    bp_config_cleanup(&c);
+}
+
 static void
 test_failure_after_strings_set_does_not_leak(void **state)
 {
@@ -849,6 +935,8 @@ main(void)
         cmocka_unit_test_setup_teardown(test_duration_parsing, setup, teardown),
         cmocka_unit_test_setup_teardown(test_log_level_parsing, setup, teardown),
         cmocka_unit_test_setup_teardown(test_listen_parsing, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_bool_setting, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_config_file_named, setup, teardown),
         cmocka_unit_test_setup_teardown(test_failure_after_strings_set_does_not_leak, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -833,6 +833,16 @@ on_curl_timer(CURLM *multi, long timeout_ms, void *userp)
 
 /* ---- client lifecycle ----------------------------------------------------------------------- */
 
+void
+bp_upstream_set_opts(struct bp_upstream *u, const struct bp_upstream_opts *opts)
+{
+    /* Read when a transfer is configured (configure_easy, its response buffer), so a change
+     * reaches new transfers only. */
+    u->opts.connect_timeout_ms = opts->connect_timeout_ms;
+    u->opts.total_timeout_ms = opts->total_timeout_ms;
+    u->opts.max_response_bytes = opts->max_response_bytes;
+}
+
 bp_err
 bp_upstream_new(struct event_base *base, const struct bp_upstream_opts *opts, struct bp_upstream **out)
 {

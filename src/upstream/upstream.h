@@ -75,6 +75,10 @@ typedef void (*bp_upstream_cb)(void *arg, bp_err rc, const struct bp_upstream_re
 
 bp_err bp_upstream_new(struct event_base *base, const struct bp_upstream_opts *opts,
                        struct bp_upstream **out);
+/* Replaces the timeouts and the response cap for transfers started from now on (a configuration
+ * reload); transfers in flight keep theirs. max_connections_per_host is fixed by bp_upstream_new
+ * and not changed here. Loop thread only. */
+void bp_upstream_set_opts(struct bp_upstream *u, const struct bp_upstream_opts *opts);
 /* Cancels every live transfer without running callbacks. Accepts NULL. Safe inside a callback
  * (the memory is released when the dispatch on the stack unwinds). */
 void bp_upstream_free(struct bp_upstream *u);

@@ -37,12 +37,10 @@ is_write(const struct bp_req *r)
 static int
 audit_mode(const struct bp_conn *c, const struct bp_req *r)
 {
-    const struct bp_server *s = c->worker->server;
-
-    if (s->deps == NULL || s->deps->audit == NULL || r->kind != BP_REQ_PROXY) {
+    if (r->conf->audit == NULL || r->kind != BP_REQ_PROXY) {
         return BP_AUDIT_OFF;
     }
-    return is_write(r) ? s->cfg->audit_writes : s->cfg->audit_reads;
+    return is_write(r) ? r->conf->cfg->audit_writes : r->conf->cfg->audit_reads;
 }
 
 bool
@@ -57,7 +55,7 @@ bp_http__audit_reserve(struct bp_conn *c, struct bp_req *r)
     if (audit_mode(c, r) == BP_AUDIT_OFF) {
         return true;
     }
-    r->audit_reserved = bp_audit_reserve(c->worker->server->deps->audit);
+    r->audit_reserved = bp_audit_reserve(r->conf->audit);
     return r->audit_reserved;
 }
 
@@ -218,7 +216,7 @@ bp_http__request_finished(struct bp_conn *c, struct bp_req *r, const char *resp,
                           void (*done)(void *arg), void *arg)
 {
     int64_t total_us = bp_clock_mono_us() - r->start_us;
-    struct bp_audit *audit = c->worker->server->deps != NULL ? c->worker->server->deps->audit : NULL;
+    struct bp_audit *audit = r->conf->audit;
     struct bp_audit_rec *rec;
 
     BP_BUG_ON(r->finished);

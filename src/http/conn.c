@@ -89,17 +89,40 @@ bp_http__req_free(struct bp_req *r)
     }
     bp_http__proxy_abort(r);
     bp_tables_release(r->tables);
+    bp_http__conf_unref(r->conf);
     bp_buf_cleanup(&r->fwd_query);
     bp_buf_cleanup(&r->body);
     bp_free(r->head_bytes);
     bp_free(r);
 }
 
+/* Per-connection settings a reload may have changed since the connection was set up. */
+static void
+apply_conn_settings(struct bp_conn *c, const struct bp_config *cfg)
+{
+    if (c->idle_timeout_ms != cfg->idle_timeout_ms) {
+        struct timeval idle = {cfg->idle_timeout_ms / 1000, (cfg->idle_timeout_ms % 1000) * 1000};
+        /* idle_timeout bounds both a silent client and one that stops reading our response. */
+        bufferevent_set_timeouts(c->bev, &idle, &idle);
+        c->idle_timeout_ms = cfg->idle_timeout_ms;
+    }
+    if (c->read_watermark != cfg->max_head_bytes + 65536) {
+        /* Bounds what a client can queue while its previous request is still being served. */
+        c->read_watermark = cfg->max_head_bytes + 65536;
+        bufferevent_setwatermark(c->bev, EV_READ, 0, c->read_watermark);
+    }
+}
+
+/* A request takes the loop's current live configuration and keeps it to the end. */
 static struct bp_req *
 req_new(struct bp_conn *c)
 {
     struct bp_req *r = bp_calloc(1, sizeof(*r));
-    bp_buf_init(&r->fwd_query, c->worker->server->cfg->max_head_bytes);
+
+    r->conf = bp_http__conf_ref(bp_http__worker_conf(c->worker));
+    apply_conn_settings(c, r->conf->cfg);
+    c->served = true;
+    bp_buf_init(&r->fwd_query, r->conf->cfg->max_head_bytes);
     bp_buf_init(&r->body, 0);
     r->start_us = bp_clock_mono_us();
     return r;
@@ -346,9 +369,8 @@ is_proxy_path(const struct bp_http_head *h)
 static void
 start_request(struct bp_conn *c, const char *data, size_t consumed)
 {
-    const struct bp_config *cfg = c->worker->server->cfg;
-    struct bp_http_limits lim = limits_of(cfg);
     struct bp_req *r = c->req;
+    struct bp_http_limits lim = limits_of(r->conf->cfg);
     size_t again = 0;
     bp_err rc;
 
@@ -468,13 +490,12 @@ has_new_line(struct evbuffer *in, size_t from, size_t to)
 static void
 process_input(struct bp_conn *c)
 {
-    const struct bp_config *cfg = c->worker->server->cfg;
-
     for (;;) {
         if (c->state == BP_CONN_READING_HEAD) {
             struct evbuffer *in = bufferevent_get_input(c->bev);
             size_t avail = evbuffer_get_length(in);
-            struct bp_http_limits lim = limits_of(cfg);
+            const struct bp_config *cfg;
+            struct bp_http_limits lim;
             size_t consumed = 0;
             size_t n;
             const char *data;
@@ -485,9 +506,12 @@ process_input(struct bp_conn *c)
             }
             if (c->req == NULL) {
                 c->req = req_new(c);
-                struct timeval tv = {cfg->header_timeout_ms / 1000, (cfg->header_timeout_ms % 1000) * 1000};
+                int64_t ms = c->req->conf->cfg->header_timeout_ms;
+                struct timeval tv = {ms / 1000, (ms % 1000) * 1000};
                 evtimer_add(c->head_deadline, &tv);
             }
+            cfg = c->req->conf->cfg;
+            lim = limits_of(cfg);
             n = avail < cfg->max_head_bytes ? avail : cfg->max_head_bytes;
             /* A head can only complete, or first break a rule, at a line end: parse again only
              * when the bytes that arrived since the last look hold an LF, so a head trickled in
@@ -638,9 +662,8 @@ head_deadline_cb(evutil_socket_t fd, short what, void *arg)
 void
 bp_http__conn_accept(struct bp_worker *w, int fd, const struct sockaddr *sa, int salen)
 {
-    const struct bp_config *cfg = w->server->cfg;
+    const struct bp_config *cfg = bp_http__worker_conf(w)->cfg;
     struct bp_conn *c = bp_calloc(1, sizeof(*c));
-    struct timeval idle = {cfg->idle_timeout_ms / 1000, (cfg->idle_timeout_ms % 1000) * 1000};
     int one = 1;
 
     (void)salen;
@@ -657,10 +680,8 @@ bp_http__conn_accept(struct bp_worker *w, int fd, const struct sockaddr *sa, int
     c->bev = bufferevent_socket_new(w->base, fd, BEV_OPT_CLOSE_ON_FREE);
     c->head_deadline = evtimer_new(w->base, head_deadline_cb, c);
     bufferevent_setcb(c->bev, read_cb, write_cb, event_cb, c);
-    /* Bounds what a client can queue while its previous request is still being served. */
-    bufferevent_setwatermark(c->bev, EV_READ, 0, cfg->max_head_bytes + 65536);
-    /* idle_timeout bounds both a silent client and one that stops reading our response. */
-    bufferevent_set_timeouts(c->bev, &idle, &idle);
+    c->idle_timeout_ms = -1;
+    apply_conn_settings(c, cfg);
     bufferevent_enable(c->bev, EV_READ | EV_WRITE);
     c->next = w->conns;
     if (w->conns != NULL) {

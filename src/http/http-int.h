@@ -39,14 +39,33 @@ struct bp_http_task {
 
 struct bp_oauth_pool;
 
-struct bp_server {
+/* One live configuration (issue 8): the settings workers read, the route table built from them
+ * and the audit log their requests go to. Immutable once published, and reference-counted: the
+ * server holds the current one, each worker the one it last took, each request the one it
+ * started with, so a request's route row, limits and audit mode stay valid and consistent until
+ * it is freed, whatever is published meanwhile. The last release frees it, on any thread.
+ *
+ * Reading settings: r->conf->cfg inside a request, bp_http__worker_conf(w)->cfg on a loop outside
+ * one. server->start_cfg only for what is fixed at start (listen, workers, oauth.*). */
+struct bp_http_conf {
+    atomic_int refs;
     const struct bp_config *cfg;
-    const struct bp_server_deps *deps;
-    struct bp_config oauth_cfg;  /* cfg with oauth_issuer filled in once the port is known */
-    char *oauth_issuer;          /* owned when the server derived it */
-    struct bp_oauth_pool *oauth_pool;
     const struct bp_route *routes;
     size_t n_routes;
+    struct bp_audit *audit;         /* NULL: not audited */
+    struct bp_config *owned_cfg;    /* freed with the snapshot; NULL for the start configuration */
+    struct bp_route *owned_routes;
+};
+
+struct bp_server {
+    const struct bp_config *start_cfg; /* fixed settings; live ones come from the current conf */
+    const struct bp_server_deps *deps;
+    pthread_mutex_t conf_lock;   /* guards conf; taken only when a loop sees conf_gen change */
+    struct bp_http_conf *conf;   /* the current live configuration */
+    atomic_uint conf_gen;        /* bumped by each publish */
+    struct bp_config oauth_cfg;  /* start_cfg with oauth_issuer filled in once the port is known */
+    char *oauth_issuer;          /* owned when the server derived it */
+    struct bp_oauth_pool *oauth_pool;
     struct bp_worker **workers;
     int n_workers;
     int port;
@@ -61,7 +80,11 @@ struct bp_worker {
     int listen_fd;
     struct bp_upstream *upstream;
     struct event *stop_ev;      /* activated from the main thread to begin draining */
+    struct event *conf_ev;      /* activated from the main thread after a reload */
+    struct bp_http_conf *conf;  /* the live configuration this loop last took */
+    unsigned conf_gen;          /* server->conf_gen when it was taken */
     struct event *drain_deadline;
+    struct event *fresh_grace;  /* draining: when connections that never sent a request close */
     pthread_t thread;
     bool thread_started;
     bool draining;
@@ -97,6 +120,7 @@ struct bp_req {
     struct bp_http_head head;
     char request_id[BP_UUID_LEN + 1 > 129 ? BP_UUID_LEN + 1 : 129];
     int64_t start_us;
+    struct bp_http_conf *conf;  /* the live configuration, pinned for the request's life */
     struct bp_tables *tables;   /* pinned for the request's life */
     const struct bp_cred *cred;
     const struct bp_instance *instance;
@@ -132,11 +156,23 @@ struct bp_conn {
     struct bp_hold *hold;       /* WAITING_AUDIT: the response waiting for its record */
     struct event *head_deadline;
     size_t head_scanned;        /* bytes of the pending head already searched for a line end */
+    int64_t idle_timeout_ms;    /* as set on bev; updated when a reload changed it */
+    size_t read_watermark;      /* as set on bev */
+    bool served;                /* has started a request: no longer a fresh connection */
     bool close_after_write;
     bool peer_eof;              /* the client half-closed */
     bool linger;                /* close via LINGERING: the client may still be sending a body */
     bool closed;
 };
+
+/* server.c: live configuration. */
+struct bp_http_conf *bp_http__conf_ref(struct bp_http_conf *conf);
+/* NULL is a no-op. */
+void bp_http__conf_unref(struct bp_http_conf *conf);
+/* The loop's current live configuration, taken anew when a reload published one since the loop
+ * last looked (then the worker-wide settings are applied too: connection limit, upstream
+ * timeouts). Borrowed; pin with bp_http__conf_ref to keep it. Loop thread only. */
+struct bp_http_conf *bp_http__worker_conf(struct bp_worker *w);
 
 /* conn.c */
 /* Frees a request (or hands it to its in-flight OAuth job, which frees it later). */

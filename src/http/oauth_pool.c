@@ -104,7 +104,7 @@ bp_err
 bp_http__oauth_pool_start(struct bp_server *s, struct bp_oauth_pool **out)
 {
     struct bp_oauth_pool *p = bp_calloc(1, sizeof(*p));
-    int n = s->cfg->oauth_threads > 0 ? s->cfg->oauth_threads : 1;
+    int n = s->start_cfg->oauth_threads > 0 ? s->start_cfg->oauth_threads : 1;
     bp_err rc = BP_OK;
 
     p->server = s;
@@ -147,7 +147,7 @@ bp_http__oauth_pool_stop(struct bp_oauth_pool *p)
     for (int i = 0; i < p->n_threads; i++) {
         pthread_join(p->threads[i], NULL);
     }
-    n = p->server->cfg->oauth_threads > 0 ? p->server->cfg->oauth_threads : 1;
+    n = p->server->start_cfg->oauth_threads > 0 ? p->server->start_cfg->oauth_threads : 1;
     for (int i = 0; i < n; i++) {
         bp_oauth_close(p->states[i]);
     }

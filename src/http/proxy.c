@@ -21,7 +21,7 @@
 #define PROXY_PREFIX_LEN 6 /* "/proxy" */
 
 static bp_err
-check_head(const struct bp_server *srv, struct bp_req *r)
+check_head(struct bp_req *r)
 {
     const struct bp_http_head *h = &r->head;
     const struct bp_http_header *authz;
@@ -46,7 +46,7 @@ check_head(const struct bp_server *srv, struct bp_req *r)
     if (rc != BP_OK) {
         return rc;
     }
-    r->route = bp_route_match(srv->routes, srv->n_routes, h->method, h->method_len, r->core_path, r->core_path_len);
+    r->route = bp_route_match(r->conf->routes, r->conf->n_routes, h->method, h->method_len, r->core_path, r->core_path_len);
     if (r->route == NULL) {
         return BP_ERR_ROUTE_NOT_FOUND;
     }
@@ -72,13 +72,13 @@ check_head(const struct bp_server *srv, struct bp_req *r)
 void
 bp_http__proxy_head(struct bp_conn *c)
 {
-    const struct bp_config *cfg = c->worker->server->cfg;
     struct bp_req *r = c->req;
+    const struct bp_config *cfg = r->conf->cfg;
     bp_err rc;
 
     r->tables = bp_tables_acquire();
     BP_BUG_ON(r->tables == NULL); /* serve publishes the tables before it accepts */
-    rc = check_head(c->worker->server, r);
+    rc = check_head(r);
     if (rc != BP_OK) {
         bp_http__respond_error(c, rc, r->route ? r->route->scope : 0);
         return;

@@ -1,16 +1,26 @@
-/* Worker threads and listeners.
+/* Worker threads, listeners and the live configuration.
  *
  * Each worker owns an event base, a listening socket bound with SO_REUSEPORT to the shared port
  * (the kernel spreads connections across them), its connections and its upstream client. The
- * first socket is bound before the others so that port 0 resolves to one port for all.
+ * first socket is bound before the others so that port 0 resolves to one port for all. Because
+ * any process of the same user that also sets SO_REUSEPORT could join that group, start first
+ * checks that nobody listens on the address (issue 8), unless a hand-over was asked for.
+ *
+ * Live configuration (issue 8): bp_server_reconfigure, on the main thread, swaps the current
+ * struct bp_http_conf under conf_lock and bumps conf_gen. A loop compares conf_gen with the one
+ * it holds at each request and when woken by its conf_ev, and takes the new snapshot then; so
+ * the lock is taken once per worker per reload, not per request.
  *
  * Stop: the main thread activates each worker's stop event (libevent is built with pthread
- * locking, so event_active is safe across threads). The worker closes its listener and idle
- * connections, lets busy ones finish with Connection: close, and leaves its loop when none are
- * left or when the shutdown deadline passes. */
+ * locking, so event_active is safe across threads). The worker accepts what is already queued
+ * on its listener, closes it and its idle connections, lets busy ones finish with Connection:
+ * close, gives connections that have not sent their first request a moment to send it, and
+ * leaves its loop when none are left or when the shutdown deadline passes. */
 #include <errno.h>
 #include <fcntl.h>
+#include <arpa/inet.h>
 #include <netdb.h>
+#include <netinet/in.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -25,47 +35,141 @@
 #include "metrics/metrics.h"
 #include "upstream/upstream.h"
 
-static bp_err
-open_listener(const char *host, int port, int *out_fd, int *out_port)
+/* The address as the operator wrote it, for messages: "127.0.0.1:8080", "[::1]:8080". */
+static void
+format_address(const char *host, int port, char *out, size_t cap)
 {
-    struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM, .ai_flags = AI_PASSIVE};
-    struct addrinfo *res = NULL;
+    snprintf(out, cap, strchr(host, ':') != NULL ? "[%s]:%d" : "%s:%d", host, port);
+}
+
+/* The config accepts only numeric hosts and "localhost"; localhost is 127.0.0.1 here, so that it
+ * does not depend on which address /etc/hosts happens to list first. */
+static bp_err
+resolve_listen(const char *host, int port, struct addrinfo **out)
+{
+    struct addrinfo hints = {.ai_family = AF_UNSPEC,
+                             .ai_socktype = SOCK_STREAM,
+                             .ai_flags = AI_PASSIVE | AI_NUMERICHOST | AI_NUMERICSERV};
     char portstr[16];
-    int fd = -1;
-    int one = 1;
-    bp_err rc = BP_ERR_IO;
 
     snprintf(portstr, sizeof(portstr), "%d", port);
-    if (getaddrinfo(host, portstr, &hints, &res) != 0 || res == NULL) {
-        BP_ERROR("cannot resolve listen address", BP_LSTR("host", host));
+    if (strcmp(host, "localhost") == 0) {
+        host = "127.0.0.1";
+    }
+    if (getaddrinfo(host, portstr, &hints, out) != 0 || *out == NULL) {
         return BP_ERR_INVALID;
     }
-    fd = socket(res->ai_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    return BP_OK;
+}
+
+static void
+set_port(struct addrinfo *ai, int port)
+{
+    if (ai->ai_family == AF_INET6) {
+        ((struct sockaddr_in6 *)ai->ai_addr)->sin6_port = htons((uint16_t)port);
+    } else {
+        ((struct sockaddr_in *)ai->ai_addr)->sin_port = htons((uint16_t)port);
+    }
+}
+
+/* A stream socket set up as every listener is, with or without SO_REUSEPORT. -1 on failure. */
+static int
+listen_socket(const struct addrinfo *ai, bool reuse_port)
+{
+    int fd = socket(ai->ai_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    int one = 1;
+    int zero = 0;
+
     if (fd < 0) {
-        goto done;
+        return -1;
     }
+    /* A port left in TIME_WAIT by an earlier run is free to bind. */
     setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
-    setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one));
-    if (bind(fd, res->ai_addr, res->ai_addrlen) != 0 || listen(fd, 1024) != 0) {
-        BP_ERROR("cannot listen", BP_LSTR("host", host), BP_LINT("port", port), BP_LSTR("reason", strerror(errno)));
-        goto done;
+    if (reuse_port) {
+        setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one));
     }
-    {
-        struct sockaddr_storage ss;
-        socklen_t sl = sizeof(ss);
-        getsockname(fd, (struct sockaddr *)&ss, &sl);
-        *out_port = ss.ss_family == AF_INET6 ? ntohs(((struct sockaddr_in6 *)&ss)->sin6_port)
-                                             : ntohs(((struct sockaddr_in *)&ss)->sin_port);
+    /* "[::]" takes IPv4 too, whatever net.ipv6.bindv6only says. */
+    if (ai->ai_family == AF_INET6) {
+        setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &zero, sizeof(zero));
     }
-    *out_fd = fd;
-    fd = -1;
-    rc = BP_OK;
-done:
-    if (fd >= 0) {
+    return fd;
+}
+
+/* Issue 8: our listeners set SO_REUSEPORT, and Linux lets another socket of the same user that
+ * sets it too bind the same address, so a second serve would start silently and take a share of
+ * the connections. A socket WITHOUT SO_REUSEPORT cannot bind an address somebody listens on,
+ * whatever that socket's options, nor one that overlaps it (0.0.0.0 and 127.0.0.1, [::] and
+ * 0.0.0.0): binding one for a moment tells whether the address is free. Port 0 needs no check,
+ * the kernel picks a port nobody uses. Two serves started within the same few microseconds could
+ * both pass; that is not the mistake this guards against. */
+static bp_err
+check_address_free(const struct addrinfo *ai, const char *address, char *err, size_t err_len)
+{
+    int fd = listen_socket(ai, false);
+    int e;
+
+    if (fd < 0) {
+        snprintf(err, err_len, "cannot listen on %s: %s", address, strerror(errno));
+        return BP_ERR_IO;
+    }
+    if (bind(fd, ai->ai_addr, ai->ai_addrlen) == 0) {
         close(fd);
+        return BP_OK;
     }
-    freeaddrinfo(res);
+    e = errno;
+    close(fd);
+    if (e == EADDRINUSE) {
+        snprintf(err, err_len,
+                 "cannot listen on %s: address already in use (another process, perhaps a blnkproxy "
+                 "started earlier, serves it). Stop it or choose another --listen; to hand over to "
+                 "this process on purpose, start it with --reuse-port, then send SIGTERM to the old one",
+                 address);
+        return BP_ERR_EXISTS;
+    }
+    snprintf(err, err_len, "cannot listen on %s: %s", address, strerror(e));
+    return BP_ERR_IO;
+}
+
+bp_err
+bp_server_check_address(const struct bp_config *cfg, char *err, size_t err_len)
+{
+    struct addrinfo *ai = NULL;
+    char address[300];
+    bp_err rc;
+
+    format_address(cfg->listen_host, cfg->listen_port, address, sizeof(address));
+    if (cfg->reuse_port || cfg->listen_port == 0) {
+        return BP_OK;
+    }
+    if (resolve_listen(cfg->listen_host, cfg->listen_port, &ai) != BP_OK) {
+        snprintf(err, err_len, "cannot listen on %s: not a numeric address", address);
+        return BP_ERR_INVALID;
+    }
+    rc = check_address_free(ai, address, err, err_len);
+    freeaddrinfo(ai);
     return rc;
+}
+
+static bp_err
+open_listener(const struct addrinfo *ai, const char *address, int *out_fd, int *out_port, char *err,
+              size_t err_len)
+{
+    struct sockaddr_storage ss;
+    socklen_t sl = sizeof(ss);
+    int fd = listen_socket(ai, true);
+
+    if (fd < 0 || bind(fd, ai->ai_addr, ai->ai_addrlen) != 0 || listen(fd, 1024) != 0 ||
+        getsockname(fd, (struct sockaddr *)&ss, &sl) != 0) {
+        snprintf(err, err_len, "cannot listen on %s: %s", address, strerror(errno));
+        if (fd >= 0) {
+            close(fd);
+        }
+        return BP_ERR_IO;
+    }
+    *out_port = ss.ss_family == AF_INET6 ? ntohs(((struct sockaddr_in6 *)&ss)->sin6_port)
+                                         : ntohs(((struct sockaddr_in *)&ss)->sin_port);
+    *out_fd = fd;
+    return BP_OK;
 }
 
 #define ACCEPT_RETRY_MS 100
@@ -129,6 +233,113 @@ accept_retry_cb(evutil_socket_t fd, short what, void *arg)
     resume_accepting(arg);
 }
 
+/* ---- live configuration ---- */
+
+static struct bp_http_conf *
+conf_new(const struct bp_config *cfg, const struct bp_route *routes, size_t n_routes, struct bp_audit *audit)
+{
+    struct bp_http_conf *conf = bp_calloc(1, sizeof(*conf));
+
+    atomic_init(&conf->refs, 1);
+    conf->cfg = cfg;
+    conf->routes = routes;
+    conf->n_routes = n_routes;
+    conf->audit = audit;
+    return conf;
+}
+
+struct bp_http_conf *
+bp_http__conf_ref(struct bp_http_conf *conf)
+{
+    atomic_fetch_add_explicit(&conf->refs, 1, memory_order_relaxed);
+    return conf;
+}
+
+void
+bp_http__conf_unref(struct bp_http_conf *conf)
+{
+    if (conf == NULL || atomic_fetch_sub_explicit(&conf->refs, 1, memory_order_acq_rel) != 1) {
+        return;
+    }
+    if (conf->owned_cfg != NULL) {
+        bp_config_cleanup(conf->owned_cfg);
+        bp_free(conf->owned_cfg);
+    }
+    bp_free(conf->owned_routes);
+    bp_free(conf);
+}
+
+/* What a worker holds for all its connections rather than per request: its share of
+ * max_connections and its upstream client's timeouts and response cap. */
+static void
+apply_worker_settings(struct bp_worker *w)
+{
+    const struct bp_config *cfg = w->conf->cfg;
+    int workers = w->server->start_cfg->workers;
+    struct bp_upstream_opts uo = {
+        .connect_timeout_ms = cfg->upstream_connect_timeout_ms,
+        .total_timeout_ms = cfg->upstream_timeout_ms,
+        .max_response_bytes = cfg->max_response_bytes,
+    };
+
+    bp_upstream_set_opts(w->upstream, &uo);
+    w->max_conns = (size_t)((cfg->max_connections + workers - 1) / workers);
+    if (w->n_conns >= w->max_conns) {
+        pause_accepting(w);
+    } else {
+        resume_accepting(w);
+    }
+}
+
+struct bp_http_conf *
+bp_http__worker_conf(struct bp_worker *w)
+{
+    struct bp_server *s = w->server;
+    struct bp_http_conf *old = w->conf;
+
+    if (old != NULL && atomic_load(&s->conf_gen) == w->conf_gen) {
+        return old;
+    }
+    pthread_mutex_lock(&s->conf_lock);
+    w->conf = bp_http__conf_ref(s->conf);
+    w->conf_gen = atomic_load(&s->conf_gen);
+    pthread_mutex_unlock(&s->conf_lock);
+    bp_http__conf_unref(old);
+    apply_worker_settings(w);
+    return w->conf;
+}
+
+static void
+conf_cb(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    bp_http__worker_conf(arg);
+}
+
+void
+bp_server_reconfigure(struct bp_server *s, struct bp_config *cfg, struct bp_route *routes, size_t n_routes,
+                      struct bp_audit *audit)
+{
+    struct bp_http_conf *conf = conf_new(cfg, routes, n_routes, audit);
+    struct bp_http_conf *old;
+
+    conf->owned_cfg = cfg;
+    conf->owned_routes = routes;
+    pthread_mutex_lock(&s->conf_lock);
+    old = s->conf;
+    s->conf = conf;
+    atomic_fetch_add(&s->conf_gen, 1);
+    pthread_mutex_unlock(&s->conf_lock);
+    bp_http__conf_unref(old);
+    /* Idle workers apply the worker-wide settings now rather than at their next request. */
+    for (int i = 0; i < s->n_workers; i++) {
+        event_active(s->workers[i]->conf_ev, 0, 0);
+    }
+}
+
+/* ---- stopping ---- */
+
 void
 bp_http__drain_check(struct bp_worker *w)
 {
@@ -153,34 +364,87 @@ deadline_cb(evutil_socket_t fd, short what, void *arg)
     event_base_loopexit(w->base, NULL);
 }
 
+/* A connection that has not begun a request: idle between keep-alive requests (served), or
+ * accepted and not yet heard from (fresh). */
+static bool
+is_idle(const struct bp_conn *c)
+{
+    return c->state == BP_CONN_READING_HEAD && c->req == NULL &&
+           evbuffer_get_length(bufferevent_get_input(c->bev)) == 0;
+}
+
+/* Draining: connections that still have not sent their first request are closed now. */
 static void
-stop_cb(evutil_socket_t fd, short what, void *arg)
+fresh_grace_cb(evutil_socket_t fd, short what, void *arg)
 {
     struct bp_worker *w = arg;
-    const struct bp_config *cfg = w->server->cfg;
-    struct timeval tv = {cfg->shutdown_timeout_ms / 1000, (cfg->shutdown_timeout_ms % 1000) * 1000};
     struct bp_conn *c = w->conns;
     (void)fd;
     (void)what;
 
-    w->draining = true;
+    while (c != NULL) {
+        struct bp_conn *next = c->next;
+        if (is_idle(c)) {
+            bp_http__conn_close(c);
+        }
+        c = next;
+    }
+}
+
+/* Accepts what the kernel already queued on the listener. Closing a listener resets the
+ * connections in its queue; in a hand-over (issue 8) those are clients that already connected
+ * and would see their request fail although the new process serves the address. */
+static void
+accept_queued(struct bp_worker *w)
+{
+    int lfd = evconnlistener_get_fd(w->listener);
+
+    for (int i = 0; i < 4096; i++) {
+        struct sockaddr_storage ss;
+        socklen_t sl = sizeof(ss);
+        int fd = accept4(lfd, (struct sockaddr *)&ss, &sl, SOCK_NONBLOCK | SOCK_CLOEXEC);
+        if (fd < 0) {
+            return;
+        }
+        bp_http__conn_accept(w, fd, (struct sockaddr *)&ss, (int)sl);
+    }
+}
+
+#define FRESH_GRACE_MS 1000
+
+static void
+stop_cb(evutil_socket_t fd, short what, void *arg)
+{
+    struct bp_worker *w = arg;
+    const struct bp_config *cfg = bp_http__worker_conf(w)->cfg;
+    struct timeval tv = {cfg->shutdown_timeout_ms / 1000, (cfg->shutdown_timeout_ms % 1000) * 1000};
+    struct timeval grace = {FRESH_GRACE_MS / 1000, (FRESH_GRACE_MS % 1000) * 1000};
+    struct bp_conn *c;
+    (void)fd;
+    (void)what;
+
     if (w->listener != NULL) {
+        accept_queued(w);
         evconnlistener_free(w->listener);
         w->listener = NULL;
     }
+    w->draining = true;
+    c = w->conns;
     while (c != NULL) {
         struct bp_conn *next = c->next;
-        bool idle = c->state == BP_CONN_READING_HEAD && c->req == NULL &&
-                    evbuffer_get_length(bufferevent_get_input(c->bev)) == 0;
-        if (idle) {
-            bp_http__conn_close(c);
-        } else {
+        if (!is_idle(c)) {
             c->close_after_write = true;
+        } else if (c->served) {
+            /* Between keep-alive requests: a client must expect this close (RFC 9112 §9.5). */
+            bp_http__conn_close(c);
         }
+        /* A fresh connection may have its request on the way: fresh_grace_cb decides. */
         c = next;
     }
     w->drain_deadline = evtimer_new(w->base, deadline_cb, w);
     evtimer_add(w->drain_deadline, &tv);
+    w->fresh_grace = evtimer_new(w->base, fresh_grace_cb, w);
+    evtimer_add(w->fresh_grace, &grace);
     bp_http__drain_check(w);
 }
 
@@ -216,6 +480,13 @@ worker_free(struct bp_worker *w)
     if (w->drain_deadline != NULL) {
         event_free(w->drain_deadline);
     }
+    if (w->fresh_grace != NULL) {
+        event_free(w->fresh_grace);
+    }
+    if (w->conf_ev != NULL) {
+        event_free(w->conf_ev);
+    }
+    bp_http__conf_unref(w->conf);
     if (w->accept_retry != NULL) {
         event_free(w->accept_retry);
     }
@@ -228,13 +499,8 @@ worker_free(struct bp_worker *w)
 static bp_err
 worker_new(struct bp_server *s, int index, int fd, struct bp_worker **out)
 {
-    const struct bp_config *cfg = s->cfg;
     struct bp_worker *w = bp_calloc(1, sizeof(*w));
-    struct bp_upstream_opts uo = {
-        .connect_timeout_ms = cfg->upstream_connect_timeout_ms,
-        .total_timeout_ms = cfg->upstream_timeout_ms,
-        .max_response_bytes = cfg->max_response_bytes,
-    };
+    struct bp_upstream_opts uo = {0};
     bp_err rc;
 
     w->server = s;
@@ -261,8 +527,10 @@ worker_new(struct bp_server *s, int index, int fd, struct bp_worker **out)
     }
     evconnlistener_set_error_cb(w->listener, accept_error_cb);
     w->accept_retry = evtimer_new(w->base, accept_retry_cb, w);
-    w->max_conns = (size_t)((cfg->max_connections + cfg->workers - 1) / cfg->workers);
     w->stop_ev = event_new(w->base, -1, 0, stop_cb, w);
+    w->conf_ev = event_new(w->base, -1, 0, conf_cb, w);
+    /* Before the thread starts: sets the connection share and the upstream timeouts. */
+    bp_http__worker_conf(w);
     *out = w;
     return BP_OK;
 }
@@ -286,12 +554,12 @@ static void
 set_oauth_issuer(struct bp_server *s)
 {
     char buf[300];
-    bool v6 = strchr(s->cfg->listen_host, ':') != NULL;
+    bool v6 = strchr(s->start_cfg->listen_host, ':') != NULL;
 
-    s->oauth_cfg = *s->cfg;
+    s->oauth_cfg = *s->start_cfg;
     s->oauth_cfg.listen_port = s->port;
-    if (s->cfg->oauth_issuer == NULL) {
-        snprintf(buf, sizeof(buf), v6 ? "http://[%s]:%d" : "http://%s:%d", s->cfg->listen_host, s->port);
+    if (s->start_cfg->oauth_issuer == NULL) {
+        snprintf(buf, sizeof(buf), v6 ? "http://[%s]:%d" : "http://%s:%d", s->start_cfg->listen_host, s->port);
         s->oauth_issuer = bp_strdup(buf);
         s->oauth_cfg.oauth_issuer = s->oauth_issuer;
     }
@@ -299,25 +567,43 @@ set_oauth_issuer(struct bp_server *s)
 
 bp_err
 bp_server_start(const struct bp_config *cfg, const struct bp_route *routes, size_t n_routes,
-                const struct bp_server_deps *deps, struct bp_server **out)
+                const struct bp_server_deps *deps, struct bp_server **out, char *err, size_t err_len)
 {
     struct bp_server *s = bp_calloc(1, sizeof(*s));
+    struct addrinfo *ai = NULL;
+    char address[300];
     bp_err rc = BP_OK;
     int started = 0;
 
     evthread_use_pthreads();
     event_set_log_callback(libevent_log_cb);
-    s->cfg = cfg;
+    s->start_cfg = cfg;
     s->deps = deps;
-    s->routes = routes;
-    s->n_routes = n_routes;
-    s->n_workers = cfg->workers;
+    pthread_mutex_init(&s->conf_lock, NULL);
+    s->conf = conf_new(cfg, routes, n_routes, deps != NULL ? deps->audit : NULL);
     s->workers = bp_calloc((size_t)cfg->workers, sizeof(*s->workers));
     atomic_init(&s->ready, true);
+    atomic_init(&s->conf_gen, 0);
+    format_address(cfg->listen_host, cfg->listen_port, address, sizeof(address));
+    rc = resolve_listen(cfg->listen_host, cfg->listen_port, &ai);
+    if (rc != BP_OK) {
+        snprintf(err, err_len, "cannot listen on %s: not a numeric address", address);
+        goto fail;
+    }
+    if (!cfg->reuse_port && cfg->listen_port != 0) {
+        /* Again, right before binding: the window for a concurrent start stays tiny. */
+        rc = check_address_free(ai, address, err, err_len);
+        if (rc != BP_OK) {
+            goto fail;
+        }
+    }
     for (int i = 0; i < cfg->workers; i++) {
         int fd = -1;
         int port = 0;
-        rc = open_listener(cfg->listen_host, i == 0 ? cfg->listen_port : s->port, &fd, &port);
+        if (i == 1) {
+            set_port(ai, s->port); /* the others join the port the first one got (port 0) */
+        }
+        rc = open_listener(ai, address, &fd, &port, err, err_len);
         if (rc != BP_OK) {
             goto fail;
         }
@@ -326,25 +612,31 @@ bp_server_start(const struct bp_config *cfg, const struct bp_route *routes, size
         }
         rc = worker_new(s, i, fd, &s->workers[i]);
         if (rc != BP_OK) {
+            snprintf(err, err_len, "cannot set up worker %d", i);
             goto fail;
         }
     }
     set_oauth_issuer(s);
     rc = bp_http__oauth_pool_start(s, &s->oauth_pool);
     if (rc != BP_OK) {
+        snprintf(err, err_len, "cannot start the OAuth threads (see the log line above)");
         goto fail;
     }
     for (int i = 0; i < cfg->workers; i++) {
         if (pthread_create(&s->workers[i]->thread, NULL, worker_main, s->workers[i]) != 0) {
+            snprintf(err, err_len, "cannot start worker thread %d: %s", i, strerror(errno));
             rc = BP_ERR_IO;
             goto fail;
         }
         s->workers[i]->thread_started = true;
         started++;
     }
+    s->n_workers = started;
+    freeaddrinfo(ai);
     *out = s;
     return BP_OK;
 fail:
+    freeaddrinfo(ai);
     s->n_workers = started;
     bp_server_stop(s);
     for (int i = 0; i < cfg->workers; i++) {
@@ -352,6 +644,8 @@ fail:
     }
     bp_free(s->workers);
     bp_free(s->oauth_issuer);
+    bp_http__conf_unref(s->conf);
+    pthread_mutex_destroy(&s->conf_lock);
     bp_free(s);
     return rc;
 }
@@ -390,10 +684,12 @@ bp_server_free(struct bp_server *s)
     if (s == NULL) {
         return;
     }
-    for (int i = 0; i < s->cfg->workers; i++) {
+    for (int i = 0; i < s->start_cfg->workers; i++) {
         worker_free(s->workers[i]);
     }
     bp_free(s->workers);
     bp_free(s->oauth_issuer);
+    bp_http__conf_unref(s->conf);
+    pthread_mutex_destroy(&s->conf_lock);
     bp_free(s);
 }

@@ -111,7 +111,7 @@ bp_serve_main(int argc, char **argv)
     struct bp_watch *watch = NULL;
     struct bp_server_deps deps = {.tables_sync = sync_tables};
     struct bp_audit *audit = NULL;
-    char err[512] = "";
+    char err[1024] = "";
     sigset_t sigs;
     int applied = 0;
     int version = 0;
@@ -157,6 +157,11 @@ bp_serve_main(int argc, char **argv)
         code = 2;
         goto done;
     }
+    /* Before the store is opened (and perhaps created): a second serve changes nothing. */
+    if (bp_server_check_address(&cfg, err, sizeof(err)) != BP_OK) {
+        fail(err);
+        goto done;
+    }
     raise_fd_limit();
     if (bp_upstream_global_init() != BP_OK) {
         fail("cannot initialise the HTTP client library");
@@ -186,8 +191,8 @@ bp_serve_main(int argc, char **argv)
         deps.audit = audit;
         bp_metrics_set_audit_depth_source(audit_depth, audit);
     }
-    if (bp_server_start(&cfg, routes, n_routes, &deps, &server) != BP_OK) {
-        fail("cannot start the server (see the log line above)");
+    if (bp_server_start(&cfg, routes, n_routes, &deps, &server, err, sizeof(err)) != BP_OK) {
+        fail(err);
         goto done;
     }
     if (bp_watch_start(store, server, cfg.reload_interval_ms, token, &watch) != BP_OK) {
@@ -201,7 +206,7 @@ bp_serve_main(int argc, char **argv)
             BP_LSTR("store", "sqlite"), BP_LINT("schema_version", version), BP_LINT("migrations_applied", applied),
             BP_LINT("routes", n_routes), BP_LINT("max_connections", cfg.max_connections),
             BP_LSTR("audit_writes", mode_name(cfg.audit_writes)), BP_LSTR("audit_reads", mode_name(cfg.audit_reads)),
-            BP_LINT("oauth_threads", cfg.oauth_threads));
+            BP_LINT("oauth_threads", cfg.oauth_threads), BP_LBOOL("reuse_port", cfg.reuse_port));
 
     sigwait(&sigs, &sig);
     BP_INFO("shutting down", BP_LSTR("signal", sig == SIGTERM ? "SIGTERM" : "SIGINT"));

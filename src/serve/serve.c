@@ -2,9 +2,10 @@
  *
  * config → store (open, migrate) → tables (first load, published before any accept) → HTTP
  * workers → watcher thread. Signals are blocked in every thread and taken synchronously by the
- * main thread with sigwait, so no handler ever runs inside a worker's critical section. On
- * SIGTERM/SIGINT: stop accepting, let in-flight requests finish (bounded), commit every queued
- * audit record, stop the watcher after a final last-used flush, exit 0. */
+ * main thread with sigwait, so no handler ever runs inside a worker's critical section. SIGHUP
+ * reloads the configuration (reload.c) and the loop goes on waiting. On SIGTERM/SIGINT: stop
+ * accepting, let in-flight requests finish (bounded), commit every queued audit record, stop
+ * the watcher after a final last-used flush, exit 0. */
 #include "serve/serve.h"
 
 #include <pthread.h>
@@ -21,6 +22,7 @@
 #include "lib/alloc.h"
 #include "metrics/metrics.h"
 #include "router/router.h"
+#include "serve/serve-int.h"
 #include "serve/watch.h"
 #include "store/store.h"
 #include "tables/tables.h"
@@ -29,11 +31,21 @@
 static const char usage[] =
     "usage: blnkproxy serve [--db DSN] [--config FILE] [--listen HOST:PORT] [--workers N]\n"
     "                       [--upstream-timeout SECONDS] [--upstream-connect-timeout SECONDS]\n"
-    "                       [--log-level debug|info|warn|error] [--<setting> VALUE]... [--json]\n"
+    "                       [--log-level debug|info|warn|error] [--reuse-port] [--<setting> VALUE]...\n"
     "\n"
     "Every setting of blnkproxy.json can be given as a flag (underscores as dashes) or as a\n"
     "BLNKPROXY_<SETTING> environment variable; flags win over the environment, which wins over\n"
-    "the file. See docs/CONFIG.md. Stops gracefully on SIGTERM or SIGINT.\n";
+    "the file. See docs/CONFIG.md.\n"
+    "\n"
+    "  --listen HOST:PORT  127.0.0.1:8080 by default; :PORT is every IPv4 interface, [::]:PORT\n"
+    "                      IPv4 and IPv6. serve refuses an address another process listens on.\n"
+    "  --reuse-port        start although the address is served: a hand-over. Start the new\n"
+    "                      process with it, then send SIGTERM to the old one; no request is lost.\n"
+    "\n"
+    "Signals: SIGTERM or SIGINT stop gracefully (in-flight requests finish). SIGHUP re-reads the\n"
+    "configuration file: limits, timeouts, log level, audit modes and routes apply at once;\n"
+    "settings that need a restart are named in a warning; a bad file is refused with the reason\n"
+    "in the log, and the running configuration stays.\n";
 
 /* Each client connection and each kept-alive Core connection is a descriptor; the soft limit
  * (often 1024) is raised to the hard one so max_connections is what limits, not EMFILE. */
@@ -68,8 +80,8 @@ audit_depth(const void *arg)
     return bp_audit_depth(arg);
 }
 
-static const char *
-mode_name(int mode)
+const char *
+bp_serve__mode_name(int mode)
 {
     return mode == BP_AUDIT_SYNC ? "sync" : mode == BP_AUDIT_ASYNC ? "async" : "off";
 }
@@ -80,10 +92,9 @@ fail(const char *msg)
     fprintf(stderr, "blnkproxy: %s\n", msg);
 }
 
-/* The built-in route table adjusted by the config's "routes" (DESIGN §3). The rows borrow the
- * config's strings, which live until serve returns. */
-static bp_err
-build_routes(const struct bp_config *cfg, struct bp_route **out, size_t *out_n, char *err, size_t err_len)
+bp_err
+bp_serve__build_routes(const struct bp_config *cfg, struct bp_route **out, size_t *out_n, char *err,
+                       size_t err_len)
 {
     struct bp_route_spec *specs = bp_calloc(cfg->n_routes_add ? cfg->n_routes_add : 1, sizeof(*specs));
     char why[400];
@@ -102,128 +113,164 @@ build_routes(const struct bp_config *cfg, struct bp_route **out, size_t *out_n, 
     return rc;
 }
 
-int
-bp_serve_main(int argc, char **argv)
+bp_err
+bp_serve__audit_start(struct bp_serve *sv, const struct bp_config *cfg)
 {
-    struct bp_config cfg;
-    struct bp_store *store = NULL;
-    struct bp_server *server = NULL;
-    struct bp_watch *watch = NULL;
-    struct bp_server_deps deps = {.tables_sync = sync_tables};
-    struct bp_audit *audit = NULL;
-    char err[1024] = "";
-    sigset_t sigs;
+    if (sv->audit != NULL || (cfg->audit_writes == BP_AUDIT_OFF && cfg->audit_reads == BP_AUDIT_OFF)) {
+        return BP_OK;
+    }
+    /* The writer's store, queue size, spool and retention are fixed at start: sv->cfg's. */
+    if (bp_audit_start(&sv->cfg, &sv->audit) != BP_OK) {
+        sv->audit = NULL;
+        return BP_ERR_IO;
+    }
+    bp_metrics_set_audit_depth_source(audit_depth, sv->audit);
+    return BP_OK;
+}
+
+/* Takes --help and --json out of argv; the rest are flags for the configuration. */
+static void
+split_args(int argc, char **argv, struct bp_serve *sv, bool *help)
+{
+    sv->flags = bp_calloc((size_t)argc + 1, sizeof(char *));
+    for (int i = 0; i < argc; i++) {
+        if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
+            *help = true;
+        } else if (strcmp(argv[i], "--json") == 0) {
+            /* Every command takes --json (DESIGN §7); serve's log is JSON lines already. */
+        } else {
+            sv->flags[sv->n_flags++] = argv[i];
+        }
+    }
+}
+
+/* Everything after the configuration, up to the listening line. Returns the exit code for a
+ * failure, 0 once serving. */
+static int
+start(struct bp_serve *sv, struct bp_store **store, struct bp_watch **watch, struct bp_route **routes)
+{
+    size_t n_routes = 0;
     int applied = 0;
     int version = 0;
     int64_t token = 0;
-    int sig = 0;
-    struct bp_route *routes = NULL;
-    size_t n_routes = 0;
-    char **flags;
-    int n_flags = 0;
-    bp_err rc;
-    int code = 1;
+    char err[1024] = "";
 
-    memset(&cfg, 0, sizeof(cfg));
-    /* Every command takes --json (DESIGN §7); serve's output is JSON lines already, so the flag
-     * is accepted and changes nothing. */
-    flags = bp_calloc((size_t)argc + 1, sizeof(char *));
-    for (int i = 0; i < argc; i++) {
-        if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
-            fputs(usage, stdout);
-            bp_free(flags);
-            return 0;
-        }
-        if (strcmp(argv[i], "--json") != 0) {
-            flags[n_flags++] = argv[i];
-        }
-    }
-    rc = bp_config_load(n_flags, flags, &cfg, err, sizeof(err));
-    bp_free(flags);
-    if (rc != BP_OK) {
+    if (bp_serve__build_routes(&sv->cfg, routes, &n_routes, err, sizeof(err)) != BP_OK) {
         fail(err);
         return 2;
     }
-    bp_log_set_level((enum bp_log_level)cfg.log_level);
-
-    sigemptyset(&sigs);
-    sigaddset(&sigs, SIGTERM);
-    sigaddset(&sigs, SIGINT);
-    pthread_sigmask(SIG_BLOCK, &sigs, NULL);
-    signal(SIGPIPE, SIG_IGN);
-
-    if (build_routes(&cfg, &routes, &n_routes, err, sizeof(err)) != BP_OK) {
-        fail(err);
-        code = 2;
-        goto done;
-    }
     /* Before the store is opened (and perhaps created): a second serve changes nothing. */
-    if (bp_server_check_address(&cfg, err, sizeof(err)) != BP_OK) {
+    if (bp_server_check_address(&sv->cfg, err, sizeof(err)) != BP_OK) {
         fail(err);
-        goto done;
+        return 1;
     }
     raise_fd_limit();
     if (bp_upstream_global_init() != BP_OK) {
         fail("cannot initialise the HTTP client library");
-        goto done;
+        return 1;
     }
-    if (bp_metrics_init(cfg.workers) != BP_OK) {
+    if (bp_metrics_init(sv->cfg.workers) != BP_OK) {
         fail("cannot set up metrics");
-        goto done;
+        return 1;
     }
-    if (bp_store_open(cfg.db, &store, err, sizeof(err)) != BP_OK) {
+    if (bp_store_open(sv->cfg.db, store, err, sizeof(err)) != BP_OK) {
         fail(err);
-        goto done;
+        return 1;
     }
-    if (bp_store_migrate(store, &applied, &version) != BP_OK) {
+    if (bp_store_migrate(*store, &applied, &version) != BP_OK) {
         fail("database migration failed");
-        goto done;
+        return 1;
     }
-    if (bp_watch_load_now(store, &token) != BP_OK) {
+    if (bp_watch_load_now(*store, &token) != BP_OK) {
         fail("cannot load credentials and instances from the store");
-        goto done;
+        return 1;
     }
-    if (cfg.audit_writes != BP_AUDIT_OFF || cfg.audit_reads != BP_AUDIT_OFF) {
-        if (bp_audit_start(&cfg, &audit) != BP_OK) {
-            fail("cannot start the audit log writer (see the log line above)");
-            goto done;
-        }
-        deps.audit = audit;
-        bp_metrics_set_audit_depth_source(audit_depth, audit);
+    if (bp_serve__audit_start(sv, &sv->cfg) != BP_OK) {
+        fail("cannot start the audit log writer (see the log line above)");
+        return 1;
     }
-    if (bp_server_start(&cfg, routes, n_routes, &deps, &server, err, sizeof(err)) != BP_OK) {
+    sv->deps = (struct bp_server_deps){.tables_sync = sync_tables, .audit = sv->audit};
+    if (bp_server_start(&sv->cfg, *routes, n_routes, &sv->deps, &sv->server, err, sizeof(err)) != BP_OK) {
         fail(err);
-        goto done;
+        return 1;
     }
-    if (bp_watch_start(store, server, cfg.reload_interval_ms, token, &watch) != BP_OK) {
+    if (bp_watch_start(*store, sv->server, sv->cfg.reload_interval_ms, token, watch) != BP_OK) {
         fail("cannot start the store watcher");
-        goto done;
+        return 1;
     }
-    store = NULL; /* the watcher owns it now */
-    atomic_store(&the_watch, watch);
-    BP_INFO("listening", BP_LSTR("host", cfg.listen_host), BP_LINT("port", bp_server_port(server)),
-            BP_LINT("workers", cfg.workers), BP_LSTR("version", BP_VERSION),
-            BP_LSTR("store", "sqlite"), BP_LINT("schema_version", version), BP_LINT("migrations_applied", applied),
-            BP_LINT("routes", n_routes), BP_LINT("max_connections", cfg.max_connections),
-            BP_LSTR("audit_writes", mode_name(cfg.audit_writes)), BP_LSTR("audit_reads", mode_name(cfg.audit_reads)),
-            BP_LINT("oauth_threads", cfg.oauth_threads), BP_LBOOL("reuse_port", cfg.reuse_port));
+    *store = NULL; /* the watcher owns it now */
+    atomic_store(&the_watch, *watch);
+    sv->running = &sv->cfg;
+    BP_INFO("listening", BP_LSTR("host", sv->cfg.listen_host), BP_LINT("port", bp_server_port(sv->server)),
+            BP_LINT("workers", sv->cfg.workers), BP_LSTR("version", BP_VERSION), BP_LSTR("store", "sqlite"),
+            BP_LINT("schema_version", version), BP_LINT("migrations_applied", applied), BP_LINT("routes", n_routes),
+            BP_LINT("max_connections", sv->cfg.max_connections),
+            BP_LSTR("audit_writes", bp_serve__mode_name(sv->cfg.audit_writes)),
+            BP_LSTR("audit_reads", bp_serve__mode_name(sv->cfg.audit_reads)),
+            BP_LINT("oauth_threads", sv->cfg.oauth_threads), BP_LBOOL("reuse_port", sv->cfg.reuse_port),
+            BP_LSTR("config_file", sv->cfg.file));
+    return 0;
+}
 
-    sigwait(&sigs, &sig);
-    BP_INFO("shutting down", BP_LSTR("signal", sig == SIGTERM ? "SIGTERM" : "SIGINT"));
-    bp_server_stop(server);
-    code = 0;
-done:
+int
+bp_serve_main(int argc, char **argv)
+{
+    struct bp_serve sv;
+    struct bp_store *store = NULL;
+    struct bp_watch *watch = NULL;
+    struct bp_route *routes = NULL;
+    char err[1024] = "";
+    bool help = false;
+    sigset_t sigs;
+    int sig = 0;
+    int code;
+
+    memset(&sv, 0, sizeof(sv));
+    /* First of all: SIGHUP's default action kills the process, and systemctl reload or logrotate
+     * may send it at any moment. Blocked here, it waits for the sigwait loop; every thread
+     * started later inherits the mask. */
+    sigemptyset(&sigs);
+    sigaddset(&sigs, SIGTERM);
+    sigaddset(&sigs, SIGINT);
+    sigaddset(&sigs, SIGHUP);
+    pthread_sigmask(SIG_BLOCK, &sigs, NULL);
+    signal(SIGPIPE, SIG_IGN);
+
+    split_args(argc, argv, &sv, &help);
+    if (help) {
+        fputs(usage, stdout);
+        bp_free(sv.flags);
+        return 0;
+    }
+    if (bp_config_load(sv.n_flags, sv.flags, &sv.cfg, err, sizeof(err)) != BP_OK) {
+        fail(err);
+        bp_free(sv.flags);
+        return 2;
+    }
+    bp_log_set_level((enum bp_log_level)sv.cfg.log_level);
+
+    code = start(&sv, &store, &watch, &routes);
+    while (code == 0) {
+        sigwait(&sigs, &sig);
+        if (sig != SIGHUP) {
+            break;
+        }
+        bp_serve__reload(&sv);
+    }
+    if (code == 0) {
+        BP_INFO("shutting down", BP_LSTR("signal", sig == SIGTERM ? "SIGTERM" : "SIGINT"));
+    }
     /* Order: no request is in flight and no OAuth thread runs once the server stopped; then every
      * queued audit record is committed (its completions wait in the workers' task lists, freed
      * with the server); the watcher stops before the server is freed, because it reports
      * readiness into it. */
-    if (server != NULL && code != 0) {
-        bp_server_stop(server);
+    if (sv.server != NULL) {
+        bp_server_stop(sv.server);
     }
-    bp_audit_stop(audit);
+    bp_audit_stop(sv.audit);
     atomic_store(&the_watch, NULL);
     bp_watch_stop(watch);
-    bp_server_free(server);
+    bp_server_free(sv.server);
     bp_store_close(store);
     bp_tables_shutdown();
     bp_free(routes);
@@ -231,6 +278,7 @@ done:
     if (code == 0) {
         BP_INFO("stopped");
     }
-    bp_config_cleanup(&cfg);
+    bp_config_cleanup(&sv.cfg);
+    bp_free(sv.flags);
     return code;
 }

@@ -1,0 +1,46 @@
+#ifndef BP_SERVE_SERVE_INT_H
+#define BP_SERVE_SERVE_INT_H
+
+/* Shared between the files of the serve module (serve.c wiring, reload.c SIGHUP, check.c
+ * --check); not an interface for anyone else. */
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "config/config.h"
+#include "http/http.h"
+#include "lib/err.h"
+
+struct bp_audit;
+struct bp_route;
+struct bp_server;
+
+/* A running serve, as the main thread holds it. */
+struct bp_serve {
+    int n_flags;                   /* serve's flags without --json/--help/--check, kept for reloads */
+    char **flags;                  /* borrowed from argv */
+    struct bp_config cfg;          /* the start configuration: fixed settings, lives to the end */
+    const struct bp_config *running; /* the live configuration now published (cfg at start) */
+    struct bp_server *server;
+    struct bp_server_deps deps;
+    struct bp_audit *audit;        /* started at start or by a reload; NULL while auditing never ran */
+};
+
+/* The built-in route table adjusted by cfg's "routes" (DESIGN §3). The rows borrow cfg's
+ * strings. On error writes "config \"routes\": <reason>" to err. Free *out with bp_free. */
+bp_err bp_serve__build_routes(const struct bp_config *cfg, struct bp_route **out, size_t *out_n, char *err,
+                              size_t err_len);
+
+/* Starts the audit writer (with the start configuration's store, queue size, spool and
+ * retention) unless it runs already or cfg audits nothing. Logs its failure. */
+bp_err bp_serve__audit_start(struct bp_serve *sv, const struct bp_config *cfg);
+
+/* "sync", "async" or "off". */
+const char *bp_serve__mode_name(int mode);
+
+/* SIGHUP (reload.c): reads the configuration again as at start (same file, environment and
+ * flags), applies what can change live, logs what changed, what needs a restart, or why the
+ * file was refused (then the running configuration stays). Main thread. */
+void bp_serve__reload(struct bp_serve *sv);
+
+#endif

@@ -43,4 +43,9 @@ const char *bp_serve__mode_name(int mode);
  * file was refused (then the running configuration stays). Main thread. */
 void bp_serve__reload(struct bp_serve *sv);
 
+/* serve --check (check.c): loads and validates the configuration, the routes and the store
+ * without starting anything or creating the store. Prints a summary on stdout (JSON with
+ * json) and returns 0, or prints the reason on stderr and returns 2. */
+int bp_serve__check(int n_flags, char **flags, bool json);
+
 #endif

@@ -5,7 +5,8 @@
  * main thread with sigwait, so no handler ever runs inside a worker's critical section. SIGHUP
  * reloads the configuration (reload.c) and the loop goes on waiting. On SIGTERM/SIGINT: stop
  * accepting, let in-flight requests finish (bounded), commit every queued audit record, stop
- * the watcher after a final last-used flush, exit 0. */
+ * the watcher after a final last-used flush, exit 0. `serve --check` (check.c) validates and
+ * exits instead. */
 #include "serve/serve.h"
 
 #include <pthread.h>
@@ -32,6 +33,7 @@ static const char usage[] =
     "usage: blnkproxy serve [--db DSN] [--config FILE] [--listen HOST:PORT] [--workers N]\n"
     "                       [--upstream-timeout SECONDS] [--upstream-connect-timeout SECONDS]\n"
     "                       [--log-level debug|info|warn|error] [--reuse-port] [--<setting> VALUE]...\n"
+    "       blnkproxy serve --check [--json] [same flags]\n"
     "\n"
     "Every setting of blnkproxy.json can be given as a flag (underscores as dashes) or as a\n"
     "BLNKPROXY_<SETTING> environment variable; flags win over the environment, which wins over\n"
@@ -41,6 +43,9 @@ static const char usage[] =
     "                      IPv4 and IPv6. serve refuses an address another process listens on.\n"
     "  --reuse-port        start although the address is served: a hand-over. Start the new\n"
     "                      process with it, then send SIGTERM to the old one; no request is lost.\n"
+    "  --check             load and validate the configuration (file, environment, flags), the\n"
+    "                      routes and the store, print a summary and exit 0, or exit 2 with the\n"
+    "                      reason. Starts nothing and creates no store.\n"
     "\n"
     "Signals: SIGTERM or SIGINT stop gracefully (in-flight requests finish). SIGHUP re-reads the\n"
     "configuration file: limits, timeouts, log level, audit modes and routes apply at once;\n"
@@ -128,16 +133,19 @@ bp_serve__audit_start(struct bp_serve *sv, const struct bp_config *cfg)
     return BP_OK;
 }
 
-/* Takes --help and --json out of argv; the rest are flags for the configuration. */
+/* Takes --help, --json and --check out of argv; the rest are flags for the configuration. */
 static void
-split_args(int argc, char **argv, struct bp_serve *sv, bool *help)
+split_args(int argc, char **argv, struct bp_serve *sv, bool *help, bool *check, bool *json)
 {
     sv->flags = bp_calloc((size_t)argc + 1, sizeof(char *));
     for (int i = 0; i < argc; i++) {
         if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
             *help = true;
+        } else if (strcmp(argv[i], "--check") == 0) {
+            *check = true;
         } else if (strcmp(argv[i], "--json") == 0) {
             /* Every command takes --json (DESIGN §7); serve's log is JSON lines already. */
+            *json = true;
         } else {
             sv->flags[sv->n_flags++] = argv[i];
         }
@@ -221,6 +229,8 @@ bp_serve_main(int argc, char **argv)
     struct bp_route *routes = NULL;
     char err[1024] = "";
     bool help = false;
+    bool check = false;
+    bool json = false;
     sigset_t sigs;
     int sig = 0;
     int code;
@@ -236,11 +246,16 @@ bp_serve_main(int argc, char **argv)
     pthread_sigmask(SIG_BLOCK, &sigs, NULL);
     signal(SIGPIPE, SIG_IGN);
 
-    split_args(argc, argv, &sv, &help);
+    split_args(argc, argv, &sv, &help, &check, &json);
     if (help) {
         fputs(usage, stdout);
         bp_free(sv.flags);
         return 0;
+    }
+    if (check) {
+        code = bp_serve__check(sv.n_flags, sv.flags, json);
+        bp_free(sv.flags);
+        return code;
     }
     if (bp_config_load(sv.n_flags, sv.flags, &sv.cfg, err, sizeof(err)) != BP_OK) {
         fail(err);

@@ -5,7 +5,8 @@
  * start (the same file, then the environment and flags given at start, which keep overriding
  * it), and:
  *  - a file that does not load, a bad value or a bad route is refused: one error line with the
- *    reason, and the running configuration stays;
+ *    reason, and the running configuration stays; so is the disappearance of the default
+ *    ./blnkproxy.json that was in use;
  *  - settings that apply live (limits, timeouts, log level, audit modes, routes) are published
  *    to the workers as a new immutable snapshot (bp_server_reconfigure); requests in flight
  *    finish with the one they started with;
@@ -13,6 +14,7 @@
  *    audit.queue_size, ...) keep their running values, and one warning names them;
  *  - one info line names what changed (names only, never values: a DSN may hold a password).
  * Turning auditing on when it was off for both kinds starts the audit writer here. */
+#include <stdio.h>
 #include <string.h>
 
 #include "audit/audit.h"
@@ -63,6 +65,15 @@ bp_serve__reload(struct bp_serve *sv)
 
     BP_INFO("SIGHUP: reloading the configuration");
     if (bp_config_load(sv->n_flags, sv->flags, next, err, sizeof(err)) != BP_OK) {
+        refuse(err);
+        goto done;
+    }
+    /* Without --config, ./blnkproxy.json is optional; but one that served until now and is gone
+     * is more likely a mistake (a deploy half done) than a wish for every default back. */
+    if (sv->running->file != NULL && next->file == NULL) {
+        snprintf(err, sizeof(err),
+                 "%s: the configuration file in use is gone; restore it, or restart to run without one",
+                 sv->running->file);
         refuse(err);
         goto done;
     }

@@ -259,3 +259,23 @@ test('max_connections applies live: clients waiting at the limit are taken in wh
         await proxy.stop();
     }
 });
+
+test('without --config: a ./blnkproxy.json that appears is read on SIGHUP; one that disappears is refused, not taken for defaults', async () => {
+    const proxy = await startProxy({ db });
+    try {
+        const cwd = fs.readlinkSync(`/proc/${proxy.child.pid}/cwd`);
+        const file = path.join(cwd, 'blnkproxy.json');
+        assert.equal((await post(proxy.port, '/ledgers', 2048)).status, 201);
+        fs.writeFileSync(file, JSON.stringify({ max_body_bytes: '1KiB' }));
+        const ok = await hup(proxy, (o) => o.msg === 'configuration reloaded');
+        assert.equal(ok.file, 'blnkproxy.json');
+        assert.equal(ok.changed, 'max_body_bytes');
+        assert.equal((await post(proxy.port, '/ledgers', 2048)).status, 413);
+        fs.rmSync(file);
+        const refused = await hup(proxy, (o) => o.level === 'error' && /reload refused/.test(o.msg));
+        assert.match(refused.reason, /blnkproxy\.json.*is gone/);
+        assert.equal((await post(proxy.port, '/ledgers', 2048)).status, 413, 'still 1KiB, not the 1MiB default');
+    } finally {
+        await proxy.stop();
+    }
+});

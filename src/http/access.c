@@ -227,7 +227,8 @@ bp_http__request_finished(struct bp_conn *c, struct bp_req *r, const char *resp,
             BP_LSTR("route", r->route ? r->route->pattern : NULL),
             BP_LSTR("instance", r->instance ? r->instance->id : NULL), BP_LSTR("credential", r->cred ? r->cred->id : NULL),
             BP_LINT("status", r->status), BP_LINT("upstream_status", r->upstream_status),
-            BP_LSTR("error", r->outcome != BP_OK ? bp_err_str(r->outcome) : NULL), BP_LSTR("peer", c->peer),
+            BP_LSTR("error", r->outcome != BP_OK ? bp_err_str(r->outcome) : NULL), BP_LSTR("reason", r->reason),
+            BP_LSTR("peer", c->peer),
             BP_LINT("bytes_in", r->body.len), BP_LINT("bytes_out", r->bytes_out), BP_LDBL("total_ms", total_us / 1000.0),
             BP_LDBL("upstream_ms", r->upstream_us / 1000.0));
     count(r, total_us);

@@ -31,7 +31,7 @@ pattern_problem(const char *p)
     if (len == 0 || p[0] != '/') {
         return "must start with '/'";
     }
-    if (bp_path_check(p, len) != BP_OK) {
+    if (bp_path_check(p, len, NULL) != BP_OK) {
         return "not a valid path (empty or dot segments, encoded or control characters)";
     }
     for (const char *seg = p; seg != NULL; seg = strchr(seg + 1, '/')) {

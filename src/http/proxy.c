@@ -263,9 +263,13 @@ bp_http__proxy_body_done(struct bp_conn *c)
             .body = r->body.data,
             .body_len = r->body.len,
             .ca_file = r->instance->ca_file,
+            .request_id = r->request_id,
+            .instance_id = r->instance->id,
         };
         /* libcurl copies the method, URL and header lines while setting up the transfer. */
         rc = bp_upstream_send(c->worker->upstream, &up, upstream_done, c, &r->xfer);
+        /* From here Core may act on it: the audit record names the action (issue 8). */
+        r->forwarded = rc == BP_OK;
     }
     bp_free(lines);
     bp_wipe(hdr_store.data, hdr_store.len); /* it held the instance's Core secret */

@@ -124,7 +124,7 @@ bp_route_table_build(const char *const *remove, size_t n_remove, const struct bp
         r->pattern = s->pattern;
         r->group = "config";
         r->action = s->action;
-        r->category = s->category != NULL ? s->category : "custom";
+        r->category = s->category != NULL ? s->category : BP_ROUTE_CATEGORY_CUSTOM;
         r->rewrite = BP_REWRITE_NONE;
         r->large_body = s->large_body;
         n++;

@@ -31,6 +31,14 @@ struct bp_route {
 /* The built-in table, in DESIGN §3 order. */
 const struct bp_route *bp_routes_builtin(size_t *out_count);
 
+/* The category of an operator-added row that names none. */
+#define BP_ROUTE_CATEGORY_CUSTOM "custom"
+
+/* The audit categories the route table gives requests, each once: those of the built-in rows in
+ * table order, then BP_ROUTE_CATEGORY_CUSTOM. An operator may name others in the config file.
+ * Writes up to cap of them (static strings) to out; returns how many there are. */
+size_t bp_route_categories(const char **out, size_t cap);
+
 /* An operator's change to the table (DESIGN §3), as text from the config file. */
 struct bp_route_spec {
     const char *method;   /* an upper-case token: GET, POST, PUT, PATCH, DELETE, ... */

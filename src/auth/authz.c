@@ -154,7 +154,8 @@ bp_auth_authenticate(const struct bp_tables *t, const struct bp_auth_headers *h,
     bp_err rc;
 
     if (h->n_authorization > 0) {
-        rc = authenticate_bearer(t, h->authorization, h->authorization_len, h->n_authorization, now_s, &c, why);
+        rc = authenticate_bearer(t, h->authorization, h->authorization_len, h->n_authorization, now_s, &c,
+                                 why);
     } else if (h->n_blnk_key == 1 && bp_auth_is_credential(h->blnk_key, h->blnk_key_len)) {
         /* DESIGN §2: the official Blnk SDKs send their key in X-Blnk-Key. Only the exact format of
          * our own credentials counts, so a Core secret sent there is never looked up, and with

@@ -23,7 +23,7 @@
 /* Why a request without a usable credential was refused, when it sent an X-Blnk-Key that was not
  * one: the official SDKs send their key there, so their users most need to know what happened. */
 #define X_BLNK_KEY_NOT_CREDENTIAL                                                                            \
-    "API key is required: X-Blnk-Key does not hold a blnkproxy API key or access token; send "                \
+    "API key is required: X-Blnk-Key does not hold a blnkproxy API key or access token; send "               \
     "Authorization: Bearer <key>"
 
 static bp_err

@@ -34,7 +34,8 @@ is_unreserved(unsigned char c)
 #define BAD_ESCAPE "malformed percent-encoding in path: % must be followed by two hex digits"
 #define ENCODED_SEPARATOR "percent-encoded slash or backslash in path"
 #define ENCODED_CONTROL "percent-encoded control character in path"
-#define ENCODED_UNRESERVED "percent-encoded letter, digit or one of - . _ ~ in path: write the character itself"
+#define ENCODED_UNRESERVED                                                                                   \
+    "percent-encoded letter, digit or one of - . _ ~ in path: write the character itself"
 
 /* Bytes that may never appear raw in a path: controls, space, DEL, non-ASCII (a strict parser
  * has no charset to read them in), '\\' (some stacks treat it as '/'), and '?' / '#' (they would

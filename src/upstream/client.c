@@ -559,8 +559,10 @@ log_failure(struct bp_upstream_xfer *x, bp_err rc, CURLcode code)
     if (h != NULL && curl_url_set(h, CURLUPART_URL, x->url, 0) == CURLUE_OK) {
         curl_url_get(h, CURLUPART_HOST, &host, 0);
     }
-    BP_WARN("upstream request failed", BP_LSTR("request_id", x->request_id), BP_LSTR("instance", x->instance_id),
-            BP_LSTR("error", bp_err_str(rc)), BP_LSTR("method", x->method), BP_LSTR("host", host), BP_LINT("curl_code", code), BP_LSTR("curl_error", detail));
+    BP_WARN("upstream request failed", BP_LSTR("request_id", x->request_id),
+            BP_LSTR("instance", x->instance_id), BP_LSTR("error", bp_err_str(rc)),
+            BP_LSTR("method", x->method), BP_LSTR("host", host), BP_LINT("curl_code", code),
+            BP_LSTR("curl_error", detail));
     curl_free(host);
     curl_url_cleanup(h);
 }

@@ -38,7 +38,7 @@ bp_audit_admin(struct bp_store *s, const char *action, const char *resource_id, 
         .actor_id = os_user(),
         .instance_id = instance_id ? bp_strdup(instance_id) : NULL,
         .action = bp_strdup(action),
-        .category = bp_strdup("admin"),
+        .category = bp_strdup(BP_AUDIT_CATEGORY_ADMIN),
         .resource_id = resource_id ? bp_strdup(resource_id) : NULL,
     };
     bp_err rc = bp_store_audit_insert(s, &rec, 1);

@@ -19,6 +19,13 @@
  * Administrative changes made by the CLI are written directly, in the CLI's own store
  * connection (bp_audit_admin). */
 
+/* Record content conventions (issue 8). A request record's action is the route's label (DESIGN
+ * §3) only when the request was forwarded to Core; a request the proxy refused keeps what it
+ * attempted as "refused: <label>", so a search for a label finds only what Core may have done.
+ * CLI records have the category "admin". */
+#define BP_AUDIT_REFUSED_PREFIX "refused: "
+#define BP_AUDIT_CATEGORY_ADMIN "admin"
+
 struct bp_config;
 struct bp_store;
 struct bp_audit_rec;
@@ -48,7 +55,7 @@ size_t bp_audit_depth(const struct bp_audit *a);
 void bp_audit_stop(struct bp_audit *a);
 
 /* Writes one administrative record now, on an open store (the CLI's): actor is the OS user
- * (actor_type "cli"), category "admin". action is a label like "Key created"; resource_id the
+ * (actor_type "cli"), category BP_AUDIT_CATEGORY_ADMIN. action is a label like "Key created"; resource_id the
  * object changed; instance_id may be NULL. */
 bp_err bp_audit_admin(struct bp_store *s, const char *action, const char *resource_id, const char *instance_id);
 

@@ -96,32 +96,23 @@ authenticate_key(const struct bp_tables *t, const char *tok, size_t len, int64_t
     return BP_OK;
 }
 
-bp_err
-bp_auth_authenticate(const struct bp_tables *t, const char *value, size_t len, size_t n_headers,
-                     int64_t now_s, const struct bp_cred **out, enum bp_auth_failure *why)
+bool
+bp_auth_is_credential(const char *text, size_t len)
 {
-    const struct bp_cred *c = NULL;
-    const char *tok;
-    size_t tok_len;
-    size_t i = 0;
-    bp_err rc;
+    if (text == NULL) {
+        return false;
+    }
+    if (has_prefix(text, len, BP_ACCESS_TOKEN_PREFIX)) {
+        return token_is_well_formed(text, len);
+    }
+    return bp_apikey_is_well_formed(text, len);
+}
 
-    if (n_headers == 0) {
-        return refuse(BP_ERR_AUTH_MISSING, BP_AUTH_FAIL_MISSING, NULL, out, why);
-    }
-    if (n_headers > 1) {
-        return refuse(BP_ERR_AUTH_INVALID_KEY, BP_AUTH_FAIL_UNKNOWN, NULL, out, why);
-    }
-    /* RFC 6750 §2.1: "Bearer" (case-insensitive scheme), one or more spaces, the token. */
-    if (len < 7 || !bp_str_ieq(value, 6, "bearer") || value[6] != ' ') {
-        return refuse(BP_ERR_AUTH_INVALID_KEY, BP_AUTH_FAIL_UNKNOWN, NULL, out, why);
-    }
-    i = 7;
-    while (i < len && value[i] == ' ') {
-        i++;
-    }
-    tok = value + i;
-    tok_len = len - i;
+/* The credential text itself, wherever it came from. */
+static bp_err
+authenticate_text(const struct bp_tables *t, const char *tok, size_t tok_len, int64_t now_s,
+                  const struct bp_cred **out, enum bp_auth_failure *why)
+{
     if (tok_len == 0) {
         return refuse(BP_ERR_AUTH_MISSING, BP_AUTH_FAIL_MISSING, NULL, out, why);
     }
@@ -130,9 +121,48 @@ bp_auth_authenticate(const struct bp_tables *t, const char *value, size_t len, s
         return refuse(BP_ERR_AUTH_INVALID_TOKEN, BP_AUTH_FAIL_UNKNOWN, NULL, out, why);
     }
     if (has_prefix(tok, tok_len, BP_ACCESS_TOKEN_PREFIX)) {
-        rc = authenticate_token(t, tok, tok_len, now_s, &c, why);
+        return authenticate_token(t, tok, tok_len, now_s, out, why);
+    }
+    return authenticate_key(t, tok, tok_len, now_s, out, why);
+}
+
+/* RFC 6750 §2.1: "Bearer" (case-insensitive scheme), one or more spaces, the token. */
+static bp_err
+authenticate_bearer(const struct bp_tables *t, const char *value, size_t len, size_t n_headers, int64_t now_s,
+                    const struct bp_cred **out, enum bp_auth_failure *why)
+{
+    size_t i;
+
+    if (n_headers > 1) {
+        return refuse(BP_ERR_AUTH_INVALID_KEY, BP_AUTH_FAIL_UNKNOWN, NULL, out, why);
+    }
+    if (len < 7 || !bp_str_ieq(value, 6, "bearer") || value[6] != ' ') {
+        return refuse(BP_ERR_AUTH_INVALID_KEY, BP_AUTH_FAIL_UNKNOWN, NULL, out, why);
+    }
+    i = 7;
+    while (i < len && value[i] == ' ') {
+        i++;
+    }
+    return authenticate_text(t, value + i, len - i, now_s, out, why);
+}
+
+bp_err
+bp_auth_authenticate(const struct bp_tables *t, const struct bp_auth_headers *h, int64_t now_s,
+                     const struct bp_cred **out, enum bp_auth_failure *why)
+{
+    const struct bp_cred *c = NULL;
+    bp_err rc;
+
+    if (h->n_authorization > 0) {
+        rc = authenticate_bearer(t, h->authorization, h->authorization_len, h->n_authorization, now_s, &c,
+                                 why);
+    } else if (h->n_blnk_key == 1 && bp_auth_is_credential(h->blnk_key, h->blnk_key_len)) {
+        /* DESIGN §2: the official Blnk SDKs send their key in X-Blnk-Key. Only the exact format of
+         * our own credentials counts, so a Core secret sent there is never looked up, and with
+         * several such headers none is chosen. */
+        rc = authenticate_text(t, h->blnk_key, h->blnk_key_len, now_s, &c, why);
     } else {
-        rc = authenticate_key(t, tok, tok_len, now_s, &c, why);
+        rc = refuse(BP_ERR_AUTH_MISSING, BP_AUTH_FAIL_MISSING, NULL, &c, why);
     }
     if (rc != BP_OK) {
         *out = c;
@@ -169,4 +199,26 @@ bp_auth_check_instance(const struct bp_cred *c, const char *id, size_t len)
         }
     }
     return BP_ERR_AUTH_INSTANCE;
+}
+
+bp_err
+bp_auth_implied_instance(const struct bp_cred *c, const char **out_id, const char **why)
+{
+    const char *reason;
+
+    if (c->instances != NULL && c->n_instances == 1) {
+        *out_id = c->instances[0];
+        return BP_OK;
+    }
+    if (c->instances == NULL) {
+        reason = "instance_id query parameter is required: this credential may use every instance";
+    } else if (c->n_instances == 0) {
+        reason = "instance_id query parameter is required: this credential may use no instance";
+    } else {
+        reason = "instance_id query parameter is required: this credential may use more than one instance";
+    }
+    if (why != NULL) {
+        *why = reason;
+    }
+    return BP_ERR_MISSING_INSTANCE_ID;
 }

@@ -7,6 +7,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 
 #include "lib/err.h"
 
@@ -80,6 +81,8 @@ int bp_cli__cmd_db(struct bp_cli_ctx *ctx, int argc, char **argv);
 int bp_cli__cmd_client(struct bp_cli_ctx *ctx, int argc, char **argv);   /* cmd_client.c */
 int bp_cli__cmd_operator(struct bp_cli_ctx *ctx, int argc, char **argv); /* cmd_operator.c */
 int bp_cli__cmd_audit(struct bp_cli_ctx *ctx, int argc, char **argv);    /* cmd_audit.c */
+/* Prints `audit`'s usage, its category list built from the route table (cmd_audit.c). */
+void bp_cli__audit_usage(FILE *f);
 
 /* Reads a secret given by a --X-file FILE flag (content without one trailing newline) or a
  * --X-env VAR flag into an allocated NUL-terminated buffer (*out, *out_len; wipe and free it

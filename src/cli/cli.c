@@ -91,35 +91,26 @@ static const char usage_operator[] =
     "Operators sign in on /oauth/authorize to approve apps. Passwords are hashed with Argon2id;\n"
     "they are read from a file or an environment variable, never from the command line.\n";
 
-static const char usage_audit[] =
-    "usage:\n"
-    "  blnkproxy audit list [--since T] [--until T] [--category C] [--instance ID]\n"
-    "                       [--credential ID] [--action A] [--status N|Nxx] [--limit N]\n"
-    "                       [--follow] [--json]\n"
-    "\n"
-    "T is RFC 3339 (2026-11-24T10:00:00Z) or relative to now (90s, 15m, 1h, 7d).\n"
-    "Categories: ledgers, balances, transactions, identities, reconciliation, metadata,\n"
-    "search, hooks, api_keys, admin. --json prints one JSON object per line. --follow keeps\n"
-    "printing new records until interrupted.\n";
-
 static const char usage_db[] =
     "usage:\n"
     "  blnkproxy db migrate   apply pending schema migrations\n";
 
-/* Command families: the word after `blnkproxy`, its usage text and its entry point. */
+/* Command families: the word after `blnkproxy`, its usage text (or a function that prints it,
+ * for usage built from data) and its entry point. */
 struct family {
     const char *name;
     const char *usage;
+    void (*print_usage)(FILE *f);
     int (*run)(struct bp_cli_ctx *ctx, int argc, char **argv);
 };
 
 static const struct family families[] = {
-    {"instance", usage_instance, bp_cli__cmd_instance},
-    {"key", usage_key, bp_cli__cmd_key},
-    {"client", usage_client, bp_cli__cmd_client},
-    {"operator", usage_operator, bp_cli__cmd_operator},
-    {"audit", usage_audit, bp_cli__cmd_audit},
-    {"db", usage_db, bp_cli__cmd_db},
+    {"instance", usage_instance, NULL, bp_cli__cmd_instance},
+    {"key", usage_key, NULL, bp_cli__cmd_key},
+    {"client", usage_client, NULL, bp_cli__cmd_client},
+    {"operator", usage_operator, NULL, bp_cli__cmd_operator},
+    {"audit", NULL, bp_cli__audit_usage, bp_cli__cmd_audit},
+    {"db", usage_db, NULL, bp_cli__cmd_db},
 };
 
 static const struct family *
@@ -142,7 +133,11 @@ bp_cli__usage(const char *family, bool to_stderr)
         fputs(usage_top, f);
     } else {
         const struct family *fam = find_family(family);
-        fputs(fam != NULL ? fam->usage : usage_top, f);
+        if (fam != NULL && fam->print_usage != NULL) {
+            fam->print_usage(f);
+        } else {
+            fputs(fam != NULL ? fam->usage : usage_top, f);
+        }
     }
 }
 

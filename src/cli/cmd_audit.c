@@ -5,11 +5,13 @@
 
 #include <jansson.h>
 
+#include "audit/audit.h"
 #include "cli/cli-int.h"
 #include "lib/alloc.h"
 #include "lib/bug.h"
 #include "lib/clock.h"
 #include "lib/str.h"
+#include "router/router.h"
 #include "store/store.h"
 
 /* `audit list`: reads the audit log (issue 4). Filters map one to one onto struct
@@ -25,6 +27,108 @@
 #define US_PER_S 1000000LL
 
 enum { F_SINCE, F_UNTIL, F_CATEGORY, F_INSTANCE, F_CREDENTIAL, F_ACTION, F_STATUS, F_LIMIT, F_FOLLOW, F_COUNT };
+
+/* ---- categories ---- */
+
+#define MAX_CATEGORIES 64
+
+/* The categories records get (issue 8): those of the route table, then the CLI's own. Static
+ * strings, each once. */
+static size_t
+known_categories(const char *out[MAX_CATEGORIES])
+{
+    size_t n = bp_route_categories(out, MAX_CATEGORIES - 1);
+
+    BP_BUG_ON(n > MAX_CATEGORIES - 1);
+    out[n++] = BP_AUDIT_CATEGORY_ADMIN;
+    return n;
+}
+
+/* "a, b, c" wrapped before width columns (0: never), continuation lines indented by two spaces;
+ * the first line already holds first_col columns. */
+static void
+print_list(FILE *f, const char *const *items, size_t n, size_t first_col, size_t width)
+{
+    size_t col = first_col;
+
+    for (size_t i = 0; i < n; i++) {
+        size_t len = strlen(items[i]) + (i + 1 < n ? 1 : 0);
+        if (i > 0 && width > 0 && col + 1 + len > width) {
+            fputs("\n  ", f);
+            col = 2;
+        } else if (i > 0) {
+            fputc(' ', f);
+            col++;
+        }
+        fprintf(f, "%s%s", items[i], i + 1 < n ? "," : "");
+        col += len;
+    }
+}
+
+void
+bp_cli__audit_usage(FILE *f)
+{
+    const char *cats[MAX_CATEGORIES];
+    size_t n = known_categories(cats);
+
+    fputs("usage:\n"
+          "  blnkproxy audit list [--since T] [--until T] [--category C] [--instance ID]\n"
+          "                       [--credential ID] [--action A] [--status N|Nxx] [--limit N]\n"
+          "                       [--follow] [--json]\n"
+          "\n"
+          "T is RFC 3339 (2026-11-24T10:00:00Z) or relative to now (90s, 15m, 1h, 7d).\n"
+          "Categories: ",
+          f);
+    print_list(f, cats, n, 12, 92);
+    fputs(".\n"
+          "  " BP_ROUTE_CATEGORY_CUSTOM ": an operator-added route that names none; " BP_AUDIT_CATEGORY_ADMIN
+          ": changes made with the\n"
+          "  CLI. A category an operator gives a route in the config file is accepted once it has\n"
+          "  records.\n"
+          "--action matches a record's action exactly. A route's label (\"Transaction created\") is\n"
+          "recorded only when the request was forwarded to Core; a request the proxy refused has\n"
+          "\"" BP_AUDIT_REFUSED_PREFIX "<label>\" instead. --json prints one JSON object per line.\n"
+          "--follow keeps printing new records until interrupted.\n",
+          f);
+}
+
+/* --category: one the route table or the CLI gives records, or one an operator's config route
+ * gave records already (the CLI does not read the server's config file). */
+static int
+check_category(struct bp_store *s, const char *category)
+{
+    const char *cats[MAX_CATEGORIES];
+    size_t n = known_categories(cats);
+    struct bp_audit_query q = {.category = category, .limit = 1};
+    struct bp_audit_rec *recs = NULL;
+    size_t found = 0;
+    const char *hint;
+    bp_err err;
+
+    for (size_t i = 0; i < n; i++) {
+        if (strcmp(cats[i], category) == 0) {
+            return BP_CLI_EXIT_OK;
+        }
+    }
+    err = bp_store_audit_query(s, &q, &recs, &found);
+    if (err != BP_OK) {
+        return bp_cli__store_fail(s, err, "audit log", "");
+    }
+    bp_audit_recs_free(recs, found);
+    if (found > 0) {
+        return BP_CLI_EXIT_OK;
+    }
+    hint = bp_str_nearest(category, cats, n);
+    fflush(stdout);
+    fprintf(stderr, "blnkproxy: unknown category \"%.40s\"", category);
+    if (hint != NULL) {
+        fprintf(stderr, " (did you mean \"%s\"?)", hint);
+    }
+    fputs("; categories: ", stderr);
+    print_list(stderr, cats, n, 200, 0);
+    fputs(", or one an operator gave a route in the config file once it has records\n", stderr);
+    return BP_CLI_EXIT_USAGE;
+}
 
 /* ---- argument parsing ---- */
 
@@ -490,6 +594,12 @@ audit_list(struct bp_cli_ctx *ctx, int argc, char **argv)
     rc = bp_cli__open_store(ctx, true, &s);
     if (rc != BP_CLI_EXIT_OK) {
         return rc;
+    }
+    if (q.category != NULL) {
+        rc = check_category(s, q.category);
+        if (rc != BP_CLI_EXIT_OK) {
+            goto done;
+        }
     }
     err = bp_store_audit_query(s, &q, &recs, &n);
     if (err != BP_OK) {

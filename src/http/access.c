@@ -115,6 +115,48 @@ dup_or_null(const char *s)
     return s != NULL ? bp_strdup(s) : NULL;
 }
 
+/* The route's action label when the request was forwarded (Core may have acted on it); what it
+ * attempted, marked "refused: …", when the proxy refused it; nothing for a read, or when the
+ * client left before it was forwarded (issue 8: a refusal never reads like a success). */
+static char *
+action_of(const struct bp_req *r)
+{
+    const char *label = r->route->action;
+    size_t plen = strlen(BP_AUDIT_REFUSED_PREFIX);
+    size_t llen;
+    char *out;
+
+    if (label == NULL) {
+        return NULL;
+    }
+    if (r->forwarded) {
+        return bp_strdup(label);
+    }
+    if (r->outcome == BP_OK || r->outcome == BP_ERR_CLIENT_CLOSED) {
+        return NULL;
+    }
+    llen = strlen(label);
+    out = bp_malloc(plen + llen + 1);
+    memcpy(out, BP_AUDIT_REFUSED_PREFIX, plen);
+    memcpy(out + plen, label, llen + 1);
+    return out;
+}
+
+/* The instance the request was for, or asked for when it was refused before one was found:
+ * only an id of the right shape is kept (DESIGN §2's check), so a record never holds arbitrary
+ * query bytes. */
+static char *
+instance_of(const struct bp_req *r)
+{
+    if (r->instance != NULL) {
+        return bp_strdup(r->instance->id);
+    }
+    if (r->asked_instance != NULL) {
+        return bp_strndup(r->asked_instance, r->asked_instance_len);
+    }
+    return NULL;
+}
+
 static struct bp_audit_rec *
 build_record(const struct bp_conn *c, const struct bp_req *r, const char *resp, size_t resp_len, int64_t total_us)
 {
@@ -130,11 +172,11 @@ build_record(const struct bp_conn *c, const struct bp_req *r, const char *resp, 
     } else {
         rec->actor_type = bp_strdup("anonymous");
     }
-    rec->instance_id = r->instance != NULL ? bp_strdup(r->instance->id) : NULL;
+    rec->instance_id = instance_of(r);
     rec->method = bp_strndup(h->method, h->method_len);
     if (r->route != NULL) {
         rec->route = bp_strdup(r->route->pattern);
-        rec->action = dup_or_null(r->route->action);
+        rec->action = action_of(r);
         rec->category = dup_or_null(r->route->category);
     }
     /* The Core path as asked (query excluded); for a request refused before its path was
@@ -225,7 +267,8 @@ bp_http__request_finished(struct bp_conn *c, struct bp_req *r, const char *resp,
             BP_LSTR("route", r->route ? r->route->pattern : NULL),
             BP_LSTR("instance", r->instance ? r->instance->id : NULL), BP_LSTR("credential", r->cred ? r->cred->id : NULL),
             BP_LINT("status", r->status), BP_LINT("upstream_status", r->upstream_status),
-            BP_LSTR("error", r->outcome != BP_OK ? bp_err_str(r->outcome) : NULL), BP_LSTR("peer", c->peer),
+            BP_LSTR("error", r->outcome != BP_OK ? bp_err_str(r->outcome) : NULL), BP_LSTR("reason", r->reason),
+            BP_LSTR("peer", c->peer),
             BP_LINT("bytes_in", r->body.len), BP_LINT("bytes_out", r->bytes_out), BP_LDBL("total_ms", total_us / 1000.0),
             BP_LDBL("upstream_ms", r->upstream_us / 1000.0));
     count(r, total_us);

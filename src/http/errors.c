@@ -1,9 +1,12 @@
 /* The only mapping from bp_err to DESIGN §2: status, error_detail.code, message and the
  * WWW-Authenticate header. Messages are fixed text: nothing from the request is echoed, so no
- * secret or attacker-chosen byte can reach an error body. */
+ * secret or attacker-chosen byte can reach an error body. A check that can say more than its
+ * code (which rule a path broke, why no instance is implied) passes a reason, also fixed text
+ * chosen by that check, which replaces the row's message (issue 8). */
 #include <stdio.h>
 #include <string.h>
 
+#include "core/log.h"
 #include "http/http-int.h"
 #include "lib/bug.h"
 
@@ -66,11 +69,13 @@ bp_http__error_code(bp_err rc)
 }
 
 void
-bp_http__respond_error(struct bp_conn *c, bp_err rc, unsigned needed_scope)
+bp_http__respond_refusal(struct bp_conn *c, bp_err rc, unsigned needed_scope, const char *reason)
 {
     const struct error_row *row = find_row(rc);
+    const char *text = reason != NULL ? reason : row->message;
     char headers[256];
-    char body[512];
+    char message[512];
+    char body[1280];
     int n;
 
     headers[0] = '\0';
@@ -83,10 +88,20 @@ bp_http__respond_error(struct bp_conn *c, bp_err rc, unsigned needed_scope)
     } else if (rc == BP_ERR_AUDIT_UNAVAILABLE) {
         snprintf(headers, sizeof(headers), "Retry-After: 1\r\n");
     }
+    /* Our own text, but it may hold a quote or a backslash: it goes out as a JSON string. */
+    bp_json_escape(message, sizeof(message), text, strlen(text));
     n = snprintf(body, sizeof(body), "{\"error\":\"%s\",\"error_detail\":{\"code\":\"%s\",\"message\":\"%s\"}}",
-                 row->message, row->code, row->message);
+                 message, row->code, message);
+    BP_BUG_ON(n < 0 || (size_t)n >= sizeof(body));
     if (c->req != NULL) {
         c->req->outcome = rc;
+        c->req->reason = reason;
     }
     bp_http__respond(c, row->status, headers, "application/json", body, (size_t)n, false);
+}
+
+void
+bp_http__respond_error(struct bp_conn *c, bp_err rc, unsigned needed_scope)
+{
+    bp_http__respond_refusal(c, rc, needed_scope, NULL);
 }

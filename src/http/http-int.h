@@ -137,6 +137,10 @@ struct bp_req {
     int64_t upstream_us;
     uint64_t bytes_out;
     bp_err outcome;
+    const char *reason;         /* static text saying why outcome, for the client and the log; or NULL */
+    const char *asked_instance; /* the well-formed instance id asked for, or implied (for the audit log) */
+    size_t asked_instance_len;
+    bool forwarded;             /* handed to the upstream client: Core may have acted on it */
     enum bp_auth_failure auth_failure;
     struct bp_oauth_job *oauth_job; /* in flight on an OAuth thread; it reads this request */
     bool audit_reserved;        /* holds a place in the audit queue (bp_http__audit_reserve) */
@@ -190,6 +194,10 @@ void bp_http__drain_check(struct bp_worker *w);
 
 /* errors.c: DESIGN §2 error responses. needed_scope is used for 403 scope errors. */
 void bp_http__respond_error(struct bp_conn *c, bp_err rc, unsigned needed_scope);
+/* The same, with a fixed reason (static text that never quotes the request, may be NULL for the
+ * code's usual message) as error_detail.message; it is also kept in c->req->reason for the
+ * access log. */
+void bp_http__respond_refusal(struct bp_conn *c, bp_err rc, unsigned needed_scope, const char *reason);
 /* The status an error maps to (for logging). */
 int bp_http__error_status(bp_err rc);
 /* The error_detail.code an error maps to (for the audit log). */

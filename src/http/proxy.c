@@ -20,19 +20,80 @@
 
 #define PROXY_PREFIX_LEN 6 /* "/proxy" */
 
+/* Why a request without a usable credential was refused, when it sent an X-Blnk-Key that was not
+ * one: the official SDKs send their key there, so their users most need to know what happened. */
+#define X_BLNK_KEY_NOT_CREDENTIAL                                                                            \
+    "API key is required: X-Blnk-Key does not hold a blnkproxy API key or access token; send "               \
+    "Authorization: Bearer <key>"
+
+static bp_err
+authenticate(struct bp_req *r)
+{
+    const struct bp_http_header *authz;
+    const struct bp_http_header *blnk_key;
+    struct bp_auth_headers ah = {0};
+    bp_err rc;
+
+    authz = bp_http_head_find(&r->head, "Authorization", &ah.n_authorization);
+    blnk_key = bp_http_head_find(&r->head, "X-Blnk-Key", &ah.n_blnk_key);
+    if (authz != NULL) {
+        ah.authorization = authz->value;
+        ah.authorization_len = authz->value_len;
+    }
+    if (blnk_key != NULL) {
+        ah.blnk_key = blnk_key->value;
+        ah.blnk_key_len = blnk_key->value_len;
+    }
+    rc = bp_auth_authenticate(r->tables, &ah, bp_clock_wall_s(), &r->cred, &r->auth_failure);
+    if (rc == BP_ERR_AUTH_MISSING && ah.n_authorization == 0 && ah.n_blnk_key > 0) {
+        r->reason = X_BLNK_KEY_NOT_CREDENTIAL;
+    }
+    return rc;
+}
+
+/* The instance the request is for: its instance_id, or the one its credential implies. */
+static bp_err
+resolve_instance(struct bp_req *r, const char *id, size_t id_len)
+{
+    bp_err rc;
+
+    if (id == NULL) {
+        rc = bp_auth_implied_instance(r->cred, &id, &r->reason);
+        if (rc != BP_OK) {
+            return rc;
+        }
+        id_len = strlen(id);
+        r->asked_instance = id;
+        r->asked_instance_len = id_len;
+    }
+    r->instance = bp_tables_find_instance(r->tables, id, id_len);
+    if (r->instance == NULL || !r->instance->enabled) {
+        r->instance = NULL;
+        return BP_ERR_UNKNOWN_INSTANCE;
+    }
+    return bp_auth_check_instance(r->cred, id, id_len);
+}
+
+/* DESIGN §2 order. A refusal that has more to say than its code leaves a fixed reason in
+ * r->reason (never request bytes). */
 static bp_err
 check_head(struct bp_req *r)
 {
     const struct bp_http_head *h = &r->head;
-    const struct bp_http_header *authz;
-    size_t n_authz = 0;
     const char *id = NULL;
+    const char *query_why = NULL;
     size_t id_len = 0;
+    bp_err query_rc;
     bp_err rc;
 
-    authz = bp_http_head_find(h, "Authorization", &n_authz);
-    rc = bp_auth_authenticate(r->tables, authz ? authz->value : NULL, authz ? authz->value_len : 0, n_authz,
-                              bp_clock_wall_s(), &r->cred, &r->auth_failure);
+    /* The query is read first so that every refusal's audit record can name the instance it
+     * asked for (issue 8); its verdict only counts at its place in the order below. */
+    query_rc = bp_query_take_instance_id(h->query, h->query_len, &id, &id_len, &r->fwd_query, &query_why);
+    if (query_rc == BP_OK && id != NULL && bp_instance_id_is_valid(id, id_len)) {
+        r->asked_instance = id;
+        r->asked_instance_len = id_len;
+    }
+    rc = authenticate(r);
     if (rc != BP_OK) {
         return rc;
     }
@@ -40,9 +101,10 @@ check_head(struct bp_req *r)
     r->core_path_len = h->path_len - PROXY_PREFIX_LEN;
     /* A '#' would start a fragment for curl and silently cut the URL we send to Core. */
     if (memchr(h->target, '#', h->target_len) != NULL) {
+        r->reason = "'#' in the request target: percent-encode it as %23";
         return BP_ERR_MALFORMED;
     }
-    rc = bp_path_check(r->core_path, r->core_path_len);
+    rc = bp_path_check(r->core_path, r->core_path_len, &r->reason);
     if (rc != BP_OK) {
         return rc;
     }
@@ -54,19 +116,15 @@ check_head(struct bp_req *r)
     if (rc != BP_OK) {
         return rc;
     }
-    rc = bp_query_take_instance_id(h->query, h->query_len, &id, &id_len, &r->fwd_query);
-    if (rc != BP_OK) {
-        return rc;
+    if (query_rc != BP_OK) {
+        r->reason = query_why;
+        return query_rc;
     }
-    if (!bp_instance_id_is_valid(id, id_len)) {
+    if (id != NULL && !bp_instance_id_is_valid(id, id_len)) {
+        r->reason = BP_INSTANCE_ID_SHAPE_REASON;
         return BP_ERR_MALFORMED;
     }
-    r->instance = bp_tables_find_instance(r->tables, id, id_len);
-    if (r->instance == NULL || !r->instance->enabled) {
-        r->instance = NULL;
-        return BP_ERR_UNKNOWN_INSTANCE;
-    }
-    return bp_auth_check_instance(r->cred, id, id_len);
+    return resolve_instance(r, id, id_len);
 }
 
 void
@@ -80,7 +138,7 @@ bp_http__proxy_head(struct bp_conn *c)
     BP_BUG_ON(r->tables == NULL); /* serve publishes the tables before it accepts */
     rc = check_head(r);
     if (rc != BP_OK) {
-        bp_http__respond_error(c, rc, r->route ? r->route->scope : 0);
+        bp_http__respond_refusal(c, rc, r->route ? r->route->scope : 0, r->reason);
         return;
     }
     BP_BUG_ON(r->cred == NULL || r->instance == NULL);
@@ -205,9 +263,13 @@ bp_http__proxy_body_done(struct bp_conn *c)
             .body = r->body.data,
             .body_len = r->body.len,
             .ca_file = r->instance->ca_file,
+            .request_id = r->request_id,
+            .instance_id = r->instance->id,
         };
         /* libcurl copies the method, URL and header lines while setting up the transfer. */
         rc = bp_upstream_send(c->worker->upstream, &up, upstream_done, c, &r->xfer);
+        /* From here Core may act on it: the audit record names the action (issue 8). */
+        r->forwarded = rc == BP_OK;
     }
     bp_free(lines);
     bp_wipe(hdr_store.data, hdr_store.len); /* it held the instance's Core secret */

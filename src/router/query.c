@@ -38,8 +38,11 @@ param_is_instance_id(const char *param, size_t n, size_t *out_value_off)
     return true;
 }
 
-/* Finds the one instance_id parameter. BP_ERR_MISSING_INSTANCE_ID when there is none,
- * BP_ERR_MALFORMED when there are several (which one would Core-side logs believe?). */
+#define REPEATED "instance_id given more than once"
+#define EMPTY "instance_id is empty: give the id of an instance"
+
+/* Finds the one instance_id parameter. BP_ERR_NOT_FOUND when there is none, BP_ERR_MALFORMED
+ * when there are several (which one would Core-side logs believe?). */
 static bp_err
 find_param(const char *q, size_t len, struct found *out)
 {
@@ -64,15 +67,39 @@ find_param(const char *q, size_t len, struct found *out)
         start = end + 1;
     }
     if (seen == 0) {
-        return BP_ERR_MISSING_INSTANCE_ID;
+        return BP_ERR_NOT_FOUND;
     }
     *out = f;
     return BP_OK;
 }
 
+static bp_err
+refuse(bp_err rc, const char *reason, const char **why)
+{
+    if (why != NULL) {
+        *why = reason;
+    }
+    return rc;
+}
+
+/* No instance_id: the query goes to Core whole (the credential may imply the instance). */
+static bp_err
+forward_whole(const char *q, size_t len, const char **out_id, size_t *out_id_len, struct bp_buf *out_forward)
+{
+    if (len > 0) {
+        bp_err rc = bp_buf_append(out_forward, q, len);
+        if (rc != BP_OK) {
+            return rc;
+        }
+    }
+    *out_id = NULL;
+    *out_id_len = 0;
+    return BP_OK;
+}
+
 bp_err
 bp_query_take_instance_id(const char *q, size_t len, const char **out_id, size_t *out_id_len,
-                          struct bp_buf *out_forward)
+                          struct bp_buf *out_forward, const char **why)
 {
     struct found f;
     size_t cut_start;
@@ -82,14 +109,18 @@ bp_query_take_instance_id(const char *q, size_t len, const char **out_id, size_t
     bp_err rc;
 
     if (q == NULL || len == 0) {
-        return BP_ERR_MISSING_INSTANCE_ID;
+        return forward_whole(q, 0, out_id, out_id_len, out_forward);
     }
     rc = find_param(q, len, &f);
+    if (rc == BP_ERR_NOT_FOUND) {
+        return forward_whole(q, len, out_id, out_id_len, out_forward);
+    }
     if (rc != BP_OK) {
-        return rc;
+        return refuse(rc, REPEATED, why);
     }
     if (f.value_start == f.end) {
-        return BP_ERR_MISSING_INSTANCE_ID; /* "instance_id" or "instance_id=" */
+        /* "instance_id" or "instance_id=": given, so not implied, but naming nothing. */
+        return refuse(BP_ERR_MISSING_INSTANCE_ID, EMPTY, why);
     }
 
     /* Remove the parameter and one '&' next to it: the following one when there is one, else

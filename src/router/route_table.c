@@ -31,7 +31,7 @@ pattern_problem(const char *p)
     if (len == 0 || p[0] != '/') {
         return "must start with '/'";
     }
-    if (bp_path_check(p, len) != BP_OK) {
+    if (bp_path_check(p, len, NULL) != BP_OK) {
         return "not a valid path (empty or dot segments, encoded or control characters)";
     }
     for (const char *seg = p; seg != NULL; seg = strchr(seg + 1, '/')) {
@@ -124,7 +124,7 @@ bp_route_table_build(const char *const *remove, size_t n_remove, const struct bp
         r->pattern = s->pattern;
         r->group = "config";
         r->action = s->action;
-        r->category = s->category != NULL ? s->category : "custom";
+        r->category = s->category != NULL ? s->category : BP_ROUTE_CATEGORY_CUSTOM;
         r->rewrite = BP_REWRITE_NONE;
         r->large_body = s->large_body;
         n++;

@@ -1,5 +1,7 @@
 #include "router/router.h"
 
+#include <string.h>
+
 #include "lib/bug.h"
 
 /*
@@ -93,4 +95,35 @@ bp_routes_builtin(size_t *out_count)
 {
     *out_count = BP_ARRAY_LEN(builtin);
     return builtin;
+}
+
+static bool
+seen_before(size_t row)
+{
+    for (size_t k = 0; k < row; k++) {
+        if (strcmp(builtin[k].category, builtin[row].category) == 0) {
+            return true;
+        }
+    }
+    return false;
+}
+
+size_t
+bp_route_categories(const char **out, size_t cap)
+{
+    size_t n = 0;
+
+    for (size_t i = 0; i < BP_ARRAY_LEN(builtin); i++) {
+        if (seen_before(i)) {
+            continue;
+        }
+        if (n < cap) {
+            out[n] = builtin[i].category;
+        }
+        n++;
+    }
+    if (n < cap) {
+        out[n] = BP_ROUTE_CATEGORY_CUSTOM;
+    }
+    return n + 1;
 }

@@ -27,7 +27,8 @@
  *   The body itself is POSTFIELDS (borrowed): curl writes a small one together with the header
  *   block, one send() instead of two and no wait for the socket to become writable again.
  * - The request headers carry Core's secret (X-Blnk-Key): they are never logged. Failure logs
- *   name only the method, the host and curl's code and message.
+ *   name only the request id and instance the caller gave, the method, the host and curl's code
+ *   and message.
  * - Metrics: every failed transfer that reaches its callback is counted once by kind
  *   (bp_metrics_upstream_error); cancelled ones are not. Sockets to Core are opened and closed
  *   through our own socket callbacks, so blnkproxy_upstream_connections follows curl's
@@ -76,6 +77,8 @@ struct bp_upstream_xfer {
     /* Copies, for the failure log: the caller's strings may be gone once send returns. */
     char *method;
     char *url;
+    char *request_id;    /* may be NULL */
+    char *instance_id;   /* may be NULL */
     int n_attempts;      /* times curl was about to send a request with a body */
     bool resend_refused; /* a second attempt was stopped */
 
@@ -207,6 +210,8 @@ xfer_free(struct bp_upstream_xfer *x)
     resp_headers_clear(x);
     bp_free(x->method);
     bp_free(x->url);
+    bp_free(x->request_id);
+    bp_free(x->instance_id);
     bp_free(x->resp.headers);
     x->resp.headers = NULL;
     bp_buf_cleanup(&x->resp.body);
@@ -554,8 +559,10 @@ log_failure(struct bp_upstream_xfer *x, bp_err rc, CURLcode code)
     if (h != NULL && curl_url_set(h, CURLUPART_URL, x->url, 0) == CURLUE_OK) {
         curl_url_get(h, CURLUPART_HOST, &host, 0);
     }
-    BP_WARN("upstream request failed", BP_LSTR("error", bp_err_str(rc)), BP_LSTR("method", x->method),
-            BP_LSTR("host", host), BP_LINT("curl_code", code), BP_LSTR("curl_error", detail));
+    BP_WARN("upstream request failed", BP_LSTR("request_id", x->request_id),
+            BP_LSTR("instance", x->instance_id), BP_LSTR("error", bp_err_str(rc)),
+            BP_LSTR("method", x->method), BP_LSTR("host", host), BP_LINT("curl_code", code),
+            BP_LSTR("curl_error", detail));
     curl_free(host);
     curl_url_cleanup(h);
 }
@@ -1191,6 +1198,8 @@ bp_upstream_send(struct bp_upstream *u, const struct bp_upstream_req *req, bp_up
     x->arg = arg;
     x->method = bp_strdup(req->method);
     x->url = bp_strdup(req->url);
+    x->request_id = req->request_id != NULL ? bp_strdup(req->request_id) : NULL;
+    x->instance_id = req->instance_id != NULL ? bp_strdup(req->instance_id) : NULL;
     bp_buf_init(&x->resp.body, u->opts.max_response_bytes);
     x->easy = curl_easy_init();
     if (x->easy == NULL) {

@@ -46,6 +46,10 @@ struct bp_upstream_req {
     const char *body;
     size_t body_len;
     const char *ca_file;           /* NULL: system CA store */
+    /* For the failure log line only, so an operator can find the request and the Core it was
+     * for (may be NULL; copied). */
+    const char *request_id;
+    const char *instance_id;
 };
 
 struct bp_upstream_header {
@@ -68,9 +72,9 @@ struct bp_upstream_resp {
 /* rc is BP_OK with resp set (any status, including 4xx/5xx), or BP_ERR_UPSTREAM_UNREACHABLE
  * (connect refused/failed, DNS, reset, TLS failure, malformed response, URL curl refused) or
  * BP_ERR_UPSTREAM_TIMEOUT (connect or total timeout) or BP_ERR_UPSTREAM_TOO_LARGE, with resp
- * NULL. Failures are logged here (warn: method, host, curl code and message). Runs exactly once
- * per successful send, never from inside bp_upstream_send. It may call bp_upstream_send,
- * bp_upstream_cancel on other transfers, and bp_upstream_free. */
+ * NULL. Failures are logged here (warn: request_id, instance, method, host, curl code and
+ * message). Runs exactly once per successful send, never from inside bp_upstream_send. It may
+ * call bp_upstream_send, bp_upstream_cancel on other transfers, and bp_upstream_free. */
 typedef void (*bp_upstream_cb)(void *arg, bp_err rc, const struct bp_upstream_resp *resp);
 
 bp_err bp_upstream_new(struct event_base *base, const struct bp_upstream_opts *opts,

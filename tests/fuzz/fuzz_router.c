@@ -58,8 +58,12 @@ fuzz_path(const char *path, size_t len)
 {
     size_t n;
     const struct bp_route *table = bp_routes_builtin(&n);
-    bool checked = bp_path_check(path, len) == BP_OK;
+    const char *why = NULL;
+    bool checked = bp_path_check(path, len, &why) == BP_OK;
     size_t m;
+
+    /* A refusal always says why; an acceptance never does. */
+    BP_BUG_ON(checked != (why == NULL));
 
     for (m = 0; m < BP_ARRAY_LEN(methods); m++) {
         const struct bp_route *r = bp_route_match(table, n, methods[m], strlen(methods[m]), path, len);
@@ -85,14 +89,23 @@ fuzz_query(const char *q, size_t len)
     struct bp_buf fwd;
     const char *id = NULL;
     size_t id_len = 0;
+    const char *why = NULL;
     size_t removed;
     bp_err rc;
 
     bp_buf_init(&fwd, len + 1);
-    rc = bp_query_take_instance_id(q, len, &id, &id_len, &fwd);
+    rc = bp_query_take_instance_id(q, len, &id, &id_len, &fwd, &why);
     if (rc != BP_OK) {
         BP_BUG_ON(fwd.len != 0);
         BP_BUG_ON(rc != BP_ERR_MISSING_INSTANCE_ID && rc != BP_ERR_MALFORMED);
+        BP_BUG_ON(why == NULL);
+        bp_buf_cleanup(&fwd);
+        return;
+    }
+    BP_BUG_ON(why != NULL);
+    if (id == NULL) {
+        /* No instance_id parameter: the whole query is forwarded as it came. */
+        BP_BUG_ON(id_len != 0 || fwd.len != len || (len > 0 && memcmp(fwd.data, q, len) != 0));
         bp_buf_cleanup(&fwd);
         return;
     }

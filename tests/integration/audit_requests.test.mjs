@@ -97,7 +97,8 @@ describe('one correct record per request and per change', () => {
         // 403: scope (a read key writing), instance (a key restricted to the other instance).
         await send('POST', w.p('/ledgers'), bearer(w.keys.read.key), { name: marker }, {
             actor_type: 'api_key', actor_id: w.keys.read.id, actor_name: 'reader', status: 403, core_status: 0,
-            resource_id: null, category: 'ledgers', action: 'Ledger created', path: '/ledgers',
+            resource_id: null, category: 'ledgers', action: 'refused: Ledger created', path: '/ledgers',
+            instance_id: w.inst.id,
         });
         await send('GET', w.p('/ledgers'), bearer(w.keys.otherOnly.key), undefined, {
             actor_type: 'api_key', actor_id: w.keys.otherOnly.id, actor_name: 'other-only', status: 403, core_status: 0,

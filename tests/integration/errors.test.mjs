@@ -27,6 +27,7 @@ let db;
 let proxy;
 let inst; // enabled, points at core
 let other; // a second enabled instance
+let otherSecret;
 let disabled;
 let dead; // URL on a closed port
 let K; // keys
@@ -36,7 +37,8 @@ before(async () => {
     core = await startFakeCore();
     db = tmpDb();
     inst = makeInstance(db, core.url, { secret: `core_secret_${randomHex(8)}` });
-    other = makeInstance(db, core.url, { secret: `core_secret_${randomHex(8)}` });
+    otherSecret = `core_secret_${randomHex(8)}`;
+    other = makeInstance(db, core.url, { secret: otherSecret });
     disabled = makeInstance(db, core.url, { secret: `core_secret_${randomHex(8)}` });
     assert.equal(cli(['instance', 'disable', disabled.id], { db }).code, 0);
     dead = makeInstance(db, `http://127.0.0.1:${await closedPort()}`, { secret: 'x' });
@@ -45,6 +47,7 @@ before(async () => {
         read: makeKey(db, { scopes: ['proxy:read'] }),
         write: makeKey(db, { scopes: ['proxy:write'] }),
         onlyOther: makeKey(db, { scopes: ['*'], instances: [other.id] }),
+        two: makeKey(db, { scopes: ['*'], instances: [inst.id, other.id] }),
         revoked: makeKey(db, { scopes: ['*'] }),
         expiring: makeKey(db, { scopes: ['*'], expiresIn: '1s' }),
     };
@@ -138,6 +141,15 @@ test('403 AUTH_INSUFFICIENT_PERMISSIONS for an instance outside the key\'s restr
     const ok = await req(proxy.port, 'GET', P('/ledgers', other.id), { headers: bearer(K.onlyOther.key) });
     assert.equal(ok.status, 200, ok.text);
     assert.equal(core.requests.length, 1);
+});
+
+test('no instance_id with a key restricted to one instance: that instance (DESIGN §2)', async () => {
+    core.reset();
+    const res = await req(proxy.port, 'GET', '/proxy/ledgers?a=1', { headers: bearer(K.onlyOther.key) });
+    assert.equal(res.status, 200, res.text);
+    assert.equal(core.requests.length, 1);
+    assert.equal(core.requests[0].rawPath, '/ledgers?a=1', 'the query reaches Core whole');
+    assert.equal(core.requests[0].headers['x-blnk-key'], otherSecret, "the implied instance's secret");
 });
 
 test('400 GEN_MISSING_PARAMETER without instance_id', async () => {
@@ -315,8 +327,11 @@ test('check order: instance_id syntax, then instance known, then instance allowe
         // restricted key + malformed id → 400
         let res = await req(proxy.port, 'GET', P('/ledgers', 'bogus'), { headers: bearer(K.onlyOther.key) });
         assertError(res, 400, 'GEN_MALFORMED_REQUEST');
-        // restricted key + missing id → 400 missing
-        res = await req(proxy.port, 'GET', '/proxy/ledgers', { headers: bearer(K.onlyOther.key) });
+        // key restricted to two instances + missing id → 400 missing (one instance would be implied)
+        res = await req(proxy.port, 'GET', '/proxy/ledgers', { headers: bearer(K.two.key) });
+        assertError(res, 400, 'GEN_MISSING_PARAMETER');
+        // restricted key + instance_id present but empty → 400 missing, not implied
+        res = await req(proxy.port, 'GET', '/proxy/ledgers?instance_id=', { headers: bearer(K.onlyOther.key) });
         assertError(res, 400, 'GEN_MISSING_PARAMETER');
         // restricted key + unknown instance → 404 (known before allowed)
         res = await req(proxy.port, 'GET', P('/ledgers', UNKNOWN_INSTANCE), { headers: bearer(K.onlyOther.key) });

@@ -1,15 +1,25 @@
 // The official Blnk TypeScript SDK (@blnkfinance/blnk-typescript 1.3.0, from npm) works through
-// blnkproxy unchanged: the SDK only gets a base URL ending in /proxy/ and a fetch function that adds
-// `instance_id` and the proxy credential. The fake Core must see what Core would see from the SDK
-// directly (DESIGN §2) plus the transaction defaults (§4), and the SDK must get Core's answers back.
+// blnkproxy exactly as its users set it up (issue 8 item 2, DESIGN §2):
+//
+//     const blnk = BlnkInit(process.env.BLNKPROXY_KEY, { baseUrl: 'http://host:8080/proxy/' });
+//
+// The SDK sends that key in X-Blnk-Key and cannot add instance_id to its URLs. The proxy takes a
+// value of X-Blnk-Key that has the exact format of one of its credentials as the credential
+// (when there is no Authorization header), never forwards it, and uses the credential's only
+// instance when instance_id is absent. Only BlnkInit and the SDK's public calls are used here:
+// no deep imports, no fetch of our own. Each case states what the SDK sent, what the fake Core
+// received (DESIGN §2: the instance's Core secret as X-Blnk-Key, never the proxy credential) and
+// what the SDK got back.
 //
 // The SDK is a dev dependency of tests/integration (package.json / package-lock.json); CI installs
 // it with `npm ci --prefix tests/integration`. Without it this file fails, on purpose.
 import assert from 'node:assert/strict';
 import { createRequire } from 'node:module';
-import { after, before, test } from 'node:test';
+import { after, before, describe, test } from 'node:test';
 
-import { req, setupWorld } from './lib/harness.mjs';
+import { startFakeCore } from './lib/fake_core.mjs';
+import { token } from './lib/oauth_flow.mjs';
+import { cli, makeInstance, makeKey, randomHex, startProxy, tmpDb } from './lib/harness.mjs';
 
 const SDK = '@blnkfinance/blnk-typescript';
 const SDK_VERSION = '1.3.0';
@@ -17,23 +27,7 @@ const require = createRequire(import.meta.url);
 
 function loadSdk() {
     try {
-        const pkg = require(`${SDK}/package.json`);
-        const dist = `${SDK}/dist/src`;
-        return {
-            version: pkg.version,
-            BlnkInit: require(SDK).BlnkInit,
-            // BlnkInit hard-wires globalThis.fetch; the Blnk class it wraps takes the fetch function
-            // as its fifth argument ("thirdPartyRequest"), which is how an app would inject one.
-            Blnk: require(`${dist}/blnk/endpoints/baseBlnkClient.js`).Blnk,
-            FormatResponse: require(`${dist}/blnk/utils/httpClient.js`).FormatResponse,
-            services: {
-                Ledgers: require(`${dist}/blnk/endpoints/ledgers.js`).Ledgers,
-                LedgerBalances: require(`${dist}/blnk/endpoints/ledgerBalances.js`).LedgerBalances,
-                Transactions: require(`${dist}/blnk/endpoints/transactions.js`).Transactions,
-                Metadata: require(`${dist}/blnk/endpoints/metadata.js`).Metadata,
-                Identity: require(`${dist}/blnk/endpoints/identity.js`).Identity,
-            },
-        };
+        return { version: require(`${SDK}/package.json`).version, BlnkInit: require(SDK).BlnkInit };
     } catch (e) {
         return { error: e };
     }
@@ -53,101 +47,84 @@ if (sdk.error) {
     defineTests();
 }
 
-/** A logger for the SDK that keeps its lines for failure messages instead of printing them. */
+/** The SDK's logger option, keeping its lines for failure messages instead of printing them. */
 function collectingLogger() {
     const lines = [];
     const keep = (level) => (message, ...meta) => lines.push(`${level}: ${message} ${meta.length ? JSON.stringify(meta) : ''}`);
-    return { lines, logger: { info: keep('info'), error: keep('error'), debug: keep('debug') } };
-}
-
-/**
- * Removes one member matched by `re` (the bytes the proxy inserted) and the comma that joined it,
- * so what is left can be compared byte for byte with what the SDK sent.
- */
-function removeInsertedMember(text, re, what) {
-    const all = [...text.matchAll(new RegExp(re.source, 'g'))];
-    assert.equal(all.length, 1, `exactly one inserted ${what} in ${text}`);
-    const m = all[0];
-    let start = m.index;
-    let end = m.index + m[0].length;
-    const following = /^\s*,\s*/.exec(text.slice(end));
-    if (following) {
-        end += following[0].length;
-    } else {
-        const preceding = /\s*,\s*$/.exec(text.slice(0, start));
-        assert.ok(preceding, `inserted ${what} is joined by a comma in ${text}`);
-        start -= preceding[0].length;
-    }
-    return { rest: text.slice(0, start) + text.slice(end), match: m };
+    return { lines, logger: { info: keep('info'), error: keep('error'), debug: keep('debug'), warn: keep('warn') } };
 }
 
 function defineTests() {
-    const { Blnk, FormatResponse, services } = sdk;
-    // What the SDK itself sends as X-Blnk-Key; the proxy must drop it and send the instance's secret.
-    const SDK_API_KEY = 'sdk-side-x-blnk-key-must-not-reach-core';
-    let w;
-    const state = { sdkKeyCalls: 0 };
+    const { BlnkInit } = sdk;
+    const w = {};
+    // Every credential and secret the tests used, for the log check at the end.
+    const secrets = [];
 
     before(async () => {
-        w = await setupWorld({
-            secret: 'core_master_secret_for_sdk_test',
-            keys: { sdk: ['proxy:read', 'proxy:write'], reader: ['proxy:read'] },
-        });
+        w.core = await startFakeCore();
+        // Core's own health answer (the SDK documents data.status === 'UP').
+        w.core.setHandler((rec) => (rec.path === '/health' ? { status: 200, body: { status: 'UP' } } : undefined));
+        w.db = tmpDb();
+        w.secretA = `core_master_a_${randomHex(12)}`;
+        w.secretB = `core_master_b_${randomHex(12)}`;
+        w.A = makeInstance(w.db, w.core.url, { secret: w.secretA, name: 'a' });
+        w.B = makeInstance(w.db, w.core.url, { secret: w.secretB, name: 'b' });
+        w.keys = {
+            single: makeKey(w.db, { scopes: ['proxy:read', 'proxy:write'], instances: [w.A.id], name: 'sdk-app' }),
+            other: makeKey(w.db, { scopes: ['proxy:read', 'proxy:write'], instances: [w.A.id], name: 'other-app' }),
+            onlyB: makeKey(w.db, { scopes: ['*'], instances: [w.B.id], name: 'only-b' }),
+            reader: makeKey(w.db, { scopes: ['proxy:read'], instances: [w.A.id], name: 'reader' }),
+            two: makeKey(w.db, { scopes: ['*'], instances: [w.A.id, w.B.id], name: 'two-instances' }),
+            every: makeKey(w.db, { scopes: ['*'], name: 'every-instance' }),
+        };
+        const c = cli(['client', 'create', '--name', 'sdk-oauth-app', '--scopes', 'proxy:read,proxy:write', '--instances', w.A.id], { db: w.db });
+        assert.equal(c.code, 0, c.stderr);
+        w.client = { id: c.json.client_id, secret: c.json.client_secret };
+        secrets.push(w.secretA, w.secretB, w.client.secret, ...Object.values(w.keys).map((k) => k.key));
+        w.proxy = await startProxy({ db: w.db });
     });
 
     after(async () => {
-        await w?.close();
+        await w.proxy?.stop();
+        await w.core?.close();
     });
 
-    /**
-     * An SDK client pointed at the proxy. `calls` records what the SDK handed to fetch (before the
-     * wrapper touched it), to compare with what the fake Core received.
-     */
+    /** An SDK client set up the way its README says, pointed at the proxy. */
     function client(key) {
-        const calls = [];
         const log = collectingLogger();
-        const fetchViaProxy = (url, init) => {
-            calls.push({ url, method: init.method, headers: { ...init.headers }, body: init.body });
-            if (key === w.keys.sdk.key) {
-                state.sdkKeyCalls++;
-            }
-            const sep = url.includes('?') ? '&' : '?';
-            const proxied = `${url}${sep}instance_id=${encodeURIComponent(w.instance.id)}`;
-            return fetch(proxied, { ...init, headers: { ...init.headers, Authorization: `Bearer ${key}` } });
-        };
-        const blnk = new Blnk(
-            SDK_API_KEY,
-            { baseUrl: `${w.proxy.url}/proxy/`, logger: log.logger, timeout: 10000 },
-            services,
-            FormatResponse,
-            fetchViaProxy,
-        );
-        return { blnk, calls, log };
+        const blnk = BlnkInit(key, { baseUrl: `${w.proxy.url}/proxy/`, logger: log.logger });
+        return { blnk, log };
     }
 
-    /** One SDK call → exactly one Core request; checks what the proxy did to it on the way. */
-    function forwarded(c, { method, path, query = null }) {
-        assert.equal(w.core.requests.length, 1, `Core got exactly one request; SDK log: ${c.log.lines.join('\n')}`);
-        assert.equal(c.calls.length, 1, 'the SDK made exactly one fetch call');
+    /**
+     * One SDK call reached Core exactly once, as DESIGN §2 says: method, path and query as the SDK
+     * built them (no instance_id was ever there), the instance's Core secret as the only
+     * X-Blnk-Key, no Authorization, and no proxy credential in any header.
+     */
+    function atCore(c, { method, path, query = null, secret = w.secretA }) {
+        assert.equal(w.core.requests.length, 1, `Core got exactly one request; SDK log:\n${c.log.lines.join('\n')}`);
         const rec = w.core.requests[0];
-        const sent = c.calls[0];
-        assert.equal(sent.method, method, 'SDK method');
-        assert.equal(sent.url, `${w.proxy.url}/proxy${path}${query === null ? '' : `?${query}`}`, 'SDK URL');
         assert.equal(rec.method, method, 'method at Core');
         assert.equal(rec.path, path, 'path at Core');
-        assert.equal(rec.query, query, 'query at Core (instance_id removed, the rest as sent)');
+        assert.equal(rec.query, query, 'query at Core, as the SDK sent it');
         assert.equal(rec.headerCount('x-blnk-key'), 1, 'one X-Blnk-Key at Core');
-        assert.equal(rec.headers['x-blnk-key'], w.secret, "X-Blnk-Key at Core is the instance's secret");
+        assert.equal(rec.headers['x-blnk-key'], secret, "X-Blnk-Key at Core is the instance's Core secret");
         assert.equal(rec.headerCount('authorization'), 0, 'Authorization never reaches Core');
-        for (const [k, v] of rec.rawHeaders) {
-            assert.ok(!v.includes(w.keys.sdk.key), `the proxy credential leaked to Core in ${k}`);
-            assert.ok(!v.includes(SDK_API_KEY), `the SDK's own X-Blnk-Key leaked to Core in ${k}`);
-        }
         assert.equal(rec.headers['content-type'], 'application/json', 'Content-Type as the SDK sent it');
-        return { rec, sent };
+        for (const [k, v] of rec.rawHeaders) {
+            for (const s of secrets.filter((x) => x !== secret)) {
+                assert.ok(!v.includes(s), `a credential or another instance's secret reached Core in ${k}`);
+            }
+        }
+        return rec;
     }
 
-    /** The SDK's result is Core's answer, formatted the SDK's way. */
+    /** The body at Core is, byte for byte, the JSON the SDK serialised from `sent`. */
+    function sameBody(rec, sent) {
+        assert.equal(rec.body.toString('utf8'), JSON.stringify(sent), 'body bytes as the SDK sent them');
+    }
+
+    /** The SDK's result is Core's answer, in the SDK's shape. */
     function gotCoreAnswer(res, rec) {
         assert.ok(rec.response, 'the fake Core answered');
         assert.deepEqual(res, {
@@ -157,198 +134,256 @@ function defineTests() {
         });
     }
 
+    /** The SDK's result is the proxy's own DESIGN §2 error, and Core saw nothing. */
+    function gotProxyError(c, res, status, code) {
+        assert.equal(w.core.requests.length, 0, `Core never sees a refused request; SDK log:\n${c.log.lines.join('\n')}`);
+        assert.equal(res.status, status, JSON.stringify(res));
+        assert.equal(res.error?.code, code, JSON.stringify(res));
+        assert.equal(typeof res.message, 'string');
+        assert.equal(res.message, res.error.message, 'the SDK surfaces error_detail.message');
+        assert.deepEqual(res.data, { error: res.message, error_detail: { code, message: res.message } });
+    }
+
     function fresh() {
         w.core.reset();
-        w.core.setHandler(null);
-        return client(w.keys.sdk.key);
     }
 
     test('the installed SDK is the pinned version', () => {
         assert.equal(sdk.version, SDK_VERSION);
-        assert.equal(typeof sdk.BlnkInit, 'function', 'the package entry point loads');
+        assert.equal(typeof BlnkInit, 'function', 'the package entry point loads');
     });
 
-    test('Ledgers.create', async () => {
-        const c = fresh();
-        const res = await c.blnk.Ledgers.create({ name: 'SDK Ledger', meta_data: { project: 'blnkproxy', n: 1.5 } });
-        const { rec, sent } = forwarded(c, { method: 'POST', path: '/ledgers' });
-        assert.equal(rec.body.toString('utf8'), sent.body, 'body bytes as the SDK sent them');
-        gotCoreAnswer(res, rec);
-        assert.equal(res.status, 201);
-        assert.match(res.data.ledger_id, /^ldg_/);
-        state.ledgerId = res.data.ledger_id;
-    });
+    describe('an API key restricted to one instance, in X-Blnk-Key, no instance_id', () => {
+        const state = {};
 
-    test('LedgerBalances.create, twice', async () => {
-        state.balances = [];
-        for (const currency of ['USD', 'EUR']) {
-            const c = fresh();
-            const res = await c.blnk.LedgerBalances.create({
-                ledger_id: state.ledgerId,
-                currency,
-                meta_data: { owner: `customer-${currency}` },
-            });
-            const { rec, sent } = forwarded(c, { method: 'POST', path: '/balances' });
-            assert.equal(rec.body.toString('utf8'), sent.body);
-            assert.equal(JSON.parse(sent.body).ledger_id, state.ledgerId, 'the SDK used the id Core gave it');
-            gotCoreAnswer(res, rec);
-            assert.match(res.data.balance_id, /^bln_/);
-            state.balances.push(res.data.balance_id);
-        }
-        assert.notEqual(state.balances[0], state.balances[1]);
-    });
+        test('System.health', async () => {
+            fresh();
+            const c = client(w.keys.single.key);
+            const res = await c.blnk.System.health();
+            const rec = atCore(c, { method: 'GET', path: '/health' });
+            assert.equal(rec.body.length, 0);
+            assert.deepEqual(res, { status: 200, message: 'Success', data: { status: 'UP' } });
+        });
 
-    test('LedgerBalances.get keeps the SDK query and drops instance_id', async () => {
-        const c = fresh();
-        const res = await c.blnk.LedgerBalances.get(state.balances[0], { from_source: true });
-        const { rec } = forwarded(c, { method: 'GET', path: `/balances/${state.balances[0]}`, query: 'from_source=true' });
-        assert.equal(rec.body.length, 0);
-        gotCoreAnswer(res, rec);
-        assert.equal(res.status, 200);
-    });
-
-    test('a transaction without precision/reference gets both inserted, every other byte kept', async () => {
-        // Transactions.create() itself insists on precision and reference (its validator), so an app
-        // that relies on the proxy's defaults sends the body with the SDK's generic request().
-        const payload = {
-            amount: 750.5,
-            currency: 'USD',
-            source: state.balances[0],
-            destination: state.balances[1],
-            description: 'SDK transfer: "quoted" \u00e9\u20ac',
-            allow_overdraft: true,
-            // nested keys named like the defaults do not count as present (DESIGN §4)
-            // and numbers whose text a parse-and-print rewrite would change (0.1 → 0.10000000000000001
-            // with %.17g; 1.2345678901234567e19 does not fit an int64)
-            meta_data: { reference: 'nested-value', precision: 2, ratio: 0.1, huge: 12345678901234567000 },
-        };
-        const refs = [];
-        for (let i = 0; i < 2; i++) {
-            const c = fresh();
-            const res = await c.blnk.request('transactions', payload, 'POST');
-            const { rec, sent } = forwarded(c, { method: 'POST', path: '/transactions' });
-            const atCore = rec.body.toString('utf8');
-            const p = removeInsertedMember(atCore, /"precision"\s*:\s*100(?![0-9.eE])/, '"precision":100');
-            const r = removeInsertedMember(p.rest, /"reference"\s*:\s*"(ref_[^"\\]+)"/, '"reference":"ref_…"');
-            assert.equal(r.rest, sent.body, 'all other bytes exactly as the SDK sent them');
-            const ref = r.match[1];
-            assert.match(ref, /^ref_[0-9A-Za-z_-]{16,}$/);
-            assert.deepEqual(JSON.parse(atCore), { ...JSON.parse(sent.body), precision: 100, reference: ref });
+        test('Ledgers.create and Ledgers.get', async () => {
+            fresh();
+            const c = client(w.keys.single.key);
+            const sent = { name: 'SDK Ledger', meta_data: { project: 'blnkproxy', n: 1.5 } };
+            const res = await c.blnk.Ledgers.create(sent);
+            const rec = atCore(c, { method: 'POST', path: '/ledgers' });
+            sameBody(rec, sent);
             gotCoreAnswer(res, rec);
             assert.equal(res.status, 201);
-            assert.equal(res.data.reference, ref, 'the app learns the generated reference from Core\'s answer');
-            assert.equal(res.data.precision, 100);
-            assert.match(res.data.transaction_id, /^txn_/);
-            refs.push(ref);
+            assert.match(res.data.ledger_id, /^ldg_/);
+            state.ledgerId = res.data.ledger_id;
+
+            fresh();
+            const got = await c.blnk.Ledgers.get(state.ledgerId);
+            gotCoreAnswer(got, atCore(c, { method: 'GET', path: `/ledgers/${state.ledgerId}` }));
+        });
+
+        test('LedgerBalances.create, twice, and LedgerBalances.get with its own query', async () => {
+            const c = client(w.keys.single.key);
+            state.balances = [];
+            for (const currency of ['USD', 'EUR']) {
+                fresh();
+                const sent = { ledger_id: state.ledgerId, currency, meta_data: { owner: `customer-${currency}` } };
+                const res = await c.blnk.LedgerBalances.create(sent);
+                const rec = atCore(c, { method: 'POST', path: '/balances' });
+                sameBody(rec, sent);
+                gotCoreAnswer(res, rec);
+                assert.match(res.data.balance_id, /^bln_/);
+                state.balances.push(res.data.balance_id);
+            }
+            fresh();
+            const res = await c.blnk.LedgerBalances.get(state.balances[0], { from_source: true });
+            const rec = atCore(c, { method: 'GET', path: `/balances/${state.balances[0]}`, query: 'from_source=true' });
+            gotCoreAnswer(res, rec);
+        });
+
+        test('Transactions.create (the SDK insists on precision and reference) and Transactions.get', async () => {
+            fresh();
+            const c = client(w.keys.single.key);
+            const sent = {
+                amount: 12.34,
+                precision: 1000,
+                reference: `order-${randomHex(4)}`,
+                currency: 'USD',
+                source: state.balances[0],
+                destination: state.balances[1],
+                description: 'SDK transfer: "quoted" \u00e9\u20ac',
+                effective_date: '2024-05-06T07:08:09Z',
+                meta_data: { ratio: 0.1 },
+            };
+            const res = await c.blnk.Transactions.create(sent);
+            const rec = atCore(c, { method: 'POST', path: '/transactions' });
+            sameBody(rec, sent); // nothing inserted: both defaults were present
+            gotCoreAnswer(res, rec);
+            assert.equal(res.status, 201);
+            assert.equal(res.data.reference, sent.reference);
+            assert.equal(res.data.precision, 1000);
             state.transactionId = res.data.transaction_id;
+
+            fresh();
+            const got = await c.blnk.Transactions.get(state.transactionId);
+            gotCoreAnswer(got, atCore(c, { method: 'GET', path: `/transactions/${state.transactionId}` }));
+        });
+
+        test('Identity.create, Identity.get, Identity.list', async () => {
+            fresh();
+            const c = client(w.keys.single.key);
+            const sent = {
+                identity_type: 'individual',
+                first_name: 'Ada',
+                last_name: 'Lovelace',
+                email_address: 'ada@example.com',
+                phone_number: '+441234567890',
+                gender: 'female',
+                dob: '1815-12-10T00:00:00Z',
+                nationality: 'GB',
+                street: '12 St James Sq',
+                country: 'GB',
+                meta_data: { tier: 'gold' },
+            };
+            const res = await c.blnk.Identity.create(sent);
+            const rec = atCore(c, { method: 'POST', path: '/identities' });
+            sameBody(rec, sent);
+            gotCoreAnswer(res, rec);
+            assert.match(res.data.identity_id, /^idt_/);
+
+            fresh();
+            gotCoreAnswer(await c.blnk.Identity.get(res.data.identity_id),
+                atCore(c, { method: 'GET', path: `/identities/${res.data.identity_id}` }));
+            fresh();
+            gotCoreAnswer(await c.blnk.Identity.list(), atCore(c, { method: 'GET', path: '/identities' }));
+        });
+
+        test('Metadata.update posts to /:id/metadata', async () => {
+            fresh();
+            const c = client(w.keys.single.key);
+            const sent = { meta_data: { reviewed: true, by: 'ops' } };
+            const res = await c.blnk.Metadata.update(state.transactionId, sent);
+            const rec = atCore(c, { method: 'POST', path: `/${state.transactionId}/metadata` });
+            sameBody(rec, sent);
+            gotCoreAnswer(res, rec);
+        });
+
+        test("Core's error answers reach the SDK as Core sent them", async () => {
+            fresh();
+            const c = client(w.keys.single.key);
+            const coreError = { error: 'balance not found', error_detail: { code: 'BAL_NOT_FOUND', message: 'balance not found' } };
+            w.core.setHandler({ status: 404, headers: { 'Content-Type': 'application/json' }, body: coreError });
+            try {
+                const res = await c.blnk.LedgerBalances.get('bln_does-not-exist');
+                atCore(c, { method: 'GET', path: '/balances/bln_does-not-exist' });
+                assert.deepEqual(res, {
+                    status: 404,
+                    message: 'balance not found',
+                    data: coreError,
+                    error: { code: 'BAL_NOT_FOUND', message: 'balance not found', details: undefined },
+                });
+            } finally {
+                w.core.setHandler((rec) => (rec.path === '/health' ? { status: 200, body: { status: 'UP' } } : undefined));
+            }
+        });
+
+        test('the implied instance is the one the key is restricted to (another key, instance B)', async () => {
+            fresh();
+            const c = client(w.keys.onlyB.key);
+            const res = await c.blnk.Ledgers.get('ldg_1');
+            gotCoreAnswer(res, atCore(c, { method: 'GET', path: '/ledgers/ldg_1', secret: w.secretB }));
+        });
+
+        test('a key without proxy:write is refused with 403, and Core sees nothing', async () => {
+            fresh();
+            const c = client(w.keys.reader.key);
+            const res = await c.blnk.Ledgers.create({ name: 'nope' });
+            gotProxyError(c, res, 403, 'AUTH_INSUFFICIENT_PERMISSIONS');
+        });
+    });
+
+    test('an OAuth access token in X-Blnk-Key is a credential too', async () => {
+        const t = await token(w.proxy.port, w.client, { grant_type: 'client_credentials', scope: 'proxy:read proxy:write' });
+        assert.equal(t.status, 200, JSON.stringify(t.json));
+        assert.match(t.json.access_token, /^blnk_at_[0-9a-f]{64}$/);
+        secrets.push(t.json.access_token);
+        fresh();
+        const c = client(t.json.access_token);
+        const sent = { name: 'Ledger made with an OAuth token' };
+        const res = await c.blnk.Ledgers.create(sent);
+        const rec = atCore(c, { method: 'POST', path: '/ledgers' });
+        sameBody(rec, sent);
+        gotCoreAnswer(res, rec);
+        const line = await w.proxy.waitForLog((o) => o.msg === 'access' && o.request_id === rec.headers['x-request-id']);
+        assert.match(line.credential, /^token_/, 'the token authorised the request');
+        assert.equal(line.instance, w.A.id, "the client's only instance was used");
+    });
+
+    describe('both headers: Authorization wins, and the X-Blnk-Key value never reaches Core', () => {
+        // The SDK's public request() takes extra headers; a gateway in front of an app could add
+        // one too. Either way the SDK's own X-Blnk-Key travels with it.
+        test('a valid Authorization: the request is that credential\'s', async () => {
+            fresh();
+            const c = client(w.keys.single.key);
+            const res = await c.blnk.request('ledgers', { name: 'two headers' }, 'POST', {
+                Authorization: `Bearer ${w.keys.other.key}`,
+            });
+            const rec = atCore(c, { method: 'POST', path: '/ledgers' });
+            gotCoreAnswer(res, rec);
+            const line = await w.proxy.waitForLog((o) => o.msg === 'access' && o.request_id === rec.headers['x-request-id']);
+            assert.equal(line.credential, w.keys.other.id, 'attributed to the Authorization credential');
+        });
+
+        test('an invalid Authorization is refused even though X-Blnk-Key holds a valid key', async () => {
+            fresh();
+            const c = client(w.keys.single.key);
+            const res = await c.blnk.request('ledgers/ldg_1', undefined, 'GET', { Authorization: `Bearer blnk_${'0'.repeat(64)}` });
+            gotProxyError(c, res, 401, 'AUTH_INVALID_API_KEY');
+        });
+    });
+
+    describe('no instance is implied', () => {
+        for (const [name, why] of [
+            ['two', /instance_id query parameter is required.*more than one instance/],
+            ['every', /instance_id query parameter is required.*every instance/],
+        ]) {
+            test(`a key for ${name === 'two' ? 'two instances' : 'every instance'}: 400 GEN_MISSING_PARAMETER says why`, async () => {
+                fresh();
+                const c = client(w.keys[name].key);
+                const res = await c.blnk.Ledgers.get('ldg_1');
+                gotProxyError(c, res, 400, 'GEN_MISSING_PARAMETER');
+                assert.match(res.message, why);
+            });
         }
-        assert.notEqual(refs[0], refs[1], 'each transaction gets its own reference');
     });
 
-    test('Transactions.create with precision and reference: body forwarded byte for byte', async () => {
-        const c = fresh();
-        const res = await c.blnk.Transactions.create({
-            amount: 12.34,
-            precision: 1000,
-            reference: 'order-42-payment',
-            currency: 'USD',
-            source: state.balances[0],
-            destination: state.balances[1],
-            description: 'SDK create',
-            effective_date: new Date('2024-05-06T07:08:09Z'),
-        });
-        const { rec, sent } = forwarded(c, { method: 'POST', path: '/transactions' });
-        assert.match(sent.body, /"effective_date":"2024-05-06T07:08:09Z"/, 'the SDK serialised the date itself');
-        assert.equal(rec.body.toString('utf8'), sent.body);
-        gotCoreAnswer(res, rec);
-        assert.equal(res.data.reference, 'order-42-payment');
-        assert.equal(res.data.precision, 1000);
+    describe('an X-Blnk-Key that is not a blnkproxy credential is stripped, not used', () => {
+        for (const [what, value] of [
+            ["a Core secret (the SDK's usual key)", () => w.secretA],
+            ['a refresh token', () => `blnk_rt_${randomHex(32)}`],
+            ['an API key with upper-case hex', () => w.keys.single.key.toUpperCase().replace('BLNK_', 'blnk_')],
+            ['an API key one digit short', () => w.keys.single.key.slice(0, -1)],
+        ]) {
+            test(`${what}: 401 AUTH_MISSING_API_KEY`, async () => {
+                fresh();
+                const c = client(value());
+                const res = await c.blnk.Ledgers.get('ldg_1');
+                gotProxyError(c, res, 401, 'AUTH_MISSING_API_KEY');
+                assert.match(res.message, /X-Blnk-Key/, 'the message says the header was not taken as a credential');
+            });
+        }
     });
 
-    test('Metadata.update posts to /:id/metadata', async () => {
-        const c = fresh();
-        const id = state.transactionId ?? state.ledgerId;
-        const res = await c.blnk.Metadata.update(id, { meta_data: { reviewed: true, by: 'ops' } });
-        const { rec, sent } = forwarded(c, { method: 'POST', path: `/${id}/metadata` });
-        assert.equal(rec.body.toString('utf8'), sent.body);
-        assert.equal(sent.body, '{"meta_data":{"reviewed":true,"by":"ops"}}');
-        gotCoreAnswer(res, rec);
-    });
-
-    test('Identity.create', async () => {
-        const c = fresh();
-        const res = await c.blnk.Identity.create({
-            identity_type: 'individual',
-            first_name: 'Ada',
-            last_name: 'Lovelace',
-            email_address: 'ada@example.com',
-            phone_number: '+441234567890',
-            gender: 'female',
-            dob: new Date('1815-12-10T00:00:00Z'),
-            nationality: 'GB',
-            street: '12 St James Sq',
-            country: 'GB',
-            meta_data: { tier: 'gold' },
-        });
-        const { rec, sent } = forwarded(c, { method: 'POST', path: '/identities' });
-        assert.equal(rec.body.toString('utf8'), sent.body);
-        gotCoreAnswer(res, rec);
-        assert.equal(res.status, 201);
-        assert.match(res.data.identity_id, /^idt_/);
-    });
-
-    test("Core's error answers reach the SDK as Core sent them", async () => {
-        const c = fresh();
-        const coreError = {
-            error: 'balance not found',
-            error_detail: { code: 'BAL_NOT_FOUND', message: 'balance not found' },
-        };
-        w.core.setHandler({ status: 404, headers: { 'Content-Type': 'application/json' }, body: coreError });
-        const res = await c.blnk.LedgerBalances.get('bln_does-not-exist');
-        forwarded(c, { method: 'GET', path: '/balances/bln_does-not-exist' });
-        assert.deepEqual(res, {
-            status: 404,
-            message: 'balance not found',
-            data: coreError,
-            error: { code: 'BAL_NOT_FOUND', message: 'balance not found', details: undefined },
-        });
-    });
-
-    test("the proxy's own errors parse as SDK errors, and Core sees nothing", async () => {
-        w.core.reset();
-        w.core.setHandler(null);
-        const bad = client(`blnk_${'0'.repeat(64)}`);
-        const r401 = await bad.blnk.Ledgers.create({ name: 'nope' });
-        assert.equal(r401.status, 401, JSON.stringify(r401));
-        assert.equal(r401.error?.code, 'AUTH_INVALID_API_KEY', JSON.stringify(r401));
-
-        const reader = client(w.keys.reader.key);
-        const r403 = await reader.blnk.Ledgers.create({ name: 'nope' });
-        assert.equal(r403.status, 403, JSON.stringify(r403));
-        assert.equal(r403.error?.code, 'AUTH_INSUFFICIENT_PERMISSIONS', JSON.stringify(r403));
-        assert.equal(typeof r403.message, 'string');
-        assert.ok(r403.message.length > 0);
-
-        assert.equal(w.core.requests.length, 0, 'refused requests never reach Core');
-    });
-
-    test('the access log attributes the SDK calls to the key and the instance', async () => {
-        // One more call, then find its access line by the request id the proxy answered with.
-        w.core.reset();
-        w.core.setHandler(null);
-        const res = await req(w.port, 'GET', w.p('/ledgers'), { headers: { authorization: `Bearer ${w.keys.sdk.key}` } });
-        assert.equal(res.status, 200, res.text);
-        const rid = res.headers['x-request-id'];
-        assert.ok(rid, 'X-Request-Id on the response');
-        const line = await w.proxy.waitForLog((o) => o.msg === 'access' && o.request_id === rid);
-        assert.equal(line.credential, w.keys.sdk.id);
-        assert.equal(line.instance, w.instance.id);
-        const sdkLines = w.proxy.accessLogs().filter((o) => o.credential === w.keys.sdk.id);
-        assert.ok(state.sdkKeyCalls > 0, `the SDK tests above ran (${state.sdkKeyCalls} calls)`);
-        assert.equal(sdkLines.length, state.sdkKeyCalls + 1, 'one access line per SDK call, plus this one');
-        for (const l of w.proxy.logs()) {
-            assert.ok(!l.includes(w.keys.sdk.key), 'the API key is never logged');
-            assert.ok(!l.includes(w.secret), 'the Core secret is never logged');
+    test('the access log attributes every SDK call; no key, token or secret is logged', async () => {
+        const lines = w.proxy.accessLogs();
+        const mine = lines.filter((o) => o.credential === w.keys.single.id);
+        assert.ok(mine.length >= 10, `the SDK calls above were logged (${mine.length})`);
+        for (const l of mine) {
+            assert.equal(l.instance, w.A.id);
+        }
+        const all = w.proxy.logs().join('\n');
+        for (const s of secrets) {
+            assert.ok(!all.includes(s), `"${s.slice(0, 10)}…" was logged`);
         }
     });
 }

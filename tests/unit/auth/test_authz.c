@@ -96,18 +96,60 @@ teardown(void **state)
     return 0;
 }
 
+/* The credential headers of a request with only Authorization (n_headers of them, the first
+ * being header). */
+static struct bp_auth_headers
+authz_only(const char *header, size_t n_headers)
+{
+    return (struct bp_auth_headers){
+        .authorization = header,
+        .authorization_len = header ? strlen(header) : 0,
+        .n_authorization = n_headers,
+    };
+}
+
+/* Authorization (may be NULL: none) and X-Blnk-Key (may be NULL: none), n_blnk_key of them. */
+static struct bp_auth_headers
+both(const char *authorization, const char *blnk_key, size_t n_blnk_key)
+{
+    return (struct bp_auth_headers){
+        .authorization = authorization,
+        .authorization_len = authorization ? strlen(authorization) : 0,
+        .n_authorization = authorization ? 1 : 0,
+        .blnk_key = blnk_key,
+        .blnk_key_len = blnk_key ? strlen(blnk_key) : 0,
+        .n_blnk_key = n_blnk_key,
+    };
+}
+
+static bp_err
+authn_at(const char *header, size_t n_headers, int64_t now_s, const struct bp_cred **out,
+         enum bp_auth_failure *why)
+{
+    struct bp_auth_headers h = authz_only(header, n_headers);
+    return bp_auth_authenticate(fx.t, &h, now_s, out, why);
+}
+
 static bp_err
 authn_why(const char *header, size_t n_headers, const struct bp_cred **out, enum bp_auth_failure *why)
 {
     *out = (const struct bp_cred *)&fx; /* must be overwritten on every outcome */
     *why = (enum bp_auth_failure)99;
-    return bp_auth_authenticate(fx.t, header, header ? strlen(header) : 0, n_headers, NOW, out, why);
+    return authn_at(header, n_headers, NOW, out, why);
 }
 
 static bp_err
 authn(const char *header, size_t n_headers, const struct bp_cred **out)
 {
-    return bp_auth_authenticate(fx.t, header, header ? strlen(header) : 0, n_headers, NOW, out, NULL);
+    return authn_at(header, n_headers, NOW, out, NULL);
+}
+
+static bp_err
+authn_headers(struct bp_auth_headers h, const struct bp_cred **out, enum bp_auth_failure *why)
+{
+    *out = (const struct bp_cred *)&fx;
+    *why = (enum bp_auth_failure)99;
+    return bp_auth_authenticate(fx.t, &h, NOW, out, why);
 }
 
 static void
@@ -160,7 +202,7 @@ test_outcomes_of_the_authorization_header(void **state)
     assert_non_null(c);
     assert_string_equal(c->id, "key_expired");
     assert_int_equal(why, BP_AUTH_FAIL_EXPIRED);
-    assert_int_equal(bp_auth_authenticate(fx.t, h, strlen(h), 1, NOW - 1, &c, NULL), BP_OK);
+    assert_int_equal(authn_at(h, 1, NOW - 1, &c, NULL), BP_OK);
 }
 
 static void
@@ -185,8 +227,8 @@ test_access_tokens(void **state)
     assert_int_equal(bp_auth_check_instance(c, "instance_01J00000000000000000000001", 35), BP_OK);
     assert_int_equal(bp_auth_check_instance(c, "instance_01J00000000000000000000000", 35), BP_ERR_AUTH_INSTANCE);
     /* Up to the last second before expiry, then refused as an invalid token (not an expired key). */
-    assert_int_equal(bp_auth_authenticate(fx.t, h, strlen(h), 1, NOW + 3599, &c, NULL), BP_OK);
-    assert_int_equal(bp_auth_authenticate(fx.t, h, strlen(h), 1, NOW + 3600, &c, &why), BP_ERR_AUTH_INVALID_TOKEN);
+    assert_int_equal(authn_at(h, 1, NOW + 3599, &c, NULL), BP_OK);
+    assert_int_equal(authn_at(h, 1, NOW + 3600, &c, &why), BP_ERR_AUTH_INVALID_TOKEN);
     assert_string_equal(c->id, "token_active");
     assert_int_equal(why, BP_AUTH_FAIL_EXPIRED);
 
@@ -198,7 +240,7 @@ test_access_tokens(void **state)
     assert_int_equal(atomic_load(&c->used_at), 0);
 
     snprintf(h, sizeof(h), "Bearer %s", fx.tokens[TOK_FOREVER]);
-    assert_int_equal(bp_auth_authenticate(fx.t, h, strlen(h), 1, INT64_MAX, &c, &why), BP_OK);
+    assert_int_equal(authn_at(h, 1, INT64_MAX, &c, &why), BP_OK);
     assert_string_equal(c->id, "token_forever");
     assert_null(c->instances);
 }
@@ -315,6 +357,132 @@ test_scope_star_covers_everything(void **state)
     assert_int_equal(bp_scopes_parse("", &bits), BP_ERR_INVALID);
 }
 
+/* Issue 8 item 2 (DESIGN §2): the official SDKs send their key in X-Blnk-Key. */
+static void
+test_credential_format(void **state)
+{
+    char t[TOKEN_LEN + 2];
+
+    (void)state;
+    assert_true(bp_auth_is_credential(fx.keys[0], BP_APIKEY_LEN));
+    assert_true(bp_auth_is_credential(fx.tokens[TOK_ACTIVE], TOKEN_LEN));
+    /* Not credentials: a refresh token, a client secret, a Core secret, near misses. */
+    assert_false(bp_auth_is_credential(fx.tokens[TOK_REFRESH], TOKEN_LEN));
+    snprintf(t, sizeof(t), "blnk_cs_%.64s", fx.tokens[TOK_ACTIVE] + 8);
+    assert_false(bp_auth_is_credential(t, TOKEN_LEN));
+    assert_false(bp_auth_is_credential("my-core-master-key", 18));
+    assert_false(bp_auth_is_credential(fx.keys[0], BP_APIKEY_LEN - 1));
+    assert_false(bp_auth_is_credential(fx.tokens[TOK_ACTIVE], TOKEN_LEN - 1));
+    snprintf(t, sizeof(t), "%.72sa", fx.tokens[TOK_ACTIVE]);
+    assert_false(bp_auth_is_credential(t, TOKEN_LEN + 1));
+    memcpy(t, fx.keys[0], BP_APIKEY_LEN + 1);
+    t[BP_APIKEY_LEN - 1] = 'A';
+    assert_false(bp_auth_is_credential(t, BP_APIKEY_LEN));
+    snprintf(t, sizeof(t), "Bearer %.60s", fx.keys[0]);
+    assert_false(bp_auth_is_credential(t, strlen(t)));
+    assert_false(bp_auth_is_credential("", 0));
+    assert_false(bp_auth_is_credential(NULL, 0));
+}
+
+static void
+test_x_blnk_key_carries_a_credential(void **state)
+{
+    const struct bp_cred *c = NULL;
+    enum bp_auth_failure why;
+    char h[200];
+    char other[BP_APIKEY_LEN + 1];
+
+    (void)state;
+    /* An API key or an access token alone in X-Blnk-Key: exactly like Bearer. */
+    assert_int_equal(authn_headers(both(NULL, fx.keys[0], 1), &c, &why), BP_OK);
+    assert_string_equal(c->id, "key_active");
+    assert_int_equal(why, BP_AUTH_FAIL_NONE);
+    assert_int_equal(atomic_load(&c->used_at), NOW);
+    assert_int_equal(authn_headers(both(NULL, fx.tokens[TOK_ACTIVE], 1), &c, &why), BP_OK);
+    assert_string_equal(c->id, "token_active");
+    /* Refusals are those of the same credential as a Bearer token. */
+    assert_int_equal(authn_headers(both(NULL, fx.keys[1], 1), &c, &why), BP_ERR_AUTH_INVALID_KEY);
+    assert_string_equal(c->id, "key_revoked");
+    assert_int_equal(why, BP_AUTH_FAIL_REVOKED);
+    assert_int_equal(authn_headers(both(NULL, fx.keys[2], 1), &c, &why), BP_ERR_AUTH_EXPIRED_KEY);
+    assert_int_equal(authn_headers(both(NULL, fx.tokens[TOK_EXPIRED], 1), &c, &why), BP_ERR_AUTH_INVALID_TOKEN);
+    assert_int_equal(why, BP_AUTH_FAIL_EXPIRED);
+    assert_int_equal(bp_apikey_generate(other), BP_OK);
+    assert_int_equal(authn_headers(both(NULL, other, 1), &c, &why), BP_ERR_AUTH_INVALID_KEY);
+    assert_null(c);
+    assert_int_equal(why, BP_AUTH_FAIL_UNKNOWN);
+    /* Anything else there is not a credential: the request has none. */
+    assert_int_equal(authn_headers(both(NULL, "core-master-secret", 1), &c, &why), BP_ERR_AUTH_MISSING);
+    assert_null(c);
+    assert_int_equal(why, BP_AUTH_FAIL_MISSING);
+    assert_int_equal(authn_headers(both(NULL, fx.tokens[TOK_REFRESH], 1), &c, &why), BP_ERR_AUTH_MISSING);
+    assert_null(c);
+    snprintf(h, sizeof(h), "Bearer %s", fx.keys[0]);
+    assert_int_equal(authn_headers(both(NULL, h, 1), &c, &why), BP_ERR_AUTH_MISSING);
+    assert_int_equal(authn_headers(both(NULL, "", 1), &c, &why), BP_ERR_AUTH_MISSING);
+    /* Several X-Blnk-Key headers are never a credential, whatever the first holds. */
+    assert_int_equal(authn_headers(both(NULL, fx.keys[0], 2), &c, &why), BP_ERR_AUTH_MISSING);
+    assert_null(c);
+    assert_int_equal(why, BP_AUTH_FAIL_MISSING);
+}
+
+static void
+test_authorization_wins_over_x_blnk_key(void **state)
+{
+    const struct bp_cred *c = NULL;
+    enum bp_auth_failure why;
+    char h[200];
+
+    (void)state;
+    snprintf(h, sizeof(h), "Bearer %s", fx.tokens[TOK_FOREVER]);
+    assert_int_equal(authn_headers(both(h, fx.keys[0], 1), &c, &why), BP_OK);
+    assert_string_equal(c->id, "token_forever");
+    /* An Authorization that fails is the answer, even with a valid key in X-Blnk-Key. */
+    snprintf(h, sizeof(h), "Bearer %s", fx.keys[1]);
+    assert_int_equal(authn_headers(both(h, fx.keys[0], 1), &c, &why), BP_ERR_AUTH_INVALID_KEY);
+    assert_string_equal(c->id, "key_revoked");
+    assert_int_equal(authn_headers(both("Bearer ", fx.keys[0], 1), &c, &why), BP_ERR_AUTH_MISSING);
+    assert_null(c);
+    assert_int_equal(authn_headers(both("Basic eDp5", fx.keys[0], 1), &c, &why), BP_ERR_AUTH_INVALID_KEY);
+    assert_null(c);
+}
+
+/* DESIGN §2: without instance_id, a credential restricted to exactly one instance means it. */
+static void
+test_implied_instance(void **state)
+{
+    const struct bp_cred *c = NULL;
+    const char *id = "untouched";
+    const char *why = NULL;
+    char h[200];
+
+    (void)state;
+    snprintf(h, sizeof(h), "Bearer %s", fx.tokens[TOK_ACTIVE]);
+    assert_int_equal(authn(h, 1, &c), BP_OK);
+    assert_int_equal(bp_auth_implied_instance(c, &id, &why), BP_OK);
+    assert_string_equal(id, "instance_01J00000000000000000000001");
+    assert_null(why);
+
+    snprintf(h, sizeof(h), "Bearer %s", fx.keys[0]); /* two instances */
+    assert_int_equal(authn(h, 1, &c), BP_OK);
+    id = "untouched";
+    assert_int_equal(bp_auth_implied_instance(c, &id, &why), BP_ERR_MISSING_INSTANCE_ID);
+    assert_string_equal(id, "untouched");
+    assert_string_equal(why, "instance_id query parameter is required: this credential may use more than one instance");
+
+    snprintf(h, sizeof(h), "Bearer %s", fx.tokens[TOK_FOREVER]); /* unrestricted */
+    assert_int_equal(authn(h, 1, &c), BP_OK);
+    assert_int_equal(bp_auth_implied_instance(c, &id, &why), BP_ERR_MISSING_INSTANCE_ID);
+    assert_string_equal(why, "instance_id query parameter is required: this credential may use every instance");
+
+    snprintf(h, sizeof(h), "Bearer %s", fx.keys[3]); /* restricted to none */
+    assert_int_equal(authn(h, 1, &c), BP_OK);
+    assert_int_equal(bp_auth_implied_instance(c, &id, &why), BP_ERR_MISSING_INSTANCE_ID);
+    assert_string_equal(why, "instance_id query parameter is required: this credential may use no instance");
+    assert_string_equal(id, "untouched");
+    assert_int_equal(bp_auth_implied_instance(c, &id, NULL), BP_ERR_MISSING_INSTANCE_ID);
+}
+
 int
 main(void)
 {
@@ -326,6 +494,10 @@ main(void)
         cmocka_unit_test(test_keys_and_tokens_never_stand_in_for_each_other),
         cmocka_unit_test(test_scope_and_instance_checks),
         cmocka_unit_test(test_scope_star_covers_everything),
+        cmocka_unit_test(test_credential_format),
+        cmocka_unit_test(test_x_blnk_key_carries_a_credential),
+        cmocka_unit_test(test_authorization_wins_over_x_blnk_key),
+        cmocka_unit_test(test_implied_instance),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

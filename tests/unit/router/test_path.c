@@ -41,7 +41,8 @@ test_accepts_ordinary_paths(void **state)
     size_t i;
 
     for (i = 0; i < sizeof(ok) / sizeof(ok[0]); i++) {
-        if (bp_path_check(ok[i].path, ok[i].len) != BP_OK) {
+        const char *why = NULL;
+        if (bp_path_check(ok[i].path, ok[i].len, &why) != BP_OK || why != NULL) {
             fail_msg("refused ordinary path %s", ok[i].path);
         }
     }
@@ -121,7 +122,7 @@ test_refuses_tricks(void **state)
     size_t i;
 
     for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
-        if (bp_path_check(bad[i].path, bad[i].len) != BP_ERR_MALFORMED) {
+        if (bp_path_check(bad[i].path, bad[i].len, NULL) != BP_ERR_MALFORMED) {
             fail_msg("accepted trick path #%zu (%.*s)", i, (int)bad[i].len, bad[i].path);
         }
     }
@@ -130,7 +131,7 @@ test_refuses_tricks(void **state)
 static void
 test_null_path(void **state)
 {
-    assert_int_equal(bp_path_check(NULL, 0), BP_ERR_MALFORMED);
+    assert_int_equal(bp_path_check(NULL, 0, NULL), BP_ERR_MALFORMED);
 }
 
 static void
@@ -138,9 +139,83 @@ test_length_is_respected(void **state)
 {
     /* Only the first len bytes are the path: the bad tail is outside it. */
     const char *s = "/ledgers/../x";
-    assert_int_equal(bp_path_check(s, strlen("/ledgers")), BP_OK);
+    assert_int_equal(bp_path_check(s, strlen("/ledgers"), NULL), BP_OK);
     /* A '%' whose hex digits lie past len is malformed, not read beyond. */
-    assert_int_equal(bp_path_check("/a%41", 3), BP_ERR_MALFORMED);
+    assert_int_equal(bp_path_check("/a%41", 3, NULL), BP_ERR_MALFORMED);
+}
+
+/* Issue 8 item 8: every refusal carries a fixed reason for error_detail.message, naming the
+ * rule that was broken and never any byte of the path. */
+struct rcase {
+    const char *path;
+    size_t len;
+    const char *reason;
+};
+
+#define R(s, why)                                                                                            \
+    {                                                                                                        \
+        s, sizeof(s) - 1, why                                                                                \
+    }
+
+#define NO_PATH "no Core path after /proxy: call /proxy/<core path>, e.g. /proxy/ledgers"
+#define TRAILING "trailing slash in path: remove it"
+#define EMPTY_SEG "empty segment (//) in path"
+#define DOT_SEG "dot segment (. or ..) in path"
+#define CONTROL "control character or space in path"
+#define NON_ASCII "non-ASCII byte in path: percent-encode it"
+#define BACKSLASH "backslash in path"
+#define HASH "'#' in path: percent-encode it as %23"
+#define QMARK "'?' in path"
+#define BAD_ESCAPE "malformed percent-encoding in path: % must be followed by two hex digits"
+#define ENC_SLASH "percent-encoded slash or backslash in path"
+#define ENC_CONTROL "percent-encoded control character in path"
+#define ENC_UNRESERVED "percent-encoded letter, digit or one of - . _ ~ in path: write the character itself"
+
+static void
+test_reasons(void **state)
+{
+    static const struct rcase cases[] = {
+        R("", NO_PATH),
+        R("/", NO_PATH),
+        R("ledgers", NO_PATH),
+        R("/ledgers/", TRAILING),
+        R("/ledgers/ldg_1/", TRAILING),
+        R("//", EMPTY_SEG),
+        R("//ledgers", EMPTY_SEG),
+        R("/ledgers//x", EMPTY_SEG),
+        R("/./ledgers", DOT_SEG),
+        R("/ledgers/..", DOT_SEG),
+        R("/ledgers/../x", DOT_SEG),
+        {"/ledgers\0x", 10, CONTROL},
+        R("/ledgers\x01", CONTROL),
+        R("/ledgers x", CONTROL),
+        R("/ledgers\x7f", CONTROL),
+        R("/caf\xc3\xa9", NON_ASCII),
+        R("/ledgers\\x", BACKSLASH),
+        R("/api-keys#/metadata", HASH),
+        R("/ledgers?x=1", QMARK),
+        R("/ledgers/%4", BAD_ESCAPE),
+        R("/ledgers/%zz", BAD_ESCAPE),
+        R("/%", BAD_ESCAPE),
+        R("/a%2Fb", ENC_SLASH),
+        R("/a%5cb", ENC_SLASH),
+        R("/a%00", ENC_CONTROL),
+        R("/a%0A", ENC_CONTROL),
+        R("/a%7F", ENC_CONTROL),
+        R("/search/%72eindex", ENC_UNRESERVED),
+        R("/ledgers/%2E%2e", ENC_UNRESERVED),
+        R("/a%7e", ENC_UNRESERVED),
+    };
+
+    (void)state;
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        const char *why = NULL;
+        bp_err rc = bp_path_check(cases[i].path, cases[i].len, &why);
+        if (rc != BP_ERR_MALFORMED || why == NULL || strcmp(why, cases[i].reason) != 0) {
+            fail_msg("case #%zu: got %s \"%s\", want \"%s\"", i, bp_err_str(rc), why ? why : "(none)",
+                     cases[i].reason);
+        }
+    }
 }
 
 int
@@ -151,6 +226,7 @@ main(void)
         cmocka_unit_test(test_refuses_tricks),
         cmocka_unit_test(test_null_path),
         cmocka_unit_test(test_length_is_respected),
+        cmocka_unit_test(test_reasons),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -20,7 +20,7 @@ expect_ok(const char *q, const char *want_id, const char *want_forward)
     bp_err rc;
 
     bp_buf_init(&fwd, 4096);
-    rc = bp_query_take_instance_id(q, strlen(q), &id, &id_len, &fwd);
+    rc = bp_query_take_instance_id(q, strlen(q), &id, &id_len, &fwd, NULL);
     if (rc != BP_OK) {
         fail_msg("query \"%s\": got %s", q, bp_err_str(rc));
     }
@@ -34,19 +34,49 @@ expect_ok(const char *q, const char *want_id, const char *want_forward)
     bp_buf_cleanup(&fwd);
 }
 
+#define EMPTY_REASON "instance_id is empty: give the id of an instance"
+#define REPEATED_REASON "instance_id given more than once"
+
+/* A refusal: the code, the fixed reason for the client, and no output written. */
 static void
-expect_err(const char *q, bp_err want)
+expect_err(const char *q, bp_err want, const char *want_reason)
 {
     struct bp_buf fwd;
     const char *id = NULL;
     size_t id_len = 77;
+    const char *why = NULL;
 
     bp_buf_init(&fwd, 4096);
-    assert_int_equal(bp_query_take_instance_id(q, q ? strlen(q) : 0, &id, &id_len, &fwd), want);
+    assert_int_equal(bp_query_take_instance_id(q, q ? strlen(q) : 0, &id, &id_len, &fwd, &why), want);
     /* Outputs are written only on BP_OK. */
     assert_null(id);
     assert_int_equal(id_len, 77);
     assert_int_equal(fwd.len, 0);
+    assert_non_null(why);
+    assert_string_equal(why, want_reason);
+    bp_buf_cleanup(&fwd);
+}
+
+/* No instance_id parameter at all (issue 8: the credential may imply one): BP_OK, no id, and
+ * the whole query is forwarded as it came. */
+static void
+expect_absent(const char *q)
+{
+    struct bp_buf fwd;
+    const char *id = (const char *)&fwd;
+    size_t id_len = 77;
+    const char *why = "untouched";
+    size_t len = q ? strlen(q) : 0;
+
+    bp_buf_init(&fwd, 4096);
+    assert_int_equal(bp_query_take_instance_id(q, len, &id, &id_len, &fwd, &why), BP_OK);
+    assert_null(id);
+    assert_int_equal(id_len, 0);
+    assert_string_equal(why, "untouched");
+    assert_int_equal(fwd.len, len);
+    if (len > 0) {
+        assert_memory_equal(fwd.data, q, len);
+    }
     bp_buf_cleanup(&fwd);
 }
 
@@ -83,33 +113,40 @@ test_similar_names_are_not_it(void **state)
     expect_ok("Instance_id=1&instance_id=X", "X", "Instance_id=1");
     expect_ok("instance_idx=1&instance_id=X", "X", "instance_idx=1");
     expect_ok("instance%5Fid=1&instance_id=X", "X", "instance%5Fid=1");
-    expect_err("xinstance_id=1", BP_ERR_MISSING_INSTANCE_ID);
-    expect_err("Instance_id=1", BP_ERR_MISSING_INSTANCE_ID);
-    expect_err("INSTANCE_ID=1", BP_ERR_MISSING_INSTANCE_ID);
-    expect_err("instance_idx=1", BP_ERR_MISSING_INSTANCE_ID);
-    expect_err("instance%5Fid=1", BP_ERR_MISSING_INSTANCE_ID);
-    expect_err("a=instance_id", BP_ERR_MISSING_INSTANCE_ID);
+    expect_absent("xinstance_id=1");
+    expect_absent("Instance_id=1");
+    expect_absent("INSTANCE_ID=1");
+    expect_absent("instance_idx=1");
+    expect_absent("instance%5Fid=1");
+    expect_absent("a=instance_id");
 }
 
 static void
-test_missing(void **state)
+test_absent(void **state)
 {
-    expect_err(NULL, BP_ERR_MISSING_INSTANCE_ID);
-    expect_err("", BP_ERR_MISSING_INSTANCE_ID);
-    expect_err("a=1&b=2", BP_ERR_MISSING_INSTANCE_ID);
-    expect_err("instance_id", BP_ERR_MISSING_INSTANCE_ID);
-    expect_err("instance_id=", BP_ERR_MISSING_INSTANCE_ID);
-    expect_err("a=1&instance_id=&b=2", BP_ERR_MISSING_INSTANCE_ID);
-    expect_err("a=1&instance_id", BP_ERR_MISSING_INSTANCE_ID);
+    expect_absent(NULL);
+    expect_absent("");
+    expect_absent("a=1&b=2");
+    expect_absent("from_source=true");
+    expect_absent("&&a=%20&");
+}
+
+static void
+test_empty(void **state)
+{
+    expect_err("instance_id", BP_ERR_MISSING_INSTANCE_ID, EMPTY_REASON);
+    expect_err("instance_id=", BP_ERR_MISSING_INSTANCE_ID, EMPTY_REASON);
+    expect_err("a=1&instance_id=&b=2", BP_ERR_MISSING_INSTANCE_ID, EMPTY_REASON);
+    expect_err("a=1&instance_id", BP_ERR_MISSING_INSTANCE_ID, EMPTY_REASON);
 }
 
 static void
 test_repeated(void **state)
 {
-    expect_err("instance_id=X&instance_id=Y", BP_ERR_MALFORMED);
-    expect_err("instance_id=X&instance_id=X", BP_ERR_MALFORMED);
-    expect_err("instance_id=X&a=1&instance_id", BP_ERR_MALFORMED);
-    expect_err("instance_id=&instance_id=X", BP_ERR_MALFORMED);
+    expect_err("instance_id=X&instance_id=Y", BP_ERR_MALFORMED, REPEATED_REASON);
+    expect_err("instance_id=X&instance_id=X", BP_ERR_MALFORMED, REPEATED_REASON);
+    expect_err("instance_id=X&a=1&instance_id", BP_ERR_MALFORMED, REPEATED_REASON);
+    expect_err("instance_id=&instance_id=X", BP_ERR_MALFORMED, REPEATED_REASON);
 }
 
 static void
@@ -122,7 +159,7 @@ test_length_is_respected(void **state)
 
     /* Only the first 17 bytes are the query, so there is one instance_id. */
     bp_buf_init(&fwd, 64);
-    assert_int_equal(bp_query_take_instance_id(q, 17, &id, &id_len, &fwd), BP_OK);
+    assert_int_equal(bp_query_take_instance_id(q, 17, &id, &id_len, &fwd, NULL), BP_OK);
     assert_int_equal(id_len, 1);
     assert_int_equal(id[0], 'X');
     assert_string_equal(fwd.data, "a=1");
@@ -140,7 +177,7 @@ test_appends_and_respects_limit(void **state)
     /* Appends after what the buffer already holds. */
     bp_buf_init(&fwd, 64);
     assert_int_equal(bp_buf_append_str(&fwd, "?"), BP_OK);
-    assert_int_equal(bp_query_take_instance_id(q, strlen(q), &id, &id_len, &fwd), BP_OK);
+    assert_int_equal(bp_query_take_instance_id(q, strlen(q), &id, &id_len, &fwd, NULL), BP_OK);
     assert_string_equal(fwd.data, "?abcdef=1");
     bp_buf_cleanup(&fwd);
 
@@ -148,7 +185,7 @@ test_appends_and_respects_limit(void **state)
     bp_buf_init(&fwd, 4);
     assert_int_equal(bp_buf_append_str(&fwd, "?"), BP_OK);
     id = NULL;
-    assert_int_equal(bp_query_take_instance_id(q, strlen(q), &id, &id_len, &fwd), BP_ERR_LIMIT);
+    assert_int_equal(bp_query_take_instance_id(q, strlen(q), &id, &id_len, &fwd, NULL), BP_ERR_LIMIT);
     assert_null(id);
     assert_int_equal(fwd.len, 1);
     assert_string_equal(fwd.data, "?");
@@ -200,6 +237,9 @@ test_instance_id_validity(void **state)
     /* The length given is what counts, not the C string. */
     assert_false(bp_instance_id_is_valid(ID "Z", strlen(ID) + 1));
     assert_true(bp_instance_id_is_valid(ID "Z", strlen(ID)));
+    /* The reason a refusal gives says what the shape is, without the value. */
+    assert_string_equal(BP_INSTANCE_ID_SHAPE_REASON,
+                        "instance_id must be instance_ followed by 26 Crockford base32 characters");
 }
 
 int
@@ -209,7 +249,8 @@ main(void)
         cmocka_unit_test(test_removal_positions),
         cmocka_unit_test(test_other_bytes_untouched),
         cmocka_unit_test(test_similar_names_are_not_it),
-        cmocka_unit_test(test_missing),
+        cmocka_unit_test(test_absent),
+        cmocka_unit_test(test_empty),
         cmocka_unit_test(test_repeated),
         cmocka_unit_test(test_length_is_respected),
         cmocka_unit_test(test_appends_and_respects_limit),

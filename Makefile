@@ -5,6 +5,8 @@
 #              test (unit, integration, SDK), then the whole suite again under ASan+UBSan, then
 #              a bounded fuzz run
 JOBS ?= $(shell nproc)
+# cmake --build runs make again below us; its "Entering directory" lines are noise here.
+MAKEFLAGS += --no-print-directory
 FUZZ_SECONDS ?= 20
 
 .PHONY: run test build deps test-deps test-main test-sanitize test-fuzz clean

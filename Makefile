@@ -1,11 +1,20 @@
 # The README's two quick-start commands. Everything else lives in CMake and scripts/.
-#   make run   install what is missing, build, start `blnkproxy serve` on ./blnkproxy.db
-#   make test  install what is missing, build, run every test (unit, integration, SDK),
-#              then the whole suite again under ASan+UBSan, then a bounded fuzz run
+#   make run   install what building and running need (no test tools), build only the
+#              blnkproxy binary, start `blnkproxy serve` on ./blnkproxy.db
+#   make test  install what the tests need too, build with the tests (BP_TESTS=ON), run every
+#              test (unit, integration, SDK), then the whole suite again under ASan+UBSan, then
+#              a bounded fuzz run
 JOBS ?= $(shell nproc)
+# cmake --build runs make again below us; its "Entering directory" lines are noise here.
+MAKEFLAGS += --no-print-directory
 FUZZ_SECONDS ?= 20
 
 .PHONY: run test build deps test-deps test-main test-sanitize test-fuzz clean
+
+# configure DIR, ARGS: cmake's configure, quiet when it works; when it fails, everything it
+# printed (which names the missing package) and a non-zero exit.
+configure = @out=$$($(2) cmake -S . -B $(1) $(3) 2>&1) || { printf '%s\n' "$$out" >&2; \
+	echo "make: configuring $(1) failed (cmake's output above)" >&2; exit 1; }
 
 deps:
 	@scripts/deps.sh
@@ -14,26 +23,29 @@ test-deps:
 	@scripts/deps.sh --test
 	@cd tests/integration && { [ -d node_modules ] && [ node_modules/.package-lock.json -nt package-lock.json ] || npm ci --no-audit --no-fund --loglevel=error; }
 
+# Only the binary: BP_TESTS keeps whatever the build directory has (off when it is new), and
+# only the blnkproxy target is built, so neither cmocka nor node is needed.
 build: deps
-	@cmake -S . -B build -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
-	@cmake --build build -j$(JOBS)
+	$(call configure,build,,-DCMAKE_BUILD_TYPE=RelWithDebInfo)
+	@cmake --build build -j$(JOBS) --target blnkproxy
 
 run: build
 	./build/blnkproxy serve
 
 test-main: test-deps
 	@scripts/checksrc
-	@cmake -S . -B build -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
+	$(call configure,build,,-DCMAKE_BUILD_TYPE=RelWithDebInfo -DBP_TESTS=ON)
 	@cmake --build build -j$(JOBS)
 	cd build && ctest --output-on-failure -j2
 
 test-sanitize: test-deps
-	@cmake -S . -B build-asan -DCMAKE_BUILD_TYPE=Debug -DBP_SANITIZE=ON >/dev/null
+	$(call configure,build-asan,,-DCMAKE_BUILD_TYPE=Debug -DBP_SANITIZE=ON -DBP_TESTS=ON)
 	@cmake --build build-asan -j$(JOBS)
 	cd build-asan && ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 ctest --output-on-failure -j2
 
+# The fuzz build has no blnkproxy binary and no ctest tests, only the libFuzzer targets.
 test-fuzz: test-deps
-	@CC=clang cmake -S . -B build-fuzz -DBP_FUZZ=ON >/dev/null
+	$(call configure,build-fuzz,CC=clang,-DBP_FUZZ=ON)
 	@cmake --build build-fuzz -j$(JOBS)
 	scripts/fuzz-smoke.sh build-fuzz $(FUZZ_SECONDS)
 

@@ -1,19 +1,37 @@
 #!/usr/bin/env bash
-# Installs the Debian packages blnkproxy needs to build and test. Idempotent and quiet when
-# everything is already there: apt runs only for what is missing.
+# Installs the Debian 12 packages blnkproxy needs. Idempotent and quiet when everything is
+# already there: apt runs only for what is missing, and its output is shown only if it fails.
+#   scripts/deps.sh          what building and running need (`make run`)
+#   scripts/deps.sh --test   that, plus what the tests need (`make test`)
 set -euo pipefail
 
 packages=(
     build-essential cmake pkg-config
     libevent-dev libcurl4-openssl-dev libjansson-dev libsqlite3-dev libssl-dev libargon2-dev
 )
-if [ "${1:-}" = "--test" ]; then
-    packages+=(libcmocka-dev clang libclang-rt-14-dev sqlite3 openssl ca-certificates)
+case "${1:-}" in
+"") ;;
+--test)
+    # Unit tests (cmocka), fuzz build (clang + its libFuzzer runtime), tools the integration
+    # tests run (sqlite3, openssl, git for the version test), and npm's TLS trust.
+    packages+=(libcmocka-dev clang libclang-rt-14-dev sqlite3 openssl git ca-certificates)
     # chromium drives the OAuth authorize page in a real browser; prometheus brings promtool,
     # which checks /metrics with Prometheus's own parser.
     packages+=(chromium prometheus)
-    command -v node >/dev/null 2>&1 || packages+=(nodejs npm)
-fi
+    # The integration tests run on Debian 12's own node (18.20, tests/integration/package.json
+    # "engines"); a node already on PATH (e.g. a newer one from nodesource) is used as it is.
+    if ! command -v node >/dev/null 2>&1; then
+        packages+=(nodejs)
+    fi
+    if ! command -v npm >/dev/null 2>&1; then
+        packages+=(npm)
+    fi
+    ;;
+*)
+    echo "usage: scripts/deps.sh [--test]" >&2
+    exit 2
+    ;;
+esac
 
 missing=()
 for p in "${packages[@]}"; do
@@ -21,10 +39,21 @@ for p in "${packages[@]}"; do
         missing+=("$p")
     fi
 done
-if [ ${#missing[@]} -gt 0 ]; then
-    echo "deps: installing ${missing[*]}"
-    SUDO=""
-    [ "$(id -u)" -eq 0 ] || SUDO="sudo"
-    $SUDO apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+if [ ${#missing[@]} -eq 0 ]; then
+    exit 0
+fi
+
+echo "deps: installing ${missing[*]}"
+SUDO=""
+if [ "$(id -u)" -ne 0 ]; then
+    SUDO="sudo"
+fi
+log=$(mktemp)
+trap 'rm -f "$log"' EXIT
+if ! { $SUDO apt-get update -qq &&
+    $SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
+        "${missing[@]}"; } >"$log" 2>&1; then
+    cat "$log" >&2
+    echo "deps: apt-get failed (its output above); the packages needed: ${missing[*]}" >&2
+    exit 1
 fi

@@ -8,6 +8,7 @@
 #include "cli/cli-int.h"
 #include "cli/out.h"
 #include "lib/alloc.h"
+#include "lib/version.h"
 #include "serve/serve.h"
 #include "store/store.h"
 
@@ -28,11 +29,15 @@ static const char usage_top[] =
     "  operator   manage the people who approve apps on the authorize page\n"
     "  audit      read the audit log\n"
     "  db         database maintenance\n"
+    "  version    print the version and the git revision the binary was built from\n"
     "  help [COMMAND]\n"
     "\n"
     "Every command takes:\n"
     "  --db DSN   the store: a SQLite file path (default $BLNKPROXY_DB, else ./blnkproxy.db)\n"
     "  --json     print exactly one JSON object on stdout\n"
+    "\n"
+    "  -V, --version   same as `blnkproxy version`\n"
+    "  -h, --help      this text\n"
     "\n"
     "Exit codes: 0 ok, 1 failure, 2 usage or validation error, 3 unknown id.\n";
 
@@ -91,6 +96,15 @@ static const char usage_operator[] =
     "Operators sign in on /oauth/authorize to approve apps. Passwords are hashed with Argon2id;\n"
     "they are read from a file or an environment variable, never from the command line.\n";
 
+static const char usage_version[] =
+    "usage:\n"
+    "  blnkproxy version     (also -V, --version)\n"
+    "\n"
+    "Prints `blnkproxy <version> (<revision>)`: the release and the git commit (12 hex digits)\n"
+    "the binary was built from, or \"unknown\" when it was built without git metadata (e.g.\n"
+    "from a tarball). With --json: {\"version\":…,\"revision\":…}. /metrics shows both on\n"
+    "blnkproxy_build_info.\n";
+
 static const char usage_db[] =
     "usage:\n"
     "  blnkproxy db migrate   apply pending schema migrations\n";
@@ -131,6 +145,8 @@ bp_cli__usage(const char *family, bool to_stderr)
 
     if (family == NULL) {
         fputs(usage_top, f);
+    } else if (strcmp(family, "version") == 0) {
+        fputs(usage_version, f);
     } else {
         const struct family *fam = find_family(family);
         if (fam != NULL && fam->print_usage != NULL) {
@@ -419,7 +435,7 @@ run_help(int argc, char **argv)
         bp_cli__usage(NULL, false);
         return BP_CLI_EXIT_OK;
     }
-    if (find_family(argv[0]) != NULL) {
+    if (find_family(argv[0]) != NULL || strcmp(argv[0], "version") == 0) {
         bp_cli__usage(argv[0], false);
         return BP_CLI_EXIT_OK;
     }
@@ -430,6 +446,34 @@ run_help(int argc, char **argv)
     }
     bp_cli__error("unknown command %.40s", argv[0]);
     return BP_CLI_EXIT_USAGE;
+}
+
+/* `blnkproxy version`, `-V`, `--version`: one line for people, one object with --json. */
+static int
+print_version(const struct bp_cli_ctx *ctx)
+{
+    struct bp_out_obj *o;
+    int rc;
+
+    if (!ctx->json) {
+        printf("blnkproxy %s (%s)\n", bp_version_get(), bp_version_revision());
+        return fflush(stdout) == 0 ? BP_CLI_EXIT_OK : BP_CLI_EXIT_FAIL;
+    }
+    bp_out_init();
+    o = bp_out_obj_new();
+    bp_out_str(o, "version", bp_version_get());
+    bp_out_str(o, "revision", bp_version_revision());
+    rc = bp_out_print_obj(o, true);
+    bp_out_obj_free(o);
+    return rc;
+}
+
+static int
+run_version(struct bp_cli_ctx *ctx, int argc, char **argv)
+{
+    ctx->family = "version";
+    BP_CLI_PARSE_OR_RETURN(ctx, argc, argv, NULL, 0, 0, 0);
+    return print_version(ctx);
 }
 
 /* Global options before the command word. Returns the index of the command word, or -1 with
@@ -446,9 +490,8 @@ parse_globals(struct bp_cli_ctx *ctx, int argc, char **argv, int *out_rc)
             *out_rc = BP_CLI_EXIT_OK;
             return -1;
         }
-        if (strcmp(arg, "--version") == 0) {
-            printf("blnkproxy %s\n", BP_VERSION);
-            *out_rc = BP_CLI_EXIT_OK;
+        if (strcmp(arg, "--version") == 0 || strcmp(arg, "-V") == 0) {
+            *out_rc = print_version(ctx);
             return -1;
         }
         *out_rc = parse_option(ctx, argc, argv, &i, NULL, 0);
@@ -484,6 +527,9 @@ bp_cli_main(int argc, char **argv)
     bp_out_init();
     if (strcmp(cmd, "help") == 0) {
         return run_help(argc - i - 1, argv + i + 1);
+    }
+    if (strcmp(cmd, "version") == 0) {
+        return run_version(&ctx, argc - i - 1, argv + i + 1);
     }
     if (find_family(cmd) != NULL) {
         return run_family(&ctx, find_family(cmd), argc - i - 1, argv + i + 1);

@@ -16,6 +16,7 @@
 
 #include "lib/alloc.h"
 #include "lib/buf.h"
+#include "lib/version.h"
 #include "metrics/metrics-int.h"
 
 #define P "blnkproxy_"
@@ -415,9 +416,12 @@ render_audit(struct bp_buf *b, const struct fixed_sums *f)
 static void
 render_process(struct bp_buf *b, struct bp_metrics__state *m)
 {
-    family(b, P "build_info", "gauge", "Build information; the value is always 1.");
+    family(b, P "build_info", "gauge",
+           "Build information: the release version and the git revision; the value is always 1.");
     put(b, P "build_info{version=\"");
-    put_label(b, BP_VERSION);
+    put_label(b, bp_version_get());
+    put(b, "\",revision=\"");
+    put_label(b, bp_version_revision());
     put(b, "\"} 1\n");
     if (m != NULL) {
         family(b, "process_start_time_seconds", "gauge",

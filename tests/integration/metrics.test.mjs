@@ -201,7 +201,11 @@ test('/metrics after a known mix of requests: promtool-valid and exact counters'
     assert.ok(samples.get('blnkproxy_table_reloads_total') >= 1);
     assert.ok(samples.get('blnkproxy_audit_queue_depth') >= 0);
 
-    assert.equal(samples.get('blnkproxy_build_info{version="0.1.0"}'), 1);
+    // One series, value 1; version.test.mjs checks the revision label's value.
+    const buildInfo = [...samples].filter(([k]) => k.startsWith('blnkproxy_build_info'));
+    assert.equal(buildInfo.length, 1);
+    assert.match(buildInfo[0][0], /^blnkproxy_build_info\{version="0\.1\.0",revision="[^"]+"\}$/);
+    assert.equal(buildInfo[0][1], 1);
     const start = samples.get('process_start_time_seconds');
     assert.ok(Math.abs(start - Date.now() / 1000) < 600, `process start time ${start}`);
 

@@ -44,6 +44,8 @@
 //       → {core, db, instance, secret, keys: {name: {id, key}}, proxy, port,
 //          p(corePath, extraQuery) → '/proxy<corePath>?instance_id=<id>[&extra]', close()}
 
+import './node_compat.mjs'; // first: shims for Debian 12's node 18 (see that file)
+
 import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
 import crypto from 'node:crypto';

@@ -14,6 +14,7 @@
 #include <string.h>
 
 #include "lib/buf.h"
+#include "lib/version.h"
 #include "metrics/metrics.h"
 
 #define RENDER_MAX (64 * 1024 * 1024)
@@ -175,13 +176,24 @@ test_fresh_render_has_every_family_once_and_fixed_series(void **state)
     free(t);
 }
 
+/* The build_info sample: the version and the git revision this binary was built from. */
+static void
+assert_build_info(const char *text)
+{
+    char want[256];
+
+    snprintf(want, sizeof(want), "blnkproxy_build_info{version=\"%s\",revision=\"%s\"} 1", bp_version_get(),
+             bp_version_revision());
+    assert_line(text, want);
+}
+
 static void
 test_build_info_and_start_time(void **state)
 {
     char *t = render();
     const char *p;
 
-    assert_line(t, "blnkproxy_build_info{version=\"" BP_VERSION "\"} 1");
+    assert_build_info(t);
     p = strstr(t, "\nprocess_start_time_seconds ");
     assert_non_null(p);
     /* A plausible Unix time with microseconds: after 2020, before 2200. */
@@ -493,7 +505,7 @@ test_calls_without_init_are_harmless_and_reinit_starts_clean(void **state)
     bp_metrics_upstream_conns_add(1);
     bp_metrics_bind_thread(0);
     t = render();
-    assert_line(t, "blnkproxy_build_info{version=\"" BP_VERSION "\"} 1");
+    assert_build_info(t);
     assert_line(t, "blnkproxy_auth_failures_total{reason=\"missing\"} 0");
     free(t);
     /* A second init is refused while one is live; one shard is fine; the old binding (shard 3)

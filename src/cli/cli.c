@@ -1,5 +1,6 @@
 #include "cli/cli.h"
 
+#include <limits.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -34,7 +35,11 @@ static const char usage_top[] =
     "  --db DSN   the store: a SQLite file path (default $BLNKPROXY_DB, else ./blnkproxy.db)\n"
     "  --json     print exactly one JSON object on stdout\n"
     "\n"
-    "Exit codes: 0 ok, 1 failure, 2 usage or validation error, 3 unknown id.\n";
+    "Only `db migrate`, `serve` and `instance add` create a missing store (and say where);\n"
+    "every other command exits 1 when there is no store at the --db path.\n"
+    "\n"
+    "Exit codes: 0 ok, 1 failure (no store at the --db path, a store newer than this\n"
+    "blnkproxy, a store error), 2 usage or validation error, 3 unknown id.\n";
 
 static const char usage_instance[] =
     "usage:\n"
@@ -316,11 +321,11 @@ bp_cli__parse(struct bp_cli_ctx *ctx, int argc, char **argv, struct bp_cli_flag 
 
 /* ---- store helpers ---- */
 
-int
-bp_cli__open_store(const struct bp_cli_ctx *ctx, bool migrate, struct bp_store **out)
+static int
+open_store(const struct bp_cli_ctx *ctx, unsigned flags, bool migrate, struct bp_store **out)
 {
     const char *dsn = ctx->db;
-    char err[512];
+    char err[PATH_MAX + 512];
     bp_err rc;
 
     if (dsn == NULL) {
@@ -329,10 +334,13 @@ bp_cli__open_store(const struct bp_cli_ctx *ctx, bool migrate, struct bp_store *
             dsn = DEFAULT_DB;
         }
     }
-    rc = bp_store_open(dsn, out, err, sizeof(err));
+    rc = bp_store_open(dsn, flags, out, err, sizeof(err));
     if (rc != BP_OK) {
         bp_cli__error("%s", err);
         return rc == BP_ERR_INVALID ? BP_CLI_EXIT_USAGE : BP_CLI_EXIT_FAIL;
+    }
+    if (bp_store_created_path(*out) != NULL) {
+        bp_cli__error("created a new store at %s", bp_store_created_path(*out));
     }
     if (!migrate) {
         return BP_CLI_EXIT_OK;
@@ -345,6 +353,18 @@ bp_cli__open_store(const struct bp_cli_ctx *ctx, bool migrate, struct bp_store *
         return BP_CLI_EXIT_FAIL;
     }
     return BP_CLI_EXIT_OK;
+}
+
+int
+bp_cli__open_store(const struct bp_cli_ctx *ctx, bool migrate, struct bp_store **out)
+{
+    return open_store(ctx, 0, migrate, out);
+}
+
+int
+bp_cli__open_or_create_store(const struct bp_cli_ctx *ctx, bool migrate, struct bp_store **out)
+{
+    return open_store(ctx, BP_STORE_OPEN_CREATE, migrate, out);
 }
 
 int

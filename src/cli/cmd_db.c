@@ -17,8 +17,9 @@ db_migrate(struct bp_cli_ctx *ctx, int argc, char **argv)
     int exit_code;
 
     BP_CLI_PARSE_OR_RETURN(ctx, argc, argv, NULL, 0, 0, 0);
-    /* Migrated here rather than by bp_cli__open_store, so that we can count what ran. */
-    exit_code = bp_cli__open_store(ctx, false, &s);
+    /* Migrated here rather than by the open helper, so that we can count what ran. `db migrate`
+     * is one of the commands that may create the store. */
+    exit_code = bp_cli__open_or_create_store(ctx, false, &s);
     if (exit_code != BP_CLI_EXIT_OK) {
         return exit_code;
     }

@@ -335,7 +335,9 @@ instance_add(struct bp_cli_ctx *ctx, int argc, char **argv, int op)
     rec.created_at = bp_clock_wall_s();
     rec.updated_at = rec.created_at;
 
-    rc = bp_cli__open_store(ctx, true, &s);
+    /* The first instance is the natural first command of a new installation: it may create the
+     * store (and says where). */
+    rc = bp_cli__open_or_create_store(ctx, true, &s);
     if (rc != BP_CLI_EXIT_OK) {
         goto done;
     }

@@ -166,9 +166,12 @@ bp_serve_main(int argc, char **argv)
         fail("cannot set up metrics");
         goto done;
     }
-    if (bp_store_open(cfg.db, &store, err, sizeof(err)) != BP_OK) {
+    if (bp_store_open(cfg.db, BP_STORE_OPEN_CREATE, &store, err, sizeof(err)) != BP_OK) {
         fail(err);
         goto done;
+    }
+    if (bp_store_created_path(store) != NULL) {
+        BP_INFO("created a new store", BP_LSTR("path", bp_store_created_path(store)));
     }
     if (bp_store_migrate(store, &applied, &version) != BP_OK) {
         fail("database migration failed");

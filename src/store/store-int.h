@@ -79,10 +79,12 @@ struct bp_store_audit_ops {
 
 struct bp_store {
     const struct bp_store_ops *ops;
+    char *created_path; /* bp_store_created_path; freed by bp_store_close */
 };
 
-/* SQLite backend (store_sqlite.c): path is a filesystem path. */
-bp_err bp_store__sqlite_open(const char *path, struct bp_store **out, char *err, size_t err_len);
+/* SQLite backend (store_sqlite.c): path is a filesystem path; flags as bp_store_open's. */
+bp_err bp_store__sqlite_open(const char *path, unsigned flags, struct bp_store **out, char *err,
+                             size_t err_len);
 
 /* Forward-only SQLite migrations (migrations_sqlite.c): entry i is schema version i + 1. */
 extern const char *const bp_store__sqlite_migrations[];

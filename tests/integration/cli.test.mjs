@@ -48,11 +48,16 @@ function runRaw(args, { env = {}, cwd } = {}) {
   return { code: r.status, stdout: r.stdout, stderr: r.stderr };
 }
 
-// A store in a fresh directory, with helpers bound to it.
-function newStore() {
+// A store in a fresh directory, with helpers bound to it. Only a few commands create a store
+// (cli_store.test.mjs): the store is made with `db migrate` unless fresh is set.
+function newStore({ fresh = false } = {}) {
   const dir = tmpdir();
   const db = path.join(dir, 'blnkproxy.db');
   const run = (args, opts) => runRaw([...args, '--db', db], opts);
+  if (!fresh) {
+    const r = run(['db', 'migrate']);
+    assert.equal(r.code, 0, `db migrate: ${r.stderr}`);
+  }
   const json = (args, opts) => {
     const r = run([...args, '--json'], opts);
     assert.equal(r.code, 0, `${args.join(' ')} failed: ${r.stderr}`);
@@ -166,10 +171,19 @@ describe('help and global options', () => {
     let r = runRaw(['instance', 'add', '--name', 'e', '--url', 'http://e', '--json'], { env: { BLNKPROXY_DB: envDb } });
     assert.equal(r.code, 0, r.stderr);
     assert.ok(fs.existsSync(envDb));
-    r = runRaw(['instance', 'list', '--json'], { cwd: dir });
+    r = runRaw(['instance', 'list', '--json'], { env: { BLNKPROXY_DB: envDb } });
     assert.equal(r.code, 0, r.stderr);
-    assert.deepEqual(JSON.parse(r.stdout), { instances: [] });
+    assert.equal(JSON.parse(r.stdout).instances.length, 1);
+    // Without either, ./blnkproxy.db: `instance list` finds none there and creates none.
+    r = runRaw(['instance', 'list', '--json'], { cwd: dir });
+    assert.equal(r.code, 1);
+    assert.match(r.stderr, /no blnkproxy store at .*\/blnkproxy\.db/);
+    assert.ok(!fs.existsSync(path.join(dir, 'blnkproxy.db')));
+    r = runRaw(['instance', 'add', '--name', 'd', '--url', 'http://d', '--json'], { cwd: dir });
+    assert.equal(r.code, 0, r.stderr);
     assert.ok(fs.existsSync(path.join(dir, 'blnkproxy.db')));
+    r = runRaw(['instance', 'list', '--json'], { cwd: dir });
+    assert.deepEqual(JSON.parse(r.stdout).instances.map((i) => i.name), ['d']);
   });
 
   test('a postgres:// DSN is refused without echoing it', () => {
@@ -181,7 +195,7 @@ describe('help and global options', () => {
 
 describe('db', () => {
   test('db migrate applies once, then reports 0', () => {
-    const s = newStore();
+    const s = newStore({ fresh: true });
     const first = s.json(['db', 'migrate']);
     assert.deepEqual(Object.keys(first), ['applied', 'version']);
     assert.ok(first.applied >= 1);
@@ -195,7 +209,7 @@ describe('db', () => {
   });
 
   test('the database file is created with mode 0600 and its WAL files are private', () => {
-    const s = newStore();
+    const s = newStore({ fresh: true });
     s.json(['instance', 'add', '--name', 'p', '--url', 'http://p']);
     assert.equal(fs.statSync(s.db).mode & 0o777, 0o600);
     for (const suffix of ['-wal', '-shm']) {
@@ -205,9 +219,13 @@ describe('db', () => {
   });
 
   test('an unwritable database path fails with exit 1', () => {
-    const r = runRaw(['instance', 'list', '--db', path.join(root, 'no', 'such', 'dir', 'x.db')]);
-    assert.equal(r.code, 1);
-    assert.match(r.stderr, /^blnkproxy: /);
+    const where = path.join(root, 'no', 'such', 'dir', 'x.db');
+    for (const args of [['instance', 'list'], ['db', 'migrate'], ['instance', 'add', '--name', 'x', '--url', 'http://x']]) {
+      const r = runRaw([...args, '--db', where]);
+      assert.equal(r.code, 1, args.join(' '));
+      assert.match(r.stderr, /^blnkproxy: /);
+    }
+    assert.ok(!fs.existsSync(path.join(root, 'no')));
   });
 });
 

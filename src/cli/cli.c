@@ -109,7 +109,15 @@ static const char usage_audit[] =
 
 static const char usage_db[] =
     "usage:\n"
-    "  blnkproxy db migrate   apply pending schema migrations\n";
+    "  blnkproxy db migrate             apply pending schema migrations (creates a missing store)\n"
+    "  blnkproxy db backup FILE [--force]\n"
+    "                                   write a consistent copy of the store to FILE, while\n"
+    "                                   serve keeps running\n"
+    "\n"
+    "The copy is one private (0600) SQLite file; an existing FILE is kept unless --force.\n"
+    "Do not copy a running store with cp: recent changes sit in its -wal file. To restore,\n"
+    "stop serve, put the copy in place of the store, remove the store's -wal and -shm files,\n"
+    "and start serve again.\n";
 
 /* Command families: the word after `blnkproxy`, its usage text and its entry point. */
 struct family {

@@ -35,6 +35,8 @@ struct sqlite_store *bp_sq__of(struct bp_store *s);
 void bp_sq__abs_path(const char *path, char *out, size_t out_len);
 /* The message refusing a store at where whose schema version is newer than this binary knows. */
 void bp_sq__too_new(char *out, size_t out_len, const char *where, int version);
+/* bp_store_backup (store_backup_sqlite.c). */
+bp_err bp_sq__backup(struct bp_store *s, const char *path, unsigned flags, struct bp_store_backup_info *out);
 /* Maps a SQLite result code to bp_err, keeping the message for bp_store_last_error:
  * UNIQUE/PRIMARY KEY → BP_ERR_EXISTS, NOMEM → BP_ERR_NOMEM, other failures → BP_ERR_STORE. */
 bp_err bp_sq__map_rc(struct sqlite_store *st, int rc);

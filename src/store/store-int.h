@@ -14,6 +14,8 @@ struct bp_store_ops {
     void (*close)(struct bp_store *s);
     const char *(*last_error)(struct bp_store *s);
     bp_err (*migrate)(struct bp_store *s, int *out_applied, int *out_version);
+    bp_err (*schema_version)(struct bp_store *s, int *out);
+    bp_err (*backup)(struct bp_store *s, const char *path, unsigned flags, struct bp_store_backup_info *out);
     bp_err (*ping)(struct bp_store *s);
     bp_err (*change_token)(struct bp_store *s, int64_t *out);
 

@@ -77,6 +77,18 @@ bp_store_migrate(struct bp_store *s, int *out_applied, int *out_version)
 }
 
 bp_err
+bp_store_schema_version(struct bp_store *s, int *out)
+{
+    return s->ops->schema_version(s, out);
+}
+
+bp_err
+bp_store_backup(struct bp_store *s, const char *path, unsigned flags, struct bp_store_backup_info *out)
+{
+    return s->ops->backup(s, path, flags, out);
+}
+
+bp_err
 bp_store_ping(struct bp_store *s)
 {
     return s->ops->ping(s);

@@ -75,6 +75,28 @@ const char *bp_store_last_error(struct bp_store *s);
  * gets how many ran; *out_version (may be NULL) the schema version after. A schema newer than
  * this binary knows is BP_ERR_STORE (bp_store_last_error says so) and nothing is applied. */
 bp_err bp_store_migrate(struct bp_store *s, int *out_applied, int *out_version);
+/* The schema version of the store (0 before the first migration). */
+bp_err bp_store_schema_version(struct bp_store *s, int *out);
+
+/* Flags of bp_store_backup. */
+enum {
+    BP_STORE_BACKUP_REPLACE = 1u << 0, /* replace an existing file at the destination */
+};
+
+struct bp_store_backup_info {
+    int64_t bytes;      /* size of the copy */
+    int schema_version; /* schema version of the copy */
+};
+
+/* Writes a consistent copy of the whole store, as of one moment, to the file path, while other
+ * connections and processes keep reading and writing it (SQLite: the online backup API, inside
+ * one read transaction). The copy is a complete store in one file, private (0600); it appears at
+ * path only once complete and checked (a temporary file beside it is renamed), so path never
+ * holds a partial copy. BP_ERR_EXISTS when path exists and flags lacks BP_STORE_BACKUP_REPLACE;
+ * BP_ERR_INVALID when path is the store's own file or one of its companions (-wal, -shm,
+ * -journal); BP_ERR_IO when the copy cannot be written. bp_store_last_error says why. */
+bp_err bp_store_backup(struct bp_store *s, const char *path, unsigned flags,
+                       struct bp_store_backup_info *out);
 /* BP_OK when the store answers a trivial query. */
 bp_err bp_store_ping(struct bp_store *s);
 /* A number that changes whenever another connection commits (SQLite PRAGMA data_version,

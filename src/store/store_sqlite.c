@@ -396,6 +396,12 @@ sq_migrate(struct bp_store *s, int *out_applied, int *out_version)
 }
 
 static bp_err
+sq_schema_version(struct bp_store *s, int *out)
+{
+    return current_version(bp_sq__of(s), out);
+}
+
+static bp_err
 sq_ping(struct bp_store *s)
 {
     return bp_sq__exec(bp_sq__of(s), "SELECT 1");
@@ -847,6 +853,8 @@ const struct bp_store_ops bp_sq__ops = {
     .close = sq_close,
     .last_error = sq_last_error,
     .migrate = sq_migrate,
+    .schema_version = sq_schema_version,
+    .backup = bp_sq__backup,
     .ping = sq_ping,
     .change_token = sq_change_token,
     .instance_insert = sq_instance_insert,

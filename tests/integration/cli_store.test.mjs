@@ -1,15 +1,19 @@
-// Where the store comes from (issue 8, item 4):
+// Where the store comes from and how it is copied (issue 8, items 4 and 10):
 // - only `db migrate`, `serve` and `instance add` may create a store, and they say where;
 //   every other command refuses a missing store (exit 1) and creates nothing;
 // - a file that is not a blnkproxy store, or a store newer than this binary, is refused by every
-//   command and by serve, and left as it was.
+//   command and by serve, and left as it was;
+// - `db backup FILE` makes a consistent, private copy of a live store.
 import { test, describe } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
+import { execFile, spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
+import { promisify } from 'node:util';
 
-import { BIN, cli, startProxy, tmpDir } from './lib/harness.mjs';
+import { BIN, bearer, cli, makeInstance, makeKey, req, setupWorld, startProxy, tmpDir } from './lib/harness.mjs';
+
+const execFileP = promisify(execFile);
 
 // The environment of a run that must not find a store by accident.
 function envWithout() {
@@ -56,6 +60,7 @@ const NON_CREATING = [
     ['operator', 'list'],
     ['operator', 'create', '--name', 'op', '--password-env', 'BP_TEST_PW'],
     ['audit', 'list'],
+    ['db', 'backup', 'copy.db'],
 ];
 
 describe('a missing store', () => {
@@ -166,7 +171,7 @@ describe('a file that is not a blnkproxy store', () => {
                 args.join(' '));
         }
         assert.deepEqual(fs.readFileSync(db), before, 'the file was not changed');
-        assert.deepEqual(fs.readdirSync(dir), ['other.db'], 'nothing was written beside it');
+        assert.deepEqual(fs.readdirSync(dir), ['other.db'], 'nothing was written beside it (db backup included)');
         assert.equal(sql(db, "SELECT group_concat(name) FROM sqlite_master WHERE type = 'table'"), 'notes');
     });
 
@@ -221,5 +226,123 @@ describe('a store newer than this binary', () => {
         assert.notEqual(r.status, 0);
         assert.match(r.stderr, TOO_NEW);
         assert.ok(!r.stderr.includes('"msg":"listening"'));
+    });
+});
+
+describe('db backup', () => {
+    test('copies a store privately, reports what it copied, and never overwrites by accident', () => {
+        const db = migrated();
+        const inst = makeInstance(db, 'http://127.0.0.1:5001', { secret: 'core-secret-backup-1' });
+        const key = makeKey(db, { scopes: ['proxy:read'] });
+        const dir = fs.realpathSync(tmpDir());
+        const dest = path.join(dir, 'copy.db');
+
+        const r = cli(['db', 'backup', dest], { db });
+        assert.equal(r.code, 0, r.stderr);
+        assert.deepEqual(Object.keys(r.json), ['path', 'bytes', 'schema_version']);
+        assert.equal(r.json.path, dest);
+        assert.equal(r.json.bytes, fs.statSync(dest).size);
+        assert.ok(r.json.bytes > 0);
+        assert.equal(r.json.schema_version, Number(sql(db, 'SELECT max(version) FROM schema_migrations')));
+        assert.equal(fs.statSync(dest).mode & 0o777, 0o600, 'the copy holds Core secrets: private');
+        assert.deepEqual(fs.readdirSync(dir), ['copy.db'], 'one file, no temporary or -wal file left behind');
+        assert.equal(sql(dest, 'PRAGMA integrity_check'), 'ok');
+
+        // The copy is a store the CLI opens like the original.
+        assert.deepEqual(cli(['instance', 'show', inst.id], { db: dest }).json, cli(['instance', 'show', inst.id], { db }).json);
+        assert.deepEqual(cli(['key', 'list'], { db: dest }).json, cli(['key', 'list'], { db }).json);
+        assert.equal(cli(['key', 'show', key.id], { db: dest }).code, 0);
+
+        // An existing file is kept unless --force.
+        makeKey(db, { scopes: ['proxy:write'] });
+        let again = cli(['db', 'backup', dest], { db });
+        assert.equal(again.code, 2);
+        assert.match(again.stderr, new RegExp(`^blnkproxy: ${escapeRe(dest)} already exists; pass --force to replace it`));
+        assert.equal(again.stdout, '');
+        assert.equal(cli(['key', 'list'], { db: dest }).json.keys.length, 1);
+        again = cli(['db', 'backup', dest, '--force'], { db });
+        assert.equal(again.code, 0, again.stderr);
+        assert.equal(cli(['key', 'list'], { db: dest }).json.keys.length, 2);
+        assert.equal(fs.statSync(dest).mode & 0o777, 0o600);
+
+        // For people: one line per field.
+        const human = cli(['db', 'backup', path.join(dir, 'human.db')], { db, json: false });
+        assert.equal(human.code, 0, human.stderr);
+        assert.match(human.stdout, new RegExp(`^path:\\s+${escapeRe(path.join(dir, 'human.db'))}$`, 'm'));
+        assert.match(human.stdout, /^schema_version:\s+\d+$/m);
+        assert.ok(!(human.stdout + human.stderr + r.stdout).includes('core-secret-backup-1'));
+    });
+
+    test('refuses to write over the store itself, into a missing directory, or without a FILE', () => {
+        const db = migrated();
+        for (const dest of [db, `${db}-wal`, `${db}-shm`, `${path.dirname(db)}/./blnkproxy.db`]) {
+            const r = cli(['db', 'backup', dest, '--force'], { db });
+            assert.equal(r.code, 2, `${dest}: ${r.stderr}`);
+            assert.match(r.stderr, /is the store itself or one of its files/);
+        }
+        assert.equal(sql(db, 'PRAGMA integrity_check'), 'ok');
+        const missing = path.join(tmpDir(), 'no', 'such', 'dir', 'copy.db');
+        let r = cli(['db', 'backup', missing], { db });
+        assert.equal(r.code, 1);
+        assert.match(r.stderr, /^blnkproxy: cannot write .*copy\.db/);
+        r = cli(['db', 'backup'], { db });
+        assert.equal(r.code, 2);
+        assert.match(r.stderr, /db backup needs a FILE/);
+    });
+
+    test('a backup taken while serve writes audit records is a consistent store', async () => {
+        const w = await setupWorld({ keys: { all: ['*'] } });
+        let stop = false;
+        let sent = 0;
+        const load = async () => {
+            while (!stop) {
+                const res = await req(w.port, 'POST', w.p('/ledgers'), {
+                    headers: { ...bearer(w.keys.all.key), 'content-type': 'application/json' },
+                    body: { name: `l${sent}` },
+                });
+                assert.equal(res.status, 201, res.text);
+                sent++;
+            }
+        };
+        const count = (db) => Number(sql(db, 'SELECT count(*) FROM audit_log'));
+        const loaders = [load(), load(), load(), load()];
+        try {
+            // Enough rows that a copy of the main file alone would miss some of them (they sit in
+            // the WAL until a checkpoint), and writes still running while the backup is taken.
+            const t0 = Date.now();
+            while (count(w.db) < 300) {
+                assert.ok(Date.now() - t0 < 60000, 'the load did not reach 300 audit rows within 60 s');
+                await new Promise((r) => setTimeout(r, 50));
+            }
+            const before = count(w.db);
+            const dest = path.join(tmpDir(), 'live-copy.db');
+            const sentBefore = sent;
+            const { stdout } = await execFileP(BIN, ['db', 'backup', dest, '--db', w.db, '--json'], { env: envWithout() });
+            const sentDuring = sent - sentBefore;
+            stop = true;
+            await Promise.all(loaders);
+            const after = count(w.db);
+            const info = JSON.parse(stdout);
+            assert.equal(info.path, dest);
+
+            assert.equal(sql(dest, 'PRAGMA integrity_check'), 'ok');
+            const copied = count(dest);
+            assert.ok(copied >= before, `the copy has ${copied} audit rows, the store had ${before} before the backup`);
+            assert.ok(copied <= after, `the copy has ${copied} rows, more than the store's ${after}`);
+            // Consistent: a prefix of the log with no hole (a torn copy would lose rows in the middle).
+            assert.equal(sql(dest, 'SELECT max(seq) FROM audit_log'), String(copied));
+            assert.ok(sentDuring > 0, 'requests were answered while the backup ran');
+
+            // The CLI reads the copy like a store.
+            const listed = cli(['audit', 'list', '--limit', '5'], { db: dest });
+            assert.equal(listed.code, 0, listed.stderr);
+            assert.equal(listed.stdout.trim().split('\n').length, 5);
+            assert.deepEqual(cli(['key', 'list'], { db: dest }).json.keys.map((k) => k.id), [w.keys.all.id]);
+            assert.deepEqual(cli(['instance', 'list'], { db: dest }).json.instances.map((i) => i.id), [w.instance.id]);
+        } finally {
+            stop = true;
+            await Promise.allSettled(loaders);
+            await w.close();
+        }
     });
 });

@@ -1,5 +1,5 @@
-/* How a store is opened (created only when asked; a foreign or newer database refused), issue 8
- * item 4. */
+/* How a store is opened (created only when asked; a foreign or newer database refused) and copied
+ * (bp_store_backup), issue 8 items 4 and 10. */
 
 /* clang-format off: cmocka needs these four headers first, in this order */
 #include <stdarg.h>
@@ -178,9 +178,9 @@ test_newer_schema_refused_by_open_and_migrate(void **state)
 
     bp_testdb_init(&db, "open_newer");
     s = bp_testdb_open(&db);
-    bp_store_close(s);
-    version = raw_int(db.path, "SELECT max(version) FROM schema_migrations");
+    assert_int_equal(bp_store_schema_version(s, &version), BP_OK);
     assert_true(version >= 3);
+    bp_store_close(s);
     /* A connection opened before a newer binary migrated the store. */
     assert_int_equal(bp_store_open(db.path, 0, &early, err, sizeof(err)), BP_OK);
     raw_exec(db.path, "INSERT INTO schema_migrations (version, applied_at) VALUES (99, 0)");
@@ -202,6 +202,74 @@ test_newer_schema_refused_by_open_and_migrate(void **state)
     assert_int_equal(bp_testdb_cleanup(&db), 0);
 }
 
+static void
+test_backup(void **state)
+{
+    struct bp_testdb db;
+    struct bp_store *s = NULL;
+    struct bp_store *copy = NULL;
+    struct bp_store_backup_info info = {0};
+    struct bp_instance_rec rec = {
+        .id = (char *)"instance_A",
+        .name = (char *)"prod",
+        .url = (char *)"http://127.0.0.1:5001",
+        .enabled = true,
+        .created_at = 1,
+        .updated_at = 1,
+    };
+    struct bp_instance_rec got = {0};
+    char dest[200];
+    char other[200];
+    char wal[200];
+    char err[512];
+    struct stat sb;
+    int version = 0;
+
+    bp_testdb_init(&db, "backup");
+    s = bp_testdb_open(&db);
+    assert_int_equal(bp_store_schema_version(s, &version), BP_OK);
+    assert_int_equal(bp_store_instance_insert(s, &rec), BP_OK);
+    snprintf(dest, sizeof(dest), "%s/copy.db", db.dir);
+
+    assert_int_equal(bp_store_backup(s, dest, 0, &info), BP_OK);
+    assert_int_equal(stat(dest, &sb), 0);
+    assert_int_equal(sb.st_mode & 0777, 0600);
+    assert_int_equal(info.bytes, sb.st_size);
+    assert_int_equal(info.schema_version, version);
+    assert_int_equal(raw_int(dest, "SELECT count(*) FROM instances"), 1);
+
+    /* The copy opens as a store. */
+    assert_int_equal(bp_store_open(dest, 0, &copy, err, sizeof(err)), BP_OK);
+    assert_int_equal(bp_store_instance_get(copy, "instance_A", &got), BP_OK);
+    assert_string_equal(got.name, "prod");
+    bp_instance_rec_cleanup(&got);
+    bp_store_close(copy);
+
+    /* Kept unless replacing. */
+    rec.id = (char *)"instance_B";
+    rec.name = (char *)"staging";
+    assert_int_equal(bp_store_instance_insert(s, &rec), BP_OK);
+    assert_int_equal(bp_store_backup(s, dest, 0, &info), BP_ERR_EXISTS);
+    assert_non_null(strstr(bp_store_last_error(s), "already exists"));
+    assert_int_equal(raw_int(dest, "SELECT count(*) FROM instances"), 1);
+    assert_int_equal(bp_store_backup(s, dest, BP_STORE_BACKUP_REPLACE, &info), BP_OK);
+    assert_int_equal(raw_int(dest, "SELECT count(*) FROM instances"), 2);
+
+    /* Never onto the store or its companions, even when replacing. */
+    snprintf(wal, sizeof(wal), "%s-wal", db.path);
+    assert_int_equal(bp_store_backup(s, db.path, BP_STORE_BACKUP_REPLACE, &info), BP_ERR_INVALID);
+    assert_int_equal(bp_store_backup(s, wal, BP_STORE_BACKUP_REPLACE, &info), BP_ERR_INVALID);
+    assert_non_null(strstr(bp_store_last_error(s), "is the store itself or one of its files"));
+    assert_int_equal(bp_store_ping(s), BP_OK);
+
+    snprintf(other, sizeof(other), "%s/missing/copy.db", db.dir);
+    assert_int_equal(bp_store_backup(s, other, 0, &info), BP_ERR_IO);
+
+    bp_store_close(s);
+    assert_int_equal(unlink(dest), 0);
+    assert_int_equal(bp_testdb_cleanup(&db), 0); /* no partial file was left behind */
+}
+
 int
 main(void)
 {
@@ -212,6 +280,7 @@ main(void)
         cmocka_unit_test(test_empty_file_only_for_creators),
         cmocka_unit_test(test_not_sqlite_refused),
         cmocka_unit_test(test_newer_schema_refused_by_open_and_migrate),
+        cmocka_unit_test(test_backup),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -121,7 +121,10 @@ struct bp_cli_verb {
     int op;
 };
 
-/* Runs the verb argv[0] names with the words after it, or reports an unknown one (exit 2). */
+#define BP_CLI_MAX_VERBS 16
+
+/* Runs the verb argv[0] names with the words after it, or reports an unknown one with the nearest
+ * verb when one is close (exit 2). At most BP_CLI_MAX_VERBS verbs. */
 int bp_cli__dispatch(struct bp_cli_ctx *ctx, int argc, char **argv, const struct bp_cli_verb *verbs,
                      size_t nverbs);
 

@@ -9,6 +9,8 @@
 #include "cli/cli-int.h"
 #include "cli/out.h"
 #include "lib/alloc.h"
+#include "lib/bug.h"
+#include "lib/str.h"
 #include "serve/serve.h"
 #include "store/store.h"
 
@@ -208,13 +210,37 @@ is_named(const char *arg, size_t len, const char *name)
     return strlen(name) == len && strncmp(arg, name, len) == 0;
 }
 
-/* Reports an unknown option by its name only: whatever follows '=' may be a secret. */
+#define MAX_FLAGS 24
+
+/* Reports an unknown option by its name only (whatever follows '=' may be a secret), with the
+ * nearest of the command's flags and the global ones when one is close. */
 static int
-unknown_option(const char *arg, size_t len)
+unknown_option(const char *arg, size_t len, const struct bp_cli_flag *flags, size_t nflags)
 {
+    static const char *const globals[] = {"--db", "--json", "--help"};
+    const char *names[MAX_FLAGS + BP_ARRAY_LEN(globals)];
+    const char *hint = NULL;
+    char word[65];
+    size_t n = 0;
+
     if (is_named(arg, len, "--secret-key")) {
         bp_cli__error("there is no --secret-key option: secrets never go on the command line; "
                       "use --secret-key-file FILE or --secret-key-env VAR");
+        return BP_CLI_EXIT_USAGE;
+    }
+    if (len < sizeof(word)) {
+        memcpy(word, arg, len);
+        word[len] = '\0';
+        for (size_t i = 0; i < nflags && n < MAX_FLAGS; i++) {
+            names[n++] = flags[i].name;
+        }
+        for (size_t i = 0; i < BP_ARRAY_LEN(globals); i++) {
+            names[n++] = globals[i];
+        }
+        hint = bp_str_nearest(word, names, n);
+    }
+    if (hint != NULL) {
+        bp_cli__error("unknown option %.*s (did you mean %s?)", (int)len, arg, hint);
     } else {
         bp_cli__error("unknown option %.*s", (int)(len > 40 ? 40 : len), arg);
     }
@@ -249,7 +275,7 @@ parse_option(struct bp_cli_ctx *ctx, int argc, char **argv, int *k, struct bp_cl
     struct bp_cli_flag *flag;
 
     if (strncmp(arg, "--", 2) != 0) {
-        return unknown_option(arg, len);
+        return unknown_option(arg, len, flags, nflags);
     }
     if (is_named(arg, len, "--json")) {
         if (eq != NULL) {
@@ -264,7 +290,7 @@ parse_option(struct bp_cli_ctx *ctx, int argc, char **argv, int *k, struct bp_cl
     }
     flag = find_flag(flags, nflags, arg, len);
     if (flag == NULL) {
-        return unknown_option(arg, len);
+        return unknown_option(arg, len, flags, nflags);
     }
     if (flag->seen && !flag->repeatable) {
         bp_cli__error("%s given more than once", flag->name);
@@ -445,6 +471,28 @@ run_family(struct bp_cli_ctx *ctx, const struct family *fam, int argc, char **ar
     return fam->run(ctx, argc, argv);
 }
 
+/* Reports an unknown command word, with the nearest known one when one is close. */
+static int
+unknown_command(const char *cmd)
+{
+    const char *names[BP_ARRAY_LEN(families) + 2];
+    const char *hint;
+    size_t n = 0;
+
+    for (size_t i = 0; i < BP_ARRAY_LEN(families); i++) {
+        names[n++] = families[i].name;
+    }
+    names[n++] = "serve";
+    names[n++] = "help";
+    hint = bp_str_nearest(cmd, names, n);
+    if (hint != NULL) {
+        bp_cli__error("unknown command %.40s (did you mean %s?)", cmd, hint);
+    } else {
+        bp_cli__error("unknown command %.40s (see `blnkproxy help`)", cmd);
+    }
+    return BP_CLI_EXIT_USAGE;
+}
+
 static int
 run_help(int argc, char **argv)
 {
@@ -461,8 +509,7 @@ run_help(int argc, char **argv)
         char *args[] = {help, NULL};
         return bp_serve_main(1, args);
     }
-    bp_cli__error("unknown command %.40s", argv[0]);
-    return BP_CLI_EXIT_USAGE;
+    return unknown_command(argv[0]);
 }
 
 /* Global options before the command word. Returns the index of the command word, or -1 with
@@ -521,6 +568,5 @@ bp_cli_main(int argc, char **argv)
     if (find_family(cmd) != NULL) {
         return run_family(&ctx, find_family(cmd), argc - i - 1, argv + i + 1);
     }
-    bp_cli__error("unknown command %.40s (see `blnkproxy help`)", cmd);
-    return BP_CLI_EXIT_USAGE;
+    return unknown_command(cmd);
 }

@@ -155,6 +155,46 @@ describe('help and global options', () => {
     assert.equal(r.code, 2);
   });
 
+  test('unknown commands, verbs and options name the nearest one (issue 8)', () => {
+    const s = newStore();
+    let r = runRaw(['instnace', 'list']);
+    assert.equal(r.code, 2);
+    assert.equal(r.stderr, 'blnkproxy: unknown command instnace (did you mean instance?)\n');
+    r = runRaw(['help', 'operatr']);
+    assert.equal(r.code, 2);
+    assert.match(r.stderr, /unknown command operatr \(did you mean operator\?\)/);
+    r = runRaw(['serv']);
+    assert.match(r.stderr, /unknown command serv \(did you mean serve\?\)/);
+    s.fail(['key', 'lst'], 2, /^blnkproxy: unknown key command lst \(did you mean list\?\)/);
+    s.fail(['instance', 'shwo', 'x'], 2, /unknown instance command shwo \(did you mean show\?\)/);
+    s.fail(['client', 'revok', 'x'], 2, /\(did you mean revoke\?\)/);
+    s.fail(['operator', 'passw', 'x'], 2, /\(did you mean passwd\?\)/);
+    s.fail(['db', 'migrat'], 2, /^blnkproxy: unknown db command migrat \(did you mean migrate\?\)/);
+    s.fail(['db', 'backpu', 'x'], 2, /\(did you mean backup\?\)/);
+    // Options: the verb's own flags, then the global ones.
+    r = s.fail(['key', 'create', '--name', 'x', '--scope', 'proxy:read'], 2);
+    assert.equal(r.stderr, 'blnkproxy: unknown option --scope (did you mean --scopes?)\n');
+    s.fail(['instance', 'add', '--nam', 'x', '--url', 'http://x'], 2, /unknown option --nam \(did you mean --name\?\)/);
+    s.fail(['instance', 'update', 'x', '--secret-key-fle', 'f'], 2, /\(did you mean --secret-key-file\?\)/);
+    s.fail(['client', 'create', '--name', 'x', '--scopes', 'proxy:read', '--redirect-url', 'https://a/cb'], 2,
+      /\(did you mean --redirect-uri\?\)/);
+    s.fail(['key', 'list', '--jsn'], 2, /unknown option --jsn \(did you mean --json\?\)/);
+    s.fail(['instance', 'list', '--dbb', 'x'], 2, /unknown option --dbb \(did you mean --db\?\)/);
+    r = runRaw(['--jsonn', 'key', 'list']);
+    assert.equal(r.code, 2);
+    assert.match(r.stderr, /unknown option --jsonn \(did you mean --json\?\)/);
+    // A value after '=' may be a secret: never echoed, hint or not.
+    r = s.fail(['key', 'create', '--name', 'x', '--scope=hint-secret-HHHH'], 2, /unknown option --scope \(did you mean --scopes\?\)/);
+    assert.ok(!r.stderr.includes('hint-secret-HHHH'));
+    r = s.fail(['instance', 'add', '--secret-key-fil=hint-secret-HHHH'], 2, /did you mean --secret-key-file\?/);
+    assert.ok(!r.stderr.includes('hint-secret-HHHH'));
+    coreSecrets.push('hint-secret-HHHH');
+    // Nothing close: no guess.
+    s.fail(['key', 'list', '--frobnicate'], 2, /^blnkproxy: unknown option --frobnicate\n$/);
+    r = runRaw(['xyzzy']);
+    assert.equal(r.stderr, 'blnkproxy: unknown command xyzzy (see `blnkproxy help`)\n');
+  });
+
   test('--db and --json work before the command and after it, and --flag=value works', () => {
     const s = newStore();
     let r = runRaw(['--db', s.db, '--json', 'instance', 'add', '--name=a', '--url=http://a.example']);

@@ -59,7 +59,9 @@ static const char usage_instance[] =
     "URL: http:// or https://, a host, an optional :port and path; no query, fragment or\n"
     "user info. The Core secret key (sent as X-Blnk-Key) is read from a file (its trailing\n"
     "newline removed) or an environment variable, never from the command line. Use Core's\n"
-    "master key: Core re-encodes bodies sent with scoped keys.\n";
+    "master key: Core re-encodes bodies sent with scoped keys. Without one, Core answers 401\n"
+    "unless it runs without authentication. The first `instance add` creates the store when\n"
+    "there is none yet.\n";
 
 static const char usage_key[] =
     "usage:\n"

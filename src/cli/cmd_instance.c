@@ -347,6 +347,13 @@ instance_add(struct bp_cli_ctx *ctx, int argc, char **argv, int op)
         goto done;
     }
     rc = print_instance(&rec, ctx->json);
+    if (rec.secret_key == NULL) {
+        /* Allowed (a Core without auth, or a key added later), but usually a missed flag. */
+        bp_cli__error("warning: instance %s has no Core secret key: Core will answer 401 to every request "
+                      "unless it runs without authentication; add one with "
+                      "`blnkproxy instance update %s --secret-key-file FILE`",
+                      rec.name, rec.id);
+    }
 
 done:
     bp_store_close(s);

@@ -306,6 +306,23 @@ describe('instance', () => {
     assert.match(show.stdout, /^created_at:\s+\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$/m);
   });
 
+  test('add without a Core secret key warns that Core will answer 401, and says how to add one', () => {
+    const s = newStore();
+    const r = s.run(['instance', 'add', '--name', 'nokey', '--url', 'http://127.0.0.1:5001', '--json']);
+    assert.equal(r.code, 0, r.stderr);
+    const a = JSON.parse(r.stdout);
+    assert.equal(a.has_secret_key, false);
+    assert.match(r.stderr, /^blnkproxy: warning: instance nokey has no Core secret key/);
+    assert.match(r.stderr, /Core will answer 401 to every request unless it runs without authentication/);
+    assert.ok(r.stderr.includes(`blnkproxy instance update ${a.id} --secret-key-file FILE`), r.stderr);
+    // With a key: nothing on stderr.
+    const sk = s.file('sk', 'core-secret-warn-1\n');
+    coreSecrets.push('core-secret-warn-1');
+    const withKey = s.run(['instance', 'add', '--name', 'withkey', '--url', 'http://127.0.0.1:5001', '--secret-key-file', sk]);
+    assert.equal(withKey.code, 0, withKey.stderr);
+    assert.equal(withKey.stderr, '');
+  });
+
   test('an empty list', () => {
     const s = newStore();
     assert.deepEqual(s.json(['instance', 'list']), { instances: [] });

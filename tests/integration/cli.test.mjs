@@ -682,6 +682,40 @@ describe('key', () => {
   });
 });
 
+describe('--json shapes (issue 8)', () => {
+  test('instances, keys, clients and operators: every record has id; lists are {"<plural>": [records]}', () => {
+    const s = newStore();
+    const pw = s.file('pw', 'operator-password-1\n');
+    const made = {
+      instances: s.json(['instance', 'add', '--name', 'a', '--url', 'http://a']),
+      keys: s.json(['key', 'create', '--name', 'k', '--scopes', 'proxy:read']),
+      clients: s.json(['client', 'create', '--name', 'c', '--scopes', 'proxy:read,proxy:write']),
+      operators: s.json(['operator', 'create', '--name', 'o', '--password-file', pw]),
+    };
+    const family = { instances: 'instance', keys: 'key', clients: 'client', operators: 'operator' };
+    for (const [plural, created] of Object.entries(made)) {
+      assert.equal(typeof created.id, 'string', `${plural}: create has id`);
+      assert.equal(Object.keys(created)[0], 'id', `${plural}: id comes first`);
+      const list = s.json([family[plural], 'list']);
+      assert.deepEqual(Object.keys(list), [plural]);
+      assert.ok(Array.isArray(list[plural]));
+      assert.equal(list[plural].length, 1);
+      assert.equal(list[plural][0].id, created.id);
+      if (plural !== 'operators') {
+        assert.deepEqual(s.json([family[plural], 'show', created.id]), list[plural][0], `${plural}: show = list row`);
+      }
+    }
+    // Lists of names are arrays in every record.
+    assert.deepEqual(made.keys.scopes, ['proxy:read']);
+    assert.deepEqual(made.clients.scopes, ['proxy:read', 'proxy:write']);
+    assert.deepEqual(made.clients.grant_types, ['client_credentials']);
+    // The creation outputs carry the one-time secret beside the record (DESIGN §7).
+    assert.match(made.keys.key, API_KEY);
+    assert.equal(made.clients.client_id, made.clients.id);
+    assert.match(made.clients.client_secret, /^blnk_cs_[0-9a-f]{64}$/);
+  });
+});
+
 describe('secrets in output', () => {
   test('every key text appears only in its own create output', () => {
     const s = newStore();

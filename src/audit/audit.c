@@ -76,7 +76,7 @@ bp_audit_start(const struct bp_config *cfg, struct bp_audit **out)
     pthread_cond_init(&a->wake, NULL);
     a->queue_size = cfg->audit_queue_size > 0 ? (size_t)cfg->audit_queue_size : 65536;
     a->spool_path = spool_path_of(cfg);
-    rc = bp_store_open(cfg->db != NULL ? cfg->db : "./blnkproxy.db", &a->store, err, sizeof(err));
+    rc = bp_store_open(cfg->db != NULL ? cfg->db : "./blnkproxy.db", 0, &a->store, err, sizeof(err));
     if (rc != BP_OK) {
         BP_ERROR("audit: cannot open the store", BP_LSTR("reason", err));
         audit_free(a);

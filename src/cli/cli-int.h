@@ -65,8 +65,14 @@ int bp_cli__parse(struct bp_cli_ctx *ctx, int argc, char **argv, struct bp_cli_f
 /* "blnkproxy: <message>" on stderr. Never pass secret text. */
 void bp_cli__error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
-/* Opens ctx->db and, when migrate is set, applies pending migrations. Returns an exit code. */
+/* Opens the store (ctx->db, else $BLNKPROXY_DB, else ./blnkproxy.db) and, when migrate is set,
+ * applies pending migrations. The store must exist: only the commands meant to create one use
+ * bp_cli__open_or_create_store (issue 8). Reports a failure and returns an exit code (1 for a
+ * missing, foreign or too new store). */
 int bp_cli__open_store(const struct bp_cli_ctx *ctx, bool migrate, struct bp_store **out);
+/* Like bp_cli__open_store, but creates a missing store and says so on stderr with its absolute
+ * path: for `db migrate` and `instance add`. */
+int bp_cli__open_or_create_store(const struct bp_cli_ctx *ctx, bool migrate, struct bp_store **out);
 /* Reports a failed store call about what (e.g. "instance", "key") id, and maps it to an exit
  * code: NOT_FOUND → 3, EXISTS → 2, else 1. */
 int bp_cli__store_fail(struct bp_store *s, bp_err rc, const char *what, const char *id);
@@ -118,7 +124,10 @@ struct bp_cli_verb {
     int op;
 };
 
-/* Runs the verb argv[0] names with the words after it, or reports an unknown one (exit 2). */
+#define BP_CLI_MAX_VERBS 16
+
+/* Runs the verb argv[0] names with the words after it, or reports an unknown one with the nearest
+ * verb when one is close (exit 2). At most BP_CLI_MAX_VERBS verbs. */
 int bp_cli__dispatch(struct bp_cli_ctx *ctx, int argc, char **argv, const struct bp_cli_verb *verbs,
                      size_t nverbs);
 

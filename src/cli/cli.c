@@ -1,5 +1,6 @@
 #include "cli/cli.h"
 
+#include <limits.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -9,6 +10,8 @@
 #include "cli/out.h"
 #include "lib/alloc.h"
 #include "lib/version.h"
+#include "lib/bug.h"
+#include "lib/str.h"
 #include "serve/serve.h"
 #include "store/store.h"
 
@@ -39,7 +42,11 @@ static const char usage_top[] =
     "  -V, --version   same as `blnkproxy version`\n"
     "  -h, --help      this text\n"
     "\n"
-    "Exit codes: 0 ok, 1 failure, 2 usage or validation error, 3 unknown id.\n";
+    "Only `db migrate`, `serve` and `instance add` create a missing store (and say where);\n"
+    "every other command exits 1 when there is no store at the --db path.\n"
+    "\n"
+    "Exit codes: 0 ok, 1 failure (no store at the --db path, a store newer than this\n"
+    "blnkproxy, a store error), 2 usage or validation error, 3 unknown id.\n";
 
 static const char usage_instance[] =
     "usage:\n"
@@ -57,7 +64,9 @@ static const char usage_instance[] =
     "URL: http:// or https://, a host, an optional :port and path; no query, fragment or\n"
     "user info. The Core secret key (sent as X-Blnk-Key) is read from a file (its trailing\n"
     "newline removed) or an environment variable, never from the command line. Use Core's\n"
-    "master key: Core re-encodes bodies sent with scoped keys.\n";
+    "master key: Core re-encodes bodies sent with scoped keys. Without one, Core answers 401\n"
+    "unless it runs without authentication. The first `instance add` creates the store when\n"
+    "there is none yet.\n";
 
 static const char usage_key[] =
     "usage:\n"
@@ -107,7 +116,15 @@ static const char usage_version[] =
 
 static const char usage_db[] =
     "usage:\n"
-    "  blnkproxy db migrate   apply pending schema migrations\n";
+    "  blnkproxy db migrate             apply pending schema migrations (creates a missing store)\n"
+    "  blnkproxy db backup FILE [--force]\n"
+    "                                   write a consistent copy of the store to FILE, while\n"
+    "                                   serve keeps running\n"
+    "\n"
+    "The copy is one private (0600) SQLite file; an existing FILE is kept unless --force.\n"
+    "Do not copy a running store with cp: recent changes sit in its -wal file. To restore,\n"
+    "stop serve, put the copy in place of the store, remove the store's -wal and -shm files,\n"
+    "and start serve again.\n";
 
 /* Command families: the word after `blnkproxy`, its usage text (or a function that prints it,
  * for usage built from data) and its entry point. */
@@ -206,13 +223,37 @@ is_named(const char *arg, size_t len, const char *name)
     return strlen(name) == len && strncmp(arg, name, len) == 0;
 }
 
-/* Reports an unknown option by its name only: whatever follows '=' may be a secret. */
+#define MAX_FLAGS 24
+
+/* Reports an unknown option by its name only (whatever follows '=' may be a secret), with the
+ * nearest of the command's flags and the global ones when one is close. */
 static int
-unknown_option(const char *arg, size_t len)
+unknown_option(const char *arg, size_t len, const struct bp_cli_flag *flags, size_t nflags)
 {
+    static const char *const globals[] = {"--db", "--json", "--help"};
+    const char *names[MAX_FLAGS + BP_ARRAY_LEN(globals)];
+    const char *hint = NULL;
+    char word[65];
+    size_t n = 0;
+
     if (is_named(arg, len, "--secret-key")) {
         bp_cli__error("there is no --secret-key option: secrets never go on the command line; "
                       "use --secret-key-file FILE or --secret-key-env VAR");
+        return BP_CLI_EXIT_USAGE;
+    }
+    if (len < sizeof(word)) {
+        memcpy(word, arg, len);
+        word[len] = '\0';
+        for (size_t i = 0; i < nflags && n < MAX_FLAGS; i++) {
+            names[n++] = flags[i].name;
+        }
+        for (size_t i = 0; i < BP_ARRAY_LEN(globals); i++) {
+            names[n++] = globals[i];
+        }
+        hint = bp_str_nearest(word, names, n);
+    }
+    if (hint != NULL) {
+        bp_cli__error("unknown option %.*s (did you mean %s?)", (int)len, arg, hint);
     } else {
         bp_cli__error("unknown option %.*s", (int)(len > 40 ? 40 : len), arg);
     }
@@ -247,7 +288,7 @@ parse_option(struct bp_cli_ctx *ctx, int argc, char **argv, int *k, struct bp_cl
     struct bp_cli_flag *flag;
 
     if (strncmp(arg, "--", 2) != 0) {
-        return unknown_option(arg, len);
+        return unknown_option(arg, len, flags, nflags);
     }
     if (is_named(arg, len, "--json")) {
         if (eq != NULL) {
@@ -262,7 +303,7 @@ parse_option(struct bp_cli_ctx *ctx, int argc, char **argv, int *k, struct bp_cl
     }
     flag = find_flag(flags, nflags, arg, len);
     if (flag == NULL) {
-        return unknown_option(arg, len);
+        return unknown_option(arg, len, flags, nflags);
     }
     if (flag->seen && !flag->repeatable) {
         bp_cli__error("%s given more than once", flag->name);
@@ -327,11 +368,11 @@ bp_cli__parse(struct bp_cli_ctx *ctx, int argc, char **argv, struct bp_cli_flag 
 
 /* ---- store helpers ---- */
 
-int
-bp_cli__open_store(const struct bp_cli_ctx *ctx, bool migrate, struct bp_store **out)
+static int
+open_store(const struct bp_cli_ctx *ctx, unsigned flags, bool migrate, struct bp_store **out)
 {
     const char *dsn = ctx->db;
-    char err[512];
+    char err[PATH_MAX + 512];
     bp_err rc;
 
     if (dsn == NULL) {
@@ -340,10 +381,13 @@ bp_cli__open_store(const struct bp_cli_ctx *ctx, bool migrate, struct bp_store *
             dsn = DEFAULT_DB;
         }
     }
-    rc = bp_store_open(dsn, out, err, sizeof(err));
+    rc = bp_store_open(dsn, flags, out, err, sizeof(err));
     if (rc != BP_OK) {
         bp_cli__error("%s", err);
         return rc == BP_ERR_INVALID ? BP_CLI_EXIT_USAGE : BP_CLI_EXIT_FAIL;
+    }
+    if (bp_store_created_path(*out) != NULL) {
+        bp_cli__error("created a new store at %s", bp_store_created_path(*out));
     }
     if (!migrate) {
         return BP_CLI_EXIT_OK;
@@ -356,6 +400,18 @@ bp_cli__open_store(const struct bp_cli_ctx *ctx, bool migrate, struct bp_store *
         return BP_CLI_EXIT_FAIL;
     }
     return BP_CLI_EXIT_OK;
+}
+
+int
+bp_cli__open_store(const struct bp_cli_ctx *ctx, bool migrate, struct bp_store **out)
+{
+    return open_store(ctx, 0, migrate, out);
+}
+
+int
+bp_cli__open_or_create_store(const struct bp_cli_ctx *ctx, bool migrate, struct bp_store **out)
+{
+    return open_store(ctx, BP_STORE_OPEN_CREATE, migrate, out);
 }
 
 int
@@ -428,6 +484,28 @@ run_family(struct bp_cli_ctx *ctx, const struct family *fam, int argc, char **ar
     return fam->run(ctx, argc, argv);
 }
 
+/* Reports an unknown command word, with the nearest known one when one is close. */
+static int
+unknown_command(const char *cmd)
+{
+    const char *names[BP_ARRAY_LEN(families) + 2];
+    const char *hint;
+    size_t n = 0;
+
+    for (size_t i = 0; i < BP_ARRAY_LEN(families); i++) {
+        names[n++] = families[i].name;
+    }
+    names[n++] = "serve";
+    names[n++] = "help";
+    hint = bp_str_nearest(cmd, names, n);
+    if (hint != NULL) {
+        bp_cli__error("unknown command %.40s (did you mean %s?)", cmd, hint);
+    } else {
+        bp_cli__error("unknown command %.40s (see `blnkproxy help`)", cmd);
+    }
+    return BP_CLI_EXIT_USAGE;
+}
+
 static int
 run_help(int argc, char **argv)
 {
@@ -444,8 +522,7 @@ run_help(int argc, char **argv)
         char *args[] = {help, NULL};
         return bp_serve_main(1, args);
     }
-    bp_cli__error("unknown command %.40s", argv[0]);
-    return BP_CLI_EXIT_USAGE;
+    return unknown_command(argv[0]);
 }
 
 /* `blnkproxy version`, `-V`, `--version`: one line for people, one object with --json. */
@@ -534,6 +611,5 @@ bp_cli_main(int argc, char **argv)
     if (find_family(cmd) != NULL) {
         return run_family(&ctx, find_family(cmd), argc - i - 1, argv + i + 1);
     }
-    bp_cli__error("unknown command %.40s (see `blnkproxy help`)", cmd);
-    return BP_CLI_EXIT_USAGE;
+    return unknown_command(cmd);
 }

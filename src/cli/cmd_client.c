@@ -61,25 +61,30 @@ join_uris(const struct bp_client_rec *rec)
     return text;
 }
 
-/* secret is non-NULL only for the creation output. */
+/* The client as every command shows it; created adds the creation output's fields: client_id
+ * (the same value as id, under its OAuth name: DESIGN §7) and, when secret is non-NULL (JSON),
+ * client_secret. */
 static struct bp_out_obj *
-client_obj(const struct bp_client_rec *rec, int64_t now, const char *secret)
+client_obj(const struct bp_client_rec *rec, int64_t now, bool created, const char *secret)
 {
     struct bp_out_obj *o = bp_out_obj_new();
     char *uris = join_uris(rec);
 
-    bp_out_str(o, "client_id", rec->id);
+    bp_out_str(o, "id", rec->id);
+    bp_out_str(o, "name", rec->name);
+    if (created) {
+        bp_out_str(o, "client_id", rec->id);
+    }
     if (secret != NULL) {
         bp_out_str(o, "client_secret", secret);
     }
-    bp_out_str(o, "name", rec->name);
-    bp_out_str(o, "scopes", rec->scopes);
+    bp_out_csv(o, "scopes", rec->scopes);
     bp_out_csv(o, "redirect_uris", uris);
-    bp_out_str(o, "grant_types", rec->grant_types);
+    bp_out_csv(o, "grant_types", rec->grant_types);
     bp_out_csv(o, "instances", rec->instances);
+    bp_out_str(o, "status", bp_cli__cred_status(rec->revoked, rec->expires_at, now));
     bp_out_time(o, "created_at", rec->created_at);
     bp_out_time(o, "expires_at", rec->expires_at);
-    bp_out_str(o, "status", bp_cli__cred_status(rec->revoked, rec->expires_at, now));
     bp_free(uris);
     return o;
 }
@@ -105,7 +110,7 @@ kind_list(struct bp_store *s, void **recs, size_t *n)
 static struct bp_out_obj *
 kind_obj(const void *rec, int64_t now)
 {
-    return client_obj(rec, now, NULL);
+    return client_obj(rec, now, false, NULL);
 }
 
 static void
@@ -114,7 +119,7 @@ kind_cleanup(void *rec)
     bp_client_rec_cleanup(rec);
 }
 
-static const char *const list_columns[] = {"client_id", "name", "scopes", "grant_types", "status", "expires_at"};
+static const char *const list_columns[] = {"id", "name", "scopes", "grant_types", "status", "expires_at"};
 
 static const struct bp_cli_kind client_kind = {
     .noun = "client",
@@ -319,7 +324,7 @@ create_and_print(struct bp_store *s, struct bp_client_rec *rec, bool json)
         bp_cli__error("cannot store the client: %s", bp_store_last_error(s));
         return BP_CLI_EXIT_FAIL;
     }
-    o = client_obj(rec, rec->created_at, json ? secret : NULL);
+    o = client_obj(rec, rec->created_at, true, json ? secret : NULL);
     rc = bp_out_print_obj(o, json);
     bp_out_obj_free(o);
     bp_out_secret(json, "Client secret", secret);

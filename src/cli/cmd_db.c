@@ -1,13 +1,17 @@
+#include <limits.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "cli/cli-int.h"
 #include "cli/out.h"
+#include "lib/bug.h"
 #include "store/store.h"
 
-/* `db migrate`: the same migrations serve applies on start, run on demand. */
+/* `db …`: store maintenance. `migrate` runs the migrations serve applies on start, and is one of
+ * the commands that may create the store; `backup` copies a live store consistently. */
 
 static int
-db_migrate(struct bp_cli_ctx *ctx, int argc, char **argv)
+db_migrate(struct bp_cli_ctx *ctx, int argc, char **argv, int op)
 {
     struct bp_store *s = NULL;
     struct bp_out_obj *o;
@@ -17,8 +21,8 @@ db_migrate(struct bp_cli_ctx *ctx, int argc, char **argv)
     int exit_code;
 
     BP_CLI_PARSE_OR_RETURN(ctx, argc, argv, NULL, 0, 0, 0);
-    /* Migrated here rather than by bp_cli__open_store, so that we can count what ran. */
-    exit_code = bp_cli__open_store(ctx, false, &s);
+    /* Migrated here rather than by the open helper, so that we can count what ran. */
+    exit_code = bp_cli__open_or_create_store(ctx, false, &s);
     if (exit_code != BP_CLI_EXIT_OK) {
         return exit_code;
     }
@@ -37,12 +41,69 @@ db_migrate(struct bp_cli_ctx *ctx, int argc, char **argv)
     return exit_code;
 }
 
+/* Maps a failed backup to its message and exit code. */
+static int
+backup_fail(struct bp_store *s, bp_err rc)
+{
+    if (rc == BP_ERR_EXISTS) {
+        bp_cli__error("%s; pass --force to replace it", bp_store_last_error(s));
+        return BP_CLI_EXIT_USAGE;
+    }
+    if (rc == BP_ERR_INVALID) {
+        bp_cli__error("%s: choose another FILE", bp_store_last_error(s));
+        return BP_CLI_EXIT_USAGE;
+    }
+    bp_cli__error("%s", bp_store_last_error(s));
+    return BP_CLI_EXIT_FAIL;
+}
+
+/* `db backup FILE [--force]`. The store is opened but not migrated: a backup taken before an
+ * upgrade must be the store as the old version left it. */
+static int
+db_backup(struct bp_cli_ctx *ctx, int argc, char **argv, int op)
+{
+    struct bp_cli_flag flags[] = {{.name = "--force"}};
+    struct bp_store_backup_info info = {0};
+    struct bp_store *s = NULL;
+    struct bp_out_obj *o;
+    char resolved[PATH_MAX];
+    const char *file;
+    bp_err rc;
+    int exit_code;
+
+    BP_CLI_PARSE_OR_RETURN(ctx, argc, argv, flags, BP_ARRAY_LEN(flags), 0, 1);
+    if (ctx->npos == 0) {
+        bp_cli__error("db backup needs a FILE to write the copy to (see `blnkproxy help db`)");
+        return BP_CLI_EXIT_USAGE;
+    }
+    file = ctx->pos[0];
+    exit_code = bp_cli__open_store(ctx, false, &s);
+    if (exit_code != BP_CLI_EXIT_OK) {
+        return exit_code;
+    }
+    rc = bp_store_backup(s, file, flags[0].seen ? BP_STORE_BACKUP_REPLACE : 0, &info);
+    if (rc != BP_OK) {
+        exit_code = backup_fail(s, rc);
+        bp_store_close(s);
+        return exit_code;
+    }
+    bp_store_close(s);
+    o = bp_out_obj_new();
+    bp_out_str(o, "path", realpath(file, resolved) != NULL ? resolved : file);
+    bp_out_int(o, "bytes", info.bytes);
+    bp_out_int(o, "schema_version", info.schema_version);
+    exit_code = bp_out_print_obj(o, ctx->json);
+    bp_out_obj_free(o);
+    return exit_code;
+}
+
 int
 bp_cli__cmd_db(struct bp_cli_ctx *ctx, int argc, char **argv)
 {
-    if (strcmp(argv[0], "migrate") == 0) {
-        return db_migrate(ctx, argc - 1, argv + 1);
-    }
-    bp_cli__error("unknown db command %.40s (see `blnkproxy help db`)", argv[0]);
-    return BP_CLI_EXIT_USAGE;
+    static const struct bp_cli_verb verbs[] = {
+        {"migrate", db_migrate, 0},
+        {"backup", db_backup, 0},
+    };
+
+    return bp_cli__dispatch(ctx, argc, argv, verbs, BP_ARRAY_LEN(verbs));
 }

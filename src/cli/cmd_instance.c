@@ -335,7 +335,9 @@ instance_add(struct bp_cli_ctx *ctx, int argc, char **argv, int op)
     rec.created_at = bp_clock_wall_s();
     rec.updated_at = rec.created_at;
 
-    rc = bp_cli__open_store(ctx, true, &s);
+    /* The first instance is the natural first command of a new installation: it may create the
+     * store (and says where). */
+    rc = bp_cli__open_or_create_store(ctx, true, &s);
     if (rc != BP_CLI_EXIT_OK) {
         goto done;
     }
@@ -345,6 +347,13 @@ instance_add(struct bp_cli_ctx *ctx, int argc, char **argv, int op)
         goto done;
     }
     rc = print_instance(&rec, ctx->json);
+    if (rec.secret_key == NULL) {
+        /* Allowed (a Core without auth, or a key added later), but usually a missed flag. */
+        bp_cli__error("warning: instance %s has no Core secret key: Core will answer 401 to every request "
+                      "unless it runs without authentication; add one with "
+                      "`blnkproxy instance update %s --secret-key-file FILE`",
+                      rec.name, rec.id);
+    }
 
 done:
     bp_store_close(s);

@@ -4,8 +4,10 @@
 #include "cli/cli-int.h"
 #include "cli/out.h"
 #include "lib/alloc.h"
+#include "lib/bug.h"
 #include "lib/clock.h"
 #include "lib/rand.h"
+#include "lib/str.h"
 #include "store/store.h"
 
 /* The verb shapes every record family repeats (list, the one-ID verbs, dispatch, a new ID), so
@@ -16,13 +18,24 @@ bp_cli__dispatch(struct bp_cli_ctx *ctx, int argc, char **argv, const struct bp_
                  size_t nverbs)
 {
     const char *verb = argv[0];
+    const char *names[BP_CLI_MAX_VERBS];
+    const char *hint;
 
     for (size_t i = 0; i < nverbs; i++) {
         if (strcmp(verb, verbs[i].name) == 0) {
             return verbs[i].run(ctx, argc - 1, argv + 1, verbs[i].op);
         }
     }
-    bp_cli__error("unknown %s command %.40s (see `blnkproxy help %s`)", ctx->family, verb, ctx->family);
+    BP_BUG_ON(nverbs > BP_CLI_MAX_VERBS);
+    for (size_t i = 0; i < nverbs; i++) {
+        names[i] = verbs[i].name;
+    }
+    hint = bp_str_nearest(verb, names, nverbs);
+    if (hint != NULL) {
+        bp_cli__error("unknown %s command %.40s (did you mean %s?)", ctx->family, verb, hint);
+    } else {
+        bp_cli__error("unknown %s command %.40s (see `blnkproxy help %s`)", ctx->family, verb, ctx->family);
+    }
     return BP_CLI_EXIT_USAGE;
 }
 

@@ -56,7 +56,7 @@ bp_oauth_open(const struct bp_config *cfg, struct bp_oauth **out)
     bp_err rc;
 
     o->cfg = cfg;
-    rc = bp_store_open(cfg->db, &o->store, err, sizeof(err));
+    rc = bp_store_open(cfg->db, 0, &o->store, err, sizeof(err));
     if (rc != BP_OK) {
         BP_ERROR("oauth: cannot open the store", BP_LSTR("error", err));
         goto fail;

@@ -100,7 +100,7 @@ check_store(const char *dsn, struct store_report *out, char *err, size_t err_len
         return rc;
     }
     out->exists = true;
-    rc = bp_store_open(dsn, &store, why, sizeof(why));
+    rc = bp_store_open(dsn, 0, &store, why, sizeof(why));
     if (rc == BP_OK) {
         rc = bp_store_ping(store);
         if (rc == BP_OK) {

@@ -181,9 +181,12 @@ start(struct bp_serve *sv, struct bp_store **store, struct bp_watch **watch, str
         fail("cannot set up metrics");
         return 1;
     }
-    if (bp_store_open(sv->cfg.db, store, err, sizeof(err)) != BP_OK) {
+    if (bp_store_open(sv->cfg.db, BP_STORE_OPEN_CREATE, store, err, sizeof(err)) != BP_OK) {
         fail(err);
         return 1;
+    }
+    if (bp_store_created_path(*store) != NULL) {
+        BP_INFO("created a new store", BP_LSTR("path", bp_store_created_path(*store)));
     }
     if (bp_store_migrate(*store, &applied, &version) != BP_OK) {
         fail("database migration failed");

@@ -5,6 +5,8 @@
  * instances and keys; store_oauth_sqlite.c; store_audit_sqlite.c). Every value reaches SQL
  * through a bound parameter. */
 
+#include <limits.h>
+#include <stddef.h>
 #include <stdint.h>
 
 #include <sqlite3.h>
@@ -19,7 +21,8 @@ struct sqlite_store {
     int64_t seen_data_version;
     int64_t seen_total_changes;
     int64_t token;
-    char errmsg[256]; /* kept across the ROLLBACK that would reset sqlite3_errmsg */
+    /* Kept across the ROLLBACK that would reset sqlite3_errmsg; may name a file. */
+    char errmsg[PATH_MAX + 256];
 };
 
 extern const struct bp_store_ops bp_sq__ops;
@@ -27,6 +30,13 @@ extern const struct bp_store_oauth_ops bp_sq__oauth_ops; /* store_oauth_sqlite.c
 extern const struct bp_store_audit_ops bp_sq__audit_ops; /* store_audit_sqlite.c */
 
 struct sqlite_store *bp_sq__of(struct bp_store *s);
+/* path made absolute against the working directory, for messages (lexically: "." and ".." are
+ * kept, a leading "./" is dropped). */
+void bp_sq__abs_path(const char *path, char *out, size_t out_len);
+/* The message refusing a store at where whose schema version is newer than this binary knows. */
+void bp_sq__too_new(char *out, size_t out_len, const char *where, int version);
+/* bp_store_backup (store_backup_sqlite.c). */
+bp_err bp_sq__backup(struct bp_store *s, const char *path, unsigned flags, struct bp_store_backup_info *out);
 /* Maps a SQLite result code to bp_err, keeping the message for bp_store_last_error:
  * UNIQUE/PRIMARY KEY → BP_ERR_EXISTS, NOMEM → BP_ERR_NOMEM, other failures → BP_ERR_STORE. */
 bp_err bp_sq__map_rc(struct sqlite_store *st, int rc);

@@ -14,6 +14,8 @@ struct bp_store_ops {
     void (*close)(struct bp_store *s);
     const char *(*last_error)(struct bp_store *s);
     bp_err (*migrate)(struct bp_store *s, int *out_applied, int *out_version);
+    bp_err (*schema_version)(struct bp_store *s, int *out);
+    bp_err (*backup)(struct bp_store *s, const char *path, unsigned flags, struct bp_store_backup_info *out);
     bp_err (*ping)(struct bp_store *s);
     bp_err (*change_token)(struct bp_store *s, int64_t *out);
 
@@ -79,10 +81,12 @@ struct bp_store_audit_ops {
 
 struct bp_store {
     const struct bp_store_ops *ops;
+    char *created_path; /* bp_store_created_path; freed by bp_store_close */
 };
 
-/* SQLite backend (store_sqlite.c): path is a filesystem path. */
-bp_err bp_store__sqlite_open(const char *path, struct bp_store **out, char *err, size_t err_len);
+/* SQLite backend (store_sqlite.c): path is a filesystem path; flags as bp_store_open's. */
+bp_err bp_store__sqlite_open(const char *path, unsigned flags, struct bp_store **out, char *err,
+                             size_t err_len);
 
 /* Forward-only SQLite migrations (migrations_sqlite.c): entry i is schema version i + 1. */
 extern const char *const bp_store__sqlite_migrations[];

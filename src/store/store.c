@@ -18,7 +18,7 @@ has_prefix(const char *s, const char *prefix)
 }
 
 bp_err
-bp_store_open(const char *dsn, struct bp_store **out, char *err, size_t err_len)
+bp_store_open(const char *dsn, unsigned flags, struct bp_store **out, char *err, size_t err_len)
 {
     const char *path = dsn;
 
@@ -41,16 +41,26 @@ bp_store_open(const char *dsn, struct bp_store **out, char *err, size_t err_len)
             return BP_ERR_INVALID;
         }
     }
-    return bp_store__sqlite_open(path, out, err, err_len);
+    return bp_store__sqlite_open(path, flags, out, err, err_len);
 }
 
 void
 bp_store_close(struct bp_store *s)
 {
+    char *created;
+
     if (s == NULL) {
         return;
     }
+    created = s->created_path;
     s->ops->close(s);
+    bp_free(created);
+}
+
+const char *
+bp_store_created_path(const struct bp_store *s)
+{
+    return s->created_path;
 }
 
 const char *
@@ -64,6 +74,18 @@ bp_err
 bp_store_migrate(struct bp_store *s, int *out_applied, int *out_version)
 {
     return s->ops->migrate(s, out_applied, out_version);
+}
+
+bp_err
+bp_store_schema_version(struct bp_store *s, int *out)
+{
+    return s->ops->schema_version(s, out);
+}
+
+bp_err
+bp_store_backup(struct bp_store *s, const char *path, unsigned flags, struct bp_store_backup_info *out)
+{
+    return s->ops->backup(s, path, flags, out);
 }
 
 bp_err

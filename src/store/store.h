@@ -43,18 +43,60 @@ struct bp_key_rec {
     int64_t revoked_at;   /* 0 when active */
 };
 
-/* Opens (creating if needed) the store named by dsn: a file path for SQLite ("./blnkproxy.db")
- * or "sqlite:PATH". A "postgres://" DSN returns BP_ERR_INVALID until that backend lands.
- * Does not migrate. On failure writes a reason (never containing secrets) to err. */
-bp_err bp_store_open(const char *dsn, struct bp_store **out, char *err, size_t err_len);
+/* Flags of bp_store_open. */
+enum {
+    /* Create the store when there is none yet. Only the commands meant to create one pass it
+     * (`serve`, `db migrate`, the first `instance add`): anything else finding no store is
+     * pointed at the right one instead of starting an empty one beside it (issue 8). */
+    BP_STORE_OPEN_CREATE = 1u << 0,
+};
+
+/* Opens the store named by dsn: a file path for SQLite ("./blnkproxy.db") or "sqlite:PATH".
+ * A "postgres://" DSN returns BP_ERR_INVALID until that backend lands. Does not migrate.
+ *
+ * The store must be a blnkproxy store: a missing one is BP_ERR_NOT_FOUND ("no blnkproxy store at
+ * PATH (use --db or BLNKPROXY_DB)") unless flags has BP_STORE_OPEN_CREATE, which creates it
+ * private (0600). A database without a schema_migrations table is refused (BP_ERR_STORE) and
+ * left untouched, except that an empty one may be created into with BP_STORE_OPEN_CREATE. A
+ * store whose schema is newer than the migrations compiled into this binary is refused
+ * (BP_ERR_STORE), so that an old binary never writes to a newer schema. Nothing is written to
+ * the file before these checks pass. On failure writes a reason naming the absolute path (never
+ * containing secrets) to err. */
+bp_err bp_store_open(const char *dsn, unsigned flags, struct bp_store **out, char *err, size_t err_len);
 void bp_store_close(struct bp_store *s);
+/* The absolute path of the store when this bp_store_open created it, else NULL. Borrowed: valid
+ * until bp_store_close. For the caller's "created a new store at PATH" message. */
+const char *bp_store_created_path(const struct bp_store *s);
 /* The backend's message for the last failed call (never contains bound values, hence no
  * secrets). Borrowed: valid until the next call on s. Never NULL. */
 const char *bp_store_last_error(struct bp_store *s);
 
 /* Applies pending forward-only migrations in one transaction each. *out_applied (may be NULL)
- * gets how many ran; *out_version (may be NULL) the schema version after. */
+ * gets how many ran; *out_version (may be NULL) the schema version after. A schema newer than
+ * this binary knows is BP_ERR_STORE (bp_store_last_error says so) and nothing is applied. */
 bp_err bp_store_migrate(struct bp_store *s, int *out_applied, int *out_version);
+/* The schema version of the store (0 before the first migration). */
+bp_err bp_store_schema_version(struct bp_store *s, int *out);
+
+/* Flags of bp_store_backup. */
+enum {
+    BP_STORE_BACKUP_REPLACE = 1u << 0, /* replace an existing file at the destination */
+};
+
+struct bp_store_backup_info {
+    int64_t bytes;      /* size of the copy */
+    int schema_version; /* schema version of the copy */
+};
+
+/* Writes a consistent copy of the whole store, as of one moment, to the file path, while other
+ * connections and processes keep reading and writing it (SQLite: the online backup API, inside
+ * one read transaction). The copy is a complete store in one file, private (0600); it appears at
+ * path only once complete and checked (a temporary file beside it is renamed), so path never
+ * holds a partial copy. BP_ERR_EXISTS when path exists and flags lacks BP_STORE_BACKUP_REPLACE;
+ * BP_ERR_INVALID when path is the store's own file or one of its companions (-wal, -shm,
+ * -journal); BP_ERR_IO when the copy cannot be written. bp_store_last_error says why. */
+bp_err bp_store_backup(struct bp_store *s, const char *path, unsigned flags,
+                       struct bp_store_backup_info *out);
 /* BP_OK when the store answers a trivial query. */
 bp_err bp_store_ping(struct bp_store *s);
 /* A number that changes whenever another connection commits (SQLite PRAGMA data_version,

@@ -1,5 +1,7 @@
 #include <errno.h>
+#include <limits.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/types.h>
@@ -117,38 +119,155 @@ configure(struct sqlite_store *st)
     return err;
 }
 
-bp_err
-bp_store__sqlite_open(const char *path, struct bp_store **out, char *err, size_t err_len)
+static bp_err current_version(struct sqlite_store *st, int *out);
+
+void
+bp_sq__too_new(char *out, size_t out_len, const char *where, int version)
 {
-    struct sqlite_store *st = bp_calloc(1, sizeof(*st));
+    snprintf(out, out_len,
+             "the store at %s has schema version %d; this blnkproxy (%s) knows up to %zu: "
+             "upgrade blnkproxy",
+             where, version, BP_VERSION, bp_store__sqlite_migrations_len);
+}
+
+void
+bp_sq__abs_path(const char *path, char *out, size_t out_len)
+{
+    char cwd[PATH_MAX];
+
+    while (path[0] == '.' && path[1] == '/') {
+        path += 2;
+    }
+    if (path[0] == '/' || getcwd(cwd, sizeof(cwd)) == NULL) {
+        snprintf(out, out_len, "%s", path);
+        return;
+    }
+    snprintf(out, out_len, "%s%s%s", cwd, strcmp(cwd, "/") == 0 ? "" : "/", path);
+}
+
+/* Reads, without writing anything, whether the open file is a store this binary may use: an
+ * SQLite database with a schema_migrations table whose version it knows. allow_empty also
+ * accepts a database with no schema at all (one being created). where names the file in err. */
+static bp_err
+check_store(struct sqlite_store *st, const char *where, bool allow_empty, char *err, size_t err_len)
+{
+    sqlite3_stmt *stmt = NULL;
+    int64_t objects = 0;
+    int64_t has_migrations = 0;
+    int version = 0;
+    int rc =
+        sqlite3_prepare_v2(st->db,
+                           "SELECT count(*), count(CASE WHEN type = 'table' AND name = 'schema_migrations' "
+                           "THEN 1 END) FROM sqlite_master",
+                           -1, &stmt, NULL);
+
+    if (rc == SQLITE_OK) {
+        rc = sqlite3_step(stmt);
+    }
+    if (rc == SQLITE_ROW) {
+        objects = sqlite3_column_int64(stmt, 0);
+        has_migrations = sqlite3_column_int64(stmt, 1);
+        rc = SQLITE_OK;
+    }
+    sqlite3_finalize(stmt);
+    if (rc == SQLITE_NOTADB) {
+        snprintf(err, err_len,
+                 "%s is not a blnkproxy store (not an SQLite database): check --db or BLNKPROXY_DB", where);
+        return BP_ERR_STORE;
+    }
+    if (rc != SQLITE_OK) {
+        snprintf(err, err_len, "cannot read the store at %s: %s", where, sqlite3_errmsg(st->db));
+        return BP_ERR_STORE;
+    }
+    if (has_migrations == 0) {
+        if (objects == 0 && allow_empty) {
+            return BP_OK;
+        }
+        /* Someone else's database, or an empty file: migrating it would hide the mistake. */
+        snprintf(
+            err, err_len,
+            "%s is not a blnkproxy store (it has no schema_migrations table): check --db or BLNKPROXY_DB",
+            where);
+        return BP_ERR_STORE;
+    }
+    if (current_version(st, &version) != BP_OK) {
+        snprintf(err, err_len, "cannot read the schema version of the store at %s: %s", where, st->errmsg);
+        return BP_ERR_STORE;
+    }
+    if (version > (int)bp_store__sqlite_migrations_len) {
+        bp_sq__too_new(err, err_len, where, version);
+        return BP_ERR_STORE;
+    }
+    return BP_OK;
+}
+
+/* Opens path into st, checks that it is a store this binary may use, then configures the
+ * connection. On failure err says why, naming the file by where. */
+static bp_err
+open_checked(struct sqlite_store *st, const char *path, bool create, bool existed, const char *where,
+             char *err, size_t err_len)
+{
+    int src = sqlite3_open_v2(
+        path, &st->db, SQLITE_OPEN_READWRITE | (create ? SQLITE_OPEN_CREATE : 0) | SQLITE_OPEN_NOMUTEX, NULL);
+    bp_err rc;
+
+    if (src != SQLITE_OK) {
+        int sys = st->db != NULL ? sqlite3_system_errno(st->db) : 0;
+        snprintf(err, err_len, "cannot %s the store at %s: %s", create && !existed ? "create" : "open", where,
+                 sys != 0         ? strerror(sys)
+                 : st->db != NULL ? sqlite3_errmsg(st->db)
+                                  : sqlite3_errstr(src));
+        return BP_ERR_STORE;
+    }
+    rc = bp_sq__map_rc(st, sqlite3_busy_timeout(st->db, BUSY_TIMEOUT_MS));
+    if (rc == BP_OK) {
+        /* Before configure(): switching a file to WAL is already a write. */
+        rc = check_store(st, where, create, err, err_len);
+        if (rc != BP_OK) {
+            return rc;
+        }
+        rc = configure(st);
+    }
+    if (rc != BP_OK) {
+        snprintf(err, err_len, "cannot open the store at %s: %s", where, st->errmsg);
+    }
+    return rc;
+}
+
+bp_err
+bp_store__sqlite_open(const char *path, unsigned flags, struct bp_store **out, char *err, size_t err_len)
+{
+    bool create = (flags & BP_STORE_OPEN_CREATE) != 0;
+    struct sqlite_store *st = NULL;
+    char where[PATH_MAX + 64];
+    char resolved[PATH_MAX];
     struct stat sb;
-    bool existed = stat(path, &sb) == 0;
+    bool existed;
     mode_t old_mask;
     bp_err rc;
-    int src;
 
+    bp_sq__abs_path(path, where, sizeof(where));
+    existed = stat(path, &sb) == 0;
+    if (!existed && !create && errno == ENOENT) {
+        snprintf(err, err_len, "no blnkproxy store at %s (use --db or BLNKPROXY_DB)", where);
+        return BP_ERR_NOT_FOUND;
+    }
+    st = bp_calloc(1, sizeof(*st));
     st->base.ops = &bp_sq__ops;
     /* The file holds Core secret keys: create it, and its -wal/-shm companions, private. */
     old_mask = umask(077);
-    src = sqlite3_open_v2(path, &st->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX,
-                          NULL);
-    if (src != SQLITE_OK) {
-        snprintf(err, err_len, "cannot open database %s: %s", path,
-                 st->db != NULL ? sqlite3_errmsg(st->db) : sqlite3_errstr(src));
-        umask(old_mask);
-        rc = BP_ERR_STORE;
-        goto fail;
-    }
-    rc = configure(st);
+    rc = open_checked(st, path, create, existed, where, err, err_len);
     umask(old_mask);
     if (rc != BP_OK) {
-        snprintf(err, err_len, "cannot open database %s: %s", path, sqlite3_errmsg(st->db));
         goto fail;
     }
-    if (!existed && chmod(path, 0600) != 0) {
-        snprintf(err, err_len, "cannot restrict permissions of %s: %s", path, strerror(errno));
-        rc = BP_ERR_IO;
-        goto fail;
+    if (!existed) {
+        if (chmod(path, 0600) != 0) {
+            snprintf(err, err_len, "cannot restrict permissions of %s: %s", where, strerror(errno));
+            rc = BP_ERR_IO;
+            goto fail;
+        }
+        st->base.created_path = bp_strdup(realpath(path, resolved) != NULL ? resolved : where);
     }
     *out = &st->base;
     return BP_OK;
@@ -248,6 +367,14 @@ sq_migrate(struct bp_store *s, int *out_applied, int *out_version)
                                  "  version    INTEGER PRIMARY KEY NOT NULL,"
                                  "  applied_at INTEGER NOT NULL)");
 
+    /* bp_store_open refused a newer schema, but a newer binary may have migrated the store since. */
+    if (err == BP_OK) {
+        err = current_version(st, &version);
+    }
+    if (err == BP_OK && version > (int)bp_store__sqlite_migrations_len) {
+        bp_sq__too_new(st->errmsg, sizeof(st->errmsg), sqlite3_db_filename(st->db, "main"), version);
+        return BP_ERR_STORE;
+    }
     for (size_t v = 1; err == BP_OK && v <= bp_store__sqlite_migrations_len; v++) {
         bool did = false;
         err = apply_one(st, (int)v, &did);
@@ -266,6 +393,12 @@ sq_migrate(struct bp_store *s, int *out_applied, int *out_version)
         *out_version = version;
     }
     return BP_OK;
+}
+
+static bp_err
+sq_schema_version(struct bp_store *s, int *out)
+{
+    return current_version(bp_sq__of(s), out);
 }
 
 static bp_err
@@ -720,6 +853,8 @@ const struct bp_store_ops bp_sq__ops = {
     .close = sq_close,
     .last_error = sq_last_error,
     .migrate = sq_migrate,
+    .schema_version = sq_schema_version,
+    .backup = bp_sq__backup,
     .ping = sq_ping,
     .change_token = sq_change_token,
     .instance_insert = sq_instance_insert,

@@ -48,11 +48,16 @@ function runRaw(args, { env = {}, cwd } = {}) {
   return { code: r.status, stdout: r.stdout, stderr: r.stderr };
 }
 
-// A store in a fresh directory, with helpers bound to it.
-function newStore() {
+// A store in a fresh directory, with helpers bound to it. Only a few commands create a store
+// (cli_store.test.mjs): the store is made with `db migrate` unless fresh is set.
+function newStore({ fresh = false } = {}) {
   const dir = tmpdir();
   const db = path.join(dir, 'blnkproxy.db');
   const run = (args, opts) => runRaw([...args, '--db', db], opts);
+  if (!fresh) {
+    const r = run(['db', 'migrate']);
+    assert.equal(r.code, 0, `db migrate: ${r.stderr}`);
+  }
   const json = (args, opts) => {
     const r = run([...args, '--json'], opts);
     assert.equal(r.code, 0, `${args.join(' ')} failed: ${r.stderr}`);
@@ -150,6 +155,46 @@ describe('help and global options', () => {
     assert.equal(r.code, 2);
   });
 
+  test('unknown commands, verbs and options name the nearest one (issue 8)', () => {
+    const s = newStore();
+    let r = runRaw(['instnace', 'list']);
+    assert.equal(r.code, 2);
+    assert.equal(r.stderr, 'blnkproxy: unknown command instnace (did you mean instance?)\n');
+    r = runRaw(['help', 'operatr']);
+    assert.equal(r.code, 2);
+    assert.match(r.stderr, /unknown command operatr \(did you mean operator\?\)/);
+    r = runRaw(['serv']);
+    assert.match(r.stderr, /unknown command serv \(did you mean serve\?\)/);
+    s.fail(['key', 'lst'], 2, /^blnkproxy: unknown key command lst \(did you mean list\?\)/);
+    s.fail(['instance', 'shwo', 'x'], 2, /unknown instance command shwo \(did you mean show\?\)/);
+    s.fail(['client', 'revok', 'x'], 2, /\(did you mean revoke\?\)/);
+    s.fail(['operator', 'passw', 'x'], 2, /\(did you mean passwd\?\)/);
+    s.fail(['db', 'migrat'], 2, /^blnkproxy: unknown db command migrat \(did you mean migrate\?\)/);
+    s.fail(['db', 'backpu', 'x'], 2, /\(did you mean backup\?\)/);
+    // Options: the verb's own flags, then the global ones.
+    r = s.fail(['key', 'create', '--name', 'x', '--scope', 'proxy:read'], 2);
+    assert.equal(r.stderr, 'blnkproxy: unknown option --scope (did you mean --scopes?)\n');
+    s.fail(['instance', 'add', '--nam', 'x', '--url', 'http://x'], 2, /unknown option --nam \(did you mean --name\?\)/);
+    s.fail(['instance', 'update', 'x', '--secret-key-fle', 'f'], 2, /\(did you mean --secret-key-file\?\)/);
+    s.fail(['client', 'create', '--name', 'x', '--scopes', 'proxy:read', '--redirect-url', 'https://a/cb'], 2,
+      /\(did you mean --redirect-uri\?\)/);
+    s.fail(['key', 'list', '--jsn'], 2, /unknown option --jsn \(did you mean --json\?\)/);
+    s.fail(['instance', 'list', '--dbb', 'x'], 2, /unknown option --dbb \(did you mean --db\?\)/);
+    r = runRaw(['--jsonn', 'key', 'list']);
+    assert.equal(r.code, 2);
+    assert.match(r.stderr, /unknown option --jsonn \(did you mean --json\?\)/);
+    // A value after '=' may be a secret: never echoed, hint or not.
+    r = s.fail(['key', 'create', '--name', 'x', '--scope=hint-secret-HHHH'], 2, /unknown option --scope \(did you mean --scopes\?\)/);
+    assert.ok(!r.stderr.includes('hint-secret-HHHH'));
+    r = s.fail(['instance', 'add', '--secret-key-fil=hint-secret-HHHH'], 2, /did you mean --secret-key-file\?/);
+    assert.ok(!r.stderr.includes('hint-secret-HHHH'));
+    coreSecrets.push('hint-secret-HHHH');
+    // Nothing close: no guess.
+    s.fail(['key', 'list', '--frobnicate'], 2, /^blnkproxy: unknown option --frobnicate\n$/);
+    r = runRaw(['xyzzy']);
+    assert.equal(r.stderr, 'blnkproxy: unknown command xyzzy (see `blnkproxy help`)\n');
+  });
+
   test('--db and --json work before the command and after it, and --flag=value works', () => {
     const s = newStore();
     let r = runRaw(['--db', s.db, '--json', 'instance', 'add', '--name=a', '--url=http://a.example']);
@@ -166,10 +211,19 @@ describe('help and global options', () => {
     let r = runRaw(['instance', 'add', '--name', 'e', '--url', 'http://e', '--json'], { env: { BLNKPROXY_DB: envDb } });
     assert.equal(r.code, 0, r.stderr);
     assert.ok(fs.existsSync(envDb));
-    r = runRaw(['instance', 'list', '--json'], { cwd: dir });
+    r = runRaw(['instance', 'list', '--json'], { env: { BLNKPROXY_DB: envDb } });
     assert.equal(r.code, 0, r.stderr);
-    assert.deepEqual(JSON.parse(r.stdout), { instances: [] });
+    assert.equal(JSON.parse(r.stdout).instances.length, 1);
+    // Without either, ./blnkproxy.db: `instance list` finds none there and creates none.
+    r = runRaw(['instance', 'list', '--json'], { cwd: dir });
+    assert.equal(r.code, 1);
+    assert.match(r.stderr, /no blnkproxy store at .*\/blnkproxy\.db/);
+    assert.ok(!fs.existsSync(path.join(dir, 'blnkproxy.db')));
+    r = runRaw(['instance', 'add', '--name', 'd', '--url', 'http://d', '--json'], { cwd: dir });
+    assert.equal(r.code, 0, r.stderr);
     assert.ok(fs.existsSync(path.join(dir, 'blnkproxy.db')));
+    r = runRaw(['instance', 'list', '--json'], { cwd: dir });
+    assert.deepEqual(JSON.parse(r.stdout).instances.map((i) => i.name), ['d']);
   });
 
   test('a postgres:// DSN is refused without echoing it', () => {
@@ -181,7 +235,7 @@ describe('help and global options', () => {
 
 describe('db', () => {
   test('db migrate applies once, then reports 0', () => {
-    const s = newStore();
+    const s = newStore({ fresh: true });
     const first = s.json(['db', 'migrate']);
     assert.deepEqual(Object.keys(first), ['applied', 'version']);
     assert.ok(first.applied >= 1);
@@ -195,7 +249,7 @@ describe('db', () => {
   });
 
   test('the database file is created with mode 0600 and its WAL files are private', () => {
-    const s = newStore();
+    const s = newStore({ fresh: true });
     s.json(['instance', 'add', '--name', 'p', '--url', 'http://p']);
     assert.equal(fs.statSync(s.db).mode & 0o777, 0o600);
     for (const suffix of ['-wal', '-shm']) {
@@ -205,9 +259,13 @@ describe('db', () => {
   });
 
   test('an unwritable database path fails with exit 1', () => {
-    const r = runRaw(['instance', 'list', '--db', path.join(root, 'no', 'such', 'dir', 'x.db')]);
-    assert.equal(r.code, 1);
-    assert.match(r.stderr, /^blnkproxy: /);
+    const where = path.join(root, 'no', 'such', 'dir', 'x.db');
+    for (const args of [['instance', 'list'], ['db', 'migrate'], ['instance', 'add', '--name', 'x', '--url', 'http://x']]) {
+      const r = runRaw([...args, '--db', where]);
+      assert.equal(r.code, 1, args.join(' '));
+      assert.match(r.stderr, /^blnkproxy: /);
+    }
+    assert.ok(!fs.existsSync(path.join(root, 'no')));
   });
 });
 
@@ -246,6 +304,23 @@ describe('instance', () => {
     assert.match(show.stdout, new RegExp(`^id:\\s+${a.id}$`, 'm'));
     assert.match(show.stdout, /^url:\s+https:\/\/core\.example:8443\/api$/m);
     assert.match(show.stdout, /^created_at:\s+\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$/m);
+  });
+
+  test('add without a Core secret key warns that Core will answer 401, and says how to add one', () => {
+    const s = newStore();
+    const r = s.run(['instance', 'add', '--name', 'nokey', '--url', 'http://127.0.0.1:5001', '--json']);
+    assert.equal(r.code, 0, r.stderr);
+    const a = JSON.parse(r.stdout);
+    assert.equal(a.has_secret_key, false);
+    assert.match(r.stderr, /^blnkproxy: warning: instance nokey has no Core secret key/);
+    assert.match(r.stderr, /Core will answer 401 to every request unless it runs without authentication/);
+    assert.ok(r.stderr.includes(`blnkproxy instance update ${a.id} --secret-key-file FILE`), r.stderr);
+    // With a key: nothing on stderr.
+    const sk = s.file('sk', 'core-secret-warn-1\n');
+    coreSecrets.push('core-secret-warn-1');
+    const withKey = s.run(['instance', 'add', '--name', 'withkey', '--url', 'http://127.0.0.1:5001', '--secret-key-file', sk]);
+    assert.equal(withKey.code, 0, withKey.stderr);
+    assert.equal(withKey.stderr, '');
   });
 
   test('an empty list', () => {
@@ -604,6 +679,40 @@ describe('key', () => {
     const [digest, prefix] = row.stdout.trim().split('|');
     assert.equal(digest, createHash('sha256').update(k.key).digest('hex').toUpperCase());
     assert.equal(prefix, k.prefix);
+  });
+});
+
+describe('--json shapes (issue 8)', () => {
+  test('instances, keys, clients and operators: every record has id; lists are {"<plural>": [records]}', () => {
+    const s = newStore();
+    const pw = s.file('pw', 'operator-password-1\n');
+    const made = {
+      instances: s.json(['instance', 'add', '--name', 'a', '--url', 'http://a']),
+      keys: s.json(['key', 'create', '--name', 'k', '--scopes', 'proxy:read']),
+      clients: s.json(['client', 'create', '--name', 'c', '--scopes', 'proxy:read,proxy:write']),
+      operators: s.json(['operator', 'create', '--name', 'o', '--password-file', pw]),
+    };
+    const family = { instances: 'instance', keys: 'key', clients: 'client', operators: 'operator' };
+    for (const [plural, created] of Object.entries(made)) {
+      assert.equal(typeof created.id, 'string', `${plural}: create has id`);
+      assert.equal(Object.keys(created)[0], 'id', `${plural}: id comes first`);
+      const list = s.json([family[plural], 'list']);
+      assert.deepEqual(Object.keys(list), [plural]);
+      assert.ok(Array.isArray(list[plural]));
+      assert.equal(list[plural].length, 1);
+      assert.equal(list[plural][0].id, created.id);
+      if (plural !== 'operators') {
+        assert.deepEqual(s.json([family[plural], 'show', created.id]), list[plural][0], `${plural}: show = list row`);
+      }
+    }
+    // Lists of names are arrays in every record.
+    assert.deepEqual(made.keys.scopes, ['proxy:read']);
+    assert.deepEqual(made.clients.scopes, ['proxy:read', 'proxy:write']);
+    assert.deepEqual(made.clients.grant_types, ['client_credentials']);
+    // The creation outputs carry the one-time secret beside the record (DESIGN §7).
+    assert.match(made.keys.key, API_KEY);
+    assert.equal(made.clients.client_id, made.clients.id);
+    assert.match(made.clients.client_secret, /^blnk_cs_[0-9a-f]{64}$/);
   });
 });
 

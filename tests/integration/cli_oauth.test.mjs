@@ -18,9 +18,11 @@ const CLIENT_ID = new RegExp(`^client_${ULID}$`);
 const OPERATOR_ID = new RegExp(`^operator_${ULID}$`);
 const CLIENT_SECRET = /^blnk_cs_[0-9a-f]{64}$/;
 const RFC3339 = /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$/;
-const CLIENT_FIELDS = ['client_id', 'name', 'scopes', 'redirect_uris', 'grant_types', 'instances', 'created_at',
-  'expires_at', 'status'];
-const CREATE_FIELDS = ['client_id', 'client_secret', ...CLIENT_FIELDS.slice(1)];
+// One record shape for every family (issue 8): `id` first, lists as arrays. The creation output
+// adds the DESIGN §7 fields client_id (= id) and client_secret.
+const CLIENT_FIELDS = ['id', 'name', 'scopes', 'redirect_uris', 'grant_types', 'instances', 'status', 'created_at',
+  'expires_at'];
+const CREATE_FIELDS = ['id', 'name', 'client_id', 'client_secret', ...CLIENT_FIELDS.slice(2)];
 const OPERATOR_FIELDS = ['id', 'name', 'status', 'created_at', 'updated_at'];
 
 // Every client secret and operator password this file handles; checked against all output.
@@ -91,12 +93,13 @@ describe('client create', () => {
     const j = createClient(db, ['--redirect-uri', 'https://app.example/cb', '--expires-in', '30d'], 'My App');
     assert.deepEqual(Object.keys(j), CREATE_FIELDS);
     assert.match(j.client_id, CLIENT_ID);
+    assert.equal(j.id, j.client_id);
     assert.match(j.client_secret, CLIENT_SECRET);
     assert.equal(j.name, 'My App');
-    assert.equal(j.scopes, 'proxy:read');
+    assert.deepEqual(j.scopes, ['proxy:read']);
     assert.deepEqual(j.redirect_uris, ['https://app.example/cb']);
     // A redirect URI brings the code and refresh grants by default.
-    assert.equal(j.grant_types, 'client_credentials,authorization_code,refresh_token');
+    assert.deepEqual(j.grant_types, ['client_credentials', 'authorization_code', 'refresh_token']);
     assert.equal(j.instances, null);
     assert.match(j.created_at, RFC3339);
     const created = Date.parse(j.created_at) / 1000;
@@ -107,9 +110,9 @@ describe('client create', () => {
     // Without a redirect URI: a machine client, client_credentials only, never expiring.
     const m = ok(['client', 'create', '--name', 'machine', '--scopes', 'proxy:write,proxy:read'], { db });
     clientSecrets.push(m.client_secret);
-    assert.equal(m.grant_types, 'client_credentials');
+    assert.deepEqual(m.grant_types, ['client_credentials']);
     assert.deepEqual(m.redirect_uris, []);
-    assert.equal(m.scopes, 'proxy:read,proxy:write');
+    assert.deepEqual(m.scopes, ['proxy:read', 'proxy:write']);
     assert.equal(m.expires_at, null);
     assert.notEqual(m.client_secret, j.client_secret);
     assert.notEqual(m.client_id, j.client_id);
@@ -124,7 +127,7 @@ describe('client create', () => {
       '--grant-types', 'authorization_code,client_credentials', '--instances', `${inst.id},${inst.id}`]);
     assert.deepEqual(j.redirect_uris, ['http://127.0.0.1:8765/cb', 'https://app.example/cb?x=1&y=%20',
       'http://localhost/cb', 'http://[::1]:9/cb']);
-    assert.equal(j.grant_types, 'client_credentials,authorization_code');
+    assert.deepEqual(j.grant_types, ['client_credentials', 'authorization_code']);
     assert.deepEqual(j.instances, [inst.id]);
     const show = ok(['client', 'show', j.client_id], { db });
     assert.deepEqual(show.redirect_uris, j.redirect_uris);
@@ -132,7 +135,7 @@ describe('client create', () => {
 
     const all = ok(['client', 'create', '--name', 'all', '--scopes', '*,proxy:read'], { db });
     clientSecrets.push(all.client_secret);
-    assert.equal(all.scopes, '*');
+    assert.deepEqual(all.scopes, ['*']);
   });
 
   test('for people: the fields, then the secret once with a warning', () => {
@@ -196,18 +199,18 @@ describe('client list, show, revoke, expire', () => {
     const b = createClient(db);
     const list = ok(['client', 'list'], { db });
     assert.deepEqual(Object.keys(list), ['clients']);
-    assert.deepEqual(list.clients.map((c) => c.client_id), [a.client_id, b.client_id]);
+    assert.deepEqual(list.clients.map((c) => c.id), [a.client_id, b.client_id]);
     for (const c of list.clients) {
       assert.deepEqual(Object.keys(c), CLIENT_FIELDS);
     }
     const show = ok(['client', 'show', a.client_id], { db });
     assert.deepEqual(Object.keys(show), CLIENT_FIELDS);
-    const { client_secret: _omit, ...rest } = a;
+    const { client_id: _id, client_secret: _omit, ...rest } = a;
     assert.deepEqual(show, rest);
 
     const human = cli(['client', 'list'], { db, json: false });
     assert.equal(human.code, 0);
-    assert.match(human.stdout, /^CLIENT ID\s+NAME\s+SCOPES\s+GRANT TYPES\s+STATUS\s+EXPIRES AT\n/);
+    assert.match(human.stdout, /^ID\s+NAME\s+SCOPES\s+GRANT TYPES\s+STATUS\s+EXPIRES AT\n/);
     const humanShow = cli(['client', 'show', b.client_id], { db, json: false });
     assert.equal(humanShow.code, 0);
     for (const r of [list, show]) {

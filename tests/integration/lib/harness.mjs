@@ -3,7 +3,9 @@
 // API (also used by other test files, e.g. the SDK tests; keep it stable):
 //
 //   BIN                      process.env.BLNKPROXY_BIN (default /work/main/build/blnkproxy)
-//   tmpDir() / tmpDb()       fresh temp directory / a db path inside one (removed at exit)
+//   tmpDir() / tmpDb()       fresh temp directory / a fresh, migrated store inside one (made with
+//                            `db migrate`: only a few commands create a store, issue 8); both
+//                            removed at exit. For a path with no store yet: path.join(tmpDir(), …)
 //   cli(args, {db, env, json = true, timeoutMs = 15000, input})
 //       spawnSync(BIN, [...args, '--db', db, '--json']) → {code, stdout, stderr, json}
 //       json = stdout parsed as JSON, or null. Every call is appended to cliHistory.
@@ -94,7 +96,10 @@ export function tmpDir() {
 }
 
 export function tmpDb() {
-    return path.join(tmpDir(), 'proxy.db');
+    const db = path.join(tmpDir(), 'proxy.db');
+    const r = spawnSync(BIN, ['db', 'migrate', '--db', db], { encoding: 'utf8', timeout: 15000 });
+    assert.equal(r.status, 0, `db migrate --db ${db}: ${r.error ?? r.stderr}`);
+    return db;
 }
 
 export const cliHistory = [];

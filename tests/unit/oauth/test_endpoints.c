@@ -944,7 +944,7 @@ test_refresh_with_revoked_family(void **state)
     t1 = exchange(code, VERIFIER, 200, NULL);
     family = family_of(js(t1, "refresh_token"));
     snprintf(job.body, sizeof(job.body), "grant_type=refresh_token&refresh_token=%s", js(t1, "refresh_token"));
-    assert_int_equal(bp_store_open(F->db.path, &other, err, sizeof(err)), BP_OK);
+    assert_int_equal(bp_store_open(F->db.path, 0, &other, err, sizeof(err)), BP_OK);
     assert_int_equal(bp_store_begin(other), BP_OK);
     assert_int_equal(pthread_create(&th, NULL, refresh_thread, &job), 0);
     usleep(300 * 1000); /* the refresh reaches its transaction and waits for the lock */

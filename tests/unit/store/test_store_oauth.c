@@ -29,7 +29,7 @@ open_second(struct bp_testdb_store *f)
     struct bp_store *other = NULL;
     char err[256];
 
-    assert_int_equal(bp_store_open(f->db.path, &other, err, sizeof(err)), BP_OK);
+    assert_int_equal(bp_store_open(f->db.path, 0, &other, err, sizeof(err)), BP_OK);
     return other;
 }
 

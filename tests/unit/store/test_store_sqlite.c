@@ -78,7 +78,7 @@ test_fresh_migrate_applies_all_and_file_is_private(void **state)
 
     bp_testdb_init(&db, "store_fresh");
     snprintf(dsn, sizeof(dsn), "sqlite:%s", db.path);
-    assert_int_equal(bp_store_open(dsn, &s, err, sizeof(err)), BP_OK);
+    assert_int_equal(bp_store_open(dsn, BP_STORE_OPEN_CREATE, &s, err, sizeof(err)), BP_OK);
     assert_int_equal(bp_store_migrate(s, &applied, &version), BP_OK);
     assert_true(applied >= 1);
     assert_int_equal(applied, version);
@@ -88,7 +88,7 @@ test_fresh_migrate_applies_all_and_file_is_private(void **state)
     assert_int_equal(stat(db.path, &sb), 0);
     assert_int_equal(sb.st_mode & 0777, 0600);
 
-    assert_int_equal(bp_store_open(dsn, &s, err, sizeof(err)), BP_OK);
+    assert_int_equal(bp_store_open(dsn, 0, &s, err, sizeof(err)), BP_OK);
     assert_int_equal(bp_store_migrate(s, &applied, &version), BP_OK);
     assert_int_equal(applied, 0);
     bp_store_close(s);
@@ -102,7 +102,7 @@ test_postgres_dsn_refused(void **state)
     struct bp_store *s = NULL;
     char err[256] = "";
 
-    assert_int_equal(bp_store_open("postgres://u:hunter2@db/x", &s, err, sizeof(err)),
+    assert_int_equal(bp_store_open("postgres://u:hunter2@db/x", BP_STORE_OPEN_CREATE, &s, err, sizeof(err)),
                      BP_ERR_INVALID);
     assert_null(strstr(err, "hunter2"));
     assert_true(strlen(err) > 0);
@@ -306,7 +306,7 @@ test_change_token(void **state)
     assert_true(t0 == t1); /* nothing happened */
 
     /* A commit from another connection. */
-    assert_int_equal(bp_store_open(f->db.path, &other, err, sizeof(err)), BP_OK);
+    assert_int_equal(bp_store_open(f->db.path, 0, &other, err, sizeof(err)), BP_OK);
     assert_int_equal(bp_store_key_insert(other, &k), BP_OK);
     assert_int_equal(bp_store_change_token(f->s, &t2), BP_OK);
     assert_true(t2 != t1);

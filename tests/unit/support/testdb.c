@@ -33,7 +33,7 @@ bp_testdb_open(const struct bp_testdb *t)
     struct bp_store *s = NULL;
     char err[256];
 
-    assert_int_equal(bp_store_open(t->path, &s, err, sizeof(err)), BP_OK);
+    assert_int_equal(bp_store_open(t->path, BP_STORE_OPEN_CREATE, &s, err, sizeof(err)), BP_OK);
     assert_int_equal(bp_store_migrate(s, NULL, NULL), BP_OK);
     return s;
 }

@@ -79,6 +79,24 @@ bp_store_change_token(struct bp_store *s, int64_t *out)
 }
 
 bp_err
+bp_store_change_seq(struct bp_store *s, int64_t *out)
+{
+    return s->ops->change_seq(s, out);
+}
+
+bp_err
+bp_store_change_purge(struct bp_store *s, int64_t before)
+{
+    return s->ops->change_purge(s, before);
+}
+
+size_t
+bp_store_commit_files(struct bp_store *s, const char **out, size_t max)
+{
+    return s->ops->commit_files(s, out, max);
+}
+
+bp_err
 bp_store_instance_insert(struct bp_store *s, const struct bp_instance_rec *rec)
 {
     BP_BUG_ON(rec->id == NULL || rec->name == NULL || rec->url == NULL);

@@ -115,9 +115,9 @@ const char *const bp_store__sqlite_migrations[] = {
     "CREATE INDEX audit_instance_time ON audit_log(instance_id, time_us);"
     "CREATE INDEX audit_actor_time ON audit_log(actor_id, time_us);"
     "CREATE INDEX audit_action_time ON audit_log(action, time_us);",
-    /* 4: the credential change log (store.h "Noticing changes"). Triggers, not our C code, fill
-     * it, so every writer logs: this binary, an older CLI, a sqlite3 shell. A row is logged for
-     * what the request path's tables are built from, and only when a value they use changed: a
+    /* 4: the credential change log and the servers' reports on it (store.h "Noticing changes").
+     * Triggers, not our C code, fill the log, so every writer logs: this binary, an older CLI, a
+     * sqlite3 shell. A row is logged for what the request path's tables are built from, and only when a value they use changed: a
      * last-used stamp, a refresh token's rotation, or deleting a token that had already expired
      * logs nothing, so the server's own bookkeeping never reads as a change. kind names the
      * entity ('instance', 'api_key', 'oauth_client', 'access_token'); `at` is wall seconds.
@@ -191,7 +191,16 @@ const char *const bp_store__sqlite_migrations[] = {
     "    AND (OLD.expires_at = 0 OR OLD.expires_at > CAST(strftime('%s', 'now') AS INTEGER)) BEGIN"
     "  INSERT INTO changes (kind, entity_id, at)"
     "    VALUES ('access_token', OLD.id, CAST(strftime('%s', 'now') AS INTEGER));"
-    "END;",
+    "END;"
+    /* One row per running server: the change seq its published tables include, so that the CLI
+     * can wait until every running server has applied its change (serve/watch.h). */
+    "CREATE TABLE watchers ("
+    "  id         TEXT PRIMARY KEY NOT NULL,"
+    "  host       TEXT NOT NULL,"
+    "  pid        INTEGER NOT NULL,"
+    "  seq        INTEGER NOT NULL,"
+    "  seen_at    INTEGER NOT NULL"
+    ");",
 };
 
 const size_t bp_store__sqlite_migrations_len = BP_ARRAY_LEN(bp_store__sqlite_migrations);

@@ -82,6 +82,25 @@ bp_err bp_store_change_purge(struct bp_store *s, int64_t before);
  * bp_store_close) and returns how many; 0 for a backend that keeps no local files. */
 size_t bp_store_commit_files(struct bp_store *s, const char **out, size_t max);
 
+/* A running server's report of how far it has applied the change log, so that the CLI can wait
+ * until every running server has published a change before it returns (serve/watch.h). */
+struct bp_watcher_rec {
+    char *id;          /* "watcher_" + ULID, one per server process */
+    char *host;        /* the server's host name */
+    int64_t pid;       /* the server's process id on that host */
+    int64_t seq;       /* change seq that the server's published tables include */
+    int64_t seen_at;   /* wall seconds of the latest report (a heartbeat while idle) */
+};
+
+/* Inserts the row or replaces the one with the same id. Not a change (the seq does not move). */
+bp_err bp_store_watcher_put(struct bp_store *s, const struct bp_watcher_rec *rec);
+/* BP_ERR_NOT_FOUND for an unknown id. */
+bp_err bp_store_watcher_delete(struct bp_store *s, const char *id);
+/* Every row, ordered by id; free with bp_watcher_recs_free. */
+bp_err bp_store_watcher_list(struct bp_store *s, struct bp_watcher_rec **out, size_t *out_n);
+void bp_watcher_rec_cleanup(struct bp_watcher_rec *rec);
+void bp_watcher_recs_free(struct bp_watcher_rec *recs, size_t n);
+
 /* Instances. insert fails with BP_ERR_EXISTS on a duplicate id or name. get/update/delete return
  * BP_ERR_NOT_FOUND for an unknown id. update writes every field of rec (read, modify, write). */
 bp_err bp_store_instance_insert(struct bp_store *s, const struct bp_instance_rec *rec);

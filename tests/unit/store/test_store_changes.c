@@ -1,7 +1,7 @@
+#include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
-#include <setjmp.h>
 /* clang-format off: cmocka needs the four headers above first */
 #include <cmocka.h>
 /* clang-format on */
@@ -19,7 +19,8 @@
 
 /* The credential change log (issue 8 item 5): bp_store_change_seq moves for every change the
  * server's in-memory tables depend on, from any connection, and for nothing else: not a
- * last-used stamp, not an audit record, not the OAuth bookkeeping the tables never hold. */
+ * last-used stamp, not an audit record, not the OAuth bookkeeping the tables never hold. And the
+ * rows in which running servers report how far they have applied it. */
 
 static int
 setup(void **state)
@@ -302,6 +303,48 @@ test_commit_files_name_the_database_and_its_wal(void **state)
     assert_string_equal(files[0], f->db.path);
 }
 
+static void
+test_watcher_rows(void **state)
+{
+    struct bp_testdb_store *f = *state;
+    struct bp_watcher_rec a = {
+        .id = (char *)"watcher_A", .host = (char *)"h1", .pid = 10, .seq = 3, .seen_at = 100};
+    struct bp_watcher_rec b = {
+        .id = (char *)"watcher_B", .host = (char *)"h2", .pid = 20, .seq = 0, .seen_at = 200};
+    struct bp_watcher_rec *list = NULL;
+    size_t n = 99;
+    int64_t last = seq_of(f->s);
+
+    assert_int_equal(bp_store_watcher_list(f->s, &list, &n), BP_OK);
+    assert_int_equal(n, 0);
+    bp_watcher_recs_free(list, n);
+
+    assert_int_equal(bp_store_watcher_put(f->s, &a), BP_OK);
+    assert_int_equal(bp_store_watcher_put(f->s, &b), BP_OK);
+    /* put replaces: this is how a server reports its progress and its heartbeat. */
+    a.seq = 7;
+    a.seen_at = 150;
+    assert_int_equal(bp_store_watcher_put(f->s, &a), BP_OK);
+    assert_int_equal(bp_store_watcher_list(f->s, &list, &n), BP_OK);
+    assert_int_equal(n, 2);
+    assert_string_equal(list[0].id, "watcher_A");
+    assert_string_equal(list[0].host, "h1");
+    assert_int_equal(list[0].pid, 10);
+    assert_int_equal(list[0].seq, 7);
+    assert_int_equal(list[0].seen_at, 150);
+    assert_string_equal(list[1].id, "watcher_B");
+    bp_watcher_recs_free(list, n);
+
+    assert_int_equal(bp_store_watcher_delete(f->s, "watcher_A"), BP_OK);
+    assert_int_equal(bp_store_watcher_delete(f->s, "watcher_A"), BP_ERR_NOT_FOUND);
+    assert_int_equal(bp_store_watcher_list(f->s, &list, &n), BP_OK);
+    assert_int_equal(n, 1);
+    assert_string_equal(list[0].id, "watcher_B");
+    bp_watcher_recs_free(list, n);
+    /* A server's reports are not credential changes. */
+    EXPECT_SEQ(f->s, &last, false);
+}
+
 int
 main(void)
 {
@@ -317,6 +360,7 @@ main(void)
         cmocka_unit_test_setup_teardown(test_purge_keeps_the_position, setup, bp_testdb_store_teardown),
         cmocka_unit_test_setup_teardown(test_commit_files_name_the_database_and_its_wal, setup,
                                         bp_testdb_store_teardown),
+        cmocka_unit_test_setup_teardown(test_watcher_rows, setup, bp_testdb_store_teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -18,12 +18,13 @@
  *
  * Coalescing. One commit is several writes and SQLite publishes it only after the last, so an
  * event-driven check runs EVENT_DELAY_US after the first event of a burst. A busy audit writer
- * produces a stream of events: the checks they trigger are rationed by a token bucket (a few at
- * once, then one per EVENT_REFILL_US), and the events in between stay queued in the kernel, which
- * merges repeats. An event can still come before its commit is published (the writer preempted
- * between its last write and SQLite's shared-index update), so a check that followed events is
- * repeated a few times shortly after (SETTLE_US) while no further event comes. Idle, the thread
- * sleeps in ppoll() until the timed poll: no busy waiting.
+ * produces a stream of events that never change the seq: after events led to a check that found
+ * nothing new, the thread stops listening for EVENT_GAP_US and then takes whatever queued
+ * meanwhile (the kernel merges repeats) in one check, so the audit writer costs at most one check
+ * and one wake-up per EVENT_GAP_US. An event can still come before its commit is published (the writer
+ * preempted between its last write and SQLite's shared-index update), so a check that followed
+ * events is repeated a few times shortly after (SETTLE_US) while no further event comes. Idle,
+ * the thread sleeps in ppoll() until the timed poll: no busy waiting.
  *
  * Reports. Waking fast is not enough for a script that runs `key create` and uses the key at
  * once: on a loaded machine the watcher thread may get the CPU only after the CLI has exited and
@@ -72,11 +73,11 @@
  * writes some tens of microseconds apart, and SQLite publishes it only after the last one, so a
  * check at the first write would find nothing yet. */
 #define EVENT_DELAY_US 300
-/* Event-driven checks are rationed by a token bucket: up to EVENT_BURST in quick succession
- * (separate commits: an audit batch, then a CLI change), then one per EVENT_REFILL_US under a
- * steady stream of events, such as a busy audit writer. */
-#define EVENT_BURST 4
-#define EVENT_REFILL_US 10000
+/* After file events led to a check that found nothing new, further events wait this long: a busy
+ * audit writer then costs at most one check per EVENT_GAP_US. A check that published a change
+ * starts no such wait, so changes arriving one after another are each seen at once; a change
+ * that lands just after an audit commit is seen up to this much later. */
+#define EVENT_GAP_US 10000
 /* Re-checks after an event-driven check, in microseconds after it, while no new event arrives:
  * a writer preempted between its last write and publishing the commit is seen within these
  * instead of at the next timed poll. */
@@ -388,10 +389,10 @@ seen_drop(struct bp_store *store, struct seen *s)
 }
 
 /* One check: token → seq → reload, each step only when the one before says so. Returns whether
- * the store answered. token and seq are remembered only once the tables match them, so a failed
- * reload is retried by the next check. */
+ * the store answered; *out_reloaded is set when new tables were published. token and seq are
+ * remembered only once the tables match them, so a failed reload is retried by the next check. */
 static bool
-check_once(struct bp_watch *w, struct seen *seen)
+check_once(struct bp_watch *w, struct seen *seen, bool *out_reloaded)
 {
     int64_t token = 0;
     int64_t seq = 0;
@@ -412,6 +413,7 @@ check_once(struct bp_watch *w, struct seen *seen)
             return false;
         }
         w->reloads++;
+        *out_reloaded = true;
         w->seq = seq;
         report(w); /* first: the CLI may be waiting for exactly this */
         BP_DEBUG("tables reloaded", BP_LINT("reloads", w->reloads), BP_LINT("change_seq", seq));
@@ -537,90 +539,79 @@ drain_wake_fd(int fd)
 /* When the next checks are due, and why. Times are monotonic microseconds. */
 struct schedule {
     int64_t next_poll_us;   /* the timed fallback poll */
-    int64_t event_check_us; /* the check for events received so far; 0 = no event pending */
-    int event_credits;      /* event-driven checks allowed now, 0..EVENT_BURST */
-    int64_t refill_us;      /* when event_credits last grew (or was full) */
+    int64_t event_check_us; /* the check for events received so far; 0 = none scheduled */
+    int64_t quiet_until_us; /* events wait until then (see EVENT_GAP_US) */
     size_t settle_step;     /* index into SETTLE_US of the next re-check; past the end = none */
     int64_t settle_base_us; /* the event-driven check the re-checks follow */
     bool store_ok;          /* the latest check's outcome */
 };
 
-static void
-refill(struct schedule *sc, int64_t now)
+static bool
+quiet(const struct schedule *sc, int64_t now)
 {
-    int64_t n = (now - sc->refill_us) / EVENT_REFILL_US;
-
-    if (sc->event_credits + n >= EVENT_BURST) {
-        sc->event_credits = EVENT_BURST;
-        sc->refill_us = now;
-    } else if (n > 0) {
-        sc->event_credits += (int)n;
-        sc->refill_us += n * EVENT_REFILL_US;
-    }
+    return now < sc->quiet_until_us;
 }
 
 /* A re-check is moot while a check for newer events is scheduled: that one comes instead. */
 static bool
-settle_pending(const struct schedule *sc)
+settle_active(const struct schedule *sc)
 {
     return sc->event_check_us == 0 && sc->settle_step < BP_ARRAY_LEN(SETTLE_US);
 }
 
 static int64_t
-next_due_us(const struct schedule *sc)
+max64(int64_t a, int64_t b)
+{
+    return a > b ? a : b;
+}
+
+static int64_t
+next_due_us(const struct bp_watch *w, const struct schedule *sc, int64_t now)
 {
     int64_t due = sc->next_poll_us;
 
-    if (settle_pending(sc) && sc->settle_base_us + SETTLE_US[sc->settle_step] < due) {
-        due = sc->settle_base_us + SETTLE_US[sc->settle_step];
-    }
     if (sc->event_check_us != 0 && sc->event_check_us < due) {
         due = sc->event_check_us;
+    }
+    /* A re-check waits out a quiet period: events may be queued that make it moot. */
+    if (settle_active(sc)) {
+        int64_t at = max64(sc->settle_base_us + SETTLE_US[sc->settle_step], sc->quiet_until_us);
+        due = at < due ? at : due;
+    }
+    /* The queue is not listened to while quiet: look at it when the quiet period ends. */
+    if (w->inotify_fd >= 0 && sc->event_check_us == 0 && quiet(sc, now) && sc->quiet_until_us < due) {
+        due = sc->quiet_until_us;
     }
     return due;
 }
 
-/* A file event arrived: schedules its check, unless one is already scheduled (it will look at
- * the store after this event too). */
-static void
-on_event(struct schedule *sc, int64_t now)
-{
-    if (sc->event_check_us != 0) {
-        return;
-    }
-    refill(sc, now);
-    sc->event_check_us = now + EVENT_DELAY_US;
-    if (sc->event_credits == 0 && sc->refill_us + EVENT_REFILL_US > sc->event_check_us) {
-        sc->event_check_us = sc->refill_us + EVENT_REFILL_US;
-    }
-}
-
-/* Sleeps until the next check is due, a file event arrives, or bp_watch_sync/stop wakes it. While
- * a check for earlier events is scheduled, the inotify descriptor is left out: it will cover the
- * new events too, and the kernel queues and merges them meanwhile. */
+/* Sleeps until the next check is due, a file event arrives, or bp_watch_sync/stop wakes it.
+ *
+ * The inotify descriptor is left out while a check for earlier events is scheduled (that check
+ * covers the new ones; the kernel queues and merges them meanwhile) and during a quiet period;
+ * when a quiet period ends with events queued, their commits are long done and the check runs at
+ * once. Under a stream of audit commits that is one wake-up per check. */
 static void
 wait_for_work(struct bp_watch *w, struct schedule *sc)
 {
     struct pollfd pfd[2] = {{.fd = w->wake_fd, .events = POLLIN}, {.fd = w->inotify_fd, .events = POLLIN}};
-    bool listen = w->inotify_fd >= 0 && sc->event_check_us == 0;
-    int64_t wait_us = next_due_us(sc) - bp_clock_mono_us();
-    struct timespec ts;
-    int n;
+    int64_t now = bp_clock_mono_us();
+    bool listen = w->inotify_fd >= 0 && sc->event_check_us == 0 && !quiet(sc, now);
+    int64_t wait_us = max64(next_due_us(w, sc, now) - now, 0);
+    struct timespec ts = {.tv_sec = (time_t)(wait_us / 1000000),
+                          .tv_nsec = (long)(wait_us % 1000000) * 1000L};
+    int n = ppoll(pfd, listen ? 2 : 1, &ts, NULL);
 
-    if (wait_us < 0) {
-        wait_us = 0;
-    }
-    ts.tv_sec = (time_t)(wait_us / 1000000);
-    ts.tv_nsec = (long)(wait_us % 1000000) * 1000L;
-    n = ppoll(pfd, listen ? 2 : 1, &ts, NULL);
-    if (n <= 0) {
-        return;
-    }
-    if (pfd[0].revents & POLLIN) {
+    if (n > 0 && (pfd[0].revents & POLLIN)) {
         drain_wake_fd(w->wake_fd);
     }
-    if (listen && (pfd[1].revents & POLLIN) && files_drain(w)) {
-        on_event(sc, bp_clock_mono_us());
+    now = bp_clock_mono_us();
+    if (listen) {
+        if (n > 0 && (pfd[1].revents & POLLIN) && files_drain(w)) {
+            sc->event_check_us = now + EVENT_DELAY_US;
+        }
+    } else if (w->inotify_fd >= 0 && sc->event_check_us == 0 && !quiet(sc, now) && files_drain(w)) {
+        sc->event_check_us = now;
     }
 }
 
@@ -631,7 +622,10 @@ maybe_check(struct bp_watch *w, struct schedule *sc, struct seen *seen, int64_t 
     int64_t now = bp_clock_mono_us();
     bool poll_due = now >= sc->next_poll_us;
     bool event_due = sc->event_check_us != 0 && now >= sc->event_check_us;
-    bool settle_due = settle_pending(sc) && now >= sc->settle_base_us + SETTLE_US[sc->settle_step];
+    bool settle_due =
+        settle_active(sc) && !quiet(sc, now) && now >= sc->settle_base_us + SETTLE_US[sc->settle_step];
+    bool reloaded = false;
+    bool from_events;
     int64_t cycle;
     bool ok;
 
@@ -646,22 +640,17 @@ maybe_check(struct bp_watch *w, struct schedule *sc, struct seen *seen, int64_t 
         files_arm(w);
         sc->next_poll_us = now + w->interval_ms * 1000;
     }
-    /* Events that arrived while this check waited are covered by it: take them off the queue. */
-    if (w->inotify_fd >= 0 && files_drain(w) && sc->event_check_us == 0) {
-        sc->event_check_us = now;
-    }
-    if (sc->event_check_us != 0) {
-        refill(sc, now);
-        if (event_due && sc->event_credits > 0) {
-            sc->event_credits--;
-        }
+    /* Events that arrived meanwhile are covered by this check: take them off the queue. A check
+     * that follows events is repeated shortly after (SETTLE_US) while no new ones come. */
+    from_events = (w->inotify_fd >= 0 && files_drain(w)) || sc->event_check_us != 0;
+    if (from_events) {
         sc->event_check_us = 0;
         sc->settle_step = 0;
         sc->settle_base_us = now;
     } else if (settle_due) {
         sc->settle_step++;
     }
-    ok = check_once(w, seen);
+    ok = check_once(w, seen, &reloaded);
     /* Checks can run many times a second: say it when the store starts failing, not each time. */
     if (!ok && sc->store_ok) {
         BP_WARN("store check failed; serving with the last loaded credentials");
@@ -669,6 +658,11 @@ maybe_check(struct bp_watch *w, struct schedule *sc, struct seen *seen, int64_t 
         BP_INFO("store answers again");
     }
     sc->store_ok = ok;
+    /* Only events that led to nothing new start a quiet period: under a stream of audit commits
+     * that bounds the checks, while a real change never waits behind one. */
+    if (from_events) {
+        sc->quiet_until_us = reloaded ? 0 : now + EVENT_GAP_US;
+    }
     if (w->server != NULL) {
         bp_server_set_ready(w->server, ok);
     }
@@ -688,8 +682,6 @@ watch_main(void *arg)
     int64_t last_flush = bp_clock_mono_ms();
     struct schedule sc = {
         .next_poll_us = bp_clock_mono_us() + w->interval_ms * 1000,
-        .event_credits = EVENT_BURST,
-        .refill_us = bp_clock_mono_us(),
         .settle_step = BP_ARRAY_LEN(SETTLE_US),
         .store_ok = true,
     };

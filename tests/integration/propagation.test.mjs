@@ -205,10 +205,14 @@ function watcherRows(dbPath) {
 }
 
 describe('the CLI waits only for servers that run, and only so long', () => {
-    test('a stopped server: the change is saved and the CLI warns instead of hanging', async () => {
+    test('a stopped server: the change is saved and the CLI warns instead of hanging', async (t) => {
         const db2 = tmpDb();
         const inst2 = makeInstance(db2, core.url, { name: 'main' });
         const p2 = await startProxy({ db: db2, reloadInterval: null });
+        t.after(() => {
+            p2.child.kill('SIGCONT');
+            return p2.stop();
+        });
         let k;
         p2.child.kill('SIGSTOP');
         try {
@@ -228,10 +232,11 @@ describe('the CLI waits only for servers that run, and only so long', () => {
         assert.equal(watcherRows(db2), 0);
     });
 
-    test('a server killed without cleaning up is not waited for, and the next server forgets it', async () => {
+    test('a server killed without cleaning up is not waited for, and the next server forgets it', async (t) => {
         const db3 = tmpDb();
         makeInstance(db3, core.url, { name: 'main' });
         const p3 = await startProxy({ db: db3, reloadInterval: null });
+        t.after(() => p3.stop({ expectCode: null }));
         p3.child.kill('SIGKILL');
         await p3.exited;
         assert.equal(watcherRows(db3), 1, 'the killed server left its row behind');

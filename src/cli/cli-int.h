@@ -108,7 +108,8 @@ int bp_cli__parse_expiry(const char *text, int64_t now, int64_t *out);
 int bp_cli__parse_instances(struct bp_store *s, const char *text, char **out);
 /* Ends a transaction opened with bp_store_begin around a change: when change is BP_OK writes the
  * audit record (bp_audit_admin) and commits, else (or if that fails) rolls back. Returns the
- * first failure. */
+ * first failure. After a commit, waits (at most 2 s) until every running server using the store
+ * has applied the change, and warns on stderr about any that did not. */
 bp_err bp_cli__finish_audited(struct bp_store *s, bp_err change, const char *action, const char *id,
                               const char *instance_id);
 

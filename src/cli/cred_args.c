@@ -1,5 +1,5 @@
 /* The flags credentials share (keys and OAuth clients): scopes, expiry, instance restriction;
- * and the one way a CLI change is written with its audit record. */
+ * and the one way a CLI change is written with its audit record and reaches running servers. */
 #include <string.h>
 
 #include "audit/audit.h"
@@ -7,6 +7,7 @@
 #include "cli/cli-int.h"
 #include "lib/alloc.h"
 #include "lib/str.h"
+#include "serve/watch.h"
 #include "store/store.h"
 
 #define INSTANCES_MAX 256
@@ -140,6 +141,35 @@ bp_cli__parse_instances(struct bp_store *s, const char *text, char **out)
     return BP_CLI_EXIT_OK;
 }
 
+/* How long a change waits for the running servers to apply it: DESIGN §5's bound. */
+#define APPLY_TIMEOUT_MS 2000
+
+/* Issue 8 item 5: a change is in effect when the CLI returns, so that a script's next request
+ * (with the key it just created, or the one it just revoked) meets the new state without a
+ * sleep. Running servers publish a change within milliseconds of its commit and report it in the
+ * store; this waits for those reports. A server that does not report in time gets a warning,
+ * not a failure: the change itself is committed. */
+static void
+wait_for_servers(struct bp_store *s)
+{
+    int64_t seq = 0;
+    size_t behind = 0;
+    bp_err rc = bp_store_change_seq(s, &seq);
+
+    if (rc == BP_OK) {
+        rc = bp_watch_wait_applied(s, seq, APPLY_TIMEOUT_MS, &behind);
+    }
+    if (rc != BP_OK) {
+        bp_cli__error("warning: the change is saved, but whether running servers applied it could not be "
+                      "checked: %s",
+                      bp_store_last_error(s));
+    } else if (behind > 0) {
+        bp_cli__error("warning: the change is saved, but %zu running server%s using this database did not "
+                      "apply it within %d s; see that server's log",
+                      behind, behind == 1 ? "" : "s", APPLY_TIMEOUT_MS / 1000);
+    }
+}
+
 bp_err
 bp_cli__finish_audited(struct bp_store *s, bp_err change, const char *action, const char *id,
                        const char *instance_id)
@@ -152,6 +182,8 @@ bp_cli__finish_audited(struct bp_store *s, bp_err change, const char *action, co
     }
     if (change != BP_OK) {
         bp_store_rollback(s);
+        return change;
     }
-    return change;
+    wait_for_servers(s);
+    return BP_OK;
 }

@@ -67,7 +67,7 @@ const struct bp_setting bp_config__settings[] = {
      10 * MINUTE, "10s", FIELD(shutdown_timeout_ms), 0,
      "longest wait for in-flight requests to drain after SIGTERM/SIGINT", LIVE},
     {"reload_interval", "BLNKPROXY_RELOAD_INTERVAL", "--reload-interval", BP_SETTING_DURATION, 50, 10 * SEC,
-     "500ms", FIELD(reload_interval_ms), 0, "how often the store is polled for changes made by the CLI",
+     "500ms", FIELD(reload_interval_ms), 0, "fallback poll for store changes where file events do not arrive",
      RESTART},
     {"log_level", "BLNKPROXY_LOG_LEVEL", "--log-level", BP_SETTING_LOG_LEVEL, 0, 0, "info", FIELD(log_level),
      0, "least severe level written: debug, info, warn or error", LIVE},

@@ -1,27 +1,63 @@
 /* Change watcher thread (see watch.h).
  *
- * Why polling: SQLite has no cross-process notification; PRAGMA data_version is a cheap read
- * that changes whenever another connection commits. Our own last-used writes also cause one
- * reload; that is deliberate, because treating our own commit as "seen" could hide a CLI
- * revocation committed in the same instant.
+ * What wakes it. SQLite has no cross-process notification, but every commit writes a file: the
+ * -wal file in WAL mode, the database file otherwise (and a checkpoint copies into it). The
+ * thread sleeps in poll() on an inotify descriptor watching both files, so it wakes as soon as
+ * any process (the CLI, another server, this server's audit writer) writes a commit, and also
+ * when a process that had them open for writing closes them: the CLI closes the database after
+ * its COMMIT and before it exits, so that event comes after the commit is fully visible. The
+ * timed poll (reload_interval) stays as the fallback for filesystems that deliver no events
+ * (network mounts) and for inotify being unavailable (e.g. out of instances).
+ *
+ * What a check costs. The change token (PRAGMA data_version plus this connection's own write
+ * count) says whether anything was committed; only then the change seq (MAX(seq) of the change
+ * log that the store's triggers fill) says whether a credential, token or instance changed; only
+ * then the tables are rebuilt. Audit batches and our own last-used flushes move the token but
+ * never the seq, so under traffic the watcher reads two small values per check and rebuilds
+ * nothing.
+ *
+ * Coalescing. One commit is several writes and SQLite publishes it only after the last, so an
+ * event-driven check runs EVENT_DELAY_US after the first event of a burst. A busy audit writer
+ * produces a stream of events that never change the seq: after events led to a check that found
+ * nothing new, the thread stops listening for EVENT_GAP_US and then takes whatever queued
+ * meanwhile (the kernel merges repeats) in one check, so the audit writer costs at most one check
+ * and one wake-up per EVENT_GAP_US. An event can still come before its commit is published (the writer
+ * preempted between its last write and SQLite's shared-index update), so a check that followed
+ * events is repeated a few times shortly after (SETTLE_US) while no further event comes. Idle,
+ * the thread sleeps in ppoll() until the timed poll: no busy waiting.
+ *
+ * Reports. Waking fast is not enough for a script that runs `key create` and uses the key at
+ * once: on a loaded machine the watcher thread may get the CPU only after the CLI has exited and
+ * the script's request has been answered with the old tables. So each server reports in the store
+ * how far it has applied the change log, and the CLI waits for those reports before it returns
+ * (bp_watch_wait_applied, "reports" below).
  *
  * Why bp_watch_sync: an access token is handed to its client the moment /oauth/token answers;
- * if the client calls /proxy/ before the next poll, the token would not be in the table yet and
- * the request would get a 401 for a token we just issued. The OAuth thread therefore wakes the
- * watcher and waits for a reload that began after its commit before it releases the response.
+ * if the client calls /proxy/ before the watcher noticed the commit, the token would not be in
+ * the table yet and the request would get a 401 for a token we just issued. The OAuth thread
+ * therefore wakes the watcher and waits for a check that began after its commit before it
+ * releases the response.
  *
  * Expired tokens need no timed reload: expiry is checked on every request against the clock. */
 #include "serve/watch.h"
 
 #include <errno.h>
+#include <poll.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdbool.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <sys/inotify.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "core/log.h"
 #include "http/http.h"
 #include "lib/alloc.h"
+#include "lib/bug.h"
 #include "lib/clock.h"
+#include "lib/rand.h"
 #include "metrics/metrics.h"
 #include "store/store.h"
 #include "tables/tables.h"
@@ -30,22 +66,67 @@
 #define PURGE_INTERVAL_MS (3600 * 1000)
 /* Expired OAuth rows are kept a day, so introspection and logs near the expiry still see them. */
 #define PURGE_GRACE_S (24 * 3600)
+/* Change-log rows are kept a day: enough for a later reader that applies them as deltas to
+ * catch up after a pause, small enough to stay a small table. */
+#define CHANGES_KEEP_S (24 * 3600)
+/* An event-driven check runs this long after the first event of a burst: one commit is several
+ * writes some tens of microseconds apart, and SQLite publishes it only after the last one, so a
+ * check at the first write would find nothing yet. */
+#define EVENT_DELAY_US 300
+/* After file events led to a check that found nothing new, further events wait this long: a busy
+ * audit writer then costs at most one check per EVENT_GAP_US. A check that published a change
+ * starts no such wait, so changes arriving one after another are each seen at once; a change
+ * that lands just after an audit commit is seen up to this much later. */
+#define EVENT_GAP_US 10000
+/* Re-checks after an event-driven check, in microseconds after it, while no new event arrives:
+ * a writer preempted between its last write and publishing the commit is seen within these
+ * instead of at the next timed poll. */
+static const int64_t SETTLE_US[] = {2000, 10000, 50000};
+/* A running server reports its progress at every reload and at least this often, so that its
+ * row tells a live server from one that died without removing it. */
+#define HEARTBEAT_MS (10 * 1000)
+/* A report that failed is tried again after this long. */
+#define REPORT_RETRY_MS 1000
+/* A report older than this is from a server presumed dead (the CLI stops waiting for it). */
+#define REPORT_STALE_S 60
+/* Rows of servers that stopped reporting are deleted after a day. */
+#define REPORT_FORGET_S (24 * 3600)
+#define HOST_MAX 256
+#define MAX_FILES 2
+#define FILE_EVENTS (IN_MODIFY | IN_CLOSE_WRITE | IN_DELETE_SELF | IN_MOVE_SELF)
+
+struct watched_file {
+    const char *path; /* borrowed from the store */
+    int wd;           /* inotify watch descriptor, -1 when not watched (yet) */
+};
 
 struct bp_watch {
     struct bp_store *store;
     struct bp_server *server;
     int64_t interval_ms;
     pthread_t thread;
+    int wake_fd;    /* eventfd: bp_watch_sync and bp_watch_stop wake the thread */
+    int inotify_fd; /* -1: timed poll only */
+    struct watched_file files[MAX_FILES];
+    size_t n_files;
     pthread_mutex_t lock;
-    pthread_cond_t wake_cond;   /* the watcher sleeps on it between polls */
-    pthread_cond_t done_cond;   /* bp_watch_sync callers wait on it */
-    bool stop;
-    bool wake;                  /* a sync asked for a poll now, with a reload */
-    int64_t cycles_started;     /* under lock */
-    int64_t cycles_done;        /* under lock: the latest cycle whose reload (if any) is published */
-    int64_t token;
+    pthread_cond_t done_cond; /* bp_watch_sync callers wait on it */
+    bool stop;                /* under lock */
+    bool sync_wanted;         /* under lock: a bp_watch_sync waits for a check */
+    int64_t cycles_started;   /* under lock */
+    int64_t cycles_done;      /* under lock: the latest check whose reload (if any) is published */
+    /* The watcher thread's own state. */
+    bool have_token; /* false until the first check: the token is then unknown */
+    int64_t token;   /* change token when the tables last matched the store */
+    int64_t seq;     /* change seq the published tables were built from */
     int64_t reloads;
-    int64_t last_purge_ms;      /* monotonic; 0 = never */
+    int64_t last_purge_ms; /* monotonic; 0 = never */
+    /* This server's row in the store's watchers table (see "reports" below). */
+    char id[sizeof("watcher_") + BP_ULID_LEN];
+    char host[HOST_MAX];
+    int64_t reported_seq;   /* -1 until a report succeeded */
+    int64_t last_report_ms; /* monotonic: the latest attempt, successful or not */
+    bool report_ok;         /* the latest attempt succeeded (a failure is logged once) */
 };
 
 static bp_err
@@ -90,17 +171,140 @@ done:
 bp_err
 bp_watch_load_now(struct bp_store *store, int64_t *out_token)
 {
-    int64_t token = 0;
-    bp_err rc = bp_store_change_token(store, &token);
+    int64_t seq = 0;
+    /* The seq is read before the tables: a change committed in between is then seen again by the
+     * first check, never lost. */
+    bp_err rc = bp_store_change_seq(store, &seq);
 
     if (rc != BP_OK) {
         return rc;
     }
     rc = load_tables(store);
     if (rc == BP_OK) {
-        *out_token = token;
+        *out_token = seq;
     }
     return rc;
+}
+
+/* ---- reports: how far each running server has applied the change log ----
+ *
+ * A change is in effect only once every running server has published it, and only the servers
+ * know when that is. Each server keeps one row in the store's watchers table with the change
+ * seq its published tables include, written right after each publish and as a heartbeat while
+ * idle, and deleted when it stops. A process that just committed a change (the CLI) waits in
+ * bp_watch_wait_applied until every live row has reached its seq: the file events make that a
+ * matter of milliseconds, the rows make it certain, even when the watcher thread is scheduled
+ * after the CLI has exited and the caller's next request is already on its way. */
+
+static void
+report(struct bp_watch *w)
+{
+    struct bp_watcher_rec rec = {
+        .id = w->id,
+        .host = w->host,
+        .pid = (int64_t)getpid(),
+        .seq = w->seq,
+        .seen_at = bp_clock_wall_s(),
+    };
+
+    w->last_report_ms = bp_clock_mono_ms();
+    if (bp_store_watcher_put(w->store, &rec) != BP_OK) {
+        if (w->report_ok) {
+            BP_WARN("could not report the applied change position in the store; the CLI waits up to 2 s "
+                    "for this server until a report succeeds",
+                    BP_LSTR("error", bp_store_last_error(w->store)));
+        }
+        w->report_ok = false;
+        return;
+    }
+    w->report_ok = true;
+    w->reported_seq = w->seq;
+}
+
+static void
+host_name(char out[HOST_MAX])
+{
+    if (gethostname(out, HOST_MAX) != 0) {
+        out[0] = '\0';
+    }
+    out[HOST_MAX - 1] = '\0';
+}
+
+/* Whether the row is from a server that still runs: it reported recently and, on this host, its
+ * process exists. */
+static bool
+row_is_live(const struct bp_watcher_rec *r, const char *host, int64_t now_s)
+{
+    if (r->seen_at < now_s - REPORT_STALE_S) {
+        return false;
+    }
+    if (strcmp(r->host, host) == 0 && kill((pid_t)r->pid, 0) != 0 && errno == ESRCH) {
+        return false;
+    }
+    return true;
+}
+
+/* Deletes the rows of servers that are gone: dead processes on this host, and rows nobody
+ * refreshed for a day (other hosts). Not our own. */
+static void
+forget_dead_rows(struct bp_watch *w)
+{
+    struct bp_watcher_rec *rows = NULL;
+    size_t n = 0;
+    int64_t now_s = bp_clock_wall_s();
+
+    if (bp_store_watcher_list(w->store, &rows, &n) != BP_OK) {
+        return;
+    }
+    for (size_t i = 0; i < n; i++) {
+        bool dead = rows[i].seen_at < now_s - REPORT_FORGET_S ||
+                    (strcmp(rows[i].host, w->host) == 0 && !row_is_live(&rows[i], w->host, now_s));
+        if (dead && strcmp(rows[i].id, w->id) != 0) {
+            bp_store_watcher_delete(w->store, rows[i].id);
+        }
+    }
+    bp_watcher_recs_free(rows, n);
+}
+
+/* Sleeps ms milliseconds (the CLI's wait; never on a loop thread). */
+static void
+sleep_ms(int64_t ms)
+{
+    struct timespec ts = {.tv_sec = (time_t)(ms / 1000), .tv_nsec = (long)(ms % 1000) * 1000000L};
+    nanosleep(&ts, NULL);
+}
+
+bp_err
+bp_watch_wait_applied(struct bp_store *store, int64_t seq, int64_t timeout_ms, size_t *out_behind)
+{
+    char host[HOST_MAX];
+    int64_t start_ms = bp_clock_mono_ms();
+
+    host_name(host);
+    for (;;) {
+        struct bp_watcher_rec *rows = NULL;
+        size_t n = 0;
+        size_t behind = 0;
+        int64_t now_s = bp_clock_wall_s();
+        bp_err rc = bp_store_watcher_list(store, &rows, &n);
+
+        if (rc != BP_OK) {
+            return rc;
+        }
+        for (size_t i = 0; i < n; i++) {
+            if (rows[i].seq < seq && row_is_live(&rows[i], host, now_s)) {
+                behind++;
+            }
+        }
+        bp_watcher_recs_free(rows, n);
+        if (behind == 0 || bp_clock_mono_ms() - start_ms >= timeout_ms) {
+            *out_behind = behind;
+            return BP_OK;
+        }
+        /* A server publishes within a few milliseconds: look every millisecond at first (a look
+         * is one small read), then less often for a server that is slow to answer. */
+        sleep_ms(bp_clock_mono_ms() - start_ms < 50 ? 1 : 10);
+    }
 }
 
 /* Writes the last-used stamps that requests recorded in t since the previous flush. Only API
@@ -141,6 +345,10 @@ maybe_purge(struct bp_watch *w)
     if (bp_store_oauth_purge(w->store, bp_clock_wall_s() - PURGE_GRACE_S) != BP_OK) {
         BP_WARN("could not purge expired OAuth tokens, codes and sessions");
     }
+    if (bp_store_change_purge(w->store, bp_clock_wall_s() - CHANGES_KEEP_S) != BP_OK) {
+        BP_WARN("could not purge old rows of the change log");
+    }
+    forget_dead_rows(w);
 }
 
 static void
@@ -180,32 +388,290 @@ seen_drop(struct bp_store *store, struct seen *s)
     s->n = 0;
 }
 
-/* One poll: flush, purge, check for changes and reload. force reloads even when the change token
- * did not move (a sync asked for it). Returns whether the store answered. */
+/* One check: token → seq → reload, each step only when the one before says so. Returns whether
+ * the store answered; *out_reloaded is set when new tables were published. token and seq are
+ * remembered only once the tables match them, so a failed reload is retried by the next check. */
 static bool
-poll_once(struct bp_watch *w, struct seen *seen, int64_t *last_flush, bool force)
+check_once(struct bp_watch *w, struct seen *seen, bool *out_reloaded)
 {
     int64_t token = 0;
-    bool ok;
+    int64_t seq = 0;
+
+    if (bp_store_change_token(w->store, &token) != BP_OK) {
+        return false;
+    }
+    if (w->have_token && token == w->token) {
+        return true; /* nothing committed since the last check */
+    }
+    /* The seq is read before the tables, so a change committed meanwhile moves the token again
+     * and is looked at by the next check. */
+    if (bp_store_change_seq(w->store, &seq) != BP_OK) {
+        return false;
+    }
+    if (seq != w->seq) {
+        if (load_tables(w->store) != BP_OK) {
+            return false;
+        }
+        w->reloads++;
+        *out_reloaded = true;
+        w->seq = seq;
+        report(w); /* first: the CLI may be waiting for exactly this */
+        BP_DEBUG("tables reloaded", BP_LINT("reloads", w->reloads), BP_LINT("change_seq", seq));
+        /* Catch the uses recorded on the old snapshot before letting it go. */
+        seen_drop(w->store, seen);
+        seen_take_current(seen);
+    }
+    w->token = token;
+    w->have_token = true;
+    return true;
+}
+
+/* Housekeeping, after the check so that it never delays one: our own writes move the token
+ * (not the seq), which the next check reads past. */
+static void
+housekeep(struct bp_watch *w, struct seen *seen, int64_t *last_flush)
+{
+    int64_t since_report_ms;
 
     if (seen->t != NULL && bp_clock_mono_ms() - *last_flush >= FLUSH_INTERVAL_MS) {
         flush_last_used(w->store, seen->t, seen->flushed, seen->n);
         *last_flush = bp_clock_mono_ms();
     }
+    /* A failed report is retried, rarely enough that a store refusing writes is not hammered. */
+    since_report_ms = bp_clock_mono_ms() - w->last_report_ms;
+    if ((w->reported_seq != w->seq && since_report_ms >= REPORT_RETRY_MS) ||
+        since_report_ms >= HEARTBEAT_MS) {
+        report(w);
+    }
     maybe_purge(w);
-    ok = bp_store_change_token(w->store, &token) == BP_OK;
-    if (ok && (force || token != w->token)) {
-        ok = load_tables(w->store) == BP_OK;
-        if (ok) {
-            w->token = token;
-            w->reloads++;
-            BP_DEBUG("tables reloaded", BP_LINT("reloads", w->reloads));
-            /* Catch the uses recorded on the old snapshot before letting it go. */
-            seen_drop(w->store, seen);
-            seen_take_current(seen);
+}
+
+/* ---- file events ---- */
+
+/* (Re)adds the watches that are missing: a -wal file that did not exist yet, or one that was
+ * deleted and created again. Called at start and on every timed poll. */
+static void
+files_arm(struct bp_watch *w)
+{
+    if (w->inotify_fd < 0) {
+        return;
+    }
+    for (size_t i = 0; i < w->n_files; i++) {
+        if (w->files[i].wd < 0) {
+            w->files[i].wd = inotify_add_watch(w->inotify_fd, w->files[i].path, FILE_EVENTS);
         }
     }
-    return ok;
+}
+
+static void
+files_open(struct bp_watch *w)
+{
+    const char *paths[MAX_FILES];
+
+    w->inotify_fd = -1;
+    w->n_files = bp_store_commit_files(w->store, paths, MAX_FILES);
+    for (size_t i = 0; i < w->n_files; i++) {
+        w->files[i] = (struct watched_file){.path = paths[i], .wd = -1};
+    }
+    if (w->n_files == 0) {
+        return;
+    }
+    w->inotify_fd = inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
+    if (w->inotify_fd < 0) {
+        BP_WARN("cannot watch the database files; changes are seen at the next timed poll",
+                BP_LSTR("error", strerror(errno)));
+        return;
+    }
+    files_arm(w);
+    if (w->files[0].wd < 0) {
+        BP_WARN("cannot watch the database file; changes are seen at the next timed poll",
+                BP_LSTR("error", strerror(errno)));
+    }
+}
+
+/* Forgets a watch the kernel dropped or whose file went away; files_arm re-adds it by path. */
+static void
+files_forget(struct bp_watch *w, int wd, uint32_t mask)
+{
+    for (size_t i = 0; i < w->n_files; i++) {
+        if (w->files[i].wd == wd) {
+            if (!(mask & IN_IGNORED)) {
+                inotify_rm_watch(w->inotify_fd, wd);
+            }
+            w->files[i].wd = -1;
+        }
+    }
+}
+
+/* Reads every queued event. Returns whether any says a watched file changed (or events were
+ * lost), i.e. whether a check is due. */
+static bool
+files_drain(struct bp_watch *w)
+{
+    /* Aligned for struct inotify_event, as inotify(7) shows. */
+    char buf[4096] __attribute__((aligned(__alignof__(struct inotify_event))));
+    bool changed = false;
+    ssize_t n;
+
+    while ((n = read(w->inotify_fd, buf, sizeof(buf))) > 0) {
+        for (char *p = buf; p < buf + n;) {
+            const struct inotify_event *ev = (const struct inotify_event *)p;
+            changed = true; /* every event we subscribed to, and an overflow, mean "look" */
+            if (ev->mask & (IN_IGNORED | IN_DELETE_SELF | IN_MOVE_SELF)) {
+                files_forget(w, ev->wd, ev->mask);
+            }
+            p += sizeof(*ev) + ev->len;
+        }
+    }
+    return changed;
+}
+
+static void
+drain_wake_fd(int fd)
+{
+    uint64_t v;
+    ssize_t n = read(fd, &v, sizeof(v));
+    (void)n; /* nonblocking: EAGAIN when a concurrent read already cleared it */
+}
+
+/* ---- the thread ---- */
+
+/* When the next checks are due, and why. Times are monotonic microseconds. */
+struct schedule {
+    int64_t next_poll_us;   /* the timed fallback poll */
+    int64_t event_check_us; /* the check for events received so far; 0 = none scheduled */
+    int64_t quiet_until_us; /* events wait until then (see EVENT_GAP_US) */
+    size_t settle_step;     /* index into SETTLE_US of the next re-check; past the end = none */
+    int64_t settle_base_us; /* the event-driven check the re-checks follow */
+    bool store_ok;          /* the latest check's outcome */
+};
+
+static bool
+quiet(const struct schedule *sc, int64_t now)
+{
+    return now < sc->quiet_until_us;
+}
+
+/* A re-check is moot while a check for newer events is scheduled: that one comes instead. */
+static bool
+settle_active(const struct schedule *sc)
+{
+    return sc->event_check_us == 0 && sc->settle_step < BP_ARRAY_LEN(SETTLE_US);
+}
+
+static int64_t
+max64(int64_t a, int64_t b)
+{
+    return a > b ? a : b;
+}
+
+static int64_t
+next_due_us(const struct bp_watch *w, const struct schedule *sc, int64_t now)
+{
+    int64_t due = sc->next_poll_us;
+
+    if (sc->event_check_us != 0 && sc->event_check_us < due) {
+        due = sc->event_check_us;
+    }
+    /* A re-check waits out a quiet period: events may be queued that make it moot. */
+    if (settle_active(sc)) {
+        int64_t at = max64(sc->settle_base_us + SETTLE_US[sc->settle_step], sc->quiet_until_us);
+        due = at < due ? at : due;
+    }
+    /* The queue is not listened to while quiet: look at it when the quiet period ends. */
+    if (w->inotify_fd >= 0 && sc->event_check_us == 0 && quiet(sc, now) && sc->quiet_until_us < due) {
+        due = sc->quiet_until_us;
+    }
+    return due;
+}
+
+/* Sleeps until the next check is due, a file event arrives, or bp_watch_sync/stop wakes it.
+ *
+ * The inotify descriptor is left out while a check for earlier events is scheduled (that check
+ * covers the new ones; the kernel queues and merges them meanwhile) and during a quiet period;
+ * when a quiet period ends with events queued, their commits are long done and the check runs at
+ * once. Under a stream of audit commits that is one wake-up per check. */
+static void
+wait_for_work(struct bp_watch *w, struct schedule *sc)
+{
+    struct pollfd pfd[2] = {{.fd = w->wake_fd, .events = POLLIN}, {.fd = w->inotify_fd, .events = POLLIN}};
+    int64_t now = bp_clock_mono_us();
+    bool listen = w->inotify_fd >= 0 && sc->event_check_us == 0 && !quiet(sc, now);
+    int64_t wait_us = max64(next_due_us(w, sc, now) - now, 0);
+    struct timespec ts = {.tv_sec = (time_t)(wait_us / 1000000),
+                          .tv_nsec = (long)(wait_us % 1000000) * 1000L};
+    int n = ppoll(pfd, listen ? 2 : 1, &ts, NULL);
+
+    if (n > 0 && (pfd[0].revents & POLLIN)) {
+        drain_wake_fd(w->wake_fd);
+    }
+    now = bp_clock_mono_us();
+    if (listen) {
+        if (n > 0 && (pfd[1].revents & POLLIN) && files_drain(w)) {
+            sc->event_check_us = now + EVENT_DELAY_US;
+        }
+    } else if (w->inotify_fd >= 0 && sc->event_check_us == 0 && !quiet(sc, now) && files_drain(w)) {
+        sc->event_check_us = now;
+    }
+}
+
+/* Runs one check if one is due now; sync means a bp_watch_sync asked. */
+static void
+maybe_check(struct bp_watch *w, struct schedule *sc, struct seen *seen, int64_t *last_flush, bool sync)
+{
+    int64_t now = bp_clock_mono_us();
+    bool poll_due = now >= sc->next_poll_us;
+    bool event_due = sc->event_check_us != 0 && now >= sc->event_check_us;
+    bool settle_due =
+        settle_active(sc) && !quiet(sc, now) && now >= sc->settle_base_us + SETTLE_US[sc->settle_step];
+    bool reloaded = false;
+    bool from_events;
+    int64_t cycle;
+    bool ok;
+
+    if (!sync && !poll_due && !event_due && !settle_due) {
+        return;
+    }
+    pthread_mutex_lock(&w->lock);
+    cycle = ++w->cycles_started;
+    pthread_mutex_unlock(&w->lock);
+
+    if (poll_due) {
+        files_arm(w);
+        sc->next_poll_us = now + w->interval_ms * 1000;
+    }
+    /* Events that arrived meanwhile are covered by this check: take them off the queue. A check
+     * that follows events is repeated shortly after (SETTLE_US) while no new ones come. */
+    from_events = (w->inotify_fd >= 0 && files_drain(w)) || sc->event_check_us != 0;
+    if (from_events) {
+        sc->event_check_us = 0;
+        sc->settle_step = 0;
+        sc->settle_base_us = now;
+    } else if (settle_due) {
+        sc->settle_step++;
+    }
+    ok = check_once(w, seen, &reloaded);
+    /* Checks can run many times a second: say it when the store starts failing, not each time. */
+    if (!ok && sc->store_ok) {
+        BP_WARN("store check failed; serving with the last loaded credentials");
+    } else if (ok && !sc->store_ok) {
+        BP_INFO("store answers again");
+    }
+    sc->store_ok = ok;
+    /* Only events that led to nothing new start a quiet period: under a stream of audit commits
+     * that bounds the checks, while a real change never waits behind one. */
+    if (from_events) {
+        sc->quiet_until_us = reloaded ? 0 : now + EVENT_GAP_US;
+    }
+    if (w->server != NULL) {
+        bp_server_set_ready(w->server, ok);
+    }
+
+    pthread_mutex_lock(&w->lock);
+    w->cycles_done = cycle;
+    pthread_cond_broadcast(&w->done_cond);
+    pthread_mutex_unlock(&w->lock);
+    housekeep(w, seen, last_flush);
 }
 
 static void *
@@ -214,40 +680,27 @@ watch_main(void *arg)
     struct bp_watch *w = arg;
     struct seen seen;
     int64_t last_flush = bp_clock_mono_ms();
+    struct schedule sc = {
+        .next_poll_us = bp_clock_mono_us() + w->interval_ms * 1000,
+        .settle_step = BP_ARRAY_LEN(SETTLE_US),
+        .store_ok = true,
+    };
 
     seen_take_current(&seen);
-    pthread_mutex_lock(&w->lock);
-    while (!w->stop) {
-        struct timespec until;
-        int64_t cycle;
-        bool force;
-        bool ok;
+    for (;;) {
+        bool sync;
 
-        if (!w->wake) {
-            deadline_after(w->interval_ms, &until);
-            pthread_cond_timedwait(&w->wake_cond, &w->lock, &until);
-        }
+        wait_for_work(w, &sc);
+        pthread_mutex_lock(&w->lock);
         if (w->stop) {
+            pthread_mutex_unlock(&w->lock);
             break;
         }
-        force = w->wake;
-        w->wake = false;
-        cycle = ++w->cycles_started;
+        sync = w->sync_wanted;
+        w->sync_wanted = false;
         pthread_mutex_unlock(&w->lock);
-
-        ok = poll_once(w, &seen, &last_flush, force);
-        if (!ok) {
-            BP_WARN("store check failed; serving with the last loaded credentials");
-        }
-        if (w->server != NULL) {
-            bp_server_set_ready(w->server, ok);
-        }
-
-        pthread_mutex_lock(&w->lock);
-        w->cycles_done = cycle;
-        pthread_cond_broadcast(&w->done_cond);
+        maybe_check(w, &sc, &seen, &last_flush, sync);
     }
-    pthread_mutex_unlock(&w->lock);
     seen_drop(w->store, &seen);
     return NULL;
 }
@@ -263,6 +716,20 @@ cond_init_monotonic(pthread_cond_t *c)
     pthread_condattr_destroy(&attr);
 }
 
+static void
+watch_free(struct bp_watch *w)
+{
+    if (w->inotify_fd >= 0) {
+        close(w->inotify_fd);
+    }
+    if (w->wake_fd >= 0) {
+        close(w->wake_fd);
+    }
+    pthread_mutex_destroy(&w->lock);
+    pthread_cond_destroy(&w->done_cond);
+    bp_free(w);
+}
+
 bp_err
 bp_watch_start(struct bp_store *store, struct bp_server *server, int64_t interval_ms, int64_t token,
                struct bp_watch **out)
@@ -272,19 +739,47 @@ bp_watch_start(struct bp_store *store, struct bp_server *server, int64_t interva
     w->store = store;
     w->server = server;
     w->interval_ms = interval_ms > 0 ? interval_ms : 1;
+    w->seq = token;
     pthread_mutex_init(&w->lock, NULL);
-    cond_init_monotonic(&w->wake_cond);
     cond_init_monotonic(&w->done_cond);
-    w->token = token;
-    if (pthread_create(&w->thread, NULL, watch_main, w) != 0) {
-        pthread_mutex_destroy(&w->lock);
-        pthread_cond_destroy(&w->wake_cond);
-        pthread_cond_destroy(&w->done_cond);
-        bp_free(w);
+    w->reported_seq = -1;
+    w->report_ok = true;
+    w->inotify_fd = -1;
+    w->wake_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+    if (w->wake_fd < 0) {
+        BP_WARN("cannot create the watcher's wake-up descriptor", BP_LSTR("error", strerror(errno)));
+        watch_free(w);
         return BP_ERR_IO;
     }
+    files_open(w);
+    memcpy(w->id, "watcher_", sizeof("watcher_") - 1);
+    if (bp_ulid(w->id + sizeof("watcher_") - 1) != BP_OK) {
+        watch_free(w);
+        return BP_ERR_IO;
+    }
+    host_name(w->host);
+    /* Before the thread starts, so that a CLI started after "listening" waits for this server. */
+    report(w);
+    forget_dead_rows(w);
+    if (pthread_create(&w->thread, NULL, watch_main, w) != 0) {
+        bp_store_watcher_delete(w->store, w->id);
+        watch_free(w);
+        return BP_ERR_IO;
+    }
+    /* Named, so an operator (or a CPU measurement) finds it under /proc/PID/task. */
+    pthread_setname_np(w->thread, "bp-watch");
+    BP_DEBUG("watching the store for changes", BP_LINT("file_events", w->inotify_fd >= 0),
+             BP_LINT("poll_ms", w->interval_ms));
     *out = w;
     return BP_OK;
+}
+
+static void
+wake(struct bp_watch *w)
+{
+    uint64_t one = 1;
+    ssize_t n = write(w->wake_fd, &one, sizeof(one));
+    (void)n; /* cannot fail short of the counter overflowing, which a pending wake-up covers */
 }
 
 void
@@ -298,11 +793,11 @@ bp_watch_sync(struct bp_watch *w, int64_t timeout_ms)
     }
     deadline_after(timeout_ms > 0 ? timeout_ms : 0, &until);
     pthread_mutex_lock(&w->lock);
-    /* The cycle running now may have read the store before the caller's commit: wait for the
+    /* The check running now may have read the store before the caller's commit: wait for the
      * next one to start and finish. */
     target = w->cycles_started + 1;
-    w->wake = true;
-    pthread_cond_signal(&w->wake_cond);
+    w->sync_wanted = true;
+    wake(w);
     while (w->cycles_done < target && !w->stop) {
         if (pthread_cond_timedwait(&w->done_cond, &w->lock, &until) == ETIMEDOUT) {
             break;
@@ -319,13 +814,17 @@ bp_watch_stop(struct bp_watch *w)
     }
     pthread_mutex_lock(&w->lock);
     w->stop = true;
-    pthread_cond_signal(&w->wake_cond);
+    wake(w);
     pthread_cond_broadcast(&w->done_cond);
     pthread_mutex_unlock(&w->lock);
     pthread_join(w->thread, NULL);
-    pthread_mutex_destroy(&w->lock);
-    pthread_cond_destroy(&w->wake_cond);
-    pthread_cond_destroy(&w->done_cond);
+    /* The final flush ran; from now on no CLI needs to wait for this server. */
+    if (bp_store_watcher_delete(w->store, w->id) != BP_OK) {
+        BP_WARN("could not remove this server's report from the store; the CLI ignores it once the "
+                "process is gone",
+                BP_LSTR("error", bp_store_last_error(w->store)));
+    }
     bp_store_close(w->store);
-    bp_free(w);
+    w->store = NULL;
+    watch_free(w);
 }

@@ -1,32 +1,48 @@
 #ifndef BP_SERVE_WATCH_H
 #define BP_SERVE_WATCH_H
 
+#include <stddef.h>
 #include <stdint.h>
 
 #include "lib/err.h"
 
-/* The change watcher: one thread that polls the store for external commits (SQLite
- * PRAGMA data_version), rebuilds and publishes the credential and instance tables within the
- * reload interval (DESIGN §5: ≤ 2 s), flushes last-used stamps in batches, purges expired OAuth
- * rows about once an hour, and reports store readiness. It owns its own store connection;
- * nothing else touches it. */
+/* The change watcher: one thread that notices changes committed to the store by any process
+ * (the CLI, another server) and rebuilds and publishes the credential and instance tables. It
+ * wakes on file events for the database and its -wal file (inotify), so a change made by the CLI
+ * is published within a few milliseconds, usually before the CLI has exited; it also polls every
+ * reload interval, as the fallback where no file events arrive (e.g. network filesystems). It
+ * rebuilds only when the store's change seq moved (bp_store_change_seq): audit writes and
+ * last-used stamps never cause a rebuild. It also flushes last-used stamps in batches, purges
+ * expired OAuth rows and old change-log rows about once an hour, and reports store readiness.
+ * It owns its own store connection; nothing else touches it. */
 
 struct bp_store;
 struct bp_server;
 struct bp_watch;
 
 /* Loads and publishes the tables once, synchronously: the server must not accept before.
- * *out_token is the store's change token read before loading, for bp_watch_start. */
+ * *out_token is the store's change position read before loading (opaque), for bp_watch_start. */
 bp_err bp_watch_load_now(struct bp_store *store, int64_t *out_token);
 /* Starts the thread. It takes ownership of store. server may be NULL (no readiness reports).
- * token is the one bp_watch_load_now returned. */
+ * token is the one bp_watch_load_now returned. Registers this server in the store (see
+ * bp_watch_wait_applied) before it returns. */
 bp_err bp_watch_start(struct bp_store *store, struct bp_server *server, int64_t interval_ms, int64_t token,
                       struct bp_watch **out);
-/* Asks the watcher for an immediate reload and waits until a reload that began after this call
- * has been published, or timeout_ms passed. Any thread (the OAuth threads call it after issuing
- * a token). */
+/* Asks the watcher for an immediate check and waits until a check that began after this call
+ * has finished (and, when the store had changed, its reload is published), or timeout_ms
+ * passed. Any thread (the OAuth threads call it after issuing a token). */
 void bp_watch_sync(struct bp_watch *w, int64_t timeout_ms);
-/* Stops the thread after a final last-used flush and closes the store. */
+/* Stops the thread after a final last-used flush, removes this server's report from the store
+ * and closes the store. */
 void bp_watch_stop(struct bp_watch *w);
+
+/* For a process that has just committed a change (the CLI), on its own store connection: waits
+ * until every running server that uses this store has published tables that include change
+ * seq `seq` (bp_store_change_seq after the commit), or until timeout_ms passed. *out_behind gets
+ * how many running servers had not by then: 0 when all had, or when none runs. A server counts
+ * as running while it reports (at least every 10 s) and, on this host, while its process exists;
+ * each reports its progress right after publishing, so the wait is usually a few milliseconds.
+ * Sleeps between looks: never call it on a loop thread. */
+bp_err bp_watch_wait_applied(struct bp_store *store, int64_t seq, int64_t timeout_ms, size_t *out_behind);
 
 #endif

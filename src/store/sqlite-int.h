@@ -2,8 +2,8 @@
 #define BP_STORE_SQLITE_INT_H
 
 /* Shared between the SQLite backend's files only (store_sqlite.c: connection, migrations,
- * instances and keys; store_oauth_sqlite.c; store_audit_sqlite.c). Every value reaches SQL
- * through a bound parameter. */
+ * instances and keys; store_oauth_sqlite.c; store_audit_sqlite.c; store_changes_sqlite.c).
+ * Every value reaches SQL through a bound parameter. */
 
 #include <limits.h>
 #include <stddef.h>
@@ -63,5 +63,13 @@ bp_err bp_sq__get_by_id(struct sqlite_store *st, const char *sql, const char *id
 bp_err bp_sq__collect(struct sqlite_store *st, sqlite3_stmt *stmt, size_t elem_size,
                       void (*read)(sqlite3_stmt *, void *), void (*free_all)(void *, size_t), void **out,
                       size_t *out_n);
+
+/* The change log and the servers' reports (store_changes_sqlite.c); store.h "Noticing changes". */
+bp_err bp_sq__change_seq(struct bp_store *s, int64_t *out);
+bp_err bp_sq__change_purge(struct bp_store *s, int64_t before);
+size_t bp_sq__commit_files(struct bp_store *s, const char **out, size_t max);
+bp_err bp_sq__watcher_put(struct bp_store *s, const struct bp_watcher_rec *rec);
+bp_err bp_sq__watcher_delete(struct bp_store *s, const char *id);
+bp_err bp_sq__watcher_list(struct bp_store *s, struct bp_watcher_rec **out, size_t *out_n);
 
 #endif

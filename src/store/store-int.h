@@ -38,6 +38,15 @@ struct bp_store_ops {
 
     const struct bp_store_oauth_ops *oauth;
     const struct bp_store_audit_ops *audit;
+
+    /* The change log and the servers' reports (store.h "Noticing changes"); added with migration 4,
+     * kept at the end. */
+    bp_err (*change_seq)(struct bp_store *s, int64_t *out);
+    bp_err (*change_purge)(struct bp_store *s, int64_t before);
+    size_t (*commit_files)(struct bp_store *s, const char **out, size_t max);
+    bp_err (*watcher_put)(struct bp_store *s, const struct bp_watcher_rec *rec);
+    bp_err (*watcher_delete)(struct bp_store *s, const char *id);
+    bp_err (*watcher_list)(struct bp_store *s, struct bp_watcher_rec **out, size_t *out_n);
 };
 
 /* OAuth tables (store.h "OAuth"); one entry per bp_store_* function there. */

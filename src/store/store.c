@@ -101,6 +101,66 @@ bp_store_change_token(struct bp_store *s, int64_t *out)
 }
 
 bp_err
+bp_store_change_seq(struct bp_store *s, int64_t *out)
+{
+    return s->ops->change_seq(s, out);
+}
+
+bp_err
+bp_store_change_purge(struct bp_store *s, int64_t before)
+{
+    return s->ops->change_purge(s, before);
+}
+
+size_t
+bp_store_commit_files(struct bp_store *s, const char **out, size_t max)
+{
+    return s->ops->commit_files(s, out, max);
+}
+
+bp_err
+bp_store_watcher_put(struct bp_store *s, const struct bp_watcher_rec *rec)
+{
+    BP_BUG_ON(rec->id == NULL || rec->host == NULL);
+    return s->ops->watcher_put(s, rec);
+}
+
+bp_err
+bp_store_watcher_delete(struct bp_store *s, const char *id)
+{
+    return s->ops->watcher_delete(s, id);
+}
+
+bp_err
+bp_store_watcher_list(struct bp_store *s, struct bp_watcher_rec **out, size_t *out_n)
+{
+    return s->ops->watcher_list(s, out, out_n);
+}
+
+void
+bp_watcher_rec_cleanup(struct bp_watcher_rec *rec)
+{
+    if (rec == NULL) {
+        return;
+    }
+    bp_free(rec->id);
+    bp_free(rec->host);
+    memset(rec, 0, sizeof(*rec));
+}
+
+void
+bp_watcher_recs_free(struct bp_watcher_rec *recs, size_t n)
+{
+    if (recs == NULL) {
+        return;
+    }
+    for (size_t i = 0; i < n; i++) {
+        bp_watcher_rec_cleanup(&recs[i]);
+    }
+    bp_free(recs);
+}
+
+bp_err
 bp_store_instance_insert(struct bp_store *s, const struct bp_instance_rec *rec)
 {
     BP_BUG_ON(rec->id == NULL || rec->name == NULL || rec->url == NULL);

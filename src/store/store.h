@@ -99,9 +99,49 @@ bp_err bp_store_backup(struct bp_store *s, const char *path, unsigned flags,
                        struct bp_store_backup_info *out);
 /* BP_OK when the store answers a trivial query. */
 bp_err bp_store_ping(struct bp_store *s);
-/* A number that changes whenever another connection commits (SQLite PRAGMA data_version,
- * combined with a counter for this connection's own commits). */
+/* ---- Noticing changes (the server's change watcher) ----
+ * Two levels. The change token is the cheap "something was committed" hint; the change seq says
+ * whether any of that touched what the in-memory tables are built from. */
+
+/* A number that changes whenever anything is committed: by another connection (SQLite PRAGMA
+ * data_version) or by this one (a counter of its own writes). Opaque; compare for inequality.
+ * It moves for audit records and last-used stamps too, so it only says "look at the seq". */
 bp_err bp_store_change_token(struct bp_store *s, int64_t *out);
+/* The position of the change log: the seq of the latest change to what the request path's
+ * tables hold, from any connection or process (triggers in the store log every insert and
+ * delete, and every update of a column the tables use, of instances, API keys, OAuth clients and
+ * live access tokens). Not logged: last_used_at, audit records, refresh tokens, codes, sessions,
+ * operators, deleting already-expired tokens. It only grows (bp_store_change_purge keeps the
+ * newest row), 0 when nothing was ever logged. Each change row carries (seq, kind, entity id,
+ * time), so a later reader can apply `WHERE seq > ?` as deltas; today it is a position only. */
+bp_err bp_store_change_seq(struct bp_store *s, int64_t *out);
+/* Deletes change-log rows recorded before `before` (wall seconds), except the newest row. */
+bp_err bp_store_change_purge(struct bp_store *s, int64_t before);
+/* Files the backend writes when any process commits, so that a watcher can wake on their
+ * modification (inotify) instead of waiting for its next poll. SQLite: the database file
+ * (journal mode DELETE commits there, checkpoints copy into it) and its -wal file (WAL commits),
+ * both as SQLite resolved them. Fills out with up to max borrowed paths (valid until
+ * bp_store_close) and returns how many; 0 for a backend that keeps no local files. */
+size_t bp_store_commit_files(struct bp_store *s, const char **out, size_t max);
+
+/* A running server's report of how far it has applied the change log, so that the CLI can wait
+ * until every running server has published a change before it returns (serve/watch.h). */
+struct bp_watcher_rec {
+    char *id;          /* "watcher_" + ULID, one per server process */
+    char *host;        /* the server's host name */
+    int64_t pid;       /* the server's process id on that host */
+    int64_t seq;       /* change seq that the server's published tables include */
+    int64_t seen_at;   /* wall seconds of the latest report (a heartbeat while idle) */
+};
+
+/* Inserts the row or replaces the one with the same id. Not a change (the seq does not move). */
+bp_err bp_store_watcher_put(struct bp_store *s, const struct bp_watcher_rec *rec);
+/* BP_ERR_NOT_FOUND for an unknown id. */
+bp_err bp_store_watcher_delete(struct bp_store *s, const char *id);
+/* Every row, ordered by id; free with bp_watcher_recs_free. */
+bp_err bp_store_watcher_list(struct bp_store *s, struct bp_watcher_rec **out, size_t *out_n);
+void bp_watcher_rec_cleanup(struct bp_watcher_rec *rec);
+void bp_watcher_recs_free(struct bp_watcher_rec *recs, size_t n);
 
 /* Instances. insert fails with BP_ERR_EXISTS on a duplicate id or name. get/update/delete return
  * BP_ERR_NOT_FOUND for an unknown id. update writes every field of rec (read, modify, write). */
@@ -124,8 +164,7 @@ bp_err bp_store_key_revoke(struct bp_store *s, const char *id, int64_t now);
 /* expires_at 0 = never. */
 bp_err bp_store_key_set_expiry(struct bp_store *s, const char *id, int64_t expires_at);
 /* Sets last_used_at = max(last_used_at, at) for each id, in one transaction. Unknown ids are
- * ignored. Does not count as a change for bp_store_change_token watchers' purposes is not
- * guaranteed: watchers must tolerate reloads it causes. */
+ * ignored. Moves the change token but not the change seq: it is not a credential change. */
 bp_err bp_store_key_touch(struct bp_store *s, const char *const *ids, const int64_t *at, size_t n);
 void bp_key_rec_cleanup(struct bp_key_rec *rec);
 void bp_key_recs_free(struct bp_key_rec *recs, size_t n);

@@ -873,4 +873,10 @@ const struct bp_store_ops bp_sq__ops = {
     .rollback = sq_rollback,
     .oauth = &bp_sq__oauth_ops,
     .audit = &bp_sq__audit_ops,
+    .change_seq = bp_sq__change_seq,
+    .change_purge = bp_sq__change_purge,
+    .commit_files = bp_sq__commit_files,
+    .watcher_put = bp_sq__watcher_put,
+    .watcher_delete = bp_sq__watcher_delete,
+    .watcher_list = bp_sq__watcher_list,
 };

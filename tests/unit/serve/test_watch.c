@@ -1,0 +1,246 @@
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+/* clang-format off: cmocka needs the four headers above first */
+#include <cmocka.h>
+/* clang-format on */
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "lib/alloc.h"
+#include "lib/clock.h"
+#include "serve/watch.h"
+#include "store/store.h"
+#include "tables/tables.h"
+#include "testdb.h"
+
+/* The change watcher (issue 8 item 5): a change committed on another connection is published
+ * and reported by the watcher, and bp_watch_wait_applied (what the CLI calls after its commit)
+ * returns once every running server has published it, and only waits for servers that run. */
+
+static int
+setup(void **state)
+{
+    return bp_testdb_store_setup(state, "watch");
+}
+
+static int
+teardown(void **state)
+{
+    bp_tables_shutdown();
+    return bp_testdb_store_teardown(state);
+}
+
+static struct bp_store *
+open_second(struct bp_testdb_store *f)
+{
+    struct bp_store *other = NULL;
+    char err[256];
+
+    assert_int_equal(bp_store_open(f->db.path, 0, &other, err, sizeof(err)), BP_OK);
+    return other;
+}
+
+static struct bp_key_rec
+mk_key(const char *id, unsigned char fill)
+{
+    struct bp_key_rec k = {
+        .id = (char *)id,
+        .name = (char *)"ci",
+        .prefix = (char *)"blnk_0123abcd",
+        .scopes = (char *)"proxy:read",
+        .created_at = 1000,
+    };
+    memset(k.digest, fill, sizeof(k.digest));
+    return k;
+}
+
+static bool
+published(const unsigned char digest[32])
+{
+    struct bp_tables *t = bp_tables_acquire();
+    bool found = t != NULL && bp_tables_find_cred(t, digest) != NULL;
+
+    bp_tables_release(t);
+    return found;
+}
+
+static size_t
+rows(struct bp_store *s)
+{
+    struct bp_watcher_rec *list = NULL;
+    size_t n = 0;
+
+    assert_int_equal(bp_store_watcher_list(s, &list, &n), BP_OK);
+    bp_watcher_recs_free(list, n);
+    return n;
+}
+
+static int64_t
+seq_of(struct bp_store *s)
+{
+    int64_t seq = -1;
+
+    assert_int_equal(bp_store_change_seq(s, &seq), BP_OK);
+    return seq;
+}
+
+/* A watcher on f's store (the fixture hands its store over), polling so rarely that only file
+ * events and bp_watch_sync can explain a prompt reload. */
+static struct bp_watch *
+start_watcher(struct bp_testdb_store *f)
+{
+    struct bp_watch *w = NULL;
+    int64_t token = 0;
+
+    assert_int_equal(bp_watch_load_now(f->s, &token), BP_OK);
+    assert_int_equal(bp_watch_start(f->s, NULL, 10000, token, &w), BP_OK);
+    f->s = NULL; /* the watcher owns and closes it */
+    return w;
+}
+
+static void
+test_cli_change_is_published_before_the_wait_returns(void **state)
+{
+    struct bp_testdb_store *f = *state;
+    struct bp_watch *w = start_watcher(f);
+    struct bp_store *cli = open_second(f);
+    size_t behind = 99;
+
+    /* The server registered itself before bp_watch_start returned. */
+    assert_int_equal(rows(cli), 1);
+    for (unsigned char i = 1; i <= 5; i++) {
+        char id[16];
+        struct bp_key_rec k;
+
+        snprintf(id, sizeof(id), "key_%u", i);
+        k = mk_key(id, i);
+        assert_int_equal(bp_store_key_insert(cli, &k), BP_OK);
+        assert_int_equal(bp_watch_wait_applied(cli, seq_of(cli), 5000, &behind), BP_OK);
+        assert_int_equal(behind, 0);
+        /* Returned because the watcher reported it: the key must be in the tables now. */
+        assert_true(published(k.digest));
+    }
+    bp_watch_stop(w);
+    /* A stopped server is not waited for: its row is gone. */
+    assert_int_equal(rows(cli), 0);
+    bp_store_close(cli);
+}
+
+static void
+test_sync_publishes_a_commit_made_just_before(void **state)
+{
+    struct bp_testdb_store *f = *state;
+    struct bp_watch *w = start_watcher(f);
+    struct bp_store *oauth = open_second(f);
+    struct bp_key_rec k = mk_key("key_sync", 0x55);
+
+    assert_int_equal(bp_store_key_insert(oauth, &k), BP_OK);
+    bp_watch_sync(w, 5000);
+    assert_true(published(k.digest));
+    bp_watch_stop(w);
+    bp_store_close(oauth);
+}
+
+static void
+test_waits_only_for_running_servers(void **state)
+{
+    struct bp_testdb_store *f = *state;
+    char host[256] = "";
+    struct bp_watcher_rec r = {.id = (char *)"watcher_X", .host = host, .seq = 1};
+    size_t behind = 99;
+    pid_t child;
+    int status = 0;
+
+    assert_int_equal(gethostname(host, sizeof(host) - 1), 0);
+    /* Nobody registered: nothing to wait for. */
+    assert_int_equal(bp_watch_wait_applied(f->s, 5, 2000, &behind), BP_OK);
+    assert_int_equal(behind, 0);
+
+    /* A live server on this host (this very process) that has not reached seq 5: waited for,
+     * and still behind when the timeout ends the wait. */
+    r.pid = getpid();
+    r.seen_at = bp_clock_wall_s();
+    assert_int_equal(bp_store_watcher_put(f->s, &r), BP_OK);
+    assert_int_equal(bp_watch_wait_applied(f->s, 5, 30, &behind), BP_OK);
+    assert_int_equal(behind, 1);
+    /* Already there: not behind. */
+    assert_int_equal(bp_watch_wait_applied(f->s, 1, 2000, &behind), BP_OK);
+    assert_int_equal(behind, 0);
+
+    /* A server on this host whose process is gone (killed without removing its row). */
+    child = fork();
+    assert_true(child >= 0);
+    if (child == 0) {
+        _exit(0);
+    }
+    assert_int_equal(waitpid(child, &status, 0), child);
+    r.pid = child;
+    assert_int_equal(bp_store_watcher_put(f->s, &r), BP_OK);
+    assert_int_equal(bp_watch_wait_applied(f->s, 5, 2000, &behind), BP_OK);
+    assert_int_equal(behind, 0);
+
+    /* A server on another host: live while it reports, presumed dead once its reports stop. */
+    r.host = (char *)"another-host.invalid";
+    r.pid = 1;
+    assert_int_equal(bp_store_watcher_put(f->s, &r), BP_OK);
+    assert_int_equal(bp_watch_wait_applied(f->s, 5, 30, &behind), BP_OK);
+    assert_int_equal(behind, 1);
+    r.seen_at = bp_clock_wall_s() - 3600;
+    assert_int_equal(bp_store_watcher_put(f->s, &r), BP_OK);
+    assert_int_equal(bp_watch_wait_applied(f->s, 5, 2000, &behind), BP_OK);
+    assert_int_equal(behind, 0);
+}
+
+static void
+test_start_forgets_servers_that_died(void **state)
+{
+    struct bp_testdb_store *f = *state;
+    char host[256] = "";
+    struct bp_watcher_rec dead = {.id = (char *)"watcher_dead", .host = host, .seq = 0};
+    struct bp_watcher_rec other = {.id = (char *)"watcher_other",
+                                   .host = (char *)"another-host.invalid",
+                                   .pid = 1,
+                                   .seq = 0,
+                                   .seen_at = bp_clock_wall_s()};
+    struct bp_store *cli = open_second(f);
+    struct bp_watch *w;
+    pid_t child;
+    int status = 0;
+
+    assert_int_equal(gethostname(host, sizeof(host) - 1), 0);
+    child = fork();
+    assert_true(child >= 0);
+    if (child == 0) {
+        _exit(0);
+    }
+    assert_int_equal(waitpid(child, &status, 0), child);
+    dead.pid = child;
+    dead.seen_at = bp_clock_wall_s();
+    assert_int_equal(bp_store_watcher_put(cli, &dead), BP_OK);
+    assert_int_equal(bp_store_watcher_put(cli, &other), BP_OK);
+    w = start_watcher(f);
+    /* The dead local row is gone; the other host's live row and the new server's stay. */
+    assert_int_equal(rows(cli), 2);
+    bp_watch_stop(w);
+    assert_int_equal(rows(cli), 1);
+    bp_store_close(cli);
+}
+
+int
+main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_cli_change_is_published_before_the_wait_returns, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_sync_publishes_a_commit_made_just_before, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_waits_only_for_running_servers, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_start_forgets_servers_that_died, setup, teardown),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}

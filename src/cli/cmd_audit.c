@@ -559,7 +559,7 @@ follow(struct bp_store *s, struct bp_audit_query q, struct printer *p, int64_t l
 /* ---- command ---- */
 
 static int
-audit_list(struct bp_cli_ctx *ctx, int argc, char **argv)
+audit_list(struct bp_cli_ctx *ctx, int argc, char **argv, int op)
 {
     struct bp_cli_flag flags[F_COUNT] = {
         [F_SINCE] = {.name = "--since", .has_value = true},
@@ -580,6 +580,8 @@ audit_list(struct bp_cli_ctx *ctx, int argc, char **argv)
     size_t n = 0;
     bp_err err;
     int rc;
+
+    (void)op;
 
     BP_CLI_PARSE_OR_RETURN(ctx, argc, argv, flags, F_COUNT, 0, 0);
     rc = build_query(flags, &q);
@@ -624,11 +626,8 @@ done:
 int
 bp_cli__cmd_audit(struct bp_cli_ctx *ctx, int argc, char **argv)
 {
-    const char *verb = argv[0];
-
-    if (strcmp(verb, "list") == 0) {
-        return audit_list(ctx, argc - 1, argv + 1);
-    }
-    bp_cli__error("unknown audit command %.40s (see `blnkproxy help audit`)", verb);
-    return BP_CLI_EXIT_USAGE;
+    static const struct bp_cli_verb verbs[] = {
+        {"list", audit_list, 0},
+    };
+    return bp_cli__dispatch(ctx, argc, argv, verbs, BP_ARRAY_LEN(verbs));
 }

@@ -189,7 +189,8 @@ start(struct bp_serve *sv, struct bp_store **store, struct bp_watch **watch, str
         BP_INFO("created a new store", BP_LSTR("path", bp_store_created_path(*store)));
     }
     if (bp_store_migrate(*store, &applied, &version) != BP_OK) {
-        fail("database migration failed");
+        snprintf(err, sizeof(err), "cannot migrate the store: %s", bp_store_last_error(*store));
+        fail(err);
         return 1;
     }
     if (bp_watch_load_now(*store, &token) != BP_OK) {

@@ -171,6 +171,7 @@ describe('help and global options', () => {
     s.fail(['operator', 'passw', 'x'], 2, /\(did you mean passwd\?\)/);
     s.fail(['db', 'migrat'], 2, /^blnkproxy: unknown db command migrat \(did you mean migrate\?\)/);
     s.fail(['db', 'backpu', 'x'], 2, /\(did you mean backup\?\)/);
+    s.fail(['audit', 'lsit'], 2, /^blnkproxy: unknown audit command lsit \(did you mean list\?\)/);
     // Options: the verb's own flags, then the global ones.
     r = s.fail(['key', 'create', '--name', 'x', '--scope', 'proxy:read'], 2);
     assert.equal(r.stderr, 'blnkproxy: unknown option --scope (did you mean --scopes?)\n');

@@ -21,6 +21,7 @@
 #include "core/log.h"
 #include "http/http.h"
 #include "lib/alloc.h"
+#include "lib/version.h"
 #include "metrics/metrics.h"
 #include "router/router.h"
 #include "serve/serve-int.h"
@@ -62,6 +63,27 @@ raise_fd_limit(void)
     if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
         rl.rlim_cur = rl.rlim_max;
         setrlimit(RLIMIT_NOFILE, &rl);
+    }
+}
+
+/* A hand-over (reuse_port) is lossless only when the kernel moves the old listener's queued
+ * connections to the new one as it closes (Linux 5.14+, net.ipv4.tcp_migrate_req); without it,
+ * a connection that arrives in the instant the old process closes its listener is reset. */
+static void
+warn_unless_requests_migrate(void)
+{
+    FILE *f = fopen("/proc/sys/net/ipv4/tcp_migrate_req", "r");
+    int on = 0;
+
+    if (f != NULL) {
+        if (fscanf(f, "%d", &on) != 1) {
+            on = 0;
+        }
+        fclose(f);
+    }
+    if (on != 1) {
+        BP_WARN("reuse_port: net.ipv4.tcp_migrate_req is not 1, so a connection arriving just as the old "
+                "process closes its listener may be reset; set it for a lossless hand-over");
     }
 }
 
@@ -214,13 +236,17 @@ start(struct bp_serve *sv, struct bp_store **store, struct bp_watch **watch, str
     atomic_store(&the_watch, *watch);
     sv->running = &sv->cfg;
     BP_INFO("listening", BP_LSTR("host", sv->cfg.listen_host), BP_LINT("port", bp_server_port(sv->server)),
-            BP_LINT("workers", sv->cfg.workers), BP_LSTR("version", BP_VERSION), BP_LSTR("store", "sqlite"),
+            BP_LINT("workers", sv->cfg.workers), BP_LSTR("version", bp_version_get()),
+            BP_LSTR("revision", bp_version_revision()), BP_LSTR("store", "sqlite"),
             BP_LINT("schema_version", version), BP_LINT("migrations_applied", applied), BP_LINT("routes", n_routes),
             BP_LINT("max_connections", sv->cfg.max_connections),
             BP_LSTR("audit_writes", bp_serve__mode_name(sv->cfg.audit_writes)),
             BP_LSTR("audit_reads", bp_serve__mode_name(sv->cfg.audit_reads)),
             BP_LINT("oauth_threads", sv->cfg.oauth_threads), BP_LBOOL("reuse_port", sv->cfg.reuse_port),
             BP_LSTR("config_file", sv->cfg.file));
+    if (sv->cfg.reuse_port) {
+        warn_unless_requests_migrate();
+    }
     return 0;
 }
 

@@ -26,10 +26,9 @@ bp_store_open(const char *dsn, struct bp_store **out, char *err, size_t err_len)
         snprintf(err, err_len, "empty database name");
         return BP_ERR_INVALID;
     }
-    /* The DSN may carry a password: never echo it back. */
-    if (has_prefix(dsn, "postgres://") || has_prefix(dsn, "postgresql://")) {
-        snprintf(err, err_len, "PostgreSQL store is not available in this build");
-        return BP_ERR_INVALID;
+    /* The DSN may carry a password: the backend names it masked (bp_store_dsn_mask). */
+    if (bp_store_dsn_is_pg(dsn)) {
+        return bp_store__pg_open(dsn, true, out, err, err_len);
     }
     if (has_prefix(dsn, "sqlite:")) {
         path = dsn + strlen("sqlite:");
@@ -51,6 +50,12 @@ bp_store_close(struct bp_store *s)
         return;
     }
     s->ops->close(s);
+}
+
+const char *
+bp_store_kind(const struct bp_store *s)
+{
+    return s->ops->name;
 }
 
 const char *

@@ -116,6 +116,7 @@ bp_serve_main(int argc, char **argv)
     int applied = 0;
     int version = 0;
     int64_t token = 0;
+    const char *store_kind = NULL;
     int sig = 0;
     struct bp_route *routes = NULL;
     size_t n_routes = 0;
@@ -194,11 +195,12 @@ bp_serve_main(int argc, char **argv)
         fail("cannot start the store watcher");
         goto done;
     }
-    store = NULL; /* the watcher owns it now */
+    store_kind = bp_store_kind(store); /* a static name: outlives the store */
+    store = NULL;                      /* the watcher owns it now */
     atomic_store(&the_watch, watch);
     BP_INFO("listening", BP_LSTR("host", cfg.listen_host), BP_LINT("port", bp_server_port(server)),
             BP_LINT("workers", cfg.workers), BP_LSTR("version", BP_VERSION),
-            BP_LSTR("store", "sqlite"), BP_LINT("schema_version", version), BP_LINT("migrations_applied", applied),
+            BP_LSTR("store", store_kind), BP_LINT("schema_version", version), BP_LINT("migrations_applied", applied),
             BP_LINT("routes", n_routes), BP_LINT("max_connections", cfg.max_connections),
             BP_LSTR("audit_writes", mode_name(cfg.audit_writes)), BP_LSTR("audit_reads", mode_name(cfg.audit_reads)),
             BP_LINT("oauth_threads", cfg.oauth_threads));

@@ -50,6 +50,9 @@
 #define LOCK_CHANGES_SQL                                                                            \
     "SELECT pg_advisory_xact_lock(" STR(BP_PG_LOCK_CLASS) ", " STR(BP_PG_LOCK_CHANGES) ")"
 
+/* SQLite's busy timeout (store_sqlite.c BUSY_TIMEOUT_MS), for lock waits. */
+#define LOCK_TIMEOUT "5s"
+
 /* A CLI against an unreachable host should not hang for the kernel's TCP timeout. */
 #define DEFAULT_CONNECT_TIMEOUT_S "10"
 
@@ -620,9 +623,14 @@ bp_store__pg_open(const char *dsn, bool create, struct bp_store **out, char *err
         goto fail;
     }
     /* The session, whatever the server's or the role's defaults: text results as this file
-     * reads them, and the isolation level the design above relies on. */
+     * reads them, and the isolation level the design above relies on. A lock held elsewhere
+     * fails a statement after LOCK_TIMEOUT, as SQLite's busy timeout does, so that a stuck
+     * store is an error the caller handles (the audit writer spools) rather than a hang; a
+     * lock_timeout the DSN or the role set is kept. */
     rc = bp_pg__exec(st, "SET bytea_output = 'hex';"
-                         " SET SESSION CHARACTERISTICS AS TRANSACTION ISOLATION LEVEL READ COMMITTED");
+                         " SET SESSION CHARACTERISTICS AS TRANSACTION ISOLATION LEVEL READ COMMITTED;"
+                         " SELECT set_config('lock_timeout', '" LOCK_TIMEOUT "', false)"
+                         "  WHERE current_setting('lock_timeout') = '0'");
     if (rc != BP_OK) {
         snprintf(err, err_len, "cannot set up the connection to the store at %s: %s", st->where, st->errmsg);
         goto fail;

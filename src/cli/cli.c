@@ -31,7 +31,8 @@ static const char usage_top[] =
     "  help [COMMAND]\n"
     "\n"
     "Every command takes:\n"
-    "  --db DSN   the store: a SQLite file path (default $BLNKPROXY_DB, else ./blnkproxy.db)\n"
+    "  --db DSN   the store: a SQLite file path, or postgres://USER:PASSWORD@HOST/DB for\n"
+    "             PostgreSQL (default $BLNKPROXY_DB, else ./blnkproxy.db)\n"
     "  --json     print exactly one JSON object on stdout\n"
     "\n"
     "Exit codes: 0 ok, 1 failure, 2 usage or validation error, 3 unknown id.\n";

@@ -108,6 +108,13 @@ bp_err bp_pg__collect(struct pg_store *st, const char *sql, const struct bp_pg_p
                       void (*read)(const PGresult *, int, void *), void **out, size_t *out_n);
 /* Runs a one-row UPDATE or DELETE: BP_ERR_NOT_FOUND when no row matched. */
 bp_err bp_pg__change_one(struct pg_store *st, const char *sql, const struct bp_pg_params *p);
+/* The change log and the schema version (store_changes_pg.c), for the ops entries the change
+ * watcher's interface adds: change_seq (latest seq, 0 when none), change_purge (rows logged before
+ * `before` wall seconds, keeping the newest), schema_version (0 before the first migration). */
+bp_err bp_pg__change_seq(struct bp_store *s, int64_t *out);
+bp_err bp_pg__change_purge(struct bp_store *s, int64_t before);
+bp_err bp_pg__schema_version(struct bp_store *s, int *out);
+
 /* BP_OK when the constant `SELECT 1 FROM <table> WHERE id = $1` finds a row, else BP_ERR_NOT_FOUND. */
 bp_err bp_pg__row_exists(struct pg_store *st, const char *sql, const char *id);
 

@@ -549,6 +549,35 @@ test_changes_wait_for_open_change(void **state)
     bp_store_close(other);
 }
 
+/* The change-log reader and purge and the schema version (store_changes_pg.c). */
+static void
+test_change_seq_purge_and_schema_version(void **state)
+{
+    struct bp_testdb_store *f = *state;
+    struct bp_instance_rec a = {.id = (char *)"instance_A", .name = (char *)"a", .url = (char *)"http://a", .enabled = true};
+    struct bp_instance_rec b = {.id = (char *)"instance_B", .name = (char *)"b", .url = (char *)"http://b", .enabled = true};
+    PGconn *c = raw_connect(f->db.path);
+    int64_t seq = -1;
+    int64_t seq2 = -1;
+    int version = -1;
+
+    assert_int_equal(bp_pg__schema_version(f->s, &version), BP_OK);
+    assert_int_equal(version, (int)bp_store__pg_migrations_len);
+    assert_int_equal(bp_pg__change_seq(f->s, &seq), BP_OK);
+    assert_int_equal(seq, 0);
+    assert_int_equal(bp_store_instance_insert(f->s, &a), BP_OK);
+    assert_int_equal(bp_store_instance_insert(f->s, &b), BP_OK);
+    assert_int_equal(bp_pg__change_seq(f->s, &seq), BP_OK);
+    assert_true(seq >= 2);
+    assert_int_equal(token_of(f->s), seq);
+    /* Everything is older than the far future, but the newest row stays: the seq never goes back. */
+    assert_int_equal(bp_pg__change_purge(f->s, INT64_MAX / 2), BP_OK);
+    assert_int_equal(raw_int(c, "SELECT count(*) FROM changes"), 1);
+    assert_int_equal(bp_pg__change_seq(f->s, &seq2), BP_OK);
+    assert_int_equal(seq2, seq);
+    PQfinish(c);
+}
+
 int
 main(void)
 {
@@ -566,6 +595,7 @@ main(void)
         cmocka_unit_test_setup_teardown(test_audit_keeps_records_with_bad_utf8, setup, bp_testdb_store_teardown),
         cmocka_unit_test_setup_teardown(test_change_log_and_notify, setup, bp_testdb_store_teardown),
         cmocka_unit_test_setup_teardown(test_changes_wait_for_open_change, setup, bp_testdb_store_teardown),
+        cmocka_unit_test_setup_teardown(test_change_seq_purge_and_schema_version, setup, bp_testdb_store_teardown),
     };
 
     if (!bp_testdb_is_pg()) {

@@ -8,6 +8,7 @@ set -euo pipefail
 packages=(
     build-essential cmake pkg-config
     libevent-dev libcurl4-openssl-dev libjansson-dev libsqlite3-dev libssl-dev libargon2-dev
+    libpq-dev
 )
 case "${1:-}" in
 "") ;;
@@ -18,6 +19,9 @@ case "${1:-}" in
     # chromium drives the OAuth authorize page in a real browser; prometheus brings promtool,
     # which checks /metrics with Prometheus's own parser.
     packages+=(chromium prometheus)
+    # PostgreSQL 15: the tests start their own throw-away server (scripts/pg-test-server.sh);
+    # postgresql-client brings psql and pg_dump for the integration tests.
+    packages+=(postgresql postgresql-client)
     # The integration tests run on Debian 12's own node (18.20, tests/integration/package.json
     # "engines"); a node already on PATH (e.g. a newer one from nodesource) is used as it is.
     if ! command -v node >/dev/null 2>&1; then
@@ -39,6 +43,13 @@ for p in "${packages[@]}"; do
         missing+=("$p")
     fi
 done
+# PostgreSQL refuses to run as root: the test server runs as this system user when the tests run
+# as root (CI does). Debian's postgresql package may have started its own cluster; the tests never
+# use it.
+if [ "${1:-}" = "--test" ] && [ "$(id -u)" -eq 0 ] && ! id -u blnkproxy-test >/dev/null 2>&1; then
+    useradd --system --no-create-home --home-dir /nonexistent --shell /usr/sbin/nologin blnkproxy-test
+fi
+
 if [ ${#missing[@]} -eq 0 ]; then
     exit 0
 fi

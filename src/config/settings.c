@@ -34,7 +34,7 @@
 
 const struct bp_setting bp_config__settings[] = {
     {"db", "BLNKPROXY_DB", "--db", BP_SETTING_STRING, 1, STRING_MAX_LEN, "./blnkproxy.db", FIELD(db), 0,
-     "store DSN: a SQLite file path (or a PostgreSQL URL when built with it)", RESTART},
+     "store DSN: a SQLite file path, or a postgres:// or postgresql:// URI", RESTART},
     {"listen", "BLNKPROXY_LISTEN", "--listen", BP_SETTING_LISTEN, 0, 65535, "127.0.0.1:8080",
      FIELD(listen_host), offsetof(struct bp_config, listen_port),
      "address to serve on; port 0 picks a free port (logged at start)", RESTART},

@@ -232,12 +232,13 @@ start(struct bp_serve *sv, struct bp_store **store, struct bp_watch **watch, str
         fail("cannot start the store watcher");
         return 1;
     }
-    *store = NULL; /* the watcher owns it now */
+    sv->store_kind = bp_store_kind(*store); /* a static name: outlives the store */
+    *store = NULL;                          /* the watcher owns it now */
     atomic_store(&the_watch, *watch);
     sv->running = &sv->cfg;
     BP_INFO("listening", BP_LSTR("host", sv->cfg.listen_host), BP_LINT("port", bp_server_port(sv->server)),
             BP_LINT("workers", sv->cfg.workers), BP_LSTR("version", bp_version_get()),
-            BP_LSTR("revision", bp_version_revision()), BP_LSTR("store", "sqlite"),
+            BP_LSTR("revision", bp_version_revision()), BP_LSTR("store", sv->store_kind),
             BP_LINT("schema_version", version), BP_LINT("migrations_applied", applied), BP_LINT("routes", n_routes),
             BP_LINT("max_connections", sv->cfg.max_connections),
             BP_LSTR("audit_writes", bp_serve__mode_name(sv->cfg.audit_writes)),

@@ -4,6 +4,7 @@
 /* Shared between the store's files only: the backend vtable that store.c dispatches through.
  * A backend embeds struct bp_store as its first member and points ops at its table. */
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -100,5 +101,9 @@ bp_err bp_store__sqlite_open(const char *path, unsigned flags, struct bp_store *
 /* Forward-only SQLite migrations (migrations_sqlite.c): entry i is schema version i + 1. */
 extern const char *const bp_store__sqlite_migrations[];
 extern const size_t bp_store__sqlite_migrations_len;
+
+/* PostgreSQL backend (store_pg.c): dsn is a postgres:// or postgresql:// URI. create: an empty
+ * database may be migrated into; without it only an existing blnkproxy store is opened. */
+bp_err bp_store__pg_open(const char *dsn, bool create, struct bp_store **out, char *err, size_t err_len);
 
 #endif

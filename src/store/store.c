@@ -26,10 +26,9 @@ bp_store_open(const char *dsn, unsigned flags, struct bp_store **out, char *err,
         snprintf(err, err_len, "empty database name");
         return BP_ERR_INVALID;
     }
-    /* The DSN may carry a password: never echo it back. */
-    if (has_prefix(dsn, "postgres://") || has_prefix(dsn, "postgresql://")) {
-        snprintf(err, err_len, "PostgreSQL store is not available in this build");
-        return BP_ERR_INVALID;
+    /* The DSN may carry a password: the backend names it masked (bp_store_dsn_mask). */
+    if (bp_store_dsn_is_pg(dsn)) {
+        return bp_store__pg_open(dsn, (flags & BP_STORE_OPEN_CREATE) != 0, out, err, err_len);
     }
     if (has_prefix(dsn, "sqlite:")) {
         path = dsn + strlen("sqlite:");
@@ -61,6 +60,12 @@ const char *
 bp_store_created_path(const struct bp_store *s)
 {
     return s->created_path;
+}
+
+const char *
+bp_store_kind(const struct bp_store *s)
+{
+    return s->ops->name;
 }
 
 const char *

@@ -7,8 +7,8 @@
 
 #include "lib/err.h"
 
-/* The persistent store behind one small interface. Today: SQLite (WAL). A PostgreSQL backend
- * plugs in behind struct bp_store_ops (store_pg.c, later) without touching callers.
+/* The persistent store behind one small interface: SQLite (WAL; one node) or PostgreSQL (libpq;
+ * a cluster of nodes sharing one database), each behind struct bp_store_ops.
  *
  * Threads: a struct bp_store is used by one thread at a time (the CLI, or the server's watcher
  * thread). Loop threads never call the store (STYLE §7). All times are Unix seconds (wall). */
@@ -51,8 +51,11 @@ enum {
     BP_STORE_OPEN_CREATE = 1u << 0,
 };
 
-/* Opens the store named by dsn: a file path for SQLite ("./blnkproxy.db") or "sqlite:PATH".
- * A "postgres://" DSN returns BP_ERR_INVALID until that backend lands. Does not migrate.
+/* Opens the store named by dsn: a file path for SQLite ("./blnkproxy.db") or "sqlite:PATH"; a
+ * "postgres://" or "postgresql://" URI for PostgreSQL, handed to libpq as it is (its parameters
+ * and the PG* environment variables work as libpq documents; the database itself must exist —
+ * "creating" a PostgreSQL store means creating its schema in an empty database). Does not
+ * migrate.
  *
  * The store must be a blnkproxy store: a missing one is BP_ERR_NOT_FOUND ("no blnkproxy store at
  * PATH (use --db or BLNKPROXY_DB)") unless flags has BP_STORE_OPEN_CREATE, which creates it
@@ -70,6 +73,18 @@ const char *bp_store_created_path(const struct bp_store *s);
 /* The backend's message for the last failed call (never contains bound values, hence no
  * secrets). Borrowed: valid until the next call on s. Never NULL. */
 const char *bp_store_last_error(struct bp_store *s);
+
+/* ---- DSNs and backends ---- */
+
+/* "sqlite" or "postgresql": which backend s talks to. */
+const char *bp_store_kind(const struct bp_store *s);
+/* True when dsn names a PostgreSQL store ("postgres://" or "postgresql://"). */
+bool bp_store_dsn_is_pg(const char *dsn);
+/* Copies dsn to out (out_len bytes, always terminated) with every password it carries (a URI's
+ * user info password, a password= or sslpassword= parameter) replaced by "***": the only form of
+ * a DSN that may appear in a message, a log line, --json output or a metric label. A SQLite path
+ * is copied as it is. A cut at out_len never exposes part of a password. */
+void bp_store_dsn_mask(const char *dsn, char *out, size_t out_len);
 
 /* Applies pending forward-only migrations in one transaction each. *out_applied (may be NULL)
  * gets how many ran; *out_version (may be NULL) the schema version after. A schema newer than

@@ -7,7 +7,7 @@ import { spawn, spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 
-import { BIN, cli, cliHistory, makeInstance, makeKey, randomHex, sleep, tmpDb } from './lib/harness.mjs';
+import { BIN, cli, cliHistory, makeInstance, makeKey, randomHex, sleep, sql, storeBytes, tmpDb } from './lib/harness.mjs';
 
 const OS_USER = os.userInfo().username;
 const TIME_US = /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z$/;
@@ -27,12 +27,6 @@ function auditList(db, args = []) {
         assert.match(o.time, TIME_US);
         return o;
     });
-}
-
-function sqlite(db, sql) {
-    const r = spawnSync('sqlite3', [db], { input: sql, encoding: 'utf8' });
-    assert.equal(r.status, 0, `sqlite3: ${r.stderr}`);
-    return r.stdout;
 }
 
 const adminRecords = (db) => auditList(db, ['--category', 'admin', '--limit', '1000']).reverse();
@@ -86,7 +80,7 @@ describe('administrative changes are audited', () => {
         }
         // Neither the Core secret nor the API key is in any record, nor in the table output.
         const table = cli(['audit', 'list'], { db, json: false }).stdout;
-        const all = JSON.stringify(recs) + table + fs.readFileSync(db).toString('latin1');
+        const all = JSON.stringify(recs) + table + storeBytes(db).toString('latin1');
         for (const s of [secret, key.key]) {
             assert.ok(!(JSON.stringify(recs) + table).includes(s), 'no secret in audit output');
         }
@@ -112,7 +106,7 @@ describe('audit list', () => {
     const T0 = 1735689600n * 1000000n;
     const q = (s) => (s === null ? 'NULL' : `'${s}'`);
     assert.equal(cli(['db', 'migrate'], { db, json: false }).code, 0);
-    sqlite(
+    sql(
         db,
         seeds
             .map(

@@ -28,7 +28,7 @@
 
 struct fixture {
     struct bp_testdb db;
-    char spool[160];
+    char spool[300];
     struct bp_config cfg;
     struct bp_store *chk;
 };

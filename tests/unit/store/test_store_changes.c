@@ -291,7 +291,7 @@ test_commit_files_name_the_database_and_its_wal(void **state)
     struct bp_testdb_store *f = *state;
     const char *files[4] = {NULL, NULL, NULL, NULL};
     size_t n = bp_store_commit_files(f->s, files, 4);
-    char wal[160];
+    char wal[sizeof(f->db.path) + 8];
 
     snprintf(wal, sizeof(wal), "%s-wal", f->db.path);
     assert_int_equal(n, 2);

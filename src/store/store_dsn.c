@@ -126,7 +126,59 @@ wide_password(const char *dsn, size_t start, struct span *out)
     return true;
 }
 
-/* Finds the password spans of a PostgreSQL URI; returns how many (at most MAX_SPANS).
+static bool
+is_space(char c)
+{
+    return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\f' || c == '\v';
+}
+
+/* Password values in libpq's key/value form ("host=db password=secret", values perhaps quoted
+ * with '\'' and backslash escapes): not a DSN blnkproxy takes, but text someone may paste where
+ * one goes, so every keyword holding "password" followed by '=' has its value masked. */
+static size_t
+keyword_secrets(const char *dsn, struct span *spans)
+{
+    size_t n = 0;
+    const char *p = dsn;
+
+    while (n < MAX_SPANS && (p = strstr(p, "password")) != NULL) {
+        const char *v = p + strlen("password");
+
+        while (is_space(*v)) {
+            v++;
+        }
+        p += strlen("password");
+        if (*v != '=') {
+            continue;
+        }
+        v++;
+        while (is_space(*v)) {
+            v++;
+        }
+        p = v;
+        if (*p == '\'') {
+            for (p++; *p != '\0' && *p != '\''; p++) {
+                if (*p == '\\' && p[1] != '\0') {
+                    p++;
+                }
+            }
+            p += *p == '\'' ? 1 : 0;
+        } else {
+            while (*p != '\0' && !is_space(*p)) {
+                p++;
+            }
+        }
+        if (p > v) {
+            spans[n].off = (size_t)(v - dsn);
+            spans[n].len = (size_t)(p - v);
+            n++;
+        }
+    }
+    return n;
+}
+
+/* Finds the password spans of a PostgreSQL URI (or of libpq's key/value form, see
+ * keyword_secrets); returns how many (at most MAX_SPANS).
  * *out_ambiguous (may be NULL) says whether the widest reading differs from libpq's. */
 static size_t
 find_secrets(const char *dsn, struct span *spans, bool *out_ambiguous)
@@ -144,7 +196,7 @@ find_secrets(const char *dsn, struct span *spans, bool *out_ambiguous)
         *out_ambiguous = false;
     }
     if (start == 0) {
-        return 0;
+        return keyword_secrets(dsn, spans);
     }
     has_lib = libpq_password(dsn, start, &lib, &host);
     has_wide = wide_password(dsn, start, &wide);

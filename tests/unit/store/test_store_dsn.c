@@ -54,6 +54,20 @@ test_mask_query_parameters(void **state)
     expect_mask("postgres://u:a@db/bp?password=b", "postgres://u:***@db/bp?password=***");
 }
 
+/* libpq's key/value form is no DSN blnkproxy takes (it would be read as a SQLite path), but someone
+ * pasting one must not see its password echoed in the "no store at …" message: serve --check used
+ * to mask it, and every message now goes through bp_store_dsn_mask. */
+static void
+test_mask_keyword_value_form(void **state)
+{
+    expect_mask("host=db.example password=hunter2-kv user=blnk", "host=db.example password=*** user=blnk");
+    expect_mask("host=db password = 'hun ter\\'s' user=u", "host=db password = *** user=u");
+    expect_mask("sslpassword=k3y dbname=bp", "sslpassword=*** dbname=bp");
+    expect_mask("password=", "password=");
+    /* A path that merely contains the word is left alone: no '=' follows it. */
+    expect_mask("/var/lib/password/blnkproxy.db", "/var/lib/password/blnkproxy.db");
+}
+
 /* A password with an unescaped '/' or '@' is not where libpq looks for it: the wide reading masks
  * it anyway, and the DSN counts as ambiguous (libpq's message would quote pieces of it). */
 static void
@@ -121,6 +135,7 @@ main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_mask_userinfo),
         cmocka_unit_test(test_mask_query_parameters),
+        cmocka_unit_test(test_mask_keyword_value_form),
         cmocka_unit_test(test_mask_unescaped_password),
         cmocka_unit_test(test_mask_truncation),
         cmocka_unit_test(test_scrub_messages),

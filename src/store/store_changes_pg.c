@@ -42,11 +42,20 @@ bp_pg__schema_version(struct bp_store *s, int *out)
 {
     struct pg_store *st = bp_pg__of(s);
     PGresult *res = NULL;
-    bp_err err = bp_pg__run(st,
-                            "SELECT CASE WHEN to_regclass('schema_migrations') IS NULL THEN 0"
-                            " ELSE (SELECT COALESCE(MAX(version), 0) FROM schema_migrations) END",
-                            NULL, &res);
+    /* Two statements: one naming schema_migrations fails to parse where the table is missing,
+     * even inside a CASE that would not run it. */
+    bp_err err = bp_pg__run(st, "SELECT to_regclass('schema_migrations') IS NOT NULL", NULL, &res);
+    bool exists = err == BP_OK && bp_pg__col_bool(res, 0, 0);
 
+    PQclear(res);
+    res = NULL;
+    if (err != BP_OK || !exists) {
+        if (err == BP_OK) {
+            *out = 0;
+        }
+        return err;
+    }
+    err = bp_pg__run(st, "SELECT COALESCE(MAX(version), 0) FROM schema_migrations", NULL, &res);
     if (err == BP_OK) {
         *out = (int)bp_pg__col_int(res, 0, 0);
     }
@@ -130,6 +139,6 @@ bp_pg__backup(struct bp_store *s, const char *path, unsigned flags, struct bp_st
     (void)flags;
     (void)out;
     snprintf(st->errmsg, sizeof(st->errmsg),
-             "db backup copies SQLite stores; back up PostgreSQL with pg_dump (see README, Backup and restore)");
+             "a PostgreSQL store is backed up with pg_dump, not copied by blnkproxy (README, \"Backup and restore\")");
     return BP_ERR_INVALID;
 }

@@ -8,6 +8,9 @@
 //                            removed at exit. For a path with no store yet: path.join(tmpDir(), …)
 //                            With BLNKPROXY_TEST_STORE=pg, tmpDb() is a fresh, migrated PostgreSQL
 //                            database's DSN instead (dropped at exit): see "PostgreSQL" at the end
+//   emptyDb()                where a store may be created, with none there yet: a path in a fresh
+//                            temp directory, or (PG) a fresh database with no schema
+//   maskDsn(db)              db as blnkproxy may print it: a DSN's password replaced by ***
 //   STORE, PG                'sqlite' or 'pg'; PG is true for the PostgreSQL run
 //   sql(db, query)           one query against the store, either kind (sqlite3 or psql) → its
 //                            text output, trimmed; write it in SQL both understand
@@ -103,8 +106,12 @@ export function tmpDir() {
     return d;
 }
 
+export function emptyDb() {
+    return PG ? pgCreateDb() : path.join(tmpDir(), 'proxy.db');
+}
+
 export function tmpDb() {
-    const db = PG ? pgCreateDb() : path.join(tmpDir(), 'proxy.db');
+    const db = emptyDb();
     const r = spawnSync(BIN, ['db', 'migrate', '--db', db], { encoding: 'utf8', timeout: 15000 });
     assert.equal(r.status, 0, `db migrate: ${r.error ?? r.stderr}`);
     return db;
@@ -636,6 +643,10 @@ function pgCreateDb() {
     assert.equal(r.status, 0, `CREATE DATABASE: ${r.stderr}`);
     pgDbs.push(name);
     return pgAdminDsn().replace(/\/postgres$/, `/${name}`);
+}
+
+export function maskDsn(db) {
+    return db.replace(/^(postgres(?:ql)?:\/\/[^:@/]*:)[^@/]*@/, '$1***@');
 }
 
 export function sql(db, query) {

@@ -125,7 +125,8 @@ static const char usage_db[] =
     "The copy is one private (0600) SQLite file; an existing FILE is kept unless --force.\n"
     "Do not copy a running store with cp: recent changes sit in its -wal file. To restore,\n"
     "stop serve, put the copy in place of the store, remove the store's -wal and -shm files,\n"
-    "and start serve again.\n";
+    "and start serve again. A PostgreSQL store is backed up with pg_dump (README, \"Backup and\n"
+    "restore\").\n";
 
 /* Command families: the word after `blnkproxy`, its usage text (or a function that prints it,
  * for usage built from data) and its entry point. */
@@ -369,12 +370,10 @@ bp_cli__parse(struct bp_cli_ctx *ctx, int argc, char **argv, struct bp_cli_flag 
 
 /* ---- store helpers ---- */
 
-static int
-open_store(const struct bp_cli_ctx *ctx, unsigned flags, bool migrate, struct bp_store **out)
+const char *
+bp_cli__dsn(const struct bp_cli_ctx *ctx)
 {
     const char *dsn = ctx->db;
-    char err[PATH_MAX + 512];
-    bp_err rc;
 
     if (dsn == NULL) {
         dsn = getenv("BLNKPROXY_DB");
@@ -382,7 +381,16 @@ open_store(const struct bp_cli_ctx *ctx, unsigned flags, bool migrate, struct bp
             dsn = DEFAULT_DB;
         }
     }
-    rc = bp_store_open(dsn, flags, out, err, sizeof(err));
+    return dsn;
+}
+
+static int
+open_store(const struct bp_cli_ctx *ctx, unsigned flags, bool migrate, struct bp_store **out)
+{
+    char err[PATH_MAX + 512];
+    bp_err rc;
+
+    rc = bp_store_open(bp_cli__dsn(ctx), flags, out, err, sizeof(err));
     if (rc != BP_OK) {
         bp_cli__error("%s", err);
         return rc == BP_ERR_INVALID ? BP_CLI_EXIT_USAGE : BP_CLI_EXIT_FAIL;

@@ -77,6 +77,13 @@ db_backup(struct bp_cli_ctx *ctx, int argc, char **argv, int op)
         return BP_CLI_EXIT_USAGE;
     }
     file = ctx->pos[0];
+    /* Decided from the DSN, before connecting: the answer does not depend on the server. */
+    if (bp_store_dsn_is_pg(bp_cli__dsn(ctx))) {
+        bp_cli__error("db backup copies SQLite stores; back up a PostgreSQL store with pg_dump, e.g."
+                      " `pg_dump --format=custom --file=blnkproxy.dump \"$BLNKPROXY_DB\"` (README,"
+                      " \"Backup and restore\")");
+        return BP_CLI_EXIT_USAGE;
+    }
     exit_code = bp_cli__open_store(ctx, false, &s);
     if (exit_code != BP_CLI_EXIT_OK) {
         return exit_code;

@@ -7,7 +7,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 
-import { PG, sql, storeBytes, tmpDb } from './lib/harness.mjs';
+import { PG, emptyDb, sql, storeBytes } from './lib/harness.mjs';
 
 const BIN = process.env.BLNKPROXY_BIN;
 assert.ok(BIN, 'set BLNKPROXY_BIN to the blnkproxy binary');
@@ -54,8 +54,8 @@ function runRaw(args, { env = {}, cwd } = {}) {
 // (cli_store.test.mjs): the store is made with `db migrate` unless fresh is set.
 function newStore({ fresh = false } = {}) {
   const dir = tmpdir();
-  // The PostgreSQL run (BLNKPROXY_TEST_STORE=pg) gets a fresh database instead of a file.
-  const db = PG ? tmpDb() : path.join(dir, 'blnkproxy.db');
+  // The PostgreSQL run (BLNKPROXY_TEST_STORE=pg) gets a fresh, empty database instead of a file.
+  const db = PG ? emptyDb() : path.join(dir, 'blnkproxy.db');
   const run = (args, opts) => runRaw([...args, '--db', db], opts);
   if (!fresh) {
     const r = run(['db', 'migrate']);

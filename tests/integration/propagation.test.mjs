@@ -12,8 +12,6 @@
 import { test, describe, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 
-import { spawnSync } from 'node:child_process';
-
 import {
     assertError,
     bearer,
@@ -26,6 +24,7 @@ import {
     tmpDb,
     randomHex,
     sleep,
+    sql,
     waitFor,
     WWW_INVALID,
 } from './lib/harness.mjs';
@@ -198,10 +197,8 @@ describe('a running server sees CLI changes before the CLI returns to the script
     });
 });
 
-function watcherRows(dbPath) {
-    const r = spawnSync('sqlite3', [dbPath, 'SELECT count(*) FROM watchers'], { encoding: 'utf8' });
-    assert.equal(r.status, 0, `sqlite3: ${r.stderr}`);
-    return Number(r.stdout.trim());
+function watcherRows(db) {
+    return Number(sql(db, 'SELECT count(*) FROM watchers'));
 }
 
 describe('the CLI waits only for servers that run, and only so long', () => {

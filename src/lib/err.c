@@ -11,6 +11,7 @@ static const char *const names[BP_ERR__COUNT] = {
     [BP_ERR_EXISTS] = "exists",
     [BP_ERR_IO] = "io",
     [BP_ERR_STORE] = "store",
+    [BP_ERR_STORE_DOWN] = "store_down",
     [BP_ERR_AGAIN] = "again",
     [BP_ERR_AUTH_MISSING] = "auth_missing",
     [BP_ERR_AUTH_INVALID_KEY] = "auth_invalid_key",

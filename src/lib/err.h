@@ -12,6 +12,7 @@ typedef enum {
     BP_ERR_EXISTS,
     BP_ERR_IO,
     BP_ERR_STORE,
+    BP_ERR_STORE_DOWN,       /* the store cannot be reached (now): a later attempt may succeed */
     BP_ERR_AGAIN,            /* incomplete input: feed more bytes */
 
     /* Request outcomes, DESIGN §2 error table. */

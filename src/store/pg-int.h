@@ -30,16 +30,26 @@
 
 struct pg_store {
     struct bp_store base; /* first: bp_store pointers are pg_store pointers */
-    PGconn *conn;
+    PGconn *conn;         /* NULL while there is no connection (store_pg_conn.c reconnects) */
     char *dsn;            /* as given (may hold a password): scrubbed from libpq's messages; wiped */
     char *where;          /* the DSN with its password masked, for messages */
+    bool allow_empty;     /* opened with BP_STORE_OPEN_CREATE: an empty database is acceptable */
     bool audit_prepared;  /* "bp_audit_insert" is prepared on this connection */
     bool touch_prepared;  /* "bp_key_touch" is prepared on this connection */
+    bool connecting;      /* setting up a new connection: no reconnect, no retry inside */
+    bool tx_lost;         /* the connection broke inside a transaction: it was rolled back, and
+                             every statement fails until the caller ends it */
+    bool timed_out;       /* the latest statement was abandoned after timeout_ms */
+    int64_t timeout_ms;   /* how long a statement may wait for the server; 0 = no limit */
+    int64_t reconnect_at_ms; /* monotonic: no connection attempt before */
+    int64_t backoff_ms;   /* the wait after the next failed attempt */
+    uint64_t connects;    /* connections made so far */
     char errmsg[512];     /* never holds a bound value: only SQLSTATE and primary message */
 };
 
 /* Parameters of one statement. Text values are borrowed and must outlive the call. */
 struct bp_pg_params {
+    const char *name; /* bp_pg__prepare: the statement's name */
     int n;
     const char *values[BP_PG_MAX_PARAMS];
     int lengths[BP_PG_MAX_PARAMS];
@@ -72,24 +82,52 @@ void bp_pg__p_int(struct bp_pg_params *p, int64_t v);
 void bp_pg__p_bool(struct bp_pg_params *p, bool v);
 void bp_pg__p_bytes(struct bp_pg_params *p, const void *bytes, size_t len);
 
+/* ---- the connection (store_pg_conn.c) ---- */
+
+/* Opens a libpq connection on dsn with our defaults (connect_timeout, application name, UTF8);
+ * NULL with the reason (naming the store as where, password-free) in err. */
+PGconn *bp_pg__connect(const char *dsn, const char *where, char *err, size_t err_len);
+/* A working connection, reconnecting when there is none (with backoff): BP_OK, or
+ * BP_ERR_STORE_DOWN with the reason for bp_store_last_error. Call it before looking at a
+ * "prepared" flag: a new connection has no prepared statements. */
+bp_err bp_pg__ensure(struct pg_store *st);
+
 /* Runs sql with p (may be NULL). *out (may be NULL) gets the result on BP_OK, which the caller
- * PQclear()s. Failures map: unique violation → BP_ERR_EXISTS, anything else → BP_ERR_STORE,
- * with the SQLSTATE and primary message (never DETAIL, which can quote a row) kept for
- * bp_store_last_error. */
+ * PQclear()s. Failures map: unique violation → BP_ERR_EXISTS; the connection lost or the server
+ * silent for the store's timeout → BP_ERR_STORE_DOWN (see store_pg_conn.c for what is retried);
+ * anything else → BP_ERR_STORE, with the SQLSTATE and primary message (never DETAIL, which can
+ * quote a row) kept for bp_store_last_error. */
 bp_err bp_pg__run(struct pg_store *st, const char *sql, const struct bp_pg_params *p, PGresult **out);
 /* Like bp_pg__run, for a statement prepared on this connection under name. */
 bp_err bp_pg__run_prepared(struct pg_store *st, const char *name, const struct bp_pg_params *p, PGresult **out);
+/* Prepares sql under name on this connection. */
+bp_err bp_pg__prepare(struct pg_store *st, const char *name, const char *sql);
 /* Runs constant SQL (ours, never built from input), possibly several statements. */
 bp_err bp_pg__exec(struct pg_store *st, const char *sql);
 /* Rows a command changed (UPDATE/DELETE/INSERT), from its result. */
 int64_t bp_pg__changes(const PGresult *res);
 
-/* Transactions of the backend's own: tx_begin opens one unless the caller holds one (*out_own
- * says whether we did), taking the CHANGES lock when lock_changes; tx_end commits on BP_OK and
- * rolls back otherwise, only a transaction it opened. */
+/* Transactions: begin opens one (taking the CHANGES lock when lock_changes); commit and rollback
+ * end it. tx_begin opens one unless the caller holds one (*out_own says whether we did); tx_end
+ * commits on BP_OK and rolls back otherwise, only a transaction it opened. in_tx is true inside
+ * a transaction, including one whose connection was lost (until it is ended). */
+bp_err bp_pg__begin(struct pg_store *st, bool lock_changes);
+bp_err bp_pg__commit(struct pg_store *st);
+void bp_pg__rollback(struct pg_store *st);
 bp_err bp_pg__tx_begin(struct pg_store *st, bool lock_changes, bool *out_own);
 bp_err bp_pg__tx_end(struct pg_store *st, bool own, bp_err err);
 bool bp_pg__in_tx(struct pg_store *st);
+
+/* The schema version from schema_migrations (which must exist). */
+bp_err bp_pg__current_version(struct pg_store *st, int *out);
+/* "the store at WHERE has schema version N; this blnkproxy … knows up to M: upgrade blnkproxy" */
+void bp_pg__too_new(char *out, size_t out_len, const char *where, int version);
+
+/* ops entries: close, last_error, set_timeout, connected. */
+void bp_pg__close(struct bp_store *s);
+const char *bp_pg__last_error(struct bp_store *s);
+void bp_pg__set_timeout(struct bp_store *s, int64_t timeout_ms);
+bool bp_pg__connected(struct bp_store *s);
 
 /* Column readers of a text-format result. col_dup: allocated copy, NULL for SQL NULL. */
 char *bp_pg__col_dup(const PGresult *res, int row, int col);

@@ -48,6 +48,10 @@ struct bp_store_ops {
     bp_err (*watcher_put)(struct bp_store *s, const struct bp_watcher_rec *rec);
     bp_err (*watcher_delete)(struct bp_store *s, const char *id);
     bp_err (*watcher_list)(struct bp_store *s, struct bp_watcher_rec **out, size_t *out_n);
+
+    /* Issue 9: a bound on each call (NULL: none), and whether a connection is up (NULL: always). */
+    void (*set_timeout)(struct bp_store *s, int64_t timeout_ms);
+    bool (*connected)(struct bp_store *s);
 };
 
 /* OAuth tables (store.h "OAuth"); one entry per bp_store_* function there. */
@@ -102,8 +106,9 @@ bp_err bp_store__sqlite_open(const char *path, unsigned flags, struct bp_store *
 extern const char *const bp_store__sqlite_migrations[];
 extern const size_t bp_store__sqlite_migrations_len;
 
-/* PostgreSQL backend (store_pg.c): dsn is a postgres:// or postgresql:// URI. create: an empty
- * database may be migrated into; without it only an existing blnkproxy store is opened. */
-bp_err bp_store__pg_open(const char *dsn, bool create, struct bp_store **out, char *err, size_t err_len);
+/* PostgreSQL backend (store_pg_conn.c): dsn is a postgres:// or postgresql:// URI; flags as
+ * bp_store_open's (CREATE: an empty database may be migrated into; LAZY: a first connection that
+ * fails is tried again at the first call). */
+bp_err bp_store__pg_open(const char *dsn, unsigned flags, struct bp_store **out, char *err, size_t err_len);
 
 #endif

@@ -28,7 +28,7 @@ bp_store_open(const char *dsn, unsigned flags, struct bp_store **out, char *err,
     }
     /* The DSN may carry a password: the backend names it masked (bp_store_dsn_mask). */
     if (bp_store_dsn_is_pg(dsn)) {
-        return bp_store__pg_open(dsn, (flags & BP_STORE_OPEN_CREATE) != 0, out, err, err_len);
+        return bp_store__pg_open(dsn, flags, out, err, err_len);
     }
     if (has_prefix(dsn, "sqlite:")) {
         path = dsn + strlen("sqlite:");
@@ -97,6 +97,20 @@ bp_err
 bp_store_ping(struct bp_store *s)
 {
     return s->ops->ping(s);
+}
+
+void
+bp_store_set_timeout(struct bp_store *s, int64_t timeout_ms)
+{
+    if (s->ops->set_timeout != NULL) {
+        s->ops->set_timeout(s, timeout_ms);
+    }
+}
+
+bool
+bp_store_connected(struct bp_store *s)
+{
+    return s->ops->connected == NULL || s->ops->connected(s);
 }
 
 bp_err

@@ -49,6 +49,12 @@ enum {
      * (`serve`, `db migrate`, the first `instance add`): anything else finding no store is
      * pointed at the right one instead of starting an empty one beside it (issue 8). */
     BP_STORE_OPEN_CREATE = 1u << 0,
+    /* PostgreSQL: when the database cannot be reached, return a store anyway, which connects at
+     * its first call (and fails that call, BP_ERR_STORE_DOWN, while it cannot). For serve's
+     * threads, which must start while the database is down and recover by themselves (issue 9).
+     * A database that is reached and refused (not a blnkproxy store, or newer) still fails. No
+     * effect on SQLite. */
+    BP_STORE_OPEN_LAZY = 1u << 1,
 };
 
 /* Opens the store named by dsn: a file path for SQLite ("./blnkproxy.db") or "sqlite:PATH"; a
@@ -114,6 +120,24 @@ bp_err bp_store_backup(struct bp_store *s, const char *path, unsigned flags,
                        struct bp_store_backup_info *out);
 /* BP_OK when the store answers a trivial query. */
 bp_err bp_store_ping(struct bp_store *s);
+
+/* ---- Losing the database (issue 9) ----
+ * A PostgreSQL store reconnects by itself: a call that finds no connection makes one (at once
+ * after a loss, then with a backoff of up to 2 s while attempts fail, each failing call answered
+ * at once). A call whose connection is lost: a read, or the start of a transaction, is repeated
+ * once on a new connection; inside a transaction, the transaction was rolled back and every
+ * further call fails until it is committed (which fails) or rolled back, so it is never
+ * half-applied; any other statement is reported (it may or may not have been applied; a loss
+ * during COMMIT says so). Those failures are BP_ERR_STORE_DOWN. SQLite never returns it. */
+
+/* Bounds each call on s: a statement the server has not answered within timeout_ms is abandoned
+ * and its connection closed (a server that stopped answering without closing anything), and the
+ * call fails as a lost connection. 0: no bound. Default 60 s. No effect on SQLite, whose lock
+ * waits are bounded by its busy timeout. */
+void bp_store_set_timeout(struct bp_store *s, int64_t timeout_ms);
+/* False while a PostgreSQL store has no working connection (as far as it knows: a broken one is
+ * found out by the next call). Always true for SQLite. */
+bool bp_store_connected(struct bp_store *s);
 /* ---- Noticing changes (the server's change watcher) ----
  * Two levels. The change token is the cheap "something was committed" hint; the change seq says
  * whether any of that touched what the in-memory tables are built from. */

@@ -139,19 +139,8 @@ insert_all(struct pg_store *st, struct bp_audit_rec *recs, size_t n)
     bp_err err = BP_OK;
 
     if (!st->audit_prepared) {
-        err = bp_pg__run(st, "SELECT 1", NULL, NULL); /* surfaces a broken connection first */
-        if (err == BP_OK) {
-            PGresult *res = PQprepare(st->conn, "bp_audit_insert", INSERT_SQL, 0, NULL);
-            err = res != NULL && PQresultStatus(res) == PGRES_COMMAND_OK ? BP_OK : BP_ERR_STORE;
-            if (err != BP_OK) {
-                snprintf(st->errmsg, sizeof(st->errmsg), "cannot prepare the audit insert: %s",
-                         res != NULL && PQresultErrorField(res, PG_DIAG_MESSAGE_PRIMARY) != NULL
-                             ? PQresultErrorField(res, PG_DIAG_MESSAGE_PRIMARY)
-                             : "connection failed");
-            }
-            PQclear(res);
-            st->audit_prepared = err == BP_OK;
-        }
+        err = bp_pg__prepare(st, "bp_audit_insert", INSERT_SQL);
+        st->audit_prepared = err == BP_OK;
     }
     for (size_t i = 0; err == BP_OK && i < n; i++) {
         struct bp_pg_params p = {0};

@@ -47,14 +47,6 @@
 
 #define STR_(x) #x
 #define STR(x) STR_(x)
-#define LOCK_CHANGES_SQL                                                                            \
-    "SELECT pg_advisory_xact_lock(" STR(BP_PG_LOCK_CLASS) ", " STR(BP_PG_LOCK_CHANGES) ")"
-
-/* SQLite's busy timeout (store_sqlite.c BUSY_TIMEOUT_MS), for lock waits. */
-#define LOCK_TIMEOUT "5s"
-
-/* A CLI against an unreachable host should not hang for the kernel's TCP timeout. */
-#define DEFAULT_CONNECT_TIMEOUT_S "10"
 
 struct pg_store *
 bp_pg__of(struct bp_store *s)
@@ -104,89 +96,7 @@ bp_pg__p_bytes(struct bp_pg_params *p, const void *bytes, size_t len)
     add_param(p, bytes != NULL ? bytes : "", (int)len, 1, OID_BYTEA);
 }
 
-/* ---- running statements ---- */
-
-/* Keeps a one-line, password-free copy of msg for bp_store_last_error. */
-static void
-keep_message(struct pg_store *st, const char *sqlstate, const char *msg)
-{
-    size_t o;
-
-    if (sqlstate != NULL) {
-        snprintf(st->errmsg, sizeof(st->errmsg), "%s: %s", sqlstate, msg != NULL ? msg : "");
-    } else {
-        snprintf(st->errmsg, sizeof(st->errmsg), "%s", msg != NULL ? msg : "");
-    }
-    /* libpq's messages end in a newline and may span lines: one line for a log field. */
-    for (o = 0; st->errmsg[o] != '\0'; o++) {
-        if (st->errmsg[o] == '\n' || st->errmsg[o] == '\t' || st->errmsg[o] == '\r') {
-            st->errmsg[o] = ' ';
-        }
-    }
-    while (o > 0 && st->errmsg[o - 1] == ' ') {
-        st->errmsg[--o] = '\0';
-    }
-    bp_store__dsn_scrub(st->dsn, st->errmsg, sizeof(st->errmsg));
-}
-
-static bp_err
-map_result(struct pg_store *st, PGresult *res)
-{
-    ExecStatusType status = res != NULL ? PQresultStatus(res) : PGRES_FATAL_ERROR;
-    const char *state;
-    const char *primary;
-
-    if (status == PGRES_COMMAND_OK || status == PGRES_TUPLES_OK) {
-        return BP_OK;
-    }
-    state = res != NULL ? PQresultErrorField(res, PG_DIAG_SQLSTATE) : NULL;
-    /* Only the primary message: DETAIL may quote the failing row, values and all. */
-    primary = res != NULL ? PQresultErrorField(res, PG_DIAG_MESSAGE_PRIMARY) : NULL;
-    if (primary == NULL) {
-        primary = PQerrorMessage(st->conn);
-    }
-    keep_message(st, state, primary);
-    if (state != NULL && strcmp(state, "23505") == 0) {
-        return BP_ERR_EXISTS;
-    }
-    return BP_ERR_STORE;
-}
-
-static bp_err
-finish(struct pg_store *st, PGresult *res, PGresult **out)
-{
-    bp_err err = map_result(st, res);
-
-    if (err != BP_OK || out == NULL) {
-        PQclear(res);
-        return err;
-    }
-    *out = res;
-    return BP_OK;
-}
-
-bp_err
-bp_pg__run(struct pg_store *st, const char *sql, const struct bp_pg_params *p, PGresult **out)
-{
-    PGresult *res = PQexecParams(st->conn, sql, p != NULL ? p->n : 0, p != NULL ? p->types : NULL,
-                                 p != NULL ? p->values : NULL, p != NULL ? p->lengths : NULL,
-                                 p != NULL ? p->formats : NULL, 0);
-    return finish(st, res, out);
-}
-
-bp_err
-bp_pg__run_prepared(struct pg_store *st, const char *name, const struct bp_pg_params *p, PGresult **out)
-{
-    PGresult *res = PQexecPrepared(st->conn, name, p != NULL ? p->n : 0, p != NULL ? p->values : NULL,
-                                   p != NULL ? p->lengths : NULL, p != NULL ? p->formats : NULL, 0);
-    return finish(st, res, out);
-}
-
-bp_err
-bp_pg__exec(struct pg_store *st, const char *sql)
-{
-    return finish(st, PQexec(st->conn, sql), NULL);
-}
+/* ---- results ---- */
 
 int64_t
 bp_pg__changes(const PGresult *res)
@@ -379,284 +289,24 @@ bp_pg__row_exists(struct pg_store *st, const char *sql, const char *id)
     return err;
 }
 
-/* ---- transactions ---- */
-
-bool
-bp_pg__in_tx(struct pg_store *st)
-{
-    PGTransactionStatusType ts = PQtransactionStatus(st->conn);
-    return ts == PQTRANS_INTRANS || ts == PQTRANS_INERROR || ts == PQTRANS_ACTIVE;
-}
-
-static bp_err
-begin_locked(struct pg_store *st, bool lock_changes)
-{
-    bp_err err = bp_pg__exec(st, lock_changes ? "BEGIN ISOLATION LEVEL READ COMMITTED; " LOCK_CHANGES_SQL
-                                              : "BEGIN ISOLATION LEVEL READ COMMITTED");
-    if (err != BP_OK && bp_pg__in_tx(st)) {
-        PQclear(PQexec(st->conn, "ROLLBACK"));
-    }
-    return err;
-}
-
-/* COMMIT of a transaction that had failed answers "ROLLBACK" and no error: that is a failure. */
-static bp_err
-commit(struct pg_store *st)
-{
-    PGresult *res = NULL;
-    bp_err err;
-
-    if (PQtransactionStatus(st->conn) == PQTRANS_INERROR) {
-        PQclear(PQexec(st->conn, "ROLLBACK"));
-        snprintf(st->errmsg, sizeof(st->errmsg), "the transaction failed and was rolled back");
-        return BP_ERR_STORE;
-    }
-    err = bp_pg__run(st, "COMMIT", NULL, &res);
-    if (err == BP_OK && strcmp(PQcmdStatus(res), "COMMIT") != 0) {
-        snprintf(st->errmsg, sizeof(st->errmsg), "the transaction failed and was rolled back");
-        err = BP_ERR_STORE;
-    }
-    PQclear(res);
-    return err;
-}
-
-static void
-rollback(struct pg_store *st)
-{
-    if (bp_pg__in_tx(st)) {
-        PQclear(PQexec(st->conn, "ROLLBACK"));
-    }
-}
-
-bp_err
-bp_pg__tx_begin(struct pg_store *st, bool lock_changes, bool *out_own)
-{
-    if (bp_pg__in_tx(st)) {
-        *out_own = false;
-        return BP_OK;
-    }
-    *out_own = true;
-    return begin_locked(st, lock_changes);
-}
-
-bp_err
-bp_pg__tx_end(struct pg_store *st, bool own, bp_err err)
-{
-    if (!own) {
-        return err;
-    }
-    if (err == BP_OK) {
-        return commit(st);
-    }
-    rollback(st);
-    return err;
-}
+/* ---- transactions (store_pg_conn.c) ---- */
 
 static bp_err
 pg_begin(struct bp_store *s)
 {
-    return begin_locked(bp_pg__of(s), true);
+    return bp_pg__begin(bp_pg__of(s), true);
 }
 
 static bp_err
 pg_commit(struct bp_store *s)
 {
-    return commit(bp_pg__of(s));
+    return bp_pg__commit(bp_pg__of(s));
 }
 
 static void
 pg_rollback(struct bp_store *s)
 {
-    rollback(bp_pg__of(s));
-}
-
-/* ---- open / close ---- */
-
-/* Server notices ("relation already exists, skipping") are not for the user's terminal. */
-static void
-ignore_notice(void *arg, const char *message)
-{
-    (void)arg;
-    (void)message;
-}
-
-static bp_err
-current_version(struct pg_store *st, int *out)
-{
-    PGresult *res = NULL;
-    bp_err err = bp_pg__run(st, "SELECT COALESCE(MAX(version), 0) FROM schema_migrations", NULL, &res);
-
-    if (err == BP_OK) {
-        *out = (int)bp_pg__col_int(res, 0, 0);
-    }
-    PQclear(res);
-    return err;
-}
-
-static void
-too_new(char *out, size_t out_len, const char *where, int version)
-{
-    snprintf(out, out_len,
-             "the store at %s has schema version %d; this blnkproxy (%s) knows up to %zu: upgrade blnkproxy",
-             where, version, BP_VERSION, bp_store__pg_migrations_len);
-}
-
-/* Reads, without writing, whether the database is a store this binary may use: one with a
- * schema_migrations table whose version it knows, or (allow_empty) one with no tables at all in
- * its current schema, to be migrated into. Someone else's database is left alone. */
-static bp_err
-check_store(struct pg_store *st, bool allow_empty, char *err, size_t err_len)
-{
-    PGresult *res = NULL;
-    bool has_migrations;
-    int64_t objects;
-    int version = 0;
-    bp_err rc = bp_pg__run(st,
-                           "SELECT to_regclass('schema_migrations') IS NOT NULL,"
-                           " (SELECT count(*) FROM pg_catalog.pg_class c"
-                           "   JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace"
-                           "  WHERE n.nspname = current_schema() AND c.relkind IN ('r', 'v', 'm', 'p', 'f'))",
-                           NULL, &res);
-
-    if (rc != BP_OK) {
-        snprintf(err, err_len, "cannot read the store at %s: %s", st->where, st->errmsg);
-        return BP_ERR_STORE;
-    }
-    has_migrations = bp_pg__col_bool(res, 0, 0);
-    objects = bp_pg__col_int(res, 0, 1);
-    PQclear(res);
-    if (!has_migrations) {
-        if (objects == 0 && allow_empty) {
-            return BP_OK;
-        }
-        snprintf(err, err_len,
-                 "%s is not a blnkproxy store (it has no schema_migrations table): check --db or BLNKPROXY_DB",
-                 st->where);
-        return BP_ERR_STORE;
-    }
-    if (current_version(st, &version) != BP_OK) {
-        snprintf(err, err_len, "cannot read the schema version of the store at %s: %s", st->where, st->errmsg);
-        return BP_ERR_STORE;
-    }
-    if (version > (int)bp_store__pg_migrations_len) {
-        too_new(err, err_len, st->where, version);
-        return BP_ERR_STORE;
-    }
-    return BP_OK;
-}
-
-static bp_err
-connect_db(struct pg_store *st, const char *dsn, char *err, size_t err_len)
-{
-    const char *keys[5];
-    const char *vals[5];
-    int k = 0;
-    char why[512];
-
-    /* Processed in order, later ones winning: our defaults first, then the DSN, then what we
-     * need regardless of it. */
-    if (getenv("PGCONNECT_TIMEOUT") == NULL) {
-        keys[k] = "connect_timeout";
-        vals[k++] = DEFAULT_CONNECT_TIMEOUT_S;
-    }
-    keys[k] = "dbname";
-    vals[k++] = dsn;
-    keys[k] = "fallback_application_name";
-    vals[k++] = "blnkproxy";
-    keys[k] = "client_encoding";
-    vals[k++] = "UTF8";
-    keys[k] = NULL;
-    vals[k] = NULL;
-    st->conn = PQconnectdbParams(keys, vals, 1);
-    if (st->conn == NULL) {
-        snprintf(err, err_len, "cannot connect to the store at %s: out of memory", st->where);
-        return BP_ERR_NOMEM;
-    }
-    if (PQstatus(st->conn) != CONNECTION_OK && bp_store__dsn_ambiguous(dsn)) {
-        /* libpq's message could quote a piece of the password as a host or a port. */
-        snprintf(err, err_len,
-                 "cannot connect to the store at %s: the DSN does not parse as intended; percent-encode"
-                 " '@', ':', '/', '?' and '#' in the user name and password (%%40, %%3A, %%2F, %%3F, %%23)",
-                 st->where);
-        return BP_ERR_STORE;
-    }
-    if (PQstatus(st->conn) != CONNECTION_OK) {
-        snprintf(why, sizeof(why), "%s", PQerrorMessage(st->conn));
-        for (char *c = why; *c != '\0'; c++) {
-            *c = (*c == '\n' || *c == '\t' || *c == '\r') ? ' ' : *c;
-        }
-        for (size_t n = strlen(why); n > 0 && why[n - 1] == ' '; n--) {
-            why[n - 1] = '\0';
-        }
-        bp_store__dsn_scrub(dsn, why, sizeof(why));
-        snprintf(err, err_len, "cannot connect to the store at %s: %s", st->where, why);
-        return BP_ERR_STORE;
-    }
-    PQsetNoticeProcessor(st->conn, ignore_notice, NULL);
-    return BP_OK;
-}
-
-static void
-pg_free(struct pg_store *st)
-{
-    PQfinish(st->conn);
-    bp_wipe(st->dsn, strlen(st->dsn));
-    bp_free(st->dsn);
-    bp_free(st->where);
-    bp_free(st);
-}
-
-bp_err
-bp_store__pg_open(const char *dsn, bool create, struct bp_store **out, char *err, size_t err_len)
-{
-    struct pg_store *st = bp_calloc(1, sizeof(*st));
-    /* Room for "***" in place of passwords shorter than it. */
-    size_t wlen = strlen(dsn) + 64;
-    bp_err rc;
-
-    st->base.ops = &bp_pg__ops;
-    st->dsn = bp_strdup(dsn);
-    st->where = bp_malloc(wlen);
-    bp_store_dsn_mask(dsn, st->where, wlen);
-    rc = connect_db(st, dsn, err, err_len);
-    if (rc != BP_OK) {
-        goto fail;
-    }
-    /* The session, whatever the server's or the role's defaults: text results as this file
-     * reads them, and the isolation level the design above relies on. A lock held elsewhere
-     * fails a statement after LOCK_TIMEOUT, as SQLite's busy timeout does, so that a stuck
-     * store is an error the caller handles (the audit writer spools) rather than a hang; a
-     * lock_timeout the DSN or the role set is kept. */
-    rc = bp_pg__exec(st, "SET bytea_output = 'hex';"
-                         " SET SESSION CHARACTERISTICS AS TRANSACTION ISOLATION LEVEL READ COMMITTED;"
-                         " SELECT set_config('lock_timeout', '" LOCK_TIMEOUT "', false)"
-                         "  WHERE current_setting('lock_timeout') = '0'");
-    if (rc != BP_OK) {
-        snprintf(err, err_len, "cannot set up the connection to the store at %s: %s", st->where, st->errmsg);
-        goto fail;
-    }
-    rc = check_store(st, create, err, err_len);
-    if (rc != BP_OK) {
-        goto fail;
-    }
-    *out = &st->base;
-    return BP_OK;
-
-fail:
-    pg_free(st);
-    return rc;
-}
-
-static void
-pg_close(struct bp_store *s)
-{
-    pg_free(bp_pg__of(s));
-}
-
-static const char *
-pg_last_error(struct bp_store *s)
-{
-    return bp_pg__of(s)->errmsg;
+    bp_pg__rollback(bp_pg__of(s));
 }
 
 /* ---- migrations, ping, change token ---- */
@@ -673,7 +323,7 @@ apply_one(struct pg_store *st, int version, int *out_have, bool *out_applied)
 {
     struct bp_pg_params p = {0};
     int have = 0;
-    bp_err err = begin_locked(st, false);
+    bp_err err = bp_pg__begin(st, false);
 
     *out_applied = false;
     if (err != BP_OK) {
@@ -683,10 +333,10 @@ apply_one(struct pg_store *st, int version, int *out_have, bool *out_applied)
                                            "  version    INTEGER PRIMARY KEY NOT NULL,"
                                            "  applied_at BIGINT NOT NULL)");
     if (err == BP_OK) {
-        err = current_version(st, &have);
+        err = bp_pg__current_version(st, &have);
     }
     if (err == BP_OK && have > (int)bp_store__pg_migrations_len) {
-        too_new(st->errmsg, sizeof(st->errmsg), st->where, have);
+        bp_pg__too_new(st->errmsg, sizeof(st->errmsg), st->where, have);
         err = BP_ERR_STORE;
     }
     if (err != BP_OK || version == 0 || have >= version) {
@@ -718,16 +368,21 @@ pg_migrate(struct bp_store *s, int *out_applied, int *out_version)
     int have = 0;
     int version = 0;
     bool did = false;
-    /* The usual case, a store already current, costs one transaction. */
-    bp_err err = apply_one(st, 0, &have, &did);
+    /* A migration on a large table (an index build) may take long: no statement timeout. */
+    int64_t timeout_ms = st->timeout_ms;
+    bp_err err;
 
+    st->timeout_ms = 0;
+    /* The usual case, a store already current, costs one transaction. */
+    err = apply_one(st, 0, &have, &did);
     for (int v = have + 1; err == BP_OK && v <= (int)bp_store__pg_migrations_len; v++) {
         err = apply_one(st, v, &version, &did);
         applied += did ? 1 : 0;
     }
     if (err == BP_OK) {
-        err = current_version(st, &version);
+        err = bp_pg__current_version(st, &version);
     }
+    st->timeout_ms = timeout_ms;
     if (err != BP_OK) {
         return err;
     }
@@ -1009,9 +664,10 @@ pg_key_touch(struct bp_store *s, const char *const *ids, const int64_t *at, size
     id_arr[io] = '\0';
     at_arr[ao++] = '}';
     at_arr[ao] = '\0';
-    if (!st->touch_prepared) {
-        PGresult *res = PQprepare(st->conn, "bp_key_touch", TOUCH_SQL, 0, NULL);
-        err = finish(st, res, NULL);
+    /* A new connection has none of the old one's prepared statements. */
+    err = bp_pg__ensure(st);
+    if (err == BP_OK && !st->touch_prepared) {
+        err = bp_pg__prepare(st, "bp_key_touch", TOUCH_SQL);
         st->touch_prepared = err == BP_OK;
     }
     if (err == BP_OK) {
@@ -1026,8 +682,8 @@ pg_key_touch(struct bp_store *s, const char *const *ids, const int64_t *at, size
 
 const struct bp_store_ops bp_pg__ops = {
     .name = "postgresql",
-    .close = pg_close,
-    .last_error = pg_last_error,
+    .close = bp_pg__close,
+    .last_error = bp_pg__last_error,
     .migrate = pg_migrate,
     .schema_version = bp_pg__schema_version,
     .backup = bp_pg__backup,
@@ -1055,4 +711,6 @@ const struct bp_store_ops bp_pg__ops = {
     .watcher_put = bp_pg__watcher_put,
     .watcher_delete = bp_pg__watcher_delete,
     .watcher_list = bp_pg__watcher_list,
+    .set_timeout = bp_pg__set_timeout,
+    .connected = bp_pg__connected,
 };

@@ -1,6 +1,14 @@
 /* Change watcher thread (see watch.h).
  *
- * What wakes it. SQLite has no cross-process notification, but every commit writes a file: the
+ * What wakes it on PostgreSQL: a notification. A second connection (bp_store_listener) LISTENs
+ * for the NOTIFY that the change log's triggers send at every change, from any node or CLI; its
+ * socket is in the thread's poll set, and a notification starts one check at once (PostgreSQL
+ * delivers it after the commit, so no settling is needed, and only real changes notify, so no
+ * rationing either). When that connection is lost, notifications sent meanwhile are lost too: the
+ * listener reconnects with a backoff, and its return starts a check, which catches up from the
+ * change seq. The timed poll stays as the safety net meanwhile.
+ *
+ * What wakes it on SQLite. SQLite has no cross-process notification, but every commit writes a file: the
  * -wal file in WAL mode, the database file otherwise (and a checkpoint copies into it). The
  * thread sleeps in poll() on an inotify descriptor watching both files, so it wakes as soon as
  * any process (the CLI, another server, this server's audit writer) writes a commit, and also
@@ -102,6 +110,11 @@ struct watched_file {
 
 struct bp_watch {
     struct bp_store *store;
+    /* PostgreSQL: the connection that LISTENs for the change log's notifications; NULL on
+     * SQLite, whose commits are seen through file events. */
+    struct bp_store_listener *listener;
+    bool notified;        /* the listener asked for a check (watcher thread only) */
+    bool listener_warned; /* a loss of the listener was logged and not yet its return */
     struct bp_server *server;
     int64_t interval_ms;
     pthread_t thread;
@@ -463,6 +476,52 @@ files_arm(struct bp_watch *w)
     }
 }
 
+/* ---- change notifications (PostgreSQL) ---- */
+
+/* Takes what the listener has (or lets it reconnect) and turns it into a check when a change was
+ * committed, or when it (re)connected: notifications sent while it was down are lost, and the
+ * change seq is what tells whether any change was. */
+static void
+listener_handle(struct bp_watch *w)
+{
+    switch (bp_store_listener_poll(w->listener)) {
+    case BP_LISTENER_NOTIFIED:
+        w->notified = true;
+        break;
+    case BP_LISTENER_CONNECTED:
+        w->notified = true;
+        if (w->listener_warned) {
+            BP_INFO("listening for store changes again");
+            w->listener_warned = false;
+        }
+        break;
+    case BP_LISTENER_LOST:
+    case BP_LISTENER_DOWN:
+        if (!w->listener_warned) {
+            BP_WARN("cannot listen for store changes; seen by the timed poll until the store answers",
+                    BP_LSTR("error", bp_store_listener_last_error(w->listener)),
+                    BP_LINT("poll_ms", w->interval_ms));
+            w->listener_warned = true;
+        }
+        break;
+    case BP_LISTENER_NOTHING:
+        break;
+    }
+}
+
+static void
+listener_open(struct bp_watch *w)
+{
+    if (bp_store_listener_open(w->store, &w->listener) != BP_OK) {
+        w->listener = NULL;
+        return;
+    }
+    /* Connected before the server says "listening", so that a change made right after is
+     * noticed at once; its first check is moot (the tables were just loaded). */
+    listener_handle(w);
+    w->notified = false;
+}
+
 static void
 files_open(struct bp_watch *w)
 {
@@ -474,6 +533,7 @@ files_open(struct bp_watch *w)
         w->files[i] = (struct watched_file){.path = paths[i], .wd = -1};
     }
     if (w->n_files == 0) {
+        listener_open(w);
         return;
     }
     w->inotify_fd = inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
@@ -582,6 +642,11 @@ next_due_us(const struct bp_watch *w, const struct schedule *sc, int64_t now)
     if (w->inotify_fd >= 0 && sc->event_check_us == 0 && quiet(sc, now) && sc->quiet_until_us < due) {
         due = sc->quiet_until_us;
     }
+    /* A listener that is down tries to reconnect when its backoff says. */
+    if (w->listener != NULL && bp_store_listener_fd(w->listener) < 0) {
+        int64_t at = now + bp_store_listener_retry_in_ms(w->listener) * 1000;
+        due = at < due ? at : due;
+    }
     return due;
 }
 
@@ -594,16 +659,31 @@ next_due_us(const struct bp_watch *w, const struct schedule *sc, int64_t now)
 static void
 wait_for_work(struct bp_watch *w, struct schedule *sc)
 {
-    struct pollfd pfd[2] = {{.fd = w->wake_fd, .events = POLLIN}, {.fd = w->inotify_fd, .events = POLLIN}};
+    /* The listener's socket goes last, so that the inotify slot keeps its index. */
+    struct pollfd pfd[3] = {{.fd = w->wake_fd, .events = POLLIN},
+                            {.fd = w->inotify_fd, .events = POLLIN},
+                            {.fd = -1, .events = POLLIN}};
     int64_t now = bp_clock_mono_us();
     bool listen = w->inotify_fd >= 0 && sc->event_check_us == 0 && !quiet(sc, now);
     int64_t wait_us = max64(next_due_us(w, sc, now) - now, 0);
     struct timespec ts = {.tv_sec = (time_t)(wait_us / 1000000),
                           .tv_nsec = (long)(wait_us % 1000000) * 1000L};
-    int n = ppoll(pfd, listen ? 2 : 1, &ts, NULL);
+    int n;
 
+    if (!listen) {
+        pfd[1].fd = -1; /* ppoll skips negative descriptors */
+    }
+    if (w->listener != NULL) {
+        pfd[2].fd = bp_store_listener_fd(w->listener);
+    }
+    n = ppoll(pfd, 3, &ts, NULL);
     if (n > 0 && (pfd[0].revents & POLLIN)) {
         drain_wake_fd(w->wake_fd);
+    }
+    if (w->listener != NULL &&
+        ((pfd[2].fd >= 0 && pfd[2].revents != 0) ||
+         (pfd[2].fd < 0 && bp_store_listener_retry_in_ms(w->listener) == 0))) {
+        listener_handle(w);
     }
     now = bp_clock_mono_us();
     if (listen) {
@@ -624,14 +704,17 @@ maybe_check(struct bp_watch *w, struct schedule *sc, struct seen *seen, int64_t 
     bool event_due = sc->event_check_us != 0 && now >= sc->event_check_us;
     bool settle_due =
         settle_active(sc) && !quiet(sc, now) && now >= sc->settle_base_us + SETTLE_US[sc->settle_step];
+    /* A notification comes after its commit: one check at once, no settling, no quiet period. */
+    bool notified = w->notified;
     bool reloaded = false;
     bool from_events;
     int64_t cycle;
     bool ok;
 
-    if (!sync && !poll_due && !event_due && !settle_due) {
+    if (!sync && !poll_due && !event_due && !settle_due && !notified) {
         return;
     }
+    w->notified = false;
     pthread_mutex_lock(&w->lock);
     cycle = ++w->cycles_started;
     pthread_mutex_unlock(&w->lock);
@@ -719,6 +802,7 @@ cond_init_monotonic(pthread_cond_t *c)
 static void
 watch_free(struct bp_watch *w)
 {
+    bp_store_listener_close(w->listener);
     if (w->inotify_fd >= 0) {
         close(w->inotify_fd);
     }
@@ -769,6 +853,7 @@ bp_watch_start(struct bp_store *store, struct bp_server *server, int64_t interva
     /* Named, so an operator (or a CPU measurement) finds it under /proc/PID/task. */
     pthread_setname_np(w->thread, "bp-watch");
     BP_DEBUG("watching the store for changes", BP_LINT("file_events", w->inotify_fd >= 0),
+             BP_LINT("notifications", w->listener != NULL && bp_store_listener_fd(w->listener) >= 0),
              BP_LINT("poll_ms", w->interval_ms));
     *out = w;
     return BP_OK;

@@ -8,9 +8,11 @@
 
 /* The change watcher: one thread that notices changes committed to the store by any process
  * (the CLI, another server) and rebuilds and publishes the credential and instance tables. It
- * wakes on file events for the database and its -wal file (inotify), so a change made by the CLI
+ * wakes on file events for the database and its -wal file (inotify; SQLite) or on the change
+ * log's notifications (a LISTEN connection of its own; PostgreSQL), so a change made by the CLI
  * is published within a few milliseconds, usually before the CLI has exited; it also polls every
- * reload interval, as the fallback where no file events arrive (e.g. network filesystems). It
+ * reload interval, as the fallback where no file events arrive (e.g. network filesystems) and
+ * while the notification connection is down (a check follows its return). It
  * rebuilds only when the store's change seq moved (bp_store_change_seq): audit writes and
  * last-used stamps never cause a rebuild. It also flushes last-used stamps in batches, purges
  * expired OAuth rows and old change-log rows about once an hour, and reports store readiness.

@@ -128,6 +128,8 @@ void bp_pg__close(struct bp_store *s);
 const char *bp_pg__last_error(struct bp_store *s);
 void bp_pg__set_timeout(struct bp_store *s, int64_t timeout_ms);
 bool bp_pg__connected(struct bp_store *s);
+/* store_listen_pg.c: bp_store_listener_open for this backend. */
+bp_err bp_pg__listener_open(struct bp_store *s, struct bp_store_listener **out);
 
 /* Column readers of a text-format result. col_dup: allocated copy, NULL for SQL NULL. */
 char *bp_pg__col_dup(const PGresult *res, int row, int col);

@@ -52,6 +52,8 @@ struct bp_store_ops {
     /* Issue 9: a bound on each call (NULL: none), and whether a connection is up (NULL: always). */
     void (*set_timeout)(struct bp_store *s, int64_t timeout_ms);
     bool (*connected)(struct bp_store *s);
+    /* NULL: the backend has no change notifications. */
+    bp_err (*listener_open)(struct bp_store *s, struct bp_store_listener **out);
 };
 
 /* OAuth tables (store.h "OAuth"); one entry per bp_store_* function there. */

@@ -114,6 +114,15 @@ bp_store_connected(struct bp_store *s)
 }
 
 bp_err
+bp_store_listener_open(struct bp_store *s, struct bp_store_listener **out)
+{
+    if (s->ops->listener_open == NULL) {
+        return BP_ERR_INVALID;
+    }
+    return s->ops->listener_open(s, out);
+}
+
+bp_err
 bp_store_change_token(struct bp_store *s, int64_t *out)
 {
     return s->ops->change_token(s, out);

@@ -163,6 +163,36 @@ bp_err bp_store_change_purge(struct bp_store *s, int64_t before);
  * bp_store_close) and returns how many; 0 for a backend that keeps no local files. */
 size_t bp_store_commit_files(struct bp_store *s, const char **out, size_t max);
 
+/* Change notifications (PostgreSQL): a connection of its own that LISTENs for the change log's
+ * NOTIFY, so that a watcher wakes as soon as anyone commits a change. Its socket goes into the
+ * watcher's poll set; a notification lost while it was disconnected is made up for by checking
+ * the change seq whenever it (re)connects. One thread at a time. */
+struct bp_store_listener;
+
+enum bp_store_listener_event {
+    BP_LISTENER_NOTHING = 0, /* nothing new */
+    BP_LISTENER_NOTIFIED,    /* one or more changes were committed: check the seq */
+    BP_LISTENER_CONNECTED,   /* (re)connected and listening: check the seq, notifications may
+                                have been lost before */
+    BP_LISTENER_LOST,        /* the connection was lost: changes are seen by polling meanwhile */
+    BP_LISTENER_DOWN,        /* a connection attempt failed (bp_store_listener_last_error) */
+};
+
+/* A listener on s's database (a new connection, s itself is not used by it). Down at first: the
+ * first bp_store_listener_poll connects. BP_ERR_INVALID for a store that has no notifications
+ * (SQLite: wake on bp_store_commit_files instead). */
+bp_err bp_store_listener_open(struct bp_store *s, struct bp_store_listener **out);
+/* The socket to poll for input; -1 while down (it changes with each connection). */
+int bp_store_listener_fd(const struct bp_store_listener *l);
+/* While down: milliseconds until the next connection attempt is due (0: now); -1 while up. */
+int64_t bp_store_listener_retry_in_ms(const struct bp_store_listener *l);
+/* Call when the socket is readable, and while down when the retry is due: takes what arrived,
+ * or tries to connect (with a backoff of up to 2 s between failed attempts). */
+enum bp_store_listener_event bp_store_listener_poll(struct bp_store_listener *l);
+/* Why the latest attempt failed (password-free). */
+const char *bp_store_listener_last_error(const struct bp_store_listener *l);
+void bp_store_listener_close(struct bp_store_listener *l);
+
 /* A running server's report of how far it has applied the change log, so that the CLI can wait
  * until every running server has published a change before it returns (serve/watch.h). */
 struct bp_watcher_rec {

@@ -713,4 +713,5 @@ const struct bp_store_ops bp_pg__ops = {
     .watcher_list = bp_pg__watcher_list,
     .set_timeout = bp_pg__set_timeout,
     .connected = bp_pg__connected,
+    .listener_open = bp_pg__listener_open,
 };

@@ -163,8 +163,8 @@ ignore_notice(void *arg, const char *message)
 PGconn *
 bp_pg__connect(const char *dsn, const char *where, char *err, size_t err_len)
 {
-    const char *keys[5];
-    const char *vals[5];
+    const char *keys[8];
+    const char *vals[8];
     int k = 0;
     char why[512];
     PGconn *conn;
@@ -175,6 +175,12 @@ bp_pg__connect(const char *dsn, const char *where, char *err, size_t err_len)
         keys[k] = "connect_timeout";
         vals[k++] = DEFAULT_CONNECT_TIMEOUT_S;
     }
+    /* A database host that vanished (no FIN, no RST) is found out within about a minute, not
+     * the kernel's two hours: this matters to the idle notification connection most. */
+    keys[k] = "keepalives_idle";
+    vals[k++] = "30";
+    keys[k] = "keepalives_interval";
+    vals[k++] = "10";
     keys[k] = "dbname";
     vals[k++] = dsn;
     keys[k] = "fallback_application_name";

@@ -2,8 +2,9 @@
 // returns. A provisioning script runs `key create` and uses the key in its very next request, with
 // no sleep and no retry: that first request must succeed. The server runs with the default
 // reload_interval (no --reload-interval flag), so the timed poll cannot be what makes this work:
-// the server wakes on file events for the database, and the CLI waits until every running server
-// has reported that it published the change.
+// the server wakes on file events for the database (SQLite) or on the change log's notifications
+// (PostgreSQL: LISTEN), and the CLI waits until every running server has reported that it
+// published the change.
 //
 // These are behavioural assertions (the first try succeeds, or the first try after a revocation is
 // refused); nothing here asserts a duration. How long the CLI took (its commit plus the wait for

@@ -306,13 +306,19 @@ test_commit_files_name_the_database_and_its_wal_or_none(void **state)
     size_t n = bp_store_commit_files(f->s, files, 4);
     char wal[sizeof(f->db.path) + 8];
 
+    struct bp_store_listener *l = NULL;
+
     if (bp_testdb_is_pg()) {
         /* A PostgreSQL store keeps no file here: its servers LISTEN for the change log's
-         * notifications instead (bp_store_listener_open). */
+         * notifications instead. */
         assert_int_equal(n, 0);
         assert_null(files[0]);
+        assert_int_equal(bp_store_listener_open(f->s, &l), BP_OK);
+        bp_store_listener_close(l);
         return;
     }
+    /* And SQLite has no notifications. */
+    assert_int_equal(bp_store_listener_open(f->s, &l), BP_ERR_INVALID);
     snprintf(wal, sizeof(wal), "%s-wal", f->db.path);
     assert_int_equal(n, 2);
     assert_string_equal(files[0], f->db.path);

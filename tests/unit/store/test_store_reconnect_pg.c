@@ -6,6 +6,7 @@
 #include <cmocka.h>
 /* clang-format on */
 
+#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -211,6 +212,67 @@ test_unreachable_after_open_reports(void **state)
     bp_store_close(s);
 }
 
+/* Polls the listener until it reports `want` (or 5 s pass): waits on its socket while it is up,
+ * for its retry while it is down. Returns what it reported last. */
+static enum bp_store_listener_event
+listener_until(struct bp_store_listener *l, enum bp_store_listener_event want)
+{
+    enum bp_store_listener_event ev = BP_LISTENER_NOTHING;
+
+    for (int i = 0; i < 500 && ev != want; i++) {
+        struct pollfd pfd = {.fd = bp_store_listener_fd(l), .events = POLLIN};
+        if (pfd.fd >= 0) {
+            (void)poll(&pfd, 1, 10);
+        } else {
+            nanosleep(&(struct timespec){.tv_nsec = 10 * 1000 * 1000}, NULL);
+        }
+        ev = bp_store_listener_poll(l);
+    }
+    return ev;
+}
+
+/* The listener wakes on another connection's committed change; when the server closes its
+ * connection it says so, reconnects by itself and says that too (the caller then checks the seq,
+ * since notifications sent meanwhile are lost). */
+static void
+test_listener_notified_lost_and_back(void **state)
+{
+    struct bp_testdb_store *f = *state;
+    struct bp_store_listener *l = NULL;
+    struct bp_store *cli = NULL;
+    struct bp_key_rec a = mk_key("key_A", 0x31);
+    struct bp_key_rec b = mk_key("key_B", 0x32);
+    const char *ids[] = {"key_A"};
+    const int64_t at[] = {50};
+    PGconn *admin = raw_connect(f->db.path);
+    char err[512];
+
+    assert_int_equal(bp_store_open(f->db.path, 0, &cli, err, sizeof(err)), BP_OK);
+    assert_int_equal(bp_store_listener_open(f->s, &l), BP_OK);
+    assert_int_equal(bp_store_listener_fd(l), -1);
+    assert_int_equal(bp_store_listener_poll(l), BP_LISTENER_CONNECTED);
+    assert_true(bp_store_listener_fd(l) >= 0);
+    assert_int_equal(bp_store_key_insert(cli, &a), BP_OK);
+    assert_int_equal(listener_until(l, BP_LISTENER_NOTIFIED), BP_LISTENER_NOTIFIED);
+    /* Not a change: no notification. */
+    assert_int_equal(bp_store_key_touch(cli, ids, at, 1), BP_OK);
+    {
+        struct pollfd pfd = {.fd = bp_store_listener_fd(l), .events = POLLIN};
+        assert_int_equal(poll(&pfd, 1, 200), 0);
+    }
+
+    terminate_others(admin);
+    assert_int_equal(listener_until(l, BP_LISTENER_LOST), BP_LISTENER_LOST);
+    assert_int_equal(bp_store_listener_fd(l), -1);
+    assert_int_equal(bp_store_listener_retry_in_ms(l), 0);
+    assert_int_equal(listener_until(l, BP_LISTENER_CONNECTED), BP_LISTENER_CONNECTED);
+    assert_int_equal(bp_store_key_insert(cli, &b), BP_OK);
+    assert_int_equal(listener_until(l, BP_LISTENER_NOTIFIED), BP_LISTENER_NOTIFIED);
+    bp_store_listener_close(l);
+    bp_store_close(cli);
+    PQfinish(admin);
+}
+
 int
 main(void)
 {
@@ -221,6 +283,7 @@ main(void)
         cmocka_unit_test_setup_teardown(test_silent_server_costs_at_most_the_timeout, setup,
                                         bp_testdb_store_teardown),
         cmocka_unit_test_setup_teardown(test_unreachable_after_open_reports, setup, bp_testdb_store_teardown),
+        cmocka_unit_test_setup_teardown(test_listener_notified_lost_and_back, setup, bp_testdb_store_teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -54,6 +54,10 @@ struct bp_audit {
     pthread_t writer;
     bool writer_started;
 
+    char *node;                     /* under mu until set (bp_audit_set_node), then fixed:
+                                       stamped on every record the writer commits */
+    bool await_node;                /* under mu: commit nothing until node is set */
+
     /* Writer thread only. */
     struct bp_store *store;
     char *spool_path;

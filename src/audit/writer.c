@@ -65,7 +65,7 @@ bp_audit__import_spool(struct bp_audit *a)
         atomic_fetch_add(&a->n_batches, 1);
     }
     /* A crash between the commit above and this truncation imports these records again on the
-     * next start: a duplicate is the lesser harm than a loss. */
+     * next start; their ids make that harmless (the store skips a record it holds). */
     rc = bp_audit__spool_clear(a->spool_path);
     if (rc != BP_OK) {
         BP_ERROR("audit: cannot empty the spool after importing it", BP_LSTR("path", a->spool_path));
@@ -149,6 +149,9 @@ commit_batch(struct bp_audit *a, struct bp_audit_item *items, size_t n)
 
     for (size_t i = 0; i < n; i++, it = it->next) {
         recs[i] = *it->rec;
+        if (recs[i].node == NULL && a->node != NULL) {
+            recs[i].node = bp_strdup(a->node);
+        }
     }
     persist(a, recs, n);
     /* recs[i] shares its strings with items' records: free them once, through recs. */
@@ -206,6 +209,11 @@ bp_audit__writer_main(void *arg)
 
         pthread_mutex_lock(&a->mu);
         wait_for_work(a);
+        /* Records carry the node's name, which serve knows once it is listening (its default
+         * names the port): wait for it, briefly, unless stopping. */
+        while (a->node == NULL && a->await_node && a->head != NULL && !a->stopping) {
+            pthread_cond_wait(&a->wake, &a->mu);
+        }
         batch = a->head;
         last = NULL;
         for (struct bp_audit_item *it = batch; it != NULL && n < BP_AUDIT_BATCH_MAX; it = it->next) {

@@ -107,6 +107,9 @@ const struct bp_setting bp_config__settings[] = {
     {"reuse_port", "BLNKPROXY_REUSE_PORT", "--reuse-port", BP_SETTING_BOOL, 0, 1, "false", FIELD(reuse_port), 0,
      "start even when the listen address is already served (hand-over: start the new process, then "
      "SIGTERM the old one)", RESTART},
+    {"node_name", "BLNKPROXY_NODE_NAME", "--node-name", BP_SETTING_OPT_STRING, 1, 255, NULL, FIELD(node_name),
+     0, "this server's name in logs, metrics, audit records and db status; default <hostname>:<port>",
+     RESTART},
 };
 
 const size_t bp_config__n_settings = BP_ARRAY_LEN(bp_config__settings);

@@ -225,6 +225,20 @@ const char *const bp_store__pg_migrations[] = {
     "  seq        BIGINT NOT NULL,"
     "  seen_at    BIGINT NOT NULL"
     ");",
+    /* 5 (issue 9), as SQLite's 5: a unique id and the writing node on every audit record (NULL
+     * in rows from before, which never conflict), and a server's node, version and start time in
+     * its report. Here also xid, the inserting transaction's id (its default, so every writer
+     * sets it; NULL in older rows, which no follower needs): `audit list --follow` reads the
+     * records of transactions at or above the oldest one still running, since identity values
+     * (seq) are taken at insert and several nodes' batches commit in any order of them
+     * (store_audit_pg.c). The default is set after the column is added, so the existing rows are
+     * not rewritten. */
+    "ALTER TABLE audit_log ADD COLUMN id TEXT COLLATE \"C\", ADD COLUMN node TEXT, ADD COLUMN xid BIGINT;"
+    "ALTER TABLE audit_log ALTER COLUMN xid SET DEFAULT (pg_current_xact_id()::text::bigint);"
+    "CREATE UNIQUE INDEX audit_id ON audit_log(id);"
+    "CREATE INDEX audit_xid ON audit_log(xid);"
+    "ALTER TABLE watchers ADD COLUMN node TEXT, ADD COLUMN version TEXT,"
+    "  ADD COLUMN started_at BIGINT NOT NULL DEFAULT 0;",
 };
 
 const size_t bp_store__pg_migrations_len = BP_ARRAY_LEN(bp_store__pg_migrations);

@@ -24,6 +24,7 @@
 #define BP_PG_LOCK_CLASS 1651273323
 #define BP_PG_LOCK_MIGRATE 1
 #define BP_PG_LOCK_CHANGES 2
+#define BP_PG_LOCK_PURGE 3 /* session lock: one audit retention purge at a time */
 
 /* The most parameters one statement of ours takes. */
 #define BP_PG_MAX_PARAMS 20
@@ -40,6 +41,7 @@ struct pg_store {
     bool tx_lost;         /* the connection broke inside a transaction: it was rolled back, and
                              every statement fails until the caller ends it */
     bool timed_out;       /* the latest statement was abandoned after timeout_ms */
+    bool explain;         /* bp_pg__audit_explain: the next audit query is sent behind EXPLAIN */
     int64_t timeout_ms;   /* how long a statement may wait for the server; 0 = no limit */
     int64_t reconnect_at_ms; /* monotonic: no connection attempt before */
     int64_t backoff_ms;   /* the wait after the next failed attempt */
@@ -128,6 +130,10 @@ void bp_pg__close(struct bp_store *s);
 const char *bp_pg__last_error(struct bp_store *s);
 void bp_pg__set_timeout(struct bp_store *s, int64_t timeout_ms);
 bool bp_pg__connected(struct bp_store *s);
+/* For the tests: the plan PostgreSQL makes for `audit list` with q, or (follow_xmin >= 0) for a
+ * --follow page with that low-water mark, one line per plan line, in out. */
+bp_err bp_pg__audit_explain(struct bp_store *s, const struct bp_audit_query *q, int64_t follow_xmin, char *out,
+                            size_t cap);
 /* store_listen_pg.c: bp_store_listener_open for this backend. */
 bp_err bp_pg__listener_open(struct bp_store *s, struct bp_store_listener **out);
 

@@ -88,11 +88,39 @@ struct bp_store_oauth_ops {
     bp_err (*session_delete_operator)(struct bp_store *s, const char *operator_id);
 };
 
-/* Audit log (store.h "Audit log"). */
+/* Audit log (store.h "Audit log"). insert gets records that all have an id. */
 struct bp_store_audit_ops {
     bp_err (*insert)(struct bp_store *s, struct bp_audit_rec *recs, size_t n);
     bp_err (*query)(struct bp_store *s, const struct bp_audit_query *q, struct bp_audit_rec **out, size_t *out_n);
     bp_err (*purge)(struct bp_store *s, int64_t before_us, int64_t *out_deleted);
+    /* Fill the cursor's position (its query is set); see struct bp_audit_cursor. */
+    bp_err (*follow)(struct bp_store *s, struct bp_audit_cursor *c, struct bp_audit_rec **out, size_t *out_n);
+    bp_err (*follow_next)(struct bp_store *s, struct bp_audit_cursor *c, size_t max, struct bp_audit_rec **out,
+                          size_t *out_n, bool *out_more);
+};
+
+/* A record handed out by a PostgreSQL cursor whose transaction id is not yet below the
+ * low-water mark: it may be read again, and must not be handed out again. */
+struct bp_audit_seen {
+    int64_t seq;
+    int64_t xid;
+};
+
+/* The position of a follow (store.h). */
+struct bp_audit_cursor {
+    struct bp_audit_query q;   /* the filters; its strings are owned copies */
+    int64_t after_seq;         /* SQLite: the last seq handed out. PostgreSQL: where the round in
+                                  progress has read up to */
+    /* PostgreSQL only. A round reads, in pages, every matching record whose inserting transaction
+     * is at or above xmin; at its end xmin moves to the oldest transaction that was running when
+     * the round began: any record committed later belongs to a transaction at or above it. */
+    int64_t xmin;
+    int64_t round_xmin;
+    bool in_round;
+    struct bp_audit_seen *seen; /* sorted by seq up to n_sorted */
+    size_t n_seen;
+    size_t n_sorted;
+    size_t cap_seen;
 };
 
 struct bp_store {

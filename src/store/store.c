@@ -173,6 +173,8 @@ bp_watcher_rec_cleanup(struct bp_watcher_rec *rec)
     }
     bp_free(rec->id);
     bp_free(rec->host);
+    bp_free(rec->node);
+    bp_free(rec->version);
     memset(rec, 0, sizeof(*rec));
 }
 

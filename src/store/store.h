@@ -201,6 +201,9 @@ struct bp_watcher_rec {
     int64_t pid;       /* the server's process id on that host */
     int64_t seq;       /* change seq that the server's published tables include */
     int64_t seen_at;   /* wall seconds of the latest report (a heartbeat while idle) */
+    char *node;        /* the server's node_name (NULL in rows of servers before schema 5) */
+    char *version;     /* the server's blnkproxy version, NULL likewise */
+    int64_t started_at; /* wall seconds when the server started, 0 likewise */
 };
 
 /* Inserts the row or replaces the one with the same id. Not a change (the seq does not move). */
@@ -395,6 +398,10 @@ void bp_session_rec_cleanup(struct bp_session_rec *rec);
 
 struct bp_audit_rec {
     int64_t seq;               /* assigned by the store on insert (ascending); 0 before */
+    char *id;                  /* "audit_" + ULID, unique: the store assigns one on insert when
+                                  NULL, and a record whose id it holds already is not stored again
+                                  (a spool imported twice, a batch whose commit was not answered) */
+    char *node;                /* the node (serve's node_name, or the CLI's host) that wrote it */
     int64_t time_us;           /* wall clock, microseconds since the epoch */
     char *request_id;          /* NULL for administrative changes */
     char *actor_type;          /* "api_key", "oauth_client", "cli", "anonymous" */
@@ -428,12 +435,34 @@ struct bp_audit_query {
     bool ascending;            /* order by seq ascending (follow) instead of newest first */
 };
 
-/* Inserts n records in one transaction, assigning recs[i].seq. */
+/* Inserts n records in one transaction (PostgreSQL: one multi-row statement), assigning an id to
+ * each record that has none and recs[i].seq to each stored one. A record whose id the store holds
+ * already is skipped (its seq stays 0): inserting the same records again is harmless. */
 bp_err bp_store_audit_insert(struct bp_store *s, struct bp_audit_rec *recs, size_t n);
 bp_err bp_store_audit_query(struct bp_store *s, const struct bp_audit_query *q, struct bp_audit_rec **out,
                             size_t *out_n);
-/* Deletes records older than before_us; *out_deleted (may be NULL) gets how many. */
+/* Deletes records older than before_us; *out_deleted (may be NULL) gets how many. On PostgreSQL
+ * it runs on one connection at a time cluster-wide (an advisory lock): another node's purge in
+ * progress makes it return at once with *out_deleted 0. */
 bp_err bp_store_audit_purge(struct bp_store *s, int64_t before_us, int64_t *out_deleted);
+
+/* Following the log (audit list --follow). A record becomes visible when its batch commits, and
+ * on PostgreSQL the batches of several nodes commit in any order of their seqs (identity values
+ * are taken at insert): a cursor hands out every record that matches its query exactly once, as
+ * they become visible, and never skips one that committed late (store_audit_pg.c: by the
+ * inserting transaction's id, with the database's oldest running transaction as the low-water
+ * mark). On SQLite commits are serialised and seq order is commit order. */
+struct bp_audit_cursor;
+/* Answers q as bp_store_audit_query does (newest first, at most q->limit; q->after_seq and
+ * q->ascending are ignored) and returns, in *out_cursor, a cursor positioned after every record
+ * visible at that moment: both come from one consistent read. */
+bp_err bp_store_audit_follow(struct bp_store *s, const struct bp_audit_query *q, struct bp_audit_rec **out,
+                             size_t *out_n, struct bp_audit_cursor **out_cursor);
+/* At most max records matching the cursor's query that became visible since its previous call,
+ * ascending by seq within a call. *out_more: call again at once (there may be more). */
+bp_err bp_store_audit_follow_next(struct bp_store *s, struct bp_audit_cursor *c, size_t max,
+                                  struct bp_audit_rec **out, size_t *out_n, bool *out_more);
+void bp_audit_cursor_free(struct bp_audit_cursor *c);
 void bp_audit_rec_cleanup(struct bp_audit_rec *rec);
 void bp_audit_recs_free(struct bp_audit_rec *recs, size_t n);
 

@@ -65,7 +65,7 @@ bp_pg__schema_version(struct bp_store *s, int *out)
 
 /* ---- servers' reports (watchers) ---- */
 
-#define WATCHER_COLS "id, host, pid, seq, seen_at"
+#define WATCHER_COLS "id, host, pid, seq, seen_at, node, version, started_at"
 
 bp_err
 bp_pg__watcher_put(struct bp_store *s, const struct bp_watcher_rec *rec)
@@ -77,10 +77,14 @@ bp_pg__watcher_put(struct bp_store *s, const struct bp_watcher_rec *rec)
     bp_pg__p_int(&p, rec->pid);
     bp_pg__p_int(&p, rec->seq);
     bp_pg__p_int(&p, rec->seen_at);
+    bp_pg__p_text(&p, rec->node);
+    bp_pg__p_text(&p, rec->version);
+    bp_pg__p_int(&p, rec->started_at);
     return bp_pg__run(bp_pg__of(s),
-                      "INSERT INTO watchers (" WATCHER_COLS ") VALUES ($1, $2, $3, $4, $5)"
+                      "INSERT INTO watchers (" WATCHER_COLS ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8)"
                       " ON CONFLICT (id) DO UPDATE SET host = EXCLUDED.host, pid = EXCLUDED.pid,"
-                      " seq = EXCLUDED.seq, seen_at = EXCLUDED.seen_at",
+                      " seq = EXCLUDED.seq, seen_at = EXCLUDED.seen_at, node = EXCLUDED.node,"
+                      " version = EXCLUDED.version, started_at = EXCLUDED.started_at",
                       &p, NULL);
 }
 
@@ -104,6 +108,9 @@ read_watcher(const PGresult *res, int row, void *out)
     rec->pid = bp_pg__col_int(res, row, 2);
     rec->seq = bp_pg__col_int(res, row, 3);
     rec->seen_at = bp_pg__col_int(res, row, 4);
+    rec->node = bp_pg__col_dup(res, row, 5);
+    rec->version = bp_pg__col_dup(res, row, 6);
+    rec->started_at = bp_pg__col_int(res, row, 7);
 }
 
 bp_err
@@ -119,7 +126,7 @@ bp_pg__watcher_list(struct bp_store *s, struct bp_watcher_rec **out, size_t *out
     return err;
 }
 
-/* No file to watch: servers learn of changes by polling (and, later, LISTEN). */
+/* No file to watch: servers LISTEN for the change log's notifications (store_listen_pg.c). */
 size_t
 bp_pg__commit_files(struct bp_store *s, const char **out, size_t max)
 {

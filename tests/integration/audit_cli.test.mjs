@@ -12,9 +12,11 @@ import { BIN, cli, cliHistory, makeInstance, makeKey, randomHex, sleep, sql, sto
 const OS_USER = os.userInfo().username;
 const TIME_US = /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z$/;
 const FIELDS = [
-    'seq', 'time', 'request_id', 'actor_type', 'actor_id', 'actor_name', 'instance_id', 'method', 'route', 'path',
-    'action', 'category', 'core_status', 'status', 'latency_us', 'client_addr', 'resource_id', 'error',
+    'seq', 'id', 'time', 'request_id', 'actor_type', 'actor_id', 'actor_name', 'instance_id', 'method', 'route', 'path',
+    'action', 'category', 'core_status', 'status', 'latency_us', 'client_addr', 'resource_id', 'error', 'node',
 ];
+// Issue 9: every record has a unique id.
+const AUDIT_ID = /^audit_[0-9A-HJKMNP-TV-Z]{26}$/;
 
 // `audit list` as JSON lines → array of objects (each line checked to be one whole object).
 function auditList(db, args = []) {
@@ -25,6 +27,8 @@ function auditList(db, args = []) {
         const o = JSON.parse(l);
         assert.deepEqual(Object.keys(o), FIELDS, 'every field, in order');
         assert.match(o.time, TIME_US);
+        // Seeded rows (inserted with sql()) have neither id nor node.
+        assert.ok(o.id === null || AUDIT_ID.test(o.id), `id: ${o.id}`);
         return o;
     });
 }
@@ -49,6 +53,7 @@ describe('administrative changes are audited', () => {
         assert.equal(cli(['instance', 'remove', inst.id], { db }).code, 3);
 
         const recs = adminRecords(db);
+        assert.equal(new Set(recs.map((r) => r.id)).size, recs.length, 'ids are unique');
         const want = [
             ['Instance added', inst.id, inst.id],
             ['Instance disabled', inst.id, inst.id],
@@ -74,6 +79,9 @@ describe('administrative changes are audited', () => {
             assert.equal(r.path, null);
             assert.equal(r.request_id, null);
             assert.equal(r.error, null);
+            assert.match(r.id, AUDIT_ID);
+            // The CLI's records name the host the command ran on.
+            assert.equal(r.node, os.hostname());
             assert.ok(r.seq > prev, 'seq ascends');
             prev = r.seq;
             assert.ok(Math.abs(Date.parse(r.time) - Date.now()) < 60000, `time is now: ${r.time}`);

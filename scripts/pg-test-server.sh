@@ -6,6 +6,9 @@
 #                                         admin DSN (also written to DIR/admin.dsn)
 #   scripts/pg-test-server.sh stop DIR    stop it by PID (fast shutdown, then SIGKILL) and remove
 #                                         its data
+#   scripts/pg-test-server.sh down DIR    stop it (fast shutdown) and keep its data: a database
+#                                         outage, for the tests of what blnkproxy does then
+#   scripts/pg-test-server.sh up DIR      start it again after down, on the same port
 #
 # DIR (e.g. build/pg-test) holds only what the tests read: admin.dsn, and state for stop. The
 # cluster itself lives in a private directory under ${TMPDIR:-/tmp}, owned by the server's user:
@@ -24,7 +27,7 @@ die() {
 }
 
 usage() {
-    echo "usage: scripts/pg-test-server.sh start|stop DIR" >&2
+    echo "usage: scripts/pg-test-server.sh start|stop|down|up DIR" >&2
     exit 2
 }
 
@@ -92,10 +95,7 @@ start() {
     for attempt in 1 2 3 4 5; do
         port=$(free_port) || die "no free port found"
         if as_user "$PG_BIN/pg_ctl" -D "$data/cluster" -l "$data/server.log" -w -t "$START_TIMEOUT_S" \
-            -o "-c listen_addresses=127.0.0.1 -p $port -c unix_socket_directories=$data -c fsync=off \
-                -c synchronous_commit=off -c full_page_writes=off -c max_connections=300 \
-                -c shared_buffers=64MB -c log_min_messages=warning" \
-            start >/dev/null 2>&1; then
+            -o "$(server_opts "$port" "$data")" start >/dev/null 2>&1; then
             break
         fi
         port=""
@@ -137,8 +137,42 @@ stop() {
     rm -f "$dir/state" "$dir/admin.dsn"
 }
 
+# The options the server runs with: start and up must agree.
+server_opts() {
+    echo "-c listen_addresses=127.0.0.1 -p $1 -c unix_socket_directories=$2 -c fsync=off \
+        -c synchronous_commit=off -c full_page_writes=off -c max_connections=300 \
+        -c shared_buffers=64MB -c log_min_messages=warning"
+}
+
+down() {
+    local data="" pid="" user="" port=""
+    [ -f "$dir/state" ] || die "no server in $dir"
+    # shellcheck disable=SC1091
+    . "$dir/state"
+    pg_user=${user:-nobody}
+    if [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null; then
+        as_user "$PG_BIN/pg_ctl" -D "$data/cluster" -m fast -w -t 30 stop >/dev/null 2>&1 ||
+            die "the server did not stop"
+    fi
+}
+
+up() {
+    local data="" pid="" user="" port=""
+    [ -f "$dir/state" ] || die "no server in $dir"
+    # shellcheck disable=SC1091
+    . "$dir/state"
+    pg_user=${user:-nobody}
+    as_user "$PG_BIN/pg_ctl" -D "$data/cluster" -l "$data/server.log" -w -t "$START_TIMEOUT_S" \
+        -o "$(server_opts "$port" "$data")" start >/dev/null 2>&1 || die "the server did not start again"
+    pid=$(head -n 1 "$data/cluster/postmaster.pid")
+    printf 'data=%q\nuser=%q\npid=%q\nport=%q\n' "$data" "$pg_user" "$pid" "$port" >"$dir/state"
+    "$PG_BIN/pg_isready" -q -h 127.0.0.1 -p "$port" -t "$START_TIMEOUT_S" || die "the server is not ready"
+}
+
 case "$cmd" in
 start) start ;;
 stop) stop ;;
+down) down ;;
+up) up ;;
 *) usage ;;
 esac

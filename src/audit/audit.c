@@ -25,6 +25,7 @@
 #include "store/store.h"
 
 #define SHED_WARN_INTERVAL_MS 10000
+#define WRITER_TIMEOUT_MS 10000
 
 /* "<db path>.audit-spool" when the config names no spool file. */
 static char *
@@ -78,12 +79,17 @@ bp_audit_start(const struct bp_config *cfg, struct bp_audit **out)
     a->queue_size = cfg->audit_queue_size > 0 ? (size_t)cfg->audit_queue_size : 65536;
     a->node = cfg->node_name != NULL ? bp_strdup(cfg->node_name) : NULL;
     a->spool_path = spool_path_of(cfg);
-    rc = bp_store_open(cfg->db != NULL ? cfg->db : "./blnkproxy.db", 0, &a->store, err, sizeof(err));
+    /* LAZY: the writer starts while a PostgreSQL store is down, spooling until it answers. */
+    rc = bp_store_open(cfg->db != NULL ? cfg->db : "./blnkproxy.db", BP_STORE_OPEN_LAZY, &a->store, err,
+                       sizeof(err));
     if (rc != BP_OK) {
         BP_ERROR("audit: cannot open the store", BP_LSTR("reason", err));
         audit_free(a);
         return rc;
     }
+    /* A sync write waits for its record: a database that stops answering costs it at most this
+     * long before the batch is spooled instead. */
+    bp_store_set_timeout(a->store, WRITER_TIMEOUT_MS);
     /* A spool left by an earlier run goes in first, so records stay in order. A store that
      * fails now is not fatal: the writer keeps retrying, as it would after a failure later. */
     a->spool_pending = true;

@@ -39,6 +39,7 @@ static const struct error_row rows[] = {
     {BP_ERR_UPSTREAM_TIMEOUT, 504, "PROXY_GATEWAY_TIMEOUT", "Core instance did not answer in time", NULL},
     {BP_ERR_UPSTREAM_TOO_LARGE, 502, "PROXY_BAD_GATEWAY", "Core response exceeds the configured limit", NULL},
     {BP_ERR_AUDIT_UNAVAILABLE, 503, "PROXY_AUDIT_UNAVAILABLE", "Audit log is saturated; retry shortly", NULL},
+    {BP_ERR_NOT_READY, 503, "PROXY_NOT_READY", "Credentials are not loaded yet; retry shortly", NULL},
     /* Never sent (the client is gone): the status nginx logs for it, for the audit log. */
     {BP_ERR_CLIENT_CLOSED, 499, "PROXY_CLIENT_CLOSED_REQUEST", "Client closed the connection", NULL},
 };
@@ -85,7 +86,7 @@ bp_http__respond_refusal(struct bp_conn *c, bp_err rc, unsigned needed_scope, co
                  (needed_scope & BP_SCOPE_WRITE) ? "proxy:write" : "proxy:read");
     } else if (row->www_authenticate != NULL) {
         snprintf(headers, sizeof(headers), "WWW-Authenticate: %s\r\n", row->www_authenticate);
-    } else if (rc == BP_ERR_AUDIT_UNAVAILABLE) {
+    } else if (rc == BP_ERR_AUDIT_UNAVAILABLE || rc == BP_ERR_NOT_READY) {
         snprintf(headers, sizeof(headers), "Retry-After: 1\r\n");
     }
     /* Our own text, but it may hold a quote or a backslash: it goes out as a JSON string. */

@@ -443,6 +443,24 @@ render_tables(struct bp_buf *b)
     putf(b, P "table_reloads_total %" PRIu64 "\n", atomic_load(&bp_metrics__reloads));
 }
 
+/* Issue 9: which node this is, and whether its store answers. */
+static void
+render_cluster(struct bp_buf *b)
+{
+    char node[256];
+
+    if (bp_metrics__node(node, sizeof(node))) {
+        family(b, P "node_info", "gauge", "This server's node name (node_name); the value is always 1.");
+        put(b, P "node_info{node=\"");
+        put_label(b, node);
+        put(b, "\"} 1\n");
+    }
+    family(b, P "store_up", "gauge", "1 while the store answers the watcher's checks, else 0.");
+    putf(b, P "store_up %d\n", atomic_load(&bp_metrics__store_up));
+    family(b, P "store_outages_total", "counter", "Times the store stopped answering the watcher's checks.");
+    putf(b, P "store_outages_total %" PRIu64 "\n", atomic_load(&bp_metrics__store_outages));
+}
+
 void
 bp_metrics_render(struct bp_buf *out)
 {
@@ -455,4 +473,5 @@ bp_metrics_render(struct bp_buf *out)
     render_fixed(out, &f);
     render_audit(out, &f);
     render_tables(out);
+    render_cluster(out);
 }

@@ -25,6 +25,8 @@ struct bp_serve {
     struct bp_server_deps deps;
     struct bp_audit *audit;        /* started at start or by a reload; NULL while auditing never ran */
     const char *store_kind;        /* "sqlite" or "postgresql" (static), once the store is open */
+    char node[256];                /* node_name, or "<hostname>:<port>"; "" until known (a listen
+                                      port of 0 is known once bound) */
 };
 
 /* The built-in route table adjusted by cfg's "routes" (DESIGN §3). The rows borrow cfg's

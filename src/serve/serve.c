@@ -15,6 +15,7 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/resource.h>
+#include <unistd.h>
 
 #include "audit/audit.h"
 #include "config/config.h"
@@ -52,6 +53,9 @@ static const char usage[] =
     "configuration file: limits, timeouts, log level, audit modes and routes apply at once;\n"
     "settings that need a restart are named in a warning; a bad file is refused with the reason\n"
     "in the log, and the running configuration stays.\n";
+
+/* How long the watcher's store calls may wait for a silent database (a 1M-key load included). */
+#define WATCH_TIMEOUT_MS 30000
 
 /* Each client connection and each kept-alive Core connection is a descriptor; the soft limit
  * (often 1024) is raised to the hard one so max_connections is what limits, not EMFILE. */
@@ -151,7 +155,65 @@ bp_serve__audit_start(struct bp_serve *sv, const struct bp_config *cfg)
         sv->audit = NULL;
         return BP_ERR_IO;
     }
+    /* Every record names its node; until the name is known (port 0), the writer holds them. */
+    if (sv->cfg.node_name == NULL && sv->node[0] != '\0') {
+        bp_audit_set_node(sv->audit, sv->node);
+    } else if (sv->cfg.node_name == NULL) {
+        bp_audit_await_node(sv->audit);
+    }
     bp_metrics_set_audit_depth_source(audit_depth, sv->audit);
+    return BP_OK;
+}
+
+/* node_name, or "<hostname>:<port>" once the port is known (0 = not yet). */
+static void
+name_node(struct bp_serve *sv, int port)
+{
+    char host[200];
+
+    if (sv->cfg.node_name != NULL) {
+        snprintf(sv->node, sizeof(sv->node), "%s", sv->cfg.node_name);
+        return;
+    }
+    if (port == 0) {
+        return;
+    }
+    if (gethostname(host, sizeof(host)) != 0) {
+        snprintf(host, sizeof(host), "localhost");
+    }
+    host[sizeof(host) - 1] = '\0';
+    snprintf(sv->node, sizeof(sv->node), "%s:%d", host, port);
+}
+
+/* Migrates the store and loads the first tables. On PostgreSQL an unreachable store is not fatal
+ * (issue 9): *out_loaded stays false and the watcher does both once it answers; anything else
+ * (a refused migration, a SQLite store that cannot be read) fails the start with err. */
+static bp_err
+first_load(struct bp_store *store, int *applied, int *version, int64_t *token, bool *out_loaded, char *err,
+           size_t err_len)
+{
+    bool pg = strcmp(bp_store_kind(store), "postgresql") == 0;
+    bp_err rc = bp_store_migrate(store, applied, version);
+
+    *out_loaded = false;
+    if (rc == BP_OK) {
+        rc = bp_watch_load_now(store, token);
+        if (rc != BP_OK && !(pg && rc == BP_ERR_STORE_DOWN)) {
+            snprintf(err, err_len, "cannot load credentials and instances from the store: %s",
+                     bp_store_last_error(store));
+            return rc;
+        }
+    } else if (!(pg && rc == BP_ERR_STORE_DOWN)) {
+        snprintf(err, err_len, "cannot migrate the store: %s", bp_store_last_error(store));
+        return rc;
+    }
+    if (rc != BP_OK) {
+        BP_WARN("the store does not answer; serving /readyz 503 (and /proxy/ 503) until it does, and "
+                "retrying",
+                BP_LSTR("error", bp_store_last_error(store)));
+        return BP_OK;
+    }
+    *out_loaded = true;
     return BP_OK;
 }
 
@@ -179,10 +241,12 @@ split_args(int argc, char **argv, struct bp_serve *sv, bool *help, bool *check, 
 static int
 start(struct bp_serve *sv, struct bp_store **store, struct bp_watch **watch, struct bp_route **routes)
 {
+    struct bp_watch_opts wopts;
     size_t n_routes = 0;
     int applied = 0;
     int version = 0;
     int64_t token = 0;
+    bool loaded = false;
     char err[1024] = "";
 
     if (bp_serve__build_routes(&sv->cfg, routes, &n_routes, err, sizeof(err)) != BP_OK) {
@@ -203,22 +267,21 @@ start(struct bp_serve *sv, struct bp_store **store, struct bp_watch **watch, str
         fail("cannot set up metrics");
         return 1;
     }
-    if (bp_store_open(sv->cfg.db, BP_STORE_OPEN_CREATE, store, err, sizeof(err)) != BP_OK) {
+    /* LAZY: a PostgreSQL server that is down now is waited for (issue 9); SQLite is unaffected. */
+    if (bp_store_open(sv->cfg.db, BP_STORE_OPEN_CREATE | BP_STORE_OPEN_LAZY, store, err, sizeof(err)) != BP_OK) {
         fail(err);
         return 1;
     }
     if (bp_store_created_path(*store) != NULL) {
         BP_INFO("created a new store", BP_LSTR("path", bp_store_created_path(*store)));
     }
-    if (bp_store_migrate(*store, &applied, &version) != BP_OK) {
-        snprintf(err, sizeof(err), "cannot migrate the store: %s", bp_store_last_error(*store));
+    if (first_load(*store, &applied, &version, &token, &loaded, err, sizeof(err)) != BP_OK) {
         fail(err);
         return 1;
     }
-    if (bp_watch_load_now(*store, &token) != BP_OK) {
-        fail("cannot load credentials and instances from the store");
-        return 1;
-    }
+    bp_metrics_store_up(loaded);
+    bp_store_set_timeout(*store, WATCH_TIMEOUT_MS);
+    name_node(sv, sv->cfg.listen_port);
     if (bp_serve__audit_start(sv, &sv->cfg) != BP_OK) {
         fail("cannot start the audit log writer (see the log line above)");
         return 1;
@@ -228,7 +291,14 @@ start(struct bp_serve *sv, struct bp_store **store, struct bp_watch **watch, str
         fail(err);
         return 1;
     }
-    if (bp_watch_start(*store, sv->server, sv->cfg.reload_interval_ms, token, watch) != BP_OK) {
+    if (sv->node[0] == '\0') {
+        name_node(sv, bp_server_port(sv->server));
+        bp_audit_set_node(sv->audit, sv->node);
+    }
+    bp_metrics_set_node(sv->node);
+    wopts = (struct bp_watch_opts){
+        .interval_ms = sv->cfg.reload_interval_ms, .token = token, .loaded = loaded, .node = sv->node};
+    if (bp_watch_start(*store, sv->server, &wopts, watch) != BP_OK) {
         fail("cannot start the store watcher");
         return 1;
     }
@@ -236,7 +306,8 @@ start(struct bp_serve *sv, struct bp_store **store, struct bp_watch **watch, str
     *store = NULL;                          /* the watcher owns it now */
     atomic_store(&the_watch, *watch);
     sv->running = &sv->cfg;
-    BP_INFO("listening", BP_LSTR("host", sv->cfg.listen_host), BP_LINT("port", bp_server_port(sv->server)),
+    BP_INFO("listening", BP_LSTR("node", sv->node), BP_LSTR("host", sv->cfg.listen_host),
+            BP_LINT("port", bp_server_port(sv->server)),
             BP_LINT("workers", sv->cfg.workers), BP_LSTR("version", bp_version_get()),
             BP_LSTR("revision", bp_version_revision()), BP_LSTR("store", sv->store_kind),
             BP_LINT("schema_version", version), BP_LINT("migrations_applied", applied), BP_LINT("routes", n_routes),

@@ -54,6 +54,7 @@
 #include <pthread.h>
 #include <signal.h>
 #include <stdbool.h>
+#include <stdio.h>
 #include <string.h>
 #include <sys/eventfd.h>
 #include <sys/inotify.h>
@@ -66,6 +67,7 @@
 #include "lib/bug.h"
 #include "lib/clock.h"
 #include "lib/rand.h"
+#include "lib/version.h"
 #include "metrics/metrics.h"
 #include "store/store.h"
 #include "tables/tables.h"
@@ -114,6 +116,10 @@ struct bp_watch {
      * SQLite, whose commits are seen through file events. */
     struct bp_store_listener *listener;
     bool notified;        /* the listener asked for a check (watcher thread only) */
+    bool loaded;          /* tables were published from the store at least once */
+    int64_t next_wait_log_ms; /* monotonic: when "still waiting for the store" may be logged again */
+    char node[256];       /* this server's node_name, for its report */
+    int64_t started_at;   /* wall seconds, for its report */
     bool listener_warned; /* a loss of the listener was logged and not yet its return */
     struct bp_server *server;
     int64_t interval_ms;
@@ -218,6 +224,9 @@ report(struct bp_watch *w)
         .pid = (int64_t)getpid(),
         .seq = w->seq,
         .seen_at = bp_clock_wall_s(),
+        .node = w->node,
+        .version = (char *)bp_version_get(),
+        .started_at = w->started_at,
     };
 
     w->last_report_ms = bp_clock_mono_ms();
@@ -245,6 +254,21 @@ host_name(char out[HOST_MAX])
 
 /* Whether the row is from a server that still runs: it reported recently and, on this host, its
  * process exists. */
+static bool
+row_is_live(const struct bp_watcher_rec *r, const char *host, int64_t now_s);
+
+const char *
+bp_watch_row_state(const struct bp_watcher_rec *r, int64_t now_s)
+{
+    char host[HOST_MAX];
+
+    host_name(host);
+    if (strcmp(r->host, host) == 0 && kill((pid_t)r->pid, 0) != 0 && errno == ESRCH) {
+        return "gone";
+    }
+    return row_is_live(r, host, now_s) ? "live" : "stale";
+}
+
 static bool
 row_is_live(const struct bp_watcher_rec *r, const char *host, int64_t now_s)
 {
@@ -404,12 +428,46 @@ seen_drop(struct bp_store *store, struct seen *s)
 /* One check: token → seq → reload, each step only when the one before says so. Returns whether
  * the store answered; *out_reloaded is set when new tables were published. token and seq are
  * remembered only once the tables match them, so a failed reload is retried by the next check. */
+/* The store was unreachable when serve started: migrate it (several nodes may do so at once; the
+ * store serialises them) and publish the first tables, which ends the "starting" state. */
+static bool
+first_load(struct bp_watch *w, bool *out_reloaded)
+{
+    int64_t seq = 0;
+
+    if (bp_store_migrate(w->store, NULL, NULL) != BP_OK || bp_watch_load_now(w->store, &seq) != BP_OK) {
+        if (bp_clock_mono_ms() >= w->next_wait_log_ms) {
+            BP_WARN("still waiting for the store; /readyz answers 503 and /proxy/ 503 until it answers",
+                    BP_LSTR("error", bp_store_last_error(w->store)));
+            w->next_wait_log_ms = bp_clock_mono_ms() + 10000;
+        }
+        return false;
+    }
+    BP_INFO("store answers; credentials loaded", BP_LINT("change_seq", seq));
+    w->loaded = true;
+    w->seq = seq;
+    w->have_token = false;
+    w->reloads++;
+    *out_reloaded = true;
+    report(w);
+    forget_dead_rows(w);
+    return true;
+}
+
 static bool
 check_once(struct bp_watch *w, struct seen *seen, bool *out_reloaded)
 {
     int64_t token = 0;
     int64_t seq = 0;
 
+    if (!w->loaded) {
+        if (!first_load(w, out_reloaded)) {
+            return false;
+        }
+        seen_drop(w->store, seen);
+        seen_take_current(seen);
+        return true;
+    }
     if (bp_store_change_token(w->store, &token) != BP_OK) {
         return false;
     }
@@ -695,6 +753,21 @@ wait_for_work(struct bp_watch *w, struct schedule *sc)
     }
 }
 
+/* /readyz: ready; starting (no tables yet); degraded (the store does not answer), with why. */
+static void
+set_readiness(struct bp_watch *w, bool ok)
+{
+    char reason[300];
+
+    if (ok) {
+        bp_server_set_readiness(w->server, BP_READY, NULL);
+        return;
+    }
+    snprintf(reason, sizeof(reason), "%s: %s", w->loaded ? "store unreachable" : "waiting for the store",
+             bp_store_last_error(w->store));
+    bp_server_set_readiness(w->server, w->loaded ? BP_DEGRADED : BP_STARTING, reason);
+}
+
 /* Runs one check if one is due now; sync means a bp_watch_sync asked. */
 static void
 maybe_check(struct bp_watch *w, struct schedule *sc, struct seen *seen, int64_t *last_flush, bool sync)
@@ -735,26 +808,31 @@ maybe_check(struct bp_watch *w, struct schedule *sc, struct seen *seen, int64_t 
     }
     ok = check_once(w, seen, &reloaded);
     /* Checks can run many times a second: say it when the store starts failing, not each time. */
-    if (!ok && sc->store_ok) {
-        BP_WARN("store check failed; serving with the last loaded credentials");
-    } else if (ok && !sc->store_ok) {
+    if (!ok && sc->store_ok && w->loaded) {
+        BP_WARN("store check failed; serving /proxy/ with the last loaded credentials, OAuth answers 503",
+                BP_LSTR("error", bp_store_last_error(w->store)));
+    } else if (ok && !sc->store_ok && w->loaded) {
         BP_INFO("store answers again");
     }
     sc->store_ok = ok;
+    bp_metrics_store_up(ok);
     /* Only events that led to nothing new start a quiet period: under a stream of audit commits
      * that bounds the checks, while a real change never waits behind one. */
     if (from_events) {
         sc->quiet_until_us = reloaded ? 0 : now + EVENT_GAP_US;
     }
     if (w->server != NULL) {
-        bp_server_set_ready(w->server, ok);
+        set_readiness(w, ok);
     }
 
     pthread_mutex_lock(&w->lock);
     w->cycles_done = cycle;
     pthread_cond_broadcast(&w->done_cond);
     pthread_mutex_unlock(&w->lock);
-    housekeep(w, seen, last_flush);
+    /* A server that has not loaded yet serves no credential: no report for the CLI to wait on. */
+    if (w->loaded) {
+        housekeep(w, seen, last_flush);
+    }
 }
 
 static void *
@@ -815,15 +893,18 @@ watch_free(struct bp_watch *w)
 }
 
 bp_err
-bp_watch_start(struct bp_store *store, struct bp_server *server, int64_t interval_ms, int64_t token,
+bp_watch_start(struct bp_store *store, struct bp_server *server, const struct bp_watch_opts *opts,
                struct bp_watch **out)
 {
     struct bp_watch *w = bp_calloc(1, sizeof(*w));
 
     w->store = store;
     w->server = server;
-    w->interval_ms = interval_ms > 0 ? interval_ms : 1;
-    w->seq = token;
+    w->interval_ms = opts->interval_ms > 0 ? opts->interval_ms : 1;
+    w->seq = opts->token;
+    w->loaded = opts->loaded;
+    snprintf(w->node, sizeof(w->node), "%s", opts->node != NULL ? opts->node : "");
+    w->started_at = bp_clock_wall_s();
     pthread_mutex_init(&w->lock, NULL);
     cond_init_monotonic(&w->done_cond);
     w->reported_seq = -1;
@@ -842,9 +923,14 @@ bp_watch_start(struct bp_store *store, struct bp_server *server, int64_t interva
         return BP_ERR_IO;
     }
     host_name(w->host);
-    /* Before the thread starts, so that a CLI started after "listening" waits for this server. */
-    report(w);
-    forget_dead_rows(w);
+    if (w->loaded) {
+        /* Before the thread starts, so that a CLI started after "listening" waits for this
+         * server. A server still waiting for its store reports once it has loaded. */
+        report(w);
+        forget_dead_rows(w);
+    } else if (server != NULL) {
+        set_readiness(w, false);
+    }
     if (pthread_create(&w->thread, NULL, watch_main, w) != 0) {
         bp_store_watcher_delete(w->store, w->id);
         watch_free(w);

@@ -1,6 +1,7 @@
 #ifndef BP_SERVE_WATCH_H
 #define BP_SERVE_WATCH_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -25,10 +26,19 @@ struct bp_watch;
 /* Loads and publishes the tables once, synchronously: the server must not accept before.
  * *out_token is the store's change position read before loading (opaque), for bp_watch_start. */
 bp_err bp_watch_load_now(struct bp_store *store, int64_t *out_token);
+struct bp_watch_opts {
+    int64_t interval_ms; /* the timed poll */
+    int64_t token;       /* what bp_watch_load_now returned, when loaded */
+    bool loaded;         /* false: the store was unreachable at start (PostgreSQL); the thread
+                            migrates and loads as soon as it answers, and reports readiness as
+                            "starting" until then */
+    const char *node;    /* this server's node name, for its report in the store; copied */
+};
+
 /* Starts the thread. It takes ownership of store. server may be NULL (no readiness reports).
- * token is the one bp_watch_load_now returned. Registers this server in the store (see
- * bp_watch_wait_applied) before it returns. */
-bp_err bp_watch_start(struct bp_store *store, struct bp_server *server, int64_t interval_ms, int64_t token,
+ * Registers this server in the store (see bp_watch_wait_applied) before it returns, when the
+ * store answers. */
+bp_err bp_watch_start(struct bp_store *store, struct bp_server *server, const struct bp_watch_opts *opts,
                       struct bp_watch **out);
 /* Asks the watcher for an immediate check and waits until a check that began after this call
  * has finished (and, when the store had changed, its reload is published), or timeout_ms
@@ -46,5 +56,11 @@ void bp_watch_stop(struct bp_watch *w);
  * each reports its progress right after publishing, so the wait is usually a few milliseconds.
  * Sleeps between looks: never call it on a loop thread. */
 bp_err bp_watch_wait_applied(struct bp_store *store, int64_t seq, int64_t timeout_ms, size_t *out_behind);
+
+struct bp_watcher_rec;
+/* What a server's report says of it at now_s (wall seconds), as bp_watch_wait_applied judges it:
+ * "live" (reported within a minute), "stale" (no report for a minute: presumed dead, not
+ * waited for), or "gone" (on this host, and its process no longer exists). Static text. */
+const char *bp_watch_row_state(const struct bp_watcher_rec *r, int64_t now_s);
 
 #endif

@@ -662,6 +662,46 @@ process.on('exit', () => {
     }
 });
 
+// A PostgreSQL server of the test's own (scripts/pg-test-server.sh), for the tests that take it
+// down and bring it back: the fixture's server is shared by every test running at the same time.
+// → { adminDsn, createDb() → a fresh database's DSN, down() (stop, keep the data), up() (start it
+//     again on the same port), stop() (remove it; also done at exit) }
+const PG_SCRIPT = path.join(path.dirname(new URL(import.meta.url).pathname), '..', '..', '..', 'scripts', 'pg-test-server.sh');
+const ownPgs = [];
+
+function pgScript(cmd, dir) {
+    const r = spawnSync(PG_SCRIPT, [cmd, dir], { encoding: 'utf8', timeout: 120000 });
+    assert.equal(r.status, 0, `pg-test-server.sh ${cmd}: ${r.stderr}`);
+    return r.stdout.trim();
+}
+
+export function startOwnPg() {
+    // Not one of tmpDirs: the exit handler below needs its state file after those are gone.
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'bp-ownpg-'));
+    ownPgs.push(dir);
+    const adminDsn = pgScript('start', dir);
+    return {
+        adminDsn,
+        createDb() {
+            const name = `bp_o_${randomHex(8)}`;
+            const r = psql(adminDsn, ['-c', `CREATE DATABASE ${name}`]);
+            assert.equal(r.status, 0, `CREATE DATABASE: ${r.stderr}`);
+            return adminDsn.replace(/\/postgres$/, `/${name}`);
+        },
+        down: () => pgScript('down', dir),
+        up: () => pgScript('up', dir),
+        stop: () => pgScript('stop', dir),
+    };
+}
+
+// Every server a test started is stopped by PID at exit (stop is a no-op for one already gone).
+process.on('exit', () => {
+    for (const dir of ownPgs) {
+        spawnSync(PG_SCRIPT, ['stop', dir], { timeout: 60000 });
+        fs.rmSync(dir, { recursive: true, force: true });
+    }
+});
+
 export function storeBytes(db) {
     if (!PG) {
         const files = [db, `${db}-wal`, `${db}-shm`].filter((f) => fs.existsSync(f));

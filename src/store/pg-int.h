@@ -134,6 +134,14 @@ bool bp_pg__connected(struct bp_store *s);
  * --follow page with that low-water mark, one line per plan line, in out. */
 bp_err bp_pg__audit_explain(struct bp_store *s, const struct bp_audit_query *q, int64_t follow_xmin, char *out,
                             size_t cap);
+/* store_copy_pg.c: db copy's ops entries (store-int.h). */
+bp_err bp_pg__count_rows(struct bp_store *s, const char *table, int64_t *out);
+bp_err bp_pg__snapshot_begin(struct bp_store *s);
+void bp_pg__snapshot_end(struct bp_store *s);
+bp_err bp_pg__copy_clear(struct bp_store *s);
+bp_err bp_pg__copy_done(struct bp_store *s);
+/* store_audit_pg.c: inserts records keeping their seq (and id, node, time), for db copy. */
+bp_err bp_pg__copy_audit(struct bp_store *s, const struct bp_audit_rec *recs, size_t n);
 /* store_listen_pg.c: bp_store_listener_open for this backend. */
 bp_err bp_pg__listener_open(struct bp_store *s, struct bp_store_listener **out);
 

@@ -54,7 +54,22 @@ struct bp_store_ops {
     bool (*connected)(struct bp_store *s);
     /* NULL: the backend has no change notifications. */
     bp_err (*listener_open)(struct bp_store *s, struct bp_store_listener **out);
+
+    /* db copy (store_copy.c). Both backends: rows in one of the copied tables (a name from
+     * store_copy.c's list, never input), and a consistent read of several statements
+     * (snapshot_begin/end). The target only (NULL elsewhere): delete every copied row (inside
+     * the caller's transaction), insert audit records keeping their seq, and set what identity
+     * columns hand out next after that. */
+    bp_err (*count_rows)(struct bp_store *s, const char *table, int64_t *out);
+    bp_err (*snapshot_begin)(struct bp_store *s);
+    void (*snapshot_end)(struct bp_store *s);
+    bp_err (*copy_clear)(struct bp_store *s);
+    bp_err (*copy_audit)(struct bp_store *s, const struct bp_audit_rec *recs, size_t n);
+    bp_err (*copy_done)(struct bp_store *s);
 };
+
+/* Gives each record without an id a new one ("audit_" + ULID), in place (store_audit.c). */
+bp_err bp_store__audit_ids(struct bp_audit_rec *recs, size_t n);
 
 /* OAuth tables (store.h "OAuth"); one entry per bp_store_* function there. */
 struct bp_store_oauth_ops {
@@ -86,6 +101,11 @@ struct bp_store_oauth_ops {
                                          size_t *out_n);
     bp_err (*operator_revoke_grants)(struct bp_store *s, const char *operator_id, int64_t now);
     bp_err (*session_delete_operator)(struct bp_store *s, const char *operator_id);
+    /* Issue 9, db copy's source (NULL where a backend is never one): every row, in insertion
+     * order. */
+    bp_err (*token_list_all)(struct bp_store *s, struct bp_token_rec **out, size_t *out_n);
+    bp_err (*code_list)(struct bp_store *s, struct bp_code_rec **out, size_t *out_n);
+    bp_err (*session_list)(struct bp_store *s, struct bp_session_rec **out, size_t *out_n);
 };
 
 /* Audit log (store.h "Audit log"). insert gets records that all have an id. */

@@ -121,6 +121,33 @@ bp_err bp_store_backup(struct bp_store *s, const char *path, unsigned flags,
 /* BP_OK when the store answers a trivial query. */
 bp_err bp_store_ping(struct bp_store *s);
 
+/* ---- Moving a deployment: db copy (issue 9) ---- */
+
+/* The tables db copy moves, in the order it copies them. */
+#define BP_STORE_COPY_TABLES 8
+struct bp_store_copy_report {
+    const char *table[BP_STORE_COPY_TABLES]; /* static names: "instances", "api_keys", … */
+    int64_t rows[BP_STORE_COPY_TABLES];      /* rows copied; on BP_ERR_EXISTS, what dst holds */
+    size_t n;
+    const char *mismatch;                    /* the table whose count differed, NULL when none */
+    int64_t mismatch_want;                   /* its rows in src */
+    int64_t mismatch_have;                   /* its rows in dst */
+};
+
+/* Copies everything of the SQLite store src — instances with their Core secrets, API keys,
+ * OAuth clients, operators, tokens (their families with them), codes, sign-in sessions, and the
+ * audit log with its seqs and ids (a record from before schema 5 gets a new id) — into the
+ * PostgreSQL store dst, as src stood at one moment (a read transaction: a running serve may go on
+ * writing to src). Both must be at this binary's schema version (migrate them first). dst gets
+ * everything in one transaction, which commits only after the row count of every table in it
+ * equals src's (otherwise BP_ERR_STORE with out->mismatch set, and nothing is kept). A dst that holds any record is
+ * refused (BP_ERR_EXISTS, *out then counts what it holds) unless replace, which deletes its
+ * records in the same transaction. Not copied: the change log and the servers' reports, which
+ * describe running servers. bp_store_last_error (of src or dst, *out_failed says which) explains
+ * a failure. */
+bp_err bp_store_copy(struct bp_store *src, struct bp_store *dst, bool replace, struct bp_store_copy_report *out,
+                     struct bp_store **out_failed);
+
 /* ---- Losing the database (issue 9) ----
  * A PostgreSQL store reconnects by itself: a call that finds no connection makes one (at once
  * after a loss, then with a backoff of up to 2 s while attempts fail, each failing call answered

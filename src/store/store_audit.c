@@ -9,9 +9,8 @@
 #define ID_PREFIX "audit_"
 
 bp_err
-bp_store_audit_insert(struct bp_store *s, struct bp_audit_rec *recs, size_t n)
+bp_store__audit_ids(struct bp_audit_rec *recs, size_t n)
 {
-    /* The id is what makes a repeated insert harmless (store.h): every record carries one. */
     for (size_t i = 0; i < n; i++) {
         if (recs[i].id == NULL) {
             char ulid[BP_ULID_LEN + 1];
@@ -23,6 +22,18 @@ bp_store_audit_insert(struct bp_store *s, struct bp_audit_rec *recs, size_t n)
             memcpy(recs[i].id, ID_PREFIX, sizeof(ID_PREFIX) - 1);
             memcpy(recs[i].id + sizeof(ID_PREFIX) - 1, ulid, BP_ULID_LEN + 1);
         }
+    }
+    return BP_OK;
+}
+
+bp_err
+bp_store_audit_insert(struct bp_store *s, struct bp_audit_rec *recs, size_t n)
+{
+    /* The id is what makes a repeated insert harmless (store.h): every record carries one. */
+    bp_err rc = bp_store__audit_ids(recs, n);
+
+    if (rc != BP_OK) {
+        return rc;
     }
     return s->ops->audit->insert(s, recs, n);
 }

@@ -238,6 +238,45 @@ assign_seqs(PGresult *res, struct bp_audit_rec *recs, size_t n)
     }
 }
 
+/* As INSERT_SQL with the seq first, given rather than generated. */
+#define COPY_SQL                                                                                    \
+    "INSERT INTO audit_log (seq, time_us, request_id, actor_type, actor_id, actor_name, instance_id," \
+    " method, route, path, action, category, core_status, status, latency_us, client_addr,"      \
+    " resource_id, error, id, node) OVERRIDING SYSTEM VALUE"                                      \
+    " SELECT * FROM unnest($20::int8[], $1::int8[], $2::text[], $3::text[], $4::text[], $5::text[]," \
+    " $6::text[], $7::text[], $8::text[], $9::text[], $10::text[], $11::text[], $12::int4[],"     \
+    " $13::int4[], $14::int8[], $15::text[], $16::text[], $17::text[], $18::text[], $19::text[])"
+
+bp_err
+bp_pg__copy_audit(struct bp_store *s, const struct bp_audit_rec *recs, size_t n)
+{
+    struct pg_store *st = bp_pg__of(s);
+    struct arr a[N_FIELDS];
+    struct arr seqs;
+    struct bp_pg_params p = {0};
+    bp_err err;
+
+    if (n == 0) {
+        return BP_OK;
+    }
+    build_arrays(recs, n, a);
+    bp_buf_init(&seqs.b, SIZE_MAX);
+    for (size_t i = 0; i < n; i++) {
+        arr_int(&seqs, recs[i].seq);
+    }
+    bp_buf_append(&seqs.b, "}", 1);
+    for (size_t f = 0; f < N_FIELDS; f++) {
+        bp_pg__p_text(&p, a[f].b.data);
+    }
+    bp_pg__p_text(&p, seqs.b.data);
+    err = bp_pg__run(st, COPY_SQL, &p, NULL);
+    for (size_t f = 0; f < N_FIELDS; f++) {
+        bp_buf_cleanup(&a[f].b);
+    }
+    bp_buf_cleanup(&seqs.b);
+    return err;
+}
+
 static bp_err
 insert_all(struct pg_store *st, struct bp_audit_rec *recs, size_t n)
 {

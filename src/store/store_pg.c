@@ -714,4 +714,10 @@ const struct bp_store_ops bp_pg__ops = {
     .set_timeout = bp_pg__set_timeout,
     .connected = bp_pg__connected,
     .listener_open = bp_pg__listener_open,
+    .count_rows = bp_pg__count_rows,
+    .snapshot_begin = bp_pg__snapshot_begin,
+    .snapshot_end = bp_pg__snapshot_end,
+    .copy_clear = bp_pg__copy_clear,
+    .copy_audit = bp_pg__copy_audit,
+    .copy_done = bp_pg__copy_done,
 };

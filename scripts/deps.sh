@@ -22,6 +22,8 @@ case "${1:-}" in
     # PostgreSQL 15: the tests start their own throw-away server (scripts/pg-test-server.sh);
     # postgresql-client brings psql and pg_dump for the integration tests.
     packages+=(postgresql postgresql-client)
+    # HAProxy in front of three nodes: the cluster test (tests/integration/cluster.test.mjs).
+    packages+=(haproxy)
     # The integration tests run on Debian 12's own node (18.20, tests/integration/package.json
     # "engines"); a node already on PATH (e.g. a newer one from nodesource) is used as it is.
     if ! command -v node >/dev/null 2>&1; then

@@ -22,6 +22,7 @@
 #include "core/log.h"
 #include "http/http.h"
 #include "lib/alloc.h"
+#include "lib/clock.h"
 #include "lib/version.h"
 #include "metrics/metrics.h"
 #include "router/router.h"
@@ -56,6 +57,8 @@ static const char usage[] =
 
 /* How long the watcher's store calls may wait for a silent database (a 1M-key load included). */
 #define WATCH_TIMEOUT_MS 30000
+/* The most an OAuth answer waits for the cluster to have its token (DESIGN §5's 2 s). */
+#define SYNC_TIMEOUT_MS 2000
 
 /* Each client connection and each kept-alive Core connection is a descriptor; the soft limit
  * (often 1024) is raised to the hard one so max_connections is what limits, not EMFILE. */
@@ -95,14 +98,35 @@ warn_unless_requests_migrate(void)
  * runs, hence the indirection. */
 static _Atomic(struct bp_watch *) the_watch;
 
+/* A token is the client's the moment /oauth/token answers, and the client may use it on any node
+ * of the cluster next (a round-robin load balancer sends it elsewhere): so the answer waits until
+ * this node has published the token (bp_watch_sync), then until every running node has
+ * (bp_watch_wait_applied, as the CLI waits after a change), at most 2 s in all. The wait reads
+ * the servers' reports through a connection of its own, shared by the OAuth threads. */
 static void
 sync_tables(void *arg)
 {
+    struct bp_serve *sv = arg;
     struct bp_watch *w = atomic_load(&the_watch);
-    (void)arg;
-    if (w != NULL) {
-        bp_watch_sync(w, 2000);
+    int64_t t0 = bp_clock_mono_ms();
+    int64_t left;
+    size_t behind = 0;
+
+    if (w == NULL) {
+        return;
     }
+    bp_watch_sync(w, SYNC_TIMEOUT_MS);
+    left = SYNC_TIMEOUT_MS - (bp_clock_mono_ms() - t0);
+    if (left <= 0) {
+        return;
+    }
+    pthread_mutex_lock(&sv->sync_lock);
+    if (sv->sync_store != NULL &&
+        bp_watch_wait_applied(sv->sync_store, bp_watch_applied_seq(w), left, &behind) == BP_OK && behind > 0) {
+        BP_WARN("an issued token was not applied by every running server within 2 s",
+                BP_LINT("servers_behind", behind));
+    }
+    pthread_mutex_unlock(&sv->sync_lock);
 }
 
 static size_t
@@ -286,7 +310,13 @@ start(struct bp_serve *sv, struct bp_store **store, struct bp_watch **watch, str
         fail("cannot start the audit log writer (see the log line above)");
         return 1;
     }
-    sv->deps = (struct bp_server_deps){.tables_sync = sync_tables, .audit = sv->audit};
+    /* The OAuth answers' wait for the cluster (sync_tables); lazy, like every serve connection. */
+    if (bp_store_open(sv->cfg.db, BP_STORE_OPEN_LAZY, &sv->sync_store, err, sizeof(err)) != BP_OK) {
+        fail(err);
+        return 1;
+    }
+    bp_store_set_timeout(sv->sync_store, SYNC_TIMEOUT_MS);
+    sv->deps = (struct bp_server_deps){.tables_sync = sync_tables, .tables_sync_arg = sv, .audit = sv->audit};
     if (bp_server_start(&sv->cfg, *routes, n_routes, &sv->deps, &sv->server, err, sizeof(err)) != BP_OK) {
         fail(err);
         return 1;
@@ -338,6 +368,7 @@ bp_serve_main(int argc, char **argv)
     int code;
 
     memset(&sv, 0, sizeof(sv));
+    pthread_mutex_init(&sv.sync_lock, NULL);
     /* First of all: SIGHUP's default action kills the process, and systemctl reload or logrotate
      * may send it at any moment. Blocked here, it waits for the sigwait loop; every thread
      * started later inherits the mask. */
@@ -389,6 +420,8 @@ bp_serve_main(int argc, char **argv)
     bp_watch_stop(watch);
     bp_server_free(sv.server);
     bp_store_close(store);
+    bp_store_close(sv.sync_store);
+    pthread_mutex_destroy(&sv.sync_lock);
     bp_tables_shutdown();
     bp_free(routes);
     bp_metrics_shutdown();

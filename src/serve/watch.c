@@ -53,6 +53,7 @@
 #include <poll.h>
 #include <pthread.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
@@ -138,6 +139,7 @@ struct bp_watch {
     bool have_token; /* false until the first check: the token is then unknown */
     int64_t token;   /* change token when the tables last matched the store */
     int64_t seq;     /* change seq the published tables were built from */
+    _Atomic int64_t published_seq; /* seq, for other threads (bp_watch_applied_seq) */
     int64_t reloads;
     int64_t last_purge_ms; /* monotonic; 0 = never */
     /* This server's row in the store's watchers table (see "reports" below). */
@@ -215,9 +217,17 @@ bp_watch_load_now(struct bp_store *store, int64_t *out_token)
  * matter of milliseconds, the rows make it certain, even when the watcher thread is scheduled
  * after the CLI has exited and the caller's next request is already on its way. */
 
+int64_t
+bp_watch_applied_seq(struct bp_watch *w)
+{
+    return atomic_load(&w->published_seq);
+}
+
 static void
 report(struct bp_watch *w)
 {
+    /* Every publish is followed by a report: the place to let other threads know the seq. */
+    atomic_store(&w->published_seq, w->seq);
     struct bp_watcher_rec rec = {
         .id = w->id,
         .host = w->host,
@@ -902,6 +912,7 @@ bp_watch_start(struct bp_store *store, struct bp_server *server, const struct bp
     w->server = server;
     w->interval_ms = opts->interval_ms > 0 ? opts->interval_ms : 1;
     w->seq = opts->token;
+    atomic_init(&w->published_seq, opts->token);
     w->loaded = opts->loaded;
     snprintf(w->node, sizeof(w->node), "%s", opts->node != NULL ? opts->node : "");
     w->started_at = bp_clock_wall_s();

@@ -44,6 +44,8 @@ bp_err bp_watch_start(struct bp_store *store, struct bp_server *server, const st
  * has finished (and, when the store had changed, its reload is published), or timeout_ms
  * passed. Any thread (the OAuth threads call it after issuing a token). */
 void bp_watch_sync(struct bp_watch *w, int64_t timeout_ms);
+/* The change seq that the tables this server has published include (any thread). */
+int64_t bp_watch_applied_seq(struct bp_watch *w);
 /* Stops the thread after a final last-used flush, removes this server's report from the store
  * and closes the store. */
 void bp_watch_stop(struct bp_watch *w);

@@ -533,6 +533,8 @@ catch_stop_signals(void)
 static int
 follow(struct bp_store *s, struct bp_audit_cursor *c, struct printer *p)
 {
+    bool down = false;
+
     while (!follow_stop) {
         struct bp_audit_rec *recs = NULL;
         size_t n = 0;
@@ -540,8 +542,22 @@ follow(struct bp_store *s, struct bp_audit_cursor *c, struct printer *p)
         bp_err err = bp_store_audit_follow_next(s, c, FOLLOW_PAGE, &recs, &n, &more);
         int rc;
 
+        /* A database restart does not end a tail: it says so once, and goes on where it was
+         * (the cursor is intact) once the store answers again. */
+        if (err == BP_ERR_STORE_DOWN) {
+            if (!down) {
+                bp_cli__error("warning: %s; still following, retrying", bp_store_last_error(s));
+                down = true;
+            }
+            nanosleep(&(struct timespec){.tv_nsec = FOLLOW_POLL_MS * 1000000L}, NULL);
+            continue;
+        }
         if (err != BP_OK) {
             return bp_cli__store_fail(s, err, "audit log", "");
+        }
+        if (down) {
+            bp_cli__error("the store answers again");
+            down = false;
         }
         rc = print_recs(p, recs, n, false);
         bp_audit_recs_free(recs, n);

@@ -63,6 +63,8 @@ struct bp_audit {
     char *spool_path;
     bool spool_pending;             /* the spool holds records not yet in the store */
     int64_t retry_at_ms;            /* monotonic: next attempt to import the spool */
+    size_t spool_counted;           /* the spool's first records already counted as committed
+                                       by an import that failed later on (writer.c) */
 
     struct bp_audit_retention *retention;
 

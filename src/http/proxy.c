@@ -189,18 +189,9 @@ upstream_done(void *arg, bp_err rc, const struct bp_upstream_resp *resp)
     relay_response(c, resp);
 }
 
-static size_t
-count_byte(const char *p, size_t len, char byte)
-{
-    size_t n = 0;
-    for (size_t i = 0; i < len; i++) {
-        n += p[i] == byte;
-    }
-    return n;
-}
-
+/* DESIGN §4. The rewritten body is bounded by the limit the body was read under (issue 11). */
 static bp_err
-apply_defaults(struct bp_req *r)
+apply_defaults(struct bp_req *r, size_t limit, const char **out_reason)
 {
     struct bp_buf out;
     bool changed = false;
@@ -209,11 +200,9 @@ apply_defaults(struct bp_req *r)
     if (r->route->rewrite == BP_REWRITE_NONE || r->body.len == 0) {
         return BP_OK;
     }
-    /* Room for the inserted keys of every object in the body: each '{' may open one, and one
-     * insertion is under 100 bytes ("precision":100,"reference":"ref_<uuid>",). */
-    bp_buf_init(&out, r->body.len + count_byte(r->body.data, r->body.len, '{') * 100 + 256);
+    bp_buf_init(&out, limit);
     rc = bp_txdefaults_apply(r->route->rewrite == BP_REWRITE_TX_BULK ? BP_TXDEFAULTS_BULK : BP_TXDEFAULTS_SINGLE,
-                             r->body.data, r->body.len, &out, &changed);
+                             r->body.data, r->body.len, &out, &changed, out_reason);
     if (rc == BP_OK && changed) {
         bp_buf_cleanup(&r->body);
         r->body = out;
@@ -232,11 +221,17 @@ bp_http__proxy_body_done(struct bp_conn *c)
     const char **lines = NULL;
     size_t n_lines = 0;
     struct bp_upstream_req up;
+    const char *why = NULL;
     bp_err rc;
 
-    rc = apply_defaults(r);
+    rc = apply_defaults(r, r->route->large_body ? r->conf->cfg->max_upload_bytes : r->conf->cfg->max_body_bytes,
+                        &why);
+    if (rc == BP_ERR_MALFORMED || rc == BP_ERR_PAYLOAD_TOO_LARGE) {
+        bp_http__respond_refusal(c, rc, 0, why);
+        return;
+    }
     if (rc != BP_OK) {
-        /* The output is sized for every possible insertion, so this is the CSPRNG failing. */
+        /* Refusals are answered above, so this is the CSPRNG failing. */
         BP_ERROR("transaction defaults failed", BP_LSTR("request_id", r->request_id), BP_LSTR("error", bp_err_str(rc)));
         bp_http__respond_error(c, BP_ERR_IO, 0);
         return;

@@ -246,10 +246,11 @@ bp_http__proxy_body_done(struct bp_conn *c)
     bp_buf_init(&hdr_store, SIZE_MAX);
     rc = bp_http__upstream_headers(r, c->peer, &hdr_store, &lines, &n_lines);
     if (rc == BP_OK) {
-        char method[16];
-        size_t mlen = r->head.method_len < sizeof(method) - 1 ? r->head.method_len : sizeof(method) - 1;
-        memcpy(method, r->head.method, mlen);
-        method[mlen] = '\0';
+        /* A matched route's method (or HEAD for GET) always fits: never cut what Core gets. */
+        char method[BP_ROUTE_METHOD_MAX + 1];
+        BP_BUG_ON(r->head.method_len >= sizeof(method));
+        memcpy(method, r->head.method, r->head.method_len);
+        method[r->head.method_len] = '\0';
         up = (struct bp_upstream_req){
             .method = method,
             .url = url.data,

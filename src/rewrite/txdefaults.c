@@ -23,9 +23,12 @@
  * sent.
  *
  * Bound (issue 11 item 4): the rewritten body must fit in out->max (the route's body limit),
- * or the request is refused with 413. The first pass only validates and counts the bytes to
- * insert, so an oversized rewrite is refused before anything is allocated or generated; the
- * second pass writes the output in one buffer of the exact size. Both passes read each byte once.
+ * or the request is refused with 413. One scan validates the body and notes where each object
+ * that lacks a key opens; notes stop once the insertions would pass the bound (the answer is
+ * then 413), so they take at most (out->max - len) / 2 bytes. An oversized rewrite is thus
+ * refused before any output is allocated or any reference generated; otherwise the output is
+ * written in one buffer of the exact size by copying the body between the noted offsets.
+ * The body is read once; a worker spends a few milliseconds per MiB (bench/txdefaults_bench.c).
  *
  * Threads: no shared state; the only side effect is drawing random bytes for references.
  * Invariant: out receives either the whole rewritten body or nothing. */
@@ -33,6 +36,7 @@
 
 #include <string.h>
 
+#include "lib/alloc.h"
 #include "lib/bug.h"
 #include "lib/clock.h"
 #include "lib/rand.h"
@@ -57,11 +61,22 @@
     "Transaction body with the defaults added (precision, reference) would exceed max_body_bytes: send "     \
     "fewer transactions per request, or set precision and reference in each"
 
-/* One pass over the body. Pass 1 (out == NULL) counts; pass 2 writes. */
-struct pass {
+/* What an object lacks, noted during the scan: bit flags next to its '{' offset. */
+#define LACKS_PRECISION 1u
+#define LACKS_REFERENCE 2u
+#define HAS_MEMBERS 4u
+#define MARK_FLAG_BITS 3
+
+struct mark_list {
+    uint64_t *marks; /* offset << MARK_FLAG_BITS | flags, in body order */
+    size_t n;
+    size_t cap;
+};
+
+/* The scan's state, for the visitor callbacks. */
+struct scan_state {
     enum bp_txdefaults_kind kind;
     const char *body;
-    size_t len;
 
     /* the object being looked at: one whose top-level keys decide its defaults */
     bool in_object;
@@ -75,20 +90,13 @@ struct pass {
     bool in_transactions_array; /* inside the value of such a member, an array */
     size_t n_transactions_keys;
 
-    size_t growth; /* bytes inserted (pass 1: to be inserted) */
-
-    /* pass 2 only */
-    char *out;
-    size_t copied; /* body[0..copied) is in out */
-    size_t written;
-    uint64_t unix_ms;
-    unsigned char random[RANDOM_BATCH][BP_UUID7_RANDOM_BYTES];
-    size_t random_left;
-    bp_err rc;
+    size_t growth; /* bytes the insertions need */
+    size_t room;   /* bytes the bound leaves for them: no marks are kept past it */
+    struct mark_list list;
 };
 
 static void
-start_object(struct pass *p, size_t off)
+start_object(struct scan_state *p, size_t off)
 {
     p->in_object = true;
     p->object_open = off;
@@ -99,7 +107,7 @@ start_object(struct pass *p, size_t off)
 
 /* DESIGN §4: present with any value (0, "", null) counts; duplicates count once. */
 static void
-object_key(struct pass *p, struct bp_jscan_span key)
+object_key(struct scan_state *p, struct bp_jscan_span key)
 {
     p->has_members = true;
     if (!p->has_precision && bp_jscan_key_equal_fold(p->body, key, "precision")) {
@@ -110,83 +118,50 @@ object_key(struct pass *p, struct bp_jscan_span key)
 }
 
 static size_t
-insertion_len(const struct pass *p)
+insertion_len(unsigned flags)
 {
     size_t n = 0;
 
-    if (!p->has_precision) {
+    if (flags & LACKS_PRECISION) {
         n += PRECISION_LEN;
     }
-    if (!p->has_reference) {
+    if (flags & LACKS_REFERENCE) {
         n += (n > 0 ? 1 : 0) + REFERENCE_LEN;
     }
-    if (n > 0 && p->has_members) {
+    if (n > 0 && (flags & HAS_MEMBERS)) {
         n++;
     }
     return n;
 }
 
 static void
-put(struct pass *p, const void *bytes, size_t n)
+finish_object(struct scan_state *p)
 {
-    memcpy(p->out + p->written, bytes, n);
-    p->written += n;
-}
-
-/* Writes the body up to just after the object's '{', then what the object lacks. */
-static void
-write_insertion(struct pass *p)
-{
-    size_t at = p->object_open + 1;
-    bool first = true;
-
-    put(p, p->body + p->copied, at - p->copied);
-    p->copied = at;
-    if (!p->has_precision) {
-        put(p, PRECISION_MEMBER, PRECISION_LEN);
-        first = false;
-    }
-    if (!p->has_reference) {
-        if (p->random_left == 0) {
-            p->rc = bp_rand_bytes(p->random, sizeof(p->random));
-            if (p->rc != BP_OK) {
-                return;
-            }
-            p->random_left = RANDOM_BATCH;
-        }
-        if (!first) {
-            put(p, ",", 1);
-        }
-        put(p, REFERENCE_PREFIX, sizeof(REFERENCE_PREFIX) - 1);
-        p->random_left--;
-        bp_uuid7_format(p->unix_ms, p->random[p->random_left], p->out + p->written);
-        p->written += BP_UUID_LEN;
-        put(p, "\"", 1);
-    }
-    if (p->has_members) {
-        put(p, ",", 1);
-    }
-}
-
-static void
-finish_object(struct pass *p)
-{
-    size_t n = insertion_len(p);
+    unsigned flags = (p->has_precision ? 0 : LACKS_PRECISION) | (p->has_reference ? 0 : LACKS_REFERENCE) |
+                     (p->has_members ? HAS_MEMBERS : 0);
+    size_t n;
 
     p->in_object = false;
-    if (n == 0) {
+    if (!(flags & (LACKS_PRECISION | LACKS_REFERENCE))) {
         return;
     }
+    n = insertion_len(flags);
     p->growth += n;
-    if (p->out != NULL && p->rc == BP_OK) {
-        write_insertion(p);
+    if (p->growth > p->room) {
+        return; /* a 413 if the body is valid: nothing more to note */
     }
+    /* Each mark stands for >= 16 inserted bytes within room, so the list stays < room / 2. */
+    if (p->list.n == p->list.cap) {
+        p->list.cap = p->list.cap == 0 ? 16 : 2 * p->list.cap;
+        p->list.marks = bp_realloc(p->list.marks, p->list.cap * sizeof(*p->list.marks));
+    }
+    p->list.marks[p->list.n++] = ((uint64_t)p->object_open << MARK_FLAG_BITS) | flags;
 }
 
 static void
 on_begin(void *arg, unsigned depth, enum bp_jscan_type type, size_t off)
 {
-    struct pass *p = arg;
+    struct scan_state *p = arg;
 
     if (p->kind == BP_TXDEFAULTS_SINGLE) {
         if (depth == 0 && type == BP_JSCAN_OBJECT) {
@@ -204,7 +179,7 @@ on_begin(void *arg, unsigned depth, enum bp_jscan_type type, size_t off)
 static void
 on_key(void *arg, unsigned depth, struct bp_jscan_span key)
 {
-    struct pass *p = arg;
+    struct scan_state *p = arg;
 
     if (p->kind == BP_TXDEFAULTS_SINGLE) {
         if (depth == 1 && p->in_object) {
@@ -223,7 +198,7 @@ on_key(void *arg, unsigned depth, struct bp_jscan_span key)
 static void
 on_end(void *arg, unsigned depth, size_t off)
 {
-    struct pass *p = arg;
+    struct scan_state *p = arg;
 
     if (p->kind == BP_TXDEFAULTS_SINGLE) {
         if (depth == 0 && p->in_object) {
@@ -239,7 +214,7 @@ on_end(void *arg, unsigned depth, size_t off)
 }
 
 static bp_err
-run_pass(struct pass *p, struct bp_jscan_value *out_top)
+scan_body(struct scan_state *p, size_t len, struct bp_jscan_value *out_top)
 {
     const struct bp_jscan_visitor vis = {
         .max_depth = p->kind == BP_TXDEFAULTS_SINGLE ? 1 : 3,
@@ -249,61 +224,111 @@ run_pass(struct pass *p, struct bp_jscan_value *out_top)
         .end = on_end,
     };
 
-    return bp_jscan_walk(p->body, p->len, &vis, out_top);
+    return bp_jscan_walk(p->body, len, &vis, out_top);
+}
+
+/* Writes body[0..len) into dst with each noted insertion after its object's '{'. */
+static bp_err
+write_rewrite(const char *body, size_t len, const struct mark_list *list, char *dst, size_t *out_written)
+{
+    unsigned char random[RANDOM_BATCH][BP_UUID7_RANDOM_BYTES];
+    size_t random_left = 0;
+    uint64_t unix_ms = (uint64_t)bp_clock_wall_ms();
+    size_t copied = 0;
+    size_t w = 0;
+    bp_err rc;
+
+    for (size_t i = 0; i < list->n; i++) {
+        size_t at = (size_t)(list->marks[i] >> MARK_FLAG_BITS) + 1;
+        unsigned flags = (unsigned)(list->marks[i] & ((1u << MARK_FLAG_BITS) - 1));
+
+        memcpy(dst + w, body + copied, at - copied);
+        w += at - copied;
+        copied = at;
+        if (flags & LACKS_PRECISION) {
+            memcpy(dst + w, PRECISION_MEMBER, PRECISION_LEN);
+            w += PRECISION_LEN;
+        }
+        if (flags & LACKS_REFERENCE) {
+            if (random_left == 0) {
+                rc = bp_rand_bytes(random, sizeof(random));
+                if (rc != BP_OK) {
+                    return rc;
+                }
+                random_left = RANDOM_BATCH;
+            }
+            if (flags & LACKS_PRECISION) {
+                dst[w++] = ',';
+            }
+            memcpy(dst + w, REFERENCE_PREFIX, sizeof(REFERENCE_PREFIX) - 1);
+            w += sizeof(REFERENCE_PREFIX) - 1;
+            bp_uuid7_format(unix_ms, random[--random_left], dst + w);
+            w += BP_UUID_LEN;
+            dst[w++] = '"';
+        }
+        if (flags & HAS_MEMBERS) {
+            dst[w++] = ',';
+        }
+    }
+    memcpy(dst + w, body + copied, len - copied);
+    *out_written = w + len - copied;
+    return BP_OK;
 }
 
 bp_err
 bp_txdefaults_apply(enum bp_txdefaults_kind kind, const char *body, size_t len, struct bp_buf *out,
                     bool *out_changed, const char **out_reason)
 {
-    struct pass plan = {.kind = kind, .body = body, .len = len};
-    struct pass emit = {.kind = kind, .body = body, .len = len};
+    struct scan_state st = {.kind = kind, .body = body, .room = out->max > len ? out->max - len : 0};
     struct bp_jscan_value top;
     size_t total;
+    size_t written = 0;
+    char *dst = NULL;
     bp_err rc;
 
     BP_BUG_ON(out->len != 0);
-    rc = run_pass(&plan, &top);
+    rc = scan_body(&st, len, &top);
     if (rc == BP_ERR_LIMIT) {
         *out_reason = REASON_TOO_DEEP;
-        return BP_ERR_MALFORMED;
+        rc = BP_ERR_MALFORMED;
+        goto done;
     }
     /* DESIGN §4: not valid JSON or not an object → forwarded as sent, Core answers it. */
     if (rc != BP_OK || top.type != BP_JSCAN_OBJECT) {
         *out_changed = false;
-        return BP_OK;
+        rc = BP_OK;
+        goto done;
     }
     if (!bp_jscan_only_ws(body, len, top.span.off + top.span.len)) {
         *out_reason = REASON_TRAILING;
-        return BP_ERR_MALFORMED;
+        rc = BP_ERR_MALFORMED;
+        goto done;
     }
-    if (plan.n_transactions_keys > 1) {
+    if (st.n_transactions_keys > 1) {
         *out_reason = REASON_DUPLICATE_TRANSACTIONS;
-        return BP_ERR_MALFORMED;
+        rc = BP_ERR_MALFORMED;
+        goto done;
     }
-    if (plan.growth == 0) {
+    if (st.growth == 0) {
         *out_changed = false;
-        return BP_OK;
+        goto done;
     }
-    total = len + plan.growth;
-    if (total > out->max) {
+    if (st.growth > st.room) {
         *out_reason = REASON_TOO_LARGE;
-        return BP_ERR_PAYLOAD_TOO_LARGE;
+        rc = BP_ERR_PAYLOAD_TOO_LARGE;
+        goto done;
     }
-
-    emit.unix_ms = (uint64_t)bp_clock_wall_ms();
-    rc = bp_buf_reserve(out, total, &emit.out);
+    total = len + st.growth;
+    rc = bp_buf_reserve(out, total, &dst);
     if (rc == BP_OK) {
-        rc = run_pass(&emit, &top);
-        BP_BUG_ON(rc != BP_OK); /* the same bytes passed the same scan a moment ago */
-        rc = emit.rc;
+        rc = write_rewrite(body, len, &st.list, dst, &written);
     }
-    if (rc != BP_OK) {
-        return rc;
+    if (rc == BP_OK) {
+        BP_BUG_ON(written != total);
+        bp_buf_commit(out, total);
+        *out_changed = true;
     }
-    put(&emit, body + emit.copied, len - emit.copied);
-    BP_BUG_ON(emit.written != total || emit.growth != plan.growth);
-    bp_buf_commit(out, total);
-    *out_changed = true;
-    return BP_OK;
+done:
+    bp_free(st.list.marks);
+    return rc;
 }

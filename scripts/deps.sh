@@ -15,6 +15,9 @@ case "${1:-}" in
     # Unit tests (cmocka), fuzz build (clang + its libFuzzer runtime), tools the integration
     # tests run (sqlite3, openssl, git for the version test), and npm's TLS trust.
     packages+=(libcmocka-dev clang libclang-rt-14-dev sqlite3 openssl git ca-certificates)
+    # The fuzz build compiles llhttp from the C sources this package installs, as the oracle of
+    # the differential request-parser fuzz target (tests/fuzz/fuzz_http_llhttp.c).
+    packages+=(node-llhttp)
     # chromium drives the OAuth authorize page in a real browser; prometheus brings promtool,
     # which checks /metrics with Prometheus's own parser.
     packages+=(chromium prometheus)

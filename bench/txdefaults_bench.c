@@ -143,32 +143,35 @@ main(int argc, char **argv)
         rounds = 1;
     }
     printf("bp_txdefaults_apply, limit 1 MiB, best of %d (thread CPU time)\n", rounds);
-    run("bulk: 1 MiB of {} (the 24x amplification)", bulk, repeat("{\"transactions\":[", "{}", ",", "]}", MIB),
-        rounds);
+    run("bulk: 1 MiB of {} (the 24x amplification)", bulk,
+        repeat("{\"transactions\":[", "{}", ",", "]}", MIB), rounds);
     run("bulk: {} up to the bound (largest rewrite)", bulk,
         repeat("{\"transactions\":[", "{}", ",", "]}", under), rounds);
     run("bulk: typical objects up to the bound", bulk,
         repeat("{\"transactions\":[",
-               "{\"amount\":100.5,\"currency\":\"USD\",\"source\":\"@a\",\"destination\":\"@b\"}", ",",
-               "]}", MIB * 45 / 100),
+               "{\"amount\":100.5,\"currency\":\"USD\",\"source\":\"@a\",\"destination\":\"@b\"}", ",", "]}",
+               MIB * 45 / 100),
         rounds);
     run("bulk: one object, 1-byte keys", bulk,
         repeat("{\"transactions\":[{", "\"a\":0", ",", "}]}", single_max), rounds);
     run("bulk: one object, near-miss keys", bulk,
         repeat("{\"transactions\":[{", "\"precisioN\":0", ",", "}]}", single_max), rounds);
     run("bulk: one object, escaped near-miss keys", bulk,
-        repeat("{\"transactions\":[{", "\"\\u0070\\u0072\\u0065\\u0063\\u0069\\u0073\\u0069\\u006f\\u004e\":0",
-               ",", "}]}", single_max),
+        repeat("{\"transactions\":[{",
+               "\"\\u0070\\u0072\\u0065\\u0063\\u0069\\u0073\\u0069\\u006f\\u004e\":0", ",", "}]}",
+               single_max),
         rounds);
-    run("bulk: transactions [0,0,...]", bulk, repeat("{\"transactions\":[", "0", ",", "]}", MIB),
-        rounds);
+    run("bulk: transactions [0,0,...]", bulk, repeat("{\"transactions\":[", "0", ",", "]}", MIB), rounds);
     run("single: [0,0,...]", single, repeat("{\"a\":[", "0", ",", "]}", single_max), rounds);
     run("single: 1-byte keys", single, repeat("{", "\"a\":0", ",", "}", single_max), rounds);
-    run("single: near-miss keys (\"precisioN\")", single, repeat("{", "\"precisioN\":0", ",", "}", single_max), rounds);
+    run("single: near-miss keys (\"precisioN\")", single,
+        repeat("{", "\"precisioN\":0", ",", "}", single_max), rounds);
     run("single: nested 9998 deep, repeated", single, deep_body(single_max), rounds);
     run("single: one long string", single, repeat("{\"a\":\"", "x", "", "\"}", single_max), rounds);
-    run("single: \\u escapes in a string", single, repeat("{\"a\":\"", "\\u0041", "", "\"}", single_max), rounds);
-    run("single: invalid UTF-8 in a string", single, repeat("{\"a\":\"", "\xff", "", "\"}", single_max), rounds);
+    run("single: \\u escapes in a string", single, repeat("{\"a\":\"", "\\u0041", "", "\"}", single_max),
+        rounds);
+    run("single: invalid UTF-8 in a string", single, repeat("{\"a\":\"", "\xff", "", "\"}", single_max),
+        rounds);
     run("single: 1 MiB, trailing byte (refused)", single, repeat("{\"a\":\"", "x", "", "\"}\x01", MIB),
         rounds);
     return 0;

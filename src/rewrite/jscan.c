@@ -34,7 +34,6 @@ struct scan {
     size_t pos;
 };
 
-
 static void
 skip_ws(struct scan *s)
 {

@@ -32,8 +32,8 @@ enum bp_txdefaults_kind { BP_TXDEFAULTS_SINGLE, BP_TXDEFAULTS_BULK };
  * count, and a key present with any value (including null) counts. Insertions go right after
  * each object's '{'; every byte of the body is kept, in order. Cost: two linear passes, no
  * recursion, memory for the output only. */
-bp_err bp_txdefaults_apply(enum bp_txdefaults_kind kind, const char *body, size_t len,
-                           struct bp_buf *out, bool *out_changed, const char **out_reason);
+bp_err bp_txdefaults_apply(enum bp_txdefaults_kind kind, const char *body, size_t len, struct bp_buf *out,
+                           bool *out_changed, const char **out_reason);
 
 /* Finds, in a JSON object doc[0..len), the first top-level member named exactly one of keys[]
  * (tried in order) whose value is a string without escapes or a number, and returns its bytes

@@ -53,7 +53,8 @@
 #define REASON_TRAILING                                                                                      \
     "Transaction body has data after its JSON object: Core reads only the first JSON value, so "             \
     "send exactly one object (whitespace after it is fine)"
-#define REASON_TOO_DEEP "Transaction body nests JSON deeper than 10000 levels, more than Core's decoder accepts"
+#define REASON_TOO_DEEP                                                                                      \
+    "Transaction body nests JSON deeper than 10000 levels, more than Core's decoder accepts"
 #define REASON_DUPLICATE_TRANSACTIONS                                                                        \
     "Bulk transaction body has the key \"transactions\" more than once (in any letter case): Core "          \
     "would merge the arrays; send it once"

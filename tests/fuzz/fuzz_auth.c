@@ -39,7 +39,9 @@
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 /* The credentials in the tables; the seeds in corpus/auth use these texts. */
-#define HEX64(c) c c c c c c c c c c c c c c c c c c c c c c c c c c c c c c c c c c c c c c c c c c c c c c c c c c c c c c c c c c c c c c c c
+#define HEX64(c)                                                                                             \
+    c c c c c c c c c c c c c c c c c c c c c c c c c c c c c c c c c c c c c c c c c c c c c c c c c c c c  \
+        c c c c c c c c c c c c
 static const char *const key_active = "blnk_" HEX64("a");
 static const char *const key_expired = "blnk_" HEX64("b");
 static const char *const key_revoked = "blnk_" HEX64("c");

@@ -236,7 +236,8 @@ in_chunk_ext(const char *buf, size_t len, size_t pos)
     while (i > 0 && buf[i - 1] != '\n') {
         i--;
     }
-    while (i < len && ((buf[i] >= '0' && buf[i] <= '9') || ((buf[i] | 0x20) >= 'a' && (buf[i] | 0x20) <= 'f'))) {
+    while (i < len &&
+           ((buf[i] >= '0' && buf[i] <= '9') || ((buf[i] | 0x20) >= 'a' && (buf[i] | 0x20) <= 'f'))) {
         i++;
     }
     j = i;
@@ -248,8 +249,8 @@ in_chunk_ext(const char *buf, size_t len, size_t pos)
 
 /* A refusal by llhttp alone that is about vocabulary, not framing (see the top of the file). */
 static bool
-vocabulary_only(const char *buf, size_t len, const struct bp_http_head *h, const llhttp_t *p, const struct seen *s,
-                llhttp_errno_t err)
+vocabulary_only(const char *buf, size_t len, const struct bp_http_head *h, const llhttp_t *p,
+                const struct seen *s, llhttp_errno_t err)
 {
     const char *reason = llhttp_get_error_reason(p);
 

@@ -264,7 +264,8 @@ go_hexval(unsigned char c)
 static uint32_t
 go_u4(const unsigned char *s)
 {
-    return (uint32_t)((go_hexval(s[0]) << 12) | (go_hexval(s[1]) << 8) | (go_hexval(s[2]) << 4) | go_hexval(s[3]));
+    return (uint32_t)((go_hexval(s[0]) << 12) | (go_hexval(s[1]) << 8) | (go_hexval(s[2]) << 4) |
+                      go_hexval(s[3]));
 }
 
 /* unquoteBytes then foldName, compared with an upper-case ASCII field name. s[0..n) is a key's

@@ -8,8 +8,8 @@
  *
  * For a figure that does not depend on load, count instructions instead:
  *   valgrind --tool=callgrind --toggle-collect=bp_txdefaults_apply build/tests/bench_txdefaults 1
- * Each case runs the given number of times (default 20) and reports the fastest, in thread CPU
- * time. */
+ * (add a second argument, part of a case's name, to count that case alone). Each case runs the
+ * given number of times (default 20) and reports the fastest, in thread CPU time. */
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -87,6 +87,69 @@ deep_body(size_t size)
     return b;
 }
 
+/* {"a":[...]} of small values of every kind, chosen by a fixed pseudo-random sequence with
+ * random whitespace between them, so that the branch predictor cannot learn the input. */
+static struct body
+mixed_body(size_t size)
+{
+    static const char *const parts[] = {"0", "\"a\"", "[]", "{}", "true", "-1.5e3", "{\"k\":[1]}", "null",
+                                        "\"\\u00e9\"", "[[0]]", "12", "\"xy\""};
+    static const char *const ws[] = {"", " ", "\n", "", "\t", ""};
+    struct body b = {malloc(2 * MIB), 0};
+    uint64_t x = 0x9E3779B97F4A7C15u;
+    bool first = true;
+
+    if (b.p == NULL) {
+        abort();
+    }
+    adds(&b, "{\"a\":[");
+    while (b.len + 16 + 2 <= size) {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        if (!first) {
+            adds(&b, ",");
+        }
+        adds(&b, ws[x % 6]);
+        adds(&b, parts[(x >> 8) % 12]);
+        first = false;
+    }
+    adds(&b, "]}");
+    return b;
+}
+
+/* {"transactions":[{...}]} with one object of members whose keys and values are chosen
+ * pseudo-randomly among near misses of "precision"/"reference" and short values. */
+static struct body
+mixed_keys_body(size_t size)
+{
+    static const char *const keys[] = {"\"p\"", "\"r\"", "\"a\"", "\"precisioX\"", "\"\\u0070rec\"",
+                                       "\"referencX\"", "\"PRE\"", "\"re\""};
+    static const char *const values[] = {"0", "\"\"", "[]", "{}", "1.5", "null"};
+    struct body b = {malloc(2 * MIB), 0};
+    uint64_t x = 0x2545F4914F6CDD1Du;
+    bool first = true;
+
+    if (b.p == NULL) {
+        abort();
+    }
+    adds(&b, "{\"transactions\":[{");
+    while (b.len + 24 + 3 <= size) {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        if (!first) {
+            adds(&b, x & 1 ? ", " : ",");
+        }
+        adds(&b, keys[(x >> 4) % 8]);
+        adds(&b, ":");
+        adds(&b, values[(x >> 12) % 6]);
+        first = false;
+    }
+    adds(&b, "}]}");
+    return b;
+}
+
 static double
 cpu_ms(void)
 {
@@ -96,6 +159,9 @@ cpu_ms(void)
     return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
 }
 
+/* Only the cases whose name contains this (argv[2]), for counting one case's instructions. */
+static const char *g_only;
+
 static void
 run(const char *name, enum bp_txdefaults_kind kind, struct body b, int rounds)
 {
@@ -103,6 +169,10 @@ run(const char *name, enum bp_txdefaults_kind kind, struct body b, int rounds)
     size_t out_len = 0;
     const char *outcome = "?";
 
+    if (g_only != NULL && strstr(name, g_only) == NULL) {
+        free(b.p);
+        return;
+    }
     for (int i = 0; i < rounds; i++) {
         struct bp_buf out;
         bool changed = false;
@@ -142,6 +212,7 @@ main(int argc, char **argv)
     if (rounds < 1) {
         rounds = 1;
     }
+    g_only = argc > 2 ? argv[2] : NULL;
     printf("bp_txdefaults_apply, limit 1 MiB, best of %d (thread CPU time)\n", rounds);
     run("bulk: 1 MiB of {} (the 24x amplification)", bulk,
         repeat("{\"transactions\":[", "{}", ",", "]}", MIB), rounds);
@@ -155,17 +226,19 @@ main(int argc, char **argv)
     run("bulk: one object, 1-byte keys", bulk,
         repeat("{\"transactions\":[{", "\"a\":0", ",", "}]}", single_max), rounds);
     run("bulk: one object, near-miss keys", bulk,
-        repeat("{\"transactions\":[{", "\"precisioN\":0", ",", "}]}", single_max), rounds);
+        repeat("{\"transactions\":[{", "\"precisioX\":0", ",", "}]}", single_max), rounds);
     run("bulk: one object, escaped near-miss keys", bulk,
         repeat("{\"transactions\":[{",
-               "\"\\u0070\\u0072\\u0065\\u0063\\u0069\\u0073\\u0069\\u006f\\u004e\":0", ",", "}]}",
+               "\"\\u0070\\u0072\\u0065\\u0063\\u0069\\u0073\\u0069\\u006f\\u0058\":0", ",", "}]}",
                single_max),
         rounds);
+    run("bulk: one object, random near-miss keys", bulk, mixed_keys_body(single_max), rounds);
     run("bulk: transactions [0,0,...]", bulk, repeat("{\"transactions\":[", "0", ",", "]}", MIB), rounds);
     run("single: [0,0,...]", single, repeat("{\"a\":[", "0", ",", "]}", single_max), rounds);
     run("single: 1-byte keys", single, repeat("{", "\"a\":0", ",", "}", single_max), rounds);
-    run("single: near-miss keys (\"precisioN\")", single,
-        repeat("{", "\"precisioN\":0", ",", "}", single_max), rounds);
+    run("single: near-miss keys (\"precisioX\")", single,
+        repeat("{", "\"precisioX\":0", ",", "}", single_max), rounds);
+    run("single: random mix of small values", single, mixed_body(single_max), rounds);
     run("single: nested 9998 deep, repeated", single, deep_body(single_max), rounds);
     run("single: one long string", single, repeat("{\"a\":\"", "x", "", "\"}", single_max), rounds);
     run("single: \\u escapes in a string", single, repeat("{\"a\":\"", "\\u0041", "", "\"}", single_max),

@@ -11,11 +11,11 @@
  * What we refuse and llhttp accepts is not checked: being stricter is the point (DESIGN §8).
  * When llhttp alone refuses, differences of vocabulary, not of framing, are let through, each
  * found by this target and explained in vocabulary_only: a method llhttp's fixed table lacks
- * (our route table decides which methods exist; PRI is llhttp's HTTP/2 preface); a target byte
- * its URL table refuses (RFC 9112 lets us take any visible ASCII; our router checks paths
- * further); the grammar inside chunk extensions and the trailer fields, which never reach Core;
- * and llhttp 8.1 reading a tab (not a space) around "chunked" or a Content-Length as part of
- * the value. Everything else llhttp refuses but we accept aborts the run. */
+ * (our route table decides which methods exist; PRI is llhttp's HTTP/2 preface; SETUP and the
+ * other RTSP methods it refuses in HTTP/1.x); a target byte its URL table refuses (RFC 9112
+ * lets us take any visible ASCII; our router checks paths further); the grammar inside chunk extensions and
+ * the trailer fields, which never reach Core; and llhttp 8.1 reading a tab (not a space) around "chunked" or
+ * a Content-Length as part of the value. Everything else llhttp refuses but we accept aborts the run. */
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -257,6 +257,10 @@ vocabulary_only(const char *buf, size_t len, const struct bp_http_head *h, const
     if (err == HPE_INVALID_METHOD || err == HPE_INVALID_URL) {
         return true;
     }
+    /* Methods llhttp knows only for RTSP (SETUP, PLAY, ...) are, to it, invalid in HTTP/1.x. */
+    if (err == HPE_INVALID_CONSTANT && reason != NULL && strstr(reason, "Invalid method") != NULL) {
+        return true;
+    }
     /* "PRI" is, to llhttp, only the start of the HTTP/2 preface. */
     if (err == HPE_INVALID_VERSION && h->method_len == 3 && memcmp(h->method, "PRI", 3) == 0) {
         return true;
@@ -273,7 +277,6 @@ vocabulary_only(const char *buf, size_t len, const struct bp_http_head *h, const
      * difference; reported in issue 11 as a strictness gap of src/http/parser.c. llhttp (strict)
      * also refuses the whitespace RFC 9112 allows before the ';'. It words these errors
      * variously, so the position decides. */
-    (void)reason;
     if (s->headers_done && in_chunk_ext(buf, len, (size_t)(llhttp_get_error_pos(p) - buf))) {
         return true;
     }

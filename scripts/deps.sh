@@ -18,6 +18,8 @@ case "${1:-}" in
     # chromium drives the OAuth authorize page in a real browser; prometheus brings promtool,
     # which checks /metrics with Prometheus's own parser.
     packages+=(chromium prometheus)
+    # groff and man render the generated man pages with warnings on (docs.test.mjs).
+    packages+=(groff-base man-db)
     # The integration tests run on Debian 12's own node (18.20, tests/integration/package.json
     # "engines"); a node already on PATH (e.g. a newer one from nodesource) is used as it is.
     if ! command -v node >/dev/null 2>&1; then

@@ -9,7 +9,7 @@ JOBS ?= $(shell nproc)
 MAKEFLAGS += --no-print-directory
 FUZZ_SECONDS ?= 20
 
-.PHONY: run test build deps test-deps test-main test-sanitize test-fuzz clean
+.PHONY: run test build deps test-deps test-main test-sanitize test-fuzz deb test-package clean
 
 # configure DIR, ARGS: cmake's configure, quiet when it works; when it fails, everything it
 # printed (which names the missing package) and a non-zero exit.
@@ -51,5 +51,13 @@ test-fuzz: test-deps
 
 test: test-main test-sanitize test-fuzz
 
+# The Debian package (docs/PACKAGING.md): build-deb is configured for /usr with Debian's build
+# flags (dpkg-buildflags: hardening, reproducible paths) and cpack writes
+# build-deb/blnkproxy_<version>-<release>_<arch>.deb.
+deb: deps
+	$(call configure,build-deb,CFLAGS="$$(dpkg-buildflags --get CFLAGS) $$(dpkg-buildflags --get CPPFLAGS)" LDFLAGS="$$(dpkg-buildflags --get LDFLAGS)",-DCMAKE_BUILD_TYPE=RelWithDebInfo -DCMAKE_INSTALL_PREFIX=/usr)
+	@cmake --build build-deb -j$(JOBS)
+	@cd build-deb && cpack -G DEB
+
 clean:
-	rm -rf build build-asan build-fuzz
+	rm -rf build build-asan build-fuzz build-deb

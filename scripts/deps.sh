@@ -20,6 +20,9 @@ case "${1:-}" in
     packages+=(chromium prometheus)
     # groff and man render the generated man pages with warnings on (docs.test.mjs).
     packages+=(groff-base man-db)
+    # The seccomp test runs serve under the unit's system call filter (libseccomp), expanded by
+    # systemd-analyze (systemd).
+    packages+=(libseccomp-dev systemd)
     # The integration tests run on Debian 12's own node (18.20, tests/integration/package.json
     # "engines"); a node already on PATH (e.g. a newer one from nodesource) is used as it is.
     if ! command -v node >/dev/null 2>&1; then

@@ -1,9 +1,11 @@
 // Issue 14, item 2: the systemd unit's SystemCallFilter= is one blnkproxy survives. The machine
-// has systemd's tools but no running systemd, so the test builds the unit's seccomp sandbox
-// itself: it reads packaging/blnkproxy.service, expands its system call groups with
+// has systemd's tools but no running systemd, so the test builds the unit's sandbox itself: it
+// reads packaging/blnkproxy.service, expands its system call groups with
 // `systemd-analyze syscall-filter`, and runs serve through tests/tools/seccomp_exec.c as an
 // unprivileged user with that allow-list (any call outside it kills the process), the unit's
-// RestrictAddressFamilies= and MemoryDenyWriteExecute=. Then it drives a workload through every
+// RestrictAddressFamilies= and MemoryDenyWriteExecute=, and, as far as a mount namespace can
+// imitate them, ProtectSystem=strict (a read-only tree but for /tmp, /var/tmp and /dev) and
+// ProcSubset=pid with ProtectProc=invisible. Then it drives a workload through every
 // part of serve: start (store created and migrated), sd_notify, DNS and HTTPS to Core, the
 // transaction rewrite, OAuth, audit, metrics with /proc, a CLI change picked up by the watcher,
 // a SIGHUP reload and the SIGTERM drain. serve must answer every request and exit 0.
@@ -160,6 +162,14 @@ describe('serve under the unit\'s seccomp sandbox', () => {
         }
         assert.equal(caught.signal, 'SIGSYS', `chown under the filter: ${JSON.stringify(caught)}`);
         assert.ok(free.status === 0 || /Operation not permitted/.test(free.stderr), JSON.stringify(free));
+        if (asRoot) {
+            // The mount sandbox too: nothing outside /tmp, /var/tmp and /dev is writable.
+            const ro = spawnSync(EXEC, ['--protect-system', '--proc-subset', '--', 'sh', '-c',
+                'touch /etc/bp-seccomp-test; test ! -e /proc/stat && touch "$0/ok"', dir], { encoding: 'utf8' });
+            assert.equal(ro.status, 0, ro.stderr);
+            assert.match(ro.stderr, /Read-only file system/);
+            assert.equal(fs.existsSync('/etc/bp-seccomp-test'), false);
+        }
     });
 
     test('serve survives a workload through all its parts and exits 0 at SIGTERM', async () => {
@@ -171,6 +181,14 @@ describe('serve under the unit\'s seccomp sandbox', () => {
             .map((f) => ({ AF_UNIX: 'unix', AF_INET: 'inet', AF_INET6: 'inet6' })[f]);
         assert.deepEqual(families, ['unix', 'inet', 'inet6']);
         assert.deepEqual(unit.get('MemoryDenyWriteExecute'), ['yes']);
+        // The mount sandbox needs root (a mount namespace); as another user only the filters apply.
+        const mounts = [];
+        if (asRoot && (unit.get('ProtectSystem') ?? [])[0] === 'strict') {
+            mounts.push('--protect-system');
+        }
+        if (asRoot && (unit.get('ProcSubset') ?? [])[0] === 'pid') {
+            mounts.push('--proc-subset');
+        }
 
         // What an administrator sets up, before the service starts.
         const secretFile = path.join(dir, 'core.secret');
@@ -201,7 +219,7 @@ describe('serve under the unit\'s seccomp sandbox', () => {
         });
         fs.chmodSync(sock, 0o777);
 
-        server = spawn(EXEC, [...USER, '--allow', allowFile, '--families', families.join(','), '--mdwe', '--',
+        server = spawn(EXEC, [...mounts, ...USER, '--allow', allowFile, '--families', families.join(','), '--mdwe', '--',
             BIN, 'serve', '--config', config, '--db', path.join(dir, 'blnkproxy.db'), '--listen', '127.0.0.1:0',
             '--workers', '2', '--oauth-threads', '1'], {
             cwd: dir, env: { ...process.env, NOTIFY_SOCKET: sock }, stdio: ['ignore', 'ignore', 'pipe'],
@@ -239,6 +257,10 @@ describe('serve under the unit\'s seccomp sandbox', () => {
             const m = await req(port, 'GET', '/metrics', { headers: accept ? { accept } : {} });
             assert.equal(m.status, 200);
             assert.match(m.text, /^process_open_fds \d+$/m, 'process metrics read from /proc under the filter');
+            assert.match(m.text, /^process_resident_memory_bytes \d+$/m);
+            // /proc/stat is hidden (ProcSubset=pid): the start time falls back to the clock.
+            const start = Number(/^process_start_time_seconds (\S+)$/m.exec(m.text)[1]);
+            assert.ok(Math.abs(start - Date.now() / 1000) < 600, `start time ${start}`);
         }
 
         // A CLI change while serving: the watcher (inotify) reloads the tables.

@@ -1,9 +1,15 @@
 /* Runs a program under the sandbox of packaging/blnkproxy.service that seccomp enforces, for
  * tests/integration/seccomp.test.mjs (this machine has systemd's tools but no running systemd):
  *
- *   bp_seccomp_exec [--user UID:GID] [--allow FILE] [--families unix,inet,inet6] [--mdwe]
- *                   -- PROGRAM ARG...
+ *   bp_seccomp_exec [--protect-system] [--proc-subset] [--user UID:GID] [--allow FILE]
+ *                   [--families unix,inet,inet6] [--mdwe] -- PROGRAM ARG...
  *
+ *   --protect-system  ProtectSystem=strict with PrivateTmp=, approximately: in a new mount
+ *               namespace the whole tree is read-only except /tmp, /var/tmp and /dev (under the
+ *               unit, /tmp and /var/tmp are the service's private ones, and its state directory
+ *               is writable: the test keeps the store under /tmp)
+ *   --proc-subset  ProcSubset=pid and ProtectProc=invisible: /proc is remounted with subset=pid
+ *               and hidepid=invisible (no /proc/stat, no other users' processes)
  *   --user      drops to UID:GID first (User=/Group=: SQLite, for one, acts differently as root)
  *   --allow     SystemCallFilter=: only the system calls named in FILE (one per line, as the test
  *               expands the unit's groups with `systemd-analyze syscall-filter`); any other call
@@ -17,14 +23,18 @@
  * kernel applies the strictest answer of all loaded filters. no_new_privs is set, as
  * NoNewPrivileges= (and any SystemCallFilter=) sets it. */
 #include <errno.h>
+#include <fcntl.h>
 #include <grp.h>
+#include <sched.h>
 #include <seccomp.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/mount.h>
 #include <sys/socket.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 static int
@@ -32,6 +42,60 @@ fail(const char *what, int rc)
 {
     fprintf(stderr, "bp_seccomp_exec: %s: %s\n", what, strerror(rc < 0 ? -rc : rc));
     return 126;
+}
+
+#ifndef MOUNT_ATTR_RDONLY
+#define MOUNT_ATTR_RDONLY 0x00000001
+#endif
+#ifndef AT_RECURSIVE
+#define AT_RECURSIVE 0x8000
+#endif
+
+struct attr {
+    unsigned long long set;
+    unsigned long long clr;
+    unsigned long long propagation;
+    unsigned long long userns_fd;
+};
+
+/* mount_setattr(2) on a whole subtree (glibc 2.36 has no wrapper). */
+static int
+set_rdonly(const char *path, bool rdonly)
+{
+    struct attr a = {.set = rdonly ? MOUNT_ATTR_RDONLY : 0, .clr = rdonly ? 0 : MOUNT_ATTR_RDONLY};
+    return (int)syscall(SYS_mount_setattr, AT_FDCWD, path, AT_RECURSIVE, &a, sizeof(a));
+}
+
+static int
+sandbox_mounts(bool protect_system, bool proc_subset)
+{
+    static const char *const writable[] = {"/tmp", "/var/tmp", "/dev"};
+
+    if (unshare(CLONE_NEWNS) != 0 || mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) != 0) {
+        return fail("a private mount namespace", errno);
+    }
+    if (protect_system) {
+        /* Each writable path becomes a mount of its own, then everything turns read-only, then
+         * those are made writable again. */
+        for (size_t i = 0; i < sizeof(writable) / sizeof(writable[0]); i++) {
+            if (mount(writable[i], writable[i], NULL, MS_BIND | MS_REC, NULL) != 0) {
+                return fail(writable[i], errno);
+            }
+        }
+        if (set_rdonly("/", true) != 0) {
+            return fail("read-only /", errno);
+        }
+        for (size_t i = 0; i < sizeof(writable) / sizeof(writable[0]); i++) {
+            if (set_rdonly(writable[i], false) != 0) {
+                return fail(writable[i], errno);
+            }
+        }
+    }
+    if (proc_subset && mount("proc", "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC,
+                             "subset=pid,hidepid=invisible") != 0) {
+        return fail("/proc with subset=pid", errno);
+    }
+    return 0;
 }
 
 static int
@@ -174,6 +238,8 @@ main(int argc, char **argv)
     const char *allow = NULL;
     const char *families = NULL;
     bool mdwe = false;
+    bool protect_system = false;
+    bool proc_subset = false;
     int i = 1;
     int rc;
 
@@ -186,17 +252,25 @@ main(int argc, char **argv)
             families = argv[++i];
         } else if (strcmp(argv[i], "--mdwe") == 0) {
             mdwe = true;
+        } else if (strcmp(argv[i], "--protect-system") == 0) {
+            protect_system = true;
+        } else if (strcmp(argv[i], "--proc-subset") == 0) {
+            proc_subset = true;
         } else {
             fprintf(stderr, "bp_seccomp_exec: unknown option %s\n", argv[i]);
             return 2;
         }
     }
     if (i + 1 >= argc) {
-        fprintf(stderr, "usage: bp_seccomp_exec [--user UID:GID] [--allow FILE] [--families LIST] [--mdwe] "
-                        "-- PROGRAM ARG...\n");
+        fprintf(stderr, "usage: bp_seccomp_exec [--protect-system] [--proc-subset] [--user UID:GID] "
+                        "[--allow FILE] [--families LIST] [--mdwe] -- PROGRAM ARG...\n");
         return 2;
     }
-    rc = user != NULL ? drop_user(user) : 0;
+    /* Mounts first (they need root), then the user, then the filters: as systemd orders them. */
+    rc = protect_system || proc_subset ? sandbox_mounts(protect_system, proc_subset) : 0;
+    if (rc == 0 && user != NULL) {
+        rc = drop_user(user);
+    }
     /* The narrower filters first: once the allow-list is loaded, seccomp() itself is a call
      * the program may not make (it is not in @system-service). */
     if (rc == 0 && families != NULL) {

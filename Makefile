@@ -4,6 +4,7 @@
 #   make test  install what the tests need too, build with the tests (BP_TESTS=ON), run every
 #              test (unit, integration, SDK), then the whole suite again under ASan+UBSan, then
 #              a bounded fuzz run
+#   make deb / make test-package   the Debian package, and its test in a fresh Debian 12 root
 JOBS ?= $(shell nproc)
 # cmake --build runs make again below us; its "Entering directory" lines are noise here.
 MAKEFLAGS += --no-print-directory
@@ -51,6 +52,13 @@ test-fuzz: test-deps
 
 test: test-main test-sanitize test-fuzz
 
+# The package test (scripts/deb-test.sh: lintian, then install, run, upgrade and purge in a fresh
+# Debian 12 root). Needs root and the Debian mirror; a few minutes (docs/PACKAGING.md).
+test-package:
+	@scripts/deps.sh --package
+	$(call configure,build-package,,-DCMAKE_BUILD_TYPE=RelWithDebInfo -DBP_PACKAGE_TESTS=ON)
+	cd build-package && ctest --output-on-failure -L package
+
 # The Debian package (docs/PACKAGING.md): build-deb is configured for /usr with Debian's build
 # flags (dpkg-buildflags: hardening, reproducible paths) and cpack writes
 # build-deb/blnkproxy_<version>-<release>_<arch>.deb.
@@ -60,4 +68,4 @@ deb: deps
 	@cd build-deb && cpack -G DEB
 
 clean:
-	rm -rf build build-asan build-fuzz build-deb
+	rm -rf build build-asan build-fuzz build-deb build-package

@@ -3,6 +3,7 @@
 # already there: apt runs only for what is missing, and its output is shown only if it fails.
 #   scripts/deps.sh          what building and running need (`make run`)
 #   scripts/deps.sh --test   that, plus what the tests need (`make test`)
+#   scripts/deps.sh --package  that, plus what the package test needs (`make test-package`)
 set -euo pipefail
 
 packages=(
@@ -11,6 +12,11 @@ packages=(
 )
 case "${1:-}" in
 "") ;;
+--package)
+    # scripts/deb-test.sh: a fresh Debian root (mmdebstrap), lintian, dpkg-shlibdeps (dpkg-dev,
+    # part of build-essential), systemd-analyze (systemd).
+    packages+=(mmdebstrap lintian systemd)
+    ;;
 --test)
     # Unit tests (cmocka), fuzz build (clang + its libFuzzer runtime), tools the integration
     # tests run (sqlite3, openssl, git for the version test), and npm's TLS trust.
@@ -33,7 +39,7 @@ case "${1:-}" in
     fi
     ;;
 *)
-    echo "usage: scripts/deps.sh [--test]" >&2
+    echo "usage: scripts/deps.sh [--test | --package]" >&2
     exit 2
     ;;
 esac

@@ -440,10 +440,7 @@ run_family(struct bp_cli_ctx *ctx, const struct bp_cli_family *fam, int argc, ch
 
     ctx->family = family;
     ctx->fam = fam;
-    if (fam->settings) {
-        ctx->verb = &fam->verbs[0];
-        return fam->verbs[0].run(ctx, argc, argv, fam->verbs[0].op);
-    }
+    /* A command without verbs (serve, version, ...) gets every word after its name. */
     if (bp_cli__is_simple(fam)) {
         ctx->verb = &fam->verbs[0];
         return fam->verbs[0].run(ctx, argc, argv, fam->verbs[0].op);

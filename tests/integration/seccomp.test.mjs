@@ -222,7 +222,13 @@ describe('serve under the unit\'s seccomp sandbox', () => {
         server = spawn(EXEC, [...mounts, ...USER, '--allow', allowFile, '--families', families.join(','), '--mdwe', '--',
             BIN, 'serve', '--config', config, '--db', path.join(dir, 'blnkproxy.db'), '--listen', '127.0.0.1:0',
             '--workers', '2', '--oauth-threads', '1'], {
-            cwd: dir, env: { ...process.env, NOTIFY_SOCKET: sock }, stdio: ['ignore', 'ignore', 'pipe'],
+            cwd: dir,
+            // Under the ASan build (make test-sanitize), LeakSanitizer's exit check stops the world
+            // with ptrace, which the unit's filter rightly forbids: its tracer is killed and serve
+            // waits for it forever. Leaks are checked by every other test; the packaged binary has
+            // no sanitizer. (Ignored by a binary built without ASan.)
+            env: { ...process.env, NOTIFY_SOCKET: sock, ASAN_OPTIONS: `${process.env.ASAN_OPTIONS ?? ''}:detect_leaks=0` },
+            stdio: ['ignore', 'ignore', 'pipe'],
         });
         readline.createInterface({ input: server.stderr }).on('line', (l) => log.push(l));
         const exited = new Promise((r) => server.once('exit', (code, signal) => r({ code, signal })));

@@ -237,42 +237,12 @@ put_header(FILE *f, const char *title, int section, const char *manual)
     fputs(".nh\n.ad l\n", f);
 }
 
+/* blnkproxy(1): environment, files, signals and exit status. */
 static void
-man1(FILE *f)
+man1_reference(FILE *f)
 {
-    size_t n = 0;
-    const struct bp_cli_family *const *cmds = bp_cli__commands(&n);
     size_t ns = bp_config_setting_count();
 
-    put_header(f, "BLNKPROXY", 1, "User Commands");
-    fputs(".SH NAME\nblnkproxy \\- authenticating, auditing proxy in front of Blnk Core ledgers\n", f);
-    fputs(
-        ".SH SYNOPSIS\n\\fBblnkproxy\\fR [\\fB\\-\\-db\\fR \\fIDSN\\fR] [\\fB\\-\\-json\\fR] \\fIcommand\\fR "
-        "[\\fIoptions\\fR]\n",
-        f);
-    fputs(".SH DESCRIPTION\n"
-          "\\fBblnkproxy\\fR is a self-hosted implementation of the Blnk Cloud Proxy API. Apps call\n"
-          "\\fB/proxy/\\fR\\fIcore-path\\fR\\fB?instance_id=\\fR\\fIid\\fR with a scoped, expiring, "
-          "revocable credential (an API key or an OAuth 2.0 access token); blnkproxy authenticates it, "
-          "checks its scope and instance, forwards the request to that Blnk Core instance with the "
-          "instance's secret key, records the call in its audit log and returns Core's answer unchanged.\n"
-          ".PP\n"
-          "\\fBserve\\fR runs the proxy; the other commands manage what it serves from the same store: "
-          "Core instances, API keys, OAuth clients, operators, and the audit log.\n",
-          f);
-    put_paragraphs(f, bp_cli__top_notes);
-    fputs(".SH OPTIONS\nEvery command takes:\n", f);
-    for (size_t i = 0; i < BP_ARRAY_LEN(bp_cli__global_opts); i++) {
-        put_opt(f, bp_cli__global_opts[i].name, bp_cli__global_opts[i].value, bp_cli__global_opts[i].help);
-    }
-    put_opt(f, "-V, --version", NULL, "same as `blnkproxy version`");
-    put_opt(f, "-h, --help", NULL, "print the usage; after a command, that command's usage");
-    fputs(".SH COMMANDS\n", f);
-    for (size_t i = 0; i < n; i++) {
-        if (!cmds[i]->hidden) {
-            put_family(f, cmds[i]);
-        }
-    }
     fputs(".SH ENVIRONMENT\n", f);
     put_opt(f, "BLNKPROXY_DB", NULL, "the store when --db is not given; else ./blnkproxy.db");
     put_opt(f, BP_CONFIG_FILE_ENV, NULL, "the configuration file of serve when --config is not given");
@@ -307,39 +277,53 @@ man1(FILE *f)
             "failure: no store at the --db path, a store newer than this blnkproxy, a store error");
     put_opt(f, "2", NULL, "usage or validation error");
     put_opt(f, "3", NULL, "unknown id");
-    fputs(".SH SEE ALSO\n\\fBblnkproxy.json\\fR(5), \\fBsystemctl\\fR(1), \\fBjournalctl\\fR(1)\n", f);
 }
 
 static void
-man5(FILE *f)
+man1(FILE *f)
+{
+    size_t n = 0;
+    const struct bp_cli_family *const *cmds = bp_cli__commands(&n);
+
+    put_header(f, "BLNKPROXY", 1, "User Commands");
+    fputs(".SH NAME\nblnkproxy \\- authenticating, auditing proxy in front of Blnk Core ledgers\n", f);
+    fputs(
+        ".SH SYNOPSIS\n\\fBblnkproxy\\fR [\\fB\\-\\-db\\fR \\fIDSN\\fR] [\\fB\\-\\-json\\fR] \\fIcommand\\fR "
+        "[\\fIoptions\\fR]\n",
+        f);
+    fputs(".SH DESCRIPTION\n"
+          "\\fBblnkproxy\\fR is a self-hosted implementation of the Blnk Cloud Proxy API. Apps call\n"
+          "\\fB/proxy/\\fR\\fIcore-path\\fR\\fB?instance_id=\\fR\\fIid\\fR with a scoped, expiring, "
+          "revocable credential (an API key or an OAuth 2.0 access token); blnkproxy authenticates it, "
+          "checks its scope and instance, forwards the request to that Blnk Core instance with the "
+          "instance's secret key, records the call in its audit log and returns Core's answer unchanged.\n"
+          ".PP\n"
+          "\\fBserve\\fR runs the proxy; the other commands manage what it serves from the same store: "
+          "Core instances, API keys, OAuth clients, operators, and the audit log.\n",
+          f);
+    put_paragraphs(f, bp_cli__top_notes);
+    fputs(".SH OPTIONS\nEvery command takes:\n", f);
+    for (size_t i = 0; i < BP_ARRAY_LEN(bp_cli__global_opts); i++) {
+        put_opt(f, bp_cli__global_opts[i].name, bp_cli__global_opts[i].value, bp_cli__global_opts[i].help);
+    }
+    put_opt(f, "-V, --version", NULL, "same as `blnkproxy version`");
+    put_opt(f, "-h, --help", NULL, "print the usage; after a command, that command's usage");
+    fputs(".SH COMMANDS\n", f);
+    for (size_t i = 0; i < n; i++) {
+        if (!cmds[i]->hidden) {
+            put_family(f, cmds[i]);
+        }
+    }
+    man1_reference(f);
+    fputs(".SH SEE ALSO\n\\fBblnkproxy.json\\fR(5), \\fBsystemctl\\fR(1), \\fBjournalctl\\fR(1)\n", f);
+}
+
+/* blnkproxy.json(5): one entry per row of the settings table. */
+static void
+man5_settings(FILE *f)
 {
     size_t n = bp_config_setting_count();
 
-    put_header(f, "BLNKPROXY.JSON", 5, "File Formats");
-    fputs(".SH NAME\nblnkproxy.json \\- configuration file of blnkproxy serve\n", f);
-    fputs(".SH SYNOPSIS\n/etc/blnkproxy/blnkproxy.json (the Debian package's service), or the file named by "
-          "\\fB\\-\\-config\\fR or \\fB" BP_CONFIG_FILE_ENV "\\fR, else \\fI./" BP_CONFIG_FILE_DEFAULT
-          "\\fR when present\n",
-          f);
-    fputs(
-        ".SH DESCRIPTION\n"
-        "A JSON object configuring \\fBblnkproxy serve\\fR. Every setting comes, one at a time, from the\n"
-        "first of: a command-line flag, a \\fBBLNKPROXY_\\fR* environment variable, this file, the built-in\n"
-        "default. The file is strict, so that a typo cannot pass unnoticed: an unknown key, a key given\n"
-        "twice or a syntax error stops \\fBserve\\fR with an error naming the file and the line. Only one\n"
-        "file is read (at most 1 MiB).\n"
-        ".PP\n"
-        "A setting with a dot in its name lives in a nested object: \\fBaudit.reads\\fR is\n"
-        "\\fB{\"audit\": {\"reads\": \"async\"}}\\fR; its variable and flag spell the dot as an underscore\n"
-        "and a dash (\\fBBLNKPROXY_AUDIT_READS\\fR, \\fB\\-\\-audit\\-reads\\fR). A value may be a JSON\n"
-        "string in the syntax below or, where it makes sense, a JSON number (integers, sizes in bytes,\n"
-        "durations in seconds) or \\fBtrue\\fR/\\fBfalse\\fR (booleans).\n"
-        ".PP\n"
-        "\\fBkill \\-HUP\\fR (what \\fBsystemctl reload\\fR sends) makes a running \\fBserve\\fR read the\n"
-        "file again. Settings marked \\(lqapplied by a reload\\(rq change at once for every request that\n"
-        "starts afterwards; the others keep their running value until the next start, and a warning\n"
-        "names them.\n",
-        f);
     fputs(".SH SETTINGS\n", f);
     for (size_t i = 0; i < n; i++) {
         struct bp_config_setting_doc d;
@@ -365,6 +349,12 @@ man5(FILE *f)
                  d.live ? "applied by a reload" : "applies at the next start");
         put_line(f, line);
     }
+}
+
+/* blnkproxy.json(5): the "routes" key, the value syntax of the types, an example. */
+static void
+man5_routes_values(FILE *f)
+{
     fputs(
         ".SH ROUTES\n"
         "The key \\fBroutes\\fR (file only: no variable or flag) changes the built-in route table:\n"
@@ -403,6 +393,38 @@ man5(FILE *f)
           "}\n"
           ".fi\n",
           f);
+}
+
+static void
+man5(FILE *f)
+{
+    put_header(f, "BLNKPROXY.JSON", 5, "File Formats");
+    fputs(".SH NAME\nblnkproxy.json \\- configuration file of blnkproxy serve\n", f);
+    fputs(".SH SYNOPSIS\n/etc/blnkproxy/blnkproxy.json (the Debian package's service), or the file named by "
+          "\\fB\\-\\-config\\fR or \\fB" BP_CONFIG_FILE_ENV "\\fR, else \\fI./" BP_CONFIG_FILE_DEFAULT
+          "\\fR when present\n",
+          f);
+    fputs(
+        ".SH DESCRIPTION\n"
+        "A JSON object configuring \\fBblnkproxy serve\\fR. Every setting comes, one at a time, from the\n"
+        "first of: a command-line flag, a \\fBBLNKPROXY_\\fR* environment variable, this file, the built-in\n"
+        "default. The file is strict, so that a typo cannot pass unnoticed: an unknown key, a key given\n"
+        "twice or a syntax error stops \\fBserve\\fR with an error naming the file and the line. Only one\n"
+        "file is read (at most 1 MiB).\n"
+        ".PP\n"
+        "A setting with a dot in its name lives in a nested object: \\fBaudit.reads\\fR is\n"
+        "\\fB{\"audit\": {\"reads\": \"async\"}}\\fR; its variable and flag spell the dot as an underscore\n"
+        "and a dash (\\fBBLNKPROXY_AUDIT_READS\\fR, \\fB\\-\\-audit\\-reads\\fR). A value may be a JSON\n"
+        "string in the syntax below or, where it makes sense, a JSON number (integers, sizes in bytes,\n"
+        "durations in seconds) or \\fBtrue\\fR/\\fBfalse\\fR (booleans).\n"
+        ".PP\n"
+        "\\fBkill \\-HUP\\fR (what \\fBsystemctl reload\\fR sends) makes a running \\fBserve\\fR read the\n"
+        "file again. Settings marked \\(lqapplied by a reload\\(rq change at once for every request that\n"
+        "starts afterwards; the others keep their running value until the next start, and a warning\n"
+        "names them.\n",
+        f);
+    man5_settings(f);
+    man5_routes_values(f);
     fputs(".SH SEE ALSO\n\\fBblnkproxy\\fR(1)\n", f);
 }
 

@@ -402,6 +402,85 @@ header(const char *description, json_t *example)
     return h;
 }
 
+/* The response object of one status, made on first use: its description and an empty list of
+ * examples. */
+static json_t *
+status_response(json_t *out, int status)
+{
+    char key[32];
+    char text[128];
+    json_t *resp;
+    json_t *content;
+    json_t *media;
+
+    snprintf(key, sizeof(key), "Proxy%d", status);
+    resp = json_object_get(out, key);
+    if (resp != NULL) {
+        return resp;
+    }
+    content = obj();
+    media = obj();
+    resp = obj();
+    snprintf(text, sizeof(text), "Refused by the proxy with %d (or Core's own %d, passed through).", status,
+             status);
+    set(resp, "description", str(text));
+    set(media, "schema", ref("#/components/schemas/Error"));
+    set(media, "examples", obj());
+    set(content, "application/json", media);
+    set(resp, "content", content);
+    set(out, key, resp);
+    return resp;
+}
+
+/* The headers a row's refusal carries, added to its status's response once. */
+static void
+row_headers(json_t *resp, const struct bp_errcat_row *row)
+{
+    json_t *headers;
+
+    if (row->www_authenticate == NULL && row->retry_after_s <= 0) {
+        return;
+    }
+    headers = json_object_get(resp, "headers");
+    if (headers == NULL) {
+        headers = obj();
+        set(resp, "headers", headers);
+    }
+    if (row->www_authenticate != NULL && json_object_get(headers, "WWW-Authenticate") == NULL) {
+        set(headers, "WWW-Authenticate",
+            header("The Bearer challenge of RFC 6750; insufficient_scope names the scope needed.",
+                   str(row->www_authenticate)));
+    }
+    if (row->retry_after_s > 0 && json_object_get(headers, "Retry-After") == NULL) {
+        set(headers, "Retry-After",
+            header("Seconds to wait before retrying.", json_integer(row->retry_after_s)));
+    }
+}
+
+/* The row's body as an example, named by its code ("_2" and so on when a code repeats). */
+static void
+row_example(json_t *resp, const struct bp_errcat_row *row)
+{
+    json_t *examples =
+        json_object_get(json_object_get(json_object_get(resp, "content"), "application/json"), "examples");
+    json_t *ex = obj();
+    json_t *value = obj();
+    json_t *detail = obj();
+    char name[64];
+
+    snprintf(name, sizeof(name), "%s", row->code);
+    for (int k = 2; json_object_get(examples, name) != NULL; k++) {
+        snprintf(name, sizeof(name), "%s_%d", row->code, k);
+    }
+    set(ex, "summary", str(row->message));
+    set(value, "error", str(row->message));
+    set(detail, "code", str(row->code));
+    set(detail, "message", str(row->message));
+    set(value, "error_detail", detail);
+    set(ex, "value", value);
+    set(examples, name, ex);
+}
+
 /* One response per status the catalog answers with, every code of that status an example. */
 static json_t *
 error_responses(void)
@@ -411,66 +490,13 @@ error_responses(void)
     const struct bp_errcat_row *rows = bp_errcat_rows(&n);
 
     for (size_t i = 0; i < n; i++) {
-        const struct bp_errcat_row *row = &rows[i];
-        char key[32];
         json_t *resp;
-        json_t *examples;
-        json_t *ex;
-        json_t *value;
-        json_t *detail;
-        char name[64];
-
-        if (!row->sent) {
+        if (!rows[i].sent) {
             continue;
         }
-        snprintf(key, sizeof(key), "Proxy%d", row->status);
-        resp = json_object_get(out, key);
-        if (resp == NULL) {
-            json_t *content = obj();
-            json_t *media = obj();
-            char text[128];
-            resp = obj();
-            snprintf(text, sizeof(text), "Refused by the proxy with %d (or Core's own %d, passed through).",
-                     row->status, row->status);
-            set(resp, "description", str(text));
-            set(media, "schema", ref("#/components/schemas/Error"));
-            set(media, "examples", obj());
-            set(content, "application/json", media);
-            set(resp, "content", content);
-            set(out, key, resp);
-        }
-        if (row->www_authenticate != NULL || row->retry_after_s > 0) {
-            json_t *headers = json_object_get(resp, "headers");
-            if (headers == NULL) {
-                headers = obj();
-                set(resp, "headers", headers);
-            }
-            if (row->www_authenticate != NULL && json_object_get(headers, "WWW-Authenticate") == NULL) {
-                set(headers, "WWW-Authenticate",
-                    header("The Bearer challenge of RFC 6750; insufficient_scope names the scope needed.",
-                           str(row->www_authenticate)));
-            }
-            if (row->retry_after_s > 0 && json_object_get(headers, "Retry-After") == NULL) {
-                set(headers, "Retry-After",
-                    header("Seconds to wait before retrying.", json_integer(row->retry_after_s)));
-            }
-        }
-        examples = json_object_get(json_object_get(json_object_get(resp, "content"), "application/json"),
-                                   "examples");
-        snprintf(name, sizeof(name), "%s", row->code);
-        for (int k = 2; json_object_get(examples, name) != NULL; k++) {
-            snprintf(name, sizeof(name), "%s_%d", row->code, k);
-        }
-        ex = obj();
-        value = obj();
-        detail = obj();
-        set(ex, "summary", str(row->message));
-        set(value, "error", str(row->message));
-        set(detail, "code", str(row->code));
-        set(detail, "message", str(row->message));
-        set(value, "error_detail", detail);
-        set(ex, "value", value);
-        set(examples, name, ex);
+        resp = status_response(out, rows[i].status);
+        row_headers(resp, &rows[i]);
+        row_example(resp, &rows[i]);
     }
     return out;
 }

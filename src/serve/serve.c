@@ -22,6 +22,8 @@
 #include "http/http.h"
 #include "lib/alloc.h"
 #include "lib/version.h"
+#include "lib/clock.h"
+#include "lib/sdnotify.h"
 #include "metrics/metrics.h"
 #include "router/router.h"
 #include "serve/serve-int.h"
@@ -29,29 +31,6 @@
 #include "store/store.h"
 #include "tables/tables.h"
 #include "upstream/upstream.h"
-
-static const char usage[] =
-    "usage: blnkproxy serve [--db DSN] [--config FILE] [--listen HOST:PORT] [--workers N]\n"
-    "                       [--upstream-timeout SECONDS] [--upstream-connect-timeout SECONDS]\n"
-    "                       [--log-level debug|info|warn|error] [--reuse-port] [--<setting> VALUE]...\n"
-    "       blnkproxy serve --check [--json] [same flags]\n"
-    "\n"
-    "Every setting of blnkproxy.json can be given as a flag (underscores as dashes) or as a\n"
-    "BLNKPROXY_<SETTING> environment variable; flags win over the environment, which wins over\n"
-    "the file. See docs/CONFIG.md.\n"
-    "\n"
-    "  --listen HOST:PORT  127.0.0.1:8080 by default; :PORT is every IPv4 interface, [::]:PORT\n"
-    "                      IPv4 and IPv6. serve refuses an address another process listens on.\n"
-    "  --reuse-port        start although the address is served: a hand-over. Start the new\n"
-    "                      process with it, then send SIGTERM to the old one; no request is lost.\n"
-    "  --check             load and validate the configuration (file, environment, flags), the\n"
-    "                      routes and the store, print a summary and exit 0, or exit 2 with the\n"
-    "                      reason. Starts nothing and creates no store.\n"
-    "\n"
-    "Signals: SIGTERM or SIGINT stop gracefully (in-flight requests finish). SIGHUP re-reads the\n"
-    "configuration file: limits, timeouts, log level, audit modes and routes apply at once;\n"
-    "settings that need a restart are named in a warning; a bad file is refused with the reason\n"
-    "in the log, and the running configuration stays.\n";
 
 /* Each client connection and each kept-alive Core connection is a descriptor; the soft limit
  * (often 1024) is raised to the hard one so max_connections is what limits, not EMFILE. */
@@ -155,15 +134,14 @@ bp_serve__audit_start(struct bp_serve *sv, const struct bp_config *cfg)
     return BP_OK;
 }
 
-/* Takes --help, --json and --check out of argv; the rest are flags for the configuration. */
+/* Takes --json and --check out of argv; the rest are flags for the configuration. (--help is the
+ * CLI's: it prints serve's usage from the settings table before calling here.) */
 static void
-split_args(int argc, char **argv, struct bp_serve *sv, bool *help, bool *check, bool *json)
+split_args(int argc, char **argv, struct bp_serve *sv, bool *check, bool *json)
 {
     sv->flags = bp_calloc((size_t)argc + 1, sizeof(char *));
     for (int i = 0; i < argc; i++) {
-        if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
-            *help = true;
-        } else if (strcmp(argv[i], "--check") == 0) {
+        if (strcmp(argv[i], "--check") == 0) {
             *check = true;
         } else if (strcmp(argv[i], "--json") == 0) {
             /* Every command takes --json (DESIGN §7); serve's log is JSON lines already. */
@@ -250,6 +228,13 @@ start(struct bp_serve *sv, struct bp_store **store, struct bp_watch **watch, str
     return 0;
 }
 
+static void
+notify_ready(const struct bp_serve *sv)
+{
+    bp_sdnotifyf("READY=1\nSTATUS=serving on %s:%d with %d workers", sv->running->listen_host,
+                 bp_server_port(sv->server), sv->running->workers);
+}
+
 int
 bp_serve_main(int argc, char **argv)
 {
@@ -258,7 +243,6 @@ bp_serve_main(int argc, char **argv)
     struct bp_watch *watch = NULL;
     struct bp_route *routes = NULL;
     char err[1024] = "";
-    bool help = false;
     bool check = false;
     bool json = false;
     sigset_t sigs;
@@ -276,12 +260,7 @@ bp_serve_main(int argc, char **argv)
     pthread_sigmask(SIG_BLOCK, &sigs, NULL);
     signal(SIGPIPE, SIG_IGN);
 
-    split_args(argc, argv, &sv, &help, &check, &json);
-    if (help) {
-        fputs(usage, stdout);
-        bp_free(sv.flags);
-        return 0;
-    }
+    split_args(argc, argv, &sv, &check, &json);
     if (check) {
         code = bp_serve__check(sv.n_flags, sv.flags, json);
         bp_free(sv.flags);
@@ -295,14 +274,23 @@ bp_serve_main(int argc, char **argv)
     bp_log_set_level((enum bp_log_level)sv.cfg.log_level);
 
     code = start(&sv, &store, &watch, &routes);
+    /* systemd (Type=notify): ready once the store is open, the tables loaded and the listeners
+     * accepting; a reload and the stop are announced the same way (no-ops without systemd). */
+    if (code == 0) {
+        notify_ready(&sv);
+    }
     while (code == 0) {
         sigwait(&sigs, &sig);
         if (sig != SIGHUP) {
             break;
         }
+        bp_sdnotifyf("RELOADING=1\nMONOTONIC_USEC=%lld\nSTATUS=reloading the configuration",
+                     (long long)bp_clock_mono_us());
         bp_serve__reload(&sv);
+        notify_ready(&sv);
     }
     if (code == 0) {
+        bp_sdnotify("STOPPING=1\nSTATUS=stopping: finishing in-flight requests");
         BP_INFO("shutting down", BP_LSTR("signal", sig == SIGTERM ? "SIGTERM" : "SIGINT"));
     }
     /* Order: no request is in flight and no OAuth thread runs once the server stopped; then every

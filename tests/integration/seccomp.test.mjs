@@ -95,6 +95,9 @@ function makeCertificates(dir) {
 const asRoot = process.getuid() === 0;
 // The unit's User=blnkproxy is an unprivileged user; the test's is nobody (when it runs as root).
 const USER = asRoot ? ['--user', '65534:65534'] : [];
+// nobody may not be able to reach the build tree (a checkout under a 0700 directory, as mktemp
+// makes): it runs a copy in the test's own directory.
+let PROG = BIN;
 
 let dir;
 let core;
@@ -124,6 +127,9 @@ before(async () => {
         for (const f of fs.readdirSync(dir)) {
             fs.chmodSync(path.join(dir, f), 0o644);
         }
+        PROG = path.join(dir, 'blnkproxy');
+        fs.copyFileSync(BIN, PROG);
+        fs.chmodSync(PROG, 0o755);
     }
 });
 
@@ -137,7 +143,7 @@ after(async () => {
 
 /** The CLI as the service user, without the filter (an administrator runs it). */
 function cli(args) {
-    const r = spawnSync(EXEC, [...USER, '--', BIN, ...args, '--db', path.join(dir, 'blnkproxy.db'), '--json'],
+    const r = spawnSync(EXEC, [...USER, '--', PROG, ...args, '--db', path.join(dir, 'blnkproxy.db'), '--json'],
         { encoding: 'utf8', timeout: 30000 });
     assert.equal(r.status, 0, `${args.join(' ')}: ${r.stderr}`);
     return JSON.parse(r.stdout);
@@ -220,7 +226,7 @@ describe('serve under the unit\'s seccomp sandbox', () => {
         fs.chmodSync(sock, 0o777);
 
         server = spawn(EXEC, [...mounts, ...USER, '--allow', allowFile, '--families', families.join(','), '--mdwe', '--',
-            BIN, 'serve', '--config', config, '--db', path.join(dir, 'blnkproxy.db'), '--listen', '127.0.0.1:0',
+            PROG, 'serve', '--config', config, '--db', path.join(dir, 'blnkproxy.db'), '--listen', '127.0.0.1:0',
             '--workers', '2', '--oauth-threads', '1'], {
             cwd: dir,
             // Under the ASan build (make test-sanitize), LeakSanitizer's exit check stops the world
@@ -285,7 +291,7 @@ describe('serve under the unit\'s seccomp sandbox', () => {
         assert.ok(states.some((s) => s.startsWith('STOPPING=1')));
         assert.equal(coreSeen, 3, 'Core saw the read with the key, the write and the read with the token');
         // The records of every request are in the store (audit writes and reads were sync).
-        const audit = spawnSync(EXEC, [...USER, '--', BIN, 'audit', 'list', '--db', path.join(dir, 'blnkproxy.db'), '--json'],
+        const audit = spawnSync(EXEC, [...USER, '--', PROG, 'audit', 'list', '--db', path.join(dir, 'blnkproxy.db'), '--json'],
             { encoding: 'utf8' });
         assert.equal(audit.status, 0, audit.stderr);
         assert.ok(audit.stdout.trim().split('\n').length >= 6, audit.stdout);

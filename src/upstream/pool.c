@@ -148,6 +148,7 @@ origin_free(struct bp_upstream__origin *o)
     bp_free(o->authority);
     bp_free(o->ca_file);
     bp_free(o->addrs);
+    bp_free(o->addr_lens);
     bp_free(o);
 }
 

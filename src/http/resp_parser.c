@@ -18,6 +18,7 @@
 #include "http/resp_parser.h"
 
 #include <string.h>
+#include <strings.h>
 
 #include "lib/bug.h"
 #include "lib/str.h"
@@ -113,13 +114,17 @@ scan_connection(struct ctx *x, const char *v, size_t len)
     }
 }
 
+/* Length first: most names differ in length from the few that matter, and this runs for every
+ * field of every answer. */
+#define NAME_IS(f, lit) ((f)->name_len == sizeof(lit) - 1 && strncasecmp((f)->name, (lit), sizeof(lit) - 1) == 0)
+
 /* The framing rules one header line decides (DESIGN §8, as for requests). */
 static bp_err
 apply_header(struct ctx *x, const struct bp_http_header *f)
 {
     struct bp_http_resp_head *h = x->h;
 
-    if (bp_str_ieq(f->name, f->name_len, "content-length")) {
+    if (NAME_IS(f, "content-length")) {
         if (x->seen_cl || x->seen_te || f->value_len > 19) {
             return BP_ERR_MALFORMED;
         }
@@ -128,7 +133,7 @@ apply_header(struct ctx *x, const struct bp_http_header *f)
         }
         x->seen_cl = true;
         h->framing = BP_HTTP_BODY_LENGTH;
-    } else if (bp_str_ieq(f->name, f->name_len, "transfer-encoding")) {
+    } else if (NAME_IS(f, "transfer-encoding")) {
         if (x->seen_te || x->seen_cl || h->version_minor == 0) {
             return BP_ERR_MALFORMED;
         }
@@ -137,7 +142,7 @@ apply_header(struct ctx *x, const struct bp_http_header *f)
         }
         x->seen_te = true;
         h->framing = BP_HTTP_BODY_CHUNKED;
-    } else if (bp_str_ieq(f->name, f->name_len, "connection")) {
+    } else if (NAME_IS(f, "connection")) {
         scan_connection(x, f->value, f->value_len);
     }
     return BP_OK;
@@ -314,9 +319,15 @@ bp_http_parse_resp_head(const char *buf, size_t len, const struct bp_http_resp_l
         unsigned char c = (unsigned char)buf[i];
         bp_err rc;
 
-        /* The hot state first: most bytes of a head are field values. */
+        /* The hot states first: most bytes of a head are field names and values. */
         if (x.state == ST_VALUE && c != '\r') {
             if (!is_value_char(c)) {
+                return BP_ERR_MALFORMED;
+            }
+            continue;
+        }
+        if (x.state == ST_NAME && c != ':') {
+            if (!is_tchar(c)) {
                 return BP_ERR_MALFORMED;
             }
             continue;

@@ -654,13 +654,14 @@ bp_upstream_resume(struct bp_upstream_xfer *x)
 
 /* ---- starting a transfer ------------------------------------------------------------------------------ */
 
+/* RFC 9110 §5.6.2 tchar (every method and header name of every request passes here). */
 static bool
 is_tchar(unsigned char c)
 {
-    if ((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9')) {
+    if ((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-') {
         return true;
     }
-    return c != '\0' && strchr("!#$%&'*+-.^_`|~", c) != NULL;
+    return c != '\0' && strchr("!#$%&'*+.^_`|~", c) != NULL;
 }
 
 static bool
@@ -714,13 +715,23 @@ validate_req(const struct bp_upstream_req *req)
     return BP_OK;
 }
 
+/* A bounded copy (truncated to cap - 1 bytes) without printf's cost. */
+static void
+copy_str(char *dst, size_t cap, const char *src)
+{
+    size_t n = strnlen(src, cap - 1);
+
+    memcpy(dst, src, n);
+    dst[n] = '\0';
+}
+
 static void
 copy_id(char *dst, size_t cap, bool *has, const char *src)
 {
     *has = src != NULL;
     dst[0] = '\0';
     if (src != NULL) {
-        snprintf(dst, cap, "%s", src);
+        copy_str(dst, cap, src);
     }
 }
 
@@ -753,7 +764,7 @@ start(struct bp_upstream *u, const struct bp_upstream_req *req, bp_upstream_cb c
     x->in_callback = false;
     x->fail_rc = BP_OK;
     x->cause[0] = '\0';
-    snprintf(x->method, sizeof(x->method), "%s", req->method);
+    copy_str(x->method, sizeof(x->method), req->method);
     copy_id(x->request_id, sizeof(x->request_id), &x->has_request_id, req->request_id);
     copy_id(x->instance_id, sizeof(x->instance_id), &x->has_instance_id, req->instance_id);
     x->connect_timeout_ms = u->opts.connect_timeout_ms > 0 ? u->opts.connect_timeout_ms : DEFAULT_CONNECT_TIMEOUT_MS;

@@ -38,7 +38,6 @@
 #include "lib/alloc.h"
 #include "lib/bug.h"
 #include "lib/clock.h"
-#include "lib/str.h"
 
 enum step {
     STEP_MORE, /* made progress; look again */
@@ -48,12 +47,14 @@ enum step {
 
 /* ---- the request ------------------------------------------------------------------------------ */
 
+/* line is "Name:value" (validated by the caller). Length first: few names have these. */
 static bool
-header_name_is(const char *line, const char *name)
+header_name_is(const char *line, size_t name_len, const char *name, size_t want_len)
 {
-    size_t n = strlen(name);
-    return strncasecmp(line, name, n) == 0 && line[n] == ':';
+    return name_len == want_len && strncasecmp(line, name, want_len) == 0;
 }
+
+#define LINE_IS(line, name_len, lit) header_name_is((line), (name_len), (lit), sizeof(lit) - 1)
 
 static bool
 method_is(const char *m, const char *want)
@@ -76,7 +77,7 @@ bp_upstream__build_request(struct bp_upstream_xfer *x, const struct bp_upstream_
     bp_buf_append(h, url->target, url->target_len);
     bp_buf_append(h, " HTTP/1.1\r\n", 11);
     for (size_t i = 0; i < req->n_headers && !has_host; i++) {
-        has_host = header_name_is(req->headers[i], "Host");
+        has_host = LINE_IS(req->headers[i], strcspn(req->headers[i], ":"), "Host");
     }
     if (!has_host) {
         bp_buf_append(h, "Host: ", 6);
@@ -85,19 +86,28 @@ bp_upstream__build_request(struct bp_upstream_xfer *x, const struct bp_upstream_
     }
     for (size_t i = 0; i < req->n_headers; i++) {
         const char *line = req->headers[i];
+        size_t name_len = strcspn(line, ":");
         /* Framing is ours: the body is body_len bytes (a rewritten body may differ from what the
          * client declared), and nothing waits for 100-continue. */
-        if (header_name_is(line, "Content-Length") || header_name_is(line, "Transfer-Encoding") ||
-            header_name_is(line, "Expect")) {
+        if (LINE_IS(line, name_len, "Content-Length") || LINE_IS(line, name_len, "Transfer-Encoding") ||
+            LINE_IS(line, name_len, "Expect")) {
             continue;
         }
         bp_buf_append_str(h, line);
         bp_buf_append(h, "\r\n", 2);
     }
     if (has_body) {
-        char cl[40];
-        int n = snprintf(cl, sizeof(cl), "Content-Length: %zu\r\n", req->body_len);
-        bp_buf_append(h, cl, (size_t)n);
+        /* Digits written backwards by hand: printf is a measurable share of a request here. */
+        char digits[24];
+        size_t n = 0;
+        size_t v = req->body_len;
+        do {
+            digits[sizeof(digits) - 1 - n++] = (char)('0' + v % 10);
+            v /= 10;
+        } while (v > 0);
+        bp_buf_append(h, "Content-Length: ", 16);
+        bp_buf_append(h, digits + sizeof(digits) - n, n);
+        bp_buf_append(h, "\r\n", 2);
     }
     bp_buf_append(h, "\r\n", 2);
     x->body = req->body_len > 0 ? req->body : NULL;
@@ -236,11 +246,7 @@ bp_upstream__exchange_start(struct bp_upstream_xfer *x)
 
 /* ---- the answer -------------------------------------------------------------------------------- */
 
-static bool
-name_is(const struct bp_http_header *h, const char *want)
-{
-    return bp_str_ieq(h->name, h->name_len, want);
-}
+#define NAME_IS(f, lit) ((f)->name_len == sizeof(lit) - 1 && strncasecmp((f)->name, (lit), sizeof(lit) - 1) == 0)
 
 /* Whether name is one of the comma-separated tokens of a Connection header value. */
 static bool
@@ -270,26 +276,25 @@ named_by(const struct bp_http_header *conn, const char *name, size_t name_len)
     return false;
 }
 
+/* Hop-by-hop fields (RFC 9110 §7.6.1), Proxy-*, and Content-Length: the caller frames the body
+ * itself (the stream says how Core framed it). */
 static bool
-is_dropped(const struct bp_http_resp_head *h, const struct bp_http_header *f)
+is_hop_by_hop(const struct bp_http_header *f)
 {
-    static const char *const hop[] = {
-        "Connection", "Keep-Alive", "Transfer-Encoding", "TE", "Trailer", "Upgrade",
-        /* The caller frames the body itself (the stream says how Core framed it). */
-        "Content-Length",
-    };
+    return NAME_IS(f, "Connection") || NAME_IS(f, "Keep-Alive") || NAME_IS(f, "Transfer-Encoding") ||
+           NAME_IS(f, "TE") || NAME_IS(f, "Trailer") || NAME_IS(f, "Upgrade") || NAME_IS(f, "Content-Length") ||
+           (f->name_len >= 6 && strncasecmp(f->name, "Proxy-", 6) == 0);
+}
 
-    for (size_t i = 0; i < BP_ARRAY_LEN(hop); i++) {
-        if (name_is(f, hop[i])) {
-            return true;
-        }
-    }
-    if (f->name_len >= 6 && strncasecmp(f->name, "Proxy-", 6) == 0) {
+static bool
+is_dropped(const struct bp_http_resp_head *h, const struct bp_http_header *f, bool has_connection)
+{
+    if (is_hop_by_hop(f)) {
         return true;
     }
     /* Connection may come after the fields it names: every one is consulted. */
-    for (size_t i = 0; i < h->n_headers; i++) {
-        if (name_is(&h->headers[i], "Connection") && named_by(&h->headers[i], f->name, f->name_len)) {
+    for (size_t i = 0; has_connection && i < h->n_headers; i++) {
+        if (NAME_IS(&h->headers[i], "Connection") && named_by(&h->headers[i], f->name, f->name_len)) {
             return true;
         }
     }
@@ -304,12 +309,16 @@ filter_headers(struct bp_upstream *u, const struct bp_http_resp_head *h)
     size_t n = 0;
     bool *drop = NULL;
     bool drop_small[64];
+    bool has_connection = false;
 
     /* Decide first, terminate after: terminating overwrites the ':' that later checks read
      * past, and a Connection value may name a field before it. */
     drop = h->n_headers <= BP_ARRAY_LEN(drop_small) ? drop_small : bp_calloc(h->n_headers, sizeof(*drop));
+    for (size_t i = 0; i < h->n_headers && !has_connection; i++) {
+        has_connection = NAME_IS(&h->headers[i], "Connection");
+    }
     for (size_t i = 0; i < h->n_headers; i++) {
-        drop[i] = is_dropped(h, &h->headers[i]);
+        drop[i] = is_dropped(h, &h->headers[i], has_connection);
     }
     for (size_t i = 0; i < h->n_headers; i++) {
         const struct bp_http_header *f = &h->headers[i];

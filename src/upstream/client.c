@@ -328,13 +328,11 @@ end(struct bp_upstream_xfer *x, bp_err rc)
     live_unlink(x);
     event_del(x->tev);
     x->state = BP_UPSTREAM_XFER_ENDING;
-    x->in_callback = true;
     if (x->buffered) {
         x->cb(x->arg, rc, rc == BP_OK ? &x->resp : NULL);
     } else {
         x->scbs.on_end(x->arg, rc);
     }
-    x->in_callback = false;
     /* The callback may have freed the client: that only defers while we are in a dispatch. */
     if (o != NULL) {
         o->n_xfers--;
@@ -452,9 +450,7 @@ bp_upstream__deliver_head(struct bp_upstream_xfer *x, const struct bp_upstream_h
     if (x->buffered) {
         return buffered_head(x, head);
     }
-    x->in_callback = true;
     x->scbs.on_head(x->arg, head);
-    x->in_callback = false;
     return still_exchanging(x);
 }
 
@@ -469,9 +465,7 @@ bp_upstream__deliver_body(struct bp_upstream_xfer *x, const char *data, size_t l
         }
         return true;
     }
-    x->in_callback = true;
     x->scbs.on_body(x->arg, data, len);
-    x->in_callback = false;
     return still_exchanging(x);
 }
 
@@ -761,7 +755,6 @@ start(struct bp_upstream *u, const struct bp_upstream_req *req, bp_upstream_cb c
     }
     x->arg = arg;
     x->paused = false;
-    x->in_callback = false;
     x->fail_rc = BP_OK;
     x->cause[0] = '\0';
     copy_str(x->method, sizeof(x->method), req->method);

@@ -166,7 +166,6 @@ struct bp_upstream_xfer {
     struct bp_upstream_stream_cbs scbs;
     void *arg;
     bool paused;
-    bool in_callback; /* one of its callbacks is on the stack */
 
     /* The request: its head is built here (capacity kept when the struct is reused); the body is
      * the caller's. sent counts bytes of head + body written. */

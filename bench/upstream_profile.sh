@@ -14,8 +14,10 @@
 # strace and perf. Everything it starts is stopped by PID.
 #
 # With BLNKPROXY_BIN set, it also puts blnkproxy (one worker, audit off, access log on as at the
-# default log level) between the client and the fake Core and counts the whole proxy's syscalls
-# per request (strace -f -c attached for N_PROXY requests, 32 in flight).
+# default log level) between the client and the fake Core and measures the whole proxy: its
+# instructions and allocations per request (callgrind, memcheck; N_SMALL vs N_BIG requests) and
+# its syscalls per request (strace -f -c attached for N_PROXY requests), 32 in flight. The client
+# only loads it then: any build of upstream_load will do.
 set -euo pipefail
 
 out=${1:?usage: bench/upstream_profile.sh OUTDIR [UPSTREAM_LOAD_BIN]}
@@ -84,7 +86,8 @@ syscalls() {
     awk 'NR > 2 && $1 !~ /^-/ && $NF != "total" { print $NF, $4 }' "$f"
 }
 
-for method in GET POST; do
+# ONLY_PROXY=1 skips the client's own measurements (with BLNKPROXY_BIN set).
+[ "${ONLY_PROXY:-0}" = 1 ] || for method in GET POST; do
     for conc in 1 32; do
         tag="$method.c$conc"
         i_small=$(instructions "$tag" "$method" "$conc" "$n_small")
@@ -107,7 +110,7 @@ for method in GET POST; do
 done
 
 # Where the time goes: by library, then the top functions.
-for method in GET POST; do
+[ "${ONLY_PROXY:-0}" = 1 ] || for method in GET POST; do
     perf record -q -e cpu-clock -g -o "$out/perf.$method.data" \
         "$bin" client "$(url_for "$method")" "$n_perf" 32 "$method" >/dev/null 2>&1
     {
@@ -129,22 +132,62 @@ instance_id=$("$BLNKPROXY_BIN" instance add --db "$db" --name bench --url "http:
     --secret-key-env UPSTREAM_PROFILE_SECRET --json | sed -n 's/^{"id":"\([^"]*\)".*/\1/p')
 api_key=$("$BLNKPROXY_BIN" key create --db "$db" --name bench --scopes proxy:read,proxy:write \
     --expires-in never --instances "$instance_id" --json | sed -n 's/.*"key":"\(blnk_[0-9a-f]*\)".*/\1/p')
-"$BLNKPROXY_BIN" serve --db "$db" --listen 127.0.0.1:0 --workers 1 --audit-writes off --audit-reads off \
-    --log-level info 2>"$out/proxy.log" >/dev/null &
-proxy_pid=$!
-proxy_port=""
-for _ in $(seq 1 100); do
-    proxy_port=$(sed -n 's/.*"msg":"listening".*"port":\([0-9][0-9]*\).*/\1/p' "$out/proxy.log" | head -n1)
-    [ -n "$proxy_port" ] && break
-    sleep 0.1
-done
-[ -n "$proxy_port" ] || { echo "upstream_profile: blnkproxy did not start" >&2; exit 1; }
-for method in GET POST; do
-    case "$method" in
-        GET) path=ledgers ;;
-        POST) path=transactions ;;
+# start_proxy [TOOL...]: blnkproxy serve (under TOOL when given) on a port of its choosing.
+start_proxy() {
+    : >"$out/proxy.log"
+    "$@" "$BLNKPROXY_BIN" serve --db "$db" --listen 127.0.0.1:0 --workers 1 --audit-writes off \
+        --audit-reads off --log-level info 2>"$out/proxy.log" >/dev/null &
+    proxy_pid=$!
+    proxy_port=""
+    for _ in $(seq 1 300); do
+        proxy_port=$(sed -n 's/.*"msg":"listening".*"port":\([0-9][0-9]*\).*/\1/p' "$out/proxy.log" | head -n1)
+        [ -n "$proxy_port" ] && break
+        sleep 0.1
+    done
+    [ -n "$proxy_port" ] || { echo "upstream_profile: blnkproxy did not start" >&2; exit 1; }
+}
+
+proxy_url() {
+    case "$1" in
+        GET) echo "http://127.0.0.1:$proxy_port/proxy/ledgers?instance_id=$instance_id" ;;
+        POST) echo "http://127.0.0.1:$proxy_port/proxy/transactions?instance_id=$instance_id" ;;
     esac
-    purl="http://127.0.0.1:$proxy_port/proxy/$path?instance_id=$instance_id"
+}
+
+# The whole proxy under callgrind and under memcheck: instructions and allocations per request
+# (all threads), from the difference of N_SMALL and N_BIG requests, 32 in flight.
+proxy_tool_run() {
+    local tool=$1 method=$2 n=$3
+    local f="$out/proxy.$tool.$method.$n"
+    if [ "$tool" = callgrind ]; then
+        start_proxy valgrind --tool=callgrind --callgrind-out-file="$f.out"
+    else
+        start_proxy valgrind --log-file="$f.out"
+    fi
+    "$bin" client "$(proxy_url "$method")" "$n" 32 "$method" "Authorization: Bearer $api_key" >/dev/null
+    kill -TERM "$proxy_pid"
+    wait "$proxy_pid" 2>/dev/null || true
+    proxy_pid=""
+    if [ "$tool" = callgrind ]; then
+        awk '/^summary:/{print $2}' "$f.out"
+    else
+        awk '/total heap usage:/{gsub(",", "", $5); print $5}' "$f.out"
+    fi
+}
+
+for method in GET POST; do
+    i_small=$(proxy_tool_run callgrind "$method" "$n_small")
+    i_big=$(proxy_tool_run callgrind "$method" "$n_big")
+    a_small=$(proxy_tool_run memcheck "$method" "$n_small")
+    a_big=$(proxy_tool_run memcheck "$method" "$n_big")
+    printf 'blnkproxy (1 worker, audit off), %s, 32 in flight: %.0f instructions/request, %.2f allocations/request\n' \
+        "$method" "$(echo "($i_big - $i_small) / $delta" | bc -l)" "$(echo "($a_big - $a_small) / $delta" | bc -l)" |
+        tee -a "$summary"
+done
+
+start_proxy
+for method in GET POST; do
+    purl=$(proxy_url "$method")
     # Warm up: the proxy's connections to Core exist before counting starts.
     "$bin" client "$purl" 200 32 "$method" "Authorization: Bearer $api_key" >/dev/null
     strace -f -c -o "$out/strace.proxy.$method.txt" -p "$proxy_pid" &

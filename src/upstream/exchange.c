@@ -33,7 +33,6 @@
 #include <strings.h>
 #include <sys/socket.h>
 
-#include <event2/event.h>
 
 #include "lib/alloc.h"
 #include "lib/bug.h"

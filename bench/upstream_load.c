@@ -4,12 +4,12 @@
  *
  *   upstream_load serve
  *       A fake Core on 127.0.0.1 (port printed on stdout as "port N"): keep-alive, answers
- *       GET /ledgers 200 and POST /transactions 201 with the canned JSON of bench/nginx.conf.template,
- *       with nginx's header set. Runs until SIGTERM or SIGINT.
- *   upstream_load client URL N CONC METHOD [HEADER...]
- *       Sends N requests (METHOD GET or POST; POST carries post.lua's body) with CONC in flight at a
- *       time through one bp_upstream on one event_base, with the header lines the proxy sends Core
- *       (plus any HEADER given). Prints "ok N failed M" and exits 0 only if all succeeded.
+ *       GET /ledgers 200 and POST /transactions 201 with the canned JSON of
+ * bench/nginx.conf.template, with nginx's header set. Runs until SIGTERM or SIGINT. upstream_load
+ * client URL N CONC METHOD [HEADER...] Sends N requests (METHOD GET or POST; POST carries
+ * post.lua's body) with CONC in flight at a time through one bp_upstream on one event_base, with
+ * the header lines the proxy sends Core (plus any HEADER given). Prints "ok N failed M" and exits 0
+ * only if all succeeded.
  *
  * bench/upstream_profile.sh runs it under callgrind, strace and valgrind to get instructions,
  * syscalls and allocations per request (the difference between two runs of different N, so
@@ -50,7 +50,7 @@ static const char post_body[] =
     "\"description\":\"bench transfer\",\"allow_overdraft\":true,"
     "\"meta_data\":{\"order_id\":\"ord_123456\",\"channel\":\"bench\"}}";
 
-/* ---- serve ------------------------------------------------------------------------------------ */
+/* ---- serve ----------------------------------------------------------------------------------- */
 
 static void
 srv_answer(struct evbuffer *out, int status, const char *reason, const char *body, size_t len)
@@ -113,7 +113,8 @@ srv_on_event(struct bufferevent *bev, short what, void *arg)
 }
 
 static void
-srv_on_accept(struct evconnlistener *lis, evutil_socket_t fd, struct sockaddr *sa, int salen, void *arg)
+srv_on_accept(struct evconnlistener *lis, evutil_socket_t fd, struct sockaddr *sa, int salen,
+              void *arg)
 {
     struct bufferevent *bev = bufferevent_socket_new(arg, fd, BEV_OPT_CLOSE_ON_FREE);
 
@@ -140,9 +141,11 @@ serve(void)
     memset(&sin, 0, sizeof(sin));
     sin.sin_family = AF_INET;
     sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    lis = evconnlistener_new_bind(base, srv_on_accept, base, LEV_OPT_CLOSE_ON_FREE | LEV_OPT_REUSEABLE, 1024,
+    lis = evconnlistener_new_bind(base, srv_on_accept, base,
+                                  LEV_OPT_CLOSE_ON_FREE | LEV_OPT_REUSEABLE, 1024,
                                   (struct sockaddr *)&sin, sizeof(sin));
-    if (lis == NULL || getsockname(evconnlistener_get_fd(lis), (struct sockaddr *)&sin, &len) != 0) {
+    if (lis == NULL ||
+        getsockname(evconnlistener_get_fd(lis), (struct sockaddr *)&sin, &len) != 0) {
         fprintf(stderr, "upstream_load: cannot listen on 127.0.0.1\n");
         return 1;
     }
@@ -160,7 +163,7 @@ serve(void)
     return 0;
 }
 
-/* ---- client ----------------------------------------------------------------------------------- */
+/* ---- client ---------------------------------------------------------------------------------- */
 
 struct load {
     struct event_base *base;
@@ -275,6 +278,7 @@ main(int argc, char **argv)
     if (argc >= 2 && strcmp(argv[1], "client") == 0) {
         return client(argc, argv);
     }
-    fprintf(stderr, "usage: upstream_load serve | upstream_load client URL N CONC GET|POST [HEADER...]\n");
+    fprintf(stderr,
+            "usage: upstream_load serve | upstream_load client URL N CONC GET|POST [HEADER...]\n");
     return 2;
 }

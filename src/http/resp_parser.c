@@ -25,14 +25,15 @@
 
 /* RFC 9110 §5.6.2 tchar, as a table: this runs over every byte of every answer. */
 static const unsigned char tchar_table[256] = {
-    ['!'] = 1, ['#'] = 1, ['$'] = 1, ['%'] = 1, ['&'] = 1, ['\''] = 1, ['*'] = 1, ['+'] = 1, ['-'] = 1,
-    ['.'] = 1, ['^'] = 1, ['_'] = 1, ['`'] = 1, ['|'] = 1, ['~'] = 1, ['0'] = 1, ['1'] = 1, ['2'] = 1,
-    ['3'] = 1, ['4'] = 1, ['5'] = 1, ['6'] = 1, ['7'] = 1, ['8'] = 1, ['9'] = 1, ['A'] = 1, ['B'] = 1,
-    ['C'] = 1, ['D'] = 1, ['E'] = 1, ['F'] = 1, ['G'] = 1, ['H'] = 1, ['I'] = 1, ['J'] = 1, ['K'] = 1,
-    ['L'] = 1, ['M'] = 1, ['N'] = 1, ['O'] = 1, ['P'] = 1, ['Q'] = 1, ['R'] = 1, ['S'] = 1, ['T'] = 1,
-    ['U'] = 1, ['V'] = 1, ['W'] = 1, ['X'] = 1, ['Y'] = 1, ['Z'] = 1, ['a'] = 1, ['b'] = 1, ['c'] = 1,
-    ['d'] = 1, ['e'] = 1, ['f'] = 1, ['g'] = 1, ['h'] = 1, ['i'] = 1, ['j'] = 1, ['k'] = 1, ['l'] = 1,
-    ['m'] = 1, ['n'] = 1, ['o'] = 1, ['p'] = 1, ['q'] = 1, ['r'] = 1, ['s'] = 1, ['t'] = 1, ['u'] = 1,
+    ['!'] = 1, ['#'] = 1, ['$'] = 1, ['%'] = 1, ['&'] = 1, ['\''] = 1, ['*'] = 1, ['+'] = 1,
+    ['-'] = 1, ['.'] = 1, ['^'] = 1, ['_'] = 1, ['`'] = 1, ['|'] = 1,  ['~'] = 1, ['0'] = 1,
+    ['1'] = 1, ['2'] = 1, ['3'] = 1, ['4'] = 1, ['5'] = 1, ['6'] = 1,  ['7'] = 1, ['8'] = 1,
+    ['9'] = 1, ['A'] = 1, ['B'] = 1, ['C'] = 1, ['D'] = 1, ['E'] = 1,  ['F'] = 1, ['G'] = 1,
+    ['H'] = 1, ['I'] = 1, ['J'] = 1, ['K'] = 1, ['L'] = 1, ['M'] = 1,  ['N'] = 1, ['O'] = 1,
+    ['P'] = 1, ['Q'] = 1, ['R'] = 1, ['S'] = 1, ['T'] = 1, ['U'] = 1,  ['V'] = 1, ['W'] = 1,
+    ['X'] = 1, ['Y'] = 1, ['Z'] = 1, ['a'] = 1, ['b'] = 1, ['c'] = 1,  ['d'] = 1, ['e'] = 1,
+    ['f'] = 1, ['g'] = 1, ['h'] = 1, ['i'] = 1, ['j'] = 1, ['k'] = 1,  ['l'] = 1, ['m'] = 1,
+    ['n'] = 1, ['o'] = 1, ['p'] = 1, ['q'] = 1, ['r'] = 1, ['s'] = 1,  ['t'] = 1, ['u'] = 1,
     ['v'] = 1, ['w'] = 1, ['x'] = 1, ['y'] = 1, ['z'] = 1,
 };
 
@@ -116,7 +117,8 @@ scan_connection(struct ctx *x, const char *v, size_t len)
 
 /* Length first: most names differ in length from the few that matter, and this runs for every
  * field of every answer. */
-#define NAME_IS(f, lit) ((f)->name_len == sizeof(lit) - 1 && strncasecmp((f)->name, (lit), sizeof(lit) - 1) == 0)
+#define NAME_IS(f, lit)                                                                            \
+    ((f)->name_len == sizeof(lit) - 1 && strncasecmp((f)->name, (lit), sizeof(lit) - 1) == 0)
 
 /* The framing rules one header line decides (DESIGN §8, as for requests). */
 static bp_err
@@ -341,7 +343,8 @@ bp_http_parse_resp_head(const char *buf, size_t len, const struct bp_http_resp_l
             return rc;
         }
         if (x.state == ST_DONE) {
-            h.keep_alive = h.version_minor == 1 ? !x.conn_close : x.conn_keep_alive && !x.conn_close;
+            h.keep_alive =
+                h.version_minor == 1 ? !x.conn_close : x.conn_keep_alive && !x.conn_close;
             out->version_minor = h.version_minor;
             out->status = h.status;
             out->reason = h.reason;
@@ -364,7 +367,8 @@ enum bp_http_resp_body
 bp_http_resp_body(const struct bp_http_resp_head *h, bool request_was_head)
 {
     /* RFC 9112 §6.3 rules 1 and 2: these never have content, whatever the framing headers say. */
-    if (request_was_head || (h->status >= 100 && h->status < 200) || h->status == 204 || h->status == 304) {
+    if (request_was_head || (h->status >= 100 && h->status < 200) || h->status == 204 ||
+        h->status == 304) {
         return BP_HTTP_RESP_BODY_NONE;
     }
     switch (h->framing) {

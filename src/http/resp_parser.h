@@ -25,8 +25,8 @@ struct bp_http_resp_limits {
 };
 
 struct bp_http_resp_head {
-    int version_minor; /* 0 or 1 */
-    int status;        /* 100..599 */
+    int version_minor;  /* 0 or 1 */
+    int status;         /* 100..599 */
     const char *reason; /* may be empty */
     size_t reason_len;
     struct bp_http_header headers[BP_HTTP_RESP_MAX_HEADERS_CAP];
@@ -57,8 +57,9 @@ bp_err bp_http_parse_resp_head(const char *buf, size_t len, const struct bp_http
 
 /* How the body of a final response is delimited (RFC 9112 §6.3). */
 enum bp_http_resp_body {
-    BP_HTTP_RESP_BODY_NONE,    /* 1xx, 204, 304, or the answer to HEAD: no body, whatever the headers say */
-    BP_HTTP_RESP_BODY_LENGTH,  /* content_length bytes (possibly 0) */
+    BP_HTTP_RESP_BODY_NONE,   /* 1xx, 204, 304, or the answer to HEAD: no body, whatever the headers
+                                 say */
+    BP_HTTP_RESP_BODY_LENGTH, /* content_length bytes (possibly 0) */
     BP_HTTP_RESP_BODY_CHUNKED, /* chunked: decode with bp_http_chunked_feed */
     BP_HTTP_RESP_BODY_CLOSE,   /* everything until the connection closes */
 };

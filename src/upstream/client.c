@@ -66,7 +66,7 @@ bp_upstream_global_init(void)
     return BP_OK;
 }
 
-/* ---- dispatch guard ---------------------------------------------------------------------------- */
+/* ---- dispatch guard -------------------------------------------------------------------------- */
 
 static void
 xfer_free(struct bp_upstream_xfer *x)
@@ -132,7 +132,7 @@ bp_upstream__leave(struct bp_upstream *u)
     }
 }
 
-/* ---- spares ------------------------------------------------------------------------------------ */
+/* ---- spares ---------------------------------------------------------------------------------- */
 
 /* Spare read buffers are chained through their first bytes. */
 static char *
@@ -192,7 +192,7 @@ xfer_take(struct bp_upstream *u)
     return x;
 }
 
-/* ---- live list and retirement ---------------------------------------------------------------------- */
+/* ---- live list and retirement ---------------------------------------------------------------- */
 
 static void
 live_link(struct bp_upstream_xfer *x)
@@ -252,7 +252,7 @@ retire(struct bp_upstream_xfer *x)
     u->xfer_graveyard = x;
 }
 
-/* ---- timer --------------------------------------------------------------------------------------- */
+/* ---- timer ----------------------------------------------------------------------------------- */
 
 void
 bp_upstream__arm_timer(struct bp_upstream_xfer *x)
@@ -288,10 +288,11 @@ bp_upstream__arm_timer(struct bp_upstream_xfer *x)
     evtimer_add(x->tev, &tv);
 }
 
-/* ---- failures ------------------------------------------------------------------------------------ */
+/* ---- failures -------------------------------------------------------------------------------- */
 
 void
-bp_upstream__fail(struct bp_upstream_xfer *x, bp_err rc, enum bp_metrics_upstream_error kind, const char *cause)
+bp_upstream__fail(struct bp_upstream_xfer *x, bp_err rc, enum bp_metrics_upstream_error kind,
+                  const char *cause)
 {
     if (x->state != BP_UPSTREAM_XFER_WAITING && x->state != BP_UPSTREAM_XFER_CONNECTING &&
         x->state != BP_UPSTREAM_XFER_EXCHANGING) {
@@ -314,9 +315,11 @@ bp_upstream__fail(struct bp_upstream_xfer *x, bp_err rc, enum bp_metrics_upstrea
 static void
 log_failure(const struct bp_upstream_xfer *x, const char *host)
 {
-    BP_WARN("upstream request failed", BP_LSTR("request_id", x->has_request_id ? x->request_id : NULL),
-            BP_LSTR("instance", x->has_instance_id ? x->instance_id : NULL), BP_LSTR("error", bp_err_str(x->fail_rc)),
-            BP_LSTR("method", x->method), BP_LSTR("host", host), BP_LSTR("cause", x->cause));
+    BP_WARN("upstream request failed",
+            BP_LSTR("request_id", x->has_request_id ? x->request_id : NULL),
+            BP_LSTR("instance", x->has_instance_id ? x->instance_id : NULL),
+            BP_LSTR("error", bp_err_str(x->fail_rc)), BP_LSTR("method", x->method),
+            BP_LSTR("host", host), BP_LSTR("cause", x->cause));
 }
 
 /* The final callback, then retirement. */
@@ -380,7 +383,7 @@ on_timer(evutil_socket_t fd, short what, void *arg)
     bp_upstream__leave(u);
 }
 
-/* ---- deliveries ---------------------------------------------------------------------------------- */
+/* ---- deliveries ------------------------------------------------------------------------------ */
 
 void
 bp_upstream__xfer_connected(struct bp_upstream_xfer *x)
@@ -418,7 +421,8 @@ buffered_head(struct bp_upstream_xfer *x, const struct bp_upstream_head *head)
     }
     if (head->n_headers > x->resp_headers_cap) {
         x->resp_headers_cap = head->n_headers;
-        x->resp.headers = bp_realloc(x->resp.headers, x->resp_headers_cap * sizeof(*x->resp.headers));
+        x->resp.headers =
+            bp_realloc(x->resp.headers, x->resp_headers_cap * sizeof(*x->resp.headers));
     }
     /* One reservation, so the appends below never move the storage the pointers go into. */
     bp_buf_reset(&x->resp_strings);
@@ -476,7 +480,7 @@ bp_upstream__deliver_end(struct bp_upstream_xfer *x)
     end(x, BP_OK);
 }
 
-/* ---- client lifecycle ------------------------------------------------------------------------------ */
+/* ---- client lifecycle ------------------------------------------------------------------------ */
 
 void
 bp_upstream_set_opts(struct bp_upstream *u, const struct bp_upstream_opts *opts)
@@ -488,12 +492,13 @@ bp_upstream_set_opts(struct bp_upstream *u, const struct bp_upstream_opts *opts)
 }
 
 bp_err
-bp_upstream_new(struct event_base *base, const struct bp_upstream_opts *opts, struct bp_upstream **out)
+bp_upstream_new(struct event_base *base, const struct bp_upstream_opts *opts,
+                struct bp_upstream **out)
 {
     struct bp_upstream *u;
 
-    if (base == NULL || opts == NULL || out == NULL || opts->connect_timeout_ms < 0 || opts->total_timeout_ms < 0 ||
-        opts->idle_timeout_ms < 0) {
+    if (base == NULL || opts == NULL || out == NULL || opts->connect_timeout_ms < 0 ||
+        opts->total_timeout_ms < 0 || opts->idle_timeout_ms < 0) {
         return BP_ERR_INVALID;
     }
     if (bp_upstream_global_init() != BP_OK) {
@@ -606,7 +611,8 @@ bp_upstream_cancel(struct bp_upstream_xfer *x)
 void
 bp_upstream_pause(struct bp_upstream_xfer *x)
 {
-    if (x == NULL || x->paused || x->state == BP_UPSTREAM_XFER_ENDING || x->state == BP_UPSTREAM_XFER_DEAD) {
+    if (x == NULL || x->paused || x->state == BP_UPSTREAM_XFER_ENDING ||
+        x->state == BP_UPSTREAM_XFER_DEAD) {
         return;
     }
     x->paused = true;
@@ -628,7 +634,8 @@ bp_upstream_resume(struct bp_upstream_xfer *x)
 {
     struct bp_upstream__conn *c;
 
-    if (x == NULL || !x->paused || x->state == BP_UPSTREAM_XFER_ENDING || x->state == BP_UPSTREAM_XFER_DEAD) {
+    if (x == NULL || !x->paused || x->state == BP_UPSTREAM_XFER_ENDING ||
+        x->state == BP_UPSTREAM_XFER_DEAD) {
         return;
     }
     x->paused = false;
@@ -646,7 +653,7 @@ bp_upstream_resume(struct bp_upstream_xfer *x)
     }
 }
 
-/* ---- starting a transfer ------------------------------------------------------------------------------ */
+/* ---- starting a transfer --------------------------------------------------------------------- */
 
 /* RFC 9110 §5.6.2 tchar (every method and header name of every request passes here). */
 static bool
@@ -760,7 +767,8 @@ start(struct bp_upstream *u, const struct bp_upstream_req *req, bp_upstream_cb c
     copy_str(x->method, sizeof(x->method), req->method);
     copy_id(x->request_id, sizeof(x->request_id), &x->has_request_id, req->request_id);
     copy_id(x->instance_id, sizeof(x->instance_id), &x->has_instance_id, req->instance_id);
-    x->connect_timeout_ms = u->opts.connect_timeout_ms > 0 ? u->opts.connect_timeout_ms : DEFAULT_CONNECT_TIMEOUT_MS;
+    x->connect_timeout_ms =
+        u->opts.connect_timeout_ms > 0 ? u->opts.connect_timeout_ms : DEFAULT_CONNECT_TIMEOUT_MS;
     x->total_timeout_ms = u->opts.total_timeout_ms;
     x->max_response_bytes = u->opts.max_response_bytes;
     now_us = bp_clock_mono_us();
@@ -792,8 +800,8 @@ start(struct bp_upstream *u, const struct bp_upstream_req *req, bp_upstream_cb c
 }
 
 bp_err
-bp_upstream_send(struct bp_upstream *u, const struct bp_upstream_req *req, bp_upstream_cb cb, void *arg,
-                 struct bp_upstream_xfer **out_xfer)
+bp_upstream_send(struct bp_upstream *u, const struct bp_upstream_req *req, bp_upstream_cb cb,
+                 void *arg, struct bp_upstream_xfer **out_xfer)
 {
     if (cb == NULL) {
         return BP_ERR_INVALID;
@@ -802,8 +810,9 @@ bp_upstream_send(struct bp_upstream *u, const struct bp_upstream_req *req, bp_up
 }
 
 bp_err
-bp_upstream_stream(struct bp_upstream *u, const struct bp_upstream_req *req, const struct bp_upstream_stream_cbs *cbs,
-                   void *arg, struct bp_upstream_xfer **out_xfer)
+bp_upstream_stream(struct bp_upstream *u, const struct bp_upstream_req *req,
+                   const struct bp_upstream_stream_cbs *cbs, void *arg,
+                   struct bp_upstream_xfer **out_xfer)
 {
     if (cbs == NULL || cbs->on_head == NULL || cbs->on_body == NULL || cbs->on_end == NULL) {
         return BP_ERR_INVALID;

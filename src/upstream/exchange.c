@@ -33,7 +33,6 @@
 #include <strings.h>
 #include <sys/socket.h>
 
-
 #include "lib/alloc.h"
 #include "lib/bug.h"
 #include "lib/clock.h"
@@ -44,7 +43,7 @@ enum step {
     STEP_STOP, /* the transfer ended, failed or was cancelled: touch nothing more */
 };
 
-/* ---- the request ------------------------------------------------------------------------------ */
+/* ---- the request ----------------------------------------------------------------------------- */
 
 /* line is "Name:value" (validated by the caller). Length first: few names have these. */
 static bool
@@ -67,8 +66,8 @@ bp_upstream__build_request(struct bp_upstream_xfer *x, const struct bp_upstream_
 {
     struct bp_buf *h = &x->req_head;
     bool has_host = false;
-    bool has_body = req->body_len > 0 || method_is(req->method, "POST") || method_is(req->method, "PUT") ||
-                    method_is(req->method, "PATCH");
+    bool has_body = req->body_len > 0 || method_is(req->method, "POST") ||
+                    method_is(req->method, "PUT") || method_is(req->method, "PATCH");
 
     bp_buf_reset(h);
     bp_buf_append_str(h, req->method);
@@ -88,8 +87,8 @@ bp_upstream__build_request(struct bp_upstream_xfer *x, const struct bp_upstream_
         size_t name_len = strcspn(line, ":");
         /* Framing is ours: the body is body_len bytes (a rewritten body may differ from what the
          * client declared), and nothing waits for 100-continue. */
-        if (LINE_IS(line, name_len, "Content-Length") || LINE_IS(line, name_len, "Transfer-Encoding") ||
-            LINE_IS(line, name_len, "Expect")) {
+        if (LINE_IS(line, name_len, "Content-Length") ||
+            LINE_IS(line, name_len, "Transfer-Encoding") || LINE_IS(line, name_len, "Expect")) {
             continue;
         }
         bp_buf_append_str(h, line);
@@ -150,7 +149,8 @@ write_some(struct bp_upstream_xfer *x, char *cause, size_t cause_len)
             size_t n = 0;
             enum bp_upstream__io io;
             if (head_left > 0) {
-                io = bp_upstream__tls_write(c, x->req_head.data + x->sent, head_left, &n, cause, cause_len);
+                io = bp_upstream__tls_write(c, x->req_head.data + x->sent, head_left, &n, cause,
+                                            cause_len);
             } else {
                 io = bp_upstream__tls_write(c, body_at, body_left, &n, cause, cause_len);
             }
@@ -243,9 +243,10 @@ bp_upstream__exchange_start(struct bp_upstream_xfer *x)
     return true;
 }
 
-/* ---- the answer -------------------------------------------------------------------------------- */
+/* ---- the answer ------------------------------------------------------------------------------ */
 
-#define NAME_IS(f, lit) ((f)->name_len == sizeof(lit) - 1 && strncasecmp((f)->name, (lit), sizeof(lit) - 1) == 0)
+#define NAME_IS(f, lit)                                                                            \
+    ((f)->name_len == sizeof(lit) - 1 && strncasecmp((f)->name, (lit), sizeof(lit) - 1) == 0)
 
 /* Whether name is one of the comma-separated tokens of a Connection header value. */
 static bool
@@ -268,7 +269,8 @@ named_by(const struct bp_http_header *conn, const char *name, size_t name_len)
         while (end > start && (v[end - 1] == ' ' || v[end - 1] == '\t')) {
             end--;
         }
-        if (end - start == name_len && name_len > 0 && strncasecmp(v + start, name, name_len) == 0) {
+        if (end - start == name_len && name_len > 0 &&
+            strncasecmp(v + start, name, name_len) == 0) {
             return true;
         }
     }
@@ -280,8 +282,9 @@ named_by(const struct bp_http_header *conn, const char *name, size_t name_len)
 static bool
 is_hop_by_hop(const struct bp_http_header *f)
 {
-    return NAME_IS(f, "Connection") || NAME_IS(f, "Keep-Alive") || NAME_IS(f, "Transfer-Encoding") ||
-           NAME_IS(f, "TE") || NAME_IS(f, "Trailer") || NAME_IS(f, "Upgrade") || NAME_IS(f, "Content-Length") ||
+    return NAME_IS(f, "Connection") || NAME_IS(f, "Keep-Alive") ||
+           NAME_IS(f, "Transfer-Encoding") || NAME_IS(f, "TE") || NAME_IS(f, "Trailer") ||
+           NAME_IS(f, "Upgrade") || NAME_IS(f, "Content-Length") ||
            (f->name_len >= 6 && strncasecmp(f->name, "Proxy-", 6) == 0);
 }
 
@@ -293,7 +296,8 @@ is_dropped(const struct bp_http_resp_head *h, const struct bp_http_header *f, bo
     }
     /* Connection may come after the fields it names: every one is consulted. */
     for (size_t i = 0; has_connection && i < h->n_headers; i++) {
-        if (NAME_IS(&h->headers[i], "Connection") && named_by(&h->headers[i], f->name, f->name_len)) {
+        if (NAME_IS(&h->headers[i], "Connection") &&
+            named_by(&h->headers[i], f->name, f->name_len)) {
             return true;
         }
     }
@@ -312,7 +316,8 @@ filter_headers(struct bp_upstream *u, const struct bp_http_resp_head *h)
 
     /* Decide first, terminate after: terminating overwrites the ':' that later checks read
      * past, and a Connection value may name a field before it. */
-    drop = h->n_headers <= BP_ARRAY_LEN(drop_small) ? drop_small : bp_calloc(h->n_headers, sizeof(*drop));
+    drop = h->n_headers <= BP_ARRAY_LEN(drop_small) ? drop_small
+                                                    : bp_calloc(h->n_headers, sizeof(*drop));
     for (size_t i = 0; i < h->n_headers && !has_connection; i++) {
         has_connection = NAME_IS(&h->headers[i], "Connection");
     }
@@ -347,7 +352,8 @@ static enum step
 complete(struct bp_upstream_xfer *x)
 {
     struct bp_upstream__conn *c = x->c;
-    bool reusable = x->keep_alive && x->rstate != BP_UPSTREAM_READ_CLOSE && x->sent == request_total(x);
+    bool reusable =
+        x->keep_alive && x->rstate != BP_UPSTREAM_READ_CLOSE && x->sent == request_total(x);
 
     x->rstate = BP_UPSTREAM_READ_DONE;
     bp_upstream__release(c, reusable);
@@ -391,7 +397,8 @@ step_head(struct bp_upstream_xfer *x)
         return fail_answer(x, "Core switched protocols, which was never asked for");
     }
     if (h->status < 200) {
-        /* Interim: dropped, the final answer follows. Bounded, or a Core could stream 1xx forever. */
+        /* Interim: dropped, the final answer follows. Bounded, or a Core could stream 1xx forever.
+         */
         c->rstart += consumed;
         if (++x->n_interim > BP_UPSTREAM_MAX_INTERIM) {
             return fail_answer(x, "too many interim (1xx) answers");
@@ -431,7 +438,8 @@ step_head(struct bp_upstream_xfer *x)
     if (!bp_upstream__deliver_head(x, &head)) {
         return STEP_STOP;
     }
-    if (x->rstate == BP_UPSTREAM_READ_DONE || (x->rstate == BP_UPSTREAM_READ_LENGTH && x->body_left == 0)) {
+    if (x->rstate == BP_UPSTREAM_READ_DONE ||
+        (x->rstate == BP_UPSTREAM_READ_LENGTH && x->body_left == 0)) {
         return complete(x);
     }
     return STEP_MORE;
@@ -503,7 +511,8 @@ make_room(struct bp_upstream__conn *c, struct bp_upstream_xfer *x)
         return false;
     }
     /* Only a head needs its bytes in one piece. */
-    c->rcap = c->rcap * 2 > BP_UPSTREAM_MAX_HEAD_BYTES + 1 ? BP_UPSTREAM_MAX_HEAD_BYTES + 1 : c->rcap * 2;
+    c->rcap =
+        c->rcap * 2 > BP_UPSTREAM_MAX_HEAD_BYTES + 1 ? BP_UPSTREAM_MAX_HEAD_BYTES + 1 : c->rcap * 2;
     c->rbuf = bp_realloc(c->rbuf, c->rcap);
     return true;
 }
@@ -515,9 +524,11 @@ on_eof(struct bp_upstream_xfer *x)
         return complete(x);
     }
     bp_upstream__fail(x, BP_ERR_UPSTREAM_UNREACHABLE, BP_METRICS_UPSTREAM_RESET,
-                      x->got_final_head ? "Core closed the connection before the answer was complete"
-                      : x->sent == request_total(x) ? "Core closed the connection without answering; not retried"
-                                                    : "Core closed the connection while the request was being sent");
+                      x->got_final_head
+                          ? "Core closed the connection before the answer was complete"
+                      : x->sent == request_total(x)
+                          ? "Core closed the connection without answering; not retried"
+                          : "Core closed the connection while the request was being sent");
     return STEP_STOP;
 }
 

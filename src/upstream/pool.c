@@ -60,10 +60,11 @@ static void connect_next(struct bp_upstream__conn *c);
 static void serve_waiters(struct bp_upstream__origin *o);
 static void schedule_sweep(struct bp_upstream *u);
 
-/* ---- origins ------------------------------------------------------------------------------ */
+/* ---- origins --------------------------------------------------------------------------------- */
 
 static bool
-origin_matches(const struct bp_upstream__origin *o, const struct bp_upstream__url *url, const char *ca_file)
+origin_matches(const struct bp_upstream__origin *o, const struct bp_upstream__url *url,
+               const char *ca_file)
 {
     if (o->tls != url->tls || o->port != url->port || strlen(o->host) != url->host_len ||
         strncasecmp(o->host, url->host, url->host_len) != 0) {
@@ -97,7 +98,8 @@ origin_set_ip(struct bp_upstream__origin *o)
 }
 
 struct bp_upstream__origin *
-bp_upstream__origin_get(struct bp_upstream *u, const struct bp_upstream__url *url, const char *ca_file)
+bp_upstream__origin_get(struct bp_upstream *u, const struct bp_upstream__url *url,
+                        const char *ca_file)
 {
     struct bp_upstream__origin **pp;
     struct bp_upstream__origin *o;
@@ -152,7 +154,7 @@ origin_free(struct bp_upstream__origin *o)
     bp_free(o);
 }
 
-/* ---- connection lists ----------------------------------------------------------------------- */
+/* ---- connection lists ------------------------------------------------------------------------ */
 
 static void
 idle_unlink(struct bp_upstream__conn *c)
@@ -227,7 +229,7 @@ bp_upstream__unwait(struct bp_upstream_xfer *x)
     }
 }
 
-/* ---- events -------------------------------------------------------------------------------- */
+/* ---- events ---------------------------------------------------------------------------------- */
 
 static void
 on_readable(evutil_socket_t fd, short what, void *arg)
@@ -324,7 +326,7 @@ bp_upstream__conn_want_write(struct bp_upstream__conn *c, bool on)
     c->wev_added = on;
 }
 
-/* ---- opening a connection --------------------------------------------------------------------- */
+/* ---- opening a connection -------------------------------------------------------------------- */
 
 /* Closes the socket of the current connect attempt (or of the connection), not the connection. */
 void
@@ -349,7 +351,8 @@ bp_upstream__conn_close_fd(struct bp_upstream__conn *c)
 
 /* Fails the transfer a connection was opened for, and closes the connection. */
 static void
-conn_fail(struct bp_upstream__conn *c, bp_err rc, enum bp_metrics_upstream_error kind, const char *cause)
+conn_fail(struct bp_upstream__conn *c, bp_err rc, enum bp_metrics_upstream_error kind,
+          const char *cause)
 {
     struct bp_upstream_xfer *x = c->x;
 
@@ -427,7 +430,7 @@ connect_start(struct bp_upstream__conn *c)
     connect_next(c);
 }
 
-/* ---- DNS ----------------------------------------------------------------------------------- */
+/* ---- DNS ------------------------------------------------------------------------------------- */
 
 static void
 dns_free(struct bp_upstream__dns *dns)
@@ -460,7 +463,8 @@ add_addrs(struct bp_upstream__origin *o, const struct evutil_addrinfo *res)
     o->addr_lens = bp_calloc(n ? n : 1, sizeof(*o->addr_lens));
     o->n_addrs = 0;
     for (const struct evutil_addrinfo *ai = res; ai != NULL; ai = ai->ai_next) {
-        if (ai->ai_addrlen > sizeof(o->addrs[0]) || (ai->ai_family != AF_INET && ai->ai_family != AF_INET6)) {
+        if (ai->ai_addrlen > sizeof(o->addrs[0]) ||
+            (ai->ai_family != AF_INET && ai->ai_family != AF_INET6)) {
             continue;
         }
         memcpy(&o->addrs[o->n_addrs], ai->ai_addr, ai->ai_addrlen);
@@ -565,7 +569,8 @@ dns_get(struct bp_upstream *u)
     dns->base = u->base;
     /* Made on the first name lookup: a client that only talks to addresses never reads
      * resolv.conf. Inactive, it holds no event that would keep a loop running. */
-    dns->evdns = evdns_base_new(u->base, EVDNS_BASE_INITIALIZE_NAMESERVERS | EVDNS_BASE_DISABLE_WHEN_INACTIVE);
+    dns->evdns = evdns_base_new(u->base, EVDNS_BASE_INITIALIZE_NAMESERVERS |
+                                             EVDNS_BASE_DISABLE_WHEN_INACTIVE);
     if (dns->evdns == NULL) {
         bp_free(dns);
         return NULL;
@@ -612,7 +617,7 @@ resolve(struct bp_upstream__conn *c)
     dns_lookup(o, dns, AF_INET);
 }
 
-/* ---- connections ---------------------------------------------------------------------------- */
+/* ---- connections ----------------------------------------------------------------------------- */
 
 static void
 conn_open(struct bp_upstream_xfer *x)
@@ -734,7 +739,7 @@ bp_upstream__conn_graveyard_free(struct bp_upstream *u)
     }
 }
 
-/* ---- taking and giving back ----------------------------------------------------------------- */
+/* ---- taking and giving back ------------------------------------------------------------------ */
 
 /* Whether an idle connection is still open, as far as can be told without waiting. */
 static bool
@@ -819,7 +824,8 @@ serve_waiters(struct bp_upstream__origin *o)
         return;
     }
     u = x->u;
-    if (o->idle_first == NULL && u->opts.max_connections_per_host > 0 && o->n_conns >= u->opts.max_connections_per_host) {
+    if (o->idle_first == NULL && u->opts.max_connections_per_host > 0 &&
+        o->n_conns >= u->opts.max_connections_per_host) {
         return;
     }
     o->wait_first = x->wait_next;
@@ -835,7 +841,8 @@ bp_upstream__release(struct bp_upstream__conn *c, bool reusable)
 {
     struct bp_upstream *u = c->u;
     struct bp_upstream__origin *o = c->o;
-    size_t max_idle = u->opts.max_idle_per_host ? u->opts.max_idle_per_host : BP_UPSTREAM_DEFAULT_MAX_IDLE;
+    size_t max_idle =
+        u->opts.max_idle_per_host ? u->opts.max_idle_per_host : BP_UPSTREAM_DEFAULT_MAX_IDLE;
 
     if (c->x != NULL) {
         c->x->c = NULL;
@@ -867,12 +874,13 @@ bp_upstream__release(struct bp_upstream__conn *c, bool reusable)
     schedule_sweep(u);
 }
 
-/* ---- idle timeout ------------------------------------------------------------------------------ */
+/* ---- idle timeout ---------------------------------------------------------------------------- */
 
 static int64_t
 idle_timeout_ms(const struct bp_upstream *u)
 {
-    return u->opts.idle_timeout_ms > 0 ? u->opts.idle_timeout_ms : BP_UPSTREAM_DEFAULT_IDLE_TIMEOUT_MS;
+    return u->opts.idle_timeout_ms > 0 ? u->opts.idle_timeout_ms
+                                       : BP_UPSTREAM_DEFAULT_IDLE_TIMEOUT_MS;
 }
 
 static void

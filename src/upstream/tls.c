@@ -65,7 +65,8 @@ init_openssl(void)
 {
     const BIO_METHOD *sock;
 
-    init_ok = OPENSSL_init_ssl(OPENSSL_INIT_LOAD_SSL_STRINGS | OPENSSL_INIT_LOAD_CRYPTO_STRINGS, NULL);
+    init_ok =
+        OPENSSL_init_ssl(OPENSSL_INIT_LOAD_SSL_STRINGS | OPENSSL_INIT_LOAD_CRYPTO_STRINGS, NULL);
     if (init_ok != 1) {
         return;
     }
@@ -130,7 +131,8 @@ ctx_make(const char *ca_file, char *cause, size_t cause_len)
     SSL_CTX_set_options(ctx, SSL_OP_NO_RENEGOTIATION | SSL_OP_IGNORE_UNEXPECTED_EOF);
     if (ca_file != NULL ? SSL_CTX_load_verify_locations(ctx, ca_file, NULL) != 1
                         : SSL_CTX_set_default_verify_paths(ctx) != 1) {
-        ssl_error_text(ca_file != NULL ? "cannot load the instance's CA file" : "cannot load the system CA store",
+        ssl_error_text(ca_file != NULL ? "cannot load the instance's CA file"
+                                       : "cannot load the system CA store",
                        cause, cause_len);
         SSL_CTX_free(ctx);
         return NULL;
@@ -151,7 +153,8 @@ ctx_get(struct bp_upstream *u, const char *ca_file, char *cause, size_t cause_le
         return NULL;
     }
     for (t = u->tls_ctxs; t != NULL; t = t->next) {
-        if ((t->ca_file == NULL) == (ca_file == NULL) && (ca_file == NULL || strcmp(t->ca_file, ca_file) == 0)) {
+        if ((t->ca_file == NULL) == (ca_file == NULL) &&
+            (ca_file == NULL || strcmp(t->ca_file, ca_file) == 0)) {
             break;
         }
     }
@@ -232,7 +235,8 @@ map_result(struct bp_upstream__conn *c, int ret, const char *what, char *cause, 
     case SSL_ERROR_SYSCALL:
         if (ERR_peek_error() == 0) {
             /* Nothing queued by OpenSSL: the socket's own error. */
-            snprintf(cause, cause_len, "%s: %s", what, errno != 0 ? strerror(errno) : "connection closed");
+            snprintf(cause, cause_len, "%s: %s", what,
+                     errno != 0 ? strerror(errno) : "connection closed");
             return BP_UPSTREAM_IO_ERROR;
         }
         ssl_error_text(what, cause, cause_len);
@@ -267,7 +271,8 @@ bp_upstream__tls_handshake(struct bp_upstream__conn *c, char *cause, size_t caus
 }
 
 enum bp_upstream__io
-bp_upstream__tls_read(struct bp_upstream__conn *c, char *buf, size_t len, size_t *n, char *cause, size_t cause_len)
+bp_upstream__tls_read(struct bp_upstream__conn *c, char *buf, size_t len, size_t *n, char *cause,
+                      size_t cause_len)
 {
     size_t got = 0;
     int ret;
@@ -283,8 +288,8 @@ bp_upstream__tls_read(struct bp_upstream__conn *c, char *buf, size_t len, size_t
 }
 
 enum bp_upstream__io
-bp_upstream__tls_write(struct bp_upstream__conn *c, const char *buf, size_t len, size_t *n, char *cause,
-                       size_t cause_len)
+bp_upstream__tls_write(struct bp_upstream__conn *c, const char *buf, size_t len, size_t *n,
+                       char *cause, size_t cause_len)
 {
     size_t put = 0;
     int ret;

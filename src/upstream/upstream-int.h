@@ -33,7 +33,7 @@ struct ssl_ctx_st;
 /* A head is read into one buffer; it may grow to this for a large head, then the answer fails. */
 #define BP_UPSTREAM_MAX_HEAD_BYTES 65536
 #define BP_UPSTREAM_MAX_METHOD 32
-#define BP_UPSTREAM_MAX_INTERIM 16          /* 1xx answers before the final one */
+#define BP_UPSTREAM_MAX_INTERIM 16 /* 1xx answers before the final one */
 #define BP_UPSTREAM_DEFAULT_MAX_IDLE 1024
 #define BP_UPSTREAM_DEFAULT_IDLE_TIMEOUT_MS 60000
 /* An idle connection older than this is checked (one non-blocking peek) before a request goes
@@ -47,7 +47,7 @@ struct bp_upstream__tls_ctx;
 struct bp_upstream__dns;
 struct bp_upstream__dns_lookup;
 
-/* ---- URL ------------------------------------------------------------------------------------ */
+/* ---- URL ------------------------------------------------------------------------------------- */
 
 struct bp_upstream__url {
     bool tls;
@@ -62,7 +62,7 @@ struct bp_upstream__url {
 /* Splits url. On failure returns BP_ERR_INVALID and sets *out_why to a fixed reason. */
 bp_err bp_upstream__url_parse(const char *url, struct bp_upstream__url *out, const char **out_why);
 
-/* ---- origins and connections ------------------------------------------------------------- */
+/* ---- origins and connections ----------------------------------------------------------------- */
 
 struct bp_upstream__origin {
     struct bp_upstream__origin *next;
@@ -70,7 +70,7 @@ struct bp_upstream__origin {
     char *host;      /* NUL-terminated, IPv6 without brackets */
     char *authority; /* the Host header value: host, [v6] with brackets, ":port" unless default */
     uint16_t port;
-    char *ca_file;   /* https only; NULL: system store */
+    char *ca_file; /* https only; NULL: system store */
     /* An IP literal needs no DNS: its address, port included. */
     bool is_ip;
     struct sockaddr_storage ip;
@@ -118,7 +118,7 @@ struct bp_upstream__conn {
     bool rev_added;
     bool wev_added;
     struct ssl_st *ssl;
-    bool tls_read_wants_write; /* SSL_read asked for writability */
+    bool tls_read_wants_write;  /* SSL_read asked for writability */
     struct bp_upstream_xfer *x; /* the transfer it carries or is being opened for */
     /* Read buffer, taken from the client's spares while busy: bytes [rstart, rend) are unread. */
     char *rbuf;
@@ -131,7 +131,7 @@ struct bp_upstream__conn {
     int last_errno;
 };
 
-/* ---- transfers ----------------------------------------------------------------------------- */
+/* ---- transfers ------------------------------------------------------------------------------- */
 
 enum bp_upstream__xfer_state {
     BP_UPSTREAM_XFER_WAITING,    /* for a connection (max_connections_per_host) */
@@ -190,8 +190,8 @@ struct bp_upstream_xfer {
     int64_t total_timeout_ms;
     size_t max_response_bytes;
     int64_t start_us;
-    int64_t deadline_ms;        /* total; 0 while paused */
-    int64_t paused_left_ms;     /* what was left of the total when paused */
+    int64_t deadline_ms;    /* total; 0 while paused */
+    int64_t paused_left_ms; /* what was left of the total when paused */
     int64_t connect_deadline_ms;
 
     /* The failure, once known. */
@@ -212,7 +212,7 @@ struct bp_upstream_xfer {
     struct bp_buf resp_strings;
 };
 
-/* ---- the client ---------------------------------------------------------------------------- */
+/* ---- the client ------------------------------------------------------------------------------ */
 
 struct bp_upstream {
     struct event_base *base;
@@ -258,7 +258,8 @@ char *bp_upstream__rbuf_take(struct bp_upstream *u);
 void bp_upstream__rbuf_give(struct bp_upstream *u, char *buf, size_t cap);
 
 /* pool.c */
-struct bp_upstream__origin *bp_upstream__origin_get(struct bp_upstream *u, const struct bp_upstream__url *url,
+struct bp_upstream__origin *bp_upstream__origin_get(struct bp_upstream *u,
+                                                    const struct bp_upstream__url *url,
                                                     const char *ca_file);
 /* Finds the transfer a connection: an idle one (and writes the request), a new one, or a place
  * in the origin's waiting list. */
@@ -313,11 +314,12 @@ bp_err bp_upstream__tls_global_init(void);
  * fills cause and returns BP_ERR_IO. */
 bp_err bp_upstream__tls_start(struct bp_upstream__conn *c, char *cause, size_t cause_len);
 /* One step of the handshake: OK (done), WANT_READ, WANT_WRITE, or ERROR (cause filled). */
-enum bp_upstream__io bp_upstream__tls_handshake(struct bp_upstream__conn *c, char *cause, size_t cause_len);
-enum bp_upstream__io bp_upstream__tls_read(struct bp_upstream__conn *c, char *buf, size_t len, size_t *n,
-                                           char *cause, size_t cause_len);
-enum bp_upstream__io bp_upstream__tls_write(struct bp_upstream__conn *c, const char *buf, size_t len, size_t *n,
-                                            char *cause, size_t cause_len);
+enum bp_upstream__io bp_upstream__tls_handshake(struct bp_upstream__conn *c, char *cause,
+                                                size_t cause_len);
+enum bp_upstream__io bp_upstream__tls_read(struct bp_upstream__conn *c, char *buf, size_t len,
+                                           size_t *n, char *cause, size_t cause_len);
+enum bp_upstream__io bp_upstream__tls_write(struct bp_upstream__conn *c, const char *buf,
+                                            size_t len, size_t *n, char *cause, size_t cause_len);
 bool bp_upstream__tls_has_pending(const struct bp_upstream__conn *c);
 /* Sends close_notify if it can without waiting, and frees c->ssl. */
 void bp_upstream__tls_close(struct bp_upstream__conn *c, bool polite);

@@ -42,7 +42,7 @@ struct bp_upstream_opts {
  * be freed when it returns; body is borrowed and must stay alive (and unchanged) until the
  * transfer has ended (its last callback ran) or bp_upstream_cancel has returned. */
 struct bp_upstream_req {
-    const char *method;            /* "GET", "POST", ...: a token, else BP_ERR_INVALID */
+    const char *method; /* "GET", "POST", ...: a token, else BP_ERR_INVALID */
     /* Full URL: http:// or https://, host (name, IPv4, or [IPv6]), optional port, then the target
      * sent as is (path and query, no normalisation; a '#' fragment is not sent). A URL the client
      * cannot use is reported through the callback, like an unreachable Core. */
@@ -59,7 +59,7 @@ struct bp_upstream_req {
      * always for POST/PUT/PATCH (Content-Length: 0 when empty). May be NULL when body_len is 0. */
     const char *body;
     size_t body_len;
-    const char *ca_file;           /* https only: PEM bundle to verify Core with; NULL: system store */
+    const char *ca_file; /* https only: PEM bundle to verify Core with; NULL: system store */
     /* For the failure log line only, so an operator can find the request and the Core it was
      * for (may be NULL). */
     const char *request_id;
@@ -75,7 +75,7 @@ struct bp_upstream_header {
     size_t value_len;
 };
 
-/* ---- Buffered ------------------------------------------------------------------------------- */
+/* ---- Buffered -------------------------------------------------------------------------------- */
 
 /* Core's whole answer. Owned by the transfer; valid only during the callback. Headers are those
  * of the final response (after any 1xx), in order, with hop-by-hop ones (Connection and those it
@@ -163,7 +163,7 @@ struct bp_upstream_stream_cbs {
     bp_upstream_end_cb on_end;
 };
 
-/* ---- The client --------------------------------------------------------------------------- */
+/* ---- The client ------------------------------------------------------------------------------ */
 
 bp_err bp_upstream_new(struct event_base *base, const struct bp_upstream_opts *opts,
                        struct bp_upstream **out);

@@ -13,14 +13,15 @@
 static bool
 is_host_char(unsigned char c)
 {
-    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '-' || c == '.' ||
-           c == '_';
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '-' ||
+           c == '.' || c == '_';
 }
 
 static bool
 is_ipv6_char(unsigned char c)
 {
-    return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F') || c == ':' || c == '.';
+    return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F') || c == ':' ||
+           c == '.';
 }
 
 static bp_err
@@ -65,7 +66,8 @@ parse_authority(const char *a, size_t len, struct bp_upstream__url *out, const c
     if (i == len) {
         return BP_OK;
     }
-    if (a[i] != ':' || bp_str_parse_u64(a + i + 1, len - i - 1, 65535, &port) != BP_OK || port == 0) {
+    if (a[i] != ':' || bp_str_parse_u64(a + i + 1, len - i - 1, 65535, &port) != BP_OK ||
+        port == 0) {
         *out_why = "bad port in the URL";
         return BP_ERR_INVALID;
     }

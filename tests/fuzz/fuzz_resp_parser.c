@@ -84,7 +84,8 @@ check_chunked(const char *in, size_t len, size_t split)
     BP_BUG_ON(rc_whole != rc_parts);
     if (rc_whole == BP_OK) {
         BP_BUG_ON(whole_st.done != part_st.done || used != used2);
-        BP_BUG_ON(whole.len != parts.len || (whole.len > 0 && memcmp(whole.data, parts.data, whole.len) != 0));
+        BP_BUG_ON(whole.len != parts.len ||
+                  (whole.len > 0 && memcmp(whole.data, parts.data, whole.len) != 0));
     }
     bp_buf_cleanup(&whole);
     bp_buf_cleanup(&parts);
@@ -129,7 +130,8 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     rc = bp_http_parse_resp_head(buf, size, NULL, &whole, &consumed);
     BP_BUG_ON(rc != BP_OK && rc != BP_ERR_AGAIN && rc != BP_ERR_LIMIT && rc != BP_ERR_MALFORMED);
     if (rc == BP_OK) {
-        BP_BUG_ON(consumed == 0 || consumed > size || consumed > BP_HTTP_RESP_DEFAULT_MAX_HEAD_BYTES);
+        BP_BUG_ON(consumed == 0 || consumed > size ||
+                  consumed > BP_HTTP_RESP_DEFAULT_MAX_HEAD_BYTES);
         check_head(buf, consumed, &whole);
     } else if (rc == BP_ERR_AGAIN) {
         BP_BUG_ON(size > BP_HTTP_RESP_DEFAULT_MAX_HEAD_BYTES);
@@ -141,7 +143,8 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         if (rc == BP_OK) {
             BP_BUG_ON(prefix_consumed != consumed || prefix.status != whole.status ||
                       prefix.n_headers != whole.n_headers || prefix.framing != whole.framing ||
-                      prefix.content_length != whole.content_length || prefix.keep_alive != whole.keep_alive);
+                      prefix.content_length != whole.content_length ||
+                      prefix.keep_alive != whole.keep_alive);
         }
     } else if (rc == BP_OK) {
         BP_BUG_ON(split >= consumed);

@@ -35,18 +35,19 @@ assert_span(const char *p, size_t len, const char *want)
     assert_memory_equal(p, want, len);
 }
 
-#define MALFORMED(name, text)                                                                                \
-    static void name(void **state)                                                                           \
-    {                                                                                                        \
-        (void)state;                                                                                         \
-        assert_int_equal(parse(text), BP_ERR_MALFORMED);                                                     \
+#define MALFORMED(name, text)                                                                      \
+    static void name(void **state)                                                                 \
+    {                                                                                              \
+        (void)state;                                                                               \
+        assert_int_equal(parse(text), BP_ERR_MALFORMED);                                           \
     }
 
 #define OK200 "HTTP/1.1 200 OK\r\n"
 
-/* ---- refusals ---------------------------------------------------------------------------- */
+/* ---- refusals -------------------------------------------------------------------------------- */
 
-MALFORMED(test_dup_content_length_same_value, OK200 "Content-Length: 5\r\nContent-Length: 5\r\n\r\n")
+MALFORMED(test_dup_content_length_same_value,
+          OK200 "Content-Length: 5\r\nContent-Length: 5\r\n\r\n")
 MALFORMED(test_dup_content_length_case, OK200 "content-length: 5\r\nCONTENT-LENGTH: 6\r\n\r\n")
 MALFORMED(test_cl_list, OK200 "Content-Length: 5, 5\r\n\r\n")
 MALFORMED(test_cl_non_numeric, OK200 "Content-Length: abc\r\n\r\n")
@@ -96,14 +97,15 @@ MALFORMED(test_ctl_in_reason, "HTTP/1.1 200 O\x01K\r\n\r\n")
 MALFORMED(test_leading_empty_line, "\r\nHTTP/1.1 200 OK\r\n\r\n")
 MALFORMED(test_not_http, "SSH-2.0-OpenSSH\r\n\r\n")
 
-/* ---- what is accepted -------------------------------------------------------------------- */
+/* ---- what is accepted ------------------------------------------------------------------------ */
 
 static void
 test_simple_answer(void **state)
 {
-    static const char text[] = "HTTP/1.1 201 Created\r\nContent-Type: application/json\r\n"
-                               "Content-Length: 12\r\nX-Spaced: \t padded  value \t\r\nX-Empty:\r\n\r\n"
-                               "{\"ok\":true}\n";
+    static const char text[] =
+        "HTTP/1.1 201 Created\r\nContent-Type: application/json\r\n"
+        "Content-Length: 12\r\nX-Spaced: \t padded  value \t\r\nX-Empty:\r\n\r\n"
+        "{\"ok\":true}\n";
     size_t consumed = 0;
 
     (void)state;
@@ -172,7 +174,8 @@ test_keep_alive_rules(void **state)
     assert_int_equal(parse("HTTP/1.0 200 OK\r\nContent-Length: 0\r\n\r\n"), BP_OK);
     assert_int_equal(g_head.version_minor, 0);
     assert_false(g_head.keep_alive);
-    assert_int_equal(parse("HTTP/1.0 200 OK\r\nConnection: Keep-Alive\r\nContent-Length: 0\r\n\r\n"), BP_OK);
+    assert_int_equal(
+        parse("HTTP/1.0 200 OK\r\nConnection: Keep-Alive\r\nContent-Length: 0\r\n\r\n"), BP_OK);
     assert_true(g_head.keep_alive);
     assert_int_equal(parse(OK200 "Connection: X-Named\r\n\r\n"), BP_OK);
     assert_true(g_head.keep_alive);
@@ -182,7 +185,8 @@ test_keep_alive_rules(void **state)
 static void
 test_consumes_one_head(void **state)
 {
-    static const char text[] = "HTTP/1.1 100 Continue\r\nX-I: 1\r\n\r\nHTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok";
+    static const char text[] =
+        "HTTP/1.1 100 Continue\r\nX-I: 1\r\n\r\nHTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok";
     size_t consumed = 0;
     size_t second = 0;
 
@@ -194,7 +198,7 @@ test_consumes_one_head(void **state)
     assert_int_equal(consumed + second + 2, sizeof(text) - 1);
 }
 
-/* ---- limits and prefixes ------------------------------------------------------------------ */
+/* ---- limits and prefixes --------------------------------------------------------------------- */
 
 static void
 test_header_count_limit(void **state)
@@ -228,7 +232,8 @@ test_head_bytes_limit_cuts_off_incomplete_head(void **state)
     /* Up to the limit it is only incomplete; one byte past it, refused without its end. */
     assert_int_equal(bp_http_parse_resp_head(text, 64, &lim, &g_head, &consumed), BP_ERR_AGAIN);
     assert_int_equal(bp_http_parse_resp_head(text, 65, &lim, &g_head, &consumed), BP_ERR_LIMIT);
-    assert_int_equal(bp_http_parse_resp_head(text, sizeof(text), &lim, &g_head, &consumed), BP_ERR_LIMIT);
+    assert_int_equal(bp_http_parse_resp_head(text, sizeof(text), &lim, &g_head, &consumed),
+                     BP_ERR_LIMIT);
 }
 
 static void

@@ -140,7 +140,8 @@ srv_on_event(struct bufferevent *bev, short what, void *arg)
 }
 
 static void
-srv_on_accept(struct evconnlistener *lis, evutil_socket_t fd, struct sockaddr *sa, int salen, void *arg)
+srv_on_accept(struct evconnlistener *lis, evutil_socket_t fd, struct sockaddr *sa, int salen,
+              void *arg)
 {
     struct srv *s = arg;
     struct srv_conn *c = calloc(1, sizeof(*c));
@@ -171,7 +172,7 @@ srv_close_all(struct srv *s, bool rst)
     }
 }
 
-/* ---- client side -------------------------------------------------------------------------------- */
+/* ---- client side ----------------------------------------------------------------------------- */
 
 struct ctx {
     struct event_base *base;
@@ -246,10 +247,12 @@ setup_with(void **state, const struct bp_upstream_opts *o)
     memset(&sin, 0, sizeof(sin));
     sin.sin_family = AF_INET;
     sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    c->srv.lis = evconnlistener_new_bind(c->base, srv_on_accept, &c->srv, LEV_OPT_CLOSE_ON_FREE | LEV_OPT_REUSEABLE,
-                                         16, (struct sockaddr *)&sin, sizeof(sin));
+    c->srv.lis = evconnlistener_new_bind(c->base, srv_on_accept, &c->srv,
+                                         LEV_OPT_CLOSE_ON_FREE | LEV_OPT_REUSEABLE, 16,
+                                         (struct sockaddr *)&sin, sizeof(sin));
     assert_non_null(c->srv.lis);
-    assert_int_equal(getsockname(evconnlistener_get_fd(c->srv.lis), (struct sockaddr *)&sin, &len), 0);
+    assert_int_equal(getsockname(evconnlistener_get_fd(c->srv.lis), (struct sockaddr *)&sin, &len),
+                     0);
     c->srv.port = ntohs(sin.sin_port);
     assert_int_equal(bp_upstream_new(c->base, o, &c->u), BP_OK);
     *state = c;
@@ -305,7 +308,7 @@ teardown(void **state)
     return 0;
 }
 
-/* ---- tests --------------------------------------------------------------------------------------- */
+/* ---- tests ----------------------------------------------------------------------------------- */
 
 /* An answer that says the connection ends (Connection: close, HTTP/1.0 without keep-alive) or
  * that is followed by bytes nobody asked for leaves no connection to reuse. */
@@ -433,11 +436,15 @@ main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_reused_only_after_a_clean_answer, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_per_host_limit_makes_requests_wait, setup_one_per_host, teardown),
-        cmocka_unit_test_setup_teardown(test_idle_connections_are_bounded, setup_two_idle, teardown),
+        cmocka_unit_test_setup_teardown(test_per_host_limit_makes_requests_wait, setup_one_per_host,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_idle_connections_are_bounded, setup_two_idle,
+                                        teardown),
         cmocka_unit_test_setup_teardown(test_idle_timeout_closes, setup_short_idle, teardown),
-        cmocka_unit_test_setup_teardown(test_connection_found_dead_before_writing_is_replaced, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_long_idle_connection_is_checked_before_use, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_connection_found_dead_before_writing_is_replaced,
+                                        setup, teardown),
+        cmocka_unit_test_setup_teardown(test_long_idle_connection_is_checked_before_use, setup,
+                                        teardown),
         cmocka_unit_test_setup_teardown(test_host_name_is_resolved_and_pooled, setup, teardown),
     };
 

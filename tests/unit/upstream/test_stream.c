@@ -41,7 +41,7 @@ struct srv_conn {
     uint64_t to_send; /* body bytes still to generate */
     uint64_t sent;    /* body bytes generated so far */
     bool close_after;
-    bool held;        /* /hold: waits for srv_release */
+    bool held; /* /hold: waits for srv_release */
 };
 
 struct srv {
@@ -89,7 +89,8 @@ srv_on_write(struct bufferevent *bev, void *arg)
     struct srv_conn *c = arg;
 
     srv_fill(c);
-    if (c->to_send == 0 && c->close_after && evbuffer_get_length(bufferevent_get_output(bev)) == 0) {
+    if (c->to_send == 0 && c->close_after &&
+        evbuffer_get_length(bufferevent_get_output(bev)) == 0) {
         srv_conn_free(c);
     }
 }
@@ -107,7 +108,8 @@ srv_handle(struct srv_conn *c, const char *target)
 
     if (strncmp(target, "/len/", 5) == 0) {
         c->to_send = strtoull(target + 5, NULL, 10);
-        snprintf(head, sizeof(head), "HTTP/1.1 200 OK\r\nContent-Length: %llu\r\nX-Kind: len\r\n\r\n",
+        snprintf(head, sizeof(head),
+                 "HTTP/1.1 200 OK\r\nContent-Length: %llu\r\nX-Kind: len\r\n\r\n",
                  (unsigned long long)c->to_send);
         srv_head(c, head);
         srv_fill(c);
@@ -186,7 +188,8 @@ srv_on_event(struct bufferevent *bev, short what, void *arg)
 }
 
 static void
-srv_on_accept(struct evconnlistener *lis, evutil_socket_t fd, struct sockaddr *sa, int salen, void *arg)
+srv_on_accept(struct evconnlistener *lis, evutil_socket_t fd, struct sockaddr *sa, int salen,
+              void *arg)
 {
     struct srv *s = arg;
     struct srv_conn *c = calloc(1, sizeof(*c));
@@ -212,8 +215,9 @@ srv_start(struct srv *s, struct event_base *base)
     memset(&sin, 0, sizeof(sin));
     sin.sin_family = AF_INET;
     sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    s->lis = evconnlistener_new_bind(base, srv_on_accept, s, LEV_OPT_CLOSE_ON_FREE | LEV_OPT_REUSEABLE, 16,
-                                     (struct sockaddr *)&sin, sizeof(sin));
+    s->lis =
+        evconnlistener_new_bind(base, srv_on_accept, s, LEV_OPT_CLOSE_ON_FREE | LEV_OPT_REUSEABLE,
+                                16, (struct sockaddr *)&sin, sizeof(sin));
     assert_non_null(s->lis);
     assert_int_equal(getsockname(evconnlistener_get_fd(s->lis), (struct sockaddr *)&sin, &len), 0);
     s->port = ntohs(sin.sin_port);
@@ -243,10 +247,10 @@ struct rec {
     char kind[32]; /* X-Kind */
     bool saw_length_header;
     uint64_t body_len;
-    bool body_ok;    /* every byte matched the server's pattern */
-    char small[64];  /* the first bytes, for short bodies */
+    bool body_ok;   /* every byte matched the server's pattern */
+    char small[64]; /* the first bytes, for short bodies */
     bp_err rc;
-    bool order_ok;   /* no body before the head, nothing after the end */
+    bool order_ok; /* no body before the head, nothing after the end */
     size_t max_held;
     size_t max_piece;
     /* What the callbacks do. */
@@ -347,7 +351,8 @@ on_body(void *arg, const char *data, size_t len)
     }
     assert_true(len > 0);
     if (r->body_len < sizeof(r->small)) {
-        size_t n = len < sizeof(r->small) - 1 - r->body_len ? len : sizeof(r->small) - 1 - r->body_len;
+        size_t n =
+            len < sizeof(r->small) - 1 - r->body_len ? len : sizeof(r->small) - 1 - r->body_len;
         memcpy(r->small + r->body_len, data, n);
     }
     if (r->kind[0] == 'l' || r->kind[0] == 'c') {
@@ -484,7 +489,7 @@ teardown(void **state)
     return 0;
 }
 
-/* ---- tests --------------------------------------------------------------------------------------- */
+/* ---- tests ----------------------------------------------------------------------------------- */
 
 static void
 test_head_body_end_in_order(void **state)
@@ -780,7 +785,8 @@ main(void)
         cmocka_unit_test_setup_teardown(test_complete_stream_reuses_connection, setup, teardown),
         cmocka_unit_test_setup_teardown(test_64_mib_never_held_whole, setup, teardown),
         cmocka_unit_test_setup_teardown(test_close_delimited_streams_bounded, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_pause_in_head_then_resume, setup_short_timeout, teardown),
+        cmocka_unit_test_setup_teardown(test_pause_in_head_then_resume, setup_short_timeout,
+                                        teardown),
         cmocka_unit_test_setup_teardown(test_cancel_in_head, setup, teardown),
         cmocka_unit_test_setup_teardown(test_cancel_in_body, setup, teardown),
         cmocka_unit_test_setup_teardown(test_cancel_in_end_is_a_no_op, setup, teardown),
@@ -789,7 +795,8 @@ main(void)
         cmocka_unit_test_setup_teardown(test_free_client_in_body, setup, teardown),
         cmocka_unit_test_setup_teardown(test_cut_after_head_fails_in_end, setup, teardown),
         cmocka_unit_test_setup_teardown(test_malformed_head_fails_before_head, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_timeout_while_waiting_for_core, setup_short_timeout, teardown),
+        cmocka_unit_test_setup_teardown(test_timeout_while_waiting_for_core, setup_short_timeout,
+                                        teardown),
         cmocka_unit_test_setup_teardown(test_missing_callback_is_invalid, setup, teardown),
     };
 

@@ -37,7 +37,7 @@
 
 #define MAX_CONN_THREADS 32
 
-/* ---- certificates ----------------------------------------------------------------------------- */
+/* ---- certificates ---------------------------------------------------------------------------- */
 
 static EVP_PKEY *ca_key;
 static X509 *ca_cert;
@@ -103,7 +103,7 @@ make_ca(void)
     fclose(f);
 }
 
-/* ---- a TLS server ------------------------------------------------------------------------------ */
+/* ---- a TLS server ---------------------------------------------------------------------------- */
 
 struct tls_srv {
     SSL_CTX *ctx;
@@ -329,7 +329,7 @@ srv_count(struct tls_srv *s, const int *field)
     return v;
 }
 
-/* ---- the client side ---------------------------------------------------------------------------- */
+/* ---- the client side ------------------------------------------------------------------------- */
 
 struct ctx {
     struct event_base *base;
@@ -364,7 +364,8 @@ on_deadline(evutil_socket_t fd, short what, void *arg)
 
 /* One request, the loop run (bounded) until its callback ran. */
 static void
-roundtrip(struct ctx *c, const char *method, const char *url, const char *ca_file, const char *body, size_t body_len)
+roundtrip(struct ctx *c, const char *method, const char *url, const char *ca_file, const char *body,
+          size_t body_len)
 {
     struct bp_upstream_req req = {
         .method = method, .url = url, .ca_file = ca_file, .body = body, .body_len = body_len};
@@ -477,7 +478,7 @@ group_teardown(void **state)
     return 0;
 }
 
-/* ---- tests ------------------------------------------------------------------------------------------ */
+/* ---- tests ----------------------------------------------------------------------------------- */
 
 static void
 test_verified_tls_by_address_and_kept_alive(void **state)
@@ -652,11 +653,13 @@ int
 main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test_setup_teardown(test_verified_tls_by_address_and_kept_alive, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_verified_tls_by_address_and_kept_alive, setup,
+                                        teardown),
         cmocka_unit_test_setup_teardown(test_verified_tls_by_name_sends_sni, setup, teardown),
         cmocka_unit_test_setup_teardown(test_bodies_both_ways_over_tls, setup, teardown),
         cmocka_unit_test_setup_teardown(test_wrong_host_name_is_refused, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_certificate_not_for_the_address_is_refused, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_certificate_not_for_the_address_is_refused, setup,
+                                        teardown),
         cmocka_unit_test_setup_teardown(test_unknown_ca_is_refused, setup, teardown),
         cmocka_unit_test_setup_teardown(test_unreadable_ca_file_is_refused, setup, teardown),
         cmocka_unit_test_setup_teardown(test_ca_file_is_part_of_the_pool_key, setup, teardown),

@@ -52,6 +52,7 @@ struct srv {
     int n_closed; /* connections the client closed (EOF seen by the server) */
     int n_reqs;
     struct srv_conn *conns;
+    struct ev_token_bucket_cfg *bucket;
 };
 
 static char pattern[65536 + 26];
@@ -128,6 +129,23 @@ srv_handle(struct srv_conn *c, const char *target)
         c->close_after = true;
     } else if (strcmp(target, "/badcr") == 0) {
         srv_head(c, "HTTP/1.1 200 OK\r\nX-Bad: a\rb\r\nContent-Length: 2\r\n\r\nok");
+    } else if (strncmp(target, "/bighead/", 9) == 0) {
+        /* One header field of N bytes: the head outgrows a read buffer. */
+        size_t n = strtoul(target + 9, NULL, 10);
+        char *v = malloc(n + 1);
+        memset(v, 'v', n);
+        v[n] = '\0';
+        srv_head(c, "HTTP/1.1 200 OK\r\nX-Big: ");
+        srv_head(c, v);
+        srv_head(c, "\r\nX-Kind: bighead\r\nContent-Length: 2\r\n\r\nok");
+        free(v);
+    } else if (strcmp(target, "/trickle") == 0) {
+        /* A few bytes per millisecond: the head and every chunk line arrive in pieces. */
+        struct timeval tick = {.tv_sec = 0, .tv_usec = 1000};
+        c->s->bucket = ev_token_bucket_cfg_new(7, 7, 7, 7, &tick);
+        bufferevent_set_rate_limit(c->bev, c->s->bucket);
+        srv_head(c, "HTTP/1.1 200 OK\r\nX-Kind: chunked\r\nTransfer-Encoding: chunked\r\n\r\n"
+                    "5\r\nhello\r\n1;ext=x\r\n \r\n5\r\nworld\r\n0\r\nX-T: t\r\n\r\n");
     } else if (strcmp(target, "/hold") == 0) {
         /* Head and half the body now, the rest when the test says. */
         srv_head(c, "HTTP/1.1 200 OK\r\nContent-Length: 20\r\n\r\n0123456789");
@@ -230,6 +248,9 @@ srv_stop(struct srv *s)
         srv_conn_free(s->conns);
     }
     evconnlistener_free(s->lis);
+    if (s->bucket != NULL) {
+        ev_token_bucket_cfg_free(s->bucket);
+    }
 }
 
 /* ---- the client side ------------------------------------------------------------------------- */
@@ -762,6 +783,38 @@ test_timeout_while_waiting_for_core(void **state)
     assert_int_equal(r.rc, BP_ERR_UPSTREAM_TIMEOUT);
 }
 
+/* A head larger than a read buffer (up to the 64 KiB limit) is read whole; over it, refused. */
+static void
+test_large_head_and_head_over_limit(void **state)
+{
+    struct ctx *c = *state;
+    struct rec big = {0};
+    struct rec over = {0};
+
+    run(c, "/bighead/40000", &big);
+    assert_int_equal(big.rc, BP_OK);
+    assert_string_equal(big.kind, "bighead");
+    assert_int_equal(big.body_len, 2);
+    assert_string_equal(big.small, "ok");
+    run(c, "/bighead/70000", &over);
+    assert_int_equal(over.heads, 0);
+    assert_int_equal(over.rc, BP_ERR_UPSTREAM_UNREACHABLE);
+}
+
+/* An answer that arrives a few bytes at a time decodes as if it came at once. */
+static void
+test_trickled_answer(void **state)
+{
+    struct ctx *c = *state;
+    struct rec r = {0};
+
+    run(c, "/trickle", &r);
+    assert_int_equal(r.rc, BP_OK);
+    assert_int_equal(r.framing, BP_UPSTREAM_BODY_CHUNKED);
+    assert_string_equal(r.small, "hello world");
+    assert_true(r.order_ok);
+}
+
 static void
 test_missing_callback_is_invalid(void **state)
 {
@@ -797,6 +850,8 @@ main(void)
         cmocka_unit_test_setup_teardown(test_malformed_head_fails_before_head, setup, teardown),
         cmocka_unit_test_setup_teardown(test_timeout_while_waiting_for_core, setup_short_timeout,
                                         teardown),
+        cmocka_unit_test_setup_teardown(test_large_head_and_head_over_limit, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_trickled_answer, setup, teardown),
         cmocka_unit_test_setup_teardown(test_missing_callback_is_invalid, setup, teardown),
     };
 

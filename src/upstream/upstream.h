@@ -117,11 +117,11 @@ typedef void (*bp_upstream_cb)(void *arg, bp_err rc, const struct bp_upstream_re
  * decoded piece. max_response_bytes does not apply to a stream (nothing accumulates): a caller
  * that wants a cap counts the bytes in on_body and cancels.
  *
- * Flow control: bp_upstream_pause(x) stops body delivery and reading from Core until
- * bp_upstream_resume(x); Core is then held back by TCP flow control. Either may be called at any
- * time before on_end has run (calling them again is a no-op), from inside the transfer's own
- * callbacks too. Body pieces already read wait in the read buffer and are delivered, from the
- * loop, after resume. The total timeout counts the time the transfer waits for Core, not the
+ * Flow control: bp_upstream_pause(x) stops delivery (of the head too, if it has not come yet)
+ * and reading from Core until bp_upstream_resume(x); Core is then held back by TCP flow control.
+ * The request still goes out. Either may be called at any time before on_end has run (calling
+ * them again is a no-op), from inside the transfer's own callbacks too. Bytes already read wait
+ * in the read buffer and are delivered, from the loop, after resume. The total timeout counts the time the transfer waits for Core, not the
  * time it is paused: pausing stops its clock and resuming restarts it with what was left.
  *
  * Re-entrancy: no callback runs inside bp_upstream_stream, bp_upstream_send, pause, resume or

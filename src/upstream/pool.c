@@ -146,6 +146,7 @@ origin_free(struct bp_upstream__origin *o)
     if (o->lookup != NULL) {
         o->lookup->o = NULL; /* the lookup finishes on its own and finds nobody */
     }
+    bp_upstream__tls_origin_free(o);
     bp_free(o->host);
     bp_free(o->authority);
     bp_free(o->ca_file);
@@ -699,7 +700,7 @@ bp_upstream__conn_close(struct bp_upstream__conn *c)
         resolving_unlink(c);
     }
     /* close_notify only for a connection between answers: mid-answer there is nothing polite. */
-    bp_upstream__tls_close(c, c->state == BP_UPSTREAM_CONN_IDLE);
+    bp_upstream__tls_close(c, c->state == BP_UPSTREAM_CONN_IDLE || c->answer_complete);
     bp_upstream__conn_close_fd(c);
     c->state = BP_UPSTREAM_CONN_CLOSED;
     if (c->x != NULL) {
@@ -769,6 +770,7 @@ attach(struct bp_upstream_xfer *x, struct bp_upstream__conn *c)
 {
     c->x = x;
     c->n_requests++;
+    c->answer_complete = false;
     c->state = BP_UPSTREAM_CONN_BUSY;
     x->c = c;
     x->state = BP_UPSTREAM_XFER_EXCHANGING;
@@ -848,6 +850,7 @@ bp_upstream__release(struct bp_upstream__conn *c, bool reusable)
         c->x->c = NULL;
         c->x = NULL;
     }
+    c->answer_complete = true;
     if (!reusable || u->closing || c->rstart != c->rend || bp_upstream__tls_has_pending(c)) {
         bp_upstream__conn_close(c);
         return;

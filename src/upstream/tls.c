@@ -35,12 +35,14 @@ struct bp_upstream__tls_ctx {
     struct bp_upstream__tls_ctx *next;
     char *ca_file; /* NULL: the system store */
     SSL_CTX *ctx;
-    struct stat st; /* of ca_file when the context was made */
+    unsigned long gen; /* which making of the context: sessions of an older one are not offered */
+    struct stat st;    /* of ca_file when the context was made */
 };
 
 static pthread_once_t init_once = PTHREAD_ONCE_INIT;
 static int init_ok;
 static BIO_METHOD *nosig_method;
+static int conn_index = -1; /* SSL ex_data slot: the struct bp_upstream__conn of an SSL */
 
 /* OpenSSL's socket BIO writes with write(2): a reset connection would raise SIGPIPE in a process
  * that has not ignored it. This one is the socket BIO with send(..., MSG_NOSIGNAL) instead, as
@@ -80,6 +82,34 @@ init_openssl(void)
         BIO_meth_set_destroy(nosig_method, BIO_meth_get_destroy(sock)) != 1) {
         init_ok = 0;
     }
+    conn_index = SSL_get_ex_new_index(0, NULL, NULL, NULL, NULL);
+    if (conn_index < 0) {
+        init_ok = 0;
+    }
+}
+
+/* OpenSSL hands over a session Core issued (TLS 1.3: a ticket read after the handshake): the
+ * origin keeps the newest, so its next new connection resumes instead of verifying the chain and
+ * negotiating again (curl's session cache did the same). Returns 1: the reference is ours. */
+static int
+on_new_session(SSL *ssl, SSL_SESSION *session)
+{
+    struct bp_upstream__conn *c = SSL_get_ex_data(ssl, conn_index);
+
+    if (c == NULL || c->o == NULL) {
+        return 0;
+    }
+    SSL_SESSION_free(c->o->tls_session);
+    c->o->tls_session = session;
+    c->o->tls_session_gen = c->tls_gen;
+    return 1;
+}
+
+void
+bp_upstream__tls_origin_free(struct bp_upstream__origin *o)
+{
+    SSL_SESSION_free(o->tls_session);
+    o->tls_session = NULL;
 }
 
 bp_err
@@ -126,6 +156,10 @@ ctx_make(const char *ca_file, char *cause, size_t cause_len)
     SSL_CTX_set_mode(ctx, SSL_MODE_ENABLE_PARTIAL_WRITE | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER |
                               SSL_MODE_RELEASE_BUFFERS);
     SSL_CTX_set_read_ahead(ctx, 1);
+    /* Sessions are kept per origin (on_new_session), not in OpenSSL's cache keyed by nothing we
+     * control: a session is only ever offered to the origin that issued it. */
+    SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_CLIENT | SSL_SESS_CACHE_NO_INTERNAL_STORE);
+    SSL_CTX_sess_set_new_cb(ctx, on_new_session);
     /* A close without close_notify reads as an end of stream, as it does over plain TCP: an
      * answer whose framing is not complete by then fails either way, and many servers skip it. */
     SSL_CTX_set_options(ctx, SSL_OP_NO_RENEGOTIATION | SSL_OP_IGNORE_UNEXPECTED_EOF);
@@ -140,9 +174,11 @@ ctx_make(const char *ca_file, char *cause, size_t cause_len)
     return ctx;
 }
 
-/* The context for ca_file, made or remade as needed. NULL with cause filled on failure. */
+/* The context for ca_file, made or remade as needed (*out_gen: which making). NULL with cause
+ * filled on failure. */
 static SSL_CTX *
-ctx_get(struct bp_upstream *u, const char *ca_file, char *cause, size_t cause_len)
+ctx_get(struct bp_upstream *u, const char *ca_file, unsigned long *out_gen, char *cause,
+        size_t cause_len)
 {
     struct bp_upstream__tls_ctx *t;
     struct stat st;
@@ -158,7 +194,8 @@ ctx_get(struct bp_upstream *u, const char *ca_file, char *cause, size_t cause_le
             break;
         }
     }
-    if (t != NULL && (ca_file == NULL || same_file(&t->st, &st))) {
+    if (t != NULL && t->ctx != NULL && (ca_file == NULL || same_file(&t->st, &st))) {
+        *out_gen = t->gen;
         return t->ctx;
     }
     if (t == NULL) {
@@ -171,6 +208,8 @@ ctx_get(struct bp_upstream *u, const char *ca_file, char *cause, size_t cause_le
     SSL_CTX_free(t->ctx);
     t->ctx = ctx_make(ca_file, cause, cause_len);
     t->st = st;
+    t->gen = ++u->tls_ctx_gen;
+    *out_gen = t->gen;
     return t->ctx;
 }
 
@@ -183,7 +222,7 @@ bp_upstream__tls_start(struct bp_upstream__conn *c, char *cause, size_t cause_le
     BIO *bio;
 
     ERR_clear_error();
-    ctx = ctx_get(c->u, o->ca_file, cause, cause_len);
+    ctx = ctx_get(c->u, o->ca_file, &c->tls_gen, cause, cause_len);
     if (ctx == NULL) {
         return BP_ERR_IO;
     }
@@ -214,6 +253,13 @@ bp_upstream__tls_start(struct bp_upstream__conn *c, char *cause, size_t cause_le
     }
     BIO_set_fd(bio, c->fd, BIO_NOCLOSE);
     SSL_set_bio(ssl, bio, bio);
+    SSL_set_ex_data(ssl, conn_index, c);
+    /* Only a session verified with this very context: a replaced CA file means new trust, which
+     * a resumed session would skip. */
+    if (o->tls_session != NULL && o->tls_session_gen == c->tls_gen &&
+        SSL_set_session(ssl, o->tls_session) != 1) {
+        ERR_clear_error();
+    }
     SSL_set_connect_state(ssl);
     c->ssl = ssl;
     return BP_OK;
@@ -311,13 +357,16 @@ bp_upstream__tls_has_pending(const struct bp_upstream__conn *c)
 }
 
 void
-bp_upstream__tls_close(struct bp_upstream__conn *c, bool polite)
+bp_upstream__tls_close(struct bp_upstream__conn *c, bool clean)
 {
     if (c->ssl == NULL) {
         return;
     }
-    if (polite && SSL_is_init_finished(c->ssl)) {
-        /* One non-blocking attempt at close_notify; whatever happens, the socket closes next. */
+    if (clean && SSL_is_init_finished(c->ssl)) {
+        /* One non-blocking attempt at close_notify; whatever happens, the socket closes next.
+         * It also tells OpenSSL the connection ended well: SSL_free marks the session of a
+         * connection that did not as not resumable, and the origin's next connection would
+         * negotiate in full. */
         ERR_clear_error();
         (void)SSL_shutdown(c->ssl);
     }

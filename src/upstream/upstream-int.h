@@ -28,6 +28,7 @@ struct event;
 struct evdns_base;
 struct ssl_st;
 struct ssl_ctx_st;
+struct ssl_session_st;
 
 #define BP_UPSTREAM_READ_BUF 16384
 /* A head is read into one buffer; it may grow to this for a large head, then the answer fails. */
@@ -83,6 +84,9 @@ struct bp_upstream__origin {
     int64_t addrs_expire_ms;
     struct bp_upstream__dns_lookup *lookup;
     struct bp_upstream__conn *resolving;
+    /* The last TLS session Core gave a connection of this origin: a new connection resumes it. */
+    struct ssl_session_st *tls_session;
+    unsigned long tls_session_gen; /* of the context it was made with (tls.c) */
     /* Idle connections, most recently used first. */
     struct bp_upstream__conn *idle_first;
     struct bp_upstream__conn *idle_last;
@@ -119,12 +123,14 @@ struct bp_upstream__conn {
     bool wev_added;
     struct ssl_st *ssl;
     bool tls_read_wants_write;  /* SSL_read asked for writability */
+    unsigned long tls_gen;      /* generation of its TLS context */
     struct bp_upstream_xfer *x; /* the transfer it carries or is being opened for */
     /* Read buffer, taken from the client's spares while busy: bytes [rstart, rend) are unread. */
     char *rbuf;
     size_t rcap;
     size_t rstart;
     size_t rend;
+    bool answer_complete; /* its last answer was read whole: a close now is a clean one */
     int64_t idle_since_ms;
     unsigned long n_requests; /* started on it; > 1 means the current one reuses it */
     size_t next_addr;         /* connect attempts: index into the origin's addresses */
@@ -231,6 +237,7 @@ struct bp_upstream {
     bool sweep_pending;
     struct bp_upstream__dns *dns;
     struct bp_upstream__tls_ctx *tls_ctxs;
+    unsigned long tls_ctx_gen; /* bumped for every context made */
     int dispatch_depth;
     bool closing;
     /* Scratch for the head being delivered (parsed into, then filtered). */
@@ -321,8 +328,11 @@ enum bp_upstream__io bp_upstream__tls_read(struct bp_upstream__conn *c, char *bu
 enum bp_upstream__io bp_upstream__tls_write(struct bp_upstream__conn *c, const char *buf,
                                             size_t len, size_t *n, char *cause, size_t cause_len);
 bool bp_upstream__tls_has_pending(const struct bp_upstream__conn *c);
-/* Sends close_notify if it can without waiting, and frees c->ssl. */
-void bp_upstream__tls_close(struct bp_upstream__conn *c, bool polite);
+/* Frees c->ssl; when the connection ended cleanly (between answers, or after a complete one),
+ * first sends close_notify if it can without waiting. */
+void bp_upstream__tls_close(struct bp_upstream__conn *c, bool clean);
 void bp_upstream__tls_free_all(struct bp_upstream *u);
+/* Releases what TLS keeps per origin (its session). */
+void bp_upstream__tls_origin_free(struct bp_upstream__origin *o);
 
 #endif

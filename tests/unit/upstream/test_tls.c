@@ -115,8 +115,9 @@ struct tls_srv {
     int n_conn_threads;
     pthread_mutex_t lock;
     volatile bool stop;
-    int n_conns; /* TCP connections accepted */
-    int n_reqs;  /* requests read completely */
+    int n_conns;   /* TCP connections accepted */
+    int n_reqs;    /* requests read completely */
+    int n_resumed; /* handshakes that resumed a session */
     char sni[64];
 };
 
@@ -170,6 +171,7 @@ conn_main(void *arg)
         const char *sni = SSL_get_servername(ssl, TLSEXT_NAMETYPE_host_name);
         pthread_mutex_lock(&s->lock);
         snprintf(s->sni, sizeof(s->sni), "%s", sni != NULL ? sni : "");
+        s->n_resumed += SSL_session_reused(ssl) ? 1 : 0;
         pthread_mutex_unlock(&s->lock);
         for (;;) {
             size_t len = 0;
@@ -222,11 +224,13 @@ conn_main(void *arg)
                 out = "tls-ok";
                 out_len = 6;
             }
-            snprintf(resp, sizeof(resp), "HTTP/1.1 200 OK\r\nContent-Length: %zu\r\n\r\n", out_len);
+            bool closing = strcmp(target, "/close") == 0;
+            snprintf(resp, sizeof(resp), "HTTP/1.1 200 OK\r\n%sContent-Length: %zu\r\n\r\n",
+                     closing ? "Connection: close\r\n" : "", out_len);
             bool ok = write_all(ssl, resp, strlen(resp)) && write_all(ssl, out, out_len);
             free(body);
             free(big);
-            if (!ok) {
+            if (!ok || closing) {
                 goto done;
             }
         }
@@ -649,6 +653,39 @@ test_ca_file_is_part_of_the_pool_key(void **state)
     assert_int_equal(srv_count(&c->good, &c->good.n_reqs), 1);
 }
 
+/* A new connection to an origin resumes the session Core gave the last one (no second full
+ * handshake), unless the CA file changed since: then the new trust is checked in full. */
+static void
+test_new_connection_resumes_the_session(void **state)
+{
+    struct ctx *c = *state;
+    char close_url[96];
+    char url[96];
+    char tmp[sizeof(ca_path) + 8];
+    FILE *f;
+
+    snprintf(close_url, sizeof(close_url), "https://127.0.0.1:%d/close", c->good.port);
+    snprintf(url, sizeof(url), "https://127.0.0.1:%d/x", c->good.port);
+    roundtrip(c, "GET", close_url, ca_path, NULL, 0);
+    assert_int_equal(c->rc, BP_OK);
+    roundtrip(c, "GET", close_url, ca_path, NULL, 0);
+    assert_int_equal(c->rc, BP_OK);
+    assert_int_equal(srv_count(&c->good, &c->good.n_conns), 2);
+    assert_int_equal(srv_count(&c->good, &c->good.n_resumed), 1);
+
+    /* The same CA, as a new file in its place: a full handshake again. */
+    snprintf(tmp, sizeof(tmp), "%s.new", ca_path);
+    f = fopen(tmp, "w");
+    assert_non_null(f);
+    assert_int_equal(PEM_write_X509(f, ca_cert), 1);
+    fclose(f);
+    assert_int_equal(rename(tmp, ca_path), 0);
+    roundtrip(c, "GET", url, ca_path, NULL, 0);
+    assert_int_equal(c->rc, BP_OK);
+    assert_int_equal(srv_count(&c->good, &c->good.n_conns), 3);
+    assert_int_equal(srv_count(&c->good, &c->good.n_resumed), 1);
+}
+
 int
 main(void)
 {
@@ -663,6 +700,7 @@ main(void)
         cmocka_unit_test_setup_teardown(test_unknown_ca_is_refused, setup, teardown),
         cmocka_unit_test_setup_teardown(test_unreadable_ca_file_is_refused, setup, teardown),
         cmocka_unit_test_setup_teardown(test_ca_file_is_part_of_the_pool_key, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_new_connection_resumes_the_session, setup, teardown),
     };
 
     return cmocka_run_group_tests(tests, group_setup, group_teardown);

@@ -12,6 +12,10 @@
  * so a renewed CA needs no restart. Connections already open keep the context they started with
  * (OpenSSL reference-counts it).
  *
+ * Sessions: each origin keeps the last session Core issued to one of its connections, and a
+ * new connection offers it (resumption skips the chain check and the full negotiation), but only
+ * with the context that verified it.
+ *
  * I/O: read-ahead is on, so a record is read with one read() instead of header and body apart;
  * partial writes are on, so a large body goes out as the socket takes it, and the write buffer
  * may move between retries (the caller retries with the same bytes). */

@@ -8,7 +8,7 @@ set -euo pipefail
 
 packages=(
     build-essential cmake pkg-config
-    libevent-dev libcurl4-openssl-dev libjansson-dev libsqlite3-dev libssl-dev libargon2-dev
+    libevent-dev libjansson-dev libsqlite3-dev libssl-dev libargon2-dev
 )
 case "${1:-}" in
 "") ;;

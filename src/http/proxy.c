@@ -99,7 +99,7 @@ check_head(struct bp_req *r)
     }
     r->core_path = h->path + PROXY_PREFIX_LEN;
     r->core_path_len = h->path_len - PROXY_PREFIX_LEN;
-    /* A '#' would start a fragment for curl and silently cut the URL we send to Core. */
+    /* A '#' starts a fragment: an origin drops it, silently cutting the URL we send to Core. */
     if (memchr(h->target, '#', h->target_len) != NULL) {
         r->reason = "'#' in the request target: percent-encode it as %23";
         return BP_ERR_MALFORMED;
@@ -262,7 +262,7 @@ bp_http__proxy_body_done(struct bp_conn *c)
             .request_id = r->request_id,
             .instance_id = r->instance->id,
         };
-        /* libcurl copies the method, URL and header lines while setting up the transfer. */
+        /* The upstream client copies the method, URL and header lines into its request head. */
         rc = bp_upstream_send(c->worker->upstream, &up, upstream_done, c, &r->xfer);
         /* From here Core may act on it: the audit record names the action (issue 8). */
         r->forwarded = rc == BP_OK;

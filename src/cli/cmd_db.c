@@ -27,7 +27,7 @@ db_migrate(struct bp_cli_ctx *ctx, int argc, char **argv, int op)
     bp_err rc;
     int exit_code;
 
-    BP_CLI_PARSE_OR_RETURN(ctx, argc, argv, NULL, 0, 0, 0);
+    BP_CLI_PARSE_OR_RETURN(ctx, argc, argv, NULL);
     /* Migrated here rather than by the open helper, so that we can count what ran. */
     exit_code = bp_cli__open_or_create_store(ctx, false, &s);
     if (exit_code != BP_CLI_EXIT_OK) {
@@ -69,7 +69,7 @@ backup_fail(struct bp_store *s, bp_err rc)
 static int
 db_backup(struct bp_cli_ctx *ctx, int argc, char **argv, int op)
 {
-    struct bp_cli_flag flags[] = {{.name = "--force"}};
+    struct bp_cli_flag flags[1];
     struct bp_store_backup_info info = {0};
     struct bp_store *s = NULL;
     struct bp_out_obj *o;
@@ -78,7 +78,7 @@ db_backup(struct bp_cli_ctx *ctx, int argc, char **argv, int op)
     bp_err rc;
     int exit_code;
 
-    BP_CLI_PARSE_OR_RETURN(ctx, argc, argv, flags, BP_ARRAY_LEN(flags), 0, 1);
+    BP_CLI_PARSE_OR_RETURN(ctx, argc, argv, flags);
     if (ctx->npos == 0) {
         bp_cli__error("db backup needs a FILE to write the copy to (see `blnkproxy help db`)");
         return BP_CLI_EXIT_USAGE;
@@ -149,7 +149,7 @@ db_status(struct bp_cli_ctx *ctx, int argc, char **argv, int op)
     bp_err rc;
     int exit_code;
 
-    BP_CLI_PARSE_OR_RETURN(ctx, argc, argv, NULL, 0, 0, 0);
+    BP_CLI_PARSE_OR_RETURN(ctx, argc, argv, NULL);
     exit_code = bp_cli__open_store(ctx, false, &s);
     if (exit_code != BP_CLI_EXIT_OK) {
         return exit_code;
@@ -273,12 +273,13 @@ copy_report(const struct bp_store_copy_report *r, const char *from, const char *
     return exit_code;
 }
 
-/* `db copy --from SQLITE --to POSTGRES [--force]`. */
+/* `db copy --from SQLITE --to POSTGRES [--force]`: its options, in the order of copy_opts. */
+enum { CO_FROM, CO_TO, CO_FORCE, COPY_NOPTS };
+
 static int
 db_copy(struct bp_cli_ctx *ctx, int argc, char **argv, int op)
 {
-    struct bp_cli_flag flags[] = {
-        {.name = "--from", .has_value = true}, {.name = "--to", .has_value = true}, {.name = "--force"}};
+    struct bp_cli_flag flags[COPY_NOPTS];
     struct bp_store_copy_report report;
     struct bp_store *src = NULL;
     struct bp_store *dst = NULL;
@@ -287,20 +288,20 @@ db_copy(struct bp_cli_ctx *ctx, int argc, char **argv, int op)
     bp_err rc;
     int exit_code;
 
-    BP_CLI_PARSE_OR_RETURN(ctx, argc, argv, flags, BP_ARRAY_LEN(flags), 0, 0);
-    if (!flags[0].seen || !flags[1].seen) {
+    BP_CLI_PARSE_OR_RETURN(ctx, argc, argv, flags);
+    if (!flags[CO_FROM].seen || !flags[CO_TO].seen) {
         bp_cli__error("db copy needs --from (a SQLite store) and --to (a postgres:// DSN); see `blnkproxy help db`");
         return BP_CLI_EXIT_USAGE;
     }
-    if (bp_store_dsn_is_pg(flags[0].value) || !bp_store_dsn_is_pg(flags[1].value)) {
+    if (bp_store_dsn_is_pg(flags[CO_FROM].value) || !bp_store_dsn_is_pg(flags[CO_TO].value)) {
         bp_cli__error("db copy moves a SQLite store (--from PATH) into PostgreSQL (--to postgres://…)");
         return BP_CLI_EXIT_USAGE;
     }
-    exit_code = copy_open(flags[0].value, flags[1].value, &src, &dst);
+    exit_code = copy_open(flags[CO_FROM].value, flags[CO_TO].value, &src, &dst);
     if (exit_code != BP_CLI_EXIT_OK) {
         goto done;
     }
-    rc = bp_store_copy(src, dst, flags[2].seen, &report, &failed);
+    rc = bp_store_copy(src, dst, flags[CO_FORCE].seen, &report, &failed);
     if (rc == BP_ERR_EXISTS) {
         holdings(&report, held, sizeof(held));
         bp_cli__error("--to: the database holds records already (%s): pass --force to replace them", held);
@@ -314,7 +315,7 @@ db_copy(struct bp_cli_ctx *ctx, int argc, char **argv, int op)
                       failed != NULL ? bp_store_last_error(failed) : bp_err_str(rc));
         exit_code = BP_CLI_EXIT_FAIL;
     } else {
-        exit_code = copy_report(&report, flags[0].value, flags[1].value, ctx->json);
+        exit_code = copy_report(&report, flags[CO_FROM].value, flags[CO_TO].value, ctx->json);
     }
 
 done:
@@ -323,15 +324,52 @@ done:
     return exit_code;
 }
 
-int
-bp_cli__cmd_db(struct bp_cli_ctx *ctx, int argc, char **argv)
-{
-    static const struct bp_cli_verb verbs[] = {
-        {"migrate", db_migrate, 0},
-        {"backup", db_backup, 0},
-        {"status", db_status, 0},
-        {"copy", db_copy, 0},
-    };
+/* ---- the family as data: parsed by bp_cli__parse, shown by help, man page and completion ---- */
 
-    return bp_cli__dispatch(ctx, argc, argv, verbs, BP_ARRAY_LEN(verbs));
-}
+static const struct bp_cli_opt backup_opts[] = {
+    {"--force", NULL, .help = "replace FILE when it exists"},
+};
+
+static const struct bp_cli_opt copy_opts[COPY_NOPTS] = {
+    [CO_FROM] = {"--from", "SQLITE_PATH", .help = "the SQLite store to copy (at this blnkproxy's schema version)",
+                 .required = true, .complete = "@file"},
+    [CO_TO] = {"--to", "POSTGRES_DSN", .help = "the PostgreSQL database to copy into: postgres://USER:PASSWORD@HOST/DB",
+               .required = true},
+    [CO_FORCE] = {"--force", NULL, .help = "replace what the database holds (refused otherwise)"},
+};
+
+static const struct bp_cli_verb verbs[] = {
+    {"migrate", db_migrate, 0, .help = "apply pending schema migrations (creates a missing store)"},
+    /* FILE is checked by db_backup, which says what it is for. */
+    {"backup", db_backup, 0, .help = "write a consistent copy of the store to FILE, while serve keeps running",
+     .args = "FILE", .min_args = 0, .max_args = 1, .args_complete = "@file", .opts = backup_opts,
+     .nopts = BP_ARRAY_LEN(backup_opts)},
+    {"status", db_status, 0,
+     .help = "the store's kind, schema version and change seq, and the servers using it: their node, last report "
+             "and how far they have applied changes"},
+    {"copy", db_copy, 0,
+     .help = "copy a SQLite store, whole, into an empty PostgreSQL database (one transaction, row counts checked)",
+     .opts = copy_opts, .nopts = COPY_NOPTS},
+};
+
+const struct bp_cli_family bp_cli__family_db = {
+    .name = "db",
+    .help = "database maintenance",
+    .verbs = verbs,
+    .nverbs = BP_ARRAY_LEN(verbs),
+    .notes = "db backup writes one private (0600) SQLite file; an existing FILE is kept unless --force.\n"
+             "Do not copy a running store with cp: recent changes sit in its -wal file. To restore,\n"
+             "stop serve, put the copy in place of the store, remove the store's -wal and -shm files,\n"
+             "and start serve again. A PostgreSQL store is backed up with pg_dump (README, \"Backup and\n"
+             "restore\").\n"
+             "\n"
+             "db status lists every server that reports on the store (each does every 10 s while it\n"
+             "runs): its node name, host, last report, the change seq it has applied and how far that is\n"
+             "behind the store's.\n"
+             "\n"
+             "db copy moves a SQLite deployment into PostgreSQL: stop serve, copy, then start the nodes\n"
+             "on the database. It copies instances with their Core secrets, keys, OAuth clients,\n"
+             "operators, tokens, codes, sessions and the audit log in one transaction, checks the row\n"
+             "count of every table and prints them. A database that holds records already is refused\n"
+             "unless --force, which replaces them.\n",
+};

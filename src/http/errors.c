@@ -1,5 +1,6 @@
-/* The only mapping from bp_err to DESIGN §2: status, error_detail.code, message and the
- * WWW-Authenticate header. Messages are fixed text: nothing from the request is echoed, so no
+/* The only place that answers a bp_err as DESIGN §2 says: status, error_detail.code, message and
+ * the WWW-Authenticate and Retry-After headers, from the rows of the error catalog (errcat/,
+ * which the OpenAPI document describes as well). Messages are fixed text: nothing from the request is echoed, so no
  * secret or attacker-chosen byte can reach an error body. A check that can say more than its
  * code (which rule a path broke, why no instance is implied) passes a reason, also fixed text
  * chosen by that check, which replaces the row's message (issue 8). */
@@ -7,54 +8,15 @@
 #include <string.h>
 
 #include "core/log.h"
+#include "errcat/errcat.h"
 #include "http/http-int.h"
 #include "lib/bug.h"
 
-struct error_row {
-    bp_err rc;
-    int status;
-    const char *code;
-    const char *message;
-    const char *www_authenticate;
-};
-
-#define INVALID_TOKEN_CHALLENGE "Bearer realm=\"blnkproxy\", error=\"invalid_token\""
-
-static const struct error_row rows[] = {
-    {BP_ERR_AUTH_MISSING, 401, "AUTH_MISSING_API_KEY", "API key is required", "Bearer realm=\"blnkproxy\""},
-    {BP_ERR_AUTH_INVALID_KEY, 401, "AUTH_INVALID_API_KEY", "Invalid API key", INVALID_TOKEN_CHALLENGE},
-    {BP_ERR_AUTH_EXPIRED_KEY, 401, "AUTH_EXPIRED_API_KEY", "API key has expired", INVALID_TOKEN_CHALLENGE},
-    {BP_ERR_AUTH_INVALID_TOKEN, 401, "AUTH_INVALID_BEARER_TOKEN", "Invalid or expired access token",
-     INVALID_TOKEN_CHALLENGE},
-    {BP_ERR_AUTH_SCOPE, 403, "AUTH_INSUFFICIENT_PERMISSIONS", "Credential lacks the scope this route needs",
-     NULL},
-    {BP_ERR_AUTH_INSTANCE, 403, "AUTH_INSUFFICIENT_PERMISSIONS", "Credential may not use this instance", NULL},
-    {BP_ERR_MISSING_INSTANCE_ID, 400, "GEN_MISSING_PARAMETER", "instance_id query parameter is required",
-     NULL},
-    {BP_ERR_MALFORMED, 400, "GEN_MALFORMED_REQUEST", "Malformed request", NULL},
-    {BP_ERR_UNKNOWN_INSTANCE, 404, "PROXY_UNKNOWN_INSTANCE", "Unknown or disabled instance", NULL},
-    {BP_ERR_ROUTE_NOT_FOUND, 404, "GEN_NOT_FOUND", "Route not found", NULL},
-    {BP_ERR_PAYLOAD_TOO_LARGE, 413, "GEN_PAYLOAD_TOO_LARGE", "Request body is too large", NULL},
-    {BP_ERR_UPSTREAM_UNREACHABLE, 502, "PROXY_BAD_GATEWAY", "Core instance is unreachable", NULL},
-    {BP_ERR_UPSTREAM_TIMEOUT, 504, "PROXY_GATEWAY_TIMEOUT", "Core instance did not answer in time", NULL},
-    {BP_ERR_UPSTREAM_TOO_LARGE, 502, "PROXY_BAD_GATEWAY", "Core response exceeds the configured limit", NULL},
-    {BP_ERR_AUDIT_UNAVAILABLE, 503, "PROXY_AUDIT_UNAVAILABLE", "Audit log is saturated; retry shortly", NULL},
-    {BP_ERR_NOT_READY, 503, "PROXY_NOT_READY", "Credentials are not loaded yet; retry shortly", NULL},
-    /* Never sent (the client is gone): the status nginx logs for it, for the audit log. */
-    {BP_ERR_CLIENT_CLOSED, 499, "PROXY_CLIENT_CLOSED_REQUEST", "Client closed the connection", NULL},
-};
-
-static const struct error_row internal_row = {BP_ERR_IO, 500, "GEN_INTERNAL_ERROR", "Internal error", NULL};
-
-static const struct error_row *
+/* The rows live in errcat/ (the catalog as data, which the OpenAPI document describes too). */
+static const struct bp_errcat_row *
 find_row(bp_err rc)
 {
-    for (size_t i = 0; i < BP_ARRAY_LEN(rows); i++) {
-        if (rows[i].rc == rc) {
-            return &rows[i];
-        }
-    }
-    return &internal_row;
+    return bp_errcat_find(rc);
 }
 
 int
@@ -72,7 +34,7 @@ bp_http__error_code(bp_err rc)
 void
 bp_http__respond_refusal(struct bp_conn *c, bp_err rc, unsigned needed_scope, const char *reason)
 {
-    const struct error_row *row = find_row(rc);
+    const struct bp_errcat_row *row = find_row(rc);
     const char *text = reason != NULL ? reason : row->message;
     char headers[256];
     char message[512];
@@ -86,8 +48,8 @@ bp_http__respond_refusal(struct bp_conn *c, bp_err rc, unsigned needed_scope, co
                  (needed_scope & BP_SCOPE_WRITE) ? "proxy:write" : "proxy:read");
     } else if (row->www_authenticate != NULL) {
         snprintf(headers, sizeof(headers), "WWW-Authenticate: %s\r\n", row->www_authenticate);
-    } else if (rc == BP_ERR_AUDIT_UNAVAILABLE || rc == BP_ERR_NOT_READY) {
-        snprintf(headers, sizeof(headers), "Retry-After: 1\r\n");
+    } else if (row->retry_after_s > 0) {
+        snprintf(headers, sizeof(headers), "Retry-After: %d\r\n", row->retry_after_s);
     }
     /* Our own text, but it may hold a quote or a backslash: it goes out as a JSON string. */
     bp_json_escape(message, sizeof(message), text, strlen(text));

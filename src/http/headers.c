@@ -1,7 +1,8 @@
 /* DESIGN §2 header rules for the request we originate to Core. The client's end-to-end headers
  * pass in order; credentials, cookies and hop-by-hop headers never do; the proxy adds the
- * instance's X-Blnk-Key, X-Request-Id and X-Forwarded-*. Framing headers are curl's to write,
- * since the request to Core is framed anew (DESIGN §8: terminated and re-originated). */
+ * instance's X-Blnk-Key, X-Request-Id and X-Forwarded-*. Framing headers are the upstream
+ * client's to write, since the request to Core is framed anew (DESIGN §8: terminated and
+ * re-originated). */
 #include <string.h>
 
 #include "http/http-int.h"
@@ -68,7 +69,7 @@ is_dropped(const struct bp_http_head *h, const struct bp_http_header *hd)
 static void
 add_line(struct bp_buf *st, const char *name, size_t name_len, const char *value, size_t value_len)
 {
-    /* The upstream client turns an empty value into curl's "Name;" spelling itself. */
+    /* An empty value is sent as "Name:", without the space. */
     bp_buf_append(st, name, name_len);
     bp_buf_append(st, ": ", value_len > 0 ? 2 : 1);
     bp_buf_append(st, value, value_len);

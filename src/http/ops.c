@@ -12,6 +12,18 @@
 #include "lib/str.h"
 #include "metrics/metrics.h"
 
+/* The first field called name (lower case), or NULL. */
+static const struct bp_http_header *
+first_header(const struct bp_http_head *h, const char *name)
+{
+    for (size_t i = 0; i < h->n_headers; i++) {
+        if (bp_str_ieq(h->headers[i].name, h->headers[i].name_len, name)) {
+            return &h->headers[i];
+        }
+    }
+    return NULL;
+}
+
 bool
 bp_http__ops_route(struct bp_conn *c)
 {
@@ -49,11 +61,13 @@ bp_http__ops_route(struct bp_conn *c)
         return true;
     }
     if (bp_str_eq(h->path, h->path_len, "/metrics")) {
+        const struct bp_http_header *accept = first_header(h, "accept");
         struct bp_buf text;
+        const char *type;
         bp_buf_init(&text, SIZE_MAX);
-        bp_metrics_render(&text);
-        bp_http__respond(c, 200, "Cache-Control: no-store\r\n", "text/plain; version=0.0.4; charset=utf-8",
-                         text.data, text.len, false);
+        /* Text format or OpenMetrics, as the scraper's Accept asks (metrics/ decides). */
+        type = bp_metrics_render_for(accept ? accept->value : NULL, accept ? accept->value_len : 0, &text);
+        bp_http__respond(c, 200, "Cache-Control: no-store\r\nVary: Accept\r\n", type, text.data, text.len, false);
         bp_buf_cleanup(&text);
         return true;
     }

@@ -99,7 +99,7 @@ check_head(struct bp_req *r)
     }
     r->core_path = h->path + PROXY_PREFIX_LEN;
     r->core_path_len = h->path_len - PROXY_PREFIX_LEN;
-    /* A '#' would start a fragment for curl and silently cut the URL we send to Core. */
+    /* A '#' starts a fragment: an origin drops it, silently cutting the URL we send to Core. */
     if (memchr(h->target, '#', h->target_len) != NULL) {
         r->reason = "'#' in the request target: percent-encode it as %23";
         return BP_ERR_MALFORMED;
@@ -194,18 +194,9 @@ upstream_done(void *arg, bp_err rc, const struct bp_upstream_resp *resp)
     relay_response(c, resp);
 }
 
-static size_t
-count_byte(const char *p, size_t len, char byte)
-{
-    size_t n = 0;
-    for (size_t i = 0; i < len; i++) {
-        n += p[i] == byte;
-    }
-    return n;
-}
-
+/* DESIGN §4. The rewritten body is bounded by the limit the body was read under (issue 11). */
 static bp_err
-apply_defaults(struct bp_req *r)
+apply_defaults(struct bp_req *r, size_t limit, const char **out_reason)
 {
     struct bp_buf out;
     bool changed = false;
@@ -214,11 +205,9 @@ apply_defaults(struct bp_req *r)
     if (r->route->rewrite == BP_REWRITE_NONE || r->body.len == 0) {
         return BP_OK;
     }
-    /* Room for the inserted keys of every object in the body: each '{' may open one, and one
-     * insertion is under 100 bytes ("precision":100,"reference":"ref_<uuid>",). */
-    bp_buf_init(&out, r->body.len + count_byte(r->body.data, r->body.len, '{') * 100 + 256);
+    bp_buf_init(&out, limit);
     rc = bp_txdefaults_apply(r->route->rewrite == BP_REWRITE_TX_BULK ? BP_TXDEFAULTS_BULK : BP_TXDEFAULTS_SINGLE,
-                             r->body.data, r->body.len, &out, &changed);
+                             r->body.data, r->body.len, &out, &changed, out_reason);
     if (rc == BP_OK && changed) {
         bp_buf_cleanup(&r->body);
         r->body = out;
@@ -237,11 +226,17 @@ bp_http__proxy_body_done(struct bp_conn *c)
     const char **lines = NULL;
     size_t n_lines = 0;
     struct bp_upstream_req up;
+    const char *why = NULL;
     bp_err rc;
 
-    rc = apply_defaults(r);
+    rc = apply_defaults(r, r->route->large_body ? r->conf->cfg->max_upload_bytes : r->conf->cfg->max_body_bytes,
+                        &why);
+    if (rc == BP_ERR_MALFORMED || rc == BP_ERR_PAYLOAD_TOO_LARGE) {
+        bp_http__respond_refusal(c, rc, 0, why);
+        return;
+    }
     if (rc != BP_OK) {
-        /* The output is sized for every possible insertion, so this is the CSPRNG failing. */
+        /* Refusals are answered above, so this is the CSPRNG failing. */
         BP_ERROR("transaction defaults failed", BP_LSTR("request_id", r->request_id), BP_LSTR("error", bp_err_str(rc)));
         bp_http__respond_error(c, BP_ERR_IO, 0);
         return;
@@ -256,10 +251,11 @@ bp_http__proxy_body_done(struct bp_conn *c)
     bp_buf_init(&hdr_store, SIZE_MAX);
     rc = bp_http__upstream_headers(r, c->peer, &hdr_store, &lines, &n_lines);
     if (rc == BP_OK) {
-        char method[16];
-        size_t mlen = r->head.method_len < sizeof(method) - 1 ? r->head.method_len : sizeof(method) - 1;
-        memcpy(method, r->head.method, mlen);
-        method[mlen] = '\0';
+        /* A matched route's method (or HEAD for GET) always fits: never cut what Core gets. */
+        char method[BP_ROUTE_METHOD_MAX + 1];
+        BP_BUG_ON(r->head.method_len >= sizeof(method));
+        memcpy(method, r->head.method, r->head.method_len);
+        method[r->head.method_len] = '\0';
         up = (struct bp_upstream_req){
             .method = method,
             .url = url.data,
@@ -271,7 +267,7 @@ bp_http__proxy_body_done(struct bp_conn *c)
             .request_id = r->request_id,
             .instance_id = r->instance->id,
         };
-        /* libcurl copies the method, URL and header lines while setting up the transfer. */
+        /* The upstream client copies the method, URL and header lines into its request head. */
         rc = bp_upstream_send(c->worker->upstream, &up, upstream_done, c, &r->xfer);
         /* From here Core may act on it: the audit record names the action (issue 8). */
         r->forwarded = rc == BP_OK;

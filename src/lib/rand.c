@@ -1,7 +1,7 @@
 #include "lib/rand.h"
 
 #include <stdint.h>
-#include <stdio.h>
+#include <string.h>
 
 #include <openssl/rand.h>
 
@@ -78,25 +78,39 @@ bp_ulid(char out[BP_ULID_LEN + 1])
     return BP_OK;
 }
 
+void
+bp_uuid7_format(uint64_t unix_ms, const unsigned char rnd[BP_UUID7_RANDOM_BYTES], char *out)
+{
+    static const char hex[] = "0123456789abcdef";
+    unsigned char b[16];
+    size_t o = 0;
+
+    for (int i = 5; i >= 0; i--) {
+        b[i] = (unsigned char)(unix_ms & 0xff);
+        unix_ms >>= 8;
+    }
+    memcpy(b + 6, rnd, BP_UUID7_RANDOM_BYTES);
+    b[6] = (unsigned char)((b[6] & 0x0f) | 0x70); /* version 7 */
+    b[8] = (unsigned char)((b[8] & 0x3f) | 0x80); /* RFC 9562 variant */
+    for (size_t i = 0; i < sizeof(b); i++) {
+        if (i == 4 || i == 6 || i == 8 || i == 10) {
+            out[o++] = '-';
+        }
+        out[o++] = hex[b[i] >> 4];
+        out[o++] = hex[b[i] & 15];
+    }
+}
+
 bp_err
 bp_uuid7(char out[BP_UUID_LEN + 1])
 {
-    unsigned char b[16];
-    uint64_t ms = (uint64_t)bp_clock_wall_ms();
-    bp_err rc = bp_rand_bytes(b, sizeof(b));
+    unsigned char rnd[BP_UUID7_RANDOM_BYTES];
+    bp_err rc = bp_rand_bytes(rnd, sizeof(rnd));
 
     if (rc != BP_OK) {
         return rc;
     }
-    for (int i = 5; i >= 0; i--) {
-        b[i] = (unsigned char)(ms & 0xff);
-        ms >>= 8;
-    }
-    b[6] = (unsigned char)((b[6] & 0x0f) | 0x70);
-    b[8] = (unsigned char)((b[8] & 0x3f) | 0x80);
-    snprintf(out, BP_UUID_LEN + 1,
-             "%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x", b[0], b[1],
-             b[2], b[3], b[4], b[5], b[6], b[7], b[8], b[9], b[10], b[11], b[12], b[13], b[14],
-             b[15]);
+    bp_uuid7_format((uint64_t)bp_clock_wall_ms(), rnd, out);
+    out[BP_UUID_LEN] = '\0';
     return BP_OK;
 }

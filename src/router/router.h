@@ -13,6 +13,12 @@
 #define BP_SCOPE_WRITE 2u
 #define BP_SCOPE_ALL 0xffffu /* "*" */
 
+/* The longest method a route may have, in letters (A-Z): the config refuses longer ones and
+ * everything that copies a request's method (the request to Core, the access log) has room for
+ * this many, so a method is never cut on the way (issue 11). IANA's longest all-letter method,
+ * UPDATEREDIRECTREF, has 17. */
+#define BP_ROUTE_METHOD_MAX 20
+
 enum bp_rewrite { BP_REWRITE_NONE = 0, BP_REWRITE_TX_SINGLE, BP_REWRITE_TX_BULK };
 
 /* One row of the table. Strings are static. */
@@ -41,7 +47,7 @@ size_t bp_route_categories(const char **out, size_t cap);
 
 /* An operator's change to the table (DESIGN §3), as text from the config file. */
 struct bp_route_spec {
-    const char *method;   /* an upper-case token: GET, POST, PUT, PATCH, DELETE, ... */
+    const char *method;   /* 1..BP_ROUTE_METHOD_MAX letters A-Z: GET, POST, PUT, PATCH, ... */
     const char *pattern;  /* "/a/:x/b": literal or ":name" segments, each non-empty */
     const char *scope;    /* "proxy:read", "proxy:write", or NULL for the method's default */
     const char *action;   /* may be NULL */

@@ -27,6 +27,8 @@ struct bp_serve {
     struct bp_server_deps deps;
     struct bp_audit *audit;        /* started at start or by a reload; NULL while auditing never ran */
     const char *store_kind;        /* "sqlite" or "postgresql" (static), once the store is open */
+    bool loaded_at_start;          /* the first tables were loaded before listening (false: a
+                                      PostgreSQL store that was down; the watcher loads them) */
     char node[256];                /* node_name, or "<hostname>:<port>"; "" until known (a listen
                                       port of 0 is known once bound) */
     pthread_mutex_t sync_lock;     /* guards sync_store: the OAuth threads share it */

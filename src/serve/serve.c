@@ -24,6 +24,7 @@
 #include "lib/alloc.h"
 #include "lib/clock.h"
 #include "lib/version.h"
+#include "lib/sdnotify.h"
 #include "metrics/metrics.h"
 #include "router/router.h"
 #include "serve/serve-int.h"
@@ -31,29 +32,6 @@
 #include "store/store.h"
 #include "tables/tables.h"
 #include "upstream/upstream.h"
-
-static const char usage[] =
-    "usage: blnkproxy serve [--db DSN] [--config FILE] [--listen HOST:PORT] [--workers N]\n"
-    "                       [--upstream-timeout SECONDS] [--upstream-connect-timeout SECONDS]\n"
-    "                       [--log-level debug|info|warn|error] [--reuse-port] [--<setting> VALUE]...\n"
-    "       blnkproxy serve --check [--json] [same flags]\n"
-    "\n"
-    "Every setting of blnkproxy.json can be given as a flag (underscores as dashes) or as a\n"
-    "BLNKPROXY_<SETTING> environment variable; flags win over the environment, which wins over\n"
-    "the file. See docs/CONFIG.md.\n"
-    "\n"
-    "  --listen HOST:PORT  127.0.0.1:8080 by default; :PORT is every IPv4 interface, [::]:PORT\n"
-    "                      IPv4 and IPv6. serve refuses an address another process listens on.\n"
-    "  --reuse-port        start although the address is served: a hand-over. Start the new\n"
-    "                      process with it, then send SIGTERM to the old one; no request is lost.\n"
-    "  --check             load and validate the configuration (file, environment, flags), the\n"
-    "                      routes and the store, print a summary and exit 0, or exit 2 with the\n"
-    "                      reason. Starts nothing and creates no store.\n"
-    "\n"
-    "Signals: SIGTERM or SIGINT stop gracefully (in-flight requests finish). SIGHUP re-reads the\n"
-    "configuration file: limits, timeouts, log level, audit modes and routes apply at once;\n"
-    "settings that need a restart are named in a warning; a bad file is refused with the reason\n"
-    "in the log, and the running configuration stays.\n";
 
 /* How long the watcher's store calls may wait for a silent database (a 1M-key load included). */
 #define WATCH_TIMEOUT_MS 30000
@@ -241,15 +219,14 @@ first_load(struct bp_store *store, int *applied, int *version, int64_t *token, b
     return BP_OK;
 }
 
-/* Takes --help, --json and --check out of argv; the rest are flags for the configuration. */
+/* Takes --json and --check out of argv; the rest are flags for the configuration. (--help is the
+ * CLI's: it prints serve's usage from the settings table before calling here.) */
 static void
-split_args(int argc, char **argv, struct bp_serve *sv, bool *help, bool *check, bool *json)
+split_args(int argc, char **argv, struct bp_serve *sv, bool *check, bool *json)
 {
     sv->flags = bp_calloc((size_t)argc + 1, sizeof(char *));
     for (int i = 0; i < argc; i++) {
-        if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
-            *help = true;
-        } else if (strcmp(argv[i], "--check") == 0) {
+        if (strcmp(argv[i], "--check") == 0) {
             *check = true;
         } else if (strcmp(argv[i], "--json") == 0) {
             /* Every command takes --json (DESIGN §7); serve's log is JSON lines already. */
@@ -258,6 +235,18 @@ split_args(int argc, char **argv, struct bp_serve *sv, bool *help, bool *check, 
             sv->flags[sv->n_flags++] = argv[i];
         }
     }
+}
+
+/* READY=1 once listening. A PostgreSQL store that was down at start does not hold it back (the
+ * node listens and retries; /readyz tells a load balancer): systemd would otherwise kill a node
+ * that waits for its database longer than TimeoutStartSec. STATUS says so, and the watcher
+ * updates it after the first load. */
+static void
+notify_ready(const struct bp_serve *sv, bool at_start)
+{
+    bp_sdnotifyf("READY=1\nSTATUS=serving on %s:%d with %d workers%s", sv->running->listen_host,
+                 bp_server_port(sv->server), sv->running->workers,
+                 at_start && !sv->loaded_at_start ? "; waiting for the store (/readyz answers 503)" : "");
 }
 
 /* Everything after the configuration, up to the listening line. Returns the exit code for a
@@ -326,16 +315,26 @@ start(struct bp_serve *sv, struct bp_store **store, struct bp_watch **watch, str
         bp_audit_set_node(sv->audit, sv->node);
     }
     bp_metrics_set_node(sv->node);
+    sv->store_kind = bp_store_kind(*store); /* a static name: outlives the store */
+    sv->loaded_at_start = loaded;
+    sv->running = &sv->cfg;
+    /* READY=1 (notify_ready): with tables, only once the watcher has its watchers row, so that
+     * a CLI change made as soon as systemd says "active" waits for this server; without, before
+     * the watcher starts, so that the STATUS it sends after the first load comes later. */
+    if (!loaded) {
+        notify_ready(sv, true);
+    }
     wopts = (struct bp_watch_opts){
         .interval_ms = sv->cfg.reload_interval_ms, .token = token, .loaded = loaded, .node = sv->node};
     if (bp_watch_start(*store, sv->server, &wopts, watch) != BP_OK) {
         fail("cannot start the store watcher");
         return 1;
     }
-    sv->store_kind = bp_store_kind(*store); /* a static name: outlives the store */
-    *store = NULL;                          /* the watcher owns it now */
+    *store = NULL; /* the watcher owns it now */
     atomic_store(&the_watch, *watch);
-    sv->running = &sv->cfg;
+    if (loaded) {
+        notify_ready(sv, true);
+    }
     BP_INFO("listening", BP_LSTR("node", sv->node), BP_LSTR("host", sv->cfg.listen_host),
             BP_LINT("port", bp_server_port(sv->server)),
             BP_LINT("workers", sv->cfg.workers), BP_LSTR("version", bp_version_get()),
@@ -360,7 +359,6 @@ bp_serve_main(int argc, char **argv)
     struct bp_watch *watch = NULL;
     struct bp_route *routes = NULL;
     char err[1024] = "";
-    bool help = false;
     bool check = false;
     bool json = false;
     sigset_t sigs;
@@ -379,12 +377,7 @@ bp_serve_main(int argc, char **argv)
     pthread_sigmask(SIG_BLOCK, &sigs, NULL);
     signal(SIGPIPE, SIG_IGN);
 
-    split_args(argc, argv, &sv, &help, &check, &json);
-    if (help) {
-        fputs(usage, stdout);
-        bp_free(sv.flags);
-        return 0;
-    }
+    split_args(argc, argv, &sv, &check, &json);
     if (check) {
         code = bp_serve__check(sv.n_flags, sv.flags, json);
         bp_free(sv.flags);
@@ -397,15 +390,22 @@ bp_serve_main(int argc, char **argv)
     }
     bp_log_set_level((enum bp_log_level)sv.cfg.log_level);
 
+    /* systemd (Type=notify): start() says READY=1 once the store is open, the tables loaded (see
+     * notify_ready for a PostgreSQL store that is down) and the listeners accepting; a reload and
+     * the stop are announced the same way (no-ops without systemd). */
     code = start(&sv, &store, &watch, &routes);
     while (code == 0) {
         sigwait(&sigs, &sig);
         if (sig != SIGHUP) {
             break;
         }
+        bp_sdnotifyf("RELOADING=1\nMONOTONIC_USEC=%lld\nSTATUS=reloading the configuration",
+                     (long long)bp_clock_mono_us());
         bp_serve__reload(&sv);
+        notify_ready(&sv, false);
     }
     if (code == 0) {
+        bp_sdnotify("STOPPING=1\nSTATUS=stopping: finishing in-flight requests");
         BP_INFO("shutting down", BP_LSTR("signal", sig == SIGTERM ? "SIGTERM" : "SIGINT"));
     }
     /* Order: no request is in flight and no OAuth thread runs once the server stopped; then every

@@ -68,6 +68,7 @@
 #include "lib/bug.h"
 #include "lib/clock.h"
 #include "lib/rand.h"
+#include "lib/sdnotify.h"
 #include "lib/version.h"
 #include "metrics/metrics.h"
 #include "store/store.h"
@@ -454,6 +455,7 @@ first_load(struct bp_watch *w, bool *out_reloaded)
         return false;
     }
     BP_INFO("store answers; credentials loaded", BP_LINT("change_seq", seq));
+    bp_sdnotify("STATUS=serving; the store answered and the credentials are loaded");
     w->loaded = true;
     w->seq = seq;
     w->have_token = false;

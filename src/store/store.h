@@ -463,7 +463,8 @@ struct bp_audit_query {
 };
 
 /* Inserts n records in one transaction (PostgreSQL: one multi-row statement), assigning an id to
- * each record that has none and recs[i].seq to each stored one. A record whose id the store holds
+ * each record that has none (allocated: bp_audit_rec_cleanup frees it with the record, so a
+ * caller's record of static strings frees recs[i].id itself) and recs[i].seq to each stored one. A record whose id the store holds
  * already is skipped (its seq stays 0): inserting the same records again is harmless. */
 bp_err bp_store_audit_insert(struct bp_store *s, struct bp_audit_rec *recs, size_t n);
 bp_err bp_store_audit_query(struct bp_store *s, const struct bp_audit_query *q, struct bp_audit_rec **out,

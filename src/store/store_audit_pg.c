@@ -610,7 +610,10 @@ seen_settle(struct bp_audit_cursor *c)
         }
     }
     c->n_seen = k;
-    qsort(c->seen, c->n_seen, sizeof(*c->seen), cmp_seen);
+    /* Not with no entries: seen is still NULL then, which qsort must not be given. */
+    if (c->n_seen > 1) {
+        qsort(c->seen, c->n_seen, sizeof(*c->seen), cmp_seen);
+    }
     c->n_sorted = c->n_seen;
 }
 

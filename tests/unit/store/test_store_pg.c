@@ -425,6 +425,9 @@ test_audit_insert_failure_is_atomic(void **state)
     recs[2].time_us = 1700000009000000;
     assert_int_equal(bp_store_audit_insert(f->s, recs, 3), BP_OK);
     assert_true(recs[0].seq > 0 && recs[1].seq > recs[0].seq && recs[2].seq > recs[1].seq);
+    for (int i = 0; i < 3; i++) {
+        bp_free(recs[i].id); /* given by the store; the rest is static */
+    }
 }
 
 /* Text PostgreSQL refuses (not UTF-8) is stored with '?' for its bad bytes, not lost. */
@@ -442,6 +445,7 @@ test_audit_keeps_records_with_bad_utf8(void **state)
     assert_int_equal(n, 1);
     assert_string_equal(out[0].path, "/ledgers/?" "?-x");
     bp_audit_recs_free(out, n);
+    bp_free(r.id); /* given by the store */
 }
 
 /* ---- the change log ---- */
@@ -535,6 +539,7 @@ test_changes_wait_for_open_change(void **state)
     /* While `other` holds the lock: these go through at once. */
     assert_int_equal(bp_store_key_touch(f->s, ids, at, 1), BP_OK);
     assert_int_equal(bp_store_audit_insert(f->s, &r, 1), BP_OK);
+    bp_free(r.id); /* given by the store */
     /* A change would wait: lock_timeout makes the wait an error we can see. */
     raw_exec(c, "SET lock_timeout = '100ms'");
     {

@@ -487,7 +487,10 @@ struct bp_audit_cursor;
 bp_err bp_store_audit_follow(struct bp_store *s, const struct bp_audit_query *q, struct bp_audit_rec **out,
                              size_t *out_n, struct bp_audit_cursor **out_cursor);
 /* At most max records matching the cursor's query that became visible since its previous call,
- * ascending by seq within a call. *out_more: call again at once (there may be more). */
+ * ascending by seq within a call. *out_more: call again at once (there may be more). A call may
+ * hand out fewer than max, even none, with *out_more set: on PostgreSQL rows it handed out
+ * already take room in a page while a transaction running anywhere on the server holds the
+ * low-water mark back. */
 bp_err bp_store_audit_follow_next(struct bp_store *s, struct bp_audit_cursor *c, size_t max,
                                   struct bp_audit_rec **out, size_t *out_n, bool *out_more);
 void bp_audit_cursor_free(struct bp_audit_cursor *c);

@@ -232,19 +232,40 @@ test_follow_cursor(void **state)
     recs[1] = mk(21, "balances", NULL, "key_1", "Balance created", 201);
     recs[2] = mk(22, "ledgers", NULL, "key_1", "Ledger created", 201);
     assert_int_equal(bp_store_audit_insert(f->s, recs, 3), BP_OK);
-    /* A page of one: the caller is told to come again at once. */
+    /* Pages of one: the first is full, so the caller is told to come again at once; calling
+     * while told so hands out the two new ledger records, in order, each once. A page may hold
+     * none of them: on PostgreSQL, a transaction running elsewhere on the shared test server
+     * holds the low-water mark back, and records handed out already take room in a page. */
     assert_int_equal(bp_store_audit_follow_next(f->s, c, 1, &out, &n, &more), BP_OK);
-    assert_int_equal(n, 1);
     assert_true(more);
-    assert_string_equal(out[0].id, recs[0].id);
-    bp_audit_recs_free(out, n);
-    assert_int_equal(bp_store_audit_follow_next(f->s, c, 100, &out, &n, &more), BP_OK);
-    assert_int_equal(n, 1);
-    assert_false(more);
-    assert_string_equal(out[0].id, recs[2].id);
-    bp_audit_recs_free(out, n);
+    {
+        char *got[3] = {NULL, NULL, NULL};
+        size_t n_got = 0;
+        int calls = 1;
+
+        for (;;) {
+            assert_true(n <= 1);
+            for (size_t i = 0; i < n; i++) {
+                assert_true(n_got < 2);
+                got[n_got++] = out[i].id;
+                out[i].id = NULL; /* kept: compared below */
+            }
+            bp_audit_recs_free(out, n);
+            if (!more) {
+                break;
+            }
+            assert_true(++calls < 1000); /* the rows before the mark are few */
+            assert_int_equal(bp_store_audit_follow_next(f->s, c, 1, &out, &n, &more), BP_OK);
+        }
+        assert_int_equal(n_got, 2);
+        assert_string_equal(got[0], recs[0].id);
+        assert_string_equal(got[1], recs[2].id);
+        bp_free(got[0]);
+        bp_free(got[1]);
+    }
     assert_int_equal(bp_store_audit_follow_next(f->s, c, 100, &out, &n, &more), BP_OK);
     assert_int_equal(n, 0);
+    assert_false(more);
     bp_audit_recs_free(out, n);
     bp_audit_cursor_free(c);
     for (size_t i = 0; i < 3; i++) {

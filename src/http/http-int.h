@@ -69,7 +69,9 @@ struct bp_server {
     struct bp_worker **workers;
     int n_workers;
     int port;
-    atomic_bool ready;
+    pthread_mutex_t ready_lock;  /* guards ready and ready_reason: /readyz and the watcher only */
+    enum bp_readiness ready;
+    char ready_reason[256];
 };
 
 struct bp_worker {

@@ -1,9 +1,12 @@
 /* Operational endpoints (DESIGN §2): no credential, answered on the loop thread from memory
  * (/metrics sums the per-thread counters; it never waits on another thread).
  * /readyz reports the watcher's last store check instead of querying the store here, because
- * loop threads never block on the store (STYLE §7). */
+ * loop threads never block on the store (STYLE §7): ready (200), or starting / degraded (503)
+ * with the reason (issue 9). */
+#include <stdio.h>
 #include <string.h>
 
+#include "core/log.h"
 #include "http/http-int.h"
 #include "lib/buf.h"
 #include "lib/str.h"
@@ -36,15 +39,25 @@ bp_http__ops_route(struct bp_conn *c)
         return true;
     }
     if (bp_str_eq(h->path, h->path_len, "/readyz")) {
-        static const char ready[] = "{\"status\":\"ready\"}";
-        static const char unready[] = "{\"status\":\"unavailable\"}";
-        if (atomic_load(&c->worker->server->ready)) {
-            bp_http__respond(c, 200, "Cache-Control: no-store\r\n", "application/json", ready, sizeof(ready) - 1,
-                             false);
+        struct bp_server *s = c->worker->server;
+        enum bp_readiness state;
+        char reason[sizeof(s->ready_reason) * 6];
+        char body[sizeof(reason) + 64];
+        int n;
+
+        /* A short lock, taken only by /readyz and the watcher: no request waits on it. */
+        pthread_mutex_lock(&s->ready_lock);
+        state = s->ready;
+        bp_json_escape(reason, sizeof(reason), s->ready_reason, strlen(s->ready_reason));
+        pthread_mutex_unlock(&s->ready_lock);
+        if (state == BP_READY) {
+            n = snprintf(body, sizeof(body), "{\"status\":\"ready\"}");
         } else {
-            bp_http__respond(c, 503, "Cache-Control: no-store\r\n", "application/json", unready,
-                             sizeof(unready) - 1, false);
+            n = snprintf(body, sizeof(body), "{\"status\":\"%s\",\"reason\":\"%s\"}",
+                         state == BP_STARTING ? "starting" : "degraded", reason);
         }
+        bp_http__respond(c, state == BP_READY ? 200 : 503, "Cache-Control: no-store\r\n", "application/json", body,
+                         (size_t)n, false);
         return true;
     }
     if (bp_str_eq(h->path, h->path_len, "/metrics")) {

@@ -135,7 +135,12 @@ bp_http__proxy_head(struct bp_conn *c)
     bp_err rc;
 
     r->tables = bp_tables_acquire();
-    BP_BUG_ON(r->tables == NULL); /* serve publishes the tables before it accepts */
+    /* None yet only while a PostgreSQL store has been unreachable since start (issue 9): nothing
+     * can be authenticated, and a 401 would wrongly tell the client its credential is bad. */
+    if (r->tables == NULL) {
+        bp_http__respond_error(c, BP_ERR_NOT_READY, 0);
+        return;
+    }
     rc = check_head(r);
     if (rc != BP_OK) {
         bp_http__respond_refusal(c, rc, r->route ? r->route->scope : 0, r->reason);

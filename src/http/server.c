@@ -582,7 +582,8 @@ bp_server_start(const struct bp_config *cfg, const struct bp_route *routes, size
     pthread_mutex_init(&s->conf_lock, NULL);
     s->conf = conf_new(cfg, routes, n_routes, deps != NULL ? deps->audit : NULL);
     s->workers = bp_calloc((size_t)cfg->workers, sizeof(*s->workers));
-    atomic_init(&s->ready, true);
+    pthread_mutex_init(&s->ready_lock, NULL);
+    s->ready = BP_READY;
     atomic_init(&s->conf_gen, 0);
     format_address(cfg->listen_host, cfg->listen_port, address, sizeof(address));
     rc = resolve_listen(cfg->listen_host, cfg->listen_port, &ai);
@@ -646,6 +647,7 @@ fail:
     bp_free(s->oauth_issuer);
     bp_http__conf_unref(s->conf);
     pthread_mutex_destroy(&s->conf_lock);
+    pthread_mutex_destroy(&s->ready_lock);
     bp_free(s);
     return rc;
 }
@@ -657,9 +659,12 @@ bp_server_port(const struct bp_server *s)
 }
 
 void
-bp_server_set_ready(struct bp_server *s, bool ready)
+bp_server_set_readiness(struct bp_server *s, enum bp_readiness state, const char *reason)
 {
-    atomic_store(&s->ready, ready);
+    pthread_mutex_lock(&s->ready_lock);
+    s->ready = state;
+    snprintf(s->ready_reason, sizeof(s->ready_reason), "%s", reason != NULL ? reason : "");
+    pthread_mutex_unlock(&s->ready_lock);
 }
 
 void
@@ -691,5 +696,6 @@ bp_server_free(struct bp_server *s)
     bp_free(s->oauth_issuer);
     bp_http__conf_unref(s->conf);
     pthread_mutex_destroy(&s->conf_lock);
+    pthread_mutex_destroy(&s->ready_lock);
     bp_free(s);
 }

@@ -4,6 +4,7 @@
 /* Shared between the files of the serve module (serve.c wiring, reload.c SIGHUP, check.c
  * --check); not an interface for anyone else. */
 
+#include <pthread.h>
 #include <stdbool.h>
 #include <stddef.h>
 
@@ -13,6 +14,7 @@
 
 struct bp_audit;
 struct bp_route;
+struct bp_store;
 struct bp_server;
 
 /* A running serve, as the main thread holds it. */
@@ -24,6 +26,13 @@ struct bp_serve {
     struct bp_server *server;
     struct bp_server_deps deps;
     struct bp_audit *audit;        /* started at start or by a reload; NULL while auditing never ran */
+    const char *store_kind;        /* "sqlite" or "postgresql" (static), once the store is open */
+    bool loaded_at_start;          /* the first tables were loaded before listening (false: a
+                                      PostgreSQL store that was down; the watcher loads them) */
+    char node[256];                /* node_name, or "<hostname>:<port>"; "" until known (a listen
+                                      port of 0 is known once bound) */
+    pthread_mutex_t sync_lock;     /* guards sync_store: the OAuth threads share it */
+    struct bp_store *sync_store;   /* reads the servers' reports after a token is issued */
 };
 
 /* The built-in route table adjusted by cfg's "routes" (DESIGN §3). The rows borrow cfg's

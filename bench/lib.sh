@@ -254,3 +254,36 @@ instance_and_key() {
     cli_key=$(printf '%s' "$key_json" | sed -n 's/.*"key":"\(blnk_[0-9a-f]*\)".*/\1/p')
     [ -n "$cli_key" ] || die "could not read the API key from key create's output"
 }
+
+# pg_make_durable: restart the server of start_pg with fsync=on, synchronous_commit=on and
+# full_page_writes=on, on the same data and port. pg-test-server.sh runs it with fsync off (the
+# tests throw the data away), which would make a synchronous commit on PostgreSQL cost no disk
+# flush at all while SQLite's costs one: no comparison. This is pg-test-server.sh's `up` with
+# other settings; it rewrites the state file as `up` does, so that `stop` stops this server.
+pg_make_durable() {
+    local data="" user="" pid="" port="" pg_bin=${BP_PG_BIN:-/usr/lib/postgresql/15/bin}
+    "$root/scripts/pg-test-server.sh" down "$pg_dir" >/dev/null 2>&1 || die "could not stop PostgreSQL to restart it durable"
+    # shellcheck disable=SC1091
+    . "$pg_dir/state"
+    if [ -z "$data" ] || [ -z "$user" ] || [ -z "$port" ]; then
+        die "unexpected $pg_dir/state (scripts/pg-test-server.sh changed?)"
+    fi
+    local opts="-c listen_addresses=127.0.0.1 -p $port -c unix_socket_directories=$data -c fsync=on \
+        -c synchronous_commit=on -c full_page_writes=on -c max_connections=300 -c shared_buffers=64MB \
+        -c log_min_messages=warning"
+    if [ "$(id -u)" -eq 0 ]; then
+        runuser -u "$user" -- "$pg_bin/pg_ctl" -D "$data/cluster" -l "$data/server.log" -w -t 60 -o "$opts" start \
+            >/dev/null 2>&1 || die "PostgreSQL did not start again with fsync=on"
+    else
+        "$pg_bin/pg_ctl" -D "$data/cluster" -l "$data/server.log" -w -t 60 -o "$opts" start \
+            >/dev/null 2>&1 || die "PostgreSQL did not start again with fsync=on"
+    fi
+    pid=$(head -n 1 "$data/cluster/postmaster.pid")
+    printf 'data=%q\nuser=%q\npid=%q\nport=%q\n' "$data" "$user" "$pid" "$port" >"$pg_dir/state"
+    "$pg_bin/pg_isready" -q -h 127.0.0.1 -p "$port" -t 60 || die "PostgreSQL is not ready after the restart"
+}
+
+# metric URL NAME_WITH_LABELS: one sample's value from /metrics (0 when absent).
+metric() {
+    curl -s --max-time 5 "$1" | awk -v n="$2" 'index($0, n " ") == 1 { v = $2 } END { print v + 0 }'
+}

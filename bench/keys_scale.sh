@@ -217,9 +217,10 @@ wrk_med() {
     awk -F'\t' -v w="$1" '$1 == w { print $2 }' "$tmp/wrk.tsv" | awk -v c="$2" '{ print $c }' | sort -g \
         | awk '{ v[NR] = $1 } END { if (NR == 0) { print "-" } else if (NR % 2) { print v[(NR + 1) / 2] } else { print (v[NR / 2] + v[NR / 2 + 1]) / 2 } }'
 }
-big_rps=$(wrk_med big 1) small_rps=$(wrk_med small 1)
-big_p99=$(wrk_med big 2) small_p99=$(wrk_med small 2)
-big_us=$(wrk_med big 3) small_us=$(wrk_med small 3)
+fmt() { awk -v f="$1" -v v="$2" 'BEGIN { printf f, v }'; }
+big_rps=$(fmt %.0f "$(wrk_med big 1)") small_rps=$(fmt %.0f "$(wrk_med small 1)")
+big_p99=$(fmt %.2f "$(wrk_med big 2)") small_p99=$(fmt %.2f "$(wrk_med small 2)")
+big_us=$(fmt %.1f "$(wrk_med big 3)") small_us=$(fmt %.1f "$(wrk_med small 3)")
 big_err=$(awk -F'\t' '$1 == "big" { split($2, a, " "); s += a[4] } END { print s + 0 }' "$tmp/wrk.tsv")
 small_err=$(awk -F'\t' '$1 == "small" { split($2, a, " "); s += a[4] } END { print s + 0 }' "$tmp/wrk.tsv")
 
@@ -251,6 +252,7 @@ if [ "$revokes" -gt 0 ]; then
     row "  not refused within ${revoke_timeout} s" "" "${rv[timeouts]}" "-"
     row "\`key revoke\` command took, ms" "p50" "${rv[cli_p50]}" "-"
     row "" "p99" "${rv[cli_p99]}" "-"
+    row "  CLI warned: not applied within 2 s" "" "${rv[cli_warned]}" "-"
     for i in $(seq 1 "$nodes"); do
         b=${rv[node${i}_rss_before]} a=${rv[node${i}_rss_after]}
         row "$(lbl "$i" "RSS after the revocations, MiB")" "node$i" \

@@ -303,6 +303,7 @@ def cmd_revoke(a):
     all_ms = []
     cli_ms = []
     timeouts = 0
+    cli_warned = 0
     other_total = 0
     polls_total = 0
     rss_series = [[] for _ in pids]
@@ -334,6 +335,9 @@ def cmd_revoke(a):
         finally:
             CHILDREN.discard(proc)
         t_cli = time.monotonic()
+        if "warning:" in err:
+            # "the change is saved, but N running servers ... did not apply it within 2 s"
+            cli_warned += 1
         if proc.returncode != 0:
             for q in pollers:
                 q.stop = True
@@ -388,6 +392,7 @@ def cmd_revoke(a):
     print(f"all_min={s[0]:.1f}" if s else "all_min=-")
     print(f"cli_p50={statistics.median(c):.1f}")
     print(f"cli_p99={pct(c, 99):.1f}")
+    print(f"cli_warned={cli_warned}")
     print(f"polls={polls_total}")
     print(f"other={other_total}")
     for j in range(len(pids)):

@@ -158,6 +158,7 @@ small_pid=$serve_pid small_port=$serve_port small_ready=$serve_ready_ms
 small_rss=$(rss_kib "$small_pid")
 check "baseline node with a bulk key" 200 -H "Authorization: Bearer $small_load_key" \
     "http://127.0.0.1:$small_port/proxy/ledgers?instance_id=$small_instance"
+check "baseline node without a credential" 401 "http://127.0.0.1:$small_port/proxy/ledgers?instance_id=$small_instance"
 
 # --- revocations ---------------------------------------------------------------------------------
 declare -A rv=()

@@ -1,7 +1,9 @@
 #include "lib/rand.h"
 
+#include <pthread.h>
+#include <stdatomic.h>
 #include <stdint.h>
-#include <stdio.h>
+#include <string.h>
 
 #include <openssl/rand.h>
 
@@ -78,12 +80,66 @@ bp_ulid(char out[BP_ULID_LEN + 1])
     return BP_OK;
 }
 
+/* Bytes drawn per refill of a thread's id buffer: one RAND_bytes call serves 256 UUIDs. */
+#define ID_BATCH 4096
+
+struct id_pool {
+    unsigned char bytes[ID_BATCH];
+    size_t used;      /* bytes already handed out; ID_BATCH when empty */
+    unsigned gen;     /* fork_gen when filled */
+};
+
+static _Thread_local struct id_pool id_pool = {.used = ID_BATCH};
+/* Bumped in a forked child, so that it never hands out ids its parent's buffer also holds. */
+static atomic_uint fork_gen;
+static pthread_once_t atfork_once = PTHREAD_ONCE_INIT;
+
+static void
+after_fork_in_child(void)
+{
+    atomic_fetch_add(&fork_gen, 1);
+}
+
+static void
+register_atfork(void)
+{
+    pthread_atfork(NULL, NULL, after_fork_in_child);
+}
+
+bp_err
+bp_rand_id_bytes(void *out, size_t n)
+{
+    struct id_pool *p = &id_pool;
+    unsigned char *dst = out;
+    unsigned gen = atomic_load_explicit(&fork_gen, memory_order_relaxed);
+
+    if (n > ID_BATCH) {
+        return bp_rand_bytes(out, n);
+    }
+    if (p->used == ID_BATCH || p->gen != gen || ID_BATCH - p->used < n) {
+        pthread_once(&atfork_once, register_atfork);
+        if (RAND_bytes(p->bytes, ID_BATCH) != 1) {
+            p->used = ID_BATCH;
+            return BP_ERR_IO;
+        }
+        p->used = 0;
+        p->gen = gen;
+    }
+    memcpy(dst, p->bytes + p->used, n);
+    /* Handed out once: wiped so that a later memory disclosure cannot tell past ids. */
+    memset(p->bytes + p->used, 0, n);
+    p->used += n;
+    return BP_OK;
+}
+
 bp_err
 bp_uuid7(char out[BP_UUID_LEN + 1])
 {
+    static const char hex[] = "0123456789abcdef";
     unsigned char b[16];
     uint64_t ms = (uint64_t)bp_clock_wall_ms();
-    bp_err rc = bp_rand_bytes(b, sizeof(b));
+    bp_err rc = bp_rand_id_bytes(b, sizeof(b));
+    size_t o = 0;
 
     if (rc != BP_OK) {
         return rc;
@@ -94,9 +150,14 @@ bp_uuid7(char out[BP_UUID_LEN + 1])
     }
     b[6] = (unsigned char)((b[6] & 0x0f) | 0x70);
     b[8] = (unsigned char)((b[8] & 0x3f) | 0x80);
-    snprintf(out, BP_UUID_LEN + 1,
-             "%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x", b[0], b[1],
-             b[2], b[3], b[4], b[5], b[6], b[7], b[8], b[9], b[10], b[11], b[12], b[13], b[14],
-             b[15]);
+    /* 8-4-4-4-12 hex digits; written by hand because this runs once per request. */
+    for (int i = 0; i < 16; i++) {
+        if (i == 4 || i == 6 || i == 8 || i == 10) {
+            out[o++] = '-';
+        }
+        out[o++] = hex[b[i] >> 4];
+        out[o++] = hex[b[i] & 15];
+    }
+    out[o] = '\0';
     return BP_OK;
 }

@@ -1,17 +1,31 @@
-/* JSON-lines logger. Threads: any; each line is built in a stack buffer and written with one
- * write(2), which the kernel keeps whole for pipes and files up to PIPE_BUF-ish sizes. */
+/* JSON-lines logger. Threads: any; each line is built in a stack buffer. A thread without a
+ * buffer writes it with one write(2); a thread with one (bp_log_buffer_bind, the loop threads)
+ * appends it to its buffer, which leaves in batches.
+ *
+ * Whole lines, always: a write(2) to a pipe of at most PIPE_BUF bytes is atomic, a larger one
+ * may be split around another writer's data. So when stderr is a pipe or a socket, a batch goes
+ * out in writes of at most PIPE_BUF bytes cut at line ends; to a regular file (a shared offset,
+ * updated atomically per write) the whole batch goes in one write. */
 #include "core/log.h"
 
+#include <errno.h>
 #include <inttypes.h>
+#include <limits.h>
+#include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
 #define LINE_MAX_BYTES 4096
 
 static atomic_int current_level = BP_LOG_INFO;
+static _Thread_local struct bp_log_buffer *tls_buffer;
+/* Largest write(2) a batch may use; decided once, from what stderr is. */
+static size_t batch_write_max;
+static pthread_once_t batch_once = PTHREAD_ONCE_INIT;
 
 static const char *const level_names[] = {"debug", "info", "warn", "error"};
 
@@ -74,6 +88,10 @@ bp_json_escape(char *out, size_t cap, const char *s, size_t len)
     out[o] = '\0';
     return o;
 }
+
+_Static_assert(LINE_MAX_BYTES <= PIPE_BUF, "a log line must fit one atomic pipe write");
+
+static void buffer_line(struct bp_log_buffer *b, enum bp_log_level lvl, const char *line, size_t len);
 
 struct line {
     char buf[LINE_MAX_BYTES];
@@ -159,7 +177,95 @@ bp_log_write(enum bp_log_level lvl, const char *msg, const struct bp_log_field *
     }
     l.buf[l.len++] = '}';
     l.buf[l.len++] = '\n';
+    if (tls_buffer != NULL) {
+        buffer_line(tls_buffer, lvl, l.buf, l.len);
+        return;
+    }
     /* One write: partial writes to stderr are not retried, a log line is not worth blocking for. */
     ssize_t ignored = write(STDERR_FILENO, l.buf, l.len);
     (void)ignored;
+}
+
+static void
+decide_batch_write_max(void)
+{
+    struct stat st;
+
+    batch_write_max = PIPE_BUF;
+    if (fstat(STDERR_FILENO, &st) == 0 && S_ISREG(st.st_mode)) {
+        batch_write_max = BP_LOG_BUFFER_BYTES;
+    }
+}
+
+/* Writes data[0..len) (whole lines) in writes of at most batch_write_max bytes, each ending at a
+ * line end. A batch is worth finishing: a write interrupted by a signal, or a short one, goes on
+ * with the rest; an error drops the rest, as an unbuffered line would be dropped. */
+static void
+write_lines(const char *data, size_t len)
+{
+    pthread_once(&batch_once, decide_batch_write_max);
+    while (len > 0) {
+        size_t n = len;
+        ssize_t w;
+        if (n > batch_write_max) {
+            const char *nl = memrchr(data, '\n', batch_write_max);
+            /* A line is at most LINE_MAX_BYTES <= PIPE_BUF, so a line end is always found. */
+            n = nl != NULL ? (size_t)(nl - data) + 1 : batch_write_max;
+        }
+        w = write(STDERR_FILENO, data, n);
+        if (w < 0 && errno == EINTR) {
+            continue;
+        }
+        if (w <= 0) {
+            return;
+        }
+        data += w;
+        len -= (size_t)w;
+    }
+}
+
+static void
+flush_buffer(struct bp_log_buffer *b)
+{
+    if (b->len > 0) {
+        write_lines(b->data, b->len);
+        b->len = 0;
+    }
+}
+
+static void
+buffer_line(struct bp_log_buffer *b, enum bp_log_level lvl, const char *line, size_t len)
+{
+    bool was_empty;
+
+    if (b->len + len > sizeof(b->data)) {
+        flush_buffer(b);
+    }
+    was_empty = b->len == 0;
+    memcpy(b->data + b->len, line, len);
+    b->len += len;
+    if (lvl >= BP_LOG_WARN) {
+        flush_buffer(b);
+        return;
+    }
+    if (was_empty && b->on_first != NULL) {
+        b->on_first(b->arg);
+    }
+}
+
+void
+bp_log_buffer_bind(struct bp_log_buffer *b)
+{
+    if (tls_buffer != NULL) {
+        flush_buffer(tls_buffer);
+    }
+    tls_buffer = b;
+}
+
+void
+bp_log_flush(void)
+{
+    if (tls_buffer != NULL) {
+        flush_buffer(tls_buffer);
+    }
 }

@@ -13,6 +13,7 @@ typedef enum {
     BP_ERR_IO,
     BP_ERR_STORE,
     BP_ERR_AGAIN,            /* incomplete input: feed more bytes */
+    BP_ERR_CANCELLED,        /* queued work dropped unrun (its queue stopped first) */
 
     /* Request outcomes, DESIGN §2 error table. */
     BP_ERR_AUTH_MISSING,

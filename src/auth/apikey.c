@@ -7,7 +7,6 @@
 
 #include "lib/rand.h"
 #include "lib/secret.h"
-#include "router/router.h"
 
 bp_err
 bp_apikey_generate(char out[BP_APIKEY_LEN + 1])
@@ -43,6 +42,30 @@ void
 bp_digest(const void *text, size_t len, unsigned char out[BP_DIGEST_LEN])
 {
     SHA256(text, len, out);
+}
+
+bool
+bp_auth_token_is_well_formed(const char *prefix, const char *text, size_t len)
+{
+    size_t plen = strlen(prefix);
+
+    /* The prefix is public; only the shape of the rest is checked, never its value. */
+    if (text == NULL || len != plen + BP_OAUTH_TOKEN_HEX_LEN || memcmp(text, prefix, plen) != 0) {
+        return false;
+    }
+    for (size_t i = plen; i < len; i++) {
+        char c = text[i];
+        if (!((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f'))) {
+            return false;
+        }
+    }
+    return true;
+}
+
+const char *
+bp_scope_needed_name(unsigned needed)
+{
+    return (needed & BP_SCOPE_WRITE) ? "proxy:write" : "proxy:read";
 }
 
 bp_err

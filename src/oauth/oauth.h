@@ -5,6 +5,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "auth/auth-t.h"
 #include "lib/err.h"
 
 /* OAuth 2.0 (DESIGN §5, §6; RFC 6749, 7636, 7009, 7662, 8414): the token, authorize, revoke and
@@ -16,13 +17,7 @@
 
 struct bp_config;
 
-#define BP_ACCESS_TOKEN_PREFIX "blnk_at_"
-#define BP_REFRESH_TOKEN_PREFIX "blnk_rt_"
-#define BP_CLIENT_SECRET_PREFIX "blnk_cs_"
-#define BP_OAUTH_TOKEN_HEX_LEN 64
-/* "blnk_at_" + 64 lowercase hex (32 CSPRNG bytes); the same shape for refresh tokens and client
- * secrets with their prefixes. */
-#define BP_OAUTH_TOKEN_LEN (8 + BP_OAUTH_TOKEN_HEX_LEN)
+/* Token formats (BP_ACCESS_TOKEN_PREFIX, BP_OAUTH_TOKEN_LEN, ...) are auth's: auth/auth-t.h. */
 
 /* ---- Operator passwords (Argon2id) ---- */
 

@@ -12,8 +12,13 @@
 #include "lib/err.h"
 
 struct bp_audit;
+struct bp_oauth_endpoint;
+struct bp_proxy;
 struct bp_route;
 struct bp_server;
+
+#define BP_SERVE_ROUTES 6
+#define BP_SERVE_HOOKS 3
 
 /* A running serve, as the main thread holds it. */
 struct bp_serve {
@@ -22,8 +27,12 @@ struct bp_serve {
     struct bp_config cfg;          /* the start configuration: fixed settings, lives to the end */
     const struct bp_config *running; /* the live configuration now published (cfg at start) */
     struct bp_server *server;
-    struct bp_server_deps deps;
     struct bp_audit *audit;        /* started at start or by a reload; NULL while auditing never ran */
+    struct bp_proxy *proxy;        /* the /proxy/ handler and the audit hook */
+    struct bp_oauth_endpoint *oauth; /* the OAuth endpoints' handler */
+    /* What the server serves: the route table and the finish hooks, in order. */
+    struct bp_http_route routes[BP_SERVE_ROUTES];
+    struct bp_http_hook hooks[BP_SERVE_HOOKS];
 };
 
 /* The built-in route table adjusted by cfg's "routes" (DESIGN §3). The rows borrow cfg's

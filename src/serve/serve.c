@@ -1,7 +1,10 @@
 /* `blnkproxy serve`: process wiring in dependency order.
  *
- * config → store (open, migrate) → tables (first load, published before any accept) → HTTP
- * workers → watcher thread. Signals are blocked in every thread and taken synchronously by the
+ * config → store (open, migrate) → tables (first load, published before any accept) → audit
+ * writer → the handlers and hooks → HTTP workers (bound, then the OAuth threads, which need the
+ * bound port, then running) → watcher thread. What the server serves is the table below: the
+ * /proxy/ handler, the OAuth endpoints' handler and the operational one as the catch-all; and
+ * the finish hooks every request runs, in order: access log, metrics, audit. Signals are blocked in every thread and taken synchronously by the
  * main thread with sigwait, so no handler ever runs inside a worker's critical section. SIGHUP
  * reloads the configuration (reload.c) and the loop goes on waiting. On SIGTERM/SIGINT: stop
  * accepting, let in-flight requests finish (bounded), commit every queued audit record, stop
@@ -17,16 +20,19 @@
 #include <sys/resource.h>
 
 #include "audit/audit.h"
+#include "auth/auth.h"
 #include "config/config.h"
 #include "core/log.h"
 #include "http/http.h"
 #include "lib/alloc.h"
 #include "metrics/metrics.h"
+#include "oauth/oauth.h"
+#include "ops/ops.h"
+#include "proxy/proxy.h"
 #include "router/router.h"
 #include "serve/serve-int.h"
 #include "serve/watch.h"
 #include "store/store.h"
-#include "tables/tables.h"
 #include "upstream/upstream.h"
 
 static const char usage[] =
@@ -133,6 +139,32 @@ bp_serve__audit_start(struct bp_serve *sv, const struct bp_config *cfg)
     return BP_OK;
 }
 
+/* The route table and the finish hooks (issue 10): which handler answers which paths, and what
+ * runs once each request is finished. Rows are tried in order; the operational handler is the
+ * catch-all (and answers 404 in Core's error shape for what it does not serve). */
+static void
+fill_table(struct bp_serve *sv)
+{
+    const struct bp_http_handler *proxy = bp_proxy_handler(sv->proxy);
+    const struct bp_http_handler *oauth = bp_oauth_endpoint_handler(sv->oauth);
+    const struct bp_http_route routes[BP_SERVE_ROUTES] = {
+        {"/proxy", false, proxy},
+        {"/proxy/", true, proxy},
+        {"/oauth", false, oauth},
+        {"/oauth/", true, oauth},
+        {"/.well-known/oauth-authorization-server", false, oauth},
+        {"/", true, bp_ops_handler()},
+    };
+    const struct bp_http_hook hooks[BP_SERVE_HOOKS] = {
+        *bp_ops_access_log_hook(),
+        *bp_ops_metrics_hook(),
+        *bp_proxy_audit_hook(sv->proxy),
+    };
+
+    memcpy(sv->routes, routes, sizeof(routes));
+    memcpy(sv->hooks, hooks, sizeof(hooks));
+}
+
 /* Takes --help, --json and --check out of argv; the rest are flags for the configuration. */
 static void
 split_args(int argc, char **argv, struct bp_serve *sv, bool *help, bool *check, bool *json)
@@ -161,6 +193,7 @@ start(struct bp_serve *sv, struct bp_store **store, struct bp_watch **watch, str
     int applied = 0;
     int version = 0;
     int64_t token = 0;
+    struct bp_server_spec spec;
     char err[1024] = "";
 
     if (bp_serve__build_routes(&sv->cfg, routes, &n_routes, err, sizeof(err)) != BP_OK) {
@@ -201,8 +234,28 @@ start(struct bp_serve *sv, struct bp_store **store, struct bp_watch **watch, str
         fail("cannot start the audit log writer (see the log line above)");
         return 1;
     }
-    sv->deps = (struct bp_server_deps){.tables_sync = sync_tables, .audit = sv->audit};
-    if (bp_server_start(&sv->cfg, *routes, n_routes, &sv->deps, &sv->server, err, sizeof(err)) != BP_OK) {
+    bp_proxy_new(&(struct bp_proxy_tables){bp_tables_generation, bp_tables_acquire}, &sv->proxy);
+    bp_oauth_endpoint_new(&(struct bp_oauth_endpoint_opts){.cfg = &sv->cfg, .tables_sync = sync_tables},
+                          &sv->oauth);
+    fill_table(sv);
+    spec = (struct bp_server_spec){
+        .cfg = &sv->cfg,
+        .routes = sv->routes,
+        .n_routes = BP_SERVE_ROUTES,
+        .hooks = sv->hooks,
+        .n_hooks = BP_SERVE_HOOKS,
+        .app = bp_proxy_conf_new(*routes, n_routes, NULL, sv->audit),
+        .app_free = bp_proxy_conf_free,
+    };
+    if (bp_server_new(&spec, &sv->server, err, sizeof(err)) != BP_OK) {
+        fail(err);
+        return 1;
+    }
+    if (bp_oauth_endpoint_start(sv->oauth, bp_server_port(sv->server)) != BP_OK) {
+        fail("cannot start the OAuth threads (see the log line above)");
+        return 1;
+    }
+    if (bp_server_run(sv->server, err, sizeof(err)) != BP_OK) {
         fail(err);
         return 1;
     }
@@ -279,17 +332,20 @@ bp_serve_main(int argc, char **argv)
     if (code == 0) {
         BP_INFO("shutting down", BP_LSTR("signal", sig == SIGTERM ? "SIGTERM" : "SIGINT"));
     }
-    /* Order: no request is in flight and no OAuth thread runs once the server stopped; then every
-     * queued audit record is committed (its completions wait in the workers' task lists, freed
-     * with the server); the watcher stops before the server is freed, because it reports
-     * readiness into it. */
+    /* Order: no request is in flight once the server stopped; then the OAuth threads finish
+     * their queue and every queued audit record is committed (completions for stopped loops
+     * wait in the workers' inboxes and run when the server is freed); the watcher stops before
+     * the server is freed, because it reports readiness into it; the handlers go last. */
     if (sv.server != NULL) {
         bp_server_stop(sv.server);
     }
+    bp_oauth_endpoint_stop(sv.oauth);
     bp_audit_stop(sv.audit);
     atomic_store(&the_watch, NULL);
     bp_watch_stop(watch);
     bp_server_free(sv.server);
+    bp_oauth_endpoint_free(sv.oauth);
+    bp_proxy_free(sv.proxy);
     bp_store_close(store);
     bp_tables_shutdown();
     bp_free(routes);

@@ -1,26 +1,20 @@
 /* The only mapping from bp_err to DESIGN §2: status, error_detail.code, message and the
- * WWW-Authenticate header. Messages are fixed text: nothing from the request is echoed, so no
+ * WWW-Authenticate header (see errors.h). Messages are fixed text: nothing from the request is echoed, so no
  * secret or attacker-chosen byte can reach an error body. A check that can say more than its
  * code (which rule a path broke, why no instance is implied) passes a reason, also fixed text
  * chosen by that check, which replaces the row's message (issue 8). */
+#include "errors/errors.h"
+
 #include <stdio.h>
 #include <string.h>
 
 #include "core/log.h"
-#include "http/http-int.h"
+#include "http/http.h"
 #include "lib/bug.h"
-
-struct error_row {
-    bp_err rc;
-    int status;
-    const char *code;
-    const char *message;
-    const char *www_authenticate;
-};
 
 #define INVALID_TOKEN_CHALLENGE "Bearer realm=\"blnkproxy\", error=\"invalid_token\""
 
-static const struct error_row rows[] = {
+static const struct bp_errors_row rows[] = {
     {BP_ERR_AUTH_MISSING, 401, "AUTH_MISSING_API_KEY", "API key is required", "Bearer realm=\"blnkproxy\""},
     {BP_ERR_AUTH_INVALID_KEY, 401, "AUTH_INVALID_API_KEY", "Invalid API key", INVALID_TOKEN_CHALLENGE},
     {BP_ERR_AUTH_EXPIRED_KEY, 401, "AUTH_EXPIRED_API_KEY", "API key has expired", INVALID_TOKEN_CHALLENGE},
@@ -43,10 +37,10 @@ static const struct error_row rows[] = {
     {BP_ERR_CLIENT_CLOSED, 499, "PROXY_CLIENT_CLOSED_REQUEST", "Client closed the connection", NULL},
 };
 
-static const struct error_row internal_row = {BP_ERR_IO, 500, "GEN_INTERNAL_ERROR", "Internal error", NULL};
+static const struct bp_errors_row internal_row = {BP_ERR_IO, 500, "GEN_INTERNAL_ERROR", "Internal error", NULL};
 
-static const struct error_row *
-find_row(bp_err rc)
+const struct bp_errors_row *
+bp_errors_row(bp_err rc)
 {
     for (size_t i = 0; i < BP_ARRAY_LEN(rows); i++) {
         if (rows[i].rc == rc) {
@@ -56,52 +50,50 @@ find_row(bp_err rc)
     return &internal_row;
 }
 
-int
-bp_http__error_status(bp_err rc)
+const struct bp_errors_row *
+bp_errors_catalog(size_t *out_n)
 {
-    return find_row(rc)->status;
+    *out_n = BP_ARRAY_LEN(rows);
+    return rows;
 }
 
 const char *
-bp_http__error_code(bp_err rc)
+bp_errors_code(bp_err rc)
 {
-    return find_row(rc)->code;
+    return bp_errors_row(rc)->code;
 }
 
 void
-bp_http__respond_refusal(struct bp_conn *c, bp_err rc, unsigned needed_scope, const char *reason)
+bp_errors_respond(struct bp_http_req *req, bp_err rc, const char *needed_scope, const char *reason)
 {
-    const struct error_row *row = find_row(rc);
+    const struct bp_errors_row *row = bp_errors_row(rc);
     const char *text = reason != NULL ? reason : row->message;
+    struct bp_http_facts *facts = bp_http_req_facts(req);
+    struct bp_http_resp resp = {.status = row->status, .content_type = "application/json"};
     char headers[256];
     char message[512];
     char body[1280];
+    int hn = 0;
     int n;
 
-    headers[0] = '\0';
     if (rc == BP_ERR_AUTH_SCOPE) {
-        snprintf(headers, sizeof(headers),
-                 "WWW-Authenticate: Bearer error=\"insufficient_scope\", scope=\"%s\"\r\n",
-                 (needed_scope & BP_SCOPE_WRITE) ? "proxy:write" : "proxy:read");
+        hn = snprintf(headers, sizeof(headers),
+                      "WWW-Authenticate: Bearer error=\"insufficient_scope\", scope=\"%s\"\r\n",
+                      needed_scope != NULL ? needed_scope : "proxy:read");
     } else if (row->www_authenticate != NULL) {
-        snprintf(headers, sizeof(headers), "WWW-Authenticate: %s\r\n", row->www_authenticate);
+        hn = snprintf(headers, sizeof(headers), "WWW-Authenticate: %s\r\n", row->www_authenticate);
     } else if (rc == BP_ERR_AUDIT_UNAVAILABLE) {
-        snprintf(headers, sizeof(headers), "Retry-After: 1\r\n");
+        hn = snprintf(headers, sizeof(headers), "Retry-After: 1\r\n");
     }
+    BP_BUG_ON(hn < 0 || (size_t)hn >= sizeof(headers));
     /* Our own text, but it may hold a quote or a backslash: it goes out as a JSON string. */
     bp_json_escape(message, sizeof(message), text, strlen(text));
     n = snprintf(body, sizeof(body), "{\"error\":\"%s\",\"error_detail\":{\"code\":\"%s\",\"message\":\"%s\"}}",
                  message, row->code, message);
     BP_BUG_ON(n < 0 || (size_t)n >= sizeof(body));
-    if (c->req != NULL) {
-        c->req->outcome = rc;
-        c->req->reason = reason;
-    }
-    bp_http__respond(c, row->status, headers, "application/json", body, (size_t)n, false);
-}
-
-void
-bp_http__respond_error(struct bp_conn *c, bp_err rc, unsigned needed_scope)
-{
-    bp_http__respond_refusal(c, rc, needed_scope, NULL);
+    facts->outcome = rc;
+    facts->reason = reason;
+    resp.headers = hn > 0 ? headers : NULL;
+    resp.headers_len = (size_t)hn;
+    bp_http_respond(req, &resp, body, (size_t)n);
 }

@@ -80,7 +80,7 @@ bp_arena_alloc(struct bp_arena *a, size_t n)
         a->next += need;
         return out;
     }
-    if (need > room / 4) {
+    if (need > room / 2) {
         /* Its own chunk, behind the one being filled so that the rest of that stays usable. */
         BP_BUG_ON(need > SIZE_MAX - sizeof(*c));
         c = bp_malloc(sizeof(*c) + need);

@@ -7,7 +7,7 @@
  * loop thread serving request after request allocates nothing once warm.
  *
  * The pool keeps up to max_free chunks of chunk_size bytes; an arena takes its chunks from the
- * pool and gives them all back on reset. An allocation larger than a quarter chunk gets a chunk
+ * pool and gives them all back on reset. An allocation larger than half a chunk gets a chunk
  * of its own, freed on reset rather than pooled. Allocation never fails (bp_malloc aborts on
  * OOM); every caller bounds what it puts in. Not thread-safe: a pool and its arenas belong to one
  * thread. */

@@ -161,6 +161,53 @@ test_full_buffer_writes_whole_lines(void **state)
     bp_log_buffer_bind(NULL);
 }
 
+static void
+test_fields_are_formatted_as_json(void **state)
+{
+    static char out[1 << 16];
+    size_t len;
+
+    (void)state;
+    BP_INFO("fmt", BP_LSTR("s", "a\"b\\c\x01" "d\x7f"), BP_LSTRN("n", "xyz", 2), BP_LSTR("null", NULL),
+            BP_LINT("i", -42), BP_LINT("big", INT64_MIN), BP_LBOOL("b", true), BP_LDBL("ms", 1.5),
+            BP_LDBL("round", 0.0996), BP_LDBL("neg", -2.25));
+    len = drain(out, sizeof(out));
+    assert_true(len > 0);
+    assert_non_null(strstr(out, "\"s\":\"a\\\"b\\\\c\\u0001d\\u007f\""));
+    assert_non_null(strstr(out, "\"n\":\"xy\""));
+    assert_non_null(strstr(out, "\"null\":null"));
+    assert_non_null(strstr(out, "\"i\":-42,"));
+    assert_non_null(strstr(out, "\"big\":-9223372036854775808,"));
+    assert_non_null(strstr(out, "\"b\":true"));
+    assert_non_null(strstr(out, "\"ms\":1.500,"));
+    assert_non_null(strstr(out, "\"round\":0.100,"));
+    assert_non_null(strstr(out, "\"neg\":-2.250}"));
+    /* {"time":"YYYY-MM-DDTHH:MM:SS.mmmZ","level":"info","msg":"fmt",... */
+    assert_int_equal(strncmp(out, "{\"time\":\"", 9), 0);
+    assert_int_equal(out[13], '-');
+    assert_int_equal(out[19], 'T');
+    assert_int_equal(out[28], '.');
+    assert_int_equal(out[32], 'Z');
+    assert_int_equal(strncmp(out + 33, "\",\"level\":\"info\",\"msg\":\"fmt\"", 27), 0);
+}
+
+static void
+test_long_line_is_cut_but_stays_one_line(void **state)
+{
+    static char big[10000];
+    static char out[1 << 16];
+    size_t len;
+
+    (void)state;
+    memset(big, 'q', sizeof(big) - 1);
+    BP_INFO("long", BP_LSTR("s", big));
+    len = drain(out, sizeof(out));
+    assert_true(len <= 4096);
+    assert_int_equal(out[len - 1], '\n');
+    assert_int_equal(out[len - 2], '}');
+    assert_int_equal(count_lines(out), 1);
+}
+
 int
 main(void)
 {
@@ -168,6 +215,8 @@ main(void)
         cmocka_unit_test(test_info_lines_wait_for_flush_in_order),
         cmocka_unit_test(test_warning_leaves_at_once_after_what_was_buffered),
         cmocka_unit_test(test_full_buffer_writes_whole_lines),
+        cmocka_unit_test(test_fields_are_formatted_as_json),
+        cmocka_unit_test(test_long_line_is_cut_but_stays_one_line),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

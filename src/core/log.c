@@ -53,11 +53,17 @@ bp_log_level_parse(const char *text, enum bp_log_level *out)
     return false;
 }
 
-/* Bytes a JSON string cannot hold as they are: quote, backslash, controls, DEL. */
+/* Bytes a JSON string cannot hold as they are: controls, quote, backslash, DEL (a table: one
+ * load per byte of every logged string). */
+static const unsigned char escape_table[256] = {
+    1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
+    ['"'] = 1, ['\\'] = 1, [0x7f] = 1,
+};
+
 static bool
 needs_escape(unsigned char c)
 {
-    return c < 0x20 || c == '"' || c == '\\' || c == 0x7f;
+    return escape_table[c] != 0;
 }
 
 /* Escapes s[0..len) into out[0..cap) without a NUL; stops before an escape that would not fit

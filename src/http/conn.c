@@ -391,6 +391,26 @@ after_flush(struct bp_conn *c)
     bp_http__req_flushed(c); /* may close c */
 }
 
+/* Holding: only what was queued before the held bytes may go (a 100 Continue a short write left
+ * behind); then the write event waits for the release. */
+static void
+write_unheld(struct bp_conn *c)
+{
+    int n = c->unheld > 0 ? evbuffer_write_atmost(c->out, c->fd, (ev_ssize_t)c->unheld) : 0;
+
+    if (n < 0 && errno != EAGAIN && errno != EINTR) {
+        bp_http__conn_close(c);
+        return;
+    }
+    if (n > 0) {
+        c->unheld -= (size_t)n;
+        c->last_write_ms = bp_clock_mono_ms();
+    }
+    if (c->unheld == 0) {
+        write_off(c);
+    }
+}
+
 static void
 write_cb(evutil_socket_t fd, short what, void *arg)
 {
@@ -398,7 +418,10 @@ write_cb(evutil_socket_t fd, short what, void *arg)
     (void)fd;
     (void)what;
 
-    /* Armed only for bytes that may go out: held bytes never arm it. */
+    if (c->holding) {
+        write_unheld(c);
+        return;
+    }
     if (!flush_out(c)) {
         return;
     }
@@ -439,6 +462,10 @@ bp_http__conn_write(struct bp_conn *c, const struct iovec *iov, int n, bool hold
         c->out = evbuffer_new();
         BP_BUG_ON(c->out == NULL);
     }
+    if (hold && !c->holding) {
+        c->holding = true;
+        c->unheld = evbuffer_get_length(c->out);
+    }
     for (int i = 0; i < n; i++) {
         if ((size_t)w >= iov[i].iov_len) {
             w -= (ssize_t)iov[i].iov_len;
@@ -456,6 +483,8 @@ bp_http__conn_write(struct bp_conn *c, const struct iovec *iov, int n, bool hold
 void
 bp_http__conn_unhold(struct bp_conn *c)
 {
+    c->holding = false;
+    c->unheld = 0;
     if (c->closed) {
         return;
     }

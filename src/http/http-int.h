@@ -178,6 +178,8 @@ struct bp_conn {
     size_t read_limit;                   /* at most this much buffered input (a reload may change it) */
     size_t head_scanned;                 /* bytes of the pending head already searched for a line end */
     bool dispatching;                    /* request.c is inside a handler call for it */
+    bool holding;                        /* out ends with held bytes (a hook holds the response) */
+    size_t unheld;                       /* holding: bytes at the front of out that may still go */
     bool reading;                        /* rev is added */
     bool writing;                        /* wev is added */
     bool timer_armed;

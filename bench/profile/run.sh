@@ -188,11 +188,12 @@ for w in $WORKLOADS; do
             stop_proxy
             note ""
             note "== $w: where the time goes (perf, $PERF_N requests): by shared object"
+            # (|| true: head closing the pipe early is no failure)
             perf report -i "$OUT/$w-perf.data" --no-children --sort dso --stdio 2>/dev/null |
-                grep -E '^ +[0-9]' | head -n 12 | tee -a "$summary"
+                grep -E '^ +[0-9]' | head -n 12 | tee -a "$summary" || true
             note "   top symbols"
             perf report -i "$OUT/$w-perf.data" --no-children --sort dso,symbol --stdio -g none 2>/dev/null |
-                grep -E '^ +[0-9]' | head -n 30 | tee -a "$summary"
+                grep -E '^ +[0-9]' | head -n 30 | tee -a "$summary" || true
             ;;
         *)
             die "unknown tool $t"

@@ -4,12 +4,13 @@
 #   make test  install what the tests need too, build with the tests (BP_TESTS=ON), run every
 #              test (unit, integration, SDK), then the whole suite again under ASan+UBSan, then
 #              a bounded fuzz run
+#   make deb / make test-package   the Debian package, and its test in a fresh Debian 12 root
 JOBS ?= $(shell nproc)
 # cmake --build runs make again below us; its "Entering directory" lines are noise here.
 MAKEFLAGS += --no-print-directory
 FUZZ_SECONDS ?= 20
 
-.PHONY: run test build deps test-deps test-main test-sanitize test-fuzz clean
+.PHONY: run test build deps test-deps test-main test-sanitize test-fuzz deb test-package clean
 
 # configure DIR, ARGS: cmake's configure, quiet when it works; when it fails, everything it
 # printed (which names the missing package) and a non-zero exit.
@@ -51,5 +52,20 @@ test-fuzz: test-deps
 
 test: test-main test-sanitize test-fuzz
 
+# The package test (scripts/deb-test.sh: lintian, then install, run, upgrade and purge in a fresh
+# Debian 12 root). Needs root and the Debian mirror; a few minutes (docs/PACKAGING.md).
+test-package:
+	@scripts/deps.sh --package
+	$(call configure,build-package,,-DCMAKE_BUILD_TYPE=RelWithDebInfo -DBP_PACKAGE_TESTS=ON)
+	cd build-package && ctest --output-on-failure -L package
+
+# The Debian package (docs/PACKAGING.md): build-deb is configured for /usr with Debian's build
+# flags (dpkg-buildflags: hardening, reproducible paths) and cpack writes
+# build-deb/blnkproxy_<version>-<release>_<arch>.deb.
+deb: deps
+	$(call configure,build-deb,CFLAGS="$$(dpkg-buildflags --get CFLAGS) $$(dpkg-buildflags --get CPPFLAGS)" LDFLAGS="$$(dpkg-buildflags --get LDFLAGS)",-DCMAKE_BUILD_TYPE=RelWithDebInfo -DCMAKE_INSTALL_PREFIX=/usr)
+	@cmake --build build-deb -j$(JOBS)
+	@cd build-deb && cpack -G DEB
+
 clean:
-	rm -rf build build-asan build-fuzz
+	rm -rf build build-asan build-fuzz build-deb build-package

@@ -3,21 +3,35 @@
 # already there: apt runs only for what is missing, and its output is shown only if it fails.
 #   scripts/deps.sh          what building and running need (`make run`)
 #   scripts/deps.sh --test   that, plus what the tests need (`make test`)
+#   scripts/deps.sh --package  that, plus what the package test needs (`make test-package`)
 set -euo pipefail
 
 packages=(
     build-essential cmake pkg-config
-    libevent-dev libcurl4-openssl-dev libjansson-dev libsqlite3-dev libssl-dev libargon2-dev
+    libevent-dev libjansson-dev libsqlite3-dev libssl-dev libargon2-dev
 )
 case "${1:-}" in
 "") ;;
+--package)
+    # scripts/deb-test.sh: a fresh Debian root (mmdebstrap), lintian, dpkg-shlibdeps (dpkg-dev,
+    # part of build-essential), systemd-analyze (systemd).
+    packages+=(mmdebstrap lintian systemd)
+    ;;
 --test)
     # Unit tests (cmocka), fuzz build (clang + its libFuzzer runtime), tools the integration
     # tests run (sqlite3, openssl, git for the version test), and npm's TLS trust.
     packages+=(libcmocka-dev clang libclang-rt-14-dev sqlite3 openssl git ca-certificates)
+    # The fuzz build compiles llhttp from the C sources this package installs, as the oracle of
+    # the differential request-parser fuzz target (tests/fuzz/fuzz_http_llhttp.c).
+    packages+=(node-llhttp)
     # chromium drives the OAuth authorize page in a real browser; prometheus brings promtool,
     # which checks /metrics with Prometheus's own parser.
     packages+=(chromium prometheus)
+    # groff and man render the generated man pages with warnings on (docs.test.mjs).
+    packages+=(groff-base man-db)
+    # The seccomp test runs serve under the unit's system call filter (libseccomp), expanded by
+    # systemd-analyze (systemd).
+    packages+=(libseccomp-dev systemd)
     # The integration tests run on Debian 12's own node (18.20, tests/integration/package.json
     # "engines"); a node already on PATH (e.g. a newer one from nodesource) is used as it is.
     if ! command -v node >/dev/null 2>&1; then
@@ -28,7 +42,7 @@ case "${1:-}" in
     fi
     ;;
 *)
-    echo "usage: scripts/deps.sh [--test]" >&2
+    echo "usage: scripts/deps.sh [--test | --package]" >&2
     exit 2
     ;;
 esac

@@ -23,9 +23,14 @@ enum {
 
 #define BP_CLI_MAX_POS 4
 
+struct bp_cli_family;
+struct bp_cli_verb;
+
 /* The options every command takes, plus the positional arguments of this one. */
 struct bp_cli_ctx {
     const char *family; /* "instance", "key", "db": for --help */
+    const struct bp_cli_family *fam; /* the command being run */
+    const struct bp_cli_verb *verb;  /* its verb (the only one of a command without verbs) */
     const char *db; /* --db, else $BLNKPROXY_DB, else ./blnkproxy.db */
     bool json;
     const char *pos[BP_CLI_MAX_POS];
@@ -46,13 +51,13 @@ struct bp_cli_flag {
     size_t n_values;
 };
 
-/* Parses argv (the words after the command family and verb) into ctx and flags, accepting
- * --flag VALUE and --flag=VALUE plus the global --db/--json anywhere. Expects between min_pos and
- * max_pos positional arguments. Returns BP_CLI_EXIT_OK, BP_CLI_HELP_SHOWN after printing the
- * family's usage for --help, or BP_CLI_EXIT_USAGE after printing why; values of unknown flags
- * are never echoed. */
-int bp_cli__parse(struct bp_cli_ctx *ctx, int argc, char **argv, struct bp_cli_flag *flags,
-                  size_t nflags, size_t min_pos, size_t max_pos);
+/* Parses argv (the words after the command family and verb) into ctx and flags, by the rows of
+ * ctx->verb: flags has one slot per option of the verb (NULL when it has none), filled in the
+ * order of verb->opts, and between min_args and max_args positional arguments are expected.
+ * Accepts --flag VALUE and --flag=VALUE plus the global --db/--json anywhere. Returns
+ * BP_CLI_EXIT_OK, BP_CLI_HELP_SHOWN after printing the family's usage for --help, or
+ * BP_CLI_EXIT_USAGE after printing why; values of unknown flags are never echoed. */
+int bp_cli__parse(struct bp_cli_ctx *ctx, int argc, char **argv, struct bp_cli_flag *flags);
 
 #define BP_CLI_PARSE_OR_RETURN(...)                                                                \
     do {                                                                                           \
@@ -80,15 +85,16 @@ int bp_cli__store_fail(struct bp_store *s, bp_err rc, const char *what, const ch
 /* Validates a human-chosen name: 1..100 printable ASCII characters. */
 bool bp_cli__name_is_valid(const char *name);
 
-/* Command families: argv[0] is the verb ("add", "list", …). */
-int bp_cli__cmd_instance(struct bp_cli_ctx *ctx, int argc, char **argv);
-int bp_cli__cmd_key(struct bp_cli_ctx *ctx, int argc, char **argv);
-int bp_cli__cmd_db(struct bp_cli_ctx *ctx, int argc, char **argv);
-int bp_cli__cmd_client(struct bp_cli_ctx *ctx, int argc, char **argv);   /* cmd_client.c */
-int bp_cli__cmd_operator(struct bp_cli_ctx *ctx, int argc, char **argv); /* cmd_operator.c */
-int bp_cli__cmd_audit(struct bp_cli_ctx *ctx, int argc, char **argv);    /* cmd_audit.c */
-/* Prints `audit`'s usage, its category list built from the route table (cmd_audit.c). */
-void bp_cli__audit_usage(FILE *f);
+/* The command families (cmd_*.c) and the commands that print documentation (cmd_docs.c). */
+extern const struct bp_cli_family bp_cli__family_instance;
+extern const struct bp_cli_family bp_cli__family_key;
+extern const struct bp_cli_family bp_cli__family_client;
+extern const struct bp_cli_family bp_cli__family_operator;
+extern const struct bp_cli_family bp_cli__family_audit;
+extern const struct bp_cli_family bp_cli__family_db;
+extern const struct bp_cli_family bp_cli__family_completion;
+extern const struct bp_cli_family bp_cli__family_man;
+extern const struct bp_cli_family bp_cli__family_openapi;
 
 /* Reads a secret given by a --X-file FILE flag (content without one trailing newline) or a
  * --X-env VAR flag into an allocated NUL-terminated buffer (*out, *out_len; wipe and free it
@@ -117,20 +123,72 @@ bp_err bp_cli__finish_audited(struct bp_store *s, bp_err change, const char *act
 
 struct bp_out_obj;
 
+/* ---- the command line as data ----
+ *
+ * Every command, verb and option is a row below; the parser reads its options from these rows,
+ * and `--help`, the man page blnkproxy(1) and the shell completions are generated from the same
+ * rows (help.c, man.c, completion.c), so none of them can name an option the parser does not
+ * take or miss one it does. serve's options are the settings table's (config.h). */
+
+/* One option of a verb. */
+struct bp_cli_opt {
+    const char *name;     /* "--name" */
+    const char *value;    /* what help calls its value ("NAME"); NULL: a switch without one */
+    const char *help;     /* one line, lower case, no full stop */
+    unsigned char group;  /* options sharing a nonzero group exclude each other: [A | B] */
+    bool required;        /* the verb refuses to run without it (or without one of its group) */
+    bool repeatable;      /* may be given several times; every value is kept */
+    const char *complete; /* its value for the shell: NULL nothing, "@file", "@env" (variable
+                           * names), or the words it accepts ("bash zsh") */
+};
+
 /* One verb of a family: its word, the function that runs it and the op that function is handed
- * (several verbs may share one function, told apart by op). */
+ * (several verbs may share one function, told apart by op), and what help says about it. */
 struct bp_cli_verb {
-    const char *name;
+    const char *name; /* NULL: the family is a command without verbs (`version`) */
     int (*run)(struct bp_cli_ctx *ctx, int argc, char **argv, int op);
     int op;
+    const char *help; /* one line, lower case, no full stop */
+    const char *args; /* its positional arguments as help shows them ("ID", "FILE"), or NULL */
+    size_t min_args;
+    size_t max_args;
+    const char *args_complete; /* like bp_cli_opt.complete, or "@commands" (command names) */
+    const struct bp_cli_opt *opts;
+    size_t nopts;
+    const char *aka; /* another way to say it, shown after the synopsis ("also -V, --version") */
+};
+
+/* A command: a family of verbs (`instance add`, `instance list`, ...) or one verb without a
+ * word of its own (`version`). */
+struct bp_cli_family {
+    const char *name;
+    const char *help; /* one line for the command list of `blnkproxy --help` */
+    const struct bp_cli_verb *verbs;
+    size_t nverbs;
+    const char *notes;            /* paragraphs after the synopses, wrapped at 92 columns */
+    void (*print_notes)(FILE *f); /* instead of notes, when they are built from data */
+    bool settings;                /* serve: takes every setting's flag (config.h) and parses them itself */
+    bool hidden;                  /* left out of help, the man page and the completions */
 };
 
 #define BP_CLI_MAX_VERBS 16
+#define BP_CLI_MAX_OPTS 24
 
-/* Runs the verb argv[0] names with the words after it, or reports an unknown one with the nearest
- * verb when one is close (exit 2). At most BP_CLI_MAX_VERBS verbs. */
-int bp_cli__dispatch(struct bp_cli_ctx *ctx, int argc, char **argv, const struct bp_cli_verb *verbs,
-                     size_t nverbs);
+/* Every command in the order help lists them (hidden ones included); *out_n is how many. */
+const struct bp_cli_family *const *bp_cli__commands(size_t *out_n);
+/* The command called name, or NULL. */
+const struct bp_cli_family *bp_cli__find(const char *name);
+/* True for a command without verbs (its one verb has no name). */
+bool bp_cli__is_simple(const struct bp_cli_family *fam);
+/* The options every command takes (--db, --json), for help, man page and completion. */
+extern const struct bp_cli_opt bp_cli__global_opts[2];
+
+/* Runs the verb argv[0] names in ctx->fam with the words after it, or reports an unknown one
+ * with the nearest verb when one is close (exit 2). */
+int bp_cli__dispatch(struct bp_cli_ctx *ctx, int argc, char **argv);
+
+/* The option `<family> expire ID` takes (keys and clients). */
+extern const struct bp_cli_opt bp_cli__expire_opts[1];
 
 /* A kind of record (instances, keys, clients, operators) as the shared verbs handle it. The
  * callbacks take a struct bp_<kind>_rec behind the void pointers. */
@@ -158,10 +216,10 @@ typedef bp_err (*bp_cli_change_cb)(struct bp_store *s, const char *id, const voi
 int bp_cli__one(const struct bp_cli_ctx *ctx, const struct bp_cli_kind *kind, bp_cli_change_cb change,
                 const void *arg);
 
-/* Parses the words of a one-ID verb of keys and clients. Only `expire` (expire set) takes
- * --expires-in, and needs it: into *expires_at (absolute wall seconds, 0 = never; else left
- * alone). Returns like bp_cli__parse. */
-int bp_cli__parse_id_expiry(struct bp_cli_ctx *ctx, int argc, char **argv, bool expire, int64_t *expires_at);
+/* Parses the words of a one-ID verb of keys and clients. Only `expire` (whose verb row has
+ * bp_cli__expire_opts) takes --expires-in, and needs it: into *expires_at (absolute wall
+ * seconds, 0 = never; else left alone). Returns like bp_cli__parse. */
+int bp_cli__parse_id_expiry(struct bp_cli_ctx *ctx, int argc, char **argv, int64_t *expires_at);
 
 /* The status of a credential (key or client): "revoked", "expired" at now, or "active". */
 const char *bp_cli__cred_status(bool revoked, int64_t expires_at, int64_t now);
@@ -173,7 +231,27 @@ int bp_cli__check_name(const char *name);
  * NULL. */
 char *bp_cli__new_id(const char *prefix);
 
-/* Usage text of a family ("instance", "key", "client", "operator", "audit", "db") or of everything (NULL), to stdout or stderr. */
+/* ---- help.c, man.c, completion.c: documentation generated from the rows above ---- */
+
+/* The closing paragraphs of the top-level help (which commands create a store, exit codes). */
+extern const char bp_cli__top_notes[];
+/* Usage text of a command ("instance", "serve", "version", ...) or of everything (NULL), to
+ * stdout or stderr. */
 void bp_cli__usage(const char *family, bool to_stderr);
+/* `--help` of one command, to f. */
+void bp_cli__print_usage(FILE *f, const struct bp_cli_family *fam);
+/* The synopsis of one verb after "blnkproxy <family> <verb>": its arguments and options, each
+ * item an allocated string ("ID", "--name NAME", "[--ca-file FILE]", "[--enable | --disable]");
+ * *out_n items. With roff, the items are written in roff (bold names, italic values). Free
+ * with bp_cli__synopsis_free. */
+char **bp_cli__synopsis(const struct bp_cli_verb *v, bool roff, size_t *out_n);
+void bp_cli__synopsis_free(char **items, size_t n);
+/* The notes of a family as one allocated string ("" when none). */
+char *bp_cli__notes_text(const struct bp_cli_family *fam);
+
+/* The man page (section 1: commands and options; 5: the configuration file) in roff, to f. */
+int bp_cli__man(FILE *f, int section);
+/* The completion script for shell ("bash" or "zsh") to f; BP_ERR_INVALID for another shell. */
+bp_err bp_cli__completion(FILE *f, const char *shell);
 
 #endif

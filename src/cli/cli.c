@@ -21,157 +21,120 @@
 #define DEFAULT_DB "./blnkproxy.db"
 #define NAME_MAX_LEN 100
 
-static const char usage_top[] =
-    "usage: blnkproxy [--db DSN] [--json] <command> [options]\n"
-    "\n"
-    "Commands:\n"
-    "  serve      run the proxy (see `blnkproxy serve --help`)\n"
-    "  instance   manage Blnk Core instances\n"
-    "  key        manage API keys\n"
-    "  client     manage OAuth clients (third-party apps)\n"
-    "  operator   manage the people who approve apps on the authorize page\n"
-    "  audit      read the audit log\n"
-    "  db         database maintenance\n"
-    "  version    print the version and the git revision the binary was built from\n"
-    "  help [COMMAND]\n"
-    "\n"
-    "Every command takes:\n"
-    "  --db DSN   the store: a SQLite file path (default $BLNKPROXY_DB, else ./blnkproxy.db)\n"
-    "  --json     print exactly one JSON object on stdout\n"
-    "\n"
-    "  -V, --version   same as `blnkproxy version`\n"
-    "  -h, --help      this text\n"
-    "\n"
-    "Only `db migrate`, `serve` and `instance add` create a missing store (and say where);\n"
-    "every other command exits 1 when there is no store at the --db path.\n"
-    "\n"
-    "Exit codes: 0 ok, 1 failure (no store at the --db path, a store newer than this\n"
-    "blnkproxy, a store error), 2 usage or validation error, 3 unknown id.\n";
+/* ---- the commands defined here: serve, version, help ---- */
 
-static const char usage_instance[] =
-    "usage:\n"
-    "  blnkproxy instance add --name NAME --url URL\n"
-    "                         [--secret-key-file FILE | --secret-key-env VAR] [--ca-file FILE]\n"
-    "  blnkproxy instance list\n"
-    "  blnkproxy instance show ID\n"
-    "  blnkproxy instance update ID [--name NAME] [--url URL]\n"
-    "                         [--secret-key-file FILE | --secret-key-env VAR | --clear-secret-key]\n"
-    "                         [--ca-file FILE | --clear-ca-file] [--enable | --disable]\n"
-    "  blnkproxy instance enable ID\n"
-    "  blnkproxy instance disable ID\n"
-    "  blnkproxy instance remove ID\n"
-    "\n"
-    "URL: http:// or https://, a host, an optional :port and path; no query, fragment or\n"
-    "user info. The Core secret key (sent as X-Blnk-Key) is read from a file (its trailing\n"
-    "newline removed) or an environment variable, never from the command line. Use Core's\n"
-    "master key: Core re-encodes bodies sent with scoped keys. Without one, Core answers 401\n"
-    "unless it runs without authentication. The first `instance add` creates the store when\n"
-    "there is none yet.\n";
+static int run_serve(struct bp_cli_ctx *ctx, int argc, char **argv, int op);
+static int run_version(struct bp_cli_ctx *ctx, int argc, char **argv, int op);
+static int run_help(struct bp_cli_ctx *ctx, int argc, char **argv, int op);
 
-static const char usage_key[] =
-    "usage:\n"
-    "  blnkproxy key create --name NAME --scopes S1,S2 [--expires-in 30d|never]\n"
-    "                       [--instances ID1,ID2]\n"
-    "  blnkproxy key list\n"
-    "  blnkproxy key show ID\n"
-    "  blnkproxy key revoke ID\n"
-    "  blnkproxy key expire ID --expires-in 7d|never\n"
-    "\n"
-    "Scopes: *, proxy:read, proxy:write. Durations: <n>s, <n>m, <n>h, <n>d or never.\n"
-    "The key is printed once, by `key create`; only its SHA-256 digest is stored.\n";
-
-static const char usage_client[] =
-    "usage:\n"
-    "  blnkproxy client create --name NAME --scopes S1,S2 [--redirect-uri URI]...\n"
-    "                          [--grant-types G1,G2] [--instances ID1,ID2] [--expires-in 30d|never]\n"
-    "  blnkproxy client list\n"
-    "  blnkproxy client show ID\n"
-    "  blnkproxy client revoke ID\n"
-    "  blnkproxy client expire ID --expires-in 7d|never\n"
-    "\n"
-    "Grant types: client_credentials, authorization_code, refresh_token. The default is\n"
-    "client_credentials, plus authorization_code,refresh_token when a --redirect-uri is given.\n"
-    "The client secret is printed once, by `client create`; only its SHA-256 digest is stored.\n"
-    "Revoking a client revokes every token it holds.\n";
-
-static const char usage_operator[] =
-    "usage:\n"
-    "  blnkproxy operator create --name NAME (--password-file FILE | --password-env VAR)\n"
-    "  blnkproxy operator list\n"
-    "  blnkproxy operator disable ID\n"
-    "  blnkproxy operator enable ID\n"
-    "  blnkproxy operator passwd ID (--password-file FILE | --password-env VAR)\n"
-    "\n"
-    "Operators sign in on /oauth/authorize to approve apps. Passwords are hashed with Argon2id;\n"
-    "they are read from a file or an environment variable, never from the command line.\n";
-
-static const char usage_version[] =
-    "usage:\n"
-    "  blnkproxy version     (also -V, --version)\n"
-    "\n"
-    "Prints `blnkproxy <version> (<revision>)`: the release and the git commit (12 hex digits)\n"
-    "the binary was built from, or \"unknown\" when it was built without git metadata (e.g.\n"
-    "from a tarball). With --json: {\"version\":…,\"revision\":…}. /metrics shows both on\n"
-    "blnkproxy_build_info.\n";
-
-static const char usage_db[] =
-    "usage:\n"
-    "  blnkproxy db migrate             apply pending schema migrations (creates a missing store)\n"
-    "  blnkproxy db backup FILE [--force]\n"
-    "                                   write a consistent copy of the store to FILE, while\n"
-    "                                   serve keeps running\n"
-    "\n"
-    "The copy is one private (0600) SQLite file; an existing FILE is kept unless --force.\n"
-    "Do not copy a running store with cp: recent changes sit in its -wal file. To restore,\n"
-    "stop serve, put the copy in place of the store, remove the store's -wal and -shm files,\n"
-    "and start serve again.\n";
-
-/* Command families: the word after `blnkproxy`, its usage text (or a function that prints it,
- * for usage built from data) and its entry point. */
-struct family {
-    const char *name;
-    const char *usage;
-    void (*print_usage)(FILE *f);
-    int (*run)(struct bp_cli_ctx *ctx, int argc, char **argv);
+/* serve's own options; every setting's flag follows them in help (bp_cli_family.settings). */
+static const struct bp_cli_opt serve_opts[] = {
+    {"--config", "FILE", .help = "read this configuration file instead of ./blnkproxy.json (also $BLNKPROXY_CONFIG)",
+     .complete = "@file"},
+    {"--check", NULL, .help = "load and validate the configuration, the routes and the store, print a summary and "
+                      "exit 0, or exit 2 with the reason; starts nothing and creates no store"},
 };
 
-static const struct family families[] = {
-    {"instance", usage_instance, NULL, bp_cli__cmd_instance},
-    {"key", usage_key, NULL, bp_cli__cmd_key},
-    {"client", usage_client, NULL, bp_cli__cmd_client},
-    {"operator", usage_operator, NULL, bp_cli__cmd_operator},
-    {"audit", NULL, bp_cli__audit_usage, bp_cli__cmd_audit},
-    {"db", usage_db, NULL, bp_cli__cmd_db},
+static const struct bp_cli_verb serve_verbs[] = {
+    {NULL, run_serve, 0, .help = "run the proxy", .opts = serve_opts, .nopts = BP_ARRAY_LEN(serve_opts)},
 };
 
-static const struct family *
-find_family(const char *name)
+static const struct bp_cli_family family_serve = {
+    .name = "serve",
+    .help = "run the proxy (see `blnkproxy serve --help`)",
+    .verbs = serve_verbs,
+    .nverbs = 1,
+    .settings = true,
+    .notes = "Every setting of blnkproxy.json can be given as a flag (underscores as dashes) or as a\n"
+             "BLNKPROXY_<SETTING> environment variable; flags win over the environment, which wins over\n"
+             "the file. See blnkproxy.json(5) and docs/CONFIG.md.\n"
+             "\n"
+             "--listen HOST:PORT is 127.0.0.1:8080 by default; :PORT is every IPv4 interface, [::]:PORT\n"
+             "IPv4 and IPv6. serve refuses an address another process listens on, unless --reuse-port\n"
+             "asks for a hand-over: start the new process with it, then send SIGTERM to the old one; no\n"
+             "request is lost.\n"
+             "\n"
+             "Signals: SIGTERM or SIGINT stop gracefully (in-flight requests finish). SIGHUP re-reads the\n"
+             "configuration file: limits, timeouts, log level, audit modes and routes apply at once;\n"
+             "settings that need a restart are named in a warning; a bad file is refused with the reason\n"
+             "in the log, and the running configuration stays. Under systemd (Type=notify, with\n"
+             "$NOTIFY_SOCKET set) serve reports READY=1 once the store is open, the tables are loaded\n"
+             "and the listeners accept; RELOADING=1 and READY=1 around a SIGHUP reload; STOPPING=1 at\n"
+             "SIGTERM.\n",
+};
+
+static const struct bp_cli_verb version_verbs[] = {
+    {NULL, run_version, 0, .help = "print the version and the git revision the binary was built from",
+     .aka = "also -V, --version"},
+};
+
+static const struct bp_cli_family family_version = {
+    .name = "version",
+    .help = "print the version and the git revision the binary was built from",
+    .verbs = version_verbs,
+    .nverbs = 1,
+    .notes = "Prints `blnkproxy <version> (<revision>)`: the release and the git commit (12 hex digits)\n"
+             "the binary was built from, or \"unknown\" when it was built without git metadata (e.g.\n"
+             "from a tarball). With --json: {\"version\":...,\"revision\":...}. /metrics shows both on\n"
+             "blnkproxy_build_info.\n",
+};
+
+static const struct bp_cli_verb help_verbs[] = {
+    {NULL, run_help, 0, .help = "print the usage of every command, or of one", .args = "[COMMAND]", .min_args = 0,
+     .max_args = 1, .args_complete = "@commands"},
+};
+
+static const struct bp_cli_family family_help = {
+    .name = "help",
+    .help = "print this text, or the usage of one command (`blnkproxy help key`)",
+    .verbs = help_verbs,
+    .nverbs = 1,
+};
+
+/* In the order help lists them. */
+static const struct bp_cli_family *const commands[] = {
+    &family_serve,
+    &bp_cli__family_instance,
+    &bp_cli__family_key,
+    &bp_cli__family_client,
+    &bp_cli__family_operator,
+    &bp_cli__family_audit,
+    &bp_cli__family_db,
+    &family_version,
+    &bp_cli__family_completion,
+    &bp_cli__family_openapi,
+    &family_help,
+    &bp_cli__family_man,
+};
+
+const struct bp_cli_opt bp_cli__global_opts[2] = {
+    {"--db", "DSN", .help = "the store: a SQLite file path (default $BLNKPROXY_DB, else ./blnkproxy.db)",
+     .complete = "@file"},
+    {"--json", NULL, .help = "print exactly one JSON object on stdout"},
+};
+
+const struct bp_cli_family *const *
+bp_cli__commands(size_t *out_n)
 {
-    for (size_t i = 0; i < sizeof(families) / sizeof(families[0]); i++) {
-        if (strcmp(families[i].name, name) == 0) {
-            return &families[i];
+    *out_n = BP_ARRAY_LEN(commands);
+    return commands;
+}
+
+const struct bp_cli_family *
+bp_cli__find(const char *name)
+{
+    for (size_t i = 0; i < BP_ARRAY_LEN(commands); i++) {
+        if (strcmp(commands[i]->name, name) == 0) {
+            return commands[i];
         }
     }
     return NULL;
 }
 
-void
-bp_cli__usage(const char *family, bool to_stderr)
+bool
+bp_cli__is_simple(const struct bp_cli_family *fam)
 {
-    FILE *f = to_stderr ? stderr : stdout;
-
-    if (family == NULL) {
-        fputs(usage_top, f);
-    } else if (strcmp(family, "version") == 0) {
-        fputs(usage_version, f);
-    } else {
-        const struct family *fam = find_family(family);
-        if (fam != NULL && fam->print_usage != NULL) {
-            fam->print_usage(f);
-        } else {
-            fputs(fam != NULL ? fam->usage : usage_top, f);
-        }
-    }
+    return fam->nverbs == 1 && fam->verbs[0].name == NULL;
 }
 
 void
@@ -223,15 +186,13 @@ is_named(const char *arg, size_t len, const char *name)
     return strlen(name) == len && strncmp(arg, name, len) == 0;
 }
 
-#define MAX_FLAGS 24
-
 /* Reports an unknown option by its name only (whatever follows '=' may be a secret), with the
  * nearest of the command's flags and the global ones when one is close. */
 static int
 unknown_option(const char *arg, size_t len, const struct bp_cli_flag *flags, size_t nflags)
 {
     static const char *const globals[] = {"--db", "--json", "--help"};
-    const char *names[MAX_FLAGS + BP_ARRAY_LEN(globals)];
+    const char *names[BP_CLI_MAX_OPTS + BP_ARRAY_LEN(globals)];
     const char *hint = NULL;
     char word[65];
     size_t n = 0;
@@ -244,7 +205,7 @@ unknown_option(const char *arg, size_t len, const struct bp_cli_flag *flags, siz
     if (len < sizeof(word)) {
         memcpy(word, arg, len);
         word[len] = '\0';
-        for (size_t i = 0; i < nflags && n < MAX_FLAGS; i++) {
+        for (size_t i = 0; i < nflags && n < BP_CLI_MAX_OPTS; i++) {
             names[n++] = flags[i].name;
         }
         for (size_t i = 0; i < BP_ARRAY_LEN(globals); i++) {
@@ -333,9 +294,18 @@ parse_option(struct bp_cli_ctx *ctx, int argc, char **argv, int *k, struct bp_cl
 }
 
 int
-bp_cli__parse(struct bp_cli_ctx *ctx, int argc, char **argv, struct bp_cli_flag *flags,
-              size_t nflags, size_t min_pos, size_t max_pos)
+bp_cli__parse(struct bp_cli_ctx *ctx, int argc, char **argv, struct bp_cli_flag *flags)
 {
+    const struct bp_cli_verb *v = ctx->verb;
+    size_t nflags = v->nopts;
+
+    BP_BUG_ON(nflags > BP_CLI_MAX_OPTS || (nflags > 0 && flags == NULL));
+    /* The verb's rows say how each option parses: the same rows help is printed from. */
+    for (size_t i = 0; i < nflags; i++) {
+        flags[i] = (struct bp_cli_flag){.name = v->opts[i].name,
+                                        .has_value = v->opts[i].value != NULL,
+                                        .repeatable = v->opts[i].repeatable};
+    }
     ctx->npos = 0;
     for (int k = 0; k < argc; k++) {
         const char *arg = argv[k];
@@ -353,14 +323,15 @@ bp_cli__parse(struct bp_cli_ctx *ctx, int argc, char **argv, struct bp_cli_flag 
             continue;
         }
         /* Not echoed: a misplaced word may be a secret pasted in the wrong place. */
-        if (ctx->npos >= max_pos || ctx->npos >= BP_CLI_MAX_POS) {
+        if (ctx->npos >= v->max_args || ctx->npos >= BP_CLI_MAX_POS) {
             bp_cli__error("too many arguments (see `blnkproxy help %s`)", ctx->family);
             return BP_CLI_EXIT_USAGE;
         }
         ctx->pos[ctx->npos++] = arg;
     }
-    if (ctx->npos < min_pos) {
-        bp_cli__error("missing ID argument (see `blnkproxy help %s`)", ctx->family);
+    if (ctx->npos < v->min_args) {
+        bp_cli__error("missing %s argument (see `blnkproxy help %s`)", v->args != NULL ? v->args : "an",
+                      ctx->family);
         return BP_CLI_EXIT_USAGE;
     }
     return BP_CLI_EXIT_OK;
@@ -431,14 +402,21 @@ bp_cli__store_fail(struct bp_store *s, bp_err rc, const char *what, const char *
 
 /* ---- dispatch ---- */
 
-/* serve parses its own flags; a --db given before the word "serve" is handed on to it. */
+/* serve parses its own flags (the settings table's, config.h); a --db given before the word
+ * "serve" is handed on to it. Its --help is printed here, from the same tables. */
 static int
-run_serve(const struct bp_cli_ctx *ctx, int argc, char **argv)
+run_serve(struct bp_cli_ctx *ctx, int argc, char **argv, int op)
 {
     char **args;
     int n = 0;
     int rc;
 
+    for (int i = 0; i < argc; i++) {
+        if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
+            bp_cli__usage("serve", false);
+            return BP_CLI_EXIT_OK;
+        }
+    }
     if (ctx->db == NULL) {
         return bp_serve_main(argc, argv);
     }
@@ -455,12 +433,18 @@ run_serve(const struct bp_cli_ctx *ctx, int argc, char **argv)
 }
 
 static int
-run_family(struct bp_cli_ctx *ctx, const struct family *fam, int argc, char **argv)
+run_family(struct bp_cli_ctx *ctx, const struct bp_cli_family *fam, int argc, char **argv)
 {
     const char *family = fam->name;
     int k = 0;
 
     ctx->family = family;
+    ctx->fam = fam;
+    /* A command without verbs (serve, version, ...) gets every word after its name. */
+    if (bp_cli__is_simple(fam)) {
+        ctx->verb = &fam->verbs[0];
+        return fam->verbs[0].run(ctx, argc, argv, fam->verbs[0].op);
+    }
     /* Global options may also sit between the family and its verb. */
     while (k < argc && (strncmp(argv[k], "--db", 4) == 0 || strcmp(argv[k], "--json") == 0)) {
         int rc = parse_option(ctx, argc, argv, &k, NULL, 0);
@@ -481,22 +465,22 @@ run_family(struct bp_cli_ctx *ctx, const struct family *fam, int argc, char **ar
         bp_cli__usage(family, false);
         return BP_CLI_EXIT_OK;
     }
-    return fam->run(ctx, argc, argv);
+    return bp_cli__dispatch(ctx, argc, argv);
 }
 
 /* Reports an unknown command word, with the nearest known one when one is close. */
 static int
 unknown_command(const char *cmd)
 {
-    const char *names[BP_ARRAY_LEN(families) + 2];
+    const char *names[BP_ARRAY_LEN(commands)];
     const char *hint;
     size_t n = 0;
 
-    for (size_t i = 0; i < BP_ARRAY_LEN(families); i++) {
-        names[n++] = families[i].name;
+    for (size_t i = 0; i < BP_ARRAY_LEN(commands); i++) {
+        if (!commands[i]->hidden) {
+            names[n++] = commands[i]->name;
+        }
     }
-    names[n++] = "serve";
-    names[n++] = "help";
     hint = bp_str_nearest(cmd, names, n);
     if (hint != NULL) {
         bp_cli__error("unknown command %.40s (did you mean %s?)", cmd, hint);
@@ -507,22 +491,18 @@ unknown_command(const char *cmd)
 }
 
 static int
-run_help(int argc, char **argv)
+run_help(struct bp_cli_ctx *ctx, int argc, char **argv, int op)
 {
-    if (argc == 0) {
+    BP_CLI_PARSE_OR_RETURN(ctx, argc, argv, NULL);
+    if (ctx->npos == 0) {
         bp_cli__usage(NULL, false);
         return BP_CLI_EXIT_OK;
     }
-    if (find_family(argv[0]) != NULL || strcmp(argv[0], "version") == 0) {
-        bp_cli__usage(argv[0], false);
+    if (bp_cli__find(ctx->pos[0]) != NULL) {
+        bp_cli__usage(ctx->pos[0], false);
         return BP_CLI_EXIT_OK;
     }
-    if (strcmp(argv[0], "serve") == 0) {
-        char help[] = "--help";
-        char *args[] = {help, NULL};
-        return bp_serve_main(1, args);
-    }
-    return unknown_command(argv[0]);
+    return unknown_command(ctx->pos[0]);
 }
 
 /* `blnkproxy version`, `-V`, `--version`: one line for people, one object with --json. */
@@ -546,10 +526,9 @@ print_version(const struct bp_cli_ctx *ctx)
 }
 
 static int
-run_version(struct bp_cli_ctx *ctx, int argc, char **argv)
+run_version(struct bp_cli_ctx *ctx, int argc, char **argv, int op)
 {
-    ctx->family = "version";
-    BP_CLI_PARSE_OR_RETURN(ctx, argc, argv, NULL, 0, 0, 0);
+    BP_CLI_PARSE_OR_RETURN(ctx, argc, argv, NULL);
     return print_version(ctx);
 }
 
@@ -592,24 +571,17 @@ bp_cli_main(int argc, char **argv)
     struct bp_cli_ctx ctx = {0};
     int rc = BP_CLI_EXIT_OK;
     int i = parse_globals(&ctx, argc, argv, &rc);
-    const char *cmd;
+    const struct bp_cli_family *fam;
 
     if (i < 0) {
         return rc;
     }
-    cmd = argv[i];
-    if (strcmp(cmd, "serve") == 0) {
-        return run_serve(&ctx, argc - i - 1, argv + i + 1);
+    fam = bp_cli__find(argv[i]);
+    if (fam == NULL) {
+        return unknown_command(argv[i]);
     }
-    bp_out_init();
-    if (strcmp(cmd, "help") == 0) {
-        return run_help(argc - i - 1, argv + i + 1);
+    if (!fam->settings) {
+        bp_out_init();
     }
-    if (strcmp(cmd, "version") == 0) {
-        return run_version(&ctx, argc - i - 1, argv + i + 1);
-    }
-    if (find_family(cmd) != NULL) {
-        return run_family(&ctx, find_family(cmd), argc - i - 1, argv + i + 1);
-    }
-    return unknown_command(cmd);
+    return run_family(&ctx, fam, argc - i - 1, argv + i + 1);
 }

@@ -65,18 +65,15 @@ print_list(FILE *f, const char *const *items, size_t n, size_t first_col, size_t
     }
 }
 
-void
-bp_cli__audit_usage(FILE *f)
+/* The notes of `audit --help` and of the man page: the category list comes from the route
+ * table, so it names exactly the categories records get. */
+static void
+audit_notes(FILE *f)
 {
     const char *cats[MAX_CATEGORIES];
     size_t n = known_categories(cats);
 
-    fputs("usage:\n"
-          "  blnkproxy audit list [--since T] [--until T] [--category C] [--instance ID]\n"
-          "                       [--credential ID] [--action A] [--status N|Nxx] [--limit N]\n"
-          "                       [--follow] [--json]\n"
-          "\n"
-          "T is RFC 3339 (2026-11-24T10:00:00Z) or relative to now (90s, 15m, 1h, 7d).\n"
+    fputs("T is RFC 3339 (2026-11-24T10:00:00Z) or relative to now (90s, 15m, 1h, 7d).\n"
           "Categories: ",
           f);
     print_list(f, cats, n, 12, 92);
@@ -561,17 +558,7 @@ follow(struct bp_store *s, struct bp_audit_query q, struct printer *p, int64_t l
 static int
 audit_list(struct bp_cli_ctx *ctx, int argc, char **argv, int op)
 {
-    struct bp_cli_flag flags[F_COUNT] = {
-        [F_SINCE] = {.name = "--since", .has_value = true},
-        [F_UNTIL] = {.name = "--until", .has_value = true},
-        [F_CATEGORY] = {.name = "--category", .has_value = true},
-        [F_INSTANCE] = {.name = "--instance", .has_value = true},
-        [F_CREDENTIAL] = {.name = "--credential", .has_value = true},
-        [F_ACTION] = {.name = "--action", .has_value = true},
-        [F_STATUS] = {.name = "--status", .has_value = true},
-        [F_LIMIT] = {.name = "--limit", .has_value = true},
-        [F_FOLLOW] = {.name = "--follow"},
-    };
+    struct bp_cli_flag flags[F_COUNT];
     struct bp_audit_query q = {0};
     struct printer p = {0};
     struct bp_audit_rec *recs = NULL;
@@ -583,7 +570,7 @@ audit_list(struct bp_cli_ctx *ctx, int argc, char **argv, int op)
 
     (void)op;
 
-    BP_CLI_PARSE_OR_RETURN(ctx, argc, argv, flags, F_COUNT, 0, 0);
+    BP_CLI_PARSE_OR_RETURN(ctx, argc, argv, flags);
     rc = build_query(flags, &q);
     if (rc != BP_CLI_EXIT_OK) {
         return rc;
@@ -623,11 +610,29 @@ done:
     return rc;
 }
 
-int
-bp_cli__cmd_audit(struct bp_cli_ctx *ctx, int argc, char **argv)
-{
-    static const struct bp_cli_verb verbs[] = {
-        {"list", audit_list, 0},
-    };
-    return bp_cli__dispatch(ctx, argc, argv, verbs, BP_ARRAY_LEN(verbs));
-}
+/* ---- the family as data: parsed by bp_cli__parse, shown by help, man page and completion ---- */
+
+static const struct bp_cli_opt list_opts[F_COUNT] = {
+    [F_SINCE] = {"--since", "T", .help = "records at or after T"},
+    [F_UNTIL] = {"--until", "T", .help = "records before T"},
+    [F_CATEGORY] = {"--category", "C", .help = "records of one category (below)"},
+    [F_INSTANCE] = {"--instance", "ID", .help = "records of requests for one instance"},
+    [F_CREDENTIAL] = {"--credential", "ID", .help = "records of one API key, OAuth client or operator"},
+    [F_ACTION] = {"--action", "A", .help = "records with exactly this action"},
+    [F_STATUS] = {"--status", "N|Nxx", .help = "records with this status (404) or status class (4xx)"},
+    [F_LIMIT] = {"--limit", "N", .help = "at most N records, the newest (default 100)"},
+    [F_FOLLOW] = {"--follow", NULL, .help = "keep printing new records until interrupted"},
+};
+
+static const struct bp_cli_verb verbs[] = {
+    {"list", audit_list, 0, .help = "print audit records, newest first", .opts = list_opts,
+     .nopts = BP_ARRAY_LEN(list_opts)},
+};
+
+const struct bp_cli_family bp_cli__family_audit = {
+    .name = "audit",
+    .help = "read the audit log",
+    .verbs = verbs,
+    .nverbs = BP_ARRAY_LEN(verbs),
+    .print_notes = audit_notes,
+};

@@ -392,21 +392,14 @@ check_create_flags(struct bp_cli_flag *flags, struct bp_client_rec *rec, const c
 static int
 client_create(struct bp_cli_ctx *ctx, int argc, char **argv, int op)
 {
-    struct bp_cli_flag flags[CF_COUNT] = {
-        [CF_NAME] = {.name = "--name", .has_value = true},
-        [CF_SCOPES] = {.name = "--scopes", .has_value = true},
-        [CF_REDIRECT_URI] = {.name = "--redirect-uri", .has_value = true, .repeatable = true},
-        [CF_GRANT_TYPES] = {.name = "--grant-types", .has_value = true},
-        [CF_INSTANCES] = {.name = "--instances", .has_value = true},
-        [CF_EXPIRES_IN] = {.name = "--expires-in", .has_value = true},
-    };
+    struct bp_cli_flag flags[CF_COUNT];
     const char *uris[BP_CLI_MAX_REPEAT];
     size_t n_uris = 0;
     struct bp_client_rec rec = {0};
     struct bp_store *s = NULL;
     int rc;
 
-    BP_CLI_PARSE_OR_RETURN(ctx, argc, argv, flags, CF_COUNT, 0, 0);
+    BP_CLI_PARSE_OR_RETURN(ctx, argc, argv, flags);
     rc = check_create_flags(flags, &rec, uris, &n_uris);
     if (rc != BP_CLI_EXIT_OK) {
         goto done;
@@ -480,7 +473,7 @@ static int
 client_one(struct bp_cli_ctx *ctx, int argc, char **argv, int op)
 {
     struct client_change change = {.op = op};
-    int rc = bp_cli__parse_id_expiry(ctx, argc, argv, op == CLIENT_EXPIRE, &change.expires_at);
+    int rc = bp_cli__parse_id_expiry(ctx, argc, argv, &change.expires_at);
 
     if (rc != BP_CLI_EXIT_OK) {
         return rc == BP_CLI_HELP_SHOWN ? BP_CLI_EXIT_OK : rc;
@@ -488,16 +481,43 @@ client_one(struct bp_cli_ctx *ctx, int argc, char **argv, int op)
     return bp_cli__one(ctx, &client_kind, op == CLIENT_SHOW ? NULL : apply_op, &change);
 }
 
-int
-bp_cli__cmd_client(struct bp_cli_ctx *ctx, int argc, char **argv)
-{
-    static const struct bp_cli_verb verbs[] = {
-        {"create", client_create, 0},
-        {"list", client_list, 0},
-        {"show", client_one, CLIENT_SHOW},
-        {"revoke", client_one, CLIENT_REVOKE},
-        {"expire", client_one, CLIENT_EXPIRE},
-    };
+/* ---- the family as data: parsed by bp_cli__parse, shown by help, man page and completion ---- */
 
-    return bp_cli__dispatch(ctx, argc, argv, verbs, BP_ARRAY_LEN(verbs));
-}
+static const struct bp_cli_opt create_opts[CF_COUNT] = {
+    [CF_NAME] = {"--name", "NAME", .help = "the app's name, shown on the authorize page: 1..100 printable ASCII "
+                                   "characters",
+                 .required = true},
+    [CF_SCOPES] = {"--scopes", "S1,S2", .help = "the widest scopes its tokens may carry: *, proxy:read, proxy:write",
+                   .required = true, .complete = "proxy:read proxy:write proxy:read,proxy:write"},
+    [CF_REDIRECT_URI] = {"--redirect-uri", "URI", .help = "where /oauth/authorize may send the code back (repeatable)",
+                         .repeatable = true},
+    [CF_GRANT_TYPES] = {"--grant-types", "G1,G2", .help = "client_credentials, authorization_code, refresh_token",
+                        .complete = "client_credentials authorization_code,refresh_token "
+                                    "client_credentials,authorization_code,refresh_token"},
+    [CF_INSTANCES] = {"--instances", "ID1,ID2", .help = "restrict its tokens to these instances (default: every one)"},
+    [CF_EXPIRES_IN] = {"--expires-in", "DURATION", .help = "expiry of the client, counted from now: <n>s, <n>m, <n>h, "
+                                                   "<n>d, or never (the default)",
+                       .complete = "never 1h 1d 7d 30d 90d"},
+};
+
+static const struct bp_cli_verb verbs[] = {
+    {"create", client_create, 0, .help = "register an OAuth client and print its secret, once", .opts = create_opts,
+     .nopts = BP_ARRAY_LEN(create_opts)},
+    {"list", client_list, 0, .help = "list every client"},
+    {"show", client_one, CLIENT_SHOW, .help = "show one client", .args = "ID", .min_args = 1, .max_args = 1},
+    {"revoke", client_one, CLIENT_REVOKE, .help = "revoke the client and every token it holds", .args = "ID",
+     .min_args = 1, .max_args = 1},
+    {"expire", client_one, CLIENT_EXPIRE, .help = "set a new expiry", .args = "ID", .min_args = 1, .max_args = 1,
+     .opts = bp_cli__expire_opts, .nopts = BP_ARRAY_LEN(bp_cli__expire_opts)},
+};
+
+const struct bp_cli_family bp_cli__family_client = {
+    .name = "client",
+    .help = "manage OAuth clients (third-party apps)",
+    .verbs = verbs,
+    .nverbs = BP_ARRAY_LEN(verbs),
+    .notes = "Grant types: client_credentials, authorization_code, refresh_token. The default is\n"
+             "client_credentials, plus authorization_code,refresh_token when a --redirect-uri is given.\n"
+             "The client secret is printed once, by `client create`; only its SHA-256 digest is stored.\n"
+             "Revoking a client revokes every token it holds.\n",
+};

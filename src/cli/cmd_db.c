@@ -20,7 +20,7 @@ db_migrate(struct bp_cli_ctx *ctx, int argc, char **argv, int op)
     bp_err rc;
     int exit_code;
 
-    BP_CLI_PARSE_OR_RETURN(ctx, argc, argv, NULL, 0, 0, 0);
+    BP_CLI_PARSE_OR_RETURN(ctx, argc, argv, NULL);
     /* Migrated here rather than by the open helper, so that we can count what ran. */
     exit_code = bp_cli__open_or_create_store(ctx, false, &s);
     if (exit_code != BP_CLI_EXIT_OK) {
@@ -62,7 +62,7 @@ backup_fail(struct bp_store *s, bp_err rc)
 static int
 db_backup(struct bp_cli_ctx *ctx, int argc, char **argv, int op)
 {
-    struct bp_cli_flag flags[] = {{.name = "--force"}};
+    struct bp_cli_flag flags[1];
     struct bp_store_backup_info info = {0};
     struct bp_store *s = NULL;
     struct bp_out_obj *o;
@@ -71,7 +71,7 @@ db_backup(struct bp_cli_ctx *ctx, int argc, char **argv, int op)
     bp_err rc;
     int exit_code;
 
-    BP_CLI_PARSE_OR_RETURN(ctx, argc, argv, flags, BP_ARRAY_LEN(flags), 0, 1);
+    BP_CLI_PARSE_OR_RETURN(ctx, argc, argv, flags);
     if (ctx->npos == 0) {
         bp_cli__error("db backup needs a FILE to write the copy to (see `blnkproxy help db`)");
         return BP_CLI_EXIT_USAGE;
@@ -97,13 +97,27 @@ db_backup(struct bp_cli_ctx *ctx, int argc, char **argv, int op)
     return exit_code;
 }
 
-int
-bp_cli__cmd_db(struct bp_cli_ctx *ctx, int argc, char **argv)
-{
-    static const struct bp_cli_verb verbs[] = {
-        {"migrate", db_migrate, 0},
-        {"backup", db_backup, 0},
-    };
+/* ---- the family as data: parsed by bp_cli__parse, shown by help, man page and completion ---- */
 
-    return bp_cli__dispatch(ctx, argc, argv, verbs, BP_ARRAY_LEN(verbs));
-}
+static const struct bp_cli_opt backup_opts[] = {
+    {"--force", NULL, .help = "replace FILE when it exists"},
+};
+
+static const struct bp_cli_verb verbs[] = {
+    {"migrate", db_migrate, 0, .help = "apply pending schema migrations (creates a missing store)"},
+    /* FILE is checked by db_backup, which says what it is for. */
+    {"backup", db_backup, 0, .help = "write a consistent copy of the store to FILE, while serve keeps running",
+     .args = "FILE", .min_args = 0, .max_args = 1, .args_complete = "@file", .opts = backup_opts,
+     .nopts = BP_ARRAY_LEN(backup_opts)},
+};
+
+const struct bp_cli_family bp_cli__family_db = {
+    .name = "db",
+    .help = "database maintenance",
+    .verbs = verbs,
+    .nverbs = BP_ARRAY_LEN(verbs),
+    .notes = "The copy is one private (0600) SQLite file; an existing FILE is kept unless --force.\n"
+             "Do not copy a running store with cp: recent changes sit in its -wal file. To restore,\n"
+             "stop serve, put the copy in place of the store, remove the store's -wal and -shm files,\n"
+             "and start serve again.\n",
+};

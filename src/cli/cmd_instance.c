@@ -291,19 +291,13 @@ do_delete(struct bp_store *s, const void *id)
 static int
 instance_add(struct bp_cli_ctx *ctx, int argc, char **argv, int op)
 {
-    struct bp_cli_flag flags[UF_ADD_COUNT] = {
-        [UF_NAME] = {.name = "--name", .has_value = true},
-        [UF_URL] = {.name = "--url", .has_value = true},
-        [UF_SECRET_FILE] = {.name = "--secret-key-file", .has_value = true},
-        [UF_SECRET_ENV] = {.name = "--secret-key-env", .has_value = true},
-        [UF_CA_FILE] = {.name = "--ca-file", .has_value = true},
-    };
+    struct bp_cli_flag flags[UF_ADD_COUNT];
     struct bp_instance_rec rec = {0};
     struct bp_store *s = NULL;
     int rc;
     bp_err err;
 
-    BP_CLI_PARSE_OR_RETURN(ctx, argc, argv, flags, BP_ARRAY_LEN(flags), 0, 0);
+    BP_CLI_PARSE_OR_RETURN(ctx, argc, argv, flags);
     if (!flags[UF_NAME].seen || !flags[UF_URL].seen) {
         bp_cli__error("instance add needs --name and --url");
         return BP_CLI_EXIT_USAGE;
@@ -370,7 +364,7 @@ instance_list(struct bp_cli_ctx *ctx, int argc, char **argv, int op)
 static int
 instance_show(struct bp_cli_ctx *ctx, int argc, char **argv, int op)
 {
-    BP_CLI_PARSE_OR_RETURN(ctx, argc, argv, NULL, 0, 1, 1);
+    BP_CLI_PARSE_OR_RETURN(ctx, argc, argv, NULL);
     return bp_cli__one(ctx, &instance_kind, NULL, NULL);
 }
 
@@ -479,24 +473,14 @@ apply_change(struct bp_instance_rec *rec, struct instance_change *c)
 static int
 instance_update(struct bp_cli_ctx *ctx, int argc, char **argv, int op)
 {
-    struct bp_cli_flag flags[UF_COUNT] = {
-        [UF_NAME] = {.name = "--name", .has_value = true},
-        [UF_URL] = {.name = "--url", .has_value = true},
-        [UF_SECRET_FILE] = {.name = "--secret-key-file", .has_value = true},
-        [UF_SECRET_ENV] = {.name = "--secret-key-env", .has_value = true},
-        [UF_CLEAR_SECRET] = {.name = "--clear-secret-key"},
-        [UF_CA_FILE] = {.name = "--ca-file", .has_value = true},
-        [UF_CLEAR_CA] = {.name = "--clear-ca-file"},
-        [UF_ENABLE] = {.name = "--enable"},
-        [UF_DISABLE] = {.name = "--disable"},
-    };
+    struct bp_cli_flag flags[UF_COUNT];
     struct instance_change change = {.enabled = -1};
     struct bp_instance_rec rec = {0};
     struct bp_store *s = NULL;
     int rc;
     bp_err err;
 
-    BP_CLI_PARSE_OR_RETURN(ctx, argc, argv, flags, BP_ARRAY_LEN(flags), 1, 1);
+    BP_CLI_PARSE_OR_RETURN(ctx, argc, argv, flags);
     rc = parse_change(flags, &change);
     if (rc != BP_CLI_EXIT_OK) {
         goto done;
@@ -548,7 +532,7 @@ instance_set_enabled(struct bp_cli_ctx *ctx, int argc, char **argv, int op)
 {
     bool enabled = op != 0;
 
-    BP_CLI_PARSE_OR_RETURN(ctx, argc, argv, NULL, 0, 1, 1);
+    BP_CLI_PARSE_OR_RETURN(ctx, argc, argv, NULL);
     return bp_cli__one(ctx, &instance_kind, set_enabled, &enabled);
 }
 
@@ -560,7 +544,7 @@ instance_remove(struct bp_cli_ctx *ctx, int argc, char **argv, int op)
     int rc;
     bp_err err;
 
-    BP_CLI_PARSE_OR_RETURN(ctx, argc, argv, NULL, 0, 1, 1);
+    BP_CLI_PARSE_OR_RETURN(ctx, argc, argv, NULL);
     rc = bp_cli__open_store(ctx, true, &s);
     if (rc != BP_CLI_EXIT_OK) {
         return rc;
@@ -580,18 +564,57 @@ instance_remove(struct bp_cli_ctx *ctx, int argc, char **argv, int op)
     return rc;
 }
 
-int
-bp_cli__cmd_instance(struct bp_cli_ctx *ctx, int argc, char **argv)
-{
-    static const struct bp_cli_verb verbs[] = {
-        {"add", instance_add, 0},
-        {"list", instance_list, 0},
-        {"show", instance_show, 0},
-        {"update", instance_update, 0},
-        {"enable", instance_set_enabled, 1},
-        {"disable", instance_set_enabled, 0},
-        {"remove", instance_remove, 0},
-    };
+/* ---- the family as data: parsed by bp_cli__parse, shown by help, man page and completion ---- */
 
-    return bp_cli__dispatch(ctx, argc, argv, verbs, BP_ARRAY_LEN(verbs));
-}
+#define SECRET_FILE_HELP "read Core's secret key (sent as X-Blnk-Key) from FILE, without its trailing newline"
+#define SECRET_ENV_HELP "read Core's secret key from the environment variable VAR"
+#define CA_FILE_HELP "verify Core's TLS certificate with the CA bundle in FILE (for a private CA)"
+
+static const struct bp_cli_opt add_opts[UF_ADD_COUNT] = {
+    [UF_NAME] = {"--name", "NAME", .help = "a unique name: 1..100 printable ASCII characters", .required = true},
+    [UF_URL] = {"--url", "URL", .help = "Core's base URL: http:// or https://, a host, an optional :port and path",
+                .required = true},
+    [UF_SECRET_FILE] = {"--secret-key-file", "FILE", .help = SECRET_FILE_HELP, .group = 1, .complete = "@file"},
+    [UF_SECRET_ENV] = {"--secret-key-env", "VAR", .help = SECRET_ENV_HELP, .group = 1, .complete = "@env"},
+    [UF_CA_FILE] = {"--ca-file", "FILE", .help = CA_FILE_HELP, .complete = "@file"},
+};
+
+static const struct bp_cli_opt update_opts[UF_COUNT] = {
+    [UF_NAME] = {"--name", "NAME", .help = "a new unique name"},
+    [UF_URL] = {"--url", "URL", .help = "a new base URL for Core"},
+    [UF_SECRET_FILE] = {"--secret-key-file", "FILE", .help = SECRET_FILE_HELP, .group = 1, .complete = "@file"},
+    [UF_SECRET_ENV] = {"--secret-key-env", "VAR", .help = SECRET_ENV_HELP, .group = 1, .complete = "@env"},
+    [UF_CLEAR_SECRET] = {"--clear-secret-key", NULL, .help = "send no X-Blnk-Key to Core any more", .group = 1},
+    [UF_CA_FILE] = {"--ca-file", "FILE", .help = CA_FILE_HELP, .group = 2, .complete = "@file"},
+    [UF_CLEAR_CA] = {"--clear-ca-file", NULL, .help = "verify Core with the system's CA certificates again", .group = 2},
+    [UF_ENABLE] = {"--enable", NULL, .help = "forward requests to this instance again", .group = 3},
+    [UF_DISABLE] = {"--disable", NULL, .help = "refuse requests for this instance (404 PROXY_UNKNOWN_INSTANCE)",
+                    .group = 3},
+};
+
+static const struct bp_cli_verb verbs[] = {
+    {"add", instance_add, 0, .help = "register a Blnk Core instance (the first one creates a missing store)",
+     .opts = add_opts, .nopts = BP_ARRAY_LEN(add_opts)},
+    {"list", instance_list, 0, .help = "list every instance"},
+    {"show", instance_show, 0, .help = "show one instance", .args = "ID", .min_args = 1, .max_args = 1},
+    {"update", instance_update, 0, .help = "change an instance's name, URL, secret key, CA file or state", .args = "ID",
+     .min_args = 1, .max_args = 1, .opts = update_opts, .nopts = BP_ARRAY_LEN(update_opts)},
+    {"enable", instance_set_enabled, 1, .help = "forward requests to the instance again", .args = "ID", .min_args = 1,
+     .max_args = 1},
+    {"disable", instance_set_enabled, 0, .help = "refuse requests for the instance, keeping its record", .args = "ID",
+     .min_args = 1, .max_args = 1},
+    {"remove", instance_remove, 0, .help = "delete the instance", .args = "ID", .min_args = 1, .max_args = 1},
+};
+
+const struct bp_cli_family bp_cli__family_instance = {
+    .name = "instance",
+    .help = "manage Blnk Core instances",
+    .verbs = verbs,
+    .nverbs = BP_ARRAY_LEN(verbs),
+    .notes = "URL: http:// or https://, a host, an optional :port and path; no query, fragment or\n"
+             "user info. The Core secret key (sent as X-Blnk-Key) is read from a file (its trailing\n"
+             "newline removed) or an environment variable, never from the command line. Use Core's\n"
+             "master key: Core re-encodes bodies sent with scoped keys. Without one, Core answers 401\n"
+             "unless it runs without authentication. The first `instance add` creates the store when\n"
+             "there is none yet.\n",
+};

@@ -121,18 +121,13 @@ create_and_print(struct bp_store *s, struct bp_key_rec *rec, bool json)
 static int
 key_create(struct bp_cli_ctx *ctx, int argc, char **argv, int op)
 {
-    struct bp_cli_flag flags[CF_COUNT] = {
-        [CF_NAME] = {.name = "--name", .has_value = true},
-        [CF_SCOPES] = {.name = "--scopes", .has_value = true},
-        [CF_EXPIRES_IN] = {.name = "--expires-in", .has_value = true},
-        [CF_INSTANCES] = {.name = "--instances", .has_value = true},
-    };
+    struct bp_cli_flag flags[CF_COUNT];
     struct bp_key_rec rec = {0};
     struct bp_store *s = NULL;
     char scopes[BP_CLI_SCOPES_MAX];
     int rc;
 
-    BP_CLI_PARSE_OR_RETURN(ctx, argc, argv, flags, CF_COUNT, 0, 0);
+    BP_CLI_PARSE_OR_RETURN(ctx, argc, argv, flags);
     if (!flags[CF_NAME].seen || !flags[CF_SCOPES].seen) {
         bp_cli__error("key create needs --name and --scopes");
         return BP_CLI_EXIT_USAGE;
@@ -228,7 +223,7 @@ static int
 key_one(struct bp_cli_ctx *ctx, int argc, char **argv, int op)
 {
     struct key_change change = {.op = op};
-    int rc = bp_cli__parse_id_expiry(ctx, argc, argv, op == KEY_EXPIRE, &change.expires_at);
+    int rc = bp_cli__parse_id_expiry(ctx, argc, argv, &change.expires_at);
 
     if (rc != BP_CLI_EXIT_OK) {
         return rc == BP_CLI_HELP_SHOWN ? BP_CLI_EXIT_OK : rc;
@@ -236,16 +231,34 @@ key_one(struct bp_cli_ctx *ctx, int argc, char **argv, int op)
     return bp_cli__one(ctx, &key_kind, op == KEY_SHOW ? NULL : apply_op, &change);
 }
 
-int
-bp_cli__cmd_key(struct bp_cli_ctx *ctx, int argc, char **argv)
-{
-    static const struct bp_cli_verb verbs[] = {
-        {"create", key_create, 0},
-        {"list", key_list, 0},
-        {"show", key_one, KEY_SHOW},
-        {"revoke", key_one, KEY_REVOKE},
-        {"expire", key_one, KEY_EXPIRE},
-    };
+/* ---- the family as data: parsed by bp_cli__parse, shown by help, man page and completion ---- */
 
-    return bp_cli__dispatch(ctx, argc, argv, verbs, BP_ARRAY_LEN(verbs));
-}
+static const struct bp_cli_opt create_opts[CF_COUNT] = {
+    [CF_NAME] = {"--name", "NAME", .help = "a name for the key: 1..100 printable ASCII characters", .required = true},
+    [CF_SCOPES] = {"--scopes", "S1,S2", .help = "what the key may do: *, proxy:read, proxy:write (comma-separated)",
+                   .required = true, .complete = "proxy:read proxy:write proxy:read,proxy:write"},
+    [CF_EXPIRES_IN] = {"--expires-in", "DURATION", .help = "expiry, counted from now: <n>s, <n>m, <n>h, <n>d, or never "
+                                                   "(the default)",
+                       .complete = "never 1h 1d 7d 30d 90d"},
+    [CF_INSTANCES] = {"--instances", "ID1,ID2", .help = "restrict the key to these instances (default: every one)"},
+};
+
+static const struct bp_cli_verb verbs[] = {
+    {"create", key_create, 0, .help = "create an API key and print it, once", .opts = create_opts,
+     .nopts = BP_ARRAY_LEN(create_opts)},
+    {"list", key_list, 0, .help = "list every key (prefixes only, never the keys)"},
+    {"show", key_one, KEY_SHOW, .help = "show one key", .args = "ID", .min_args = 1, .max_args = 1},
+    {"revoke", key_one, KEY_REVOKE, .help = "revoke the key: running servers refuse it once the command returns",
+     .args = "ID", .min_args = 1, .max_args = 1},
+    {"expire", key_one, KEY_EXPIRE, .help = "set a new expiry", .args = "ID", .min_args = 1, .max_args = 1,
+     .opts = bp_cli__expire_opts, .nopts = BP_ARRAY_LEN(bp_cli__expire_opts)},
+};
+
+const struct bp_cli_family bp_cli__family_key = {
+    .name = "key",
+    .help = "manage API keys",
+    .verbs = verbs,
+    .nverbs = BP_ARRAY_LEN(verbs),
+    .notes = "Scopes: *, proxy:read, proxy:write. Durations: <n>s, <n>m, <n>h, <n>d or never.\n"
+             "The key is printed once, by `key create`; only its SHA-256 digest is stored.\n",
+};

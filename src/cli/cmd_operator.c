@@ -142,11 +142,7 @@ enum { OF_NAME, OF_PASSWORD_FILE, OF_PASSWORD_ENV, OF_COUNT };
 static int
 operator_create(struct bp_cli_ctx *ctx, int argc, char **argv, int op)
 {
-    struct bp_cli_flag flags[OF_COUNT] = {
-        [OF_NAME] = {.name = "--name", .has_value = true},
-        [OF_PASSWORD_FILE] = {.name = "--password-file", .has_value = true},
-        [OF_PASSWORD_ENV] = {.name = "--password-env", .has_value = true},
-    };
+    struct bp_cli_flag flags[OF_COUNT];
     struct bp_operator_rec rec = {0};
     struct bp_store *s = NULL;
     bp_err err;
@@ -155,7 +151,7 @@ operator_create(struct bp_cli_ctx *ctx, int argc, char **argv, int op)
     if (rc != BP_CLI_EXIT_OK) {
         return rc;
     }
-    BP_CLI_PARSE_OR_RETURN(ctx, argc, argv, flags, OF_COUNT, 0, 0);
+    BP_CLI_PARSE_OR_RETURN(ctx, argc, argv, flags);
     if (!flags[OF_NAME].seen) {
         bp_cli__error("operator create needs --name");
         return BP_CLI_EXIT_USAGE;
@@ -255,10 +251,7 @@ apply_op(struct bp_store *s, const char *id, const void *arg, bool json)
 static int
 operator_one(struct bp_cli_ctx *ctx, int argc, char **argv, int op)
 {
-    struct bp_cli_flag flags[] = {
-        {.name = "--password-file", .has_value = true},
-        {.name = "--password-env", .has_value = true},
-    };
+    struct bp_cli_flag flags[2];
     struct operator_change change = {.op = op};
     char *hash = NULL;
     int rc = refuse_password_argv(argc, argv);
@@ -266,7 +259,7 @@ operator_one(struct bp_cli_ctx *ctx, int argc, char **argv, int op)
     if (rc != BP_CLI_EXIT_OK) {
         return rc;
     }
-    BP_CLI_PARSE_OR_RETURN(ctx, argc, argv, flags, op == OP_PASSWD ? 2 : 0, 1, 1);
+    BP_CLI_PARSE_OR_RETURN(ctx, argc, argv, op == OP_PASSWD ? flags : NULL);
     if (op == OP_PASSWD) {
         rc = read_and_hash(&flags[0], &flags[1], "passwd", &hash);
         if (rc != BP_CLI_EXIT_OK) {
@@ -282,16 +275,42 @@ operator_one(struct bp_cli_ctx *ctx, int argc, char **argv, int op)
     return rc;
 }
 
-int
-bp_cli__cmd_operator(struct bp_cli_ctx *ctx, int argc, char **argv)
-{
-    static const struct bp_cli_verb verbs[] = {
-        {"create", operator_create, 0},
-        {"list", operator_list, 0},
-        {"disable", operator_one, OP_DISABLE},
-        {"enable", operator_one, OP_ENABLE},
-        {"passwd", operator_one, OP_PASSWD},
-    };
+/* ---- the family as data: parsed by bp_cli__parse, shown by help, man page and completion ---- */
 
-    return bp_cli__dispatch(ctx, argc, argv, verbs, BP_ARRAY_LEN(verbs));
-}
+#define PASSWORD_FILE_HELP "read the password from FILE, without its trailing newline"
+#define PASSWORD_ENV_HELP "read the password from the environment variable VAR"
+
+static const struct bp_cli_opt create_opts[OF_COUNT] = {
+    [OF_NAME] = {"--name", "NAME", .help = "the name the operator signs in with: 1..100 printable ASCII characters",
+                 .required = true},
+    [OF_PASSWORD_FILE] = {"--password-file", "FILE", .help = PASSWORD_FILE_HELP, .group = 1, .required = true,
+                          .complete = "@file"},
+    [OF_PASSWORD_ENV] = {"--password-env", "VAR", .help = PASSWORD_ENV_HELP, .group = 1, .required = true,
+                         .complete = "@env"},
+};
+
+static const struct bp_cli_opt passwd_opts[2] = {
+    {"--password-file", "FILE", .help = PASSWORD_FILE_HELP, .group = 1, .required = true, .complete = "@file"},
+    {"--password-env", "VAR", .help = PASSWORD_ENV_HELP, .group = 1, .required = true, .complete = "@env"},
+};
+
+static const struct bp_cli_verb verbs[] = {
+    {"create", operator_create, 0, .help = "add an operator who may approve apps on the authorize page",
+     .opts = create_opts, .nopts = BP_ARRAY_LEN(create_opts)},
+    {"list", operator_list, 0, .help = "list every operator"},
+    {"disable", operator_one, OP_DISABLE, .help = "stop the operator from signing in", .args = "ID", .min_args = 1,
+     .max_args = 1},
+    {"enable", operator_one, OP_ENABLE, .help = "let the operator sign in again", .args = "ID", .min_args = 1,
+     .max_args = 1},
+    {"passwd", operator_one, OP_PASSWD, .help = "set a new password", .args = "ID", .min_args = 1, .max_args = 1,
+     .opts = passwd_opts, .nopts = BP_ARRAY_LEN(passwd_opts)},
+};
+
+const struct bp_cli_family bp_cli__family_operator = {
+    .name = "operator",
+    .help = "manage the people who approve apps on the authorize page",
+    .verbs = verbs,
+    .nverbs = BP_ARRAY_LEN(verbs),
+    .notes = "Operators sign in on /oauth/authorize to approve apps. Passwords are hashed with Argon2id;\n"
+             "they are read from a file or an environment variable, never from the command line.\n",
+};

@@ -13,24 +13,30 @@
 /* The verb shapes every record family repeats (list, the one-ID verbs, dispatch, a new ID), so
  * that they answer alike: same messages, same exit codes, same output forms. */
 
+const struct bp_cli_opt bp_cli__expire_opts[1] = {
+    {"--expires-in", "DURATION", .help = "the new expiry, counted from now: <n>s, <n>m, <n>h, <n>d, or never",
+     .required = true},
+};
+
 int
-bp_cli__dispatch(struct bp_cli_ctx *ctx, int argc, char **argv, const struct bp_cli_verb *verbs,
-                 size_t nverbs)
+bp_cli__dispatch(struct bp_cli_ctx *ctx, int argc, char **argv)
 {
+    const struct bp_cli_family *fam = ctx->fam;
     const char *verb = argv[0];
     const char *names[BP_CLI_MAX_VERBS];
     const char *hint;
 
-    for (size_t i = 0; i < nverbs; i++) {
-        if (strcmp(verb, verbs[i].name) == 0) {
-            return verbs[i].run(ctx, argc - 1, argv + 1, verbs[i].op);
+    for (size_t i = 0; i < fam->nverbs; i++) {
+        if (strcmp(verb, fam->verbs[i].name) == 0) {
+            ctx->verb = &fam->verbs[i];
+            return fam->verbs[i].run(ctx, argc - 1, argv + 1, fam->verbs[i].op);
         }
     }
-    BP_BUG_ON(nverbs > BP_CLI_MAX_VERBS);
-    for (size_t i = 0; i < nverbs; i++) {
-        names[i] = verbs[i].name;
+    BP_BUG_ON(fam->nverbs > BP_CLI_MAX_VERBS);
+    for (size_t i = 0; i < fam->nverbs; i++) {
+        names[i] = fam->verbs[i].name;
     }
-    hint = bp_str_nearest(verb, names, nverbs);
+    hint = bp_str_nearest(verb, names, fam->nverbs);
     if (hint != NULL) {
         bp_cli__error("unknown %s command %.40s (did you mean %s?)", ctx->family, verb, hint);
     } else {
@@ -59,7 +65,7 @@ bp_cli__list(struct bp_cli_ctx *ctx, int argc, char **argv, const struct bp_cli_
     int rc;
     bp_err err;
 
-    BP_CLI_PARSE_OR_RETURN(ctx, argc, argv, NULL, 0, 0, 0);
+    BP_CLI_PARSE_OR_RETURN(ctx, argc, argv, NULL);
     rc = bp_cli__open_store(ctx, true, &s);
     if (rc != BP_CLI_EXIT_OK) {
         return rc;
@@ -117,10 +123,11 @@ bp_cli__one(const struct bp_cli_ctx *ctx, const struct bp_cli_kind *kind, bp_cli
 }
 
 int
-bp_cli__parse_id_expiry(struct bp_cli_ctx *ctx, int argc, char **argv, bool expire, int64_t *expires_at)
+bp_cli__parse_id_expiry(struct bp_cli_ctx *ctx, int argc, char **argv, int64_t *expires_at)
 {
-    struct bp_cli_flag flags[] = {{.name = "--expires-in", .has_value = true}};
-    int rc = bp_cli__parse(ctx, argc, argv, flags, expire ? 1 : 0, 1, 1);
+    struct bp_cli_flag flags[1] = {{0}};
+    bool expire = ctx->verb->nopts == 1;
+    int rc = bp_cli__parse(ctx, argc, argv, flags);
 
     if (rc != BP_CLI_EXIT_OK || !expire) {
         return rc;

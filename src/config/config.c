@@ -31,7 +31,6 @@
 
 /* A config file is a few hundred bytes; anything near this is a mistake (wrong path). */
 #define CONFIG_FILE_MAX (1024 * 1024)
-#define DEFAULT_CONFIG_FILE "blnkproxy.json"
 
 struct flag_value {
     const struct bp_setting *setting;
@@ -208,7 +207,7 @@ load_file(const char *path, const char *who, struct bp_config *c, char *err, siz
     FILE *f;
     char *text = NULL;
     size_t len;
-    const char *source = who != NULL ? path : DEFAULT_CONFIG_FILE;
+    const char *source = who != NULL ? path : BP_CONFIG_FILE_DEFAULT;
     bp_err rc = BP_OK;
 
     f = fopen(path, "rb");
@@ -365,7 +364,7 @@ bp_config_load(int argc, char **argv, struct bp_config *out, char *err, size_t e
     struct flag_value *flags = NULL;
     size_t n_flags = 0;
     const char *config_flag = NULL;
-    const char *config_env = env_value("BLNKPROXY_CONFIG");
+    const char *config_env = env_value(BP_CONFIG_FILE_ENV);
     char why[256];
     bp_err rc;
 
@@ -378,9 +377,9 @@ bp_config_load(int argc, char **argv, struct bp_config *out, char *err, size_t e
     if (config_flag != NULL) {
         rc = load_file(config_flag, "--config", &c, err, err_len);
     } else if (config_env != NULL) {
-        rc = load_file(config_env, "BLNKPROXY_CONFIG", &c, err, err_len);
+        rc = load_file(config_env, BP_CONFIG_FILE_ENV, &c, err, err_len);
     } else {
-        rc = load_file(DEFAULT_CONFIG_FILE, NULL, &c, err, err_len);
+        rc = load_file(BP_CONFIG_FILE_DEFAULT, NULL, &c, err, err_len);
     }
     if (rc != BP_OK) {
         goto done;

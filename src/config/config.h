@@ -103,4 +103,34 @@ void bp_config_cleanup(struct bp_config *c);
 size_t bp_config_reload_merge(const struct bp_config *running, struct bp_config *next,
                               struct bp_config_change *out);
 
+/* One setting as documentation shows it: `serve --help`, the man pages and the shell completions
+ * are generated from these, so they cannot drift from what bp_config_load accepts. Strings are
+ * static. */
+struct bp_config_setting_doc {
+    const char *key;        /* JSON key: "max_body_bytes", "audit.reads" ("section.name") */
+    const char *env;        /* BLNKPROXY_MAX_BODY_BYTES */
+    const char *flag;       /* --max-body-bytes */
+    const char *type;       /* "integer", "size", "duration", "string", "HOST:PORT", "log level",
+                             * "audit mode", "boolean" */
+    const char *value_name; /* "N", "SIZE", "DURATION", "DSN", ...; NULL for a boolean, whose flag
+                             * alone means true */
+    const char *values;     /* the words an enumerated type accepts ("debug info warn error"),
+                             * NULL for the others */
+    const char *def;        /* the default as a user writes it; NULL when computed at start */
+    const char *def_note;   /* what a NULL default means ("the number of online CPUs"), or NULL */
+    const char *meaning;    /* one line */
+    bool live;              /* a reload (SIGHUP) applies it; else it waits for the next start */
+    char accepts[256];      /* what a value must be, as errors say it ("must be an integer 1..256") */
+};
+
+/* How many settings there are; bp_config_setting_doc(i, out) describes the i-th (i < count), in
+ * the table's order. */
+size_t bp_config_setting_count(void);
+void bp_config_setting_doc(size_t i, struct bp_config_setting_doc *out);
+
+/* The config file: --config FILE, else the file this variable names, else ./blnkproxy.json when
+ * present (bp_config_load). */
+#define BP_CONFIG_FILE_ENV "BLNKPROXY_CONFIG"
+#define BP_CONFIG_FILE_DEFAULT "blnkproxy.json"
+
 #endif

@@ -37,6 +37,8 @@ struct bp_setting {
     size_t aux_offset;
     const char *meaning;
     bool live; /* applied by a reload (SIGHUP) while serving; false: takes effect at the next start */
+    const char *value_name; /* what --help and the man pages call its value ("DSN"); NULL: the
+                             * type's name for it (N, SIZE, DURATION, ...) */
 };
 
 extern const struct bp_setting bp_config__settings[];

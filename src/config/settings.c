@@ -34,79 +34,80 @@
 
 const struct bp_setting bp_config__settings[] = {
     {"db", "BLNKPROXY_DB", "--db", BP_SETTING_STRING, 1, STRING_MAX_LEN, "./blnkproxy.db", FIELD(db), 0,
-     "store DSN: a SQLite file path (or a PostgreSQL URL when built with it)", RESTART},
+     "store DSN: a SQLite file path (or a PostgreSQL URL when built with it)", RESTART, "DSN"},
     {"listen", "BLNKPROXY_LISTEN", "--listen", BP_SETTING_LISTEN, 0, 65535, "127.0.0.1:8080",
      FIELD(listen_host), offsetof(struct bp_config, listen_port),
-     "address to serve on; port 0 picks a free port (logged at start)", RESTART},
+     "address to serve on; port 0 picks a free port (logged at start)", RESTART, NULL},
     {"workers", "BLNKPROXY_WORKERS", "--workers", BP_SETTING_INT, 1, 256, NULL, FIELD(workers), 0,
-     "loop threads; default is the number of online CPUs", RESTART},
+     "loop threads; default is the number of online CPUs", RESTART, NULL},
     {"upstream_connect_timeout", "BLNKPROXY_UPSTREAM_CONNECT_TIMEOUT", "--upstream-connect-timeout",
      BP_SETTING_DURATION, 10, 300 * SEC, "5s", FIELD(upstream_connect_timeout_ms), 0,
-     "time allowed to connect to Core", LIVE},
+     "time allowed to connect to Core", LIVE, NULL},
     {"upstream_timeout", "BLNKPROXY_UPSTREAM_TIMEOUT", "--upstream-timeout", BP_SETTING_DURATION, 10, HOUR,
      "30s", FIELD(upstream_timeout_ms), 0,
-     "time allowed for a whole Core exchange; beyond it the client gets 504", LIVE},
+     "time allowed for a whole Core exchange; beyond it the client gets 504", LIVE, NULL},
     {"max_header_bytes", "BLNKPROXY_MAX_HEADER_BYTES", "--max-header-bytes", BP_SETTING_SIZE, 256, MIB,
-     "32KiB", FIELD(max_head_bytes), 0, "largest request head (request line and headers)", LIVE},
+     "32KiB", FIELD(max_head_bytes), 0, "largest request head (request line and headers)", LIVE, NULL},
     {"max_headers", "BLNKPROXY_MAX_HEADERS", "--max-headers", BP_SETTING_INT, 1, 128, "100",
-     FIELD(max_headers), 0, "most header fields in one request", LIVE},
+     FIELD(max_headers), 0, "most header fields in one request", LIVE, NULL},
     {"max_connections", "BLNKPROXY_MAX_CONNECTIONS", "--max-connections", BP_SETTING_INT, 1, 1000000, "10000",
      FIELD(max_connections), 0, "most open client connections; at the limit new ones wait in the backlog",
-     LIVE},
+     LIVE, NULL},
     {"max_body_bytes", "BLNKPROXY_MAX_BODY_BYTES", "--max-body-bytes", BP_SETTING_SIZE, 1, GIB, "1MiB",
-     FIELD(max_body_bytes), 0, "largest request body; larger gets 413", LIVE},
+     FIELD(max_body_bytes), 0, "largest request body, also once transaction defaults are added; larger gets 413",
+     LIVE, NULL},
     {"max_upload_bytes", "BLNKPROXY_MAX_UPLOAD_BYTES", "--max-upload-bytes", BP_SETTING_SIZE, 1, GIB, "32MiB",
-     FIELD(max_upload_bytes), 0, "largest body on the multipart upload route", LIVE},
+     FIELD(max_upload_bytes), 0, "largest body on the multipart upload route", LIVE, NULL},
     {"max_response_bytes", "BLNKPROXY_MAX_RESPONSE_BYTES", "--max-response-bytes", BP_SETTING_SIZE, 1, GIB,
-     "64MiB", FIELD(max_response_bytes), 0, "largest Core response the proxy buffers; larger gets 502", LIVE},
+     "64MiB", FIELD(max_response_bytes), 0, "largest Core response the proxy buffers; larger gets 502", LIVE, NULL},
     {"idle_timeout", "BLNKPROXY_IDLE_TIMEOUT", "--idle-timeout", BP_SETTING_DURATION, 10, HOUR, "60s",
-     FIELD(idle_timeout_ms), 0, "keep-alive connection idle time before it is closed", LIVE},
+     FIELD(idle_timeout_ms), 0, "keep-alive connection idle time before it is closed", LIVE, NULL},
     {"header_timeout", "BLNKPROXY_HEADER_TIMEOUT", "--header-timeout", BP_SETTING_DURATION, 10, 10 * MINUTE,
-     "10s", FIELD(header_timeout_ms), 0, "time a client has to send a complete request head", LIVE},
+     "10s", FIELD(header_timeout_ms), 0, "time a client has to send a complete request head", LIVE, NULL},
     {"shutdown_timeout", "BLNKPROXY_SHUTDOWN_TIMEOUT", "--shutdown-timeout", BP_SETTING_DURATION, 0,
      10 * MINUTE, "10s", FIELD(shutdown_timeout_ms), 0,
-     "longest wait for in-flight requests to drain after SIGTERM/SIGINT", LIVE},
+     "longest wait for in-flight requests to drain after SIGTERM/SIGINT", LIVE, NULL},
     {"reload_interval", "BLNKPROXY_RELOAD_INTERVAL", "--reload-interval", BP_SETTING_DURATION, 50, 10 * SEC,
      "500ms", FIELD(reload_interval_ms), 0, "fallback poll for store changes where file events do not arrive",
-     RESTART},
+     RESTART, NULL},
     {"log_level", "BLNKPROXY_LOG_LEVEL", "--log-level", BP_SETTING_LOG_LEVEL, 0, 0, "info", FIELD(log_level),
-     0, "least severe level written: debug, info, warn or error", LIVE},
+     0, "least severe level written: debug, info, warn or error", LIVE, NULL},
     {"oauth.access_token_ttl", "BLNKPROXY_OAUTH_ACCESS_TOKEN_TTL", "--oauth-access-token-ttl",
      BP_SETTING_DURATION, SEC, 30 * 24 * HOUR, "1h", FIELD(oauth_access_token_ttl_ms), 0,
-     "lifetime of an OAuth access token (blnk_at_)", RESTART},
+     "lifetime of an OAuth access token (blnk_at_)", RESTART, NULL},
     {"oauth.refresh_token_ttl", "BLNKPROXY_OAUTH_REFRESH_TOKEN_TTL", "--oauth-refresh-token-ttl",
      BP_SETTING_DURATION, SEC, 365 * 24 * HOUR, "30d", FIELD(oauth_refresh_token_ttl_ms), 0,
-     "lifetime of an OAuth refresh token (blnk_rt_); each refresh issues a new one", RESTART},
+     "lifetime of an OAuth refresh token (blnk_rt_); each refresh issues a new one", RESTART, NULL},
     {"oauth.code_ttl", "BLNKPROXY_OAUTH_CODE_TTL", "--oauth-code-ttl", BP_SETTING_DURATION, SEC, 10 * MINUTE,
-     "10m", FIELD(oauth_code_ttl_ms), 0, "lifetime of an authorization code (single use)", RESTART},
+     "10m", FIELD(oauth_code_ttl_ms), 0, "lifetime of an authorization code (single use)", RESTART, NULL},
     {"oauth.session_ttl", "BLNKPROXY_OAUTH_SESSION_TTL", "--oauth-session-ttl", BP_SETTING_DURATION, MINUTE,
      24 * HOUR, "30m", FIELD(oauth_session_ttl_ms), 0,
-     "how long an operator stays signed in on the authorize page", RESTART},
+     "how long an operator stays signed in on the authorize page", RESTART, NULL},
     {"oauth.issuer", "BLNKPROXY_OAUTH_ISSUER", "--oauth-issuer", BP_SETTING_OPT_STRING, 1, STRING_MAX_LEN, NULL,
      FIELD(oauth_issuer), 0, "public base URL of the proxy (metadata, forms); default http://<listen>",
-     RESTART},
+     RESTART, "URL"},
     {"oauth.threads", "BLNKPROXY_OAUTH_THREADS", "--oauth-threads", BP_SETTING_INT, 1, 64, "2",
-     FIELD(oauth_threads), 0, "threads that serve /oauth/* (password hashing and store writes)", RESTART},
+     FIELD(oauth_threads), 0, "threads that serve /oauth/* (password hashing and store writes)", RESTART, NULL},
     {"oauth.max_tokens_per_client", "BLNKPROXY_OAUTH_MAX_TOKENS_PER_CLIENT", "--oauth-max-tokens-per-client",
      BP_SETTING_INT, 1, 100000, "100", FIELD(oauth_max_tokens_per_client), 0,
-     "live access tokens one client may hold; issuing another revokes its oldest", RESTART},
+     "live access tokens one client may hold; issuing another revokes its oldest", RESTART, NULL},
     {"audit.writes", "BLNKPROXY_AUDIT_WRITES", "--audit-writes", BP_SETTING_AUDIT_MODE, 0, 0, "sync",
      FIELD(audit_writes), 0, "audit of write requests: sync (committed before the response), async or off",
-     LIVE},
+     LIVE, NULL},
     {"audit.reads", "BLNKPROXY_AUDIT_READS", "--audit-reads", BP_SETTING_AUDIT_MODE, 0, 0, "async",
      FIELD(audit_reads), 0,
-     "audit of read requests (a refused request follows its kind): sync, async or off", LIVE},
+     "audit of read requests (a refused request follows its kind): sync, async or off", LIVE, NULL},
     {"audit.queue_size", "BLNKPROXY_AUDIT_QUEUE_SIZE", "--audit-queue-size", BP_SETTING_INT, 16, 10000000,
      "65536", FIELD(audit_queue_size), 0,
-     "audit records waiting for the writer; when full, new requests get 503", RESTART},
+     "audit records waiting for the writer; when full, new requests get 503", RESTART, NULL},
     {"audit.retention_days", "BLNKPROXY_AUDIT_RETENTION_DAYS", "--audit-retention-days", BP_SETTING_INT, 0,
-     36500, "90", FIELD(audit_retention_days), 0, "days audit records are kept; 0 keeps them forever", RESTART},
+     36500, "90", FIELD(audit_retention_days), 0, "days audit records are kept; 0 keeps them forever", RESTART, NULL},
     {"audit.spool", "BLNKPROXY_AUDIT_SPOOL", "--audit-spool", BP_SETTING_OPT_STRING, 1, STRING_MAX_LEN, NULL,
      FIELD(audit_spool), 0, "file where audit records wait while the store fails; default <db>.audit-spool",
-     RESTART},
+     RESTART, "FILE"},
     {"reuse_port", "BLNKPROXY_REUSE_PORT", "--reuse-port", BP_SETTING_BOOL, 0, 1, "false", FIELD(reuse_port), 0,
      "start even when the listen address is already served (hand-over: start the new process, then "
-     "SIGTERM the old one)", RESTART},
+     "SIGTERM the old one)", RESTART, NULL},
 };
 
 const size_t bp_config__n_settings = BP_ARRAY_LEN(bp_config__settings);
@@ -468,4 +469,52 @@ bp_config__defaults(struct bp_config *c)
         /* Defaults go through the same parser as user input, so a bad table row fails loudly. */
         BP_BUG_ON(bp_config__set_text(s, s->def, c, why, sizeof(why)) != BP_OK);
     }
+}
+
+/* ---- documentation: serve --help, the man pages and the completions read the table here ---- */
+
+size_t
+bp_config_setting_count(void)
+{
+    return bp_config__n_settings;
+}
+
+void
+bp_config_setting_doc(size_t i, struct bp_config_setting_doc *out)
+{
+    static const struct {
+        const char *type;
+        const char *value_name;
+        const char *values;
+    } types[] = {
+        [BP_SETTING_STRING] = {"string", "TEXT", NULL},
+        [BP_SETTING_INT] = {"integer", "N", NULL},
+        [BP_SETTING_SIZE] = {"size", "SIZE", NULL},
+        [BP_SETTING_DURATION] = {"duration", "DURATION", NULL},
+        [BP_SETTING_LOG_LEVEL] = {"log level", "LEVEL", "debug info warn error"},
+        [BP_SETTING_LISTEN] = {"HOST:PORT", "HOST:PORT", NULL},
+        [BP_SETTING_AUDIT_MODE] = {"audit mode", "MODE", "sync async off"},
+        [BP_SETTING_OPT_STRING] = {"string", "TEXT", NULL},
+        [BP_SETTING_BOOL] = {"boolean", NULL, "true false"},
+    };
+    const struct bp_setting *s;
+
+    BP_BUG_ON(i >= bp_config__n_settings);
+    s = &bp_config__settings[i];
+    memset(out, 0, sizeof(*out));
+    out->key = s->key;
+    out->env = s->env;
+    out->flag = s->flag;
+    out->type = types[s->type].type;
+    out->value_name = s->value_name != NULL ? s->value_name : types[s->type].value_name;
+    out->values = types[s->type].values;
+    out->def = s->def;
+    if (s->def == NULL) {
+        /* Only workers is computed (bp_config__defaults); an absent optional string names its
+         * default in its meaning. */
+        out->def_note = s->type == BP_SETTING_INT ? "the number of online CPUs" : NULL;
+    }
+    out->meaning = s->meaning;
+    out->live = s->live;
+    bp_config__describe(s, out->accepts, sizeof(out->accepts));
 }

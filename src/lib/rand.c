@@ -132,32 +132,39 @@ bp_rand_id_bytes(void *out, size_t n)
     return BP_OK;
 }
 
-bp_err
-bp_uuid7(char out[BP_UUID_LEN + 1])
+void
+bp_uuid7_format(uint64_t unix_ms, const unsigned char rnd[BP_UUID7_RANDOM_BYTES], char *out)
 {
     static const char hex[] = "0123456789abcdef";
     unsigned char b[16];
-    uint64_t ms = (uint64_t)bp_clock_wall_ms();
-    bp_err rc = bp_rand_id_bytes(b, sizeof(b));
     size_t o = 0;
 
-    if (rc != BP_OK) {
-        return rc;
-    }
     for (int i = 5; i >= 0; i--) {
-        b[i] = (unsigned char)(ms & 0xff);
-        ms >>= 8;
+        b[i] = (unsigned char)(unix_ms & 0xff);
+        unix_ms >>= 8;
     }
-    b[6] = (unsigned char)((b[6] & 0x0f) | 0x70);
-    b[8] = (unsigned char)((b[8] & 0x3f) | 0x80);
-    /* 8-4-4-4-12 hex digits; written by hand because this runs once per request. */
-    for (int i = 0; i < 16; i++) {
+    memcpy(b + 6, rnd, BP_UUID7_RANDOM_BYTES);
+    b[6] = (unsigned char)((b[6] & 0x0f) | 0x70); /* version 7 */
+    b[8] = (unsigned char)((b[8] & 0x3f) | 0x80); /* RFC 9562 variant */
+    for (size_t i = 0; i < sizeof(b); i++) {
         if (i == 4 || i == 6 || i == 8 || i == 10) {
             out[o++] = '-';
         }
         out[o++] = hex[b[i] >> 4];
         out[o++] = hex[b[i] & 15];
     }
-    out[o] = '\0';
+}
+
+bp_err
+bp_uuid7(char out[BP_UUID_LEN + 1])
+{
+    unsigned char rnd[BP_UUID7_RANDOM_BYTES];
+    bp_err rc = bp_rand_id_bytes(rnd, sizeof(rnd));
+
+    if (rc != BP_OK) {
+        return rc;
+    }
+    bp_uuid7_format((uint64_t)bp_clock_wall_ms(), rnd, out);
+    out[BP_UUID_LEN] = '\0';
     return BP_OK;
 }

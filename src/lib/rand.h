@@ -2,6 +2,7 @@
 #define BP_LIB_RAND_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 #include "lib/err.h"
 
@@ -19,6 +20,11 @@ bp_err bp_rand_id_bytes(void *out, size_t n);
 /* A UUIDv7 in its 36-character text form, from bp_rand_id_bytes: an identifier, not a secret. */
 #define BP_UUID_LEN 36
 bp_err bp_uuid7(char out[BP_UUID_LEN + 1]);
+/* The UUIDv7 text for a Unix time in milliseconds and 10 random bytes (of which 74 bits are
+ * used): for callers that need many and draw the random bytes in one go. Writes BP_UUID_LEN
+ * characters and no NUL. */
+#define BP_UUID7_RANDOM_BYTES 10
+void bp_uuid7_format(uint64_t unix_ms, const unsigned char rnd[BP_UUID7_RANDOM_BYTES], char *out);
 /* Lowercase hex encoding of n bytes into out[2n+1]. */
 void bp_hex_encode(const void *in, size_t n, char *out);
 

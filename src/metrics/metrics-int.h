@@ -6,6 +6,7 @@
 
 #include <pthread.h>
 #include <stdatomic.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -97,6 +98,24 @@ extern _Atomic(struct bp_metrics__state *) bp_metrics__g;
 extern _Atomic uint64_t bp_metrics__credentials;
 extern _Atomic uint64_t bp_metrics__instances;
 extern _Atomic uint64_t bp_metrics__reloads;
+
+/* The process as /proc/self describes it (process.c); each has_ says whether the values after it
+ * could be read. */
+struct bp_metrics__process {
+    bool has_stat;
+    uint64_t cpu_us;      /* user + system CPU time */
+    uint64_t rss_bytes;
+    uint64_t vsize_bytes;
+    bool has_fds;
+    uint64_t open_fds;
+    bool has_max_fds;
+    uint64_t max_fds;     /* the soft RLIMIT_NOFILE */
+};
+
+void bp_metrics__process_read(struct bp_metrics__process *out);
+/* When the process started, in Unix microseconds (/proc/self/stat and the boot time in
+ * /proc/stat); 0 when procfs cannot say. */
+int64_t bp_metrics__process_start_us(void);
 
 /* Reads the audit queue depth through the registered source; false when none is set. */
 bool bp_metrics__audit_depth(size_t *out);

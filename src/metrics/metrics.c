@@ -326,7 +326,12 @@ bp_metrics_init(int n_shards)
     }
     pthread_mutex_init(&m->shared_lock, NULL);
     m->gen = atomic_fetch_add(&next_gen, 1);
-    m->start_wall_us = bp_clock_wall_us();
+    /* The process's own start (as the Prometheus clients report it), not this call's; the
+     * clock when procfs cannot say. */
+    m->start_wall_us = bp_metrics__process_start_us();
+    if (m->start_wall_us <= 0) {
+        m->start_wall_us = bp_clock_wall_us();
+    }
     atomic_store_explicit(&bp_metrics__g, m, memory_order_release);
     return BP_OK;
 }

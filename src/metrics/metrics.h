@@ -7,7 +7,8 @@
 
 #include "lib/err.h"
 
-/* Process metrics for GET /metrics in the Prometheus text exposition format (version 0.0.4).
+/* Process metrics for GET /metrics in the Prometheus text exposition format (version 0.0.4), or
+ * in OpenMetrics 1.0.0 when the scraper's Accept header asks for it (Prometheus does).
  *
  * Hot-path calls are cheap and lock-free for the calling thread: every loop thread binds its
  * own shard (bp_metrics_bind_thread) and only that thread writes it; rendering sums the shards.
@@ -75,7 +76,25 @@ void bp_metrics_audit_event(enum bp_metrics_audit_event ev, size_t n);
 /* The audit queue depth is read when rendering, through this callback (NULL: not reported). */
 void bp_metrics_set_audit_depth_source(size_t (*depth)(const void *arg), const void *arg);
 
-/* Appends the whole exposition text to out. Any thread. */
+enum bp_metrics_format {
+    BP_METRICS_TEXT = 0,    /* text/plain; version=0.0.4 */
+    BP_METRICS_OPENMETRICS, /* application/openmetrics-text; version=1.0.0 */
+};
+
+/* The format an Accept field value (len bytes; NULL when the request has none) asks for:
+ * OpenMetrics when application/openmetrics-text (version 1.0.0, 0.0.1 or none) is acceptable
+ * (q > 0) and preferred at least as much as the text format (text/plain or a wildcard); the
+ * text format otherwise. Unparsable ranges are ignored. */
+enum bp_metrics_format bp_metrics_negotiate(const char *accept, size_t len);
+/* The Content-Type (with version and charset) of a format. Static text. */
+const char *bp_metrics_content_type(enum bp_metrics_format format);
+
+/* Appends the whole exposition in format to out. Any thread. */
+void bp_metrics_render_format(enum bp_metrics_format format, struct bp_buf *out);
+/* The same in the text format. */
 void bp_metrics_render(struct bp_buf *out);
+/* GET /metrics: negotiates by the Accept value (as bp_metrics_negotiate), appends the exposition
+ * to out and returns its Content-Type. */
+const char *bp_metrics_render_for(const char *accept, size_t accept_len, struct bp_buf *out);
 
 #endif

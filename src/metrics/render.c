@@ -1,4 +1,8 @@
-/* The Prometheus text exposition (format 0.0.4) of the process metrics.
+/* The exposition of the process metrics: the Prometheus text format 0.0.4, or OpenMetrics 1.0.0
+ * when the scraper asks for it (bp_metrics_negotiate). The two differ only in the metadata lines:
+ * an OpenMetrics counter family is named without its _total suffix (its samples keep it), the
+ * build information is an info family, HELP escapes double quotes, and the text ends with
+ * "# EOF". Samples are the same bytes in both.
  *
  * Runs on any thread while loop threads keep counting: it sums the shards with relaxed loads,
  * so one scrape may see a request in one counter and not yet in another, which Prometheus
@@ -10,12 +14,14 @@
 
 #include <inttypes.h>
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "lib/alloc.h"
 #include "lib/buf.h"
+#include "lib/str.h"
 #include "lib/version.h"
 #include "metrics/metrics-int.h"
 
@@ -88,10 +94,36 @@ put_label(struct bp_buf *b, const char *v)
     put(b, run);
 }
 
+/* HELP text: the text format escapes backslash and line feed, OpenMetrics double quotes too. */
 static void
-family(struct bp_buf *b, const char *name, const char *type, const char *help)
+put_help(struct bp_buf *b, const char *help, bool om)
 {
-    putf(b, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
+    for (const char *p = help; *p != '\0'; p++) {
+        if (*p == '\\') {
+            put(b, "\\\\");
+        } else if (*p == '\n') {
+            put(b, "\\n");
+        } else if (*p == '"' && om) {
+            put(b, "\\\"");
+        } else {
+            (void)bp_buf_append(b, p, 1);
+        }
+    }
+}
+
+/* # HELP and # TYPE of one family. name is the sample name; an OpenMetrics counter family is
+ * named without its "_total" (OpenMetrics 1.0.0: the suffix belongs to the sample). */
+static void
+family(struct bp_buf *b, bool om, const char *name, const char *type, const char *help)
+{
+    size_t len = strlen(name);
+
+    if (om && strcmp(type, "counter") == 0 && len > 6 && strcmp(name + len - 6, "_total") == 0) {
+        len -= 6;
+    }
+    putf(b, "# HELP %.*s ", (int)len, name);
+    put_help(b, help, om);
+    putf(b, "\n# TYPE %.*s %s\n", (int)len, name, type);
 }
 
 /* Microseconds as decimal seconds, exactly (no floating point rounding). */
@@ -290,14 +322,14 @@ put_hist(struct bp_buf *b, const char *name, const char *label_name, const char 
 }
 
 static void
-render_requests(struct bp_buf *b, struct bp_metrics__state *m)
+render_requests(struct bp_buf *b, bool om, struct bp_metrics__state *m)
 {
     size_t n = 0;
     struct row *rows = collect_rows(m, &n);
     size_t ng = 0;
     struct group_row *groups = collect_groups(m, &ng);
 
-    family(b, P "requests_total", "counter",
+    family(b, om, P "requests_total", "counter",
            "Finished requests by route group (the route category of a /proxy/ request, \"none\" when no "
            "route matched), method, status class and instance.");
     for (size_t i = 0; i < n; i++) {
@@ -308,12 +340,12 @@ render_requests(struct bp_buf *b, struct bp_metrics__state *m)
         put_label(b, rows[i].instance);
         putf(b, "\"} %" PRIu64 "\n", rows[i].count);
     }
-    family(b, P "request_duration_seconds", "histogram",
+    family(b, om, P "request_duration_seconds", "histogram",
            "Time from a request's arrival to its response, by route group.");
     for (size_t i = 0; i < ng; i++) {
         put_hist(b, P "request_duration_seconds", "group", groups[i].name, &groups[i].req);
     }
-    family(b, P "upstream_duration_seconds", "histogram",
+    family(b, om, P "upstream_duration_seconds", "histogram",
            "Time Core took to answer forwarded requests, by route group.");
     for (size_t i = 0; i < ng; i++) {
         uint64_t c = 0;
@@ -368,91 +400,278 @@ sum_fixed(struct bp_metrics__state *m, struct fixed_sums *f)
 }
 
 static void
-render_fixed(struct bp_buf *b, const struct fixed_sums *f)
+render_fixed(struct bp_buf *b, bool om, const struct fixed_sums *f)
 {
     static const char *const auth[BP_METRICS_AUTH__COUNT] = {"missing", "unknown", "expired",
                                                              "revoked", "scope",   "instance"};
     static const char *const up[BP_METRICS_UPSTREAM__COUNT] = {"connect", "timeout", "reset", "tls", "other"};
 
-    family(b, P "upstream_errors_total", "counter",
+    family(b, om, P "upstream_errors_total", "counter",
            "Requests to Core that failed without an answer, by kind.");
     for (size_t i = 0; i < BP_METRICS_UPSTREAM__COUNT; i++) {
         putf(b, P "upstream_errors_total{kind=\"%s\"} %" PRIu64 "\n", up[i], f->upstream_err[i]);
     }
-    family(b, P "auth_failures_total", "counter",
+    family(b, om, P "auth_failures_total", "counter",
            "Requests refused by authentication or authorisation, by reason.");
     for (size_t i = 0; i < BP_METRICS_AUTH__COUNT; i++) {
         putf(b, P "auth_failures_total{reason=\"%s\"} %" PRIu64 "\n", auth[i], f->auth[i]);
     }
-    family(b, P "client_connections", "gauge", "Open client connections.");
+    family(b, om, P "client_connections", "gauge", "Open client connections.");
     putf(b, P "client_connections %" PRId64 "\n", f->client_conns);
-    family(b, P "upstream_connections", "gauge", "Open connections to Blnk Core instances.");
+    family(b, om, P "upstream_connections", "gauge", "Open connections to Blnk Core instances.");
     putf(b, P "upstream_connections %" PRId64 "\n", f->upstream_conns);
 }
 
 static void
-render_audit(struct bp_buf *b, const struct fixed_sums *f)
+render_audit(struct bp_buf *b, bool om, const struct fixed_sums *f)
 {
     size_t depth = 0;
 
     if (bp_metrics__audit_depth(&depth)) {
-        family(b, P "audit_queue_depth", "gauge", "Audit records waiting to be committed.");
+        family(b, om, P "audit_queue_depth", "gauge", "Audit records waiting to be committed.");
         putf(b, P "audit_queue_depth %zu\n", depth);
     }
-    family(b, P "audit_commit_duration_seconds", "histogram", "Time to commit one batch of audit records.");
+    family(b, om, P "audit_commit_duration_seconds", "histogram", "Time to commit one batch of audit records.");
     put_hist(b, P "audit_commit_duration_seconds", NULL, NULL, &f->audit_commit);
-    family(b, P "audit_records_total", "counter",
+    family(b, om, P "audit_records_total", "counter",
            "Audit records by outcome: committed to the store, spooled to disk while the store failed, "
            "or shed because the queue was full.");
     putf(b, P "audit_records_total{outcome=\"committed\"} %" PRIu64 "\n",
          f->audit[BP_METRICS_AUDIT_COMMITTED]);
     putf(b, P "audit_records_total{outcome=\"spooled\"} %" PRIu64 "\n", f->audit[BP_METRICS_AUDIT_SPOOLED]);
     putf(b, P "audit_records_total{outcome=\"shed\"} %" PRIu64 "\n", f->audit[BP_METRICS_AUDIT_SHED]);
-    family(b, P "audit_store_errors_total", "counter",
+    family(b, om, P "audit_store_errors_total", "counter",
            "Failed attempts to commit audit records to the store.");
     putf(b, P "audit_store_errors_total %" PRIu64 "\n", f->audit[BP_METRICS_AUDIT_STORE_ERROR]);
 }
 
+/* build_info (an info family in OpenMetrics, a gauge of 1 in the text format, as the Prometheus
+ * clients write it) and the standard process metrics (process.c). */
 static void
-render_process(struct bp_buf *b, struct bp_metrics__state *m)
+render_process(struct bp_buf *b, bool om, struct bp_metrics__state *m)
 {
-    family(b, P "build_info", "gauge",
-           "Build information: the release version and the git revision; the value is always 1.");
+    struct bp_metrics__process p;
+    static const char build_help[] = "Build information: the release version and the git revision; the value is "
+                                     "always 1.";
+
+    if (om) {
+        family(b, om, P "build", "info", build_help);
+    } else {
+        family(b, om, P "build_info", "gauge", build_help);
+    }
     put(b, P "build_info{version=\"");
     put_label(b, bp_version_get());
     put(b, "\",revision=\"");
     put_label(b, bp_version_revision());
     put(b, "\"} 1\n");
     if (m != NULL) {
-        family(b, "process_start_time_seconds", "gauge",
+        family(b, om, "process_start_time_seconds", "gauge",
                "Start time of the process since the Unix epoch in seconds.");
         put(b, "process_start_time_seconds ");
         put_seconds(b, m->start_wall_us > 0 ? (uint64_t)m->start_wall_us : 0);
         put(b, "\n");
     }
+    bp_metrics__process_read(&p);
+    if (p.has_stat) {
+        family(b, om, "process_cpu_seconds_total", "counter", "Total user and system CPU time spent in seconds.");
+        put(b, "process_cpu_seconds_total ");
+        put_seconds(b, p.cpu_us);
+        put(b, "\n");
+        family(b, om, "process_resident_memory_bytes", "gauge", "Resident memory size in bytes.");
+        putf(b, "process_resident_memory_bytes %" PRIu64 "\n", p.rss_bytes);
+        family(b, om, "process_virtual_memory_bytes", "gauge", "Virtual memory size in bytes.");
+        putf(b, "process_virtual_memory_bytes %" PRIu64 "\n", p.vsize_bytes);
+    }
+    if (p.has_fds) {
+        family(b, om, "process_open_fds", "gauge", "Number of open file descriptors.");
+        putf(b, "process_open_fds %" PRIu64 "\n", p.open_fds);
+    }
+    if (p.has_max_fds) {
+        family(b, om, "process_max_fds", "gauge", "Maximum number of open file descriptors.");
+        putf(b, "process_max_fds %" PRIu64 "\n", p.max_fds);
+    }
 }
 
 static void
-render_tables(struct bp_buf *b)
+render_tables(struct bp_buf *b, bool om)
 {
-    family(b, P "credentials", "gauge", "Credentials (API keys and OAuth clients) in the published table.");
+    family(b, om, P "credentials", "gauge", "Credentials (API keys and OAuth clients) in the published table.");
     putf(b, P "credentials %" PRIu64 "\n", atomic_load(&bp_metrics__credentials));
-    family(b, P "instances", "gauge", "Blnk Core instances in the published table.");
+    family(b, om, P "instances", "gauge", "Blnk Core instances in the published table.");
     putf(b, P "instances %" PRIu64 "\n", atomic_load(&bp_metrics__instances));
-    family(b, P "table_reloads_total", "counter", "Credential and instance tables published since start.");
+    family(b, om, P "table_reloads_total", "counter", "Credential and instance tables published since start.");
     putf(b, P "table_reloads_total %" PRIu64 "\n", atomic_load(&bp_metrics__reloads));
+}
+
+void
+bp_metrics_render_format(enum bp_metrics_format format, struct bp_buf *out)
+{
+    struct bp_metrics__state *m = atomic_load_explicit(&bp_metrics__g, memory_order_acquire);
+    bool om = format == BP_METRICS_OPENMETRICS;
+    struct fixed_sums f;
+
+    sum_fixed(m, &f);
+    render_process(out, om, m);
+    render_requests(out, om, m);
+    render_fixed(out, om, &f);
+    render_audit(out, om, &f);
+    render_tables(out, om);
+    if (om) {
+        put(out, "# EOF\n");
+    }
 }
 
 void
 bp_metrics_render(struct bp_buf *out)
 {
-    struct bp_metrics__state *m = atomic_load_explicit(&bp_metrics__g, memory_order_acquire);
-    struct fixed_sums f;
+    bp_metrics_render_format(BP_METRICS_TEXT, out);
+}
 
-    sum_fixed(m, &f);
-    render_process(out, m);
-    render_requests(out, m);
-    render_fixed(out, &f);
-    render_audit(out, &f);
-    render_tables(out);
+const char *
+bp_metrics_content_type(enum bp_metrics_format format)
+{
+    return format == BP_METRICS_OPENMETRICS ? "application/openmetrics-text; version=1.0.0; charset=utf-8"
+                                            : "text/plain; version=0.0.4; charset=utf-8";
+}
+
+const char *
+bp_metrics_render_for(const char *accept, size_t accept_len, struct bp_buf *out)
+{
+    enum bp_metrics_format format = bp_metrics_negotiate(accept, accept_len);
+
+    bp_metrics_render_format(format, out);
+    return bp_metrics_content_type(format);
+}
+
+/* ---- content negotiation ----------------------------------------------------------------------- */
+
+/* One media range of an Accept value: "type/subtype;param=value;q=0.5". */
+struct range {
+    const char *type;
+    size_t type_len;
+    const char *version; /* the version parameter, NULL when absent */
+    size_t version_len;
+    int q_milli;         /* q times 1000: 0..1000 */
+};
+
+static bool
+ieq(const char *a, size_t alen, const char *b)
+{
+    return bp_str_ieq(a, alen, b);
+}
+
+static const char *
+skip_ws(const char *p, const char *end)
+{
+    while (p < end && (*p == ' ' || *p == '\t')) {
+        p++;
+    }
+    return p;
+}
+
+static size_t
+trim_len(const char *p, size_t len)
+{
+    while (len > 0 && (p[len - 1] == ' ' || p[len - 1] == '\t')) {
+        len--;
+    }
+    return len;
+}
+
+/* "0.5" -> 500, "1" -> 1000; anything else (out of 0..1, not a number) is -1. */
+static int
+parse_q(const char *p, size_t len)
+{
+    int v = 0;
+    int scale = 1000;
+
+    if (len == 0 || (p[0] != '0' && p[0] != '1')) {
+        return -1;
+    }
+    v = (p[0] - '0') * 1000;
+    if (len > 1 && p[1] != '.') {
+        return -1;
+    }
+    for (size_t i = 2; i < len && i < 5; i++) {
+        if (p[i] < '0' || p[i] > '9') {
+            return -1;
+        }
+        scale /= 10;
+        v += (p[i] - '0') * scale;
+    }
+    return v > 1000 ? -1 : v;
+}
+
+/* Parses one media range (len bytes, between commas). False for an unparsable one, which is
+ * then ignored. */
+static bool
+parse_range(const char *p, size_t len, struct range *out)
+{
+    const char *end = p + len;
+    const char *semi = memchr(p, ';', len);
+
+    memset(out, 0, sizeof(*out));
+    out->q_milli = 1000;
+    p = skip_ws(p, end);
+    out->type = p;
+    out->type_len = trim_len(p, (size_t)((semi != NULL ? semi : end) - p));
+    if (out->type_len == 0) {
+        return false;
+    }
+    while (semi != NULL) {
+        const char *param = skip_ws(semi + 1, end);
+        const char *next = memchr(param, ';', (size_t)(end - param));
+        const char *pend = next != NULL ? next : end;
+        const char *eq = memchr(param, '=', (size_t)(pend - param));
+        if (eq != NULL) {
+            size_t name_len = trim_len(param, (size_t)(eq - param));
+            const char *val = skip_ws(eq + 1, pend);
+            size_t val_len = trim_len(val, (size_t)(pend - val));
+            if (ieq(param, name_len, "q")) {
+                out->q_milli = parse_q(val, val_len);
+                if (out->q_milli < 0) {
+                    return false;
+                }
+            } else if (ieq(param, name_len, "version")) {
+                out->version = val;
+                out->version_len = val_len;
+            }
+        }
+        semi = next;
+    }
+    return true;
+}
+
+enum bp_metrics_format
+bp_metrics_negotiate(const char *accept, size_t len)
+{
+    int om_q = 0;
+    int text_q = -1;
+    const char *p = accept;
+    const char *end = accept != NULL ? accept + len : NULL;
+
+    if (accept == NULL) {
+        return BP_METRICS_TEXT;
+    }
+    while (p < end) {
+        const char *comma = memchr(p, ',', (size_t)(end - p));
+        size_t n = (size_t)((comma != NULL ? comma : end) - p);
+        struct range r;
+
+        if (parse_range(p, n, &r)) {
+            bool om_version = r.version == NULL || bp_str_eq(r.version, r.version_len, "1.0.0") ||
+                              bp_str_eq(r.version, r.version_len, "0.0.1");
+            if (ieq(r.type, r.type_len, "application/openmetrics-text") && om_version) {
+                om_q = r.q_milli > om_q ? r.q_milli : om_q;
+            } else if (ieq(r.type, r.type_len, "text/plain") || ieq(r.type, r.type_len, "text/*") ||
+                       ieq(r.type, r.type_len, "*/*")) {
+                text_q = r.q_milli > text_q ? r.q_milli : text_q;
+            }
+        }
+        p = comma != NULL ? comma + 1 : end;
+    }
+    /* OpenMetrics only when asked for by name, and preferred at least as much as the text
+     * format; a client that names neither (or only other types) gets the text format, which
+     * every Prometheus-compatible scraper reads. */
+    return om_q > 0 && om_q >= text_q ? BP_METRICS_OPENMETRICS : BP_METRICS_TEXT;
 }

@@ -20,6 +20,18 @@
 
 /* ---- the endpoints ---- */
 
+/* The first field called name (lower case), or NULL. */
+static const struct bp_http_header *
+first_header(const struct bp_http_head *h, const char *name)
+{
+    for (size_t i = 0; i < h->n_headers; i++) {
+        if (bp_str_ieq(h->headers[i].name, h->headers[i].name_len, name)) {
+            return &h->headers[i];
+        }
+    }
+    return NULL;
+}
+
 static void
 respond_json(struct bp_http_req *req, int status, const char *body, size_t len)
 {
@@ -58,16 +70,17 @@ on_head(void *self, struct bp_http_req *req)
         return;
     }
     if (get && bp_str_eq(h->path, h->path_len, "/metrics")) {
-        static const char no_store[] = "Cache-Control: no-store\r\n";
+        static const char extra[] = "Cache-Control: no-store\r\nVary: Accept\r\n";
+        const struct bp_http_header *accept = first_header(h, "accept");
         struct bp_http_resp r = {
             .status = 200,
-            .headers = no_store,
-            .headers_len = sizeof(no_store) - 1,
-            .content_type = "text/plain; version=0.0.4; charset=utf-8",
+            .headers = extra,
+            .headers_len = sizeof(extra) - 1,
         };
         struct bp_buf text;
         bp_buf_init(&text, SIZE_MAX);
-        bp_metrics_render(&text);
+        /* Text format or OpenMetrics, as the scraper's Accept asks (metrics/ decides). */
+        r.content_type = bp_metrics_render_for(accept ? accept->value : NULL, accept ? accept->value_len : 0, &text);
         bp_http_respond(req, &r, text.data, text.len);
         bp_buf_cleanup(&text);
         return;

@@ -13,6 +13,7 @@
 
 #include "auth/auth-t.h"
 #include "http/http.h"
+#include "lib/buf.h"
 #include "proxy/proxy.h"
 #include "router/route-t.h"
 
@@ -57,6 +58,7 @@ struct bp_proxy_req {
     enum bp_auth_failure auth_failure;
     const char *body;                   /* what goes to Core: the client's, or with defaults */
     size_t body_len;
+    struct bp_buf rewritten;            /* the body with the defaults, when they added any */
     struct bp_upstream_xfer *xfer;      /* in flight */
     bool forwarded;                     /* handed to the upstream client: Core may have acted on it */
     bool audit_reserved;                /* holds a place in the audit queue */

@@ -11,7 +11,8 @@
  * request pins the one it starts with until it ends.
  *
  * Memory: the per-request state, the forwarded query, the URL and the header lines live in the
- * request's arena; nothing here allocates from the heap per request. */
+ * request's arena; the only heap memory a request takes here is a body the transaction defaults
+ * rewrote (its exact size, bounded by the route's body limit, made only when they add keys). */
 #include <string.h>
 
 #include "auth/auth.h"
@@ -171,7 +172,7 @@ check_head(struct bp_http_req *req, struct bp_proxy_req *st, const char **reason
     }
     st->core_path = h->path + PROXY_PREFIX_LEN;
     st->core_path_len = h->path_len - PROXY_PREFIX_LEN;
-    /* A '#' would start a fragment for the upstream client and silently cut the URL. */
+    /* A '#' starts a fragment: an origin drops it, silently cutting the URL we send to Core. */
     if (memchr(h->target, '#', h->target_len) != NULL) {
         *reason = "'#' in the request target: percent-encode it as %23";
         return BP_ERR_MALFORMED;
@@ -377,37 +378,24 @@ upstream_done(void *arg, bp_err rc, const struct bp_upstream_resp *resp)
 
 /* ---- the body and the request to Core ---- */
 
-static size_t
-count_byte(const char *p, size_t len, char byte)
-{
-    size_t n = 0;
-    for (size_t i = 0; i < len; i++) {
-        n += p[i] == byte;
-    }
-    return n;
-}
-
-/* DESIGN §4: the body Core gets, with the transaction defaults when the route asks for them. */
+/* DESIGN §4: the body Core gets, with the transaction defaults when the route asks for them.
+ * The rewritten body is bounded by the limit the body was read under (issue 11); it is made
+ * only when the defaults add something, and lives until the request ends. */
 static bp_err
-apply_defaults(struct bp_http_req *req, struct bp_proxy_req *st)
+apply_defaults(struct bp_proxy_req *st, size_t limit, const char **out_reason)
 {
-    struct bp_buf out;
     bool changed = false;
-    size_t cap;
     bp_err rc;
 
     if (st->route->rewrite == BP_REWRITE_NONE || st->body_len == 0) {
         return BP_OK;
     }
-    /* Room for the inserted keys of every object in the body: each '{' may open one, and one
-     * insertion is under 100 bytes ("precision":100,"reference":"ref_<uuid>",). */
-    cap = st->body_len + count_byte(st->body, st->body_len, '{') * 100 + 256;
-    bp_buf_init_fixed(&out, bp_arena_alloc(bp_http_req_arena(req), cap), cap);
+    bp_buf_init(&st->rewritten, limit);
     rc = bp_txdefaults_apply(st->route->rewrite == BP_REWRITE_TX_BULK ? BP_TXDEFAULTS_BULK : BP_TXDEFAULTS_SINGLE,
-                             st->body, st->body_len, &out, &changed);
+                             st->body, st->body_len, &st->rewritten, &changed, out_reason);
     if (rc == BP_OK && changed) {
-        st->body = out.data;
-        st->body_len = out.len;
+        st->body = st->rewritten.data;
+        st->body_len = st->rewritten.len;
     }
     return rc;
 }
@@ -442,16 +430,17 @@ forward(struct bp_http_req *req, struct bp_proxy_req *st)
     size_t n_lines = 0;
     char *secret = NULL;
     size_t secret_len = 0;
-    char method[16];
-    size_t mlen = h->method_len < sizeof(method) - 1 ? h->method_len : sizeof(method) - 1;
+    char method[BP_ROUTE_METHOD_MAX + 1];
     struct bp_upstream_req up;
     bp_err rc;
 
     rc = bp_proxy__upstream_headers(h, bp_http_req_id(req), bp_http_req_peer(req), st->instance,
                                     bp_http_req_arena(req), &lines, &n_lines, &secret, &secret_len);
     if (rc == BP_OK) {
-        memcpy(method, h->method, mlen);
-        method[mlen] = '\0';
+        /* A matched route's method (or HEAD for GET) always fits: never cut what Core gets. */
+        BP_BUG_ON(h->method_len >= sizeof(method));
+        memcpy(method, h->method, h->method_len);
+        method[h->method_len] = '\0';
         up = (struct bp_upstream_req){
             .method = method,
             .url = upstream_url(req, st),
@@ -480,6 +469,8 @@ static void
 on_body(void *self, struct bp_http_req *req, bp_err rc)
 {
     struct bp_proxy_req *st = bp_http_req_state(req);
+    const struct bp_config *cfg = bp_http_req_cfg(req);
+    const char *why = NULL;
     (void)self;
 
     if (rc != BP_OK) {
@@ -487,9 +478,13 @@ on_body(void *self, struct bp_http_req *req, bp_err rc)
         return;
     }
     st->body = bp_http_req_body(req, &st->body_len);
-    rc = apply_defaults(req, st);
+    rc = apply_defaults(st, st->route->large_body ? cfg->max_upload_bytes : cfg->max_body_bytes, &why);
+    if (rc == BP_ERR_MALFORMED || rc == BP_ERR_PAYLOAD_TOO_LARGE) {
+        refuse(req, st, rc, why);
+        return;
+    }
     if (rc != BP_OK) {
-        /* The output is sized for every possible insertion, so this is the CSPRNG failing. */
+        /* Refusals are answered above, so this is the CSPRNG failing. */
         BP_ERROR("transaction defaults failed", BP_LSTR("request_id", bp_http_req_id(req)),
                  BP_LSTR("error", bp_err_str(rc)));
         refuse(req, st, BP_ERR_IO, NULL);
@@ -522,6 +517,7 @@ on_end(void *self, struct bp_http_req *req)
     (void)self;
 
     BP_BUG_ON(st->xfer != NULL);
+    bp_buf_cleanup(&st->rewritten);
     bp_tables_release(st->tables);
     st->tables = NULL;
 }

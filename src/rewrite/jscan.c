@@ -1,18 +1,20 @@
 /* JSON byte scanner for DESIGN §4 (transaction defaults by byte insertion).
  *
- * Purpose: decide whether a forwarded body is one valid JSON text and say where its top-level
- * members and array elements are, as offsets into the caller's bytes. There is deliberately no
- * tree and no copy: the body Core receives must be the client's bytes plus our insertions, and
- * no JSON library keeps every number's text (a 40-digit amount must survive untouched).
+ * Purpose: decide whether a forwarded body is what Core's decoder accepts and say where its
+ * top-level members and array elements are, as offsets into the caller's bytes. There is
+ * deliberately no tree and no copy: the body Core receives must be the client's bytes plus our
+ * insertions, and no JSON library keeps every number's text (a 40-digit amount must survive).
  *
- * Validity follows what Core's decoder (Go encoding/json) accepts, because a body we think is
- * valid gets defaults inserted and a body we think is invalid is forwarded for Core to answer:
- * RFC 8259 grammar, JSON whitespace only, control bytes rejected inside strings, but invalid
- * UTF-8 and lone \u surrogates accepted (Go replaces them with U+FFFD). The one deliberate
- * difference is the nesting limit, BP_JSCAN_MAX_DEPTH, far below Go's.
+ * Validity follows Core's decoder, Go encoding/json as gin's ShouldBindJSON calls it
+ * (json.NewDecoder(body).Decode): the first JSON value is read and what follows is not
+ * (stream.go readValue stops at the value's last byte); RFC 8259 grammar, JSON whitespace only,
+ * control bytes rejected inside strings, but invalid UTF-8 and lone \u surrogates accepted (Go
+ * replaces them with U+FFFD); nesting up to scanner.go's maxNestingDepth, 10000.
  *
- * Threads: pure functions over caller-owned bytes; safe anywhere. Recursion depth is bounded by
- * BP_JSCAN_MAX_DEPTH, so stack use is bounded whatever the input.
+ * The scan is iterative: an explicit stack of one bit per open container (object or array), so
+ * neither the depth limit nor stack use depends on recursion. Every byte is looked at once.
+ *
+ * Threads: pure functions over caller-owned bytes; safe anywhere.
  *
  * Invariant: every read is bounds-checked against the scan end, so even the iterator, which
  * trusts its container to be validated, cannot read past it. */
@@ -31,8 +33,6 @@ struct scan {
     size_t end;
     size_t pos;
 };
-
-static bool scan_value(struct scan *s, unsigned depth, struct bp_jscan_value *out);
 
 static void
 skip_ws(struct scan *s)
@@ -179,137 +179,246 @@ scan_literal(struct scan *s, const char *lit)
     return true;
 }
 
-/* At '{'; depth counts the containers around this one. */
+/* At a scalar's first byte: scans it. */
 static bool
-scan_object(struct scan *s, unsigned depth)
+scan_scalar(struct scan *s, enum bp_jscan_type *out_type)
 {
-    struct bp_jscan_value v;
-
-    s->pos++;
-    skip_ws(s);
-    if (at(s, '}')) {
-        s->pos++;
-        return true;
-    }
-    for (;;) {
-        if (!at(s, '"') || !scan_string(s)) {
-            return false;
-        }
-        skip_ws(s);
-        if (!at(s, ':')) {
-            return false;
-        }
-        s->pos++;
-        skip_ws(s);
-        if (!scan_value(s, depth + 1, &v)) {
-            return false;
-        }
-        skip_ws(s);
-        if (at(s, '}')) {
-            s->pos++;
-            return true;
-        }
-        if (!at(s, ',')) {
-            return false;
-        }
-        s->pos++;
-        skip_ws(s);
+    switch (s->p[s->pos]) {
+    case '"':
+        *out_type = BP_JSCAN_STRING;
+        return scan_string(s);
+    case 't':
+        *out_type = BP_JSCAN_TRUE;
+        return scan_literal(s, "true");
+    case 'f':
+        *out_type = BP_JSCAN_FALSE;
+        return scan_literal(s, "false");
+    case 'n':
+        *out_type = BP_JSCAN_NULL;
+        return scan_literal(s, "null");
+    default:
+        *out_type = BP_JSCAN_NUMBER;
+        return scan_number(s);
     }
 }
 
-static bool
-scan_array(struct scan *s, unsigned depth)
+/* The type a value starting with c has, if it is valid. */
+static enum bp_jscan_type
+type_of(unsigned char c)
 {
-    struct bp_jscan_value v;
-
-    s->pos++;
-    skip_ws(s);
-    if (at(s, ']')) {
-        s->pos++;
-        return true;
-    }
-    for (;;) {
-        if (!scan_value(s, depth + 1, &v)) {
-            return false;
-        }
-        skip_ws(s);
-        if (at(s, ']')) {
-            s->pos++;
-            return true;
-        }
-        if (!at(s, ',')) {
-            return false;
-        }
-        s->pos++;
-        skip_ws(s);
+    switch (c) {
+    case '{':
+        return BP_JSCAN_OBJECT;
+    case '[':
+        return BP_JSCAN_ARRAY;
+    case '"':
+        return BP_JSCAN_STRING;
+    case 't':
+        return BP_JSCAN_TRUE;
+    case 'f':
+        return BP_JSCAN_FALSE;
+    case 'n':
+        return BP_JSCAN_NULL;
+    default:
+        return BP_JSCAN_NUMBER;
     }
 }
 
-/* At the value's first byte (whitespace already skipped). */
+#define STACK_WORDS ((BP_JSCAN_MAX_DEPTH + 63) / 64)
+
+/* What is open: bit d of is_object says whether the container at depth d is an object. */
+struct walk {
+    struct scan s;
+    const struct bp_jscan_visitor *vis;
+    unsigned depth; /* containers open */
+    uint64_t is_object[STACK_WORDS];
+};
+
 static bool
-scan_value(struct scan *s, unsigned depth, struct bp_jscan_value *out)
+top_is_object(const struct walk *w)
 {
+    unsigned d = w->depth - 1;
+    return (w->is_object[d / 64] >> (d % 64)) & 1u;
+}
+
+static void
+emit_begin(struct walk *w, enum bp_jscan_type type, size_t off)
+{
+    if (w->vis != NULL && w->vis->begin != NULL && w->depth <= w->vis->max_depth) {
+        w->vis->begin(w->vis->arg, w->depth, type, off);
+    }
+}
+
+/* The container at w->depth - 1 closes at the current byte. */
+static void
+close_container(struct walk *w)
+{
+    w->depth--;
+    if (w->vis != NULL && w->vis->end != NULL && w->depth <= w->vis->max_depth) {
+        w->vis->end(w->vis->arg, w->depth, w->s.pos);
+    }
+    w->s.pos++;
+}
+
+/* At a member's opening quote: the key, the colon and the whitespace before the value. */
+static bool
+scan_member_key(struct walk *w)
+{
+    struct scan *s = &w->s;
+    struct bp_jscan_span key;
+
+    if (!at(s, '"')) {
+        return false;
+    }
+    key.off = s->pos + 1;
+    if (!scan_string(s)) {
+        return false;
+    }
+    key.len = s->pos - 1 - key.off;
+    if (w->vis != NULL && w->vis->key != NULL && w->depth <= w->vis->max_depth) {
+        w->vis->key(w->vis->arg, w->depth, key);
+    }
+    skip_ws(s);
+    if (!at(s, ':')) {
+        return false;
+    }
+    s->pos++;
+    skip_ws(s);
+    return true;
+}
+
+/* At the start of a value (whitespace skipped). Opens a container, or scans a scalar. Sets
+ * *out_done when the value is complete (a scalar or an empty container); otherwise the scan is
+ * positioned at the container's first member or element. */
+static bp_err
+step_value(struct walk *w, bool *out_done)
+{
+    struct scan *s = &w->s;
     size_t start = s->pos;
     enum bp_jscan_type type;
-    bool ok;
+    unsigned char c;
 
     if (s->pos >= s->end) {
-        return false;
+        return BP_ERR_INVALID;
     }
-    switch (s->p[s->pos]) {
-    case '{':
-    case '[':
-        if (depth >= BP_JSCAN_MAX_DEPTH) {
-            return false;
+    c = s->p[s->pos];
+    if (c != '{' && c != '[') {
+        if (!scan_scalar(s, &type)) {
+            return BP_ERR_INVALID;
         }
-        type = s->p[s->pos] == '{' ? BP_JSCAN_OBJECT : BP_JSCAN_ARRAY;
-        ok = type == BP_JSCAN_OBJECT ? scan_object(s, depth) : scan_array(s, depth);
-        break;
-    case '"':
-        type = BP_JSCAN_STRING;
-        ok = scan_string(s);
-        break;
-    case 't':
-        type = BP_JSCAN_TRUE;
-        ok = scan_literal(s, "true");
-        break;
-    case 'f':
-        type = BP_JSCAN_FALSE;
-        ok = scan_literal(s, "false");
-        break;
-    case 'n':
-        type = BP_JSCAN_NULL;
-        ok = scan_literal(s, "null");
-        break;
-    default:
-        type = BP_JSCAN_NUMBER;
-        ok = scan_number(s);
-        break;
+        emit_begin(w, type, start);
+        *out_done = true;
+        return BP_OK;
     }
-    if (!ok) {
-        return false;
+    /* Go's pushParseState fails on the bracket that would make depth 10001. */
+    if (w->depth >= BP_JSCAN_MAX_DEPTH) {
+        return BP_ERR_LIMIT;
     }
-    out->type = type;
-    out->span.off = start;
-    out->span.len = s->pos - start;
-    return true;
+    emit_begin(w, c == '{' ? BP_JSCAN_OBJECT : BP_JSCAN_ARRAY, start);
+    if (c == '{') {
+        w->is_object[w->depth / 64] |= (uint64_t)1 << (w->depth % 64);
+    } else {
+        w->is_object[w->depth / 64] &= ~((uint64_t)1 << (w->depth % 64));
+    }
+    w->depth++;
+    s->pos++;
+    skip_ws(s);
+    if (at(s, c == '{' ? '}' : ']')) {
+        close_container(w);
+        *out_done = true;
+        return BP_OK;
+    }
+    *out_done = false;
+    return c == '{' ? (scan_member_key(w) ? BP_OK : BP_ERR_INVALID) : BP_OK;
+}
+
+/* After a complete value: closes every container that ends here and moves to the next member
+ * or element. Sets *out_finished when the top-level value is complete. */
+static bp_err
+step_after_value(struct walk *w, bool *out_finished)
+{
+    struct scan *s = &w->s;
+    bool object;
+
+    while (w->depth > 0) {
+        object = top_is_object(w);
+        skip_ws(s);
+        if (at(s, ',')) {
+            s->pos++;
+            skip_ws(s);
+            *out_finished = false;
+            return object && !scan_member_key(w) ? BP_ERR_INVALID : BP_OK;
+        }
+        if (!at(s, object ? '}' : ']')) {
+            return BP_ERR_INVALID;
+        }
+        close_container(w);
+    }
+    *out_finished = true;
+    return BP_OK;
+}
+
+bp_err
+bp_jscan_walk(const char *doc, size_t len, const struct bp_jscan_visitor *vis, struct bp_jscan_value *out)
+{
+    struct walk w;
+    struct bp_jscan_value v;
+    bool done = false;
+    bool finished = false;
+    bp_err rc;
+
+    w.s = (struct scan){(const unsigned char *)doc, len, 0};
+    w.vis = vis;
+    w.depth = 0;
+    skip_ws(&w.s);
+    v.span.off = w.s.pos;
+    if (w.s.pos >= len) {
+        return BP_ERR_INVALID;
+    }
+    v.type = type_of(w.s.p[w.s.pos]);
+    while (!finished) {
+        rc = step_value(&w, &done);
+        if (rc != BP_OK) {
+            return rc;
+        }
+        if (!done) {
+            continue;
+        }
+        rc = step_after_value(&w, &finished);
+        if (rc != BP_OK) {
+            return rc;
+        }
+    }
+    v.span.len = w.s.pos - v.span.off;
+    *out = v;
+    return BP_OK;
+}
+
+bp_err
+bp_jscan_first(const char *doc, size_t len, struct bp_jscan_value *out)
+{
+    return bp_jscan_walk(doc, len, NULL, out);
+}
+
+bool
+bp_jscan_only_ws(const char *doc, size_t len, size_t off)
+{
+    struct scan s = {(const unsigned char *)doc, len, off};
+
+    skip_ws(&s);
+    return s.pos >= len;
 }
 
 bp_err
 bp_jscan_document(const char *doc, size_t len, struct bp_jscan_value *out)
 {
-    struct scan s = {(const unsigned char *)doc, len, 0};
     struct bp_jscan_value v;
+    bp_err rc = bp_jscan_first(doc, len, &v);
 
-    if (len == 0) {
-        return BP_ERR_INVALID;
+    if (rc != BP_OK) {
+        return rc;
     }
-    skip_ws(&s);
-    if (!scan_value(&s, 0, &v)) {
-        return BP_ERR_INVALID;
-    }
-    skip_ws(&s);
-    if (s.pos != len) {
+    if (!bp_jscan_only_ws(doc, len, v.span.off + v.span.len)) {
         return BP_ERR_INVALID;
     }
     *out = v;
@@ -329,6 +438,50 @@ bp_jscan_close_off(const struct bp_jscan_value *container)
     BP_BUG_ON(container->type != BP_JSCAN_OBJECT && container->type != BP_JSCAN_ARRAY);
     BP_BUG_ON(container->span.len < 2);
     return container->span.off + container->span.len - 1;
+}
+
+/* Skips one value of an already validated document: for a container only brackets outside
+ * strings are counted, so this needs no stack whatever the depth. */
+static bool
+skip_value(struct scan *s, struct bp_jscan_value *out)
+{
+    size_t start = s->pos;
+    size_t open = 0;
+    unsigned char c;
+
+    if (s->pos >= s->end) {
+        return false;
+    }
+    out->type = type_of(s->p[s->pos]);
+    if (out->type != BP_JSCAN_OBJECT && out->type != BP_JSCAN_ARRAY) {
+        if (!scan_scalar(s, &out->type)) {
+            return false;
+        }
+        out->span.off = start;
+        out->span.len = s->pos - start;
+        return true;
+    }
+    while (s->pos < s->end) {
+        c = s->p[s->pos];
+        if (c == '"') {
+            if (!scan_string(s)) {
+                return false;
+            }
+            continue;
+        }
+        s->pos++;
+        if (c == '{' || c == '[') {
+            open++;
+        } else if (c == '}' || c == ']') {
+            open--;
+            if (open == 0) {
+                out->span.off = start;
+                out->span.len = s->pos - start;
+                return true;
+            }
+        }
+    }
+    return false;
 }
 
 void
@@ -368,8 +521,7 @@ bp_jscan_iter_next(struct bp_jscan_iter *it, struct bp_jscan_span *out_key, stru
         s.pos++;
         skip_ws(&s);
     }
-    /* Depth 1 is never stricter than the depth this value was validated at. */
-    BP_BUG_ON(!scan_value(&s, 1, &v));
+    BP_BUG_ON(!skip_value(&s, &v));
     it->pos = s.pos;
     if (out_key != NULL) {
         *out_key = key;

@@ -10,9 +10,10 @@
  * builds no tree and copies nothing. It answers "is this one valid JSON text, and where are its
  * parts", as offsets into the caller's bytes, so that DESIGN §4 edits can be byte insertions. */
 
-/* Containers nested deeper than this make the document invalid. Go's decoder allows more; a body
- * beyond our limit is simply forwarded without defaults, which DESIGN §4 allows for invalid JSON. */
-#define BP_JSCAN_MAX_DEPTH 64
+/* The deepest nesting Core's decoder accepts: Go encoding/json scanner.go, maxNestingDepth = 10000
+ * (a 10001st open bracket is a syntax error there). The scanner keeps its own stack, so this is a
+ * Go-parity limit, not a recursion limit: scanning at the maximum depth uses a fixed 1.3 KiB. */
+#define BP_JSCAN_MAX_DEPTH 10000
 
 enum bp_jscan_type {
     BP_JSCAN_OBJECT,
@@ -37,13 +38,43 @@ struct bp_jscan_value {
     struct bp_jscan_span span;
 };
 
-/* Validates doc[0..len) as exactly one JSON value with optional JSON whitespace (space, tab, LF,
- * CR) around it. Strings may hold any bytes >= 0x20 including invalid UTF-8 (Go's decoder
- * accepts and replaces them); escapes must be well formed, but lone \u surrogates are accepted
- * for the same reason. On BP_OK *out describes the top-level value; otherwise BP_ERR_INVALID
- * (also for nesting deeper than BP_JSCAN_MAX_DEPTH) and *out is untouched. doc may be NULL when
- * len is 0. */
+/* Scans the first JSON value of doc[0..len), as Go's json.Decoder.Decode reads it (stream.go
+ * readValue): JSON whitespace (space, tab, LF, CR) before it is skipped, and nothing after the
+ * value is looked at. Strings may hold any bytes >= 0x20, including invalid UTF-8 (Go's decoder
+ * accepts and replaces them); escapes must be well formed, but lone \u surrogates are accepted for
+ * the same reason. Returns BP_OK with *out describing the value, BP_ERR_INVALID at the first
+ * syntax error (or when there is no value), BP_ERR_LIMIT when a container would open deeper than
+ * BP_JSCAN_MAX_DEPTH before any syntax error (Go fails at the same byte); *out is written only on
+ * BP_OK. doc may be NULL when len is 0. */
+bp_err bp_jscan_first(const char *doc, size_t len, struct bp_jscan_value *out);
+
+/* Like bp_jscan_first, but doc must be exactly one JSON value with optional whitespace around it:
+ * anything else after the value is BP_ERR_INVALID. */
 bp_err bp_jscan_document(const char *doc, size_t len, struct bp_jscan_value *out);
+
+/* Whether doc[off..len) is only JSON whitespace. */
+bool bp_jscan_only_ws(const char *doc, size_t len, size_t off);
+
+/* Events of one scan, for a caller that needs to know more than the top value's span in the same
+ * pass (the transaction defaults). A value's depth is the number of containers around it: the
+ * top value is at depth 0, the members of a top-level object at depth 1. Only values at depth
+ * <= max_depth are reported; every callback may be NULL. Callbacks must not fail: a visitor that
+ * wants to stop records that in its own state. */
+struct bp_jscan_visitor {
+    unsigned max_depth;
+    void *arg;
+    /* A value starts at doc[off] (its first byte: '{', '[', '"', a digit, '-', 't', 'f', 'n'). */
+    void (*begin)(void *arg, unsigned depth, enum bp_jscan_type type, size_t off);
+    /* The key of the object member whose value (at depth) follows; raw bytes between quotes. */
+    void (*key)(void *arg, unsigned depth, struct bp_jscan_span key);
+    /* The object or array at depth closed with its bracket at doc[off]. */
+    void (*end)(void *arg, unsigned depth, size_t off);
+};
+
+/* bp_jscan_first with events. Events arrive in document order; after an error some may have
+ * been reported for the part before it. vis may be NULL. */
+bp_err bp_jscan_walk(const char *doc, size_t len, const struct bp_jscan_visitor *vis,
+                     struct bp_jscan_value *out);
 
 /* Offset just after the opening bracket of an object or array value. */
 size_t bp_jscan_inner_begin(const struct bp_jscan_value *container);

@@ -13,20 +13,27 @@
 
 enum bp_txdefaults_kind { BP_TXDEFAULTS_SINGLE, BP_TXDEFAULTS_BULK };
 
-/* Applies the defaults to body[0..len). When the body is a valid JSON object (SINGLE) or a valid
- * JSON object whose top-level "transactions" member is an array (BULK, each object element gets
- * the defaults; non-object elements are left alone), writes the rewritten body to out (which
- * must be empty; bounded by out->max) and sets *out_changed = true if anything was inserted.
- * Otherwise (not an object, invalid JSON, nothing to add) sets *out_changed = false and leaves out
- * empty: the caller forwards the original bytes. Returns BP_ERR_LIMIT if out->max is too small
- * (or the CSPRNG's error if a reference cannot be generated), leaving out empty and *out_changed
- * unwritten; BP_OK otherwise. Generated references are "ref_" + a UUIDv7.
- * Key detection follows Go encoding/json: escapes decoded, case-insensitive (with the Kelvin sign
- * and long s folding), only top-level keys count, and a key present with any value (including
- * null) counts. Insertions go right after each object's '{'; every byte of the body is kept, in
- * order. */
-bp_err bp_txdefaults_apply(enum bp_txdefaults_kind kind, const char *body, size_t len,
-                           struct bp_buf *out, bool *out_changed);
+/* Applies the defaults to body[0..len) as Core's decoder (Go's json.Decoder.Decode) would read
+ * it. SINGLE: the top-level object gets them; BULK: each object element of the top-level
+ * "transactions" array does (non-object elements are left alone).
+ * - BP_OK: when *out_changed, out (which must be empty) holds the rewritten body; otherwise out
+ *   is left empty and the caller forwards the original bytes (not an object, not valid JSON, or
+ *   nothing to add: Core answers or takes it as sent).
+ * - BP_ERR_MALFORMED (refuse with 400): a body Core would accept but that cannot be defaulted
+ *   safely: bytes other than whitespace after the first JSON value when that value is an object
+ *   (Core reads only the first value), nesting deeper than BP_JSCAN_MAX_DEPTH (Core refuses it
+ *   too), or, for BULK, "transactions" more than once (Go would merge the arrays).
+ * - BP_ERR_PAYLOAD_TOO_LARGE (refuse with 413): the rewritten body would be longer than
+ *   out->max, which the caller sets to the route's body limit.
+ * On either refusal *out_reason is fixed text for error_detail.message. Any other error is the
+ * CSPRNG's. On every error out is left empty and *out_changed unwritten.
+ * Generated references are "ref_" + a UUIDv7. Key detection follows Go encoding/json: escapes
+ * decoded, case-insensitive (with the Kelvin sign and long s folding), only top-level keys
+ * count, and a key present with any value (including null) counts. Insertions go right after
+ * each object's '{'; every byte of the body is kept, in order. Cost: two linear passes, no
+ * recursion, memory for the output only. */
+bp_err bp_txdefaults_apply(enum bp_txdefaults_kind kind, const char *body, size_t len, struct bp_buf *out,
+                           bool *out_changed, const char **out_reason);
 
 /* Finds, in a JSON object doc[0..len), the first top-level member named exactly one of keys[]
  * (tried in order) whose value is a string without escapes or a number, and returns its bytes

@@ -11,7 +11,7 @@
 static bool
 is_token_upper(const char *s)
 {
-    if (*s == '\0' || strlen(s) > 20) {
+    if (*s == '\0' || strlen(s) > BP_ROUTE_METHOD_MAX) {
         return false;
     }
     for (; *s != '\0'; s++) {
@@ -102,7 +102,8 @@ bp_route_table_build(const char *const *remove, size_t n_remove, const struct bp
         const char *problem;
 
         if (s->method == NULL || !is_token_upper(s->method)) {
-            snprintf(err, err_len, "routes.add[%zu]: method must be an upper-case HTTP method", i);
+            snprintf(err, err_len, "routes.add[%zu]: method must be 1 to %d upper-case letters (A-Z), like POST",
+                     i, BP_ROUTE_METHOD_MAX);
             goto done;
         }
         problem = s->pattern != NULL ? pattern_problem(s->pattern) : "is required";

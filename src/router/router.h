@@ -24,7 +24,7 @@ size_t bp_route_categories(const char **out, size_t cap);
 
 /* An operator's change to the table (DESIGN §3), as text from the config file. */
 struct bp_route_spec {
-    const char *method;   /* an upper-case token: GET, POST, PUT, PATCH, DELETE, ... */
+    const char *method;   /* 1..BP_ROUTE_METHOD_MAX letters A-Z: GET, POST, PUT, PATCH, ... */
     const char *pattern;  /* "/a/:x/b": literal or ":name" segments, each non-empty */
     const char *scope;    /* "proxy:read", "proxy:write", or NULL for the method's default */
     const char *action;   /* may be NULL */

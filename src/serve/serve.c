@@ -25,6 +25,9 @@
 #include "core/log.h"
 #include "http/http.h"
 #include "lib/alloc.h"
+#include "lib/version.h"
+#include "lib/clock.h"
+#include "lib/sdnotify.h"
 #include "metrics/metrics.h"
 #include "oauth/oauth.h"
 #include "ops/ops.h"
@@ -34,29 +37,6 @@
 #include "serve/watch.h"
 #include "store/store.h"
 #include "upstream/upstream.h"
-
-static const char usage[] =
-    "usage: blnkproxy serve [--db DSN] [--config FILE] [--listen HOST:PORT] [--workers N]\n"
-    "                       [--upstream-timeout SECONDS] [--upstream-connect-timeout SECONDS]\n"
-    "                       [--log-level debug|info|warn|error] [--reuse-port] [--<setting> VALUE]...\n"
-    "       blnkproxy serve --check [--json] [same flags]\n"
-    "\n"
-    "Every setting of blnkproxy.json can be given as a flag (underscores as dashes) or as a\n"
-    "BLNKPROXY_<SETTING> environment variable; flags win over the environment, which wins over\n"
-    "the file. See docs/CONFIG.md.\n"
-    "\n"
-    "  --listen HOST:PORT  127.0.0.1:8080 by default; :PORT is every IPv4 interface, [::]:PORT\n"
-    "                      IPv4 and IPv6. serve refuses an address another process listens on.\n"
-    "  --reuse-port        start although the address is served: a hand-over. Start the new\n"
-    "                      process with it, then send SIGTERM to the old one; no request is lost.\n"
-    "  --check             load and validate the configuration (file, environment, flags), the\n"
-    "                      routes and the store, print a summary and exit 0, or exit 2 with the\n"
-    "                      reason. Starts nothing and creates no store.\n"
-    "\n"
-    "Signals: SIGTERM or SIGINT stop gracefully (in-flight requests finish). SIGHUP re-reads the\n"
-    "configuration file: limits, timeouts, log level, audit modes and routes apply at once;\n"
-    "settings that need a restart are named in a warning; a bad file is refused with the reason\n"
-    "in the log, and the running configuration stays.\n";
 
 /* Each client connection and each kept-alive Core connection is a descriptor; the soft limit
  * (often 1024) is raised to the hard one so max_connections is what limits, not EMFILE. */
@@ -68,6 +48,27 @@ raise_fd_limit(void)
     if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
         rl.rlim_cur = rl.rlim_max;
         setrlimit(RLIMIT_NOFILE, &rl);
+    }
+}
+
+/* A hand-over (reuse_port) is lossless only when the kernel moves the old listener's queued
+ * connections to the new one as it closes (Linux 5.14+, net.ipv4.tcp_migrate_req); without it,
+ * a connection that arrives in the instant the old process closes its listener is reset. */
+static void
+warn_unless_requests_migrate(void)
+{
+    FILE *f = fopen("/proc/sys/net/ipv4/tcp_migrate_req", "r");
+    int on = 0;
+
+    if (f != NULL) {
+        if (fscanf(f, "%d", &on) != 1) {
+            on = 0;
+        }
+        fclose(f);
+    }
+    if (on != 1) {
+        BP_WARN("reuse_port: net.ipv4.tcp_migrate_req is not 1, so a connection arriving just as the old "
+                "process closes its listener may be reset; set it for a lossless hand-over");
     }
 }
 
@@ -165,15 +166,14 @@ fill_table(struct bp_serve *sv)
     memcpy(sv->hooks, hooks, sizeof(hooks));
 }
 
-/* Takes --help, --json and --check out of argv; the rest are flags for the configuration. */
+/* Takes --json and --check out of argv; the rest are flags for the configuration. (--help is the
+ * CLI's: it prints serve's usage from the settings table before calling here.) */
 static void
-split_args(int argc, char **argv, struct bp_serve *sv, bool *help, bool *check, bool *json)
+split_args(int argc, char **argv, struct bp_serve *sv, bool *check, bool *json)
 {
     sv->flags = bp_calloc((size_t)argc + 1, sizeof(char *));
     for (int i = 0; i < argc; i++) {
-        if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
-            *help = true;
-        } else if (strcmp(argv[i], "--check") == 0) {
+        if (strcmp(argv[i], "--check") == 0) {
             *check = true;
         } else if (strcmp(argv[i], "--json") == 0) {
             /* Every command takes --json (DESIGN §7); serve's log is JSON lines already. */
@@ -267,14 +267,25 @@ start(struct bp_serve *sv, struct bp_store **store, struct bp_watch **watch, str
     atomic_store(&the_watch, *watch);
     sv->running = &sv->cfg;
     BP_INFO("listening", BP_LSTR("host", sv->cfg.listen_host), BP_LINT("port", bp_server_port(sv->server)),
-            BP_LINT("workers", sv->cfg.workers), BP_LSTR("version", BP_VERSION), BP_LSTR("store", "sqlite"),
+            BP_LINT("workers", sv->cfg.workers), BP_LSTR("version", bp_version_get()),
+            BP_LSTR("revision", bp_version_revision()), BP_LSTR("store", "sqlite"),
             BP_LINT("schema_version", version), BP_LINT("migrations_applied", applied), BP_LINT("routes", n_routes),
             BP_LINT("max_connections", sv->cfg.max_connections),
             BP_LSTR("audit_writes", bp_serve__mode_name(sv->cfg.audit_writes)),
             BP_LSTR("audit_reads", bp_serve__mode_name(sv->cfg.audit_reads)),
             BP_LINT("oauth_threads", sv->cfg.oauth_threads), BP_LBOOL("reuse_port", sv->cfg.reuse_port),
             BP_LSTR("config_file", sv->cfg.file));
+    if (sv->cfg.reuse_port) {
+        warn_unless_requests_migrate();
+    }
     return 0;
+}
+
+static void
+notify_ready(const struct bp_serve *sv)
+{
+    bp_sdnotifyf("READY=1\nSTATUS=serving on %s:%d with %d workers", sv->running->listen_host,
+                 bp_server_port(sv->server), sv->running->workers);
 }
 
 int
@@ -285,7 +296,6 @@ bp_serve_main(int argc, char **argv)
     struct bp_watch *watch = NULL;
     struct bp_route *routes = NULL;
     char err[1024] = "";
-    bool help = false;
     bool check = false;
     bool json = false;
     sigset_t sigs;
@@ -303,12 +313,7 @@ bp_serve_main(int argc, char **argv)
     pthread_sigmask(SIG_BLOCK, &sigs, NULL);
     signal(SIGPIPE, SIG_IGN);
 
-    split_args(argc, argv, &sv, &help, &check, &json);
-    if (help) {
-        fputs(usage, stdout);
-        bp_free(sv.flags);
-        return 0;
-    }
+    split_args(argc, argv, &sv, &check, &json);
     if (check) {
         code = bp_serve__check(sv.n_flags, sv.flags, json);
         bp_free(sv.flags);
@@ -322,14 +327,23 @@ bp_serve_main(int argc, char **argv)
     bp_log_set_level((enum bp_log_level)sv.cfg.log_level);
 
     code = start(&sv, &store, &watch, &routes);
+    /* systemd (Type=notify): ready once the store is open, the tables loaded and the listeners
+     * accepting; a reload and the stop are announced the same way (no-ops without systemd). */
+    if (code == 0) {
+        notify_ready(&sv);
+    }
     while (code == 0) {
         sigwait(&sigs, &sig);
         if (sig != SIGHUP) {
             break;
         }
+        bp_sdnotifyf("RELOADING=1\nMONOTONIC_USEC=%lld\nSTATUS=reloading the configuration",
+                     (long long)bp_clock_mono_us());
         bp_serve__reload(&sv);
+        notify_ready(&sv);
     }
     if (code == 0) {
+        bp_sdnotify("STOPPING=1\nSTATUS=stopping: finishing in-flight requests");
         BP_INFO("shutting down", BP_LSTR("signal", sig == SIGTERM ? "SIGTERM" : "SIGINT"));
     }
     /* Order: no request is in flight once the server stopped; then the OAuth threads finish

@@ -375,7 +375,10 @@ sq_migrate(struct bp_store *s, int *out_applied, int *out_version)
         bp_sq__too_new(st->errmsg, sizeof(st->errmsg), sqlite3_db_filename(st->db, "main"), version);
         return BP_ERR_STORE;
     }
-    for (size_t v = 1; err == BP_OK && v <= bp_store__sqlite_migrations_len; v++) {
+    /* Only pending versions take the write lock: an up-to-date store (every CLI command migrates
+     * on open) must not queue behind a busy writer for nothing. apply_one checks again under the
+     * lock, since another process may migrate meanwhile. */
+    for (size_t v = (size_t)version + 1; err == BP_OK && v <= bp_store__sqlite_migrations_len; v++) {
         bool did = false;
         err = apply_one(st, (int)v, &did);
         applied += did ? 1 : 0;

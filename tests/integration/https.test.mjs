@@ -19,6 +19,7 @@ let db;
 let key;
 let trusted;
 let untrusted;
+let wrongName;
 
 function makeCertificates(dir) {
     const run = (...args) => execFileSync('openssl', args, { cwd: dir, stdio: 'pipe' });
@@ -59,6 +60,11 @@ before(async () => {
     const b = cli(['instance', 'add', '--name', 'tls-untrusted', '--url', `https://127.0.0.1:${corePort}`], { db });
     assert.equal(b.code, 0, b.stderr);
     untrusted = b.json;
+    // The certificate names 127.0.0.1 only: reached as "localhost", it is for another host.
+    const w = cli(['instance', 'add', '--name', 'tls-wrong-name', '--url', `https://localhost:${corePort}`,
+        '--ca-file', caFile], { db });
+    assert.equal(w.code, 0, w.stderr);
+    wrongName = w.json;
     key = makeKey(db, { scopes: ['*'] }).key;
     proxy = await startProxy({ db });
 });
@@ -93,4 +99,22 @@ test('a certificate the instance does not trust is refused with 502 and Core see
     const res = await req(proxy.port, 'GET', `/proxy/ledgers?instance_id=${untrusted.id}`, { headers: bearer(key) });
     assertError(res, 502, 'PROXY_BAD_GATEWAY');
     assert.equal(received.length, 0);
+});
+
+async function tlsErrors() {
+    const res = await req(proxy.port, 'GET', '/metrics');
+    const m = /^blnkproxy_upstream_errors_total\{kind="tls"\} (\d+)$/m.exec(res.text);
+    assert.ok(m, 'the tls series is always written');
+    return Number(m[1]);
+}
+
+test('a certificate for another host name is refused with 502, counted as a TLS error', async () => {
+    received = [];
+    const before = await tlsErrors();
+    const res = await req(proxy.port, 'GET', `/proxy/ledgers?instance_id=${wrongName.id}`, { headers: bearer(key) });
+    assertError(res, 502, 'PROXY_BAD_GATEWAY');
+    assert.equal(received.length, 0);
+    assert.equal(await tlsErrors(), before + 1);
+    const failure = await proxy.waitForLog((o) => o.msg === 'upstream request failed' && o.instance === wrongName.id);
+    assert.match(failure.cause, /hostname mismatch/);
 });

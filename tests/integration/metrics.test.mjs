@@ -130,6 +130,12 @@ test('/metrics after a known mix of requests: promtool-valid and exact counters'
         blnkproxy_table_reloads_total: 'counter',
         blnkproxy_build_info: 'gauge',
         process_start_time_seconds: 'gauge',
+        // The Prometheus clients' process metrics (issue 14; values checked in prometheus.test.mjs).
+        process_cpu_seconds_total: 'counter',
+        process_resident_memory_bytes: 'gauge',
+        process_virtual_memory_bytes: 'gauge',
+        process_open_fds: 'gauge',
+        process_max_fds: 'gauge',
     };
     for (const [name, t] of Object.entries(families)) {
         assert.equal(help.get(name), 1, `# HELP ${name} once`);

@@ -214,6 +214,9 @@ describe('the CLI waits only for servers that run, and only so long', () => {
             return p2.stop();
         });
         let k;
+        // Stopped only once its start-up writes (its watchers row) are done: a process stopped
+        // inside a write transaction holds SQLite's write lock, and then no writer can proceed.
+        await waitFor(() => watcherRows(db2) === 1, { timeoutMs: 5000, intervalMs: 20, what: 'the server to report itself' });
         p2.child.kill('SIGSTOP');
         try {
             const r = cli(['key', 'create', '--name', 'while-stopped', '--scopes', 'proxy:read'], { db: db2 });

@@ -212,6 +212,8 @@ test('bulk: non-object elements and a non-array transactions are left alone', as
     }
 });
 
+// An object followed by more bytes is one Core accepts (it reads only the first JSON value): it
+// is refused, not forwarded; txdefaults_go.test.mjs covers those (issue 11).
 test('non-object and invalid JSON bodies are forwarded unchanged', async () => {
     for (const body of [
         '[{"amount":1}]',
@@ -220,9 +222,6 @@ test('non-object and invalid JSON bodies are forwarded unchanged', async () => {
         'null',
         'true',
         '{"amount":1,',
-        '{"amount":1}}',
-        '{"amount":1} trailing',
-        '{"a":1}{"b":2}',
         '{"amount":1,}',
         "{'amount':1}",
         '{"amount":01}',

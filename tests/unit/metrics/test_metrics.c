@@ -9,11 +9,13 @@
 #include <cmocka.h> /* needs the four above first */
 
 #include <pthread.h>
+#include <sys/resource.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "lib/buf.h"
+#include "lib/clock.h"
 #include "lib/version.h"
 #include "metrics/metrics.h"
 
@@ -36,6 +38,37 @@ render(void)
     assert_true(len > 0);
     assert_int_equal(text[len - 1], '\n');
     return text;
+}
+
+static char *
+render_format(enum bp_metrics_format format)
+{
+    struct bp_buf b;
+    size_t len = 0;
+    char *text;
+
+    bp_buf_init(&b, RENDER_MAX);
+    bp_metrics_render_format(format, &b);
+    text = bp_buf_take(&b, &len);
+    bp_buf_cleanup(&b);
+    assert_non_null(text);
+    return text;
+}
+
+/* The value of the sample line that starts with name and a space. */
+static double
+sample_value(const char *text, const char *name)
+{
+    char want[128];
+    const char *p;
+
+    snprintf(want, sizeof(want), "\n%s ", name);
+    p = strstr(text, want);
+    if (p == NULL) {
+        print_error("no sample %s\n", name);
+        fail();
+    }
+    return strtod(p + strlen(want), NULL);
 }
 
 /* Whether text holds line as a whole line. */
@@ -532,6 +565,136 @@ test_small_buffer_truncates_without_overflow(void **state)
     bp_buf_cleanup(&b);
 }
 
+/* Issue 14: the process metrics of the Prometheus clients, from /proc/self. */
+static void
+test_process_metrics(void **state)
+{
+    char *t = render();
+    struct rlimit rl;
+    double now = (double)bp_clock_wall_s();
+
+    assert_non_null(strstr(t, "# TYPE process_cpu_seconds_total counter\n"));
+    assert_non_null(strstr(t, "# TYPE process_resident_memory_bytes gauge\n"));
+    assert_non_null(strstr(t, "# TYPE process_virtual_memory_bytes gauge\n"));
+    assert_non_null(strstr(t, "# TYPE process_open_fds gauge\n"));
+    assert_non_null(strstr(t, "# TYPE process_max_fds gauge\n"));
+    assert_true(sample_value(t, "process_cpu_seconds_total") >= 0);
+    assert_true(sample_value(t, "process_resident_memory_bytes") > 1024 * 1024);
+    assert_true(sample_value(t, "process_virtual_memory_bytes") >= sample_value(t, "process_resident_memory_bytes"));
+    /* stdin, stdout and stderr at least. */
+    assert_true(sample_value(t, "process_open_fds") >= 3);
+    assert_int_equal(getrlimit(RLIMIT_NOFILE, &rl), 0);
+    assert_true(sample_value(t, "process_max_fds") == (double)rl.rlim_cur);
+    /* This test process started moments ago (/proc/self/stat, to the clock tick). */
+    assert_true(sample_value(t, "process_start_time_seconds") > now - 600);
+    assert_true(sample_value(t, "process_start_time_seconds") <= now + 1);
+    free(t);
+}
+
+static void
+test_negotiate(void **state)
+{
+    static const struct {
+        const char *accept;
+        enum bp_metrics_format want;
+    } cases[] = {
+        {"text/plain", BP_METRICS_TEXT},
+        {"", BP_METRICS_TEXT},
+        {"*/*", BP_METRICS_TEXT},
+        /* What Prometheus 2.42 sends. */
+        {"application/openmetrics-text;version=1.0.0,application/openmetrics-text;version=0.0.1;q=0.75,"
+         "text/plain;version=0.0.4;q=0.5,*/*;q=0.1",
+         BP_METRICS_OPENMETRICS},
+        {"application/openmetrics-text", BP_METRICS_OPENMETRICS},
+        {"Application/OpenMetrics-Text ; Version=1.0.0", BP_METRICS_OPENMETRICS},
+        {"application/openmetrics-text; version=0.0.1", BP_METRICS_OPENMETRICS},
+        {"application/openmetrics-text;version=2.0.0", BP_METRICS_TEXT},
+        {"application/openmetrics-text;q=0", BP_METRICS_TEXT},
+        {"application/openmetrics-text;q=0.2, text/plain;version=0.0.4", BP_METRICS_TEXT},
+        {"text/plain;q=0.5, application/openmetrics-text;q=0.5", BP_METRICS_OPENMETRICS},
+        {"text/*;q=0.9, application/openmetrics-text;q=0.8", BP_METRICS_TEXT},
+        {"application/openmetrics-text;q=abc", BP_METRICS_TEXT},
+        {"application/openmetrics-text;q=1.5", BP_METRICS_TEXT},
+        {",,, ;;, application/openmetrics-text ,", BP_METRICS_OPENMETRICS},
+        {"application/json", BP_METRICS_TEXT},
+    };
+
+    assert_int_equal(bp_metrics_negotiate(NULL, 0), BP_METRICS_TEXT);
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        if (bp_metrics_negotiate(cases[i].accept, strlen(cases[i].accept)) != cases[i].want) {
+            print_error("Accept: %s\n", cases[i].accept);
+            fail();
+        }
+    }
+    assert_string_equal(bp_metrics_content_type(BP_METRICS_TEXT), "text/plain; version=0.0.4; charset=utf-8");
+    assert_string_equal(bp_metrics_content_type(BP_METRICS_OPENMETRICS),
+                        "application/openmetrics-text; version=1.0.0; charset=utf-8");
+}
+
+/* The sample lines (neither comments nor blank), in order, joined. */
+static char *
+samples_of(const char *text)
+{
+    size_t len = strlen(text);
+    char *out = calloc(1, len + 1);
+    size_t n = 0;
+
+    for (const char *p = text; *p != '\0';) {
+        const char *nl = strchr(p, '\n');
+        size_t l = nl != NULL ? (size_t)(nl - p) + 1 : strlen(p);
+        if (p[0] != '#') {
+            memcpy(out + n, p, l);
+            n += l;
+        }
+        p += l;
+    }
+    return out;
+}
+
+/* OpenMetrics 1.0.0: counter families named without _total (the samples keep it), build_info an
+ * info family, HELP with escaped quotes, "# EOF" last; the samples are those of the text format. */
+static void
+test_openmetrics_render(void **state)
+{
+    char *text;
+    char *om;
+    char *s_text;
+    char *s_om;
+
+    bp_metrics_bind_thread(0);
+    request("ledgers", "GET", 200, "instance_A", 1500, 1000);
+    bp_metrics_auth_failure(BP_METRICS_AUTH_SCOPE);
+    text = render_format(BP_METRICS_TEXT);
+    om = render_format(BP_METRICS_OPENMETRICS);
+
+    assert_non_null(strstr(om, "\n# TYPE blnkproxy_requests counter\n"));
+    assert_null(strstr(om, "# TYPE blnkproxy_requests_total"));
+    assert_non_null(strstr(text, "\n# TYPE blnkproxy_requests_total counter\n"));
+    assert_non_null(strstr(om, "\n# HELP blnkproxy_auth_failures Requests refused"));
+    assert_non_null(strstr(om, "\n# TYPE process_cpu_seconds counter\n"));
+    assert_non_null(strstr(om, "\n# TYPE blnkproxy_table_reloads counter\n"));
+    assert_non_null(strstr(om, "# TYPE blnkproxy_build info\n"));
+    assert_non_null(strstr(text, "# TYPE blnkproxy_build_info gauge\n"));
+    assert_line(om, "blnkproxy_requests_total{group=\"ledgers\",method=\"GET\",status_class=\"2xx\","
+                    "instance=\"instance_A\"} 1");
+    /* Histograms keep their name in both. */
+    assert_non_null(strstr(om, "\n# TYPE blnkproxy_request_duration_seconds histogram\n"));
+    /* A double quote in HELP: escaped in OpenMetrics, as is in the text format. */
+    assert_non_null(strstr(om, "\\\"none\\\" when no route matched"));
+    assert_non_null(strstr(text, " \"none\" when no route matched"));
+    assert_true(strlen(om) > 6 && strcmp(om + strlen(om) - 6, "# EOF\n") == 0);
+    assert_int_equal(count_occurrences(om, "# EOF"), 1);
+    assert_null(strstr(text, "# EOF"));
+    /* The same samples, except the process's own, which move between two reads. */
+    s_text = samples_of(strstr(text, "# HELP blnkproxy_requests"));
+    s_om = samples_of(strstr(om, "# HELP blnkproxy_requests"));
+    assert_string_equal(s_text, s_om);
+    free(s_text);
+    free(s_om);
+    free(text);
+    free(om);
+}
+
 int
 main(void)
 {
@@ -549,6 +712,9 @@ main(void)
         cmocka_unit_test_setup_teardown(test_calls_without_init_are_harmless_and_reinit_starts_clean, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_small_buffer_truncates_without_overflow, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_process_metrics, setup, teardown),
+        cmocka_unit_test(test_negotiate),
+        cmocka_unit_test_setup_teardown(test_openmetrics_render, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

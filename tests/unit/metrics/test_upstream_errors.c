@@ -1,5 +1,5 @@
 /* The upstream client's metrics: each kind of failed transfer is counted under its kind, and
- * blnkproxy_upstream_connections follows the sockets curl opens and closes (kept-alive ones
+ * blnkproxy_upstream_connections follows the sockets the client opens and closes (kept-alive ones
  * included) back to 0 when the client is freed. Runs the real client against small servers on
  * the same event_base (127.0.0.1, port 0). */
 #include <setjmp.h>
@@ -251,7 +251,7 @@ teardown(void **state)
     struct ctx *c = *state;
 
     bp_upstream_free(c->u);
-    /* Every socket curl opened has been closed through our callback. */
+    /* Every socket the client opened has been closed (and counted down). */
     assert_int_equal(metric("blnkproxy_upstream_connections"), 0);
     while (c->conns != NULL) {
         conn_close(c, c->conns->bev);

@@ -130,18 +130,30 @@ nested(char *buf, size_t depth, char open, char close)
     buf[2 * depth] = '\0';
 }
 
+/* Issue 11: the limit is Go's (scanner.go maxNestingDepth = 10000), not a recursion limit; past it
+ * the answer is LIMIT, told apart from a syntax error. */
 static void
 test_depth_limit(void **state)
 {
-    char buf[2 * (BP_JSCAN_MAX_DEPTH + 1) + 1];
-    char obj[16 * (BP_JSCAN_MAX_DEPTH + 1)];
+    static char buf[2 * (BP_JSCAN_MAX_DEPTH + 1) + 8];
+    static char obj[16 * (BP_JSCAN_MAX_DEPTH + 1)];
     size_t n = 0;
     struct bp_jscan_value v;
 
+    assert_int_equal(BP_JSCAN_MAX_DEPTH, 10000);
     nested(buf, BP_JSCAN_MAX_DEPTH, '[', ']');
     assert_int_equal(scan_str(buf, &v), BP_OK);
+    assert_int_equal(v.span.len, 2 * BP_JSCAN_MAX_DEPTH);
     nested(buf, BP_JSCAN_MAX_DEPTH + 1, '[', ']');
+    assert_int_equal(scan_str(buf, &v), BP_ERR_LIMIT);
+    /* Go fails at the first bad byte: a syntax error before the 10001st bracket is a syntax
+     * error, one after it is never reached. */
+    nested(buf, BP_JSCAN_MAX_DEPTH + 1, '[', ']');
+    buf[BP_JSCAN_MAX_DEPTH - 1] = 'x';
     assert_int_equal(scan_str(buf, &v), BP_ERR_INVALID);
+    nested(buf, BP_JSCAN_MAX_DEPTH + 1, '[', ']');
+    buf[BP_JSCAN_MAX_DEPTH + 1] = 'x';
+    assert_int_equal(scan_str(buf, &v), BP_ERR_LIMIT);
 
     /* Objects count the same way: {"a":{"a":...}} */
     for (size_t i = 0; i < BP_JSCAN_MAX_DEPTH + 1; i++) {
@@ -152,7 +164,7 @@ test_depth_limit(void **state)
     for (size_t i = 0; i < BP_JSCAN_MAX_DEPTH + 1; i++) {
         obj[n++] = '}';
     }
-    assert_int_equal(bp_jscan_document(obj, n, &v), BP_ERR_INVALID);
+    assert_int_equal(bp_jscan_document(obj, n, &v), BP_ERR_LIMIT);
     /* Drop the outermost level: exactly at the limit. */
     assert_int_equal(bp_jscan_document(obj + 5, n - 6, &v), BP_OK);
 }
@@ -321,6 +333,125 @@ test_key_matching(void **state)
     assert_true(key_matches("\\t\\n", "\t\n"));
 }
 
+/* Go's Decoder.Decode reads the first value and stops at its last byte (stream.go readValue). */
+static void
+test_first_value_only(void **state)
+{
+    struct bp_jscan_value v;
+
+    assert_int_equal(bp_jscan_first("  {\"a\":1} x", 12, &v), BP_OK);
+    assert_int_equal(v.type, BP_JSCAN_OBJECT);
+    assert_int_equal(v.span.off, 2);
+    assert_int_equal(v.span.len, 7);
+    assert_false(bp_jscan_only_ws("  {\"a\":1} x", 12, 9));
+    assert_true(bp_jscan_only_ws("{} \r\n\t", 6, 2));
+    assert_true(bp_jscan_only_ws("{}", 2, 2));
+    assert_int_equal(bp_jscan_first("{}\0", 3, &v), BP_OK);
+    assert_int_equal(v.span.len, 2);
+    assert_int_equal(bp_jscan_first("{}{}", 4, &v), BP_OK);
+    assert_int_equal(v.span.len, 2);
+    assert_int_equal(bp_jscan_first("{}}", 3, &v), BP_OK);
+    /* A top-level number ends at the first byte that cannot continue it. */
+    assert_int_equal(bp_jscan_first("123abc", 6, &v), BP_OK);
+    assert_int_equal(v.type, BP_JSCAN_NUMBER);
+    assert_int_equal(v.span.len, 3);
+    assert_int_equal(bp_jscan_first("truex", 5, &v), BP_OK);
+    assert_int_equal(v.span.len, 4);
+    /* Errors inside the first value still count. */
+    assert_int_equal(bp_jscan_first("{\"a\":} {}", 10, &v), BP_ERR_INVALID);
+    assert_int_equal(bp_jscan_first("  ", 2, &v), BP_ERR_INVALID);
+    assert_int_equal(bp_jscan_first("1.", 2, &v), BP_ERR_INVALID);
+    assert_int_equal(bp_jscan_first(NULL, 0, &v), BP_ERR_INVALID);
+}
+
+/* The iterator skips members of any depth without recursion. */
+static void
+test_iter_skips_deep_values(void **state)
+{
+    static char doc[2 * BP_JSCAN_MAX_DEPTH + 64];
+    struct bp_jscan_value top;
+    struct bp_jscan_value v;
+    struct bp_jscan_span key;
+    struct bp_jscan_iter it;
+    size_t n = 0;
+
+    memcpy(doc, "{\"deep\":", 8);
+    n = 8;
+    nested(doc + n, BP_JSCAN_MAX_DEPTH - 1, '[', ']');
+    n += 2 * (BP_JSCAN_MAX_DEPTH - 1);
+    memcpy(doc + n, ",\"s\":\"]}\\\"\",\"id\":7}", 19);
+    n += 19;
+    assert_int_equal(bp_jscan_document(doc, n, &top), BP_OK);
+    bp_jscan_iter_init(&it, doc, &top);
+    assert_true(bp_jscan_iter_next(&it, &key, &v));
+    assert_int_equal(v.type, BP_JSCAN_ARRAY);
+    assert_int_equal(v.span.len, 2 * (BP_JSCAN_MAX_DEPTH - 1));
+    assert_true(bp_jscan_iter_next(&it, &key, &v));
+    expect_span(doc, key, "s");
+    assert_int_equal(v.type, BP_JSCAN_STRING);
+    assert_true(bp_jscan_iter_next(&it, &key, &v));
+    expect_span(doc, key, "id");
+    expect_span(doc, v.span, "7");
+    assert_false(bp_jscan_iter_next(&it, &key, &v));
+}
+
+struct events {
+    char log[512];
+    size_t n;
+};
+
+static void
+log_event(struct events *e, const char *text)
+{
+    size_t k = strlen(text);
+
+    assert_true(e->n + k < sizeof(e->log));
+    memcpy(e->log + e->n, text, k + 1);
+    e->n += k;
+}
+
+static void
+ev_begin(void *arg, unsigned depth, enum bp_jscan_type type, size_t off)
+{
+    char t[32];
+
+    snprintf(t, sizeof(t), "b%u:%d@%zu ", depth, (int)type, off);
+    log_event(arg, t);
+}
+
+static void
+ev_key(void *arg, unsigned depth, struct bp_jscan_span key)
+{
+    char t[32];
+
+    snprintf(t, sizeof(t), "k%u:%zu+%zu ", depth, key.off, key.len);
+    log_event(arg, t);
+}
+
+static void
+ev_end(void *arg, unsigned depth, size_t off)
+{
+    char t[32];
+
+    snprintf(t, sizeof(t), "e%u@%zu ", depth, off);
+    log_event(arg, t);
+}
+
+/* Events come in document order, only up to max_depth. */
+static void
+test_visitor_events(void **state)
+{
+    const char *doc = "{\"a\":[1,{\"b\":[2]}],\"c\":{}}";
+    struct events e = {{0}, 0};
+    struct bp_jscan_visitor vis = {2, &e, ev_begin, ev_key, ev_end};
+    struct bp_jscan_value v;
+
+    assert_int_equal(bp_jscan_walk(doc, strlen(doc), &vis, &v), BP_OK);
+    /* O=0 A=1 S=2 N=3: a's array (depth 1) holds 1 and an object (depth 2) whose key "b" and
+     * array (depth 3) are too deep to report. */
+    assert_string_equal(e.log, "b0:0@0 k1:2+1 b1:1@5 b2:3@6 b2:0@8 e2@16 e1@17 k1:20+1 b1:0@23 e1@24 e0@25 ");
+}
+
 int
 main(void)
 {
@@ -328,6 +459,9 @@ main(void)
         cmocka_unit_test(test_accepts_valid_documents),
         cmocka_unit_test(test_rejects_invalid_documents),
         cmocka_unit_test(test_depth_limit),
+        cmocka_unit_test(test_first_value_only),
+        cmocka_unit_test(test_iter_skips_deep_values),
+        cmocka_unit_test(test_visitor_events),
         cmocka_unit_test(test_value_spans),
         cmocka_unit_test(test_object_members),
         cmocka_unit_test(test_array_elements),

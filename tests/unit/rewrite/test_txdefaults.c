@@ -6,6 +6,7 @@
 #include <cmocka.h>
 
 #include <stdbool.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "lib/buf.h"
@@ -18,6 +19,8 @@
 /* References seen by the last expect_* call, so tests can check they differ. */
 static char g_refs[MAX_REFS][BP_UUID_LEN + 1];
 static size_t g_nrefs;
+/* The reason of the last refusal. */
+static const char *g_reason;
 
 static bool
 is_uuid7(const char *p)
@@ -44,7 +47,7 @@ expect_rewrite_n(enum bp_txdefaults_kind kind, const char *body, size_t len, con
     size_t o = 0;
 
     bp_buf_init(&out, 1 << 20);
-    assert_int_equal(bp_txdefaults_apply(kind, body, len, &out, &changed), BP_OK);
+    assert_int_equal(bp_txdefaults_apply(kind, body, len, &out, &changed, &g_reason), BP_OK);
     assert_true(changed);
     g_nrefs = 0;
     for (const char *e = expected; *e != '\0'; e++) {
@@ -83,7 +86,7 @@ expect_unchanged_n(enum bp_txdefaults_kind kind, const char *body, size_t len)
     bool changed = true;
 
     bp_buf_init(&out, 1 << 20);
-    assert_int_equal(bp_txdefaults_apply(kind, body, len, &out, &changed), BP_OK);
+    assert_int_equal(bp_txdefaults_apply(kind, body, len, &out, &changed, &g_reason), BP_OK);
     if (changed) {
         fail_msg("changed %s into %s", body, out.data);
     }
@@ -208,7 +211,6 @@ test_invalid_json_unchanged(void **state)
     static const char *const bodies[] = {
         "{\"a\":}",
         "{\"a\":1,}",
-        "{} x",
         "{\"a\":\"unterminated}",
         "{\"a\":1",
         "{\"a\" 1}",
@@ -216,7 +218,6 @@ test_invalid_json_unchanged(void **state)
         "{\"a\":tru}",
         "\xef\xbb\xbf{}",
         "{\"a\":\"\\q\"}",
-        "{}}",
         "{\"a\":\"x\ty\"}",
         " ",
         "\n\t\r ",
@@ -258,23 +259,95 @@ deep_body(char *body, size_t arrays)
     return n;
 }
 
+/* Issue 11 item 3: Go accepts 10000 levels, so the defaults go in that deep; past it Core refuses
+ * the body and so do we, with a reason, rather than forward it undefaulted. */
 static void
-test_depth_over_limit_unchanged(void **state)
+test_depth_up_to_go_limit(void **state)
 {
-    char body[2 * BP_JSCAN_MAX_DEPTH + 8];
-    size_t n = deep_body(body, BP_JSCAN_MAX_DEPTH);
+    static char body[2 * BP_JSCAN_MAX_DEPTH + 8];
+    size_t n;
     struct bp_buf out;
     bool changed = false;
 
-    expect_unchanged_n(SINGLE, body, n);
-
-    /* One level less is at the limit and gets the defaults. */
-    n = deep_body(body, BP_JSCAN_MAX_DEPTH - 1);
+    n = deep_body(body, BP_JSCAN_MAX_DEPTH);
     bp_buf_init(&out, 1 << 20);
-    assert_int_equal(bp_txdefaults_apply(SINGLE, body, n, &out, &changed), BP_OK);
-    assert_true(changed);
-    assert_int_equal(out.len, n + strlen("\"precision\":100,\"reference\":\"ref_\",") + BP_UUID_LEN);
+    g_reason = NULL;
+    assert_int_equal(bp_txdefaults_apply(SINGLE, body, n, &out, &changed, &g_reason), BP_ERR_MALFORMED);
+    assert_non_null(strstr(g_reason, "deeper than 10000"));
+    assert_int_equal(out.len, 0);
+    assert_int_equal(bp_txdefaults_apply(BULK, body, n, &out, &changed, &g_reason), BP_ERR_MALFORMED);
+
+    /* One level less is at the limit and gets the defaults; so does depth 65 (the old limit). */
+    for (size_t arrays = BP_JSCAN_MAX_DEPTH - 1; arrays >= 64; arrays = arrays == 64 ? 0 : 64) {
+        n = deep_body(body, arrays);
+        assert_int_equal(bp_txdefaults_apply(SINGLE, body, n, &out, &changed, &g_reason), BP_OK);
+        assert_true(changed);
+        assert_int_equal(out.len, n + strlen("\"precision\":100,\"reference\":\"ref_\",") + BP_UUID_LEN);
+        bp_buf_reset(&out);
+    }
     bp_buf_cleanup(&out);
+}
+
+static void
+expect_refused(enum bp_txdefaults_kind kind, const char *body, size_t len, bp_err want, const char *reason_part)
+{
+    struct bp_buf out;
+    bool changed = false;
+    bp_err rc;
+
+    bp_buf_init(&out, 1 << 20);
+    g_reason = NULL;
+    rc = bp_txdefaults_apply(kind, body, len, &out, &changed, &g_reason);
+    if (rc != want) {
+        fail_msg("%s: got %d, want %d", body, rc, want);
+    }
+    assert_non_null(g_reason);
+    if (strstr(g_reason, reason_part) == NULL) {
+        fail_msg("%s: reason \"%s\" lacks \"%s\"", body, g_reason, reason_part);
+    }
+    assert_int_equal(out.len, 0);
+    bp_buf_cleanup(&out);
+}
+
+/* Issue 11 item 3: Core reads only the first JSON value (Go's Decoder.Decode), so an object
+ * with anything but whitespace after it is accepted by Core whatever follows. Refused. */
+static void
+test_trailing_data_refused(void **state)
+{
+    static const char *const bodies[] = {
+        "{} x", "{}}", "{\"amount\":1}{}", "{\"amount\":1} {\"precision\":1}", "{}\n\n#", "{}\f",
+        "{\"precision\":1,\"reference\":\"r\"} x", /* even with nothing to add: it means two things */
+    };
+
+    for (size_t i = 0; i < sizeof(bodies) / sizeof(bodies[0]); i++) {
+        expect_refused(SINGLE, bodies[i], strlen(bodies[i]), BP_ERR_MALFORMED, "after its JSON object");
+        expect_refused(BULK, bodies[i], strlen(bodies[i]), BP_ERR_MALFORMED, "after its JSON object");
+    }
+    expect_refused(SINGLE, "{\"amount\":1}\0", 13, BP_ERR_MALFORMED, "after its JSON object");
+    /* Whitespace after the object is fine; a first value that is not an object is Core's. */
+    expect_rewrite(SINGLE, "{} \r\n\t", "{\"precision\":100,\"reference\":\"ref_@\"} \r\n\t");
+    expect_unchanged(SINGLE, "[{}] x");
+    expect_unchanged(SINGLE, "\"s\"\0");
+    expect_unchanged(SINGLE, "{\"a\":} {}");
+}
+
+/* Issue 11 item 3: Go decodes a second "transactions" array into the elements of the first
+ * (decode.go array() reuses v.Index(i)), so which element lacks a precision depends on both. */
+static void
+test_bulk_duplicate_transactions_refused(void **state)
+{
+    static const char *const bodies[] = {
+        "{\"transactions\":[{\"precision\":5,\"reference\":\"a\"}],\"transactions\":[{}]}",
+        "{\"transactions\":[],\"TRANSACTIONS\":null}",
+        "{\"transactions\":[{}],\"atomic\":true,\"\\u0074ransactions\":[{}]}",
+    };
+
+    for (size_t i = 0; i < sizeof(bodies) / sizeof(bodies[0]); i++) {
+        expect_refused(BULK, bodies[i], strlen(bodies[i]), BP_ERR_MALFORMED, "more than once");
+    }
+    /* A single transaction has no such rule. */
+    expect_rewrite(SINGLE, "{\"transactions\":1,\"transactions\":2}",
+                   "{\"precision\":100,\"reference\":\"ref_@\",\"transactions\":1,\"transactions\":2}");
 }
 
 static void
@@ -346,6 +419,7 @@ test_references_differ(void **state)
     assert_string_not_equal(first, g_refs[0]);
 }
 
+/* Issue 11 item 4: the rewritten body must fit the route's limit (out->max) or it is a 413. */
 static void
 test_output_limit(void **state)
 {
@@ -355,27 +429,26 @@ test_output_limit(void **state)
     bool changed = false;
 
     bp_buf_init(&out, need - 1);
-    assert_int_equal(bp_txdefaults_apply(SINGLE, body, strlen(body), &out, &changed), BP_ERR_LIMIT);
+    g_reason = NULL;
+    assert_int_equal(bp_txdefaults_apply(SINGLE, body, strlen(body), &out, &changed, &g_reason),
+                     BP_ERR_PAYLOAD_TOO_LARGE);
+    assert_non_null(strstr(g_reason, "max_body_bytes"));
     assert_int_equal(out.len, 0);
-    bp_buf_cleanup(&out);
-
-    /* Too small for the body alone, even before the insertion. */
-    bp_buf_init(&out, 4);
-    assert_int_equal(bp_txdefaults_apply(SINGLE, body, strlen(body), &out, &changed), BP_ERR_LIMIT);
-    assert_int_equal(out.len, 0);
+    assert_null(out.data); /* refused before anything was allocated */
     bp_buf_cleanup(&out);
 
     /* Exactly enough. */
     bp_buf_init(&out, need);
-    assert_int_equal(bp_txdefaults_apply(SINGLE, body, strlen(body), &out, &changed), BP_OK);
+    assert_int_equal(bp_txdefaults_apply(SINGLE, body, strlen(body), &out, &changed, &g_reason), BP_OK);
     assert_true(changed);
     assert_int_equal(out.len, need);
     bp_buf_cleanup(&out);
 
-    /* Bulk: failing on the second element still leaves out empty. */
+    /* Bulk: the second element's insertion is what does not fit. */
     body = "{\"transactions\":[{},{}]}";
     bp_buf_init(&out, strlen(body) + 100);
-    assert_int_equal(bp_txdefaults_apply(BULK, body, strlen(body), &out, &changed), BP_ERR_LIMIT);
+    assert_int_equal(bp_txdefaults_apply(BULK, body, strlen(body), &out, &changed, &g_reason),
+                     BP_ERR_PAYLOAD_TOO_LARGE);
     assert_int_equal(out.len, 0);
     bp_buf_cleanup(&out);
 
@@ -383,9 +456,49 @@ test_output_limit(void **state)
     body = "{\"precision\":1,\"reference\":\"r\"}";
     bp_buf_init(&out, 0);
     changed = true;
-    assert_int_equal(bp_txdefaults_apply(SINGLE, body, strlen(body), &out, &changed), BP_OK);
+    assert_int_equal(bp_txdefaults_apply(SINGLE, body, strlen(body), &out, &changed, &g_reason), BP_OK);
     assert_false(changed);
     bp_buf_cleanup(&out);
+}
+
+/* Issue 11 item 4: 1 MiB of {"transactions":[{},{},...]} used to reach Core as 25 MB. Under a
+ * 1 MiB limit it is refused; an exact count of the growth says where the bound lies. */
+static void
+test_bulk_amplification_bounded(void **state)
+{
+    const size_t limit = 1 << 20;
+    size_t n_objects = (limit - 19) / 3;
+    size_t len = 0;
+    size_t per_object = strlen("\"precision\":100,\"reference\":\"ref_\"") + BP_UUID_LEN;
+    char *body = malloc(limit);
+    struct bp_buf out;
+    bool changed = false;
+
+    assert_non_null(body);
+    memcpy(body, "{\"transactions\":[", 17);
+    len = 17;
+    for (size_t i = 0; i < n_objects; i++) {
+        memcpy(body + len, i == 0 ? "{}" : ",{}", i == 0 ? 2 : 3);
+        len += i == 0 ? 2 : 3;
+    }
+    memcpy(body + len, "]}", 2);
+    len += 2;
+    assert_true(len <= limit);
+    bp_buf_init(&out, limit);
+    assert_int_equal(bp_txdefaults_apply(BULK, body, len, &out, &changed, &g_reason), BP_ERR_PAYLOAD_TOO_LARGE);
+    assert_null(out.data);
+    bp_buf_cleanup(&out);
+
+    /* The bound is exact: room for every insertion is enough, one byte less is not. */
+    bp_buf_init(&out, len + n_objects * per_object);
+    assert_int_equal(bp_txdefaults_apply(BULK, body, len, &out, &changed, &g_reason), BP_OK);
+    assert_true(changed);
+    assert_int_equal(out.len, len + n_objects * per_object);
+    bp_buf_cleanup(&out);
+    bp_buf_init(&out, len + n_objects * per_object - 1);
+    assert_int_equal(bp_txdefaults_apply(BULK, body, len, &out, &changed, &g_reason), BP_ERR_PAYLOAD_TOO_LARGE);
+    bp_buf_cleanup(&out);
+    free(body);
 }
 
 static void
@@ -398,9 +511,9 @@ test_rewrite_is_idempotent(void **state)
 
     bp_buf_init(&out, 1 << 16);
     bp_buf_init(&again, 1 << 16);
-    assert_int_equal(bp_txdefaults_apply(BULK, body, strlen(body), &out, &changed), BP_OK);
+    assert_int_equal(bp_txdefaults_apply(BULK, body, strlen(body), &out, &changed, &g_reason), BP_OK);
     assert_true(changed);
-    assert_int_equal(bp_txdefaults_apply(BULK, out.data, out.len, &again, &changed), BP_OK);
+    assert_int_equal(bp_txdefaults_apply(BULK, out.data, out.len, &again, &changed, &g_reason), BP_OK);
     assert_false(changed);
     assert_int_equal(again.len, 0);
     bp_buf_cleanup(&out);
@@ -422,13 +535,16 @@ main(void)
         cmocka_unit_test(test_not_an_object_unchanged),
         cmocka_unit_test(test_invalid_json_unchanged),
         cmocka_unit_test(test_invalid_utf8_in_strings_is_valid),
-        cmocka_unit_test(test_depth_over_limit_unchanged),
+        cmocka_unit_test(test_depth_up_to_go_limit),
+        cmocka_unit_test(test_trailing_data_refused),
+        cmocka_unit_test(test_bulk_duplicate_transactions_refused),
         cmocka_unit_test(test_bulk_three_transactions),
         cmocka_unit_test(test_bulk_non_array_and_non_objects),
         cmocka_unit_test(test_bulk_key_matching),
         cmocka_unit_test(test_single_ignores_transactions),
         cmocka_unit_test(test_references_differ),
         cmocka_unit_test(test_output_limit),
+        cmocka_unit_test(test_bulk_amplification_bounded),
         cmocka_unit_test(test_rewrite_is_idempotent),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -146,6 +146,32 @@ test_a_removed_row_may_be_added_back_differently(void **state)
     bp_free(rows);
 }
 
+/* Issue 11: one method limit, BP_ROUTE_METHOD_MAX letters, from the config to the request. */
+static void
+test_method_length_limit(void **state)
+{
+    char longest[BP_ROUTE_METHOD_MAX + 1];
+    char too_long[BP_ROUTE_METHOD_MAX + 2];
+    struct bp_route_spec add[1] = {{longest, "/custom", NULL, NULL, NULL, false}};
+    struct bp_route *rows = NULL;
+    size_t n = 0;
+    char err[256] = "";
+
+    (void)state;
+    memset(longest, 'X', BP_ROUTE_METHOD_MAX);
+    longest[BP_ROUTE_METHOD_MAX] = '\0';
+    assert_int_equal(bp_route_table_build(NULL, 0, add, 1, &rows, &n, err, sizeof(err)), BP_OK);
+    assert_non_null(match(rows, n, longest, "/custom"));
+    bp_free(rows);
+    rows = NULL;
+
+    memset(too_long, 'X', BP_ROUTE_METHOD_MAX + 1);
+    too_long[BP_ROUTE_METHOD_MAX + 1] = '\0';
+    add[0].method = too_long;
+    assert_int_equal(bp_route_table_build(NULL, 0, add, 1, &rows, &n, err, sizeof(err)), BP_ERR_INVALID);
+    assert_string_equal(err, "routes.add[0]: method must be 1 to 20 upper-case letters (A-Z), like POST");
+}
+
 int
 main(void)
 {
@@ -156,6 +182,7 @@ main(void)
         cmocka_unit_test(test_added_rows_match_with_their_scope),
         cmocka_unit_test(test_bad_added_rows_are_errors),
         cmocka_unit_test(test_a_removed_row_may_be_added_back_differently),
+        cmocka_unit_test(test_method_length_limit),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -558,7 +558,7 @@ test_get_sends_exact_headers_and_nothing_else(void **state)
     assert_int_equal(c->srv.n_reqs, 1);
     assert_string_equal(c->srv.reqs[0].method, "GET");
     assert_string_equal(c->srv.reqs[0].target, "/bin");
-    /* No Accept, User-Agent, Expect, Content-Length or Transfer-Encoding of curl's own. */
+    /* No Accept, User-Agent, Expect, Content-Length or Transfer-Encoding of the client's own. */
     snprintf(want, sizeof(want),
              "Host: 127.0.0.1:%d\r\nX-Blnk-Key: " SECRET
              "\r\nX-Request-Id: req-1\r\nX-Empty:\r\nX-Spaced: a  b\r\n",
@@ -821,9 +821,10 @@ method_has_test_body(const char *m)
     return strcmp(m, "POST") == 0 || strcmp(m, "PUT") == 0;
 }
 
-/* Whatever one request set (method, body, NOBODY, custom method, headers) must not reach the
+/* Whatever one request set (method, body, a HEAD's bodiless answer, headers) must not reach the
  * next on the same client and connection: each GET after another kind of request must look
- * exactly like the first GET of a fresh client. (Guards any future reuse of curl handles.) */
+ * exactly like the first GET of a fresh client. (Guards the client's reuse of transfer structs,
+ * their buffers and the connection.) */
 static void
 test_reused_handle_behaves_like_fresh(void **state)
 {
@@ -1171,9 +1172,9 @@ test_sent_body_is_never_resent(void **state)
     result_cleanup(&first);
 }
 
-/* Review H1: a write without a body (POST /refund-transaction/:id, DELETE a matching rule) has
- * no body for curl to rewind, so only an explicit guard stops curl from sending it a second time
- * on a fresh connection when the kept-alive one drops after the request went out. */
+/* Review H1: a write without a body (POST /refund-transaction/:id, DELETE a matching rule) must
+ * not be sent a second time on a fresh connection when the kept-alive one drops after the request
+ * went out: Core may have acted on it. */
 static void
 test_bodyless_write_is_never_resent(void **state)
 {
@@ -1195,8 +1196,10 @@ test_bodyless_write_is_never_resent(void **state)
     }
 }
 
+/* A URL the client cannot use (malformed, or not http/https) is not refused inside send: it is
+ * reported through the callback, from the loop, like an unreachable Core. */
 static void
-test_curl_rejections_are_reported_later(void **state)
+test_unusable_urls_are_reported_later(void **state)
 {
     struct ctx *c = *state;
     struct bp_upstream_req bad_url = {.method = "GET", .url = "http://[::1"};
@@ -1270,7 +1273,7 @@ main(void)
         cmocka_unit_test_setup_teardown(test_twenty_concurrent, setup, teardown),
         cmocka_unit_test_setup_teardown(test_sent_body_is_never_resent, setup, teardown),
         cmocka_unit_test_setup_teardown(test_bodyless_write_is_never_resent, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_curl_rejections_are_reported_later, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_unusable_urls_are_reported_later, setup, teardown),
         cmocka_unit_test_setup_teardown(test_invalid_requests_refused_synchronously, setup, teardown),
     };
 

@@ -1,0 +1,60 @@
+/* The DESIGN §2 error catalog as rows (see errcat.h). Messages are fixed text: nothing from the
+ * request is ever part of them, so no secret or attacker-chosen byte can reach an error body. */
+#include "errcat/errcat.h"
+
+#include "lib/bug.h"
+
+#define INVALID_TOKEN_CHALLENGE "Bearer realm=\"blnkproxy\", error=\"invalid_token\""
+
+static const struct bp_errcat_row rows[] = {
+    {BP_ERR_AUTH_MISSING, 401, "AUTH_MISSING_API_KEY", "API key is required", "Bearer realm=\"blnkproxy\"", 0,
+     true},
+    {BP_ERR_AUTH_INVALID_KEY, 401, "AUTH_INVALID_API_KEY", "Invalid API key", INVALID_TOKEN_CHALLENGE, 0,
+     true},
+    {BP_ERR_AUTH_EXPIRED_KEY, 401, "AUTH_EXPIRED_API_KEY", "API key has expired", INVALID_TOKEN_CHALLENGE, 0,
+     true},
+    {BP_ERR_AUTH_INVALID_TOKEN, 401, "AUTH_INVALID_BEARER_TOKEN", "Invalid or expired access token",
+     INVALID_TOKEN_CHALLENGE, 0, true},
+    {BP_ERR_AUTH_SCOPE, 403, "AUTH_INSUFFICIENT_PERMISSIONS", "Credential lacks the scope this route needs",
+     "Bearer error=\"insufficient_scope\", scope=\"<scope>\"", 0, true},
+    {BP_ERR_AUTH_INSTANCE, 403, "AUTH_INSUFFICIENT_PERMISSIONS", "Credential may not use this instance", NULL,
+     0, true},
+    {BP_ERR_MISSING_INSTANCE_ID, 400, "GEN_MISSING_PARAMETER", "instance_id query parameter is required",
+     NULL, 0, true},
+    {BP_ERR_MALFORMED, 400, "GEN_MALFORMED_REQUEST", "Malformed request", NULL, 0, true},
+    {BP_ERR_UNKNOWN_INSTANCE, 404, "PROXY_UNKNOWN_INSTANCE", "Unknown or disabled instance", NULL, 0, true},
+    {BP_ERR_ROUTE_NOT_FOUND, 404, "GEN_NOT_FOUND", "Route not found", NULL, 0, true},
+    {BP_ERR_PAYLOAD_TOO_LARGE, 413, "GEN_PAYLOAD_TOO_LARGE", "Request body is too large", NULL, 0, true},
+    {BP_ERR_UPSTREAM_UNREACHABLE, 502, "PROXY_BAD_GATEWAY", "Core instance is unreachable", NULL, 0, true},
+    {BP_ERR_UPSTREAM_TIMEOUT, 504, "PROXY_GATEWAY_TIMEOUT", "Core instance did not answer in time", NULL, 0,
+     true},
+    {BP_ERR_UPSTREAM_TOO_LARGE, 502, "PROXY_BAD_GATEWAY", "Core response exceeds the configured limit", NULL,
+     0, true},
+    {BP_ERR_AUDIT_UNAVAILABLE, 503, "PROXY_AUDIT_UNAVAILABLE", "Audit log is saturated; retry shortly", NULL,
+     1, true},
+    /* Never sent (the client is gone): the status nginx logs for it, for the audit log. */
+    {BP_ERR_CLIENT_CLOSED, 499, "PROXY_CLIENT_CLOSED_REQUEST", "Client closed the connection", NULL, 0,
+     false},
+    /* Last: what every other bp_err answers. */
+    {BP_ERR_IO, 500, "GEN_INTERNAL_ERROR", "Internal error", NULL, 0, true},
+};
+
+#define N_ROWS BP_ARRAY_LEN(rows)
+
+const struct bp_errcat_row *
+bp_errcat_find(bp_err rc)
+{
+    for (size_t i = 0; i + 1 < N_ROWS; i++) {
+        if (rows[i].rc == rc) {
+            return &rows[i];
+        }
+    }
+    return &rows[N_ROWS - 1];
+}
+
+const struct bp_errcat_row *
+bp_errcat_rows(size_t *out_n)
+{
+    *out_n = N_ROWS;
+    return rows;
+}

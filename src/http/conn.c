@@ -14,8 +14,8 @@
  *
  * Deadlines: one timer per connection, for whichever deadline applies now (conn_deadline): the
  * idle timeout between requests and while reading a body, the header timeout while a head is
- * incomplete, the idle timeout again when the client stops reading our output, and the linger
- * bounds. Activity only moves a deadline later, which the timer learns when it fires early and
+ * incomplete, the idle timeout again when the client stops reading our output, the linger
+ * bounds, and "now" once a write found the client gone (the close then runs from the loop). Activity only moves a deadline later, which the timer learns when it fires early and
  * re-arms itself; it is re-armed at once only when a deadline moves earlier.
  *
  * Lifecycle: accept → (requests, request.c) → close. A connection is freed only from its own
@@ -209,6 +209,9 @@ conn_deadline(struct bp_conn *c)
     if (c->closed) {
         return -1;
     }
+    if (c->broken) {
+        return 0; /* now: see bp_http__conn_write */
+    }
     if (c->writing) {
         /* The client stopped reading: it does not get to pin a buffered response forever. */
         return c->last_write_ms + idle_timeout_ms(c);
@@ -253,6 +256,10 @@ timer_cb(evutil_socket_t fd, short what, void *arg)
     (void)what;
 
     c->timer_armed = false;
+    if (c->broken) {
+        bp_http__conn_close(c);
+        return;
+    }
     if (at < 0) {
         return;
     }
@@ -446,10 +453,14 @@ bp_http__conn_write(struct bp_conn *c, const struct iovec *iov, int n, bool hold
         } while (w < 0 && errno == EINTR);
         if (w < 0) {
             if (errno != EAGAIN) {
-                /* The client is gone. What was not sent is dropped; the connection closes once
-                 * the request is done with it. */
+                /* The client is gone. What was not sent is dropped. The connection closes from
+                 * the loop at once (its timer, armed for now), never inside the caller's call:
+                 * a request that completes meanwhile ends first as usual, and a streamed one
+                 * does not go on writing into a dead socket (its handler hears on_abort). */
                 c->close_after_write = true;
                 c->peer_eof = true;
+                c->broken = true;
+                bp_http__conn_update_timer(c);
                 return;
             }
             w = 0;

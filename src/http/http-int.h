@@ -189,6 +189,7 @@ struct bp_conn {
     bool peer_eof;                       /* the client half-closed */
     bool linger;                         /* close via lingering: the client may still be sending a body */
     bool lingering;
+    bool broken;                         /* a write failed: closes from the loop at once */
     bool closed;                         /* socket gone; parked until a held response is released */
     bool held_parked;
 };

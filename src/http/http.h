@@ -84,19 +84,27 @@ struct bp_http_hook {
     const char *name;
     /* At the start of the response, before any byte of it is sent: true holds all of the
      * response's bytes in memory until this hook lets them go (its finish gets the hold). At
-     * most one hook may hold a request. May be NULL. */
+     * most one hook may hold a request. A streamed response may be let go before its end
+     * (bp_http_req_hold); its finish then gets no hold. May be NULL. */
     bool (*hold)(void *self, struct bp_http_req *req);
     /* Once per request, after its response's last byte was queued (or the request ended
      * without one: the client left, or a malformed request was refused), in the order the hooks
-     * were registered. hold is non-NULL when this hook's hold returned true: then it must call
-     * bp_http_hold_release(hold) exactly once, now or later, from any thread. */
+     * were registered. hold is non-NULL when this hook's hold returned true and the hold was
+     * not released yet: then bp_http_hold_release(hold) must be called exactly once, now or
+     * later, from any thread (by whoever the hook's module arranged it with). */
     void (*finish)(void *self, struct bp_http_req *req, struct bp_http_hold *hold);
     void *self;
 };
 
 /* Lets a held response go: its bytes are sent (when the connection is still there) and the
- * request ends. Any thread; exactly once per hold. */
+ * request ends, or, for a streamed response released before its end, goes on streaming. Any
+ * thread; exactly once per hold. */
 void bp_http_hold_release(struct bp_http_hold *hold);
+/* The request's hold while one is in effect (after the response started), else NULL. For the
+ * holding hook's module, to release a streamed response before its end: a held stream's writes
+ * wait in memory and count toward bp_http_resp_write's bound, so a hold kept until the finish
+ * would stop a stream longer than the bound for good. */
+struct bp_http_hold *bp_http_req_hold(struct bp_http_req *req);
 
 /* ---- the request ---- */
 
@@ -146,6 +154,8 @@ struct bp_inbox *bp_http_req_inbox(struct bp_http_req *req);
 struct bp_server *bp_http_req_server(struct bp_http_req *req);
 /* The facts the finish hooks read; the handler writes its part. */
 struct bp_http_facts *bp_http_req_facts(struct bp_http_req *req);
+/* Microseconds since the request's first byte (monotonic clock). */
+int64_t bp_http_req_age_us(const struct bp_http_req *req);
 
 /* Reads the body (Content-Length or chunked), at most limit bytes, then calls the handler's
  * on_body (also for a request without a body). A body over the limit goes to on_body as
@@ -180,11 +190,18 @@ void bp_http_respond(struct bp_http_req *req, const struct bp_http_resp *r, cons
 /* A streamed response: the head now, the body in pieces, then the end. */
 void bp_http_resp_start(struct bp_http_req *req, const struct bp_http_resp *r);
 /* Queues p[0..n) (copied or sent before it returns). Returns false when the client is behind
- * (more than a bounded amount waits to be written): the caller should stop producing until
- * the handler's on_writable runs. Returning false loses nothing: the piece was queued. */
+ * (more than a bounded amount waits to be written, held bytes included): the caller should stop
+ * producing until the handler's on_writable runs. Returning false loses nothing: the piece was
+ * queued. Never ends the request: a client found gone is closed from the loop afterwards (the
+ * handler's on_abort). */
 bool bp_http_resp_write(struct bp_http_req *req, const char *p, size_t n);
 /* The body is complete (chunked: the last chunk is sent). The request then finishes. */
 void bp_http_resp_end(struct bp_http_req *req);
+/* The streamed body cannot be completed (its source failed): what was queued still goes out,
+ * the end does not (no last chunk; fewer bytes than a Content-Length said), and the connection
+ * closes, so the client cannot take the body for complete. rc becomes the request's outcome;
+ * the request then finishes. */
+void bp_http_resp_abort(struct bp_http_req *req, bp_err rc);
 
 /* ---- the server ---- */
 

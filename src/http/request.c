@@ -4,9 +4,9 @@
  *                          │                     │  ▲ (handler asked: bp_http_req_read_body)
  *                          │ malformed/408       │  └───────────────────┘
  *                          ▼                     ▼ response complete        (or started:
- *                       FLUSHING ◀── not held ── ● ── held ──▶ HELD          STREAMING ─end─▶ ●)
- *                          │                                   │ release
- *                          └──── bytes out ──▶ end ◀───────────┘
+ *                       FLUSHING ◀── not held ── ● ── held ──▶ HELD          STREAMING ─end─▶ ●,
+ *                          │                                   │ release       or abort: no end,
+ *                          └──── bytes out ──▶ end ◀───────────┘               and a close)
  *
  * A request begins with the first byte of its head: it pins the worker's live configuration
  * and takes an arena from the worker's pool. Its head is parsed in place in the read buffer,
@@ -14,7 +14,8 @@
  * table picks the handler; the handler's per-request state lives in the arena. The handler
  * answers (now, after the body, or later); the response head is framed here and written with
  * its body in one writev. Once the last byte is queued the finish hooks run, in order; one may
- * hold the response, which then waits in memory for its release. When the bytes are out the
+ * hold the response, which then waits in memory for its release (a streamed one may be released
+ * before its end; until then its writer is paused at the write bound like any other). When the bytes are out the
  * request ends: the arena goes back to the pool, the configuration is unpinned, and the
  * connection parses the next request (pipelined bytes wait in the read buffer until then, so
  * responses leave in request order).
@@ -109,6 +110,18 @@ struct bp_http_facts *
 bp_http_req_facts(struct bp_http_req *req)
 {
     return &req->facts;
+}
+
+int64_t
+bp_http_req_age_us(const struct bp_http_req *req)
+{
+    return bp_clock_mono_us() - req->start_us;
+}
+
+struct bp_http_hold *
+bp_http_req_hold(struct bp_http_req *req)
+{
+    return req->held ? &req->conn->hold : NULL;
 }
 
 const char *
@@ -280,6 +293,12 @@ hold_done(struct bp_work *work, bp_err status)
         /* Nobody is left to read it: the request just ends, and its connection with it. */
         bp_http__req_end(c);
         bp_http__conn_unpark(c);
+        return;
+    }
+    if (r->state == BP_REQ_STREAMING) {
+        /* Released before its end: what was held goes, and the stream goes on; a writer that
+         * paused hears on_writable once that has drained (bp_http__req_flushed). */
+        bp_http__conn_unhold(c); /* may close c (the client is gone: the handler hears it) */
         return;
     }
     r->state = BP_REQ_FLUSHING;
@@ -540,7 +559,8 @@ bp_http_resp_write(struct bp_http_req *req, const char *p, size_t n)
         iov[0] = (struct iovec){(void *)p, n};
         bp_http__conn_write(c, iov, 1, req->held);
     }
-    if (!req->held && bp_http__conn_pending(c) > BP_HTTP_WRITE_HIGH_MARK) {
+    /* Held bytes count too: a hold released before the end lets the writer go on (below). */
+    if (bp_http__conn_pending(c) > BP_HTTP_WRITE_HIGH_MARK) {
         req->behind = true;
         return false;
     }
@@ -558,6 +578,21 @@ bp_http_resp_end(struct bp_http_req *req)
         bp_http__conn_write(c, &last, 1, req->held);
     }
     req->behind = false;
+    response_complete(c);
+}
+
+void
+bp_http_resp_abort(struct bp_http_req *req, bp_err rc)
+{
+    struct bp_conn *c = req->conn;
+
+    BP_BUG_ON(req->state != BP_REQ_STREAMING);
+    req->facts.outcome = rc;
+    req->behind = false;
+    /* No end is written: once the queued bytes are out (or the hold let them go), the
+     * connection closes, and nothing more is read from it. */
+    c->close_after_write = true;
+    bp_http__conn_read_off(c);
     response_complete(c);
 }
 

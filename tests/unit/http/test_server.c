@@ -1,7 +1,8 @@
 /* The protocol layer through its interface: a server with a test handler and test hooks, and a
  * client on a real socket. Responses (complete and streamed, with flow control), finish hooks
- * and their order, a hold released from another thread, an abort that still finishes, body
- * reading and its limit, pipelining, malformed heads. */
+ * and their order, a hold released from another thread, a held stream that waits paused until
+ * its early release, a stream that cannot complete, a client gone mid-stream, an abort that
+ * still finishes, body reading and its limit, pipelining, malformed heads. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -12,12 +13,15 @@
 #include <errno.h>
 #include <netinet/in.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/time.h>
 #include <unistd.h>
+
+#include <event2/event.h>
 
 #include "config/config.h"
 #include "http/http-int.h"
@@ -33,7 +37,12 @@ enum mode {
     STREAM_BIG,    /* BIG_TOTAL bytes in BIG_PIECE pieces, pausing when the client is behind */
     READ_BODY,     /* reads the body (limit BODY_LIMIT) and echoes it */
     WAIT,          /* never answers: the client leaves */
+    STREAM_ABORT,  /* "ab", then the stream cannot complete */
+    TRICKLE,       /* TRICKLE_PIECE bytes every 2 ms, up to TRICKLE_MAX pieces */
 };
+
+#define TRICKLE_PIECE 512
+#define TRICKLE_MAX 2000
 
 #define BIG_PIECE (64 * 1024)
 #define BIG_TOTAL (16 * 1024 * 1024)
@@ -58,6 +67,11 @@ static size_t big_sent;
 static size_t max_pending;
 static int writable_calls;
 static atomic_bool paused_once;
+static struct bp_http_hold *early_hold; /* the stream's hold, taken when it started */
+static struct event_base *worker_base;
+static struct event *trickle_ev;
+static struct bp_http_req *trickle_req;
+static int trickled;
 static char seen_body[BODY_LIMIT + 1];
 static bp_err seen_body_rc;
 
@@ -112,7 +126,26 @@ on_head(void *self, struct bp_http_req *req)
         struct bp_http_resp r = {.status = 200, .length = BP_HTTP_LENGTH_UNKNOWN};
         big_sent = 0;
         bp_http_resp_start(req, &r);
+        pthread_mutex_lock(&mu);
+        early_hold = bp_http_req_hold(req);
+        pthread_mutex_unlock(&mu);
         stream_big(req);
+        break;
+    }
+    case STREAM_ABORT: {
+        struct bp_http_resp r = {.status = 200, .length = BP_HTTP_LENGTH_UNKNOWN};
+        bp_http_resp_start(req, &r);
+        assert_true(bp_http_resp_write(req, "ab", 2));
+        bp_http_resp_abort(req, BP_ERR_UPSTREAM_UNREACHABLE);
+        break;
+    }
+    case TRICKLE: {
+        struct bp_http_resp r = {.status = 200, .length = BP_HTTP_LENGTH_UNKNOWN};
+        struct timeval tv = {0, 2000};
+        bp_http_resp_start(req, &r);
+        trickle_req = req;
+        trickled = 0;
+        evtimer_add(trickle_ev, &tv);
         break;
     }
     case READ_BODY:
@@ -145,10 +178,53 @@ on_body(void *self, struct bp_http_req *req, bp_err rc)
     bp_http_respond(req, &r, rc == BP_OK ? body : "too large", rc == BP_OK ? len : 9);
 }
 
+/* TRICKLE: one piece per tick, so that nothing waits in the proxy when a write fails. */
+static void
+trickle_tick(evutil_socket_t fd, short what, void *arg)
+{
+    static const char piece[TRICKLE_PIECE];
+    struct timeval tv = {0, 2000};
+    (void)fd;
+    (void)what;
+    (void)arg;
+
+    if (++trickled >= TRICKLE_MAX) {
+        bp_http_resp_end(trickle_req);
+        trickle_req = NULL;
+        return;
+    }
+    bp_http_resp_write(trickle_req, piece, sizeof(piece));
+    evtimer_add(trickle_ev, &tv);
+}
+
+static bp_err
+worker_init(void *self, struct event_base *base, const struct bp_config *c, void **out)
+{
+    (void)self;
+    (void)c;
+    worker_base = base;
+    trickle_ev = evtimer_new(base, trickle_tick, NULL);
+    *out = NULL;
+    return BP_OK;
+}
+
+static void
+worker_fini(void *self, void *wstate)
+{
+    (void)self;
+    (void)wstate;
+    event_free(trickle_ev);
+    trickle_ev = NULL;
+}
+
 static bool
 on_abort(void *self, struct bp_http_req *req)
 {
     (void)self;
+    if (req == trickle_req) {
+        event_del(trickle_ev);
+        trickle_req = NULL;
+    }
     bp_http_req_facts(req)->outcome = BP_ERR_CLIENT_CLOSED;
     pthread_mutex_lock(&mu);
     aborted = true;
@@ -170,6 +246,8 @@ static const struct bp_http_handler handler = {
     .on_body = on_body,
     .on_abort = on_abort,
     .on_writable = on_writable,
+    .worker_init = worker_init,
+    .worker_fini = worker_fini,
 };
 
 static void
@@ -234,6 +312,8 @@ setup(void **state)
     char err[512];
 
     (void)state;
+    /* As serve does: a write to a client that is gone is an error, not a signal. */
+    signal(SIGPIPE, SIG_IGN);
     assert_int_equal(bp_config_load(4, argv, &cfg, err, sizeof(err)), BP_OK);
     assert_int_equal(bp_server_new(&spec, &server, err, sizeof(err)), BP_OK);
     assert_int_equal(bp_server_run(server, err, sizeof(err)), BP_OK);
@@ -265,6 +345,7 @@ reset(enum mode m)
     aborted = false;
     atomic_store(&hold_next, false);
     held = NULL;
+    early_hold = NULL;
     max_pending = 0;
     writable_calls = 0;
     atomic_store(&paused_once, false);
@@ -406,7 +487,7 @@ test_stream_of_unknown_length_is_chunked(void **state)
     reset(STREAM);
     fd = client();
     send_all(fd, "GET /s HTTP/1.1\r\nHost: x\r\n\r\n");
-    read_until(fd, buf, sizeof(buf), "0\r\n\r\n");
+    read_until(fd, buf, sizeof(buf), "\r\n0\r\n\r\n"); /* not a request id ending in 0 */
     assert_non_null(strstr(buf, "Transfer-Encoding: chunked\r\n"));
     assert_null(strstr(buf, "Content-Length"));
     assert_non_null(strstr(buf, "\r\n\r\n2\r\nab\r\n3\r\ncde\r\n0\r\n\r\n"));
@@ -500,6 +581,107 @@ test_held_response_waits_for_release_from_another_thread(void **state)
     read_until(fd, buf, sizeof(buf), "/next");
     assert_non_null(strstr(buf, "/next"));
     close(fd);
+}
+
+/* A held stream: its writer pauses at the mark (nothing leaves while held), and once the hold is
+ * released, before the stream's end, the bytes go and the writer goes on; the finish then has
+ * no hold left to release. */
+static void
+test_held_stream_waits_paused_until_released(void **state)
+{
+    static char buf[1 << 20];
+    struct release_arg ra;
+    struct bp_http_hold *h;
+    size_t total = 0;
+    pthread_t t;
+    ssize_t n;
+    int fd;
+
+    (void)state;
+    reset(STREAM_BIG);
+    atomic_store(&hold_next, true);
+    fd = client_with(4096);
+    send_all(fd, "GET /big HTTP/1.0\r\n\r\n");
+    for (int i = 0; i < 1000 && !atomic_load(&paused_once); i++) {
+        usleep(10000);
+    }
+    assert_true(atomic_load(&paused_once));
+    pthread_mutex_lock(&mu);
+    h = early_hold;
+    assert_true(max_pending <= BP_HTTP_WRITE_HIGH_MARK + BIG_PIECE);
+    assert_int_equal(finishes, 0);
+    pthread_mutex_unlock(&mu);
+    assert_non_null(h);
+    n = recv(fd, buf, sizeof(buf), MSG_DONTWAIT);
+    assert_int_equal(n, -1);
+    assert_true(errno == EAGAIN || errno == EWOULDBLOCK);
+    ra.hold = h;
+    pthread_create(&t, NULL, release_thread, &ra);
+    pthread_join(t, NULL);
+    for (;;) {
+        n = read(fd, buf, sizeof(buf));
+        if (n <= 0) {
+            break;
+        }
+        total += (size_t)n;
+    }
+    wait_finishes(1);
+    assert_true(total > BIG_TOTAL);
+    assert_int_equal(last_bytes_out, BIG_TOTAL);
+    assert_null(held);
+    assert_true(max_pending <= BP_HTTP_WRITE_HIGH_MARK + BIG_PIECE);
+    close(fd);
+}
+
+/* A stream that cannot complete: what was queued goes out, the end does not, the connection
+ * closes, and the hooks see the outcome. */
+static void
+test_stream_abort_closes_without_the_end(void **state)
+{
+    char buf[4096];
+    const char *body;
+    int fd;
+
+    (void)state;
+    reset(STREAM_ABORT);
+    fd = client();
+    send_all(fd, "GET /cut HTTP/1.1\r\nHost: x\r\n\r\n");
+    read_until(fd, buf, sizeof(buf), NULL); /* until the connection closes */
+    assert_non_null(strstr(buf, "HTTP/1.1 200 OK\r\n"));
+    assert_non_null(strstr(buf, "Transfer-Encoding: chunked\r\n"));
+    body = strstr(buf, "\r\n\r\n");
+    assert_non_null(body);
+    assert_string_equal(body + 4, "2\r\nab\r\n"); /* no last chunk */
+    wait_finishes(1);
+    assert_int_equal(last_status, 200);
+    assert_int_equal(last_outcome, BP_ERR_UPSTREAM_UNREACHABLE);
+    assert_false(aborted);
+    close(fd);
+}
+
+/* The client half-closed after its request (so it is still owed the answer) and then went away:
+ * the first write that fails stops the stream at once (the handler hears it), even when nothing
+ * was waiting to be written, instead of writing the rest into a dead socket. */
+static void
+test_client_gone_mid_stream_stops_it(void **state)
+{
+    struct linger reset_on_close = {1, 0};
+    char buf[4096];
+    int fd;
+
+    (void)state;
+    reset(TRICKLE);
+    fd = client();
+    send_all(fd, "GET /t HTTP/1.1\r\nHost: x\r\n\r\n");
+    shutdown(fd, SHUT_WR);
+    read_until(fd, buf, sizeof(buf), "\r\n\r\n");
+    assert_non_null(strstr(buf, "HTTP/1.1 200 OK\r\n"));
+    setsockopt(fd, SOL_SOCKET, SO_LINGER, &reset_on_close, sizeof(reset_on_close));
+    close(fd);
+    wait_finishes(1);
+    assert_int_equal(finishes, 1);
+    assert_true(aborted);
+    assert_true(trickled < TRICKLE_MAX);
 }
 
 static void
@@ -625,6 +807,9 @@ main(void)
         cmocka_unit_test(test_stream_of_unknown_length_is_chunked),
         cmocka_unit_test(test_streamed_writer_pauses_while_client_is_behind),
         cmocka_unit_test(test_held_response_waits_for_release_from_another_thread),
+        cmocka_unit_test(test_held_stream_waits_paused_until_released),
+        cmocka_unit_test(test_stream_abort_closes_without_the_end),
+        cmocka_unit_test(test_client_gone_mid_stream_stops_it),
         cmocka_unit_test(test_client_leaving_aborts_and_still_finishes),
         cmocka_unit_test(test_body_is_read_within_its_limit),
         cmocka_unit_test(test_malformed_head_gets_a_plain_400_and_finishes),

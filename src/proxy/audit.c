@@ -6,6 +6,9 @@
  *   record   when the request finishes: the record, described without allocating or formatting
  *            (audit-t.h: views of what the request holds), goes to the audit queue; a held
  *            response is let go by the writer's done, or at once when the record was shed.
+ *            A held answer too long to buffer (proxy.c streams it) cannot wait for its end: its
+ *            record goes when it starts (bp_proxy__audit_record_now), and the stream waits,
+ *            paused at the write bound, until that record is durable.
  * The record carries ids and numbers only: no header values, no body, no query string (it may
  * hold secrets). The created resource's id was read from Core's answer by proxy.c. */
 #include <string.h>
@@ -144,25 +147,54 @@ record_durable(void *arg)
     bp_http_hold_release(arg); /* on the writer's thread: the release posts to the loop */
 }
 
+/* Submits the record; a held response is released when it is durable, or at once when the
+ * record was shed. */
+static void
+submit(struct bp_http_req *req, struct bp_proxy_req *st, struct bp_audit_req_rec *rec, struct bp_http_hold *hold)
+{
+    const struct bp_proxy_conf *pc = bp_http_req_app(req);
+    bp_err rc;
+
+    /* Only a request refused before it was forwarded gets here without a place: when the queue
+     * is full its record is shed (counted and logged by the audit module). */
+    rc = bp_audit_submit_req(pc->audit, rec, st->audit_reserved, hold != NULL ? record_durable : NULL, hold);
+    st->audit_reserved = false;
+    st->audit_submitted = true;
+    if (rc != BP_OK && hold != NULL) {
+        bp_http_hold_release(hold); /* shed: nothing to wait for */
+    }
+}
+
+void
+bp_proxy__audit_record_now(struct bp_http_req *req, struct bp_proxy_req *st, struct bp_http_hold *hold)
+{
+    struct bp_audit_req_rec rec = {0};
+
+    if (audit_mode(req, st) != BP_AUDIT_SYNC) {
+        bp_http_hold_release(hold); /* not this hook's hold: there is no other */
+        return;
+    }
+    describe(req, st, &rec);
+    /* The record says what is known as the answer starts: the status sent, Core's status, the
+     * resource id from its first bytes, and the time to here. */
+    rec.latency_us = bp_http_req_age_us(req);
+    submit(req, st, &rec, hold);
+}
+
 void
 bp_proxy__audit_finish(void *self, struct bp_http_req *req, struct bp_http_hold *hold)
 {
     const struct bp_proxy *p = self;
     struct bp_proxy_req *st = bp_http_req_state_for(req, &p->handler);
-    const struct bp_proxy_conf *pc = bp_http_req_app(req);
     struct bp_audit_req_rec rec = {0};
-    bp_err rc;
 
     if (st == NULL || audit_mode(req, st) == BP_AUDIT_OFF) {
         BP_BUG_ON(hold != NULL);
         return;
     }
-    describe(req, st, &rec);
-    /* Only a request refused before it was forwarded gets here without a place: when the queue
-     * is full its record is shed (counted and logged by the audit module). */
-    rc = bp_audit_submit_req(pc->audit, &rec, st->audit_reserved, hold != NULL ? record_durable : NULL, hold);
-    st->audit_reserved = false;
-    if (rc != BP_OK && hold != NULL) {
-        bp_http_hold_release(hold); /* shed: nothing to wait for */
+    if (st->audit_submitted) {
+        return; /* a held stream's record went at its start; its durability releases the hold */
     }
+    describe(req, st, &rec);
+    submit(req, st, &rec, hold);
 }

@@ -3,7 +3,8 @@
 
 /* Shared between the files of the proxy module; not an interface for anyone else.
  *
- *   proxy.c    the handler: DESIGN §2 phases on the head, body, defaults, forwarding, relay
+ *   proxy.c    the handler: DESIGN §2 phases on the head, body, defaults, forwarding, and Core's
+ *              answer relayed (buffered up to BP_PROXY_ANSWER_BUFFER, streamed beyond)
  *   headers.c  the header rules, both directions, as one table
  *   audit.c    every audit step of a proxied request: reserve, hold, record, release */
 
@@ -21,6 +22,10 @@ struct bp_arena;
 struct bp_http_head;
 struct bp_upstream;
 struct bp_upstream_xfer;
+
+/* Core's answers up to this size are buffered whole and answered with a Content-Length (a
+ * failure is then still a clean 502); longer ones stream. */
+#define BP_PROXY_ANSWER_BUFFER (64 * 1024)
 
 struct bp_proxy_conf {
     const struct bp_route *routes;
@@ -60,6 +65,18 @@ struct bp_proxy_req {
     size_t body_len;
     struct bp_buf rewritten;            /* the body with the defaults, when they added any */
     struct bp_upstream_xfer *xfer;      /* in flight */
+    /* Core's answer: its head until the response starts, and its body until it is complete or
+     * passes BP_PROXY_ANSWER_BUFFER (then it streams). */
+    int up_status;
+    char *up_headers;                   /* the lines relayed to the client (arena) */
+    size_t up_headers_len;
+    int64_t up_length;                  /* the body's length, or BP_HTTP_LENGTH_UNKNOWN / _NONE */
+    int64_t up_head_us;                 /* Core's time from the request to the head */
+    int64_t up_head_at_us;              /* monotonic: when the head came */
+    struct bp_buf answer;               /* the body so far (arena when small and known, else heap) */
+    uint64_t answer_bytes;              /* body bytes Core sent so far */
+    bool streaming;                     /* the response has started: the rest goes as it comes */
+    bool audit_submitted;               /* the record went before the finish (a held stream) */
     bool forwarded;                     /* handed to the upstream client: Core may have acted on it */
     bool audit_reserved;                /* holds a place in the audit queue */
     const char *resource_id;            /* what Core's answer named (arena), for the record */
@@ -83,6 +100,10 @@ bool bp_proxy__drop_from_response(const char *name, size_t len);
  * attributable"). False when the queue is full: answer 503 instead. True without reserving
  * when the request is not audited. */
 bool bp_proxy__audit_reserve(struct bp_http_req *req, struct bp_proxy_req *st);
+/* A held response starts streaming: its record goes to the queue now, with what is known at
+ * the head (status, Core's status, the resource id from the first bytes, the time so far), and
+ * the hold is released when it is durable; the finish hook then submits nothing. */
+void bp_proxy__audit_record_now(struct bp_http_req *req, struct bp_proxy_req *st, struct bp_http_hold *hold);
 /* The audit hook's callbacks (registered by bp_proxy_new). */
 bool bp_proxy__audit_hold(void *self, struct bp_http_req *req);
 void bp_proxy__audit_finish(void *self, struct bp_http_req *req, struct bp_http_hold *hold);

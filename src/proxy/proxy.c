@@ -3,16 +3,21 @@
  *   → instance known and enabled (404) → credential allowed on the instance (403)
  * all on the head alone, before any body byte is read; then a place in the audit queue (503
  * when it is full), the body (bounded by the route), transaction defaults (§4), the request to
- * Core, and Core's answer relayed unchanged. Every check is a call into the module that owns
- * it; this file only sequences them.
+ * Core, and Core's answer relayed unchanged: buffered whole when it is at most
+ * BP_PROXY_ANSWER_BUFFER, streamed with flow control beyond (the transfer paused while the
+ * client is behind), so no answer costs its size in memory. Every check is a call into the
+ * module that owns it; this file only sequences them.
  *
  * Threads: all on the request's loop. The credential tables are passed in: each worker keeps
  * the current snapshot pinned (taken anew only when a publish moved its generation) and every
  * request pins the one it starts with until it ends.
  *
- * Memory: the per-request state, the forwarded query, the URL and the header lines live in the
- * request's arena; the only heap memory a request takes here is a body the transaction defaults
- * rewrote (its exact size, bounded by the route's body limit, made only when they add keys). */
+ * Memory: the per-request state, the forwarded query, the URL, the header lines, Core's head and
+ * an answer of known length up to BP_PROXY_ANSWER_BUFFER live in the request's arena; the heap
+ * memory a request takes here is a body the transaction defaults rewrote (its exact size,
+ * bounded by the route's body limit, made only when they add keys) and the buffer of an answer
+ * of unknown or larger length while it is buffered (at most BP_PROXY_ANSWER_BUFFER, or
+ * max_response_bytes for an HTTP/1.0 client and an answer of unknown length). */
 #include <string.h>
 
 #include "auth/auth.h"
@@ -297,83 +302,227 @@ id_keys(const char *category, size_t *n)
 }
 
 /* Only creations (a labelled write that Core accepted) name a new resource; its id goes into
- * the audit record, read from the answer without altering it. */
+ * the audit record, read from the answer without altering it: from the whole answer, or from
+ * the first bytes of a streamed one (prefix). */
 static void
-note_resource_id(struct bp_http_req *req, struct bp_proxy_req *st, int status, const char *body, size_t len)
+note_resource_id(struct bp_http_req *req, struct bp_proxy_req *st, const char *body, size_t len, bool prefix)
 {
     const struct bp_http_head *h = bp_http_req_head(req);
     const char *const *keys;
     size_t n_keys;
     size_t off;
     size_t id_len;
+    bool found;
 
     if (st->route->action == NULL || st->route->category == NULL || !bp_str_eq(h->method, h->method_len, "POST") ||
-        status < 200 || status > 299) {
+        st->up_status < 200 || st->up_status > 299) {
         return;
     }
     keys = id_keys(st->route->category, &n_keys);
-    if (!bp_json_find_id(body, len, keys, n_keys, &off, &id_len) || id_len > 200) {
+    found = prefix ? bp_json_find_id_prefix(body, len, keys, n_keys, &off, &id_len)
+                   : bp_json_find_id(body, len, keys, n_keys, &off, &id_len);
+    if (!found || id_len > 200) {
         return;
     }
     st->resource_id = bp_arena_memdup(bp_http_req_arena(req), body + off, id_len);
     st->resource_id_len = id_len;
 }
 
+/* The answer is accepted (relayed): Core's status, and its time so far, for the finish hooks. A
+ * failure before this leaves them unset, as for a Core that never answered. */
 static void
-relay_response(struct bp_http_req *req, struct bp_proxy_req *st, const struct bp_upstream_resp *resp)
+answer_facts(struct bp_http_req *req, const struct bp_proxy_req *st)
+{
+    struct bp_http_facts *f = bp_http_req_facts(req);
+
+    f->upstream_status = st->up_status;
+    f->upstream_us = st->up_head_us + (bp_clock_mono_us() - st->up_head_at_us);
+}
+
+/* Core's status and end-to-end headers as the client gets them. */
+static struct bp_http_resp
+answer_head(struct bp_http_req *req, const struct bp_proxy_req *st)
+{
+    answer_facts(req, st);
+    return (struct bp_http_resp){
+        .status = st->up_status,
+        .headers = st->up_headers,
+        .headers_len = st->up_headers_len,
+        .length = st->up_length,
+    };
+}
+
+/* Over max_response_bytes: the transfer is dropped (its connection closed) and the client gets
+ * a 502, or, when the answer already streams, a connection closed before the end. Logged and
+ * counted as the upstream client does its own failures. */
+static void
+answer_too_large(struct bp_http_req *req, struct bp_proxy_req *st)
 {
     const struct bp_http_head *h = bp_http_req_head(req);
-    struct bp_http_facts *f = bp_http_req_facts(req);
-    struct bp_http_resp out = {.status = resp->status};
-    size_t cap = 0;
-    char *hdrs;
-    size_t len = 0;
 
-    for (size_t i = 0; i < resp->n_headers; i++) {
-        cap += strlen(resp->headers[i].name) + strlen(resp->headers[i].value) + 4;
+    BP_WARN("upstream request failed", BP_LSTR("request_id", bp_http_req_id(req)),
+            BP_LSTR("instance", st->instance->id), BP_LSTR("error", bp_err_str(BP_ERR_UPSTREAM_TOO_LARGE)),
+            BP_LSTRN("method", h->method, h->method_len),
+            BP_LSTR("cause", "Core's answer is larger than max_response_bytes"));
+    bp_metrics_upstream_error(BP_METRICS_UPSTREAM_OTHER);
+    bp_upstream_cancel(st->xfer);
+    st->xfer = NULL;
+    if (st->streaming) {
+        bp_http_resp_abort(req, BP_ERR_UPSTREAM_TOO_LARGE);
+    } else {
+        refuse(req, st, BP_ERR_UPSTREAM_TOO_LARGE, NULL);
     }
-    hdrs = bp_arena_alloc(bp_http_req_arena(req), cap + 1);
-    for (size_t i = 0; i < resp->n_headers; i++) {
-        size_t nl = strlen(resp->headers[i].name);
-        size_t vl = strlen(resp->headers[i].value);
-        if (bp_proxy__drop_from_response(resp->headers[i].name, nl)) {
-            continue;
-        }
-        memcpy(hdrs + len, resp->headers[i].name, nl);
-        len += nl;
-        memcpy(hdrs + len, ": ", 2);
-        len += 2;
-        memcpy(hdrs + len, resp->headers[i].value, vl);
-        len += vl;
-        memcpy(hdrs + len, "\r\n", 2);
-        len += 2;
-    }
-    f->upstream_status = resp->status;
-    f->upstream_us = resp->upstream_us;
-    note_resource_id(req, st, resp->status, resp->body.data, resp->body.len);
-    out.headers = hdrs;
-    out.headers_len = len;
-    /* No body and no length for answers that cannot have one (RFC 9110 §6.4.1). For HEAD, a
-     * Content-Length of 0 would misstate the size of the GET answer, so none is sent. */
-    if (resp->status == 204 || resp->status == 304 || (resp->status >= 100 && resp->status < 200) ||
-        bp_str_eq(h->method, h->method_len, "HEAD")) {
-        out.length = BP_HTTP_LENGTH_NONE;
-    }
-    bp_http_respond(req, &out, resp->body.data, resp->body.len);
 }
 
 static void
-upstream_done(void *arg, bp_err rc, const struct bp_upstream_resp *resp)
+up_head(void *arg, const struct bp_upstream_head *head)
 {
     struct bp_http_req *req = arg;
     struct bp_proxy_req *st = bp_http_req_state(req);
+    const struct bp_config *cfg = bp_http_req_cfg(req);
+    const struct bp_http_head *h = bp_http_req_head(req);
+    size_t cap = 0;
+    size_t len = 0;
+    char *hdrs;
+
+    st->up_status = head->status;
+    st->up_head_us = head->upstream_us;
+    st->up_head_at_us = bp_clock_mono_us();
+    st->up_length = head->framing == BP_UPSTREAM_BODY_LENGTH ? (int64_t)head->content_length : BP_HTTP_LENGTH_UNKNOWN;
+    /* No body and no length for answers that cannot have one (RFC 9110 §6.4.1). For HEAD, a
+     * Content-Length of 0 would misstate the size of the GET answer, so none is sent. */
+    if (head->framing == BP_UPSTREAM_BODY_NONE || head->status == 204 || head->status == 304 ||
+        (head->status >= 100 && head->status < 200) || bp_str_eq(h->method, h->method_len, "HEAD")) {
+        st->up_length = BP_HTTP_LENGTH_NONE;
+    }
+    /* The head lives only during this call: the lines the client gets are copied now. */
+    for (size_t i = 0; i < head->n_headers; i++) {
+        cap += head->headers[i].name_len + head->headers[i].value_len + 4;
+    }
+    hdrs = bp_arena_alloc(bp_http_req_arena(req), cap + 1);
+    for (size_t i = 0; i < head->n_headers; i++) {
+        const struct bp_upstream_header *hd = &head->headers[i];
+        if (bp_proxy__drop_from_response(hd->name, hd->name_len)) {
+            continue;
+        }
+        memcpy(hdrs + len, hd->name, hd->name_len);
+        len += hd->name_len;
+        memcpy(hdrs + len, ": ", 2);
+        len += 2;
+        memcpy(hdrs + len, hd->value, hd->value_len);
+        len += hd->value_len;
+        memcpy(hdrs + len, "\r\n", 2);
+        len += 2;
+    }
+    st->up_headers = hdrs;
+    st->up_headers_len = len;
+    if (st->up_length > (int64_t)cfg->max_response_bytes) {
+        answer_too_large(req, st); /* the request may be gone */
+        return;
+    }
+    /* Where the body waits until it is complete or passes the buffer: the answer's exact size in
+     * the arena when it is known and small, otherwise a buffer that grows up to the bound (or, for
+     * a client that could not tell a cut stream from a whole one, up to max_response_bytes). */
+    if (st->up_length >= 0 && st->up_length <= BP_PROXY_ANSWER_BUFFER) {
+        bp_buf_init_fixed(&st->answer, bp_arena_alloc(bp_http_req_arena(req), (size_t)st->up_length + 1),
+                          (size_t)st->up_length + 1);
+    } else if (st->up_length != BP_HTTP_LENGTH_NONE) {
+        bool streamable = st->up_length >= 0 || h->version_minor == 1;
+        bp_buf_init(&st->answer, streamable ? BP_PROXY_ANSWER_BUFFER : cfg->max_response_bytes);
+    }
+}
+
+/* The answer is longer than the buffer: its head goes out with what was buffered, the rest
+ * follows as it comes. A held response (audit.*=sync) is released as soon as its record is
+ * durable, which is submitted now, instead of when the answer ends: until then the stream waits
+ * paused at the write bound. Returns false when the client is already behind. */
+static bool
+stream_start(struct bp_http_req *req, struct bp_proxy_req *st)
+{
+    struct bp_http_resp out = answer_head(req, st);
+    struct bp_http_hold *hold;
+    bool more;
+
+    note_resource_id(req, st, st->answer.data, st->answer.len, true);
+    bp_http_resp_start(req, &out);
+    st->streaming = true;
+    hold = bp_http_req_hold(req);
+    if (hold != NULL) {
+        bp_proxy__audit_record_now(req, st, hold);
+    }
+    more = bp_http_resp_write(req, st->answer.data, st->answer.len);
+    bp_buf_cleanup(&st->answer); /* copied or sent */
+    return more;
+}
+
+static void
+up_body(void *arg, const char *data, size_t len)
+{
+    struct bp_http_req *req = arg;
+    struct bp_proxy_req *st = bp_http_req_state(req);
+    bool more = true;
+
+    st->answer_bytes += len;
+    if (st->answer_bytes > bp_http_req_cfg(req)->max_response_bytes) {
+        answer_too_large(req, st); /* the request may be gone */
+        return;
+    }
+    if (!st->streaming) {
+        if (len <= st->answer.max - st->answer.len) {
+            BP_BUG_ON(bp_buf_append(&st->answer, data, len) != BP_OK);
+            return;
+        }
+        more = stream_start(req, st);
+    }
+    if (!bp_http_resp_write(req, data, len) || !more) {
+        bp_upstream_pause(st->xfer); /* on_writable resumes it */
+    }
+}
+
+static void
+up_end(void *arg, bp_err rc)
+{
+    struct bp_http_req *req = arg;
+    struct bp_proxy_req *st = bp_http_req_state(req);
+    struct bp_http_resp out;
 
     st->xfer = NULL;
+    if (st->streaming) {
+        /* A failure after the head went out: the client must not take the cut answer for
+         * complete (the upstream client logged and counted the failure). */
+        if (rc == BP_OK) {
+            answer_facts(req, st); /* Core's time to the end */
+            bp_http_resp_end(req);
+        } else {
+            bp_http_resp_abort(req, rc);
+        }
+        return; /* the request may be gone */
+    }
     if (rc != BP_OK) {
         refuse(req, st, rc, NULL);
         return;
     }
-    relay_response(req, st, resp); /* the request may be gone when it returns */
+    out = answer_head(req, st);
+    note_resource_id(req, st, st->answer.data, st->answer.len, false);
+    bp_http_respond(req, &out, st->answer.data, st->answer.len); /* the request may be gone */
+}
+
+static const struct bp_upstream_stream_cbs answer_cbs = {
+    .on_head = up_head,
+    .on_body = up_body,
+    .on_end = up_end,
+};
+
+/* The client drained what waited: Core's answer may come on. */
+static void
+on_writable(void *self, struct bp_http_req *req)
+{
+    struct bp_proxy_req *st = bp_http_req_state(req);
+    (void)self;
+
+    if (st->xfer != NULL) {
+        bp_upstream_resume(st->xfer);
+    }
 }
 
 /* ---- the body and the request to Core ---- */
@@ -453,7 +602,7 @@ forward(struct bp_http_req *req, struct bp_proxy_req *st)
             .instance_id = st->instance->id,
         };
         /* The upstream client copies the method, URL and header lines before it returns. */
-        rc = bp_upstream_send(pw->upstream, &up, upstream_done, req, &st->xfer);
+        rc = bp_upstream_stream(pw->upstream, &up, &answer_cbs, req, &st->xfer);
         /* From here Core may act on it: the audit record names the action (issue 8). */
         st->forwarded = rc == BP_OK;
     }
@@ -518,6 +667,7 @@ on_end(void *self, struct bp_http_req *req)
 
     BP_BUG_ON(st->xfer != NULL);
     bp_buf_cleanup(&st->rewritten);
+    bp_buf_cleanup(&st->answer);
     bp_tables_release(st->tables);
     st->tables = NULL;
 }
@@ -589,6 +739,7 @@ bp_proxy_new(const struct bp_proxy_tables *tables, struct bp_proxy **out)
         .on_head = on_head,
         .on_body = on_body,
         .on_abort = on_abort,
+        .on_writable = on_writable,
         .on_end = on_end,
         .worker_init = worker_init,
         .worker_fini = worker_fini,

@@ -15,8 +15,9 @@
  * Deadlines: one timer per connection, for whichever deadline applies now (conn_deadline): the
  * idle timeout between requests and while reading a body, the header timeout while a head is
  * incomplete, the idle timeout again when the client stops reading our output, the linger
- * bounds, and "now" once a write found the client gone (the close then runs from the loop). Activity only moves a deadline later, which the timer learns when it fires early and
- * re-arms itself; it is re-armed at once only when a deadline moves earlier.
+ * bounds, and "now" once a write found the client gone (the close then runs from the loop).
+ * Activity only moves a deadline later, which the timer learns when it fires early and re-arms
+ * itself; it is re-armed at once only when a deadline moves earlier.
  *
  * Lifecycle: accept → (requests, request.c) → close. A connection is freed only from its own
  * event callbacks or from the server's stop, after which nothing touches it; the request is

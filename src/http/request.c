@@ -15,10 +15,10 @@
  * answers (now, after the body, or later); the response head is framed here and written with
  * its body in one writev. Once the last byte is queued the finish hooks run, in order; one may
  * hold the response, which then waits in memory for its release (a streamed one may be released
- * before its end; until then its writer is paused at the write bound like any other). When the bytes are out the
- * request ends: the arena goes back to the pool, the configuration is unpinned, and the
- * connection parses the next request (pipelined bytes wait in the read buffer until then, so
- * responses leave in request order).
+ * before its end; until then its writer is paused at the write bound like any other). When the
+ * bytes are out the request ends: the arena goes back to the pool, the configuration is
+ * unpinned, and the connection parses the next request (pipelined bytes wait in the read buffer
+ * until then, so responses leave in request order).
  *
  * Re-entrancy: while this file dispatches to a handler (c->dispatching) a response that
  * completes does not end the request from inside the handler's call; the dispatch loop ends it

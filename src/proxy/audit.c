@@ -150,7 +150,8 @@ record_durable(void *arg)
 /* Submits the record; a held response is released when it is durable, or at once when the
  * record was shed. */
 static void
-submit(struct bp_http_req *req, struct bp_proxy_req *st, struct bp_audit_req_rec *rec, struct bp_http_hold *hold)
+submit(struct bp_http_req *req, struct bp_proxy_req *st, struct bp_audit_req_rec *rec,
+       struct bp_http_hold *hold)
 {
     const struct bp_proxy_conf *pc = bp_http_req_app(req);
     bp_err rc;

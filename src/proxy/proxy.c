@@ -329,7 +329,9 @@ note_resource_id(struct bp_http_req *req, struct bp_proxy_req *st, const char *b
 }
 
 /* The answer is accepted (relayed): Core's status, and its time so far, for the finish hooks. A
- * failure before this leaves them unset, as for a Core that never answered. */
+ * failure before this leaves them unset, as for a Core that never answered. For a streamed
+ * answer the time runs to its last byte, so it includes what the transfer spent paused for a
+ * slow client. */
 static void
 answer_facts(struct bp_http_req *req, const struct bp_proxy_req *st)
 {
@@ -388,7 +390,8 @@ up_head(void *arg, const struct bp_upstream_head *head)
     st->up_status = head->status;
     st->up_head_us = head->upstream_us;
     st->up_head_at_us = bp_clock_mono_us();
-    st->up_length = head->framing == BP_UPSTREAM_BODY_LENGTH ? (int64_t)head->content_length : BP_HTTP_LENGTH_UNKNOWN;
+    st->up_length =
+        head->framing == BP_UPSTREAM_BODY_LENGTH ? (int64_t)head->content_length : BP_HTTP_LENGTH_UNKNOWN;
     /* No body and no length for answers that cannot have one (RFC 9110 §6.4.1). For HEAD, a
      * Content-Length of 0 would misstate the size of the GET answer, so none is sent. */
     if (head->framing == BP_UPSTREAM_BODY_NONE || head->status == 204 || head->status == 304 ||

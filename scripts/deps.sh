@@ -9,6 +9,7 @@ set -euo pipefail
 packages=(
     build-essential cmake pkg-config
     libevent-dev libjansson-dev libsqlite3-dev libssl-dev libargon2-dev
+    libpq-dev
 )
 case "${1:-}" in
 "") ;;
@@ -27,6 +28,11 @@ case "${1:-}" in
     # chromium drives the OAuth authorize page in a real browser; prometheus brings promtool,
     # which checks /metrics with Prometheus's own parser.
     packages+=(chromium prometheus)
+    # PostgreSQL 15: the tests start their own throw-away server (scripts/pg-test-server.sh);
+    # postgresql-client brings psql and pg_dump for the integration tests.
+    packages+=(postgresql postgresql-client)
+    # HAProxy in front of three nodes: the cluster test (tests/integration/cluster.test.mjs).
+    packages+=(haproxy)
     # groff and man render the generated man pages with warnings on (docs.test.mjs).
     packages+=(groff-base man-db)
     # The seccomp test runs serve under the unit's system call filter (libseccomp), expanded by
@@ -53,6 +59,13 @@ for p in "${packages[@]}"; do
         missing+=("$p")
     fi
 done
+# PostgreSQL refuses to run as root: the test server runs as this system user when the tests run
+# as root (CI does). Debian's postgresql package may have started its own cluster; the tests never
+# use it.
+if [ "${1:-}" = "--test" ] && [ "$(id -u)" -eq 0 ] && ! id -u blnkproxy-test >/dev/null 2>&1; then
+    useradd --system --no-create-home --home-dir /nonexistent --shell /usr/sbin/nologin blnkproxy-test
+fi
+
 if [ ${#missing[@]} -eq 0 ]; then
     exit 0
 fi

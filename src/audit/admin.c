@@ -29,6 +29,19 @@ os_user(void)
     return bp_strdup(buf);
 }
 
+/* The host the command ran on: the CLI's "node". */
+static char *
+host_name(void)
+{
+    char host[256];
+
+    if (gethostname(host, sizeof(host)) != 0) {
+        return NULL;
+    }
+    host[sizeof(host) - 1] = '\0';
+    return bp_strdup(host);
+}
+
 bp_err
 bp_audit_admin(struct bp_store *s, const char *action, const char *resource_id, const char *instance_id)
 {
@@ -40,6 +53,7 @@ bp_audit_admin(struct bp_store *s, const char *action, const char *resource_id, 
         .action = bp_strdup(action),
         .category = bp_strdup(BP_AUDIT_CATEGORY_ADMIN),
         .resource_id = resource_id ? bp_strdup(resource_id) : NULL,
+        .node = host_name(),
     };
     bp_err rc = bp_store_audit_insert(s, &rec, 1);
 

@@ -54,11 +54,17 @@ struct bp_audit {
     pthread_t writer;
     bool writer_started;
 
+    char *node;                     /* under mu until set (bp_audit_set_node), then fixed:
+                                       stamped on every record the writer commits */
+    bool await_node;                /* under mu: commit nothing until node is set */
+
     /* Writer thread only. */
     struct bp_store *store;
     char *spool_path;
     bool spool_pending;             /* the spool holds records not yet in the store */
     int64_t retry_at_ms;            /* monotonic: next attempt to import the spool */
+    size_t spool_counted;           /* the spool's first records already counted as committed
+                                       by an import that failed later on (writer.c) */
 
     struct bp_audit_retention *retention;
 

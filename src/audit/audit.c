@@ -25,6 +25,7 @@
 #include "store/store.h"
 
 #define SHED_WARN_INTERVAL_MS 10000
+#define WRITER_TIMEOUT_MS 10000
 
 /* "<db path>.audit-spool" when the config names no spool file. */
 static char *
@@ -58,6 +59,7 @@ depth_source(const void *arg)
 static void
 audit_free(struct bp_audit *a)
 {
+    bp_free(a->node);
     bp_store_close(a->store);
     bp_free(a->spool_path);
     pthread_cond_destroy(&a->wake);
@@ -75,13 +77,19 @@ bp_audit_start(const struct bp_config *cfg, struct bp_audit **out)
     pthread_mutex_init(&a->mu, NULL);
     pthread_cond_init(&a->wake, NULL);
     a->queue_size = cfg->audit_queue_size > 0 ? (size_t)cfg->audit_queue_size : 65536;
+    a->node = cfg->node_name != NULL ? bp_strdup(cfg->node_name) : NULL;
     a->spool_path = spool_path_of(cfg);
-    rc = bp_store_open(cfg->db != NULL ? cfg->db : "./blnkproxy.db", 0, &a->store, err, sizeof(err));
+    /* LAZY: the writer starts while a PostgreSQL store is down, spooling until it answers. */
+    rc = bp_store_open(cfg->db != NULL ? cfg->db : "./blnkproxy.db", BP_STORE_OPEN_LAZY, &a->store, err,
+                       sizeof(err));
     if (rc != BP_OK) {
         BP_ERROR("audit: cannot open the store", BP_LSTR("reason", err));
         audit_free(a);
         return rc;
     }
+    /* A sync write waits for its record: a database that stops answering costs it at most this
+     * long before the batch is spooled instead. */
+    bp_store_set_timeout(a->store, WRITER_TIMEOUT_MS);
     /* A spool left by an earlier run goes in first, so records stay in order. A store that
      * fails now is not fatal: the writer keeps retrying, as it would after a failure later. */
     a->spool_pending = true;
@@ -157,6 +165,30 @@ bp_audit_submit(struct bp_audit *a, struct bp_audit_rec *rec, void (*done)(void 
     enqueue(a, rec, done, arg);
     pthread_mutex_unlock(&a->mu);
     return BP_OK;
+}
+
+void
+bp_audit_set_node(struct bp_audit *a, const char *node)
+{
+    if (a == NULL) {
+        return;
+    }
+    pthread_mutex_lock(&a->mu);
+    BP_BUG_ON(a->node != NULL);
+    a->node = bp_strdup(node);
+    pthread_cond_signal(&a->wake);
+    pthread_mutex_unlock(&a->mu);
+}
+
+void
+bp_audit_await_node(struct bp_audit *a)
+{
+    if (a == NULL) {
+        return;
+    }
+    pthread_mutex_lock(&a->mu);
+    a->await_node = a->node == NULL;
+    pthread_mutex_unlock(&a->mu);
 }
 
 bool

@@ -35,6 +35,12 @@ struct bp_audit;
 /* Starts the writer thread with its own store connection on cfg->db (already migrated), replays
  * any spool left by an earlier run, and starts the retention purge (cfg->audit_retention_days). */
 bp_err bp_audit_start(const struct bp_config *cfg, struct bp_audit **out);
+/* Names the node whose records these are (serve's node_name): the writer stamps it on every
+ * record it commits from then on. Once, after start; cfg->node_name, when set, is used at start.
+ * bp_audit_await_node makes the writer commit nothing until it is set (stop excepted): for a
+ * server whose default name holds a port it learns only once it listens. */
+void bp_audit_set_node(struct bp_audit *a, const char *node);
+void bp_audit_await_node(struct bp_audit *a);
 /* Queues rec, taking ownership of it and its strings (allocated with bp_malloc and friends) in
  * every case. When done is not NULL it is called on the writer thread, exactly once, after the
  * record is durable; it must only hand off (e.g. wake a loop thread). Returns BP_ERR_LIMIT when
@@ -61,7 +67,7 @@ size_t bp_audit_depth(const struct bp_audit *a);
 void bp_audit_stop(struct bp_audit *a);
 
 /* Writes one administrative record now, on an open store (the CLI's): actor is the OS user
- * (actor_type "cli"), category BP_AUDIT_CATEGORY_ADMIN. action is a label like "Key created"; resource_id the
+ * (actor_type "cli"), node the host name, category BP_AUDIT_CATEGORY_ADMIN. action is a label like "Key created"; resource_id the
  * object changed; instance_id may be NULL. */
 bp_err bp_audit_admin(struct bp_store *s, const char *action, const char *resource_id, const char *instance_id);
 

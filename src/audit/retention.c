@@ -72,7 +72,7 @@ bp_audit__retention_start(const char *dsn, int retention_days, struct bp_audit_r
         return BP_OK;
     }
     r = bp_calloc(1, sizeof(*r));
-    rc = bp_store_open(dsn, 0, &r->store, err, sizeof(err));
+    rc = bp_store_open(dsn, BP_STORE_OPEN_LAZY, &r->store, err, sizeof(err));
     if (rc != BP_OK) {
         BP_ERROR("audit: retention cannot open the store", BP_LSTR("reason", err));
         bp_free(r);

@@ -2,7 +2,9 @@
  * takes them back.
  *
  * One object per line with every field of struct bp_audit_rec but seq (the store assigns it on
- * import). Appends are fsynced before the writer reports the records durable; a crash can leave a
+ * import), the record's id included: importing a spool twice (a crash between the import's commit
+ * and the truncation, or records spooled after a commit whose answer was lost) stores each record
+ * once. Appends are fsynced before the writer reports the records durable; a crash can leave a
  * torn last line, which the reader skips and counts. The file is created 0600 next to the
  * database (it holds the same records the database would). Text that is not valid UTF-8 (JSON
  * cannot carry it) has its offending bytes replaced by '?'. */
@@ -53,6 +55,8 @@ rec_to_json(const struct bp_audit_rec *r)
 {
     json_t *o = json_object();
 
+    json_object_set_new(o, "id", str_or_null(r->id));
+    json_object_set_new(o, "node", str_or_null(r->node));
     json_object_set_new(o, "time_us", json_integer(r->time_us));
     json_object_set_new(o, "request_id", str_or_null(r->request_id));
     json_object_set_new(o, "actor_type", str_or_null(r->actor_type));
@@ -163,6 +167,9 @@ json_to_rec(json_t *o, struct bp_audit_rec *r)
         return false;
     }
     r->time_us = json_integer_value(json_object_get(o, "time_us"));
+    /* Spools written before issue 9 have neither: the import gives such a record a new id. */
+    r->id = get_str(o, "id");
+    r->node = get_str(o, "node");
     r->request_id = get_str(o, "request_id");
     r->actor_type = get_str(o, "actor_type");
     r->actor_id = get_str(o, "actor_id");

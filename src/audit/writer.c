@@ -33,13 +33,55 @@ warn_store(struct bp_audit *a, const char *msg, size_t records)
     }
 }
 
+/* Inserts the spool's records a batch at a time, each batch its own transaction: a spool left by
+ * a long outage may hold millions, more than one statement (or the writer's time limit) should
+ * carry. A failure part way leaves the batches before it stored; the next attempt inserts them
+ * again, and the store skips them by id. Records from a spool written before issue 9 have no id
+ * (the store would give them a new one at each attempt): those go in one transaction, as
+ * before.
+ *
+ * The committed counters count a record once: a->spool_counted remembers how many of the
+ * spool's first records an earlier, failed attempt of this process stored (the spool only grows
+ * at its end until it is emptied). It is used for counting only, never to skip an insert: a
+ * torn line could shift the records, and re-inserting costs nothing but time. */
+static bp_err
+import_chunks(struct bp_audit *a, struct bp_audit_rec *recs, size_t n)
+{
+    size_t chunk = BP_AUDIT_BATCH_MAX;
+    bp_err rc = BP_OK;
+
+    for (size_t i = 0; i < n; i++) {
+        if (recs[i].id == NULL) {
+            chunk = n;
+            break;
+        }
+    }
+    for (size_t off = 0; off < n && rc == BP_OK; off += chunk) {
+        size_t k = n - off < chunk ? n - off : chunk;
+        int64_t t0 = bp_clock_mono_us();
+
+        rc = bp_store_audit_insert(a->store, recs + off, k);
+        if (rc == BP_OK) {
+            size_t from = off > a->spool_counted ? off : a->spool_counted;
+            size_t fresh = off + k > from ? off + k - from : 0;
+
+            bp_metrics_audit_commit(fresh, bp_clock_mono_us() - t0);
+            atomic_fetch_add(&a->n_committed, fresh);
+            atomic_fetch_add(&a->n_batches, 1);
+            if (off + k > a->spool_counted) {
+                a->spool_counted = off + k;
+            }
+        }
+    }
+    return rc;
+}
+
 bp_err
 bp_audit__import_spool(struct bp_audit *a)
 {
     struct bp_audit_rec *recs = NULL;
     size_t n = 0;
     size_t skipped = 0;
-    int64_t t0;
     bp_err rc;
 
     rc = bp_audit__spool_read(a->spool_path, &recs, &n, &skipped);
@@ -52,20 +94,14 @@ bp_audit__import_spool(struct bp_audit *a)
         BP_WARN("audit: unreadable spool lines skipped", BP_LSTR("path", a->spool_path),
                 BP_LINT("lines", skipped));
     }
-    t0 = bp_clock_mono_us();
-    rc = bp_store_audit_insert(a->store, recs, n);
+    rc = import_chunks(a, recs, n);
     if (rc != BP_OK) {
         bp_metrics_audit_event(BP_METRICS_AUDIT_STORE_ERROR, 1);
         warn_store(a, "audit: store still failing, records stay in the spool", n);
         goto retry;
     }
-    if (n > 0) {
-        bp_metrics_audit_commit(n, bp_clock_mono_us() - t0);
-        atomic_fetch_add(&a->n_committed, n);
-        atomic_fetch_add(&a->n_batches, 1);
-    }
     /* A crash between the commit above and this truncation imports these records again on the
-     * next start: a duplicate is the lesser harm than a loss. */
+     * next start; their ids make that harmless (the store skips a record it holds). */
     rc = bp_audit__spool_clear(a->spool_path);
     if (rc != BP_OK) {
         BP_ERROR("audit: cannot empty the spool after importing it", BP_LSTR("path", a->spool_path));
@@ -75,6 +111,7 @@ bp_audit__import_spool(struct bp_audit *a)
         BP_INFO("audit: spooled records imported", BP_LINT("records", n));
     }
     a->spool_pending = false;
+    a->spool_counted = 0;
     bp_audit_recs_free(recs, n);
     return BP_OK;
 
@@ -149,6 +186,9 @@ commit_batch(struct bp_audit *a, struct bp_audit_item *items, size_t n)
 
     for (size_t i = 0; i < n; i++, it = it->next) {
         recs[i] = *it->rec;
+        if (recs[i].node == NULL && a->node != NULL) {
+            recs[i].node = bp_strdup(a->node);
+        }
     }
     persist(a, recs, n);
     /* recs[i] shares its strings with items' records: free them once, through recs. */
@@ -206,6 +246,11 @@ bp_audit__writer_main(void *arg)
 
         pthread_mutex_lock(&a->mu);
         wait_for_work(a);
+        /* Records carry the node's name, which serve knows once it is listening (its default
+         * names the port): wait for it, briefly, unless stopping. */
+        while (a->node == NULL && a->await_node && a->head != NULL && !a->stopping) {
+            pthread_cond_wait(&a->wake, &a->mu);
+        }
         batch = a->head;
         last = NULL;
         for (struct bp_audit_item *it = batch; it != NULL && n < BP_AUDIT_BATCH_MAX; it = it->next) {

@@ -70,7 +70,10 @@ int bp_cli__parse(struct bp_cli_ctx *ctx, int argc, char **argv, struct bp_cli_f
 /* "blnkproxy: <message>" on stderr. Never pass secret text. */
 void bp_cli__error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
-/* Opens the store (ctx->db, else $BLNKPROXY_DB, else ./blnkproxy.db) and, when migrate is set,
+/* The store's DSN: ctx->db, else $BLNKPROXY_DB, else ./blnkproxy.db. May hold a password: show
+ * it only through bp_store_dsn_mask. */
+const char *bp_cli__dsn(const struct bp_cli_ctx *ctx);
+/* Opens the store (bp_cli__dsn) and, when migrate is set,
  * applies pending migrations. The store must exist: only the commands meant to create one use
  * bp_cli__open_or_create_store (issue 8). Reports a failure and returns an exit code (1 for a
  * missing, foreign or too new store). */

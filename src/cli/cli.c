@@ -60,7 +60,8 @@ static const struct bp_cli_family family_serve = {
              "in the log, and the running configuration stays. Under systemd (Type=notify, with\n"
              "$NOTIFY_SOCKET set) serve reports READY=1 once the store is open, the tables are loaded\n"
              "and the listeners accept; RELOADING=1 and READY=1 around a SIGHUP reload; STOPPING=1 at\n"
-             "SIGTERM.\n",
+             "SIGTERM. A PostgreSQL store that is down at start does not hold READY=1 back: serve\n"
+             "listens, says so in STATUS, answers /readyz 503 and retries until the store answers.\n",
 };
 
 static const struct bp_cli_verb version_verbs[] = {
@@ -108,7 +109,9 @@ static const struct bp_cli_family *const commands[] = {
 };
 
 const struct bp_cli_opt bp_cli__global_opts[2] = {
-    {"--db", "DSN", .help = "the store: a SQLite file path (default $BLNKPROXY_DB, else ./blnkproxy.db)",
+    {"--db", "DSN",
+     .help = "the store: a SQLite file path, or postgres://USER:PASSWORD@HOST/DB for PostgreSQL (default "
+             "$BLNKPROXY_DB, else ./blnkproxy.db)",
      .complete = "@file"},
     {"--json", NULL, .help = "print exactly one JSON object on stdout"},
 };
@@ -339,12 +342,10 @@ bp_cli__parse(struct bp_cli_ctx *ctx, int argc, char **argv, struct bp_cli_flag 
 
 /* ---- store helpers ---- */
 
-static int
-open_store(const struct bp_cli_ctx *ctx, unsigned flags, bool migrate, struct bp_store **out)
+const char *
+bp_cli__dsn(const struct bp_cli_ctx *ctx)
 {
     const char *dsn = ctx->db;
-    char err[PATH_MAX + 512];
-    bp_err rc;
 
     if (dsn == NULL) {
         dsn = getenv("BLNKPROXY_DB");
@@ -352,7 +353,16 @@ open_store(const struct bp_cli_ctx *ctx, unsigned flags, bool migrate, struct bp
             dsn = DEFAULT_DB;
         }
     }
-    rc = bp_store_open(dsn, flags, out, err, sizeof(err));
+    return dsn;
+}
+
+static int
+open_store(const struct bp_cli_ctx *ctx, unsigned flags, bool migrate, struct bp_store **out)
+{
+    char err[PATH_MAX + 512];
+    bp_err rc;
+
+    rc = bp_store_open(bp_cli__dsn(ctx), flags, out, err, sizeof(err));
     if (rc != BP_OK) {
         bp_cli__error("%s", err);
         return rc == BP_ERR_INVALID ? BP_CLI_EXIT_USAGE : BP_CLI_EXIT_FAIL;

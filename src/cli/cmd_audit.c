@@ -17,8 +17,9 @@
 /* `audit list`: reads the audit log (issue 4). Filters map one to one onto struct
  * bp_audit_query, which the store answers through its indexes. Output: a table for people, or
  * with --json one JSON object per line (JSON lines, every field, times as RFC 3339 with
- * microseconds). --follow prints the newest matching records oldest first, then polls for
- * newer ones (by seq) every 500 ms until SIGINT or SIGTERM, and exits 0. */
+ * microseconds). --follow prints the newest matching records oldest first, then polls every
+ * 500 ms for records committed since (a store cursor: each record once, none skipped when
+ * several nodes commit out of seq order) until SIGINT or SIGTERM, and exits 0. */
 
 #define DEFAULT_LIMIT 100
 #define MAX_LIMIT 1000000000
@@ -393,6 +394,7 @@ print_json_line(const struct bp_audit_rec *r)
     BP_BUG_ON(o == NULL);
     format_time_us(r->time_us, t);
     json_object_set_new(o, "seq", json_integer(r->seq));
+    json_object_set_new(o, "id", jstr(r->id));
     json_object_set_new(o, "time", json_string(t));
     json_object_set_new(o, "request_id", jstr(r->request_id));
     json_object_set_new(o, "actor_type", jstr(r->actor_type));
@@ -410,6 +412,7 @@ print_json_line(const struct bp_audit_rec *r)
     json_object_set_new(o, "client_addr", jstr(r->client_addr));
     json_object_set_new(o, "resource_id", jstr(r->resource_id));
     json_object_set_new(o, "error", jstr(r->error));
+    json_object_set_new(o, "node", jstr(r->node));
     rc = json_dumpf(o, stdout, JSON_COMPACT);
     json_decref(o);
     putchar('\n');
@@ -522,31 +525,43 @@ catch_stop_signals(void)
     sigaction(SIGTERM, &sa, NULL);
 }
 
+/* Prints what the cursor hands out until a stop signal: each record once, as it becomes visible
+ * (store.h: on PostgreSQL several nodes' batches commit out of seq order, and none is skipped). */
 static int
-follow(struct bp_store *s, struct bp_audit_query q, struct printer *p, int64_t last_seq)
+follow(struct bp_store *s, struct bp_audit_cursor *c, struct printer *p)
 {
-    q.ascending = true;
-    q.limit = FOLLOW_PAGE;
+    bool down = false;
+
     while (!follow_stop) {
         struct bp_audit_rec *recs = NULL;
         size_t n = 0;
-        bp_err err;
+        bool more = false;
+        bp_err err = bp_store_audit_follow_next(s, c, FOLLOW_PAGE, &recs, &n, &more);
         int rc;
 
-        q.after_seq = last_seq;
-        err = bp_store_audit_query(s, &q, &recs, &n);
+        /* A database restart does not end a tail: it says so once, and goes on where it was
+         * (the cursor is intact) once the store answers again. */
+        if (err == BP_ERR_STORE_DOWN) {
+            if (!down) {
+                bp_cli__error("warning: %s; still following, retrying", bp_store_last_error(s));
+                down = true;
+            }
+            nanosleep(&(struct timespec){.tv_nsec = FOLLOW_POLL_MS * 1000000L}, NULL);
+            continue;
+        }
         if (err != BP_OK) {
             return bp_cli__store_fail(s, err, "audit log", "");
         }
-        rc = print_recs(p, recs, n, false);
-        if (n > 0) {
-            last_seq = recs[n - 1].seq;
+        if (down) {
+            bp_cli__error("the store answers again");
+            down = false;
         }
+        rc = print_recs(p, recs, n, false);
         bp_audit_recs_free(recs, n);
         if (rc != BP_CLI_EXIT_OK) {
             return rc;
         }
-        if (n < FOLLOW_PAGE) {
+        if (!more) {
             nanosleep(&(struct timespec){.tv_nsec = FOLLOW_POLL_MS * 1000000L}, NULL);
         }
     }
@@ -562,8 +577,8 @@ audit_list(struct bp_cli_ctx *ctx, int argc, char **argv, int op)
     struct bp_audit_query q = {0};
     struct printer p = {0};
     struct bp_audit_rec *recs = NULL;
+    struct bp_audit_cursor *cursor = NULL;
     struct bp_store *s = NULL;
-    int64_t last_seq = 0;
     size_t n = 0;
     bp_err err;
     int rc;
@@ -590,21 +605,23 @@ audit_list(struct bp_cli_ctx *ctx, int argc, char **argv, int op)
             goto done;
         }
     }
-    err = bp_store_audit_query(s, &q, &recs, &n);
+    if (flags[F_FOLLOW].seen) {
+        err = bp_store_audit_follow(s, &q, &recs, &n, &cursor);
+    } else {
+        err = bp_store_audit_query(s, &q, &recs, &n);
+    }
     if (err != BP_OK) {
         rc = bp_cli__store_fail(s, err, "audit log", "");
         goto done;
     }
-    for (size_t i = 0; i < n; i++) {
-        last_seq = recs[i].seq > last_seq ? recs[i].seq : last_seq;
-    }
     /* A tail reads downwards in time; a listing shows the newest first. */
     rc = print_recs(&p, recs, n, flags[F_FOLLOW].seen);
-    if (rc == BP_CLI_EXIT_OK && flags[F_FOLLOW].seen) {
-        rc = follow(s, q, &p, last_seq);
+    if (rc == BP_CLI_EXIT_OK && cursor != NULL) {
+        rc = follow(s, cursor, &p);
     }
 
 done:
+    bp_audit_cursor_free(cursor);
     bp_audit_recs_free(recs, n);
     bp_store_close(s);
     return rc;

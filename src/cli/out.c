@@ -134,6 +134,18 @@ bp_out_csv(struct bp_out_obj *o, const char *key, const char *csv)
     set(o, key, arr);
 }
 
+void
+bp_out_rows(struct bp_out_obj *o, const char *key, struct bp_out_obj *const *rows, size_t n)
+{
+    json_t *arr = json_array();
+
+    BP_BUG_ON(arr == NULL);
+    for (size_t i = 0; i < n; i++) {
+        BP_BUG_ON(json_array_append(arr, rows[i]->json) != 0);
+    }
+    set(o, key, arr);
+}
+
 /* ---- printing ---- */
 
 static int
@@ -206,28 +218,6 @@ render(const json_t *v)
     return out;
 }
 
-int
-bp_out_print_obj(const struct bp_out_obj *o, bool json)
-{
-    const char *key;
-    json_t *val;
-    size_t width = 0;
-
-    if (json) {
-        return print_json(o->json);
-    }
-    json_object_foreach(o->json, key, val) {
-        size_t n = strlen(key);
-        width = n > width ? n : width;
-    }
-    json_object_foreach(o->json, key, val) {
-        char *text = render(val);
-        printf("%s:%*s %s\n", key, (int)(width - strlen(key)), "", text);
-        bp_free(text);
-    }
-    return finish();
-}
-
 static void
 print_header(const char *key, size_t width, bool last)
 {
@@ -242,35 +232,20 @@ print_header(const char *key, size_t width, bool last)
     }
 }
 
-int
-bp_out_print_list(const char *list_key, struct bp_out_obj *const *rows, size_t n,
-                  const char *const *columns, size_t ncolumns, bool json)
+/* An aligned table of the objects in arr, one column per key of columns. */
+static void
+print_table(const json_t *arr, const char *const *columns, size_t ncolumns)
 {
-    char **cells;
-    size_t *widths;
-    int rc;
+    size_t n = json_array_size(arr);
+    char **cells = bp_calloc(n * ncolumns + 1, sizeof(*cells));
+    size_t *widths = bp_calloc(ncolumns, sizeof(*widths));
 
-    if (json) {
-        json_t *wrap = json_object();
-        json_t *arr = json_array();
-        BP_BUG_ON(wrap == NULL || arr == NULL);
-        for (size_t i = 0; i < n; i++) {
-            BP_BUG_ON(json_array_append(arr, rows[i]->json) != 0);
-        }
-        BP_BUG_ON(json_object_set_new(wrap, list_key, arr) != 0);
-        rc = print_json(wrap);
-        json_decref(wrap);
-        return rc;
-    }
-
-    cells = bp_calloc(n * ncolumns + 1, sizeof(*cells));
-    widths = bp_calloc(ncolumns, sizeof(*widths));
     for (size_t c = 0; c < ncolumns; c++) {
         widths[c] = strlen(columns[c]);
     }
     for (size_t r = 0; r < n; r++) {
         for (size_t c = 0; c < ncolumns; c++) {
-            char *text = render(json_object_get(rows[r]->json, columns[c]));
+            char *text = render(json_object_get(json_array_get(arr, r), columns[c]));
             size_t w = strlen(text);
             widths[c] = w > widths[c] ? w : widths[c];
             cells[r * ncolumns + c] = text;
@@ -295,6 +270,79 @@ bp_out_print_list(const char *list_key, struct bp_out_obj *const *rows, size_t n
     }
     bp_free(cells);
     bp_free(widths);
+}
+
+static bool
+is_rows(const json_t *v)
+{
+    return json_is_array(v) && json_array_size(v) > 0 && json_is_object(json_array_get(v, 0));
+}
+
+int
+bp_out_print_obj(const struct bp_out_obj *o, bool json)
+{
+    const char *key;
+    json_t *val;
+    size_t width = 0;
+
+    if (json) {
+        return print_json(o->json);
+    }
+    json_object_foreach(o->json, key, val) {
+        size_t n = strlen(key);
+        width = n > width ? n : width;
+    }
+    json_object_foreach(o->json, key, val) {
+        char *text;
+        if (is_rows(val)) {
+            continue; /* a table of its own, below */
+        }
+        text = render(val);
+        printf("%s:%*s %s\n", key, (int)(width - strlen(key)), "", text);
+        bp_free(text);
+    }
+    /* Each list of records (bp_out_rows) as a table, its columns the first record's keys. */
+    json_object_foreach(o->json, key, val) {
+        const char *columns[32];
+        size_t ncolumns = 0;
+        const char *ckey;
+        json_t *cval;
+
+        if (!is_rows(val)) {
+            continue;
+        }
+        json_object_foreach(json_array_get(val, 0), ckey, cval) {
+            if (ncolumns < BP_ARRAY_LEN(columns)) {
+                columns[ncolumns++] = ckey;
+            }
+        }
+        printf("\n");
+        print_table(val, columns, ncolumns);
+    }
+    return finish();
+}
+
+int
+bp_out_print_list(const char *list_key, struct bp_out_obj *const *rows, size_t n,
+                  const char *const *columns, size_t ncolumns, bool json)
+{
+    json_t *arr = json_array();
+    int rc;
+
+    BP_BUG_ON(arr == NULL);
+    for (size_t i = 0; i < n; i++) {
+        BP_BUG_ON(json_array_append(arr, rows[i]->json) != 0);
+    }
+    if (json) {
+        json_t *wrap = json_object();
+        BP_BUG_ON(wrap == NULL);
+        BP_BUG_ON(json_object_set_new(wrap, list_key, arr) != 0);
+        rc = print_json(wrap);
+        json_decref(wrap);
+        return rc;
+    }
+    print_table(arr, columns, ncolumns);
+    json_decref(arr);
     return finish();
 }
 

@@ -24,6 +24,9 @@ void bp_out_bool(struct bp_out_obj *o, const char *key, bool val);
 void bp_out_int(struct bp_out_obj *o, const char *key, int64_t val);
 void bp_out_time(struct bp_out_obj *o, const char *key, int64_t wall_s);
 void bp_out_csv(struct bp_out_obj *o, const char *key, const char *csv);
+/* A list of records as one field: a JSON array of objects; for people, a table after the other
+ * fields, its columns the first record's keys (an empty list shows as "-"). */
+void bp_out_rows(struct bp_out_obj *o, const char *key, struct bp_out_obj *const *rows, size_t n);
 
 /* Print and return an exit code: 0, or 1 when stdout could not be written. */
 int bp_out_print_obj(const struct bp_out_obj *o, bool json);

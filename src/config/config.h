@@ -61,6 +61,8 @@ struct bp_config {
                                            fails; NULL = "<db path>.audit-spool" */
     bool reuse_port;                    /* "reuse_port": start even when the listen address is
                                            served already (hand-over to this process), default false */
+    char *node_name;                    /* "node_name": this server's name in logs, metrics, audit
+                                           records and `db status`; NULL = "<hostname>:<port>" */
     /* "routes" (config file only, DESIGN §3): built-in rows to drop ("METHOD /pattern") and rows
      * to add. The router checks them when the table is built. */
     char **routes_remove;

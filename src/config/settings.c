@@ -34,7 +34,7 @@
 
 const struct bp_setting bp_config__settings[] = {
     {"db", "BLNKPROXY_DB", "--db", BP_SETTING_STRING, 1, STRING_MAX_LEN, "./blnkproxy.db", FIELD(db), 0,
-     "store DSN: a SQLite file path (or a PostgreSQL URL when built with it)", RESTART, "DSN"},
+     "store DSN: a SQLite file path, or a postgres:// or postgresql:// URI", RESTART, "DSN"},
     {"listen", "BLNKPROXY_LISTEN", "--listen", BP_SETTING_LISTEN, 0, 65535, "127.0.0.1:8080",
      FIELD(listen_host), offsetof(struct bp_config, listen_port),
      "address to serve on; port 0 picks a free port (logged at start)", RESTART, NULL},
@@ -109,6 +109,9 @@ const struct bp_setting bp_config__settings[] = {
     {"reuse_port", "BLNKPROXY_REUSE_PORT", "--reuse-port", BP_SETTING_BOOL, 0, 1, "false", FIELD(reuse_port), 0,
      "start even when the listen address is already served (hand-over: start the new process, then "
      "SIGTERM the old one)", RESTART, NULL},
+    {"node_name", "BLNKPROXY_NODE_NAME", "--node-name", BP_SETTING_OPT_STRING, 1, 255, NULL, FIELD(node_name),
+     0, "this server's name in logs, metrics, audit records and db status; default <hostname>:<port>",
+     RESTART, "NAME"},
 };
 
 const size_t bp_config__n_settings = BP_ARRAY_LEN(bp_config__settings);

@@ -32,6 +32,9 @@ static const struct bp_errcat_row rows[] = {
      0, true},
     {BP_ERR_AUDIT_UNAVAILABLE, 503, "PROXY_AUDIT_UNAVAILABLE", "Audit log is saturated; retry shortly", NULL,
      1, true},
+    /* serve started while the store was unreachable (PostgreSQL) and has no credentials yet: a 401
+     * would tell clients their key is bad. */
+    {BP_ERR_NOT_READY, 503, "PROXY_NOT_READY", "Credentials are not loaded yet; retry shortly", NULL, 1, true},
     /* Never sent (the client is gone): the status nginx logs for it, for the audit log. */
     {BP_ERR_CLIENT_CLOSED, 499, "PROXY_CLIENT_CLOSED_REQUEST", "Client closed the connection", NULL, 0,
      false},

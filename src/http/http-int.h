@@ -67,7 +67,9 @@ struct bp_server {
     int n_workers;                       /* made */
     int n_running;                       /* threads started */
     int port;
-    atomic_bool ready;
+    pthread_mutex_t ready_lock;  /* guards ready and ready_reason: /readyz and the watcher only */
+    enum bp_readiness ready;
+    char ready_reason[256];
 };
 
 struct bp_conn;

@@ -239,9 +239,19 @@ bp_err bp_server_check_address(const struct bp_config *cfg, char *err, size_t er
 void bp_server_reconfigure(struct bp_server *s, struct bp_config *cfg, void *app);
 /* The bound port. */
 int bp_server_port(const struct bp_server *s);
-/* Readiness as /readyz reports it: set by the watcher after each store poll. Any thread. */
-void bp_server_set_ready(struct bp_server *s, bool ready);
-bool bp_server_is_ready(const struct bp_server *s);
+/* Readiness as /readyz reports it (issue 9): set by the watcher after each store check. */
+enum bp_readiness {
+    BP_READY = 0,   /* 200 {"status":"ready"} */
+    BP_STARTING,    /* 503 {"status":"starting","reason":…}: no tables loaded yet, so /proxy/ is
+                       answered 503 PROXY_NOT_READY too */
+    BP_DEGRADED,    /* 503 {"status":"degraded","reason":…}: the store does not answer; /proxy/
+                       is served from the last tables, OAuth answers 503 */
+};
+/* reason: why not ready (copied; password-free text), NULL for BP_READY. Any thread. */
+void bp_server_set_readiness(struct bp_server *s, enum bp_readiness state, const char *reason);
+/* The state now, and its reason copied into reason (NUL-terminated, "" when ready). Any thread;
+ * a short lock shared only with bp_server_set_readiness, so no request waits on it. */
+enum bp_readiness bp_server_readiness(struct bp_server *s, char *reason, size_t reason_len);
 /* Graceful stop: stop accepting, close idle connections, let in-flight requests finish within
  * cfg->shutdown_timeout_ms, then join the workers. Call from the thread that started it. */
 void bp_server_stop(struct bp_server *s);

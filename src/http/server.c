@@ -653,6 +653,7 @@ server_free(struct bp_server *s)
     bp_free(s->handlers);
     bp_http__conf_unref(s->conf);
     pthread_mutex_destroy(&s->conf_lock);
+    pthread_mutex_destroy(&s->ready_lock);
     bp_free(s);
 }
 
@@ -677,7 +678,8 @@ bp_server_new(const struct bp_server_spec *spec, struct bp_server **out, char *e
     pthread_mutex_init(&s->conf_lock, NULL);
     s->conf = conf_new(cfg, spec->app, spec->app_free);
     s->workers = bp_calloc((size_t)cfg->workers, sizeof(*s->workers));
-    atomic_init(&s->ready, true);
+    pthread_mutex_init(&s->ready_lock, NULL);
+    s->ready = BP_READY;
     atomic_init(&s->conf_gen, 0);
     format_address(cfg->listen_host, cfg->listen_port, address, sizeof(address));
     rc = resolve_listen(cfg->listen_host, cfg->listen_port, &ai);
@@ -743,15 +745,24 @@ bp_server_port(const struct bp_server *s)
 }
 
 void
-bp_server_set_ready(struct bp_server *s, bool ready)
+bp_server_set_readiness(struct bp_server *s, enum bp_readiness state, const char *reason)
 {
-    atomic_store(&s->ready, ready);
+    pthread_mutex_lock(&s->ready_lock);
+    s->ready = state;
+    snprintf(s->ready_reason, sizeof(s->ready_reason), "%s", reason != NULL ? reason : "");
+    pthread_mutex_unlock(&s->ready_lock);
 }
 
-bool
-bp_server_is_ready(const struct bp_server *s)
+enum bp_readiness
+bp_server_readiness(struct bp_server *s, char *reason, size_t reason_len)
 {
-    return atomic_load(&((struct bp_server *)s)->ready);
+    enum bp_readiness state;
+
+    pthread_mutex_lock(&s->ready_lock);
+    state = s->ready;
+    snprintf(reason, reason_len, "%s", s->ready_reason);
+    pthread_mutex_unlock(&s->ready_lock);
+    return state;
 }
 
 void

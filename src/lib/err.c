@@ -11,6 +11,7 @@ static const char *const names[BP_ERR__COUNT] = {
     [BP_ERR_EXISTS] = "exists",
     [BP_ERR_IO] = "io",
     [BP_ERR_STORE] = "store",
+    [BP_ERR_STORE_DOWN] = "store_down",
     [BP_ERR_AGAIN] = "again",
     [BP_ERR_CANCELLED] = "cancelled",
     [BP_ERR_AUTH_MISSING] = "auth_missing",
@@ -28,6 +29,7 @@ static const char *const names[BP_ERR__COUNT] = {
     [BP_ERR_UPSTREAM_TIMEOUT] = "upstream_timeout",
     [BP_ERR_UPSTREAM_TOO_LARGE] = "upstream_too_large",
     [BP_ERR_AUDIT_UNAVAILABLE] = "audit_unavailable",
+    [BP_ERR_NOT_READY] = "not_ready",
     [BP_ERR_CLIENT_CLOSED] = "client_closed",
 };
 

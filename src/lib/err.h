@@ -12,6 +12,7 @@ typedef enum {
     BP_ERR_EXISTS,
     BP_ERR_IO,
     BP_ERR_STORE,
+    BP_ERR_STORE_DOWN,       /* the store cannot be reached (now): a later attempt may succeed */
     BP_ERR_AGAIN,            /* incomplete input: feed more bytes */
     BP_ERR_CANCELLED,        /* queued work dropped unrun (its queue stopped first) */
 
@@ -31,6 +32,7 @@ typedef enum {
     BP_ERR_UPSTREAM_TIMEOUT,
     BP_ERR_UPSTREAM_TOO_LARGE,
     BP_ERR_AUDIT_UNAVAILABLE,  /* the audit queue is full: refuse rather than forward unrecorded */
+    BP_ERR_NOT_READY,          /* no credentials loaded yet (the store was down at start) */
     BP_ERR_CLIENT_CLOSED,      /* the client went away before its answer (audit and log only) */
     BP_ERR__COUNT
 } bp_err;

@@ -98,6 +98,11 @@ extern _Atomic(struct bp_metrics__state *) bp_metrics__g;
 extern _Atomic uint64_t bp_metrics__credentials;
 extern _Atomic uint64_t bp_metrics__instances;
 extern _Atomic uint64_t bp_metrics__reloads;
+/* Issue 9: the node's name (NUL-terminated, empty until set; written once before it is read by
+ * a scrape, under its lock) and the store's state. */
+bool bp_metrics__node(char *out, size_t cap);
+extern _Atomic int bp_metrics__store_up;
+extern _Atomic uint64_t bp_metrics__store_outages;
 
 /* The process as /proc/self describes it (process.c); each has_ says whether the values after it
  * could be read. */

@@ -21,6 +21,7 @@
  * group="other", instance="other" in a fixed array. Labels never hold credential ids. */
 #include "metrics/metrics.h"
 
+#include <stdio.h>
 #include <string.h>
 
 #include "lib/alloc.h"
@@ -489,6 +490,38 @@ bp_metrics_audit_event(enum bp_metrics_audit_event ev, size_t n)
     s = shard_enter(m);
     add_u64(&s->audit[ev], n);
     shard_leave(m, s);
+}
+
+static pthread_mutex_t node_lock = PTHREAD_MUTEX_INITIALIZER;
+static char node_name[256];
+_Atomic int bp_metrics__store_up = 1;
+_Atomic uint64_t bp_metrics__store_outages;
+
+void
+bp_metrics_set_node(const char *node)
+{
+    pthread_mutex_lock(&node_lock);
+    snprintf(node_name, sizeof(node_name), "%s", node != NULL ? node : "");
+    pthread_mutex_unlock(&node_lock);
+}
+
+bool
+bp_metrics__node(char *out, size_t cap)
+{
+    pthread_mutex_lock(&node_lock);
+    snprintf(out, cap, "%s", node_name);
+    pthread_mutex_unlock(&node_lock);
+    return out[0] != '\0';
+}
+
+void
+bp_metrics_store_up(bool up)
+{
+    int was = atomic_exchange(&bp_metrics__store_up, up ? 1 : 0);
+
+    if (was == 1 && !up) {
+        atomic_fetch_add(&bp_metrics__store_outages, 1);
+    }
 }
 
 void

@@ -76,6 +76,13 @@ void bp_metrics_audit_event(enum bp_metrics_audit_event ev, size_t n);
 /* The audit queue depth is read when rendering, through this callback (NULL: not reported). */
 void bp_metrics_set_audit_depth_source(size_t (*depth)(const void *arg), const void *arg);
 
+/* Issue 9. This server's node name, shown as blnkproxy_node_info{node="…"} 1 (the only series
+ * with a node label: a scraper joins on it). Set once at start; copied. */
+void bp_metrics_set_node(const char *node);
+/* The watcher's latest store check: blnkproxy_store_up is 1 or 0, and
+ * blnkproxy_store_outages_total counts the changes from up to down. */
+void bp_metrics_store_up(bool up);
+
 enum bp_metrics_format {
     BP_METRICS_TEXT = 0,    /* text/plain; version=0.0.4 */
     BP_METRICS_OPENMETRICS, /* application/openmetrics-text; version=1.0.0 */

@@ -503,6 +503,30 @@ render_tables(struct bp_buf *b, bool om)
     putf(b, P "table_reloads_total %" PRIu64 "\n", atomic_load(&bp_metrics__reloads));
 }
 
+/* Issue 9: which node this is, and whether its store answers. node_info is an info family in
+ * OpenMetrics, as build_info is. */
+static void
+render_cluster(struct bp_buf *b, bool om)
+{
+    static const char node_help[] = "This server's node name (node_name); the value is always 1.";
+    char node[256];
+
+    if (bp_metrics__node(node, sizeof(node))) {
+        if (om) {
+            family(b, om, P "node", "info", node_help);
+        } else {
+            family(b, om, P "node_info", "gauge", node_help);
+        }
+        put(b, P "node_info{node=\"");
+        put_label(b, node);
+        put(b, "\"} 1\n");
+    }
+    family(b, om, P "store_up", "gauge", "1 while the store answers the watcher's checks, else 0.");
+    putf(b, P "store_up %d\n", atomic_load(&bp_metrics__store_up));
+    family(b, om, P "store_outages_total", "counter", "Times the store stopped answering the watcher's checks.");
+    putf(b, P "store_outages_total %" PRIu64 "\n", atomic_load(&bp_metrics__store_outages));
+}
+
 void
 bp_metrics_render_format(enum bp_metrics_format format, struct bp_buf *out)
 {
@@ -516,6 +540,7 @@ bp_metrics_render_format(enum bp_metrics_format format, struct bp_buf *out)
     render_fixed(out, om, &f);
     render_audit(out, om, &f);
     render_tables(out, om);
+    render_cluster(out, om);
     if (om) {
         put(out, "# EOF\n");
     }

@@ -56,11 +56,14 @@ bp_oauth_open(const struct bp_config *cfg, struct bp_oauth **out)
     bp_err rc;
 
     o->cfg = cfg;
-    rc = bp_store_open(cfg->db, 0, &o->store, err, sizeof(err));
+    /* LAZY: while a PostgreSQL store is down the endpoints answer 503 temporarily_unavailable
+     * and reconnect by themselves (issue 9). */
+    rc = bp_store_open(cfg->db, BP_STORE_OPEN_LAZY, &o->store, err, sizeof(err));
     if (rc != BP_OK) {
         BP_ERROR("oauth: cannot open the store", BP_LSTR("error", err));
         goto fail;
     }
+    bp_store_set_timeout(o->store, 10000);
     o->issuer = cfg->oauth_issuer != NULL ? bp_strdup(cfg->oauth_issuer) : default_issuer(cfg);
     n = strlen(o->issuer);
     while (n > 0 && o->issuer[n - 1] == '/') {

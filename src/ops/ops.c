@@ -1,13 +1,15 @@
 /* Operational endpoints (DESIGN §2): no credential, answered on the loop thread from memory
  * (/metrics sums the per-thread counters; it never waits on another thread). /readyz reports
  * the watcher's last store check instead of querying the store here, because loop threads never
- * block on the store (STYLE §7). Every other path nothing else serves gets Core's 404.
+ * block on the store (STYLE §7): ready (200), or starting / degraded (503) with the reason
+ * (issue 9). Every other path nothing else serves gets Core's 404.
  *
  * And the finish hooks for what operators read about each request: the access-log line (which
  * the loop's log buffer batches, core/log.h) and the request metrics. Both read only the
  * request's facts, which its handler filled. */
 #include "ops/ops.h"
 
+#include <stdio.h>
 #include <string.h>
 
 #include "core/log.h"
@@ -60,13 +62,20 @@ on_head(void *self, struct bp_http_req *req)
         return;
     }
     if (get && bp_str_eq(h->path, h->path_len, "/readyz")) {
-        static const char ready[] = "{\"status\":\"ready\"}";
-        static const char unready[] = "{\"status\":\"unavailable\"}";
-        if (bp_server_is_ready(bp_http_req_server(req))) {
-            respond_json(req, 200, ready, sizeof(ready) - 1);
+        char why[256];
+        char reason[sizeof(why) * 6];
+        char body[sizeof(reason) + 64];
+        enum bp_readiness state = bp_server_readiness(bp_http_req_server(req), why, sizeof(why));
+        int n;
+
+        if (state == BP_READY) {
+            n = snprintf(body, sizeof(body), "{\"status\":\"ready\"}");
         } else {
-            respond_json(req, 503, unready, sizeof(unready) - 1);
+            bp_json_escape(reason, sizeof(reason), why, strlen(why));
+            n = snprintf(body, sizeof(body), "{\"status\":\"%s\",\"reason\":\"%s\"}",
+                         state == BP_STARTING ? "starting" : "degraded", reason);
         }
+        respond_json(req, state == BP_READY ? 200 : 503, body, (size_t)n);
         return;
     }
     if (get && bp_str_eq(h->path, h->path_len, "/metrics")) {

@@ -3,9 +3,11 @@
  * store — is loaded and validated, and nothing is started. The listen address is not probed: the
  * usual reason to run --check is a running serve about to get SIGHUP, which holds it.
  *
- * The store is opened only when its file exists (opening creates it otherwise); a missing one is
- * reported, since serve would create it, and its directory must allow that. A DSN is printed with
- * its password masked. */
+ * A SQLite store is opened only when its file exists (opening creates it otherwise); a missing one
+ * is reported, since serve would create it, and its directory must allow that. A PostgreSQL store
+ * is opened with BP_STORE_OPEN_CREATE, which there writes nothing (migrations create the schema),
+ * so that an empty database is reported as the place serve would create the store in. A DSN is
+ * printed only masked (bp_store_dsn_mask). */
 #include <errno.h>
 #include <libgen.h>
 #include <stdio.h>
@@ -22,38 +24,10 @@
 
 struct store_report {
     char shown[512];   /* the DSN, password masked */
-    bool exists;
+    bool pg;           /* a PostgreSQL DSN */
+    bool exists;       /* a store (SQLite: its file; PostgreSQL: its schema) is there */
     size_t instances;
 };
-
-/* Copies dsn with the password of "scheme://user:PASSWORD@host" and of "password=PASSWORD"
- * replaced by "***". */
-static void
-mask_dsn(const char *dsn, char *out, size_t cap)
-{
-    const char *scheme_end = strstr(dsn, "://");
-    const char *kv = strstr(dsn, "password=");
-    size_t used = 0;
-
-    snprintf(out, cap, "%s", dsn);
-    if (scheme_end != NULL) {
-        const char *user = scheme_end + 3;
-        const char *at = strchr(user, '@');
-        const char *colon = strchr(user, ':');
-        const char *slash = strchr(user, '/');
-        if (at != NULL && colon != NULL && colon < at && (slash == NULL || at < slash)) {
-            used = (size_t)(colon + 1 - dsn);
-            snprintf(out, cap, "%.*s***%s", (int)used, dsn, at);
-        }
-        return;
-    }
-    if (kv != NULL) {
-        const char *end = kv + strlen("password=");
-        end += strcspn(end, " \t");
-        used = (size_t)(kv + strlen("password=") - dsn);
-        snprintf(out, cap, "%.*s***%s", (int)used, dsn, end);
-    }
-}
 
 /* The file of a SQLite DSN (a path, "sqlite:PATH" or "sqlite://PATH", as bp_store_open reads
  * it); NULL for other stores. */
@@ -72,6 +46,34 @@ sqlite_path(const char *dsn)
     return dsn;
 }
 
+/* A PostgreSQL store: reachable, a blnkproxy store this binary may use or an empty database. */
+static bp_err
+check_pg_store(const char *dsn, struct store_report *out, char *err, size_t err_len)
+{
+    struct bp_store *store = NULL;
+    struct bp_instance_rec *insts = NULL;
+    char why[512] = "";
+    int version = 0;
+    bp_err rc = bp_store_open(dsn, BP_STORE_OPEN_CREATE, &store, why, sizeof(why));
+
+    if (rc == BP_OK) {
+        rc = bp_store_schema_version(store, &version);
+        if (rc == BP_OK && version > 0) {
+            out->exists = true;
+            rc = bp_store_instance_list(store, &insts, &out->instances);
+        }
+        if (rc != BP_OK) {
+            snprintf(why, sizeof(why), "%s", bp_store_last_error(store));
+        }
+    }
+    if (rc != BP_OK) {
+        snprintf(err, err_len, "store %s: %s", out->shown, why);
+    }
+    bp_instance_recs_free(insts, out->instances);
+    bp_store_close(store);
+    return rc;
+}
+
 static bp_err
 check_store(const char *dsn, struct store_report *out, char *err, size_t err_len)
 {
@@ -82,7 +84,11 @@ check_store(const char *dsn, struct store_report *out, char *err, size_t err_len
     char why[512] = "";
     bp_err rc;
 
-    mask_dsn(dsn, out->shown, sizeof(out->shown));
+    bp_store_dsn_mask(dsn, out->shown, sizeof(out->shown));
+    out->pg = bp_store_dsn_is_pg(dsn);
+    if (out->pg) {
+        return check_pg_store(dsn, out, err, err_len);
+    }
     if (path != NULL && path[0] != '\0' && stat(path, &sb) != 0) {
         char *copy = bp_strdup(path);
         const char *dir = dirname(copy);
@@ -175,7 +181,7 @@ print_summary(const struct bp_config *cfg, size_t n_routes, const struct store_r
     if (st->exists) {
         printf("  store        %s, %zu instance%s\n", st->shown, st->instances, st->instances == 1 ? "" : "s");
     } else {
-        printf("  store        no store at %s; serve would create it\n", st->shown);
+        printf("  store        no store %s %s; serve would create it\n", st->pg ? "in" : "at", st->shown);
     }
 }
 

@@ -4,6 +4,7 @@
 /* Shared between the files of the serve module (serve.c wiring, reload.c SIGHUP, check.c
  * --check); not an interface for anyone else. */
 
+#include <pthread.h>
 #include <stdbool.h>
 #include <stddef.h>
 
@@ -15,6 +16,7 @@ struct bp_audit;
 struct bp_oauth_endpoint;
 struct bp_proxy;
 struct bp_route;
+struct bp_store;
 struct bp_server;
 
 #define BP_SERVE_ROUTES 6
@@ -33,6 +35,13 @@ struct bp_serve {
     /* What the server serves: the route table and the finish hooks, in order. */
     struct bp_http_route routes[BP_SERVE_ROUTES];
     struct bp_http_hook hooks[BP_SERVE_HOOKS];
+    const char *store_kind;        /* "sqlite" or "postgresql" (static), once the store is open */
+    bool loaded_at_start;          /* the first tables were loaded before listening (false: a
+                                      PostgreSQL store that was down; the watcher loads them) */
+    char node[256];                /* node_name, or "<hostname>:<port>"; "" until known (a listen
+                                      port of 0 is known once bound) */
+    pthread_mutex_t sync_lock;     /* guards sync_store: the OAuth threads share it */
+    struct bp_store *sync_store;   /* reads the servers' reports after a token is issued */
 };
 
 /* The built-in route table adjusted by cfg's "routes" (DESIGN §3). The rows borrow cfg's

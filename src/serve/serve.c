@@ -1,10 +1,13 @@
 /* `blnkproxy serve`: process wiring in dependency order.
  *
- * config → store (open, migrate) → tables (first load, published before any accept) → audit
- * writer → the handlers and hooks → HTTP workers (bound, then the OAuth threads, which need the
- * bound port, then running) → watcher thread. What the server serves is the table below: the
- * /proxy/ handler, the OAuth endpoints' handler and the operational one as the catch-all; and
- * the finish hooks every request runs, in order: access log, metrics, audit. Signals are blocked in every thread and taken synchronously by the
+ * config → store (open, migrate) → tables (first load, published before any accept; on a
+ * PostgreSQL store that is down at start the watcher does both once it answers, and /readyz and
+ * /proxy/ answer 503 until then) → audit writer → the handlers and hooks → HTTP workers (bound,
+ * which names the node when node_name is not set, then the OAuth threads, which need the bound
+ * port, then running) → watcher thread (which reports readiness: the server starts "starting").
+ * What the server serves is the table below: the /proxy/ handler, the OAuth endpoints' handler
+ * and the operational one as the catch-all; and the finish hooks every request runs, in order:
+ * access log, metrics, audit. Signals are blocked in every thread and taken synchronously by the
  * main thread with sigwait, so no handler ever runs inside a worker's critical section. SIGHUP
  * reloads the configuration (reload.c) and the loop goes on waiting. On SIGTERM/SIGINT: stop
  * accepting, let in-flight requests finish (bounded), commit every queued audit record, stop
@@ -18,6 +21,7 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/resource.h>
+#include <unistd.h>
 
 #include "audit/audit.h"
 #include "auth/auth.h"
@@ -25,8 +29,8 @@
 #include "core/log.h"
 #include "http/http.h"
 #include "lib/alloc.h"
-#include "lib/version.h"
 #include "lib/clock.h"
+#include "lib/version.h"
 #include "lib/sdnotify.h"
 #include "metrics/metrics.h"
 #include "oauth/oauth.h"
@@ -37,6 +41,11 @@
 #include "serve/watch.h"
 #include "store/store.h"
 #include "upstream/upstream.h"
+
+/* How long the watcher's store calls may wait for a silent database (a 1M-key load included). */
+#define WATCH_TIMEOUT_MS 30000
+/* The most an OAuth answer waits for the cluster to have its token (DESIGN §5's 2 s). */
+#define SYNC_TIMEOUT_MS 2000
 
 /* Each client connection and each kept-alive Core connection is a descriptor; the soft limit
  * (often 1024) is raised to the hard one so max_connections is what limits, not EMFILE. */
@@ -76,14 +85,35 @@ warn_unless_requests_migrate(void)
  * runs, hence the indirection. */
 static _Atomic(struct bp_watch *) the_watch;
 
+/* A token is the client's the moment /oauth/token answers, and the client may use it on any node
+ * of the cluster next (a round-robin load balancer sends it elsewhere): so the answer waits until
+ * this node has published the token (bp_watch_sync), then until every running node has
+ * (bp_watch_wait_applied, as the CLI waits after a change), at most 2 s in all. The wait reads
+ * the servers' reports through a connection of its own, shared by the OAuth threads. */
 static void
 sync_tables(void *arg)
 {
+    struct bp_serve *sv = arg;
     struct bp_watch *w = atomic_load(&the_watch);
-    (void)arg;
-    if (w != NULL) {
-        bp_watch_sync(w, 2000);
+    int64_t t0 = bp_clock_mono_ms();
+    int64_t left;
+    size_t behind = 0;
+
+    if (w == NULL) {
+        return;
     }
+    bp_watch_sync(w, SYNC_TIMEOUT_MS);
+    left = SYNC_TIMEOUT_MS - (bp_clock_mono_ms() - t0);
+    if (left <= 0) {
+        return;
+    }
+    pthread_mutex_lock(&sv->sync_lock);
+    if (sv->sync_store != NULL &&
+        bp_watch_wait_applied(sv->sync_store, bp_watch_applied_seq(w), left, &behind) == BP_OK && behind > 0) {
+        BP_WARN("an issued token was not applied by every running server within 2 s",
+                BP_LINT("servers_behind", behind));
+    }
+    pthread_mutex_unlock(&sv->sync_lock);
 }
 
 static size_t
@@ -136,6 +166,12 @@ bp_serve__audit_start(struct bp_serve *sv, const struct bp_config *cfg)
         sv->audit = NULL;
         return BP_ERR_IO;
     }
+    /* Every record names its node; until the name is known (port 0), the writer holds them. */
+    if (sv->cfg.node_name == NULL && sv->node[0] != '\0') {
+        bp_audit_set_node(sv->audit, sv->node);
+    } else if (sv->cfg.node_name == NULL) {
+        bp_audit_await_node(sv->audit);
+    }
     bp_metrics_set_audit_depth_source(audit_depth, sv->audit);
     return BP_OK;
 }
@@ -166,6 +202,58 @@ fill_table(struct bp_serve *sv)
     memcpy(sv->hooks, hooks, sizeof(hooks));
 }
 
+/* node_name, or "<hostname>:<port>" once the port is known (0 = not yet). */
+static void
+name_node(struct bp_serve *sv, int port)
+{
+    char host[200];
+
+    if (sv->cfg.node_name != NULL) {
+        snprintf(sv->node, sizeof(sv->node), "%s", sv->cfg.node_name);
+        return;
+    }
+    if (port == 0) {
+        return;
+    }
+    if (gethostname(host, sizeof(host)) != 0) {
+        snprintf(host, sizeof(host), "localhost");
+    }
+    host[sizeof(host) - 1] = '\0';
+    snprintf(sv->node, sizeof(sv->node), "%s:%d", host, port);
+}
+
+/* Migrates the store and loads the first tables. On PostgreSQL an unreachable store is not fatal
+ * (issue 9): *out_loaded stays false and the watcher does both once it answers; anything else
+ * (a refused migration, a SQLite store that cannot be read) fails the start with err. */
+static bp_err
+first_load(struct bp_store *store, int *applied, int *version, int64_t *token, bool *out_loaded, char *err,
+           size_t err_len)
+{
+    bool pg = strcmp(bp_store_kind(store), "postgresql") == 0;
+    bp_err rc = bp_store_migrate(store, applied, version);
+
+    *out_loaded = false;
+    if (rc == BP_OK) {
+        rc = bp_watch_load_now(store, token);
+        if (rc != BP_OK && !(pg && rc == BP_ERR_STORE_DOWN)) {
+            snprintf(err, err_len, "cannot load credentials and instances from the store: %s",
+                     bp_store_last_error(store));
+            return rc;
+        }
+    } else if (!(pg && rc == BP_ERR_STORE_DOWN)) {
+        snprintf(err, err_len, "cannot migrate the store: %s", bp_store_last_error(store));
+        return rc;
+    }
+    if (rc != BP_OK) {
+        BP_WARN("the store does not answer; serving /readyz 503 (and /proxy/ 503) until it does, and "
+                "retrying",
+                BP_LSTR("error", bp_store_last_error(store)));
+        return BP_OK;
+    }
+    *out_loaded = true;
+    return BP_OK;
+}
+
 /* Takes --json and --check out of argv; the rest are flags for the configuration. (--help is the
  * CLI's: it prints serve's usage from the settings table before calling here.) */
 static void
@@ -184,16 +272,30 @@ split_args(int argc, char **argv, struct bp_serve *sv, bool *check, bool *json)
     }
 }
 
+/* READY=1 once listening. A PostgreSQL store that was down at start does not hold it back (the
+ * node listens and retries; /readyz tells a load balancer): systemd would otherwise kill a node
+ * that waits for its database longer than TimeoutStartSec. STATUS says so, and the watcher
+ * updates it after the first load. */
+static void
+notify_ready(const struct bp_serve *sv, bool at_start)
+{
+    bp_sdnotifyf("READY=1\nSTATUS=serving on %s:%d with %d workers%s", sv->running->listen_host,
+                 bp_server_port(sv->server), sv->running->workers,
+                 at_start && !sv->loaded_at_start ? "; waiting for the store (/readyz answers 503)" : "");
+}
+
 /* Everything after the configuration, up to the listening line. Returns the exit code for a
  * failure, 0 once serving. */
 static int
 start(struct bp_serve *sv, struct bp_store **store, struct bp_watch **watch, struct bp_route **routes)
 {
+    struct bp_watch_opts wopts;
     size_t n_routes = 0;
     int applied = 0;
     int version = 0;
     int64_t token = 0;
     struct bp_server_spec spec;
+    bool loaded = false;
     char err[1024] = "";
 
     if (bp_serve__build_routes(&sv->cfg, routes, &n_routes, err, sizeof(err)) != BP_OK) {
@@ -214,29 +316,35 @@ start(struct bp_serve *sv, struct bp_store **store, struct bp_watch **watch, str
         fail("cannot set up metrics");
         return 1;
     }
-    if (bp_store_open(sv->cfg.db, BP_STORE_OPEN_CREATE, store, err, sizeof(err)) != BP_OK) {
+    /* LAZY: a PostgreSQL server that is down now is waited for (issue 9); SQLite is unaffected. */
+    if (bp_store_open(sv->cfg.db, BP_STORE_OPEN_CREATE | BP_STORE_OPEN_LAZY, store, err, sizeof(err)) != BP_OK) {
         fail(err);
         return 1;
     }
     if (bp_store_created_path(*store) != NULL) {
         BP_INFO("created a new store", BP_LSTR("path", bp_store_created_path(*store)));
     }
-    if (bp_store_migrate(*store, &applied, &version) != BP_OK) {
-        snprintf(err, sizeof(err), "cannot migrate the store: %s", bp_store_last_error(*store));
+    if (first_load(*store, &applied, &version, &token, &loaded, err, sizeof(err)) != BP_OK) {
         fail(err);
         return 1;
     }
-    if (bp_watch_load_now(*store, &token) != BP_OK) {
-        fail("cannot load credentials and instances from the store");
-        return 1;
-    }
+    bp_metrics_store_up(loaded);
+    bp_store_set_timeout(*store, WATCH_TIMEOUT_MS);
+    name_node(sv, sv->cfg.listen_port);
     if (bp_serve__audit_start(sv, &sv->cfg) != BP_OK) {
         fail("cannot start the audit log writer (see the log line above)");
         return 1;
     }
+    /* The OAuth answers' wait for the cluster (sync_tables); lazy, like every serve connection. */
+    if (bp_store_open(sv->cfg.db, BP_STORE_OPEN_LAZY, &sv->sync_store, err, sizeof(err)) != BP_OK) {
+        fail(err);
+        return 1;
+    }
+    bp_store_set_timeout(sv->sync_store, SYNC_TIMEOUT_MS);
     bp_proxy_new(&(struct bp_proxy_tables){bp_tables_generation, bp_tables_acquire}, &sv->proxy);
-    bp_oauth_endpoint_new(&(struct bp_oauth_endpoint_opts){.cfg = &sv->cfg, .tables_sync = sync_tables},
-                          &sv->oauth);
+    bp_oauth_endpoint_new(
+        &(struct bp_oauth_endpoint_opts){.cfg = &sv->cfg, .tables_sync = sync_tables, .tables_sync_arg = sv},
+        &sv->oauth);
     fill_table(sv);
     spec = (struct bp_server_spec){
         .cfg = &sv->cfg,
@@ -251,24 +359,46 @@ start(struct bp_serve *sv, struct bp_store **store, struct bp_watch **watch, str
         fail(err);
         return 1;
     }
+    /* Bound now: a default node name (it holds the port) is known before anything is served. */
+    if (sv->node[0] == '\0') {
+        name_node(sv, bp_server_port(sv->server));
+        bp_audit_set_node(sv->audit, sv->node);
+    }
+    bp_metrics_set_node(sv->node);
     if (bp_oauth_endpoint_start(sv->oauth, bp_server_port(sv->server)) != BP_OK) {
         fail("cannot start the OAuth threads (see the log line above)");
         return 1;
     }
+    /* Accepting from here; /readyz answers "starting" until the watcher says the tables are
+     * loaded (bp_watch_start, at once when they were loaded above). */
     if (bp_server_run(sv->server, err, sizeof(err)) != BP_OK) {
         fail(err);
         return 1;
     }
-    if (bp_watch_start(*store, sv->server, sv->cfg.reload_interval_ms, token, watch) != BP_OK) {
+    sv->store_kind = bp_store_kind(*store); /* a static name: outlives the store */
+    sv->loaded_at_start = loaded;
+    sv->running = &sv->cfg;
+    /* READY=1 (notify_ready): with tables, only once the watcher has its watchers row, so that
+     * a CLI change made as soon as systemd says "active" waits for this server; without, before
+     * the watcher starts, so that the STATUS it sends after the first load comes later. */
+    if (!loaded) {
+        notify_ready(sv, true);
+    }
+    wopts = (struct bp_watch_opts){
+        .interval_ms = sv->cfg.reload_interval_ms, .token = token, .loaded = loaded, .node = sv->node};
+    if (bp_watch_start(*store, sv->server, &wopts, watch) != BP_OK) {
         fail("cannot start the store watcher");
         return 1;
     }
     *store = NULL; /* the watcher owns it now */
     atomic_store(&the_watch, *watch);
-    sv->running = &sv->cfg;
-    BP_INFO("listening", BP_LSTR("host", sv->cfg.listen_host), BP_LINT("port", bp_server_port(sv->server)),
+    if (loaded) {
+        notify_ready(sv, true);
+    }
+    BP_INFO("listening", BP_LSTR("node", sv->node), BP_LSTR("host", sv->cfg.listen_host),
+            BP_LINT("port", bp_server_port(sv->server)),
             BP_LINT("workers", sv->cfg.workers), BP_LSTR("version", bp_version_get()),
-            BP_LSTR("revision", bp_version_revision()), BP_LSTR("store", "sqlite"),
+            BP_LSTR("revision", bp_version_revision()), BP_LSTR("store", sv->store_kind),
             BP_LINT("schema_version", version), BP_LINT("migrations_applied", applied), BP_LINT("routes", n_routes),
             BP_LINT("max_connections", sv->cfg.max_connections),
             BP_LSTR("audit_writes", bp_serve__mode_name(sv->cfg.audit_writes)),
@@ -279,13 +409,6 @@ start(struct bp_serve *sv, struct bp_store **store, struct bp_watch **watch, str
         warn_unless_requests_migrate();
     }
     return 0;
-}
-
-static void
-notify_ready(const struct bp_serve *sv)
-{
-    bp_sdnotifyf("READY=1\nSTATUS=serving on %s:%d with %d workers", sv->running->listen_host,
-                 bp_server_port(sv->server), sv->running->workers);
 }
 
 int
@@ -303,6 +426,7 @@ bp_serve_main(int argc, char **argv)
     int code;
 
     memset(&sv, 0, sizeof(sv));
+    pthread_mutex_init(&sv.sync_lock, NULL);
     /* First of all: SIGHUP's default action kills the process, and systemctl reload or logrotate
      * may send it at any moment. Blocked here, it waits for the sigwait loop; every thread
      * started later inherits the mask. */
@@ -326,12 +450,10 @@ bp_serve_main(int argc, char **argv)
     }
     bp_log_set_level((enum bp_log_level)sv.cfg.log_level);
 
+    /* systemd (Type=notify): start() says READY=1 once the store is open, the tables loaded (see
+     * notify_ready for a PostgreSQL store that is down) and the listeners accepting; a reload and
+     * the stop are announced the same way (no-ops without systemd). */
     code = start(&sv, &store, &watch, &routes);
-    /* systemd (Type=notify): ready once the store is open, the tables loaded and the listeners
-     * accepting; a reload and the stop are announced the same way (no-ops without systemd). */
-    if (code == 0) {
-        notify_ready(&sv);
-    }
     while (code == 0) {
         sigwait(&sigs, &sig);
         if (sig != SIGHUP) {
@@ -340,7 +462,7 @@ bp_serve_main(int argc, char **argv)
         bp_sdnotifyf("RELOADING=1\nMONOTONIC_USEC=%lld\nSTATUS=reloading the configuration",
                      (long long)bp_clock_mono_us());
         bp_serve__reload(&sv);
-        notify_ready(&sv);
+        notify_ready(&sv, false);
     }
     if (code == 0) {
         bp_sdnotify("STOPPING=1\nSTATUS=stopping: finishing in-flight requests");
@@ -361,6 +483,8 @@ bp_serve_main(int argc, char **argv)
     bp_oauth_endpoint_free(sv.oauth);
     bp_proxy_free(sv.proxy);
     bp_store_close(store);
+    bp_store_close(sv.sync_store);
+    pthread_mutex_destroy(&sv.sync_lock);
     bp_tables_shutdown();
     bp_free(routes);
     bp_metrics_shutdown();

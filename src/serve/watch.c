@@ -1,6 +1,14 @@
 /* Change watcher thread (see watch.h).
  *
- * What wakes it. SQLite has no cross-process notification, but every commit writes a file: the
+ * What wakes it on PostgreSQL: a notification. A second connection (bp_store_listener) LISTENs
+ * for the NOTIFY that the change log's triggers send at every change, from any node or CLI; its
+ * socket is in the thread's poll set, and a notification starts one check at once (PostgreSQL
+ * delivers it after the commit, so no settling is needed, and only real changes notify, so no
+ * rationing either). When that connection is lost, notifications sent meanwhile are lost too: the
+ * listener reconnects with a backoff, and its return starts a check, which catches up from the
+ * change seq. The timed poll stays as the safety net meanwhile.
+ *
+ * What wakes it on SQLite. SQLite has no cross-process notification, but every commit writes a file: the
  * -wal file in WAL mode, the database file otherwise (and a checkpoint copies into it). The
  * thread sleeps in poll() on an inotify descriptor watching both files, so it wakes as soon as
  * any process (the CLI, another server, this server's audit writer) writes a commit, and also
@@ -45,22 +53,26 @@
 #include <poll.h>
 #include <pthread.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <stdbool.h>
+#include <stdio.h>
 #include <string.h>
 #include <sys/eventfd.h>
 #include <sys/inotify.h>
 #include <time.h>
 #include <unistd.h>
 
+#include "auth/auth.h"
 #include "core/log.h"
 #include "http/http.h"
 #include "lib/alloc.h"
 #include "lib/bug.h"
 #include "lib/clock.h"
 #include "lib/rand.h"
+#include "lib/sdnotify.h"
+#include "lib/version.h"
 #include "metrics/metrics.h"
 #include "store/store.h"
-#include "tables/tables.h"
 
 #define FLUSH_INTERVAL_MS 1000
 #define PURGE_INTERVAL_MS (3600 * 1000)
@@ -102,6 +114,15 @@ struct watched_file {
 
 struct bp_watch {
     struct bp_store *store;
+    /* PostgreSQL: the connection that LISTENs for the change log's notifications; NULL on
+     * SQLite, whose commits are seen through file events. */
+    struct bp_store_listener *listener;
+    bool notified;        /* the listener asked for a check (watcher thread only) */
+    bool loaded;          /* tables were published from the store at least once */
+    int64_t next_wait_log_ms; /* monotonic: when "still waiting for the store" may be logged again */
+    char node[256];       /* this server's node_name, for its report */
+    int64_t started_at;   /* wall seconds, for its report */
+    bool listener_warned; /* a loss of the listener was logged and not yet its return */
     struct bp_server *server;
     int64_t interval_ms;
     pthread_t thread;
@@ -119,6 +140,7 @@ struct bp_watch {
     bool have_token; /* false until the first check: the token is then unknown */
     int64_t token;   /* change token when the tables last matched the store */
     int64_t seq;     /* change seq the published tables were built from */
+    _Atomic int64_t published_seq; /* seq, for other threads (bp_watch_applied_seq) */
     int64_t reloads;
     int64_t last_purge_ms; /* monotonic; 0 = never */
     /* This server's row in the store's watchers table (see "reports" below). */
@@ -196,15 +218,26 @@ bp_watch_load_now(struct bp_store *store, int64_t *out_token)
  * matter of milliseconds, the rows make it certain, even when the watcher thread is scheduled
  * after the CLI has exited and the caller's next request is already on its way. */
 
+int64_t
+bp_watch_applied_seq(struct bp_watch *w)
+{
+    return atomic_load(&w->published_seq);
+}
+
 static void
 report(struct bp_watch *w)
 {
+    /* Every publish is followed by a report: the place to let other threads know the seq. */
+    atomic_store(&w->published_seq, w->seq);
     struct bp_watcher_rec rec = {
         .id = w->id,
         .host = w->host,
         .pid = (int64_t)getpid(),
         .seq = w->seq,
         .seen_at = bp_clock_wall_s(),
+        .node = w->node,
+        .version = (char *)bp_version_get(),
+        .started_at = w->started_at,
     };
 
     w->last_report_ms = bp_clock_mono_ms();
@@ -232,6 +265,21 @@ host_name(char out[HOST_MAX])
 
 /* Whether the row is from a server that still runs: it reported recently and, on this host, its
  * process exists. */
+static bool
+row_is_live(const struct bp_watcher_rec *r, const char *host, int64_t now_s);
+
+const char *
+bp_watch_row_state(const struct bp_watcher_rec *r, int64_t now_s)
+{
+    char host[HOST_MAX];
+
+    host_name(host);
+    if (strcmp(r->host, host) == 0 && kill((pid_t)r->pid, 0) != 0 && errno == ESRCH) {
+        return "gone";
+    }
+    return row_is_live(r, host, now_s) ? "live" : "stale";
+}
+
 static bool
 row_is_live(const struct bp_watcher_rec *r, const char *host, int64_t now_s)
 {
@@ -391,12 +439,47 @@ seen_drop(struct bp_store *store, struct seen *s)
 /* One check: token → seq → reload, each step only when the one before says so. Returns whether
  * the store answered; *out_reloaded is set when new tables were published. token and seq are
  * remembered only once the tables match them, so a failed reload is retried by the next check. */
+/* The store was unreachable when serve started: migrate it (several nodes may do so at once; the
+ * store serialises them) and publish the first tables, which ends the "starting" state. */
+static bool
+first_load(struct bp_watch *w, bool *out_reloaded)
+{
+    int64_t seq = 0;
+
+    if (bp_store_migrate(w->store, NULL, NULL) != BP_OK || bp_watch_load_now(w->store, &seq) != BP_OK) {
+        if (bp_clock_mono_ms() >= w->next_wait_log_ms) {
+            BP_WARN("still waiting for the store; /readyz answers 503 and /proxy/ 503 until it answers",
+                    BP_LSTR("error", bp_store_last_error(w->store)));
+            w->next_wait_log_ms = bp_clock_mono_ms() + 10000;
+        }
+        return false;
+    }
+    BP_INFO("store answers; credentials loaded", BP_LINT("change_seq", seq));
+    bp_sdnotify("STATUS=serving; the store answered and the credentials are loaded");
+    w->loaded = true;
+    w->seq = seq;
+    w->have_token = false;
+    w->reloads++;
+    *out_reloaded = true;
+    report(w);
+    forget_dead_rows(w);
+    return true;
+}
+
 static bool
 check_once(struct bp_watch *w, struct seen *seen, bool *out_reloaded)
 {
     int64_t token = 0;
     int64_t seq = 0;
 
+    if (!w->loaded) {
+        if (!first_load(w, out_reloaded)) {
+            return false;
+        }
+        seen_drop(w->store, seen);
+        seen_take_current(seen);
+        return true;
+    }
     if (bp_store_change_token(w->store, &token) != BP_OK) {
         return false;
     }
@@ -463,6 +546,52 @@ files_arm(struct bp_watch *w)
     }
 }
 
+/* ---- change notifications (PostgreSQL) ---- */
+
+/* Takes what the listener has (or lets it reconnect) and turns it into a check when a change was
+ * committed, or when it (re)connected: notifications sent while it was down are lost, and the
+ * change seq is what tells whether any change was. */
+static void
+listener_handle(struct bp_watch *w)
+{
+    switch (bp_store_listener_poll(w->listener)) {
+    case BP_LISTENER_NOTIFIED:
+        w->notified = true;
+        break;
+    case BP_LISTENER_CONNECTED:
+        w->notified = true;
+        if (w->listener_warned) {
+            BP_INFO("listening for store changes again");
+            w->listener_warned = false;
+        }
+        break;
+    case BP_LISTENER_LOST:
+    case BP_LISTENER_DOWN:
+        if (!w->listener_warned) {
+            BP_WARN("cannot listen for store changes; seen by the timed poll until the store answers",
+                    BP_LSTR("error", bp_store_listener_last_error(w->listener)),
+                    BP_LINT("poll_ms", w->interval_ms));
+            w->listener_warned = true;
+        }
+        break;
+    case BP_LISTENER_NOTHING:
+        break;
+    }
+}
+
+static void
+listener_open(struct bp_watch *w)
+{
+    if (bp_store_listener_open(w->store, &w->listener) != BP_OK) {
+        w->listener = NULL;
+        return;
+    }
+    /* Connected before the server says "listening", so that a change made right after is
+     * noticed at once; its first check is moot (the tables were just loaded). */
+    listener_handle(w);
+    w->notified = false;
+}
+
 static void
 files_open(struct bp_watch *w)
 {
@@ -474,6 +603,7 @@ files_open(struct bp_watch *w)
         w->files[i] = (struct watched_file){.path = paths[i], .wd = -1};
     }
     if (w->n_files == 0) {
+        listener_open(w);
         return;
     }
     w->inotify_fd = inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
@@ -582,6 +712,11 @@ next_due_us(const struct bp_watch *w, const struct schedule *sc, int64_t now)
     if (w->inotify_fd >= 0 && sc->event_check_us == 0 && quiet(sc, now) && sc->quiet_until_us < due) {
         due = sc->quiet_until_us;
     }
+    /* A listener that is down tries to reconnect when its backoff says. */
+    if (w->listener != NULL && bp_store_listener_fd(w->listener) < 0) {
+        int64_t at = now + bp_store_listener_retry_in_ms(w->listener) * 1000;
+        due = at < due ? at : due;
+    }
     return due;
 }
 
@@ -594,16 +729,31 @@ next_due_us(const struct bp_watch *w, const struct schedule *sc, int64_t now)
 static void
 wait_for_work(struct bp_watch *w, struct schedule *sc)
 {
-    struct pollfd pfd[2] = {{.fd = w->wake_fd, .events = POLLIN}, {.fd = w->inotify_fd, .events = POLLIN}};
+    /* The listener's socket goes last, so that the inotify slot keeps its index. */
+    struct pollfd pfd[3] = {{.fd = w->wake_fd, .events = POLLIN},
+                            {.fd = w->inotify_fd, .events = POLLIN},
+                            {.fd = -1, .events = POLLIN}};
     int64_t now = bp_clock_mono_us();
     bool listen = w->inotify_fd >= 0 && sc->event_check_us == 0 && !quiet(sc, now);
     int64_t wait_us = max64(next_due_us(w, sc, now) - now, 0);
     struct timespec ts = {.tv_sec = (time_t)(wait_us / 1000000),
                           .tv_nsec = (long)(wait_us % 1000000) * 1000L};
-    int n = ppoll(pfd, listen ? 2 : 1, &ts, NULL);
+    int n;
 
+    if (!listen) {
+        pfd[1].fd = -1; /* ppoll skips negative descriptors */
+    }
+    if (w->listener != NULL) {
+        pfd[2].fd = bp_store_listener_fd(w->listener);
+    }
+    n = ppoll(pfd, 3, &ts, NULL);
     if (n > 0 && (pfd[0].revents & POLLIN)) {
         drain_wake_fd(w->wake_fd);
+    }
+    if (w->listener != NULL &&
+        ((pfd[2].fd >= 0 && pfd[2].revents != 0) ||
+         (pfd[2].fd < 0 && bp_store_listener_retry_in_ms(w->listener) == 0))) {
+        listener_handle(w);
     }
     now = bp_clock_mono_us();
     if (listen) {
@@ -615,6 +765,21 @@ wait_for_work(struct bp_watch *w, struct schedule *sc)
     }
 }
 
+/* /readyz: ready; starting (no tables yet); degraded (the store does not answer), with why. */
+static void
+set_readiness(struct bp_watch *w, bool ok)
+{
+    char reason[300];
+
+    if (ok) {
+        bp_server_set_readiness(w->server, BP_READY, NULL);
+        return;
+    }
+    snprintf(reason, sizeof(reason), "%s: %s", w->loaded ? "store unreachable" : "waiting for the store",
+             bp_store_last_error(w->store));
+    bp_server_set_readiness(w->server, w->loaded ? BP_DEGRADED : BP_STARTING, reason);
+}
+
 /* Runs one check if one is due now; sync means a bp_watch_sync asked. */
 static void
 maybe_check(struct bp_watch *w, struct schedule *sc, struct seen *seen, int64_t *last_flush, bool sync)
@@ -624,14 +789,17 @@ maybe_check(struct bp_watch *w, struct schedule *sc, struct seen *seen, int64_t 
     bool event_due = sc->event_check_us != 0 && now >= sc->event_check_us;
     bool settle_due =
         settle_active(sc) && !quiet(sc, now) && now >= sc->settle_base_us + SETTLE_US[sc->settle_step];
+    /* A notification comes after its commit: one check at once, no settling, no quiet period. */
+    bool notified = w->notified;
     bool reloaded = false;
     bool from_events;
     int64_t cycle;
     bool ok;
 
-    if (!sync && !poll_due && !event_due && !settle_due) {
+    if (!sync && !poll_due && !event_due && !settle_due && !notified) {
         return;
     }
+    w->notified = false;
     pthread_mutex_lock(&w->lock);
     cycle = ++w->cycles_started;
     pthread_mutex_unlock(&w->lock);
@@ -652,26 +820,31 @@ maybe_check(struct bp_watch *w, struct schedule *sc, struct seen *seen, int64_t 
     }
     ok = check_once(w, seen, &reloaded);
     /* Checks can run many times a second: say it when the store starts failing, not each time. */
-    if (!ok && sc->store_ok) {
-        BP_WARN("store check failed; serving with the last loaded credentials");
-    } else if (ok && !sc->store_ok) {
+    if (!ok && sc->store_ok && w->loaded) {
+        BP_WARN("store check failed; serving /proxy/ with the last loaded credentials, OAuth answers 503",
+                BP_LSTR("error", bp_store_last_error(w->store)));
+    } else if (ok && !sc->store_ok && w->loaded) {
         BP_INFO("store answers again");
     }
     sc->store_ok = ok;
+    bp_metrics_store_up(ok);
     /* Only events that led to nothing new start a quiet period: under a stream of audit commits
      * that bounds the checks, while a real change never waits behind one. */
     if (from_events) {
         sc->quiet_until_us = reloaded ? 0 : now + EVENT_GAP_US;
     }
     if (w->server != NULL) {
-        bp_server_set_ready(w->server, ok);
+        set_readiness(w, ok);
     }
 
     pthread_mutex_lock(&w->lock);
     w->cycles_done = cycle;
     pthread_cond_broadcast(&w->done_cond);
     pthread_mutex_unlock(&w->lock);
-    housekeep(w, seen, last_flush);
+    /* A server that has not loaded yet serves no credential: no report for the CLI to wait on. */
+    if (w->loaded) {
+        housekeep(w, seen, last_flush);
+    }
 }
 
 static void *
@@ -719,6 +892,7 @@ cond_init_monotonic(pthread_cond_t *c)
 static void
 watch_free(struct bp_watch *w)
 {
+    bp_store_listener_close(w->listener);
     if (w->inotify_fd >= 0) {
         close(w->inotify_fd);
     }
@@ -731,15 +905,19 @@ watch_free(struct bp_watch *w)
 }
 
 bp_err
-bp_watch_start(struct bp_store *store, struct bp_server *server, int64_t interval_ms, int64_t token,
+bp_watch_start(struct bp_store *store, struct bp_server *server, const struct bp_watch_opts *opts,
                struct bp_watch **out)
 {
     struct bp_watch *w = bp_calloc(1, sizeof(*w));
 
     w->store = store;
     w->server = server;
-    w->interval_ms = interval_ms > 0 ? interval_ms : 1;
-    w->seq = token;
+    w->interval_ms = opts->interval_ms > 0 ? opts->interval_ms : 1;
+    w->seq = opts->token;
+    atomic_init(&w->published_seq, opts->token);
+    w->loaded = opts->loaded;
+    snprintf(w->node, sizeof(w->node), "%s", opts->node != NULL ? opts->node : "");
+    w->started_at = bp_clock_wall_s();
     pthread_mutex_init(&w->lock, NULL);
     cond_init_monotonic(&w->done_cond);
     w->reported_seq = -1;
@@ -758,9 +936,14 @@ bp_watch_start(struct bp_store *store, struct bp_server *server, int64_t interva
         return BP_ERR_IO;
     }
     host_name(w->host);
-    /* Before the thread starts, so that a CLI started after "listening" waits for this server. */
-    report(w);
-    forget_dead_rows(w);
+    if (w->loaded) {
+        /* Before the thread starts, so that a CLI started after "listening" waits for this
+         * server. A server still waiting for its store reports once it has loaded. */
+        report(w);
+        forget_dead_rows(w);
+    } else if (server != NULL) {
+        set_readiness(w, false);
+    }
     if (pthread_create(&w->thread, NULL, watch_main, w) != 0) {
         bp_store_watcher_delete(w->store, w->id);
         watch_free(w);
@@ -769,6 +952,7 @@ bp_watch_start(struct bp_store *store, struct bp_server *server, int64_t interva
     /* Named, so an operator (or a CPU measurement) finds it under /proc/PID/task. */
     pthread_setname_np(w->thread, "bp-watch");
     BP_DEBUG("watching the store for changes", BP_LINT("file_events", w->inotify_fd >= 0),
+             BP_LINT("notifications", w->listener != NULL && bp_store_listener_fd(w->listener) >= 0),
              BP_LINT("poll_ms", w->interval_ms));
     *out = w;
     return BP_OK;

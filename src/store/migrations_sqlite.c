@@ -201,6 +201,17 @@ const char *const bp_store__sqlite_migrations[] = {
     "  seq        INTEGER NOT NULL,"
     "  seen_at    INTEGER NOT NULL"
     ");",
+    /* 5 (issue 9): every audit record carries a unique id, so that importing the same records
+     * twice (a spool imported again after a crash, a batch whose commit went unanswered) stores
+     * them once (INSERT … ON CONFLICT (id) DO NOTHING), and the node that wrote it. Rows from
+     * before keep NULL in both (NULLs never conflict). A server's report names its node, its
+     * version and when it started, for `db status`. */
+    "ALTER TABLE audit_log ADD COLUMN id TEXT;"
+    "ALTER TABLE audit_log ADD COLUMN node TEXT;"
+    "CREATE UNIQUE INDEX audit_id ON audit_log(id);"
+    "ALTER TABLE watchers ADD COLUMN node TEXT;"
+    "ALTER TABLE watchers ADD COLUMN version TEXT;"
+    "ALTER TABLE watchers ADD COLUMN started_at INTEGER NOT NULL DEFAULT 0;",
 };
 
 const size_t bp_store__sqlite_migrations_len = BP_ARRAY_LEN(bp_store__sqlite_migrations);

@@ -4,6 +4,7 @@
 /* Shared between the store's files only: the backend vtable that store.c dispatches through.
  * A backend embeds struct bp_store as its first member and points ops at its table. */
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -47,7 +48,28 @@ struct bp_store_ops {
     bp_err (*watcher_put)(struct bp_store *s, const struct bp_watcher_rec *rec);
     bp_err (*watcher_delete)(struct bp_store *s, const char *id);
     bp_err (*watcher_list)(struct bp_store *s, struct bp_watcher_rec **out, size_t *out_n);
+
+    /* Issue 9: a bound on each call (NULL: none), and whether a connection is up (NULL: always). */
+    void (*set_timeout)(struct bp_store *s, int64_t timeout_ms);
+    bool (*connected)(struct bp_store *s);
+    /* NULL: the backend has no change notifications. */
+    bp_err (*listener_open)(struct bp_store *s, struct bp_store_listener **out);
+
+    /* db copy (store_copy.c). Both backends: rows in one of the copied tables (a name from
+     * store_copy.c's list, never input), and a consistent read of several statements
+     * (snapshot_begin/end). The target only (NULL elsewhere): delete every copied row (inside
+     * the caller's transaction), insert audit records keeping their seq, and set what identity
+     * columns hand out next after that. */
+    bp_err (*count_rows)(struct bp_store *s, const char *table, int64_t *out);
+    bp_err (*snapshot_begin)(struct bp_store *s);
+    void (*snapshot_end)(struct bp_store *s);
+    bp_err (*copy_clear)(struct bp_store *s);
+    bp_err (*copy_audit)(struct bp_store *s, const struct bp_audit_rec *recs, size_t n);
+    bp_err (*copy_done)(struct bp_store *s);
 };
+
+/* Gives each record without an id a new one ("audit_" + ULID), in place (store_audit.c). */
+bp_err bp_store__audit_ids(struct bp_audit_rec *recs, size_t n);
 
 /* OAuth tables (store.h "OAuth"); one entry per bp_store_* function there. */
 struct bp_store_oauth_ops {
@@ -79,13 +101,46 @@ struct bp_store_oauth_ops {
                                          size_t *out_n);
     bp_err (*operator_revoke_grants)(struct bp_store *s, const char *operator_id, int64_t now);
     bp_err (*session_delete_operator)(struct bp_store *s, const char *operator_id);
+    /* Issue 9, db copy's source (NULL where a backend is never one): every row, in insertion
+     * order. */
+    bp_err (*token_list_all)(struct bp_store *s, struct bp_token_rec **out, size_t *out_n);
+    bp_err (*code_list)(struct bp_store *s, struct bp_code_rec **out, size_t *out_n);
+    bp_err (*session_list)(struct bp_store *s, struct bp_session_rec **out, size_t *out_n);
 };
 
-/* Audit log (store.h "Audit log"). */
+/* Audit log (store.h "Audit log"). insert gets records that all have an id. */
 struct bp_store_audit_ops {
     bp_err (*insert)(struct bp_store *s, struct bp_audit_rec *recs, size_t n);
     bp_err (*query)(struct bp_store *s, const struct bp_audit_query *q, struct bp_audit_rec **out, size_t *out_n);
     bp_err (*purge)(struct bp_store *s, int64_t before_us, int64_t *out_deleted);
+    /* Fill the cursor's position (its query is set); see struct bp_audit_cursor. */
+    bp_err (*follow)(struct bp_store *s, struct bp_audit_cursor *c, struct bp_audit_rec **out, size_t *out_n);
+    bp_err (*follow_next)(struct bp_store *s, struct bp_audit_cursor *c, size_t max, struct bp_audit_rec **out,
+                          size_t *out_n, bool *out_more);
+};
+
+/* A record handed out by a PostgreSQL cursor whose transaction id is not yet below the
+ * low-water mark: it may be read again, and must not be handed out again. */
+struct bp_audit_seen {
+    int64_t seq;
+    int64_t xid;
+};
+
+/* The position of a follow (store.h). */
+struct bp_audit_cursor {
+    struct bp_audit_query q;   /* the filters; its strings are owned copies */
+    int64_t after_seq;         /* SQLite: the last seq handed out. PostgreSQL: where the round in
+                                  progress has read up to */
+    /* PostgreSQL only. A round reads, in pages, every matching record whose inserting transaction
+     * is at or above xmin; at its end xmin moves to the oldest transaction that was running when
+     * the round began: any record committed later belongs to a transaction at or above it. */
+    int64_t xmin;
+    int64_t round_xmin;
+    bool in_round;
+    struct bp_audit_seen *seen; /* sorted by seq up to n_sorted */
+    size_t n_seen;
+    size_t n_sorted;
+    size_t cap_seen;
 };
 
 struct bp_store {
@@ -100,5 +155,10 @@ bp_err bp_store__sqlite_open(const char *path, unsigned flags, struct bp_store *
 /* Forward-only SQLite migrations (migrations_sqlite.c): entry i is schema version i + 1. */
 extern const char *const bp_store__sqlite_migrations[];
 extern const size_t bp_store__sqlite_migrations_len;
+
+/* PostgreSQL backend (store_pg_conn.c): dsn is a postgres:// or postgresql:// URI; flags as
+ * bp_store_open's (CREATE: an empty database may be migrated into; LAZY: a first connection that
+ * fails is tried again at the first call). */
+bp_err bp_store__pg_open(const char *dsn, unsigned flags, struct bp_store **out, char *err, size_t err_len);
 
 #endif

@@ -26,10 +26,9 @@ bp_store_open(const char *dsn, unsigned flags, struct bp_store **out, char *err,
         snprintf(err, err_len, "empty database name");
         return BP_ERR_INVALID;
     }
-    /* The DSN may carry a password: never echo it back. */
-    if (has_prefix(dsn, "postgres://") || has_prefix(dsn, "postgresql://")) {
-        snprintf(err, err_len, "PostgreSQL store is not available in this build");
-        return BP_ERR_INVALID;
+    /* The DSN may carry a password: the backend names it masked (bp_store_dsn_mask). */
+    if (bp_store_dsn_is_pg(dsn)) {
+        return bp_store__pg_open(dsn, flags, out, err, err_len);
     }
     if (has_prefix(dsn, "sqlite:")) {
         path = dsn + strlen("sqlite:");
@@ -64,6 +63,12 @@ bp_store_created_path(const struct bp_store *s)
 }
 
 const char *
+bp_store_kind(const struct bp_store *s)
+{
+    return s->ops->name;
+}
+
+const char *
 bp_store_last_error(struct bp_store *s)
 {
     const char *msg = s->ops->last_error(s);
@@ -92,6 +97,29 @@ bp_err
 bp_store_ping(struct bp_store *s)
 {
     return s->ops->ping(s);
+}
+
+void
+bp_store_set_timeout(struct bp_store *s, int64_t timeout_ms)
+{
+    if (s->ops->set_timeout != NULL) {
+        s->ops->set_timeout(s, timeout_ms);
+    }
+}
+
+bool
+bp_store_connected(struct bp_store *s)
+{
+    return s->ops->connected == NULL || s->ops->connected(s);
+}
+
+bp_err
+bp_store_listener_open(struct bp_store *s, struct bp_store_listener **out)
+{
+    if (s->ops->listener_open == NULL) {
+        return BP_ERR_INVALID;
+    }
+    return s->ops->listener_open(s, out);
 }
 
 bp_err
@@ -145,6 +173,8 @@ bp_watcher_rec_cleanup(struct bp_watcher_rec *rec)
     }
     bp_free(rec->id);
     bp_free(rec->host);
+    bp_free(rec->node);
+    bp_free(rec->version);
     memset(rec, 0, sizeof(*rec));
 }
 

@@ -7,8 +7,8 @@
 
 #include "lib/err.h"
 
-/* The persistent store behind one small interface. Today: SQLite (WAL). A PostgreSQL backend
- * plugs in behind struct bp_store_ops (store_pg.c, later) without touching callers.
+/* The persistent store behind one small interface: SQLite (WAL; one node) or PostgreSQL (libpq;
+ * a cluster of nodes sharing one database), each behind struct bp_store_ops.
  *
  * Threads: a struct bp_store is used by one thread at a time (the CLI, or the server's watcher
  * thread). Loop threads never call the store (STYLE §7). All times are Unix seconds (wall). */
@@ -49,10 +49,19 @@ enum {
      * (`serve`, `db migrate`, the first `instance add`): anything else finding no store is
      * pointed at the right one instead of starting an empty one beside it (issue 8). */
     BP_STORE_OPEN_CREATE = 1u << 0,
+    /* PostgreSQL: when the database cannot be reached, return a store anyway, which connects at
+     * its first call (and fails that call, BP_ERR_STORE_DOWN, while it cannot). For serve's
+     * threads, which must start while the database is down and recover by themselves (issue 9).
+     * A database that is reached and refused (not a blnkproxy store, or newer) still fails. No
+     * effect on SQLite. */
+    BP_STORE_OPEN_LAZY = 1u << 1,
 };
 
-/* Opens the store named by dsn: a file path for SQLite ("./blnkproxy.db") or "sqlite:PATH".
- * A "postgres://" DSN returns BP_ERR_INVALID until that backend lands. Does not migrate.
+/* Opens the store named by dsn: a file path for SQLite ("./blnkproxy.db") or "sqlite:PATH"; a
+ * "postgres://" or "postgresql://" URI for PostgreSQL, handed to libpq as it is (its parameters
+ * and the PG* environment variables work as libpq documents; the database itself must exist —
+ * "creating" a PostgreSQL store means creating its schema in an empty database). Does not
+ * migrate.
  *
  * The store must be a blnkproxy store: a missing one is BP_ERR_NOT_FOUND ("no blnkproxy store at
  * PATH (use --db or BLNKPROXY_DB)") unless flags has BP_STORE_OPEN_CREATE, which creates it
@@ -70,6 +79,18 @@ const char *bp_store_created_path(const struct bp_store *s);
 /* The backend's message for the last failed call (never contains bound values, hence no
  * secrets). Borrowed: valid until the next call on s. Never NULL. */
 const char *bp_store_last_error(struct bp_store *s);
+
+/* ---- DSNs and backends ---- */
+
+/* "sqlite" or "postgresql": which backend s talks to. */
+const char *bp_store_kind(const struct bp_store *s);
+/* True when dsn names a PostgreSQL store ("postgres://" or "postgresql://"). */
+bool bp_store_dsn_is_pg(const char *dsn);
+/* Copies dsn to out (out_len bytes, always terminated) with every password it carries (a URI's
+ * user info password, a password= or sslpassword= parameter) replaced by "***": the only form of
+ * a DSN that may appear in a message, a log line, --json output or a metric label. A SQLite path
+ * is copied as it is. A cut at out_len never exposes part of a password. */
+void bp_store_dsn_mask(const char *dsn, char *out, size_t out_len);
 
 /* Applies pending forward-only migrations in one transaction each. *out_applied (may be NULL)
  * gets how many ran; *out_version (may be NULL) the schema version after. A schema newer than
@@ -99,6 +120,51 @@ bp_err bp_store_backup(struct bp_store *s, const char *path, unsigned flags,
                        struct bp_store_backup_info *out);
 /* BP_OK when the store answers a trivial query. */
 bp_err bp_store_ping(struct bp_store *s);
+
+/* ---- Moving a deployment: db copy (issue 9) ---- */
+
+/* The tables db copy moves, in the order it copies them. */
+#define BP_STORE_COPY_TABLES 8
+struct bp_store_copy_report {
+    const char *table[BP_STORE_COPY_TABLES]; /* static names: "instances", "api_keys", … */
+    int64_t rows[BP_STORE_COPY_TABLES];      /* rows copied; on BP_ERR_EXISTS, what dst holds */
+    size_t n;
+    const char *mismatch;                    /* the table whose count differed, NULL when none */
+    int64_t mismatch_want;                   /* its rows in src */
+    int64_t mismatch_have;                   /* its rows in dst */
+};
+
+/* Copies everything of the SQLite store src — instances with their Core secrets, API keys,
+ * OAuth clients, operators, tokens (their families with them), codes, sign-in sessions, and the
+ * audit log with its seqs and ids (a record from before schema 5 gets a new id) — into the
+ * PostgreSQL store dst, as src stood at one moment (a read transaction: a running serve may go on
+ * writing to src). Both must be at this binary's schema version (migrate them first). dst gets
+ * everything in one transaction, which commits only after the row count of every table in it
+ * equals src's (otherwise BP_ERR_STORE with out->mismatch set, and nothing is kept). A dst that holds any record is
+ * refused (BP_ERR_EXISTS, *out then counts what it holds) unless replace, which deletes its
+ * records in the same transaction. Not copied: the change log and the servers' reports, which
+ * describe running servers. bp_store_last_error (of src or dst, *out_failed says which) explains
+ * a failure. */
+bp_err bp_store_copy(struct bp_store *src, struct bp_store *dst, bool replace, struct bp_store_copy_report *out,
+                     struct bp_store **out_failed);
+
+/* ---- Losing the database (issue 9) ----
+ * A PostgreSQL store reconnects by itself: a call that finds no connection makes one (at once
+ * after a loss, then with a backoff of up to 2 s while attempts fail, each failing call answered
+ * at once). A call whose connection is lost: a read, or the start of a transaction, is repeated
+ * once on a new connection; inside a transaction, the transaction was rolled back and every
+ * further call fails until it is committed (which fails) or rolled back, so it is never
+ * half-applied; any other statement is reported (it may or may not have been applied; a loss
+ * during COMMIT says so). Those failures are BP_ERR_STORE_DOWN. SQLite never returns it. */
+
+/* Bounds each call on s: a statement the server has not answered within timeout_ms is abandoned
+ * and its connection closed (a server that stopped answering without closing anything), and the
+ * call fails as a lost connection. 0: no bound. Default 60 s. No effect on SQLite, whose lock
+ * waits are bounded by its busy timeout. */
+void bp_store_set_timeout(struct bp_store *s, int64_t timeout_ms);
+/* False while a PostgreSQL store has no working connection (as far as it knows: a broken one is
+ * found out by the next call). Always true for SQLite. */
+bool bp_store_connected(struct bp_store *s);
 /* ---- Noticing changes (the server's change watcher) ----
  * Two levels. The change token is the cheap "something was committed" hint; the change seq says
  * whether any of that touched what the in-memory tables are built from. */
@@ -124,6 +190,36 @@ bp_err bp_store_change_purge(struct bp_store *s, int64_t before);
  * bp_store_close) and returns how many; 0 for a backend that keeps no local files. */
 size_t bp_store_commit_files(struct bp_store *s, const char **out, size_t max);
 
+/* Change notifications (PostgreSQL): a connection of its own that LISTENs for the change log's
+ * NOTIFY, so that a watcher wakes as soon as anyone commits a change. Its socket goes into the
+ * watcher's poll set; a notification lost while it was disconnected is made up for by checking
+ * the change seq whenever it (re)connects. One thread at a time. */
+struct bp_store_listener;
+
+enum bp_store_listener_event {
+    BP_LISTENER_NOTHING = 0, /* nothing new */
+    BP_LISTENER_NOTIFIED,    /* one or more changes were committed: check the seq */
+    BP_LISTENER_CONNECTED,   /* (re)connected and listening: check the seq, notifications may
+                                have been lost before */
+    BP_LISTENER_LOST,        /* the connection was lost: changes are seen by polling meanwhile */
+    BP_LISTENER_DOWN,        /* a connection attempt failed (bp_store_listener_last_error) */
+};
+
+/* A listener on s's database (a new connection, s itself is not used by it). Down at first: the
+ * first bp_store_listener_poll connects. BP_ERR_INVALID for a store that has no notifications
+ * (SQLite: wake on bp_store_commit_files instead). */
+bp_err bp_store_listener_open(struct bp_store *s, struct bp_store_listener **out);
+/* The socket to poll for input; -1 while down (it changes with each connection). */
+int bp_store_listener_fd(const struct bp_store_listener *l);
+/* While down: milliseconds until the next connection attempt is due (0: now); -1 while up. */
+int64_t bp_store_listener_retry_in_ms(const struct bp_store_listener *l);
+/* Call when the socket is readable, and while down when the retry is due: takes what arrived,
+ * or tries to connect (with a backoff of up to 2 s between failed attempts). */
+enum bp_store_listener_event bp_store_listener_poll(struct bp_store_listener *l);
+/* Why the latest attempt failed (password-free). */
+const char *bp_store_listener_last_error(const struct bp_store_listener *l);
+void bp_store_listener_close(struct bp_store_listener *l);
+
 /* A running server's report of how far it has applied the change log, so that the CLI can wait
  * until every running server has published a change before it returns (serve/watch.h). */
 struct bp_watcher_rec {
@@ -132,6 +228,9 @@ struct bp_watcher_rec {
     int64_t pid;       /* the server's process id on that host */
     int64_t seq;       /* change seq that the server's published tables include */
     int64_t seen_at;   /* wall seconds of the latest report (a heartbeat while idle) */
+    char *node;        /* the server's node_name (NULL in rows of servers before schema 5) */
+    char *version;     /* the server's blnkproxy version, NULL likewise */
+    int64_t started_at; /* wall seconds when the server started, 0 likewise */
 };
 
 /* Inserts the row or replaces the one with the same id. Not a change (the seq does not move). */
@@ -326,6 +425,10 @@ void bp_session_rec_cleanup(struct bp_session_rec *rec);
 
 struct bp_audit_rec {
     int64_t seq;               /* assigned by the store on insert (ascending); 0 before */
+    char *id;                  /* "audit_" + ULID, unique: the store assigns one on insert when
+                                  NULL, and a record whose id it holds already is not stored again
+                                  (a spool imported twice, a batch whose commit was not answered) */
+    char *node;                /* the node (serve's node_name, or the CLI's host) that wrote it */
     int64_t time_us;           /* wall clock, microseconds since the epoch */
     char *request_id;          /* NULL for administrative changes */
     char *actor_type;          /* "api_key", "oauth_client", "cli", "anonymous" */
@@ -359,12 +462,38 @@ struct bp_audit_query {
     bool ascending;            /* order by seq ascending (follow) instead of newest first */
 };
 
-/* Inserts n records in one transaction, assigning recs[i].seq. */
+/* Inserts n records in one transaction (PostgreSQL: one multi-row statement), assigning an id to
+ * each record that has none (allocated: bp_audit_rec_cleanup frees it with the record, so a
+ * caller's record of static strings frees recs[i].id itself) and recs[i].seq to each stored one. A record whose id the store holds
+ * already is skipped (its seq stays 0): inserting the same records again is harmless. */
 bp_err bp_store_audit_insert(struct bp_store *s, struct bp_audit_rec *recs, size_t n);
 bp_err bp_store_audit_query(struct bp_store *s, const struct bp_audit_query *q, struct bp_audit_rec **out,
                             size_t *out_n);
-/* Deletes records older than before_us; *out_deleted (may be NULL) gets how many. */
+/* Deletes records older than before_us; *out_deleted (may be NULL) gets how many. On PostgreSQL
+ * it runs on one connection at a time cluster-wide (an advisory lock): another node's purge in
+ * progress makes it return at once with *out_deleted 0. */
 bp_err bp_store_audit_purge(struct bp_store *s, int64_t before_us, int64_t *out_deleted);
+
+/* Following the log (audit list --follow). A record becomes visible when its batch commits, and
+ * on PostgreSQL the batches of several nodes commit in any order of their seqs (identity values
+ * are taken at insert): a cursor hands out every record that matches its query exactly once, as
+ * they become visible, and never skips one that committed late (store_audit_pg.c: by the
+ * inserting transaction's id, with the database's oldest running transaction as the low-water
+ * mark). On SQLite commits are serialised and seq order is commit order. */
+struct bp_audit_cursor;
+/* Answers q as bp_store_audit_query does (newest first, at most q->limit; q->after_seq and
+ * q->ascending are ignored) and returns, in *out_cursor, a cursor positioned after every record
+ * visible at that moment: both come from one consistent read. */
+bp_err bp_store_audit_follow(struct bp_store *s, const struct bp_audit_query *q, struct bp_audit_rec **out,
+                             size_t *out_n, struct bp_audit_cursor **out_cursor);
+/* At most max records matching the cursor's query that became visible since its previous call,
+ * ascending by seq within a call. *out_more: call again at once (there may be more). A call may
+ * hand out fewer than max, even none, with *out_more set: on PostgreSQL rows it handed out
+ * already take room in a page while a transaction running anywhere on the server holds the
+ * low-water mark back. */
+bp_err bp_store_audit_follow_next(struct bp_store *s, struct bp_audit_cursor *c, size_t max,
+                                  struct bp_audit_rec **out, size_t *out_n, bool *out_more);
+void bp_audit_cursor_free(struct bp_audit_cursor *c);
 void bp_audit_rec_cleanup(struct bp_audit_rec *rec);
 void bp_audit_recs_free(struct bp_audit_rec *recs, size_t n);
 

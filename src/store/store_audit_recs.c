@@ -10,6 +10,8 @@ bp_audit_rec_cleanup(struct bp_audit_rec *rec)
     if (rec == NULL) {
         return;
     }
+    bp_free(rec->id);
+    bp_free(rec->node);
     bp_free(rec->request_id);
     bp_free(rec->actor_type);
     bp_free(rec->actor_id);

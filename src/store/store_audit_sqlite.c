@@ -23,7 +23,8 @@
 
 #define AUDIT_COLS                                                                                 \
     "seq, time_us, request_id, actor_type, actor_id, actor_name, instance_id, method, route,"     \
-    " path, action, category, core_status, status, latency_us, client_addr, resource_id, error"
+    " path, action, category, core_status, status, latency_us, client_addr, resource_id, error,"  \
+    " id, node"
 
 static void
 bind_rec(sqlite3_stmt *stmt, const struct bp_audit_rec *r)
@@ -47,6 +48,8 @@ bind_rec(sqlite3_stmt *stmt, const struct bp_audit_rec *r)
     bp_sq__bind_text(stmt, 15, r->client_addr);
     bp_sq__bind_text(stmt, 16, r->resource_id);
     bp_sq__bind_text(stmt, 17, r->error);
+    bp_sq__bind_text(stmt, 18, r->id);
+    bp_sq__bind_text(stmt, 19, r->node);
 }
 
 static bp_err
@@ -72,16 +75,17 @@ sq_audit_insert(struct bp_store *s, struct bp_audit_rec *recs, size_t n)
     err = bp_sq__prepare(st,
                          "INSERT INTO audit_log (time_us, request_id, actor_type, actor_id,"
                          " actor_name, instance_id, method, route, path, action, category,"
-                         " core_status, status, latency_us, client_addr, resource_id, error)"
-                         " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                         " core_status, status, latency_us, client_addr, resource_id, error, id, node)"
+                         " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?) ON CONFLICT (id) DO NOTHING",
                          &stmt);
     for (size_t i = 0; err == BP_OK && i < n; i++) {
+        int changes = 0;
+
         sqlite3_reset(stmt);
         bind_rec(stmt, &recs[i]);
-        err = bp_sq__step_done(st, stmt, NULL);
-        if (err == BP_OK) {
-            recs[i].seq = sqlite3_last_insert_rowid(st->db);
-        }
+        err = bp_sq__step_done(st, stmt, &changes);
+        /* A record already stored (same id) is skipped and keeps no seq. */
+        recs[i].seq = err == BP_OK && changes == 1 ? sqlite3_last_insert_rowid(st->db) : 0;
     }
     sqlite3_finalize(stmt);
     if (own_tx && err == BP_OK) {
@@ -123,6 +127,8 @@ read_rec(sqlite3_stmt *stmt, void *out_v)
     out->client_addr = bp_sq__col_dup(stmt, 15);
     out->resource_id = bp_sq__col_dup(stmt, 16);
     out->error = bp_sq__col_dup(stmt, 17);
+    out->id = bp_sq__col_dup(stmt, 18);
+    out->node = bp_sq__col_dup(stmt, 19);
 }
 
 static void
@@ -238,8 +244,58 @@ sq_audit_purge(struct bp_store *s, int64_t before_us, int64_t *out_deleted)
     return err;
 }
 
+/* Commits are serialised and a record's seq (rowid) is taken inside its write transaction, so a
+ * record with a higher seq never becomes visible before one with a lower seq: following by seq
+ * misses nothing. The listing and the position come from one read transaction. */
+static bp_err
+sq_audit_follow(struct bp_store *s, struct bp_audit_cursor *c, struct bp_audit_rec **out, size_t *out_n)
+{
+    struct sqlite_store *st = bp_sq__of(s);
+    sqlite3_stmt *stmt = NULL;
+    bp_err err = bp_sq__exec(st, "BEGIN");
+
+    if (err != BP_OK) {
+        return err;
+    }
+    err = bp_sq__prepare(st, "SELECT COALESCE(MAX(seq), 0) FROM audit_log", &stmt);
+    if (err == BP_OK && sqlite3_step(stmt) == SQLITE_ROW) {
+        c->after_seq = sqlite3_column_int64(stmt, 0);
+    }
+    sqlite3_finalize(stmt);
+    if (err == BP_OK) {
+        err = sq_audit_query(s, &c->q, out, out_n);
+    }
+    if (bp_sq__exec(st, "COMMIT") != BP_OK && err == BP_OK) {
+        bp_audit_recs_free(*out, *out_n);
+        err = BP_ERR_STORE;
+    }
+    return err;
+}
+
+static bp_err
+sq_audit_follow_next(struct bp_store *s, struct bp_audit_cursor *c, size_t max, struct bp_audit_rec **out,
+                     size_t *out_n, bool *out_more)
+{
+    struct bp_audit_query q = c->q;
+    bp_err err;
+
+    q.after_seq = c->after_seq;
+    q.ascending = true;
+    q.limit = max;
+    err = sq_audit_query(s, &q, out, out_n);
+    if (err == BP_OK) {
+        if (*out_n > 0) {
+            c->after_seq = (*out)[*out_n - 1].seq;
+        }
+        *out_more = *out_n == max;
+    }
+    return err;
+}
+
 const struct bp_store_audit_ops bp_sq__audit_ops = {
     .insert = sq_audit_insert,
     .query = sq_audit_query,
     .purge = sq_audit_purge,
+    .follow = sq_audit_follow,
+    .follow_next = sq_audit_follow_next,
 };

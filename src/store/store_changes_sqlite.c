@@ -72,7 +72,7 @@ bp_sq__commit_files(struct bp_store *s, const char **out, size_t max)
     return n;
 }
 
-#define WATCHER_COLS "id, host, pid, seq, seen_at"
+#define WATCHER_COLS "id, host, pid, seq, seen_at, node, version, started_at"
 
 bp_err
 bp_sq__watcher_put(struct bp_store *s, const struct bp_watcher_rec *rec)
@@ -80,7 +80,7 @@ bp_sq__watcher_put(struct bp_store *s, const struct bp_watcher_rec *rec)
     struct sqlite_store *st = bp_sq__of(s);
     sqlite3_stmt *stmt = NULL;
     bp_err err =
-        bp_sq__prepare(st, "INSERT OR REPLACE INTO watchers (" WATCHER_COLS ") VALUES (?,?,?,?,?)", &stmt);
+        bp_sq__prepare(st, "INSERT OR REPLACE INTO watchers (" WATCHER_COLS ") VALUES (?,?,?,?,?,?,?,?)", &stmt);
 
     if (err != BP_OK) {
         return err;
@@ -90,6 +90,9 @@ bp_sq__watcher_put(struct bp_store *s, const struct bp_watcher_rec *rec)
     sqlite3_bind_int64(stmt, 3, rec->pid);
     sqlite3_bind_int64(stmt, 4, rec->seq);
     sqlite3_bind_int64(stmt, 5, rec->seen_at);
+    bp_sq__bind_text(stmt, 6, rec->node);
+    bp_sq__bind_text(stmt, 7, rec->version);
+    sqlite3_bind_int64(stmt, 8, rec->started_at);
     err = bp_sq__step_done(st, stmt, NULL);
     sqlite3_finalize(stmt);
     return err;
@@ -120,6 +123,9 @@ read_watcher(sqlite3_stmt *stmt, void *out)
     rec->pid = sqlite3_column_int64(stmt, 2);
     rec->seq = sqlite3_column_int64(stmt, 3);
     rec->seen_at = sqlite3_column_int64(stmt, 4);
+    rec->node = bp_sq__col_dup(stmt, 5);
+    rec->version = bp_sq__col_dup(stmt, 6);
+    rec->started_at = sqlite3_column_int64(stmt, 7);
 }
 
 static void

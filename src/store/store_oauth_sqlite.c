@@ -881,6 +881,76 @@ sq_session_delete(struct bp_store *s, const unsigned char digest[32])
     return bp_sq__finish_change(st, stmt);
 }
 
+/* ---- everything, for db copy (issue 9): in insertion order ---- */
+
+static void
+free_tokens_v(void *recs, size_t n)
+{
+    struct bp_token_rec *r = recs;
+
+    for (size_t i = 0; r != NULL && i < n; i++) {
+        bp_token_rec_cleanup(&r[i]);
+    }
+    bp_free(recs);
+}
+
+static void
+free_codes_v(void *recs, size_t n)
+{
+    struct bp_code_rec *r = recs;
+
+    for (size_t i = 0; r != NULL && i < n; i++) {
+        bp_code_rec_cleanup(&r[i]);
+    }
+    bp_free(recs);
+}
+
+static void
+free_sessions_v(void *recs, size_t n)
+{
+    struct bp_session_rec *r = recs;
+
+    for (size_t i = 0; r != NULL && i < n; i++) {
+        bp_session_rec_cleanup(&r[i]);
+    }
+    bp_free(recs);
+}
+
+static bp_err
+list_sql(struct bp_store *s, const char *sql, size_t elem_size, void (*read)(sqlite3_stmt *, void *),
+         void (*free_all)(void *, size_t), void **out, size_t *out_n)
+{
+    struct sqlite_store *st = bp_sq__of(s);
+    sqlite3_stmt *stmt = NULL;
+    bp_err err = bp_sq__prepare(st, sql, &stmt);
+
+    if (err != BP_OK) {
+        return err;
+    }
+    return list_all(st, stmt, elem_size, read, free_all, out, out_n);
+}
+
+static bp_err
+sq_token_list_all(struct bp_store *s, struct bp_token_rec **out, size_t *out_n)
+{
+    return list_sql(s, "SELECT " TOKEN_COLS " FROM oauth_tokens ORDER BY rowid", sizeof(**out), read_token,
+                    free_tokens_v, (void **)out, out_n);
+}
+
+static bp_err
+sq_code_list(struct bp_store *s, struct bp_code_rec **out, size_t *out_n)
+{
+    return list_sql(s, "SELECT " CODE_COLS " FROM oauth_codes ORDER BY rowid", sizeof(**out), read_code,
+                    free_codes_v, (void **)out, out_n);
+}
+
+static bp_err
+sq_session_list(struct bp_store *s, struct bp_session_rec **out, size_t *out_n)
+{
+    return list_sql(s, "SELECT " SESSION_COLS " FROM oauth_sessions ORDER BY rowid", sizeof(**out), read_session,
+                    free_sessions_v, (void **)out, out_n);
+}
+
 const struct bp_store_oauth_ops bp_sq__oauth_ops = {
     .client_insert = sq_client_insert,
     .client_get = sq_client_get,
@@ -908,4 +978,7 @@ const struct bp_store_oauth_ops bp_sq__oauth_ops = {
     .session_get = sq_session_get,
     .session_delete = sq_session_delete,
     .session_delete_operator = sq_session_delete_operator,
+    .token_list_all = sq_token_list_all,
+    .code_list = sq_code_list,
+    .session_list = sq_session_list,
 };

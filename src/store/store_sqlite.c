@@ -851,6 +851,45 @@ sq_rollback(struct bp_store *s)
     sqlite3_exec(bp_sq__of(s)->db, "ROLLBACK", NULL, NULL, NULL);
 }
 
+/* ---- db copy's source (issue 9) ---- */
+
+static bp_err
+sq_count_rows(struct bp_store *s, const char *table, int64_t *out)
+{
+    struct sqlite_store *st = bp_sq__of(s);
+    sqlite3_stmt *stmt = NULL;
+    char sql[96];
+    bp_err err;
+
+    /* table is one of store_copy.c's constant names, never input. */
+    snprintf(sql, sizeof(sql), "SELECT count(*) FROM %s", table);
+    err = bp_sq__prepare(st, sql, &stmt);
+    if (err != BP_OK) {
+        return err;
+    }
+    if (sqlite3_step(stmt) == SQLITE_ROW) {
+        *out = sqlite3_column_int64(stmt, 0);
+    } else {
+        err = bp_sq__map_rc(st, sqlite3_errcode(st->db));
+    }
+    sqlite3_finalize(stmt);
+    return err;
+}
+
+/* A read transaction: in WAL mode every statement until the end sees the same commit, while
+ * writers (a running serve) go on. */
+static bp_err
+sq_snapshot_begin(struct bp_store *s)
+{
+    return bp_sq__exec(bp_sq__of(s), "BEGIN DEFERRED");
+}
+
+static void
+sq_snapshot_end(struct bp_store *s)
+{
+    (void)bp_sq__exec(bp_sq__of(s), "COMMIT");
+}
+
 const struct bp_store_ops bp_sq__ops = {
     .name = "sqlite",
     .close = sq_close,
@@ -882,4 +921,7 @@ const struct bp_store_ops bp_sq__ops = {
     .watcher_put = bp_sq__watcher_put,
     .watcher_delete = bp_sq__watcher_delete,
     .watcher_list = bp_sq__watcher_list,
+    .count_rows = sq_count_rows,
+    .snapshot_begin = sq_snapshot_begin,
+    .snapshot_end = sq_snapshot_end,
 };

@@ -2,10 +2,9 @@
 // "custom", "admin", or one an operator's config route already gave records) and says which they
 // are; its help lists them from the route table, with how refusals are recorded.
 import assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
 import { before, describe, test } from 'node:test';
 
-import { cli, makeInstance, tmpDb } from './lib/harness.mjs';
+import { cli, makeInstance, sql, tmpDb } from './lib/harness.mjs';
 
 function auditList(db, args = []) {
     const r = cli(['audit', 'list', '--limit', '100000', ...args], { db });
@@ -49,11 +48,7 @@ describe('audit list --category', () => {
     test('a category an operator gave a config route is accepted once it has records', () => {
         let r = cli(['audit', 'list', '--category', 'exports'], { db });
         assert.equal(r.code, 2, r.stderr);
-        const s = spawnSync('sqlite3', [db], {
-            input: "INSERT INTO audit_log (time_us, actor_type, category, action, status) VALUES (1, 'api_key', 'exports', 'Ledger exported', 200);",
-            encoding: 'utf8',
-        });
-        assert.equal(s.status, 0, s.stderr);
+        sql(db, "INSERT INTO audit_log (time_us, actor_type, category, action, status) VALUES (1, 'api_key', 'exports', 'Ledger exported', 200)");
         r = cli(['audit', 'list', '--category', 'exports'], { db });
         assert.equal(r.code, 0, r.stderr);
         assert.equal(r.stdout.split('\n').filter(Boolean).length, 1);

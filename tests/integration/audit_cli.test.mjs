@@ -7,14 +7,16 @@ import { spawn, spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 
-import { BIN, cli, cliHistory, makeInstance, makeKey, randomHex, sleep, tmpDb } from './lib/harness.mjs';
+import { BIN, cli, cliHistory, makeInstance, makeKey, randomHex, sleep, sql, storeBytes, tmpDb } from './lib/harness.mjs';
 
 const OS_USER = os.userInfo().username;
 const TIME_US = /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z$/;
 const FIELDS = [
-    'seq', 'time', 'request_id', 'actor_type', 'actor_id', 'actor_name', 'instance_id', 'method', 'route', 'path',
-    'action', 'category', 'core_status', 'status', 'latency_us', 'client_addr', 'resource_id', 'error',
+    'seq', 'id', 'time', 'request_id', 'actor_type', 'actor_id', 'actor_name', 'instance_id', 'method', 'route', 'path',
+    'action', 'category', 'core_status', 'status', 'latency_us', 'client_addr', 'resource_id', 'error', 'node',
 ];
+// Issue 9: every record has a unique id.
+const AUDIT_ID = /^audit_[0-9A-HJKMNP-TV-Z]{26}$/;
 
 // `audit list` as JSON lines → array of objects (each line checked to be one whole object).
 function auditList(db, args = []) {
@@ -25,14 +27,10 @@ function auditList(db, args = []) {
         const o = JSON.parse(l);
         assert.deepEqual(Object.keys(o), FIELDS, 'every field, in order');
         assert.match(o.time, TIME_US);
+        // Seeded rows (inserted with sql()) have neither id nor node.
+        assert.ok(o.id === null || AUDIT_ID.test(o.id), `id: ${o.id}`);
         return o;
     });
-}
-
-function sqlite(db, sql) {
-    const r = spawnSync('sqlite3', [db], { input: sql, encoding: 'utf8' });
-    assert.equal(r.status, 0, `sqlite3: ${r.stderr}`);
-    return r.stdout;
 }
 
 const adminRecords = (db) => auditList(db, ['--category', 'admin', '--limit', '1000']).reverse();
@@ -55,6 +53,7 @@ describe('administrative changes are audited', () => {
         assert.equal(cli(['instance', 'remove', inst.id], { db }).code, 3);
 
         const recs = adminRecords(db);
+        assert.equal(new Set(recs.map((r) => r.id)).size, recs.length, 'ids are unique');
         const want = [
             ['Instance added', inst.id, inst.id],
             ['Instance disabled', inst.id, inst.id],
@@ -80,13 +79,16 @@ describe('administrative changes are audited', () => {
             assert.equal(r.path, null);
             assert.equal(r.request_id, null);
             assert.equal(r.error, null);
+            assert.match(r.id, AUDIT_ID);
+            // The CLI's records name the host the command ran on.
+            assert.equal(r.node, os.hostname());
             assert.ok(r.seq > prev, 'seq ascends');
             prev = r.seq;
             assert.ok(Math.abs(Date.parse(r.time) - Date.now()) < 60000, `time is now: ${r.time}`);
         }
         // Neither the Core secret nor the API key is in any record, nor in the table output.
         const table = cli(['audit', 'list'], { db, json: false }).stdout;
-        const all = JSON.stringify(recs) + table + fs.readFileSync(db).toString('latin1');
+        const all = JSON.stringify(recs) + table + storeBytes(db).toString('latin1');
         for (const s of [secret, key.key]) {
             assert.ok(!(JSON.stringify(recs) + table).includes(s), 'no secret in audit output');
         }
@@ -112,7 +114,7 @@ describe('audit list', () => {
     const T0 = 1735689600n * 1000000n;
     const q = (s) => (s === null ? 'NULL' : `'${s}'`);
     assert.equal(cli(['db', 'migrate'], { db, json: false }).code, 0);
-    sqlite(
+    sql(
         db,
         seeds
             .map(

@@ -4,7 +4,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 
-import { BIN, setupWorld, req, bearer, cli, sleep, waitFor, tmpDb, makeInstance, makeKey, closedPort } from './lib/harness.mjs';
+import { BIN, PG, setupWorld, req, bearer, cli, sleep, sql, waitFor, tmpDb, makeInstance, makeKey, closedPort } from './lib/harness.mjs';
 import { startFakeCore } from './lib/fake_core.mjs';
 
 function records(db) {
@@ -58,10 +58,20 @@ test('audit.reads=off records writes only; audit.reads=sync has the read record 
 test('when the audit store fails, requests are served, the failure is logged and counted, and records arrive later', async (t) => {
     const w = await setupWorld();
     t.after(() => w.close());
-    const locker = spawn('sqlite3', [w.db], { stdio: ['pipe', 'ignore', 'ignore'] });
-    t.after(() => locker.kill('SIGKILL'));
-    locker.stdin.write('BEGIN EXCLUSIVE;\nSELECT 1;\n');
-    await sleep(300);
+    // The failure: SQLite, another process holding the file's write lock; PostgreSQL, a trigger
+    // that refuses every audit insert (a lock there would only make the writer wait).
+    let release;
+    if (PG) {
+        sql(w.db, "CREATE FUNCTION t_fail() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN RAISE EXCEPTION 'down'; END $$;"
+            + ' CREATE TRIGGER t_fail BEFORE INSERT ON audit_log FOR EACH ROW EXECUTE FUNCTION t_fail()');
+        release = () => sql(w.db, 'DROP TRIGGER t_fail ON audit_log');
+    } else {
+        const locker = spawn('sqlite3', [w.db], { stdio: ['pipe', 'ignore', 'ignore'] });
+        t.after(() => locker.kill('SIGKILL'));
+        locker.stdin.write('BEGIN EXCLUSIVE;\nSELECT 1;\n');
+        await sleep(300);
+        release = () => locker.stdin.end('COMMIT;\n');
+    }
     const res = await req(w.port, 'POST', w.p('/ledgers'), {
         headers: { ...bearer(w.keys.all.key), 'content-type': 'application/json' },
         body: '{}',
@@ -73,7 +83,7 @@ test('when the audit store fails, requests are served, the failure is logged and
     const m = await req(w.port, 'GET', '/metrics', { agent: false });
     assert.ok(metric(m.text, 'blnkproxy_audit_store_errors_total') >= 1, 'store errors counted');
     assert.ok(metric(m.text, 'blnkproxy_audit_records_total{outcome="spooled"}') >= 1, 'records spooled');
-    locker.stdin.end('COMMIT;\n');
+    release();
     await waitFor(() => records(w.db).some((r) => r.request_id === res.headers['x-request-id']), {
         timeoutMs: 15000,
         intervalMs: 300,
@@ -92,7 +102,7 @@ test('the startup line names version, address, workers, store and routes', async
     assert.equal(start.host, '127.0.0.1');
     assert.equal(start.port, w.port);
     assert.equal(start.workers, 2);
-    assert.equal(start.store, 'sqlite');
+    assert.equal(start.store, PG ? 'postgresql' : 'sqlite');
     assert.equal(start.routes, 42);
     const r = await req(w.port, 'GET', w.p('/ledgers'), { headers: bearer(w.keys.all.key), agent: false });
     const access = await w.proxy.waitForLog((o) => o.msg === 'access' && o.request_id === r.headers['x-request-id']);

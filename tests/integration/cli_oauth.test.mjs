@@ -8,7 +8,7 @@ import crypto from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 
-import { bearer, cli, cliHistory, req, setupWorld, tmpDir, tmpDb, randomHex, waitFor } from './lib/harness.mjs';
+import { PG, bearer, cli, cliHistory, req, setupWorld, sql, storeBytes, tmpDir, tmpDb, randomHex, waitFor } from './lib/harness.mjs';
 import { authorizeCode, basic, createClient as createOAuthClient, createOperator, pkcePair, token } from './lib/oauth_flow.mjs';
 
 assert.ok(process.env.BLNKPROXY_BIN, 'set BLNKPROXY_BIN to the blnkproxy binary');
@@ -29,16 +29,8 @@ const OPERATOR_FIELDS = ['id', 'name', 'status', 'created_at', 'updated_at'];
 const clientSecrets = [];
 const passwords = [];
 
-function sql(db, query) {
-  const r = spawnSync('sqlite3', [db, query], { encoding: 'utf8' });
-  assert.equal(r.status, 0, `sqlite3: ${r.stderr}`);
-  return r.stdout.trim();
-}
-
-// The bytes of the store as it sits on disk (main file and any WAL left behind).
-function dbBytes(db) {
-  return Buffer.concat([db, `${db}-wal`, `${db}-shm`].filter((f) => fs.existsSync(f)).map((f) => fs.readFileSync(f)));
-}
+// The bytes of the store (the file and any WAL left behind; on PostgreSQL a dump).
+const dbBytes = storeBytes;
 
 const sha256hex = (text) => crypto.createHash('sha256').update(text).digest('hex');
 
@@ -78,8 +70,8 @@ function newPassword() {
 }
 
 function auditRows(db) {
-  const out = sql(db, "SELECT action || '|' || ifnull(resource_id,'') || '|' || category || '|' || actor_type"
-    + " || '|' || ifnull(instance_id,'') FROM audit_log ORDER BY seq");
+  const out = sql(db, "SELECT action || '|' || coalesce(resource_id,'') || '|' || category || '|' || actor_type"
+    + " || '|' || coalesce(instance_id,'') FROM audit_log ORDER BY seq");
   return out === '' ? [] : out.split('\n').map((l) => {
     const [action, resource_id, category, actor_type, instance_id] = l.split('|');
     return { action, resource_id, category, actor_type, instance_id };
@@ -225,7 +217,8 @@ describe('client list, show, revoke, expire', () => {
     for (const c of [a, b]) {
       assert.equal(bytes.indexOf(c.client_secret), -1, 'secret not in the database file');
       assert.equal(bytes.indexOf(c.client_secret.slice(8)), -1, 'secret hex not in the database file');
-      const digest = sql(db, `SELECT lower(hex(secret_digest)) FROM oauth_clients WHERE id = '${c.client_id}'`);
+      const hex = PG ? "encode(secret_digest, 'hex')" : 'lower(hex(secret_digest))';
+      const digest = sql(db, `SELECT ${hex} FROM oauth_clients WHERE id = '${c.client_id}'`);
       assert.equal(digest, sha256hex(c.client_secret));
     }
   });
@@ -245,7 +238,8 @@ describe('client list, show, revoke, expire', () => {
     const b = createClient(db);
     // Tokens as the token endpoint would have stored them (digest only).
     const ins = (id, client, kind, family) => sql(db, 'INSERT INTO oauth_tokens (id, kind, digest, client_id, family_id,'
-      + ` scopes, created_at) VALUES ('${id}', ${kind}, randomblob(32), '${client}', '${family}', 'proxy:read', 1)`);
+      + ` scopes, created_at) VALUES ('${id}', ${kind}, ${PG ? "decode(md5(random()::text) || md5(random()::text), 'hex')" : 'randomblob(32)'},`
+      + ` '${client}', '${family}', 'proxy:read', 1)`);
     ins('token_a1', a.client_id, 1, 'family_1');
     ins('token_a2', a.client_id, 2, 'family_1');
     ins('token_b1', b.client_id, 1, 'family_2');
@@ -253,9 +247,10 @@ describe('client list, show, revoke, expire', () => {
     const r = ok(['client', 'revoke', a.client_id], { db });
     assert.deepEqual(Object.keys(r), CLIENT_FIELDS);
     assert.equal(r.status, 'revoked');
-    assert.equal(sql(db, "SELECT id || ':' || revoked FROM oauth_tokens ORDER BY id"),
+    // CASE WHEN: SQLite's 1/0 and PostgreSQL's booleans print alike.
+    assert.equal(sql(db, "SELECT id || ':' || CASE WHEN revoked THEN 1 ELSE 0 END FROM oauth_tokens ORDER BY id"),
       'token_a1:1\ntoken_a2:1\ntoken_b1:0');
-    assert.equal(sql(db, `SELECT revoked_at > 0 FROM oauth_clients WHERE id = '${a.client_id}'`), '1');
+    assert.equal(sql(db, `SELECT CASE WHEN revoked_at > 0 THEN 1 ELSE 0 END FROM oauth_clients WHERE id = '${a.client_id}'`), '1');
     assert.equal(ok(['client', 'show', b.client_id], { db }).status, 'active');
 
     // A second revoke changes nothing and writes no audit record.

@@ -11,7 +11,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { promisify } from 'node:util';
 
-import { BIN, bearer, cli, makeInstance, makeKey, req, setupWorld, startProxy, tmpDir } from './lib/harness.mjs';
+import { BIN, PG, bearer, cli, makeInstance, makeKey, req, setupWorld, startProxy, tmpDb, tmpDir } from './lib/harness.mjs';
 
 const execFileP = promisify(execFile);
 
@@ -290,7 +290,26 @@ describe('db backup', () => {
         assert.match(r.stderr, /db backup needs a FILE/);
     });
 
-    test('a backup taken while serve writes audit records is a consistent store', async () => {
+    test('a PostgreSQL store is backed up with pg_dump: db backup says so and writes nothing', () => {
+        // Decided from the DSN alone: the answer is the same whether the server is up or not.
+        const db = PG ? tmpDb() : 'postgres://blnk:pw-backup-XYZ@127.0.0.1:1/proxy';
+        const dir = tmpDir();
+        const dest = path.join(dir, 'copy.db');
+        for (const json of [true, false]) {
+            const r = cli(['db', 'backup', dest], { db, json });
+            assert.equal(r.code, 2, r.stderr);
+            assert.equal(r.stdout, '');
+            assert.match(r.stderr, /^blnkproxy: db backup copies SQLite stores; back up a PostgreSQL store with pg_dump/);
+            assert.ok(r.stderr.includes('pg_dump --format=custom'), r.stderr);
+            assert.ok(!r.stderr.includes('choose another FILE'), r.stderr);
+            const password = /^postgres(?:ql)?:\/\/[^:@/]*:([^@/]+)@/.exec(db)[1];
+            assert.ok(!r.stderr.includes(password), `no DSN password: ${r.stderr.replace(password, '<password>')}`);
+        }
+        assert.deepEqual(fs.readdirSync(dir), [], 'nothing was written');
+    });
+
+    test('a backup taken while serve writes audit records is a consistent store',
+        { skip: PG && 'SQLite only: a PostgreSQL store is backed up with pg_dump (test above)' }, async () => {
         const w = await setupWorld({ keys: { all: ['*'] } });
         let stop = false;
         let sent = 0;

@@ -6,7 +6,7 @@ import assert from 'node:assert/strict';
 import net from 'node:net';
 import { spawn } from 'node:child_process';
 
-import { setupWorld, req, bearer, cli, waitFor, sleep, assertError } from './lib/harness.mjs';
+import { PG, setupWorld, req, bearer, cli, sql, waitFor, sleep, assertError } from './lib/harness.mjs';
 
 function metricValue(text, line) {
     const found = text.split('\n').find((l) => l.startsWith(`${line} `));
@@ -58,11 +58,21 @@ test('a full audit queue refuses with 503 before forwarding, and every forwarded
     const w = await setupWorld({ proxyArgs: ['--audit-queue-size', '16'] });
     t.after(() => w.close());
     // Another connection holds the write lock: the audit writer cannot commit, so records pile up
-    // in the queue (and are spooled once the busy timeout expires).
-    const locker = spawn('sqlite3', [w.db], { stdio: ['pipe', 'ignore', 'ignore'] });
+    // in the queue (and are spooled once the busy timeout expires). On PostgreSQL a psql session
+    // locks the audit table, and the writer waits for it.
+    const locker = PG
+        ? spawn('psql', [w.db, '-X', '-q'], { stdio: ['pipe', 'ignore', 'ignore'] })
+        : spawn('sqlite3', [w.db], { stdio: ['pipe', 'ignore', 'ignore'] });
     t.after(() => locker.kill('SIGKILL'));
-    locker.stdin.write('BEGIN EXCLUSIVE;\nSELECT 1;\n');
-    await sleep(300);
+    if (PG) {
+        locker.stdin.write('BEGIN;\nLOCK TABLE audit_log IN ACCESS EXCLUSIVE MODE;\n');
+        await waitFor(() => sql(w.db, "SELECT count(*) FROM pg_locks l JOIN pg_class c ON c.oid = l.relation"
+            + " WHERE c.relname = 'audit_log' AND l.mode = 'AccessExclusiveLock' AND l.granted") === '1',
+        { timeoutMs: 10000, what: 'the audit table locked' });
+    } else {
+        locker.stdin.write('BEGIN EXCLUSIVE;\nSELECT 1;\n');
+        await sleep(300);
+    }
     const n = 60;
     const results = await Promise.all(
         Array.from({ length: n }, (_, i) =>

@@ -136,6 +136,10 @@ test('/metrics after a known mix of requests: promtool-valid and exact counters'
         process_virtual_memory_bytes: 'gauge',
         process_open_fds: 'gauge',
         process_max_fds: 'gauge',
+        // Issue 9: the node's name (the only node label), and whether the store answers.
+        blnkproxy_node_info: 'gauge',
+        blnkproxy_store_up: 'gauge',
+        blnkproxy_store_outages_total: 'counter',
     };
     for (const [name, t] of Object.entries(families)) {
         assert.equal(help.get(name), 1, `# HELP ${name} once`);
@@ -180,6 +184,15 @@ test('/metrics after a known mix of requests: promtool-valid and exact counters'
         assert.ok(v >= prev, `bucket le=${le} is cumulative`);
         prev = v;
     }
+
+    // The node: its name is the listening line's, and no other series carries a node label.
+    const nodes = [...samples.keys()].filter((k) => k.startsWith('blnkproxy_node_info{'));
+    assert.deepEqual(nodes, [`blnkproxy_node_info{node="${proxy.listening.node}"}`]);
+    assert.match(proxy.listening.node, /^.+:\d+$/, 'the default name is <hostname>:<port>');
+    assert.ok(proxy.listening.node.endsWith(`:${port}`));
+    assert.equal([...samples.keys()].filter((k) => k.includes('node=')).length, 1);
+    assert.equal(samples.get('blnkproxy_store_up'), 1);
+    assert.equal(samples.get('blnkproxy_store_outages_total'), 0);
 
     // Fixed-label families: every label value present, with exactly what happened.
     const auth = { missing: 2, unknown: 0, expired: 0, revoked: 0, scope: 1, instance: 0 };

@@ -2,8 +2,9 @@
 // returns. A provisioning script runs `key create` and uses the key in its very next request, with
 // no sleep and no retry: that first request must succeed. The server runs with the default
 // reload_interval (no --reload-interval flag), so the timed poll cannot be what makes this work:
-// the server wakes on file events for the database, and the CLI waits until every running server
-// has reported that it published the change.
+// the server wakes on file events for the database (SQLite) or on the change log's notifications
+// (PostgreSQL: LISTEN), and the CLI waits until every running server has reported that it
+// published the change.
 //
 // These are behavioural assertions (the first try succeeds, or the first try after a revocation is
 // refused); nothing here asserts a duration. How long the CLI took (its commit plus the wait for
@@ -11,8 +12,6 @@
 // (diagnostics only, after the outcome is recorded) and prints when the server saw the change.
 import { test, describe, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-
-import { spawnSync } from 'node:child_process';
 
 import {
     assertError,
@@ -26,6 +25,7 @@ import {
     tmpDb,
     randomHex,
     sleep,
+    sql,
     waitFor,
     WWW_INVALID,
 } from './lib/harness.mjs';
@@ -198,10 +198,8 @@ describe('a running server sees CLI changes before the CLI returns to the script
     });
 });
 
-function watcherRows(dbPath) {
-    const r = spawnSync('sqlite3', [dbPath, 'SELECT count(*) FROM watchers'], { encoding: 'utf8' });
-    assert.equal(r.status, 0, `sqlite3: ${r.stderr}`);
-    return Number(r.stdout.trim());
+function watcherRows(db) {
+    return Number(sql(db, 'SELECT count(*) FROM watchers'));
 }
 
 describe('the CLI waits only for servers that run, and only so long', () => {

@@ -2,7 +2,8 @@
 // service manager: it binds its own NOTIFY_SOCKET (tests/tools/notify_listen.c prints each
 // datagram), starts serve with it, and checks READY=1 comes once serve answers and has its
 // tables, RELOADING=1 (with MONOTONIC_USEC) then READY=1 around a SIGHUP reload, and STOPPING=1
-// at SIGTERM.
+// at SIGTERM. Issue 9: a PostgreSQL store that is down at start does not hold READY=1 back (the
+// node listens and waits for it; STATUS says so, and says again once the tables are loaded).
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import fs from 'node:fs';
@@ -11,7 +12,9 @@ import readline from 'node:readline';
 import { after, before, test } from 'node:test';
 
 import { startFakeCore } from './lib/fake_core.mjs';
-import { BIN, bearer, makeInstance, makeKey, randomHex, req, startProxy, tmpDb, tmpDir } from './lib/harness.mjs';
+import {
+    BIN, PG, bearer, makeInstance, makeKey, randomHex, req, startOwnPg, startProxy, tmpDb, tmpDir, waitFor,
+} from './lib/harness.mjs';
 
 const LISTEN = process.env.BP_NOTIFY_LISTEN;
 
@@ -156,5 +159,37 @@ test('without NOTIFY_SOCKET, or with one nobody listens on, serve runs as before
         await proxy.waitForLog((o) => o.msg === 'configuration reloaded');
         assert.equal((await req(proxy.port, 'GET', '/healthz', { agent: false })).status, 200, 'still serving');
         await proxy.stop();
+    }
+});
+
+test('PostgreSQL down at start: READY=1 once listening, STATUS says it waits, and says when it has loaded', {
+    skip: !PG && 'PostgreSQL only: a SQLite store is never down (the _pg run covers it)',
+}, async () => {
+    const pg = startOwnPg(); // its own server: this test stops it
+    const db = pg.createDb();
+    const dir = tmpDir();
+    const file = path.join(dir, 'notify-pg.sock');
+    const listener = await notifySocket(file);
+    let proxy;
+    pg.down();
+    try {
+        proxy = await startProxy({ db, env: { NOTIFY_SOCKET: file } });
+        // Not held back until the database answers (systemd would kill the node after
+        // TimeoutStartSec); /readyz tells a load balancer.
+        const ready = fields(await listener.next(15000, 'READY=1'));
+        assert.equal(ready.READY, '1', JSON.stringify(ready));
+        assert.match(ready.STATUS, /^serving on 127\.0\.0\.1:\d+ with \d+ workers; waiting for the store \(\/readyz answers 503\)$/);
+        assert.equal((await req(proxy.port, 'GET', '/readyz', { agent: false })).status, 503);
+
+        pg.up();
+        const loaded = fields(await listener.next(20000, 'STATUS after the first load'));
+        assert.deepEqual(loaded, { STATUS: 'serving; the store answered and the credentials are loaded' });
+        await waitFor(async () => (await req(proxy.port, 'GET', '/readyz', { agent: false })).status === 200,
+            { timeoutMs: 10000, intervalMs: 50, what: '/readyz 200 after the first load' });
+        assert.deepEqual(listener.pending(), [], 'nothing else was sent');
+    } finally {
+        await proxy?.stop();
+        listener.stop();
+        pg.stop();
     }
 });

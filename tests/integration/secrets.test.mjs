@@ -6,6 +6,7 @@ import { after, before, test } from 'node:test';
 
 import { startFakeCore } from './lib/fake_core.mjs';
 import {
+    PG,
     bearer,
     cli,
     cliHistory,
@@ -15,6 +16,7 @@ import {
     randomHex,
     req,
     startProxy,
+    storeBytes,
     tmpDb,
 } from './lib/harness.mjs';
 
@@ -69,6 +71,8 @@ test('a mixed workload leaks no key or Core secret', async () => {
         ['an unknown presented key', unknown],
         ['a malformed presented key', malformed],
         ['a presented OAuth token', token],
+        // On PostgreSQL the DSN carries the test server's password: never printed either.
+        ...(PG ? [['the DSN password', new URL(db).password]] : []),
     ]) {
         secrets.push({ what, value });
         if (/^blnk_[0-9a-f]{64}$/.test(value)) {
@@ -111,6 +115,8 @@ test('a mixed workload leaks no key or Core secret', async () => {
     for (const s of [200, 201, 401, 403, 404, 400, 502]) {
         assert.ok(statuses.includes(s), `workload produced a ${s}: ${statuses.join(',')}`);
     }
+    const metrics = await req(proxy.port, 'GET', '/metrics');
+    responses.push({ what: 'GET /metrics', text: metrics.text });
     // Core did get its secret (so the test can fail if the proxy were to log it)
     assert.ok(core.requests.some((r) => r.headers['x-blnk-key'] === coreSecret));
 
@@ -130,6 +136,14 @@ test('a mixed workload leaks no key or Core secret', async () => {
         cli(args, { db });
         cli(args, { db, json: false });
     }
+    if (PG) {
+        // A store that cannot be reached: the message names it, masked.
+        const u = new URL(db);
+        u.port = String(await closedPort());
+        const down = cli(['key', 'list'], { db: u.href });
+        assert.equal(down.code, 1);
+        assert.match(down.stderr, /:\*\*\*@127\.0\.0\.1:/);
+    }
     await proxy.stop();
 
     const logs = proxy.logs();
@@ -148,11 +162,9 @@ test('a mixed workload leaks no key or Core secret', async () => {
         forbidden(r.text, `response to ${r.what}`);
     }
     // API keys are stored as digests only (the Core secret must be stored to be injected)
-    for (const f of [db, `${db}-wal`, `${db}-journal`]) {
-        if (!fs.existsSync(f)) {
-            continue;
-        }
-        const bytes = fs.readFileSync(f).toString('latin1');
+    const stores = PG ? [[db, storeBytes(db)]] : [db, `${db}-wal`, `${db}-journal`].filter((f) => fs.existsSync(f)).map((f) => [f, fs.readFileSync(f)]);
+    for (const [f, raw] of stores) {
+        const bytes = raw.toString('latin1');
         for (const k of [all, read, revoked, restricted]) {
             assert.ok(!bytes.includes(k.key), `${f} holds a plaintext key`);
             assert.ok(!bytes.includes(k.key.slice(5)), `${f} holds a key's hex`);

@@ -6,7 +6,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { test } from 'node:test';
 
-import { cli, makeInstance, startProxy, tmpDb, tmpDir } from './lib/harness.mjs';
+import { PG, cli, emptyDb, makeInstance, maskDsn, sql, startProxy, tmpDb, tmpDir } from './lib/harness.mjs';
 
 function configFile(text) {
     const file = path.join(tmpDir(), 'blnkproxy.json');
@@ -31,7 +31,8 @@ test('a valid configuration and store: exit 0 and a summary', () => {
     assert.match(r.stdout, /listen +0\.0\.0\.0:8081, 3 workers/);
     assert.match(r.stdout, /routes +42 \(42 built in, 1 removed, 1 added\)/);
     assert.match(r.stdout, /audit +writes sync, reads off/);
-    assert.ok(r.stdout.includes(`${db}, 1 instance`), r.stdout);
+    // A DSN is shown with its password masked (the PostgreSQL run's DSN has one).
+    assert.ok(r.stdout.includes(`${maskDsn(db)}, 1 instance`), r.stdout);
     assert.equal(r.stderr, '');
 
     const j = check(['--config', file, '--db', db, '--json']);
@@ -44,7 +45,7 @@ test('a valid configuration and store: exit 0 and a summary', () => {
         routes: 42,
         audit_writes: 'sync',
         audit_reads: 'off',
-        store: db,
+        store: maskDsn(db),
         store_exists: true,
         instances: 1,
     });
@@ -62,6 +63,32 @@ test('no store yet: reported, not created', () => {
     assert.equal(bad.code, 2);
     assert.match(bad.stderr, /^blnkproxy: no store at \/nonexistent-dir-for-check\/x\.db, and serve could not create it: directory \/nonexistent-dir-for-check: No such file or directory$/m);
     assert.equal(bad.stdout, '');
+});
+
+test('a PostgreSQL database without a store: reported, nothing created in it', { skip: !PG && 'PostgreSQL only' }, () => {
+    const db = emptyDb();
+    for (const json of [false, true]) {
+        const r = check(['--db', db, ...(json ? ['--json'] : [])]);
+        assert.equal(r.code, 0, r.stderr);
+        if (json) {
+            const o = JSON.parse(r.stdout);
+            assert.equal(o.store, maskDsn(db));
+            assert.equal(o.store_exists, false);
+            assert.equal(o.instances, 0);
+        } else {
+            assert.ok(r.stdout.includes(`no store in ${maskDsn(db)}; serve would create it`), r.stdout);
+        }
+        assert.ok(!`${r.stdout}${r.stderr}`.includes(db), 'the DSN is shown masked');
+    }
+    assert.equal(sql(db, "SELECT count(*) FROM pg_tables WHERE schemaname = 'public'"), '0', 'nothing was created');
+});
+
+test('an unreachable PostgreSQL server: exit 2, the DSN masked', () => {
+    const db = 'postgresql://blnk:hunter3-unreachable@127.0.0.1:1/proxy';
+    const r = check(['--db', db]);
+    assert.equal(r.code, 2);
+    assert.match(r.stderr, /^blnkproxy: store postgresql:\/\/blnk:\*\*\*@127\.0\.0\.1:1\/proxy: cannot connect/);
+    assert.ok(!`${r.stdout}${r.stderr}`.includes('hunter3'), r.stderr);
 });
 
 test('a bad configuration: exit 2 with the reason on stderr', () => {

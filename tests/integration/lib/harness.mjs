@@ -6,6 +6,17 @@
 //   tmpDir() / tmpDb()       fresh temp directory / a fresh, migrated store inside one (made with
 //                            `db migrate`: only a few commands create a store, issue 8); both
 //                            removed at exit. For a path with no store yet: path.join(tmpDir(), …)
+//                            With BLNKPROXY_TEST_STORE=pg, tmpDb() is a fresh, migrated PostgreSQL
+//                            database's DSN instead (dropped at exit): see "PostgreSQL" at the end
+//   emptyDb()                where a store may be created, with none there yet: a path in a fresh
+//                            temp directory, or (PG) a fresh database with no schema
+//   maskDsn(db)              db as blnkproxy may print it: a DSN's password replaced by ***
+//   STORE, PG                'sqlite' or 'pg'; PG is true for the PostgreSQL run
+//   sql(db, query)           one query against the store, either kind (sqlite3 or psql) → its
+//                            text output, trimmed; write it in SQL both understand
+//   storeBytes(db)           everything the store holds as one Buffer, to search for secrets: the
+//                            SQLite file (and -wal, -shm); PostgreSQL: pg_dump's text, bytea
+//                            values also decoded
 //   cli(args, {db, env, json = true, timeoutMs = 15000, input})
 //       spawnSync(BIN, [...args, '--db', db, '--json']) → {code, stdout, stderr, json}
 //       json = stdout parsed as JSON, or null. Every call is appended to cliHistory.
@@ -95,10 +106,14 @@ export function tmpDir() {
     return d;
 }
 
+export function emptyDb() {
+    return PG ? pgCreateDb() : path.join(tmpDir(), 'proxy.db');
+}
+
 export function tmpDb() {
-    const db = path.join(tmpDir(), 'proxy.db');
+    const db = emptyDb();
     const r = spawnSync(BIN, ['db', 'migrate', '--db', db], { encoding: 'utf8', timeout: 15000 });
-    assert.equal(r.status, 0, `db migrate --db ${db}: ${r.error ?? r.stderr}`);
+    assert.equal(r.status, 0, `db migrate: ${r.error ?? r.stderr}`);
     return db;
 }
 
@@ -585,4 +600,116 @@ export async function setupWorld({ secret, proxyArgs = [], keys = { all: ['*'] }
             }
         },
     };
+}
+
+// ---- PostgreSQL (issue 9) ----
+// The whole suite runs a second time with BLNKPROXY_TEST_STORE=pg (tests/CMakeLists.txt): tmpDb()
+// then creates a database on the throw-away server of the ctest fixture pg_server_start (its
+// admin DSN is in $BP_TEST_PG_DIR/admin.dsn) and returns its DSN, so every test that takes its
+// store from tmpDb() or setupWorld() proves its behaviour on PostgreSQL too. A test that is
+// about SQLite itself (a file's mode, a locked file) says so and skips only that assertion when
+// PG is true.
+
+export const STORE = process.env.BLNKPROXY_TEST_STORE === 'pg' ? 'pg' : 'sqlite';
+export const PG = STORE === 'pg';
+
+const pgDbs = [];
+let pgAdmin = null;
+
+export function pgAdminDsn() {
+    if (pgAdmin === null) {
+        const dir = process.env.BP_TEST_PG_DIR;
+        assert.ok(dir, 'BLNKPROXY_TEST_STORE=pg needs BP_TEST_PG_DIR (the pg_server_start fixture)');
+        pgAdmin = fs.readFileSync(path.join(dir, 'admin.dsn'), 'utf8').trim();
+    }
+    return pgAdmin;
+}
+
+function psql(dsn, args, input) {
+    const r = spawnSync('psql', [dsn, '-X', '-q', '-A', '-t', '-v', 'ON_ERROR_STOP=1', ...args], {
+        encoding: 'utf8',
+        timeout: 30000,
+        input,
+    });
+    if (r.error) {
+        throw new Error(`psql: ${r.error.message}`);
+    }
+    return r;
+}
+
+function pgCreateDb() {
+    const name = `bp_i_${randomHex(8)}`;
+    const r = psql(pgAdminDsn(), ['-c', `CREATE DATABASE ${name}`]);
+    assert.equal(r.status, 0, `CREATE DATABASE: ${r.stderr}`);
+    pgDbs.push(name);
+    return pgAdminDsn().replace(/\/postgres$/, `/${name}`);
+}
+
+export function maskDsn(db) {
+    return db.replace(/^(postgres(?:ql)?:\/\/[^:@/]*:)[^@/]*@/, '$1***@');
+}
+
+export function sql(db, query) {
+    const r = PG ? psql(db, ['-c', query]) : spawnSync('sqlite3', [db, query], { encoding: 'utf8' });
+    assert.equal(r.status, 0, `${PG ? 'psql' : 'sqlite3'}: ${r.stderr}`);
+    return r.stdout.trim();
+}
+
+// After the exit handler above killed the servers: their connections are gone or forced out.
+process.on('exit', () => {
+    if (pgDbs.length > 0) {
+        psql(pgAdminDsn(), pgDbs.flatMap((n) => ['-c', `DROP DATABASE IF EXISTS ${n} WITH (FORCE)`]));
+    }
+});
+
+// A PostgreSQL server of the test's own (scripts/pg-test-server.sh), for the tests that take it
+// down and bring it back: the fixture's server is shared by every test running at the same time.
+// → { adminDsn, createDb() → a fresh database's DSN, down() (stop, keep the data), up() (start it
+//     again on the same port), stop() (remove it; also done at exit) }
+const PG_SCRIPT = path.join(path.dirname(new URL(import.meta.url).pathname), '..', '..', '..', 'scripts', 'pg-test-server.sh');
+const ownPgs = [];
+
+function pgScript(cmd, dir) {
+    const r = spawnSync(PG_SCRIPT, [cmd, dir], { encoding: 'utf8', timeout: 120000 });
+    assert.equal(r.status, 0, `pg-test-server.sh ${cmd}: ${r.stderr}`);
+    return r.stdout.trim();
+}
+
+export function startOwnPg() {
+    // Not one of tmpDirs: the exit handler below needs its state file after those are gone.
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'bp-ownpg-'));
+    ownPgs.push(dir);
+    const adminDsn = pgScript('start', dir);
+    return {
+        adminDsn,
+        createDb() {
+            const name = `bp_o_${randomHex(8)}`;
+            const r = psql(adminDsn, ['-c', `CREATE DATABASE ${name}`]);
+            assert.equal(r.status, 0, `CREATE DATABASE: ${r.stderr}`);
+            return adminDsn.replace(/\/postgres$/, `/${name}`);
+        },
+        down: () => pgScript('down', dir),
+        up: () => pgScript('up', dir),
+        stop: () => pgScript('stop', dir),
+    };
+}
+
+// Every server a test started is stopped by PID at exit (stop is a no-op for one already gone).
+process.on('exit', () => {
+    for (const dir of ownPgs) {
+        spawnSync(PG_SCRIPT, ['stop', dir], { timeout: 60000 });
+        fs.rmSync(dir, { recursive: true, force: true });
+    }
+});
+
+export function storeBytes(db) {
+    if (!PG) {
+        const files = [db, `${db}-wal`, `${db}-shm`].filter((f) => fs.existsSync(f));
+        return Buffer.concat(files.map((f) => fs.readFileSync(f)));
+    }
+    const r = spawnSync('pg_dump', ['--data-only', '--no-owner', db], { encoding: 'utf8', timeout: 30000, maxBuffer: 1 << 28 });
+    assert.equal(r.status, 0, `pg_dump: ${r.stderr}`);
+    // bytea comes out as \x + hex: add each value's bytes, so a secret stored as bytea is found too.
+    const decoded = [...r.stdout.matchAll(/\\x([0-9a-f]+)/g)].map((m) => Buffer.from(m[1], 'hex'));
+    return Buffer.concat([Buffer.from(r.stdout, 'utf8'), ...decoded]);
 }

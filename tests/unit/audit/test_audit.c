@@ -28,7 +28,7 @@
 
 struct fixture {
     struct bp_testdb db;
-    char spool[160];
+    char spool[300];
     struct bp_config cfg;
     struct bp_store *chk;
 };
@@ -411,6 +411,166 @@ test_spool_imported_at_start(void **state)
     bp_audit_stop(a);
 }
 
+static char *
+slurp(const char *path, size_t *out_len)
+{
+    FILE *fp = fopen(path, "rb");
+    char *buf = bp_malloc(1 << 20);
+
+    assert_non_null(fp);
+    *out_len = fread(buf, 1, 1 << 20, fp);
+    fclose(fp);
+    return buf;
+}
+
+/* Issue 9: a spool imported a second time (the process died between the import's commit and the
+ * truncation) stores each record once: the records keep the ids given when they were spooled,
+ * and the store skips ids it holds. They also keep the node that wrote them. */
+static void
+test_spool_imported_twice_stores_each_record_once(void **state)
+{
+    struct fixture *f = *state;
+    struct bp_audit *a = NULL;
+    struct bp_audit_query q = {.ascending = true};
+    struct bp_audit_rec *recs = NULL;
+    static _Atomic int dones;
+    size_t len = 0;
+    size_t n = 0;
+    char *copy;
+    FILE *fp;
+
+    atomic_store(&dones, 0);
+    assert_int_equal(exec_sql(f, "CREATE TRIGGER t_fail BEFORE INSERT ON audit_log BEGIN SELECT "
+                                       "RAISE(ABORT, 'down'); END"),
+                     0);
+    assert_int_equal(bp_audit_start(&f->cfg, &a), BP_OK);
+    bp_audit_set_node(a, "node-a:8080");
+    for (int i = 0; i < 5; i++) {
+        assert_int_equal(bp_audit_submit(a, mk(i), count_done, &dones), BP_OK);
+    }
+    bp_audit_stop(a);
+    assert_int_equal(atomic_load(&dones), 5);
+    assert_int_equal(spool_lines(f->spool), 5);
+    copy = slurp(f->spool, &len);
+    assert_int_equal(exec_sql(f, "DROP TRIGGER t_fail"), 0);
+
+    assert_int_equal(bp_audit_start(&f->cfg, &a), BP_OK);
+    bp_audit_stop(a);
+    assert_int_equal(rows(f->chk), 5);
+    assert_int_equal(spool_lines(f->spool), 0);
+    /* As if the truncation had not happened. */
+    fp = fopen(f->spool, "wb");
+    assert_non_null(fp);
+    assert_int_equal(fwrite(copy, 1, len, fp), len);
+    fclose(fp);
+    bp_free(copy);
+    assert_int_equal(bp_audit_start(&f->cfg, &a), BP_OK);
+    bp_audit_stop(a);
+    assert_int_equal(spool_lines(f->spool), 0);
+
+    assert_int_equal(bp_store_audit_query(f->chk, &q, &recs, &n), BP_OK);
+    assert_int_equal(n, 5);
+    for (size_t i = 0; i < n; i++) {
+        assert_non_null(recs[i].id);
+        assert_string_equal(recs[i].node, "node-a:8080");
+        assert_int_equal(recs[i].latency_us, (int64_t)i);
+    }
+    bp_audit_recs_free(recs, n);
+}
+
+/* A long outage leaves a large spool: it is imported a batch per transaction. An import that
+ * fails part way (here: the store refuses rows past 1024) keeps the spool, stored batches
+ * included; the writer's next attempt stores the rest, the batch stored before is not stored
+ * twice, and each record is counted as committed once. A later start re-importing the same
+ * spool (a crash before its truncation) stores nothing twice either. */
+static void
+test_large_spool_imported_in_batches_once(void **state)
+{
+    struct fixture *f = *state;
+    struct bp_audit_rec *recs = bp_calloc(2500, sizeof(*recs));
+    struct bp_audit *a = NULL;
+    struct bp_audit_query q = {0};
+    struct bp_audit_rec *out = NULL;
+    uint64_t batches;
+    uint64_t committed;
+    uint64_t spooled;
+    size_t len = 0;
+    size_t n = 0;
+    char *copy;
+    FILE *fp;
+
+    for (int i = 0; i < 2500; i++) {
+        struct bp_audit_rec *r = mk(i);
+        char id[40];
+        recs[i] = *r;
+        bp_free(r);
+        snprintf(id, sizeof(id), "audit_SPOOL%021d", i);
+        recs[i].id = bp_strdup(id);
+    }
+    assert_int_equal(bp_audit__spool_append(f->spool, recs, 2500), BP_OK);
+    bp_audit_recs_free(recs, 2500);
+    copy = slurp(f->spool, &len);
+    assert_int_equal(exec_sql(f, "CREATE TRIGGER t_full BEFORE INSERT ON audit_log"
+                                 " WHEN (SELECT count(*) FROM audit_log) >= 1024 BEGIN SELECT RAISE(ABORT, 'full'); END"),
+                     0);
+    assert_int_equal(bp_audit_start(&f->cfg, &a), BP_OK);
+    assert_int_equal(rows(f->chk), 1024); /* the first batch */
+    assert_int_equal(spool_lines(f->spool), 2500);
+    bp_audit__stats(a, &batches, &committed, &spooled);
+    assert_int_equal(committed, 1024);
+
+    assert_int_equal(exec_sql(f, "DROP TRIGGER t_full"), 0);
+    assert_true(wait_until(spool_empty, f->spool, 10000));
+    /* Counted before the spool is emptied. */
+    bp_audit__stats(a, &batches, &committed, &spooled);
+    assert_int_equal(committed, 2500);
+    assert_int_equal(spooled, 0);
+    bp_audit_stop(a);
+    assert_int_equal(rows(f->chk), 2500);
+
+    /* As if the truncation had not happened. */
+    fp = fopen(f->spool, "wb");
+    assert_non_null(fp);
+    assert_int_equal(fwrite(copy, 1, len, fp), len);
+    fclose(fp);
+    bp_free(copy);
+    assert_int_equal(bp_audit_start(&f->cfg, &a), BP_OK);
+    bp_audit_stop(a);
+    assert_int_equal(spool_lines(f->spool), 0);
+    q.limit = 0;
+    assert_int_equal(bp_store_audit_query(f->chk, &q, &out, &n), BP_OK);
+    assert_int_equal(n, 2500);
+    bp_audit_recs_free(out, n);
+}
+
+/* Until serve names the node (its default name holds the port it listens on), the writer holds
+ * its records: none is committed without the node. */
+static void
+test_records_wait_for_the_node_name(void **state)
+{
+    struct fixture *f = *state;
+    struct bp_audit *a = NULL;
+    struct bp_audit_query q = {0};
+    struct bp_audit_rec *recs = NULL;
+    static _Atomic int dones;
+    size_t n = 0;
+
+    atomic_store(&dones, 0);
+    assert_int_equal(bp_audit_start(&f->cfg, &a), BP_OK);
+    bp_audit_await_node(a);
+    assert_int_equal(bp_audit_submit(a, mk(1), count_done, &dones), BP_OK);
+    sleep_ms(100);
+    assert_int_equal(atomic_load(&dones), 0);
+    assert_int_equal(rows(f->chk), 0);
+    bp_audit_set_node(a, "host-b:9090");
+    bp_audit_stop(a);
+    assert_int_equal(atomic_load(&dones), 1);
+    assert_int_equal(bp_store_audit_query(f->chk, &q, &recs, &n), BP_OK);
+    assert_int_equal(n, 1);
+    assert_string_equal(recs[0].node, "host-b:9090");
+    bp_audit_recs_free(recs, n);
+}
+
 static bool
 rows_exactly_3(void *arg)
 {
@@ -454,6 +614,9 @@ main(void)
         cmocka_unit_test_setup_teardown(test_stop_drains, setup, teardown),
         cmocka_unit_test_setup_teardown(test_spool_and_replay, setup, teardown),
         cmocka_unit_test_setup_teardown(test_spool_imported_at_start, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_spool_imported_twice_stores_each_record_once, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_records_wait_for_the_node_name, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_large_spool_imported_in_batches_once, setup, teardown),
         cmocka_unit_test_setup_teardown(test_retention_at_start, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

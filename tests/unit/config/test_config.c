@@ -218,6 +218,7 @@ test_table_naming_rules(void **state)
         "audit.retention_days",
         "audit.spool",
         "reuse_port",
+        "node_name",
     };
 
     assert_int_equal(bp_config__n_settings, sizeof(keys) / sizeof(keys[0]));

@@ -96,10 +96,10 @@ static struct bp_watch *
 start_watcher(struct bp_testdb_store *f)
 {
     struct bp_watch *w = NULL;
-    int64_t token = 0;
+    struct bp_watch_opts opts = {.interval_ms = 10000, .loaded = true, .node = "test-node"};
 
-    assert_int_equal(bp_watch_load_now(f->s, &token), BP_OK);
-    assert_int_equal(bp_watch_start(f->s, NULL, 10000, token, &w), BP_OK);
+    assert_int_equal(bp_watch_load_now(f->s, &opts.token), BP_OK);
+    assert_int_equal(bp_watch_start(f->s, NULL, &opts, &w), BP_OK);
     f->s = NULL; /* the watcher owns and closes it */
     return w;
 }

@@ -218,9 +218,9 @@ test_backup(void **state)
         .updated_at = 1,
     };
     struct bp_instance_rec got = {0};
-    char dest[200];
-    char other[200];
-    char wal[200];
+    char dest[sizeof(db.path) + 32];
+    char other[sizeof(db.path) + 32];
+    char wal[sizeof(db.path) + 32];
     char err[512];
     struct stat sb;
     int version = 0;

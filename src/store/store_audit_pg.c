@@ -1,0 +1,718 @@
+/* Audit log on PostgreSQL (schema v3 and v5, table audit_log). The same contract as
+ * store_audit_sqlite.c.
+ *
+ * Inserts: one transaction per call (unless the caller already opened one with bp_store_begin,
+ * so a CLI change and its record commit together), and in it one statement for the whole batch:
+ * each field travels as one array parameter and unnest() turns them back into rows, so a group
+ * commit of a thousand records is one round trip through a statement prepared once per
+ * connection. ON CONFLICT (id) DO NOTHING makes a repeated insert of the same records (the spool
+ * imported again, a batch whose commit went unanswered and was spooled) store each once;
+ * RETURNING says which were stored and their seq. A record is durable once COMMIT returns (the
+ * server's synchronous_commit decides what that means; its default, on, waits for the WAL
+ * flush). PostgreSQL refuses text that is not valid UTF-8 where SQLite stores any bytes, so such
+ * text is stored with the offending bytes replaced by '?' (as the spool file does) rather than
+ * losing the record.
+ *
+ * Queries: the WHERE clause is assembled from constant fragments, every value a typed parameter
+ * (a parameter the text leaves out is simply unused). Newest first is ORDER BY time_us DESC,
+ * seq DESC, which each audit_*_time index ((filter,) time_us, seq) serves backwards.
+ *
+ * Following: seq is an identity value, taken when a row is inserted, and the batches of several
+ * nodes commit in any order of them, so "seq > the last one seen" would skip a batch that
+ * committed after a later one. Each row holds the id of the transaction that inserted it (xid,
+ * migration 5), and pg_snapshot_xmin() names the oldest transaction still running: a row not
+ * visible yet belongs to a transaction at or above it. So a cursor reads, round after round, the
+ * matching rows of transactions at or above its low-water mark, hands out those it has not
+ * handed out before, and at the end of each round raises the mark to the xmin taken when the
+ * round began. Rows below the mark are never read again; the cursor remembers only the rows at
+ * or above it (a transaction left open on the server keeps the mark, and that memory, down).
+ *
+ * Purge: under a session advisory lock (PURGE) taken with pg_try_advisory_lock, so that one node
+ * at a time deletes and the others skip their turn. */
+#include <stdio.h>
+#include <string.h>
+
+#include <libpq-fe.h>
+
+#include "lib/alloc.h"
+#include "lib/buf.h"
+#include "lib/bug.h"
+#include "store/pg-int.h"
+
+/* Rows deleted per purge statement, so that a large backlog never holds locks for long. */
+#define PURGE_CHUNK 10000
+
+#define AUDIT_COLS                                                                                  \
+    "seq, time_us, request_id, actor_type, actor_id, actor_name, instance_id, method, route,"      \
+    " path, action, category, core_status, status, latency_us, client_addr, resource_id, error,"   \
+    " id, node"
+
+#define INSERT_SQL                                                                                  \
+    "INSERT INTO audit_log (time_us, request_id, actor_type, actor_id, actor_name, instance_id,"  \
+    " method, route, path, action, category, core_status, status, latency_us, client_addr,"      \
+    " resource_id, error, id, node)"                                                              \
+    " SELECT * FROM unnest($1::int8[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[]," \
+    " $7::text[], $8::text[], $9::text[], $10::text[], $11::text[], $12::int4[], $13::int4[],"    \
+    " $14::int8[], $15::text[], $16::text[], $17::text[], $18::text[], $19::text[])"              \
+    " ON CONFLICT (id) DO NOTHING RETURNING id, seq"
+
+#define STR_(x) #x
+#define STR(x) STR_(x)
+#define PURGE_LOCK STR(BP_PG_LOCK_CLASS) ", " STR(BP_PG_LOCK_PURGE)
+
+#define N_FIELDS 19 /* the columns INSERT_SQL fills, in its order */
+
+/* Length of the valid UTF-8 sequence at s (1..4), or 0 when s starts an invalid one. */
+static size_t
+utf8_seq(const unsigned char *s)
+{
+    size_t n;
+    unsigned cp;
+
+    if (s[0] < 0x80) {
+        return 1;
+    }
+    if (s[0] >= 0xC2 && s[0] <= 0xDF) {
+        n = 2;
+        cp = s[0] & 0x1F;
+    } else if (s[0] >= 0xE0 && s[0] <= 0xEF) {
+        n = 3;
+        cp = s[0] & 0x0F;
+    } else if (s[0] >= 0xF0 && s[0] <= 0xF4) {
+        n = 4;
+        cp = s[0] & 0x07;
+    } else {
+        return 0;
+    }
+    for (size_t i = 1; i < n; i++) {
+        if ((s[i] & 0xC0) != 0x80) {
+            return 0;
+        }
+        cp = (cp << 6) | (s[i] & 0x3F);
+    }
+    /* Overlong forms, surrogates and code points past U+10FFFF are not UTF-8. */
+    if ((n == 3 && cp < 0x800) || (n == 4 && (cp < 0x10000 || cp > 0x10FFFF)) || (cp >= 0xD800 && cp <= 0xDFFF)) {
+        return 0;
+    }
+    return n;
+}
+
+/* text itself when it is valid UTF-8, else an allocated copy with each bad byte as '?', recorded
+ * in *fix for the caller to free. */
+static const char *
+utf8_ok(const char *text, char **fix)
+{
+    const unsigned char *p = (const unsigned char *)text;
+    char *copy;
+    size_t o = 0;
+
+    *fix = NULL;
+    if (text == NULL) {
+        return NULL;
+    }
+    while (*p != '\0' && utf8_seq(p) > 0) {
+        p += utf8_seq(p);
+    }
+    if (*p == '\0') {
+        return text;
+    }
+    copy = bp_strdup(text);
+    p = (const unsigned char *)text;
+    while (*p != '\0') {
+        size_t n = utf8_seq(p);
+        if (n == 0) {
+            copy[o++] = '?';
+            p++;
+        } else {
+            memcpy(copy + o, p, n);
+            o += n;
+            p += n;
+        }
+    }
+    copy[o] = '\0';
+    *fix = copy;
+    return copy;
+}
+
+/* One array parameter being built: a PostgreSQL array literal ("{…,…}"). */
+struct arr {
+    struct bp_buf b;
+};
+
+static void
+arr_sep(struct arr *a)
+{
+    bp_buf_append(&a->b, a->b.len == 0 ? "{" : ",", 1);
+}
+
+static void
+arr_int(struct arr *a, int64_t v)
+{
+    char num[24];
+    int n = snprintf(num, sizeof(num), "%lld", (long long)v);
+
+    arr_sep(a);
+    bp_buf_append(&a->b, num, (size_t)n);
+}
+
+/* A text element, always quoted (so that "NULL" or a comma stays text), or an unquoted NULL. The
+ * text is repaired to valid UTF-8 first (see utf8_ok). */
+static void
+arr_text(struct arr *a, const char *text)
+{
+    char *fix = NULL;
+    const char *t = utf8_ok(text, &fix);
+
+    arr_sep(a);
+    if (t == NULL) {
+        bp_buf_append(&a->b, "NULL", 4);
+        return;
+    }
+    bp_buf_append(&a->b, "\"", 1);
+    for (const char *c = t; *c != '\0'; c++) {
+        if (*c == '"' || *c == '\\') {
+            bp_buf_append(&a->b, "\\", 1);
+        }
+        bp_buf_append(&a->b, c, 1);
+    }
+    bp_buf_append(&a->b, "\"", 1);
+    bp_free(fix);
+}
+
+/* The batch as N_FIELDS array literals, in INSERT_SQL's order. */
+static void
+build_arrays(const struct bp_audit_rec *recs, size_t n, struct arr a[N_FIELDS])
+{
+    for (size_t f = 0; f < N_FIELDS; f++) {
+        bp_buf_init(&a[f].b, SIZE_MAX);
+    }
+    for (size_t i = 0; i < n; i++) {
+        const struct bp_audit_rec *r = &recs[i];
+        /* actor_type is NOT NULL in the schema; a record without one is a caller bug, but losing
+         * the record over it would be worse than naming it. */
+        const char *actor_type = r->actor_type != NULL ? r->actor_type : "anonymous";
+
+        arr_int(&a[0], r->time_us);
+        arr_text(&a[1], r->request_id);
+        arr_text(&a[2], actor_type);
+        arr_text(&a[3], r->actor_id);
+        arr_text(&a[4], r->actor_name);
+        arr_text(&a[5], r->instance_id);
+        arr_text(&a[6], r->method);
+        arr_text(&a[7], r->route);
+        arr_text(&a[8], r->path);
+        arr_text(&a[9], r->action);
+        arr_text(&a[10], r->category);
+        arr_int(&a[11], r->core_status);
+        arr_int(&a[12], r->status);
+        arr_int(&a[13], r->latency_us);
+        arr_text(&a[14], r->client_addr);
+        arr_text(&a[15], r->resource_id);
+        arr_text(&a[16], r->error);
+        arr_text(&a[17], r->id);
+        arr_text(&a[18], r->node);
+    }
+    for (size_t f = 0; f < N_FIELDS; f++) {
+        bp_buf_append(&a[f].b, n == 0 ? "{}" : "}", n == 0 ? 2 : 1);
+    }
+}
+
+/* Gives each stored record its seq: RETURNING names them by id, in practice in the order given
+ * (so the search usually moves one step), though nothing promises it. */
+static void
+assign_seqs(PGresult *res, struct bp_audit_rec *recs, size_t n)
+{
+    size_t j = 0;
+
+    for (int row = 0; row < PQntuples(res); row++) {
+        const char *id = PQgetvalue(res, row, 0);
+        size_t tries = 0;
+
+        while (tries < n && strcmp(recs[j].id, id) != 0) {
+            j = (j + 1) % n;
+            tries++;
+        }
+        if (tries < n) {
+            recs[j].seq = bp_pg__col_int(res, row, 1);
+        }
+    }
+}
+
+/* As INSERT_SQL with the seq first, given rather than generated. */
+#define COPY_SQL                                                                                    \
+    "INSERT INTO audit_log (seq, time_us, request_id, actor_type, actor_id, actor_name, instance_id," \
+    " method, route, path, action, category, core_status, status, latency_us, client_addr,"      \
+    " resource_id, error, id, node) OVERRIDING SYSTEM VALUE"                                      \
+    " SELECT * FROM unnest($20::int8[], $1::int8[], $2::text[], $3::text[], $4::text[], $5::text[]," \
+    " $6::text[], $7::text[], $8::text[], $9::text[], $10::text[], $11::text[], $12::int4[],"     \
+    " $13::int4[], $14::int8[], $15::text[], $16::text[], $17::text[], $18::text[], $19::text[])"
+
+bp_err
+bp_pg__copy_audit(struct bp_store *s, const struct bp_audit_rec *recs, size_t n)
+{
+    struct pg_store *st = bp_pg__of(s);
+    struct arr a[N_FIELDS];
+    struct arr seqs;
+    struct bp_pg_params p = {0};
+    bp_err err;
+
+    if (n == 0) {
+        return BP_OK;
+    }
+    build_arrays(recs, n, a);
+    bp_buf_init(&seqs.b, SIZE_MAX);
+    for (size_t i = 0; i < n; i++) {
+        arr_int(&seqs, recs[i].seq);
+    }
+    bp_buf_append(&seqs.b, "}", 1);
+    for (size_t f = 0; f < N_FIELDS; f++) {
+        bp_pg__p_text(&p, a[f].b.data);
+    }
+    bp_pg__p_text(&p, seqs.b.data);
+    err = bp_pg__run(st, COPY_SQL, &p, NULL);
+    for (size_t f = 0; f < N_FIELDS; f++) {
+        bp_buf_cleanup(&a[f].b);
+    }
+    bp_buf_cleanup(&seqs.b);
+    return err;
+}
+
+static bp_err
+insert_all(struct pg_store *st, struct bp_audit_rec *recs, size_t n)
+{
+    struct arr a[N_FIELDS];
+    struct bp_pg_params p = {0};
+    PGresult *res = NULL;
+    bp_err err = BP_OK;
+
+    /* In the transaction already, so a new connection has been made (and the flag reset) by
+     * now if one was needed. */
+    if (!st->audit_prepared) {
+        err = bp_pg__prepare(st, "bp_audit_insert", INSERT_SQL);
+        st->audit_prepared = err == BP_OK;
+    }
+    if (err != BP_OK) {
+        return err;
+    }
+    build_arrays(recs, n, a);
+    for (size_t f = 0; f < N_FIELDS; f++) {
+        bp_pg__p_text(&p, a[f].b.data);
+    }
+    for (size_t i = 0; i < n; i++) {
+        recs[i].seq = 0;
+    }
+    err = bp_pg__run_prepared(st, "bp_audit_insert", &p, &res);
+    if (err == BP_OK) {
+        assign_seqs(res, recs, n);
+    }
+    PQclear(res);
+    for (size_t f = 0; f < N_FIELDS; f++) {
+        bp_buf_cleanup(&a[f].b);
+    }
+    return err;
+}
+
+static bp_err
+pg_audit_insert(struct bp_store *s, struct bp_audit_rec *recs, size_t n)
+{
+    struct pg_store *st = bp_pg__of(s);
+    bool own = false;
+    bp_err err;
+
+    if (n == 0) {
+        return BP_OK;
+    }
+    /* No CHANGES lock: audit rows are nobody else's, so this never waits for a credential change. */
+    err = bp_pg__tx_begin(st, false, &own);
+    if (err == BP_OK) {
+        err = insert_all(st, recs, n);
+        err = bp_pg__tx_end(st, own, err);
+    }
+    if (err != BP_OK) {
+        /* Nothing was stored: no record keeps a seq it does not have. */
+        for (size_t i = 0; i < n; i++) {
+            recs[i].seq = 0;
+        }
+    }
+    return err;
+}
+
+static void
+read_rec(const PGresult *res, int row, void *vout)
+{
+    struct bp_audit_rec *out = vout;
+
+    memset(out, 0, sizeof(*out));
+    out->seq = bp_pg__col_int(res, row, 0);
+    out->time_us = bp_pg__col_int(res, row, 1);
+    out->request_id = bp_pg__col_dup(res, row, 2);
+    out->actor_type = bp_pg__col_dup(res, row, 3);
+    out->actor_id = bp_pg__col_dup(res, row, 4);
+    out->actor_name = bp_pg__col_dup(res, row, 5);
+    out->instance_id = bp_pg__col_dup(res, row, 6);
+    out->method = bp_pg__col_dup(res, row, 7);
+    out->route = bp_pg__col_dup(res, row, 8);
+    out->path = bp_pg__col_dup(res, row, 9);
+    out->action = bp_pg__col_dup(res, row, 10);
+    out->category = bp_pg__col_dup(res, row, 11);
+    out->core_status = (int)bp_pg__col_int(res, row, 12);
+    out->status = (int)bp_pg__col_int(res, row, 13);
+    out->latency_us = bp_pg__col_int(res, row, 14);
+    out->client_addr = bp_pg__col_dup(res, row, 15);
+    out->resource_id = bp_pg__col_dup(res, row, 16);
+    out->error = bp_pg__col_dup(res, row, 17);
+    out->id = bp_pg__col_dup(res, row, 18);
+    out->node = bp_pg__col_dup(res, row, 19);
+}
+
+/* The SQL text of q: only constant fragments, each naming its numbered parameter. cols: what to
+ * select. xid_min >= 0: only rows of transactions at or above it (following). */
+static void
+build_query(const struct bp_audit_query *q, const char *cols, int64_t xid_min, char *sql, size_t cap)
+{
+    size_t off = 0;
+
+#define APPEND(text)                                                                                \
+    do {                                                                                            \
+        int w_ = snprintf(sql + off, cap - off, "%s", (text));                                      \
+        BP_BUG_ON(w_ < 0 || (size_t)w_ >= cap - off);                                               \
+        off += (size_t)w_;                                                                          \
+    } while (0)
+
+    APPEND("SELECT ");
+    APPEND(cols);
+    APPEND(" FROM audit_log WHERE TRUE");
+    if (q->since_us != 0) {
+        APPEND(" AND time_us >= $1");
+    }
+    if (q->until_us != 0) {
+        APPEND(" AND time_us < $2");
+    }
+    if (q->category != NULL) {
+        APPEND(" AND category = $3");
+    }
+    if (q->instance_id != NULL) {
+        APPEND(" AND instance_id = $4");
+    }
+    if (q->credential != NULL) {
+        APPEND(" AND actor_id = $5");
+    }
+    if (q->action != NULL) {
+        APPEND(" AND action = $6");
+    }
+    if (q->status >= 1 && q->status <= 5) {
+        APPEND(" AND status >= $7 * 100 AND status < $7 * 100 + 100");
+    } else if (q->status != 0) {
+        APPEND(" AND status = $7");
+    }
+    if (q->after_seq != 0) {
+        APPEND(" AND seq > $8");
+    }
+    if (xid_min >= 0) {
+        APPEND(" AND xid >= $10");
+    }
+    APPEND(q->ascending ? " ORDER BY seq ASC" : " ORDER BY time_us DESC, seq DESC");
+    APPEND(" LIMIT $9");
+#undef APPEND
+}
+
+/* Runs q with the columns cols (AUDIT_COLS first) and the xid bound (see build_query). */
+static bp_err
+run_query(struct pg_store *st, const struct bp_audit_query *q, const char *cols, int64_t xid_min, PGresult **out)
+{
+    struct bp_pg_params p = {0};
+    char sql[900];
+
+    /* bp_pg__audit_explain asks for the plan of exactly this statement. */
+    build_query(q, cols, xid_min, sql + (st->explain ? 8 : 0), sizeof(sql) - 8);
+    if (st->explain) {
+        memcpy(sql, "EXPLAIN ", 8);
+    }
+    bp_pg__p_int(&p, q->since_us);
+    bp_pg__p_int(&p, q->until_us);
+    bp_pg__p_text(&p, q->category);
+    bp_pg__p_text(&p, q->instance_id);
+    bp_pg__p_text(&p, q->credential);
+    bp_pg__p_text(&p, q->action);
+    bp_pg__p_int(&p, q->status);
+    bp_pg__p_int(&p, q->after_seq);
+    /* LIMIT NULL is no limit. */
+    if (q->limit == 0) {
+        bp_pg__p_text(&p, NULL);
+        p.types[p.n - 1] = 20; /* int8 */
+    } else {
+        bp_pg__p_int(&p, q->limit > INT64_MAX ? INT64_MAX : (int64_t)q->limit);
+    }
+    bp_pg__p_int(&p, xid_min);
+    return bp_pg__run(st, sql, &p, out);
+}
+
+bp_err
+bp_pg__audit_explain(struct bp_store *s, const struct bp_audit_query *q, int64_t follow_xmin, char *out, size_t cap)
+{
+    bool follow = follow_xmin >= 0;
+    struct pg_store *st = bp_pg__of(s);
+    struct bp_audit_query fq = *q;
+    PGresult *res = NULL;
+    size_t off = 0;
+    bp_err err;
+
+    if (follow) {
+        fq.ascending = true;
+        fq.limit = 1000;
+    }
+    /* The statement exactly as the query or a follow page sends it, with the same parameters,
+     * behind EXPLAIN. */
+    st->explain = true;
+    err = run_query(st, &fq, follow ? AUDIT_COLS ", xid" : AUDIT_COLS, follow ? follow_xmin : -1, &res);
+    st->explain = false;
+    out[0] = '\0';
+    for (int i = 0; err == BP_OK && i < PQntuples(res); i++) {
+        int w = snprintf(out + off, cap - off, "%s\n", PQgetvalue(res, i, 0));
+        off += w > 0 && (size_t)w < cap - off ? (size_t)w : 0;
+    }
+    PQclear(res);
+    return err;
+}
+
+static void
+collect(PGresult *res, struct bp_audit_rec **out, size_t *out_n)
+{
+    int n = PQntuples(res);
+    struct bp_audit_rec *recs = bp_calloc(n > 0 ? (size_t)n : 1, sizeof(*recs));
+
+    for (int i = 0; i < n; i++) {
+        read_rec(res, i, &recs[i]);
+    }
+    *out = recs;
+    *out_n = (size_t)n;
+}
+
+static bp_err
+pg_audit_query(struct bp_store *s, const struct bp_audit_query *q, struct bp_audit_rec **out, size_t *out_n)
+{
+    PGresult *res = NULL;
+    bp_err err = run_query(bp_pg__of(s), q, AUDIT_COLS, -1, &res);
+
+    if (err == BP_OK) {
+        collect(res, out, out_n);
+    }
+    PQclear(res);
+    return err;
+}
+
+static bp_err
+pg_audit_purge(struct bp_store *s, int64_t before_us, int64_t *out_deleted)
+{
+    struct pg_store *st = bp_pg__of(s);
+    PGresult *res = NULL;
+    int64_t total = 0;
+    int64_t changes = PURGE_CHUNK;
+    bp_err err = bp_pg__run(st, "SELECT pg_try_advisory_lock(" PURGE_LOCK ")", NULL, &res);
+    bool locked = err == BP_OK && bp_pg__col_bool(res, 0, 0);
+
+    PQclear(res);
+    if (err != BP_OK || !locked) {
+        /* Another node purges now; the next turn (an hour) may be ours. */
+        if (err == BP_OK && out_deleted != NULL) {
+            *out_deleted = 0;
+        }
+        return err;
+    }
+    /* The oldest rows by time, PURGE_CHUNK at a time, each chunk its own (autocommit)
+     * transaction. */
+    while (err == BP_OK && changes == PURGE_CHUNK) {
+        struct bp_pg_params p = {0};
+        res = NULL;
+        bp_pg__p_int(&p, before_us);
+        bp_pg__p_int(&p, PURGE_CHUNK);
+        err = bp_pg__run(st,
+                         "DELETE FROM audit_log WHERE seq IN (SELECT seq FROM audit_log"
+                         " WHERE time_us < $1 ORDER BY time_us LIMIT $2)",
+                         &p, &res);
+        if (err == BP_OK) {
+            changes = bp_pg__changes(res);
+            total += changes;
+        }
+        PQclear(res);
+    }
+    /* A lost connection took the lock with it; otherwise give it back. */
+    if (bp_pg__connected(s)) {
+        (void)bp_pg__run(st, "SELECT pg_advisory_unlock(" PURGE_LOCK ")", NULL, NULL);
+    }
+    if (err == BP_OK && out_deleted != NULL) {
+        *out_deleted = total;
+    }
+    return err;
+}
+
+/* ---- following ---- */
+
+#define XMIN_SQL "SELECT pg_snapshot_xmin(pg_current_snapshot())::text::bigint"
+
+static bp_err
+current_xmin(struct pg_store *st, int64_t *out)
+{
+    PGresult *res = NULL;
+    bp_err err = bp_pg__run(st, XMIN_SQL, NULL, &res);
+
+    if (err == BP_OK) {
+        *out = bp_pg__col_int(res, 0, 0);
+    }
+    PQclear(res);
+    return err;
+}
+
+static int
+cmp_seen(const void *a, const void *b)
+{
+    int64_t x = ((const struct bp_audit_seen *)a)->seq;
+    int64_t y = ((const struct bp_audit_seen *)b)->seq;
+    return x < y ? -1 : x > y;
+}
+
+/* The entries up to n_sorted are sorted (seen_settle); those added since, by this call, are not. */
+static bool
+seen_has(const struct bp_audit_cursor *c, int64_t seq)
+{
+    struct bp_audit_seen key = {.seq = seq};
+
+    if (c->n_sorted > 0 && bsearch(&key, c->seen, c->n_sorted, sizeof(*c->seen), cmp_seen) != NULL) {
+        return true;
+    }
+    for (size_t i = c->n_sorted; i < c->n_seen; i++) {
+        if (c->seen[i].seq == seq) {
+            return true;
+        }
+    }
+    return false;
+}
+
+static void
+seen_add(struct bp_audit_cursor *c, int64_t seq, int64_t xid)
+{
+    if (c->n_seen == c->cap_seen) {
+        c->cap_seen = c->cap_seen == 0 ? 64 : c->cap_seen * 2;
+        c->seen = bp_realloc(c->seen, c->cap_seen * sizeof(*c->seen));
+    }
+    c->seen[c->n_seen++] = (struct bp_audit_seen){.seq = seq, .xid = xid};
+}
+
+/* Sorted again after adding, and without the rows the mark has passed. */
+static void
+seen_settle(struct bp_audit_cursor *c)
+{
+    size_t k = 0;
+
+    for (size_t i = 0; i < c->n_seen; i++) {
+        if (c->seen[i].xid >= c->xmin) {
+            c->seen[k++] = c->seen[i];
+        }
+    }
+    c->n_seen = k;
+    /* Not with no entries: seen is still NULL then, which qsort must not be given. */
+    if (c->n_seen > 1) {
+        qsort(c->seen, c->n_seen, sizeof(*c->seen), cmp_seen);
+    }
+    c->n_sorted = c->n_seen;
+}
+
+/* The listing, the low-water mark and every matching row at or above it, in one snapshot
+ * (REPEATABLE READ): those rows are handed out now or deliberately not (older than the listing's
+ * newest), and either way never again. */
+static bp_err
+pg_audit_follow(struct bp_store *s, struct bp_audit_cursor *c, struct bp_audit_rec **out, size_t *out_n)
+{
+    struct pg_store *st = bp_pg__of(s);
+    struct bp_audit_query all = c->q;
+    PGresult *res = NULL;
+    bp_err err = bp_pg__exec(st, "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY");
+
+    if (err != BP_OK) {
+        return err;
+    }
+    err = current_xmin(st, &c->xmin);
+    if (err == BP_OK) {
+        err = run_query(st, &c->q, AUDIT_COLS, -1, &res);
+    }
+    if (err == BP_OK) {
+        collect(res, out, out_n);
+        PQclear(res);
+        res = NULL;
+        all.limit = 0;
+        err = run_query(st, &all, "seq, xid", c->xmin, &res);
+        if (err != BP_OK) {
+            bp_audit_recs_free(*out, *out_n);
+        }
+    }
+    if (err == BP_OK) {
+        for (int i = 0; i < PQntuples(res); i++) {
+            seen_add(c, bp_pg__col_int(res, i, 0), bp_pg__col_int(res, i, 1));
+        }
+        seen_settle(c);
+    }
+    PQclear(res);
+    bp_pg__rollback(st); /* read only: nothing to commit */
+    return err;
+}
+
+static bp_err
+pg_audit_follow_next(struct bp_store *s, struct bp_audit_cursor *c, size_t max, struct bp_audit_rec **out,
+                     size_t *out_n, bool *out_more)
+{
+    struct pg_store *st = bp_pg__of(s);
+    struct bp_audit_query q = c->q;
+    struct bp_audit_rec *recs = NULL;
+    PGresult *res = NULL;
+    size_t n = 0;
+    int rows;
+    bp_err err = BP_OK;
+
+    /* The mark a round ends with is taken before its first page: any row the round's pages do
+     * not see belongs to a transaction running then, at or above it. */
+    if (!c->in_round) {
+        err = current_xmin(st, &c->round_xmin);
+        if (err != BP_OK) {
+            return err;
+        }
+        c->in_round = true;
+        c->after_seq = 0;
+    }
+    q.after_seq = c->after_seq;
+    q.ascending = true;
+    q.limit = max;
+    err = run_query(st, &q, AUDIT_COLS ", xid", c->xmin, &res);
+    if (err != BP_OK) {
+        return err;
+    }
+    rows = PQntuples(res);
+    recs = bp_calloc(rows > 0 ? (size_t)rows : 1, sizeof(*recs));
+    for (int i = 0; i < rows; i++) {
+        int64_t seq = bp_pg__col_int(res, i, 0);
+        c->after_seq = seq;
+        if (!seen_has(c, seq)) {
+            read_rec(res, i, &recs[n++]);
+            seen_add(c, seq, bp_pg__col_int(res, i, 20));
+        }
+    }
+    PQclear(res);
+    *out_more = (size_t)rows == max;
+    if (!*out_more) {
+        /* Round over: every row of the transactions below round_xmin has been seen. */
+        c->xmin = c->round_xmin;
+        c->in_round = false;
+        c->after_seq = 0;
+    }
+    seen_settle(c);
+    *out = recs;
+    *out_n = n;
+    return BP_OK;
+}
+
+const struct bp_store_audit_ops bp_pg__audit_ops = {
+    .insert = pg_audit_insert,
+    .query = pg_audit_query,
+    .purge = pg_audit_purge,
+    .follow = pg_audit_follow,
+    .follow_next = pg_audit_follow_next,
+};

@@ -239,7 +239,9 @@ bp_err bp_server_check_address(const struct bp_config *cfg, char *err, size_t er
 void bp_server_reconfigure(struct bp_server *s, struct bp_config *cfg, void *app);
 /* The bound port. */
 int bp_server_port(const struct bp_server *s);
-/* Readiness as /readyz reports it (issue 9): set by the watcher after each store check. */
+/* Readiness as /readyz reports it (issue 9). A server starts BP_STARTING: nothing has said the
+ * credential tables are loaded until the watcher does (a PostgreSQL store down at start would
+ * otherwise be reported ready until the watcher's first check). */
 enum bp_readiness {
     BP_READY = 0,   /* 200 {"status":"ready"} */
     BP_STARTING,    /* 503 {"status":"starting","reason":…}: no tables loaded yet, so /proxy/ is

@@ -679,7 +679,11 @@ bp_server_new(const struct bp_server_spec *spec, struct bp_server **out, char *e
     s->conf = conf_new(cfg, spec->app, spec->app_free);
     s->workers = bp_calloc((size_t)cfg->workers, sizeof(*s->workers));
     pthread_mutex_init(&s->ready_lock, NULL);
-    s->ready = BP_READY;
+    /* Not ready until the watcher says the tables are loaded: a PostgreSQL store that is down at
+     * start must not be reported ready for the moment between the first accept and the
+     * watcher's start. */
+    s->ready = BP_STARTING;
+    snprintf(s->ready_reason, sizeof(s->ready_reason), "credentials not loaded yet");
     atomic_init(&s->conf_gen, 0);
     format_address(cfg->listen_host, cfg->listen_port, address, sizeof(address));
     rc = resolve_listen(cfg->listen_host, cfg->listen_port, &ai);

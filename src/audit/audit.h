@@ -5,6 +5,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "audit/audit-t.h"
 #include "lib/err.h"
 
 /* The audit log (issue 4): one record per /proxy/ request and per administrative change.
@@ -53,6 +54,11 @@ bool bp_audit_reserve(struct bp_audit *a);
 /* Queues rec into a place taken with bp_audit_reserve: never refused, otherwise like
  * bp_audit_submit. */
 void bp_audit_submit_reserved(struct bp_audit *a, struct bp_audit_rec *rec, void (*done)(void *arg), void *arg);
+/* The record of a proxied request, described by its loop thread (audit-t.h): copied before
+ * this returns, otherwise like bp_audit_submit_reserved when reserved (a place taken with
+ * bp_audit_reserve) and like bp_audit_submit when not (BP_ERR_LIMIT: shed, done not called). */
+bp_err bp_audit_submit_req(struct bp_audit *a, const struct bp_audit_req_rec *rec, bool reserved,
+                           void (*done)(void *arg), void *arg);
 /* Records accepted and not yet durable: queued, plus the batch being committed (for /metrics and
  * the limit, so a stuck commit cannot hide a growing backlog). */
 size_t bp_audit_depth(const struct bp_audit *a);

@@ -5,43 +5,71 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "auth/auth-t.h"
 #include "lib/err.h"
 
-/* Credentials (DESIGN §5): API key format, digests and generation; scope names; and, below, the
- * request path's authentication (which header carries the credential, and what it is) and
- * authorisation against the in-memory tables (tables/tables.h). */
-
-#define BP_APIKEY_PREFIX "blnk_"
-#define BP_APIKEY_HEX_LEN 64
-#define BP_APIKEY_LEN (5 + BP_APIKEY_HEX_LEN)
-#define BP_APIKEY_LIST_PREFIX_LEN (5 + 8) /* "blnk_" + first 8 hex, shown in listings */
-#define BP_DIGEST_LEN 32
+/* Credentials (DESIGN §5): their formats (auth-t.h), API key digests and generation, scope
+ * names, the credential and instance tables the request path reads, and the request path's
+ * authentication (which header carries the credential, and what it is) and authorisation
+ * against a pinned snapshot of those tables, which the caller passes in. */
 
 /* Writes a fresh key ("blnk_" + 64 lowercase hex from 32 CSPRNG bytes) and NUL into out. */
 bp_err bp_apikey_generate(char out[BP_APIKEY_LEN + 1]);
 /* True when text is exactly "blnk_" + 64 lowercase hex digits. */
 bool bp_apikey_is_well_formed(const char *text, size_t len);
+/* True when text is exactly prefix + 64 lowercase hex digits (an OAuth token's shape). */
+bool bp_auth_token_is_well_formed(const char *prefix, const char *text, size_t len);
 /* SHA-256 of the bytes. */
 void bp_digest(const void *text, size_t len, unsigned char out[BP_DIGEST_LEN]);
 
 /* Parses a comma-separated scope list ("proxy:read,proxy:write", "*"), refusing unknown scopes
- * and empty items with BP_ERR_INVALID. *out_bits gets BP_SCOPE_* bits (router.h). */
+ * and empty items with BP_ERR_INVALID. *out_bits gets BP_SCOPE_* bits. */
 bp_err bp_scopes_parse(const char *text, unsigned *out_bits);
 /* Canonical text of scope bits ("*", "proxy:read", "proxy:read,proxy:write") into out. */
 void bp_scopes_format(unsigned bits, char *out, size_t cap);
 
-/* Authentication and authorisation on the request path (DESIGN §2, §5). */
-struct bp_tables;
-struct bp_cred;
+/* The name of what a route needs ("proxy:read" or "proxy:write"), for a 403's challenge. */
+const char *bp_scope_needed_name(unsigned needed);
 
-/* Why authentication failed, for metrics and the audit log. */
-enum bp_auth_failure {
-    BP_AUTH_FAIL_NONE = 0,
-    BP_AUTH_FAIL_MISSING,
-    BP_AUTH_FAIL_UNKNOWN,   /* not Bearer, malformed, unknown, several headers */
-    BP_AUTH_FAIL_EXPIRED,
-    BP_AUTH_FAIL_REVOKED,
-};
+/* ---- The credential and instance tables (DESIGN §8) ----
+ *
+ * The read-mostly tables that loop threads share: credentials and instances, built from the
+ * store by the watcher thread and published by an atomic pointer swap. A published snapshot is
+ * immutable except for the credentials' last-used stamps, which are relaxed atomics.
+ *
+ * Threads: build/publish on the watcher thread; acquire/ref/release/lookup on any thread. A
+ * pinned snapshot stays valid until its release, however many newer ones are published. */
+
+struct bp_tables;
+struct bp_key_rec;
+struct bp_live_token;
+struct bp_instance_rec;
+
+/* Builds a snapshot from store records (copies everything it keeps). tokens are the live OAuth
+ * access tokens (bp_store_token_list_live). */
+bp_err bp_tables_build(const struct bp_key_rec *keys, size_t n_keys, const struct bp_live_token *tokens,
+                       size_t n_tokens, const struct bp_instance_rec *insts, size_t n_insts,
+                       struct bp_tables **out);
+/* Makes t the current snapshot (takes ownership) and drops the publisher's reference to the old one. */
+void bp_tables_publish(struct bp_tables *t);
+/* Pins the current snapshot; NULL before the first publish. Release with bp_tables_release. */
+struct bp_tables *bp_tables_acquire(void);
+/* Bumped by every publish: a thread that keeps a snapshot pinned re-acquires only when it moved. */
+unsigned bp_tables_generation(void);
+/* One more pin on a snapshot already pinned (no lock). */
+struct bp_tables *bp_tables_ref(struct bp_tables *t);
+/* NULL is a no-op. */
+void bp_tables_release(struct bp_tables *t);
+/* Drops the current snapshot at shutdown. */
+void bp_tables_shutdown(void);
+
+const struct bp_cred *bp_tables_find_cred(const struct bp_tables *t, const unsigned char digest[32]);
+const struct bp_instance *bp_tables_find_instance(const struct bp_tables *t, const char *id, size_t len);
+size_t bp_tables_cred_count(const struct bp_tables *t);
+/* Walks credentials; used by the last-used flusher. */
+struct bp_cred *bp_tables_cred_at(struct bp_tables *t, size_t i);
+
+/* ---- Authentication and authorisation on the request path (DESIGN §2, §5) ---- */
 
 /* True when text has the exact format of a blnkproxy credential that authorises requests: an
  * API key ("blnk_" + 64 lowercase hex) or an OAuth access token ("blnk_at_" + 64 lowercase hex).

@@ -5,9 +5,6 @@
 #include <string.h>
 
 #include "lib/str.h"
-#include "oauth/oauth.h"
-#include "router/router.h"
-#include "tables/tables.h"
 
 static bool
 has_prefix(const char *s, size_t len, const char *prefix)
@@ -16,20 +13,10 @@ has_prefix(const char *s, size_t len, const char *prefix)
     return len >= n && memcmp(s, prefix, n) == 0;
 }
 
-/* prefix + exactly BP_OAUTH_TOKEN_HEX_LEN lowercase hex digits (the prefix is already checked). */
 static bool
 token_is_well_formed(const char *tok, size_t len)
 {
-    if (len != BP_OAUTH_TOKEN_LEN) {
-        return false;
-    }
-    for (size_t i = BP_OAUTH_TOKEN_LEN - BP_OAUTH_TOKEN_HEX_LEN; i < len; i++) {
-        char c = tok[i];
-        if (!((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f'))) {
-            return false;
-        }
-    }
-    return true;
+    return bp_auth_token_is_well_formed(BP_ACCESS_TOKEN_PREFIX, tok, len);
 }
 
 static bp_err

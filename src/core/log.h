@@ -32,9 +32,30 @@ bool bp_log_enabled(enum bp_log_level lvl);
 /* Parses "debug", "info", "warn", "error". Returns false on anything else. */
 bool bp_log_level_parse(const char *text, enum bp_log_level *out);
 
-/* Writes one line {"time":…,"level":…,"msg":…,<fields>} with a single write(2) so lines from
- * different threads never interleave. NULL string fields are written as null. */
+/* Writes one line {"time":…,"level":…,"msg":…,<fields>}. NULL string fields are written as
+ * null. A thread without a buffer (below) writes each line with its own write(2); a thread with
+ * one appends it there. Either way a line reaches stderr whole: no write(2) carries part of a
+ * line, so lines from different threads never interleave. */
 void bp_log_write(enum bp_log_level lvl, const char *msg, const struct bp_log_field *fields, size_t n);
+
+/* Batched lines for a busy thread (a loop thread writes an access line per request): its lines
+ * collect in a bounded buffer and leave in few write(2) calls, in the order they were logged.
+ * The buffer is written when the next line would not fit, when the thread calls bp_log_flush,
+ * and at once after a warn or error line (so that trouble is never held back). on_first (may be
+ * NULL) is called on the thread when a line enters an empty buffer, so that its owner can arm a
+ * short timer that calls bp_log_flush: a quiet thread's lines wait no longer than that timer. */
+#define BP_LOG_BUFFER_BYTES 32768
+struct bp_log_buffer {
+    char data[BP_LOG_BUFFER_BYTES];
+    size_t len;
+    void (*on_first)(void *arg);
+    void *arg;
+};
+/* Makes b (zero-initialised apart from on_first/arg) the calling thread's buffer; NULL writes
+ * what is buffered and goes back to a write(2) per line. b must stay alive while bound. */
+void bp_log_buffer_bind(struct bp_log_buffer *b);
+/* Writes the calling thread's buffered lines now. A no-op without a buffer. */
+void bp_log_flush(void);
 
 #define BP_LOG(lvl, msg, ...)                                                                      \
     do {                                                                                           \

@@ -1,251 +1,284 @@
 #ifndef BP_HTTP_HTTP_INT_H
 #define BP_HTTP_HTTP_INT_H
 
-/* Shared between the files of the http module; not an interface for anyone else. */
+/* Shared between the files of the http module; not an interface for anyone else.
+ *
+ *   server.c   workers, listeners, the live configuration, stopping
+ *   conn.c     a client connection: reading, writing, its deadline, closing
+ *   request.c  the request: its state machine, body reading, response framing, finish hooks
+ *   parser.c   the strict request parser (parser.h) */
 
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
+#include <sys/uio.h>
 
 #include <event2/buffer.h>
-#include <event2/bufferevent.h>
 #include <event2/event.h>
 #include <event2/listener.h>
 
 #include "config/config.h"
+#include "core/log.h"
+#include "core/workq.h"
 #include "http/http.h"
 #include "http/parser.h"
+#include "lib/arena.h"
 #include "lib/buf.h"
-#include "lib/rand.h"
-#include "auth/auth.h"
-#include "router/router.h"
 
-struct bp_tables;
-struct bp_cred;
-struct bp_instance;
-struct bp_upstream;
-struct bp_upstream_xfer;
-struct bp_upstream_resp;
-struct bp_worker;
+/* Request memory comes in chunks of this size from the worker's pool (a head of up to 32 KiB
+ * takes its own chunk). Idle connections hold none. */
+#define BP_HTTP_ARENA_CHUNK 16384
+#define BP_HTTP_ARENA_POOL_MAX 256
+/* Read buffers: a connection takes one from its worker's pool when bytes arrive and gives it
+ * back when it has consumed them all between requests. One may grow, up to the read limit
+ * (max_header_bytes + 64 KiB), for a large head or pipelined requests; grown ones are freed. */
+#define BP_HTTP_INBUF_BYTES 16384
+#define BP_HTTP_INBUF_POOL_MAX 256
+/* A streamed response tells its producer to pause once this much waits to be written. */
+#define BP_HTTP_WRITE_HIGH_MARK (256 * 1024)
 
-/* Work handed back to a loop thread by another thread (an OAuth thread, the audit writer). The
- * poster owns the storage (embedded in its object) until run is called on the loop thread;
- * run then owns it. */
-struct bp_http_task {
-    void (*run)(struct bp_worker *w, struct bp_http_task *t);
-    struct bp_http_task *next;
-};
-
-struct bp_oauth_pool;
-
-/* One live configuration (issue 8): the settings workers read, the route table built from them
- * and the audit log their requests go to. Immutable once published, and reference-counted: the
- * server holds the current one, each worker the one it last took, each request the one it
- * started with, so a request's route row, limits and audit mode stay valid and consistent until
- * it is freed, whatever is published meanwhile. The last release frees it, on any thread.
- *
- * Reading settings: r->conf->cfg inside a request, bp_http__worker_conf(w)->cfg on a loop outside
- * one. server->start_cfg only for what is fixed at start (listen, workers, oauth.*). */
+/* One live configuration: the settings workers read and the application's part (serve's),
+ * immutable once published and reference-counted: the server holds the current one, each
+ * worker the one it last took, each request the one it started with, so a request's limits and
+ * app part stay valid and consistent until it ends, whatever is published meanwhile. The last
+ * release frees it, on any thread. */
 struct bp_http_conf {
     atomic_int refs;
     const struct bp_config *cfg;
-    const struct bp_route *routes;
-    size_t n_routes;
-    struct bp_audit *audit;         /* NULL: not audited */
-    struct bp_config *owned_cfg;    /* freed with the snapshot; NULL for the start configuration */
-    struct bp_route *owned_routes;
+    struct bp_config *owned_cfg; /* freed with the snapshot; NULL for the start configuration */
+    void *app;
+    void (*app_free)(void *app);
 };
 
 struct bp_server {
-    const struct bp_config *start_cfg; /* fixed settings; live ones come from the current conf */
-    const struct bp_server_deps *deps;
-    pthread_mutex_t conf_lock;   /* guards conf; taken only when a loop sees conf_gen change */
-    struct bp_http_conf *conf;   /* the current live configuration */
-    atomic_uint conf_gen;        /* bumped by each publish */
-    struct bp_config oauth_cfg;  /* start_cfg with oauth_issuer filled in once the port is known */
-    char *oauth_issuer;          /* owned when the server derived it */
-    struct bp_oauth_pool *oauth_pool;
+    const struct bp_config *start_cfg;   /* fixed settings; live ones come from the current conf */
+    const struct bp_http_route *routes;
+    size_t n_routes;
+    const struct bp_http_hook *hooks;
+    size_t n_hooks;
+    const struct bp_http_handler **handlers; /* each distinct handler of the routes once */
+    size_t n_handlers;
+    void (*app_free)(void *app);
+    pthread_mutex_t conf_lock;           /* guards conf; taken only when a loop sees conf_gen change */
+    struct bp_http_conf *conf;           /* the current live configuration */
+    atomic_uint conf_gen;                /* bumped by each publish */
     struct bp_worker **workers;
-    int n_workers;
+    int n_workers;                       /* made */
+    int n_running;                       /* threads started */
     int port;
     pthread_mutex_t ready_lock;  /* guards ready and ready_reason: /readyz and the watcher only */
     enum bp_readiness ready;
     char ready_reason[256];
 };
 
+struct bp_conn;
+
 struct bp_worker {
     struct bp_server *server;
     int index;
     struct event_base *base;
     struct evconnlistener *listener;
-    int listen_fd;
-    struct bp_upstream *upstream;
-    struct event *stop_ev;      /* activated from the main thread to begin draining */
-    struct event *conf_ev;      /* activated from the main thread after a reload */
-    struct bp_http_conf *conf;  /* the live configuration this loop last took */
-    unsigned conf_gen;          /* server->conf_gen when it was taken */
+    struct bp_inbox *inbox;              /* completions from other threads */
+    void **hstate;                       /* per handler, in server->handlers order */
+    struct event *stop_ev;               /* activated from the main thread to begin draining */
+    struct event *conf_ev;               /* activated from the main thread after a reload */
     struct event *drain_deadline;
-    struct event *fresh_grace;  /* draining: when connections that never sent a request close */
+    struct event *fresh_grace;           /* draining: when connections that never sent a request close */
+    struct event *accept_retry;          /* re-enables the listener after an accept error */
+    struct event *log_flush;             /* writes the batched log lines shortly after the first */
+    struct bp_http_conf *conf;           /* the live configuration this loop last took */
+    unsigned conf_gen;                   /* server->conf_gen when it was taken */
     pthread_t thread;
     bool thread_started;
     bool draining;
-    bool accept_paused;         /* listener off: at max connections or after an accept error */
-    size_t max_conns;           /* this worker's share of max_connections */
-    struct event *accept_retry; /* re-enables the listener after an accept error */
-    struct bp_conn *conns;      /* doubly linked list of live connections */
+    bool accept_paused;                  /* listener off: at max connections or after an accept error */
+    size_t max_conns;                    /* this worker's share of max_connections */
+    struct bp_conn *conns;               /* doubly linked list of live connections */
     size_t n_conns;
-    /* Tasks posted from other threads (bp_http__post): a locked list and an event to wake the
-     * loop. */
-    pthread_mutex_t tasks_lock;
-    struct bp_http_task *tasks_head;
-    struct bp_http_task *tasks_tail;
-    struct event *tasks_ev;
+    size_t n_parked;                     /* closed connections whose response a hook still holds */
+    struct bp_arena_pool arenas;         /* request memory */
+    char *inbuf_free;                    /* pooled read buffers, linked through their first bytes */
+    size_t n_inbuf_free;
+    struct bp_log_buffer log;            /* this loop's log lines, batched */
 };
 
-enum bp_conn_state {
-    BP_CONN_READING_HEAD,
-    BP_CONN_READING_BODY,
-    BP_CONN_WAITING_UPSTREAM,   /* also: waiting for an OAuth thread */
-    BP_CONN_WAITING_AUDIT,      /* response built, held until its audit record is durable */
-    BP_CONN_WRITING,            /* response queued; close or next request when flushed */
-    BP_CONN_LINGERING,          /* answered and half-closed; discarding an unread body */
+/* The request's one state machine (request.c alone moves it). */
+enum bp_http_req_state {
+    BP_REQ_NONE = 0,    /* no request: the connection waits for the next one */
+    BP_REQ_HEAD,        /* bytes of a head arrived; waiting for the rest */
+    BP_REQ_BODY,        /* the handler asked for the body; reading it */
+    BP_REQ_HANDLER,     /* the handler has it: deciding, or waiting for Core or another thread */
+    BP_REQ_STREAMING,   /* the response has started and is not complete */
+    BP_REQ_HELD,        /* the response is complete and held by a finish hook */
+    BP_REQ_FLUSHING,    /* the response is complete; its bytes are going out */
 };
 
-enum bp_req_kind { BP_REQ_OTHER = 0, BP_REQ_PROXY, BP_REQ_OAUTH };
+/* A hold lives in its connection; a connection whose response is held is never freed before
+ * the release (a closed one waits, parked). The release may come from any thread: it is posted
+ * to the worker's inbox and runs on the loop. */
+struct bp_http_hold {
+    struct bp_work work;
+    struct bp_conn *conn;
+};
 
-struct bp_oauth_job;
-
-struct bp_req {
-    enum bp_req_kind kind;
-    char *head_bytes;           /* owned copy of the request head; head points into it */
-    struct bp_http_head head;
-    char request_id[BP_UUID_LEN + 1 > 129 ? BP_UUID_LEN + 1 : 129];
+struct bp_http_req {
+    enum bp_http_req_state state;
+    struct bp_conn *conn;
+    struct bp_http_conf *conf;           /* pinned from the first byte to the end */
+    struct bp_arena arena;
+    struct bp_http_head *head;           /* in the arena; its strings too */
+    char id[129];
     int64_t start_us;
-    struct bp_http_conf *conf;  /* the live configuration, pinned for the request's life */
-    struct bp_tables *tables;   /* pinned for the request's life */
-    const struct bp_cred *cred;
-    const struct bp_instance *instance;
-    const struct bp_route *route;
-    const char *core_path;      /* into head_bytes */
-    size_t core_path_len;
-    struct bp_buf fwd_query;
-    struct bp_buf body;
+    const struct bp_http_handler *handler;
+    size_t slot;                         /* the handler's index in server->handlers */
+    void *hstate;                        /* the handler's per-request state (arena) */
+    struct bp_http_facts facts;
+    /* The body. */
+    bool body_asked;                     /* the handler called bp_http_req_read_body */
+    bool body_complete;                  /* all of it was read */
+    size_t body_limit;
+    uint64_t body_remaining;             /* Content-Length bytes still to read */
     struct bp_http_chunked chunked;
-    uint64_t body_remaining;    /* Content-Length bytes still to read */
-    struct bp_upstream_xfer *xfer;
-    int status;
-    int upstream_status;
-    int64_t upstream_us;
-    uint64_t bytes_out;
-    bp_err outcome;
-    const char *reason;         /* static text saying why outcome, for the client and the log; or NULL */
-    const char *asked_instance; /* the well-formed instance id asked for, or implied (for the audit log) */
-    size_t asked_instance_len;
-    bool forwarded;             /* handed to the upstream client: Core may have acted on it */
-    enum bp_auth_failure auth_failure;
-    struct bp_oauth_job *oauth_job; /* in flight on an OAuth thread; it reads this request */
-    bool audit_reserved;        /* holds a place in the audit queue (bp_http__audit_reserve) */
-    bool finished;              /* logged, counted and audited */
+    char *body;                          /* arena (Content-Length) or body_buf's (chunked) */
+    size_t body_len;
+    struct bp_buf body_buf;
+    /* The response. */
+    bool responded;                      /* the response has started */
+    bool out_chunked;                    /* its body goes out chunked */
+    bool out_no_body;                    /* HEAD: no body bytes go out */
+    bool held;                           /* a hook holds the response's bytes */
+    size_t holder;                       /* which hook (index in server->hooks) */
+    bool behind;                         /* a streamed write returned false: on_writable owed */
+    bool finished;                       /* the finish hooks ran */
 };
 
-struct bp_hold;
+/* A read buffer: bytes [start, end) are read and not yet consumed. */
+struct bp_http_inbuf {
+    char *data;
+    size_t start;
+    size_t end;
+    size_t cap;
+};
 
 struct bp_conn {
     struct bp_worker *worker;
-    struct bufferevent *bev;
+    int fd;
+    struct event *rev;                   /* readable; added while reading is wanted */
+    struct event *wev;                   /* writable; added only while output waits */
+    struct event *timer;                 /* the one deadline (see conn.c) */
     struct bp_conn *prev;
     struct bp_conn *next;
-    enum bp_conn_state state;
     char peer[64];
-    struct bp_req *req;
-    struct bp_hold *hold;       /* WAITING_AUDIT: the response waiting for its record */
-    struct event *head_deadline;
-    size_t head_scanned;        /* bytes of the pending head already searched for a line end */
-    int64_t idle_timeout_ms;    /* as set on bev; updated when a reload changed it */
-    size_t read_watermark;      /* as set on bev */
-    bool served;                /* has started a request: no longer a fresh connection */
+    struct bp_http_inbuf in;
+    struct evbuffer *out;                /* bytes a short write left, and held bytes; lazily made */
+    struct bp_http_req req;              /* the request in progress (req.state != NONE) */
+    struct bp_http_hold hold;
+    int64_t last_read_ms;                /* monotonic: the last time bytes arrived */
+    int64_t last_write_ms;               /* monotonic: the last write progress while output waited */
+    int64_t linger_until_ms;             /* LINGERING: when it closes at the latest */
+    size_t read_limit;                   /* at most this much buffered input (a reload may change it) */
+    size_t head_scanned;                 /* bytes of the pending head already searched for a line end */
+    bool dispatching;                    /* request.c is inside a handler call for it */
+    bool holding;                        /* out ends with held bytes (a hook holds the response) */
+    size_t unheld;                       /* holding: bytes at the front of out that may still go */
+    bool reading;                        /* rev is added */
+    bool writing;                        /* wev is added */
+    bool timer_armed;
+    int64_t timer_at_ms;
+    bool served;                         /* has started a request: no longer a fresh connection */
     bool close_after_write;
-    bool peer_eof;              /* the client half-closed */
-    bool linger;                /* close via LINGERING: the client may still be sending a body */
-    bool closed;
+    bool peer_eof;                       /* the client half-closed */
+    bool linger;                         /* close via lingering: the client may still be sending a body */
+    bool lingering;
+    bool broken;                         /* a write failed: closes from the loop at once */
+    bool closed;                         /* socket gone; parked until a held response is released */
+    bool held_parked;
 };
 
-/* server.c: live configuration. */
+/* ---- server.c ---- */
 struct bp_http_conf *bp_http__conf_ref(struct bp_http_conf *conf);
 /* NULL is a no-op. */
 void bp_http__conf_unref(struct bp_http_conf *conf);
 /* The loop's current live configuration, taken anew when a reload published one since the loop
- * last looked (then the worker-wide settings are applied too: connection limit, upstream
- * timeouts). Borrowed; pin with bp_http__conf_ref to keep it. Loop thread only. */
+ * last looked (then the worker-wide settings are applied too). Borrowed. Loop thread only. */
 struct bp_http_conf *bp_http__worker_conf(struct bp_worker *w);
-
-/* conn.c */
-/* Frees a request (or hands it to its in-flight OAuth job, which frees it later). */
-void bp_http__req_free(struct bp_req *r);
-void bp_http__conn_accept(struct bp_worker *w, int fd, const struct sockaddr *sa, int salen);
-void bp_http__conn_close(struct bp_conn *c);
-/* Queues a complete response. status line, extra header lines ("Name: value\r\n" each, may be
- * NULL), body. Adds Content-Length (unless no_length), X-Request-Id, Connection: close when the
- * connection will close. Moves the connection to WRITING and finishes the request. */
-void bp_http__respond(struct bp_conn *c, int status, const char *extra_headers, const char *content_type,
-                      const char *body, size_t body_len, bool no_length);
-/* Starts reading the request body (state READING_BODY) after the proxy accepted the head. */
-void bp_http__conn_read_body(struct bp_conn *c, size_t limit);
+/* A connection closed: the worker may exit its loop (draining) or accept again. */
 void bp_http__drain_check(struct bp_worker *w);
+/* The route for a path, NULL when none matches. */
+const struct bp_http_route *bp_http__route(const struct bp_server *s, const char *path, size_t len);
+/* The index of h in server->handlers. */
+size_t bp_http__handler_slot(const struct bp_server *s, const struct bp_http_handler *h);
 
-/* errors.c: DESIGN §2 error responses. needed_scope is used for 403 scope errors. */
-void bp_http__respond_error(struct bp_conn *c, bp_err rc, unsigned needed_scope);
-/* The same, with a fixed reason (static text that never quotes the request, may be NULL for the
- * code's usual message) as error_detail.message; it is also kept in c->req->reason for the
- * access log. */
-void bp_http__respond_refusal(struct bp_conn *c, bp_err rc, unsigned needed_scope, const char *reason);
-/* The status an error maps to (for logging). */
-int bp_http__error_status(bp_err rc);
-/* The error_detail.code an error maps to (for the audit log). */
-const char *bp_http__error_code(bp_err rc);
+/* ---- conn.c: transport ---- */
+void bp_http__conn_accept(struct bp_worker *w, int fd, const struct sockaddr *sa, int salen);
+/* Closes the connection now: the request in progress is aborted (its handler told). A
+ * connection whose response is held stays parked until the release. */
+void bp_http__conn_close(struct bp_conn *c);
+/* Writes iov[0..n) after whatever waits, or holds it (hold: appended without writing). Copies
+ * what it cannot send now. */
+void bp_http__conn_write(struct bp_conn *c, const struct iovec *iov, int n, bool hold);
+/* Sends what a hold kept. */
+void bp_http__conn_unhold(struct bp_conn *c);
+/* Frees a parked connection (its held response was released). */
+void bp_http__conn_unpark(struct bp_conn *c);
+/* After a request ended with nothing left to write: closes (or lingers) when the connection
+ * must not be reused, else re-arms its deadline. True when the next request may be read. */
+bool bp_http__conn_after_request(struct bp_conn *c);
+/* Bytes queued and not yet written. */
+size_t bp_http__conn_pending(const struct bp_conn *c);
+/* Consumes n bytes of input. */
+void bp_http__conn_consume(struct bp_conn *c, size_t n);
+/* The read buffer may be given back (empty, between requests). */
+void bp_http__conn_idle(struct bp_conn *c);
+/* The live idle timeout. */
+int64_t bp_http__idle_timeout_ms(struct bp_conn *c);
+/* Re-computes the connection's deadline after a state change. */
+void bp_http__conn_update_timer(struct bp_conn *c);
+/* Stops reading until bp_http__conn_read_on (the peer half-closed, or input is at its limit). */
+void bp_http__conn_read_off(struct bp_conn *c);
+void bp_http__conn_read_on(struct bp_conn *c);
+/* The connection sends a plain error (malformed HTTP: no JSON, DESIGN §2) and closes after it. */
+void bp_http__conn_refuse(struct bp_conn *c, int status);
 
-/* tasks.c: cross-thread hand-off to a worker's loop. Any thread; t->run runs on w's loop. */
-void bp_http__post(struct bp_worker *w, struct bp_http_task *t);
-bp_err bp_http__tasks_init(struct bp_worker *w);
-/* After the loop stopped: runs what is still queued (objects whose connection is gone only
- * free themselves) and frees the event. */
-void bp_http__tasks_fini(struct bp_worker *w);
+/* ---- request.c: the HTTP exchange ---- */
+/* New bytes are in c->in (or the previous response is out): advance the request. */
+void bp_http__req_input(struct bp_conn *c);
+/* Everything queued was written, or a streamed response's backlog fell below half the mark. */
+void bp_http__req_flushed(struct bp_conn *c);
+/* The connection is closing: tell the handler, finish the request if it wants a record, and
+ * end it. */
+void bp_http__req_abort(struct bp_conn *c);
+/* When the exchange times out (monotonic ms): idle between requests and while a body is read,
+ * the head's deadline while a head is incomplete; -1 while the handler has the request (Core
+ * or another thread bounds that wait) or the response is held or going out. */
+int64_t bp_http__req_deadline(struct bp_conn *c);
+/* That deadline passed: an incomplete head gets a plain 408, otherwise the connection closes. */
+void bp_http__req_timed_out(struct bp_conn *c);
+/* True when the client waits for an answer the handler owes it (it may half-close meanwhile). */
+bool bp_http__req_answer_owed(const struct bp_conn *c);
+/* True when a request has begun (bytes of a head arrived) and not ended. */
+bool bp_http__req_begun(const struct bp_conn *c);
+/* True when the request's response still waits for its hold or its bytes. */
+bool bp_http__req_busy(const struct bp_conn *c);
+/* Releases what the request held (arena, configuration). The connection reads the next. */
+void bp_http__req_end(struct bp_conn *c);
 
-/* oauth_pool.c: the OAuth threads. */
-bp_err bp_http__oauth_pool_start(struct bp_server *s, struct bp_oauth_pool **out);
-/* Finishes queued jobs, joins the threads. NULL is a no-op. */
-void bp_http__oauth_pool_stop(struct bp_oauth_pool *p);
-/* The head of c->req is an OAuth path: read its body and hand it to an OAuth thread. */
-void bp_http__oauth_head(struct bp_conn *c);
-void bp_http__oauth_body_done(struct bp_conn *c);
-/* The connection is going away with a job in flight: the job takes r and frees it when done. */
-void bp_http__oauth_orphan(struct bp_req *r);
-
-/* proxy.c */
-void bp_http__proxy_head(struct bp_conn *c);     /* head parsed, target under /proxy/ */
-void bp_http__proxy_body_done(struct bp_conn *c);
-void bp_http__proxy_abort(struct bp_req *r);     /* connection going away: cancel upstream */
-
-/* ops.c */
-bool bp_http__ops_route(struct bp_conn *c);      /* true when the request was an ops endpoint */
-
-/* headers.c: the DESIGN §2 header rules for the request to Core. Appends "Name: value" lines
- * (NUL-separated, in a bp_buf) and returns them as an array in out_lines (bp_free the array). */
-bp_err bp_http__upstream_headers(const struct bp_req *r, const char *peer, struct bp_buf *storage,
-                                 const char ***out_lines, size_t *out_n);
-
-/* access.c: a finished request: one JSON access-log line, its metrics and — for /proxy/ requests —
- * its audit record (built from r and the response body resp/resp_len, which it only reads).
- * done/arg (may be NULL): called on the audit writer's thread once the record is durable.
- * Returns true when done will be called (the caller holds the response until then); false when
- * the record was queued without it, not audited, or shed. */
-bool bp_http__request_finished(struct bp_conn *c, struct bp_req *r, const char *resp, size_t resp_len,
-                               void (*done)(void *arg), void *arg);
-/* True when r's response must wait until its audit record is durable (audit.writes / .reads). */
-bool bp_http__audit_sync(const struct bp_conn *c, const struct bp_req *r);
-/* Takes r's place in the audit queue before it is forwarded. False when the queue is full:
- * answer 503 instead. True without reserving when r is not audited. */
-bool bp_http__audit_reserve(struct bp_conn *c, struct bp_req *r);
+/* Formats a response head into out (cap bytes, at least BP_HTTP_HEAD_FIXED_MAX + headers_len
+ * + the request id): status line, Content-Type, framing, extra headers, X-Request-Id,
+ * Connection. Returns its length. Pure; request.c and the unit tests use it. */
+#define BP_HTTP_HEAD_FIXED_MAX 512
+struct bp_http__head_fmt {
+    int status;
+    const char *content_type;
+    const char *headers;
+    size_t headers_len;
+    int64_t length;          /* >= 0, or BP_HTTP_LENGTH_* */
+    const char *request_id;  /* "" or NULL: none */
+    int version_minor;
+    bool close;
+};
+size_t bp_http__format_head(const struct bp_http__head_fmt *f, char *out, size_t cap, bool *out_chunked,
+                            bool *out_close);
 
 #endif

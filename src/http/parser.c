@@ -16,6 +16,7 @@
  */
 #include "http/parser.h"
 
+#include <stddef.h>
 #include <string.h>
 
 #include "lib/bug.h"
@@ -30,14 +31,23 @@ bp_http_limits_init(struct bp_http_limits *lim)
     lim->max_head_bytes = BP_HTTP_DEFAULT_MAX_HEAD_BYTES;
 }
 
-/* RFC 9110 §5.6.2 tchar. */
+/* RFC 9110 §5.6.2 tchar: DIGIT, ALPHA and !#$%&'*+-.^_`|~, as a table (one load per byte on
+ * the hot path). */
+static const unsigned char tchar_table[256] = {
+    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+    0, 1, 0, 1, 1, 1, 1, 1, 0, 0, 1, 1, 0, 1, 1, 0, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 0, 0, 0, 0, 0, 0,
+    0, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 0, 0, 0, 1, 1,
+    1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 0, 1, 0, 1, 0,
+    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+};
+
 static bool
 is_tchar(unsigned char c)
 {
-    if ((c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z')) {
-        return true;
-    }
-    return c != '\0' && strchr("!#$%&'*+-.^_`|~", c) != NULL;
+    return tchar_table[c] != 0;
 }
 
 /* A byte allowed inside a field value: HTAB, SP, VCHAR or obs-text (RFC 9110 §5.5). */
@@ -362,7 +372,10 @@ bp_http_parse_head(const char *buf, size_t len, const struct bp_http_limits *lim
     struct bp_http_head h;
     struct head_ctx x;
 
-    memset(&h, 0, sizeof(h));
+    /* The header array is written entry by entry as headers are parsed; only the rest needs
+     * clearing (a whole struct is over 4 KiB, cleared and copied per parse otherwise). */
+    memset(&h, 0, offsetof(struct bp_http_head, headers));
+    memset(&h.n_headers, 0, sizeof(h) - offsetof(struct bp_http_head, n_headers));
     memset(&x, 0, sizeof(x));
     x.buf = buf;
     x.h = &h;
@@ -391,7 +404,9 @@ bp_http_parse_head(const char *buf, size_t len, const struct bp_http_limits *lim
             } else {
                 h.keep_alive = x.conn_keep_alive && !x.conn_close;
             }
-            *out = h;
+            memcpy(out, &h, offsetof(struct bp_http_head, headers));
+            memcpy(out->headers, h.headers, h.n_headers * sizeof(h.headers[0]));
+            memcpy(&out->n_headers, &h.n_headers, sizeof(h) - offsetof(struct bp_http_head, n_headers));
             *out_consumed = i + 1;
             return BP_OK;
         }

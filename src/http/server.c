@@ -1,10 +1,13 @@
-/* Worker threads, listeners and the live configuration.
+/* Worker threads, listeners, the route table and the live configuration.
  *
  * Each worker owns an event base, a listening socket bound with SO_REUSEPORT to the shared port
- * (the kernel spreads connections across them), its connections and its upstream client. The
- * first socket is bound before the others so that port 0 resolves to one port for all. Because
- * any process of the same user that also sets SO_REUSEPORT could join that group, start first
- * checks that nobody listens on the address (issue 8), unless a hand-over was asked for.
+ * (the kernel spreads connections across them), its connections, an inbox for completions from
+ * other threads, the handlers' per-worker state (the proxy's upstream client), a pool of
+ * request arenas and read buffers, and a batched log buffer flushed shortly after its first
+ * line. The first socket is bound before the others so that port 0 resolves to one port for
+ * all. Because any process of the same user that also sets SO_REUSEPORT could join that group,
+ * bp_server_new first checks that nobody listens on the address (issue 8), unless a hand-over
+ * was asked for.
  *
  * Live configuration (issue 8): bp_server_reconfigure, on the main thread, swaps the current
  * struct bp_http_conf under conf_lock and bumps conf_gen. A loop compares conf_gen with the one
@@ -33,7 +36,9 @@
 #include "lib/alloc.h"
 #include "lib/bug.h"
 #include "metrics/metrics.h"
-#include "upstream/upstream.h"
+
+/* How long a loop's log lines may wait in its buffer. */
+#define LOG_FLUSH_MS 50
 
 /* The address as the operator wrote it, for messages: "127.0.0.1:8080", "[::1]:8080". */
 static void
@@ -236,15 +241,14 @@ accept_retry_cb(evutil_socket_t fd, short what, void *arg)
 /* ---- live configuration ---- */
 
 static struct bp_http_conf *
-conf_new(const struct bp_config *cfg, const struct bp_route *routes, size_t n_routes, struct bp_audit *audit)
+conf_new(const struct bp_config *cfg, void *app, void (*app_free)(void *app))
 {
     struct bp_http_conf *conf = bp_calloc(1, sizeof(*conf));
 
     atomic_init(&conf->refs, 1);
     conf->cfg = cfg;
-    conf->routes = routes;
-    conf->n_routes = n_routes;
-    conf->audit = audit;
+    conf->app = app;
+    conf->app_free = app_free;
     return conf;
 }
 
@@ -261,28 +265,30 @@ bp_http__conf_unref(struct bp_http_conf *conf)
     if (conf == NULL || atomic_fetch_sub_explicit(&conf->refs, 1, memory_order_acq_rel) != 1) {
         return;
     }
+    if (conf->app != NULL && conf->app_free != NULL) {
+        conf->app_free(conf->app);
+    }
     if (conf->owned_cfg != NULL) {
         bp_config_cleanup(conf->owned_cfg);
         bp_free(conf->owned_cfg);
     }
-    bp_free(conf->owned_routes);
     bp_free(conf);
 }
 
 /* What a worker holds for all its connections rather than per request: its share of
- * max_connections and its upstream client's timeouts and response cap. */
+ * max_connections, and the handlers' worker-wide settings (the upstream client's timeouts). */
 static void
 apply_worker_settings(struct bp_worker *w)
 {
     const struct bp_config *cfg = w->conf->cfg;
-    int workers = w->server->start_cfg->workers;
-    struct bp_upstream_opts uo = {
-        .connect_timeout_ms = cfg->upstream_connect_timeout_ms,
-        .total_timeout_ms = cfg->upstream_timeout_ms,
-        .max_response_bytes = cfg->max_response_bytes,
-    };
+    const struct bp_server *s = w->server;
+    int workers = s->start_cfg->workers;
 
-    bp_upstream_set_opts(w->upstream, &uo);
+    for (size_t i = 0; i < s->n_handlers; i++) {
+        if (s->handlers[i]->worker_reconf != NULL && w->hstate != NULL) {
+            s->handlers[i]->worker_reconf(s->handlers[i]->self, w->hstate[i], cfg);
+        }
+    }
     w->max_conns = (size_t)((cfg->max_connections + workers - 1) / workers);
     if (w->n_conns >= w->max_conns) {
         pause_accepting(w);
@@ -318,14 +324,12 @@ conf_cb(evutil_socket_t fd, short what, void *arg)
 }
 
 void
-bp_server_reconfigure(struct bp_server *s, struct bp_config *cfg, struct bp_route *routes, size_t n_routes,
-                      struct bp_audit *audit)
+bp_server_reconfigure(struct bp_server *s, struct bp_config *cfg, void *app)
 {
-    struct bp_http_conf *conf = conf_new(cfg, routes, n_routes, audit);
+    struct bp_http_conf *conf = conf_new(cfg, app, s->app_free);
     struct bp_http_conf *old;
 
     conf->owned_cfg = cfg;
-    conf->owned_routes = routes;
     pthread_mutex_lock(&s->conf_lock);
     old = s->conf;
     s->conf = conf;
@@ -335,6 +339,49 @@ bp_server_reconfigure(struct bp_server *s, struct bp_config *cfg, struct bp_rout
     /* Idle workers apply the worker-wide settings now rather than at their next request. */
     for (int i = 0; i < s->n_workers; i++) {
         event_active(s->workers[i]->conf_ev, 0, 0);
+    }
+}
+
+/* ---- the route table ---- */
+
+const struct bp_http_route *
+bp_http__route(const struct bp_server *s, const char *path, size_t len)
+{
+    for (size_t i = 0; i < s->n_routes; i++) {
+        const struct bp_http_route *r = &s->routes[i];
+        size_t n = strlen(r->path);
+        if (r->prefix ? len >= n && memcmp(path, r->path, n) == 0 : len == n && memcmp(path, r->path, n) == 0) {
+            return r;
+        }
+    }
+    return NULL;
+}
+
+size_t
+bp_http__handler_slot(const struct bp_server *s, const struct bp_http_handler *h)
+{
+    for (size_t i = 0; i < s->n_handlers; i++) {
+        if (s->handlers[i] == h) {
+            return i;
+        }
+    }
+    BP_UNREACHABLE();
+    return 0;
+}
+
+/* Each handler of the route table once, in the order of first appearance. */
+static void
+collect_handlers(struct bp_server *s)
+{
+    s->handlers = bp_calloc(s->n_routes ? s->n_routes : 1, sizeof(*s->handlers));
+    for (size_t i = 0; i < s->n_routes; i++) {
+        bool seen = false;
+        for (size_t k = 0; k < s->n_handlers && !seen; k++) {
+            seen = s->handlers[k] == s->routes[i].handler;
+        }
+        if (!seen) {
+            s->handlers[s->n_handlers++] = s->routes[i].handler;
+        }
     }
 }
 
@@ -369,8 +416,7 @@ deadline_cb(evutil_socket_t fd, short what, void *arg)
 static bool
 is_idle(const struct bp_conn *c)
 {
-    return c->state == BP_CONN_READING_HEAD && c->req == NULL &&
-           evbuffer_get_length(bufferevent_get_input(c->bev)) == 0;
+    return !bp_http__req_answer_owed(c) && !bp_http__req_begun(c) && c->in.start == c->in.end && !c->lingering;
 }
 
 /* Draining: connections that still have not sent their first request are closed now. */
@@ -452,43 +498,86 @@ static void *
 worker_main(void *arg)
 {
     struct bp_worker *w = arg;
+
     bp_metrics_bind_thread(w->index);
+    bp_log_buffer_bind(&w->log);
     event_base_dispatch(w->base);
+    /* Nothing this loop logged is lost at a stop: unbinding writes what is buffered. */
+    bp_log_buffer_bind(NULL);
     return NULL;
+}
+
+static void
+log_flush_cb(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    (void)arg;
+    bp_log_flush();
+}
+
+/* A line entered the loop's empty log buffer: it goes out within LOG_FLUSH_MS. */
+static void
+log_first_line(void *arg)
+{
+    struct bp_worker *w = arg;
+    struct timeval tv = {0, LOG_FLUSH_MS * 1000};
+
+    evtimer_add(w->log_flush, &tv);
+}
+
+static void
+free_event(struct event **ev)
+{
+    if (*ev != NULL) {
+        event_free(*ev);
+        *ev = NULL;
+    }
 }
 
 static void
 worker_free(struct bp_worker *w)
 {
+    const struct bp_server *s;
+
     if (w == NULL) {
         return;
     }
+    s = w->server;
     /* A loop exits only without connections (or after closing them at the drain deadline), so
-     * none is left to submit an audit record after bp_audit_stop. */
+     * none is left to submit an audit record after the audit log stopped. */
     BP_BUG_ON(w->thread_started && w->conns != NULL);
     while (w->conns != NULL) {
         bp_http__conn_close(w->conns);
     }
-    bp_http__tasks_fini(w);
+    /* Completions that came back after the loop stopped: held responses of closed connections
+     * are released (they end their requests), handed-off work frees itself. */
+    bp_inbox_free(w->inbox);
+    w->inbox = NULL;
+    if (w->n_parked > 0) {
+        BP_WARN("connections still held at shutdown", BP_LINT("worker", w->index), BP_LINT("held", w->n_parked));
+    }
     if (w->listener != NULL) {
         evconnlistener_free(w->listener);
     }
-    bp_upstream_free(w->upstream);
-    if (w->stop_ev != NULL) {
-        event_free(w->stop_ev);
+    for (size_t i = 0; w->hstate != NULL && i < s->n_handlers; i++) {
+        if (s->handlers[i]->worker_fini != NULL) {
+            s->handlers[i]->worker_fini(s->handlers[i]->self, w->hstate[i]);
+        }
     }
-    if (w->drain_deadline != NULL) {
-        event_free(w->drain_deadline);
-    }
-    if (w->fresh_grace != NULL) {
-        event_free(w->fresh_grace);
-    }
-    if (w->conf_ev != NULL) {
-        event_free(w->conf_ev);
-    }
+    bp_free(w->hstate);
+    free_event(&w->stop_ev);
+    free_event(&w->drain_deadline);
+    free_event(&w->fresh_grace);
+    free_event(&w->conf_ev);
+    free_event(&w->accept_retry);
+    free_event(&w->log_flush);
     bp_http__conf_unref(w->conf);
-    if (w->accept_retry != NULL) {
-        event_free(w->accept_retry);
+    bp_arena_pool_cleanup(&w->arenas);
+    while (w->inbuf_free != NULL) {
+        char *b = w->inbuf_free;
+        memcpy(&w->inbuf_free, b, sizeof(char *));
+        bp_free(b);
     }
     if (w->base != NULL) {
         event_base_free(w->base);
@@ -500,15 +589,15 @@ static bp_err
 worker_new(struct bp_server *s, int index, int fd, struct bp_worker **out)
 {
     struct bp_worker *w = bp_calloc(1, sizeof(*w));
-    struct bp_upstream_opts uo = {0};
-    bp_err rc;
+    bp_err rc = BP_OK;
 
     w->server = s;
     w->index = index;
+    bp_arena_pool_init(&w->arenas, BP_HTTP_ARENA_CHUNK, BP_HTTP_ARENA_POOL_MAX);
     w->base = event_base_new();
     if (w->base == NULL) {
-        worker_free(w);
         close(fd);
+        worker_free(w);
         return BP_ERR_IO;
     }
     w->listener = evconnlistener_new(w->base, accept_cb, w, LEV_OPT_CLOSE_ON_FREE | LEV_OPT_CLOSE_ON_EXEC, -1, fd);
@@ -517,9 +606,12 @@ worker_new(struct bp_server *s, int index, int fd, struct bp_worker **out)
         worker_free(w);
         return BP_ERR_IO;
     }
-    rc = bp_upstream_new(w->base, &uo, &w->upstream);
-    if (rc == BP_OK) {
-        rc = bp_http__tasks_init(w);
+    rc = bp_inbox_new(w->base, &w->inbox);
+    w->hstate = bp_calloc(s->n_handlers ? s->n_handlers : 1, sizeof(*w->hstate));
+    for (size_t i = 0; i < s->n_handlers && rc == BP_OK; i++) {
+        if (s->handlers[i]->worker_init != NULL) {
+            rc = s->handlers[i]->worker_init(s->handlers[i]->self, w->base, s->start_cfg, &w->hstate[i]);
+        }
     }
     if (rc != BP_OK) {
         worker_free(w);
@@ -529,7 +621,10 @@ worker_new(struct bp_server *s, int index, int fd, struct bp_worker **out)
     w->accept_retry = evtimer_new(w->base, accept_retry_cb, w);
     w->stop_ev = event_new(w->base, -1, 0, stop_cb, w);
     w->conf_ev = event_new(w->base, -1, 0, conf_cb, w);
-    /* Before the thread starts: sets the connection share and the upstream timeouts. */
+    w->log_flush = evtimer_new(w->base, log_flush_cb, w);
+    w->log.on_first = log_first_line;
+    w->log.arg = w;
+    /* Before the thread starts: sets the connection share and the handlers' worker settings. */
     bp_http__worker_conf(w);
     *out = w;
     return BP_OK;
@@ -548,42 +643,47 @@ libevent_log_cb(int severity, const char *msg)
     }
 }
 
-/* The OAuth threads get the configuration with the issuer filled in: by default the address we
- * actually listen on, which is only known once the port is bound. */
 static void
-set_oauth_issuer(struct bp_server *s)
+server_free(struct bp_server *s)
 {
-    char buf[300];
-    bool v6 = strchr(s->start_cfg->listen_host, ':') != NULL;
-
-    s->oauth_cfg = *s->start_cfg;
-    s->oauth_cfg.listen_port = s->port;
-    if (s->start_cfg->oauth_issuer == NULL) {
-        snprintf(buf, sizeof(buf), v6 ? "http://[%s]:%d" : "http://%s:%d", s->start_cfg->listen_host, s->port);
-        s->oauth_issuer = bp_strdup(buf);
-        s->oauth_cfg.oauth_issuer = s->oauth_issuer;
+    for (int i = 0; i < s->n_workers; i++) {
+        worker_free(s->workers[i]);
     }
+    bp_free(s->workers);
+    bp_free(s->handlers);
+    bp_http__conf_unref(s->conf);
+    pthread_mutex_destroy(&s->conf_lock);
+    pthread_mutex_destroy(&s->ready_lock);
+    bp_free(s);
 }
 
 bp_err
-bp_server_start(const struct bp_config *cfg, const struct bp_route *routes, size_t n_routes,
-                const struct bp_server_deps *deps, struct bp_server **out, char *err, size_t err_len)
+bp_server_new(const struct bp_server_spec *spec, struct bp_server **out, char *err, size_t err_len)
 {
+    const struct bp_config *cfg = spec->cfg;
     struct bp_server *s = bp_calloc(1, sizeof(*s));
     struct addrinfo *ai = NULL;
     char address[300];
     bp_err rc = BP_OK;
-    int started = 0;
 
     evthread_use_pthreads();
     event_set_log_callback(libevent_log_cb);
     s->start_cfg = cfg;
-    s->deps = deps;
+    s->routes = spec->routes;
+    s->n_routes = spec->n_routes;
+    s->hooks = spec->hooks;
+    s->n_hooks = spec->n_hooks;
+    s->app_free = spec->app_free;
+    collect_handlers(s);
     pthread_mutex_init(&s->conf_lock, NULL);
-    s->conf = conf_new(cfg, routes, n_routes, deps != NULL ? deps->audit : NULL);
+    s->conf = conf_new(cfg, spec->app, spec->app_free);
     s->workers = bp_calloc((size_t)cfg->workers, sizeof(*s->workers));
     pthread_mutex_init(&s->ready_lock, NULL);
-    s->ready = BP_READY;
+    /* Not ready until the watcher says the tables are loaded: a PostgreSQL store that is down at
+     * start must not be reported ready for the moment between the first accept and the
+     * watcher's start. */
+    s->ready = BP_STARTING;
+    snprintf(s->ready_reason, sizeof(s->ready_reason), "credentials not loaded yet");
     atomic_init(&s->conf_gen, 0);
     format_address(cfg->listen_host, cfg->listen_port, address, sizeof(address));
     rc = resolve_listen(cfg->listen_host, cfg->listen_port, &ai);
@@ -616,40 +716,30 @@ bp_server_start(const struct bp_config *cfg, const struct bp_route *routes, size
             snprintf(err, err_len, "cannot set up worker %d", i);
             goto fail;
         }
+        s->n_workers++;
     }
-    set_oauth_issuer(s);
-    rc = bp_http__oauth_pool_start(s, &s->oauth_pool);
-    if (rc != BP_OK) {
-        snprintf(err, err_len, "cannot start the OAuth threads (see the log line above)");
-        goto fail;
-    }
-    for (int i = 0; i < cfg->workers; i++) {
-        if (pthread_create(&s->workers[i]->thread, NULL, worker_main, s->workers[i]) != 0) {
-            snprintf(err, err_len, "cannot start worker thread %d: %s", i, strerror(errno));
-            rc = BP_ERR_IO;
-            goto fail;
-        }
-        s->workers[i]->thread_started = true;
-        started++;
-    }
-    s->n_workers = started;
     freeaddrinfo(ai);
     *out = s;
     return BP_OK;
 fail:
     freeaddrinfo(ai);
-    s->n_workers = started;
-    bp_server_stop(s);
-    for (int i = 0; i < cfg->workers; i++) {
-        worker_free(s->workers[i]);
-    }
-    bp_free(s->workers);
-    bp_free(s->oauth_issuer);
-    bp_http__conf_unref(s->conf);
-    pthread_mutex_destroy(&s->conf_lock);
-    pthread_mutex_destroy(&s->ready_lock);
-    bp_free(s);
+    server_free(s);
     return rc;
+}
+
+bp_err
+bp_server_run(struct bp_server *s, char *err, size_t err_len)
+{
+    for (int i = 0; i < s->n_workers; i++) {
+        if (pthread_create(&s->workers[i]->thread, NULL, worker_main, s->workers[i]) != 0) {
+            snprintf(err, err_len, "cannot start worker thread %d: %s", i, strerror(errno));
+            bp_server_stop(s);
+            return BP_ERR_IO;
+        }
+        s->workers[i]->thread_started = true;
+        s->n_running++;
+    }
+    return BP_OK;
 }
 
 int
@@ -667,20 +757,28 @@ bp_server_set_readiness(struct bp_server *s, enum bp_readiness state, const char
     pthread_mutex_unlock(&s->ready_lock);
 }
 
+enum bp_readiness
+bp_server_readiness(struct bp_server *s, char *reason, size_t reason_len)
+{
+    enum bp_readiness state;
+
+    pthread_mutex_lock(&s->ready_lock);
+    state = s->ready;
+    snprintf(reason, reason_len, "%s", s->ready_reason);
+    pthread_mutex_unlock(&s->ready_lock);
+    return state;
+}
+
 void
 bp_server_stop(struct bp_server *s)
 {
-    for (int i = 0; i < s->n_workers; i++) {
+    for (int i = 0; i < s->n_running; i++) {
         event_active(s->workers[i]->stop_ev, 0, 0);
     }
-    for (int i = 0; i < s->n_workers; i++) {
+    for (int i = 0; i < s->n_running; i++) {
         pthread_join(s->workers[i]->thread, NULL);
     }
-    s->n_workers = 0;
-    /* After the loops: a client still waiting for an OAuth answer keeps its loop draining, and
-     * answers that arrive after a loop stopped wait in its task list for bp_server_free. */
-    bp_http__oauth_pool_stop(s->oauth_pool);
-    s->oauth_pool = NULL;
+    s->n_running = 0;
 }
 
 void
@@ -689,13 +787,5 @@ bp_server_free(struct bp_server *s)
     if (s == NULL) {
         return;
     }
-    for (int i = 0; i < s->start_cfg->workers; i++) {
-        worker_free(s->workers[i]);
-    }
-    bp_free(s->workers);
-    bp_free(s->oauth_issuer);
-    bp_http__conf_unref(s->conf);
-    pthread_mutex_destroy(&s->conf_lock);
-    pthread_mutex_destroy(&s->ready_lock);
-    bp_free(s);
+    server_free(s);
 }

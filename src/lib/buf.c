@@ -11,11 +11,31 @@ bp_buf_init(struct bp_buf *b, size_t max)
     b->len = 0;
     b->cap = 0;
     b->max = max;
+    b->fixed = false;
+}
+
+void
+bp_buf_init_fixed(struct bp_buf *b, char *storage, size_t cap)
+{
+    b->data = storage;
+    b->len = 0;
+    b->cap = cap;
+    b->max = cap > 0 ? cap - 1 : 0;
+    b->fixed = true;
+    if (cap > 0) {
+        storage[0] = '\0';
+    }
 }
 
 void
 bp_buf_cleanup(struct bp_buf *b)
 {
+    if (b->fixed) {
+        b->data = NULL;
+        b->len = 0;
+        b->cap = 0;
+        return;
+    }
     bp_free(b->data);
     b->data = NULL;
     b->len = 0;
@@ -34,6 +54,9 @@ bp_buf_reset(struct bp_buf *b)
 void
 bp_buf_max_raise(struct bp_buf *b, size_t max)
 {
+    if (b->fixed) {
+        return; /* its storage bounds it */
+    }
     if (max > b->max) {
         b->max = max;
     }
@@ -51,6 +74,9 @@ grow(struct bp_buf *b, size_t n)
     need = b->len + n + 1;
     if (need <= b->cap) {
         return BP_OK;
+    }
+    if (b->fixed) {
+        return BP_ERR_LIMIT;
     }
     cap = b->cap ? b->cap : 256;
     while (cap < need) {
@@ -123,6 +149,10 @@ char *
 bp_buf_take(struct bp_buf *b, size_t *out_len)
 {
     char *p = b->data;
+
+    if (b->fixed) {
+        p = bp_memdup(b->data != NULL ? b->data : "", b->len + 1);
+    }
     if (out_len != NULL) {
         *out_len = b->len;
     }

@@ -1,6 +1,7 @@
 #ifndef BP_LIB_BUF_H
 #define BP_LIB_BUF_H
 
+#include <stdbool.h>
 #include <stddef.h>
 
 #include "lib/err.h"
@@ -12,9 +13,13 @@ struct bp_buf {
     size_t len;
     size_t cap;
     size_t max;
+    bool fixed; /* storage is the caller's (bp_buf_init_fixed): never grown, never freed */
 };
 
 void bp_buf_init(struct bp_buf *b, size_t max);
+/* A buffer over the caller's storage[0..cap) (e.g. arena memory): it holds at most cap - 1
+ * bytes (BP_ERR_LIMIT beyond), never reallocates, and bp_buf_cleanup leaves the storage alone. */
+void bp_buf_init_fixed(struct bp_buf *b, char *storage, size_t cap);
 void bp_buf_cleanup(struct bp_buf *b);
 void bp_buf_reset(struct bp_buf *b);
 /* Raises the maximum to at least max (never lowers it). */

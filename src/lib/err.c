@@ -13,6 +13,7 @@ static const char *const names[BP_ERR__COUNT] = {
     [BP_ERR_STORE] = "store",
     [BP_ERR_STORE_DOWN] = "store_down",
     [BP_ERR_AGAIN] = "again",
+    [BP_ERR_CANCELLED] = "cancelled",
     [BP_ERR_AUTH_MISSING] = "auth_missing",
     [BP_ERR_AUTH_INVALID_KEY] = "auth_invalid_key",
     [BP_ERR_AUTH_EXPIRED_KEY] = "auth_expired_key",

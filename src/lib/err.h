@@ -14,6 +14,7 @@ typedef enum {
     BP_ERR_STORE,
     BP_ERR_STORE_DOWN,       /* the store cannot be reached (now): a later attempt may succeed */
     BP_ERR_AGAIN,            /* incomplete input: feed more bytes */
+    BP_ERR_CANCELLED,        /* queued work dropped unrun (its queue stopped first) */
 
     /* Request outcomes, DESIGN §2 error table. */
     BP_ERR_AUTH_MISSING,

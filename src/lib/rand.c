@@ -1,5 +1,7 @@
 #include "lib/rand.h"
 
+#include <pthread.h>
+#include <stdatomic.h>
 #include <stdint.h>
 #include <string.h>
 
@@ -78,6 +80,58 @@ bp_ulid(char out[BP_ULID_LEN + 1])
     return BP_OK;
 }
 
+/* Bytes drawn per refill of a thread's id buffer: one RAND_bytes call serves 256 UUIDs. */
+#define ID_BATCH 4096
+
+struct id_pool {
+    unsigned char bytes[ID_BATCH];
+    size_t used;      /* bytes already handed out; ID_BATCH when empty */
+    unsigned gen;     /* fork_gen when filled */
+};
+
+static _Thread_local struct id_pool id_pool = {.used = ID_BATCH};
+/* Bumped in a forked child, so that it never hands out ids its parent's buffer also holds. */
+static atomic_uint fork_gen;
+static pthread_once_t atfork_once = PTHREAD_ONCE_INIT;
+
+static void
+after_fork_in_child(void)
+{
+    atomic_fetch_add(&fork_gen, 1);
+}
+
+static void
+register_atfork(void)
+{
+    pthread_atfork(NULL, NULL, after_fork_in_child);
+}
+
+bp_err
+bp_rand_id_bytes(void *out, size_t n)
+{
+    struct id_pool *p = &id_pool;
+    unsigned char *dst = out;
+    unsigned gen = atomic_load_explicit(&fork_gen, memory_order_relaxed);
+
+    if (n > ID_BATCH) {
+        return bp_rand_bytes(out, n);
+    }
+    if (p->used == ID_BATCH || p->gen != gen || ID_BATCH - p->used < n) {
+        pthread_once(&atfork_once, register_atfork);
+        if (RAND_bytes(p->bytes, ID_BATCH) != 1) {
+            p->used = ID_BATCH;
+            return BP_ERR_IO;
+        }
+        p->used = 0;
+        p->gen = gen;
+    }
+    memcpy(dst, p->bytes + p->used, n);
+    /* Handed out once: wiped so that a later memory disclosure cannot tell past ids. */
+    memset(p->bytes + p->used, 0, n);
+    p->used += n;
+    return BP_OK;
+}
+
 void
 bp_uuid7_format(uint64_t unix_ms, const unsigned char rnd[BP_UUID7_RANDOM_BYTES], char *out)
 {
@@ -105,7 +159,7 @@ bp_err
 bp_uuid7(char out[BP_UUID_LEN + 1])
 {
     unsigned char rnd[BP_UUID7_RANDOM_BYTES];
-    bp_err rc = bp_rand_bytes(rnd, sizeof(rnd));
+    bp_err rc = bp_rand_id_bytes(rnd, sizeof(rnd));
 
     if (rc != BP_OK) {
         return rc;

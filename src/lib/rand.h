@@ -13,7 +13,11 @@ bp_err bp_rand_hex(char *out, size_t nbytes);
 /* A time-ordered 26-character ULID (Crockford base32, 48-bit ms time + 80 random bits). */
 #define BP_ULID_LEN 26
 bp_err bp_ulid(char out[BP_ULID_LEN + 1]);
-/* A UUIDv7 in its 36-character text form. */
+/* Random bytes for identifiers (request ids, references), never for secrets: the same CSPRNG,
+ * drawn in batches into a per-thread buffer, so that an id costs no call into OpenSSL (whose
+ * every call checks for a fork with getpid(2)). A forked child starts with a fresh buffer. */
+bp_err bp_rand_id_bytes(void *out, size_t n);
+/* A UUIDv7 in its 36-character text form, from bp_rand_id_bytes: an identifier, not a secret. */
 #define BP_UUID_LEN 36
 bp_err bp_uuid7(char out[BP_UUID_LEN + 1]);
 /* The UUIDv7 text for a Unix time in milliseconds and 10 random bytes (of which 74 bits are

@@ -2,33 +2,6 @@
 
 #include <string.h>
 
-static unsigned char
-lower(unsigned char c)
-{
-    return (c >= 'A' && c <= 'Z') ? (unsigned char)(c + 32) : c;
-}
-
-bool
-bp_str_ieq(const char *a, size_t alen, const char *b)
-{
-    size_t blen = strlen(b);
-    if (alen != blen) {
-        return false;
-    }
-    for (size_t i = 0; i < alen; i++) {
-        if (lower((unsigned char)a[i]) != lower((unsigned char)b[i])) {
-            return false;
-        }
-    }
-    return true;
-}
-
-bool
-bp_str_eq(const char *a, size_t alen, const char *b)
-{
-    return alen == strlen(b) && memcmp(a, b, alen) == 0;
-}
-
 bp_err
 bp_str_parse_u64(const char *s, size_t len, uint64_t max, uint64_t *out)
 {

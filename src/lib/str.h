@@ -4,14 +4,39 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 
 #include "lib/err.h"
 
 /* Locale-free helpers for length-carrying text. */
 
-/* ASCII case-insensitive equality of a (alen bytes) and the C string b. */
-bool bp_str_ieq(const char *a, size_t alen, const char *b);
-bool bp_str_eq(const char *a, size_t alen, const char *b);
+/* ASCII case-insensitive equality of a (alen bytes) and the C string b. Inline: the request
+ * path compares header names with constants many times per request, and inlined, the
+ * constant's length is known at compile time. */
+static inline bool
+bp_str_ieq(const char *a, size_t alen, const char *b)
+{
+    if (alen != strlen(b)) {
+        return false;
+    }
+    for (size_t i = 0; i < alen; i++) {
+        unsigned char x = (unsigned char)a[i];
+        unsigned char y = (unsigned char)b[i];
+        x = (x >= 'A' && x <= 'Z') ? (unsigned char)(x + 32) : x;
+        y = (y >= 'A' && y <= 'Z') ? (unsigned char)(y + 32) : y;
+        if (x != y) {
+            return false;
+        }
+    }
+    return true;
+}
+
+/* Byte equality of a (alen bytes) and the C string b. */
+static inline bool
+bp_str_eq(const char *a, size_t alen, const char *b)
+{
+    return alen == strlen(b) && memcmp(a, b, alen) == 0;
+}
 /* Parses a non-empty string of decimal digits into *out; BP_ERR_INVALID on anything else or on
  * overflow past max. */
 bp_err bp_str_parse_u64(const char *s, size_t len, uint64_t max, uint64_t *out);

@@ -5,24 +5,19 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "auth/auth-t.h"
 #include "lib/err.h"
 
 /* OAuth 2.0 (DESIGN §5, §6; RFC 6749, 7636, 7009, 7662, 8414): the token, authorize, revoke and
  * introspect endpoints, operator passwords, and the pieces they are made of.
  *
- * Threads: endpoint requests are answered by bp_oauth_handle on the http module's OAuth threads
+ * Threads: endpoint requests are answered by bp_oauth_handle on the endpoint handler's threads
  * (never on a loop thread: it hashes passwords and writes the store). A struct bp_oauth is used
  * by one thread at a time and owns one store connection. */
 
 struct bp_config;
 
-#define BP_ACCESS_TOKEN_PREFIX "blnk_at_"
-#define BP_REFRESH_TOKEN_PREFIX "blnk_rt_"
-#define BP_CLIENT_SECRET_PREFIX "blnk_cs_"
-#define BP_OAUTH_TOKEN_HEX_LEN 64
-/* "blnk_at_" + 64 lowercase hex (32 CSPRNG bytes); the same shape for refresh tokens and client
- * secrets with their prefixes. */
-#define BP_OAUTH_TOKEN_LEN (8 + BP_OAUTH_TOKEN_HEX_LEN)
+/* Token formats (BP_ACCESS_TOKEN_PREFIX, BP_OAUTH_TOKEN_LEN, ...) are auth's: auth/auth-t.h. */
 
 /* ---- Operator passwords (Argon2id) ---- */
 
@@ -40,6 +35,34 @@ bp_err bp_password_verify(const char *encoded, const char *password, size_t len)
 bp_err bp_oauth_token_generate(const char *prefix, char out[BP_OAUTH_TOKEN_LEN + 1]);
 /* True when text is exactly prefix + 64 lowercase hex. */
 bool bp_oauth_token_is_well_formed(const char *prefix, const char *text, size_t len);
+
+/* ---- The endpoints' HTTP handler ---- */
+
+struct bp_http_handler;
+struct bp_oauth_endpoint;
+
+struct bp_oauth_endpoint_opts {
+    const struct bp_config *cfg;   /* the start configuration (oauth.*, db); copied */
+    /* Called on an OAuth thread after it issued an access token and before the answer leaves:
+     * returns once the credential tables include the token (bounded), so the client can use it
+     * on /proxy/ at once. NULL: no wait. */
+    void (*tables_sync)(void *arg);
+    void *tables_sync_arg;
+};
+
+/* The handler serve registers for "/oauth", "/oauth/..." and
+ * "/.well-known/oauth-authorization-server": it reads the request on the loop and answers it
+ * on one of oauth.threads threads (each with its own store connection), queueing at most 64 per
+ * thread (then 503). Nothing runs until bp_oauth_endpoint_start. */
+bp_err bp_oauth_endpoint_new(const struct bp_oauth_endpoint_opts *opts, struct bp_oauth_endpoint **out);
+const struct bp_http_handler *bp_oauth_endpoint_handler(const struct bp_oauth_endpoint *ep);
+/* Starts the threads. port is the one the server bound: the default issuer names it. */
+bp_err bp_oauth_endpoint_start(struct bp_oauth_endpoint *ep, int port);
+/* Finishes the queued requests (their clients still wait) and joins the threads. Call after the
+ * server stopped. */
+void bp_oauth_endpoint_stop(struct bp_oauth_endpoint *ep);
+/* After the server was freed. NULL is a no-op. */
+void bp_oauth_endpoint_free(struct bp_oauth_endpoint *ep);
 
 /* ---- Endpoints ---- */
 

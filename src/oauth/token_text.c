@@ -3,6 +3,8 @@
  * 64 lowercase hex digits of 32 CSPRNG bytes. */
 #include "oauth/oauth.h"
 
+#include "auth/auth.h"
+
 #include <string.h>
 
 #include "lib/rand.h"
@@ -34,17 +36,5 @@ bp_oauth_token_generate(const char *prefix, char out[BP_OAUTH_TOKEN_LEN + 1])
 bool
 bp_oauth_token_is_well_formed(const char *prefix, const char *text, size_t len)
 {
-    size_t plen = strlen(prefix);
-
-    /* The prefix is public; only the shape of the rest is checked, never its value. */
-    if (text == NULL || len != plen + BP_OAUTH_TOKEN_HEX_LEN || memcmp(text, prefix, plen) != 0) {
-        return false;
-    }
-    for (size_t i = plen; i < len; i++) {
-        char c = text[i];
-        if (!((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f'))) {
-            return false;
-        }
-    }
-    return true;
+    return bp_auth_token_is_well_formed(prefix, text, len); /* the format is auth's (DESIGN §5) */
 }

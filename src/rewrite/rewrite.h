@@ -42,4 +42,13 @@ bp_err bp_txdefaults_apply(enum bp_txdefaults_kind kind, const char *body, size_
 bool bp_json_find_id(const char *doc, size_t len, const char *const *keys, size_t n_keys, size_t *out_off,
                      size_t *out_len);
 
+/* The same for doc[0..len), the first bytes of a longer answer (a streamed one, whose whole the
+ * proxy never holds): the top value must start as an object, and a member counts once the scan
+ * went past it (the next member's key, or the object's end, is in the prefix) with no syntax
+ * error before; what follows the prefix is not looked at. At most BP_JSON_FIND_ID_MAX_KEYS
+ * keys. */
+#define BP_JSON_FIND_ID_MAX_KEYS 8
+bool bp_json_find_id_prefix(const char *doc, size_t len, const char *const *keys, size_t n_keys,
+                            size_t *out_off, size_t *out_len);
+
 #endif

@@ -47,9 +47,6 @@
 #define PRECISION_LEN (sizeof(PRECISION_MEMBER) - 1)
 #define REFERENCE_LEN (sizeof(REFERENCE_PREFIX) - 1 + BP_UUID_LEN + 1)
 
-/* References drawn per call into the CSPRNG: one call per batch instead of one per object. */
-#define RANDOM_BATCH 64
-
 #define REASON_TRAILING                                                                                      \
     "Transaction body has data after its JSON object: Core reads only the first JSON value, so "             \
     "send exactly one object (whitespace after it is fine)"
@@ -232,8 +229,7 @@ scan_body(struct scan_state *p, size_t len, struct bp_jscan_value *out_top)
 static bp_err
 write_rewrite(const char *body, size_t len, const struct mark_list *list, char *dst, size_t *out_written)
 {
-    unsigned char random[RANDOM_BATCH][BP_UUID7_RANDOM_BYTES];
-    size_t random_left = 0;
+    unsigned char random[BP_UUID7_RANDOM_BYTES];
     uint64_t unix_ms = (uint64_t)bp_clock_wall_ms();
     size_t copied = 0;
     size_t w = 0;
@@ -251,19 +247,19 @@ write_rewrite(const char *body, size_t len, const struct mark_list *list, char *
             w += PRECISION_LEN;
         }
         if (flags & LACKS_REFERENCE) {
-            if (random_left == 0) {
-                rc = bp_rand_bytes(random, sizeof(random));
-                if (rc != BP_OK) {
-                    return rc;
-                }
-                random_left = RANDOM_BATCH;
+            /* A reference is an identifier, not a secret: its bytes come from the thread's
+             * batch of CSPRNG output (bp_rand_id_bytes), so a request with one costs no call into
+             * OpenSSL (each of which checks for a fork with getpid(2)). */
+            rc = bp_rand_id_bytes(random, sizeof(random));
+            if (rc != BP_OK) {
+                return rc;
             }
             if (flags & LACKS_PRECISION) {
                 dst[w++] = ',';
             }
             memcpy(dst + w, REFERENCE_PREFIX, sizeof(REFERENCE_PREFIX) - 1);
             w += sizeof(REFERENCE_PREFIX) - 1;
-            bp_uuid7_format(unix_ms, random[--random_left], dst + w);
+            bp_uuid7_format(unix_ms, random, dst + w);
             w += BP_UUID_LEN;
             dst[w++] = '"';
         }

@@ -6,33 +6,10 @@
 
 #include "lib/buf.h"
 #include "lib/err.h"
+#include "router/route-t.h"
 
-/* The DESIGN §3 route table as data, the strict path check, and instance_id extraction. */
-
-#define BP_SCOPE_READ 1u
-#define BP_SCOPE_WRITE 2u
-#define BP_SCOPE_ALL 0xffffu /* "*" */
-
-/* The longest method a route may have, in letters (A-Z): the config refuses longer ones and
- * everything that copies a request's method (the request to Core, the access log) has room for
- * this many, so a method is never cut on the way (issue 11). IANA's longest all-letter method,
- * UPDATEREDIRECTREF, has 17. */
-#define BP_ROUTE_METHOD_MAX 20
-
-enum bp_rewrite { BP_REWRITE_NONE = 0, BP_REWRITE_TX_SINGLE, BP_REWRITE_TX_BULK };
-
-/* One row of the table. Strings are static. */
-struct bp_route {
-    const char *method;   /* "GET", "POST", ... ; a GET route also matches HEAD */
-    const char *pattern;  /* "/transactions/inflight/:id"; ":x" matches one non-empty segment */
-    unsigned scope;       /* BP_SCOPE_READ or BP_SCOPE_WRITE: what the caller needs */
-    const char *group;    /* "write", "read", "tokenization", "reconciliation", "core-read" */
-    const char *action;   /* audit action label, NULL for plain reads */
-    const char *category; /* audit category: "ledgers", "balances", "transactions", "identities",
-                           * "reconciliation", "metadata", "search", "health" */
-    enum bp_rewrite rewrite;
-    bool large_body;      /* uses the upload body limit instead of the default (multipart upload) */
-};
+/* The DESIGN §3 route table as data, the strict path check, and instance_id extraction. The
+ * row type is in route-t.h, for modules that only hold rows. */
 
 /* The built-in table, in DESIGN §3 order. */
 const struct bp_route *bp_routes_builtin(size_t *out_count);

@@ -22,6 +22,7 @@
 #include "core/log.h"
 #include "http/http.h"
 #include "lib/alloc.h"
+#include "proxy/proxy.h"
 #include "router/router.h"
 #include "serve/serve-int.h"
 
@@ -86,7 +87,8 @@ bp_serve__reload(struct bp_serve *sv)
         refuse("cannot start the audit log writer (see the log line above)");
         goto done;
     }
-    bp_server_reconfigure(sv->server, next, routes, n_routes, sv->audit);
+    /* The proxy's part of the snapshot owns the new route table; the server owns both. */
+    bp_server_reconfigure(sv->server, next, bp_proxy_conf_new(routes, n_routes, routes, sv->audit));
     sv->running = next; /* the server owns it now, and keeps it until the next reload */
 
     /* Before the lines below, so that whoever reads them sees the new level in effect (an

@@ -13,9 +13,14 @@
 #include "lib/err.h"
 
 struct bp_audit;
+struct bp_oauth_endpoint;
+struct bp_proxy;
 struct bp_route;
 struct bp_store;
 struct bp_server;
+
+#define BP_SERVE_ROUTES 6
+#define BP_SERVE_HOOKS 3
 
 /* A running serve, as the main thread holds it. */
 struct bp_serve {
@@ -24,8 +29,12 @@ struct bp_serve {
     struct bp_config cfg;          /* the start configuration: fixed settings, lives to the end */
     const struct bp_config *running; /* the live configuration now published (cfg at start) */
     struct bp_server *server;
-    struct bp_server_deps deps;
     struct bp_audit *audit;        /* started at start or by a reload; NULL while auditing never ran */
+    struct bp_proxy *proxy;        /* the /proxy/ handler and the audit hook */
+    struct bp_oauth_endpoint *oauth; /* the OAuth endpoints' handler */
+    /* What the server serves: the route table and the finish hooks, in order. */
+    struct bp_http_route routes[BP_SERVE_ROUTES];
+    struct bp_http_hook hooks[BP_SERVE_HOOKS];
     const char *store_kind;        /* "sqlite" or "postgresql" (static), once the store is open */
     bool loaded_at_start;          /* the first tables were loaded before listening (false: a
                                       PostgreSQL store that was down; the watcher loads them) */

@@ -1,7 +1,13 @@
 /* `blnkproxy serve`: process wiring in dependency order.
  *
- * config → store (open, migrate) → tables (first load, published before any accept) → HTTP
- * workers → watcher thread. Signals are blocked in every thread and taken synchronously by the
+ * config → store (open, migrate) → tables (first load, published before any accept; on a
+ * PostgreSQL store that is down at start the watcher does both once it answers, and /readyz and
+ * /proxy/ answer 503 until then) → audit writer → the handlers and hooks → HTTP workers (bound,
+ * which names the node when node_name is not set, then the OAuth threads, which need the bound
+ * port, then running) → watcher thread (which reports readiness: the server starts "starting").
+ * What the server serves is the table below: the /proxy/ handler, the OAuth endpoints' handler
+ * and the operational one as the catch-all; and the finish hooks every request runs, in order:
+ * access log, metrics, audit. Signals are blocked in every thread and taken synchronously by the
  * main thread with sigwait, so no handler ever runs inside a worker's critical section. SIGHUP
  * reloads the configuration (reload.c) and the loop goes on waiting. On SIGTERM/SIGINT: stop
  * accepting, let in-flight requests finish (bounded), commit every queued audit record, stop
@@ -18,6 +24,7 @@
 #include <unistd.h>
 
 #include "audit/audit.h"
+#include "auth/auth.h"
 #include "config/config.h"
 #include "core/log.h"
 #include "http/http.h"
@@ -26,11 +33,13 @@
 #include "lib/version.h"
 #include "lib/sdnotify.h"
 #include "metrics/metrics.h"
+#include "oauth/oauth.h"
+#include "ops/ops.h"
+#include "proxy/proxy.h"
 #include "router/router.h"
 #include "serve/serve-int.h"
 #include "serve/watch.h"
 #include "store/store.h"
-#include "tables/tables.h"
 #include "upstream/upstream.h"
 
 /* How long the watcher's store calls may wait for a silent database (a 1M-key load included). */
@@ -167,6 +176,32 @@ bp_serve__audit_start(struct bp_serve *sv, const struct bp_config *cfg)
     return BP_OK;
 }
 
+/* The route table and the finish hooks (issue 10): which handler answers which paths, and what
+ * runs once each request is finished. Rows are tried in order; the operational handler is the
+ * catch-all (and answers 404 in Core's error shape for what it does not serve). */
+static void
+fill_table(struct bp_serve *sv)
+{
+    const struct bp_http_handler *proxy = bp_proxy_handler(sv->proxy);
+    const struct bp_http_handler *oauth = bp_oauth_endpoint_handler(sv->oauth);
+    const struct bp_http_route routes[BP_SERVE_ROUTES] = {
+        {"/proxy", false, proxy},
+        {"/proxy/", true, proxy},
+        {"/oauth", false, oauth},
+        {"/oauth/", true, oauth},
+        {"/.well-known/oauth-authorization-server", false, oauth},
+        {"/", true, bp_ops_handler()},
+    };
+    const struct bp_http_hook hooks[BP_SERVE_HOOKS] = {
+        *bp_ops_access_log_hook(),
+        *bp_ops_metrics_hook(),
+        *bp_proxy_audit_hook(sv->proxy),
+    };
+
+    memcpy(sv->routes, routes, sizeof(routes));
+    memcpy(sv->hooks, hooks, sizeof(hooks));
+}
+
 /* node_name, or "<hostname>:<port>" once the port is known (0 = not yet). */
 static void
 name_node(struct bp_serve *sv, int port)
@@ -259,6 +294,7 @@ start(struct bp_serve *sv, struct bp_store **store, struct bp_watch **watch, str
     int applied = 0;
     int version = 0;
     int64_t token = 0;
+    struct bp_server_spec spec;
     bool loaded = false;
     char err[1024] = "";
 
@@ -305,16 +341,40 @@ start(struct bp_serve *sv, struct bp_store **store, struct bp_watch **watch, str
         return 1;
     }
     bp_store_set_timeout(sv->sync_store, SYNC_TIMEOUT_MS);
-    sv->deps = (struct bp_server_deps){.tables_sync = sync_tables, .tables_sync_arg = sv, .audit = sv->audit};
-    if (bp_server_start(&sv->cfg, *routes, n_routes, &sv->deps, &sv->server, err, sizeof(err)) != BP_OK) {
+    bp_proxy_new(&(struct bp_proxy_tables){bp_tables_generation, bp_tables_acquire}, &sv->proxy);
+    bp_oauth_endpoint_new(
+        &(struct bp_oauth_endpoint_opts){.cfg = &sv->cfg, .tables_sync = sync_tables, .tables_sync_arg = sv},
+        &sv->oauth);
+    fill_table(sv);
+    spec = (struct bp_server_spec){
+        .cfg = &sv->cfg,
+        .routes = sv->routes,
+        .n_routes = BP_SERVE_ROUTES,
+        .hooks = sv->hooks,
+        .n_hooks = BP_SERVE_HOOKS,
+        .app = bp_proxy_conf_new(*routes, n_routes, NULL, sv->audit),
+        .app_free = bp_proxy_conf_free,
+    };
+    if (bp_server_new(&spec, &sv->server, err, sizeof(err)) != BP_OK) {
         fail(err);
         return 1;
     }
+    /* Bound now: a default node name (it holds the port) is known before anything is served. */
     if (sv->node[0] == '\0') {
         name_node(sv, bp_server_port(sv->server));
         bp_audit_set_node(sv->audit, sv->node);
     }
     bp_metrics_set_node(sv->node);
+    if (bp_oauth_endpoint_start(sv->oauth, bp_server_port(sv->server)) != BP_OK) {
+        fail("cannot start the OAuth threads (see the log line above)");
+        return 1;
+    }
+    /* Accepting from here; /readyz answers "starting" until the watcher says the tables are
+     * loaded (bp_watch_start, at once when they were loaded above). */
+    if (bp_server_run(sv->server, err, sizeof(err)) != BP_OK) {
+        fail(err);
+        return 1;
+    }
     sv->store_kind = bp_store_kind(*store); /* a static name: outlives the store */
     sv->loaded_at_start = loaded;
     sv->running = &sv->cfg;
@@ -408,17 +468,20 @@ bp_serve_main(int argc, char **argv)
         bp_sdnotify("STOPPING=1\nSTATUS=stopping: finishing in-flight requests");
         BP_INFO("shutting down", BP_LSTR("signal", sig == SIGTERM ? "SIGTERM" : "SIGINT"));
     }
-    /* Order: no request is in flight and no OAuth thread runs once the server stopped; then every
-     * queued audit record is committed (its completions wait in the workers' task lists, freed
-     * with the server); the watcher stops before the server is freed, because it reports
-     * readiness into it. */
+    /* Order: no request is in flight once the server stopped; then the OAuth threads finish
+     * their queue and every queued audit record is committed (completions for stopped loops
+     * wait in the workers' inboxes and run when the server is freed); the watcher stops before
+     * the server is freed, because it reports readiness into it; the handlers go last. */
     if (sv.server != NULL) {
         bp_server_stop(sv.server);
     }
+    bp_oauth_endpoint_stop(sv.oauth);
     bp_audit_stop(sv.audit);
     atomic_store(&the_watch, NULL);
     bp_watch_stop(watch);
     bp_server_free(sv.server);
+    bp_oauth_endpoint_free(sv.oauth);
+    bp_proxy_free(sv.proxy);
     bp_store_close(store);
     bp_store_close(sv.sync_store);
     pthread_mutex_destroy(&sv.sync_lock);

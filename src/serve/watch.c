@@ -62,6 +62,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "auth/auth.h"
 #include "core/log.h"
 #include "http/http.h"
 #include "lib/alloc.h"
@@ -72,7 +73,6 @@
 #include "lib/version.h"
 #include "metrics/metrics.h"
 #include "store/store.h"
-#include "tables/tables.h"
 
 #define FLUSH_INTERVAL_MS 1000
 #define PURGE_INTERVAL_MS (3600 * 1000)
@@ -941,8 +941,11 @@ bp_watch_start(struct bp_store *store, struct bp_server *server, const struct bp
          * server. A server still waiting for its store reports once it has loaded. */
         report(w);
         forget_dead_rows(w);
-    } else if (server != NULL) {
-        set_readiness(w, false);
+    }
+    /* The server starts "starting" (http.h): ready now when the tables were loaded, else it
+     * stays so, with the store's error as the reason, until the thread's first load. */
+    if (server != NULL) {
+        set_readiness(w, w->loaded);
     }
     if (pthread_create(&w->thread, NULL, watch_main, w) != 0) {
         bp_store_watcher_delete(w->store, w->id);

@@ -32,7 +32,7 @@
 #include "http/parser.h"
 #include "lib/bug.h"
 #include "lib/str.h"
-#include "tables/tables.h"
+#include "store/store.h"
 
 #define NOW 1800000000
 

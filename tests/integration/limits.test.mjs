@@ -112,9 +112,9 @@ test('a client that stops reading a large response is disconnected after idle_ti
         });
         s.write(`GET ${w.p('/ledgers')} HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ${w.keys.all.key}\r\n\r\n`);
         s.pause();
-        // The proxy buffers Core's whole answer before writing it: on a loaded machine that can
-        // take seconds, so the stalled-reader clock starts at the access line (written when the
-        // response is queued), not at the request.
+        // The access line is written when the request finishes: for this streamed answer, when
+        // the proxy gives up on the stalled reader (or, had it been queued whole, once it was), so
+        // waiting for it never races a slow machine.
         await w.proxy.waitForLog((o) => o.msg === 'access' && o.route === '/ledgers', 20000);
         await sleep(3500);
         s.resume();

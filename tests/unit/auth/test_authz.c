@@ -12,7 +12,7 @@
 #include "auth/auth.h"
 #include "lib/rand.h"
 #include "router/router.h"
-#include "tables/tables.h"
+#include "store/store.h"
 
 #define NOW 1800000000
 #define N_KEYS 5

@@ -12,11 +12,11 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "auth/auth.h"
 #include "lib/alloc.h"
 #include "lib/clock.h"
 #include "serve/watch.h"
 #include "store/store.h"
-#include "tables/tables.h"
 #include "testdb.h"
 
 /* The change watcher (issue 8 item 5): a change committed on another connection is published

@@ -13,7 +13,7 @@
 
 #include "auth/auth.h"
 #include "lib/secret.h"
-#include "tables/tables.h"
+#include "store/store.h"
 
 #define N_KEYS 64
 #define N_TOKENS 40

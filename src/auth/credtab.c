@@ -1,10 +1,12 @@
-/* Shared credential and instance tables.
+/* The shared credential and instance tables (see auth.h).
  *
  * Publication: `current` holds one reference owned by the publisher. Readers pin under a mutex
  * (the load of the pointer and the increment must be one step, or a concurrent publish could
- * free the snapshot between them); the mutex is uncontended except for the moment of a swap. A
- * pin costs one lock and one atomic increment, which is noise next to an HTTP request. */
-#include "tables/tables.h"
+ * free the snapshot between them); the mutex is uncontended except for the moment of a swap.
+ * Each publish bumps `generation`, so a loop thread can keep a snapshot pinned and take a new
+ * one only when the generation moved: per request that costs one atomic load and one
+ * increment of the pinned snapshot's count (bp_tables_ref), and no lock. */
+#include "auth/auth.h"
 
 #include <pthread.h>
 #include <stdlib.h>
@@ -13,7 +15,7 @@
 #include "lib/alloc.h"
 #include "lib/bug.h"
 #include "lib/secret.h"
-#include "auth/auth.h"
+#include "store/store.h"
 
 struct bp_tables {
     atomic_int refs;
@@ -27,6 +29,7 @@ struct bp_tables {
 
 static pthread_mutex_t current_lock = PTHREAD_MUTEX_INITIALIZER;
 static struct bp_tables *current;
+static atomic_uint generation;
 
 static void
 tables_free(struct bp_tables *t)
@@ -207,8 +210,22 @@ bp_tables_publish(struct bp_tables *t)
     pthread_mutex_lock(&current_lock);
     old = current;
     current = t;
+    atomic_fetch_add(&generation, 1);
     pthread_mutex_unlock(&current_lock);
     bp_tables_release(old);
+}
+
+unsigned
+bp_tables_generation(void)
+{
+    return atomic_load(&generation);
+}
+
+struct bp_tables *
+bp_tables_ref(struct bp_tables *t)
+{
+    atomic_fetch_add_explicit(&t->refs, 1, memory_order_relaxed);
+    return t;
 }
 
 struct bp_tables *

@@ -1,0 +1,69 @@
+#ifndef BP_AUTH_AUTH_T_H
+#define BP_AUTH_AUTH_T_H
+
+/* Types of the auth module that other modules hold or embed without calling into auth: scope
+ * bits (route rows carry them), credential formats, and the rows of the credential and
+ * instance tables. Types and constants only (STYLE §2). */
+
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+/* Scopes (DESIGN §5): what a credential may do, and what a route needs. */
+#define BP_SCOPE_READ 1u
+#define BP_SCOPE_WRITE 2u
+#define BP_SCOPE_ALL 0xffffu /* "*" */
+
+/* Credential formats (DESIGN §5). API keys: "blnk_" + 64 lowercase hex. OAuth secrets: a
+ * prefix + 64 lowercase hex (32 CSPRNG bytes); access tokens are the ones that authorise
+ * requests, refresh tokens and client secrets never do. */
+#define BP_APIKEY_PREFIX "blnk_"
+#define BP_APIKEY_HEX_LEN 64
+#define BP_APIKEY_LEN (5 + BP_APIKEY_HEX_LEN)
+#define BP_APIKEY_LIST_PREFIX_LEN (5 + 8) /* "blnk_" + first 8 hex, shown in listings */
+#define BP_DIGEST_LEN 32
+#define BP_ACCESS_TOKEN_PREFIX "blnk_at_"
+#define BP_REFRESH_TOKEN_PREFIX "blnk_rt_"
+#define BP_CLIENT_SECRET_PREFIX "blnk_cs_"
+#define BP_OAUTH_TOKEN_HEX_LEN 64
+#define BP_OAUTH_TOKEN_LEN (8 + BP_OAUTH_TOKEN_HEX_LEN)
+
+struct bp_secret;
+
+enum bp_cred_kind { BP_CRED_API_KEY = 1, BP_CRED_ACCESS_TOKEN = 2 };
+
+/* A row of the credential table. */
+struct bp_cred {
+    enum bp_cred_kind kind;
+    char *id;                  /* "key_…" or "token_…" */
+    char *actor_id;            /* who acts, for the audit log: the key id, or the token's client id */
+    char *name;                /* the key's name, or the token's client name */
+    unsigned char digest[BP_DIGEST_LEN]; /* SHA-256 of the presented key */
+    unsigned scopes;           /* BP_SCOPE_* bits */
+    char **instances;          /* NULL when unrestricted */
+    size_t n_instances;
+    int64_t expires_at;        /* wall seconds, 0 = never */
+    bool revoked;
+    atomic_llong used_at;      /* wall seconds of the latest use in this process, 0 = none */
+};
+
+/* A row of the instance table. */
+struct bp_instance {
+    char *id;
+    char *url;                 /* base URL without trailing '/' */
+    struct bp_secret *secret;  /* Core secret key, NULL when none */
+    char *ca_file;             /* NULL: system CAs */
+    bool enabled;
+};
+
+/* Why authentication failed, for metrics and the audit log. */
+enum bp_auth_failure {
+    BP_AUTH_FAIL_NONE = 0,
+    BP_AUTH_FAIL_MISSING,
+    BP_AUTH_FAIL_UNKNOWN,   /* not Bearer, malformed, unknown, several headers */
+    BP_AUTH_FAIL_EXPIRED,
+    BP_AUTH_FAIL_REVOKED,
+};
+
+#endif

@@ -1,0 +1,347 @@
+/* The OAuth endpoints' handler: off the loop threads. Answering /oauth/token may hash a password
+ * (Argon2id, tens of milliseconds) or write the store, which a loop thread must never wait for
+ * (STYLE §7). So the loop reads the whole request (at most 64 KiB of body), copies what the
+ * endpoint needs into a job, and submits it to the OAuth work queue (core/workq.h); one of its
+ * threads answers with bp_oauth_handle on its own store connection (each thread's state is its
+ * struct bp_oauth), and the job's done runs back on the request's loop, which writes the answer.
+ *
+ * Ownership: the job owns copies of everything the thread reads, so the request never outlives
+ * its connection. If the client goes away first, the handler marks the job orphaned: the thread
+ * skips it if it has not begun (nobody would read the answer, so no token is issued for it),
+ * and its done only frees it. */
+#include <stdatomic.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "config/config.h"
+#include "core/log.h"
+#include "core/workq.h"
+#include "errors/errors.h"
+#include "http/http.h"
+#include "http/parser.h"
+#include "lib/alloc.h"
+#include "lib/bug.h"
+#include "lib/str.h"
+#include "oauth/oauth.h"
+
+/* Form posts and page requests are small; a larger body is refused before it is read. */
+#define OAUTH_MAX_BODY (64 * 1024)
+/* Jobs waiting per OAuth thread before new requests are answered 503: closing a connection
+ * frees its place under max_connections, so without a bound a client could queue unlimited
+ * work (store writes, Argon2id hashes) by connecting, posting and leaving. */
+#define OAUTH_QUEUE_PER_THREAD 64
+
+struct bp_oauth_endpoint {
+    struct bp_http_handler handler;
+    struct bp_config cfg;          /* the start configuration with the issuer filled in */
+    char *issuer;                  /* owned when derived from the bound address */
+    void (*tables_sync)(void *arg);
+    void *tables_sync_arg;
+    struct bp_workq *q;
+    bool tls;                      /* the issuer is https: cookies must be Secure */
+};
+
+struct job {
+    struct bp_work work;
+    struct bp_oauth_endpoint *ep;
+    struct bp_http_req *req;       /* loop thread only; NULL once the connection went away */
+    atomic_bool orphaned;          /* read by the thread: skip an orphan not yet begun */
+    struct bp_oauth_request oreq;  /* views of copy */
+    struct bp_oauth_response resp;
+    char copy[];                   /* method, path, query, headers, body and peer */
+};
+
+/* Per request. */
+struct oauth_req {
+    struct job *job;
+};
+
+/* ---- on the OAuth threads ---- */
+
+static bp_err
+thread_open(void *arg, int index, void **out)
+{
+    struct bp_oauth_endpoint *ep = arg;
+    struct bp_oauth *o = NULL;
+    bp_err rc = bp_oauth_open(&ep->cfg, &o);
+
+    (void)index;
+    if (rc == BP_OK) {
+        *out = o;
+    }
+    return rc;
+}
+
+static void
+thread_close(void *arg, void *state)
+{
+    (void)arg;
+    bp_oauth_close(state);
+}
+
+static void
+job_work(struct bp_work *w, void *state)
+{
+    struct job *job = (struct job *)w;
+    struct bp_oauth_endpoint *ep = job->ep;
+
+    /* Nobody would read the answer of a client that already left: no token is issued for it. */
+    if (atomic_load(&job->orphaned)) {
+        return;
+    }
+    bp_oauth_handle(state, &job->oreq, &job->resp);
+    /* The new token is in the tables before the client has it (bounded wait). */
+    if (job->resp.tokens_issued && ep->tables_sync != NULL) {
+        ep->tables_sync(ep->tables_sync_arg);
+    }
+}
+
+/* ---- on the loop ---- */
+
+static void
+job_free(struct job *job)
+{
+    bp_oauth_response_cleanup(&job->resp);
+    bp_free(job);
+}
+
+static void
+job_done(struct bp_work *w, bp_err status)
+{
+    struct job *job = (struct job *)w;
+    struct bp_http_req *req = job->req;
+
+    if (atomic_load(&job->orphaned) || req == NULL) {
+        job_free(job);
+        return;
+    }
+    ((struct oauth_req *)bp_http_req_state(req))->job = NULL;
+    if (status != BP_OK) {
+        bp_errors_respond(req, BP_ERR_ROUTE_NOT_FOUND, NULL, NULL);
+    } else {
+        struct bp_http_resp r = {
+            .status = job->resp.status,
+            .headers = job->resp.headers,
+            .headers_len = job->resp.headers != NULL ? strlen(job->resp.headers) : 0,
+            .content_type = job->resp.content_type,
+        };
+        bp_http_respond(req, &r, job->resp.body, job->resp.body_len);
+    }
+    job_free(job);
+}
+
+/* Copies text into the job's tail and returns the view. */
+static const char *
+put(char **at, const char *p, size_t n)
+{
+    char *start = *at;
+
+    if (p == NULL) {
+        return NULL;
+    }
+    if (n > 0) {
+        memcpy(start, p, n);
+    }
+    start[n] = '\0';
+    *at += n + 1;
+    return start;
+}
+
+static struct job *
+job_new(struct bp_oauth_endpoint *ep, struct bp_http_req *req)
+{
+    const struct bp_http_head *h = bp_http_req_head(req);
+    const struct bp_http_header *authz;
+    const struct bp_http_header *ctype;
+    const struct bp_http_header *cookie;
+    size_t n_authz = 0;
+    const char *peer = bp_http_req_peer(req);
+    size_t body_len = 0;
+    const char *body = bp_http_req_body(req, &body_len);
+    size_t need;
+    struct job *job;
+    char *at;
+
+    authz = bp_http_head_find(h, "Authorization", &n_authz);
+    ctype = bp_http_head_find(h, "Content-Type", NULL);
+    cookie = bp_http_head_find(h, "Cookie", NULL);
+    need = h->method_len + h->path_len + h->query_len + body_len + strlen(peer) + 7 +
+           (authz != NULL ? authz->value_len : 0) + (ctype != NULL ? ctype->value_len : 0) +
+           (cookie != NULL ? cookie->value_len : 0);
+    job = bp_calloc(1, sizeof(*job) + need);
+    at = job->copy;
+    job->ep = ep;
+    job->req = req;
+    job->work.work = job_work;
+    job->work.done = job_done;
+    job->work.inbox = bp_http_req_inbox(req);
+    job->oreq = (struct bp_oauth_request){
+        .method = put(&at, h->method, h->method_len),
+        .method_len = h->method_len,
+        .path = put(&at, h->path, h->path_len),
+        .path_len = h->path_len,
+        .query = h->query_len > 0 ? put(&at, h->query, h->query_len) : NULL,
+        .query_len = h->query_len,
+        .body = put(&at, body != NULL ? body : "", body_len),
+        .body_len = body_len,
+        .peer = put(&at, peer, strlen(peer)),
+        .tls = ep->tls,
+    };
+    if (authz != NULL) {
+        job->oreq.authorization = put(&at, authz->value, authz->value_len);
+        job->oreq.authorization_len = authz->value_len;
+        job->oreq.n_authorization = n_authz;
+    }
+    if (ctype != NULL) {
+        job->oreq.content_type = put(&at, ctype->value, ctype->value_len);
+        job->oreq.content_type_len = ctype->value_len;
+    }
+    if (cookie != NULL) {
+        job->oreq.cookie = put(&at, cookie->value, cookie->value_len);
+        job->oreq.cookie_len = cookie->value_len;
+    }
+    return job;
+}
+
+static void
+on_head(void *self, struct bp_http_req *req)
+{
+    (void)self;
+    bp_http_req_facts(req)->group = "oauth";
+    bp_http_req_read_body(req, OAUTH_MAX_BODY);
+}
+
+static void
+on_body(void *self, struct bp_http_req *req, bp_err rc)
+{
+    struct bp_oauth_endpoint *ep = self;
+    struct oauth_req *st = bp_http_req_state(req);
+    struct job *job;
+
+    if (rc != BP_OK) {
+        bp_errors_respond(req, rc, NULL, NULL);
+        return;
+    }
+    if (ep->q == NULL) {
+        bp_errors_respond(req, BP_ERR_ROUTE_NOT_FOUND, NULL, NULL);
+        return;
+    }
+    job = job_new(ep, req);
+    rc = bp_workq_submit(ep->q, &job->work);
+    if (rc != BP_OK) {
+        static const char busy[] =
+            "{\"error\":\"temporarily_unavailable\",\"error_description\":\"too many OAuth requests in progress\"}";
+        static const char headers[] = "Cache-Control: no-store\r\nRetry-After: 1\r\n";
+        struct bp_http_resp r = {
+            .status = 503,
+            .headers = headers,
+            .headers_len = sizeof(headers) - 1,
+            .content_type = "application/json",
+        };
+        job_free(job);
+        if (rc == BP_ERR_LIMIT) {
+            bp_http_respond(req, &r, busy, sizeof(busy) - 1);
+        } else {
+            bp_errors_respond(req, BP_ERR_ROUTE_NOT_FOUND, NULL, NULL);
+        }
+        return;
+    }
+    st->job = job;
+}
+
+/* The connection is going away with a job in flight: it frees itself when done. */
+static bool
+on_abort(void *self, struct bp_http_req *req)
+{
+    struct oauth_req *st = bp_http_req_state(req);
+    (void)self;
+
+    if (st->job != NULL) {
+        st->job->req = NULL;
+        atomic_store(&st->job->orphaned, true);
+        st->job = NULL;
+    }
+    return false;
+}
+
+/* ---- lifecycle ---- */
+
+bp_err
+bp_oauth_endpoint_new(const struct bp_oauth_endpoint_opts *o, struct bp_oauth_endpoint **out)
+{
+    struct bp_oauth_endpoint *ep = bp_calloc(1, sizeof(*ep));
+
+    ep->cfg = *o->cfg;
+    ep->tables_sync = o->tables_sync;
+    ep->tables_sync_arg = o->tables_sync_arg;
+    ep->handler = (struct bp_http_handler){
+        .name = "oauth",
+        .on_head = on_head,
+        .on_body = on_body,
+        .on_abort = on_abort,
+        .self = ep,
+        .state_size = sizeof(struct oauth_req),
+    };
+    *out = ep;
+    return BP_OK;
+}
+
+const struct bp_http_handler *
+bp_oauth_endpoint_handler(const struct bp_oauth_endpoint *ep)
+{
+    return &ep->handler;
+}
+
+bp_err
+bp_oauth_endpoint_start(struct bp_oauth_endpoint *ep, int port)
+{
+    int n = ep->cfg.oauth_threads > 0 ? ep->cfg.oauth_threads : 1;
+    struct bp_workq_opts qo = {
+        .name = "bp-oauth",
+        .threads = n,
+        .max_queued = (size_t)n * OAUTH_QUEUE_PER_THREAD,
+        .thread_init = thread_open,
+        .thread_fini = thread_close,
+        .arg = ep,
+    };
+    bp_err rc;
+
+    /* The issuer is by default the address we actually listen on, known only once bound. */
+    ep->cfg.listen_port = port;
+    if (ep->cfg.oauth_issuer == NULL) {
+        char buf[300];
+        bool v6 = strchr(ep->cfg.listen_host, ':') != NULL;
+        snprintf(buf, sizeof(buf), v6 ? "http://[%s]:%d" : "http://%s:%d", ep->cfg.listen_host, port);
+        ep->issuer = bp_strdup(buf);
+        ep->cfg.oauth_issuer = ep->issuer;
+    }
+    /* The proxy itself speaks plain HTTP; an https issuer means a TLS terminator in front, so
+     * the browser talks TLS and cookies must be Secure. */
+    ep->tls = strncmp(ep->cfg.oauth_issuer, "https://", 8) == 0;
+    rc = bp_workq_new(&qo, &ep->q);
+    if (rc != BP_OK) {
+        BP_ERROR("cannot start the OAuth threads", BP_LSTR("error", bp_err_str(rc)));
+        ep->q = NULL;
+    }
+    return rc;
+}
+
+void
+bp_oauth_endpoint_stop(struct bp_oauth_endpoint *ep)
+{
+    if (ep != NULL) {
+        bp_workq_stop(ep->q);
+    }
+}
+
+void
+bp_oauth_endpoint_free(struct bp_oauth_endpoint *ep)
+{
+    if (ep == NULL) {
+        return;
+    }
+    bp_workq_free(ep->q);
+    bp_free(ep->issuer);
+    bp_free(ep);
+}

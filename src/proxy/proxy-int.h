@@ -1,0 +1,111 @@
+#ifndef BP_PROXY_PROXY_INT_H
+#define BP_PROXY_PROXY_INT_H
+
+/* Shared between the files of the proxy module; not an interface for anyone else.
+ *
+ *   proxy.c    the handler: DESIGN §2 phases on the head, body, defaults, forwarding, and Core's
+ *              answer relayed (buffered up to BP_PROXY_ANSWER_BUFFER, streamed beyond)
+ *   headers.c  the header rules, both directions, as one table
+ *   audit.c    every audit step of a proxied request: reserve, hold, record, release */
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "auth/auth-t.h"
+#include "http/http.h"
+#include "lib/buf.h"
+#include "proxy/proxy.h"
+#include "router/route-t.h"
+
+struct bp_arena;
+struct bp_http_head;
+struct bp_upstream;
+struct bp_upstream_xfer;
+
+/* Core's answers up to this size are buffered whole and answered with a Content-Length (a
+ * failure is then still a clean 502); longer ones stream. */
+#define BP_PROXY_ANSWER_BUFFER (64 * 1024)
+
+struct bp_proxy_conf {
+    const struct bp_route *routes;
+    size_t n_routes;
+    struct bp_route *owned_routes;
+    struct bp_audit *audit;        /* NULL: not audited */
+};
+
+struct bp_proxy {
+    struct bp_proxy_tables tables;
+    struct bp_http_handler handler;
+    struct bp_http_hook audit_hook;
+};
+
+/* Per worker: its upstream client, and the credential tables it keeps pinned (taken anew only
+ * when a publish moved the generation). */
+struct bp_proxy_worker {
+    struct bp_upstream *upstream;
+    struct bp_tables *tables;
+    unsigned tables_gen;
+};
+
+/* Per request (http keeps it in the request's arena, zeroed). */
+struct bp_proxy_req {
+    struct bp_tables *tables;           /* pinned until the request ends */
+    const struct bp_cred *cred;
+    const struct bp_instance *instance;
+    const struct bp_route *route;
+    const char *core_path;              /* into the head */
+    size_t core_path_len;
+    char *fwd_query;                    /* the query without instance_id (arena) */
+    size_t fwd_query_len;
+    const char *asked_instance;         /* the well-formed instance id asked for, or implied */
+    size_t asked_instance_len;
+    enum bp_auth_failure auth_failure;
+    const char *body;                   /* what goes to Core: the client's, or with defaults */
+    size_t body_len;
+    struct bp_buf rewritten;            /* the body with the defaults, when they added any */
+    struct bp_upstream_xfer *xfer;      /* in flight */
+    /* Core's answer: its head until the response starts, and its body until it is complete or
+     * passes BP_PROXY_ANSWER_BUFFER (then it streams). */
+    int up_status;
+    char *up_headers;                   /* the lines relayed to the client (arena) */
+    size_t up_headers_len;
+    int64_t up_length;                  /* the body's length, or BP_HTTP_LENGTH_UNKNOWN / _NONE */
+    int64_t up_head_us;                 /* Core's time from the request to the head */
+    int64_t up_head_at_us;              /* monotonic: when the head came */
+    struct bp_buf answer;               /* the body so far (arena when small and known, else heap) */
+    uint64_t answer_bytes;              /* body bytes Core sent so far */
+    bool streaming;                     /* the response has started: the rest goes as it comes */
+    bool audit_submitted;               /* the record went before the finish (a held stream) */
+    bool forwarded;                     /* handed to the upstream client: Core may have acted on it */
+    bool audit_reserved;                /* holds a place in the audit queue */
+    const char *resource_id;            /* what Core's answer named (arena), for the record */
+    size_t resource_id_len;
+};
+
+/* headers.c: the DESIGN §2 header rules for the request to Core: the client's end-to-end lines,
+ * then X-Request-Id, X-Forwarded-For, X-Forwarded-Proto and, last, the instance's X-Blnk-Key.
+ * The lines ("Name: value", NUL-terminated) and their array live in arena memory; *out_secret
+ * and *out_secret_len cover the bytes that hold the Core secret (wipe them once the upstream
+ * client copied the lines). BP_ERR_LIMIT when they do not fit. */
+bp_err bp_proxy__upstream_headers(const struct bp_http_head *h, const char *request_id, const char *peer,
+                                  const struct bp_instance *instance, struct bp_arena *arena,
+                                  const char ***out_lines, size_t *out_n, char **out_secret,
+                                  size_t *out_secret_len);
+/* True when a header of Core's answer must not reach the client (hop-by-hop, DESIGN §2). */
+bool bp_proxy__drop_from_response(const char *name, size_t len);
+
+/* audit.c */
+/* Takes the request's place in the audit queue before it is forwarded ("every call
+ * attributable"). False when the queue is full: answer 503 instead. True without reserving
+ * when the request is not audited. */
+bool bp_proxy__audit_reserve(struct bp_http_req *req, struct bp_proxy_req *st);
+/* A held response starts streaming: its record goes to the queue now, with what is known at
+ * the head (status, Core's status, the resource id from the first bytes, the time so far), and
+ * the hold is released when it is durable; the finish hook then submits nothing. */
+void bp_proxy__audit_record_now(struct bp_http_req *req, struct bp_proxy_req *st, struct bp_http_hold *hold);
+/* The audit hook's callbacks (registered by bp_proxy_new). */
+bool bp_proxy__audit_hold(void *self, struct bp_http_req *req);
+void bp_proxy__audit_finish(void *self, struct bp_http_req *req, struct bp_http_hold *hold);
+
+#endif

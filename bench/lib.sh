@@ -207,16 +207,16 @@ store_sql() {
     esac
 }
 
-# start_serve NAME DSN [serve args...]: starts `blnkproxy serve` on 127.0.0.1, a free port, one
-# worker, its log in $tmp/NAME.log; waits (2 min at most) until /readyz answers 200. Sets
-# serve_pid, serve_port and serve_ready_ms (from the exec to the first 200 on /readyz).
+# start_serve NAME DSN [serve args...]: starts `blnkproxy serve` on 127.0.0.1, a free port,
+# ${serve_workers:-1} worker(s), its log in $tmp/NAME.log; waits (2 min at most) until /readyz
+# answers 200. Sets serve_pid, serve_port and serve_ready_ms (from the exec to the first 200 on /readyz).
 start_serve() {
     local name=$1 db=$2 t0 out
     shift 2
     : >"$tmp/$name.log"
     t0=$(date +%s%N)
     # The DSN goes in the environment, not argv: `ps` would show a PostgreSQL password.
-    BLNKPROXY_DB="$db" "$bin" serve --listen 127.0.0.1:0 --workers 1 --log-level info \
+    BLNKPROXY_DB="$db" "$bin" serve --listen 127.0.0.1:0 --workers "${serve_workers:-1}" --log-level info \
         --audit-spool "$tmp/$name.audit-spool" --node-name "$name" "$@" \
         2>>"$tmp/$name.log" >/dev/null &
     serve_pid=$!

@@ -56,38 +56,49 @@ static bp_err
 sq_audit_insert(struct bp_store *s, struct bp_audit_rec *recs, size_t n)
 {
     struct sqlite_store *st = bp_sq__of(s);
-    sqlite3_stmt *stmt = NULL;
     bool own_tx = sqlite3_get_autocommit(st->db) != 0;
     bp_err err = BP_OK;
 
     if (n == 0) {
         return BP_OK;
     }
-    if (own_tx) {
+    /* Once per connection: it stays FULL (nothing switches it back), and re-running the pragma
+     * per batch cost the writer a parse and an exec each time. */
+    if (own_tx && !st->audit_sync_full) {
         err = bp_sq__exec(st, "PRAGMA synchronous=FULL");
-        if (err == BP_OK) {
-            err = bp_sq__exec(st, "BEGIN IMMEDIATE");
+        if (err != BP_OK) {
+            return err;
         }
+        st->audit_sync_full = true;
+    }
+    if (own_tx) {
+        err = bp_sq__exec(st, "BEGIN IMMEDIATE");
         if (err != BP_OK) {
             return err;
         }
     }
-    err = bp_sq__prepare(st,
-                         "INSERT INTO audit_log (time_us, request_id, actor_type, actor_id,"
-                         " actor_name, instance_id, method, route, path, action, category,"
-                         " core_status, status, latency_us, client_addr, resource_id, error, id, node)"
-                         " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?) ON CONFLICT (id) DO NOTHING",
-                         &stmt);
+    /* Prepared once, kept until close: the writer inserts every batch with it. */
+    if (st->audit_insert == NULL) {
+        err = bp_sq__prepare(st,
+                             "INSERT INTO audit_log (time_us, request_id, actor_type, actor_id,"
+                             " actor_name, instance_id, method, route, path, action, category,"
+                             " core_status, status, latency_us, client_addr, resource_id, error, id, node)"
+                             " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?) ON CONFLICT (id) DO NOTHING",
+                             &st->audit_insert);
+    }
     for (size_t i = 0; err == BP_OK && i < n; i++) {
         int changes = 0;
 
-        sqlite3_reset(stmt);
-        bind_rec(stmt, &recs[i]);
-        err = bp_sq__step_done(st, stmt, &changes);
+        bind_rec(st->audit_insert, &recs[i]);
+        err = bp_sq__step_done(st, st->audit_insert, &changes);
+        sqlite3_reset(st->audit_insert);
         /* A record already stored (same id) is skipped and keeps no seq. */
         recs[i].seq = err == BP_OK && changes == 1 ? sqlite3_last_insert_rowid(st->db) : 0;
     }
-    sqlite3_finalize(stmt);
+    if (st->audit_insert != NULL) {
+        /* The bindings point into recs, which the caller frees. */
+        sqlite3_clear_bindings(st->audit_insert);
+    }
     if (own_tx && err == BP_OK) {
         err = bp_sq__exec(st, "COMMIT");
     }

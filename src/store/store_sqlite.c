@@ -282,6 +282,7 @@ static void
 sq_close(struct bp_store *s)
 {
     struct sqlite_store *st = bp_sq__of(s);
+    sqlite3_finalize(st->audit_insert);
     sqlite3_close_v2(st->db);
     bp_free(st);
 }

@@ -115,6 +115,8 @@ bp_audit_start(const struct bp_config *cfg, struct bp_audit **out)
         return BP_ERR_IO;
     }
     a->writer_started = true;
+    /* So top, perf and gdb tell it from the loop threads. */
+    pthread_setname_np(a->writer, "bp-audit");
     bp_metrics_set_audit_depth_source(depth_source, a);
     *out = a;
     return BP_OK;

@@ -162,6 +162,11 @@ persist(struct bp_audit *a, struct bp_audit_rec *recs, size_t n)
         if (!a->spool_pending && try_commit(a, recs, n)) {
             return;
         }
+        /* The ids go into the spool with the records: an import that is repeated (a crash
+         * before the spool was emptied) then finds them stored and skips them. A record that
+         * came straight here, without an insert, has none yet. An id cannot fail to be made
+         * unless the CSPRNG does; the record is spooled without one then, as before issue 9. */
+        (void)bp_store_audit_ids(recs, n);
         if (bp_audit__spool_append(a->spool_path, recs, n) == BP_OK) {
             bp_metrics_audit_event(BP_METRICS_AUDIT_SPOOLED, n);
             atomic_fetch_add(&a->n_spooled, n);

@@ -28,6 +28,12 @@ bp_store__audit_ids(struct bp_audit_rec *recs, size_t n)
 }
 
 bp_err
+bp_store_audit_ids(struct bp_audit_rec *recs, size_t n)
+{
+    return bp_store__audit_ids(recs, n);
+}
+
+bp_err
 bp_store_audit_insert(struct bp_store *s, struct bp_audit_rec *recs, size_t n)
 {
     /* The id is what makes a repeated insert harmless (store.h): every record carries one. */

@@ -18,6 +18,12 @@ struct bp_audit_rec;
 
 /* Records the writer takes per transaction at most. */
 #define BP_AUDIT_BATCH_MAX 1024
+/* A batch of records nobody waits for (async reads) is committed once its oldest record has
+ * waited this long, or once this many are queued: one commit and one fsync then cover many
+ * requests instead of one or two. A record with a done (sync) is committed at once and takes
+ * the waiting ones along. */
+#define BP_AUDIT_LINGER_US 10000
+#define BP_AUDIT_LINGER_FULL 256
 /* How often the writer tries a failed store again. */
 #define BP_AUDIT_RETRY_MS 1000
 
@@ -31,12 +37,15 @@ struct bp_audit_ratelimit {
  * back since the last one. */
 bool bp_audit__ratelimit_allow(struct bp_audit_ratelimit *rl, int64_t interval_ms, uint64_t *out_suppressed);
 
-/* One queued record and whom to tell when it is durable. */
+/* One queued record and whom to tell when it is durable. A packed item (a request's record,
+ * bp_audit_submit_req) is one allocation: the item, its record and the record's strings; the
+ * writer frees it with one bp_free. Otherwise rec and its strings are separate allocations. */
 struct bp_audit_item {
     struct bp_audit_rec *rec;
     void (*done)(void *arg);
     void *arg;
     struct bp_audit_item *next;
+    bool packed;
 };
 
 struct bp_audit_retention;
@@ -46,6 +55,9 @@ struct bp_audit {
     pthread_cond_t wake;            /* the writer: records queued, or stop */
     struct bp_audit_item *head;     /* FIFO, under mu */
     struct bp_audit_item *tail;
+    size_t waiting;                 /* items in the FIFO, under mu */
+    bool urgent;                    /* under mu: a queued item has a done (commit it now) */
+    int64_t first_at_us;            /* under mu: monotonic time the oldest waiting item came */
     _Atomic size_t depth;           /* items in the FIFO (written under mu, read anywhere) */
     size_t queue_size;
     bool stopping;                  /* under mu */

@@ -15,12 +15,14 @@
  * so a refused record is always one of a request that was not forwarded. */
 #include <stdio.h>
 #include <string.h>
+#include <time.h>
 
 #include "audit/audit-int.h"
 #include "config/config.h"
 #include "core/log.h"
 #include "lib/alloc.h"
 #include "lib/bug.h"
+#include "lib/clock.h"
 #include "metrics/metrics.h"
 #include "store/store.h"
 
@@ -74,8 +76,14 @@ bp_audit_start(const struct bp_config *cfg, struct bp_audit **out)
     char err[256];
     bp_err rc;
 
+    pthread_condattr_t ca;
+
     pthread_mutex_init(&a->mu, NULL);
-    pthread_cond_init(&a->wake, NULL);
+    /* The writer's timed waits (linger, spool retry) are on the monotonic clock. */
+    pthread_condattr_init(&ca);
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+    pthread_cond_init(&a->wake, &ca);
+    pthread_condattr_destroy(&ca);
     a->queue_size = cfg->audit_queue_size > 0 ? (size_t)cfg->audit_queue_size : 65536;
     a->node = cfg->node_name != NULL ? bp_strdup(cfg->node_name) : NULL;
     a->spool_path = spool_path_of(cfg);
@@ -107,17 +115,28 @@ bp_audit_start(const struct bp_config *cfg, struct bp_audit **out)
         return BP_ERR_IO;
     }
     a->writer_started = true;
+    /* So top, perf and gdb tell it from the loop threads. */
+    pthread_setname_np(a->writer, "bp-audit");
     bp_metrics_set_audit_depth_source(depth_source, a);
     *out = a;
     return BP_OK;
 }
 
 static void
-shed(struct bp_audit *a, struct bp_audit_rec *rec, bool closed)
+item_free(struct bp_audit_item *it)
+{
+    if (!it->packed) {
+        bp_audit_rec_free(it->rec);
+    }
+    bp_free(it);
+}
+
+static void
+shed(struct bp_audit *a, struct bp_audit_item *it, bool closed)
 {
     uint64_t suppressed = 0;
 
-    bp_audit_rec_free(rec);
+    item_free(it);
     bp_metrics_audit_event(BP_METRICS_AUDIT_SHED, 1);
     if (bp_audit__ratelimit_allow(&a->shed_warn, SHED_WARN_INTERVAL_MS, &suppressed)) {
         BP_WARN(closed ? "audit: record refused after stop" : "audit: queue full, record shed",
@@ -125,16 +144,24 @@ shed(struct bp_audit *a, struct bp_audit_rec *rec, bool closed)
     }
 }
 
-/* Appends under a->mu. */
-static void
-enqueue(struct bp_audit *a, struct bp_audit_rec *rec, void (*done)(void *arg), void *arg)
+static struct bp_audit_item *
+item_of(struct bp_audit_rec *rec, void (*done)(void *arg), void *arg)
 {
-    /* Allocated under the lock only because it is cheap; the FIFO link is what needs it. */
     struct bp_audit_item *it = bp_malloc(sizeof(*it));
 
-    it->rec = rec;
-    it->done = done;
-    it->arg = arg;
+    *it = (struct bp_audit_item){.rec = rec, .done = done, .arg = arg};
+    return it;
+}
+
+/* Appends under a->mu. The writer is woken when it may be asleep with nothing to do (the FIFO
+ * was empty), when the first record someone waits for arrives, and when a lingering batch is
+ * full; any other record just joins the batch the writer is about to take. */
+static void
+enqueue(struct bp_audit *a, struct bp_audit_item *it)
+{
+    bool was_empty = a->head == NULL;
+    bool wake = was_empty;
+
     it->next = NULL;
     if (a->tail != NULL) {
         a->tail->next = it;
@@ -142,29 +169,56 @@ enqueue(struct bp_audit *a, struct bp_audit_rec *rec, void (*done)(void *arg), v
         a->head = it;
     }
     a->tail = it;
-    if (a->head == it) {
+    a->waiting++;
+    if (was_empty) {
+        a->first_at_us = bp_clock_mono_us();
+    }
+    if (it->done != NULL && !a->urgent) {
+        a->urgent = true;
+        wake = true;
+    }
+    if (a->waiting == BP_AUDIT_LINGER_FULL) {
+        wake = true;
+    }
+    if (wake) {
         pthread_cond_signal(&a->wake);
     }
+}
+
+static bp_err
+submit_item(struct bp_audit *a, struct bp_audit_item *it)
+{
+    bool closed;
+
+    pthread_mutex_lock(&a->mu);
+    closed = a->closed;
+    if (closed || atomic_load(&a->depth) >= a->queue_size) {
+        pthread_mutex_unlock(&a->mu);
+        shed(a, it, closed);
+        return BP_ERR_LIMIT;
+    }
+    /* The writer subtracts outside the lock once a batch is durable, hence an atomic add. */
+    atomic_fetch_add(&a->depth, 1);
+    enqueue(a, it);
+    pthread_mutex_unlock(&a->mu);
+    return BP_OK;
+}
+
+static void
+submit_item_reserved(struct bp_audit *a, struct bp_audit_item *it)
+{
+    pthread_mutex_lock(&a->mu);
+    /* The server stops (and so stops submitting) before the audit log closes. */
+    BP_BUG_ON(a->closed);
+    enqueue(a, it);
+    pthread_mutex_unlock(&a->mu);
 }
 
 bp_err
 bp_audit_submit(struct bp_audit *a, struct bp_audit_rec *rec, void (*done)(void *arg), void *arg)
 {
-    bool closed;
-
     BP_BUG_ON(a == NULL || rec == NULL);
-    pthread_mutex_lock(&a->mu);
-    closed = a->closed;
-    if (closed || atomic_load(&a->depth) >= a->queue_size) {
-        pthread_mutex_unlock(&a->mu);
-        shed(a, rec, closed);
-        return BP_ERR_LIMIT;
-    }
-    /* The writer subtracts outside the lock once a batch is durable, hence an atomic add. */
-    atomic_fetch_add(&a->depth, 1);
-    enqueue(a, rec, done, arg);
-    pthread_mutex_unlock(&a->mu);
-    return BP_OK;
+    return submit_item(a, item_of(rec, done, arg));
 }
 
 void
@@ -209,17 +263,7 @@ void
 bp_audit_submit_reserved(struct bp_audit *a, struct bp_audit_rec *rec, void (*done)(void *arg), void *arg)
 {
     BP_BUG_ON(a == NULL || rec == NULL);
-    pthread_mutex_lock(&a->mu);
-    /* The server stops (and so stops submitting) before the audit log closes. */
-    BP_BUG_ON(a->closed);
-    enqueue(a, rec, done, arg);
-    pthread_mutex_unlock(&a->mu);
-}
-
-static char *
-text_dup(struct bp_audit_text t)
-{
-    return t.p != NULL ? bp_strndup(t.p, t.len) : NULL;
+    submit_item_reserved(a, item_of(rec, done, arg));
 }
 
 static const char *
@@ -235,52 +279,90 @@ actor_type(enum bp_audit_actor actor)
     }
 }
 
-/* The store's row for a request record. The writer (writer.c) and the store take rows whose
- * strings are each their own allocation, so the copy is made here, once per field: the loop
- * thread that described the record made none. When the writer moves onto the work queue
- * (ARCHITECTURE.md), this copy moves to its thread with it. */
-static struct bp_audit_rec *
-rec_of(const struct bp_audit_req_rec *r)
+/* Bytes a text needs in a packed item (with its NUL); 0 when absent. */
+static size_t
+text_size(struct bp_audit_text t)
 {
-    struct bp_audit_rec *rec = bp_calloc(1, sizeof(*rec));
+    return t.p != NULL ? t.len + 1 : 0;
+}
 
-    rec->time_us = r->time_us;
-    rec->request_id = text_dup(r->request_id);
-    rec->actor_type = bp_strdup(actor_type(r->actor));
-    rec->actor_id = text_dup(r->actor_id);
-    rec->actor_name = text_dup(r->actor_name);
-    rec->instance_id = text_dup(r->instance_id);
-    rec->method = text_dup(r->method);
-    rec->route = text_dup(r->route);
-    rec->path = text_dup(r->path);
-    if (r->action.p != NULL && r->refused) {
-        size_t plen = strlen(BP_AUDIT_REFUSED_PREFIX);
-        rec->action = bp_malloc(plen + r->action.len + 1);
-        memcpy(rec->action, BP_AUDIT_REFUSED_PREFIX, plen);
-        memcpy(rec->action + plen, r->action.p, r->action.len);
-        rec->action[plen + r->action.len] = '\0';
-    } else {
-        rec->action = text_dup(r->action);
+/* Copies t to *cursor and moves it on; NULL for an absent text. */
+static char *
+text_put(char **cursor, struct bp_audit_text t)
+{
+    char *out = *cursor;
+
+    if (t.p == NULL) {
+        return NULL;
     }
-    rec->category = text_dup(r->category);
-    rec->core_status = r->core_status;
-    rec->status = r->status;
-    rec->latency_us = r->latency_us;
-    rec->client_addr = text_dup(r->client_addr);
-    rec->resource_id = text_dup(r->resource_id);
-    rec->error = text_dup(r->error);
-    return rec;
+    memcpy(out, t.p, t.len);
+    out[t.len] = '\0';
+    *cursor += t.len + 1;
+    return out;
+}
+
+/* The store's row for a request record, packed with its queue item into one allocation: the
+ * loop thread pays one malloc and one copy of the texts, the writer one free. The actor type
+ * is a constant string, shared. */
+static struct bp_audit_item *
+item_of_req(const struct bp_audit_req_rec *r, void (*done)(void *arg), void *arg)
+{
+    static const size_t plen = sizeof(BP_AUDIT_REFUSED_PREFIX) - 1;
+    struct bp_audit_text action = r->action;
+    size_t size = sizeof(struct bp_audit_item) + sizeof(struct bp_audit_rec);
+    struct bp_audit_item *it;
+    struct bp_audit_rec *rec;
+    char *cursor;
+
+    size += text_size(r->request_id) + text_size(r->actor_id) + text_size(r->actor_name) +
+            text_size(r->instance_id) + text_size(r->method) + text_size(r->route) + text_size(r->path) +
+            text_size(r->category) + text_size(r->client_addr) + text_size(r->resource_id) +
+            text_size(r->error) + text_size(action) + (action.p != NULL && r->refused ? plen : 0);
+    it = bp_malloc(size);
+    rec = (struct bp_audit_rec *)(it + 1);
+    cursor = (char *)(rec + 1);
+    *it = (struct bp_audit_item){.rec = rec, .done = done, .arg = arg, .packed = true};
+    *rec = (struct bp_audit_rec){
+        .time_us = r->time_us,
+        .actor_type = (char *)actor_type(r->actor),
+        .core_status = r->core_status,
+        .status = r->status,
+        .latency_us = r->latency_us,
+    };
+    rec->request_id = text_put(&cursor, r->request_id);
+    rec->actor_id = text_put(&cursor, r->actor_id);
+    rec->actor_name = text_put(&cursor, r->actor_name);
+    rec->instance_id = text_put(&cursor, r->instance_id);
+    rec->method = text_put(&cursor, r->method);
+    rec->route = text_put(&cursor, r->route);
+    rec->path = text_put(&cursor, r->path);
+    rec->category = text_put(&cursor, r->category);
+    rec->client_addr = text_put(&cursor, r->client_addr);
+    rec->resource_id = text_put(&cursor, r->resource_id);
+    rec->error = text_put(&cursor, r->error);
+    if (action.p != NULL && r->refused) {
+        rec->action = cursor;
+        memcpy(cursor, BP_AUDIT_REFUSED_PREFIX, plen);
+        cursor += plen;
+        memcpy(cursor, action.p, action.len);
+        cursor[action.len] = '\0';
+    } else {
+        rec->action = text_put(&cursor, action);
+    }
+    return it;
 }
 
 bp_err
 bp_audit_submit_req(struct bp_audit *a, const struct bp_audit_req_rec *r, bool reserved, void (*done)(void *arg),
                     void *arg)
 {
+    struct bp_audit_item *it = item_of_req(r, done, arg);
+
     if (reserved) {
-        bp_audit_submit_reserved(a, rec_of(r), done, arg);
+        submit_item_reserved(a, it);
         return BP_OK;
     }
-    return bp_audit_submit(a, rec_of(r), done, arg);
+    return submit_item(a, it);
 }
 
 bool
@@ -318,12 +400,10 @@ size_t
 bp_audit__waiting(const struct bp_audit *a)
 {
     struct bp_audit *m = (struct bp_audit *)a;
-    size_t n = 0;
+    size_t n;
 
     pthread_mutex_lock(&m->mu);
-    for (const struct bp_audit_item *it = m->head; it != NULL; it = it->next) {
-        n++;
-    }
+    n = m->waiting;
     pthread_mutex_unlock(&m->mu);
     return n;
 }

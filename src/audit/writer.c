@@ -3,7 +3,9 @@
  * Each turn takes everything queued (at most BP_AUDIT_BATCH_MAX) and inserts it in one
  * transaction, so one commit (one fsync) covers as many records as arrived while the previous
  * one ran. A record's done is called only after its batch is durable: committed, or appended to
- * the spool file and fsynced while the store fails.
+ * the spool file and fsynced while the store fails. A batch of records nobody waits for (async
+ * reads) lingers up to BP_AUDIT_LINGER_US, or until BP_AUDIT_LINGER_FULL are queued, before it is
+ * taken: many per commit rather than the one or two that arrive while a commit runs.
  *
  * Store failure: the batch goes to the spool, the failure is logged (rate-limited) and counted,
  * and from then on batches go straight to the spool (keeping their order) until an import of the
@@ -160,6 +162,11 @@ persist(struct bp_audit *a, struct bp_audit_rec *recs, size_t n)
         if (!a->spool_pending && try_commit(a, recs, n)) {
             return;
         }
+        /* The ids go into the spool with the records: an import that is repeated (a crash
+         * before the spool was emptied) then finds them stored and skips them. A record that
+         * came straight here, without an insert, has none yet. An id cannot fail to be made
+         * unless the CSPRNG does; the record is spooled without one then, as before issue 9. */
+        (void)bp_store_audit_ids(recs, n);
         if (bp_audit__spool_append(a->spool_path, recs, n) == BP_OK) {
             bp_metrics_audit_event(BP_METRICS_AUDIT_SPOOLED, n);
             atomic_fetch_add(&a->n_spooled, n);
@@ -186,14 +193,23 @@ commit_batch(struct bp_audit *a, struct bp_audit_item *items, size_t n)
 
     for (size_t i = 0; i < n; i++, it = it->next) {
         recs[i] = *it->rec;
-        if (recs[i].node == NULL && a->node != NULL) {
-            recs[i].node = bp_strdup(a->node);
+        if (recs[i].node == NULL) {
+            recs[i].node = a->node; /* borrowed: given back below */
         }
     }
     persist(a, recs, n);
-    /* recs[i] shares its strings with items' records: free them once, through recs. */
-    for (size_t i = 0; i < n; i++) {
-        bp_audit_rec_cleanup(&recs[i]);
+    /* recs[i] shares its strings with items' records. The store gave every record an id of its
+     * own allocation; a packed item's other strings are freed with it, a heap record's here. */
+    it = items;
+    for (size_t i = 0; i < n; i++, it = it->next) {
+        if (recs[i].node == a->node) {
+            recs[i].node = NULL;
+        }
+        if (it->packed) {
+            bp_free(recs[i].id);
+        } else {
+            bp_audit_rec_cleanup(&recs[i]);
+        }
     }
     bp_free(recs);
     while (items != NULL) {
@@ -201,10 +217,22 @@ commit_batch(struct bp_audit *a, struct bp_audit_item *items, size_t n)
         if (items->done != NULL) {
             items->done(items->arg);
         }
-        bp_free(items->rec);
+        if (!items->packed) {
+            bp_free(items->rec);
+        }
         bp_free(items);
         items = next;
     }
+}
+
+/* Waits on a->wake under a->mu until the monotonic time deadline_us (the condition variable
+ * runs on the monotonic clock, audit.c), or a signal. */
+static void
+wait_until_us(struct bp_audit *a, int64_t deadline_us)
+{
+    struct timespec ts = {.tv_sec = deadline_us / 1000000, .tv_nsec = (deadline_us % 1000000) * 1000};
+
+    pthread_cond_timedwait(&a->wake, &a->mu, &ts);
 }
 
 /* Waits for work under a->mu; returns with it held. */
@@ -214,22 +242,29 @@ wait_for_work(struct bp_audit *a)
     while (a->head == NULL && !a->stopping) {
         if (a->spool_pending) {
             int64_t wait_ms = a->retry_at_ms - bp_clock_mono_ms();
-            struct timespec ts;
 
             if (wait_ms <= 0) {
                 return;
             }
-            clock_gettime(CLOCK_REALTIME, &ts);
-            ts.tv_sec += wait_ms / 1000;
-            ts.tv_nsec += (wait_ms % 1000) * 1000000L;
-            if (ts.tv_nsec >= 1000000000L) {
-                ts.tv_sec++;
-                ts.tv_nsec -= 1000000000L;
-            }
-            pthread_cond_timedwait(&a->wake, &a->mu, &ts);
+            wait_until_us(a, bp_clock_mono_us() + wait_ms * 1000);
             return;
         }
         pthread_cond_wait(&a->wake, &a->mu);
+    }
+}
+
+/* Lets a batch nobody waits for grow, under a->mu, until a record someone waits for comes, the
+ * batch is full, its oldest record has waited BP_AUDIT_LINGER_US, or the log stops. */
+static void
+linger(struct bp_audit *a)
+{
+    while (a->head != NULL && !a->urgent && !a->stopping && a->waiting < BP_AUDIT_LINGER_FULL) {
+        int64_t deadline = a->first_at_us + BP_AUDIT_LINGER_US;
+
+        if (bp_clock_mono_us() >= deadline) {
+            return;
+        }
+        wait_until_us(a, deadline);
     }
 }
 
@@ -246,6 +281,7 @@ bp_audit__writer_main(void *arg)
 
         pthread_mutex_lock(&a->mu);
         wait_for_work(a);
+        linger(a);
         /* Records carry the node's name, which serve knows once it is listening (its default
          * names the port): wait for it, briefly, unless stopping. */
         while (a->node == NULL && a->await_node && a->head != NULL && !a->stopping) {
@@ -260,9 +296,13 @@ bp_audit__writer_main(void *arg)
         if (last != NULL) {
             a->head = last->next;
             last->next = NULL;
+            a->waiting -= n;
             if (a->head == NULL) {
                 a->tail = NULL;
+                a->urgent = false;
             }
+            /* Otherwise what is left keeps the old first_at_us and urgent: at worst it goes out
+             * a little early. */
         }
         /* Decided under the lock: once closed, submit refuses, so nothing can be left behind. */
         done = a->stopping && a->head == NULL;

@@ -47,10 +47,30 @@ bp_rand_hex(char *out, size_t nbytes)
     return BP_OK;
 }
 
-bp_err
-bp_ulid(char out[BP_ULID_LEN + 1])
+/* 128 bits (big-endian) as 26 Crockford base32 digits, five bits at a time from the least
+ * significant end: the first digit carries the top 3 bits. */
+static void
+ulid_encode(const unsigned char bytes[16], char out[BP_ULID_LEN + 1])
 {
     static const char b32[] = "0123456789ABCDEFGHJKMNPQRSTVWXYZ";
+    uint64_t hi = 0;
+    uint64_t lo = 0;
+
+    for (int i = 0; i < 8; i++) {
+        hi = hi << 8 | bytes[i];
+        lo = lo << 8 | bytes[8 + i];
+    }
+    for (int i = BP_ULID_LEN - 1; i >= 0; i--) {
+        out[i] = b32[lo & 31];
+        lo = lo >> 5 | hi << 59;
+        hi >>= 5;
+    }
+    out[BP_ULID_LEN] = '\0';
+}
+
+static bp_err
+ulid_from(bp_err (*rand)(void *out, size_t n), char out[BP_ULID_LEN + 1])
+{
     unsigned char bytes[16];
     uint64_t ms = (uint64_t)bp_clock_wall_ms();
     bp_err rc;
@@ -59,25 +79,24 @@ bp_ulid(char out[BP_ULID_LEN + 1])
         bytes[i] = (unsigned char)(ms & 0xff);
         ms >>= 8;
     }
-    rc = bp_rand_bytes(bytes + 6, 10);
+    rc = rand(bytes + 6, 10);
     if (rc != BP_OK) {
         return rc;
     }
-    /* 128 bits as 26 base32 digits: the first digit carries the top 3 bits. */
-    for (int i = 25; i >= 0; i--) {
-        int bit = (25 - i) * 5; /* position from the least significant end */
-        unsigned v = 0;
-        for (int k = 0; k < 5; k++) {
-            int b = bit + k;
-            if (b < 128) {
-                int byte = 15 - b / 8;
-                v |= (unsigned)((bytes[byte] >> (b % 8)) & 1) << k;
-            }
-        }
-        out[i] = b32[v];
-    }
-    out[BP_ULID_LEN] = '\0';
+    ulid_encode(bytes, out);
     return BP_OK;
+}
+
+bp_err
+bp_ulid(char out[BP_ULID_LEN + 1])
+{
+    return ulid_from(bp_rand_bytes, out);
+}
+
+bp_err
+bp_ulid_id(char out[BP_ULID_LEN + 1])
+{
+    return ulid_from(bp_rand_id_bytes, out);
 }
 
 /* Bytes drawn per refill of a thread's id buffer: one RAND_bytes call serves 256 UUIDs. */

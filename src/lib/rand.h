@@ -20,6 +20,9 @@ bp_err bp_rand_id_bytes(void *out, size_t n);
 /* A UUIDv7 in its 36-character text form, from bp_rand_id_bytes: an identifier, not a secret. */
 #define BP_UUID_LEN 36
 bp_err bp_uuid7(char out[BP_UUID_LEN + 1]);
+/* A ULID like bp_ulid from bp_rand_id_bytes: for identifiers made many at a time (audit record
+ * ids), never for anything secret. */
+bp_err bp_ulid_id(char out[BP_ULID_LEN + 1]);
 /* The UUIDv7 text for a Unix time in milliseconds and 10 random bytes (of which 74 bits are
  * used): for callers that need many and draw the random bytes in one go. Writes BP_UUID_LEN
  * characters and no NUL. */

@@ -21,6 +21,11 @@ struct sqlite_store {
     int64_t seen_data_version;
     int64_t seen_total_changes;
     int64_t token;
+    /* The audit INSERTs of 64, 16, 4 and 1 rows, each prepared at its first use and kept until
+     * close (store_audit_sqlite.c), and whether this connection was switched to
+     * synchronous=FULL for them already. */
+    sqlite3_stmt *audit_insert[4];
+    bool audit_sync_full;
     /* Kept across the ROLLBACK that would reset sqlite3_errmsg; may name a file. */
     char errmsg[PATH_MAX + 256];
 };

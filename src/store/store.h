@@ -467,6 +467,9 @@ struct bp_audit_query {
  * caller's record of static strings frees recs[i].id itself) and recs[i].seq to each stored one. A record whose id the store holds
  * already is skipped (its seq stays 0): inserting the same records again is harmless. */
 bp_err bp_store_audit_insert(struct bp_store *s, struct bp_audit_rec *recs, size_t n);
+/* Gives every record without an id the id an insert would give it (any backend, no store
+ * needed): for records kept elsewhere first (the audit spool), so that they keep one id. */
+bp_err bp_store_audit_ids(struct bp_audit_rec *recs, size_t n);
 bp_err bp_store_audit_query(struct bp_store *s, const struct bp_audit_query *q, struct bp_audit_rec **out,
                             size_t *out_n);
 /* Deletes records older than before_us; *out_deleted (may be NULL) gets how many. On PostgreSQL

@@ -14,7 +14,8 @@ bp_store__audit_ids(struct bp_audit_rec *recs, size_t n)
     for (size_t i = 0; i < n; i++) {
         if (recs[i].id == NULL) {
             char ulid[BP_ULID_LEN + 1];
-            bp_err rc = bp_ulid(ulid);
+            /* An identifier, not a secret: from the per-thread id buffer, no OpenSSL call. */
+            bp_err rc = bp_ulid_id(ulid);
             if (rc != BP_OK) {
                 return rc;
             }
@@ -24,6 +25,12 @@ bp_store__audit_ids(struct bp_audit_rec *recs, size_t n)
         }
     }
     return BP_OK;
+}
+
+bp_err
+bp_store_audit_ids(struct bp_audit_rec *recs, size_t n)
+{
+    return bp_store__audit_ids(recs, n);
 }
 
 bp_err

@@ -26,68 +26,171 @@
     " path, action, category, core_status, status, latency_us, client_addr, resource_id, error,"  \
     " id, node"
 
+#define INSERT_COLS 19
+
+/* Binds r as the row whose first parameter is number base + 1. */
 static void
-bind_rec(sqlite3_stmt *stmt, const struct bp_audit_rec *r)
+bind_rec(sqlite3_stmt *stmt, int base, const struct bp_audit_rec *r)
 {
-    sqlite3_bind_int64(stmt, 1, r->time_us);
-    bp_sq__bind_text(stmt, 2, r->request_id);
+    sqlite3_bind_int64(stmt, base + 1, r->time_us);
+    bp_sq__bind_text(stmt, base + 2, r->request_id);
     /* actor_type is NOT NULL in the schema; a record without one is a caller bug, but losing the
      * record over it would be worse than naming it. */
-    bp_sq__bind_text(stmt, 3, r->actor_type != NULL ? r->actor_type : "anonymous");
-    bp_sq__bind_text(stmt, 4, r->actor_id);
-    bp_sq__bind_text(stmt, 5, r->actor_name);
-    bp_sq__bind_text(stmt, 6, r->instance_id);
-    bp_sq__bind_text(stmt, 7, r->method);
-    bp_sq__bind_text(stmt, 8, r->route);
-    bp_sq__bind_text(stmt, 9, r->path);
-    bp_sq__bind_text(stmt, 10, r->action);
-    bp_sq__bind_text(stmt, 11, r->category);
-    sqlite3_bind_int(stmt, 12, r->core_status);
-    sqlite3_bind_int(stmt, 13, r->status);
-    sqlite3_bind_int64(stmt, 14, r->latency_us);
-    bp_sq__bind_text(stmt, 15, r->client_addr);
-    bp_sq__bind_text(stmt, 16, r->resource_id);
-    bp_sq__bind_text(stmt, 17, r->error);
-    bp_sq__bind_text(stmt, 18, r->id);
-    bp_sq__bind_text(stmt, 19, r->node);
+    bp_sq__bind_text(stmt, base + 3, r->actor_type != NULL ? r->actor_type : "anonymous");
+    bp_sq__bind_text(stmt, base + 4, r->actor_id);
+    bp_sq__bind_text(stmt, base + 5, r->actor_name);
+    bp_sq__bind_text(stmt, base + 6, r->instance_id);
+    bp_sq__bind_text(stmt, base + 7, r->method);
+    bp_sq__bind_text(stmt, base + 8, r->route);
+    bp_sq__bind_text(stmt, base + 9, r->path);
+    bp_sq__bind_text(stmt, base + 10, r->action);
+    bp_sq__bind_text(stmt, base + 11, r->category);
+    sqlite3_bind_int(stmt, base + 12, r->core_status);
+    sqlite3_bind_int(stmt, base + 13, r->status);
+    sqlite3_bind_int64(stmt, base + 14, r->latency_us);
+    bp_sq__bind_text(stmt, base + 15, r->client_addr);
+    bp_sq__bind_text(stmt, base + 16, r->resource_id);
+    bp_sq__bind_text(stmt, base + 17, r->error);
+    bp_sq__bind_text(stmt, base + 18, r->id);
+    bp_sq__bind_text(stmt, base + 19, r->node);
+}
+
+/* Rows per INSERT statement, largest first: a batch is inserted as few statements as these
+ * sizes make (100 = 64 + 16 + 4 * 5), each statement prepared once per connection. One
+ * statement per row cost the writer, per record, the statement's start and halt (its cursors on
+ * the table and seven indexes, its statement journal) and an update of sqlite_sequence. 64 rows
+ * are 1,216 parameters, under SQLite's default limit of 32,766. */
+static const int insert_rows[] = {64, 16, 4, 1};
+
+static bp_err
+insert_stmt(struct sqlite_store *st, size_t which, sqlite3_stmt **out)
+{
+    static const char head[] = "INSERT INTO audit_log (time_us, request_id, actor_type, actor_id,"
+                               " actor_name, instance_id, method, route, path, action, category,"
+                               " core_status, status, latency_us, client_addr, resource_id, error, id, node)"
+                               " VALUES ";
+    static const char row[] = "(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)";
+    static const char tail[] = " ON CONFLICT (id) DO NOTHING";
+    char sql[sizeof(head) + 64 * sizeof(row) + sizeof(tail)];
+    size_t off = 0;
+    bp_err err;
+
+    BP_BUG_ON(which >= sizeof(insert_rows) / sizeof(insert_rows[0]) || insert_rows[which] > 64);
+    if (st->audit_insert[which] != NULL) {
+        *out = st->audit_insert[which];
+        return BP_OK;
+    }
+    memcpy(sql, head, sizeof(head) - 1);
+    off = sizeof(head) - 1;
+    for (int i = 0; i < insert_rows[which]; i++) {
+        if (i > 0) {
+            sql[off++] = ',';
+        }
+        memcpy(sql + off, row, sizeof(row) - 1);
+        off += sizeof(row) - 1;
+    }
+    memcpy(sql + off, tail, sizeof(tail));
+    err = bp_sq__prepare(st, sql, &st->audit_insert[which]);
+    *out = st->audit_insert[which];
+    return err;
+}
+
+/* After a statement that inserted `changes` of its k rows: each record's seq. Within the write
+ * transaction nobody else inserts, and with AUTOINCREMENT every new row's seq is above all
+ * existing ones. When none were skipped, the rows got consecutive seqs in their order, ending
+ * at last_insert_rowid. Otherwise (a record stored before: a spool imported again) a skipped
+ * row may still have used up a seq, so the inserted rows are read back instead: they are the
+ * `changes` newest, matched to the records by id; the others keep no seq. */
+static bp_err
+assign_seqs(struct sqlite_store *st, struct bp_audit_rec *recs, size_t k, int changes)
+{
+    sqlite3_stmt *stmt = NULL;
+    bp_err err;
+    int rc;
+
+    if ((size_t)changes == k) {
+        int64_t last = sqlite3_last_insert_rowid(st->db);
+        for (size_t i = 0; i < k; i++) {
+            recs[i].seq = last - (int64_t)(k - 1 - i);
+        }
+        return BP_OK;
+    }
+    for (size_t i = 0; i < k; i++) {
+        recs[i].seq = 0;
+    }
+    if (changes == 0) {
+        return BP_OK;
+    }
+    err = bp_sq__prepare(st, "SELECT id, seq FROM audit_log ORDER BY seq DESC LIMIT ?1", &stmt);
+    if (err != BP_OK) {
+        return err;
+    }
+    sqlite3_bind_int(stmt, 1, changes);
+    while ((rc = sqlite3_step(stmt)) == SQLITE_ROW) {
+        const char *id = (const char *)sqlite3_column_text(stmt, 0);
+        for (size_t i = 0; id != NULL && i < k; i++) {
+            if (recs[i].id != NULL && strcmp(recs[i].id, id) == 0) {
+                recs[i].seq = sqlite3_column_int64(stmt, 1);
+                break;
+            }
+        }
+    }
+    err = rc == SQLITE_DONE ? BP_OK : bp_sq__map_rc(st, rc);
+    sqlite3_finalize(stmt);
+    return err;
 }
 
 static bp_err
 sq_audit_insert(struct bp_store *s, struct bp_audit_rec *recs, size_t n)
 {
     struct sqlite_store *st = bp_sq__of(s);
-    sqlite3_stmt *stmt = NULL;
     bool own_tx = sqlite3_get_autocommit(st->db) != 0;
     bp_err err = BP_OK;
 
     if (n == 0) {
         return BP_OK;
     }
-    if (own_tx) {
+    /* Once per connection: it stays FULL (nothing switches it back), and re-running the pragma
+     * per batch cost the writer a parse and an exec each time. */
+    if (own_tx && !st->audit_sync_full) {
         err = bp_sq__exec(st, "PRAGMA synchronous=FULL");
-        if (err == BP_OK) {
-            err = bp_sq__exec(st, "BEGIN IMMEDIATE");
+        if (err != BP_OK) {
+            return err;
         }
+        st->audit_sync_full = true;
+    }
+    if (own_tx) {
+        err = bp_sq__exec(st, "BEGIN IMMEDIATE");
         if (err != BP_OK) {
             return err;
         }
     }
-    err = bp_sq__prepare(st,
-                         "INSERT INTO audit_log (time_us, request_id, actor_type, actor_id,"
-                         " actor_name, instance_id, method, route, path, action, category,"
-                         " core_status, status, latency_us, client_addr, resource_id, error, id, node)"
-                         " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?) ON CONFLICT (id) DO NOTHING",
-                         &stmt);
-    for (size_t i = 0; err == BP_OK && i < n; i++) {
+    for (size_t off = 0, which = 0; err == BP_OK && off < n;) {
+        size_t k = (size_t)insert_rows[which];
+        sqlite3_stmt *stmt = NULL;
         int changes = 0;
 
-        sqlite3_reset(stmt);
-        bind_rec(stmt, &recs[i]);
-        err = bp_sq__step_done(st, stmt, &changes);
-        /* A record already stored (same id) is skipped and keeps no seq. */
-        recs[i].seq = err == BP_OK && changes == 1 ? sqlite3_last_insert_rowid(st->db) : 0;
+        if (n - off < k) {
+            which++;
+            continue;
+        }
+        err = insert_stmt(st, which, &stmt);
+        for (size_t i = 0; err == BP_OK && i < k; i++) {
+            bind_rec(stmt, (int)i * INSERT_COLS, &recs[off + i]);
+        }
+        if (err == BP_OK) {
+            err = bp_sq__step_done(st, stmt, &changes);
+        }
+        if (stmt != NULL) {
+            sqlite3_reset(stmt);
+            /* The bindings point into recs, which the caller frees. */
+            sqlite3_clear_bindings(stmt);
+        }
+        if (err == BP_OK) {
+            err = assign_seqs(st, recs + off, k, changes);
+        }
+        off += k;
     }
-    sqlite3_finalize(stmt);
     if (own_tx && err == BP_OK) {
         err = bp_sq__exec(st, "COMMIT");
     }

@@ -282,6 +282,9 @@ static void
 sq_close(struct bp_store *s)
 {
     struct sqlite_store *st = bp_sq__of(s);
+    for (size_t i = 0; i < sizeof(st->audit_insert) / sizeof(st->audit_insert[0]); i++) {
+        sqlite3_finalize(st->audit_insert[i]);
+    }
     sqlite3_close_v2(st->db);
     bp_free(st);
 }

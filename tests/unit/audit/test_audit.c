@@ -379,6 +379,45 @@ test_spool_and_replay(void **state)
     bp_audit_recs_free(recs, n);
 }
 
+/* A record that goes straight to the spool (the store failed an earlier batch) carries an id
+ * too: without one, each import of the spool gave it a new id, and a spool imported twice stored
+ * it twice. */
+static void
+test_records_spooled_directly_have_ids(void **state)
+{
+    struct fixture *f = *state;
+    struct bp_audit *a = NULL;
+    struct bp_audit_rec *recs = NULL;
+    struct stats_wait w;
+    static _Atomic int dones;
+    size_t n = 0;
+    size_t skipped = 0;
+
+    atomic_store(&dones, 0);
+    assert_int_equal(exec_sql(f, "CREATE TRIGGER t_fail BEFORE INSERT ON audit_log BEGIN SELECT "
+                                       "RAISE(ABORT, 'down'); END"),
+                     0);
+    assert_int_equal(bp_audit_start(&f->cfg, &a), BP_OK);
+    assert_int_equal(bp_audit_submit(a, mk(0), count_done, &dones), BP_OK);
+    w = (struct stats_wait){.a = a, .spooled = 1};
+    assert_true(wait_until(stats_reached, &w, 5000));
+    /* The store failed: these go to the spool without an insert. */
+    for (int i = 1; i < 4; i++) {
+        assert_int_equal(bp_audit_submit(a, mk(i), count_done, &dones), BP_OK);
+    }
+    w = (struct stats_wait){.a = a, .spooled = 4};
+    assert_true(wait_until(stats_reached, &w, 5000));
+    assert_int_equal(bp_audit__spool_read(f->spool, &recs, &n, &skipped), BP_OK);
+    assert_int_equal(n, 4);
+    for (size_t i = 0; i < n; i++) {
+        assert_non_null(recs[i].id);
+    }
+    bp_audit_recs_free(recs, n);
+    assert_int_equal(exec_sql(f, "DROP TRIGGER t_fail"), 0);
+    bp_audit_stop(a);
+    assert_int_equal(atomic_load(&dones), 4);
+}
+
 /* A spool left by an earlier run (including a torn last line) is imported by start itself. */
 static void
 test_spool_imported_at_start(void **state)
@@ -615,6 +654,7 @@ main(void)
         cmocka_unit_test_setup_teardown(test_spool_and_replay, setup, teardown),
         cmocka_unit_test_setup_teardown(test_spool_imported_at_start, setup, teardown),
         cmocka_unit_test_setup_teardown(test_spool_imported_twice_stores_each_record_once, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_records_spooled_directly_have_ids, setup, teardown),
         cmocka_unit_test_setup_teardown(test_records_wait_for_the_node_name, setup, teardown),
         cmocka_unit_test_setup_teardown(test_large_spool_imported_in_batches_once, setup, teardown),
         cmocka_unit_test_setup_teardown(test_retention_at_start, setup, teardown),

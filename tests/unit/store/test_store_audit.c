@@ -163,6 +163,7 @@ test_ids_make_a_repeated_insert_harmless(void **state)
                                    mk(2, "ledgers", "instance_A", "key_1", "Ledger created", 201),
                                    mk(3, "ledgers", "instance_A", "key_1", "Ledger created", 201)};
     struct bp_audit_rec more[2];
+    struct bp_audit_rec mixed[5];
     struct bp_audit_query q = {.ascending = true};
     struct bp_audit_rec *out = NULL;
     size_t n = 0;
@@ -199,6 +200,33 @@ test_ids_make_a_repeated_insert_harmless(void **state)
     /* The old record kept its own time: the repeat did not overwrite it. */
     assert_int_equal(out[2].time_us, recs[2].time_us);
     bp_audit_recs_free(out, n);
+    out = NULL;
+
+    /* Old and new mixed in one batch of five (a four-row statement, then a single row): the
+     * new ones get ascending seqs, the old ones none, and only the new ones are stored. */
+    for (size_t i = 0; i < 5; i++) {
+        mixed[i] = mk(10 + (int64_t)i, "ledgers", "instance_A", "key_1", "Ledger created", 201);
+    }
+    mixed[1].id = bp_strdup(recs[0].id);
+    mixed[3].id = bp_strdup(more[1].id);
+    assert_int_equal(bp_store_audit_insert(f->s, mixed, 5), BP_OK);
+    assert_int_equal(mixed[1].seq, 0);
+    assert_int_equal(mixed[3].seq, 0);
+    assert_true(mixed[0].seq > more[1].seq);
+    assert_true(mixed[2].seq > mixed[0].seq);
+    assert_true(mixed[4].seq > mixed[2].seq);
+    run(f->s, &q, &out, &n);
+    assert_int_equal(n, 7);
+    assert_int_equal(out[4].seq, mixed[0].seq);
+    assert_string_equal(out[4].id, mixed[0].id);
+    assert_int_equal(out[5].seq, mixed[2].seq);
+    assert_string_equal(out[5].id, mixed[2].id);
+    assert_int_equal(out[6].seq, mixed[4].seq);
+    assert_string_equal(out[6].id, mixed[4].id);
+    bp_audit_recs_free(out, n);
+    for (size_t i = 0; i < 5; i++) {
+        bp_audit_rec_cleanup(&mixed[i]);
+    }
     for (size_t i = 0; i < 3; i++) {
         bp_audit_rec_cleanup(&recs[i]);
     }

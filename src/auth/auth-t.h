@@ -46,6 +46,8 @@ struct bp_cred {
     int64_t expires_at;        /* wall seconds, 0 = never */
     bool revoked;
     atomic_llong used_at;      /* wall seconds of the latest use in this process, 0 = none */
+    int64_t flushed_at;        /* used_at last written to the store (the watcher thread's own) */
+    atomic_uint refs;          /* snapshots share a row until the last one holding it goes */
 };
 
 /* A row of the instance table. */

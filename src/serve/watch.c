@@ -355,30 +355,48 @@ bp_watch_wait_applied(struct bp_store *store, int64_t seq, int64_t timeout_ms, s
     }
 }
 
+/* The stamps of one flush, gathered by a walk of the snapshot. */
+struct flush {
+    const char **ids;
+    int64_t *at;
+    size_t n;
+    size_t cap;
+};
+
+static void
+flush_collect(struct bp_cred *c, void *arg)
+{
+    struct flush *f = arg;
+    int64_t used = atomic_load_explicit(&c->used_at, memory_order_relaxed);
+
+    if (c->kind != BP_CRED_API_KEY || used <= c->flushed_at) {
+        return;
+    }
+    if (f->n == f->cap) {
+        f->cap = f->cap ? 2 * f->cap : 64;
+        f->ids = bp_realloc(f->ids, f->cap * sizeof(*f->ids));
+        f->at = bp_realloc(f->at, f->cap * sizeof(*f->at));
+    }
+    f->ids[f->n] = c->id;
+    f->at[f->n] = used;
+    f->n++;
+    /* flushed_at belongs to this thread; a row shared by several snapshots is flushed once. */
+    c->flushed_at = used;
+}
+
 /* Writes the last-used stamps that requests recorded in t since the previous flush. Only API
  * keys keep a last-used time in the store; access tokens are short-lived and have none. */
 static void
-flush_last_used(struct bp_store *store, struct bp_tables *t, int64_t *flushed, size_t n)
+flush_last_used(struct bp_store *store, struct bp_tables *t)
 {
-    const char **ids = bp_calloc(n ? n : 1, sizeof(*ids));
-    int64_t *at = bp_calloc(n ? n : 1, sizeof(*at));
-    size_t k = 0;
+    struct flush f = {0};
 
-    for (size_t i = 0; i < n; i++) {
-        struct bp_cred *c = bp_tables_cred_at(t, i);
-        int64_t used = atomic_load_explicit(&c->used_at, memory_order_relaxed);
-        if (c->kind == BP_CRED_API_KEY && used > flushed[i]) {
-            ids[k] = c->id;
-            at[k] = used;
-            k++;
-            flushed[i] = used;
-        }
+    bp_tables_each_cred(t, flush_collect, &f);
+    if (f.n > 0 && bp_store_key_touch(store, f.ids, f.at, f.n) != BP_OK) {
+        BP_WARN("could not record last_used_at", BP_LINT("keys", f.n));
     }
-    if (k > 0 && bp_store_key_touch(store, ids, at, k) != BP_OK) {
-        BP_WARN("could not record last_used_at", BP_LINT("keys", k));
-    }
-    bp_free(ids);
-    bp_free(at);
+    bp_free(f.ids);
+    bp_free(f.at);
 }
 
 static void
@@ -411,29 +429,22 @@ deadline_after(int64_t ms, struct timespec *out)
 /* What the watcher keeps about the snapshot it last saw, to flush its last-used stamps. */
 struct seen {
     struct bp_tables *t;
-    size_t n;
-    int64_t *flushed;
 };
 
 static void
 seen_take_current(struct seen *s)
 {
     s->t = bp_tables_acquire();
-    s->n = s->t ? bp_tables_cred_count(s->t) : 0;
-    s->flushed = bp_calloc(s->n ? s->n : 1, sizeof(int64_t));
 }
 
 static void
 seen_drop(struct bp_store *store, struct seen *s)
 {
     if (s->t != NULL) {
-        flush_last_used(store, s->t, s->flushed, s->n);
+        flush_last_used(store, s->t);
     }
     bp_tables_release(s->t);
-    bp_free(s->flushed);
     s->t = NULL;
-    s->flushed = NULL;
-    s->n = 0;
 }
 
 /* One check: token → seq → reload, each step only when the one before says so. Returns whether
@@ -517,7 +528,7 @@ housekeep(struct bp_watch *w, struct seen *seen, int64_t *last_flush)
     int64_t since_report_ms;
 
     if (seen->t != NULL && bp_clock_mono_ms() - *last_flush >= FLUSH_INTERVAL_MS) {
-        flush_last_used(w->store, seen->t, seen->flushed, seen->n);
+        flush_last_used(w->store, seen->t);
         *last_flush = bp_clock_mono_ms();
     }
     /* A failed report is retried, rarely enough that a store refusing writes is not hammered. */

@@ -58,14 +58,7 @@ static atomic_size_t nodes_allocated;
 static void
 cred_free(struct bp_cred *c)
 {
-    bp_free(c->id);
-    bp_free(c->actor_id);
-    bp_free(c->name);
-    for (size_t k = 0; k < c->n_instances; k++) {
-        bp_free(c->instances[k]);
-    }
-    bp_free(c->instances);
-    bp_free(c);
+    bp_free(c); /* its strings live in the same allocation */
 }
 
 static void
@@ -321,29 +314,61 @@ tables_free(struct bp_tables *t)
     bp_free(t);
 }
 
-static void
-split_instances(const char *list, struct bp_cred *c)
+/* One allocation: the row, then the instance pointer array, then the strings (id, actor id
+ * unless it is the id, name, the instance ids). instances NULL = unrestricted; "" = no instance
+ * (a restriction never fails open). */
+static struct bp_cred *
+cred_new(enum bp_cred_kind kind, const char *id, const char *actor, const char *name, const char *instances)
 {
-    size_t n = 1;
-    const char *p = list;
+    size_t n_inst = 0;
+    size_t id_len = strlen(id) + 1;
+    size_t actor_len = actor == id ? 0 : strlen(actor) + 1;
+    size_t name_len = strlen(name) + 1;
+    size_t inst_len = instances ? strlen(instances) + 1 : 0;
+    struct bp_cred *c;
+    char *p;
+    const char **list = NULL;
 
-    for (const char *q = list; *q != '\0'; q++) {
-        if (*q == ',') {
-            n++;
+    if (instances != NULL) {
+        n_inst = 1;
+        for (const char *q = instances; *q != '\0'; q++) {
+            n_inst += *q == ',';
         }
     }
-    c->instances = bp_calloc(n, sizeof(char *));
-    for (;;) {
-        const char *end = strchr(p, ',');
-        size_t len = end ? (size_t)(end - p) : strlen(p);
-        if (len > 0) {
-            c->instances[c->n_instances++] = bp_strndup(p, len);
-        }
-        if (end == NULL) {
-            break;
-        }
-        p = end + 1;
+    c = bp_calloc(1, sizeof(*c) + n_inst * sizeof(char *) + id_len + actor_len + name_len + inst_len);
+    list = (const char **)(c + 1);
+    p = (char *)(list + n_inst);
+    c->kind = (uint16_t)kind;
+    c->id = memcpy(p, id, id_len);
+    p += id_len;
+    if (actor == id) {
+        c->actor_id = c->id;
+    } else {
+        c->actor_id = memcpy(p, actor, actor_len);
+        p += actor_len;
     }
+    c->name = memcpy(p, name, name_len);
+    p += name_len;
+    if (instances != NULL) {
+        /* Split in place: each id ends at its comma; empty items are skipped. */
+        char *q = memcpy(p, instances, inst_len);
+        c->instances = list;
+        for (;;) {
+            char *end = strchr(q, ',');
+            if (end != NULL) {
+                *end = '\0';
+            }
+            if (*q != '\0') {
+                list[c->n_instances++] = q;
+            }
+            if (end == NULL) {
+                break;
+            }
+            q = end + 1;
+        }
+    }
+    atomic_init(&c->used_at, 0);
+    return c;
 }
 
 static int
@@ -386,20 +411,12 @@ bp_tables_put_key(struct bp_tables *t, const struct bp_key_rec *k)
     if (k->scopes == NULL || bp_scopes_parse(k->scopes, &bits) != BP_OK) {
         return BP_ERR_INVALID; /* a row the CLI would never write; refuse it rather than guess */
     }
-    c = bp_calloc(1, sizeof(*c));
-    c->kind = BP_CRED_API_KEY;
-    c->id = bp_strdup(k->id);
-    c->actor_id = bp_strdup(k->id);
-    c->name = bp_strdup(k->name ? k->name : "");
+    /* An empty list restricts the key to no instance: a restriction never fails open. */
+    c = cred_new(BP_CRED_API_KEY, k->id, k->id, k->name ? k->name : "", k->instances);
     memcpy(c->digest, k->digest, sizeof(c->digest));
     c->scopes = bits;
     c->expires_at = k->expires_at;
     c->revoked = k->revoked;
-    atomic_init(&c->used_at, 0);
-    /* An empty list restricts the key to no instance: a restriction never fails open. */
-    if (k->instances != NULL) {
-        split_instances(k->instances, c);
-    }
     put_cred(t, c);
     return BP_OK;
 }
@@ -413,21 +430,14 @@ bp_tables_put_token(struct bp_tables *t, const struct bp_live_token *tok)
     if (tok->scopes == NULL || bp_scopes_parse(tok->scopes, &bits) != BP_OK) {
         return BP_ERR_INVALID;
     }
-    c = bp_calloc(1, sizeof(*c));
-    c->kind = BP_CRED_ACCESS_TOKEN;
-    c->id = bp_strdup(tok->id);
-    c->actor_id = bp_strdup(tok->client_id);
-    c->name = bp_strdup(tok->client_name ? tok->client_name : "");
+    /* The client's restriction binds its tokens, with the same never-fail-open rule as keys. */
+    c = cred_new(BP_CRED_ACCESS_TOKEN, tok->id, tok->client_id, tok->client_name ? tok->client_name : "",
+                 tok->instances);
     memcpy(c->digest, tok->digest, sizeof(c->digest));
     c->scopes = bits;
     c->expires_at = tok->expires_at;
     /* Revoked tokens, and tokens of revoked clients, are not live: they never get here. */
     c->revoked = false;
-    atomic_init(&c->used_at, 0);
-    /* The client's restriction binds its tokens, with the same never-fail-open rule as keys. */
-    if (tok->instances != NULL) {
-        split_instances(tok->instances, c);
-    }
     put_cred(t, c);
     return BP_OK;
 }

@@ -59,6 +59,11 @@ struct bp_tables *bp_tables_edit(struct bp_tables *from);
 bp_err bp_tables_put_key(struct bp_tables *t, const struct bp_key_rec *k);
 bp_err bp_tables_put_token(struct bp_tables *t, const struct bp_live_token *tok);
 bool bp_tables_remove_cred(struct bp_tables *t, const unsigned char digest[32]);
+/* Takes out the access tokens expired at now (wall seconds) and returns how many. A token's
+ * expiry logs no change (the request path checks it on every use), so the watcher calls this
+ * now and then to keep them from piling up: O(N), hourly, not per change. API keys stay: an
+ * expired key answers "expired", as the CLI lists it. */
+size_t bp_tables_drop_expired_tokens(struct bp_tables *t, int64_t now);
 /* Replaces the instance rows (few: they are rebuilt whole). */
 void bp_tables_set_instances(struct bp_tables *t, const struct bp_instance_rec *insts, size_t n_insts);
 /* Makes t the current snapshot (takes ownership) and drops the publisher's reference to the old one. */

@@ -458,6 +458,42 @@ bp_tables_remove_cred(struct bp_tables *t, const unsigned char digest[32])
     return true;
 }
 
+struct expired {
+    int64_t now;
+    unsigned char (*digests)[32];
+    size_t n;
+    size_t cap;
+};
+
+static void
+collect_expired(struct bp_cred *c, void *arg)
+{
+    struct expired *e = arg;
+
+    if (c->kind != BP_CRED_ACCESS_TOKEN || c->expires_at == 0 || c->expires_at > e->now) {
+        return;
+    }
+    if (e->n == e->cap) {
+        e->cap = e->cap ? 2 * e->cap : 64;
+        e->digests = bp_realloc(e->digests, e->cap * sizeof(*e->digests));
+    }
+    memcpy(e->digests[e->n++], c->digest, 32);
+}
+
+size_t
+bp_tables_drop_expired_tokens(struct bp_tables *t, int64_t now)
+{
+    struct expired e = {.now = now};
+
+    BP_BUG_ON(t->published);
+    trie_each(t->root, collect_expired, &e);
+    for (size_t i = 0; i < e.n; i++) {
+        (void)bp_tables_remove_cred(t, e.digests[i]);
+    }
+    bp_free(e.digests);
+    return e.n;
+}
+
 void
 bp_tables_set_instances(struct bp_tables *t, const struct bp_instance_rec *insts, size_t n_insts)
 {

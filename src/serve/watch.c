@@ -541,13 +541,40 @@ flush_last_used(struct bp_store *store, struct bp_tables *t)
     bp_free(f.at);
 }
 
-static void
+/* Expired access tokens leave the tables here: their expiry logs no change row, and a full
+ * reload (which used to leave them out) is now rare. Returns whether it published. */
+static bool
+drop_expired_tokens(void)
+{
+    struct bp_tables *cur = bp_tables_acquire();
+    struct bp_tables *t;
+    size_t n;
+
+    if (cur == NULL) {
+        return false;
+    }
+    t = bp_tables_edit(cur);
+    bp_tables_release(cur);
+    n = bp_tables_drop_expired_tokens(t, bp_clock_wall_s());
+    if (n == 0) {
+        bp_tables_release(t);
+        return false;
+    }
+    bp_metrics_tables_published(bp_tables_cred_count(t), bp_tables_instance_count(t));
+    bp_tables_publish(t);
+    BP_DEBUG("expired access tokens taken out of the tables", BP_LINT("tokens", (int64_t)n));
+    return true;
+}
+
+/* Returns whether it published new tables. */
+static bool
 maybe_purge(struct bp_watch *w)
 {
     int64_t now_ms = bp_clock_mono_ms();
+    bool published;
 
     if (w->last_purge_ms != 0 && now_ms - w->last_purge_ms < PURGE_INTERVAL_MS) {
-        return;
+        return false;
     }
     w->last_purge_ms = now_ms;
     if (bp_store_oauth_purge(w->store, bp_clock_wall_s() - PURGE_GRACE_S) != BP_OK) {
@@ -556,7 +583,9 @@ maybe_purge(struct bp_watch *w)
     if (bp_store_change_purge(w->store, bp_clock_wall_s() - CHANGES_KEEP_S) != BP_OK) {
         BP_WARN("could not purge old rows of the change log");
     }
+    published = drop_expired_tokens();
     forget_dead_rows(w);
+    return published;
 }
 
 static void
@@ -690,7 +719,11 @@ housekeep(struct bp_watch *w, struct seen *seen, int64_t *last_flush)
         since_report_ms >= HEARTBEAT_MS) {
         report(w);
     }
-    maybe_purge(w);
+    if (maybe_purge(w)) {
+        /* Flush what the old snapshot recorded, then watch the new one. */
+        seen_drop(w->store, seen);
+        seen_take_current(seen);
+    }
 }
 
 /* ---- file events ---- */

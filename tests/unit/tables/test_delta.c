@@ -189,6 +189,36 @@ test_last_used_survives_a_change(void **state)
     unmake(&r);
 }
 
+/* Expired access tokens can be swept out (their expiry logs no change); keys stay. */
+static void
+test_expired_tokens_are_swept(void **state)
+{
+    struct recs r;
+    struct bp_tables *t = NULL;
+    struct bp_tables *next;
+
+    (void)state;
+    make(&r, 20, 10);
+    r.keys[0].expires_at = 1000;
+    r.toks[2].expires_at = 1000;
+    r.toks[3].expires_at = 2000;
+    r.toks[4].expires_at = 0;
+    assert_int_equal(bp_tables_build(r.keys, r.n_keys, r.toks, r.n_toks, NULL, 0, &t), BP_OK);
+    next = bp_tables_edit(t);
+    assert_int_equal(bp_tables_drop_expired_tokens(next, 2000), 2);
+    assert_int_equal(bp_tables_cred_count(next), 28);
+    assert_null(bp_tables_find_cred(next, r.toks[2].digest));
+    assert_null(bp_tables_find_cred(next, r.toks[3].digest));
+    assert_non_null(bp_tables_find_cred(next, r.toks[4].digest));
+    assert_non_null(bp_tables_find_cred(next, r.toks[5].digest));
+    assert_non_null(bp_tables_find_cred(next, r.keys[0].digest));
+    assert_non_null(bp_tables_find_cred(t, r.toks[2].digest));
+    assert_int_equal(bp_tables_drop_expired_tokens(next, 2000), 0);
+    bp_tables_release(next);
+    bp_tables_release(t);
+    unmake(&r);
+}
+
 /* Nodes allocated by `changes` revocations, each its own edit and publish as the watcher does. */
 static double
 nodes_per_change(size_t n_keys, size_t changes)
@@ -239,6 +269,7 @@ main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_deltas_answer_as_a_rebuild_does),
         cmocka_unit_test(test_last_used_survives_a_change),
+        cmocka_unit_test(test_expired_tokens_are_swept),
         cmocka_unit_test(test_one_change_costs_a_path_not_the_table),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

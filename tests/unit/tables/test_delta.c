@@ -19,10 +19,10 @@
 
 struct recs {
     struct bp_key_rec *keys;
-    char (*key_ids)[24];
+    char (*key_ids)[32];
     size_t n_keys;
     struct bp_live_token *toks;
-    char (*tok_ids)[24];
+    char (*tok_ids)[32];
     size_t n_toks;
 };
 

@@ -50,6 +50,7 @@
 #include "serve/watch.h"
 
 #include <errno.h>
+#include <malloc.h>
 #include <poll.h>
 #include <pthread.h>
 #include <signal.h>
@@ -195,6 +196,9 @@ done:
     bp_key_recs_free(keys, n_keys);
     bp_live_tokens_free(tokens, n_tokens);
     bp_instance_recs_free(insts, n_insts);
+    /* The records read from the store were allocated between the table's rows: give the pages
+     * they leave free back to the system, or a full load's transient stays in RSS for good. */
+    malloc_trim(0);
     return rc;
 }
 
@@ -242,6 +246,7 @@ apply_tokens(struct bp_store *store, struct bp_tables *t, int64_t now, const cha
         return DELTA_FAILED;
     }
     if (token_id != NULL && n == 0) {
+        bp_live_tokens_free(toks, n); /* PostgreSQL hands out an empty array */
         return DELTA_NEED_FULL; /* the row was deleted: which digest to take out is unknown */
     }
     for (size_t i = 0; i < n; i++) {

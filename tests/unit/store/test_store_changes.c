@@ -468,8 +468,10 @@ test_token_rows_for_a_change(void **state)
     /* Only access tokens; an unknown id has no row. */
     assert_int_equal(bp_store_token_list_changed(f->s, 4000, "token_R", NULL, &toks, &n), BP_OK);
     assert_int_equal(n, 0);
+    bp_live_tokens_free(toks, n);
     assert_int_equal(bp_store_token_list_changed(f->s, 4000, "token_X", NULL, &toks, &n), BP_OK);
     assert_int_equal(n, 0);
+    bp_live_tokens_free(toks, n);
     /* The client's tokens that are not revoked: token_B, live until the client expires. */
     assert_int_equal(bp_store_token_list_changed(f->s, 4000, NULL, "client_A", &toks, &n), BP_OK);
     assert_int_equal(n, 1);

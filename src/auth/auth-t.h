@@ -33,19 +33,22 @@ struct bp_secret;
 
 enum bp_cred_kind { BP_CRED_API_KEY = 1, BP_CRED_ACCESS_TOKEN = 2 };
 
-/* A row of the credential table. */
+/* A row of the credential table. One allocation holds the row and its strings (a million keys
+ * make per-row overhead count); the fields are ordered to leave no padding. */
 struct bp_cred {
-    enum bp_cred_kind kind;
-    char *id;                  /* "key_…" or "token_…" */
-    char *actor_id;            /* who acts, for the audit log: the key id, or the token's client id */
-    char *name;                /* the key's name, or the token's client name */
+    const char *id;            /* "key_…" or "token_…" */
+    const char *actor_id;      /* who acts, for the audit log: the key id, or the token's client id */
+    const char *name;          /* the key's name, or the token's client name */
+    const char *const *instances; /* NULL when unrestricted */
     unsigned char digest[BP_DIGEST_LEN]; /* SHA-256 of the presented key */
-    unsigned scopes;           /* BP_SCOPE_* bits */
-    char **instances;          /* NULL when unrestricted */
-    size_t n_instances;
     int64_t expires_at;        /* wall seconds, 0 = never */
-    bool revoked;
     atomic_llong used_at;      /* wall seconds of the latest use in this process, 0 = none */
+    int64_t flushed_at;        /* used_at last written to the store (the watcher thread's own) */
+    atomic_uint refs;          /* snapshots share a row until the last one holding it goes */
+    unsigned scopes;           /* BP_SCOPE_* bits */
+    uint32_t n_instances;
+    uint16_t kind;             /* enum bp_cred_kind */
+    bool revoked;
 };
 
 /* A row of the instance table. */

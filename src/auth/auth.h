@@ -50,6 +50,22 @@ struct bp_instance_rec;
 bp_err bp_tables_build(const struct bp_key_rec *keys, size_t n_keys, const struct bp_live_token *tokens,
                        size_t n_tokens, const struct bp_instance_rec *insts, size_t n_insts,
                        struct bp_tables **out);
+/* Changes by delta (O(log32 N) each, never a copy of the table). bp_tables_edit gives a new
+ * unpublished snapshot that shares everything with `from` (which stays unchanged and valid for
+ * whoever pins it); the calls below change only an unpublished snapshot, then publish it.
+ * put_* replaces the credential with the same digest; a row with unparseable scopes is refused
+ * (BP_ERR_INVALID) and left out. remove_cred says whether the digest was there. */
+struct bp_tables *bp_tables_edit(struct bp_tables *from);
+bp_err bp_tables_put_key(struct bp_tables *t, const struct bp_key_rec *k);
+bp_err bp_tables_put_token(struct bp_tables *t, const struct bp_live_token *tok);
+bool bp_tables_remove_cred(struct bp_tables *t, const unsigned char digest[32]);
+/* Takes out the access tokens expired at now (wall seconds) and returns how many. A token's
+ * expiry logs no change (the request path checks it on every use), so the watcher calls this
+ * now and then to keep them from piling up: O(N), hourly, not per change. API keys stay: an
+ * expired key answers "expired", as the CLI lists it. */
+size_t bp_tables_drop_expired_tokens(struct bp_tables *t, int64_t now);
+/* Replaces the instance rows (few: they are rebuilt whole). */
+void bp_tables_set_instances(struct bp_tables *t, const struct bp_instance_rec *insts, size_t n_insts);
 /* Makes t the current snapshot (takes ownership) and drops the publisher's reference to the old one. */
 void bp_tables_publish(struct bp_tables *t);
 /* Pins the current snapshot; NULL before the first publish. Release with bp_tables_release. */
@@ -66,8 +82,11 @@ void bp_tables_shutdown(void);
 const struct bp_cred *bp_tables_find_cred(const struct bp_tables *t, const unsigned char digest[32]);
 const struct bp_instance *bp_tables_find_instance(const struct bp_tables *t, const char *id, size_t len);
 size_t bp_tables_cred_count(const struct bp_tables *t);
-/* Walks credentials; used by the last-used flusher. */
-struct bp_cred *bp_tables_cred_at(struct bp_tables *t, size_t i);
+size_t bp_tables_instance_count(const struct bp_tables *t);
+/* Calls fn on every credential (in digest order); used by the last-used flusher. */
+void bp_tables_each_cred(struct bp_tables *t, void (*fn)(struct bp_cred *c, void *arg), void *arg);
+/* Trie nodes allocated by this process so far (a diagnostic: what one change costs). */
+size_t bp_tables_nodes_allocated(void);
 
 /* ---- Authentication and authorisation on the request path (DESIGN §2, §5) ---- */
 

@@ -50,6 +50,7 @@
 #include "serve/watch.h"
 
 #include <errno.h>
+#include <malloc.h>
 #include <poll.h>
 #include <pthread.h>
 #include <signal.h>
@@ -81,6 +82,11 @@
 /* Change-log rows are kept a day: enough for a later reader that applies them as deltas to
  * catch up after a pause, small enough to stay a small table. */
 #define CHANGES_KEEP_S (24 * 3600)
+/* Change rows read per query while applying deltas. */
+#define DELTA_BATCH 1000
+/* Behind by more than this many seqs, a full reload is cheaper than the deltas (a bulk import,
+ * a restore): each delta costs a query, a full reload one pass. */
+#define DELTA_MAX 20000
 /* An event-driven check runs this long after the first event of a burst: one commit is several
  * writes some tens of microseconds apart, and SQLite publishes it only after the last one, so a
  * check at the first write would find nothing yet. */
@@ -141,7 +147,10 @@ struct bp_watch {
     int64_t token;   /* change token when the tables last matched the store */
     int64_t seq;     /* change seq the published tables were built from */
     _Atomic int64_t published_seq; /* seq, for other threads (bp_watch_applied_seq) */
-    int64_t reloads;
+    int64_t reloads;        /* publishes, full or by delta */
+    /* Of those, full: the first load, and whenever deltas cannot do. Written by the watcher
+     * thread before it reports the seq, read by others (bp_watch_full_reloads). */
+    _Atomic int64_t full_reloads;
     int64_t last_purge_ms; /* monotonic; 0 = never */
     /* This server's row in the store's watchers table (see "reports" below). */
     char id[sizeof("watcher_") + BP_ULID_LEN];
@@ -187,6 +196,9 @@ done:
     bp_key_recs_free(keys, n_keys);
     bp_live_tokens_free(tokens, n_tokens);
     bp_instance_recs_free(insts, n_insts);
+    /* The records read from the store were allocated between the table's rows: give the pages
+     * they leave free back to the system, or a full load's transient stays in RSS for good. */
+    malloc_trim(0);
     return rc;
 }
 
@@ -206,6 +218,141 @@ bp_watch_load_now(struct bp_store *store, int64_t *out_token)
         *out_token = seq;
     }
     return rc;
+}
+
+/* ---- applying the change log as deltas ----
+ *
+ * Each change row names an entity; applying it reads that entity's current state and puts it
+ * into (or takes it out of) a new snapshot that shares everything else with the current one
+ * (auth.h, bp_tables_edit): the cost is a few queries and O(log32 N) trie nodes, whatever the
+ * number of credentials. Reading the current state (not the state at that seq) is what makes
+ * this exact: applying a row twice, or a row whose entity changed again since, publishes the
+ * entity as it is now, and the later row is applied the same way.
+ *
+ * What a delta cannot do, a full reload does: an entity whose row is gone (deleted: its digest
+ * is no longer known), a kind this binary does not know, and a log that no longer holds every
+ * row after our position (purged: the first seq it holds is past ours + 1). */
+
+enum delta_result { DELTA_APPLIED, DELTA_NEED_FULL, DELTA_FAILED };
+
+/* Puts or removes the token rows of one access-token or client change. */
+static enum delta_result
+apply_tokens(struct bp_store *store, struct bp_tables *t, int64_t now, const char *token_id, const char *client_id)
+{
+    struct bp_live_token *toks = NULL;
+    size_t n = 0;
+
+    if (bp_store_token_list_changed(store, now, token_id, client_id, &toks, &n) != BP_OK) {
+        return DELTA_FAILED;
+    }
+    if (token_id != NULL && n == 0) {
+        bp_live_tokens_free(toks, n); /* PostgreSQL hands out an empty array */
+        return DELTA_NEED_FULL; /* the row was deleted: which digest to take out is unknown */
+    }
+    for (size_t i = 0; i < n; i++) {
+        if (!toks[i].live || bp_tables_put_token(t, &toks[i]) != BP_OK) {
+            (void)bp_tables_remove_cred(t, toks[i].digest);
+        }
+    }
+    bp_live_tokens_free(toks, n);
+    return DELTA_APPLIED;
+}
+
+static enum delta_result
+apply_change(struct bp_store *store, struct bp_tables *t, const struct bp_change_rec *c, int64_t now,
+             bool *insts_changed)
+{
+    if (strcmp(c->kind, "api_key") == 0) {
+        struct bp_key_rec k;
+        bp_err rc = bp_store_key_get(store, c->entity_id, &k);
+        if (rc == BP_ERR_NOT_FOUND) {
+            return DELTA_NEED_FULL;
+        }
+        if (rc != BP_OK) {
+            return DELTA_FAILED;
+        }
+        /* Revoked and expired keys stay in the table: the request path tells them apart. */
+        if (bp_tables_put_key(t, &k) != BP_OK) {
+            (void)bp_tables_remove_cred(t, k.digest);
+        }
+        bp_key_rec_cleanup(&k);
+        return DELTA_APPLIED;
+    }
+    if (strcmp(c->kind, "access_token") == 0) {
+        return apply_tokens(store, t, now, c->entity_id, NULL);
+    }
+    if (strcmp(c->kind, "oauth_client") == 0) {
+        /* Its name, restriction and expiry live in its tokens' rows of the table. */
+        return apply_tokens(store, t, now, NULL, c->entity_id);
+    }
+    if (strcmp(c->kind, "instance") == 0) {
+        *insts_changed = true; /* few: rebuilt whole once per batch */
+        return DELTA_APPLIED;
+    }
+    return DELTA_NEED_FULL;
+}
+
+/* Applies the change rows after *seq and publishes the result; *seq moves to the last row
+ * applied. DELTA_NEED_FULL when only a full reload can bring the tables up to date. */
+static enum delta_result
+apply_deltas(struct bp_store *store, int64_t *seq, int64_t target)
+{
+    struct bp_tables *cur = bp_tables_acquire();
+    struct bp_tables *t = NULL;
+    int64_t at = *seq;
+    int64_t now = bp_clock_wall_s();
+    bool insts_changed = false;
+    enum delta_result res = DELTA_APPLIED;
+
+    if (cur == NULL || target - at > DELTA_MAX) {
+        res = DELTA_NEED_FULL;
+        goto done;
+    }
+    t = bp_tables_edit(cur);
+    for (;;) {
+        struct bp_change_rec *rows = NULL;
+        size_t n = 0;
+        int64_t first = 0;
+        if (bp_store_changes_since(store, at, DELTA_BATCH, &rows, &n, &first) != BP_OK) {
+            res = DELTA_FAILED;
+            goto done;
+        }
+        if (n > 0 && first > at + 1) {
+            /* The rows between may have been purged: we cannot prove we have them all. */
+            bp_change_recs_free(rows, n);
+            res = DELTA_NEED_FULL;
+            goto done;
+        }
+        for (size_t i = 0; i < n && res == DELTA_APPLIED; i++) {
+            res = apply_change(store, t, &rows[i], now, &insts_changed);
+            at = rows[i].seq;
+        }
+        bp_change_recs_free(rows, n);
+        if (res != DELTA_APPLIED) {
+            goto done;
+        }
+        if (n < DELTA_BATCH) {
+            break;
+        }
+    }
+    if (insts_changed) {
+        struct bp_instance_rec *insts = NULL;
+        size_t n_insts = 0;
+        if (bp_store_instance_list(store, &insts, &n_insts) != BP_OK) {
+            res = DELTA_FAILED;
+            goto done;
+        }
+        bp_tables_set_instances(t, insts, n_insts);
+        bp_instance_recs_free(insts, n_insts);
+    }
+    bp_metrics_tables_published(bp_tables_cred_count(t), bp_tables_instance_count(t));
+    bp_tables_publish(t);
+    t = NULL;
+    *seq = at;
+done:
+    bp_tables_release(t);
+    bp_tables_release(cur);
+    return res;
 }
 
 /* ---- reports: how far each running server has applied the change log ----
@@ -355,39 +502,84 @@ bp_watch_wait_applied(struct bp_store *store, int64_t seq, int64_t timeout_ms, s
     }
 }
 
+/* The stamps of one flush, gathered by a walk of the snapshot. */
+struct flush {
+    const char **ids;
+    int64_t *at;
+    size_t n;
+    size_t cap;
+};
+
+static void
+flush_collect(struct bp_cred *c, void *arg)
+{
+    struct flush *f = arg;
+    int64_t used = atomic_load_explicit(&c->used_at, memory_order_relaxed);
+
+    if (c->kind != BP_CRED_API_KEY || used <= c->flushed_at) {
+        return;
+    }
+    if (f->n == f->cap) {
+        f->cap = f->cap ? 2 * f->cap : 64;
+        f->ids = bp_realloc(f->ids, f->cap * sizeof(*f->ids));
+        f->at = bp_realloc(f->at, f->cap * sizeof(*f->at));
+    }
+    f->ids[f->n] = c->id;
+    f->at[f->n] = used;
+    f->n++;
+    /* flushed_at belongs to this thread; a row shared by several snapshots is flushed once. */
+    c->flushed_at = used;
+}
+
 /* Writes the last-used stamps that requests recorded in t since the previous flush. Only API
  * keys keep a last-used time in the store; access tokens are short-lived and have none. */
 static void
-flush_last_used(struct bp_store *store, struct bp_tables *t, int64_t *flushed, size_t n)
+flush_last_used(struct bp_store *store, struct bp_tables *t)
 {
-    const char **ids = bp_calloc(n ? n : 1, sizeof(*ids));
-    int64_t *at = bp_calloc(n ? n : 1, sizeof(*at));
-    size_t k = 0;
+    struct flush f = {0};
 
-    for (size_t i = 0; i < n; i++) {
-        struct bp_cred *c = bp_tables_cred_at(t, i);
-        int64_t used = atomic_load_explicit(&c->used_at, memory_order_relaxed);
-        if (c->kind == BP_CRED_API_KEY && used > flushed[i]) {
-            ids[k] = c->id;
-            at[k] = used;
-            k++;
-            flushed[i] = used;
-        }
+    bp_tables_each_cred(t, flush_collect, &f);
+    if (f.n > 0 && bp_store_key_touch(store, f.ids, f.at, f.n) != BP_OK) {
+        BP_WARN("could not record last_used_at", BP_LINT("keys", f.n));
     }
-    if (k > 0 && bp_store_key_touch(store, ids, at, k) != BP_OK) {
-        BP_WARN("could not record last_used_at", BP_LINT("keys", k));
-    }
-    bp_free(ids);
-    bp_free(at);
+    bp_free(f.ids);
+    bp_free(f.at);
 }
 
-static void
+/* Expired access tokens leave the tables here: their expiry logs no change row, and a full
+ * reload (which used to leave them out) is now rare. Returns whether it published. */
+static bool
+drop_expired_tokens(void)
+{
+    struct bp_tables *cur = bp_tables_acquire();
+    struct bp_tables *t;
+    size_t n;
+
+    if (cur == NULL) {
+        return false;
+    }
+    t = bp_tables_edit(cur);
+    bp_tables_release(cur);
+    n = bp_tables_drop_expired_tokens(t, bp_clock_wall_s());
+    if (n == 0) {
+        bp_tables_release(t);
+        return false;
+    }
+    bp_metrics_tables_published(bp_tables_cred_count(t), bp_tables_instance_count(t));
+    bp_tables_publish(t);
+    BP_DEBUG("expired access tokens taken out of the tables", BP_LINT("tokens", (int64_t)n));
+    return true;
+}
+
+/* Returns whether it published new tables. */
+static bool
 maybe_purge(struct bp_watch *w)
 {
     int64_t now_ms = bp_clock_mono_ms();
+    bool published;
 
     if (w->last_purge_ms != 0 && now_ms - w->last_purge_ms < PURGE_INTERVAL_MS) {
-        return;
+        return false;
     }
     w->last_purge_ms = now_ms;
     if (bp_store_oauth_purge(w->store, bp_clock_wall_s() - PURGE_GRACE_S) != BP_OK) {
@@ -396,7 +588,9 @@ maybe_purge(struct bp_watch *w)
     if (bp_store_change_purge(w->store, bp_clock_wall_s() - CHANGES_KEEP_S) != BP_OK) {
         BP_WARN("could not purge old rows of the change log");
     }
+    published = drop_expired_tokens();
     forget_dead_rows(w);
+    return published;
 }
 
 static void
@@ -411,29 +605,22 @@ deadline_after(int64_t ms, struct timespec *out)
 /* What the watcher keeps about the snapshot it last saw, to flush its last-used stamps. */
 struct seen {
     struct bp_tables *t;
-    size_t n;
-    int64_t *flushed;
 };
 
 static void
 seen_take_current(struct seen *s)
 {
     s->t = bp_tables_acquire();
-    s->n = s->t ? bp_tables_cred_count(s->t) : 0;
-    s->flushed = bp_calloc(s->n ? s->n : 1, sizeof(int64_t));
 }
 
 static void
 seen_drop(struct bp_store *store, struct seen *s)
 {
     if (s->t != NULL) {
-        flush_last_used(store, s->t, s->flushed, s->n);
+        flush_last_used(store, s->t);
     }
     bp_tables_release(s->t);
-    bp_free(s->flushed);
     s->t = NULL;
-    s->flushed = NULL;
-    s->n = 0;
 }
 
 /* One check: token → seq → reload, each step only when the one before says so. Returns whether
@@ -460,6 +647,7 @@ first_load(struct bp_watch *w, bool *out_reloaded)
     w->seq = seq;
     w->have_token = false;
     w->reloads++;
+    w->full_reloads++;
     *out_reloaded = true;
     report(w);
     forget_dead_rows(w);
@@ -492,14 +680,24 @@ check_once(struct bp_watch *w, struct seen *seen, bool *out_reloaded)
         return false;
     }
     if (seq != w->seq) {
-        if (load_tables(w->store) != BP_OK) {
+        int64_t applied = w->seq;
+        enum delta_result res = apply_deltas(w->store, &applied, seq);
+        if (res == DELTA_FAILED) {
             return false;
+        }
+        if (res == DELTA_NEED_FULL) {
+            if (load_tables(w->store) != BP_OK) {
+                return false;
+            }
+            w->full_reloads++;
+            applied = seq;
         }
         w->reloads++;
         *out_reloaded = true;
-        w->seq = seq;
+        w->seq = applied;
         report(w); /* first: the CLI may be waiting for exactly this */
-        BP_DEBUG("tables reloaded", BP_LINT("reloads", w->reloads), BP_LINT("change_seq", seq));
+        BP_DEBUG("tables published", BP_LINT("reloads", w->reloads), BP_LINT("full_reloads", w->full_reloads),
+                 BP_LINT("change_seq", applied));
         /* Catch the uses recorded on the old snapshot before letting it go. */
         seen_drop(w->store, seen);
         seen_take_current(seen);
@@ -517,7 +715,7 @@ housekeep(struct bp_watch *w, struct seen *seen, int64_t *last_flush)
     int64_t since_report_ms;
 
     if (seen->t != NULL && bp_clock_mono_ms() - *last_flush >= FLUSH_INTERVAL_MS) {
-        flush_last_used(w->store, seen->t, seen->flushed, seen->n);
+        flush_last_used(w->store, seen->t);
         *last_flush = bp_clock_mono_ms();
     }
     /* A failed report is retried, rarely enough that a store refusing writes is not hammered. */
@@ -526,7 +724,11 @@ housekeep(struct bp_watch *w, struct seen *seen, int64_t *last_flush)
         since_report_ms >= HEARTBEAT_MS) {
         report(w);
     }
-    maybe_purge(w);
+    if (maybe_purge(w)) {
+        /* Flush what the old snapshot recorded, then watch the new one. */
+        seen_drop(w->store, seen);
+        seen_take_current(seen);
+    }
 }
 
 /* ---- file events ---- */
@@ -915,6 +1117,7 @@ bp_watch_start(struct bp_store *store, struct bp_server *server, const struct bp
     w->interval_ms = opts->interval_ms > 0 ? opts->interval_ms : 1;
     w->seq = opts->token;
     atomic_init(&w->published_seq, opts->token);
+    atomic_init(&w->full_reloads, 0);
     w->loaded = opts->loaded;
     snprintf(w->node, sizeof(w->node), "%s", opts->node != NULL ? opts->node : "");
     w->started_at = bp_clock_wall_s();
@@ -1014,4 +1217,10 @@ bp_watch_stop(struct bp_watch *w)
     bp_store_close(w->store);
     w->store = NULL;
     watch_free(w);
+}
+
+int64_t
+bp_watch_full_reloads(struct bp_watch *w)
+{
+    return atomic_load(&w->full_reloads);
 }

@@ -46,6 +46,9 @@ bp_err bp_watch_start(struct bp_store *store, struct bp_server *server, const st
 void bp_watch_sync(struct bp_watch *w, int64_t timeout_ms);
 /* The change seq that the tables this server has published include (any thread). */
 int64_t bp_watch_applied_seq(struct bp_watch *w);
+/* How many full reloads the watcher made since start (its other publishes applied change-log
+ * rows as deltas); counted before the seq they publish is reported. For tests and diagnostics. */
+int64_t bp_watch_full_reloads(struct bp_watch *w);
 /* Stops the thread after a final last-used flush, removes this server's report from the store
  * and closes the store. */
 void bp_watch_stop(struct bp_watch *w);

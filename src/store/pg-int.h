@@ -167,6 +167,8 @@ bp_err bp_pg__change_one(struct pg_store *st, const char *sql, const struct bp_p
  * `before` wall seconds, keeping the newest), schema_version (0 before the first migration). */
 bp_err bp_pg__change_seq(struct bp_store *s, int64_t *out);
 bp_err bp_pg__change_purge(struct bp_store *s, int64_t before);
+bp_err bp_pg__changes_since(struct bp_store *s, int64_t after, size_t limit, struct bp_change_rec **out,
+                             size_t *out_n, int64_t *out_first);
 bp_err bp_pg__schema_version(struct bp_store *s, int *out);
 bp_err bp_pg__watcher_put(struct bp_store *s, const struct bp_watcher_rec *rec);
 bp_err bp_pg__watcher_delete(struct bp_store *s, const char *id);

@@ -72,6 +72,8 @@ bp_err bp_sq__collect(struct sqlite_store *st, sqlite3_stmt *stmt, size_t elem_s
 /* The change log and the servers' reports (store_changes_sqlite.c); store.h "Noticing changes". */
 bp_err bp_sq__change_seq(struct bp_store *s, int64_t *out);
 bp_err bp_sq__change_purge(struct bp_store *s, int64_t before);
+bp_err bp_sq__changes_since(struct bp_store *s, int64_t after, size_t limit, struct bp_change_rec **out,
+                             size_t *out_n, int64_t *out_first);
 size_t bp_sq__commit_files(struct bp_store *s, const char **out, size_t max);
 bp_err bp_sq__watcher_put(struct bp_store *s, const struct bp_watcher_rec *rec);
 bp_err bp_sq__watcher_delete(struct bp_store *s, const char *id);

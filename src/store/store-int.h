@@ -44,6 +44,8 @@ struct bp_store_ops {
      * kept at the end. */
     bp_err (*change_seq)(struct bp_store *s, int64_t *out);
     bp_err (*change_purge)(struct bp_store *s, int64_t before);
+    bp_err (*changes_since)(struct bp_store *s, int64_t after, size_t limit, struct bp_change_rec **out,
+                            size_t *out_n, int64_t *out_first);
     size_t (*commit_files)(struct bp_store *s, const char **out, size_t max);
     bp_err (*watcher_put)(struct bp_store *s, const struct bp_watcher_rec *rec);
     bp_err (*watcher_delete)(struct bp_store *s, const char *id);
@@ -69,6 +71,15 @@ struct bp_store_ops {
 };
 
 /* Gives each record without an id a new one ("audit_" + ULID), in place (store_audit.c). */
+/* A change row and the smallest seq of the log, read by the same statement (changes_since). */
+struct bp_change_row {
+    struct bp_change_rec rec;
+    int64_t first;
+};
+/* Moves n rows into a bp_change_rec array (freeing rows) and sets *out_first from them (0 when
+ * n is 0). */
+struct bp_change_rec *bp_change_rows_take(struct bp_change_row *rows, size_t n, int64_t *out_first);
+
 bp_err bp_store__audit_ids(struct bp_audit_rec *recs, size_t n);
 
 /* OAuth tables (store.h "OAuth"); one entry per bp_store_* function there. */
@@ -90,6 +101,8 @@ struct bp_store_oauth_ops {
     bp_err (*token_revoke)(struct bp_store *s, const char *id, int64_t now);
     bp_err (*token_revoke_family)(struct bp_store *s, const char *family_id, int64_t now, size_t *out_n);
     bp_err (*token_list_live)(struct bp_store *s, int64_t now, struct bp_live_token **out, size_t *out_n);
+    bp_err (*token_list_changed)(struct bp_store *s, int64_t now, const char *token_id, const char *client_id,
+                                 struct bp_live_token **out, size_t *out_n);
     bp_err (*purge)(struct bp_store *s, int64_t before);
     bp_err (*code_insert)(struct bp_store *s, const struct bp_code_rec *rec);
     bp_err (*code_take)(struct bp_store *s, const unsigned char digest[32], int64_t now, struct bp_code_rec *out);

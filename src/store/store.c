@@ -140,6 +140,45 @@ bp_store_change_purge(struct bp_store *s, int64_t before)
     return s->ops->change_purge(s, before);
 }
 
+bp_err
+bp_store_changes_since(struct bp_store *s, int64_t after, size_t limit, struct bp_change_rec **out,
+                       size_t *out_n, int64_t *out_first)
+{
+    *out = NULL;
+    *out_n = 0;
+    *out_first = 0;
+    return s->ops->changes_since(s, after, limit, out, out_n, out_first);
+}
+
+struct bp_change_rec *
+bp_change_rows_take(struct bp_change_row *rows, size_t n, int64_t *out_first)
+{
+    struct bp_change_rec *recs = NULL;
+
+    *out_first = n > 0 ? rows[0].first : 0;
+    if (n > 0) {
+        recs = bp_calloc(n, sizeof(*recs));
+        for (size_t i = 0; i < n; i++) {
+            recs[i] = rows[i].rec;
+        }
+    }
+    bp_free(rows);
+    return recs;
+}
+
+void
+bp_change_recs_free(struct bp_change_rec *recs, size_t n)
+{
+    if (recs == NULL) {
+        return;
+    }
+    for (size_t i = 0; i < n; i++) {
+        bp_free(recs[i].kind);
+        bp_free(recs[i].entity_id);
+    }
+    bp_free(recs);
+}
+
 size_t
 bp_store_commit_files(struct bp_store *s, const char **out, size_t max)
 {

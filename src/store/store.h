@@ -179,10 +179,29 @@ bp_err bp_store_change_token(struct bp_store *s, int64_t *out);
  * live access tokens). Not logged: last_used_at, audit records, refresh tokens, codes, sessions,
  * operators, deleting already-expired tokens. It only grows (bp_store_change_purge keeps the
  * newest row), 0 when nothing was ever logged. Each change row carries (seq, kind, entity id,
- * time), so a later reader can apply `WHERE seq > ?` as deltas; today it is a position only. */
+ * time); bp_store_changes_since reads them, for a watcher that applies them as deltas.
+ * Commit order is seq order on both backends (SQLite has one writer; PostgreSQL's triggers take
+ * the CHANGES advisory lock before the seq is drawn and hold it to commit), so a reader that
+ * has applied every row up to n never meets a row below n committed later. */
 bp_err bp_store_change_seq(struct bp_store *s, int64_t *out);
-/* Deletes change-log rows recorded before `before` (wall seconds), except the newest row. */
+/* Deletes a prefix of the change log: every row below the newest one recorded before `before`
+ * (wall seconds), and never the newest row. A prefix by seq, so a reader at position n can tell
+ * whether the rows after n are all still there (bp_store_changes_since's *out_first). */
 bp_err bp_store_change_purge(struct bp_store *s, int64_t before);
+
+/* One row of the change log. kind: "instance", "api_key", "oauth_client", "access_token". */
+struct bp_change_rec {
+    int64_t seq;
+    char *kind;
+    char *entity_id;
+};
+/* Up to `limit` rows with seq > after, in seq order; *out_first gets the smallest seq the log
+ * still holds (0 when empty). When *out_first > after + 1 the rows in between may have been
+ * purged (or were never committed: seqs of rolled-back writes are skipped): the caller cannot
+ * prove it has every change and must reload everything. Free with bp_change_recs_free. */
+bp_err bp_store_changes_since(struct bp_store *s, int64_t after, size_t limit, struct bp_change_rec **out,
+                              size_t *out_n, int64_t *out_first);
+void bp_change_recs_free(struct bp_change_rec *recs, size_t n);
 /* Files the backend writes when any process commits, so that a watcher can wake on their
  * modification (inotify) instead of waiting for its next poll. SQLite: the database file
  * (journal mode DELETE commits there, checkpoints copy into it) and its -wal file (WAL commits),
@@ -335,6 +354,7 @@ struct bp_live_token {
     char *scopes;              /* the token's scopes */
     char *instances;           /* the client's restriction, NULL when unrestricted */
     int64_t expires_at;        /* min(token expiry, client expiry); 0 = never */
+    bool live;                 /* bp_store_token_list_changed: whether the request path takes it */
 };
 
 /* An authorization code (single use, short-lived). */
@@ -400,6 +420,13 @@ bp_err bp_store_token_revoke_oldest_access(struct bp_store *s, const char *clien
                                            size_t *out_n);
 /* Access tokens that are not revoked, not expired at now, of clients neither revoked nor expired. */
 bp_err bp_store_token_list_live(struct bp_store *s, int64_t now, struct bp_live_token **out, size_t *out_n);
+/* For applying one change: with token_id, that access token whatever its state (none when no
+ * such access token); else the client's access tokens that are neither revoked nor expired by
+ * their own expiry (bounded by the per-client live token cap). Each row says whether it is
+ * live at now (the bp_store_token_list_live rule); the digest is there either way, so that a
+ * token that stopped being live can be taken out of the tables. */
+bp_err bp_store_token_list_changed(struct bp_store *s, int64_t now, const char *token_id, const char *client_id,
+                                   struct bp_live_token **out, size_t *out_n);
 /* Deletes tokens, codes and sessions that expired before `before`. */
 bp_err bp_store_oauth_purge(struct bp_store *s, int64_t before);
 void bp_token_rec_cleanup(struct bp_token_rec *rec);

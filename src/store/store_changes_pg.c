@@ -34,7 +34,45 @@ bp_pg__change_purge(struct bp_store *s, int64_t before)
 
     bp_pg__p_int(&p, before);
     return bp_pg__run(bp_pg__of(s),
-                      "DELETE FROM changes WHERE at < $1 AND seq < (SELECT MAX(seq) FROM changes)", &p, NULL);
+                      "DELETE FROM changes WHERE seq < (SELECT MAX(seq) FROM changes WHERE at < $1)"
+                      " AND seq < (SELECT MAX(seq) FROM changes)",
+                      &p, NULL);
+}
+
+static void
+read_change(const PGresult *res, int row, void *out)
+{
+    struct bp_change_row *r = out;
+
+    r->rec.seq = bp_pg__col_int(res, row, 0);
+    r->rec.kind = bp_pg__col_dup(res, row, 1);
+    r->rec.entity_id = bp_pg__col_dup(res, row, 2);
+    r->first = bp_pg__col_int(res, row, 3);
+}
+
+bp_err
+bp_pg__changes_since(struct bp_store *s, int64_t after, size_t limit, struct bp_change_rec **out, size_t *out_n,
+                     int64_t *out_first)
+{
+    struct bp_pg_params p = {0};
+    void *recs = NULL;
+    size_t n = 0;
+    bp_err err;
+
+    bp_pg__p_int(&p, after);
+    bp_pg__p_int(&p, limit > INT64_MAX ? INT64_MAX : (int64_t)limit);
+    /* One statement, one snapshot. When no row is after `after`, nothing can be missing (the
+     * purge keeps the newest row), so the first seq is only needed alongside rows. */
+    err = bp_pg__collect(bp_pg__of(s),
+                         "SELECT seq, kind, entity_id, (SELECT MIN(seq) FROM changes)"
+                         "  FROM changes WHERE seq > $1 ORDER BY seq LIMIT $2",
+                         &p, sizeof(struct bp_change_row), read_change, &recs, &n);
+    if (err != BP_OK) {
+        return err;
+    }
+    *out = bp_change_rows_take(recs, n, out_first);
+    *out_n = n;
+    return BP_OK;
 }
 
 bp_err

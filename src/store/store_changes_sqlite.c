@@ -39,8 +39,9 @@ bp_sq__change_purge(struct bp_store *s, int64_t before)
     struct sqlite_store *st = bp_sq__of(s);
     sqlite3_stmt *stmt = NULL;
     bp_err err = bp_sq__prepare(st,
-                                "DELETE FROM changes WHERE at < ?1"
-                                " AND seq < (SELECT MAX(seq) FROM changes)",
+                                "DELETE FROM changes"
+                                " WHERE seq < (SELECT MAX(seq) FROM changes WHERE at < ?1)"
+                                "   AND seq < (SELECT MAX(seq) FROM changes)",
                                 &stmt);
 
     if (err != BP_OK) {
@@ -50,6 +51,59 @@ bp_sq__change_purge(struct bp_store *s, int64_t before)
     err = bp_sq__step_done(st, stmt, NULL);
     sqlite3_finalize(stmt);
     return err;
+}
+
+static void
+read_change(sqlite3_stmt *stmt, void *out)
+{
+    struct bp_change_row *row = out;
+
+    row->rec.seq = sqlite3_column_int64(stmt, 0);
+    row->rec.kind = bp_sq__col_dup(stmt, 1);
+    row->rec.entity_id = bp_sq__col_dup(stmt, 2);
+    row->first = sqlite3_column_int64(stmt, 3);
+}
+
+static void
+free_change_rows_v(void *recs, size_t n)
+{
+    struct bp_change_row *rows = recs;
+
+    for (size_t i = 0; i < n; i++) {
+        bp_free(rows[i].rec.kind);
+        bp_free(rows[i].rec.entity_id);
+    }
+    bp_free(rows);
+}
+
+bp_err
+bp_sq__changes_since(struct bp_store *s, int64_t after, size_t limit, struct bp_change_rec **out, size_t *out_n,
+                     int64_t *out_first)
+{
+    struct sqlite_store *st = bp_sq__of(s);
+    sqlite3_stmt *stmt = NULL;
+    void *recs = NULL;
+    size_t n = 0;
+    /* When no row is after `after`, nothing can be missing (the purge keeps the newest row), so
+     * the first seq is only needed alongside rows: it rides on each of them. */
+    bp_err err = bp_sq__prepare(st,
+                                "SELECT seq, kind, entity_id, (SELECT MIN(seq) FROM changes)"
+                                "  FROM changes WHERE seq > ?1 ORDER BY seq LIMIT ?2",
+                                &stmt);
+
+    if (err != BP_OK) {
+        return err;
+    }
+    sqlite3_bind_int64(stmt, 1, after);
+    sqlite3_bind_int64(stmt, 2, limit > INT64_MAX ? INT64_MAX : (int64_t)limit);
+    err = bp_sq__collect(st, stmt, sizeof(struct bp_change_row), read_change, free_change_rows_v, &recs, &n);
+    sqlite3_finalize(stmt);
+    if (err != BP_OK) {
+        return err;
+    }
+    *out = bp_change_rows_take(recs, n, out_first);
+    *out_n = n;
+    return BP_OK;
 }
 
 size_t

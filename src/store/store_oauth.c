@@ -99,6 +99,15 @@ bp_store_token_revoke_family(struct bp_store *s, const char *family_id, int64_t 
 }
 
 bp_err
+bp_store_token_list_changed(struct bp_store *s, int64_t now, const char *token_id, const char *client_id,
+                            struct bp_live_token **out, size_t *out_n)
+{
+    *out = NULL;
+    *out_n = 0;
+    return s->ops->oauth->token_list_changed(s, now, token_id, client_id, out, out_n);
+}
+
+bp_err
 bp_store_token_list_live(struct bp_store *s, int64_t now, struct bp_live_token **out, size_t *out_n)
 {
     return s->ops->oauth->token_list_live(s, now, out, out_n);

@@ -493,6 +493,7 @@ read_live(const PGresult *res, int row, void *vout)
     out->client_name = bp_pg__col_dup(res, row, 3);
     out->scopes = bp_pg__col_dup(res, row, 4);
     out->instances = bp_pg__col_dup(res, row, 5);
+    out->live = PQnfields(res) > 8 ? bp_pg__col_bool(res, row, 8) : true;
     /* 0 = never on both sides: the earlier of the two real expiries wins. */
     if (token_exp == 0) {
         out->expires_at = client_exp;
@@ -522,6 +523,35 @@ pg_token_list_live(struct bp_store *s, int64_t now, struct bp_live_token **out, 
                          "   AND NOT c.revoked AND (c.expires_at = 0 OR c.expires_at > $2)"
                          " ORDER BY t.created_at, t.id",
                          &p, sizeof(struct bp_live_token), read_live, &recs, out_n);
+    if (err == BP_OK) {
+        *out = recs;
+    }
+    return err;
+}
+
+static bp_err
+pg_token_list_changed(struct bp_store *s, int64_t now, const char *token_id, const char *client_id,
+                      struct bp_live_token **out, size_t *out_n)
+{
+    struct bp_pg_params p = {0};
+    void *recs = NULL;
+    bp_err err;
+#define CHANGED_COLS                                                                                           \
+    "SELECT t.id, t.digest, t.client_id, c.name, t.scopes, c.instances, t.expires_at, c.expires_at,"          \
+    "       NOT t.revoked AND (t.expires_at = 0 OR t.expires_at > $2)"                                          \
+    "       AND NOT c.revoked AND (c.expires_at = 0 OR c.expires_at > $2)"                                      \
+    "  FROM oauth_tokens t JOIN oauth_clients c ON c.id = t.client_id"
+
+    bp_pg__p_int(&p, BP_TOKEN_ACCESS);
+    bp_pg__p_int(&p, now);
+    bp_pg__p_text(&p, token_id != NULL ? token_id : client_id);
+    err = bp_pg__collect(bp_pg__of(s),
+                         token_id != NULL ? CHANGED_COLS " WHERE t.kind = $1 AND t.id = $3"
+                                          : CHANGED_COLS " WHERE t.kind = $1 AND t.client_id = $3"
+                                                         "   AND NOT t.revoked"
+                                                         "   AND (t.expires_at = 0 OR t.expires_at > $2)",
+                         &p, sizeof(struct bp_live_token), read_live, &recs, out_n);
+#undef CHANGED_COLS
     if (err == BP_OK) {
         *out = recs;
     }
@@ -689,6 +719,7 @@ const struct bp_store_oauth_ops bp_pg__oauth_ops = {
     .token_revoke_family = pg_token_revoke_family,
     .token_revoke_oldest_access = pg_token_revoke_oldest_access,
     .token_list_live = pg_token_list_live,
+    .token_list_changed = pg_token_list_changed,
     .purge = pg_purge,
     .code_insert = pg_code_insert,
     .code_take = pg_code_take,

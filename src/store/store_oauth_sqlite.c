@@ -663,6 +663,7 @@ read_live(sqlite3_stmt *stmt, void *vout)
     out->client_name = bp_sq__col_dup(stmt, 3);
     out->scopes = bp_sq__col_dup(stmt, 4);
     out->instances = bp_sq__col_dup(stmt, 5);
+    out->live = sqlite3_column_count(stmt) > 8 ? sqlite3_column_int(stmt, 8) != 0 : true;
     /* 0 = never on both sides: the earlier of the two real expiries wins. */
     if (token_exp == 0) {
         out->expires_at = client_exp;
@@ -701,6 +702,40 @@ sq_token_list_live(struct bp_store *s, int64_t now, struct bp_live_token **out, 
     }
     sqlite3_bind_int(stmt, 1, BP_TOKEN_ACCESS);
     sqlite3_bind_int64(stmt, 2, now);
+    err = list_all(st, stmt, sizeof(struct bp_live_token), read_live, free_live_v, &recs, out_n);
+    if (err == BP_OK) {
+        *out = recs;
+    }
+    return err;
+}
+
+static bp_err
+sq_token_list_changed(struct bp_store *s, int64_t now, const char *token_id, const char *client_id,
+                      struct bp_live_token **out, size_t *out_n)
+{
+    struct sqlite_store *st = bp_sq__of(s);
+    sqlite3_stmt *stmt = NULL;
+    void *recs = NULL;
+#define CHANGED_COLS                                                                                           \
+    "SELECT t.id, t.digest, t.client_id, c.name, t.scopes, c.instances, t.expires_at, c.expires_at,"          \
+    "       t.revoked = 0 AND (t.expires_at = 0 OR t.expires_at > ?2)"                                         \
+    "       AND c.revoked = 0 AND (c.expires_at = 0 OR c.expires_at > ?2)"                                      \
+    "  FROM oauth_tokens t JOIN oauth_clients c ON c.id = t.client_id"
+    /* Two statements rather than an OR, so that each uses its index (primary key, client). */
+    bp_err err = bp_sq__prepare(st,
+                                token_id != NULL ? CHANGED_COLS " WHERE t.kind = ?1 AND t.id = ?3"
+                                                 : CHANGED_COLS " WHERE t.kind = ?1 AND t.client_id = ?3"
+                                                                "   AND t.revoked = 0"
+                                                                "   AND (t.expires_at = 0 OR t.expires_at > ?2)",
+                                &stmt);
+#undef CHANGED_COLS
+
+    if (err != BP_OK) {
+        return err;
+    }
+    sqlite3_bind_int(stmt, 1, BP_TOKEN_ACCESS);
+    sqlite3_bind_int64(stmt, 2, now);
+    bp_sq__bind_text(stmt, 3, token_id != NULL ? token_id : client_id);
     err = list_all(st, stmt, sizeof(struct bp_live_token), read_live, free_live_v, &recs, out_n);
     if (err == BP_OK) {
         *out = recs;
@@ -971,6 +1006,7 @@ const struct bp_store_oauth_ops bp_sq__oauth_ops = {
     .token_revoke_family = sq_token_revoke_family,
     .token_revoke_oldest_access = sq_token_revoke_oldest_access,
     .token_list_live = sq_token_list_live,
+    .token_list_changed = sq_token_list_changed,
     .purge = sq_purge,
     .code_insert = sq_code_insert,
     .code_take = sq_code_take,

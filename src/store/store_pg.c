@@ -707,6 +707,7 @@ const struct bp_store_ops bp_pg__ops = {
     .audit = &bp_pg__audit_ops,
     .change_seq = bp_pg__change_seq,
     .change_purge = bp_pg__change_purge,
+    .changes_since = bp_pg__changes_since,
     .commit_files = bp_pg__commit_files,
     .watcher_put = bp_pg__watcher_put,
     .watcher_delete = bp_pg__watcher_delete,

@@ -920,6 +920,7 @@ const struct bp_store_ops bp_sq__ops = {
     .audit = &bp_sq__audit_ops,
     .change_seq = bp_sq__change_seq,
     .change_purge = bp_sq__change_purge,
+    .changes_since = bp_sq__changes_since,
     .commit_files = bp_sq__commit_files,
     .watcher_put = bp_sq__watcher_put,
     .watcher_delete = bp_sq__watcher_delete,

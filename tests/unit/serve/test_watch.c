@@ -70,6 +70,17 @@ published(const unsigned char digest[32])
     return found;
 }
 
+static bool
+revoked(const unsigned char digest[32])
+{
+    struct bp_tables *t = bp_tables_acquire();
+    const struct bp_cred *c = t != NULL ? bp_tables_find_cred(t, digest) : NULL;
+    bool r = c != NULL && c->revoked;
+
+    bp_tables_release(t);
+    return r;
+}
+
 static size_t
 rows(struct bp_store *s)
 {
@@ -129,6 +140,46 @@ test_cli_change_is_published_before_the_wait_returns(void **state)
     bp_watch_stop(w);
     /* A stopped server is not waited for: its row is gone. */
     assert_int_equal(rows(cli), 0);
+    bp_store_close(cli);
+}
+
+/* Changes are applied as deltas; when the log no longer holds every row after the watcher's
+ * position (purged past it), the watcher reloads everything instead of guessing. */
+static void
+test_purged_log_makes_a_full_reload(void **state)
+{
+    struct bp_testdb_store *f = *state;
+    struct bp_watch *w = start_watcher(f);
+    struct bp_store *cli = open_second(f);
+    struct bp_key_rec a = mk_key("key_A", 0x41);
+    struct bp_key_rec b = mk_key("key_B", 0x42);
+    struct bp_key_rec c = mk_key("key_C", 0x43);
+    size_t behind = 99;
+
+    assert_int_equal(bp_store_key_insert(cli, &a), BP_OK);
+    assert_int_equal(bp_watch_wait_applied(cli, seq_of(cli), 5000, &behind), BP_OK);
+    assert_int_equal(behind, 0);
+    assert_true(published(a.digest));
+    assert_int_equal(bp_watch_full_reloads(w), 0); /* applied as a delta */
+    assert_int_equal(bp_store_key_revoke(cli, "key_A", 5000), BP_OK);
+    assert_int_equal(bp_watch_wait_applied(cli, seq_of(cli), 5000, &behind), BP_OK);
+    assert_true(revoked(a.digest));
+    assert_int_equal(bp_watch_full_reloads(w), 0);
+
+    /* Two keys in one transaction with a purge that keeps only the newest row: the row of
+     * key_B is gone before the watcher could read it. */
+    assert_int_equal(bp_store_begin(cli), BP_OK);
+    assert_int_equal(bp_store_key_insert(cli, &b), BP_OK);
+    assert_int_equal(bp_store_key_insert(cli, &c), BP_OK);
+    assert_int_equal(bp_store_change_purge(cli, bp_clock_wall_s() + 3600), BP_OK);
+    assert_int_equal(bp_store_commit(cli), BP_OK);
+    assert_int_equal(bp_watch_wait_applied(cli, seq_of(cli), 5000, &behind), BP_OK);
+    assert_int_equal(behind, 0);
+    assert_true(published(b.digest));
+    assert_true(published(c.digest));
+    assert_true(revoked(a.digest));
+    assert_int_equal(bp_watch_full_reloads(w), 1);
+    bp_watch_stop(w);
     bp_store_close(cli);
 }
 
@@ -239,6 +290,7 @@ main(void)
         cmocka_unit_test_setup_teardown(test_cli_change_is_published_before_the_wait_returns, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_sync_publishes_a_commit_made_just_before, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_purged_log_makes_a_full_reload, setup, teardown),
         cmocka_unit_test_setup_teardown(test_waits_only_for_running_servers, setup, teardown),
         cmocka_unit_test_setup_teardown(test_start_forgets_servers_that_died, setup, teardown),
     };

@@ -374,6 +374,117 @@ test_watcher_rows(void **state)
     EXPECT_SEQ(f->s, &last, false);
 }
 
+/* The rows a watcher applies as deltas: in seq order, from a position, in batches; and the
+ * first seq the log holds, which tells a reader whether a purge went past its position. */
+static void
+test_changes_since_reads_the_rows_in_order(void **state)
+{
+    struct bp_testdb_store *f = *state;
+    struct bp_key_rec a = mk_key("key_A", 0x11);
+    struct bp_key_rec b = mk_key("key_B", 0x12);
+    struct bp_client_rec c = mk_client("client_A", 0x21);
+    struct bp_token_rec ta = mk_token("token_A", BP_TOKEN_ACCESS, 0x31, 0);
+    struct bp_token_rec tb = mk_token("token_B", BP_TOKEN_ACCESS, 0x33, 0);
+    static const char *const want[][2] = {{"api_key", "key_A"},         {"api_key", "key_B"},
+                                          {"oauth_client", "client_A"}, {"access_token", "token_A"},
+                                          {"access_token", "token_B"},  {"access_token", "token_A"}};
+    struct bp_change_rec *rows = NULL;
+    struct bp_change_rec *more = NULL;
+    size_t n = 0;
+    size_t n_more = 0;
+    int64_t first = -1;
+    int64_t base = seq_of(f->s);
+
+    assert_int_equal(bp_store_key_insert(f->s, &a), BP_OK);
+    assert_int_equal(bp_store_key_insert(f->s, &b), BP_OK);
+    assert_int_equal(bp_store_client_insert(f->s, &c), BP_OK);
+    assert_int_equal(bp_store_token_insert(f->s, &ta), BP_OK);
+    assert_int_equal(bp_store_token_insert(f->s, &tb), BP_OK);
+    assert_int_equal(bp_store_token_revoke(f->s, "token_A", 3000), BP_OK);
+
+    assert_int_equal(bp_store_changes_since(f->s, base, 100, &rows, &n, &first), BP_OK);
+    assert_int_equal(n, 6);
+    assert_true(first <= rows[0].seq);
+    for (size_t i = 0; i < n; i++) {
+        assert_string_equal(rows[i].kind, want[i][0]);
+        assert_string_equal(rows[i].entity_id, want[i][1]);
+        assert_true(i == 0 || rows[i].seq > rows[i - 1].seq);
+    }
+    assert_int_equal(rows[5].seq, seq_of(f->s));
+    /* In batches: the next two after the second row. */
+    assert_int_equal(bp_store_changes_since(f->s, rows[1].seq, 2, &more, &n_more, &first), BP_OK);
+    assert_int_equal(n_more, 2);
+    assert_int_equal(more[0].seq, rows[2].seq);
+    assert_int_equal(more[1].seq, rows[3].seq);
+    bp_change_recs_free(more, n_more);
+    /* Nothing after the newest. */
+    assert_int_equal(bp_store_changes_since(f->s, rows[5].seq, 100, &more, &n_more, &first), BP_OK);
+    assert_int_equal(n_more, 0);
+    assert_null(more);
+    /* A purge past a reader's position shows: the first row it holds is beyond position + 1. */
+    assert_int_equal(bp_store_change_purge(f->s, bp_clock_wall_s() + 3600), BP_OK);
+    assert_int_equal(bp_store_changes_since(f->s, rows[0].seq, 100, &more, &n_more, &first), BP_OK);
+    assert_int_equal(n_more, 1);
+    assert_int_equal(more[0].seq, rows[5].seq);
+    assert_int_equal(first, rows[5].seq);
+    assert_true(first > rows[0].seq + 1);
+    bp_change_recs_free(more, n_more);
+    bp_change_recs_free(rows, n);
+}
+
+/* The token rows one change needs: a token by id whatever its state, a client's tokens that
+ * could still be live, each with its digest and whether it is live now. */
+static void
+test_token_rows_for_a_change(void **state)
+{
+    struct bp_testdb_store *f = *state;
+    struct bp_client_rec c = mk_client("client_A", 0x21);
+    struct bp_token_rec ta = mk_token("token_A", BP_TOKEN_ACCESS, 0x31, 0);
+    struct bp_token_rec tb = mk_token("token_B", BP_TOKEN_ACCESS, 0x33, 0);
+    struct bp_token_rec tr = mk_token("token_R", BP_TOKEN_REFRESH, 0x32, 0);
+    struct bp_live_token *toks = NULL;
+    size_t n = 0;
+    unsigned char d31[32];
+    unsigned char d33[32];
+
+    memset(d31, 0x31, sizeof(d31));
+    memset(d33, 0x33, sizeof(d33));
+    assert_int_equal(bp_store_client_insert(f->s, &c), BP_OK);
+    assert_int_equal(bp_store_token_insert(f->s, &ta), BP_OK);
+    assert_int_equal(bp_store_token_insert(f->s, &tb), BP_OK);
+    assert_int_equal(bp_store_token_insert(f->s, &tr), BP_OK);
+    assert_int_equal(bp_store_token_revoke(f->s, "token_A", 3000), BP_OK);
+
+    assert_int_equal(bp_store_token_list_changed(f->s, 4000, "token_A", NULL, &toks, &n), BP_OK);
+    assert_int_equal(n, 1);
+    assert_false(toks[0].live);
+    assert_memory_equal(toks[0].digest, d31, 32);
+    bp_live_tokens_free(toks, n);
+    assert_int_equal(bp_store_token_list_changed(f->s, 4000, "token_B", NULL, &toks, &n), BP_OK);
+    assert_int_equal(n, 1);
+    assert_true(toks[0].live);
+    assert_string_equal(toks[0].client_id, "client_A");
+    bp_live_tokens_free(toks, n);
+    /* Only access tokens; an unknown id has no row. */
+    assert_int_equal(bp_store_token_list_changed(f->s, 4000, "token_R", NULL, &toks, &n), BP_OK);
+    assert_int_equal(n, 0);
+    bp_live_tokens_free(toks, n);
+    assert_int_equal(bp_store_token_list_changed(f->s, 4000, "token_X", NULL, &toks, &n), BP_OK);
+    assert_int_equal(n, 0);
+    bp_live_tokens_free(toks, n);
+    /* The client's tokens that are not revoked: token_B, live until the client expires. */
+    assert_int_equal(bp_store_token_list_changed(f->s, 4000, NULL, "client_A", &toks, &n), BP_OK);
+    assert_int_equal(n, 1);
+    assert_memory_equal(toks[0].digest, d33, 32);
+    assert_true(toks[0].live);
+    bp_live_tokens_free(toks, n);
+    assert_int_equal(bp_store_client_set_expiry(f->s, "client_A", 3500), BP_OK);
+    assert_int_equal(bp_store_token_list_changed(f->s, 4000, NULL, "client_A", &toks, &n), BP_OK);
+    assert_int_equal(n, 1);
+    assert_false(toks[0].live);
+    bp_live_tokens_free(toks, n);
+}
+
 int
 main(void)
 {
@@ -390,6 +501,8 @@ main(void)
         cmocka_unit_test_setup_teardown(test_commit_files_name_the_database_and_its_wal_or_none, setup,
                                         bp_testdb_store_teardown),
         cmocka_unit_test_setup_teardown(test_watcher_rows, setup, bp_testdb_store_teardown),
+        cmocka_unit_test_setup_teardown(test_changes_since_reads_the_rows_in_order, setup, bp_testdb_store_teardown),
+        cmocka_unit_test_setup_teardown(test_token_rows_for_a_change, setup, bp_testdb_store_teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -14,48 +14,22 @@ set -euo pipefail
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 root=$(cd "$here/.." && pwd)
 
-bin=${BLNKPROXY_BIN:-build/blnkproxy}
-case "$bin" in
-    /*) ;;
-    *) bin="$root/$bin" ;;
-esac
+# die, stop_pid, free_port, wait_http, cpu_ticks; bin, nginx_bin, wrk_bin, clk_tck.
+# shellcheck source=bench/lib.sh
+. "$here/lib.sh"
 duration=${BENCH_DURATION:-10s}
 connections=${BENCH_CONNECTIONS:-"32 256"}
 workers=${BENCH_WORKERS:-1}
 log_level=${BENCH_LOG_LEVEL:-info}
-nginx_bin=${NGINX_BIN:-/usr/sbin/nginx}
-wrk_bin=${WRK_BIN:-wrk}
-
-die() {
-    echo "bench: $*" >&2
-    exit 1
-}
 
 [ -x "$bin" ] || die "blnkproxy binary not found at $bin (build it, or set BLNKPROXY_BIN)"
 [ -x "$nginx_bin" ] || die "nginx not found at $nginx_bin (apt-get install nginx-light, or set NGINX_BIN)"
 command -v "$wrk_bin" >/dev/null || die "wrk not found (apt-get install wrk)"
 command -v curl >/dev/null || die "curl not found"
 
-clk_tck=$(getconf CLK_TCK)
 tmp=$(mktemp -d "${TMPDIR:-/tmp}/blnkproxy-bench.XXXXXX")
 nginx_pid=""
 proxy_pid=""
-
-stop_pid() {
-    # TERM, give it time to drain, then KILL; only ever the PIDs this script started.
-    local pid=$1 _
-    [ -n "$pid" ] || return 0
-    kill -0 "$pid" 2>/dev/null || return 0
-    kill -TERM "$pid" 2>/dev/null || true
-    for _ in $(seq 1 50); do
-        kill -0 "$pid" 2>/dev/null || break
-        sleep 0.1
-    done
-    if kill -0 "$pid" 2>/dev/null; then
-        kill -KILL "$pid" 2>/dev/null || true
-    fi
-    wait "$pid" 2>/dev/null || true
-}
 
 cleanup() {
     local rc=$?
@@ -76,53 +50,13 @@ trap 'exit 143' TERM
 # Many connections on both sides of the proxy; raise the soft fd limit for our children if we can.
 ulimit -n 65536 2>/dev/null || ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
 
-free_port() {
-    # A port below the kernel's ephemeral range (so no outgoing connection holds it) that no socket
-    # uses right now. A race with another program is still possible: start_nginx retries.
-    local low p _
-    low=$(awk '{ print $1 }' /proc/sys/net/ipv4/ip_local_port_range 2>/dev/null || echo 32768)
-    [ "$low" -gt 11000 ] || low=32768
-    for _ in $(seq 1 200); do
-        p=$((10000 + RANDOM % (low - 10000)))
-        if command -v ss >/dev/null; then
-            [ -z "$(ss -tanH "( sport = :$p )" 2>/dev/null)" ] || continue
-        fi
-        if ! (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; then
-            echo "$p"
-            return 0
-        fi
-    done
-    die "no free port found"
-}
 
-wait_http() {
-    # wait_http URL PID: until URL answers (any status) or PID dies; 10 s at most.
-    local url=$1 pid=$2 _
-    for _ in $(seq 1 100); do
-        kill -0 "$pid" 2>/dev/null || return 1
-        if curl -s -o /dev/null --max-time 1 "$url"; then
-            return 0
-        fi
-        sleep 0.1
-    done
-    return 1
-}
 
 nginx_accepts() {
     # "Active connections: 1 \n server accepts handled requests\n 12 12 40 ..." → 12
     curl -s --max-time 2 "http://127.0.0.1:$nginx_port/nginx_status" | awk 'NR == 3 { print $1 }'
 }
 
-cpu_ticks() {
-    # utime + stime of the whole process (all threads), in clock ticks: fields 14 and 15 of
-    # /proc/PID/stat, counted after the ")" that ends the command name.
-    local s
-    s=$(<"/proc/$1/stat") || { echo 0; return; }
-    s=${s##*) }
-    # shellcheck disable=SC2086
-    set -- $s
-    echo $(( ${12} + ${13} ))
-}
 
 # --- fake Core: nginx ---------------------------------------------------------------------------
 mkdir -p "$tmp/nginx"

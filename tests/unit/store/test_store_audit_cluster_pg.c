@@ -28,42 +28,6 @@ setup(void **state)
     return bp_testdb_store_setup(state, "audit_cluster");
 }
 
-static PGconn *
-raw_connect(const char *dsn)
-{
-    PGconn *c = PQconnectdb(dsn);
-
-    if (PQstatus(c) != CONNECTION_OK) {
-        fail_msg("connect: %s", PQerrorMessage(c));
-    }
-    return c;
-}
-
-static void
-raw_exec(PGconn *c, const char *sql)
-{
-    PGresult *r = PQexec(c, sql);
-
-    if (PQresultStatus(r) != PGRES_COMMAND_OK && PQresultStatus(r) != PGRES_TUPLES_OK) {
-        fail_msg("%s: %s", sql, PQresultErrorMessage(r));
-    }
-    PQclear(r);
-}
-
-static int64_t
-raw_int(PGconn *c, const char *sql)
-{
-    PGresult *r = PQexec(c, sql);
-    int64_t v;
-
-    if (PQresultStatus(r) != PGRES_TUPLES_OK || PQntuples(r) != 1) {
-        fail_msg("%s: %s", sql, PQresultErrorMessage(r));
-    }
-    v = strtoll(PQgetvalue(r, 0, 0), NULL, 10);
-    PQclear(r);
-    return v;
-}
-
 static struct bp_store *
 open_second(struct bp_testdb_store *f)
 {
@@ -129,13 +93,13 @@ static void
 test_plans_use_indexes(void **state)
 {
     struct bp_testdb_store *f = *state;
-    PGconn *admin = raw_connect(f->db.path);
+    PGconn *admin = bp_testdb_pg_connect(f->db.path);
     struct bp_audit_query q;
 
     for (int64_t i = 0; i < 20; i++) {
         insert_many(f->s, i * 1000, 1000);
     }
-    raw_exec(admin, "ANALYZE audit_log");
+    bp_testdb_pg_exec(admin, "ANALYZE audit_log");
     /* Newest first over many matching rows: walk an index backwards, stop after the limit, no
      * sort. */
     q = (struct bp_audit_query){.limit = 100};
@@ -160,7 +124,7 @@ test_plans_use_indexes(void **state)
     /* A follow page: the rows of transactions at or above the mark. The few it finds are then
      * put in seq order. */
     q = (struct bp_audit_query){.category = "ledgers"};
-    expect_plan(f->s, &q, raw_int(admin, "SELECT max(xid) FROM audit_log"), "audit_xid", true);
+    expect_plan(f->s, &q, bp_testdb_pg_int(admin, "SELECT max(xid) FROM audit_log"), "audit_xid", true);
     PQfinish(admin);
 }
 
@@ -263,22 +227,22 @@ static void
 test_purge_runs_on_one_node_at_a_time(void **state)
 {
     struct bp_testdb_store *f = *state;
-    PGconn *other = raw_connect(f->db.path);
+    PGconn *other = bp_testdb_pg_connect(f->db.path);
     int64_t deleted = -1;
     char sql[128];
 
     insert_many(f->s, 0, 50);
     snprintf(sql, sizeof(sql), "SELECT pg_advisory_lock(%d, %d)", BP_PG_LOCK_CLASS, BP_PG_LOCK_PURGE);
-    raw_exec(other, sql);
+    bp_testdb_pg_exec(other, sql);
     assert_int_equal(bp_store_audit_purge(f->s, 1800000000000000LL, &deleted), BP_OK);
     assert_int_equal(deleted, 0);
     snprintf(sql, sizeof(sql), "SELECT pg_advisory_unlock(%d, %d)", BP_PG_LOCK_CLASS, BP_PG_LOCK_PURGE);
-    raw_exec(other, sql);
+    bp_testdb_pg_exec(other, sql);
     assert_int_equal(bp_store_audit_purge(f->s, 1800000000000000LL, &deleted), BP_OK);
     assert_int_equal(deleted, 50);
     /* The purge gave the lock back. */
     snprintf(sql, sizeof(sql), "SELECT pg_advisory_lock(%d, %d)", BP_PG_LOCK_CLASS, BP_PG_LOCK_PURGE);
-    raw_exec(other, sql);
+    bp_testdb_pg_exec(other, sql);
     PQfinish(other);
 }
 

@@ -46,43 +46,6 @@ open_dsn(const char *dsn)
     return s;
 }
 
-/* A raw libpq connection to the test's database, for what the store interface does not do. */
-static PGconn *
-raw_connect(const char *dsn)
-{
-    PGconn *c = PQconnectdb(dsn);
-
-    if (PQstatus(c) != CONNECTION_OK) {
-        fail_msg("connect: %s", PQerrorMessage(c));
-    }
-    return c;
-}
-
-static void
-raw_exec(PGconn *c, const char *sql)
-{
-    PGresult *r = PQexec(c, sql);
-
-    if (PQresultStatus(r) != PGRES_COMMAND_OK && PQresultStatus(r) != PGRES_TUPLES_OK) {
-        fail_msg("%s: %s", sql, PQresultErrorMessage(r));
-    }
-    PQclear(r);
-}
-
-static int64_t
-raw_int(PGconn *c, const char *sql)
-{
-    PGresult *r = PQexec(c, sql);
-    int64_t v;
-
-    if (PQresultStatus(r) != PGRES_TUPLES_OK || PQntuples(r) != 1) {
-        fail_msg("%s: %s", sql, PQresultErrorMessage(r));
-    }
-    v = strtoll(PQgetvalue(r, 0, 0), NULL, 10);
-    PQclear(r);
-    return v;
-}
-
 /* ---- migrations ---- */
 
 struct migrator {
@@ -136,8 +99,8 @@ test_three_migrators_at_once(void **state)
         applied += m[i].applied;
     }
     assert_int_equal(applied, (int)bp_store__pg_migrations_len);
-    c = raw_connect(db.path);
-    assert_int_equal(raw_int(c, "SELECT count(*) FROM schema_migrations"), (int64_t)bp_store__pg_migrations_len);
+    c = bp_testdb_pg_connect(db.path);
+    assert_int_equal(bp_testdb_pg_int(c, "SELECT count(*) FROM schema_migrations"), (int64_t)bp_store__pg_migrations_len);
     PQfinish(c);
     assert_int_equal(bp_testdb_cleanup(&db), 0);
 }
@@ -153,10 +116,10 @@ test_newer_schema_refused(void **state)
     char want[128];
     char sql[128];
     const char *pw;
-    PGconn *c = raw_connect(f->db.path);
+    PGconn *c = bp_testdb_pg_connect(f->db.path);
 
     snprintf(sql, sizeof(sql), "INSERT INTO schema_migrations VALUES (%zu, 0)", bp_store__pg_migrations_len + 1);
-    raw_exec(c, sql);
+    bp_testdb_pg_exec(c, sql);
     PQfinish(c);
 
     assert_int_equal(bp_store_open(f->db.path, BP_STORE_OPEN_CREATE, &s, err, sizeof(err)), BP_ERR_STORE);
@@ -186,11 +149,11 @@ test_foreign_database_refused(void **state)
     PGconn *c;
 
     bp_testdb_init(&db, "store_pg_foreign");
-    c = raw_connect(db.path);
-    raw_exec(c, "CREATE TABLE invoices (id INTEGER)");
+    c = bp_testdb_pg_connect(db.path);
+    bp_testdb_pg_exec(c, "CREATE TABLE invoices (id INTEGER)");
     assert_int_equal(bp_store_open(db.path, BP_STORE_OPEN_CREATE, &s, err, sizeof(err)), BP_ERR_STORE);
     assert_non_null(strstr(err, "is not a blnkproxy store"));
-    assert_int_equal(raw_int(c, "SELECT count(*) FROM pg_class WHERE relname = 'schema_migrations'"), 0);
+    assert_int_equal(bp_testdb_pg_int(c, "SELECT count(*) FROM pg_class WHERE relname = 'schema_migrations'"), 0);
     PQfinish(c);
     assert_int_equal(bp_testdb_cleanup(&db), 0);
 }
@@ -337,7 +300,7 @@ static void
 wait_for_lock_waiter(PGconn *c)
 {
     for (int i = 0; i < 1000; i++) {
-        if (raw_int(c, "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()"
+        if (bp_testdb_pg_int(c, "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()"
                        " AND wait_event_type = 'Lock'") > 0) {
             return;
         }
@@ -361,7 +324,7 @@ rotation_against_open_transaction(struct bp_testdb_store *f, bool commit, bp_err
         .created_at = 1000,
     };
     struct waiter w = {.s = open_dsn(f->db.path), .rc = BP_ERR_STORE};
-    PGconn *watch = raw_connect(f->db.path);
+    PGconn *watch = bp_testdb_pg_connect(f->db.path);
     pthread_t th;
 
     memset(t.digest, 0x77, sizeof(t.digest));
@@ -405,9 +368,9 @@ test_audit_insert_failure_is_atomic(void **state)
     struct bp_audit_query q = {0};
     struct bp_audit_rec *out = NULL;
     size_t n = 0;
-    PGconn *c = raw_connect(f->db.path);
+    PGconn *c = bp_testdb_pg_connect(f->db.path);
 
-    raw_exec(c, "CREATE FUNCTION t_fail() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN"
+    bp_testdb_pg_exec(c, "CREATE FUNCTION t_fail() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN"
                 " IF NEW.time_us = 1700000003000000 THEN RAISE EXCEPTION 'no'; END IF; RETURN NEW; END $$;"
                 "CREATE TRIGGER t_fail BEFORE INSERT ON audit_log FOR EACH ROW EXECUTE FUNCTION t_fail()");
     PQfinish(c);
@@ -479,12 +442,12 @@ test_change_log_and_notify(void **state)
                               .created_at = 1};
     const char *ids[] = {"key_A"};
     const int64_t at[] = {50};
-    PGconn *listener = raw_connect(f->db.path);
+    PGconn *listener = bp_testdb_pg_connect(f->db.path);
     PGnotify *note;
     int64_t t0 = token_of(f->s);
     int64_t t1;
 
-    raw_exec(listener, "LISTEN blnkproxy_changes");
+    bp_testdb_pg_exec(listener, "LISTEN blnkproxy_changes");
     memset(k.digest, 0x21, sizeof(k.digest));
     assert_int_equal(bp_store_key_insert(f->s, &k), BP_OK);
     t1 = token_of(f->s);
@@ -531,7 +494,7 @@ test_changes_wait_for_open_change(void **state)
     struct bp_audit_rec r = {.time_us = 7, .actor_type = (char *)"cli"};
     const char *ids[] = {"key_B"};
     const int64_t at[] = {60};
-    PGconn *c = raw_connect(f->db.path);
+    PGconn *c = bp_testdb_pg_connect(f->db.path);
 
     memset(k.digest, 0x31, sizeof(k.digest));
     assert_int_equal(bp_store_key_insert(f->s, &k), BP_OK);
@@ -541,7 +504,7 @@ test_changes_wait_for_open_change(void **state)
     assert_int_equal(bp_store_audit_insert(f->s, &r, 1), BP_OK);
     bp_free(r.id); /* given by the store */
     /* A change would wait: lock_timeout makes the wait an error we can see. */
-    raw_exec(c, "SET lock_timeout = '100ms'");
+    bp_testdb_pg_exec(c, "SET lock_timeout = '100ms'");
     {
         PGresult *res = PQexec(c, "UPDATE api_keys SET revoked = TRUE WHERE id = 'key_B'");
         assert_int_equal(PQresultStatus(res), PGRES_FATAL_ERROR);
@@ -549,7 +512,7 @@ test_changes_wait_for_open_change(void **state)
         PQclear(res);
     }
     bp_store_rollback(other);
-    raw_exec(c, "UPDATE api_keys SET revoked = TRUE WHERE id = 'key_B'");
+    bp_testdb_pg_exec(c, "UPDATE api_keys SET revoked = TRUE WHERE id = 'key_B'");
     PQfinish(c);
     bp_store_close(other);
 }
@@ -561,7 +524,7 @@ test_change_seq_purge_and_schema_version(void **state)
     struct bp_testdb_store *f = *state;
     struct bp_instance_rec a = {.id = (char *)"instance_A", .name = (char *)"a", .url = (char *)"http://a", .enabled = true};
     struct bp_instance_rec b = {.id = (char *)"instance_B", .name = (char *)"b", .url = (char *)"http://b", .enabled = true};
-    PGconn *c = raw_connect(f->db.path);
+    PGconn *c = bp_testdb_pg_connect(f->db.path);
     int64_t seq = -1;
     int64_t seq2 = -1;
     int version = -1;
@@ -577,7 +540,7 @@ test_change_seq_purge_and_schema_version(void **state)
     assert_int_equal(token_of(f->s), seq);
     /* Everything is older than the far future, but the newest row stays: the seq never goes back. */
     assert_int_equal(bp_pg__change_purge(f->s, INT64_MAX / 2), BP_OK);
-    assert_int_equal(raw_int(c, "SELECT count(*) FROM changes"), 1);
+    assert_int_equal(bp_testdb_pg_int(c, "SELECT count(*) FROM changes"), 1);
     assert_int_equal(bp_pg__change_seq(f->s, &seq2), BP_OK);
     assert_int_equal(seq2, seq);
     PQfinish(c);

@@ -30,51 +30,15 @@ setup(void **state)
     return bp_testdb_store_setup(state, "store_reconnect");
 }
 
-static PGconn *
-raw_connect(const char *dsn)
-{
-    PGconn *c = PQconnectdb(dsn);
-
-    if (PQstatus(c) != CONNECTION_OK) {
-        fail_msg("connect: %s", PQerrorMessage(c));
-    }
-    return c;
-}
-
-static void
-raw_exec(PGconn *c, const char *sql)
-{
-    PGresult *r = PQexec(c, sql);
-
-    if (PQresultStatus(r) != PGRES_COMMAND_OK && PQresultStatus(r) != PGRES_TUPLES_OK) {
-        fail_msg("%s: %s", sql, PQresultErrorMessage(r));
-    }
-    PQclear(r);
-}
-
-static int64_t
-raw_int(PGconn *c, const char *sql)
-{
-    PGresult *r = PQexec(c, sql);
-    int64_t v;
-
-    if (PQresultStatus(r) != PGRES_TUPLES_OK || PQntuples(r) != 1) {
-        fail_msg("%s: %s", sql, PQresultErrorMessage(r));
-    }
-    v = strtoll(PQgetvalue(r, 0, 0), NULL, 10);
-    PQclear(r);
-    return v;
-}
-
 /* Closes every other connection to the database, as a server restart would, and waits until
  * they are gone. */
 static void
 terminate_others(PGconn *admin)
 {
-    raw_exec(admin, "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+    bp_testdb_pg_exec(admin, "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
                     " WHERE datname = current_database() AND pid <> pg_backend_pid()");
     for (int i = 0; i < 500; i++) {
-        if (raw_int(admin, "SELECT count(*) FROM pg_stat_activity"
+        if (bp_testdb_pg_int(admin, "SELECT count(*) FROM pg_stat_activity"
                            " WHERE datname = current_database() AND pid <> pg_backend_pid()") == 0) {
             return;
         }
@@ -116,7 +80,7 @@ test_idle_connection_closed_by_server(void **state)
     struct bp_testdb_store *f = *state;
     struct bp_key_rec a = mk_key("key_A", 0x11);
     struct bp_key_rec b = mk_key("key_B", 0x12);
-    PGconn *admin = raw_connect(f->db.path);
+    PGconn *admin = bp_testdb_pg_connect(f->db.path);
 
     assert_int_equal(bp_store_key_insert(f->s, &a), BP_OK);
     terminate_others(admin);
@@ -128,7 +92,7 @@ test_idle_connection_closed_by_server(void **state)
     if (bp_store_key_insert(f->s, &b) != BP_OK) {
         fail_msg("insert after the server closed the connection: %s", bp_store_last_error(f->s));
     }
-    assert_int_equal(raw_int(admin, "SELECT count(*) FROM api_keys"), 2);
+    assert_int_equal(bp_testdb_pg_int(admin, "SELECT count(*) FROM api_keys"), 2);
     PQfinish(admin);
 }
 
@@ -143,7 +107,7 @@ test_loss_inside_a_transaction_is_never_half_applied(void **state)
     struct bp_key_rec b = mk_key("key_B", 0x22);
     struct bp_key_rec c = mk_key("key_C", 0x23);
     struct bp_key_rec d = mk_key("key_D", 0x24);
-    PGconn *admin = raw_connect(f->db.path);
+    PGconn *admin = bp_testdb_pg_connect(f->db.path);
 
     assert_int_equal(bp_store_begin(f->s), BP_OK);
     assert_int_equal(bp_store_key_insert(f->s, &a), BP_OK);
@@ -152,7 +116,7 @@ test_loss_inside_a_transaction_is_never_half_applied(void **state)
     assert_non_null(strstr(bp_store_last_error(f->s), "the transaction was rolled back"));
     assert_int_equal(bp_store_key_insert(f->s, &c), BP_ERR_STORE_DOWN);
     assert_int_equal(bp_store_commit(f->s), BP_ERR_STORE_DOWN);
-    assert_int_equal(raw_int(admin, "SELECT count(*) FROM api_keys"), 0);
+    assert_int_equal(bp_testdb_pg_int(admin, "SELECT count(*) FROM api_keys"), 0);
 
     /* The same with a rollback: then the next transaction runs on a new connection. */
     assert_int_equal(bp_store_begin(f->s), BP_OK);
@@ -162,8 +126,8 @@ test_loss_inside_a_transaction_is_never_half_applied(void **state)
     assert_int_equal(bp_store_begin(f->s), BP_OK);
     assert_int_equal(bp_store_key_insert(f->s, &d), BP_OK);
     assert_int_equal(bp_store_commit(f->s), BP_OK);
-    assert_int_equal(raw_int(admin, "SELECT count(*) FROM api_keys"), 1);
-    assert_int_equal(raw_int(admin, "SELECT count(*) FROM api_keys WHERE id = 'key_D'"), 1);
+    assert_int_equal(bp_testdb_pg_int(admin, "SELECT count(*) FROM api_keys"), 1);
+    assert_int_equal(bp_testdb_pg_int(admin, "SELECT count(*) FROM api_keys WHERE id = 'key_D'"), 1);
     PQfinish(admin);
 }
 
@@ -176,14 +140,14 @@ test_silent_server_costs_at_most_the_timeout(void **state)
     struct bp_testdb_store *f = *state;
     struct bp_key_rec *keys = NULL;
     size_t n = 0;
-    PGconn *admin = raw_connect(f->db.path);
+    PGconn *admin = bp_testdb_pg_connect(f->db.path);
 
     bp_store_set_timeout(f->s, 300);
-    raw_exec(admin, "BEGIN; LOCK TABLE api_keys IN ACCESS EXCLUSIVE MODE");
+    bp_testdb_pg_exec(admin, "BEGIN; LOCK TABLE api_keys IN ACCESS EXCLUSIVE MODE");
     assert_int_equal(bp_store_key_list(f->s, &keys, &n), BP_ERR_STORE_DOWN);
     assert_non_null(strstr(bp_store_last_error(f->s), "did not answer within 300 ms"));
     assert_false(bp_store_connected(f->s));
-    raw_exec(admin, "COMMIT");
+    bp_testdb_pg_exec(admin, "COMMIT");
     assert_int_equal(key_count(f->s), 0);
     assert_true(bp_store_connected(f->s));
     PQfinish(admin);
@@ -244,7 +208,7 @@ test_listener_notified_lost_and_back(void **state)
     struct bp_key_rec b = mk_key("key_B", 0x32);
     const char *ids[] = {"key_A"};
     const int64_t at[] = {50};
-    PGconn *admin = raw_connect(f->db.path);
+    PGconn *admin = bp_testdb_pg_connect(f->db.path);
     char err[512];
 
     assert_int_equal(bp_store_open(f->db.path, 0, &cli, err, sizeof(err)), BP_OK);

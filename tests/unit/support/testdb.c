@@ -182,3 +182,39 @@ bp_testdb_store_teardown(void **state)
     bp_free(f);
     return 0;
 }
+
+PGconn *
+bp_testdb_pg_connect(const char *dsn)
+{
+    PGconn *c = PQconnectdb(dsn);
+
+    if (PQstatus(c) != CONNECTION_OK) {
+        fail_msg("connect: %s", PQerrorMessage(c));
+    }
+    return c;
+}
+
+void
+bp_testdb_pg_exec(PGconn *c, const char *sql)
+{
+    PGresult *r = PQexec(c, sql);
+
+    if (PQresultStatus(r) != PGRES_COMMAND_OK && PQresultStatus(r) != PGRES_TUPLES_OK) {
+        fail_msg("%s: %s", sql, PQresultErrorMessage(r));
+    }
+    PQclear(r);
+}
+
+int64_t
+bp_testdb_pg_int(PGconn *c, const char *sql)
+{
+    PGresult *r = PQexec(c, sql);
+    int64_t v;
+
+    if (PQresultStatus(r) != PGRES_TUPLES_OK || PQntuples(r) != 1) {
+        fail_msg("%s: %s", sql, PQresultErrorMessage(r));
+    }
+    v = strtoll(PQgetvalue(r, 0, 0), NULL, 10);
+    PQclear(r);
+    return v;
+}

@@ -13,8 +13,10 @@
  * parallel without seeing each other. */
 
 #include <stdbool.h>
+#include <stdint.h>
 
 struct bp_store;
+struct pg_conn; /* libpq's PGconn */
 
 struct bp_testdb {
     char dir[64];   /* "/tmp/bp_<tag>_XXXXXX", created by bp_testdb_init */
@@ -39,6 +41,14 @@ int bp_testdb_cleanup(struct bp_testdb *t);
 /* The admin DSN of the PostgreSQL test server (a connection to its "postgres" database), for
  * tests that need a database of their own making; fails the running test when there is none. */
 const char *bp_testdb_pg_admin_dsn(void);
+
+/* A raw libpq connection (PGconn) to dsn, for what the store interface does not do: the tests
+ * that edit rows behind the store's back or cut its connections. A failure fails the running test. */
+struct pg_conn *bp_testdb_pg_connect(const char *dsn);
+/* Runs sql on c; anything but success fails the running test. */
+void bp_testdb_pg_exec(struct pg_conn *c, const char *sql);
+/* The first column of the only row sql returns, as an integer; fails the test otherwise. */
+int64_t bp_testdb_pg_int(struct pg_conn *c, const char *sql);
 
 /* The common cmocka fixture: a fresh, migrated store per test in *state. */
 struct bp_testdb_store {

@@ -217,6 +217,9 @@ test_table_naming_rules(void **state)
         "audit.queue_size",
         "audit.retention_days",
         "audit.spool",
+        "health.failures",
+        "health.cooldown",
+        "health.probe_interval",
         "reuse_port",
         "node_name",
     };

@@ -8,6 +8,8 @@
 // time: every wait is a poll with a timeout.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import fs from 'node:fs';
+import path from 'node:path';
 
 import { startFakeCore } from './lib/fake_core.mjs';
 import {
@@ -21,6 +23,7 @@ import {
     setupWorld,
     startProxy,
     tmpDb,
+    tmpDir,
     waitFor,
 } from './lib/harness.mjs';
 
@@ -151,5 +154,28 @@ test('connection refused makes the instance down; the active probe brings it bac
     } finally {
         await proxy.stop();
         await core?.close();
+    }
+});
+
+test('the health settings come from the config file and apply on SIGHUP: the probe starts', async () => {
+    const core = await startFakeCore();
+    const db = tmpDb();
+    makeInstance(db, core.url, { secret: 'reload_probe_secret', name: 'reloaded' });
+    const file = path.join(tmpDir(), 'blnkproxy.json');
+    fs.writeFileSync(file, JSON.stringify({ health: { failures: 2, cooldown: '1s', probe_interval: '0' } }));
+    let proxy;
+    try {
+        proxy = await startProxy({ db, args: ['--config', file] });
+        assert.equal(core.requests.filter((r) => r.path === '/health').length, 0, 'no probe configured');
+        fs.writeFileSync(file, JSON.stringify({ health: { failures: 2, cooldown: '1s', probe_interval: '200ms' } }));
+        proxy.child.kill('SIGHUP');
+        const line = await proxy.waitForLog((o) => o.msg === 'configuration reloaded', 5000);
+        assert.match(String(line.changed), /health\.probe_interval/, JSON.stringify(line));
+        await waitFor(() => core.requests.some((r) => r.path === '/health'), { timeoutMs: 10000, what: 'a probe after the reload' });
+        const probe = core.requests.find((r) => r.path === '/health');
+        assert.equal(probe.headers['x-blnk-key'], 'reload_probe_secret');
+    } finally {
+        await proxy?.stop();
+        await core.close();
     }
 });

@@ -280,6 +280,7 @@ on_head(void *self, struct bp_http_req *req)
     struct bp_tables *t = bp_proxy__worker_tables(bp_http_req_worker_state(req));
     const char *reason = NULL;
     bp_err rc;
+    (void)self;
 
     /* None yet only while a PostgreSQL store has been unreachable since start (issue 9): nothing
      * can be authenticated, and a 401 would wrongly tell the client its credential is bad. */
@@ -287,7 +288,6 @@ on_head(void *self, struct bp_http_req *req)
         refuse(req, st, BP_ERR_NOT_READY, NULL);
         return;
     }
-    (void)self;
     st->tables = bp_tables_ref(t);
     rc = check_head(req, st, &reason);
     if (rc != BP_OK) {

@@ -72,9 +72,11 @@ main(int argc, char **argv)
     long done = 0;
     int ep = epoll_create1(0);
     int one = 1;
+    /* The first digit every answer must have: 2, or 5 to measure refusals (DOWN=1 in run.sh). */
+    char want = argc == 8 ? argv[7][0] : '2';
 
-    if (argc != 7) {
-        fprintf(stderr, "usage: load PORT CONNS TOTAL get|post PATH AUTH_HEADER_VALUE\n");
+    if (argc != 7 && argc != 8) {
+        fprintf(stderr, "usage: load PORT CONNS TOTAL get|post PATH AUTH_HEADER_VALUE [STATUS_DIGIT]\n");
         return 2;
     }
     port = atoi(argv[1]);
@@ -139,7 +141,7 @@ main(int argc, char **argv)
             if (c->len < need) {
                 continue;
             }
-            if (c->len > 9 && c->buf[9] != '2') {
+            if (c->len > 9 && c->buf[9] != want) {
                 fprintf(stderr, "load: answer %.*s\n", (int)(strchr(c->buf, '\r') - c->buf), c->buf);
                 return 1;
             }

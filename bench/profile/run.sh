@@ -13,6 +13,8 @@
 #   bench/profile/run.sh                      # build/blnkproxy, GET and POST, audit on
 #   AUDIT=off bench/profile/run.sh            # BLNKPROXY_AUDIT_READS/WRITES=off
 #   N=5000 CONNS=32 TOOLS="strace alloc" WORKLOADS=get bench/profile/run.sh
+#   DOWN=1 WORKLOADS=get bench/profile/run.sh  # the instance is down: each request is the 503
+#                                              # PROXY_INSTANCE_UNAVAILABLE refusal (issue 14)
 #
 # Knobs: BLNKPROXY_BIN (default build/blnkproxy), N (measured requests, default 2000), WARM (500),
 # CONNS (client connections, default 32), PERF_N (requests under perf, default 20000),
@@ -29,6 +31,7 @@ PERF_N=${PERF_N:-20000}
 WORKLOADS=${WORKLOADS:-"get post"}
 TOOLS=${TOOLS:-"callgrind strace alloc perf"}
 AUDIT=${AUDIT:-on}
+DOWN=${DOWN:-0}
 OUT=${OUT:-$(mktemp -d "${TMPDIR:-/tmp}/bp-profile-XXXXXX")}
 mkdir -p "$OUT"
 
@@ -64,7 +67,15 @@ core_port=$(cat "$OUT/core.port")
 
 db="$OUT/profile.db"
 export PROFILE_CORE_SECRET="profile-core-secret-0123456789"
-inst_json=$("$bin" instance add --db "$db" --name core --url "http://127.0.0.1:$core_port" \
+core_url="http://127.0.0.1:$core_port"
+want_status=2
+if [ "$DOWN" = 1 ]; then
+    # Port 1 refuses: the first request (a 502) makes the instance down for an hour, and every
+    # request after it is refused before Core (503).
+    core_url="http://127.0.0.1:1"
+    want_status=5
+fi
+inst_json=$("$bin" instance add --db "$db" --name core --url "$core_url" \
     --secret-key-env PROFILE_CORE_SECRET --json 2>/dev/null) || die "instance add failed"
 instance_id=$(printf '%s' "$inst_json" | sed -n 's/.*"id":"\(instance_[^"]*\)".*/\1/p')
 key_json=$("$bin" key create --db "$db" --name profile --scopes proxy:read,proxy:write \
@@ -74,6 +85,9 @@ auth="Bearer $(printf '%s' "$key_json" | sed -n 's/.*"key":"\(blnk_[0-9a-f]*\)".
 env_audit=()
 if [ "$AUDIT" = off ]; then
     env_audit=(BLNKPROXY_AUDIT_READS=off BLNKPROXY_AUDIT_WRITES=off)
+fi
+if [ "$DOWN" = 1 ]; then
+    env_audit+=(BLNKPROXY_HEALTH_FAILURES=1 BLNKPROXY_HEALTH_COOLDOWN=1h)
 fi
 
 # start_proxy LOG [PREFIX...]: starts serve (under PREFIX), sets proxy_pid and proxy_port.
@@ -111,7 +125,7 @@ path_of() {
 
 load() {
     # load WORKLOAD COUNT
-    "$OUT/load" "$proxy_port" "$CONNS" "$2" "$1" "$(path_of "$1")" "$auth" >/dev/null ||
+    "$OUT/load" "$proxy_port" "$CONNS" "$2" "$1" "$(path_of "$1")" "$auth" "$want_status" >/dev/null ||
         die "load failed ($1)"
 }
 
@@ -121,7 +135,7 @@ note() {
     echo "$*" | tee -a "$summary"
 }
 note "blnkproxy: $bin ($("$bin" --version 2>/dev/null | head -n1))"
-note "requests measured: $N after $WARM warm-up, $CONNS connections, --workers 1, audit $AUDIT"
+note "requests measured: $N after $WARM warm-up, $CONNS connections, --workers 1, audit $AUDIT, instance down: $DOWN"
 
 for w in $WORKLOADS; do
     for t in $TOOLS; do

@@ -58,6 +58,7 @@ struct bp_instance {
     struct bp_secret *secret;  /* Core secret key, NULL when none */
     char *ca_file;             /* NULL: system CAs */
     bool enabled;
+    struct bp_health *health;  /* its health (health/health.h): shared by every snapshot */
 };
 
 /* Why authentication failed, for metrics and the audit log. */

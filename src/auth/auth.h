@@ -83,6 +83,8 @@ const struct bp_cred *bp_tables_find_cred(const struct bp_tables *t, const unsig
 const struct bp_instance *bp_tables_find_instance(const struct bp_tables *t, const char *id, size_t len);
 size_t bp_tables_cred_count(const struct bp_tables *t);
 size_t bp_tables_instance_count(const struct bp_tables *t);
+/* The i-th instance row (sorted by id), i < bp_tables_instance_count(t). */
+const struct bp_instance *bp_tables_instance_at(const struct bp_tables *t, size_t i);
 /* Calls fn on every credential (in digest order); used by the last-used flusher. */
 void bp_tables_each_cred(struct bp_tables *t, void (*fn)(struct bp_cred *c, void *arg), void *arg);
 /* Trie nodes allocated by this process so far (a diagnostic: what one change costs). */

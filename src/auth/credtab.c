@@ -7,6 +7,7 @@
  * one only when the generation moved: per request that costs one atomic load and one
  * increment of the pinned snapshot's count (bp_tables_ref), and no lock. */
 #include "auth/auth.h"
+#include "health/health.h"
 
 #include <pthread.h>
 #include <stdbool.h>
@@ -494,6 +495,34 @@ bp_tables_drop_expired_tokens(struct bp_tables *t, int64_t now)
     return e.n;
 }
 
+/* Each enabled instance's health slot, found by id so that its state outlives the snapshot; s->insts
+ * still in the records' order. */
+static void
+track_health(struct inst_set *s, const struct bp_instance_rec *insts)
+{
+    const char **ids = bp_calloc(s->n ? s->n : 1, sizeof(*ids));
+    const char **names = bp_calloc(s->n ? s->n : 1, sizeof(*names));
+    struct bp_health **slots = bp_calloc(s->n ? s->n : 1, sizeof(*slots));
+
+    size_t n = 0;
+
+    /* Only enabled instances: a disabled one gets no requests, so it has no health to show. */
+    for (size_t i = 0; i < s->n; i++) {
+        if (insts[i].enabled) {
+            ids[n] = insts[i].id;
+            names[n++] = insts[i].name;
+        }
+    }
+    bp_health_track(ids, names, n, slots);
+    n = 0;
+    for (size_t i = 0; i < s->n; i++) {
+        s->insts[i].health = insts[i].enabled ? slots[n++] : NULL;
+    }
+    bp_free(slots);
+    bp_free(names);
+    bp_free(ids);
+}
+
 void
 bp_tables_set_instances(struct bp_tables *t, const struct bp_instance_rec *insts, size_t n_insts)
 {
@@ -510,6 +539,7 @@ bp_tables_set_instances(struct bp_tables *t, const struct bp_instance_rec *insts
         e->secret = r->secret_key ? bp_secret_new(r->secret_key, r->secret_key_len) : NULL;
         e->enabled = r->enabled;
     }
+    track_health(s, insts);
     qsort(s->insts, s->n, sizeof(*s->insts), cmp_instance);
     inst_set_unref(t->insts);
     t->insts = s;
@@ -664,4 +694,11 @@ size_t
 bp_tables_nodes_allocated(void)
 {
     return atomic_load_explicit(&nodes_allocated, memory_order_relaxed);
+}
+
+const struct bp_instance *
+bp_tables_instance_at(const struct bp_tables *t, size_t i)
+{
+    BP_BUG_ON(i >= t->insts->n);
+    return &t->insts->insts[i];
 }

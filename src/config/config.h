@@ -63,6 +63,12 @@ struct bp_config {
                                            served already (hand-over to this process), default false */
     char *node_name;                    /* "node_name": this server's name in logs, metrics, audit
                                            records and `db status`; NULL = "<hostname>:<port>" */
+    /* "health": {...} (issue 14): when a Core instance counts as down, and its probe. */
+    int health_failures;                /* "health.failures": consecutive connect errors, timeouts
+                                           or 5xx that make an instance down, default 5 */
+    int64_t health_cooldown_ms;         /* "health.cooldown": down time before one trial, default 5s */
+    int64_t health_probe_interval_ms;   /* "health.probe_interval": GET <url>/health on every enabled
+                                           instance this often; 0 = no probe, default 0 */
     /* "routes" (config file only, DESIGN §3): built-in rows to drop ("METHOD /pattern") and rows
      * to add. The router checks them when the table is built. */
     char **routes_remove;

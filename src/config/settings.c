@@ -106,6 +106,18 @@ const struct bp_setting bp_config__settings[] = {
     {"audit.spool", "BLNKPROXY_AUDIT_SPOOL", "--audit-spool", BP_SETTING_OPT_STRING, 1, STRING_MAX_LEN, NULL,
      FIELD(audit_spool), 0, "file where audit records wait while the store fails; default <db>.audit-spool",
      RESTART, "FILE"},
+    {"health.failures", "BLNKPROXY_HEALTH_FAILURES", "--health-failures", BP_SETTING_INT, 1, 1000, "5",
+     FIELD(health_failures), 0,
+     "consecutive connect errors, timeouts or 5xx answers after which a Core instance is down: its "
+     "requests get 503 PROXY_INSTANCE_UNAVAILABLE at once",
+     LIVE, NULL},
+    {"health.cooldown", "BLNKPROXY_HEALTH_COOLDOWN", "--health-cooldown", BP_SETTING_DURATION, 100, HOUR, "5s",
+     FIELD(health_cooldown_ms), 0,
+     "time a down instance is refused before one trial request (or probe) may find it up again", LIVE, NULL},
+    {"health.probe_interval", "BLNKPROXY_HEALTH_PROBE_INTERVAL", "--health-probe-interval", BP_SETTING_DURATION,
+     0, HOUR, "0", FIELD(health_probe_interval_ms), 0,
+     "how often GET <instance url>/health probes every enabled instance with its secret; 0: no probe",
+     LIVE, NULL},
     {"reuse_port", "BLNKPROXY_REUSE_PORT", "--reuse-port", BP_SETTING_BOOL, 0, 1, "false", FIELD(reuse_port), 0,
      "start even when the listen address is already served (hand-over: start the new process, then "
      "SIGTERM the old one)", RESTART, NULL},

@@ -35,6 +35,11 @@ static const struct bp_errcat_row rows[] = {
     /* serve started while the store was unreachable (PostgreSQL) and has no credentials yet: a 401
      * would tell clients their key is bad. */
     {BP_ERR_NOT_READY, 503, "PROXY_NOT_READY", "Credentials are not loaded yet; retry shortly", NULL, 1, true},
+    /* The instance failed health.failures times in a row (or its probe failed): answered at once
+     * instead of making every client wait for Core's timeout (issue 14). Retry-After is the
+     * default health.cooldown, after which one trial request goes through. */
+    {BP_ERR_INSTANCE_UNAVAILABLE, 503, "PROXY_INSTANCE_UNAVAILABLE",
+     "Core instance is unavailable (failing its health checks); retry shortly", NULL, 5, true},
     /* Never sent (the client is gone): the status nginx logs for it, for the audit log. */
     {BP_ERR_CLIENT_CLOSED, 499, "PROXY_CLIENT_CLOSED_REQUEST", "Client closed the connection", NULL, 0,
      false},

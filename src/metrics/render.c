@@ -19,6 +19,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "health/health.h"
 #include "lib/alloc.h"
 #include "lib/buf.h"
 #include "lib/str.h"
@@ -503,6 +504,49 @@ render_tables(struct bp_buf *b, bool om)
     putf(b, P "table_reloads_total %" PRIu64 "\n", atomic_load(&bp_metrics__reloads));
 }
 
+/* Issue 14: each published instance's health, and its name. Bounded by the instances configured
+ * (labels are the instance id and the operator's name for it, never a secret). */
+struct inst_rows {
+    struct bp_buf *b;
+    bool info;
+};
+
+static void
+put_instance(void *arg, const char *id, const char *name, bool up)
+{
+    struct inst_rows *r = arg;
+
+    if (r->info) {
+        put(r->b, P "instance_info{instance=\"");
+        put_label(r->b, id);
+        put(r->b, "\",name=\"");
+        put_label(r->b, name);
+        put(r->b, "\"} 1\n");
+    } else {
+        put(r->b, P "instance_up{instance=\"");
+        put_label(r->b, id);
+        putf(r->b, "\"} %d\n", up ? 1 : 0);
+    }
+}
+
+static void
+render_instances(struct bp_buf *b, bool om)
+{
+    static const char info_help[] = "Each enabled Blnk Core instance and its name; the value is always 1.";
+    struct inst_rows r = {.b = b, .info = false};
+
+    family(b, om, P "instance_up", "gauge",
+           "1 while the Core instance is served, 0 while it is down (failing its health; its requests get 503).");
+    bp_health_each(put_instance, &r);
+    if (om) {
+        family(b, om, P "instance", "info", info_help);
+    } else {
+        family(b, om, P "instance_info", "gauge", info_help);
+    }
+    r.info = true;
+    bp_health_each(put_instance, &r);
+}
+
 /* Issue 9: which node this is, and whether its store answers. node_info is an info family in
  * OpenMetrics, as build_info is. */
 static void
@@ -540,6 +584,7 @@ bp_metrics_render_format(enum bp_metrics_format format, struct bp_buf *out)
     render_fixed(out, om, &f);
     render_audit(out, om, &f);
     render_tables(out, om);
+    render_instances(out, om);
     render_cluster(out, om);
     if (om) {
         put(out, "# EOF\n");

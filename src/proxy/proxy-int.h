@@ -6,13 +6,16 @@
  *   proxy.c    the handler: DESIGN §2 phases on the head, body, defaults, forwarding, and Core's
  *              answer relayed (buffered up to BP_PROXY_ANSWER_BUFFER, streamed beyond)
  *   headers.c  the header rules, both directions, as one table
- *   audit.c    every audit step of a proxied request: reserve, hold, record, release */
+ *   audit.c    every audit step of a proxied request: reserve, hold, record, release
+ *   probe.c    the active health probe of every enabled instance (issue 14) */
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdatomic.h>
 #include <stdint.h>
 
 #include "auth/auth-t.h"
+#include "health/health.h"
 #include "http/http.h"
 #include "lib/buf.h"
 #include "proxy/proxy.h"
@@ -22,6 +25,8 @@ struct bp_arena;
 struct bp_http_head;
 struct bp_upstream;
 struct bp_upstream_xfer;
+struct bp_config;
+struct bp_proxy__probe;
 
 /* Core's answers up to this size are buffered whole and answered with a Content-Length (a
  * failure is then still a clean 502); longer ones stream. */
@@ -38,14 +43,20 @@ struct bp_proxy {
     struct bp_proxy_tables tables;
     struct bp_http_handler handler;
     struct bp_http_hook audit_hook;
+    atomic_bool prober_taken; /* a worker runs the health probe (probe.c) */
 };
 
 /* Per worker: its upstream client, and the credential tables it keeps pinned (taken anew only
  * when a publish moved the generation). */
 struct bp_proxy_worker {
+    const struct bp_proxy *proxy;
     struct bp_upstream *upstream;
     struct bp_tables *tables;
     unsigned tables_gen;
+    struct bp_health_conf health;       /* from the config, updated on reload */
+    bool prober;                        /* this worker runs the health probe */
+    int64_t probe_interval_ms;          /* the tick it is set to (0: none) */
+    struct bp_proxy__probe *probes;     /* in flight */
 };
 
 /* Per request (http keeps it in the request's arena, zeroed). */
@@ -79,6 +90,8 @@ struct bp_proxy_req {
     bool audit_submitted;               /* the record went before the finish (a held stream) */
     bool forwarded;                     /* handed to the upstream client: Core may have acted on it */
     bool audit_reserved;                /* holds a place in the audit queue */
+    bool health_trial;                  /* the one trial of a down instance, not yet reported */
+    bool health_reported;               /* the exchange's outcome went to the instance's health */
     const char *resource_id;            /* what Core's answer named (arena), for the record */
     size_t resource_id_len;
 };
@@ -107,5 +120,16 @@ void bp_proxy__audit_record_now(struct bp_http_req *req, struct bp_proxy_req *st
 /* The audit hook's callbacks (registered by bp_proxy_new). */
 bool bp_proxy__audit_hold(void *self, struct bp_http_req *req);
 void bp_proxy__audit_finish(void *self, struct bp_http_req *req, struct bp_http_hold *hold);
+
+/* proxy.c: the worker's pinned snapshot, taken anew when a publish moved the generation (NULL
+ * while none was ever published). */
+struct bp_tables *bp_proxy__worker_tables(struct bp_proxy_worker *pw);
+
+/* probe.c */
+/* Takes the health settings of cfg; on the probing worker, (re)starts the probe at
+ * health.probe_interval (0 stops it). Call at worker start and on every reload. */
+void bp_proxy__probe_conf(struct bp_proxy_worker *pw, const struct bp_config *cfg);
+/* Stops the probe and cancels the probes in flight (before the upstream client is freed). */
+void bp_proxy__probe_stop(struct bp_proxy_worker *pw);
 
 #endif

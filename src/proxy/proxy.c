@@ -1,7 +1,8 @@
 /* The /proxy/ handler. The fixed phase order (DESIGN §2):
  *   credential (401) → path syntax (400) → route table (404) → scope (403) → instance_id (400)
  *   → instance known and enabled (404) → credential allowed on the instance (403)
- * all on the head alone, before any body byte is read; then a place in the audit queue (503
+ * all on the head alone, before any body byte is read; then the instance's health (503 at once
+ * while it is down, health/health.h), a place in the audit queue (503
  * when it is full), the body (bounded by the route), transaction defaults (§4), the request to
  * Core, and Core's answer relayed unchanged: buffered whole when it is at most
  * BP_PROXY_ANSWER_BUFFER, streamed with flow control beyond (the transfer paused while the
@@ -24,6 +25,7 @@
 #include "config/config.h"
 #include "core/log.h"
 #include "errors/errors.h"
+#include "health/health.h"
 #include "http/parser.h"
 #include "lib/alloc.h"
 #include "lib/arena.h"
@@ -226,10 +228,10 @@ refuse(struct bp_http_req *req, struct bp_proxy_req *st, bp_err rc, const char *
     bp_errors_respond(req, rc, st->route != NULL ? bp_scope_needed_name(st->route->scope) : NULL, reason);
 }
 
-/* The worker's pinned snapshot, taken anew when a publish moved the generation. */
-static struct bp_tables *
-worker_tables(const struct bp_proxy *p, struct bp_proxy_worker *pw)
+struct bp_tables *
+bp_proxy__worker_tables(struct bp_proxy_worker *pw)
 {
+    const struct bp_proxy *p = pw->proxy;
     unsigned gen = p->tables.generation();
 
     if (pw->tables == NULL || gen != pw->tables_gen) {
@@ -243,15 +245,42 @@ worker_tables(const struct bp_proxy *p, struct bp_proxy_worker *pw)
     return pw->tables;
 }
 
+/* ---- the instance's health (health/health.h) ---- */
+
+static bool
+health_admit(struct bp_proxy_req *st)
+{
+    struct bp_health *h = st->instance->health;
+
+    if (h == NULL || bp_health_is_up(h)) {
+        return true; /* no clock read while up */
+    }
+    return bp_health_admit(h, bp_clock_mono_ms(), &st->health_trial);
+}
+
+/* The exchange told whether Core can serve: once per request, the first time it is known. */
+static void
+health_report(struct bp_http_req *req, struct bp_proxy_req *st, bool ok)
+{
+    struct bp_proxy_worker *pw = bp_http_req_worker_state(req);
+
+    if (st->health_reported || st->instance->health == NULL) {
+        return;
+    }
+    st->health_reported = true;
+    bp_health_report(st->instance->health, &pw->health, ok, st->health_trial, ok ? 0 : bp_clock_mono_ms());
+    st->health_trial = false;
+}
+
 static void
 on_head(void *self, struct bp_http_req *req)
 {
-    const struct bp_proxy *p = self;
     struct bp_proxy_req *st = bp_http_req_state(req);
     const struct bp_config *cfg = bp_http_req_cfg(req);
-    struct bp_tables *t = worker_tables(p, bp_http_req_worker_state(req));
+    struct bp_tables *t = bp_proxy__worker_tables(bp_http_req_worker_state(req));
     const char *reason = NULL;
     bp_err rc;
+    (void)self;
 
     /* None yet only while a PostgreSQL store has been unreachable since start (issue 9): nothing
      * can be authenticated, and a 401 would wrongly tell the client its credential is bad. */
@@ -267,6 +296,12 @@ on_head(void *self, struct bp_http_req *req)
     }
     BP_BUG_ON(st->cred == NULL || st->instance == NULL);
     note_facts(req, st);
+    /* A down instance is refused before anything else is spent on the request: no audit place,
+     * no body read, no connect (issue 14). Healthy, this is one load. */
+    if (!health_admit(st)) {
+        refuse(req, st, BP_ERR_INSTANCE_UNAVAILABLE, NULL);
+        return;
+    }
     /* Forwarding a request whose record cannot be kept would break "every call attributable". */
     if (!bp_proxy__audit_reserve(req, st)) {
         refuse(req, st, BP_ERR_AUDIT_UNAVAILABLE, NULL);
@@ -393,6 +428,8 @@ up_head(void *arg, const struct bp_upstream_head *head)
     char *hdrs;
 
     st->up_status = head->status;
+    /* A 5xx is Core failing; any other answer (4xx included) is Core serving. */
+    health_report(req, st, head->status < 500);
     st->up_head_us = head->upstream_us;
     st->up_head_at_us = bp_clock_mono_us();
     st->up_length =
@@ -495,6 +532,10 @@ up_end(void *arg, bp_err rc)
     struct bp_http_resp out;
 
     st->xfer = NULL;
+    /* No head came: only not reaching Core or its silence count against it. */
+    if (rc == BP_ERR_UPSTREAM_UNREACHABLE || rc == BP_ERR_UPSTREAM_TIMEOUT) {
+        health_report(req, st, false);
+    }
     if (st->streaming) {
         /* A failure after the head went out: the client must not take the cut answer for
          * complete (the upstream client logged and counted the failure). */
@@ -674,6 +715,11 @@ on_end(void *self, struct bp_http_req *req)
     (void)self;
 
     BP_BUG_ON(st->xfer != NULL);
+    /* A trial that never reached an outcome (refused, the client left): let the next one try. */
+    if (st->health_trial) {
+        bp_health_release(st->instance->health);
+        st->health_trial = false;
+    }
     bp_buf_cleanup(&st->rewritten);
     bp_buf_cleanup(&st->answer);
     bp_tables_release(st->tables);
@@ -697,14 +743,17 @@ worker_init(void *self, struct event_base *base, const struct bp_config *cfg, vo
 {
     struct bp_proxy_worker *pw = bp_calloc(1, sizeof(*pw));
     struct bp_upstream_opts uo = upstream_opts(cfg);
+    struct bp_proxy *p = self;
     bp_err rc;
 
-    (void)self;
     rc = bp_upstream_new(base, &uo, &pw->upstream);
     if (rc != BP_OK) {
         bp_free(pw);
         return rc;
     }
+    pw->proxy = p;
+    pw->prober = !atomic_exchange(&p->prober_taken, true);
+    bp_proxy__probe_conf(pw, cfg);
     *out = pw;
     return BP_OK;
 }
@@ -713,17 +762,21 @@ static void
 worker_fini(void *self, void *wstate)
 {
     struct bp_proxy_worker *pw = wstate;
-    (void)self;
 
     if (pw == NULL) {
         return;
     }
+    bp_proxy__probe_stop(pw);
     bp_upstream_free(pw->upstream);
     bp_tables_release(pw->tables);
+    if (pw->prober) {
+        atomic_store(&((struct bp_proxy *)self)->prober_taken, false);
+    }
     bp_free(pw);
 }
 
-/* A reload: transfers started from now on use the new timeouts and response cap. */
+/* A reload: transfers started from now on use the new timeouts and response cap; the health
+ * settings apply to the next outcome, the probe interval from now. */
 static void
 worker_reconf(void *self, void *wstate, const struct bp_config *cfg)
 {
@@ -732,6 +785,7 @@ worker_reconf(void *self, void *wstate, const struct bp_config *cfg)
     (void)self;
 
     bp_upstream_set_opts(pw->upstream, &uo);
+    bp_proxy__probe_conf(pw, cfg);
 }
 
 /* ---- the handler object ---- */
@@ -742,6 +796,7 @@ bp_proxy_new(const struct bp_proxy_tables *tables, struct bp_proxy **out)
     struct bp_proxy *p = bp_calloc(1, sizeof(*p));
 
     p->tables = *tables;
+    atomic_init(&p->prober_taken, false);
     p->handler = (struct bp_http_handler){
         .name = "proxy",
         .on_head = on_head,

@@ -541,6 +541,9 @@ destroy(struct bp_upstream *u)
         bp_free(b);
     }
     bp_upstream__tls_free_all(u);
+    if (u->tick_ev != NULL) {
+        event_free(u->tick_ev);
+    }
     bp_free(u->head_scratch);
     bp_free(u->hdr_scratch);
     bp_free(u);
@@ -565,6 +568,48 @@ bp_upstream_free(struct bp_upstream *u)
         return;
     }
     destroy(u);
+}
+
+static void
+on_tick(evutil_socket_t fd, short what, void *arg)
+{
+    struct bp_upstream *u = arg;
+    (void)fd;
+    (void)what;
+
+    if (!u->closing && u->tick_fn != NULL) {
+        u->tick_fn(u->tick_arg);
+    }
+}
+
+bp_err
+bp_upstream_set_tick(struct bp_upstream *u, int64_t interval_ms, void (*fn)(void *arg), void *arg)
+{
+    struct timeval tv;
+
+    if (u->tick_ev != NULL) {
+        event_free(u->tick_ev);
+        u->tick_ev = NULL;
+    }
+    u->tick_fn = NULL;
+    if (interval_ms <= 0 || fn == NULL) {
+        return BP_OK;
+    }
+    u->tick_ev = event_new(u->base, -1, EV_PERSIST, on_tick, u);
+    if (u->tick_ev == NULL) {
+        return BP_ERR_NOMEM;
+    }
+    u->tick_fn = fn;
+    u->tick_arg = arg;
+    tv.tv_sec = (time_t)(interval_ms / 1000);
+    tv.tv_usec = (suseconds_t)(interval_ms % 1000) * 1000;
+    if (event_add(u->tick_ev, &tv) != 0) {
+        event_free(u->tick_ev);
+        u->tick_ev = NULL;
+        u->tick_fn = NULL;
+        return BP_ERR_IO;
+    }
+    return BP_OK;
 }
 
 size_t

@@ -240,6 +240,10 @@ struct bp_upstream {
     unsigned long tls_ctx_gen; /* bumped for every context made */
     int dispatch_depth;
     bool closing;
+    /* bp_upstream_set_tick: a periodic call on this client's loop (the instance health probe). */
+    struct event *tick_ev;
+    void (*tick_fn)(void *arg);
+    void *tick_arg;
     /* Scratch for the head being delivered (parsed into, then filtered). */
     struct bp_http_resp_head *head_scratch;
     struct bp_upstream_header *hdr_scratch;

@@ -191,6 +191,10 @@ void bp_upstream_resume(struct bp_upstream_xfer *x);
 /* Abandons a transfer (the client went away): no callback of it runs afterwards. Accepts NULL;
  * a no-op from inside the transfer's final callback. Safe inside another transfer's callback. */
 void bp_upstream_cancel(struct bp_upstream_xfer *x);
+/* Calls fn(arg) on the client's loop every interval_ms, from now on, until replaced (0 or NULL
+ * fn: never again) or the client is freed: work that belongs with this client's connections,
+ * such as the instance health probe, without a thread or loop of its own. */
+bp_err bp_upstream_set_tick(struct bp_upstream *u, int64_t interval_ms, void (*fn)(void *arg), void *arg);
 /* Number of transfers in flight on this client. */
 size_t bp_upstream_inflight(const struct bp_upstream *u);
 /* Bytes of answer the client holds for its transfers right now: read buffers (used part) and

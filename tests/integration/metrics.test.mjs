@@ -127,6 +127,8 @@ test('/metrics after a known mix of requests: promtool-valid and exact counters'
         blnkproxy_upstream_connections: 'gauge',
         blnkproxy_credentials: 'gauge',
         blnkproxy_instances: 'gauge',
+        blnkproxy_instance_up: 'gauge',
+        blnkproxy_instance_info: 'gauge',
         blnkproxy_table_reloads_total: 'counter',
         blnkproxy_build_info: 'gauge',
         process_start_time_seconds: 'gauge',

@@ -2,8 +2,9 @@
 //
 // API (also used by other test files, e.g. the SDK tests; keep it stable):
 //
-//   const core = await startFakeCore({ handler?, keepAliveTimeoutMs? });
-//     Listens on 127.0.0.1, an ephemeral port, node:http with keep-alive on.
+//   const core = await startFakeCore({ handler?, keepAliveTimeoutMs?, port? });
+//     Listens on 127.0.0.1, an ephemeral port (or port, for a Core that comes up where an
+//     instance already points), node:http with keep-alive on.
 //   core.url            'http://127.0.0.1:<port>'
 //   core.port           the port
 //   core.requests       array of recorded requests, in arrival order (complete bodies), each:
@@ -278,7 +279,7 @@ export async function startFakeCore(opts = {}) {
 
     await new Promise((resolve, reject) => {
         server.once('error', reject);
-        server.listen(0, '127.0.0.1', resolve);
+        server.listen(opts.port ?? 0, '127.0.0.1', resolve);
     });
     const port = server.address().port;
 

@@ -217,6 +217,9 @@ test_table_naming_rules(void **state)
         "audit.queue_size",
         "audit.retention_days",
         "audit.spool",
+        "health.failures",
+        "health.cooldown",
+        "health.probe_interval",
         "reuse_port",
         "node_name",
     };
@@ -570,7 +573,8 @@ test_sections(void **state)
     struct bp_config c;
     char err[256];
     static const char good[] =
-        "{\"audit\":{\"reads\":\"off\",\"retention_days\":7},\"oauth\":{\"access_token_ttl\":\"2s\"}}";
+        "{\"audit\":{\"reads\":\"off\",\"retention_days\":7},\"oauth\":{\"access_token_ttl\":\"2s\"},"
+        "\"health\":{\"failures\":3,\"probe_interval\":\"10s\"}}";
     static const char *const bad[] = {
         "{\"audit\":{\"nope\":1}}",
         "{\"audit\":3}",
@@ -595,6 +599,8 @@ test_sections(void **state)
     assert_int_equal(c.audit_reads, BP_AUDIT_OFF);
     assert_int_equal(c.audit_retention_days, 7);
     assert_int_equal(c.oauth_access_token_ttl_ms, 2000);
+    assert_int_equal(c.health_failures, 3);
+    assert_int_equal(c.health_probe_interval_ms, 10000);
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
         assert_int_equal(bp_config__load_json_text(bad[i], strlen(bad[i]), "t", &c, err, sizeof(err)),
                          BP_ERR_INVALID);

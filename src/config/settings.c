@@ -108,7 +108,7 @@ const struct bp_setting bp_config__settings[] = {
      RESTART, "FILE"},
     {"health.failures", "BLNKPROXY_HEALTH_FAILURES", "--health-failures", BP_SETTING_INT, 1, 1000, "5",
      FIELD(health_failures), 0,
-     "consecutive connect errors, timeouts or 5xx answers after which a Core instance is down: its "
+     "consecutive connect errors, timeouts or 502/503/504 answers after which a Core instance is down: its "
      "requests get 503 PROXY_INSTANCE_UNAVAILABLE at once",
      LIVE, NULL},
     {"health.cooldown", "BLNKPROXY_HEALTH_COOLDOWN", "--health-cooldown", BP_SETTING_DURATION, 100, HOUR, "5s",

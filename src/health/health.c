@@ -128,6 +128,12 @@ bp_health_release(struct bp_health *h)
 }
 
 bool
+bp_health_status_fails(int status)
+{
+    return status == 502 || status == 503 || status == 504;
+}
+
+bool
 bp_health_is_up(const struct bp_health *h)
 {
     return atomic_load_explicit(&((struct bp_health *)h)->retry_at_ms, memory_order_relaxed) == 0;

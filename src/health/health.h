@@ -8,7 +8,8 @@
  *   down  ──(health.cooldown passed: one trial request or a probe goes through)──▶ trial
  *   trial ──(success)──▶ up          trial ──(failure)──▶ down (a new cool-down)
  *
- * A failure is what says Core cannot serve: a connect error, a timeout, a 5xx answer; any other
+ * A failure is what says Core cannot serve: a connect error, a timeout, a 502, 503 or 504 answer
+ * to a proxied request (bp_health_status_fails), any 5xx to the probe; any other
  * answer (4xx included: Core is up and said no) is a success. While down, requests for the
  * instance are refused at once (503 PROXY_INSTANCE_UNAVAILABLE) instead of each waiting for a
  * timeout. The active probe (health.probe_interval) reports into the same state, so a probe can
@@ -41,7 +42,12 @@ void bp_health_track(const char *const *ids, const char *const *names, size_t n,
  * request is the one trial of a down instance; its outcome must be reported (or released). */
 bool bp_health_admit(struct bp_health *h, int64_t now_ms, bool *out_trial);
 
-/* An exchange with Core ended: ok (an answer below 500) or not (connect error, timeout, 5xx).
+/* Whether Core's answer status to a proxied request says Core cannot serve: 502, 503, 504. A 500
+ * is Core answering about that request — a client that can make Core fail its own requests must
+ * not be able to take the instance down for every other client. */
+bool bp_health_status_fails(int status);
+
+/* An exchange with Core ended: ok or not (connect error, timeout, a failing status).
  * trial: this was the request bp_health_admit made the trial. */
 void bp_health_report(struct bp_health *h, const struct bp_health_conf *c, bool ok, bool trial, int64_t now_ms);
 

@@ -428,8 +428,8 @@ up_head(void *arg, const struct bp_upstream_head *head)
     char *hdrs;
 
     st->up_status = head->status;
-    /* A 5xx is Core failing; any other answer (4xx included) is Core serving. */
-    health_report(req, st, head->status < 500);
+    /* 502/503/504 say Core cannot serve; any other answer (a 500 included) is Core serving. */
+    health_report(req, st, !bp_health_status_fails(head->status));
     st->up_head_us = head->upstream_us;
     st->up_head_at_us = bp_clock_mono_us();
     st->up_length =

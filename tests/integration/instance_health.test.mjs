@@ -68,7 +68,7 @@ test('5xx answers and timeouts make the instance down: 503 at once without Core;
         }
         w.core.setHandler({ delayMs: 3000 });
         assertError(await get(), 504, 'PROXY_GATEWAY_TIMEOUT');
-        w.core.setHandler({ status: 500, body: { error: 'still down' } });
+        w.core.setHandler({ status: 502, body: { error: 'still down' } });
 
         // Down: refused at once. Any request that still reached Core (a trial, if the cool-down
         // already passed on a slow machine) got Core's answer, never ours, so the count of
@@ -110,6 +110,28 @@ test('5xx answers and timeouts make the instance down: 503 at once without Core;
         assert.equal(gauge(m2, 'blnkproxy_instance_up', { instance: w.instance.id }), 1, m2);
         await w.proxy.waitForLog((o) => o.msg === 'Core instance is down: its requests get 503 until it answers again' && o.instance === w.instance.id);
         await w.proxy.waitForLog((o) => o.msg === 'Core instance is up again' && o.instance === w.instance.id);
+    } finally {
+        await w.close();
+    }
+});
+
+test('a 500 from Core is an answer about the request: no number of them takes the instance down', async () => {
+    // A client that can make Core fail its own requests (a payload Core chokes on) must not be
+    // able to cut every other client of the instance off: only 502, 503 and 504, a connect error
+    // and a timeout say that Core cannot serve.
+    const w = await setupWorld({ proxyArgs: ['--health-failures', '2', '--health-cooldown', '1h'] });
+    try {
+        const auth = bearer(w.keys.all.key);
+        w.core.setHandler({ status: 500, body: { error: 'internal error for this request' } });
+        const before = w.core.requests.length;
+        for (let i = 0; i < 6; i++) {
+            const r = await req(w.port, 'GET', w.p('/ledgers'), { headers: auth });
+            assert.equal(r.status, 500, r.text);
+            assert.deepEqual(r.json, { error: 'internal error for this request' }, 'Core\'s 500 relayed unchanged');
+        }
+        assert.equal(w.core.requests.length - before, 6, 'every request reached Core');
+        const m = await metrics(w.port);
+        assert.equal(gauge(m, 'blnkproxy_instance_up', { instance: w.instance.id }), 1, m);
     } finally {
         await w.close();
     }

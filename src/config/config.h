@@ -69,6 +69,8 @@ struct bp_config {
     int64_t health_cooldown_ms;         /* "health.cooldown": down time before one trial, default 5s */
     int64_t health_probe_interval_ms;   /* "health.probe_interval": GET <url>/health on every enabled
                                            instance this often; 0 = no probe, default 0 */
+    char *health_probe_instances;       /* "health.probe_instances": "ID=DURATION,…", each instance's
+                                           own probe interval (0: never), checked at load; NULL = none */
     /* "routes" (config file only, DESIGN §3): built-in rows to drop ("METHOD /pattern") and rows
      * to add. The router checks them when the table is built. */
     char **routes_remove;
@@ -140,5 +142,12 @@ void bp_config_setting_doc(size_t i, struct bp_config_setting_doc *out);
  * present (bp_config_load). */
 #define BP_CONFIG_FILE_ENV "BLNKPROXY_CONFIG"
 #define BP_CONFIG_FILE_DEFAULT "blnkproxy.json"
+
+/* health.probe_instances (pairs, as checked at load; NULL = none): the interval of instance_id when
+ * it has an entry, else fallback_ms (health.probe_interval). 0: not probed. */
+int64_t bp_config_probe_interval_ms(const char *pairs, int64_t fallback_ms, const char *instance_id);
+/* The shortest non-zero interval among fallback_ms and the pairs: how often a prober must look;
+ * 0 when nothing is probed. */
+int64_t bp_config_probe_tick_ms(const char *pairs, int64_t fallback_ms);
 
 #endif

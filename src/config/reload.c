@@ -32,7 +32,8 @@ same_string(const char *a, const char *b)
 static bool
 is_string(const struct bp_setting *s)
 {
-    return s->type == BP_SETTING_STRING || s->type == BP_SETTING_OPT_STRING || s->type == BP_SETTING_LISTEN;
+    return s->type == BP_SETTING_STRING || s->type == BP_SETTING_OPT_STRING || s->type == BP_SETTING_LISTEN ||
+           s->type == BP_SETTING_INTERVALS;
 }
 
 static bool

@@ -21,6 +21,8 @@ enum bp_setting_type {
     BP_SETTING_AUDIT_MODE, /* sync|async|off, stored as int (enum bp_audit_mode) */
     BP_SETTING_OPT_STRING, /* like STRING, but its default is absent (NULL) */
     BP_SETTING_BOOL,       /* true|false, stored as bool; a bare flag (--reuse-port) means true */
+    BP_SETTING_INTERVALS,  /* "ID=DURATION,ID=DURATION": a duration per instance id, stored as the
+                              checked char * (NULL: none); config.h reads it */
 };
 
 /* One configurable value. min/max are in the stored unit (count, bytes, milliseconds). */

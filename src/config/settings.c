@@ -118,6 +118,11 @@ const struct bp_setting bp_config__settings[] = {
      0, HOUR, "0", FIELD(health_probe_interval_ms), 0,
      "how often GET <instance url>/health probes every enabled instance with its secret; 0: no probe",
      LIVE, NULL},
+    {"health.probe_instances", "BLNKPROXY_HEALTH_PROBE_INSTANCES", "--health-probe-instances",
+     BP_SETTING_INTERVALS, 0, HOUR, NULL, FIELD(health_probe_instances), 0,
+     "instances probed at their own interval instead of health.probe_interval: ID=DURATION pairs "
+     "separated by commas (0: never probe that one)",
+     LIVE, "ID=DURATION,..."},
     {"reuse_port", "BLNKPROXY_REUSE_PORT", "--reuse-port", BP_SETTING_BOOL, 0, 1, "false", FIELD(reuse_port), 0,
      "start even when the listen address is already served (hand-over: start the new process, then "
      "SIGTERM the old one)", RESTART, NULL},
@@ -179,6 +184,116 @@ format_ms(int64_t ms, char *out, size_t cap)
     }
 }
 
+/* health.probe_instances: at most this many pairs, so a stray value cannot make every probe
+ * tick scan a megabyte. */
+#define INTERVALS_MAX 1000
+#define INTERVAL_ID_MAX 64
+
+/* Walks "ID=DURATION,…", checking every pair (ids of [A-Za-z0-9_], durations 0..max ms) and
+ * calling fn (when not NULL) with each; fn returning true stops the walk. BP_ERR_INVALID on the
+ * first bad pair. */
+static bp_err
+intervals_each(const char *text, int64_t max, bool (*fn)(const char *id, size_t id_len, int64_t ms, void *arg),
+               void *arg)
+{
+    const char *p = text;
+    int n = 0;
+
+    if (text[0] == '\0') {
+        return BP_OK;
+    }
+    for (;;) {
+        const char *eq = strchr(p, '=');
+        const char *end = strchr(p, ',');
+        char dur[32];
+        int64_t ms;
+        size_t id_len;
+
+        if (end == NULL) {
+            end = p + strlen(p);
+        }
+        if (eq == NULL || eq > end || ++n > INTERVALS_MAX) {
+            return BP_ERR_INVALID;
+        }
+        id_len = (size_t)(eq - p);
+        if (id_len == 0 || id_len > INTERVAL_ID_MAX || (size_t)(end - eq - 1) >= sizeof(dur) || end == eq + 1) {
+            return BP_ERR_INVALID;
+        }
+        for (size_t i = 0; i < id_len; i++) {
+            char ch = p[i];
+            if (!((ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') || ch == '_')) {
+                return BP_ERR_INVALID;
+            }
+        }
+        memcpy(dur, eq + 1, (size_t)(end - eq - 1));
+        dur[end - eq - 1] = '\0';
+        if (bp_config__parse_duration(dur, &ms) != BP_OK || ms < 0 || ms > max) {
+            return BP_ERR_INVALID;
+        }
+        if (fn != NULL && fn(p, id_len, ms, arg)) {
+            return BP_OK;
+        }
+        if (*end == '\0') {
+            return BP_OK;
+        }
+        p = end + 1;
+    }
+}
+
+struct interval_find {
+    const char *id;
+    int64_t ms;
+    bool found;
+};
+
+static bool
+interval_match(const char *id, size_t id_len, int64_t ms, void *arg)
+{
+    struct interval_find *f = arg;
+
+    if (strlen(f->id) == id_len && memcmp(f->id, id, id_len) == 0) {
+        f->ms = ms;
+        f->found = true;
+        return true;
+    }
+    return false;
+}
+
+int64_t
+bp_config_probe_interval_ms(const char *pairs, int64_t fallback_ms, const char *instance_id)
+{
+    struct interval_find f = {.id = instance_id};
+
+    if (pairs != NULL) {
+        (void)intervals_each(pairs, HOUR, interval_match, &f);
+    }
+    return f.found ? f.ms : fallback_ms;
+}
+
+static bool
+interval_min(const char *id, size_t id_len, int64_t ms, void *arg)
+{
+    int64_t *min = arg;
+
+    (void)id;
+    (void)id_len;
+    if (ms > 0 && (*min == 0 || ms < *min)) {
+        *min = ms;
+    }
+    return false;
+}
+
+int64_t
+bp_config_probe_tick_ms(const char *pairs, int64_t fallback_ms)
+{
+    int64_t min = fallback_ms;
+
+    if (pairs != NULL) {
+        (void)intervals_each(pairs, HOUR, interval_min, &min);
+    }
+    return min;
+}
+
 void
 bp_config__describe(const struct bp_setting *s, char *why, size_t why_len)
 {
@@ -189,6 +304,12 @@ bp_config__describe(const struct bp_setting *s, char *why, size_t why_len)
     case BP_SETTING_STRING:
     case BP_SETTING_OPT_STRING:
         snprintf(why, why_len, "must be a non-empty string of at most %" PRId64 " bytes", s->max);
+        break;
+    case BP_SETTING_INTERVALS:
+        snprintf(why, why_len,
+                 "must be ID=DURATION pairs separated by commas (instance ids of letters, digits and _, "
+                 "durations 0..1h like 30s; at most %d pairs), e.g. instance_01ABC=30s,instance_01DEF=0",
+                 INTERVALS_MAX);
         break;
     case BP_SETTING_INT:
         snprintf(why, why_len, "must be an integer %" PRId64 "..%" PRId64, s->min, s->max);
@@ -440,6 +561,12 @@ bp_config__set_text(const struct bp_setting *s, const char *text, struct bp_conf
             *(bool *)field(c, s->offset) = text[0] == 't';
         }
         break;
+    case BP_SETTING_INTERVALS:
+        ok = text[0] != '\0' && strlen(text) <= STRING_MAX_LEN * 16 && intervals_each(text, s->max, NULL, NULL) == BP_OK;
+        if (ok) {
+            replace_string(c, s->offset, bp_strdup(text));
+        }
+        break;
     case BP_SETTING_LISTEN:
         ok = bp_config__parse_listen(text, &host, &port) == BP_OK;
         if (ok) {
@@ -473,7 +600,7 @@ bp_config__defaults(struct bp_config *c)
     memset(c, 0, sizeof(*c));
     for (size_t i = 0; i < bp_config__n_settings; i++) {
         const struct bp_setting *s = &bp_config__settings[i];
-        if (s->def == NULL && s->type == BP_SETTING_OPT_STRING) {
+        if (s->def == NULL && (s->type == BP_SETTING_OPT_STRING || s->type == BP_SETTING_INTERVALS)) {
             continue; /* absent: the module that reads it picks its default */
         }
         if (s->def == NULL) {
@@ -512,6 +639,7 @@ bp_config_setting_doc(size_t i, struct bp_config_setting_doc *out)
         [BP_SETTING_AUDIT_MODE] = {"audit mode", "MODE", "sync async off"},
         [BP_SETTING_OPT_STRING] = {"string", "TEXT", NULL},
         [BP_SETTING_BOOL] = {"boolean", NULL, "true false"},
+        [BP_SETTING_INTERVALS] = {"ID=DURATION list", "ID=DURATION,...", NULL},
     };
     const struct bp_setting *s;
 

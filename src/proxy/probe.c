@@ -9,8 +9,9 @@
  * blocking work on threads of its own, which would need a second HTTP client there. One worker
  * is enough: the state it reports into is shared by all of them.
  *
- * An instance whose previous probe has not ended yet is skipped, so a hung Core never has more
- * than one probe open. */
+ * Each instance is probed at its own interval (health.probe_instances, else health.probe_interval);
+ * the tick runs at the shortest of them. An instance whose previous probe has not ended yet is
+ * skipped, so a hung Core never has more than one probe open. */
 #include <string.h>
 
 #include "auth/auth.h"
@@ -24,6 +25,12 @@
 
 #define PROBE_PATH "/health"
 #define KEY_PREFIX "X-Blnk-Key: "
+
+/* An instance's last probe (monotonic ms), found by its health slot, which outlives snapshots. */
+struct bp_proxy__probe_due {
+    const struct bp_health *health;
+    int64_t last_ms;
+};
 
 struct bp_proxy__probe {
     struct bp_proxy__probe *next;
@@ -121,18 +128,51 @@ probe_one(struct bp_proxy_worker *pw, const struct bp_instance *inst)
     bp_free(url);
 }
 
+/* Whether inst's own interval has passed since its last probe; notes now as its last when so.
+ * The tick runs at the shortest interval of all, so an instance with a longer one is skipped
+ * until its turn. */
+static bool
+due(struct bp_proxy_worker *pw, const struct bp_instance *inst, int64_t now_ms)
+{
+    int64_t every = bp_config_probe_interval_ms(pw->probe_instances, pw->probe_default_ms, inst->id);
+    struct bp_proxy__probe_due *d = NULL;
+
+    if (every <= 0) {
+        return false;
+    }
+    for (size_t i = 0; i < pw->n_due; i++) {
+        if (pw->due[i].health == inst->health) {
+            d = &pw->due[i];
+            break;
+        }
+    }
+    if (d == NULL) {
+        /* Bounded by the instances ever configured, as the health slots are. */
+        pw->due = bp_realloc(pw->due, (pw->n_due + 1) * sizeof(*pw->due));
+        d = &pw->due[pw->n_due++];
+        *d = (struct bp_proxy__probe_due){.health = inst->health, .last_ms = INT64_MIN / 2};
+    }
+    /* Half a tick of slack: a tick that fires a little early still probes at its interval. */
+    if (now_ms - d->last_ms < every - pw->probe_interval_ms / 2) {
+        return false;
+    }
+    d->last_ms = now_ms;
+    return true;
+}
+
 static void
 on_tick(void *arg)
 {
     struct bp_proxy_worker *pw = arg;
     struct bp_tables *t = bp_proxy__worker_tables(pw);
+    int64_t now_ms = bp_clock_mono_ms();
 
     if (t == NULL) {
         return;
     }
     for (size_t i = 0; i < bp_tables_instance_count(t); i++) {
         const struct bp_instance *inst = bp_tables_instance_at(t, i);
-        if (inst->enabled && inst->health != NULL && !probing(pw, inst->health)) {
+        if (inst->enabled && inst->health != NULL && !probing(pw, inst->health) && due(pw, inst, now_ms)) {
             probe_one(pw, inst);
         }
     }
@@ -141,14 +181,23 @@ on_tick(void *arg)
 void
 bp_proxy__probe_conf(struct bp_proxy_worker *pw, const struct bp_config *cfg)
 {
+    int64_t tick;
+
     pw->health = (struct bp_health_conf){
         .failures = cfg->health_failures,
         .cooldown_ms = cfg->health_cooldown_ms,
     };
-    if (!pw->prober || cfg->health_probe_interval_ms == pw->probe_interval_ms) {
+    if (!pw->prober) {
         return;
     }
-    pw->probe_interval_ms = cfg->health_probe_interval_ms;
+    pw->probe_default_ms = cfg->health_probe_interval_ms;
+    bp_free(pw->probe_instances);
+    pw->probe_instances = cfg->health_probe_instances != NULL ? bp_strdup(cfg->health_probe_instances) : NULL;
+    tick = bp_config_probe_tick_ms(pw->probe_instances, pw->probe_default_ms);
+    if (tick == pw->probe_interval_ms) {
+        return;
+    }
+    pw->probe_interval_ms = tick;
     (void)bp_upstream_set_tick(pw->upstream, pw->probe_interval_ms, on_tick, pw);
 }
 
@@ -162,4 +211,9 @@ bp_proxy__probe_stop(struct bp_proxy_worker *pw)
         bp_upstream_cancel(pr->xfer);
         bp_free(pr);
     }
+    bp_free(pw->due);
+    pw->due = NULL;
+    pw->n_due = 0;
+    bp_free(pw->probe_instances);
+    pw->probe_instances = NULL;
 }

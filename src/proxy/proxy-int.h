@@ -27,6 +27,7 @@ struct bp_upstream;
 struct bp_upstream_xfer;
 struct bp_config;
 struct bp_proxy__probe;
+struct bp_proxy__probe_due;
 
 /* Core's answers up to this size are buffered whole and answered with a Content-Length (a
  * failure is then still a clean 502); longer ones stream. */
@@ -56,7 +57,11 @@ struct bp_proxy_worker {
     struct bp_health_conf health;       /* from the config, updated on reload */
     bool prober;                        /* this worker runs the health probe */
     int64_t probe_interval_ms;          /* the tick it is set to (0: none) */
+    int64_t probe_default_ms;           /* health.probe_interval */
+    char *probe_instances;              /* health.probe_instances (owned copy; NULL = none) */
     struct bp_proxy__probe *probes;     /* in flight */
+    struct bp_proxy__probe_due *due;    /* when each probed instance was last probed */
+    size_t n_due;
 };
 
 /* Per request (http keeps it in the request's arena, zeroed). */

@@ -201,3 +201,41 @@ test('the health settings come from the config file and apply on SIGHUP: the pro
         await core.close();
     }
 });
+
+test('health.probe_instances probes each instance at its own interval: one listed, one left out, one never', async () => {
+    // No global probe: only the listed instance with a non-zero interval is probed. Then the
+    // global interval turns on (SIGHUP): the unlisted one is probed too, the one listed with 0
+    // still never.
+    const listed = await startFakeCore();
+    const unlisted = await startFakeCore();
+    const never = await startFakeCore();
+    const db = tmpDb();
+    const a = makeInstance(db, listed.url, { secret: 'listed_secret_0123', name: 'listed' });
+    makeInstance(db, unlisted.url, { secret: 'unlisted_secret_0123', name: 'unlisted' });
+    const c = makeInstance(db, never.url, { secret: 'never_secret_0123', name: 'never' });
+    const file = path.join(tmpDir(), 'blnkproxy.json');
+    const probes = (core) => core.requests.filter((r) => r.path === '/health').length;
+    const conf = (global) => JSON.stringify({ health: { probe_interval: global, probe_instances: `${a.id}=200ms,${c.id}=0` } });
+    fs.writeFileSync(file, conf('0'));
+    let proxy;
+    try {
+        proxy = await startProxy({ db, args: ['--config', file] });
+        await waitFor(() => probes(listed) >= 3, { timeoutMs: 10000, what: 'three probes of the listed instance' });
+        assert.equal(probes(unlisted), 0, 'not listed and no global interval: never probed');
+        assert.equal(probes(never), 0, 'listed with 0: never probed');
+        assert.equal(listed.requests.find((r) => r.path === '/health').headers['x-blnk-key'], 'listed_secret_0123');
+
+        fs.writeFileSync(file, conf('200ms'));
+        proxy.child.kill('SIGHUP');
+        await proxy.waitForLog((o) => o.msg === 'configuration reloaded', 5000);
+        await waitFor(() => probes(unlisted) >= 2, { timeoutMs: 10000, what: 'the global interval probes the unlisted instance' });
+        const seen = probes(listed);
+        await waitFor(() => probes(listed) >= seen + 2, { timeoutMs: 10000, what: 'the listed instance still probed' });
+        assert.equal(probes(never), 0, 'listed with 0: never probed, whatever the global interval');
+    } finally {
+        await proxy?.stop();
+        await listed.close();
+        await unlisted.close();
+        await never.close();
+    }
+});

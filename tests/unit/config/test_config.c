@@ -220,6 +220,7 @@ test_table_naming_rules(void **state)
         "health.failures",
         "health.cooldown",
         "health.probe_interval",
+        "health.probe_instances",
         "reuse_port",
         "node_name",
     };
@@ -609,6 +610,48 @@ test_sections(void **state)
     bp_config_cleanup(&c);
 }
 
+/* health.probe_instances: each instance's own probe interval, checked whole at load. */
+static void
+test_probe_instances(void **state)
+{
+    struct bp_config c;
+    static const char *const bad[] = {
+        "",                     /* empty: leave the setting out instead */
+        "a",                    /* no = */
+        "=5s",                  /* no id */
+        "a=",                   /* no duration */
+        "a=5s,",                /* a trailing comma */
+        "a=5s,,b=1s",           /* an empty pair */
+        "a-b=5s",               /* not an instance id */
+        "a=2h",                 /* beyond 1h */
+        "a=-1s",
+        "a=5x",
+        "a=5s b=1s",
+    };
+
+    (void)state;
+    bp_config__defaults(&c);
+    assert_null(c.health_probe_instances);
+    assert_int_equal(bp_config_probe_interval_ms(c.health_probe_instances, 0, "instance_A"), 0);
+    assert_int_equal(bp_config_probe_tick_ms(c.health_probe_instances, 0), 0);
+    assert_int_equal(set_key(&c, "health.probe_instances", "instance_A=30s,instance_B=0,instance_C=500ms"), BP_OK);
+    assert_int_equal(bp_config_probe_interval_ms(c.health_probe_instances, 10000, "instance_A"), 30000);
+    assert_int_equal(bp_config_probe_interval_ms(c.health_probe_instances, 10000, "instance_B"), 0);
+    assert_int_equal(bp_config_probe_interval_ms(c.health_probe_instances, 10000, "instance_C"), 500);
+    /* Not listed, or only a prefix of a listed id: the global interval. */
+    assert_int_equal(bp_config_probe_interval_ms(c.health_probe_instances, 10000, "instance_D"), 10000);
+    assert_int_equal(bp_config_probe_interval_ms(c.health_probe_instances, 10000, "instance_"), 10000);
+    assert_int_equal(bp_config_probe_tick_ms(c.health_probe_instances, 10000), 500);
+    assert_int_equal(bp_config_probe_tick_ms(c.health_probe_instances, 0), 500);
+    assert_int_equal(bp_config_probe_tick_ms("instance_B=0", 0), 0);
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        assert_int_equal(set_key(&c, "health.probe_instances", bad[i]), BP_ERR_INVALID);
+    }
+    /* A refused value leaves the last good one. */
+    assert_int_equal(bp_config_probe_interval_ms(c.health_probe_instances, 10000, "instance_A"), 30000);
+    bp_config_cleanup(&c);
+}
+
 static void
 test_int_parsing(void **state)
 {
@@ -938,6 +981,7 @@ main(void)
         cmocka_unit_test_setup_teardown(test_json_value_types, setup, teardown),
         cmocka_unit_test_setup_teardown(test_json_text_not_nul_terminated, setup, teardown),
         cmocka_unit_test_setup_teardown(test_int_parsing, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_probe_instances, setup, teardown),
         cmocka_unit_test_setup_teardown(test_size_parsing, setup, teardown),
         cmocka_unit_test_setup_teardown(test_duration_parsing, setup, teardown),
         cmocka_unit_test_setup_teardown(test_log_level_parsing, setup, teardown),

@@ -106,10 +106,10 @@ const struct bp_setting bp_config__settings[] = {
     {"audit.spool", "BLNKPROXY_AUDIT_SPOOL", "--audit-spool", BP_SETTING_OPT_STRING, 1, STRING_MAX_LEN, NULL,
      FIELD(audit_spool), 0, "file where audit records wait while the store fails; default <db>.audit-spool",
      RESTART, "FILE"},
-    {"health.failures", "BLNKPROXY_HEALTH_FAILURES", "--health-failures", BP_SETTING_INT, 1, 1000, "5",
+    {"health.failures", "BLNKPROXY_HEALTH_FAILURES", "--health-failures", BP_SETTING_INT, 0, 1000, "5",
      FIELD(health_failures), 0,
      "consecutive connect errors, timeouts or 502/503/504 answers after which a Core instance is down: its "
-     "requests get 503 PROXY_INSTANCE_UNAVAILABLE at once",
+     "requests get 503 PROXY_INSTANCE_UNAVAILABLE at once; 0: never (passive health off)",
      LIVE, NULL},
     {"health.cooldown", "BLNKPROXY_HEALTH_COOLDOWN", "--health-cooldown", BP_SETTING_DURATION, 100, HOUR, "5s",
      FIELD(health_cooldown_ms), 0,

@@ -111,7 +111,8 @@ bp_health_report(struct bp_health *h, const struct bp_health_conf *c, bool ok, b
         atomic_store(&h->trial, false);
         return;
     }
-    if (n >= (uint32_t)c->failures) {
+    /* failures = 0: passive health is off, nothing counts an instance down. */
+    if (c->failures > 0 && n >= (uint32_t)c->failures) {
         int64_t up = 0;
         if (atomic_compare_exchange_strong(&h->retry_at_ms, &up, now_ms + c->cooldown_ms)) {
             BP_WARN("Core instance is down: its requests get 503 until it answers again",

@@ -29,7 +29,7 @@ struct bp_health;
 
 /* When to call an instance down and how long to wait before trying it again. */
 struct bp_health_conf {
-    int failures;        /* consecutive failures that make an up instance down; >= 1 */
+    int failures;        /* consecutive failures that make an up instance down; 0: never */
     int64_t cooldown_ms; /* time down before one trial request (or a probe) may go */
 };
 

@@ -73,6 +73,23 @@ test_goes_down_only_after_consecutive_failures(void **state)
     assert_false(trial);
 }
 
+/* health.failures = 0: passive health off, no number of failures makes an instance down. */
+static void
+test_zero_failures_never_goes_down(void **state)
+{
+    static const struct bp_health_conf off = {.failures = 0, .cooldown_ms = 1000};
+    struct bp_health *h = slot("instance_a");
+    bool trial = true;
+    (void)state;
+
+    for (int i = 0; i < 5000; i++) {
+        bp_health_report(h, &off, false, false, 100);
+    }
+    assert_true(bp_health_is_up(h));
+    assert_true(admit(h, 200, &trial));
+    assert_false(trial);
+}
+
 static void
 test_one_trial_after_cooldown_success_brings_it_up(void **state)
 {
@@ -208,6 +225,7 @@ main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_teardown(test_new_instance_is_up_and_admits_without_trial, teardown),
         cmocka_unit_test_teardown(test_goes_down_only_after_consecutive_failures, teardown),
+        cmocka_unit_test_teardown(test_zero_failures_never_goes_down, teardown),
         cmocka_unit_test_teardown(test_one_trial_after_cooldown_success_brings_it_up, teardown),
         cmocka_unit_test_teardown(test_failed_trial_starts_a_new_cooldown, teardown),
         cmocka_unit_test_teardown(test_released_trial_lets_the_next_request_try, teardown),

@@ -71,7 +71,7 @@ run_openapi(struct bp_cli_ctx *ctx, int argc, char **argv, int op)
         return BP_CLI_EXIT_USAGE;
     }
     bp_buf_init(&text, SIZE_MAX);
-    if (bp_openapi_render(&cfg, &text, err, sizeof(err)) != BP_OK) {
+    if (bp_openapi_render(&cfg, 0, &text, err, sizeof(err)) != BP_OK) {
         bp_cli__error("config \"routes\": %s", err);
         rc = BP_CLI_EXIT_USAGE;
     } else {

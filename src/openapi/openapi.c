@@ -564,7 +564,7 @@ info(void)
 }
 
 static json_t *
-servers(const struct bp_config *cfg)
+servers(const struct bp_config *cfg, unsigned flags)
 {
     json_t *list = arr();
     json_t *s = obj();
@@ -572,6 +572,11 @@ servers(const struct bp_config *cfg)
 
     if (cfg->oauth_issuer != NULL) {
         snprintf(url, sizeof(url), "%s", cfg->oauth_issuer);
+    } else if ((flags & BP_OPENAPI_SERVED) != 0) {
+        set(s, "url", str("/"));
+        set(s, "description", str("The proxy that served this document (oauth.issuer is not set)."));
+        push(list, s);
+        return list;
     } else if (strchr(cfg->listen_host, ':') != NULL) {
         snprintf(url, sizeof(url), "http://[%s]:%d", cfg->listen_host, cfg->listen_port);
     } else {
@@ -590,7 +595,7 @@ dump_cb(const char *buffer, size_t size, void *data)
 }
 
 bp_err
-bp_openapi_render(const struct bp_config *cfg, struct bp_buf *out, char *err, size_t err_len)
+bp_openapi_render(const struct bp_config *cfg, unsigned flags, struct bp_buf *out, char *err, size_t err_len)
 {
     struct bp_route_spec *specs = bp_calloc(cfg->n_routes_add + 1, sizeof(*specs));
     struct bp_route *routes = NULL;
@@ -616,7 +621,7 @@ bp_openapi_render(const struct bp_config *cfg, struct bp_buf *out, char *err, si
     tags = arr();
     set(doc, "openapi", str("3.1.0"));
     set(doc, "info", info());
-    set(doc, "servers", servers(cfg));
+    set(doc, "servers", servers(cfg, flags));
     set(doc, "paths", build_paths(routes, n, tags));
     set(doc, "components", components());
     set(doc, "tags", tags);

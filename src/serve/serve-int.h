@@ -19,7 +19,7 @@ struct bp_route;
 struct bp_store;
 struct bp_server;
 
-#define BP_SERVE_ROUTES 6
+#define BP_SERVE_ROUTES 7
 #define BP_SERVE_HOOKS 3
 
 /* A running serve, as the main thread holds it. */

@@ -185,6 +185,8 @@ fill_table(struct bp_serve *sv)
     const struct bp_http_handler *proxy = bp_proxy_handler(sv->proxy);
     const struct bp_http_handler *oauth = bp_oauth_endpoint_handler(sv->oauth);
     const struct bp_http_route routes[BP_SERVE_ROUTES] = {
+        /* Exact, and before "/proxy/": Core has no /openapi.json for it to shadow. */
+        {"/proxy/openapi.json", false, bp_ops_openapi_handler()},
         {"/proxy", false, proxy},
         {"/proxy/", true, proxy},
         {"/oauth", false, oauth},

@@ -11,7 +11,7 @@ import { fileURLToPath } from 'node:url';
 
 import { Validator } from '@seriousme/openapi-schema-validator';
 
-import { BIN } from './lib/harness.mjs';
+import { assertError, BIN, req, startProxy, waitFor } from './lib/harness.mjs';
 
 const SRC = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 const root = fs.mkdtempSync(path.join(os.tmpdir(), 'bp-openapi-'));
@@ -173,5 +173,62 @@ describe('blnkproxy openapi with the configuration\'s routes', () => {
         assert.equal(r.code, 2);
         assert.equal(r.stdout, '');
         assert.match(r.stderr, /routes\.remove\[0\]/);
+    });
+});
+
+describe('GET /proxy/openapi.json', () => {
+    test('serves the document without a credential: what `blnkproxy openapi` prints, with "/" as its server; valid; follows a reload', async () => {
+        const cfg = path.join(root, 'served.json');
+        const routes = (action) => ({
+            routes: { add: [{ method: 'GET', path: '/ledgers/:id/export', scope: 'proxy:read', action, category: 'exports' }] },
+        });
+        fs.writeFileSync(cfg, JSON.stringify(routes('Ledger exported')));
+        const proxy = await startProxy({ args: ['--config', cfg] });
+        try {
+            const res = await req(proxy.port, 'GET', '/proxy/openapi.json', { agent: false });
+            assert.equal(res.status, 200, res.text);
+            assert.match(res.headers['content-type'], /^application\/json/);
+            assert.match(res.headers['cache-control'], /max-age=/);
+            const served = JSON.parse(res.text);
+            assert.deepEqual(served.servers.map((s) => s.url), ['/']);
+            const printed = openapi(['--config', cfg]);
+            assert.equal(printed.code, 0, printed.stderr);
+            const doc = JSON.parse(printed.stdout);
+            assert.deepEqual({ ...served, servers: null }, { ...doc, servers: null }, 'the same document as the CLI prints');
+            assert.equal(findOp(served, 'GET', '/ledgers/:id/export')['x-blnkproxy-audit-action'], 'Ledger exported');
+            const v = await validate(served);
+            assert.equal(v.valid, true, JSON.stringify(v.errors));
+
+            // HEAD has the headers; other methods are not served.
+            const head = await req(proxy.port, 'HEAD', '/proxy/openapi.json', { agent: false });
+            assert.equal(head.status, 200);
+            assert.equal(head.headers['content-length'], res.headers['content-length']);
+            const post = await req(proxy.port, 'POST', '/proxy/openapi.json', { agent: false, body: '{}' });
+            assertError(post, 404, 'GEN_NOT_FOUND');
+
+            // The routes are live: after SIGHUP the served document has the new action.
+            fs.writeFileSync(cfg, JSON.stringify(routes('Ledger exported again')));
+            proxy.child.kill('SIGHUP');
+            await proxy.waitForLog((o) => o.msg === 'configuration reloaded', 5000);
+            await waitFor(
+                async () => {
+                    const r = await req(proxy.port, 'GET', '/proxy/openapi.json', { agent: false });
+                    return findOp(JSON.parse(r.text), 'GET', '/ledgers/:id/export')['x-blnkproxy-audit-action'] === 'Ledger exported again';
+                },
+                { timeoutMs: 10000, what: 'the document after the reload' },
+            );
+        } finally {
+            await proxy.stop();
+        }
+    });
+
+    test('a Core path next to it still needs a credential', async () => {
+        const proxy = await startProxy();
+        try {
+            assertError(await req(proxy.port, 'GET', '/proxy/openapi.jsonx', { agent: false }), 401, 'AUTH_MISSING_API_KEY');
+            assertError(await req(proxy.port, 'GET', '/proxy/openapi.json/x', { agent: false }), 401, 'AUTH_MISSING_API_KEY');
+        } finally {
+            await proxy.stop();
+        }
     });
 });

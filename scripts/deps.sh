@@ -33,8 +33,9 @@ case "${1:-}" in
     packages+=(postgresql postgresql-client)
     # HAProxy in front of three nodes: the cluster test (tests/integration/cluster.test.mjs).
     packages+=(haproxy)
-    # groff and man render the generated man pages with warnings on (docs.test.mjs).
-    packages+=(groff-base man-db)
+    # groff and man render the generated man pages with warnings on (docs.test.mjs); zsh runs
+    # the generated zsh completion in a real interactive shell (docs.test.mjs).
+    packages+=(groff-base man-db zsh)
     # The seccomp test runs serve under the unit's system call filter (libseccomp), expanded by
     # systemd-analyze (systemd).
     packages+=(libseccomp-dev systemd)

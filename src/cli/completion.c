@@ -247,7 +247,19 @@ zsh_action(FILE *f, const char *complete)
     } else if (strcmp(complete, "@commands") == 0) {
         fputs("_blnkproxy_command_names", f);
     } else {
-        fprintf(f, "(%s)", complete);
+        /* A ':' in a word ends the _arguments field unless escaped: unescaped, a value list
+         * like (proxy:read proxy:write) offered nothing at all. */
+        fputc('(', f);
+        for (const char *p = complete; *p != '\0'; p++) {
+            if (*p == ':' || *p == '\\') {
+                fputc('\\', f);
+            } else if (*p == '\'') {
+                fputs("'\\''", f);
+                continue;
+            }
+            fputc(*p, f);
+        }
+        fputc(')', f);
     }
 }
 

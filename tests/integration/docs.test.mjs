@@ -230,6 +230,35 @@ describe('the man pages', () => {
     });
 });
 
+describe('zsh completion', () => {
+    // A real interactive zsh on a pseudo-terminal (tests/integration/lib/zsh_complete.zsh): the
+    // script installed as _blnkproxy on $fpath, compinit, the words typed and TAB pressed; it
+    // prints each set of candidates zsh's completion system was given.
+    const zshDir = fs.mkdtempSync(path.join(root, 'zsh-'));
+    function complete(words) {
+        const driver = path.join(SRC, 'tests/integration/lib/zsh_complete.zsh');
+        const r = spawnSync('zsh', ['-f', driver, BIN, zshDir, words], { encoding: 'utf8', cwd: root, timeout: 30000 });
+        assert.equal(r.error?.code === 'ENOENT' ? 'zsh is not installed: apt-get install zsh (scripts/deps.sh --test)' : undefined, undefined);
+        assert.equal(r.status, 0, `zsh_complete.zsh exited ${r.status}: ${r.stderr}`);
+        return [...new Set(r.stdout.split('\n').filter(Boolean))].map((l) => l.split(' '));
+    }
+
+    test('commands, verbs, options and option values, as an interactive zsh offers them', () => {
+        assert.deepEqual(complete(''), [['serve', 'instance', 'key', 'client', 'operator', 'audit', 'db', 'version', 'completion', 'openapi', 'help']]);
+        assert.deepEqual(complete('in'), [['instance']]);
+        assert.deepEqual(complete('key '), [['create', 'list', 'show', 'revoke', 'expire']]);
+        assert.deepEqual(complete('--db x.db key cr'), [['create']]);
+        assert.deepEqual(complete('key create --'), [['--db', '--json', '--name', '--scopes', '--expires-in', '--instances']]);
+        assert.deepEqual(complete('key create --scopes '), [['proxy:read', 'proxy:write', 'proxy:read,proxy:write']]);
+        assert.deepEqual(complete('key create --scopes proxy:w'), [['proxy:write']]);
+        assert.deepEqual(complete('instance update instance_1 --clear-'), [['--clear-secret-key', '--clear-ca-file']]);
+        assert.deepEqual(complete('serve --log-level '), [['debug', 'info', 'warn', 'error']]);
+        assert.deepEqual(complete('serve --audit-wr'), [['--audit-writes']]);
+        assert.deepEqual(complete('completion '), [['bash', 'zsh']]);
+        assert.deepEqual(complete('instance add --name '), [], 'a value without completions offers nothing');
+    });
+});
+
 describe('bash completion', () => {
     // Calls the completion function as bash would for the words typed so far (the last one is
     // the word being completed) and returns what it offers.

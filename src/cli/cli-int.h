@@ -85,6 +85,10 @@ int bp_cli__open_or_create_store(const struct bp_cli_ctx *ctx, bool migrate, str
  * code: NOT_FOUND → 3, EXISTS → 2, else 1. */
 int bp_cli__store_fail(struct bp_store *s, bp_err rc, const char *what, const char *id);
 
+/* `instance check ID [--timeout DURATION]` (cmd_instance_check.c): Core's GET /health through the
+ * upstream client. Its one option row is in cmd_instance.c's table, flags[0]. */
+int bp_cli__instance_check(struct bp_cli_ctx *ctx, int argc, char **argv, int op);
+
 /* Validates a human-chosen name: 1..100 printable ASCII characters. */
 bool bp_cli__name_is_valid(const char *name);
 

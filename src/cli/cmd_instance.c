@@ -592,6 +592,10 @@ static const struct bp_cli_opt update_opts[UF_COUNT] = {
                     .group = 3},
 };
 
+static const struct bp_cli_opt check_opts[] = {
+    {"--timeout", "DURATION", .help = "how long to wait for Core's answer: <n>s or <n>m, at most 5m (default 10s)"},
+};
+
 static const struct bp_cli_verb verbs[] = {
     {"add", instance_add, 0, .help = "register a Blnk Core instance (the first one creates a missing store)",
      .opts = add_opts, .nopts = BP_ARRAY_LEN(add_opts)},
@@ -604,6 +608,11 @@ static const struct bp_cli_verb verbs[] = {
     {"disable", instance_set_enabled, 0, .help = "refuse requests for the instance, keeping its record", .args = "ID",
      .min_args = 1, .max_args = 1},
     {"remove", instance_remove, 0, .help = "delete the instance", .args = "ID", .min_args = 1, .max_args = 1},
+    {"check", bp_cli__instance_check, 0,
+     .help = "call Core's GET /health with the instance's secret key and say what is wrong (DNS, refused, TLS, "
+             "a refused key); exit 1 unless Core answers 2xx",
+     .args = "ID", .min_args = 1, .max_args = 1, .opts = check_opts,
+     .nopts = BP_ARRAY_LEN(check_opts)},
 };
 
 const struct bp_cli_family bp_cli__family_instance = {

@@ -31,7 +31,8 @@ render(struct spec_worker *w, const struct bp_config *cfg)
     bp_buf_init(&next, SIZE_MAX);
     if (bp_openapi_render(cfg, BP_OPENAPI_SERVED, &next, err, sizeof(err)) != BP_OK) {
         /* The routes were checked when the configuration was loaded; keep the last document. */
-        BP_WARN("the OpenAPI document could not be rendered; serving the previous one", BP_LSTR("reason", err));
+        BP_WARN("the OpenAPI document could not be rendered; serving the previous one",
+                BP_LSTR("reason", err));
         bp_buf_cleanup(&next);
         return;
     }

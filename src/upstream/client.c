@@ -349,9 +349,25 @@ end(struct bp_upstream_xfer *x, bp_err rc)
 static void
 report_failure(struct bp_upstream_xfer *x)
 {
+    struct bp_upstream *u = x->u;
+
     log_failure(x, x->o != NULL ? x->o->host : NULL);
     bp_metrics_upstream_error(x->fail_kind);
+    u->failing = x;
     end(x, x->fail_rc);
+    u->failing = NULL;
+}
+
+const char *
+bp_upstream__failure(const struct bp_upstream *u, enum bp_metrics_upstream_error *out_kind)
+{
+    if (u->failing == NULL) {
+        return NULL;
+    }
+    if (out_kind != NULL) {
+        *out_kind = u->failing->fail_kind;
+    }
+    return u->failing->cause;
 }
 
 static void

@@ -244,6 +244,8 @@ struct bp_upstream {
     struct event *tick_ev;
     void (*tick_fn)(void *arg);
     void *tick_arg;
+    /* The transfer whose failure is being reported (bp_upstream__failure), NULL otherwise. */
+    const struct bp_upstream_xfer *failing;
     /* Scratch for the head being delivered (parsed into, then filtered). */
     struct bp_http_resp_head *head_scratch;
     struct bp_upstream_header *hdr_scratch;
@@ -338,5 +340,9 @@ void bp_upstream__tls_close(struct bp_upstream__conn *c, bool clean);
 void bp_upstream__tls_free_all(struct bp_upstream *u);
 /* Releases what TLS keeps per origin (its session). */
 void bp_upstream__tls_origin_free(struct bp_upstream__origin *o);
+
+/* Inside a failing callback: why it failed (the cause that was logged) and its kind; NULL
+ * outside one (client.c). */
+const char *bp_upstream__failure(const struct bp_upstream *u, enum bp_metrics_upstream_error *out_kind);
 
 #endif

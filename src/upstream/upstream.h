@@ -7,6 +7,7 @@
 
 #include "lib/buf.h"
 #include "lib/err.h"
+#include "metrics/metrics.h"
 
 /* The upstream client: an HTTP/1.1 client on one loop thread's libevent base, with a keep-alive
  * pool per origin (scheme, host, port, CA file), TLS to Core (OpenSSL, peer and host name
@@ -200,6 +201,26 @@ size_t bp_upstream_inflight(const struct bp_upstream *u);
 /* Bytes of answer the client holds for its transfers right now: read buffers (used part) and
  * decoded chunk pieces, excluding buffered-mode bodies being assembled. For tests and metrics. */
 size_t bp_upstream_buffered_bytes(const struct bp_upstream *u);
+
+/* ---- One blocking exchange ------------------------------------------------------------------- */
+
+/* What one exchange came to: rc BP_OK with Core's status, or the failure (the codes of
+ * bp_upstream_cb) with its kind and cause as logged ("connect failed: Connection refused", the
+ * DNS or TLS verification message; never request or answer bytes). */
+struct bp_upstream_outcome {
+    bp_err rc;
+    int status;
+    int64_t upstream_us;
+    enum bp_metrics_upstream_error kind;
+    char cause[256];
+};
+
+/* Sends req on a private loop and waits until the answer (buffered, bounded by opts) or the
+ * failure, for a command-line tool that must tell a person what is wrong (`instance check`).
+ * BP_OK with *out filled when the exchange was attempted; BP_ERR_NOMEM / BP_ERR_INVALID when the
+ * client could not be made or req is malformed. Not for a loop thread: it blocks. */
+bp_err bp_upstream_once(const struct bp_upstream_req *req, const struct bp_upstream_opts *opts,
+                        struct bp_upstream_outcome *out);
 
 /* Call once per process before any thread starts (OpenSSL's initialisation). Idempotent;
  * bp_upstream_new also calls it. */

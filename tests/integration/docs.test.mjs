@@ -279,7 +279,7 @@ describe('bash completion', () => {
         assert.deepEqual(complete(['blnkproxy', '']),
             ['serve', 'instance', 'key', 'client', 'operator', 'audit', 'db', 'version', 'completion', 'openapi', 'help']);
         assert.deepEqual(complete(['blnkproxy', 'in']), ['instance']);
-        assert.deepEqual(complete(['blnkproxy', 'instance', '']), ['add', 'list', 'show', 'update', 'enable', 'disable', 'remove']);
+        assert.deepEqual(complete(['blnkproxy', 'instance', '']), ['add', 'list', 'show', 'update', 'enable', 'disable', 'remove', 'check']);
         // Global options before the command are skipped, with their values.
         assert.deepEqual(complete(['blnkproxy', '--db', 'x.db', 'key', 'cr']), ['create']);
         assert.deepEqual(complete(['blnkproxy', 'key', 'create', '--sc']), ['--scopes']);

@@ -43,6 +43,7 @@ struct pg_store {
     bool timed_out;       /* the latest statement was abandoned after timeout_ms */
     bool explain;         /* bp_pg__audit_explain: the next audit query is sent behind EXPLAIN */
     int64_t timeout_ms;   /* how long a statement may wait for the server; 0 = no limit */
+    int64_t sent_deadline_ms; /* bp_pg__send's statement: monotonic, 0 = none */
     int64_t reconnect_at_ms; /* monotonic: no connection attempt before */
     int64_t backoff_ms;   /* the wait after the next failed attempt */
     uint64_t connects;    /* connections made so far */
@@ -58,6 +59,7 @@ struct bp_pg_params {
     int formats[BP_PG_MAX_PARAMS];
     Oid types[BP_PG_MAX_PARAMS];    /* explicit, so a parameter a query leaves unused is no error */
     char num[BP_PG_MAX_PARAMS][24]; /* text of integer parameters */
+    bool binary_result;             /* bp_pg__run: rows in binary format (read with bp_pg__bin_*) */
 };
 
 extern const struct bp_store_ops bp_pg__ops;
@@ -153,6 +155,12 @@ bool bp_pg__col_bool(const PGresult *res, int row, int col);
 void bp_pg__col_digest(const PGresult *res, int row, int col, unsigned char *out, size_t len);
 /* A bytea column as an allocated, NUL-terminated copy; NULL for SQL NULL. */
 char *bp_pg__col_bytes(const PGresult *res, int row, int col, size_t *out_len);
+
+/* A statement in two halves, inside a transaction only: send it, work while the server runs
+ * it, then receive its result (as bp_pg__run's out; nothing else may be sent in between). A
+ * lost connection is reported (the transaction is over), never retried. */
+bp_err bp_pg__send(struct pg_store *st, const char *sql, const struct bp_pg_params *p);
+bp_err bp_pg__receive(struct pg_store *st, const char *sql, PGresult **out);
 
 /* Runs a single-row SELECT and fills out from row 0 with read; BP_ERR_NOT_FOUND when no row. */
 bp_err bp_pg__get_one(struct pg_store *st, const char *sql, const struct bp_pg_params *p,

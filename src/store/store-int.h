@@ -29,6 +29,7 @@ struct bp_store_ops {
     bp_err (*key_insert)(struct bp_store *s, const struct bp_key_rec *rec);
     bp_err (*key_get)(struct bp_store *s, const char *id, struct bp_key_rec *out);
     bp_err (*key_list)(struct bp_store *s, struct bp_key_rec **out, size_t *out_n);
+    bp_err (*key_each)(struct bp_store *s, bp_err (*fn)(const struct bp_key_rec *k, void *arg), void *arg);
     bp_err (*key_revoke)(struct bp_store *s, const char *id, int64_t now);
     bp_err (*key_set_expiry)(struct bp_store *s, const char *id, int64_t expires_at);
     bp_err (*key_touch)(struct bp_store *s, const char *const *ids, const int64_t *at, size_t n);

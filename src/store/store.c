@@ -310,6 +310,12 @@ bp_store_key_list(struct bp_store *s, struct bp_key_rec **out, size_t *out_n)
 }
 
 bp_err
+bp_store_key_each(struct bp_store *s, bp_err (*fn)(const struct bp_key_rec *k, void *arg), void *arg)
+{
+    return s->ops->key_each(s, fn, arg);
+}
+
+bp_err
 bp_store_key_revoke(struct bp_store *s, const char *id, int64_t now)
 {
     return s->ops->key_revoke(s, id, now);

@@ -277,6 +277,10 @@ void bp_instance_recs_free(struct bp_instance_rec *recs, size_t n);
 bp_err bp_store_key_insert(struct bp_store *s, const struct bp_key_rec *rec);
 bp_err bp_store_key_get(struct bp_store *s, const char *id, struct bp_key_rec *out);
 bp_err bp_store_key_list(struct bp_store *s, struct bp_key_rec **out, size_t *out_n);
+/* Calls fn with every API key, in no particular order; the record and its strings are the
+ * store's and valid only during the call. How serve reads a million keys without holding them
+ * all twice (issue 9). A non-OK return from fn ends the walk and is returned. */
+bp_err bp_store_key_each(struct bp_store *s, bp_err (*fn)(const struct bp_key_rec *k, void *arg), void *arg);
 /* Marks revoked (keeps the row). BP_ERR_NOT_FOUND for an unknown id. */
 bp_err bp_store_key_revoke(struct bp_store *s, const char *id, int64_t now);
 /* expires_at 0 = never. */

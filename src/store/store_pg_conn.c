@@ -36,6 +36,7 @@
 #include <libpq-fe.h>
 
 #include "lib/alloc.h"
+#include "lib/bug.h"
 #include "lib/clock.h"
 #include "lib/secret.h"
 #include "store/pg-int.h"
@@ -406,7 +407,8 @@ send_statement(struct pg_store *st, enum send_kind kind, const char *sql, const 
     switch (kind) {
     case SEND_PARAMS:
         return PQsendQueryParams(st->conn, sql, n, p != NULL ? p->types : NULL, p != NULL ? p->values : NULL,
-                                 p != NULL ? p->lengths : NULL, p != NULL ? p->formats : NULL, 0);
+                                 p != NULL ? p->lengths : NULL, p != NULL ? p->formats : NULL,
+                                 p != NULL && p->binary_result ? 1 : 0);
     case SEND_PREPARED:
         return PQsendQueryPrepared(st->conn, sql, n, p != NULL ? p->values : NULL, p != NULL ? p->lengths : NULL,
                                    p != NULL ? p->formats : NULL, 0);
@@ -446,6 +448,8 @@ wait_input(struct pg_store *st, int64_t deadline_ms)
     return true;
 }
 
+static PGresult *collect(struct pg_store *st, int64_t deadline_ms, bool *out_lost);
+
 /* Sends one statement (possibly several, for SEND_SIMPLE) and collects its result as PQexec
  * would: the first error, else the last result. *out_lost: the connection broke or the server
  * did not answer in time (the connection is then closed). */
@@ -453,14 +457,22 @@ static PGresult *
 exec_once(struct pg_store *st, enum send_kind kind, const char *sql, const struct bp_pg_params *p, bool *out_lost)
 {
     int64_t deadline_ms = st->timeout_ms > 0 ? bp_clock_mono_ms() + st->timeout_ms : 0;
-    PGresult *keep = NULL;
-    PGresult *res;
 
     *out_lost = false;
     if (!send_statement(st, kind, sql, p)) {
         *out_lost = PQstatus(st->conn) != CONNECTION_OK;
         return NULL;
     }
+    return collect(st, deadline_ms, out_lost);
+}
+
+/* The rest of exec_once, once the statement is sent. */
+static PGresult *
+collect(struct pg_store *st, int64_t deadline_ms, bool *out_lost)
+{
+    PGresult *keep = NULL;
+    PGresult *res;
+
     for (;;) {
         if (!wait_input(st, deadline_ms)) {
             snprintf(st->errmsg, sizeof(st->errmsg), "the store at %s did not answer within %lld ms", st->where,
@@ -497,6 +509,29 @@ repeatable(enum send_kind kind, const char *sql)
     return kind != SEND_PREPARED && (has_prefix(sql, "SELECT") || has_prefix(sql, "BEGIN"));
 }
 
+/* The connection broke, or the server did not answer in time, inside a transaction: the server
+ * rolls it back; every statement fails until the caller ends it. why: conn_reason's, read
+ * before the connection was dropped (unused after a timeout). */
+static bp_err
+lost_in_tx(struct pg_store *st, const char *sql, char *why, size_t why_cap)
+{
+    st->tx_lost = true;
+    if (st->timed_out) {
+        snprintf(why, why_cap, "no answer within %lld ms", (long long)st->timeout_ms);
+    }
+    if (has_prefix(sql, "COMMIT")) {
+        snprintf(st->errmsg, sizeof(st->errmsg),
+                 "the connection to the store at %s was lost while committing (%s): the change may or"
+                 " may not have been applied",
+                 st->where, why);
+    } else {
+        snprintf(st->errmsg, sizeof(st->errmsg),
+                 "the connection to the store at %s was lost (%s); the transaction was rolled back", st->where,
+                 why);
+    }
+    return BP_ERR_STORE_DOWN;
+}
+
 static bp_err
 execute(struct pg_store *st, enum send_kind kind, const char *sql, const struct bp_pg_params *p, PGresult **out)
 {
@@ -523,21 +558,7 @@ execute(struct pg_store *st, enum send_kind kind, const char *sql, const struct 
         drop_connection(st);
         st->reconnect_at_ms = 0; /* the next attempt comes at once; backoff only after it fails */
         if (was_in_tx) {
-            st->tx_lost = true;
-            if (st->timed_out) {
-                snprintf(why, sizeof(why), "no answer within %lld ms", (long long)st->timeout_ms);
-            }
-            if (has_prefix(sql, "COMMIT")) {
-                snprintf(st->errmsg, sizeof(st->errmsg),
-                         "the connection to the store at %s was lost while committing (%s): the change may or"
-                         " may not have been applied",
-                         st->where, why);
-            } else {
-                snprintf(st->errmsg, sizeof(st->errmsg),
-                         "the connection to the store at %s was lost (%s); the transaction was rolled back",
-                         st->where, why);
-            }
-            return BP_ERR_STORE_DOWN;
+            return lost_in_tx(st, sql, why, sizeof(why));
         }
         if (attempt == 0 && !st->connecting && repeatable(kind, sql)) {
             continue;
@@ -558,6 +579,52 @@ bp_err
 bp_pg__run(struct pg_store *st, const char *sql, const struct bp_pg_params *p, PGresult **out)
 {
     return execute(st, SEND_PARAMS, sql, p, out);
+}
+
+/* Split in two, so that the caller works while the server does (pg-int.h). */
+static bp_err
+lose_sent(struct pg_store *st, const char *sql)
+{
+    char why[256] = "";
+
+    if (!st->timed_out) {
+        conn_reason(st, why, sizeof(why));
+    }
+    drop_connection(st);
+    st->reconnect_at_ms = 0;
+    return lost_in_tx(st, sql, why, sizeof(why));
+}
+
+bp_err
+bp_pg__send(struct pg_store *st, const char *sql, const struct bp_pg_params *p)
+{
+    BP_BUG_ON(!bp_pg__in_tx(st));
+    if (st->tx_lost || st->conn == NULL) {
+        return BP_ERR_STORE_DOWN; /* the loss's message is in errmsg already */
+    }
+    st->timed_out = false;
+    st->sent_deadline_ms = st->timeout_ms > 0 ? bp_clock_mono_ms() + st->timeout_ms : 0;
+    if (!send_statement(st, SEND_PARAMS, sql, p)) {
+        if (PQstatus(st->conn) != CONNECTION_OK) {
+            return lose_sent(st, sql);
+        }
+        snprintf(st->errmsg, sizeof(st->errmsg), "could not send a statement to the store at %s", st->where);
+        return BP_ERR_STORE;
+    }
+    return BP_OK;
+}
+
+bp_err
+bp_pg__receive(struct pg_store *st, const char *sql, PGresult **out)
+{
+    bool lost = false;
+    PGresult *res = collect(st, st->sent_deadline_ms, &lost);
+
+    if (!lost) {
+        return finish(st, res, out);
+    }
+    PQclear(res);
+    return lose_sent(st, sql);
 }
 
 bp_err

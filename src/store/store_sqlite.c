@@ -751,6 +751,54 @@ free_keys_v(void *recs, size_t n)
     bp_key_recs_free(recs, n);
 }
 
+/* The row in place: its strings are the statement's until the next step. */
+static void
+borrow_key(sqlite3_stmt *stmt, struct bp_key_rec *out)
+{
+    const void *digest = sqlite3_column_blob(stmt, 3);
+
+    memset(out, 0, sizeof(*out));
+    out->id = (char *)sqlite3_column_text(stmt, 0);
+    out->name = (char *)sqlite3_column_text(stmt, 1);
+    out->prefix = (char *)sqlite3_column_text(stmt, 2);
+    if (digest != NULL && sqlite3_column_bytes(stmt, 3) == (int)sizeof(out->digest)) {
+        memcpy(out->digest, digest, sizeof(out->digest));
+    }
+    out->scopes = (char *)sqlite3_column_text(stmt, 4);
+    out->instances = (char *)sqlite3_column_text(stmt, 5);
+    out->created_at = sqlite3_column_int64(stmt, 6);
+    out->expires_at = sqlite3_column_int64(stmt, 7);
+    out->last_used_at = sqlite3_column_int64(stmt, 8);
+    out->revoked = sqlite3_column_int(stmt, 9) != 0;
+    out->revoked_at = sqlite3_column_int64(stmt, 10);
+}
+
+static bp_err
+sq_key_each(struct bp_store *s, bp_err (*fn)(const struct bp_key_rec *k, void *arg), void *arg)
+{
+    struct sqlite_store *st = bp_sq__of(s);
+    sqlite3_stmt *stmt = NULL;
+    struct bp_key_rec rec;
+    bp_err err = bp_sq__prepare(st, "SELECT " KEY_COLS " FROM api_keys", &stmt);
+    int rc;
+
+    if (err != BP_OK) {
+        return err;
+    }
+    while ((rc = sqlite3_step(stmt)) == SQLITE_ROW) {
+        borrow_key(stmt, &rec);
+        err = fn(&rec, arg);
+        if (err != BP_OK) {
+            break;
+        }
+    }
+    if (err == BP_OK && rc != SQLITE_DONE) {
+        err = bp_sq__map_rc(st, rc);
+    }
+    sqlite3_finalize(stmt);
+    return err;
+}
+
 static bp_err
 sq_key_list(struct bp_store *s, struct bp_key_rec **out, size_t *out_n)
 {
@@ -910,6 +958,7 @@ const struct bp_store_ops bp_sq__ops = {
     .key_insert = sq_key_insert,
     .key_get = sq_key_get,
     .key_list = sq_key_list,
+    .key_each = sq_key_each,
     .key_revoke = sq_key_revoke,
     .key_set_expiry = sq_key_set_expiry,
     .key_touch = sq_key_touch,

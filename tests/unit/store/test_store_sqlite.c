@@ -270,6 +270,97 @@ test_key_crud(void **state)
     bp_key_rec_cleanup(&got);
 }
 
+#define WALK_KEYS 20001 /* more than two of PostgreSQL's cursor batches */
+
+struct walk {
+    unsigned char *seen; /* by key number */
+    size_t calls;
+    size_t stop_at;      /* fn fails on this call, 0 = never */
+    bool checked_special;
+    bool key_8_revoked;
+};
+
+static bp_err
+walk_key(const struct bp_key_rec *k, void *arg)
+{
+    struct walk *w = arg;
+    unsigned long i;
+
+    w->calls++;
+    if (w->stop_at != 0 && w->calls == w->stop_at) {
+        return BP_ERR_INVALID;
+    }
+    assert_non_null(k->id);
+    assert_int_equal(strncmp(k->id, "key_", 4), 0);
+    i = strtoul(k->id + 4, NULL, 10);
+    assert_true(i < WALK_KEYS);
+    assert_int_equal(w->seen[i], 0);
+    w->seen[i] = 1;
+    assert_int_equal(k->digest[0], (unsigned char)i);
+    assert_int_equal(k->digest[1], (unsigned char)(i >> 8));
+    assert_string_equal(k->scopes, "proxy:read");
+    if (i == 7) {
+        assert_string_equal(k->instances, "instance_A,instance_B");
+        assert_int_equal(k->expires_at, 5000);
+        assert_true(k->revoked);
+        w->checked_special = true;
+    } else {
+        assert_null(k->instances);
+        assert_int_equal(k->revoked, i == 8 && w->key_8_revoked);
+    }
+    return BP_OK;
+}
+
+/* serve's full load reads every key through bp_store_key_each, never a list of them: each key
+ * once, with its fields; an error from the callback stops the walk and leaves the store usable. */
+static void
+test_key_each(void **state)
+{
+    struct bp_testdb_store *f = *state;
+    struct walk w = {.seen = bp_calloc(WALK_KEYS, 1)};
+
+    assert_int_equal(bp_store_begin(f->s), BP_OK);
+    for (unsigned i = 0; i < WALK_KEYS; i++) {
+        char id[32];
+        struct bp_key_rec k = mk_key(id, 0, i);
+        snprintf(id, sizeof(id), "key_%u", i);
+        k.digest[0] = (unsigned char)i;
+        k.digest[1] = (unsigned char)(i >> 8);
+        k.digest[2] = (unsigned char)(i >> 16);
+        if (i == 7) {
+            k.instances = (char *)"instance_A,instance_B";
+            k.expires_at = 5000;
+            k.revoked = true;
+            k.revoked_at = 10;
+        }
+        assert_int_equal(bp_store_key_insert(f->s, &k), BP_OK);
+    }
+    assert_int_equal(bp_store_commit(f->s), BP_OK);
+
+    assert_int_equal(bp_store_key_each(f->s, walk_key, &w), BP_OK);
+    assert_int_equal(w.calls, WALK_KEYS);
+    assert_true(w.checked_special);
+    for (unsigned i = 0; i < WALK_KEYS; i++) {
+        assert_int_equal(w.seen[i], 1);
+    }
+
+    /* Stopped in the second batch: the callback's error comes back, and the store still works,
+     * a walk included. */
+    memset(w.seen, 0, WALK_KEYS);
+    w.calls = 0;
+    w.stop_at = 12345;
+    assert_int_equal(bp_store_key_each(f->s, walk_key, &w), BP_ERR_INVALID);
+    assert_int_equal(w.calls, 12345);
+    assert_int_equal(bp_store_key_revoke(f->s, "key_8", 1), BP_OK);
+    w.key_8_revoked = true;
+    memset(w.seen, 0, WALK_KEYS);
+    w.calls = 0;
+    w.stop_at = 0;
+    assert_int_equal(bp_store_key_each(f->s, walk_key, &w), BP_OK);
+    assert_int_equal(w.calls, WALK_KEYS);
+    bp_free(w.seen);
+}
+
 static void
 test_key_constraints_and_not_found(void **state)
 {
@@ -360,6 +451,7 @@ main(void)
         cmocka_unit_test_setup_teardown(test_instance_constraints_and_not_found, setup,
                                         bp_testdb_store_teardown),
         cmocka_unit_test_setup_teardown(test_key_crud, setup, bp_testdb_store_teardown),
+        cmocka_unit_test_setup_teardown(test_key_each, setup, bp_testdb_store_teardown),
         cmocka_unit_test_setup_teardown(test_key_constraints_and_not_found, setup, bp_testdb_store_teardown),
         cmocka_unit_test_setup_teardown(test_key_touch, setup, bp_testdb_store_teardown),
         cmocka_unit_test_setup_teardown(test_change_token, setup, bp_testdb_store_teardown),

@@ -33,22 +33,30 @@ struct bp_secret;
 
 enum bp_cred_kind { BP_CRED_API_KEY = 1, BP_CRED_ACCESS_TOKEN = 2 };
 
-/* A row of the credential table. One allocation holds the row and its strings (a million keys
- * make per-row overhead count); the fields are ordered to leave no padding. */
+/* A credential's instance restriction: the instance ids it may use. Credentials with the same
+ * list share one copy (interned by the tables), so a million keys restricted to one instance
+ * hold a million pointers, not a million copies of its id. */
+struct bp_instance_list {
+    uint32_t n;
+    const char *ids[];
+};
+
+/* A row of the credential table. One allocation holds the row and its strings, and the row is
+ * as small as it can be: at a million keys every byte here is a megabyte of every node's RSS
+ * (issue 9). The strings follow the row: the id, the name (the key's, or the token's client
+ * name), then for an access token its client id; read them with bp_cred_id, bp_cred_name and
+ * bp_cred_actor_id (auth.h). Times are wall seconds; used_at is 32-bit (unsigned, good until
+ * 2106) because it is a last-used stamp, not a deadline. */
 struct bp_cred {
-    const char *id;            /* "key_…" or "token_…" */
-    const char *actor_id;      /* who acts, for the audit log: the key id, or the token's client id */
-    const char *name;          /* the key's name, or the token's client name */
-    const char *const *instances; /* NULL when unrestricted */
     unsigned char digest[BP_DIGEST_LEN]; /* SHA-256 of the presented key */
-    int64_t expires_at;        /* wall seconds, 0 = never */
-    atomic_llong used_at;      /* wall seconds of the latest use in this process, 0 = none */
-    int64_t flushed_at;        /* used_at last written to the store (the watcher thread's own) */
-    atomic_uint refs;          /* snapshots share a row until the last one holding it goes */
-    unsigned scopes;           /* BP_SCOPE_* bits */
-    uint32_t n_instances;
-    uint16_t kind;             /* enum bp_cred_kind */
+    int64_t expires_at;                  /* 0 = never */
+    const struct bp_instance_list *instances; /* NULL when unrestricted */
+    atomic_uint used_at;                 /* latest use in this process, 0 = none */
+    atomic_uint refs;                    /* snapshots share a row until the last one holding it goes */
+    uint16_t scopes;                     /* BP_SCOPE_* bits */
+    uint8_t kind;                        /* enum bp_cred_kind */
     bool revoked;
+    char text[];                         /* "id\0name\0[client id\0]" */
 };
 
 /* A row of the instance table. */

@@ -6,6 +6,7 @@
 #include <stdint.h>
 
 #include "auth/auth-t.h"
+#include "lib/buf.h"
 #include "lib/err.h"
 
 /* Credentials (DESIGN §5): their formats (auth-t.h), API key digests and generation, scope
@@ -31,6 +32,34 @@ void bp_scopes_format(unsigned bits, char *out, size_t cap);
 /* The name of what a route needs ("proxy:read" or "proxy:write"), for a 403's challenge. */
 const char *bp_scope_needed_name(unsigned needed);
 
+/* A credential row's strings (auth-t.h): its id ("key_…", "token_…"), its name (the key's, or
+ * the token's client name), and who acts for the audit log (the key's id, or the token's client
+ * id). Valid as long as the row: while the snapshot that holds it is pinned. */
+const char *bp_cred_id(const struct bp_cred *c);
+const char *bp_cred_name(const struct bp_cred *c);
+const char *bp_cred_actor_id(const struct bp_cred *c);
+
+/* ---- Last-used stamps ----
+ *
+ * A request that authenticated notes its use (bp_auth_authenticate does): the row's stamp, and
+ * for an API key, once per key per wall second, a note in the log that the watcher takes once a
+ * second and writes to the store. The work follows the uses, never the number of keys. Any
+ * thread. */
+struct bp_used_log {
+    struct bp_buf notes; /* per use: the int64 wall second, then the key id and its NUL */
+    /* Uses were left out (the log was full): the keys used since `since` must be found by their
+     * rows' stamps instead. */
+    bool overflowed;
+    int64_t since; /* wall second this log began: it holds every API key use from then on */
+};
+
+void bp_auth_note_use(const struct bp_cred *c, int64_t now_s);
+/* Hands over the log so far (the caller cleans it up) and starts the next at now_s. */
+void bp_auth_take_used(struct bp_used_log *out, int64_t now_s);
+/* The next note from *pos (start at 0); false after the last. */
+bool bp_used_log_next(const struct bp_used_log *log, size_t *pos, const char **out_id, int64_t *out_at);
+void bp_used_log_cleanup(struct bp_used_log *log);
+
 /* ---- The credential and instance tables (DESIGN §8) ----
  *
  * The read-mostly tables that loop threads share: credentials and instances, built from the
@@ -50,6 +79,9 @@ struct bp_instance_rec;
 bp_err bp_tables_build(const struct bp_key_rec *keys, size_t n_keys, const struct bp_live_token *tokens,
                        size_t n_tokens, const struct bp_instance_rec *insts, size_t n_insts,
                        struct bp_tables **out);
+/* An empty unpublished snapshot (no credentials, no instances), to fill with the calls below:
+ * how a full load puts rows in as the store hands them over. */
+struct bp_tables *bp_tables_new(void);
 /* Changes by delta (O(log32 N) each, never a copy of the table). bp_tables_edit gives a new
  * unpublished snapshot that shares everything with `from` (which stays unchanged and valid for
  * whoever pins it); the calls below change only an unpublished snapshot, then publish it.

@@ -155,9 +155,7 @@ bp_auth_authenticate(const struct bp_tables *t, const struct bp_auth_headers *h,
         *out = c;
         return rc;
     }
-    /* The tables are shared read-only; used_at is the one field meant to be written, relaxed,
-     * and flushed to the store in batches by the watcher. */
-    atomic_store_explicit(&((struct bp_cred *)c)->used_at, now_s, memory_order_relaxed);
+    bp_auth_note_use(c, now_s);
     *out = c;
     if (why != NULL) {
         *why = BP_AUTH_FAIL_NONE;
@@ -180,8 +178,8 @@ bp_auth_check_instance(const struct bp_cred *c, const char *id, size_t len)
     if (c->instances == NULL) {
         return BP_OK;
     }
-    for (size_t k = 0; k < c->n_instances; k++) {
-        if (bp_str_eq(id, len, c->instances[k])) {
+    for (uint32_t k = 0; k < c->instances->n; k++) {
+        if (bp_str_eq(id, len, c->instances->ids[k])) {
             return BP_OK;
         }
     }
@@ -193,13 +191,13 @@ bp_auth_implied_instance(const struct bp_cred *c, const char **out_id, const cha
 {
     const char *reason;
 
-    if (c->instances != NULL && c->n_instances == 1) {
-        *out_id = c->instances[0];
+    if (c->instances != NULL && c->instances->n == 1) {
+        *out_id = c->instances->ids[0];
         return BP_OK;
     }
     if (c->instances == NULL) {
         reason = "instance_id query parameter is required: this credential may use every instance";
-    } else if (c->n_instances == 0) {
+    } else if (c->instances->n == 0) {
         reason = "instance_id query parameter is required: this credential may use no instance";
     } else {
         reason = "instance_id query parameter is required: this credential may use more than one instance";

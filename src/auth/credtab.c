@@ -7,10 +7,12 @@
  * one only when the generation moved: per request that costs one atomic load and one
  * increment of the pinned snapshot's count (bp_tables_ref), and no lock. */
 #include "auth/auth.h"
+#include "auth/auth-int.h"
 #include "health/health.h"
 
 #include <pthread.h>
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -59,6 +61,7 @@ static atomic_size_t nodes_allocated;
 static void
 cred_free(struct bp_cred *c)
 {
+    bp_instance_list_unref(c->instances);
     bp_free(c); /* its strings live in the same allocation */
 }
 
@@ -315,61 +318,51 @@ tables_free(struct bp_tables *t)
     bp_free(t);
 }
 
-/* One allocation: the row, then the instance pointer array, then the strings (id, actor id
- * unless it is the id, name, the instance ids). instances NULL = unrestricted; "" = no instance
- * (a restriction never fails open). */
+/* One allocation: the row, then its strings (auth-t.h). actor is NULL for an API key, whose
+ * actor is its own id. instances NULL = unrestricted; "" = no instance (a restriction never
+ * fails open). */
 static struct bp_cred *
-cred_new(enum bp_cred_kind kind, const char *id, const char *actor, const char *name, const char *instances)
+cred_new(enum bp_cred_kind kind, const char *id, const char *name, const char *actor, const char *instances)
 {
-    size_t n_inst = 0;
     size_t id_len = strlen(id) + 1;
-    size_t actor_len = actor == id ? 0 : strlen(actor) + 1;
     size_t name_len = strlen(name) + 1;
-    size_t inst_len = instances ? strlen(instances) + 1 : 0;
-    struct bp_cred *c;
-    char *p;
-    const char **list = NULL;
+    size_t actor_len = actor ? strlen(actor) + 1 : 0;
+    struct bp_cred *c = bp_malloc(offsetof(struct bp_cred, text) + id_len + name_len + actor_len);
 
-    if (instances != NULL) {
-        n_inst = 1;
-        for (const char *q = instances; *q != '\0'; q++) {
-            n_inst += *q == ',';
-        }
+    memset(c, 0, offsetof(struct bp_cred, text));
+    c->kind = (uint8_t)kind;
+    memcpy(c->text, id, id_len);
+    memcpy(c->text + id_len, name, name_len);
+    if (actor != NULL) {
+        memcpy(c->text + id_len + name_len, actor, actor_len);
     }
-    c = bp_calloc(1, sizeof(*c) + n_inst * sizeof(char *) + id_len + actor_len + name_len + inst_len);
-    list = (const char **)(c + 1);
-    p = (char *)(list + n_inst);
-    c->kind = (uint16_t)kind;
-    c->id = memcpy(p, id, id_len);
-    p += id_len;
-    if (actor == id) {
-        c->actor_id = c->id;
-    } else {
-        c->actor_id = memcpy(p, actor, actor_len);
-        p += actor_len;
-    }
-    c->name = memcpy(p, name, name_len);
-    p += name_len;
-    if (instances != NULL) {
-        /* Split in place: each id ends at its comma; empty items are skipped. */
-        char *q = memcpy(p, instances, inst_len);
-        c->instances = list;
-        for (;;) {
-            char *end = strchr(q, ',');
-            if (end != NULL) {
-                *end = '\0';
-            }
-            if (*q != '\0') {
-                list[c->n_instances++] = q;
-            }
-            if (end == NULL) {
-                break;
-            }
-            q = end + 1;
-        }
-    }
+    c->instances = instances ? bp_instance_list_get(instances) : NULL;
     atomic_init(&c->used_at, 0);
     return c;
+}
+
+const char *
+bp_cred_id(const struct bp_cred *c)
+{
+    return c->text;
+}
+
+const char *
+bp_cred_name(const struct bp_cred *c)
+{
+    return c->text + strlen(c->text) + 1;
+}
+
+const char *
+bp_cred_actor_id(const struct bp_cred *c)
+{
+    const char *name;
+
+    if (c->kind == BP_CRED_API_KEY) {
+        return c->text;
+    }
+    name = bp_cred_name(c);
+    return name + strlen(name) + 1;
 }
 
 static int
@@ -395,10 +388,9 @@ put_cred(struct bp_tables *t, struct bp_cred *c)
         t->n_creds++;
         return;
     }
-    if (strcmp(old->id, c->id) == 0) {
+    if (strcmp(bp_cred_id(old), bp_cred_id(c)) == 0) {
         atomic_store_explicit(&c->used_at, atomic_load_explicit(&old->used_at, memory_order_relaxed),
                               memory_order_relaxed);
-        c->flushed_at = old->flushed_at;
     }
     cred_unref(old);
 }
@@ -413,9 +405,9 @@ bp_tables_put_key(struct bp_tables *t, const struct bp_key_rec *k)
         return BP_ERR_INVALID; /* a row the CLI would never write; refuse it rather than guess */
     }
     /* An empty list restricts the key to no instance: a restriction never fails open. */
-    c = cred_new(BP_CRED_API_KEY, k->id, k->id, k->name ? k->name : "", k->instances);
+    c = cred_new(BP_CRED_API_KEY, k->id, k->name ? k->name : "", NULL, k->instances);
     memcpy(c->digest, k->digest, sizeof(c->digest));
-    c->scopes = bits;
+    c->scopes = (uint16_t)bits;
     c->expires_at = k->expires_at;
     c->revoked = k->revoked;
     put_cred(t, c);
@@ -432,10 +424,11 @@ bp_tables_put_token(struct bp_tables *t, const struct bp_live_token *tok)
         return BP_ERR_INVALID;
     }
     /* The client's restriction binds its tokens, with the same never-fail-open rule as keys. */
-    c = cred_new(BP_CRED_ACCESS_TOKEN, tok->id, tok->client_id, tok->client_name ? tok->client_name : "",
+    c = cred_new(BP_CRED_ACCESS_TOKEN, tok->id, tok->client_name ? tok->client_name : "",
+                 tok->client_id ? tok->client_id : "",
                  tok->instances);
     memcpy(c->digest, tok->digest, sizeof(c->digest));
-    c->scopes = bits;
+    c->scopes = (uint16_t)bits;
     c->expires_at = tok->expires_at;
     /* Revoked tokens, and tokens of revoked clients, are not live: they never get here. */
     c->revoked = false;
@@ -545,14 +538,26 @@ bp_tables_set_instances(struct bp_tables *t, const struct bp_instance_rec *insts
     t->insts = s;
 }
 
+struct bp_tables *
+bp_tables_new(void)
+{
+    struct bp_tables *t = bp_calloc(1, sizeof(*t));
+
+    atomic_init(&t->refs, 1);
+    /* No instances yet, and none tracked for health: the health registry keeps the published
+     * ones until bp_tables_set_instances names the new set. */
+    t->insts = bp_calloc(1, sizeof(*t->insts) + sizeof(struct bp_instance));
+    atomic_init(&t->insts->refs, 1);
+    return t;
+}
+
 bp_err
 bp_tables_build(const struct bp_key_rec *keys, size_t n_keys, const struct bp_live_token *tokens,
                 size_t n_tokens, const struct bp_instance_rec *insts, size_t n_insts, struct bp_tables **out)
 {
-    struct bp_tables *t = bp_calloc(1, sizeof(*t));
+    struct bp_tables *t = bp_tables_new();
 
     BP_BUG_ON(n_tokens > 0 && tokens == NULL);
-    atomic_init(&t->refs, 1);
     for (size_t i = 0; i < n_keys; i++) {
         (void)bp_tables_put_key(t, &keys[i]); /* a malformed row is left out, as documented */
     }

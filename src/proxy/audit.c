@@ -14,6 +14,7 @@
 #include <string.h>
 
 #include "audit/audit.h"
+#include "auth/auth.h"
 #include "config/config.h"
 #include "errors/errors.h"
 #include "http/parser.h"
@@ -104,8 +105,8 @@ describe(struct bp_http_req *req, const struct bp_proxy_req *st, struct bp_audit
     rec->request_id = text_of(bp_http_req_id(req)[0] != '\0' ? bp_http_req_id(req) : NULL);
     if (st->cred != NULL) {
         rec->actor = st->cred->kind == BP_CRED_ACCESS_TOKEN ? BP_AUDIT_ACTOR_OAUTH_CLIENT : BP_AUDIT_ACTOR_API_KEY;
-        rec->actor_id = text_of(st->cred->actor_id);
-        rec->actor_name = text_of(st->cred->name);
+        rec->actor_id = text_of(bp_cred_actor_id(st->cred));
+        rec->actor_name = text_of(bp_cred_name(st->cred));
     }
     /* The instance the request was for, or asked for when it was refused before one was found:
      * only an id of the right shape is kept (DESIGN §2's check), so a record never holds

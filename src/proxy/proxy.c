@@ -217,7 +217,7 @@ note_facts(struct bp_http_req *req, const struct bp_proxy_req *st)
     f->group = st->route != NULL ? st->route->category : NULL;
     f->route = st->route != NULL ? st->route->pattern : NULL;
     f->instance = st->instance != NULL ? st->instance->id : NULL;
-    f->credential = st->cred != NULL ? st->cred->id : NULL;
+    f->credential = st->cred != NULL ? bp_cred_id(st->cred) : NULL;
 }
 
 static void

@@ -158,25 +158,38 @@ struct bp_watch {
     int64_t reported_seq;   /* -1 until a report succeeded */
     int64_t last_report_ms; /* monotonic: the latest attempt, successful or not */
     bool report_ok;         /* the latest attempt succeeded (a failure is logged once) */
+    /* The last-used flush: 0, or the wall second from which stamps must be found by walking the
+     * tables (a failed write, an overflowed log). */
+    int64_t walk_from;
 };
 
 static bp_err
+put_key(const struct bp_key_rec *k, void *arg)
+{
+    (void)bp_tables_put_key(arg, k); /* a malformed row is left out, as documented */
+    return BP_OK;
+}
+
+/* A full load: every key goes from the store's row straight into the new snapshot, never into
+ * a list of records first (at a million keys that list alone was 300 MiB at start-up). */
+static bp_err
 load_tables(struct bp_store *store)
 {
-    struct bp_key_rec *keys = NULL;
     struct bp_live_token *tokens = NULL;
     struct bp_instance_rec *insts = NULL;
-    size_t n_keys = 0;
     size_t n_tokens = 0;
     size_t n_insts = 0;
-    struct bp_tables *t = NULL;
+    struct bp_tables *t = bp_tables_new();
+    int64_t start_ms = bp_clock_mono_ms();
+    int64_t keys_ms;
     size_t n_creds;
     bp_err rc;
 
-    rc = bp_store_key_list(store, &keys, &n_keys);
+    rc = bp_store_key_each(store, put_key, t);
     if (rc != BP_OK) {
         goto done;
     }
+    keys_ms = bp_clock_mono_ms() - start_ms;
     rc = bp_store_token_list_live(store, bp_clock_wall_s(), &tokens, &n_tokens);
     if (rc != BP_OK) {
         goto done;
@@ -185,19 +198,24 @@ load_tables(struct bp_store *store)
     if (rc != BP_OK) {
         goto done;
     }
-    rc = bp_tables_build(keys, n_keys, tokens, n_tokens, insts, n_insts, &t);
-    if (rc != BP_OK) {
-        goto done;
+    for (size_t i = 0; i < n_tokens; i++) {
+        (void)bp_tables_put_token(t, &tokens[i]);
     }
+    bp_tables_set_instances(t, insts, n_insts);
     n_creds = bp_tables_cred_count(t);
     bp_tables_publish(t);
+    t = NULL;
     bp_metrics_tables_published(n_creds, n_insts);
+    /* A full load is rare after start-up (changes are deltas), and its time is what start-up
+     * and recovery wait for: worth a line. */
+    BP_DEBUG("credential tables loaded", BP_LINT("credentials", n_creds), BP_LINT("instances", n_insts),
+             BP_LINT("keys_ms", keys_ms), BP_LINT("total_ms", bp_clock_mono_ms() - start_ms));
 done:
-    bp_key_recs_free(keys, n_keys);
+    bp_tables_release(t);
     bp_live_tokens_free(tokens, n_tokens);
     bp_instance_recs_free(insts, n_insts);
-    /* The records read from the store were allocated between the table's rows: give the pages
-     * they leave free back to the system, or a full load's transient stays in RSS for good. */
+    /* The store's own buffers were allocated between the table's rows: give the pages they
+     * leave free back to the system, or a full load's transient stays in RSS for good. */
     malloc_trim(0);
     return rc;
 }
@@ -502,53 +520,9 @@ bp_watch_wait_applied(struct bp_store *store, int64_t seq, int64_t timeout_ms, s
     }
 }
 
-/* The stamps of one flush, gathered by a walk of the snapshot. */
-struct flush {
-    const char **ids;
-    int64_t *at;
-    size_t n;
-    size_t cap;
-};
-
-static void
-flush_collect(struct bp_cred *c, void *arg)
-{
-    struct flush *f = arg;
-    int64_t used = atomic_load_explicit(&c->used_at, memory_order_relaxed);
-
-    if (c->kind != BP_CRED_API_KEY || used <= c->flushed_at) {
-        return;
-    }
-    if (f->n == f->cap) {
-        f->cap = f->cap ? 2 * f->cap : 64;
-        f->ids = bp_realloc(f->ids, f->cap * sizeof(*f->ids));
-        f->at = bp_realloc(f->at, f->cap * sizeof(*f->at));
-    }
-    f->ids[f->n] = c->id;
-    f->at[f->n] = used;
-    f->n++;
-    /* flushed_at belongs to this thread; a row shared by several snapshots is flushed once. */
-    c->flushed_at = used;
-}
-
-/* Writes the last-used stamps that requests recorded in t since the previous flush. Only API
- * keys keep a last-used time in the store; access tokens are short-lived and have none. */
-static void
-flush_last_used(struct bp_store *store, struct bp_tables *t)
-{
-    struct flush f = {0};
-
-    bp_tables_each_cred(t, flush_collect, &f);
-    if (f.n > 0 && bp_store_key_touch(store, f.ids, f.at, f.n) != BP_OK) {
-        BP_WARN("could not record last_used_at", BP_LINT("keys", f.n));
-    }
-    bp_free(f.ids);
-    bp_free(f.at);
-}
-
 /* Expired access tokens leave the tables here: their expiry logs no change row, and a full
- * reload (which used to leave them out) is now rare. Returns whether it published. */
-static bool
+ * reload (which used to leave them out) is now rare. */
+static void
 drop_expired_tokens(void)
 {
     struct bp_tables *cur = bp_tables_acquire();
@@ -556,30 +530,27 @@ drop_expired_tokens(void)
     size_t n;
 
     if (cur == NULL) {
-        return false;
+        return;
     }
     t = bp_tables_edit(cur);
     bp_tables_release(cur);
     n = bp_tables_drop_expired_tokens(t, bp_clock_wall_s());
     if (n == 0) {
         bp_tables_release(t);
-        return false;
+        return;
     }
     bp_metrics_tables_published(bp_tables_cred_count(t), bp_tables_instance_count(t));
     bp_tables_publish(t);
     BP_DEBUG("expired access tokens taken out of the tables", BP_LINT("tokens", (int64_t)n));
-    return true;
 }
 
-/* Returns whether it published new tables. */
-static bool
+static void
 maybe_purge(struct bp_watch *w)
 {
     int64_t now_ms = bp_clock_mono_ms();
-    bool published;
 
     if (w->last_purge_ms != 0 && now_ms - w->last_purge_ms < PURGE_INTERVAL_MS) {
-        return false;
+        return;
     }
     w->last_purge_ms = now_ms;
     if (bp_store_oauth_purge(w->store, bp_clock_wall_s() - PURGE_GRACE_S) != BP_OK) {
@@ -588,9 +559,8 @@ maybe_purge(struct bp_watch *w)
     if (bp_store_change_purge(w->store, bp_clock_wall_s() - CHANGES_KEEP_S) != BP_OK) {
         BP_WARN("could not purge old rows of the change log");
     }
-    published = drop_expired_tokens();
+    drop_expired_tokens();
     forget_dead_rows(w);
-    return published;
 }
 
 static void
@@ -602,25 +572,75 @@ deadline_after(int64_t ms, struct timespec *out)
     out->tv_nsec %= 1000000000L;
 }
 
-/* What the watcher keeps about the snapshot it last saw, to flush its last-used stamps. */
-struct seen {
-    struct bp_tables *t;
+/* The stamps of one flush. */
+struct flush {
+    int64_t from; /* the table walk's: stamps at or after this wall second */
+    const char **ids;
+    int64_t *at;
+    size_t n;
+    size_t cap;
 };
 
 static void
-seen_take_current(struct seen *s)
+flush_add(struct flush *f, const char *id, int64_t at)
 {
-    s->t = bp_tables_acquire();
+    if (f->n == f->cap) {
+        f->cap = f->cap ? 2 * f->cap : 64;
+        f->ids = bp_realloc(f->ids, f->cap * sizeof(*f->ids));
+        f->at = bp_realloc(f->at, f->cap * sizeof(*f->at));
+    }
+    f->ids[f->n] = id;
+    f->at[f->n] = at;
+    f->n++;
 }
 
 static void
-seen_drop(struct bp_store *store, struct seen *s)
+flush_collect(struct bp_cred *c, void *arg)
 {
-    if (s->t != NULL) {
-        flush_last_used(store, s->t);
+    struct flush *f = arg;
+    unsigned used = atomic_load_explicit(&c->used_at, memory_order_relaxed);
+
+    if (c->kind == BP_CRED_API_KEY && used != 0 && used >= f->from) {
+        flush_add(f, bp_cred_id(c), used);
     }
-    bp_tables_release(s->t);
-    s->t = NULL;
+}
+
+/* Writes the API key uses noted since the previous flush (auth.h: the work follows the uses).
+ * Only when the log overflowed, or the previous write failed, are the stamps found by walking
+ * the tables instead, from when the missing notes began: nothing is lost either way. Only API
+ * keys keep a last-used time in the store; access tokens are short-lived and have none. */
+static void
+flush_last_used(struct bp_watch *w)
+{
+    struct bp_used_log log;
+    struct flush f = {.from = w->walk_from};
+    struct bp_tables *t = NULL;
+    const char *id;
+    int64_t at;
+    size_t pos = 0;
+
+    bp_auth_take_used(&log, bp_clock_wall_s());
+    if (log.overflowed && (f.from == 0 || log.since < f.from)) {
+        f.from = log.since;
+    }
+    while (bp_used_log_next(&log, &pos, &id, &at)) {
+        flush_add(&f, id, at);
+    }
+    if (f.from != 0 && (t = bp_tables_acquire()) != NULL) {
+        bp_tables_each_cred(t, flush_collect, &f);
+    }
+    if (f.n > 0 && bp_store_key_touch(w->store, f.ids, f.at, f.n) != BP_OK) {
+        BP_WARN("could not record last_used_at; retried at the next flush", BP_LINT("keys", f.n));
+        if (w->walk_from == 0 || log.since < w->walk_from) {
+            w->walk_from = log.since;
+        }
+    } else {
+        w->walk_from = 0;
+    }
+    bp_tables_release(t);
+    bp_used_log_cleanup(&log);
+    bp_free(f.ids);
+    bp_free(f.at);
 }
 
 /* One check: token → seq → reload, each step only when the one before says so. Returns whether
@@ -655,18 +675,13 @@ first_load(struct bp_watch *w, bool *out_reloaded)
 }
 
 static bool
-check_once(struct bp_watch *w, struct seen *seen, bool *out_reloaded)
+check_once(struct bp_watch *w, bool *out_reloaded)
 {
     int64_t token = 0;
     int64_t seq = 0;
 
     if (!w->loaded) {
-        if (!first_load(w, out_reloaded)) {
-            return false;
-        }
-        seen_drop(w->store, seen);
-        seen_take_current(seen);
-        return true;
+        return first_load(w, out_reloaded);
     }
     if (bp_store_change_token(w->store, &token) != BP_OK) {
         return false;
@@ -698,9 +713,6 @@ check_once(struct bp_watch *w, struct seen *seen, bool *out_reloaded)
         report(w); /* first: the CLI may be waiting for exactly this */
         BP_DEBUG("tables published", BP_LINT("reloads", w->reloads), BP_LINT("full_reloads", w->full_reloads),
                  BP_LINT("change_seq", applied));
-        /* Catch the uses recorded on the old snapshot before letting it go. */
-        seen_drop(w->store, seen);
-        seen_take_current(seen);
     }
     w->token = token;
     w->have_token = true;
@@ -710,12 +722,12 @@ check_once(struct bp_watch *w, struct seen *seen, bool *out_reloaded)
 /* Housekeeping, after the check so that it never delays one: our own writes move the token
  * (not the seq), which the next check reads past. */
 static void
-housekeep(struct bp_watch *w, struct seen *seen, int64_t *last_flush)
+housekeep(struct bp_watch *w, int64_t *last_flush)
 {
     int64_t since_report_ms;
 
-    if (seen->t != NULL && bp_clock_mono_ms() - *last_flush >= FLUSH_INTERVAL_MS) {
-        flush_last_used(w->store, seen->t);
+    if (bp_clock_mono_ms() - *last_flush >= FLUSH_INTERVAL_MS) {
+        flush_last_used(w);
         *last_flush = bp_clock_mono_ms();
     }
     /* A failed report is retried, rarely enough that a store refusing writes is not hammered. */
@@ -724,11 +736,7 @@ housekeep(struct bp_watch *w, struct seen *seen, int64_t *last_flush)
         since_report_ms >= HEARTBEAT_MS) {
         report(w);
     }
-    if (maybe_purge(w)) {
-        /* Flush what the old snapshot recorded, then watch the new one. */
-        seen_drop(w->store, seen);
-        seen_take_current(seen);
-    }
+    maybe_purge(w);
 }
 
 /* ---- file events ---- */
@@ -984,7 +992,7 @@ set_readiness(struct bp_watch *w, bool ok)
 
 /* Runs one check if one is due now; sync means a bp_watch_sync asked. */
 static void
-maybe_check(struct bp_watch *w, struct schedule *sc, struct seen *seen, int64_t *last_flush, bool sync)
+maybe_check(struct bp_watch *w, struct schedule *sc, int64_t *last_flush, bool sync)
 {
     int64_t now = bp_clock_mono_us();
     bool poll_due = now >= sc->next_poll_us;
@@ -1020,7 +1028,7 @@ maybe_check(struct bp_watch *w, struct schedule *sc, struct seen *seen, int64_t 
     } else if (settle_due) {
         sc->settle_step++;
     }
-    ok = check_once(w, seen, &reloaded);
+    ok = check_once(w, &reloaded);
     /* Checks can run many times a second: say it when the store starts failing, not each time. */
     if (!ok && sc->store_ok && w->loaded) {
         BP_WARN("store check failed; serving /proxy/ with the last loaded credentials, OAuth answers 503",
@@ -1045,7 +1053,7 @@ maybe_check(struct bp_watch *w, struct schedule *sc, struct seen *seen, int64_t 
     pthread_mutex_unlock(&w->lock);
     /* A server that has not loaded yet serves no credential: no report for the CLI to wait on. */
     if (w->loaded) {
-        housekeep(w, seen, last_flush);
+        housekeep(w, last_flush);
     }
 }
 
@@ -1053,7 +1061,6 @@ static void *
 watch_main(void *arg)
 {
     struct bp_watch *w = arg;
-    struct seen seen;
     int64_t last_flush = bp_clock_mono_ms();
     struct schedule sc = {
         .next_poll_us = bp_clock_mono_us() + w->interval_ms * 1000,
@@ -1061,7 +1068,6 @@ watch_main(void *arg)
         .store_ok = true,
     };
 
-    seen_take_current(&seen);
     for (;;) {
         bool sync;
 
@@ -1074,9 +1080,9 @@ watch_main(void *arg)
         sync = w->sync_wanted;
         w->sync_wanted = false;
         pthread_mutex_unlock(&w->lock);
-        maybe_check(w, &sc, &seen, &last_flush, sync);
+        maybe_check(w, &sc, &last_flush, sync);
     }
-    seen_drop(w->store, &seen);
+    flush_last_used(w); /* the uses of the last second */
     return NULL;
 }
 

@@ -228,7 +228,7 @@ check(const struct bp_auth_headers *h)
     if (want.id == NULL) {
         BP_BUG_ON(cred != NULL);
     } else {
-        BP_BUG_ON(cred == NULL || strcmp(cred->id, want.id) != 0);
+        BP_BUG_ON(cred == NULL || strcmp(bp_cred_id(cred), want.id) != 0);
     }
 }
 

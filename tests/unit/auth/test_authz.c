@@ -165,7 +165,7 @@ test_outcomes_of_the_authorization_header(void **state)
     assert_int_equal(why, BP_AUTH_FAIL_MISSING);
     snprintf(h, sizeof(h), "Bearer %s", fx.keys[0]);
     assert_int_equal(authn_why(h, 1, &c, &why), BP_OK);
-    assert_string_equal(c->id, "key_active");
+    assert_string_equal(bp_cred_id(c), "key_active");
     assert_int_equal(why, BP_AUTH_FAIL_NONE);
     assert_int_equal(atomic_load(&c->used_at), NOW);
     snprintf(h, sizeof(h), "bearer   %s", fx.keys[0]);
@@ -194,13 +194,13 @@ test_outcomes_of_the_authorization_header(void **state)
     snprintf(h, sizeof(h), "Bearer %s", fx.keys[1]);
     assert_int_equal(authn_why(h, 1, &c, &why), BP_ERR_AUTH_INVALID_KEY);
     assert_non_null(c);
-    assert_string_equal(c->id, "key_revoked");
+    assert_string_equal(bp_cred_id(c), "key_revoked");
     assert_int_equal(why, BP_AUTH_FAIL_REVOKED);
     assert_int_equal(atomic_load(&c->used_at), 0);
     snprintf(h, sizeof(h), "Bearer %s", fx.keys[2]);
     assert_int_equal(authn_why(h, 1, &c, &why), BP_ERR_AUTH_EXPIRED_KEY);
     assert_non_null(c);
-    assert_string_equal(c->id, "key_expired");
+    assert_string_equal(bp_cred_id(c), "key_expired");
     assert_int_equal(why, BP_AUTH_FAIL_EXPIRED);
     assert_int_equal(authn_at(h, 1, NOW - 1, &c, NULL), BP_OK);
 }
@@ -217,9 +217,9 @@ test_access_tokens(void **state)
     assert_int_equal(authn_why(h, 1, &c, &why), BP_OK);
     assert_int_equal(why, BP_AUTH_FAIL_NONE);
     assert_int_equal(c->kind, BP_CRED_ACCESS_TOKEN);
-    assert_string_equal(c->id, "token_active");
-    assert_string_equal(c->actor_id, "client_01J00000000000000000000000");
-    assert_string_equal(c->name, "Reporting app");
+    assert_string_equal(bp_cred_id(c), "token_active");
+    assert_string_equal(bp_cred_actor_id(c), "client_01J00000000000000000000000");
+    assert_string_equal(bp_cred_name(c), "Reporting app");
     assert_int_equal(atomic_load(&c->used_at), NOW);
     assert_int_equal(bp_auth_check_scope(c, BP_SCOPE_READ), BP_OK);
     assert_int_equal(bp_auth_check_scope(c, BP_SCOPE_WRITE), BP_ERR_AUTH_SCOPE);
@@ -229,19 +229,19 @@ test_access_tokens(void **state)
     /* Up to the last second before expiry, then refused as an invalid token (not an expired key). */
     assert_int_equal(authn_at(h, 1, NOW + 3599, &c, NULL), BP_OK);
     assert_int_equal(authn_at(h, 1, NOW + 3600, &c, &why), BP_ERR_AUTH_INVALID_TOKEN);
-    assert_string_equal(c->id, "token_active");
+    assert_string_equal(bp_cred_id(c), "token_active");
     assert_int_equal(why, BP_AUTH_FAIL_EXPIRED);
 
     snprintf(h, sizeof(h), "Bearer %s", fx.tokens[TOK_EXPIRED]);
     assert_int_equal(authn_why(h, 1, &c, &why), BP_ERR_AUTH_INVALID_TOKEN);
     assert_non_null(c);
-    assert_string_equal(c->id, "token_expired");
+    assert_string_equal(bp_cred_id(c), "token_expired");
     assert_int_equal(why, BP_AUTH_FAIL_EXPIRED);
     assert_int_equal(atomic_load(&c->used_at), 0);
 
     snprintf(h, sizeof(h), "Bearer %s", fx.tokens[TOK_FOREVER]);
     assert_int_equal(authn_at(h, 1, INT64_MAX, &c, &why), BP_OK);
-    assert_string_equal(c->id, "token_forever");
+    assert_string_equal(bp_cred_id(c), "token_forever");
     assert_null(c->instances);
 }
 
@@ -328,8 +328,8 @@ test_scope_and_instance_checks(void **state)
     snprintf(h, sizeof(h), "Bearer %s", fx.keys[0]);
     assert_int_equal(authn(h, 1, &c), BP_OK);
     assert_int_equal(c->kind, BP_CRED_API_KEY);
-    assert_string_equal(c->actor_id, "key_active");
-    assert_string_equal(c->name, "key_active");
+    assert_string_equal(bp_cred_actor_id(c), "key_active");
+    assert_string_equal(bp_cred_name(c), "key_active");
     assert_int_equal(bp_auth_check_scope(c, BP_SCOPE_READ), BP_OK);
     assert_int_equal(bp_auth_check_scope(c, BP_SCOPE_WRITE), BP_ERR_AUTH_SCOPE);
     assert_int_equal(bp_auth_check_instance(c, "instance_01J00000000000000000000001", 35), BP_OK);
@@ -395,14 +395,14 @@ test_x_blnk_key_carries_a_credential(void **state)
     (void)state;
     /* An API key or an access token alone in X-Blnk-Key: exactly like Bearer. */
     assert_int_equal(authn_headers(both(NULL, fx.keys[0], 1), &c, &why), BP_OK);
-    assert_string_equal(c->id, "key_active");
+    assert_string_equal(bp_cred_id(c), "key_active");
     assert_int_equal(why, BP_AUTH_FAIL_NONE);
     assert_int_equal(atomic_load(&c->used_at), NOW);
     assert_int_equal(authn_headers(both(NULL, fx.tokens[TOK_ACTIVE], 1), &c, &why), BP_OK);
-    assert_string_equal(c->id, "token_active");
+    assert_string_equal(bp_cred_id(c), "token_active");
     /* Refusals are those of the same credential as a Bearer token. */
     assert_int_equal(authn_headers(both(NULL, fx.keys[1], 1), &c, &why), BP_ERR_AUTH_INVALID_KEY);
-    assert_string_equal(c->id, "key_revoked");
+    assert_string_equal(bp_cred_id(c), "key_revoked");
     assert_int_equal(why, BP_AUTH_FAIL_REVOKED);
     assert_int_equal(authn_headers(both(NULL, fx.keys[2], 1), &c, &why), BP_ERR_AUTH_EXPIRED_KEY);
     assert_int_equal(authn_headers(both(NULL, fx.tokens[TOK_EXPIRED], 1), &c, &why), BP_ERR_AUTH_INVALID_TOKEN);
@@ -436,11 +436,11 @@ test_authorization_wins_over_x_blnk_key(void **state)
     (void)state;
     snprintf(h, sizeof(h), "Bearer %s", fx.tokens[TOK_FOREVER]);
     assert_int_equal(authn_headers(both(h, fx.keys[0], 1), &c, &why), BP_OK);
-    assert_string_equal(c->id, "token_forever");
+    assert_string_equal(bp_cred_id(c), "token_forever");
     /* An Authorization that fails is the answer, even with a valid key in X-Blnk-Key. */
     snprintf(h, sizeof(h), "Bearer %s", fx.keys[1]);
     assert_int_equal(authn_headers(both(h, fx.keys[0], 1), &c, &why), BP_ERR_AUTH_INVALID_KEY);
-    assert_string_equal(c->id, "key_revoked");
+    assert_string_equal(bp_cred_id(c), "key_revoked");
     assert_int_equal(authn_headers(both("Bearer ", fx.keys[0], 1), &c, &why), BP_ERR_AUTH_MISSING);
     assert_null(c);
     assert_int_equal(authn_headers(both("Basic eDp5", fx.keys[0], 1), &c, &why), BP_ERR_AUTH_INVALID_KEY);

@@ -283,6 +283,142 @@ test_start_forgets_servers_that_died(void **state)
     bp_store_close(cli);
 }
 
+/* What a request does when it authenticates with the key: stamp the row of the current tables. */
+static void
+use_key(const unsigned char digest[32], int64_t now_s)
+{
+    struct bp_tables *t = bp_tables_acquire();
+    const struct bp_cred *c = bp_tables_find_cred(t, digest);
+
+    assert_non_null(c);
+    bp_auth_note_use(c, now_s);
+    bp_tables_release(t);
+}
+
+static int64_t
+stored_last_used(struct bp_store *s, const char *id)
+{
+    struct bp_key_rec k;
+    int64_t at;
+
+    assert_int_equal(bp_store_key_get(s, id, &k), BP_OK);
+    at = k.last_used_at;
+    bp_key_rec_cleanup(&k);
+    return at;
+}
+
+/* Stamps the key in a new wall second and returns it. */
+static int64_t
+use_key_in_a_new_second(const unsigned char digest[32], int64_t after)
+{
+    int64_t now;
+
+    while ((now = bp_clock_wall_s()) <= after) {
+        usleep(20 * 1000);
+    }
+    use_key(digest, now);
+    return now;
+}
+
+static void
+wait_stored_last_used(struct bp_watch *w, struct bp_store *s, const char *id, int64_t want)
+{
+    int64_t deadline = bp_clock_mono_ms() + 5000;
+
+    while (stored_last_used(s, id) != want && bp_clock_mono_ms() < deadline) {
+        bp_watch_sync(w, 1000); /* a check, then the housekeeping that flushes once a second */
+        usleep(50 * 1000);
+    }
+    assert_int_equal(stored_last_used(s, id), want);
+}
+
+/* Last-used stamps reach the store: each periodic flush sends the uses since the one before; a
+ * use just before a change that replaces the key's row is not lost with the old row; a use of
+ * the new row is sent by a later flush. */
+static void
+test_last_used_reaches_the_store(void **state)
+{
+    struct bp_testdb_store *f = *state;
+    struct bp_key_rec k = mk_key("key_used", 0x66);
+    struct bp_store *cli;
+    struct bp_watch *w;
+    size_t behind = 99;
+    int64_t at;
+
+    assert_int_equal(bp_store_key_insert(f->s, &k), BP_OK);
+    w = start_watcher(f);
+    cli = open_second(f);
+    at = use_key_in_a_new_second(k.digest, 0);
+    wait_stored_last_used(w, cli, "key_used", at);
+
+    at = use_key_in_a_new_second(k.digest, at);
+    assert_int_equal(bp_store_key_set_expiry(cli, "key_used", at + 3600), BP_OK);
+    assert_int_equal(bp_watch_wait_applied(cli, seq_of(cli), 5000, &behind), BP_OK);
+    assert_int_equal(behind, 0);
+    wait_stored_last_used(w, cli, "key_used", at);
+
+    at = use_key_in_a_new_second(k.digest, at); /* the new row's */
+    wait_stored_last_used(w, cli, "key_used", at);
+    bp_watch_stop(w);
+    bp_store_close(cli);
+}
+
+/* More uses in a second than the log holds (auth.h): the flush finds the rest by walking the
+ * tables' stamps, and every use reaches the store. */
+static void
+test_overflowed_log_is_covered_by_the_tables(void **state)
+{
+    enum { N = 12000, ID_LEN = 1000 }; /* 12 MB of notes, over the log's 8 MiB */
+    struct bp_testdb_store *f = *state;
+    static char ids[N][ID_LEN + 1];
+    struct bp_store *cli;
+    struct bp_watch *w;
+    struct bp_tables *t;
+    int64_t at;
+    int64_t deadline;
+    size_t stamped = 0;
+
+    assert_int_equal(bp_store_begin(f->s), BP_OK);
+    for (size_t i = 0; i < N; i++) {
+        struct bp_key_rec k = mk_key(ids[i], 0);
+        int n = snprintf(ids[i], sizeof(ids[i]), "key_%zu_", i);
+        memset(ids[i] + n, 'x', ID_LEN - (size_t)n);
+        ids[i][ID_LEN] = '\0';
+        bp_digest(ids[i], ID_LEN, k.digest);
+        assert_int_equal(bp_store_key_insert(f->s, &k), BP_OK);
+    }
+    assert_int_equal(bp_store_commit(f->s), BP_OK);
+    w = start_watcher(f);
+    cli = open_second(f);
+    at = bp_clock_wall_s();
+    t = bp_tables_acquire();
+    for (size_t i = 0; i < N; i++) {
+        unsigned char d[32];
+        bp_digest(ids[i], ID_LEN, d);
+        bp_auth_note_use(bp_tables_find_cred(t, d), at);
+    }
+    bp_tables_release(t);
+    deadline = bp_clock_mono_ms() + 10000;
+    while (bp_clock_mono_ms() < deadline) {
+        struct bp_key_rec *keys = NULL;
+        size_t n = 0;
+        bp_watch_sync(w, 1000);
+        assert_int_equal(bp_store_key_list(cli, &keys, &n), BP_OK);
+        stamped = 0;
+        for (size_t i = 0; i < n; i++) {
+            stamped += keys[i].last_used_at == at;
+        }
+        bp_key_recs_free(keys, n);
+        if (stamped == N) {
+            break;
+        }
+        usleep(100 * 1000);
+    }
+    assert_int_equal(stamped, N);
+    bp_watch_stop(w);
+    bp_store_close(cli);
+}
+
 int
 main(void)
 {
@@ -293,6 +429,8 @@ main(void)
         cmocka_unit_test_setup_teardown(test_purged_log_makes_a_full_reload, setup, teardown),
         cmocka_unit_test_setup_teardown(test_waits_only_for_running_servers, setup, teardown),
         cmocka_unit_test_setup_teardown(test_start_forgets_servers_that_died, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_last_used_reaches_the_store, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_overflowed_log_is_covered_by_the_tables, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

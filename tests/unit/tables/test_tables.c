@@ -11,6 +11,7 @@
 #include <cmocka.h>
 #include <pthread.h>
 
+#include "auth/auth-int.h"
 #include "auth/auth.h"
 #include "lib/secret.h"
 #include "store/store.h"
@@ -79,9 +80,9 @@ test_lookups(void **state)
         const struct bp_cred *c = bp_tables_find_cred(t, keys[i].digest);
         assert_non_null(c);
         assert_int_equal(c->kind, BP_CRED_API_KEY);
-        assert_string_equal(c->id, key_ids[i]);
-        assert_string_equal(c->actor_id, key_ids[i]);
-        assert_string_equal(c->name, key_ids[i] + 4);
+        assert_string_equal(bp_cred_id(c), key_ids[i]);
+        assert_string_equal(bp_cred_actor_id(c), key_ids[i]);
+        assert_string_equal(bp_cred_name(c), key_ids[i] + 4);
         assert_null(c->instances);
     }
     assert_null(bp_tables_find_cred(t, unknown));
@@ -115,29 +116,29 @@ test_tokens_share_the_index_with_keys(void **state)
         const struct bp_cred *c = bp_tables_find_cred(t, keys[i].digest);
         assert_non_null(c);
         assert_int_equal(c->kind, BP_CRED_API_KEY);
-        assert_string_equal(c->id, key_ids[i]);
+        assert_string_equal(bp_cred_id(c), key_ids[i]);
     }
     for (int i = 0; i < N_TOKENS; i++) {
         const struct bp_cred *c = bp_tables_find_cred(t, tokens[i].digest);
         assert_non_null(c);
         assert_int_equal(c->kind, BP_CRED_ACCESS_TOKEN);
-        assert_string_equal(c->id, token_ids[i]);
-        assert_string_equal(c->actor_id, client_ids[i]);
-        assert_string_equal(c->name, client_names[i]);
+        assert_string_equal(bp_cred_id(c), token_ids[i]);
+        assert_string_equal(bp_cred_actor_id(c), client_ids[i]);
+        assert_string_equal(bp_cred_name(c), client_names[i]);
         assert_int_equal(c->scopes, (i % 2) ? r : rw);
         assert_int_equal(c->expires_at, 1800000000 + i);
         assert_false(c->revoked);
         assert_int_equal(atomic_load(&c->used_at), 0);
         if (i % 3 == 0) {
             assert_non_null(c->instances);
-            assert_int_equal(c->n_instances, 2);
-            assert_string_equal(c->instances[1], "instance_01J00000000000000000000001");
+            assert_int_equal(c->instances->n, 2);
+            assert_string_equal(c->instances->ids[1], "instance_01J00000000000000000000001");
         } else if (i % 3 == 1) {
             assert_null(c->instances);
         } else {
             /* The client is restricted to no instance: the restriction must not fail open. */
             assert_non_null(c->instances);
-            assert_int_equal(c->n_instances, 0);
+            assert_int_equal(c->instances->n, 0);
         }
     }
     bp_tables_release(t);
@@ -146,7 +147,7 @@ test_tokens_share_the_index_with_keys(void **state)
 static void
 count_cred(struct bp_cred *c, void *arg)
 {
-    assert_non_null(c->id);
+    assert_non_null(bp_cred_id(c));
     (*(size_t *)arg)++;
 }
 
@@ -171,6 +172,49 @@ test_rows_with_bad_scopes_are_left_out(void **state)
     bp_tables_each_cred(t, count_cred, &walked);
     assert_int_equal(walked, N_KEYS + N_TOKENS - 3);
     bp_tables_release(t);
+}
+
+/* A restriction is kept once however many credentials carry it (at a million keys a copy per
+ * key was a third of the table), compared by its ids, and freed with the last credential. */
+static void
+test_instance_lists_are_shared(void **state)
+{
+    static const char *lists[6] = {"instance_a,instance_b", "instance_a,instance_b", ",instance_a,,instance_b,",
+                                   "instance_b,instance_a", "", "instance_c"};
+    struct bp_tables *t = NULL;
+    struct bp_tables *next;
+    const struct bp_cred *c[6];
+
+    (void)state;
+    make_records();
+    assert_int_equal(bp_instance_lists_alive(), 0);
+    for (int i = 0; i < 6; i++) {
+        keys[i].instances = (char *)lists[i];
+    }
+    assert_int_equal(bp_tables_build(keys, 6, NULL, 0, insts, 3, &t), BP_OK);
+    for (int i = 0; i < 6; i++) {
+        c[i] = bp_tables_find_cred(t, keys[i].digest);
+        assert_non_null(c[i]);
+        assert_non_null(c[i]->instances);
+    }
+    assert_ptr_equal(c[0]->instances, c[1]->instances);
+    assert_ptr_equal(c[0]->instances, c[2]->instances); /* empty items are not ids */
+    assert_ptr_not_equal(c[0]->instances, c[3]->instances); /* order kept as written */
+    assert_int_equal(c[2]->instances->n, 2);
+    assert_string_equal(c[2]->instances->ids[0], "instance_a");
+    assert_string_equal(c[2]->instances->ids[1], "instance_b");
+    assert_int_equal(c[4]->instances->n, 0); /* "" restricts to no instance */
+    assert_int_equal(bp_auth_check_instance(c[4], "instance_a", 10), BP_ERR_AUTH_INSTANCE);
+    assert_int_equal(bp_auth_check_instance(c[2], "instance_b", 10), BP_OK);
+    assert_int_equal(bp_instance_lists_alive(), 4);
+
+    /* A delta that drops the last holder of a list frees it; the others stay. */
+    next = bp_tables_edit(t);
+    assert_true(bp_tables_remove_cred(next, keys[5].digest));
+    bp_tables_release(t);
+    assert_int_equal(bp_instance_lists_alive(), 3);
+    bp_tables_release(next);
+    assert_int_equal(bp_instance_lists_alive(), 0);
 }
 
 static void
@@ -201,7 +245,7 @@ reader(void *arg)
         }
         for (int i = 0; i < N_KEYS; i += 7) {
             const struct bp_cred *c = bp_tables_find_cred(t, keys[i].digest);
-            if (c == NULL || strcmp(c->id, key_ids[i]) != 0) {
+            if (c == NULL || strcmp(bp_cred_id(c), key_ids[i]) != 0) {
                 fprintf(stderr, "lookup of %s failed\n", key_ids[i]);
                 abort();
             }
@@ -210,7 +254,7 @@ reader(void *arg)
         }
         for (int i = 0; i < N_TOKENS; i += 5) {
             const struct bp_cred *c = bp_tables_find_cred(t, tokens[i].digest);
-            if (c == NULL || strcmp(c->actor_id, client_ids[i]) != 0) {
+            if (c == NULL || strcmp(bp_cred_actor_id(c), client_ids[i]) != 0) {
                 fprintf(stderr, "lookup of %s failed\n", token_ids[i]);
                 abort();
             }
@@ -254,6 +298,7 @@ main(void)
         cmocka_unit_test(test_lookups),
         cmocka_unit_test(test_tokens_share_the_index_with_keys),
         cmocka_unit_test(test_rows_with_bad_scopes_are_left_out),
+        cmocka_unit_test(test_instance_lists_are_shared),
         cmocka_unit_test(test_tokens_only),
         cmocka_unit_test(test_publish_races_with_readers),
     };

@@ -428,6 +428,8 @@ bp_config_cleanup(struct bp_config *c)
     c->node_name = NULL;
     bp_free(c->health_probe_instances);
     c->health_probe_instances = NULL;
+    bp_free(c->trusted_proxies);
+    c->trusted_proxies = NULL;
     bp_free(c->listen_host);
     c->listen_host = NULL;
     bp_free(c->file);

@@ -71,6 +71,8 @@ struct bp_config {
                                            instance this often; 0 = no probe, default 0 */
     char *health_probe_instances;       /* "health.probe_instances": "ID=DURATION,…", each instance's
                                            own probe interval (0: never), checked at load; NULL = none */
+    char *trusted_proxies;              /* "trusted_proxies": "CIDR,…" (lib/ipnet.h), checked at load;
+                                           NULL = trust no peer's forwarding headers */
     /* "routes" (config file only, DESIGN §3): built-in rows to drop ("METHOD /pattern") and rows
      * to add. The router checks them when the table is built. */
     char **routes_remove;

@@ -33,7 +33,7 @@ static bool
 is_string(const struct bp_setting *s)
 {
     return s->type == BP_SETTING_STRING || s->type == BP_SETTING_OPT_STRING || s->type == BP_SETTING_LISTEN ||
-           s->type == BP_SETTING_INTERVALS;
+           s->type == BP_SETTING_INTERVALS || s->type == BP_SETTING_NETS;
 }
 
 static bool

@@ -23,6 +23,8 @@ enum bp_setting_type {
     BP_SETTING_BOOL,       /* true|false, stored as bool; a bare flag (--reuse-port) means true */
     BP_SETTING_INTERVALS,  /* "ID=DURATION,ID=DURATION": a duration per instance id, stored as the
                               checked char * (NULL: none); config.h reads it */
+    BP_SETTING_NETS,       /* "CIDR,CIDR": IP networks (lib/ipnet.h; max = how many), stored as the
+                              checked char * (NULL: none); the module that uses it parses it */
 };
 
 /* One configurable value. min/max are in the stored unit (count, bytes, milliseconds). */

@@ -13,6 +13,7 @@
 #include "core/log.h"
 #include "lib/alloc.h"
 #include "lib/bug.h"
+#include "lib/ipnet.h"
 #include "lib/str.h"
 
 #define KIB ((int64_t)1024)
@@ -123,6 +124,12 @@ const struct bp_setting bp_config__settings[] = {
      "instances probed at their own interval instead of health.probe_interval: ID=DURATION pairs "
      "separated by commas (0: never probe that one)",
      LIVE, "ID=DURATION,..."},
+    {"trusted_proxies", "BLNKPROXY_TRUSTED_PROXIES", "--trusted-proxies", BP_SETTING_NETS, 0, 256, NULL,
+     FIELD(trusted_proxies), 0,
+     "addresses of the load balancers in front (CIDRs, comma-separated, e.g. 10.0.0.0/8,::1): only from "
+     "these are X-Forwarded-For and X-Forwarded-Proto believed; from anyone else they are dropped and the "
+     "connection's own address is the client's",
+     LIVE, "CIDR,..."},
     {"reuse_port", "BLNKPROXY_REUSE_PORT", "--reuse-port", BP_SETTING_BOOL, 0, 1, "false", FIELD(reuse_port), 0,
      "start even when the listen address is already served (hand-over: start the new process, then "
      "SIGTERM the old one)", RESTART, NULL},
@@ -304,6 +311,12 @@ bp_config__describe(const struct bp_setting *s, char *why, size_t why_len)
     case BP_SETTING_STRING:
     case BP_SETTING_OPT_STRING:
         snprintf(why, why_len, "must be a non-empty string of at most %" PRId64 " bytes", s->max);
+        break;
+    case BP_SETTING_NETS:
+        snprintf(why, why_len,
+                 "must be IP addresses or networks separated by commas (like 10.0.0.0/8,192.0.2.7,::1; the "
+                 "host bits of a network zero; at most %" PRId64 ")",
+                 s->max);
         break;
     case BP_SETTING_INTERVALS:
         snprintf(why, why_len,
@@ -567,6 +580,17 @@ bp_config__set_text(const struct bp_setting *s, const char *text, struct bp_conf
             replace_string(c, s->offset, bp_strdup(text));
         }
         break;
+    case BP_SETTING_NETS: {
+        struct bp_ipnet *nets = NULL;
+        size_t n = 0;
+        ok = text[0] != '\0' && strlen(text) <= STRING_MAX_LEN &&
+             bp_ipnet_list_parse(text, (size_t)s->max, &nets, &n, NULL, 0) == BP_OK;
+        bp_free(nets);
+        if (ok) {
+            replace_string(c, s->offset, bp_strdup(text));
+        }
+        break;
+    }
     case BP_SETTING_LISTEN:
         ok = bp_config__parse_listen(text, &host, &port) == BP_OK;
         if (ok) {
@@ -600,7 +624,8 @@ bp_config__defaults(struct bp_config *c)
     memset(c, 0, sizeof(*c));
     for (size_t i = 0; i < bp_config__n_settings; i++) {
         const struct bp_setting *s = &bp_config__settings[i];
-        if (s->def == NULL && (s->type == BP_SETTING_OPT_STRING || s->type == BP_SETTING_INTERVALS)) {
+        if (s->def == NULL &&
+            (s->type == BP_SETTING_OPT_STRING || s->type == BP_SETTING_INTERVALS || s->type == BP_SETTING_NETS)) {
             continue; /* absent: the module that reads it picks its default */
         }
         if (s->def == NULL) {
@@ -640,6 +665,7 @@ bp_config_setting_doc(size_t i, struct bp_config_setting_doc *out)
         [BP_SETTING_OPT_STRING] = {"string", "TEXT", NULL},
         [BP_SETTING_BOOL] = {"boolean", NULL, "true false"},
         [BP_SETTING_INTERVALS] = {"ID=DURATION list", "ID=DURATION,...", NULL},
+        [BP_SETTING_NETS] = {"CIDR list", "CIDR,...", NULL},
     };
     const struct bp_setting *s;
 

@@ -517,10 +517,9 @@ bp_http__conn_accept(struct bp_worker *w, int fd, const struct sockaddr *sa, int
 
     (void)salen;
     setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-    if (sa->sa_family == AF_INET) {
-        inet_ntop(AF_INET, &((const struct sockaddr_in *)sa)->sin_addr, c->peer, sizeof(c->peer));
-    } else if (sa->sa_family == AF_INET6) {
-        inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)sa)->sin6_addr, c->peer, sizeof(c->peer));
+    c->peer_known = bp_ip_from_sockaddr(sa, &c->peer_ip);
+    if (c->peer_known) {
+        bp_ip_format(&c->peer_ip, c->peer);
     } else {
         snprintf(c->peer, sizeof(c->peer), "unknown");
     }

@@ -6,6 +6,7 @@
  *   server.c   workers, listeners, the live configuration, stopping
  *   conn.c     a client connection: reading, writing, its deadline, closing
  *   request.c  the request: its state machine, body reading, response framing, finish hooks
+ *   client.c   who the client is: the peer, or what a trusted proxy's X-Forwarded-For names
  *   parser.c   the strict request parser (parser.h) */
 
 #include <pthread.h>
@@ -25,6 +26,7 @@
 #include "http/parser.h"
 #include "lib/arena.h"
 #include "lib/buf.h"
+#include "lib/ipnet.h"
 
 /* Request memory comes in chunks of this size from the worker's pool (a head of up to 32 KiB
  * takes its own chunk). Idle connections hold none. */
@@ -49,6 +51,8 @@ struct bp_http_conf {
     struct bp_config *owned_cfg; /* freed with the snapshot; NULL for the start configuration */
     void *app;
     void (*app_free)(void *app);
+    struct bp_ipnet *trusted;    /* cfg->trusted_proxies, parsed (client.c) */
+    size_t n_trusted;
 };
 
 struct bp_server {
@@ -129,6 +133,12 @@ struct bp_http_req {
     struct bp_arena arena;
     struct bp_http_head *head;           /* in the arena; its strings too */
     char id[129];
+    /* Who the client is (client.c): the socket's peer, or, from a trusted proxy, the address its
+     * X-Forwarded-For names; the chain forwarded to Core from there; the scheme. */
+    char client[BP_IP_TEXT_MAX];
+    const char *forwarded_for;           /* "client, proxy, …" (arena), NULL when none */
+    size_t forwarded_for_len;
+    bool https;
     int64_t start_us;
     const struct bp_http_handler *handler;
     size_t slot;                         /* the handler's index in server->handlers */
@@ -169,7 +179,9 @@ struct bp_conn {
     struct event *timer;                 /* the one deadline (see conn.c) */
     struct bp_conn *prev;
     struct bp_conn *next;
-    char peer[64];
+    char peer[BP_IP_TEXT_MAX];           /* the socket's peer address */
+    struct bp_ip peer_ip;
+    bool peer_known;                     /* peer_ip holds it (an AF_INET or AF_INET6 socket) */
     struct bp_http_inbuf in;
     struct evbuffer *out;                /* bytes a short write left, and held bytes; lazily made */
     struct bp_http_req req;              /* the request in progress (req.state != NONE) */
@@ -195,6 +207,12 @@ struct bp_conn {
     bool closed;                         /* socket gone; parked until a held response is released */
     bool held_parked;
 };
+
+/* ---- client.c ---- */
+/* Parses cfg's trusted_proxies into conf (checked at load: cannot fail). */
+void bp_http__conf_trust(struct bp_http_conf *conf, const struct bp_config *cfg);
+/* Sets the request's client, forwarded chain and scheme from its head and connection. */
+void bp_http__req_client(struct bp_http_req *r);
 
 /* ---- server.c ---- */
 struct bp_http_conf *bp_http__conf_ref(struct bp_http_conf *conf);

@@ -134,8 +134,18 @@ const struct bp_http_head *bp_http_req_head(const struct bp_http_req *req);
 /* The request id: the client's X-Request-Id when it is one (a single header of at most 128
  * characters from [A-Za-z0-9._:-]), else a generated UUIDv7. Sent back as X-Request-Id. */
 const char *bp_http_req_id(const struct bp_http_req *req);
-/* The client's address ("127.0.0.1", "::1"). */
+/* The client's address ("127.0.0.1", "::1"): the connection's peer, or when that peer is one of
+ * trusted_proxies, the client its X-Forwarded-For names (the rightmost address that is not a
+ * trusted proxy). What audit records, logs and per-client throttles use. */
 const char *bp_http_req_peer(const struct bp_http_req *req);
+/* The connection's own peer address, whoever the client is. */
+const char *bp_http_req_socket_peer(const struct bp_http_req *req);
+/* The X-Forwarded-For chain believed from trusted proxies, from the client on ("203.0.113.7,
+ * 10.0.0.2"), without the socket's peer; NULL (and 0) when none: a client's own X-Forwarded-For
+ * is never believed. */
+const char *bp_http_req_forwarded_for(const struct bp_http_req *req, size_t *out_len);
+/* Whether the client's connection was HTTPS: a trusted proxy's X-Forwarded-Proto said so. */
+bool bp_http_req_https(const struct bp_http_req *req);
 /* The live configuration the request started with, and the application's part of it (see
  * bp_server_reconfigure); both stay valid and unchanged until the request ends. */
 const struct bp_config *bp_http_req_cfg(const struct bp_http_req *req);

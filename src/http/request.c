@@ -55,7 +55,27 @@ bp_http_req_id(const struct bp_http_req *req)
 const char *
 bp_http_req_peer(const struct bp_http_req *req)
 {
+    /* Empty until the head is parsed: a request refused before that is the peer's. */
+    return req->client[0] != '\0' ? req->client : req->conn->peer;
+}
+
+const char *
+bp_http_req_socket_peer(const struct bp_http_req *req)
+{
     return req->conn->peer;
+}
+
+const char *
+bp_http_req_forwarded_for(const struct bp_http_req *req, size_t *out_len)
+{
+    *out_len = req->forwarded_for_len;
+    return req->forwarded_for;
+}
+
+bool
+bp_http_req_https(const struct bp_http_req *req)
+{
+    return req->https;
 }
 
 const struct bp_config *
@@ -765,6 +785,7 @@ parse_head(struct bp_conn *c)
     bp_http__conn_consume(c, consumed);
     c->head_scanned = 0;
     set_request_id(r);
+    bp_http__req_client(r);
     dispatch(c);
     return true;
 }

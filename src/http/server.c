@@ -249,6 +249,7 @@ conf_new(const struct bp_config *cfg, void *app, void (*app_free)(void *app))
     conf->cfg = cfg;
     conf->app = app;
     conf->app_free = app_free;
+    bp_http__conf_trust(conf, cfg);
     return conf;
 }
 
@@ -272,6 +273,7 @@ bp_http__conf_unref(struct bp_http_conf *conf)
         bp_config_cleanup(conf->owned_cfg);
         bp_free(conf->owned_cfg);
     }
+    bp_free(conf->trusted);
     bp_free(conf);
 }
 

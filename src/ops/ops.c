@@ -115,6 +115,8 @@ access_log_finish(void *self, struct bp_http_req *req, struct bp_http_hold *hold
 {
     const struct bp_http_head *h = bp_http_req_head(req);
     const struct bp_http_facts *f = bp_http_req_facts(req);
+    const char *peer = bp_http_req_peer(req);
+    const char *socket_peer = bp_http_req_socket_peer(req);
     (void)self;
     (void)hold;
 
@@ -122,7 +124,8 @@ access_log_finish(void *self, struct bp_http_req *req, struct bp_http_hold *hold
             BP_LSTR("route", f->route), BP_LSTR("instance", f->instance), BP_LSTR("credential", f->credential),
             BP_LINT("status", f->status), BP_LINT("upstream_status", f->upstream_status),
             BP_LSTR("error", f->outcome != BP_OK ? bp_err_str(f->outcome) : NULL), BP_LSTR("reason", f->reason),
-            BP_LSTR("peer", bp_http_req_peer(req)), BP_LINT("bytes_in", f->bytes_in),
+            BP_LSTR("peer", peer), BP_LSTR("via", strcmp(peer, socket_peer) != 0 ? socket_peer : NULL),
+            BP_LINT("bytes_in", f->bytes_in),
             BP_LINT("bytes_out", f->bytes_out), BP_LDBL("total_ms", f->total_us / 1000.0),
             BP_LDBL("upstream_ms", f->upstream_us / 1000.0));
 }

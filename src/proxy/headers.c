@@ -2,8 +2,10 @@
  * h2o's proxy_should_drop_for_req / _for_res): the proxy asks the flag, never a list of its own.
  *
  * To Core: the client's end-to-end headers pass in order; credentials, cookies and hop-by-hop
- * headers (and those the client's Connection header names) never do; the proxy adds
- * X-Request-Id, X-Forwarded-* and the instance's X-Blnk-Key. Framing headers are the upstream
+ * headers (and those the client's Connection header names) never do, nor any header by which a
+ * client could name its own address (X-Forwarded-*, X-Real-IP, Forwarded: Core's gin believes
+ * them); the proxy adds X-Request-Id, X-Forwarded-For (the chain trusted proxies vouched for, then
+ * the peer; http/client.c), X-Forwarded-Proto and the instance's X-Blnk-Key. Framing headers are the upstream
  * client's to write, since the request to Core is framed anew (DESIGN §8: terminated and
  * re-originated). To the client: Core's end-to-end headers, without hop-by-hop ones and without
  * Content-Length (the proxy frames the answer anew). */
@@ -16,9 +18,6 @@
 #include "lib/secret.h"
 #include "lib/str.h"
 #include "proxy/proxy-int.h"
-
-/* Longest client-sent X-Forwarded-For chain kept in front of the peer address. */
-#define XFF_CHAIN_MAX 8192
 
 struct header_rule {
     const char *name;
@@ -46,6 +45,9 @@ static const struct header_rule rules[] = {
     {"X-Request-Id", true, false},
     {"X-Forwarded-For", true, false},
     {"X-Forwarded-Proto", true, false},
+    /* Other ways to name the client's address, which no one here vouches for. */
+    {"X-Real-IP", true, false},
+    {"Forwarded", true, false},
 };
 
 static const struct header_rule *
@@ -153,45 +155,13 @@ add_line(struct lines *l, const char *name, size_t name_len, const char *v1, siz
     return true;
 }
 
-/* The client's X-Forwarded-For chain ("a, b, "), or nothing when it is too long to keep: the peer
- * is what Core can trust, so it always comes last, and a chain too long is dropped rather than
- * cut. */
-static size_t
-xff_chain_len(const struct bp_http_head *h)
-{
-    size_t n = 0;
-
-    for (size_t i = 0; i < h->n_headers; i++) {
-        if (bp_str_ieq(h->headers[i].name, h->headers[i].name_len, "X-Forwarded-For") &&
-            h->headers[i].value_len > 0) {
-            n += h->headers[i].value_len + 2;
-        }
-    }
-    return n <= XFF_CHAIN_MAX ? n : 0;
-}
-
-static void
-xff_chain_copy(const struct bp_http_head *h, char *out)
-{
-    size_t n = 0;
-
-    for (size_t i = 0; i < h->n_headers; i++) {
-        if (bp_str_ieq(h->headers[i].name, h->headers[i].name_len, "X-Forwarded-For") &&
-            h->headers[i].value_len > 0) {
-            memcpy(out + n, h->headers[i].value, h->headers[i].value_len);
-            n += h->headers[i].value_len;
-            memcpy(out + n, ", ", 2);
-            n += 2;
-        }
-    }
-}
-
 bp_err
-bp_proxy__upstream_headers(const struct bp_http_head *h, const char *request_id, const char *peer,
+bp_proxy__upstream_headers(const struct bp_http_head *h, const char *request_id, const struct bp_proxy_client *client,
                            const struct bp_instance *instance, struct bp_arena *arena, const char ***out_lines,
                            size_t *out_n, char **out_secret, size_t *out_secret_len)
 {
-    size_t chain = xff_chain_len(h);
+    size_t chain = client->chain != NULL ? client->chain_len + 2 : 0; /* "a, b" + ", " */
+    const char *proto = client->https ? "https" : "http";
     size_t key_len = 0;
     const char *key = NULL;
     char *chain_buf = NULL;
@@ -204,8 +174,8 @@ bp_proxy__upstream_headers(const struct bp_http_head *h, const char *request_id,
     for (size_t i = 0; i < h->n_headers; i++) {
         l.cap += h->headers[i].name_len + h->headers[i].value_len + 3;
     }
-    l.cap += sizeof("X-Request-Id: ") + strlen(request_id) + sizeof("X-Forwarded-For: ") + chain + strlen(peer) +
-             sizeof("X-Forwarded-Proto: http") + sizeof("X-Blnk-Key: ") + key_len;
+    l.cap += sizeof("X-Request-Id: ") + strlen(request_id) + sizeof("X-Forwarded-For: ") + chain +
+             strlen(client->peer) + sizeof("X-Forwarded-Proto: https") + sizeof("X-Blnk-Key: ") + key_len;
     l.max = h->n_headers + 4;
     l.buf = bp_arena_alloc(arena, l.cap);
     l.ptrs = bp_arena_alloc(arena, l.max * sizeof(*l.ptrs));
@@ -217,11 +187,12 @@ bp_proxy__upstream_headers(const struct bp_http_head *h, const char *request_id,
     }
     if (chain > 0) {
         chain_buf = bp_arena_alloc(arena, chain);
-        xff_chain_copy(h, chain_buf);
+        memcpy(chain_buf, client->chain, client->chain_len);
+        memcpy(chain_buf + client->chain_len, ", ", 2);
     }
     if (!add_line(&l, "X-Request-Id", 12, request_id, strlen(request_id), NULL, 0) ||
-        !add_line(&l, "X-Forwarded-For", 15, chain_buf, chain, peer, strlen(peer)) ||
-        !add_line(&l, "X-Forwarded-Proto", 17, "http", 4, NULL, 0)) {
+        !add_line(&l, "X-Forwarded-For", 15, chain_buf, chain, client->peer, strlen(client->peer)) ||
+        !add_line(&l, "X-Forwarded-Proto", 17, proto, strlen(proto), NULL, 0)) {
         return BP_ERR_LIMIT;
     }
     *out_secret = NULL;

@@ -101,13 +101,22 @@ struct bp_proxy_req {
     size_t resource_id_len;
 };
 
+/* Who the request came from, as X-Forwarded-For and X-Forwarded-Proto tell Core. */
+struct bp_proxy_client {
+    const char *peer;  /* the connection's peer: always last in X-Forwarded-For */
+    const char *chain; /* what trusted proxies vouched for, from the client on; NULL = nothing */
+    size_t chain_len;
+    bool https;
+};
+
 /* headers.c: the DESIGN §2 header rules for the request to Core: the client's end-to-end lines,
  * then X-Request-Id, X-Forwarded-For, X-Forwarded-Proto and, last, the instance's X-Blnk-Key.
  * The lines ("Name: value", NUL-terminated) and their array live in arena memory; *out_secret
  * and *out_secret_len cover the bytes that hold the Core secret (wipe them once the upstream
  * client copied the lines). BP_ERR_LIMIT when they do not fit. */
-bp_err bp_proxy__upstream_headers(const struct bp_http_head *h, const char *request_id, const char *peer,
-                                  const struct bp_instance *instance, struct bp_arena *arena,
+bp_err bp_proxy__upstream_headers(const struct bp_http_head *h, const char *request_id,
+                                  const struct bp_proxy_client *client, const struct bp_instance *instance,
+                                  struct bp_arena *arena,
                                   const char ***out_lines, size_t *out_n, char **out_secret,
                                   size_t *out_secret_len);
 /* True when a header of Core's answer must not reach the client (hop-by-hop, DESIGN §2). */

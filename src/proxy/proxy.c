@@ -630,10 +630,14 @@ forward(struct bp_http_req *req, struct bp_proxy_req *st)
     size_t secret_len = 0;
     char method[BP_ROUTE_METHOD_MAX + 1];
     struct bp_upstream_req up;
+    struct bp_proxy_client client;
     bp_err rc;
 
-    rc = bp_proxy__upstream_headers(h, bp_http_req_id(req), bp_http_req_peer(req), st->instance,
-                                    bp_http_req_arena(req), &lines, &n_lines, &secret, &secret_len);
+    client.peer = bp_http_req_socket_peer(req);
+    client.chain = bp_http_req_forwarded_for(req, &client.chain_len);
+    client.https = bp_http_req_https(req);
+    rc = bp_proxy__upstream_headers(h, bp_http_req_id(req), &client, st->instance, bp_http_req_arena(req), &lines,
+                                    &n_lines, &secret, &secret_len);
     if (rc == BP_OK) {
         /* A matched route's method (or HEAD for GET) always fits: never cut what Core gets. */
         BP_BUG_ON(h->method_len >= sizeof(method));

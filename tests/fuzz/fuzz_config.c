@@ -34,6 +34,7 @@ stored_value(const struct bp_setting *s, const struct bp_config *c)
         return (int64_t)strlen(*(char *const *)p);
     case BP_SETTING_OPT_STRING:
     case BP_SETTING_INTERVALS:
+    case BP_SETTING_NETS:
         /* absent is a valid value: the module reading it picks its default */
         return *(char *const *)p == NULL ? s->min : (int64_t)strlen(*(char *const *)p);
     case BP_SETTING_BOOL:

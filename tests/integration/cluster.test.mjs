@@ -64,6 +64,8 @@ defaults
     retries 2
     retry-on conn-failure
     option redispatch
+    # Each node believes this only from the addresses in its trusted_proxies (below).
+    option forwardfor
 
 frontend blnkproxy
     bind 127.0.0.1:${port}
@@ -147,7 +149,10 @@ describe('three nodes on one PostgreSQL behind HAProxy', { skip: SKIP }, () => {
 
     test('three nodes started together on an empty database all come up; it is migrated once', async () => {
         const started = await Promise.all(NAMES.map((name) => startProxy({
-            db, args: ['--node-name', name, '--audit-writes', 'sync'], reloadInterval: null, timeoutMs: 20000,
+            db,
+            args: ['--node-name', name, '--audit-writes', 'sync', '--trusted-proxies', '127.0.0.1'],
+            reloadInterval: null,
+            timeoutMs: 20000,
         })));
         nodes = started.map((proxy, i) => ({ name: NAMES[i], port: proxy.port, proxy }));
         for (const n of nodes) {

@@ -221,6 +221,7 @@ test_table_naming_rules(void **state)
         "health.cooldown",
         "health.probe_interval",
         "health.probe_instances",
+        "trusted_proxies",
         "reuse_port",
         "node_name",
     };

@@ -196,6 +196,7 @@ test_live_rows(void **state)
         "max_connections", "max_body_bytes", "max_upload_bytes", "max_response_bytes",
         "idle_timeout", "header_timeout", "shutdown_timeout", "log_level",
         "audit.writes", "audit.reads", "health.failures", "health.cooldown", "health.probe_interval", "health.probe_instances",
+        "trusted_proxies",
     };
     (void)state;
 

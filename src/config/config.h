@@ -35,11 +35,16 @@ struct bp_config {
     size_t max_head_bytes;        /* "max_header_bytes": whole request head, default 32 KiB */
     size_t max_headers;           /* "max_headers": default 100 */
     int max_connections;          /* "max_connections": open client connections, all workers, default 10000 */
+    int max_connections_per_peer; /* "max_connections_per_peer": per IPv4 address or IPv6 /64, trusted
+                                     proxies exempt; 0 = no limit, default 1024 */
     size_t max_body_bytes;        /* "max_body_bytes": default 1 MiB per request body */
     size_t max_upload_bytes;      /* "max_upload_bytes": multipart upload route, default 32 MiB */
     size_t max_response_bytes;    /* "max_response_bytes": buffered Core response cap, default 64 MiB */
     int64_t idle_timeout_ms;      /* "idle_timeout": keep-alive idle close, default 60s */
     int64_t header_timeout_ms;    /* "header_timeout": time to send a complete head, default 10s */
+    int64_t body_timeout_ms;      /* "body_timeout": time to send a body once its head is in, default 10s */
+    size_t body_min_rate;         /* "body_min_rate": bytes per second that each extend body_timeout by
+                                     a second; 0 = none, default 1 KiB */
     int64_t shutdown_timeout_ms;  /* "shutdown_timeout": bound on draining at SIGTERM, default 10s */
     int64_t reload_interval_ms;   /* "reload_interval": store change poll, default 500ms */
     int log_level;                /* enum bp_log_level; "log_level" / BLNKPROXY_LOG_LEVEL / --log-level */

@@ -54,6 +54,11 @@ const struct bp_setting bp_config__settings[] = {
     {"max_connections", "BLNKPROXY_MAX_CONNECTIONS", "--max-connections", BP_SETTING_INT, 1, 1000000, "10000",
      FIELD(max_connections), 0, "most open client connections; at the limit new ones wait in the backlog",
      LIVE, NULL},
+    {"max_connections_per_peer", "BLNKPROXY_MAX_CONNECTIONS_PER_PEER", "--max-connections-per-peer",
+     BP_SETTING_INT, 0, 1000000, "1024", FIELD(max_connections_per_peer), 0,
+     "most open connections from one client (an IPv4 address or an IPv6 /64; trusted_proxies are not "
+     "limited); more are closed at once; 0: no limit",
+     LIVE, NULL},
     {"max_body_bytes", "BLNKPROXY_MAX_BODY_BYTES", "--max-body-bytes", BP_SETTING_SIZE, 1, GIB, "1MiB",
      FIELD(max_body_bytes), 0, "largest request body, also once transaction defaults are added; larger gets 413",
      LIVE, NULL},
@@ -66,6 +71,17 @@ const struct bp_setting bp_config__settings[] = {
      FIELD(idle_timeout_ms), 0, "keep-alive connection idle time before it is closed", LIVE, NULL},
     {"header_timeout", "BLNKPROXY_HEADER_TIMEOUT", "--header-timeout", BP_SETTING_DURATION, 10, 10 * MINUTE,
      "10s", FIELD(header_timeout_ms), 0, "time a client has to send a complete request head", LIVE, NULL},
+    {"body_timeout", "BLNKPROXY_BODY_TIMEOUT", "--body-timeout", BP_SETTING_DURATION, 10, HOUR, "10s",
+     FIELD(body_timeout_ms), 0,
+     "time an authenticated client has to send its request body, plus a second for every body_min_rate "
+     "bytes it sent; a body read before authentication (OAuth) must arrive within header_timeout of the "
+     "request's start; late gets 408",
+     LIVE, NULL},
+    {"body_min_rate", "BLNKPROXY_BODY_MIN_RATE", "--body-min-rate", BP_SETTING_SIZE, 0, GIB, "1KiB",
+     FIELD(body_min_rate), 0,
+     "body bytes per second that keep a slow upload going: each such amount received adds a second to "
+     "body_timeout; 0: body_timeout is the whole time",
+     LIVE, "BYTES"},
     {"shutdown_timeout", "BLNKPROXY_SHUTDOWN_TIMEOUT", "--shutdown-timeout", BP_SETTING_DURATION, 0,
      10 * MINUTE, "10s", FIELD(shutdown_timeout_ms), 0,
      "longest wait for in-flight requests to drain after SIGTERM/SIGINT", LIVE, NULL},

@@ -508,16 +508,53 @@ bp_http__conn_unhold(struct bp_conn *c)
 
 /* ---- accept and close ---- */
 
+/* max_connections_per_peer: a peer at its limit is closed at once, before it costs anything
+ * here. Trusted proxies carry every client behind them and are not limited. */
+static bool
+peer_admitted(struct bp_worker *w, const struct bp_ip *ip)
+{
+    const struct bp_http_conf *conf = bp_http__worker_conf(w);
+    size_t max = (size_t)conf->cfg->max_connections_per_peer;
+    int64_t now;
+
+    if (max > 0 && bp_ipnet_list_contains(conf->trusted, conf->n_trusted, ip)) {
+        max = 0;
+    }
+    if (bp_http__peer_take(ip, max)) {
+        return true;
+    }
+    bp_metrics_client_conn_refused();
+    /* One line a second per worker at most: the refusals of a flood are counted, not logged. */
+    now = bp_clock_mono_ms();
+    if (now - w->last_peer_warn_ms >= 1000) {
+        char text[BP_IP_TEXT_MAX];
+        w->last_peer_warn_ms = now;
+        bp_ip_format(ip, text);
+        BP_WARN("connection refused: the peer has max_connections_per_peer open already",
+                BP_LSTR("peer", text), BP_LINT("max_connections_per_peer", (int64_t)max));
+    }
+    return false;
+}
+
 void
 bp_http__conn_accept(struct bp_worker *w, int fd, const struct sockaddr *sa, int salen)
 {
     const struct bp_config *cfg = bp_http__worker_conf(w)->cfg;
-    struct bp_conn *c = bp_calloc(1, sizeof(*c));
+    struct bp_conn *c;
+    struct bp_ip ip;
+    bool known = bp_ip_from_sockaddr(sa, &ip);
     int one = 1;
 
     (void)salen;
+    if (known && !peer_admitted(w, &ip)) {
+        close(fd);
+        return;
+    }
+    c = bp_calloc(1, sizeof(*c));
     setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-    c->peer_known = bp_ip_from_sockaddr(sa, &c->peer_ip);
+    c->peer_known = known;
+    c->peer_counted = known;
+    c->peer_ip = ip;
     if (c->peer_known) {
         bp_ip_format(&c->peer_ip, c->peer);
     } else {
@@ -572,6 +609,10 @@ bp_http__conn_close(struct bp_conn *c)
         c->out = NULL;
     }
     bp_metrics_client_conns_add(-1);
+    if (c->peer_counted) {
+        bp_http__peer_release(&c->peer_ip);
+        c->peer_counted = false;
+    }
     if (c->prev != NULL) {
         c->prev->next = c->next;
     } else {

@@ -7,6 +7,7 @@
  *   conn.c     a client connection: reading, writing, its deadline, closing
  *   request.c  the request: its state machine, body reading, response framing, finish hooks
  *   client.c   who the client is: the peer, or what a trusted proxy's X-Forwarded-For names
+ *   peers.c    open connections per peer, for max_connections_per_peer
  *   parser.c   the strict request parser (parser.h) */
 
 #include <pthread.h>
@@ -90,6 +91,7 @@ struct bp_worker {
     struct event *drain_deadline;
     struct event *fresh_grace;           /* draining: when connections that never sent a request close */
     struct event *accept_retry;          /* re-enables the listener after an accept error */
+    int64_t last_peer_warn_ms;           /* monotonic: the latest per-peer refusal logged */
     struct event *log_flush;             /* writes the batched log lines shortly after the first */
     struct bp_http_conf *conf;           /* the live configuration this loop last took */
     unsigned conf_gen;                   /* server->conf_gen when it was taken */
@@ -148,6 +150,9 @@ struct bp_http_req {
     bool body_asked;                     /* the handler called bp_http_req_read_body */
     bool body_complete;                  /* all of it was read */
     size_t body_limit;
+    bool body_anonymous;                 /* read before authentication: header_timeout bounds it */
+    int64_t body_start_ms;               /* monotonic: when reading it began */
+    uint64_t body_bytes_in;              /* bytes of it received, framing included */
     uint64_t body_remaining;             /* Content-Length bytes still to read */
     struct bp_http_chunked chunked;
     char *body;                          /* arena (Content-Length) or body_buf's (chunked) */
@@ -182,6 +187,7 @@ struct bp_conn {
     char peer[BP_IP_TEXT_MAX];           /* the socket's peer address */
     struct bp_ip peer_ip;
     bool peer_known;                     /* peer_ip holds it (an AF_INET or AF_INET6 socket) */
+    bool peer_counted;                   /* holds a place in peers.c's count */
     struct bp_http_inbuf in;
     struct evbuffer *out;                /* bytes a short write left, and held bytes; lazily made */
     struct bp_http_req req;              /* the request in progress (req.state != NONE) */
@@ -207,6 +213,12 @@ struct bp_conn {
     bool closed;                         /* socket gone; parked until a held response is released */
     bool held_parked;
 };
+
+/* ---- peers.c ---- */
+/* Counts a connection of the peer at ip (its IPv4 address or IPv6 /64); false, counting
+ * nothing, when the peer has max already (0: no limit). Any thread. */
+bool bp_http__peer_take(const struct bp_ip *ip, size_t max);
+void bp_http__peer_release(const struct bp_ip *ip);
 
 /* ---- client.c ---- */
 /* Parses cfg's trusted_proxies into conf (checked at load: cannot fail). */

@@ -173,6 +173,10 @@ int64_t bp_http_req_age_us(const struct bp_http_req *req);
  * request finishes without the handler). Answers "100 Continue" when the client asked for it
  * and has sent nothing yet. At most once per request. */
 void bp_http_req_read_body(struct bp_http_req *req, size_t limit);
+/* The same for a body read before the client is authenticated (OAuth's forms): it must arrive,
+ * with its head, within header_timeout of the request's first byte, instead of body_timeout
+ * plus body_min_rate. */
+void bp_http_req_read_body_anonymous(struct bp_http_req *req, size_t limit);
 /* The body read (after on_body); NULL and 0 when there was none. */
 const char *bp_http_req_body(const struct bp_http_req *req, size_t *out_len);
 

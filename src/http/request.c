@@ -632,17 +632,40 @@ refuse(struct bp_conn *c, int status)
     bp_http__req_flushed(c);
 }
 
+/* When the body must be in (mod_reqtimeout's body timeout and MinRate, nginx's
+ * client_body_timeout): otherwise each byte would reset the idle timeout, and one byte every few
+ * seconds would hold a connection for days. A body read before authentication gets no more time
+ * than a head: the whole request within header_timeout of its first byte. */
+static int64_t
+body_deadline(const struct bp_http_req *r)
+{
+    const struct bp_config *cfg = r->conf->cfg;
+    int64_t at;
+
+    if (r->body_anonymous) {
+        return r->start_us / 1000 + cfg->header_timeout_ms;
+    }
+    at = r->body_start_ms + cfg->body_timeout_ms;
+    if (cfg->body_min_rate > 0) {
+        at += (int64_t)(r->body_bytes_in * 1000 / cfg->body_min_rate);
+    }
+    return at;
+}
+
 int64_t
 bp_http__req_deadline(struct bp_conn *c)
 {
     const struct bp_http_req *r = &c->req;
     int64_t idle = c->last_read_ms + bp_http__idle_timeout_ms(c);
     int64_t head;
+    int64_t body;
 
     switch (r->state) {
     case BP_REQ_NONE:
-    case BP_REQ_BODY:
         return idle;
+    case BP_REQ_BODY:
+        body = body_deadline(r);
+        return body < idle ? body : idle;
     case BP_REQ_HEAD:
         head = r->start_us / 1000 + r->conf->cfg->header_timeout_ms;
         return head < idle ? head : idle;
@@ -658,6 +681,11 @@ bp_http__req_timed_out(struct bp_conn *c)
 
     if (r->state == BP_REQ_HEAD &&
         bp_clock_mono_ms() >= r->start_us / 1000 + r->conf->cfg->header_timeout_ms) {
+        refuse(c, 408);
+        return;
+    }
+    if (r->state == BP_REQ_BODY && bp_clock_mono_ms() >= body_deadline(r)) {
+        r->facts.reason = "request body too slow";
         refuse(c, 408);
         return;
     }
@@ -818,6 +846,13 @@ dispatch(struct bp_conn *c)
 /* ---- the body ---- */
 
 void
+bp_http_req_read_body_anonymous(struct bp_http_req *r, size_t limit)
+{
+    r->body_anonymous = true;
+    bp_http_req_read_body(r, limit);
+}
+
+void
 bp_http_req_read_body(struct bp_http_req *r, size_t limit)
 {
     struct bp_conn *c = r->conn;
@@ -825,6 +860,7 @@ bp_http_req_read_body(struct bp_http_req *r, size_t limit)
 
     BP_BUG_ON(r->state != BP_REQ_HANDLER || r->body_asked);
     r->body_asked = true;
+    r->body_start_ms = bp_clock_mono_ms();
     if (h->framing == BP_HTTP_BODY_LENGTH && h->content_length > limit) {
         r->handler->on_body(r->handler->self, r, BP_ERR_PAYLOAD_TOO_LARGE);
         return;
@@ -861,6 +897,7 @@ read_body(struct bp_conn *c)
         size_t take = avail < r->body_remaining ? avail : (size_t)r->body_remaining;
         memcpy(r->body + r->body_len, data, take);
         r->body_len += take;
+        r->body_bytes_in += take;
         r->body_remaining -= take;
         bp_http__conn_consume(c, take);
         if (r->body_remaining > 0) {
@@ -871,6 +908,7 @@ read_body(struct bp_conn *c)
         size_t used = 0;
         bp_err rc = bp_http_chunked_feed(&r->chunked, data, avail, &r->body_buf, &used);
         bp_http__conn_consume(c, used);
+        r->body_bytes_in += used;
         if (rc == BP_ERR_LIMIT) {
             r->state = BP_REQ_HANDLER;
             r->handler->on_body(r->handler->self, r, BP_ERR_PAYLOAD_TOO_LARGE);

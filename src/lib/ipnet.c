@@ -72,6 +72,15 @@ bp_ip_format(const struct bp_ip *ip, char *out)
     }
 }
 
+void
+bp_ip_peer_key(const struct bp_ip *ip, struct bp_ip *out)
+{
+    *out = *ip;
+    if (!is_v4(ip)) {
+        memset(out->b + 8, 0, 8);
+    }
+}
+
 bool
 bp_ipnet_parse(const char *text, size_t len, struct bp_ipnet *out)
 {

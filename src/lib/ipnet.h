@@ -28,6 +28,10 @@ bool bp_ip_from_sockaddr(const void *sockaddr, struct bp_ip *out);
 /* Canonical text (IPv4 dotted for IPv4 and IPv4-mapped addresses) into out[BP_IP_TEXT_MAX]. */
 void bp_ip_format(const struct bp_ip *ip, char *out);
 
+/* The peer a per-client limit counts: an IPv4 address as it is, an IPv6 address's /64 (what one
+ * subscriber gets: an attacker holds a whole /64 as easily as one address). */
+void bp_ip_peer_key(const struct bp_ip *ip, struct bp_ip *out);
+
 /* "ADDRESS" or "ADDRESS/BITS" (0..32 for IPv4, 0..128 for IPv6); host bits must be zero, as in
  * "10.0.0.0/8": "10.0.0.1/8" is refused, since it is more likely a typo than meant. */
 bool bp_ipnet_parse(const char *text, size_t len, struct bp_ipnet *out);

@@ -80,6 +80,7 @@ struct bp_metrics__shard {
     struct bp_metrics__hist audit_commit;
     _Atomic int64_t client_conns;
     _Atomic int64_t upstream_conns;
+    _Atomic uint64_t client_conns_refused; /* max_connections_per_peer */
 };
 
 struct bp_metrics__state {

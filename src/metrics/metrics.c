@@ -442,6 +442,20 @@ bp_metrics_client_conns_add(int delta)
 }
 
 void
+bp_metrics_client_conn_refused(void)
+{
+    struct bp_metrics__state *m = atomic_load_explicit(&bp_metrics__g, memory_order_acquire);
+    struct bp_metrics__shard *s;
+
+    if (m == NULL) {
+        return;
+    }
+    s = shard_enter(m);
+    add_u64(&s->client_conns_refused, 1);
+    shard_leave(m, s);
+}
+
+void
 bp_metrics_upstream_conns_add(int delta)
 {
     struct bp_metrics__state *m = atomic_load_explicit(&bp_metrics__g, memory_order_acquire);

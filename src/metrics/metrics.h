@@ -67,6 +67,8 @@ void bp_metrics_auth_failure(enum bp_metrics_auth_reason reason);
 void bp_metrics_upstream_error(enum bp_metrics_upstream_error kind);
 /* Gauges moved by deltas: open client connections; open connections to Core. */
 void bp_metrics_client_conns_add(int delta);
+/* A client connection closed at accept: its peer had max_connections_per_peer open. */
+void bp_metrics_client_conn_refused(void);
 void bp_metrics_upstream_conns_add(int delta);
 /* The credential table just published: its size, and one more reload. */
 void bp_metrics_tables_published(size_t credentials, size_t instances);

@@ -369,6 +369,7 @@ struct fixed_sums {
     struct hist_sum audit_commit;
     int64_t client_conns;
     int64_t upstream_conns;
+    uint64_t client_conns_refused;
 };
 
 static void
@@ -388,6 +389,7 @@ sum_fixed(struct bp_metrics__state *m, struct fixed_sums *f)
         }
         hist_add(&f->audit_commit, &s->audit_commit);
         f->client_conns += atomic_load_explicit(&s->client_conns, memory_order_relaxed);
+        f->client_conns_refused += ld(&s->client_conns_refused);
         f->upstream_conns += atomic_load_explicit(&s->upstream_conns, memory_order_relaxed);
     }
     /* Shards count deltas, so a read between an open on one thread and the matching close on
@@ -419,6 +421,10 @@ render_fixed(struct bp_buf *b, bool om, const struct fixed_sums *f)
     }
     family(b, om, P "client_connections", "gauge", "Open client connections.");
     putf(b, P "client_connections %" PRId64 "\n", f->client_conns);
+    family(b, om, P "client_connections_refused_total", "counter",
+           "Client connections closed at once because their peer (an IPv4 address or an IPv6 /64) had "
+           "max_connections_per_peer open.");
+    putf(b, P "client_connections_refused_total %" PRIu64 "\n", f->client_conns_refused);
     family(b, om, P "upstream_connections", "gauge", "Open connections to Blnk Core instances.");
     putf(b, P "upstream_connections %" PRId64 "\n", f->upstream_conns);
 }

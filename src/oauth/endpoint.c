@@ -209,7 +209,7 @@ on_head(void *self, struct bp_http_req *req)
 {
     (void)self;
     bp_http_req_facts(req)->group = "oauth";
-    bp_http_req_read_body(req, OAUTH_MAX_BODY);
+    bp_http_req_read_body_anonymous(req, OAUTH_MAX_BODY);
 }
 
 static void

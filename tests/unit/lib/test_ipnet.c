@@ -122,6 +122,33 @@ test_lists(void **state)
     assert_null(nets);
 }
 
+/* A per-client limit counts an IPv6 /64 as one client, an IPv4 address as itself. */
+static void
+test_peer_key(void **state)
+{
+    struct bp_ip a = ip("2001:db8:1:2:aaaa::1");
+    struct bp_ip b = ip("2001:db8:1:2:bbbb::9");
+    struct bp_ip c = ip("2001:db8:1:3::1");
+    struct bp_ip v4 = ip("192.0.2.7");
+    struct bp_ip ka;
+    struct bp_ip kb;
+    struct bp_ip kc;
+    struct bp_ip k4;
+    char text[BP_IP_TEXT_MAX];
+
+    (void)state;
+    bp_ip_peer_key(&a, &ka);
+    bp_ip_peer_key(&b, &kb);
+    bp_ip_peer_key(&c, &kc);
+    bp_ip_peer_key(&v4, &k4);
+    assert_memory_equal(&ka, &kb, sizeof(ka));
+    assert_memory_not_equal(&ka, &kc, sizeof(ka));
+    bp_ip_format(&ka, text);
+    assert_string_equal(text, "2001:db8:1:2::");
+    bp_ip_format(&k4, text);
+    assert_string_equal(text, "192.0.2.7");
+}
+
 static void
 test_sockaddr(void **state)
 {
@@ -151,6 +178,7 @@ main(void)
         cmocka_unit_test(test_addresses),
         cmocka_unit_test(test_networks),
         cmocka_unit_test(test_lists),
+        cmocka_unit_test(test_peer_key),
         cmocka_unit_test(test_sockaddr),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

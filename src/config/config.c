@@ -432,6 +432,8 @@ bp_config_cleanup(struct bp_config *c)
     c->trusted_proxies = NULL;
     bp_free(c->listen_host);
     c->listen_host = NULL;
+    bp_free(c->ops_listen_host);
+    c->ops_listen_host = NULL;
     bp_free(c->file);
     c->file = NULL;
     bp_config__routes_cleanup(c);

@@ -29,6 +29,9 @@ struct bp_config {
     char *db;                     /* DSN; "db" / BLNKPROXY_DB / --db; default "./blnkproxy.db" */
     char *listen_host;            /* "listen" / BLNKPROXY_LISTEN / --listen "HOST:PORT"; default 127.0.0.1:8080 */
     int listen_port;              /* 0 = any free port (the chosen one is logged) */
+    char *ops_listen_host;        /* "ops_listen": where /metrics (and health) are served instead of
+                                     on listen; NULL = no such listener */
+    int ops_listen_port;
     int workers;                  /* "workers" / BLNKPROXY_WORKERS / --workers; default = online cores; 1..256 */
     int64_t upstream_connect_timeout_ms; /* "upstream_connect_timeout" (duration or seconds number) default 5s */
     int64_t upstream_timeout_ms;  /* "upstream_timeout" / --upstream-timeout SECONDS; default 30s */

@@ -39,6 +39,11 @@ const struct bp_setting bp_config__settings[] = {
     {"listen", "BLNKPROXY_LISTEN", "--listen", BP_SETTING_LISTEN, 0, 65535, "127.0.0.1:8080",
      FIELD(listen_host), offsetof(struct bp_config, listen_port),
      "address to serve on; port 0 picks a free port (logged at start)", RESTART, NULL},
+    {"ops_listen", "BLNKPROXY_OPS_LISTEN", "--ops-listen", BP_SETTING_LISTEN, 0, 65535, NULL,
+     FIELD(ops_listen_host), offsetof(struct bp_config, ops_listen_port),
+     "a second address for operations: /metrics is then served there only, /healthz and /readyz on "
+     "both; unset: everything on listen",
+     RESTART, NULL},
     {"workers", "BLNKPROXY_WORKERS", "--workers", BP_SETTING_INT, 1, 256, NULL, FIELD(workers), 0,
      "loop threads; default is the number of online CPUs", RESTART, NULL},
     {"upstream_connect_timeout", "BLNKPROXY_UPSTREAM_CONNECT_TIMEOUT", "--upstream-connect-timeout",
@@ -641,7 +646,8 @@ bp_config__defaults(struct bp_config *c)
     for (size_t i = 0; i < bp_config__n_settings; i++) {
         const struct bp_setting *s = &bp_config__settings[i];
         if (s->def == NULL &&
-            (s->type == BP_SETTING_OPT_STRING || s->type == BP_SETTING_INTERVALS || s->type == BP_SETTING_NETS)) {
+            (s->type == BP_SETTING_OPT_STRING || s->type == BP_SETTING_INTERVALS || s->type == BP_SETTING_NETS ||
+             s->type == BP_SETTING_LISTEN)) {
             continue; /* absent: the module that reads it picks its default */
         }
         if (s->def == NULL) {

@@ -537,7 +537,7 @@ peer_admitted(struct bp_worker *w, const struct bp_ip *ip)
 }
 
 void
-bp_http__conn_accept(struct bp_worker *w, int fd, const struct sockaddr *sa, int salen)
+bp_http__conn_accept(struct bp_worker *w, int fd, const struct sockaddr *sa, int salen, bool ops)
 {
     const struct bp_config *cfg = bp_http__worker_conf(w)->cfg;
     struct bp_conn *c;
@@ -554,6 +554,7 @@ bp_http__conn_accept(struct bp_worker *w, int fd, const struct sockaddr *sa, int
     setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
     c->peer_known = known;
     c->peer_counted = known;
+    c->ops = ops;
     c->peer_ip = ip;
     if (c->peer_known) {
         bp_ip_format(&c->peer_ip, c->peer);

@@ -72,6 +72,7 @@ struct bp_server {
     int n_workers;                       /* made */
     int n_running;                       /* threads started */
     int port;
+    int ops_port;                        /* 0: no ops listener */
     pthread_mutex_t ready_lock;  /* guards ready and ready_reason: /readyz and the watcher only */
     enum bp_readiness ready;
     char ready_reason[256];
@@ -84,6 +85,7 @@ struct bp_worker {
     int index;
     struct event_base *base;
     struct evconnlistener *listener;
+    struct evconnlistener *ops_listener; /* worker 0 only, when ops_listen is set */
     struct bp_inbox *inbox;              /* completions from other threads */
     void **hstate;                       /* per handler, in server->handlers order */
     struct event *stop_ev;               /* activated from the main thread to begin draining */
@@ -188,6 +190,7 @@ struct bp_conn {
     struct bp_ip peer_ip;
     bool peer_known;                     /* peer_ip holds it (an AF_INET or AF_INET6 socket) */
     bool peer_counted;                   /* holds a place in peers.c's count */
+    bool ops;                            /* came in on the ops listener */
     struct bp_http_inbuf in;
     struct evbuffer *out;                /* bytes a short write left, and held bytes; lazily made */
     struct bp_http_req req;              /* the request in progress (req.state != NONE) */
@@ -236,12 +239,12 @@ struct bp_http_conf *bp_http__worker_conf(struct bp_worker *w);
 /* A connection closed: the worker may exit its loop (draining) or accept again. */
 void bp_http__drain_check(struct bp_worker *w);
 /* The route for a path, NULL when none matches. */
-const struct bp_http_route *bp_http__route(const struct bp_server *s, const char *path, size_t len);
+const struct bp_http_route *bp_http__route(const struct bp_server *s, const char *path, size_t len, bool ops);
 /* The index of h in server->handlers. */
 size_t bp_http__handler_slot(const struct bp_server *s, const struct bp_http_handler *h);
 
 /* ---- conn.c: transport ---- */
-void bp_http__conn_accept(struct bp_worker *w, int fd, const struct sockaddr *sa, int salen);
+void bp_http__conn_accept(struct bp_worker *w, int fd, const struct sockaddr *sa, int salen, bool ops);
 /* Closes the connection now: the request in progress is aborted (its handler told). A
  * connection whose response is held stays parked until the release. */
 void bp_http__conn_close(struct bp_conn *c);

@@ -75,6 +75,7 @@ struct bp_http_route {
     const char *path;
     bool prefix;
     const struct bp_http_handler *handler;
+    bool ops; /* also served on the ops listener (ops_listen), where no other route is */
 };
 
 /* ---- finish hooks ---- */
@@ -146,6 +147,8 @@ const char *bp_http_req_socket_peer(const struct bp_http_req *req);
 const char *bp_http_req_forwarded_for(const struct bp_http_req *req, size_t *out_len);
 /* Whether the client's connection was HTTPS: a trusted proxy's X-Forwarded-Proto said so. */
 bool bp_http_req_https(const struct bp_http_req *req);
+/* Whether the request came in on the ops listener (ops_listen). */
+bool bp_http_req_on_ops(const struct bp_http_req *req);
 /* The live configuration the request started with, and the application's part of it (see
  * bp_server_reconfigure); both stay valid and unchanged until the request ends. */
 const struct bp_config *bp_http_req_cfg(const struct bp_http_req *req);
@@ -241,7 +244,7 @@ bp_err bp_server_new(const struct bp_server_spec *spec, struct bp_server **out, 
 bp_err bp_server_run(struct bp_server *s, char *err, size_t err_len);
 /* The check bp_server_new makes before it binds (unless cfg->reuse_port): BP_OK when no socket
  * listens on cfg's address, else BP_ERR_EXISTS and "cannot listen on ADDRESS: address already in
- * use ..." in err. serve calls it before opening the store, to fail before touching anything. */
+ * use ..." in err; BP_ERR_INVALID when ops_listen is the listen address itself. serve calls it before opening the store, to fail before touching anything. */
 bp_err bp_server_check_address(const struct bp_config *cfg, char *err, size_t err_len);
 /* Publishes a new live configuration (a reload): its limits, timeouts and app part apply to
  * every request that starts from now on, its worker-wide settings (connection limit, the
@@ -253,6 +256,8 @@ bp_err bp_server_check_address(const struct bp_config *cfg, char *err, size_t er
 void bp_server_reconfigure(struct bp_server *s, struct bp_config *cfg, void *app);
 /* The bound port. */
 int bp_server_port(const struct bp_server *s);
+/* The ops listener's port (ops_listen), 0 when there is none. */
+int bp_server_ops_port(const struct bp_server *s);
 /* Readiness as /readyz reports it (issue 9). A server starts BP_STARTING: nothing has said the
  * credential tables are loaded until the watcher does (a PostgreSQL store down at start would
  * otherwise be reported ready until the watcher's first check). */

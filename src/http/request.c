@@ -78,6 +78,12 @@ bp_http_req_https(const struct bp_http_req *req)
     return req->https;
 }
 
+bool
+bp_http_req_on_ops(const struct bp_http_req *req)
+{
+    return req->conn->ops;
+}
+
 const struct bp_config *
 bp_http_req_cfg(const struct bp_http_req *req)
 {
@@ -823,7 +829,7 @@ dispatch(struct bp_conn *c)
 {
     struct bp_http_req *r = &c->req;
     const struct bp_server *s = c->worker->server;
-    const struct bp_http_route *route = bp_http__route(s, r->head->path, r->head->path_len);
+    const struct bp_http_route *route = bp_http__route(s, r->head->path, r->head->path_len, c->ops);
 
     r->state = BP_REQ_HANDLER;
     bp_http__conn_update_timer(c);

@@ -143,6 +143,14 @@ bp_server_check_address(const struct bp_config *cfg, char *err, size_t err_len)
     bp_err rc;
 
     format_address(cfg->listen_host, cfg->listen_port, address, sizeof(address));
+    if (cfg->ops_listen_host != NULL && cfg->ops_listen_port == cfg->listen_port && cfg->listen_port != 0 &&
+        strcmp(cfg->ops_listen_host, cfg->listen_host) == 0) {
+        snprintf(err, err_len,
+                 "ops_listen is the same address as listen (%s): give the ops listener its own port, or "
+                 "leave ops_listen unset to serve /metrics on listen",
+                 address);
+        return BP_ERR_INVALID;
+    }
     if (cfg->reuse_port || cfg->listen_port == 0) {
         return BP_OK;
     }
@@ -207,11 +215,26 @@ accept_cb(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa, int
         close(fd);
         return;
     }
-    bp_http__conn_accept(w, fd, sa, salen);
+    bp_http__conn_accept(w, fd, sa, salen, false);
     /* At the limit, further clients wait in the kernel's backlog instead of costing memory here. */
     if (w->n_conns >= w->max_conns) {
         pause_accepting(w);
     }
+}
+
+/* The ops listener (worker 0's): a scrape or a health check now and then, never paused by
+ * max_connections, so that a flood on the main listener cannot hide the metrics that show it
+ * (max_connections_per_peer still applies). */
+static void
+ops_accept_cb(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa, int salen, void *arg)
+{
+    struct bp_worker *w = arg;
+    (void)l;
+    if (w->draining) {
+        close(fd);
+        return;
+    }
+    bp_http__conn_accept(w, fd, sa, salen, true);
 }
 
 /* accept(2) failed, typically EMFILE: the listener would stay readable and spin, so it pauses
@@ -347,11 +370,14 @@ bp_server_reconfigure(struct bp_server *s, struct bp_config *cfg, void *app)
 /* ---- the route table ---- */
 
 const struct bp_http_route *
-bp_http__route(const struct bp_server *s, const char *path, size_t len)
+bp_http__route(const struct bp_server *s, const char *path, size_t len, bool ops)
 {
     for (size_t i = 0; i < s->n_routes; i++) {
         const struct bp_http_route *r = &s->routes[i];
         size_t n = strlen(r->path);
+        if (ops && !r->ops) {
+            continue;
+        }
         if (r->prefix ? len >= n && memcmp(path, r->path, n) == 0 : len == n && memcmp(path, r->path, n) == 0) {
             return r;
         }
@@ -454,7 +480,7 @@ accept_queued(struct bp_worker *w)
         if (fd < 0) {
             return;
         }
-        bp_http__conn_accept(w, fd, (struct sockaddr *)&ss, (int)sl);
+        bp_http__conn_accept(w, fd, (struct sockaddr *)&ss, (int)sl, false);
     }
 }
 
@@ -475,6 +501,10 @@ stop_cb(evutil_socket_t fd, short what, void *arg)
         accept_queued(w);
         evconnlistener_free(w->listener);
         w->listener = NULL;
+    }
+    if (w->ops_listener != NULL) {
+        evconnlistener_free(w->ops_listener);
+        w->ops_listener = NULL;
     }
     w->draining = true;
     c = w->conns;
@@ -561,6 +591,9 @@ worker_free(struct bp_worker *w)
     }
     if (w->listener != NULL) {
         evconnlistener_free(w->listener);
+    }
+    if (w->ops_listener != NULL) {
+        evconnlistener_free(w->ops_listener);
     }
     for (size_t i = 0; w->hstate != NULL && i < s->n_handlers; i++) {
         if (s->handlers[i]->worker_fini != NULL) {
@@ -659,6 +692,42 @@ server_free(struct bp_server *s)
     bp_free(s);
 }
 
+/* ops_listen: one socket, on worker 0's loop. */
+static bp_err
+open_ops_listener(struct bp_server *s, const struct bp_config *cfg, char *err, size_t err_len)
+{
+    struct addrinfo *ai = NULL;
+    char address[300];
+    int fd = -1;
+    bp_err rc;
+
+    format_address(cfg->ops_listen_host, cfg->ops_listen_port, address, sizeof(address));
+    rc = resolve_listen(cfg->ops_listen_host, cfg->ops_listen_port, &ai);
+    if (rc != BP_OK) {
+        snprintf(err, err_len, "cannot listen on %s (ops_listen): not a numeric address", address);
+        return rc;
+    }
+    if (!cfg->reuse_port && cfg->ops_listen_port != 0) {
+        rc = check_address_free(ai, address, err, err_len);
+    }
+    if (rc == BP_OK) {
+        rc = open_listener(ai, address, &fd, &s->ops_port, err, err_len);
+    }
+    freeaddrinfo(ai);
+    if (rc != BP_OK) {
+        return rc;
+    }
+    s->workers[0]->ops_listener =
+        evconnlistener_new(s->workers[0]->base, ops_accept_cb, s->workers[0], LEV_OPT_CLOSE_ON_FREE | LEV_OPT_CLOSE_ON_EXEC,
+                           -1, fd);
+    if (s->workers[0]->ops_listener == NULL) {
+        close(fd);
+        snprintf(err, err_len, "cannot listen on %s (ops_listen)", address);
+        return BP_ERR_IO;
+    }
+    return BP_OK;
+}
+
 bp_err
 bp_server_new(const struct bp_server_spec *spec, struct bp_server **out, char *err, size_t err_len)
 {
@@ -721,6 +790,13 @@ bp_server_new(const struct bp_server_spec *spec, struct bp_server **out, char *e
         s->n_workers++;
     }
     freeaddrinfo(ai);
+    ai = NULL;
+    if (cfg->ops_listen_host != NULL) {
+        rc = open_ops_listener(s, cfg, err, err_len);
+        if (rc != BP_OK) {
+            goto fail;
+        }
+    }
     *out = s;
     return BP_OK;
 fail:
@@ -748,6 +824,12 @@ int
 bp_server_port(const struct bp_server *s)
 {
     return s->port;
+}
+
+int
+bp_server_ops_port(const struct bp_server *s)
+{
+    return s->ops_port;
 }
 
 void

@@ -18,6 +18,7 @@
 #include "http/parser.h"
 #include "lib/buf.h"
 #include "lib/str.h"
+#include "config/config.h"
 #include "metrics/metrics.h"
 
 /* ---- the endpoints ---- */
@@ -78,7 +79,9 @@ on_head(void *self, struct bp_http_req *req)
         respond_json(req, state == BP_READY ? 200 : 503, body, (size_t)n);
         return;
     }
-    if (get && bp_str_eq(h->path, h->path_len, "/metrics")) {
+    /* With an ops listener, the metrics (instance ids and traffic) are served there only. */
+    if (get && bp_str_eq(h->path, h->path_len, "/metrics") &&
+        (bp_http_req_on_ops(req) || bp_http_req_cfg(req)->ops_listen_host == NULL)) {
         static const char extra[] = "Cache-Control: no-store\r\nVary: Accept\r\n";
         const struct bp_http_header *accept = first_header(h, "accept");
         struct bp_http_resp r = {

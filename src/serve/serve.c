@@ -186,13 +186,14 @@ fill_table(struct bp_serve *sv)
     const struct bp_http_handler *oauth = bp_oauth_endpoint_handler(sv->oauth);
     const struct bp_http_route routes[BP_SERVE_ROUTES] = {
         /* Exact, and before "/proxy/": Core has no /openapi.json for it to shadow. */
-        {"/proxy/openapi.json", false, bp_ops_openapi_handler()},
-        {"/proxy", false, proxy},
-        {"/proxy/", true, proxy},
-        {"/oauth", false, oauth},
-        {"/oauth/", true, oauth},
-        {"/.well-known/oauth-authorization-server", false, oauth},
-        {"/", true, bp_ops_handler()},
+        {"/proxy/openapi.json", false, bp_ops_openapi_handler(), false},
+        {"/proxy", false, proxy, false},
+        {"/proxy/", true, proxy, false},
+        {"/oauth", false, oauth, false},
+        {"/oauth/", true, oauth, false},
+        {"/.well-known/oauth-authorization-server", false, oauth, false},
+        /* The ops listener (ops_listen) serves this one only: health and metrics. */
+        {"/", true, bp_ops_handler(), true},
     };
     const struct bp_http_hook hooks[BP_SERVE_HOOKS] = {
         *bp_ops_access_log_hook(),
@@ -398,7 +399,8 @@ start(struct bp_serve *sv, struct bp_store **store, struct bp_watch **watch, str
         notify_ready(sv, true);
     }
     BP_INFO("listening", BP_LSTR("node", sv->node), BP_LSTR("host", sv->cfg.listen_host),
-            BP_LINT("port", bp_server_port(sv->server)),
+            BP_LINT("port", bp_server_port(sv->server)), BP_LSTR("ops_host", sv->cfg.ops_listen_host),
+            BP_LINT("ops_port", bp_server_ops_port(sv->server)),
             BP_LINT("workers", sv->cfg.workers), BP_LSTR("version", bp_version_get()),
             BP_LSTR("revision", bp_version_revision()), BP_LSTR("store", sv->store_kind),
             BP_LINT("schema_version", version), BP_LINT("migrations_applied", applied), BP_LINT("routes", n_routes),

@@ -191,6 +191,7 @@ test_table_naming_rules(void **state)
     static const char *const keys[] = {
         "db",
         "listen",
+        "ops_listen",
         "workers",
         "upstream_connect_timeout",
         "upstream_timeout",

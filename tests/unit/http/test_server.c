@@ -287,7 +287,7 @@ hook_b_finish(void *self, struct bp_http_req *req, struct bp_http_hold *hold)
     pthread_mutex_unlock(&mu);
 }
 
-static const struct bp_http_route routes[] = {{"/", true, &handler}};
+static const struct bp_http_route routes[] = {{"/", true, &handler, false}};
 static const struct bp_http_hook hooks[] = {
     {.name = "a", .finish = hook_a_finish},
     {.name = "b", .hold = hook_b_hold, .finish = hook_b_finish},

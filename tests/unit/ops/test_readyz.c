@@ -38,7 +38,7 @@ setup(void **state)
 
     (void)state;
     signal(SIGPIPE, SIG_IGN);
-    table[0] = (struct bp_http_route){"/", true, bp_ops_handler()};
+    table[0] = (struct bp_http_route){"/", true, bp_ops_handler(), false};
     assert_int_equal(bp_config_load(4, argv, &cfg, err, sizeof(err)), BP_OK);
     assert_int_equal(bp_server_new(&spec, &server, err, sizeof(err)), BP_OK);
     assert_int_equal(bp_server_run(server, err, sizeof(err)), BP_OK);

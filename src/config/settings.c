@@ -111,6 +111,11 @@ const struct bp_setting bp_config__settings[] = {
      RESTART, "URL"},
     {"oauth.threads", "BLNKPROXY_OAUTH_THREADS", "--oauth-threads", BP_SETTING_INT, 1, 64, "2",
      FIELD(oauth_threads), 0, "threads that serve /oauth/* (password hashing and store writes)", RESTART, NULL},
+    {"oauth.password_threads", "BLNKPROXY_OAUTH_PASSWORD_THREADS", "--oauth-password-threads", BP_SETTING_INT, 1,
+     16, "1", FIELD(oauth_password_threads), 0,
+     "threads that verify operator passwords (the authorize page's sign-ins, Argon2id), apart from "
+     "oauth.threads so that token requests never wait behind them; 8 sign-ins wait per thread, more get 429",
+     RESTART, NULL},
     {"oauth.max_tokens_per_client", "BLNKPROXY_OAUTH_MAX_TOKENS_PER_CLIENT", "--oauth-max-tokens-per-client",
      BP_SETTING_INT, 1, 100000, "100", FIELD(oauth_max_tokens_per_client), 0,
      "live access tokens one client may hold; issuing another revokes its oldest", RESTART, NULL},

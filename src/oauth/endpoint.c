@@ -5,14 +5,25 @@
  * threads answers with bp_oauth_handle on its own store connection (each thread's state is its
  * struct bp_oauth), and the job's done runs back on the request's loop, which writes the answer.
  *
+ * Sign-ins (the POSTs of the authorize page, the only requests that verify a password) have a
+ * work queue of their own (oauth.password_threads, PASSWORD_QUEUE_PER_THREAD waiting each): an
+ * Argon2id verification takes tens of milliseconds of CPU and 19 MiB, and a flood of them on the
+ * shared queue made /oauth/token answer 503 or seconds late for every client (issue 11). Now
+ * token, revoke and introspect never wait behind a hash, and a sign-in that finds its queue full
+ * gets 429 at once.
+ *
  * Ownership: the job owns copies of everything the thread reads, so the request never outlives
  * its connection. If the client goes away first, the handler marks the job orphaned: the thread
  * skips it if it has not begun (nobody would read the answer, so no token is issued for it),
  * and its done only frees it. */
+#include <errno.h>
 #include <stdatomic.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/resource.h>
+#include <sys/syscall.h>
+#include <unistd.h>
 
 #include "config/config.h"
 #include "core/log.h"
@@ -31,6 +42,10 @@
  * frees its place under max_connections, so without a bound a client could queue unlimited
  * work (store writes, Argon2id hashes) by connecting, posting and leaving. */
 #define OAUTH_QUEUE_PER_THREAD 64
+/* Sign-ins waiting per password thread before further ones get 429: a person signing in retries;
+ * a flood should cost little. */
+#define PASSWORD_QUEUE_PER_THREAD 8
+#define SIGNIN_NICE 10
 
 struct bp_oauth_endpoint {
     struct bp_http_handler handler;
@@ -39,6 +54,7 @@ struct bp_oauth_endpoint {
     void (*tables_sync)(void *arg);
     void *tables_sync_arg;
     struct bp_workq *q;
+    struct bp_workq *password_q;   /* POST /oauth/authorize: sign-ins and consent */
     bool tls;                      /* the issuer is https: cookies must be Secure */
 };
 
@@ -71,6 +87,18 @@ thread_open(void *arg, int index, void **out)
         *out = o;
     }
     return rc;
+}
+
+/* A sign-in thread runs at a lower priority (nice 10, this thread only): on a busy machine the
+ * scheduler then gives the CPU to the loops and the token threads first, and a flood of
+ * sign-ins takes what is left. */
+static bp_err
+signin_thread_open(void *arg, int index, void **out)
+{
+    if (setpriority(PRIO_PROCESS, (id_t)syscall(SYS_gettid), SIGNIN_NICE) != 0) {
+        BP_WARN("cannot lower the sign-in thread's priority", BP_LSTR("error", strerror(errno)));
+    }
+    return thread_open(arg, index, out);
 }
 
 static void
@@ -212,6 +240,37 @@ on_head(void *self, struct bp_http_req *req)
     bp_http_req_read_body_anonymous(req, OAUTH_MAX_BODY);
 }
 
+/* A POST to the authorize page: the only request that may verify a password. All of them (the
+ * consent POST too) go to the password queue, so that no form field decides where a hash runs. */
+static bool
+is_signin(struct bp_http_req *req)
+{
+    const struct bp_http_head *h = bp_http_req_head(req);
+
+    return bp_str_eq(h->method, h->method_len, "POST") && bp_str_eq(h->path, h->path_len, "/oauth/authorize");
+}
+
+static void
+respond_signin_busy(struct bp_http_req *req, bp_err rc)
+{
+    static const char busy[] =
+        "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>Try again</title></head><body>"
+        "<p>Too many sign-ins are in progress. Try again in a moment.</p></body></html>";
+    static const char headers[] = "Cache-Control: no-store\r\nRetry-After: 1\r\n";
+    struct bp_http_resp r = {
+        .status = 429,
+        .headers = headers,
+        .headers_len = sizeof(headers) - 1,
+        .content_type = "text/html; charset=utf-8",
+    };
+
+    if (rc == BP_ERR_LIMIT) {
+        bp_http_respond(req, &r, busy, sizeof(busy) - 1);
+    } else {
+        bp_errors_respond(req, BP_ERR_ROUTE_NOT_FOUND, NULL, NULL); /* stopping */
+    }
+}
+
 static void
 on_body(void *self, struct bp_http_req *req, bp_err rc)
 {
@@ -223,11 +282,21 @@ on_body(void *self, struct bp_http_req *req, bp_err rc)
         bp_errors_respond(req, rc, NULL, NULL);
         return;
     }
-    if (ep->q == NULL) {
+    if (ep->q == NULL || ep->password_q == NULL) {
         bp_errors_respond(req, BP_ERR_ROUTE_NOT_FOUND, NULL, NULL);
         return;
     }
     job = job_new(ep, req);
+    if (is_signin(req)) {
+        rc = bp_workq_submit(ep->password_q, &job->work);
+        if (rc != BP_OK) {
+            job_free(job);
+            respond_signin_busy(req, rc);
+            return;
+        }
+        st->job = job;
+        return;
+    }
     rc = bp_workq_submit(ep->q, &job->work);
     if (rc != BP_OK) {
         static const char busy[] =
@@ -297,11 +366,20 @@ bp_err
 bp_oauth_endpoint_start(struct bp_oauth_endpoint *ep, int port)
 {
     int n = ep->cfg.oauth_threads > 0 ? ep->cfg.oauth_threads : 1;
+    int np = ep->cfg.oauth_password_threads > 0 ? ep->cfg.oauth_password_threads : 1;
     struct bp_workq_opts qo = {
         .name = "bp-oauth",
         .threads = n,
         .max_queued = (size_t)n * OAUTH_QUEUE_PER_THREAD,
         .thread_init = thread_open,
+        .thread_fini = thread_close,
+        .arg = ep,
+    };
+    struct bp_workq_opts pqo = {
+        .name = "bp-signin",
+        .threads = np,
+        .max_queued = (size_t)np * PASSWORD_QUEUE_PER_THREAD,
+        .thread_init = signin_thread_open,
         .thread_fini = thread_close,
         .arg = ep,
     };
@@ -323,6 +401,12 @@ bp_oauth_endpoint_start(struct bp_oauth_endpoint *ep, int port)
     if (rc != BP_OK) {
         BP_ERROR("cannot start the OAuth threads", BP_LSTR("error", bp_err_str(rc)));
         ep->q = NULL;
+        return rc;
+    }
+    rc = bp_workq_new(&pqo, &ep->password_q);
+    if (rc != BP_OK) {
+        BP_ERROR("cannot start the OAuth password threads", BP_LSTR("error", bp_err_str(rc)));
+        ep->password_q = NULL;
     }
     return rc;
 }
@@ -332,6 +416,7 @@ bp_oauth_endpoint_stop(struct bp_oauth_endpoint *ep)
 {
     if (ep != NULL) {
         bp_workq_stop(ep->q);
+        bp_workq_stop(ep->password_q);
     }
 }
 
@@ -342,6 +427,7 @@ bp_oauth_endpoint_free(struct bp_oauth_endpoint *ep)
         return;
     }
     bp_workq_free(ep->q);
+    bp_workq_free(ep->password_q);
     bp_free(ep->issuer);
     bp_free(ep);
 }

@@ -188,6 +188,9 @@ char *bp_oauth__session_cookie(const char *session_id, bool tls);
 #define BP_OAUTH_THROTTLE_WINDOW_MS (15 * 60 * 1000)
 #define BP_OAUTH_SESSION_MAX_PER_PEER 30
 #define BP_OAUTH_SESSION_WINDOW_MS (10 * 60 * 1000)
+/* All peers together per window: with a 30-minute session TTL, at most 3 windows' worth of
+ * anonymous session rows (30,000) exist at once. */
+#define BP_OAUTH_SESSION_MAX_GLOBAL 10000
 
 /* True when name or peer has used up its BP_OAUTH_THROTTLE_MAX_FAILURES attempts in the window. */
 bool bp_oauth__throttle_blocked(const char *name, const char *peer, int64_t now_ms);

@@ -8,7 +8,12 @@
  * successful sign-in gives the reservation back.
  *
  * Anonymous sessions: each cookieless GET of the authorize page stores a session row, so their
- * creation is limited per peer (BP_OAUTH_SESSION_MAX_PER_PEER per BP_OAUTH_SESSION_WINDOW_MS).
+ * creation is limited per peer (BP_OAUTH_SESSION_MAX_PER_PEER per BP_OAUTH_SESSION_WINDOW_MS)
+ * and over all peers together (BP_OAUTH_SESSION_MAX_GLOBAL per window): with the session TTL that
+ * bounds the rows however many addresses an attacker has.
+ *
+ * A peer is an IPv4 address, or an IPv6 /64 (bp_ip_peer_key): one subscriber holds a whole /64
+ * as easily as one address.
  *
  * Each limit has its own fixed-size table keyed by a digest of the name or address, so memory stays
  * bounded whatever attackers send, and a flood of one kind cannot push out entries of the other.
@@ -19,6 +24,7 @@
 #include <string.h>
 
 #include "auth/auth.h"
+#include "lib/ipnet.h"
 #include "oauth/oauth-int.h"
 
 #define THROTTLE_SLOTS 4096
@@ -39,6 +45,9 @@ struct table {
 static pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
 static struct table signin = {.limit = BP_OAUTH_THROTTLE_MAX_FAILURES, .window_ms = BP_OAUTH_THROTTLE_WINDOW_MS};
 static struct table sessions = {.limit = BP_OAUTH_SESSION_MAX_PER_PEER, .window_ms = BP_OAUTH_SESSION_WINDOW_MS};
+/* Anonymous sessions created by everyone in the current window. */
+static int64_t sessions_window_start_ms = -1;
+static int sessions_in_window;
 
 static void
 make_key(char kind, const char *text, unsigned char out[16])
@@ -47,7 +56,16 @@ make_key(char kind, const char *text, unsigned char out[16])
     char tag[2] = {kind, ':'};
     size_t n = strlen(text);
     unsigned char buf[2 + 512];
+    char peer[BP_IP_TEXT_MAX];
+    struct bp_ip ip;
 
+    /* An address counts as its peer (its /64 for IPv6); names as they are. */
+    if (kind != 'n' && bp_ip_parse(text, n, &ip)) {
+        bp_ip_peer_key(&ip, &ip);
+        bp_ip_format(&ip, peer);
+        text = peer;
+        n = strlen(peer);
+    }
     if (n > sizeof(buf) - 2) {
         n = sizeof(buf) - 2;
     }
@@ -233,10 +251,21 @@ bp_oauth__session_rate_take(const char *peer, int64_t now_ms, int64_t *out_retry
     }
     make_key('s', peer, key);
     pthread_mutex_lock(&mu);
+    if (sessions_window_start_ms < 0 || now_ms - sessions_window_start_ms >= BP_OAUTH_SESSION_WINDOW_MS) {
+        sessions_window_start_ms = now_ms;
+        sessions_in_window = 0;
+    }
+    if (sessions_in_window >= BP_OAUTH_SESSION_MAX_GLOBAL) {
+        int64_t left_ms = BP_OAUTH_SESSION_WINDOW_MS - (now_ms - sessions_window_start_ms);
+        *out_retry_after_s = left_ms > 0 ? (left_ms + 999) / 1000 : 1;
+        pthread_mutex_unlock(&mu);
+        return false;
+    }
     s = slot_for_attempt(&sessions, key, now_ms, NULL, &fresh);
     ok = s != NULL;
     if (ok) {
         s->count++;
+        sessions_in_window++;
     } else {
         struct slot *held = find(&sessions, key, now_ms);
         /* Blocked: until this peer's window ends. Table full: until the earliest window could. */

@@ -215,6 +215,7 @@ test_table_naming_rules(void **state)
         "oauth.session_ttl",
         "oauth.issuer",
         "oauth.threads",
+        "oauth.password_threads",
         "oauth.max_tokens_per_client",
         "audit.writes",
         "audit.reads",

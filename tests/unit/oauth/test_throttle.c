@@ -163,6 +163,57 @@ test_session_rate(void **state)
     assert_true(bp_oauth__session_rate_take(NULL, t, &retry));
 }
 
+/* An IPv6 /64 is one peer: addresses of one subscriber's allocation share its counts. */
+static void
+test_ipv6_peer_is_its_64(void **state)
+{
+    int64_t t = 6000 * HOUR_MS;
+    int64_t retry = -1;
+    char addr[64];
+
+    (void)state;
+    for (int i = 0; i < BP_OAUTH_THROTTLE_MAX_FAILURES; i++) {
+        snprintf(addr, sizeof(addr), "2001:db8:6:1::%x", i + 1);
+        assert_true(bp_oauth__throttle_reserve(NULL, addr, t));
+    }
+    assert_true(bp_oauth__throttle_blocked(NULL, "2001:db8:6:1:ffff::9", t));
+    assert_false(bp_oauth__throttle_reserve(NULL, "2001:db8:6:1::abcd", t));
+    assert_false(bp_oauth__throttle_blocked(NULL, "2001:db8:6:2::1", t)); /* the next /64 */
+    /* IPv4 stays per address. */
+    for (int i = 0; i < BP_OAUTH_THROTTLE_MAX_FAILURES; i++) {
+        assert_true(bp_oauth__throttle_reserve(NULL, "198.51.100.61", t));
+    }
+    assert_true(bp_oauth__throttle_blocked(NULL, "198.51.100.61", t));
+    assert_false(bp_oauth__throttle_blocked(NULL, "198.51.100.62", t));
+    for (int i = 0; i < BP_OAUTH_SESSION_MAX_PER_PEER; i++) {
+        snprintf(addr, sizeof(addr), "2001:db8:6:3::%x", i + 1);
+        assert_true(bp_oauth__session_rate_take(addr, t, &retry));
+    }
+    assert_false(bp_oauth__session_rate_take("2001:db8:6:3::beef", t, &retry));
+}
+
+/* However many addresses create them, anonymous sessions are bounded per window overall. */
+static void
+test_sessions_bounded_overall(void **state)
+{
+    int64_t t = 7000 * HOUR_MS;
+    int64_t retry = -1;
+    int made = 0;
+    char addr[64];
+
+    (void)state;
+    for (int peer = 0; made < BP_OAUTH_SESSION_MAX_GLOBAL; peer++) {
+        snprintf(addr, sizeof(addr), "10.%d.%d.7", peer / 250, peer % 250);
+        for (int i = 0; i < BP_OAUTH_SESSION_MAX_PER_PEER && made < BP_OAUTH_SESSION_MAX_GLOBAL; i++) {
+            assert_true(bp_oauth__session_rate_take(addr, t + 1000, &retry));
+            made++;
+        }
+    }
+    assert_false(bp_oauth__session_rate_take("192.0.2.77", t + 61 * 1000, &retry));
+    assert_int_equal(retry, BP_OAUTH_SESSION_WINDOW_MS / 1000 - 60); /* the window began at t + 1 s */
+    assert_true(bp_oauth__session_rate_take("192.0.2.77", t + 1000 + BP_OAUTH_SESSION_WINDOW_MS, &retry));
+}
+
 int
 main(void)
 {
@@ -172,6 +223,8 @@ main(void)
         cmocka_unit_test(test_full_table_never_forgets_a_block),
         cmocka_unit_test(test_refused_reservation_counts_nothing),
         cmocka_unit_test(test_session_rate),
+        cmocka_unit_test(test_ipv6_peer_is_its_64),
+        cmocka_unit_test(test_sessions_bounded_overall),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -191,6 +191,7 @@ struct bp_conn {
     bool peer_known;                     /* peer_ip holds it (an AF_INET or AF_INET6 socket) */
     bool peer_counted;                   /* holds a place in peers.c's count */
     bool ops;                            /* came in on the ops listener */
+    unsigned strikes;                    /* bp_http_req_conn_strike */
     struct bp_http_inbuf in;
     struct evbuffer *out;                /* bytes a short write left, and held bytes; lazily made */
     struct bp_http_req req;              /* the request in progress (req.state != NONE) */

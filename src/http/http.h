@@ -147,6 +147,12 @@ const char *bp_http_req_socket_peer(const struct bp_http_req *req);
 const char *bp_http_req_forwarded_for(const struct bp_http_req *req, size_t *out_len);
 /* Whether the client's connection was HTTPS: a trusted proxy's X-Forwarded-Proto said so. */
 bool bp_http_req_https(const struct bp_http_req *req);
+/* Counts one strike against the request's connection and returns the connection's strikes so
+ * far (a handler's own measure of misbehaviour, e.g. failed authentication). */
+unsigned bp_http_req_conn_strike(struct bp_http_req *req);
+/* The connection closes after this request's response (which says Connection: close). Call
+ * before responding. */
+void bp_http_req_close_after(struct bp_http_req *req);
 /* Whether the request came in on the ops listener (ops_listen). */
 bool bp_http_req_on_ops(const struct bp_http_req *req);
 /* The live configuration the request started with, and the application's part of it (see

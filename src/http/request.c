@@ -78,6 +78,19 @@ bp_http_req_https(const struct bp_http_req *req)
     return req->https;
 }
 
+unsigned
+bp_http_req_conn_strike(struct bp_http_req *req)
+{
+    return ++req->conn->strikes;
+}
+
+void
+bp_http_req_close_after(struct bp_http_req *req)
+{
+    BP_BUG_ON(req->responded);
+    req->conn->close_after_write = true;
+}
+
 bool
 bp_http_req_on_ops(const struct bp_http_req *req)
 {

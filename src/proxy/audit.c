@@ -24,7 +24,9 @@
 #include "proxy/proxy-int.h"
 
 #define PROXY_PREFIX_LEN 6 /* "/proxy" */
-#define RAW_PATH_MAX 2048
+/* A request refused before its path was checked (no credential, a bad one) keeps at most this
+ * much of its raw path: an anonymous client must not store kilobytes per request (issue 11). */
+#define RAW_PATH_MAX 256
 
 static struct bp_audit_text
 text_of(const char *s)

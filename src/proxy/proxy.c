@@ -220,11 +220,22 @@ note_facts(struct bp_http_req *req, const struct bp_proxy_req *st)
     f->credential = st->cred != NULL ? bp_cred_id(st->cred) : NULL;
 }
 
+/* A connection whose requests failed authentication this many times is closed after the last
+ * refusal (issue 11): guessing keys, or a flood of anonymous requests, then costs a new TCP
+ * connection every few tries instead of going on over one kept-alive connection. */
+#define AUTH_FAILURES_PER_CONNECTION 3
+
 static void
 refuse(struct bp_http_req *req, struct bp_proxy_req *st, bp_err rc, const char *reason)
 {
     note_facts(req, st);
     count_auth_failure(rc, st->auth_failure);
+    if (rc == BP_ERR_AUTH_MISSING || rc == BP_ERR_AUTH_INVALID_KEY ||
+        rc == BP_ERR_AUTH_EXPIRED_KEY || rc == BP_ERR_AUTH_INVALID_TOKEN) {
+        if (bp_http_req_conn_strike(req) >= AUTH_FAILURES_PER_CONNECTION) {
+            bp_http_req_close_after(req);
+        }
+    }
     bp_errors_respond(req, rc, st->route != NULL ? bp_scope_needed_name(st->route->scope) : NULL, reason);
 }
 

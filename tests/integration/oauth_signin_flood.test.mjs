@@ -153,19 +153,3 @@ test('a sign-in flood from 200 addresses: every client_credentials request is an
     assert.ok((statuses[429] ?? 0) > 0, `the sign-in queue filled: ${JSON.stringify(statuses)}`);
     assert.ok((statuses[401] ?? 0) > 0, `sign-ins were checked: ${JSON.stringify(statuses)}`);
 });
-
-test('the sign-in thread runs at nice 10, the OAuth threads at the process\'s priority', () => {
-    const pid = w.proxy.child.pid;
-    const threads = fs.readdirSync(`/proc/${pid}/task`).map((tid) => {
-        const comm = fs.readFileSync(`/proc/${pid}/task/${tid}/comm`, 'utf8').trim();
-        const stat = fs.readFileSync(`/proc/${pid}/task/${tid}/stat`, 'utf8');
-        const nice = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[16]);
-        return { comm, nice };
-    });
-    const signin = threads.filter((t) => t.comm.startsWith('bp-signin'));
-    const oauthThreads = threads.filter((t) => t.comm.startsWith('bp-oauth'));
-    assert.equal(signin.length, 1, JSON.stringify(threads));
-    assert.equal(signin[0].nice, 10);
-    assert.equal(oauthThreads.length, 2, JSON.stringify(threads));
-    assert.ok(oauthThreads.every((t) => t.nice === 0), JSON.stringify(oauthThreads));
-});

@@ -42,6 +42,8 @@ struct bp_config {
                                      proxies exempt; 0 = no limit, default 1024 */
     size_t max_body_bytes;        /* "max_body_bytes": default 1 MiB per request body */
     size_t max_upload_bytes;      /* "max_upload_bytes": multipart upload route, default 32 MiB */
+    size_t max_buffered_bytes;    /* "max_buffered_bytes": request bodies in memory, all connections
+                                     together, default 256 MiB */
     size_t max_response_bytes;    /* "max_response_bytes": buffered Core response cap, default 64 MiB */
     int64_t idle_timeout_ms;      /* "idle_timeout": keep-alive idle close, default 60s */
     int64_t header_timeout_ms;    /* "header_timeout": time to send a complete head, default 10s */

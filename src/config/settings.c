@@ -67,6 +67,11 @@ const struct bp_setting bp_config__settings[] = {
     {"max_body_bytes", "BLNKPROXY_MAX_BODY_BYTES", "--max-body-bytes", BP_SETTING_SIZE, 1, GIB, "1MiB",
      FIELD(max_body_bytes), 0, "largest request body, also once transaction defaults are added; larger gets 413",
      LIVE, NULL},
+    {"max_buffered_bytes", "BLNKPROXY_MAX_BUFFERED_BYTES", "--max-buffered-bytes", BP_SETTING_SIZE, 64 * 1024,
+     64 * GIB, "256MiB", FIELD(max_buffered_bytes), 0,
+     "memory for request bodies being received, all connections together; a body that does not fit gets "
+     "503 PROXY_OVERLOADED before it is read",
+     LIVE, NULL},
     {"max_upload_bytes", "BLNKPROXY_MAX_UPLOAD_BYTES", "--max-upload-bytes", BP_SETTING_SIZE, 1, GIB, "32MiB",
      FIELD(max_upload_bytes), 0, "largest body on the multipart upload route", LIVE, NULL},
     {"max_response_bytes", "BLNKPROXY_MAX_RESPONSE_BYTES", "--max-response-bytes", BP_SETTING_SIZE, 1, GIB,

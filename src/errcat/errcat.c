@@ -40,6 +40,10 @@ static const struct bp_errcat_row rows[] = {
      * default health.cooldown, after which one trial request goes through. */
     {BP_ERR_INSTANCE_UNAVAILABLE, 503, "PROXY_INSTANCE_UNAVAILABLE",
      "Core instance is unavailable (failing its health checks); retry shortly", NULL, 5, true},
+    /* Request bodies in memory, over all connections, would pass max_buffered_bytes (issue 11):
+     * refused before the body is read, so many large bodies can never exhaust memory. */
+    {BP_ERR_OVERLOADED, 503, "PROXY_OVERLOADED", "Too many request bodies are being received; retry shortly",
+     NULL, 1, true},
     /* Never sent (the client is gone): the status nginx logs for it, for the audit log. */
     {BP_ERR_CLIENT_CLOSED, 499, "PROXY_CLIENT_CLOSED_REQUEST", "Client closed the connection", NULL, 0,
      false},

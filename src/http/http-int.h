@@ -155,6 +155,7 @@ struct bp_http_req {
     bool body_anonymous;                 /* read before authentication: header_timeout bounds it */
     int64_t body_start_ms;               /* monotonic: when reading it began */
     uint64_t body_bytes_in;              /* bytes of it received, framing included */
+    size_t body_budget;                  /* bytes of max_buffered_bytes it holds */
     uint64_t body_remaining;             /* Content-Length bytes still to read */
     struct bp_http_chunked chunked;
     char *body;                          /* arena (Content-Length) or body_buf's (chunked) */

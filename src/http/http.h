@@ -186,6 +186,9 @@ void bp_http_req_read_body(struct bp_http_req *req, size_t limit);
  * with its head, within header_timeout of the request's first byte, instead of body_timeout
  * plus body_min_rate. */
 void bp_http_req_read_body_anonymous(struct bp_http_req *req, size_t limit);
+/* Request body bytes held now, over all connections (what max_buffered_bytes bounds: a body that
+ * would pass it goes to on_body as BP_ERR_OVERLOADED, unread). */
+size_t bp_http_buffered_bytes(void);
 /* The body read (after on_body); NULL and 0 when there was none. */
 const char *bp_http_req_body(const struct bp_http_req *req, size_t *out_len);
 

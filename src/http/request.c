@@ -198,6 +198,43 @@ req_begin(struct bp_conn *c)
     bp_http__conn_update_timer(c);
 }
 
+/* ---- the body memory budget (max_buffered_bytes) ----
+ *
+ * Every request body is held whole until its handler has it (the proxy rewrites transaction
+ * bodies; OAuth parses forms), so many large bodies at once could exhaust memory: a body takes
+ * its size from one process-wide budget before a byte of it is read (a chunked one as its buffer
+ * grows) and gives it back when the request ends. One atomic add per body; never a lock. */
+static _Atomic size_t buffered_bytes;
+
+static bool
+budget_take(struct bp_http_req *r, size_t n)
+{
+    size_t max = r->conf->cfg->max_buffered_bytes;
+    size_t cur = atomic_load_explicit(&buffered_bytes, memory_order_relaxed);
+
+    do {
+        if (n > max || cur > max - n) {
+            return false;
+        }
+    } while (!atomic_compare_exchange_weak_explicit(&buffered_bytes, &cur, cur + n, memory_order_relaxed,
+                                                    memory_order_relaxed));
+    r->body_budget += n;
+    return true;
+}
+
+static void
+budget_give_back(struct bp_http_req *r)
+{
+    atomic_fetch_sub_explicit(&buffered_bytes, r->body_budget, memory_order_relaxed);
+    r->body_budget = 0;
+}
+
+size_t
+bp_http_buffered_bytes(void)
+{
+    return atomic_load_explicit(&buffered_bytes, memory_order_relaxed);
+}
+
 void
 bp_http__req_end(struct bp_conn *c)
 {
@@ -207,6 +244,7 @@ bp_http__req_end(struct bp_conn *c)
     if (r->state == BP_REQ_NONE) {
         return;
     }
+    budget_give_back(r);
     BP_BUG_ON(r->held);
     if (r->handler != NULL && r->handler->on_end != NULL) {
         r->handler->on_end(r->handler->self, r);
@@ -884,6 +922,11 @@ bp_http_req_read_body(struct bp_http_req *r, size_t limit)
         r->handler->on_body(r->handler->self, r, BP_ERR_PAYLOAD_TOO_LARGE);
         return;
     }
+    if (h->framing == BP_HTTP_BODY_LENGTH && !budget_take(r, (size_t)h->content_length + 1)) {
+        r->facts.reason = "max_buffered_bytes reached";
+        r->handler->on_body(r->handler->self, r, BP_ERR_OVERLOADED);
+        return;
+    }
     r->body_limit = limit;
     r->state = BP_REQ_BODY;
     if (h->framing == BP_HTTP_BODY_LENGTH) {
@@ -928,6 +971,12 @@ read_body(struct bp_conn *c)
         bp_err rc = bp_http_chunked_feed(&r->chunked, data, avail, &r->body_buf, &used);
         bp_http__conn_consume(c, used);
         r->body_bytes_in += used;
+        if (r->body_buf.cap > r->body_budget && !budget_take(r, r->body_buf.cap - r->body_budget)) {
+            r->state = BP_REQ_HANDLER;
+            r->facts.reason = "max_buffered_bytes reached";
+            r->handler->on_body(r->handler->self, r, BP_ERR_OVERLOADED);
+            return true;
+        }
         if (rc == BP_ERR_LIMIT) {
             r->state = BP_REQ_HANDLER;
             r->handler->on_body(r->handler->self, r, BP_ERR_PAYLOAD_TOO_LARGE);

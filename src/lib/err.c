@@ -31,6 +31,7 @@ static const char *const names[BP_ERR__COUNT] = {
     [BP_ERR_AUDIT_UNAVAILABLE] = "audit_unavailable",
     [BP_ERR_NOT_READY] = "not_ready",
     [BP_ERR_INSTANCE_UNAVAILABLE] = "instance_unavailable",
+    [BP_ERR_OVERLOADED] = "overloaded",
     [BP_ERR_CLIENT_CLOSED] = "client_closed",
 };
 

@@ -34,6 +34,7 @@ typedef enum {
     BP_ERR_AUDIT_UNAVAILABLE,  /* the audit queue is full: refuse rather than forward unrecorded */
     BP_ERR_NOT_READY,          /* no credentials loaded yet (the store was down at start) */
     BP_ERR_INSTANCE_UNAVAILABLE, /* the Core instance is marked down by its health (issue 14) */
+    BP_ERR_OVERLOADED,         /* max_buffered_bytes: no memory left for this request's body */
     BP_ERR_CLIENT_CLOSED,      /* the client went away before its answer (audit and log only) */
     BP_ERR__COUNT
 } bp_err;

@@ -8,7 +8,7 @@ import net from 'node:net';
 import { after, before, test } from 'node:test';
 
 import { startFakeCore } from './lib/fake_core.mjs';
-import { bearer, makeInstance, makeKey, rawRequest, req, sleep, startProxy, tmpDb, waitFor } from './lib/harness.mjs';
+import { assertError, bearer, makeInstance, makeKey, rawRequest, req, sleep, startProxy, tmpDb, waitFor } from './lib/harness.mjs';
 
 let core;
 let db;
@@ -211,5 +211,59 @@ test('one peer holds at most max_connections_per_peer connections; a trusted pro
         assert.equal(await refusedCount(trusting.port), 0);
     } finally {
         await trusting.stop();
+    }
+});
+
+/** Head and the first `sent` bytes of a JSON body of `len` bytes; resolves with the socket. */
+function partialPost(port, len, sent) {
+    return new Promise((resolve) => {
+        const s = net.connect({ host: '127.0.0.1', port });
+        sockets.push(s);
+        s.on('error', () => {});
+        s.on('connect', () => {
+            s.write(postHead(len));
+            s.write(`{"name":"${'x'.repeat(sent - 9)}`);
+            resolve(s);
+        });
+    });
+}
+
+test('request bodies in memory are bounded over all connections (max_buffered_bytes): beyond it 503 before reading, and the room comes back', async () => {
+    const proxy = await startProxy({ db, args: ['--max-buffered-bytes', '64KiB', '--body-timeout', '1h'] });
+    let first = null;
+    try {
+        core.reset();
+        const len = 40000;
+        const body = JSON.stringify({ name: 'y'.repeat(len - 11) });
+        assert.equal(body.length, len);
+        const post = () =>
+            req(proxy.port, 'POST', `/proxy/ledgers?instance_id=${instance.id}`, {
+                headers: { ...bearer(key), 'content-type': 'application/json' },
+                body,
+                agent: false,
+            });
+        // One body of 40,000 bytes is coming in slowly: the budget (64 KiB) has no room for another.
+        first = await partialPost(proxy.port, len, 100);
+        await sleep(200);
+        const refused = await post();
+        assertError(refused, 503, 'PROXY_OVERLOADED');
+        assert.equal(refused.headers['retry-after'], '1');
+        assert.equal(core.requests.length, 0, 'Core never saw the refused request');
+        // The slow client leaves: its room comes back.
+        first.destroy();
+        await waitFor(async () => (await post()).status === 201, { timeoutMs: 5000, what: 'room again' });
+        // Two bodies that fit together are both taken, while one is still coming in.
+        const small = JSON.stringify({ name: 'z'.repeat(20000 - 11) });
+        const held = await partialPost(proxy.port, 20000, 100);
+        const other = await req(proxy.port, 'POST', `/proxy/ledgers?instance_id=${instance.id}`, {
+            headers: { ...bearer(key), 'content-type': 'application/json' },
+            body: small,
+            agent: false,
+        });
+        assert.equal(other.status, 201, other.text);
+        held.destroy();
+    } finally {
+        first?.destroy(); /* a body still coming in would hold the shutdown for shutdown_timeout */
+        await proxy.stop();
     }
 });

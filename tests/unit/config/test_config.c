@@ -200,6 +200,7 @@ test_table_naming_rules(void **state)
         "max_connections",
         "max_connections_per_peer",
         "max_body_bytes",
+        "max_buffered_bytes",
         "max_upload_bytes",
         "max_response_bytes",
         "idle_timeout",

@@ -195,7 +195,7 @@ test_live_rows(void **state)
         "upstream_connect_timeout", "upstream_timeout", "max_header_bytes", "max_headers",
         "max_connections", "max_body_bytes", "max_upload_bytes", "max_response_bytes",
         "idle_timeout", "header_timeout", "shutdown_timeout", "log_level", "max_connections_per_peer",
-        "body_timeout", "body_min_rate",
+        "body_timeout", "body_min_rate", "max_buffered_bytes",
         "audit.writes", "audit.reads", "health.failures", "health.cooldown", "health.probe_interval", "health.probe_instances",
         "trusted_proxies",
     };

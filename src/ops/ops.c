@@ -19,6 +19,7 @@
 #include "lib/buf.h"
 #include "lib/str.h"
 #include "config/config.h"
+#include "lib/clock.h"
 #include "metrics/metrics.h"
 
 /* ---- the endpoints ---- */
@@ -113,6 +114,42 @@ bp_ops_handler(void)
 
 /* ---- the access log ---- */
 
+/* Refusals of clients that showed no valid credential (a 4xx without one) get at most this many
+ * access lines a second per worker (issue 11: a flood of anonymous requests wrote tens of MB a
+ * second into the log); the rest are counted, and the count is logged once the second is over
+ * (with the worker's next access line). Each loop thread keeps its own count: no sharing. */
+#define REFUSAL_LINES_PER_SECOND 20
+
+static _Thread_local int64_t refusal_second;
+static _Thread_local unsigned refusal_lines;
+static _Thread_local uint64_t refusals_suppressed;
+
+/* True when this access line may be written. */
+static bool
+access_line_allowed(const struct bp_http_facts *f)
+{
+    int64_t now = bp_clock_wall_s();
+
+    if (now != refusal_second) {
+        if (refusals_suppressed > 0) {
+            BP_WARN("access lines of refused requests suppressed", BP_LINT("count", (int64_t)refusals_suppressed),
+                    BP_LINT("per_second_max", REFUSAL_LINES_PER_SECOND));
+            refusals_suppressed = 0;
+        }
+        refusal_second = now;
+        refusal_lines = 0;
+    }
+    if (f->credential != NULL || f->status < 400 || f->status >= 500) {
+        return true;
+    }
+    if (refusal_lines < REFUSAL_LINES_PER_SECOND) {
+        refusal_lines++;
+        return true;
+    }
+    refusals_suppressed++;
+    return false;
+}
+
 static void
 access_log_finish(void *self, struct bp_http_req *req, struct bp_http_hold *hold)
 {
@@ -123,6 +160,9 @@ access_log_finish(void *self, struct bp_http_req *req, struct bp_http_hold *hold
     (void)self;
     (void)hold;
 
+    if (!access_line_allowed(f)) {
+        return;
+    }
     BP_INFO("access", BP_LSTR("request_id", bp_http_req_id(req)), BP_LSTRN("method", h->method, h->method_len),
             BP_LSTR("route", f->route), BP_LSTR("instance", f->instance), BP_LSTR("credential", f->credential),
             BP_LINT("status", f->status), BP_LINT("upstream_status", f->upstream_status),

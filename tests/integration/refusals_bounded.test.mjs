@@ -1,7 +1,8 @@
 // What an anonymous client can make the proxy keep (issue 11, item 1, in part): a request refused
-// for its credential keeps at most 256 bytes of its raw path in the audit record (it kept 2 KiB),
-// and a connection whose requests fail authentication 3 times is closed after the third refusal,
-// so guessing keys or flooding refusals cannot go on over one kept-alive connection.
+// for its credential keeps at most 256 bytes of its raw path in the audit record (it kept 2 KiB);
+// a connection whose requests fail authentication 3 times is closed after the third refusal, so
+// guessing keys or flooding refusals cannot go on over one kept-alive connection; and refusals
+// get at most 20 access lines a second per worker, the rest counted in one line.
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
 
@@ -60,4 +61,29 @@ test('a refused request keeps at most 256 bytes of its raw path in the audit log
     }
     assert.ok(rec, 'the refusal is recorded');
     assert.equal(rec.path.length, 256, `kept ${rec.path.length} bytes`);
+});
+
+test('access lines of refused anonymous requests are rate-limited; the rest are counted, not lost', async () => {
+    const one = await startProxy({ db, workers: 1 });
+    try {
+        const p = `/proxy/ledgers?instance_id=${instance.id}`;
+        // 100 refusals at once: 50 connections, 2 pipelined requests each (under the 3 strikes).
+        await Promise.all(
+            Array.from({ length: 50 }, () => rawRequest(one.port, get(p) + get(p), { timeoutMs: 5000, until: (b) => parseResponses(b).length === 2 })),
+        );
+        // A second later, any request logs the count of what was left out.
+        await new Promise((res) => setTimeout(res, 1100));
+        await rawRequest(one.port, 'GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n', { timeoutMs: 5000 });
+        await one.waitForLog((x) => x.msg === 'access lines of refused requests suppressed', 5000);
+        await one.waitForLog((x) => x.msg === 'access' && x.status === 200, 5000);
+        const lines = one.logObjects();
+        const logged = lines.filter((x) => x.msg === 'access' && x.status === 401).length;
+        const suppressed = lines
+            .filter((x) => x.msg === 'access lines of refused requests suppressed')
+            .reduce((a, x) => a + x.count, 0);
+        assert.ok(logged <= 40, `at most 20 lines a second (the burst may span two seconds): ${logged}`);
+        assert.equal(logged + suppressed, 100, `every refusal is a line or counted: ${logged} + ${suppressed}`);
+    } finally {
+        await one.stop();
+    }
 });

@@ -34,6 +34,7 @@
 #include <openssl/x509v3.h>
 
 #include "lib/alloc.h"
+#include "lib/tlssock.h"
 
 struct bp_upstream__tls_ctx {
     struct bp_upstream__tls_ctx *next;
@@ -45,47 +46,12 @@ struct bp_upstream__tls_ctx {
 
 static pthread_once_t init_once = PTHREAD_ONCE_INIT;
 static int init_ok;
-static BIO_METHOD *nosig_method;
 static int conn_index = -1; /* SSL ex_data slot: the struct bp_upstream__conn of an SSL */
 
-/* OpenSSL's socket BIO writes with write(2): a reset connection would raise SIGPIPE in a process
- * that has not ignored it. This one is the socket BIO with send(..., MSG_NOSIGNAL) instead, as
- * the plain path uses, so the client never depends on the process's signal setup. */
-static int
-nosig_write(BIO *b, const char *data, int len)
-{
-    int fd = (int)BIO_get_fd(b, NULL);
-    ssize_t n;
-
-    errno = 0;
-    n = send(fd, data, (size_t)len, MSG_NOSIGNAL);
-    BIO_clear_retry_flags(b);
-    if (n <= 0 && BIO_sock_should_retry((int)n)) {
-        BIO_set_retry_write(b);
-    }
-    return (int)n;
-}
-
 static void
-init_openssl(void)
+init_index(void)
 {
-    const BIO_METHOD *sock;
-
-    init_ok =
-        OPENSSL_init_ssl(OPENSSL_INIT_LOAD_SSL_STRINGS | OPENSSL_INIT_LOAD_CRYPTO_STRINGS, NULL);
-    if (init_ok != 1) {
-        return;
-    }
-    sock = BIO_s_socket();
-    nosig_method = BIO_meth_new(BIO_TYPE_SOCKET, "blnkproxy upstream socket");
-    if (nosig_method == NULL || BIO_meth_set_write(nosig_method, nosig_write) != 1 ||
-        BIO_meth_set_read(nosig_method, BIO_meth_get_read(sock)) != 1 ||
-        BIO_meth_set_puts(nosig_method, BIO_meth_get_puts(sock)) != 1 ||
-        BIO_meth_set_ctrl(nosig_method, BIO_meth_get_ctrl(sock)) != 1 ||
-        BIO_meth_set_create(nosig_method, BIO_meth_get_create(sock)) != 1 ||
-        BIO_meth_set_destroy(nosig_method, BIO_meth_get_destroy(sock)) != 1) {
-        init_ok = 0;
-    }
+    init_ok = bp_tlssock_init() == BP_OK;
     conn_index = SSL_get_ex_new_index(0, NULL, NULL, NULL, NULL);
     if (conn_index < 0) {
         init_ok = 0;
@@ -119,7 +85,7 @@ bp_upstream__tls_origin_free(struct bp_upstream__origin *o)
 bp_err
 bp_upstream__tls_global_init(void)
 {
-    pthread_once(&init_once, init_openssl);
+    pthread_once(&init_once, init_index);
     return init_ok == 1 ? BP_OK : BP_ERR_IO;
 }
 
@@ -249,13 +215,12 @@ bp_upstream__tls_start(struct bp_upstream__conn *c, char *cause, size_t cause_le
             return BP_ERR_IO;
         }
     }
-    bio = BIO_new(nosig_method);
+    bio = bp_tlssock_bio(c->fd);
     if (bio == NULL) {
         ssl_error_text("TLS socket", cause, cause_len);
         SSL_free(ssl);
         return BP_ERR_IO;
     }
-    BIO_set_fd(bio, c->fd, BIO_NOCLOSE);
     SSL_set_bio(ssl, bio, bio);
     SSL_set_ex_data(ssl, conn_index, c);
     /* Only a session verified with this very context: a replaced CA file means new trust, which

@@ -434,6 +434,12 @@ bp_config_cleanup(struct bp_config *c)
     c->listen_host = NULL;
     bp_free(c->ops_listen_host);
     c->ops_listen_host = NULL;
+    bp_free(c->tls_listen_host);
+    c->tls_listen_host = NULL;
+    bp_free(c->tls_cert);
+    c->tls_cert = NULL;
+    bp_free(c->tls_key);
+    c->tls_key = NULL;
     bp_free(c->file);
     c->file = NULL;
     bp_config__routes_cleanup(c);

@@ -32,6 +32,10 @@ struct bp_config {
     char *ops_listen_host;        /* "ops_listen": where /metrics (and health) are served instead of
                                      on listen; NULL = no such listener */
     int ops_listen_port;
+    char *tls_listen_host;        /* "tls_listen": an address served with TLS; NULL = none */
+    int tls_listen_port;
+    char *tls_cert;               /* "tls_cert": PEM certificate chain for tls_listen */
+    char *tls_key;                /* "tls_key": PEM private key for tls_listen */
     int workers;                  /* "workers" / BLNKPROXY_WORKERS / --workers; default = online cores; 1..256 */
     int64_t upstream_connect_timeout_ms; /* "upstream_connect_timeout" (duration or seconds number) default 5s */
     int64_t upstream_timeout_ms;  /* "upstream_timeout" / --upstream-timeout SECONDS; default 30s */

@@ -104,12 +104,12 @@ bp_http__req_client(struct bp_http_req *r)
     memcpy(r->client, c->peer, sizeof(r->client));
     r->forwarded_for = NULL;
     r->forwarded_for_len = 0;
-    r->https = false;
+    r->https = c->ssl != NULL;
     if (conf->n_trusted == 0 || !c->peer_known ||
         !bp_ipnet_list_contains(conf->trusted, conf->n_trusted, &c->peer_ip)) {
         return;
     }
-    r->https = forwarded_https(r->head);
+    r->https = r->https || forwarded_https(r->head);
     n = xff_entries(r->head, ring, &first);
     for (size_t k = n; k-- > 0;) {
         const struct entry *e = &ring[(first + k) % XFF_ENTRIES_MAX];

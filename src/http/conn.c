@@ -19,6 +19,14 @@
  * Activity only moves a deadline later, which the timer learns when it fires early and re-arms
  * itself; it is re-armed at once only when a deadline moves earlier.
  *
+ * TLS (tls_listen): a connection from the TLS listener does its handshake first (bounded by
+ * header_timeout, driven by whichever event OpenSSL waits for), then reads and writes through
+ * its session (tls.c) instead of read(2) and writev(2), and the same buffers and events work
+ * unchanged, with two differences. OpenSSL may hold decrypted input that the socket will not
+ * signal again, so after a read that leaves some, the read event is made active by hand. And a
+ * write that must wait is retried from the output buffer with at least the bytes it offered,
+ * as OpenSSL requires; small iovecs are joined first, so a response is one record, not three.
+ *
  * Lifecycle: accept → (requests, request.c) → close. A connection is freed only from its own
  * event callbacks or from the server's stop, after which nothing touches it; the request is
  * aborted first, so no handler callback can reach a freed connection. A connection whose
@@ -43,6 +51,8 @@
 #define LINGER_IDLE_MS 2000
 /* Compact the read buffer before a read when less than this is free at its end. */
 #define INBUF_MIN_ROOM 2048
+/* TLS: what one write offers at most (one record's worth), and the joined iovecs' limit. */
+#define TLS_WRITE_MAX 16384
 
 static void conn_free(struct bp_conn *c);
 
@@ -153,6 +163,9 @@ bp_http__conn_read_on(struct bp_conn *c)
     if (!c->reading && !c->closed) {
         event_add(c->rev, NULL);
         c->reading = true;
+        if (bp_http__tls_pending(c)) {
+            event_active(c->rev, EV_READ, 1); /* input OpenSSL held while reading paused */
+        }
     }
 }
 
@@ -179,6 +192,96 @@ size_t
 bp_http__conn_pending(const struct bp_conn *c)
 {
     return c->out != NULL ? evbuffer_get_length(c->out) : 0;
+}
+
+/* ---- the transport: the socket, or TLS over it ---- */
+
+static ssize_t
+conn_recv(struct bp_conn *c, char *buf, size_t len)
+{
+    return c->ssl != NULL ? bp_http__tls_read(c, buf, len) : read(c->fd, buf, len);
+}
+
+/* TLS: writes len bytes record by record while the session takes them. Returns the bytes
+ * written; -1 (errno) only when none were and the write must wait (EAGAIN) or failed. */
+static ssize_t
+tls_send(struct bp_conn *c, const char *p, size_t len)
+{
+    size_t done = 0;
+
+    while (done < len) {
+        size_t chunk = len - done < TLS_WRITE_MAX ? len - done : TLS_WRITE_MAX;
+        ssize_t w = bp_http__tls_write(c, p + done, chunk);
+        if (w <= 0) {
+            return done > 0 ? (ssize_t)done : -1;
+        }
+        done += (size_t)w;
+    }
+    return (ssize_t)done;
+}
+
+/* As writev(2). */
+static ssize_t
+conn_sendv(struct bp_conn *c, const struct iovec *iov, int n, size_t total)
+{
+    ssize_t w;
+    size_t done = 0;
+
+    if (c->ssl == NULL) {
+        do {
+            w = writev(c->fd, iov, n);
+        } while (w < 0 && errno == EINTR);
+        return w;
+    }
+    if (total <= TLS_WRITE_MAX) {
+        char joined[TLS_WRITE_MAX];
+        for (int i = 0; i < n; i++) {
+            memcpy(joined + done, iov[i].iov_base, iov[i].iov_len);
+            done += iov[i].iov_len;
+        }
+        return tls_send(c, joined, total);
+    }
+    for (int i = 0; i < n; i++) {
+        w = tls_send(c, iov[i].iov_base, iov[i].iov_len);
+        if (w < 0) {
+            return done > 0 ? (ssize_t)done : -1;
+        }
+        done += (size_t)w;
+        if ((size_t)w < iov[i].iov_len) {
+            break;
+        }
+    }
+    return (ssize_t)done;
+}
+
+/* Writes up to atmost bytes of c->out, as evbuffer_write_atmost (which it is without TLS). */
+static int
+out_write(struct bp_conn *c, size_t atmost)
+{
+    size_t done = 0;
+
+    if (c->ssl == NULL) {
+        return evbuffer_write_atmost(c->out, c->fd, atmost == SIZE_MAX ? -1 : (ev_ssize_t)atmost);
+    }
+    while (done < atmost) {
+        size_t pending = evbuffer_get_length(c->out);
+        size_t len = pending < TLS_WRITE_MAX ? pending : TLS_WRITE_MAX;
+        ssize_t w;
+        if (len > atmost - done) {
+            len = atmost - done;
+        }
+        if (len == 0) {
+            break;
+        }
+        /* At least what the previous attempt offered (it was at the front, at most a record). */
+        w = bp_http__tls_write(c, evbuffer_pullup(c->out, (ev_ssize_t)len), len);
+        if (w <= 0) {
+            return done > 0 ? (int)done : -1;
+        }
+        evbuffer_drain(c->out, (size_t)w);
+        done += (size_t)w;
+    }
+    return (int)done;
 }
 
 /* ---- the deadline ---- */
@@ -213,12 +316,15 @@ conn_deadline(struct bp_conn *c)
     if (c->broken) {
         return 0; /* now: see bp_http__conn_write */
     }
+    if (c->lingering) {
+        return min_ms(c->linger_until_ms, c->last_read_ms + LINGER_IDLE_MS);
+    }
+    if (c->ssl != NULL && !c->tls_ready) {
+        return c->tls_deadline_ms; /* the handshake: as long as a head may take */
+    }
     if (c->writing) {
         /* The client stopped reading: it does not get to pin a buffered response forever. */
         return c->last_write_ms + idle_timeout_ms(c);
-    }
-    if (c->lingering) {
-        return min_ms(c->linger_until_ms, c->last_read_ms + LINGER_IDLE_MS);
     }
     return bp_http__req_deadline(c);
 }
@@ -268,6 +374,10 @@ timer_cb(evutil_socket_t fd, short what, void *arg)
         arm_timer(c, at, now);
         return;
     }
+    if (c->ssl != NULL && !c->tls_ready && !c->lingering) {
+        bp_http__conn_close(c); /* no handshake in time: counted as failed */
+        return;
+    }
     if (c->writing) {
         BP_INFO("client stopped reading; closing", BP_LSTR("peer", c->peer));
         bp_http__conn_close(c);
@@ -291,6 +401,7 @@ start_linger(struct bp_conn *c)
 {
     int64_t now = bp_clock_mono_ms();
 
+    bp_http__tls_shutdown(c);
     shutdown(c->fd, SHUT_WR);
     c->lingering = true;
     c->in.start = 0;
@@ -332,6 +443,55 @@ on_eof(struct bp_conn *c)
     bp_http__conn_close(c);
 }
 
+/* A plain HTTP request on the TLS listener (a wrong URL scheme, most likely) gets a plain answer
+ * that says so, as nginx's does, in one send: a client that does not take it loses nothing. */
+static void
+tls_refuse_plain(struct bp_conn *c)
+{
+    static const char answer[] = "HTTP/1.1 400 Bad Request\r\n"
+                                 "Content-Type: text/plain\r\n"
+                                 "Content-Length: 55\r\n"
+                                 "Connection: close\r\n"
+                                 "\r\n"
+                                 "This address speaks HTTPS: use an https:// URL for it.\n";
+
+    if (send(c->fd, answer, sizeof(answer) - 1, MSG_NOSIGNAL | MSG_DONTWAIT) < 0) {
+        bp_http__conn_close(c);
+        return;
+    }
+    start_linger(c); /* the rest of the request must not turn the close into a reset */
+}
+
+/* TLS: the handshake goes on when the socket is ready for what OpenSSL waits for. */
+static void
+tls_handshake_step(struct bp_conn *c)
+{
+    switch (bp_http__tls_handshake(c)) {
+    case BP_TLS_DONE:
+        if (bp_http__conn_pending(c) == 0) {
+            write_off(c);
+        }
+        c->last_read_ms = bp_clock_mono_ms();
+        event_active(c->rev, EV_READ, 1); /* a request may have come with the handshake's end */
+        bp_http__conn_update_timer(c);
+        return;
+    case BP_TLS_WANT_READ:
+        if (bp_http__conn_pending(c) == 0) {
+            write_off(c);
+        }
+        return;
+    case BP_TLS_WANT_WRITE:
+        write_on(c);
+        return;
+    case BP_TLS_FAILED:
+        bp_http__conn_close(c);
+        return;
+    case BP_TLS_PLAIN_HTTP:
+        tls_refuse_plain(c);
+        return;
+    }
+}
+
 static void
 read_cb(evutil_socket_t fd, short what, void *arg)
 {
@@ -344,17 +504,28 @@ read_cb(evutil_socket_t fd, short what, void *arg)
         discard_input(c);
         return;
     }
+    if (c->ssl != NULL && !c->tls_ready) {
+        tls_handshake_step(c);
+        return;
+    }
+    if (c->tls_read_wants_write) {
+        return; /* write_cb retries the read */
+    }
     inbuf_take(c);
     if (!inbuf_room(c)) {
         /* At the read limit (pipelined requests waiting behind a slow one): pause. */
         bp_http__conn_read_off(c);
         return;
     }
-    /* One read per readiness: if more is waiting, the (level-triggered) event fires again. */
-    n = read(c->fd, c->in.data + c->in.end, c->in.cap - c->in.end);
+    /* One read per readiness: if more is waiting, the (level-triggered) event fires again;
+     * what OpenSSL holds does not make the socket readable, so then the event is made active. */
+    n = conn_recv(c, c->in.data + c->in.end, c->in.cap - c->in.end);
     if (n > 0) {
         c->in.end += (size_t)n;
         c->last_read_ms = bp_clock_mono_ms();
+        if (bp_http__tls_pending(c)) {
+            event_active(c->rev, EV_READ, 1); /* dropped by a read_off or a close meanwhile */
+        }
         bp_http__req_input(c); /* may close c */
         return;
     }
@@ -363,6 +534,9 @@ read_cb(evutil_socket_t fd, short what, void *arg)
         return;
     }
     if (errno == EAGAIN || errno == EINTR) {
+        if (c->tls_read_wants_write) {
+            write_on(c);
+        }
         return;
     }
     bp_http__conn_close(c);
@@ -372,7 +546,7 @@ read_cb(evutil_socket_t fd, short what, void *arg)
 static bool
 flush_out(struct bp_conn *c)
 {
-    int n = evbuffer_write(c->out, c->fd);
+    int n = out_write(c, SIZE_MAX);
 
     if (n < 0 && errno != EAGAIN && errno != EINTR) {
         bp_http__conn_close(c);
@@ -404,7 +578,7 @@ after_flush(struct bp_conn *c)
 static void
 write_unheld(struct bp_conn *c)
 {
-    int n = c->unheld > 0 ? evbuffer_write_atmost(c->out, c->fd, (ev_ssize_t)c->unheld) : 0;
+    int n = c->unheld > 0 ? out_write(c, c->unheld) : 0;
 
     if (n < 0 && errno != EAGAIN && errno != EINTR) {
         bp_http__conn_close(c);
@@ -423,9 +597,20 @@ static void
 write_cb(evutil_socket_t fd, short what, void *arg)
 {
     struct bp_conn *c = arg;
-    (void)fd;
     (void)what;
 
+    if (c->ssl != NULL && !c->tls_ready) {
+        tls_handshake_step(c);
+        return;
+    }
+    if (c->tls_read_wants_write) {
+        c->tls_read_wants_write = false;
+        if (bp_http__conn_pending(c) == 0) {
+            write_off(c);
+        }
+        read_cb(fd, EV_READ, c); /* may close c */
+        return;
+    }
     if (c->holding) {
         write_unheld(c);
         return;
@@ -449,9 +634,7 @@ bp_http__conn_write(struct bp_conn *c, const struct iovec *iov, int n, bool hold
         total += iov[i].iov_len;
     }
     if (!hold && bp_http__conn_pending(c) == 0) {
-        do {
-            w = writev(c->fd, iov, n);
-        } while (w < 0 && errno == EINTR);
+        w = conn_sendv(c, iov, n, total);
         if (w < 0) {
             if (errno != EAGAIN) {
                 /* The client is gone. What was not sent is dropped. The connection closes from
@@ -537,9 +720,11 @@ peer_admitted(struct bp_worker *w, const struct bp_ip *ip)
 }
 
 void
-bp_http__conn_accept(struct bp_worker *w, int fd, const struct sockaddr *sa, int salen, bool ops)
+bp_http__conn_accept(struct bp_worker *w, int fd, const struct sockaddr *sa, int salen,
+                     enum bp_http__listener kind)
 {
-    const struct bp_config *cfg = bp_http__worker_conf(w)->cfg;
+    const struct bp_http_conf *conf = bp_http__worker_conf(w);
+    const struct bp_config *cfg = conf->cfg;
     struct bp_conn *c;
     struct bp_ip ip;
     bool known = bp_ip_from_sockaddr(sa, &ip);
@@ -554,7 +739,7 @@ bp_http__conn_accept(struct bp_worker *w, int fd, const struct sockaddr *sa, int
     setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
     c->peer_known = known;
     c->peer_counted = known;
-    c->ops = ops;
+    c->ops = kind == BP_LISTENER_OPS;
     c->peer_ip = ip;
     if (c->peer_known) {
         bp_ip_format(&c->peer_ip, c->peer);
@@ -563,6 +748,15 @@ bp_http__conn_accept(struct bp_worker *w, int fd, const struct sockaddr *sa, int
     }
     c->worker = w;
     c->fd = fd;
+    if (kind == BP_LISTENER_TLS && (conf->tls == NULL || !bp_http__tls_start(c, conf->tls))) {
+        if (c->peer_counted) {
+            bp_http__peer_release(&c->peer_ip);
+        }
+        close(fd);
+        bp_free(c);
+        return;
+    }
+    c->tls_deadline_ms = bp_clock_mono_ms() + cfg->header_timeout_ms;
     c->req.conn = c;
     bp_arena_init(&c->req.arena, &w->arenas);
     c->hold.conn = c;
@@ -602,6 +796,10 @@ bp_http__conn_close(struct bp_conn *c)
     c->timer = NULL;
     c->reading = false;
     c->writing = false;
+    if (c->ssl != NULL) {
+        bp_http__tls_shutdown(c);
+        bp_http__tls_end(c);
+    }
     close(c->fd);
     c->fd = -1;
     inbuf_give_back(c);

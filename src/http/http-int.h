@@ -8,6 +8,7 @@
  *   request.c  the request: its state machine, body reading, response framing, finish hooks
  *   client.c   who the client is: the peer, or what a trusted proxy's X-Forwarded-For names
  *   peers.c    open connections per peer, for max_connections_per_peer
+ *   tls.c      TLS on the listener: the certificate's context, a connection's session
  *   parser.c   the strict request parser (parser.h) */
 
 #include <pthread.h>
@@ -54,6 +55,7 @@ struct bp_http_conf {
     void (*app_free)(void *app);
     struct bp_ipnet *trusted;    /* cfg->trusted_proxies, parsed (client.c) */
     size_t n_trusted;
+    struct bp_http_tls *tls;     /* tls_listen's certificate (tls.c); NULL without tls_listen */
 };
 
 struct bp_server {
@@ -73,6 +75,7 @@ struct bp_server {
     int n_running;                       /* threads started */
     int port;
     int ops_port;                        /* 0: no ops listener */
+    int tls_port;                        /* 0: no TLS listener */
     pthread_mutex_t ready_lock;  /* guards ready and ready_reason: /readyz and the watcher only */
     enum bp_readiness ready;
     char ready_reason[256];
@@ -86,6 +89,7 @@ struct bp_worker {
     struct event_base *base;
     struct evconnlistener *listener;
     struct evconnlistener *ops_listener; /* worker 0 only, when ops_listen is set */
+    struct evconnlistener *tls_listener; /* when tls_listen is set */
     struct bp_inbox *inbox;              /* completions from other threads */
     void **hstate;                       /* per handler, in server->handlers order */
     struct event *stop_ev;               /* activated from the main thread to begin draining */
@@ -192,6 +196,12 @@ struct bp_conn {
     bool peer_known;                     /* peer_ip holds it (an AF_INET or AF_INET6 socket) */
     bool peer_counted;                   /* holds a place in peers.c's count */
     bool ops;                            /* came in on the ops listener */
+    struct ssl_st *ssl;                  /* came in on the TLS listener: its session (tls.c) */
+    bool tls_ready;                      /* the handshake completed */
+    bool tls_failed;                     /* the handshake failed (counted once) */
+    bool tls_dead;                       /* a fatal TLS error: no close_notify may follow */
+    bool tls_read_wants_write;           /* a read must wait until the socket takes output */
+    int64_t tls_deadline_ms;             /* monotonic: when the handshake must be done */
     unsigned strikes;                    /* bp_http_req_conn_strike */
     struct bp_http_inbuf in;
     struct evbuffer *out;                /* bytes a short write left, and held bytes; lazily made */
@@ -231,6 +241,34 @@ void bp_http__conf_trust(struct bp_http_conf *conf, const struct bp_config *cfg)
 /* Sets the request's client, forwarded chain and scheme from its head and connection. */
 void bp_http__req_client(struct bp_http_req *r);
 
+/* ---- tls.c ---- */
+/* One more user of t (bp_http_tls_free releases one). */
+struct bp_http_tls *bp_http__tls_ref(struct bp_http_tls *t);
+/* Gives c (accepted on the TLS listener) its session. False when out of memory. */
+bool bp_http__tls_start(struct bp_conn *c, const struct bp_http_tls *t);
+enum bp_http__tls_step {
+    BP_TLS_DONE,
+    BP_TLS_WANT_READ,
+    BP_TLS_WANT_WRITE,
+    BP_TLS_FAILED,
+    BP_TLS_PLAIN_HTTP, /* failed: the client spoke plain HTTP to the TLS listener */
+};
+/* Advances the handshake (counted in metrics when it ends either way). */
+enum bp_http__tls_step bp_http__tls_handshake(struct bp_conn *c);
+/* As read(2): bytes, 0 at the client's end, -1 with errno (EAGAIN: wait; then
+ * c->tls_read_wants_write says for the socket to take output rather than for input). */
+ssize_t bp_http__tls_read(struct bp_conn *c, void *buf, size_t len);
+/* As write(2): bytes taken, or -1 with errno (EAGAIN: retry with at least the same bytes). */
+ssize_t bp_http__tls_write(struct bp_conn *c, const void *buf, size_t len);
+/* OpenSSL holds decrypted input that the socket will not signal again. */
+bool bp_http__tls_pending(const struct bp_conn *c);
+/* Sends close_notify (once, without waiting), as a close or a half-close begins. */
+void bp_http__tls_shutdown(struct bp_conn *c);
+/* A handshake that never completed counts as failed. */
+void bp_http__tls_abandoned(struct bp_conn *c);
+/* Frees the session (the socket is the caller's). */
+void bp_http__tls_end(struct bp_conn *c);
+
 /* ---- server.c ---- */
 struct bp_http_conf *bp_http__conf_ref(struct bp_http_conf *conf);
 /* NULL is a no-op. */
@@ -246,7 +284,10 @@ const struct bp_http_route *bp_http__route(const struct bp_server *s, const char
 size_t bp_http__handler_slot(const struct bp_server *s, const struct bp_http_handler *h);
 
 /* ---- conn.c: transport ---- */
-void bp_http__conn_accept(struct bp_worker *w, int fd, const struct sockaddr *sa, int salen, bool ops);
+/* The kind of listener a connection came in on. */
+enum bp_http__listener { BP_LISTENER_MAIN, BP_LISTENER_OPS, BP_LISTENER_TLS };
+void bp_http__conn_accept(struct bp_worker *w, int fd, const struct sockaddr *sa, int salen,
+                          enum bp_http__listener kind);
 /* Closes the connection now: the request in progress is aborted (its handler told). A
  * connection whose response is held stays parked until the release. */
 void bp_http__conn_close(struct bp_conn *c);

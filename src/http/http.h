@@ -25,6 +25,7 @@
 
 struct bp_config;
 struct bp_server;
+struct bp_http_tls;
 struct bp_http_req;
 struct bp_http_hold;
 struct bp_http_head;
@@ -261,12 +262,23 @@ bp_err bp_server_check_address(const struct bp_config *cfg, char *err, size_t er
  * with the configuration they started with. Settings fixed at start (listen, workers, ...) are
  * read from the start configuration only. Takes ownership of cfg (freed with
  * bp_config_cleanup and bp_free) and of app (freed with the spec's app_free). Call from the
- * thread that started the server, before bp_server_stop. */
-void bp_server_reconfigure(struct bp_server *s, struct bp_config *cfg, void *app);
+ * thread that started the server, before bp_server_stop. tls (bp_http_tls_load of cfg) is taken
+ * too: NULL keeps the certificate in use. */
+void bp_server_reconfigure(struct bp_server *s, struct bp_config *cfg, void *app, struct bp_http_tls *tls);
+/* TLS on the listener (tls_listen): cfg's certificate chain and key (cfg->tls_cert, tls_key), read
+ * now into what new TLS connections will use. *out is NULL when cfg has no tls_listen. On failure
+ * err says which file and why, in words for the operator (never the key's bytes). Main thread:
+ * bp_server_new reads them itself; a reload reads them again and hands them to
+ * bp_server_reconfigure, so that a certificate renewed on disk applies without a restart. */
+bp_err bp_http_tls_load(const struct bp_config *cfg, struct bp_http_tls **out, char *err, size_t err_len);
+/* NULL is a no-op. */
+void bp_http_tls_free(struct bp_http_tls *t);
 /* The bound port. */
 int bp_server_port(const struct bp_server *s);
 /* The ops listener's port (ops_listen), 0 when there is none. */
 int bp_server_ops_port(const struct bp_server *s);
+/* The TLS listener's port (tls_listen), 0 when there is none. */
+int bp_server_tls_port(const struct bp_server *s);
 /* Readiness as /readyz reports it (issue 9). A server starts BP_STARTING: nothing has said the
  * credential tables are loaded until the watcher does (a PostgreSQL store down at start would
  * otherwise be reported ready until the watcher's first check). */

@@ -151,6 +151,17 @@ bp_server_check_address(const struct bp_config *cfg, char *err, size_t err_len)
                  address);
         return BP_ERR_INVALID;
     }
+    if (cfg->tls_listen_host != NULL && cfg->tls_listen_port != 0 &&
+        ((cfg->tls_listen_port == cfg->listen_port && strcmp(cfg->tls_listen_host, cfg->listen_host) == 0) ||
+         (cfg->ops_listen_host != NULL && cfg->tls_listen_port == cfg->ops_listen_port &&
+          strcmp(cfg->tls_listen_host, cfg->ops_listen_host) == 0))) {
+        format_address(cfg->tls_listen_host, cfg->tls_listen_port, address, sizeof(address));
+        snprintf(err, err_len,
+                 "tls_listen (%s) is also listen or ops_listen: one address speaks either TLS or plain HTTP; "
+                 "give tls_listen its own port",
+                 address);
+        return BP_ERR_INVALID;
+    }
     if (cfg->reuse_port || cfg->listen_port == 0) {
         return BP_OK;
     }
@@ -192,6 +203,9 @@ pause_accepting(struct bp_worker *w)
 {
     if (!w->accept_paused && w->listener != NULL) {
         evconnlistener_disable(w->listener);
+        if (w->tls_listener != NULL) {
+            evconnlistener_disable(w->tls_listener);
+        }
         w->accept_paused = true;
     }
 }
@@ -202,24 +216,39 @@ resume_accepting(struct bp_worker *w)
     if (w->accept_paused && w->listener != NULL && !w->draining && w->n_conns < w->max_conns &&
         !evtimer_pending(w->accept_retry, NULL)) {
         evconnlistener_enable(w->listener);
+        if (w->tls_listener != NULL) {
+            evconnlistener_enable(w->tls_listener);
+        }
         w->accept_paused = false;
+    }
+}
+
+static void
+accept_on(struct bp_worker *w, evutil_socket_t fd, struct sockaddr *sa, int salen, enum bp_http__listener kind)
+{
+    if (w->draining) {
+        close(fd);
+        return;
+    }
+    bp_http__conn_accept(w, fd, sa, salen, kind);
+    /* At the limit, further clients wait in the kernel's backlog instead of costing memory here. */
+    if (w->n_conns >= w->max_conns) {
+        pause_accepting(w);
     }
 }
 
 static void
 accept_cb(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa, int salen, void *arg)
 {
-    struct bp_worker *w = arg;
     (void)l;
-    if (w->draining) {
-        close(fd);
-        return;
-    }
-    bp_http__conn_accept(w, fd, sa, salen, false);
-    /* At the limit, further clients wait in the kernel's backlog instead of costing memory here. */
-    if (w->n_conns >= w->max_conns) {
-        pause_accepting(w);
-    }
+    accept_on(arg, fd, sa, salen, BP_LISTENER_MAIN);
+}
+
+static void
+tls_accept_cb(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa, int salen, void *arg)
+{
+    (void)l;
+    accept_on(arg, fd, sa, salen, BP_LISTENER_TLS);
 }
 
 /* The ops listener (worker 0's): a scrape or a health check now and then, never paused by
@@ -234,7 +263,7 @@ ops_accept_cb(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa,
         close(fd);
         return;
     }
-    bp_http__conn_accept(w, fd, sa, salen, true);
+    bp_http__conn_accept(w, fd, sa, salen, BP_LISTENER_OPS);
 }
 
 /* accept(2) failed, typically EMFILE: the listener would stay readable and spin, so it pauses
@@ -264,7 +293,7 @@ accept_retry_cb(evutil_socket_t fd, short what, void *arg)
 /* ---- live configuration ---- */
 
 static struct bp_http_conf *
-conf_new(const struct bp_config *cfg, void *app, void (*app_free)(void *app))
+conf_new(const struct bp_config *cfg, void *app, void (*app_free)(void *app), struct bp_http_tls *tls)
 {
     struct bp_http_conf *conf = bp_calloc(1, sizeof(*conf));
 
@@ -272,6 +301,7 @@ conf_new(const struct bp_config *cfg, void *app, void (*app_free)(void *app))
     conf->cfg = cfg;
     conf->app = app;
     conf->app_free = app_free;
+    conf->tls = tls;
     bp_http__conf_trust(conf, cfg);
     return conf;
 }
@@ -297,6 +327,7 @@ bp_http__conf_unref(struct bp_http_conf *conf)
         bp_free(conf->owned_cfg);
     }
     bp_free(conf->trusted);
+    bp_http_tls_free(conf->tls);
     bp_free(conf);
 }
 
@@ -349,14 +380,17 @@ conf_cb(evutil_socket_t fd, short what, void *arg)
 }
 
 void
-bp_server_reconfigure(struct bp_server *s, struct bp_config *cfg, void *app)
+bp_server_reconfigure(struct bp_server *s, struct bp_config *cfg, void *app, struct bp_http_tls *tls)
 {
-    struct bp_http_conf *conf = conf_new(cfg, app, s->app_free);
+    struct bp_http_conf *conf = conf_new(cfg, app, s->app_free, tls);
     struct bp_http_conf *old;
 
     conf->owned_cfg = cfg;
     pthread_mutex_lock(&s->conf_lock);
     old = s->conf;
+    if (conf->tls == NULL && old->tls != NULL) {
+        conf->tls = bp_http__tls_ref(old->tls);
+    }
     s->conf = conf;
     atomic_fetch_add(&s->conf_gen, 1);
     pthread_mutex_unlock(&s->conf_lock);
@@ -469,9 +503,9 @@ fresh_grace_cb(evutil_socket_t fd, short what, void *arg)
  * connections in its queue; in a hand-over (issue 8) those are clients that already connected
  * and would see their request fail although the new process serves the address. */
 static void
-accept_queued(struct bp_worker *w)
+accept_queued(struct bp_worker *w, struct evconnlistener *l, enum bp_http__listener kind)
 {
-    int lfd = evconnlistener_get_fd(w->listener);
+    int lfd = evconnlistener_get_fd(l);
 
     for (int i = 0; i < 4096; i++) {
         struct sockaddr_storage ss;
@@ -480,7 +514,7 @@ accept_queued(struct bp_worker *w)
         if (fd < 0) {
             return;
         }
-        bp_http__conn_accept(w, fd, (struct sockaddr *)&ss, (int)sl, false);
+        bp_http__conn_accept(w, fd, (struct sockaddr *)&ss, (int)sl, kind);
     }
 }
 
@@ -498,13 +532,18 @@ stop_cb(evutil_socket_t fd, short what, void *arg)
     (void)what;
 
     if (w->listener != NULL) {
-        accept_queued(w);
+        accept_queued(w, w->listener, BP_LISTENER_MAIN);
         evconnlistener_free(w->listener);
         w->listener = NULL;
     }
     if (w->ops_listener != NULL) {
         evconnlistener_free(w->ops_listener);
         w->ops_listener = NULL;
+    }
+    if (w->tls_listener != NULL) {
+        accept_queued(w, w->tls_listener, BP_LISTENER_TLS);
+        evconnlistener_free(w->tls_listener);
+        w->tls_listener = NULL;
     }
     w->draining = true;
     c = w->conns;
@@ -594,6 +633,9 @@ worker_free(struct bp_worker *w)
     }
     if (w->ops_listener != NULL) {
         evconnlistener_free(w->ops_listener);
+    }
+    if (w->tls_listener != NULL) {
+        evconnlistener_free(w->tls_listener);
     }
     for (size_t i = 0; w->hstate != NULL && i < s->n_handlers; i++) {
         if (s->handlers[i]->worker_fini != NULL) {
@@ -728,12 +770,58 @@ open_ops_listener(struct bp_server *s, const struct bp_config *cfg, char *err, s
     return BP_OK;
 }
 
+/* tls_listen: one socket per worker, as listen. */
+static bp_err
+open_tls_listeners(struct bp_server *s, const struct bp_config *cfg, char *err, size_t err_len)
+{
+    struct addrinfo *ai = NULL;
+    char address[300];
+    bp_err rc;
+
+    format_address(cfg->tls_listen_host, cfg->tls_listen_port, address, sizeof(address));
+    rc = resolve_listen(cfg->tls_listen_host, cfg->tls_listen_port, &ai);
+    if (rc != BP_OK) {
+        snprintf(err, err_len, "cannot listen on %s (tls_listen): not a numeric address", address);
+        return rc;
+    }
+    if (!cfg->reuse_port && cfg->tls_listen_port != 0) {
+        rc = check_address_free(ai, address, err, err_len);
+    }
+    for (int i = 0; i < s->n_workers && rc == BP_OK; i++) {
+        struct bp_worker *w = s->workers[i];
+        int fd = -1;
+        int port = 0;
+        if (i == 1) {
+            set_port(ai, s->tls_port);
+        }
+        rc = open_listener(ai, address, &fd, &port, err, err_len);
+        if (rc != BP_OK) {
+            break;
+        }
+        if (i == 0) {
+            s->tls_port = port;
+        }
+        w->tls_listener = evconnlistener_new(w->base, tls_accept_cb, w, LEV_OPT_CLOSE_ON_FREE | LEV_OPT_CLOSE_ON_EXEC,
+                                             -1, fd);
+        if (w->tls_listener == NULL) {
+            close(fd);
+            snprintf(err, err_len, "cannot listen on %s (tls_listen)", address);
+            rc = BP_ERR_IO;
+            break;
+        }
+        evconnlistener_set_error_cb(w->tls_listener, accept_error_cb);
+    }
+    freeaddrinfo(ai);
+    return rc;
+}
+
 bp_err
 bp_server_new(const struct bp_server_spec *spec, struct bp_server **out, char *err, size_t err_len)
 {
     const struct bp_config *cfg = spec->cfg;
     struct bp_server *s = bp_calloc(1, sizeof(*s));
     struct addrinfo *ai = NULL;
+    struct bp_http_tls *tls = NULL;
     char address[300];
     bp_err rc = BP_OK;
 
@@ -747,7 +835,8 @@ bp_server_new(const struct bp_server_spec *spec, struct bp_server **out, char *e
     s->app_free = spec->app_free;
     collect_handlers(s);
     pthread_mutex_init(&s->conf_lock, NULL);
-    s->conf = conf_new(cfg, spec->app, spec->app_free);
+    rc = bp_http_tls_load(cfg, &tls, err, err_len);
+    s->conf = conf_new(cfg, spec->app, spec->app_free, tls);
     s->workers = bp_calloc((size_t)cfg->workers, sizeof(*s->workers));
     pthread_mutex_init(&s->ready_lock, NULL);
     /* Not ready until the watcher says the tables are loaded: a PostgreSQL store that is down at
@@ -756,6 +845,9 @@ bp_server_new(const struct bp_server_spec *spec, struct bp_server **out, char *e
     s->ready = BP_STARTING;
     snprintf(s->ready_reason, sizeof(s->ready_reason), "credentials not loaded yet");
     atomic_init(&s->conf_gen, 0);
+    if (rc != BP_OK) {
+        goto fail; /* the certificate (after conf_new, which now owns spec->app) */
+    }
     format_address(cfg->listen_host, cfg->listen_port, address, sizeof(address));
     rc = resolve_listen(cfg->listen_host, cfg->listen_port, &ai);
     if (rc != BP_OK) {
@@ -797,6 +889,12 @@ bp_server_new(const struct bp_server_spec *spec, struct bp_server **out, char *e
             goto fail;
         }
     }
+    if (cfg->tls_listen_host != NULL) {
+        rc = open_tls_listeners(s, cfg, err, err_len);
+        if (rc != BP_OK) {
+            goto fail;
+        }
+    }
     *out = s;
     return BP_OK;
 fail:
@@ -830,6 +928,12 @@ int
 bp_server_ops_port(const struct bp_server *s)
 {
     return s->ops_port;
+}
+
+int
+bp_server_tls_port(const struct bp_server *s)
+{
+    return s->tls_port;
 }
 
 void

@@ -81,6 +81,8 @@ struct bp_metrics__shard {
     _Atomic int64_t client_conns;
     _Atomic int64_t upstream_conns;
     _Atomic uint64_t client_conns_refused; /* max_connections_per_peer */
+    _Atomic uint64_t tls_handshakes;         /* completed on the TLS listener */
+    _Atomic uint64_t tls_handshake_failures; /* failed or abandoned there */
 };
 
 struct bp_metrics__state {

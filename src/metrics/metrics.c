@@ -456,6 +456,20 @@ bp_metrics_client_conn_refused(void)
 }
 
 void
+bp_metrics_tls_handshake(bool ok)
+{
+    struct bp_metrics__state *m = atomic_load_explicit(&bp_metrics__g, memory_order_acquire);
+    struct bp_metrics__shard *s;
+
+    if (m == NULL) {
+        return;
+    }
+    s = shard_enter(m);
+    add_u64(ok ? &s->tls_handshakes : &s->tls_handshake_failures, 1);
+    shard_leave(m, s);
+}
+
+void
 bp_metrics_upstream_conns_add(int delta)
 {
     struct bp_metrics__state *m = atomic_load_explicit(&bp_metrics__g, memory_order_acquire);

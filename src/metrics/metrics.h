@@ -69,6 +69,8 @@ void bp_metrics_upstream_error(enum bp_metrics_upstream_error kind);
 void bp_metrics_client_conns_add(int delta);
 /* A client connection closed at accept: its peer had max_connections_per_peer open. */
 void bp_metrics_client_conn_refused(void);
+/* A TLS handshake on the listener ended: completed (ok) or not. */
+void bp_metrics_tls_handshake(bool ok);
 void bp_metrics_upstream_conns_add(int delta);
 /* The credential table just published: its size, and one more reload. */
 void bp_metrics_tables_published(size_t credentials, size_t instances);

@@ -370,6 +370,8 @@ struct fixed_sums {
     int64_t client_conns;
     int64_t upstream_conns;
     uint64_t client_conns_refused;
+    uint64_t tls_handshakes;
+    uint64_t tls_handshake_failures;
 };
 
 static void
@@ -390,6 +392,8 @@ sum_fixed(struct bp_metrics__state *m, struct fixed_sums *f)
         hist_add(&f->audit_commit, &s->audit_commit);
         f->client_conns += atomic_load_explicit(&s->client_conns, memory_order_relaxed);
         f->client_conns_refused += ld(&s->client_conns_refused);
+        f->tls_handshakes += ld(&s->tls_handshakes);
+        f->tls_handshake_failures += ld(&s->tls_handshake_failures);
         f->upstream_conns += atomic_load_explicit(&s->upstream_conns, memory_order_relaxed);
     }
     /* Shards count deltas, so a read between an open on one thread and the matching close on
@@ -425,6 +429,11 @@ render_fixed(struct bp_buf *b, bool om, const struct fixed_sums *f)
            "Client connections closed at once because their peer (an IPv4 address or an IPv6 /64) had "
            "max_connections_per_peer open.");
     putf(b, P "client_connections_refused_total %" PRIu64 "\n", f->client_conns_refused);
+    family(b, om, P "tls_handshakes_total", "counter",
+           "TLS handshakes on tls_listen, by result: ok, or failed (a bad or unsupported hello, a "
+           "client that left or timed out during the handshake).");
+    putf(b, P "tls_handshakes_total{result=\"ok\"} %" PRIu64 "\n", f->tls_handshakes);
+    putf(b, P "tls_handshakes_total{result=\"failed\"} %" PRIu64 "\n", f->tls_handshake_failures);
     family(b, om, P "upstream_connections", "gauge", "Open connections to Blnk Core instances.");
     putf(b, P "upstream_connections %" PRId64 "\n", f->upstream_conns);
 }

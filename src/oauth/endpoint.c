@@ -346,7 +346,7 @@ bp_oauth_endpoint_handler(const struct bp_oauth_endpoint *ep)
 }
 
 bp_err
-bp_oauth_endpoint_start(struct bp_oauth_endpoint *ep, int port)
+bp_oauth_endpoint_start(struct bp_oauth_endpoint *ep, int port, int tls_port)
 {
     int n = ep->cfg.oauth_threads > 0 ? ep->cfg.oauth_threads : 1;
     int np = ep->cfg.oauth_password_threads > 0 ? ep->cfg.oauth_password_threads : 1;
@@ -368,17 +368,21 @@ bp_oauth_endpoint_start(struct bp_oauth_endpoint *ep, int port)
     };
     bp_err rc;
 
-    /* The issuer is by default the address we actually listen on, known only once bound. */
+    /* The issuer is by default the address we actually listen on, known only once bound: the
+     * TLS listener's when there is one (browsers and apps should use that one). */
     ep->cfg.listen_port = port;
     if (ep->cfg.oauth_issuer == NULL) {
         char buf[300];
-        bool v6 = strchr(ep->cfg.listen_host, ':') != NULL;
-        snprintf(buf, sizeof(buf), v6 ? "http://[%s]:%d" : "http://%s:%d", ep->cfg.listen_host, port);
+        bool tls = tls_port > 0 && ep->cfg.tls_listen_host != NULL;
+        const char *host = tls ? ep->cfg.tls_listen_host : ep->cfg.listen_host;
+        bool v6 = strchr(host, ':') != NULL;
+        snprintf(buf, sizeof(buf), v6 ? "%s://[%s]:%d" : "%s://%s:%d", tls ? "https" : "http", host,
+                 tls ? tls_port : port);
         ep->issuer = bp_strdup(buf);
         ep->cfg.oauth_issuer = ep->issuer;
     }
-    /* The proxy itself speaks plain HTTP; an https issuer means a TLS terminator in front, so
-     * the browser talks TLS and cookies must be Secure. */
+    /* An https issuer: the browser talks TLS (to our TLS listener, or to a terminator in front),
+     * so cookies must be Secure. */
     ep->tls = strncmp(ep->cfg.oauth_issuer, "https://", 8) == 0;
     rc = bp_workq_new(&qo, &ep->q);
     if (rc != BP_OK) {

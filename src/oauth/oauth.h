@@ -56,8 +56,9 @@ struct bp_oauth_endpoint_opts {
  * thread (then 503). Nothing runs until bp_oauth_endpoint_start. */
 bp_err bp_oauth_endpoint_new(const struct bp_oauth_endpoint_opts *opts, struct bp_oauth_endpoint **out);
 const struct bp_http_handler *bp_oauth_endpoint_handler(const struct bp_oauth_endpoint *ep);
-/* Starts the threads. port is the one the server bound: the default issuer names it. */
-bp_err bp_oauth_endpoint_start(struct bp_oauth_endpoint *ep, int port);
+/* Starts the threads. port and tls_port (0: none) are the ones the server bound: the default
+ * issuer names the TLS one (https) when there is one, else port (http). */
+bp_err bp_oauth_endpoint_start(struct bp_oauth_endpoint *ep, int port, int tls_port);
 /* Finishes the queued requests (their clients still wait) and joins the threads. Call after the
  * server stopped. */
 void bp_oauth_endpoint_stop(struct bp_oauth_endpoint *ep);

@@ -17,6 +17,7 @@
 
 #include "config/config.h"
 #include "core/log.h"
+#include "http/http.h"
 #include "lib/alloc.h"
 #include "router/router.h"
 #include "serve/serve-int.h"
@@ -185,6 +186,17 @@ print_summary(const struct bp_config *cfg, size_t n_routes, const struct store_r
     }
 }
 
+/* tls_listen's certificate and key load as serve would load them. */
+static bp_err
+check_tls(const struct bp_config *cfg, char *err, size_t err_len)
+{
+    struct bp_http_tls *tls = NULL;
+    bp_err rc = bp_http_tls_load(cfg, &tls, err, err_len);
+
+    bp_http_tls_free(tls);
+    return rc;
+}
+
 int
 bp_serve__check(int n_flags, char **flags, bool json)
 {
@@ -199,7 +211,7 @@ bp_serve__check(int n_flags, char **flags, bool json)
     memset(&st, 0, sizeof(st));
     if (bp_config_load(n_flags, flags, &cfg, err, sizeof(err)) != BP_OK ||
         bp_serve__build_routes(&cfg, &routes, &n_routes, err, sizeof(err)) != BP_OK ||
-        check_store(cfg.db, &st, err, sizeof(err)) != BP_OK) {
+        check_tls(&cfg, err, sizeof(err)) != BP_OK || check_store(cfg.db, &st, err, sizeof(err)) != BP_OK) {
         code = refuse(err, json);
         goto done;
     }

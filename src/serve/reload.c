@@ -12,6 +12,9 @@
  *    finish with the one they started with;
  *  - settings that shaped threads, sockets or connections (listen, workers, db, oauth.*,
  *    audit.queue_size, ...) keep their running values, and one warning names them;
+ *  - tls_listen's certificate and key are read again (a renewal replaces the files and sends
+ *    SIGHUP): new TLS connections use them, open ones keep theirs; files that do not load
+ *    refuse the reload as a bad value does;
  *  - one info line names what changed (names only, never values: a DSN may hold a password).
  * Turning auditing on when it was off for both kinds starts the audit writer here. */
 #include <stdio.h>
@@ -60,6 +63,7 @@ bp_serve__reload(struct bp_serve *sv)
     struct bp_route *routes = NULL;
     size_t n_routes = 0;
     size_t n_changes;
+    struct bp_http_tls *tls = NULL;
     char err[1024] = "";
     char applied[1024];
     char not_applied[1024];
@@ -83,12 +87,19 @@ bp_serve__reload(struct bp_serve *sv)
         refuse(err);
         goto done;
     }
+    /* The certificate and key are read again even when their paths did not change: a renewal
+     * replaces the files and sends SIGHUP. */
+    if (bp_http_tls_load(next, &tls, err, sizeof(err)) != BP_OK) {
+        refuse(err);
+        goto done;
+    }
     if (bp_serve__audit_start(sv, next) != BP_OK) {
         refuse("cannot start the audit log writer (see the log line above)");
+        bp_http_tls_free(tls);
         goto done;
     }
     /* The proxy's part of the snapshot owns the new route table; the server owns both. */
-    bp_server_reconfigure(sv->server, next, bp_proxy_conf_new(routes, n_routes, routes, sv->audit));
+    bp_server_reconfigure(sv->server, next, bp_proxy_conf_new(routes, n_routes, routes, sv->audit), tls);
     sv->running = next; /* the server owns it now, and keeps it until the next reload */
 
     /* Before the lines below, so that whoever reads them sees the new level in effect (an
@@ -102,7 +113,8 @@ bp_serve__reload(struct bp_serve *sv)
                 BP_LSTR("not_applied", not_applied));
     }
     BP_INFO("configuration reloaded", BP_LSTR("file", next->file), BP_LSTR("changed", applied),
-            BP_LINT("routes", n_routes), BP_LSTR("audit_writes", bp_serve__mode_name(next->audit_writes)),
+            BP_LINT("routes", n_routes), BP_LBOOL("tls_certificate_reloaded", tls != NULL),
+            BP_LSTR("audit_writes", bp_serve__mode_name(next->audit_writes)),
             BP_LSTR("audit_reads", bp_serve__mode_name(next->audit_reads)));
     next = NULL;
     routes = NULL;

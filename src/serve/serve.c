@@ -368,7 +368,7 @@ start(struct bp_serve *sv, struct bp_store **store, struct bp_watch **watch, str
         bp_audit_set_node(sv->audit, sv->node);
     }
     bp_metrics_set_node(sv->node);
-    if (bp_oauth_endpoint_start(sv->oauth, bp_server_port(sv->server)) != BP_OK) {
+    if (bp_oauth_endpoint_start(sv->oauth, bp_server_port(sv->server), bp_server_tls_port(sv->server)) != BP_OK) {
         fail("cannot start the OAuth threads (see the log line above)");
         return 1;
     }
@@ -400,7 +400,8 @@ start(struct bp_serve *sv, struct bp_store **store, struct bp_watch **watch, str
     }
     BP_INFO("listening", BP_LSTR("node", sv->node), BP_LSTR("host", sv->cfg.listen_host),
             BP_LINT("port", bp_server_port(sv->server)), BP_LSTR("ops_host", sv->cfg.ops_listen_host),
-            BP_LINT("ops_port", bp_server_ops_port(sv->server)),
+            BP_LINT("ops_port", bp_server_ops_port(sv->server)), BP_LSTR("tls_host", sv->cfg.tls_listen_host),
+            BP_LINT("tls_port", bp_server_tls_port(sv->server)),
             BP_LINT("workers", sv->cfg.workers), BP_LSTR("version", bp_version_get()),
             BP_LSTR("revision", bp_version_revision()), BP_LSTR("store", sv->store_kind),
             BP_LINT("schema_version", version), BP_LINT("migrations_applied", applied), BP_LINT("routes", n_routes),

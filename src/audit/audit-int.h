@@ -50,6 +50,18 @@ struct bp_audit_item {
 
 struct bp_audit_retention;
 
+/* Refusals before authentication, aggregated (refusals.c). */
+#define BP_AUDIT_REFUSAL_SLOTS 1024
+#define BP_AUDIT_REFUSAL_KEY_MAX 112 /* peer key, error code and status */
+struct bp_audit_refusal;
+struct bp_audit_refusals {
+    pthread_mutex_t mu;
+    struct bp_audit_refusal *slots;   /* BP_AUDIT_REFUSAL_SLOTS, under mu */
+    size_t used;                      /* under mu */
+    _Atomic int64_t due_us;           /* monotonic: when the open window closes; 0 = none open */
+    int64_t window_us;
+};
+
 struct bp_audit {
     pthread_mutex_t mu;
     pthread_cond_t wake;            /* the writer: records queued, or stop */
@@ -70,7 +82,12 @@ struct bp_audit {
                                        stamped on every record the writer commits */
     bool await_node;                /* under mu: commit nothing until node is set */
 
+    _Atomic bool stalled;           /* neither the store nor the spool takes records (a full disk):
+                                       sync records are refused (bp_audit_stalled) until one does */
+    char *dsn;                      /* the store's, for the room checks (store_reserve.c) */
+
     /* Writer thread only. */
+    int64_t reserve_checked_ms;     /* monotonic: the last time the reserve was checked */
     struct bp_store *store;
     char *spool_path;
     bool spool_pending;             /* the spool holds records not yet in the store */
@@ -87,7 +104,28 @@ struct bp_audit {
 
     struct bp_audit_ratelimit shed_warn;
     struct bp_audit_ratelimit store_warn;
+
+    struct bp_audit_refusals refusals;
 };
+
+/* Queues an item (audit.c): BP_ERR_LIMIT when the queue is full or closed (it is freed and
+ * counted as shed). */
+bp_err bp_audit__submit_item(struct bp_audit *a, struct bp_audit_item *it);
+/* Frees an item that was never queued. */
+void bp_audit__item_free(struct bp_audit_item *it);
+
+/* ---- refusals.c ---- */
+void bp_audit__refusals_init(struct bp_audit_refusals *r, int64_t window_ms);
+/* Frees what is left (after the last flush: nothing, unless the writer never ran). */
+void bp_audit__refusals_cleanup(struct bp_audit_refusals *r);
+/* Counts one refusal of the kind key (at wall time wall_us); the first of its kind in a window
+ * is recorded by make(arg), a packed item. Any thread; never waits on the store. */
+void bp_audit__refusal_note(struct bp_audit *a, struct bp_audit_item *(*make)(const void *arg), const void *arg,
+                            const char *key, size_t key_len, int64_t wall_us);
+/* When the open window closes (monotonic µs), 0 when none is open: the writer's wake-up. */
+int64_t bp_audit__refusals_due(struct bp_audit *a);
+/* Queues the open window's records when it is due, or whatever its age (all). */
+void bp_audit__refusals_flush(struct bp_audit *a, bool all);
 
 /* The writer thread's body (writer.c): takes batches until stopping and the queue is empty. */
 void *bp_audit__writer_main(void *arg);

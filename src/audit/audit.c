@@ -61,7 +61,9 @@ depth_source(const void *arg)
 static void
 audit_free(struct bp_audit *a)
 {
+    bp_audit__refusals_cleanup(&a->refusals);
     bp_free(a->node);
+    bp_free(a->dsn);
     bp_store_close(a->store);
     bp_free(a->spool_path);
     pthread_cond_destroy(&a->wake);
@@ -85,8 +87,11 @@ bp_audit_start(const struct bp_config *cfg, struct bp_audit **out)
     pthread_cond_init(&a->wake, &ca);
     pthread_condattr_destroy(&ca);
     a->queue_size = cfg->audit_queue_size > 0 ? (size_t)cfg->audit_queue_size : 65536;
+    bp_audit__refusals_init(&a->refusals, cfg->audit_refusal_window_ms > 0 ? cfg->audit_refusal_window_ms : 60000);
     a->node = cfg->node_name != NULL ? bp_strdup(cfg->node_name) : NULL;
     a->spool_path = spool_path_of(cfg);
+    a->dsn = bp_strdup(cfg->db != NULL ? cfg->db : "./blnkproxy.db");
+    atomic_init(&a->stalled, false);
     /* LAZY: the writer starts while a PostgreSQL store is down, spooling until it answers. */
     rc = bp_store_open(cfg->db != NULL ? cfg->db : "./blnkproxy.db", BP_STORE_OPEN_LAZY, &a->store, err,
                        sizeof(err));
@@ -122,8 +127,8 @@ bp_audit_start(const struct bp_config *cfg, struct bp_audit **out)
     return BP_OK;
 }
 
-static void
-item_free(struct bp_audit_item *it)
+void
+bp_audit__item_free(struct bp_audit_item *it)
 {
     if (!it->packed) {
         bp_audit_rec_free(it->rec);
@@ -136,7 +141,7 @@ shed(struct bp_audit *a, struct bp_audit_item *it, bool closed)
 {
     uint64_t suppressed = 0;
 
-    item_free(it);
+    bp_audit__item_free(it);
     bp_metrics_audit_event(BP_METRICS_AUDIT_SHED, 1);
     if (bp_audit__ratelimit_allow(&a->shed_warn, SHED_WARN_INTERVAL_MS, &suppressed)) {
         BP_WARN(closed ? "audit: record refused after stop" : "audit: queue full, record shed",
@@ -185,8 +190,8 @@ enqueue(struct bp_audit *a, struct bp_audit_item *it)
     }
 }
 
-static bp_err
-submit_item(struct bp_audit *a, struct bp_audit_item *it)
+bp_err
+bp_audit__submit_item(struct bp_audit *a, struct bp_audit_item *it)
 {
     bool closed;
 
@@ -218,7 +223,7 @@ bp_err
 bp_audit_submit(struct bp_audit *a, struct bp_audit_rec *rec, void (*done)(void *arg), void *arg)
 {
     BP_BUG_ON(a == NULL || rec == NULL);
-    return submit_item(a, item_of(rec, done, arg));
+    return bp_audit__submit_item(a, item_of(rec, done, arg));
 }
 
 void
@@ -362,7 +367,29 @@ bp_audit_submit_req(struct bp_audit *a, const struct bp_audit_req_rec *r, bool r
         submit_item_reserved(a, it);
         return BP_OK;
     }
-    return submit_item(a, it);
+    return bp_audit__submit_item(a, it);
+}
+
+static struct bp_audit_item *
+make_refusal(const void *arg)
+{
+    return item_of_req(arg, NULL, NULL);
+}
+
+void
+bp_audit_note_refusal(struct bp_audit *a, const struct bp_audit_req_rec *r, const char *peer_key)
+{
+    char key[BP_AUDIT_REFUSAL_KEY_MAX];
+    int n = snprintf(key, sizeof(key), "%s|%.*s|%d", peer_key, (int)r->error.len, r->error.p != NULL ? r->error.p : "",
+                     r->status);
+
+    bp_audit__refusal_note(a, make_refusal, r, key, n > 0 ? (size_t)n : 0, r->time_us);
+}
+
+bool
+bp_audit_stalled(const struct bp_audit *a)
+{
+    return atomic_load(&((struct bp_audit *)a)->stalled);
 }
 
 bool
@@ -384,6 +411,9 @@ bp_audit_stop(struct bp_audit *a)
         return;
     }
     bp_metrics_set_audit_depth_source(NULL, NULL);
+    /* The server has stopped: no refusal comes any more, and the open window's records go with
+     * the rest. */
+    bp_audit__refusals_flush(a, true);
     pthread_mutex_lock(&a->mu);
     a->stopping = true;
     pthread_cond_signal(&a->wake);

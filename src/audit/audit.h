@@ -46,6 +46,10 @@ void bp_audit_await_node(struct bp_audit *a);
  * record is durable; it must only hand off (e.g. wake a loop thread). Returns BP_ERR_LIMIT when
  * the queue is full (rec is freed and counted as shed; done is not called). */
 bp_err bp_audit_submit(struct bp_audit *a, struct bp_audit_rec *rec, void (*done)(void *arg), void *arg);
+/* True while neither the store nor the spool can be written (a full disk): a request whose record
+ * must be durable before its answer (sync) is answered 503 before it is forwarded, since its
+ * record could not be, until space returns. Records already queued wait in memory. */
+bool bp_audit_stalled(const struct bp_audit *a);
 /* True when the queue is at its limit: the http module answers 503 instead of forwarding. */
 bool bp_audit_full(const struct bp_audit *a);
 /* Takes one place in the queue for a record that will be submitted later (a request about to be
@@ -59,6 +63,14 @@ void bp_audit_submit_reserved(struct bp_audit *a, struct bp_audit_rec *rec, void
  * bp_audit_reserve) and like bp_audit_submit when not (BP_ERR_LIMIT: shed, done not called). */
 bp_err bp_audit_submit_req(struct bp_audit *a, const struct bp_audit_req_rec *rec, bool reserved,
                            void (*done)(void *arg), void *arg);
+/* A request refused before authentication (it showed no valid credential), described as for
+ * bp_audit_submit_req: not one record each (anyone can send them as fast as the network
+ * allows), but one per peer_key (the client's IPv4 address or IPv6 /64, as text), error and
+ * status per audit.refusal_window, holding the first one's details, how many there were
+ * (repeat_count) and when the last came (last_time_us). Never waits and never fails; the
+ * records go to the queue when the window closes (early when 1,024 kinds are open, and at
+ * stop). Any thread. */
+void bp_audit_note_refusal(struct bp_audit *a, const struct bp_audit_req_rec *rec, const char *peer_key);
 /* Records accepted and not yet durable: queued, plus the batch being committed (for /metrics and
  * the limit, so a stuck commit cannot hide a growing backlog). */
 size_t bp_audit_depth(const struct bp_audit *a);

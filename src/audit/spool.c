@@ -74,6 +74,10 @@ rec_to_json(const struct bp_audit_rec *r)
     json_object_set_new(o, "client_addr", str_or_null(r->client_addr));
     json_object_set_new(o, "resource_id", str_or_null(r->resource_id));
     json_object_set_new(o, "error", str_or_null(r->error));
+    if (r->repeat_count > 1) {
+        json_object_set_new(o, "repeat_count", json_integer(r->repeat_count));
+        json_object_set_new(o, "last_time_us", json_integer(r->last_time_us));
+    }
     return o;
 }
 
@@ -186,6 +190,9 @@ json_to_rec(json_t *o, struct bp_audit_rec *r)
     r->client_addr = get_str(o, "client_addr");
     r->resource_id = get_str(o, "resource_id");
     r->error = get_str(o, "error");
+    /* Absent in one request's record, and in spools written before aggregation. */
+    r->repeat_count = json_integer_value(json_object_get(o, "repeat_count"));
+    r->last_time_us = json_integer_value(json_object_get(o, "last_time_us"));
     return true;
 }
 

@@ -23,6 +23,7 @@
 #include "store/store.h"
 
 #define STORE_WARN_INTERVAL_MS 10000
+#define RESERVE_CHECK_MS 10000
 
 static void
 warn_store(struct bp_audit *a, const char *msg, size_t records)
@@ -124,6 +125,20 @@ retry:
     return rc == BP_OK ? BP_ERR_STORE : rc;
 }
 
+/* After a successful write, now and then: the reserve next to a SQLite store is there, or made
+ * again once there is room (store_reserve.c). */
+static void
+keep_reserve(struct bp_audit *a)
+{
+    int64_t now = bp_clock_mono_ms();
+
+    if (now - a->reserve_checked_ms < RESERVE_CHECK_MS) {
+        return;
+    }
+    a->reserve_checked_ms = now;
+    (void)bp_store_reserve_keep(a->dsn);
+}
+
 static bool
 try_commit(struct bp_audit *a, struct bp_audit_rec *recs, size_t n)
 {
@@ -140,6 +155,7 @@ try_commit(struct bp_audit *a, struct bp_audit_rec *recs, size_t n)
     bp_metrics_audit_commit(n, bp_clock_mono_us() - t0);
     atomic_fetch_add(&a->n_committed, n);
     atomic_fetch_add(&a->n_batches, 1);
+    keep_reserve(a);
     return true;
 }
 
@@ -159,7 +175,21 @@ static void
 persist(struct bp_audit *a, struct bp_audit_rec *recs, size_t n)
 {
     for (;;) {
+        /* Stalled (a full disk): no attempt until the operator made room; the reserve that the
+         * CLI may have freed is not room for this (store_reserve.c). */
+        if (atomic_load(&a->stalled) && !bp_store_has_room(a->dsn)) {
+            if (stopping(a)) {
+                BP_ERROR("audit: records lost: the disk is full and the server is stopping",
+                         BP_LSTR("path", a->spool_path), BP_LINT("records", n));
+                return;
+            }
+            nanosleep(&(struct timespec){.tv_sec = BP_AUDIT_RETRY_MS / 1000}, NULL);
+            continue;
+        }
         if (!a->spool_pending && try_commit(a, recs, n)) {
+            if (atomic_exchange(&a->stalled, false)) {
+                BP_INFO("audit: the store takes records again; sync requests are served again");
+            }
             return;
         }
         /* The ids go into the spool with the records: an import that is repeated (a crash
@@ -170,7 +200,16 @@ persist(struct bp_audit *a, struct bp_audit_rec *recs, size_t n)
         if (bp_audit__spool_append(a->spool_path, recs, n) == BP_OK) {
             bp_metrics_audit_event(BP_METRICS_AUDIT_SPOOLED, n);
             atomic_fetch_add(&a->n_spooled, n);
+            if (atomic_exchange(&a->stalled, false)) {
+                BP_INFO("audit: the spool takes records again; sync requests are served again");
+            }
             return;
+        }
+        if (!atomic_exchange(&a->stalled, true)) {
+            BP_ERROR("audit: neither the store nor the spool can be written (is the disk full?): writes "
+                     "audited sync are answered 503 PROXY_AUDIT_UNAVAILABLE until space returns; queued "
+                     "records wait in memory",
+                     BP_LSTR("reason", bp_store_last_error(a->store)), BP_LSTR("spool", a->spool_path));
         }
         if (stopping(a)) {
             BP_ERROR("audit: records lost: neither the store nor the spool can be written",
@@ -235,11 +274,22 @@ wait_until_us(struct bp_audit *a, int64_t deadline_us)
     pthread_cond_timedwait(&a->wake, &a->mu, &ts);
 }
 
-/* Waits for work under a->mu; returns with it held. */
+/* Waits for work under a->mu; returns with it held. Also returns when the open window of
+ * refusals is due (refusals.c), so that the loop queues its records. */
 static void
 wait_for_work(struct bp_audit *a)
 {
     while (a->head == NULL && !a->stopping) {
+        int64_t due = bp_audit__refusals_due(a);
+        if (due != 0) {
+            if (a->spool_pending && a->retry_at_ms * 1000 < due) {
+                due = a->retry_at_ms * 1000;
+            }
+            if (bp_clock_mono_us() < due) {
+                wait_until_us(a, due);
+            }
+            return;
+        }
         if (a->spool_pending) {
             int64_t wait_ms = a->retry_at_ms - bp_clock_mono_ms();
 
@@ -279,6 +329,7 @@ bp_audit__writer_main(void *arg)
         size_t n = 0;
         bool done;
 
+        bp_audit__refusals_flush(a, false);
         pthread_mutex_lock(&a->mu);
         wait_for_work(a);
         linger(a);

@@ -360,6 +360,7 @@ static int
 open_store(const struct bp_cli_ctx *ctx, unsigned flags, bool migrate, struct bp_store **out)
 {
     char err[PATH_MAX + 512];
+    int64_t freed;
     bp_err rc;
 
     rc = bp_store_open(bp_cli__dsn(ctx), flags, out, err, sizeof(err));
@@ -369,6 +370,14 @@ open_store(const struct bp_cli_ctx *ctx, unsigned flags, bool migrate, struct bp
     }
     if (bp_store_created_path(*out) != NULL) {
         bp_cli__error("created a new store at %s", bp_store_created_path(*out));
+    }
+    /* A full disk (serve's audit records filled it, say): the room serve keeps for this is used,
+     * so that a change as urgent as a revocation still fits. */
+    freed = bp_store_reserve_release(bp_cli__dsn(ctx));
+    if (freed > 0) {
+        bp_cli__error("the disk holding %s is full: using the %lld bytes kept free for this (%s.reserve); free "
+                      "space on that disk soon (serve keeps the reserve again once there is room)",
+                      bp_cli__dsn(ctx), (long long)freed, bp_cli__dsn(ctx));
     }
     if (!migrate) {
         return BP_CLI_EXIT_OK;

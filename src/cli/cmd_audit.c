@@ -413,6 +413,15 @@ print_json_line(const struct bp_audit_rec *r)
     json_object_set_new(o, "resource_id", jstr(r->resource_id));
     json_object_set_new(o, "error", jstr(r->error));
     json_object_set_new(o, "node", jstr(r->node));
+    /* How many requests the record stands for: more than 1 only for the aggregate of one peer's
+     * refusals before authentication, from time to last_time. */
+    json_object_set_new(o, "count", json_integer(r->repeat_count > 0 ? r->repeat_count : 1));
+    if (r->repeat_count > 1 && r->last_time_us > 0) {
+        format_time_us(r->last_time_us, t);
+        json_object_set_new(o, "last_time", json_string(t));
+    } else {
+        json_object_set_new(o, "last_time", json_null());
+    }
     rc = json_dumpf(o, stdout, JSON_COMPACT);
     json_decref(o);
     putchar('\n');
@@ -426,13 +435,15 @@ static const char *const col_names[C_COUNT] = {"TIME", "ACTOR", "ACTION", "CATEG
 
 /* The table's cells of r, as people read them ("-" for none). */
 static void
-cells_of(const struct bp_audit_rec *r, char time_buf[28], char status_buf[16], const char *cells[C_COUNT])
+cells_of(const struct bp_audit_rec *r, char time_buf[28], char status_buf[40], const char *cells[C_COUNT])
 {
     format_time_us(r->time_us, time_buf);
-    if (r->status != 0) {
-        snprintf(status_buf, 16, "%d", r->status);
+    if (r->status != 0 && r->repeat_count > 1) {
+        snprintf(status_buf, 40, "%d x%lld", r->status, (long long)r->repeat_count);
+    } else if (r->status != 0) {
+        snprintf(status_buf, 40, "%d", r->status);
     } else {
-        snprintf(status_buf, 16, "-");
+        snprintf(status_buf, 40, "-");
     }
     cells[C_TIME] = time_buf;
     cells[C_ACTOR] = r->actor_id != NULL ? r->actor_id : (r->actor_type != NULL ? r->actor_type : "-");
@@ -467,7 +478,7 @@ static int
 print_recs(struct printer *p, const struct bp_audit_rec *recs, size_t n, bool reversed)
 {
     char tb[28];
-    char sb[16];
+    char sb[40];
     const char *cells[C_COUNT];
 
     if (!p->json && !p->header_done) {

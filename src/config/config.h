@@ -72,6 +72,8 @@ struct bp_config {
     int audit_writes;                   /* enum bp_audit_mode, "audit.writes", default sync */
     int audit_reads;                    /* enum bp_audit_mode, "audit.reads", default async */
     int audit_queue_size;               /* "audit.queue_size": records waiting, default 65536 */
+    int64_t audit_refusal_window_ms;    /* "audit.refusal_window": refusals before authentication are
+                                           aggregated per peer, error and status this long, default 60s */
     int audit_retention_days;           /* "audit.retention_days": 0 = keep forever, default 90 */
     char *audit_spool;                  /* "audit.spool": file holding records while the store
                                            fails; NULL = "<db path>.audit-spool" */

@@ -144,6 +144,11 @@ const struct bp_setting bp_config__settings[] = {
     {"audit.queue_size", "BLNKPROXY_AUDIT_QUEUE_SIZE", "--audit-queue-size", BP_SETTING_INT, 16, 10000000,
      "65536", FIELD(audit_queue_size), 0,
      "audit records waiting for the writer; when full, new requests get 503", RESTART, NULL},
+    {"audit.refusal_window", "BLNKPROXY_AUDIT_REFUSAL_WINDOW", "--audit-refusal-window", BP_SETTING_DURATION,
+     SEC, HOUR, "60s", FIELD(audit_refusal_window_ms), 0,
+     "requests refused before authentication are recorded as one record per peer, error and status this "
+     "often, with their count",
+     RESTART, NULL},
     {"audit.retention_days", "BLNKPROXY_AUDIT_RETENTION_DAYS", "--audit-retention-days", BP_SETTING_INT, 0,
      36500, "90", FIELD(audit_retention_days), 0, "days audit records are kept; 0 keeps them forever", RESTART, NULL},
     {"audit.spool", "BLNKPROXY_AUDIT_SPOOL", "--audit-spool", BP_SETTING_OPT_STRING, 1, STRING_MAX_LEN, NULL,

@@ -11,6 +11,7 @@
  *            paused at the write bound, until that record is durable.
  * The record carries ids and numbers only: no header values, no body, no query string (it may
  * hold secrets). The created resource's id was read from Core's answer by proxy.c. */
+#include <stdio.h>
 #include <string.h>
 
 #include "audit/audit.h"
@@ -20,6 +21,7 @@
 #include "http/parser.h"
 #include "lib/bug.h"
 #include "lib/clock.h"
+#include "lib/ipnet.h"
 #include "lib/str.h"
 #include "proxy/proxy-int.h"
 
@@ -61,8 +63,15 @@ bp_proxy__audit_reserve(struct bp_http_req *req, struct bp_proxy_req *st)
 {
     const struct bp_proxy_conf *pc = bp_http_req_app(req);
 
-    if (audit_mode(req, st) == BP_AUDIT_OFF) {
+    int mode = audit_mode(req, st);
+
+    if (mode == BP_AUDIT_OFF) {
         return true;
+    }
+    /* Its answer would wait for a record that cannot be written (a full disk): refused now,
+     * before Core acts on it. */
+    if (mode == BP_AUDIT_SYNC && bp_audit_stalled(pc->audit)) {
+        return false;
     }
     st->audit_reserved = bp_audit_reserve(pc->audit);
     return st->audit_reserved;
@@ -159,6 +168,15 @@ submit(struct bp_http_req *req, struct bp_proxy_req *st, struct bp_audit_req_rec
     const struct bp_proxy_conf *pc = bp_http_req_app(req);
     bp_err rc;
 
+    /* A refusal (nothing reached Core) does not wait for a record that cannot be written now
+     * (a full disk): its record is queued and the answer goes. */
+    if (hold != NULL && !st->forwarded && bp_audit_stalled(pc->audit)) {
+        (void)bp_audit_submit_req(pc->audit, rec, st->audit_reserved, NULL, NULL);
+        st->audit_reserved = false;
+        st->audit_submitted = true;
+        bp_http_hold_release(hold);
+        return;
+    }
     /* Only a request refused before it was forwarded gets here without a place: when the queue
      * is full its record is shed (counted and logged by the audit module). */
     rc = bp_audit_submit_req(pc->audit, rec, st->audit_reserved, hold != NULL ? record_durable : NULL, hold);
@@ -166,6 +184,34 @@ submit(struct bp_http_req *req, struct bp_proxy_req *st, struct bp_audit_req_rec
     st->audit_submitted = true;
     if (rc != BP_OK && hold != NULL) {
         bp_http_hold_release(hold); /* shed: nothing to wait for */
+    }
+}
+
+/* No valid credential: nothing was forwarded, and anyone can send these as fast as they like,
+ * so they are counted per peer (an IPv4 address or an IPv6 /64: one subscriber) rather than
+ * recorded one by one (audit.h), and the answer waits for nothing. */
+static void
+note_refusal(struct bp_http_req *req, const struct bp_audit_req_rec *rec, struct bp_http_hold *hold)
+{
+    const struct bp_proxy_conf *pc = bp_http_req_app(req);
+    char peer_key[BP_IP_TEXT_MAX + 4];
+    struct bp_ip ip;
+
+    if (rec->client_addr.p != NULL && bp_ip_parse(rec->client_addr.p, rec->client_addr.len, &ip)) {
+        struct bp_ip key;
+        bp_ip_peer_key(&ip, &key);
+        bp_ip_format(&key, peer_key);
+        if (strchr(peer_key, ':') != NULL) {
+            size_t n = strlen(peer_key);
+            snprintf(peer_key + n, sizeof(peer_key) - n, "/64");
+        }
+    } else {
+        snprintf(peer_key, sizeof(peer_key), "%.*s", (int)rec->client_addr.len,
+                 rec->client_addr.p != NULL ? rec->client_addr.p : "");
+    }
+    bp_audit_note_refusal(pc->audit, rec, peer_key);
+    if (hold != NULL) {
+        bp_http_hold_release(hold);
     }
 }
 
@@ -200,5 +246,9 @@ bp_proxy__audit_finish(void *self, struct bp_http_req *req, struct bp_http_hold 
         return; /* a held stream's record went at its start; its durability releases the hold */
     }
     describe(req, st, &rec);
+    if (rec.actor == BP_AUDIT_ACTOR_ANONYMOUS && !st->audit_reserved) {
+        note_refusal(req, &rec, hold);
+        return;
+    }
     submit(req, st, &rec, hold);
 }

@@ -327,6 +327,13 @@ start(struct bp_serve *sv, struct bp_store **store, struct bp_watch **watch, str
     if (bp_store_created_path(*store) != NULL) {
         BP_INFO("created a new store", BP_LSTR("path", bp_store_created_path(*store)));
     }
+    /* Room for the CLI on a full disk (store_reserve.c); the audit writer makes it later when the
+     * disk has too little free now. */
+    if (bp_store_reserve_keep(sv->cfg.db) == BP_ERR_LIMIT) {
+        BP_WARN("the disk holding the store has little room: the space kept free for the CLI (a full "
+                "disk) is made once it has more",
+                BP_LINT("reserve_bytes", BP_STORE_RESERVE_BYTES));
+    }
     if (first_load(*store, &applied, &version, &token, &loaded, err, sizeof(err)) != BP_OK) {
         fail(err);
         return 1;

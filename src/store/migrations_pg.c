@@ -239,6 +239,10 @@ const char *const bp_store__pg_migrations[] = {
     "CREATE INDEX audit_xid ON audit_log(xid);"
     "ALTER TABLE watchers ADD COLUMN node TEXT, ADD COLUMN version TEXT,"
     "  ADD COLUMN started_at BIGINT NOT NULL DEFAULT 0;",
+    /* 6 (issue 11), as SQLite's 6: the count and last time of an aggregated record of refusals
+     * before authentication. A constant default: adding the columns rewrites no row. */
+    "ALTER TABLE audit_log ADD COLUMN repeat_count BIGINT NOT NULL DEFAULT 1,"
+    "  ADD COLUMN last_time_us BIGINT;",
 };
 
 const size_t bp_store__pg_migrations_len = BP_ARRAY_LEN(bp_store__pg_migrations);

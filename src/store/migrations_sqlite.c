@@ -212,6 +212,12 @@ const char *const bp_store__sqlite_migrations[] = {
     "ALTER TABLE watchers ADD COLUMN node TEXT;"
     "ALTER TABLE watchers ADD COLUMN version TEXT;"
     "ALTER TABLE watchers ADD COLUMN started_at INTEGER NOT NULL DEFAULT 0;",
+    /* 6 (issue 11): requests refused before authentication are recorded in aggregate, one record
+     * per peer and reason a window (audit/refusals.c): how many (repeat_count) and the last one's
+     * time (last_time_us; NULL when it is the only one). Every other record is one request:
+     * count 1, the default, which the rows from before get too. */
+    "ALTER TABLE audit_log ADD COLUMN repeat_count INTEGER NOT NULL DEFAULT 1;"
+    "ALTER TABLE audit_log ADD COLUMN last_time_us INTEGER;",
 };
 
 const size_t bp_store__sqlite_migrations_len = BP_ARRAY_LEN(bp_store__sqlite_migrations);

@@ -27,7 +27,7 @@
 #define BP_PG_LOCK_PURGE 3 /* session lock: one audit retention purge at a time */
 
 /* The most parameters one statement of ours takes. */
-#define BP_PG_MAX_PARAMS 20
+#define BP_PG_MAX_PARAMS 24
 
 struct pg_store {
     struct bp_store base; /* first: bp_store pointers are pg_store pointers */

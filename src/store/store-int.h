@@ -163,6 +163,8 @@ struct bp_store {
 };
 
 /* SQLite backend (store_sqlite.c): path is a filesystem path; flags as bp_store_open's. */
+/* The SQLite file a DSN names ("sqlite:" and "sqlite://" taken off), NULL for a PostgreSQL one. */
+const char *bp_store__sqlite_path(const char *dsn);
 bp_err bp_store__sqlite_open(const char *path, unsigned flags, struct bp_store **out, char *err,
                              size_t err_len);
 

@@ -17,10 +17,27 @@ has_prefix(const char *s, const char *prefix)
     return strncmp(s, prefix, strlen(prefix)) == 0;
 }
 
+const char *
+bp_store__sqlite_path(const char *dsn)
+{
+    const char *path = dsn;
+
+    if (dsn == NULL || dsn[0] == '\0' || bp_store_dsn_is_pg(dsn)) {
+        return NULL;
+    }
+    if (has_prefix(dsn, "sqlite:")) {
+        path = dsn + strlen("sqlite:");
+        if (has_prefix(path, "//")) {
+            path += 2;
+        }
+    }
+    return path;
+}
+
 bp_err
 bp_store_open(const char *dsn, unsigned flags, struct bp_store **out, char *err, size_t err_len)
 {
-    const char *path = dsn;
+    const char *path;
 
     if (dsn == NULL || dsn[0] == '\0') {
         snprintf(err, err_len, "empty database name");
@@ -30,15 +47,10 @@ bp_store_open(const char *dsn, unsigned flags, struct bp_store **out, char *err,
     if (bp_store_dsn_is_pg(dsn)) {
         return bp_store__pg_open(dsn, flags, out, err, err_len);
     }
-    if (has_prefix(dsn, "sqlite:")) {
-        path = dsn + strlen("sqlite:");
-        if (has_prefix(path, "//")) {
-            path += 2;
-        }
-        if (path[0] == '\0') {
-            snprintf(err, err_len, "empty SQLite path");
-            return BP_ERR_INVALID;
-        }
+    path = bp_store__sqlite_path(dsn);
+    if (path[0] == '\0') {
+        snprintf(err, err_len, "empty SQLite path");
+        return BP_ERR_INVALID;
     }
     return bp_store__sqlite_open(path, flags, out, err, err_len);
 }

@@ -86,6 +86,21 @@ const char *bp_store_last_error(struct bp_store *s);
 const char *bp_store_kind(const struct bp_store *s);
 /* True when dsn names a PostgreSQL store ("postgres://" or "postgresql://"). */
 bool bp_store_dsn_is_pg(const char *dsn);
+
+/* A full disk (issue 11, store_reserve.c): room kept free next to a SQLite store, so that the
+ * CLI can still make a change (revoke a key) when the disk fills. No-ops for PostgreSQL. */
+#define BP_STORE_RESERVE_BYTES (8 * 1024 * 1024)
+#define BP_STORE_RESERVE_LOW (1024 * 1024) /* the disk counts as full under this much free */
+/* Makes "<db>.reserve" (BP_STORE_RESERVE_BYTES, allocated) unless it exists; BP_ERR_LIMIT when
+ * the disk has less than twice that free (it is made later), BP_ERR_IO when it cannot be. */
+bp_err bp_store_reserve_keep(const char *dsn);
+/* When the disk holding the store is full (under BP_STORE_RESERVE_LOW free), deletes the reserve;
+ * returns the bytes it freed (0: nothing done). */
+int64_t bp_store_reserve_release(const char *dsn);
+/* False when the disk holding the store has less than twice the reserve free: a writer that
+ * failed for want of room waits for more than the reserve (which is the CLI's) before it tries
+ * again. True for PostgreSQL and when it cannot be told. */
+bool bp_store_has_room(const char *dsn);
 /* Copies dsn to out (out_len bytes, always terminated) with every password it carries (a URI's
  * user info password, a password= or sslpassword= parameter) replaced by "***": the only form of
  * a DSN that may appear in a message, a log line, --json output or a metric label. A SQLite path
@@ -478,6 +493,10 @@ struct bp_audit_rec {
     char *client_addr;         /* peer address; NULL for admin changes */
     char *resource_id;         /* id Core returned for a creation, or the admin object's id */
     char *error;               /* error_detail.code of a refusal, NULL otherwise */
+    int64_t repeat_count;      /* requests this record stands for: 1, or more for the aggregate
+                                  of one peer's refusals before authentication (audit/refusals.c);
+                                  0 is taken as 1 */
+    int64_t last_time_us;      /* the last of those requests; 0 when it is the only one */
 };
 
 struct bp_audit_query {

@@ -45,22 +45,23 @@
 #define AUDIT_COLS                                                                                  \
     "seq, time_us, request_id, actor_type, actor_id, actor_name, instance_id, method, route,"      \
     " path, action, category, core_status, status, latency_us, client_addr, resource_id, error,"   \
-    " id, node"
+    " id, node, repeat_count, last_time_us"
 
 #define INSERT_SQL                                                                                  \
     "INSERT INTO audit_log (time_us, request_id, actor_type, actor_id, actor_name, instance_id,"  \
     " method, route, path, action, category, core_status, status, latency_us, client_addr,"      \
-    " resource_id, error, id, node)"                                                              \
+    " resource_id, error, id, node, repeat_count, last_time_us)"                                  \
     " SELECT * FROM unnest($1::int8[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[]," \
     " $7::text[], $8::text[], $9::text[], $10::text[], $11::text[], $12::int4[], $13::int4[],"    \
-    " $14::int8[], $15::text[], $16::text[], $17::text[], $18::text[], $19::text[])"              \
+    " $14::int8[], $15::text[], $16::text[], $17::text[], $18::text[], $19::text[], $20::int8[],"  \
+    " $21::int8[])"                                                                               \
     " ON CONFLICT (id) DO NOTHING RETURNING id, seq"
 
 #define STR_(x) #x
 #define STR(x) STR_(x)
 #define PURGE_LOCK STR(BP_PG_LOCK_CLASS) ", " STR(BP_PG_LOCK_PURGE)
 
-#define N_FIELDS 19 /* the columns INSERT_SQL fills, in its order */
+#define N_FIELDS 21 /* the columns INSERT_SQL fills, in its order */
 
 /* Length of the valid UTF-8 sequence at s (1..4), or 0 when s starts an invalid one. */
 static size_t
@@ -211,6 +212,12 @@ build_arrays(const struct bp_audit_rec *recs, size_t n, struct arr a[N_FIELDS])
         arr_text(&a[16], r->error);
         arr_text(&a[17], r->id);
         arr_text(&a[18], r->node);
+        arr_int(&a[19], r->repeat_count > 0 ? r->repeat_count : 1);
+        if (r->last_time_us > 0) {
+            arr_int(&a[20], r->last_time_us);
+        } else {
+            arr_text(&a[20], NULL);
+        }
     }
     for (size_t f = 0; f < N_FIELDS; f++) {
         bp_buf_append(&a[f].b, n == 0 ? "{}" : "}", n == 0 ? 2 : 1);
@@ -242,10 +249,11 @@ assign_seqs(PGresult *res, struct bp_audit_rec *recs, size_t n)
 #define COPY_SQL                                                                                    \
     "INSERT INTO audit_log (seq, time_us, request_id, actor_type, actor_id, actor_name, instance_id," \
     " method, route, path, action, category, core_status, status, latency_us, client_addr,"      \
-    " resource_id, error, id, node) OVERRIDING SYSTEM VALUE"                                      \
-    " SELECT * FROM unnest($20::int8[], $1::int8[], $2::text[], $3::text[], $4::text[], $5::text[]," \
+    " resource_id, error, id, node, repeat_count, last_time_us) OVERRIDING SYSTEM VALUE"          \
+    " SELECT * FROM unnest($22::int8[], $1::int8[], $2::text[], $3::text[], $4::text[], $5::text[]," \
     " $6::text[], $7::text[], $8::text[], $9::text[], $10::text[], $11::text[], $12::int4[],"     \
-    " $13::int4[], $14::int8[], $15::text[], $16::text[], $17::text[], $18::text[], $19::text[])"
+    " $13::int4[], $14::int8[], $15::text[], $16::text[], $17::text[], $18::text[], $19::text[],"  \
+    " $20::int8[], $21::int8[])"
 
 bp_err
 bp_pg__copy_audit(struct bp_store *s, const struct bp_audit_rec *recs, size_t n)
@@ -363,6 +371,8 @@ read_rec(const PGresult *res, int row, void *vout)
     out->error = bp_pg__col_dup(res, row, 17);
     out->id = bp_pg__col_dup(res, row, 18);
     out->node = bp_pg__col_dup(res, row, 19);
+    out->repeat_count = bp_pg__col_int(res, row, 20);
+    out->last_time_us = bp_pg__col_int(res, row, 21); /* NULL reads as 0 */
 }
 
 /* The SQL text of q: only constant fragments, each naming its numbered parameter. cols: what to
@@ -692,7 +702,7 @@ pg_audit_follow_next(struct bp_store *s, struct bp_audit_cursor *c, size_t max, 
         c->after_seq = seq;
         if (!seen_has(c, seq)) {
             read_rec(res, i, &recs[n++]);
-            seen_add(c, seq, bp_pg__col_int(res, i, 20));
+            seen_add(c, seq, bp_pg__col_int(res, i, 22));
         }
     }
     PQclear(res);

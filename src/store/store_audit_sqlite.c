@@ -24,9 +24,9 @@
 #define AUDIT_COLS                                                                                 \
     "seq, time_us, request_id, actor_type, actor_id, actor_name, instance_id, method, route,"     \
     " path, action, category, core_status, status, latency_us, client_addr, resource_id, error,"  \
-    " id, node"
+    " id, node, repeat_count, last_time_us"
 
-#define INSERT_COLS 19
+#define INSERT_COLS 21
 
 /* Binds r as the row whose first parameter is number base + 1. */
 static void
@@ -53,13 +53,19 @@ bind_rec(sqlite3_stmt *stmt, int base, const struct bp_audit_rec *r)
     bp_sq__bind_text(stmt, base + 17, r->error);
     bp_sq__bind_text(stmt, base + 18, r->id);
     bp_sq__bind_text(stmt, base + 19, r->node);
+    sqlite3_bind_int64(stmt, base + 20, r->repeat_count > 0 ? r->repeat_count : 1);
+    if (r->last_time_us > 0) {
+        sqlite3_bind_int64(stmt, base + 21, r->last_time_us);
+    } else {
+        sqlite3_bind_null(stmt, base + 21);
+    }
 }
 
 /* Rows per INSERT statement, largest first: a batch is inserted as few statements as these
  * sizes make (100 = 64 + 16 + 4 * 5), each statement prepared once per connection. One
  * statement per row cost the writer, per record, the statement's start and halt (its cursors on
  * the table and seven indexes, its statement journal) and an update of sqlite_sequence. 64 rows
- * are 1,216 parameters, under SQLite's default limit of 32,766. */
+ * are 1,344 parameters, under SQLite's default limit of 32,766. */
 static const int insert_rows[] = {64, 16, 4, 1};
 
 static bp_err
@@ -67,9 +73,10 @@ insert_stmt(struct sqlite_store *st, size_t which, sqlite3_stmt **out)
 {
     static const char head[] = "INSERT INTO audit_log (time_us, request_id, actor_type, actor_id,"
                                " actor_name, instance_id, method, route, path, action, category,"
-                               " core_status, status, latency_us, client_addr, resource_id, error, id, node)"
+                               " core_status, status, latency_us, client_addr, resource_id, error, id, node,"
+                               " repeat_count, last_time_us)"
                                " VALUES ";
-    static const char row[] = "(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)";
+    static const char row[] = "(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)";
     static const char tail[] = " ON CONFLICT (id) DO NOTHING";
     char sql[sizeof(head) + 64 * sizeof(row) + sizeof(tail)];
     size_t off = 0;
@@ -232,6 +239,8 @@ read_rec(sqlite3_stmt *stmt, void *out_v)
     out->error = bp_sq__col_dup(stmt, 17);
     out->id = bp_sq__col_dup(stmt, 18);
     out->node = bp_sq__col_dup(stmt, 19);
+    out->repeat_count = sqlite3_column_int64(stmt, 20);
+    out->last_time_us = sqlite3_column_int64(stmt, 21); /* NULL reads as 0 */
 }
 
 static void

@@ -55,7 +55,7 @@ test('behind a TLS terminator (https issuer) the sign-in cookie is Secure; over 
 });
 
 test('calls made with OAuth tokens are audited as the client, and no OAuth secret reaches the audit log', async (t) => {
-    const w = await setupWorld({ keys: {} });
+    const w = await setupWorld({ keys: {}, proxyArgs: ['--audit-refusal-window', '1s'] });
     t.after(() => w.close());
     const machine = createClient(w.db, ['--name', 'nightly reports', '--scopes', 'proxy:read,proxy:write']);
     const web = createClient(w.db, ['--name', 'web app', '--scopes', 'proxy:read', '--redirect-uri', REDIRECT]);
@@ -108,7 +108,7 @@ test('calls made with OAuth tokens are audited as the client, and no OAuth secre
             }
             return [created, read, refused, bogus].every((r) => byId.has(r.headers['x-request-id']));
         },
-        { timeoutMs: 5000, what: 'the four records' },
+        { timeoutMs: 10000, what: 'the four records' },
     );
     const rec = (r) => byId.get(r.headers['x-request-id']);
     assert.equal(rec(created).actor_type, 'oauth_client');

@@ -191,14 +191,17 @@ function crashReport(lines) {
     return (at >= 0 ? lines.slice(at, at + 120) : lines.slice(-20)).join('\n');
 }
 
-export async function startProxy({ db, env = {}, args = [], workers = 2, reloadInterval = '200ms', timeoutMs = 10000 } = {}) {
+// wrap(bin, argv) -> [command, args]: runs serve through another program (e.g. unshare), which
+// must exec it, so that the child's pid is the server's.
+export async function startProxy({ db, env = {}, args = [], workers = 2, reloadInterval = '200ms', timeoutMs = 10000, wrap } = {}) {
     db ??= tmpDb();
     const argv = ['serve', '--db', db, '--listen', '127.0.0.1:0', '--workers', String(workers)];
     if (reloadInterval) {
         argv.push('--reload-interval', reloadInterval);
     }
     argv.push(...args);
-    const child = spawn(BIN, argv, {
+    const [command, commandArgs] = wrap ? wrap(BIN, argv) : [BIN, argv];
+    const child = spawn(command, commandArgs, {
         cwd: tmpDir(),
         env: { ...process.env, ...env },
         stdio: ['ignore', 'pipe', 'pipe'],

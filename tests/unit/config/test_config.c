@@ -224,6 +224,7 @@ test_table_naming_rules(void **state)
         "audit.writes",
         "audit.reads",
         "audit.queue_size",
+        "audit.refusal_window",
         "audit.retention_days",
         "audit.spool",
         "health.failures",

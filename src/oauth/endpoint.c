@@ -16,10 +16,14 @@
  * its connection. If the client goes away first, the handler marks the job orphaned: the thread
  * skips it if it has not begun (nobody would read the answer, so no token is issued for it),
  * and its done only frees it. */
+#include <errno.h>
 #include <stdatomic.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/resource.h>
+#include <sys/syscall.h>
+#include <unistd.h>
 
 #include "config/config.h"
 #include "core/log.h"
@@ -41,6 +45,7 @@
 /* Sign-ins waiting per password thread before further ones get 429: a person signing in retries;
  * a flood should cost little. */
 #define PASSWORD_QUEUE_PER_THREAD 8
+#define SIGNIN_NICE 19
 
 struct bp_oauth_endpoint {
     struct bp_http_handler handler;
@@ -82,6 +87,19 @@ thread_open(void *arg, int index, void **out)
         *out = o;
     }
     return rc;
+}
+
+/* A sign-in thread runs at the lowest priority (nice 19, this thread only): Argon2id is CPU by
+ * design, and on a busy machine the scheduler then gives the CPU to the loops and the token
+ * threads first, a flood of sign-ins taking what is left. (The systemd unit allows setpriority
+ * for this alone.) */
+static bp_err
+signin_thread_open(void *arg, int index, void **out)
+{
+    if (setpriority(PRIO_PROCESS, (id_t)syscall(SYS_gettid), SIGNIN_NICE) != 0) {
+        BP_WARN("cannot lower the sign-in thread's priority", BP_LSTR("error", strerror(errno)));
+    }
+    return thread_open(arg, index, out);
 }
 
 static void
@@ -362,7 +380,7 @@ bp_oauth_endpoint_start(struct bp_oauth_endpoint *ep, int port, int tls_port)
         .name = "bp-signin",
         .threads = np,
         .max_queued = (size_t)np * PASSWORD_QUEUE_PER_THREAD,
-        .thread_init = thread_open,
+        .thread_init = signin_thread_open,
         .thread_fini = thread_close,
         .arg = ep,
     };

@@ -67,15 +67,19 @@ function expand(items, groups, out = new Set()) {
 }
 
 /** The allow-list as systemd computes it: the first SystemCallFilter= line allows, each later
- *  "~" line takes away. */
+ *  "~" line takes away, each later plain line adds (systemd.exec(5)). */
 function allowList(unit, groups) {
     const lines = unit.get('SystemCallFilter') ?? [];
     assert.ok(lines.length >= 1 && !lines[0].startsWith('~'), 'the unit has an allow-list SystemCallFilter=');
     const allowed = expand(lines[0].split(/\s+/), groups);
     for (const l of lines.slice(1)) {
-        assert.ok(l.startsWith('~'), `SystemCallFilter=${l}`);
-        for (const s of expand(l.slice(1).split(/\s+/).filter(Boolean), groups)) {
-            allowed.delete(s);
+        const deny = l.startsWith('~');
+        for (const s of expand((deny ? l.slice(1) : l).split(/\s+/).filter(Boolean), groups)) {
+            if (deny) {
+                allowed.delete(s);
+            } else {
+                allowed.add(s);
+            }
         }
     }
     return allowed;

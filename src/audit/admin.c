@@ -45,8 +45,16 @@ host_name(void)
 bp_err
 bp_audit_admin(struct bp_store *s, const char *action, const char *resource_id, const char *instance_id)
 {
+    return bp_audit_admin_op(s, action, resource_id, instance_id, NULL);
+}
+
+bp_err
+bp_audit_admin_op(struct bp_store *s, const char *action, const char *resource_id, const char *instance_id,
+                  const char *operation_id)
+{
     struct bp_audit_rec rec = {
         .time_us = bp_clock_wall_us(),
+        .request_id = operation_id != NULL ? bp_strdup(operation_id) : NULL,
         .actor_type = bp_strdup("cli"),
         .actor_id = os_user(),
         .instance_id = instance_id ? bp_strdup(instance_id) : NULL,

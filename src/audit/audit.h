@@ -82,6 +82,11 @@ void bp_audit_stop(struct bp_audit *a);
  * (actor_type "cli"), node the host name, category BP_AUDIT_CATEGORY_ADMIN. action is a label like "Key created"; resource_id the
  * object changed; instance_id may be NULL. */
 bp_err bp_audit_admin(struct bp_store *s, const char *action, const char *resource_id, const char *instance_id);
+/* As bp_audit_admin, for one of several records of one command: operation_id (its request_id)
+ * is the same in each, so that they read as one change (a key rotation: "Key rotated" on the old
+ * key and "Key created" on the new one). */
+bp_err bp_audit_admin_op(struct bp_store *s, const char *action, const char *resource_id, const char *instance_id,
+                         const char *operation_id);
 
 /* Frees a heap record from bp_calloc and its strings. */
 void bp_audit_rec_free(struct bp_audit_rec *rec);

@@ -125,6 +125,12 @@ int bp_cli__parse_instances(struct bp_store *s, const char *text, char **out);
  * has applied the change, and warns on stderr about any that did not. */
 bp_err bp_cli__finish_audited(struct bp_store *s, bp_err change, const char *action, const char *id,
                               const char *instance_id);
+/* The same for the last of several records of one change, all with operation_id as their
+ * request_id (bp_audit_admin_op). */
+bp_err bp_cli__finish_audited_op(struct bp_store *s, bp_err change, const char *action, const char *id,
+                                 const char *instance_id, const char *operation_id);
+/* --grace DURATION (<n>s, m, h, d; not never) → the absolute wall time it ends, from now. */
+int bp_cli__parse_grace(const char *text, int64_t now, int64_t *out);
 
 /* ---- verbs.c: the verb shapes the families share ---- */
 

@@ -481,7 +481,81 @@ client_one(struct bp_cli_ctx *ctx, int argc, char **argv, int op)
     return bp_cli__one(ctx, &client_kind, op == CLIENT_SHOW ? NULL : apply_op, &change);
 }
 
+/* client rotate-secret: a new secret (shown once); the one the client had keeps working for the
+ * grace period, so its app can be redeployed with the new one without a gap. */
+enum { RF_GRACE, RF_COUNT };
+
+static int
+client_rotate_secret(struct bp_cli_ctx *ctx, int argc, char **argv, int op)
+{
+    struct bp_cli_flag flags[RF_COUNT];
+    struct bp_client_rec rec = {0};
+    struct bp_store *s = NULL;
+    char secret[BP_OAUTH_TOKEN_LEN + 1];
+    unsigned char digest[BP_DIGEST_LEN];
+    int64_t now = bp_clock_wall_s();
+    int64_t previous_until = 0;
+    struct bp_out_obj *o;
+    bp_err err;
+    int rc;
+    (void)op;
+
+    BP_CLI_PARSE_OR_RETURN(ctx, argc, argv, flags);
+    rc = bp_cli__parse_grace(flags[RF_GRACE].seen ? flags[RF_GRACE].value : "24h", now, &previous_until);
+    if (rc != BP_CLI_EXIT_OK) {
+        return rc;
+    }
+    rc = bp_cli__open_store(ctx, true, &s);
+    if (rc != BP_CLI_EXIT_OK) {
+        return rc;
+    }
+    err = bp_store_client_get(s, ctx->pos[0], &rec);
+    if (err != BP_OK) {
+        rc = bp_cli__store_fail(s, err, "client", ctx->pos[0]);
+        goto done;
+    }
+    if (rec.revoked || (rec.expires_at != 0 && rec.expires_at <= now)) {
+        bp_cli__error("client %s is %s: its secret cannot be rotated", rec.id, rec.revoked ? "revoked" : "expired");
+        rc = BP_CLI_EXIT_FAIL;
+        goto done;
+    }
+    if (bp_oauth_token_generate(BP_CLIENT_SECRET_PREFIX, secret) != BP_OK) {
+        bp_cli__error("cannot generate a client secret: the system random source failed");
+        rc = BP_CLI_EXIT_FAIL;
+        goto done;
+    }
+    bp_digest(secret, BP_OAUTH_TOKEN_LEN, digest);
+    err = bp_store_begin(s);
+    if (err == BP_OK) {
+        err = bp_cli__finish_audited(s, bp_store_client_rotate_secret(s, rec.id, digest, previous_until),
+                                     "Client secret rotated", rec.id, NULL);
+    }
+    if (err != BP_OK) {
+        bp_wipe(secret, sizeof(secret));
+        bp_cli__error("cannot rotate the client secret: %s", bp_store_last_error(s));
+        rc = BP_CLI_EXIT_FAIL;
+        goto done;
+    }
+    o = client_obj(&rec, now, true, ctx->json ? secret : NULL);
+    bp_out_time(o, "previous_secret_expires_at", previous_until);
+    rc = bp_out_print_obj(o, ctx->json);
+    bp_out_obj_free(o);
+    bp_out_secret(ctx->json, "Client secret", secret);
+    bp_wipe(secret, sizeof(secret));
+
+done:
+    bp_store_close(s);
+    bp_client_rec_cleanup(&rec);
+    return rc;
+}
+
 /* ---- the family as data: parsed by bp_cli__parse, shown by help, man page and completion ---- */
+
+static const struct bp_cli_opt rotate_opts[RF_COUNT] = {
+    [RF_GRACE] = {"--grace", "DURATION", .help = "how long the previous secret keeps working: <n>s, <n>m, <n>h, "
+                                         "<n>d (default 24h; 0s stops it at once)",
+                  .complete = "1h 24h 7d"},
+};
 
 static const struct bp_cli_opt create_opts[CF_COUNT] = {
     [CF_NAME] = {"--name", "NAME", .help = "the app's name, shown on the authorize page: 1..100 printable ASCII "
@@ -509,6 +583,9 @@ static const struct bp_cli_verb verbs[] = {
      .min_args = 1, .max_args = 1},
     {"expire", client_one, CLIENT_EXPIRE, .help = "set a new expiry", .args = "ID", .min_args = 1, .max_args = 1,
      .opts = bp_cli__expire_opts, .nopts = BP_ARRAY_LEN(bp_cli__expire_opts)},
+    {"rotate-secret", client_rotate_secret, 0,
+     .help = "issue a new client secret (printed once); the previous one keeps working for --grace",
+     .args = "ID", .min_args = 1, .max_args = 1, .opts = rotate_opts, .nopts = BP_ARRAY_LEN(rotate_opts)},
 };
 
 const struct bp_cli_family bp_cli__family_client = {

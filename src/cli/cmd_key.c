@@ -7,6 +7,7 @@
 #include "lib/alloc.h"
 #include "lib/bug.h"
 #include "lib/clock.h"
+#include "lib/rand.h"
 #include "lib/secret.h"
 #include "lib/str.h"
 #include "store/store.h"
@@ -32,6 +33,13 @@ key_obj(const struct bp_key_rec *rec, int64_t now, const char *key_text)
     bp_out_time(o, "created_at", rec->created_at);
     bp_out_time(o, "expires_at", rec->expires_at);
     bp_out_time(o, "last_used_at", rec->last_used_at);
+    /* key show: the rotation that made this key, or replaced it (key rotate). */
+    if (rec->replaces != NULL) {
+        bp_out_str(o, "replaces", rec->replaces);
+    }
+    if (rec->replaced_by != NULL) {
+        bp_out_str(o, "replaced_by", rec->replaced_by);
+    }
     return o;
 }
 
@@ -231,7 +239,111 @@ key_one(struct bp_cli_ctx *ctx, int argc, char **argv, int op)
     return bp_cli__one(ctx, &key_kind, op == KEY_SHOW ? NULL : apply_op, &change);
 }
 
+/* key rotate: a new key with the old one's name, scopes and instances (shown once); the old one
+ * expires after the grace period, so both work meanwhile. One transaction: the new key, the old
+ * one's expiry, the links between them, and two audit records with one operation id. */
+enum { RF_GRACE, RF_COUNT };
+
+static int
+key_rotate(struct bp_cli_ctx *ctx, int argc, char **argv, int op)
+{
+    struct bp_cli_flag flags[RF_COUNT];
+    struct bp_key_rec old = {0};
+    struct bp_key_rec rec = {0};
+    struct bp_store *s = NULL;
+    char key[BP_APIKEY_LEN + 1];
+    char operation[BP_UUID_LEN + 1];
+    int64_t now = bp_clock_wall_s();
+    int64_t old_until = 0;
+    struct bp_out_obj *o;
+    bp_err err;
+    int rc;
+    (void)op;
+
+    BP_CLI_PARSE_OR_RETURN(ctx, argc, argv, flags);
+    rc = bp_cli__parse_grace(flags[RF_GRACE].seen ? flags[RF_GRACE].value : "24h", now, &old_until);
+    if (rc != BP_CLI_EXIT_OK) {
+        return rc;
+    }
+    rc = bp_cli__open_store(ctx, true, &s);
+    if (rc != BP_CLI_EXIT_OK) {
+        return rc;
+    }
+    err = bp_store_key_get(s, ctx->pos[0], &old);
+    if (err != BP_OK) {
+        rc = bp_cli__store_fail(s, err, "key", ctx->pos[0]);
+        goto done;
+    }
+    if (old.revoked || (old.expires_at != 0 && old.expires_at <= now)) {
+        bp_cli__error("key %s is %s: there is nothing to rotate; create a new key instead", old.id,
+                      old.revoked ? "revoked" : "expired");
+        rc = BP_CLI_EXIT_FAIL;
+        goto done;
+    }
+    if (old.replaced_by != NULL) {
+        bp_cli__error("key %s was rotated already (replaced by %s): rotate that one", old.id, old.replaced_by);
+        rc = BP_CLI_EXIT_FAIL;
+        goto done;
+    }
+    /* The old key stops at the end of the grace, or at its own expiry when that comes first. */
+    if (old.expires_at != 0 && old.expires_at < old_until) {
+        old_until = old.expires_at;
+    }
+    rec.id = bp_cli__new_id("key");
+    if (rec.id == NULL || bp_uuid7(operation) != BP_OK || bp_apikey_generate(key) != BP_OK) {
+        bp_cli__error("cannot generate a key: the system random source failed");
+        rc = BP_CLI_EXIT_FAIL;
+        goto done;
+    }
+    rec.name = bp_strdup(old.name);
+    rec.scopes = bp_strdup(old.scopes);
+    rec.instances = old.instances != NULL ? bp_strdup(old.instances) : NULL;
+    rec.created_at = now;
+    rec.expires_at = old.expires_at;
+    bp_digest(key, BP_APIKEY_LEN, rec.digest);
+    rec.prefix = bp_strndup(key, BP_APIKEY_LIST_PREFIX_LEN);
+    err = bp_store_begin(s);
+    if (err == BP_OK) {
+        err = bp_store_key_insert(s, &rec);
+    }
+    if (err == BP_OK) {
+        err = bp_store_key_set_expiry(s, old.id, old_until);
+    }
+    if (err == BP_OK) {
+        err = bp_store_key_link(s, old.id, rec.id);
+    }
+    if (err == BP_OK) {
+        err = bp_audit_admin_op(s, "Key rotated", old.id, NULL, operation);
+    }
+    err = bp_cli__finish_audited_op(s, err, "Key created", rec.id, NULL, operation);
+    if (err != BP_OK) {
+        bp_wipe(key, sizeof(key));
+        bp_cli__error("cannot rotate the key: %s", bp_store_last_error(s));
+        rc = BP_CLI_EXIT_FAIL;
+        goto done;
+    }
+    rec.replaces = bp_strdup(old.id);
+    o = key_obj(&rec, now, ctx->json ? key : NULL);
+    bp_out_time(o, "replaced_key_expires_at", old_until);
+    rc = bp_out_print_obj(o, ctx->json);
+    bp_out_obj_free(o);
+    bp_out_secret(ctx->json, "API key", key);
+    bp_wipe(key, sizeof(key));
+
+done:
+    bp_store_close(s);
+    bp_key_rec_cleanup(&old);
+    bp_key_rec_cleanup(&rec);
+    return rc;
+}
+
 /* ---- the family as data: parsed by bp_cli__parse, shown by help, man page and completion ---- */
+
+static const struct bp_cli_opt rotate_opts[RF_COUNT] = {
+    [RF_GRACE] = {"--grace", "DURATION", .help = "how long the old key keeps working: <n>s, <n>m, <n>h, <n>d "
+                                         "(default 24h; 0s stops it at once)",
+                  .complete = "1h 24h 7d"},
+};
 
 static const struct bp_cli_opt create_opts[CF_COUNT] = {
     [CF_NAME] = {"--name", "NAME", .help = "a name for the key: 1..100 printable ASCII characters", .required = true},
@@ -252,6 +364,10 @@ static const struct bp_cli_verb verbs[] = {
      .args = "ID", .min_args = 1, .max_args = 1},
     {"expire", key_one, KEY_EXPIRE, .help = "set a new expiry", .args = "ID", .min_args = 1, .max_args = 1,
      .opts = bp_cli__expire_opts, .nopts = BP_ARRAY_LEN(bp_cli__expire_opts)},
+    {"rotate", key_rotate, 0,
+     .help = "issue a new key with the same name, scopes and instances (printed once); the old one keeps "
+             "working for --grace, then expires",
+     .args = "ID", .min_args = 1, .max_args = 1, .opts = rotate_opts, .nopts = BP_ARRAY_LEN(rotate_opts)},
 };
 
 const struct bp_cli_family bp_cli__family_key = {

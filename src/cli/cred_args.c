@@ -67,6 +67,21 @@ bp_cli__parse_expiry(const char *text, int64_t now, int64_t *out)
     return BP_CLI_EXIT_OK;
 }
 
+int
+bp_cli__parse_grace(const char *text, int64_t now, int64_t *out)
+{
+    int64_t seconds;
+
+    if (strcmp(text, "0") == 0 || strcmp(text, "0s") == 0) {
+        seconds = 0; /* no overlap: the old one stops now */
+    } else if (bp_str_parse_duration(text, &seconds) != BP_OK || seconds < 0) {
+        bp_cli__error("invalid --grace: use <n>s, <n>m, <n>h or <n>d (0s: the old one stops at once)");
+        return BP_CLI_EXIT_USAGE;
+    }
+    *out = now + seconds;
+    return BP_CLI_EXIT_OK;
+}
+
 static bool
 id_char_ok(char c)
 {
@@ -174,8 +189,15 @@ bp_err
 bp_cli__finish_audited(struct bp_store *s, bp_err change, const char *action, const char *id,
                        const char *instance_id)
 {
+    return bp_cli__finish_audited_op(s, change, action, id, instance_id, NULL);
+}
+
+bp_err
+bp_cli__finish_audited_op(struct bp_store *s, bp_err change, const char *action, const char *id,
+                          const char *instance_id, const char *operation_id)
+{
     if (change == BP_OK) {
-        change = bp_audit_admin(s, action, id, instance_id);
+        change = bp_audit_admin_op(s, action, id, instance_id, operation_id);
     }
     if (change == BP_OK) {
         change = bp_store_commit(s);

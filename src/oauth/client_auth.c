@@ -26,6 +26,20 @@ bad_request(struct bp_oauth_response *resp, const char *description)
     return BP_ERR_INVALID;
 }
 
+/* After `client rotate-secret --grace`, the secret the client had stays valid until its expiry:
+ * looked up only when the current one did not match. */
+static bool
+previous_secret_ok(struct bp_oauth *o, const char *id, const unsigned char digest[BP_DIGEST_LEN])
+{
+    unsigned char previous[BP_DIGEST_LEN];
+    int64_t until = 0;
+
+    if (bp_store_client_previous_secret(o->store, id, previous, &until) != BP_OK || until <= bp_clock_wall_s()) {
+        return false;
+    }
+    return bp_ct_equal(digest, previous, BP_DIGEST_LEN);
+}
+
 /* Looks the client up and checks its secret. The digest is computed before the lookup so that an
  * unknown client id costs the same work as a wrong secret. */
 static bp_err
@@ -47,8 +61,8 @@ check_client(struct bp_oauth *o, const char *id, const char *secret, struct bp_c
         bp_oauth__error(resp, 503, "temporarily_unavailable", "the store did not answer");
         return BP_ERR_INVALID;
     }
-    if (!bp_ct_equal(digest, c.secret_digest, BP_DIGEST_LEN) || !well_formed ||
-        !bp_oauth__client_is_usable(&c, bp_clock_wall_s())) {
+    if (!well_formed || !bp_oauth__client_is_usable(&c, bp_clock_wall_s()) ||
+        (!bp_ct_equal(digest, c.secret_digest, BP_DIGEST_LEN) && !previous_secret_ok(o, id, digest))) {
         bp_client_rec_cleanup(&c);
         return refuse(resp, "client authentication failed");
     }

@@ -243,6 +243,11 @@ const char *const bp_store__pg_migrations[] = {
      * before authentication. A constant default: adding the columns rewrites no row. */
     "ALTER TABLE audit_log ADD COLUMN repeat_count BIGINT NOT NULL DEFAULT 1,"
     "  ADD COLUMN last_time_us BIGINT;",
+    /* 7 (issue 12), as SQLite's 7: the links of a rotated key, and a client's previous secret. */
+    "ALTER TABLE api_keys ADD COLUMN replaces TEXT, ADD COLUMN replaced_by TEXT;"
+    "ALTER TABLE oauth_clients ADD COLUMN previous_secret_digest BYTEA"
+    "  CHECK (previous_secret_digest IS NULL OR octet_length(previous_secret_digest) = 32),"
+    "  ADD COLUMN previous_secret_expires_at BIGINT NOT NULL DEFAULT 0;",
 };
 
 const size_t bp_store__pg_migrations_len = BP_ARRAY_LEN(bp_store__pg_migrations);

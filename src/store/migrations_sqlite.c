@@ -218,6 +218,14 @@ const char *const bp_store__sqlite_migrations[] = {
      * count 1, the default, which the rows from before get too. */
     "ALTER TABLE audit_log ADD COLUMN repeat_count INTEGER NOT NULL DEFAULT 1;"
     "ALTER TABLE audit_log ADD COLUMN last_time_us INTEGER;",
+    /* 7 (issue 12): rotation with overlap. A rotated key names the key that replaced it and the
+     * new one the key it replaces (`key rotate`); a client whose secret was rotated keeps the
+     * previous secret's digest, valid until previous_secret_expires_at (`client rotate-secret`). */
+    "ALTER TABLE api_keys ADD COLUMN replaces TEXT;"
+    "ALTER TABLE api_keys ADD COLUMN replaced_by TEXT;"
+    "ALTER TABLE oauth_clients ADD COLUMN previous_secret_digest BLOB"
+    "  CHECK (previous_secret_digest IS NULL OR length(previous_secret_digest) = 32);"
+    "ALTER TABLE oauth_clients ADD COLUMN previous_secret_expires_at INTEGER NOT NULL DEFAULT 0;",
 };
 
 const size_t bp_store__sqlite_migrations_len = BP_ARRAY_LEN(bp_store__sqlite_migrations);

@@ -312,7 +312,15 @@ bp_store_key_insert(struct bp_store *s, const struct bp_key_rec *rec)
 bp_err
 bp_store_key_get(struct bp_store *s, const char *id, struct bp_key_rec *out)
 {
-    return s->ops->key_get(s, id, out);
+    bp_err err = s->ops->key_get(s, id, out);
+
+    if (err == BP_OK) {
+        err = s->ops->key_links(s, id, &out->replaces, &out->replaced_by);
+        if (err != BP_OK) {
+            bp_key_rec_cleanup(out);
+        }
+    }
+    return err;
 }
 
 bp_err
@@ -331,6 +339,20 @@ bp_err
 bp_store_key_revoke(struct bp_store *s, const char *id, int64_t now)
 {
     return s->ops->key_revoke(s, id, now);
+}
+
+bp_err
+bp_store_key_link(struct bp_store *s, const char *old_id, const char *new_id)
+{
+    return s->ops->key_link(s, old_id, new_id);
+}
+
+bp_err
+bp_store_key_links(struct bp_store *s, const char *id, char **out_replaces, char **out_replaced_by)
+{
+    *out_replaces = NULL;
+    *out_replaced_by = NULL;
+    return s->ops->key_links(s, id, out_replaces, out_replaced_by);
 }
 
 bp_err
@@ -359,6 +381,8 @@ bp_key_rec_cleanup(struct bp_key_rec *rec)
     bp_free(rec->prefix);
     bp_free(rec->scopes);
     bp_free(rec->instances);
+    bp_free(rec->replaces);
+    bp_free(rec->replaced_by);
     memset(rec, 0, sizeof(*rec));
 }
 

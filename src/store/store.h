@@ -41,6 +41,8 @@ struct bp_key_rec {
     int64_t last_used_at; /* 0 = never */
     bool revoked;
     int64_t revoked_at;   /* 0 when active */
+    char *replaces;       /* key rotation (issue 12): the key this one replaced, NULL when none; */
+    char *replaced_by;    /* and the key that replaced this one. Filled by bp_store_key_get only */
 };
 
 /* Flags of bp_store_open. */
@@ -300,6 +302,10 @@ bp_err bp_store_key_each(struct bp_store *s, bp_err (*fn)(const struct bp_key_re
 bp_err bp_store_key_revoke(struct bp_store *s, const char *id, int64_t now);
 /* expires_at 0 = never. */
 bp_err bp_store_key_set_expiry(struct bp_store *s, const char *id, int64_t expires_at);
+/* Rotation (issue 12): old_id was replaced by new_id (both rows name the other). */
+bp_err bp_store_key_link(struct bp_store *s, const char *old_id, const char *new_id);
+/* The keys id replaces and was replaced by (allocated, NULL when none). */
+bp_err bp_store_key_links(struct bp_store *s, const char *id, char **out_replaces, char **out_replaced_by);
 /* Sets last_used_at = max(last_used_at, at) for each id, in one transaction. Unknown ids are
  * ignored. Moves the change token but not the change seq: it is not a credential change. */
 bp_err bp_store_key_touch(struct bp_store *s, const char *const *ids, const int64_t *at, size_t n);
@@ -404,6 +410,13 @@ bp_err bp_store_client_get(struct bp_store *s, const char *id, struct bp_client_
 bp_err bp_store_client_list(struct bp_store *s, struct bp_client_rec **out, size_t *out_n);
 /* Marks the client revoked and revokes all its tokens, in one transaction. */
 bp_err bp_store_client_revoke(struct bp_store *s, const char *id, int64_t now);
+/* A new secret (its digest) for client id; the one it had stays valid until previous_expires_at
+ * (a rotation with overlap, issue 12). BP_ERR_NOT_FOUND when there is no such client. */
+bp_err bp_store_client_rotate_secret(struct bp_store *s, const char *id, const unsigned char digest[32],
+                                     int64_t previous_expires_at);
+/* The client's previous secret: its digest and until when it is valid (0 and zeros when none). */
+bp_err bp_store_client_previous_secret(struct bp_store *s, const char *id, unsigned char digest[32],
+                                       int64_t *out_expires_at);
 bp_err bp_store_client_set_expiry(struct bp_store *s, const char *id, int64_t expires_at);
 void bp_client_rec_cleanup(struct bp_client_rec *rec);
 void bp_client_recs_free(struct bp_client_rec *recs, size_t n);

@@ -1,5 +1,7 @@
 /* OAuth store calls, forwarded to the backend (store-int.h). Record cleanup lives with the
  * backend-neutral helpers in store_oauth_recs.c. */
+#include <string.h>
+
 #include "store/store-int.h"
 
 bp_err
@@ -18,6 +20,21 @@ bp_err
 bp_store_client_list(struct bp_store *s, struct bp_client_rec **out, size_t *out_n)
 {
     return s->ops->oauth->client_list(s, out, out_n);
+}
+
+bp_err
+bp_store_client_rotate_secret(struct bp_store *s, const char *id, const unsigned char digest[32],
+                              int64_t previous_expires_at)
+{
+    return s->ops->oauth->client_rotate_secret(s, id, digest, previous_expires_at);
+}
+
+bp_err
+bp_store_client_previous_secret(struct bp_store *s, const char *id, unsigned char digest[32], int64_t *out_expires_at)
+{
+    memset(digest, 0, 32);
+    *out_expires_at = 0;
+    return s->ops->oauth->client_previous_secret(s, id, digest, out_expires_at);
 }
 
 bp_err

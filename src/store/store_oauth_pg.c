@@ -169,6 +169,52 @@ pg_client_list(struct bp_store *s, struct bp_client_rec **out, size_t *out_n)
 }
 
 static bp_err
+pg_client_rotate_secret(struct bp_store *s, const char *id, const unsigned char digest[DIGEST_LEN],
+                        int64_t previous_expires_at)
+{
+    struct bp_pg_params p = {0};
+
+    bp_pg__p_int(&p, previous_expires_at);
+    bp_pg__p_bytes(&p, digest, DIGEST_LEN);
+    bp_pg__p_text(&p, id);
+    return bp_pg__change_one(bp_pg__of(s),
+                             "UPDATE oauth_clients SET previous_secret_digest = secret_digest,"
+                             " previous_secret_expires_at = $1, secret_digest = $2 WHERE id = $3",
+                             &p);
+}
+
+struct previous_secret {
+    unsigned char *digest;
+    int64_t expires_at;
+};
+
+static void
+read_previous(const PGresult *res, int row, void *out_v)
+{
+    struct previous_secret *out = out_v;
+
+    if (!PQgetisnull(res, row, 0)) {
+        bp_pg__col_digest(res, row, 0, out->digest, DIGEST_LEN);
+    }
+    out->expires_at = bp_pg__col_int(res, row, 1);
+}
+
+static bp_err
+pg_client_previous_secret(struct bp_store *s, const char *id, unsigned char digest[DIGEST_LEN], int64_t *out_expires_at)
+{
+    struct bp_pg_params p = {0};
+    struct previous_secret prev = {digest, 0};
+    bp_err err;
+
+    bp_pg__p_text(&p, id);
+    err = bp_pg__get_one(bp_pg__of(s),
+                         "SELECT previous_secret_digest, previous_secret_expires_at FROM oauth_clients WHERE id = $1",
+                         &p, read_previous, &prev);
+    *out_expires_at = prev.expires_at;
+    return err;
+}
+
+static bp_err
 pg_client_revoke(struct bp_store *s, const char *id, int64_t now)
 {
     struct pg_store *st = bp_pg__of(s);
@@ -704,6 +750,8 @@ const struct bp_store_oauth_ops bp_pg__oauth_ops = {
     .client_get = pg_client_get,
     .client_list = pg_client_list,
     .client_revoke = pg_client_revoke,
+    .client_rotate_secret = pg_client_rotate_secret,
+    .client_previous_secret = pg_client_previous_secret,
     .client_set_expiry = pg_client_set_expiry,
     .operator_insert = pg_operator_insert,
     .operator_get = pg_operator_get,

@@ -264,6 +264,53 @@ revoke_client_tokens(struct sqlite_store *st, const char *id, int64_t now)
 }
 
 static bp_err
+sq_client_rotate_secret(struct bp_store *s, const char *id, const unsigned char digest[DIGEST_LEN],
+                        int64_t previous_expires_at)
+{
+    struct sqlite_store *st = bp_sq__of(s);
+    sqlite3_stmt *stmt = NULL;
+    bp_err err = bp_sq__prepare(st,
+                                "UPDATE oauth_clients SET previous_secret_digest = secret_digest,"
+                                " previous_secret_expires_at = ?, secret_digest = ? WHERE id = ?",
+                                &stmt);
+
+    if (err != BP_OK) {
+        return err;
+    }
+    sqlite3_bind_int64(stmt, 1, previous_expires_at);
+    bind_digest(stmt, 2, digest);
+    bp_sq__bind_text(stmt, 3, id);
+    return bp_sq__finish_change(st, stmt);
+}
+
+struct previous_secret {
+    unsigned char *digest;
+    int64_t expires_at;
+};
+
+static void
+read_previous(sqlite3_stmt *stmt, void *out_v)
+{
+    struct previous_secret *out = out_v;
+
+    col_digest(stmt, 0, out->digest);
+    out->expires_at = sqlite3_column_int64(stmt, 1);
+}
+
+static bp_err
+sq_client_previous_secret(struct bp_store *s, const char *id, unsigned char digest[DIGEST_LEN], int64_t *out_expires_at)
+{
+    struct previous_secret p = {digest, 0};
+    bp_err err = bp_sq__get_by_id(bp_sq__of(s),
+                                  "SELECT previous_secret_digest, previous_secret_expires_at FROM oauth_clients"
+                                  " WHERE id = ?",
+                                  id, read_previous, &p);
+
+    *out_expires_at = p.expires_at;
+    return err;
+}
+
+static bp_err
 sq_client_revoke(struct bp_store *s, const char *id, int64_t now)
 {
     struct sqlite_store *st = bp_sq__of(s);
@@ -991,6 +1038,8 @@ const struct bp_store_oauth_ops bp_sq__oauth_ops = {
     .client_get = sq_client_get,
     .client_list = sq_client_list,
     .client_revoke = sq_client_revoke,
+    .client_rotate_secret = sq_client_rotate_secret,
+    .client_previous_secret = sq_client_previous_secret,
     .client_set_expiry = sq_client_set_expiry,
     .operator_insert = sq_operator_insert,
     .operator_get = sq_operator_get,

@@ -747,6 +747,52 @@ pg_key_set_expiry(struct bp_store *s, const char *id, int64_t expires_at)
     return bp_pg__change_one(bp_pg__of(s), "UPDATE api_keys SET expires_at = $1 WHERE id = $2", &p);
 }
 
+static bp_err
+pg_key_link(struct bp_store *s, const char *old_id, const char *new_id)
+{
+    struct bp_pg_params p = {0};
+    bp_err err;
+
+    bp_pg__p_text(&p, new_id);
+    bp_pg__p_text(&p, old_id);
+    err = bp_pg__change_one(bp_pg__of(s), "UPDATE api_keys SET replaced_by = $1 WHERE id = $2", &p);
+    if (err != BP_OK) {
+        return err;
+    }
+    p = (struct bp_pg_params){0};
+    bp_pg__p_text(&p, old_id);
+    bp_pg__p_text(&p, new_id);
+    return bp_pg__change_one(bp_pg__of(s), "UPDATE api_keys SET replaces = $1 WHERE id = $2", &p);
+}
+
+struct key_links {
+    char *replaces;
+    char *replaced_by;
+};
+
+static void
+read_links(const PGresult *res, int row, void *out_v)
+{
+    struct key_links *out = out_v;
+
+    out->replaces = bp_pg__col_dup(res, row, 0);
+    out->replaced_by = bp_pg__col_dup(res, row, 1);
+}
+
+static bp_err
+pg_key_links(struct bp_store *s, const char *id, char **out_replaces, char **out_replaced_by)
+{
+    struct bp_pg_params p = {0};
+    struct key_links l = {0};
+    bp_err err;
+
+    bp_pg__p_text(&p, id);
+    err = bp_pg__get_one(bp_pg__of(s), "SELECT replaces, replaced_by FROM api_keys WHERE id = $1", &p, read_links, &l);
+    *out_replaces = l.replaces;
+    *out_replaced_by = l.replaced_by;
+    return err;
+}
+
 /* Appends s to a PostgreSQL array literal element, quoted and escaped. */
 static void
 array_elem(char *out, size_t *off, const char *s)
@@ -840,6 +886,8 @@ const struct bp_store_ops bp_pg__ops = {
     .key_each = pg_key_each,
     .key_revoke = pg_key_revoke,
     .key_set_expiry = pg_key_set_expiry,
+    .key_link = pg_key_link,
+    .key_links = pg_key_links,
     .key_touch = pg_key_touch,
     .begin = pg_begin,
     .commit = pg_commit,

@@ -857,6 +857,57 @@ sq_key_set_expiry(struct bp_store *s, const char *id, int64_t expires_at)
 }
 
 static bp_err
+sq_key_link(struct bp_store *s, const char *old_id, const char *new_id)
+{
+    struct sqlite_store *st = bp_sq__of(s);
+    sqlite3_stmt *stmt = NULL;
+    bp_err err = bp_sq__prepare(st, "UPDATE api_keys SET replaced_by = ? WHERE id = ?", &stmt);
+
+    if (err != BP_OK) {
+        return err;
+    }
+    bp_sq__bind_text(stmt, 1, new_id);
+    bp_sq__bind_text(stmt, 2, old_id);
+    err = bp_sq__finish_change(st, stmt);
+    if (err != BP_OK) {
+        return err;
+    }
+    err = bp_sq__prepare(st, "UPDATE api_keys SET replaces = ? WHERE id = ?", &stmt);
+    if (err != BP_OK) {
+        return err;
+    }
+    bp_sq__bind_text(stmt, 1, old_id);
+    bp_sq__bind_text(stmt, 2, new_id);
+    return bp_sq__finish_change(st, stmt);
+}
+
+struct key_links {
+    char *replaces;
+    char *replaced_by;
+};
+
+static void
+read_links(sqlite3_stmt *stmt, void *out_v)
+{
+    struct key_links *out = out_v;
+
+    out->replaces = bp_sq__col_dup(stmt, 0);
+    out->replaced_by = bp_sq__col_dup(stmt, 1);
+}
+
+static bp_err
+sq_key_links(struct bp_store *s, const char *id, char **out_replaces, char **out_replaced_by)
+{
+    struct key_links l = {0};
+    bp_err err = bp_sq__get_by_id(bp_sq__of(s), "SELECT replaces, replaced_by FROM api_keys WHERE id = ?", id,
+                                  read_links, &l);
+
+    *out_replaces = l.replaces;
+    *out_replaced_by = l.replaced_by;
+    return err;
+}
+
+static bp_err
 sq_key_touch(struct bp_store *s, const char *const *ids, const int64_t *at, size_t n)
 {
     struct sqlite_store *st = bp_sq__of(s);
@@ -961,6 +1012,8 @@ const struct bp_store_ops bp_sq__ops = {
     .key_each = sq_key_each,
     .key_revoke = sq_key_revoke,
     .key_set_expiry = sq_key_set_expiry,
+    .key_link = sq_key_link,
+    .key_links = sq_key_links,
     .key_touch = sq_key_touch,
     .begin = sq_begin,
     .commit = sq_commit,

@@ -88,7 +88,7 @@ function helpTree() {
         const hasVerbs = text.includes('\nCommands:\n');
         let current = null;
         for (const line of synopsis.split('\n')) {
-            const m = new RegExp(`^ {2}blnkproxy ${c}${hasVerbs ? ' ([a-z]+)' : '()'}(.*)$`).exec(line);
+            const m = new RegExp(`^ {2}blnkproxy ${c}${hasVerbs ? ' ([a-z][a-z-]*)' : '()'}(.*)$`).exec(line);
             if (m) {
                 current = m[1];
                 verbs[current] = [];
@@ -246,7 +246,7 @@ describe('zsh completion', () => {
     test('commands, verbs, options and option values, as an interactive zsh offers them', () => {
         assert.deepEqual(complete(''), [['serve', 'instance', 'key', 'client', 'operator', 'audit', 'db', 'version', 'completion', 'openapi', 'help']]);
         assert.deepEqual(complete('in'), [['instance']]);
-        assert.deepEqual(complete('key '), [['create', 'list', 'show', 'revoke', 'expire']]);
+        assert.deepEqual(complete('key '), [['create', 'list', 'show', 'revoke', 'expire', 'rotate']]);
         assert.deepEqual(complete('--db x.db key cr'), [['create']]);
         assert.deepEqual(complete('key create --'), [['--db', '--json', '--name', '--scopes', '--expires-in', '--instances']]);
         assert.deepEqual(complete('key create --scopes '), [['proxy:read', 'proxy:write', 'proxy:read,proxy:write']]);

@@ -241,8 +241,7 @@ const char *const bp_store__pg_migrations[] = {
     "  ADD COLUMN started_at BIGINT NOT NULL DEFAULT 0;",
     /* 6 (issue 11), as SQLite's 6: the count and last time of an aggregated record of refusals
      * before authentication. A constant default: adding the columns rewrites no row. */
-    "ALTER TABLE audit_log ADD COLUMN repeat_count BIGINT NOT NULL DEFAULT 1,"
-    "  ADD COLUMN last_time_us BIGINT;",
+    "ALTER TABLE audit_log ADD COLUMN repeat_count BIGINT NOT NULL DEFAULT 1, ADD COLUMN last_time_us BIGINT;",
     /* 7 (issue 12), as SQLite's 7: the links of a rotated key, and a client's previous secret. */
     "ALTER TABLE api_keys ADD COLUMN replaces TEXT, ADD COLUMN replaced_by TEXT;"
     "ALTER TABLE oauth_clients ADD COLUMN previous_secret_digest BYTEA"

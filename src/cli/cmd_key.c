@@ -45,10 +45,25 @@ key_obj(const struct bp_key_rec *rec, int64_t now, const char *key_text)
 
 /* ---- the record kind, for the shared verbs ---- */
 
+/* The key with its rotation links (key show). */
+static bp_err
+get_with_links(struct bp_store *s, const char *id, struct bp_key_rec *rec)
+{
+    bp_err err = bp_store_key_get(s, id, rec);
+
+    if (err == BP_OK) {
+        err = bp_store_key_links(s, id, &rec->replaces, &rec->replaced_by);
+        if (err != BP_OK) {
+            bp_key_rec_cleanup(rec);
+        }
+    }
+    return err;
+}
+
 static bp_err
 kind_get(struct bp_store *s, const char *id, void *rec)
 {
-    return bp_store_key_get(s, id, rec);
+    return get_with_links(s, id, rec);
 }
 
 static bp_err
@@ -269,7 +284,7 @@ key_rotate(struct bp_cli_ctx *ctx, int argc, char **argv, int op)
     if (rc != BP_CLI_EXIT_OK) {
         return rc;
     }
-    err = bp_store_key_get(s, ctx->pos[0], &old);
+    err = get_with_links(s, ctx->pos[0], &old);
     if (err != BP_OK) {
         rc = bp_cli__store_fail(s, err, "key", ctx->pos[0]);
         goto done;

@@ -312,15 +312,7 @@ bp_store_key_insert(struct bp_store *s, const struct bp_key_rec *rec)
 bp_err
 bp_store_key_get(struct bp_store *s, const char *id, struct bp_key_rec *out)
 {
-    bp_err err = s->ops->key_get(s, id, out);
-
-    if (err == BP_OK) {
-        err = s->ops->key_links(s, id, &out->replaces, &out->replaced_by);
-        if (err != BP_OK) {
-            bp_key_rec_cleanup(out);
-        }
-    }
-    return err;
+    return s->ops->key_get(s, id, out);
 }
 
 bp_err

@@ -42,7 +42,7 @@ struct bp_key_rec {
     bool revoked;
     int64_t revoked_at;   /* 0 when active */
     char *replaces;       /* key rotation (issue 12): the key this one replaced, NULL when none; */
-    char *replaced_by;    /* and the key that replaced this one. Filled by bp_store_key_get only */
+    char *replaced_by;    /* and the key that replaced this one. Filled by bp_store_key_links only */
 };
 
 /* Flags of bp_store_open. */
@@ -304,7 +304,8 @@ bp_err bp_store_key_revoke(struct bp_store *s, const char *id, int64_t now);
 bp_err bp_store_key_set_expiry(struct bp_store *s, const char *id, int64_t expires_at);
 /* Rotation (issue 12): old_id was replaced by new_id (both rows name the other). */
 bp_err bp_store_key_link(struct bp_store *s, const char *old_id, const char *new_id);
-/* The keys id replaces and was replaced by (allocated, NULL when none). */
+/* The keys id replaces and was replaced by (allocated, NULL when none): the CLI's, apart from
+ * bp_store_key_get, which the watcher uses for every changed key. */
 bp_err bp_store_key_links(struct bp_store *s, const char *id, char **out_replaces, char **out_replaced_by);
 /* Sets last_used_at = max(last_used_at, at) for each id, in one transaction. Unknown ids are
  * ignored. Moves the change token but not the change seq: it is not a credential change. */

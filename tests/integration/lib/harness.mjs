@@ -83,6 +83,12 @@ export function randomHex(nBytes) {
 const tmpDirs = [];
 const children = new Set();
 
+// A test process ended by a signal (ctest's timeout, the runner's, Ctrl-C) still takes its
+// servers with it: exiting runs the handler below, which a signal's default action would skip.
+for (const sig of ['SIGTERM', 'SIGINT', 'SIGHUP']) {
+    process.on(sig, () => process.exit(128 + (sig === 'SIGTERM' ? 15 : sig === 'SIGINT' ? 2 : 1)));
+}
+
 process.on('exit', () => {
     for (const c of children) {
         try {

@@ -21,8 +21,8 @@ case "${1:-}" in
 --test)
     # Unit tests (cmocka), fuzz build (clang + its libFuzzer runtime), tools the integration
     # tests run (sqlite3, openssl, git for the version test, curl as a client of the TLS
-    # listener), and npm's TLS trust.
-    packages+=(libcmocka-dev clang libclang-rt-14-dev sqlite3 openssl git ca-certificates curl)
+    # listener, mount for the full-disk test's tmpfs), and npm's TLS trust.
+    packages+=(libcmocka-dev clang libclang-rt-14-dev sqlite3 openssl git ca-certificates curl mount)
     # The fuzz build compiles llhttp from the C sources this package installs, as the oracle of
     # the differential request-parser fuzz target (tests/fuzz/fuzz_http_llhttp.c).
     packages+=(node-llhttp)

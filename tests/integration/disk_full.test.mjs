@@ -7,7 +7,10 @@
 //     and says so; the revocation applies (401) at once;
 //   - when space returns, everything recovers and nothing is lost: the records of the requests
 //     answered meanwhile are stored, writes are served again, and the reserve is made again.
-// Real root is needed to mount (CI runs as root); elsewhere a user namespace gives it.
+// Real root is needed to mount (CI runs as root); elsewhere a user namespace gives it. In a chroot
+// (the fresh-Debian check) "/" is no mount point, so the namespace cannot be made private: there
+// the tmpfs is mounted with the propagation unchanged, so the host sees it too, and the test
+// unmounts it itself when it ends.
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
@@ -18,11 +21,14 @@ import { startFakeCore } from './lib/fake_core.mjs';
 import { BIN, bearer, cli, makeInstance, makeKey, req, sleep, startProxy, tmpDir, waitFor } from './lib/harness.mjs';
 
 const ROOT = process.getuid() === 0;
+// Whether a mount namespace can be made private here (not in a chroot).
+const PRIVATE = spawnSync('unshare', [...(ROOT ? ['-m'] : ['-Urm']), '--propagation', 'private', 'true']).status === 0;
 const w = {};
 
 /** Runs argv inside the server's mount namespace. */
 function inside(argv, { timeoutMs = 20000 } = {}) {
-    const ns = ROOT ? ['-t', String(w.proxy.child.pid), '-m'] : ['-t', String(w.proxy.child.pid), '-U', '-m', '--preserve-credentials'];
+    // -r: the server's root directory too (a chroot's, in the fresh-Debian check).
+    const ns = ROOT ? ['-t', String(w.proxy.child.pid), '-m', '-r'] : ['-t', String(w.proxy.child.pid), '-U', '-m', '-r', '--preserve-credentials'];
     const r = spawnSync('nsenter', [...ns, '--', ...argv], { encoding: 'utf8', timeout: timeoutMs });
     if (r.error) {
         throw r.error;
@@ -55,7 +61,8 @@ before(async () => {
         args: ['--audit-refusal-window', '1s'],
         wrap: (bin, argv) => [
             'unshare',
-            [...(ROOT ? ['-m'] : ['-Urm']), '--propagation', 'private', '--', 'sh', '-c', script, 'sh', w.mnt, seed, w.db, bin, ...argv],
+            [...(ROOT ? ['-m'] : ['-Urm']), '--propagation', PRIVATE ? 'private' : 'unchanged', '--', 'sh', '-c', script, 'sh',
+                w.mnt, seed, w.db, bin, ...argv],
         ],
     });
     w.p = (corePath) => `/proxy${corePath}?instance_id=${w.instance.id}`;
@@ -64,6 +71,10 @@ before(async () => {
 after(async () => {
     await w.proxy?.stop();
     await w.core?.close();
+    if (!PRIVATE && w.mnt) {
+        // The mount reached this namespace (see above): it goes with the test.
+        spawnSync('umount', ['-l', w.mnt]);
+    }
 });
 
 const read = (k = w.writer.key) => req(w.proxy.port, 'GET', w.p('/ledgers'), { headers: bearer(k), agent: false });

@@ -40,6 +40,20 @@ hash_of(const char *key, size_t len)
     return h != 0 ? h : 1;
 }
 
+/* The slot of the kind key (under r->mu): the one holding it, or the free one where it goes. The
+ * table never fills (it is closed at three quarters), so the probe ends. */
+static size_t
+find_slot(const struct bp_audit_refusals *r, uint64_t h, const char *key, size_t key_len)
+{
+    size_t i = h % BP_AUDIT_REFUSAL_SLOTS;
+
+    while (r->slots[i].hash != 0 && (r->slots[i].hash != h || strncmp(r->slots[i].key, key, key_len) != 0 ||
+                                     r->slots[i].key[key_len] != '\0')) {
+        i = (i + 1) % BP_AUDIT_REFUSAL_SLOTS;
+    }
+    return i;
+}
+
 void
 bp_audit__refusals_init(struct bp_audit_refusals *r, int64_t window_ms)
 {
@@ -106,11 +120,7 @@ bp_audit__refusal_note(struct bp_audit *a, struct bp_audit_item *(*make)(const v
     if ((r->used > 0 && now >= atomic_load(&r->due_us)) || r->used * 4 >= BP_AUDIT_REFUSAL_SLOTS * 3) {
         closed = take_all(r);
     }
-    i = h % BP_AUDIT_REFUSAL_SLOTS;
-    while (r->slots[i].hash != 0 && (r->slots[i].hash != h || strncmp(r->slots[i].key, key, key_len) != 0 ||
-                                     r->slots[i].key[key_len] != '\0')) {
-        i = (i + 1) % BP_AUDIT_REFUSAL_SLOTS;
-    }
+    i = find_slot(r, h, key, key_len);
     if (r->slots[i].hash != 0) {
         r->slots[i].count++;
         r->slots[i].last_us = wall_us;
@@ -124,11 +134,7 @@ bp_audit__refusal_note(struct bp_audit *a, struct bp_audit_item *(*make)(const v
      * thread entered the same kind meanwhile, counted there and this one dropped). */
     first = make(arg);
     pthread_mutex_lock(&r->mu);
-    i = h % BP_AUDIT_REFUSAL_SLOTS;
-    while (r->slots[i].hash != 0 && (r->slots[i].hash != h || strncmp(r->slots[i].key, key, key_len) != 0 ||
-                                     r->slots[i].key[key_len] != '\0')) {
-        i = (i + 1) % BP_AUDIT_REFUSAL_SLOTS;
-    }
+    i = find_slot(r, h, key, key_len);
     if (r->slots[i].hash != 0) {
         r->slots[i].count++;
         r->slots[i].last_us = wall_us;

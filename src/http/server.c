@@ -734,6 +734,30 @@ server_free(struct bp_server *s)
     bp_free(s);
 }
 
+/* The address of a listener besides listen (setting names it in messages): resolved, and free
+ * unless a hand-over was asked for or the port is 0. On failure *ai is freed (NULL). */
+static bp_err
+resolve_other(const struct bp_config *cfg, const char *setting, const char *host, int port, struct addrinfo **ai,
+              char *address, size_t address_len, char *err, size_t err_len)
+{
+    bp_err rc;
+
+    format_address(host, port, address, address_len);
+    rc = resolve_listen(host, port, ai);
+    if (rc != BP_OK) {
+        snprintf(err, err_len, "cannot listen on %s (%s): not a numeric address", address, setting);
+        return rc;
+    }
+    if (!cfg->reuse_port && port != 0) {
+        rc = check_address_free(*ai, address, err, err_len);
+    }
+    if (rc != BP_OK) {
+        freeaddrinfo(*ai);
+        *ai = NULL;
+    }
+    return rc;
+}
+
 /* ops_listen: one socket, on worker 0's loop. */
 static bp_err
 open_ops_listener(struct bp_server *s, const struct bp_config *cfg, char *err, size_t err_len)
@@ -741,17 +765,9 @@ open_ops_listener(struct bp_server *s, const struct bp_config *cfg, char *err, s
     struct addrinfo *ai = NULL;
     char address[300];
     int fd = -1;
-    bp_err rc;
+    bp_err rc = resolve_other(cfg, "ops_listen", cfg->ops_listen_host, cfg->ops_listen_port, &ai, address,
+                              sizeof(address), err, err_len);
 
-    format_address(cfg->ops_listen_host, cfg->ops_listen_port, address, sizeof(address));
-    rc = resolve_listen(cfg->ops_listen_host, cfg->ops_listen_port, &ai);
-    if (rc != BP_OK) {
-        snprintf(err, err_len, "cannot listen on %s (ops_listen): not a numeric address", address);
-        return rc;
-    }
-    if (!cfg->reuse_port && cfg->ops_listen_port != 0) {
-        rc = check_address_free(ai, address, err, err_len);
-    }
     if (rc == BP_OK) {
         rc = open_listener(ai, address, &fd, &s->ops_port, err, err_len);
     }
@@ -776,17 +792,9 @@ open_tls_listeners(struct bp_server *s, const struct bp_config *cfg, char *err, 
 {
     struct addrinfo *ai = NULL;
     char address[300];
-    bp_err rc;
+    bp_err rc = resolve_other(cfg, "tls_listen", cfg->tls_listen_host, cfg->tls_listen_port, &ai, address,
+                              sizeof(address), err, err_len);
 
-    format_address(cfg->tls_listen_host, cfg->tls_listen_port, address, sizeof(address));
-    rc = resolve_listen(cfg->tls_listen_host, cfg->tls_listen_port, &ai);
-    if (rc != BP_OK) {
-        snprintf(err, err_len, "cannot listen on %s (tls_listen): not a numeric address", address);
-        return rc;
-    }
-    if (!cfg->reuse_port && cfg->tls_listen_port != 0) {
-        rc = check_address_free(ai, address, err, err_len);
-    }
     for (int i = 0; i < s->n_workers && rc == BP_OK; i++) {
         struct bp_worker *w = s->workers[i];
         int fd = -1;

@@ -270,6 +270,41 @@ bp_http__tls_abandoned(struct bp_conn *c)
     }
 }
 
+/* A read or write that did not succeed (r from SSL_read_ex / SSL_write_ex), as read(2) and
+ * write(2) report it: -1 with errno EAGAIN to wait (a read that must wait for the socket to take
+ * output says so in tls_read_wants_write), 0 for a read at the client's end; any other failure
+ * marks the session dead (no close_notify may follow). WANT_READ on a write cannot happen without
+ * renegotiation: a broken session too. */
+static ssize_t
+io_failed(struct bp_conn *c, int r, bool reading)
+{
+    int e = SSL_get_error(c->ssl, r);
+
+    if (e == SSL_ERROR_WANT_WRITE || (reading && e == SSL_ERROR_WANT_READ)) {
+        if (reading) {
+            c->tls_read_wants_write = e == SSL_ERROR_WANT_WRITE;
+        }
+        errno = EAGAIN;
+        return -1;
+    }
+    if (reading && e == SSL_ERROR_ZERO_RETURN) {
+        return 0; /* close_notify: the client half-closed */
+    }
+    ERR_clear_error();
+    c->tls_dead = true;
+    if (e != SSL_ERROR_SYSCALL) {
+        errno = EPROTO;
+        return -1;
+    }
+    if (reading && errno == 0) {
+        return 0; /* the TCP connection ended without close_notify: an end all the same */
+    }
+    if (!reading && (errno == 0 || errno == EAGAIN)) {
+        errno = EPIPE;
+    }
+    return -1;
+}
+
 ssize_t
 bp_http__tls_read(struct bp_conn *c, void *buf, size_t len)
 {
@@ -278,32 +313,7 @@ bp_http__tls_read(struct bp_conn *c, void *buf, size_t len)
 
     ERR_clear_error();
     r = SSL_read_ex(c->ssl, buf, len, &n);
-    if (r == 1) {
-        return (ssize_t)n;
-    }
-    switch (SSL_get_error(c->ssl, r)) {
-    case SSL_ERROR_WANT_READ:
-        errno = EAGAIN;
-        return -1;
-    case SSL_ERROR_WANT_WRITE:
-        c->tls_read_wants_write = true;
-        errno = EAGAIN;
-        return -1;
-    case SSL_ERROR_ZERO_RETURN:
-        return 0; /* close_notify: the client half-closed */
-    case SSL_ERROR_SYSCALL:
-        ERR_clear_error();
-        c->tls_dead = true;
-        if (errno == 0) {
-            return 0; /* the TCP connection ended without close_notify: an end all the same */
-        }
-        return -1;
-    default:
-        ERR_clear_error();
-        c->tls_dead = true;
-        errno = EPROTO;
-        return -1;
-    }
+    return r == 1 ? (ssize_t)n : io_failed(c, r, true);
 }
 
 ssize_t
@@ -314,27 +324,7 @@ bp_http__tls_write(struct bp_conn *c, const void *buf, size_t len)
 
     ERR_clear_error();
     r = SSL_write_ex(c->ssl, buf, len, &n);
-    if (r == 1) {
-        return (ssize_t)n;
-    }
-    switch (SSL_get_error(c->ssl, r)) {
-    case SSL_ERROR_WANT_WRITE:
-        errno = EAGAIN;
-        return -1;
-    case SSL_ERROR_SYSCALL:
-        ERR_clear_error();
-        c->tls_dead = true;
-        if (errno == 0 || errno == EAGAIN) {
-            errno = EPIPE;
-        }
-        return -1;
-    default:
-        /* WANT_READ cannot happen without renegotiation; anything else is a broken session. */
-        ERR_clear_error();
-        c->tls_dead = true;
-        errno = EPROTO;
-        return -1;
-    }
+    return r == 1 ? (ssize_t)n : io_failed(c, r, false);
 }
 
 bool

@@ -5,14 +5,16 @@
 
 #include "auth/auth-t.h"
 
-/* Instance lists, interned (instlist.c): every credential whose restriction names the same ids
- * in the same order shares one list. `text` is the store's form, ids separated by commas; empty
- * items are dropped, so "" is the empty list (a restriction that allows no instance: it never
- * fails open). Returns a reference the caller gives back with bp_instance_list_unref. Any thread;
- * the intern table is behind its own lock, taken once per call. */
-const struct bp_instance_list *bp_instance_list_get(const char *text);
-void bp_instance_list_unref(const struct bp_instance_list *list);
-/* Lists alive now, for tests. */
-size_t bp_instance_lists_alive(void);
+/* Restrictions, interned (restriction.c): every credential whose restriction names the same
+ * instance ids in the same order and the same networks shares one. Both texts are the store's
+ * forms (comma-separated; NULL = unrestricted). Instance lists drop empty items, so "" is the
+ * empty list (no instance); an allow-list that does not parse, or "", allows no address: a
+ * restriction never fails open. NULL when both are NULL; otherwise a reference the caller gives
+ * back with bp_cred_restriction_unref. Any thread; the intern table is behind its own lock,
+ * taken once per call. */
+const struct bp_cred_restriction *bp_cred_restriction_get(const char *instances, const char *allow_from);
+void bp_cred_restriction_unref(const struct bp_cred_restriction *r);
+/* Restrictions alive now, for tests. */
+size_t bp_cred_restrictions_alive(void);
 
 #endif

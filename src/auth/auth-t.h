@@ -29,16 +29,27 @@
 #define BP_OAUTH_TOKEN_HEX_LEN 64
 #define BP_OAUTH_TOKEN_LEN (8 + BP_OAUTH_TOKEN_HEX_LEN)
 
+struct bp_ipnet;
 struct bp_secret;
 
 enum bp_cred_kind { BP_CRED_API_KEY = 1, BP_CRED_ACCESS_TOKEN = 2 };
 
-/* A credential's instance restriction: the instance ids it may use. Credentials with the same
- * list share one copy (interned by the tables), so a million keys restricted to one instance
- * hold a million pointers, not a million copies of its id. */
+/* A credential's instance restriction: the instance ids it may use. */
 struct bp_instance_list {
     uint32_t n;
     const char *ids[];
+};
+
+/* What a credential is held to besides its scopes: the instances it may use and the networks
+ * its requests may come from (issue 12). Credentials with the same restriction share one copy
+ * (interned by the tables), so a million keys restricted to one instance hold a million
+ * pointers, not a million copies of its id. An empty list allows nothing: a restriction never
+ * fails open. */
+struct bp_cred_restriction {
+    const struct bp_instance_list *instances; /* NULL: every instance */
+    const struct bp_ipnet *allow;             /* n_allow networks, when allow_restricted */
+    uint32_t n_allow;
+    bool allow_restricted;                    /* false: from anywhere */
 };
 
 /* A row of the credential table. One allocation holds the row and its strings, and the row is
@@ -50,7 +61,7 @@ struct bp_instance_list {
 struct bp_cred {
     unsigned char digest[BP_DIGEST_LEN]; /* SHA-256 of the presented key */
     int64_t expires_at;                  /* 0 = never */
-    const struct bp_instance_list *instances; /* NULL when unrestricted */
+    const struct bp_cred_restriction *restriction; /* NULL when unrestricted */
     atomic_uint used_at;                 /* latest use in this process, 0 = none */
     atomic_uint refs;                    /* snapshots share a row until the last one holding it goes */
     uint16_t scopes;                     /* BP_SCOPE_* bits */

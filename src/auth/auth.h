@@ -156,6 +156,12 @@ bp_err bp_auth_authenticate(const struct bp_tables *t, const struct bp_auth_head
                             const struct bp_cred **out, enum bp_auth_failure *why);
 /* BP_OK when the credential's scopes cover needed (BP_SCOPE_* bits), else BP_ERR_AUTH_SCOPE. */
 bp_err bp_auth_check_scope(const struct bp_cred *c, unsigned needed);
+/* The credential's instance restriction, NULL when it may use every instance. */
+const struct bp_instance_list *bp_cred_instances(const struct bp_cred *c);
+/* BP_OK when the credential may be used from addr (the client's address as text, "192.0.2.1" or
+ * "2001:db8::1"), else BP_ERR_AUTH_IP_NOT_ALLOWED: addr is outside the credential's allow-list,
+ * or not an address at all (a Unix socket's peer has none) while the credential has a list. */
+bp_err bp_auth_check_peer(const struct bp_cred *c, const char *addr);
 /* BP_OK when the credential may use the instance, else BP_ERR_AUTH_INSTANCE. */
 bp_err bp_auth_check_instance(const struct bp_cred *c, const char *id, size_t len);
 /* DESIGN §2: the instance of a request without instance_id. BP_OK with *out_id (the credential's,

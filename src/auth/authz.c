@@ -4,6 +4,7 @@
 
 #include <string.h>
 
+#include "lib/ipnet.h"
 #include "lib/str.h"
 
 static bool
@@ -172,14 +173,37 @@ bp_auth_check_scope(const struct bp_cred *c, unsigned needed)
     return BP_ERR_AUTH_SCOPE;
 }
 
+const struct bp_instance_list *
+bp_cred_instances(const struct bp_cred *c)
+{
+    return c->restriction != NULL ? c->restriction->instances : NULL;
+}
+
+bp_err
+bp_auth_check_peer(const struct bp_cred *c, const char *addr)
+{
+    const struct bp_cred_restriction *r = c->restriction;
+    struct bp_ip ip;
+
+    if (r == NULL || !r->allow_restricted) {
+        return BP_OK;
+    }
+    if (addr != NULL && bp_ip_parse(addr, strlen(addr), &ip) && bp_ipnet_list_contains(r->allow, r->n_allow, &ip)) {
+        return BP_OK;
+    }
+    return BP_ERR_AUTH_IP_NOT_ALLOWED;
+}
+
 bp_err
 bp_auth_check_instance(const struct bp_cred *c, const char *id, size_t len)
 {
-    if (c->instances == NULL) {
+    const struct bp_instance_list *instances = bp_cred_instances(c);
+
+    if (instances == NULL) {
         return BP_OK;
     }
-    for (uint32_t k = 0; k < c->instances->n; k++) {
-        if (bp_str_eq(id, len, c->instances->ids[k])) {
+    for (uint32_t k = 0; k < instances->n; k++) {
+        if (bp_str_eq(id, len, instances->ids[k])) {
             return BP_OK;
         }
     }
@@ -189,15 +213,16 @@ bp_auth_check_instance(const struct bp_cred *c, const char *id, size_t len)
 bp_err
 bp_auth_implied_instance(const struct bp_cred *c, const char **out_id, const char **why)
 {
+    const struct bp_instance_list *instances = bp_cred_instances(c);
     const char *reason;
 
-    if (c->instances != NULL && c->instances->n == 1) {
-        *out_id = c->instances->ids[0];
+    if (instances != NULL && instances->n == 1) {
+        *out_id = instances->ids[0];
         return BP_OK;
     }
-    if (c->instances == NULL) {
+    if (instances == NULL) {
         reason = "instance_id query parameter is required: this credential may use every instance";
-    } else if (c->instances->n == 0) {
+    } else if (instances->n == 0) {
         reason = "instance_id query parameter is required: this credential may use no instance";
     } else {
         reason = "instance_id query parameter is required: this credential may use more than one instance";

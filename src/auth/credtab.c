@@ -61,7 +61,7 @@ static atomic_size_t nodes_allocated;
 static void
 cred_free(struct bp_cred *c)
 {
-    bp_instance_list_unref(c->instances);
+    bp_cred_restriction_unref(c->restriction);
     bp_free(c); /* its strings live in the same allocation */
 }
 
@@ -319,10 +319,11 @@ tables_free(struct bp_tables *t)
 }
 
 /* One allocation: the row, then its strings (auth-t.h). actor is NULL for an API key, whose
- * actor is its own id. instances NULL = unrestricted; "" = no instance (a restriction never
- * fails open). */
+ * actor is its own id. instances and allow_from NULL = unrestricted; "" = no instance, no
+ * address (a restriction never fails open). */
 static struct bp_cred *
-cred_new(enum bp_cred_kind kind, const char *id, const char *name, const char *actor, const char *instances)
+cred_new(enum bp_cred_kind kind, const char *id, const char *name, const char *actor, const char *instances,
+         const char *allow_from)
 {
     size_t id_len = strlen(id) + 1;
     size_t name_len = strlen(name) + 1;
@@ -336,7 +337,7 @@ cred_new(enum bp_cred_kind kind, const char *id, const char *name, const char *a
     if (actor != NULL) {
         memcpy(c->text + id_len + name_len, actor, actor_len);
     }
-    c->instances = instances ? bp_instance_list_get(instances) : NULL;
+    c->restriction = bp_cred_restriction_get(instances, allow_from);
     atomic_init(&c->used_at, 0);
     return c;
 }
@@ -405,7 +406,7 @@ bp_tables_put_key(struct bp_tables *t, const struct bp_key_rec *k)
         return BP_ERR_INVALID; /* a row the CLI would never write; refuse it rather than guess */
     }
     /* An empty list restricts the key to no instance: a restriction never fails open. */
-    c = cred_new(BP_CRED_API_KEY, k->id, k->name ? k->name : "", NULL, k->instances);
+    c = cred_new(BP_CRED_API_KEY, k->id, k->name ? k->name : "", NULL, k->instances, k->allow_from);
     memcpy(c->digest, k->digest, sizeof(c->digest));
     c->scopes = (uint16_t)bits;
     c->expires_at = k->expires_at;
@@ -426,7 +427,7 @@ bp_tables_put_token(struct bp_tables *t, const struct bp_live_token *tok)
     /* The client's restriction binds its tokens, with the same never-fail-open rule as keys. */
     c = cred_new(BP_CRED_ACCESS_TOKEN, tok->id, tok->client_name ? tok->client_name : "",
                  tok->client_id ? tok->client_id : "",
-                 tok->instances);
+                 tok->instances, tok->allow_from);
     memcpy(c->digest, tok->digest, sizeof(c->digest));
     c->scopes = (uint16_t)bits;
     c->expires_at = tok->expires_at;

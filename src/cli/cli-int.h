@@ -119,6 +119,10 @@ int bp_cli__parse_scopes(const char *text, char out[BP_CLI_SCOPES_MAX]);
 int bp_cli__parse_expiry(const char *text, int64_t now, int64_t *out);
 /* --instances "id1,id2" → allocated canonical list (deduplicated), each id checked in the store. */
 int bp_cli__parse_instances(struct bp_store *s, const char *text, char **out);
+/* --allow-from "203.0.113.7,10.0.0.0/8" → allocated canonical list (each network as
+ * ADDRESS/BITS); "any" → *out NULL (no restriction). */
+#define BP_CLI_ALLOW_FROM_MAX 64
+int bp_cli__parse_allow_from(const char *text, char **out);
 /* Ends a transaction opened with bp_store_begin around a change: when change is BP_OK writes the
  * audit record (bp_audit_admin) and commits, else (or if that fails) rolls back. Returns the
  * first failure. After a commit, waits (at most 2 s) until every running server using the store

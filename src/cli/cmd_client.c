@@ -82,6 +82,7 @@ client_obj(const struct bp_client_rec *rec, int64_t now, bool created, const cha
     bp_out_csv(o, "redirect_uris", uris);
     bp_out_csv(o, "grant_types", rec->grant_types);
     bp_out_csv(o, "instances", rec->instances);
+    bp_out_csv(o, "allow_from", rec->allow_from);
     bp_out_str(o, "status", bp_cli__cred_status(rec->revoked, rec->expires_at, now));
     bp_out_time(o, "created_at", rec->created_at);
     bp_out_time(o, "expires_at", rec->expires_at);
@@ -298,7 +299,7 @@ parse_redirect_uris(const struct bp_cli_flag *flag, const char **out, size_t *ou
 
 /* ---- commands ---- */
 
-enum { CF_NAME, CF_SCOPES, CF_REDIRECT_URI, CF_GRANT_TYPES, CF_INSTANCES, CF_EXPIRES_IN, CF_COUNT };
+enum { CF_NAME, CF_SCOPES, CF_REDIRECT_URI, CF_GRANT_TYPES, CF_INSTANCES, CF_EXPIRES_IN, CF_ALLOW_FROM, CF_COUNT };
 
 /* Generates the secret, stores its digest with the audit record, and prints it once. */
 static int
@@ -404,6 +405,12 @@ client_create(struct bp_cli_ctx *ctx, int argc, char **argv, int op)
     if (rc != BP_CLI_EXIT_OK) {
         goto done;
     }
+    if (flags[CF_ALLOW_FROM].seen) {
+        rc = bp_cli__parse_allow_from(flags[CF_ALLOW_FROM].value, &rec.allow_from);
+        if (rc != BP_CLI_EXIT_OK) {
+            goto done;
+        }
+    }
     rec.id = bp_cli__new_id("client");
     if (rec.id == NULL) {
         rc = BP_CLI_EXIT_FAIL;
@@ -479,6 +486,52 @@ client_one(struct bp_cli_ctx *ctx, int argc, char **argv, int op)
         return rc == BP_CLI_HELP_SHOWN ? BP_CLI_EXIT_OK : rc;
     }
     return bp_cli__one(ctx, &client_kind, op == CLIENT_SHOW ? NULL : apply_op, &change);
+}
+
+/* client update ID --allow-from LIST|any: the networks the client's access tokens may be used
+ * from (its tokens, issued or to come, follow it). */
+enum { UF_ALLOW_FROM, UF_COUNT };
+
+struct client_update {
+    const char *allow_from; /* canonical list, NULL = anywhere */
+};
+
+static bp_err
+apply_update(struct bp_store *s, const char *id, const void *arg, bool json)
+{
+    const struct client_update *u = arg;
+    bp_err err = bp_store_begin(s);
+    (void)json;
+
+    if (err == BP_OK) {
+        err = bp_cli__finish_audited(s, bp_store_client_set_allow_from(s, id, u->allow_from),
+                                     "Client allow-list changed", id, NULL);
+    }
+    return err;
+}
+
+static int
+client_update(struct bp_cli_ctx *ctx, int argc, char **argv, int op)
+{
+    struct bp_cli_flag flags[UF_COUNT];
+    struct client_update u = {0};
+    char *allow_from = NULL;
+    int rc;
+    (void)op;
+
+    BP_CLI_PARSE_OR_RETURN(ctx, argc, argv, flags);
+    if (!flags[UF_ALLOW_FROM].seen) {
+        bp_cli__error("client update needs --allow-from (networks, or any)");
+        return BP_CLI_EXIT_USAGE;
+    }
+    rc = bp_cli__parse_allow_from(flags[UF_ALLOW_FROM].value, &allow_from);
+    if (rc != BP_CLI_EXIT_OK) {
+        return rc;
+    }
+    u.allow_from = allow_from;
+    rc = bp_cli__one(ctx, &client_kind, apply_update, &u);
+    bp_free(allow_from);
+    return rc;
 }
 
 /* client rotate-secret: a new secret (shown once); the one the client had keeps working for the
@@ -572,6 +625,14 @@ static const struct bp_cli_opt create_opts[CF_COUNT] = {
     [CF_EXPIRES_IN] = {"--expires-in", "DURATION", .help = "expiry of the client, counted from now: <n>s, <n>m, <n>h, "
                                                    "<n>d, or never (the default)",
                        .complete = "never 1h 1d 7d 30d 90d"},
+    [CF_ALLOW_FROM] = {"--allow-from", "CIDR,...", .help = "accept its access tokens only from these addresses or "
+                                                   "networks (default: any)"},
+};
+
+static const struct bp_cli_opt update_opts[UF_COUNT] = {
+    [UF_ALLOW_FROM] = {"--allow-from", "CIDR,...", .help = "the addresses or networks its access tokens may be used "
+                                                   "from, or any",
+                       .required = true, .complete = "any"},
 };
 
 static const struct bp_cli_verb verbs[] = {
@@ -583,6 +644,8 @@ static const struct bp_cli_verb verbs[] = {
      .min_args = 1, .max_args = 1},
     {"expire", client_one, CLIENT_EXPIRE, .help = "set a new expiry", .args = "ID", .min_args = 1, .max_args = 1,
      .opts = bp_cli__expire_opts, .nopts = BP_ARRAY_LEN(bp_cli__expire_opts)},
+    {"update", client_update, 0, .help = "change where its access tokens may be used from", .args = "ID",
+     .min_args = 1, .max_args = 1, .opts = update_opts, .nopts = BP_ARRAY_LEN(update_opts)},
     {"rotate-secret", client_rotate_secret, 0,
      .help = "issue a new client secret (printed once); the previous one keeps working for --grace",
      .args = "ID", .min_args = 1, .max_args = 1, .opts = rotate_opts, .nopts = BP_ARRAY_LEN(rotate_opts)},

@@ -29,6 +29,7 @@ key_obj(const struct bp_key_rec *rec, int64_t now, const char *key_text)
     bp_out_str(o, "prefix", rec->prefix);
     bp_out_csv(o, "scopes", rec->scopes);
     bp_out_csv(o, "instances", rec->instances);
+    bp_out_csv(o, "allow_from", rec->allow_from);
     bp_out_str(o, "status", bp_cli__cred_status(rec->revoked, rec->expires_at, now));
     bp_out_time(o, "created_at", rec->created_at);
     bp_out_time(o, "expires_at", rec->expires_at);
@@ -105,7 +106,7 @@ static const struct bp_cli_kind key_kind = {
 
 /* ---- commands ---- */
 
-enum { CF_NAME, CF_SCOPES, CF_EXPIRES_IN, CF_INSTANCES, CF_COUNT };
+enum { CF_NAME, CF_SCOPES, CF_EXPIRES_IN, CF_INSTANCES, CF_ALLOW_FROM, CF_COUNT };
 
 /* Generates the key, stores its digest and prints it once. */
 static int
@@ -169,8 +170,15 @@ key_create(struct bp_cli_ctx *ctx, int argc, char **argv, int op)
             return rc;
         }
     }
+    if (flags[CF_ALLOW_FROM].seen) {
+        rc = bp_cli__parse_allow_from(flags[CF_ALLOW_FROM].value, &rec.allow_from);
+        if (rc != BP_CLI_EXIT_OK) {
+            return rc;
+        }
+    }
     rec.id = bp_cli__new_id("key");
     if (rec.id == NULL) {
+        bp_key_rec_cleanup(&rec);
         return BP_CLI_EXIT_FAIL;
     }
     rc = bp_cli__open_store(ctx, true, &s);
@@ -254,6 +262,52 @@ key_one(struct bp_cli_ctx *ctx, int argc, char **argv, int op)
     return bp_cli__one(ctx, &key_kind, op == KEY_SHOW ? NULL : apply_op, &change);
 }
 
+/* key update ID --allow-from LIST|any: the networks the key may be used from, changed in place
+ * (the key stays the same). Running servers apply it before the command returns. */
+enum { UF_ALLOW_FROM, UF_COUNT };
+
+struct key_update {
+    const char *allow_from; /* canonical list, NULL = anywhere */
+};
+
+static bp_err
+apply_update(struct bp_store *s, const char *id, const void *arg, bool json)
+{
+    const struct key_update *u = arg;
+    bp_err err = bp_store_begin(s);
+    (void)json;
+
+    if (err == BP_OK) {
+        err = bp_cli__finish_audited(s, bp_store_key_set_allow_from(s, id, u->allow_from), "Key allow-list changed",
+                                     id, NULL);
+    }
+    return err;
+}
+
+static int
+key_update(struct bp_cli_ctx *ctx, int argc, char **argv, int op)
+{
+    struct bp_cli_flag flags[UF_COUNT];
+    struct key_update u = {0};
+    char *allow_from = NULL;
+    int rc;
+    (void)op;
+
+    BP_CLI_PARSE_OR_RETURN(ctx, argc, argv, flags);
+    if (!flags[UF_ALLOW_FROM].seen) {
+        bp_cli__error("key update needs --allow-from (networks, or any)");
+        return BP_CLI_EXIT_USAGE;
+    }
+    rc = bp_cli__parse_allow_from(flags[UF_ALLOW_FROM].value, &allow_from);
+    if (rc != BP_CLI_EXIT_OK) {
+        return rc;
+    }
+    u.allow_from = allow_from;
+    rc = bp_cli__one(ctx, &key_kind, apply_update, &u);
+    bp_free(allow_from);
+    return rc;
+}
+
 /* key rotate: a new key with the old one's name, scopes and instances (shown once); the old one
  * expires after the grace period, so both work meanwhile. One transaction: the new key, the old
  * one's expiry, the links between them, and two audit records with one operation id. */
@@ -313,6 +367,7 @@ key_rotate(struct bp_cli_ctx *ctx, int argc, char **argv, int op)
     rec.name = bp_strdup(old.name);
     rec.scopes = bp_strdup(old.scopes);
     rec.instances = old.instances != NULL ? bp_strdup(old.instances) : NULL;
+    rec.allow_from = old.allow_from != NULL ? bp_strdup(old.allow_from) : NULL;
     rec.created_at = now;
     rec.expires_at = old.expires_at;
     bp_digest(key, BP_APIKEY_LEN, rec.digest);
@@ -368,6 +423,14 @@ static const struct bp_cli_opt create_opts[CF_COUNT] = {
                                                    "(the default)",
                        .complete = "never 1h 1d 7d 30d 90d"},
     [CF_INSTANCES] = {"--instances", "ID1,ID2", .help = "restrict the key to these instances (default: every one)"},
+    [CF_ALLOW_FROM] = {"--allow-from", "CIDR,...", .help = "accept the key only from these addresses or networks "
+                                                   "(default: any)"},
+};
+
+static const struct bp_cli_opt update_opts[UF_COUNT] = {
+    [UF_ALLOW_FROM] = {"--allow-from", "CIDR,...", .help = "the addresses or networks the key may be used from, "
+                                                   "or any",
+                       .required = true, .complete = "any"},
 };
 
 static const struct bp_cli_verb verbs[] = {
@@ -379,8 +442,10 @@ static const struct bp_cli_verb verbs[] = {
      .args = "ID", .min_args = 1, .max_args = 1},
     {"expire", key_one, KEY_EXPIRE, .help = "set a new expiry", .args = "ID", .min_args = 1, .max_args = 1,
      .opts = bp_cli__expire_opts, .nopts = BP_ARRAY_LEN(bp_cli__expire_opts)},
+    {"update", key_update, 0, .help = "change where the key may be used from", .args = "ID", .min_args = 1,
+     .max_args = 1, .opts = update_opts, .nopts = BP_ARRAY_LEN(update_opts)},
     {"rotate", key_rotate, 0,
-     .help = "issue a new key with the same name, scopes and instances (printed once); the old one keeps "
+     .help = "issue a new key with the same name, scopes, instances and allow-list (printed once); the old one keeps "
              "working for --grace, then expires",
      .args = "ID", .min_args = 1, .max_args = 1, .opts = rotate_opts, .nopts = BP_ARRAY_LEN(rotate_opts)},
 };

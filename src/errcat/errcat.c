@@ -19,6 +19,10 @@ static const struct bp_errcat_row rows[] = {
      "Bearer error=\"insufficient_scope\", scope=\"<scope>\"", 0, true},
     {BP_ERR_AUTH_INSTANCE, 403, "AUTH_INSUFFICIENT_PERMISSIONS", "Credential may not use this instance", NULL,
      0, true},
+    /* Issue 12: the key, or the OAuth client whose token it is, is held to networks the request's
+     * client (its real address, when trusted proxies name one) is not in. */
+    {BP_ERR_AUTH_IP_NOT_ALLOWED, 403, "AUTH_IP_NOT_ALLOWED",
+     "Credential may not be used from this address (it has an IP allow-list)", NULL, 0, true},
     {BP_ERR_MISSING_INSTANCE_ID, 400, "GEN_MISSING_PARAMETER", "instance_id query parameter is required",
      NULL, 0, true},
     {BP_ERR_MALFORMED, 400, "GEN_MALFORMED_REQUEST", "Malformed request", NULL, 0, true},

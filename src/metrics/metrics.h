@@ -24,6 +24,7 @@ enum bp_metrics_auth_reason {
     BP_METRICS_AUTH_REVOKED,
     BP_METRICS_AUTH_SCOPE,
     BP_METRICS_AUTH_INSTANCE,
+    BP_METRICS_AUTH_IP,        /* used from outside its allow-list */
     BP_METRICS_AUTH__COUNT
 };
 

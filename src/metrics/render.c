@@ -410,7 +410,7 @@ static void
 render_fixed(struct bp_buf *b, bool om, const struct fixed_sums *f)
 {
     static const char *const auth[BP_METRICS_AUTH__COUNT] = {"missing", "unknown", "expired",
-                                                             "revoked", "scope",   "instance"};
+                                                             "revoked", "scope",   "instance", "ip_not_allowed"};
     static const char *const up[BP_METRICS_UPSTREAM__COUNT] = {"connect", "timeout", "reset", "tls", "other"};
 
     family(b, om, P "upstream_errors_total", "counter",

@@ -8,6 +8,7 @@
 #include "auth/auth.h"
 #include "lib/alloc.h"
 #include "lib/clock.h"
+#include "lib/ipnet.h"
 #include "lib/secret.h"
 #include "oauth/oauth-int.h"
 #include "store/store.h"
@@ -40,10 +41,29 @@ previous_secret_ok(struct bp_oauth *o, const char *id, const unsigned char diges
     return bp_ct_equal(digest, previous, BP_DIGEST_LEN);
 }
 
+/* A client with an allow-list (issue 12) is used only from it: its tokens are refused elsewhere
+ * anyway, and a secret that leaked should not mint them elsewhere either. */
+static bool
+peer_allowed(const struct bp_client_rec *c, const char *peer)
+{
+    struct bp_ipnet *nets = NULL;
+    size_t n = 0;
+    struct bp_ip ip;
+    bool ok;
+
+    if (c->allow_from == NULL) {
+        return true;
+    }
+    ok = peer != NULL && bp_ip_parse(peer, strlen(peer), &ip) &&
+         bp_ipnet_list_parse(c->allow_from, 64, &nets, &n, NULL, 0) == BP_OK && bp_ipnet_list_contains(nets, n, &ip);
+    bp_free(nets);
+    return ok;
+}
+
 /* Looks the client up and checks its secret. The digest is computed before the lookup so that an
  * unknown client id costs the same work as a wrong secret. */
 static bp_err
-check_client(struct bp_oauth *o, const char *id, const char *secret, struct bp_client_rec *out,
+check_client(struct bp_oauth *o, const char *id, const char *secret, const char *peer, struct bp_client_rec *out,
              struct bp_oauth_response *resp)
 {
     struct bp_client_rec c = {0};
@@ -65,6 +85,10 @@ check_client(struct bp_oauth *o, const char *id, const char *secret, struct bp_c
         (!bp_ct_equal(digest, c.secret_digest, BP_DIGEST_LEN) && !previous_secret_ok(o, id, digest))) {
         bp_client_rec_cleanup(&c);
         return refuse(resp, "client authentication failed");
+    }
+    if (!peer_allowed(&c, peer)) {
+        bp_client_rec_cleanup(&c);
+        return refuse(resp, "this client may not be used from this address (it has an IP allow-list)");
     }
     *out = c;
     return BP_OK;
@@ -88,7 +112,7 @@ bp_oauth__client_authenticate(struct bp_oauth *o, const struct bp_oauth_request 
         if (form_id == NULL || form_secret == NULL) {
             return refuse(resp, "client authentication required");
         }
-        return check_client(o, form_id, form_secret, out, resp);
+        return check_client(o, form_id, form_secret, req->peer, out, resp);
     }
     rc = bp_oauth__basic_parse(req->authorization, req->authorization_len, &id, &secret);
     if (rc != BP_OK) {
@@ -99,7 +123,7 @@ bp_oauth__client_authenticate(struct bp_oauth *o, const struct bp_oauth_request 
     } else if (form_id != NULL && strcmp(form_id, id) != 0) {
         rc = bad_request(resp, "client_id differs from the authenticated client");
     } else {
-        rc = check_client(o, id, secret, out, resp);
+        rc = check_client(o, id, secret, req->peer, out, resp);
     }
     bp_wipe(secret, strlen(secret));
     bp_free(secret);

@@ -95,6 +95,9 @@ count_auth_failure(bp_err rc, enum bp_auth_failure why)
     case BP_ERR_AUTH_INSTANCE:
         bp_metrics_auth_failure(BP_METRICS_AUTH_INSTANCE);
         break;
+    case BP_ERR_AUTH_IP_NOT_ALLOWED:
+        bp_metrics_auth_failure(BP_METRICS_AUTH_IP);
+        break;
     default:
         break;
     }
@@ -174,6 +177,12 @@ check_head(struct bp_http_req *req, struct bp_proxy_req *st, const char **reason
         st->asked_instance_len = id_len;
     }
     rc = authenticate(h, st, reason);
+    if (rc != BP_OK) {
+        return rc;
+    }
+    /* Where it may be used from comes with who it is: a key used from outside its allow-list
+     * learns nothing of routes or instances. */
+    rc = bp_auth_check_peer(st->cred, bp_http_req_peer(req));
     if (rc != BP_OK) {
         return rc;
     }

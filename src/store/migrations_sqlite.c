@@ -226,6 +226,28 @@ const char *const bp_store__sqlite_migrations[] = {
     "ALTER TABLE oauth_clients ADD COLUMN previous_secret_digest BLOB"
     "  CHECK (previous_secret_digest IS NULL OR length(previous_secret_digest) = 32);"
     "ALTER TABLE oauth_clients ADD COLUMN previous_secret_expires_at INTEGER NOT NULL DEFAULT 0;",
+    /* 8 (issue 12): the networks a key, or a client's tokens, may be used from (NULL: anywhere).
+     * A change to them must reach running servers as any restriction does, so the change-log
+     * triggers are made again with the column in their conditions. */
+    "ALTER TABLE api_keys ADD COLUMN allow_from TEXT;"
+    "ALTER TABLE oauth_clients ADD COLUMN allow_from TEXT;"
+    "DROP TRIGGER changes_api_keys_update;"
+    "CREATE TRIGGER changes_api_keys_update AFTER UPDATE ON api_keys"
+    "  WHEN OLD.id IS NOT NEW.id OR OLD.name IS NOT NEW.name OR OLD.digest IS NOT NEW.digest"
+    "    OR OLD.scopes IS NOT NEW.scopes OR OLD.instances IS NOT NEW.instances"
+    "    OR OLD.expires_at IS NOT NEW.expires_at OR OLD.revoked IS NOT NEW.revoked"
+    "    OR OLD.allow_from IS NOT NEW.allow_from BEGIN"
+    "  INSERT INTO changes (kind, entity_id, at)"
+    "    VALUES ('api_key', NEW.id, CAST(strftime('%s', 'now') AS INTEGER));"
+    "END;"
+    "DROP TRIGGER changes_oauth_clients_update;"
+    "CREATE TRIGGER changes_oauth_clients_update AFTER UPDATE ON oauth_clients"
+    "  WHEN OLD.id IS NOT NEW.id OR OLD.name IS NOT NEW.name OR OLD.scopes IS NOT NEW.scopes"
+    "    OR OLD.instances IS NOT NEW.instances OR OLD.expires_at IS NOT NEW.expires_at"
+    "    OR OLD.revoked IS NOT NEW.revoked OR OLD.allow_from IS NOT NEW.allow_from BEGIN"
+    "  INSERT INTO changes (kind, entity_id, at)"
+    "    VALUES ('oauth_client', NEW.id, CAST(strftime('%s', 'now') AS INTEGER));"
+    "END;",
 };
 
 const size_t bp_store__sqlite_migrations_len = BP_ARRAY_LEN(bp_store__sqlite_migrations);

@@ -354,6 +354,12 @@ bp_store_key_set_expiry(struct bp_store *s, const char *id, int64_t expires_at)
 }
 
 bp_err
+bp_store_key_set_allow_from(struct bp_store *s, const char *id, const char *allow_from)
+{
+    return s->ops->key_set_allow_from(s, id, allow_from);
+}
+
+bp_err
 bp_store_key_touch(struct bp_store *s, const char *const *ids, const int64_t *at, size_t n)
 {
     if (n == 0) {
@@ -373,6 +379,7 @@ bp_key_rec_cleanup(struct bp_key_rec *rec)
     bp_free(rec->prefix);
     bp_free(rec->scopes);
     bp_free(rec->instances);
+    bp_free(rec->allow_from);
     bp_free(rec->replaces);
     bp_free(rec->replaced_by);
     memset(rec, 0, sizeof(*rec));

@@ -36,6 +36,7 @@ struct bp_key_rec {
     unsigned char digest[32];
     char *scopes;      /* canonical comma-separated list, e.g. "proxy:read,proxy:write" or "*" */
     char *instances;   /* comma-separated instance ids, NULL when unrestricted */
+    char *allow_from;  /* comma-separated networks it may be used from (canonical CIDR), NULL: anywhere */
     int64_t created_at;
     int64_t expires_at;   /* 0 = never */
     int64_t last_used_at; /* 0 = never */
@@ -302,6 +303,8 @@ bp_err bp_store_key_each(struct bp_store *s, bp_err (*fn)(const struct bp_key_re
 bp_err bp_store_key_revoke(struct bp_store *s, const char *id, int64_t now);
 /* expires_at 0 = never. */
 bp_err bp_store_key_set_expiry(struct bp_store *s, const char *id, int64_t expires_at);
+/* The networks the key may be used from (canonical CIDR list), NULL = anywhere (issue 12). */
+bp_err bp_store_key_set_allow_from(struct bp_store *s, const char *id, const char *allow_from);
 /* Rotation (issue 12): old_id was replaced by new_id (both rows name the other). */
 bp_err bp_store_key_link(struct bp_store *s, const char *old_id, const char *new_id);
 /* The keys id replaces and was replaced by (allocated, NULL when none): the CLI's, apart from
@@ -334,6 +337,7 @@ struct bp_client_rec {
     size_t n_redirect_uris;
     char *grant_types;         /* comma-separated: client_credentials,authorization_code,refresh_token */
     char *instances;           /* comma-separated instance ids, NULL when unrestricted */
+    char *allow_from;          /* networks its tokens may be used from, NULL: anywhere */
     int64_t created_at;
     int64_t expires_at;        /* 0 = never */
     bool revoked;
@@ -379,6 +383,7 @@ struct bp_live_token {
     char *client_name;
     char *scopes;              /* the token's scopes */
     char *instances;           /* the client's restriction, NULL when unrestricted */
+    char *allow_from;          /* the client's networks, NULL: anywhere */
     int64_t expires_at;        /* min(token expiry, client expiry); 0 = never */
     bool live;                 /* bp_store_token_list_changed: whether the request path takes it */
 };
@@ -419,6 +424,8 @@ bp_err bp_store_client_rotate_secret(struct bp_store *s, const char *id, const u
 bp_err bp_store_client_previous_secret(struct bp_store *s, const char *id, unsigned char digest[32],
                                        int64_t *out_expires_at);
 bp_err bp_store_client_set_expiry(struct bp_store *s, const char *id, int64_t expires_at);
+/* The networks the client's tokens may be used from, NULL = anywhere. */
+bp_err bp_store_client_set_allow_from(struct bp_store *s, const char *id, const char *allow_from);
 void bp_client_rec_cleanup(struct bp_client_rec *rec);
 void bp_client_recs_free(struct bp_client_rec *recs, size_t n);
 

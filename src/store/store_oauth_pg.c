@@ -45,7 +45,7 @@ get_by_id(struct pg_store *st, const char *sql, const char *id, void (*read)(con
 
 #define CLIENT_COLS                                                                                 \
     "id, name, secret_digest, scopes, redirect_uris, grant_types, instances, created_at,"           \
-    " expires_at, revoked, revoked_at"
+    " expires_at, revoked, revoked_at, allow_from"
 
 /* Redirect URIs are stored newline-separated, as on SQLite: the CLI admits only URI characters,
  * so a URI can hold neither a newline nor be empty. */
@@ -118,6 +118,7 @@ read_client(const PGresult *res, int row, void *vout)
     out->expires_at = bp_pg__col_int(res, row, 8);
     out->revoked = bp_pg__col_bool(res, row, 9);
     out->revoked_at = bp_pg__col_int(res, row, 10);
+    out->allow_from = bp_pg__col_dup(res, row, 11);
 }
 
 static bp_err
@@ -141,8 +142,9 @@ pg_client_insert(struct bp_store *s, const struct bp_client_rec *rec)
     bp_pg__p_int(&p, rec->expires_at);
     bp_pg__p_bool(&p, rec->revoked);
     bp_pg__p_int(&p, rec->revoked_at);
+    bp_pg__p_text(&p, rec->allow_from);
     err = bp_pg__run(bp_pg__of(s),
-                     "INSERT INTO oauth_clients (" CLIENT_COLS ") VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11)", &p,
+                     "INSERT INTO oauth_clients (" CLIENT_COLS ") VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12)", &p,
                      NULL);
     bp_free(uris);
     return err;
@@ -250,6 +252,16 @@ pg_client_set_expiry(struct bp_store *s, const char *id, int64_t expires_at)
     bp_pg__p_int(&p, expires_at);
     bp_pg__p_text(&p, id);
     return bp_pg__change_one(bp_pg__of(s), "UPDATE oauth_clients SET expires_at = $1 WHERE id = $2", &p);
+}
+
+static bp_err
+pg_client_set_allow_from(struct bp_store *s, const char *id, const char *allow_from)
+{
+    struct bp_pg_params p = {0};
+
+    bp_pg__p_text(&p, allow_from);
+    bp_pg__p_text(&p, id);
+    return bp_pg__change_one(bp_pg__of(s), "UPDATE oauth_clients SET allow_from = $1 WHERE id = $2", &p);
 }
 
 /* ---- operators ---- */
@@ -529,8 +541,8 @@ static void
 read_live(const PGresult *res, int row, void *vout)
 {
     struct bp_live_token *out = vout;
-    int64_t token_exp = bp_pg__col_int(res, row, 6);
-    int64_t client_exp = bp_pg__col_int(res, row, 7);
+    int64_t token_exp = bp_pg__col_int(res, row, 7);
+    int64_t client_exp = bp_pg__col_int(res, row, 8);
 
     memset(out, 0, sizeof(*out));
     out->id = bp_pg__col_dup(res, row, 0);
@@ -539,7 +551,8 @@ read_live(const PGresult *res, int row, void *vout)
     out->client_name = bp_pg__col_dup(res, row, 3);
     out->scopes = bp_pg__col_dup(res, row, 4);
     out->instances = bp_pg__col_dup(res, row, 5);
-    out->live = PQnfields(res) > 8 ? bp_pg__col_bool(res, row, 8) : true;
+    out->allow_from = bp_pg__col_dup(res, row, 6);
+    out->live = PQnfields(res) > 9 ? bp_pg__col_bool(res, row, 9) : true;
     /* 0 = never on both sides: the earlier of the two real expiries wins. */
     if (token_exp == 0) {
         out->expires_at = client_exp;
@@ -561,7 +574,7 @@ pg_token_list_live(struct bp_store *s, int64_t now, struct bp_live_token **out, 
     bp_pg__p_int(&p, now);
     /* Expired means expires_at <= now, as everywhere else (key status, token checks). */
     err = bp_pg__collect(bp_pg__of(s),
-                         "SELECT t.id, t.digest, t.client_id, c.name, t.scopes, c.instances,"
+                         "SELECT t.id, t.digest, t.client_id, c.name, t.scopes, c.instances, c.allow_from,"
                          "       t.expires_at, c.expires_at"
                          "  FROM oauth_tokens t JOIN oauth_clients c ON c.id = t.client_id"
                          " WHERE t.kind = $1 AND NOT t.revoked"
@@ -583,7 +596,7 @@ pg_token_list_changed(struct bp_store *s, int64_t now, const char *token_id, con
     void *recs = NULL;
     bp_err err;
 #define CHANGED_COLS                                                                                           \
-    "SELECT t.id, t.digest, t.client_id, c.name, t.scopes, c.instances, t.expires_at, c.expires_at,"          \
+    "SELECT t.id, t.digest, t.client_id, c.name, t.scopes, c.instances, c.allow_from, t.expires_at, c.expires_at,"          \
     "       NOT t.revoked AND (t.expires_at = 0 OR t.expires_at > $2)"                                          \
     "       AND NOT c.revoked AND (c.expires_at = 0 OR c.expires_at > $2)"                                      \
     "  FROM oauth_tokens t JOIN oauth_clients c ON c.id = t.client_id"
@@ -753,6 +766,7 @@ const struct bp_store_oauth_ops bp_pg__oauth_ops = {
     .client_rotate_secret = pg_client_rotate_secret,
     .client_previous_secret = pg_client_previous_secret,
     .client_set_expiry = pg_client_set_expiry,
+    .client_set_allow_from = pg_client_set_allow_from,
     .operator_insert = pg_operator_insert,
     .operator_get = pg_operator_get,
     .operator_get_by_name = pg_operator_get_by_name,

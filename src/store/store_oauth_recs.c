@@ -32,6 +32,7 @@ bp_client_rec_cleanup(struct bp_client_rec *rec)
     bp_free(rec->redirect_uris);
     bp_free(rec->grant_types);
     bp_free(rec->instances);
+    bp_free(rec->allow_from);
     memset(rec, 0, sizeof(*rec));
 }
 
@@ -97,6 +98,7 @@ bp_live_tokens_free(struct bp_live_token *recs, size_t n)
         bp_free(recs[i].client_name);
         bp_free(recs[i].scopes);
         bp_free(recs[i].instances);
+        bp_free(recs[i].allow_from);
         memset(&recs[i], 0, sizeof(recs[i]));
     }
     bp_free(recs);

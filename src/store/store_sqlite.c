@@ -681,7 +681,7 @@ sq_instance_list(struct bp_store *s, struct bp_instance_rec **out, size_t *out_n
 
 #define KEY_COLS                                                                                             \
     "id, name, prefix, digest, scopes, instances, created_at, expires_at, last_used_at, revoked,"            \
-    " revoked_at"
+    " revoked_at, allow_from"
 
 static void
 read_key(sqlite3_stmt *stmt, struct bp_key_rec *out)
@@ -703,6 +703,7 @@ read_key(sqlite3_stmt *stmt, struct bp_key_rec *out)
     out->last_used_at = sqlite3_column_int64(stmt, 8);
     out->revoked = sqlite3_column_int(stmt, 9) != 0;
     out->revoked_at = sqlite3_column_int64(stmt, 10);
+    out->allow_from = bp_sq__col_dup(stmt, 11);
 }
 
 static bp_err
@@ -711,7 +712,7 @@ sq_key_insert(struct bp_store *s, const struct bp_key_rec *rec)
     struct sqlite_store *st = bp_sq__of(s);
     sqlite3_stmt *stmt = NULL;
     bp_err err =
-        bp_sq__prepare(st, "INSERT INTO api_keys (" KEY_COLS ") VALUES (?,?,?,?,?,?,?,?,?,?,?)", &stmt);
+        bp_sq__prepare(st, "INSERT INTO api_keys (" KEY_COLS ") VALUES (?,?,?,?,?,?,?,?,?,?,?,?)", &stmt);
 
     if (err != BP_OK) {
         return err;
@@ -727,6 +728,7 @@ sq_key_insert(struct bp_store *s, const struct bp_key_rec *rec)
     sqlite3_bind_int64(stmt, 9, rec->last_used_at);
     sqlite3_bind_int(stmt, 10, rec->revoked ? 1 : 0);
     sqlite3_bind_int64(stmt, 11, rec->revoked_at);
+    bp_sq__bind_text(stmt, 12, rec->allow_from);
     err = bp_sq__step_done(st, stmt, NULL);
     sqlite3_finalize(stmt);
     return err;
@@ -771,6 +773,7 @@ borrow_key(sqlite3_stmt *stmt, struct bp_key_rec *out)
     out->last_used_at = sqlite3_column_int64(stmt, 8);
     out->revoked = sqlite3_column_int(stmt, 9) != 0;
     out->revoked_at = sqlite3_column_int64(stmt, 10);
+    out->allow_from = (char *)sqlite3_column_text(stmt, 11);
 }
 
 static bp_err
@@ -852,6 +855,21 @@ sq_key_set_expiry(struct bp_store *s, const char *id, int64_t expires_at)
         return err;
     }
     sqlite3_bind_int64(stmt, 1, expires_at);
+    bp_sq__bind_text(stmt, 2, id);
+    return bp_sq__finish_change(st, stmt);
+}
+
+static bp_err
+sq_key_set_allow_from(struct bp_store *s, const char *id, const char *allow_from)
+{
+    struct sqlite_store *st = bp_sq__of(s);
+    sqlite3_stmt *stmt = NULL;
+    bp_err err = bp_sq__prepare(st, "UPDATE api_keys SET allow_from = ? WHERE id = ?", &stmt);
+
+    if (err != BP_OK) {
+        return err;
+    }
+    bp_sq__bind_text(stmt, 1, allow_from);
     bp_sq__bind_text(stmt, 2, id);
     return bp_sq__finish_change(st, stmt);
 }
@@ -1012,6 +1030,7 @@ const struct bp_store_ops bp_sq__ops = {
     .key_each = sq_key_each,
     .key_revoke = sq_key_revoke,
     .key_set_expiry = sq_key_set_expiry,
+    .key_set_allow_from = sq_key_set_allow_from,
     .key_link = sq_key_link,
     .key_links = sq_key_links,
     .key_touch = sq_key_touch,

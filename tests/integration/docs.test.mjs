@@ -246,9 +246,9 @@ describe('zsh completion', () => {
     test('commands, verbs, options and option values, as an interactive zsh offers them', () => {
         assert.deepEqual(complete(''), [['serve', 'instance', 'key', 'client', 'operator', 'audit', 'db', 'version', 'completion', 'openapi', 'help']]);
         assert.deepEqual(complete('in'), [['instance']]);
-        assert.deepEqual(complete('key '), [['create', 'list', 'show', 'revoke', 'expire', 'rotate']]);
+        assert.deepEqual(complete('key '), [['create', 'list', 'show', 'revoke', 'expire', 'update', 'rotate']]);
         assert.deepEqual(complete('--db x.db key cr'), [['create']]);
-        assert.deepEqual(complete('key create --'), [['--db', '--json', '--name', '--scopes', '--expires-in', '--instances']]);
+        assert.deepEqual(complete('key create --'), [['--db', '--json', '--name', '--scopes', '--expires-in', '--instances', '--allow-from']]);
         assert.deepEqual(complete('key create --scopes '), [['proxy:read', 'proxy:write', 'proxy:read,proxy:write']]);
         assert.deepEqual(complete('key create --scopes proxy:w'), [['proxy:write']]);
         assert.deepEqual(complete('instance update instance_1 --clear-'), [['--clear-secret-key', '--clear-ca-file']]);

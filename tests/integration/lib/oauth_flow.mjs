@@ -7,7 +7,7 @@ import path from 'node:path';
 
 import { cli, req, tmpDir, randomHex } from './harness.mjs';
 
-const FORM = { 'content-type': 'application/x-www-form-urlencoded' };
+export const FORM = { 'content-type': 'application/x-www-form-urlencoded' };
 const form = (o) => new URLSearchParams(o).toString();
 
 export function createClient(db, args) {

@@ -242,7 +242,7 @@ test_access_tokens(void **state)
     snprintf(h, sizeof(h), "Bearer %s", fx.tokens[TOK_FOREVER]);
     assert_int_equal(authn_at(h, 1, INT64_MAX, &c, &why), BP_OK);
     assert_string_equal(bp_cred_id(c), "token_forever");
-    assert_null(c->instances);
+    assert_null(bp_cred_instances(c));
 }
 
 static void

@@ -83,7 +83,7 @@ assert_same(const struct bp_tables *a, const struct bp_tables *b, const unsigned
     assert_int_equal(x->expires_at, y->expires_at);
     assert_int_equal(x->revoked, y->revoked);
     /* Interned: the same restriction is the same list. */
-    assert_ptr_equal(x->instances, y->instances);
+    assert_ptr_equal(bp_cred_instances(x), bp_cred_instances(y));
 }
 
 static void
@@ -151,7 +151,7 @@ test_deltas_answer_as_a_rebuild_does(void **state)
     /* The pinned snapshot is as it was. */
     assert_false(bp_tables_find_cred(old, r.keys[5].digest)->revoked);
     assert_int_equal(bp_tables_find_cred(old, r.keys[6].digest)->expires_at, 0);
-    assert_null(bp_tables_find_cred(old, r.keys[7].digest)->instances);
+    assert_null(bp_cred_instances(bp_tables_find_cred(old, r.keys[7].digest)));
     assert_null(bp_tables_find_cred(old, r.keys[r.n_keys - 1].digest));
     assert_non_null(bp_tables_find_cred(old, gone));
     assert_null(bp_tables_find_instance(old, "instance_b", 10));

@@ -83,7 +83,7 @@ test_lookups(void **state)
         assert_string_equal(bp_cred_id(c), key_ids[i]);
         assert_string_equal(bp_cred_actor_id(c), key_ids[i]);
         assert_string_equal(bp_cred_name(c), key_ids[i] + 4);
-        assert_null(c->instances);
+        assert_null(bp_cred_instances(c));
     }
     assert_null(bp_tables_find_cred(t, unknown));
     for (int i = 0; i < 3; i++) {
@@ -130,15 +130,15 @@ test_tokens_share_the_index_with_keys(void **state)
         assert_false(c->revoked);
         assert_int_equal(atomic_load(&c->used_at), 0);
         if (i % 3 == 0) {
-            assert_non_null(c->instances);
-            assert_int_equal(c->instances->n, 2);
-            assert_string_equal(c->instances->ids[1], "instance_01J00000000000000000000001");
+            assert_non_null(bp_cred_instances(c));
+            assert_int_equal(bp_cred_instances(c)->n, 2);
+            assert_string_equal(bp_cred_instances(c)->ids[1], "instance_01J00000000000000000000001");
         } else if (i % 3 == 1) {
-            assert_null(c->instances);
+            assert_null(bp_cred_instances(c));
         } else {
             /* The client is restricted to no instance: the restriction must not fail open. */
-            assert_non_null(c->instances);
-            assert_int_equal(c->instances->n, 0);
+            assert_non_null(bp_cred_instances(c));
+            assert_int_equal(bp_cred_instances(c)->n, 0);
         }
     }
     bp_tables_release(t);
@@ -187,7 +187,7 @@ test_instance_lists_are_shared(void **state)
 
     (void)state;
     make_records();
-    assert_int_equal(bp_instance_lists_alive(), 0);
+    assert_int_equal(bp_cred_restrictions_alive(), 0);
     for (int i = 0; i < 6; i++) {
         keys[i].instances = (char *)lists[i];
     }
@@ -195,26 +195,78 @@ test_instance_lists_are_shared(void **state)
     for (int i = 0; i < 6; i++) {
         c[i] = bp_tables_find_cred(t, keys[i].digest);
         assert_non_null(c[i]);
-        assert_non_null(c[i]->instances);
+        assert_non_null(bp_cred_instances(c[i]));
     }
-    assert_ptr_equal(c[0]->instances, c[1]->instances);
-    assert_ptr_equal(c[0]->instances, c[2]->instances); /* empty items are not ids */
-    assert_ptr_not_equal(c[0]->instances, c[3]->instances); /* order kept as written */
-    assert_int_equal(c[2]->instances->n, 2);
-    assert_string_equal(c[2]->instances->ids[0], "instance_a");
-    assert_string_equal(c[2]->instances->ids[1], "instance_b");
-    assert_int_equal(c[4]->instances->n, 0); /* "" restricts to no instance */
+    assert_ptr_equal(bp_cred_instances(c[0]), bp_cred_instances(c[1]));
+    assert_ptr_equal(bp_cred_instances(c[0]), bp_cred_instances(c[2])); /* empty items are not ids */
+    assert_ptr_not_equal(bp_cred_instances(c[0]), bp_cred_instances(c[3])); /* order kept as written */
+    assert_int_equal(bp_cred_instances(c[2])->n, 2);
+    assert_string_equal(bp_cred_instances(c[2])->ids[0], "instance_a");
+    assert_string_equal(bp_cred_instances(c[2])->ids[1], "instance_b");
+    assert_int_equal(bp_cred_instances(c[4])->n, 0); /* "" restricts to no instance */
     assert_int_equal(bp_auth_check_instance(c[4], "instance_a", 10), BP_ERR_AUTH_INSTANCE);
     assert_int_equal(bp_auth_check_instance(c[2], "instance_b", 10), BP_OK);
-    assert_int_equal(bp_instance_lists_alive(), 4);
+    assert_int_equal(bp_cred_restrictions_alive(), 4);
 
     /* A delta that drops the last holder of a list frees it; the others stay. */
     next = bp_tables_edit(t);
     assert_true(bp_tables_remove_cred(next, keys[5].digest));
     bp_tables_release(t);
-    assert_int_equal(bp_instance_lists_alive(), 3);
+    assert_int_equal(bp_cred_restrictions_alive(), 3);
     bp_tables_release(next);
-    assert_int_equal(bp_instance_lists_alive(), 0);
+    assert_int_equal(bp_cred_restrictions_alive(), 0);
+}
+
+/* Issue 12: allow-lists share the restriction object with the instance list, and never fail
+ * open: an unparseable or empty list allows no address. */
+static void
+test_allow_lists(void **state)
+{
+    static const char *allow[6] = {"10.0.0.0/8,2001:db8::/32", "10.0.0.0/8, 2001:db8::/32", NULL, "bogus",
+                                   "", "203.0.113.7"};
+    static const char *inst[6] = {NULL, NULL, "instance_a", NULL, NULL, "instance_a"};
+    struct bp_tables *t = NULL;
+    const struct bp_cred *c[6];
+
+    (void)state;
+    make_records();
+    assert_int_equal(bp_cred_restrictions_alive(), 0);
+    for (int i = 0; i < 6; i++) {
+        keys[i].instances = (char *)inst[i];
+        keys[i].allow_from = (char *)allow[i];
+    }
+    assert_int_equal(bp_tables_build(keys, 6, NULL, 0, insts, 3, &t), BP_OK);
+    for (int i = 0; i < 6; i++) {
+        c[i] = bp_tables_find_cred(t, keys[i].digest);
+        assert_non_null(c[i]);
+    }
+    assert_ptr_equal(c[0]->restriction, c[1]->restriction); /* same networks, spaces aside */
+    assert_null(bp_cred_instances(c[0]));
+    assert_int_equal(bp_auth_check_peer(c[0], "10.1.2.3"), BP_OK);
+    assert_int_equal(bp_auth_check_peer(c[0], "2001:db8::5"), BP_OK);
+    assert_int_equal(bp_auth_check_peer(c[0], "11.1.2.3"), BP_ERR_AUTH_IP_NOT_ALLOWED);
+    assert_int_equal(bp_auth_check_peer(c[0], "2001:db9::5"), BP_ERR_AUTH_IP_NOT_ALLOWED);
+    assert_int_equal(bp_auth_check_peer(c[0], NULL), BP_ERR_AUTH_IP_NOT_ALLOWED);
+    assert_int_equal(bp_auth_check_peer(c[0], "not an address"), BP_ERR_AUTH_IP_NOT_ALLOWED);
+    /* Instances only: any address. */
+    assert_int_equal(bp_auth_check_peer(c[2], "198.51.100.1"), BP_OK);
+    assert_int_equal(bp_auth_check_instance(c[2], "instance_b", 10), BP_ERR_AUTH_INSTANCE);
+    /* A list the CLI would not write, and the empty list: nowhere. */
+    assert_int_equal(bp_auth_check_peer(c[3], "10.1.2.3"), BP_ERR_AUTH_IP_NOT_ALLOWED);
+    assert_int_equal(bp_auth_check_peer(c[4], "10.1.2.3"), BP_ERR_AUTH_IP_NOT_ALLOWED);
+    assert_ptr_not_equal(c[3]->restriction, c[4]->restriction);
+    /* Both at once. */
+    assert_int_equal(bp_auth_check_peer(c[5], "203.0.113.7"), BP_OK);
+    assert_int_equal(bp_auth_check_peer(c[5], "203.0.113.8"), BP_ERR_AUTH_IP_NOT_ALLOWED);
+    assert_int_equal(bp_auth_check_instance(c[5], "instance_a", 10), BP_OK);
+    assert_ptr_not_equal(c[2]->restriction, c[5]->restriction);
+    assert_int_equal(bp_cred_restrictions_alive(), 5);
+    bp_tables_release(t);
+    assert_int_equal(bp_cred_restrictions_alive(), 0);
+    for (int i = 0; i < 6; i++) {
+        keys[i].instances = NULL;
+        keys[i].allow_from = NULL;
+    }
 }
 
 static void
@@ -299,6 +351,7 @@ main(void)
         cmocka_unit_test(test_tokens_share_the_index_with_keys),
         cmocka_unit_test(test_rows_with_bad_scopes_are_left_out),
         cmocka_unit_test(test_instance_lists_are_shared),
+        cmocka_unit_test(test_allow_lists),
         cmocka_unit_test(test_tokens_only),
         cmocka_unit_test(test_publish_races_with_readers),
     };

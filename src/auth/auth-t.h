@@ -40,8 +40,8 @@ struct bp_instance_list {
     const char *ids[];
 };
 
-/* What a credential is held to besides its scopes: the instances it may use and the networks
- * its requests may come from (issue 12). Credentials with the same restriction share one copy
+/* What a credential is held to besides its scopes: the instances it may use, the networks its
+ * requests may come from and its own request rate (issue 12). Credentials with the same restriction share one copy
  * (interned by the tables), so a million keys restricted to one instance hold a million
  * pointers, not a million copies of its id. An empty list allows nothing: a restriction never
  * fails open. */
@@ -50,6 +50,10 @@ struct bp_cred_restriction {
     const struct bp_ipnet *allow;             /* n_allow networks, when allow_restricted */
     uint32_t n_allow;
     bool allow_restricted;                    /* false: from anywhere */
+    bool rate_set;                            /* false: the configured default rate applies */
+    uint32_t rate_count;                      /* requests per rate_period_s (lib/rate.h); 0: none */
+    uint32_t rate_period_s;
+    uint32_t rate_burst;                      /* 0: rate_count */
 };
 
 /* A row of the credential table. One allocation holds the row and its strings, and the row is

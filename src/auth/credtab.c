@@ -323,7 +323,7 @@ tables_free(struct bp_tables *t)
  * address (a restriction never fails open). */
 static struct bp_cred *
 cred_new(enum bp_cred_kind kind, const char *id, const char *name, const char *actor, const char *instances,
-         const char *allow_from)
+         const char *allow_from, const char *rate_limit, int64_t rate_burst)
 {
     size_t id_len = strlen(id) + 1;
     size_t name_len = strlen(name) + 1;
@@ -337,7 +337,7 @@ cred_new(enum bp_cred_kind kind, const char *id, const char *name, const char *a
     if (actor != NULL) {
         memcpy(c->text + id_len + name_len, actor, actor_len);
     }
-    c->restriction = bp_cred_restriction_get(instances, allow_from);
+    c->restriction = bp_cred_restriction_get(instances, allow_from, rate_limit, rate_burst);
     atomic_init(&c->used_at, 0);
     return c;
 }
@@ -406,7 +406,8 @@ bp_tables_put_key(struct bp_tables *t, const struct bp_key_rec *k)
         return BP_ERR_INVALID; /* a row the CLI would never write; refuse it rather than guess */
     }
     /* An empty list restricts the key to no instance: a restriction never fails open. */
-    c = cred_new(BP_CRED_API_KEY, k->id, k->name ? k->name : "", NULL, k->instances, k->allow_from);
+    c = cred_new(BP_CRED_API_KEY, k->id, k->name ? k->name : "", NULL, k->instances, k->allow_from, k->rate_limit,
+                 k->rate_burst);
     memcpy(c->digest, k->digest, sizeof(c->digest));
     c->scopes = (uint16_t)bits;
     c->expires_at = k->expires_at;
@@ -427,7 +428,7 @@ bp_tables_put_token(struct bp_tables *t, const struct bp_live_token *tok)
     /* The client's restriction binds its tokens, with the same never-fail-open rule as keys. */
     c = cred_new(BP_CRED_ACCESS_TOKEN, tok->id, tok->client_name ? tok->client_name : "",
                  tok->client_id ? tok->client_id : "",
-                 tok->instances, tok->allow_from);
+                 tok->instances, tok->allow_from, tok->rate_limit, tok->rate_burst);
     memcpy(c->digest, tok->digest, sizeof(c->digest));
     c->scopes = (uint16_t)bits;
     c->expires_at = tok->expires_at;

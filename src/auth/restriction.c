@@ -20,15 +20,17 @@
 #include "lib/alloc.h"
 #include "lib/bug.h"
 #include "lib/ipnet.h"
+#include "lib/rate.h"
 
 /* At most this many networks in one allow-list: the CLI's own bound (cli/cred_args.c). A list
  * the store holds beyond it is refused like any other list that does not parse. */
 #define MAX_ALLOW 64
 
 /* The canonical bytes: one byte saying whether there is an instance restriction, then its ids,
- * each ended by a NUL, in the text's order; a 0xff (never in an id) ends them; then, when the
- * networks are restricted, a 1 and each network as its 16 address bytes and its prefix length
- * (0xff for a list that did not parse, which allows nowhere). */
+ * each ended by a NUL, in the text's order; a 0xff (never in an id) ends them; then whether the
+ * networks are restricted and each network as its 16 address bytes and its prefix length (0xff
+ * for a list that did not parse, which allows nowhere); then the rate (whether set, count,
+ * period, burst: 13 bytes). */
 struct entry {
     struct entry *next;
     size_t refs;
@@ -132,8 +134,11 @@ entry_fill(struct entry *e, const char *ids, size_t ids_len, uint32_t n_ids, boo
 }
 
 const struct bp_cred_restriction *
-bp_cred_restriction_get(const char *instances, const char *allow_from)
+bp_cred_restriction_get(const char *instances, const char *allow_from, const char *rate_limit,
+                        int64_t rate_burst)
 {
+    struct bp_rate rate = {0, 1};
+    uint32_t burst = 0;
     size_t ids_cap = instances != NULL ? strlen(instances) + 1 : 1;
     struct bp_ipnet *nets = NULL;
     size_t n_nets = 0;
@@ -146,8 +151,15 @@ bp_cred_restriction_get(const char *instances, const char *allow_from)
     uint64_t hash;
     struct entry *e;
 
-    if (instances == NULL && allow_from == NULL) {
+    if (instances == NULL && allow_from == NULL && rate_limit == NULL) {
         return NULL;
+    }
+    if (rate_limit != NULL) {
+        if (!bp_rate_parse(rate_limit, strlen(rate_limit), &rate)) {
+            rate = (struct bp_rate){1, 86400};
+            rate_burst = 1;
+        }
+        burst = rate_burst > 0 && rate_burst <= BP_RATE_COUNT_MAX ? (uint32_t)rate_burst : 0;
     }
     if (allow_from != NULL && bp_ipnet_list_parse(allow_from, MAX_ALLOW, &nets, &n_nets, NULL, 0) != BP_OK) {
         parsed = false; /* a list the CLI would not write: it allows nowhere, never everywhere */
@@ -157,7 +169,7 @@ bp_cred_restriction_get(const char *instances, const char *allow_from)
     if (instances != NULL) {
         ids_len = canonical_ids(instances, ids, &n_ids);
     }
-    bytes = bp_malloc(1 + ids_len + 1 + 1 + n_nets * 17 + 1);
+    bytes = bp_malloc(1 + ids_len + 1 + 1 + n_nets * 17 + 1 + 13);
     bytes[len++] = instances != NULL ? 1 : 0;
     memcpy(bytes + len, ids, ids_len);
     len += ids_len;
@@ -171,6 +183,11 @@ bp_cred_restriction_get(const char *instances, const char *allow_from)
     if (!parsed) {
         bytes[len++] = (char)0xff;
     }
+    bytes[len++] = rate_limit != NULL ? 1 : 0;
+    memcpy(bytes + len, &rate.count, 4);
+    memcpy(bytes + len + 4, &rate.period_s, 4);
+    memcpy(bytes + len + 8, &burst, 4);
+    len += 12;
     hash = hash_bytes(bytes, len);
 
     pthread_mutex_lock(&lock);
@@ -189,6 +206,10 @@ bp_cred_restriction_get(const char *instances, const char *allow_from)
         e->hash = hash;
         memcpy(e->bytes, bytes, len);
         entry_fill(e, ids, ids_len, n_ids, instances != NULL, nets, n_nets, allow_from != NULL);
+        e->r.rate_set = rate_limit != NULL;
+        e->r.rate_count = rate.count;
+        e->r.rate_period_s = rate.period_s;
+        e->r.rate_burst = burst;
         e->next = buckets[k];
         buckets[k] = e;
         n_entries++;

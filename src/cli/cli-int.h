@@ -119,10 +119,6 @@ int bp_cli__parse_scopes(const char *text, char out[BP_CLI_SCOPES_MAX]);
 int bp_cli__parse_expiry(const char *text, int64_t now, int64_t *out);
 /* --instances "id1,id2" → allocated canonical list (deduplicated), each id checked in the store. */
 int bp_cli__parse_instances(struct bp_store *s, const char *text, char **out);
-/* --allow-from "203.0.113.7,10.0.0.0/8" → allocated canonical list (each network as
- * ADDRESS/BITS); "any" → *out NULL (no restriction). */
-#define BP_CLI_ALLOW_FROM_MAX 64
-int bp_cli__parse_allow_from(const char *text, char **out);
 /* Ends a transaction opened with bp_store_begin around a change: when change is BP_OK writes the
  * audit record (bp_audit_admin) and commits, else (or if that fails) rolls back. Returns the
  * first failure. After a commit, waits (at most 2 s) until every running server using the store
@@ -135,6 +131,42 @@ bp_err bp_cli__finish_audited_op(struct bp_store *s, bp_err change, const char *
                                  const char *instance_id, const char *operation_id);
 /* --grace DURATION (<n>s, m, h, d; not never) → the absolute wall time it ends, from now. */
 int bp_cli__parse_grace(const char *text, int64_t now, int64_t *out);
+
+/* ---- cred_limits.c: --allow-from, --rate and --burst of keys and clients (issue 12) ---- */
+
+struct bp_out_obj;
+
+/* --allow-from "203.0.113.7,10.0.0.0/8" → allocated canonical list (each network as
+ * ADDRESS/BITS); "any" → *out NULL (no restriction). */
+#define BP_CLI_ALLOW_FROM_MAX 64
+int bp_cli__parse_allow_from(const char *text, char **out);
+
+/* What the flags ask for: each part only when its flag was given. */
+struct bp_cli_limits {
+    bool allow_set;
+    char *allow_from; /* canonical; NULL: any address */
+    bool rate_set;
+    char *rate_limit; /* canonical ("100/s", "0" = none); NULL: the server's rate_limit.default */
+    int64_t burst;    /* 0: the rate's count */
+};
+/* Parses the three flags (each may be unseen); --burst needs a --rate that limits. */
+int bp_cli__parse_limits(const struct bp_cli_flag *allow_from, const struct bp_cli_flag *rate,
+                         const struct bp_cli_flag *burst, struct bp_cli_limits *out);
+void bp_cli__limits_cleanup(struct bp_cli_limits *l);
+
+/* How one kind of credential stores them, and what its audit records are called. */
+struct bp_cli_limits_ops {
+    bp_err (*set_allow_from)(struct bp_store *s, const char *id, const char *allow_from);
+    bp_err (*set_rate)(struct bp_store *s, const char *id, const char *rate_limit, int64_t burst);
+    const char *allow_action; /* "Key allow-list changed" */
+    const char *rate_action;  /* "Key rate limit changed" */
+};
+/* "rate_limit" (its text, null: the default) and "rate_burst" (null: the rate's count). */
+void bp_cli__out_rate(struct bp_out_obj *o, const char *rate_limit, int64_t burst);
+/* Writes what l sets (at least one part) with its audit record(s), in one transaction, and waits
+ * for the running servers as bp_cli__finish_audited does. */
+bp_err bp_cli__apply_limits(struct bp_store *s, const struct bp_cli_limits_ops *ops, const char *id,
+                            const struct bp_cli_limits *l);
 
 /* ---- verbs.c: the verb shapes the families share ---- */
 

@@ -83,6 +83,7 @@ client_obj(const struct bp_client_rec *rec, int64_t now, bool created, const cha
     bp_out_csv(o, "grant_types", rec->grant_types);
     bp_out_csv(o, "instances", rec->instances);
     bp_out_csv(o, "allow_from", rec->allow_from);
+    bp_cli__out_rate(o, rec->rate_limit, rec->rate_burst);
     bp_out_str(o, "status", bp_cli__cred_status(rec->revoked, rec->expires_at, now));
     bp_out_time(o, "created_at", rec->created_at);
     bp_out_time(o, "expires_at", rec->expires_at);
@@ -299,7 +300,8 @@ parse_redirect_uris(const struct bp_cli_flag *flag, const char **out, size_t *ou
 
 /* ---- commands ---- */
 
-enum { CF_NAME, CF_SCOPES, CF_REDIRECT_URI, CF_GRANT_TYPES, CF_INSTANCES, CF_EXPIRES_IN, CF_ALLOW_FROM, CF_COUNT };
+enum { CF_NAME, CF_SCOPES, CF_REDIRECT_URI, CF_GRANT_TYPES, CF_INSTANCES, CF_EXPIRES_IN, CF_ALLOW_FROM, CF_RATE,
+       CF_BURST, CF_COUNT };
 
 /* Generates the secret, stores its digest with the audit record, and prints it once. */
 static int
@@ -397,6 +399,7 @@ client_create(struct bp_cli_ctx *ctx, int argc, char **argv, int op)
     const char *uris[BP_CLI_MAX_REPEAT];
     size_t n_uris = 0;
     struct bp_client_rec rec = {0};
+    struct bp_cli_limits limits;
     struct bp_store *s = NULL;
     int rc;
 
@@ -405,12 +408,13 @@ client_create(struct bp_cli_ctx *ctx, int argc, char **argv, int op)
     if (rc != BP_CLI_EXIT_OK) {
         goto done;
     }
-    if (flags[CF_ALLOW_FROM].seen) {
-        rc = bp_cli__parse_allow_from(flags[CF_ALLOW_FROM].value, &rec.allow_from);
-        if (rc != BP_CLI_EXIT_OK) {
-            goto done;
-        }
+    rc = bp_cli__parse_limits(&flags[CF_ALLOW_FROM], &flags[CF_RATE], &flags[CF_BURST], &limits);
+    if (rc != BP_CLI_EXIT_OK) {
+        goto done;
     }
+    rec.allow_from = limits.allow_from;
+    rec.rate_limit = limits.rate_limit;
+    rec.rate_burst = limits.burst;
     rec.id = bp_cli__new_id("client");
     if (rec.id == NULL) {
         rc = BP_CLI_EXIT_FAIL;
@@ -488,49 +492,44 @@ client_one(struct bp_cli_ctx *ctx, int argc, char **argv, int op)
     return bp_cli__one(ctx, &client_kind, op == CLIENT_SHOW ? NULL : apply_op, &change);
 }
 
-/* client update ID --allow-from LIST|any: the networks the client's access tokens may be used
- * from (its tokens, issued or to come, follow it). */
-enum { UF_ALLOW_FROM, UF_COUNT };
+/* client update ID [--allow-from LIST|any] [--rate R [--burst N]]: where the client's access
+ * tokens may be used from (its tokens, issued or to come, follow it), and the rate of all its
+ * tokens together. */
+enum { UF_ALLOW_FROM, UF_RATE, UF_BURST, UF_COUNT };
 
-struct client_update {
-    const char *allow_from; /* canonical list, NULL = anywhere */
+static const struct bp_cli_limits_ops limits_ops = {
+    .set_allow_from = bp_store_client_set_allow_from,
+    .set_rate = bp_store_client_set_rate,
+    .allow_action = "Client allow-list changed",
+    .rate_action = "Client rate limit changed",
 };
 
 static bp_err
 apply_update(struct bp_store *s, const char *id, const void *arg, bool json)
 {
-    const struct client_update *u = arg;
-    bp_err err = bp_store_begin(s);
     (void)json;
-
-    if (err == BP_OK) {
-        err = bp_cli__finish_audited(s, bp_store_client_set_allow_from(s, id, u->allow_from),
-                                     "Client allow-list changed", id, NULL);
-    }
-    return err;
+    return bp_cli__apply_limits(s, &limits_ops, id, arg);
 }
 
 static int
 client_update(struct bp_cli_ctx *ctx, int argc, char **argv, int op)
 {
     struct bp_cli_flag flags[UF_COUNT];
-    struct client_update u = {0};
-    char *allow_from = NULL;
+    struct bp_cli_limits l;
     int rc;
     (void)op;
 
     BP_CLI_PARSE_OR_RETURN(ctx, argc, argv, flags);
-    if (!flags[UF_ALLOW_FROM].seen) {
-        bp_cli__error("client update needs --allow-from (networks, or any)");
+    if (!flags[UF_ALLOW_FROM].seen && !flags[UF_RATE].seen) {
+        bp_cli__error("client update needs --allow-from or --rate (see `blnkproxy client update --help`)");
         return BP_CLI_EXIT_USAGE;
     }
-    rc = bp_cli__parse_allow_from(flags[UF_ALLOW_FROM].value, &allow_from);
+    rc = bp_cli__parse_limits(&flags[UF_ALLOW_FROM], &flags[UF_RATE], &flags[UF_BURST], &l);
     if (rc != BP_CLI_EXIT_OK) {
         return rc;
     }
-    u.allow_from = allow_from;
-    rc = bp_cli__one(ctx, &client_kind, apply_update, &u);
-    bp_free(allow_from);
+    rc = bp_cli__one(ctx, &client_kind, apply_update, &l);
+    bp_cli__limits_cleanup(&l);
     return rc;
 }
 
@@ -627,12 +626,22 @@ static const struct bp_cli_opt create_opts[CF_COUNT] = {
                        .complete = "never 1h 1d 7d 30d 90d"},
     [CF_ALLOW_FROM] = {"--allow-from", "CIDR,...", .help = "accept its access tokens only from these addresses or "
                                                    "networks (default: any)"},
+    [CF_RATE] = {"--rate", "RATE", .help = "the request rate of all its tokens together, like 100/s; 0: none "
+                                           "(default: the server's rate_limit.default)",
+                 .complete = "default 0 10/s 100/s 6000/m"},
+    [CF_BURST] = {"--burst", "N", .help = "requests its tokens may make at once (with --rate; default: the rate's "
+                                          "count)"},
 };
 
 static const struct bp_cli_opt update_opts[UF_COUNT] = {
     [UF_ALLOW_FROM] = {"--allow-from", "CIDR,...", .help = "the addresses or networks its access tokens may be used "
                                                    "from, or any",
-                       .required = true, .complete = "any"},
+                       .complete = "any"},
+    [UF_RATE] = {"--rate", "RATE", .help = "the request rate of all its tokens together, like 100/s; 0: none; "
+                                           "default: the server's rate_limit.default",
+                 .complete = "default 0 10/s 100/s 6000/m"},
+    [UF_BURST] = {"--burst", "N", .help = "requests its tokens may make at once (with --rate; default: the rate's "
+                                          "count)"},
 };
 
 static const struct bp_cli_verb verbs[] = {
@@ -644,7 +653,8 @@ static const struct bp_cli_verb verbs[] = {
      .min_args = 1, .max_args = 1},
     {"expire", client_one, CLIENT_EXPIRE, .help = "set a new expiry", .args = "ID", .min_args = 1, .max_args = 1,
      .opts = bp_cli__expire_opts, .nopts = BP_ARRAY_LEN(bp_cli__expire_opts)},
-    {"update", client_update, 0, .help = "change where its access tokens may be used from", .args = "ID",
+    {"update", client_update, 0, .help = "change where its access tokens may be used from, or their rate limit",
+     .args = "ID",
      .min_args = 1, .max_args = 1, .opts = update_opts, .nopts = BP_ARRAY_LEN(update_opts)},
     {"rotate-secret", client_rotate_secret, 0,
      .help = "issue a new client secret (printed once); the previous one keeps working for --grace",

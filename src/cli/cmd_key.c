@@ -30,6 +30,7 @@ key_obj(const struct bp_key_rec *rec, int64_t now, const char *key_text)
     bp_out_csv(o, "scopes", rec->scopes);
     bp_out_csv(o, "instances", rec->instances);
     bp_out_csv(o, "allow_from", rec->allow_from);
+    bp_cli__out_rate(o, rec->rate_limit, rec->rate_burst);
     bp_out_str(o, "status", bp_cli__cred_status(rec->revoked, rec->expires_at, now));
     bp_out_time(o, "created_at", rec->created_at);
     bp_out_time(o, "expires_at", rec->expires_at);
@@ -106,7 +107,7 @@ static const struct bp_cli_kind key_kind = {
 
 /* ---- commands ---- */
 
-enum { CF_NAME, CF_SCOPES, CF_EXPIRES_IN, CF_INSTANCES, CF_ALLOW_FROM, CF_COUNT };
+enum { CF_NAME, CF_SCOPES, CF_EXPIRES_IN, CF_INSTANCES, CF_ALLOW_FROM, CF_RATE, CF_BURST, CF_COUNT };
 
 /* Generates the key, stores its digest and prints it once. */
 static int
@@ -147,6 +148,7 @@ key_create(struct bp_cli_ctx *ctx, int argc, char **argv, int op)
 {
     struct bp_cli_flag flags[CF_COUNT];
     struct bp_key_rec rec = {0};
+    struct bp_cli_limits limits;
     struct bp_store *s = NULL;
     char scopes[BP_CLI_SCOPES_MAX];
     int rc;
@@ -170,12 +172,13 @@ key_create(struct bp_cli_ctx *ctx, int argc, char **argv, int op)
             return rc;
         }
     }
-    if (flags[CF_ALLOW_FROM].seen) {
-        rc = bp_cli__parse_allow_from(flags[CF_ALLOW_FROM].value, &rec.allow_from);
-        if (rc != BP_CLI_EXIT_OK) {
-            return rc;
-        }
+    rc = bp_cli__parse_limits(&flags[CF_ALLOW_FROM], &flags[CF_RATE], &flags[CF_BURST], &limits);
+    if (rc != BP_CLI_EXIT_OK) {
+        return rc;
     }
+    rec.allow_from = limits.allow_from;
+    rec.rate_limit = limits.rate_limit;
+    rec.rate_burst = limits.burst;
     rec.id = bp_cli__new_id("key");
     if (rec.id == NULL) {
         bp_key_rec_cleanup(&rec);
@@ -262,49 +265,44 @@ key_one(struct bp_cli_ctx *ctx, int argc, char **argv, int op)
     return bp_cli__one(ctx, &key_kind, op == KEY_SHOW ? NULL : apply_op, &change);
 }
 
-/* key update ID --allow-from LIST|any: the networks the key may be used from, changed in place
- * (the key stays the same). Running servers apply it before the command returns. */
-enum { UF_ALLOW_FROM, UF_COUNT };
+/* key update ID [--allow-from LIST|any] [--rate R [--burst N]]: where the key may be used from,
+ * and how fast, changed in place (the key stays the same). Running servers apply it before the
+ * command returns. */
+enum { UF_ALLOW_FROM, UF_RATE, UF_BURST, UF_COUNT };
 
-struct key_update {
-    const char *allow_from; /* canonical list, NULL = anywhere */
+static const struct bp_cli_limits_ops limits_ops = {
+    .set_allow_from = bp_store_key_set_allow_from,
+    .set_rate = bp_store_key_set_rate,
+    .allow_action = "Key allow-list changed",
+    .rate_action = "Key rate limit changed",
 };
 
 static bp_err
 apply_update(struct bp_store *s, const char *id, const void *arg, bool json)
 {
-    const struct key_update *u = arg;
-    bp_err err = bp_store_begin(s);
     (void)json;
-
-    if (err == BP_OK) {
-        err = bp_cli__finish_audited(s, bp_store_key_set_allow_from(s, id, u->allow_from), "Key allow-list changed",
-                                     id, NULL);
-    }
-    return err;
+    return bp_cli__apply_limits(s, &limits_ops, id, arg);
 }
 
 static int
 key_update(struct bp_cli_ctx *ctx, int argc, char **argv, int op)
 {
     struct bp_cli_flag flags[UF_COUNT];
-    struct key_update u = {0};
-    char *allow_from = NULL;
+    struct bp_cli_limits l;
     int rc;
     (void)op;
 
     BP_CLI_PARSE_OR_RETURN(ctx, argc, argv, flags);
-    if (!flags[UF_ALLOW_FROM].seen) {
-        bp_cli__error("key update needs --allow-from (networks, or any)");
+    if (!flags[UF_ALLOW_FROM].seen && !flags[UF_RATE].seen) {
+        bp_cli__error("key update needs --allow-from or --rate (see `blnkproxy key update --help`)");
         return BP_CLI_EXIT_USAGE;
     }
-    rc = bp_cli__parse_allow_from(flags[UF_ALLOW_FROM].value, &allow_from);
+    rc = bp_cli__parse_limits(&flags[UF_ALLOW_FROM], &flags[UF_RATE], &flags[UF_BURST], &l);
     if (rc != BP_CLI_EXIT_OK) {
         return rc;
     }
-    u.allow_from = allow_from;
-    rc = bp_cli__one(ctx, &key_kind, apply_update, &u);
-    bp_free(allow_from);
+    rc = bp_cli__one(ctx, &key_kind, apply_update, &l);
+    bp_cli__limits_cleanup(&l);
     return rc;
 }
 
@@ -368,6 +366,8 @@ key_rotate(struct bp_cli_ctx *ctx, int argc, char **argv, int op)
     rec.scopes = bp_strdup(old.scopes);
     rec.instances = old.instances != NULL ? bp_strdup(old.instances) : NULL;
     rec.allow_from = old.allow_from != NULL ? bp_strdup(old.allow_from) : NULL;
+    rec.rate_limit = old.rate_limit != NULL ? bp_strdup(old.rate_limit) : NULL;
+    rec.rate_burst = old.rate_burst;
     rec.created_at = now;
     rec.expires_at = old.expires_at;
     bp_digest(key, BP_APIKEY_LEN, rec.digest);
@@ -425,12 +425,20 @@ static const struct bp_cli_opt create_opts[CF_COUNT] = {
     [CF_INSTANCES] = {"--instances", "ID1,ID2", .help = "restrict the key to these instances (default: every one)"},
     [CF_ALLOW_FROM] = {"--allow-from", "CIDR,...", .help = "accept the key only from these addresses or networks "
                                                    "(default: any)"},
+    [CF_RATE] = {"--rate", "RATE", .help = "its request rate, like 100/s or 6000/m; 0: none (default: the "
+                                           "server's rate_limit.default)",
+                 .complete = "default 0 10/s 100/s 6000/m"},
+    [CF_BURST] = {"--burst", "N", .help = "requests it may make at once (with --rate; default: the rate's count)"},
 };
 
 static const struct bp_cli_opt update_opts[UF_COUNT] = {
     [UF_ALLOW_FROM] = {"--allow-from", "CIDR,...", .help = "the addresses or networks the key may be used from, "
                                                    "or any",
-                       .required = true, .complete = "any"},
+                       .complete = "any"},
+    [UF_RATE] = {"--rate", "RATE", .help = "its request rate, like 100/s or 6000/m; 0: none; default: the "
+                                           "server's rate_limit.default",
+                 .complete = "default 0 10/s 100/s 6000/m"},
+    [UF_BURST] = {"--burst", "N", .help = "requests it may make at once (with --rate; default: the rate's count)"},
 };
 
 static const struct bp_cli_verb verbs[] = {
@@ -442,10 +450,11 @@ static const struct bp_cli_verb verbs[] = {
      .args = "ID", .min_args = 1, .max_args = 1},
     {"expire", key_one, KEY_EXPIRE, .help = "set a new expiry", .args = "ID", .min_args = 1, .max_args = 1,
      .opts = bp_cli__expire_opts, .nopts = BP_ARRAY_LEN(bp_cli__expire_opts)},
-    {"update", key_update, 0, .help = "change where the key may be used from", .args = "ID", .min_args = 1,
+    {"update", key_update, 0, .help = "change where the key may be used from, or its rate limit", .args = "ID",
+     .min_args = 1,
      .max_args = 1, .opts = update_opts, .nopts = BP_ARRAY_LEN(update_opts)},
     {"rotate", key_rotate, 0,
-     .help = "issue a new key with the same name, scopes, instances and allow-list (printed once); the old one keeps "
+     .help = "issue a new key with the same name, scopes, instances and limits (printed once); the old one keeps "
              "working for --grace, then expires",
      .args = "ID", .min_args = 1, .max_args = 1, .opts = rotate_opts, .nopts = BP_ARRAY_LEN(rotate_opts)},
 };

@@ -1,15 +1,11 @@
 /* The flags credentials share (keys and OAuth clients): scopes, expiry, instance restriction;
  * and the one way a CLI change is written with its audit record and reaches running servers. */
-#include <stdio.h>
 #include <string.h>
 
 #include "audit/audit.h"
 #include "auth/auth.h"
 #include "cli/cli-int.h"
 #include "lib/alloc.h"
-#include "lib/bug.h"
-#include "lib/buf.h"
-#include "lib/ipnet.h"
 #include "lib/str.h"
 #include "serve/watch.h"
 #include "store/store.h"
@@ -83,41 +79,6 @@ bp_cli__parse_grace(const char *text, int64_t now, int64_t *out)
         return BP_CLI_EXIT_USAGE;
     }
     *out = now + seconds;
-    return BP_CLI_EXIT_OK;
-}
-
-int
-bp_cli__parse_allow_from(const char *text, char **out)
-{
-    struct bp_ipnet *nets = NULL;
-    size_t n = 0;
-    char bad[80] = "";
-    struct bp_buf b;
-
-    *out = NULL;
-    if (strcmp(text, "any") == 0) {
-        return BP_CLI_EXIT_OK;
-    }
-    if (bp_ipnet_list_parse(text, BP_CLI_ALLOW_FROM_MAX, &nets, &n, bad, sizeof(bad)) != BP_OK || n == 0) {
-        bp_cli__error("invalid --allow-from: %s%s (expected comma-separated addresses or networks such as "
-                      "203.0.113.7,10.0.0.0/8,2001:db8::/32, at most %d; or any)",
-                      n == 0 && bad[0] == '\0' ? "empty list" : "bad item ", bad, BP_CLI_ALLOW_FROM_MAX);
-        bp_free(nets);
-        return BP_CLI_EXIT_USAGE;
-    }
-    /* Stored canonical, so that the same networks written two ways are one restriction. */
-    bp_buf_init(&b, (size_t)BP_CLI_ALLOW_FROM_MAX * (BP_IP_TEXT_MAX + 5));
-    for (size_t i = 0; i < n; i++) {
-        static const unsigned char v4_prefix[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
-        bool v4 = memcmp(nets[i].addr.b, v4_prefix, sizeof(v4_prefix)) == 0 && nets[i].bits >= 96;
-        char addr[BP_IP_TEXT_MAX];
-        char item[BP_IP_TEXT_MAX + 6];
-        bp_ip_format(&nets[i].addr, addr);
-        snprintf(item, sizeof(item), "%s%s/%u", i > 0 ? "," : "", addr, v4 ? nets[i].bits - 96 : nets[i].bits);
-        BP_BUG_ON(bp_buf_append_str(&b, item) != BP_OK);
-    }
-    bp_free(nets);
-    *out = bp_buf_take(&b, NULL);
     return BP_CLI_EXIT_OK;
 }
 

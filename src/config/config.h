@@ -6,6 +6,7 @@
 #include <stdint.h>
 
 #include "lib/err.h"
+#include "lib/rate.h"
 
 /* The server's configuration: defaults, then blnkproxy.json (or --config FILE), then BLNKPROXY_*
  * environment variables, then command-line flags (DESIGN §7). Runtime code reads only this
@@ -89,6 +90,12 @@ struct bp_config {
                                            instance this often; 0 = no probe, default 0 */
     char *health_probe_instances;       /* "health.probe_instances": "ID=DURATION,…", each instance's
                                            own probe interval (0: never), checked at load; NULL = none */
+    /* "rate_limit": {...} (issue 12). */
+    struct bp_rate rate_limit_default;  /* "rate_limit.default": a credential's rate without its own;
+                                           count 0 = none (the default) */
+    int rate_limit_default_burst;       /* "rate_limit.default_burst": 0 = the rate's count */
+    struct bp_rate rate_limit_auth_failures; /* "rate_limit.auth_failures": per peer, default 30/m */
+    int rate_limit_auth_failure_burst;  /* "rate_limit.auth_failure_burst", default 10 */
     char *trusted_proxies;              /* "trusted_proxies": "CIDR,…" (lib/ipnet.h), checked at load;
                                            NULL = trust no peer's forwarding headers */
     /* "routes" (config file only, DESIGN §3): built-in rows to drop ("METHOD /pattern") and rows
@@ -109,7 +116,7 @@ struct bp_config_change {
 };
 
 /* Room for every setting and "routes". */
-#define BP_CONFIG_MAX_CHANGES 48
+#define BP_CONFIG_MAX_CHANGES 64
 
 /* Builds the configuration for `serve`. argv holds only the serve flags (after "serve", without
  * the --check, --json and --help that serve handles itself).

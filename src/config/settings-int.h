@@ -25,6 +25,7 @@ enum bp_setting_type {
                               checked char * (NULL: none); config.h reads it */
     BP_SETTING_NETS,       /* "CIDR,CIDR": IP networks (lib/ipnet.h; max = how many), stored as the
                               checked char * (NULL: none); the module that uses it parses it */
+    BP_SETTING_RATE,       /* "100/s", "6000/m", "5/h", "1/d" or "0" (none): stored as struct bp_rate */
 };
 
 /* One configurable value. min/max are in the stored unit (count, bytes, milliseconds). */

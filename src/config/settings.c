@@ -14,6 +14,7 @@
 #include "lib/alloc.h"
 #include "lib/bug.h"
 #include "lib/ipnet.h"
+#include "lib/rate.h"
 #include "lib/str.h"
 
 #define KIB ((int64_t)1024)
@@ -177,6 +178,22 @@ const struct bp_setting bp_config__settings[] = {
      "these are X-Forwarded-For and X-Forwarded-Proto believed; from anyone else they are dropped and the "
      "connection's own address is the client's",
      LIVE, "CIDR,..."},
+    {"rate_limit.default", "BLNKPROXY_RATE_LIMIT_DEFAULT", "--rate-limit-default", BP_SETTING_RATE, 0, 0, "0",
+     FIELD(rate_limit_default), 0,
+     "request rate of an API key or OAuth client without its own (--rate): like 100/s or 6000/m, shared by "
+     "the live nodes; 0: no limit",
+     LIVE, NULL},
+    {"rate_limit.default_burst", "BLNKPROXY_RATE_LIMIT_DEFAULT_BURST", "--rate-limit-default-burst",
+     BP_SETTING_INT, 0, BP_RATE_COUNT_MAX, "0", FIELD(rate_limit_default_burst), 0,
+     "requests such a credential may make at once before the rate applies; 0: the rate's count", LIVE, NULL},
+    {"rate_limit.auth_failures", "BLNKPROXY_RATE_LIMIT_AUTH_FAILURES", "--rate-limit-auth-failures",
+     BP_SETTING_RATE, 0, 0, "30/m", FIELD(rate_limit_auth_failures), 0,
+     "failed authentications allowed per peer (an IPv4 address or an IPv6 /64), on each node: beyond them "
+     "its requests get 429 before any credential is looked at; 0: no limit",
+     LIVE, NULL},
+    {"rate_limit.auth_failure_burst", "BLNKPROXY_RATE_LIMIT_AUTH_FAILURE_BURST", "--rate-limit-auth-failure-burst",
+     BP_SETTING_INT, 0, BP_RATE_COUNT_MAX, "10", FIELD(rate_limit_auth_failure_burst), 0,
+     "failed authentications a peer may make at once before the rate applies; 0: the rate's count", LIVE, NULL},
     {"reuse_port", "BLNKPROXY_REUSE_PORT", "--reuse-port", BP_SETTING_BOOL, 0, 1, "false", FIELD(reuse_port), 0,
      "start even when the listen address is already served (hand-over: start the new process, then "
      "SIGTERM the old one)", RESTART, NULL},
@@ -399,6 +416,11 @@ bp_config__describe(const struct bp_setting *s, char *why, size_t why_len)
         break;
     case BP_SETTING_BOOL:
         snprintf(why, why_len, "must be true or false");
+        break;
+    case BP_SETTING_RATE:
+        snprintf(why, why_len, "must be a rate like 100/s, 6000/m, 500/h or 10000/d (at most %u per period), "
+                               "or 0 for none",
+                 BP_RATE_COUNT_MAX);
         break;
     }
 }
@@ -638,6 +660,10 @@ bp_config__set_text(const struct bp_setting *s, const char *text, struct bp_conf
         }
         break;
     }
+    case BP_SETTING_RATE:
+        BP_BUG_ON(s->width != sizeof(struct bp_rate));
+        ok = bp_rate_parse(text, strlen(text), (struct bp_rate *)field(c, s->offset));
+        break;
     case BP_SETTING_LISTEN:
         ok = bp_config__parse_listen(text, &host, &port) == BP_OK;
         if (ok) {
@@ -714,6 +740,7 @@ bp_config_setting_doc(size_t i, struct bp_config_setting_doc *out)
         [BP_SETTING_BOOL] = {"boolean", NULL, "true false"},
         [BP_SETTING_INTERVALS] = {"ID=DURATION list", "ID=DURATION,...", NULL},
         [BP_SETTING_NETS] = {"CIDR list", "CIDR,...", NULL},
+        [BP_SETTING_RATE] = {"rate", "RATE", NULL},
     };
     const struct bp_setting *s;
 

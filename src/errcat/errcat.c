@@ -23,6 +23,10 @@ static const struct bp_errcat_row rows[] = {
      * client (its real address, when trusted proxies name one) is not in. */
     {BP_ERR_AUTH_IP_NOT_ALLOWED, 403, "AUTH_IP_NOT_ALLOWED",
      "Credential may not be used from this address (it has an IP allow-list)", NULL, 0, true},
+    /* Issue 12: the credential's rate (its own, or rate_limit.default), or its peer's failed
+     * authentications (rate_limit.auth_failures). Retry-After is the time until the next request
+     * is allowed (at least 1 s); this row's 1 is what the OpenAPI document shows. */
+    {BP_ERR_RATE_LIMITED, 429, "GEN_RATE_LIMITED", "Too many requests: rate limit exceeded", NULL, 1, true},
     {BP_ERR_MISSING_INSTANCE_ID, 400, "GEN_MISSING_PARAMETER", "instance_id query parameter is required",
      NULL, 0, true},
     {BP_ERR_MALFORMED, 400, "GEN_MALFORMED_REQUEST", "Malformed request", NULL, 0, true},

@@ -20,14 +20,15 @@ bp_errors_code(bp_err rc)
     return bp_errcat_find(rc)->code;
 }
 
-void
-bp_errors_respond(struct bp_http_req *req, bp_err rc, const char *needed_scope, const char *reason)
+static void
+respond(struct bp_http_req *req, bp_err rc, const char *needed_scope, const char *reason, int retry_after_s,
+        const char *extra_headers)
 {
     const struct bp_errcat_row *row = bp_errcat_find(rc);
     const char *text = reason != NULL ? reason : row->message;
     struct bp_http_facts *facts = bp_http_req_facts(req);
     struct bp_http_resp resp = {.status = row->status, .content_type = "application/json"};
-    char headers[256];
+    char headers[512];
     char message[512];
     char body[1280];
     int hn = 0;
@@ -39,10 +40,16 @@ bp_errors_respond(struct bp_http_req *req, bp_err rc, const char *needed_scope, 
                       needed_scope != NULL ? needed_scope : "proxy:read");
     } else if (row->www_authenticate != NULL) {
         hn = snprintf(headers, sizeof(headers), "WWW-Authenticate: %s\r\n", row->www_authenticate);
-    } else if (row->retry_after_s > 0) {
-        hn = snprintf(headers, sizeof(headers), "Retry-After: %d\r\n", row->retry_after_s);
+    } else if (retry_after_s > 0 || row->retry_after_s > 0) {
+        hn = snprintf(headers, sizeof(headers), "Retry-After: %d\r\n",
+                      retry_after_s > 0 ? retry_after_s : row->retry_after_s);
     }
     BP_BUG_ON(hn < 0 || (size_t)hn >= sizeof(headers));
+    if (extra_headers != NULL) {
+        int more = snprintf(headers + hn, sizeof(headers) - (size_t)hn, "%s", extra_headers);
+        BP_BUG_ON(more < 0 || (size_t)(hn + more) >= sizeof(headers));
+        hn += more;
+    }
     /* Our own text, but it may hold a quote or a backslash: it goes out as a JSON string. */
     bp_json_escape(message, sizeof(message), text, strlen(text));
     n = snprintf(body, sizeof(body), "{\"error\":\"%s\",\"error_detail\":{\"code\":\"%s\",\"message\":\"%s\"}}",
@@ -53,4 +60,17 @@ bp_errors_respond(struct bp_http_req *req, bp_err rc, const char *needed_scope, 
     resp.headers = hn > 0 ? headers : NULL;
     resp.headers_len = (size_t)hn;
     bp_http_respond(req, &resp, body, (size_t)n);
+}
+
+void
+bp_errors_respond(struct bp_http_req *req, bp_err rc, const char *needed_scope, const char *reason)
+{
+    respond(req, rc, needed_scope, reason, 0, NULL);
+}
+
+void
+bp_errors_respond_retry(struct bp_http_req *req, bp_err rc, const char *reason, int retry_after_s,
+                        const char *extra_headers)
+{
+    respond(req, rc, NULL, reason, retry_after_s, extra_headers);
 }

@@ -20,5 +20,9 @@ const char *bp_errors_code(bp_err rc);
  * quotes the request; NULL for the row's message) becomes the message. rc and reason are
  * recorded in the request's facts for the finish hooks. */
 void bp_errors_respond(struct bp_http_req *req, bp_err rc, const char *needed_scope, const char *reason);
+/* The same with its own Retry-After (seconds; 0: the row's) and extra header lines (each
+ * "Name: value\r\n", at most 256 bytes; NULL for none): a 429's RateLimit-* headers. */
+void bp_errors_respond_retry(struct bp_http_req *req, bp_err rc, const char *reason, int retry_after_s,
+                             const char *extra_headers);
 
 #endif

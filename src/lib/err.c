@@ -21,6 +21,7 @@ static const char *const names[BP_ERR__COUNT] = {
     [BP_ERR_AUTH_SCOPE] = "auth_scope",
     [BP_ERR_AUTH_INSTANCE] = "auth_instance",
     [BP_ERR_AUTH_IP_NOT_ALLOWED] = "auth_ip_not_allowed",
+    [BP_ERR_RATE_LIMITED] = "rate_limited",
     [BP_ERR_MISSING_INSTANCE_ID] = "missing_instance_id",
     [BP_ERR_MALFORMED] = "malformed",
     [BP_ERR_UNKNOWN_INSTANCE] = "unknown_instance",

@@ -24,6 +24,7 @@ typedef enum {
     BP_ERR_AUTH_SCOPE,
     BP_ERR_AUTH_INSTANCE,
     BP_ERR_AUTH_IP_NOT_ALLOWED, /* the credential's allow-list does not hold the client's address */
+    BP_ERR_RATE_LIMITED,        /* over the credential's rate, or the peer's failed authentications */
     BP_ERR_MISSING_INSTANCE_ID,
     BP_ERR_MALFORMED,
     BP_ERR_UNKNOWN_INSTANCE,

@@ -76,6 +76,7 @@ struct bp_metrics__shard {
     struct bp_metrics__group *group_other; /* preallocated "other" group for histograms */
     _Atomic uint64_t auth[BP_METRICS_AUTH__COUNT];
     _Atomic uint64_t upstream_err[BP_METRICS_UPSTREAM__COUNT];
+    _Atomic uint64_t limited[BP_METRICS_LIMITED__COUNT];
     _Atomic uint64_t audit[BP_METRICS_AUDIT__COUNT];
     struct bp_metrics__hist audit_commit;
     _Atomic int64_t client_conns;
@@ -101,6 +102,7 @@ extern _Atomic(struct bp_metrics__state *) bp_metrics__g;
 extern _Atomic uint64_t bp_metrics__credentials;
 extern _Atomic uint64_t bp_metrics__instances;
 extern _Atomic uint64_t bp_metrics__reloads;
+extern _Atomic uint64_t bp_metrics__limit_nodes;
 /* Issue 9: the node's name (NUL-terminated, empty until set; written once before it is read by
  * a scrape, under its lock) and the store's state. */
 bool bp_metrics__node(char *out, size_t cap);

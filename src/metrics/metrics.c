@@ -44,6 +44,7 @@ _Atomic(struct bp_metrics__state *) bp_metrics__g;
 _Atomic uint64_t bp_metrics__credentials;
 _Atomic uint64_t bp_metrics__instances;
 _Atomic uint64_t bp_metrics__reloads;
+_Atomic uint64_t bp_metrics__limit_nodes = 1;
 
 static _Atomic unsigned next_gen = 1;
 
@@ -397,6 +398,26 @@ bp_metrics_request(const struct bp_metrics_request *r)
         hist_observe(&g->up, r->upstream_us);
     }
     shard_leave(m, s);
+}
+
+void
+bp_metrics_rate_limited(enum bp_metrics_limited kind)
+{
+    struct bp_metrics__state *m = atomic_load_explicit(&bp_metrics__g, memory_order_acquire);
+    struct bp_metrics__shard *s;
+
+    if (m == NULL || (unsigned)kind >= BP_METRICS_LIMITED__COUNT) {
+        return;
+    }
+    s = shard_enter(m);
+    add_u64(&s->limited[kind], 1);
+    shard_leave(m, s);
+}
+
+void
+bp_metrics_rate_limit_nodes(unsigned n)
+{
+    atomic_store_explicit(&bp_metrics__limit_nodes, n, memory_order_relaxed);
 }
 
 void

@@ -28,6 +28,14 @@ enum bp_metrics_auth_reason {
     BP_METRICS_AUTH__COUNT
 };
 
+/* Requests refused 429 (issue 12): a credential over its rate, or a peer over its failed
+ * authentications. */
+enum bp_metrics_limited {
+    BP_METRICS_LIMITED_CREDENTIAL = 0,
+    BP_METRICS_LIMITED_AUTH_FAILURES,
+    BP_METRICS_LIMITED__COUNT
+};
+
 enum bp_metrics_upstream_error {
     BP_METRICS_UPSTREAM_CONNECT = 0, /* refused, unreachable, DNS */
     BP_METRICS_UPSTREAM_TIMEOUT,
@@ -66,6 +74,9 @@ void bp_metrics_bind_thread(int shard);
 void bp_metrics_request(const struct bp_metrics_request *m);
 void bp_metrics_auth_failure(enum bp_metrics_auth_reason reason);
 void bp_metrics_upstream_error(enum bp_metrics_upstream_error kind);
+void bp_metrics_rate_limited(enum bp_metrics_limited kind);
+/* How many live nodes share each rate limit (set by the watcher). */
+void bp_metrics_rate_limit_nodes(unsigned n);
 /* Gauges moved by deltas: open client connections; open connections to Core. */
 void bp_metrics_client_conns_add(int delta);
 /* A client connection closed at accept: its peer had max_connections_per_peer open. */

@@ -365,6 +365,7 @@ render_requests(struct bp_buf *b, bool om, struct bp_metrics__state *m)
 struct fixed_sums {
     uint64_t auth[BP_METRICS_AUTH__COUNT];
     uint64_t upstream_err[BP_METRICS_UPSTREAM__COUNT];
+    uint64_t limited[BP_METRICS_LIMITED__COUNT];
     uint64_t audit[BP_METRICS_AUDIT__COUNT];
     struct hist_sum audit_commit;
     int64_t client_conns;
@@ -385,6 +386,9 @@ sum_fixed(struct bp_metrics__state *m, struct fixed_sums *f)
         }
         for (size_t i = 0; i < BP_METRICS_UPSTREAM__COUNT; i++) {
             f->upstream_err[i] += ld(&s->upstream_err[i]);
+        }
+        for (size_t i = 0; i < BP_METRICS_LIMITED__COUNT; i++) {
+            f->limited[i] += ld(&s->limited[i]);
         }
         for (size_t i = 0; i < BP_METRICS_AUDIT__COUNT; i++) {
             f->audit[i] += ld(&s->audit[i]);
@@ -423,6 +427,15 @@ render_fixed(struct bp_buf *b, bool om, const struct fixed_sums *f)
     for (size_t i = 0; i < BP_METRICS_AUTH__COUNT; i++) {
         putf(b, P "auth_failures_total{reason=\"%s\"} %" PRIu64 "\n", auth[i], f->auth[i]);
     }
+    family(b, om, P "rate_limited_total", "counter",
+           "Requests refused 429: a credential over its rate (credential), or a peer over its failed "
+           "authentications (auth_failures).");
+    putf(b, P "rate_limited_total{kind=\"credential\"} %" PRIu64 "\n", f->limited[BP_METRICS_LIMITED_CREDENTIAL]);
+    putf(b, P "rate_limited_total{kind=\"auth_failures\"} %" PRIu64 "\n",
+         f->limited[BP_METRICS_LIMITED_AUTH_FAILURES]);
+    family(b, om, P "rate_limit_nodes", "gauge",
+           "Live nodes sharing each rate limit: this node allows its share (the rate divided by this).");
+    putf(b, P "rate_limit_nodes %" PRIu64 "\n", atomic_load(&bp_metrics__limit_nodes));
     family(b, om, P "client_connections", "gauge", "Open client connections.");
     putf(b, P "client_connections %" PRId64 "\n", f->client_conns);
     family(b, om, P "client_connections_refused_total", "counter",

@@ -77,6 +77,11 @@ struct bp_proxy_req {
     const char *asked_instance;         /* the well-formed instance id asked for, or implied */
     size_t asked_instance_len;
     enum bp_auth_failure auth_failure;
+    /* A 429 (issue 12): which limit, and what its headers say. */
+    bool limited_peer;                  /* the peer's failed authentications, not the credential's rate */
+    int64_t limit_retry_ms;
+    int64_t limit_reset_ms;
+    uint32_t limit_limit;
     const char *body;                   /* what goes to Core: the client's, or with defaults */
     size_t body_len;
     struct bp_buf rewritten;            /* the body with the defaults, when they added any */

@@ -19,6 +19,7 @@
  * bounded by the route's body limit, made only when they add keys) and the buffer of an answer
  * of unknown or larger length while it is buffered (at most BP_PROXY_ANSWER_BUFFER, or
  * max_response_bytes for an HTTP/1.0 client and an answer of unknown length). */
+#include <stdio.h>
 #include <string.h>
 
 #include "auth/auth.h"
@@ -33,6 +34,7 @@
 #include "lib/clock.h"
 #include "lib/secret.h"
 #include "lib/str.h"
+#include "limits/limits.h"
 #include "metrics/metrics.h"
 #include "proxy/proxy-int.h"
 #include "rewrite/rewrite.h"
@@ -128,6 +130,79 @@ authenticate(const struct bp_http_head *h, struct bp_proxy_req *st, const char *
     return rc;
 }
 
+/* ---- rate limits (issue 12, limits/limits.h) ---- */
+
+/* The peer's key for its limits (an IPv4 address, or an IPv6 /64); false when the peer is not an
+ * address. */
+static bool
+peer_key(struct bp_http_req *req, struct bp_ip *out)
+{
+    const char *peer = bp_http_req_peer(req);
+    struct bp_ip ip;
+
+    if (peer == NULL || !bp_ip_parse(peer, strlen(peer), &ip)) {
+        return false;
+    }
+    bp_ip_peer_key(&ip, out);
+    return true;
+}
+
+/* A peer that failed authentication more than rate_limit.auth_failures allows is refused before
+ * any credential is looked at: guessing keys then goes at that rate, whatever the client sends. */
+static bp_err
+check_peer_failures(struct bp_http_req *req, struct bp_proxy_req *st, const struct bp_config *cfg)
+{
+    struct bp_ip peer;
+
+    if (bp_limits_peers() == 0 || !peer_key(req, &peer)) {
+        return BP_OK;
+    }
+    if (bp_limits_peer_blocked(&peer, &cfg->rate_limit_auth_failures, (uint32_t)cfg->rate_limit_auth_failure_burst,
+                               bp_clock_mono_us(), &st->limit_retry_ms)) {
+        st->limited_peer = true;
+        return BP_ERR_RATE_LIMITED;
+    }
+    return BP_OK;
+}
+
+static void
+note_peer_failure(struct bp_http_req *req, const struct bp_config *cfg)
+{
+    struct bp_ip peer;
+
+    if (peer_key(req, &peer)) {
+        bp_limits_peer_failed(&peer, &cfg->rate_limit_auth_failures, (uint32_t)cfg->rate_limit_auth_failure_burst,
+                              bp_clock_mono_us());
+    }
+}
+
+/* The credential's own rate, else rate_limit.default; an API key's requests count against the
+ * key, a token's against its OAuth client (every token of the client together). */
+static bp_err
+check_rate(struct bp_proxy_req *st, const struct bp_config *cfg)
+{
+    const struct bp_cred_restriction *r = st->cred->restriction;
+    struct bp_rate rate = cfg->rate_limit_default;
+    uint32_t burst = (uint32_t)cfg->rate_limit_default_burst;
+    struct bp_limits_verdict v;
+
+    if (r != NULL && r->rate_set) {
+        rate = (struct bp_rate){r->rate_count, r->rate_period_s};
+        burst = r->rate_burst;
+    }
+    if (rate.count == 0) {
+        return BP_OK;
+    }
+    bp_limits_take(bp_cred_actor_id(st->cred), &rate, burst, bp_clock_mono_us(), &v);
+    if (v.allowed) {
+        return BP_OK;
+    }
+    st->limit_retry_ms = v.retry_after_ms;
+    st->limit_reset_ms = v.reset_ms;
+    st->limit_limit = v.limit;
+    return BP_ERR_RATE_LIMITED;
+}
+
 /* The instance the request is for: its instance_id, or the one its credential implies. */
 static bp_err
 resolve_instance(struct bp_proxy_req *st, const char *id, size_t id_len, const char **reason)
@@ -158,6 +233,7 @@ check_head(struct bp_http_req *req, struct bp_proxy_req *st, const char **reason
 {
     const struct bp_http_head *h = bp_http_req_head(req);
     const struct bp_proxy_conf *pc = bp_http_req_app(req);
+    const struct bp_config *cfg = bp_http_req_cfg(req);
     const char *id = NULL;
     const char *query_why = NULL;
     size_t id_len = 0;
@@ -176,13 +252,23 @@ check_head(struct bp_http_req *req, struct bp_proxy_req *st, const char **reason
         st->asked_instance = id;
         st->asked_instance_len = id_len;
     }
+    rc = check_peer_failures(req, st, cfg);
+    if (rc != BP_OK) {
+        return rc;
+    }
     rc = authenticate(h, st, reason);
+    if (rc == BP_ERR_AUTH_INVALID_KEY || rc == BP_ERR_AUTH_EXPIRED_KEY || rc == BP_ERR_AUTH_INVALID_TOKEN) {
+        note_peer_failure(req, cfg); /* a credential that did not work: what guessing looks like */
+    }
     if (rc != BP_OK) {
         return rc;
     }
     /* Where it may be used from comes with who it is: a key used from outside its allow-list
      * learns nothing of routes or instances. */
     rc = bp_auth_check_peer(st->cred, bp_http_req_peer(req));
+    if (rc == BP_OK) {
+        rc = check_rate(st, cfg);
+    }
     if (rc != BP_OK) {
         return rc;
     }
@@ -234,6 +320,33 @@ note_facts(struct bp_http_req *req, const struct bp_proxy_req *st)
  * connection every few tries instead of going on over one kept-alive connection. */
 #define AUTH_FAILURES_PER_CONNECTION 3
 
+/* 429 with Retry-After (whole seconds, at least 1) and, for a credential's rate, the RateLimit
+ * headers of draft-ietf-httpapi-ratelimit-headers (the Limit/Remaining/Reset form): this node's
+ * burst, none left, and the seconds until the bucket is full again. */
+static void
+refuse_limited(struct bp_http_req *req, const struct bp_proxy_req *st)
+{
+    int retry_s = (int)((st->limit_retry_ms + 999) / 1000);
+    char headers[160];
+
+    if (retry_s < 1) {
+        retry_s = 1;
+    }
+    if (st->limited_peer) {
+        bp_metrics_rate_limited(BP_METRICS_LIMITED_AUTH_FAILURES);
+        bp_http_req_close_after(req);
+        bp_errors_respond_retry(req, BP_ERR_RATE_LIMITED,
+                                "Too many failed authentication attempts from this address; retry later", retry_s,
+                                NULL);
+        return;
+    }
+    bp_metrics_rate_limited(BP_METRICS_LIMITED_CREDENTIAL);
+    snprintf(headers, sizeof(headers), "RateLimit-Limit: %u\r\nRateLimit-Remaining: 0\r\nRateLimit-Reset: %lld\r\n",
+             (unsigned)st->limit_limit, (long long)((st->limit_reset_ms + 999) / 1000));
+    bp_errors_respond_retry(req, BP_ERR_RATE_LIMITED, "Too many requests: this credential's rate limit is exceeded",
+                            retry_s, headers);
+}
+
 static void
 refuse(struct bp_http_req *req, struct bp_proxy_req *st, bp_err rc, const char *reason)
 {
@@ -244,6 +357,10 @@ refuse(struct bp_http_req *req, struct bp_proxy_req *st, bp_err rc, const char *
         if (bp_http_req_conn_strike(req) >= AUTH_FAILURES_PER_CONNECTION) {
             bp_http_req_close_after(req);
         }
+    }
+    if (rc == BP_ERR_RATE_LIMITED) {
+        refuse_limited(req, st);
+        return;
     }
     bp_errors_respond(req, rc, st->route != NULL ? bp_scope_needed_name(st->route->scope) : NULL, reason);
 }

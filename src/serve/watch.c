@@ -72,6 +72,7 @@
 #include "lib/rand.h"
 #include "lib/sdnotify.h"
 #include "lib/version.h"
+#include "limits/limits.h"
 #include "metrics/metrics.h"
 #include "store/store.h"
 
@@ -107,6 +108,11 @@ static const int64_t SETTLE_US[] = {2000, 10000, 50000};
 #define REPORT_RETRY_MS 1000
 /* A report older than this is from a server presumed dead (the CLI stops waiting for it). */
 #define REPORT_STALE_S 60
+/* Rate limits are shared by the nodes that reported within this (three heartbeats), counted
+ * this often (issue 12): a node that stops is out of the count within about half a minute,
+ * meanwhile the others allow a little less than the limit, never more. */
+#define NODE_LIVE_S 30
+#define SHARE_INTERVAL_MS (5 * 1000)
 /* Rows of servers that stopped reporting are deleted after a day. */
 #define REPORT_FORGET_S (24 * 3600)
 #define HOST_MAX 256
@@ -152,6 +158,7 @@ struct bp_watch {
      * thread before it reports the seq, read by others (bp_watch_full_reloads). */
     _Atomic int64_t full_reloads;
     int64_t last_purge_ms; /* monotonic; 0 = never */
+    int64_t last_share_ms; /* monotonic: when the rate limits' node count was last taken */
     /* This server's row in the store's watchers table (see "reports" below). */
     char id[sizeof("watcher_") + BP_ULID_LEN];
     char host[HOST_MAX];
@@ -479,6 +486,33 @@ forget_dead_rows(struct bp_watch *w)
     bp_watcher_recs_free(rows, n);
 }
 
+/* Counts the live nodes for the rate limits' shares (limits/limits.h) and forgets the limits'
+ * idle entries. A store that does not answer keeps the count it had. */
+static void
+share_limits(struct bp_watch *w)
+{
+    struct bp_watcher_rec *rows = NULL;
+    size_t n = 0;
+    unsigned live = 0;
+    int64_t now_s = bp_clock_wall_s();
+
+    w->last_share_ms = bp_clock_mono_ms();
+    bp_limits_sweep(bp_clock_mono_us());
+    if (bp_store_watcher_list(w->store, &rows, &n) != BP_OK) {
+        return;
+    }
+    for (size_t i = 0; i < n; i++) {
+        live += rows[i].seen_at >= now_s - NODE_LIVE_S && row_is_live(&rows[i], w->host, now_s);
+    }
+    bp_watcher_recs_free(rows, n);
+    live = live > 0 ? live : 1; /* this node, before its first report */
+    if (live != bp_limits_nodes()) {
+        BP_INFO("rate limits are shared by the live nodes", BP_LINT("nodes", (int64_t)live));
+    }
+    bp_limits_set_nodes(live);
+    bp_metrics_rate_limit_nodes(live);
+}
+
 /* Sleeps ms milliseconds (the CLI's wait; never on a loop thread). */
 static void
 sleep_ms(int64_t ms)
@@ -735,6 +769,9 @@ housekeep(struct bp_watch *w, int64_t *last_flush)
     if ((w->reported_seq != w->seq && since_report_ms >= REPORT_RETRY_MS) ||
         since_report_ms >= HEARTBEAT_MS) {
         report(w);
+    }
+    if (bp_clock_mono_ms() - w->last_share_ms >= SHARE_INTERVAL_MS) {
+        share_limits(w);
     }
     maybe_purge(w);
 }

@@ -247,31 +247,38 @@ const char *const bp_store__pg_migrations[] = {
     "ALTER TABLE oauth_clients ADD COLUMN previous_secret_digest BYTEA"
     "  CHECK (previous_secret_digest IS NULL OR octet_length(previous_secret_digest) = 32),"
     "  ADD COLUMN previous_secret_expires_at BIGINT NOT NULL DEFAULT 0;",
-    /* 8 (issue 12), as SQLite's 8: the networks a key or a client's tokens may be used from;
-     * the change-log triggers (the lock and the log) are made again to include the column. */
-    "ALTER TABLE api_keys ADD COLUMN allow_from TEXT;"
-    "ALTER TABLE oauth_clients ADD COLUMN allow_from TEXT;"
+    /* 8 (issue 12), as SQLite's 8: the networks a key or a client's tokens may be used from and
+     * its own rate and burst; the change-log triggers (the lock and the log) are made again to
+     * include the columns. */
+    "ALTER TABLE api_keys ADD COLUMN allow_from TEXT, ADD COLUMN rate_limit TEXT,"
+    "  ADD COLUMN rate_burst BIGINT NOT NULL DEFAULT 0;"
+    "ALTER TABLE oauth_clients ADD COLUMN allow_from TEXT, ADD COLUMN rate_limit TEXT,"
+    "  ADD COLUMN rate_burst BIGINT NOT NULL DEFAULT 0;"
     "DROP TRIGGER changes_api_keys_lock ON api_keys;"
     "DROP TRIGGER changes_api_keys_update ON api_keys;"
     "CREATE TRIGGER changes_api_keys_lock BEFORE INSERT OR DELETE"
-    "  OR UPDATE OF id, name, digest, scopes, instances, expires_at, revoked, allow_from ON api_keys"
+    "  OR UPDATE OF id, name, digest, scopes, instances, expires_at, revoked, allow_from, rate_limit,"
+    "  rate_burst ON api_keys"
     "  FOR EACH STATEMENT EXECUTE FUNCTION blnkproxy_changes_lock();"
     "CREATE TRIGGER changes_api_keys_update AFTER UPDATE ON api_keys FOR EACH ROW"
     "  WHEN (OLD.id IS DISTINCT FROM NEW.id OR OLD.name IS DISTINCT FROM NEW.name"
     "    OR OLD.digest IS DISTINCT FROM NEW.digest OR OLD.scopes IS DISTINCT FROM NEW.scopes"
     "    OR OLD.instances IS DISTINCT FROM NEW.instances OR OLD.expires_at IS DISTINCT FROM NEW.expires_at"
-    "    OR OLD.revoked IS DISTINCT FROM NEW.revoked OR OLD.allow_from IS DISTINCT FROM NEW.allow_from)"
+    "    OR OLD.revoked IS DISTINCT FROM NEW.revoked OR OLD.allow_from IS DISTINCT FROM NEW.allow_from"
+    "    OR OLD.rate_limit IS DISTINCT FROM NEW.rate_limit OR OLD.rate_burst IS DISTINCT FROM NEW.rate_burst)"
     "  EXECUTE FUNCTION blnkproxy_changes_log('api_key');"
     "DROP TRIGGER changes_oauth_clients_lock ON oauth_clients;"
     "DROP TRIGGER changes_oauth_clients_update ON oauth_clients;"
     "CREATE TRIGGER changes_oauth_clients_lock BEFORE INSERT OR DELETE"
-    "  OR UPDATE OF id, name, scopes, instances, expires_at, revoked, allow_from ON oauth_clients"
+    "  OR UPDATE OF id, name, scopes, instances, expires_at, revoked, allow_from, rate_limit, rate_burst"
+    "  ON oauth_clients"
     "  FOR EACH STATEMENT EXECUTE FUNCTION blnkproxy_changes_lock();"
     "CREATE TRIGGER changes_oauth_clients_update AFTER UPDATE ON oauth_clients FOR EACH ROW"
     "  WHEN (OLD.id IS DISTINCT FROM NEW.id OR OLD.name IS DISTINCT FROM NEW.name"
     "    OR OLD.scopes IS DISTINCT FROM NEW.scopes OR OLD.instances IS DISTINCT FROM NEW.instances"
     "    OR OLD.expires_at IS DISTINCT FROM NEW.expires_at OR OLD.revoked IS DISTINCT FROM NEW.revoked"
-    "    OR OLD.allow_from IS DISTINCT FROM NEW.allow_from)"
+    "    OR OLD.allow_from IS DISTINCT FROM NEW.allow_from OR OLD.rate_limit IS DISTINCT FROM NEW.rate_limit"
+    "    OR OLD.rate_burst IS DISTINCT FROM NEW.rate_burst)"
     "  EXECUTE FUNCTION blnkproxy_changes_log('oauth_client');",
 };
 

@@ -226,17 +226,23 @@ const char *const bp_store__sqlite_migrations[] = {
     "ALTER TABLE oauth_clients ADD COLUMN previous_secret_digest BLOB"
     "  CHECK (previous_secret_digest IS NULL OR length(previous_secret_digest) = 32);"
     "ALTER TABLE oauth_clients ADD COLUMN previous_secret_expires_at INTEGER NOT NULL DEFAULT 0;",
-    /* 8 (issue 12): the networks a key, or a client's tokens, may be used from (NULL: anywhere).
-     * A change to them must reach running servers as any restriction does, so the change-log
-     * triggers are made again with the column in their conditions. */
+    /* 8 (issue 12): the networks a key, or a client's tokens, may be used from (NULL: anywhere),
+     * and its own request rate ("100/s"; NULL: the configured default) and burst (0: the rate's
+     * count). A change to them must reach running servers as any restriction does, so the
+     * change-log triggers are made again with the columns in their conditions. */
     "ALTER TABLE api_keys ADD COLUMN allow_from TEXT;"
+    "ALTER TABLE api_keys ADD COLUMN rate_limit TEXT;"
+    "ALTER TABLE api_keys ADD COLUMN rate_burst INTEGER NOT NULL DEFAULT 0;"
     "ALTER TABLE oauth_clients ADD COLUMN allow_from TEXT;"
+    "ALTER TABLE oauth_clients ADD COLUMN rate_limit TEXT;"
+    "ALTER TABLE oauth_clients ADD COLUMN rate_burst INTEGER NOT NULL DEFAULT 0;"
     "DROP TRIGGER changes_api_keys_update;"
     "CREATE TRIGGER changes_api_keys_update AFTER UPDATE ON api_keys"
     "  WHEN OLD.id IS NOT NEW.id OR OLD.name IS NOT NEW.name OR OLD.digest IS NOT NEW.digest"
     "    OR OLD.scopes IS NOT NEW.scopes OR OLD.instances IS NOT NEW.instances"
     "    OR OLD.expires_at IS NOT NEW.expires_at OR OLD.revoked IS NOT NEW.revoked"
-    "    OR OLD.allow_from IS NOT NEW.allow_from BEGIN"
+    "    OR OLD.allow_from IS NOT NEW.allow_from OR OLD.rate_limit IS NOT NEW.rate_limit"
+    "    OR OLD.rate_burst IS NOT NEW.rate_burst BEGIN"
     "  INSERT INTO changes (kind, entity_id, at)"
     "    VALUES ('api_key', NEW.id, CAST(strftime('%s', 'now') AS INTEGER));"
     "END;"
@@ -244,7 +250,8 @@ const char *const bp_store__sqlite_migrations[] = {
     "CREATE TRIGGER changes_oauth_clients_update AFTER UPDATE ON oauth_clients"
     "  WHEN OLD.id IS NOT NEW.id OR OLD.name IS NOT NEW.name OR OLD.scopes IS NOT NEW.scopes"
     "    OR OLD.instances IS NOT NEW.instances OR OLD.expires_at IS NOT NEW.expires_at"
-    "    OR OLD.revoked IS NOT NEW.revoked OR OLD.allow_from IS NOT NEW.allow_from BEGIN"
+    "    OR OLD.revoked IS NOT NEW.revoked OR OLD.allow_from IS NOT NEW.allow_from"
+    "    OR OLD.rate_limit IS NOT NEW.rate_limit OR OLD.rate_burst IS NOT NEW.rate_burst BEGIN"
     "  INSERT INTO changes (kind, entity_id, at)"
     "    VALUES ('oauth_client', NEW.id, CAST(strftime('%s', 'now') AS INTEGER));"
     "END;",

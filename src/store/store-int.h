@@ -33,6 +33,7 @@ struct bp_store_ops {
     bp_err (*key_revoke)(struct bp_store *s, const char *id, int64_t now);
     bp_err (*key_set_expiry)(struct bp_store *s, const char *id, int64_t expires_at);
     bp_err (*key_set_allow_from)(struct bp_store *s, const char *id, const char *allow_from);
+    bp_err (*key_set_rate)(struct bp_store *s, const char *id, const char *rate_limit, int64_t burst);
     bp_err (*key_link)(struct bp_store *s, const char *old_id, const char *new_id);
     bp_err (*key_links)(struct bp_store *s, const char *id, char **out_replaces, char **out_replaced_by);
     bp_err (*key_touch)(struct bp_store *s, const char *const *ids, const int64_t *at, size_t n);
@@ -98,6 +99,7 @@ struct bp_store_oauth_ops {
                                      int64_t *out_expires_at);
     bp_err (*client_set_expiry)(struct bp_store *s, const char *id, int64_t expires_at);
     bp_err (*client_set_allow_from)(struct bp_store *s, const char *id, const char *allow_from);
+    bp_err (*client_set_rate)(struct bp_store *s, const char *id, const char *rate_limit, int64_t burst);
     bp_err (*operator_insert)(struct bp_store *s, const struct bp_operator_rec *rec);
     bp_err (*operator_get)(struct bp_store *s, const char *id, struct bp_operator_rec *out);
     bp_err (*operator_get_by_name)(struct bp_store *s, const char *name, struct bp_operator_rec *out);

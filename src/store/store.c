@@ -360,6 +360,12 @@ bp_store_key_set_allow_from(struct bp_store *s, const char *id, const char *allo
 }
 
 bp_err
+bp_store_key_set_rate(struct bp_store *s, const char *id, const char *rate_limit, int64_t burst)
+{
+    return s->ops->key_set_rate(s, id, rate_limit, burst);
+}
+
+bp_err
 bp_store_key_touch(struct bp_store *s, const char *const *ids, const int64_t *at, size_t n)
 {
     if (n == 0) {
@@ -380,6 +386,7 @@ bp_key_rec_cleanup(struct bp_key_rec *rec)
     bp_free(rec->scopes);
     bp_free(rec->instances);
     bp_free(rec->allow_from);
+    bp_free(rec->rate_limit);
     bp_free(rec->replaces);
     bp_free(rec->replaced_by);
     memset(rec, 0, sizeof(*rec));

@@ -37,6 +37,8 @@ struct bp_key_rec {
     char *scopes;      /* canonical comma-separated list, e.g. "proxy:read,proxy:write" or "*" */
     char *instances;   /* comma-separated instance ids, NULL when unrestricted */
     char *allow_from;  /* comma-separated networks it may be used from (canonical CIDR), NULL: anywhere */
+    char *rate_limit;  /* its own request rate ("100/s", "0" = none; lib/rate.h), NULL: the configured default */
+    int64_t rate_burst; /* with its own rate: requests at once, 0 = the rate's count */
     int64_t created_at;
     int64_t expires_at;   /* 0 = never */
     int64_t last_used_at; /* 0 = never */
@@ -305,6 +307,8 @@ bp_err bp_store_key_revoke(struct bp_store *s, const char *id, int64_t now);
 bp_err bp_store_key_set_expiry(struct bp_store *s, const char *id, int64_t expires_at);
 /* The networks the key may be used from (canonical CIDR list), NULL = anywhere (issue 12). */
 bp_err bp_store_key_set_allow_from(struct bp_store *s, const char *id, const char *allow_from);
+/* Its own rate limit (rate_limit NULL: the configured default; burst 0: the rate's count). */
+bp_err bp_store_key_set_rate(struct bp_store *s, const char *id, const char *rate_limit, int64_t burst);
 /* Rotation (issue 12): old_id was replaced by new_id (both rows name the other). */
 bp_err bp_store_key_link(struct bp_store *s, const char *old_id, const char *new_id);
 /* The keys id replaces and was replaced by (allocated, NULL when none): the CLI's, apart from
@@ -338,6 +342,8 @@ struct bp_client_rec {
     char *grant_types;         /* comma-separated: client_credentials,authorization_code,refresh_token */
     char *instances;           /* comma-separated instance ids, NULL when unrestricted */
     char *allow_from;          /* networks its tokens may be used from, NULL: anywhere */
+    char *rate_limit;          /* the rate of all its tokens together, NULL: the configured default */
+    int64_t rate_burst;        /* with its own rate: requests at once, 0 = the rate's count */
     int64_t created_at;
     int64_t expires_at;        /* 0 = never */
     bool revoked;
@@ -384,6 +390,8 @@ struct bp_live_token {
     char *scopes;              /* the token's scopes */
     char *instances;           /* the client's restriction, NULL when unrestricted */
     char *allow_from;          /* the client's networks, NULL: anywhere */
+    char *rate_limit;          /* the client's rate, NULL: the default */
+    int64_t rate_burst;
     int64_t expires_at;        /* min(token expiry, client expiry); 0 = never */
     bool live;                 /* bp_store_token_list_changed: whether the request path takes it */
 };
@@ -426,6 +434,7 @@ bp_err bp_store_client_previous_secret(struct bp_store *s, const char *id, unsig
 bp_err bp_store_client_set_expiry(struct bp_store *s, const char *id, int64_t expires_at);
 /* The networks the client's tokens may be used from, NULL = anywhere. */
 bp_err bp_store_client_set_allow_from(struct bp_store *s, const char *id, const char *allow_from);
+bp_err bp_store_client_set_rate(struct bp_store *s, const char *id, const char *rate_limit, int64_t burst);
 void bp_client_rec_cleanup(struct bp_client_rec *rec);
 void bp_client_recs_free(struct bp_client_rec *recs, size_t n);
 

@@ -50,6 +50,12 @@ bp_store_client_set_expiry(struct bp_store *s, const char *id, int64_t expires_a
 }
 
 bp_err
+bp_store_client_set_rate(struct bp_store *s, const char *id, const char *rate_limit, int64_t burst)
+{
+    return s->ops->oauth->client_set_rate(s, id, rate_limit, burst);
+}
+
+bp_err
 bp_store_client_set_allow_from(struct bp_store *s, const char *id, const char *allow_from)
 {
     return s->ops->oauth->client_set_allow_from(s, id, allow_from);

@@ -45,7 +45,7 @@ get_by_id(struct pg_store *st, const char *sql, const char *id, void (*read)(con
 
 #define CLIENT_COLS                                                                                 \
     "id, name, secret_digest, scopes, redirect_uris, grant_types, instances, created_at,"           \
-    " expires_at, revoked, revoked_at, allow_from"
+    " expires_at, revoked, revoked_at, allow_from, rate_limit, rate_burst"
 
 /* Redirect URIs are stored newline-separated, as on SQLite: the CLI admits only URI characters,
  * so a URI can hold neither a newline nor be empty. */
@@ -119,6 +119,8 @@ read_client(const PGresult *res, int row, void *vout)
     out->revoked = bp_pg__col_bool(res, row, 9);
     out->revoked_at = bp_pg__col_int(res, row, 10);
     out->allow_from = bp_pg__col_dup(res, row, 11);
+    out->rate_limit = bp_pg__col_dup(res, row, 12);
+    out->rate_burst = bp_pg__col_int(res, row, 13);
 }
 
 static bp_err
@@ -143,8 +145,10 @@ pg_client_insert(struct bp_store *s, const struct bp_client_rec *rec)
     bp_pg__p_bool(&p, rec->revoked);
     bp_pg__p_int(&p, rec->revoked_at);
     bp_pg__p_text(&p, rec->allow_from);
+    bp_pg__p_text(&p, rec->rate_limit);
+    bp_pg__p_int(&p, rec->rate_burst);
     err = bp_pg__run(bp_pg__of(s),
-                     "INSERT INTO oauth_clients (" CLIENT_COLS ") VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12)", &p,
+                     "INSERT INTO oauth_clients (" CLIENT_COLS ") VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14)", &p,
                      NULL);
     bp_free(uris);
     return err;
@@ -252,6 +256,17 @@ pg_client_set_expiry(struct bp_store *s, const char *id, int64_t expires_at)
     bp_pg__p_int(&p, expires_at);
     bp_pg__p_text(&p, id);
     return bp_pg__change_one(bp_pg__of(s), "UPDATE oauth_clients SET expires_at = $1 WHERE id = $2", &p);
+}
+
+static bp_err
+pg_client_set_rate(struct bp_store *s, const char *id, const char *rate_limit, int64_t burst)
+{
+    struct bp_pg_params p = {0};
+
+    bp_pg__p_text(&p, rate_limit);
+    bp_pg__p_int(&p, burst);
+    bp_pg__p_text(&p, id);
+    return bp_pg__change_one(bp_pg__of(s), "UPDATE oauth_clients SET rate_limit = $1, rate_burst = $2 WHERE id = $3", &p);
 }
 
 static bp_err
@@ -541,8 +556,8 @@ static void
 read_live(const PGresult *res, int row, void *vout)
 {
     struct bp_live_token *out = vout;
-    int64_t token_exp = bp_pg__col_int(res, row, 7);
-    int64_t client_exp = bp_pg__col_int(res, row, 8);
+    int64_t token_exp = bp_pg__col_int(res, row, 9);
+    int64_t client_exp = bp_pg__col_int(res, row, 10);
 
     memset(out, 0, sizeof(*out));
     out->id = bp_pg__col_dup(res, row, 0);
@@ -552,7 +567,9 @@ read_live(const PGresult *res, int row, void *vout)
     out->scopes = bp_pg__col_dup(res, row, 4);
     out->instances = bp_pg__col_dup(res, row, 5);
     out->allow_from = bp_pg__col_dup(res, row, 6);
-    out->live = PQnfields(res) > 9 ? bp_pg__col_bool(res, row, 9) : true;
+    out->rate_limit = bp_pg__col_dup(res, row, 7);
+    out->rate_burst = bp_pg__col_int(res, row, 8);
+    out->live = PQnfields(res) > 11 ? bp_pg__col_bool(res, row, 11) : true;
     /* 0 = never on both sides: the earlier of the two real expiries wins. */
     if (token_exp == 0) {
         out->expires_at = client_exp;
@@ -574,7 +591,7 @@ pg_token_list_live(struct bp_store *s, int64_t now, struct bp_live_token **out, 
     bp_pg__p_int(&p, now);
     /* Expired means expires_at <= now, as everywhere else (key status, token checks). */
     err = bp_pg__collect(bp_pg__of(s),
-                         "SELECT t.id, t.digest, t.client_id, c.name, t.scopes, c.instances, c.allow_from,"
+                         "SELECT t.id, t.digest, t.client_id, c.name, t.scopes, c.instances, c.allow_from, c.rate_limit, c.rate_burst,"
                          "       t.expires_at, c.expires_at"
                          "  FROM oauth_tokens t JOIN oauth_clients c ON c.id = t.client_id"
                          " WHERE t.kind = $1 AND NOT t.revoked"
@@ -596,7 +613,7 @@ pg_token_list_changed(struct bp_store *s, int64_t now, const char *token_id, con
     void *recs = NULL;
     bp_err err;
 #define CHANGED_COLS                                                                                           \
-    "SELECT t.id, t.digest, t.client_id, c.name, t.scopes, c.instances, c.allow_from, t.expires_at, c.expires_at,"          \
+    "SELECT t.id, t.digest, t.client_id, c.name, t.scopes, c.instances, c.allow_from, c.rate_limit, c.rate_burst, t.expires_at, c.expires_at,"          \
     "       NOT t.revoked AND (t.expires_at = 0 OR t.expires_at > $2)"                                          \
     "       AND NOT c.revoked AND (c.expires_at = 0 OR c.expires_at > $2)"                                      \
     "  FROM oauth_tokens t JOIN oauth_clients c ON c.id = t.client_id"
@@ -767,6 +784,7 @@ const struct bp_store_oauth_ops bp_pg__oauth_ops = {
     .client_previous_secret = pg_client_previous_secret,
     .client_set_expiry = pg_client_set_expiry,
     .client_set_allow_from = pg_client_set_allow_from,
+    .client_set_rate = pg_client_set_rate,
     .operator_insert = pg_operator_insert,
     .operator_get = pg_operator_get,
     .operator_get_by_name = pg_operator_get_by_name,

@@ -33,6 +33,7 @@ bp_client_rec_cleanup(struct bp_client_rec *rec)
     bp_free(rec->grant_types);
     bp_free(rec->instances);
     bp_free(rec->allow_from);
+    bp_free(rec->rate_limit);
     memset(rec, 0, sizeof(*rec));
 }
 
@@ -99,6 +100,7 @@ bp_live_tokens_free(struct bp_live_token *recs, size_t n)
         bp_free(recs[i].scopes);
         bp_free(recs[i].instances);
         bp_free(recs[i].allow_from);
+        bp_free(recs[i].rate_limit);
         memset(&recs[i], 0, sizeof(recs[i]));
     }
     bp_free(recs);

@@ -99,7 +99,7 @@ list_all(struct sqlite_store *st, sqlite3_stmt *stmt, size_t elem_size, void (*r
 
 #define CLIENT_COLS                                                                                          \
     "id, name, secret_digest, scopes, redirect_uris, grant_types, instances, created_at,"                    \
-    " expires_at, revoked, revoked_at, allow_from"
+    " expires_at, revoked, revoked_at, allow_from, rate_limit, rate_burst"
 
 /* Redirect URIs are stored newline-separated: the CLI admits only URI characters, so a URI can
  * hold neither a newline nor be empty. */
@@ -176,6 +176,8 @@ read_client(sqlite3_stmt *stmt, void *vout)
     out->revoked = sqlite3_column_int(stmt, 9) != 0;
     out->revoked_at = sqlite3_column_int64(stmt, 10);
     out->allow_from = bp_sq__col_dup(stmt, 11);
+    out->rate_limit = bp_sq__col_dup(stmt, 12);
+    out->rate_burst = sqlite3_column_int64(stmt, 13);
 }
 
 static void
@@ -195,7 +197,7 @@ sq_client_insert(struct bp_store *s, const struct bp_client_rec *rec)
     if (err != BP_OK) {
         return err;
     }
-    err = bp_sq__prepare(st, "INSERT INTO oauth_clients (" CLIENT_COLS ") VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
+    err = bp_sq__prepare(st, "INSERT INTO oauth_clients (" CLIENT_COLS ") VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
                          &stmt);
     if (err != BP_OK) {
         bp_free(uris);
@@ -213,6 +215,8 @@ sq_client_insert(struct bp_store *s, const struct bp_client_rec *rec)
     sqlite3_bind_int(stmt, 10, rec->revoked ? 1 : 0);
     sqlite3_bind_int64(stmt, 11, rec->revoked_at);
     bp_sq__bind_text(stmt, 12, rec->allow_from);
+    bp_sq__bind_text(stmt, 13, rec->rate_limit);
+    sqlite3_bind_int64(stmt, 14, rec->rate_burst);
     err = bp_sq__step_done(st, stmt, NULL);
     sqlite3_finalize(stmt);
     bp_free(uris);
@@ -374,6 +378,22 @@ sq_client_set_allow_from(struct bp_store *s, const char *id, const char *allow_f
     }
     bp_sq__bind_text(stmt, 1, allow_from);
     bp_sq__bind_text(stmt, 2, id);
+    return bp_sq__finish_change(st, stmt);
+}
+
+static bp_err
+sq_client_set_rate(struct bp_store *s, const char *id, const char *rate_limit, int64_t burst)
+{
+    struct sqlite_store *st = bp_sq__of(s);
+    sqlite3_stmt *stmt = NULL;
+    bp_err err = bp_sq__prepare(st, "UPDATE oauth_clients SET rate_limit = ?, rate_burst = ? WHERE id = ?", &stmt);
+
+    if (err != BP_OK) {
+        return err;
+    }
+    bp_sq__bind_text(stmt, 1, rate_limit);
+    sqlite3_bind_int64(stmt, 2, burst);
+    bp_sq__bind_text(stmt, 3, id);
     return bp_sq__finish_change(st, stmt);
 }
 
@@ -717,8 +737,8 @@ static void
 read_live(sqlite3_stmt *stmt, void *vout)
 {
     struct bp_live_token *out = vout;
-    int64_t token_exp = sqlite3_column_int64(stmt, 7);
-    int64_t client_exp = sqlite3_column_int64(stmt, 8);
+    int64_t token_exp = sqlite3_column_int64(stmt, 9);
+    int64_t client_exp = sqlite3_column_int64(stmt, 10);
 
     memset(out, 0, sizeof(*out));
     out->id = bp_sq__col_dup(stmt, 0);
@@ -728,7 +748,9 @@ read_live(sqlite3_stmt *stmt, void *vout)
     out->scopes = bp_sq__col_dup(stmt, 4);
     out->instances = bp_sq__col_dup(stmt, 5);
     out->allow_from = bp_sq__col_dup(stmt, 6);
-    out->live = sqlite3_column_count(stmt) > 9 ? sqlite3_column_int(stmt, 9) != 0 : true;
+    out->rate_limit = bp_sq__col_dup(stmt, 7);
+    out->rate_burst = sqlite3_column_int64(stmt, 8);
+    out->live = sqlite3_column_count(stmt) > 11 ? sqlite3_column_int(stmt, 11) != 0 : true;
     /* 0 = never on both sides: the earlier of the two real expiries wins. */
     if (token_exp == 0) {
         out->expires_at = client_exp;
@@ -753,7 +775,7 @@ sq_token_list_live(struct bp_store *s, int64_t now, struct bp_live_token **out, 
     void *recs = NULL;
     /* Expired means expires_at <= now, as everywhere else (key status, token checks). */
     bp_err err = bp_sq__prepare(st,
-                                "SELECT t.id, t.digest, t.client_id, c.name, t.scopes, c.instances, c.allow_from,"
+                                "SELECT t.id, t.digest, t.client_id, c.name, t.scopes, c.instances, c.allow_from, c.rate_limit, c.rate_burst,"
                                 "       t.expires_at, c.expires_at"
                                 "  FROM oauth_tokens t JOIN oauth_clients c ON c.id = t.client_id"
                                 " WHERE t.kind = ?1 AND t.revoked = 0"
@@ -782,7 +804,7 @@ sq_token_list_changed(struct bp_store *s, int64_t now, const char *token_id, con
     sqlite3_stmt *stmt = NULL;
     void *recs = NULL;
 #define CHANGED_COLS                                                                                           \
-    "SELECT t.id, t.digest, t.client_id, c.name, t.scopes, c.instances, c.allow_from, t.expires_at, c.expires_at,"          \
+    "SELECT t.id, t.digest, t.client_id, c.name, t.scopes, c.instances, c.allow_from, c.rate_limit, c.rate_burst, t.expires_at, c.expires_at,"          \
     "       t.revoked = 0 AND (t.expires_at = 0 OR t.expires_at > ?2)"                                         \
     "       AND c.revoked = 0 AND (c.expires_at = 0 OR c.expires_at > ?2)"                                      \
     "  FROM oauth_tokens t JOIN oauth_clients c ON c.id = t.client_id"
@@ -1060,6 +1082,7 @@ const struct bp_store_oauth_ops bp_sq__oauth_ops = {
     .client_previous_secret = sq_client_previous_secret,
     .client_set_expiry = sq_client_set_expiry,
     .client_set_allow_from = sq_client_set_allow_from,
+    .client_set_rate = sq_client_set_rate,
     .operator_insert = sq_operator_insert,
     .operator_get = sq_operator_get,
     .operator_get_by_name = sq_operator_get_by_name,

@@ -516,7 +516,7 @@ pg_instance_list(struct bp_store *s, struct bp_instance_rec **out, size_t *out_n
 
 #define KEY_COLS                                                                                    \
     "id, name, prefix, digest, scopes, instances, created_at, expires_at, last_used_at, revoked,"   \
-    " revoked_at, allow_from"
+    " revoked_at, allow_from, rate_limit, rate_burst"
 
 static void
 read_key(const PGresult *res, int row, void *vout)
@@ -536,13 +536,15 @@ read_key(const PGresult *res, int row, void *vout)
     out->revoked = bp_pg__col_bool(res, row, 9);
     out->revoked_at = bp_pg__col_int(res, row, 10);
     out->allow_from = bp_pg__col_dup(res, row, 11);
+    out->rate_limit = bp_pg__col_dup(res, row, 12);
+    out->rate_burst = bp_pg__col_int(res, row, 13);
 }
 
 /* The key walk reads rows in binary format: no hex digests or decimal numbers to print on the
  * server and parse here, a third of a million-key load's time (issue 9). Binary values are only
  * as good as their types, so each batch's column types are checked first. */
 static const Oid key_col_types[] = {OID_TEXT, OID_TEXT,  OID_TEXT,  OID_BYTEA, OID_TEXT, OID_TEXT,
-                                    OID_INT8, OID_INT8,  OID_INT8,  OID_BOOL,  OID_INT8, OID_TEXT};
+                                    OID_INT8, OID_INT8,  OID_INT8,  OID_BOOL,  OID_INT8, OID_TEXT, OID_TEXT, OID_INT8};
 
 static bool
 key_batch_is_binary(const PGresult *res)
@@ -602,6 +604,8 @@ borrow_key(const PGresult *res, int row, struct bp_key_rec *out)
     out->revoked = PQgetvalue(res, row, 9)[0] != 0;
     out->revoked_at = bin_int8(res, row, 10);
     out->allow_from = bin_text(res, row, 11);
+    out->rate_limit = bin_text(res, row, 12);
+    out->rate_burst = bin_int8(res, row, 13);
     return true;
 }
 
@@ -696,9 +700,11 @@ pg_key_insert(struct bp_store *s, const struct bp_key_rec *rec)
     bp_pg__p_bool(&p, rec->revoked);
     bp_pg__p_int(&p, rec->revoked_at);
     bp_pg__p_text(&p, rec->allow_from);
+    bp_pg__p_text(&p, rec->rate_limit);
+    bp_pg__p_int(&p, rec->rate_burst);
     return bp_pg__run(bp_pg__of(s),
-                      "INSERT INTO api_keys (" KEY_COLS ") VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12)", &p,
-                      NULL);
+                      "INSERT INTO api_keys (" KEY_COLS ") VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14)",
+                      &p, NULL);
 }
 
 static bp_err
@@ -749,6 +755,17 @@ pg_key_set_expiry(struct bp_store *s, const char *id, int64_t expires_at)
     bp_pg__p_int(&p, expires_at);
     bp_pg__p_text(&p, id);
     return bp_pg__change_one(bp_pg__of(s), "UPDATE api_keys SET expires_at = $1 WHERE id = $2", &p);
+}
+
+static bp_err
+pg_key_set_rate(struct bp_store *s, const char *id, const char *rate_limit, int64_t burst)
+{
+    struct bp_pg_params p = {0};
+
+    bp_pg__p_text(&p, rate_limit);
+    bp_pg__p_int(&p, burst);
+    bp_pg__p_text(&p, id);
+    return bp_pg__change_one(bp_pg__of(s), "UPDATE api_keys SET rate_limit = $1, rate_burst = $2 WHERE id = $3", &p);
 }
 
 static bp_err
@@ -901,6 +918,7 @@ const struct bp_store_ops bp_pg__ops = {
     .key_revoke = pg_key_revoke,
     .key_set_expiry = pg_key_set_expiry,
     .key_set_allow_from = pg_key_set_allow_from,
+    .key_set_rate = pg_key_set_rate,
     .key_link = pg_key_link,
     .key_links = pg_key_links,
     .key_touch = pg_key_touch,

@@ -681,7 +681,7 @@ sq_instance_list(struct bp_store *s, struct bp_instance_rec **out, size_t *out_n
 
 #define KEY_COLS                                                                                             \
     "id, name, prefix, digest, scopes, instances, created_at, expires_at, last_used_at, revoked,"            \
-    " revoked_at, allow_from"
+    " revoked_at, allow_from, rate_limit, rate_burst"
 
 static void
 read_key(sqlite3_stmt *stmt, struct bp_key_rec *out)
@@ -704,6 +704,8 @@ read_key(sqlite3_stmt *stmt, struct bp_key_rec *out)
     out->revoked = sqlite3_column_int(stmt, 9) != 0;
     out->revoked_at = sqlite3_column_int64(stmt, 10);
     out->allow_from = bp_sq__col_dup(stmt, 11);
+    out->rate_limit = bp_sq__col_dup(stmt, 12);
+    out->rate_burst = sqlite3_column_int64(stmt, 13);
 }
 
 static bp_err
@@ -712,7 +714,7 @@ sq_key_insert(struct bp_store *s, const struct bp_key_rec *rec)
     struct sqlite_store *st = bp_sq__of(s);
     sqlite3_stmt *stmt = NULL;
     bp_err err =
-        bp_sq__prepare(st, "INSERT INTO api_keys (" KEY_COLS ") VALUES (?,?,?,?,?,?,?,?,?,?,?,?)", &stmt);
+        bp_sq__prepare(st, "INSERT INTO api_keys (" KEY_COLS ") VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)", &stmt);
 
     if (err != BP_OK) {
         return err;
@@ -729,6 +731,8 @@ sq_key_insert(struct bp_store *s, const struct bp_key_rec *rec)
     sqlite3_bind_int(stmt, 10, rec->revoked ? 1 : 0);
     sqlite3_bind_int64(stmt, 11, rec->revoked_at);
     bp_sq__bind_text(stmt, 12, rec->allow_from);
+    bp_sq__bind_text(stmt, 13, rec->rate_limit);
+    sqlite3_bind_int64(stmt, 14, rec->rate_burst);
     err = bp_sq__step_done(st, stmt, NULL);
     sqlite3_finalize(stmt);
     return err;
@@ -774,6 +778,8 @@ borrow_key(sqlite3_stmt *stmt, struct bp_key_rec *out)
     out->revoked = sqlite3_column_int(stmt, 9) != 0;
     out->revoked_at = sqlite3_column_int64(stmt, 10);
     out->allow_from = (char *)sqlite3_column_text(stmt, 11);
+    out->rate_limit = (char *)sqlite3_column_text(stmt, 12);
+    out->rate_burst = sqlite3_column_int64(stmt, 13);
 }
 
 static bp_err
@@ -871,6 +877,22 @@ sq_key_set_allow_from(struct bp_store *s, const char *id, const char *allow_from
     }
     bp_sq__bind_text(stmt, 1, allow_from);
     bp_sq__bind_text(stmt, 2, id);
+    return bp_sq__finish_change(st, stmt);
+}
+
+static bp_err
+sq_key_set_rate(struct bp_store *s, const char *id, const char *rate_limit, int64_t burst)
+{
+    struct sqlite_store *st = bp_sq__of(s);
+    sqlite3_stmt *stmt = NULL;
+    bp_err err = bp_sq__prepare(st, "UPDATE api_keys SET rate_limit = ?, rate_burst = ? WHERE id = ?", &stmt);
+
+    if (err != BP_OK) {
+        return err;
+    }
+    bp_sq__bind_text(stmt, 1, rate_limit);
+    sqlite3_bind_int64(stmt, 2, burst);
+    bp_sq__bind_text(stmt, 3, id);
     return bp_sq__finish_change(st, stmt);
 }
 
@@ -1031,6 +1053,7 @@ const struct bp_store_ops bp_sq__ops = {
     .key_revoke = sq_key_revoke,
     .key_set_expiry = sq_key_set_expiry,
     .key_set_allow_from = sq_key_set_allow_from,
+    .key_set_rate = sq_key_set_rate,
     .key_link = sq_key_link,
     .key_links = sq_key_links,
     .key_touch = sq_key_touch,

@@ -232,6 +232,10 @@ test_table_naming_rules(void **state)
         "health.probe_interval",
         "health.probe_instances",
         "trusted_proxies",
+        "rate_limit.default",
+        "rate_limit.default_burst",
+        "rate_limit.auth_failures",
+        "rate_limit.auth_failure_burst",
         "reuse_port",
         "node_name",
     };

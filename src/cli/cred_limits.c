@@ -1,0 +1,154 @@
+/* What a credential is held to besides its scopes and instances (issue 12), as `key` and
+ * `client` create and update set it: where it may be used from (--allow-from) and how fast
+ * (--rate, --burst). Parsed into the store's canonical forms, and written with their audit
+ * records. */
+#include <stdio.h>
+#include <string.h>
+
+#include "audit/audit.h"
+#include "cli/cli-int.h"
+#include "cli/out.h"
+#include "lib/alloc.h"
+#include "lib/buf.h"
+#include "lib/bug.h"
+#include "lib/ipnet.h"
+#include "lib/rand.h"
+#include "lib/rate.h"
+#include "lib/str.h"
+#include "store/store.h"
+
+int
+bp_cli__parse_allow_from(const char *text, char **out)
+{
+    struct bp_ipnet *nets = NULL;
+    size_t n = 0;
+    char bad[80] = "";
+    struct bp_buf b;
+
+    *out = NULL;
+    if (strcmp(text, "any") == 0) {
+        return BP_CLI_EXIT_OK;
+    }
+    if (bp_ipnet_list_parse(text, BP_CLI_ALLOW_FROM_MAX, &nets, &n, bad, sizeof(bad)) != BP_OK || n == 0) {
+        bp_cli__error("invalid --allow-from: %s%s (expected comma-separated addresses or networks such as "
+                      "203.0.113.7,10.0.0.0/8,2001:db8::/32, at most %d; or any)",
+                      n == 0 && bad[0] == '\0' ? "empty list" : "bad item ", bad, BP_CLI_ALLOW_FROM_MAX);
+        bp_free(nets);
+        return BP_CLI_EXIT_USAGE;
+    }
+    /* Stored canonical, so that the same networks written two ways are one restriction. */
+    bp_buf_init(&b, (size_t)BP_CLI_ALLOW_FROM_MAX * (BP_IP_TEXT_MAX + 5));
+    for (size_t i = 0; i < n; i++) {
+        static const unsigned char v4_prefix[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
+        bool v4 = memcmp(nets[i].addr.b, v4_prefix, sizeof(v4_prefix)) == 0 && nets[i].bits >= 96;
+        char addr[BP_IP_TEXT_MAX];
+        char item[BP_IP_TEXT_MAX + 6];
+        bp_ip_format(&nets[i].addr, addr);
+        snprintf(item, sizeof(item), "%s%s/%u", i > 0 ? "," : "", addr,
+                 v4 ? nets[i].bits - 96 : nets[i].bits);
+        BP_BUG_ON(bp_buf_append_str(&b, item) != BP_OK);
+    }
+    bp_free(nets);
+    *out = bp_buf_take(&b, NULL);
+    return BP_CLI_EXIT_OK;
+}
+
+int
+bp_cli__parse_limits(const struct bp_cli_flag *allow_from, const struct bp_cli_flag *rate,
+                     const struct bp_cli_flag *burst, struct bp_cli_limits *out)
+{
+    struct bp_rate r;
+    uint64_t b = 0;
+    int rc;
+
+    memset(out, 0, sizeof(*out));
+    if (allow_from->seen) {
+        rc = bp_cli__parse_allow_from(allow_from->value, &out->allow_from);
+        if (rc != BP_CLI_EXIT_OK) {
+            return rc;
+        }
+        out->allow_set = true;
+    }
+    if (burst->seen && !rate->seen) {
+        bp_cli__error("--burst goes with --rate: give both (e.g. --rate 100/s --burst 200)");
+        bp_cli__limits_cleanup(out);
+        return BP_CLI_EXIT_USAGE;
+    }
+    if (rate->seen) {
+        out->rate_set = true;
+        if (strcmp(rate->value, "default") == 0) {
+            out->rate_limit = NULL; /* rate_limit.default applies */
+        } else if (bp_rate_parse(rate->value, strlen(rate->value), &r)) {
+            char text[BP_RATE_TEXT_MAX];
+            bp_rate_format(&r, text);
+            out->rate_limit = bp_strdup(text);
+        } else {
+            bp_cli__error("invalid --rate: use <n>/s, <n>/m, <n>/h or <n>/d (n up to %u), 0 for no limit, or "
+                          "default (the server's rate_limit.default)",
+                          BP_RATE_COUNT_MAX);
+            bp_cli__limits_cleanup(out);
+            return BP_CLI_EXIT_USAGE;
+        }
+    }
+    if (burst->seen) {
+        if (bp_str_parse_u64(burst->value, strlen(burst->value), BP_RATE_COUNT_MAX, &b) != BP_OK || b == 0 ||
+            out->rate_limit == NULL || strcmp(out->rate_limit, "0") == 0) {
+            bp_cli__error("invalid --burst: a number of requests 1..%u, with a --rate that limits",
+                          BP_RATE_COUNT_MAX);
+            bp_cli__limits_cleanup(out);
+            return BP_CLI_EXIT_USAGE;
+        }
+        out->burst = (int64_t)b;
+    }
+    return BP_CLI_EXIT_OK;
+}
+
+void
+bp_cli__limits_cleanup(struct bp_cli_limits *l)
+{
+    bp_free(l->allow_from);
+    bp_free(l->rate_limit);
+    memset(l, 0, sizeof(*l));
+}
+
+bp_err
+bp_cli__apply_limits(struct bp_store *s, const struct bp_cli_limits_ops *ops, const char *id,
+                     const struct bp_cli_limits *l)
+{
+    char operation[BP_UUID_LEN + 1];
+    bp_err err;
+
+    BP_BUG_ON(!l->allow_set && !l->rate_set);
+    err = bp_store_begin(s);
+    if (err != BP_OK) {
+        return err;
+    }
+    if (l->allow_set && l->rate_set) {
+        /* Two records of one change, with one operation id (as `key rotate` writes). */
+        err = bp_uuid7(operation) == BP_OK ? ops->set_allow_from(s, id, l->allow_from) : BP_ERR_IO;
+        if (err == BP_OK) {
+            err = bp_audit_admin_op(s, ops->allow_action, id, NULL, operation);
+        }
+        if (err == BP_OK) {
+            err = ops->set_rate(s, id, l->rate_limit, l->burst);
+        }
+        return bp_cli__finish_audited_op(s, err, ops->rate_action, id, NULL, operation);
+    }
+    if (l->allow_set) {
+        return bp_cli__finish_audited(s, ops->set_allow_from(s, id, l->allow_from), ops->allow_action, id,
+                                      NULL);
+    }
+    return bp_cli__finish_audited(s, ops->set_rate(s, id, l->rate_limit, l->burst), ops->rate_action, id,
+                                  NULL);
+}
+
+void
+bp_cli__out_rate(struct bp_out_obj *o, const char *rate_limit, int64_t burst)
+{
+    bp_out_str(o, "rate_limit", rate_limit);
+    if (rate_limit != NULL && burst > 0) {
+        bp_out_int(o, "rate_burst", burst);
+    } else {
+        bp_out_str(o, "rate_burst", NULL);
+    }
+}

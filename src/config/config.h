@@ -94,8 +94,8 @@ struct bp_config {
     struct bp_rate rate_limit_default;  /* "rate_limit.default": a credential's rate without its own;
                                            count 0 = none (the default) */
     int rate_limit_default_burst;       /* "rate_limit.default_burst": 0 = the rate's count */
-    struct bp_rate rate_limit_auth_failures; /* "rate_limit.auth_failures": per peer, default 30/m */
-    int rate_limit_auth_failure_burst;  /* "rate_limit.auth_failure_burst", default 10 */
+    struct bp_rate rate_limit_auth_failures; /* "rate_limit.auth_failures": per peer, default 120/m */
+    int rate_limit_auth_failure_burst;  /* "rate_limit.auth_failure_burst", default 30 */
     char *trusted_proxies;              /* "trusted_proxies": "CIDR,…" (lib/ipnet.h), checked at load;
                                            NULL = trust no peer's forwarding headers */
     /* "routes" (config file only, DESIGN §3): built-in rows to drop ("METHOD /pattern") and rows

@@ -187,12 +187,12 @@ const struct bp_setting bp_config__settings[] = {
      BP_SETTING_INT, 0, BP_RATE_COUNT_MAX, "0", FIELD(rate_limit_default_burst), 0,
      "requests such a credential may make at once before the rate applies; 0: the rate's count", LIVE, NULL},
     {"rate_limit.auth_failures", "BLNKPROXY_RATE_LIMIT_AUTH_FAILURES", "--rate-limit-auth-failures",
-     BP_SETTING_RATE, 0, 0, "30/m", FIELD(rate_limit_auth_failures), 0,
+     BP_SETTING_RATE, 0, 0, "120/m", FIELD(rate_limit_auth_failures), 0,
      "failed authentications allowed per peer (an IPv4 address or an IPv6 /64), on each node: beyond them "
      "its requests get 429 before any credential is looked at; 0: no limit",
      LIVE, NULL},
     {"rate_limit.auth_failure_burst", "BLNKPROXY_RATE_LIMIT_AUTH_FAILURE_BURST", "--rate-limit-auth-failure-burst",
-     BP_SETTING_INT, 0, BP_RATE_COUNT_MAX, "10", FIELD(rate_limit_auth_failure_burst), 0,
+     BP_SETTING_INT, 0, BP_RATE_COUNT_MAX, "30", FIELD(rate_limit_auth_failure_burst), 0,
      "failed authentications a peer may make at once before the rate applies; 0: the rate's count", LIVE, NULL},
     {"reuse_port", "BLNKPROXY_REUSE_PORT", "--reuse-port", BP_SETTING_BOOL, 0, 1, "false", FIELD(reuse_port), 0,
      "start even when the listen address is already served (hand-over: start the new process, then "

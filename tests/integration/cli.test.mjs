@@ -18,8 +18,8 @@ const KEY_ID = new RegExp(`^key_${ULID}$`);
 const API_KEY = /^blnk_[0-9a-f]{64}$/;
 const RFC3339 = /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$/;
 const INSTANCE_FIELDS = ['id', 'name', 'url', 'has_secret_key', 'ca_file', 'enabled', 'created_at', 'updated_at'];
-const KEY_FIELDS = ['id', 'name', 'prefix', 'scopes', 'instances', 'allow_from', 'status', 'created_at', 'expires_at', 'last_used_at'];
-const CREATE_FIELDS = ['id', 'name', 'key', 'prefix', 'scopes', 'instances', 'allow_from', 'status', 'created_at', 'expires_at', 'last_used_at'];
+const KEY_FIELDS = ['id', 'name', 'prefix', 'scopes', 'instances', 'allow_from', 'rate_limit', 'rate_burst', 'status', 'created_at', 'expires_at', 'last_used_at'];
+const CREATE_FIELDS = ['id', 'name', 'key', 'prefix', 'scopes', 'instances', 'allow_from', 'rate_limit', 'rate_burst', 'status', 'created_at', 'expires_at', 'last_used_at'];
 
 const root = fs.mkdtempSync(path.join(os.tmpdir(), 'bp-cli-'));
 after(() => fs.rmSync(root, { recursive: true, force: true }));

@@ -20,7 +20,7 @@ const CLIENT_SECRET = /^blnk_cs_[0-9a-f]{64}$/;
 const RFC3339 = /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$/;
 // One record shape for every family (issue 8): `id` first, lists as arrays. The creation output
 // adds the DESIGN §7 fields client_id (= id) and client_secret.
-const CLIENT_FIELDS = ['id', 'name', 'scopes', 'redirect_uris', 'grant_types', 'instances', 'allow_from', 'status', 'created_at',
+const CLIENT_FIELDS = ['id', 'name', 'scopes', 'redirect_uris', 'grant_types', 'instances', 'allow_from', 'rate_limit', 'rate_burst', 'status', 'created_at',
   'expires_at'];
 const CREATE_FIELDS = ['id', 'name', 'client_id', 'client_secret', ...CLIENT_FIELDS.slice(2)];
 const OPERATOR_FIELDS = ['id', 'name', 'status', 'created_at', 'updated_at'];

@@ -248,7 +248,7 @@ describe('zsh completion', () => {
         assert.deepEqual(complete('in'), [['instance']]);
         assert.deepEqual(complete('key '), [['create', 'list', 'show', 'revoke', 'expire', 'update', 'rotate']]);
         assert.deepEqual(complete('--db x.db key cr'), [['create']]);
-        assert.deepEqual(complete('key create --'), [['--db', '--json', '--name', '--scopes', '--expires-in', '--instances', '--allow-from']]);
+        assert.deepEqual(complete('key create --'), [['--db', '--json', '--name', '--scopes', '--expires-in', '--instances', '--allow-from', '--rate', '--burst']]);
         assert.deepEqual(complete('key create --scopes '), [['proxy:read', 'proxy:write', 'proxy:read,proxy:write']]);
         assert.deepEqual(complete('key create --scopes proxy:w'), [['proxy:write']]);
         assert.deepEqual(complete('instance update instance_1 --clear-'), [['--clear-secret-key', '--clear-ca-file']]);

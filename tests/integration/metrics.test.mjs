@@ -125,6 +125,8 @@ test('/metrics after a known mix of requests: promtool-valid and exact counters'
         blnkproxy_audit_store_errors_total: 'counter',
         blnkproxy_client_connections: 'gauge',
         blnkproxy_client_connections_refused_total: 'counter',
+        blnkproxy_rate_limited_total: 'counter',
+        blnkproxy_rate_limit_nodes: 'gauge',
         blnkproxy_tls_handshakes_total: 'counter',
         blnkproxy_upstream_connections: 'gauge',
         blnkproxy_credentials: 'gauge',

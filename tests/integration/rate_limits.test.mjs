@@ -211,6 +211,37 @@ test('a peer that keeps failing authentication is refused 429 before its credent
     }
 });
 
+test('by default a peer is held to 120 failed authentications a minute after a burst of 30', async () => {
+    const p = await startProxy({ db: w.db, authFailureLimit: true });
+    try {
+        const good = makeKey(w.db, { name: 'good-default', scopes: ['proxy:read'] });
+        const wrong = 'blnk_' + 'f'.repeat(64);
+        // Bad keys until the first 429: the burst, plus one per half second the loop took.
+        const t0 = Date.now();
+        let failures = 0;
+        let r;
+        for (;;) {
+            r = await req(p.port, 'GET', path(), { headers: bearer(wrong), agent: false });
+            if (r.status !== 401) {
+                break;
+            }
+            failures++;
+            assert.ok(failures < 200, 'never limited');
+        }
+        const elapsed = (Date.now() - t0) / 1000;
+        assert.equal(r.status, 429);
+        assert.equal(r.json.error_detail.code, 'GEN_RATE_LIMITED');
+        assert.ok(failures >= 30 && failures <= 30 + Math.ceil(elapsed * 2) + 1, `${failures} failures in ${elapsed} s`);
+        assert.equal(r.headers['retry-after'], '1', 'one more every half second');
+        assert.equal((await req(p.port, 'GET', path(), { headers: bearer(good.key), agent: false })).status, 429,
+            'a good key from that peer waits too');
+        await sleep(600);
+        assert.equal((await req(p.port, 'GET', path(), { headers: bearer(good.key), agent: false })).status, 200);
+    } finally {
+        await p.stop();
+    }
+});
+
 test('three nodes on one store share a limit: together they allow the configured rate', async () => {
     const nodes = [];
     try {

@@ -199,11 +199,18 @@ function crashReport(lines) {
 
 // wrap(bin, argv) -> [command, args]: runs serve through another program (e.g. unshare), which
 // must exec it, so that the child's pid is the server's.
-export async function startProxy({ db, env = {}, args = [], workers = 2, reloadInterval = '200ms', timeoutMs = 10000, wrap } = {}) {
+// Every test client is 127.0.0.1, and many tests present bad credentials on purpose: the limit on
+// failed authentications per peer (rate_limit.auth_failures) is off unless authFailureLimit is
+// true (its defaults) or args set it (rate_limits.test.mjs tests it).
+export async function startProxy({ db, env = {}, args = [], workers = 2, reloadInterval = '200ms', timeoutMs = 10000, wrap,
+    authFailureLimit = false } = {}) {
     db ??= tmpDb();
     const argv = ['serve', '--db', db, '--listen', '127.0.0.1:0', '--workers', String(workers)];
     if (reloadInterval) {
         argv.push('--reload-interval', reloadInterval);
+    }
+    if (!authFailureLimit && !args.includes('--rate-limit-auth-failures')) {
+        argv.push('--rate-limit-auth-failures', '0');
     }
     argv.push(...args);
     const [command, commandArgs] = wrap ? wrap(BIN, argv) : [BIN, argv];

@@ -42,6 +42,12 @@ stored_value(const struct bp_setting *s, const struct bp_config *c)
     case BP_SETTING_LOG_LEVEL:
     case BP_SETTING_AUDIT_MODE:
         return 0;
+    case BP_SETTING_RATE: {
+        /* The table's bounds are 0..0: a valid rate reads as 0, anything else as out of bounds. */
+        const struct bp_rate *r = (const struct bp_rate *)p;
+        bool period_ok = r->period_s == 1 || r->period_s == 60 || r->period_s == 3600 || r->period_s == 86400;
+        return r->count <= BP_RATE_COUNT_MAX && period_ok ? 0 : -1;
+    }
     }
     return 0;
 }

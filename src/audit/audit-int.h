@@ -52,7 +52,7 @@ struct bp_audit_retention;
 
 /* Refusals before authentication, aggregated (refusals.c). */
 #define BP_AUDIT_REFUSAL_SLOTS 1024
-#define BP_AUDIT_REFUSAL_KEY_MAX 112 /* peer key, error code and status */
+#define BP_AUDIT_REFUSAL_KEY_MAX 192 /* credential id, peer key, error code and status */
 struct bp_audit_refusal;
 struct bp_audit_refusals {
     pthread_mutex_t mu;

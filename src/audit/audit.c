@@ -380,8 +380,10 @@ void
 bp_audit_note_refusal(struct bp_audit *a, const struct bp_audit_req_rec *r, const char *peer_key)
 {
     char key[BP_AUDIT_REFUSAL_KEY_MAX];
-    int n = snprintf(key, sizeof(key), "%s|%.*s|%d", peer_key, (int)r->error.len, r->error.p != NULL ? r->error.p : "",
-                     r->status);
+    const char *actor = r->actor_id.p != NULL ? r->actor_id.p : "";
+    const char *error = r->error.p != NULL ? r->error.p : "";
+    int n = snprintf(key, sizeof(key), "%.*s|%s|%.*s|%d", (int)r->actor_id.len, actor, peer_key, (int)r->error.len,
+                     error, r->status);
 
     bp_audit__refusal_note(a, make_refusal, r, key, n > 0 ? (size_t)n : 0, r->time_us);
 }

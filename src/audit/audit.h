@@ -63,10 +63,11 @@ void bp_audit_submit_reserved(struct bp_audit *a, struct bp_audit_rec *rec, void
  * bp_audit_reserve) and like bp_audit_submit when not (BP_ERR_LIMIT: shed, done not called). */
 bp_err bp_audit_submit_req(struct bp_audit *a, const struct bp_audit_req_rec *rec, bool reserved,
                            void (*done)(void *arg), void *arg);
-/* A request refused before authentication (it showed no valid credential), described as for
- * bp_audit_submit_req: not one record each (anyone can send them as fast as the network
- * allows), but one per peer_key (the client's IPv4 address or IPv6 /64, as text), error and
- * status per audit.refusal_window, holding the first one's details, how many there were
+/* A request refused before authentication (it showed no valid credential), or refused for its
+ * credential's rate limit (issue 12: a client over its limit sends as fast as it likes), described
+ * as for bp_audit_submit_req: not one record each, but one per credential (none for the first
+ * kind), peer_key (the client's IPv4 address or IPv6 /64, as text), error and status per
+ * audit.refusal_window, holding the first one's details, how many there were
  * (repeat_count) and when the last came (last_time_us). Never waits and never fails; the
  * records go to the queue when the window closes (early when 1,024 kinds are open, and at
  * stop). Any thread. */

@@ -187,9 +187,10 @@ submit(struct bp_http_req *req, struct bp_proxy_req *st, struct bp_audit_req_rec
     }
 }
 
-/* No valid credential: nothing was forwarded, and anyone can send these as fast as they like,
- * so they are counted per peer (an IPv4 address or an IPv6 /64: one subscriber) rather than
- * recorded one by one (audit.h), and the answer waits for nothing. */
+/* No valid credential, or over the credential's rate: nothing was forwarded, and the client can
+ * send these as fast as it likes, so they are counted per credential and peer (an IPv4 address or
+ * an IPv6 /64: one subscriber) rather than recorded one by one (audit.h), and the answer waits
+ * for nothing. */
 static void
 note_refusal(struct bp_http_req *req, const struct bp_audit_req_rec *rec, struct bp_http_hold *hold)
 {
@@ -246,7 +247,9 @@ bp_proxy__audit_finish(void *self, struct bp_http_req *req, struct bp_http_hold 
         return; /* a held stream's record went at its start; its durability releases the hold */
     }
     describe(req, st, &rec);
-    if (rec.actor == BP_AUDIT_ACTOR_ANONYMOUS && !st->audit_reserved) {
+    /* Refusals a client can repeat as fast as it sends are counted, not recorded one by one:
+     * those without a valid credential, and those over the credential's rate (which name it). */
+    if ((rec.actor == BP_AUDIT_ACTOR_ANONYMOUS || st->outcome_rate_limited) && !st->audit_reserved) {
         note_refusal(req, &rec, hold);
         return;
     }

@@ -79,6 +79,7 @@ struct bp_proxy_req {
     enum bp_auth_failure auth_failure;
     /* A 429 (issue 12): which limit, and what its headers say. */
     bool limited_peer;                  /* the peer's failed authentications, not the credential's rate */
+    bool outcome_rate_limited;          /* answered 429 for a limit: its record is aggregated */
     int64_t limit_retry_ms;
     int64_t limit_reset_ms;
     uint32_t limit_limit;

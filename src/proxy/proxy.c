@@ -1,5 +1,6 @@
 /* The /proxy/ handler. The fixed phase order (DESIGN §2):
- *   credential (401) → path syntax (400) → route table (404) → scope (403) → instance_id (400)
+ *   peer's failed authentications (429) → credential (401) → its IP allow-list (403) → its rate
+ *   (429, issue 12) → path syntax (400) → route table (404) → scope (403) → instance_id (400)
  *   → instance known and enabled (404) → credential allowed on the instance (403)
  * all on the head alone, before any body byte is read; then the instance's health (503 at once
  * while it is down, health/health.h), a place in the audit queue (503
@@ -324,7 +325,7 @@ note_facts(struct bp_http_req *req, const struct bp_proxy_req *st)
  * headers of draft-ietf-httpapi-ratelimit-headers (the Limit/Remaining/Reset form): this node's
  * burst, none left, and the seconds until the bucket is full again. */
 static void
-refuse_limited(struct bp_http_req *req, const struct bp_proxy_req *st)
+refuse_limited(struct bp_http_req *req, struct bp_proxy_req *st)
 {
     int retry_s = (int)((st->limit_retry_ms + 999) / 1000);
     char headers[160];
@@ -332,6 +333,7 @@ refuse_limited(struct bp_http_req *req, const struct bp_proxy_req *st)
     if (retry_s < 1) {
         retry_s = 1;
     }
+    st->outcome_rate_limited = true;
     if (st->limited_peer) {
         bp_metrics_rate_limited(BP_METRICS_LIMITED_AUTH_FAILURES);
         bp_http_req_close_after(req);

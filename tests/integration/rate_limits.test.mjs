@@ -21,7 +21,9 @@ before(async () => {
     w.inst = makeInstance(w.db, w.core.url, { secret: 'rate_secret', name: 'a' });
     // Failed authentications are limited on this server too, but generously: only the test for
     // them (below, on its own server) reaches the limit.
-    w.proxy = await startProxy({ db: w.db, args: ['--trusted-proxies', '127.0.0.1/32'] });
+    // Refusals over a rate are aggregated per credential, peer and error: a short window lets the
+    // tests read their record.
+    w.proxy = await startProxy({ db: w.db, args: ['--trusted-proxies', '127.0.0.1/32', '--audit-refusal-window', '1s'] });
 });
 
 after(async () => {
@@ -77,11 +79,20 @@ test('a key over its burst gets 429 GEN_RATE_LIMITED with Retry-After and RateLi
     await sleep(Number(limited[0].headers['retry-after']) * 1000);
     assert.equal((await get(w.proxy.port, k.key)).status, 200);
 
-    // Audited under the key, one record per request.
+    // Audited under the key: one record for the three (a client over its limit sends as fast as it
+    // likes), with their count; the allowed requests one record each.
+    let recs = [];
     await waitFor(() => {
-        const r = cli(['audit', 'list', '--credential', k.id, '--status', '429', '--limit', '100'], { db: w.db });
-        return r.stdout.split('\n').filter(Boolean).length === 3;
-    }, { timeoutMs: 5000, what: 'three 429 records of the key' });
+        const r = cli(['audit', 'list', '--credential', k.id, '--limit', '100'], { db: w.db });
+        recs = r.stdout.split('\n').filter(Boolean).map((l) => JSON.parse(l));
+        return recs.some((x) => x.status === 429) && recs.filter((x) => x.status === 200).length === 6;
+    }, { timeoutMs: 8000, what: 'the records of the key' });
+    const limitedRecs = recs.filter((x) => x.status === 429);
+    assert.equal(limitedRecs.length, 1, JSON.stringify(limitedRecs));
+    assert.equal(limitedRecs[0].count, 3);
+    assert.equal(limitedRecs[0].error, 'GEN_RATE_LIMITED');
+    assert.equal(limitedRecs[0].actor_id, k.id);
+    assert.equal(recs.filter((x) => x.status === 200).length, 6);
 });
 
 test('the steady rate a client gets is the configured one', async () => {

@@ -167,6 +167,13 @@ void bp_cli__out_rate(struct bp_out_obj *o, const char *rate_limit, int64_t burs
  * for the running servers as bp_cli__finish_audited does. */
 bp_err bp_cli__apply_limits(struct bp_store *s, const struct bp_cli_limits_ops *ops, const char *id,
                             const struct bp_cli_limits *l);
+/* The options of `key update` and `client update`, in this order (each family words their help). */
+enum { BP_CLI_UF_ALLOW_FROM, BP_CLI_UF_RATE, BP_CLI_UF_BURST, BP_CLI_UF_COUNT };
+struct bp_cli_kind;
+/* `<family> update ID [--allow-from …] [--rate … [--burst N]]`: parses, writes through ops, then
+ * shows the record as kind does. Returns an exit code. */
+int bp_cli__update_limits(struct bp_cli_ctx *ctx, int argc, char **argv, const struct bp_cli_kind *kind,
+                          const struct bp_cli_limits_ops *ops);
 
 /* ---- verbs.c: the verb shapes the families share ---- */
 

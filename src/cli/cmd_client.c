@@ -495,8 +495,6 @@ client_one(struct bp_cli_ctx *ctx, int argc, char **argv, int op)
 /* client update ID [--allow-from LIST|any] [--rate R [--burst N]]: where the client's access
  * tokens may be used from (its tokens, issued or to come, follow it), and the rate of all its
  * tokens together. */
-enum { UF_ALLOW_FROM, UF_RATE, UF_BURST, UF_COUNT };
-
 static const struct bp_cli_limits_ops limits_ops = {
     .set_allow_from = bp_store_client_set_allow_from,
     .set_rate = bp_store_client_set_rate,
@@ -504,33 +502,11 @@ static const struct bp_cli_limits_ops limits_ops = {
     .rate_action = "Client rate limit changed",
 };
 
-static bp_err
-apply_update(struct bp_store *s, const char *id, const void *arg, bool json)
-{
-    (void)json;
-    return bp_cli__apply_limits(s, &limits_ops, id, arg);
-}
-
 static int
 client_update(struct bp_cli_ctx *ctx, int argc, char **argv, int op)
 {
-    struct bp_cli_flag flags[UF_COUNT];
-    struct bp_cli_limits l;
-    int rc;
     (void)op;
-
-    BP_CLI_PARSE_OR_RETURN(ctx, argc, argv, flags);
-    if (!flags[UF_ALLOW_FROM].seen && !flags[UF_RATE].seen) {
-        bp_cli__error("client update needs --allow-from or --rate (see `blnkproxy client update --help`)");
-        return BP_CLI_EXIT_USAGE;
-    }
-    rc = bp_cli__parse_limits(&flags[UF_ALLOW_FROM], &flags[UF_RATE], &flags[UF_BURST], &l);
-    if (rc != BP_CLI_EXIT_OK) {
-        return rc;
-    }
-    rc = bp_cli__one(ctx, &client_kind, apply_update, &l);
-    bp_cli__limits_cleanup(&l);
-    return rc;
+    return bp_cli__update_limits(ctx, argc, argv, &client_kind, &limits_ops);
 }
 
 /* client rotate-secret: a new secret (shown once); the one the client had keeps working for the
@@ -633,14 +609,14 @@ static const struct bp_cli_opt create_opts[CF_COUNT] = {
                                           "count)"},
 };
 
-static const struct bp_cli_opt update_opts[UF_COUNT] = {
-    [UF_ALLOW_FROM] = {"--allow-from", "CIDR,...", .help = "the addresses or networks its access tokens may be used "
+static const struct bp_cli_opt update_opts[BP_CLI_UF_COUNT] = {
+    [BP_CLI_UF_ALLOW_FROM] = {"--allow-from", "CIDR,...", .help = "the addresses or networks its access tokens may be used "
                                                    "from, or any",
                        .complete = "any"},
-    [UF_RATE] = {"--rate", "RATE", .help = "the request rate of all its tokens together, like 100/s; 0: none; "
+    [BP_CLI_UF_RATE] = {"--rate", "RATE", .help = "the request rate of all its tokens together, like 100/s; 0: none; "
                                            "default: the server's rate_limit.default",
                  .complete = "default 0 10/s 100/s 6000/m"},
-    [UF_BURST] = {"--burst", "N", .help = "requests its tokens may make at once (with --rate; default: the rate's "
+    [BP_CLI_UF_BURST] = {"--burst", "N", .help = "requests its tokens may make at once (with --rate; default: the rate's "
                                           "count)"},
 };
 

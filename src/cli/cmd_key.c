@@ -268,8 +268,6 @@ key_one(struct bp_cli_ctx *ctx, int argc, char **argv, int op)
 /* key update ID [--allow-from LIST|any] [--rate R [--burst N]]: where the key may be used from,
  * and how fast, changed in place (the key stays the same). Running servers apply it before the
  * command returns. */
-enum { UF_ALLOW_FROM, UF_RATE, UF_BURST, UF_COUNT };
-
 static const struct bp_cli_limits_ops limits_ops = {
     .set_allow_from = bp_store_key_set_allow_from,
     .set_rate = bp_store_key_set_rate,
@@ -277,33 +275,11 @@ static const struct bp_cli_limits_ops limits_ops = {
     .rate_action = "Key rate limit changed",
 };
 
-static bp_err
-apply_update(struct bp_store *s, const char *id, const void *arg, bool json)
-{
-    (void)json;
-    return bp_cli__apply_limits(s, &limits_ops, id, arg);
-}
-
 static int
 key_update(struct bp_cli_ctx *ctx, int argc, char **argv, int op)
 {
-    struct bp_cli_flag flags[UF_COUNT];
-    struct bp_cli_limits l;
-    int rc;
     (void)op;
-
-    BP_CLI_PARSE_OR_RETURN(ctx, argc, argv, flags);
-    if (!flags[UF_ALLOW_FROM].seen && !flags[UF_RATE].seen) {
-        bp_cli__error("key update needs --allow-from or --rate (see `blnkproxy key update --help`)");
-        return BP_CLI_EXIT_USAGE;
-    }
-    rc = bp_cli__parse_limits(&flags[UF_ALLOW_FROM], &flags[UF_RATE], &flags[UF_BURST], &l);
-    if (rc != BP_CLI_EXIT_OK) {
-        return rc;
-    }
-    rc = bp_cli__one(ctx, &key_kind, apply_update, &l);
-    bp_cli__limits_cleanup(&l);
-    return rc;
+    return bp_cli__update_limits(ctx, argc, argv, &key_kind, &limits_ops);
 }
 
 /* key rotate: a new key with the old one's name, scopes and instances (shown once); the old one
@@ -431,14 +407,14 @@ static const struct bp_cli_opt create_opts[CF_COUNT] = {
     [CF_BURST] = {"--burst", "N", .help = "requests it may make at once (with --rate; default: the rate's count)"},
 };
 
-static const struct bp_cli_opt update_opts[UF_COUNT] = {
-    [UF_ALLOW_FROM] = {"--allow-from", "CIDR,...", .help = "the addresses or networks the key may be used from, "
+static const struct bp_cli_opt update_opts[BP_CLI_UF_COUNT] = {
+    [BP_CLI_UF_ALLOW_FROM] = {"--allow-from", "CIDR,...", .help = "the addresses or networks the key may be used from, "
                                                    "or any",
                        .complete = "any"},
-    [UF_RATE] = {"--rate", "RATE", .help = "its request rate, like 100/s or 6000/m; 0: none; default: the "
+    [BP_CLI_UF_RATE] = {"--rate", "RATE", .help = "its request rate, like 100/s or 6000/m; 0: none; default: the "
                                            "server's rate_limit.default",
                  .complete = "default 0 10/s 100/s 6000/m"},
-    [UF_BURST] = {"--burst", "N", .help = "requests it may make at once (with --rate; default: the rate's count)"},
+    [BP_CLI_UF_BURST] = {"--burst", "N", .help = "requests it may make at once (with --rate; default: the rate's count)"},
 };
 
 static const struct bp_cli_verb verbs[] = {

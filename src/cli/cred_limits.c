@@ -152,3 +152,40 @@ bp_cli__out_rate(struct bp_out_obj *o, const char *rate_limit, int64_t burst)
         bp_out_str(o, "rate_burst", NULL);
     }
 }
+
+struct update {
+    const struct bp_cli_limits_ops *ops;
+    const struct bp_cli_limits *limits;
+};
+
+static bp_err
+apply_update(struct bp_store *s, const char *id, const void *arg, bool json)
+{
+    const struct update *u = arg;
+    (void)json;
+    return bp_cli__apply_limits(s, u->ops, id, u->limits);
+}
+
+int
+bp_cli__update_limits(struct bp_cli_ctx *ctx, int argc, char **argv, const struct bp_cli_kind *kind,
+                      const struct bp_cli_limits_ops *ops)
+{
+    struct bp_cli_flag flags[BP_CLI_UF_COUNT];
+    struct bp_cli_limits l;
+    struct update u = {.ops = ops, .limits = &l};
+    int rc;
+
+    BP_CLI_PARSE_OR_RETURN(ctx, argc, argv, flags);
+    if (!flags[BP_CLI_UF_ALLOW_FROM].seen && !flags[BP_CLI_UF_RATE].seen) {
+        bp_cli__error("%s update needs --allow-from or --rate (see `blnkproxy %s update --help`)", ctx->family,
+                      ctx->family);
+        return BP_CLI_EXIT_USAGE;
+    }
+    rc = bp_cli__parse_limits(&flags[BP_CLI_UF_ALLOW_FROM], &flags[BP_CLI_UF_RATE], &flags[BP_CLI_UF_BURST], &l);
+    if (rc != BP_CLI_EXIT_OK) {
+        return rc;
+    }
+    rc = bp_cli__one(ctx, kind, apply_update, &u);
+    bp_cli__limits_cleanup(&l);
+    return rc;
+}

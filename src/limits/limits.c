@@ -157,19 +157,29 @@ find(struct table *t, struct stripe *s, const void *key, size_t len, uint64_t ha
     return e;
 }
 
-/* This node's share of a limit (n nodes share it): its interval between requests and its
- * burst. */
-static void
-share(const struct bp_rate *rate, uint32_t burst, unsigned n, int64_t *interval_ns, uint32_t *node_burst)
+/* A limit as the buckets count it: the interval between requests, tau (how far ahead of now a
+ * bucket's tat may be and still allow one), and the burst. */
+struct limit {
+    int64_t interval;
+    int64_t tau;
+    uint32_t burst;
+};
+
+/* This node's share of a limit that n nodes share. */
+static struct limit
+share(const struct bp_rate *rate, uint32_t burst, unsigned n)
 {
+    struct limit l;
     uint32_t b = burst > 0 ? burst : rate->count;
 
-    *interval_ns = (int64_t)((unsigned __int128)rate->period_s * 1000000000u * n / rate->count);
-    if (*interval_ns < 1) {
-        *interval_ns = 1;
+    l.interval = (int64_t)((unsigned __int128)rate->period_s * 1000000000u * n / rate->count);
+    if (l.interval < 1) {
+        l.interval = 1;
     }
     b /= n;
-    *node_burst = b > 0 ? b : 1;
+    l.burst = b > 0 ? b : 1;
+    l.tau = l.interval * (int64_t)(l.burst - 1);
+    return l;
 }
 
 /* When the limit changed (the credential's rate, or the number of nodes sharing it), the
@@ -177,15 +187,35 @@ share(const struct bp_rate *rate, uint32_t burst, unsigned n, int64_t *interval_
  * into the new interval. And a bucket is never emptier than empty: the lead stays within one
  * interval past tau (a smaller burst). */
 static void
-rescale(struct entry *e, int64_t now_ns, int64_t tau, int64_t interval)
+rescale(struct entry *e, int64_t now_ns, const struct limit *l)
 {
-    if (e->interval_ns != 0 && e->interval_ns != interval && e->tat_ns > now_ns) {
-        e->tat_ns = now_ns + (int64_t)((__int128)(e->tat_ns - now_ns) * interval / e->interval_ns);
+    if (e->interval_ns != 0 && e->interval_ns != l->interval && e->tat_ns > now_ns) {
+        e->tat_ns = now_ns + (int64_t)((__int128)(e->tat_ns - now_ns) * l->interval / e->interval_ns);
     }
-    e->interval_ns = interval;
-    if (e->tat_ns - now_ns > tau + interval) {
-        e->tat_ns = now_ns + tau + interval;
+    e->interval_ns = l->interval;
+    if (e->tat_ns - now_ns > l->tau + l->interval) {
+        e->tat_ns = now_ns + l->tau + l->interval;
     }
+}
+
+/* Locks key's stripe of t (*out_s, for the caller to unlock) and returns its entry, rescaled to
+ * l: NULL when there is none and create is false, or no room for a new one. */
+static struct entry *
+lock_entry(struct table *t, const void *key, size_t len, bool create, int64_t now_ns, const struct limit *l,
+           struct stripe **out_s)
+{
+    uint64_t hash = hash_bytes(key, len);
+    struct stripe *s = &t->stripes[hash % STRIPES];
+    struct entry *e;
+
+    pthread_once(&once, init_tables);
+    pthread_mutex_lock(&s->mu);
+    e = find(t, s, key, len, hash, create, now_ns);
+    if (e != NULL) {
+        rescale(e, now_ns, l);
+    }
+    *out_s = s;
+    return e;
 }
 
 static int64_t
@@ -199,72 +229,53 @@ bp_limits_take(const char *id, const struct bp_rate *rate, uint32_t burst, int64
                struct bp_limits_verdict *out)
 {
     size_t len = strlen(id);
-    uint64_t hash;
+    int64_t now_ns = now_us * 1000;
     struct stripe *s;
     struct entry *e;
-    int64_t now_ns = now_us * 1000;
-    int64_t interval;
-    int64_t tau;
+    struct limit l;
     int64_t tat;
-    uint32_t b;
 
     memset(out, 0, sizeof(*out));
     out->allowed = true;
     if (rate->count == 0 || len > KEY_MAX) {
         return;
     }
-    pthread_once(&once, init_tables);
-    share(rate, burst, bp_limits_nodes(), &interval, &b);
-    tau = interval * (int64_t)(b - 1);
-    hash = hash_bytes(id, len);
-    s = &creds.stripes[hash % STRIPES];
-    pthread_mutex_lock(&s->mu);
-    e = find(&creds, s, id, len, hash, true, now_ns);
+    l = share(rate, burst, bp_limits_nodes());
+    e = lock_entry(&creds, id, len, true, now_ns, &l, &s);
     BP_BUG_ON(e == NULL); /* the credential table has no bound of its own: the store is its bound */
-    rescale(e, now_ns, tau, interval);
     tat = e->tat_ns > now_ns ? e->tat_ns : now_ns;
-    out->limit = b;
-    if (tat - now_ns > tau) {
+    out->limit = l.burst;
+    if (tat - now_ns > l.tau) {
         out->allowed = false;
-        out->retry_after_ms = ceil_ms(tat - tau - now_ns);
+        out->retry_after_ms = ceil_ms(tat - l.tau - now_ns);
         out->reset_ms = ceil_ms(tat - now_ns);
     } else {
-        e->tat_ns = tat + interval;
-        out->remaining = (uint32_t)((tau + interval - (e->tat_ns - now_ns)) / interval);
+        e->tat_ns = tat + l.interval;
+        out->remaining = (uint32_t)((l.tau + l.interval - (e->tat_ns - now_ns)) / l.interval);
         out->reset_ms = ceil_ms(e->tat_ns - now_ns);
     }
     pthread_mutex_unlock(&s->mu);
 }
 
+/* Failed authentications are each node's own (limits.h): the whole limit, whatever the nodes. */
 bool
 bp_limits_peer_blocked(const struct bp_ip *peer, const struct bp_rate *rate, uint32_t burst, int64_t now_us,
                        int64_t *retry_after_ms)
 {
-    uint64_t hash;
+    int64_t now_ns = now_us * 1000;
     struct stripe *s;
     struct entry *e;
-    int64_t now_ns = now_us * 1000;
-    int64_t interval;
-    int64_t tau;
-    uint32_t b;
+    struct limit l;
     bool blocked = false;
 
     if (rate->count == 0 || atomic_load_explicit(&peers.n, memory_order_relaxed) == 0) {
         return false;
     }
-    pthread_once(&once, init_tables);
-    share(rate, burst, 1, &interval, &b); /* each node on its own */
-    tau = interval * (int64_t)(b - 1);
-    hash = hash_bytes(peer->b, sizeof(peer->b));
-    s = &peers.stripes[hash % STRIPES];
-    pthread_mutex_lock(&s->mu);
-    e = find(&peers, s, peer->b, sizeof(peer->b), hash, false, now_ns);
-    if (e != NULL) {
-        rescale(e, now_ns, tau, interval);
-    }
-    if (e != NULL && e->tat_ns - now_ns > tau) {
+    l = share(rate, burst, 1);
+    e = lock_entry(&peers, peer->b, sizeof(peer->b), false, now_ns, &l, &s);
+    if (e != NULL && e->tat_ns - now_ns > l.tau) {
         blocked = true;
-        *retry_after_ms = ceil_ms(e->tat_ns - tau - now_ns);
+        *retry_after_ms = ceil_ms(e->tat_ns - l.tau - now_ns);
     }
     pthread_mutex_unlock(&s->mu);
     return blocked;
@@ -273,25 +284,18 @@ bp_limits_peer_blocked(const struct bp_ip *peer, const struct bp_rate *rate, uin
 void
 bp_limits_peer_failed(const struct bp_ip *peer, const struct bp_rate *rate, uint32_t burst, int64_t now_us)
 {
-    uint64_t hash;
+    int64_t now_ns = now_us * 1000;
     struct stripe *s;
     struct entry *e;
-    int64_t now_ns = now_us * 1000;
-    int64_t interval;
-    uint32_t b;
+    struct limit l;
 
     if (rate->count == 0) {
         return;
     }
-    pthread_once(&once, init_tables);
-    share(rate, burst, 1, &interval, &b); /* each node on its own */
-    hash = hash_bytes(peer->b, sizeof(peer->b));
-    s = &peers.stripes[hash % STRIPES];
-    pthread_mutex_lock(&s->mu);
-    e = find(&peers, s, peer->b, sizeof(peer->b), hash, true, now_ns);
+    l = share(rate, burst, 1);
+    e = lock_entry(&peers, peer->b, sizeof(peer->b), true, now_ns, &l, &s);
     if (e != NULL) {
-        rescale(e, now_ns, interval * (int64_t)(b - 1), interval);
-        e->tat_ns = (e->tat_ns > now_ns ? e->tat_ns : now_ns) + interval;
+        e->tat_ns = (e->tat_ns > now_ns ? e->tat_ns : now_ns) + l.interval;
     }
     pthread_mutex_unlock(&s->mu);
 }

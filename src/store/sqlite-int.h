@@ -6,6 +6,7 @@
  * Every value reaches SQL through a bound parameter. */
 
 #include <limits.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -57,6 +58,10 @@ bp_err bp_sq__exec(struct sqlite_store *st, const char *sql);
 /* Runs a one-row UPDATE or DELETE and finalizes it: BP_ERR_NOT_FOUND when no row matched. */
 bp_err bp_sq__finish_change(struct sqlite_store *st, sqlite3_stmt *stmt);
 /* BP_OK when the constant `SELECT 1 FROM <table> WHERE id = ?` finds a row, else BP_ERR_NOT_FOUND. */
+/* A credential's allow-list, and its rate and burst (issue 12): an OAuth client's (client) or an
+ * API key's. */
+bp_err bp_sq__set_allow_from(struct sqlite_store *st, bool client, const char *id, const char *allow_from);
+bp_err bp_sq__set_rate(struct sqlite_store *st, bool client, const char *id, const char *rate_limit, int64_t burst);
 bp_err bp_sq__row_exists(struct sqlite_store *st, const char *sql, const char *id);
 /* Steps a prepared, bound single-row SELECT, fills out from its row with read, and finalizes it;
  * BP_ERR_NOT_FOUND when there is no row. */

@@ -369,32 +369,13 @@ sq_client_set_expiry(struct bp_store *s, const char *id, int64_t expires_at)
 static bp_err
 sq_client_set_allow_from(struct bp_store *s, const char *id, const char *allow_from)
 {
-    struct sqlite_store *st = bp_sq__of(s);
-    sqlite3_stmt *stmt = NULL;
-    bp_err err = bp_sq__prepare(st, "UPDATE oauth_clients SET allow_from = ? WHERE id = ?", &stmt);
-
-    if (err != BP_OK) {
-        return err;
-    }
-    bp_sq__bind_text(stmt, 1, allow_from);
-    bp_sq__bind_text(stmt, 2, id);
-    return bp_sq__finish_change(st, stmt);
+    return bp_sq__set_allow_from(bp_sq__of(s), true, id, allow_from);
 }
 
 static bp_err
 sq_client_set_rate(struct bp_store *s, const char *id, const char *rate_limit, int64_t burst)
 {
-    struct sqlite_store *st = bp_sq__of(s);
-    sqlite3_stmt *stmt = NULL;
-    bp_err err = bp_sq__prepare(st, "UPDATE oauth_clients SET rate_limit = ?, rate_burst = ? WHERE id = ?", &stmt);
-
-    if (err != BP_OK) {
-        return err;
-    }
-    bp_sq__bind_text(stmt, 1, rate_limit);
-    sqlite3_bind_int64(stmt, 2, burst);
-    bp_sq__bind_text(stmt, 3, id);
-    return bp_sq__finish_change(st, stmt);
+    return bp_sq__set_rate(bp_sq__of(s), true, id, rate_limit, burst);
 }
 
 /* ---- operators ---- */

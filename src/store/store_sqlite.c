@@ -865,35 +865,52 @@ sq_key_set_expiry(struct bp_store *s, const char *id, int64_t expires_at)
     return bp_sq__finish_change(st, stmt);
 }
 
+/* A credential's limits (issue 12): sql updates one of them by id (?3). */
 static bp_err
-sq_key_set_allow_from(struct bp_store *s, const char *id, const char *allow_from)
+set_limit(struct sqlite_store *st, const char *sql, const char *id, const char *text, const int64_t *burst)
 {
-    struct sqlite_store *st = bp_sq__of(s);
     sqlite3_stmt *stmt = NULL;
-    bp_err err = bp_sq__prepare(st, "UPDATE api_keys SET allow_from = ? WHERE id = ?", &stmt);
+    bp_err err = bp_sq__prepare(st, sql, &stmt);
 
     if (err != BP_OK) {
         return err;
     }
-    bp_sq__bind_text(stmt, 1, allow_from);
-    bp_sq__bind_text(stmt, 2, id);
+    bp_sq__bind_text(stmt, 1, text);
+    if (burst != NULL) {
+        sqlite3_bind_int64(stmt, 2, *burst);
+    }
+    bp_sq__bind_text(stmt, 3, id);
     return bp_sq__finish_change(st, stmt);
+}
+
+bp_err
+bp_sq__set_allow_from(struct sqlite_store *st, bool client, const char *id, const char *allow_from)
+{
+    return set_limit(st,
+                     client ? "UPDATE oauth_clients SET allow_from = ?1 WHERE id = ?3"
+                            : "UPDATE api_keys SET allow_from = ?1 WHERE id = ?3",
+                     id, allow_from, NULL);
+}
+
+bp_err
+bp_sq__set_rate(struct sqlite_store *st, bool client, const char *id, const char *rate_limit, int64_t burst)
+{
+    return set_limit(st,
+                     client ? "UPDATE oauth_clients SET rate_limit = ?1, rate_burst = ?2 WHERE id = ?3"
+                            : "UPDATE api_keys SET rate_limit = ?1, rate_burst = ?2 WHERE id = ?3",
+                     id, rate_limit, &burst);
+}
+
+static bp_err
+sq_key_set_allow_from(struct bp_store *s, const char *id, const char *allow_from)
+{
+    return bp_sq__set_allow_from(bp_sq__of(s), false, id, allow_from);
 }
 
 static bp_err
 sq_key_set_rate(struct bp_store *s, const char *id, const char *rate_limit, int64_t burst)
 {
-    struct sqlite_store *st = bp_sq__of(s);
-    sqlite3_stmt *stmt = NULL;
-    bp_err err = bp_sq__prepare(st, "UPDATE api_keys SET rate_limit = ?, rate_burst = ? WHERE id = ?", &stmt);
-
-    if (err != BP_OK) {
-        return err;
-    }
-    bp_sq__bind_text(stmt, 1, rate_limit);
-    sqlite3_bind_int64(stmt, 2, burst);
-    bp_sq__bind_text(stmt, 3, id);
-    return bp_sq__finish_change(st, stmt);
+    return bp_sq__set_rate(bp_sq__of(s), false, id, rate_limit, burst);
 }
 
 static bp_err

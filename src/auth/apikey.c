@@ -3,14 +3,11 @@
 #include <stdio.h>
 #include <string.h>
 
-#include <pthread.h>
-
-#include <openssl/evp.h>
-
 #include "lib/bug.h"
 
 #include "lib/rand.h"
 #include "lib/secret.h"
+#include "lib/sha256.h"
 
 bp_err
 bp_apikey_generate(char out[BP_APIKEY_LEN + 1])
@@ -42,42 +39,12 @@ bp_apikey_is_well_formed(const char *text, size_t len)
     return true;
 }
 
-/* SHA-256 runs once per request (the presented key's digest). OpenSSL 3's one-shot SHA256()
- * looks the algorithm up in its provider store on every call and makes a context for it; so
- * the algorithm is fetched once per process and each thread keeps its own context, freed when
- * the thread ends. */
-static EVP_MD *sha256_md;
-static pthread_once_t sha256_once = PTHREAD_ONCE_INIT;
-static pthread_key_t ctx_key;
-
-static void
-ctx_free(void *ctx)
-{
-    EVP_MD_CTX_free(ctx);
-}
-
-static void
-sha256_init(void)
-{
-    sha256_md = EVP_MD_fetch(NULL, "SHA256", NULL);
-    BP_BUG_ON(sha256_md == NULL || pthread_key_create(&ctx_key, ctx_free) != 0);
-}
-
+/* SHA-256 runs once per request (the presented key's digest): lib/sha256.c keeps the
+ * algorithm and a context per thread. */
 void
 bp_digest(const void *text, size_t len, unsigned char out[BP_DIGEST_LEN])
 {
-    EVP_MD_CTX *ctx;
-    unsigned int n = 0;
-
-    pthread_once(&sha256_once, sha256_init);
-    ctx = pthread_getspecific(ctx_key);
-    if (ctx == NULL) {
-        ctx = EVP_MD_CTX_new();
-        BP_BUG_ON(ctx == NULL || pthread_setspecific(ctx_key, ctx) != 0);
-    }
-    /* A digest that cannot be computed would let a wrong key through or lock every key out. */
-    BP_BUG_ON(EVP_DigestInit_ex2(ctx, sha256_md, NULL) != 1 || EVP_DigestUpdate(ctx, text, len) != 1 ||
-              EVP_DigestFinal_ex(ctx, out, &n) != 1 || n != BP_DIGEST_LEN);
+    bp_sha256(text, len, out);
 }
 
 bool

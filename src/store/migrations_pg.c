@@ -280,6 +280,22 @@ const char *const bp_store__pg_migrations[] = {
     "    OR OLD.allow_from IS DISTINCT FROM NEW.allow_from OR OLD.rate_limit IS DISTINCT FROM NEW.rate_limit"
     "    OR OLD.rate_burst IS DISTINCT FROM NEW.rate_burst)"
     "  EXECUTE FUNCTION blnkproxy_changes_log('oauth_client');",
+    /* 9 (issue 12), as SQLite's 9: the answers kept for Idempotency-Key, and whether an audited
+     * answer was a replay. */
+    "CREATE TABLE idempotency ("
+    "  scope BYTEA PRIMARY KEY CHECK (length(scope) = 32),"
+    "  fingerprint BYTEA NOT NULL CHECK (length(fingerprint) = 32),"
+    "  state INTEGER NOT NULL,"
+    "  lease_until BIGINT NOT NULL,"
+    "  status INTEGER NOT NULL DEFAULT 0,"
+    "  kept BOOLEAN NOT NULL DEFAULT false,"
+    "  headers BYTEA,"
+    "  body BYTEA,"
+    "  created_at BIGINT NOT NULL,"
+    "  expires_at BIGINT NOT NULL"
+    ");"
+    "CREATE INDEX idempotency_expires ON idempotency (expires_at);"
+    "ALTER TABLE audit_log ADD COLUMN replayed BOOLEAN NOT NULL DEFAULT false;",
 };
 
 const size_t bp_store__pg_migrations_len = BP_ARRAY_LEN(bp_store__pg_migrations);

@@ -255,6 +255,24 @@ const char *const bp_store__sqlite_migrations[] = {
     "  INSERT INTO changes (kind, entity_id, at)"
     "    VALUES ('oauth_client', NEW.id, CAST(strftime('%s', 'now') AS INTEGER));"
     "END;",
+    /* 9 (issue 12, DESIGN §4b): the answers kept for Idempotency-Key, one row per scope (a
+     * SHA-256 of credential, instance, method, route and key): the request's fingerprint, its
+     * state (1 in flight, 2 answered, 3 outcome unknown) and lease, and Core's answer; and
+     * whether an audited answer was such a replay. */
+    "CREATE TABLE idempotency ("
+    "  scope BLOB PRIMARY KEY CHECK (length(scope) = 32),"
+    "  fingerprint BLOB NOT NULL CHECK (length(fingerprint) = 32),"
+    "  state INTEGER NOT NULL,"
+    "  lease_until INTEGER NOT NULL,"
+    "  status INTEGER NOT NULL DEFAULT 0,"
+    "  kept INTEGER NOT NULL DEFAULT 0,"
+    "  headers BLOB,"
+    "  body BLOB,"
+    "  created_at INTEGER NOT NULL,"
+    "  expires_at INTEGER NOT NULL"
+    ") WITHOUT ROWID;"
+    "CREATE INDEX idempotency_expires ON idempotency (expires_at);"
+    "ALTER TABLE audit_log ADD COLUMN replayed INTEGER NOT NULL DEFAULT 0;",
 };
 
 const size_t bp_store__sqlite_migrations_len = BP_ARRAY_LEN(bp_store__sqlite_migrations);

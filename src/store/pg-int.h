@@ -65,6 +65,7 @@ struct bp_pg_params {
 extern const struct bp_store_ops bp_pg__ops;
 extern const struct bp_store_oauth_ops bp_pg__oauth_ops; /* store_oauth_pg.c */
 extern const struct bp_store_audit_ops bp_pg__audit_ops; /* store_audit_pg.c */
+extern const struct bp_store_idem_ops bp_pg__idem_ops;   /* store_idem_pg.c */
 
 /* Forward-only PostgreSQL migrations (migrations_pg.c): entry i is schema version i + 1. */
 extern const char *const bp_store__pg_migrations[];

@@ -73,6 +73,9 @@ struct bp_store_ops {
     bp_err (*copy_clear)(struct bp_store *s);
     bp_err (*copy_audit)(struct bp_store *s, const struct bp_audit_rec *recs, size_t n);
     bp_err (*copy_done)(struct bp_store *s);
+
+    /* Idempotency-Key answers (store.h, migration 9). */
+    const struct bp_store_idem_ops *idem;
 };
 
 /* Gives each record without an id a new one ("audit_" + ULID), in place (store_audit.c). */
@@ -130,6 +133,14 @@ struct bp_store_oauth_ops {
     bp_err (*token_list_all)(struct bp_store *s, struct bp_token_rec **out, size_t *out_n);
     bp_err (*code_list)(struct bp_store *s, struct bp_code_rec **out, size_t *out_n);
     bp_err (*session_list)(struct bp_store *s, struct bp_session_rec **out, size_t *out_n);
+};
+
+/* Idempotency-Key answers (store.h). */
+struct bp_store_idem_ops {
+    bp_err (*claim)(struct bp_store *s, const struct bp_idem_claim *c, struct bp_idem_rec *out, bool *out_owned);
+    bp_err (*finish)(struct bp_store *s, const unsigned char scope[32], const struct bp_idem_rec *rec);
+    bp_err (*release)(struct bp_store *s, const unsigned char scope[32]);
+    bp_err (*purge)(struct bp_store *s, int64_t now, int64_t *out_deleted);
 };
 
 /* Audit log (store.h "Audit log"). insert gets records that all have an id. */

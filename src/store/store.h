@@ -495,6 +495,58 @@ bp_err bp_store_session_delete(struct bp_store *s, const unsigned char digest[32
 bp_err bp_store_session_delete_operator(struct bp_store *s, const char *operator_id);
 void bp_session_rec_cleanup(struct bp_session_rec *rec);
 
+/* ---- Idempotency-Key answers (issue 12, DESIGN §4b) ----
+ * One row per scope (a SHA-256 of credential, instance, method, route and key, made by idem/):
+ * the first request's fingerprint, where it stands, and Core's answer once there is one. The
+ * lease is the row's owner's time: while it runs, others wait (409); after it, an entry still
+ * in flight or of unknown outcome may be taken over. */
+enum bp_idem_state {
+    BP_IDEM_IN_FLIGHT = 1, /* forwarded (or about to be); no answer yet */
+    BP_IDEM_DONE = 2,      /* Core answered: status, and the answer when kept */
+    BP_IDEM_UNKNOWN = 3,   /* sent, and no answer came (timeout, reset): Core may have acted */
+};
+
+struct bp_idem_rec {
+    unsigned char fingerprint[32];
+    int state;                 /* enum bp_idem_state */
+    int64_t lease_until;       /* wall seconds */
+    int64_t expires_at;        /* wall seconds: the row counts as absent from then on */
+    int status;                /* BP_IDEM_DONE: Core's status */
+    bool kept;                 /* BP_IDEM_DONE: headers and body are the whole answer */
+    char *headers;             /* the end-to-end header lines as relayed ("Name: value\r\n"…) */
+    size_t headers_len;
+    char *body;
+    size_t body_len;
+};
+
+/* What bp_store_idem_claim asks. */
+struct bp_idem_claim {
+    const unsigned char *scope;       /* 32 bytes */
+    const unsigned char *fingerprint; /* 32 bytes */
+    int64_t now;                      /* wall seconds */
+    int64_t lease_until;              /* the lease a new or taken-over entry gets */
+    int64_t expires_at;               /* a new entry's */
+    bool take_over;                   /* an entry in flight or unknown whose lease passed, with
+                                         this fingerprint, may be taken over */
+};
+
+/* In one transaction: an entry that expired is dropped; then a new entry (in flight, with the
+ * lease) is made, *out_owned true and out->state 0; or, when one exists, it is read into out
+ * and, if c->take_over allows, taken over (in flight again, with the new lease; *out_owned true,
+ * out->state what it was). Otherwise *out_owned false and out is the entry as it stands.
+ * Concurrent claims of one scope, on any node, leave exactly one owner. Free out with
+ * bp_idem_rec_cleanup. */
+bp_err bp_store_idem_claim(struct bp_store *s, const struct bp_idem_claim *c, struct bp_idem_rec *out,
+                           bool *out_owned);
+/* The owner's outcome: rec's state, lease_until, status, kept, headers and body replace the
+ * entry's (its fingerprint and expiry stay). BP_ERR_NOT_FOUND when it is gone. */
+bp_err bp_store_idem_finish(struct bp_store *s, const unsigned char scope[32], const struct bp_idem_rec *rec);
+/* Forgets the entry: the request never reached Core, so a retry starts afresh. */
+bp_err bp_store_idem_release(struct bp_store *s, const unsigned char scope[32]);
+/* Deletes every entry that expired at or before now; *out_deleted (may be NULL) gets how many. */
+bp_err bp_store_idem_purge(struct bp_store *s, int64_t now, int64_t *out_deleted);
+void bp_idem_rec_cleanup(struct bp_idem_rec *rec);
+
 /* ---- Audit log (issue 4) ----
  * Implemented in store_audit.c (dispatch) and store_audit_sqlite.c. A record never holds a
  * secret, a request body or a query string. */
@@ -527,6 +579,7 @@ struct bp_audit_rec {
                                   of one peer's refusals before authentication (audit/refusals.c);
                                   0 is taken as 1 */
     int64_t last_time_us;      /* the last of those requests; 0 when it is the only one */
+    bool replayed;             /* the answer was an Idempotency-Key replay: Core saw nothing */
 };
 
 struct bp_audit_query {

@@ -45,23 +45,23 @@
 #define AUDIT_COLS                                                                                  \
     "seq, time_us, request_id, actor_type, actor_id, actor_name, instance_id, method, route,"      \
     " path, action, category, core_status, status, latency_us, client_addr, resource_id, error,"   \
-    " id, node, repeat_count, last_time_us"
+    " id, node, repeat_count, last_time_us, replayed"
 
 #define INSERT_SQL                                                                                  \
     "INSERT INTO audit_log (time_us, request_id, actor_type, actor_id, actor_name, instance_id,"  \
     " method, route, path, action, category, core_status, status, latency_us, client_addr,"      \
-    " resource_id, error, id, node, repeat_count, last_time_us)"                                  \
+    " resource_id, error, id, node, repeat_count, last_time_us, replayed)"                        \
     " SELECT * FROM unnest($1::int8[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[]," \
     " $7::text[], $8::text[], $9::text[], $10::text[], $11::text[], $12::int4[], $13::int4[],"    \
     " $14::int8[], $15::text[], $16::text[], $17::text[], $18::text[], $19::text[], $20::int8[],"  \
-    " $21::int8[])"                                                                               \
+    " $21::int8[], $22::bool[])"                                                                  \
     " ON CONFLICT (id) DO NOTHING RETURNING id, seq"
 
 #define STR_(x) #x
 #define STR(x) STR_(x)
 #define PURGE_LOCK STR(BP_PG_LOCK_CLASS) ", " STR(BP_PG_LOCK_PURGE)
 
-#define N_FIELDS 21 /* the columns INSERT_SQL fills, in its order */
+#define N_FIELDS 22 /* the columns INSERT_SQL fills, in its order */
 
 /* Length of the valid UTF-8 sequence at s (1..4), or 0 when s starts an invalid one. */
 static size_t
@@ -218,6 +218,7 @@ build_arrays(const struct bp_audit_rec *recs, size_t n, struct arr a[N_FIELDS])
         } else {
             arr_text(&a[20], NULL);
         }
+        arr_int(&a[21], r->replayed ? 1 : 0);
     }
     for (size_t f = 0; f < N_FIELDS; f++) {
         bp_buf_append(&a[f].b, n == 0 ? "{}" : "}", n == 0 ? 2 : 1);
@@ -249,11 +250,11 @@ assign_seqs(PGresult *res, struct bp_audit_rec *recs, size_t n)
 #define COPY_SQL                                                                                    \
     "INSERT INTO audit_log (seq, time_us, request_id, actor_type, actor_id, actor_name, instance_id," \
     " method, route, path, action, category, core_status, status, latency_us, client_addr,"      \
-    " resource_id, error, id, node, repeat_count, last_time_us) OVERRIDING SYSTEM VALUE"          \
-    " SELECT * FROM unnest($22::int8[], $1::int8[], $2::text[], $3::text[], $4::text[], $5::text[]," \
+    " resource_id, error, id, node, repeat_count, last_time_us, replayed) OVERRIDING SYSTEM VALUE" \
+    " SELECT * FROM unnest($23::int8[], $1::int8[], $2::text[], $3::text[], $4::text[], $5::text[]," \
     " $6::text[], $7::text[], $8::text[], $9::text[], $10::text[], $11::text[], $12::int4[],"     \
     " $13::int4[], $14::int8[], $15::text[], $16::text[], $17::text[], $18::text[], $19::text[],"  \
-    " $20::int8[], $21::int8[])"
+    " $20::int8[], $21::int8[], $22::bool[])"
 
 bp_err
 bp_pg__copy_audit(struct bp_store *s, const struct bp_audit_rec *recs, size_t n)
@@ -373,6 +374,7 @@ read_rec(const PGresult *res, int row, void *vout)
     out->node = bp_pg__col_dup(res, row, 19);
     out->repeat_count = bp_pg__col_int(res, row, 20);
     out->last_time_us = bp_pg__col_int(res, row, 21); /* NULL reads as 0 */
+    out->replayed = bp_pg__col_bool(res, row, 22);
 }
 
 /* The SQL text of q: only constant fragments, each naming its numbered parameter. cols: what to

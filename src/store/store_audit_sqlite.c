@@ -24,9 +24,9 @@
 #define AUDIT_COLS                                                                                 \
     "seq, time_us, request_id, actor_type, actor_id, actor_name, instance_id, method, route,"     \
     " path, action, category, core_status, status, latency_us, client_addr, resource_id, error,"  \
-    " id, node, repeat_count, last_time_us"
+    " id, node, repeat_count, last_time_us, replayed"
 
-#define INSERT_COLS 21
+#define INSERT_COLS 22
 
 /* Binds r as the row whose first parameter is number base + 1. */
 static void
@@ -59,6 +59,7 @@ bind_rec(sqlite3_stmt *stmt, int base, const struct bp_audit_rec *r)
     } else {
         sqlite3_bind_null(stmt, base + 21);
     }
+    sqlite3_bind_int(stmt, base + 22, r->replayed ? 1 : 0);
 }
 
 /* Rows per INSERT statement, largest first: a batch is inserted as few statements as these
@@ -74,9 +75,9 @@ insert_stmt(struct sqlite_store *st, size_t which, sqlite3_stmt **out)
     static const char head[] = "INSERT INTO audit_log (time_us, request_id, actor_type, actor_id,"
                                " actor_name, instance_id, method, route, path, action, category,"
                                " core_status, status, latency_us, client_addr, resource_id, error, id, node,"
-                               " repeat_count, last_time_us)"
+                               " repeat_count, last_time_us, replayed)"
                                " VALUES ";
-    static const char row[] = "(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)";
+    static const char row[] = "(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)";
     static const char tail[] = " ON CONFLICT (id) DO NOTHING";
     char sql[sizeof(head) + 64 * sizeof(row) + sizeof(tail)];
     size_t off = 0;
@@ -241,6 +242,7 @@ read_rec(sqlite3_stmt *stmt, void *out_v)
     out->node = bp_sq__col_dup(stmt, 19);
     out->repeat_count = sqlite3_column_int64(stmt, 20);
     out->last_time_us = sqlite3_column_int64(stmt, 21); /* NULL reads as 0 */
+    out->replayed = sqlite3_column_int(stmt, 22) != 0;
 }
 
 static void

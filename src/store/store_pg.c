@@ -943,4 +943,5 @@ const struct bp_store_ops bp_pg__ops = {
     .copy_clear = bp_pg__copy_clear,
     .copy_audit = bp_pg__copy_audit,
     .copy_done = bp_pg__copy_done,
+    .idem = &bp_pg__idem_ops,
 };

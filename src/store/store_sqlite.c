@@ -1089,4 +1089,5 @@ const struct bp_store_ops bp_sq__ops = {
     .count_rows = sq_count_rows,
     .snapshot_begin = sq_snapshot_begin,
     .snapshot_end = sq_snapshot_end,
+    .idem = &bp_sq__idem_ops,
 };

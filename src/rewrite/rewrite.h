@@ -34,6 +34,13 @@ enum bp_txdefaults_kind { BP_TXDEFAULTS_SINGLE, BP_TXDEFAULTS_BULK };
  * recursion, memory for the output only. */
 bp_err bp_txdefaults_apply(enum bp_txdefaults_kind kind, const char *body, size_t len, struct bp_buf *out,
                            bool *out_changed, const char **out_reason);
+/* The same, with the references derived from seed instead of drawn at random (DESIGN §4b: an
+ * Idempotency-Key request sent again must carry the same references, so that Core dedupes it):
+ * the n-th reference added is "ref_" + a UUIDv8 made of SHA-256(seed, n). seed NULL: random. */
+#define BP_TXDEFAULTS_SEED_LEN 32
+bp_err bp_txdefaults_apply_seeded(enum bp_txdefaults_kind kind, const char *body, size_t len,
+                                  const unsigned char *seed, struct bp_buf *out, bool *out_changed,
+                                  const char **out_reason);
 
 /* Finds, in a JSON object doc[0..len), the first top-level member named exactly one of keys[]
  * (tried in order) whose value is a string without escapes or a number, and returns its bytes

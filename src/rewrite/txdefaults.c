@@ -40,6 +40,7 @@
 #include "lib/bug.h"
 #include "lib/clock.h"
 #include "lib/rand.h"
+#include "lib/sha256.h"
 #include "rewrite/jscan.h"
 
 #define PRECISION_MEMBER "\"precision\":100"
@@ -225,10 +226,45 @@ scan_body(struct scan_state *p, size_t len, struct bp_jscan_value *out_top)
     return bp_jscan_walk(p->body, len, &vis, out_top);
 }
 
-/* Writes body[0..len) into dst with each noted insertion after its object's '{'. */
-static bp_err
-write_rewrite(const char *body, size_t len, const struct mark_list *list, char *dst, size_t *out_written)
+/* The n-th reference (0-based, in body order) derived from seed: the first 16 bytes of
+ * SHA-256(seed, n as 4 big-endian bytes), written as a UUID of version 8 (RFC 9562's custom
+ * layout). BP_UUID_LEN characters, no NUL. */
+static void
+derived_reference(const unsigned char seed[BP_TXDEFAULTS_SEED_LEN], uint32_t n, char *out)
 {
+    static const int groups[] = {4, 2, 2, 2, 6};
+    static const char hex[] = "0123456789abcdef";
+    unsigned char in[BP_TXDEFAULTS_SEED_LEN + 4];
+    unsigned char d[BP_SHA256_LEN];
+    size_t at = 0;
+    size_t w = 0;
+
+    memcpy(in, seed, BP_TXDEFAULTS_SEED_LEN);
+    in[BP_TXDEFAULTS_SEED_LEN] = (unsigned char)(n >> 24);
+    in[BP_TXDEFAULTS_SEED_LEN + 1] = (unsigned char)(n >> 16);
+    in[BP_TXDEFAULTS_SEED_LEN + 2] = (unsigned char)(n >> 8);
+    in[BP_TXDEFAULTS_SEED_LEN + 3] = (unsigned char)n;
+    bp_sha256(in, sizeof(in), d);
+    d[6] = (unsigned char)((d[6] & 0x0F) | 0x80); /* version 8 */
+    d[8] = (unsigned char)((d[8] & 0x3F) | 0x80); /* variant 10 */
+    for (size_t g = 0; g < sizeof(groups) / sizeof(groups[0]); g++) {
+        if (g > 0) {
+            out[w++] = '-';
+        }
+        for (int i = 0; i < groups[g]; i++, at++) {
+            out[w++] = hex[d[at] >> 4];
+            out[w++] = hex[d[at] & 0x0F];
+        }
+    }
+}
+
+/* Writes body[0..len) into dst with each noted insertion after its object's '{'. References
+ * are random, or derived from seed when it is not NULL. */
+static bp_err
+write_rewrite(const char *body, size_t len, const struct mark_list *list, const unsigned char *seed, char *dst,
+              size_t *out_written)
+{
+    uint32_t n_refs = 0;
     unsigned char random[BP_UUID7_RANDOM_BYTES];
     uint64_t unix_ms = (uint64_t)bp_clock_wall_ms();
     size_t copied = 0;
@@ -250,16 +286,22 @@ write_rewrite(const char *body, size_t len, const struct mark_list *list, char *
             /* A reference is an identifier, not a secret: its bytes come from the thread's
              * batch of CSPRNG output (bp_rand_id_bytes), so a request with one costs no call into
              * OpenSSL (each of which checks for a fork with getpid(2)). */
-            rc = bp_rand_id_bytes(random, sizeof(random));
-            if (rc != BP_OK) {
-                return rc;
+            if (seed == NULL) {
+                rc = bp_rand_id_bytes(random, sizeof(random));
+                if (rc != BP_OK) {
+                    return rc;
+                }
             }
             if (flags & LACKS_PRECISION) {
                 dst[w++] = ',';
             }
             memcpy(dst + w, REFERENCE_PREFIX, sizeof(REFERENCE_PREFIX) - 1);
             w += sizeof(REFERENCE_PREFIX) - 1;
-            bp_uuid7_format(unix_ms, random, dst + w);
+            if (seed != NULL) {
+                derived_reference(seed, n_refs++, dst + w);
+            } else {
+                bp_uuid7_format(unix_ms, random, dst + w);
+            }
             w += BP_UUID_LEN;
             dst[w++] = '"';
         }
@@ -275,6 +317,13 @@ write_rewrite(const char *body, size_t len, const struct mark_list *list, char *
 bp_err
 bp_txdefaults_apply(enum bp_txdefaults_kind kind, const char *body, size_t len, struct bp_buf *out,
                     bool *out_changed, const char **out_reason)
+{
+    return bp_txdefaults_apply_seeded(kind, body, len, NULL, out, out_changed, out_reason);
+}
+
+bp_err
+bp_txdefaults_apply_seeded(enum bp_txdefaults_kind kind, const char *body, size_t len, const unsigned char *seed,
+                           struct bp_buf *out, bool *out_changed, const char **out_reason)
 {
     struct scan_state st = {.kind = kind, .body = body, .room = out->max > len ? out->max - len : 0};
     struct bp_jscan_value top;
@@ -318,7 +367,7 @@ bp_txdefaults_apply(enum bp_txdefaults_kind kind, const char *body, size_t len, 
     total = len + st.growth;
     rc = bp_buf_reserve(out, total, &dst);
     if (rc == BP_OK) {
-        rc = write_rewrite(body, len, &st.list, dst, &written);
+        rc = write_rewrite(body, len, &st.list, seed, dst, &written);
     }
     if (rc == BP_OK) {
         BP_BUG_ON(written != total);

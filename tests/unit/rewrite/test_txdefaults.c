@@ -520,6 +520,59 @@ test_rewrite_is_idempotent(void **state)
     bp_buf_cleanup(&again);
 }
 
+/* DESIGN §4b: an Idempotency-Key owner's references come from its scope: the same seed gives the
+ * same body on every attempt, one reference per object (UUIDv8 text), and a client's own
+ * reference is kept; another seed, or none, gives others. */
+static void
+test_seeded_references(void **state)
+{
+    static const char body[] = "{\"transactions\":[{\"amount\":1},{\"amount\":2},{\"reference\":\"mine\"}]}";
+    unsigned char seed[BP_TXDEFAULTS_SEED_LEN];
+    unsigned char other[BP_TXDEFAULTS_SEED_LEN];
+    struct bp_buf a;
+    struct bp_buf b;
+    struct bp_buf c;
+    struct bp_buf r;
+    bool changed = false;
+    const char *first;
+    const char *second;
+    (void)state;
+
+    memset(seed, 0x42, sizeof(seed));
+    memset(other, 0x43, sizeof(other));
+    bp_buf_init(&a, 4096);
+    bp_buf_init(&b, 4096);
+    bp_buf_init(&c, 4096);
+    bp_buf_init(&r, 4096);
+    assert_int_equal(bp_txdefaults_apply_seeded(BULK, body, strlen(body), seed, &a, &changed, &g_reason), BP_OK);
+    assert_true(changed);
+    assert_int_equal(bp_txdefaults_apply_seeded(BULK, body, strlen(body), seed, &b, &changed, &g_reason), BP_OK);
+    assert_int_equal(a.len, b.len);
+    assert_memory_equal(a.data, b.data, a.len);
+    assert_int_equal(bp_txdefaults_apply_seeded(BULK, body, strlen(body), other, &c, &changed, &g_reason), BP_OK);
+    assert_int_equal(c.len, a.len);
+    assert_true(memcmp(c.data, a.data, a.len) != 0);
+    assert_int_equal(bp_txdefaults_apply(BULK, body, strlen(body), &r, &changed, &g_reason), BP_OK);
+    assert_int_equal(r.len, a.len); /* the same length: the body limit's arithmetic holds */
+
+    first = strstr(a.data, "\"reference\":\"ref_");
+    assert_non_null(first);
+    second = strstr(first + 1, "\"reference\":\"ref_");
+    assert_non_null(second);
+    first += strlen("\"reference\":\"ref_");
+    second += strlen("\"reference\":\"ref_");
+    assert_int_equal(first[14], '8'); /* version 8 */
+    assert_non_null(strchr("89ab", first[19]));
+    assert_int_equal(first[BP_UUID_LEN], '"');
+    assert_true(memcmp(first, second, BP_UUID_LEN) != 0);
+    assert_null(strstr(second + 1, "\"reference\":\"ref_"));
+    assert_non_null(strstr(a.data, "{\"precision\":100,\"reference\":\"mine\"}"));
+    bp_buf_cleanup(&a);
+    bp_buf_cleanup(&b);
+    bp_buf_cleanup(&c);
+    bp_buf_cleanup(&r);
+}
+
 int
 main(void)
 {
@@ -546,6 +599,7 @@ main(void)
         cmocka_unit_test(test_output_limit),
         cmocka_unit_test(test_bulk_amplification_bounded),
         cmocka_unit_test(test_rewrite_is_idempotent),
+        cmocka_unit_test(test_seeded_references),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1,0 +1,160 @@
+/* The Idempotency-Key store calls off the loop threads (idem.h): a work queue whose threads
+ * each open their own store connection, and a periodic purge of expired entries on it.
+ *
+ * Ownership: an op belongs to the caller except between a successful submit and its done. The
+ * purge item is the bp_idem's own; it is rescheduled from its done until the queue stops. */
+#include "idem/idem.h"
+
+#include "core/log.h"
+#include "lib/alloc.h"
+#include "lib/clock.h"
+#include "metrics/metrics.h"
+
+/* How long one store call may wait for a silent database: a request waits for it. */
+#define IDEM_STORE_TIMEOUT_MS 10000
+
+struct bp_idem {
+    struct bp_workq *q;
+    char *dsn;
+    int64_t purge_interval_ms;
+    struct bp_work purge;
+};
+
+static bp_err
+thread_open(void *arg, int index, void **out)
+{
+    struct bp_idem *idem = arg;
+    struct bp_store *s = NULL;
+    char err[512];
+    bp_err rc = bp_store_open(idem->dsn, BP_STORE_OPEN_LAZY, &s, err, sizeof(err));
+
+    (void)index;
+    if (rc != BP_OK) {
+        BP_ERROR("cannot open the store for Idempotency-Key answers", BP_LSTR("error", err));
+        return rc;
+    }
+    bp_store_set_timeout(s, IDEM_STORE_TIMEOUT_MS);
+    *out = s;
+    return BP_OK;
+}
+
+static void
+thread_close(void *arg, void *state)
+{
+    (void)arg;
+    bp_store_close(state);
+}
+
+static void
+op_work(struct bp_work *w, void *state)
+{
+    struct bp_idem_op *op = (struct bp_idem_op *)w;
+    struct bp_store *s = state;
+
+    switch (op->kind) {
+    case BP_IDEM_OP_CLAIM: {
+        struct bp_idem_claim c = {
+            .scope = op->scope,
+            .fingerprint = op->fingerprint,
+            .now = bp_clock_wall_s(),
+            .lease_until = op->lease_until,
+            .expires_at = op->expires_at,
+            .take_over = op->take_over,
+        };
+        op->rc = bp_store_idem_claim(s, &c, &op->rec, &op->owned);
+        break;
+    }
+    case BP_IDEM_OP_FINISH:
+        op->rc = bp_store_idem_finish(s, op->scope, &op->rec);
+        break;
+    case BP_IDEM_OP_RELEASE:
+        op->rc = bp_store_idem_release(s, op->scope);
+        break;
+    }
+    if (op->rc != BP_OK && op->rc != BP_ERR_NOT_FOUND) {
+        BP_WARN("Idempotency-Key store call failed", BP_LSTR("error", bp_err_str(op->rc)),
+                BP_LSTR("cause", bp_store_last_error(s)));
+    }
+}
+
+static void
+purge_work(struct bp_work *w, void *state)
+{
+    int64_t deleted = 0;
+    (void)w;
+
+    if (bp_store_idem_purge(state, bp_clock_wall_s(), &deleted) != BP_OK) {
+        BP_WARN("could not purge expired Idempotency-Key answers",
+                BP_LSTR("cause", bp_store_last_error(state)));
+        return;
+    }
+    bp_metrics_idempotency(BP_METRICS_IDEM_PURGED, (uint64_t)deleted);
+}
+
+static void
+purge_done(struct bp_work *w, bp_err status)
+{
+    struct bp_idem *idem = (struct bp_idem *)((char *)w - offsetof(struct bp_idem, purge));
+
+    if (status == BP_OK) {
+        /* Refused only while stopping: then there is nothing left to purge for. */
+        (void)bp_workq_submit_at(idem->q, &idem->purge, bp_clock_mono_ms() + idem->purge_interval_ms);
+    }
+}
+
+bp_err
+bp_idem_new(const struct bp_idem_opts *opts, struct bp_idem **out)
+{
+    struct bp_idem *idem = bp_calloc(1, sizeof(*idem));
+    struct bp_workq_opts qo = {
+        .name = "bp-idem",
+        .threads = opts->threads,
+        .max_queued = opts->max_queued,
+        .thread_init = thread_open,
+        .thread_fini = thread_close,
+        .arg = idem,
+    };
+    bp_err rc;
+
+    idem->dsn = bp_strdup(opts->dsn);
+    idem->purge_interval_ms = opts->purge_interval_ms;
+    rc = bp_workq_new(&qo, &idem->q);
+    if (rc != BP_OK) {
+        bp_free(idem->dsn);
+        bp_free(idem);
+        return rc;
+    }
+    if (idem->purge_interval_ms > 0) {
+        idem->purge = (struct bp_work){.work = purge_work, .done = purge_done};
+        (void)bp_workq_submit_at(idem->q, &idem->purge, bp_clock_mono_ms() + idem->purge_interval_ms);
+    }
+    *out = idem;
+    return BP_OK;
+}
+
+bp_err
+bp_idem_submit(struct bp_idem *idem, struct bp_idem_op *op)
+{
+    op->work.work = op_work;
+    op->rc = BP_OK;
+    return bp_workq_submit(idem->q, &op->work);
+}
+
+void
+bp_idem_stop(struct bp_idem *idem)
+{
+    if (idem != NULL) {
+        bp_workq_stop(idem->q);
+    }
+}
+
+void
+bp_idem_free(struct bp_idem *idem)
+{
+    if (idem == NULL) {
+        return;
+    }
+    bp_workq_free(idem->q);
+    bp_free(idem->dsn);
+    bp_free(idem);
+}

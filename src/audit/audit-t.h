@@ -29,6 +29,7 @@ struct bp_audit_req_rec {
     int status;                    /* the status the proxy answered (499: the client left) */
     enum bp_audit_actor actor;
     bool refused;                  /* action is stored as BP_AUDIT_REFUSED_PREFIX + action */
+    bool replayed;                 /* an Idempotency-Key replay: Core saw nothing */
     struct bp_audit_text request_id;
     struct bp_audit_text actor_id;
     struct bp_audit_text actor_name;

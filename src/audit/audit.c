@@ -333,6 +333,7 @@ item_of_req(const struct bp_audit_req_rec *r, void (*done)(void *arg), void *arg
         .core_status = r->core_status,
         .status = r->status,
         .latency_us = r->latency_us,
+        .replayed = r->replayed,
     };
     rec->request_id = text_put(&cursor, r->request_id);
     rec->actor_id = text_put(&cursor, r->actor_id);

@@ -78,6 +78,9 @@ rec_to_json(const struct bp_audit_rec *r)
         json_object_set_new(o, "repeat_count", json_integer(r->repeat_count));
         json_object_set_new(o, "last_time_us", json_integer(r->last_time_us));
     }
+    if (r->replayed) {
+        json_object_set_new(o, "replayed", json_true());
+    }
     return o;
 }
 
@@ -193,6 +196,7 @@ json_to_rec(json_t *o, struct bp_audit_rec *r)
     /* Absent in one request's record, and in spools written before aggregation. */
     r->repeat_count = json_integer_value(json_object_get(o, "repeat_count"));
     r->last_time_us = json_integer_value(json_object_get(o, "last_time_us"));
+    r->replayed = json_is_true(json_object_get(o, "replayed"));
     return true;
 }
 

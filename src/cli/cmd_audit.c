@@ -422,6 +422,8 @@ print_json_line(const struct bp_audit_rec *r)
     } else {
         json_object_set_new(o, "last_time", json_null());
     }
+    /* An Idempotency-Key replay: the stored answer was returned, Core saw nothing. */
+    json_object_set_new(o, "replayed", json_boolean(r->replayed));
     rc = json_dumpf(o, stdout, JSON_COMPACT);
     json_decref(o);
     putchar('\n');
@@ -440,6 +442,8 @@ cells_of(const struct bp_audit_rec *r, char time_buf[28], char status_buf[40], c
     format_time_us(r->time_us, time_buf);
     if (r->status != 0 && r->repeat_count > 1) {
         snprintf(status_buf, 40, "%d x%lld", r->status, (long long)r->repeat_count);
+    } else if (r->status != 0 && r->replayed) {
+        snprintf(status_buf, 40, "%d replay", r->status);
     } else if (r->status != 0) {
         snprintf(status_buf, 40, "%d", r->status);
     } else {

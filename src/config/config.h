@@ -95,7 +95,11 @@ struct bp_config {
                                            count 0 = none (the default) */
     int rate_limit_default_burst;       /* "rate_limit.default_burst": 0 = the rate's count */
     struct bp_rate rate_limit_auth_failures; /* "rate_limit.auth_failures": per peer, default 120/m */
-    int rate_limit_auth_failure_burst;  /* "rate_limit.auth_failure_burst", default 30 */
+    int rate_limit_auth_failure_burst;
+    /* "idempotency": {...} (issue 12, DESIGN §4b). */
+    int64_t idempotency_ttl_ms;         /* "idempotency.ttl": answers kept this long; 0 = off; 24h */
+    int64_t idempotency_lease_ms;       /* "idempotency.lease": an unknown outcome's wait; 60s */
+    size_t idempotency_max_answer_bytes; /* "idempotency.max_answer_bytes": larger not kept; 1 MiB */  /* "rate_limit.auth_failure_burst", default 30 */
     char *trusted_proxies;              /* "trusted_proxies": "CIDR,…" (lib/ipnet.h), checked at load;
                                            NULL = trust no peer's forwarding headers */
     /* "routes" (config file only, DESIGN §3): built-in rows to drop ("METHOD /pattern") and rows

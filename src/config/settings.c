@@ -194,6 +194,21 @@ const struct bp_setting bp_config__settings[] = {
     {"rate_limit.auth_failure_burst", "BLNKPROXY_RATE_LIMIT_AUTH_FAILURE_BURST", "--rate-limit-auth-failure-burst",
      BP_SETTING_INT, 0, BP_RATE_COUNT_MAX, "30", FIELD(rate_limit_auth_failure_burst), 0,
      "failed authentications a peer may make at once before the rate applies; 0: the rate's count", LIVE, NULL},
+    {"idempotency.ttl", "BLNKPROXY_IDEMPOTENCY_TTL", "--idempotency-ttl", BP_SETTING_DURATION, 0, 30 * 24 * HOUR,
+     "24h", FIELD(idempotency_ttl_ms), 0,
+     "how long the answer to a write with an Idempotency-Key is kept and replayed (whole seconds); expired "
+     "entries are purged in the background; 0: Idempotency-Key is not handled (forwarded to Core as sent)",
+     LIVE, NULL},
+    {"idempotency.lease", "BLNKPROXY_IDEMPOTENCY_LEASE", "--idempotency-lease", BP_SETTING_DURATION, SEC, 24 * HOUR,
+     "60s", FIELD(idempotency_lease_ms), 0,
+     "after a first request's outcome became unknown (Core did not answer after it was sent), how long its "
+     "retries get 409 before a transaction is sent again with the same reference",
+     LIVE, NULL},
+    {"idempotency.max_answer_bytes", "BLNKPROXY_IDEMPOTENCY_MAX_ANSWER_BYTES", "--idempotency-max-answer-bytes",
+     BP_SETTING_SIZE, 0, 64 * MIB, "1MiB", FIELD(idempotency_max_answer_bytes), 0,
+     "the largest answer body kept for replay; a larger one is relayed but not kept, and repeats get 409 "
+     "PROXY_IDEMPOTENCY_ANSWER_NOT_KEPT",
+     LIVE, NULL},
     {"reuse_port", "BLNKPROXY_REUSE_PORT", "--reuse-port", BP_SETTING_BOOL, 0, 1, "false", FIELD(reuse_port), 0,
      "start even when the listen address is already served (hand-over: start the new process, then "
      "SIGTERM the old one)", RESTART, NULL},

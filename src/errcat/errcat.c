@@ -52,6 +52,22 @@ static const struct bp_errcat_row rows[] = {
      * refused before the body is read, so many large bodies can never exhaust memory. */
     {BP_ERR_OVERLOADED, 503, "PROXY_OVERLOADED", "Too many request bodies are being received; retry shortly",
      NULL, 1, true},
+    /* Idempotency-Key (DESIGN §4b, issue 12): a repeat under a key that the first request of its
+     * scope does not let be answered. Retry-After on the 409s: the first may finish. */
+    {BP_ERR_IDEM_MISMATCH, 422, "PROXY_IDEMPOTENCY_KEY_REUSED",
+     "Idempotency-Key was already used for a different request (method, path, query or body)", NULL, 0, true},
+    {BP_ERR_IDEM_IN_FLIGHT, 409, "PROXY_IDEMPOTENCY_IN_FLIGHT",
+     "A request with this Idempotency-Key is still in progress; retry shortly", NULL, 1, true},
+    {BP_ERR_IDEM_UNKNOWN, 409, "PROXY_IDEMPOTENCY_OUTCOME_UNKNOWN",
+     "The outcome of the first request with this Idempotency-Key is unknown (Core did not answer); check "
+     "in Core whether it took effect before sending it under a new key",
+     NULL, 0, true},
+    {BP_ERR_IDEM_NOT_KEPT, 409, "PROXY_IDEMPOTENCY_ANSWER_NOT_KEPT",
+     "The first request with this Idempotency-Key was answered, but its answer was too large to keep; look "
+     "the result up in Core",
+     NULL, 0, true},
+    {BP_ERR_IDEM_UNAVAILABLE, 503, "PROXY_IDEMPOTENCY_UNAVAILABLE",
+     "Idempotency-Key answers cannot be reached now; retry shortly", NULL, 1, true},
     /* Never sent (the client is gone): the status nginx logs for it, for the audit log. */
     {BP_ERR_CLIENT_CLOSED, 499, "PROXY_CLIENT_CLOSED_REQUEST", "Client closed the connection", NULL, 0,
      false},

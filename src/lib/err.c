@@ -35,6 +35,11 @@ static const char *const names[BP_ERR__COUNT] = {
     [BP_ERR_INSTANCE_UNAVAILABLE] = "instance_unavailable",
     [BP_ERR_OVERLOADED] = "overloaded",
     [BP_ERR_CLIENT_CLOSED] = "client_closed",
+    [BP_ERR_IDEM_MISMATCH] = "idempotency_mismatch",
+    [BP_ERR_IDEM_IN_FLIGHT] = "idempotency_in_flight",
+    [BP_ERR_IDEM_UNKNOWN] = "idempotency_outcome_unknown",
+    [BP_ERR_IDEM_NOT_KEPT] = "idempotency_answer_not_kept",
+    [BP_ERR_IDEM_UNAVAILABLE] = "idempotency_unavailable",
 };
 
 const char *

@@ -38,6 +38,12 @@ typedef enum {
     BP_ERR_INSTANCE_UNAVAILABLE, /* the Core instance is marked down by its health (issue 14) */
     BP_ERR_OVERLOADED,         /* max_buffered_bytes: no memory left for this request's body */
     BP_ERR_CLIENT_CLOSED,      /* the client went away before its answer (audit and log only) */
+    /* Idempotency-Key (DESIGN §4b, issue 12). */
+    BP_ERR_IDEM_MISMATCH,      /* the key was used for a different request */
+    BP_ERR_IDEM_IN_FLIGHT,     /* the first request under the key has no answer yet */
+    BP_ERR_IDEM_UNKNOWN,       /* the first request's outcome is unknown (sent, no answer) */
+    BP_ERR_IDEM_NOT_KEPT,      /* the first request's answer was too large to keep */
+    BP_ERR_IDEM_UNAVAILABLE,   /* the store holding the answers cannot be reached */
     BP_ERR__COUNT
 } bp_err;
 

@@ -77,6 +77,7 @@ struct bp_metrics__shard {
     _Atomic uint64_t auth[BP_METRICS_AUTH__COUNT];
     _Atomic uint64_t upstream_err[BP_METRICS_UPSTREAM__COUNT];
     _Atomic uint64_t limited[BP_METRICS_LIMITED__COUNT];
+    _Atomic uint64_t idem[BP_METRICS_IDEM__COUNT];
     _Atomic uint64_t audit[BP_METRICS_AUDIT__COUNT];
     struct bp_metrics__hist audit_commit;
     _Atomic int64_t client_conns;

@@ -415,6 +415,20 @@ bp_metrics_rate_limited(enum bp_metrics_limited kind)
 }
 
 void
+bp_metrics_idempotency(enum bp_metrics_idem what, uint64_t n)
+{
+    struct bp_metrics__state *m = atomic_load_explicit(&bp_metrics__g, memory_order_acquire);
+    struct bp_metrics__shard *s;
+
+    if (m == NULL || (unsigned)what >= BP_METRICS_IDEM__COUNT) {
+        return;
+    }
+    s = shard_enter(m);
+    add_u64(&s->idem[what], n);
+    shard_leave(m, s);
+}
+
+void
 bp_metrics_rate_limit_nodes(unsigned n)
 {
     atomic_store_explicit(&bp_metrics__limit_nodes, n, memory_order_relaxed);

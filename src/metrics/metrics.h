@@ -36,6 +36,23 @@ enum bp_metrics_limited {
     BP_METRICS_LIMITED__COUNT
 };
 
+/* Requests with an Idempotency-Key (issue 12, DESIGN §4b), by what became of them: the first
+ * one forwarded and its answer stored; a repeat answered from the store; a repeat refused 422
+ * (another request under the key), 409 (the first still in flight), or 409 because the first's
+ * outcome is unknown; an unknown outcome found (a timeout or reset after sending); a transaction
+ * re-forwarded with its reference after the lease; expired entries purged. */
+enum bp_metrics_idem {
+    BP_METRICS_IDEM_STORED = 0,
+    BP_METRICS_IDEM_REPLAYED,
+    BP_METRICS_IDEM_MISMATCH,
+    BP_METRICS_IDEM_IN_FLIGHT,
+    BP_METRICS_IDEM_OUTCOME_UNKNOWN,
+    BP_METRICS_IDEM_UNKNOWN_FOUND,
+    BP_METRICS_IDEM_RETRIED,
+    BP_METRICS_IDEM_PURGED,
+    BP_METRICS_IDEM__COUNT
+};
+
 enum bp_metrics_upstream_error {
     BP_METRICS_UPSTREAM_CONNECT = 0, /* refused, unreachable, DNS */
     BP_METRICS_UPSTREAM_TIMEOUT,
@@ -75,6 +92,7 @@ void bp_metrics_request(const struct bp_metrics_request *m);
 void bp_metrics_auth_failure(enum bp_metrics_auth_reason reason);
 void bp_metrics_upstream_error(enum bp_metrics_upstream_error kind);
 void bp_metrics_rate_limited(enum bp_metrics_limited kind);
+void bp_metrics_idempotency(enum bp_metrics_idem what, uint64_t n);
 /* How many live nodes share each rate limit (set by the watcher). */
 void bp_metrics_rate_limit_nodes(unsigned n);
 /* Gauges moved by deltas: open client connections; open connections to Core. */

@@ -366,6 +366,7 @@ struct fixed_sums {
     uint64_t auth[BP_METRICS_AUTH__COUNT];
     uint64_t upstream_err[BP_METRICS_UPSTREAM__COUNT];
     uint64_t limited[BP_METRICS_LIMITED__COUNT];
+    uint64_t idem[BP_METRICS_IDEM__COUNT];
     uint64_t audit[BP_METRICS_AUDIT__COUNT];
     struct hist_sum audit_commit;
     int64_t client_conns;
@@ -392,6 +393,9 @@ sum_fixed(struct bp_metrics__state *m, struct fixed_sums *f)
         }
         for (size_t i = 0; i < BP_METRICS_AUDIT__COUNT; i++) {
             f->audit[i] += ld(&s->audit[i]);
+        }
+        for (size_t i = 0; i < BP_METRICS_IDEM__COUNT; i++) {
+            f->idem[i] += ld(&s->idem[i]);
         }
         hist_add(&f->audit_commit, &s->audit_commit);
         f->client_conns += atomic_load_explicit(&s->client_conns, memory_order_relaxed);
@@ -433,6 +437,15 @@ render_fixed(struct bp_buf *b, bool om, const struct fixed_sums *f)
     putf(b, P "rate_limited_total{kind=\"credential\"} %" PRIu64 "\n", f->limited[BP_METRICS_LIMITED_CREDENTIAL]);
     putf(b, P "rate_limited_total{kind=\"auth_failures\"} %" PRIu64 "\n",
          f->limited[BP_METRICS_LIMITED_AUTH_FAILURES]);
+    family(b, om, P "idempotency_total", "counter",
+           "Idempotency-Key requests and entries, by outcome: stored (first answer kept), replayed, "
+           "mismatch (422), in_flight (409), outcome_unknown (409), unknown_found (no answer after "
+           "sending), retried (a transaction re-forwarded with its reference), purged (expired entries).");
+    for (size_t i = 0; i < BP_METRICS_IDEM__COUNT; i++) {
+        static const char *const idem[BP_METRICS_IDEM__COUNT] = {
+            "stored", "replayed", "mismatch", "in_flight", "outcome_unknown", "unknown_found", "retried", "purged"};
+        putf(b, P "idempotency_total{outcome=\"%s\"} %" PRIu64 "\n", idem[i], f->idem[i]);
+    }
     family(b, om, P "rate_limit_nodes", "gauge",
            "Live nodes sharing each rate limit: this node allows its share (the rate divided by this).");
     putf(b, P "rate_limit_nodes %" PRIu64 "\n", atomic_load(&bp_metrics__limit_nodes));

@@ -209,6 +209,12 @@ request_body(const struct bp_route *r)
     return body;
 }
 
+static bool
+is_read(const char *method)
+{
+    return strcmp(method, "GET") == 0 || strcmp(method, "HEAD") == 0;
+}
+
 /* Every status the catalog can answer with, as refs into components/responses. */
 static json_t *
 responses(const struct bp_route *r)
@@ -226,6 +232,12 @@ responses(const struct bp_route *r)
         char status[8];
         char target[64];
         if (!rows[i].sent || (rows[i].status == 413 && !has_body(r->method))) {
+            continue;
+        }
+        /* Idempotency-Key answers: writes only. */
+        if (is_read(r->method) && (rows[i].rc == BP_ERR_IDEM_MISMATCH || rows[i].rc == BP_ERR_IDEM_IN_FLIGHT ||
+                                   rows[i].rc == BP_ERR_IDEM_UNKNOWN || rows[i].rc == BP_ERR_IDEM_NOT_KEPT ||
+                                   rows[i].rc == BP_ERR_IDEM_UNAVAILABLE)) {
             continue;
         }
         snprintf(status, sizeof(status), "%d", rows[i].status);
@@ -262,6 +274,9 @@ operation(const struct bp_route *r)
     push(tags, str(r->category));
     set(op, "tags", tags);
     push(params, ref("#/components/parameters/instance_id"));
+    if (!is_read(r->method)) {
+        push(params, ref("#/components/parameters/Idempotency-Key"));
+    }
     set(op, "parameters", params);
     if (has_body(r->method)) {
         set(op, "requestBody", request_body(r));
@@ -501,6 +516,30 @@ error_responses(void)
     return out;
 }
 
+/* DESIGN §4b: the header that makes a write safe to retry. */
+static json_t *
+idempotency_key_param(void)
+{
+    json_t *p = obj();
+    json_t *schema = obj();
+
+    set(p, "name", str("Idempotency-Key"));
+    set(p, "in", str("header"));
+    set(p, "required", json_false());
+    set(p, "description",
+        str("Makes the write safe to retry: the first request under the key (per credential, instance, "
+            "method and route) is forwarded once and its answer stored; a repeat with the same method, "
+            "path, query and body gets that answer with Idempotent-Replayed: true and Core sees nothing. "
+            "Another request under the key: 422; while the first is in flight or its outcome is unknown: "
+            "409."));
+    set(schema, "type", str("string"));
+    set(schema, "minLength", json_integer(1));
+    set(schema, "maxLength", json_integer(255));
+    set(schema, "pattern", str("^[\\x20-\\x7E]+$"));
+    set(p, "schema", schema);
+    return p;
+}
+
 static json_t *
 components(void)
 {
@@ -538,6 +577,7 @@ components(void)
     set(schema, "pattern", str("^instance_[0-9A-HJKMNP-TV-Z]{26}$"));
     set(inst, "schema", schema);
     set(params, "instance_id", inst);
+    set(params, "Idempotency-Key", idempotency_key_param());
     set(c, "parameters", params);
 
     set(schemas, "Error", error_schema());

@@ -95,7 +95,7 @@ set_action(struct bp_audit_req_rec *rec, const struct bp_proxy_req *st, bp_err o
     if (st->route->action == NULL) {
         return;
     }
-    if (st->forwarded) {
+    if (st->forwarded || st->replayed) {
         rec->action = text_of(st->route->action);
         return;
     }
@@ -148,6 +148,7 @@ describe(struct bp_http_req *req, const struct bp_proxy_req *st, struct bp_audit
     if (st->resource_id != NULL) {
         rec->resource_id = (struct bp_audit_text){st->resource_id, st->resource_id_len};
     }
+    rec->replayed = st->replayed;
     if (f->outcome != BP_OK) {
         rec->error = text_of(bp_errors_code(f->outcome));
     }

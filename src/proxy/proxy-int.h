@@ -7,7 +7,8 @@
  *              answer relayed (buffered up to BP_PROXY_ANSWER_BUFFER, streamed beyond)
  *   headers.c  the header rules, both directions, as one table
  *   audit.c    every audit step of a proxied request: reserve, hold, record, release
- *   probe.c    the active health probe of every enabled instance (issue 14) */
+ *   probe.c    the active health probe of every enabled instance (issue 14)
+ *   idempotency.c  Idempotency-Key (DESIGN §4b): the claim, the replay, the owner's outcome */
 
 #include <stdbool.h>
 #include <stddef.h>
@@ -28,6 +29,8 @@ struct bp_upstream_xfer;
 struct bp_config;
 struct bp_proxy__probe;
 struct bp_proxy__probe_due;
+struct bp_proxy__idem_job;
+struct bp_idem;
 
 /* Core's answers up to this size are buffered whole and answered with a Content-Length (a
  * failure is then still a clean 502); longer ones stream. */
@@ -45,6 +48,7 @@ struct bp_proxy {
     struct bp_http_handler handler;
     struct bp_http_hook audit_hook;
     atomic_bool prober_taken; /* a worker runs the health probe (probe.c) */
+    struct bp_idem *idem;     /* Idempotency-Key answers; NULL: the header is not handled */
 };
 
 /* Per worker: its upstream client, and the credential tables it keeps pinned (taken anew only
@@ -105,6 +109,16 @@ struct bp_proxy_req {
     bool health_reported;               /* the exchange's outcome went to the instance's health */
     const char *resource_id;            /* what Core's answer named (arena), for the record */
     size_t resource_id_len;
+    /* Idempotency-Key (idempotency.c). */
+    const char *idem_key;               /* the header's value (head); NULL: none, or not handled */
+    size_t idem_key_len;
+    unsigned char idem_scope[32];       /* its scope digest: the entry's key, the references' seed */
+    struct bp_proxy__idem_job *idem_job; /* a store call the request waits for */
+    bool idem_owner;                    /* the request owns the entry: its outcome is still to write */
+    bool idem_unsent;                   /* no byte reached Core: the entry is released, not unknown */
+    bool replayed;                      /* answered from the entry: Core saw nothing */
+    size_t core_headers_len;            /* up_headers without the Idempotent-Replayed line */
+    struct bp_http_resp idem_resp;      /* the answer that waits for its entry to be stored */
 };
 
 /* Who the request came from, as X-Forwarded-For and X-Forwarded-Proto tell Core. */
@@ -140,6 +154,39 @@ void bp_proxy__audit_record_now(struct bp_http_req *req, struct bp_proxy_req *st
 /* The audit hook's callbacks (registered by bp_proxy_new). */
 bool bp_proxy__audit_hold(void *self, struct bp_http_req *req);
 void bp_proxy__audit_finish(void *self, struct bp_http_req *req, struct bp_http_hold *hold);
+
+/* idempotency.c */
+/* The Idempotency-Key header of a write (when idempotency.ttl is not 0): BP_ERR_MALFORMED with a
+ * reason when there are several or its value is not 1..255 printable ASCII; sets st->idem_key. */
+bp_err bp_proxy__idem_head(struct bp_http_req *req, struct bp_proxy_req *st, const char **reason);
+/* The body is in: claims the scope in the store. Its done forwards the request (the owner,
+ * through bp_proxy__send_body) or answers it from the entry. False when it was answered now
+ * (503: the queue is full). */
+bool bp_proxy__idem_claim(struct bp_http_req *req, struct bp_proxy_req *st);
+/* How much of Core's answer is buffered before it streams: an owner's answer is kept whole up
+ * to idempotency.max_answer_bytes. */
+size_t bp_proxy__idem_hold_bytes(struct bp_http_req *req, const struct bp_proxy_req *st);
+/* The header line an owner's answer carries ("" for others). */
+const char *bp_proxy__idem_replayed_false(const struct bp_proxy_req *st);
+/* Core's whole answer is in: an owner stores it, and out (with st->answer) is answered when it
+ * is stored. False when nothing was submitted: answer now. */
+bool bp_proxy__idem_store_answer(struct bp_http_req *req, struct bp_proxy_req *st, const struct bp_http_resp *out);
+/* The answer streams (too large to keep): the entry records its status only. */
+void bp_proxy__idem_streamed(struct bp_http_req *req, struct bp_proxy_req *st);
+/* Before the transfer is given up: notes whether Core can have seen any byte of it. */
+void bp_proxy__idem_note_sent(struct bp_proxy_req *st);
+/* The request ends: a store call in progress is orphaned, and an owner without a stored answer
+ * leaves its entry released (Core never saw it) or of unknown outcome. */
+void bp_proxy__idem_end(struct bp_http_req *req, struct bp_proxy_req *st);
+
+/* proxy.c: a refusal in Core's error shape, counted and closing as the head's refusals do. */
+void bp_proxy__refuse(struct bp_http_req *req, struct bp_proxy_req *st, bp_err rc, const char *reason);
+/* proxy.c: the transaction defaults (derived references for an Idempotency-Key owner), then the
+ * request to Core. */
+void bp_proxy__send_body(struct bp_http_req *req, struct bp_proxy_req *st);
+/* proxy.c: the id of what a creation made, from Core's answer (or its first bytes). */
+void bp_proxy__note_resource_id(struct bp_http_req *req, struct bp_proxy_req *st, const char *body, size_t len,
+                                bool prefix);
 
 /* proxy.c: the worker's pinned snapshot, taken anew when a publish moved the generation (NULL
  * while none was ever published). */

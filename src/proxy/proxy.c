@@ -3,9 +3,10 @@
  *   (429, issue 12) → path syntax (400) → route table (404) → scope (403) → instance_id (400)
  *   → instance known and enabled (404) → credential allowed on the instance (403)
  * all on the head alone, before any body byte is read; then the instance's health (503 at once
- * while it is down, health/health.h), a place in the audit queue (503
- * when it is full), the body (bounded by the route), transaction defaults (§4), the request to
- * Core, and Core's answer relayed unchanged: buffered whole when it is at most
+ * while it is down, health/health.h), an Idempotency-Key's syntax (400), a place in the audit
+ * queue (503 when it is full), the body (bounded by the route), with an Idempotency-Key the
+ * store's say (§4b, idempotency.c: a replay, 422 or 409, or on as the key's owner), transaction
+ * defaults (§4), the request to Core, and Core's answer relayed unchanged: buffered whole when it is at most
  * BP_PROXY_ANSWER_BUFFER, streamed with flow control beyond (the transfer paused while the
  * client is behind), so no answer costs its size in memory. Every check is a call into the
  * module that owns it; this file only sequences them.
@@ -367,6 +368,12 @@ refuse(struct bp_http_req *req, struct bp_proxy_req *st, bp_err rc, const char *
     bp_errors_respond(req, rc, st->route != NULL ? bp_scope_needed_name(st->route->scope) : NULL, reason);
 }
 
+void
+bp_proxy__refuse(struct bp_http_req *req, struct bp_proxy_req *st, bp_err rc, const char *reason)
+{
+    refuse(req, st, rc, reason);
+}
+
 struct bp_tables *
 bp_proxy__worker_tables(struct bp_proxy_worker *pw)
 {
@@ -435,6 +442,11 @@ on_head(void *self, struct bp_http_req *req)
     }
     BP_BUG_ON(st->cred == NULL || st->instance == NULL);
     note_facts(req, st);
+    rc = bp_proxy__idem_head(req, st, &reason);
+    if (rc != BP_OK) {
+        refuse(req, st, rc, reason);
+        return;
+    }
     /* A down instance is refused before anything else is spent on the request: no audit place,
      * no body read, no connect (issue 14). Healthy, this is one load. */
     if (!health_admit(st)) {
@@ -507,6 +519,13 @@ note_resource_id(struct bp_http_req *req, struct bp_proxy_req *st, const char *b
     st->resource_id_len = id_len;
 }
 
+void
+bp_proxy__note_resource_id(struct bp_http_req *req, struct bp_proxy_req *st, const char *body, size_t len,
+                           bool prefix)
+{
+    note_resource_id(req, st, body, len, prefix);
+}
+
 /* The answer is accepted (relayed): Core's status, and its time so far, for the finish hooks. A
  * failure before this leaves them unset, as for a Core that never answered. For a streamed
  * answer the time runs to its last byte, so it includes what the transfer spent paused for a
@@ -562,7 +581,9 @@ up_head(void *arg, const struct bp_upstream_head *head)
     struct bp_proxy_req *st = bp_http_req_state(req);
     const struct bp_config *cfg = bp_http_req_cfg(req);
     const struct bp_http_head *h = bp_http_req_head(req);
-    size_t cap = 0;
+    const char *replayed = bp_proxy__idem_replayed_false(st);
+    size_t hold = bp_proxy__idem_hold_bytes(req, st);
+    size_t cap = strlen(replayed);
     size_t len = 0;
     char *hdrs;
 
@@ -598,6 +619,9 @@ up_head(void *arg, const struct bp_upstream_head *head)
         memcpy(hdrs + len, "\r\n", 2);
         len += 2;
     }
+    st->core_headers_len = len;
+    memcpy(hdrs + len, replayed, strlen(replayed));
+    len += strlen(replayed);
     st->up_headers = hdrs;
     st->up_headers_len = len;
     if (st->up_length > (int64_t)cfg->max_response_bytes) {
@@ -606,13 +630,14 @@ up_head(void *arg, const struct bp_upstream_head *head)
     }
     /* Where the body waits until it is complete or passes the buffer: the answer's exact size in
      * the arena when it is known and small, otherwise a buffer that grows up to the bound (or, for
-     * a client that could not tell a cut stream from a whole one, up to max_response_bytes). */
-    if (st->up_length >= 0 && st->up_length <= BP_PROXY_ANSWER_BUFFER) {
+     * a client that could not tell a cut stream from a whole one, up to max_response_bytes). The
+     * bound is larger for an answer kept for Idempotency-Key replays. */
+    if (st->up_length >= 0 && (uint64_t)st->up_length <= hold) {
         bp_buf_init_fixed(&st->answer, bp_arena_alloc(bp_http_req_arena(req), (size_t)st->up_length + 1),
                           (size_t)st->up_length + 1);
     } else if (st->up_length != BP_HTTP_LENGTH_NONE) {
         bool streamable = st->up_length >= 0 || h->version_minor == 1;
-        bp_buf_init(&st->answer, streamable ? BP_PROXY_ANSWER_BUFFER : cfg->max_response_bytes);
+        bp_buf_init(&st->answer, streamable ? hold : cfg->max_response_bytes);
     }
 }
 
@@ -628,6 +653,7 @@ stream_start(struct bp_http_req *req, struct bp_proxy_req *st)
     bool more;
 
     note_resource_id(req, st, st->answer.data, st->answer.len, true);
+    bp_proxy__idem_streamed(req, st);
     bp_http_resp_start(req, &out);
     st->streaming = true;
     hold = bp_http_req_hold(req);
@@ -670,6 +696,9 @@ up_end(void *arg, bp_err rc)
     struct bp_proxy_req *st = bp_http_req_state(req);
     struct bp_http_resp out;
 
+    if (rc != BP_OK) {
+        bp_proxy__idem_note_sent(st);
+    }
     st->xfer = NULL;
     /* No head came: only not reaching Core or its silence count against it. */
     if (rc == BP_ERR_UPSTREAM_UNREACHABLE || rc == BP_ERR_UPSTREAM_TIMEOUT) {
@@ -692,6 +721,10 @@ up_end(void *arg, bp_err rc)
     }
     out = answer_head(req, st);
     note_resource_id(req, st, st->answer.data, st->answer.len, false);
+    /* An Idempotency-Key owner's answer is stored before the client has it. */
+    if (bp_proxy__idem_store_answer(req, st, &out)) {
+        return;
+    }
     bp_http_respond(req, &out, st->answer.data, st->answer.len); /* the request may be gone */
 }
 
@@ -717,7 +750,8 @@ on_writable(void *self, struct bp_http_req *req)
 
 /* DESIGN §4: the body Core gets, with the transaction defaults when the route asks for them.
  * The rewritten body is bounded by the limit the body was read under (issue 11); it is made
- * only when the defaults add something, and lives until the request ends. */
+ * only when the defaults add something, and lives until the request ends. An Idempotency-Key
+ * owner's references are derived from its scope (DESIGN §4b): sent again, it carries the same. */
 static bp_err
 apply_defaults(struct bp_proxy_req *st, size_t limit, const char **out_reason)
 {
@@ -728,8 +762,9 @@ apply_defaults(struct bp_proxy_req *st, size_t limit, const char **out_reason)
         return BP_OK;
     }
     bp_buf_init(&st->rewritten, limit);
-    rc = bp_txdefaults_apply(st->route->rewrite == BP_REWRITE_TX_BULK ? BP_TXDEFAULTS_BULK : BP_TXDEFAULTS_SINGLE,
-                             st->body, st->body_len, &st->rewritten, &changed, out_reason);
+    rc = bp_txdefaults_apply_seeded(
+        st->route->rewrite == BP_REWRITE_TX_BULK ? BP_TXDEFAULTS_BULK : BP_TXDEFAULTS_SINGLE, st->body, st->body_len,
+        st->idem_owner ? st->idem_scope : NULL, &st->rewritten, &changed, out_reason);
     if (rc == BP_OK && changed) {
         st->body = st->rewritten.data;
         st->body_len = st->rewritten.len;
@@ -806,18 +841,13 @@ forward(struct bp_http_req *req, struct bp_proxy_req *st)
     }
 }
 
-static void
-on_body(void *self, struct bp_http_req *req, bp_err rc)
+void
+bp_proxy__send_body(struct bp_http_req *req, struct bp_proxy_req *st)
 {
-    struct bp_proxy_req *st = bp_http_req_state(req);
     const struct bp_config *cfg = bp_http_req_cfg(req);
     const char *why = NULL;
-    (void)self;
+    bp_err rc;
 
-    if (rc != BP_OK) {
-        refuse(req, st, rc, NULL);
-        return;
-    }
     st->body = bp_http_req_body(req, &st->body_len);
     rc = apply_defaults(st, st->route->large_body ? cfg->max_upload_bytes : cfg->max_body_bytes, &why);
     if (rc == BP_ERR_MALFORMED || rc == BP_ERR_PAYLOAD_TOO_LARGE) {
@@ -834,6 +864,24 @@ on_body(void *self, struct bp_http_req *req, bp_err rc)
     forward(req, st);
 }
 
+static void
+on_body(void *self, struct bp_http_req *req, bp_err rc)
+{
+    struct bp_proxy_req *st = bp_http_req_state(req);
+    (void)self;
+
+    if (rc != BP_OK) {
+        refuse(req, st, rc, NULL);
+        return;
+    }
+    /* With an Idempotency-Key the store decides first (its done sends the body, or answers). */
+    if (st->idem_key != NULL) {
+        bp_proxy__idem_claim(req, st);
+        return;
+    }
+    bp_proxy__send_body(req, st);
+}
+
 /* The client left (or the shutdown deadline came) before the answer: cancel the transfer. A
  * request that may have reached Core still gets its record. */
 static bool
@@ -843,6 +891,7 @@ on_abort(void *self, struct bp_http_req *req)
     (void)self;
 
     if (st->xfer != NULL) {
+        bp_proxy__idem_note_sent(st);
         bp_upstream_cancel(st->xfer);
         st->xfer = NULL;
     }
@@ -858,6 +907,7 @@ on_end(void *self, struct bp_http_req *req)
     (void)self;
 
     BP_BUG_ON(st->xfer != NULL);
+    bp_proxy__idem_end(req, st);
     /* A trial that never reached an outcome (refused, the client left): let the next one try. */
     if (st->health_trial) {
         bp_health_release(st->instance->health);
@@ -934,11 +984,12 @@ worker_reconf(void *self, void *wstate, const struct bp_config *cfg)
 /* ---- the handler object ---- */
 
 bp_err
-bp_proxy_new(const struct bp_proxy_tables *tables, struct bp_proxy **out)
+bp_proxy_new(const struct bp_proxy_tables *tables, struct bp_idem *idem, struct bp_proxy **out)
 {
     struct bp_proxy *p = bp_calloc(1, sizeof(*p));
 
     p->tables = *tables;
+    p->idem = idem;
     atomic_init(&p->prober_taken, false);
     p->handler = (struct bp_http_handler){
         .name = "proxy",

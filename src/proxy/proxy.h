@@ -34,7 +34,9 @@ struct bp_proxy_tables {
     struct bp_tables *(*acquire)(void);
 };
 
-bp_err bp_proxy_new(const struct bp_proxy_tables *tables, struct bp_proxy **out);
+/* idem (may be NULL: Idempotency-Key is forwarded as sent) must outlive the proxy's requests. */
+struct bp_idem;
+bp_err bp_proxy_new(const struct bp_proxy_tables *tables, struct bp_idem *idem, struct bp_proxy **out);
 /* The handler for "/proxy" and "/proxy/..." and the audit hook; valid while p lives. */
 const struct bp_http_handler *bp_proxy_handler(const struct bp_proxy *p);
 const struct bp_http_hook *bp_proxy_audit_hook(const struct bp_proxy *p);

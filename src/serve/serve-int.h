@@ -8,6 +8,8 @@
 #include <stdbool.h>
 #include <stddef.h>
 
+struct bp_idem;
+
 #include "config/config.h"
 #include "http/http.h"
 #include "lib/err.h"
@@ -32,6 +34,7 @@ struct bp_serve {
     struct bp_audit *audit;        /* started at start or by a reload; NULL while auditing never ran */
     struct bp_proxy *proxy;        /* the /proxy/ handler and the audit hook */
     struct bp_oauth_endpoint *oauth; /* the OAuth endpoints' handler */
+    struct bp_idem *idem;            /* Idempotency-Key answers' store calls (idem/idem.h) */
     /* What the server serves: the route table and the finish hooks, in order. */
     struct bp_http_route routes[BP_SERVE_ROUTES];
     struct bp_http_hook hooks[BP_SERVE_HOOKS];

@@ -29,6 +29,7 @@
 #include "config/config.h"
 #include "core/log.h"
 #include "http/http.h"
+#include "idem/idem.h"
 #include "lib/alloc.h"
 #include "lib/clock.h"
 #include "lib/version.h"
@@ -80,6 +81,24 @@ warn_unless_requests_migrate(void)
         BP_WARN("reuse_port: net.ipv4.tcp_migrate_req is not 1, so a connection arriving just as the old "
                 "process closes its listener may be reset; set it for a lossless hand-over");
     }
+}
+
+/* Idempotency-Key store calls (DESIGN §4b): only requests with the header make them, one claim
+ * and one outcome each; beyond the queue's bound they get 503 at once. */
+#define IDEM_THREADS 2
+#define IDEM_MAX_QUEUED 4096
+
+/* Expired Idempotency-Key answers are deleted every idempotency.ttl as it is at start (at most
+ * hourly, at least every second); a claim never sees one anyway. */
+static int64_t
+idem_purge_interval_ms(const struct bp_config *cfg)
+{
+    int64_t ms = cfg->idempotency_ttl_ms;
+
+    if (ms <= 0 || ms > 3600 * 1000) {
+        return 3600 * 1000;
+    }
+    return ms < 1000 ? 1000 : ms;
 }
 
 /* The OAuth threads call this after issuing a token; the watcher exists only once the server
@@ -352,7 +371,15 @@ start(struct bp_serve *sv, struct bp_store **store, struct bp_watch **watch, str
         return 1;
     }
     bp_store_set_timeout(sv->sync_store, SYNC_TIMEOUT_MS);
-    bp_proxy_new(&(struct bp_proxy_tables){bp_tables_generation, bp_tables_acquire}, &sv->proxy);
+    if (bp_idem_new(&(struct bp_idem_opts){.dsn = sv->cfg.db,
+                                          .threads = IDEM_THREADS,
+                                          .max_queued = IDEM_MAX_QUEUED,
+                                          .purge_interval_ms = idem_purge_interval_ms(&sv->cfg)},
+                    &sv->idem) != BP_OK) {
+        fail("cannot start the Idempotency-Key threads (see the log line above)");
+        return 1;
+    }
+    bp_proxy_new(&(struct bp_proxy_tables){bp_tables_generation, bp_tables_acquire}, sv->idem, &sv->proxy);
     bp_oauth_endpoint_new(
         &(struct bp_oauth_endpoint_opts){.cfg = &sv->cfg, .tables_sync = sync_tables, .tables_sync_arg = sv},
         &sv->oauth);
@@ -495,12 +522,14 @@ bp_serve_main(int argc, char **argv)
         bp_server_stop(sv.server);
     }
     bp_oauth_endpoint_stop(sv.oauth);
+    bp_idem_stop(sv.idem);
     bp_audit_stop(sv.audit);
     atomic_store(&the_watch, NULL);
     bp_watch_stop(watch);
     bp_server_free(sv.server);
     bp_oauth_endpoint_free(sv.oauth);
     bp_proxy_free(sv.proxy);
+    bp_idem_free(sv.idem);
     bp_store_close(store);
     bp_store_close(sv.sync_store);
     pthread_mutex_destroy(&sv.sync_lock);

@@ -322,6 +322,12 @@ log_failure(const struct bp_upstream_xfer *x, const char *host)
             BP_LSTR("host", host), BP_LSTR("cause", x->cause));
 }
 
+bool
+bp_upstream_sent_any(const struct bp_upstream_xfer *x)
+{
+    return x->sent > 0;
+}
+
 /* The final callback, then retirement. */
 static void
 end(struct bp_upstream_xfer *x, bp_err rc)

@@ -196,6 +196,10 @@ void bp_upstream_cancel(struct bp_upstream_xfer *x);
  * fn: never again) or the client is freed: work that belongs with this client's connections,
  * such as the instance health probe, without a thread or loop of its own. */
 bp_err bp_upstream_set_tick(struct bp_upstream *u, int64_t interval_ms, void (*fn)(void *arg), void *arg);
+/* Whether any byte of the request was written to a connection: false only when Core certainly
+ * never saw it (every connection failed before that). For a transfer that may be ending: valid
+ * from its start until its on_end returns. */
+bool bp_upstream_sent_any(const struct bp_upstream_xfer *x);
 /* Number of transfers in flight on this client. */
 size_t bp_upstream_inflight(const struct bp_upstream *u);
 /* Bytes of answer the client holds for its transfers right now: read buffers (used part) and

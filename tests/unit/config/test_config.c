@@ -236,6 +236,9 @@ test_table_naming_rules(void **state)
         "rate_limit.default_burst",
         "rate_limit.auth_failures",
         "rate_limit.auth_failure_burst",
+        "idempotency.ttl",
+        "idempotency.lease",
+        "idempotency.max_answer_bytes",
         "reuse_port",
         "node_name",
     };

@@ -198,7 +198,8 @@ test_live_rows(void **state)
         "body_timeout", "body_min_rate", "max_buffered_bytes",
         "audit.writes", "audit.reads", "health.failures", "health.cooldown", "health.probe_interval", "health.probe_instances",
         "trusted_proxies", "tls_cert", "tls_key", "rate_limit.default", "rate_limit.default_burst",
-        "rate_limit.auth_failures", "rate_limit.auth_failure_burst",
+        "rate_limit.auth_failures", "rate_limit.auth_failure_burst", "idempotency.ttl", "idempotency.lease",
+        "idempotency.max_answer_bytes",
     };
     (void)state;
 

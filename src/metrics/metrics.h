@@ -38,8 +38,8 @@ enum bp_metrics_limited {
 
 /* Requests with an Idempotency-Key (issue 12, DESIGN §4b), by what became of them: the first
  * one forwarded and its answer stored; a repeat answered from the store; a repeat refused 422
- * (another request under the key), 409 (the first still in flight), or 409 because the first's
- * outcome is unknown; an unknown outcome found (a timeout or reset after sending); a transaction
+ * (another request under the key), 409 (the first still in flight), 409 because the first's
+ * outcome is unknown, or 409 because its answer was too large to keep; an unknown outcome found (a timeout or reset after sending); a transaction
  * re-forwarded with its reference after the lease; expired entries purged. */
 enum bp_metrics_idem {
     BP_METRICS_IDEM_STORED = 0,
@@ -47,6 +47,7 @@ enum bp_metrics_idem {
     BP_METRICS_IDEM_MISMATCH,
     BP_METRICS_IDEM_IN_FLIGHT,
     BP_METRICS_IDEM_OUTCOME_UNKNOWN,
+    BP_METRICS_IDEM_NOT_KEPT,
     BP_METRICS_IDEM_UNKNOWN_FOUND,
     BP_METRICS_IDEM_RETRIED,
     BP_METRICS_IDEM_PURGED,

@@ -439,11 +439,12 @@ render_fixed(struct bp_buf *b, bool om, const struct fixed_sums *f)
          f->limited[BP_METRICS_LIMITED_AUTH_FAILURES]);
     family(b, om, P "idempotency_total", "counter",
            "Idempotency-Key requests and entries, by outcome: stored (first answer kept), replayed, "
-           "mismatch (422), in_flight (409), outcome_unknown (409), unknown_found (no answer after "
+           "mismatch (422), in_flight (409), outcome_unknown (409), not_kept (409), unknown_found (no answer after "
            "sending), retried (a transaction re-forwarded with its reference), purged (expired entries).");
     for (size_t i = 0; i < BP_METRICS_IDEM__COUNT; i++) {
         static const char *const idem[BP_METRICS_IDEM__COUNT] = {
-            "stored", "replayed", "mismatch", "in_flight", "outcome_unknown", "unknown_found", "retried", "purged"};
+            "stored",  "replayed",      "mismatch", "in_flight", "outcome_unknown",
+            "not_kept", "unknown_found", "retried",  "purged"};
         putf(b, P "idempotency_total{outcome=\"%s\"} %" PRIu64 "\n", idem[i], f->idem[i]);
     }
     family(b, om, P "rate_limit_nodes", "gauge",

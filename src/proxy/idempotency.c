@@ -182,7 +182,7 @@ answer_from_entry(struct bp_http_req *req, struct bp_proxy_req *st, const struct
         return;
     }
     if (rec->state == BP_IDEM_DONE) {
-        bp_metrics_idempotency(BP_METRICS_IDEM_OUTCOME_UNKNOWN, 1);
+        bp_metrics_idempotency(BP_METRICS_IDEM_NOT_KEPT, 1);
         bp_proxy__refuse(req, st, BP_ERR_IDEM_NOT_KEPT, NULL);
         return;
     }

@@ -62,6 +62,7 @@
 #define PURGE_LOCK STR(BP_PG_LOCK_CLASS) ", " STR(BP_PG_LOCK_PURGE)
 
 #define N_FIELDS 22 /* the columns INSERT_SQL fills, in its order */
+#define XID_COL 23  /* a follow page's xid: the column after AUDIT_COLS */
 
 /* Length of the valid UTF-8 sequence at s (1..4), or 0 when s starts an invalid one. */
 static size_t
@@ -704,7 +705,7 @@ pg_audit_follow_next(struct bp_store *s, struct bp_audit_cursor *c, size_t max, 
         c->after_seq = seq;
         if (!seen_has(c, seq)) {
             read_rec(res, i, &recs[n++]);
-            seen_add(c, seq, bp_pg__col_int(res, i, 22));
+            seen_add(c, seq, bp_pg__col_int(res, i, XID_COL));
         }
     }
     PQclear(res);

@@ -126,6 +126,7 @@ test('/metrics after a known mix of requests: promtool-valid and exact counters'
         blnkproxy_client_connections: 'gauge',
         blnkproxy_client_connections_refused_total: 'counter',
         blnkproxy_rate_limited_total: 'counter',
+        blnkproxy_idempotency_total: 'counter',
         blnkproxy_rate_limit_nodes: 'gauge',
         blnkproxy_tls_handshakes_total: 'counter',
         blnkproxy_upstream_connections: 'gauge',

@@ -162,14 +162,16 @@ test('a different request under the key is 422; the scope is per credential, rou
     assert.equal(new Set(refs).size, 2);
 });
 
-test('concurrent duplicates on one node and on two nodes: exactly one reaches Core, the rest get 409', async () => {
+// Twelve copies at once while Core takes 600 ms: one is forwarded, the others find it in flight.
+async function concurrentDuplicates(ports) {
     const k = newKey();
     w.core.setHandler(async (rec) => (rec.headers['idempotency-key'] === k ? { delayMs: 600 } : null));
     try {
         const body = tx(77);
-        const inFlightBefore = await metric(w.a.port, 'in_flight') + await metric(w.b.port, 'in_flight');
+        const inFlight = async () => (await metric(w.a.port, 'in_flight')) + (await metric(w.b.port, 'in_flight'));
+        const inFlightBefore = await inFlight();
         const all = await Promise.all(Array.from({ length: 12 }, (_, i) =>
-            post(i % 2 ? w.b.port : w.a.port, '/transactions', body, { idem: k })));
+            post(ports[i % ports.length], '/transactions', body, { idem: k })));
         assert.equal(coreSaw((r) => r.headers['idempotency-key'] === k).length, 1, 'exactly one reached Core');
         const ok = all.filter((r) => r.status === 201);
         const busy = all.filter((r) => r.status === 409);
@@ -179,15 +181,23 @@ test('concurrent duplicates on one node and on two nodes: exactly one reaches Co
             assert.equal(r.json.error_detail.code, 'PROXY_IDEMPOTENCY_IN_FLIGHT');
             assert.equal(r.headers['retry-after'], '1');
         }
-        assert.equal(await metric(w.a.port, 'in_flight') + await metric(w.b.port, 'in_flight'),
-            inFlightBefore + busy.length);
+        assert.equal(await inFlight(), inFlightBefore + busy.length);
         // Once answered, every retry is the replay.
-        const later = await post(w.b.port, '/transactions', body, { idem: k });
+        const later = await post(ports[ports.length - 1], '/transactions', body, { idem: k });
         assert.equal(later.headers['idempotent-replayed'], 'true');
-        assert.equal(later.json.transaction_id, ok.find((r) => r.headers['idempotent-replayed'] === 'false').json.transaction_id);
+        const first = ok.find((r) => r.headers['idempotent-replayed'] === 'false');
+        assert.equal(later.json.transaction_id, first.json.transaction_id);
     } finally {
         w.core.setHandler(null);
     }
+}
+
+test('concurrent duplicates on one node: exactly one reaches Core, the rest get 409', async () => {
+    await concurrentDuplicates([w.a.port]);
+});
+
+test('concurrent duplicates on two nodes: exactly one reaches Core, the rest get 409', async () => {
+    await concurrentDuplicates([w.a.port, w.b.port]);
 });
 
 test('Core times out after receiving: 409 until the lease passes, then the same reference goes again', async () => {

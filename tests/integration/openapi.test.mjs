@@ -109,7 +109,12 @@ describe('blnkproxy openapi', () => {
             assert.equal(op['x-blnkproxy-scope'], rt.scope, `${rt.method} ${rt.pattern} scope`);
             assert.deepEqual(op.security, [{ bearer: [rt.scope] }, { sdkKey: [rt.scope] }]);
             assert.equal(op['x-blnkproxy-audit-action'], rt.action ?? undefined, `${rt.method} ${rt.pattern} action`);
-            assert.deepEqual(op.parameters, [{ $ref: '#/components/parameters/instance_id' }]);
+            // Writes take an Idempotency-Key (DESIGN §4b); reads do not.
+            const params = [{ $ref: '#/components/parameters/instance_id' }];
+            if (rt.method !== 'GET') {
+                params.push({ $ref: '#/components/parameters/Idempotency-Key' });
+            }
+            assert.deepEqual(op.parameters, params, `${rt.method} ${rt.pattern} parameters`);
             assert.ok(op.responses.default, 'Core answers pass through');
         }
         // OpenAPI allows one template per shape: /identities/{identity_id} (PUT) and /identities/:id
@@ -134,6 +139,11 @@ describe('blnkproxy openapi', () => {
         assert.equal(doc.components.responses.Proxy503.headers['Retry-After'].example, 1);
         assert.equal(findOp(doc, 'GET', '/ledgers').responses['413'], undefined, 'no body, no 413');
         assert.ok(findOp(doc, 'POST', '/ledgers').responses['413']);
+        // Idempotency-Key's answers are for writes only.
+        assert.equal(findOp(doc, 'GET', '/ledgers').responses['422'], undefined);
+        assert.equal(findOp(doc, 'GET', '/ledgers').responses['409'], undefined);
+        assert.ok(findOp(doc, 'POST', '/transactions').responses['409']);
+        assert.ok(findOp(doc, 'POST', '/transactions').responses['422']);
     });
 
     test('request bodies: JSON with the transaction defaults described, multipart for the upload', () => {

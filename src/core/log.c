@@ -251,11 +251,25 @@ fmt_time(char *out, size_t cap)
     return cached_len + 5;
 }
 
+/* Keys are literals of the code (log.h), never request bytes: copied as they are, quoted, without
+ * the escaping scan that values need. */
 static void
 put_key(struct line *l, const char *k)
 {
+    size_t n = strlen(k);
+
+    if (n + 4 <= room_of(l)) {
+        char *o = l->buf + l->len;
+        o[0] = ',';
+        o[1] = '"';
+        memcpy(o + 2, k, n);
+        o[n + 2] = '"';
+        o[n + 3] = ':';
+        l->len += n + 4;
+        return;
+    }
     put(l, ",", 1);
-    put_str(l, k, strlen(k));
+    put_str(l, k, n);
     put(l, ":", 1);
 }
 

@@ -13,7 +13,7 @@ enum bp_log_level { BP_LOG_DEBUG = 0, BP_LOG_INFO, BP_LOG_WARN, BP_LOG_ERROR };
 enum bp_log_type { BP_LOGF_STR, BP_LOGF_STRN, BP_LOGF_INT, BP_LOGF_BOOL, BP_LOGF_DBL };
 
 struct bp_log_field {
-    const char *key;
+    const char *key; /* a literal of plain characters (no '"', '\\' or controls): written unescaped */
     enum bp_log_type type;
     const char *s;
     size_t n;

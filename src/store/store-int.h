@@ -137,6 +137,11 @@ struct bp_store_oauth_ops {
 
 /* Idempotency-Key answers (store.h). */
 struct bp_store_idem_ops {
+    /* The entry as it stands, without a lock or a transaction (BP_ERR_NOT_FOUND: none). */
+    bp_err (*get)(struct bp_store *s, const unsigned char scope[32], struct bp_idem_rec *out);
+    /* One statement: a new in-flight entry unless one exists; *out_inserted says which. */
+    bp_err (*insert)(struct bp_store *s, const struct bp_idem_claim *c, bool *out_inserted);
+    /* The whole claim in one transaction (store.h), for what the two above cannot decide. */
     bp_err (*claim)(struct bp_store *s, const struct bp_idem_claim *c, struct bp_idem_rec *out, bool *out_owned);
     bp_err (*finish)(struct bp_store *s, const unsigned char scope[32], const struct bp_idem_rec *rec);
     bp_err (*release)(struct bp_store *s, const unsigned char scope[32]);

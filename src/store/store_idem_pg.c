@@ -24,21 +24,15 @@ read_idem(const PGresult *res, int row, void *vout)
     out->body = bp_pg__col_bytes(res, row, 7, &out->body_len);
 }
 
+/* INSERT of a new in-flight entry unless the scope has one; *out_inserted says which. */
 static bp_err
-claim_in_tx(struct pg_store *st, const struct bp_idem_claim *c, struct bp_idem_rec *out, bool *out_owned)
+insert_new(struct pg_store *st, const struct bp_idem_claim *c, bool *out_inserted)
 {
     struct bp_pg_params p = {0};
     PGresult *res = NULL;
-    int64_t inserted;
     bp_err err;
 
-    bp_pg__p_bytes(&p, c->scope, 32);
-    bp_pg__p_int(&p, c->now);
-    err = bp_pg__run(st, "DELETE FROM idempotency WHERE scope = $1 AND expires_at <= $2", &p, NULL);
-    if (err != BP_OK) {
-        return err;
-    }
-    p = (struct bp_pg_params){0};
+    *out_inserted = false;
     bp_pg__p_bytes(&p, c->scope, 32);
     bp_pg__p_bytes(&p, c->fingerprint, 32);
     bp_pg__p_int(&p, c->lease_until);
@@ -49,12 +43,47 @@ claim_in_tx(struct pg_store *st, const struct bp_idem_claim *c, struct bp_idem_r
                    "INSERT INTO idempotency (scope, fingerprint, state, lease_until, created_at, expires_at)"
                    " VALUES ($1, $2, 1, $3, $4, $5) ON CONFLICT (scope) DO NOTHING",
                    &p, &res);
+    if (err == BP_OK) {
+        *out_inserted = bp_pg__changes(res) == 1;
+        PQclear(res);
+    }
+    return err;
+}
+
+static bp_err
+pg_idem_get(struct bp_store *s, const unsigned char scope[32], struct bp_idem_rec *out)
+{
+    struct bp_pg_params p = {0};
+
+    bp_pg__p_bytes(&p, scope, 32);
+    return bp_pg__get_one(bp_pg__of(s), "SELECT " IDEM_COLS " FROM idempotency WHERE scope = $1", &p,
+                          read_idem, out);
+}
+
+static bp_err
+pg_idem_insert(struct bp_store *s, const struct bp_idem_claim *c, bool *out_inserted)
+{
+    return insert_new(bp_pg__of(s), c, out_inserted);
+}
+
+static bp_err
+claim_in_tx(struct pg_store *st, const struct bp_idem_claim *c, struct bp_idem_rec *out, bool *out_owned)
+{
+    struct bp_pg_params p = {0};
+    bool inserted = false;
+    bp_err err;
+
+    bp_pg__p_bytes(&p, c->scope, 32);
+    bp_pg__p_int(&p, c->now);
+    err = bp_pg__run(st, "DELETE FROM idempotency WHERE scope = $1 AND expires_at <= $2", &p, NULL);
     if (err != BP_OK) {
         return err;
     }
-    inserted = bp_pg__changes(res);
-    PQclear(res);
-    if (inserted == 1) {
+    err = insert_new(st, c, &inserted);
+    if (err != BP_OK) {
+        return err;
+    }
+    if (inserted) {
         memcpy(out->fingerprint, c->fingerprint, 32);
         out->lease_until = c->lease_until;
         out->expires_at = c->expires_at;
@@ -147,6 +176,8 @@ pg_idem_purge(struct bp_store *s, int64_t now, int64_t *out_deleted)
 }
 
 const struct bp_store_idem_ops bp_pg__idem_ops = {
+    .get = pg_idem_get,
+    .insert = pg_idem_insert,
     .claim = pg_idem_claim,
     .finish = pg_idem_finish,
     .release = pg_idem_release,

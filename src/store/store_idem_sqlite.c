@@ -64,23 +64,18 @@ run_scoped(struct sqlite_store *st, const char *sql, const unsigned char scope[3
     return err;
 }
 
+/* INSERT of a new in-flight entry unless the scope has one; *out_inserted says which. */
 static bp_err
-claim_in_tx(struct sqlite_store *st, const struct bp_idem_claim *c, struct bp_idem_rec *out, bool *out_owned)
+insert_new(struct sqlite_store *st, const struct bp_idem_claim *c, bool *out_inserted)
 {
     sqlite3_stmt *stmt = NULL;
     int changes = 0;
-    bp_err err;
+    bp_err err = bp_sq__prepare(st,
+                                "INSERT INTO idempotency (scope, fingerprint, state, lease_until, created_at,"
+                                " expires_at) VALUES (?, ?, 1, ?, ?, ?) ON CONFLICT (scope) DO NOTHING",
+                                &stmt);
 
-    err = run_scoped(st, "DELETE FROM idempotency WHERE scope = ?1 AND expires_at <= ?2", c->scope, c->now, 0,
-                     NULL);
-    if (err != BP_OK) {
-        return err;
-    }
-    err = bp_sq__prepare(
-        st,
-        "INSERT INTO idempotency (scope, fingerprint, state, lease_until, created_at, expires_at)"
-        " VALUES (?, ?, 1, ?, ?, ?) ON CONFLICT (scope) DO NOTHING",
-        &stmt);
+    *out_inserted = false;
     if (err != BP_OK) {
         return err;
     }
@@ -91,22 +86,57 @@ claim_in_tx(struct sqlite_store *st, const struct bp_idem_claim *c, struct bp_id
     sqlite3_bind_int64(stmt, 5, c->expires_at);
     err = bp_sq__step_done(st, stmt, &changes);
     sqlite3_finalize(stmt);
+    *out_inserted = err == BP_OK && changes == 1;
+    return err;
+}
+
+static bp_err
+get_entry(struct sqlite_store *st, const unsigned char scope[32], struct bp_idem_rec *out)
+{
+    sqlite3_stmt *stmt = NULL;
+    bp_err err = bp_sq__prepare(st, "SELECT " IDEM_COLS " FROM idempotency WHERE scope = ?", &stmt);
+
     if (err != BP_OK) {
         return err;
     }
-    if (changes == 1) {
+    sqlite3_bind_blob(stmt, 1, scope, 32, SQLITE_STATIC);
+    return bp_sq__get_one(st, stmt, read_idem, out);
+}
+
+static bp_err
+sq_idem_get(struct bp_store *s, const unsigned char scope[32], struct bp_idem_rec *out)
+{
+    return get_entry(bp_sq__of(s), scope, out);
+}
+
+static bp_err
+sq_idem_insert(struct bp_store *s, const struct bp_idem_claim *c, bool *out_inserted)
+{
+    return insert_new(bp_sq__of(s), c, out_inserted);
+}
+
+static bp_err
+claim_in_tx(struct sqlite_store *st, const struct bp_idem_claim *c, struct bp_idem_rec *out, bool *out_owned)
+{
+    bool inserted = false;
+    bp_err err;
+
+    err = run_scoped(st, "DELETE FROM idempotency WHERE scope = ?1 AND expires_at <= ?2", c->scope, c->now, 0,
+                     NULL);
+    if (err == BP_OK) {
+        err = insert_new(st, c, &inserted);
+    }
+    if (err != BP_OK) {
+        return err;
+    }
+    if (inserted) {
         memcpy(out->fingerprint, c->fingerprint, 32);
         out->lease_until = c->lease_until;
         out->expires_at = c->expires_at;
         *out_owned = true;
         return BP_OK;
     }
-    err = bp_sq__prepare(st, "SELECT " IDEM_COLS " FROM idempotency WHERE scope = ?", &stmt);
-    if (err != BP_OK) {
-        return err;
-    }
-    sqlite3_bind_blob(stmt, 1, c->scope, 32, SQLITE_STATIC);
-    err = bp_sq__get_one(st, stmt, read_idem, out);
+    err = get_entry(st, c->scope, out);
     if (err != BP_OK) {
         return err;
     }
@@ -191,6 +221,8 @@ sq_idem_purge(struct bp_store *s, int64_t now, int64_t *out_deleted)
 }
 
 const struct bp_store_idem_ops bp_sq__idem_ops = {
+    .get = sq_idem_get,
+    .insert = sq_idem_insert,
     .claim = sq_idem_claim,
     .finish = sq_idem_finish,
     .release = sq_idem_release,

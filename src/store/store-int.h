@@ -135,6 +135,10 @@ struct bp_store_oauth_ops {
     bp_err (*session_list)(struct bp_store *s, struct bp_session_rec **out, size_t *out_n);
 };
 
+/* Whether a claim may take the entry rec over (store.h): asked to, the same request, not
+ * answered, and its lease passed. One rule for the fast path and both backends' transactions. */
+bool bp_store__idem_can_take_over(const struct bp_idem_claim *c, const struct bp_idem_rec *rec);
+
 /* Idempotency-Key answers (store.h). */
 struct bp_store_idem_ops {
     /* The entry as it stands, without a lock or a transaction (BP_ERR_NOT_FOUND: none). */

@@ -4,9 +4,8 @@
 #include "lib/alloc.h"
 #include "store/store-int.h"
 
-/* Whether a claim may take the entry over (store.h). */
-static bool
-can_take_over(const struct bp_idem_claim *c, const struct bp_idem_rec *rec)
+bool
+bp_store__idem_can_take_over(const struct bp_idem_claim *c, const struct bp_idem_rec *rec)
 {
     return c->take_over && rec->state != BP_IDEM_DONE && rec->lease_until <= c->now &&
            memcmp(rec->fingerprint, c->fingerprint, 32) == 0;
@@ -28,7 +27,7 @@ bp_store_idem_claim(struct bp_store *s, const struct bp_idem_claim *c, struct bp
     memset(out, 0, sizeof(*out));
     *out_owned = false;
     rc = ops->get(s, c->scope, out);
-    if (rc == BP_OK && out->expires_at > c->now && !can_take_over(c, out)) {
+    if (rc == BP_OK && out->expires_at > c->now && !bp_store__idem_can_take_over(c, out)) {
         return BP_OK;
     }
     bp_idem_rec_cleanup(out);

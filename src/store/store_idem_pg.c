@@ -97,8 +97,7 @@ claim_in_tx(struct pg_store *st, const struct bp_idem_claim *c, struct bp_idem_r
     if (err != BP_OK) {
         return err;
     }
-    if (c->take_over && out->state != BP_IDEM_DONE && out->lease_until <= c->now &&
-        memcmp(out->fingerprint, c->fingerprint, 32) == 0) {
+    if (bp_store__idem_can_take_over(c, out)) {
         p = (struct bp_pg_params){0};
         bp_pg__p_bytes(&p, c->scope, 32);
         bp_pg__p_int(&p, c->lease_until);

@@ -140,8 +140,7 @@ claim_in_tx(struct sqlite_store *st, const struct bp_idem_claim *c, struct bp_id
     if (err != BP_OK) {
         return err;
     }
-    if (c->take_over && out->state != BP_IDEM_DONE && out->lease_until <= c->now &&
-        memcmp(out->fingerprint, c->fingerprint, 32) == 0) {
+    if (bp_store__idem_can_take_over(c, out)) {
         err = run_scoped(st, "UPDATE idempotency SET state = 1, lease_until = ?2 WHERE scope = ?1", c->scope,
                          c->lease_until, 0, NULL);
         *out_owned = err == BP_OK;

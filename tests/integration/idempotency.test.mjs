@@ -217,9 +217,15 @@ test('Core times out after receiving: 409 until the lease passes, then the same 
         const first = await post(w.a.port, '/transactions', body, { idem: k });
         assert.equal(first.status, 504, first.text);
         await waitFor(async () => (await metric(w.a.port, 'unknown_found')) === unknownBefore + 1,
-            { timeoutMs: 3000, what: 'the unknown outcome recorded' });
-        const early = await post(w.b.port, '/transactions', body, { idem: k });
-        assert.equal(early.status, 409, early.text);
+            { timeoutMs: 3000, what: 'the unknown outcome found' });
+        // The 504 goes out as the outcome is written to the store: until it is there, a retry
+        // finds the entry still in flight (409 too). Both are 409; wait for the stored state.
+        let early;
+        await waitFor(async () => {
+            early = await post(w.b.port, '/transactions', body, { idem: k });
+            assert.equal(early.status, 409, early.text);
+            return early.json.error_detail.code !== 'PROXY_IDEMPOTENCY_IN_FLIGHT';
+        }, { timeoutMs: 3000, intervalMs: 20, what: 'the unknown outcome stored' });
         assert.equal(early.json.error_detail.code, 'PROXY_IDEMPOTENCY_OUTCOME_UNKNOWN');
         const wait = Number(early.headers['retry-after']);
         assert.ok(wait >= 1 && wait <= 2, `Retry-After ${early.headers['retry-after']}`);

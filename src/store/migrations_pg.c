@@ -296,6 +296,26 @@ const char *const bp_store__pg_migrations[] = {
     ");"
     "CREATE INDEX idempotency_expires ON idempotency (expires_at);"
     "ALTER TABLE audit_log ADD COLUMN replayed BOOLEAN NOT NULL DEFAULT false;",
+    /* 10 (issue 13), as SQLite's 10: the tamper-evident trail. */
+    "ALTER TABLE audit_log ADD COLUMN chain TEXT, ADD COLUMN chain_n BIGINT,"
+    "  ADD COLUMN prev_hash TEXT, ADD COLUMN hash TEXT;"
+    "CREATE UNIQUE INDEX audit_chain_pos ON audit_log (chain, chain_n);"
+    "CREATE TABLE audit_chains ("
+    "  chain TEXT PRIMARY KEY,"
+    "  n BIGINT NOT NULL,"
+    "  head TEXT NOT NULL,"
+    "  updated_us BIGINT NOT NULL"
+    ");"
+    "CREATE TABLE audit_checkpoints ("
+    "  id TEXT PRIMARY KEY,"
+    "  time_us BIGINT NOT NULL,"
+    "  kind TEXT NOT NULL,"
+    "  body TEXT NOT NULL,"
+    "  signature TEXT"
+    ");"
+    "CREATE INDEX audit_checkpoints_time ON audit_checkpoints (time_us);"
+    "CREATE TABLE audit_unchained (max_seq BIGINT NOT NULL, n BIGINT NOT NULL);"
+    "INSERT INTO audit_unchained SELECT coalesce(max(seq), 0), count(*) FROM audit_log;",
 };
 
 const size_t bp_store__pg_migrations_len = BP_ARRAY_LEN(bp_store__pg_migrations);

@@ -273,6 +273,33 @@ const char *const bp_store__sqlite_migrations[] = {
     ") WITHOUT ROWID;"
     "CREATE INDEX idempotency_expires ON idempotency (expires_at);"
     "ALTER TABLE audit_log ADD COLUMN replayed INTEGER NOT NULL DEFAULT 0;",
+    /* 10 (issue 13): the tamper-evident trail (store_chain.c). Each record has its place in one
+     * writer's chain (chain, chain_n) and the SHA-256 of its predecessor and of itself (hex);
+     * audit_chains holds each chain's head, audit_checkpoints the checkpoints (periodic, and the
+     * one each purge leaves) as their JSON text and signature. The rows written before this
+     * migration stay outside any chain: audit_unchained remembers the last of them, so that a
+     * row added by hand later is told apart from them. */
+    "ALTER TABLE audit_log ADD COLUMN chain TEXT;"
+    "ALTER TABLE audit_log ADD COLUMN chain_n INTEGER;"
+    "ALTER TABLE audit_log ADD COLUMN prev_hash TEXT;"
+    "ALTER TABLE audit_log ADD COLUMN hash TEXT;"
+    "CREATE UNIQUE INDEX audit_chain_pos ON audit_log (chain, chain_n);"
+    "CREATE TABLE audit_chains ("
+    "  chain TEXT PRIMARY KEY NOT NULL,"
+    "  n INTEGER NOT NULL,"
+    "  head TEXT NOT NULL,"
+    "  updated_us INTEGER NOT NULL"
+    ");"
+    "CREATE TABLE audit_checkpoints ("
+    "  id TEXT PRIMARY KEY NOT NULL,"
+    "  time_us INTEGER NOT NULL,"
+    "  kind TEXT NOT NULL,"
+    "  body TEXT NOT NULL,"
+    "  signature TEXT"
+    ");"
+    "CREATE INDEX audit_checkpoints_time ON audit_checkpoints (time_us);"
+    "CREATE TABLE audit_unchained (max_seq INTEGER NOT NULL, n INTEGER NOT NULL);"
+    "INSERT INTO audit_unchained SELECT coalesce(max(seq), 0), count(*) FROM audit_log;",
 };
 
 const size_t bp_store__sqlite_migrations_len = BP_ARRAY_LEN(bp_store__sqlite_migrations);

@@ -27,7 +27,7 @@
 #define BP_PG_LOCK_PURGE 3 /* session lock: one audit retention purge at a time */
 
 /* The most parameters one statement of ours takes. */
-#define BP_PG_MAX_PARAMS 24
+#define BP_PG_MAX_PARAMS 28
 
 struct pg_store {
     struct bp_store base; /* first: bp_store pointers are pg_store pointers */
@@ -65,6 +65,7 @@ struct bp_pg_params {
 extern const struct bp_store_ops bp_pg__ops;
 extern const struct bp_store_oauth_ops bp_pg__oauth_ops; /* store_oauth_pg.c */
 extern const struct bp_store_audit_ops bp_pg__audit_ops; /* store_audit_pg.c */
+extern const struct bp_store_trail_ops bp_pg__trail_ops; /* store_audit_pg.c */
 extern const struct bp_store_idem_ops bp_pg__idem_ops;   /* store_idem_pg.c */
 
 /* Forward-only PostgreSQL migrations (migrations_pg.c): entry i is schema version i + 1. */

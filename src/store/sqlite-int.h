@@ -35,6 +35,7 @@ extern const struct bp_store_ops bp_sq__ops;
 extern const struct bp_store_oauth_ops bp_sq__oauth_ops; /* store_oauth_sqlite.c */
 extern const struct bp_store_audit_ops bp_sq__audit_ops; /* store_audit_sqlite.c */
 extern const struct bp_store_idem_ops bp_sq__idem_ops;   /* store_idem_sqlite.c */
+extern const struct bp_store_trail_ops bp_sq__trail_ops; /* store_audit_sqlite.c */
 
 struct sqlite_store *bp_sq__of(struct bp_store *s);
 /* path made absolute against the working directory, for messages (lexically: "." and ".." are

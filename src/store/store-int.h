@@ -76,6 +76,8 @@ struct bp_store_ops {
 
     /* Idempotency-Key answers (store.h, migration 9). */
     const struct bp_store_idem_ops *idem;
+    /* The audit trail's chains and checkpoints (store.h, migration 10). */
+    const struct bp_store_trail_ops *trail;
 };
 
 /* Gives each record without an id a new one ("audit_" + ULID), in place (store_audit.c). */
@@ -156,12 +158,57 @@ struct bp_store_idem_ops {
 struct bp_store_audit_ops {
     bp_err (*insert)(struct bp_store *s, struct bp_audit_rec *recs, size_t n);
     bp_err (*query)(struct bp_store *s, const struct bp_audit_query *q, struct bp_audit_rec **out, size_t *out_n);
-    bp_err (*purge)(struct bp_store *s, int64_t before_us, int64_t *out_deleted);
     /* Fill the cursor's position (its query is set); see struct bp_audit_cursor. */
     bp_err (*follow)(struct bp_store *s, struct bp_audit_cursor *c, struct bp_audit_rec **out, size_t *out_n);
     bp_err (*follow_next)(struct bp_store *s, struct bp_audit_cursor *c, size_t max, struct bp_audit_rec **out,
                           size_t *out_n, bool *out_more);
 };
+
+/* The trail (store_chain.c drives these; each backend answers them). Those that change rows run
+ * inside the caller's transaction. */
+struct bp_store_trail_ops {
+    /* The chain's head, created empty (n 0, head "") when missing, and locked until the
+     * transaction ends (PostgreSQL: the row lock; SQLite: the write lock already held). */
+    bp_err (*lock_head)(struct bp_store *s, const char *chain, int64_t *out_n, char head[BP_AUDIT_HEX]);
+    bp_err (*set_head)(struct bp_store *s, const char *chain, int64_t n, const char head[BP_AUDIT_HEX],
+                       int64_t now_us);
+    /* known[i]: a record with recs[i].id is stored already. */
+    bp_err (*known)(struct bp_store *s, const struct bp_audit_rec *recs, size_t n, bool *known);
+    /* Inserts the records (all new, chain fields set) and sets each one's seq. */
+    bp_err (*insert)(struct bp_store *s, struct bp_audit_rec *recs, size_t n);
+    bp_err (*heads)(struct bp_store *s, struct bp_audit_head **out, size_t *out_n);
+    bp_err (*page)(struct bp_store *s, const char *chain, int64_t after_n, size_t limit, struct bp_audit_rec **out,
+                   size_t *out_n);
+    bp_err (*start)(struct bp_store *s, const char *chain, int64_t since_us, int64_t *out_n);
+    /* The hash of record n of a chain; *found false when it is not there. */
+    bp_err (*hash_at)(struct bp_store *s, const char *chain, int64_t n, char hash[BP_AUDIT_HEX], bool *found);
+    /* How many records of a chain have chain_n <= upto_n. */
+    bp_err (*count_upto)(struct bp_store *s, const char *chain, int64_t upto_n, int64_t *out);
+    bp_err (*strays)(struct bp_store *s, struct bp_audit_strays *out);
+    /* Deletes a chain's records with chain_n <= upto_n, in short transactions of their own. */
+    bp_err (*delete_upto)(struct bp_store *s, const char *chain, int64_t upto_n, int64_t *out_deleted);
+    /* Deletes the rows from before schema 10 older than before_us, likewise. */
+    bp_err (*delete_legacy)(struct bp_store *s, int64_t before_us, int64_t *out_deleted);
+    /* One purge at a time (PostgreSQL: cluster-wide); *out_got false: another runs. */
+    bp_err (*purge_lock)(struct bp_store *s, bool *out_got);
+    void (*purge_unlock)(struct bp_store *s);
+    bp_err (*checkpoint_put)(struct bp_store *s, const struct bp_audit_checkpoint *c);
+    bp_err (*checkpoint_list)(struct bp_store *s, int64_t since_us, const char *kind, struct bp_audit_checkpoint **out,
+                              size_t *out_n);
+    bp_err (*checkpoint_delete)(struct bp_store *s, const char *id);
+    /* db copy's target only (NULL elsewhere): which rows are from before schema 10. */
+    bp_err (*set_unchained)(struct bp_store *s, int64_t max_seq, int64_t n);
+};
+
+/* Appends recs (ids set) to their chains and stores them, inside the caller's transaction
+ * (store_chain.c): records stored already are skipped (seq 0). */
+bp_err bp_store__chain_insert(struct bp_store *s, struct bp_audit_rec *recs, size_t n);
+/* A hash column read into a record: "" for NULL, "?" for anything that is not 64 characters
+ * (a hand-edited value never matches a digest). */
+void bp_store__hex_col(char out[BP_AUDIT_HEX], const char *text);
+/* text itself when it is valid UTF-8, else an allocated copy with each bad byte as '?', put in
+ * *fix for the caller to free (store_chain.c). */
+const char *bp_store__utf8_fix(const char *text, char **fix);
 
 /* A record handed out by a PostgreSQL cursor whose transaction id is not yet below the
  * low-water mark: it may be read again, and must not be handed out again. */

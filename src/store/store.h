@@ -551,6 +551,8 @@ void bp_idem_rec_cleanup(struct bp_idem_rec *rec);
  * Implemented in store_audit.c (dispatch) and store_audit_sqlite.c. A record never holds a
  * secret, a request body or a query string. */
 
+#define BP_AUDIT_HEX 65 /* a SHA-256 in hex and its NUL */
+
 struct bp_audit_rec {
     int64_t seq;               /* assigned by the store on insert (ascending); 0 before */
     char *id;                  /* "audit_" + ULID, unique: the store assigns one on insert when
@@ -580,6 +582,14 @@ struct bp_audit_rec {
                                   0 is taken as 1 */
     int64_t last_time_us;      /* the last of those requests; 0 when it is the only one */
     bool replayed;             /* the answer was an Idempotency-Key replay: Core saw nothing */
+    /* Its place in the tamper-evident trail (issue 13, store_chain.c), set by the store when it
+     * stores the record, read back with it. */
+    char *chain;               /* the writer's chain: its node (NULL on insert: the store takes
+                                  node); NULL for a record from before schema 10 */
+    int64_t chain_n;           /* place in the chain, from 1; 0 outside any chain */
+    char prev_hash[BP_AUDIT_HEX]; /* hex SHA-256 of the chain's previous record ("0…0" for the
+                                  first); "" outside any chain */
+    char hash[BP_AUDIT_HEX];   /* hex SHA-256 of this record (bp_store_audit_digest) */
 };
 
 struct bp_audit_query {
@@ -605,10 +615,86 @@ bp_err bp_store_audit_insert(struct bp_store *s, struct bp_audit_rec *recs, size
 bp_err bp_store_audit_ids(struct bp_audit_rec *recs, size_t n);
 bp_err bp_store_audit_query(struct bp_store *s, const struct bp_audit_query *q, struct bp_audit_rec **out,
                             size_t *out_n);
-/* Deletes records older than before_us; *out_deleted (may be NULL) gets how many. On PostgreSQL
- * it runs on one connection at a time cluster-wide (an advisory lock): another node's purge in
- * progress makes it return at once with *out_deleted 0. */
-bp_err bp_store_audit_purge(struct bp_store *s, int64_t before_us, int64_t *out_deleted);
+/* ---- Tamper-evident trail (issue 13, store_chain.c) ----
+ * Every writer (a node; the CLI on its host) appends to its own hash chain: a record's hash is
+ * the SHA-256 of its predecessor's hash and of all its fields, and the chain's head (count and
+ * last hash) is kept in audit_chains, updated in the inserting transaction under the head's row
+ * lock. Writers on different nodes never wait for each other; two writers that share a name are
+ * put in order by that lock. */
+
+/* The hex SHA-256 of r at its place (r->chain, or r->node when NULL; r->chain_n; r->prev_hash):
+ * what the store computed when it stored r, recomputed from what it reads back. Text that is not
+ * valid UTF-8 is hashed as PostgreSQL stores it (each bad byte as '?'), so a trail moved between
+ * backends keeps its hashes. */
+void bp_store_audit_digest(const struct bp_audit_rec *r, char out[BP_AUDIT_HEX]);
+/* The chain a record is appended to: its node, or "-" without one. */
+const char *bp_store_audit_chain_of(const struct bp_audit_rec *r);
+
+struct bp_audit_head {
+    char *chain;
+    int64_t n;                 /* records appended to it, ever (purged ones included) */
+    char head[BP_AUDIT_HEX];   /* the last one's hash */
+    int64_t updated_us;
+};
+/* Every chain's head, by chain name. One consistent read. */
+bp_err bp_store_audit_heads(struct bp_store *s, struct bp_audit_head **out, size_t *out_n);
+void bp_audit_heads_free(struct bp_audit_head *h, size_t n);
+/* At most limit records of one chain with chain_n > after_n, ascending by chain_n. */
+bp_err bp_store_audit_chain_page(struct bp_store *s, const char *chain, int64_t after_n, size_t limit,
+                                 struct bp_audit_rec **out, size_t *out_n);
+/* The smallest chain_n of a chain's records at or after since_us; 0 when it has none. */
+bp_err bp_store_audit_chain_start(struct bp_store *s, const char *chain, int64_t since_us, int64_t *out_n);
+
+/* What lies outside the chains: the rows written before schema 10 (legacy_n of them, seq up to
+ * legacy_max_seq) are expected; any other row without a chain, or of a chain without a head, was
+ * put there by hand. */
+struct bp_audit_strays {
+    int64_t legacy_max_seq;
+    int64_t legacy_n;          /* when the migration ran; purges take them away since */
+    int64_t unchained;         /* rows without a chain and a seq above legacy_max_seq */
+    int64_t first_unchained_seq;
+    char *headless_chain;      /* a chain some row names that has no head, or NULL */
+};
+bp_err bp_store_audit_strays(struct bp_store *s, struct bp_audit_strays *out);
+void bp_audit_strays_cleanup(struct bp_audit_strays *st);
+
+/* A checkpoint as kept in the store: its JSON text and the text's signature (audit/trail). */
+struct bp_audit_checkpoint {
+    char *id;
+    int64_t time_us;
+    char *kind;                /* "periodic", "manual", "purge" */
+    char *body;
+    char *signature;           /* NULL when unsigned */
+};
+bp_err bp_store_audit_checkpoint_put(struct bp_store *s, const struct bp_audit_checkpoint *c);
+/* Checkpoints at or after since_us, oldest first; kind NULL = any. */
+bp_err bp_store_audit_checkpoint_list(struct bp_store *s, int64_t since_us, const char *kind,
+                                      struct bp_audit_checkpoint **out, size_t *out_n);
+/* Deletes one stored checkpoint (BP_ERR_NOT_FOUND when it is gone). */
+bp_err bp_store_audit_checkpoint_delete(struct bp_store *s, const char *id);
+void bp_audit_checkpoints_free(struct bp_audit_checkpoint *c, size_t n);
+
+/* What a purge is about to remove from one chain: records 1..upto_n (those still there, count of
+ * them), the last of which has hash head. The callback fills *out (the checkpoint to keep,
+ * allocated; the store frees it) or returns an error to stop the purge before anything of this
+ * chain is removed. */
+struct bp_audit_cut {
+    const char *chain;
+    int64_t upto_n;
+    const char *head;
+    int64_t records;
+    int64_t before_us;
+};
+typedef bp_err (*bp_audit_cut_fn)(void *ctx, const struct bp_audit_cut *cut, struct bp_audit_checkpoint *out);
+
+/* Deletes records older than before_us; *out_deleted (may be NULL) gets how many. A chain loses
+ * only a prefix (its records up to the first one at or after before_us), and before it does,
+ * the checkpoint cut_fn makes of that prefix is stored, so that what stays still verifies. A NULL
+ * cut_fn purges only the rows from before schema 10. On PostgreSQL it runs on one connection at
+ * a time cluster-wide (an advisory lock): another node's purge in progress makes it return at
+ * once with *out_deleted 0. */
+bp_err bp_store_audit_purge(struct bp_store *s, int64_t before_us, bp_audit_cut_fn cut_fn, void *ctx,
+                            int64_t *out_deleted);
 
 /* Following the log (audit list --follow). A record becomes visible when its batch commits, and
  * on PostgreSQL the batches of several nodes commit in any order of their seqs (identity values

@@ -51,12 +51,6 @@ bp_store_audit_query(struct bp_store *s, const struct bp_audit_query *q, struct 
     return s->ops->audit->query(s, q, out, out_n);
 }
 
-bp_err
-bp_store_audit_purge(struct bp_store *s, int64_t before_us, int64_t *out_deleted)
-{
-    return s->ops->audit->purge(s, before_us, out_deleted);
-}
-
 static char *
 dup_or_null(const char *s)
 {

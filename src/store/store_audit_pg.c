@@ -45,96 +45,25 @@
 #define AUDIT_COLS                                                                                  \
     "seq, time_us, request_id, actor_type, actor_id, actor_name, instance_id, method, route,"      \
     " path, action, category, core_status, status, latency_us, client_addr, resource_id, error,"   \
-    " id, node, repeat_count, last_time_us, replayed"
+    " id, node, repeat_count, last_time_us, replayed, chain, chain_n, prev_hash, hash"
 
 #define INSERT_SQL                                                                                  \
     "INSERT INTO audit_log (time_us, request_id, actor_type, actor_id, actor_name, instance_id,"  \
     " method, route, path, action, category, core_status, status, latency_us, client_addr,"      \
-    " resource_id, error, id, node, repeat_count, last_time_us, replayed)"                        \
+    " resource_id, error, id, node, repeat_count, last_time_us, replayed, chain, chain_n,"        \
+    " prev_hash, hash)"                                                                           \
     " SELECT * FROM unnest($1::int8[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[]," \
     " $7::text[], $8::text[], $9::text[], $10::text[], $11::text[], $12::int4[], $13::int4[],"    \
     " $14::int8[], $15::text[], $16::text[], $17::text[], $18::text[], $19::text[], $20::int8[],"  \
-    " $21::int8[], $22::bool[])"                                                                  \
+    " $21::int8[], $22::bool[], $23::text[], $24::int8[], $25::text[], $26::text[])"              \
     " ON CONFLICT (id) DO NOTHING RETURNING id, seq"
 
 #define STR_(x) #x
 #define STR(x) STR_(x)
 #define PURGE_LOCK STR(BP_PG_LOCK_CLASS) ", " STR(BP_PG_LOCK_PURGE)
 
-#define N_FIELDS 22 /* the columns INSERT_SQL fills, in its order */
-#define XID_COL 23  /* a follow page's xid: the column after AUDIT_COLS */
-
-/* Length of the valid UTF-8 sequence at s (1..4), or 0 when s starts an invalid one. */
-static size_t
-utf8_seq(const unsigned char *s)
-{
-    size_t n;
-    unsigned cp;
-
-    if (s[0] < 0x80) {
-        return 1;
-    }
-    if (s[0] >= 0xC2 && s[0] <= 0xDF) {
-        n = 2;
-        cp = s[0] & 0x1F;
-    } else if (s[0] >= 0xE0 && s[0] <= 0xEF) {
-        n = 3;
-        cp = s[0] & 0x0F;
-    } else if (s[0] >= 0xF0 && s[0] <= 0xF4) {
-        n = 4;
-        cp = s[0] & 0x07;
-    } else {
-        return 0;
-    }
-    for (size_t i = 1; i < n; i++) {
-        if ((s[i] & 0xC0) != 0x80) {
-            return 0;
-        }
-        cp = (cp << 6) | (s[i] & 0x3F);
-    }
-    /* Overlong forms, surrogates and code points past U+10FFFF are not UTF-8. */
-    if ((n == 3 && cp < 0x800) || (n == 4 && (cp < 0x10000 || cp > 0x10FFFF)) || (cp >= 0xD800 && cp <= 0xDFFF)) {
-        return 0;
-    }
-    return n;
-}
-
-/* text itself when it is valid UTF-8, else an allocated copy with each bad byte as '?', recorded
- * in *fix for the caller to free. */
-static const char *
-utf8_ok(const char *text, char **fix)
-{
-    const unsigned char *p = (const unsigned char *)text;
-    char *copy;
-    size_t o = 0;
-
-    *fix = NULL;
-    if (text == NULL) {
-        return NULL;
-    }
-    while (*p != '\0' && utf8_seq(p) > 0) {
-        p += utf8_seq(p);
-    }
-    if (*p == '\0') {
-        return text;
-    }
-    copy = bp_strdup(text);
-    p = (const unsigned char *)text;
-    while (*p != '\0') {
-        size_t n = utf8_seq(p);
-        if (n == 0) {
-            copy[o++] = '?';
-            p++;
-        } else {
-            memcpy(copy + o, p, n);
-            o += n;
-            p += n;
-        }
-    }
-    copy[o] = '\0';
-    *fix = copy;
-    return copy;
-}
+#define N_FIELDS 26 /* the columns INSERT_SQL fills, in its order */
+#define XID_COL 27  /* a follow page's xid: the column after AUDIT_COLS */
 
 /* One array parameter being built: a PostgreSQL array literal ("{…,…}"). */
 struct arr {
@@ -158,12 +87,12 @@ arr_int(struct arr *a, int64_t v)
 }
 
 /* A text element, always quoted (so that "NULL" or a comma stays text), or an unquoted NULL. The
- * text is repaired to valid UTF-8 first (see utf8_ok). */
+ * text is repaired to valid UTF-8 first (bp_store__utf8_fix). */
 static void
 arr_text(struct arr *a, const char *text)
 {
     char *fix = NULL;
-    const char *t = utf8_ok(text, &fix);
+    const char *t = bp_store__utf8_fix(text, &fix);
 
     arr_sep(a);
     if (t == NULL) {
@@ -181,9 +110,10 @@ arr_text(struct arr *a, const char *text)
     bp_free(fix);
 }
 
-/* The batch as N_FIELDS array literals, in INSERT_SQL's order. */
+/* The batch as N_FIELDS array literals, in INSERT_SQL's order. copied: records from another
+ * store (db copy) keep their chain fields as they are, none included. */
 static void
-build_arrays(const struct bp_audit_rec *recs, size_t n, struct arr a[N_FIELDS])
+build_arrays(const struct bp_audit_rec *recs, size_t n, bool copied, struct arr a[N_FIELDS])
 {
     for (size_t f = 0; f < N_FIELDS; f++) {
         bp_buf_init(&a[f].b, SIZE_MAX);
@@ -220,6 +150,17 @@ build_arrays(const struct bp_audit_rec *recs, size_t n, struct arr a[N_FIELDS])
             arr_text(&a[20], NULL);
         }
         arr_int(&a[21], r->replayed ? 1 : 0);
+        if (copied && r->chain_n == 0) {
+            arr_text(&a[22], NULL);
+            arr_text(&a[23], NULL);
+            arr_text(&a[24], NULL);
+            arr_text(&a[25], NULL);
+        } else {
+            arr_text(&a[22], copied ? r->chain : bp_store_audit_chain_of(r));
+            arr_int(&a[23], r->chain_n);
+            arr_text(&a[24], r->prev_hash);
+            arr_text(&a[25], r->hash);
+        }
     }
     for (size_t f = 0; f < N_FIELDS; f++) {
         bp_buf_append(&a[f].b, n == 0 ? "{}" : "}", n == 0 ? 2 : 1);
@@ -251,11 +192,12 @@ assign_seqs(PGresult *res, struct bp_audit_rec *recs, size_t n)
 #define COPY_SQL                                                                                    \
     "INSERT INTO audit_log (seq, time_us, request_id, actor_type, actor_id, actor_name, instance_id," \
     " method, route, path, action, category, core_status, status, latency_us, client_addr,"      \
-    " resource_id, error, id, node, repeat_count, last_time_us, replayed) OVERRIDING SYSTEM VALUE" \
-    " SELECT * FROM unnest($23::int8[], $1::int8[], $2::text[], $3::text[], $4::text[], $5::text[]," \
+    " resource_id, error, id, node, repeat_count, last_time_us, replayed, chain, chain_n,"        \
+    " prev_hash, hash) OVERRIDING SYSTEM VALUE"                                                   \
+    " SELECT * FROM unnest($27::int8[], $1::int8[], $2::text[], $3::text[], $4::text[], $5::text[]," \
     " $6::text[], $7::text[], $8::text[], $9::text[], $10::text[], $11::text[], $12::int4[],"     \
     " $13::int4[], $14::int8[], $15::text[], $16::text[], $17::text[], $18::text[], $19::text[],"  \
-    " $20::int8[], $21::int8[], $22::bool[])"
+    " $20::int8[], $21::int8[], $22::bool[], $23::text[], $24::int8[], $25::text[], $26::text[])"
 
 bp_err
 bp_pg__copy_audit(struct bp_store *s, const struct bp_audit_rec *recs, size_t n)
@@ -269,7 +211,7 @@ bp_pg__copy_audit(struct bp_store *s, const struct bp_audit_rec *recs, size_t n)
     if (n == 0) {
         return BP_OK;
     }
-    build_arrays(recs, n, a);
+    build_arrays(recs, n, true, a);
     bp_buf_init(&seqs.b, SIZE_MAX);
     for (size_t i = 0; i < n; i++) {
         arr_int(&seqs, recs[i].seq);
@@ -287,9 +229,11 @@ bp_pg__copy_audit(struct bp_store *s, const struct bp_audit_rec *recs, size_t n)
     return err;
 }
 
+/* The new records (store_chain.c decided which, and their places) in one statement. */
 static bp_err
-insert_all(struct pg_store *st, struct bp_audit_rec *recs, size_t n)
+pg_trail_insert(struct bp_store *s, struct bp_audit_rec *recs, size_t n)
 {
+    struct pg_store *st = bp_pg__of(s);
     struct arr a[N_FIELDS];
     struct bp_pg_params p = {0};
     PGresult *res = NULL;
@@ -304,7 +248,7 @@ insert_all(struct pg_store *st, struct bp_audit_rec *recs, size_t n)
     if (err != BP_OK) {
         return err;
     }
-    build_arrays(recs, n, a);
+    build_arrays(recs, n, false, a);
     for (size_t f = 0; f < N_FIELDS; f++) {
         bp_pg__p_text(&p, a[f].b.data);
     }
@@ -335,7 +279,8 @@ pg_audit_insert(struct bp_store *s, struct bp_audit_rec *recs, size_t n)
     /* No CHANGES lock: audit rows are nobody else's, so this never waits for a credential change. */
     err = bp_pg__tx_begin(st, false, &own);
     if (err == BP_OK) {
-        err = insert_all(st, recs, n);
+        /* Each chain's head is locked (row lock) from here to the end of the transaction. */
+        err = bp_store__chain_insert(s, recs, n);
         err = bp_pg__tx_end(st, own, err);
     }
     if (err != BP_OK) {
@@ -376,6 +321,10 @@ read_rec(const PGresult *res, int row, void *vout)
     out->repeat_count = bp_pg__col_int(res, row, 20);
     out->last_time_us = bp_pg__col_int(res, row, 21); /* NULL reads as 0 */
     out->replayed = bp_pg__col_bool(res, row, 22);
+    out->chain = bp_pg__col_dup(res, row, 23);
+    out->chain_n = bp_pg__col_int(res, row, 24);
+    bp_store__hex_col(out->prev_hash, PQgetisnull(res, row, 25) ? NULL : PQgetvalue(res, row, 25));
+    bp_store__hex_col(out->hash, PQgetisnull(res, row, 26) ? NULL : PQgetvalue(res, row, 26));
 }
 
 /* The SQL text of q: only constant fragments, each naming its numbered parameter. cols: what to
@@ -511,51 +460,6 @@ pg_audit_query(struct bp_store *s, const struct bp_audit_query *q, struct bp_aud
         collect(res, out, out_n);
     }
     PQclear(res);
-    return err;
-}
-
-static bp_err
-pg_audit_purge(struct bp_store *s, int64_t before_us, int64_t *out_deleted)
-{
-    struct pg_store *st = bp_pg__of(s);
-    PGresult *res = NULL;
-    int64_t total = 0;
-    int64_t changes = PURGE_CHUNK;
-    bp_err err = bp_pg__run(st, "SELECT pg_try_advisory_lock(" PURGE_LOCK ")", NULL, &res);
-    bool locked = err == BP_OK && bp_pg__col_bool(res, 0, 0);
-
-    PQclear(res);
-    if (err != BP_OK || !locked) {
-        /* Another node purges now; the next turn (an hour) may be ours. */
-        if (err == BP_OK && out_deleted != NULL) {
-            *out_deleted = 0;
-        }
-        return err;
-    }
-    /* The oldest rows by time, PURGE_CHUNK at a time, each chunk its own (autocommit)
-     * transaction. */
-    while (err == BP_OK && changes == PURGE_CHUNK) {
-        struct bp_pg_params p = {0};
-        res = NULL;
-        bp_pg__p_int(&p, before_us);
-        bp_pg__p_int(&p, PURGE_CHUNK);
-        err = bp_pg__run(st,
-                         "DELETE FROM audit_log WHERE seq IN (SELECT seq FROM audit_log"
-                         " WHERE time_us < $1 ORDER BY time_us LIMIT $2)",
-                         &p, &res);
-        if (err == BP_OK) {
-            changes = bp_pg__changes(res);
-            total += changes;
-        }
-        PQclear(res);
-    }
-    /* A lost connection took the lock with it; otherwise give it back. */
-    if (bp_pg__connected(s)) {
-        (void)bp_pg__run(st, "SELECT pg_advisory_unlock(" PURGE_LOCK ")", NULL, NULL);
-    }
-    if (err == BP_OK && out_deleted != NULL) {
-        *out_deleted = total;
-    }
     return err;
 }
 
@@ -722,10 +626,371 @@ pg_audit_follow_next(struct bp_store *s, struct bp_audit_cursor *c, size_t max, 
     return BP_OK;
 }
 
+/* ---- the trail (store_chain.c) ---- */
+
+/* Creates the head when missing and, in the same statement, takes its row lock (an upsert that
+ * updates locks the row as FOR UPDATE would), held to the end of the transaction: another node
+ * appending to the same chain waits here. */
+static bp_err
+pg_lock_head(struct bp_store *s, const char *chain, int64_t *out_n, char head[BP_AUDIT_HEX])
+{
+    struct pg_store *st = bp_pg__of(s);
+    struct bp_pg_params p = {0};
+    PGresult *res = NULL;
+    bp_err err;
+
+    bp_pg__p_text(&p, chain);
+    err = bp_pg__run(st,
+                     "INSERT INTO audit_chains (chain, n, head, updated_us) VALUES ($1, 0, '', 0)"
+                     " ON CONFLICT (chain) DO UPDATE SET chain = EXCLUDED.chain RETURNING n, head",
+                     &p, &res);
+    if (err == BP_OK) {
+        *out_n = bp_pg__col_int(res, 0, 0);
+        bp_store__hex_col(head, PQgetvalue(res, 0, 1));
+    }
+    PQclear(res);
+    return err;
+}
+
+static bp_err
+pg_set_head(struct bp_store *s, const char *chain, int64_t n, const char head[BP_AUDIT_HEX], int64_t now_us)
+{
+    struct bp_pg_params p = {0};
+
+    bp_pg__p_text(&p, chain);
+    bp_pg__p_int(&p, n);
+    bp_pg__p_text(&p, head);
+    bp_pg__p_int(&p, now_us);
+    return bp_pg__run(bp_pg__of(s),
+                      "INSERT INTO audit_chains (chain, n, head, updated_us) VALUES ($1, $2, $3, $4)"
+                      " ON CONFLICT (chain) DO UPDATE SET n = EXCLUDED.n, head = EXCLUDED.head,"
+                      " updated_us = EXCLUDED.updated_us",
+                      &p, NULL);
+}
+
+static bp_err
+pg_known(struct bp_store *s, const struct bp_audit_rec *recs, size_t n, bool *known)
+{
+    struct pg_store *st = bp_pg__of(s);
+    struct bp_pg_params p = {0};
+    struct arr ids;
+    PGresult *res = NULL;
+    bp_err err;
+
+    bp_buf_init(&ids.b, SIZE_MAX);
+    for (size_t i = 0; i < n; i++) {
+        arr_text(&ids, recs[i].id);
+        known[i] = false;
+    }
+    bp_buf_append(&ids.b, "}", 1);
+    bp_pg__p_text(&p, ids.b.data);
+    err = bp_pg__run(st, "SELECT id FROM audit_log WHERE id = ANY($1::text[])", &p, &res);
+    for (int row = 0; err == BP_OK && row < PQntuples(res); row++) {
+        const char *id = PQgetvalue(res, row, 0);
+        for (size_t i = 0; i < n; i++) {
+            if (recs[i].id != NULL && strcmp(recs[i].id, id) == 0) {
+                known[i] = true;
+            }
+        }
+    }
+    PQclear(res);
+    bp_buf_cleanup(&ids.b);
+    return err;
+}
+
+static void
+read_head(const PGresult *res, int row, void *out_v)
+{
+    struct bp_audit_head *h = out_v;
+
+    h->chain = bp_pg__col_dup(res, row, 0);
+    h->n = bp_pg__col_int(res, row, 1);
+    bp_store__hex_col(h->head, PQgetvalue(res, row, 2));
+    h->updated_us = bp_pg__col_int(res, row, 3);
+}
+
+static bp_err
+pg_heads(struct bp_store *s, struct bp_audit_head **out, size_t *out_n)
+{
+    void *heads = NULL;
+    bp_err err = bp_pg__collect(bp_pg__of(s), "SELECT chain, n, head, updated_us FROM audit_chains ORDER BY chain",
+                                NULL, sizeof(struct bp_audit_head), read_head, &heads, out_n);
+
+    if (err == BP_OK) {
+        *out = heads;
+    }
+    return err;
+}
+
+static bp_err
+pg_page(struct bp_store *s, const char *chain, int64_t after_n, size_t limit, struct bp_audit_rec **out,
+        size_t *out_n)
+{
+    struct bp_pg_params p = {0};
+    void *recs = NULL;
+    bp_err err;
+
+    bp_pg__p_text(&p, chain);
+    bp_pg__p_int(&p, after_n);
+    bp_pg__p_int(&p, (int64_t)limit);
+    err = bp_pg__collect(bp_pg__of(s),
+                         "SELECT " AUDIT_COLS " FROM audit_log WHERE chain = $1 AND chain_n > $2"
+                         " ORDER BY chain_n LIMIT $3",
+                         &p, sizeof(struct bp_audit_rec), read_rec, &recs, out_n);
+    if (err == BP_OK) {
+        *out = recs;
+    }
+    return err;
+}
+
+/* One bigint from a one-row SELECT (NULL reads as 0). */
+static bp_err
+one_int(struct pg_store *st, const char *sql, const struct bp_pg_params *p, int64_t *out)
+{
+    PGresult *res = NULL;
+    bp_err err = bp_pg__run(st, sql, p, &res);
+
+    *out = err == BP_OK && PQntuples(res) > 0 ? bp_pg__col_int(res, 0, 0) : 0;
+    PQclear(res);
+    return err;
+}
+
+static bp_err
+pg_start(struct bp_store *s, const char *chain, int64_t since_us, int64_t *out_n)
+{
+    struct bp_pg_params p = {0};
+
+    bp_pg__p_text(&p, chain);
+    bp_pg__p_int(&p, since_us);
+    return one_int(bp_pg__of(s), "SELECT min(chain_n) FROM audit_log WHERE chain = $1 AND time_us >= $2", &p, out_n);
+}
+
+static bp_err
+pg_hash_at(struct bp_store *s, const char *chain, int64_t n, char hash[BP_AUDIT_HEX], bool *found)
+{
+    struct bp_pg_params p = {0};
+    PGresult *res = NULL;
+    bp_err err;
+
+    bp_pg__p_text(&p, chain);
+    bp_pg__p_int(&p, n);
+    err = bp_pg__run(bp_pg__of(s), "SELECT hash FROM audit_log WHERE chain = $1 AND chain_n = $2", &p, &res);
+    *found = err == BP_OK && PQntuples(res) > 0;
+    if (*found) {
+        bp_store__hex_col(hash, PQgetisnull(res, 0, 0) ? NULL : PQgetvalue(res, 0, 0));
+    }
+    PQclear(res);
+    return err;
+}
+
+static bp_err
+pg_count_upto(struct bp_store *s, const char *chain, int64_t upto_n, int64_t *out)
+{
+    struct bp_pg_params p = {0};
+
+    bp_pg__p_text(&p, chain);
+    bp_pg__p_int(&p, upto_n);
+    return one_int(bp_pg__of(s), "SELECT count(*) FROM audit_log WHERE chain = $1 AND chain_n <= $2", &p, out);
+}
+
+static bp_err
+pg_strays(struct bp_store *s, struct bp_audit_strays *out)
+{
+    struct pg_store *st = bp_pg__of(s);
+    struct bp_pg_params p = {0};
+    PGresult *res = NULL;
+    bp_err err = bp_pg__run(st, "SELECT max_seq, n FROM audit_unchained", NULL, &res);
+
+    if (err == BP_OK && PQntuples(res) > 0) {
+        out->legacy_max_seq = bp_pg__col_int(res, 0, 0);
+        out->legacy_n = bp_pg__col_int(res, 0, 1);
+    }
+    PQclear(res);
+    res = NULL;
+    if (err != BP_OK) {
+        return err;
+    }
+    bp_pg__p_int(&p, out->legacy_max_seq);
+    err = bp_pg__run(st, "SELECT count(*), coalesce(min(seq), 0) FROM audit_log WHERE chain IS NULL AND seq > $1",
+                     &p, &res);
+    if (err == BP_OK) {
+        out->unchained = bp_pg__col_int(res, 0, 0);
+        out->first_unchained_seq = bp_pg__col_int(res, 0, 1);
+    }
+    PQclear(res);
+    res = NULL;
+    if (err != BP_OK) {
+        return err;
+    }
+    err = bp_pg__run(st,
+                     "SELECT chain FROM audit_log WHERE chain IS NOT NULL"
+                     " AND chain NOT IN (SELECT chain FROM audit_chains) LIMIT 1",
+                     NULL, &res);
+    if (err == BP_OK && PQntuples(res) > 0) {
+        out->headless_chain = bp_pg__col_dup(res, 0, 0);
+    }
+    PQclear(res);
+    return err;
+}
+
+/* Runs a chunked DELETE (whose LIMIT is its last parameter, PURGE_CHUNK) until a chunk comes back
+ * short, each chunk its own (autocommit) transaction. */
+static bp_err
+delete_chunks(struct pg_store *st, const char *sql, const struct bp_pg_params *p, int64_t *out_deleted)
+{
+    int64_t changes = PURGE_CHUNK;
+    bp_err err = BP_OK;
+
+    *out_deleted = 0;
+    while (err == BP_OK && changes == PURGE_CHUNK) {
+        PGresult *res = NULL;
+        err = bp_pg__run(st, sql, p, &res);
+        if (err == BP_OK) {
+            changes = bp_pg__changes(res);
+            *out_deleted += changes;
+        }
+        PQclear(res);
+    }
+    return err;
+}
+
+static bp_err
+pg_delete_upto(struct bp_store *s, const char *chain, int64_t upto_n, int64_t *out_deleted)
+{
+    struct bp_pg_params p = {0};
+
+    bp_pg__p_text(&p, chain);
+    bp_pg__p_int(&p, upto_n);
+    bp_pg__p_int(&p, PURGE_CHUNK);
+    return delete_chunks(bp_pg__of(s),
+                         "DELETE FROM audit_log WHERE seq IN (SELECT seq FROM audit_log"
+                         " WHERE chain = $1 AND chain_n <= $2 ORDER BY chain_n LIMIT $3)",
+                         &p, out_deleted);
+}
+
+static bp_err
+pg_delete_legacy(struct bp_store *s, int64_t before_us, int64_t *out_deleted)
+{
+    struct bp_pg_params p = {0};
+
+    bp_pg__p_int(&p, before_us);
+    bp_pg__p_int(&p, PURGE_CHUNK);
+    return delete_chunks(bp_pg__of(s),
+                         "DELETE FROM audit_log WHERE seq IN (SELECT seq FROM audit_log"
+                         " WHERE chain IS NULL AND time_us < $1 ORDER BY time_us LIMIT $2)",
+                         &p, out_deleted);
+}
+
+static bp_err
+pg_purge_lock(struct bp_store *s, bool *out_got)
+{
+    PGresult *res = NULL;
+    bp_err err = bp_pg__run(bp_pg__of(s), "SELECT pg_try_advisory_lock(" PURGE_LOCK ")", NULL, &res);
+
+    *out_got = err == BP_OK && bp_pg__col_bool(res, 0, 0);
+    PQclear(res);
+    return err;
+}
+
+static void
+pg_purge_unlock(struct bp_store *s)
+{
+    /* A lost connection took the lock with it; otherwise give it back. */
+    if (bp_pg__connected(s)) {
+        (void)bp_pg__run(bp_pg__of(s), "SELECT pg_advisory_unlock(" PURGE_LOCK ")", NULL, NULL);
+    }
+}
+
+static bp_err
+pg_checkpoint_put(struct bp_store *s, const struct bp_audit_checkpoint *c)
+{
+    struct bp_pg_params p = {0};
+
+    bp_pg__p_text(&p, c->id);
+    bp_pg__p_int(&p, c->time_us);
+    bp_pg__p_text(&p, c->kind);
+    bp_pg__p_text(&p, c->body);
+    bp_pg__p_text(&p, c->signature);
+    return bp_pg__run(bp_pg__of(s),
+                      "INSERT INTO audit_checkpoints (id, time_us, kind, body, signature) VALUES ($1, $2, $3, $4, $5)",
+                      &p, NULL);
+}
+
+static void
+read_checkpoint(const PGresult *res, int row, void *out_v)
+{
+    struct bp_audit_checkpoint *c = out_v;
+
+    c->id = bp_pg__col_dup(res, row, 0);
+    c->time_us = bp_pg__col_int(res, row, 1);
+    c->kind = bp_pg__col_dup(res, row, 2);
+    c->body = bp_pg__col_dup(res, row, 3);
+    c->signature = bp_pg__col_dup(res, row, 4);
+}
+
+static bp_err
+pg_checkpoint_list(struct bp_store *s, int64_t since_us, const char *kind, struct bp_audit_checkpoint **out,
+                   size_t *out_n)
+{
+    struct bp_pg_params p = {0};
+    void *rows = NULL;
+    bp_err err;
+
+    bp_pg__p_int(&p, since_us);
+    bp_pg__p_text(&p, kind);
+    err = bp_pg__collect(bp_pg__of(s),
+                         "SELECT id, time_us, kind, body, signature FROM audit_checkpoints"
+                         " WHERE time_us >= $1 AND ($2::text IS NULL OR kind = $2) ORDER BY time_us, id",
+                         &p, sizeof(struct bp_audit_checkpoint), read_checkpoint, &rows, out_n);
+    if (err == BP_OK) {
+        *out = rows;
+    }
+    return err;
+}
+
+static bp_err
+pg_checkpoint_delete(struct bp_store *s, const char *id)
+{
+    struct bp_pg_params p = {0};
+
+    bp_pg__p_text(&p, id);
+    return bp_pg__change_one(bp_pg__of(s), "DELETE FROM audit_checkpoints WHERE id = $1", &p);
+}
+
+static bp_err
+pg_set_unchained(struct bp_store *s, int64_t max_seq, int64_t n)
+{
+    struct bp_pg_params p = {0};
+
+    bp_pg__p_int(&p, max_seq);
+    bp_pg__p_int(&p, n);
+    return bp_pg__run(bp_pg__of(s), "UPDATE audit_unchained SET max_seq = $1, n = $2", &p, NULL);
+}
+
+const struct bp_store_trail_ops bp_pg__trail_ops = {
+    .lock_head = pg_lock_head,
+    .set_head = pg_set_head,
+    .known = pg_known,
+    .insert = pg_trail_insert,
+    .heads = pg_heads,
+    .page = pg_page,
+    .start = pg_start,
+    .hash_at = pg_hash_at,
+    .count_upto = pg_count_upto,
+    .strays = pg_strays,
+    .delete_upto = pg_delete_upto,
+    .delete_legacy = pg_delete_legacy,
+    .purge_lock = pg_purge_lock,
+    .purge_unlock = pg_purge_unlock,
+    .checkpoint_put = pg_checkpoint_put,
+    .checkpoint_list = pg_checkpoint_list,
+    .checkpoint_delete = pg_checkpoint_delete,
+    .set_unchained = pg_set_unchained,
+};
+
 const struct bp_store_audit_ops bp_pg__audit_ops = {
     .insert = pg_audit_insert,
     .query = pg_audit_query,
-    .purge = pg_audit_purge,
     .follow = pg_audit_follow,
     .follow_next = pg_audit_follow_next,
 };

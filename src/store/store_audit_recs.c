@@ -25,6 +25,7 @@ bp_audit_rec_cleanup(struct bp_audit_rec *rec)
     bp_free(rec->client_addr);
     bp_free(rec->resource_id);
     bp_free(rec->error);
+    bp_free(rec->chain);
     memset(rec, 0, sizeof(*rec));
 }
 

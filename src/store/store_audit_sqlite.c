@@ -24,9 +24,9 @@
 #define AUDIT_COLS                                                                                 \
     "seq, time_us, request_id, actor_type, actor_id, actor_name, instance_id, method, route,"     \
     " path, action, category, core_status, status, latency_us, client_addr, resource_id, error,"  \
-    " id, node, repeat_count, last_time_us, replayed"
+    " id, node, repeat_count, last_time_us, replayed, chain, chain_n, prev_hash, hash"
 
-#define INSERT_COLS 22
+#define INSERT_COLS 26
 
 /* Binds r as the row whose first parameter is number base + 1. */
 static void
@@ -60,13 +60,17 @@ bind_rec(sqlite3_stmt *stmt, int base, const struct bp_audit_rec *r)
         sqlite3_bind_null(stmt, base + 21);
     }
     sqlite3_bind_int(stmt, base + 22, r->replayed ? 1 : 0);
+    bp_sq__bind_text(stmt, base + 23, bp_store_audit_chain_of(r));
+    sqlite3_bind_int64(stmt, base + 24, r->chain_n);
+    bp_sq__bind_text(stmt, base + 25, r->prev_hash);
+    bp_sq__bind_text(stmt, base + 26, r->hash);
 }
 
 /* Rows per INSERT statement, largest first: a batch is inserted as few statements as these
  * sizes make (100 = 64 + 16 + 4 * 5), each statement prepared once per connection. One
  * statement per row cost the writer, per record, the statement's start and halt (its cursors on
  * the table and seven indexes, its statement journal) and an update of sqlite_sequence. 64 rows
- * are 1,344 parameters, under SQLite's default limit of 32,766. */
+ * are 1,664 parameters, under SQLite's default limit of 32,766. */
 static const int insert_rows[] = {64, 16, 4, 1};
 
 static bp_err
@@ -75,9 +79,9 @@ insert_stmt(struct sqlite_store *st, size_t which, sqlite3_stmt **out)
     static const char head[] = "INSERT INTO audit_log (time_us, request_id, actor_type, actor_id,"
                                " actor_name, instance_id, method, route, path, action, category,"
                                " core_status, status, latency_us, client_addr, resource_id, error, id, node,"
-                               " repeat_count, last_time_us, replayed)"
+                               " repeat_count, last_time_us, replayed, chain, chain_n, prev_hash, hash)"
                                " VALUES ";
-    static const char row[] = "(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)";
+    static const char row[] = "(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)";
     static const char tail[] = " ON CONFLICT (id) DO NOTHING";
     char sql[sizeof(head) + 64 * sizeof(row) + sizeof(tail)];
     size_t off = 0;
@@ -148,31 +152,14 @@ assign_seqs(struct sqlite_store *st, struct bp_audit_rec *recs, size_t k, int ch
     return err;
 }
 
+/* The new records (store_chain.c decided which, and their places) in as few statements as
+ * insert_rows allows, inside the caller's transaction. */
 static bp_err
-sq_audit_insert(struct bp_store *s, struct bp_audit_rec *recs, size_t n)
+sq_trail_insert(struct bp_store *s, struct bp_audit_rec *recs, size_t n)
 {
     struct sqlite_store *st = bp_sq__of(s);
-    bool own_tx = sqlite3_get_autocommit(st->db) != 0;
     bp_err err = BP_OK;
 
-    if (n == 0) {
-        return BP_OK;
-    }
-    /* Once per connection: it stays FULL (nothing switches it back), and re-running the pragma
-     * per batch cost the writer a parse and an exec each time. */
-    if (own_tx && !st->audit_sync_full) {
-        err = bp_sq__exec(st, "PRAGMA synchronous=FULL");
-        if (err != BP_OK) {
-            return err;
-        }
-        st->audit_sync_full = true;
-    }
-    if (own_tx) {
-        err = bp_sq__exec(st, "BEGIN IMMEDIATE");
-        if (err != BP_OK) {
-            return err;
-        }
-    }
     for (size_t off = 0, which = 0; err == BP_OK && off < n;) {
         size_t k = (size_t)insert_rows[which];
         sqlite3_stmt *stmt = NULL;
@@ -199,6 +186,36 @@ sq_audit_insert(struct bp_store *s, struct bp_audit_rec *recs, size_t n)
         }
         off += k;
     }
+    return err;
+}
+
+static bp_err
+sq_audit_insert(struct bp_store *s, struct bp_audit_rec *recs, size_t n)
+{
+    struct sqlite_store *st = bp_sq__of(s);
+    bool own_tx = sqlite3_get_autocommit(st->db) != 0;
+    bp_err err = BP_OK;
+
+    if (n == 0) {
+        return BP_OK;
+    }
+    /* Once per connection: it stays FULL (nothing switches it back), and re-running the pragma
+     * per batch cost the writer a parse and an exec each time. */
+    if (own_tx && !st->audit_sync_full) {
+        err = bp_sq__exec(st, "PRAGMA synchronous=FULL");
+        if (err != BP_OK) {
+            return err;
+        }
+        st->audit_sync_full = true;
+    }
+    if (own_tx) {
+        err = bp_sq__exec(st, "BEGIN IMMEDIATE");
+        if (err != BP_OK) {
+            return err;
+        }
+    }
+    /* The write lock is held from here to COMMIT: nobody else appends to any chain meanwhile. */
+    err = bp_store__chain_insert(s, recs, n);
     if (own_tx && err == BP_OK) {
         err = bp_sq__exec(st, "COMMIT");
     }
@@ -243,6 +260,10 @@ read_rec(sqlite3_stmt *stmt, void *out_v)
     out->repeat_count = sqlite3_column_int64(stmt, 20);
     out->last_time_us = sqlite3_column_int64(stmt, 21); /* NULL reads as 0 */
     out->replayed = sqlite3_column_int(stmt, 22) != 0;
+    out->chain = bp_sq__col_dup(stmt, 23);
+    out->chain_n = sqlite3_column_int64(stmt, 24);
+    bp_store__hex_col(out->prev_hash, (const char *)sqlite3_column_text(stmt, 25));
+    bp_store__hex_col(out->hash, (const char *)sqlite3_column_text(stmt, 26));
 }
 
 static void
@@ -328,36 +349,6 @@ sq_audit_query(struct bp_store *s, const struct bp_audit_query *q, struct bp_aud
     return err;
 }
 
-static bp_err
-sq_audit_purge(struct bp_store *s, int64_t before_us, int64_t *out_deleted)
-{
-    struct sqlite_store *st = bp_sq__of(s);
-    sqlite3_stmt *stmt = NULL;
-    int64_t total = 0;
-    int changes = PURGE_CHUNK;
-    /* The oldest rows by time, PURGE_CHUNK at a time, each chunk its own (autocommit)
-     * transaction: a large backlog never holds the write lock for long. */
-    bp_err err = bp_sq__prepare(st,
-                                "DELETE FROM audit_log WHERE seq IN (SELECT seq FROM audit_log"
-                                " WHERE time_us < ?1 ORDER BY time_us LIMIT ?2)",
-                                &stmt);
-
-    while (err == BP_OK && changes == PURGE_CHUNK) {
-        sqlite3_reset(stmt);
-        sqlite3_bind_int64(stmt, 1, before_us);
-        sqlite3_bind_int(stmt, 2, PURGE_CHUNK);
-        err = bp_sq__step_done(st, stmt, &changes);
-        if (err == BP_OK) {
-            total += changes;
-        }
-    }
-    sqlite3_finalize(stmt);
-    if (err == BP_OK && out_deleted != NULL) {
-        *out_deleted = total;
-    }
-    return err;
-}
-
 /* Commits are serialised and a record's seq (rowid) is taken inside its write transaction, so a
  * record with a higher seq never becomes visible before one with a lower seq: following by seq
  * misses nothing. The listing and the position come from one read transaction. */
@@ -406,10 +397,432 @@ sq_audit_follow_next(struct bp_store *s, struct bp_audit_cursor *c, size_t max, 
     return err;
 }
 
+/* ---- the trail (store_chain.c) ---- */
+
+/* One int64 from a bound single-value SELECT (NULL reads as 0), finalizing it. */
+static bp_err
+one_int(struct sqlite_store *st, sqlite3_stmt *stmt, int64_t *out)
+{
+    int rc = sqlite3_step(stmt);
+
+    *out = rc == SQLITE_ROW ? sqlite3_column_int64(stmt, 0) : 0;
+    sqlite3_finalize(stmt);
+    return rc == SQLITE_ROW || rc == SQLITE_DONE ? BP_OK : bp_sq__map_rc(st, rc);
+}
+
+/* The write lock taken by BEGIN IMMEDIATE (or the caller's transaction) is the head's lock. */
+static bp_err
+sq_lock_head(struct bp_store *s, const char *chain, int64_t *out_n, char head[BP_AUDIT_HEX])
+{
+    struct sqlite_store *st = bp_sq__of(s);
+    sqlite3_stmt *stmt = NULL;
+    bp_err err = bp_sq__prepare(st, "SELECT n, head FROM audit_chains WHERE chain = ?1", &stmt);
+    int rc;
+
+    *out_n = 0;
+    head[0] = '\0';
+    if (err != BP_OK) {
+        return err;
+    }
+    bp_sq__bind_text(stmt, 1, chain);
+    rc = sqlite3_step(stmt);
+    if (rc == SQLITE_ROW) {
+        *out_n = sqlite3_column_int64(stmt, 0);
+        bp_store__hex_col(head, (const char *)sqlite3_column_text(stmt, 1));
+    }
+    err = rc == SQLITE_ROW || rc == SQLITE_DONE ? BP_OK : bp_sq__map_rc(st, rc);
+    sqlite3_finalize(stmt);
+    return err;
+}
+
+static bp_err
+sq_set_head(struct bp_store *s, const char *chain, int64_t n, const char head[BP_AUDIT_HEX], int64_t now_us)
+{
+    struct sqlite_store *st = bp_sq__of(s);
+    sqlite3_stmt *stmt = NULL;
+    bp_err err = bp_sq__prepare(st,
+                                "INSERT INTO audit_chains (chain, n, head, updated_us) VALUES (?1, ?2, ?3, ?4)"
+                                " ON CONFLICT (chain) DO UPDATE SET n = excluded.n, head = excluded.head,"
+                                " updated_us = excluded.updated_us",
+                                &stmt);
+
+    if (err != BP_OK) {
+        return err;
+    }
+    bp_sq__bind_text(stmt, 1, chain);
+    sqlite3_bind_int64(stmt, 2, n);
+    bp_sq__bind_text(stmt, 3, head);
+    sqlite3_bind_int64(stmt, 4, now_us);
+    err = bp_sq__step_done(st, stmt, NULL);
+    sqlite3_finalize(stmt);
+    return err;
+}
+
+static bp_err
+sq_known(struct bp_store *s, const struct bp_audit_rec *recs, size_t n, bool *known)
+{
+    struct sqlite_store *st = bp_sq__of(s);
+    sqlite3_stmt *stmt = NULL;
+    bp_err err = bp_sq__prepare(st, "SELECT 1 FROM audit_log WHERE id = ?1", &stmt);
+
+    for (size_t i = 0; err == BP_OK && i < n; i++) {
+        int rc;
+        sqlite3_reset(stmt);
+        bp_sq__bind_text(stmt, 1, recs[i].id);
+        rc = sqlite3_step(stmt);
+        known[i] = rc == SQLITE_ROW;
+        if (rc != SQLITE_ROW && rc != SQLITE_DONE) {
+            err = bp_sq__map_rc(st, rc);
+        }
+    }
+    sqlite3_finalize(stmt);
+    return err;
+}
+
+static void
+read_head(sqlite3_stmt *stmt, void *out_v)
+{
+    struct bp_audit_head *h = out_v;
+
+    h->chain = bp_sq__col_dup(stmt, 0);
+    h->n = sqlite3_column_int64(stmt, 1);
+    bp_store__hex_col(h->head, (const char *)sqlite3_column_text(stmt, 2));
+    h->updated_us = sqlite3_column_int64(stmt, 3);
+}
+
+static void
+free_heads_v(void *h, size_t n)
+{
+    bp_audit_heads_free(h, n);
+}
+
+static bp_err
+sq_heads(struct bp_store *s, struct bp_audit_head **out, size_t *out_n)
+{
+    struct sqlite_store *st = bp_sq__of(s);
+    sqlite3_stmt *stmt = NULL;
+    void *heads = NULL;
+    bp_err err = bp_sq__prepare(st, "SELECT chain, n, head, updated_us FROM audit_chains ORDER BY chain", &stmt);
+
+    if (err != BP_OK) {
+        return err;
+    }
+    err = bp_sq__collect(st, stmt, sizeof(struct bp_audit_head), read_head, free_heads_v, &heads, out_n);
+    sqlite3_finalize(stmt);
+    if (err == BP_OK) {
+        *out = heads;
+    }
+    return err;
+}
+
+static bp_err
+sq_page(struct bp_store *s, const char *chain, int64_t after_n, size_t limit, struct bp_audit_rec **out,
+        size_t *out_n)
+{
+    struct sqlite_store *st = bp_sq__of(s);
+    sqlite3_stmt *stmt = NULL;
+    void *recs = NULL;
+    bp_err err = bp_sq__prepare(st,
+                                "SELECT " AUDIT_COLS " FROM audit_log WHERE chain = ?1 AND chain_n > ?2"
+                                " ORDER BY chain_n LIMIT ?3",
+                                &stmt);
+
+    if (err != BP_OK) {
+        return err;
+    }
+    bp_sq__bind_text(stmt, 1, chain);
+    sqlite3_bind_int64(stmt, 2, after_n);
+    sqlite3_bind_int64(stmt, 3, (sqlite3_int64)limit);
+    err = bp_sq__collect(st, stmt, sizeof(struct bp_audit_rec), read_rec, free_recs_v, &recs, out_n);
+    sqlite3_finalize(stmt);
+    if (err == BP_OK) {
+        *out = recs;
+    }
+    return err;
+}
+
+static bp_err
+sq_start(struct bp_store *s, const char *chain, int64_t since_us, int64_t *out_n)
+{
+    struct sqlite_store *st = bp_sq__of(s);
+    sqlite3_stmt *stmt = NULL;
+    bp_err err = bp_sq__prepare(st, "SELECT min(chain_n) FROM audit_log WHERE chain = ?1 AND time_us >= ?2", &stmt);
+
+    if (err != BP_OK) {
+        return err;
+    }
+    bp_sq__bind_text(stmt, 1, chain);
+    sqlite3_bind_int64(stmt, 2, since_us);
+    return one_int(st, stmt, out_n);
+}
+
+static bp_err
+sq_hash_at(struct bp_store *s, const char *chain, int64_t n, char hash[BP_AUDIT_HEX], bool *found)
+{
+    struct sqlite_store *st = bp_sq__of(s);
+    sqlite3_stmt *stmt = NULL;
+    bp_err err = bp_sq__prepare(st, "SELECT hash FROM audit_log WHERE chain = ?1 AND chain_n = ?2", &stmt);
+    int rc;
+
+    *found = false;
+    if (err != BP_OK) {
+        return err;
+    }
+    bp_sq__bind_text(stmt, 1, chain);
+    sqlite3_bind_int64(stmt, 2, n);
+    rc = sqlite3_step(stmt);
+    if (rc == SQLITE_ROW) {
+        *found = true;
+        bp_store__hex_col(hash, (const char *)sqlite3_column_text(stmt, 0));
+    }
+    err = rc == SQLITE_ROW || rc == SQLITE_DONE ? BP_OK : bp_sq__map_rc(st, rc);
+    sqlite3_finalize(stmt);
+    return err;
+}
+
+static bp_err
+sq_count_upto(struct bp_store *s, const char *chain, int64_t upto_n, int64_t *out)
+{
+    struct sqlite_store *st = bp_sq__of(s);
+    sqlite3_stmt *stmt = NULL;
+    bp_err err = bp_sq__prepare(st, "SELECT count(*) FROM audit_log WHERE chain = ?1 AND chain_n <= ?2", &stmt);
+
+    if (err != BP_OK) {
+        return err;
+    }
+    bp_sq__bind_text(stmt, 1, chain);
+    sqlite3_bind_int64(stmt, 2, upto_n);
+    return one_int(st, stmt, out);
+}
+
+static bp_err
+sq_strays(struct bp_store *s, struct bp_audit_strays *out)
+{
+    struct sqlite_store *st = bp_sq__of(s);
+    sqlite3_stmt *stmt = NULL;
+    bp_err err = bp_sq__prepare(st, "SELECT max_seq, n FROM audit_unchained", &stmt);
+    int rc;
+
+    if (err != BP_OK) {
+        return err;
+    }
+    rc = sqlite3_step(stmt);
+    if (rc == SQLITE_ROW) {
+        out->legacy_max_seq = sqlite3_column_int64(stmt, 0);
+        out->legacy_n = sqlite3_column_int64(stmt, 1);
+    }
+    sqlite3_finalize(stmt);
+    err = bp_sq__prepare(st, "SELECT count(*), coalesce(min(seq), 0) FROM audit_log WHERE chain IS NULL AND seq > ?1",
+                         &stmt);
+    if (err != BP_OK) {
+        return err;
+    }
+    sqlite3_bind_int64(stmt, 1, out->legacy_max_seq);
+    rc = sqlite3_step(stmt);
+    if (rc == SQLITE_ROW) {
+        out->unchained = sqlite3_column_int64(stmt, 0);
+        out->first_unchained_seq = sqlite3_column_int64(stmt, 1);
+    }
+    sqlite3_finalize(stmt);
+    if (rc != SQLITE_ROW) {
+        return bp_sq__map_rc(st, rc);
+    }
+    err = bp_sq__prepare(st,
+                         "SELECT DISTINCT chain FROM audit_log WHERE chain IS NOT NULL"
+                         " AND chain NOT IN (SELECT chain FROM audit_chains) LIMIT 1",
+                         &stmt);
+    if (err != BP_OK) {
+        return err;
+    }
+    rc = sqlite3_step(stmt);
+    if (rc == SQLITE_ROW) {
+        out->headless_chain = bp_sq__col_dup(stmt, 0);
+    }
+    sqlite3_finalize(stmt);
+    return rc == SQLITE_ROW || rc == SQLITE_DONE ? BP_OK : bp_sq__map_rc(st, rc);
+}
+
+/* Runs a prepared chunked DELETE (its LIMIT is its last parameter, number last) until a chunk
+ * comes back short; each chunk its own (autocommit) transaction, so a large backlog never holds
+ * the write lock for long. */
+static bp_err
+delete_chunks(struct sqlite_store *st, sqlite3_stmt *stmt, int last, int64_t *out_deleted)
+{
+    int changes = PURGE_CHUNK;
+    bp_err err = BP_OK;
+
+    *out_deleted = 0;
+    while (err == BP_OK && changes == PURGE_CHUNK) {
+        sqlite3_reset(stmt);
+        sqlite3_bind_int(stmt, last, PURGE_CHUNK);
+        err = bp_sq__step_done(st, stmt, &changes);
+        if (err == BP_OK) {
+            *out_deleted += changes;
+        }
+    }
+    sqlite3_finalize(stmt);
+    return err;
+}
+
+static bp_err
+sq_delete_upto(struct bp_store *s, const char *chain, int64_t upto_n, int64_t *out_deleted)
+{
+    struct sqlite_store *st = bp_sq__of(s);
+    sqlite3_stmt *stmt = NULL;
+    bp_err err = bp_sq__prepare(st,
+                                "DELETE FROM audit_log WHERE seq IN (SELECT seq FROM audit_log"
+                                " WHERE chain = ?1 AND chain_n <= ?2 ORDER BY chain_n LIMIT ?3)",
+                                &stmt);
+
+    *out_deleted = 0;
+    if (err != BP_OK) {
+        return err;
+    }
+    bp_sq__bind_text(stmt, 1, chain);
+    sqlite3_bind_int64(stmt, 2, upto_n);
+    return delete_chunks(st, stmt, 3, out_deleted);
+}
+
+static bp_err
+sq_delete_legacy(struct bp_store *s, int64_t before_us, int64_t *out_deleted)
+{
+    struct sqlite_store *st = bp_sq__of(s);
+    sqlite3_stmt *stmt = NULL;
+    bp_err err = bp_sq__prepare(st,
+                                "DELETE FROM audit_log WHERE seq IN (SELECT seq FROM audit_log"
+                                " WHERE chain IS NULL AND time_us < ?1 ORDER BY time_us LIMIT ?2)",
+                                &stmt);
+
+    *out_deleted = 0;
+    if (err != BP_OK) {
+        return err;
+    }
+    sqlite3_bind_int64(stmt, 1, before_us);
+    return delete_chunks(st, stmt, 2, out_deleted);
+}
+
+/* One process at a time writes to a SQLite file; a second purge only finds less to delete. */
+static bp_err
+sq_purge_lock(struct bp_store *s, bool *out_got)
+{
+    (void)s;
+    *out_got = true;
+    return BP_OK;
+}
+
+static void
+sq_purge_unlock(struct bp_store *s)
+{
+    (void)s;
+}
+
+static bp_err
+sq_checkpoint_put(struct bp_store *s, const struct bp_audit_checkpoint *c)
+{
+    struct sqlite_store *st = bp_sq__of(s);
+    sqlite3_stmt *stmt = NULL;
+    bp_err err = bp_sq__prepare(st,
+                                "INSERT INTO audit_checkpoints (id, time_us, kind, body, signature)"
+                                " VALUES (?1, ?2, ?3, ?4, ?5)",
+                                &stmt);
+
+    if (err != BP_OK) {
+        return err;
+    }
+    bp_sq__bind_text(stmt, 1, c->id);
+    sqlite3_bind_int64(stmt, 2, c->time_us);
+    bp_sq__bind_text(stmt, 3, c->kind);
+    bp_sq__bind_text(stmt, 4, c->body);
+    bp_sq__bind_text(stmt, 5, c->signature);
+    err = bp_sq__step_done(st, stmt, NULL);
+    sqlite3_finalize(stmt);
+    return err;
+}
+
+static void
+read_checkpoint(sqlite3_stmt *stmt, void *out_v)
+{
+    struct bp_audit_checkpoint *c = out_v;
+
+    c->id = bp_sq__col_dup(stmt, 0);
+    c->time_us = sqlite3_column_int64(stmt, 1);
+    c->kind = bp_sq__col_dup(stmt, 2);
+    c->body = bp_sq__col_dup(stmt, 3);
+    c->signature = bp_sq__col_dup(stmt, 4);
+}
+
+static void
+free_checkpoints_v(void *c, size_t n)
+{
+    bp_audit_checkpoints_free(c, n);
+}
+
+static bp_err
+sq_checkpoint_list(struct bp_store *s, int64_t since_us, const char *kind, struct bp_audit_checkpoint **out,
+                   size_t *out_n)
+{
+    struct sqlite_store *st = bp_sq__of(s);
+    sqlite3_stmt *stmt = NULL;
+    void *rows = NULL;
+    bp_err err = bp_sq__prepare(st,
+                                "SELECT id, time_us, kind, body, signature FROM audit_checkpoints"
+                                " WHERE time_us >= ?1 AND (?2 IS NULL OR kind = ?2) ORDER BY time_us, id",
+                                &stmt);
+
+    if (err != BP_OK) {
+        return err;
+    }
+    sqlite3_bind_int64(stmt, 1, since_us);
+    bp_sq__bind_text(stmt, 2, kind);
+    err = bp_sq__collect(st, stmt, sizeof(struct bp_audit_checkpoint), read_checkpoint, free_checkpoints_v, &rows,
+                         out_n);
+    sqlite3_finalize(stmt);
+    if (err == BP_OK) {
+        *out = rows;
+    }
+    return err;
+}
+
+static bp_err
+sq_checkpoint_delete(struct bp_store *s, const char *id)
+{
+    struct sqlite_store *st = bp_sq__of(s);
+    sqlite3_stmt *stmt = NULL;
+    int changes = 0;
+    bp_err err = bp_sq__prepare(st, "DELETE FROM audit_checkpoints WHERE id = ?1", &stmt);
+
+    if (err != BP_OK) {
+        return err;
+    }
+    bp_sq__bind_text(stmt, 1, id);
+    err = bp_sq__step_done(st, stmt, &changes);
+    sqlite3_finalize(stmt);
+    return err == BP_OK && changes == 0 ? BP_ERR_NOT_FOUND : err;
+}
+
+const struct bp_store_trail_ops bp_sq__trail_ops = {
+    .lock_head = sq_lock_head,
+    .set_head = sq_set_head,
+    .known = sq_known,
+    .insert = sq_trail_insert,
+    .heads = sq_heads,
+    .page = sq_page,
+    .start = sq_start,
+    .hash_at = sq_hash_at,
+    .count_upto = sq_count_upto,
+    .strays = sq_strays,
+    .delete_upto = sq_delete_upto,
+    .delete_legacy = sq_delete_legacy,
+    .purge_lock = sq_purge_lock,
+    .purge_unlock = sq_purge_unlock,
+    .checkpoint_put = sq_checkpoint_put,
+    .checkpoint_list = sq_checkpoint_list,
+    .checkpoint_delete = sq_checkpoint_delete,
+};
+
 const struct bp_store_audit_ops bp_sq__audit_ops = {
     .insert = sq_audit_insert,
     .query = sq_audit_query,
-    .purge = sq_audit_purge,
     .follow = sq_audit_follow,
     .follow_next = sq_audit_follow_next,
 };

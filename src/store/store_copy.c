@@ -173,6 +173,40 @@ copy_audit(struct copy *c)
     }
 }
 
+/* The trail's heads and checkpoints as they are, and which rows are from before it: the copied
+ * records keep their hashes (the digest is the same on every backend), so the copy verifies as
+ * the source does. */
+static bp_err
+copy_trail(struct copy *c)
+{
+    struct bp_audit_head *heads = NULL;
+    struct bp_audit_checkpoint *cps = NULL;
+    struct bp_audit_strays strays;
+    size_t n_heads = 0, n_cps = 0;
+    bp_err rc = from_src(c, bp_store_audit_heads(c->src, &heads, &n_heads));
+
+    for (size_t i = 0; rc == BP_OK && i < n_heads; i++) {
+        rc = to_dst(c, c->dst->ops->trail->set_head(c->dst, heads[i].chain, heads[i].n, heads[i].head,
+                                                    heads[i].updated_us));
+    }
+    if (rc == BP_OK) {
+        rc = from_src(c, bp_store_audit_checkpoint_list(c->src, 0, NULL, &cps, &n_cps));
+    }
+    for (size_t i = 0; rc == BP_OK && i < n_cps; i++) {
+        rc = to_dst(c, bp_store_audit_checkpoint_put(c->dst, &cps[i]));
+    }
+    if (rc == BP_OK) {
+        rc = from_src(c, bp_store_audit_strays(c->src, &strays));
+        if (rc == BP_OK) {
+            rc = to_dst(c, c->dst->ops->trail->set_unchained(c->dst, strays.legacy_max_seq, strays.legacy_n));
+        }
+        bp_audit_strays_cleanup(&strays);
+    }
+    bp_audit_heads_free(heads, n_heads);
+    bp_audit_checkpoints_free(cps, n_cps);
+    return rc;
+}
+
 static bp_err
 copy_everything(struct copy *c, bool replace, struct bp_store_copy_report *out)
 {
@@ -208,6 +242,9 @@ copy_everything(struct copy *c, bool replace, struct bp_store_copy_report *out)
         rc = copy_audit(c);
     }
     if (rc == BP_OK) {
+        rc = copy_trail(c);
+    }
+    if (rc == BP_OK) {
         rc = to_dst(c, c->dst->ops->copy_done(c->dst));
     }
     if (rc == BP_OK) {
@@ -236,7 +273,7 @@ bp_store_copy(struct bp_store *src, struct bp_store *dst, bool replace, struct b
     out->n = BP_STORE_COPY_TABLES;
     memcpy(out->table, TABLES, sizeof(TABLES));
     *out_failed = NULL;
-    if (src->ops->oauth->token_list_all == NULL || dst->ops->copy_audit == NULL) {
+    if (src->ops->oauth->token_list_all == NULL || dst->ops->copy_audit == NULL || dst->ops->trail->set_unchained == NULL) {
         return BP_ERR_INVALID;
     }
     rc = from_src(&c, src->ops->snapshot_begin(src));

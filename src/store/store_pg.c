@@ -944,4 +944,5 @@ const struct bp_store_ops bp_pg__ops = {
     .copy_audit = bp_pg__copy_audit,
     .copy_done = bp_pg__copy_done,
     .idem = &bp_pg__idem_ops,
+    .trail = &bp_pg__trail_ops,
 };

@@ -1090,4 +1090,5 @@ const struct bp_store_ops bp_sq__ops = {
     .snapshot_begin = sq_snapshot_begin,
     .snapshot_end = sq_snapshot_end,
     .idem = &bp_sq__idem_ops,
+    .trail = &bp_sq__trail_ops,
 };

@@ -417,10 +417,10 @@ test_purge(void **state)
     int64_t deleted = -1;
 
     fill(f->s);
-    assert_int_equal(bp_store_audit_purge(f->s, 1700000000000000LL + 5000000, &deleted), BP_OK);
+    assert_int_equal(bp_store_audit_purge(f->s, 1700000000000000LL + 5000000, bp_testdb_cut, NULL, &deleted), BP_OK);
     assert_int_equal(deleted, 5);
     expect_times(f->s, &q, want, 7);
-    assert_int_equal(bp_store_audit_purge(f->s, 1700000000000000LL, &deleted), BP_OK);
+    assert_int_equal(bp_store_audit_purge(f->s, 1700000000000000LL, bp_testdb_cut, NULL, &deleted), BP_OK);
     assert_int_equal(deleted, 0);
 }
 
@@ -442,7 +442,7 @@ test_purge_chunks(void **state)
     }
     assert_int_equal(bp_store_audit_insert(f->s, recs, total), BP_OK);
     bp_audit_recs_free(recs, total);
-    assert_int_equal(bp_store_audit_purge(f->s, 24000, &deleted), BP_OK);
+    assert_int_equal(bp_store_audit_purge(f->s, 24000, bp_testdb_cut, NULL, &deleted), BP_OK);
     assert_int_equal(deleted, 24000);
     run(f->s, &q, &out, &n);
     assert_int_equal(n, 1000);

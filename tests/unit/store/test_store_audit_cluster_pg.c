@@ -145,6 +145,10 @@ test_follow_misses_nothing_when_commits_are_out_of_seq_order(void **state)
     size_t n = 0;
     bool more = false;
 
+    /* Two nodes append to two chains (store_chain.c): neither waits for the other's head. */
+    ra.node = bp_strdup("node-a");
+    rb.node = bp_strdup("node-b");
+    rc.node = bp_strdup("node-b");
     insert_many(f->s, 100, 3);
     assert_int_equal(bp_store_audit_follow(f->s, &q, &out, &n, &c), BP_OK);
     assert_int_equal(n, 3);
@@ -234,11 +238,11 @@ test_purge_runs_on_one_node_at_a_time(void **state)
     insert_many(f->s, 0, 50);
     snprintf(sql, sizeof(sql), "SELECT pg_advisory_lock(%d, %d)", BP_PG_LOCK_CLASS, BP_PG_LOCK_PURGE);
     bp_testdb_pg_exec(other, sql);
-    assert_int_equal(bp_store_audit_purge(f->s, 1800000000000000LL, &deleted), BP_OK);
+    assert_int_equal(bp_store_audit_purge(f->s, 1800000000000000LL, bp_testdb_cut, NULL, &deleted), BP_OK);
     assert_int_equal(deleted, 0);
     snprintf(sql, sizeof(sql), "SELECT pg_advisory_unlock(%d, %d)", BP_PG_LOCK_CLASS, BP_PG_LOCK_PURGE);
     bp_testdb_pg_exec(other, sql);
-    assert_int_equal(bp_store_audit_purge(f->s, 1800000000000000LL, &deleted), BP_OK);
+    assert_int_equal(bp_store_audit_purge(f->s, 1800000000000000LL, bp_testdb_cut, NULL, &deleted), BP_OK);
     assert_int_equal(deleted, 50);
     /* The purge gave the lock back. */
     snprintf(sql, sizeof(sql), "SELECT pg_advisory_lock(%d, %d)", BP_PG_LOCK_CLASS, BP_PG_LOCK_PURGE);

@@ -201,7 +201,7 @@ test_audit_records_do_not_move_seq(void **state)
         bp_free(recs[i].id); /* given by the store; the rest is static */
     }
     EXPECT_SEQ(f->s, &last, false);
-    assert_int_equal(bp_store_audit_purge(writer, 1800000000000000LL, &deleted), BP_OK);
+    assert_int_equal(bp_store_audit_purge(writer, 1800000000000000LL, bp_testdb_cut, NULL, &deleted), BP_OK);
     assert_int_equal(deleted, 3);
     EXPECT_SEQ(f->s, &last, false);
     bp_store_close(writer);

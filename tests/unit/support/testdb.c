@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include <libpq-fe.h>
+#include <sqlite3.h>
 
 #include "lib/alloc.h"
 #include "lib/err.h"
@@ -217,4 +218,44 @@ bp_testdb_pg_int(PGconn *c, const char *sql)
     v = strtoll(PQgetvalue(r, 0, 0), NULL, 10);
     PQclear(r);
     return v;
+}
+
+bp_err
+bp_testdb_cut(void *ctx, const struct bp_audit_cut *cut, struct bp_audit_checkpoint *out)
+{
+    static int64_t n;
+    char id[64];
+    char body[256];
+
+    (void)ctx;
+    snprintf(id, sizeof(id), "ckpt_test_%lld_%lld", (long long)getpid(), (long long)++n);
+    snprintf(body, sizeof(body), "%s %lld %s %lld", cut->chain, (long long)cut->upto_n, cut->head,
+             (long long)cut->records);
+    memset(out, 0, sizeof(*out));
+    out->id = bp_strdup(id);
+    out->kind = bp_strdup("purge");
+    out->body = bp_strdup(body);
+    out->time_us = n;
+    return BP_OK;
+}
+
+void
+bp_testdb_exec(const struct bp_testdb *t, const char *sql)
+{
+    if (t->pg_name[0] != '\0') {
+        PGconn *c = bp_testdb_pg_connect(t->path);
+        bp_testdb_pg_exec(c, sql);
+        PQfinish(c);
+    } else {
+        sqlite3 *db = NULL;
+        char *msg = NULL;
+        if (sqlite3_open(t->path, &db) != SQLITE_OK) {
+            fail_msg("sqlite3_open %s", t->path);
+        }
+        sqlite3_busy_timeout(db, 5000);
+        if (sqlite3_exec(db, sql, NULL, NULL, &msg) != SQLITE_OK) {
+            fail_msg("%s: %s", sql, msg != NULL ? msg : "?");
+        }
+        sqlite3_close(db);
+    }
 }

@@ -15,6 +15,8 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "lib/err.h"
+
 struct bp_store;
 struct pg_conn; /* libpq's PGconn */
 
@@ -49,6 +51,17 @@ struct pg_conn *bp_testdb_pg_connect(const char *dsn);
 void bp_testdb_pg_exec(struct pg_conn *c, const char *sql);
 /* The first column of the only row sql returns, as an integer; fails the test otherwise. */
 int64_t bp_testdb_pg_int(struct pg_conn *c, const char *sql);
+
+/* Runs sql on t's database behind the store's back (a raw connection of its own, closed
+ * after): for tests that edit rows as someone with database access would. A failure fails the
+ * running test. */
+void bp_testdb_exec(const struct bp_testdb *t, const char *sql);
+
+/* For bp_store_audit_purge in tests below the trail module: an unsigned checkpoint whose body
+ * names the cut ("chain upto head records"), kind "purge". */
+struct bp_audit_cut;
+struct bp_audit_checkpoint;
+bp_err bp_testdb_cut(void *ctx, const struct bp_audit_cut *cut, struct bp_audit_checkpoint *out);
 
 /* The common cmocka fixture: a fresh, migrated store per test in *state. */
 struct bp_testdb_store {

@@ -142,9 +142,18 @@ bp_err bp_audit__spool_read(const char *path, struct bp_audit_rec **out, size_t 
 /* Empties the spool at path (durably). */
 bp_err bp_audit__spool_clear(const char *path);
 
-/* Starts the purge thread (its own store connection on dsn) when retention_days > 0: at once,
- * then hourly. *out stays NULL when there is nothing to purge. */
-bp_err bp_audit__retention_start(const char *dsn, int retention_days, struct bp_audit_retention **out);
+/* What the trail keeper (retention.c) is to do. */
+struct bp_audit_keeping {
+    const char *dsn;
+    int retention_days;        /* purge records older than this, hourly; 0: never */
+    int64_t checkpoint_ms;     /* checkpoint the heads this often; 0: never */
+    const char *signing_key;   /* PEM file, or NULL: unsigned checkpoints */
+    const char *node;          /* named in its checkpoints; may be NULL */
+};
+/* Starts the keeper thread (its own store connection) when it has anything to do: at once, then
+ * on each task's period. *out stays NULL otherwise. BP_ERR_INVALID: the signing key is unusable
+ * (logged). */
+bp_err bp_audit__retention_start(const struct bp_audit_keeping *k, struct bp_audit_retention **out);
 /* Stops and joins the purge thread (it finishes the chunk in progress). NULL is a no-op. */
 void bp_audit__retention_stop(struct bp_audit_retention *r);
 

@@ -107,8 +107,16 @@ bp_audit_start(const struct bp_config *cfg, struct bp_audit **out)
      * fails now is not fatal: the writer keeps retrying, as it would after a failure later. */
     a->spool_pending = true;
     (void)bp_audit__import_spool(a);
-    rc = bp_audit__retention_start(cfg->db != NULL ? cfg->db : "./blnkproxy.db", cfg->audit_retention_days,
-                                   &a->retention);
+    {
+        struct bp_audit_keeping k = {
+            .dsn = cfg->db != NULL ? cfg->db : "./blnkproxy.db",
+            .retention_days = cfg->audit_retention_days,
+            .checkpoint_ms = cfg->audit_checkpoint_interval_ms,
+            .signing_key = cfg->audit_signing_key,
+            .node = cfg->node_name,
+        };
+        rc = bp_audit__retention_start(&k, &a->retention);
+    }
     if (rc != BP_OK) {
         audit_free(a);
         return rc;

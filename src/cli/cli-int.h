@@ -214,6 +214,35 @@ struct bp_cli_verb {
     const char *aka; /* another way to say it, shown after the synopsis ("also -V, --version") */
 };
 
+/* `audit` (cmd_audit.c): a --since/--until value (RFC 3339 or "7d" ago) into *out_us (unchanged
+ * when the flag is absent); a record as the JSON object `audit list --json` prints; a time as
+ * RFC 3339 with microseconds. */
+int bp_cli__audit_time(const struct bp_cli_flag *f, int64_t now_us, int64_t *out_us);
+struct json_t;
+struct bp_audit_rec;
+struct json_t *bp_cli__audit_json(const struct bp_audit_rec *r);
+void bp_cli__format_time_us(int64_t t_us, char out[28]);
+
+/* The trail's verbs of `audit` (cmd_audit_trail.c, issue 13), as rows of cmd_audit.c's table. */
+enum { BP_CLI_VERIFY_NOPTS = 4, BP_CLI_CHECKPOINT_NOPTS = 2, BP_CLI_CHECKPOINTS_NOPTS = 2, BP_CLI_EXPORT_NOPTS = 4 };
+extern const struct bp_cli_opt bp_cli__verify_opts[BP_CLI_VERIFY_NOPTS];
+extern const struct bp_cli_opt bp_cli__checkpoint_opts[BP_CLI_CHECKPOINT_NOPTS];
+extern const struct bp_cli_opt bp_cli__checkpoints_opts[BP_CLI_CHECKPOINTS_NOPTS];
+extern const struct bp_cli_opt bp_cli__export_opts[BP_CLI_EXPORT_NOPTS];
+int bp_cli__audit_verify(struct bp_cli_ctx *ctx, int argc, char **argv, int op);
+int bp_cli__audit_checkpoint(struct bp_cli_ctx *ctx, int argc, char **argv, int op);
+int bp_cli__audit_checkpoints(struct bp_cli_ctx *ctx, int argc, char **argv, int op);
+int bp_cli__audit_export(struct bp_cli_ctx *ctx, int argc, char **argv, int op);
+#define BP_CLI_AUDIT_TRAIL_VERBS                                                                   \
+    {"verify", bp_cli__audit_verify, 0, .help = "check the trail: report the first record changed, removed or " \
+     "reordered", .opts = bp_cli__verify_opts, .nopts = BP_CLI_VERIFY_NOPTS},                      \
+    {"checkpoint", bp_cli__audit_checkpoint, 0, .help = "write down every chain's head now and print it", \
+     .opts = bp_cli__checkpoint_opts, .nopts = BP_CLI_CHECKPOINT_NOPTS},                            \
+    {"checkpoints", bp_cli__audit_checkpoints, 0, .help = "print stored checkpoints as JSON lines, oldest first", \
+     .opts = bp_cli__checkpoints_opts, .nopts = BP_CLI_CHECKPOINTS_NOPTS},                          \
+    {"export", bp_cli__audit_export, 0, .help = "stream records with their hashes, oldest first, for a SIEM", \
+     .opts = bp_cli__export_opts, .nopts = BP_CLI_EXPORT_NOPTS}
+
 /* A command: a family of verbs (`instance add`, `instance list`, ...) or one verb without a
  * word of its own (`version`). */
 struct bp_cli_family {

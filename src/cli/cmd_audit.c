@@ -263,8 +263,8 @@ parse_relative(const char *s, int64_t now_us, int64_t *out_us)
     return true;
 }
 
-static int
-parse_time(const struct bp_cli_flag *f, int64_t now_us, int64_t *out_us)
+int
+bp_cli__audit_time(const struct bp_cli_flag *f, int64_t now_us, int64_t *out_us)
 {
     if (!f->seen) {
         return BP_CLI_EXIT_OK;
@@ -336,10 +336,10 @@ static int
 build_query(struct bp_cli_flag *flags, struct bp_audit_query *q)
 {
     int64_t now_us = bp_clock_wall_us();
-    int rc = parse_time(&flags[F_SINCE], now_us, &q->since_us);
+    int rc = bp_cli__audit_time(&flags[F_SINCE], now_us, &q->since_us);
 
     if (rc == BP_CLI_EXIT_OK) {
-        rc = parse_time(&flags[F_UNTIL], now_us, &q->until_us);
+        rc = bp_cli__audit_time(&flags[F_UNTIL], now_us, &q->until_us);
     }
     if (rc == BP_CLI_EXIT_OK) {
         rc = parse_status(&flags[F_STATUS], &q->status);
@@ -365,8 +365,8 @@ build_query(struct bp_cli_flag *flags, struct bp_audit_query *q)
 /* ---- output ---- */
 
 /* "2026-11-24T10:00:00.123456Z" into out[28]. */
-static void
-format_time_us(int64_t t_us, char out[28])
+void
+bp_cli__format_time_us(int64_t t_us, char out[28])
 {
     int64_t s = t_us >= 0 ? t_us / US_PER_S : (t_us - (US_PER_S - 1)) / US_PER_S;
     char base[21];
@@ -384,15 +384,14 @@ jstr(const char *s)
     return j != NULL ? j : json_string("?");
 }
 
-static int
-print_json_line(const struct bp_audit_rec *r)
+json_t *
+bp_cli__audit_json(const struct bp_audit_rec *r)
 {
     json_t *o = json_object();
     char t[28];
-    int rc;
 
     BP_BUG_ON(o == NULL);
-    format_time_us(r->time_us, t);
+    bp_cli__format_time_us(r->time_us, t);
     json_object_set_new(o, "seq", json_integer(r->seq));
     json_object_set_new(o, "id", jstr(r->id));
     json_object_set_new(o, "time", json_string(t));
@@ -417,14 +416,27 @@ print_json_line(const struct bp_audit_rec *r)
      * refusals before authentication, from time to last_time. */
     json_object_set_new(o, "count", json_integer(r->repeat_count > 0 ? r->repeat_count : 1));
     if (r->repeat_count > 1 && r->last_time_us > 0) {
-        format_time_us(r->last_time_us, t);
+        bp_cli__format_time_us(r->last_time_us, t);
         json_object_set_new(o, "last_time", json_string(t));
     } else {
         json_object_set_new(o, "last_time", json_null());
     }
     /* An Idempotency-Key replay: the stored answer was returned, Core saw nothing. */
     json_object_set_new(o, "replayed", json_boolean(r->replayed));
-    rc = json_dumpf(o, stdout, JSON_COMPACT);
+    /* Its place in the tamper-evident trail (issue 13); null for a record from before it. */
+    json_object_set_new(o, "chain", jstr(r->chain));
+    json_object_set_new(o, "chain_n", r->chain_n > 0 ? json_integer(r->chain_n) : json_null());
+    json_object_set_new(o, "prev_hash", r->prev_hash[0] != '\0' ? json_string(r->prev_hash) : json_null());
+    json_object_set_new(o, "hash", r->hash[0] != '\0' ? json_string(r->hash) : json_null());
+    return o;
+}
+
+static int
+print_json_line(const struct bp_audit_rec *r)
+{
+    json_t *o = bp_cli__audit_json(r);
+    int rc = json_dumpf(o, stdout, JSON_COMPACT);
+
     json_decref(o);
     putchar('\n');
     return rc == 0 ? 0 : -1;
@@ -439,7 +451,7 @@ static const char *const col_names[C_COUNT] = {"TIME", "ACTOR", "ACTION", "CATEG
 static void
 cells_of(const struct bp_audit_rec *r, char time_buf[28], char status_buf[40], const char *cells[C_COUNT])
 {
-    format_time_us(r->time_us, time_buf);
+    bp_cli__format_time_us(r->time_us, time_buf);
     if (r->status != 0 && r->repeat_count > 1) {
         snprintf(status_buf, 40, "%d x%lld", r->status, (long long)r->repeat_count);
     } else if (r->status != 0 && r->replayed) {
@@ -659,6 +671,7 @@ static const struct bp_cli_opt list_opts[F_COUNT] = {
 static const struct bp_cli_verb verbs[] = {
     {"list", audit_list, 0, .help = "print audit records, newest first", .opts = list_opts,
      .nopts = BP_ARRAY_LEN(list_opts)},
+    BP_CLI_AUDIT_TRAIL_VERBS,
 };
 
 const struct bp_cli_family bp_cli__family_audit = {

@@ -424,6 +424,8 @@ bp_config_cleanup(struct bp_config *c)
     c->oauth_issuer = NULL;
     bp_free(c->audit_spool);
     c->audit_spool = NULL;
+    bp_free(c->audit_signing_key);
+    c->audit_signing_key = NULL;
     bp_free(c->node_name);
     c->node_name = NULL;
     bp_free(c->health_probe_instances);

@@ -76,6 +76,10 @@ struct bp_config {
     int64_t audit_refusal_window_ms;    /* "audit.refusal_window": refusals before authentication are
                                            aggregated per peer, error and status this long, default 60s */
     int audit_retention_days;           /* "audit.retention_days": 0 = keep forever, default 90 */
+    int64_t audit_checkpoint_interval_ms; /* "audit.checkpoint_interval": heads checkpointed this often
+                                           (issue 13); 0 = never, default 1h */
+    char *audit_signing_key;            /* "audit.signing_key": Ed25519 PEM private key signing
+                                           checkpoints; NULL = unsigned */
     char *audit_spool;                  /* "audit.spool": file holding records while the store
                                            fails; NULL = "<db path>.audit-spool" */
     bool reuse_port;                    /* "reuse_port": start even when the listen address is

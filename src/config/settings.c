@@ -150,6 +150,15 @@ const struct bp_setting bp_config__settings[] = {
      "requests refused before authentication are recorded as one record per peer, error and status this "
      "often, with their count",
      RESTART, NULL},
+    {"audit.checkpoint_interval", "BLNKPROXY_AUDIT_CHECKPOINT_INTERVAL", "--audit-checkpoint-interval",
+     BP_SETTING_DURATION, 0, 24 * 7 * HOUR, "1h", FIELD(audit_checkpoint_interval_ms), 0,
+     "how often the trail's chain heads are written down as a checkpoint (when they moved), for `audit "
+     "checkpoints` to export; 0: never",
+     RESTART, NULL},
+    {"audit.signing_key", "BLNKPROXY_AUDIT_SIGNING_KEY", "--audit-signing-key", BP_SETTING_OPT_STRING, 1,
+     STRING_MAX_LEN, NULL, FIELD(audit_signing_key), 0,
+     "Ed25519 private key (PEM) that signs checkpoints and the checkpoints purges leave; none: unsigned",
+     RESTART, "FILE"},
     {"audit.retention_days", "BLNKPROXY_AUDIT_RETENTION_DAYS", "--audit-retention-days", BP_SETTING_INT, 0,
      36500, "90", FIELD(audit_retention_days), 0, "days audit records are kept; 0 keeps them forever", RESTART, NULL},
     {"audit.spool", "BLNKPROXY_AUDIT_SPOOL", "--audit-spool", BP_SETTING_OPT_STRING, 1, STRING_MAX_LEN, NULL,

@@ -14,7 +14,7 @@ const TIME_US = /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z$/;
 const FIELDS = [
     'seq', 'id', 'time', 'request_id', 'actor_type', 'actor_id', 'actor_name', 'instance_id', 'method', 'route', 'path',
     'action', 'category', 'core_status', 'status', 'latency_us', 'client_addr', 'resource_id', 'error', 'node',
-    'count', 'last_time', 'replayed',
+    'count', 'last_time', 'replayed', 'chain', 'chain_n', 'prev_hash', 'hash',
 ];
 // Issue 9: every record has a unique id.
 const AUDIT_ID = /^audit_[0-9A-HJKMNP-TV-Z]{26}$/;

@@ -108,6 +108,13 @@ describe('db copy from SQLite to PostgreSQL', { skip: SKIP }, () => {
         }
         const audit = (db) => cli(['audit', 'list', '--limit', '1000'], { db }).stdout;
         assert.equal(audit(dst), audit(src));
+        // The trail came along whole (issue 13): the same hashes verify on PostgreSQL, and a
+        // checkpoint taken on SQLite holds on the copy.
+        const cpFile = path.join(tmpDir(), 'checkpoint.json');
+        assert.equal(cli(['audit', 'checkpoint', '--out', cpFile], { db: src }).code, 0);
+        const verified = cli(['audit', 'verify', '--checkpoint', cpFile], { db: dst });
+        assert.equal(verified.code, 0, verified.stdout + verified.stderr);
+        assert.equal(verified.json.records, Number(sqlite(src, 'SELECT count(*) FROM audit_log')));
 
         // --force replaces: the same again, nothing twice.
         const again = cli(['db', 'copy', '--from', src, '--to', dst, '--force']);

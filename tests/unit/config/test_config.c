@@ -225,6 +225,8 @@ test_table_naming_rules(void **state)
         "audit.reads",
         "audit.queue_size",
         "audit.refusal_window",
+        "audit.checkpoint_interval",
+        "audit.signing_key",
         "audit.retention_days",
         "audit.spool",
         "health.failures",

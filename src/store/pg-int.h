@@ -27,7 +27,7 @@
 #define BP_PG_LOCK_PURGE 3 /* session lock: one audit retention purge at a time */
 
 /* The most parameters one statement of ours takes. */
-#define BP_PG_MAX_PARAMS 28
+#define BP_PG_MAX_PARAMS 34
 
 struct pg_store {
     struct bp_store base; /* first: bp_store pointers are pg_store pointers */
@@ -48,6 +48,12 @@ struct pg_store {
     int64_t backoff_ms;   /* the wait after the next failed attempt */
     uint64_t connects;    /* connections made so far */
     char errmsg[512];     /* never holds a bound value: only SQLSTATE and primary message */
+    /* The audit chain head this connection last committed (store_audit_pg.c): the next batch of
+     * the same chain is appended in one statement that checks the head is still that. */
+    char *chain_cache;    /* NULL: none known */
+    int64_t chain_cache_n;
+    char chain_cache_head[BP_AUDIT_HEX];
+    bool audit_fast_prepared; /* "bp_audit_append" is prepared on this connection */
 };
 
 /* Parameters of one statement. Text values are borrowed and must outlive the call. */

@@ -154,9 +154,10 @@ struct bp_store_idem_ops {
     bp_err (*purge)(struct bp_store *s, int64_t now, int64_t *out_deleted);
 };
 
-/* Audit log (store.h "Audit log"). insert gets records that all have an id. */
+/* Audit log (store.h "Audit log"). insert gets records that all have an id; fresh[i] (fresh may
+ * be NULL: none is) says recs[i] got its id in this call, so it cannot be stored already. */
 struct bp_store_audit_ops {
-    bp_err (*insert)(struct bp_store *s, struct bp_audit_rec *recs, size_t n);
+    bp_err (*insert)(struct bp_store *s, struct bp_audit_rec *recs, size_t n, const bool *fresh);
     bp_err (*query)(struct bp_store *s, const struct bp_audit_query *q, struct bp_audit_rec **out, size_t *out_n);
     /* Fill the cursor's position (its query is set); see struct bp_audit_cursor. */
     bp_err (*follow)(struct bp_store *s, struct bp_audit_cursor *c, struct bp_audit_rec **out, size_t *out_n);
@@ -196,16 +197,25 @@ struct bp_store_trail_ops {
     bp_err (*checkpoint_list)(struct bp_store *s, int64_t since_us, const char *kind, struct bp_audit_checkpoint **out,
                               size_t *out_n);
     bp_err (*checkpoint_delete)(struct bp_store *s, const char *id);
+    /* Optional (NULL: none): new records of one chain appended in one statement after the head
+     * this connection last committed for it, which the statement checks is still the head.
+     * *out_done false, nothing stored: no such head known, or it moved; take the locking path. */
+    bp_err (*append_fast)(struct bp_store *s, const char *chain, struct bp_audit_rec *recs, size_t n, bool *out_done);
     /* db copy's target only (NULL elsewhere): which rows are from before schema 10. */
     bp_err (*set_unchained)(struct bp_store *s, int64_t max_seq, int64_t n);
 };
 
 /* Appends recs (ids set) to their chains and stores them, inside the caller's transaction
- * (store_chain.c): records stored already are skipped (seq 0). */
-bp_err bp_store__chain_insert(struct bp_store *s, struct bp_audit_rec *recs, size_t n);
+ * (store_chain.c): records stored already are skipped (seq 0). Only those not fresh (as the
+ * audit ops' insert) are looked up: a batch of new records costs no lookup. */
+bp_err bp_store__chain_insert(struct bp_store *s, struct bp_audit_rec *recs, size_t n, const bool *fresh);
 /* A hash column read into a record: "" for NULL, "?" for anything that is not 64 characters
  * (a hand-edited value never matches a digest). */
 void bp_store__hex_col(char out[BP_AUDIT_HEX], const char *text);
+/* Gives the records of chain (those not skip[i]; skip may be NULL) their places after the head
+ * (*io_at, io_head: "" when the chain is empty), in order, and moves the head past them. */
+void bp_store__chain_link(struct bp_audit_rec *recs, size_t n, const bool *skip, const char *chain, int64_t *io_at,
+                          char io_head[BP_AUDIT_HEX]);
 /* text itself when it is valid UTF-8, else an allocated copy with each bad byte as '?', put in
  * *fix for the caller to free (store_chain.c). */
 const char *bp_store__utf8_fix(const char *text, char **fix);

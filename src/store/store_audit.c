@@ -36,13 +36,23 @@ bp_store_audit_ids(struct bp_audit_rec *recs, size_t n)
 bp_err
 bp_store_audit_insert(struct bp_store *s, struct bp_audit_rec *recs, size_t n)
 {
-    /* The id is what makes a repeated insert harmless (store.h): every record carries one. */
-    bp_err rc = bp_store__audit_ids(recs, n);
+    /* The id is what makes a repeated insert harmless (store.h): every record carries one. A
+     * record that gets its id here was never offered to a store before. */
+    bool small[64];
+    bool *fresh = n <= 64 ? small : bp_malloc(n * sizeof(*fresh));
+    bp_err rc;
 
-    if (rc != BP_OK) {
-        return rc;
+    for (size_t i = 0; i < n; i++) {
+        fresh[i] = recs[i].id == NULL;
     }
-    return s->ops->audit->insert(s, recs, n);
+    rc = bp_store__audit_ids(recs, n);
+    if (rc == BP_OK) {
+        rc = s->ops->audit->insert(s, recs, n, fresh);
+    }
+    if (fresh != small) {
+        bp_free(fresh);
+    }
+    return rc;
 }
 
 bp_err

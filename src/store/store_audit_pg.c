@@ -37,6 +37,7 @@
 #include "lib/alloc.h"
 #include "lib/buf.h"
 #include "lib/bug.h"
+#include "lib/clock.h"
 #include "store/pg-int.h"
 
 /* Rows deleted per purge statement, so that a large backlog never holds locks for long. */
@@ -266,8 +267,105 @@ pg_trail_insert(struct bp_store *s, struct bp_audit_rec *recs, size_t n)
     return err;
 }
 
+/* As INSERT_SQL, after moving the chain's head from ($27, $28) to ($29, $30) at $31, and only
+ * when it was still ($27, $28): otherwise nothing is inserted and no row comes back. The UPDATE
+ * takes the head's row lock (a writer sharing the chain waits, then finds the head moved). */
+#define APPEND_SQL                                                                                  \
+    "WITH h AS (UPDATE audit_chains SET n = $29, head = $30, updated_us = $31"                     \
+    " WHERE chain = $32 AND n = $27 AND head = $28 RETURNING 1)"                                   \
+    " INSERT INTO audit_log (time_us, request_id, actor_type, actor_id, actor_name, instance_id,"  \
+    " method, route, path, action, category, core_status, status, latency_us, client_addr,"      \
+    " resource_id, error, id, node, repeat_count, last_time_us, replayed, chain, chain_n,"        \
+    " prev_hash, hash)"                                                                           \
+    " SELECT * FROM unnest($1::int8[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[]," \
+    " $7::text[], $8::text[], $9::text[], $10::text[], $11::text[], $12::int4[], $13::int4[],"    \
+    " $14::int8[], $15::text[], $16::text[], $17::text[], $18::text[], $19::text[], $20::int8[],"  \
+    " $21::int8[], $22::bool[], $23::text[], $24::int8[], $25::text[], $26::text[])"              \
+    " WHERE EXISTS (SELECT 1 FROM h)"                                                             \
+    " ON CONFLICT (id) DO NOTHING RETURNING id, seq"
+
+/* One round trip for the usual group commit: no head lock statement, no head update statement. */
 static bp_err
-pg_audit_insert(struct bp_store *s, struct bp_audit_rec *recs, size_t n)
+pg_append_fast(struct bp_store *s, const char *chain, struct bp_audit_rec *recs, size_t n, bool *out_done)
+{
+    struct pg_store *st = bp_pg__of(s);
+    struct arr a[N_FIELDS];
+    struct bp_pg_params p = {0};
+    PGresult *res = NULL;
+    int64_t at;
+    char head[BP_AUDIT_HEX];
+    bp_err err = BP_OK;
+
+    *out_done = false;
+    if (st->chain_cache == NULL || strcmp(st->chain_cache, chain) != 0) {
+        return BP_OK;
+    }
+    if (!st->audit_fast_prepared) {
+        err = bp_pg__prepare(st, "bp_audit_append", APPEND_SQL);
+        st->audit_fast_prepared = err == BP_OK;
+    }
+    if (err != BP_OK) {
+        return err;
+    }
+    at = st->chain_cache_n;
+    memcpy(head, st->chain_cache_head, BP_AUDIT_HEX);
+    bp_store__chain_link(recs, n, NULL, chain, &at, head);
+    build_arrays(recs, n, false, a);
+    for (size_t f = 0; f < N_FIELDS; f++) {
+        bp_pg__p_text(&p, a[f].b.data);
+    }
+    bp_pg__p_int(&p, st->chain_cache_n);
+    bp_pg__p_text(&p, st->chain_cache_head);
+    bp_pg__p_int(&p, at);
+    bp_pg__p_text(&p, head);
+    bp_pg__p_int(&p, bp_clock_wall_us());
+    bp_pg__p_text(&p, chain);
+    for (size_t i = 0; i < n; i++) {
+        recs[i].seq = 0;
+    }
+    err = bp_pg__run_prepared(st, "bp_audit_append", &p, &res);
+    if (err == BP_OK && PQntuples(res) > 0) {
+        assign_seqs(res, recs, n);
+        /* Every record is new: all of them went in, or the chain would have a gap. */
+        err = (size_t)PQntuples(res) == n ? BP_OK : BP_ERR_STORE;
+        *out_done = true;
+    }
+    PQclear(res);
+    for (size_t f = 0; f < N_FIELDS; f++) {
+        bp_buf_cleanup(&a[f].b);
+    }
+    return err;
+}
+
+/* After a commit: the head this connection left, when the batch was of one chain. */
+static void
+remember_head(struct pg_store *st, const struct bp_audit_rec *recs, size_t n)
+{
+    const struct bp_audit_rec *last = NULL;
+
+    for (size_t i = 0; i < n; i++) {
+        if (recs[i].seq == 0) {
+            continue;
+        }
+        if (last != NULL && strcmp(bp_store_audit_chain_of(last), bp_store_audit_chain_of(&recs[i])) != 0) {
+            last = NULL;
+            break;
+        }
+        if (last == NULL || recs[i].chain_n > last->chain_n) {
+            last = &recs[i];
+        }
+    }
+    bp_free(st->chain_cache);
+    st->chain_cache = NULL;
+    if (last != NULL) {
+        st->chain_cache = bp_strdup(bp_store_audit_chain_of(last));
+        st->chain_cache_n = last->chain_n;
+        memcpy(st->chain_cache_head, last->hash, BP_AUDIT_HEX);
+    }
+}
+
+static bp_err
+pg_audit_insert(struct bp_store *s, struct bp_audit_rec *recs, size_t n, const bool *fresh)
 {
     struct pg_store *st = bp_pg__of(s);
     bool own = false;
@@ -280,8 +378,15 @@ pg_audit_insert(struct bp_store *s, struct bp_audit_rec *recs, size_t n)
     err = bp_pg__tx_begin(st, false, &own);
     if (err == BP_OK) {
         /* Each chain's head is locked (row lock) from here to the end of the transaction. */
-        err = bp_store__chain_insert(s, recs, n);
+        err = bp_store__chain_insert(s, recs, n, fresh);
         err = bp_pg__tx_end(st, own, err);
+    }
+    if (err == BP_OK && own) {
+        remember_head(st, recs, n);
+    } else {
+        /* Not committed yet (the caller's transaction), or not at all: the head is not known. */
+        bp_free(st->chain_cache);
+        st->chain_cache = NULL;
     }
     if (err != BP_OK) {
         /* Nothing was stored: no record keeps a seq it does not have. */
@@ -985,6 +1090,7 @@ const struct bp_store_trail_ops bp_pg__trail_ops = {
     .checkpoint_put = pg_checkpoint_put,
     .checkpoint_list = pg_checkpoint_list,
     .checkpoint_delete = pg_checkpoint_delete,
+    .append_fast = pg_append_fast,
     .set_unchained = pg_set_unchained,
 };
 

@@ -190,7 +190,7 @@ sq_trail_insert(struct bp_store *s, struct bp_audit_rec *recs, size_t n)
 }
 
 static bp_err
-sq_audit_insert(struct bp_store *s, struct bp_audit_rec *recs, size_t n)
+sq_audit_insert(struct bp_store *s, struct bp_audit_rec *recs, size_t n, const bool *fresh)
 {
     struct sqlite_store *st = bp_sq__of(s);
     bool own_tx = sqlite3_get_autocommit(st->db) != 0;
@@ -215,7 +215,7 @@ sq_audit_insert(struct bp_store *s, struct bp_audit_rec *recs, size_t n)
         }
     }
     /* The write lock is held from here to COMMIT: nobody else appends to any chain meanwhile. */
-    err = bp_store__chain_insert(s, recs, n);
+    err = bp_store__chain_insert(s, recs, n, fresh);
     if (own_tx && err == BP_OK) {
         err = bp_sq__exec(st, "COMMIT");
     }

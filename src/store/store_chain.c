@@ -235,8 +235,41 @@ mark_batch_repeats(const struct bp_audit_rec *recs, size_t n, bool *known)
     bp_free(ids);
 }
 
+void
+bp_store__chain_link(struct bp_audit_rec *recs, size_t n, const bool *skip, const char *chain, int64_t *io_at,
+                     char io_head[BP_AUDIT_HEX])
+{
+    if (*io_at == 0) {
+        memcpy(io_head, ZERO_HASH, sizeof(ZERO_HASH));
+    }
+    for (size_t i = 0; i < n; i++) {
+        struct bp_audit_rec *r = &recs[i];
+        if ((skip != NULL && skip[i]) || strcmp(bp_store_audit_chain_of(r), chain) != 0) {
+            continue;
+        }
+        r->chain_n = ++*io_at;
+        memcpy(r->prev_hash, io_head, BP_AUDIT_HEX);
+        bp_store_audit_digest(r, r->hash);
+        memcpy(io_head, r->hash, BP_AUDIT_HEX);
+    }
+}
+
+/* True when every record is of one chain. */
+static bool
+one_chain(const struct bp_audit_rec *recs, size_t n)
+{
+    const char *first = n > 0 ? bp_store_audit_chain_of(&recs[0]) : NULL;
+
+    for (size_t i = 1; i < n; i++) {
+        if (strcmp(bp_store_audit_chain_of(&recs[i]), first) != 0) {
+            return false;
+        }
+    }
+    return true;
+}
+
 bp_err
-bp_store__chain_insert(struct bp_store *s, struct bp_audit_rec *recs, size_t n)
+bp_store__chain_insert(struct bp_store *s, struct bp_audit_rec *recs, size_t n, const bool *fresh)
 {
     const struct bp_store_trail_ops *t = s->ops->trail;
     bool *known = bp_calloc(n, sizeof(*known));
@@ -245,14 +278,29 @@ bp_store__chain_insert(struct bp_store *s, struct bp_audit_rec *recs, size_t n)
     size_t *from = bp_calloc(n, sizeof(*from));
     size_t n_chains = 0, n_todo = 0;
     int64_t now = bp_clock_wall_us();
-    bp_err err;
+    bool need_lookup = false;
+    bp_err err = BP_OK;
 
     for (size_t i = 0; i < n; i++) {
         recs[i].seq = 0;
     }
-    err = t->known(s, recs, n, known);
-    if (err == BP_OK) {
-        mark_batch_repeats(recs, n, known);
+    for (size_t i = 0; i < n && !need_lookup; i++) {
+        need_lookup = fresh == NULL || !fresh[i];
+    }
+    /* A spool imported again, a batch retried after an unanswered commit: look its ids up. */
+    if (need_lookup) {
+        err = t->known(s, recs, n, known);
+        if (err == BP_OK) {
+            mark_batch_repeats(recs, n, known);
+        }
+    }
+    /* The usual batch: new records of this writer's own chain, whose head it committed last. */
+    if (err == BP_OK && !need_lookup && t->append_fast != NULL && one_chain(recs, n)) {
+        bool done = false;
+        err = t->append_fast(s, bp_store_audit_chain_of(&recs[0]), recs, n, &done);
+        if (err != BP_OK || done) {
+            goto out;
+        }
     }
     /* Heads are locked in name order, so two writers whose batches span the same chains never
      * wait for each other in a circle. */
@@ -273,19 +321,7 @@ bp_store__chain_insert(struct bp_store *s, struct bp_audit_rec *recs, size_t n)
         if (err != BP_OK) {
             break;
         }
-        if (at == 0) {
-            memcpy(head, ZERO_HASH, sizeof(ZERO_HASH));
-        }
-        for (size_t i = 0; i < n; i++) {
-            struct bp_audit_rec *r = &recs[i];
-            if (known[i] || strcmp(bp_store_audit_chain_of(r), chains[c]) != 0) {
-                continue;
-            }
-            r->chain_n = ++at;
-            memcpy(r->prev_hash, head, BP_AUDIT_HEX);
-            bp_store_audit_digest(r, r->hash);
-            memcpy(head, r->hash, BP_AUDIT_HEX);
-        }
+        bp_store__chain_link(recs, n, known, chains[c], &at, head);
         err = t->set_head(s, chains[c], at, head, now);
     }
     /* The stored order is the given order; the records are shallow copies (nothing freed here). */
@@ -312,6 +348,7 @@ bp_store__chain_insert(struct bp_store *s, struct bp_audit_rec *recs, size_t n)
             recs[i].prev_hash[0] = recs[i].hash[0] = '\0';
         }
     }
+out:
     if (err != BP_OK) {
         for (size_t i = 0; i < n; i++) {
             recs[i].seq = 0;

@@ -288,6 +288,7 @@ drop_connection(struct pg_store *st)
     PQfinish(st->conn);
     st->conn = NULL;
     st->audit_prepared = false;
+    st->audit_fast_prepared = false;
     st->touch_prepared = false;
 }
 
@@ -757,6 +758,7 @@ pg_free(struct pg_store *st)
     bp_wipe(st->dsn, strlen(st->dsn));
     bp_free(st->dsn);
     bp_free(st->where);
+    bp_free(st->chain_cache);
     bp_free(st);
 }
 

@@ -211,6 +211,29 @@ test_repeats_leave_the_chain_whole(void **state)
     }
 }
 
+/* Two processes that share a node name append to one chain: each finds the head the other
+ * moved (on PostgreSQL its one-statement append sees the head changed and takes the lock). */
+static void
+test_two_writers_share_a_chain(void **state)
+{
+    struct bp_testdb_store *f = *state;
+    struct bp_store *other = bp_testdb_open(&f->db);
+    struct bp_audit_head *heads = NULL;
+    size_t n = 0;
+
+    for (int round = 0; round < 6; round++) {
+        put(f->s, "node-a", round * 10, 3);
+        put(f->s, "node-a", round * 10 + 3, 2);
+        put(other, "node-a", round * 10 + 5, 4);
+    }
+    assert_int_equal(bp_store_audit_heads(f->s, &heads, &n), BP_OK);
+    assert_int_equal(n, 1);
+    assert_int_equal(heads[0].n, 6 * 9);
+    bp_audit_heads_free(heads, n);
+    expect_intact(f->s, NULL);
+    bp_store_close(other);
+}
+
 /* Each change someone with write access to the database could make, one at a time, each undone
  * before the next: verify names it. */
 /* Puts rows of the table saved back (PostgreSQL's seq takes a given value only when told). */
@@ -501,6 +524,7 @@ main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_each_writer_has_its_chain, setup, bp_testdb_store_teardown),
         cmocka_unit_test_setup_teardown(test_repeats_leave_the_chain_whole, setup, bp_testdb_store_teardown),
+        cmocka_unit_test_setup_teardown(test_two_writers_share_a_chain, setup, bp_testdb_store_teardown),
         cmocka_unit_test_setup_teardown(test_every_single_change_is_found, setup, bp_testdb_store_teardown),
         cmocka_unit_test_setup_teardown(test_checkpoint_catches_a_rewritten_chain, setup,
                                         bp_testdb_store_teardown),

@@ -22,6 +22,7 @@
 #include "router/router.h"
 #include "serve/serve-int.h"
 #include "store/store.h"
+#include "trail/trail.h"
 
 struct store_report {
     char shown[512];   /* the DSN, password masked */
@@ -197,6 +198,25 @@ check_tls(const struct bp_config *cfg, char *err, size_t err_len)
     return rc;
 }
 
+/* audit.signing_key, as the audit keeper loads it at start (issue 13). */
+static bp_err
+check_signing_key(const struct bp_config *cfg, char *err, size_t err_len)
+{
+    struct bp_trail_key *key;
+    char why[512];
+
+    if (cfg->audit_signing_key == NULL) {
+        return BP_OK;
+    }
+    key = bp_trail_key_load(cfg->audit_signing_key, true, why, sizeof(why));
+    if (key == NULL) {
+        snprintf(err, err_len, "audit.signing_key: %s", why);
+        return BP_ERR_INVALID;
+    }
+    bp_trail_key_free(key);
+    return BP_OK;
+}
+
 int
 bp_serve__check(int n_flags, char **flags, bool json)
 {
@@ -211,7 +231,8 @@ bp_serve__check(int n_flags, char **flags, bool json)
     memset(&st, 0, sizeof(st));
     if (bp_config_load(n_flags, flags, &cfg, err, sizeof(err)) != BP_OK ||
         bp_serve__build_routes(&cfg, &routes, &n_routes, err, sizeof(err)) != BP_OK ||
-        check_tls(&cfg, err, sizeof(err)) != BP_OK || check_store(cfg.db, &st, err, sizeof(err)) != BP_OK) {
+        check_tls(&cfg, err, sizeof(err)) != BP_OK || check_signing_key(&cfg, err, sizeof(err)) != BP_OK ||
+        check_store(cfg.db, &st, err, sizeof(err)) != BP_OK) {
         code = refuse(err, json);
         goto done;
     }

@@ -2,6 +2,7 @@
 // configuration (file, environment, flags), the route table and the store, starts nothing,
 // creates nothing, and exits 0 with a summary or 2 with the reason.
 import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { test } from 'node:test';
@@ -135,5 +136,21 @@ test('--check beside a running serve: the address in use is not an error, and no
         assert.match(r.stdout, /^configuration ok$/m);
     } finally {
         await proxy.stop();
+    }
+});
+
+test('audit.signing_key is checked as serve would load it (issue 13)', () => {
+    const db = tmpDb();
+    const dir = tmpDir();
+    const good = path.join(dir, 'signing.pem');
+    const pub = path.join(dir, 'public.pem');
+    assert.equal(spawnSync('openssl', ['genpkey', '-algorithm', 'ed25519', '-out', good]).status, 0);
+    assert.equal(spawnSync('openssl', ['pkey', '-in', good, '-pubout', '-out', pub]).status, 0);
+    assert.equal(check(['--db', db, '--audit-signing-key', good]).code, 0);
+    for (const [file, why] of [[pub, /no PEM private key/], [path.join(dir, 'missing.pem'), /cannot read the key file/]]) {
+        const r = check(['--db', db, '--audit-signing-key', file]);
+        assert.equal(r.code, 2, r.stdout);
+        assert.match(r.stderr, /audit\.signing_key: /);
+        assert.match(r.stderr, why);
     }
 });

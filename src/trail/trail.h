@@ -20,14 +20,14 @@ struct bp_store;
 struct bp_trail_key;
 
 /* Reads an Ed25519 key from a PEM file: a private key (which signs and checks) or, for
- * load_public, a public key too. NULL with a reason in err. */
+ * need_private false, a public key too. NULL with a reason in err. */
 struct bp_trail_key *bp_trail_key_load(const char *path, bool need_private, char *err, size_t err_cap);
 void bp_trail_key_free(struct bp_trail_key *k);
 
 /* Makes a checkpoint of every chain's head now (kind "periodic" or "manual"), signs it when key
  * is not NULL and stores it. *out_json (may be NULL) gets its exported text (allocated). With
- * unchanged_since set, nothing is made when no head moved since the newest stored checkpoint of
- * that kind (*out_json NULL). */
+ * unchanged_skip set, nothing is made when no head moved since the newest stored checkpoint of
+ * that kind of the last day (*out_json NULL). */
 bp_err bp_trail_checkpoint(struct bp_store *s, const char *kind, const char *node,
                            const struct bp_trail_key *key, bool unchanged_skip, char **out_json);
 /* The exported text of a stored checkpoint (its body with the signature added). */

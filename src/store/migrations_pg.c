@@ -296,7 +296,8 @@ const char *const bp_store__pg_migrations[] = {
     ");"
     "CREATE INDEX idempotency_expires ON idempotency (expires_at);"
     "ALTER TABLE audit_log ADD COLUMN replayed BOOLEAN NOT NULL DEFAULT false;",
-    /* 10 (issue 13), as SQLite's 10: the tamper-evident trail. */
+    /* 10 (issue 13), as SQLite's 10: the tamper-evident trail; the rows from before are sealed
+     * into the chain "legacy" by bp_store__seal_legacy in the same transaction. */
     "ALTER TABLE audit_log ADD COLUMN chain TEXT, ADD COLUMN chain_n BIGINT,"
     "  ADD COLUMN prev_hash TEXT, ADD COLUMN hash TEXT;"
     "CREATE UNIQUE INDEX audit_chain_pos ON audit_log (chain, chain_n);"
@@ -315,7 +316,7 @@ const char *const bp_store__pg_migrations[] = {
     ");"
     "CREATE INDEX audit_checkpoints_time ON audit_checkpoints (time_us);"
     "CREATE TABLE audit_unchained (max_seq BIGINT NOT NULL, n BIGINT NOT NULL);"
-    "INSERT INTO audit_unchained SELECT coalesce(max(seq), 0), count(*) FROM audit_log;",
+    "INSERT INTO audit_unchained VALUES (0, 0);",
 };
 
 const size_t bp_store__pg_migrations_len = BP_ARRAY_LEN(bp_store__pg_migrations);

@@ -277,8 +277,9 @@ const char *const bp_store__sqlite_migrations[] = {
      * writer's chain (chain, chain_n) and the SHA-256 of its predecessor and of itself (hex);
      * audit_chains holds each chain's head, audit_checkpoints the checkpoints (periodic, and the
      * one each purge leaves) as their JSON text and signature. The rows written before this
-     * migration stay outside any chain: audit_unchained remembers the last of them, so that a
-     * row added by hand later is told apart from them. */
+     * migration are sealed, in the same transaction, into the chain "legacy", oldest first
+     * (bp_store__seal_legacy, in C after this text). audit_unchained would name rows left outside
+     * any chain on purpose: none are. */
     "ALTER TABLE audit_log ADD COLUMN chain TEXT;"
     "ALTER TABLE audit_log ADD COLUMN chain_n INTEGER;"
     "ALTER TABLE audit_log ADD COLUMN prev_hash TEXT;"
@@ -299,7 +300,7 @@ const char *const bp_store__sqlite_migrations[] = {
     ");"
     "CREATE INDEX audit_checkpoints_time ON audit_checkpoints (time_us);"
     "CREATE TABLE audit_unchained (max_seq INTEGER NOT NULL, n INTEGER NOT NULL);"
-    "INSERT INTO audit_unchained SELECT coalesce(max(seq), 0), count(*) FROM audit_log;",
+    "INSERT INTO audit_unchained VALUES (0, 0);",
 };
 
 const size_t bp_store__sqlite_migrations_len = BP_ARRAY_LEN(bp_store__sqlite_migrations);

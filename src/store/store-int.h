@@ -201,6 +201,9 @@ struct bp_store_trail_ops {
      * this connection last committed for it, which the statement checks is still the head.
      * *out_done false, nothing stored: no such head known, or it moved; take the locking path. */
     bp_err (*append_fast)(struct bp_store *s, const char *chain, struct bp_audit_rec *recs, size_t n, bool *out_done);
+    /* Sets the chain fields of stored records (by seq), inside the caller's transaction: for
+     * the rows written before schema 10, sealed into a chain by the migration. */
+    bp_err (*set_places)(struct bp_store *s, const struct bp_audit_rec *recs, size_t n);
     /* db copy's target only (NULL elsewhere): which rows are from before schema 10. */
     bp_err (*set_unchained)(struct bp_store *s, int64_t max_seq, int64_t n);
 };
@@ -212,6 +215,10 @@ bp_err bp_store__chain_insert(struct bp_store *s, struct bp_audit_rec *recs, siz
 /* A hash column read into a record: "" for NULL, "?" for anything that is not 64 characters
  * (a hand-edited value never matches a digest). */
 void bp_store__hex_col(char out[BP_AUDIT_HEX], const char *text);
+#define BP_STORE_TRAIL_VERSION 10 /* the migration that brought the audit trail */
+/* Migration 10's second half, in its transaction (store_chain.c): the audit rows written before
+ * it, oldest first, become the chain "legacy", so the trail covers them from now on. */
+bp_err bp_store__seal_legacy(struct bp_store *s);
 /* Gives the records of chain (those not skip[i]; skip may be NULL) their places after the head
  * (*io_at, io_head: "" when the chain is empty), in order, and moves the head past them. */
 void bp_store__chain_link(struct bp_audit_rec *recs, size_t n, const bool *skip, const char *chain, int64_t *io_at,

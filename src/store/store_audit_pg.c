@@ -1063,6 +1063,38 @@ pg_checkpoint_delete(struct bp_store *s, const char *id)
 }
 
 static bp_err
+pg_set_places(struct bp_store *s, const struct bp_audit_rec *recs, size_t n)
+{
+    struct arr a[5];
+    struct bp_pg_params p = {0};
+    bp_err err;
+
+    for (size_t f = 0; f < 5; f++) {
+        bp_buf_init(&a[f].b, SIZE_MAX);
+    }
+    for (size_t i = 0; i < n; i++) {
+        arr_int(&a[0], recs[i].seq);
+        arr_text(&a[1], bp_store_audit_chain_of(&recs[i]));
+        arr_int(&a[2], recs[i].chain_n);
+        arr_text(&a[3], recs[i].prev_hash);
+        arr_text(&a[4], recs[i].hash);
+    }
+    for (size_t f = 0; f < 5; f++) {
+        bp_buf_append(&a[f].b, n == 0 ? "{}" : "}", n == 0 ? 2 : 1);
+        bp_pg__p_text(&p, a[f].b.data);
+    }
+    err = bp_pg__run(bp_pg__of(s),
+                     "UPDATE audit_log SET chain = u.chain, chain_n = u.chain_n, prev_hash = u.prev_hash,"
+                     " hash = u.hash FROM unnest($1::int8[], $2::text[], $3::int8[], $4::text[], $5::text[])"
+                     " AS u(seq, chain, chain_n, prev_hash, hash) WHERE audit_log.seq = u.seq",
+                     &p, NULL);
+    for (size_t f = 0; f < 5; f++) {
+        bp_buf_cleanup(&a[f].b);
+    }
+    return err;
+}
+
+static bp_err
 pg_set_unchained(struct bp_store *s, int64_t max_seq, int64_t n)
 {
     struct bp_pg_params p = {0};
@@ -1091,6 +1123,7 @@ const struct bp_store_trail_ops bp_pg__trail_ops = {
     .checkpoint_list = pg_checkpoint_list,
     .checkpoint_delete = pg_checkpoint_delete,
     .append_fast = pg_append_fast,
+    .set_places = pg_set_places,
     .set_unchained = pg_set_unchained,
 };
 

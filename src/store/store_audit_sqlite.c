@@ -784,6 +784,29 @@ sq_checkpoint_list(struct bp_store *s, int64_t since_us, const char *kind, struc
 }
 
 static bp_err
+sq_set_places(struct bp_store *s, const struct bp_audit_rec *recs, size_t n)
+{
+    struct sqlite_store *st = bp_sq__of(s);
+    sqlite3_stmt *stmt = NULL;
+    bp_err err = bp_sq__prepare(st,
+                                "UPDATE audit_log SET chain = ?1, chain_n = ?2, prev_hash = ?3, hash = ?4"
+                                " WHERE seq = ?5",
+                                &stmt);
+
+    for (size_t i = 0; err == BP_OK && i < n; i++) {
+        sqlite3_reset(stmt);
+        bp_sq__bind_text(stmt, 1, bp_store_audit_chain_of(&recs[i]));
+        sqlite3_bind_int64(stmt, 2, recs[i].chain_n);
+        bp_sq__bind_text(stmt, 3, recs[i].prev_hash);
+        bp_sq__bind_text(stmt, 4, recs[i].hash);
+        sqlite3_bind_int64(stmt, 5, recs[i].seq);
+        err = bp_sq__step_done(st, stmt, NULL);
+    }
+    sqlite3_finalize(stmt);
+    return err;
+}
+
+static bp_err
 sq_checkpoint_delete(struct bp_store *s, const char *id)
 {
     struct sqlite_store *st = bp_sq__of(s);
@@ -818,6 +841,7 @@ const struct bp_store_trail_ops bp_sq__trail_ops = {
     .checkpoint_put = sq_checkpoint_put,
     .checkpoint_list = sq_checkpoint_list,
     .checkpoint_delete = sq_checkpoint_delete,
+    .set_places = sq_set_places,
 };
 
 const struct bp_store_audit_ops bp_sq__audit_ops = {

@@ -361,6 +361,46 @@ out:
     return err;
 }
 
+#define LEGACY_CHAIN "legacy"
+#define SEAL_PAGE 5000
+
+bp_err
+bp_store__seal_legacy(struct bp_store *s)
+{
+    const struct bp_store_trail_ops *t = s->ops->trail;
+    struct bp_audit_query q = {.ascending = true, .limit = SEAL_PAGE};
+    int64_t at = 0;
+    char head[BP_AUDIT_HEX] = "";
+    bp_err err = BP_OK;
+
+    for (;;) {
+        struct bp_audit_rec *recs = NULL;
+        size_t n = 0;
+
+        err = s->ops->audit->query(s, &q, &recs, &n);
+        if (err != BP_OK) {
+            break;
+        }
+        for (size_t i = 0; i < n; i++) {
+            bp_free(recs[i].chain);
+            recs[i].chain = bp_strdup(LEGACY_CHAIN);
+        }
+        bp_store__chain_link(recs, n, NULL, LEGACY_CHAIN, &at, head);
+        if (n > 0) {
+            err = t->set_places(s, recs, n);
+            q.after_seq = recs[n - 1].seq;
+        }
+        bp_audit_recs_free(recs, n);
+        if (err != BP_OK || n < SEAL_PAGE) {
+            break;
+        }
+    }
+    if (err == BP_OK && at > 0) {
+        err = t->set_head(s, LEGACY_CHAIN, at, head, bp_clock_wall_us());
+    }
+    return err;
+}
+
 /* ---- reading ---- */
 
 bp_err

@@ -343,6 +343,9 @@ apply_one(struct pg_store *st, int version, int *out_have, bool *out_applied)
         goto done;
     }
     err = bp_pg__exec(st, bp_store__pg_migrations[version - 1]);
+    if (err == BP_OK && version == BP_STORE_TRAIL_VERSION) {
+        err = bp_store__seal_legacy(&st->base);
+    }
     if (err != BP_OK) {
         goto done;
     }

@@ -335,6 +335,9 @@ apply_one(struct sqlite_store *st, int version, bool *out_applied)
         goto done;
     }
     err = bp_sq__exec(st, bp_store__sqlite_migrations[version - 1]);
+    if (err == BP_OK && version == BP_STORE_TRAIL_VERSION) {
+        err = bp_store__seal_legacy(&st->base);
+    }
     if (err != BP_OK) {
         goto done;
     }

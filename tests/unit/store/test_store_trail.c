@@ -15,6 +15,8 @@
 
 #include "lib/alloc.h"
 #include "lib/clock.h"
+#include "store/pg-int.h"
+#include "store/store-int.h"
 #include "store/store.h"
 #include "testdb.h"
 #include "trail/trail.h"
@@ -499,6 +501,56 @@ test_purge_forgets_old_checkpoints(void **state)
     expect_intact(f->s, NULL);
 }
 
+/* A store from before the trail (schema 9) with records: migration 10 seals them into the chain
+ * "legacy", oldest first, so an edit of one of them is found from then on. */
+static void
+test_migration_seals_older_records(void **state)
+{
+    const bool pg = bp_testdb_is_pg();
+    const char *const *texts = pg ? bp_store__pg_migrations : bp_store__sqlite_migrations;
+    struct bp_audit_head *heads = NULL;
+    struct bp_trail_report r;
+    struct bp_testdb db;
+    struct bp_store *s;
+    size_t n = 0;
+
+    (void)state;
+    bp_testdb_init(&db, "trail_seal");
+    bp_testdb_exec(&db, pg ? "CREATE TABLE schema_migrations (version INTEGER PRIMARY KEY NOT NULL,"
+                             " applied_at BIGINT NOT NULL)"
+                           : "CREATE TABLE schema_migrations (version INTEGER PRIMARY KEY NOT NULL,"
+                             " applied_at INTEGER NOT NULL)");
+    for (int v = 1; v <= 9; v++) {
+        char sql[96];
+        bp_testdb_exec(&db, texts[v - 1]);
+        snprintf(sql, sizeof(sql), "INSERT INTO schema_migrations VALUES (%d, 0)", v);
+        bp_testdb_exec(&db, sql);
+    }
+    /* One from before ids (schema 5), two after, one with a NULL in most fields. */
+    bp_testdb_exec(&db, "INSERT INTO audit_log (time_us, actor_type, action, category) VALUES"
+                        " (1, 'cli', 'Key created', 'admin')");
+    bp_testdb_exec(&db, "INSERT INTO audit_log (time_us, actor_type, action, category, id, node, status)"
+                        " VALUES (2, 'api_key', 'Ledger created', 'ledgers', 'audit_a', 'old-node', 201),"
+                        " (3, 'anonymous', NULL, 'ledgers', 'audit_b', NULL, 401)");
+    s = bp_testdb_open(&db);
+    assert_int_equal(bp_store_audit_heads(s, &heads, &n), BP_OK);
+    assert_int_equal(n, 1);
+    assert_string_equal(heads[0].chain, "legacy");
+    assert_int_equal(heads[0].n, 3);
+    bp_audit_heads_free(heads, n);
+    assert_int_equal(bp_trail_verify(s, &(struct bp_trail_verify_opts){0}, &r), BP_OK);
+    assert_false(r.broken);
+    assert_int_equal(r.records, 3);
+    assert_int_equal(r.legacy, 0);
+    /* New records go to their own chains beside it. */
+    put(s, "node-a", 10, 2);
+    expect_intact(s, NULL);
+    bp_testdb_exec(&db, "UPDATE audit_log SET status = 200 WHERE id = 'audit_b'");
+    expect_break(s, NULL, "chain legacy: record 3 (audit_b");
+    bp_store_close(s);
+    assert_int_equal(bp_testdb_cleanup(&db), 0);
+}
+
 /* --since walks each chain from its first record at or after the time. */
 static void
 test_since(void **state)
@@ -532,6 +584,7 @@ main(void)
                                         bp_testdb_store_teardown),
         cmocka_unit_test_setup_teardown(test_purge_forgets_old_checkpoints, setup, bp_testdb_store_teardown),
         cmocka_unit_test_setup_teardown(test_since, setup, bp_testdb_store_teardown),
+        cmocka_unit_test(test_migration_seals_older_records),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -41,6 +41,8 @@ struct bp_proxy__idem_job {
     struct bp_idem_op op;    /* first */
     struct bp_idem *idem;    /* the queue it goes to */
     struct bp_http_req *req; /* NULL once the request ended (loop thread only) */
+    bp_err refusal;          /* settle_done: the refusal answered once the entry is settled, */
+    const char *reason;      /* and its reason (a constant string, or the request's) */
 };
 
 static int64_t
@@ -370,6 +372,69 @@ bp_proxy__idem_note_sent(struct bp_proxy_req *st)
     }
 }
 
+/* The store call that settles an owner without an answer: released when Core never saw a byte
+ * of it (a retry starts afresh), else of unknown outcome (retries wait for the lease, then a
+ * transaction goes again). */
+static struct bp_proxy__idem_job *
+settle_job(struct bp_http_req *req, struct bp_proxy_req *st, bp_work_done_cb done)
+{
+    struct bp_proxy__idem_job *job = job_new(req, st, BP_IDEM_OP_RELEASE, done);
+
+    if (st->forwarded && !st->idem_unsent) {
+        job->op.kind = BP_IDEM_OP_FINISH;
+        job->op.rec.state = BP_IDEM_UNKNOWN;
+        job->op.rec.lease_until = bp_clock_wall_s() + ceil_s(bp_http_req_cfg(req)->idempotency_lease_ms);
+    }
+    return job;
+}
+
+static void
+settle_done(struct bp_work *w, bp_err status)
+{
+    struct bp_proxy__idem_job *job = (struct bp_proxy__idem_job *)w;
+    struct bp_http_req *req = job->req;
+    bp_err refusal = job->refusal;
+    const char *reason = job->reason;
+    struct bp_proxy_req *st;
+
+    if (status != BP_OK || job->op.rc != BP_OK) {
+        BP_WARN("Idempotency-Key outcome not stored: retries get 409 until its lease passes",
+                BP_LSTR("request_id", req != NULL ? bp_http_req_id(req) : NULL));
+    }
+    job_free(job);
+    if (req == NULL) {
+        return;
+    }
+    st = bp_http_req_state(req);
+    st->idem_job = NULL;
+    bp_proxy__refuse(req, st, refusal, reason); /* the request may be gone */
+}
+
+bool
+bp_proxy__idem_settle_then_refuse(struct bp_http_req *req, struct bp_proxy_req *st, bp_err rc, const char *reason)
+{
+    struct bp_proxy__idem_job *job;
+
+    if (!st->idem_owner) {
+        return false;
+    }
+    job = settle_job(req, st, settle_done);
+    job->req = req;
+    job->refusal = rc;
+    job->reason = reason;
+    if (bp_idem_submit(job->idem, &job->op) != BP_OK) {
+        /* A full queue: answer now; the request's end tries once more. */
+        job_free(job);
+        return false;
+    }
+    if (job->op.kind == BP_IDEM_OP_FINISH) {
+        bp_metrics_idempotency(BP_METRICS_IDEM_UNKNOWN_FOUND, 1);
+    }
+    st->idem_owner = false;
+    st->idem_job = job;
+    return true;
+}
+
 void
 bp_proxy__idem_end(struct bp_http_req *req, struct bp_proxy_req *st)
 {
@@ -383,12 +448,8 @@ bp_proxy__idem_end(struct bp_http_req *req, struct bp_proxy_req *st)
         return;
     }
     st->idem_owner = false;
-    job = job_new(req, st, BP_IDEM_OP_RELEASE, free_done);
-    /* Core may have seen it: retries wait for the lease, then a transaction goes again. */
-    if (st->forwarded && !st->idem_unsent) {
-        job->op.kind = BP_IDEM_OP_FINISH;
-        job->op.rec.state = BP_IDEM_UNKNOWN;
-        job->op.rec.lease_until = bp_clock_wall_s() + ceil_s(bp_http_req_cfg(req)->idempotency_lease_ms);
+    job = settle_job(req, st, free_done);
+    if (job->op.kind == BP_IDEM_OP_FINISH) {
         bp_metrics_idempotency(BP_METRICS_IDEM_UNKNOWN_FOUND, 1);
     }
     submit_detached(job);

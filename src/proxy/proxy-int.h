@@ -175,6 +175,12 @@ bool bp_proxy__idem_store_answer(struct bp_http_req *req, struct bp_proxy_req *s
 void bp_proxy__idem_streamed(struct bp_http_req *req, struct bp_proxy_req *st);
 /* Before the transfer is given up: notes whether Core can have seen any byte of it. */
 void bp_proxy__idem_note_sent(struct bp_proxy_req *st);
+/* An owner refused after its claim (Core unreachable or silent, the instance down, …): its entry
+ * is settled (released, or of unknown outcome) first, and the refusal rc with reason (which must
+ * live as long as the request) answered once it is, so that a retry right after the answer finds
+ * it settled. False when the request owns no entry or nothing was submitted: refuse now. */
+bool bp_proxy__idem_settle_then_refuse(struct bp_http_req *req, struct bp_proxy_req *st, bp_err rc,
+                                       const char *reason);
 /* The request ends: a store call in progress is orphaned, and an owner without a stored answer
  * leaves its entry released (Core never saw it) or of unknown outcome. */
 void bp_proxy__idem_end(struct bp_http_req *req, struct bp_proxy_req *st);

@@ -353,6 +353,12 @@ refuse_limited(struct bp_http_req *req, struct bp_proxy_req *st)
 static void
 refuse(struct bp_http_req *req, struct bp_proxy_req *st, bp_err rc, const char *reason)
 {
+    /* An Idempotency-Key owner refused after its claim (Core unreachable or silent, the instance
+     * down, …): its entry is settled first, then this refusal answered (settle_done), so that a
+     * retry right after the answer finds it released or of unknown outcome. */
+    if (bp_proxy__idem_settle_then_refuse(req, st, rc, reason)) {
+        return;
+    }
     note_facts(req, st);
     count_auth_failure(rc, st->auth_failure);
     if (rc == BP_ERR_AUTH_MISSING || rc == BP_ERR_AUTH_INVALID_KEY ||

@@ -82,7 +82,10 @@ describe('the database is down when serve starts', { skip: SKIP }, () => {
         const { ms } = await waitFor(async () => (await readyz(proxy.port)).status === 200,
             { timeoutMs: 15000, intervalMs: 50, what: 'ready once the database is up' });
         console.log(`ready ${ms} ms after the database came up`);
-        assert.ok(proxy.logObjects().some((o) => o.msg === 'store answers; credentials loaded'));
+        // Log lines are written in batches per thread: the line may follow the readiness by a
+        // moment.
+        await waitFor(() => proxy.logObjects().some((o) => o.msg === 'store answers; credentials loaded'),
+            { timeoutMs: 3000, what: 'the "credentials loaded" line' });
         // It migrated the empty database, and serves what is added now.
         assert.ok(Number(sql(db, 'SELECT max(version) FROM schema_migrations')) >= 5);
         const inst = makeInstance(db, core.url, { name: 'main' });

@@ -1,9 +1,11 @@
 /* The trail's verbs of `audit` (issue 13): verify, checkpoint, checkpoints, export. They read the
  * store as `audit list` does; only checkpoint writes (one row). Exit codes: 0 intact / done, 1 a
  * break was found (verify) or the store failed, 2 usage. */
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <jansson.h>
@@ -37,7 +39,7 @@ const struct bp_cli_opt bp_cli__verify_opts[BP_CLI_VERIFY_NOPTS] = {
 const struct bp_cli_opt bp_cli__checkpoint_opts[BP_CLI_CHECKPOINT_NOPTS] = {
     [K_SIGNING_KEY] = {"--signing-key", "FILE", .help = "sign it with this Ed25519 private key (PEM)",
                        .complete = "@file"},
-    [K_OUT] = {"--out", "FILE", .help = "also write it to FILE (created, mode 0644)", .complete = "@file"},
+    [K_OUT] = {"--out", "FILE", .help = "also write it to FILE (replaced; mode 0644)", .complete = "@file"},
 };
 
 const struct bp_cli_opt bp_cli__checkpoints_opts[BP_CLI_CHECKPOINTS_NOPTS] = {
@@ -50,7 +52,8 @@ const struct bp_cli_opt bp_cli__export_opts[BP_CLI_EXPORT_NOPTS] = {
     [E_SINCE] = {"--since", "T", .help = "records at or after T"},
     [E_UNTIL] = {"--until", "T", .help = "records before T"},
     [E_FORMAT] = {"--format", "F", .help = "jsonl (default) or csv", .complete = "jsonl csv"},
-    [E_OUT] = {"--out", "FILE", .help = "write to FILE instead of standard output", .complete = "@file"},
+    [E_OUT] = {"--out", "FILE", .help = "write to FILE (replaced; mode 0600) instead of standard output",
+               .complete = "@file"},
 };
 
 static struct bp_trail_key *
@@ -63,6 +66,23 @@ load_key(const struct bp_cli_flag *f, bool need_private)
         bp_cli__error("%s: %s", f->name, err);
     }
     return k;
+}
+
+/* FILE opened for writing, replaced, with mode (umask aside: an export holds client addresses,
+ * so its mode is meant, not suggested); NULL (reported) when it cannot be. */
+static FILE *
+create_file(const char *path, mode_t mode)
+{
+    int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, mode);
+    FILE *f = fd >= 0 && fchmod(fd, mode) == 0 ? fdopen(fd, "w") : NULL;
+
+    if (f == NULL) {
+        if (fd >= 0) {
+            close(fd);
+        }
+        bp_cli__error("cannot write %s", path);
+    }
+    return f;
 }
 
 /* The whole of a small file, NUL-terminated; NULL (reported) when unreadable or too large. */
@@ -207,9 +227,15 @@ bp_cli__audit_checkpoint(struct bp_cli_ctx *ctx, int argc, char **argv, int op)
             rc = bp_cli__store_fail(s, err, "audit checkpoint", "");
         } else {
             if (flags[K_OUT].seen) {
-                FILE *f = fopen(flags[K_OUT].value, "w");
-                if (f == NULL || fprintf(f, "%s\n", json) < 0 || fclose(f) != 0) {
-                    bp_cli__error("cannot write %s", flags[K_OUT].value);
+                FILE *f = create_file(flags[K_OUT].value, 0644);
+                bool written = f != NULL && fprintf(f, "%s\n", json) >= 0;
+                if (f != NULL && fclose(f) != 0) {
+                    written = false;
+                }
+                if (!written) {
+                    if (f != NULL) {
+                        bp_cli__error("cannot write %s", flags[K_OUT].value);
+                    }
                     rc = BP_CLI_EXIT_FAIL;
                 }
             }
@@ -383,8 +409,7 @@ bp_cli__audit_export(struct bp_cli_ctx *ctx, int argc, char **argv, int op)
     if (rc != BP_CLI_EXIT_OK) {
         return rc;
     }
-    if (flags[E_OUT].seen && (out = fopen(flags[E_OUT].value, "w")) == NULL) {
-        bp_cli__error("cannot write %s", flags[E_OUT].value);
+    if (flags[E_OUT].seen && (out = create_file(flags[E_OUT].value, 0600)) == NULL) {
         bp_store_close(s);
         return BP_CLI_EXIT_FAIL;
     }

@@ -311,6 +311,12 @@ describe('the audit trail', () => {
         assert.deepEqual(head.slice(-4), ['chain', 'chain_n', 'prev_hash', 'hash']);
         // Same records, same hashes.
         assert.deepEqual(rows.slice(1).map((r) => r.split(',').at(-1)), lines.map((l) => l.hash));
+        // To a file: readable by its owner only (client addresses are personal data).
+        const out = path.join(dir, 'export.jsonl');
+        fs.writeFileSync(out, 'old content', { mode: 0o644 });
+        assert.equal(cli(['audit', 'export', '--out', out], { db, json: false }).code, 0);
+        assert.equal(fs.statSync(out).mode & 0o777, 0o600);
+        assert.equal(fs.readFileSync(out, 'utf8'), j.stdout);
         const since = cli(['audit', 'export', '--since', '1h'], { db, json: false });
         assert.equal(since.stdout.split('\n').filter((l) => l !== '').length, total);
         assert.equal(cli(['audit', 'export', '--format', 'xml'], { db }).code, 2);

@@ -36,6 +36,8 @@ struct expect {
     bool cp_seen;
 };
 
+static void breaks(struct bp_trail_report *r, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
 static void
 breaks(struct bp_trail_report *r, const char *fmt, ...)
 {

@@ -317,6 +317,21 @@ const char *const bp_store__pg_migrations[] = {
     "CREATE INDEX audit_checkpoints_time ON audit_checkpoints (time_us);"
     "CREATE TABLE audit_unchained (max_seq BIGINT NOT NULL, n BIGINT NOT NULL);"
     "INSERT INTO audit_unchained VALUES (0, 0);",
+    /* 11 (issue 13), as SQLite's 11: operator roles and the admin API's tokens and sessions. */
+    "ALTER TABLE oauth_operators ADD COLUMN role TEXT NOT NULL DEFAULT 'approver'"
+    "  CHECK (role IN ('admin', 'auditor', 'approver'));"
+    "CREATE TABLE admin_tokens ("
+    "  id TEXT COLLATE \"C\" PRIMARY KEY NOT NULL,"
+    "  operator_id TEXT NOT NULL REFERENCES oauth_operators (id) ON DELETE CASCADE,"
+    "  kind TEXT NOT NULL CHECK (kind IN ('token', 'session')),"
+    "  digest BYTEA NOT NULL UNIQUE CHECK (length(digest) = 32),"
+    "  prefix TEXT NOT NULL,"
+    "  name TEXT,"
+    "  created_at BIGINT NOT NULL,"
+    "  expires_at BIGINT NOT NULL,"
+    "  revoked_at BIGINT NOT NULL DEFAULT 0"
+    ");"
+    "CREATE INDEX admin_tokens_operator ON admin_tokens (operator_id);",
 };
 
 const size_t bp_store__pg_migrations_len = BP_ARRAY_LEN(bp_store__pg_migrations);

@@ -301,6 +301,25 @@ const char *const bp_store__sqlite_migrations[] = {
     "CREATE INDEX audit_checkpoints_time ON audit_checkpoints (time_us);"
     "CREATE TABLE audit_unchained (max_seq INTEGER NOT NULL, n INTEGER NOT NULL);"
     "INSERT INTO audit_unchained VALUES (0, 0);",
+    /* 11 (issue 13): the admin API. An operator's role decides what they may do there (admin:
+     * everything; auditor: read only; approver: only the authorize page, which is what every
+     * operator from before could do, so that is what they stay). admin_tokens holds the
+     * operators' admin API credentials: tokens made with the CLI and the console's sign-in
+     * sessions, by SHA-256 digest only. */
+    "ALTER TABLE oauth_operators ADD COLUMN role TEXT NOT NULL DEFAULT 'approver'"
+    "  CHECK (role IN ('admin', 'auditor', 'approver'));"
+    "CREATE TABLE admin_tokens ("
+    "  id TEXT PRIMARY KEY NOT NULL,"
+    "  operator_id TEXT NOT NULL REFERENCES oauth_operators (id) ON DELETE CASCADE,"
+    "  kind TEXT NOT NULL CHECK (kind IN ('token', 'session')),"
+    "  digest BLOB NOT NULL UNIQUE CHECK (length(digest) = 32),"
+    "  prefix TEXT NOT NULL,"
+    "  name TEXT,"
+    "  created_at INTEGER NOT NULL,"
+    "  expires_at INTEGER NOT NULL,"
+    "  revoked_at INTEGER NOT NULL DEFAULT 0"
+    ");"
+    "CREATE INDEX admin_tokens_operator ON admin_tokens (operator_id);",
 };
 
 const size_t bp_store__sqlite_migrations_len = BP_ARRAY_LEN(bp_store__sqlite_migrations);

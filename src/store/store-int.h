@@ -135,6 +135,17 @@ struct bp_store_oauth_ops {
     bp_err (*token_list_all)(struct bp_store *s, struct bp_token_rec **out, size_t *out_n);
     bp_err (*code_list)(struct bp_store *s, struct bp_code_rec **out, size_t *out_n);
     bp_err (*session_list)(struct bp_store *s, struct bp_session_rec **out, size_t *out_n);
+    /* Issue 13: operator roles and the admin API's credentials. */
+    bp_err (*operator_set_role)(struct bp_store *s, const char *id, const char *role, int64_t now);
+    bp_err (*admin_token_insert)(struct bp_store *s, const struct bp_admin_token_rec *rec);
+    bp_err (*admin_token_find)(struct bp_store *s, const unsigned char digest[32], int64_t now,
+                               struct bp_admin_token_rec *out, struct bp_operator_rec *out_operator);
+    bp_err (*admin_token_list)(struct bp_store *s, const char *operator_id, const char *kind,
+                               struct bp_admin_token_rec **out, size_t *out_n);
+    bp_err (*admin_token_get)(struct bp_store *s, const char *id, struct bp_admin_token_rec *out);
+    bp_err (*admin_token_revoke)(struct bp_store *s, const char *id, int64_t now);
+    bp_err (*admin_session_end)(struct bp_store *s, const unsigned char digest[32]);
+    bp_err (*admin_sessions_delete)(struct bp_store *s, const char *operator_id, int64_t now);
 };
 
 /* Whether a claim may take the entry rec over (store.h): asked to, the same request, not

@@ -144,7 +144,7 @@ bp_err bp_store_ping(struct bp_store *s);
 /* ---- Moving a deployment: db copy (issue 9) ---- */
 
 /* The tables db copy moves, in the order it copies them. */
-#define BP_STORE_COPY_TABLES 8
+#define BP_STORE_COPY_TABLES 9
 struct bp_store_copy_report {
     const char *table[BP_STORE_COPY_TABLES]; /* static names: "instances", "api_keys", … */
     int64_t rows[BP_STORE_COPY_TABLES];      /* rows copied; on BP_ERR_EXISTS, what dst holds */
@@ -356,8 +356,23 @@ struct bp_operator_rec {
     char *name;                /* sign-in name, unique */
     char *password_hash;       /* Argon2id encoded string ($argon2id$v=19$…) */
     bool disabled;
+    char *role;                /* "admin", "auditor" or "approver" (the authorize page only) */
     int64_t created_at;
     int64_t updated_at;
+};
+
+/* An operator's admin API credential (issue 13): a token made with the CLI ("token"), or a
+ * console sign-in ("session"). Only the SHA-256 of the secret is kept. */
+struct bp_admin_token_rec {
+    char *id;                       /* "admtok_" + ULID */
+    char *operator_id;
+    char *kind;                     /* "token" or "session" */
+    unsigned char digest[32];
+    char *prefix;                   /* the secret's first characters, to tell tokens apart */
+    char *name;                     /* what the token is for; NULL for sessions */
+    int64_t created_at;
+    int64_t expires_at;             /* unix seconds; never 0 */
+    int64_t revoked_at;             /* 0 while usable */
 };
 
 enum bp_token_kind { BP_TOKEN_ACCESS = 1, BP_TOKEN_REFRESH = 2 };
@@ -449,7 +464,29 @@ bp_err bp_store_operator_set_password(struct bp_store *s, const char *id, const 
  * operator_id, deletes the operator's unused authorization codes and sign-in sessions. One
  * transaction, or the caller's when one is open (disable it in the same one). */
 bp_err bp_store_operator_revoke_grants(struct bp_store *s, const char *operator_id, int64_t now);
+/* role is "admin", "auditor" or "approver". BP_ERR_NOT_FOUND when there is no such operator. */
+bp_err bp_store_operator_set_role(struct bp_store *s, const char *id, const char *role, int64_t now);
 void bp_operator_rec_cleanup(struct bp_operator_rec *rec);
+
+bp_err bp_store_admin_token_insert(struct bp_store *s, const struct bp_admin_token_rec *rec);
+/* The usable credential with this digest (not revoked, not expired at now) and its operator.
+ * BP_ERR_NOT_FOUND otherwise. */
+bp_err bp_store_admin_token_find(struct bp_store *s, const unsigned char digest[32], int64_t now,
+                                 struct bp_admin_token_rec *out, struct bp_operator_rec *out_operator);
+/* The credentials of kind ("token" or "session"; NULL: both) of operator_id (NULL: everyone's),
+ * newest first. */
+bp_err bp_store_admin_token_list(struct bp_store *s, const char *operator_id, const char *kind,
+                                 struct bp_admin_token_rec **out, size_t *out_n);
+bp_err bp_store_admin_token_get(struct bp_store *s, const char *id, struct bp_admin_token_rec *out);
+/* Revokes one credential by id. BP_ERR_NOT_FOUND when there is none. */
+bp_err bp_store_admin_token_revoke(struct bp_store *s, const char *id, int64_t now);
+/* Ends a session (deletes it) by digest; no error when there is none. */
+bp_err bp_store_admin_session_end(struct bp_store *s, const unsigned char digest[32]);
+/* Deletes every session of the operator (disabled, new password, new role), or, with
+ * operator_id NULL, every session that expired before now. */
+bp_err bp_store_admin_sessions_delete(struct bp_store *s, const char *operator_id, int64_t now);
+void bp_admin_token_rec_cleanup(struct bp_admin_token_rec *rec);
+void bp_admin_token_recs_free(struct bp_admin_token_rec *recs, size_t n);
 void bp_operator_recs_free(struct bp_operator_rec *recs, size_t n);
 
 bp_err bp_store_token_insert(struct bp_store *s, const struct bp_token_rec *rec);

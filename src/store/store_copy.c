@@ -16,7 +16,7 @@
 /* Copied in this order: clients before the tokens and codes that name them. */
 static const char *const TABLES[BP_STORE_COPY_TABLES] = {
     "instances", "api_keys", "oauth_clients", "oauth_operators",
-    "oauth_tokens", "oauth_codes", "oauth_sessions", "audit_log",
+    "oauth_tokens", "oauth_codes", "oauth_sessions", "admin_tokens", "audit_log",
 };
 
 #define AUDIT_PAGE 1000
@@ -85,8 +85,10 @@ copy_clients_operators(struct copy *c)
 {
     struct bp_client_rec *clients = NULL;
     struct bp_operator_rec *ops = NULL;
+    struct bp_admin_token_rec *tokens = NULL;
     size_t n_clients = 0;
     size_t n_ops = 0;
+    size_t n_tokens = 0;
     bp_err rc = from_src(c, bp_store_client_list(c->src, &clients, &n_clients));
 
     for (size_t i = 0; rc == BP_OK && i < n_clients; i++) {
@@ -98,6 +100,13 @@ copy_clients_operators(struct copy *c)
     for (size_t i = 0; rc == BP_OK && i < n_ops; i++) {
         rc = to_dst(c, bp_store_operator_insert(c->dst, &ops[i]));
     }
+    if (rc == BP_OK) {
+        rc = from_src(c, bp_store_admin_token_list(c->src, NULL, NULL, &tokens, &n_tokens));
+    }
+    for (size_t i = 0; rc == BP_OK && i < n_tokens; i++) {
+        rc = to_dst(c, bp_store_admin_token_insert(c->dst, &tokens[i]));
+    }
+    bp_admin_token_recs_free(tokens, n_tokens);
     bp_client_recs_free(clients, n_clients);
     bp_operator_recs_free(ops, n_ops);
     return rc;

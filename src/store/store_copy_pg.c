@@ -42,7 +42,7 @@ bp_err
 bp_pg__copy_clear(struct bp_store *s)
 {
     return bp_pg__exec(bp_pg__of(s), "DELETE FROM audit_log; DELETE FROM audit_chains; DELETE FROM audit_checkpoints;"
-                                     " DELETE FROM oauth_sessions; DELETE FROM oauth_codes;"
+                                     " DELETE FROM oauth_sessions; DELETE FROM admin_tokens; DELETE FROM oauth_codes;"
                                      " DELETE FROM oauth_tokens; DELETE FROM oauth_operators;"
                                      " DELETE FROM oauth_clients; DELETE FROM api_keys; DELETE FROM instances");
 }

@@ -196,3 +196,53 @@ bp_store_session_delete_operator(struct bp_store *s, const char *operator_id)
 {
     return s->ops->oauth->session_delete_operator(s, operator_id);
 }
+
+bp_err
+bp_store_operator_set_role(struct bp_store *s, const char *id, const char *role, int64_t now)
+{
+    return s->ops->oauth->operator_set_role(s, id, role, now);
+}
+
+bp_err
+bp_store_admin_token_insert(struct bp_store *s, const struct bp_admin_token_rec *rec)
+{
+    return s->ops->oauth->admin_token_insert(s, rec);
+}
+
+bp_err
+bp_store_admin_token_find(struct bp_store *s, const unsigned char digest[32], int64_t now,
+                          struct bp_admin_token_rec *out, struct bp_operator_rec *out_operator)
+{
+    return s->ops->oauth->admin_token_find(s, digest, now, out, out_operator);
+}
+
+bp_err
+bp_store_admin_token_list(struct bp_store *s, const char *operator_id, const char *kind,
+                          struct bp_admin_token_rec **out, size_t *out_n)
+{
+    return s->ops->oauth->admin_token_list(s, operator_id, kind, out, out_n);
+}
+
+bp_err
+bp_store_admin_token_get(struct bp_store *s, const char *id, struct bp_admin_token_rec *out)
+{
+    return s->ops->oauth->admin_token_get(s, id, out);
+}
+
+bp_err
+bp_store_admin_token_revoke(struct bp_store *s, const char *id, int64_t now)
+{
+    return s->ops->oauth->admin_token_revoke(s, id, now);
+}
+
+bp_err
+bp_store_admin_session_end(struct bp_store *s, const unsigned char digest[32])
+{
+    return s->ops->oauth->admin_session_end(s, digest);
+}
+
+bp_err
+bp_store_admin_sessions_delete(struct bp_store *s, const char *operator_id, int64_t now)
+{
+    return s->ops->oauth->admin_sessions_delete(s, operator_id, now);
+}

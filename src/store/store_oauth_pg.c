@@ -281,7 +281,7 @@ pg_client_set_allow_from(struct bp_store *s, const char *id, const char *allow_f
 
 /* ---- operators ---- */
 
-#define OPERATOR_COLS "id, name, password_hash, disabled, created_at, updated_at"
+#define OPERATOR_COLS "id, name, password_hash, disabled, created_at, updated_at, role"
 
 static void
 read_operator(const PGresult *res, int row, void *vout)
@@ -295,6 +295,7 @@ read_operator(const PGresult *res, int row, void *vout)
     out->disabled = bp_pg__col_bool(res, row, 3);
     out->created_at = bp_pg__col_int(res, row, 4);
     out->updated_at = bp_pg__col_int(res, row, 5);
+    out->role = bp_pg__col_dup(res, row, 6);
 }
 
 static bp_err
@@ -308,7 +309,8 @@ pg_operator_insert(struct bp_store *s, const struct bp_operator_rec *rec)
     bp_pg__p_bool(&p, rec->disabled);
     bp_pg__p_int(&p, rec->created_at);
     bp_pg__p_int(&p, rec->updated_at);
-    return bp_pg__run(bp_pg__of(s), "INSERT INTO oauth_operators (" OPERATOR_COLS ") VALUES ($1,$2,$3,$4,$5,$6)",
+    bp_pg__p_text(&p, rec->role != NULL ? rec->role : "approver");
+    return bp_pg__run(bp_pg__of(s), "INSERT INTO oauth_operators (" OPERATOR_COLS ") VALUES ($1,$2,$3,$4,$5,$6,$7)",
                       &p, NULL);
 }
 
@@ -362,6 +364,158 @@ pg_operator_set_password(struct bp_store *s, const char *id, const char *hash, i
     bp_pg__p_text(&p, id);
     return bp_pg__change_one(bp_pg__of(s),
                              "UPDATE oauth_operators SET password_hash = $1, updated_at = $2 WHERE id = $3", &p);
+}
+
+static bp_err
+pg_operator_set_role(struct bp_store *s, const char *id, const char *role, int64_t now)
+{
+    struct bp_pg_params p = {0};
+
+    bp_pg__p_text(&p, role);
+    bp_pg__p_int(&p, now);
+    bp_pg__p_text(&p, id);
+    return bp_pg__change_one(bp_pg__of(s), "UPDATE oauth_operators SET role = $1, updated_at = $2 WHERE id = $3", &p);
+}
+
+/* ---- admin API credentials ---- */
+
+#define ADMIN_TOKEN_COLS "id, operator_id, kind, digest, prefix, name, created_at, expires_at, revoked_at"
+
+static void
+read_admin_token(const PGresult *res, int row, void *vout)
+{
+    struct bp_admin_token_rec *out = vout;
+
+    memset(out, 0, sizeof(*out));
+    out->id = bp_pg__col_dup(res, row, 0);
+    out->operator_id = bp_pg__col_dup(res, row, 1);
+    out->kind = bp_pg__col_dup(res, row, 2);
+    bp_pg__col_digest(res, row, 3, out->digest, DIGEST_LEN);
+    out->prefix = bp_pg__col_dup(res, row, 4);
+    out->name = bp_pg__col_dup(res, row, 5);
+    out->created_at = bp_pg__col_int(res, row, 6);
+    out->expires_at = bp_pg__col_int(res, row, 7);
+    out->revoked_at = bp_pg__col_int(res, row, 8);
+}
+
+static bp_err
+pg_admin_token_insert(struct bp_store *s, const struct bp_admin_token_rec *rec)
+{
+    struct bp_pg_params p = {0};
+
+    bp_pg__p_text(&p, rec->id);
+    bp_pg__p_text(&p, rec->operator_id);
+    bp_pg__p_text(&p, rec->kind);
+    bp_pg__p_bytes(&p, rec->digest, DIGEST_LEN);
+    bp_pg__p_text(&p, rec->prefix);
+    bp_pg__p_text(&p, rec->name);
+    bp_pg__p_int(&p, rec->created_at);
+    bp_pg__p_int(&p, rec->expires_at);
+    bp_pg__p_int(&p, rec->revoked_at);
+    return bp_pg__run(bp_pg__of(s),
+                      "INSERT INTO admin_tokens (" ADMIN_TOKEN_COLS ") VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9)", &p, NULL);
+}
+
+/* The credential and its operator in one row: the token's columns, then the operator's. */
+struct token_and_operator {
+    struct bp_admin_token_rec *token;
+    struct bp_operator_rec *op;
+};
+
+static void
+read_token_and_operator(const PGresult *res, int row, void *vout)
+{
+    struct token_and_operator *out = vout;
+    struct bp_operator_rec *op = out->op;
+
+    read_admin_token(res, row, out->token);
+    memset(op, 0, sizeof(*op));
+    op->id = bp_pg__col_dup(res, row, 9);
+    op->name = bp_pg__col_dup(res, row, 10);
+    op->disabled = bp_pg__col_bool(res, row, 11);
+    op->role = bp_pg__col_dup(res, row, 12);
+    op->created_at = bp_pg__col_int(res, row, 13);
+    op->updated_at = bp_pg__col_int(res, row, 14);
+}
+
+static bp_err
+pg_admin_token_find(struct bp_store *s, const unsigned char digest[DIGEST_LEN], int64_t now,
+                    struct bp_admin_token_rec *out, struct bp_operator_rec *out_operator)
+{
+    struct token_and_operator both = {out, out_operator};
+    struct bp_pg_params p = {0};
+
+    bp_pg__p_bytes(&p, digest, DIGEST_LEN);
+    bp_pg__p_int(&p, now);
+    return bp_pg__get_one(bp_pg__of(s),
+                          "SELECT t.id, t.operator_id, t.kind, t.digest, t.prefix, t.name, t.created_at,"
+                          " t.expires_at, t.revoked_at, o.id, o.name, o.disabled, o.role, o.created_at,"
+                          " o.updated_at FROM admin_tokens t JOIN oauth_operators o ON o.id = t.operator_id"
+                          " WHERE t.digest = $1 AND t.revoked_at = 0 AND t.expires_at > $2",
+                          &p, read_token_and_operator, &both);
+}
+
+static bp_err
+pg_admin_token_list(struct bp_store *s, const char *operator_id, const char *kind, struct bp_admin_token_rec **out,
+                    size_t *out_n)
+{
+    struct bp_pg_params p = {0};
+    void *recs = NULL;
+    bp_err err;
+
+    bp_pg__p_text(&p, operator_id);
+    bp_pg__p_text(&p, kind);
+    err = bp_pg__collect(bp_pg__of(s),
+                         "SELECT " ADMIN_TOKEN_COLS " FROM admin_tokens WHERE ($2::text IS NULL OR kind = $2)"
+                         " AND ($1::text IS NULL OR operator_id = $1) ORDER BY created_at DESC, id DESC",
+                         &p, sizeof(struct bp_admin_token_rec), read_admin_token, &recs, out_n);
+    if (err == BP_OK) {
+        *out = recs;
+    }
+    return err;
+}
+
+static bp_err
+pg_admin_token_get(struct bp_store *s, const char *id, struct bp_admin_token_rec *out)
+{
+    return get_by_id(bp_pg__of(s), "SELECT " ADMIN_TOKEN_COLS " FROM admin_tokens WHERE id = $1", id,
+                     read_admin_token, out);
+}
+
+static bp_err
+pg_admin_token_revoke(struct bp_store *s, const char *id, int64_t now)
+{
+    struct bp_pg_params p = {0};
+
+    bp_pg__p_text(&p, id);
+    bp_pg__p_int(&p, now);
+    /* Revoked already is not an error (the first time is kept); no such token is. */
+    return bp_pg__change_one(bp_pg__of(s),
+                             "UPDATE admin_tokens SET revoked_at = CASE WHEN revoked_at = 0 THEN $2"
+                             " ELSE revoked_at END WHERE id = $1",
+                             &p);
+}
+
+static bp_err
+pg_admin_session_end(struct bp_store *s, const unsigned char digest[DIGEST_LEN])
+{
+    struct bp_pg_params p = {0};
+
+    bp_pg__p_bytes(&p, digest, DIGEST_LEN);
+    return bp_pg__run(bp_pg__of(s), "DELETE FROM admin_tokens WHERE digest = $1 AND kind = 'session'", &p, NULL);
+}
+
+static bp_err
+pg_admin_sessions_delete(struct bp_store *s, const char *operator_id, int64_t now)
+{
+    struct bp_pg_params p = {0};
+
+    bp_pg__p_text(&p, operator_id);
+    bp_pg__p_int(&p, now);
+    return bp_pg__run(bp_pg__of(s),
+                      "DELETE FROM admin_tokens WHERE kind = 'session'"
+                      " AND (operator_id = $1 OR ($1::text IS NULL AND expires_at <= $2))",
+                      &p, NULL);
 }
 
 /* Runs constant SQL whose parameters are $1 = id and, when the text uses it, $2 = now. */
@@ -807,4 +961,12 @@ const struct bp_store_oauth_ops bp_pg__oauth_ops = {
     .session_get = pg_session_get,
     .session_delete = pg_session_delete,
     .session_delete_operator = pg_session_delete_operator,
+    .operator_set_role = pg_operator_set_role,
+    .admin_token_insert = pg_admin_token_insert,
+    .admin_token_find = pg_admin_token_find,
+    .admin_token_list = pg_admin_token_list,
+    .admin_token_get = pg_admin_token_get,
+    .admin_token_revoke = pg_admin_token_revoke,
+    .admin_session_end = pg_admin_session_end,
+    .admin_sessions_delete = pg_admin_sessions_delete,
 };

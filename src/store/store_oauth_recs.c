@@ -57,6 +57,7 @@ bp_operator_rec_cleanup(struct bp_operator_rec *rec)
     }
     bp_free(rec->id);
     bp_free(rec->name);
+    bp_free(rec->role);
     free_wiped(rec->password_hash);
     memset(rec, 0, sizeof(*rec));
 }
@@ -129,4 +130,30 @@ bp_session_rec_cleanup(struct bp_session_rec *rec)
     }
     bp_free(rec->operator_id);
     memset(rec, 0, sizeof(*rec));
+}
+
+void
+bp_admin_token_rec_cleanup(struct bp_admin_token_rec *rec)
+{
+    if (rec == NULL) {
+        return;
+    }
+    bp_free(rec->id);
+    bp_free(rec->operator_id);
+    bp_free(rec->kind);
+    bp_free(rec->prefix);
+    bp_free(rec->name);
+    memset(rec, 0, sizeof(*rec));
+}
+
+void
+bp_admin_token_recs_free(struct bp_admin_token_rec *recs, size_t n)
+{
+    if (recs == NULL) {
+        return;
+    }
+    for (size_t i = 0; i < n; i++) {
+        bp_admin_token_rec_cleanup(&recs[i]);
+    }
+    bp_free(recs);
 }

@@ -380,7 +380,7 @@ sq_client_set_rate(struct bp_store *s, const char *id, const char *rate_limit, i
 
 /* ---- operators ---- */
 
-#define OPERATOR_COLS "id, name, password_hash, disabled, created_at, updated_at"
+#define OPERATOR_COLS "id, name, password_hash, disabled, created_at, updated_at, role"
 
 static void
 read_operator(sqlite3_stmt *stmt, void *vout)
@@ -394,6 +394,7 @@ read_operator(sqlite3_stmt *stmt, void *vout)
     out->disabled = sqlite3_column_int(stmt, 3) != 0;
     out->created_at = sqlite3_column_int64(stmt, 4);
     out->updated_at = sqlite3_column_int64(stmt, 5);
+    out->role = bp_sq__col_dup(stmt, 6);
 }
 
 static void
@@ -408,7 +409,7 @@ sq_operator_insert(struct bp_store *s, const struct bp_operator_rec *rec)
     struct sqlite_store *st = bp_sq__of(s);
     sqlite3_stmt *stmt = NULL;
     bp_err err =
-        bp_sq__prepare(st, "INSERT INTO oauth_operators (" OPERATOR_COLS ") VALUES (?,?,?,?,?,?)", &stmt);
+        bp_sq__prepare(st, "INSERT INTO oauth_operators (" OPERATOR_COLS ") VALUES (?,?,?,?,?,?,?)", &stmt);
 
     if (err != BP_OK) {
         return err;
@@ -419,6 +420,7 @@ sq_operator_insert(struct bp_store *s, const struct bp_operator_rec *rec)
     sqlite3_bind_int(stmt, 4, rec->disabled ? 1 : 0);
     sqlite3_bind_int64(stmt, 5, rec->created_at);
     sqlite3_bind_int64(stmt, 6, rec->updated_at);
+    bp_sq__bind_text(stmt, 7, rec->role != NULL ? rec->role : "approver");
     err = bp_sq__step_done(st, stmt, NULL);
     sqlite3_finalize(stmt);
     return err;
@@ -489,6 +491,205 @@ sq_operator_set_password(struct bp_store *s, const char *id, const char *hash, i
     sqlite3_bind_int64(stmt, 2, now);
     bp_sq__bind_text(stmt, 3, id);
     return bp_sq__finish_change(st, stmt);
+}
+
+static bp_err
+sq_operator_set_role(struct bp_store *s, const char *id, const char *role, int64_t now)
+{
+    struct sqlite_store *st = bp_sq__of(s);
+    sqlite3_stmt *stmt = NULL;
+    bp_err err = bp_sq__prepare(st, "UPDATE oauth_operators SET role = ?, updated_at = ? WHERE id = ?", &stmt);
+
+    if (err != BP_OK) {
+        return err;
+    }
+    bp_sq__bind_text(stmt, 1, role);
+    sqlite3_bind_int64(stmt, 2, now);
+    bp_sq__bind_text(stmt, 3, id);
+    return bp_sq__finish_change(st, stmt);
+}
+
+/* ---- admin API credentials ---- */
+
+#define ADMIN_TOKEN_COLS "id, operator_id, kind, digest, prefix, name, created_at, expires_at, revoked_at"
+
+static void
+read_admin_token(sqlite3_stmt *stmt, void *vout)
+{
+    struct bp_admin_token_rec *out = vout;
+
+    memset(out, 0, sizeof(*out));
+    out->id = bp_sq__col_dup(stmt, 0);
+    out->operator_id = bp_sq__col_dup(stmt, 1);
+    out->kind = bp_sq__col_dup(stmt, 2);
+    col_digest(stmt, 3, out->digest);
+    out->prefix = bp_sq__col_dup(stmt, 4);
+    out->name = bp_sq__col_dup(stmt, 5);
+    out->created_at = sqlite3_column_int64(stmt, 6);
+    out->expires_at = sqlite3_column_int64(stmt, 7);
+    out->revoked_at = sqlite3_column_int64(stmt, 8);
+}
+
+static void
+free_admin_tokens_v(void *recs, size_t n)
+{
+    bp_admin_token_recs_free(recs, n);
+}
+
+static bp_err
+sq_admin_token_insert(struct bp_store *s, const struct bp_admin_token_rec *rec)
+{
+    struct sqlite_store *st = bp_sq__of(s);
+    sqlite3_stmt *stmt = NULL;
+    bp_err err =
+        bp_sq__prepare(st, "INSERT INTO admin_tokens (" ADMIN_TOKEN_COLS ") VALUES (?,?,?,?,?,?,?,?,?)", &stmt);
+
+    if (err != BP_OK) {
+        return err;
+    }
+    bp_sq__bind_text(stmt, 1, rec->id);
+    bp_sq__bind_text(stmt, 2, rec->operator_id);
+    bp_sq__bind_text(stmt, 3, rec->kind);
+    bind_digest(stmt, 4, rec->digest);
+    bp_sq__bind_text(stmt, 5, rec->prefix);
+    bp_sq__bind_text(stmt, 6, rec->name);
+    sqlite3_bind_int64(stmt, 7, rec->created_at);
+    sqlite3_bind_int64(stmt, 8, rec->expires_at);
+    sqlite3_bind_int64(stmt, 9, rec->revoked_at);
+    err = bp_sq__step_done(st, stmt, NULL);
+    sqlite3_finalize(stmt);
+    return err;
+}
+
+/* The credential and its operator in one row: the token's columns, then the operator's. */
+struct token_and_operator {
+    struct bp_admin_token_rec *token;
+    struct bp_operator_rec *op;
+};
+
+static void
+read_token_and_operator(sqlite3_stmt *stmt, void *vout)
+{
+    struct token_and_operator *out = vout;
+    struct bp_operator_rec *op = out->op;
+
+    read_admin_token(stmt, out->token);
+    memset(op, 0, sizeof(*op));
+    op->id = bp_sq__col_dup(stmt, 9);
+    op->name = bp_sq__col_dup(stmt, 10);
+    op->disabled = sqlite3_column_int(stmt, 11) != 0;
+    op->role = bp_sq__col_dup(stmt, 12);
+    op->created_at = sqlite3_column_int64(stmt, 13);
+    op->updated_at = sqlite3_column_int64(stmt, 14);
+}
+
+static bp_err
+sq_admin_token_find(struct bp_store *s, const unsigned char digest[DIGEST_LEN], int64_t now,
+                    struct bp_admin_token_rec *out, struct bp_operator_rec *out_operator)
+{
+    struct sqlite_store *st = bp_sq__of(s);
+    struct token_and_operator both = {out, out_operator};
+    sqlite3_stmt *stmt = NULL;
+    bp_err err = bp_sq__prepare(
+        st,
+        "SELECT t.id, t.operator_id, t.kind, t.digest, t.prefix, t.name, t.created_at, t.expires_at,"
+        " t.revoked_at, o.id, o.name, o.disabled, o.role, o.created_at, o.updated_at"
+        " FROM admin_tokens t JOIN oauth_operators o ON o.id = t.operator_id"
+        " WHERE t.digest = ? AND t.revoked_at = 0 AND t.expires_at > ?",
+        &stmt);
+
+    if (err != BP_OK) {
+        return err;
+    }
+    bind_digest(stmt, 1, digest);
+    sqlite3_bind_int64(stmt, 2, now);
+    return bp_sq__get_one(st, stmt, read_token_and_operator, &both);
+}
+
+static bp_err
+sq_admin_token_list(struct bp_store *s, const char *operator_id, const char *kind, struct bp_admin_token_rec **out,
+                    size_t *out_n)
+{
+    struct sqlite_store *st = bp_sq__of(s);
+    sqlite3_stmt *stmt = NULL;
+    void *recs = NULL;
+    bp_err err = bp_sq__prepare(st,
+                                "SELECT " ADMIN_TOKEN_COLS " FROM admin_tokens WHERE (?2 IS NULL OR kind = ?2)"
+                                " AND (?1 IS NULL OR operator_id = ?1) ORDER BY created_at DESC, id DESC",
+                                &stmt);
+
+    if (err != BP_OK) {
+        return err;
+    }
+    bp_sq__bind_text(stmt, 1, operator_id);
+    bp_sq__bind_text(stmt, 2, kind);
+    err = list_all(st, stmt, sizeof(struct bp_admin_token_rec), read_admin_token, free_admin_tokens_v, &recs, out_n);
+    if (err == BP_OK) {
+        *out = recs;
+    }
+    return err;
+}
+
+static bp_err
+sq_admin_token_get(struct bp_store *s, const char *id, struct bp_admin_token_rec *out)
+{
+    return bp_sq__get_by_id(bp_sq__of(s), "SELECT " ADMIN_TOKEN_COLS " FROM admin_tokens WHERE id = ?", id,
+                            read_admin_token, out);
+}
+
+static bp_err
+sq_admin_token_revoke(struct bp_store *s, const char *id, int64_t now)
+{
+    struct sqlite_store *st = bp_sq__of(s);
+    sqlite3_stmt *stmt = NULL;
+    /* Revoked already is not an error (the first time is kept); no such token is. */
+    bp_err err = bp_sq__prepare(st,
+                                "UPDATE admin_tokens SET revoked_at = CASE WHEN revoked_at = 0 THEN ?"
+                                " ELSE revoked_at END WHERE id = ?",
+                                &stmt);
+
+    if (err != BP_OK) {
+        return err;
+    }
+    sqlite3_bind_int64(stmt, 1, now);
+    bp_sq__bind_text(stmt, 2, id);
+    return bp_sq__finish_change(st, stmt);
+}
+
+static bp_err
+sq_admin_session_end(struct bp_store *s, const unsigned char digest[DIGEST_LEN])
+{
+    struct sqlite_store *st = bp_sq__of(s);
+    sqlite3_stmt *stmt = NULL;
+    bp_err err = bp_sq__prepare(st, "DELETE FROM admin_tokens WHERE digest = ? AND kind = 'session'", &stmt);
+
+    if (err != BP_OK) {
+        return err;
+    }
+    bind_digest(stmt, 1, digest);
+    err = bp_sq__step_done(st, stmt, NULL);
+    sqlite3_finalize(stmt);
+    return err;
+}
+
+static bp_err
+sq_admin_sessions_delete(struct bp_store *s, const char *operator_id, int64_t now)
+{
+    struct sqlite_store *st = bp_sq__of(s);
+    sqlite3_stmt *stmt = NULL;
+    bp_err err = bp_sq__prepare(st,
+                                "DELETE FROM admin_tokens WHERE kind = 'session'"
+                                " AND (operator_id = ?1 OR (?1 IS NULL AND expires_at <= ?2))",
+                                &stmt);
+
+    if (err != BP_OK) {
+        return err;
+    }
+    bp_sq__bind_text(stmt, 1, operator_id);
+    sqlite3_bind_int64(stmt, 2, now);
+    err = bp_sq__step_done(st, stmt, NULL);
+    sqlite3_finalize(stmt);
+    return err;
 }
 
 /* Runs constant SQL with one text parameter (an id) and no result rows. */
@@ -1089,4 +1290,12 @@ const struct bp_store_oauth_ops bp_sq__oauth_ops = {
     .token_list_all = sq_token_list_all,
     .code_list = sq_code_list,
     .session_list = sq_session_list,
+    .operator_set_role = sq_operator_set_role,
+    .admin_token_insert = sq_admin_token_insert,
+    .admin_token_find = sq_admin_token_find,
+    .admin_token_list = sq_admin_token_list,
+    .admin_token_get = sq_admin_token_get,
+    .admin_token_revoke = sq_admin_token_revoke,
+    .admin_session_end = sq_admin_session_end,
+    .admin_sessions_delete = sq_admin_sessions_delete,
 };

@@ -29,7 +29,7 @@ import { authorizeCode, createClient, createOperator, token } from './lib/oauth_
 const SKIP = !PG && 'PostgreSQL only: the copy goes into PostgreSQL (the _pg run)';
 const REDIRECT = 'https://app.example/cb';
 const TABLES = ['instances', 'api_keys', 'oauth_clients', 'oauth_operators', 'oauth_tokens', 'oauth_codes',
-    'oauth_sessions', 'audit_log'];
+    'oauth_sessions', 'admin_tokens', 'audit_log'];
 
 function counts(db) {
     return Object.fromEntries(TABLES.map((t) => [t, Number(sql(db, `SELECT count(*) FROM ${t}`))]));
@@ -65,6 +65,10 @@ describe('db copy from SQLite to PostgreSQL', { skip: SKIP }, () => {
         const machine = createClient(src, ['--name', 'machine', '--scopes', 'proxy:read']);
         const web = createClient(src, ['--name', 'web', '--scopes', 'proxy:read', '--redirect-uri', REDIRECT]);
         const op = createOperator(src, 'alice');
+        // An admin API token (issue 13): its digest and its operator's role come along.
+        assert.equal(cli(['operator', 'role', op.id, 'admin'], { db: src }).code, 0);
+        const adminToken = cli(['operator', 'token-create', op.id, '--name', 'ci'], { db: src }).json.token;
+        assert.match(adminToken, /^blnk_ad_/);
 
         // Tokens, families, a session and an unused code, made by a server on the SQLite store.
         let p = await startProxy({ db: src });
@@ -137,6 +141,9 @@ describe('db copy from SQLite to PostgreSQL', { skip: SKIP }, () => {
         assert.equal(rotated.status, 200, JSON.stringify(rotated.json));
         const reuse = await token(p.port, web, { grant_type: 'refresh_token', refresh_token: ac.json.refresh_token });
         assert.equal(reuse.status, 400, 'the old refresh token is a reuse: its family goes');
+        const admin = await req(p.port, 'GET', '/admin/api/session', { headers: bearer(adminToken) });
+        assert.equal(admin.status, 200, admin.text);
+        assert.equal(admin.json.operator.role, 'admin', 'the admin token and its operator\'s role came along');
         // New audit records continue after the copied seqs.
         const newest = cli(['audit', 'list', '--limit', '1'], { db: dst }).stdout.trim().split('\n')[0];
         assert.ok(JSON.parse(newest).seq > Number(sqlite(src, 'SELECT max(seq) FROM audit_log')));

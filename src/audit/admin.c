@@ -69,6 +69,29 @@ bp_audit_admin_op(struct bp_store *s, const char *action, const char *resource_i
     return rc;
 }
 
+bp_err
+bp_audit_admin_by(struct bp_store *s, const struct bp_audit_admin_actor *actor, const char *action,
+                  const char *resource_id, const char *instance_id, const char *operation_id)
+{
+    struct bp_audit_rec rec = {
+        .time_us = bp_clock_wall_us(),
+        .request_id = operation_id != NULL ? bp_strdup(operation_id) : NULL,
+        .actor_type = bp_strdup(actor->type),
+        .actor_id = bp_strdup(actor->id),
+        .actor_name = actor->name != NULL ? bp_strdup(actor->name) : NULL,
+        .instance_id = instance_id ? bp_strdup(instance_id) : NULL,
+        .action = bp_strdup(action),
+        .category = bp_strdup(BP_AUDIT_CATEGORY_ADMIN),
+        .resource_id = resource_id ? bp_strdup(resource_id) : NULL,
+        .client_addr = actor->client_addr != NULL ? bp_strdup(actor->client_addr) : NULL,
+        .node = bp_strdup(actor->node),
+    };
+    bp_err rc = bp_store_audit_insert(s, &rec, 1);
+
+    bp_audit_rec_cleanup(&rec);
+    return rc;
+}
+
 void
 bp_audit_rec_free(struct bp_audit_rec *rec)
 {

@@ -88,6 +88,22 @@ bp_err bp_audit_admin(struct bp_store *s, const char *action, const char *resour
  * key and "Key created" on the new one). */
 bp_err bp_audit_admin_op(struct bp_store *s, const char *action, const char *resource_id, const char *instance_id,
                          const char *operation_id);
+/* Who made an administrative change through the admin API (issue 13): the operator. */
+struct bp_audit_admin_actor {
+    const char *type;          /* "operator" */
+    const char *id;
+    const char *name;
+    const char *node;          /* the node that served the request */
+    const char *client_addr;   /* the operator's address */
+};
+/* As bp_audit_admin_op, made by actor instead of the OS user on this host. */
+bp_err bp_audit_admin_by(struct bp_store *s, const struct bp_audit_admin_actor *actor, const char *action,
+                         const char *resource_id, const char *instance_id, const char *operation_id);
+
+/* A stored record as a JSON object (new reference), as `audit list --json` prints it. */
+struct json_t *bp_audit_rec_json(const struct bp_audit_rec *r);
+/* "2026-11-24T10:00:00.123456Z" into out[28]. */
+void bp_audit_format_time_us(int64_t t_us, char out[28]);
 
 /* Frees a heap record from bp_calloc and its strings. */
 void bp_audit_rec_free(struct bp_audit_rec *rec);

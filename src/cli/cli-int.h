@@ -215,13 +215,8 @@ struct bp_cli_verb {
 };
 
 /* `audit` (cmd_audit.c): a --since/--until value (RFC 3339 or "7d" ago) into *out_us (unchanged
- * when the flag is absent); a record as the JSON object `audit list --json` prints; a time as
- * RFC 3339 with microseconds. */
+ * when the flag is absent). */
 int bp_cli__audit_time(const struct bp_cli_flag *f, int64_t now_us, int64_t *out_us);
-struct json_t;
-struct bp_audit_rec;
-struct json_t *bp_cli__audit_json(const struct bp_audit_rec *r);
-void bp_cli__format_time_us(int64_t t_us, char out[28]);
 
 /* The trail's verbs of `audit` (cmd_audit_trail.c, issue 13), as rows of cmd_audit.c's table. */
 enum { BP_CLI_VERIFY_NOPTS = 4, BP_CLI_CHECKPOINT_NOPTS = 2, BP_CLI_CHECKPOINTS_NOPTS = 2, BP_CLI_EXPORT_NOPTS = 4 };

@@ -10,6 +10,7 @@
 
 #include <jansson.h>
 
+#include "audit/audit.h"
 #include "cli/cli-int.h"
 #include "lib/alloc.h"
 #include "lib/bug.h"
@@ -335,7 +336,7 @@ csv_row(FILE *f, const struct bp_audit_rec *r)
     const char *cells[BP_ARRAY_LEN(csv_cols)];
     size_t k = 0;
 
-    bp_cli__format_time_us(r->time_us, t);
+    bp_audit_format_time_us(r->time_us, t);
     snprintf(num[0], sizeof(num[0]), "%lld", (long long)r->seq);
     snprintf(num[1], sizeof(num[1]), "%d", r->core_status);
     snprintf(num[2], sizeof(num[2]), "%d", r->status);
@@ -432,7 +433,7 @@ bp_cli__audit_export(struct bp_cli_ctx *ctx, int argc, char **argv, int op)
             if (csv) {
                 csv_row(out, &recs[i]);
             } else {
-                json_t *o = bp_cli__audit_json(&recs[i]);
+                json_t *o = bp_audit_rec_json(&recs[i]);
                 json_dumpf(o, out, JSON_COMPACT);
                 json_decref(o);
                 fputc('\n', out);

@@ -26,6 +26,7 @@
 #define BP_ACCESS_TOKEN_PREFIX "blnk_at_"
 #define BP_REFRESH_TOKEN_PREFIX "blnk_rt_"
 #define BP_CLIENT_SECRET_PREFIX "blnk_cs_"
+#define BP_ADMIN_TOKEN_PREFIX "blnk_ad_"   /* an operator's admin API token (issue 13) */
 #define BP_OAUTH_TOKEN_HEX_LEN 64
 #define BP_OAUTH_TOKEN_LEN (8 + BP_OAUTH_TOKEN_HEX_LEN)
 

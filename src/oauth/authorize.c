@@ -118,9 +118,9 @@ static void
 send_location(struct bp_oauth_response *out, char *location)
 {
     out->status = 302;
-    bp_oauth__add_header(out, "Location", location);
-    bp_oauth__add_header(out, "Cache-Control", "no-store");
-    bp_oauth__add_header(out, "Referrer-Policy", "no-referrer");
+    bp_oauth_add_header(out, "Location", location);
+    bp_oauth_add_header(out, "Cache-Control", "no-store");
+    bp_oauth_add_header(out, "Referrer-Policy", "no-referrer");
     bp_wipe(location, strlen(location));
     bp_free(location);
 }
@@ -252,7 +252,7 @@ set_cookie(struct bp_oauth_response *out, const char *sid, bool tls)
 {
     char *cookie = bp_oauth__session_cookie(sid, tls);
 
-    bp_oauth__add_header(out, "Set-Cookie", cookie);
+    bp_oauth_add_header(out, "Set-Cookie", cookie);
     bp_wipe(cookie, strlen(cookie));
     bp_free(cookie);
 }
@@ -340,7 +340,7 @@ handle_get(struct bp_oauth *o, const struct bp_oauth_request *req, struct authz 
                              "Too many sign-in pages were opened from your address. Wait a few minutes and "
                              "try again.");
         snprintf(value, sizeof(value), "%lld", (long long)retry_after);
-        bp_oauth__add_header(out, "Retry-After", value);
+        bp_oauth_add_header(out, "Retry-After", value);
         return;
     }
     if (bp_oauth__session_create(o, NULL, sid) != BP_OK) {
@@ -352,21 +352,6 @@ handle_get(struct bp_oauth *o, const struct bp_oauth_request *req, struct authz 
     bp_wipe(sid, sizeof(sid));
 }
 
-/* Verifies name/password; true with *op filled on success. Always runs one Argon2id verification. */
-static bool
-verify_operator(struct bp_oauth *o, const char *name, const char *password, struct bp_operator_rec *op)
-{
-    bool found = bp_store_operator_get_by_name(o->store, name, op) == BP_OK;
-    const char *hash = found ? op->password_hash : o->dummy_hash;
-    bool ok = bp_password_verify(hash, password, strlen(password)) == BP_OK;
-
-    if (found && (!ok || op->disabled)) {
-        bp_operator_rec_cleanup(op);
-        return false;
-    }
-    return found && ok;
-}
-
 static void
 handle_login(struct bp_oauth *o, const struct bp_oauth_request *req, struct authz *a, const char *sid,
              struct bp_oauth_response *out)
@@ -376,28 +361,28 @@ handle_login(struct bp_oauth *o, const struct bp_oauth_request *req, struct auth
     struct bp_operator_rec op = {0};
     unsigned char digest[BP_DIGEST_LEN];
     char new_sid[BP_OAUTH_SESSION_HEX + 1];
-    int64_t now_ms = bp_clock_mono_ms();
+    bp_err rc;
 
     if (name == NULL || password == NULL) {
         show_login(a, sid, 400, "Enter your name and password.", out);
         return;
     }
-    /* The attempt is counted before the (slow) verification, in the same locked step as the
-     * check: parallel attempts cannot slip past the limit. */
-    if (!bp_oauth__throttle_reserve(name, req->peer, now_ms)) {
-        BP_WARN("oauth: sign-in throttled", BP_LSTR("peer", req->peer));
+    rc = bp_oauth_signin(o, name, password, req->peer, &op);
+    if (rc == BP_ERR_LIMIT) {
         bp_oauth__page_error(out, 429, "Too many sign-in attempts",
                              "Too many sign-in attempts. Wait a few minutes and try again.");
-        bp_oauth__add_header(out, "Retry-After", "900");
+        bp_oauth_add_header(out, "Retry-After", "900");
         return;
     }
-    if (!verify_operator(o, name, password, &op)) {
-        /* The name is not logged: people type passwords into it by mistake. */
-        BP_WARN("oauth: sign-in failed", BP_LSTR("peer", req->peer));
+    /* An auditor reads; approving an app grants access, which is a change. */
+    if (rc == BP_OK && strcmp(op.role, "auditor") == 0) {
+        bp_operator_rec_cleanup(&op);
+        rc = BP_ERR_AUTH_INVALID_KEY;
+    }
+    if (rc != BP_OK) {
         show_login(a, sid, 401, "Invalid name or password.", out);
         return;
     }
-    bp_oauth__throttle_success(name, req->peer, now_ms);
     /* Rotate the session id at sign-in (session fixation). */
     bp_digest(sid, BP_OAUTH_SESSION_HEX, digest);
     bp_store_session_delete(o->store, digest);

@@ -53,6 +53,7 @@ struct bp_oauth_endpoint {
     char *issuer;                  /* owned when derived from the bound address */
     void (*tables_sync)(void *arg);
     void *tables_sync_arg;
+    struct bp_oauth_service service; /* .handle NULL: none */
     struct bp_workq *q;
     struct bp_workq *password_q;   /* POST /oauth/authorize: sign-ins and consent */
     bool tls;                      /* the issuer is https: cookies must be Secure */
@@ -109,6 +110,12 @@ thread_close(void *arg, void *state)
     bp_oauth_close(state);
 }
 
+static bool
+owned_by_service(const struct bp_oauth_endpoint *ep, const char *path, size_t len)
+{
+    return ep->service.handle != NULL && ep->service.owns_path(path, len);
+}
+
 static void
 job_work(struct bp_work *w, void *state)
 {
@@ -119,7 +126,11 @@ job_work(struct bp_work *w, void *state)
     if (atomic_load(&job->orphaned)) {
         return;
     }
-    bp_oauth_handle(state, &job->oreq, &job->resp);
+    if (owned_by_service(ep, job->oreq.path, job->oreq.path_len)) {
+        ep->service.handle(ep->service.arg, state, &job->oreq, &job->resp);
+    } else {
+        bp_oauth_handle(state, &job->oreq, &job->resp);
+    }
     /* The new token is in the tables before the client has it (bounded wait). */
     if (job->resp.tokens_issued && ep->tables_sync != NULL) {
         ep->tables_sync(ep->tables_sync_arg);
@@ -184,6 +195,7 @@ job_new(struct bp_oauth_endpoint *ep, struct bp_http_req *req)
     const struct bp_http_header *authz;
     const struct bp_http_header *ctype;
     const struct bp_http_header *cookie;
+    const struct bp_http_header *csrf;
     size_t n_authz = 0;
     const char *peer = bp_http_req_peer(req);
     size_t body_len = 0;
@@ -195,7 +207,9 @@ job_new(struct bp_oauth_endpoint *ep, struct bp_http_req *req)
     authz = bp_http_head_find(h, "Authorization", &n_authz);
     ctype = bp_http_head_find(h, "Content-Type", NULL);
     cookie = bp_http_head_find(h, "Cookie", NULL);
-    need = h->method_len + h->path_len + h->query_len + body_len + strlen(peer) + 7 +
+    csrf = bp_http_head_find(h, "X-CSRF-Token", NULL);
+    need = h->method_len + h->path_len + h->query_len + body_len + strlen(peer) + 8 +
+           (csrf != NULL ? csrf->value_len : 0) +
            (authz != NULL ? authz->value_len : 0) + (ctype != NULL ? ctype->value_len : 0) +
            (cookie != NULL ? cookie->value_len : 0);
     job = bp_calloc(1, sizeof(*job) + need);
@@ -230,24 +244,33 @@ job_new(struct bp_oauth_endpoint *ep, struct bp_http_req *req)
         job->oreq.cookie = put(&at, cookie->value, cookie->value_len);
         job->oreq.cookie_len = cookie->value_len;
     }
+    if (csrf != NULL) {
+        job->oreq.csrf_token = put(&at, csrf->value, csrf->value_len);
+        job->oreq.csrf_token_len = csrf->value_len;
+    }
     return job;
 }
 
 static void
 on_head(void *self, struct bp_http_req *req)
 {
-    (void)self;
-    bp_http_req_facts(req)->group = "oauth";
+    struct bp_oauth_endpoint *ep = self;
+    const struct bp_http_head *h = bp_http_req_head(req);
+
+    bp_http_req_facts(req)->group = owned_by_service(ep, h->path, h->path_len) ? ep->service.group : "oauth";
     bp_http_req_read_body_anonymous(req, OAUTH_MAX_BODY);
 }
 
 /* A POST to the authorize page: the only request that may verify a password. All of them (the
  * consent POST too) go to the password queue, so that no form field decides where a hash runs. */
 static bool
-is_signin(struct bp_http_req *req)
+is_signin(const struct bp_oauth_endpoint *ep, struct bp_http_req *req)
 {
     const struct bp_http_head *h = bp_http_req_head(req);
 
+    if (owned_by_service(ep, h->path, h->path_len)) {
+        return ep->service.is_signin(h->method, h->method_len, h->path, h->path_len);
+    }
     return bp_str_eq(h->method, h->method_len, "POST") && bp_str_eq(h->path, h->path_len, "/oauth/authorize");
 }
 
@@ -288,7 +311,7 @@ on_body(void *self, struct bp_http_req *req, bp_err rc)
         return;
     }
     job = job_new(ep, req);
-    if (is_signin(req)) {
+    if (is_signin(ep, req)) {
         rc = bp_workq_submit(ep->password_q, &job->work);
         if (rc != BP_OK) {
             job_free(job);
@@ -345,6 +368,9 @@ bp_oauth_endpoint_new(const struct bp_oauth_endpoint_opts *o, struct bp_oauth_en
     ep->cfg = *o->cfg;
     ep->tables_sync = o->tables_sync;
     ep->tables_sync_arg = o->tables_sync_arg;
+    if (o->service != NULL) {
+        ep->service = *o->service;
+    }
     ep->handler = (struct bp_http_handler){
         .name = "oauth",
         .on_head = on_head,

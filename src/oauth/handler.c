@@ -116,7 +116,7 @@ bp_oauth_response_cleanup(struct bp_oauth_response *r)
 }
 
 void
-bp_oauth__add_header(struct bp_oauth_response *out, const char *name, const char *value)
+bp_oauth_add_header(struct bp_oauth_response *out, const char *name, const char *value)
 {
     size_t old = out->headers != NULL ? strlen(out->headers) : 0;
     size_t add = strlen(name) + 2 + strlen(value) + 2;
@@ -149,8 +149,8 @@ bp_oauth__json(struct bp_oauth_response *out, int status, void *json)
     set_body(out, status, "application/json", bp_memdup(text, len + 1), len);
     bp_wipe(text, len);
     free(text); /* jansson's allocation */
-    bp_oauth__add_header(out, "Cache-Control", "no-store");
-    bp_oauth__add_header(out, "Pragma", "no-cache");
+    bp_oauth_add_header(out, "Cache-Control", "no-store");
+    bp_oauth_add_header(out, "Pragma", "no-cache");
 }
 
 void
@@ -164,7 +164,7 @@ bp_oauth__error(struct bp_oauth_response *out, int status, const char *error, co
     }
     bp_oauth__json(out, status, j);
     if (status == 401) {
-        bp_oauth__add_header(out, "WWW-Authenticate", "Basic realm=\"blnkproxy\"");
+        bp_oauth_add_header(out, "WWW-Authenticate", "Basic realm=\"blnkproxy\"");
     }
 }
 
@@ -228,7 +228,7 @@ static void
 not_allowed(struct bp_oauth_response *out, const char *allow)
 {
     bp_oauth__error(out, 405, "invalid_request", "method not allowed");
-    bp_oauth__add_header(out, "Allow", allow);
+    bp_oauth_add_header(out, "Allow", allow);
 }
 
 void

@@ -107,12 +107,12 @@ finish(struct bp_oauth_response *out, int status, struct bp_buf *b, const char *
     snprintf(csp, sizeof(csp), "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'%s%s; "
              "frame-ancestors 'none'; base-uri 'none'", form_origin != NULL ? " " : "",
              form_origin != NULL ? form_origin : "");
-    bp_oauth__add_header(out, "Cache-Control", "no-store");
-    bp_oauth__add_header(out, "Pragma", "no-cache");
-    bp_oauth__add_header(out, "X-Frame-Options", "DENY");
-    bp_oauth__add_header(out, "X-Content-Type-Options", "nosniff");
-    bp_oauth__add_header(out, "Referrer-Policy", "no-referrer");
-    bp_oauth__add_header(out, "Content-Security-Policy", csp);
+    bp_oauth_add_header(out, "Cache-Control", "no-store");
+    bp_oauth_add_header(out, "Pragma", "no-cache");
+    bp_oauth_add_header(out, "X-Frame-Options", "DENY");
+    bp_oauth_add_header(out, "X-Content-Type-Options", "nosniff");
+    bp_oauth_add_header(out, "Referrer-Policy", "no-referrer");
+    bp_oauth_add_header(out, "Content-Security-Policy", csp);
 }
 
 void

@@ -99,8 +99,6 @@ void bp_oauth__scope_spaced(unsigned bits, char *out, size_t cap);
 void bp_oauth__error(struct bp_oauth_response *out, int status, const char *error, const char *description);
 /* Sets out to a JSON body (json_t *, stolen) with Cache-Control: no-store and Pragma: no-cache. */
 void bp_oauth__json(struct bp_oauth_response *out, int status, void *json);
-/* Appends one header line ("Name: value\r\n") to out->headers. */
-void bp_oauth__add_header(struct bp_oauth_response *out, const char *name, const char *value);
 /* True when the Content-Type is application/x-www-form-urlencoded (parameters may follow ';'). */
 bool bp_oauth__is_form(const struct bp_oauth_request *req);
 /* A client is usable when neither revoked nor expired at now. */

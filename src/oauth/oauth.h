@@ -40,6 +40,24 @@ bool bp_oauth_token_is_well_formed(const char *prefix, const char *text, size_t 
 
 struct bp_http_handler;
 struct bp_oauth_endpoint;
+struct bp_oauth;
+struct bp_oauth_request;
+struct bp_oauth_response;
+struct bp_operator_rec;
+struct bp_store;
+
+/* Another set of store-backed endpoints answered on the OAuth threads, with their state (the
+ * admin API, admin/): the endpoint reads its requests like its own and calls handle on one of
+ * its threads. */
+struct bp_oauth_service {
+    const char *group;                                  /* the requests' group in logs and metrics */
+    bool (*owns_path)(const char *path, size_t len);
+    /* The requests that verify a password: run on the sign-in threads. */
+    bool (*is_signin)(const char *method, size_t method_len, const char *path, size_t path_len);
+    void (*handle)(void *arg, struct bp_oauth *o, const struct bp_oauth_request *req,
+                   struct bp_oauth_response *out);
+    void *arg;
+};
 
 struct bp_oauth_endpoint_opts {
     const struct bp_config *cfg;   /* the start configuration (oauth.*, db); copied */
@@ -48,6 +66,7 @@ struct bp_oauth_endpoint_opts {
      * on /proxy/ at once. NULL: no wait. */
     void (*tables_sync)(void *arg);
     void *tables_sync_arg;
+    const struct bp_oauth_service *service; /* NULL: none */
 };
 
 /* The handler serve registers for "/oauth", "/oauth/..." and
@@ -85,6 +104,8 @@ struct bp_oauth_request {
     size_t content_type_len;
     const char *cookie;
     size_t cookie_len;
+    const char *csrf_token;    /* X-CSRF-Token (the admin API's cookie-authenticated writes) */
+    size_t csrf_token_len;
     const char *body;
     size_t body_len;
     const char *peer;          /* client address, for sign-in throttling */
@@ -98,8 +119,9 @@ struct bp_oauth_response {
     const char *content_type;  /* static string, NULL when no body */
     char *body;
     size_t body_len;
-    bool tokens_issued;        /* a new access token exists: the request path must know it
-                                  before the client does (see bp_server_hooks.tables_sync) */
+    bool tokens_issued;        /* a new access token exists, or a credential or instance changed:
+                                  the request path must know it before the client does (see
+                                  bp_server_hooks.tables_sync) */
 };
 
 /* True for the paths bp_oauth_handle answers: "/oauth/…" and
@@ -113,6 +135,19 @@ void bp_oauth_close(struct bp_oauth *o);
 /* Answers one request. Never fails: store trouble becomes a 500/503 answer in the endpoint's
  * error shape. Never logs a secret, code, token or password. */
 void bp_oauth_handle(struct bp_oauth *o, const struct bp_oauth_request *req, struct bp_oauth_response *out);
+/* The thread's store connection, for a service's handle. */
+struct bp_store *bp_oauth_store(struct bp_oauth *o);
+/* An operator's sign-in, as the authorize page does it (also the admin API's): the attempt is
+ * counted against name and peer first (BP_ERR_LIMIT: too many failures; refuse without
+ * verifying), then one Argon2id verification runs whether or not the name exists. BP_OK with
+ * *out filled (an enabled operator whose password matched), else BP_ERR_AUTH_INVALID_KEY. */
+bp_err bp_oauth_signin(struct bp_oauth *o, const char *name, const char *password, const char *peer,
+                       struct bp_operator_rec *out);
+/* The value of the cookie named name in a Cookie header when it is exactly 64 lowercase hex
+ * digits (a session id): true and a NUL-terminated copy in out. The first well-formed one wins. */
+bool bp_oauth_cookie_hex64(const char *cookie, size_t len, const char *name, char out[65]);
+/* Sets a header on an answer being built ("Name: value\r\n" appended). */
+void bp_oauth_add_header(struct bp_oauth_response *out, const char *name, const char *value);
 void bp_oauth_response_cleanup(struct bp_oauth_response *r);
 
 #endif

@@ -43,8 +43,8 @@ bp_oauth__revoke(struct bp_oauth *o, const struct bp_oauth_request *req, struct 
         out->tokens_issued = true;
     }
     out->status = 200;
-    bp_oauth__add_header(out, "Cache-Control", "no-store");
-    bp_oauth__add_header(out, "Pragma", "no-cache");
+    bp_oauth_add_header(out, "Cache-Control", "no-store");
+    bp_oauth_add_header(out, "Pragma", "no-cache");
 done:
     bp_token_rec_cleanup(&t);
     bp_client_rec_cleanup(&c);

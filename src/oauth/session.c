@@ -32,11 +32,17 @@ is_lower_hex(const char *s, size_t n)
 bool
 bp_oauth__cookie_session(const char *cookie, size_t len, char out[BP_OAUTH_SESSION_HEX + 1])
 {
-    static const char name[] = BP_OAUTH_SESSION_COOKIE "=";
-    const size_t nlen = sizeof(name) - 1;
+    return bp_oauth_cookie_hex64(cookie, len, BP_OAUTH_SESSION_COOKIE, out);
+}
+
+bool
+bp_oauth_cookie_hex64(const char *cookie, size_t len, const char *cookie_name, char out[65])
+{
+    char name[64];
+    const size_t nlen = (size_t)snprintf(name, sizeof(name), "%s=", cookie_name);
     size_t pos = 0;
 
-    if (cookie == NULL) {
+    if (cookie == NULL || nlen >= sizeof(name)) {
         return false;
     }
     /* RFC 6265 §4.2.1: "name=value" pairs separated by "; ". The first well-formed pair named
@@ -52,10 +58,9 @@ bp_oauth__cookie_session(const char *cookie, size_t len, char out[BP_OAUTH_SESSI
         while (e > s && (cookie[e - 1] == ' ' || cookie[e - 1] == '\t')) {
             e--;
         }
-        if (e - s == nlen + BP_OAUTH_SESSION_HEX && memcmp(cookie + s, name, nlen) == 0 &&
-            is_lower_hex(cookie + s + nlen, BP_OAUTH_SESSION_HEX)) {
-            memcpy(out, cookie + s + nlen, BP_OAUTH_SESSION_HEX);
-            out[BP_OAUTH_SESSION_HEX] = '\0';
+        if (e - s == nlen + 64 && memcmp(cookie + s, name, nlen) == 0 && is_lower_hex(cookie + s + nlen, 64)) {
+            memcpy(out, cookie + s + nlen, 64);
+            out[64] = '\0';
             return true;
         }
         pos = end + 1;

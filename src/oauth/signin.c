@@ -1,0 +1,44 @@
+/* An operator's sign-in: the authorize page's and the admin API's. Attempts are throttled per
+ * name and per peer (throttle.c) before the slow verification, and an unknown name is verified
+ * against a dummy hash, so neither speed nor answer tells which names exist. */
+#include <string.h>
+
+#include "core/log.h"
+#include "lib/clock.h"
+#include "oauth/oauth-int.h"
+#include "oauth/oauth.h"
+#include "store/store.h"
+
+struct bp_store *
+bp_oauth_store(struct bp_oauth *o)
+{
+    return o->store;
+}
+
+bp_err
+bp_oauth_signin(struct bp_oauth *o, const char *name, const char *password, const char *peer,
+                struct bp_operator_rec *out)
+{
+    int64_t now_ms = bp_clock_mono_ms();
+    bool found;
+    bool ok;
+
+    /* Counted before the verification, in the same locked step as the check: parallel
+     * attempts cannot slip past the limit. */
+    if (!bp_oauth__throttle_reserve(name, peer, now_ms)) {
+        BP_WARN("oauth: sign-in throttled", BP_LSTR("peer", peer));
+        return BP_ERR_LIMIT;
+    }
+    found = bp_store_operator_get_by_name(o->store, name, out) == BP_OK;
+    ok = bp_password_verify(found ? out->password_hash : o->dummy_hash, password, strlen(password)) == BP_OK;
+    if (!found || !ok || out->disabled) {
+        if (found) {
+            bp_operator_rec_cleanup(out);
+        }
+        /* The name is not logged: people type passwords into it by mistake. */
+        BP_WARN("oauth: sign-in failed", BP_LSTR("peer", peer));
+        return BP_ERR_AUTH_INVALID_KEY;
+    }
+    bp_oauth__throttle_success(name, peer, now_ms);
+    return BP_OK;
+}

@@ -1,6 +1,7 @@
 #include <string.h>
 
 #include "audit/audit.h"
+#include "auth/auth.h"
 #include "cli/cli-int.h"
 #include "cli/out.h"
 #include "lib/alloc.h"
@@ -10,7 +11,8 @@
 #include "oauth/oauth.h"
 #include "store/store.h"
 
-/* `operator …`: the people who approve apps on /oauth/authorize (DESIGN §6). A password comes
+/* `operator …`: the people who approve apps on /oauth/authorize (DESIGN §6) and who use the
+ * admin API (issue 13) with a role: admin, auditor, or approver (the authorize page only). A password comes
  * only from a file or an environment variable, is hashed with Argon2id at once and wiped; it is
  * never printed, and the output never carries the hash either. Every change is written together
  * with its admin audit record, in one transaction. Disabling an operator also revokes every
@@ -27,6 +29,7 @@ operator_obj(const struct bp_operator_rec *rec)
 
     bp_out_str(o, "id", rec->id);
     bp_out_str(o, "name", rec->name);
+    bp_out_str(o, "role", rec->role != NULL ? rec->role : "approver");
     bp_out_str(o, "status", rec->disabled ? "disabled" : "active");
     bp_out_time(o, "created_at", rec->created_at);
     bp_out_time(o, "updated_at", rec->updated_at);
@@ -63,7 +66,7 @@ kind_cleanup(void *rec)
     bp_operator_rec_cleanup(rec);
 }
 
-static const char *const list_columns[] = {"id", "name", "status", "created_at", "updated_at"};
+static const char *const list_columns[] = {"id", "name", "role", "status", "created_at", "updated_at"};
 
 static const struct bp_cli_kind operator_kind = {
     .noun = "operator",
@@ -137,7 +140,13 @@ done:
 
 /* ---- commands ---- */
 
-enum { OF_NAME, OF_PASSWORD_FILE, OF_PASSWORD_ENV, OF_COUNT };
+enum { OF_NAME, OF_PASSWORD_FILE, OF_PASSWORD_ENV, OF_ROLE, OF_COUNT };
+
+static bool
+role_is_valid(const char *role)
+{
+    return strcmp(role, "admin") == 0 || strcmp(role, "auditor") == 0 || strcmp(role, "approver") == 0;
+}
 
 static int
 operator_create(struct bp_cli_ctx *ctx, int argc, char **argv, int op)
@@ -160,6 +169,11 @@ operator_create(struct bp_cli_ctx *ctx, int argc, char **argv, int op)
     if (rc != BP_CLI_EXIT_OK) {
         return rc;
     }
+    if (flags[OF_ROLE].seen && !role_is_valid(flags[OF_ROLE].value)) {
+        bp_cli__error("invalid --role: use admin, auditor or approver");
+        return BP_CLI_EXIT_USAGE;
+    }
+    rec.role = bp_strdup(flags[OF_ROLE].seen ? flags[OF_ROLE].value : "approver");
     rec.id = bp_cli__new_id("operator");
     if (rec.id == NULL) {
         return BP_CLI_EXIT_FAIL;
@@ -232,6 +246,9 @@ apply_op(struct bp_store *s, const char *id, const void *arg, bool json)
             if (change == BP_OK) {
                 change = bp_store_session_delete_operator(s, id);
             }
+            if (change == BP_OK) {
+                change = bp_store_admin_sessions_delete(s, id, now);
+            }
             err = bp_cli__finish_audited(s, change, "Operator password changed", id, NULL);
         } else if (err == BP_OK) {
             /* Disabling withdraws what the operator approved, in the same transaction: their
@@ -239,6 +256,9 @@ apply_op(struct bp_store *s, const char *id, const void *arg, bool json)
             bp_err change = bp_store_operator_set_disabled(s, id, op == OP_DISABLE, now);
             if (change == BP_OK && op == OP_DISABLE) {
                 change = bp_store_operator_revoke_grants(s, id, now);
+            }
+            if (change == BP_OK && op == OP_DISABLE) {
+                change = bp_store_admin_sessions_delete(s, id, now);
             }
             err = bp_cli__finish_audited(s, change, op == OP_DISABLE ? "Operator disabled" : "Operator enabled", id,
                                          NULL);
@@ -275,6 +295,232 @@ operator_one(struct bp_cli_ctx *ctx, int argc, char **argv, int op)
     return rc;
 }
 
+/* operator role ID ROLE: what the operator may do in the admin API from now on; their console
+ * sessions end (they sign in again with the new role). */
+static int
+operator_role(struct bp_cli_ctx *ctx, int argc, char **argv, int op)
+{
+    struct bp_store *s = NULL;
+    struct bp_operator_rec rec = {0};
+    const char *id;
+    const char *role;
+    int64_t now = bp_clock_wall_s();
+    bp_err err;
+    int rc;
+    (void)op;
+
+    BP_CLI_PARSE_OR_RETURN(ctx, argc, argv, NULL);
+    id = ctx->pos[0];
+    role = ctx->pos[1];
+    if (!role_is_valid(role)) {
+        bp_cli__error("invalid role: use admin, auditor or approver");
+        return BP_CLI_EXIT_USAGE;
+    }
+    rc = bp_cli__open_store(ctx, true, &s);
+    if (rc != BP_CLI_EXIT_OK) {
+        return rc;
+    }
+    err = bp_store_begin(s);
+    if (err == BP_OK) {
+        bp_err change = bp_store_operator_set_role(s, id, role, now);
+        if (change == BP_OK) {
+            change = bp_store_admin_sessions_delete(s, id, now);
+        }
+        err = bp_cli__finish_audited(s, change, "Operator role changed", id, NULL);
+    }
+    if (err == BP_OK) {
+        err = bp_store_operator_get(s, id, &rec);
+    }
+    if (err != BP_OK) {
+        rc = bp_cli__store_fail(s, err, "operator", id);
+    } else {
+        rc = print_operator(&rec, ctx->json);
+    }
+    bp_operator_rec_cleanup(&rec);
+    bp_store_close(s);
+    return rc;
+}
+
+/* ---- admin API tokens ---- */
+
+static struct bp_out_obj *
+token_obj(const struct bp_admin_token_rec *t, int64_t now)
+{
+    struct bp_out_obj *o = bp_out_obj_new();
+
+    bp_out_str(o, "id", t->id);
+    bp_out_str(o, "operator_id", t->operator_id);
+    bp_out_str(o, "name", t->name);
+    bp_out_str(o, "prefix", t->prefix);
+    bp_out_str(o, "status", bp_cli__cred_status(t->revoked_at != 0, t->expires_at, now));
+    bp_out_time(o, "created_at", t->created_at);
+    bp_out_time(o, "expires_at", t->expires_at);
+    bp_out_time(o, "revoked_at", t->revoked_at);
+    return o;
+}
+
+enum { TF_NAME, TF_EXPIRES_IN, TF_COUNT };
+
+/* operator token-create ID --name NAME [--expires-in D]: an admin API token for the operator,
+ * printed once (only its SHA-256 is kept); it acts with the operator's role. */
+static int
+operator_token_create(struct bp_cli_ctx *ctx, int argc, char **argv, int op)
+{
+    struct bp_cli_flag flags[TF_COUNT];
+    struct bp_admin_token_rec rec = {0};
+    struct bp_operator_rec owner = {0};
+    struct bp_store *s = NULL;
+    char token[BP_OAUTH_TOKEN_LEN + 1];
+    struct bp_out_obj *o;
+    int64_t now = bp_clock_wall_s();
+    bp_err err;
+    int rc;
+    (void)op;
+
+    BP_CLI_PARSE_OR_RETURN(ctx, argc, argv, flags);
+    rc = bp_cli__check_name(flags[TF_NAME].value);
+    if (rc == BP_CLI_EXIT_OK) {
+        rc = bp_cli__parse_expiry(flags[TF_EXPIRES_IN].seen ? flags[TF_EXPIRES_IN].value : "90d", now,
+                                  &rec.expires_at);
+    }
+    if (rc != BP_CLI_EXIT_OK) {
+        return rc;
+    }
+    if (rec.expires_at == 0) {
+        bp_cli__error("invalid --expires-in: an admin token must expire (at most 366d)");
+        return BP_CLI_EXIT_USAGE;
+    }
+    if (rec.expires_at > now + 366 * 86400) {
+        bp_cli__error("invalid --expires-in: at most 366d");
+        return BP_CLI_EXIT_USAGE;
+    }
+    rc = bp_cli__open_store(ctx, true, &s);
+    if (rc != BP_CLI_EXIT_OK) {
+        return rc;
+    }
+    err = bp_store_operator_get(s, ctx->pos[0], &owner);
+    if (err != BP_OK) {
+        rc = bp_cli__store_fail(s, err, "operator", ctx->pos[0]);
+        goto done;
+    }
+    if (bp_oauth_token_generate(BP_ADMIN_TOKEN_PREFIX, token) != BP_OK) {
+        bp_cli__error("cannot generate a token: the system random source failed");
+        rc = BP_CLI_EXIT_FAIL;
+        goto done;
+    }
+    rec.id = bp_cli__new_id("admtok");
+    rec.operator_id = bp_strdup(owner.id);
+    rec.kind = bp_strdup("token");
+    bp_digest(token, BP_OAUTH_TOKEN_LEN, rec.digest);
+    rec.prefix = bp_strndup(token, 8 + 8);
+    rec.name = bp_strdup(flags[TF_NAME].value);
+    rec.created_at = now;
+    err = rec.id != NULL ? bp_store_begin(s) : BP_ERR_NOMEM;
+    if (err == BP_OK) {
+        err = bp_cli__finish_audited(s, bp_store_admin_token_insert(s, &rec), "Admin token created", rec.id, NULL);
+    }
+    if (err != BP_OK) {
+        rc = bp_cli__store_fail(s, err, "admin token", "");
+        goto done;
+    }
+    if (strcmp(owner.role, "approver") == 0) {
+        bp_out_note(ctx->json, "This operator's role is approver: the admin API refuses the token until an admin "
+                               "gives them a role (operator role ID admin|auditor).");
+    }
+    o = token_obj(&rec, now);
+    if (ctx->json) {
+        bp_out_str(o, "token", token);
+    }
+    rc = bp_out_print_obj(o, ctx->json);
+    bp_out_obj_free(o);
+    bp_out_secret(ctx->json, "Admin token", token);
+
+done:
+    bp_wipe(token, sizeof(token));
+    bp_admin_token_rec_cleanup(&rec);
+    bp_operator_rec_cleanup(&owner);
+    bp_store_close(s);
+    return rc;
+}
+
+static int
+operator_tokens(struct bp_cli_ctx *ctx, int argc, char **argv, int op)
+{
+    static const char *const columns[] = {"id", "operator_id", "name", "prefix", "status", "expires_at"};
+    struct bp_admin_token_rec *recs = NULL;
+    struct bp_out_obj **rows;
+    struct bp_store *s = NULL;
+    int64_t now = bp_clock_wall_s();
+    size_t n = 0;
+    bp_err err;
+    int rc;
+    (void)op;
+
+    BP_CLI_PARSE_OR_RETURN(ctx, argc, argv, NULL);
+    rc = bp_cli__open_store(ctx, true, &s);
+    if (rc != BP_CLI_EXIT_OK) {
+        return rc;
+    }
+    err = bp_store_admin_token_list(s, ctx->npos > 0 ? ctx->pos[0] : NULL, "token", &recs, &n);
+    if (err != BP_OK) {
+        rc = bp_cli__store_fail(s, err, "admin tokens", "");
+        bp_store_close(s);
+        return rc;
+    }
+    bp_store_close(s);
+    rows = bp_calloc(n + 1, sizeof(*rows));
+    for (size_t i = 0; i < n; i++) {
+        rows[i] = token_obj(&recs[i], now);
+    }
+    rc = bp_out_print_list("tokens", rows, n, columns, BP_ARRAY_LEN(columns), ctx->json);
+    for (size_t i = 0; i < n; i++) {
+        bp_out_obj_free(rows[i]);
+    }
+    bp_free(rows);
+    bp_admin_token_recs_free(recs, n);
+    return rc;
+}
+
+static int
+operator_token_revoke(struct bp_cli_ctx *ctx, int argc, char **argv, int op)
+{
+    struct bp_admin_token_rec rec = {0};
+    struct bp_store *s = NULL;
+    int64_t now = bp_clock_wall_s();
+    struct bp_out_obj *o;
+    bp_err err;
+    int rc;
+    (void)op;
+
+    BP_CLI_PARSE_OR_RETURN(ctx, argc, argv, NULL);
+    rc = bp_cli__open_store(ctx, true, &s);
+    if (rc != BP_CLI_EXIT_OK) {
+        return rc;
+    }
+    err = bp_store_admin_token_get(s, ctx->pos[0], &rec);
+    if (err == BP_OK && rec.revoked_at == 0) {
+        err = bp_store_begin(s);
+        if (err == BP_OK) {
+            err = bp_cli__finish_audited(s, bp_store_admin_token_revoke(s, rec.id, now), "Admin token revoked",
+                                         rec.id, NULL);
+        }
+        bp_admin_token_rec_cleanup(&rec);
+        if (err == BP_OK) {
+            err = bp_store_admin_token_get(s, ctx->pos[0], &rec);
+        }
+    }
+    if (err != BP_OK) {
+        rc = bp_cli__store_fail(s, err, "admin token", ctx->pos[0]);
+    } else {
+        o = token_obj(&rec, now);
+        rc = bp_out_print_obj(o, ctx->json);
+        bp_out_obj_free(o);
+    }
+    bp_admin_token_rec_cleanup(&rec);
+    bp_store_close(s);
+    return rc;
+}
+
 /* ---- the family as data: parsed by bp_cli__parse, shown by help, man page and completion ---- */
 
 #define PASSWORD_FILE_HELP "read the password from FILE, without its trailing newline"
@@ -287,6 +533,17 @@ static const struct bp_cli_opt create_opts[OF_COUNT] = {
                           .complete = "@file"},
     [OF_PASSWORD_ENV] = {"--password-env", "VAR", .help = PASSWORD_ENV_HELP, .group = 1, .required = true,
                          .complete = "@env"},
+    [OF_ROLE] = {"--role", "ROLE",
+                 .help = "admin (the admin API, everything), auditor (the admin API, reading only) or approver "
+                         "(the authorize page only; the default)",
+                 .complete = "admin auditor approver"},
+};
+
+static const struct bp_cli_opt token_opts[TF_COUNT] = {
+    [TF_NAME] = {"--name", "NAME", .help = "what the token is for (1..100 printable ASCII characters)",
+                 .required = true},
+    [TF_EXPIRES_IN] = {"--expires-in", "DURATION", .help = "its lifetime: <n>s, <n>m, <n>h or <n>d, at most 366d "
+                                                           "(default 90d)"},
 };
 
 static const struct bp_cli_opt passwd_opts[2] = {
@@ -304,13 +561,23 @@ static const struct bp_cli_verb verbs[] = {
      .max_args = 1},
     {"passwd", operator_one, OP_PASSWD, .help = "set a new password", .args = "ID", .min_args = 1, .max_args = 1,
      .opts = passwd_opts, .nopts = BP_ARRAY_LEN(passwd_opts)},
+    {"role", operator_role, 0, .help = "set what the operator may do in the admin API (admin, auditor, approver)",
+     .args = "ID ROLE", .min_args = 2, .max_args = 2},
+    {"token-create", operator_token_create, 0, .help = "make an admin API token for the operator and print it, once",
+     .args = "ID", .min_args = 1, .max_args = 1, .opts = token_opts, .nopts = BP_ARRAY_LEN(token_opts)},
+    {"tokens", operator_tokens, 0, .help = "list admin API tokens (an operator's, or everyone's)", .args = "[ID]",
+     .max_args = 1},
+    {"token-revoke", operator_token_revoke, 0, .help = "revoke an admin API token", .args = "TOKEN_ID",
+     .min_args = 1, .max_args = 1},
 };
 
 const struct bp_cli_family bp_cli__family_operator = {
     .name = "operator",
-    .help = "manage the people who approve apps on the authorize page",
+    .help = "manage the people who approve apps on the authorize page and use the admin API",
     .verbs = verbs,
     .nverbs = BP_ARRAY_LEN(verbs),
-    .notes = "Operators sign in on /oauth/authorize to approve apps. Passwords are hashed with Argon2id;\n"
+    .notes = "Operators sign in on /oauth/authorize to approve apps (roles approver and admin), and to\n"
+             "the admin API under /admin/api/ (roles admin and auditor; docs/ADMIN_API.md), with a\n"
+             "password or an admin token from token-create. Passwords are hashed with Argon2id;\n"
              "they are read from a file or an environment variable, never from the command line.\n",
 };

@@ -21,7 +21,7 @@ struct bp_route;
 struct bp_store;
 struct bp_server;
 
-#define BP_SERVE_ROUTES 7
+#define BP_SERVE_ROUTES 9
 #define BP_SERVE_HOOKS 3
 
 /* A running serve, as the main thread holds it. */
@@ -34,6 +34,7 @@ struct bp_serve {
     struct bp_audit *audit;        /* started at start or by a reload; NULL while auditing never ran */
     struct bp_proxy *proxy;        /* the /proxy/ handler and the audit hook */
     struct bp_oauth_endpoint *oauth; /* the OAuth endpoints' handler */
+    struct bp_admin *admin;          /* the admin API, a service of the OAuth endpoint */
     struct bp_idem *idem;            /* Idempotency-Key answers' store calls (idem/idem.h) */
     /* What the server serves: the route table and the finish hooks, in order. */
     struct bp_http_route routes[BP_SERVE_ROUTES];

@@ -24,6 +24,7 @@
 #include <sys/resource.h>
 #include <unistd.h>
 
+#include "admin/admin.h"
 #include "audit/audit.h"
 #include "auth/auth.h"
 #include "config/config.h"
@@ -216,6 +217,9 @@ fill_table(struct bp_serve *sv)
         {"/oauth", false, oauth, false},
         {"/oauth/", true, oauth, false},
         {"/.well-known/oauth-authorization-server", false, oauth, false},
+        /* The admin API: answered on the OAuth threads, which sign operators in already. */
+        {"/admin/api", false, oauth, false},
+        {"/admin/api/", true, oauth, false},
         /* The ops listener (ops_listen) serves this one only: health and metrics. */
         {"/", true, bp_ops_handler(), true},
     };
@@ -385,9 +389,12 @@ start(struct bp_serve *sv, struct bp_store **store, struct bp_watch **watch, str
         return 1;
     }
     bp_proxy_new(&(struct bp_proxy_tables){bp_tables_generation, bp_tables_acquire}, sv->idem, &sv->proxy);
-    bp_oauth_endpoint_new(
-        &(struct bp_oauth_endpoint_opts){.cfg = &sv->cfg, .tables_sync = sync_tables, .tables_sync_arg = sv},
-        &sv->oauth);
+    bp_admin_new(&(struct bp_admin_opts){.node = sv->node}, &sv->admin);
+    bp_oauth_endpoint_new(&(struct bp_oauth_endpoint_opts){.cfg = &sv->cfg,
+                                                           .tables_sync = sync_tables,
+                                                           .tables_sync_arg = sv,
+                                                           .service = bp_admin_service(sv->admin)},
+                          &sv->oauth);
     fill_table(sv);
     spec = (struct bp_server_spec){
         .cfg = &sv->cfg,
@@ -533,6 +540,7 @@ bp_serve_main(int argc, char **argv)
     bp_watch_stop(watch);
     bp_server_free(sv.server);
     bp_oauth_endpoint_free(sv.oauth);
+    bp_admin_free(sv.admin);
     bp_proxy_free(sv.proxy);
     bp_idem_free(sv.idem);
     bp_store_close(store);

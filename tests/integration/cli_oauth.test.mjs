@@ -23,7 +23,7 @@ const RFC3339 = /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$/;
 const CLIENT_FIELDS = ['id', 'name', 'scopes', 'redirect_uris', 'grant_types', 'instances', 'allow_from', 'rate_limit', 'rate_burst', 'status', 'created_at',
   'expires_at'];
 const CREATE_FIELDS = ['id', 'name', 'client_id', 'client_secret', ...CLIENT_FIELDS.slice(2)];
-const OPERATOR_FIELDS = ['id', 'name', 'status', 'created_at', 'updated_at'];
+const OPERATOR_FIELDS = ['id', 'name', 'role', 'status', 'created_at', 'updated_at'];
 
 // Every client secret and operator password this file handles; checked against all output.
 const clientSecrets = [];
@@ -318,7 +318,7 @@ describe('operators', () => {
     }
     assert.ok(!JSON.stringify(list).includes('argon2'), 'the hash is not shown either');
     const human = cli(['operator', 'list'], { db, json: false });
-    assert.match(human.stdout, /^ID\s+NAME\s+STATUS\s+CREATED AT\s+UPDATED AT\n/);
+    assert.match(human.stdout, /^ID\s+NAME\s+ROLE\s+STATUS\s+CREATED AT\s+UPDATED AT\n/);
     assert.ok(!human.stdout.includes('argon2'));
   });
 

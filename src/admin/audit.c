@@ -1,0 +1,186 @@
+/* /admin/api/audit (the log, filtered as `audit list` filters it) and /admin/api/operators
+ * (who may sign in, and their admin tokens; admins only). */
+#include <stdlib.h>
+#include <string.h>
+
+#include "admin/admin-int.h"
+#include "audit/audit.h"
+#include "lib/alloc.h"
+#include "lib/str.h"
+
+#define AUDIT_PAGE_DEFAULT 100
+#define AUDIT_PAGE_MAX 1000
+#define FILTER_MAX 200
+
+/* One query parameter's decoded value into out (cap bytes); false when absent. Values are
+ * %-decoded; '+' is a space. A value too long or badly escaped is absent plus *bad. */
+static bool
+query_get(const char *query, const char *name, char *out, size_t cap, bool *bad)
+{
+    size_t nlen = strlen(name);
+    const char *p = query;
+
+    while (p != NULL && *p != '\0') {
+        const char *amp = strchr(p, '&');
+        size_t len = amp != NULL ? (size_t)(amp - p) : strlen(p);
+        if (len > nlen && memcmp(p, name, nlen) == 0 && p[nlen] == '=') {
+            size_t o = 0;
+            for (size_t i = nlen + 1; i < len; i++) {
+                char ch = p[i];
+                if (ch == '%') {
+                    char hex[3];
+                    char *end;
+                    long v;
+                    if (i + 2 >= len) {
+                        *bad = true;
+                        return false;
+                    }
+                    hex[0] = p[i + 1];
+                    hex[1] = p[i + 2];
+                    hex[2] = '\0';
+                    v = strtol(hex, &end, 16);
+                    if (end != hex + 2 || v < 0x20 || v == 0x7f) {
+                        *bad = true;
+                        return false;
+                    }
+                    ch = (char)v;
+                    i += 2;
+                } else if (ch == '+') {
+                    ch = ' ';
+                }
+                if (o + 1 >= cap) {
+                    *bad = true;
+                    return false;
+                }
+                out[o++] = ch;
+            }
+            out[o] = '\0';
+            return o > 0;
+        }
+        p = amp != NULL ? amp + 1 : NULL;
+    }
+    return false;
+}
+
+/* since/until: unix seconds (the console converts what the operator picks). */
+static bool
+time_param(const char *query, const char *name, int64_t *out_us, bool *bad)
+{
+    char v[32];
+    uint64_t s;
+
+    if (!query_get(query, name, v, sizeof(v), bad)) {
+        return true;
+    }
+    if (bp_str_parse_u64(v, strlen(v), UINT64_C(253402300799), &s) != BP_OK) {
+        return false;
+    }
+    *out_us = (int64_t)s * 1000000;
+    return true;
+}
+
+static void
+audit_list(struct bp_admin_call *c)
+{
+    const char *q = c->req->query;
+    char category[FILTER_MAX], instance[FILTER_MAX], credential[FILTER_MAX], action[FILTER_MAX];
+    char num[24];
+    struct bp_audit_query aq = {.limit = AUDIT_PAGE_DEFAULT};
+    struct bp_audit_rec *recs = NULL;
+    size_t n = 0;
+    bool bad = false;
+    uint64_t v;
+    json_t *a;
+    bp_err rc;
+
+    if (q != NULL) {
+        if (!time_param(q, "since", &aq.since_us, &bad) || !time_param(q, "until", &aq.until_us, &bad)) {
+            bad = true;
+        }
+        aq.category = query_get(q, "category", category, sizeof(category), &bad) ? category : NULL;
+        aq.instance_id = query_get(q, "instance", instance, sizeof(instance), &bad) ? instance : NULL;
+        aq.credential = query_get(q, "credential", credential, sizeof(credential), &bad) ? credential : NULL;
+        aq.action = query_get(q, "action", action, sizeof(action), &bad) ? action : NULL;
+        if (query_get(q, "status", num, sizeof(num), &bad)) {
+            bad = bad || bp_str_parse_u64(num, strlen(num), 599, &v) != BP_OK || (v > 5 && v < 100);
+            aq.status = (int)v;
+        }
+        if (query_get(q, "limit", num, sizeof(num), &bad)) {
+            bad = bad || bp_str_parse_u64(num, strlen(num), AUDIT_PAGE_MAX, &v) != BP_OK || v == 0;
+            aq.limit = (size_t)v;
+        }
+        if (query_get(q, "after_seq", num, sizeof(num), &bad)) {
+            /* Live updates: only records newer than the newest the console has. */
+            bad = bad || bp_str_parse_u64(num, strlen(num), INT64_MAX, &v) != BP_OK;
+            aq.after_seq = (int64_t)v;
+        }
+    }
+    if (bad) {
+        bp_admin__error(c, 400, "GEN_MALFORMED_REQUEST",
+                        "bad filter: since/until are unix seconds, status a code or a class 1..5, limit "
+                        "1..1000");
+        return;
+    }
+    rc = bp_store_audit_query(c->s, &aq, &recs, &n);
+    if (rc != BP_OK) {
+        bp_admin__store_error(c, rc, "record");
+        return;
+    }
+    a = json_array();
+    for (size_t i = 0; i < n; i++) {
+        json_array_append_new(a, bp_audit_rec_json(&recs[i]));
+    }
+    bp_audit_recs_free(recs, n);
+    bp_admin__json(c, 200, json_pack("{s:o}", "records", a));
+}
+
+void
+bp_admin__audit(struct bp_admin_call *c)
+{
+    if (c->nseg == 1 && bp_admin__method(c, "GET")) {
+        audit_list(c);
+    } else if (c->nseg == 1) {
+        bp_admin__not_allowed(c, "GET");
+    } else {
+        bp_admin__error(c, 404, "GEN_NOT_FOUND", "no such admin API resource (see docs/ADMIN_API.md)");
+    }
+}
+
+/* ---- operators ---- */
+
+static json_t *
+operator_json(const struct bp_operator_rec *op)
+{
+    return json_pack("{s:s, s:s, s:s, s:s, s:o, s:o}", "id", op->id, "name", op->name, "role", op->role,
+                     "status", op->disabled ? "disabled" : "active", "created_at",
+                     bp_admin__jtime(op->created_at), "updated_at", bp_admin__jtime(op->updated_at));
+}
+
+void
+bp_admin__operators(struct bp_admin_call *c)
+{
+    struct bp_operator_rec *recs = NULL;
+    size_t n = 0;
+    json_t *a;
+    bp_err rc;
+
+    if (c->nseg != 1) {
+        bp_admin__error(c, 404, "GEN_NOT_FOUND", "no such admin API resource (see docs/ADMIN_API.md)");
+        return;
+    }
+    if (!bp_admin__method(c, "GET")) {
+        bp_admin__not_allowed(c, "GET");
+        return;
+    }
+    rc = bp_store_operator_list(c->s, &recs, &n);
+    if (rc != BP_OK) {
+        bp_admin__store_error(c, rc, "operator");
+        return;
+    }
+    a = json_array();
+    for (size_t i = 0; i < n; i++) {
+        json_array_append_new(a, operator_json(&recs[i]));
+    }
+    bp_operator_recs_free(recs, n);
+    bp_admin__json(c, 200, json_pack("{s:o}", "operators", a));
+}

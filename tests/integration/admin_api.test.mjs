@@ -1,0 +1,379 @@
+// The admin API (issue 13, item 2; docs/ADMIN_API.md), end to end with serve running, on SQLite
+// and (the _pg run) PostgreSQL: operators with roles, admin tokens made with the CLI, console
+// sessions (cookie + CSRF token), roles enforced by the server, every change audited with the
+// operator as its actor, and the changes in force on /proxy/ as soon as the answer arrives.
+import assert from 'node:assert/strict';
+import fs from 'node:fs';
+import path from 'node:path';
+import { after, before, test } from 'node:test';
+
+import { startFakeCore } from './lib/fake_core.mjs';
+import { FORM, authorizeCode, createClient, pkcePair } from './lib/oauth_flow.mjs';
+import { bearer, cli, makeInstance, req, startProxy, tmpDb, tmpDir } from './lib/harness.mjs';
+
+const w = {};
+const PASSWORD = 'correct horse battery';
+
+function ok(args) {
+    const r = cli(args, { db: w.db });
+    assert.equal(r.code, 0, `blnkproxy ${args.join(' ')}: ${r.stderr}`);
+    return r.json;
+}
+
+function operator(name, role) {
+    const pw = path.join(tmpDir(), 'pw');
+    fs.writeFileSync(pw, PASSWORD, { mode: 0o600 });
+    const args = ['operator', 'create', '--name', name, '--password-file', pw];
+    if (role) {
+        args.push('--role', role);
+    }
+    return ok(args);
+}
+
+const adminToken = (op, name = 'test') => ok(['operator', 'token-create', op.id, '--name', name]).token;
+
+// One admin API call: token is an admin token, or a session {cookie, csrf}.
+function api(method, p, { token, session, body, headers = {} } = {}) {
+    const h = { ...headers };
+    if (token) {
+        Object.assign(h, bearer(token));
+    }
+    if (session) {
+        h.cookie = session.cookie;
+        if (session.csrf && method !== 'GET') {
+            h['x-csrf-token'] = session.csrf;
+        }
+    }
+    if (body !== undefined && !Object.keys(h).some((k) => k.toLowerCase() === 'content-type')) {
+        h['content-type'] = 'application/json';
+    }
+    return req(w.proxy.port, method, `/admin/api${p}`, { headers: h, body, agent: false });
+}
+
+async function signIn(name, password = PASSWORD) {
+    const r = await api('POST', '/session', { body: { name, password } });
+    if (r.status !== 200) {
+        return { r };
+    }
+    const cookie = r.headers['set-cookie'][0].split(';')[0];
+    return { r, cookie, csrf: r.json.csrf_token };
+}
+
+const proxyGet = (key, inst = w.inst) =>
+    req(w.proxy.port, 'GET', `/proxy/ledgers?instance_id=${inst.id}`, { headers: bearer(key), agent: false });
+
+function adminRecords() {
+    const r = cli(['audit', 'list', '--category', 'admin', '--limit', '1000'], { db: w.db });
+    assert.equal(r.code, 0, r.stderr);
+    return r.stdout.split('\n').filter(Boolean).map((l) => JSON.parse(l));
+}
+
+function assertError(r, status, code) {
+    assert.equal(r.status, status, r.text);
+    assert.equal(r.json?.error_detail?.code, code, r.text);
+    assert.equal(r.json.error, r.json.error_detail.message);
+}
+
+before(async () => {
+    w.core = await startFakeCore();
+    w.db = tmpDb();
+    w.inst = makeInstance(w.db, w.core.url, { secret: 'admin_api_core_secret', name: 'main' });
+    w.admin = operator('alice', 'admin');
+    w.auditor = operator('bob', 'auditor');
+    w.approver = operator('carol');
+    w.adminToken = adminToken(w.admin);
+    w.auditorToken = adminToken(w.auditor);
+    w.proxy = await startProxy({ db: w.db });
+});
+
+after(async () => {
+    await w.proxy?.stop();
+    await w.core?.close();
+});
+
+test('the CLI makes operators with roles and admin tokens, shown once', () => {
+    assert.equal(w.admin.role, 'admin');
+    assert.equal(w.auditor.role, 'auditor');
+    assert.equal(w.approver.role, 'approver', 'the default role is the one operators had before');
+    assert.match(w.adminToken, /^blnk_ad_[0-9a-f]{64}$/);
+    const list = ok(['operator', 'tokens', w.admin.id]).tokens;
+    assert.equal(list.length, 1);
+    assert.equal(list[0].token, undefined, 'a listing never shows the token');
+    assert.equal(list[0].prefix, w.adminToken.slice(0, 16));
+    assert.equal(list[0].status, 'active');
+    const bad = cli(['operator', 'create', '--name', 'dave', '--password-env', 'PW', '--role', 'root'], {
+        db: w.db, env: { PW: PASSWORD },
+    });
+    assert.equal(bad.code, 2);
+    assert.match(bad.stderr, /--role: use admin, auditor or approver/);
+    const forever = cli(['operator', 'token-create', w.admin.id, '--name', 'x', '--expires-in', 'never'], { db: w.db });
+    assert.equal(forever.code, 2);
+    assert.match(forever.stderr, /must expire/);
+    assert.equal(cli(['operator', 'tokens'], { db: w.db }).json.tokens.length, 2, 'no token was made by the refusals');
+});
+
+test('no credential, a malformed one, or an unknown one: 401 in Core\'s error shape, with the admin headers', async () => {
+    for (const headers of [{}, { authorization: 'Bearer nope' }, { authorization: `Bearer blnk_ad_${'0'.repeat(64)}` },
+        { authorization: `Basic ${Buffer.from('alice:x').toString('base64')}` }, { cookie: `blnkproxy_admin=${'a'.repeat(64)}` }]) {
+        const r = await api('GET', '/keys', { headers });
+        assertError(r, 401, 'AUTH_INVALID_BEARER_TOKEN');
+        assert.equal(r.headers['www-authenticate'], 'Bearer realm="blnkproxy-admin"');
+        assert.equal(r.headers['cache-control'], 'no-store');
+        assert.equal(r.headers['x-content-type-options'], 'nosniff');
+        assert.equal(r.headers['x-frame-options'], 'DENY');
+        assert.match(r.headers['content-security-policy'], /frame-ancestors 'none'/);
+    }
+    assertError(await api('GET', '/nothing', { token: w.adminToken }), 404, 'GEN_NOT_FOUND');
+    assertError(await api('GET', '/keys/', { token: w.adminToken }), 404, 'GEN_NOT_FOUND');
+    const put = await api('PUT', '/keys', { token: w.adminToken, body: {} });
+    assertError(put, 405, 'GEN_METHOD_NOT_ALLOWED');
+    assert.equal(put.headers.allow, 'GET, POST');
+});
+
+test('an admin creates a key: it works on /proxy/ at once; revoked, it is refused at once; both audited as the operator', async () => {
+    const created = await api('POST', '/keys', {
+        token: w.adminToken,
+        body: { name: 'payments', scopes: ['proxy:read'], instances: [w.inst.id], expires_in: '30d' },
+    });
+    assert.equal(created.status, 201, created.text);
+    const key = created.json;
+    assert.match(key.key, /^blnk_[0-9a-f]{64}$/);
+    assert.deepEqual(key.scopes, ['proxy:read']);
+    assert.deepEqual(key.instances, [w.inst.id]);
+    assert.equal(key.status, 'active');
+    assert.equal((await proxyGet(key.key)).status, 200, 'the new key works as soon as the answer arrived');
+
+    const shown = await api('GET', `/keys/${key.id}`, { token: w.adminToken });
+    assert.equal(shown.status, 200);
+    assert.equal(shown.json.key, undefined, 'the key is shown once, when created');
+    assert.equal(shown.json.prefix, key.key.slice(0, 13));
+    const listed = await api('GET', '/keys', { token: w.auditorToken });
+    assert.ok(listed.json.keys.some((k) => k.id === key.id && k.key === undefined));
+
+    const revoked = await api('POST', `/keys/${key.id}/revoke`, { token: w.adminToken });
+    assert.equal(revoked.status, 200, revoked.text);
+    assert.equal(revoked.json.status, 'revoked');
+    assert.equal((await proxyGet(key.key)).status, 401, 'refused as soon as the revocation answered');
+    const again = await api('POST', `/keys/${key.id}/revoke`, { token: w.adminToken });
+    assert.equal(again.status, 200, 'revoking twice is harmless');
+
+    const recs = adminRecords().filter((r) => r.resource_id === key.id);
+    assert.deepEqual(recs.map((r) => r.action).sort(), ['Key created', 'Key revoked'], 'one record per change');
+    for (const r of recs) {
+        assert.equal(r.actor_type, 'operator');
+        assert.equal(r.actor_id, w.admin.id);
+        assert.equal(r.actor_name, 'alice');
+        assert.equal(r.client_addr, '127.0.0.1');
+        assert.equal(r.category, 'admin');
+    }
+    const verify = cli(['audit', 'verify'], { db: w.db });
+    assert.equal(verify.code, 0, verify.stdout + verify.stderr);
+});
+
+test('bad key fields are refused with a reason, and nothing is stored', async () => {
+    const before = (await api('GET', '/keys', { token: w.adminToken })).json.keys.length;
+    const cases = [
+        [{ scopes: ['proxy:read'] }, /name/],
+        [{ name: 'x' }, /scopes is required/],
+        [{ name: 'x', scopes: ['proxy:admin'] }, /unknown scope/],
+        [{ name: 'x', scopes: [] }, /non-empty/],
+        [{ name: 'x', scopes: ['*'], instances: ['instance_nope'] }, /no such instance/],
+        [{ name: 'x', scopes: ['*'], expires_in: 'soon' }, /expires_in/],
+        [{ name: 'x\n', scopes: ['*'] }, /name/],
+        // A NUL inside a string: the parser refuses the body (and the fields would be refused too).
+        [{ name: 'a\u0000b', scopes: ['*'] }, /JSON object|name/],
+        [{ name: 'x', scopes: ['*'], instances: [`${w.inst.id}\u0000`] }, /JSON object|instance ids/],
+        [{ name: 'x', scopes: ['*'], instances: [`${w.inst.id},${w.inst.id}`] }, /instance ids/],
+    ];
+    for (const [body, why] of cases) {
+        const r = await api('POST', '/keys', { token: w.adminToken, body });
+        assertError(r, 400, 'GEN_MALFORMED_REQUEST');
+        assert.match(r.json.error, why);
+    }
+    assertError(await api('POST', '/keys', { token: w.adminToken, body: '{"name":' }), 400, 'GEN_MALFORMED_REQUEST');
+    assertError(await api('POST', '/keys', { token: w.adminToken, body: '[1]' }), 400, 'GEN_MALFORMED_REQUEST');
+    assertError(await api('POST', '/keys', { token: w.adminToken, body: '{"name":"a","name":"b","scopes":["*"]}' }), 400,
+        'GEN_MALFORMED_REQUEST');
+    const form = await api('POST', '/keys', {
+        token: w.adminToken, body: 'name=x&scopes=*', headers: { 'content-type': 'application/x-www-form-urlencoded' },
+    });
+    assertError(form, 415, 'GEN_MALFORMED_REQUEST');
+    assert.equal((await api('GET', '/keys', { token: w.adminToken })).json.keys.length, before);
+});
+
+test('instances: listed without their secret; disabled and enabled through the API, in force on /proxy/ at once', async () => {
+    const key = ok(['key', 'create', '--name', 'inst-test', '--scopes', '*']).key;
+    const list = await api('GET', '/instances', { token: w.auditorToken });
+    assert.equal(list.status, 200);
+    const inst = list.json.instances.find((i) => i.id === w.inst.id);
+    assert.equal(inst.has_secret_key, true);
+    assert.ok(!list.text.includes('admin_api_core_secret'), 'the Core secret is never in an answer');
+    const off = await api('POST', `/instances/${w.inst.id}/disable`, { token: w.adminToken });
+    assert.equal(off.status, 200, off.text);
+    assert.equal(off.json.enabled, false);
+    assert.notEqual((await proxyGet(key)).status, 200, 'a disabled instance is refused at once');
+    const on = await api('POST', `/instances/${w.inst.id}/enable`, { token: w.adminToken });
+    assert.equal(on.json.enabled, true);
+    assert.equal((await proxyGet(key)).status, 200);
+    const acts = adminRecords().filter((r) => r.resource_id === w.inst.id && r.actor_type === 'operator').map((r) => r.action);
+    assert.deepEqual(acts.sort(), ['Instance disabled', 'Instance enabled']);
+    assertError(await api('GET', '/instances/instance_00000000000000000000000000', { token: w.adminToken }), 404, 'GEN_NOT_FOUND');
+});
+
+test('an auditor reads the lists and the audit log; the server refuses every change and the operators list', async () => {
+    for (const p of ['/instances', '/keys', '/clients', '/audit?category=admin&limit=5']) {
+        const r = await api('GET', p, { token: w.auditorToken });
+        assert.equal(r.status, 200, `${p}: ${r.text}`);
+    }
+    const keysBefore = (await api('GET', '/keys', { token: w.auditorToken })).json.keys;
+    const someKey = keysBefore.find((k) => k.status === 'active');
+    const attempts = [
+        ['POST', '/keys', { name: 'sneaky', scopes: ['*'] }],
+        ['POST', `/keys/${someKey.id}/revoke`, undefined],
+        ['POST', `/instances/${w.inst.id}/disable`, undefined],
+        ['POST', '/clients/client_x/revoke', undefined],
+    ];
+    for (const [method, p, body] of attempts) {
+        const r = await api(method, p, { token: w.auditorToken, body });
+        assertError(r, 403, 'AUTH_INSUFFICIENT_PERMISSIONS');
+        assert.match(r.json.error, /auditor/);
+    }
+    assertError(await api('GET', '/operators', { token: w.auditorToken }), 403, 'AUTH_INSUFFICIENT_PERMISSIONS');
+    const keysAfter = (await api('GET', '/keys', { token: w.auditorToken })).json.keys;
+    assert.deepEqual(keysAfter, keysBefore, 'nothing changed');
+    assert.equal((await api('GET', `/instances/${w.inst.id}`, { token: w.auditorToken })).json.enabled, true);
+
+    const ops = await api('GET', '/operators', { token: w.adminToken });
+    assert.deepEqual(ops.json.operators.map((o) => [o.name, o.role]), [['alice', 'admin'], ['bob', 'auditor'], ['carol', 'approver']]);
+    assert.ok(!ops.text.includes('argon2'), 'never a password hash');
+});
+
+test('the audit log through the API: filters by category, action, credential and status', async () => {
+    const all = await api('GET', '/audit?category=admin&limit=1000', { token: w.auditorToken });
+    assert.equal(all.status, 200);
+    assert.ok(all.json.records.every((r) => r.category === 'admin'));
+    const created = await api('GET', `/audit?category=admin&action=${encodeURIComponent('Key created')}`, { token: w.auditorToken });
+    assert.ok(created.json.records.length >= 2);
+    assert.ok(created.json.records.every((r) => r.action === 'Key created'));
+    const byAlice = await api('GET', `/audit?credential=${w.admin.id}&limit=2`, { token: w.auditorToken });
+    assert.equal(byAlice.json.records.length, 2);
+    assert.ok(byAlice.json.records.every((r) => r.actor_id === w.admin.id));
+    assert.ok(byAlice.json.records[0].seq > byAlice.json.records[1].seq, 'newest first');
+    const newer = await api('GET', `/audit?after_seq=${byAlice.json.records[0].seq}&credential=${w.admin.id}`, { token: w.auditorToken });
+    assert.equal(newer.json.records.length, 0, 'after_seq: nothing newer yet');
+    assert.match(byAlice.json.records[0].hash, /^[0-9a-f]{64}$/, 'records carry their place in the trail');
+    for (const q of ['limit=0', 'limit=5000', 'status=77', 'since=yesterday', 'action=%0a']) {
+        assertError(await api('GET', `/audit?${q}`, { token: w.auditorToken }), 400, 'GEN_MALFORMED_REQUEST');
+    }
+});
+
+test('console sessions: sign in, HttpOnly SameSite=Strict cookie, CSRF token on writes, sign out', async () => {
+    const bad = await signIn('alice', 'wrong password');
+    assertError(bad.r, 401, 'AUTH_INVALID_CREDENTIALS');
+    assertError((await signIn('nobody')).r, 401, 'AUTH_INVALID_CREDENTIALS');
+    const s = await signIn('alice');
+    assert.equal(s.r.status, 200, s.r.text);
+    const set = s.r.headers['set-cookie'][0];
+    assert.match(set, /^blnkproxy_admin=[0-9a-f]{64}; Path=\/admin; Max-Age=\d+; HttpOnly; SameSite=Strict$/);
+    assert.deepEqual(s.r.json.operator, { id: w.admin.id, name: 'alice', role: 'admin' });
+    assert.match(s.csrf, /^[0-9a-f]{64}$/);
+
+    const me = await api('GET', '/session', { session: { cookie: s.cookie } });
+    assert.equal(me.json.via, 'session');
+    assert.equal(me.json.csrf_token, s.csrf, 'a reloaded console gets its CSRF token again');
+
+    const noCsrf = await api('POST', '/keys', { session: { cookie: s.cookie }, body: { name: 'c', scopes: ['*'] } });
+    assertError(noCsrf, 403, 'AUTH_CSRF_FAILED');
+    const wrongCsrf = await api('POST', '/keys', { session: { cookie: s.cookie, csrf: 'f'.repeat(64) }, body: { name: 'c', scopes: ['*'] } });
+    assertError(wrongCsrf, 403, 'AUTH_CSRF_FAILED');
+    const other = await signIn('bob');
+    const crossCsrf = await api('POST', '/keys', { session: { cookie: s.cookie, csrf: other.csrf }, body: { name: 'c', scopes: ['*'] } });
+    assertError(crossCsrf, 403, 'AUTH_CSRF_FAILED');
+    const made = await api('POST', '/keys', { session: s, body: { name: 'from-console', scopes: ['proxy:read'] } });
+    assert.equal(made.status, 201, made.text);
+    assert.equal((await proxyGet(made.json.key)).status, 200);
+
+    const signedIn = adminRecords().filter((r) => r.action === 'Operator signed in' && r.actor_id === w.admin.id);
+    assert.ok(signedIn.length >= 1, 'sign-ins are in the audit log');
+
+    const out = await api('DELETE', '/session', { session: s });
+    assert.equal(out.status, 204);
+    assert.match(out.headers['set-cookie'][0], /^blnkproxy_admin=; Path=\/admin; Max-Age=0/);
+    assertError(await api('GET', '/keys', { session: { cookie: s.cookie } }), 401, 'AUTH_INVALID_BEARER_TOKEN');
+    const stale = await api('POST', '/keys', { session: s, body: { name: 'c', scopes: ['*'] } });
+    assertError(stale, 401, 'AUTH_INVALID_BEARER_TOKEN');
+});
+
+test('an approver is refused by the admin API; disabling, a new role or a new password ends sessions; revoked tokens fail', async () => {
+    assertError((await signIn('carol')).r, 403, 'AUTH_INSUFFICIENT_PERMISSIONS');
+    const carolToken = adminToken(w.approver, 'carol');
+    assertError(await api('GET', '/keys', { token: carolToken }), 403, 'AUTH_INSUFFICIENT_PERMISSIONS');
+    ok(['operator', 'role', w.approver.id, 'auditor']);
+    assert.equal((await api('GET', '/keys', { token: carolToken })).status, 200, 'a token acts with the role of the moment');
+
+    const s = await signIn('carol');
+    assert.equal(s.r.status, 200);
+    ok(['operator', 'role', w.approver.id, 'admin']);
+    assertError(await api('GET', '/keys', { session: s }), 401, 'AUTH_INVALID_BEARER_TOKEN');
+
+    const s2 = await signIn('carol');
+    assert.equal(s2.r.json.operator.role, 'admin');
+    ok(['operator', 'disable', w.approver.id]);
+    assertError(await api('GET', '/keys', { session: s2 }), 401, 'AUTH_INVALID_BEARER_TOKEN');
+    assertError(await api('GET', '/keys', { token: carolToken }), 401, 'AUTH_INVALID_BEARER_TOKEN');
+    ok(['operator', 'enable', w.approver.id]);
+    assert.equal((await api('GET', '/keys', { token: carolToken })).status, 200);
+
+    const id = ok(['operator', 'tokens', w.approver.id]).tokens[0].id;
+    const r = ok(['operator', 'token-revoke', id]);
+    assert.equal(r.status, 'revoked');
+    assertError(await api('GET', '/keys', { token: carolToken }), 401, 'AUTH_INVALID_BEARER_TOKEN');
+    const acts = adminRecords().filter((x) => x.resource_id === id).map((x) => x.action);
+    assert.deepEqual(acts.sort(), ['Admin token created', 'Admin token revoked']);
+});
+
+test('the authorize page: an admin may approve an app, an auditor may not sign in there (approving is a change)', async () => {
+    const redirect = 'https://app.example/cb';
+    const web = createClient(w.db, ['--name', 'web', '--scopes', 'proxy:read', '--redirect-uri', redirect]);
+    const code = await authorizeCode(w.proxy.port, { client: web, operator: { name: 'alice', password: PASSWORD }, redirect });
+    assert.ok(code.code, 'an admin approved the app');
+    const q = {
+        response_type: 'code', client_id: web.id, redirect_uri: redirect, state: 's', scope: 'proxy:read',
+        code_challenge: pkcePair().challenge, code_challenge_method: 'S256',
+    };
+    const page = await req(w.proxy.port, 'GET', `/oauth/authorize?${new URLSearchParams(q)}`, { agent: false });
+    assert.equal(page.status, 200, page.text);
+    const cookie = page.headers['set-cookie'][0].split(';')[0];
+    const csrf = page.text.match(/name="csrf" value="([0-9a-f]{64})"/)[1];
+    const login = await req(w.proxy.port, 'POST', '/oauth/authorize', {
+        headers: { ...FORM, cookie },
+        body: new URLSearchParams({ ...q, csrf, action: 'login', name: 'bob', password: PASSWORD }).toString(),
+        agent: false,
+    });
+    assert.equal(login.status, 401, 'an auditor cannot approve apps');
+    // The admin API answers the client list with it.
+    const clients = await api('GET', '/clients', { token: w.auditorToken });
+    assert.ok(clients.json.clients.some((c) => c.id === web.id && c.redirect_uris[0] === redirect));
+    assert.ok(!clients.text.includes(web.secret), 'never a client secret');
+});
+
+// Last: it uses up the sign-in attempts of 127.0.0.1 for this server.
+test('sign-in is throttled like the authorize page: after 5 failures, 429 with Retry-After, even with the right password', async () => {
+    // The peer's count already holds the failures of the tests above (three): at most 5 in all.
+    let r;
+    let failures = 0;
+    for (;;) {
+        r = (await signIn('bob', `wrong ${failures}`)).r;
+        if (r.status === 429) {
+            break;
+        }
+        assertError(r, 401, 'AUTH_INVALID_CREDENTIALS');
+        failures++;
+        assert.ok(failures <= 5, 'throttled after at most 5 failures');
+    }
+    assert.ok(failures >= 1, 'a failure is answered 401 before the limit');
+    r = (await signIn('bob')).r;
+    assertError(r, 429, 'GEN_RATE_LIMITED');
+    assert.equal(r.headers['retry-after'], '900');
+    assert.equal(r.headers['set-cookie'], undefined);
+});

@@ -83,6 +83,8 @@ void bp_admin__audit(struct bp_admin_call *c);
 
 /* Parses a write's body into c->body (a JSON object; empty: {}). False after answering 4xx. */
 bool bp_admin__parse_body(struct bp_admin_call *c);
+/* A record's name: 1 to 100 characters, no control characters. */
+bool bp_admin__name_ok(const char *name);
 /* The request's method is m. */
 bool bp_admin__method(const struct bp_admin_call *c, const char *m);
 /* 405 with Allow. */

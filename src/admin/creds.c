@@ -73,8 +73,8 @@ client_json(const struct bp_client_rec *cl, int64_t now)
 
 /* ---- a new key's fields ---- */
 
-static bool
-name_ok(const char *name)
+bool
+bp_admin__name_ok(const char *name)
 {
     size_t n = strlen(name);
 
@@ -168,7 +168,8 @@ parse_instances(struct bp_admin_call *c, json_t *v, char **out)
         total += json_string_length(item) + 1;
     }
     list = bp_calloc(1, total);
-    json_array_foreach(v, i, item) {
+    json_array_foreach(v, i, item)
+    {
         const char *id = json_string_value(item);
         size_t n = json_string_length(item);
         bool dup = false;
@@ -215,7 +216,7 @@ key_create(struct bp_admin_call *c)
 
     name = bp_admin__body_str(c, "name", &bad);
     expires_in = bp_admin__body_str(c, "expires_in", &bad);
-    if (bad || name == NULL || !name_ok(name)) {
+    if (bad || name == NULL || !bp_admin__name_ok(name)) {
         why = "name must be 1 to 100 printable characters";
     } else if (json_object_get(c->body, "scopes") == NULL) {
         why = "scopes is required, e.g. [\"proxy:read\"]";

@@ -1,8 +1,13 @@
 /* /admin/api/instances: Core instances as `instance …` shows them (never the secret key: only
  * whether there is one), enabled and disabled as `instance enable|disable` does. */
+#include <stdio.h>
 #include <string.h>
 
 #include "admin/admin-int.h"
+#include "lib/alloc.h"
+#include "lib/rand.h"
+#include "lib/secret.h"
+#include "lib/url.h"
 
 static json_t *
 instance_json(const struct bp_instance_rec *r)
@@ -40,6 +45,84 @@ instances_list(struct bp_admin_call *c)
     bp_admin__json(c, 200, json_pack("{s:o}", "instances", a));
 }
 
+#define SECRET_MAX_LEN 4096
+
+/* The Core secret becomes an X-Blnk-Key header value: visible ASCII only. */
+static bool
+secret_ok(const char *s, size_t len)
+{
+    if (len == 0 || len > SECRET_MAX_LEN || strlen(s) != len) {
+        return false;
+    }
+    for (size_t i = 0; i < len; i++) {
+        if ((unsigned char)s[i] < 0x21 || (unsigned char)s[i] > 0x7e) {
+            return false;
+        }
+    }
+    return true;
+}
+
+/* POST /admin/api/instances {"name", "url", "secret_key"}: the secret is entered once and never
+ * shown again (answers say has_secret_key). */
+static void
+instance_add(struct bp_admin_call *c)
+{
+    struct bp_instance_rec rec = {0};
+    char ulid[BP_ULID_LEN + 1];
+    char id[16 + BP_ULID_LEN];
+    bool bad = false;
+    const char *name = bp_admin__body_str(c, "name", &bad);
+    const char *url = bp_admin__body_str(c, "url", &bad);
+    const char *secret = bp_admin__body_str(c, "secret_key", &bad);
+    const char *why = NULL;
+    bp_err rc;
+
+    if (bad || name == NULL || !bp_admin__name_ok(name)) {
+        why = "name must be 1 to 100 printable characters";
+    } else if (url == NULL) {
+        why = "url is required (http:// or https://)";
+    } else if ((why = bp_url_normalise_base(url, &rec.url)) != NULL) {
+        /* why says what is wrong with the URL */
+    } else if (secret != NULL && !secret_ok(secret, strlen(secret))) {
+        why = "secret_key must be 1 to 4096 visible ASCII characters";
+    }
+    if (why != NULL) {
+        bp_admin__error(c, 400, "GEN_MALFORMED_REQUEST", why);
+        bp_instance_rec_cleanup(&rec);
+        return;
+    }
+    if (bp_ulid(ulid) != BP_OK) {
+        bp_admin__error(c, 500, "GEN_INTERNAL_ERROR", "the system random source failed");
+        bp_instance_rec_cleanup(&rec);
+        return;
+    }
+    snprintf(id, sizeof(id), "instance_%s", ulid);
+    rec.id = bp_strdup(id);
+    rec.name = bp_strdup(name);
+    if (secret != NULL) {
+        rec.secret_key_len = strlen(secret);
+        rec.secret_key = bp_memdup(secret, rec.secret_key_len + 1);
+    }
+    rec.enabled = true;
+    rec.created_at = c->now;
+    rec.updated_at = c->now;
+    rc = bp_store_begin(c->s);
+    if (rc == BP_OK) {
+        rc = bp_admin__finish(c, bp_store_instance_insert(c->s, &rec), "Instance added", rec.id, rec.id);
+    }
+    if (rc == BP_ERR_EXISTS) {
+        bp_admin__error(c, 409, "GEN_CONFLICT", "an instance with this name exists already");
+    } else if (rc != BP_OK) {
+        bp_admin__store_error(c, rc, "instance");
+    } else {
+        bp_admin__json(c, 201, instance_json(&rec));
+    }
+    if (rec.secret_key != NULL) {
+        bp_wipe(rec.secret_key, rec.secret_key_len);
+    }
+    bp_instance_rec_cleanup(&rec);
+}
+
 /* GET one; POST …/enable or …/disable (enabled: 1 or 0; -1 for none). */
 static void
 instance_one(struct bp_admin_call *c, const char *id, int enabled)
@@ -69,8 +152,10 @@ bp_admin__instances(struct bp_admin_call *c)
 {
     if (c->nseg == 1 && bp_admin__method(c, "GET")) {
         instances_list(c);
+    } else if (c->nseg == 1 && bp_admin__method(c, "POST")) {
+        instance_add(c);
     } else if (c->nseg == 1) {
-        bp_admin__not_allowed(c, "GET");
+        bp_admin__not_allowed(c, "GET, POST");
     } else if (c->nseg == 2 && bp_admin__method(c, "GET")) {
         instance_one(c, c->segs[1], -1);
     } else if (c->nseg == 3 && bp_admin__method(c, "POST") &&

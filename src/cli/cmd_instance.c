@@ -14,12 +14,11 @@
 #include "lib/clock.h"
 #include "lib/secret.h"
 #include "lib/str.h"
+#include "lib/url.h"
 #include "store/store.h"
 
 /* `instance …`: the Blnk Core instances the proxy forwards to. The Core secret key is read from a
  * file or an environment variable, never from argv, and is never printed (only has_secret_key). */
-
-#define URL_MAX_LEN 2048
 
 /* Flags of `instance add` (the first UF_ADD_COUNT) and `instance update`, by table position. */
 enum {
@@ -38,112 +37,17 @@ enum {
 
 /* ---- validation ---- */
 
-static bool
-is_host_char(char c)
-{
-    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '-' ||
-           c == '.' || c == '_';
-}
-
-static bool
-is_ipv6_char(char c)
-{
-    return (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F') || (c >= '0' && c <= '9') || c == ':' || c == '.';
-}
-
-/* Checks host[:port] (len bytes); returns a reason or NULL. */
-static const char *
-check_authority(const char *a, size_t len)
-{
-    size_t i = 0;
-    uint64_t port;
-
-    if (memchr(a, '@', len) != NULL) {
-        return "user info (user@host) is not allowed";
-    }
-    if (len > 0 && a[0] == '[') {
-        for (i = 1; i < len && a[i] != ']'; i++) {
-            if (!is_ipv6_char(a[i])) {
-                return "bad IPv6 address";
-            }
-        }
-        if (i >= len || i == 1) {
-            return "bad IPv6 address";
-        }
-        i++;
-    } else {
-        while (i < len && a[i] != ':') {
-            if (!is_host_char(a[i])) {
-                return "bad character in host";
-            }
-            i++;
-        }
-        if (i == 0) {
-            return "missing host";
-        }
-    }
-    if (i == len) {
-        return NULL;
-    }
-    if (a[i] != ':') {
-        return "bad host";
-    }
-    i++;
-    if (bp_str_parse_u64(a + i, len - i, 65535, &port) != BP_OK || port == 0) {
-        return "port must be 1..65535";
-    }
-    return NULL;
-}
-
-/* Validates --url and returns its normalised form (lowercase scheme, no trailing '/'), or NULL
- * after reporting why. The URL is not echoed: it is the operator's own input. */
+/* Validates --url and returns its normalised form, or NULL after reporting why. The URL is not
+ * echoed: it is the operator's own input. */
 static char *
 normalise_url(const char *url)
 {
-    size_t len = strlen(url);
-    size_t scheme_len;
-    const char *auth;
-    const char *slash;
-    const char *why;
-    char *out;
+    char *out = NULL;
+    const char *why = bp_url_normalise_base(url, &out);
 
-    if (len == 0 || len > URL_MAX_LEN) {
-        bp_cli__error("invalid --url: must be 1..%d characters", URL_MAX_LEN);
-        return NULL;
-    }
-    for (size_t i = 0; i < len; i++) {
-        unsigned char c = (unsigned char)url[i];
-        if (c <= 0x20 || c >= 0x7f) {
-            bp_cli__error("invalid --url: whitespace, control and non-ASCII characters are not allowed");
-            return NULL;
-        }
-        if (c == '?' || c == '#') {
-            bp_cli__error("invalid --url: a query or fragment is not allowed");
-            return NULL;
-        }
-    }
-    if (strncasecmp(url, "http://", 7) == 0) {
-        scheme_len = 7;
-    } else if (strncasecmp(url, "https://", 8) == 0) {
-        scheme_len = 8;
-    } else {
-        bp_cli__error("invalid --url: must start with http:// or https://");
-        return NULL;
-    }
-    auth = url + scheme_len;
-    slash = strchr(auth, '/');
-    why = check_authority(auth, slash != NULL ? (size_t)(slash - auth) : strlen(auth));
     if (why != NULL) {
         bp_cli__error("invalid --url: %s", why);
         return NULL;
-    }
-    out = bp_strdup(url);
-    for (size_t i = 0; i < scheme_len - 3; i++) {
-        out[i] = (char)(out[i] >= 'A' && out[i] <= 'Z' ? out[i] + 32 : out[i]);
-    }
-    /* The base URL gets Core paths appended, which start with '/'. */
-    while (len > scheme_len && out[len - 1] == '/') {
-        out[--len] = '\0';
     }
     return out;
 }

@@ -220,6 +220,38 @@ test('instances: listed without their secret; disabled and enabled through the A
     assertError(await api('GET', '/instances/instance_00000000000000000000000000', { token: w.adminToken }), 404, 'GEN_NOT_FOUND');
 });
 
+test('an admin adds an instance with its Core secret: entered once, never shown, sent to Core; bad fields refused', async () => {
+    const secret = `added_secret_${Date.now()}`;
+    const r = await api('POST', '/instances', { token: w.adminToken, body: { name: 'second', url: `${w.core.url}/`, secret_key: secret } });
+    assert.equal(r.status, 201, r.text);
+    assert.equal(r.json.has_secret_key, true);
+    assert.equal(r.json.url, w.core.url, 'normalised: no trailing /');
+    assert.ok(!r.text.includes(secret));
+    const shown = await api('GET', `/instances/${r.json.id}`, { token: w.adminToken });
+    assert.ok(!shown.text.includes(secret));
+    const key = await api('POST', '/keys', { token: w.adminToken, body: { name: 'second-key', scopes: ['*'], instances: [r.json.id] } });
+    w.core.reset();
+    assert.equal((await proxyGet(key.json.key, r.json)).status, 200);
+    assert.equal(w.core.requests.at(-1).headers['x-blnk-key'], secret, 'Core gets the secret entered in the API');
+    assert.equal((await proxyGet(key.json.key)).status, 403, 'the key is limited to the new instance');
+    assertError(await api('POST', '/instances', { token: w.adminToken, body: { name: 'second', url: w.core.url } }), 409, 'GEN_CONFLICT');
+    for (const [body, why] of [
+        [{ name: 'x', url: 'ftp://core' }, /http/],
+        [{ name: 'x', url: 'http://user@core' }, /user info/],
+        [{ name: 'x', url: 'http://core?x=1' }, /query/],
+        [{ name: 'x' }, /url is required/],
+        [{ name: 'x', url: 'http://core', secret_key: 'has space' }, /visible ASCII/],
+        [{ url: 'http://core' }, /name/],
+    ]) {
+        const bad = await api('POST', '/instances', { token: w.adminToken, body });
+        assertError(bad, 400, 'GEN_MALFORMED_REQUEST');
+        assert.match(bad.json.error, why);
+    }
+    const rec = adminRecords().find((x) => x.resource_id === r.json.id && x.action === 'Instance added');
+    assert.equal(rec.actor_id, w.admin.id);
+    assert.equal(rec.instance_id, r.json.id);
+});
+
 test('an auditor reads the lists and the audit log; the server refuses every change and the operators list', async () => {
     for (const p of ['/instances', '/keys', '/clients', '/audit?category=admin&limit=5']) {
         const r = await api('GET', p, { token: w.auditorToken });
@@ -232,6 +264,7 @@ test('an auditor reads the lists and the audit log; the server refuses every cha
         ['POST', `/keys/${someKey.id}/revoke`, undefined],
         ['POST', `/instances/${w.inst.id}/disable`, undefined],
         ['POST', '/clients/client_x/revoke', undefined],
+        ['POST', '/instances', { name: 'sneaky', url: 'http://127.0.0.1:1' }],
     ];
     for (const [method, p, body] of attempts) {
         const r = await api(method, p, { token: w.auditorToken, body });

@@ -28,4 +28,9 @@ const struct bp_oauth_service *bp_admin_service(const struct bp_admin *a);
 /* NULL is a no-op. */
 void bp_admin_free(struct bp_admin *a);
 
+/* The handler of the console's pages, "/admin" and "/admin/…" (but the API): static files
+ * answered on the loop. */
+struct bp_http_handler;
+const struct bp_http_handler *bp_admin_console_handler(void);
+
 #endif

@@ -7,6 +7,7 @@
 #include "audit/audit.h"
 #include "lib/alloc.h"
 #include "lib/str.h"
+#include "router/router.h"
 
 #define AUDIT_PAGE_DEFAULT 100
 #define AUDIT_PAGE_MAX 1000
@@ -134,10 +135,27 @@ audit_list(struct bp_admin_call *c)
     bp_admin__json(c, 200, json_pack("{s:o}", "records", a));
 }
 
+/* The categories records have: the route table's (DESIGN §3), then the administrative one. */
+static void
+audit_categories(struct bp_admin_call *c)
+{
+    const char *names[64];
+    size_t n = bp_route_categories(names, sizeof(names) / sizeof(names[0]));
+    json_t *a = json_array();
+
+    for (size_t i = 0; i < n && i < sizeof(names) / sizeof(names[0]); i++) {
+        json_array_append_new(a, json_string(names[i]));
+    }
+    json_array_append_new(a, json_string(BP_AUDIT_CATEGORY_ADMIN));
+    bp_admin__json(c, 200, json_pack("{s:o}", "categories", a));
+}
+
 void
 bp_admin__audit(struct bp_admin_call *c)
 {
-    if (c->nseg == 1 && bp_admin__method(c, "GET")) {
+    if (c->nseg == 2 && strcmp(c->segs[1], "categories") == 0 && bp_admin__method(c, "GET")) {
+        audit_categories(c);
+    } else if (c->nseg == 1 && bp_admin__method(c, "GET")) {
         audit_list(c);
     } else if (c->nseg == 1) {
         bp_admin__not_allowed(c, "GET");

@@ -21,7 +21,7 @@ struct bp_route;
 struct bp_store;
 struct bp_server;
 
-#define BP_SERVE_ROUTES 9
+#define BP_SERVE_ROUTES 11
 #define BP_SERVE_HOOKS 3
 
 /* A running serve, as the main thread holds it. */

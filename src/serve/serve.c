@@ -220,6 +220,9 @@ fill_table(struct bp_serve *sv)
         /* The admin API: answered on the OAuth threads, which sign operators in already. */
         {"/admin/api", false, oauth, false},
         {"/admin/api/", true, oauth, false},
+        /* The console's pages (after the API's rows: first match wins). */
+        {"/admin", false, bp_admin_console_handler(), false},
+        {"/admin/", true, bp_admin_console_handler(), false},
         /* The ops listener (ops_listen) serves this one only: health and metrics. */
         {"/", true, bp_ops_handler(), true},
     };

@@ -73,6 +73,11 @@ void bp_admin__actor(const struct bp_admin_call *c, struct bp_audit_admin_actor 
 /* Commits the change with its audit record (operator as actor), or rolls back. */
 bp_err bp_admin__finish(struct bp_admin_call *c, bp_err change, const char *action, const char *id,
                         const char *instance_id);
+/* One more record of a change made of several (a rotation): all carry operation_id. */
+bp_err bp_admin__record(struct bp_admin_call *c, const char *action, const char *id, const char *operation_id);
+/* As bp_admin__finish, the last record carrying operation_id. */
+bp_err bp_admin__finish_op(struct bp_admin_call *c, bp_err change, const char *action, const char *id,
+                           const char *operation_id);
 
 /* ---- resources ---- */
 void bp_admin__instances(struct bp_admin_call *c);

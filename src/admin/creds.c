@@ -10,6 +10,8 @@
 #include "lib/rand.h"
 #include "lib/secret.h"
 #include "lib/str.h"
+#include "lib/url.h"
+#include "oauth/oauth.h"
 
 #define NAME_MAX_LEN 100
 #define INSTANCES_MAX 64
@@ -188,6 +190,44 @@ parse_instances(struct bp_admin_call *c, json_t *v, char **out)
     return NULL;
 }
 
+/* "grace": how long the old secret keeps working (default 24h; "0s": not at all), as the CLI's
+ * --grace. False when malformed. */
+static bool
+parse_grace(struct bp_admin_call *c, int64_t *out_until)
+{
+    bool bad = false;
+    const char *text = bp_admin__body_str(c, "grace", &bad);
+    int64_t seconds = 24 * 3600;
+
+    if (bad) {
+        return false;
+    }
+    if (text != NULL && strcmp(text, "0") != 0 && strcmp(text, "0s") != 0 &&
+        (bp_str_parse_duration(text, &seconds) != BP_OK || seconds < 0)) {
+        return false;
+    }
+    if (text != NULL && (strcmp(text, "0") == 0 || strcmp(text, "0s") == 0)) {
+        seconds = 0;
+    }
+    *out_until = c->now + seconds;
+    return true;
+}
+
+/* "expires_in": <n>s/m/h/d or never, into an expiry (0: never). False when absent or malformed. */
+static bool
+parse_expires_in(struct bp_admin_call *c, int64_t *out)
+{
+    bool bad = false;
+    const char *text = bp_admin__body_str(c, "expires_in", &bad);
+    int64_t seconds;
+
+    if (bad || text == NULL || bp_str_parse_duration(text, &seconds) != BP_OK) {
+        return false;
+    }
+    *out = seconds < 0 ? 0 : c->now + seconds;
+    return true;
+}
+
 static char *
 new_id(const char *prefix)
 {
@@ -312,6 +352,108 @@ key_one(struct bp_admin_call *c, const char *id, const char *verb)
     bp_key_rec_cleanup(&rec);
 }
 
+/* POST /keys/{id}/rotate {"grace": "24h"}: a new key with the old one's name, scopes, instances
+ * and limits (shown once); the old one expires after the grace. One transaction, two records
+ * with one operation id, as `key rotate` writes them. */
+static void
+key_rotate(struct bp_admin_call *c, const char *id)
+{
+    struct bp_key_rec old = {0};
+    struct bp_key_rec rec = {0};
+    char key[BP_APIKEY_LEN + 1];
+    char operation[BP_UUID_LEN + 1];
+    int64_t old_until = 0;
+    json_t *j;
+    bp_err rc;
+
+    if (!parse_grace(c, &old_until)) {
+        bp_admin__error(c, 400, "GEN_MALFORMED_REQUEST",
+                        "grace must be <n>s, <n>m, <n>h or <n>d (0s: at once)");
+        return;
+    }
+    rc = bp_store_key_get(c->s, id, &old);
+    if (rc == BP_OK) {
+        rc = bp_store_key_links(c->s, id, &old.replaces, &old.replaced_by);
+    }
+    if (rc != BP_OK) {
+        bp_admin__store_error(c, rc, "key");
+        bp_key_rec_cleanup(&old);
+        return;
+    }
+    if (old.revoked || (old.expires_at != 0 && old.expires_at <= c->now) || old.replaced_by != NULL) {
+        bp_admin__error(c, 409, "GEN_CONFLICT",
+                        old.replaced_by != NULL
+                            ? "this key was rotated already: rotate the key that replaced it"
+                            : "this key is revoked or expired: create a new key instead");
+        bp_key_rec_cleanup(&old);
+        return;
+    }
+    if (old.expires_at != 0 && old.expires_at < old_until) {
+        old_until = old.expires_at;
+    }
+    rec.id = new_id("key");
+    if (rec.id == NULL || bp_uuid7(operation) != BP_OK || bp_apikey_generate(key) != BP_OK) {
+        bp_admin__error(c, 500, "GEN_INTERNAL_ERROR", "the system random source failed");
+        bp_key_rec_cleanup(&old);
+        bp_key_rec_cleanup(&rec);
+        return;
+    }
+    rec.name = bp_strdup(old.name);
+    rec.scopes = bp_strdup(old.scopes);
+    rec.instances = old.instances != NULL ? bp_strdup(old.instances) : NULL;
+    rec.allow_from = old.allow_from != NULL ? bp_strdup(old.allow_from) : NULL;
+    rec.rate_limit = old.rate_limit != NULL ? bp_strdup(old.rate_limit) : NULL;
+    rec.rate_burst = old.rate_burst;
+    rec.created_at = c->now;
+    rec.expires_at = old.expires_at;
+    bp_digest(key, BP_APIKEY_LEN, rec.digest);
+    rec.prefix = bp_strndup(key, BP_APIKEY_LIST_PREFIX_LEN);
+    rc = bp_store_begin(c->s);
+    if (rc == BP_OK) {
+        rc = bp_store_key_rotate(c->s, &rec, old.id, old_until);
+    }
+    if (rc == BP_OK) {
+        rc = bp_admin__record(c, "Key rotated", old.id, operation);
+    }
+    rc = bp_admin__finish_op(c, rc, "Key created", rec.id, operation);
+    if (rc != BP_OK) {
+        bp_admin__store_error(c, rc, "key");
+    } else {
+        rec.replaces = bp_strdup(old.id);
+        j = key_json(&rec, c->now);
+        json_object_set_new(j, "key", json_string(key));
+        json_object_set_new(j, "replaced_key_expires_at", bp_admin__jtime(old_until));
+        bp_admin__json(c, 201, j);
+    }
+    bp_wipe(key, sizeof(key));
+    bp_key_rec_cleanup(&old);
+    bp_key_rec_cleanup(&rec);
+}
+
+/* POST /keys/{id}/expire {"expires_in": "30d" | "never"}. */
+static void
+key_expire(struct bp_admin_call *c, const char *id)
+{
+    int64_t expires_at;
+    bp_err rc;
+
+    if (!parse_expires_in(c, &expires_at)) {
+        bp_admin__error(c, 400, "GEN_MALFORMED_REQUEST",
+                        "expires_in must be <n>s, <n>m, <n>h, <n>d or never");
+        return;
+    }
+    rc = bp_store_begin(c->s);
+    if (rc == BP_OK) {
+        rc = bp_admin__finish(c, bp_store_key_set_expiry(c->s, id, expires_at), "Key expiry changed", id,
+                              NULL);
+    }
+    if (rc != BP_OK) {
+        bp_admin__store_error(c, rc, "key");
+        return;
+    }
+    key_one(c, id, NULL);
+}
+
 void
 bp_admin__keys(struct bp_admin_call *c)
 {
@@ -325,6 +467,10 @@ bp_admin__keys(struct bp_admin_call *c)
         key_one(c, c->segs[1], NULL);
     } else if (c->nseg == 3 && strcmp(c->segs[2], "revoke") == 0 && bp_admin__method(c, "POST")) {
         key_one(c, c->segs[1], "revoke");
+    } else if (c->nseg == 3 && strcmp(c->segs[2], "rotate") == 0 && bp_admin__method(c, "POST")) {
+        key_rotate(c, c->segs[1]);
+    } else if (c->nseg == 3 && strcmp(c->segs[2], "expire") == 0 && bp_admin__method(c, "POST")) {
+        key_expire(c, c->segs[1]);
     } else {
         bp_admin__error(c, 404, "GEN_NOT_FOUND", "no such admin API resource (see docs/ADMIN_API.md)");
     }
@@ -376,17 +522,246 @@ client_one(struct bp_admin_call *c, const char *id, bool revoke)
     bp_client_rec_cleanup(&rec);
 }
 
+static const struct {
+    const char *name;
+    unsigned bit;
+} GRANTS[] = {
+    /* The stored list's canonical order (as the CLI writes it). */
+    {"client_credentials", 1u << 0},
+    {"authorization_code", 1u << 1},
+    {"refresh_token", 1u << 2},
+};
+
+/* "redirect_uris": checked and deduplicated, into the record. */
+static const char *
+parse_redirect_uris(json_t *v, struct bp_client_rec *rec)
+{
+    size_t i;
+    json_t *item;
+
+    if (v == NULL || json_is_null(v)) {
+        return NULL;
+    }
+    if (!json_is_array(v) || json_array_size(v) > 16) {
+        return "redirect_uris must be an array of at most 16 URIs";
+    }
+    rec->redirect_uris = bp_calloc(json_array_size(v) + 1, sizeof(char *));
+    json_array_foreach(v, i, item)
+    {
+        const char *uri = json_string_value(item);
+        const char *why;
+        bool dup = false;
+        if (uri == NULL || strlen(uri) != json_string_length(item)) {
+            return "redirect_uris must be an array of URIs";
+        }
+        why = bp_url_check_redirect(uri);
+        if (why != NULL) {
+            return why;
+        }
+        for (size_t k = 0; k < rec->n_redirect_uris; k++) {
+            dup = dup || strcmp(rec->redirect_uris[k], uri) == 0;
+        }
+        if (!dup) {
+            rec->redirect_uris[rec->n_redirect_uris++] = bp_strdup(uri);
+        }
+    }
+    return NULL;
+}
+
+static const char *
+parse_grants(json_t *v, size_t n_uris, char *out, size_t cap)
+{
+    unsigned bits = 0;
+    size_t off = 0;
+    size_t i;
+    json_t *item;
+
+    if (v == NULL || json_is_null(v)) {
+        bits = GRANTS[0].bit | (n_uris > 0 ? GRANTS[1].bit | GRANTS[2].bit : 0);
+    } else if (!json_is_array(v) || json_array_size(v) == 0) {
+        return "grant_types must be a non-empty array";
+    } else {
+        json_array_foreach(v, i, item)
+        {
+            unsigned one = 0;
+            for (size_t k = 0; k < sizeof(GRANTS) / sizeof(GRANTS[0]); k++) {
+                if (json_is_string(item) && strcmp(json_string_value(item), GRANTS[k].name) == 0) {
+                    one = GRANTS[k].bit;
+                }
+            }
+            if (one == 0) {
+                return "unknown grant type (known: client_credentials, authorization_code, refresh_token)";
+            }
+            bits |= one;
+        }
+    }
+    /* RFC 6749 §3.1.2.2: a code can only be sent back to a registered redirect URI. */
+    if ((bits & GRANTS[1].bit) && n_uris == 0) {
+        return "grant type authorization_code needs at least one redirect URI";
+    }
+    out[0] = '\0';
+    for (size_t k = 0; k < sizeof(GRANTS) / sizeof(GRANTS[0]); k++) {
+        if (bits & GRANTS[k].bit) {
+            off += (size_t)snprintf(out + off, cap - off, "%s%s", off > 0 ? "," : "", GRANTS[k].name);
+        }
+    }
+    return NULL;
+}
+
+/* POST /clients {"name", "scopes", "redirect_uris", "grant_types", "instances", "expires_in"}:
+ * the secret is in this answer once. */
+static void
+client_create(struct bp_admin_call *c)
+{
+    struct bp_client_rec rec = {0};
+    char scopes[64];
+    char grants[64];
+    char secret[BP_OAUTH_TOKEN_LEN + 1];
+    bool bad = false;
+    const char *name = bp_admin__body_str(c, "name", &bad);
+    const char *why = NULL;
+    json_t *j;
+    bp_err rc;
+
+    rec.created_at = c->now;
+    if (bad || name == NULL || !bp_admin__name_ok(name)) {
+        why = "name must be 1 to 100 printable characters";
+    } else if (json_object_get(c->body, "scopes") == NULL) {
+        why = "scopes is required, e.g. [\"proxy:read\"]";
+    } else if ((why = parse_scopes(json_object_get(c->body, "scopes"), scopes, sizeof(scopes))) != NULL) {
+        /* why says it */
+    } else if ((why = parse_redirect_uris(json_object_get(c->body, "redirect_uris"), &rec)) != NULL) {
+        /* why says it */
+    } else if ((why = parse_grants(json_object_get(c->body, "grant_types"), rec.n_redirect_uris, grants,
+                                   sizeof(grants))) != NULL) {
+        /* why says it */
+    } else if (json_object_get(c->body, "expires_in") != NULL && !parse_expires_in(c, &rec.expires_at)) {
+        why = "expires_in must be <n>s, <n>m, <n>h, <n>d or never";
+    } else {
+        why = parse_instances(c, json_object_get(c->body, "instances"), &rec.instances);
+    }
+    if (why != NULL) {
+        bp_admin__error(c, 400, "GEN_MALFORMED_REQUEST", why);
+        bp_client_rec_cleanup(&rec);
+        return;
+    }
+    rec.id = new_id("client");
+    if (rec.id == NULL || bp_oauth_token_generate(BP_CLIENT_SECRET_PREFIX, secret) != BP_OK) {
+        bp_admin__error(c, 500, "GEN_INTERNAL_ERROR", "the system random source failed");
+        bp_client_rec_cleanup(&rec);
+        return;
+    }
+    bp_digest(secret, BP_OAUTH_TOKEN_LEN, rec.secret_digest);
+    rec.name = bp_strdup(name);
+    rec.scopes = bp_strdup(scopes);
+    rec.grant_types = bp_strdup(grants);
+    rc = bp_store_begin(c->s);
+    if (rc == BP_OK) {
+        rc = bp_admin__finish(c, bp_store_client_insert(c->s, &rec), "Client created", rec.id, NULL);
+    }
+    if (rc != BP_OK) {
+        bp_admin__store_error(c, rc, "client");
+    } else {
+        j = client_json(&rec, c->now);
+        json_object_set_new(j, "client_secret", json_string(secret));
+        bp_admin__json(c, 201, j);
+    }
+    bp_wipe(secret, sizeof(secret));
+    bp_client_rec_cleanup(&rec);
+}
+
+/* POST /clients/{id}/rotate-secret {"grace": "24h"}: a new secret (shown once); the old one keeps
+ * working for the grace. */
+static void
+client_rotate_secret(struct bp_admin_call *c, const char *id)
+{
+    struct bp_client_rec rec = {0};
+    char secret[BP_OAUTH_TOKEN_LEN + 1];
+    unsigned char digest[BP_DIGEST_LEN];
+    int64_t previous_until = 0;
+    json_t *j;
+    bp_err rc;
+
+    if (!parse_grace(c, &previous_until)) {
+        bp_admin__error(c, 400, "GEN_MALFORMED_REQUEST",
+                        "grace must be <n>s, <n>m, <n>h or <n>d (0s: at once)");
+        return;
+    }
+    rc = bp_store_client_get(c->s, id, &rec);
+    if (rc != BP_OK) {
+        bp_admin__store_error(c, rc, "client");
+        return;
+    }
+    if (rec.revoked || (rec.expires_at != 0 && rec.expires_at <= c->now)) {
+        bp_admin__error(c, 409, "GEN_CONFLICT",
+                        "this client is revoked or expired: its secret cannot be rotated");
+        bp_client_rec_cleanup(&rec);
+        return;
+    }
+    if (bp_oauth_token_generate(BP_CLIENT_SECRET_PREFIX, secret) != BP_OK) {
+        bp_admin__error(c, 500, "GEN_INTERNAL_ERROR", "the system random source failed");
+        bp_client_rec_cleanup(&rec);
+        return;
+    }
+    bp_digest(secret, BP_OAUTH_TOKEN_LEN, digest);
+    rc = bp_store_begin(c->s);
+    if (rc == BP_OK) {
+        rc = bp_admin__finish(c, bp_store_client_rotate_secret(c->s, rec.id, digest, previous_until),
+                              "Client secret rotated", rec.id, NULL);
+    }
+    if (rc != BP_OK) {
+        bp_admin__store_error(c, rc, "client");
+    } else {
+        j = client_json(&rec, c->now);
+        json_object_set_new(j, "client_secret", json_string(secret));
+        json_object_set_new(j, "previous_secret_expires_at", bp_admin__jtime(previous_until));
+        bp_admin__json(c, 200, j);
+    }
+    bp_wipe(secret, sizeof(secret));
+    bp_client_rec_cleanup(&rec);
+}
+
+/* POST /clients/{id}/expire {"expires_in": "30d" | "never"}. */
+static void
+client_expire(struct bp_admin_call *c, const char *id)
+{
+    int64_t expires_at;
+    bp_err rc;
+
+    if (!parse_expires_in(c, &expires_at)) {
+        bp_admin__error(c, 400, "GEN_MALFORMED_REQUEST",
+                        "expires_in must be <n>s, <n>m, <n>h, <n>d or never");
+        return;
+    }
+    rc = bp_store_begin(c->s);
+    if (rc == BP_OK) {
+        rc = bp_admin__finish(c, bp_store_client_set_expiry(c->s, id, expires_at), "Client expiry changed",
+                              id, NULL);
+    }
+    if (rc != BP_OK) {
+        bp_admin__store_error(c, rc, "client");
+        return;
+    }
+    client_one(c, id, false);
+}
+
 void
 bp_admin__clients(struct bp_admin_call *c)
 {
     if (c->nseg == 1 && bp_admin__method(c, "GET")) {
         clients_list(c);
+    } else if (c->nseg == 1 && bp_admin__method(c, "POST")) {
+        client_create(c);
     } else if (c->nseg == 1) {
-        bp_admin__not_allowed(c, "GET");
+        bp_admin__not_allowed(c, "GET, POST");
     } else if (c->nseg == 2 && bp_admin__method(c, "GET")) {
         client_one(c, c->segs[1], false);
     } else if (c->nseg == 3 && strcmp(c->segs[2], "revoke") == 0 && bp_admin__method(c, "POST")) {
         client_one(c, c->segs[1], true);
+    } else if (c->nseg == 3 && strcmp(c->segs[2], "rotate-secret") == 0 && bp_admin__method(c, "POST")) {
+        client_rotate_secret(c, c->segs[1]);
+    } else if (c->nseg == 3 && strcmp(c->segs[2], "expire") == 0 && bp_admin__method(c, "POST")) {
+        client_expire(c, c->segs[1]);
     } else {
         bp_admin__error(c, 404, "GEN_NOT_FOUND", "no such admin API resource (see docs/ADMIN_API.md)");
     }

@@ -60,6 +60,8 @@ operator_json(const struct bp_operator_rec *op)
     return json_pack("{s:s, s:s, s:s}", "id", op->id, "name", op->name, "role", op->role);
 }
 
+static bp_err finish_commit(struct bp_admin_call *c, bp_err change);
+
 void
 bp_admin__actor(const struct bp_admin_call *c, struct bp_audit_admin_actor *out)
 {
@@ -73,6 +75,15 @@ bp_admin__actor(const struct bp_admin_call *c, struct bp_audit_admin_actor *out)
 }
 
 bp_err
+bp_admin__record(struct bp_admin_call *c, const char *action, const char *id, const char *operation_id)
+{
+    struct bp_audit_admin_actor actor;
+
+    bp_admin__actor(c, &actor);
+    return bp_audit_admin_by(c->s, &actor, action, id, NULL, operation_id);
+}
+
+bp_err
 bp_admin__finish(struct bp_admin_call *c, bp_err change, const char *action, const char *id,
                  const char *instance_id)
 {
@@ -82,6 +93,22 @@ bp_admin__finish(struct bp_admin_call *c, bp_err change, const char *action, con
     if (change == BP_OK) {
         change = bp_audit_admin_by(c->s, &actor, action, id, instance_id, NULL);
     }
+    return finish_commit(c, change);
+}
+
+bp_err
+bp_admin__finish_op(struct bp_admin_call *c, bp_err change, const char *action, const char *id,
+                    const char *operation_id)
+{
+    if (change == BP_OK) {
+        change = bp_admin__record(c, action, id, operation_id);
+    }
+    return finish_commit(c, change);
+}
+
+static bp_err
+finish_commit(struct bp_admin_call *c, bp_err change)
+{
     if (change == BP_OK) {
         change = bp_store_commit(c->s);
     }

@@ -10,6 +10,7 @@
 #include "lib/clock.h"
 #include "lib/secret.h"
 #include "lib/str.h"
+#include "lib/url.h"
 #include "oauth/oauth.h"
 #include "store/store.h"
 
@@ -17,7 +18,6 @@
  * `client create`: it is printed once, then wiped; the store keeps its SHA-256 digest. Every
  * change is written together with its admin audit record, in one transaction. */
 
-#define REDIRECT_URI_MAX 2000
 #define GRANT_TYPES_TEXT_MAX 64
 
 enum {
@@ -36,7 +36,7 @@ static const struct {
     {"refresh_token", GRANT_REFRESH_TOKEN},
 };
 
-/* Redirect URIs never contain a comma (validate_redirect_uri), so the comma-joined list turns
+/* Redirect URIs never contain a comma (bp_url_check_redirect), so the comma-joined list turns
  * back into exactly the registered URIs. */
 static char *
 join_uris(const struct bp_client_rec *rec)
@@ -184,94 +184,6 @@ format_grant_types(unsigned bits, char out[GRANT_TYPES_TEXT_MAX])
     }
 }
 
-static bool
-is_alnum(char c)
-{
-    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9');
-}
-
-/* RFC 3986 characters allowed anywhere in a URI, less '#' (no fragment, RFC 6749 §3.1.2) and ','
- * (the CLI prints the list comma-separated and people paste it back). */
-static bool
-uri_char_ok(char c)
-{
-    return is_alnum(c) || (c != '\0' && strchr("-._~:/?[]@!$&'()*+;=%", c) != NULL);
-}
-
-/* True for ":" followed by a port 1..65535, or the empty string. */
-static bool
-port_ok(const char *p, size_t n)
-{
-    uint64_t port;
-
-    if (n == 0) {
-        return true;
-    }
-    return p[0] == ':' && n >= 2 && n <= 6 && bp_str_parse_u64(p + 1, n - 1, 65535, &port) == BP_OK &&
-           port > 0;
-}
-
-/* Checks one --redirect-uri: an absolute https URI, or http for a loopback host only (RFC 8252
- * §7.3, RFC 9700 §2.1), with no fragment and no userinfo. Returns NULL when valid, else why. */
-static const char *
-validate_redirect_uri(const char *uri)
-{
-    size_t len = strlen(uri);
-    bool https = strncmp(uri, "https://", 8) == 0;
-    const char *host;
-    size_t auth_len;
-    size_t host_len;
-
-    if (len == 0 || len > REDIRECT_URI_MAX) {
-        return "must be 1..2000 characters";
-    }
-    if (strchr(uri, '#') != NULL) {
-        return "must not have a fragment (#)";
-    }
-    for (size_t i = 0; i < len; i++) {
-        if (!uri_char_ok(uri[i])) {
-            return "has a character that is not allowed (spaces, commas, non-ASCII)";
-        }
-        if (uri[i] == '%' && (bp_hex_digit_value((unsigned char)uri[i + 1]) < 0 ||
-                              bp_hex_digit_value((unsigned char)uri[i + 2]) < 0)) {
-            return "has a bad percent-encoding";
-        }
-    }
-    if (!https && strncmp(uri, "http://", 7) != 0) {
-        return "must be an absolute https:// URI (http:// only for 127.0.0.1, [::1] or localhost)";
-    }
-    host = uri + (https ? 8 : 7);
-    auth_len = strcspn(host, "/?");
-    if (memchr(host, '@', auth_len) != NULL) {
-        return "must not carry a user name or password";
-    }
-    if (auth_len > 0 && host[0] == '[') {
-        const char *close = memchr(host, ']', auth_len);
-        host_len = close != NULL ? (size_t)(close - host) + 1 : 0;
-        for (size_t i = 1; host_len > 0 && i + 1 < host_len; i++) {
-            if (!(bp_hex_digit_value((unsigned char)host[i]) >= 0 || host[i] == ':' || host[i] == '.')) {
-                host_len = 0;
-            }
-        }
-    } else {
-        host_len = strcspn(host, ":/?");
-        for (size_t i = 0; i < host_len; i++) {
-            if (!(is_alnum(host[i]) || host[i] == '-' || host[i] == '.')) {
-                host_len = 0;
-            }
-        }
-    }
-    if (host_len == 0 || host_len > auth_len || !port_ok(host + host_len, auth_len - host_len)) {
-        return "has no valid host";
-    }
-    if (!https && !((host_len == 9 && strncmp(host, "127.0.0.1", 9) == 0) ||
-                    (host_len == 9 && strncmp(host, "localhost", 9) == 0) ||
-                    (host_len == 5 && strncmp(host, "[::1]", 5) == 0))) {
-        return "must use https:// (http:// is allowed only for 127.0.0.1, [::1] and localhost)";
-    }
-    return NULL;
-}
-
 /* Checks and deduplicates every --redirect-uri into out (borrowing the argv strings). */
 static int
 parse_redirect_uris(const struct bp_cli_flag *flag, const char **out, size_t *out_n)
@@ -280,7 +192,7 @@ parse_redirect_uris(const struct bp_cli_flag *flag, const char **out, size_t *ou
 
     for (size_t i = 0; i < flag->n_values; i++) {
         const char *uri = flag->values[i];
-        const char *why = validate_redirect_uri(uri);
+        const char *why = bp_url_check_redirect(uri);
         bool dup = false;
 
         if (why != NULL) {

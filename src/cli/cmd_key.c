@@ -350,13 +350,7 @@ key_rotate(struct bp_cli_ctx *ctx, int argc, char **argv, int op)
     rec.prefix = bp_strndup(key, BP_APIKEY_LIST_PREFIX_LEN);
     err = bp_store_begin(s);
     if (err == BP_OK) {
-        err = bp_store_key_insert(s, &rec);
-    }
-    if (err == BP_OK) {
-        err = bp_store_key_set_expiry(s, old.id, old_until);
-    }
-    if (err == BP_OK) {
-        err = bp_store_key_link(s, old.id, rec.id);
+        err = bp_store_key_rotate(s, &rec, old.id, old_until);
     }
     if (err == BP_OK) {
         err = bp_audit_admin_op(s, "Key rotated", old.id, NULL, operation);

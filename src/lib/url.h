@@ -9,4 +9,11 @@
  * why not (static text that never quotes the URL). */
 const char *bp_url_normalise_base(const char *url, char **out_url);
 
+#define BP_URL_REDIRECT_MAX 2000
+
+/* Checks an OAuth client's redirect URI: an absolute https URI, or http for a loopback host only
+ * (RFC 8252 §7.3, RFC 9700 §2.1), with no fragment, no userinfo and no comma (lists of them are
+ * comma-joined). Returns NULL when valid, else why (static text). */
+const char *bp_url_check_redirect(const char *uri);
+
 #endif

@@ -340,6 +340,20 @@ bp_store_key_link(struct bp_store *s, const char *old_id, const char *new_id)
 }
 
 bp_err
+bp_store_key_rotate(struct bp_store *s, const struct bp_key_rec *fresh, const char *old_id, int64_t old_until)
+{
+    bp_err err = bp_store_key_insert(s, fresh);
+
+    if (err == BP_OK) {
+        err = bp_store_key_set_expiry(s, old_id, old_until);
+    }
+    if (err == BP_OK) {
+        err = bp_store_key_link(s, old_id, fresh->id);
+    }
+    return err;
+}
+
+bp_err
 bp_store_key_links(struct bp_store *s, const char *id, char **out_replaces, char **out_replaced_by)
 {
     *out_replaces = NULL;

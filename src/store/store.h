@@ -311,6 +311,9 @@ bp_err bp_store_key_set_allow_from(struct bp_store *s, const char *id, const cha
 bp_err bp_store_key_set_rate(struct bp_store *s, const char *id, const char *rate_limit, int64_t burst);
 /* Rotation (issue 12): old_id was replaced by new_id (both rows name the other). */
 bp_err bp_store_key_link(struct bp_store *s, const char *old_id, const char *new_id);
+/* A key rotation's rows, inside the caller's transaction: the new key, the old key's expiry at
+ * old_until, and the links between them. */
+bp_err bp_store_key_rotate(struct bp_store *s, const struct bp_key_rec *fresh, const char *old_id, int64_t old_until);
 /* The keys id replaces and was replaced by (allocated, NULL when none): the CLI's, apart from
  * bp_store_key_get, which the watcher uses for every changed key. */
 bp_err bp_store_key_links(struct bp_store *s, const char *id, char **out_replaces, char **out_replaced_by);

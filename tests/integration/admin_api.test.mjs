@@ -8,8 +8,8 @@ import path from 'node:path';
 import { after, before, test } from 'node:test';
 
 import { startFakeCore } from './lib/fake_core.mjs';
-import { FORM, authorizeCode, createClient, pkcePair } from './lib/oauth_flow.mjs';
-import { bearer, cli, makeInstance, req, startProxy, tmpDb, tmpDir } from './lib/harness.mjs';
+import { FORM, authorizeCode, createClient, pkcePair, token } from './lib/oauth_flow.mjs';
+import { bearer, cli, makeInstance, req, startProxy, tmpDb, tmpDir, waitFor } from './lib/harness.mjs';
 
 const w = {};
 const PASSWORD = 'correct horse battery';
@@ -170,6 +170,84 @@ test('an admin creates a key: it works on /proxy/ at once; revoked, it is refuse
     assert.equal(verify.code, 0, verify.stdout + verify.stderr);
 });
 
+test('rotate a key (both work during the grace) and change an expiry, through the API', async () => {
+    const made = (await api('POST', '/keys', { token: w.adminToken, body: { name: 'rotating', scopes: ['proxy:read'] } })).json;
+    const r = await api('POST', `/keys/${made.id}/rotate`, { token: w.adminToken, body: { grace: '1h' } });
+    assert.equal(r.status, 201, r.text);
+    assert.match(r.json.key, /^blnk_[0-9a-f]{64}$/);
+    assert.equal(r.json.replaces, made.id);
+    assert.equal(r.json.name, 'rotating');
+    assert.match(r.json.replaced_key_expires_at, /^\d{4}-/);
+    assert.equal((await proxyGet(made.key)).status, 200, 'the old key works during the grace');
+    assert.equal((await proxyGet(r.json.key)).status, 200, 'the new key works at once');
+    assertError(await api('POST', `/keys/${made.id}/rotate`, { token: w.adminToken }), 409, 'GEN_CONFLICT');
+    assertError(await api('POST', `/keys/${r.json.id}/rotate`, { token: w.adminToken, body: { grace: 'a while' } }), 400,
+        'GEN_MALFORMED_REQUEST');
+    const recs = adminRecords().filter((x) => x.resource_id === made.id || x.resource_id === r.json.id);
+    const rotated = recs.find((x) => x.action === 'Key rotated');
+    const created = recs.find((x) => x.action === 'Key created' && x.resource_id === r.json.id);
+    assert.ok(rotated.request_id && rotated.request_id === created.request_id, 'one operation id for both records');
+    assert.equal(rotated.actor_id, w.admin.id);
+
+    const exp = await api('POST', `/keys/${r.json.id}/expire`, { token: w.adminToken, body: { expires_in: '1s' } });
+    assert.equal(exp.status, 200, exp.text);
+    assert.ok(Date.parse(exp.json.expires_at) - Date.now() <= 2000, exp.json.expires_at);
+    await waitFor(async () => (await proxyGet(r.json.key)).status === 401, { timeoutMs: 5000, what: 'the key expired' });
+    assertError(await api('POST', `/keys/${r.json.id}/expire`, { token: w.adminToken, body: {} }), 400, 'GEN_MALFORMED_REQUEST');
+});
+
+test('OAuth clients through the API: create (secret once), token works on /proxy/, rotate the secret, expire, revoke', async () => {
+    const r = await api('POST', '/clients', {
+        token: w.adminToken,
+        body: { name: 'machine', scopes: ['proxy:read'], instances: [w.inst.id] },
+    });
+    assert.equal(r.status, 201, r.text);
+    const cl = r.json;
+    assert.match(cl.client_secret, /^blnk_cs_[0-9a-f]{64}$/);
+    assert.deepEqual(cl.grant_types, ['client_credentials']);
+    const tok = await token(w.proxy.port, { id: cl.id, secret: cl.client_secret }, { grant_type: 'client_credentials' });
+    assert.equal(tok.status, 200, tok.text);
+    assert.equal((await proxyGet(tok.json.access_token)).status, 200);
+    const shown = await api('GET', `/clients/${cl.id}`, { token: w.auditorToken });
+    assert.equal(shown.json.client_secret, undefined);
+
+    const rot = await api('POST', `/clients/${cl.id}/rotate-secret`, { token: w.adminToken, body: { grace: '1h' } });
+    assert.equal(rot.status, 200, rot.text);
+    assert.notEqual(rot.json.client_secret, cl.client_secret);
+    for (const secret of [cl.client_secret, rot.json.client_secret]) {
+        const t = await token(w.proxy.port, { id: cl.id, secret }, { grant_type: 'client_credentials' });
+        assert.equal(t.status, 200, 'both secrets work during the grace');
+    }
+
+    const web = await api('POST', '/clients', {
+        token: w.adminToken,
+        body: { name: 'web', scopes: ['proxy:read'], redirect_uris: ['https://app.example/cb', 'https://app.example/cb'] },
+    });
+    assert.equal(web.status, 201, web.text);
+    assert.deepEqual(web.json.redirect_uris, ['https://app.example/cb']);
+    assert.deepEqual(web.json.grant_types, ['client_credentials', 'authorization_code', 'refresh_token']);
+    for (const [body, why] of [
+        [{ name: 'x', scopes: ['proxy:read'], redirect_uris: ['http://app.example/cb'] }, /https/],
+        [{ name: 'x', scopes: ['proxy:read'], redirect_uris: ['https://app.example/cb#f'] }, /fragment/],
+        [{ name: 'x', scopes: ['proxy:read'], grant_types: ['authorization_code'] }, /redirect URI/],
+        [{ name: 'x', scopes: ['proxy:read'], grant_types: ['password'] }, /unknown grant type/],
+        [{ name: 'x' }, /scopes/],
+    ]) {
+        const bad = await api('POST', '/clients', { token: w.adminToken, body });
+        assertError(bad, 400, 'GEN_MALFORMED_REQUEST');
+        assert.match(bad.json.error, why);
+    }
+
+    const exp = await api('POST', `/clients/${web.json.id}/expire`, { token: w.adminToken, body: { expires_in: '30d' } });
+    assert.equal(exp.status, 200, exp.text);
+    assert.match(exp.json.expires_at, /^\d{4}-/);
+    const rev = await api('POST', `/clients/${cl.id}/revoke`, { token: w.adminToken });
+    assert.equal(rev.json.status, 'revoked');
+    assert.equal((await proxyGet(tok.json.access_token)).status, 401, 'its tokens go with it, at once');
+    const acts = adminRecords().filter((x) => x.resource_id === cl.id).map((x) => x.action).sort();
+    assert.deepEqual(acts, ['Client created', 'Client revoked', 'Client secret rotated']);
+});
+
 test('bad key fields are refused with a reason, and nothing is stored', async () => {
     const before = (await api('GET', '/keys', { token: w.adminToken })).json.keys.length;
     const cases = [
@@ -265,6 +343,9 @@ test('an auditor reads the lists and the audit log; the server refuses every cha
         ['POST', `/instances/${w.inst.id}/disable`, undefined],
         ['POST', '/clients/client_x/revoke', undefined],
         ['POST', '/instances', { name: 'sneaky', url: 'http://127.0.0.1:1' }],
+        ['POST', '/clients', { name: 'sneaky', scopes: ['*'] }],
+        ['POST', `/keys/${someKey.id}/rotate`, undefined],
+        ['POST', `/keys/${someKey.id}/expire`, { expires_in: '1s' }],
     ];
     for (const [method, p, body] of attempts) {
         const r = await api(method, p, { token: w.auditorToken, body });

@@ -16,7 +16,7 @@
 #define BP_ADMIN_SESSION_HEX 64
 /* A console session lasts this long from sign-in (no sliding renewal: sign in again). */
 #define BP_ADMIN_SESSION_TTL_S (8 * 3600)
-#define BP_ADMIN_MAX_SEGS 4
+#define BP_ADMIN_MAX_SEGS 5
 
 struct bp_admin {
     struct bp_oauth_service service;

@@ -17,11 +17,22 @@ owns_path(const char *path, size_t len)
     return len >= n && memcmp(path, prefix, n) == 0 && (len == n || path[n] == '/');
 }
 
-/* Only the sign-in verifies a password. */
+/* The requests that run Argon2id go to the sign-in threads: the sign-in, and an operator's new
+ * password (POST /operators, POST /operators/{id}/password). */
 static bool
 is_signin(const char *method, size_t method_len, const char *path, size_t path_len)
 {
-    return bp_str_eq(method, method_len, "POST") && bp_str_eq(path, path_len, BP_ADMIN_PREFIX "/session");
+    static const char ops[] = BP_ADMIN_PREFIX "/operators";
+    static const char pw[] = "/password";
+    const size_t olen = sizeof(ops) - 1;
+    const size_t plen = sizeof(pw) - 1;
+
+    if (!bp_str_eq(method, method_len, "POST")) {
+        return false;
+    }
+    return bp_str_eq(path, path_len, BP_ADMIN_PREFIX "/session") || bp_str_eq(path, path_len, ops) ||
+           (path_len > olen + plen && memcmp(path, ops, olen) == 0 && path[olen] == '/' &&
+            memcmp(path + path_len - plen, pw, plen) == 0);
 }
 
 bool

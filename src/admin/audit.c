@@ -1,5 +1,5 @@
-/* /admin/api/audit (the log, filtered as `audit list` filters it) and /admin/api/operators
- * (who may sign in, and their admin tokens; admins only). */
+/* /admin/api/audit: the log, filtered as `audit list` filters it, newest first. */
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -8,6 +8,7 @@
 #include "lib/alloc.h"
 #include "lib/str.h"
 #include "router/router.h"
+#include "trail/trail.h"
 
 #define AUDIT_PAGE_DEFAULT 100
 #define AUDIT_PAGE_MAX 1000
@@ -135,6 +136,45 @@ audit_list(struct bp_admin_call *c)
     bp_admin__json(c, 200, json_pack("{s:o}", "records", a));
 }
 
+/* GET /audit/verify[?since=S]: the trail checked as `audit verify` checks it (without a
+ * checkpoint file or key: those stay with the CLI, which holds them). One at a time per node: a
+ * walk over millions of records takes seconds of a thread. */
+static atomic_bool verifying;
+
+static void
+audit_verify(struct bp_admin_call *c)
+{
+    struct bp_trail_verify_opts o = {0};
+    struct bp_trail_report r = {0};
+    bool bad = false;
+    json_t *j;
+    bp_err rc;
+
+    if (c->req->query != NULL && !time_param(c->req->query, "since", &o.since_us, &bad)) {
+        bad = true;
+    }
+    if (bad) {
+        bp_admin__error(c, 400, "GEN_MALFORMED_REQUEST", "since must be unix seconds");
+        return;
+    }
+    if (atomic_exchange(&verifying, true)) {
+        bp_admin__error(c, 429, "GEN_RATE_LIMITED",
+                        "a verification is running on this node: try again shortly");
+        bp_oauth_add_header(c->out, "Retry-After", "5");
+        return;
+    }
+    rc = bp_trail_verify(c->s, &o, &r);
+    atomic_store(&verifying, false);
+    if (rc != BP_OK) {
+        bp_admin__store_error(c, rc, "record");
+        return;
+    }
+    j = json_pack("{s:b, s:I, s:I, s:I, s:I}", "intact", !r.broken, "chains", (json_int_t)r.chains, "records",
+                  (json_int_t)r.records, "legacy", (json_int_t)r.legacy, "purged", (json_int_t)r.purged);
+    json_object_set_new(j, "first_break", r.broken ? json_string(r.first_break) : json_null());
+    bp_admin__json(c, 200, j);
+}
+
 /* The categories records have: the route table's (DESIGN §3), then the administrative one. */
 static void
 audit_categories(struct bp_admin_call *c)
@@ -155,6 +195,8 @@ bp_admin__audit(struct bp_admin_call *c)
 {
     if (c->nseg == 2 && strcmp(c->segs[1], "categories") == 0 && bp_admin__method(c, "GET")) {
         audit_categories(c);
+    } else if (c->nseg == 2 && strcmp(c->segs[1], "verify") == 0 && bp_admin__method(c, "GET")) {
+        audit_verify(c);
     } else if (c->nseg == 1 && bp_admin__method(c, "GET")) {
         audit_list(c);
     } else if (c->nseg == 1) {
@@ -162,43 +204,4 @@ bp_admin__audit(struct bp_admin_call *c)
     } else {
         bp_admin__error(c, 404, "GEN_NOT_FOUND", "no such admin API resource (see docs/ADMIN_API.md)");
     }
-}
-
-/* ---- operators ---- */
-
-static json_t *
-operator_json(const struct bp_operator_rec *op)
-{
-    return json_pack("{s:s, s:s, s:s, s:s, s:o, s:o}", "id", op->id, "name", op->name, "role", op->role,
-                     "status", op->disabled ? "disabled" : "active", "created_at",
-                     bp_admin__jtime(op->created_at), "updated_at", bp_admin__jtime(op->updated_at));
-}
-
-void
-bp_admin__operators(struct bp_admin_call *c)
-{
-    struct bp_operator_rec *recs = NULL;
-    size_t n = 0;
-    json_t *a;
-    bp_err rc;
-
-    if (c->nseg != 1) {
-        bp_admin__error(c, 404, "GEN_NOT_FOUND", "no such admin API resource (see docs/ADMIN_API.md)");
-        return;
-    }
-    if (!bp_admin__method(c, "GET")) {
-        bp_admin__not_allowed(c, "GET");
-        return;
-    }
-    rc = bp_store_operator_list(c->s, &recs, &n);
-    if (rc != BP_OK) {
-        bp_admin__store_error(c, rc, "operator");
-        return;
-    }
-    a = json_array();
-    for (size_t i = 0; i < n; i++) {
-        json_array_append_new(a, operator_json(&recs[i]));
-    }
-    bp_operator_recs_free(recs, n);
-    bp_admin__json(c, 200, json_pack("{s:o}", "operators", a));
 }

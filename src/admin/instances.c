@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "admin/admin-int.h"
+#include "health/health.h"
 #include "lib/alloc.h"
 #include "lib/rand.h"
 #include "lib/secret.h"
@@ -123,6 +124,121 @@ instance_add(struct bp_admin_call *c)
     bp_instance_rec_cleanup(&rec);
 }
 
+/* PATCH /instances/{id} {"name", "url", "secret_key" (null: remove it)}: what is given changes. */
+static void
+instance_update(struct bp_admin_call *c, const char *id)
+{
+    struct bp_instance_rec rec = {0};
+    bool bad = false;
+    const char *name = bp_admin__body_str(c, "name", &bad);
+    const char *url = bp_admin__body_str(c, "url", &bad);
+    json_t *sv = json_object_get(c->body, "secret_key");
+    const char *secret = bp_admin__body_str(c, "secret_key", &bad);
+    char *norm = NULL;
+    const char *why = NULL;
+    bp_err rc;
+
+    if (bad || (name != NULL && !bp_admin__name_ok(name))) {
+        why = "name must be 1 to 100 printable characters";
+    } else if (url != NULL && (why = bp_url_normalise_base(url, &norm)) != NULL) {
+        /* why says it */
+    } else if (secret != NULL && !secret_ok(secret, strlen(secret))) {
+        why = "secret_key must be 1 to 4096 visible ASCII characters, or null to remove it";
+    } else if (name == NULL && url == NULL && sv == NULL) {
+        why = "send what changes: name, url or secret_key";
+    }
+    if (why != NULL) {
+        bp_admin__error(c, 400, "GEN_MALFORMED_REQUEST", why);
+        bp_free(norm);
+        return;
+    }
+    rc = bp_store_instance_get(c->s, id, &rec);
+    if (rc == BP_OK) {
+        if (name != NULL) {
+            bp_free(rec.name);
+            rec.name = bp_strdup(name);
+        }
+        if (norm != NULL) {
+            bp_free(rec.url);
+            rec.url = norm;
+            norm = NULL;
+        }
+        if (sv != NULL) {
+            if (rec.secret_key != NULL) {
+                bp_wipe(rec.secret_key, rec.secret_key_len);
+                bp_free(rec.secret_key);
+            }
+            rec.secret_key = secret != NULL ? bp_memdup(secret, strlen(secret) + 1) : NULL;
+            rec.secret_key_len = secret != NULL ? strlen(secret) : 0;
+        }
+        rec.updated_at = c->now;
+        rc = bp_store_begin(c->s);
+        if (rc == BP_OK) {
+            rc = bp_admin__finish(c, bp_store_instance_update(c->s, &rec), "Instance updated", id, id);
+        }
+    }
+    if (rc == BP_ERR_EXISTS) {
+        bp_admin__error(c, 409, "GEN_CONFLICT", "an instance with this name exists already");
+    } else if (rc != BP_OK) {
+        bp_admin__store_error(c, rc, "instance");
+    } else {
+        bp_admin__json(c, 200, instance_json(&rec));
+    }
+    if (rec.secret_key != NULL) {
+        bp_wipe(rec.secret_key, rec.secret_key_len);
+    }
+    bp_free(norm);
+    bp_instance_rec_cleanup(&rec);
+}
+
+static void
+instance_remove(struct bp_admin_call *c, const char *id)
+{
+    bp_err rc = bp_store_begin(c->s);
+
+    if (rc == BP_OK) {
+        rc = bp_admin__finish(c, bp_store_instance_delete(c->s, id), "Instance removed", id, id);
+    }
+    if (rc != BP_OK) {
+        bp_admin__store_error(c, rc, "instance");
+        return;
+    }
+    bp_admin__no_content(c);
+}
+
+/* POST /instances/{id}/check: Core's GET /health with the instance's secret, as `instance check`
+ * calls it (10 s at most; this thread waits for it). */
+static void
+instance_check(struct bp_admin_call *c, const char *id)
+{
+    struct bp_instance_rec rec = {0};
+    struct bp_health_check chk;
+    bp_err rc = bp_store_instance_get(c->s, id, &rec);
+    json_t *j;
+
+    if (rc != BP_OK) {
+        bp_admin__store_error(c, rc, "instance");
+        return;
+    }
+    rc = bp_health_check_once(&(struct bp_health_check_target){.id = rec.id,
+                                                               .url = rec.url,
+                                                               .secret_key = rec.secret_key,
+                                                               .secret_key_len = rec.secret_key_len,
+                                                               .ca_file = rec.ca_file},
+                              10000, &chk);
+    if (rc != BP_OK) {
+        bp_admin__error(c, 500, "GEN_INTERNAL_ERROR", "the check could not be made (see the server log)");
+    } else {
+        j = json_pack("{s:s, s:s, s:b}", "id", rec.id, "name", rec.name, "healthy", chk.healthy);
+        json_object_set_new(j, "status", chk.answered ? json_integer(chk.status) : json_null());
+        json_object_set_new(j, "time_ms", chk.answered ? json_integer(chk.time_ms) : json_null());
+        json_object_set_new(j, "problem", chk.healthy ? json_null() : json_string(chk.problem));
+        json_object_set_new(j, "hint", chk.hint[0] != '\0' ? json_string(chk.hint) : json_null());
+        bp_admin__json(c, 200, j);
+    }
+    bp_instance_rec_cleanup(&rec);
+}
+
 /* GET one; POST …/enable or …/disable (enabled: 1 or 0; -1 for none). */
 static void
 instance_one(struct bp_admin_call *c, const char *id, int enabled)
@@ -158,6 +274,12 @@ bp_admin__instances(struct bp_admin_call *c)
         bp_admin__not_allowed(c, "GET, POST");
     } else if (c->nseg == 2 && bp_admin__method(c, "GET")) {
         instance_one(c, c->segs[1], -1);
+    } else if (c->nseg == 2 && bp_admin__method(c, "PATCH")) {
+        instance_update(c, c->segs[1]);
+    } else if (c->nseg == 2 && bp_admin__method(c, "DELETE")) {
+        instance_remove(c, c->segs[1]);
+    } else if (c->nseg == 3 && strcmp(c->segs[2], "check") == 0 && bp_admin__method(c, "POST")) {
+        instance_check(c, c->segs[1]);
     } else if (c->nseg == 3 && bp_admin__method(c, "POST") &&
                (strcmp(c->segs[2], "enable") == 0 || strcmp(c->segs[2], "disable") == 0)) {
         instance_one(c, c->segs[1], strcmp(c->segs[2], "enable") == 0 ? 1 : 0);

@@ -25,6 +25,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "lib/err.h"
+
 struct bp_health;
 
 /* When to call an instance down and how long to wait before trying it again. */
@@ -63,5 +65,31 @@ void bp_health_each(void (*fn)(void *arg, const char *id, const char *name, bool
 
 /* Forgets every slot (tests, and the end of the process under the leak checker). */
 void bp_health_reset(void);
+
+/* ---- a one-off check of an instance's Core (check.c) ---- */
+
+struct bp_health_check_target {
+    const char *id;
+    const char *url;           /* the instance's base URL */
+    const char *secret_key;    /* NULL: none */
+    size_t secret_key_len;
+    const char *ca_file;       /* NULL: the system's */
+};
+
+struct bp_health_check {
+    bool healthy;              /* Core answered 2xx */
+    bool answered;             /* Core answered at all: status and time_ms are set */
+    int status;
+    int64_t time_ms;
+    char url[2100];            /* what was called (never the secret) */
+    char problem[400];         /* what is wrong, in words; "none: …" when healthy */
+    char hint[256];            /* what to do about it, or "" */
+};
+
+/* Calls GET /health on t's Core with its secret key, through the upstream client, within
+ * total_timeout_ms; blocks (never call it on a loop). BP_OK with the verdict in *out, else the
+ * request could not be made at all. */
+bp_err bp_health_check_once(const struct bp_health_check_target *t, int64_t total_timeout_ms,
+                            struct bp_health_check *out);
 
 #endif

@@ -138,6 +138,12 @@ describe('the admin console in headless Chromium', () => {
         assert.ok(rows.some((t) => t.includes('main') && t.includes('set')), rows.join('\n'));
         assert.ok(!(await page.content()).includes('console_core_secret'));
         w.inst = cli(['instance', 'list'], { db: w.db }).json.instances.find((i) => i.name === 'main');
+        // Check connection: Core's /health with the secret just entered.
+        w.core.reset();
+        await page.click('button[aria-label="Check the connection to main"]');
+        await page.waitForFunction(() => /healthy, Core answered 200/.test(document.getElementById('instance-check').textContent));
+        assert.equal(w.core.requests.at(-1).path, '/health');
+        assert.equal(w.core.requests.at(-1).headers['x-blnk-key'], 'console_core_secret');
         await shot('2-instances');
     });
 
@@ -164,7 +170,7 @@ describe('the admin console in headless Chromium', () => {
         await page.waitForFunction(() => [...document.querySelectorAll('#page tbody tr')].some((r) => r.innerText.includes('console-key') && r.innerText.includes('revoked')));
         const r = await proxyGet(key, w.inst.id);
         assert.equal(r.status, 401);
-        await shot('4-keys');
+        await shot('3-keys');
     });
 
     test('the audit log: category tabs, filters, "Performed by", live updates', async () => {
@@ -202,7 +208,44 @@ describe('the admin console in headless Chromium', () => {
         await page.waitForFunction(() => [...document.querySelectorAll('#audit-rows tr')]
             .some((r) => r.innerText.includes('live-updates-key') && r.innerText.includes('ledgers')), null, { timeout: 10000 });
         assert.ok(await page.$$eval('#audit-rows tr', (r) => r.length) > shown, 'rows were added, the page was not reloaded');
-        await shot('5-audit');
+        await shot('4-audit');
+    });
+
+    test('OAuth clients: create one (secret shown once), its token works on /proxy/; operators: add one', async () => {
+        await page.click('a[data-page=clients]');
+        await page.waitForSelector('#client-form');
+        await page.fill('#client-name', 'console-app');
+        await page.fill('#client-uris', 'https://app.example/callback');
+        await page.click('#client-form button[type=submit]');
+        await page.waitForSelector('#secret-value');
+        const secret = (await page.textContent('#secret-value')).trim();
+        assert.match(secret, /^blnk_cs_[0-9a-f]{64}$/);
+        const client = cli(['client', 'list'], { db: w.db }).json.clients.find((c) => c.name === 'console-app');
+        assert.deepEqual(client.redirect_uris, ['https://app.example/callback']);
+        const tok = await req(w.proxy.port, 'POST', '/oauth/token', {
+            headers: { 'content-type': 'application/x-www-form-urlencoded',
+                authorization: `Basic ${Buffer.from(`${client.id}:${secret}`).toString('base64')}` },
+            body: 'grant_type=client_credentials', agent: false,
+        });
+        assert.equal(tok.status, 200, tok.text);
+        assert.equal((await proxyGet(tok.json.access_token, w.inst.id)).status, 200);
+        await shot('5-clients');
+
+        await page.click('a[data-page=operators]');
+        await page.waitForSelector('#operator-form');
+        await page.fill('#operator-name', 'carol');
+        await page.fill('#operator-password', 'carol password');
+        await page.selectOption('#operator-role', 'auditor');
+        await page.click('#operator-form button[type=submit]');
+        await page.waitForFunction(() => [...document.querySelectorAll('#page tbody tr')].some((r) => r.innerText.includes('carol')));
+        const ops = cli(['operator', 'list'], { db: w.db }).json.operators;
+        assert.equal(ops.find((o) => o.name === 'carol').role, 'auditor');
+        await shot('6-operators');
+
+        await page.click('a[data-page=audit]');
+        await page.waitForSelector('#audit-rows');
+        await page.click('button[aria-label="Verify the tamper-evident trail"]');
+        await page.waitForFunction(() => /^Intact: \d+ records/.test(document.getElementById('audit-verified').textContent));
     });
 
     test('an auditor: no way to change anything in the page, and the API refuses what the page could send', async () => {
@@ -217,7 +260,7 @@ describe('the admin console in headless Chromium', () => {
         await page.click('a[data-page=instances]');
         await page.waitForSelector('#page table');
         assert.equal(await page.$('#instance-form'), null);
-        await shot('6-auditor-keys');
+        await shot('7-auditor-keys');
         // The session's own CSRF token, sent from the page: still refused, by the server.
         const status = await page.evaluate(async () => {
             const s = await (await fetch('/admin/api/session')).json();
@@ -240,7 +283,7 @@ describe('the admin console in headless Chromium', () => {
             const width = await page.evaluate(() => document.documentElement.scrollWidth);
             assert.ok(width <= 376, `${p}: ${width} px wide`);
         }
-        await shot('7-phone-audit');
+        await shot('8-phone-audit');
         await page.setViewportSize({ width: 1280, height: 900 });
     });
 });

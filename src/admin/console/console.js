@@ -134,6 +134,23 @@ async function onSignOut() {
 
 // ---- pages ----
 
+// A button that runs an API call (then usually re-renders the page); what went wrong goes to msg.
+function actionButton(label, aria, cls, msg, run, confirmText) {
+    return el('button', {
+        type: 'button', class: cls, 'aria-label': aria,
+        onclick: async () => {
+            if (confirmText && !window.confirm(confirmText)) {
+                return;
+            }
+            try {
+                await run();
+            } catch (e) {
+                showError(msg, e);
+            }
+        },
+    }, label);
+}
+
 const isAdmin = () => state.operator && state.operator.role === 'admin';
 
 function pageShell(title, ...content) {
@@ -170,20 +187,25 @@ async function instancesPage() {
         ['URL', (i) => i.url],
         ['Secret key', (i) => (i.has_secret_key ? 'set' : 'none')],
         ['Enabled', (i) => status(i.enabled)],
-        ['', (i) => (isAdmin() ? el('button', {
-            type: 'button', class: i.enabled ? 'danger' : 'secondary',
-            'aria-label': `${i.enabled ? 'Disable' : 'Enable'} ${i.name}`,
-            onclick: async () => {
-                try {
+        ['', (i) => (isAdmin() ? el('span', { class: 'actions' },
+            actionButton('Check connection', `Check the connection to ${i.name}`, 'secondary', msg, async () => {
+                checked.textContent = `Checking ${i.name}…`;
+                const r = await api('POST', `/instances/${encodeURIComponent(i.id)}/check`);
+                checked.textContent = r.healthy ? `${i.name}: healthy, Core answered ${r.status} in ${r.time_ms} ms.`
+                    : `${i.name}: ${r.problem}${r.hint ? ` (${r.hint})` : ''}`;
+            }),
+            actionButton(i.enabled ? 'Disable' : 'Enable', `${i.enabled ? 'Disable' : 'Enable'} ${i.name}`,
+                i.enabled ? 'danger' : 'secondary', msg, async () => {
                     await api('POST', `/instances/${encodeURIComponent(i.id)}/${i.enabled ? 'disable' : 'enable'}`);
                     route();
-                } catch (e) {
-                    showError(msg, e);
-                }
-            },
-        }, i.enabled ? 'Disable' : 'Enable') : '')],
+                }),
+            actionButton('Remove', `Remove ${i.name}`, 'danger', msg, async () => {
+                await api('DELETE', `/instances/${encodeURIComponent(i.id)}`);
+                route();
+            }, `Remove the instance ${i.name}? Requests for it are refused at once.`)) : '')],
     ], data.instances);
-    const content = [msg, rows];
+    const checked = el('p', { id: 'instance-check', role: 'status' });
+    const content = [msg, checked, rows];
     if (isAdmin()) {
         const form = el('form', { id: 'instance-form', 'aria-labelledby': 'instance-add-title' },
             el('label', { for: 'instance-name' }, 'Name'), el('input', { id: 'instance-name', name: 'name', required: true }),
@@ -224,20 +246,18 @@ async function keysPage() {
         ['Status', (k) => status(k.status)],
         ['Expires', (k) => when(k.expires_at)],
         ['Last used', (k) => when(k.last_used_at)],
-        ['', (k) => (isAdmin() && k.status === 'active' ? el('button', {
-            type: 'button', class: 'danger', 'aria-label': `Revoke ${k.name}`,
-            onclick: async () => {
-                if (!window.confirm(`Revoke the key ${k.name}? Requests with it are refused at once.`)) {
-                    return;
-                }
-                try {
-                    await api('POST', `/keys/${encodeURIComponent(k.id)}/revoke`);
-                    route();
-                } catch (e) {
-                    showError(msg, e);
-                }
-            },
-        }, 'Revoke') : '')],
+        ['', (k) => (isAdmin() && k.status === 'active' ? el('span', { class: 'actions' },
+            k.replaced_by ? '' : actionButton('Rotate', `Rotate ${k.name}`, 'secondary', msg, async () => {
+                const n = await api('POST', `/keys/${encodeURIComponent(k.id)}/rotate`, { grace: '24h' });
+                await route();
+                document.getElementById('created').replaceChildren(
+                    shownOnce(`New key for ${n.name} (the old one works for 24 hours more)`, n.key));
+                document.getElementById('copy-secret').focus();
+            }, `Rotate the key ${k.name}? A new key is made; the old one stops after 24 hours.`),
+            actionButton('Revoke', `Revoke ${k.name}`, 'danger', msg, async () => {
+                await api('POST', `/keys/${encodeURIComponent(k.id)}/revoke`);
+                route();
+            }, `Revoke the key ${k.name}? Requests with it are refused at once.`)) : '')],
     ], data.keys);
     const content = [msg, created];
     if (isAdmin()) {
@@ -279,39 +299,112 @@ async function keysPage() {
 async function clientsPage() {
     const data = await api('GET', '/clients');
     const msg = el('p', { class: 'error', role: 'alert' });
-    pageShell('OAuth clients', msg, table('OAuth clients', [
+    const created = el('div', { id: 'created' });
+    const content = [msg, created];
+    if (isAdmin()) {
+        const form = el('form', { id: 'client-form', 'aria-labelledby': 'client-create-title' },
+            el('label', { for: 'client-name' }, 'Name'), el('input', { id: 'client-name', name: 'name', required: true }),
+            el('fieldset', {}, el('legend', {}, 'Scopes'),
+                el('label', {}, el('input', { type: 'checkbox', name: 'scope', value: 'proxy:read', checked: true }), ' proxy:read'),
+                el('label', {}, el('input', { type: 'checkbox', name: 'scope', value: 'proxy:write' }), ' proxy:write')),
+            el('label', { for: 'client-uris' }, 'Redirect URIs (one per line; none: machine-to-machine only)'),
+            el('textarea', { id: 'client-uris', name: 'redirect_uris', rows: '2' }),
+            el('button', { type: 'submit' }, 'Create client'));
+        form.addEventListener('submit', async (ev) => {
+            ev.preventDefault();
+            const scopes = [...form.querySelectorAll('input[name=scope]:checked')].map((c) => c.value);
+            const uris = form.elements.redirect_uris.value.split('\n').map((u) => u.trim()).filter(Boolean);
+            try {
+                const c = await api('POST', '/clients', { name: form.elements.name.value, scopes, redirect_uris: uris });
+                await route();
+                document.getElementById('created').replaceChildren(shownOnce(`Client secret of ${c.name} (${c.id})`, c.client_secret));
+                document.getElementById('copy-secret').focus();
+            } catch (e) {
+                showError(msg, e);
+            }
+        });
+        content.push(el('h2', { id: 'client-create-title' }, 'Create a client'), form);
+    }
+    content.splice(2, 0, table('OAuth clients', [
         ['Name', (c) => c.name],
         ['ID', (c) => code(c.id)],
         ['Grants', (c) => c.grant_types.join(', ')],
         ['Scopes', (c) => c.scopes.join(', ')],
         ['Redirect URIs', (c) => c.redirect_uris.join(' ') || '—'],
         ['Status', (c) => status(c.status)],
-        ['', (c) => (isAdmin() && c.status === 'active' ? el('button', {
-            type: 'button', class: 'danger', 'aria-label': `Revoke ${c.name}`,
-            onclick: async () => {
-                if (!window.confirm(`Revoke the client ${c.name} and every token it holds?`)) {
-                    return;
-                }
-                try {
-                    await api('POST', `/clients/${encodeURIComponent(c.id)}/revoke`);
-                    route();
-                } catch (e) {
-                    showError(msg, e);
-                }
-            },
-        }, 'Revoke') : '')],
+        ['', (c) => (isAdmin() && c.status === 'active' ? el('span', { class: 'actions' },
+            actionButton('Rotate secret', `Rotate the secret of ${c.name}`, 'secondary', msg, async () => {
+                const r = await api('POST', `/clients/${encodeURIComponent(c.id)}/rotate-secret`, { grace: '24h' });
+                await route();
+                document.getElementById('created').replaceChildren(
+                    shownOnce(`New secret of ${c.name} (the old one works for 24 hours more)`, r.client_secret));
+                document.getElementById('copy-secret').focus();
+            }, `Rotate the secret of ${c.name}? The old secret stops after 24 hours.`),
+            actionButton('Revoke', `Revoke ${c.name}`, 'danger', msg, async () => {
+                await api('POST', `/clients/${encodeURIComponent(c.id)}/revoke`);
+                route();
+            }, `Revoke the client ${c.name} and every token it holds?`)) : '')],
     ], data.clients));
+    pageShell('OAuth clients', ...content);
 }
 
 async function operatorsPage() {
     const data = await api('GET', '/operators');
-    pageShell('Operators', table('Operators', [
+    const msg = el('p', { class: 'error', role: 'alert' });
+    const created = el('div', { id: 'created' });
+    const me = (o) => o.id === state.operator.id;
+    const roleSelect = (o) => {
+        const sel = el('select', { 'aria-label': `Role of ${o.name}`, disabled: me(o) },
+            ['admin', 'auditor', 'approver'].map((r) => el('option', { value: r, selected: r === o.role }, r)));
+        sel.addEventListener('change', async () => {
+            try {
+                await api('POST', `/operators/${encodeURIComponent(o.id)}/role`, { role: sel.value });
+                route();
+            } catch (e) {
+                showError(msg, e);
+            }
+        });
+        return sel;
+    };
+    const form = el('form', { id: 'operator-form', 'aria-labelledby': 'operator-create-title' },
+        el('label', { for: 'operator-name' }, 'Name'), el('input', { id: 'operator-name', name: 'name', required: true }),
+        el('label', { for: 'operator-password' }, 'Password (8 characters or more)'),
+        el('input', { id: 'operator-password', name: 'password', type: 'password', autocomplete: 'new-password', required: true, minlength: '8' }),
+        el('label', { for: 'operator-role' }, 'Role'),
+        el('select', { id: 'operator-role', name: 'role' }, ['auditor', 'admin', 'approver'].map((r) => el('option', { value: r }, r))),
+        el('button', { type: 'submit' }, 'Add operator'));
+    form.addEventListener('submit', async (ev) => {
+        ev.preventDefault();
+        try {
+            await api('POST', '/operators', { name: form.elements.name.value, password: form.elements.password.value, role: form.elements.role.value });
+            form.elements.password.value = '';
+            route();
+        } catch (e) {
+            showError(msg, e);
+        }
+    });
+    pageShell('Operators', msg, created, table('Operators', [
         ['Name', (o) => o.name],
         ['ID', (o) => code(o.id)],
-        ['Role', (o) => o.role],
+        ['Role', roleSelect],
         ['Status', (o) => status(o.status)],
         ['Created', (o) => when(o.created_at)],
-    ], data.operators), el('p', { class: 'muted' }, 'Operators and their roles are managed with the CLI: blnkproxy operator …'));
+        ['', (o) => el('span', { class: 'actions' },
+            me(o) ? '' : actionButton(o.status === 'active' ? 'Disable' : 'Enable', `${o.status === 'active' ? 'Disable' : 'Enable'} ${o.name}`,
+                o.status === 'active' ? 'danger' : 'secondary', msg, async () => {
+                    await api('POST', `/operators/${encodeURIComponent(o.id)}/${o.status === 'active' ? 'disable' : 'enable'}`);
+                    route();
+                }, o.status === 'active' ? `Disable ${o.name}? Their sessions and the apps they approved stop at once.` : undefined),
+            actionButton('New admin token', `New admin token for ${o.name}`, 'secondary', msg, async () => {
+                const name = window.prompt(`What is the token for? (${o.name}'s token, 90 days)`, 'automation');
+                if (!name) {
+                    return;
+                }
+                const t = await api('POST', `/operators/${encodeURIComponent(o.id)}/tokens`, { name, expires_in: '90d' });
+                document.getElementById('created').replaceChildren(shownOnce(`Admin token for ${o.name}`, t.token));
+                document.getElementById('copy-secret').focus();
+            }))],
+    ], data.operators), el('h2', { id: 'operator-create-title' }, 'Add an operator'), form);
 }
 
 // The audit log: category tabs, filters, newest first, and live updates every 3 s.
@@ -374,7 +467,13 @@ async function auditPage() {
     });
     const body = el('tbody', { id: 'audit-rows' });
     const live = el('p', { class: 'muted', id: 'audit-live' }, 'Live: new records appear as they are written.');
-    pageShell('Audit log', tabs, filters, msg, live, el('div', { class: 'table-wrap' }, el('table', {},
+    const verified = el('p', { id: 'audit-verified', role: 'status' });
+    const verify = actionButton('Verify the trail', 'Verify the tamper-evident trail', 'secondary', msg, async () => {
+        verified.textContent = 'Verifying…';
+        const r = await api('GET', '/audit/verify');
+        verified.textContent = r.intact ? `Intact: ${r.records} records in ${r.chains} chains.` : `Broken: ${r.first_break}`;
+    });
+    pageShell('Audit log', tabs, filters, msg, el('div', { class: 'actions' }, verify), verified, live, el('div', { class: 'table-wrap' }, el('table', {},
         el('caption', { class: 'muted' }, 'Audit records, newest first'),
         el('thead', {}, el('tr', {}, ['Time', 'Performed by', 'Action', 'Category', 'Instance', 'Status', 'Resource']
             .map((h) => el('th', { scope: 'col' }, h)))),

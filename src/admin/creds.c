@@ -398,14 +398,8 @@ key_rotate(struct bp_admin_call *c, const char *id)
         bp_key_rec_cleanup(&rec);
         return;
     }
-    rec.name = bp_strdup(old.name);
-    rec.scopes = bp_strdup(old.scopes);
-    rec.instances = old.instances != NULL ? bp_strdup(old.instances) : NULL;
-    rec.allow_from = old.allow_from != NULL ? bp_strdup(old.allow_from) : NULL;
-    rec.rate_limit = old.rate_limit != NULL ? bp_strdup(old.rate_limit) : NULL;
-    rec.rate_burst = old.rate_burst;
+    bp_key_rec_inherit(&rec, &old);
     rec.created_at = c->now;
-    rec.expires_at = old.expires_at;
     bp_digest(key, BP_APIKEY_LEN, rec.digest);
     rec.prefix = bp_strndup(key, BP_APIKEY_LIST_PREFIX_LEN);
     rc = bp_store_begin(c->s);
@@ -430,29 +424,7 @@ key_rotate(struct bp_admin_call *c, const char *id)
     bp_key_rec_cleanup(&rec);
 }
 
-/* POST /keys/{id}/expire {"expires_in": "30d" | "never"}. */
-static void
-key_expire(struct bp_admin_call *c, const char *id)
-{
-    int64_t expires_at;
-    bp_err rc;
-
-    if (!parse_expires_in(c, &expires_at)) {
-        bp_admin__error(c, 400, "GEN_MALFORMED_REQUEST",
-                        "expires_in must be <n>s, <n>m, <n>h, <n>d or never");
-        return;
-    }
-    rc = bp_store_begin(c->s);
-    if (rc == BP_OK) {
-        rc = bp_admin__finish(c, bp_store_key_set_expiry(c->s, id, expires_at), "Key expiry changed", id,
-                              NULL);
-    }
-    if (rc != BP_OK) {
-        bp_admin__store_error(c, rc, "key");
-        return;
-    }
-    key_one(c, id, NULL);
-}
+static void cred_expire(struct bp_admin_call *c, const char *id, bool client);
 
 void
 bp_admin__keys(struct bp_admin_call *c)
@@ -470,7 +442,7 @@ bp_admin__keys(struct bp_admin_call *c)
     } else if (c->nseg == 3 && strcmp(c->segs[2], "rotate") == 0 && bp_admin__method(c, "POST")) {
         key_rotate(c, c->segs[1]);
     } else if (c->nseg == 3 && strcmp(c->segs[2], "expire") == 0 && bp_admin__method(c, "POST")) {
-        key_expire(c, c->segs[1]);
+        cred_expire(c, c->segs[1], false);
     } else {
         bp_admin__error(c, 404, "GEN_NOT_FOUND", "no such admin API resource (see docs/ADMIN_API.md)");
     }
@@ -721,9 +693,9 @@ client_rotate_secret(struct bp_admin_call *c, const char *id)
     bp_client_rec_cleanup(&rec);
 }
 
-/* POST /clients/{id}/expire {"expires_in": "30d" | "never"}. */
+/* POST /keys/{id}/expire and /clients/{id}/expire {"expires_in": "30d" | "never"}. */
 static void
-client_expire(struct bp_admin_call *c, const char *id)
+cred_expire(struct bp_admin_call *c, const char *id, bool client)
 {
     int64_t expires_at;
     bp_err rc;
@@ -735,14 +707,18 @@ client_expire(struct bp_admin_call *c, const char *id)
     }
     rc = bp_store_begin(c->s);
     if (rc == BP_OK) {
-        rc = bp_admin__finish(c, bp_store_client_set_expiry(c->s, id, expires_at), "Client expiry changed",
-                              id, NULL);
+        rc = bp_admin__finish(c,
+                              client ? bp_store_client_set_expiry(c->s, id, expires_at)
+                                     : bp_store_key_set_expiry(c->s, id, expires_at),
+                              client ? "Client expiry changed" : "Key expiry changed", id, NULL);
     }
     if (rc != BP_OK) {
-        bp_admin__store_error(c, rc, "client");
-        return;
+        bp_admin__store_error(c, rc, client ? "client" : "key");
+    } else if (client) {
+        client_one(c, id, false);
+    } else {
+        key_one(c, id, NULL);
     }
-    client_one(c, id, false);
 }
 
 void
@@ -761,7 +737,7 @@ bp_admin__clients(struct bp_admin_call *c)
     } else if (c->nseg == 3 && strcmp(c->segs[2], "rotate-secret") == 0 && bp_admin__method(c, "POST")) {
         client_rotate_secret(c, c->segs[1]);
     } else if (c->nseg == 3 && strcmp(c->segs[2], "expire") == 0 && bp_admin__method(c, "POST")) {
-        client_expire(c, c->segs[1]);
+        cred_expire(c, c->segs[1], true);
     } else {
         bp_admin__error(c, 404, "GEN_NOT_FOUND", "no such admin API resource (see docs/ADMIN_API.md)");
     }

@@ -338,14 +338,8 @@ key_rotate(struct bp_cli_ctx *ctx, int argc, char **argv, int op)
         rc = BP_CLI_EXIT_FAIL;
         goto done;
     }
-    rec.name = bp_strdup(old.name);
-    rec.scopes = bp_strdup(old.scopes);
-    rec.instances = old.instances != NULL ? bp_strdup(old.instances) : NULL;
-    rec.allow_from = old.allow_from != NULL ? bp_strdup(old.allow_from) : NULL;
-    rec.rate_limit = old.rate_limit != NULL ? bp_strdup(old.rate_limit) : NULL;
-    rec.rate_burst = old.rate_burst;
+    bp_key_rec_inherit(&rec, &old);
     rec.created_at = now;
-    rec.expires_at = old.expires_at;
     bp_digest(key, BP_APIKEY_LEN, rec.digest);
     rec.prefix = bp_strndup(key, BP_APIKEY_LIST_PREFIX_LEN);
     err = bp_store_begin(s);

@@ -389,6 +389,18 @@ bp_store_key_touch(struct bp_store *s, const char *const *ids, const int64_t *at
 }
 
 void
+bp_key_rec_inherit(struct bp_key_rec *fresh, const struct bp_key_rec *old)
+{
+    fresh->name = bp_strdup(old->name);
+    fresh->scopes = bp_strdup(old->scopes);
+    fresh->instances = old->instances != NULL ? bp_strdup(old->instances) : NULL;
+    fresh->allow_from = old->allow_from != NULL ? bp_strdup(old->allow_from) : NULL;
+    fresh->rate_limit = old->rate_limit != NULL ? bp_strdup(old->rate_limit) : NULL;
+    fresh->rate_burst = old->rate_burst;
+    fresh->expires_at = old->expires_at;
+}
+
+void
 bp_key_rec_cleanup(struct bp_key_rec *rec)
 {
     if (rec == NULL) {

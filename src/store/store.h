@@ -314,6 +314,9 @@ bp_err bp_store_key_link(struct bp_store *s, const char *old_id, const char *new
 /* A key rotation's rows, inside the caller's transaction: the new key, the old key's expiry at
  * old_until, and the links between them. */
 bp_err bp_store_key_rotate(struct bp_store *s, const struct bp_key_rec *fresh, const char *old_id, int64_t old_until);
+/* What a rotated key takes from the key it replaces: name, scopes, instances, allow-list, rate
+ * and expiry (copies into fresh, whose other fields are the caller's). */
+void bp_key_rec_inherit(struct bp_key_rec *fresh, const struct bp_key_rec *old);
 /* The keys id replaces and was replaced by (allocated, NULL when none): the CLI's, apart from
  * bp_store_key_get, which the watcher uses for every changed key. */
 bp_err bp_store_key_links(struct bp_store *s, const char *id, char **out_replaces, char **out_replaced_by);

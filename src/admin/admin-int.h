@@ -85,6 +85,7 @@ void bp_admin__keys(struct bp_admin_call *c);
 void bp_admin__clients(struct bp_admin_call *c);
 void bp_admin__operators(struct bp_admin_call *c);
 void bp_admin__audit(struct bp_admin_call *c);
+void bp_admin__traffic(struct bp_admin_call *c);
 
 /* Parses a write's body into c->body (a JSON object; empty: {}). False after answering 4xx. */
 bool bp_admin__parse_body(struct bp_admin_call *c);

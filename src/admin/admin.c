@@ -167,6 +167,8 @@ handle(void *arg, struct bp_oauth *o, const struct bp_oauth_request *req, struct
         }
     } else if (strcmp(res, "audit") == 0) {
         bp_admin__audit(&c);
+    } else if (strcmp(res, "traffic") == 0 && c.nseg == 1 && bp_admin__method(&c, "GET")) {
+        bp_admin__traffic(&c);
     } else {
         bp_admin__error(&c, 404, "GEN_NOT_FOUND", "no such admin API resource (see docs/ADMIN_API.md)");
     }

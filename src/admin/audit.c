@@ -91,7 +91,7 @@ audit_list(struct bp_admin_call *c)
     struct bp_audit_rec *recs = NULL;
     size_t n = 0;
     bool bad = false;
-    uint64_t v;
+    uint64_t v = 0;
     json_t *a;
     bp_err rc;
 

@@ -352,6 +352,7 @@ bp_metrics_shutdown(void)
     pthread_mutex_destroy(&m->shared_lock);
     bp_free(m->shards);
     bp_free(m);
+    bp_metrics_traffic_reset();
     atomic_store(&bp_metrics__credentials, 0);
     atomic_store(&bp_metrics__instances, 0);
     atomic_store(&bp_metrics__reloads, 0);

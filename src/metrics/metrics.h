@@ -139,4 +139,37 @@ void bp_metrics_render(struct bp_buf *out);
  * to out and returns its Content-Type. */
 const char *bp_metrics_render_for(const char *accept, size_t accept_len, struct bp_buf *out);
 
+/* ---- traffic per instance, per minute, over the last hour (traffic.c) ---- */
+
+#define BP_METRICS_TRAFFIC_MINUTES 60
+#define BP_METRICS_TRAFFIC_INSTANCES 32
+
+struct bp_metrics_traffic_count {
+    char instance[48];          /* an instance id (longer ones are not kept) */
+    uint64_t requests;
+    uint64_t client_errors;     /* 4xx */
+    uint64_t server_errors;     /* 5xx */
+};
+
+struct bp_metrics_traffic {
+    int64_t first_minute;       /* unix minute of requests[0]; the last one is the minute in progress */
+    size_t n_instances;
+    struct {
+        char id[48];
+        uint32_t requests[BP_METRICS_TRAFFIC_MINUTES];
+        uint32_t errors[BP_METRICS_TRAFFIC_MINUTES]; /* 4xx and 5xx answers */
+    } instances[BP_METRICS_TRAFFIC_INSTANCES];
+};
+
+/* This node's request counters per instance since it started (at most cap). */
+size_t bp_metrics_traffic_totals(struct bp_metrics_traffic_count *out, size_t cap);
+/* Takes this minute's snapshot of the counters if it has none yet (the watcher calls it every
+ * few seconds). */
+void bp_metrics_traffic_tick(int64_t now_s);
+/* Requests and errors per instance per minute over the last BP_METRICS_TRAFFIC_MINUTES minutes
+ * (a minute without snapshots counts 0). out is large: allocate it. */
+void bp_metrics_traffic_read(int64_t now_s, struct bp_metrics_traffic *out);
+/* Forgets the snapshots (bp_metrics_shutdown). */
+void bp_metrics_traffic_reset(void);
+
 #endif

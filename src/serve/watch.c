@@ -772,6 +772,7 @@ housekeep(struct bp_watch *w, int64_t *last_flush)
     }
     if (bp_clock_mono_ms() - w->last_share_ms >= SHARE_INTERVAL_MS) {
         share_limits(w);
+        bp_metrics_traffic_tick(bp_clock_wall_s()); /* the console's traffic view, per minute */
     }
     maybe_purge(w);
 }

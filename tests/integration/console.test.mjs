@@ -248,6 +248,31 @@ describe('the admin console in headless Chromium', () => {
         await page.waitForFunction(() => /^Intact: \d+ records/.test(document.getElementById('audit-verified').textContent));
     });
 
+    test('traffic: requests and errors per instance over the last hour, from the node\'s counters', async () => {
+        const key = cli(['key', 'create', '--name', 'traffic-key', '--scopes', '*'], { db: w.db }).json.key;
+        const before = await page.evaluate(async () => (await (await fetch('/admin/api/traffic')).json()));
+        const sumOf = (t, field) => t.instances.filter((i) => i.id === w.inst.id).reduce((n, i) => n + i[field].reduce((a, b) => a + b, 0), 0);
+        for (let i = 0; i < 5; i++) {
+            assert.equal((await proxyGet(key, w.inst.id)).status, 200);
+        }
+        w.core.setHandler((rec) => (rec.path.startsWith('/ledgers/') ? { status: 404, body: { error: 'ledger not found' } } : null));
+        const missing = await req(w.proxy.port, 'GET', `/proxy/ledgers/ldg_missing?instance_id=${w.inst.id}`, { headers: bearer(key), agent: false });
+        w.core.setHandler(null);
+        assert.equal(missing.status, 404, 'Core\'s 404, relayed');
+        await page.click('a[data-page=traffic]');
+        await page.waitForSelector('#page table');
+        const after = await page.evaluate(async () => (await (await fetch('/admin/api/traffic')).json()));
+        assert.equal(after.minute_seconds, 60);
+        assert.equal(after.instances.find((i) => i.id === w.inst.id).requests.length, 60);
+        assert.equal(sumOf(after, 'requests') - sumOf(before, 'requests'), 6, 'six requests counted');
+        assert.equal(sumOf(after, 'errors') - sumOf(before, 'errors'), 1, 'one of them an error (404)');
+        const rows = await rowTexts();
+        assert.ok(rows.some((t) => t.startsWith('main')), 'the instance is named');
+        assert.ok(!rows.some((t) => /^(none|other)\b/.test(t)), `only instances: ${rows}`);
+        assert.ok(await page.$('#page .bars .bar'), 'bars per minute');
+        await shot('7-traffic');
+    });
+
     test('an auditor: no way to change anything in the page, and the API refuses what the page could send', async () => {
         await signOut();
         await signInWithKeyboard('bob');
@@ -260,7 +285,7 @@ describe('the admin console in headless Chromium', () => {
         await page.click('a[data-page=instances]');
         await page.waitForSelector('#page table');
         assert.equal(await page.$('#instance-form'), null);
-        await shot('7-auditor-keys');
+        await shot('8-auditor-keys');
         // The session's own CSRF token, sent from the page: still refused, by the server.
         const status = await page.evaluate(async () => {
             const s = await (await fetch('/admin/api/session')).json();
@@ -276,14 +301,14 @@ describe('the admin console in headless Chromium', () => {
 
     test('phone width: the pages fit 375 px without sideways scrolling', async () => {
         await page.setViewportSize({ width: 375, height: 800 });
-        for (const p of ['instances', 'keys', 'audit']) {
+        for (const p of ['instances', 'keys', 'clients', 'audit', 'traffic']) {
             await page.click(`a[data-page=${p}]`);
             await page.waitForSelector('#page h1');
             await page.waitForTimeout(100);
             const width = await page.evaluate(() => document.documentElement.scrollWidth);
             assert.ok(width <= 376, `${p}: ${width} px wide`);
         }
-        await shot('8-phone-audit');
+        await shot('9-phone-audit');
         await page.setViewportSize({ width: 1280, height: 900 });
     });
 });

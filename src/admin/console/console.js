@@ -498,7 +498,41 @@ async function auditPage() {
     }, 3000);
 }
 
-const pages = { instances: instancesPage, keys: keysPage, clients: clientsPage, operators: operatorsPage, audit: auditPage };
+// Traffic: this node's requests and errors per instance, per minute, over the last hour, as bars
+// (refreshed every 10 s). Instance names come from the instance list.
+async function trafficPage() {
+    clearInterval(state.timer);
+    const [t, insts] = await Promise.all([api('GET', '/traffic'), api('GET', '/instances')]);
+    const names = Object.fromEntries(insts.instances.map((i) => [i.id, i.name]));
+    const sum = (a) => a.reduce((x, y) => x + y, 0);
+    const bars = (req, err) => {
+        const max = Math.max(1, ...req);
+        return el('div', { class: 'bars', role: 'img', 'aria-label': `${sum(req)} requests, ${sum(err)} errors in the last hour, per minute` },
+            req.map((r, k) => {
+                const bar = el('span', { class: err[k] > 0 ? 'bar has-errors' : 'bar', title: `${r} requests, ${err[k]} errors` });
+                // Through the CSSOM: the page's policy allows no style attributes.
+                bar.style.height = `${Math.max(r ? 2 : 0, Math.round((r / max) * 40))}px`;
+                return bar;
+            }));
+    };
+    pageShell('Traffic',
+        el('p', { class: 'muted' }, `Node ${t.node}: requests and errors (4xx and 5xx answers) per instance, per minute, since ${when(t.from)}.`),
+        t.instances.length === 0 ? el('p', {}, 'No requests yet.') : table('Traffic per instance, last hour', [
+            ['Instance', (i) => names[i.id] || i.id],
+            ['Requests', (i) => String(sum(i.requests))],
+            ['Errors', (i) => String(sum(i.errors))],
+            ['Per minute', (i) => bars(i.requests, i.errors)],
+        ], t.instances));
+    state.timer = setInterval(() => {
+        if (state.page === 'traffic') {
+            trafficPage().catch(() => {});
+        }
+    }, 10000);
+}
+
+const pages = {
+    instances: instancesPage, keys: keysPage, clients: clientsPage, operators: operatorsPage, audit: auditPage, traffic: trafficPage,
+};
 
 async function route() {
     if (!state.operator) {

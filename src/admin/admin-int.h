@@ -17,6 +17,9 @@
 /* A console session lasts this long from sign-in (no sliding renewal: sign in again). */
 #define BP_ADMIN_SESSION_TTL_S (8 * 3600)
 #define BP_ADMIN_MAX_SEGS 5
+/* Console sessions an operator may hold at once (browsers, devices); signing in again ends the
+ * oldest. */
+#define BP_ADMIN_SESSIONS_PER_OPERATOR 10
 
 struct bp_admin {
     struct bp_oauth_service service;

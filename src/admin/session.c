@@ -233,11 +233,15 @@ new_session(struct bp_admin_call *c, char sid[BP_ADMIN_SESSION_HEX + 1])
     rec.prefix = "session";
     rec.created_at = c->now;
     rec.expires_at = c->now + BP_ADMIN_SESSION_TTL_S;
-    /* Sessions that ended by time go first: the table holds at most what sign-ins (throttled)
-     * made within one TTL. */
+    /* Sessions that ended by time go first, then all but the operator's newest few: the table
+     * holds at most BP_ADMIN_SESSIONS_PER_OPERATOR per operator. */
     rc = bp_store_admin_sessions_delete(c->s, NULL, c->now);
     if (rc == BP_OK) {
         rc = bp_store_admin_token_insert(c->s, &rec);
+    }
+    /* An operator signing in again and again keeps their newest sessions only. */
+    if (rc == BP_OK) {
+        rc = bp_store_admin_sessions_trim(c->s, c->op.id, BP_ADMIN_SESSIONS_PER_OPERATOR);
     }
     return rc;
 }

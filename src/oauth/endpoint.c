@@ -49,24 +49,24 @@
 
 struct bp_oauth_endpoint {
     struct bp_http_handler handler;
-    struct bp_config cfg;          /* the start configuration with the issuer filled in */
-    char *issuer;                  /* owned when derived from the bound address */
+    struct bp_config cfg; /* the start configuration with the issuer filled in */
+    char *issuer;         /* owned when derived from the bound address */
     void (*tables_sync)(void *arg);
     void *tables_sync_arg;
     struct bp_oauth_service service; /* .handle NULL: none */
     struct bp_workq *q;
-    struct bp_workq *password_q;   /* POST /oauth/authorize: sign-ins and consent */
-    bool tls;                      /* the issuer is https: cookies must be Secure */
+    struct bp_workq *password_q; /* POST /oauth/authorize: sign-ins and consent */
+    bool tls;                    /* the issuer is https: cookies must be Secure */
 };
 
 struct job {
     struct bp_work work;
     struct bp_oauth_endpoint *ep;
-    struct bp_http_req *req;       /* loop thread only; NULL once the connection went away */
-    atomic_bool orphaned;          /* read by the thread: skip an orphan not yet begun */
-    struct bp_oauth_request oreq;  /* views of copy */
+    struct bp_http_req *req;      /* loop thread only; NULL once the connection went away */
+    atomic_bool orphaned;         /* read by the thread: skip an orphan not yet begun */
+    struct bp_oauth_request oreq; /* views of copy */
     struct bp_oauth_response resp;
-    char copy[];                   /* method, path, query, headers, body and peer */
+    char copy[]; /* method, path, query, headers, body and peer */
 };
 
 /* Per request. */
@@ -209,9 +209,8 @@ job_new(struct bp_oauth_endpoint *ep, struct bp_http_req *req)
     cookie = bp_http_head_find(h, "Cookie", NULL);
     csrf = bp_http_head_find(h, "X-CSRF-Token", NULL);
     need = h->method_len + h->path_len + h->query_len + body_len + strlen(peer) + 8 +
-           (csrf != NULL ? csrf->value_len : 0) +
-           (authz != NULL ? authz->value_len : 0) + (ctype != NULL ? ctype->value_len : 0) +
-           (cookie != NULL ? cookie->value_len : 0);
+           (csrf != NULL ? csrf->value_len : 0) + (authz != NULL ? authz->value_len : 0) +
+           (ctype != NULL ? ctype->value_len : 0) + (cookie != NULL ? cookie->value_len : 0);
     job = bp_calloc(1, sizeof(*job) + need);
     at = job->copy;
     job->ep = ep;
@@ -313,6 +312,13 @@ on_body(void *self, struct bp_http_req *req, bp_err rc)
     job = job_new(ep, req);
     if (is_signin(ep, req)) {
         rc = bp_workq_submit(ep->password_q, &job->work);
+        if (rc != BP_OK && owned_by_service(ep, job->oreq.path, job->oreq.path_len)) {
+            /* A service answers in Core's error shape, as its own errors. */
+            job_free(job);
+            bp_errors_respond_retry(req, rc == BP_ERR_LIMIT ? BP_ERR_RATE_LIMITED : BP_ERR_ROUTE_NOT_FOUND,
+                                    "too many sign-ins are in progress: try again in a moment", 1, NULL);
+            return;
+        }
         if (rc != BP_OK) {
             job_free(job);
             respond_signin_busy(req, rc);
@@ -323,8 +329,8 @@ on_body(void *self, struct bp_http_req *req, bp_err rc)
     }
     rc = bp_workq_submit(ep->q, &job->work);
     if (rc != BP_OK) {
-        static const char busy[] =
-            "{\"error\":\"temporarily_unavailable\",\"error_description\":\"too many OAuth requests in progress\"}";
+        static const char busy[] = "{\"error\":\"temporarily_unavailable\",\"error_description\":\"too many "
+                                   "OAuth requests in progress\"}";
         static const char headers[] = "Cache-Control: no-store\r\nRetry-After: 1\r\n";
         struct bp_http_resp r = {
             .status = 503,
@@ -332,8 +338,12 @@ on_body(void *self, struct bp_http_req *req, bp_err rc)
             .headers_len = sizeof(headers) - 1,
             .content_type = "application/json",
         };
+        bool service = owned_by_service(ep, job->oreq.path, job->oreq.path_len);
         job_free(job);
-        if (rc == BP_ERR_LIMIT) {
+        if (rc == BP_ERR_LIMIT && service) {
+            bp_errors_respond_retry(req, BP_ERR_RATE_LIMITED,
+                                    "too many admin requests are in progress: try again", 1, NULL);
+        } else if (rc == BP_ERR_LIMIT) {
             bp_http_respond(req, &r, busy, sizeof(busy) - 1);
         } else {
             bp_errors_respond(req, BP_ERR_ROUTE_NOT_FOUND, NULL, NULL);

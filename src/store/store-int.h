@@ -146,6 +146,7 @@ struct bp_store_oauth_ops {
     bp_err (*admin_token_revoke)(struct bp_store *s, const char *id, int64_t now);
     bp_err (*admin_session_end)(struct bp_store *s, const unsigned char digest[32]);
     bp_err (*admin_sessions_delete)(struct bp_store *s, const char *operator_id, int64_t now);
+    bp_err (*admin_sessions_trim)(struct bp_store *s, const char *operator_id, int64_t keep);
 };
 
 /* Whether a claim may take the entry rec over (store.h): asked to, the same request, not

@@ -491,6 +491,8 @@ bp_err bp_store_admin_session_end(struct bp_store *s, const unsigned char digest
 /* Deletes every session of the operator (disabled, new password, new role), or, with
  * operator_id NULL, every session that expired before now. */
 bp_err bp_store_admin_sessions_delete(struct bp_store *s, const char *operator_id, int64_t now);
+/* Keeps the operator's newest `keep` sessions and deletes the others. */
+bp_err bp_store_admin_sessions_trim(struct bp_store *s, const char *operator_id, int64_t keep);
 void bp_admin_token_rec_cleanup(struct bp_admin_token_rec *rec);
 void bp_admin_token_recs_free(struct bp_admin_token_rec *recs, size_t n);
 void bp_operator_recs_free(struct bp_operator_rec *recs, size_t n);

@@ -246,3 +246,9 @@ bp_store_admin_sessions_delete(struct bp_store *s, const char *operator_id, int6
 {
     return s->ops->oauth->admin_sessions_delete(s, operator_id, now);
 }
+
+bp_err
+bp_store_admin_sessions_trim(struct bp_store *s, const char *operator_id, int64_t keep)
+{
+    return s->ops->oauth->admin_sessions_trim(s, operator_id, keep);
+}

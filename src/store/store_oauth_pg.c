@@ -518,6 +518,21 @@ pg_admin_sessions_delete(struct bp_store *s, const char *operator_id, int64_t no
                       &p, NULL);
 }
 
+/* Ids are ULIDs: newest last. */
+static bp_err
+pg_admin_sessions_trim(struct bp_store *s, const char *operator_id, int64_t keep)
+{
+    struct bp_pg_params p = {0};
+
+    bp_pg__p_text(&p, operator_id);
+    bp_pg__p_int(&p, keep);
+    return bp_pg__run(bp_pg__of(s),
+                      "DELETE FROM admin_tokens WHERE kind = 'session' AND operator_id = $1 AND id NOT IN"
+                      " (SELECT id FROM admin_tokens WHERE kind = 'session' AND operator_id = $1"
+                      " ORDER BY id DESC LIMIT $2)",
+                      &p, NULL);
+}
+
 /* Runs constant SQL whose parameters are $1 = id and, when the text uses it, $2 = now. */
 static bp_err
 exec_with_id(struct pg_store *st, const char *sql, const char *id, int64_t now)
@@ -969,4 +984,5 @@ const struct bp_store_oauth_ops bp_pg__oauth_ops = {
     .admin_token_revoke = pg_admin_token_revoke,
     .admin_session_end = pg_admin_session_end,
     .admin_sessions_delete = pg_admin_sessions_delete,
+    .admin_sessions_trim = pg_admin_sessions_trim,
 };

@@ -692,6 +692,28 @@ sq_admin_sessions_delete(struct bp_store *s, const char *operator_id, int64_t no
     return err;
 }
 
+/* Ids are ULIDs: newest last. */
+static bp_err
+sq_admin_sessions_trim(struct bp_store *s, const char *operator_id, int64_t keep)
+{
+    struct sqlite_store *st = bp_sq__of(s);
+    sqlite3_stmt *stmt = NULL;
+    bp_err err = bp_sq__prepare(st,
+                                "DELETE FROM admin_tokens WHERE kind = 'session' AND operator_id = ?1 AND id NOT IN"
+                                " (SELECT id FROM admin_tokens WHERE kind = 'session' AND operator_id = ?1"
+                                " ORDER BY id DESC LIMIT ?2)",
+                                &stmt);
+
+    if (err != BP_OK) {
+        return err;
+    }
+    bp_sq__bind_text(stmt, 1, operator_id);
+    sqlite3_bind_int64(stmt, 2, keep);
+    err = bp_sq__step_done(st, stmt, NULL);
+    sqlite3_finalize(stmt);
+    return err;
+}
+
 /* Runs constant SQL with one text parameter (an id) and no result rows. */
 static bp_err
 exec_with_id(struct sqlite_store *st, const char *sql, const char *id, int64_t now)
@@ -1298,4 +1320,5 @@ const struct bp_store_oauth_ops bp_sq__oauth_ops = {
     .admin_token_revoke = sq_admin_token_revoke,
     .admin_session_end = sq_admin_session_end,
     .admin_sessions_delete = sq_admin_sessions_delete,
+    .admin_sessions_trim = sq_admin_sessions_trim,
 };

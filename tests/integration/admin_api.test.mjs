@@ -510,6 +510,21 @@ test('console sessions: sign in, HttpOnly SameSite=Strict cookie, CSRF token on 
     assertError(stale, 401, 'AUTH_INVALID_BEARER_TOKEN');
 });
 
+test('an operator holds at most 10 console sessions: signing in again ends the oldest', async () => {
+    const sessions = [];
+    for (let i = 0; i < 12; i++) {
+        const s = await signIn('alice');
+        assert.equal(s.r.status, 200, s.r.text);
+        sessions.push(s);
+    }
+    const rows = Number(sql(w.db, `SELECT count(*) FROM admin_tokens WHERE kind = 'session' AND operator_id = '${w.admin.id}'`));
+    assert.equal(rows, 10);
+    assertError(await api('GET', '/keys', { session: sessions[0] }), 401, 'AUTH_INVALID_BEARER_TOKEN');
+    assertError(await api('GET', '/keys', { session: sessions[1] }), 401, 'AUTH_INVALID_BEARER_TOKEN');
+    assert.equal((await api('GET', '/keys', { session: sessions[2] })).status, 200);
+    assert.equal((await api('GET', '/keys', { session: sessions[11] })).status, 200);
+});
+
 test('an approver is refused by the admin API; disabling, a new role or a new password ends sessions; revoked tokens fail', async () => {
     assertError((await signIn('carol')).r, 403, 'AUTH_INSUFFICIENT_PERMISSIONS');
     const carolToken = adminToken(w.approver, 'carol');

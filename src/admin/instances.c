@@ -146,6 +146,9 @@ instance_update(struct bp_admin_call *c, const char *id)
         why = "secret_key must be 1 to 4096 visible ASCII characters, or null to remove it";
     } else if (name == NULL && url == NULL && sv == NULL) {
         why = "send what changes: name, url or secret_key";
+    } else if (url != NULL && sv == NULL) {
+        /* Otherwise the stored secret would follow the instance to any host the URL names. */
+        why = "a new url needs secret_key too (the secret of the Core at that URL, or null for none)";
     }
     if (why != NULL) {
         bp_admin__error(c, 400, "GEN_MALFORMED_REQUEST", why);

@@ -182,6 +182,9 @@ operator_change(struct bp_admin_call *c, const char *id, const char *verb)
     } else if (rc == BP_OK && role != NULL) {
         action = "Operator role changed";
         rc = bp_store_operator_set_role(c->s, id, role, c->now);
+        if (rc == BP_OK) {
+            rc = bp_store_session_delete_operator(c->s, id); /* the authorize page's too */
+        }
     } else if (rc == BP_OK) {
         bool disable = strcmp(verb, "disable") == 0;
         action = disable ? "Operator disabled" : "Operator enabled";

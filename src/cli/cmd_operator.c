@@ -326,6 +326,9 @@ operator_role(struct bp_cli_ctx *ctx, int argc, char **argv, int op)
         if (change == BP_OK) {
             change = bp_store_admin_sessions_delete(s, id, now);
         }
+        if (change == BP_OK) {
+            change = bp_store_session_delete_operator(s, id);
+        }
         err = bp_cli__finish_audited(s, change, "Operator role changed", id, NULL);
     }
     if (err == BP_OK) {

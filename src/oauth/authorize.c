@@ -33,8 +33,8 @@ struct authz {
     struct bp_oauth_authz_params p;
     struct bp_client_rec client;
     unsigned scope_bits;
-    char scope_text[BP_OAUTH_SCOPE_TEXT_MAX];  /* spaced, for the consent page */
-    char origin[512];                          /* the redirect URI's origin, "" when unusable */
+    char scope_text[BP_OAUTH_SCOPE_TEXT_MAX]; /* spaced, for the consent page */
+    char origin[512];                         /* the redirect URI's origin, "" when unusable */
 };
 
 static const char *
@@ -138,7 +138,8 @@ redirect(struct bp_oauth_response *out, const struct authz *a, const char *const
 }
 
 static void
-redirect_error(struct bp_oauth_response *out, const struct authz *a, const char *error, const char *description)
+redirect_error(struct bp_oauth_response *out, const struct authz *a, const char *error,
+               const char *description)
 {
     const char *params[] = {"error", error, "error_description", description};
 
@@ -238,8 +239,8 @@ check_request(struct bp_oauth *o, struct authz *a, struct bp_oauth_response *out
         return false;
     }
     a->scope_bits = limit;
-    if (a->p.scope != NULL &&
-        (bp_oauth__scope_parse(a->p.scope, &a->scope_bits) != BP_OK || !bp_oauth__scope_within(a->scope_bits, limit))) {
+    if (a->p.scope != NULL && (bp_oauth__scope_parse(a->p.scope, &a->scope_bits) != BP_OK ||
+                               !bp_oauth__scope_within(a->scope_bits, limit))) {
         redirect_error(out, a, "invalid_scope", "the requested scope is unknown or exceeds the app's scopes");
         return false;
     }
@@ -285,7 +286,9 @@ session_operator(struct bp_oauth *o, const struct bp_session_rec *s, struct bp_o
     if (s->operator_id == NULL || bp_store_operator_get(o->store, s->operator_id, out) != BP_OK) {
         return false;
     }
-    if (out->disabled) {
+    /* Re-read at every step: an operator disabled, or given a role that may not approve, since
+     * signing in is refused from then on. */
+    if (out->disabled || !bp_oauth_may_approve(out->role)) {
         bp_operator_rec_cleanup(out);
         return false;
     }
@@ -293,7 +296,8 @@ session_operator(struct bp_oauth *o, const struct bp_session_rec *s, struct bp_o
 }
 
 static void
-show_consent(struct authz *a, const char *sid, const struct bp_operator_rec *op, struct bp_oauth_response *out)
+show_consent(struct authz *a, const char *sid, const struct bp_operator_rec *op,
+             struct bp_oauth_response *out)
 {
     char csrf[BP_OAUTH_SESSION_HEX + 1];
 
@@ -313,7 +317,8 @@ show_login(struct authz *a, const char *sid, int status, const char *message, st
 }
 
 static void
-handle_get(struct bp_oauth *o, const struct bp_oauth_request *req, struct authz *a, struct bp_oauth_response *out)
+handle_get(struct bp_oauth *o, const struct bp_oauth_request *req, struct authz *a,
+           struct bp_oauth_response *out)
 {
     struct bp_session_rec s = {0};
     struct bp_operator_rec op = {0};
@@ -375,7 +380,7 @@ handle_login(struct bp_oauth *o, const struct bp_oauth_request *req, struct auth
         return;
     }
     /* An auditor reads; approving an app grants access, which is a change. */
-    if (rc == BP_OK && strcmp(op.role, "auditor") == 0) {
+    if (rc == BP_OK && !bp_oauth_may_approve(op.role)) {
         bp_operator_rec_cleanup(&op);
         rc = BP_ERR_AUTH_INVALID_KEY;
     }
@@ -435,7 +440,8 @@ approve(struct bp_oauth *o, struct authz *a, const struct bp_operator_rec *op, s
     }
     bp_wipe(code, sizeof(code));
     if (rc != BP_OK) {
-        BP_ERROR("oauth: could not store an authorization code", BP_LSTR("error", bp_store_last_error(o->store)));
+        BP_ERROR("oauth: could not store an authorization code",
+                 BP_LSTR("error", bp_store_last_error(o->store)));
         bp_oauth__page_error(out, 503, "Try again", "The service is temporarily unavailable.");
         if (location != NULL) {
             bp_wipe(location, strlen(location));
@@ -444,8 +450,8 @@ approve(struct bp_oauth *o, struct authz *a, const struct bp_operator_rec *op, s
         return;
     }
     send_location(out, location);
-    BP_INFO("oauth: authorization code issued", BP_LSTR("client_id", a->client.id), BP_LSTR("operator_id", op->id),
-            BP_LSTR("family_id", family));
+    BP_INFO("oauth: authorization code issued", BP_LSTR("client_id", a->client.id),
+            BP_LSTR("operator_id", op->id), BP_LSTR("family_id", family));
 }
 
 static void
@@ -461,14 +467,16 @@ handle_decision(struct bp_oauth *o, struct authz *a, const struct bp_session_rec
     if (approved) {
         approve(o, a, &op, out);
     } else {
-        BP_INFO("oauth: authorization denied", BP_LSTR("client_id", a->client.id), BP_LSTR("operator_id", op.id));
+        BP_INFO("oauth: authorization denied", BP_LSTR("client_id", a->client.id),
+                BP_LSTR("operator_id", op.id));
         redirect_error(out, a, "access_denied", "the operator denied the request");
     }
     bp_operator_rec_cleanup(&op);
 }
 
 static void
-handle_post(struct bp_oauth *o, const struct bp_oauth_request *req, struct authz *a, struct bp_oauth_response *out)
+handle_post(struct bp_oauth *o, const struct bp_oauth_request *req, struct authz *a,
+            struct bp_oauth_response *out)
 {
     struct bp_session_rec s = {0};
     char sid[BP_OAUTH_SESSION_HEX + 1];
@@ -488,7 +496,8 @@ handle_post(struct bp_oauth *o, const struct bp_oauth_request *req, struct authz
     }
     if (csrf == NULL || !bp_ct_equal(csrf_digest, s.csrf_digest, BP_DIGEST_LEN)) {
         BP_WARN("oauth: authorize form refused: bad CSRF token", BP_LSTR("peer", req->peer));
-        bp_oauth__page_error(out, 403, "Request refused", "The form could not be verified. Start again from the app.");
+        bp_oauth__page_error(out, 403, "Request refused",
+                             "The form could not be verified. Start again from the app.");
         goto done;
     }
     if (action != NULL && strcmp(action, "login") == 0) {

@@ -109,8 +109,8 @@ bp_oauth__basic_parse(const char *value, size_t len, char **out_id, char **out_s
         rc = BP_ERR_INVALID;
         goto done;
     }
-    rc = bp_oauth__form_decode((const char *)colon + 1, raw_len - (size_t)(colon - raw) - 1, BP_OAUTH_FORM_MAX_VALUE,
-                               &secret, &secret_len);
+    rc = bp_oauth__form_decode((const char *)colon + 1, raw_len - (size_t)(colon - raw) - 1,
+                               BP_OAUTH_FORM_MAX_VALUE, &secret, &secret_len);
     if (rc != BP_OK || id[0] == '\0') {
         rc = BP_ERR_INVALID;
         goto done;

@@ -35,7 +35,8 @@ previous_secret_ok(struct bp_oauth *o, const char *id, const unsigned char diges
     unsigned char previous[BP_DIGEST_LEN];
     int64_t until = 0;
 
-    if (bp_store_client_previous_secret(o->store, id, previous, &until) != BP_OK || until <= bp_clock_wall_s()) {
+    if (bp_store_client_previous_secret(o->store, id, previous, &until) != BP_OK ||
+        until <= bp_clock_wall_s()) {
         return false;
     }
     return bp_ct_equal(digest, previous, BP_DIGEST_LEN);
@@ -55,7 +56,8 @@ peer_allowed(const struct bp_client_rec *c, const char *peer)
         return true;
     }
     ok = peer != NULL && bp_ip_parse(peer, strlen(peer), &ip) &&
-         bp_ipnet_list_parse(c->allow_from, 64, &nets, &n, NULL, 0) == BP_OK && bp_ipnet_list_contains(nets, n, &ip);
+         bp_ipnet_list_parse(c->allow_from, 64, &nets, &n, NULL, 0) == BP_OK &&
+         bp_ipnet_list_contains(nets, n, &ip);
     bp_free(nets);
     return ok;
 }
@@ -63,8 +65,8 @@ peer_allowed(const struct bp_client_rec *c, const char *peer)
 /* Looks the client up and checks its secret. The digest is computed before the lookup so that an
  * unknown client id costs the same work as a wrong secret. */
 static bp_err
-check_client(struct bp_oauth *o, const char *id, const char *secret, const char *peer, struct bp_client_rec *out,
-             struct bp_oauth_response *resp)
+check_client(struct bp_oauth *o, const char *id, const char *secret, const char *peer,
+             struct bp_client_rec *out, struct bp_oauth_response *resp)
 {
     struct bp_client_rec c = {0};
     unsigned char digest[BP_DIGEST_LEN];
@@ -138,7 +140,8 @@ bp_oauth__client_request(struct bp_oauth *o, const struct bp_oauth_request *req,
     bp_err rc;
 
     if (!bp_oauth__is_form(req)) {
-        bp_oauth__error(resp, 400, "invalid_request", "Content-Type must be application/x-www-form-urlencoded");
+        bp_oauth__error(resp, 400, "invalid_request",
+                        "Content-Type must be application/x-www-form-urlencoded");
         return BP_ERR_INVALID;
     }
     rc = bp_oauth__form_parse(req->body, req->body_len, form);

@@ -208,7 +208,9 @@ job_new(struct bp_oauth_endpoint *ep, struct bp_http_req *req)
     ctype = bp_http_head_find(h, "Content-Type", NULL);
     cookie = bp_http_head_find(h, "Cookie", NULL);
     csrf = bp_http_head_find(h, "X-CSRF-Token", NULL);
-    need = h->method_len + h->path_len + h->query_len + body_len + strlen(peer) + 8 +
+    /* Each of the nine strings put() may copy (method, path, query, body, peer and four headers)
+     * gets its terminator. */
+    need = h->method_len + h->path_len + h->query_len + body_len + strlen(peer) + 9 +
            (csrf != NULL ? csrf->value_len : 0) + (authz != NULL ? authz->value_len : 0) +
            (ctype != NULL ? ctype->value_len : 0) + (cookie != NULL ? cookie->value_len : 0);
     job = bp_calloc(1, sizeof(*job) + need);

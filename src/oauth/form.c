@@ -167,8 +167,8 @@ bp_oauth__url_encode(struct bp_buf *b, const char *s)
 
     for (const unsigned char *p = (const unsigned char *)s; *p != '\0'; p++) {
         unsigned char c = *p;
-        bool keep = (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
-                    c == '-' || c == '.' || c == '_' || c == '~';
+        bool keep = (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-' ||
+                    c == '.' || c == '_' || c == '~';
         bp_err rc;
         if (keep) {
             rc = bp_buf_append(b, p, 1);

@@ -104,9 +104,10 @@ finish(struct bp_oauth_response *out, int status, struct bp_buf *b, const char *
     out->body = bp_buf_take(b, &out->body_len);
     /* The form posts to ourselves, and its answer may redirect to the client's origin: Chromium
      * applies form-action to that redirect too, so the origin is allowed explicitly. */
-    snprintf(csp, sizeof(csp), "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'%s%s; "
-             "frame-ancestors 'none'; base-uri 'none'", form_origin != NULL ? " " : "",
-             form_origin != NULL ? form_origin : "");
+    snprintf(csp, sizeof(csp),
+             "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'%s%s; "
+             "frame-ancestors 'none'; base-uri 'none'",
+             form_origin != NULL ? " " : "", form_origin != NULL ? form_origin : "");
     bp_oauth_add_header(out, "Cache-Control", "no-store");
     bp_oauth_add_header(out, "Pragma", "no-cache");
     bp_oauth_add_header(out, "X-Frame-Options", "DENY");
@@ -130,13 +131,13 @@ bp_oauth__page_login(struct bp_oauth_response *out, int status, const struct bp_
     }
     bp_buf_append_str(&b, "<form method=\"post\" action=\"/oauth/authorize\">\n");
     carry(&b, p, csrf);
-    bp_buf_append_str(&b,
-                      "<label for=\"name\">Operator name</label>"
-                      "<input type=\"text\" id=\"name\" name=\"name\" autocomplete=\"username\" required autofocus>\n"
-                      "<label for=\"password\">Password</label>"
-                      "<input type=\"password\" id=\"password\" name=\"password\" autocomplete=\"current-password\" "
-                      "required>\n"
-                      "<button type=\"submit\" name=\"action\" value=\"login\">Sign in</button>\n</form>\n");
+    bp_buf_append_str(
+        &b, "<label for=\"name\">Operator name</label>"
+            "<input type=\"text\" id=\"name\" name=\"name\" autocomplete=\"username\" required autofocus>\n"
+            "<label for=\"password\">Password</label>"
+            "<input type=\"password\" id=\"password\" name=\"password\" autocomplete=\"current-password\" "
+            "required>\n"
+            "<button type=\"submit\" name=\"action\" value=\"login\">Sign in</button>\n</form>\n");
     finish(out, status, &b, form_origin);
 }
 
@@ -152,7 +153,8 @@ bp_oauth__page_consent(struct bp_oauth_response *out, const struct bp_oauth_auth
     bp_oauth__html_escape(&b, client_name);
     bp_buf_append_str(&b, "</span>?</h1>\n<p>Signed in as <strong id=\"operator-name\">");
     bp_oauth__html_escape(&b, operator_name);
-    bp_buf_append_str(&b, "</strong>.</p>\n<p>The app asks for these scopes on the proxy:</p>\n<ul id=\"scopes\">");
+    bp_buf_append_str(
+        &b, "</strong>.</p>\n<p>The app asks for these scopes on the proxy:</p>\n<ul id=\"scopes\">");
     for (const char *s = scope_text; *s != '\0';) {
         const char *sp = strchr(s, ' ');
         size_t n = sp != NULL ? (size_t)(sp - s) : strlen(s);

@@ -40,7 +40,8 @@ bp_oauth__introspect(struct bp_oauth *o, const struct bp_oauth_request *req, str
         goto done;
     }
     j = json_object();
-    if (rc != BP_OK || !is_active(&t, &c, bp_clock_wall_s()) || bp_oauth__scope_parse_stored(t.scopes, &bits) != BP_OK) {
+    if (rc != BP_OK || !is_active(&t, &c, bp_clock_wall_s()) ||
+        bp_oauth__scope_parse_stored(t.scopes, &bits) != BP_OK) {
         json_object_set_new(j, "active", json_false());
         bp_oauth__json(out, 200, j);
         goto done;

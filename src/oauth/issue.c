@@ -70,7 +70,7 @@ static bp_err
 cap_live_tokens(struct bp_oauth *o, const struct bp_client_rec *c, int64_t now)
 {
     int cap = o->cfg->oauth_max_tokens_per_client > 0 ? o->cfg->oauth_max_tokens_per_client
-                                                       : BP_OAUTH_DEFAULT_MAX_TOKENS_PER_CLIENT;
+                                                      : BP_OAUTH_DEFAULT_MAX_TOKENS_PER_CLIENT;
     size_t n = 0;
     bp_err rc = bp_store_token_revoke_oldest_access(o->store, c->id, (size_t)cap, now, &n);
 

@@ -146,6 +146,8 @@ bp_err bp_oauth_signin(struct bp_oauth *o, const char *name, const char *passwor
 /* The value of the cookie named name in a Cookie header when it is exactly 64 lowercase hex
  * digits (a session id): true and a NUL-terminated copy in out. The first well-formed one wins. */
 bool bp_oauth_cookie_hex64(const char *cookie, size_t len, const char *name, char out[65]);
+/* Whether an operator with this role may approve apps on the authorize page (admin, approver). */
+bool bp_oauth_may_approve(const char *role);
 /* Sets a header on an answer being built ("Name: value\r\n" appended). */
 void bp_oauth_add_header(struct bp_oauth_response *out, const char *name, const char *value);
 void bp_oauth_response_cleanup(struct bp_oauth_response *r);

@@ -58,7 +58,8 @@ bp_oauth_cookie_hex64(const char *cookie, size_t len, const char *cookie_name, c
         while (e > s && (cookie[e - 1] == ' ' || cookie[e - 1] == '\t')) {
             e--;
         }
-        if (e - s == nlen + 64 && memcmp(cookie + s, name, nlen) == 0 && is_lower_hex(cookie + s + nlen, 64)) {
+        if (e - s == nlen + 64 && memcmp(cookie + s, name, nlen) == 0 &&
+            is_lower_hex(cookie + s + nlen, 64)) {
             memcpy(out, cookie + s + nlen, 64);
             out[64] = '\0';
             return true;
@@ -75,8 +76,8 @@ bp_oauth__csrf_for(const char *session_id, char out[BP_OAUTH_SESSION_HEX + 1])
     unsigned char mac[EVP_MAX_MD_SIZE];
     unsigned int mac_len = 0;
 
-    HMAC(EVP_sha256(), session_id, (int)strlen(session_id), (const unsigned char *)label, sizeof(label) - 1, mac,
-         &mac_len);
+    HMAC(EVP_sha256(), session_id, (int)strlen(session_id), (const unsigned char *)label, sizeof(label) - 1,
+         mac, &mac_len);
     bp_hex_encode(mac, 32, out);
     bp_wipe(mac, sizeof(mac));
 }

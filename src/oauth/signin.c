@@ -15,6 +15,12 @@ bp_oauth_store(struct bp_oauth *o)
     return o->store;
 }
 
+bool
+bp_oauth_may_approve(const char *role)
+{
+    return role != NULL && (strcmp(role, "admin") == 0 || strcmp(role, "approver") == 0);
+}
+
 bp_err
 bp_oauth_signin(struct bp_oauth *o, const char *name, const char *password, const char *peer,
                 struct bp_operator_rec *out)

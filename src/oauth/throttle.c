@@ -43,8 +43,10 @@ struct table {
 };
 
 static pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
-static struct table signin = {.limit = BP_OAUTH_THROTTLE_MAX_FAILURES, .window_ms = BP_OAUTH_THROTTLE_WINDOW_MS};
-static struct table sessions = {.limit = BP_OAUTH_SESSION_MAX_PER_PEER, .window_ms = BP_OAUTH_SESSION_WINDOW_MS};
+static struct table signin = {.limit = BP_OAUTH_THROTTLE_MAX_FAILURES,
+                              .window_ms = BP_OAUTH_THROTTLE_WINDOW_MS};
+static struct table sessions = {.limit = BP_OAUTH_SESSION_MAX_PER_PEER,
+                                .window_ms = BP_OAUTH_SESSION_WINDOW_MS};
 /* Anonymous sessions created by everyone in the current window. */
 static int64_t sessions_window_start_ms = -1;
 static int sessions_in_window;
@@ -269,7 +271,8 @@ bp_oauth__session_rate_take(const char *peer, int64_t now_ms, int64_t *out_retry
     } else {
         struct slot *held = find(&sessions, key, now_ms);
         /* Blocked: until this peer's window ends. Table full: until the earliest window could. */
-        int64_t left_ms = held != NULL ? sessions.window_ms - (now_ms - held->window_start_ms) : sessions.window_ms;
+        int64_t left_ms =
+            held != NULL ? sessions.window_ms - (now_ms - held->window_start_ms) : sessions.window_ms;
         *out_retry_after_s = left_ms > 0 ? (left_ms + 999) / 1000 : 1;
     }
     pthread_mutex_unlock(&mu);

@@ -19,13 +19,15 @@
 static void
 store_failed(struct bp_oauth *o, struct bp_oauth_response *out, const char *what)
 {
-    BP_ERROR("oauth: store call failed", BP_LSTR("op", what), BP_LSTR("error", bp_store_last_error(o->store)));
+    BP_ERROR("oauth: store call failed", BP_LSTR("op", what),
+             BP_LSTR("error", bp_store_last_error(o->store)));
     bp_oauth__error(out, 503, "temporarily_unavailable", "the store did not answer");
 }
 
 /* The scope a request asks for: absent → the default; else it must be known and within limit. */
 static bool
-requested_scope(const struct bp_oauth_form *form, unsigned limit, unsigned *out_bits, struct bp_oauth_response *out)
+requested_scope(const struct bp_oauth_form *form, unsigned limit, unsigned *out_bits,
+                struct bp_oauth_response *out)
 {
     const char *scope = bp_oauth__form_get(form, "scope");
     unsigned bits;
@@ -35,7 +37,8 @@ requested_scope(const struct bp_oauth_form *form, unsigned limit, unsigned *out_
         return true;
     }
     if (bp_oauth__scope_parse(scope, &bits) != BP_OK || !bp_oauth__scope_within(bits, limit)) {
-        bp_oauth__error(out, 400, "invalid_scope", "the requested scope is unknown or exceeds what was granted");
+        bp_oauth__error(out, 400, "invalid_scope",
+                        "the requested scope is unknown or exceeds what was granted");
         return false;
     }
     *out_bits = bits;

@@ -112,6 +112,15 @@ test('the CLI makes operators with roles and admin tokens, shown once', () => {
     assert.equal(cli(['operator', 'tokens'], { db: w.db }).json.tokens.length, 2, 'no token was made by the refusals');
 });
 
+test('a request carrying a query and every header the endpoint copies is read whole (its copy is sized for all of them)', async () => {
+    const r = await req(w.proxy.port, 'POST', `/admin/api/keys?${'q'.repeat(37)}`, {
+        headers: { authorization: `Bearer ${w.auditorToken}`, 'content-type': 'application/json', cookie: 'a=b',
+            'x-csrf-token': 'c'.repeat(13) },
+        body: '{}', agent: false,
+    });
+    assertError(r, 403, 'AUTH_INSUFFICIENT_PERMISSIONS');
+});
+
 test('no credential, a malformed one, or an unknown one: 401 in Core\'s error shape, with the admin headers', async () => {
     for (const headers of [{}, { authorization: 'Bearer nope' }, { authorization: `Bearer blnk_ad_${'0'.repeat(64)}` },
         { authorization: `Basic ${Buffer.from('alice:x').toString('base64')}` }, { cookie: `blnkproxy_admin=${'a'.repeat(64)}` }]) {
@@ -351,6 +360,10 @@ test('instances: update (name, URL, secret), check the connection to Core, remov
     const cleared = await api('PATCH', `/instances/${made.id}`, { token: w.adminToken, body: { secret_key: null } });
     assert.equal(cleared.json.has_secret_key, false);
     assertError(await api('PATCH', `/instances/${made.id}`, { token: w.adminToken, body: {} }), 400, 'GEN_MALFORMED_REQUEST');
+    // The stored secret never follows the instance to another host.
+    const moved = await api('PATCH', `/instances/${made.id}`, { token: w.adminToken, body: { url: 'http://127.0.0.1:9' } });
+    assertError(moved, 400, 'GEN_MALFORMED_REQUEST');
+    assert.match(moved.json.error, /secret_key/);
     assertError(await api('PATCH', `/instances/${made.id}`, { token: w.adminToken, body: { url: 'gopher://x' } }), 400,
         'GEN_MALFORMED_REQUEST');
     const del = await api('DELETE', `/instances/${made.id}`, { token: w.adminToken });
@@ -572,6 +585,27 @@ test('the authorize page: an admin may approve an app, an auditor may not sign i
         agent: false,
     });
     assert.equal(login.status, 401, 'an auditor cannot approve apps');
+
+    // An operator signed in on the authorize page and then demoted cannot approve with that session.
+    const dana = operator('dana', 'admin');
+    const page2 = await req(w.proxy.port, 'GET', `/oauth/authorize?${new URLSearchParams(q)}`, { agent: false });
+    const login2 = await req(w.proxy.port, 'POST', '/oauth/authorize', {
+        headers: { ...FORM, cookie: page2.headers['set-cookie'][0].split(';')[0] },
+        body: new URLSearchParams({ ...q, csrf: page2.text.match(/name="csrf" value="([0-9a-f]{64})"/)[1], action: 'login',
+            name: 'dana', password: PASSWORD }).toString(),
+        agent: false,
+    });
+    assert.equal(login2.status, 200, login2.text);
+    const cookie2 = login2.headers['set-cookie'][0].split(';')[0];
+    const csrf2 = login2.text.match(/name="csrf" value="([0-9a-f]{64})"/)[1];
+    assert.equal((await api('POST', `/operators/${dana.id}/role`, { token: w.adminToken, body: { role: 'auditor' } })).status, 200);
+    const approve = await req(w.proxy.port, 'POST', '/oauth/authorize', {
+        headers: { ...FORM, cookie: cookie2 },
+        body: new URLSearchParams({ ...q, csrf: csrf2, action: 'approve' }).toString(),
+        agent: false,
+    });
+    assert.notEqual(approve.status, 302, 'no code for a demoted operator');
+    assert.ok(!String(approve.headers.location || '').includes('code='));
     // The admin API answers the client list with it.
     const clients = await api('GET', '/clients', { token: w.auditorToken });
     assert.ok(clients.json.clients.some((c) => c.id === web.id && c.redirect_uris[0] === redirect));

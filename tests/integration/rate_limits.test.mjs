@@ -259,13 +259,16 @@ test('three nodes on one store share a limit: together they allow the configured
         for (let i = 0; i < 3; i++) {
             nodes.push(await startProxy({ db: w.db, args: ['--node-name', `node-${i}`] }));
         }
-        // Each node counts the live nodes (from the store's reports) every few seconds.
+        // Each node counts the live nodes (from the store's reports) every few seconds, so for a
+        // moment after the last one starts they may disagree: one that has not yet seen its own
+        // report, or the newest node's, counts one fewer and would allow more than its share. Wait
+        // until they all count the same (the suite's own server shares the store: 4 nodes in all).
+        const nodeCounts = () => Promise.all(nodes.map((n) => metric(n.port, 'blnkproxy_rate_limit_nodes')));
         await waitFor(async () => {
-            const counts = await Promise.all(nodes.map((n) => metric(n.port, 'blnkproxy_rate_limit_nodes')));
-            return counts.every((c) => c >= 3);
-        }, { timeoutMs: 30000, intervalMs: 500, what: 'every node counting 3 live nodes' });
-        const counts = await Promise.all(nodes.map((n) => metric(n.port, 'blnkproxy_rate_limit_nodes')));
-        // The suite's own server shares the store: 4 nodes in all.
+            const counts = await nodeCounts();
+            return counts.every((c) => c >= 4 && c === counts[0]);
+        }, { timeoutMs: 30000, intervalMs: 500, what: 'every node counting the same 4 or more live nodes' });
+        const counts = await nodeCounts();
         const shared = counts[0];
         const k = keyWith(['--rate', `${12 * shared}/s`, '--burst', `${6 * shared}`], 'clustered');
         const agent = new http.Agent({ keepAlive: true, maxSockets: 4 });
@@ -279,6 +282,7 @@ test('three nodes on one store share a limit: together they allow the configured
         }
         const seconds = (Date.now() - t0) / 1000;
         agent.destroy();
+        assert.deepEqual(await nodeCounts(), counts, 'the number of live nodes stayed the same during the run');
         // Round robin over 3 of the `shared` nodes: each allows its share, 12/s and a burst of 6,
         // that is at most 6 + ⌊12·t⌋ + 1 in a window of t seconds as the client measures it (its
         // clock and milliseconds are not the nodes'): `ceil` alone was one short whenever the loop

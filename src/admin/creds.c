@@ -7,7 +7,10 @@
 #include "admin/admin-int.h"
 #include "auth/auth.h"
 #include "lib/alloc.h"
+#include "lib/buf.h"
+#include "lib/ipnet.h"
 #include "lib/rand.h"
+#include "lib/rate.h"
 #include "lib/secret.h"
 #include "lib/str.h"
 #include "lib/url.h"
@@ -241,6 +244,180 @@ new_id(const char *prefix)
     return bp_strdup(buf);
 }
 
+/* ---- where a credential may be used from, and how fast (issue 12), as `update` sets them ---- */
+
+struct cred_limits {
+    bool allow_set;
+    char *allow_from; /* canonical; NULL: any address */
+    bool rate_set;
+    char *rate_limit; /* canonical ("100/s", "0" = none); NULL: the server's rate_limit.default */
+    int64_t burst;    /* 0: the rate's count */
+};
+
+static void
+cred_limits_cleanup(struct cred_limits *l)
+{
+    bp_free(l->allow_from);
+    bp_free(l->rate_limit);
+    memset(l, 0, sizeof(*l));
+}
+
+/* "allow_from": addresses or networks (an array, or one comma-separated string), or "any" or
+ * null for any address. */
+static const char *
+parse_allow_from(json_t *v, struct cred_limits *l)
+{
+    static const char why[] =
+        "allow_from must be \"any\" or an array of 1 to 64 addresses or networks such as "
+        "\"203.0.113.7\", \"10.0.0.0/8\", \"2001:db8::/32\"";
+    struct bp_buf b;
+    size_t i;
+    json_t *item;
+    char *text;
+
+    l->allow_set = true;
+    if (json_is_null(v) || (json_is_string(v) && strcmp(json_string_value(v), "any") == 0)) {
+        return NULL;
+    }
+    if (json_is_string(v)) {
+        if (strlen(json_string_value(v)) != json_string_length(v)) {
+            return why;
+        }
+        l->allow_from = bp_ipnet_list_canonical(json_string_value(v), BP_ALLOW_FROM_MAX, NULL, 0);
+        return l->allow_from != NULL ? NULL : why;
+    }
+    if (!json_is_array(v) || json_array_size(v) == 0 || json_array_size(v) > BP_ALLOW_FROM_MAX) {
+        return why;
+    }
+    bp_buf_init(&b, (size_t)BP_ALLOW_FROM_MAX * (BP_IP_TEXT_MAX + 5));
+    json_array_foreach(v, i, item)
+    {
+        const char *one = json_string_value(item);
+        /* One network per item: a comma would make one item two. */
+        if (one == NULL || strlen(one) != json_string_length(item) ||
+            json_string_length(item) > BP_IP_TEXT_MAX + 4 || strchr(one, ',') != NULL ||
+            (i > 0 && bp_buf_append_str(&b, ",") != BP_OK) || bp_buf_append_str(&b, one) != BP_OK) {
+            bp_buf_cleanup(&b);
+            return why;
+        }
+    }
+    text = bp_buf_take(&b, NULL);
+    l->allow_from = bp_ipnet_list_canonical(text, BP_ALLOW_FROM_MAX, NULL, 0);
+    bp_free(text);
+    return l->allow_from != NULL ? NULL : why;
+}
+
+/* "allow_from", "rate_limit" ("<n>/s|m|h|d", "0": none, "default" or null: the server's
+ * rate_limit.default) and "burst" (with a rate that limits), each optional. */
+static const char *
+parse_limits(struct bp_admin_call *c, struct cred_limits *l)
+{
+    json_t *allow = json_object_get(c->body, "allow_from");
+    json_t *rate = json_object_get(c->body, "rate_limit");
+    json_t *burst = json_object_get(c->body, "burst");
+    const char *why;
+
+    memset(l, 0, sizeof(*l));
+    if (allow != NULL && (why = parse_allow_from(allow, l)) != NULL) {
+        return why;
+    }
+    if (burst != NULL && !json_is_null(burst) && rate == NULL) {
+        return "burst goes with rate_limit: send both (e.g. \"rate_limit\": \"100/s\", \"burst\": 200)";
+    }
+    if (rate != NULL) {
+        struct bp_rate r;
+        const char *text = json_string_value(rate);
+        l->rate_set = true;
+        if (json_is_null(rate) || (text != NULL && strcmp(text, "default") == 0)) {
+            l->rate_limit = NULL;
+        } else if (text != NULL && strlen(text) == json_string_length(rate) &&
+                   bp_rate_parse(text, strlen(text), &r)) {
+            char canonical[BP_RATE_TEXT_MAX];
+            bp_rate_format(&r, canonical);
+            l->rate_limit = bp_strdup(canonical);
+        } else {
+            return "rate_limit must be <n>/s, <n>/m, <n>/h or <n>/d, \"0\" for no limit, or \"default\" (the "
+                   "server's rate_limit.default)";
+        }
+    }
+    if (burst != NULL && !json_is_null(burst)) {
+        json_int_t b = json_is_integer(burst) ? json_integer_value(burst) : 0;
+        if (b < 1 || b > (json_int_t)BP_RATE_COUNT_MAX || l->rate_limit == NULL ||
+            strcmp(l->rate_limit, "0") == 0) {
+            return "burst must be a number of requests 1..1000000000, with a rate_limit that limits";
+        }
+        l->burst = (int64_t)b;
+    }
+    return NULL;
+}
+
+/* A new credential's limits, into its record's fields (the caller owns them then). */
+static const char *
+take_limits(struct bp_admin_call *c, char **allow_from, char **rate_limit, int64_t *burst)
+{
+    struct cred_limits l;
+    const char *why = parse_limits(c, &l);
+
+    if (why == NULL) {
+        *allow_from = l.allow_from;
+        *rate_limit = l.rate_limit;
+        *burst = l.burst;
+        l.allow_from = NULL;
+        l.rate_limit = NULL;
+    }
+    cred_limits_cleanup(&l);
+    return why;
+}
+
+/* PATCH /keys/{id} and /clients/{id}: the limits changed in place, with the records `key update`
+ * writes (two of one operation when both change). */
+static void cred_one(struct bp_admin_call *c, const char *id, bool client);
+static void client_one(struct bp_admin_call *c, const char *id, bool revoke);
+static void key_one(struct bp_admin_call *c, const char *id, const char *verb);
+
+static void
+cred_update(struct bp_admin_call *c, const char *id, bool client)
+{
+    struct cred_limits l;
+    char operation[BP_UUID_LEN + 1];
+    const char *allow_action = client ? "Client allow-list changed" : "Key allow-list changed";
+    const char *rate_action = client ? "Client rate limit changed" : "Key rate limit changed";
+    const char *why = parse_limits(c, &l);
+    bp_err rc;
+
+    if (why == NULL && !l.allow_set && !l.rate_set) {
+        why = "send what changes: allow_from, rate_limit (and burst)";
+    }
+    if (why != NULL) {
+        bp_admin__error(c, 400, "GEN_MALFORMED_REQUEST", why);
+        cred_limits_cleanup(&l);
+        return;
+    }
+    rc = bp_uuid7(operation) == BP_OK ? bp_store_begin(c->s) : BP_ERR_IO;
+    if (rc == BP_OK) {
+        bool both = l.allow_set && l.rate_set;
+        if (l.allow_set) {
+            rc = client ? bp_store_client_set_allow_from(c->s, id, l.allow_from)
+                        : bp_store_key_set_allow_from(c->s, id, l.allow_from);
+        }
+        if (rc == BP_OK && both) {
+            rc = bp_admin__record(c, allow_action, id, operation);
+        }
+        if (rc == BP_OK && l.rate_set) {
+            rc = client ? bp_store_client_set_rate(c->s, id, l.rate_limit, l.burst)
+                        : bp_store_key_set_rate(c->s, id, l.rate_limit, l.burst);
+        }
+        rc = both ? bp_admin__finish_op(c, rc, rate_action, id, operation)
+                  : bp_admin__finish(c, rc, l.rate_set ? rate_action : allow_action, id, NULL);
+    }
+    cred_limits_cleanup(&l);
+    if (rc != BP_OK) {
+        bp_admin__store_error(c, rc, client ? "client" : "key");
+    } else {
+        cred_one(c, id, client);
+    }
+}
+
 static void
 key_create(struct bp_admin_call *c)
 {
@@ -274,6 +451,9 @@ key_create(struct bp_admin_call *c)
     }
     if (why == NULL) {
         why = parse_instances(c, json_object_get(c->body, "instances"), &rec.instances);
+    }
+    if (why == NULL) {
+        why = take_limits(c, &rec.allow_from, &rec.rate_limit, &rec.rate_burst);
     }
     if (why != NULL) {
         bp_admin__error(c, 400, "GEN_MALFORMED_REQUEST", why);
@@ -426,6 +606,16 @@ key_rotate(struct bp_admin_call *c, const char *id)
 
 static void cred_expire(struct bp_admin_call *c, const char *id, bool client);
 
+static void
+cred_one(struct bp_admin_call *c, const char *id, bool client)
+{
+    if (client) {
+        client_one(c, id, false);
+    } else {
+        key_one(c, id, NULL);
+    }
+}
+
 void
 bp_admin__keys(struct bp_admin_call *c)
 {
@@ -437,6 +627,10 @@ bp_admin__keys(struct bp_admin_call *c)
         bp_admin__not_allowed(c, "GET, POST");
     } else if (c->nseg == 2 && bp_admin__method(c, "GET")) {
         key_one(c, c->segs[1], NULL);
+    } else if (c->nseg == 2 && bp_admin__method(c, "PATCH")) {
+        cred_update(c, c->segs[1], false);
+    } else if (c->nseg == 2) {
+        bp_admin__not_allowed(c, "GET, PATCH");
     } else if (c->nseg == 3 && strcmp(c->segs[2], "revoke") == 0 && bp_admin__method(c, "POST")) {
         key_one(c, c->segs[1], "revoke");
     } else if (c->nseg == 3 && strcmp(c->segs[2], "rotate") == 0 && bp_admin__method(c, "POST")) {
@@ -609,8 +803,10 @@ client_create(struct bp_admin_call *c)
         /* why says it */
     } else if (json_object_get(c->body, "expires_in") != NULL && !parse_expires_in(c, &rec.expires_at)) {
         why = "expires_in must be <n>s, <n>m, <n>h, <n>d or never";
+    } else if ((why = parse_instances(c, json_object_get(c->body, "instances"), &rec.instances)) != NULL) {
+        /* why says it */
     } else {
-        why = parse_instances(c, json_object_get(c->body, "instances"), &rec.instances);
+        why = take_limits(c, &rec.allow_from, &rec.rate_limit, &rec.rate_burst);
     }
     if (why != NULL) {
         bp_admin__error(c, 400, "GEN_MALFORMED_REQUEST", why);
@@ -732,6 +928,10 @@ bp_admin__clients(struct bp_admin_call *c)
         bp_admin__not_allowed(c, "GET, POST");
     } else if (c->nseg == 2 && bp_admin__method(c, "GET")) {
         client_one(c, c->segs[1], false);
+    } else if (c->nseg == 2 && bp_admin__method(c, "PATCH")) {
+        cred_update(c, c->segs[1], true);
+    } else if (c->nseg == 2) {
+        bp_admin__not_allowed(c, "GET, PATCH");
     } else if (c->nseg == 3 && strcmp(c->segs[2], "revoke") == 0 && bp_admin__method(c, "POST")) {
         client_one(c, c->segs[1], true);
     } else if (c->nseg == 3 && strcmp(c->segs[2], "rotate-secret") == 0 && bp_admin__method(c, "POST")) {

@@ -6,6 +6,7 @@
 #include "admin/admin-int.h"
 #include "health/health.h"
 #include "lib/alloc.h"
+#include "lib/path.h"
 #include "lib/rand.h"
 #include "lib/secret.h"
 #include "lib/url.h"
@@ -63,7 +64,27 @@ secret_ok(const char *s, size_t len)
     return true;
 }
 
-/* POST /admin/api/instances {"name", "url", "secret_key"}: the secret is entered once and never
+/* "ca_file": a CA bundle (PEM) on this node's host to verify Core's certificate with, as an
+ * absolute path (a relative one would be relative to wherever serve happens to run); the path of
+ * a readable regular file goes into *out. NULL when fine, else why; a reason about the file is
+ * written into buf. */
+static const char *
+parse_ca_file(const char *path, char **out, char *buf, size_t cap)
+{
+    const char *why;
+
+    if (path[0] != '/') {
+        return "ca_file must be an absolute path, of a CA bundle (PEM) on the server";
+    }
+    why = bp_path_resolve_readable(path, out);
+    if (why != NULL) {
+        snprintf(buf, cap, "ca_file: %s (it must be a readable file on the server)", why);
+        return buf;
+    }
+    return NULL;
+}
+
+/* POST /admin/api/instances {"name", "url", "secret_key", "ca_file"}: the secret is entered once and never
  * shown again (answers say has_secret_key). */
 static void
 instance_add(struct bp_admin_call *c)
@@ -75,7 +96,9 @@ instance_add(struct bp_admin_call *c)
     const char *name = bp_admin__body_str(c, "name", &bad);
     const char *url = bp_admin__body_str(c, "url", &bad);
     const char *secret = bp_admin__body_str(c, "secret_key", &bad);
+    const char *ca_file = bp_admin__body_str(c, "ca_file", &bad);
     const char *why = NULL;
+    char reason[160];
     bp_err rc;
 
     if (bad || name == NULL || !bp_admin__name_ok(name)) {
@@ -86,6 +109,8 @@ instance_add(struct bp_admin_call *c)
         /* why says what is wrong with the URL */
     } else if (secret != NULL && !secret_ok(secret, strlen(secret))) {
         why = "secret_key must be 1 to 4096 visible ASCII characters";
+    } else if (ca_file != NULL) {
+        why = parse_ca_file(ca_file, &rec.ca_file, reason, sizeof(reason));
     }
     if (why != NULL) {
         bp_admin__error(c, 400, "GEN_MALFORMED_REQUEST", why);
@@ -124,7 +149,8 @@ instance_add(struct bp_admin_call *c)
     bp_instance_rec_cleanup(&rec);
 }
 
-/* PATCH /instances/{id} {"name", "url", "secret_key" (null: remove it)}: what is given changes. */
+/* PATCH /instances/{id} {"name", "url", "secret_key", "ca_file" (null: remove either)}: what is
+ * given changes. */
 static void
 instance_update(struct bp_admin_call *c, const char *id)
 {
@@ -134,7 +160,11 @@ instance_update(struct bp_admin_call *c, const char *id)
     const char *url = bp_admin__body_str(c, "url", &bad);
     json_t *sv = json_object_get(c->body, "secret_key");
     const char *secret = bp_admin__body_str(c, "secret_key", &bad);
+    json_t *cv = json_object_get(c->body, "ca_file");
+    const char *ca_file = bp_admin__body_str(c, "ca_file", &bad);
     char *norm = NULL;
+    char *ca_path = NULL;
+    char reason[160];
     const char *why = NULL;
     bp_err rc;
 
@@ -144,8 +174,10 @@ instance_update(struct bp_admin_call *c, const char *id)
         /* why says it */
     } else if (secret != NULL && !secret_ok(secret, strlen(secret))) {
         why = "secret_key must be 1 to 4096 visible ASCII characters, or null to remove it";
-    } else if (name == NULL && url == NULL && sv == NULL) {
-        why = "send what changes: name, url or secret_key";
+    } else if (ca_file != NULL && (why = parse_ca_file(ca_file, &ca_path, reason, sizeof(reason))) != NULL) {
+        /* why says it */
+    } else if (name == NULL && url == NULL && sv == NULL && cv == NULL) {
+        why = "send what changes: name, url, secret_key or ca_file";
     } else if (url != NULL && sv == NULL) {
         /* Otherwise the stored secret would follow the instance to any host the URL names. */
         why = "a new url needs secret_key too (the secret of the Core at that URL, or null for none)";
@@ -153,6 +185,7 @@ instance_update(struct bp_admin_call *c, const char *id)
     if (why != NULL) {
         bp_admin__error(c, 400, "GEN_MALFORMED_REQUEST", why);
         bp_free(norm);
+        bp_free(ca_path);
         return;
     }
     rc = bp_store_instance_get(c->s, id, &rec);
@@ -174,6 +207,11 @@ instance_update(struct bp_admin_call *c, const char *id)
             rec.secret_key = secret != NULL ? bp_memdup(secret, strlen(secret) + 1) : NULL;
             rec.secret_key_len = secret != NULL ? strlen(secret) : 0;
         }
+        if (cv != NULL) {
+            bp_free(rec.ca_file);
+            rec.ca_file = ca_path;
+            ca_path = NULL;
+        }
         rec.updated_at = c->now;
         rc = bp_store_begin(c->s);
         if (rc == BP_OK) {
@@ -191,6 +229,7 @@ instance_update(struct bp_admin_call *c, const char *id)
         bp_wipe(rec.secret_key, rec.secret_key_len);
     }
     bp_free(norm);
+    bp_free(ca_path);
     bp_instance_rec_cleanup(&rec);
 }
 

@@ -138,7 +138,7 @@ struct bp_out_obj;
 
 /* --allow-from "203.0.113.7,10.0.0.0/8" → allocated canonical list (each network as
  * ADDRESS/BITS); "any" → *out NULL (no restriction). */
-#define BP_CLI_ALLOW_FROM_MAX 64
+#define BP_CLI_ALLOW_FROM_MAX BP_ALLOW_FROM_MAX
 int bp_cli__parse_allow_from(const char *text, char **out);
 
 /* What the flags ask for: each part only when its flag was given. */

@@ -1,10 +1,7 @@
-#include <errno.h>
-#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
-#include <sys/stat.h>
 
 #include "audit/audit.h"
 #include "cli/cli-int.h"
@@ -12,6 +9,7 @@
 #include "lib/alloc.h"
 #include "lib/bug.h"
 #include "lib/clock.h"
+#include "lib/path.h"
 #include "lib/secret.h"
 #include "lib/str.h"
 #include "lib/url.h"
@@ -56,25 +54,12 @@ normalise_url(const char *url)
 static int
 resolve_ca_file(const char *path, char **out)
 {
-    char resolved[PATH_MAX];
-    struct stat sb;
-    FILE *f;
+    const char *why = bp_path_resolve_readable(path, out);
 
-    if (path[0] == '\0' || realpath(path, resolved) == NULL) {
-        bp_cli__error("--ca-file %s: %s", path, path[0] == '\0' ? "empty path" : strerror(errno));
+    if (why != NULL) {
+        bp_cli__error("--ca-file %s: %s", path, why);
         return BP_CLI_EXIT_USAGE;
     }
-    if (stat(resolved, &sb) != 0 || !S_ISREG(sb.st_mode)) {
-        bp_cli__error("--ca-file %s: not a regular file", path);
-        return BP_CLI_EXIT_USAGE;
-    }
-    f = fopen(resolved, "rb");
-    if (f == NULL) {
-        bp_cli__error("--ca-file %s: %s", path, strerror(errno));
-        return BP_CLI_EXIT_USAGE;
-    }
-    fclose(f);
-    *out = bp_strdup(resolved);
     return BP_CLI_EXIT_OK;
 }
 
@@ -475,10 +460,13 @@ instance_remove(struct bp_cli_ctx *ctx, int argc, char **argv, int op)
 #define CA_FILE_HELP "verify Core's TLS certificate with the CA bundle in FILE (for a private CA)"
 
 static const struct bp_cli_opt add_opts[UF_ADD_COUNT] = {
-    [UF_NAME] = {"--name", "NAME", .help = "a unique name: 1..100 printable ASCII characters", .required = true},
-    [UF_URL] = {"--url", "URL", .help = "Core's base URL: http:// or https://, a host, an optional :port and path",
+    [UF_NAME] = {"--name", "NAME", .help = "a unique name: 1..100 printable ASCII characters",
+                 .required = true},
+    [UF_URL] = {"--url", "URL",
+                .help = "Core's base URL: http:// or https://, a host, an optional :port and path",
                 .required = true},
-    [UF_SECRET_FILE] = {"--secret-key-file", "FILE", .help = SECRET_FILE_HELP, .group = 1, .complete = "@file"},
+    [UF_SECRET_FILE] = {"--secret-key-file", "FILE", .help = SECRET_FILE_HELP, .group = 1,
+                        .complete = "@file"},
     [UF_SECRET_ENV] = {"--secret-key-env", "VAR", .help = SECRET_ENV_HELP, .group = 1, .complete = "@env"},
     [UF_CA_FILE] = {"--ca-file", "FILE", .help = CA_FILE_HELP, .complete = "@file"},
 };
@@ -486,18 +474,22 @@ static const struct bp_cli_opt add_opts[UF_ADD_COUNT] = {
 static const struct bp_cli_opt update_opts[UF_COUNT] = {
     [UF_NAME] = {"--name", "NAME", .help = "a new unique name"},
     [UF_URL] = {"--url", "URL", .help = "a new base URL for Core"},
-    [UF_SECRET_FILE] = {"--secret-key-file", "FILE", .help = SECRET_FILE_HELP, .group = 1, .complete = "@file"},
+    [UF_SECRET_FILE] = {"--secret-key-file", "FILE", .help = SECRET_FILE_HELP, .group = 1,
+                        .complete = "@file"},
     [UF_SECRET_ENV] = {"--secret-key-env", "VAR", .help = SECRET_ENV_HELP, .group = 1, .complete = "@env"},
-    [UF_CLEAR_SECRET] = {"--clear-secret-key", NULL, .help = "send no X-Blnk-Key to Core any more", .group = 1},
+    [UF_CLEAR_SECRET] = {"--clear-secret-key", NULL, .help = "send no X-Blnk-Key to Core any more",
+                         .group = 1},
     [UF_CA_FILE] = {"--ca-file", "FILE", .help = CA_FILE_HELP, .group = 2, .complete = "@file"},
-    [UF_CLEAR_CA] = {"--clear-ca-file", NULL, .help = "verify Core with the system's CA certificates again", .group = 2},
+    [UF_CLEAR_CA] = {"--clear-ca-file", NULL, .help = "verify Core with the system's CA certificates again",
+                     .group = 2},
     [UF_ENABLE] = {"--enable", NULL, .help = "forward requests to this instance again", .group = 3},
-    [UF_DISABLE] = {"--disable", NULL, .help = "refuse requests for this instance (404 PROXY_UNKNOWN_INSTANCE)",
-                    .group = 3},
+    [UF_DISABLE] = {"--disable", NULL,
+                    .help = "refuse requests for this instance (404 PROXY_UNKNOWN_INSTANCE)", .group = 3},
 };
 
 static const struct bp_cli_opt check_opts[] = {
-    {"--timeout", "DURATION", .help = "how long to wait for Core's answer: <n>s or <n>m, at most 5m (default 10s)"},
+    {"--timeout", "DURATION",
+     .help = "how long to wait for Core's answer: <n>s or <n>m, at most 5m (default 10s)"},
 };
 
 static const struct bp_cli_verb verbs[] = {
@@ -505,18 +497,18 @@ static const struct bp_cli_verb verbs[] = {
      .opts = add_opts, .nopts = BP_ARRAY_LEN(add_opts)},
     {"list", instance_list, 0, .help = "list every instance"},
     {"show", instance_show, 0, .help = "show one instance", .args = "ID", .min_args = 1, .max_args = 1},
-    {"update", instance_update, 0, .help = "change an instance's name, URL, secret key, CA file or state", .args = "ID",
-     .min_args = 1, .max_args = 1, .opts = update_opts, .nopts = BP_ARRAY_LEN(update_opts)},
-    {"enable", instance_set_enabled, 1, .help = "forward requests to the instance again", .args = "ID", .min_args = 1,
-     .max_args = 1},
-    {"disable", instance_set_enabled, 0, .help = "refuse requests for the instance, keeping its record", .args = "ID",
+    {"update", instance_update, 0, .help = "change an instance's name, URL, secret key, CA file or state",
+     .args = "ID", .min_args = 1, .max_args = 1, .opts = update_opts, .nopts = BP_ARRAY_LEN(update_opts)},
+    {"enable", instance_set_enabled, 1, .help = "forward requests to the instance again", .args = "ID",
      .min_args = 1, .max_args = 1},
+    {"disable", instance_set_enabled, 0, .help = "refuse requests for the instance, keeping its record",
+     .args = "ID", .min_args = 1, .max_args = 1},
     {"remove", instance_remove, 0, .help = "delete the instance", .args = "ID", .min_args = 1, .max_args = 1},
     {"check", bp_cli__instance_check, 0,
-     .help = "call Core's GET /health with the instance's secret key and say what is wrong (DNS, refused, TLS, "
-             "a refused key); exit 1 unless Core answers 2xx",
-     .args = "ID", .min_args = 1, .max_args = 1, .opts = check_opts,
-     .nopts = BP_ARRAY_LEN(check_opts)},
+     .help =
+         "call Core's GET /health with the instance's secret key and say what is wrong (DNS, refused, TLS, "
+         "a refused key); exit 1 unless Core answers 2xx",
+     .args = "ID", .min_args = 1, .max_args = 1, .opts = check_opts, .nopts = BP_ARRAY_LEN(check_opts)},
 };
 
 const struct bp_cli_family bp_cli__family_instance = {

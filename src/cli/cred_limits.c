@@ -9,7 +9,6 @@
 #include "cli/cli-int.h"
 #include "cli/out.h"
 #include "lib/alloc.h"
-#include "lib/buf.h"
 #include "lib/bug.h"
 #include "lib/ipnet.h"
 #include "lib/rand.h"
@@ -20,36 +19,19 @@
 int
 bp_cli__parse_allow_from(const char *text, char **out)
 {
-    struct bp_ipnet *nets = NULL;
-    size_t n = 0;
-    char bad[80] = "";
-    struct bp_buf b;
+    char bad[80];
 
     *out = NULL;
     if (strcmp(text, "any") == 0) {
         return BP_CLI_EXIT_OK;
     }
-    if (bp_ipnet_list_parse(text, BP_CLI_ALLOW_FROM_MAX, &nets, &n, bad, sizeof(bad)) != BP_OK || n == 0) {
+    *out = bp_ipnet_list_canonical(text, BP_CLI_ALLOW_FROM_MAX, bad, sizeof(bad));
+    if (*out == NULL) {
         bp_cli__error("invalid --allow-from: %s%s (expected comma-separated addresses or networks such as "
                       "203.0.113.7,10.0.0.0/8,2001:db8::/32, at most %d; or any)",
-                      n == 0 && bad[0] == '\0' ? "empty list" : "bad item ", bad, BP_CLI_ALLOW_FROM_MAX);
-        bp_free(nets);
+                      bad[0] == '\0' ? "empty list" : "bad item ", bad, BP_CLI_ALLOW_FROM_MAX);
         return BP_CLI_EXIT_USAGE;
     }
-    /* Stored canonical, so that the same networks written two ways are one restriction. */
-    bp_buf_init(&b, (size_t)BP_CLI_ALLOW_FROM_MAX * (BP_IP_TEXT_MAX + 5));
-    for (size_t i = 0; i < n; i++) {
-        static const unsigned char v4_prefix[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
-        bool v4 = memcmp(nets[i].addr.b, v4_prefix, sizeof(v4_prefix)) == 0 && nets[i].bits >= 96;
-        char addr[BP_IP_TEXT_MAX];
-        char item[BP_IP_TEXT_MAX + 6];
-        bp_ip_format(&nets[i].addr, addr);
-        snprintf(item, sizeof(item), "%s%s/%u", i > 0 ? "," : "", addr,
-                 v4 ? nets[i].bits - 96 : nets[i].bits);
-        BP_BUG_ON(bp_buf_append_str(&b, item) != BP_OK);
-    }
-    bp_free(nets);
-    *out = bp_buf_take(&b, NULL);
     return BP_CLI_EXIT_OK;
 }
 
@@ -177,11 +159,12 @@ bp_cli__update_limits(struct bp_cli_ctx *ctx, int argc, char **argv, const struc
 
     BP_CLI_PARSE_OR_RETURN(ctx, argc, argv, flags);
     if (!flags[BP_CLI_UF_ALLOW_FROM].seen && !flags[BP_CLI_UF_RATE].seen) {
-        bp_cli__error("%s update needs --allow-from or --rate (see `blnkproxy %s update --help`)", ctx->family,
-                      ctx->family);
+        bp_cli__error("%s update needs --allow-from or --rate (see `blnkproxy %s update --help`)",
+                      ctx->family, ctx->family);
         return BP_CLI_EXIT_USAGE;
     }
-    rc = bp_cli__parse_limits(&flags[BP_CLI_UF_ALLOW_FROM], &flags[BP_CLI_UF_RATE], &flags[BP_CLI_UF_BURST], &l);
+    rc = bp_cli__parse_limits(&flags[BP_CLI_UF_ALLOW_FROM], &flags[BP_CLI_UF_RATE], &flags[BP_CLI_UF_BURST],
+                              &l);
     if (rc != BP_CLI_EXIT_OK) {
         return rc;
     }

@@ -8,6 +8,8 @@
 #include <sys/socket.h>
 
 #include "lib/alloc.h"
+#include "lib/buf.h"
+#include "lib/bug.h"
 
 static const unsigned char v4_mapped_prefix[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
 
@@ -198,4 +200,31 @@ bp_ipnet_list_contains(const struct bp_ipnet *nets, size_t n, const struct bp_ip
         }
     }
     return false;
+}
+
+char *
+bp_ipnet_list_canonical(const char *text, size_t max, char *bad, size_t bad_cap)
+{
+    struct bp_ipnet *nets = NULL;
+    size_t n = 0;
+    struct bp_buf b;
+
+    if (bad != NULL && bad_cap > 0) {
+        bad[0] = '\0';
+    }
+    if (bp_ipnet_list_parse(text, max, &nets, &n, bad, bad_cap) != BP_OK || n == 0) {
+        bp_free(nets);
+        return NULL;
+    }
+    bp_buf_init(&b, n * (BP_IP_TEXT_MAX + 5));
+    for (size_t i = 0; i < n; i++) {
+        char addr[BP_IP_TEXT_MAX];
+        char item[BP_IP_TEXT_MAX + 6];
+        bp_ip_format(&nets[i].addr, addr);
+        snprintf(item, sizeof(item), "%s%s/%u", i > 0 ? "," : "", addr,
+                 is_v4(&nets[i].addr) && nets[i].bits >= 96 ? nets[i].bits - 96 : nets[i].bits);
+        BP_BUG_ON(bp_buf_append_str(&b, item) != BP_OK);
+    }
+    bp_free(nets);
+    return bp_buf_take(&b, NULL);
 }

@@ -42,6 +42,10 @@ bool bp_ipnet_contains(const struct bp_ipnet *net, const struct bp_ip *ip);
  * text (up to 64 bytes) goes into bad when given. */
 bp_err bp_ipnet_list_parse(const char *text, size_t max, struct bp_ipnet **out, size_t *out_n, char *bad,
                            size_t bad_cap);
+/* The list in its canonical text ("10.0.0.0/8,2001:db8::/32": each network's address as
+ * bp_ip_format writes it, and its prefix length in its own family), so that one restriction
+ * written two ways is stored one way. NULL for an empty or bad list (bad as above). */
+char *bp_ipnet_list_canonical(const char *text, size_t max, char *bad, size_t bad_cap);
 bool bp_ipnet_list_contains(const struct bp_ipnet *nets, size_t n, const struct bp_ip *ip);
 
 #endif

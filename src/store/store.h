@@ -305,6 +305,8 @@ bp_err bp_store_key_each(struct bp_store *s, bp_err (*fn)(const struct bp_key_re
 bp_err bp_store_key_revoke(struct bp_store *s, const char *id, int64_t now);
 /* expires_at 0 = never. */
 bp_err bp_store_key_set_expiry(struct bp_store *s, const char *id, int64_t expires_at);
+/* A credential's allow-list holds at most this many networks (issue 12). */
+#define BP_ALLOW_FROM_MAX 64
 /* The networks the key may be used from (canonical CIDR list), NULL = anywhere (issue 12). */
 bp_err bp_store_key_set_allow_from(struct bp_store *s, const char *id, const char *allow_from);
 /* Its own rate limit (rate_limit NULL: the configured default; burst 0: the rate's count). */

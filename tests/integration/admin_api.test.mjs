@@ -3,7 +3,9 @@
 // sessions (cookie + CSRF token), roles enforced by the server, every change audited with the
 // operator as its actor, and the changes in force on /proxy/ as soon as the answer arrives.
 import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
+import https from 'node:https';
 import path from 'node:path';
 import { after, before, test } from 'node:test';
 
@@ -205,6 +207,90 @@ test('rotate a key (both work during the grace) and change an expiry, through th
     assertError(await api('POST', `/keys/${r.json.id}/expire`, { token: w.adminToken, body: {} }), 400, 'GEN_MALFORMED_REQUEST');
 });
 
+test('where a key or client may be used from, and how fast, as `update` sets them: in force on /proxy/ at once', async () => {
+    const made = await api('POST', '/keys', {
+        token: w.adminToken,
+        body: { name: 'limited', scopes: ['proxy:read'], allow_from: ['10.0.0.0/8', '2001:db8:0::/32'], rate_limit: '1/m', burst: 3 },
+    });
+    assert.equal(made.status, 201, made.text);
+    assert.deepEqual(made.json.allow_from, ['10.0.0.0/8', '2001:db8::/32'], 'stored canonical');
+    assert.equal(made.json.rate_limit, '1/m');
+    assert.equal(made.json.burst, 3);
+    const refused = await proxyGet(made.json.key);
+    assert.equal(refused.status, 403);
+    assert.equal(refused.json.error_detail.code, 'AUTH_IP_NOT_ALLOWED');
+
+    // Both in one call: two records of one operation, as `key update --allow-from --rate` writes.
+    const both = await api('PATCH', `/keys/${made.json.id}`, {
+        token: w.adminToken, body: { allow_from: '127.0.0.1, 10.0.0.0/8', rate_limit: '1/m', burst: 2 },
+    });
+    assert.equal(both.status, 200, both.text);
+    assert.deepEqual(both.json.allow_from, ['127.0.0.1/32', '10.0.0.0/8']);
+    assert.equal(both.json.burst, 2);
+    assert.equal((await proxyGet(made.json.key)).status, 200, 'allowed from 127.0.0.1 now');
+    assert.equal((await proxyGet(made.json.key)).status, 200);
+    const limited = await proxyGet(made.json.key);
+    assert.equal(limited.status, 429, 'a burst of 2');
+    assert.equal(limited.json.error_detail.code, 'GEN_RATE_LIMITED');
+    const recs = adminRecords().filter((x) => x.resource_id === made.json.id);
+    const allowRec = recs.find((x) => x.action === 'Key allow-list changed');
+    const rateRec = recs.find((x) => x.action === 'Key rate limit changed');
+    assert.ok(allowRec && rateRec && allowRec.request_id === rateRec.request_id, 'one operation id for both records');
+    assert.equal(rateRec.actor_id, w.admin.id);
+
+    const lifted = await api('PATCH', `/keys/${made.json.id}`, { token: w.adminToken, body: { rate_limit: '0' } });
+    assert.equal(lifted.status, 200, lifted.text);
+    assert.equal(lifted.json.rate_limit, '0');
+    assert.equal(lifted.json.burst, null);
+    assert.equal((await proxyGet(made.json.key)).status, 200, 'no limit now');
+    const anyAddr = await api('PATCH', `/keys/${made.json.id}`, { token: w.adminToken, body: { allow_from: 'any', rate_limit: 'default' } });
+    assert.equal(anyAddr.status, 200, anyAddr.text);
+    assert.equal(anyAddr.json.allow_from, null);
+    assert.equal(anyAddr.json.rate_limit, null, 'the server\'s rate_limit.default applies');
+
+    const before = (await api('GET', `/keys/${made.json.id}`, { token: w.adminToken })).json;
+    for (const [body, why] of [
+        [{}, /send what changes/],
+        [{ allow_from: ['10.0.0.1/8'] }, /allow_from/],
+        [{ allow_from: ['10.0.0.0/8,192.0.2.0/24'] }, /allow_from/],
+        [{ allow_from: [] }, /allow_from/],
+        [{ allow_from: Array.from({ length: 65 }, (_, i) => `10.0.${i}.0/24`) }, /allow_from/],
+        [{ rate_limit: '5/fortnight' }, /rate_limit/],
+        [{ rate_limit: 100 }, /rate_limit/],
+        [{ burst: 5 }, /burst goes with rate_limit/],
+        [{ rate_limit: '0', burst: 5 }, /burst/],
+        [{ rate_limit: '5/s', burst: 0 }, /burst/],
+        [{ allow_from: ['127.0.0.1'], rate_limit: 'fast' }, /rate_limit/],
+    ]) {
+        const bad = await api('PATCH', `/keys/${made.json.id}`, { token: w.adminToken, body });
+        assertError(bad, 400, 'GEN_MALFORMED_REQUEST');
+        assert.match(bad.json.error, why, JSON.stringify(body));
+    }
+    assert.deepEqual((await api('GET', `/keys/${made.json.id}`, { token: w.adminToken })).json, before, 'nothing changed');
+    assertError(await api('PATCH', '/keys/key_unknown', { token: w.adminToken, body: { rate_limit: '1/s' } }), 404, 'GEN_NOT_FOUND');
+    assertError(await api('PUT', `/keys/${made.json.id}`, { token: w.adminToken, body: {} }), 405, 'GEN_METHOD_NOT_ALLOWED');
+
+    // An OAuth client's limits hold for its access tokens.
+    const cl = await api('POST', '/clients', {
+        token: w.adminToken, body: { name: 'limited-app', scopes: ['proxy:read'], allow_from: ['192.0.2.0/24'] },
+    });
+    assert.equal(cl.status, 201, cl.text);
+    assert.deepEqual(cl.json.allow_from, ['192.0.2.0/24']);
+    const getToken = () => token(w.proxy.port, { id: cl.json.id, secret: cl.json.client_secret }, { grant_type: 'client_credentials' });
+    assert.equal((await getToken()).status, 401, 'the client is held to its list at the token endpoint too');
+    const upd = await api('PATCH', `/clients/${cl.json.id}`, { token: w.adminToken, body: { allow_from: ['127.0.0.0/8'], rate_limit: '1/m', burst: 1 } });
+    assert.equal(upd.status, 200, upd.text);
+    assert.equal(upd.json.rate_limit, '1/m');
+    const tok = await getToken();
+    assert.equal(tok.status, 200, tok.text);
+    assert.equal((await proxyGet(tok.json.access_token)).status, 200);
+    assert.equal((await proxyGet(tok.json.access_token)).status, 429);
+    const cacts = adminRecords().filter((x) => x.resource_id === cl.json.id).map((x) => x.action).sort();
+    assert.deepEqual(cacts, ['Client allow-list changed', 'Client created', 'Client rate limit changed']);
+    assertError(await api('PATCH', `/clients/${cl.json.id}`, { token: w.auditorToken, body: { rate_limit: '0' } }), 403,
+        'AUTH_INSUFFICIENT_PERMISSIONS');
+});
+
 test('OAuth clients through the API: create (secret once), token works on /proxy/, rotate the secret, expire, revoke', async () => {
     const r = await api('POST', '/clients', {
         token: w.adminToken,
@@ -373,6 +459,59 @@ test('instances: update (name, URL, secret), check the connection to Core, remov
     assert.deepEqual(acts, ['Instance added', 'Instance removed', 'Instance updated', 'Instance updated']);
 });
 
+test('instances: a CA file to verify Core with, set and cleared through the API as `instance update --ca-file` does', async () => {
+    const dir = tmpDir();
+    const run = (...args) => execFileSync('openssl', args, { cwd: dir, stdio: 'pipe' });
+    run('req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-days', '1', '-subj', '/CN=admin api test CA',
+        '-keyout', 'ca.key', '-out', 'ca.pem');
+    run('req', '-newkey', 'rsa:2048', '-nodes', '-subj', '/CN=127.0.0.1', '-keyout', 'core.key', '-out', 'core.csr');
+    fs.writeFileSync(path.join(dir, 'ext.cnf'), 'subjectAltName=IP:127.0.0.1\n');
+    run('x509', '-req', '-in', 'core.csr', '-CA', 'ca.pem', '-CAkey', 'ca.key', '-CAcreateserial', '-days', '1',
+        '-extfile', 'ext.cnf', '-out', 'core.pem');
+    const core = https.createServer(
+        { key: fs.readFileSync(path.join(dir, 'core.key')), cert: fs.readFileSync(path.join(dir, 'core.pem')) },
+        (rq, rs) => {
+            rs.writeHead(200, { 'content-type': 'application/json' });
+            rs.end('{"status":"UP"}');
+        });
+    await new Promise((r) => core.listen(0, '127.0.0.1', r));
+    try {
+        const url = `https://127.0.0.1:${core.address().port}`;
+        const caFile = path.join(dir, 'ca.pem');
+        const made = await api('POST', '/instances', { token: w.adminToken, body: { name: 'tls-core', url, secret_key: 's' } });
+        assert.equal(made.status, 201, made.text);
+        assert.equal(made.json.ca_file, null);
+        const untrusted = await api('POST', `/instances/${made.json.id}/check`, { token: w.adminToken });
+        assert.equal(untrusted.json.healthy, false, 'a certificate from an unknown CA is refused');
+        const set = await api('PATCH', `/instances/${made.json.id}`, { token: w.adminToken, body: { ca_file: caFile } });
+        assert.equal(set.status, 200, set.text);
+        assert.equal(set.json.ca_file, fs.realpathSync(caFile));
+        const trusted = await api('POST', `/instances/${made.json.id}/check`, { token: w.adminToken });
+        assert.equal(trusted.json.healthy, true, trusted.text);
+        const clearedCa = await api('PATCH', `/instances/${made.json.id}`, { token: w.adminToken, body: { ca_file: null } });
+        assert.equal(clearedCa.json.ca_file, null);
+        assert.equal((await api('POST', `/instances/${made.json.id}/check`, { token: w.adminToken })).json.healthy, false,
+            'the system CAs again');
+        const withCa = await api('POST', '/instances', { token: w.adminToken, body: { name: 'tls-core-2', url, ca_file: caFile } });
+        assert.equal(withCa.status, 201, withCa.text);
+        assert.equal(withCa.json.ca_file, fs.realpathSync(caFile));
+        for (const ca of ['ca.pem', path.join(dir, 'missing.pem'), dir, '']) {
+            const bad = await api('PATCH', `/instances/${made.json.id}`, { token: w.adminToken, body: { ca_file: ca } });
+            assertError(bad, 400, 'GEN_MALFORMED_REQUEST');
+            assert.match(bad.json.error, /ca_file/);
+        }
+        assert.equal((await api('GET', `/instances/${made.json.id}`, { token: w.adminToken })).json.ca_file, null, 'unchanged');
+        const acts = adminRecords().filter((x) => x.resource_id === made.json.id).map((x) => x.action);
+        assert.deepEqual(acts.sort(), ['Instance added', 'Instance updated', 'Instance updated']);
+        for (const id of [made.json.id, withCa.json.id]) {
+            assert.equal((await api('DELETE', `/instances/${id}`, { token: w.adminToken })).status, 204);
+        }
+    } finally {
+        core.closeAllConnections();
+        await new Promise((r) => core.close(r));
+    }
+});
+
 test('operators through the API (admins only): create, role, password, disable, tokens; nobody can lock themselves out', async () => {
     const r = await api('POST', '/operators', { token: w.adminToken, body: { name: 'erin', password: 'erin password 1', role: 'auditor' } });
     assert.equal(r.status, 201, r.text);
@@ -451,6 +590,8 @@ test('an auditor reads the lists and the audit log; the server refuses every cha
         ['POST', '/clients', { name: 'sneaky', scopes: ['*'] }],
         ['POST', `/keys/${someKey.id}/rotate`, undefined],
         ['POST', `/keys/${someKey.id}/expire`, { expires_in: '1s' }],
+        ['PATCH', `/keys/${someKey.id}`, { rate_limit: '0' }],
+        ['PATCH', `/instances/${w.inst.id}`, { ca_file: null }],
     ];
     for (const [method, p, body] of attempts) {
         const r = await api(method, p, { token: w.auditorToken, body });

@@ -265,6 +265,16 @@ token_create(struct bp_admin_call *c, const char *operator_id)
         return;
     }
     bp_operator_rec_cleanup(&owner);
+    /* A token acts as its operator, and every record it leaves names them: one made by someone
+     * else would let that person act in their name. Others make their own (the CLI, on the
+     * store's host, can make one for anybody: whoever runs it holds the store already). */
+    if (strcmp(operator_id, c->op.id) != 0) {
+        bp_admin__error(
+            c, 403, "AUTH_INSUFFICIENT_PERMISSIONS",
+            "an admin token acts as its operator: only they can make one, signed in as themselves "
+            "(or with `blnkproxy operator token-create` on the store's host)");
+        return;
+    }
     if (bp_ulid(ulid) != BP_OK || bp_oauth_token_generate(BP_ADMIN_TOKEN_PREFIX, token) != BP_OK) {
         bp_admin__error(c, 500, "GEN_INTERNAL_ERROR", "the system random source failed");
         return;

@@ -12,6 +12,10 @@
  * token, revoke and introspect never wait behind a hash, and a sign-in that finds its queue full
  * gets 429 at once.
  *
+ * A service (the admin API) has a queue of its own too (SERVICE_THREADS): its calls may hold a
+ * thread for seconds (a connection check to a Core that does not answer, a walk over the audit
+ * trail), and /oauth/token must not wait behind them, nor they behind a flood of token requests.
+ *
  * Ownership: the job owns copies of everything the thread reads, so the request never outlives
  * its connection. If the client goes away first, the handler marks the job orphaned: the thread
  * skips it if it has not begun (nobody would read the answer, so no token is issued for it),
@@ -46,6 +50,10 @@
  * a flood should cost little. */
 #define PASSWORD_QUEUE_PER_THREAD 8
 #define SIGNIN_NICE 19
+/* A service's threads and the calls that may wait for one: the admin API serves a few people and
+ * their scripts. */
+#define SERVICE_THREADS 2
+#define SERVICE_QUEUE_PER_THREAD 16
 
 struct bp_oauth_endpoint {
     struct bp_http_handler handler;
@@ -56,6 +64,7 @@ struct bp_oauth_endpoint {
     struct bp_oauth_service service; /* .handle NULL: none */
     struct bp_workq *q;
     struct bp_workq *password_q; /* POST /oauth/authorize: sign-ins and consent */
+    struct bp_workq *service_q;  /* the service's calls but its sign-ins; NULL: no service */
     bool tls;                    /* the issuer is https: cookies must be Secure */
 };
 
@@ -329,7 +338,10 @@ on_body(void *self, struct bp_http_req *req, bp_err rc)
         st->job = job;
         return;
     }
-    rc = bp_workq_submit(ep->q, &job->work);
+    rc = bp_workq_submit(ep->service_q != NULL && owned_by_service(ep, job->oreq.path, job->oreq.path_len)
+                             ? ep->service_q
+                             : ep->q,
+                         &job->work);
     if (rc != BP_OK) {
         static const char busy[] = "{\"error\":\"temporarily_unavailable\",\"error_description\":\"too many "
                                    "OAuth requests in progress\"}";
@@ -422,6 +434,14 @@ bp_oauth_endpoint_start(struct bp_oauth_endpoint *ep, int port, int tls_port)
         .thread_fini = thread_close,
         .arg = ep,
     };
+    struct bp_workq_opts sqo = {
+        .name = "bp-service",
+        .threads = SERVICE_THREADS,
+        .max_queued = (size_t)SERVICE_THREADS * SERVICE_QUEUE_PER_THREAD,
+        .thread_init = thread_open,
+        .thread_fini = thread_close,
+        .arg = ep,
+    };
     bp_err rc;
 
     /* The issuer is by default the address we actually listen on, known only once bound: the
@@ -450,6 +470,15 @@ bp_oauth_endpoint_start(struct bp_oauth_endpoint *ep, int port, int tls_port)
     if (rc != BP_OK) {
         BP_ERROR("cannot start the OAuth password threads", BP_LSTR("error", bp_err_str(rc)));
         ep->password_q = NULL;
+        return rc;
+    }
+    if (ep->service.handle != NULL) {
+        rc = bp_workq_new(&sqo, &ep->service_q);
+        if (rc != BP_OK) {
+            BP_ERROR("cannot start the service threads", BP_LSTR("group", ep->service.group),
+                     BP_LSTR("error", bp_err_str(rc)));
+            ep->service_q = NULL;
+        }
     }
     return rc;
 }
@@ -460,6 +489,7 @@ bp_oauth_endpoint_stop(struct bp_oauth_endpoint *ep)
     if (ep != NULL) {
         bp_workq_stop(ep->q);
         bp_workq_stop(ep->password_q);
+        bp_workq_stop(ep->service_q);
     }
 }
 
@@ -471,6 +501,7 @@ bp_oauth_endpoint_free(struct bp_oauth_endpoint *ep)
     }
     bp_workq_free(ep->q);
     bp_workq_free(ep->password_q);
+    bp_workq_free(ep->service_q);
     bp_free(ep->issuer);
     bp_free(ep);
 }

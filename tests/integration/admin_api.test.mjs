@@ -6,6 +6,7 @@ import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import https from 'node:https';
+import net from 'node:net';
 import path from 'node:path';
 import { after, before, test } from 'node:test';
 
@@ -512,6 +513,56 @@ test('instances: a CA file to verify Core with, set and cleared through the API 
     }
 });
 
+test('the admin API has threads of its own: slow calls never hold /oauth/token, and a full queue answers 429 in Core\'s shape', async () => {
+    // A "Core" that accepts connections and never answers: each check holds an admin thread.
+    const held = new Set();
+    const silent = net.createServer((sock) => {
+        held.add(sock);
+        sock.on('error', () => {});
+    });
+    await new Promise((r) => silent.listen(0, '127.0.0.1', r));
+    const inst = (await api('POST', '/instances', {
+        token: w.adminToken, body: { name: 'silent', url: `http://127.0.0.1:${silent.address().port}`, secret_key: 's' },
+    })).json;
+    const cl = await api('POST', '/clients', { token: w.adminToken, body: { name: 'while-busy', scopes: ['proxy:read'] } });
+    let settled = 0;
+    const checks = [];
+    try {
+        for (let i = 0; i < 40; i++) {
+            checks.push(api('POST', `/instances/${inst.id}/check`, { token: w.adminToken }).then((r) => {
+                settled++;
+                return r;
+            }));
+        }
+        await waitFor(() => held.size >= 2, { timeoutMs: 10000, what: 'both admin threads checking the silent Core' });
+        // 2 running + 32 waiting (fewer running when the calls arrive before a thread takes one):
+        // the rest are refused at once, in Core's error shape.
+        const { value: refused } = await waitFor(async () => {
+            const done = (await Promise.all(checks.map((p) => Promise.race([p, Promise.resolve(null)])))).filter(Boolean);
+            return done.length >= 6 ? done : null;
+        }, { timeoutMs: 10000, what: 'the calls beyond the queue answered' });
+        for (const r of refused) {
+            assertError(r, 429, 'GEN_RATE_LIMITED');
+            assert.equal(r.headers['retry-after'], '1');
+        }
+        const t = await token(w.proxy.port, { id: cl.json.id, secret: cl.json.client_secret }, { grant_type: 'client_credentials' });
+        assert.equal(t.status, 200, t.text);
+        assert.equal(held.size, 2, 'the checks still hold both admin threads');
+        assert.equal(settled, refused.length, 'no check had finished when the token was issued');
+    } finally {
+        for (const sock of held) {
+            sock.destroy();
+        }
+        silent.close();
+    }
+    const results = await Promise.all(checks);
+    const busy = results.filter((r) => r.status === 429).length;
+    assert.ok(busy >= 6 && busy <= 8, `${busy} refused: 40 calls, 2 running, 32 waiting`);
+    assert.equal(results.filter((r) => r.status === 200 && r.json.healthy === false).length, 40 - busy,
+        'every call taken ends, as a failed check');
+    assert.equal((await api('DELETE', `/instances/${inst.id}`, { token: w.adminToken })).status, 204);
+});
+
 test('operators through the API (admins only): create, role, password, disable, tokens; nobody can lock themselves out', async () => {
     const r = await api('POST', '/operators', { token: w.adminToken, body: { name: 'erin', password: 'erin password 1', role: 'auditor' } });
     assert.equal(r.status, 201, r.text);
@@ -530,13 +581,19 @@ test('operators through the API (admins only): create, role, password, disable, 
     const role = await api('POST', `/operators/${r.json.id}/role`, { token: w.adminToken, body: { role: 'admin' } });
     assert.equal(role.json.role, 'admin');
 
-    const t = await api('POST', `/operators/${r.json.id}/tokens`, { token: w.adminToken, body: { name: 'erin-ci', expires_in: '7d' } });
+    // A token acts as its operator: only they make one (records made with it name them).
+    const forErin = await api('POST', `/operators/${r.json.id}/tokens`, { token: w.adminToken, body: { name: 'erin-ci', expires_in: '7d' } });
+    assertError(forErin, 403, 'AUTH_INSUFFICIENT_PERMISSIONS');
+    assert.match(forErin.json.error, /only they can make one/);
+    const erin = await signIn('erin', 'erin password 2');
+    assert.equal(erin.r.status, 200);
+    const t = await api('POST', `/operators/${r.json.id}/tokens`, { session: erin, body: { name: 'erin-ci', expires_in: '7d' } });
     assert.equal(t.status, 201, t.text);
     assert.match(t.json.token, /^blnk_ad_[0-9a-f]{64}$/);
     assert.equal((await api('GET', '/operators', { token: t.json.token })).status, 200, 'the token acts as erin (admin)');
     const listed = await api('GET', `/operators/${r.json.id}/tokens`, { token: w.adminToken });
     assert.deepEqual(listed.json.tokens.map((x) => [x.id, x.status, x.token]), [[t.json.id, 'active', undefined]]);
-    assertError(await api('POST', `/operators/${r.json.id}/tokens`, { token: w.adminToken, body: { name: 'x', expires_in: '400d' } }), 400,
+    assertError(await api('POST', `/operators/${r.json.id}/tokens`, { session: erin, body: { name: 'x', expires_in: '400d' } }), 400,
         'GEN_MALFORMED_REQUEST');
 
     assertError(await api('POST', `/operators/${r.json.id}/disable`, { token: t.json.token }), 409, 'GEN_CONFLICT');
@@ -551,7 +608,7 @@ test('operators through the API (admins only): create, role, password, disable, 
     assertError(await api('POST', `/operators/${w.admin.id}/tokens/${t.json.id}/revoke`, { token: w.adminToken }), 404, 'GEN_NOT_FOUND');
     const acts = adminRecords().filter((x) => x.resource_id === r.json.id && x.actor_type === 'operator').map((x) => x.action).sort();
     assert.deepEqual(acts, ['Operator created', 'Operator disabled', 'Operator enabled', 'Operator password changed', 'Operator role changed',
-        'Operator signed in']);
+        'Operator signed in', 'Operator signed in']);
     for (const m of ['POST', 'GET']) {
         assertError(await api(m, '/operators', { token: w.auditorToken, body: m === 'POST' ? { name: 'z', password: 'zzzzzzzzzz' } : undefined }), 403,
             'AUTH_INSUFFICIENT_PERMISSIONS');

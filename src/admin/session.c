@@ -273,6 +273,10 @@ sign_in(struct bp_admin_call *c)
         bp_oauth_add_header(c->out, "Retry-After", "900");
         return;
     }
+    if (rc != BP_OK && rc != BP_ERR_AUTH_INVALID_KEY) {
+        bp_admin__store_error(c, rc, "operator");
+        return;
+    }
     if (rc != BP_OK) {
         bp_admin__error(c, 401, "AUTH_INVALID_CREDENTIALS", "invalid name or password");
         return;

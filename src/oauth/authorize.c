@@ -379,6 +379,10 @@ handle_login(struct bp_oauth *o, const struct bp_oauth_request *req, struct auth
         bp_oauth_add_header(out, "Retry-After", "900");
         return;
     }
+    if (rc != BP_OK && rc != BP_ERR_AUTH_INVALID_KEY) {
+        bp_oauth__page_error(out, 503, "Try again", "The service is temporarily unavailable.");
+        return;
+    }
     /* An auditor reads; approving an app grants access, which is a change. */
     if (rc == BP_OK && !bp_oauth_may_approve(op.role)) {
         bp_operator_rec_cleanup(&op);

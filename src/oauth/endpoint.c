@@ -37,6 +37,7 @@
 #include "http/parser.h"
 #include "lib/alloc.h"
 #include "lib/bug.h"
+#include "lib/secret.h"
 #include "lib/str.h"
 #include "oauth/oauth.h"
 
@@ -75,6 +76,7 @@ struct job {
     atomic_bool orphaned;         /* read by the thread: skip an orphan not yet begun */
     struct bp_oauth_request oreq; /* views of copy */
     struct bp_oauth_response resp;
+    size_t copy_len;
     char copy[]; /* method, path, query, headers, body and peer */
 };
 
@@ -152,6 +154,9 @@ static void
 job_free(struct job *job)
 {
     bp_oauth_response_cleanup(&job->resp);
+    /* The copy holds passwords, client secrets and credentials (a sign-in's body, a Basic or
+     * Bearer header, a session cookie): not left in freed memory. */
+    bp_wipe(job->copy, job->copy_len);
     bp_free(job);
 }
 
@@ -223,6 +228,7 @@ job_new(struct bp_oauth_endpoint *ep, struct bp_http_req *req)
            (csrf != NULL ? csrf->value_len : 0) + (authz != NULL ? authz->value_len : 0) +
            (ctype != NULL ? ctype->value_len : 0) + (cookie != NULL ? cookie->value_len : 0);
     job = bp_calloc(1, sizeof(*job) + need);
+    job->copy_len = need;
     at = job->copy;
     job->ep = ep;
     job->req = req;

@@ -196,6 +196,8 @@ bool bp_oauth__throttle_blocked(const char *name, const char *peer, int64_t now_
  * before the password is verified. False when either is blocked, or when no slot can be had
  * because the table is full of blocking entries: refuse the sign-in then. */
 bool bp_oauth__throttle_reserve(const char *name, const char *peer, int64_t now_ms);
+/* An attempt that verified nothing (the store did not answer): both reservations given back. */
+void bp_oauth__throttle_unreserve(const char *name, const char *peer, int64_t now_ms);
 /* After a successful sign-in: forgets the failures of name and gives peer's reservation back. */
 void bp_oauth__throttle_success(const char *name, const char *peer, int64_t now_ms);
 /* Counts the creation of one anonymous authorize-page session for peer. False (and the seconds

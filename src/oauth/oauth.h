@@ -140,7 +140,8 @@ struct bp_store *bp_oauth_store(struct bp_oauth *o);
 /* An operator's sign-in, as the authorize page does it (also the admin API's): the attempt is
  * counted against name and peer first (BP_ERR_LIMIT: too many failures; refuse without
  * verifying), then one Argon2id verification runs whether or not the name exists. BP_OK with
- * *out filled (an enabled operator whose password matched), else BP_ERR_AUTH_INVALID_KEY. */
+ * *out filled (an enabled operator whose password matched), else BP_ERR_AUTH_INVALID_KEY; or the
+ * store's error when it could not be read (nothing verified, and the attempt not counted). */
 bp_err bp_oauth_signin(struct bp_oauth *o, const char *name, const char *password, const char *peer,
                        struct bp_operator_rec *out);
 /* The value of the cookie named name in a Cookie header when it is exactly 64 lowercase hex

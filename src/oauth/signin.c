@@ -26,6 +26,7 @@ bp_oauth_signin(struct bp_oauth *o, const char *name, const char *password, cons
                 struct bp_operator_rec *out)
 {
     int64_t now_ms = bp_clock_mono_ms();
+    bp_err rc;
     bool found;
     bool ok;
 
@@ -35,7 +36,14 @@ bp_oauth_signin(struct bp_oauth *o, const char *name, const char *password, cons
         BP_WARN("oauth: sign-in throttled", BP_LSTR("peer", peer));
         return BP_ERR_LIMIT;
     }
-    found = bp_store_operator_get_by_name(o->store, name, out) == BP_OK;
+    rc = bp_store_operator_get_by_name(o->store, name, out);
+    if (rc != BP_OK && rc != BP_ERR_NOT_FOUND) {
+        /* Nothing was verified, so nothing counts against the name: an outage must not lock
+         * everyone out once it ends. The answer (503) tells nothing about names either. */
+        bp_oauth__throttle_unreserve(name, peer, now_ms);
+        return rc;
+    }
+    found = rc == BP_OK;
     ok = bp_password_verify(found ? out->password_hash : o->dummy_hash, password, strlen(password)) == BP_OK;
     if (!found || !ok || out->disabled) {
         if (found) {

@@ -239,6 +239,28 @@ bp_oauth__throttle_success(const char *name, const char *peer, int64_t now_ms)
     pthread_mutex_unlock(&mu);
 }
 
+void
+bp_oauth__throttle_unreserve(const char *name, const char *peer, int64_t now_ms)
+{
+    const char *who[2] = {name, peer};
+    const char kind[2] = {'n', 'p'};
+    unsigned char key[16];
+    struct slot *s;
+
+    pthread_mutex_lock(&mu);
+    for (size_t i = 0; i < 2; i++) {
+        if (who[i] == NULL) {
+            continue;
+        }
+        make_key(kind[i], who[i], key);
+        s = find(&signin, key, now_ms);
+        if (s != NULL && s->count > 0) {
+            s->count--;
+        }
+    }
+    pthread_mutex_unlock(&mu);
+}
+
 bool
 bp_oauth__session_rate_take(const char *peer, int64_t now_ms, int64_t *out_retry_after_s)
 {

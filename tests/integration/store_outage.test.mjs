@@ -201,3 +201,40 @@ describe('the database goes away while serving, under write load', { skip: SKIP 
         }
     });
 });
+
+describe('an operator signs in to the admin API while the database is down', { skip: SKIP }, () => {
+    let proxy;
+    after(async () => {
+        await proxy?.stop();
+    });
+
+    test('503 to say so, not a failed sign-in: the attempts do not count towards the lockout', async () => {
+        const pg = startOwnPg();
+        const db = pg.createDb();
+        assert.equal(cli(['db', 'migrate'], { db }).code, 0);
+        const op = cli(['operator', 'create', '--name', 'olga', '--password-env', 'PW', '--role', 'admin'],
+            { db, env: { PW: 'olga password 1' } });
+        assert.equal(op.code, 0, op.stderr);
+        proxy = await startProxy({ db });
+        const signIn = () => req(proxy.port, 'POST', '/admin/api/session',
+            { headers: JSONH, body: { name: 'olga', password: 'olga password 1' }, agent: false });
+        assert.equal((await signIn()).status, 200);
+
+        pg.down();
+        // More attempts than the 5 failures that lock a name out.
+        for (let i = 0; i < 7; i++) {
+            const r = await signIn();
+            assertError(r, 503, 'GEN_UNAVAILABLE');
+            assert.equal(r.headers['retry-after'], '1');
+        }
+        pg.up();
+        const statuses = [];
+        await waitFor(async () => {
+            const r = await signIn();
+            statuses.push(r.status);
+            return r.status === 200;
+        }, { timeoutMs: 15000, intervalMs: 200, what: 'signed in once the database is back' });
+        assert.ok(!statuses.includes(429), `never locked out: ${statuses.join(' ')}`);
+        assert.ok(!statuses.includes(401), `never a wrong password: ${statuses.join(' ')}`);
+    });
+});

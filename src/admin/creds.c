@@ -590,7 +590,10 @@ key_rotate(struct bp_admin_call *c, const char *id)
         rc = bp_admin__record(c, "Key rotated", old.id, operation);
     }
     rc = bp_admin__finish_op(c, rc, "Key created", rec.id, operation);
-    if (rc != BP_OK) {
+    if (rc == BP_ERR_EXISTS) {
+        bp_admin__error(c, 409, "GEN_CONFLICT",
+                        "this key was rotated meanwhile: rotate the key that replaced it");
+    } else if (rc != BP_OK) {
         bp_admin__store_error(c, rc, "key");
     } else {
         rec.replaces = bp_strdup(old.id);

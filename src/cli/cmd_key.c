@@ -324,7 +324,8 @@ key_rotate(struct bp_cli_ctx *ctx, int argc, char **argv, int op)
         goto done;
     }
     if (old.replaced_by != NULL) {
-        bp_cli__error("key %s was rotated already (replaced by %s): rotate that one", old.id, old.replaced_by);
+        bp_cli__error("key %s was rotated already (replaced by %s): rotate that one", old.id,
+                      old.replaced_by);
         rc = BP_CLI_EXIT_FAIL;
         goto done;
     }
@@ -350,6 +351,14 @@ key_rotate(struct bp_cli_ctx *ctx, int argc, char **argv, int op)
         err = bp_audit_admin_op(s, "Key rotated", old.id, NULL, operation);
     }
     err = bp_cli__finish_audited_op(s, err, "Key created", rec.id, NULL, operation);
+    if (err == BP_ERR_EXISTS) {
+        bp_wipe(key, sizeof(key));
+        bp_cli__error("cannot rotate the key: it was rotated meanwhile (see `blnkproxy key show %s`); rotate "
+                      "the key that replaced it",
+                      old.id);
+        rc = BP_CLI_EXIT_FAIL;
+        goto done;
+    }
     if (err != BP_OK) {
         bp_wipe(key, sizeof(key));
         bp_cli__error("cannot rotate the key: %s", bp_store_last_error(s));
@@ -374,35 +383,46 @@ done:
 /* ---- the family as data: parsed by bp_cli__parse, shown by help, man page and completion ---- */
 
 static const struct bp_cli_opt rotate_opts[RF_COUNT] = {
-    [RF_GRACE] = {"--grace", "DURATION", .help = "how long the old key keeps working: <n>s, <n>m, <n>h, <n>d "
-                                         "(default 24h; 0s stops it at once)",
+    [RF_GRACE] = {"--grace", "DURATION",
+                  .help = "how long the old key keeps working: <n>s, <n>m, <n>h, <n>d "
+                          "(default 24h; 0s stops it at once)",
                   .complete = "1h 24h 7d"},
 };
 
 static const struct bp_cli_opt create_opts[CF_COUNT] = {
-    [CF_NAME] = {"--name", "NAME", .help = "a name for the key: 1..100 printable ASCII characters", .required = true},
-    [CF_SCOPES] = {"--scopes", "S1,S2", .help = "what the key may do: *, proxy:read, proxy:write (comma-separated)",
+    [CF_NAME] = {"--name", "NAME", .help = "a name for the key: 1..100 printable ASCII characters",
+                 .required = true},
+    [CF_SCOPES] = {"--scopes", "S1,S2",
+                   .help = "what the key may do: *, proxy:read, proxy:write (comma-separated)",
                    .required = true, .complete = "proxy:read proxy:write proxy:read,proxy:write"},
-    [CF_EXPIRES_IN] = {"--expires-in", "DURATION", .help = "expiry, counted from now: <n>s, <n>m, <n>h, <n>d, or never "
-                                                   "(the default)",
+    [CF_EXPIRES_IN] = {"--expires-in", "DURATION",
+                       .help = "expiry, counted from now: <n>s, <n>m, <n>h, <n>d, or never "
+                               "(the default)",
                        .complete = "never 1h 1d 7d 30d 90d"},
-    [CF_INSTANCES] = {"--instances", "ID1,ID2", .help = "restrict the key to these instances (default: every one)"},
-    [CF_ALLOW_FROM] = {"--allow-from", "CIDR,...", .help = "accept the key only from these addresses or networks "
-                                                   "(default: any)"},
-    [CF_RATE] = {"--rate", "RATE", .help = "its request rate, like 100/s or 6000/m; 0: none (default: the "
-                                           "server's rate_limit.default)",
+    [CF_INSTANCES] = {"--instances", "ID1,ID2",
+                      .help = "restrict the key to these instances (default: every one)"},
+    [CF_ALLOW_FROM] = {"--allow-from", "CIDR,...",
+                       .help = "accept the key only from these addresses or networks "
+                               "(default: any)"},
+    [CF_RATE] = {"--rate", "RATE",
+                 .help = "its request rate, like 100/s or 6000/m; 0: none (default: the "
+                         "server's rate_limit.default)",
                  .complete = "default 0 10/s 100/s 6000/m"},
-    [CF_BURST] = {"--burst", "N", .help = "requests it may make at once (with --rate; default: the rate's count)"},
+    [CF_BURST] = {"--burst", "N",
+                  .help = "requests it may make at once (with --rate; default: the rate's count)"},
 };
 
 static const struct bp_cli_opt update_opts[BP_CLI_UF_COUNT] = {
-    [BP_CLI_UF_ALLOW_FROM] = {"--allow-from", "CIDR,...", .help = "the addresses or networks the key may be used from, "
-                                                   "or any",
-                       .complete = "any"},
-    [BP_CLI_UF_RATE] = {"--rate", "RATE", .help = "its request rate, like 100/s or 6000/m; 0: none; default: the "
-                                           "server's rate_limit.default",
-                 .complete = "default 0 10/s 100/s 6000/m"},
-    [BP_CLI_UF_BURST] = {"--burst", "N", .help = "requests it may make at once (with --rate; default: the rate's count)"},
+    [BP_CLI_UF_ALLOW_FROM] = {"--allow-from", "CIDR,...",
+                              .help = "the addresses or networks the key may be used from, "
+                                      "or any",
+                              .complete = "any"},
+    [BP_CLI_UF_RATE] = {"--rate", "RATE",
+                        .help = "its request rate, like 100/s or 6000/m; 0: none; default: the "
+                                "server's rate_limit.default",
+                        .complete = "default 0 10/s 100/s 6000/m"},
+    [BP_CLI_UF_BURST] = {"--burst", "N",
+                         .help = "requests it may make at once (with --rate; default: the rate's count)"},
 };
 
 static const struct bp_cli_verb verbs[] = {
@@ -410,16 +430,17 @@ static const struct bp_cli_verb verbs[] = {
      .nopts = BP_ARRAY_LEN(create_opts)},
     {"list", key_list, 0, .help = "list every key (prefixes only, never the keys)"},
     {"show", key_one, KEY_SHOW, .help = "show one key", .args = "ID", .min_args = 1, .max_args = 1},
-    {"revoke", key_one, KEY_REVOKE, .help = "revoke the key: running servers refuse it once the command returns",
-     .args = "ID", .min_args = 1, .max_args = 1},
+    {"revoke", key_one, KEY_REVOKE,
+     .help = "revoke the key: running servers refuse it once the command returns", .args = "ID",
+     .min_args = 1, .max_args = 1},
     {"expire", key_one, KEY_EXPIRE, .help = "set a new expiry", .args = "ID", .min_args = 1, .max_args = 1,
      .opts = bp_cli__expire_opts, .nopts = BP_ARRAY_LEN(bp_cli__expire_opts)},
-    {"update", key_update, 0, .help = "change where the key may be used from, or its rate limit", .args = "ID",
-     .min_args = 1,
-     .max_args = 1, .opts = update_opts, .nopts = BP_ARRAY_LEN(update_opts)},
+    {"update", key_update, 0, .help = "change where the key may be used from, or its rate limit",
+     .args = "ID", .min_args = 1, .max_args = 1, .opts = update_opts, .nopts = BP_ARRAY_LEN(update_opts)},
     {"rotate", key_rotate, 0,
-     .help = "issue a new key with the same name, scopes, instances and limits (printed once); the old one keeps "
-             "working for --grace, then expires",
+     .help =
+         "issue a new key with the same name, scopes, instances and limits (printed once); the old one keeps "
+         "working for --grace, then expires",
      .args = "ID", .min_args = 1, .max_args = 1, .opts = rotate_opts, .nopts = BP_ARRAY_LEN(rotate_opts)},
 };
 

@@ -348,7 +348,10 @@ bp_store_key_rotate(struct bp_store *s, const struct bp_key_rec *fresh, const ch
         err = bp_store_key_set_expiry(s, old_id, old_until);
     }
     if (err == BP_OK) {
+        /* The link is written only where there is none: of two rotations at once, the second
+         * waits for the first's row (PostgreSQL) or transaction (SQLite), then finds it. */
         err = bp_store_key_link(s, old_id, fresh->id);
+        err = err == BP_ERR_NOT_FOUND ? BP_ERR_EXISTS : err;
     }
     return err;
 }

@@ -311,7 +311,7 @@ pg_rollback(struct bp_store *s)
 
 /* ---- migrations, ping, change token ---- */
 
-#define LOCK_MIGRATE_SQL                                                                            \
+#define LOCK_MIGRATE_SQL                                                                                     \
     "SELECT pg_advisory_xact_lock(" STR(BP_PG_LOCK_CLASS) ", " STR(BP_PG_LOCK_MIGRATE) ")"
 
 /* In one transaction under the MIGRATE lock: applies migration `version` (1-based) unless the
@@ -466,8 +466,8 @@ pg_instance_insert(struct bp_store *s, const struct bp_instance_rec *rec)
     struct bp_pg_params p = {0};
 
     bind_instance(&p, rec);
-    return bp_pg__run(bp_pg__of(s), "INSERT INTO instances (" INSTANCE_COLS ") VALUES ($1,$2,$3,$4,$5,$6,$7,$8)",
-                      &p, NULL);
+    return bp_pg__run(bp_pg__of(s),
+                      "INSERT INTO instances (" INSTANCE_COLS ") VALUES ($1,$2,$3,$4,$5,$6,$7,$8)", &p, NULL);
 }
 
 static bp_err
@@ -506,8 +506,9 @@ pg_instance_list(struct bp_store *s, struct bp_instance_rec **out, size_t *out_n
 {
     void *recs = NULL;
     /* COLLATE "C": ids compare bytewise, as on SQLite, whatever the database's collation. */
-    bp_err err = bp_pg__collect(bp_pg__of(s), "SELECT " INSTANCE_COLS " FROM instances ORDER BY created_at, id COLLATE \"C\"",
-                                NULL, sizeof(struct bp_instance_rec), read_instance, &recs, out_n);
+    bp_err err = bp_pg__collect(
+        bp_pg__of(s), "SELECT " INSTANCE_COLS " FROM instances ORDER BY created_at, id COLLATE \"C\"", NULL,
+        sizeof(struct bp_instance_rec), read_instance, &recs, out_n);
 
     if (err == BP_OK) {
         *out = recs;
@@ -517,8 +518,8 @@ pg_instance_list(struct bp_store *s, struct bp_instance_rec **out, size_t *out_n
 
 /* ---- API keys ---- */
 
-#define KEY_COLS                                                                                    \
-    "id, name, prefix, digest, scopes, instances, created_at, expires_at, last_used_at, revoked,"   \
+#define KEY_COLS                                                                                             \
+    "id, name, prefix, digest, scopes, instances, created_at, expires_at, last_used_at, revoked,"            \
     " revoked_at, allow_from, rate_limit, rate_burst"
 
 static void
@@ -546,8 +547,8 @@ read_key(const PGresult *res, int row, void *vout)
 /* The key walk reads rows in binary format: no hex digests or decimal numbers to print on the
  * server and parse here, a third of a million-key load's time (issue 9). Binary values are only
  * as good as their types, so each batch's column types are checked first. */
-static const Oid key_col_types[] = {OID_TEXT, OID_TEXT,  OID_TEXT,  OID_BYTEA, OID_TEXT, OID_TEXT,
-                                    OID_INT8, OID_INT8,  OID_INT8,  OID_BOOL,  OID_INT8, OID_TEXT, OID_TEXT, OID_INT8};
+static const Oid key_col_types[] = {OID_TEXT, OID_TEXT, OID_TEXT, OID_BYTEA, OID_TEXT, OID_TEXT, OID_INT8,
+                                    OID_INT8, OID_INT8, OID_BOOL, OID_INT8,  OID_TEXT, OID_TEXT, OID_INT8};
 
 static bool
 key_batch_is_binary(const PGresult *res)
@@ -616,7 +617,8 @@ borrow_key(const PGresult *res, int row, struct bp_key_rec *out)
 
 /* Puts one batch's rows through fn. */
 static bp_err
-walk_batch(struct pg_store *st, const PGresult *res, bp_err (*fn)(const struct bp_key_rec *k, void *arg), void *arg)
+walk_batch(struct pg_store *st, const PGresult *res, bp_err (*fn)(const struct bp_key_rec *k, void *arg),
+           void *arg)
 {
     struct bp_key_rec rec;
     bp_err err = BP_OK;
@@ -706,7 +708,8 @@ pg_key_insert(struct bp_store *s, const struct bp_key_rec *rec)
     bp_pg__p_text(&p, rec->rate_limit);
     bp_pg__p_int(&p, rec->rate_burst);
     return bp_pg__run(bp_pg__of(s),
-                      "INSERT INTO api_keys (" KEY_COLS ") VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14)",
+                      "INSERT INTO api_keys (" KEY_COLS
+                      ") VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14)",
                       &p, NULL);
 }
 
@@ -723,7 +726,8 @@ static bp_err
 pg_key_list(struct bp_store *s, struct bp_key_rec **out, size_t *out_n)
 {
     void *recs = NULL;
-    bp_err err = bp_pg__collect(bp_pg__of(s), "SELECT " KEY_COLS " FROM api_keys ORDER BY created_at, id COLLATE \"C\"",
+    bp_err err = bp_pg__collect(bp_pg__of(s),
+                                "SELECT " KEY_COLS " FROM api_keys ORDER BY created_at, id COLLATE \"C\"",
                                 NULL, sizeof(struct bp_key_rec), read_key, &recs, out_n);
 
     if (err == BP_OK) {
@@ -742,8 +746,8 @@ pg_key_revoke(struct bp_store *s, const char *id, int64_t now)
     bp_pg__p_int(&p, now);
     bp_pg__p_text(&p, id);
     /* The first revocation time is the one on record. */
-    err = bp_pg__change_one(st, "UPDATE api_keys SET revoked = TRUE, revoked_at = $1 WHERE id = $2 AND NOT revoked",
-                            &p);
+    err = bp_pg__change_one(
+        st, "UPDATE api_keys SET revoked = TRUE, revoked_at = $1 WHERE id = $2 AND NOT revoked", &p);
     if (err == BP_ERR_NOT_FOUND) {
         err = bp_pg__row_exists(st, "SELECT 1 FROM api_keys WHERE id = $1", id);
     }
@@ -768,7 +772,8 @@ pg_key_set_rate(struct bp_store *s, const char *id, const char *rate_limit, int6
     bp_pg__p_text(&p, rate_limit);
     bp_pg__p_int(&p, burst);
     bp_pg__p_text(&p, id);
-    return bp_pg__change_one(bp_pg__of(s), "UPDATE api_keys SET rate_limit = $1, rate_burst = $2 WHERE id = $3", &p);
+    return bp_pg__change_one(bp_pg__of(s),
+                             "UPDATE api_keys SET rate_limit = $1, rate_burst = $2 WHERE id = $3", &p);
 }
 
 static bp_err
@@ -789,7 +794,8 @@ pg_key_link(struct bp_store *s, const char *old_id, const char *new_id)
 
     bp_pg__p_text(&p, new_id);
     bp_pg__p_text(&p, old_id);
-    err = bp_pg__change_one(bp_pg__of(s), "UPDATE api_keys SET replaced_by = $1 WHERE id = $2", &p);
+    err = bp_pg__change_one(bp_pg__of(s),
+                            "UPDATE api_keys SET replaced_by = $1 WHERE id = $2 AND replaced_by IS NULL", &p);
     if (err != BP_OK) {
         return err;
     }
@@ -821,7 +827,8 @@ pg_key_links(struct bp_store *s, const char *id, char **out_replaces, char **out
     bp_err err;
 
     bp_pg__p_text(&p, id);
-    err = bp_pg__get_one(bp_pg__of(s), "SELECT replaces, replaced_by FROM api_keys WHERE id = $1", &p, read_links, &l);
+    err = bp_pg__get_one(bp_pg__of(s), "SELECT replaces, replaced_by FROM api_keys WHERE id = $1", &p,
+                         read_links, &l);
     *out_replaces = l.replaces;
     *out_replaced_by = l.replaced_by;
     return err;
@@ -845,11 +852,11 @@ array_elem(char *out, size_t *off, const char *s)
  * are locked in id order first (SELECT … ORDER BY … FOR NO KEY UPDATE), so two servers flushing
  * overlapping batches wait for each other instead of deadlocking. Only last_used_at is set: the
  * change triggers ignore it, so a flush is never a change. */
-#define TOUCH_SQL                                                                                     \
-    "WITH v AS (SELECT id, MAX(at) AS at FROM unnest($1::text[], $2::int8[]) AS u(id, at) GROUP BY id),"  \
-    " l AS (SELECT k.id FROM api_keys k JOIN v ON v.id = k.id WHERE k.last_used_at < v.at"                \
-    "       ORDER BY k.id COLLATE \"C\" FOR NO KEY UPDATE OF k)"                                           \
-    " UPDATE api_keys k SET last_used_at = GREATEST(k.last_used_at, v.at) FROM v, l"                      \
+#define TOUCH_SQL                                                                                            \
+    "WITH v AS (SELECT id, MAX(at) AS at FROM unnest($1::text[], $2::int8[]) AS u(id, at) GROUP BY id),"     \
+    " l AS (SELECT k.id FROM api_keys k JOIN v ON v.id = k.id WHERE k.last_used_at < v.at"                   \
+    "       ORDER BY k.id COLLATE \"C\" FOR NO KEY UPDATE OF k)"                                             \
+    " UPDATE api_keys k SET last_used_at = GREATEST(k.last_used_at, v.at) FROM v, l"                         \
     " WHERE k.id = l.id AND v.id = l.id"
 
 static bp_err

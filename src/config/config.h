@@ -65,6 +65,7 @@ struct bp_config {
     int64_t oauth_session_ttl_ms;       /* "oauth.session_ttl": authorize-page sign-in, default 30m */
     char *oauth_issuer;                 /* "oauth.issuer": public base URL; NULL = http://<listen> */
     int oauth_threads;                  /* "oauth.threads": threads serving the OAuth endpoints, default 2 */
+    bool admin_enabled;                 /* "admin.enabled": the admin API and console, default true */
     int oauth_password_threads;         /* "oauth.password_threads": threads that verify sign-in
                                            passwords (the authorize page's POSTs), default 1 */
     int oauth_max_tokens_per_client;    /* "oauth.max_tokens_per_client": live access tokens a client may

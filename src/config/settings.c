@@ -136,6 +136,11 @@ const struct bp_setting bp_config__settings[] = {
     {"oauth.max_tokens_per_client", "BLNKPROXY_OAUTH_MAX_TOKENS_PER_CLIENT", "--oauth-max-tokens-per-client",
      BP_SETTING_INT, 1, 100000, "100", FIELD(oauth_max_tokens_per_client), 0,
      "live access tokens one client may hold; issuing another revokes its oldest", RESTART, NULL},
+    {"admin.enabled", "BLNKPROXY_ADMIN_ENABLED", "--admin-enabled", BP_SETTING_BOOL, 0, 1, "true",
+     FIELD(admin_enabled), 0,
+     "serve the admin API (/admin/api/) and the console (/admin/) on this node's listeners; false: both "
+     "answer 404, and no admin threads run",
+     RESTART, NULL},
     {"audit.writes", "BLNKPROXY_AUDIT_WRITES", "--audit-writes", BP_SETTING_AUDIT_MODE, 0, 0, "sync",
      FIELD(audit_writes), 0, "audit of write requests: sync (committed before the response), async or off",
      LIVE, NULL},

@@ -203,8 +203,9 @@ bp_serve__audit_start(struct bp_serve *sv, const struct bp_config *cfg)
 
 /* The route table and the finish hooks (issue 10): which handler answers which paths, and what
  * runs once each request is finished. Rows are tried in order; the operational handler is the
- * catch-all (and answers 404 in Core's error shape for what it does not serve). */
-static void
+ * catch-all (and answers 404 in Core's error shape for what it does not serve, /admin/… too
+ * when admin.enabled is false). Returns the number of routes. */
+static size_t
 fill_table(struct bp_serve *sv)
 {
     const struct bp_http_handler *proxy = bp_proxy_handler(sv->proxy);
@@ -232,8 +233,15 @@ fill_table(struct bp_serve *sv)
         *bp_proxy_audit_hook(sv->proxy),
     };
 
-    memcpy(sv->routes, routes, sizeof(routes));
+    size_t n = 0;
+
+    for (size_t i = 0; i < BP_SERVE_ROUTES; i++) {
+        if (sv->cfg.admin_enabled || strncmp(routes[i].path, "/admin", 6) != 0) {
+            sv->routes[n++] = routes[i];
+        }
+    }
     memcpy(sv->hooks, hooks, sizeof(hooks));
+    return n;
 }
 
 /* node_name, or "<hostname>:<port>" once the port is known (0 = not yet). */
@@ -329,6 +337,7 @@ start(struct bp_serve *sv, struct bp_store **store, struct bp_watch **watch, str
     int version = 0;
     int64_t token = 0;
     struct bp_server_spec spec;
+    size_t n_routes_builtin;
     bool loaded = false;
     char err[1024] = "";
 
@@ -396,13 +405,15 @@ start(struct bp_serve *sv, struct bp_store **store, struct bp_watch **watch, str
     bp_oauth_endpoint_new(&(struct bp_oauth_endpoint_opts){.cfg = &sv->cfg,
                                                            .tables_sync = sync_tables,
                                                            .tables_sync_arg = sv,
-                                                           .service = bp_admin_service(sv->admin)},
+                                                           .service = sv->cfg.admin_enabled
+                                                                          ? bp_admin_service(sv->admin)
+                                                                          : NULL},
                           &sv->oauth);
-    fill_table(sv);
+    n_routes_builtin = fill_table(sv);
     spec = (struct bp_server_spec){
         .cfg = &sv->cfg,
         .routes = sv->routes,
-        .n_routes = BP_SERVE_ROUTES,
+        .n_routes = n_routes_builtin,
         .hooks = sv->hooks,
         .n_hooks = BP_SERVE_HOOKS,
         .app = bp_proxy_conf_new(*routes, n_routes, NULL, sv->audit),

@@ -848,3 +848,23 @@ test('sign-in is throttled like the authorize page: after 5 failures, 429 with R
     assert.equal(r.headers['retry-after'], '900');
     assert.equal(r.headers['set-cookie'], undefined);
 });
+
+test('admin.enabled false: the admin API and the console answer 404 in Core\'s shape; the proxy and OAuth are unchanged', async () => {
+    const off = await startProxy({ db: w.db, args: ['--admin-enabled', 'false'] });
+    try {
+        for (const p of ['/admin/api/keys', '/admin/api/session', '/admin/', '/admin', '/admin/console.js']) {
+            const r = await req(off.port, 'GET', p, { headers: bearer(w.adminToken), agent: false });
+            assertError(r, 404, 'GEN_NOT_FOUND');
+        }
+        const signin = await req(off.port, 'POST', '/admin/api/session',
+            { headers: { 'content-type': 'application/json' }, body: { name: 'alice', password: PASSWORD }, agent: false });
+        assert.equal(signin.status, 404);
+        assert.equal(signin.headers['set-cookie'], undefined);
+        const key = (await api('POST', '/keys', { token: w.adminToken, body: { name: 'off-node', scopes: ['proxy:read'] } })).json;
+        await waitFor(async () => (await req(off.port, 'GET', `/proxy/ledgers?instance_id=${w.inst.id}`,
+            { headers: bearer(key.key), agent: false })).status === 200, { timeoutMs: 10000, what: 'the key on the other node' });
+        assert.equal((await req(off.port, 'GET', '/.well-known/oauth-authorization-server', { agent: false })).status, 200);
+    } finally {
+        await off.stop();
+    }
+});

@@ -222,6 +222,7 @@ test_table_naming_rules(void **state)
         "oauth.password_threads",
         "oauth.max_tokens_per_client",
         "audit.writes",
+        "admin.enabled",
         "audit.reads",
         "audit.queue_size",
         "audit.refusal_window",

@@ -39,8 +39,7 @@ token_json(const struct bp_admin_token_rec *t, int64_t now)
 static bool
 role_ok(const char *role)
 {
-    return role != NULL &&
-           (strcmp(role, "admin") == 0 || strcmp(role, "auditor") == 0 || strcmp(role, "approver") == 0);
+    return bp_oauth_role_parse(role) != BP_OAUTH_ROLE_UNKNOWN;
 }
 
 /* The body's "password", hashed; false after answering 400. */

@@ -35,16 +35,18 @@ csrf_for(const char *session_id, char out[65])
     bp_wipe(text, sizeof(text));
 }
 
+/* What the role may do here: an approver, like an unknown role, nothing. */
 static enum bp_admin_role
 role_of(const char *role)
 {
-    if (role != NULL && strcmp(role, "admin") == 0) {
+    switch (bp_oauth_role_parse(role)) {
+    case BP_OAUTH_ROLE_ADMIN:
         return ROLE_ADMIN;
-    }
-    if (role != NULL && strcmp(role, "auditor") == 0) {
+    case BP_OAUTH_ROLE_AUDITOR:
         return ROLE_AUDITOR;
+    default:
+        return ROLE_NONE;
     }
-    return ROLE_NONE;
 }
 
 static void

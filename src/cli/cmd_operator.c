@@ -145,7 +145,7 @@ enum { OF_NAME, OF_PASSWORD_FILE, OF_PASSWORD_ENV, OF_ROLE, OF_COUNT };
 static bool
 role_is_valid(const char *role)
 {
-    return strcmp(role, "admin") == 0 || strcmp(role, "auditor") == 0 || strcmp(role, "approver") == 0;
+    return bp_oauth_role_parse(role) != BP_OAUTH_ROLE_UNKNOWN;
 }
 
 static int

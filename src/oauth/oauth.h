@@ -147,6 +147,16 @@ bp_err bp_oauth_signin(struct bp_oauth *o, const char *name, const char *passwor
 /* The value of the cookie named name in a Cookie header when it is exactly 64 lowercase hex
  * digits (a session id): true and a NUL-terminated copy in out. The first well-formed one wins. */
 bool bp_oauth_cookie_hex64(const char *cookie, size_t len, const char *name, char out[65]);
+/* An operator's role (issue 13): admin (everything), auditor (reads the admin API), approver
+ * (the authorize page only). */
+enum bp_oauth_role {
+    BP_OAUTH_ROLE_UNKNOWN = 0,
+    BP_OAUTH_ROLE_APPROVER,
+    BP_OAUTH_ROLE_AUDITOR,
+    BP_OAUTH_ROLE_ADMIN,
+};
+/* The role a stored or typed name stands for; UNKNOWN for anything else (NULL too). */
+enum bp_oauth_role bp_oauth_role_parse(const char *role);
 /* Whether an operator with this role may approve apps on the authorize page (admin, approver). */
 bool bp_oauth_may_approve(const char *role);
 /* Sets a header on an answer being built ("Name: value\r\n" appended). */

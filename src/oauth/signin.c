@@ -15,10 +15,32 @@ bp_oauth_store(struct bp_oauth *o)
     return o->store;
 }
 
+enum bp_oauth_role
+bp_oauth_role_parse(const char *role)
+{
+    static const struct {
+        const char *name;
+        enum bp_oauth_role role;
+    } roles[] = {
+        {"admin", BP_OAUTH_ROLE_ADMIN},
+        {"auditor", BP_OAUTH_ROLE_AUDITOR},
+        {"approver", BP_OAUTH_ROLE_APPROVER},
+    };
+
+    for (size_t i = 0; role != NULL && i < sizeof(roles) / sizeof(roles[0]); i++) {
+        if (strcmp(role, roles[i].name) == 0) {
+            return roles[i].role;
+        }
+    }
+    return BP_OAUTH_ROLE_UNKNOWN;
+}
+
 bool
 bp_oauth_may_approve(const char *role)
 {
-    return role != NULL && (strcmp(role, "admin") == 0 || strcmp(role, "approver") == 0);
+    enum bp_oauth_role r = bp_oauth_role_parse(role);
+
+    return r == BP_OAUTH_ROLE_ADMIN || r == BP_OAUTH_ROLE_APPROVER;
 }
 
 bp_err

@@ -10,7 +10,6 @@
 #include "lib/buf.h"
 #include "lib/ipnet.h"
 #include "lib/rand.h"
-#include "lib/rate.h"
 #include "lib/secret.h"
 #include "lib/str.h"
 #include "lib/url.h"
@@ -246,26 +245,10 @@ new_id(const char *prefix)
 
 /* ---- where a credential may be used from, and how fast (issue 12), as `update` sets them ---- */
 
-struct cred_limits {
-    bool allow_set;
-    char *allow_from; /* canonical; NULL: any address */
-    bool rate_set;
-    char *rate_limit; /* canonical ("100/s", "0" = none); NULL: the server's rate_limit.default */
-    int64_t burst;    /* 0: the rate's count */
-};
-
-static void
-cred_limits_cleanup(struct cred_limits *l)
-{
-    bp_free(l->allow_from);
-    bp_free(l->rate_limit);
-    memset(l, 0, sizeof(*l));
-}
-
 /* "allow_from": addresses or networks (an array, or one comma-separated string), or "any" or
  * null for any address. */
 static const char *
-parse_allow_from(json_t *v, struct cred_limits *l)
+parse_allow_from(json_t *v, struct bp_cred_limits *l)
 {
     static const char why[] =
         "allow_from must be \"any\" or an array of 1 to 64 addresses or networks such as "
@@ -274,17 +257,16 @@ parse_allow_from(json_t *v, struct cred_limits *l)
     size_t i;
     json_t *item;
     char *text;
+    bool ok;
 
-    l->allow_set = true;
-    if (json_is_null(v) || (json_is_string(v) && strcmp(json_string_value(v), "any") == 0)) {
-        return NULL;
+    if (json_is_null(v)) {
+        return bp_cred_limits_allow(l, "any", NULL, 0) ? NULL : why;
     }
     if (json_is_string(v)) {
-        if (strlen(json_string_value(v)) != json_string_length(v)) {
-            return why;
-        }
-        l->allow_from = bp_ipnet_list_canonical(json_string_value(v), BP_ALLOW_FROM_MAX, NULL, 0);
-        return l->allow_from != NULL ? NULL : why;
+        return strlen(json_string_value(v)) == json_string_length(v) &&
+                       bp_cred_limits_allow(l, json_string_value(v), NULL, 0)
+                   ? NULL
+                   : why;
     }
     if (!json_is_array(v) || json_array_size(v) == 0 || json_array_size(v) > BP_ALLOW_FROM_MAX) {
         return why;
@@ -302,15 +284,15 @@ parse_allow_from(json_t *v, struct cred_limits *l)
         }
     }
     text = bp_buf_take(&b, NULL);
-    l->allow_from = bp_ipnet_list_canonical(text, BP_ALLOW_FROM_MAX, NULL, 0);
+    ok = bp_cred_limits_allow(l, text, NULL, 0);
     bp_free(text);
-    return l->allow_from != NULL ? NULL : why;
+    return ok ? NULL : why;
 }
 
 /* "allow_from", "rate_limit" ("<n>/s|m|h|d", "0": none, "default" or null: the server's
  * rate_limit.default) and "burst" (with a rate that limits), each optional. */
 static const char *
-parse_limits(struct bp_admin_call *c, struct cred_limits *l)
+parse_limits(struct bp_admin_call *c, struct bp_cred_limits *l)
 {
     json_t *allow = json_object_get(c->body, "allow_from");
     json_t *rate = json_object_get(c->body, "rate_limit");
@@ -325,28 +307,18 @@ parse_limits(struct bp_admin_call *c, struct cred_limits *l)
         return "burst goes with rate_limit: send both (e.g. \"rate_limit\": \"100/s\", \"burst\": 200)";
     }
     if (rate != NULL) {
-        struct bp_rate r;
-        const char *text = json_string_value(rate);
-        l->rate_set = true;
-        if (json_is_null(rate) || (text != NULL && strcmp(text, "default") == 0)) {
-            l->rate_limit = NULL;
-        } else if (text != NULL && strlen(text) == json_string_length(rate) &&
-                   bp_rate_parse(text, strlen(text), &r)) {
-            char canonical[BP_RATE_TEXT_MAX];
-            bp_rate_format(&r, canonical);
-            l->rate_limit = bp_strdup(canonical);
-        } else {
+        const char *text = json_is_null(rate) ? "default" : json_string_value(rate);
+        if (text == NULL || (json_is_string(rate) && strlen(text) != json_string_length(rate)) ||
+            !bp_cred_limits_rate(l, text)) {
             return "rate_limit must be <n>/s, <n>/m, <n>/h or <n>/d, \"0\" for no limit, or \"default\" (the "
                    "server's rate_limit.default)";
         }
     }
     if (burst != NULL && !json_is_null(burst)) {
         json_int_t b = json_is_integer(burst) ? json_integer_value(burst) : 0;
-        if (b < 1 || b > (json_int_t)BP_RATE_COUNT_MAX || l->rate_limit == NULL ||
-            strcmp(l->rate_limit, "0") == 0) {
+        if (b < 1 || !bp_cred_limits_burst(l, (uint64_t)b)) {
             return "burst must be a number of requests 1..1000000000, with a rate_limit that limits";
         }
-        l->burst = (int64_t)b;
     }
     return NULL;
 }
@@ -355,7 +327,7 @@ parse_limits(struct bp_admin_call *c, struct cred_limits *l)
 static const char *
 take_limits(struct bp_admin_call *c, char **allow_from, char **rate_limit, int64_t *burst)
 {
-    struct cred_limits l;
+    struct bp_cred_limits l;
     const char *why = parse_limits(c, &l);
 
     if (why == NULL) {
@@ -365,7 +337,7 @@ take_limits(struct bp_admin_call *c, char **allow_from, char **rate_limit, int64
         l.allow_from = NULL;
         l.rate_limit = NULL;
     }
-    cred_limits_cleanup(&l);
+    bp_cred_limits_cleanup(&l);
     return why;
 }
 
@@ -378,7 +350,7 @@ static void key_one(struct bp_admin_call *c, const char *id, const char *verb);
 static void
 cred_update(struct bp_admin_call *c, const char *id, bool client)
 {
-    struct cred_limits l;
+    struct bp_cred_limits l;
     char operation[BP_UUID_LEN + 1];
     const char *allow_action = client ? "Client allow-list changed" : "Key allow-list changed";
     const char *rate_action = client ? "Client rate limit changed" : "Key rate limit changed";
@@ -390,7 +362,7 @@ cred_update(struct bp_admin_call *c, const char *id, bool client)
     }
     if (why != NULL) {
         bp_admin__error(c, 400, "GEN_MALFORMED_REQUEST", why);
-        cred_limits_cleanup(&l);
+        bp_cred_limits_cleanup(&l);
         return;
     }
     rc = bp_uuid7(operation) == BP_OK ? bp_store_begin(c->s) : BP_ERR_IO;
@@ -410,7 +382,7 @@ cred_update(struct bp_admin_call *c, const char *id, bool client)
         rc = both ? bp_admin__finish_op(c, rc, rate_action, id, operation)
                   : bp_admin__finish(c, rc, l.rate_set ? rate_action : allow_action, id, NULL);
     }
-    cred_limits_cleanup(&l);
+    bp_cred_limits_cleanup(&l);
     if (rc != BP_OK) {
         bp_admin__store_error(c, rc, client ? "client" : "key");
     } else {

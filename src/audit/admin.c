@@ -52,21 +52,7 @@ bp_err
 bp_audit_admin_op(struct bp_store *s, const char *action, const char *resource_id, const char *instance_id,
                   const char *operation_id)
 {
-    struct bp_audit_rec rec = {
-        .time_us = bp_clock_wall_us(),
-        .request_id = operation_id != NULL ? bp_strdup(operation_id) : NULL,
-        .actor_type = bp_strdup("cli"),
-        .actor_id = os_user(),
-        .instance_id = instance_id ? bp_strdup(instance_id) : NULL,
-        .action = bp_strdup(action),
-        .category = bp_strdup(BP_AUDIT_CATEGORY_ADMIN),
-        .resource_id = resource_id ? bp_strdup(resource_id) : NULL,
-        .node = host_name(),
-    };
-    bp_err rc = bp_store_audit_insert(s, &rec, 1);
-
-    bp_audit_rec_cleanup(&rec);
-    return rc;
+    return bp_audit_admin_by(s, NULL, action, resource_id, instance_id, operation_id);
 }
 
 bp_err
@@ -76,18 +62,25 @@ bp_audit_admin_by(struct bp_store *s, const struct bp_audit_admin_actor *actor, 
     struct bp_audit_rec rec = {
         .time_us = bp_clock_wall_us(),
         .request_id = operation_id != NULL ? bp_strdup(operation_id) : NULL,
-        .actor_type = bp_strdup(actor->type),
-        .actor_id = bp_strdup(actor->id),
-        .actor_name = actor->name != NULL ? bp_strdup(actor->name) : NULL,
         .instance_id = instance_id ? bp_strdup(instance_id) : NULL,
         .action = bp_strdup(action),
         .category = bp_strdup(BP_AUDIT_CATEGORY_ADMIN),
         .resource_id = resource_id ? bp_strdup(resource_id) : NULL,
-        .client_addr = actor->client_addr != NULL ? bp_strdup(actor->client_addr) : NULL,
-        .node = bp_strdup(actor->node),
     };
-    bp_err rc = bp_store_audit_insert(s, &rec, 1);
+    bp_err rc;
 
+    if (actor == NULL) {
+        rec.actor_type = bp_strdup("cli");
+        rec.actor_id = os_user();
+        rec.node = host_name();
+    } else {
+        rec.actor_type = bp_strdup(actor->type);
+        rec.actor_id = bp_strdup(actor->id);
+        rec.actor_name = actor->name != NULL ? bp_strdup(actor->name) : NULL;
+        rec.client_addr = actor->client_addr != NULL ? bp_strdup(actor->client_addr) : NULL;
+        rec.node = bp_strdup(actor->node);
+    }
+    rc = bp_store_audit_insert(s, &rec, 1);
     bp_audit_rec_cleanup(&rec);
     return rc;
 }

@@ -29,6 +29,25 @@ bp_err bp_scopes_parse(const char *text, unsigned *out_bits);
 /* Canonical text of scope bits ("*", "proxy:read", "proxy:read,proxy:write") into out. */
 void bp_scopes_format(unsigned bits, char *out, size_t cap);
 
+/* Where a credential may be used from and how fast (issue 12), as `key|client create|update` and
+ * the admin API set them: each part only when it was given. */
+struct bp_cred_limits {
+    bool allow_set;
+    char *allow_from; /* canonical ("10.0.0.0/8,2001:db8::/32"); NULL: any address */
+    bool rate_set;
+    char *rate_limit; /* canonical ("100/s", "0" = none); NULL: the server's rate_limit.default */
+    int64_t burst;    /* 0: the rate's count */
+};
+void bp_cred_limits_cleanup(struct bp_cred_limits *l);
+/* "any", or addresses and networks separated by commas (at most BP_ALLOW_FROM_MAX): false for a
+ * bad or empty list, its first bad item (if any) in bad. */
+bool bp_cred_limits_allow(struct bp_cred_limits *l, const char *text, char *bad, size_t bad_cap);
+/* "<n>/s|m|h|d", "0" (no limit) or "default" (rate_limit.default): false when malformed. */
+bool bp_cred_limits_rate(struct bp_cred_limits *l, const char *text);
+/* Requests at once, with the rate given before: false unless 1..BP_RATE_COUNT_MAX and that rate
+ * limits. */
+bool bp_cred_limits_burst(struct bp_cred_limits *l, uint64_t burst);
+
 /* The name of what a route needs ("proxy:read" or "proxy:write"), for a 403's challenge. */
 const char *bp_scope_needed_name(unsigned needed);
 

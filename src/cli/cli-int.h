@@ -136,23 +136,10 @@ int bp_cli__parse_grace(const char *text, int64_t now, int64_t *out);
 
 struct bp_out_obj;
 
-/* --allow-from "203.0.113.7,10.0.0.0/8" → allocated canonical list (each network as
- * ADDRESS/BITS); "any" → *out NULL (no restriction). */
-#define BP_CLI_ALLOW_FROM_MAX BP_ALLOW_FROM_MAX
-int bp_cli__parse_allow_from(const char *text, char **out);
-
-/* What the flags ask for: each part only when its flag was given. */
-struct bp_cli_limits {
-    bool allow_set;
-    char *allow_from; /* canonical; NULL: any address */
-    bool rate_set;
-    char *rate_limit; /* canonical ("100/s", "0" = none); NULL: the server's rate_limit.default */
-    int64_t burst;    /* 0: the rate's count */
-};
+struct bp_cred_limits;
 /* Parses the three flags (each may be unseen); --burst needs a --rate that limits. */
 int bp_cli__parse_limits(const struct bp_cli_flag *allow_from, const struct bp_cli_flag *rate,
-                         const struct bp_cli_flag *burst, struct bp_cli_limits *out);
-void bp_cli__limits_cleanup(struct bp_cli_limits *l);
+                         const struct bp_cli_flag *burst, struct bp_cred_limits *out);
 
 /* How one kind of credential stores them, and what its audit records are called. */
 struct bp_cli_limits_ops {
@@ -166,7 +153,7 @@ void bp_cli__out_rate(struct bp_out_obj *o, const char *rate_limit, int64_t burs
 /* Writes what l sets (at least one part) with its audit record(s), in one transaction, and waits
  * for the running servers as bp_cli__finish_audited does. */
 bp_err bp_cli__apply_limits(struct bp_store *s, const struct bp_cli_limits_ops *ops, const char *id,
-                            const struct bp_cli_limits *l);
+                            const struct bp_cred_limits *l);
 /* The options of `key update` and `client update`, in this order (each family words their help). */
 enum { BP_CLI_UF_ALLOW_FROM, BP_CLI_UF_RATE, BP_CLI_UF_BURST, BP_CLI_UF_COUNT };
 struct bp_cli_kind;

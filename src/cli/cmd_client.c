@@ -311,7 +311,7 @@ client_create(struct bp_cli_ctx *ctx, int argc, char **argv, int op)
     const char *uris[BP_CLI_MAX_REPEAT];
     size_t n_uris = 0;
     struct bp_client_rec rec = {0};
-    struct bp_cli_limits limits;
+    struct bp_cred_limits limits;
     struct bp_store *s = NULL;
     int rc;
 

@@ -148,7 +148,7 @@ key_create(struct bp_cli_ctx *ctx, int argc, char **argv, int op)
 {
     struct bp_cli_flag flags[CF_COUNT];
     struct bp_key_rec rec = {0};
-    struct bp_cli_limits limits;
+    struct bp_cred_limits limits;
     struct bp_store *s = NULL;
     char scopes[BP_CLI_SCOPES_MAX];
     int rc;

@@ -6,96 +6,56 @@
 #include <string.h>
 
 #include "audit/audit.h"
+#include "auth/auth.h"
 #include "cli/cli-int.h"
 #include "cli/out.h"
 #include "lib/alloc.h"
 #include "lib/bug.h"
-#include "lib/ipnet.h"
 #include "lib/rand.h"
 #include "lib/rate.h"
 #include "lib/str.h"
 #include "store/store.h"
 
 int
-bp_cli__parse_allow_from(const char *text, char **out)
+bp_cli__parse_limits(const struct bp_cli_flag *allow_from, const struct bp_cli_flag *rate,
+                     const struct bp_cli_flag *burst, struct bp_cred_limits *out)
 {
     char bad[80];
-
-    *out = NULL;
-    if (strcmp(text, "any") == 0) {
-        return BP_CLI_EXIT_OK;
-    }
-    *out = bp_ipnet_list_canonical(text, BP_CLI_ALLOW_FROM_MAX, bad, sizeof(bad));
-    if (*out == NULL) {
-        bp_cli__error("invalid --allow-from: %s%s (expected comma-separated addresses or networks such as "
-                      "203.0.113.7,10.0.0.0/8,2001:db8::/32, at most %d; or any)",
-                      bad[0] == '\0' ? "empty list" : "bad item ", bad, BP_CLI_ALLOW_FROM_MAX);
-        return BP_CLI_EXIT_USAGE;
-    }
-    return BP_CLI_EXIT_OK;
-}
-
-int
-bp_cli__parse_limits(const struct bp_cli_flag *allow_from, const struct bp_cli_flag *rate,
-                     const struct bp_cli_flag *burst, struct bp_cli_limits *out)
-{
-    struct bp_rate r;
     uint64_t b = 0;
-    int rc;
 
     memset(out, 0, sizeof(*out));
-    if (allow_from->seen) {
-        rc = bp_cli__parse_allow_from(allow_from->value, &out->allow_from);
-        if (rc != BP_CLI_EXIT_OK) {
-            return rc;
-        }
-        out->allow_set = true;
+    if (allow_from->seen && !bp_cred_limits_allow(out, allow_from->value, bad, sizeof(bad))) {
+        bp_cli__error("invalid --allow-from: %s%s (expected comma-separated addresses or networks such as "
+                      "203.0.113.7,10.0.0.0/8,2001:db8::/32, at most %d; or any)",
+                      bad[0] == '\0' ? "empty list" : "bad item ", bad, BP_ALLOW_FROM_MAX);
+        return BP_CLI_EXIT_USAGE;
     }
     if (burst->seen && !rate->seen) {
         bp_cli__error("--burst goes with --rate: give both (e.g. --rate 100/s --burst 200)");
-        bp_cli__limits_cleanup(out);
+        bp_cred_limits_cleanup(out);
         return BP_CLI_EXIT_USAGE;
     }
-    if (rate->seen) {
-        out->rate_set = true;
-        if (strcmp(rate->value, "default") == 0) {
-            out->rate_limit = NULL; /* rate_limit.default applies */
-        } else if (bp_rate_parse(rate->value, strlen(rate->value), &r)) {
-            char text[BP_RATE_TEXT_MAX];
-            bp_rate_format(&r, text);
-            out->rate_limit = bp_strdup(text);
-        } else {
-            bp_cli__error("invalid --rate: use <n>/s, <n>/m, <n>/h or <n>/d (n up to %u), 0 for no limit, or "
-                          "default (the server's rate_limit.default)",
-                          BP_RATE_COUNT_MAX);
-            bp_cli__limits_cleanup(out);
-            return BP_CLI_EXIT_USAGE;
-        }
+    if (rate->seen && !bp_cred_limits_rate(out, rate->value)) {
+        bp_cli__error("invalid --rate: use <n>/s, <n>/m, <n>/h or <n>/d (n up to %u), 0 for no limit, or "
+                      "default (the server's rate_limit.default)",
+                      BP_RATE_COUNT_MAX);
+        bp_cred_limits_cleanup(out);
+        return BP_CLI_EXIT_USAGE;
     }
-    if (burst->seen) {
-        if (bp_str_parse_u64(burst->value, strlen(burst->value), BP_RATE_COUNT_MAX, &b) != BP_OK || b == 0 ||
-            out->rate_limit == NULL || strcmp(out->rate_limit, "0") == 0) {
-            bp_cli__error("invalid --burst: a number of requests 1..%u, with a --rate that limits",
-                          BP_RATE_COUNT_MAX);
-            bp_cli__limits_cleanup(out);
-            return BP_CLI_EXIT_USAGE;
-        }
-        out->burst = (int64_t)b;
+    if (burst->seen &&
+        (bp_str_parse_u64(burst->value, strlen(burst->value), BP_RATE_COUNT_MAX, &b) != BP_OK ||
+         !bp_cred_limits_burst(out, b))) {
+        bp_cli__error("invalid --burst: a number of requests 1..%u, with a --rate that limits",
+                      BP_RATE_COUNT_MAX);
+        bp_cred_limits_cleanup(out);
+        return BP_CLI_EXIT_USAGE;
     }
     return BP_CLI_EXIT_OK;
-}
-
-void
-bp_cli__limits_cleanup(struct bp_cli_limits *l)
-{
-    bp_free(l->allow_from);
-    bp_free(l->rate_limit);
-    memset(l, 0, sizeof(*l));
 }
 
 bp_err
 bp_cli__apply_limits(struct bp_store *s, const struct bp_cli_limits_ops *ops, const char *id,
-                     const struct bp_cli_limits *l)
+                     const struct bp_cred_limits *l)
 {
     char operation[BP_UUID_LEN + 1];
     bp_err err;
@@ -137,7 +97,7 @@ bp_cli__out_rate(struct bp_out_obj *o, const char *rate_limit, int64_t burst)
 
 struct update {
     const struct bp_cli_limits_ops *ops;
-    const struct bp_cli_limits *limits;
+    const struct bp_cred_limits *limits;
 };
 
 static bp_err
@@ -153,7 +113,7 @@ bp_cli__update_limits(struct bp_cli_ctx *ctx, int argc, char **argv, const struc
                       const struct bp_cli_limits_ops *ops)
 {
     struct bp_cli_flag flags[BP_CLI_UF_COUNT];
-    struct bp_cli_limits l;
+    struct bp_cred_limits l;
     struct update u = {.ops = ops, .limits = &l};
     int rc;
 
@@ -169,6 +129,6 @@ bp_cli__update_limits(struct bp_cli_ctx *ctx, int argc, char **argv, const struc
         return rc;
     }
     rc = bp_cli__one(ctx, kind, apply_update, &u);
-    bp_cli__limits_cleanup(&l);
+    bp_cred_limits_cleanup(&l);
     return rc;
 }

@@ -3,13 +3,13 @@
 // sessions (cookie + CSRF token), roles enforced by the server, every change audited with the
 // operator as its actor, and the changes in force on /proxy/ as soon as the answer arrives.
 import assert from 'node:assert/strict';
-import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import https from 'node:https';
 import net from 'node:net';
 import path from 'node:path';
 import { after, before, test } from 'node:test';
 
+import { makeCertificates } from './lib/certs.mjs';
 import { startFakeCore } from './lib/fake_core.mjs';
 import { FORM, authorizeCode, createClient, pkcePair, token } from './lib/oauth_flow.mjs';
 import { bearer, cli, makeInstance, req, sql, startProxy, tmpDb, tmpDir, waitFor } from './lib/harness.mjs';
@@ -480,13 +480,7 @@ test('instances: update (name, URL, secret), check the connection to Core, remov
 
 test('instances: a CA file to verify Core with, set and cleared through the API as `instance update --ca-file` does', async () => {
     const dir = tmpDir();
-    const run = (...args) => execFileSync('openssl', args, { cwd: dir, stdio: 'pipe' });
-    run('req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-days', '1', '-subj', '/CN=admin api test CA',
-        '-keyout', 'ca.key', '-out', 'ca.pem');
-    run('req', '-newkey', 'rsa:2048', '-nodes', '-subj', '/CN=127.0.0.1', '-keyout', 'core.key', '-out', 'core.csr');
-    fs.writeFileSync(path.join(dir, 'ext.cnf'), 'subjectAltName=IP:127.0.0.1\n');
-    run('x509', '-req', '-in', 'core.csr', '-CA', 'ca.pem', '-CAkey', 'ca.key', '-CAcreateserial', '-days', '1',
-        '-extfile', 'ext.cnf', '-out', 'core.pem');
+    makeCertificates(dir, { ca: 'admin api test CA' });
     const core = https.createServer(
         { key: fs.readFileSync(path.join(dir, 'core.key')), cert: fs.readFileSync(path.join(dir, 'core.pem')) },
         (rq, rs) => {

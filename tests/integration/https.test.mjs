@@ -3,11 +3,11 @@
 // run by openssl, valid for 127.0.0.1, and signed by a throwaway CA.
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import https from 'node:https';
 import path from 'node:path';
 
+import { makeCertificates } from './lib/certs.mjs';
 import { assertError, bearer, cli, makeKey, req, startProxy, tmpDb, tmpDir } from './lib/harness.mjs';
 
 let core;
@@ -21,20 +21,10 @@ let trusted;
 let untrusted;
 let wrongName;
 
-function makeCertificates(dir) {
-    const run = (...args) => execFileSync('openssl', args, { cwd: dir, stdio: 'pipe' });
-    run('req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-days', '1', '-subj', '/CN=blnkproxy test CA',
-        '-keyout', 'ca.key', '-out', 'ca.pem');
-    run('req', '-newkey', 'rsa:2048', '-nodes', '-subj', '/CN=127.0.0.1', '-keyout', 'core.key', '-out', 'core.csr');
-    fs.writeFileSync(path.join(dir, 'ext.cnf'), 'subjectAltName=IP:127.0.0.1\n');
-    run('x509', '-req', '-in', 'core.csr', '-CA', 'ca.pem', '-CAkey', 'ca.key', '-CAcreateserial', '-days', '1',
-        '-extfile', 'ext.cnf', '-out', 'core.pem');
-    return path.join(dir, 'ca.pem');
-}
 
 before(async () => {
     const dir = tmpDir();
-    caFile = makeCertificates(dir);
+    caFile = makeCertificates(dir).ca;
     core = https.createServer(
         { key: fs.readFileSync(path.join(dir, 'core.key')), cert: fs.readFileSync(path.join(dir, 'core.pem')) },
         (rq, rs) => {

@@ -5,11 +5,12 @@
 // Exit 0 only when Core answered 2xx; the secret is never printed.
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFile, execFileSync } from 'node:child_process';
+import { execFile } from 'node:child_process';
 import fs from 'node:fs';
 import https from 'node:https';
 import path from 'node:path';
 
+import { makeCertificates } from './lib/certs.mjs';
 import { startFakeCore } from './lib/fake_core.mjs';
 import { BIN, cli, closedPort, makeInstance, tmpDb, tmpDir } from './lib/harness.mjs';
 
@@ -129,11 +130,7 @@ test('no answer in time: --timeout', async () => {
 
 test('TLS: a certificate for another name is refused, with the reason', async () => {
     const dir = tmpDir();
-    const run = (...args) => execFileSync('openssl', args, { cwd: dir, stdio: 'pipe' });
-    run('req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-days', '1', '-subj', '/CN=check test CA', '-keyout', 'ca.key', '-out', 'ca.pem');
-    run('req', '-newkey', 'rsa:2048', '-nodes', '-subj', '/CN=elsewhere.example', '-keyout', 'core.key', '-out', 'core.csr');
-    fs.writeFileSync(path.join(dir, 'ext.cnf'), 'subjectAltName=DNS:elsewhere.example\n');
-    run('x509', '-req', '-in', 'core.csr', '-CA', 'ca.pem', '-CAkey', 'ca.key', '-CAcreateserial', '-days', '1', '-extfile', 'ext.cnf', '-out', 'core.pem');
+    makeCertificates(dir, { cn: 'elsewhere.example', san: 'DNS:elsewhere.example', ca: 'check test CA' });
     const server = https.createServer(
         { key: fs.readFileSync(path.join(dir, 'core.key')), cert: fs.readFileSync(path.join(dir, 'core.pem')) },
         (rq, rs) => rs.end('{}'),

@@ -10,13 +10,14 @@
 // transaction rewrite, OAuth, audit, metrics with /proc, a CLI change picked up by the watcher,
 // a SIGHUP reload and the SIGTERM drain. serve must answer every request and exit 0.
 import assert from 'node:assert/strict';
-import { execFileSync, spawn, spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import https from 'node:https';
 import path from 'node:path';
 import readline from 'node:readline';
 import { after, before, describe, test } from 'node:test';
 
+import { makeCertificates } from './lib/certs.mjs';
 import { BIN, bearer, randomHex, req, tmpDir, waitFor } from './lib/harness.mjs';
 
 const EXEC = process.env.BP_SECCOMP_EXEC;
@@ -85,17 +86,6 @@ function allowList(unit, groups) {
     return allowed;
 }
 
-/** A CA and a certificate for "localhost", so that serve resolves a name and speaks TLS. */
-function makeCertificates(dir) {
-    const run = (...args) => execFileSync('openssl', args, { cwd: dir, stdio: 'pipe' });
-    run('req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-days', '1', '-subj', '/CN=blnkproxy seccomp test CA',
-        '-keyout', 'ca.key', '-out', 'ca.pem');
-    run('req', '-newkey', 'rsa:2048', '-nodes', '-subj', '/CN=localhost', '-keyout', 'core.key', '-out', 'core.csr');
-    fs.writeFileSync(path.join(dir, 'ext.cnf'), 'subjectAltName=DNS:localhost\n');
-    run('x509', '-req', '-in', 'core.csr', '-CA', 'ca.pem', '-CAkey', 'ca.key', '-CAcreateserial', '-days', '1',
-        '-extfile', 'ext.cnf', '-out', 'core.pem');
-}
-
 const asRoot = process.getuid() === 0;
 // The unit's User=blnkproxy is an unprivileged user; the test's is nobody (when it runs as root).
 const USER = asRoot ? ['--user', '65534:65534'] : [];
@@ -130,7 +120,7 @@ before(async () => {
     assert.ok(EXEC && fs.existsSync(EXEC), 'BP_SECCOMP_EXEC names tests/tools/seccomp_exec (ctest sets it)');
     assert.ok(UNIT && fs.existsSync(UNIT), 'BP_SOURCE_DIR names the source tree (ctest sets it)');
     dir = tmpDir();
-    makeCertificates(dir);
+    makeCertificates(dir, { cn: 'localhost', san: 'DNS:localhost', ca: 'blnkproxy seccomp test CA' });
     core = https.createServer(
         { key: fs.readFileSync(path.join(dir, 'core.key')), cert: fs.readFileSync(path.join(dir, 'core.pem')) },
         (rq, rs) => {

@@ -119,7 +119,7 @@ finish_commit(struct bp_admin_call *c, bp_err change)
         return change;
     }
     /* Credentials and instances changed: every node applies it before the answer leaves. */
-    c->out->tokens_issued = true;
+    c->out->tables_changed = true;
     return BP_OK;
 }
 
@@ -292,7 +292,7 @@ sign_in(struct bp_admin_call *c)
     if (rc == BP_OK) {
         rc = new_session(c, sid);
         rc = bp_admin__finish(c, rc, "Operator signed in", c->op.id, NULL);
-        c->out->tokens_issued = false; /* nothing the request path reads changed */
+        c->out->tables_changed = false; /* nothing the request path reads changed */
     }
     if (rc != BP_OK) {
         bp_admin__store_error(c, rc, "session");

@@ -142,8 +142,9 @@ job_work(struct bp_work *w, void *state)
     } else {
         bp_oauth_handle(state, &job->oreq, &job->resp);
     }
-    /* The new token is in the tables before the client has it (bounded wait). */
-    if (job->resp.tokens_issued && ep->tables_sync != NULL) {
+    /* The new token (or the changed credential or instance) is in every node's tables before
+     * the client has the answer (bounded wait). */
+    if (job->resp.tables_changed && ep->tables_sync != NULL) {
         ep->tables_sync(ep->tables_sync_arg);
     }
 }

@@ -130,5 +130,5 @@ bp_oauth__token_response(struct bp_oauth_response *out, const struct bp_oauth_is
     }
     json_object_set_new(j, "scope", json_string(scope));
     bp_oauth__json(out, 200, j);
-    out->tokens_issued = true;
+    out->tables_changed = true;
 }

@@ -119,7 +119,7 @@ struct bp_oauth_response {
     const char *content_type;  /* static string, NULL when no body */
     char *body;
     size_t body_len;
-    bool tokens_issued;        /* a new access token exists, or a credential or instance changed:
+    bool tables_changed;       /* a new access token exists, or a credential or instance changed:
                                   the request path must know it before the client does (see
                                   bp_server_hooks.tables_sync) */
 };

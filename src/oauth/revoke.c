@@ -40,7 +40,7 @@ bp_oauth__revoke(struct bp_oauth *o, const struct bp_oauth_request *req, struct 
         BP_INFO("oauth: token revoked", BP_LSTR("client_id", c.id), BP_LSTR("token_id", t.id),
                 BP_LSTR("kind", t.kind == BP_TOKEN_REFRESH ? "refresh" : "access"));
         /* The request path drops a revoked token at its next reload; wait for it like an issue. */
-        out->tokens_issued = true;
+        out->tables_changed = true;
     }
     out->status = 200;
     bp_oauth_add_header(out, "Cache-Control", "no-store");

@@ -45,7 +45,7 @@ requested_scope(const struct bp_oauth_form *form, unsigned limit, unsigned *out_
     return true;
 }
 
-/* Revokes a family after reuse was detected; out->tokens_issued makes the request path drop the
+/* Revokes a family after reuse was detected; out->tables_changed makes the request path drop the
  * family's access tokens before the error answer leaves. */
 static void
 revoke_family(struct bp_oauth *o, const char *family_id, const char *client_id, const char *why,
@@ -54,7 +54,7 @@ revoke_family(struct bp_oauth *o, const char *family_id, const char *client_id, 
     size_t n = 0;
     bp_err rc = bp_store_token_revoke_family(o->store, family_id, bp_clock_wall_s(), &n);
 
-    out->tokens_issued = true;
+    out->tables_changed = true;
 
     if (rc != BP_OK) {
         BP_ERROR("oauth: could not revoke a token family", BP_LSTR("family_id", family_id),

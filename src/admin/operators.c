@@ -342,6 +342,8 @@ bp_admin__operators(struct bp_admin_call *c)
         operator_create(c);
     } else if (c->nseg == 1) {
         bp_admin__not_allowed(c, "GET, POST");
+    } else if (c->nseg == 2 && strcmp(c->segs[1], "tokens") == 0 && bp_admin__method(c, "GET")) {
+        tokens_list(c, NULL); /* everyone's, as `operator tokens` (ids are operator_…: no clash) */
     } else if (c->nseg == 3 && bp_admin__method(c, "POST") &&
                (strcmp(verb, "disable") == 0 || strcmp(verb, "enable") == 0 || strcmp(verb, "role") == 0 ||
                 strcmp(verb, "password") == 0)) {

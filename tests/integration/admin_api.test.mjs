@@ -605,6 +605,11 @@ test('operators through the API (admins only): create, role, password, disable, 
     assert.equal((await api('GET', '/operators', { token: t.json.token })).status, 200, 'the token acts as erin (admin)');
     const listed = await api('GET', `/operators/${r.json.id}/tokens`, { token: w.adminToken });
     assert.deepEqual(listed.json.tokens.map((x) => [x.id, x.status, x.token]), [[t.json.id, 'active', undefined]]);
+    const everyone = (await api('GET', '/operators/tokens', { token: w.adminToken })).json.tokens;
+    assert.deepEqual(everyone.map((x) => x.id).sort(), ok(['operator', 'tokens']).tokens.map((x) => x.id).sort(),
+        'everyone\'s, as `operator tokens` lists them');
+    assert.ok(everyone.some((x) => x.operator_id === r.json.id) && everyone.some((x) => x.operator_id === w.admin.id));
+    assertError(await api('GET', '/operators/tokens', { token: w.auditorToken }), 403, 'AUTH_INSUFFICIENT_PERMISSIONS');
     assertError(await api('POST', `/operators/${r.json.id}/tokens`, { session: erin, body: { name: 'x', expires_in: '400d' } }), 400,
         'GEN_MALFORMED_REQUEST');
 

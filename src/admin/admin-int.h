@@ -21,9 +21,12 @@
  * oldest. */
 #define BP_ADMIN_SESSIONS_PER_OPERATOR 10
 
+struct bp_trail_key;
+
 struct bp_admin {
     struct bp_oauth_service service;
     const char *node;
+    struct bp_trail_key *signing_key; /* NULL: checkpoints are unsigned */
 };
 
 enum bp_admin_role { ROLE_NONE = 0, ROLE_AUDITOR, ROLE_ADMIN };
@@ -51,6 +54,9 @@ struct bp_admin_call {
 void bp_admin__json(struct bp_admin_call *c, int status, json_t *j);
 /* Answers in Core's error shape: {"error": msg, "error_detail": {"code", "message"}}. */
 void bp_admin__error(struct bp_admin_call *c, int status, const char *code, const char *message);
+/* Answers with body[0..len) (allocated with bp_malloc; taken) as content_type (a static string)
+ * and the admin API's headers: for what is not JSON (an export). */
+void bp_admin__text(struct bp_admin_call *c, int status, const char *content_type, char *body, size_t len);
 /* 204 with the admin API's headers. */
 void bp_admin__no_content(struct bp_admin_call *c);
 /* The store failed: 404 for NOT_FOUND (what names the object), 503 when down, else 500. */

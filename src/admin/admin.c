@@ -4,9 +4,11 @@
 
 #include "admin/admin-int.h"
 #include "admin/admin.h"
+#include "core/log.h"
 #include "lib/alloc.h"
 #include "lib/clock.h"
 #include "lib/str.h"
+#include "trail/trail.h"
 
 static bool
 owns_path(const char *path, size_t len)
@@ -94,6 +96,15 @@ is_read(const struct bp_admin_call *c)
     return bp_admin__method(c, "GET") || bp_admin__method(c, "HEAD");
 }
 
+/* POST /audit/verify reads only, but its checkpoint and key come in a body: an auditor may make
+ * it, yet it is parsed and CSRF-checked like a write (to a browser it is a POST like any other). */
+static bool
+is_read_post(const struct bp_admin_call *c)
+{
+    return bp_admin__method(c, "POST") && c->nseg == 2 && strcmp(c->segs[0], "audit") == 0 &&
+           strcmp(c->segs[1], "verify") == 0;
+}
+
 /* A write's body: a JSON object (an empty body is {}), sent as application/json. A form post
  * from another site cannot send that type without a preflight; the CSRF token is the defence,
  * this is the second one. */
@@ -145,7 +156,7 @@ handle(void *arg, struct bp_oauth *o, const struct bp_oauth_request *req, struct
     if (!bp_admin__authenticate(&c, !is_read(&c))) {
         goto done;
     }
-    if (!is_read(&c) && c.role != ROLE_ADMIN) {
+    if (!is_read(&c) && !is_read_post(&c) && c.role != ROLE_ADMIN) {
         bp_admin__error(&c, 403, "AUTH_INSUFFICIENT_PERMISSIONS",
                         "your role (auditor) reads only: ask an admin to make this change");
         goto done;
@@ -181,7 +192,16 @@ bp_err
 bp_admin_new(const struct bp_admin_opts *opts, struct bp_admin **out)
 {
     struct bp_admin *a = bp_calloc(1, sizeof(*a));
+    char err[512];
 
+    if (opts->signing_key != NULL) {
+        a->signing_key = bp_trail_key_load(opts->signing_key, true, err, sizeof(err));
+        if (a->signing_key == NULL) {
+            BP_ERROR("admin: cannot use audit.signing_key", BP_LSTR("reason", err));
+            bp_free(a);
+            return BP_ERR_INVALID;
+        }
+    }
     a->node = opts->node;
     a->service = (struct bp_oauth_service){
         .group = "admin",
@@ -203,5 +223,10 @@ bp_admin_service(const struct bp_admin *a)
 void
 bp_admin_free(struct bp_admin *a)
 {
+    if (a == NULL) {
+        return;
+    }
+    bp_trail_key_free(a->signing_key);
+    a->signing_key = NULL;
     bp_free(a);
 }

@@ -20,8 +20,12 @@ struct bp_admin_opts {
     /* The node's name, for the audit records: a buffer serve fills once the port is bound,
      * before any request can arrive. */
     const char *node;
+    /* audit.signing_key: the Ed25519 private key (PEM file) that signs the checkpoints made with
+     * POST /audit/checkpoints; NULL: they are unsigned. Read once, by bp_admin_new. */
+    const char *signing_key;
 };
 
+/* BP_ERR_INVALID (logged) when opts->signing_key cannot be loaded. */
 bp_err bp_admin_new(const struct bp_admin_opts *opts, struct bp_admin **out);
 /* The service to pass in struct bp_oauth_endpoint_opts; valid while a lives. */
 const struct bp_oauth_service *bp_admin_service(const struct bp_admin *a);

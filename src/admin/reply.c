@@ -44,6 +44,18 @@ bp_admin__json(struct bp_admin_call *c, int status, json_t *j)
 }
 
 void
+bp_admin__text(struct bp_admin_call *c, int status, const char *content_type, char *body, size_t len)
+{
+    BP_BUG_ON(body == NULL);
+    bp_free(c->out->body);
+    c->out->status = status;
+    c->out->content_type = content_type;
+    c->out->body = body;
+    c->out->body_len = len;
+    secure_headers(c->out);
+}
+
+void
 bp_admin__error(struct bp_admin_call *c, int status, const char *code, const char *message)
 {
     json_t *detail = json_pack("{s:s, s:s}", "code", code, "message", message);

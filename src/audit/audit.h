@@ -96,7 +96,8 @@ struct bp_audit_admin_actor {
     const char *node;          /* the node that served the request */
     const char *client_addr;   /* the operator's address */
 };
-/* As bp_audit_admin_op, made by actor instead of the OS user on this host. */
+/* As bp_audit_admin_op, made by actor (an operator of the admin API); NULL: the OS user on this
+ * host, as the CLI's records are. */
 bp_err bp_audit_admin_by(struct bp_store *s, const struct bp_audit_admin_actor *actor, const char *action,
                          const char *resource_id, const char *instance_id, const char *operation_id);
 
@@ -104,6 +105,16 @@ bp_err bp_audit_admin_by(struct bp_store *s, const struct bp_audit_admin_actor *
 struct json_t *bp_audit_rec_json(const struct bp_audit_rec *r);
 /* "2026-11-24T10:00:00.123456Z" into out[28]. */
 void bp_audit_format_time_us(int64_t t_us, char out[28]);
+
+/* The lines of an export (`audit export`, the admin API's GET /audit/export), appended to b: the
+ * record as bp_audit_rec_json gives it, compact, and "\n"; or as CSV (the header line, then one
+ * per record; CRLF ends; a cell starting with = + - @ gets a leading ' so that no spreadsheet
+ * runs it). Each appends its whole line, or nothing and BP_ERR_LIMIT when b's maximum would be
+ * passed. */
+struct bp_buf;
+bp_err bp_audit_jsonl_row(struct bp_buf *b, const struct bp_audit_rec *r);
+bp_err bp_audit_csv_header(struct bp_buf *b);
+bp_err bp_audit_csv_row(struct bp_buf *b, const struct bp_audit_rec *r);
 
 /* Frees a heap record from bp_calloc and its strings. */
 void bp_audit_rec_free(struct bp_audit_rec *rec);

@@ -401,7 +401,11 @@ start(struct bp_serve *sv, struct bp_store **store, struct bp_watch **watch, str
         return 1;
     }
     bp_proxy_new(&(struct bp_proxy_tables){bp_tables_generation, bp_tables_acquire}, sv->idem, &sv->proxy);
-    bp_admin_new(&(struct bp_admin_opts){.node = sv->node}, &sv->admin);
+    if (bp_admin_new(&(struct bp_admin_opts){.node = sv->node, .signing_key = sv->cfg.audit_signing_key},
+                     &sv->admin) != BP_OK) {
+        fail("cannot start the admin API (see the log line above)");
+        return 1;
+    }
     bp_oauth_endpoint_new(&(struct bp_oauth_endpoint_opts){.cfg = &sv->cfg,
                                                            .tables_sync = sync_tables,
                                                            .tables_sync_arg = sv,

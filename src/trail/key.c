@@ -1,9 +1,12 @@
 /* Ed25519 keys for checkpoint signatures, through OpenSSL's EVP interface. The private key never
  * leaves this file: callers hold an opaque handle and get hex signatures and a key id (the first
  * 16 hex digits of the SHA-256 of the raw public key), which names the key without revealing it. */
+#include <limits.h>
 #include <stdio.h>
 #include <string.h>
 
+#include <openssl/bio.h>
+#include <openssl/err.h>
 #include <openssl/evp.h>
 #include <openssl/pem.h>
 
@@ -29,17 +32,39 @@ to_hex(const unsigned char *p, size_t n, char *out)
     out[2 * n] = '\0';
 }
 
+/* The handle for pkey (consumed): NULL with a reason in err when it is not an Ed25519 key. what
+ * names where it came from, for that reason. */
+static struct bp_trail_key *
+key_new(EVP_PKEY *pkey, bool priv, const char *what, char *err, size_t err_cap)
+{
+    struct bp_trail_key *k;
+    unsigned char raw[32];
+    unsigned char md[BP_SHA256_LEN];
+    size_t raw_len = sizeof(raw);
+    char hex[2 * BP_SHA256_LEN + 1];
+
+    if (EVP_PKEY_get_id(pkey) != EVP_PKEY_ED25519 || EVP_PKEY_get_raw_public_key(pkey, raw, &raw_len) != 1) {
+        EVP_PKEY_free(pkey);
+        snprintf(err, err_cap,
+                 "%s is not an Ed25519 key (make one with `openssl genpkey -algorithm ed25519`)", what);
+        return NULL;
+    }
+    k = bp_calloc(1, sizeof(*k));
+    k->pkey = pkey;
+    k->has_private = priv;
+    bp_sha256(raw, raw_len, md);
+    to_hex(md, sizeof(md), hex);
+    memcpy(k->id, hex, 16);
+    k->id[16] = '\0';
+    return k;
+}
+
 struct bp_trail_key *
 bp_trail_key_load(const char *path, bool need_private, char *err, size_t err_cap)
 {
     FILE *f = fopen(path, "r");
     EVP_PKEY *pkey = NULL;
     bool priv = false;
-    struct bp_trail_key *k;
-    unsigned char raw[32];
-    unsigned char md[BP_SHA256_LEN];
-    size_t raw_len = sizeof(raw);
-    char hex[2 * BP_SHA256_LEN + 1];
 
     if (f == NULL) {
         snprintf(err, err_cap, "cannot read the key file %s", path);
@@ -59,20 +84,56 @@ bp_trail_key_load(const char *path, bool need_private, char *err, size_t err_cap
                  need_private ? "PEM private key" : "PEM key");
         return NULL;
     }
-    if (EVP_PKEY_get_id(pkey) != EVP_PKEY_ED25519 || EVP_PKEY_get_raw_public_key(pkey, raw, &raw_len) != 1) {
-        EVP_PKEY_free(pkey);
-        snprintf(err, err_cap,
-                 "%s is not an Ed25519 key (make one with `openssl genpkey -algorithm ed25519`)", path);
+    return key_new(pkey, priv, path, err, err_cap);
+}
+
+/* A server reading a key sent to it must never ask for a passphrase (OpenSSL's default callback
+ * would read one from a terminal): an encrypted key is simply no key. */
+static int
+no_passphrase(char *buf, int size, int rwflag, void *u)
+{
+    (void)buf;
+    (void)size;
+    (void)rwflag;
+    (void)u;
+    return 0;
+}
+
+struct bp_trail_key *
+bp_trail_key_from_pem(const char *text, size_t len, bool need_private, char *err, size_t err_cap)
+{
+    BIO *bio = len <= INT_MAX ? BIO_new_mem_buf(text, (int)len) : NULL;
+    EVP_PKEY *pkey = NULL;
+    bool priv = false;
+
+    if (bio == NULL) {
+        snprintf(err, err_cap, "the key cannot be read");
         return NULL;
     }
-    k = bp_calloc(1, sizeof(*k));
-    k->pkey = pkey;
-    k->has_private = priv;
-    bp_sha256(raw, raw_len, md);
-    to_hex(md, sizeof(md), hex);
-    memcpy(k->id, hex, 16);
-    k->id[16] = '\0';
-    return k;
+    pkey = PEM_read_bio_PrivateKey(bio, NULL, no_passphrase, NULL);
+    if (pkey != NULL) {
+        priv = true;
+    } else if (!need_private) {
+        (void)BIO_reset(bio);
+        pkey = PEM_read_bio_PUBKEY(bio, NULL, no_passphrase, NULL);
+    }
+    BIO_free(bio);
+    /* What failed to parse stays queued on this thread otherwise, for the next OpenSSL user on
+     * it to misread as its own failure. */
+    ERR_clear_error();
+    if (pkey == NULL) {
+        snprintf(err, err_cap, "%s",
+                 need_private ? "not a PEM private key (make one with `openssl genpkey -algorithm ed25519`)"
+                              : "not a PEM key (the public one: `openssl pkey -in KEY -pubout`)");
+        return NULL;
+    }
+    return key_new(pkey, priv, "the key", err, err_cap);
+}
+
+bool
+bp_trail_key_has_private(const struct bp_trail_key *k)
+{
+    return k->has_private;
 }
 
 void

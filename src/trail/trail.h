@@ -22,6 +22,12 @@ struct bp_trail_key;
 /* Reads an Ed25519 key from a PEM file: a private key (which signs and checks) or, for
  * need_private false, a public key too. NULL with a reason in err. */
 struct bp_trail_key *bp_trail_key_load(const char *path, bool need_private, char *err, size_t err_cap);
+/* As bp_trail_key_load, from PEM text[0..len) (a key sent to the admin API). An encrypted key is
+ * refused, never asked a passphrase for. err never quotes the text. */
+struct bp_trail_key *bp_trail_key_from_pem(const char *text, size_t len, bool need_private, char *err,
+                                           size_t err_cap);
+/* True when k holds the private key (it can sign), not only the public one. */
+bool bp_trail_key_has_private(const struct bp_trail_key *k);
 void bp_trail_key_free(struct bp_trail_key *k);
 
 /* Makes a checkpoint of every chain's head now (kind "periodic" or "manual"), signs it when key

@@ -55,6 +55,14 @@
  * their scripts. */
 #define SERVICE_THREADS 2
 #define SERVICE_QUEUE_PER_THREAD 16
+/* A service's answers may run to megabytes (an audit export), and each stays in its connection's
+ * output until the client has read it: a client reading slowly on many connections would pin
+ * all of them. So the bytes of the large ones held at once have one process-wide bound; beyond
+ * it such an answer is refused 503 (retry shortly) instead of kept. */
+#define SERVICE_ANSWER_BUDGET ((size_t)64 * 1024 * 1024)
+#define SERVICE_ANSWER_SMALL ((size_t)64 * 1024) /* not counted: a JSON object, an error */
+
+static _Atomic size_t service_answer_bytes;
 
 struct bp_oauth_endpoint {
     struct bp_http_handler handler;
@@ -83,7 +91,25 @@ struct job {
 /* Per request. */
 struct oauth_req {
     struct job *job;
+    size_t answer_bytes; /* of SERVICE_ANSWER_BUDGET, given back when the request ends */
 };
+
+/* Counts n bytes of a large service answer against SERVICE_ANSWER_BUDGET; false when they do not
+ * fit. */
+static bool
+answer_budget_take(struct oauth_req *st, size_t n)
+{
+    size_t cur = atomic_load_explicit(&service_answer_bytes, memory_order_relaxed);
+
+    do {
+        if (n > SERVICE_ANSWER_BUDGET - cur) {
+            return false;
+        }
+    } while (!atomic_compare_exchange_weak_explicit(&service_answer_bytes, &cur, cur + n, memory_order_relaxed,
+                                                    memory_order_relaxed));
+    st->answer_bytes = n;
+    return true;
+}
 
 /* ---- on the OAuth threads ---- */
 
@@ -166,14 +192,19 @@ job_done(struct bp_work *w, bp_err status)
 {
     struct job *job = (struct job *)w;
     struct bp_http_req *req = job->req;
+    struct oauth_req *st;
 
     if (atomic_load(&job->orphaned) || req == NULL) {
         job_free(job);
         return;
     }
-    ((struct oauth_req *)bp_http_req_state(req))->job = NULL;
+    st = bp_http_req_state(req);
+    st->job = NULL;
     if (status != BP_OK) {
         bp_errors_respond(req, BP_ERR_ROUTE_NOT_FOUND, NULL, NULL);
+    } else if (job->resp.body_len > SERVICE_ANSWER_SMALL && !answer_budget_take(st, job->resp.body_len)) {
+        bp_errors_respond_retry(req, BP_ERR_OVERLOADED, "too many large answers are being sent: retry shortly", 1,
+                                NULL);
     } else {
         struct bp_http_resp r = {
             .status = job->resp.status,
@@ -389,6 +420,19 @@ on_abort(void *self, struct bp_http_req *req)
     return false;
 }
 
+/* Its answer is out (or the connection gone): the bytes it held are free. */
+static void
+on_end(void *self, struct bp_http_req *req)
+{
+    struct oauth_req *st = bp_http_req_state(req);
+    (void)self;
+
+    if (st->answer_bytes > 0) {
+        atomic_fetch_sub_explicit(&service_answer_bytes, st->answer_bytes, memory_order_relaxed);
+        st->answer_bytes = 0;
+    }
+}
+
 /* ---- lifecycle ---- */
 
 bp_err
@@ -407,6 +451,7 @@ bp_oauth_endpoint_new(const struct bp_oauth_endpoint_opts *o, struct bp_oauth_en
         .on_head = on_head,
         .on_body = on_body,
         .on_abort = on_abort,
+        .on_end = on_end,
         .self = ep,
         .state_size = sizeof(struct oauth_req),
     };

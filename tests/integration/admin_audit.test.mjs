@@ -9,6 +9,7 @@ import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import crypto from 'node:crypto';
 import fs from 'node:fs';
+import net from 'node:net';
 import path from 'node:path';
 import { after, before, test } from 'node:test';
 
@@ -446,4 +447,56 @@ test('bad parameters, bodies, checkpoints and keys: 400 with the reason, in Core
     assertError(await api('GET', '/audit/export/all', { token: t }), 404, 'GEN_NOT_FOUND');
     const anon = await api('GET', '/audit/export');
     assertError(anon, 401, 'AUTH_INVALID_BEARER_TOKEN');
+});
+
+test('large answers held by clients that do not read them are bounded: beyond 64 MiB in all, 503 until they are read', async () => {
+    // A store of its own, with 20,000 records of 4 KiB: each export answer stops at 16 MiB.
+    const db = tmpDb();
+    makeInstance(db, w.core.url, { name: 'big' });
+    const pw = path.join(w.dir, 'pw-big');
+    fs.writeFileSync(pw, PASSWORD, { mode: 0o600 });
+    const op = cli(['operator', 'create', '--name', 'carol', '--password-file', pw, '--role', 'auditor'], { db });
+    assert.equal(op.code, 0, op.stderr);
+    const token = cli(['operator', 'token-create', op.json.id, '--name', 'siem'], { db }).json.token;
+    // An hour ago (well inside the retention that serve's start purges by).
+    const base = Math.floor(Date.now() / 1000) - 3600;
+    sql(db, PG
+        ? `INSERT INTO audit_log (time_us, actor_type, category, path) SELECT ${base}000000 + i, 'key', 'ledgers', repeat('a', 4096) FROM generate_series(1, 20000) AS i`
+        : `WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 20000) INSERT INTO audit_log (time_us, actor_type, category, path) SELECT ${base}000000 + i, 'key', 'ledgers', replace(hex(zeroblob(2048)), '0', 'a') FROM n`);
+    const p = await startProxy({ db });
+    const exportPath = `/admin/api/audit/export?since=${base}&until=${base + 60}&limit=10000`;
+    // Each socket asks for an export and reads nothing: its answer waits in the server's output.
+    const held = [];
+    const firstBytes = (sock) => new Promise((resolve, reject) => {
+        const t = setTimeout(() => reject(new Error('no answer within 30 s')), 30000);
+        sock.once('data', (d) => {
+            clearTimeout(t);
+            sock.pause();
+            resolve(d.toString('latin1'));
+        });
+        sock.once('error', reject);
+    });
+    try {
+        const statuses = [];
+        for (let i = 0; i < 5; i++) {
+            const sock = net.connect(p.port, '127.0.0.1');
+            held.push(sock);
+            sock.write(`GET ${exportPath} HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ${token}\r\n\r\n`);
+            const head = await firstBytes(sock);
+            statuses.push(Number(head.split(' ')[1]));
+            if (i === 4) {
+                assert.match(head, /PROXY_OVERLOADED/);
+                assert.match(head, /\r\nRetry-After: 1\r\n/i);
+            }
+        }
+        assert.deepEqual(statuses, [200, 200, 200, 200, 503], 'four answers of ~16 MiB fit in 64 MiB, the fifth does not');
+    } finally {
+        for (const sock of held) {
+            sock.destroy();
+        }
+    }
+    // The connections are gone: their bytes are free again.
+    await waitFor(async () => (await req(p.port, 'GET', exportPath, { headers: bearer(token), agent: false, timeoutMs: 30000 })).status === 200,
+        { timeoutMs: 15000, intervalMs: 200, what: 'an export answered again' });
+    await p.stop();
 });

@@ -19,6 +19,8 @@
 #define FILTER_MAX 200
 /* An export answer is built whole in memory (the OAuth endpoint answers a buffer): at most this
  * many records, and this many bytes, per call; X-Next-After-Seq says where the next call starts. */
+#define CHECKPOINTS_PAGE_DEFAULT 100
+#define CHECKPOINTS_PAGE_MAX 1000
 #define EXPORT_LIMIT_DEFAULT 1000
 #define EXPORT_LIMIT_MAX 10000
 #define EXPORT_MAX_BYTES (16 * 1024 * 1024)
@@ -317,35 +319,52 @@ checkpoints_list(struct bp_admin_call *c)
     struct bp_audit_checkpoint *cps = NULL;
     int64_t since_us = 0;
     char kind[16];
+    char num[24];
     bool has_kind = false;
     bool bad = false;
+    uint64_t limit = CHECKPOINTS_PAGE_DEFAULT;
+    uint64_t v = 0;
     size_t n = 0;
     json_t *a;
+    json_t *j;
     bp_err rc;
 
     if (q != NULL) {
         if (!time_param(q, "since", &since_us, &bad)) {
             bad = true;
         }
+        if (query_get(q, "since_us", num, sizeof(num), &bad)) {
+            bad = bad || bp_str_parse_u64(num, strlen(num), UNIX_S_MAX * 1000000, &v) != BP_OK;
+            since_us = (int64_t)v;
+        }
         has_kind = query_get(q, "kind", kind, sizeof(kind), &bad);
         bad = bad || (has_kind && !kind_ok(kind));
+        if (query_get(q, "limit", num, sizeof(num), &bad)) {
+            bad = bad || bp_str_parse_u64(num, strlen(num), CHECKPOINTS_PAGE_MAX, &limit) != BP_OK ||
+                  limit == 0;
+        }
     }
     if (bad) {
         bp_admin__error(c, 400, "GEN_MALFORMED_REQUEST",
-                        "since must be unix seconds, kind periodic, manual or purge");
+                        "since must be unix seconds (since_us microseconds), kind periodic, manual or purge, "
+                        "limit 1..1000");
         return;
     }
-    rc = bp_store_audit_checkpoint_list(c->s, since_us, has_kind ? kind : NULL, &cps, &n);
+    /* One more than asked: whether more remain. Checkpoints pile up (one an hour per node). */
+    rc = bp_store_audit_checkpoint_list(c->s, since_us, has_kind ? kind : NULL, (size_t)limit + 1, &cps, &n);
     if (rc != BP_OK) {
         bp_admin__store_error(c, rc, "checkpoint");
         return;
     }
     a = json_array();
-    for (size_t i = 0; i < n; i++) {
+    for (size_t i = 0; i < n && i < limit; i++) {
         json_array_append_new(a, checkpoint_json(&cps[i]));
     }
+    j = json_pack("{s:o}", "checkpoints", a);
+    /* The next page starts at the last one here (inclusive: its id repeats, skip it). */
+    json_object_set_new(j, "next_since_us", n > limit ? json_integer(cps[limit - 1].time_us) : json_null());
     bp_audit_checkpoints_free(cps, n);
-    bp_admin__json(c, 200, json_pack("{s:o}", "checkpoints", a));
+    bp_admin__json(c, 200, j);
 }
 
 /* POST /audit/checkpoints: a manual checkpoint, as `audit checkpoint` makes one, this node as its

@@ -275,7 +275,7 @@ bp_cli__audit_checkpoints(struct bp_cli_ctx *ctx, int argc, char **argv, int op)
     if (rc != BP_CLI_EXIT_OK) {
         return rc;
     }
-    err = bp_store_audit_checkpoint_list(s, since, flags[L_KIND].seen ? flags[L_KIND].value : NULL, &cps, &n);
+    err = bp_store_audit_checkpoint_list(s, since, flags[L_KIND].seen ? flags[L_KIND].value : NULL, 0, &cps, &n);
     if (err != BP_OK) {
         rc = bp_cli__store_fail(s, err, "audit checkpoints", "");
     }

@@ -206,8 +206,8 @@ struct bp_store_trail_ops {
     bp_err (*purge_lock)(struct bp_store *s, bool *out_got);
     void (*purge_unlock)(struct bp_store *s);
     bp_err (*checkpoint_put)(struct bp_store *s, const struct bp_audit_checkpoint *c);
-    bp_err (*checkpoint_list)(struct bp_store *s, int64_t since_us, const char *kind, struct bp_audit_checkpoint **out,
-                              size_t *out_n);
+    bp_err (*checkpoint_list)(struct bp_store *s, int64_t since_us, const char *kind, size_t limit,
+                              struct bp_audit_checkpoint **out, size_t *out_n);
     bp_err (*checkpoint_delete)(struct bp_store *s, const char *id);
     /* Optional (NULL: none): new records of one chain appended in one statement after the head
      * this connection last committed for it, which the statement checks is still the head.

@@ -716,8 +716,9 @@ struct bp_audit_checkpoint {
     char *signature;           /* NULL when unsigned */
 };
 bp_err bp_store_audit_checkpoint_put(struct bp_store *s, const struct bp_audit_checkpoint *c);
-/* Checkpoints at or after since_us, oldest first; kind NULL = any. */
-bp_err bp_store_audit_checkpoint_list(struct bp_store *s, int64_t since_us, const char *kind,
+/* Checkpoints at or after since_us, oldest first, at most limit of them (0: all); kind NULL =
+ * any. */
+bp_err bp_store_audit_checkpoint_list(struct bp_store *s, int64_t since_us, const char *kind, size_t limit,
                                       struct bp_audit_checkpoint **out, size_t *out_n);
 /* Deletes one stored checkpoint (BP_ERR_NOT_FOUND when it is gone). */
 bp_err bp_store_audit_checkpoint_delete(struct bp_store *s, const char *id);

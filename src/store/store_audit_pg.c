@@ -1034,8 +1034,8 @@ read_checkpoint(const PGresult *res, int row, void *out_v)
 }
 
 static bp_err
-pg_checkpoint_list(struct bp_store *s, int64_t since_us, const char *kind, struct bp_audit_checkpoint **out,
-                   size_t *out_n)
+pg_checkpoint_list(struct bp_store *s, int64_t since_us, const char *kind, size_t limit,
+                   struct bp_audit_checkpoint **out, size_t *out_n)
 {
     struct bp_pg_params p = {0};
     void *rows = NULL;
@@ -1043,9 +1043,10 @@ pg_checkpoint_list(struct bp_store *s, int64_t since_us, const char *kind, struc
 
     bp_pg__p_int(&p, since_us);
     bp_pg__p_text(&p, kind);
+    bp_pg__p_int(&p, limit > 0 ? (int64_t)limit : INT64_MAX);
     err = bp_pg__collect(bp_pg__of(s),
                          "SELECT id, time_us, kind, body, signature FROM audit_checkpoints"
-                         " WHERE time_us >= $1 AND ($2::text IS NULL OR kind = $2) ORDER BY time_us, id",
+                         " WHERE time_us >= $1 AND ($2::text IS NULL OR kind = $2) ORDER BY time_us, id LIMIT $3",
                          &p, sizeof(struct bp_audit_checkpoint), read_checkpoint, &rows, out_n);
     if (err == BP_OK) {
         *out = rows;

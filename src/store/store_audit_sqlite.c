@@ -758,15 +758,16 @@ free_checkpoints_v(void *c, size_t n)
 }
 
 static bp_err
-sq_checkpoint_list(struct bp_store *s, int64_t since_us, const char *kind, struct bp_audit_checkpoint **out,
-                   size_t *out_n)
+sq_checkpoint_list(struct bp_store *s, int64_t since_us, const char *kind, size_t limit,
+                   struct bp_audit_checkpoint **out, size_t *out_n)
 {
     struct sqlite_store *st = bp_sq__of(s);
     sqlite3_stmt *stmt = NULL;
     void *rows = NULL;
     bp_err err = bp_sq__prepare(st,
                                 "SELECT id, time_us, kind, body, signature FROM audit_checkpoints"
-                                " WHERE time_us >= ?1 AND (?2 IS NULL OR kind = ?2) ORDER BY time_us, id",
+                                " WHERE time_us >= ?1 AND (?2 IS NULL OR kind = ?2) ORDER BY time_us, id"
+                                " LIMIT ?3",
                                 &stmt);
 
     if (err != BP_OK) {
@@ -774,6 +775,7 @@ sq_checkpoint_list(struct bp_store *s, int64_t since_us, const char *kind, struc
     }
     sqlite3_bind_int64(stmt, 1, since_us);
     bp_sq__bind_text(stmt, 2, kind);
+    sqlite3_bind_int64(stmt, 3, limit > 0 ? (sqlite3_int64)limit : -1); /* -1: no limit */
     err = bp_sq__collect(st, stmt, sizeof(struct bp_audit_checkpoint), read_checkpoint, free_checkpoints_v, &rows,
                          out_n);
     sqlite3_finalize(stmt);

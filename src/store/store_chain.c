@@ -452,10 +452,10 @@ bp_store_audit_checkpoint_put(struct bp_store *s, const struct bp_audit_checkpoi
 }
 
 bp_err
-bp_store_audit_checkpoint_list(struct bp_store *s, int64_t since_us, const char *kind,
+bp_store_audit_checkpoint_list(struct bp_store *s, int64_t since_us, const char *kind, size_t limit,
                                struct bp_audit_checkpoint **out, size_t *out_n)
 {
-    return s->ops->trail->checkpoint_list(s, since_us, kind, out, out_n);
+    return s->ops->trail->checkpoint_list(s, since_us, kind, limit, out, out_n);
 }
 
 bp_err

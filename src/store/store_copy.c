@@ -199,7 +199,7 @@ copy_trail(struct copy *c)
                                                     heads[i].updated_us));
     }
     if (rc == BP_OK) {
-        rc = from_src(c, bp_store_audit_checkpoint_list(c->src, 0, NULL, &cps, &n_cps));
+        rc = from_src(c, bp_store_audit_checkpoint_list(c->src, 0, NULL, 0, &cps, &n_cps));
     }
     for (size_t i = 0; rc == BP_OK && i < n_cps; i++) {
         rc = to_dst(c, bp_store_audit_checkpoint_put(c->dst, &cps[i]));

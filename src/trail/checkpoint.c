@@ -158,7 +158,7 @@ bp_trail_checkpoint(struct bp_store *s, const char *kind, const char *node, cons
     if (err == BP_OK && unchanged_skip) {
         /* The last day's are enough to compare with (and few): when heads stood still longer,
          * one more checkpoint a day is no harm. */
-        err = bp_store_audit_checkpoint_list(s, now - DAY_US, kind, &old, &n_old);
+        err = bp_store_audit_checkpoint_list(s, now - DAY_US, kind, 0, &old, &n_old);
         if (err == BP_OK && n_old > 0 && same_heads(old[n_old - 1].body, heads, n_heads)) {
             goto done;
         }
@@ -252,7 +252,7 @@ forget_old_checkpoints(struct bp_store *s, int64_t before_us)
     size_t n = 0;
     char **chains;
     int64_t *uptos;
-    bp_err err = bp_store_audit_checkpoint_list(s, 0, NULL, &cps, &n);
+    bp_err err = bp_store_audit_checkpoint_list(s, 0, NULL, 0, &cps, &n);
 
     if (err != BP_OK) {
         return err;

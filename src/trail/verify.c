@@ -98,7 +98,7 @@ load_purges(struct bp_store *s, const struct bp_trail_verify_opts *o, const stru
 {
     struct bp_audit_checkpoint *cps = NULL;
     size_t n_cps = 0;
-    bp_err err = bp_store_audit_checkpoint_list(s, 0, "purge", &cps, &n_cps);
+    bp_err err = bp_store_audit_checkpoint_list(s, 0, "purge", 0, &cps, &n_cps);
 
     for (size_t i = 0; err == BP_OK && i < n_cps && !r->broken; i++) {
         json_t *body = json_loads(cps[i].body, 0, NULL);

@@ -327,6 +327,27 @@ test('an admin makes a signed checkpoint; it is listed as `audit checkpoints` pr
     }
     const later = await api('GET', `/audit/checkpoints?since=${Math.floor(cp.time_us / 1e6) + 3600}`, { token: w.auditorToken });
     assert.deepEqual(later.json.checkpoints, []);
+    assert.equal(later.json.next_since_us, null);
+    // Pages: `limit` of them, oldest first, and where the next page starts.
+    const first = (await api('GET', '/audit/checkpoints?limit=1', { token: w.auditorToken })).json;
+    assert.equal(first.checkpoints.length, 1);
+    assert.deepEqual(first.checkpoints[0], every[0]);
+    assert.equal(first.next_since_us, every[0].time_us);
+    const seen = new Map();
+    let pages = 0;
+    for (let since = 0; since !== null; pages++) {
+        assert.ok(pages < 100, 'the pages end');
+        const page = (await api('GET', `/audit/checkpoints?since_us=${since}&limit=2`, { token: w.auditorToken })).json;
+        assert.ok(page.checkpoints.length <= 2);
+        for (const c of page.checkpoints) {
+            seen.set(c.id, c);
+        }
+        since = page.next_since_us;
+    }
+    const sinceEvery = (await api('GET', '/audit/checkpoints?limit=1000', { token: w.auditorToken })).json.checkpoints;
+    for (const c of sinceEvery.filter((x) => x.time_us <= every.at(-1).time_us)) {
+        assert.ok(seen.has(c.id), `paged: ${c.id}`);
+    }
 });
 
 test('POST verify: with the checkpoint and the public key, an auditor proves a chain rewritten whole was changed', async () => {
@@ -409,8 +430,8 @@ test('POST verify from a console session needs its CSRF token; the reads do not'
 
 test('bad parameters, bodies, checkpoints and keys: 400 with the reason, in Core\'s error shape', async () => {
     const t = w.auditorToken;
-    for (const q of ['kind=weekly', 'since=yesterday', 'since=-5', 'kind=manual&since=1e9']) {
-        assertError(await api('GET', `/audit/checkpoints?${q}`, { token: t }), 400, 'GEN_MALFORMED_REQUEST', /since must be unix seconds, kind/);
+    for (const q of ['kind=weekly', 'since=yesterday', 'since=-5', 'kind=manual&since=1e9', 'limit=0', 'limit=1001']) {
+        assertError(await api('GET', `/audit/checkpoints?${q}`, { token: t }), 400, 'GEN_MALFORMED_REQUEST', /since must be unix seconds .*kind periodic/);
     }
     for (const q of ['format=xml', 'limit=0', 'limit=10001', 'limit=ten', 'after_seq=-1', 'since=abc', 'until=2026-01-01']) {
         assertError(await api('GET', `/audit/export?${q}`, { token: t }), 400, 'GEN_MALFORMED_REQUEST', /bad parameter/);

@@ -666,7 +666,9 @@ export function maskDsn(db) {
 }
 
 export function sql(db, query) {
-    const r = PG ? psql(db, ['-c', query]) : spawnSync('sqlite3', [db, query], { encoding: 'utf8' });
+    // A server writing the same SQLite file (a checkpoint a second, the audit log) holds its lock
+    // for moments: wait for it, as the server's own connections do, rather than fail at once.
+    const r = PG ? psql(db, ['-c', query]) : spawnSync('sqlite3', ['-cmd', '.timeout 10000', db, query], { encoding: 'utf8' });
     assert.equal(r.status, 0, `${PG ? 'psql' : 'sqlite3'}: ${r.stderr}`);
     return r.stdout.trim();
 }

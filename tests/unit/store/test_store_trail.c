@@ -423,7 +423,7 @@ test_purge_keeps_the_trail_verifiable(void **state)
     /* node-a: 0..3 and 100, 101 are older than 150 s; cli-host: all (5..7); node-b: 0..2, 100, 101. */
     assert_int_equal(bp_trail_purge(f->s, T0 + 150 * 1000000LL, "t", key, &deleted), BP_OK);
     assert_int_equal(deleted, 6 + 3 + 5);
-    assert_int_equal(bp_store_audit_checkpoint_list(f->s, 0, "purge", &cps, &n), BP_OK);
+    assert_int_equal(bp_store_audit_checkpoint_list(f->s, 0, "purge", 0, &cps, &n), BP_OK);
     assert_int_equal(n, 3);
     for (size_t i = 0; i < n; i++) {
         assert_non_null(cps[i].signature);
@@ -445,7 +445,7 @@ test_purge_keeps_the_trail_verifiable(void **state)
     /* Nothing left to purge: no new checkpoint. */
     assert_int_equal(bp_trail_purge(f->s, T0 + 150 * 1000000LL, "t", key, &deleted), BP_OK);
     assert_int_equal(deleted, 0);
-    assert_int_equal(bp_store_audit_checkpoint_list(f->s, 0, "purge", &cps, &n), BP_OK);
+    assert_int_equal(bp_store_audit_checkpoint_list(f->s, 0, "purge", 0, &cps, &n), BP_OK);
     assert_int_equal(n, 3);
     bp_audit_checkpoints_free(cps, n);
     /* A purge checkpoint edited: with the key, found. */
@@ -478,13 +478,18 @@ test_purge_forgets_old_checkpoints(void **state)
     assert_int_equal(bp_trail_checkpoint(f->s, "manual", "t", NULL, false, NULL), BP_OK);
     assert_int_equal(bp_trail_purge(f->s, T0 + 150 * 1000000LL, "t", NULL, &deleted), BP_OK);
     assert_int_equal(deleted, 14);
-    assert_int_equal(bp_store_audit_checkpoint_list(f->s, 0, NULL, &cps, &n), BP_OK);
+    assert_int_equal(bp_store_audit_checkpoint_list(f->s, 0, NULL, 0, &cps, &n), BP_OK);
     assert_int_equal(n, 1 + 3);
+    bp_audit_checkpoints_free(cps, n);
+    /* A limit gives the oldest ones. */
+    assert_int_equal(bp_store_audit_checkpoint_list(f->s, 0, NULL, 2, &cps, &n), BP_OK);
+    assert_int_equal(n, 2);
+    assert_true(cps[0].time_us <= cps[1].time_us);
     bp_audit_checkpoints_free(cps, n);
     /* Everything, checkpoints made until now included. */
     assert_int_equal(bp_trail_purge(f->s, bp_clock_wall_us() + 1000000, "t", NULL, &deleted), BP_OK);
     assert_int_equal(deleted, 7);
-    assert_int_equal(bp_store_audit_checkpoint_list(f->s, 0, NULL, &cps, &n), BP_OK);
+    assert_int_equal(bp_store_audit_checkpoint_list(f->s, 0, NULL, 0, &cps, &n), BP_OK);
     assert_int_equal(n, 3);
     for (size_t i = 0; i < n; i++) {
         assert_string_equal(cps[i].kind, "purge");

@@ -564,7 +564,7 @@ key_rotate(struct bp_admin_call *c, const char *id)
     rc = bp_admin__finish_op(c, rc, "Key created", rec.id, operation);
     if (rc == BP_ERR_EXISTS) {
         bp_admin__error(c, 409, "GEN_CONFLICT",
-                        "this key was rotated meanwhile: rotate the key that replaced it");
+                        "this key changed meanwhile (rotated, revoked or updated): read it again and retry");
     } else if (rc != BP_OK) {
         bp_admin__store_error(c, rc, "key");
     } else {

@@ -353,8 +353,8 @@ key_rotate(struct bp_cli_ctx *ctx, int argc, char **argv, int op)
     err = bp_cli__finish_audited_op(s, err, "Key created", rec.id, NULL, operation);
     if (err == BP_ERR_EXISTS) {
         bp_wipe(key, sizeof(key));
-        bp_cli__error("cannot rotate the key: it was rotated meanwhile (see `blnkproxy key show %s`); rotate "
-                      "the key that replaced it",
+        bp_cli__error("cannot rotate the key: it changed meanwhile (rotated, revoked or updated: see "
+                      "`blnkproxy key show %s`); try again",
                       old.id);
         rc = BP_CLI_EXIT_FAIL;
         goto done;

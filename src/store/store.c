@@ -339,19 +339,41 @@ bp_store_key_link(struct bp_store *s, const char *old_id, const char *new_id)
     return s->ops->key_link(s, old_id, new_id);
 }
 
+static bool
+same_text(const char *a, const char *b)
+{
+    return (a == NULL && b == NULL) || (a != NULL && b != NULL && strcmp(a, b) == 0);
+}
+
 bp_err
 bp_store_key_rotate(struct bp_store *s, const struct bp_key_rec *fresh, const char *old_id, int64_t old_until)
 {
+    struct bp_key_rec now = {0};
     bp_err err = bp_store_key_insert(s, fresh);
 
     if (err == BP_OK) {
-        err = bp_store_key_set_expiry(s, old_id, old_until);
-    }
-    if (err == BP_OK) {
-        /* The link is written only where there is none: of two rotations at once, the second
-         * waits for the first's row (PostgreSQL) or transaction (SQLite), then finds it. */
+        /* The link is written only where there is none, to a key not revoked: of two rotations
+         * at once, the second waits for the first's row (PostgreSQL) or transaction (SQLite),
+         * then finds it; a revocation that came first is found the same way. */
         err = bp_store_key_link(s, old_id, fresh->id);
         err = err == BP_ERR_NOT_FOUND ? BP_ERR_EXISTS : err;
+    }
+    if (err == BP_OK) {
+        /* fresh inherited what the caller read before this transaction began: a change made
+         * since (a narrower allow-list, another expiry) would not follow the key. Now that the
+         * old row is ours, it is read again; changed, the rotation is refused (try again). */
+        err = bp_store_key_get(s, old_id, &now);
+        if (err == BP_OK &&
+            (!same_text(now.name, fresh->name) || !same_text(now.scopes, fresh->scopes) ||
+             !same_text(now.instances, fresh->instances) || !same_text(now.allow_from, fresh->allow_from) ||
+             !same_text(now.rate_limit, fresh->rate_limit) || now.rate_burst != fresh->rate_burst ||
+             now.expires_at != fresh->expires_at || now.revoked)) {
+            err = BP_ERR_EXISTS;
+        }
+        bp_key_rec_cleanup(&now);
+    }
+    if (err == BP_OK) {
+        err = bp_store_key_set_expiry(s, old_id, old_until);
     }
     return err;
 }

@@ -312,11 +312,12 @@ bp_err bp_store_key_set_allow_from(struct bp_store *s, const char *id, const cha
 /* Its own rate limit (rate_limit NULL: the configured default; burst 0: the rate's count). */
 bp_err bp_store_key_set_rate(struct bp_store *s, const char *id, const char *rate_limit, int64_t burst);
 /* Rotation (issue 12): old_id was replaced by new_id (both rows name the other). */
-/* BP_ERR_NOT_FOUND when old_id is unknown or was replaced already. */
+/* BP_ERR_NOT_FOUND when old_id is unknown, replaced already or revoked. */
 bp_err bp_store_key_link(struct bp_store *s, const char *old_id, const char *new_id);
-/* A key rotation's rows, inside the caller's transaction: the new key, the old key's expiry at
- * old_until, and the links between them. BP_ERR_EXISTS when old_id was replaced already (two
- * rotations at once: the second finds the first's link; roll back). */
+/* A key rotation's rows, inside the caller's transaction: the new key (fresh: bp_key_rec_inherit
+ * of old_id as the caller read it), the links between them, and the old key's expiry at
+ * old_until. BP_ERR_EXISTS when old_id was replaced or revoked already, or changed since the
+ * caller read it (a rotation, revocation or update at the same time): roll back. */
 bp_err bp_store_key_rotate(struct bp_store *s, const struct bp_key_rec *fresh, const char *old_id, int64_t old_until);
 /* What a rotated key takes from the key it replaces: name, scopes, instances, allow-list, rate
  * and expiry (copies into fresh, whose other fields are the caller's). */

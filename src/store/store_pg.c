@@ -795,7 +795,7 @@ pg_key_link(struct bp_store *s, const char *old_id, const char *new_id)
     bp_pg__p_text(&p, new_id);
     bp_pg__p_text(&p, old_id);
     err = bp_pg__change_one(bp_pg__of(s),
-                            "UPDATE api_keys SET replaced_by = $1 WHERE id = $2 AND replaced_by IS NULL", &p);
+                            "UPDATE api_keys SET replaced_by = $1 WHERE id = $2 AND replaced_by IS NULL AND NOT revoked", &p);
     if (err != BP_OK) {
         return err;
     }

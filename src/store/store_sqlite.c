@@ -922,7 +922,7 @@ sq_key_link(struct bp_store *s, const char *old_id, const char *new_id)
     struct sqlite_store *st = bp_sq__of(s);
     sqlite3_stmt *stmt = NULL;
     bp_err err =
-        bp_sq__prepare(st, "UPDATE api_keys SET replaced_by = ? WHERE id = ? AND replaced_by IS NULL", &stmt);
+        bp_sq__prepare(st, "UPDATE api_keys SET replaced_by = ? WHERE id = ? AND replaced_by IS NULL AND revoked = 0", &stmt);
 
     if (err != BP_OK) {
         return err;

@@ -378,6 +378,69 @@ test_key_constraints_and_not_found(void **state)
     assert_int_equal(bp_store_key_set_expiry(f->s, "key_nope", 1), BP_ERR_NOT_FOUND);
 }
 
+/* A rotation in its transaction, of old as the caller read it (bp_key_rec_inherit). */
+static bp_err
+rotate(struct bp_store *s, const char *new_id, unsigned char fill, const struct bp_key_rec *old)
+{
+    struct bp_key_rec fresh = mk_key(new_id, fill, 2);
+    bp_err err;
+
+    fresh.name = NULL;
+    fresh.scopes = NULL;
+    bp_key_rec_inherit(&fresh, old);
+    assert_int_equal(bp_store_begin(s), BP_OK);
+    err = bp_store_key_rotate(s, &fresh, old->id, 100);
+    if (err == BP_OK) {
+        assert_int_equal(bp_store_commit(s), BP_OK);
+    } else {
+        bp_store_rollback(s);
+    }
+    bp_free(fresh.name);
+    bp_free(fresh.scopes);
+    bp_free(fresh.instances);
+    bp_free(fresh.allow_from);
+    bp_free(fresh.rate_limit);
+    return err;
+}
+
+/* A rotation refuses an old key that was rotated, revoked or changed after the caller read it
+ * (two operators at once): never two successors, never a successor of a revoked key, never one
+ * with limits the old key no longer has. */
+static void
+test_key_rotate_conflicts(void **state)
+{
+    struct bp_testdb_store *f = *state;
+    struct bp_key_rec k = mk_key("key_A", 0x31, 1);
+    struct bp_key_rec read = {0};
+    struct bp_key_rec got = {0};
+
+    assert_int_equal(bp_store_key_insert(f->s, &k), BP_OK);
+    assert_int_equal(bp_store_key_get(f->s, "key_A", &read), BP_OK);
+    assert_int_equal(rotate(f->s, "key_B", 0x32, &read), BP_OK);
+    assert_int_equal(rotate(f->s, "key_C", 0x33, &read), BP_ERR_EXISTS);
+    assert_int_equal(bp_store_key_get(f->s, "key_C", &got), BP_ERR_NOT_FOUND);
+    assert_int_equal(bp_store_key_get(f->s, "key_A", &got), BP_OK);
+    assert_int_equal(bp_store_key_links(f->s, "key_A", &got.replaces, &got.replaced_by), BP_OK);
+    assert_non_null(got.replaced_by);
+    assert_string_equal(got.replaced_by, "key_B");
+    assert_int_equal(got.expires_at, 100);
+    bp_key_rec_cleanup(&got);
+    bp_key_rec_cleanup(&read);
+
+    /* Read, then changed by someone else, then rotated: refused. */
+    k = mk_key("key_D", 0x34, 1);
+    assert_int_equal(bp_store_key_insert(f->s, &k), BP_OK);
+    assert_int_equal(bp_store_key_get(f->s, "key_D", &read), BP_OK);
+    assert_int_equal(bp_store_key_set_allow_from(f->s, "key_D", "10.0.0.0/8"), BP_OK);
+    assert_int_equal(rotate(f->s, "key_E", 0x35, &read), BP_ERR_EXISTS);
+    bp_key_rec_cleanup(&read);
+    assert_int_equal(bp_store_key_get(f->s, "key_D", &read), BP_OK);
+    assert_int_equal(bp_store_key_revoke(f->s, "key_D", 5), BP_OK);
+    assert_int_equal(rotate(f->s, "key_E", 0x35, &read), BP_ERR_EXISTS);
+    assert_int_equal(bp_store_key_get(f->s, "key_E", &got), BP_ERR_NOT_FOUND);
+    bp_key_rec_cleanup(&read);
+}
+
 static void
 test_key_touch(void **state)
 {
@@ -454,6 +517,7 @@ main(void)
         cmocka_unit_test_setup_teardown(test_key_each, setup, bp_testdb_store_teardown),
         cmocka_unit_test_setup_teardown(test_key_constraints_and_not_found, setup, bp_testdb_store_teardown),
         cmocka_unit_test_setup_teardown(test_key_touch, setup, bp_testdb_store_teardown),
+        cmocka_unit_test_setup_teardown(test_key_rotate_conflicts, setup, bp_testdb_store_teardown),
         cmocka_unit_test_setup_teardown(test_change_token, setup, bp_testdb_store_teardown),
     };
     /* A file's permissions and the sqlite: prefix: SQLite only (test_store_pg.c covers a fresh

@@ -10,6 +10,7 @@
 #include "lib/rand.h"
 #include "lib/secret.h"
 #include "lib/url.h"
+#include "upstream/upstream.h"
 
 static json_t *
 instance_json(const struct bp_instance_rec *r)
@@ -65,21 +66,24 @@ secret_ok(const char *s, size_t len)
 }
 
 /* "ca_file": a CA bundle (PEM) on this node's host to verify Core's certificate with, as an
- * absolute path (a relative one would be relative to wherever serve happens to run); the path of
- * a readable regular file goes into *out. NULL when fine, else why; a reason about the file is
- * written into buf. */
+ * absolute path (a relative one would be relative to wherever serve happens to run) of a file of
+ * CA certificates this process can read; its resolved path goes into *out. NULL when fine, else
+ * why. The reason never says more than that the file will not do: an admin's call is
+ * not a way to learn which paths exist on the host. */
 static const char *
-parse_ca_file(const char *path, char **out, char *buf, size_t cap)
+parse_ca_file(const char *path, char **out)
 {
-    const char *why;
+    static const char why[] = "ca_file must be the absolute path of a readable PEM file of CA certificates "
+                              "(at most 1 MiB) on the server";
+    char scratch[256];
 
-    if (path[0] != '/') {
-        return "ca_file must be an absolute path, of a CA bundle (PEM) on the server";
+    if (path[0] != '/' || bp_path_resolve_readable(path, out) != NULL) {
+        return why;
     }
-    why = bp_path_resolve_readable(path, out);
-    if (why != NULL) {
-        snprintf(buf, cap, "ca_file: %s (it must be a readable file on the server)", why);
-        return buf;
+    if (bp_upstream_ca_file_check(*out, scratch, sizeof(scratch)) != NULL) {
+        bp_free(*out);
+        *out = NULL;
+        return why;
     }
     return NULL;
 }
@@ -98,7 +102,6 @@ instance_add(struct bp_admin_call *c)
     const char *secret = bp_admin__body_str(c, "secret_key", &bad);
     const char *ca_file = bp_admin__body_str(c, "ca_file", &bad);
     const char *why = NULL;
-    char reason[160];
     bp_err rc;
 
     if (bad || name == NULL || !bp_admin__name_ok(name)) {
@@ -110,7 +113,7 @@ instance_add(struct bp_admin_call *c)
     } else if (secret != NULL && !secret_ok(secret, strlen(secret))) {
         why = "secret_key must be 1 to 4096 visible ASCII characters";
     } else if (ca_file != NULL) {
-        why = parse_ca_file(ca_file, &rec.ca_file, reason, sizeof(reason));
+        why = parse_ca_file(ca_file, &rec.ca_file);
     }
     if (why != NULL) {
         bp_admin__error(c, 400, "GEN_MALFORMED_REQUEST", why);
@@ -164,7 +167,6 @@ instance_update(struct bp_admin_call *c, const char *id)
     const char *ca_file = bp_admin__body_str(c, "ca_file", &bad);
     char *norm = NULL;
     char *ca_path = NULL;
-    char reason[160];
     const char *why = NULL;
     bp_err rc;
 
@@ -174,7 +176,7 @@ instance_update(struct bp_admin_call *c, const char *id)
         /* why says it */
     } else if (secret != NULL && !secret_ok(secret, strlen(secret))) {
         why = "secret_key must be 1 to 4096 visible ASCII characters, or null to remove it";
-    } else if (ca_file != NULL && (why = parse_ca_file(ca_file, &ca_path, reason, sizeof(reason))) != NULL) {
+    } else if (ca_file != NULL && (why = parse_ca_file(ca_file, &ca_path)) != NULL) {
         /* why says it */
     } else if (name == NULL && url == NULL && sv == NULL && cv == NULL) {
         why = "send what changes: name, url, secret_key or ca_file";

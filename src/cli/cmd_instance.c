@@ -14,6 +14,7 @@
 #include "lib/str.h"
 #include "lib/url.h"
 #include "store/store.h"
+#include "upstream/upstream.h"
 
 /* `instance …`: the Blnk Core instances the proxy forwards to. The Core secret key is read from a
  * file or an environment variable, never from argv, and is never printed (only has_secret_key). */
@@ -50,12 +51,19 @@ normalise_url(const char *url)
     return out;
 }
 
-/* Resolves --ca-file to an absolute path of a readable regular file (serve may run elsewhere). */
+/* Resolves --ca-file to an absolute path of a readable file of PEM CA certificates (serve may
+ * run elsewhere; and a file that is no CA bundle is better refused now than at the first
+ * request). */
 static int
 resolve_ca_file(const char *path, char **out)
 {
+    char scratch[256];
     const char *why = bp_path_resolve_readable(path, out);
 
+    if (why == NULL && (why = bp_upstream_ca_file_check(*out, scratch, sizeof(scratch))) != NULL) {
+        bp_free(*out);
+        *out = NULL;
+    }
     if (why != NULL) {
         bp_cli__error("--ca-file %s: %s", path, why);
         return BP_CLI_EXIT_USAGE;
@@ -457,7 +465,7 @@ instance_remove(struct bp_cli_ctx *ctx, int argc, char **argv, int op)
 
 #define SECRET_FILE_HELP "read Core's secret key (sent as X-Blnk-Key) from FILE, without its trailing newline"
 #define SECRET_ENV_HELP "read Core's secret key from the environment variable VAR"
-#define CA_FILE_HELP "verify Core's TLS certificate with the CA bundle in FILE (for a private CA)"
+#define CA_FILE_HELP "verify Core's TLS certificate with the CA bundle in FILE (PEM, at most 1 MiB; for a private CA)"
 
 static const struct bp_cli_opt add_opts[UF_ADD_COUNT] = {
     [UF_NAME] = {"--name", "NAME", .help = "a unique name: 1..100 printable ASCII characters",

@@ -34,6 +34,7 @@
 #include <openssl/x509v3.h>
 
 #include "lib/alloc.h"
+#include "lib/clock.h"
 #include "lib/tlssock.h"
 
 struct bp_upstream__tls_ctx {
@@ -42,7 +43,14 @@ struct bp_upstream__tls_ctx {
     SSL_CTX *ctx;
     unsigned long gen; /* which making of the context: sessions of an older one are not offered */
     struct stat st;    /* of ca_file when the context was made */
+    int64_t failed_ms; /* when making it last failed (monotonic; 0: it did not) */
 };
+
+/* A CA bundle larger than this is not one (a public bundle of every root is ~200 KiB): refused
+ * unread, so that an instance pointed at some other file never has a loop parse it. */
+#define CA_FILE_MAX ((off_t)1024 * 1024)
+/* After a CA file failed to load, requests fail at once for this long before it is read again. */
+#define CA_RETRY_MS 1000
 
 static pthread_once_t init_once = PTHREAD_ONCE_INIT;
 static int init_ok;
@@ -158,6 +166,10 @@ ctx_get(struct bp_upstream *u, const char *ca_file, unsigned long *out_gen, char
         snprintf(cause, cause_len, "cannot read the instance's CA file: %s", strerror(errno));
         return NULL;
     }
+    if (ca_file != NULL && st.st_size > CA_FILE_MAX) {
+        snprintf(cause, cause_len, "the instance's CA file is larger than a CA bundle can be (1 MiB)");
+        return NULL;
+    }
     for (t = u->tls_ctxs; t != NULL; t = t->next) {
         if ((t->ca_file == NULL) == (ca_file == NULL) &&
             (ca_file == NULL || strcmp(t->ca_file, ca_file) == 0)) {
@@ -168,6 +180,10 @@ ctx_get(struct bp_upstream *u, const char *ca_file, unsigned long *out_gen, char
         *out_gen = t->gen;
         return t->ctx;
     }
+    if (t != NULL && t->ctx == NULL && t->failed_ms != 0 && bp_clock_mono_ms() - t->failed_ms < CA_RETRY_MS) {
+        snprintf(cause, cause_len, "cannot load the instance's CA file (it failed a moment ago)");
+        return NULL;
+    }
     if (t == NULL) {
         t = bp_calloc(1, sizeof(*t));
         t->ca_file = ca_file != NULL ? bp_strdup(ca_file) : NULL;
@@ -177,6 +193,7 @@ ctx_get(struct bp_upstream *u, const char *ca_file, unsigned long *out_gen, char
     /* Made anew (first use, or the file was replaced); open connections keep their reference. */
     SSL_CTX_free(t->ctx);
     t->ctx = ctx_make(ca_file, cause, cause_len);
+    t->failed_ms = t->ctx == NULL ? bp_clock_mono_ms() : 0;
     t->st = st;
     t->gen = ++u->tls_ctx_gen;
     *out_gen = t->gen;
@@ -354,4 +371,32 @@ bp_upstream__tls_free_all(struct bp_upstream *u)
         bp_free(t->ca_file);
         bp_free(t);
     }
+}
+
+const char *
+bp_upstream_ca_file_check(const char *path, char *why, size_t why_len)
+{
+    struct stat st;
+    SSL_CTX *ctx;
+
+    if (stat(path, &st) != 0 || !S_ISREG(st.st_mode)) {
+        return "not a readable file";
+    }
+    if (st.st_size > CA_FILE_MAX) {
+        return "larger than a CA bundle can be (1 MiB)";
+    }
+    if (st.st_size == 0) {
+        return "empty";
+    }
+    if (bp_upstream__tls_global_init() != BP_OK) {
+        return "TLS is not available";
+    }
+    ERR_clear_error();
+    ctx = ctx_make(path, why, why_len);
+    if (ctx == NULL) {
+        /* ctx_make's text names OpenSSL's reason; the caller's message says what the file must be. */
+        return "not a PEM file of CA certificates";
+    }
+    SSL_CTX_free(ctx);
+    return NULL;
 }

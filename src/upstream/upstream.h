@@ -21,6 +21,11 @@
  *
  * Threads: everything here runs on the owning loop thread (bp_upstream_global_init excepted). */
 
+/* Whether path (resolved by the caller) can serve as an instance's CA file: a regular file of at
+ * most 1 MiB holding PEM CA certificates that OpenSSL loads. NULL when it can; else what is wrong
+ * (static text that never quotes the file). why[why_len] is scratch. */
+const char *bp_upstream_ca_file_check(const char *path, char *why, size_t why_len);
+
 struct event_base;
 struct bp_upstream;
 struct bp_upstream_xfer;

@@ -508,7 +508,8 @@ test('instances: a CA file to verify Core with, set and cleared through the API 
         const withCa = await api('POST', '/instances', { token: w.adminToken, body: { name: 'tls-core-2', url, ca_file: caFile } });
         assert.equal(withCa.status, 201, withCa.text);
         assert.equal(withCa.json.ca_file, fs.realpathSync(caFile));
-        for (const ca of ['ca.pem', path.join(dir, 'missing.pem'), dir, '']) {
+        fs.writeFileSync(path.join(dir, 'words.pem'), 'not a certificate');
+        for (const ca of ['ca.pem', path.join(dir, 'missing.pem'), dir, '', path.join(dir, 'words.pem'), path.join(dir, 'core.key')]) {
             const bad = await api('PATCH', `/instances/${made.json.id}`, { token: w.adminToken, body: { ca_file: ca } });
             assertError(bad, 400, 'GEN_MALFORMED_REQUEST');
             assert.match(bad.json.error, /ca_file/);

@@ -7,6 +7,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 
+import { makeCertificates } from './lib/certs.mjs';
 import { PG, emptyDb, sql, storeBytes } from './lib/harness.mjs';
 
 const BIN = process.env.BLNKPROXY_BIN;
@@ -369,9 +370,15 @@ describe('instance', () => {
     assert.equal(s.json(['instance', 'show', a.id]).url, 'http://a');
   });
 
-  test('--ca-file must be a readable file and is stored as an absolute path', () => {
+  test('--ca-file must be a readable file of CA certificates and is stored as an absolute path', () => {
     const s = newStore();
-    const ca = s.file('ca.pem', '-----BEGIN CERTIFICATE-----\n');
+    const { ca } = makeCertificates(s.dir);
+    for (const [name, text] of [['half.pem', '-----BEGIN CERTIFICATE-----\n'], ['words.pem', 'not a certificate'], ['empty.pem', '']]) {
+      s.fail(['instance', 'add', '--name', 'x', '--url', 'https://h', '--ca-file', s.file(name, text)], 2,
+        /--ca-file .*(not a PEM file of CA certificates|empty)/);
+    }
+    const big = s.file('big.pem', fs.readFileSync(ca, 'utf8').repeat(Math.ceil((1024 * 1024 + 1) / fs.statSync(ca).size)));
+    s.fail(['instance', 'add', '--name', 'x', '--url', 'https://h', '--ca-file', big], 2, /larger than a CA bundle/);
     s.fail(['instance', 'add', '--name', 'x', '--url', 'https://h', '--ca-file', path.join(s.dir, 'nope.pem')], 2, /--ca-file/);
     s.fail(['instance', 'add', '--name', 'x', '--url', 'https://h', '--ca-file', s.dir], 2, /--ca-file/);
     const rel = runRaw(['instance', 'add', '--name', 'x', '--url', 'https://h', '--ca-file', 'ca.pem', '--db', s.db, '--json'], { cwd: s.dir });
@@ -387,7 +394,7 @@ describe('instance', () => {
     const s = newStore();
     const sk = s.file('sk', 'core-secret-update-1\n');
     coreSecrets.push('core-secret-update-1');
-    const ca = s.file('ca.pem', 'ca');
+    const { ca } = makeCertificates(s.dir);
     const a = s.json(['instance', 'add', '--name', 'prod', '--url', 'http://a', '--secret-key-file', sk, '--ca-file', ca]);
     assert.equal(a.has_secret_key, true);
     await sleep(1100); // updated_at has one-second resolution

@@ -4,7 +4,7 @@
 'use strict';
 
 const API = '/admin/api';
-const state = { operator: null, csrf: null, page: null, timer: null };
+const state = { operator: null, csrf: null, page: null, timer: null, gen: 0 };
 
 // ---- DOM helpers ----
 
@@ -53,6 +53,7 @@ async function api(method, path, body) {
     if (method !== 'GET' && state.csrf) {
         headers['X-CSRF-Token'] = state.csrf;
     }
+    const gen = state.gen;
     const r = await fetch(API + path, {
         method, headers, credentials: 'same-origin', body: body === undefined ? undefined : JSON.stringify(body),
     });
@@ -61,6 +62,11 @@ async function api(method, path, body) {
         showSignIn('Your session has ended: sign in again.');
         throw new Error('signed out');
     }
+    // A read for a page that another navigation replaced meanwhile: its answer would draw the
+    // old page over the new one (and over what is being typed into it).
+    if (method === 'GET' && gen !== state.gen) {
+        throw new Error('stale');
+    }
     if (!r.ok) {
         throw new Error(json && json.error ? json.error : `HTTP ${r.status}`);
     }
@@ -68,7 +74,7 @@ async function api(method, path, body) {
 }
 
 function showError(where, e) {
-    if (e.message !== 'signed out') {
+    if (e.message !== 'signed out' && e.message !== 'stale') {
         where.textContent = e.message;
     }
 }
@@ -1166,6 +1172,7 @@ async function route() {
         return;
     }
     clearInterval(state.timer);
+    state.gen++;
     let name = location.hash.replace(/^#/, '') || 'instances';
     if (!pages[name] || (name === 'operators' && !isAdmin())) {
         name = 'instances';
@@ -1181,7 +1188,7 @@ async function route() {
     try {
         await pages[name]();
     } catch (e) {
-        if (e.message !== 'signed out') {
+        if (e.message !== 'signed out' && e.message !== 'stale') {
             pageShell('Something went wrong', el('p', { class: 'error', role: 'alert' }, e.message));
         }
     }

@@ -26,11 +26,13 @@ bp_oauth__family_id(char out[BP_OAUTH_FAMILY_ID_LEN + 1])
     return BP_OK;
 }
 
+/* Expiry is stored in whole seconds and checked as "now >= expires_at", so it is rounded up from
+ * the issuing millisecond: a token promised for ttl lives at least that long, at most 1 s more.
+ * Rounding the issuing second down instead cut up to 1 s off every lifetime. */
 static int64_t
-expiry(int64_t now, int64_t ttl_ms, const struct bp_client_rec *c)
+expiry(int64_t now_ms, int64_t ttl_ms, const struct bp_client_rec *c)
 {
-    int64_t ttl_s = (ttl_ms + 999) / 1000;
-    int64_t at = now + (ttl_s > 0 ? ttl_s : 1);
+    int64_t at = (now_ms + (ttl_ms > 0 ? ttl_ms : 1000) + 999) / 1000;
 
     if (c->expires_at != 0 && c->expires_at < at) {
         at = c->expires_at;
@@ -83,11 +85,12 @@ cap_live_tokens(struct bp_oauth *o, const struct bp_client_rec *c, int64_t now)
 
 bp_err
 bp_oauth__issue(struct bp_oauth *o, const struct bp_client_rec *c, const char *family_id,
-                const char *operator_id, unsigned scope_bits, bool with_refresh, int64_t now,
+                const char *operator_id, unsigned scope_bits, bool with_refresh, int64_t now_ms,
                 struct bp_oauth_issued *out)
 {
     char scopes[BP_OAUTH_SCOPE_TEXT_MAX];
-    int64_t at_exp = expiry(now, o->cfg->oauth_access_token_ttl_ms, c);
+    int64_t now = now_ms / 1000;
+    int64_t at_exp = expiry(now_ms, o->cfg->oauth_access_token_ttl_ms, c);
     bp_err rc;
 
     memset(out, 0, sizeof(*out));
@@ -103,7 +106,7 @@ bp_oauth__issue(struct bp_oauth *o, const struct bp_client_rec *c, const char *f
         rc = bp_oauth_token_generate(BP_REFRESH_TOKEN_PREFIX, out->refresh);
         if (rc == BP_OK) {
             rc = store_one(o, BP_TOKEN_REFRESH, out->refresh, c, family_id, operator_id, scopes, now,
-                           expiry(now, o->cfg->oauth_refresh_token_ttl_ms, c));
+                           expiry(now_ms, o->cfg->oauth_refresh_token_ttl_ms, c));
         }
         out->has_refresh = true;
     }
@@ -111,7 +114,8 @@ bp_oauth__issue(struct bp_oauth *o, const struct bp_client_rec *c, const char *f
         bp_wipe(out, sizeof(*out));
         return rc;
     }
-    out->access_expires_in = at_exp - now;
+    /* Whole seconds left, rounded down: never more than the token really has. */
+    out->access_expires_in = (at_exp * 1000 - now_ms) / 1000;
     return BP_OK;
 }
 

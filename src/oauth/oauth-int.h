@@ -223,7 +223,7 @@ struct bp_oauth_issued {
  * tokens beyond cfg->oauth_max_tokens_per_client. The caller runs it inside a transaction (the
  * insert and the cap must land together). */
 bp_err bp_oauth__issue(struct bp_oauth *o, const struct bp_client_rec *c, const char *family_id,
-                       const char *operator_id, unsigned scope_bits, bool with_refresh, int64_t now,
+                       const char *operator_id, unsigned scope_bits, bool with_refresh, int64_t now_ms,
                        struct bp_oauth_issued *out);
 /* The token response (RFC 6749 §5.1) for what was issued. */
 void bp_oauth__token_response(struct bp_oauth_response *out, const struct bp_oauth_issued *t, unsigned scope_bits);

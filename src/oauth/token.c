@@ -88,7 +88,7 @@ grant_client_credentials(struct bp_oauth *o, const struct bp_client_rec *c, cons
     if (rc == BP_OK) {
         rc = bp_store_begin(o->store);
         if (rc == BP_OK) {
-            rc = bp_oauth__issue(o, c, family, NULL, bits, false, bp_clock_wall_s(), &t);
+            rc = bp_oauth__issue(o, c, family, NULL, bits, false, bp_clock_wall_ms(), &t);
             rc = rc == BP_OK ? bp_store_commit(o->store) : rc;
             if (rc != BP_OK) {
                 bp_store_rollback(o->store);
@@ -136,7 +136,8 @@ grant_authorization_code(struct bp_oauth *o, const struct bp_client_rec *c, cons
     struct bp_code_rec code = {0};
     unsigned char digest[BP_DIGEST_LEN];
     struct bp_oauth_issued t;
-    int64_t now = bp_clock_wall_s();
+    int64_t now_ms = bp_clock_wall_ms();
+    int64_t now = now_ms / 1000;
     const char *why;
     unsigned bits = 0;
     bp_err rc;
@@ -193,7 +194,7 @@ grant_authorization_code(struct bp_oauth *o, const struct bp_client_rec *c, cons
     }
     /* RFC 6749 §6: a refresh token only for a client allowed the refresh_token grant. */
     rc = why == NULL ? bp_oauth__issue(o, c, code.family_id, code.operator_id, bits,
-                                       bp_oauth__list_has(c->grant_types, "refresh_token"), now, &t)
+                                       bp_oauth__list_has(c->grant_types, "refresh_token"), now_ms, &t)
                      : BP_OK;
     if (rc == BP_OK) {
         rc = bp_store_commit(o->store);
@@ -267,7 +268,8 @@ grant_refresh_token(struct bp_oauth *o, const struct bp_client_rec *c, const str
     const char *text = bp_oauth__form_get(form, "refresh_token");
     struct bp_token_rec old = {0};
     struct bp_oauth_issued t;
-    int64_t now = bp_clock_wall_s();
+    int64_t now_ms = bp_clock_wall_ms();
+    int64_t now = now_ms / 1000;
     unsigned granted;
     unsigned client_bits;
     unsigned bits;
@@ -315,7 +317,7 @@ grant_refresh_token(struct bp_oauth *o, const struct bp_client_rec *c, const str
         goto done;
     }
     if (rc == BP_OK) {
-        rc = bp_oauth__issue(o, c, old.family_id, old.operator_id, bits, true, now, &t);
+        rc = bp_oauth__issue(o, c, old.family_id, old.operator_id, bits, true, now_ms, &t);
     }
     if (rc == BP_OK) {
         rc = bp_store_commit(o->store);

@@ -279,7 +279,8 @@ describe('authorization_code + PKCE S256', () => {
         assert.equal(info.sub, operatorId);
         assert.equal(info.scope, 'proxy:read proxy:write');
         assert.equal(info.token_type?.toLowerCase(), 'bearer');
-        assert.ok(info.exp > info.iat && info.exp - info.iat === 3600);
+        // iat is the issuing second rounded down, exp the end of the lifetime rounded up.
+        assert.ok(info.exp - info.iat === 3600 || info.exp - info.iat === 3601, `exp ${info.exp} iat ${info.iat}`);
         const rinfo = await introspect(tokens.refresh_token);
         assert.equal(rinfo.active, true);
         assert.equal(rinfo.token_type, undefined, 'token_type only for access tokens');
@@ -539,9 +540,15 @@ describe('expiry', () => {
         // the first server.
         const p2 = await startProxy({ db: w.db, args: ['--oauth-access-token-ttl', '2s'] });
         try {
+            const asked = Date.now();
             const t = await clientCredentials(machine, {}, p2.port);
             assert.equal(t.expires_in, 2);
             const issuedAt = Date.now();
+            // Expiry is stored in whole seconds: it must be rounded up, never down, or a token
+            // promised for 2 s may die after just over 1 s.
+            const { exp } = await introspect(t.access_token, machine);
+            assert.ok(exp * 1000 >= asked + t.expires_in * 1000,
+                `exp ${exp} is before the promised lifetime (asked at ${asked} ms, expires_in ${t.expires_in})`);
             assert.equal((await req(p2.port, 'GET', w.p('/ledgers'), { headers: bearer(t.access_token) })).status, 200);
             await waitFor(async () => (await proxyGet(t.access_token)).status === 200, { timeoutMs: 2000, what: 'token seen by the other server' });
             const { ms } = await waitFor(

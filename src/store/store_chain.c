@@ -75,8 +75,13 @@ bp_store__utf8_fix(const char *text, char **fix)
     if (text == NULL) {
         return NULL;
     }
-    while (*p != '\0' && utf8_seq(p) > 0) {
-        p += utf8_seq(p);
+    /* Records are nearly all ASCII: a byte below 0x80 is taken without decoding. */
+    while (*p != '\0') {
+        size_t n = *p < 0x80 ? 1 : utf8_seq(p);
+        if (n == 0) {
+            break;
+        }
+        p += n;
     }
     if (*p == '\0') {
         return text;
@@ -159,8 +164,11 @@ bp_store_audit_digest(const struct bp_audit_rec *r, char out[BP_AUDIT_HEX])
     static const char hex[] = "0123456789abcdef";
     unsigned char md[BP_SHA256_LEN];
     struct bp_buf b;
+    char *room;
 
     bp_buf_init(&b, SIZE_MAX);
+    /* One allocation for a typical record instead of a doubling series. */
+    (void)bp_buf_reserve(&b, 1000, &room);
     bp_buf_append(&b, "bpaudit1", 8);
     put_str(&b, bp_store_audit_chain_of(r));
     put_int(&b, r->chain_n);

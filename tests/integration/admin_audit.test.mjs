@@ -7,14 +7,15 @@
 // and bad parameters refused in Core's error shape.
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import crypto from 'node:crypto';
 import fs from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
 import { after, before, test } from 'node:test';
 
+import { adminApi, assertAdminError, makeAdminToken, makeOperator, signIn } from './lib/admin.mjs';
 import { startFakeCore } from './lib/fake_core.mjs';
 import { PG, bearer, cli, makeInstance, makeKey, req, sleep, sql, startProxy, tmpDb, tmpDir, waitFor } from './lib/harness.mjs';
+import { chainRows, digest } from './lib/trail.mjs';
 
 const NODE = 'audit-api-node';
 const PASSWORD = 'correct horse battery';
@@ -22,45 +23,11 @@ const PASSWORD = 'correct horse battery';
 const FORMULA_NAME = '=HYPERLINK("http://evil.example","x"),y';
 const w = {};
 
-function ok(args) {
-    const r = cli(args, { db: w.db });
-    assert.equal(r.code, 0, `blnkproxy ${args.join(' ')}: ${r.stderr}`);
-    return r.json;
-}
-
-function operator(name, role) {
-    const pw = path.join(w.dir, `pw-${name}`);
-    fs.writeFileSync(pw, PASSWORD, { mode: 0o600 });
-    return ok(['operator', 'create', '--name', name, '--password-file', pw, '--role', role]);
-}
-
+const operator = (name, role) => makeOperator(w.db, name, { password: PASSWORD, role });
 // One admin API call: token is an admin token, or a session {cookie, csrf}; body an object or raw text.
-function api(method, p, { token, session, body, headers = {} } = {}) {
-    const h = { ...headers };
-    if (token) {
-        Object.assign(h, bearer(token));
-    }
-    if (session) {
-        h.cookie = session.cookie;
-        if (session.csrf) {
-            h['x-csrf-token'] = session.csrf;
-        }
-    }
-    if (body !== undefined && !Object.keys(h).some((k) => k.toLowerCase() === 'content-type')) {
-        h['content-type'] = 'application/json';
-    }
-    return req(w.proxy.port, method, `/admin/api${p}`, { headers: h, body, agent: false });
-}
-
-function assertError(r, status, code, message) {
-    assert.equal(r.status, status, r.text);
-    assert.equal(r.json?.error_detail?.code, code, r.text);
-    assert.equal(r.json.error, r.json.error_detail.message);
-    assert.deepEqual(Object.keys(r.json).sort(), ['error', 'error_detail']);
-    if (message) {
-        assert.match(r.json.error, message);
-    }
-}
+const api = (method, p, opts) => adminApi(w.proxy.port, method, p, opts);
+// The error shape, the body's keys exactly error and error_detail, the message matching message.
+const assertError = (r, status, code, message) => assertAdminError(r, status, code, { message, exactKeys: true });
 
 function count(query) {
     return Number(sql(w.db, query).split('\n').find((l) => /^\s*\d+\s*$/.test(l)).trim());
@@ -77,80 +44,6 @@ const cliExport = (format) => {
 };
 const jsonLines = (text) => text.split('\n').filter((l) => l !== '');
 const csvLines = (text) => text.split('\r\n').filter((l) => l !== '');
-
-// The record digest as docs/AUDIT_TRAIL.md specifies it (as audit_trail.test.mjs has it): to
-// rewrite a chain whole, hashes and head, the way someone with database access could.
-function digest(r) {
-    const parts = [Buffer.from('bpaudit1')];
-    const str = (s) => {
-        if (s === null || s === undefined) {
-            parts.push(Buffer.from([0]));
-            return;
-        }
-        const b = Buffer.from(s, 'utf8');
-        const len = Buffer.alloc(4);
-        len.writeUInt32BE(b.length);
-        parts.push(Buffer.from([1]), len, b);
-    };
-    const int = (v) => {
-        const b = Buffer.alloc(8);
-        b.writeBigInt64BE(BigInt(v));
-        parts.push(b);
-    };
-    str(r.chain);
-    int(r.chain_n);
-    str(r.prev_hash);
-    str(r.id);
-    str(r.node);
-    int(r.time_us);
-    for (const f of ['request_id', 'actor_type', 'actor_id', 'actor_name', 'instance_id', 'method', 'route', 'path',
-        'action', 'category']) {
-        str(r[f]);
-    }
-    int(r.core_status);
-    int(r.status);
-    int(r.latency_us);
-    str(r.client_addr);
-    str(r.resource_id);
-    str(r.error);
-    int(r.repeat_count);
-    int(r.last_time_us ?? 0);
-    int(r.replayed ? 1 : 0);
-    return crypto.createHash('sha256').update(Buffer.concat(parts)).digest('hex');
-}
-
-const COLS = 'seq, id, node, time_us, request_id, actor_type, actor_id, actor_name, instance_id, method, route, path,'
-    + ' action, category, core_status, status, latency_us, client_addr, resource_id, error, repeat_count, last_time_us,'
-    + ' replayed, chain, chain_n, prev_hash, hash';
-
-// A chain's rows as objects, in chain order, read with the database's own client.
-function chainRows(chain) {
-    const q = `SELECT ${COLS} FROM audit_log WHERE chain = '${chain}' ORDER BY chain_n`;
-    const out = PG
-        ? spawnSync('psql', [w.db, '-X', '-q', '-A', '-t', '-F', '\x1f', '-c', q], { encoding: 'utf8' })
-        : spawnSync('sqlite3', ['-separator', '\x1f', '-nullvalue', '\x01NULL', w.db, q], { encoding: 'utf8' });
-    assert.equal(out.status, 0, out.stderr);
-    const names = COLS.split(',').map((c) => c.trim());
-    const ints = new Set(['seq', 'time_us', 'core_status', 'status', 'latency_us', 'repeat_count', 'last_time_us', 'chain_n']);
-    return out.stdout.split('\n').filter((l) => l !== '').map((line) => {
-        const vals = line.split('\x1f');
-        const o = {};
-        names.forEach((n, i) => {
-            let v = vals[i];
-            // psql prints NULL as empty; no text column read here holds an empty string.
-            if (v === '\x01NULL' || (PG && v === '')) {
-                v = null;
-            }
-            if (n === 'replayed') {
-                v = v === '1' || v === 't';
-            } else if (ints.has(n)) {
-                v = v === null ? null : Number(v);
-            }
-            o[n] = v;
-        });
-        return o;
-    });
-}
 
 const sqlText = (v) => (v === null ? 'NULL' : `'${v.replace(/'/g, "''")}'`);
 
@@ -174,8 +67,8 @@ before(async () => {
     w.key = makeKey(w.db, { name: FORMULA_NAME, instances: [w.inst.id] });
     w.admin = operator('alice', 'admin');
     w.auditor = operator('bob', 'auditor');
-    w.adminToken = ok(['operator', 'token-create', w.admin.id, '--name', 'admin']).token;
-    w.auditorToken = ok(['operator', 'token-create', w.auditor.id, '--name', 'auditor']).token;
+    w.adminToken = makeAdminToken(w.db, w.admin, 'admin');
+    w.auditorToken = makeAdminToken(w.db, w.auditor, 'auditor');
     w.proxy = await startProxy({
         db: w.db,
         args: ['--node-name', NODE, '--audit-signing-key', w.keyFile, '--audit-checkpoint-interval', '1s'],
@@ -371,7 +264,7 @@ test('POST verify: with the checkpoint and the public key, an auditor proves a c
     assert.match(r.json.first_break, /does not carry a valid signature/);
 
     // One field edited in the database: the plain walk finds it.
-    const rows = chainRows(NODE);
+    const rows = chainRows(w.db, NODE);
     const mid = rows[Math.floor(rows.length / 2)];
     sql(w.db, `UPDATE audit_log SET status = 599 WHERE id = '${mid.id}'`);
     try {
@@ -415,9 +308,9 @@ test('POST verify: with the checkpoint and the public key, an auditor proves a c
 });
 
 test('POST verify from a console session needs its CSRF token; the reads do not', async () => {
-    const signIn = await api('POST', '/session', { body: { name: 'bob', password: PASSWORD } });
-    assert.equal(signIn.status, 200, signIn.text);
-    const session = { cookie: signIn.headers['set-cookie'][0].split(';')[0], csrf: signIn.json.csrf_token };
+    const { r: signedIn, cookie, csrf } = await signIn(w.proxy.port, 'bob', PASSWORD);
+    assert.equal(signedIn.status, 200, signedIn.text);
+    const session = { cookie, csrf };
     const body = { checkpoint: JSON.stringify(w.checkpoint), public_key: w.pubPem };
     assertError(await api('POST', '/audit/verify', { session: { cookie: session.cookie }, body }), 403, 'AUTH_CSRF_FAILED');
     const r = await api('POST', '/audit/verify', { session, body });
@@ -474,11 +367,8 @@ test('large answers held by clients that do not read them are bounded: beyond 64
     // A store of its own, with 20,000 records of 4 KiB: each export answer stops at 16 MiB.
     const db = tmpDb();
     makeInstance(db, w.core.url, { name: 'big' });
-    const pw = path.join(w.dir, 'pw-big');
-    fs.writeFileSync(pw, PASSWORD, { mode: 0o600 });
-    const op = cli(['operator', 'create', '--name', 'carol', '--password-file', pw, '--role', 'auditor'], { db });
-    assert.equal(op.code, 0, op.stderr);
-    const token = cli(['operator', 'token-create', op.json.id, '--name', 'siem'], { db }).json.token;
+    const op = makeOperator(db, 'carol', { password: PASSWORD, role: 'auditor' });
+    const token = cli(['operator', 'token-create', op.id, '--name', 'siem'], { db }).json.token;
     // An hour ago (well inside the retention that serve's start purges by).
     const base = Math.floor(Date.now() / 1000) - 3600;
     sql(db, PG

@@ -19,6 +19,7 @@ import { spawnSync } from 'node:child_process';
 
 import { chromium } from 'playwright-core';
 
+import { adminApi, makeOperator } from './lib/admin.mjs';
 import { startFakeCore } from './lib/fake_core.mjs';
 import { bearer, cli, makeInstance, randomHex, req, sleep, startProxy, tmpDb, tmpDir } from './lib/harness.mjs';
 
@@ -37,13 +38,7 @@ let context;
 let page;
 const cspViolations = [];
 
-function operator(name, role) {
-    const pw = path.join(tmpDir(), 'pw');
-    fs.writeFileSync(pw, PASSWORD, { mode: 0o600 });
-    const r = cli(['operator', 'create', '--name', name, '--password-file', pw, '--role', role], { db: w.db });
-    assert.equal(r.code, 0, r.stderr);
-    return r.json;
-}
+const operator = (name, role) => makeOperator(w.db, name, { password: PASSWORD, role });
 
 const base = () => `http://127.0.0.1:${w.proxy.port}`;
 const proxyGet = (key, inst) =>
@@ -81,16 +76,10 @@ async function rowTexts(selector = '#page tbody tr') {
 }
 
 // The admin API as a script calls it, with alice's admin token: what the page did, seen from outside.
-async function adminApi(method, p, body) {
-    const headers = bearer(w.adminToken);
-    if (body !== undefined) {
-        headers['content-type'] = 'application/json';
-    }
-    return req(w.proxy.port, method, `/admin/api${p}`, { headers, body: body === undefined ? undefined : JSON.stringify(body), agent: false });
-}
+const asAlice = (method, p, body) => adminApi(w.proxy.port, method, p, { token: w.adminToken, body });
 
 async function apiJson(p) {
-    const r = await adminApi('GET', p);
+    const r = await asAlice('GET', p);
     assert.equal(r.status, 200, `GET ${p}: ${r.text}`);
     return r.json;
 }
@@ -663,7 +652,7 @@ describe('the admin console in headless Chromium', () => {
         // The whole range from the API in one page (fewer than 10000 records here)…
         const whole = {};
         for (const format of ['jsonl', 'csv']) {
-            const r = await adminApi('GET', `/audit/export?until=${untilSec}&format=${format}&limit=10000`);
+            const r = await asAlice('GET', `/audit/export?until=${untilSec}&format=${format}&limit=10000`);
             assert.equal(r.status, 200, r.text);
             assert.equal(r.headers['x-next-after-seq'], undefined, 'one page holds it all');
             whole[format] = r.text;
@@ -715,7 +704,7 @@ describe('the admin console in headless Chromium', () => {
             assert.ok(Math.abs(until - (Math.floor(Date.now() / 1000) - 60)) <= 5, `until ${until}`);
             assert.equal(asked[0].since, undefined);
             await waitText('#audit-exported', /Exported the whole log up to .* UTC, a minute ago/);
-            assert.equal(dl.text, (await adminApi('GET', `/audit/export?until=${until}&format=jsonl&limit=10000`)).text);
+            assert.equal(dl.text, (await asAlice('GET', `/audit/export?until=${until}&format=jsonl&limit=10000`)).text);
         } finally {
             await page.unroute('**/admin/api/audit/export?*');
         }
@@ -763,7 +752,7 @@ describe('the admin console in headless Chromium', () => {
         await page.waitForFunction((v) => document.getElementById('audit-until')?.value === v, localSecond(untilSec));
         const dl = await downloadOf(() => page.click('#audit-export-jsonl'));
         assert.ok(dl.text.split('\n').filter(Boolean).length > 20);
-        assert.equal(dl.text, (await adminApi('GET', `/audit/export?until=${untilSec}&format=jsonl&limit=10000`)).text);
+        assert.equal(dl.text, (await asAlice('GET', `/audit/export?until=${untilSec}&format=jsonl&limit=10000`)).text);
         await shot('18-auditor-audit', { upTo: '#audit-verify' });
         // The session's own CSRF token, sent from the page: still refused, by the server.
         const statuses = await page.evaluate(async ([instanceId]) => {

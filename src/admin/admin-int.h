@@ -46,6 +46,7 @@ struct bp_admin_call {
     bool via_session;
     unsigned char session_digest[32];
     json_t *body; /* a write's JSON object, NULL when none */
+    const char *bad_field; /* the first body member bp_admin__body_str found not a string */
     int64_t now;  /* wall seconds */
 };
 
@@ -69,6 +70,8 @@ json_t *bp_admin__jtime(int64_t t);
 json_t *bp_admin__jcsv(const char *csv);
 /* The body's string member name: NULL when absent; *bad set when present but not a string. */
 const char *bp_admin__body_str(struct bp_admin_call *c, const char *name, bool *bad);
+/* When a member read with bp_admin__body_str was not a string: answers 400 naming it (true). */
+bool bp_admin__refuse_bad_field(struct bp_admin_call *c);
 
 /* ---- session.c: who is calling ---- */
 /* Sign-in, who-am-I and sign-out (POST/GET/DELETE /admin/api/session). */
@@ -76,6 +79,9 @@ void bp_admin__session(struct bp_admin_call *c);
 /* Finds the caller's credential (Bearer admin token, or the session cookie with its CSRF token
  * on writes) and operator. False after answering 401/403. */
 bool bp_admin__authenticate(struct bp_admin_call *c, bool write);
+/* The part of authentication that needs no store: a call with no credential, or a malformed
+ * one, is answered 401 (true). Safe on a loop thread. */
+bool bp_admin__refuse_without_credential(struct bp_admin_call *c);
 /* The operator as the actor of an audit record. */
 struct bp_audit_admin_actor;
 void bp_admin__actor(const struct bp_admin_call *c, struct bp_audit_admin_actor *out);

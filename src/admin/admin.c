@@ -188,6 +188,29 @@ done:
     bp_operator_rec_cleanup(&c.op);
 }
 
+/* On a loop thread: a call that carries no credential is refused there, before it could take a
+ * place in the admin threads' queue. Anonymous clients could otherwise fill that queue and keep
+ * every operator out. The answers are the ones handle() would give. */
+static bool
+answer_at_once(void *arg, const struct bp_oauth_request *req, struct bp_oauth_response *out)
+{
+    struct bp_admin_call c = {
+        .a = arg,
+        .req = req,
+        .out = out,
+        .now = bp_clock_wall_s(),
+    };
+
+    if (!split_path(&c) || c.nseg == 0) {
+        bp_admin__error(&c, 404, "GEN_NOT_FOUND", "no such admin API resource (see docs/ADMIN_API.md)");
+        return true;
+    }
+    if (strcmp(c.segs[0], "session") == 0 && c.nseg == 1) {
+        return false; /* signing in, out, or who-am-I: the store decides */
+    }
+    return bp_admin__refuse_without_credential(&c);
+}
+
 bp_err
 bp_admin_new(const struct bp_admin_opts *opts, struct bp_admin **out)
 {
@@ -207,6 +230,7 @@ bp_admin_new(const struct bp_admin_opts *opts, struct bp_admin **out)
         .group = "admin",
         .owns_path = owns_path,
         .is_signin = is_signin,
+        .answer_at_once = answer_at_once,
         .handle = handle,
         .arg = a,
     };

@@ -405,6 +405,9 @@ key_create(struct bp_admin_call *c)
 
     name = bp_admin__body_str(c, "name", &bad);
     expires_in = bp_admin__body_str(c, "expires_in", &bad);
+    if (bp_admin__refuse_bad_field(c)) {
+        return;
+    }
     if (bad || name == NULL || !bp_admin__name_ok(name)) {
         why = "name must be 1 to 100 printable characters";
     } else if (json_object_get(c->body, "scopes") == NULL) {

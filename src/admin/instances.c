@@ -104,6 +104,9 @@ instance_add(struct bp_admin_call *c)
     const char *why = NULL;
     bp_err rc;
 
+    if (bp_admin__refuse_bad_field(c)) {
+        return;
+    }
     if (bad || name == NULL || !bp_admin__name_ok(name)) {
         why = "name must be 1 to 100 printable characters";
     } else if (url == NULL) {
@@ -170,6 +173,9 @@ instance_update(struct bp_admin_call *c, const char *id)
     const char *why = NULL;
     bp_err rc;
 
+    if (bp_admin__refuse_bad_field(c)) {
+        return;
+    }
     if (bad || (name != NULL && !bp_admin__name_ok(name))) {
         why = "name must be 1 to 100 printable characters";
     } else if (url != NULL && (why = bp_url_normalise_base(url, &norm)) != NULL) {

@@ -102,6 +102,9 @@ operator_create(struct bp_admin_call *c)
     const char *role = bp_admin__body_str(c, "role", &bad);
     bp_err rc;
 
+    if (bp_admin__refuse_bad_field(c)) {
+        return;
+    }
     if (bad || name == NULL || !bp_admin__name_ok(name)) {
         bp_admin__error(c, 400, "GEN_MALFORMED_REQUEST", "name must be 1 to 100 printable characters");
         return;
@@ -248,6 +251,9 @@ token_create(struct bp_admin_call *c, const char *operator_id)
     json_t *j;
     bp_err rc;
 
+    if (bp_admin__refuse_bad_field(c)) {
+        return;
+    }
     if (bad || name == NULL || !bp_admin__name_ok(name)) {
         bp_admin__error(c, 400, "GEN_MALFORMED_REQUEST", "name must be 1 to 100 printable characters");
         return;

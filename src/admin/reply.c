@@ -133,6 +133,19 @@ bp_admin__jcsv(const char *csv)
     return a;
 }
 
+bool
+bp_admin__refuse_bad_field(struct bp_admin_call *c)
+{
+    char msg[128];
+
+    if (c->bad_field == NULL) {
+        return false;
+    }
+    snprintf(msg, sizeof(msg), "%.64s must be a JSON string (with no NUL character)", c->bad_field);
+    bp_admin__error(c, 400, "GEN_MALFORMED_REQUEST", msg);
+    return true;
+}
+
 const char *
 bp_admin__body_str(struct bp_admin_call *c, const char *name, bool *bad)
 {
@@ -144,6 +157,9 @@ bp_admin__body_str(struct bp_admin_call *c, const char *name, bool *bad)
     /* A NUL inside ("\u0000") would cut the text short where C reads it: refused. */
     if (!json_is_string(v) || strlen(json_string_value(v)) != json_string_length(v)) {
         *bad = true;
+        if (c->bad_field == NULL) {
+            c->bad_field = name;
+        }
         return NULL;
     }
     return json_string_value(v);

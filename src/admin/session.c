@@ -144,29 +144,60 @@ find_credential(struct bp_admin_call *c, const unsigned char digest[BP_DIGEST_LE
     return true;
 }
 
+static const char bearer[] = "Bearer ";
+#define BEARER_LEN (sizeof(bearer) - 1)
+
+static bool
+admin_token_well_formed(const struct bp_oauth_request *r)
+{
+    return r->n_authorization == 1 && r->authorization_len > BEARER_LEN &&
+           strncasecmp(r->authorization, bearer, BEARER_LEN) == 0 &&
+           bp_auth_token_is_well_formed(BP_ADMIN_TOKEN_PREFIX, r->authorization + BEARER_LEN,
+                                        r->authorization_len - BEARER_LEN);
+}
+
+bool
+bp_admin__refuse_without_credential(struct bp_admin_call *c)
+{
+    const struct bp_oauth_request *r = c->req;
+    char sid[BP_ADMIN_SESSION_HEX + 1];
+    bool has_session;
+
+    if (r->authorization != NULL) {
+        if (!admin_token_well_formed(r)) {
+            unauthenticated(c, "send one admin token: Authorization: Bearer blnk_ad_…");
+            return true;
+        }
+        return false;
+    }
+    has_session = bp_oauth_cookie_hex64(r->cookie, r->cookie_len, BP_ADMIN_SESSION_COOKIE, sid);
+    bp_wipe(sid, sizeof(sid));
+    if (!has_session) {
+        unauthenticated(c, "sign in, or send an admin token: Authorization: Bearer blnk_ad_…");
+        return true;
+    }
+    return false;
+}
+
 bool
 bp_admin__authenticate(struct bp_admin_call *c, bool write)
 {
     const struct bp_oauth_request *r = c->req;
-    static const char bearer[] = "Bearer ";
-    const size_t blen = sizeof(bearer) - 1;
     unsigned char digest[BP_DIGEST_LEN];
     char sid[BP_ADMIN_SESSION_HEX + 1];
 
+    if (bp_admin__refuse_without_credential(c)) {
+        return false;
+    }
     if (r->authorization != NULL) {
-        const char *tok = r->authorization + blen;
-        size_t tlen = r->authorization_len - blen;
-        if (r->n_authorization != 1 || r->authorization_len <= blen ||
-            strncasecmp(r->authorization, bearer, blen) != 0 ||
-            !bp_auth_token_is_well_formed(BP_ADMIN_TOKEN_PREFIX, tok, tlen)) {
-            unauthenticated(c, "send one admin token: Authorization: Bearer blnk_ad_…");
-            return false;
-        }
+        const char *tok = r->authorization + BEARER_LEN;
+        size_t tlen = r->authorization_len - BEARER_LEN;
         bp_digest(tok, tlen, digest);
         if (!find_credential(c, digest, "token")) {
             return false;
         }
-    } else if (bp_oauth_cookie_hex64(r->cookie, r->cookie_len, BP_ADMIN_SESSION_COOKIE, sid)) {
+    } else {
+        (void)bp_oauth_cookie_hex64(r->cookie, r->cookie_len, BP_ADMIN_SESSION_COOKIE, sid); /* checked above */
         bp_digest(sid, BP_ADMIN_SESSION_HEX, c->session_digest);
         if (!find_credential(c, c->session_digest, "session")) {
             bp_wipe(sid, sizeof(sid));
@@ -187,9 +218,6 @@ bp_admin__authenticate(struct bp_admin_call *c, bool write)
             }
         }
         bp_wipe(sid, sizeof(sid));
-    } else {
-        unauthenticated(c, "sign in, or send an admin token: Authorization: Bearer blnk_ad_…");
-        return false;
     }
     c->role = role_of(c->op.role);
     if (c->role == ROLE_NONE) {

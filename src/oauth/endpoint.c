@@ -187,18 +187,12 @@ job_free(struct job *job)
     bp_free(job);
 }
 
+/* Writes the job's answer (a large one only within SERVICE_ANSWER_BUDGET) and frees the job. */
 static void
-job_done(struct bp_work *w, bp_err status)
+job_respond(struct bp_http_req *req, struct job *job, bp_err status)
 {
-    struct job *job = (struct job *)w;
-    struct bp_http_req *req = job->req;
-    struct oauth_req *st;
+    struct oauth_req *st = bp_http_req_state(req);
 
-    if (atomic_load(&job->orphaned) || req == NULL) {
-        job_free(job);
-        return;
-    }
-    st = bp_http_req_state(req);
     st->job = NULL;
     if (status != BP_OK) {
         bp_errors_respond(req, BP_ERR_ROUTE_NOT_FOUND, NULL, NULL);
@@ -215,6 +209,18 @@ job_done(struct bp_work *w, bp_err status)
         bp_http_respond(req, &r, job->resp.body, job->resp.body_len);
     }
     job_free(job);
+}
+
+static void
+job_done(struct bp_work *w, bp_err status)
+{
+    struct job *job = (struct job *)w;
+
+    if (atomic_load(&job->orphaned) || job->req == NULL) {
+        job_free(job);
+        return;
+    }
+    job_respond(job->req, job, status);
 }
 
 /* Copies text into the job's tail and returns the view. */
@@ -374,6 +380,11 @@ on_body(void *self, struct bp_http_req *req, bp_err rc)
             return;
         }
         st->job = job;
+        return;
+    }
+    if (owned_by_service(ep, job->oreq.path, job->oreq.path_len) && ep->service.answer_at_once != NULL &&
+        ep->service.answer_at_once(ep->service.arg, &job->oreq, &job->resp)) {
+        job_respond(req, job, BP_OK);
         return;
     }
     rc = bp_workq_submit(ep->service_q != NULL && owned_by_service(ep, job->oreq.path, job->oreq.path_len)

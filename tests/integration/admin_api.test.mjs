@@ -9,6 +9,7 @@ import net from 'node:net';
 import path from 'node:path';
 import { after, before, test } from 'node:test';
 
+import { adminApi, assertAdminError as assertError, cliOk, makeAdminToken, makeOperator, signIn as signInAs } from './lib/admin.mjs';
 import { makeCertificates } from './lib/certs.mjs';
 import { startFakeCore } from './lib/fake_core.mjs';
 import { FORM, authorizeCode, createClient, pkcePair, token } from './lib/oauth_flow.mjs';
@@ -17,53 +18,19 @@ import { bearer, cli, makeInstance, req, sql, startProxy, tmpDb, tmpDir, waitFor
 const w = {};
 const PASSWORD = 'correct horse battery';
 
-function ok(args) {
-    const r = cli(args, { db: w.db });
-    assert.equal(r.code, 0, `blnkproxy ${args.join(' ')}: ${r.stderr}`);
-    return r.json;
-}
+const ok = (args) => cliOk(w.db, args);
+const operator = (name, role) => makeOperator(w.db, name, { password: PASSWORD, role });
+const adminToken = (op, name) => makeAdminToken(w.db, op, name);
 
-function operator(name, role) {
-    const pw = path.join(tmpDir(), 'pw');
-    fs.writeFileSync(pw, PASSWORD, { mode: 0o600 });
-    const args = ['operator', 'create', '--name', name, '--password-file', pw];
-    if (role) {
-        args.push('--role', role);
-    }
-    return ok(args);
-}
-
-const adminToken = (op, name = 'test') => ok(['operator', 'token-create', op.id, '--name', name]).token;
+// Sign-ins and new passwords run Argon2id on the sign-in thread at nice 19: on a machine busy
+// with other tests they wait for the CPU the longest, by design.
+const ARGON2_MS = 60000;
+const argon2 = (method, p) => method === 'POST' && (p === '/session' || /^\/operators(\/[^/]+\/password)?$/.test(p));
 
 // One admin API call: token is an admin token, or a session {cookie, csrf}.
-function api(method, p, { token, session, body, headers = {} } = {}) {
-    const h = { ...headers };
-    if (token) {
-        Object.assign(h, bearer(token));
-    }
-    if (session) {
-        h.cookie = session.cookie;
-        if (session.csrf && method !== 'GET') {
-            h['x-csrf-token'] = session.csrf;
-        }
-    }
-    if (body !== undefined && !Object.keys(h).some((k) => k.toLowerCase() === 'content-type')) {
-        h['content-type'] = 'application/json';
-    }
-    // Sign-ins and new passwords run Argon2id on the sign-in thread at nice 19: on a machine
-    // busy with other tests they wait for the CPU the longest, by design.
-    const argon2 = method === 'POST' && (p === '/session' || /^\/operators(\/[^/]+\/password)?$/.test(p));
-    return req(w.proxy.port, method, `/admin/api${p}`, { headers: h, body, agent: false, timeoutMs: argon2 ? 60000 : 10000 });
-}
-
-async function signIn(name, password = PASSWORD) {
-    const r = await api('POST', '/session', { body: { name, password } });
-    if (r.status !== 200) {
-        return { r };
-    }
-    const cookie = r.headers['set-cookie'][0].split(';')[0];
-    return { r, cookie, csrf: r.json.csrf_token };
-}
+const api = (method, p, opts = {}) =>
+    adminApi(w.proxy.port, method, p, { ...opts, timeoutMs: argon2(method, p) ? ARGON2_MS : 10000 });
+const signIn = (name, password = PASSWORD) => signInAs(w.proxy.port, name, password, { timeoutMs: ARGON2_MS });
 
 const proxyGet = (key, inst = w.inst) =>
     req(w.proxy.port, 'GET', `/proxy/ledgers?instance_id=${inst.id}`, { headers: bearer(key), agent: false });
@@ -72,12 +39,6 @@ function adminRecords() {
     const r = cli(['audit', 'list', '--category', 'admin', '--limit', '1000'], { db: w.db });
     assert.equal(r.code, 0, r.stderr);
     return r.stdout.split('\n').filter(Boolean).map((l) => JSON.parse(l));
-}
-
-function assertError(r, status, code) {
-    assert.equal(r.status, status, r.text);
-    assert.equal(r.json?.error_detail?.code, code, r.text);
-    assert.equal(r.json.error, r.json.error_detail.message);
 }
 
 before(async () => {
@@ -371,6 +332,8 @@ test('bad key fields are refused with a reason, and nothing is stored', async ()
         [{ name: 'x', scopes: [] }, /non-empty/],
         [{ name: 'x', scopes: ['*'], instances: ['instance_nope'] }, /no such instance/],
         [{ name: 'x', scopes: ['*'], expires_in: 'soon' }, /expires_in/],
+        // A member of the wrong type is named, not blamed on another.
+        [{ name: 'x', scopes: ['*'], expires_in: 30 }, /^expires_in must be a JSON string/],
         [{ name: 'x\n', scopes: ['*'] }, /name/],
         // A NUL inside a string: the parser refuses the body (and the fields would be refused too).
         [{ name: 'a\u0000b', scopes: ['*'] }, /JSON object|name/],
@@ -509,7 +472,7 @@ test('instances: a CA file to verify Core with, set and cleared through the API 
         assert.equal(withCa.status, 201, withCa.text);
         assert.equal(withCa.json.ca_file, fs.realpathSync(caFile));
         fs.writeFileSync(path.join(dir, 'words.pem'), 'not a certificate');
-        for (const ca of ['ca.pem', path.join(dir, 'missing.pem'), dir, '', path.join(dir, 'words.pem'), path.join(dir, 'core.key')]) {
+        for (const ca of ['ca.pem', path.join(dir, 'missing.pem'), dir, '', path.join(dir, 'words.pem'), path.join(dir, 'core.key'), 5, true]) {
             const bad = await api('PATCH', `/instances/${made.json.id}`, { token: w.adminToken, body: { ca_file: ca } });
             assertError(bad, 400, 'GEN_MALFORMED_REQUEST');
             assert.match(bad.json.error, /ca_file/);
@@ -560,6 +523,12 @@ test('the admin API has threads of its own: slow calls never hold /oauth/token, 
         }
         const t = await token(w.proxy.port, { id: cl.json.id, secret: cl.json.client_secret }, { grant_type: 'client_credentials' });
         assert.equal(t.status, 200, t.text);
+        // A call with no credential, or a malformed one, is answered on the loop: it takes no
+        // place in the full queue (else anyone could keep the operators out by filling it).
+        for (const headers of [{}, { authorization: 'Bearer nope' }, { cookie: 'blnkproxy_admin=short' }]) {
+            const anon = await api('GET', '/instances', { headers });
+            assertError(anon, 401, 'AUTH_INVALID_BEARER_TOKEN');
+        }
         assert.equal(held.size, 2, 'the checks still hold both admin threads');
         assert.equal(settled, refused.length, 'no check had finished when the token was issued');
     } finally {

@@ -535,7 +535,6 @@ print_version(const struct bp_cli_ctx *ctx)
         printf("blnkproxy %s (%s)\n", bp_version_get(), bp_version_revision());
         return fflush(stdout) == 0 ? BP_CLI_EXIT_OK : BP_CLI_EXIT_FAIL;
     }
-    bp_out_init();
     o = bp_out_obj_new();
     bp_out_str(o, "version", bp_version_get());
     bp_out_str(o, "revision", bp_version_revision());
@@ -598,9 +597,6 @@ bp_cli_main(int argc, char **argv)
     fam = bp_cli__find(argv[i]);
     if (fam == NULL) {
         return unknown_command(argv[i]);
-    }
-    if (!fam->settings) {
-        bp_out_init();
     }
     return run_family(&ctx, fam, argc - i - 1, argv + i + 1);
 }

@@ -17,39 +17,6 @@ struct bp_out_obj {
     json_t *json;
 };
 
-/* jansson frees without sizes; a small header remembers each block's size so free can wipe it. */
-union wipe_hdr {
-    size_t n;
-    max_align_t align;
-};
-
-static void *
-wipe_malloc(size_t n)
-{
-    union wipe_hdr *h = bp_malloc(sizeof(*h) + n);
-    h->n = n;
-    return h + 1;
-}
-
-static void
-wipe_free(void *p)
-{
-    union wipe_hdr *h;
-
-    if (p == NULL) {
-        return;
-    }
-    h = (union wipe_hdr *)p - 1;
-    bp_wipe(p, h->n);
-    bp_free(h);
-}
-
-void
-bp_out_init(void)
-{
-    json_set_alloc_funcs(wipe_malloc, wipe_free);
-}
-
 struct bp_out_obj *
 bp_out_obj_new(void)
 {

@@ -11,8 +11,6 @@
 
 struct bp_out_obj;
 
-/* Points jansson at an allocator that wipes memory on free (a created key passes through it). */
-void bp_out_init(void);
 
 struct bp_out_obj *bp_out_obj_new(void);
 void bp_out_obj_free(struct bp_out_obj *o);

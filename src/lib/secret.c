@@ -60,3 +60,31 @@ bp_wipe(void *p, size_t len)
 {
     OPENSSL_cleanse(p, len);
 }
+
+/* The size sits in a header before the block, aligned as malloc aligns. */
+union wiped_hdr {
+    size_t n;
+    max_align_t align;
+};
+
+void *
+bp_malloc_wiped(size_t n)
+{
+    union wiped_hdr *h = bp_malloc(sizeof(*h) + n);
+
+    h->n = n;
+    return h + 1;
+}
+
+void
+bp_free_wiped(void *p)
+{
+    union wiped_hdr *h;
+
+    if (p == NULL) {
+        return;
+    }
+    h = (union wiped_hdr *)p - 1;
+    bp_wipe(p, h->n);
+    bp_free(h);
+}

@@ -18,5 +18,9 @@ bool bp_secret_equal(const struct bp_secret *s, const void *bytes, size_t len);
 bool bp_ct_equal(const void *a, const void *b, size_t len);
 /* Overwrites memory in a way the compiler may not elide. */
 void bp_wipe(void *p, size_t len);
+/* An allocator for libraries that free without a size (jansson): each block remembers its size,
+ * and bp_free_wiped wipes it before freeing. Blocks of one are freed only by the other. */
+void *bp_malloc_wiped(size_t n);
+void bp_free_wiped(void *p);
 
 #endif

@@ -141,6 +141,8 @@ bp_oauth__json(struct bp_oauth_response *out, int status, void *json)
 {
     json_t *j = json;
     char *text = json_dumps(j, JSON_COMPACT);
+    json_malloc_t jmalloc;
+    json_free_t jfree;
     size_t len;
 
     json_decref(j);
@@ -148,7 +150,8 @@ bp_oauth__json(struct bp_oauth_response *out, int status, void *json)
     len = strlen(text);
     set_body(out, status, "application/json", bp_memdup(text, len + 1), len);
     bp_wipe(text, len);
-    free(text); /* jansson's allocation */
+    json_get_alloc_funcs(&jmalloc, &jfree); /* the text is jansson's allocation */
+    jfree(text);
     bp_oauth_add_header(out, "Cache-Control", "no-store");
     bp_oauth_add_header(out, "Pragma", "no-cache");
 }

@@ -205,8 +205,9 @@ answer_at_once(void *arg, const struct bp_oauth_request *req, struct bp_oauth_re
         bp_admin__error(&c, 404, "GEN_NOT_FOUND", "no such admin API resource (see docs/ADMIN_API.md)");
         return true;
     }
-    if (strcmp(c.segs[0], "session") == 0 && c.nseg == 1) {
-        return false; /* signing in, out, or who-am-I: the store decides */
+    if (strcmp(c.segs[0], "session") == 0 && c.nseg == 1 && !bp_admin__method(&c, "GET") &&
+        !bp_admin__method(&c, "DELETE")) {
+        return false; /* signing in (or a method session.c refuses) */
     }
     return bp_admin__refuse_without_credential(&c);
 }

@@ -1,5 +1,6 @@
 #include "lib/secret.h"
 
+#include <stdint.h>
 #include <string.h>
 
 #include <openssl/crypto.h>
@@ -70,8 +71,12 @@ union wiped_hdr {
 void *
 bp_malloc_wiped(size_t n)
 {
-    union wiped_hdr *h = bp_malloc(sizeof(*h) + n);
+    union wiped_hdr *h;
 
+    if (n > SIZE_MAX - sizeof(*h)) {
+        return NULL; /* jansson reports it */
+    }
+    h = bp_malloc(sizeof(*h) + n);
     h->n = n;
     return h + 1;
 }

@@ -365,6 +365,11 @@ on_body(void *self, struct bp_http_req *req, bp_err rc)
         return;
     }
     job = job_new(ep, req);
+    if (owned_by_service(ep, job->oreq.path, job->oreq.path_len) && ep->service.answer_at_once != NULL &&
+        ep->service.answer_at_once(ep->service.arg, &job->oreq, &job->resp)) {
+        job_respond(req, job, BP_OK);
+        return;
+    }
     if (is_signin(ep, req)) {
         rc = bp_workq_submit(ep->password_q, &job->work);
         if (rc != BP_OK && owned_by_service(ep, job->oreq.path, job->oreq.path_len)) {
@@ -380,11 +385,6 @@ on_body(void *self, struct bp_http_req *req, bp_err rc)
             return;
         }
         st->job = job;
-        return;
-    }
-    if (owned_by_service(ep, job->oreq.path, job->oreq.path_len) && ep->service.answer_at_once != NULL &&
-        ep->service.answer_at_once(ep->service.arg, &job->oreq, &job->resp)) {
-        job_respond(req, job, BP_OK);
         return;
     }
     rc = bp_workq_submit(ep->service_q != NULL && owned_by_service(ep, job->oreq.path, job->oreq.path_len)

@@ -114,8 +114,13 @@ bp_oauth__issue(struct bp_oauth *o, const struct bp_client_rec *c, const char *f
         bp_wipe(out, sizeof(*out));
         return rc;
     }
-    /* Whole seconds left, rounded down: never more than the token really has. */
+    /* Whole seconds left, rounded down: never more than the token really has, except that it is
+     * at least 1. Only a client that itself expires within the second gets a shorter token, and
+     * 0 would read as "no expiry" to some client libraries. */
     out->access_expires_in = (at_exp * 1000 - now_ms) / 1000;
+    if (out->access_expires_in < 1) {
+        out->access_expires_in = 1;
+    }
     return BP_OK;
 }
 

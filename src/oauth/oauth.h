@@ -54,8 +54,8 @@ struct bp_oauth_service {
     bool (*owns_path)(const char *path, size_t len);
     /* The requests that verify a password: run on the sign-in threads. */
     bool (*is_signin)(const char *method, size_t method_len, const char *path, size_t path_len);
-    /* On the loop thread, before a call is queued (sign-ins excepted): true when it answered the
-     * call itself, with no store and no thread (a call without a credential). NULL: never. */
+    /* On the loop thread, before a call is queued: true when it answered the call itself, with no
+     * store and no thread (a call without a credential). NULL: never. */
     bool (*answer_at_once)(void *arg, const struct bp_oauth_request *req, struct bp_oauth_response *out);
     void (*handle)(void *arg, struct bp_oauth *o, const struct bp_oauth_request *req,
                    struct bp_oauth_response *out);

@@ -526,8 +526,10 @@ test('the admin API has threads of its own: slow calls never hold /oauth/token, 
         // A call with no credential, or a malformed one, is answered on the loop: it takes no
         // place in the full queue (else anyone could keep the operators out by filling it).
         for (const headers of [{}, { authorization: 'Bearer nope' }, { cookie: 'blnkproxy_admin=short' }]) {
-            const anon = await api('GET', '/instances', { headers });
-            assertError(anon, 401, 'AUTH_INVALID_BEARER_TOKEN');
+            for (const [method, p] of [['GET', '/instances'], ['GET', '/session'], ['DELETE', '/session']]) {
+                const anon = await api(method, p, { headers });
+                assertError(anon, 401, 'AUTH_INVALID_BEARER_TOKEN');
+            }
         }
         assert.equal(held.size, 2, 'the checks still hold both admin threads');
         assert.equal(settled, refused.length, 'no check had finished when the token was issued');

@@ -104,6 +104,17 @@ test('no credential, a malformed one, or an unknown one: 401 in Core\'s error sh
     const put = await api('PUT', '/keys', { token: w.adminToken, body: {} });
     assertError(put, 405, 'GEN_METHOD_NOT_ALLOWED');
     assert.equal(put.headers.allow, 'GET, POST');
+    // HEAD is GET without the body, on every readable resource.
+    for (const p of ['/keys', '/instances', '/traffic', '/session']) {
+        const head = await api('HEAD', p, { token: w.adminToken });
+        assert.equal(head.status, 200, `HEAD ${p}`);
+        assert.equal(head.text, '');
+        assert.equal(head.headers['content-type'], 'application/json');
+        assert.ok(Number(head.headers['content-length']) > 2, `HEAD ${p} names the GET's length`);
+    }
+    const anonHead = await api('HEAD', '/keys', {});
+    assert.equal(anonHead.status, 401);
+    assert.equal(anonHead.text, '');
 });
 
 test('an admin creates a key: it works on /proxy/ at once; revoked, it is refused at once; both audited as the operator', async () => {

@@ -13,8 +13,8 @@
 //       {cookie, csrf} of a console sign-in, the CSRF token sent (X-CSRF-Token) with all but GET
 //       and only when there is one; body: an object (sent as JSON) or raw text, with
 //       Content-Type application/json unless headers name one. → req()'s answer
-//   signIn(port, name, password, {timeoutMs = 10000})
-//       POST /admin/api/session → {r} (the answer), and when it is 200 also {cookie, csrf}: the
+//   signIn(port, name, password, {timeoutMs = 60000})
+//       POST /admin/api/session (Argon2id on a nice-19 thread: slow on a busy machine) → {r} (the answer), and when it is 200 also {cookie, csrf}: the
 //       session's cookie ('blnkproxy_admin=…') and CSRF token, as adminApi's session takes them
 //   assertAdminError(r, status, code, {message, exactKeys = false})
 //       Core's error shape: the status, error_detail.code, error equal to error_detail.message;
@@ -61,7 +61,7 @@ export function adminApi(port, method, p, { token, session, body, headers = {}, 
     return req(port, method, `/admin/api${p}`, { headers: h, body, agent: false, timeoutMs });
 }
 
-export async function signIn(port, name, password, { timeoutMs = 10000 } = {}) {
+export async function signIn(port, name, password, { timeoutMs = 60000 } = {}) {
     const r = await adminApi(port, 'POST', '/session', { body: { name, password }, timeoutMs });
     if (r.status !== 200) {
         return { r };

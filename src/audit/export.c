@@ -67,18 +67,19 @@ csv_cell(struct bp_buf *b, const char *v)
     return rc;
 }
 
-bp_err
-bp_audit_csv_header(struct bp_buf *b)
+/* One CSV line of n cells, whole or not at all. */
+static bp_err
+csv_line(struct bp_buf *b, const char *const *cells, size_t n)
 {
     size_t len = b->len;
     bp_err rc = BP_OK;
 
-    for (size_t i = 0; rc == BP_OK && i < BP_ARRAY_LEN(csv_cols); i++) {
+    for (size_t i = 0; rc == BP_OK && i < n; i++) {
         if (i > 0) {
             rc = bp_buf_append(b, ",", 1);
         }
         if (rc == BP_OK) {
-            rc = bp_buf_append_str(b, csv_cols[i]);
+            rc = csv_cell(b, cells[i]);
         }
     }
     if (rc == BP_OK) {
@@ -88,14 +89,18 @@ bp_audit_csv_header(struct bp_buf *b)
 }
 
 bp_err
+bp_audit_csv_header(struct bp_buf *b)
+{
+    return csv_line(b, csv_cols, BP_ARRAY_LEN(csv_cols));
+}
+
+bp_err
 bp_audit_csv_row(struct bp_buf *b, const struct bp_audit_rec *r)
 {
     char t[28];
     char num[6][24];
     const char *cells[BP_ARRAY_LEN(csv_cols)];
     size_t k = 0;
-    size_t len = b->len;
-    bp_err rc = BP_OK;
 
     bp_audit_format_time_us(r->time_us, t);
     snprintf(num[0], sizeof(num[0]), "%lld", (long long)r->seq);
@@ -131,18 +136,7 @@ bp_audit_csv_row(struct bp_buf *b, const struct bp_audit_rec *r)
     cells[k++] = r->prev_hash[0] != '\0' ? r->prev_hash : NULL;
     cells[k++] = r->hash[0] != '\0' ? r->hash : NULL;
     BP_BUG_ON(k != BP_ARRAY_LEN(csv_cols));
-    for (size_t i = 0; rc == BP_OK && i < k; i++) {
-        if (i > 0) {
-            rc = bp_buf_append(b, ",", 1);
-        }
-        if (rc == BP_OK) {
-            rc = csv_cell(b, cells[i]);
-        }
-    }
-    if (rc == BP_OK) {
-        rc = bp_buf_append(b, "\r\n", 2);
-    }
-    return rc == BP_OK ? BP_OK : undo(b, len, rc);
+    return csv_line(b, cells, k);
 }
 
 static int

@@ -82,6 +82,7 @@ struct job {
     struct bp_oauth_endpoint *ep;
     struct bp_http_req *req;      /* loop thread only; NULL once the connection went away */
     atomic_bool orphaned;         /* read by the thread: skip an orphan not yet begun */
+    bool service;                 /* the service's path, not OAuth's */
     struct bp_oauth_request oreq; /* views of copy */
     struct bp_oauth_response resp;
     size_t copy_len;
@@ -163,7 +164,7 @@ job_work(struct bp_work *w, void *state)
     if (atomic_load(&job->orphaned)) {
         return;
     }
-    if (owned_by_service(ep, job->oreq.path, job->oreq.path_len)) {
+    if (job->service) {
         ep->service.handle(ep->service.arg, state, &job->oreq, &job->resp);
     } else {
         bp_oauth_handle(state, &job->oreq, &job->resp);
@@ -285,6 +286,7 @@ job_new(struct bp_oauth_endpoint *ep, struct bp_http_req *req)
         .peer = put(&at, peer, strlen(peer)),
         .tls = ep->tls,
     };
+    job->service = owned_by_service(ep, h->path, h->path_len);
     if (authz != NULL) {
         job->oreq.authorization = put(&at, authz->value, authz->value_len);
         job->oreq.authorization_len = authz->value_len;
@@ -318,14 +320,14 @@ on_head(void *self, struct bp_http_req *req)
 /* A POST to the authorize page: the only request that may verify a password. All of them (the
  * consent POST too) go to the password queue, so that no form field decides where a hash runs. */
 static bool
-is_signin(const struct bp_oauth_endpoint *ep, struct bp_http_req *req)
+is_signin(const struct bp_oauth_endpoint *ep, const struct job *job)
 {
-    const struct bp_http_head *h = bp_http_req_head(req);
+    const struct bp_oauth_request *r = &job->oreq;
 
-    if (owned_by_service(ep, h->path, h->path_len)) {
-        return ep->service.is_signin(h->method, h->method_len, h->path, h->path_len);
+    if (job->service) {
+        return ep->service.is_signin(r->method, r->method_len, r->path, r->path_len);
     }
-    return bp_str_eq(h->method, h->method_len, "POST") && bp_str_eq(h->path, h->path_len, "/oauth/authorize");
+    return bp_str_eq(r->method, r->method_len, "POST") && bp_str_eq(r->path, r->path_len, "/oauth/authorize");
 }
 
 static void
@@ -365,14 +367,14 @@ on_body(void *self, struct bp_http_req *req, bp_err rc)
         return;
     }
     job = job_new(ep, req);
-    if (owned_by_service(ep, job->oreq.path, job->oreq.path_len) && ep->service.answer_at_once != NULL &&
+    if (job->service && ep->service.answer_at_once != NULL &&
         ep->service.answer_at_once(ep->service.arg, &job->oreq, &job->resp)) {
         job_respond(req, job, BP_OK);
         return;
     }
-    if (is_signin(ep, req)) {
+    if (is_signin(ep, job)) {
         rc = bp_workq_submit(ep->password_q, &job->work);
-        if (rc != BP_OK && owned_by_service(ep, job->oreq.path, job->oreq.path_len)) {
+        if (rc != BP_OK && job->service) {
             /* A service answers in Core's error shape, as its own errors. */
             job_free(job);
             bp_errors_respond_retry(req, rc == BP_ERR_LIMIT ? BP_ERR_RATE_LIMITED : BP_ERR_ROUTE_NOT_FOUND,
@@ -387,10 +389,7 @@ on_body(void *self, struct bp_http_req *req, bp_err rc)
         st->job = job;
         return;
     }
-    rc = bp_workq_submit(ep->service_q != NULL && owned_by_service(ep, job->oreq.path, job->oreq.path_len)
-                             ? ep->service_q
-                             : ep->q,
-                         &job->work);
+    rc = bp_workq_submit(job->service && ep->service_q != NULL ? ep->service_q : ep->q, &job->work);
     if (rc != BP_OK) {
         static const char busy[] = "{\"error\":\"temporarily_unavailable\",\"error_description\":\"too many "
                                    "OAuth requests in progress\"}";
@@ -401,7 +400,7 @@ on_body(void *self, struct bp_http_req *req, bp_err rc)
             .headers_len = sizeof(headers) - 1,
             .content_type = "application/json",
         };
-        bool service = owned_by_service(ep, job->oreq.path, job->oreq.path_len);
+        bool service = job->service;
         job_free(job);
         if (rc == BP_ERR_LIMIT && service) {
             bp_errors_respond_retry(req, BP_ERR_RATE_LIMITED,

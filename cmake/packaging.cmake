@@ -118,9 +118,10 @@ set(CPACK_DEBIAN_PACKAGE_PRIORITY optional)
 set(CPACK_DEBIAN_PACKAGE_RELEASE ${BP_DEB_RELEASE})
 set(CPACK_DEBIAN_FILE_NAME DEB-DEFAULT)
 # Depends: what dpkg-shlibdeps derives from the libraries the binary links (with the minimum
-# versions of Debian's symbols files), plus adduser for the postinst.
+# versions of Debian's symbols files), plus adduser for the postinst, and libpq5: the binary
+# loads it only for a PostgreSQL store (src/store/store_pg_libpq.c), so shlibdeps cannot see it.
 set(CPACK_DEBIAN_PACKAGE_SHLIBDEPS ON)
-set(CPACK_DEBIAN_PACKAGE_DEPENDS "adduser")
+set(CPACK_DEBIAN_PACKAGE_DEPENDS "adduser, libpq5")
 set(CPACK_DEBIAN_PACKAGE_CONTROL_EXTRA
     ${CMAKE_SOURCE_DIR}/packaging/debian/conffiles
     ${CMAKE_SOURCE_DIR}/packaging/debian/postinst

@@ -94,7 +94,7 @@ v2=$(dpkg-deb -f "$deb2" Version)
 say "built $(basename "$deb1") and $(basename "$deb2")"
 # evdns comes from libevent-2.1-7 (libevent_pthreads.pc requires libevent, the library that holds
 # core and extra), so the linker never needs libevent_extra itself: no libevent-extra in Depends.
-check "Depends names the shared libraries the binary links, and adduser" \
+check "Depends names the shared libraries the binary links, libpq5 (loaded for a PostgreSQL store) and adduser" \
     bash -c 'd=$(dpkg-deb -f "$1" Depends); for l in libc6 libevent-core libevent-2.1-7 libevent-pthreads libjansson4 libsqlite3-0 libpq5 libssl3 libargon2-1 adduser; do case "$d" in *"$l"*) ;; *) echo "no $l in: $d"; exit 1;; esac; done' _ "$deb1"
 check "the config is a conffile" bash -c 'rm -rf "$2/ctrl" && dpkg-deb -e "$1" "$2/ctrl" && grep -qx /etc/blnkproxy/blnkproxy.json "$2/ctrl/conffiles"' _ "$deb1" "$work"
 check "dpkg --compare-versions: $v2 is an upgrade of $v1" dpkg --compare-versions "$v2" gt "$v1"

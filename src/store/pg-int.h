@@ -17,6 +17,31 @@
 
 #include "store/store-int.h"
 
+/* libpq, loaded when the first PostgreSQL store is opened (store_pg_libpq.c) instead of linked:
+ * a server on SQLite never maps libpq and the libraries it brings (GnuTLS, Kerberos, LDAP, SASL,
+ * p11-kit: 3.3 MB of resident memory). Its functions are called through bp_pq, as
+ * bp_pq.PQexec(...); each pointer has the type libpq-fe.h declares. */
+#define BP_PQ_FUNCTIONS(X)                                                                            \
+    X(PQclear) X(PQcmdStatus) X(PQcmdTuples) X(PQconnectdbParams) X(PQconsumeInput)                 \
+    X(PQerrorMessage) X(PQexec) X(PQexecParams) X(PQexecPrepared) X(PQfformat) X(PQfinish)           \
+    X(PQfreemem) X(PQftype) X(PQgetResult) X(PQgetisnull) X(PQgetlength) X(PQgetvalue) X(PQisBusy)   \
+    X(PQnfields) X(PQnotifies) X(PQntuples) X(PQresultErrorField) X(PQresultStatus)                 \
+    X(PQsendPrepare) X(PQsendQuery) X(PQsendQueryParams) X(PQsendQueryPrepared)                     \
+    X(PQsetNoticeProcessor) X(PQsetnonblocking) X(PQsocket) X(PQstatus) X(PQtransactionStatus)
+
+struct bp_pq_api {
+#define BP_PQ_POINTER(name) __typeof__(name) *name;
+    BP_PQ_FUNCTIONS(BP_PQ_POINTER)
+#undef BP_PQ_POINTER
+};
+
+/* Filled by bp_pg__load_libpq; read only after it succeeded. */
+extern struct bp_pq_api bp_pq;
+
+/* Loads libpq (once per process; safe from any thread). On failure, a message that says what to
+ * install, in err. */
+bp_err bp_pg__load_libpq(char *err, size_t err_len);
+
 /* Advisory lock keys (pg_advisory_xact_lock(int4, int4)), per database. The first number spells
  * "blnk". MIGRATE serialises migrators; CHANGES serialises the transactions that change what the
  * servers' in-memory tables are built from, so that change seqs become visible in order (see
@@ -105,7 +130,7 @@ PGconn *bp_pg__connect(const char *dsn, const char *where, char *err, size_t err
 bp_err bp_pg__ensure(struct pg_store *st);
 
 /* Runs sql with p (may be NULL). *out (may be NULL) gets the result on BP_OK, which the caller
- * PQclear()s. Failures map: unique violation → BP_ERR_EXISTS; the connection lost or the server
+ * bp_pq.PQclear()s. Failures map: unique violation → BP_ERR_EXISTS; the connection lost or the server
  * silent for the store's timeout → BP_ERR_STORE_DOWN (see store_pg_conn.c for what is retried);
  * anything else → BP_ERR_STORE, with the SQLSTATE and primary message (never DETAIL, which can
  * quote a row) kept for bp_store_last_error. */

@@ -175,8 +175,8 @@ assign_seqs(PGresult *res, struct bp_audit_rec *recs, size_t n)
 {
     size_t j = 0;
 
-    for (int row = 0; row < PQntuples(res); row++) {
-        const char *id = PQgetvalue(res, row, 0);
+    for (int row = 0; row < bp_pq.PQntuples(res); row++) {
+        const char *id = bp_pq.PQgetvalue(res, row, 0);
         size_t tries = 0;
 
         while (tries < n && strcmp(recs[j].id, id) != 0) {
@@ -260,7 +260,7 @@ pg_trail_insert(struct bp_store *s, struct bp_audit_rec *recs, size_t n)
     if (err == BP_OK) {
         assign_seqs(res, recs, n);
     }
-    PQclear(res);
+    bp_pq.PQclear(res);
     for (size_t f = 0; f < N_FIELDS; f++) {
         bp_buf_cleanup(&a[f].b);
     }
@@ -324,13 +324,13 @@ pg_append_fast(struct bp_store *s, const char *chain, struct bp_audit_rec *recs,
         recs[i].seq = 0;
     }
     err = bp_pg__run_prepared(st, "bp_audit_append", &p, &res);
-    if (err == BP_OK && PQntuples(res) > 0) {
+    if (err == BP_OK && bp_pq.PQntuples(res) > 0) {
         assign_seqs(res, recs, n);
         /* Every record is new: all of them went in, or the chain would have a gap. */
-        err = (size_t)PQntuples(res) == n ? BP_OK : BP_ERR_STORE;
+        err = (size_t)bp_pq.PQntuples(res) == n ? BP_OK : BP_ERR_STORE;
         *out_done = true;
     }
-    PQclear(res);
+    bp_pq.PQclear(res);
     for (size_t f = 0; f < N_FIELDS; f++) {
         bp_buf_cleanup(&a[f].b);
     }
@@ -428,8 +428,8 @@ read_rec(const PGresult *res, int row, void *vout)
     out->replayed = bp_pg__col_bool(res, row, 22);
     out->chain = bp_pg__col_dup(res, row, 23);
     out->chain_n = bp_pg__col_int(res, row, 24);
-    bp_store__hex_col(out->prev_hash, PQgetisnull(res, row, 25) ? NULL : PQgetvalue(res, row, 25));
-    bp_store__hex_col(out->hash, PQgetisnull(res, row, 26) ? NULL : PQgetvalue(res, row, 26));
+    bp_store__hex_col(out->prev_hash, bp_pq.PQgetisnull(res, row, 25) ? NULL : bp_pq.PQgetvalue(res, row, 25));
+    bp_store__hex_col(out->hash, bp_pq.PQgetisnull(res, row, 26) ? NULL : bp_pq.PQgetvalue(res, row, 26));
 }
 
 /* The SQL text of q: only constant fragments, each naming its numbered parameter. cols: what to
@@ -534,18 +534,18 @@ bp_pg__audit_explain(struct bp_store *s, const struct bp_audit_query *q, int64_t
     err = run_query(st, &fq, follow ? AUDIT_COLS ", xid" : AUDIT_COLS, follow ? follow_xmin : -1, &res);
     st->explain = false;
     out[0] = '\0';
-    for (int i = 0; err == BP_OK && i < PQntuples(res); i++) {
-        int w = snprintf(out + off, cap - off, "%s\n", PQgetvalue(res, i, 0));
+    for (int i = 0; err == BP_OK && i < bp_pq.PQntuples(res); i++) {
+        int w = snprintf(out + off, cap - off, "%s\n", bp_pq.PQgetvalue(res, i, 0));
         off += w > 0 && (size_t)w < cap - off ? (size_t)w : 0;
     }
-    PQclear(res);
+    bp_pq.PQclear(res);
     return err;
 }
 
 static void
 collect(PGresult *res, struct bp_audit_rec **out, size_t *out_n)
 {
-    int n = PQntuples(res);
+    int n = bp_pq.PQntuples(res);
     struct bp_audit_rec *recs = bp_calloc(n > 0 ? (size_t)n : 1, sizeof(*recs));
 
     for (int i = 0; i < n; i++) {
@@ -564,7 +564,7 @@ pg_audit_query(struct bp_store *s, const struct bp_audit_query *q, struct bp_aud
     if (err == BP_OK) {
         collect(res, out, out_n);
     }
-    PQclear(res);
+    bp_pq.PQclear(res);
     return err;
 }
 
@@ -581,7 +581,7 @@ current_xmin(struct pg_store *st, int64_t *out)
     if (err == BP_OK) {
         *out = bp_pg__col_int(res, 0, 0);
     }
-    PQclear(res);
+    bp_pq.PQclear(res);
     return err;
 }
 
@@ -659,7 +659,7 @@ pg_audit_follow(struct bp_store *s, struct bp_audit_cursor *c, struct bp_audit_r
     }
     if (err == BP_OK) {
         collect(res, out, out_n);
-        PQclear(res);
+        bp_pq.PQclear(res);
         res = NULL;
         all.limit = 0;
         err = run_query(st, &all, "seq, xid", c->xmin, &res);
@@ -668,12 +668,12 @@ pg_audit_follow(struct bp_store *s, struct bp_audit_cursor *c, struct bp_audit_r
         }
     }
     if (err == BP_OK) {
-        for (int i = 0; i < PQntuples(res); i++) {
+        for (int i = 0; i < bp_pq.PQntuples(res); i++) {
             seen_add(c, bp_pg__col_int(res, i, 0), bp_pg__col_int(res, i, 1));
         }
         seen_settle(c);
     }
-    PQclear(res);
+    bp_pq.PQclear(res);
     bp_pg__rollback(st); /* read only: nothing to commit */
     return err;
 }
@@ -707,7 +707,7 @@ pg_audit_follow_next(struct bp_store *s, struct bp_audit_cursor *c, size_t max, 
     if (err != BP_OK) {
         return err;
     }
-    rows = PQntuples(res);
+    rows = bp_pq.PQntuples(res);
     recs = bp_calloc(rows > 0 ? (size_t)rows : 1, sizeof(*recs));
     for (int i = 0; i < rows; i++) {
         int64_t seq = bp_pg__col_int(res, i, 0);
@@ -717,7 +717,7 @@ pg_audit_follow_next(struct bp_store *s, struct bp_audit_cursor *c, size_t max, 
             seen_add(c, seq, bp_pg__col_int(res, i, XID_COL));
         }
     }
-    PQclear(res);
+    bp_pq.PQclear(res);
     *out_more = (size_t)rows == max;
     if (!*out_more) {
         /* Round over: every row of the transactions below round_xmin has been seen. */
@@ -751,9 +751,9 @@ pg_lock_head(struct bp_store *s, const char *chain, int64_t *out_n, char head[BP
                      &p, &res);
     if (err == BP_OK) {
         *out_n = bp_pg__col_int(res, 0, 0);
-        bp_store__hex_col(head, PQgetvalue(res, 0, 1));
+        bp_store__hex_col(head, bp_pq.PQgetvalue(res, 0, 1));
     }
-    PQclear(res);
+    bp_pq.PQclear(res);
     return err;
 }
 
@@ -790,15 +790,15 @@ pg_known(struct bp_store *s, const struct bp_audit_rec *recs, size_t n, bool *kn
     bp_buf_append(&ids.b, "}", 1);
     bp_pg__p_text(&p, ids.b.data);
     err = bp_pg__run(st, "SELECT id FROM audit_log WHERE id = ANY($1::text[])", &p, &res);
-    for (int row = 0; err == BP_OK && row < PQntuples(res); row++) {
-        const char *id = PQgetvalue(res, row, 0);
+    for (int row = 0; err == BP_OK && row < bp_pq.PQntuples(res); row++) {
+        const char *id = bp_pq.PQgetvalue(res, row, 0);
         for (size_t i = 0; i < n; i++) {
             if (recs[i].id != NULL && strcmp(recs[i].id, id) == 0) {
                 known[i] = true;
             }
         }
     }
-    PQclear(res);
+    bp_pq.PQclear(res);
     bp_buf_cleanup(&ids.b);
     return err;
 }
@@ -810,7 +810,7 @@ read_head(const PGresult *res, int row, void *out_v)
 
     h->chain = bp_pg__col_dup(res, row, 0);
     h->n = bp_pg__col_int(res, row, 1);
-    bp_store__hex_col(h->head, PQgetvalue(res, row, 2));
+    bp_store__hex_col(h->head, bp_pq.PQgetvalue(res, row, 2));
     h->updated_us = bp_pg__col_int(res, row, 3);
 }
 
@@ -855,8 +855,8 @@ one_int(struct pg_store *st, const char *sql, const struct bp_pg_params *p, int6
     PGresult *res = NULL;
     bp_err err = bp_pg__run(st, sql, p, &res);
 
-    *out = err == BP_OK && PQntuples(res) > 0 ? bp_pg__col_int(res, 0, 0) : 0;
-    PQclear(res);
+    *out = err == BP_OK && bp_pq.PQntuples(res) > 0 ? bp_pg__col_int(res, 0, 0) : 0;
+    bp_pq.PQclear(res);
     return err;
 }
 
@@ -880,11 +880,11 @@ pg_hash_at(struct bp_store *s, const char *chain, int64_t n, char hash[BP_AUDIT_
     bp_pg__p_text(&p, chain);
     bp_pg__p_int(&p, n);
     err = bp_pg__run(bp_pg__of(s), "SELECT hash FROM audit_log WHERE chain = $1 AND chain_n = $2", &p, &res);
-    *found = err == BP_OK && PQntuples(res) > 0;
+    *found = err == BP_OK && bp_pq.PQntuples(res) > 0;
     if (*found) {
-        bp_store__hex_col(hash, PQgetisnull(res, 0, 0) ? NULL : PQgetvalue(res, 0, 0));
+        bp_store__hex_col(hash, bp_pq.PQgetisnull(res, 0, 0) ? NULL : bp_pq.PQgetvalue(res, 0, 0));
     }
-    PQclear(res);
+    bp_pq.PQclear(res);
     return err;
 }
 
@@ -906,11 +906,11 @@ pg_strays(struct bp_store *s, struct bp_audit_strays *out)
     PGresult *res = NULL;
     bp_err err = bp_pg__run(st, "SELECT max_seq, n FROM audit_unchained", NULL, &res);
 
-    if (err == BP_OK && PQntuples(res) > 0) {
+    if (err == BP_OK && bp_pq.PQntuples(res) > 0) {
         out->legacy_max_seq = bp_pg__col_int(res, 0, 0);
         out->legacy_n = bp_pg__col_int(res, 0, 1);
     }
-    PQclear(res);
+    bp_pq.PQclear(res);
     res = NULL;
     if (err != BP_OK) {
         return err;
@@ -922,7 +922,7 @@ pg_strays(struct bp_store *s, struct bp_audit_strays *out)
         out->unchained = bp_pg__col_int(res, 0, 0);
         out->first_unchained_seq = bp_pg__col_int(res, 0, 1);
     }
-    PQclear(res);
+    bp_pq.PQclear(res);
     res = NULL;
     if (err != BP_OK) {
         return err;
@@ -931,10 +931,10 @@ pg_strays(struct bp_store *s, struct bp_audit_strays *out)
                      "SELECT chain FROM audit_log WHERE chain IS NOT NULL"
                      " AND chain NOT IN (SELECT chain FROM audit_chains) LIMIT 1",
                      NULL, &res);
-    if (err == BP_OK && PQntuples(res) > 0) {
+    if (err == BP_OK && bp_pq.PQntuples(res) > 0) {
         out->headless_chain = bp_pg__col_dup(res, 0, 0);
     }
-    PQclear(res);
+    bp_pq.PQclear(res);
     return err;
 }
 
@@ -954,7 +954,7 @@ delete_chunks(struct pg_store *st, const char *sql, const struct bp_pg_params *p
             changes = bp_pg__changes(res);
             *out_deleted += changes;
         }
-        PQclear(res);
+        bp_pq.PQclear(res);
     }
     return err;
 }
@@ -993,7 +993,7 @@ pg_purge_lock(struct bp_store *s, bool *out_got)
     bp_err err = bp_pg__run(bp_pg__of(s), "SELECT pg_try_advisory_lock(" PURGE_LOCK ")", NULL, &res);
 
     *out_got = err == BP_OK && bp_pg__col_bool(res, 0, 0);
-    PQclear(res);
+    bp_pq.PQclear(res);
     return err;
 }
 

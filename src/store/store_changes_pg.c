@@ -23,7 +23,7 @@ bp_pg__change_seq(struct bp_store *s, int64_t *out)
     if (err == BP_OK) {
         *out = bp_pg__col_int(res, 0, 0);
     }
-    PQclear(res);
+    bp_pq.PQclear(res);
     return err;
 }
 
@@ -85,7 +85,7 @@ bp_pg__schema_version(struct bp_store *s, int *out)
     bp_err err = bp_pg__run(st, "SELECT to_regclass('schema_migrations') IS NOT NULL", NULL, &res);
     bool exists = err == BP_OK && bp_pg__col_bool(res, 0, 0);
 
-    PQclear(res);
+    bp_pq.PQclear(res);
     res = NULL;
     if (err != BP_OK || !exists) {
         if (err == BP_OK) {
@@ -97,7 +97,7 @@ bp_pg__schema_version(struct bp_store *s, int *out)
     if (err == BP_OK) {
         *out = (int)bp_pg__col_int(res, 0, 0);
     }
-    PQclear(res);
+    bp_pq.PQclear(res);
     return err;
 }
 

@@ -20,7 +20,7 @@ bp_pg__count_rows(struct bp_store *s, const char *table, int64_t *out)
     if (err == BP_OK) {
         *out = bp_pg__col_int(res, 0, 0);
     }
-    PQclear(res);
+    bp_pq.PQclear(res);
     return err;
 }
 

@@ -45,7 +45,7 @@ insert_new(struct pg_store *st, const struct bp_idem_claim *c, bool *out_inserte
                    &p, &res);
     if (err == BP_OK) {
         *out_inserted = bp_pg__changes(res) == 1;
-        PQclear(res);
+        bp_pq.PQclear(res);
     }
     return err;
 }
@@ -169,7 +169,7 @@ pg_idem_purge(struct bp_store *s, int64_t now, int64_t *out_deleted)
     err = bp_pg__run(bp_pg__of(s), "DELETE FROM idempotency WHERE expires_at <= $1", &p, &res);
     if (err == BP_OK) {
         *out_deleted = bp_pg__changes(res);
-        PQclear(res);
+        bp_pq.PQclear(res);
     }
     return err;
 }

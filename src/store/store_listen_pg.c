@@ -40,18 +40,18 @@ listen_connect(struct bp_store_listener *l)
     if (l->conn == NULL) {
         return false;
     }
-    res = PQexec(l->conn, "LISTEN blnkproxy_changes");
-    if (PQresultStatus(res) != PGRES_COMMAND_OK) {
+    res = bp_pq.PQexec(l->conn, "LISTEN blnkproxy_changes");
+    if (bp_pq.PQresultStatus(res) != PGRES_COMMAND_OK) {
         snprintf(l->errmsg, sizeof(l->errmsg), "cannot LISTEN on the store at %s", l->where);
-        PQclear(res);
-        PQfinish(l->conn);
+        bp_pq.PQclear(res);
+        bp_pq.PQfinish(l->conn);
         l->conn = NULL;
         return false;
     }
-    PQclear(res);
-    if (PQsetnonblocking(l->conn, 1) != 0) {
+    bp_pq.PQclear(res);
+    if (bp_pq.PQsetnonblocking(l->conn, 1) != 0) {
         snprintf(l->errmsg, sizeof(l->errmsg), "cannot set up the notification connection to %s", l->where);
-        PQfinish(l->conn);
+        bp_pq.PQfinish(l->conn);
         l->conn = NULL;
         return false;
     }
@@ -75,7 +75,7 @@ bp_pg__listener_open(struct bp_store *s, struct bp_store_listener **out)
 int
 bp_store_listener_fd(const struct bp_store_listener *l)
 {
-    return l != NULL && l->conn != NULL ? PQsocket(l->conn) : -1;
+    return l != NULL && l->conn != NULL ? bp_pq.PQsocket(l->conn) : -1;
 }
 
 int64_t
@@ -100,7 +100,7 @@ static void
 went_down(struct bp_store_listener *l)
 {
     snprintf(l->errmsg, sizeof(l->errmsg), "the notification connection to the store at %s was lost", l->where);
-    PQfinish(l->conn);
+    bp_pq.PQfinish(l->conn);
     l->conn = NULL;
     l->retry_at_ms = bp_clock_mono_ms();
 }
@@ -123,15 +123,15 @@ bp_store_listener_poll(struct bp_store_listener *l)
         l->backoff_ms = RETRY_MIN_MS;
         return BP_LISTENER_CONNECTED;
     }
-    if (!PQconsumeInput(l->conn) || PQstatus(l->conn) != CONNECTION_OK) {
+    if (!bp_pq.PQconsumeInput(l->conn) || bp_pq.PQstatus(l->conn) != CONNECTION_OK) {
         went_down(l);
         return BP_LISTENER_LOST;
     }
     /* A server closing the connection first sends a FATAL message (libpq takes it as a notice),
      * then ends the stream: the socket stays readable and the next call sees the end. */
-    while ((note = PQnotifies(l->conn)) != NULL) {
+    while ((note = bp_pq.PQnotifies(l->conn)) != NULL) {
         ev = BP_LISTENER_NOTIFIED;
-        PQfreemem(note);
+        bp_pq.PQfreemem(note);
     }
     return ev;
 }
@@ -142,7 +142,7 @@ bp_store_listener_close(struct bp_store_listener *l)
     if (l == NULL) {
         return;
     }
-    PQfinish(l->conn);
+    bp_pq.PQfinish(l->conn);
     bp_wipe(l->dsn, strlen(l->dsn));
     bp_free(l->dsn);
     bp_free(l->where);

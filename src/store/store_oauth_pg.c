@@ -111,7 +111,7 @@ read_client(const PGresult *res, int row, void *vout)
     out->name = bp_pg__col_dup(res, row, 1);
     bp_pg__col_digest(res, row, 2, out->secret_digest, DIGEST_LEN);
     out->scopes = bp_pg__col_dup(res, row, 3);
-    split_uris(PQgetisnull(res, row, 4) ? NULL : PQgetvalue(res, row, 4), out);
+    split_uris(bp_pq.PQgetisnull(res, row, 4) ? NULL : bp_pq.PQgetvalue(res, row, 4), out);
     out->grant_types = bp_pg__col_dup(res, row, 5);
     out->instances = bp_pg__col_dup(res, row, 6);
     out->created_at = bp_pg__col_int(res, row, 7);
@@ -199,7 +199,7 @@ read_previous(const PGresult *res, int row, void *out_v)
 {
     struct previous_secret *out = out_v;
 
-    if (!PQgetisnull(res, row, 0)) {
+    if (!bp_pq.PQgetisnull(res, row, 0)) {
         bp_pg__col_digest(res, row, 0, out->digest, DIGEST_LEN);
     }
     out->expires_at = bp_pg__col_int(res, row, 1);
@@ -686,7 +686,7 @@ run_count(struct pg_store *st, const char *sql, const struct bp_pg_params *p, si
     if (err == BP_OK && out_n != NULL) {
         *out_n = (size_t)bp_pg__changes(res);
     }
-    PQclear(res);
+    bp_pq.PQclear(res);
     return err;
 }
 
@@ -738,7 +738,7 @@ read_live(const PGresult *res, int row, void *vout)
     out->allow_from = bp_pg__col_dup(res, row, 6);
     out->rate_limit = bp_pg__col_dup(res, row, 7);
     out->rate_burst = bp_pg__col_int(res, row, 8);
-    out->live = PQnfields(res) > 11 ? bp_pg__col_bool(res, row, 11) : true;
+    out->live = bp_pq.PQnfields(res) > 11 ? bp_pg__col_bool(res, row, 11) : true;
     /* 0 = never on both sides: the earlier of the two real expiries wins. */
     if (token_exp == 0) {
         out->expires_at = client_exp;

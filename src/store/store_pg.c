@@ -101,7 +101,7 @@ bp_pg__p_bytes(struct bp_pg_params *p, const void *bytes, size_t len)
 int64_t
 bp_pg__changes(const PGresult *res)
 {
-    const char *n = PQcmdTuples((PGresult *)res);
+    const char *n = bp_pq.PQcmdTuples((PGresult *)res);
     return n != NULL && n[0] != '\0' ? strtoll(n, NULL, 10) : 0;
 }
 
@@ -110,25 +110,25 @@ bp_pg__changes(const PGresult *res)
 char *
 bp_pg__col_dup(const PGresult *res, int row, int col)
 {
-    if (PQgetisnull(res, row, col)) {
+    if (bp_pq.PQgetisnull(res, row, col)) {
         return NULL;
     }
-    return bp_strndup(PQgetvalue(res, row, col), (size_t)PQgetlength(res, row, col));
+    return bp_strndup(bp_pq.PQgetvalue(res, row, col), (size_t)bp_pq.PQgetlength(res, row, col));
 }
 
 int64_t
 bp_pg__col_int(const PGresult *res, int row, int col)
 {
-    if (PQgetisnull(res, row, col)) {
+    if (bp_pq.PQgetisnull(res, row, col)) {
         return 0;
     }
-    return strtoll(PQgetvalue(res, row, col), NULL, 10);
+    return strtoll(bp_pq.PQgetvalue(res, row, col), NULL, 10);
 }
 
 bool
 bp_pg__col_bool(const PGresult *res, int row, int col)
 {
-    return !PQgetisnull(res, row, col) && PQgetvalue(res, row, col)[0] == 't';
+    return !bp_pq.PQgetisnull(res, row, col) && bp_pq.PQgetvalue(res, row, col)[0] == 't';
 }
 
 static int
@@ -176,11 +176,11 @@ bp_pg__col_digest(const PGresult *res, int row, int col, unsigned char *out, siz
 
     /* The schema's CHECK keeps digests at 32 bytes; anything else leaves zeros, never a match. */
     memset(out, 0, len);
-    if (PQgetisnull(res, row, col)) {
+    if (bp_pq.PQgetisnull(res, row, col)) {
         return;
     }
-    text = PQgetvalue(res, row, col);
-    tlen = (size_t)PQgetlength(res, row, col);
+    text = bp_pq.PQgetvalue(res, row, col);
+    tlen = (size_t)bp_pq.PQgetlength(res, row, col);
     if (len > sizeof(buf) || tlen != 2 + 2 * len) {
         return;
     }
@@ -198,11 +198,11 @@ bp_pg__col_bytes(const PGresult *res, int row, int col, size_t *out_len)
     ptrdiff_t n;
 
     *out_len = 0;
-    if (PQgetisnull(res, row, col)) {
+    if (bp_pq.PQgetisnull(res, row, col)) {
         return NULL;
     }
-    text = PQgetvalue(res, row, col);
-    tlen = (size_t)PQgetlength(res, row, col);
+    text = bp_pq.PQgetvalue(res, row, col);
+    tlen = (size_t)bp_pq.PQgetlength(res, row, col);
     out = bp_malloc(tlen / 2 + 1);
     n = unhex(text, tlen, out);
     if (n < 0) {
@@ -225,12 +225,12 @@ bp_pg__get_one(struct pg_store *st, const char *sql, const struct bp_pg_params *
     if (err != BP_OK) {
         return err;
     }
-    if (PQntuples(res) == 0) {
+    if (bp_pq.PQntuples(res) == 0) {
         err = BP_ERR_NOT_FOUND;
     } else {
         read(res, 0, out);
     }
-    PQclear(res);
+    bp_pq.PQclear(res);
     return err;
 }
 
@@ -246,12 +246,12 @@ bp_pg__collect(struct pg_store *st, const char *sql, const struct bp_pg_params *
     if (err != BP_OK) {
         return err;
     }
-    n = PQntuples(res);
+    n = bp_pq.PQntuples(res);
     arr = bp_calloc(n > 0 ? (size_t)n : 1, elem_size);
     for (int i = 0; i < n; i++) {
         read(res, i, arr + (size_t)i * elem_size);
     }
-    PQclear(res);
+    bp_pq.PQclear(res);
     *out = arr;
     *out_n = (size_t)n;
     return BP_OK;
@@ -269,7 +269,7 @@ bp_pg__change_one(struct pg_store *st, const char *sql, const struct bp_pg_param
     if (bp_pg__changes(res) == 0) {
         err = BP_ERR_NOT_FOUND;
     }
-    PQclear(res);
+    bp_pq.PQclear(res);
     return err;
 }
 
@@ -282,10 +282,10 @@ bp_pg__row_exists(struct pg_store *st, const char *sql, const char *id)
 
     bp_pg__p_text(&p, id);
     err = bp_pg__run(st, sql, &p, &res);
-    if (err == BP_OK && PQntuples(res) == 0) {
+    if (err == BP_OK && bp_pq.PQntuples(res) == 0) {
         err = BP_ERR_NOT_FOUND;
     }
-    PQclear(res);
+    bp_pq.PQclear(res);
     return err;
 }
 
@@ -418,7 +418,7 @@ pg_change_token(struct bp_store *s, int64_t *out)
     if (err == BP_OK) {
         *out = bp_pg__col_int(res, 0, 0);
     }
-    PQclear(res);
+    bp_pq.PQclear(res);
     return err;
 }
 
@@ -553,11 +553,11 @@ static const Oid key_col_types[] = {OID_TEXT, OID_TEXT, OID_TEXT, OID_BYTEA, OID
 static bool
 key_batch_is_binary(const PGresult *res)
 {
-    if (PQnfields(res) != (int)(sizeof(key_col_types) / sizeof(key_col_types[0]))) {
+    if (bp_pq.PQnfields(res) != (int)(sizeof(key_col_types) / sizeof(key_col_types[0]))) {
         return false;
     }
-    for (int c = 0; c < PQnfields(res); c++) {
-        if (PQfformat(res, c) != 1 || PQftype(res, c) != key_col_types[c]) {
+    for (int c = 0; c < bp_pq.PQnfields(res); c++) {
+        if (bp_pq.PQfformat(res, c) != 1 || bp_pq.PQftype(res, c) != key_col_types[c]) {
             return false;
         }
     }
@@ -567,10 +567,10 @@ key_batch_is_binary(const PGresult *res)
 static int64_t
 bin_int8(const PGresult *res, int row, int col)
 {
-    const unsigned char *v = (const unsigned char *)PQgetvalue(res, row, col);
+    const unsigned char *v = (const unsigned char *)bp_pq.PQgetvalue(res, row, col);
     uint64_t x = 0;
 
-    if (PQgetisnull(res, row, col) || PQgetlength(res, row, col) != 8) {
+    if (bp_pq.PQgetisnull(res, row, col) || bp_pq.PQgetlength(res, row, col) != 8) {
         return 0;
     }
     for (int i = 0; i < 8; i++) {
@@ -583,7 +583,7 @@ bin_int8(const PGresult *res, int row, int col)
 static char *
 bin_text(const PGresult *res, int row, int col)
 {
-    return PQgetisnull(res, row, col) ? NULL : PQgetvalue(res, row, col);
+    return bp_pq.PQgetisnull(res, row, col) ? NULL : bp_pq.PQgetvalue(res, row, col);
 }
 
 /* The row in place: its strings are res's. False for a row the schema does not allow (a digest
@@ -592,20 +592,20 @@ static bool
 borrow_key(const PGresult *res, int row, struct bp_key_rec *out)
 {
     memset(out, 0, sizeof(*out));
-    if (PQgetisnull(res, row, 3) || PQgetlength(res, row, 3) != (int)sizeof(out->digest) ||
-        PQgetlength(res, row, 9) != 1) {
+    if (bp_pq.PQgetisnull(res, row, 3) || bp_pq.PQgetlength(res, row, 3) != (int)sizeof(out->digest) ||
+        bp_pq.PQgetlength(res, row, 9) != 1) {
         return false;
     }
     out->id = bin_text(res, row, 0);
     out->name = bin_text(res, row, 1);
     out->prefix = bin_text(res, row, 2);
-    memcpy(out->digest, PQgetvalue(res, row, 3), sizeof(out->digest));
+    memcpy(out->digest, bp_pq.PQgetvalue(res, row, 3), sizeof(out->digest));
     out->scopes = bin_text(res, row, 4);
     out->instances = bin_text(res, row, 5);
     out->created_at = bin_int8(res, row, 6);
     out->expires_at = bin_int8(res, row, 7);
     out->last_used_at = bin_int8(res, row, 8);
-    out->revoked = PQgetvalue(res, row, 9)[0] != 0;
+    out->revoked = bp_pq.PQgetvalue(res, row, 9)[0] != 0;
     out->revoked_at = bin_int8(res, row, 10);
     out->allow_from = bin_text(res, row, 11);
     out->rate_limit = bin_text(res, row, 12);
@@ -627,7 +627,7 @@ walk_batch(struct pg_store *st, const PGresult *res, bp_err (*fn)(const struct b
         snprintf(st->errmsg, sizeof(st->errmsg), "api_keys does not have the columns this version expects");
         return BP_ERR_STORE;
     }
-    for (int i = 0; i < PQntuples(res) && err == BP_OK; i++) {
+    for (int i = 0; i < bp_pq.PQntuples(res) && err == BP_OK; i++) {
         if (!borrow_key(res, i, &rec)) {
             snprintf(st->errmsg, sizeof(st->errmsg), "api_keys holds a row whose digest is not 32 bytes");
             return BP_ERR_STORE;
@@ -664,18 +664,18 @@ pg_key_each(struct bp_store *s, bp_err (*fn)(const struct bp_key_rec *k, void *a
 
         sent = false;
         err = bp_pg__receive(st, KEY_WALK_FETCH, &res);
-        if (err != BP_OK || PQntuples(res) == 0) {
-            PQclear(res);
+        if (err != BP_OK || bp_pq.PQntuples(res) == 0) {
+            bp_pq.PQclear(res);
             break;
         }
         err = bp_pg__send(st, KEY_WALK_FETCH, &binary);
         sent = err == BP_OK;
         walked = sent ? walk_batch(st, res, fn, arg) : BP_OK;
-        PQclear(res);
+        bp_pq.PQclear(res);
         if (walked != BP_OK) {
             PGresult *next = NULL;
             (void)bp_pg__receive(st, KEY_WALK_FETCH, &next); /* the connection is free again */
-            PQclear(next);
+            bp_pq.PQclear(next);
             err = walked;
             break;
         }

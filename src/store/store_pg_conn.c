@@ -108,7 +108,7 @@ set_message(struct pg_store *st, const char *text)
 static void
 conn_reason(struct pg_store *st, char *out, size_t cap)
 {
-    snprintf(out, cap, "%s", st->conn != NULL ? PQerrorMessage(st->conn) : "no connection");
+    snprintf(out, cap, "%s", st->conn != NULL ? bp_pq.PQerrorMessage(st->conn) : "no connection");
     one_line(st->dsn, out, cap);
     if (out[0] == '\0') {
         snprintf(out, cap, "connection closed");
@@ -118,18 +118,18 @@ conn_reason(struct pg_store *st, char *out, size_t cap)
 static bp_err
 map_result(struct pg_store *st, PGresult *res)
 {
-    ExecStatusType status = res != NULL ? PQresultStatus(res) : PGRES_FATAL_ERROR;
+    ExecStatusType status = res != NULL ? bp_pq.PQresultStatus(res) : PGRES_FATAL_ERROR;
     const char *state;
     const char *primary;
 
     if (status == PGRES_COMMAND_OK || status == PGRES_TUPLES_OK) {
         return BP_OK;
     }
-    state = res != NULL ? PQresultErrorField(res, PG_DIAG_SQLSTATE) : NULL;
+    state = res != NULL ? bp_pq.PQresultErrorField(res, PG_DIAG_SQLSTATE) : NULL;
     /* Only the primary message: DETAIL may quote the failing row, values and all. */
-    primary = res != NULL ? PQresultErrorField(res, PG_DIAG_MESSAGE_PRIMARY) : NULL;
+    primary = res != NULL ? bp_pq.PQresultErrorField(res, PG_DIAG_MESSAGE_PRIMARY) : NULL;
     if (primary == NULL) {
-        primary = st->conn != NULL ? PQerrorMessage(st->conn) : "no connection";
+        primary = st->conn != NULL ? bp_pq.PQerrorMessage(st->conn) : "no connection";
     }
     keep_message(st, state, primary);
     if (state != NULL && strcmp(state, "23505") == 0) {
@@ -144,7 +144,7 @@ finish(struct pg_store *st, PGresult *res, PGresult **out)
     bp_err err = map_result(st, res);
 
     if (err != BP_OK || out == NULL) {
-        PQclear(res);
+        bp_pq.PQclear(res);
         return err;
     }
     *out = res;
@@ -190,28 +190,28 @@ bp_pg__connect(const char *dsn, const char *where, char *err, size_t err_len)
     vals[k++] = "UTF8";
     keys[k] = NULL;
     vals[k] = NULL;
-    conn = PQconnectdbParams(keys, vals, 1);
+    conn = bp_pq.PQconnectdbParams(keys, vals, 1);
     if (conn == NULL) {
         snprintf(err, err_len, "cannot connect to the store at %s: out of memory", where);
         return NULL;
     }
-    if (PQstatus(conn) != CONNECTION_OK && bp_store__dsn_ambiguous(dsn)) {
+    if (bp_pq.PQstatus(conn) != CONNECTION_OK && bp_store__dsn_ambiguous(dsn)) {
         /* libpq's message could quote a piece of the password as a host or a port. */
         snprintf(err, err_len,
                  "cannot connect to the store at %s: the DSN does not parse as intended; percent-encode"
                  " '@', ':', '/', '?' and '#' in the user name and password (%%40, %%3A, %%2F, %%3F, %%23)",
                  where);
-        PQfinish(conn);
+        bp_pq.PQfinish(conn);
         return NULL;
     }
-    if (PQstatus(conn) != CONNECTION_OK) {
-        snprintf(why, sizeof(why), "%s", PQerrorMessage(conn));
+    if (bp_pq.PQstatus(conn) != CONNECTION_OK) {
+        snprintf(why, sizeof(why), "%s", bp_pq.PQerrorMessage(conn));
         one_line(dsn, why, sizeof(why));
         snprintf(err, err_len, "cannot connect to the store at %s: %s", where, why);
-        PQfinish(conn);
+        bp_pq.PQfinish(conn);
         return NULL;
     }
-    PQsetNoticeProcessor(conn, ignore_notice, NULL);
+    bp_pq.PQsetNoticeProcessor(conn, ignore_notice, NULL);
     return conn;
 }
 
@@ -224,7 +224,7 @@ bp_pg__current_version(struct pg_store *st, int *out)
     if (err == BP_OK) {
         *out = (int)bp_pg__col_int(res, 0, 0);
     }
-    PQclear(res);
+    bp_pq.PQclear(res);
     return err;
 }
 
@@ -260,7 +260,7 @@ check_store(struct pg_store *st, bool allow_empty, char *err, size_t err_len)
     }
     has_migrations = bp_pg__col_bool(res, 0, 0);
     objects = bp_pg__col_int(res, 0, 1);
-    PQclear(res);
+    bp_pq.PQclear(res);
     if (!has_migrations) {
         if (objects == 0 && allow_empty) {
             return BP_OK;
@@ -285,7 +285,7 @@ check_store(struct pg_store *st, bool allow_empty, char *err, size_t err_len)
 static void
 drop_connection(struct pg_store *st)
 {
-    PQfinish(st->conn);
+    bp_pq.PQfinish(st->conn);
     st->conn = NULL;
     st->audit_prepared = false;
     st->audit_fast_prepared = false;
@@ -340,7 +340,7 @@ connect_session(struct pg_store *st)
 static bool
 closed_by_server(struct pg_store *st)
 {
-    struct pollfd pfd = {.fd = PQsocket(st->conn), .events = POLLIN};
+    struct pollfd pfd = {.fd = bp_pq.PQsocket(st->conn), .events = POLLIN};
 
     if (pfd.fd < 0) {
         return true;
@@ -348,7 +348,7 @@ closed_by_server(struct pg_store *st)
     if (poll(&pfd, 1, 0) <= 0) {
         return false;
     }
-    (void)PQconsumeInput(st->conn); /* for its message, which conn_reason reports */
+    (void)bp_pq.PQconsumeInput(st->conn); /* for its message, which conn_reason reports */
     return true;
 }
 
@@ -363,7 +363,7 @@ ensure_connected(struct pg_store *st)
         /* The message of the loss stays: it says what happened to the transaction. */
         return BP_ERR_STORE_DOWN;
     }
-    if (st->conn != NULL && PQstatus(st->conn) == CONNECTION_OK &&
+    if (st->conn != NULL && bp_pq.PQstatus(st->conn) == CONNECTION_OK &&
         (st->connecting || bp_pg__in_tx(st) || !closed_by_server(st))) {
         return BP_OK;
     }
@@ -407,16 +407,16 @@ send_statement(struct pg_store *st, enum send_kind kind, const char *sql, const 
 
     switch (kind) {
     case SEND_PARAMS:
-        return PQsendQueryParams(st->conn, sql, n, p != NULL ? p->types : NULL, p != NULL ? p->values : NULL,
+        return bp_pq.PQsendQueryParams(st->conn, sql, n, p != NULL ? p->types : NULL, p != NULL ? p->values : NULL,
                                  p != NULL ? p->lengths : NULL, p != NULL ? p->formats : NULL,
                                  p != NULL && p->binary_result ? 1 : 0);
     case SEND_PREPARED:
-        return PQsendQueryPrepared(st->conn, sql, n, p != NULL ? p->values : NULL, p != NULL ? p->lengths : NULL,
+        return bp_pq.PQsendQueryPrepared(st->conn, sql, n, p != NULL ? p->values : NULL, p != NULL ? p->lengths : NULL,
                                    p != NULL ? p->formats : NULL, 0);
     case SEND_PREPARE:
-        return PQsendPrepare(st->conn, p->name, sql, 0, NULL);
+        return bp_pq.PQsendPrepare(st->conn, p->name, sql, 0, NULL);
     case SEND_SIMPLE:
-        return PQsendQuery(st->conn, sql);
+        return bp_pq.PQsendQuery(st->conn, sql);
     }
     return 0;
 }
@@ -426,8 +426,8 @@ send_statement(struct pg_store *st, enum send_kind kind, const char *sql, const 
 static bool
 wait_input(struct pg_store *st, int64_t deadline_ms)
 {
-    while (PQisBusy(st->conn)) {
-        struct pollfd pfd = {.fd = PQsocket(st->conn), .events = POLLIN};
+    while (bp_pq.PQisBusy(st->conn)) {
+        struct pollfd pfd = {.fd = bp_pq.PQsocket(st->conn), .events = POLLIN};
         int timeout = -1;
         int n;
 
@@ -442,7 +442,7 @@ wait_input(struct pg_store *st, int64_t deadline_ms)
         if (n < 0 && errno != EINTR) {
             return true; /* let PQgetResult report the broken socket */
         }
-        if (n > 0 && !PQconsumeInput(st->conn)) {
+        if (n > 0 && !bp_pq.PQconsumeInput(st->conn)) {
             return true;
         }
     }
@@ -461,7 +461,7 @@ exec_once(struct pg_store *st, enum send_kind kind, const char *sql, const struc
 
     *out_lost = false;
     if (!send_statement(st, kind, sql, p)) {
-        *out_lost = PQstatus(st->conn) != CONNECTION_OK;
+        *out_lost = bp_pq.PQstatus(st->conn) != CONNECTION_OK;
         return NULL;
     }
     return collect(st, deadline_ms, out_lost);
@@ -478,24 +478,24 @@ collect(struct pg_store *st, int64_t deadline_ms, bool *out_lost)
         if (!wait_input(st, deadline_ms)) {
             snprintf(st->errmsg, sizeof(st->errmsg), "the store at %s did not answer within %lld ms", st->where,
                      (long long)st->timeout_ms);
-            PQclear(keep);
+            bp_pq.PQclear(keep);
             drop_connection(st);
             *out_lost = true;
             st->timed_out = true;
             return NULL;
         }
-        res = PQgetResult(st->conn);
+        res = bp_pq.PQgetResult(st->conn);
         if (res == NULL) {
             break;
         }
         if (keep != NULL && map_result(st, keep) != BP_OK) {
-            PQclear(res); /* an error stays the answer */
+            bp_pq.PQclear(res); /* an error stays the answer */
         } else {
-            PQclear(keep);
+            bp_pq.PQclear(keep);
             keep = res;
         }
     }
-    *out_lost = PQstatus(st->conn) != CONNECTION_OK;
+    *out_lost = bp_pq.PQstatus(st->conn) != CONNECTION_OK;
     return keep;
 }
 
@@ -552,7 +552,7 @@ execute(struct pg_store *st, enum send_kind kind, const char *sql, const struct 
         if (!lost) {
             return finish(st, res, out);
         }
-        PQclear(res);
+        bp_pq.PQclear(res);
         if (!st->timed_out) {
             conn_reason(st, why, sizeof(why));
         }
@@ -606,7 +606,7 @@ bp_pg__send(struct pg_store *st, const char *sql, const struct bp_pg_params *p)
     st->timed_out = false;
     st->sent_deadline_ms = st->timeout_ms > 0 ? bp_clock_mono_ms() + st->timeout_ms : 0;
     if (!send_statement(st, SEND_PARAMS, sql, p)) {
-        if (PQstatus(st->conn) != CONNECTION_OK) {
+        if (bp_pq.PQstatus(st->conn) != CONNECTION_OK) {
             return lose_sent(st, sql);
         }
         snprintf(st->errmsg, sizeof(st->errmsg), "could not send a statement to the store at %s", st->where);
@@ -624,7 +624,7 @@ bp_pg__receive(struct pg_store *st, const char *sql, PGresult **out)
     if (!lost) {
         return finish(st, res, out);
     }
-    PQclear(res);
+    bp_pq.PQclear(res);
     return lose_sent(st, sql);
 }
 
@@ -667,7 +667,7 @@ bp_pg__in_tx(struct pg_store *st)
     if (st->conn == NULL) {
         return false;
     }
-    ts = PQtransactionStatus(st->conn);
+    ts = bp_pq.PQtransactionStatus(st->conn);
     return ts == PQTRANS_INTRANS || ts == PQTRANS_INERROR || ts == PQTRANS_ACTIVE;
 }
 
@@ -677,7 +677,7 @@ end_failed(struct pg_store *st)
 {
     st->tx_lost = false;
     if (bp_pg__in_tx(st)) {
-        PQclear(PQexec(st->conn, "ROLLBACK"));
+        bp_pq.PQclear(bp_pq.PQexec(st->conn, "ROLLBACK"));
     }
 }
 
@@ -703,19 +703,19 @@ bp_pg__commit(struct pg_store *st)
         st->tx_lost = false;
         return BP_ERR_STORE_DOWN; /* the message of the loss says the transaction was rolled back */
     }
-    if (st->conn != NULL && PQtransactionStatus(st->conn) == PQTRANS_INERROR) {
-        PQclear(PQexec(st->conn, "ROLLBACK"));
+    if (st->conn != NULL && bp_pq.PQtransactionStatus(st->conn) == PQTRANS_INERROR) {
+        bp_pq.PQclear(bp_pq.PQexec(st->conn, "ROLLBACK"));
         snprintf(st->errmsg, sizeof(st->errmsg), "the transaction failed and was rolled back");
         return BP_ERR_STORE;
     }
     err = bp_pg__run(st, "COMMIT", NULL, &res);
     /* Committed, rolled back or lost: the transaction is over either way. */
     st->tx_lost = false;
-    if (err == BP_OK && strcmp(PQcmdStatus(res), "COMMIT") != 0) {
+    if (err == BP_OK && strcmp(bp_pq.PQcmdStatus(res), "COMMIT") != 0) {
         snprintf(st->errmsg, sizeof(st->errmsg), "the transaction failed and was rolled back");
         err = BP_ERR_STORE;
     }
-    PQclear(res);
+    bp_pq.PQclear(res);
     return err;
 }
 
@@ -765,11 +765,15 @@ pg_free(struct pg_store *st)
 bp_err
 bp_store__pg_open(const char *dsn, unsigned flags, struct bp_store **out, char *err, size_t err_len)
 {
-    struct pg_store *st = bp_calloc(1, sizeof(*st));
+    struct pg_store *st;
     /* Room for "***" in place of passwords shorter than it. */
     size_t wlen = strlen(dsn) + 64;
-    bp_err rc;
+    bp_err rc = bp_pg__load_libpq(err, err_len);
 
+    if (rc != BP_OK) {
+        return rc;
+    }
+    st = bp_calloc(1, sizeof(*st));
     st->base.ops = &bp_pg__ops;
     st->dsn = bp_strdup(dsn);
     st->where = bp_malloc(wlen);
@@ -815,5 +819,5 @@ bp_pg__connected(struct bp_store *s)
 {
     struct pg_store *st = bp_pg__of(s);
 
-    return st->conn != NULL && PQstatus(st->conn) == CONNECTION_OK;
+    return st->conn != NULL && bp_pq.PQstatus(st->conn) == CONNECTION_OK;
 }

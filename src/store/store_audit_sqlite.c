@@ -218,7 +218,7 @@ sq_audit_insert(struct bp_store *s, struct bp_audit_rec *recs, size_t n, const b
         st->audit_sync_full = true;
     }
     if (own_tx) {
-        err = bp_sq__exec(st, "BEGIN IMMEDIATE");
+        err = bp_sq__run_kept(st, BP_SQ_KEPT_BEGIN_IMMEDIATE, "BEGIN IMMEDIATE");
         if (err != BP_OK) {
             return err;
         }
@@ -226,7 +226,7 @@ sq_audit_insert(struct bp_store *s, struct bp_audit_rec *recs, size_t n, const b
     /* The write lock is held from here to COMMIT: nobody else appends to any chain meanwhile. */
     err = bp_store__chain_insert(s, recs, n, fresh);
     if (own_tx && err == BP_OK) {
-        err = bp_sq__exec(st, "COMMIT");
+        err = bp_sq__run_kept(st, BP_SQ_KEPT_COMMIT, "COMMIT");
     }
     if (err != BP_OK) {
         if (own_tx) {
@@ -425,7 +425,7 @@ sq_lock_head(struct bp_store *s, const char *chain, int64_t *out_n, char head[BP
 {
     struct sqlite_store *st = bp_sq__of(s);
     sqlite3_stmt *stmt = NULL;
-    bp_err err = bp_sq__prepare(st, "SELECT n, head FROM audit_chains WHERE chain = ?1", &stmt);
+    bp_err err = bp_sq__kept(st, BP_SQ_KEPT_LOCK_HEAD, "SELECT n, head FROM audit_chains WHERE chain = ?1", &stmt);
     int rc;
 
     *out_n = 0;
@@ -440,7 +440,7 @@ sq_lock_head(struct bp_store *s, const char *chain, int64_t *out_n, char head[BP
         bp_store__hex_col(head, (const char *)sqlite3_column_text(stmt, 1));
     }
     err = rc == SQLITE_ROW || rc == SQLITE_DONE ? BP_OK : bp_sq__map_rc(st, rc);
-    sqlite3_finalize(stmt);
+    bp_sq__put_kept(stmt);
     return err;
 }
 
@@ -449,11 +449,11 @@ sq_set_head(struct bp_store *s, const char *chain, int64_t n, const char head[BP
 {
     struct sqlite_store *st = bp_sq__of(s);
     sqlite3_stmt *stmt = NULL;
-    bp_err err = bp_sq__prepare(st,
-                                "INSERT INTO audit_chains (chain, n, head, updated_us) VALUES (?1, ?2, ?3, ?4)"
-                                " ON CONFLICT (chain) DO UPDATE SET n = excluded.n, head = excluded.head,"
-                                " updated_us = excluded.updated_us",
-                                &stmt);
+    bp_err err = bp_sq__kept(st, BP_SQ_KEPT_SET_HEAD,
+                             "INSERT INTO audit_chains (chain, n, head, updated_us) VALUES (?1, ?2, ?3, ?4)"
+                             " ON CONFLICT (chain) DO UPDATE SET n = excluded.n, head = excluded.head,"
+                             " updated_us = excluded.updated_us",
+                             &stmt);
 
     if (err != BP_OK) {
         return err;
@@ -463,7 +463,7 @@ sq_set_head(struct bp_store *s, const char *chain, int64_t n, const char head[BP
     bp_sq__bind_text(stmt, 3, head);
     sqlite3_bind_int64(stmt, 4, now_us);
     err = bp_sq__step_done(st, stmt, NULL);
-    sqlite3_finalize(stmt);
+    bp_sq__put_kept(stmt);
     return err;
 }
 

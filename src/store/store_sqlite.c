@@ -57,6 +57,48 @@ bp_sq__prepare(struct sqlite_store *st, const char *sql, sqlite3_stmt **out)
     return BP_OK;
 }
 
+bp_err
+bp_sq__kept(struct sqlite_store *st, enum bp_sq_kept which, const char *sql, sqlite3_stmt **out)
+{
+    int rc;
+
+    BP_BUG_ON(which >= BP_SQ_KEPT_N);
+    if (st->kept[which] != NULL) {
+        *out = st->kept[which];
+        return BP_OK;
+    }
+    rc = sqlite3_prepare_v3(st->db, sql, -1, SQLITE_PREPARE_PERSISTENT, &st->kept[which], NULL);
+    if (rc != SQLITE_OK) {
+        st->kept[which] = NULL;
+        *out = NULL;
+        return bp_sq__map_rc(st, rc);
+    }
+    *out = st->kept[which];
+    return BP_OK;
+}
+
+void
+bp_sq__put_kept(sqlite3_stmt *stmt)
+{
+    if (stmt != NULL) {
+        sqlite3_reset(stmt);
+        sqlite3_clear_bindings(stmt);
+    }
+}
+
+bp_err
+bp_sq__run_kept(struct sqlite_store *st, enum bp_sq_kept which, const char *sql)
+{
+    sqlite3_stmt *stmt = NULL;
+    bp_err err = bp_sq__kept(st, which, sql, &stmt);
+
+    if (err == BP_OK) {
+        err = bp_sq__step_done(st, stmt, NULL);
+    }
+    bp_sq__put_kept(stmt);
+    return err;
+}
+
 void
 bp_sq__bind_text(sqlite3_stmt *stmt, int i, const char *text)
 {
@@ -284,6 +326,9 @@ sq_close(struct bp_store *s)
     struct sqlite_store *st = bp_sq__of(s);
     for (size_t i = 0; i < sizeof(st->audit_insert) / sizeof(st->audit_insert[0]); i++) {
         sqlite3_finalize(st->audit_insert[i]);
+    }
+    for (size_t i = 0; i < BP_SQ_KEPT_N; i++) {
+        sqlite3_finalize(st->kept[i]);
     }
     sqlite3_close_v2(st->db);
     bp_free(st);

@@ -206,11 +206,18 @@ sq_audit_insert(struct bp_store *s, struct bp_audit_rec *recs, size_t n, const b
      * file past 64 KiB, which a 64-row insert into the table and its seven indexes passes: the
      * writer then made as many pwrite calls to that file as to the WAL (strace, POST: 2.5 per
      * record). Its size is bounded by one statement's pages, and it is freed at the statement's
-     * end. */
+     * end.
+     * cache_size=-256 (KiB): the writer appends at the right edge of the table and its indexes,
+     * a few dozen pages. With SQLite's default of 2 MiB the cache filled with pages it never
+     * read again, and stayed resident: RSS after 400k records 23.3 MB, 21.1 MB with 256 KiB,
+     * and the pread calls per record did not change (strace, POST: 0.43 and 0.39). */
     if (own_tx && !st->audit_sync_full) {
         err = bp_sq__exec(st, "PRAGMA synchronous=FULL");
         if (err == BP_OK) {
             err = bp_sq__exec(st, "PRAGMA temp_store=MEMORY");
+        }
+        if (err == BP_OK) {
+            err = bp_sq__exec(st, "PRAGMA cache_size=-256");
         }
         if (err != BP_OK) {
             return err;

@@ -17,7 +17,7 @@ bp_sq__change_seq(struct bp_store *s, int64_t *out)
 {
     struct sqlite_store *st = bp_sq__of(s);
     sqlite3_stmt *stmt = NULL;
-    bp_err err = bp_sq__prepare(st, "SELECT COALESCE(MAX(seq), 0) FROM changes", &stmt);
+    bp_err err = bp_sq__kept(st, BP_SQ_KEPT_CHANGE_SEQ, "SELECT COALESCE(MAX(seq), 0) FROM changes", &stmt);
     int rc;
 
     if (err != BP_OK) {
@@ -29,7 +29,7 @@ bp_sq__change_seq(struct bp_store *s, int64_t *out)
     } else {
         err = bp_sq__map_rc(st, rc);
     }
-    sqlite3_finalize(stmt);
+    bp_sq__put_kept(stmt);
     return err;
 }
 

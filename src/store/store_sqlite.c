@@ -468,7 +468,7 @@ sq_change_token(struct bp_store *s, int64_t *out)
     sqlite3_stmt *stmt = NULL;
     int64_t dv;
     int64_t tc;
-    bp_err err = bp_sq__prepare(st, "PRAGMA data_version", &stmt);
+    bp_err err = bp_sq__kept(st, BP_SQ_KEPT_DATA_VERSION, "PRAGMA data_version", &stmt);
     int rc;
 
     if (err != BP_OK) {
@@ -477,11 +477,11 @@ sq_change_token(struct bp_store *s, int64_t *out)
     rc = sqlite3_step(stmt);
     if (rc != SQLITE_ROW) {
         err = bp_sq__map_rc(st, rc);
-        sqlite3_finalize(stmt);
+        bp_sq__put_kept(stmt);
         return err;
     }
     dv = sqlite3_column_int64(stmt, 0);
-    sqlite3_finalize(stmt);
+    bp_sq__put_kept(stmt);
     tc = sqlite3_total_changes64(st->db);
     /* data_version is only promised to differ, not to grow, so fold both into our own counter. */
     if (dv != st->seen_data_version || tc != st->seen_total_changes) {

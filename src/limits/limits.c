@@ -281,6 +281,18 @@ bp_limits_peer_blocked(const struct bp_ip *peer, const struct bp_rate *rate, uin
     return blocked;
 }
 
+bool
+bp_limits_peer_key(const char *addr, struct bp_ip *out)
+{
+    struct bp_ip ip;
+
+    if (addr == NULL || !bp_ip_parse(addr, strlen(addr), &ip)) {
+        return false;
+    }
+    bp_ip_peer_key(&ip, out);
+    return true;
+}
+
 void
 bp_limits_peer_failed(const struct bp_ip *peer, const struct bp_rate *rate, uint32_t burst, int64_t now_us)
 {

@@ -53,6 +53,9 @@ void bp_limits_take(const char *id, const struct bp_rate *rate, uint32_t burst, 
  * note of one more failure. */
 bool bp_limits_peer_blocked(const struct bp_ip *peer, const struct bp_rate *rate, uint32_t burst,
                             int64_t now_us, int64_t *retry_after_ms);
+/* The key under which failures of the peer at address text `addr` count (the address, or its
+ * /64 for IPv6); false when addr is NULL or not an address. */
+bool bp_limits_peer_key(const char *addr, struct bp_ip *out);
 void bp_limits_peer_failed(const struct bp_ip *peer, const struct bp_rate *rate, uint32_t burst,
                            int64_t now_us);
 

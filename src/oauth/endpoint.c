@@ -15,6 +15,10 @@
  * A service (the admin API) has a queue of its own too (SERVICE_THREADS): its calls may hold a
  * thread for seconds (a connection check to a Core that does not answer, a walk over the audit
  * trail), and /oauth/token must not wait behind them, nor they behind a flood of token requests.
+ * A service call that a thread refuses 401 (a made-up or revoked admin token, a wrong password)
+ * counts as a failed authentication of its peer, as on /proxy/ (rate_limit.auth_failures); a
+ * peer over that allowance gets 429 before its call takes a place in the queue. Without it, a
+ * client sending well-formed made-up tokens could keep the queue full, and every operator got 429.
  *
  * Ownership: the job owns copies of everything the thread reads, so the request never outlives
  * its connection. If the client goes away first, the handler marks the job orphaned: the thread
@@ -37,8 +41,11 @@
 #include "http/parser.h"
 #include "lib/alloc.h"
 #include "lib/bug.h"
+#include "lib/clock.h"
 #include "lib/secret.h"
 #include "lib/str.h"
+#include "limits/limits.h"
+#include "metrics/metrics.h"
 #include "oauth/oauth.h"
 
 /* Form posts and page requests are small; a larger body is refused before it is read. */
@@ -83,6 +90,9 @@ struct job {
     struct bp_http_req *req;      /* loop thread only; NULL once the connection went away */
     atomic_bool orphaned;         /* read by the thread: skip an orphan not yet begun */
     bool service;                 /* the service's path, not OAuth's */
+    /* rate_limit.auth_failures when the job was made: its 401 is noted even if the client left. */
+    struct bp_rate fail_rate;
+    uint32_t fail_burst;
     struct bp_oauth_request oreq; /* views of copy */
     struct bp_oauth_response resp;
     size_t copy_len;
@@ -216,7 +226,12 @@ static void
 job_done(struct bp_work *w, bp_err status)
 {
     struct job *job = (struct job *)w;
+    struct bp_ip peer;
 
+    if (status == BP_OK && job->service && job->resp.status == 401 && job->fail_rate.count > 0 &&
+        bp_limits_peer_key(job->oreq.peer, &peer)) {
+        bp_limits_peer_failed(&peer, &job->fail_rate, job->fail_burst, bp_clock_mono_us());
+    }
     if (atomic_load(&job->orphaned) || job->req == NULL) {
         job_free(job);
         return;
@@ -287,6 +302,8 @@ job_new(struct bp_oauth_endpoint *ep, struct bp_http_req *req)
         .tls = ep->tls,
     };
     job->service = owned_by_service(ep, h->path, h->path_len);
+    job->fail_rate = bp_http_req_cfg(req)->rate_limit_auth_failures;
+    job->fail_burst = (uint32_t)bp_http_req_cfg(req)->rate_limit_auth_failure_burst;
     if (authz != NULL) {
         job->oreq.authorization = put(&at, authz->value, authz->value_len);
         job->oreq.authorization_len = authz->value_len;
@@ -315,6 +332,28 @@ on_head(void *self, struct bp_http_req *req)
 
     bp_http_req_facts(req)->group = owned_by_service(ep, h->path, h->path_len) ? ep->service.group : "oauth";
     bp_http_req_read_body_anonymous(req, OAUTH_MAX_BODY);
+}
+
+/* A peer over its allowance of failed authentications (rate_limit.auth_failures) is answered 429
+ * and its connection closed, as /proxy/ answers it, before the call waits for a thread. */
+static bool
+refuse_failing_peer(struct bp_http_req *req, const struct job *job)
+{
+    struct bp_ip peer;
+    int64_t retry_ms = 0;
+    int retry_s;
+
+    if (job->fail_rate.count == 0 || bp_limits_peers() == 0 || !bp_limits_peer_key(job->oreq.peer, &peer) ||
+        !bp_limits_peer_blocked(&peer, &job->fail_rate, job->fail_burst, bp_clock_mono_us(), &retry_ms)) {
+        return false;
+    }
+    retry_s = (int)((retry_ms + 999) / 1000);
+    bp_metrics_rate_limited(BP_METRICS_LIMITED_AUTH_FAILURES);
+    bp_http_req_close_after(req);
+    bp_errors_respond_retry(req, BP_ERR_RATE_LIMITED,
+                            "Too many failed authentication attempts from this address; retry later",
+                            retry_s < 1 ? 1 : retry_s, NULL);
+    return true;
 }
 
 /* A POST to the authorize page: the only request that may verify a password. All of them (the
@@ -370,6 +409,10 @@ on_body(void *self, struct bp_http_req *req, bp_err rc)
     if (job->service && ep->service.answer_at_once != NULL &&
         ep->service.answer_at_once(ep->service.arg, &job->oreq, &job->resp)) {
         job_respond(req, job, BP_OK);
+        return;
+    }
+    if (job->service && refuse_failing_peer(req, job)) {
+        job_free(job);
         return;
     }
     if (is_signin(ep, job)) {

@@ -139,14 +139,7 @@ authenticate(const struct bp_http_head *h, struct bp_proxy_req *st, const char *
 static bool
 peer_key(struct bp_http_req *req, struct bp_ip *out)
 {
-    const char *peer = bp_http_req_peer(req);
-    struct bp_ip ip;
-
-    if (peer == NULL || !bp_ip_parse(peer, strlen(peer), &ip)) {
-        return false;
-    }
-    bp_ip_peer_key(&ip, out);
-    return true;
+    return bp_limits_peer_key(bp_http_req_peer(req), out);
 }
 
 /* A peer that failed authentication more than rate_limit.auth_failures allows is refused before

@@ -4,13 +4,15 @@
 // 429 GEN_RATE_LIMITED in Core's error shape with Retry-After and RateLimit-* headers, a client
 // that waits Retry-After getting through, the steady rate a client gets, metrics and audit
 // records; rate_limit.auth_failures refusing a peer (an IPv4 address or an IPv6 /64) that keeps
-// presenting bad credentials; and three nodes on one store sharing a limit.
+// presenting bad credentials, on /proxy/ and on the admin API alike; and three nodes on one store
+// sharing a limit.
 import assert from 'node:assert/strict';
 import http from 'node:http';
 import { after, before, test } from 'node:test';
 
 import { startFakeCore } from './lib/fake_core.mjs';
 import { createClient, token } from './lib/oauth_flow.mjs';
+import { adminApi, assertAdminError, makeAdminToken, makeOperator } from './lib/admin.mjs';
 import { bearer, cli, makeInstance, makeKey, req, sleep, startProxy, tmpDb, waitFor } from './lib/harness.mjs';
 
 const w = {};
@@ -217,6 +219,48 @@ test('a peer that keeps failing authentication is refused 429 before its credent
         }
         assert.equal((await from('198.51.100.9', good.key)).status, 200);
         assert.equal(await metric(p.port, 'blnkproxy_rate_limited_total{kind="auth_failures"}'), 2);
+    } finally {
+        await p.stop();
+    }
+});
+
+test('the admin API counts a refused admin token or password against the same allowance, and refuses the peer before its call queues', async () => {
+    const p = await startProxy({
+        db: w.db,
+        args: ['--rate-limit-auth-failures', '6/m', '--rate-limit-auth-failure-burst', '3', '--trusted-proxies', '127.0.0.1/32'],
+    });
+    try {
+        const op = makeOperator(w.db, 'limits-op', { password: 'correct horse battery staple', role: 'admin' });
+        const adminToken = makeAdminToken(w.db, op, 'limits');
+        const good = makeKey(w.db, { name: 'good-admin-peer', scopes: ['proxy:read'] });
+        const forged = `blnk_ad_${'0'.repeat(64)}`;
+        const as = (ip, token) => adminApi(p.port, 'GET', '/instances', { token, headers: { 'x-forwarded-for': ip } });
+        // A made-up token of the right form takes an admin thread's store lookup: it counts.
+        for (let i = 0; i < 3; i++) {
+            assertAdminError(await as('198.51.100.20', forged), 401, 'AUTH_INVALID_BEARER_TOKEN');
+        }
+        const blocked = await as('198.51.100.20', adminToken);
+        assertAdminError(blocked, 429, 'GEN_RATE_LIMITED', { message: /failed authentication/ });
+        assert.equal(blocked.headers['retry-after'], '10');
+        assert.equal(blocked.headers.connection, 'close');
+        // The allowance is the peer's, on /proxy/ as on the admin API.
+        const proxied = await req(p.port, 'GET', path(), { headers: { ...bearer(good.key), 'x-forwarded-for': '198.51.100.20' }, agent: false });
+        assert.equal(proxied.status, 429);
+        assert.equal((await as('198.51.100.21', adminToken)).status, 200, 'another peer is not affected');
+        // Calls without any credential are answered at once and do not count.
+        for (let i = 0; i < 5; i++) {
+            assert.equal((await as('198.51.100.22', undefined)).status, 401);
+        }
+        assert.equal((await as('198.51.100.22', adminToken)).status, 200);
+        // A wrong password at sign-in counts too.
+        const signInFrom = (ip, password) =>
+            adminApi(p.port, 'POST', '/session', { body: { name: 'limits-op', password }, headers: { 'x-forwarded-for': ip }, timeoutMs: 60000 });
+        for (let i = 0; i < 3; i++) {
+            assertAdminError(await signInFrom('198.51.100.23', 'wrong password'), 401, 'AUTH_INVALID_CREDENTIALS');
+        }
+        assertAdminError(await signInFrom('198.51.100.23', 'correct horse battery staple'), 429, 'GEN_RATE_LIMITED');
+        assert.equal((await signInFrom('198.51.100.24', 'correct horse battery staple')).status, 200);
+        assert.equal(await metric(p.port, 'blnkproxy_rate_limited_total{kind="auth_failures"}'), 3);
     } finally {
         await p.stop();
     }

@@ -313,6 +313,26 @@ bp_limits_peer_failed(const struct bp_ip *peer, const struct bp_rate *rate, uint
 }
 
 void
+bp_limits_peer_refund(const struct bp_ip *peer, const struct bp_rate *rate, uint32_t burst, int64_t now_us)
+{
+    int64_t now_ns = now_us * 1000;
+    struct stripe *s;
+    struct entry *e;
+    struct limit l;
+
+    if (rate->count == 0) {
+        return;
+    }
+    l = share(rate, burst, 1);
+    e = lock_entry(&peers, peer->b, sizeof(peer->b), false, now_ns, &l, &s);
+    if (e != NULL) {
+        /* Never below now: a bucket that has refilled meanwhile is simply full. */
+        e->tat_ns = e->tat_ns - l.interval > now_ns ? e->tat_ns - l.interval : now_ns;
+    }
+    pthread_mutex_unlock(&s->mu);
+}
+
+void
 bp_limits_sweep(int64_t now_us)
 {
     struct table *tables[] = {&creds, &peers};

@@ -58,6 +58,10 @@ bool bp_limits_peer_blocked(const struct bp_ip *peer, const struct bp_rate *rate
 bool bp_limits_peer_key(const char *addr, struct bp_ip *out);
 void bp_limits_peer_failed(const struct bp_ip *peer, const struct bp_rate *rate, uint32_t burst,
                            int64_t now_us);
+/* Takes back one bp_limits_peer_failed: a caller that counts a failure before it knows the
+ * outcome (so that attempts in flight count too) gives it back when the attempt succeeded. */
+void bp_limits_peer_refund(const struct bp_ip *peer, const struct bp_rate *rate, uint32_t burst,
+                           int64_t now_us);
 
 /* Forgets the entries whose bucket is full again at now_us: the watcher calls it now and then. */
 void bp_limits_sweep(int64_t now_us);

@@ -19,6 +19,8 @@
  * counts as a failed authentication of its peer, as on /proxy/ (rate_limit.auth_failures); a
  * peer over that allowance gets 429 before its call takes a place in the queue. Without it, a
  * client sending well-formed made-up tokens could keep the queue full, and every operator got 429.
+ * The failure is counted when the call is queued and given back when its answer is not 401: a
+ * burst of made-up tokens sent at once is held to the allowance even before any was answered.
  *
  * Ownership: the job owns copies of everything the thread reads, so the request never outlives
  * its connection. If the client goes away first, the handler marks the job orphaned: the thread
@@ -90,9 +92,12 @@ struct job {
     struct bp_http_req *req;      /* loop thread only; NULL once the connection went away */
     atomic_bool orphaned;         /* read by the thread: skip an orphan not yet begun */
     bool service;                 /* the service's path, not OAuth's */
-    /* rate_limit.auth_failures when the job was made: its 401 is noted even if the client left. */
+    /* rate_limit.auth_failures when the job was made, and whether a failure of fail_peer is
+     * counted for it in advance (given back by job_free unless its answer was 401). */
     struct bp_rate fail_rate;
     uint32_t fail_burst;
+    bool failure_counted;
+    struct bp_ip fail_peer;
     struct bp_oauth_request oreq; /* views of copy */
     struct bp_oauth_response resp;
     size_t copy_len;
@@ -191,6 +196,9 @@ job_work(struct bp_work *w, void *state)
 static void
 job_free(struct job *job)
 {
+    if (job->failure_counted) {
+        bp_limits_peer_refund(&job->fail_peer, &job->fail_rate, job->fail_burst, bp_clock_mono_us());
+    }
     bp_oauth_response_cleanup(&job->resp);
     /* The copy holds passwords, client secrets and credentials (a sign-in's body, a Basic or
      * Bearer header, a session cookie): not left in freed memory. */
@@ -226,11 +234,9 @@ static void
 job_done(struct bp_work *w, bp_err status)
 {
     struct job *job = (struct job *)w;
-    struct bp_ip peer;
 
-    if (status == BP_OK && job->service && job->resp.status == 401 && job->fail_rate.count > 0 &&
-        bp_limits_peer_key(job->oreq.peer, &peer)) {
-        bp_limits_peer_failed(&peer, &job->fail_rate, job->fail_burst, bp_clock_mono_us());
+    if (status == BP_OK && job->resp.status == 401) {
+        job->failure_counted = false; /* it was one: the count stands */
     }
     if (atomic_load(&job->orphaned) || job->req == NULL) {
         job_free(job);
@@ -335,16 +341,22 @@ on_head(void *self, struct bp_http_req *req)
 }
 
 /* A peer over its allowance of failed authentications (rate_limit.auth_failures) is answered 429
- * and its connection closed, as /proxy/ answers it, before the call waits for a thread. */
+ * and its connection closed, as /proxy/ answers it, before the call waits for a thread. Otherwise
+ * the call's failure is counted now (see the top of this file). */
 static bool
-refuse_failing_peer(struct bp_http_req *req, const struct job *job)
+refuse_failing_peer(struct bp_http_req *req, struct job *job)
 {
-    struct bp_ip peer;
+    int64_t now_us = bp_clock_mono_us();
     int64_t retry_ms = 0;
     int retry_s;
 
-    if (job->fail_rate.count == 0 || bp_limits_peers() == 0 || !bp_limits_peer_key(job->oreq.peer, &peer) ||
-        !bp_limits_peer_blocked(&peer, &job->fail_rate, job->fail_burst, bp_clock_mono_us(), &retry_ms)) {
+    if (job->fail_rate.count == 0 || !bp_limits_peer_key(job->oreq.peer, &job->fail_peer)) {
+        return false;
+    }
+    if (bp_limits_peers() == 0 ||
+        !bp_limits_peer_blocked(&job->fail_peer, &job->fail_rate, job->fail_burst, now_us, &retry_ms)) {
+        bp_limits_peer_failed(&job->fail_peer, &job->fail_rate, job->fail_burst, now_us);
+        job->failure_counted = true;
         return false;
     }
     retry_s = (int)((retry_ms + 999) / 1000);

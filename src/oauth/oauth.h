@@ -57,6 +57,9 @@ struct bp_oauth_service {
     /* On the loop thread, before a call is queued: true when it answered the call itself, with no
      * store and no thread (a call without a credential). NULL: never. */
     bool (*answer_at_once)(void *arg, const struct bp_oauth_request *req, struct bp_oauth_response *out);
+    /* On a service thread. An answer with status 401 counts as a failed authentication of the
+     * request's peer (rate_limit.auth_failures, as on /proxy/): answer 401 only when the
+     * credential or password presented was refused. */
     void (*handle)(void *arg, struct bp_oauth *o, const struct bp_oauth_request *req,
                    struct bp_oauth_response *out);
     void *arg;

@@ -247,6 +247,14 @@ test('the admin API counts a refused admin token or password against the same al
         const proxied = await req(p.port, 'GET', path(), { headers: { ...bearer(good.key), 'x-forwarded-for': '198.51.100.20' }, agent: false });
         assert.equal(proxied.status, 429);
         assert.equal((await as('198.51.100.21', adminToken)).status, 200, 'another peer is not affected');
+        // Made-up tokens sent at once count when they are queued, not when answered: only the
+        // burst reaches an admin thread.
+        const burst = await Promise.all(Array.from({ length: 10 }, () => as('198.51.100.25', forged)));
+        assert.deepEqual(
+            burst.map((r) => r.status).sort(),
+            [401, 401, 401, 429, 429, 429, 429, 429, 429, 429],
+            'three made-up tokens are looked up, seven refused before they queue',
+        );
         // Calls without any credential are answered at once and do not count.
         for (let i = 0; i < 5; i++) {
             assert.equal((await as('198.51.100.22', undefined)).status, 401);
@@ -260,7 +268,7 @@ test('the admin API counts a refused admin token or password against the same al
         }
         assertAdminError(await signInFrom('198.51.100.23', 'correct horse battery staple'), 429, 'GEN_RATE_LIMITED');
         assert.equal((await signInFrom('198.51.100.24', 'correct horse battery staple')).status, 200);
-        assert.equal(await metric(p.port, 'blnkproxy_rate_limited_total{kind="auth_failures"}'), 3);
+        assert.equal(await metric(p.port, 'blnkproxy_rate_limited_total{kind="auth_failures"}'), 10);
     } finally {
         await p.stop();
     }

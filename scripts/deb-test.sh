@@ -148,6 +148,10 @@ check "apt-get install ./$(basename "$deb1") resolves Depends from the archive" 
     { cat "$root/debs/apt-install.log"; exit 1; }
 check "dpkg says $v1 is installed" test "$(in_root dpkg-query -W -f '${Status} ${Version}' blnkproxy)" = "install ok installed $v1"
 check "every library the binary needs is there" bash -c '! chroot "$1" ldd /usr/bin/blnkproxy | grep -q "not found"' _ "$root"
+# ldd cannot see libpq: the binary loads it only for a PostgreSQL store. A store on a closed port
+# must fail to connect (libpq's own message), not for want of libpq.
+check "a PostgreSQL store loads libpq (a closed port: connection refused)" \
+    bash -c 'out=$(chroot "$1" /usr/bin/blnkproxy db status --db postgres://u@127.0.0.1:1/none 2>&1); [[ $out == *"Connection refused"* ]] || { echo "$out"; exit 1; }' _ "$root"
 check "the blnkproxy system user exists (uid < 1000, no login shell, home /var/lib/blnkproxy)" bash -c '
     IFS=: read -r _ _ uid _ _ home shell < <(chroot "$1" getent passwd blnkproxy)
     [ "$uid" -lt 1000 ] && [ "$home" = /var/lib/blnkproxy ] && [ "$shell" = /usr/sbin/nologin ]' _ "$root"

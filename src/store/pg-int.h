@@ -3,7 +3,7 @@
 
 /* Shared between the PostgreSQL backend's files only (store_pg.c: connection, transactions,
  * instances and keys; migrations_pg.c; store_oauth_pg.c; store_audit_pg.c). Every value reaches
- * SQL as a parameter of PQexecParams/PQexecPrepared; the only SQL text run as it is is our own
+ * SQL as a parameter of PQsendQueryParams/PQsendQueryPrepared; the only SQL text run as it is is our own
  * constant schema.
  *
  * Results are read in text format (integers as decimal text, booleans as "t"/"f", bytea as
@@ -19,11 +19,11 @@
 
 /* libpq, loaded when the first PostgreSQL store is opened (store_pg_libpq.c) instead of linked:
  * a server on SQLite never maps libpq and the libraries it brings (GnuTLS, Kerberos, LDAP, SASL,
- * p11-kit: 3.3 MB of resident memory). Its functions are called through bp_pq, as
+ * p11-kit: 3.6 MB of a server's resident memory). Its functions are called through bp_pq, as
  * bp_pq.PQexec(...); each pointer has the type libpq-fe.h declares. */
 #define BP_PQ_FUNCTIONS(X)                                                                            \
     X(PQclear) X(PQcmdStatus) X(PQcmdTuples) X(PQconnectdbParams) X(PQconsumeInput)                 \
-    X(PQerrorMessage) X(PQexec) X(PQexecParams) X(PQexecPrepared) X(PQfformat) X(PQfinish)           \
+    X(PQerrorMessage) X(PQexec) X(PQfformat) X(PQfinish)                                            \
     X(PQfreemem) X(PQftype) X(PQgetResult) X(PQgetisnull) X(PQgetlength) X(PQgetvalue) X(PQisBusy)   \
     X(PQnfields) X(PQnotifies) X(PQntuples) X(PQresultErrorField) X(PQresultStatus)                 \
     X(PQsendPrepare) X(PQsendQuery) X(PQsendQueryParams) X(PQsendQueryPrepared)                     \

@@ -27,15 +27,18 @@ load(void)
     }
     /* dlsym returns void *; POSIX guarantees it converts to a function pointer. */
 #define BP_PQ_RESOLVE(name)                                                                         \
-    if (missing == NULL && (*(void **)&bp_pq.name = dlsym(lib, #name)) == NULL) {                   \
-        missing = #name;                                                                            \
+    if (missing == NULL) {                                                                          \
+        *(void **)&bp_pq.name = dlsym(lib, #name);                                                  \
+        if (bp_pq.name == NULL) {                                                                   \
+            missing = #name;                                                                        \
+        }                                                                                           \
     }
     BP_PQ_FUNCTIONS(BP_PQ_RESOLVE)
 #undef BP_PQ_RESOLVE
     if (missing != NULL) {
         snprintf(load_error, sizeof(load_error), LIBPQ_SONAME " has no %s: libpq is too old", missing);
-        /* Never called: the process keeps the library, as it would a linked one. */
     }
+    /* The library stays loaded for the life of the process (no dlclose), as a linked one would. */
 }
 
 bp_err

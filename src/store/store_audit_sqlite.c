@@ -207,17 +207,20 @@ sq_audit_insert(struct bp_store *s, struct bp_audit_rec *recs, size_t n, const b
      * writer then made as many pwrite calls to that file as to the WAL (strace, POST: 2.5 per
      * record). Its size is bounded by one statement's pages, and it is freed at the statement's
      * end.
-     * cache_size=-256 (KiB): the writer appends at the right edge of the table and its indexes,
-     * a few dozen pages. With SQLite's default of 2 MiB the cache filled with pages it never
-     * read again, and stayed resident: RSS after 400k records 23.3 MB, 21.1 MB with 256 KiB,
-     * and the pread calls per record did not change (strace, POST: 0.43 and 0.39). */
+     * cache_size=-1024 (KiB), half SQLite's default. The writer needs the pages where it
+     * inserts: the right edge of the table and of the time and chain indexes, and in each of the
+     * category, instance, credential and action indexes one leaf per value in use, some hundred
+     * pages for traffic over a few dozen credentials and actions, plus a batch's new pages (up to
+     * BP_AUDIT_BATCH_MAX records). With the default 2 MiB the cache filled with pages written once
+     * and never read again, and they stayed resident: RSS after 400k records (one credential)
+     * 23.3 MB, 22.2 MB with 1 MiB (21.1 MB with 256 KiB, too small for many credentials). */
     if (own_tx && !st->audit_sync_full) {
         err = bp_sq__exec(st, "PRAGMA synchronous=FULL");
         if (err == BP_OK) {
             err = bp_sq__exec(st, "PRAGMA temp_store=MEMORY");
         }
         if (err == BP_OK) {
-            err = bp_sq__exec(st, "PRAGMA cache_size=-256");
+            err = bp_sq__exec(st, "PRAGMA cache_size=-1024");
         }
         if (err != BP_OK) {
             return err;

@@ -23,6 +23,7 @@ import {
     sql,
     startProxy,
     tmpDir,
+    waitFor,
 } from './lib/harness.mjs';
 import { authorizeCode, createClient, createOperator, token } from './lib/oauth_flow.mjs';
 
@@ -144,9 +145,18 @@ describe('db copy from SQLite to PostgreSQL', { skip: SKIP }, () => {
         const admin = await req(p.port, 'GET', '/admin/api/session', { headers: bearer(adminToken) });
         assert.equal(admin.status, 200, admin.text);
         assert.equal(admin.json.operator.role, 'admin', 'the admin token and its operator\'s role came along');
-        // New audit records continue after the copied seqs.
-        const newest = cli(['audit', 'list', '--limit', '1'], { db: dst }).stdout.trim().split('\n')[0];
-        assert.ok(JSON.parse(newest).seq > Number(sqlite(src, 'SELECT max(seq) FROM audit_log')));
+        // New audit records continue after the copied seqs. The requests above are reads, audited
+        // asynchronously: their records are committed a little later, so the newest is waited for.
+        const copiedMax = Number(sqlite(src, 'SELECT max(seq) FROM audit_log'));
+        const { value: newest } = await waitFor(
+            () => {
+                const line = cli(['audit', 'list', '--limit', '1'], { db: dst }).stdout.trim().split('\n')[0];
+                const rec = line ? JSON.parse(line) : null;
+                return rec && rec.seq > copiedMax ? rec : null;
+            },
+            { timeoutMs: 10000, what: 'a new audit record after the copied ones' },
+        );
+        assert.ok(newest.seq > copiedMax);
     });
 
     test('only from SQLite into PostgreSQL, and both flags are needed', () => {

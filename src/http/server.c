@@ -501,11 +501,16 @@ fresh_grace_cb(evutil_socket_t fd, short what, void *arg)
 
 /* Accepts what the kernel already queued on the listener. Closing a listener resets the
  * connections in its queue; in a hand-over (issue 8) those are clients that already connected
- * and would see their request fail although the new process serves the address. */
+ * and would see their request fail although the new process serves the address. A connection
+ * queued between the last accept4 and the close is still reset (unless the kernel migrates it,
+ * net.ipv4.tcp_migrate_req), so the listener is taken off the loop first: the caller's close
+ * then follows the last accept4 with no other system call in between. */
 static void
 accept_queued(struct bp_worker *w, struct evconnlistener *l, enum bp_http__listener kind)
 {
     int lfd = evconnlistener_get_fd(l);
+
+    evconnlistener_disable(l);
 
     for (int i = 0; i < 4096; i++) {
         struct sockaddr_storage ss;

@@ -128,14 +128,17 @@ test('--reuse-port hands the address over: new process first, then SIGTERM to th
         await Promise.all(clients);
         const failed = results.filter((s) => s !== 200);
         // Without net.ipv4.tcp_migrate_req=1 the kernel resets a connection that lands in the old
-        // listener's queue in the instant it closes (README: taking over a running serve); the
-        // old process warns about it at start. So: with the sysctl, nothing fails; without it,
-        // at most a couple of connect-time resets, and never a wrong answer or a dropped request.
+        // listener's queue in the instant it closes (CONFIG.md: taking over a running serve); the
+        // new process warns about it at start. So: with the sysctl, nothing fails; without it,
+        // at most a couple of resets, and never a wrong answer. The client sees that reset at
+        // connect or, when its connect had already completed (the handshake is the kernel's, in
+        // the queue), on its first read: CI saw 'read ECONNRESET' once, on a loaded machine.
         const migrate = fs.readFileSync('/proc/sys/net/ipv4/tcp_migrate_req', 'utf8').trim() === '1';
         if (migrate) {
             assert.deepEqual(failed, [], `${failed.length} of ${results.length} requests failed during the hand-over`);
         } else {
-            assert.ok(failed.every((f) => f === 'error: connect ECONNRESET 127.0.0.1:' + port) && failed.length <= 2,
+            const reset = (f) => f === 'error: connect ECONNRESET 127.0.0.1:' + port || f === 'error: read ECONNRESET';
+            assert.ok(failed.every(reset) && failed.length <= 2,
                 `${failed.length} of ${results.length} requests failed during the hand-over: ${failed.join(', ')}`);
             assert.ok(next.logObjects().some((l) => l.level === 'warn' && /tcp_migrate_req/.test(l.msg)),
                 'the new process warns that the hand-over can reset a connection');

@@ -293,8 +293,11 @@ bp_limits_peer_key(const char *addr, struct bp_ip *out)
     return true;
 }
 
-void
-bp_limits_peer_failed(const struct bp_ip *peer, const struct bp_rate *rate, uint32_t burst, int64_t now_us)
+/* Moves peer's theoretical arrival time by one interval: forward to count a failure (creating
+ * the entry), back to give one back (never below now: a bucket that has refilled meanwhile is
+ * simply full). */
+static void
+peer_move(const struct bp_ip *peer, const struct bp_rate *rate, uint32_t burst, int64_t now_us, bool forward)
 {
     int64_t now_ns = now_us * 1000;
     struct stripe *s;
@@ -305,31 +308,50 @@ bp_limits_peer_failed(const struct bp_ip *peer, const struct bp_rate *rate, uint
         return;
     }
     l = share(rate, burst, 1);
-    e = lock_entry(&peers, peer->b, sizeof(peer->b), true, now_ns, &l, &s);
-    if (e != NULL) {
+    e = lock_entry(&peers, peer->b, sizeof(peer->b), forward, now_ns, &l, &s);
+    if (e != NULL && forward) {
         e->tat_ns = (e->tat_ns > now_ns ? e->tat_ns : now_ns) + l.interval;
+    } else if (e != NULL) {
+        e->tat_ns = e->tat_ns - l.interval > now_ns ? e->tat_ns - l.interval : now_ns;
     }
     pthread_mutex_unlock(&s->mu);
 }
 
 void
+bp_limits_peer_failed(const struct bp_ip *peer, const struct bp_rate *rate, uint32_t burst, int64_t now_us)
+{
+    peer_move(peer, rate, burst, now_us, true);
+}
+
+void
 bp_limits_peer_refund(const struct bp_ip *peer, const struct bp_rate *rate, uint32_t burst, int64_t now_us)
+{
+    peer_move(peer, rate, burst, now_us, false);
+}
+
+bool
+bp_limits_peer_take_failure(const struct bp_ip *peer, const struct bp_rate *rate, uint32_t burst, int64_t now_us,
+                            int64_t *retry_after_ms)
 {
     int64_t now_ns = now_us * 1000;
     struct stripe *s;
     struct entry *e;
     struct limit l;
+    bool taken = true;
 
     if (rate->count == 0) {
-        return;
+        return true;
     }
     l = share(rate, burst, 1);
-    e = lock_entry(&peers, peer->b, sizeof(peer->b), false, now_ns, &l, &s);
-    if (e != NULL) {
-        /* Never below now: a bucket that has refilled meanwhile is simply full. */
-        e->tat_ns = e->tat_ns - l.interval > now_ns ? e->tat_ns - l.interval : now_ns;
+    e = lock_entry(&peers, peer->b, sizeof(peer->b), true, now_ns, &l, &s);
+    if (e != NULL && e->tat_ns - now_ns > l.tau) {
+        taken = false;
+        *retry_after_ms = ceil_ms(e->tat_ns - l.tau - now_ns);
+    } else if (e != NULL) {
+        e->tat_ns = (e->tat_ns > now_ns ? e->tat_ns : now_ns) + l.interval;
     }
     pthread_mutex_unlock(&s->mu);
+    return taken;
 }
 
 void

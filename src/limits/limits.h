@@ -58,8 +58,12 @@ bool bp_limits_peer_blocked(const struct bp_ip *peer, const struct bp_rate *rate
 bool bp_limits_peer_key(const char *addr, struct bp_ip *out);
 void bp_limits_peer_failed(const struct bp_ip *peer, const struct bp_rate *rate, uint32_t burst,
                            int64_t now_us);
-/* Takes back one bp_limits_peer_failed: a caller that counts a failure before it knows the
- * outcome (so that attempts in flight count too) gives it back when the attempt succeeded. */
+/* For a caller that counts a failure before it knows the outcome, so that attempts in flight
+ * count too: takes one failure from peer's allowance, or returns false (and how long until the
+ * next is taken, *retry_after_ms) when it is spent; one lock, so a burst cannot slip between a
+ * check and its count. bp_limits_peer_refund gives one back when the attempt succeeded. */
+bool bp_limits_peer_take_failure(const struct bp_ip *peer, const struct bp_rate *rate, uint32_t burst,
+                                 int64_t now_us, int64_t *retry_after_ms);
 void bp_limits_peer_refund(const struct bp_ip *peer, const struct bp_rate *rate, uint32_t burst,
                            int64_t now_us);
 

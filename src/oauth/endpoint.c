@@ -340,22 +340,20 @@ on_head(void *self, struct bp_http_req *req)
     bp_http_req_read_body_anonymous(req, OAUTH_MAX_BODY);
 }
 
-/* A peer over its allowance of failed authentications (rate_limit.auth_failures) is answered 429
- * and its connection closed, as /proxy/ answers it, before the call waits for a thread. Otherwise
- * the call's failure is counted now (see the top of this file). */
+/* Counts the call's failure now (see the top of this file), unless the peer is over its
+ * allowance of failed authentications (rate_limit.auth_failures): then it is answered 429 and
+ * its connection closed, as /proxy/ answers it, before the call waits for a thread (true). */
 static bool
-refuse_failing_peer(struct bp_http_req *req, struct job *job)
+count_failure_or_refuse(struct bp_http_req *req, struct job *job)
 {
-    int64_t now_us = bp_clock_mono_us();
     int64_t retry_ms = 0;
     int retry_s;
 
     if (job->fail_rate.count == 0 || !bp_limits_peer_key(job->oreq.peer, &job->fail_peer)) {
         return false;
     }
-    if (bp_limits_peers() == 0 ||
-        !bp_limits_peer_blocked(&job->fail_peer, &job->fail_rate, job->fail_burst, now_us, &retry_ms)) {
-        bp_limits_peer_failed(&job->fail_peer, &job->fail_rate, job->fail_burst, now_us);
+    if (bp_limits_peer_take_failure(&job->fail_peer, &job->fail_rate, job->fail_burst, bp_clock_mono_us(),
+                                    &retry_ms)) {
         job->failure_counted = true;
         return false;
     }
@@ -423,7 +421,7 @@ on_body(void *self, struct bp_http_req *req, bp_err rc)
         job_respond(req, job, BP_OK);
         return;
     }
-    if (job->service && refuse_failing_peer(req, job)) {
+    if (job->service && count_failure_or_refuse(req, job)) {
         job_free(job);
         return;
     }

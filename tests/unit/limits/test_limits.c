@@ -204,6 +204,44 @@ test_peer_failures(void **state)
     assert_false(bp_limits_peer_blocked(&a, &r, 3, t + 10 * SEC, &retry));
 }
 
+/* Counting in advance: take_failure takes from the allowance until it is spent, then refuses
+ * with the wait; a refund gives one back, never more than a full bucket. */
+static void
+test_peer_take_failure_and_refund(void **state)
+{
+    struct bp_rate r = rate("60/m");
+    struct bp_ip a;
+    int64_t retry = 0;
+    int64_t t = 300 * SEC;
+
+    (void)state;
+    bp_limits_set_nodes(1);
+    bp_limits_sweep(1LL << 50);
+    assert_true(bp_ip_parse("192.0.2.9", 9, &a));
+    for (int i = 0; i < 3; i++) {
+        assert_true(bp_limits_peer_take_failure(&a, &r, 3, t, &retry));
+    }
+    assert_false(bp_limits_peer_take_failure(&a, &r, 3, t, &retry));
+    assert_int_equal(retry, 1000);
+    assert_true(bp_limits_peer_blocked(&a, &r, 3, t, &retry));
+    /* A refused take counted nothing: one refund makes room for exactly one more. */
+    bp_limits_peer_refund(&a, &r, 3, t);
+    assert_false(bp_limits_peer_blocked(&a, &r, 3, t, &retry));
+    assert_true(bp_limits_peer_take_failure(&a, &r, 3, t, &retry));
+    assert_false(bp_limits_peer_take_failure(&a, &r, 3, t, &retry));
+    /* Refunds beyond what was taken leave a full bucket, not a larger one. */
+    for (int i = 0; i < 10; i++) {
+        bp_limits_peer_refund(&a, &r, 3, t);
+    }
+    for (int i = 0; i < 3; i++) {
+        assert_true(bp_limits_peer_take_failure(&a, &r, 3, t, &retry));
+    }
+    assert_false(bp_limits_peer_take_failure(&a, &r, 3, t, &retry));
+    /* A rate of 0 counts nothing and refuses nothing. */
+    assert_true(bp_limits_peer_take_failure(&a, &(struct bp_rate){0}, 3, t, &retry));
+    bp_limits_sweep(1LL << 50);
+}
+
 /* The peer table is bounded: past BP_LIMITS_PEERS_MAX peers, new ones are not tracked. */
 static void
 test_peer_table_bounded(void **state)
@@ -239,6 +277,7 @@ main(void)
         cmocka_unit_test(test_limit_changes),
         cmocka_unit_test(test_node_share),
         cmocka_unit_test(test_peer_failures),
+        cmocka_unit_test(test_peer_take_failure_and_refund),
         cmocka_unit_test(test_peer_table_bounded),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -25,7 +25,9 @@ enum bp_sq_kept {
     BP_SQ_KEPT_SET_HEAD,
     BP_SQ_KEPT_DATA_VERSION,
     BP_SQ_KEPT_CHANGE_SEQ,
-    BP_SQ_KEPT_N
+    /* The audit INSERTs of 64, 16, 4 and 1 rows, in this order (store_audit_sqlite.c). */
+    BP_SQ_KEPT_AUDIT_INSERT,
+    BP_SQ_KEPT_N = BP_SQ_KEPT_AUDIT_INSERT + 4
 };
 
 struct sqlite_store {
@@ -36,10 +38,7 @@ struct sqlite_store {
     int64_t seen_data_version;
     int64_t seen_total_changes;
     int64_t token;
-    /* The audit INSERTs of 64, 16, 4 and 1 rows, each prepared at its first use and kept until
-     * close (store_audit_sqlite.c), and whether this connection was switched to
-     * synchronous=FULL for them already. */
-    sqlite3_stmt *audit_insert[4];
+    /* Whether this connection was switched to synchronous=FULL for the audit log already. */
     bool audit_sync_full;
     /* Statements run over and over (bp_sq__kept). */
     sqlite3_stmt *kept[BP_SQ_KEPT_N];

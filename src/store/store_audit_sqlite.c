@@ -67,7 +67,8 @@ bind_rec(sqlite3_stmt *stmt, int base, const struct bp_audit_rec *r)
 }
 
 /* Rows per INSERT statement, largest first: a batch is inserted as few statements as these
- * sizes make (100 = 64 + 16 + 4 * 5), each statement prepared once per connection. One
+ * sizes make (100 = 64 + 16 + 4 * 5), each statement kept once per connection (slots
+ * BP_SQ_KEPT_AUDIT_INSERT + which). One
  * statement per row cost the writer, per record, the statement's start and halt (its cursors on
  * the table and seven indexes, its statement journal) and an update of sqlite_sequence. 64 rows
  * are 1,664 parameters, under SQLite's default limit of 32,766. */
@@ -83,14 +84,15 @@ insert_stmt(struct sqlite_store *st, size_t which, sqlite3_stmt **out)
                                " VALUES ";
     static const char row[] = "(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)";
     static const char tail[] = " ON CONFLICT (id) DO NOTHING";
+    enum bp_sq_kept slot = (enum bp_sq_kept)(BP_SQ_KEPT_AUDIT_INSERT + which);
     char sql[sizeof(head) + 64 * sizeof(row) + sizeof(tail)];
     size_t off = 0;
-    bp_err err;
 
-    BP_BUG_ON(which >= sizeof(insert_rows) / sizeof(insert_rows[0]) || insert_rows[which] > 64);
-    if (st->audit_insert[which] != NULL) {
-        *out = st->audit_insert[which];
-        return BP_OK;
+    BP_BUG_ON(which >= sizeof(insert_rows) / sizeof(insert_rows[0]) || insert_rows[which] > 64 ||
+              slot >= BP_SQ_KEPT_N);
+    if (st->kept[slot] != NULL) {
+        /* Prepared already: the text is not read. */
+        return bp_sq__kept(st, slot, "", out);
     }
     memcpy(sql, head, sizeof(head) - 1);
     off = sizeof(head) - 1;
@@ -102,9 +104,7 @@ insert_stmt(struct sqlite_store *st, size_t which, sqlite3_stmt **out)
         off += sizeof(row) - 1;
     }
     memcpy(sql + off, tail, sizeof(tail));
-    err = bp_sq__prepare(st, sql, &st->audit_insert[which]);
-    *out = st->audit_insert[which];
-    return err;
+    return bp_sq__kept(st, slot, sql, out);
 }
 
 /* After a statement that inserted `changes` of its k rows: each record's seq. Within the write
@@ -176,11 +176,8 @@ sq_trail_insert(struct bp_store *s, struct bp_audit_rec *recs, size_t n)
         if (err == BP_OK) {
             err = bp_sq__step_done(st, stmt, &changes);
         }
-        if (stmt != NULL) {
-            sqlite3_reset(stmt);
-            /* The bindings point into recs, which the caller frees. */
-            sqlite3_clear_bindings(stmt);
-        }
+        /* The bindings point into recs, which the caller frees: put_kept drops them. */
+        bp_sq__put_kept(stmt);
         if (err == BP_OK) {
             err = assign_seqs(st, recs + off, k, changes);
         }

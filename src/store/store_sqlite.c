@@ -324,9 +324,6 @@ static void
 sq_close(struct bp_store *s)
 {
     struct sqlite_store *st = bp_sq__of(s);
-    for (size_t i = 0; i < sizeof(st->audit_insert) / sizeof(st->audit_insert[0]); i++) {
-        sqlite3_finalize(st->audit_insert[i]);
-    }
     for (size_t i = 0; i < BP_SQ_KEPT_N; i++) {
         sqlite3_finalize(st->kept[i]);
     }

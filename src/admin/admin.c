@@ -145,6 +145,11 @@ handle(void *arg, struct bp_oauth *o, const struct bp_oauth_request *req, struct
     };
     const char *res;
 
+    if (c.s == NULL) {
+        /* The thread's store connection could not be opened (logged); the next call retries. */
+        bp_admin__store_error(&c, BP_ERR_STORE_DOWN, "store");
+        return;
+    }
     if (!split_path(&c) || c.nseg == 0) {
         bp_admin__error(&c, 404, "GEN_NOT_FOUND", "no such admin API resource (see docs/ADMIN_API.md)");
         return;

@@ -1,5 +1,6 @@
 /* The Idempotency-Key store calls off the loop threads (idem.h): a work queue whose threads
- * each open their own store connection, and a periodic purge of expired entries on it.
+ * each open their own store connection, at their first call, and a periodic purge of expired
+ * entries on it.
  *
  * Ownership: an op belongs to the caller except between a successful submit and its done. The
  * purge item is the bp_idem's own; it is rescheduled from its done until the queue stops. */
@@ -20,37 +21,63 @@ struct bp_idem {
     struct bp_work purge;
 };
 
+/* One thread's state: its store connection, opened at its first call rather than with the
+ * thread. Most servers never see an Idempotency-Key, and each SQLite connection holds ~200 KB
+ * (its parsed schema and page cache), each PostgreSQL one a server slot. */
+struct idem_thread {
+    struct bp_idem *idem;
+    struct bp_store *s; /* NULL until thread_store */
+};
+
 static bp_err
 thread_open(void *arg, int index, void **out)
 {
-    struct bp_idem *idem = arg;
-    struct bp_store *s = NULL;
-    char err[512];
-    bp_err rc = bp_store_open(idem->dsn, BP_STORE_OPEN_LAZY, &s, err, sizeof(err));
+    struct idem_thread *t = bp_calloc(1, sizeof(*t));
 
     (void)index;
-    if (rc != BP_OK) {
-        BP_ERROR("cannot open the store for Idempotency-Key answers", BP_LSTR("error", err));
-        return rc;
-    }
-    bp_store_set_timeout(s, IDEM_STORE_TIMEOUT_MS);
-    *out = s;
+    t->idem = arg;
+    *out = t;
     return BP_OK;
 }
 
 static void
 thread_close(void *arg, void *state)
 {
+    struct idem_thread *t = state;
+
     (void)arg;
-    bp_store_close(state);
+    bp_store_close(t->s);
+    bp_free(t);
+}
+
+/* The thread's connection, opened now if it has none: NULL when that fails (logged; the next
+ * call tries again). LAZY: a PostgreSQL server that is down is reconnected to by the store. */
+static struct bp_store *
+thread_store(struct idem_thread *t)
+{
+    char err[512];
+
+    if (t->s == NULL) {
+        if (bp_store_open(t->idem->dsn, BP_STORE_OPEN_LAZY, &t->s, err, sizeof(err)) != BP_OK) {
+            t->s = NULL;
+            BP_ERROR("cannot open the store for Idempotency-Key answers", BP_LSTR("error", err));
+            return NULL;
+        }
+        bp_store_set_timeout(t->s, IDEM_STORE_TIMEOUT_MS);
+    }
+    return t->s;
 }
 
 static void
 op_work(struct bp_work *w, void *state)
 {
     struct bp_idem_op *op = (struct bp_idem_op *)w;
-    struct bp_store *s = state;
+    struct bp_store *s = thread_store(state);
 
+    if (s == NULL) {
+        op->rc = BP_ERR_STORE_DOWN;
+        return;
+    }
     switch (op->kind) {
     case BP_IDEM_OP_CLAIM: {
         struct bp_idem_claim c = {
@@ -80,12 +107,15 @@ op_work(struct bp_work *w, void *state)
 static void
 purge_work(struct bp_work *w, void *state)
 {
+    struct bp_store *s = thread_store(state);
     int64_t deleted = 0;
     (void)w;
 
-    if (bp_store_idem_purge(state, bp_clock_wall_s(), &deleted) != BP_OK) {
-        BP_WARN("could not purge expired Idempotency-Key answers",
-                BP_LSTR("cause", bp_store_last_error(state)));
+    if (s == NULL) {
+        return;
+    }
+    if (bp_store_idem_purge(s, bp_clock_wall_s(), &deleted) != BP_OK) {
+        BP_WARN("could not purge expired Idempotency-Key answers", BP_LSTR("cause", bp_store_last_error(s)));
         return;
     }
     bp_metrics_idempotency(BP_METRICS_IDEM_PURGED, (uint64_t)deleted);

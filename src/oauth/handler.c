@@ -2,7 +2,8 @@
  * RFC 6749 §5.2 response shapes the endpoint files share.
  *
  * Threads: each of the http module's OAuth threads opens its own struct bp_oauth (one store
- * connection each) and calls bp_oauth_handle for one request at a time. Handling is synchronous:
+ * connection each, opened at the thread's first call) and calls bp_oauth_handle for one request
+ * at a time. Handling is synchronous:
  * it hashes passwords and writes the store, which is why it never runs on a loop thread. The
  * only state shared between threads is the sign-in throttle (throttle.c, behind a mutex).
  *
@@ -50,40 +51,40 @@ bp_err
 bp_oauth_open(const struct bp_config *cfg, struct bp_oauth **out)
 {
     struct bp_oauth *o = bp_calloc(1, sizeof(*o));
-    char err[256];
-    char dummy[65];
     size_t n;
-    bp_err rc;
 
     o->cfg = cfg;
-    /* LAZY: while a PostgreSQL store is down the endpoints answer 503 temporarily_unavailable
-     * and reconnect by themselves (issue 9). */
-    rc = bp_store_open(cfg->db, BP_STORE_OPEN_LAZY, &o->store, err, sizeof(err));
-    if (rc != BP_OK) {
-        BP_ERROR("oauth: cannot open the store", BP_LSTR("error", err));
-        goto fail;
-    }
-    bp_store_set_timeout(o->store, 10000);
     o->issuer = cfg->oauth_issuer != NULL ? bp_strdup(cfg->oauth_issuer) : default_issuer(cfg);
     n = strlen(o->issuer);
     while (n > 0 && o->issuer[n - 1] == '/') {
         o->issuer[--n] = '\0';
     }
-    rc = bp_rand_hex(dummy, 32);
-    if (rc != BP_OK) {
-        goto fail;
-    }
-    rc = bp_password_hash(dummy, 64, &o->dummy_hash);
-    bp_wipe(dummy, sizeof(dummy));
-    if (rc != BP_OK) {
-        BP_ERROR("oauth: cannot prepare the sign-in check", BP_LSTR("error", bp_err_str(rc)));
-        goto fail;
-    }
     *out = o;
     return BP_OK;
-fail:
-    bp_oauth_close(o);
-    return rc;
+}
+
+/* The store connection is opened at the thread's first call, not with the thread: an idle
+ * server has seven of these threads (OAuth, sign-in, admin), and each SQLite connection holds
+ * ~200 KB (its parsed schema and page cache), each PostgreSQL one a server slot. LAZY: while a
+ * PostgreSQL store is down the endpoints answer 503 temporarily_unavailable and reconnect by
+ * themselves (issue 9). A SQLite file that cannot be opened is retried at the next call. */
+bp_err
+bp_oauth__ready(struct bp_oauth *o)
+{
+    char err[256];
+    bp_err rc;
+
+    if (o->store != NULL) {
+        return BP_OK;
+    }
+    rc = bp_store_open(o->cfg->db, BP_STORE_OPEN_LAZY, &o->store, err, sizeof(err));
+    if (rc != BP_OK) {
+        o->store = NULL;
+        BP_ERROR("oauth: cannot open the store", BP_LSTR("error", err));
+        return rc;
+    }
+    bp_store_set_timeout(o->store, 10000);
+    return BP_OK;
 }
 
 void
@@ -242,6 +243,10 @@ bp_oauth_handle(struct bp_oauth *o, const struct bp_oauth_request *req, struct b
     bool post = method_is(req, "POST");
 
     memset(out, 0, sizeof(*out));
+    if (bp_oauth__ready(o) != BP_OK) {
+        bp_oauth__error(out, 503, "temporarily_unavailable", "the store did not answer");
+        return;
+    }
     if (bp_str_eq(p, n, "/oauth/token")) {
         if (!post) {
             not_allowed(out, "POST");

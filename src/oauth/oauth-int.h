@@ -20,11 +20,16 @@ struct bp_token_rec;
 /* One thread's endpoint state (handler.c). */
 struct bp_oauth {
     const struct bp_config *cfg;
-    struct bp_store *store;
+    struct bp_store *store;  /* NULL until bp_oauth__ready */
     char *issuer;            /* base URL without a trailing slash */
     char *dummy_hash;        /* Argon2id hash of a random password: verified for unknown names so
-                                that a sign-in takes the same time whether or not the name exists */
+                                that a sign-in takes the same time whether or not the name exists;
+                                made at the thread's first sign-in (signin.c) */
 };
+
+/* Opens o's store connection if it has none yet (handler.c); every entry point that reads
+ * o->store calls it first. */
+bp_err bp_oauth__ready(struct bp_oauth *o);
 
 /* ---- form.c: application/x-www-form-urlencoded (also used for query strings) ---- */
 

@@ -134,14 +134,15 @@ struct bp_oauth_response {
  * "/.well-known/oauth-authorization-server". */
 bool bp_oauth_owns_path(const char *path, size_t len);
 
-/* Opens the endpoint state for one thread: its own store connection on cfg->db (already
- * migrated by serve). cfg must outlive it. */
+/* Makes the endpoint state for one thread: its own store connection on cfg->db (already
+ * migrated by serve), opened at its first call. cfg must outlive it. */
 bp_err bp_oauth_open(const struct bp_config *cfg, struct bp_oauth **out);
 void bp_oauth_close(struct bp_oauth *o);
 /* Answers one request. Never fails: store trouble becomes a 500/503 answer in the endpoint's
  * error shape. Never logs a secret, code, token or password. */
 void bp_oauth_handle(struct bp_oauth *o, const struct bp_oauth_request *req, struct bp_oauth_response *out);
-/* The thread's store connection, for a service's handle. */
+/* The thread's store connection, for a service's handle; opened at the first call. NULL when it
+ * cannot be opened (logged): the service answers 503, and the next call tries again. */
 struct bp_store *bp_oauth_store(struct bp_oauth *o);
 /* An operator's sign-in, as the authorize page does it (also the admin API's): the attempt is
  * counted against name and peer first (BP_ERR_LIMIT: too many failures; refuse without

@@ -5,6 +5,8 @@
 
 #include "core/log.h"
 #include "lib/clock.h"
+#include "lib/rand.h"
+#include "lib/secret.h"
 #include "oauth/oauth-int.h"
 #include "oauth/oauth.h"
 #include "store/store.h"
@@ -12,7 +14,31 @@
 struct bp_store *
 bp_oauth_store(struct bp_oauth *o)
 {
-    return o->store;
+    return bp_oauth__ready(o) == BP_OK ? o->store : NULL;
+}
+
+/* The thread's dummy hash, made at its first sign-in rather than with the thread: Argon2id
+ * costs 19 MiB and tens of milliseconds, and most threads never verify a password. It is made
+ * before the name is looked up, so that first sign-in is as slow for a known name as for an
+ * unknown one. */
+static bp_err
+dummy_ready(struct bp_oauth *o)
+{
+    char dummy[65];
+    bp_err rc;
+
+    if (o->dummy_hash != NULL) {
+        return BP_OK;
+    }
+    rc = bp_rand_hex(dummy, 32);
+    if (rc == BP_OK) {
+        rc = bp_password_hash(dummy, 64, &o->dummy_hash);
+    }
+    bp_wipe(dummy, sizeof(dummy));
+    if (rc != BP_OK) {
+        BP_ERROR("oauth: cannot prepare the sign-in check", BP_LSTR("error", bp_err_str(rc)));
+    }
+    return rc;
 }
 
 enum bp_oauth_role
@@ -57,6 +83,16 @@ bp_oauth_signin(struct bp_oauth *o, const char *name, const char *password, cons
     if (!bp_oauth__throttle_reserve(name, peer, now_ms)) {
         BP_WARN("oauth: sign-in throttled", BP_LSTR("peer", peer));
         return BP_ERR_LIMIT;
+    }
+    /* As a store that cannot be read, below: nothing verified, nothing counted. */
+    if (bp_oauth__ready(o) != BP_OK) {
+        bp_oauth__throttle_unreserve(name, peer, now_ms);
+        return BP_ERR_STORE_DOWN;
+    }
+    rc = dummy_ready(o);
+    if (rc != BP_OK) {
+        bp_oauth__throttle_unreserve(name, peer, now_ms);
+        return rc;
     }
     rc = bp_store_operator_get_by_name(o->store, name, out);
     if (rc != BP_OK && rc != BP_ERR_NOT_FOUND) {

@@ -27,6 +27,7 @@ struct bp_idem {
 struct idem_thread {
     struct bp_idem *idem;
     struct bp_store *s; /* NULL until thread_store */
+    bool open_failed;   /* the last open failed (and was logged) */
 };
 
 static bp_err
@@ -50,20 +51,36 @@ thread_close(void *arg, void *state)
     bp_free(t);
 }
 
-/* The thread's connection, opened now if it has none: NULL when that fails (logged; the next
- * call tries again). LAZY: a PostgreSQL server that is down is reconnected to by the store. */
+/* A new connection for t's thread, or NULL (logged once per outage and thread). LAZY: a
+ * PostgreSQL server that is down is reconnected to by the store. */
+static struct bp_store *
+open_store(struct idem_thread *t)
+{
+    struct bp_store *s = NULL;
+    char err[512];
+
+    if (bp_store_open(t->idem->dsn, BP_STORE_OPEN_LAZY, &s, err, sizeof(err)) != BP_OK) {
+        if (!t->open_failed) {
+            BP_ERROR("cannot open the store for Idempotency-Key answers", BP_LSTR("error", err));
+        }
+        t->open_failed = true;
+        return NULL;
+    }
+    if (t->open_failed) {
+        BP_INFO("the store for Idempotency-Key answers opened again");
+    }
+    t->open_failed = false;
+    bp_store_set_timeout(s, IDEM_STORE_TIMEOUT_MS);
+    return s;
+}
+
+/* The thread's connection, opened at its first call: NULL when that fails (the next call tries
+ * again). */
 static struct bp_store *
 thread_store(struct idem_thread *t)
 {
-    char err[512];
-
     if (t->s == NULL) {
-        if (bp_store_open(t->idem->dsn, BP_STORE_OPEN_LAZY, &t->s, err, sizeof(err)) != BP_OK) {
-            t->s = NULL;
-            BP_ERROR("cannot open the store for Idempotency-Key answers", BP_LSTR("error", err));
-            return NULL;
-        }
-        bp_store_set_timeout(t->s, IDEM_STORE_TIMEOUT_MS);
+        t->s = open_store(t);
     }
     return t->s;
 }
@@ -104,10 +121,15 @@ op_work(struct bp_work *w, void *state)
     }
 }
 
+/* On a thread that has answered no call yet, the purge borrows a connection for the moment
+ * rather than keep one: the hourly purge would otherwise leave every thread of an idle server
+ * holding one again. Expired entries are still deleted (they may be another node's, or from
+ * before a restart). */
 static void
 purge_work(struct bp_work *w, void *state)
 {
-    struct bp_store *s = thread_store(state);
+    struct idem_thread *t = state;
+    struct bp_store *s = t->s != NULL ? t->s : open_store(t);
     int64_t deleted = 0;
     (void)w;
 
@@ -116,9 +138,12 @@ purge_work(struct bp_work *w, void *state)
     }
     if (bp_store_idem_purge(s, bp_clock_wall_s(), &deleted) != BP_OK) {
         BP_WARN("could not purge expired Idempotency-Key answers", BP_LSTR("cause", bp_store_last_error(s)));
-        return;
+    } else {
+        bp_metrics_idempotency(BP_METRICS_IDEM_PURGED, (uint64_t)deleted);
     }
-    bp_metrics_idempotency(BP_METRICS_IDEM_PURGED, (uint64_t)deleted);
+    if (s != t->s) {
+        bp_store_close(s);
+    }
 }
 
 static void

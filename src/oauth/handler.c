@@ -67,7 +67,7 @@ bp_oauth_open(const struct bp_config *cfg, struct bp_oauth **out)
  * server has seven of these threads (OAuth, sign-in, admin), and each SQLite connection holds
  * ~200 KB (its parsed schema and page cache), each PostgreSQL one a server slot. LAZY: while a
  * PostgreSQL store is down the endpoints answer 503 temporarily_unavailable and reconnect by
- * themselves (issue 9). A SQLite file that cannot be opened is retried at the next call. */
+ * themselves (issue 9). A SQLite file that cannot be opened is tried again at the next call. */
 bp_err
 bp_oauth__ready(struct bp_oauth *o)
 {
@@ -80,9 +80,17 @@ bp_oauth__ready(struct bp_oauth *o)
     rc = bp_store_open(o->cfg->db, BP_STORE_OPEN_LAZY, &o->store, err, sizeof(err));
     if (rc != BP_OK) {
         o->store = NULL;
-        BP_ERROR("oauth: cannot open the store", BP_LSTR("error", err));
+        /* Once per outage and thread, not once per request. */
+        if (!o->open_failed) {
+            BP_ERROR("oauth: cannot open the store", BP_LSTR("error", err));
+        }
+        o->open_failed = true;
         return rc;
     }
+    if (o->open_failed) {
+        BP_INFO("oauth: store opened again");
+    }
+    o->open_failed = false;
     bp_store_set_timeout(o->store, 10000);
     return BP_OK;
 }
@@ -235,6 +243,17 @@ not_allowed(struct bp_oauth_response *out, const char *allow)
     bp_oauth_add_header(out, "Allow", allow);
 }
 
+/* For the JSON endpoints: false, with their 503, when the thread has no store connection. */
+static bool
+store_ready(struct bp_oauth *o, struct bp_oauth_response *out)
+{
+    if (bp_oauth__ready(o) != BP_OK) {
+        bp_oauth__error(out, 503, "temporarily_unavailable", "the store did not answer");
+        return false;
+    }
+    return true;
+}
+
 void
 bp_oauth_handle(struct bp_oauth *o, const struct bp_oauth_request *req, struct bp_oauth_response *out)
 {
@@ -243,31 +262,38 @@ bp_oauth_handle(struct bp_oauth *o, const struct bp_oauth_request *req, struct b
     bool post = method_is(req, "POST");
 
     memset(out, 0, sizeof(*out));
-    if (bp_oauth__ready(o) != BP_OK) {
-        bp_oauth__error(out, 503, "temporarily_unavailable", "the store did not answer");
-        return;
-    }
     if (bp_str_eq(p, n, "/oauth/token")) {
         if (!post) {
             not_allowed(out, "POST");
             return;
         }
-        bp_oauth__token(o, req, out);
+        if (store_ready(o, out)) {
+            bp_oauth__token(o, req, out);
+        }
     } else if (bp_str_eq(p, n, "/oauth/revoke")) {
         if (!post) {
             not_allowed(out, "POST");
             return;
         }
-        bp_oauth__revoke(o, req, out);
+        if (store_ready(o, out)) {
+            bp_oauth__revoke(o, req, out);
+        }
     } else if (bp_str_eq(p, n, "/oauth/introspect")) {
         if (!post) {
             not_allowed(out, "POST");
             return;
         }
-        bp_oauth__introspect(o, req, out);
+        if (store_ready(o, out)) {
+            bp_oauth__introspect(o, req, out);
+        }
     } else if (bp_str_eq(p, n, "/oauth/authorize")) {
         if (!post && !method_is(req, "GET")) {
             not_allowed(out, "GET, POST");
+            return;
+        }
+        /* A page, so its outage is a page too (as the sign-in's is). */
+        if (bp_oauth__ready(o) != BP_OK) {
+            bp_oauth__page_error(out, 503, "Try again", "The service is temporarily unavailable.");
             return;
         }
         bp_oauth__authorize(o, req, out);

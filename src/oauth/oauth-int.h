@@ -21,6 +21,7 @@ struct bp_token_rec;
 struct bp_oauth {
     const struct bp_config *cfg;
     struct bp_store *store;  /* NULL until bp_oauth__ready */
+    bool open_failed;        /* the last bp_oauth__ready failed (and was logged) */
     char *issuer;            /* base URL without a trailing slash */
     char *dummy_hash;        /* Argon2id hash of a random password: verified for unknown names so
                                 that a sign-in takes the same time whether or not the name exists;

@@ -114,9 +114,7 @@ static _Atomic(struct bp_watch *) the_watch;
  * of the cluster next (a round-robin load balancer sends it elsewhere): so the answer waits until
  * this node has published the token (bp_watch_sync), then until every running node has
  * (bp_watch_wait_applied, as the CLI waits after a change), at most 2 s in all. The wait reads
- * the servers' reports through a connection of its own, shared by the OAuth threads and opened
- * at the first token (a server that issues none holds none); while it cannot be opened (logged),
- * the answer waits for this node only, and the next token tries again. */
+ * the servers' reports through a connection of its own, shared by the OAuth threads. */
 static void
 sync_tables(void *arg)
 {
@@ -135,15 +133,6 @@ sync_tables(void *arg)
         return;
     }
     pthread_mutex_lock(&sv->sync_lock);
-    if (sv->sync_store == NULL) {
-        char err[512];
-        if (bp_store_open(sv->cfg.db, BP_STORE_OPEN_LAZY, &sv->sync_store, err, sizeof(err)) == BP_OK) {
-            bp_store_set_timeout(sv->sync_store, SYNC_TIMEOUT_MS);
-        } else {
-            sv->sync_store = NULL;
-            BP_ERROR("cannot open the store to wait for the cluster after issuing a token", BP_LSTR("error", err));
-        }
-    }
     if (sv->sync_store != NULL &&
         bp_watch_wait_applied(sv->sync_store, bp_watch_applied_seq(w), left, &behind) == BP_OK && behind > 0) {
         BP_WARN("an issued token was not applied by every running server within 2 s",
@@ -396,6 +385,12 @@ start(struct bp_serve *sv, struct bp_store **store, struct bp_watch **watch, str
         fail("cannot start the audit log writer (see the log line above)");
         return 1;
     }
+    /* The OAuth answers' wait for the cluster (sync_tables); lazy, like every serve connection. */
+    if (bp_store_open(sv->cfg.db, BP_STORE_OPEN_LAZY, &sv->sync_store, err, sizeof(err)) != BP_OK) {
+        fail(err);
+        return 1;
+    }
+    bp_store_set_timeout(sv->sync_store, SYNC_TIMEOUT_MS);
     if (bp_idem_new(&(struct bp_idem_opts){.dsn = sv->cfg.db,
                                           .threads = bp_store_dsn_is_pg(sv->cfg.db) ? IDEM_THREADS_PG
                                                                                     : IDEM_THREADS_SQLITE,

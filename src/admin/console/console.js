@@ -1178,6 +1178,12 @@ async function route() {
         name = 'instances';
     }
     state.page = name;
+    // The address names the page shown, so that the page's own menu link is no navigation: from
+    // /admin/ (no name) a click on Instances read the page again and drew it over a form being
+    // filled. replaceState fires no hashchange.
+    if (location.hash !== `#${name}`) {
+        history.replaceState(null, '', `#${name}`);
+    }
     for (const a of document.querySelectorAll('#nav a')) {
         if (a.dataset.page === name) {
             a.setAttribute('aria-current', 'page');

@@ -293,6 +293,13 @@ bp_limits_peer_key(const char *addr, struct bp_ip *out)
     return true;
 }
 
+/* Counts one failure on e: its theoretical arrival time moves one interval past now at least. */
+static void
+count_failure(struct entry *e, int64_t now_ns, const struct limit *l)
+{
+    e->tat_ns = (e->tat_ns > now_ns ? e->tat_ns : now_ns) + l->interval;
+}
+
 /* Moves peer's theoretical arrival time by one interval: forward to count a failure (creating
  * the entry), back to give one back (never below now: a bucket that has refilled meanwhile is
  * simply full). */
@@ -310,7 +317,7 @@ peer_move(const struct bp_ip *peer, const struct bp_rate *rate, uint32_t burst, 
     l = share(rate, burst, 1);
     e = lock_entry(&peers, peer->b, sizeof(peer->b), forward, now_ns, &l, &s);
     if (e != NULL && forward) {
-        e->tat_ns = (e->tat_ns > now_ns ? e->tat_ns : now_ns) + l.interval;
+        count_failure(e, now_ns, &l);
     } else if (e != NULL) {
         e->tat_ns = e->tat_ns - l.interval > now_ns ? e->tat_ns - l.interval : now_ns;
     }
@@ -348,7 +355,7 @@ bp_limits_peer_take_failure(const struct bp_ip *peer, const struct bp_rate *rate
         taken = false;
         *retry_after_ms = ceil_ms(e->tat_ns - l.tau - now_ns);
     } else if (e != NULL) {
-        e->tat_ns = (e->tat_ns > now_ns ? e->tat_ns : now_ns) + l.interval;
+        count_failure(e, now_ns, &l);
     }
     pthread_mutex_unlock(&s->mu);
     return taken;

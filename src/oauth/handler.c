@@ -19,7 +19,6 @@
 #include "core/log.h"
 #include "lib/alloc.h"
 #include "lib/bug.h"
-#include "lib/rand.h"
 #include "lib/secret.h"
 #include "lib/str.h"
 #include "oauth/oauth-int.h"

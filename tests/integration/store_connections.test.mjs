@@ -58,13 +58,26 @@ async function settled(proxy) {
     return last;
 }
 
-test(`an idle server holds no store connection for its OAuth, sign-in, admin and Idempotency-Key threads (${PG ? 'PostgreSQL' : 'SQLite'}); each opens one at its first call`, async () => {
+// A store with an instance, an API key, an OAuth client and an admin's token.
+function world() {
     const db = tmpDb();
     const inst = makeInstance(db, core.url, { secret: 'connections_secret' });
     const key = makeKey(db, { scopes: ['*'] }).key;
     const client = createClient(db, ['--name', 'conn-app', '--scopes', 'proxy:read']);
     const op = makeOperator(db, 'conn-admin', { password: 'correct horse battery', role: 'admin' });
-    const adminToken = makeAdminToken(db, op);
+    return { db, inst, key, client, adminToken: makeAdminToken(db, op) };
+}
+
+// A transaction sent with an Idempotency-Key: it goes through the Idempotency-Key threads.
+const TX = JSON.stringify({ amount: 1, currency: 'USD', source: '@world', destination: 'bal_1', allow_overdraft: true });
+const postIdempotent = (proxy, inst, key, idemKey) =>
+    req(proxy.port, 'POST', `/proxy/transactions?instance_id=${inst.id}`, {
+        headers: { ...bearer(key), 'content-type': 'application/json', 'idempotency-key': idemKey },
+        body: TX,
+    });
+
+test(`an idle server holds no store connection for its OAuth, sign-in, admin and Idempotency-Key threads (${PG ? 'PostgreSQL' : 'SQLite'}); each opens one at its first call`, async () => {
+    const { db, inst, key, client, adminToken } = world();
     // The purge of expired Idempotency-Key answers runs every idempotency.ttl: each second here.
     const proxy = await startProxy({ db, args: ['--idempotency-ttl', '1s'] });
     try {
@@ -88,11 +101,7 @@ test(`an idle server holds no store connection for its OAuth, sign-in, admin and
         assert.equal(keys.status, 200, keys.text);
         assert.equal(await settled(proxy), idle + 2, 'the admin thread that answered opened one');
 
-        const body = JSON.stringify({ amount: 1, currency: 'USD', source: '@world', destination: 'bal_1', allow_overdraft: true });
-        const posted = await req(proxy.port, 'POST', `/proxy/transactions?instance_id=${inst.id}`, {
-            headers: { ...bearer(key), 'content-type': 'application/json', 'idempotency-key': 'conn-idem-1' },
-            body,
-        });
+        const posted = await postIdempotent(proxy, inst, key, 'conn-idem-1');
         assert.equal(posted.status, 201, posted.text);
         // Its claim and its answer are two calls, each on either of the two Idempotency-Key threads.
         const afterIdem = await settled(proxy);
@@ -103,12 +112,7 @@ test(`an idle server holds no store connection for its OAuth, sign-in, admin and
 });
 
 test('a thread whose store file cannot be opened answers 503 and opens it at a later call (SQLite)', { skip: PG && 'a SQLite file' }, async () => {
-    const db = tmpDb();
-    const inst = makeInstance(db, core.url, { secret: 'connections_secret' });
-    const key = makeKey(db, { scopes: ['*'] }).key;
-    const client = createClient(db, ['--name', 'conn-app', '--scopes', 'proxy:read']);
-    const op = makeOperator(db, 'conn-admin', { password: 'correct horse battery', role: 'admin' });
-    const adminToken = makeAdminToken(db, op);
+    const { db, inst, key, client, adminToken } = world();
     const proxy = await startProxy({ db });
     const aside = `${db}.aside`;
     let moved = false;
@@ -129,11 +133,7 @@ test('a thread whose store file cannot be opened answers 503 and opens it at a l
         const keys = await adminApi(proxy.port, 'GET', '/keys', { token: adminToken });
         assert.equal(keys.status, 503, keys.text);
         assert.equal(keys.json.error_detail.code, 'GEN_UNAVAILABLE');
-        const body = JSON.stringify({ amount: 1, currency: 'USD', source: '@world', destination: 'bal_1', allow_overdraft: true });
-        const posted = await req(proxy.port, 'POST', `/proxy/transactions?instance_id=${inst.id}`, {
-            headers: { ...bearer(key), 'content-type': 'application/json', 'idempotency-key': 'conn-idem-2' },
-            body,
-        });
+        const posted = await postIdempotent(proxy, inst, key, 'conn-idem-2');
         assert.equal(posted.status, 503, posted.text);
         assert.equal(JSON.parse(posted.text).error_detail.code, 'PROXY_IDEMPOTENCY_UNAVAILABLE');
         // Logged once per thread and outage, not once per call: 2 OAuth and 2 admin threads.
@@ -146,10 +146,7 @@ test('a thread whose store file cannot be opened answers 503 and opens it at a l
         const again = await token(proxy.port, client, { grant_type: 'client_credentials' });
         assert.equal(again.status, 200, JSON.stringify(again.json));
         assert.equal((await adminApi(proxy.port, 'GET', '/keys', { token: adminToken })).status, 200);
-        const retried = await req(proxy.port, 'POST', `/proxy/transactions?instance_id=${inst.id}`, {
-            headers: { ...bearer(key), 'content-type': 'application/json', 'idempotency-key': 'conn-idem-2' },
-            body,
-        });
+        const retried = await postIdempotent(proxy, inst, key, 'conn-idem-2');
         assert.equal(retried.status, 201, retried.text);
     } finally {
         if (moved) {

@@ -225,10 +225,6 @@ bp_upstream__exchange_start(struct bp_upstream_xfer *x)
 
     x->sent = 0;
     reset_answer(x);
-    if (c->rbuf == NULL) {
-        c->rbuf = bp_upstream__rbuf_take(x->u);
-        c->rcap = BP_UPSTREAM_READ_BUF;
-    }
     c->rstart = 0;
     c->rend = 0;
     if (write_some(x, cause, sizeof(cause)) != WRITE_ERROR) {
@@ -532,6 +528,20 @@ on_eof(struct bp_upstream_xfer *x)
     return STEP_STOP;
 }
 
+/* Waiting for Core with nothing unread: the read buffer goes back to the spares, so a transfer
+ * holds one only while bytes are being read (256 requests waiting on Core hold none). */
+static void
+rbuf_give_if_read(struct bp_upstream__conn *c)
+{
+    if (c->rbuf != NULL && c->rstart == c->rend) {
+        bp_upstream__rbuf_give(c->u, c->rbuf, c->rcap);
+        c->rbuf = NULL;
+        c->rcap = 0;
+        c->rstart = 0;
+        c->rend = 0;
+    }
+}
+
 /* Reads and delivers until the answer needs bytes the socket does not have yet, the transfer is
  * paused, or it ended. may_read: the socket was reported readable (or the caller just wrote). */
 static void
@@ -559,7 +569,14 @@ read_loop(struct bp_upstream_xfer *x, bool may_read)
             }
         }
         if (!may_read && !bp_upstream__tls_has_pending(c)) {
+            rbuf_give_if_read(c);
             return;
+        }
+        if (c->rbuf == NULL) {
+            c->rbuf = bp_upstream__rbuf_take(x->u);
+            c->rcap = BP_UPSTREAM_READ_BUF;
+            c->rstart = 0;
+            c->rend = 0;
         }
         if (!make_room(c, x)) {
             fail_answer(x, "the answer's head is over 64 KiB");
@@ -589,6 +606,7 @@ read_loop(struct bp_upstream_xfer *x, bool may_read)
             may_read = n == room;
             break;
         case BP_UPSTREAM_IO_WANT_READ:
+            rbuf_give_if_read(c);
             return;
         case BP_UPSTREAM_IO_WANT_WRITE:
             c->tls_read_wants_write = true;

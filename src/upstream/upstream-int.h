@@ -125,7 +125,8 @@ struct bp_upstream__conn {
     bool tls_read_wants_write;  /* SSL_read asked for writability */
     unsigned long tls_gen;      /* generation of its TLS context */
     struct bp_upstream_xfer *x; /* the transfer it carries or is being opened for */
-    /* Read buffer, taken from the client's spares while busy: bytes [rstart, rend) are unread. */
+    /* Read buffer, taken from the client's spares when bytes arrive and given back when all are
+     * read (NULL between): bytes [rstart, rend) are unread. */
     char *rbuf;
     size_t rcap;
     size_t rstart;

@@ -41,7 +41,8 @@ struct srv_conn {
     uint64_t to_send; /* body bytes still to generate */
     uint64_t sent;    /* body bytes generated so far */
     bool close_after;
-    bool held; /* /hold: waits for srv_release */
+    bool held; /* /hold, /later: waits for srv_release */
+    const char *release_with; /* what srv_release sends */
 };
 
 struct srv {
@@ -150,6 +151,11 @@ srv_handle(struct srv_conn *c, const char *target)
         /* Head and half the body now, the rest when the test says. */
         srv_head(c, "HTTP/1.1 200 OK\r\nContent-Length: 20\r\n\r\n0123456789");
         c->held = true;
+        c->release_with = "abcdefghij";
+    } else if (strcmp(target, "/later") == 0) {
+        /* Nothing until the test says. */
+        c->held = true;
+        c->release_with = "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok";
     } else {
         srv_head(c, "HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n\r\n");
     }
@@ -161,7 +167,7 @@ srv_release(struct srv *s)
     for (struct srv_conn *c = s->conns; c != NULL; c = c->next) {
         if (c->held) {
             c->held = false;
-            srv_head(c, "abcdefghij");
+            srv_head(c, c->release_with);
         }
     }
 }
@@ -729,6 +735,46 @@ test_resume_outside_callbacks(void **state)
     assert_string_equal(r.small, "0123456789abcdefghij");
 }
 
+/* Transfers waiting for Core hold no read buffer, before the answer and between its pieces: one is
+ * taken when bytes arrive and given back once they are read, so 256 requests waiting on Core do
+ * not hold 256 of them. */
+static void
+test_waiting_transfers_hold_no_read_buffer(void **state)
+{
+    struct ctx *c = *state;
+    struct rec r[3] = {{0}};
+    struct rec half = {0};
+    int never = 0;
+    int target = c->ended + 3;
+
+    for (int i = 0; i < 3; i++) {
+        start(c, "/later", &r[i]);
+    }
+    assert_true(wait_for(c, &c->srv.n_reqs, 3, 5000));
+    assert_false(wait_for(c, &never, 1, 50)); /* the loop settles */
+    assert_int_equal(bp_upstream_inflight(c->u), 3);
+    assert_int_equal(bp_upstream_buffered_bytes(c->u), 0);
+    srv_release(&c->srv);
+    assert_true(wait_for(c, &c->ended, target, 5000));
+    for (int i = 0; i < 3; i++) {
+        assert_int_equal(r[i].rc, BP_OK);
+        assert_string_equal(r[i].small, "ok");
+    }
+    assert_int_equal(bp_upstream_buffered_bytes(c->u), 0);
+
+    /* The head and half the body read; the rest waits on Core. */
+    target = c->ended + 1;
+    start(c, "/hold", &half);
+    assert_true(wait_for(c, &half.heads, 1, 5000));
+    assert_false(wait_for(c, &never, 1, 50));
+    assert_int_equal(half.body_len, 10);
+    assert_int_equal(bp_upstream_buffered_bytes(c->u), 0);
+    srv_release(&c->srv);
+    assert_true(wait_for(c, &c->ended, target, 5000));
+    assert_int_equal(half.rc, BP_OK);
+    assert_string_equal(half.small, "0123456789abcdefghij");
+}
+
 static void
 test_free_client_in_body(void **state)
 {
@@ -845,6 +891,7 @@ main(void)
         cmocka_unit_test_setup_teardown(test_cancel_in_end_is_a_no_op, setup, teardown),
         cmocka_unit_test_setup_teardown(test_cancel_while_paused, setup, teardown),
         cmocka_unit_test_setup_teardown(test_resume_outside_callbacks, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_waiting_transfers_hold_no_read_buffer, setup, teardown),
         cmocka_unit_test_setup_teardown(test_free_client_in_body, setup, teardown),
         cmocka_unit_test_setup_teardown(test_cut_after_head_fails_in_end, setup, teardown),
         cmocka_unit_test_setup_teardown(test_malformed_head_fails_before_head, setup, teardown),

@@ -111,6 +111,7 @@ struct bp_worker {
     size_t n_parked;                     /* closed connections whose response a hook still holds */
     struct bp_arena_pool arenas;         /* request memory */
     char *inbuf_free;                    /* pooled read buffers, linked through their first bytes */
+    struct bp_http_header head_room[BP_HTTP_MAX_HEADERS_CAP]; /* a head's headers while parsed */
     size_t n_inbuf_free;
     struct bp_log_buffer log;            /* this loop's log lines, batched */
 };
@@ -305,7 +306,8 @@ bool bp_http__conn_after_request(struct bp_conn *c);
 size_t bp_http__conn_pending(const struct bp_conn *c);
 /* Consumes n bytes of input. */
 void bp_http__conn_consume(struct bp_conn *c, size_t n);
-/* The read buffer may be given back (empty, between requests). */
+/* Gives the read buffer back to the pool if nothing is left in it (between requests, or while a
+ * handler has the request: its head and body are copies). */
 void bp_http__conn_idle(struct bp_conn *c);
 /* The live idle timeout. */
 int64_t bp_http__idle_timeout_ms(struct bp_conn *c);

@@ -88,6 +88,7 @@ struct head_ctx {
     size_t line_start; /* index of the current line's first byte */
     size_t mark;       /* start of the current element: target, version or the colon */
     struct bp_http_head *h;
+    struct bp_http_header *room; /* where h's headers are written */
     bool seen_cl;
     bool seen_te;
     size_t n_host;
@@ -234,7 +235,7 @@ apply_header(struct head_ctx *x, const struct bp_http_header *f)
 static bp_err
 finish_header(struct head_ctx *x, size_t cr)
 {
-    struct bp_http_header *f = &x->h->headers[x->h->n_headers];
+    struct bp_http_header *f = &x->room[x->h->n_headers];
     size_t vs = x->mark + 1;
     size_t ve = cr;
 
@@ -411,19 +412,19 @@ split_target(struct bp_http_head *h)
 }
 
 bp_err
-bp_http_parse_head(const char *buf, size_t len, const struct bp_http_limits *lim, struct bp_http_head *out,
+bp_http_parse_head(const char *buf, size_t len, const struct bp_http_limits *lim,
+                   struct bp_http_header room[BP_HTTP_MAX_HEADERS_CAP], struct bp_http_head *out,
                    size_t *out_consumed)
 {
     struct bp_http_head h;
     struct head_ctx x;
 
-    /* The header array is written entry by entry as headers are parsed; only the rest needs
-     * clearing (a whole struct is over 4 KiB, cleared and copied per parse otherwise). */
-    memset(&h, 0, offsetof(struct bp_http_head, headers));
-    memset(&h.n_headers, 0, sizeof(h) - offsetof(struct bp_http_head, n_headers));
+    memset(&h, 0, sizeof(h));
     memset(&x, 0, sizeof(x));
     x.buf = buf;
     x.h = &h;
+    x.room = room;
+    h.headers = room;
     x.state = HS_START;
     if (lim != NULL) {
         x.lim = *lim;
@@ -453,9 +454,7 @@ bp_http_parse_head(const char *buf, size_t len, const struct bp_http_limits *lim
             } else {
                 h.keep_alive = x.conn_keep_alive && !x.conn_close;
             }
-            memcpy(out, &h, offsetof(struct bp_http_head, headers));
-            memcpy(out->headers, h.headers, h.n_headers * sizeof(h.headers[0]));
-            memcpy(&out->n_headers, &h.n_headers, sizeof(h) - offsetof(struct bp_http_head, n_headers));
+            *out = h;
             *out_consumed = i + 1;
             return BP_OK;
         }

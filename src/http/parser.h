@@ -51,7 +51,9 @@ struct bp_http_head {
     const char *query; /* after '?', NULL when the target has no '?' */
     size_t query_len;
     int version_minor; /* 0 or 1 (HTTP/1.0, HTTP/1.1) */
-    struct bp_http_header headers[BP_HTTP_MAX_HEADERS_CAP];
+    /* n_headers of them: in the room the parse was given, until the owner copies them (a
+     * request keeps only the ones its head has, not room for the most a head may have). */
+    const struct bp_http_header *headers;
     size_t n_headers;
     enum bp_http_framing framing;
     uint64_t content_length;
@@ -60,7 +62,8 @@ struct bp_http_head {
 };
 
 /* Parses one request head at the start of buf[0..len). lim may be NULL for the defaults;
- * max_headers above BP_HTTP_MAX_HEADERS_CAP counts as the cap.
+ * max_headers above BP_HTTP_MAX_HEADERS_CAP counts as the cap. The headers are written to room
+ * (scratch: written on any outcome) and out->headers points there.
  * Returns BP_OK with *out filled and *out_consumed = bytes of the head (through the blank line,
  * including any skipped leading empty lines); out and out_consumed are written only on BP_OK;
  * BP_ERR_AGAIN when the head is incomplete but nothing is wrong yet (feed more bytes);
@@ -76,6 +79,7 @@ struct bp_http_head {
  * Bytes are checked strictly left to right, so the result for a prefix of the input is either
  * BP_ERR_AGAIN or the same as for the whole input: callers may re-parse as bytes arrive. */
 bp_err bp_http_parse_head(const char *buf, size_t len, const struct bp_http_limits *lim,
+                          struct bp_http_header room[BP_HTTP_MAX_HEADERS_CAP],
                           struct bp_http_head *out, size_t *out_consumed);
 
 /* Finds a header by case-insensitive name. Returns the first match or NULL; *out_count (may be

@@ -178,8 +178,7 @@ bp_http_req_body(const struct bp_http_req *req, size_t *out_len)
 static void
 head_clear(struct bp_http_head *h)
 {
-    memset(h, 0, offsetof(struct bp_http_head, headers));
-    memset(&h->n_headers, 0, sizeof(*h) - offsetof(struct bp_http_head, n_headers));
+    memset(h, 0, sizeof(*h));
 }
 
 static void
@@ -781,20 +780,29 @@ limits_of(const struct bp_config *cfg)
     return lim;
 }
 
-/* Moves every pointer of h from the bytes at `from` to their copy at `to`. */
+/* Moves the head into the arena: its bytes (from the read buffer, so that it can move on) and its
+ * headers (from the worker's room, so that a request holds only the headers its head has, not
+ * room for the most a head may have: 4 KiB per request in flight). */
 static void
-relocate(struct bp_http_head *h, const char *from, char *to)
+head_keep(struct bp_http_req *r, const char *from, size_t len)
 {
+    struct bp_http_head *h = r->head;
+    char *to = bp_arena_memdup(&r->arena, from, len);
+    struct bp_http_header *headers =
+        h->n_headers > 0 ? bp_arena_alloc(&r->arena, h->n_headers * sizeof(*headers)) : NULL;
+
 #define MOVE(p) ((p) = (p) != NULL ? to + ((p) - from) : NULL)
     MOVE(h->method);
     MOVE(h->target);
     MOVE(h->path);
     MOVE(h->query);
     for (size_t i = 0; i < h->n_headers; i++) {
-        MOVE(h->headers[i].name);
-        MOVE(h->headers[i].value);
+        headers[i] = h->headers[i];
+        MOVE(headers[i].name);
+        MOVE(headers[i].value);
     }
 #undef MOVE
+    h->headers = headers;
 }
 
 static void
@@ -837,7 +845,6 @@ parse_head(struct bp_conn *c)
     size_t n = avail < cfg->max_head_bytes ? avail : cfg->max_head_bytes;
     const char *data = c->in.data + c->in.start;
     size_t consumed = 0;
-    char *copy;
     bp_err rc;
 
     /* A head can only complete, or first break a rule, at a line end: parse again only when the
@@ -852,7 +859,7 @@ parse_head(struct bp_conn *c)
         return false;
     }
     c->head_scanned = n;
-    rc = bp_http_parse_head(data, n, &lim, r->head, &consumed);
+    rc = bp_http_parse_head(data, n, &lim, c->worker->head_room, r->head, &consumed);
     if (rc == BP_ERR_AGAIN) {
         if (n >= cfg->max_head_bytes) {
             refuse(c, 431);
@@ -864,9 +871,7 @@ parse_head(struct bp_conn *c)
         refuse(c, rc == BP_ERR_LIMIT ? 431 : 400);
         return true;
     }
-    /* The head moves into the arena so that the read buffer can move on. */
-    copy = bp_arena_memdup(&r->arena, data, consumed);
-    relocate(r->head, data, copy);
+    head_keep(r, data, consumed);
     bp_http__conn_consume(c, consumed);
     c->head_scanned = 0;
     set_request_id(r);
@@ -1034,8 +1039,12 @@ bp_http__req_input(struct bp_conn *c)
             end_and_continue(c); /* may close c; goes on with the next request itself */
             return;
         default:
+            /* The handler has it, or the response is held or streaming. Its head and body are
+             * copies in the arena, so a read buffer with nothing left in it goes back to the
+             * pool now: a request waiting for Core holds none. */
             c->dispatching = false;
-            return; /* the handler has it, or the response is held or streaming */
+            bp_http__conn_idle(c);
+            return;
         }
         if (!moved) {
             c->dispatching = false;

@@ -257,6 +257,7 @@ check_parsed(const char *p, size_t n)
 {
     static const char start[] = "GET /proxy/ledgers HTTP/1.1\r\nHost: fuzz\r\n";
     char *head = malloc(sizeof(start) - 1 + n + 2);
+    static struct bp_http_header room[BP_HTTP_MAX_HEADERS_CAP];
     struct bp_http_head *parsed = malloc(sizeof(*parsed));
     const struct bp_http_header *f;
     struct bp_auth_headers h = {0};
@@ -270,7 +271,7 @@ check_parsed(const char *p, size_t n)
     len += n;
     memcpy(head + len, "\r\n", 2);
     len += 2;
-    if (bp_http_parse_head(head, len, NULL, parsed, &consumed) == BP_OK) {
+    if (bp_http_parse_head(head, len, NULL, room, parsed, &consumed) == BP_OK) {
         f = bp_http_head_find(parsed, "Authorization", &h.n_authorization);
         if (f != NULL) {
             h.authorization = f->value;

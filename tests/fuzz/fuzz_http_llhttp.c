@@ -176,11 +176,12 @@ trim(const char **p, size_t *n)
 static bool
 ours(const char *buf, size_t len, struct bp_http_head *h, struct bp_buf *body, size_t *out_end)
 {
+    static struct bp_http_header room[BP_HTTP_MAX_HEADERS_CAP];
     size_t consumed = 0;
     size_t used = 0;
     struct bp_http_chunked st;
 
-    if (bp_http_parse_head(buf, len, NULL, h, &consumed) != BP_OK) {
+    if (bp_http_parse_head(buf, len, NULL, room, h, &consumed) != BP_OK) {
         return false;
     }
     switch (h->framing) {

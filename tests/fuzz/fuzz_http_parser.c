@@ -144,6 +144,8 @@ check_chunked(const char *in, size_t len, size_t split)
 int
 LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
+    static struct bp_http_header whole_room[BP_HTTP_MAX_HEADERS_CAP];
+    static struct bp_http_header prefix_room[BP_HTTP_MAX_HEADERS_CAP];
     static struct bp_http_head whole;
     static struct bp_http_head prefix;
     const char *buf = (const char *)data;
@@ -153,7 +155,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     bp_err rc;
     bp_err prefix_rc;
 
-    rc = bp_http_parse_head(buf, size, NULL, &whole, &consumed);
+    rc = bp_http_parse_head(buf, size, NULL, whole_room, &whole, &consumed);
     BP_BUG_ON(rc != BP_OK && rc != BP_ERR_AGAIN && rc != BP_ERR_LIMIT && rc != BP_ERR_MALFORMED);
     if (rc == BP_OK) {
         BP_BUG_ON(consumed == 0 || consumed > size);
@@ -165,7 +167,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     }
 
     /* A prefix is either incomplete or already decides the whole input's result. */
-    prefix_rc = bp_http_parse_head(buf, split, NULL, &prefix, &prefix_consumed);
+    prefix_rc = bp_http_parse_head(buf, split, NULL, prefix_room, &prefix, &prefix_consumed);
     if (prefix_rc != BP_ERR_AGAIN) {
         BP_BUG_ON(prefix_rc != rc);
         if (rc == BP_OK) {

@@ -14,12 +14,13 @@
 /* ---- helpers ----------------------------------------------------------------------------- */
 
 static struct bp_http_head g_head;
+static struct bp_http_header g_room[BP_HTTP_MAX_HEADERS_CAP];
 
 static bp_err
 parse_n(const char *s, size_t len, size_t *consumed)
 {
     size_t dummy = 0;
-    return bp_http_parse_head(s, len, NULL, &g_head, consumed != NULL ? consumed : &dummy);
+    return bp_http_parse_head(s, len, NULL, g_room, &g_head, consumed != NULL ? consumed : &dummy);
 }
 
 static bp_err
@@ -32,7 +33,7 @@ static bp_err
 parse_lim(const char *s, const struct bp_http_limits *lim)
 {
     size_t consumed;
-    return bp_http_parse_head(s, strlen(s), lim, &g_head, &consumed);
+    return bp_http_parse_head(s, strlen(s), lim, g_room, &g_head, &consumed);
 }
 
 static void
@@ -280,9 +281,9 @@ test_head_too_big_incomplete(void **state)
     while (off < 120) {
         off += (size_t)snprintf(req + off, sizeof(req) - off, "A: b\r\n");
     }
-    assert_int_equal(bp_http_parse_head(req, 100, &lim, &g_head, &consumed), BP_ERR_AGAIN);
-    assert_int_equal(bp_http_parse_head(req, 101, &lim, &g_head, &consumed), BP_ERR_LIMIT);
-    assert_int_equal(bp_http_parse_head(req, off, &lim, &g_head, &consumed), BP_ERR_LIMIT);
+    assert_int_equal(bp_http_parse_head(req, 100, &lim, g_room, &g_head, &consumed), BP_ERR_AGAIN);
+    assert_int_equal(bp_http_parse_head(req, 101, &lim, g_room, &g_head, &consumed), BP_ERR_LIMIT);
+    assert_int_equal(bp_http_parse_head(req, off, &lim, g_room, &g_head, &consumed), BP_ERR_LIMIT);
 }
 
 static void
@@ -295,10 +296,10 @@ test_head_exactly_at_limit(void **state)
 
     bp_http_limits_init(&lim);
     lim.max_head_bytes = strlen(req);
-    assert_int_equal(bp_http_parse_head(req, strlen(req), &lim, &g_head, &consumed), BP_OK);
+    assert_int_equal(bp_http_parse_head(req, strlen(req), &lim, g_room, &g_head, &consumed), BP_OK);
     assert_int_equal(consumed, strlen(req));
     lim.max_head_bytes = strlen(req) - 1;
-    assert_int_equal(bp_http_parse_head(req, strlen(req), &lim, &g_head, &consumed), BP_ERR_LIMIT);
+    assert_int_equal(bp_http_parse_head(req, strlen(req), &lim, g_room, &g_head, &consumed), BP_ERR_LIMIT);
 }
 
 static void
@@ -514,11 +515,12 @@ static void
 test_outputs_untouched_on_error(void **state)
 {
     struct bp_http_head h;
+    struct bp_http_header room[BP_HTTP_MAX_HEADERS_CAP];
     size_t consumed = 12345;
     (void)state;
 
     memset(&h, 0xab, sizeof(h));
-    assert_int_equal(bp_http_parse_head("GET / HTTP/2.0\r\n", 16, NULL, &h, &consumed), BP_ERR_MALFORMED);
+    assert_int_equal(bp_http_parse_head("GET / HTTP/2.0\r\n", 16, NULL, room, &h, &consumed), BP_ERR_MALFORMED);
     assert_int_equal(consumed, 12345);
     assert_int_equal(h.n_headers, (size_t)0xabababababababab);
 }
@@ -545,18 +547,20 @@ test_incremental_identical(void **state)
     for (size_t c = 0; c < BP_ARRAY_LEN(incremental_cases); c++) {
         const char *req = incremental_cases[c];
         size_t len = strlen(req);
+        static struct bp_http_header full_room[BP_HTTP_MAX_HEADERS_CAP];
+        static struct bp_http_header part_room[BP_HTTP_MAX_HEADERS_CAP];
         struct bp_http_head full;
         struct bp_http_head part;
         size_t full_consumed = 0;
         size_t part_consumed = 0;
-        bp_err full_rc = bp_http_parse_head(req, len, NULL, &full, &full_consumed);
+        bp_err full_rc = bp_http_parse_head(req, len, NULL, full_room, &full, &full_consumed);
         bp_err part_rc = BP_ERR_AGAIN;
         size_t k = 0;
 
         assert_int_not_equal(full_rc, BP_ERR_AGAIN);
         while (k < len) {
             k++;
-            part_rc = bp_http_parse_head(req, k, NULL, &part, &part_consumed);
+            part_rc = bp_http_parse_head(req, k, NULL, part_room, &part, &part_consumed);
             if (part_rc != BP_ERR_AGAIN) {
                 break;
             }

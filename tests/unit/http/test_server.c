@@ -37,6 +37,7 @@ enum mode {
     STREAM_BIG,    /* BIG_TOTAL bytes in BIG_PIECE pieces, pausing when the client is behind */
     READ_BODY,     /* reads the body (limit BODY_LIMIT) and echoes it */
     WAIT,          /* never answers: the client leaves */
+    WAIT_COUNT,    /* as WAIT, and then counts, on the loop, the connections holding a read buffer */
     STREAM_ABORT,  /* "ab", then the stream cannot complete */
     TRICKLE,       /* TRICKLE_PIECE bytes every 2 ms, up to TRICKLE_MAX pieces */
 };
@@ -74,6 +75,12 @@ static struct bp_http_req *trickle_req;
 static int trickled;
 static char seen_body[BODY_LIMIT + 1];
 static bp_err seen_body_rc;
+static int counted;               /* WAIT_COUNT: counts made */
+static size_t conns_with_inbuf;   /* at the last count */
+static size_t conns_counted;      /* at the last count */
+static char clients_seen[8];      /* at the last count: each waiting request's X-Client, in turn */
+
+static struct bp_server *server;
 
 static void
 signal_all(void)
@@ -100,6 +107,35 @@ stream_big(struct bp_http_req *req)
         }
     }
     bp_http_resp_end(req);
+}
+
+/* WAIT_COUNT, on the worker's loop: how many live connections hold a read buffer. */
+static void
+count_inbufs(evutil_socket_t fd, short what, void *arg)
+{
+    size_t with = 0;
+    size_t all = 0;
+    (void)fd;
+    (void)what;
+    (void)arg;
+
+    char seen[sizeof(clients_seen)] = "";
+
+    for (const struct bp_conn *c = server->workers[0]->conns; c != NULL; c = c->next) {
+        const struct bp_http_header *h = bp_http_head_find(c->req.head, "X-Client", NULL);
+        all++;
+        with += c->in.data != NULL;
+        if (h != NULL && h->value_len == 1 && strlen(seen) < sizeof(seen) - 1) {
+            strncat(seen, h->value, 1);
+        }
+    }
+    pthread_mutex_lock(&mu);
+    memcpy(clients_seen, seen, sizeof(seen));
+    conns_with_inbuf = with;
+    conns_counted = all;
+    counted++;
+    signal_all();
+    pthread_mutex_unlock(&mu);
 }
 
 static void
@@ -157,6 +193,12 @@ on_head(void *self, struct bp_http_req *req)
         signal_all();
         pthread_mutex_unlock(&mu);
         break;
+    case WAIT_COUNT: {
+        /* Counted after this dispatch returns, as a connection stands while its handler waits. */
+        struct timeval now = {0, 0};
+        assert_int_equal(event_base_once(worker_base, -1, EV_TIMEOUT, count_inbufs, NULL, &now), 0);
+        break;
+    }
     }
 }
 
@@ -296,7 +338,6 @@ static const struct bp_http_hook hooks[] = {
 /* ---- the server and a client ---- */
 
 static struct bp_config cfg;
-static struct bp_server *server;
 
 static int
 setup(void **state)
@@ -337,6 +378,9 @@ reset(enum mode m)
     mode = m;
     finishes = 0;
     waiting = 0;
+    counted = 0;
+    conns_with_inbuf = 0;
+    conns_counted = 0;
     hook_order[0] = '\0';
     last_status = 0;
     last_handler = NULL;
@@ -709,6 +753,41 @@ test_client_leaving_aborts_and_still_finishes(void **state)
     assert_int_equal(last_outcome, BP_ERR_CLIENT_CLOSED);
 }
 
+/* A request whose handler waits (for Core, for another thread) holds no read buffer once its
+ * bytes are consumed: 256 connections waiting on Core must not hold 256 of them. And it keeps
+ * its own headers while other requests' heads are parsed (a worker parses into one room). */
+static void
+test_waiting_request_holds_no_read_buffer(void **state)
+{
+    struct linger reset_on_close = {1, 0};
+    int fds[3];
+    char req[128];
+    char seen[sizeof(clients_seen)];
+
+    (void)state;
+    reset(WAIT_COUNT);
+    for (int i = 0; i < 3; i++) {
+        fds[i] = client();
+        snprintf(req, sizeof(req), "GET /wait HTTP/1.1\r\nHost: x\r\nX-Client: %d\r\n\r\n", i);
+        send_all(fds[i], req);
+        wait_count(&counted, i + 1);
+        assert_int_equal(counted, i + 1);
+        assert_int_equal(conns_counted, (size_t)i + 1);
+        assert_int_equal(conns_with_inbuf, 0);
+    }
+    /* Newest first in the worker's list. */
+    pthread_mutex_lock(&mu);
+    memcpy(seen, clients_seen, sizeof(seen));
+    pthread_mutex_unlock(&mu);
+    assert_string_equal(seen, "210");
+    for (int i = 0; i < 3; i++) {
+        setsockopt(fds[i], SOL_SOCKET, SO_LINGER, &reset_on_close, sizeof(reset_on_close));
+        close(fds[i]);
+    }
+    wait_finishes(3);
+    assert_int_equal(finishes, 3);
+}
+
 static void
 test_body_is_read_within_its_limit(void **state)
 {
@@ -814,6 +893,7 @@ main(void)
         cmocka_unit_test(test_stream_abort_closes_without_the_end),
         cmocka_unit_test(test_client_gone_mid_stream_stops_it),
         cmocka_unit_test(test_client_leaving_aborts_and_still_finishes),
+        cmocka_unit_test(test_waiting_request_holds_no_read_buffer),
         cmocka_unit_test(test_body_is_read_within_its_limit),
         cmocka_unit_test(test_malformed_head_gets_a_plain_400_and_finishes),
     };

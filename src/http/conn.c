@@ -3,8 +3,9 @@
  * Reading: the socket's read event stays armed for the connection's life (re-arming it per
  * request would cost an epoll_ctl each time); each readiness costs one read(2) into the
  * connection's read buffer, with no FIONREAD probe. The buffer comes from the worker's pool
- * when bytes arrive and goes back when the connection has consumed them all between requests,
- * so an idle keep-alive connection holds none. Buffered input is bounded (read_limit): at the
+ * when bytes arrive and goes back once the connection has consumed them all, between requests
+ * or while a handler has the request, so neither an idle keep-alive connection nor a request
+ * waiting for Core holds one. Buffered input is bounded (read_limit): at the
  * bound, reading pauses until the request consumes some.
  *
  * Writing: a response is written at once with one writev(2); only what the socket does not

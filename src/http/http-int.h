@@ -35,7 +35,7 @@
 #define BP_HTTP_ARENA_CHUNK 16384
 #define BP_HTTP_ARENA_POOL_MAX 256
 /* Read buffers: a connection takes one from its worker's pool when bytes arrive and gives it
- * back when it has consumed them all between requests. One may grow, up to the read limit
+ * back once it has consumed them all (between requests, or while a handler has the request). One may grow, up to the read limit
  * (max_header_bytes + 64 KiB), for a large head or pipelined requests; grown ones are freed. */
 #define BP_HTTP_INBUF_BYTES 16384
 #define BP_HTTP_INBUF_POOL_MAX 256

@@ -9,7 +9,8 @@
 #include "lib/err.h"
 
 /* Strict HTTP/1.1 request parser (DESIGN §8). A pure function of bytes: no I/O, no allocation.
- * Everything it returns points into the caller's input, which must stay put while it is used. */
+ * Every string it returns points into the caller's input, and the head's headers into the room
+ * the caller gives: both must stay put while the head is used. */
 
 #define BP_HTTP_MAX_HEADERS_CAP 128
 

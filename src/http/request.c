@@ -958,11 +958,15 @@ read_body(struct bp_conn *c)
 {
     struct bp_http_req *r = &c->req;
     size_t avail = c->in.end - c->in.start;
-    const char *data = c->in.data + c->in.start;
+    /* No read buffer when a handler asks for the body after its on_head returned: the empty
+     * one went back to the pool (bp_http__req_input). */
+    const char *data = avail > 0 ? c->in.data + c->in.start : NULL;
 
     if (r->head->framing == BP_HTTP_BODY_LENGTH) {
         size_t take = avail < r->body_remaining ? avail : (size_t)r->body_remaining;
-        memcpy(r->body + r->body_len, data, take);
+        if (take > 0) {
+            memcpy(r->body + r->body_len, data, take);
+        }
         r->body_len += take;
         r->body_bytes_in += take;
         r->body_remaining -= take;
@@ -973,6 +977,9 @@ read_body(struct bp_conn *c)
         r->body[r->body_len] = '\0';
     } else if (r->head->framing == BP_HTTP_BODY_CHUNKED) {
         size_t used = 0;
+        if (avail == 0) {
+            return false;
+        }
         bp_err rc = bp_http_chunked_feed(&r->chunked, data, avail, &r->body_buf, &used);
         bp_http__conn_consume(c, used);
         r->body_bytes_in += used;

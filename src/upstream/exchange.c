@@ -557,6 +557,7 @@ read_loop(struct bp_upstream_xfer *x, bool may_read)
 
         if (x->paused) {
             bp_upstream__conn_want_read(c, false);
+            rbuf_give_if_read(c);
             return;
         }
         if (c->rstart < c->rend) {

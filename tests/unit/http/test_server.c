@@ -38,6 +38,7 @@ enum mode {
     READ_BODY,     /* reads the body (limit BODY_LIMIT) and echoes it */
     WAIT,          /* never answers: the client leaves */
     WAIT_COUNT,    /* as WAIT, and then counts, on the loop, the connections holding a read buffer */
+    READ_BODY_LATER, /* asks for the body (limit BODY_LIMIT) after on_head returned, and echoes it */
     STREAM_ABORT,  /* "ab", then the stream cannot complete */
     TRICKLE,       /* TRICKLE_PIECE bytes every 2 ms, up to TRICKLE_MAX pieces */
 };
@@ -76,8 +77,9 @@ static int trickled;
 static char seen_body[BODY_LIMIT + 1];
 static bp_err seen_body_rc;
 static int counted;               /* WAIT_COUNT: counts made */
-static size_t conns_with_inbuf;   /* at the last count */
-static size_t conns_counted;      /* at the last count */
+static int asked_later;           /* READ_BODY_LATER: bodies asked for */
+static size_t conns_with_inbuf;   /* at the last count: of those, holding a read buffer */
+static size_t conns_counted;      /* at the last count: connections whose handler has the request */
 static char clients_seen[8];      /* at the last count: each waiting request's X-Client, in turn */
 
 static struct bp_server *server;
@@ -109,6 +111,19 @@ stream_big(struct bp_http_req *req)
     bp_http_resp_end(req);
 }
 
+/* READ_BODY_LATER, on the worker's loop once on_head has returned. */
+static void
+read_body_later(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    bp_http_req_read_body(arg, BODY_LIMIT);
+    pthread_mutex_lock(&mu);
+    asked_later++;
+    signal_all();
+    pthread_mutex_unlock(&mu);
+}
+
 /* WAIT_COUNT, on the worker's loop: how many live connections hold a read buffer. */
 static void
 count_inbufs(evutil_socket_t fd, short what, void *arg)
@@ -122,9 +137,13 @@ count_inbufs(evutil_socket_t fd, short what, void *arg)
     char seen[sizeof(clients_seen)] = "";
 
     for (const struct bp_conn *c = server->workers[0]->conns; c != NULL; c = c->next) {
-        const struct bp_http_header *h = bp_http_head_find(c->req.head, "X-Client", NULL);
+        const struct bp_http_header *h;
+        if (c->req.state != BP_REQ_HANDLER) {
+            continue; /* a connection of an earlier test, still closing */
+        }
         all++;
         with += c->in.data != NULL;
+        h = bp_http_head_find(c->req.head, "X-Client", NULL);
         if (h != NULL && h->value_len == 1 && strlen(seen) < sizeof(seen) - 1) {
             strncat(seen, h->value, 1);
         }
@@ -193,6 +212,11 @@ on_head(void *self, struct bp_http_req *req)
         signal_all();
         pthread_mutex_unlock(&mu);
         break;
+    case READ_BODY_LATER: {
+        struct timeval now = {0, 0};
+        assert_int_equal(event_base_once(worker_base, -1, EV_TIMEOUT, read_body_later, req, &now), 0);
+        break;
+    }
     case WAIT_COUNT: {
         /* Counted after this dispatch returns, as a connection stands while its handler waits. */
         struct timeval now = {0, 0};
@@ -379,6 +403,7 @@ reset(enum mode m)
     finishes = 0;
     waiting = 0;
     counted = 0;
+    asked_later = 0;
     conns_with_inbuf = 0;
     conns_counted = 0;
     hook_order[0] = '\0';
@@ -788,6 +813,36 @@ test_waiting_request_holds_no_read_buffer(void **state)
     assert_int_equal(finishes, 3);
 }
 
+/* A handler may ask for the body after on_head returned (work started elsewhere): the request's
+ * empty read buffer went back to the pool meanwhile, and the body is read into a new one. */
+static void
+test_body_asked_for_after_on_head(void **state)
+{
+    static const char *const heads[] = {
+        "POST /later HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\r\n",
+        "POST /later HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n",
+    };
+    static const char *const bodies[] = {"hello", "5\r\nhello\r\n0\r\n\r\n"};
+    char buf[4096];
+
+    (void)state;
+    for (int i = 0; i < 2; i++) {
+        int fd;
+
+        reset(READ_BODY_LATER);
+        fd = client();
+        send_all(fd, heads[i]);
+        wait_count(&asked_later, 1);
+        assert_int_equal(asked_later, 1);
+        send_all(fd, bodies[i]);
+        read_until(fd, buf, sizeof(buf), "hello");
+        assert_non_null(strstr(buf, "HTTP/1.1 200 OK\r\n"));
+        assert_non_null(strstr(buf, "\r\n\r\nhello"));
+        wait_finishes(1);
+        close(fd);
+    }
+}
+
 static void
 test_body_is_read_within_its_limit(void **state)
 {
@@ -894,6 +949,7 @@ main(void)
         cmocka_unit_test(test_client_gone_mid_stream_stops_it),
         cmocka_unit_test(test_client_leaving_aborts_and_still_finishes),
         cmocka_unit_test(test_waiting_request_holds_no_read_buffer),
+        cmocka_unit_test(test_body_asked_for_after_on_head),
         cmocka_unit_test(test_body_is_read_within_its_limit),
         cmocka_unit_test(test_malformed_head_gets_a_plain_400_and_finishes),
     };

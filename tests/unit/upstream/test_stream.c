@@ -735,9 +735,9 @@ test_resume_outside_callbacks(void **state)
     assert_string_equal(r.small, "0123456789abcdefghij");
 }
 
-/* Transfers waiting for Core hold no read buffer, before the answer and between its pieces: one is
- * taken when bytes arrive and given back once they are read, so 256 requests waiting on Core do
- * not hold 256 of them. */
+/* Transfers waiting for Core hold no read buffer, before the answer and while the rest of a body
+ * of known length is owed: one is taken when bytes arrive and given back once they are read, so
+ * 256 requests waiting on Core do not hold 256 of them. */
 static void
 test_waiting_transfers_hold_no_read_buffer(void **state)
 {

@@ -35,8 +35,9 @@
 #define BP_HTTP_ARENA_CHUNK 16384
 #define BP_HTTP_ARENA_POOL_MAX 256
 /* Read buffers: a connection takes one from its worker's pool when bytes arrive and gives it
- * back once it has consumed them all (between requests, or while a handler has the request). One may grow, up to the read limit
- * (max_header_bytes + 64 KiB), for a large head or pipelined requests; grown ones are freed. */
+ * back once it has consumed them all (between requests, or while a handler has the request).
+ * One may grow, up to the read limit (max_header_bytes + 64 KiB), for a large head or pipelined
+ * requests; grown ones are freed. */
 #define BP_HTTP_INBUF_BYTES 16384
 #define BP_HTTP_INBUF_POOL_MAX 256
 /* A streamed response tells its producer to pause once this much waits to be written. */
@@ -111,8 +112,8 @@ struct bp_worker {
     size_t n_parked;                     /* closed connections whose response a hook still holds */
     struct bp_arena_pool arenas;         /* request memory */
     char *inbuf_free;                    /* pooled read buffers, linked through their first bytes */
-    struct bp_http_header head_room[BP_HTTP_MAX_HEADERS_CAP]; /* a head's headers while parsed */
     size_t n_inbuf_free;
+    struct bp_http_header head_room[BP_HTTP_MAX_HEADERS_CAP]; /* a head's headers while parsed */
     struct bp_log_buffer log;            /* this loop's log lines, batched */
 };
 

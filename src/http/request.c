@@ -176,12 +176,6 @@ bp_http_req_body(const struct bp_http_req *req, size_t *out_len)
  * before its head parsed still has one to log. The header array is left as it is: n_headers is
  * what counts. */
 static void
-head_clear(struct bp_http_head *h)
-{
-    memset(h, 0, sizeof(*h));
-}
-
-static void
 req_begin(struct bp_conn *c)
 {
     struct bp_http_req *r = &c->req;
@@ -189,7 +183,7 @@ req_begin(struct bp_conn *c)
     r->conf = bp_http__conf_ref(bp_http__worker_conf(c->worker));
     r->start_us = bp_clock_mono_us();
     r->head = bp_arena_alloc(&r->arena, sizeof(*r->head));
-    head_clear(r->head);
+    memset(r->head, 0, sizeof(*r->head));
     r->state = BP_REQ_HEAD;
     c->read_limit = r->conf->cfg->max_head_bytes + 65536;
     c->head_scanned = 0;
@@ -977,10 +971,12 @@ read_body(struct bp_conn *c)
         r->body[r->body_len] = '\0';
     } else if (r->head->framing == BP_HTTP_BODY_CHUNKED) {
         size_t used = 0;
+        bp_err rc;
+
         if (avail == 0) {
             return false;
         }
-        bp_err rc = bp_http_chunked_feed(&r->chunked, data, avail, &r->body_buf, &used);
+        rc = bp_http_chunked_feed(&r->chunked, data, avail, &r->body_buf, &used);
         bp_http__conn_consume(c, used);
         r->body_bytes_in += used;
         if (r->body_buf.cap > r->body_budget && !budget_take(r, r->body_buf.cap - r->body_budget)) {

@@ -168,6 +168,18 @@ bp_upstream__rbuf_give(struct bp_upstream *u, char *buf, size_t cap)
     u->n_rbuf_spares++;
 }
 
+void
+bp_upstream__conn_rbuf_release(struct bp_upstream__conn *c)
+{
+    if (c->rbuf != NULL && c->rstart == c->rend) {
+        bp_upstream__rbuf_give(c->u, c->rbuf, c->rcap);
+        c->rbuf = NULL;
+        c->rcap = 0;
+        c->rstart = 0;
+        c->rend = 0;
+    }
+}
+
 static void on_timer(evutil_socket_t fd, short what, void *arg);
 
 static struct bp_upstream_xfer *

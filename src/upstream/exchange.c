@@ -528,20 +528,6 @@ on_eof(struct bp_upstream_xfer *x)
     return STEP_STOP;
 }
 
-/* Waiting for Core with nothing unread: the read buffer goes back to the spares, so a transfer
- * holds one only while bytes are being read (256 requests waiting on Core hold none). */
-static void
-rbuf_give_if_read(struct bp_upstream__conn *c)
-{
-    if (c->rbuf != NULL && c->rstart == c->rend) {
-        bp_upstream__rbuf_give(c->u, c->rbuf, c->rcap);
-        c->rbuf = NULL;
-        c->rcap = 0;
-        c->rstart = 0;
-        c->rend = 0;
-    }
-}
-
 /* Reads and delivers until the answer needs bytes the socket does not have yet, the transfer is
  * paused, or it ended. may_read: the socket was reported readable (or the caller just wrote). */
 static void
@@ -557,7 +543,7 @@ read_loop(struct bp_upstream_xfer *x, bool may_read)
 
         if (x->paused) {
             bp_upstream__conn_want_read(c, false);
-            rbuf_give_if_read(c);
+            bp_upstream__conn_rbuf_release(c);
             return;
         }
         if (c->rstart < c->rend) {
@@ -570,14 +556,12 @@ read_loop(struct bp_upstream_xfer *x, bool may_read)
             }
         }
         if (!may_read && !bp_upstream__tls_has_pending(c)) {
-            rbuf_give_if_read(c);
+            bp_upstream__conn_rbuf_release(c);
             return;
         }
         if (c->rbuf == NULL) {
             c->rbuf = bp_upstream__rbuf_take(x->u);
             c->rcap = BP_UPSTREAM_READ_BUF;
-            c->rstart = 0;
-            c->rend = 0;
         }
         if (!make_room(c, x)) {
             fail_answer(x, "the answer's head is over 64 KiB");
@@ -607,7 +591,7 @@ read_loop(struct bp_upstream_xfer *x, bool may_read)
             may_read = n == room;
             break;
         case BP_UPSTREAM_IO_WANT_READ:
-            rbuf_give_if_read(c);
+            bp_upstream__conn_rbuf_release(c);
             return;
         case BP_UPSTREAM_IO_WANT_WRITE:
             c->tls_read_wants_write = true;

@@ -855,13 +855,7 @@ bp_upstream__release(struct bp_upstream__conn *c, bool reusable)
         bp_upstream__conn_close(c);
         return;
     }
-    if (c->rbuf != NULL) {
-        bp_upstream__rbuf_give(u, c->rbuf, c->rcap);
-        c->rbuf = NULL;
-        c->rcap = 0;
-    }
-    c->rstart = 0;
-    c->rend = 0;
+    bp_upstream__conn_rbuf_release(c);
     c->state = BP_UPSTREAM_CONN_IDLE;
     c->idle_since_ms = bp_clock_mono_ms();
     /* Reading stays on (a close by Core is noticed as it happens), unless a pause left it off. */

@@ -270,6 +270,9 @@ bool bp_upstream__deliver_body(struct bp_upstream_xfer *x, const char *data, siz
 void bp_upstream__deliver_end(struct bp_upstream_xfer *x);
 char *bp_upstream__rbuf_take(struct bp_upstream *u);
 void bp_upstream__rbuf_give(struct bp_upstream *u, char *buf, size_t cap);
+/* Gives c's read buffer back to the spares if nothing in it is unread: a connection holds one
+ * only while Core's bytes are being read (256 requests waiting on Core hold none). */
+void bp_upstream__conn_rbuf_release(struct bp_upstream__conn *c);
 
 /* pool.c */
 struct bp_upstream__origin *bp_upstream__origin_get(struct bp_upstream *u,

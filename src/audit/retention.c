@@ -1,4 +1,4 @@
-/* The trail keeper (issues 4 and 13): a thread that purges records older than
+/* The trail keeper (issues 4 and 13): a one-thread work queue that purges records older than
  * audit.retention_days and writes a checkpoint of the chains' heads every
  * audit.checkpoint_interval (only when they moved), both at start and then on their own periods.
  *
@@ -7,10 +7,11 @@
  * lock for long, and leaves a checkpoint of each chain's removed prefix (signed with
  * audit.signing_key when set) before it removes it. Stop wakes it; work in progress finishes
  * first. */
-#include <time.h>
+#include <stddef.h>
 
 #include "audit/audit-int.h"
 #include "core/log.h"
+#include "core/workq.h"
 #include "lib/alloc.h"
 #include "lib/clock.h"
 #include "store/store.h"
@@ -18,25 +19,30 @@
 
 #define PURGE_INTERVAL_MS (3600 * 1000LL)
 
+/* A one-thread work queue runs the two tasks; each is an item of the keeper's own that its done
+ * puts back on the queue, due one period later on the monotonic clock, until the queue stops
+ * (which cancels the one waiting). A wall-clock step never moves them. */
 struct bp_audit_retention {
-    pthread_mutex_t mu;
-    pthread_cond_t wake;
-    bool stopping;
-    pthread_t thread;
-    struct bp_store *store;
+    struct bp_workq *q;
+    struct bp_work purge;
+    struct bp_work checkpoint;
+    struct bp_store *store; /* used on the queue's thread only */
     struct bp_trail_key *key;
     char *node;
-    int64_t keep_us;           /* 0: no purge */
-    int64_t checkpoint_ms;     /* 0: no checkpoints */
+    int64_t keep_us;       /* 0: no purge */
+    int64_t checkpoint_ms; /* 0: no checkpoints */
 };
 
 static void
-purge_once(struct bp_audit_retention *r)
+purge_work(struct bp_work *w, void *thread_state)
 {
+    struct bp_audit_retention *r =
+        (struct bp_audit_retention *)((char *)w - offsetof(struct bp_audit_retention, purge));
     int64_t deleted = 0;
     int64_t before_us = bp_clock_wall_us() - r->keep_us;
     bp_err rc = bp_trail_purge(r->store, before_us, r->node, r->key, &deleted);
 
+    (void)thread_state;
     if (rc != BP_OK) {
         /* Hourly at most: no rate limit needed. */
         BP_WARN("audit: retention purge failed", BP_LSTR("reason", bp_store_last_error(r->store)));
@@ -46,58 +52,49 @@ purge_once(struct bp_audit_retention *r)
 }
 
 static void
-checkpoint_once(struct bp_audit_retention *r)
+purge_done(struct bp_work *w, bp_err status)
 {
+    struct bp_audit_retention *r =
+        (struct bp_audit_retention *)((char *)w - offsetof(struct bp_audit_retention, purge));
+
+    if (status == BP_OK) {
+        /* Refused only while stopping. */
+        (void)bp_workq_submit_at(r->q, w, bp_clock_mono_ms() + PURGE_INTERVAL_MS);
+    }
+}
+
+static void
+checkpoint_work(struct bp_work *w, void *thread_state)
+{
+    struct bp_audit_retention *r =
+        (struct bp_audit_retention *)((char *)w - offsetof(struct bp_audit_retention, checkpoint));
     bp_err rc = bp_trail_checkpoint(r->store, "periodic", r->node, r->key, true, NULL);
 
+    (void)thread_state;
     if (rc != BP_OK) {
         BP_WARN("audit: checkpoint failed", BP_LSTR("reason", bp_store_last_error(r->store)));
     }
 }
 
-static void *
-retention_main(void *arg)
+static void
+checkpoint_done(struct bp_work *w, bp_err status)
 {
-    struct bp_audit_retention *r = arg;
-    int64_t next_purge = r->keep_us > 0 ? bp_clock_mono_ms() : INT64_MAX;
-    int64_t next_checkpoint = r->checkpoint_ms > 0 ? bp_clock_mono_ms() : INT64_MAX;
+    struct bp_audit_retention *r =
+        (struct bp_audit_retention *)((char *)w - offsetof(struct bp_audit_retention, checkpoint));
 
-    pthread_mutex_lock(&r->mu);
-    while (!r->stopping) {
-        int64_t now = bp_clock_mono_ms();
-        int64_t next;
-        struct timespec ts;
-
-        pthread_mutex_unlock(&r->mu);
-        if (now >= next_purge) {
-            purge_once(r);
-            next_purge = now + PURGE_INTERVAL_MS;
-        }
-        if (now >= next_checkpoint) {
-            checkpoint_once(r);
-            next_checkpoint = now + r->checkpoint_ms;
-        }
-        pthread_mutex_lock(&r->mu);
-        next = next_purge < next_checkpoint ? next_purge : next_checkpoint;
-        clock_gettime(CLOCK_REALTIME, &ts);
-        {
-            int64_t wait_ms = next - bp_clock_mono_ms();
-            if (wait_ms < 0) {
-                wait_ms = 0;
-            }
-            ts.tv_sec += wait_ms / 1000;
-            ts.tv_nsec += (wait_ms % 1000) * 1000000L;
-            if (ts.tv_nsec >= 1000000000L) {
-                ts.tv_sec++;
-                ts.tv_nsec -= 1000000000L;
-            }
-        }
-        while (!r->stopping && pthread_cond_timedwait(&r->wake, &r->mu, &ts) == 0) {
-            /* Woken without stopping: keep waiting. */
-        }
+    if (status == BP_OK) {
+        (void)bp_workq_submit_at(r->q, w, bp_clock_mono_ms() + r->checkpoint_ms);
     }
-    pthread_mutex_unlock(&r->mu);
-    return NULL;
+}
+
+static void
+retention_free(struct bp_audit_retention *r)
+{
+    bp_workq_free(r->q);
+    bp_store_close(r->store);
+    bp_trail_key_free(r->key);
+    bp_free(r->node);
+    bp_free(r);
 }
 
 bp_err
@@ -130,17 +127,20 @@ bp_audit__retention_start(const struct bp_audit_keeping *k, struct bp_audit_rete
     r->node = k->node != NULL ? bp_strdup(k->node) : NULL;
     r->keep_us = k->retention_days > 0 ? (int64_t)k->retention_days * 86400 * 1000000 : 0;
     r->checkpoint_ms = k->checkpoint_ms;
-    pthread_mutex_init(&r->mu, NULL);
-    pthread_cond_init(&r->wake, NULL);
-    if (pthread_create(&r->thread, NULL, retention_main, r) != 0) {
+    rc = bp_workq_new(&(struct bp_workq_opts){.name = "bp-keeper", .threads = 1}, &r->q);
+    if (rc != BP_OK) {
         BP_ERROR("audit: cannot start the retention thread");
-        bp_store_close(r->store);
-        bp_trail_key_free(r->key);
-        bp_free(r->node);
-        pthread_cond_destroy(&r->wake);
-        pthread_mutex_destroy(&r->mu);
-        bp_free(r);
-        return BP_ERR_IO;
+        retention_free(r);
+        return rc;
+    }
+    /* Both due at once: a purge and a checkpoint at start, as before the first period. */
+    if (r->keep_us > 0) {
+        r->purge = (struct bp_work){.work = purge_work, .done = purge_done};
+        (void)bp_workq_submit(r->q, &r->purge);
+    }
+    if (r->checkpoint_ms > 0) {
+        r->checkpoint = (struct bp_work){.work = checkpoint_work, .done = checkpoint_done};
+        (void)bp_workq_submit(r->q, &r->checkpoint);
     }
     *out = r;
     return BP_OK;
@@ -149,18 +149,9 @@ bp_audit__retention_start(const struct bp_audit_keeping *k, struct bp_audit_rete
 void
 bp_audit__retention_stop(struct bp_audit_retention *r)
 {
-    if (r == NULL) {
-        return;
+    if (r != NULL) {
+        /* Finishes the task in progress, cancels the one waiting for its period. */
+        bp_workq_stop(r->q);
+        retention_free(r);
     }
-    pthread_mutex_lock(&r->mu);
-    r->stopping = true;
-    pthread_cond_signal(&r->wake);
-    pthread_mutex_unlock(&r->mu);
-    pthread_join(r->thread, NULL);
-    bp_store_close(r->store);
-    bp_trail_key_free(r->key);
-    bp_free(r->node);
-    pthread_cond_destroy(&r->wake);
-    pthread_mutex_destroy(&r->mu);
-    bp_free(r);
 }

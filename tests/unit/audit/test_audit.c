@@ -643,6 +643,53 @@ test_retention_at_start(void **state)
     assert_int_equal(rows(f->chk), 3);
 }
 
+static size_t
+periodic_checkpoints(struct bp_store *s)
+{
+    struct bp_audit_checkpoint *c = NULL;
+    size_t n = 0;
+
+    assert_int_equal(bp_store_audit_checkpoint_list(s, 0, "periodic", 0, &c, &n), BP_OK);
+    bp_audit_checkpoints_free(c, n);
+    return n;
+}
+
+struct checkpoints_ctx {
+    struct bp_store *chk;
+    size_t want;
+};
+
+static bool
+checkpoints_reach(void *arg)
+{
+    struct checkpoints_ctx *c = arg;
+
+    return periodic_checkpoints(c->chk) >= c->want;
+}
+
+/* audit.checkpoint_interval: the keeper checkpoints the heads again on each period in which they
+ * moved (it puts its task back on its queue after each run), and stop cancels the one waiting. */
+static void
+test_checkpoints_on_their_period(void **state)
+{
+    struct fixture *f = *state;
+    struct bp_audit *a = NULL;
+    _Atomic int dones = 0;
+    struct checkpoints_ctx c = {.chk = f->chk};
+
+    f->cfg.audit_checkpoint_interval_ms = 50;
+    assert_int_equal(bp_audit_start(&f->cfg, &a), BP_OK);
+    for (int i = 1; i <= 3; i++) {
+        assert_int_equal(bp_audit_submit(a, mk(i), count_done, &dones), BP_OK);
+        c.want = (size_t)i;
+        assert_true(wait_until(checkpoints_reach, &c, 5000));
+    }
+    bp_audit_stop(a);
+    assert_int_equal(atomic_load(&dones), 3);
+    /* Nothing moved after the third: no fourth, before or at stop. */
+    assert_int_equal(periodic_checkpoints(f->chk), 3);
+}
+
 int
 main(void)
 {
@@ -658,6 +705,7 @@ main(void)
         cmocka_unit_test_setup_teardown(test_records_wait_for_the_node_name, setup, teardown),
         cmocka_unit_test_setup_teardown(test_large_spool_imported_in_batches_once, setup, teardown),
         cmocka_unit_test_setup_teardown(test_retention_at_start, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_checkpoints_on_their_period, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -3,10 +3,11 @@
  *
  * A queue is a mutex, a condition variable on the monotonic clock, a FIFO of items due now and
  * a list of delayed items sorted by due time. Each thread moves the delayed items that fell due
- * onto the FIFO, takes from its front (one item, or up to batch_max for a batching queue), runs
+ * onto the FIFO, takes from its front (one item, or up to batch_max for a batching queue, once
+ * the FIFO's lingering is over), runs
  * the work without the lock, and hands each item to its done: posted to the inbox it names, or
- * called right there. When there is nothing due it sleeps until the earliest delayed item is
- * due, or until a submit or stop wakes it. Stopping refuses new items, lets the threads drain
+ * called right there. When there is nothing due (or what is due lingers) it sleeps until the
+ * earliest delayed item is due (or the lingering ends), or until a submit or stop wakes it. Stopping refuses new items, lets the threads drain
  * what is due, and cancels what is still delayed.
  *
  * An inbox is a locked list and an event on the loop's base: a post appends and activates the
@@ -36,6 +37,8 @@ struct bp_workq {
     struct bp_work *tail;
     struct bp_work *delayed;   /* not yet due, earliest first */
     size_t n_queued;           /* on both lists */
+    size_t n_due;              /* on the FIFO */
+    size_t n_urgent;           /* urgent ones on the FIFO */
     bool stopping;
     bool stopped;
     pthread_t *threads;
@@ -62,6 +65,22 @@ finish(struct bp_work *w, bp_err status)
     w->done(w, status);
 }
 
+/* Under q->mu: w at the FIFO's end. On a lingering queue its due_ms is when it fell due: its
+ * submit, or its delay's end. */
+static void
+fifo_append(struct bp_workq *q, struct bp_work *w)
+{
+    w->next = NULL;
+    if (q->tail != NULL) {
+        q->tail->next = w;
+    } else {
+        q->head = w;
+    }
+    q->tail = w;
+    q->n_due++;
+    q->n_urgent += w->urgent ? 1 : 0;
+}
+
 /* Under q->mu: moves the delayed items that are due onto the FIFO. Returns the earliest due time
  * still ahead, or -1 when none is delayed. */
 static int64_t
@@ -70,15 +89,22 @@ promote_due(struct bp_workq *q, int64_t now_ms)
     while (q->delayed != NULL && q->delayed->due_ms <= now_ms) {
         struct bp_work *w = q->delayed;
         q->delayed = w->next;
-        w->next = NULL;
-        if (q->tail != NULL) {
-            q->tail->next = w;
-        } else {
-            q->head = w;
-        }
-        q->tail = w;
+        fifo_append(q, w);
     }
     return q->delayed != NULL ? q->delayed->due_ms : -1;
+}
+
+/* Under q->mu: true while the FIFO's items are to be left lingering; *out_until_ms is when that
+ * ends at the latest. */
+static bool
+lingering(const struct bp_workq *q, int64_t now_ms, int64_t *out_until_ms)
+{
+    if (q->o.linger_ms <= 0 || q->head == NULL || q->stopping || q->n_urgent > 0 ||
+        q->n_due >= q->o.linger_full) {
+        return false;
+    }
+    *out_until_ms = q->head->due_ms + q->o.linger_ms;
+    return now_ms < *out_until_ms;
 }
 
 /* Under q->mu: takes up to max items from the FIFO into items[]. */
@@ -94,9 +120,11 @@ take(struct bp_workq *q, struct bp_work **items, size_t max)
             q->tail = NULL;
         }
         w->next = NULL;
+        q->n_urgent -= w->urgent ? 1 : 0;
         items[n++] = w;
     }
     q->n_queued -= n;
+    q->n_due -= n;
     return n;
 }
 
@@ -149,8 +177,16 @@ thread_main(void *argp)
     pthread_cond_broadcast(&q->started);
     /* A failed start stops every thread before any takes work. */
     while (rc == BP_OK) {
-        int64_t next_due = promote_due(q, bp_clock_mono_ms());
-        size_t n = take(q, items, max);
+        int64_t now = bp_clock_mono_ms();
+        int64_t next_due = promote_due(q, now);
+        int64_t until;
+        size_t n;
+
+        if (lingering(q, now, &until)) {
+            wait_until(q, next_due >= 0 && next_due < until ? next_due : until);
+            continue;
+        }
+        n = take(q, items, max);
         if (n > 0) {
             pthread_mutex_unlock(&q->mu);
             run_items(q, items, n, state);
@@ -199,7 +235,8 @@ bp_workq_new(const struct bp_workq_opts *opts, struct bp_workq **out)
     pthread_condattr_t attr;
     bp_err rc = BP_OK;
 
-    BP_BUG_ON(opts->threads < 1 || (opts->work_batch != NULL && opts->batch_max < 1));
+    BP_BUG_ON(opts->threads < 1 || (opts->work_batch != NULL && opts->batch_max < 1) ||
+              (opts->linger_ms > 0 && (opts->work_batch == NULL || opts->linger_full < 1)));
     q = bp_calloc(1, sizeof(*q));
     q->o = *opts;
     snprintf(q->name, sizeof(q->name), "%.11s", opts->name != NULL ? opts->name : "bp-work");
@@ -252,7 +289,8 @@ bp_workq_submit_at(struct bp_workq *q, struct bp_work *w, int64_t due_mono_ms)
 {
     BP_BUG_ON(w->done == NULL || (w->work == NULL && q->o.work_batch == NULL));
     w->next = NULL;
-    w->due_ms = due_mono_ms;
+    /* A lingering queue's clock starts at submit for an item due now. */
+    w->due_ms = due_mono_ms <= 0 && q->o.linger_ms > 0 ? bp_clock_mono_ms() : due_mono_ms;
     w->status = BP_OK;
     pthread_mutex_lock(&q->mu);
     if (q->stopping) {
@@ -265,13 +303,15 @@ bp_workq_submit_at(struct bp_workq *q, struct bp_work *w, int64_t due_mono_ms)
     }
     q->n_queued++;
     if (due_mono_ms <= 0) {
-        if (q->tail != NULL) {
-            q->tail->next = w;
-        } else {
-            q->head = w;
+        bool was_empty = q->head == NULL;
+        bool first_urgent = w->urgent && q->n_urgent == 0;
+
+        fifo_append(q, w);
+        /* A lingering thread that already waits for this FIFO needs no wake-up for an item that
+         * does not end its lingering: one futex call less per item. */
+        if (q->o.linger_ms <= 0 || was_empty || first_urgent || q->n_due == q->o.linger_full) {
+            pthread_cond_signal(&q->wake);
         }
-        q->tail = w;
-        pthread_cond_signal(&q->wake);
     } else {
         struct bp_work **pp = &q->delayed;
         while (*pp != NULL && (*pp)->due_ms <= due_mono_ms) {

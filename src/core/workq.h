@@ -14,11 +14,13 @@
  * its done then runs on the loop thread whose inbox the item names (the loop that asked), or,
  * without an inbox, on the queue's thread right after work. Items that must wait (a periodic
  * job) are submitted with a due time on the monotonic clock. A queue with work_batch hands a
- * thread up to batch_max due items at once (a single consumer that commits in groups).
+ * thread up to batch_max due items at once (a single consumer that commits in groups), and may
+ * let due items linger so that one group covers many of them.
  *
  * Threads: submit, depth and post run on any thread; new, stop and free on the thread that owns
  * the queue. An item belongs to the queue from a successful submit until its done has returned;
- * work and done never run concurrently for one item. */
+ * work and done never run concurrently for one item. Its done may submit it again (a periodic
+ * job): the queue touches an item no more once it has called its done. */
 
 struct event_base;
 struct bp_inbox;
@@ -36,6 +38,7 @@ struct bp_work {
     bp_work_cb work;          /* NULL only on a batching queue, or for bp_inbox_post alone */
     bp_work_done_cb done;
     struct bp_inbox *inbox;   /* where done runs; NULL: on the queue's thread */
+    bool urgent;              /* on a lingering queue: take the due items now, this one with them */
     /* The queue's own. */
     struct bp_work *next;
     int64_t due_ms;
@@ -56,6 +59,12 @@ struct bp_workq_opts {
      * runs after it as usual. */
     void (*work_batch)(struct bp_work **items, size_t n, void *thread_state, void *arg);
     size_t batch_max;
+    /* Lingering (batching queues only; 0: none): due items are left for up to linger_ms after the
+     * oldest of them fell due, so that one batch covers those that come meanwhile, and taken at
+     * once when linger_full of them are due, when an urgent one is due, or when the queue stops.
+     * A submit wakes the thread only when it can change that decision. */
+    int64_t linger_ms;
+    size_t linger_full;
 };
 
 /* Starts the threads (after running thread_init on each). On failure nothing is left running. */

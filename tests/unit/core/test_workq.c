@@ -8,6 +8,7 @@
 #include <pthread.h>
 #include <stdatomic.h>
 #include <string.h>
+#include <time.h>
 
 #include <event2/event.h>
 #include <event2/thread.h>
@@ -335,6 +336,81 @@ test_batching_consumer_takes_groups_in_order(void **state)
     }
 }
 
+/* Lingering: items nobody hurries are left until linger_ms after the oldest fell due, and then go
+ * as one batch; an urgent item takes the waiting ones along at once, and so do linger_full of
+ * them and a stop. Ids start at 1 (batch_work gates item 0). */
+static bool
+worked_within(struct item *it, int timeout_ms)
+{
+    for (int waited = 0; waited < timeout_ms && !atomic_load(&it->worked); waited += 5) {
+        nanosleep(&(struct timespec){.tv_nsec = 5 * 1000000L}, NULL);
+    }
+    return atomic_load(&it->worked);
+}
+
+static void
+test_lingering_items_go_as_one_batch(void **state)
+{
+    struct bp_workq_opts o = {.name = "t-linger",
+                              .threads = 1,
+                              .work_batch = batch_work,
+                              .batch_max = 16,
+                              .linger_ms = 3600 * 1000,
+                              .linger_full = 5};
+    struct bp_workq *q = NULL;
+    struct item items[16];
+
+    (void)state;
+    n_batches = 0;
+    n_batch_order = 0;
+    for (int i = 0; i < 16; i++) {
+        init_item(&items[i], i + 1, NULL);
+        items[i].w.work = NULL;
+    }
+    assert_int_equal(bp_workq_new(&o, &q), BP_OK);
+    /* Three that linger (for an hour), then an urgent one: one batch of four, in order. */
+    for (int i = 0; i < 3; i++) {
+        assert_int_equal(bp_workq_submit(q, &items[i].w), BP_OK);
+    }
+    assert_false(worked_within(&items[0], 50));
+    items[3].w.urgent = true;
+    assert_int_equal(bp_workq_submit(q, &items[3].w), BP_OK);
+    assert_true(worked_within(&items[3], 5000));
+    assert_int_equal(n_batches, 1);
+    assert_int_equal(batch_sizes[0], 4);
+    /* linger_full of them: taken at once. */
+    for (int i = 4; i < 9; i++) {
+        assert_int_equal(bp_workq_submit(q, &items[i].w), BP_OK);
+    }
+    assert_true(worked_within(&items[8], 5000));
+    assert_int_equal(n_batches, 2);
+    assert_int_equal(batch_sizes[1], 5);
+    /* A stop takes what lingers. */
+    for (int i = 9; i < 11; i++) {
+        assert_int_equal(bp_workq_submit(q, &items[i].w), BP_OK);
+    }
+    bp_workq_stop(q);
+    assert_int_equal(n_batches, 3);
+    assert_int_equal(batch_sizes[2], 2);
+    for (int i = 0; i < 11; i++) {
+        assert_int_equal(batch_order[i], i + 1);
+        assert_true(items[i].done);
+        assert_int_equal(items[i].status, BP_OK);
+    }
+    bp_workq_free(q);
+
+    /* And by time alone: two that linger a second go together. */
+    o.linger_ms = 1000;
+    n_batches = 0;
+    assert_int_equal(bp_workq_new(&o, &q), BP_OK);
+    assert_int_equal(bp_workq_submit(q, &items[11].w), BP_OK);
+    assert_int_equal(bp_workq_submit(q, &items[12].w), BP_OK);
+    assert_true(worked_within(&items[12], 5000));
+    assert_int_equal(n_batches, 1);
+    assert_int_equal(batch_sizes[0], 2);
+    bp_workq_free(q);
+}
+
 /* Per-thread state: made on each thread, unmade there; a failure fails the start. */
 static atomic_int inits;
 static atomic_int finis;
@@ -435,6 +511,7 @@ main(void)
         cmocka_unit_test(test_delayed_item_runs_when_due),
         cmocka_unit_test(test_stop_drains_due_items_and_cancels_delayed_ones),
         cmocka_unit_test(test_batching_consumer_takes_groups_in_order),
+        cmocka_unit_test(test_lingering_items_go_as_one_batch),
         cmocka_unit_test(test_thread_state_is_made_per_thread),
         cmocka_unit_test(test_inbox_free_runs_what_was_posted_late),
     };

@@ -1,9 +1,9 @@
 #ifndef BP_AUDIT_AUDIT_INT_H
 #define BP_AUDIT_AUDIT_INT_H
 
-/* Shared between the audit/ files only: the queue object (audit.c), the writer thread
- * (writer.c), the spool file (spool.c), the retention purge (retention.c) and the warning
- * rate limiter (ratelimit.c). */
+/* Shared between the audit/ files only: the log's front (audit.c), the writer (writer.c: the
+ * batches of a one-thread work queue, core/workq.h), the spool file (spool.c), the trail keeper
+ * (retention.c) and the warning rate limiter (ratelimit.c). */
 
 #include <pthread.h>
 #include <stdatomic.h>
@@ -12,6 +12,7 @@
 #include <stdint.h>
 
 #include "audit/audit.h"
+#include "core/workq.h"
 
 struct bp_store;
 struct bp_audit_rec;
@@ -21,8 +22,8 @@ struct bp_audit_rec;
 /* A batch of records nobody waits for (async reads) is committed once its oldest record has
  * waited this long, or once this many are queued: one commit and one fsync then cover many
  * requests instead of one or two. A record with a done (sync) is committed at once and takes
- * the waiting ones along. */
-#define BP_AUDIT_LINGER_US 10000
+ * the waiting ones along (the work queue's lingering, its urgent items). */
+#define BP_AUDIT_LINGER_MS 10
 #define BP_AUDIT_LINGER_FULL 256
 /* How often the writer tries a failed store again. */
 #define BP_AUDIT_RETRY_MS 1000
@@ -41,10 +42,12 @@ bool bp_audit__ratelimit_allow(struct bp_audit_ratelimit *rl, int64_t interval_m
  * bp_audit_submit_req) is one allocation: the item, its record and the record's strings; the
  * writer frees it with one bp_free. Otherwise rec and its strings are separate allocations. */
 struct bp_audit_item {
+    struct bp_work work;            /* the writer's queue's; its done (writer.c) calls done and
+                                       frees the item once the record is durable */
     struct bp_audit_rec *rec;
     void (*done)(void *arg);
     void *arg;
-    struct bp_audit_item *next;
+    struct bp_audit_item *next;     /* refusals.c's list of a closed window's records */
     bool packed;
 };
 
@@ -55,6 +58,8 @@ struct bp_audit_retention;
 #define BP_AUDIT_REFUSAL_KEY_MAX 192 /* credential id, peer key, error code and status */
 struct bp_audit_refusal;
 struct bp_audit_refusals {
+    pthread_mutex_t flush_mu;         /* one flush at a time: stop's waits for the writer's to
+                                         have queued its records before the log closes */
     pthread_mutex_t mu;
     struct bp_audit_refusal *slots;   /* BP_AUDIT_REFUSAL_SLOTS, under mu */
     size_t used;                      /* under mu */
@@ -63,20 +68,24 @@ struct bp_audit_refusals {
 };
 
 struct bp_audit {
-    pthread_mutex_t mu;
-    pthread_cond_t wake;            /* the writer: records queued, or stop */
-    struct bp_audit_item *head;     /* FIFO, under mu */
-    struct bp_audit_item *tail;
-    size_t waiting;                 /* items in the FIFO, under mu */
-    bool urgent;                    /* under mu: a queued item has a done (commit it now) */
-    int64_t first_at_us;            /* under mu: monotonic time the oldest waiting item came */
-    _Atomic size_t depth;           /* items in the FIFO (written under mu, read anywhere) */
-    size_t queue_size;
-    bool stopping;                  /* under mu */
-    bool closed;                    /* under mu: the writer has exited; submit refuses */
+    /* The writer: a one-thread work queue whose batches are group commits (writer.c). Records
+     * are its items; two items of the log's own wake it when the spool is to be tried again and
+     * when the open window of refusals closes. */
+    struct bp_workq *q;
+    struct bp_work retry;           /* due at retry_at_ms while the spool holds records */
+    bool retry_queued;              /* the writer's thread; start before it runs and stop after it
+                                       joined (the cancelled item's done) */
+    struct bp_work refusals_wake;    /* due when the open refusals window closes */
+    _Atomic bool refusals_queued;
 
-    pthread_t writer;
-    bool writer_started;
+    _Atomic size_t waiting;         /* records submitted and not yet taken by the writer */
+    _Atomic size_t depth;           /* records accepted and not yet durable, and reserved places */
+    size_t queue_size;
+    _Atomic bool closed;            /* stopping: submit and reserve refuse */
+
+    pthread_mutex_t mu;
+    pthread_cond_t wake;            /* the writer waiting for the node's name, or stop */
+    bool stopping;                  /* under mu */
 
     char *node;                     /* under mu until set (bp_audit_set_node), then fixed:
                                        stamped on every record the writer commits */
@@ -127,8 +136,16 @@ int64_t bp_audit__refusals_due(struct bp_audit *a);
 /* Queues the open window's records when it is due, or whatever its age (all). */
 void bp_audit__refusals_flush(struct bp_audit *a, bool all);
 
-/* The writer thread's body (writer.c): takes batches until stopping and the queue is empty. */
-void *bp_audit__writer_main(void *arg);
+/* Starts the writer's queue (writer.c), with a retry of the spool queued when it holds records. */
+bp_err bp_audit__writer_start(struct bp_audit *a);
+/* Queues a record's item for the writer; BP_ERR_CANCELLED once the writer stops (the item is not
+ * taken). */
+bp_err bp_audit__writer_queue(struct bp_audit *a, struct bp_audit_item *it);
+/* Lets the writer wake when the open refusals window closes (refusals.c opened one). Any thread. */
+void bp_audit__writer_arm_refusals(struct bp_audit *a);
+/* Commits every queued record (its dones called) and stops the writer; then tries the spool once
+ * more on the calling thread. */
+void bp_audit__writer_stop(struct bp_audit *a);
 /* Imports the spool into the store if it holds records (writer.c; also used at start). Returns
  * BP_OK when the spool is empty afterwards. */
 bp_err bp_audit__import_spool(struct bp_audit *a);

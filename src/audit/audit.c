@@ -1,28 +1,26 @@
-/* The audit queue: loop threads hand records in, one writer thread (writer.c) takes them out in
- * batches.
+/* The audit log's front: loop threads hand records in, the writer (writer.c, a one-thread work
+ * queue) takes them out in batches.
  *
  * Threads: bp_audit_submit, bp_audit_full and bp_audit_depth run on any thread; start and stop on
- * the thread that wires the server. The FIFO and the stopping/closed flags live under mu; depth is
- * also kept in an atomic so /metrics and the 503 check read it without the lock.
+ * the thread that wires the server. depth (records accepted and not yet durable, and reserved
+ * places) is an atomic, so /metrics and the 503 check read it without a lock.
  *
  * Lifecycle: start opens the writer's store connection, imports a spool left by an earlier run,
- * starts the retention thread and the writer. stop marks stopping, lets the writer drain the FIFO
- * (every pending done is called), joins it and closes the store. A record submitted after the
- * writer exited is refused like one over the limit: nothing waits forever for a done.
+ * starts the trail keeper and the writer. stop commits every queued record (every pending done
+ * is called), stops the writer and closes the store. A record submitted once the writer stops is
+ * refused like one over the limit: nothing waits forever for a done.
  *
  * Policy when full: submit refuses (BP_ERR_LIMIT), counts the record as shed and logs one
  * rate-limited warning. The http module checks bp_audit_full before forwarding and answers 503,
  * so a refused record is always one of a request that was not forwarded. */
 #include <stdio.h>
 #include <string.h>
-#include <time.h>
 
 #include "audit/audit-int.h"
 #include "config/config.h"
 #include "core/log.h"
 #include "lib/alloc.h"
 #include "lib/bug.h"
-#include "lib/clock.h"
 #include "metrics/metrics.h"
 #include "store/store.h"
 
@@ -64,6 +62,7 @@ audit_free(struct bp_audit *a)
     bp_audit__refusals_cleanup(&a->refusals);
     bp_free(a->node);
     bp_free(a->dsn);
+    bp_workq_free(a->q); /* stopped already, unless start failed part way */
     bp_store_close(a->store);
     bp_free(a->spool_path);
     pthread_cond_destroy(&a->wake);
@@ -78,14 +77,8 @@ bp_audit_start(const struct bp_config *cfg, struct bp_audit **out)
     char err[256];
     bp_err rc;
 
-    pthread_condattr_t ca;
-
     pthread_mutex_init(&a->mu, NULL);
-    /* The writer's timed waits (linger, spool retry) are on the monotonic clock. */
-    pthread_condattr_init(&ca);
-    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-    pthread_cond_init(&a->wake, &ca);
-    pthread_condattr_destroy(&ca);
+    pthread_cond_init(&a->wake, NULL); /* untimed: the writer waiting for the node's name */
     a->queue_size = cfg->audit_queue_size > 0 ? (size_t)cfg->audit_queue_size : 65536;
     bp_audit__refusals_init(&a->refusals, cfg->audit_refusal_window_ms > 0 ? cfg->audit_refusal_window_ms : 60000);
     a->node = cfg->node_name != NULL ? bp_strdup(cfg->node_name) : NULL;
@@ -121,15 +114,13 @@ bp_audit_start(const struct bp_config *cfg, struct bp_audit **out)
         audit_free(a);
         return rc;
     }
-    if (pthread_create(&a->writer, NULL, bp_audit__writer_main, a) != 0) {
+    rc = bp_audit__writer_start(a);
+    if (rc != BP_OK) {
         BP_ERROR("audit: cannot start the writer thread");
         bp_audit__retention_stop(a->retention);
         audit_free(a);
-        return BP_ERR_IO;
+        return rc;
     }
-    a->writer_started = true;
-    /* So top, perf and gdb tell it from the loop threads. */
-    pthread_setname_np(a->writer, "bp-audit");
     bp_metrics_set_audit_depth_source(depth_source, a);
     *out = a;
     return BP_OK;
@@ -166,65 +157,41 @@ item_of(struct bp_audit_rec *rec, void (*done)(void *arg), void *arg)
     return it;
 }
 
-/* Appends under a->mu. The writer is woken when it may be asleep with nothing to do (the FIFO
- * was empty), when the first record someone waits for arrives, and when a lingering batch is
- * full; any other record just joins the batch the writer is about to take. */
-static void
-enqueue(struct bp_audit *a, struct bp_audit_item *it)
+/* Takes a place in depth unless the log is closed or full; false then. */
+static bool
+take_place(struct bp_audit *a)
 {
-    bool was_empty = a->head == NULL;
-    bool wake = was_empty;
+    size_t cur = atomic_load(&a->depth);
 
-    it->next = NULL;
-    if (a->tail != NULL) {
-        a->tail->next = it;
-    } else {
-        a->head = it;
-    }
-    a->tail = it;
-    a->waiting++;
-    if (was_empty) {
-        a->first_at_us = bp_clock_mono_us();
-    }
-    if (it->done != NULL && !a->urgent) {
-        a->urgent = true;
-        wake = true;
-    }
-    if (a->waiting == BP_AUDIT_LINGER_FULL) {
-        wake = true;
-    }
-    if (wake) {
-        pthread_cond_signal(&a->wake);
-    }
+    do {
+        if (atomic_load(&a->closed) || cur >= a->queue_size) {
+            return false;
+        }
+    } while (!atomic_compare_exchange_weak(&a->depth, &cur, cur + 1));
+    return true;
 }
 
 bp_err
 bp_audit__submit_item(struct bp_audit *a, struct bp_audit_item *it)
 {
-    bool closed;
-
-    pthread_mutex_lock(&a->mu);
-    closed = a->closed;
-    if (closed || atomic_load(&a->depth) >= a->queue_size) {
-        pthread_mutex_unlock(&a->mu);
-        shed(a, it, closed);
+    if (!take_place(a)) {
+        shed(a, it, atomic_load(&a->closed));
         return BP_ERR_LIMIT;
     }
-    /* The writer subtracts outside the lock once a batch is durable, hence an atomic add. */
-    atomic_fetch_add(&a->depth, 1);
-    enqueue(a, it);
-    pthread_mutex_unlock(&a->mu);
+    if (bp_audit__writer_queue(a, it) != BP_OK) {
+        /* The writer stopped between the check and the queue. */
+        atomic_fetch_sub(&a->depth, 1);
+        shed(a, it, true);
+        return BP_ERR_LIMIT;
+    }
     return BP_OK;
 }
 
 static void
 submit_item_reserved(struct bp_audit *a, struct bp_audit_item *it)
 {
-    pthread_mutex_lock(&a->mu);
     /* The server stops (and so stops submitting) before the audit log closes. */
-    BP_BUG_ON(a->closed);
-    enqueue(a, it);
-    pthread_mutex_unlock(&a->mu);
+    BP_BUG_ON(bp_audit__writer_queue(a, it) != BP_OK);
 }
 
 bp_err
@@ -261,15 +228,7 @@ bp_audit_await_node(struct bp_audit *a)
 bool
 bp_audit_reserve(struct bp_audit *a)
 {
-    bool ok;
-
-    pthread_mutex_lock(&a->mu);
-    ok = !a->closed && atomic_load(&a->depth) < a->queue_size;
-    if (ok) {
-        atomic_fetch_add(&a->depth, 1);
-    }
-    pthread_mutex_unlock(&a->mu);
-    return ok;
+    return take_place(a);
 }
 
 void
@@ -425,28 +384,16 @@ bp_audit_stop(struct bp_audit *a)
     /* The server has stopped: no refusal comes any more, and the open window's records go with
      * the rest. */
     bp_audit__refusals_flush(a, true);
-    pthread_mutex_lock(&a->mu);
-    a->stopping = true;
-    pthread_cond_signal(&a->wake);
-    pthread_mutex_unlock(&a->mu);
-    if (a->writer_started) {
-        pthread_join(a->writer, NULL);
-    }
+    bp_audit__writer_stop(a);
     bp_audit__retention_stop(a->retention);
-    BP_BUG_ON(a->head != NULL);
+    BP_BUG_ON(atomic_load(&a->waiting) != 0);
     audit_free(a);
 }
 
 size_t
 bp_audit__waiting(const struct bp_audit *a)
 {
-    struct bp_audit *m = (struct bp_audit *)a;
-    size_t n;
-
-    pthread_mutex_lock(&m->mu);
-    n = m->waiting;
-    pthread_mutex_unlock(&m->mu);
-    return n;
+    return atomic_load(&((struct bp_audit *)a)->waiting);
 }
 
 void

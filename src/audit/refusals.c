@@ -58,6 +58,7 @@ void
 bp_audit__refusals_init(struct bp_audit_refusals *r, int64_t window_ms)
 {
     memset(r, 0, sizeof(*r));
+    pthread_mutex_init(&r->flush_mu, NULL);
     pthread_mutex_init(&r->mu, NULL);
     r->window_us = window_ms * 1000;
     r->slots = bp_calloc(BP_AUDIT_REFUSAL_SLOTS, sizeof(*r->slots));
@@ -158,10 +159,8 @@ bp_audit__refusal_note(struct bp_audit *a, struct bp_audit_item *(*make)(const v
     }
     submit_list(a, closed);
     if (opened) {
-        /* The writer may be asleep without a deadline: it learns this window's. */
-        pthread_mutex_lock(&a->mu);
-        pthread_cond_signal(&a->wake);
-        pthread_mutex_unlock(&a->mu);
+        /* The writer wakes when this window closes, should no later refusal close it. */
+        bp_audit__writer_arm_refusals(a);
     }
 }
 
@@ -176,15 +175,19 @@ bp_audit__refusals_flush(struct bp_audit *a, bool all)
 {
     struct bp_audit_refusals *r = &a->refusals;
     struct bp_audit_item *list = NULL;
-    int64_t due = atomic_load(&r->due_us);
+    int64_t due;
 
-    if (due == 0 || (!all && bp_clock_mono_us() < due)) {
-        return;
+    /* Held while the records are queued: otherwise stop's flush could find the window already
+     * taken by the writer's and close the log before the writer queued its records. */
+    pthread_mutex_lock(&r->flush_mu);
+    due = atomic_load(&r->due_us);
+    if (due != 0 && (all || bp_clock_mono_us() >= due)) {
+        pthread_mutex_lock(&r->mu);
+        list = take_all(r);
+        pthread_mutex_unlock(&r->mu);
+        submit_list(a, list);
     }
-    pthread_mutex_lock(&r->mu);
-    list = take_all(r);
-    pthread_mutex_unlock(&r->mu);
-    submit_list(a, list);
+    pthread_mutex_unlock(&r->flush_mu);
 }
 
 void
@@ -201,4 +204,5 @@ bp_audit__refusals_cleanup(struct bp_audit_refusals *r)
     bp_free(r->slots);
     r->slots = NULL;
     pthread_mutex_destroy(&r->mu);
+    pthread_mutex_destroy(&r->flush_mu);
 }

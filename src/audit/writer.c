@@ -1,11 +1,13 @@
-/* The audit writer thread: group commit, then the done callbacks.
+/* The audit writer: group commit, then the done callbacks, as the batches of a one-thread work
+ * queue (core/workq.h, thread bp-audit-0).
  *
- * Each turn takes everything queued (at most BP_AUDIT_BATCH_MAX) and inserts it in one
- * transaction, so one commit (one fsync) covers as many records as arrived while the previous
- * one ran. A record's done is called only after its batch is durable: committed, or appended to
- * the spool file and fsynced while the store fails. A batch of records nobody waits for (async
- * reads) lingers up to BP_AUDIT_LINGER_US, or until BP_AUDIT_LINGER_FULL are queued, before it is
- * taken: many per commit rather than the one or two that arrive while a commit runs.
+ * Each batch is everything queued (at most BP_AUDIT_BATCH_MAX) and goes in in one transaction,
+ * so one commit (one fsync) covers as many records as arrived while the previous one ran. A
+ * record's done is called only after its batch is durable: committed, or appended to the spool
+ * file and fsynced while the store fails. A batch of records nobody waits for (async reads)
+ * lingers up to BP_AUDIT_LINGER_MS, or until BP_AUDIT_LINGER_FULL are queued, before it is taken:
+ * many per commit rather than the one or two that arrive while a commit runs. A record someone
+ * waits for (sync) is urgent: its batch goes at once.
  *
  * Store failure: the batch goes to the spool, the failure is logged (rate-limited) and counted,
  * and from then on batches go straight to the spool (keeping their order) until an import of the
@@ -18,6 +20,7 @@
 #include "audit/audit-int.h"
 #include "core/log.h"
 #include "lib/alloc.h"
+#include "lib/bug.h"
 #include "lib/clock.h"
 #include "metrics/metrics.h"
 #include "store/store.h"
@@ -219,166 +222,212 @@ persist(struct bp_audit *a, struct bp_audit_rec *recs, size_t n)
         warn_store(a, "audit: cannot write the spool either; holding the batch", n);
         nanosleep(&(struct timespec){.tv_sec = BP_AUDIT_RETRY_MS / 1000}, NULL);
         /* The store may be back: let try_commit run again. Records already in the spool are
-         * imported first by the main loop, so order is only relaxed for this held batch. */
+         * imported first at the next batch, so order is only relaxed for this held batch. */
         a->spool_pending = false;
     }
 }
 
+/* The records of items[0..n) (the log's own items skipped) made durable; each item is freed by
+ * its done, which the queue calls after this. */
 static void
-commit_batch(struct bp_audit *a, struct bp_audit_item *items, size_t n)
+commit_batch(struct bp_audit *a, struct bp_work **items, size_t n)
 {
     struct bp_audit_rec *recs = bp_malloc(n * sizeof(*recs));
-    struct bp_audit_item *it = items;
+    size_t k = 0;
 
-    for (size_t i = 0; i < n; i++, it = it->next) {
-        recs[i] = *it->rec;
-        if (recs[i].node == NULL) {
-            recs[i].node = a->node; /* borrowed: given back below */
+    for (size_t i = 0; i < n; i++) {
+        struct bp_audit_item *it = (struct bp_audit_item *)items[i];
+
+        if (items[i] == &a->retry || items[i] == &a->refusals_wake) {
+            continue;
         }
+        recs[k] = *it->rec;
+        if (recs[k].node == NULL) {
+            recs[k].node = a->node; /* borrowed: given back below */
+        }
+        k++;
     }
-    persist(a, recs, n);
-    /* recs[i] shares its strings with items' records. The store gave every record an id of its
+    if (k > 0) {
+        persist(a, recs, k);
+    }
+    /* recs[k] shares its strings with its item's record. The store gave every record an id of its
      * own allocation; a packed item's other strings are freed with it, a heap record's here. */
-    it = items;
-    for (size_t i = 0; i < n; i++, it = it->next) {
-        if (recs[i].node == a->node) {
-            recs[i].node = NULL;
+    k = 0;
+    for (size_t i = 0; i < n; i++) {
+        struct bp_audit_item *it = (struct bp_audit_item *)items[i];
+
+        if (items[i] == &a->retry || items[i] == &a->refusals_wake) {
+            continue;
+        }
+        if (recs[k].node == a->node) {
+            recs[k].node = NULL;
         }
         if (it->packed) {
-            bp_free(recs[i].id);
+            bp_free(recs[k].id);
         } else {
-            bp_audit_rec_cleanup(&recs[i]);
+            bp_audit_rec_cleanup(&recs[k]);
+            bp_free(it->rec);
         }
+        it->rec = NULL;
+        k++;
     }
     bp_free(recs);
-    while (items != NULL) {
-        struct bp_audit_item *next = items->next;
-        if (items->done != NULL) {
-            items->done(items->arg);
-        }
-        if (!items->packed) {
-            bp_free(items->rec);
-        }
-        bp_free(items);
-        items = next;
-    }
+    /* Only now: depth counts records accepted but not yet durable, so queue_size also bounds
+     * what waits while a commit is stuck (and the http side answers 503). */
+    atomic_fetch_sub(&a->depth, k);
 }
 
-/* Waits on a->wake under a->mu until the monotonic time deadline_us (the condition variable
- * runs on the monotonic clock, audit.c), or a signal. */
+/* Records carry the node's name, which serve knows once it is listening (its default names the
+ * port): the writer waits for it, unless stopping. */
 static void
-wait_until_us(struct bp_audit *a, int64_t deadline_us)
+await_node(struct bp_audit *a)
 {
-    struct timespec ts = {.tv_sec = deadline_us / 1000000, .tv_nsec = (deadline_us % 1000000) * 1000};
-
-    pthread_cond_timedwait(&a->wake, &a->mu, &ts);
-}
-
-/* Waits for work under a->mu; returns with it held. Also returns when the open window of
- * refusals is due (refusals.c), so that the loop queues its records. */
-static void
-wait_for_work(struct bp_audit *a)
-{
-    while (a->head == NULL && !a->stopping) {
-        int64_t due = bp_audit__refusals_due(a);
-        if (due != 0) {
-            if (a->spool_pending && a->retry_at_ms * 1000 < due) {
-                due = a->retry_at_ms * 1000;
-            }
-            if (bp_clock_mono_us() < due) {
-                wait_until_us(a, due);
-            }
-            return;
-        }
-        if (a->spool_pending) {
-            int64_t wait_ms = a->retry_at_ms - bp_clock_mono_ms();
-
-            if (wait_ms <= 0) {
-                return;
-            }
-            wait_until_us(a, bp_clock_mono_us() + wait_ms * 1000);
-            return;
-        }
+    pthread_mutex_lock(&a->mu);
+    while (a->node == NULL && a->await_node && !a->stopping) {
         pthread_cond_wait(&a->wake, &a->mu);
     }
+    pthread_mutex_unlock(&a->mu);
 }
 
-/* Lets a batch nobody waits for grow, under a->mu, until a record someone waits for comes, the
- * batch is full, its oldest record has waited BP_AUDIT_LINGER_US, or the log stops. */
+/* Queues the spool's next attempt while it holds records (writer thread, or start before
+ * anything else is queued). */
 static void
-linger(struct bp_audit *a)
+schedule_retry(struct bp_audit *a)
 {
-    while (a->head != NULL && !a->urgent && !a->stopping && a->waiting < BP_AUDIT_LINGER_FULL) {
-        int64_t deadline = a->first_at_us + BP_AUDIT_LINGER_US;
-
-        if (bp_clock_mono_us() >= deadline) {
-            return;
-        }
-        wait_until_us(a, deadline);
+    if (!a->spool_pending || a->retry_queued) {
+        return;
+    }
+    /* Set first: the item may run, and its done clear the flag, before submit returns. */
+    a->retry_queued = true;
+    if (bp_workq_submit_at(a->q, &a->retry, a->retry_at_ms > 0 ? a->retry_at_ms : 1) != BP_OK) {
+        a->retry_queued = false; /* stopping: the stop tries the spool once more */
     }
 }
 
-void *
-bp_audit__writer_main(void *arg)
+static void
+writer_batch(struct bp_work **items, size_t n, void *thread_state, void *arg)
 {
     struct bp_audit *a = arg;
+    size_t records = 0;
 
-    for (;;) {
-        struct bp_audit_item *batch;
-        struct bp_audit_item *last;
-        size_t n = 0;
-        bool done;
-
-        bp_audit__refusals_flush(a, false);
-        pthread_mutex_lock(&a->mu);
-        wait_for_work(a);
-        linger(a);
-        /* Records carry the node's name, which serve knows once it is listening (its default
-         * names the port): wait for it, briefly, unless stopping. */
-        while (a->node == NULL && a->await_node && a->head != NULL && !a->stopping) {
-            pthread_cond_wait(&a->wake, &a->mu);
-        }
-        batch = a->head;
-        last = NULL;
-        for (struct bp_audit_item *it = batch; it != NULL && n < BP_AUDIT_BATCH_MAX; it = it->next) {
-            last = it;
-            n++;
-        }
-        if (last != NULL) {
-            a->head = last->next;
-            last->next = NULL;
-            a->waiting -= n;
-            if (a->head == NULL) {
-                a->tail = NULL;
-                a->urgent = false;
-            }
-            /* Otherwise what is left keeps the old first_at_us and urgent: at worst it goes out
-             * a little early. */
-        }
-        /* Decided under the lock: once closed, submit refuses, so nothing can be left behind. */
-        done = a->stopping && a->head == NULL;
-        if (done) {
-            a->closed = true;
-        }
-        pthread_mutex_unlock(&a->mu);
-
-        if (a->spool_pending && bp_clock_mono_ms() >= a->retry_at_ms) {
-            bp_audit__import_spool(a);
-        }
-        if (n > 0) {
-            commit_batch(a, batch, n);
-            /* Only now: depth counts records accepted but not yet durable, so queue_size also
-             * bounds what waits while a commit is stuck (and the http side answers 503). */
-            atomic_fetch_sub(&a->depth, n);
-        }
-        if (done) {
-            break;
-        }
+    (void)thread_state;
+    for (size_t i = 0; i < n; i++) {
+        records += items[i] != &a->retry && items[i] != &a->refusals_wake ? 1 : 0;
     }
-    if (a->spool_pending) {
-        /* One last chance for the store to take the spool before the process exits; if it
-         * fails, the next start imports it. */
+    atomic_fetch_sub(&a->waiting, records);
+    /* A window of refusals past its end goes to the queue (the next batch), whatever woke us. */
+    bp_audit__refusals_flush(a, false);
+    if (a->spool_pending && bp_clock_mono_ms() >= a->retry_at_ms) {
         bp_audit__import_spool(a);
     }
-    return NULL;
+    if (records > 0) {
+        await_node(a);
+        commit_batch(a, items, n);
+    }
+    schedule_retry(a);
+}
+
+static void
+record_done(struct bp_work *w, bp_err status)
+{
+    struct bp_audit_item *it = (struct bp_audit_item *)w;
+
+    /* Records are never delayed, so never cancelled: the stop commits every one. */
+    BP_BUG_ON(status != BP_OK);
+    if (it->done != NULL) {
+        it->done(it->arg);
+    }
+    bp_free(it);
+}
+
+static void
+retry_done(struct bp_work *w, bp_err status)
+{
+    struct bp_audit *a = (struct bp_audit *)((char *)w - offsetof(struct bp_audit, retry));
+
+    a->retry_queued = false;
+    if (status == BP_OK) {
+        schedule_retry(a);
+    }
+}
+
+static void
+refusals_wake_done(struct bp_work *w, bp_err status)
+{
+    struct bp_audit *a = (struct bp_audit *)((char *)w - offsetof(struct bp_audit, refusals_wake));
+
+    atomic_store(&a->refusals_queued, false);
+    if (status == BP_OK) {
+        /* A window that opened while this one was queued gets its own wake-up. */
+        bp_audit__writer_arm_refusals(a);
+    }
+}
+
+void
+bp_audit__writer_arm_refusals(struct bp_audit *a)
+{
+    int64_t due_us = bp_audit__refusals_due(a);
+    bool expected = false;
+
+    if (due_us == 0 || !atomic_compare_exchange_strong(&a->refusals_queued, &expected, true)) {
+        return;
+    }
+    if (bp_workq_submit_at(a->q, &a->refusals_wake, (due_us + 999) / 1000) != BP_OK) {
+        atomic_store(&a->refusals_queued, false); /* stopping: the stop flushes every window */
+    }
+}
+
+bp_err
+bp_audit__writer_queue(struct bp_audit *a, struct bp_audit_item *it)
+{
+    bp_err rc;
+
+    it->work = (struct bp_work){.done = record_done, .urgent = it->done != NULL};
+    atomic_fetch_add(&a->waiting, 1);
+    rc = bp_workq_submit(a->q, &it->work);
+    if (rc != BP_OK) {
+        atomic_fetch_sub(&a->waiting, 1);
+    }
+    return rc;
+}
+
+bp_err
+bp_audit__writer_start(struct bp_audit *a)
+{
+    struct bp_workq_opts o = {
+        .name = "bp-audit",
+        .threads = 1,
+        .work_batch = writer_batch,
+        .batch_max = BP_AUDIT_BATCH_MAX,
+        .linger_ms = BP_AUDIT_LINGER_MS,
+        .linger_full = BP_AUDIT_LINGER_FULL,
+        .arg = a,
+    };
+    bp_err rc;
+
+    a->retry = (struct bp_work){.done = retry_done};
+    a->refusals_wake = (struct bp_work){.done = refusals_wake_done};
+    rc = bp_workq_new(&o, &a->q);
+    if (rc == BP_OK) {
+        schedule_retry(a);
+    }
+    return rc;
+}
+
+void
+bp_audit__writer_stop(struct bp_audit *a)
+{
+    pthread_mutex_lock(&a->mu);
+    a->stopping = true;
+    pthread_cond_signal(&a->wake);
+    pthread_mutex_unlock(&a->mu);
+    atomic_store(&a->closed, true);
+    /* Every record queued is due: the writer commits them all (their dones run), and the
+     * wake-ups still waiting are cancelled. */
+    bp_workq_stop(a->q);
+    if (a->spool_pending) {
+        /* One last chance for the store to take the spool before the process exits; if it
+         * fails, the next start imports it. The writer's thread is gone: its store is ours. */
+        bp_audit__import_spool(a);
+    }
 }
